@@ -1,0 +1,74 @@
+/* cli.h — argument parsing shared by every subcommand (one place, so --help texts and errors agree).
+ *
+ * A subcommand that runs the model accepts the common options below; it builds its getopt_long table
+ * with QN_CLI_COMMON_LONGOPTS and hands each option it does not know itself to qn_cli_common_opt(). */
+#ifndef QN_CLI_H
+#define QN_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum qn_backend { QN_BACKEND_VULKAN = 0, QN_BACKEND_CPU = 1 };
+
+/* Options of every command that runs the model. Defaults from qn_cli_common_defaults(). */
+struct qn_cli_common {
+    const char *model;          /* -m DIR or FILE */
+    enum qn_backend backend;    /* --backend vulkan|cpu */
+    const char *device;         /* --device INDEX|NAME-SUBSTRING (NULL = best) */
+    const char *board;          /* --board NAME (NULL = match by device) */
+    uint64_t expert_cache;      /* --expert-cache SIZE in bytes (0 = default from the board) */
+    const char *io;             /* --io direct|buffered|auto */
+    bool stats;                 /* --stats */
+    bool profile;               /* --profile */
+    int verbose;                /* -v (repeatable) */
+};
+
+/* long-option codes for the common options (values above the ASCII range) */
+enum {
+    QN_OPT_BACKEND = 0x1000, QN_OPT_DEVICE, QN_OPT_BOARD, QN_OPT_EXPERT_CACHE, QN_OPT_IO,
+    QN_OPT_STATS, QN_OPT_PROFILE,
+    QN_OPT_FIRST_FREE = 0x1100 /* subcommands number their own long options from here */
+};
+
+#define QN_CLI_COMMON_LONGOPTS                                          \
+    { "model", required_argument, 0, 'm' },                            \
+    { "backend", required_argument, 0, QN_OPT_BACKEND },               \
+    { "device", required_argument, 0, QN_OPT_DEVICE },                 \
+    { "board", required_argument, 0, QN_OPT_BOARD },                   \
+    { "expert-cache", required_argument, 0, QN_OPT_EXPERT_CACHE },     \
+    { "io", required_argument, 0, QN_OPT_IO },                         \
+    { "stats", no_argument, 0, QN_OPT_STATS },                         \
+    { "profile", no_argument, 0, QN_OPT_PROFILE },                     \
+    { "verbose", no_argument, 0, 'v' }
+
+/* Help lines for the common options, for a subcommand's --help. */
+#define QN_CLI_COMMON_HELP                                                                  \
+    "  -m, --model PATH       model: a Hugging Face folder (config.json + *.safetensors)\n"  \
+    "      --backend NAME     vulkan (default) or cpu (the plain-C reference)\n"             \
+    "      --device SEL       Vulkan device: index from 'qnext devices' or a name substring\n" \
+    "      --board NAME       board profile to use instead of the one matched to the device\n" \
+    "      --expert-cache SZ  VRAM for routed-expert slots, e.g. 6G, 512M (default: board)\n" \
+    "      --io MODE          expert reads: direct, buffered or auto (default auto)\n"        \
+    "      --stats            print expert-cache and IO statistics to stderr\n"             \
+    "      --profile          print GPU time per op family per token to stderr\n"            \
+    "  -v, --verbose          more log output (repeat for debug)\n"
+
+void qn_cli_common_defaults(struct qn_cli_common *c);
+/* Returns 1 if `opt` was a common option (parsed into c), 0 if not, <0 on a bad value (message printed). */
+int qn_cli_common_opt(struct qn_cli_common *c, int opt, const char *arg);
+
+/* Value parsers: each prints "qnext CMD: --NAME: why" to stderr and returns <0 on bad input. */
+int qn_cli_int(const char *cmd, const char *name, const char *s, long lo, long hi, long *out);
+int qn_cli_float(const char *cmd, const char *name, const char *s, double lo, double hi, double *out);
+int qn_cli_size(const char *cmd, const char *name, const char *s, uint64_t *out); /* 6G, 512M, 1.5G, 4096 */
+/* "1,2,3" -> malloc'd array of ids in [0, limit) (limit 0 = no upper check). */
+int qn_cli_tokens(const char *cmd, const char *s, int64_t limit, int32_t **ids, int *n);
+
+/* Print "qnext CMD: <message>" plus the thread's qn_errmsg() when `code` < 0; returns the exit status. */
+int qn_cli_report(const char *cmd, int code);
+
+/* Standard unknown-option / missing-argument message pointing at `qnext CMD --help`; returns 2. */
+int qn_cli_usage_error(const char *cmd);
+
+#endif
