@@ -4,7 +4,11 @@
 #include <stddef.h>
 
 /* Each cmd_*.c defines one of these. */
+int qn_cmd_tokenize(int argc, char **argv);
+int qn_cmd_detokenize(int argc, char **argv);
 
 const struct qn_command qn_commands[] = {
+    { "tokenize", "text -> token ids (and a tokenizer speed benchmark)", qn_cmd_tokenize },
+    { "detokenize", "token ids -> text", qn_cmd_detokenize },
     { NULL, NULL, NULL },
 };
