@@ -6,9 +6,13 @@
 /* Each cmd_*.c defines one of these. */
 int qn_cmd_tokenize(int argc, char **argv);
 int qn_cmd_detokenize(int argc, char **argv);
+int qn_cmd_logits(int argc, char **argv);
+int qn_cmd_generate(int argc, char **argv);
 
 const struct qn_command qn_commands[] = {
     { "tokenize", "text -> token ids (and a tokenizer speed benchmark)", qn_cmd_tokenize },
     { "detokenize", "token ids -> text", qn_cmd_detokenize },
+    { "logits", "forward pass over token ids -> logits of every position (.npy)", qn_cmd_logits },
+    { "generate", "greedy continuation of token ids (prints the new ids)", qn_cmd_generate },
     { NULL, NULL, NULL },
 };
