@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""cli_check.py QNEXT FIXTURE_DIR — the `qnext logits` / `qnext generate` contract, end to end.
+
+Runs the command lines the acceptance checks use and compares with Hugging Face's outputs in
+FIXTURE_DIR/expected.safetensors (read here with the standard library only, no numpy):
+  qnext logits -m DIR --tokens ... --backend cpu -o x.npy  -> float32 [T, vocab], relative L2 < 1e-4
+  qnext generate -m DIR --tokens ... -n N --greedy --backend cpu --ids -> HF's greedy ids, one line
+and that bad invocations (id out of range, vulkan backend not built, missing -o) fail with a clear message.
+"""
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+failures = 0
+
+
+def report(ok, what):
+    global failures
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures += 1
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        hdr = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, e in hdr.items():
+        if name == "__metadata__":
+            continue
+        b, en = e["data_offsets"]
+        code = {"F32": "f", "I32": "i"}[e["dtype"]]
+        out[name] = (e["shape"], struct.unpack("<%d%s" % ((en - b) // 4, code), data[b:en]))
+    return out
+
+
+def read_npy(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    assert raw[:6] == b"\x93NUMPY", "not a .npy file"
+    hlen = struct.unpack("<H", raw[8:10])[0]
+    hdr = raw[10:10 + hlen].decode("latin1")
+    assert "'<f4'" in hdr and "'fortran_order': False" in hdr, hdr
+    shape = tuple(int(x) for x in hdr.split("'shape': (")[1].split(")")[0].split(",") if x.strip())
+    vals = struct.unpack("<%df" % ((len(raw) - 10 - hlen) // 4), raw[10 + hlen:])
+    return shape, vals
+
+
+def rel_l2(a, b):
+    d = sum((x - y) ** 2 for x, y in zip(a, b))
+    r = sum(y * y for y in b)
+    return math.sqrt(d / r)
+
+
+def run(args):
+    p = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    qnext, fixture = sys.argv[1], sys.argv[2]
+    exp = read_safetensors(os.path.join(fixture, "expected.safetensors"))
+    ids = list(exp["prefill0.input_ids"][1])
+    want = exp["prefill0.logits"][1]
+    vocab = exp["prefill0.logits"][0][1]
+    tok = ",".join(str(i) for i in ids)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "x.npy")
+        rc, so, se = run([qnext, "logits", "-m", fixture, "--tokens", tok, "--backend", "cpu", "-o", out])
+        report(rc == 0, "qnext logits exits 0 (%s)" % se.strip()[:200])
+        if rc == 0:
+            shape, got = read_npy(out)
+            report(shape == (len(ids), vocab), "logits .npy shape %s == (%d, %d)" % (shape, len(ids), vocab))
+            err = rel_l2(got, want)
+            report(err < 1e-4, "logits vs HF prefill0: relative L2 %.3e (tolerance 1e-4)" % err)
+        rc, so, se = run([qnext, "logits", "-m", fixture, "--tokens", tok, "--backend", "cpu", "-o", out, "--last"])
+        if rc == 0:
+            shape, got = read_npy(out)
+            err = rel_l2(got, want[-vocab:])
+            report(shape == (1, vocab) and err < 1e-4, "logits --last: shape %s, relative L2 %.3e" % (shape, err))
+        else:
+            report(False, "qnext logits --last exits 0 (%s)" % se.strip()[:200])
+
+        prompt = ",".join(str(i) for i in exp["greedy.prompt"][1])
+        toks = list(exp["greedy.tokens"][1])
+        rc, so, se = run([qnext, "generate", "-m", fixture, "--tokens", prompt, "-n", str(len(toks)), "--greedy",
+                          "--backend", "cpu", "--ids"])
+        lines = so.splitlines()
+        got = [int(x) for x in lines[0].split()] if rc == 0 and len(lines) == 1 else None
+        report(got == toks, "generate --ids: one line, %d ids identical to HF's greedy tokens (got %s)" % (len(toks), got))
+
+        bad = [
+            (["logits", "-m", fixture, "--tokens", "1,%d" % vocab, "--backend", "cpu", "-o", out], "outside the vocabulary"),
+            (["generate", "-m", fixture, "--tokens", "-1", "-n", "2", "--backend", "cpu", "--ids"], "outside the vocabulary"),
+            (["logits", "-m", fixture, "--tokens", "1,2", "-o", out], "Vulkan forward pass is not built yet"),
+            (["logits", "-m", fixture, "--tokens", "1,2", "--backend", "cpu"], "no output file"),
+            (["logits", "-m", os.path.join(tmp, "nowhere"), "--tokens", "1", "--backend", "cpu", "-o", out], "nowhere"),
+            (["generate", "-m", fixture, "--tokens", "1,2", "--backend", "cpu"], "-n N"),
+        ]
+        for args, needle in bad:
+            rc, so, se = run([qnext] + args)
+            report(rc != 0 and rc < 128 and needle in se,
+                   "bad input %s -> exit %d, message %r" % (" ".join(args[:1] + args[3:5]), rc, se.strip()[:160]))
+        for cmd in ("logits", "generate"):
+            rc, so, se = run([qnext, cmd, "--help"])
+            report(rc == 0 and "--tokens" in so and "--backend" in so, "qnext %s --help" % cmd)
+    print("%d failure(s)" % failures)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
