@@ -60,7 +60,7 @@ struct io_job {
     struct qn_io_req req;
     int ops_left, status;
     uint32_t reads;
-    uint64_t t0, lat;
+    uint64_t t0, lat, err_at;
     char msg[240];
     struct io_job *next;      /* done list */
     struct io_op ops[];
@@ -773,10 +773,13 @@ static uint8_t *bounce_get(qn_io *io)
     return b;
 }
 
-static void job_fail(struct io_job *job, int code, const char *fmt, ...) QN_PRINTF(3, 4);
-static void job_fail(struct io_job *job, int code, const char *fmt, ...)
+/* Record a failure at file offset `at`. The first error wins, except that an error of the same kind at a
+ * lower offset replaces it (several reads of one request can run out at the end of a truncated file). */
+static void job_fail(struct io_job *job, int code, uint64_t at, const char *fmt, ...) QN_PRINTF(4, 5);
+static void job_fail(struct io_job *job, int code, uint64_t at, const char *fmt, ...)
 {
-    if (job->status < 0) return;                     /* keep the first error */
+    if (job->status < 0 && (code != job->status || at >= job->err_at)) return;
+    job->err_at = at;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(job->msg, sizeof job->msg, fmt, ap);
@@ -822,7 +825,7 @@ static void op_eof(qn_io *io, struct io_op *op, uint64_t pos)
     const struct io_file *f = &io->files[op->job->req.file];
     struct stat sb;
     long long now = fstat(f->fd, &sb) == 0 ? (long long)sb.st_size : -1;
-    job_fail(op->job, -ENODATA, "%s: unexpected end of file at offset %llu reading [%llu, %llu): the file is "
+    job_fail(op->job, -ENODATA, pos, "%s: unexpected end of file at offset %llu reading [%llu, %llu): the file is "
              "%lld bytes now, %llu when opened (truncated?)", f->path, (unsigned long long)pos,
              (unsigned long long)op->job->req.offset, (unsigned long long)(op->job->req.offset + op->job->req.length),
              now, (unsigned long long)f->size);
@@ -836,12 +839,12 @@ static bool op_result(qn_io *io, struct io_op *op)
     if (op->res == -EINTR || op->res == -EAGAIN) {
         io->st.retries++;
         if (++op->retries <= IO_MAX_RETRIES && !io->cancelling) return true;
-        job_fail(op->job, op->res, "%s: read at offset %llu: still %s after %d retries", f->path,
+        job_fail(op->job, op->res, op->off, "%s: read at offset %llu: still %s after %d retries", f->path,
                  (unsigned long long)op->off, strerror(-op->res), IO_MAX_RETRIES);
         return false;
     }
     if (op->res < 0) {
-        job_fail(op->job, op->res, "%s: read of %u bytes at offset %llu failed: %s", f->path, op->len,
+        job_fail(op->job, op->res, op->off, "%s: read of %u bytes at offset %llu failed: %s", f->path, op->len,
                  (unsigned long long)op->off, strerror(-op->res));
         return false;
     }
@@ -863,7 +866,7 @@ static bool op_result(qn_io *io, struct io_op *op)
     }
     if (op->res) io->st.short_reads++;
     if (io->cancelling) {
-        job_fail(op->job, -ECANCELED, "%s: read at offset %llu cancelled", f->path, (unsigned long long)pos);
+        job_fail(op->job, -ECANCELED, pos, "%s: read at offset %llu cancelled", f->path, (unsigned long long)pos);
         return false;
     }
     op->off = next;
@@ -885,7 +888,8 @@ static int pump(qn_io *io)
     while (io->bl_head && io->inflight + n < io->p.queue_depth) {
         struct io_op *op = io->bl_head;
         if (op->job->status < 0 || io->cancelling) {           /* its request already failed: skip */
-            job_fail(op->job, -ECANCELED, "read cancelled");
+            job_fail(op->job, -ECANCELED, op->off, "%s: read at offset %llu cancelled",
+                     io->files[op->job->req.file].path, (unsigned long long)op->off);
             io->bl_head = op->next;
             if (!io->bl_head) io->bl_tail = NULL;
             op_finish(io, op);
@@ -901,7 +905,7 @@ static int pump(qn_io *io)
     int rc = io->be->submit(io->be, io->batch, n);
     if (rc < 0) {
         for (int i = 0; i < n; i++) {
-            job_fail(io->batch[i]->job, rc, "%s: submitting a read failed: %s", io->files[io->batch[i]->job->req.file].path,
+            job_fail(io->batch[i]->job, rc, io->batch[i]->off, "%s: submitting a read failed: %s", io->files[io->batch[i]->job->req.file].path,
                      qn_errmsg());
             op_finish(io, io->batch[i]);
         }
@@ -1023,7 +1027,7 @@ int qn_io_cancel(qn_io *io, int64_t timeout_ns)
     while (io->bl_head) {
         struct io_op *op = io->bl_head;
         io->bl_head = op->next;
-        job_fail(op->job, -ECANCELED, "%s: read at offset %llu cancelled", io->files[op->job->req.file].path,
+        job_fail(op->job, -ECANCELED, op->start, "%s: read at offset %llu cancelled", io->files[op->job->req.file].path,
                  (unsigned long long)op->start);
         op_finish(io, op);
     }
