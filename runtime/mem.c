@@ -1,0 +1,225 @@
+/* mem.c — budgeted buffer allocation (device-local, upload staging, readback, UMA zero-copy) and
+ * synchronous host <-> buffer transfers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_log.h"
+#include "vk_internal.h"
+
+#define QN_STAGING_CHUNK (64ull << 20)
+#define MIB(x) ((double)(x) / (1024.0 * 1024.0))
+
+static bool heap_is_device(const qn_vk *v, uint32_t heap)
+{
+    return (v->caps.heaps[heap].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0;
+}
+
+void qn_mem_init(qn_vk *v)
+{
+    v->dev_budget = v->host_budget = 0;
+    for (uint32_t i = 0; i < v->caps.nheaps; i++) {
+        if (heap_is_device(v, i)) v->dev_budget += v->caps.heaps[i].budget;
+        else v->host_budget += v->caps.heaps[i].budget;
+    }
+}
+
+void qn_mem_stats(const qn_vk *v, struct qn_mem_stats *s)
+{
+    s->device_used = v->dev_used;
+    s->device_budget = v->dev_budget;
+    s->host_used = v->host_used;
+    s->host_budget = v->host_budget;
+    s->nbuffers = v->nbuffers;
+}
+
+int qn_mem_set_budget(qn_vk *v, uint64_t device_bytes)
+{
+    uint64_t max = 0;
+    for (uint32_t i = 0; i < v->caps.nheaps; i++)
+        if (heap_is_device(v, i)) max += v->caps.heaps[i].budget;
+    if (device_bytes > max)
+        QN_WARN("memory budget %.0f MiB is more than the device's %.0f MiB; using %.0f MiB", MIB(device_bytes),
+                MIB(max), MIB(max));
+    v->dev_budget = device_bytes < max ? device_bytes : max;
+    return 0;
+}
+
+/* Best memory type among `bits` having all of `need`: prefer `want`, then avoid `avoid`. -1 if none. */
+static int pick_type(const qn_vk *v, uint32_t bits, VkMemoryPropertyFlags need, VkMemoryPropertyFlags want,
+                     VkMemoryPropertyFlags avoid)
+{
+    int best = -1, best_score = -1;
+    for (uint32_t i = 0; i < v->caps.ntypes; i++) {
+        VkMemoryPropertyFlags f = v->caps.types[i].flags;
+        if (!(bits & (1u << i)) || (f & need) != need) continue;
+        int score = ((f & want) == want ? 2 : 0) + ((f & avoid) ? 0 : 1);
+        if (score > best_score) { best = (int)i; best_score = score; }
+    }
+    return best;
+}
+
+static int choose_type(const qn_vk *v, enum qn_mem kind, uint32_t bits)
+{
+    const VkMemoryPropertyFlags DL = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, HV = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT,
+                                HC = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, CA = VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+    int t = -1;
+    switch (kind) {
+    case QN_MEM_DEVICE:
+        if (v->caps.uma && v->uma_zero_copy) t = pick_type(v, bits, DL | HV | HC, 0, 0);
+        if (t < 0) t = pick_type(v, bits, DL, 0, HV);
+        if (t < 0) t = pick_type(v, bits, 0, 0, 0);
+        break;
+    case QN_MEM_UPLOAD: t = pick_type(v, bits, HV | HC, 0, v->caps.uma ? 0 : DL); break;
+    case QN_MEM_READBACK: t = pick_type(v, bits, HV | HC, CA, v->caps.uma ? 0 : DL); break;
+    }
+    return t;
+}
+
+static const char *kind_name(enum qn_mem k)
+{
+    return k == QN_MEM_DEVICE ? "device" : k == QN_MEM_UPLOAD ? "upload" : "readback";
+}
+
+static int check_budget(qn_vk *v, const char *name, uint64_t size, bool device)
+{
+    uint64_t used = device ? v->dev_used : v->host_used, budget = device ? v->dev_budget : v->host_budget;
+    if (used + size <= budget) return 0;
+    return qn_fail(-ENOMEM, "buffer '%s' (%.1f MiB) does not fit the %s memory budget: %.1f of %.1f MiB in use "
+                   "(lower the cache sizes or pick a board profile with a larger budget)", name, MIB(size),
+                   device ? "device-local" : "host-visible", MIB(used), MIB(budget));
+}
+
+int qn_buf_create(qn_vk *v, enum qn_mem kind, uint64_t size, const char *name, qn_buf **out)
+{
+    int rc = 0;
+    *out = NULL;
+    name = name ? name : "(unnamed)";
+    if (size == 0) return qn_fail(-EINVAL, "buffer '%s': size 0", name);
+    if (v->caps.max_alloc && size > v->caps.max_alloc)
+        return qn_fail(-ENOMEM, "buffer '%s' (%.1f MiB) exceeds maxMemoryAllocationSize (%.1f MiB)", name, MIB(size),
+                       MIB(v->caps.max_alloc));
+    qn_buf *b = calloc(1, sizeof *b);
+    if (!b) return qn_fail(-ENOMEM, "out of memory");
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->size = size;
+    b->kind = kind;
+    VkBufferCreateInfo bi = { .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
+                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE };
+    QN_VK_TRY(vkCreateBuffer(v->dev, &bi, NULL, &b->buf));
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(v->dev, b->buf, &req);
+    int t = choose_type(v, kind, req.memoryTypeBits);
+    if (t < 0) {
+        rc = qn_fail(QN_E_UNSUPPORTED, "buffer '%s': no %s memory type fits", name, kind_name(kind));
+        goto done;
+    }
+    b->type = (uint32_t)t;
+    b->heap = v->caps.types[t].heap;
+    bool device = heap_is_device(v, b->heap);
+    QN_TRY(check_budget(v, name, req.size, device));
+    VkMemoryAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
+                                .memoryTypeIndex = b->type };
+    VkResult r = vkAllocateMemory(v->dev, &ai, NULL, &b->mem);
+    if (r < 0) {
+        rc = qn_fail(r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY ? -ENOMEM : QN_E_VULKAN,
+                     "allocating buffer '%s' (%.1f MiB, %s): %s", name, MIB(req.size), kind_name(kind),
+                     qn_vk_result_name(r));
+        goto done;
+    }
+    QN_VK_TRY(vkBindBufferMemory(v->dev, b->buf, b->mem, 0));
+    if (v->caps.types[t].flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
+        QN_VK_TRY(vkMapMemory(v->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
+    b->charged = req.size;
+    if (device) v->dev_used += req.size;
+    else v->host_used += req.size;
+    v->nbuffers++;
+    *out = b;
+done:
+    if (rc < 0) {
+        if (b->mem) vkFreeMemory(v->dev, b->mem, NULL);
+        if (b->buf) vkDestroyBuffer(v->dev, b->buf, NULL);
+        free(b);
+    }
+    return rc;
+}
+
+void qn_buf_destroy(qn_vk *v, qn_buf **pb)
+{
+    qn_buf *b = pb ? *pb : NULL;
+    if (!b) return;
+    if (heap_is_device(v, b->heap)) v->dev_used -= b->charged;
+    else v->host_used -= b->charged;
+    v->nbuffers--;
+    if (b->map) vkUnmapMemory(v->dev, b->mem);
+    vkDestroyBuffer(v->dev, b->buf, NULL);
+    vkFreeMemory(v->dev, b->mem, NULL);
+    free(b);
+    *pb = NULL;
+}
+
+static int check_range(const qn_buf *b, uint64_t off, uint64_t n, const char *what)
+{
+    if (off > b->size || n > b->size - off)
+        return qn_fail(-ERANGE, "%s buffer '%s': bytes [%llu, +%llu) are outside its %llu bytes", what, b->name,
+                       (unsigned long long)off, (unsigned long long)n, (unsigned long long)b->size);
+    return 0;
+}
+
+/* Copy between host memory and an unmapped buffer through a staging buffer, in chunks. */
+static int staged(qn_vk *v, qn_buf *b, uint64_t off, void *host, uint64_t n, bool to_device)
+{
+    int rc = 0;
+    qn_buf *st = NULL;
+    uint64_t chunk = n < QN_STAGING_CHUNK ? n : QN_STAGING_CHUNK;
+    QN_TRY(qn_buf_create(v, to_device ? QN_MEM_UPLOAD : QN_MEM_READBACK, chunk, "staging", &st));
+    for (uint64_t done_n = 0; done_n < n; done_n += chunk) {
+        uint64_t m = n - done_n < chunk ? n - done_n : chunk;
+        if (to_device) memcpy(st->map, (char *)host + done_n, m);
+        QN_TRY(qn_cmd_begin(v->xfer));
+        if (to_device) qn_cmd_copy(v->xfer, st, 0, b, off + done_n, m);
+        else qn_cmd_copy(v->xfer, b, off + done_n, st, 0, m);
+        QN_TRY(qn_cmd_end(v->xfer));
+        QN_TRY(qn_cmd_run(v->xfer));
+        if (!to_device) memcpy((char *)host + done_n, st->map, m);
+    }
+done:
+    qn_buf_destroy(v, &st);
+    return rc;
+}
+
+int qn_buf_write(qn_vk *v, qn_buf *b, uint64_t off, const void *src, uint64_t n)
+{
+    int rc = check_range(b, off, n, "writing");
+    if (rc < 0 || n == 0) return rc;
+    if (b->map) {
+        memcpy((char *)b->map + off, src, n);
+        return 0;
+    }
+    return staged(v, b, off, (void *)src, n, true);
+}
+
+int qn_buf_read(qn_vk *v, const qn_buf *b, uint64_t off, void *dst, uint64_t n)
+{
+    int rc = check_range(b, off, n, "reading");
+    if (rc < 0 || n == 0) return rc;
+    if (b->map) {
+        memcpy(dst, (const char *)b->map + off, n);
+        return 0;
+    }
+    return staged(v, (qn_buf *)b, off, dst, n, false);
+}
+
+int qn_buf_fill(qn_vk *v, qn_buf *b, uint64_t off, uint64_t n, uint32_t word)
+{
+    int rc = check_range(b, off, n, "filling");
+    if (rc < 0 || n == 0) return rc;
+    QN_TRY(qn_cmd_begin(v->xfer));
+    qn_cmd_fill(v->xfer, b, off, n, word);
+    QN_TRY(qn_cmd_end(v->xfer));
+    QN_TRY(qn_cmd_run(v->xfer));
+done:
+    return rc;
+}

@@ -1,0 +1,272 @@
+/* vk.h — the Vulkan core of qnext: device, capabilities, quirks, buffers, pipelines, command recording.
+ *
+ * Everything above this layer (forward.c, experts.c, tests, tools) talks to the GPU only through the
+ * functions below; descriptor sets, layouts, pools and pipeline objects never leave runtime/cmd.c and
+ * runtime/pipeline.c. A dispatch is one line:
+ *
+ *     qn_pipe *mv;                                   // once, at setup: kernel + specialization constants
+ *     QN_CHECK(qn_pipe_get(v, QN_K_MATVEC_BF16, (uint32_t[]){ 128, 2 }, 2, &mv));
+ *     qn_pc_matvec pc = { .rows = R, .cols = C };    // push constants: shaders/common/pc.h
+ *     qn_cmd_dispatch_n(cmd, mv, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc,
+ *                       (R + 1) / 2);                // number of workgroups, spread over x/y as needed
+ *     qn_cmd_barrier(cmd);                           // before the next dispatch reads y
+ *
+ * Threading: one qn_vk and its qn_cmd objects are used from one thread at a time.
+ * Errors: every int function returns 0 or a negative code set with qn_fail() (message via qn_errmsg()). */
+#ifndef QN_VK_H
+#define QN_VK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <volk.h>
+
+#include "qn_err.h"
+#include "qn_kernels.h"
+#include "pc.h"
+
+/* ---- errors -------------------------------------------------------------------------------------- */
+
+/* VkResult as its enum name ("VK_ERROR_OUT_OF_DEVICE_MEMORY"). */
+const char *qn_vk_result_name(VkResult r);
+/* Set the error message "<what>: <VkResult name> (file:line)" and return QN_E_VULKAN
+ * (QN_E_NODEV for VK_ERROR_INCOMPATIBLE_DRIVER / INITIALIZATION_FAILED, -ENOMEM for out-of-memory). */
+int qn_vk_fail(VkResult r, const char *what, const char *file, int line);
+
+/* In a function with `int rc` and a `done:` cleanup label: run a Vulkan call, on failure record it and jump. */
+#define QN_VK_TRY(call)                                                          \
+    do {                                                                         \
+        VkResult qn_vkr_ = (call);                                               \
+        if (qn_vkr_ < 0) { rc = qn_vk_fail(qn_vkr_, #call, __FILE__, __LINE__); goto done; } \
+    } while (0)
+/* Same for qnext calls returning int. */
+#define QN_TRY(call)                                                             \
+    do {                                                                         \
+        int qn_r_ = (call);                                                      \
+        if (qn_r_ < 0) { rc = qn_r_; goto done; }                                \
+    } while (0)
+
+/* ---- capabilities (caps.c) ----------------------------------------------------------------------- */
+
+#define QN_MAX_HEAPS 16
+#define QN_MAX_MEMTYPES 32
+
+struct qn_caps {
+    uint32_t index;                 /* position in vkEnumeratePhysicalDevices */
+    char name[256];
+    uint32_t vendor_id, device_id;
+    VkPhysicalDeviceType type;
+    uint32_t api_version, driver_version;
+    VkDriverId driver_id;
+    char driver_name[256], driver_info[256];
+    uint8_t device_uuid[VK_UUID_SIZE], driver_uuid[VK_UUID_SIZE], cache_uuid[VK_UUID_SIZE];
+
+    /* arithmetic and storage types */
+    bool fp16, bf16, int8, int16, int64, fp64;
+    bool storage16, storage8, push16, push8;
+    bool int_dot, int_dot_accel;    /* shaderIntegerDotProduct; 8-bit packed dot accelerated */
+    bool coopmat;                   /* VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix present */
+    bool float_atomic_add;          /* VK_EXT_shader_atomic_float shaderBufferFloat32AtomicAdd */
+    bool int64_atomics, bda, memory_model, timeline;
+
+    /* subgroups */
+    uint32_t subgroup_size, subgroup_min, subgroup_max;
+    VkSubgroupFeatureFlags subgroup_ops;
+    VkShaderStageFlags subgroup_stages;
+    bool subgroup_size_control, full_subgroups, subgroup_ext_types;
+
+    /* compute limits */
+    uint32_t max_shared, max_wg_invocations, max_wg_size[3], max_wg_count[3], max_push;
+    uint64_t max_storage_range, max_alloc, max_buffer;
+    uint32_t min_storage_align, max_alloc_count;
+
+    /* memory */
+    uint32_t nheaps, ntypes;
+    struct { uint64_t size, budget, usage; VkMemoryHeapFlags flags; } heaps[QN_MAX_HEAPS];
+    struct { VkMemoryPropertyFlags flags; uint32_t heap; } types[QN_MAX_MEMTYPES];
+    bool mem_budget;                /* VK_EXT_memory_budget: heaps[].budget/usage are live numbers */
+    bool uma;                       /* integrated/CPU device whose device-local memory is host-visible */
+    uint64_t device_local_bytes;    /* sum of DEVICE_LOCAL heaps */
+
+    /* queues and timing */
+    uint32_t compute_family;        /* family used for everything */
+    bool transfer_queue;            /* a transfer-only family exists (DMA engine) */
+    uint32_t transfer_family;
+    bool timestamps;                /* compute family has timestampValidBits > 0 */
+    uint32_t timestamp_bits;
+    float timestamp_period;         /* ns per tick */
+
+    /* extensions qnext uses */
+    bool push_descriptor, external_memory_host;
+
+    uint32_t features;              /* QN_FEAT_* bits usable by kernels (qn_kernel.h) */
+    uint32_t quirks;                /* QN_QUIRK_* bits (quirks.c) */
+};
+
+/* Fill `c` for one physical device (instance-level functions must be loaded). */
+int qn_caps_query(VkPhysicalDevice pd, uint32_t index, struct qn_caps *c);
+const char *qn_caps_type_name(VkPhysicalDeviceType t); /* "discrete", "integrated", "virtual", "cpu", "other" */
+/* "ARITH SHUFFLE ..." into buf */
+void qn_caps_subgroup_ops_str(VkSubgroupFeatureFlags ops, char *buf, size_t n);
+/* names of QN_FEAT_* bits set in `feats`, space-separated, into buf */
+void qn_caps_feat_str(uint32_t feats, char *buf, size_t n);
+
+/* ---- quirks (quirks.c): known driver behaviour, as data ------------------------------------------- */
+
+enum qn_quirk {
+    QN_QUIRK_LAZY_PIPELINES = 1u << 0,        /* compiles at first dispatch: warm up before timing */
+    QN_QUIRK_IGNORES_HEAP_SIZE = 1u << 1,     /* allocations past the heap size succeed: enforce our budget */
+    QN_QUIRK_IGNORES_STORAGE_RANGE = 1u << 2, /* binds past maxStorageBufferRange work: rely on validation */
+    QN_QUIRK_SLOW_BARRIERS = 1u << 3,         /* workgroup barriers are costly: prefer subgroup reductions */
+    QN_QUIRK_VARYING_SUBGROUP = 1u << 4,      /* real subgroup size may differ from subgroupSize */
+    QN_QUIRK_SMALL_HOST_VISIBLE_VRAM = 1u << 5, /* DEVICE_LOCAL|HOST_VISIBLE is a small BAR window */
+    QN_QUIRK_COUNT_ = 6
+};
+/* OR of the flags of every table entry matching the device */
+uint32_t qn_quirks_match(const struct qn_caps *c);
+const char *qn_quirk_name(uint32_t bit);
+const char *qn_quirk_why(uint32_t bit);
+
+/* ---- device (device.c) --------------------------------------------------------------------------- */
+
+typedef struct qn_vk qn_vk;
+
+struct qn_vk_params {
+    const char *device;          /* "2" (index) or a name substring; NULL = best: discrete > integrated >
+                                    virtual > CPU */
+    int validation;              /* 1 on, 0 off, -1 (default) from env QNEXT_VALIDATION=1 */
+    bool validation_skip_calls;  /* planted-error tests: invalid calls are skipped by the layer */
+    int pipeline_cache;          /* 1 on, 0 off, -1 (default) on unless env QNEXT_PIPELINE_CACHE=0 */
+    const char *cache_dir;       /* NULL: $QNEXT_CACHE_DIR, else $XDG_CACHE_HOME/qnext, else ~/.cache/qnext */
+    int subgroups;               /* 1 use subgroup kernels where supported, 0 force *_nosg fallbacks,
+                                    -1 (default) from env: QNEXT_NO_SUBGROUP=1 forces the fallbacks */
+    int uma_zero_copy;           /* 1 map device-local memory on UMA devices, 0 never, -1 (default) on
+                                    unless env QNEXT_UMA=0 */
+};
+void qn_vk_default_params(struct qn_vk_params *p);
+
+/* Load Vulkan, create the instance (+ validation when asked), choose a device, create it.
+ * QN_E_NODEV: no loader / no device / bad --device selection. QN_E_SKIP: validation asked for but the
+ * layer is not installed (a loud message says so; tests exit 77 on it). */
+int qn_vk_open(qn_vk **out, const struct qn_vk_params *p);
+/* Wait idle, save the pipeline cache, destroy everything; sets *v = NULL. Safe on NULL. */
+void qn_vk_close(qn_vk **v);
+
+const struct qn_caps *qn_vk_caps(const qn_vk *v);
+bool qn_vk_validating(const qn_vk *v);
+/* Validation ERROR + WARNING messages (VALIDATION/PERFORMANCE types) seen by this process so far,
+ * including those raised while closing. Tests fail when this is non-zero. */
+uint32_t qn_vk_validation_count(void);
+
+/* Probe every device without opening one (for 'qnext devices'): *out is malloc'd (free() it). */
+int qn_vk_enumerate(struct qn_caps **out, uint32_t *n);
+
+/* Spread `groups` workgroups over x and y within maxComputeWorkGroupCount (shaders use qn_group_id()). */
+void qn_vk_grid(const qn_vk *v, uint64_t groups, uint32_t *gx, uint32_t *gy);
+
+/* raw handles (tests that plant errors; new core code) */
+VkDevice qn_vk_device(const qn_vk *v);
+VkPhysicalDevice qn_vk_physical(const qn_vk *v);
+
+/* ---- memory (mem.c) ------------------------------------------------------------------------------ */
+
+enum qn_mem {
+    QN_MEM_DEVICE = 0, /* device-local; on UMA devices also host-visible and mapped (zero-copy) */
+    QN_MEM_UPLOAD,     /* host-visible, coherent, mapped: staging for uploads */
+    QN_MEM_READBACK,   /* host-visible, coherent, cached where possible, mapped: results to the host */
+};
+
+typedef struct qn_buf {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    uint64_t size;       /* bytes */
+    uint64_t charged;    /* bytes of memory charged to the budget (>= size) */
+    void *map;           /* host pointer when mapped (UPLOAD, READBACK, DEVICE on UMA), else NULL */
+    enum qn_mem kind;
+    uint32_t type, heap; /* memory type and heap index */
+    char name[64];
+} qn_buf;
+
+/* Allocate a storage buffer (usage STORAGE | TRANSFER_SRC | TRANSFER_DST). Refused with -ENOMEM and a
+ * message naming the buffer, size, and budget when it would exceed the budget of its memory class. */
+int qn_buf_create(qn_vk *v, enum qn_mem kind, uint64_t size, const char *name, qn_buf **out);
+void qn_buf_destroy(qn_vk *v, qn_buf **b); /* safe on NULL; sets *b = NULL */
+/* Synchronous host <-> buffer copies: memcpy when mapped, else through a staging buffer + GPU copy. */
+int qn_buf_write(qn_vk *v, qn_buf *b, uint64_t off, const void *src, uint64_t n);
+int qn_buf_read(qn_vk *v, const qn_buf *b, uint64_t off, void *dst, uint64_t n);
+/* Synchronous fill with a 32-bit pattern (off, n multiples of 4; e.g. a NaN poison 0x7fc00000+k). */
+int qn_buf_fill(qn_vk *v, qn_buf *b, uint64_t off, uint64_t n, uint32_t word);
+
+struct qn_mem_stats {
+    uint64_t device_used, device_budget; /* allocations in DEVICE_LOCAL heaps */
+    uint64_t host_used, host_budget;     /* allocations in other heaps */
+    uint32_t nbuffers;
+};
+void qn_mem_stats(const qn_vk *v, struct qn_mem_stats *s);
+/* Lower (or raise, up to what the device reports) the budget for DEVICE_LOCAL allocations. */
+int qn_mem_set_budget(qn_vk *v, uint64_t device_bytes);
+
+/* ---- pipelines (pipeline.c) ---------------------------------------------------------------------- */
+
+typedef struct qn_pipe qn_pipe;
+
+/* The pipeline of kernel `k` with specialization constants spec[0..nspec-1] (ids 0..nspec-1; ids not
+ * given take the shader's defaults; id 0 is the workgroup size x). Created on first use, then cached in
+ * `v` (same arguments -> same object; owned by v, freed by qn_vk_close). When the device lacks a feature
+ * the kernel needs, its *_nosg fallback is used if there is one, else QN_E_UNSUPPORTED. */
+int qn_pipe_get(qn_vk *v, enum qn_kernel k, const uint32_t *spec, uint32_t nspec, qn_pipe **out);
+uint32_t qn_pipe_spec(const qn_pipe *p, uint32_t id); /* effective value of specialization constant `id` */
+enum qn_kernel qn_pipe_kernel(const qn_pipe *p);      /* the kernel actually used (maybe a fallback) */
+const struct qn_kernel_info *qn_pipe_info(const qn_pipe *p);
+VkPipeline qn_pipe_vk(const qn_pipe *p); /* raw handle (planted-error tests) */
+
+/* ---- command recording (cmd.c) ------------------------------------------------------------------- */
+
+typedef struct qn_cmd qn_cmd;
+
+/* One storage-buffer binding: bytes [off, off + range) of buf; range 0 = to the end of the buffer.
+ * off must be a multiple of minStorageBufferOffsetAlignment (16 on most devices), range at most
+ * maxStorageBufferRange: larger tensors are bound in pieces. */
+struct qn_bind {
+    const qn_buf *buf;
+    uint64_t off, range;
+};
+#define QN_BIND(b) ((struct qn_bind){ (b), 0, 0 })
+#define QN_BIND_RANGE(b, o, r) ((struct qn_bind){ (b), (o), (r) })
+/* QN_BINDS(a, b, c) expands to "array, count" for qn_cmd_dispatch */
+#define QN_BINDS(...) ((const struct qn_bind[]){ __VA_ARGS__ }), \
+    (uint32_t)(sizeof((const struct qn_bind[]){ __VA_ARGS__ }) / sizeof(struct qn_bind))
+
+int qn_cmd_create(qn_vk *v, qn_cmd **out);
+void qn_cmd_destroy(qn_cmd **c); /* waits for it if in flight; safe on NULL */
+
+/* Start (re)recording; waits for a previous submit and drops its descriptor sets and timestamps. */
+int qn_cmd_begin(qn_cmd *c);
+/* Record a dispatch of pipeline p with bindings b[0..nb-1] (nb must equal the kernel's binding count)
+ * and push constants (push_size must equal the kernel's push block size; NULL/0 when it has none).
+ * Descriptor sets are allocated at record time, so a recording stays valid for many submits. */
+int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32_t nb,
+                    const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz);
+/* Same with `groups` workgroups spread over x/y by qn_vk_grid (the shader must use qn_group_id()). */
+int qn_cmd_dispatch_n(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32_t nb,
+                      const void *push, uint32_t push_size, uint64_t groups);
+/* Full memory barrier between compute/transfer work recorded before and after it. Call it between a
+ * dispatch/copy that writes a buffer and one that reads or writes it (sync validation checks this). */
+void qn_cmd_barrier(qn_cmd *c);
+int qn_cmd_copy(qn_cmd *c, const qn_buf *src, uint64_t src_off, const qn_buf *dst, uint64_t dst_off, uint64_t n);
+int qn_cmd_fill(qn_cmd *c, const qn_buf *dst, uint64_t off, uint64_t n, uint32_t word);
+/* GPU timestamps: close the open region (if any) and open one named `label` (NULL: only close).
+ * Region times are read by qn_cmd_wait. No-op (times NaN) on queues without timestamps. */
+int qn_cmd_mark(qn_cmd *c, const char *label);
+/* Finish recording (closes an open region and makes results visible to host reads). Returns the first
+ * error of any record call since qn_cmd_begin, so callers may check only here. */
+int qn_cmd_end(qn_cmd *c);
+/* Submit the recording (may be called any number of times per recording; waits for the previous one). */
+int qn_cmd_submit(qn_cmd *c);
+int qn_cmd_wait(qn_cmd *c);   /* wait for the last submit and read its timestamps */
+int qn_cmd_run(qn_cmd *c);    /* submit + wait */
+/* Timestamp regions of the last completed submit: count, then label and milliseconds of region i. */
+uint32_t qn_cmd_nregions(const qn_cmd *c);
+double qn_cmd_region(const qn_cmd *c, uint32_t i, const char **label);
+VkCommandBuffer qn_cmd_vk(const qn_cmd *c); /* raw handle (planted-error tests) */
+
+#endif

@@ -1,0 +1,56 @@
+/* vk_internal.h — the qn_vk context as seen by the Vulkan core files (device, mem, pipeline, cmd).
+ * Nothing outside runtime/{device,caps,quirks,mem,pipeline,cmd}.c includes this. */
+#ifndef QN_VK_INTERNAL_H
+#define QN_VK_INTERNAL_H
+
+#include "vk.h"
+
+struct qn_pipe {
+    struct qn_pipe *next;          /* other specializations of the same kernel */
+    enum qn_kernel kernel;         /* actual kernel (after fallback) */
+    uint32_t spec[QN_MAX_SPEC];    /* all values, defaults filled in */
+    VkPipeline pipeline;
+    VkPipelineLayout layout;       /* shared per kernel */
+    VkDescriptorSetLayout dsl;     /* shared per kernel */
+};
+
+struct qn_kernel_slot {            /* per enum qn_kernel */
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkShaderModule module;
+    struct qn_pipe *pipes;
+};
+
+struct qn_vk {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice pd;
+    VkDevice dev;
+    VkQueue queue;
+    struct qn_caps caps;
+    bool validation, skip_calls, subgroups, uma_zero_copy;
+
+    /* memory accounting (mem.c) */
+    uint64_t dev_used, dev_budget, host_used, host_budget;
+    uint32_t nbuffers;
+
+    /* pipelines (pipeline.c) */
+    VkPipelineCache pcache;
+    char pcache_path[1024];
+    size_t pcache_loaded;
+    struct qn_kernel_slot kern[QN_K_COUNT];
+
+    /* one-shot transfers for qn_buf_write/read/fill (mem.c) */
+    qn_cmd *xfer;
+};
+
+/* caps.c */
+bool qn_caps_has_ext(VkPhysicalDevice pd, const char *name);
+/* pipeline.c */
+int qn_pipe_cache_open(qn_vk *v, int enabled, const char *dir);
+void qn_pipe_cache_close(qn_vk *v);
+void qn_pipe_destroy_all(qn_vk *v);
+/* mem.c */
+void qn_mem_init(qn_vk *v);
+
+#endif
