@@ -26,7 +26,7 @@ static int get_num(const cJSON *o, const char *key, const char *name, bool requi
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
         return qn_fail(QN_E_FORMAT, "%s: field '%s' must be a number", name, key);
     if (v->valuedouble < lo || v->valuedouble > hi)
-        return qn_fail(QN_E_FORMAT, "%s: field '%s' = %g is outside [%g, %g]", name, key, v->valuedouble, lo, hi);
+        return qn_fail(QN_E_FORMAT, "%s: field '%s' = %.15g is outside [%.15g, %.15g]", name, key, v->valuedouble, lo, hi);
     *out = v->valuedouble;
     return 1;
 }
