@@ -208,12 +208,18 @@ int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32
     return 0;
 }
 
-int qn_cmd_dispatch_n(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *push,
-                      uint32_t push_size, uint64_t groups)
+int qn_cmd_dispatch_nz(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *push,
+                       uint32_t push_size, uint64_t groups, uint32_t gz)
 {
     uint32_t gx, gy;
     qn_vk_grid(c->v, groups, &gx, &gy);
-    return qn_cmd_dispatch(c, p, b, nb, push, push_size, groups ? gx : 0, gy, 1);
+    return qn_cmd_dispatch(c, p, b, nb, push, push_size, groups ? gx : 0, gy, gz);
+}
+
+int qn_cmd_dispatch_n(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *push,
+                      uint32_t push_size, uint64_t groups)
+{
+    return qn_cmd_dispatch_nz(c, p, b, nb, push, push_size, groups, 1);
 }
 
 static void barrier_to(qn_cmd *c, VkPipelineStageFlags dst_stage, VkAccessFlags dst_access)

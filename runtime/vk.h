@@ -249,6 +249,9 @@ int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32
 /* Same with `groups` workgroups spread over x/y by qn_vk_grid (the shader must use qn_group_id()). */
 int qn_cmd_dispatch_n(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32_t nb,
                       const void *push, uint32_t push_size, uint64_t groups);
+/* Same, repeated gz times in z (e.g. one z per token or head; the shader reads gl_WorkGroupID.z). */
+int qn_cmd_dispatch_nz(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32_t nb,
+                       const void *push, uint32_t push_size, uint64_t groups, uint32_t gz);
 /* Full memory barrier between compute/transfer work recorded before and after it. Call it between a
  * dispatch/copy that writes a buffer and one that reads or writes it (sync validation checks this). */
 void qn_cmd_barrier(qn_cmd *c);

@@ -4,11 +4,13 @@
 // Variants (defines): QN_W_BF16 | QN_W_F16 | QN_W_F32 (weight dtype); QN_SUBGROUP (subgroupAdd reduction,
 //   else a shared-memory tree).
 // Bindings: 0 W   row-major [rows, cols] of the weight dtype (16-bit values packed two per uint)
-//           1 x   f32 [cols]
-//           2 y   f32 [rows]   (read too when flags & QN_MATVEC_ACCUMULATE)
+//           1 x   f32 [T, cols]
+//           2 y   f32 [T, rows]   (read too when flags & QN_MATVEC_ACCUMULATE)
 // Push:     qn_pc_matvec { rows, cols, flags }
 // Spec:     0 QN_WG   workgroup size (default 128)
-//           1 QN_ROWS rows per workgroup (default 2); dispatch ceil(rows / QN_ROWS) groups (qn_vk_grid)
+//           1 QN_ROWS rows per workgroup (default 2)
+// Dispatch: ceil(rows / QN_ROWS) groups spread over x/y (qn_vk_grid), times T in z (one token per z;
+//           small T only: each token re-reads W — prefill uses matmul).
 // Layout: workgroup g owns rows [g*QN_ROWS, +QN_ROWS). Its invocations stride together over the row in
 // 16-byte chunks (8 bf16/f16 or 4 f32 per uvec4 load, coalesced); each x chunk is loaded once and used
 // for all QN_ROWS rows. When cols is not a multiple of the chunk width, a scalar path handles the row
@@ -33,7 +35,7 @@ layout(binding = 2, std430) buffer Y { float y[]; };
 #if defined(QN_W_F32)
 const uint CW = 4u; // elements per 16-byte chunk
 float w_at(uint e) { return uintBitsToFloat(w1[e]); }
-float chunk_dot(uvec4 w, uint c) { return dot(uintBitsToFloat(w), x4[c]); }
+float chunk_dot(uvec4 w, uint c, uint xb4) { return dot(uintBitsToFloat(w), x4[xb4 + c]); }
 #else
 const uint CW = 8u;
 #if defined(QN_W_BF16)
@@ -43,11 +45,11 @@ float w_at(uint e) { return qn_bf16_at(w1[e >> 1], e); }
 float w_at(uint e) { return qn_f16_at(w1[e >> 1], e); }
 #define UNPACK8 qn_f16x8
 #endif
-float chunk_dot(uvec4 w, uint c)
+float chunk_dot(uvec4 w, uint c, uint xb4)
 {
     vec4 a, b;
     UNPACK8(w, a, b);
-    return dot(a, x4[2u * c]) + dot(b, x4[2u * c + 1u]);
+    return dot(a, x4[xb4 + 2u * c]) + dot(b, x4[xb4 + 2u * c + 1u]);
 }
 #endif
 
@@ -56,6 +58,7 @@ void main()
     uint lid = gl_LocalInvocationIndex;
     uint r0 = qn_group_id() * QN_ROWS;
     if (r0 >= pc.rows) return; // uniform over the workgroup
+    uint xb = gl_WorkGroupID.z * pc.cols, yb = gl_WorkGroupID.z * pc.rows; // token t = z
     float acc[QN_ROWS];
     for (uint r = 0u; r < QN_ROWS; r++) acc[r] = 0.0;
 
@@ -63,10 +66,10 @@ void main()
         uint nch = pc.cols / CW;
         for (uint c = lid; c < nch; c += QN_WG)
             for (uint r = 0u; r < QN_ROWS; r++)
-                if (r0 + r < pc.rows) acc[r] += chunk_dot(w4[(r0 + r) * nch + c], c);
+                if (r0 + r < pc.rows) acc[r] += chunk_dot(w4[(r0 + r) * nch + c], c, xb / 4u);
     } else {
         for (uint c = lid; c < pc.cols; c += QN_WG) {
-            float xv = x1[c];
+            float xv = x1[xb + c];
             for (uint r = 0u; r < QN_ROWS; r++)
                 if (r0 + r < pc.rows) acc[r] += w_at((r0 + r) * pc.cols + c) * xv;
         }
@@ -74,7 +77,7 @@ void main()
     for (uint r = 0u; r < QN_ROWS; r++) {
         float s = qn_wg_sum(acc[r]);
         if (lid == 0u && r0 + r < pc.rows) {
-            uint i = r0 + r;
+            uint i = yb + r0 + r;
             y[i] = (pc.flags & QN_MATVEC_ACCUMULATE) != 0u ? y[i] + s : s;
         }
     }

@@ -162,10 +162,16 @@ qn_pipe *qn_h_pipe_spec(struct qn_h *h, enum qn_kernel k, const uint32_t *spec, 
 double qn_h_run(struct qn_h *h, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *push,
                 uint32_t push_size, uint64_t groups)
 {
+    return qn_h_run_z(h, p, b, nb, push, push_size, groups, 1);
+}
+
+double qn_h_run_z(struct qn_h *h, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *push,
+                  uint32_t push_size, uint64_t groups, uint32_t gz)
+{
     const char *kn = qn_pipe_info(p)->name;
     qn_h_ok(h, qn_cmd_begin(h->cmd), kn);
     qn_cmd_mark(h->cmd, kn);
-    qn_cmd_dispatch_n(h->cmd, p, b, nb, push, push_size, groups);
+    qn_cmd_dispatch_nz(h->cmd, p, b, nb, push, push_size, groups, gz);
     qn_h_ok(h, qn_cmd_end(h->cmd), kn);
     qn_h_ok(h, qn_cmd_run(h->cmd), kn);
     return qn_cmd_region(h->cmd, 0, NULL);

@@ -90,6 +90,9 @@ qn_pipe *qn_h_pipe_spec(struct qn_h *h, enum qn_kernel k, const uint32_t *spec, 
  * the device has no timestamps). */
 double qn_h_run(struct qn_h *h, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *push,
                 uint32_t push_size, uint64_t groups);
+/* Same with gz workgroups in z (qn_cmd_dispatch_nz). */
+double qn_h_run_z(struct qn_h *h, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *push,
+                  uint32_t push_size, uint64_t groups, uint32_t gz);
 
 /* Compare got (read from `out`) with ref: element i passes if |got - ref| <= atol + rtol * |ref| and got
  * is finite. Prints one line "ok|FAIL what: max abs .. max rel .. (worst at i)". Returns 0 if it passed. */

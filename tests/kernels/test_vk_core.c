@@ -1,0 +1,181 @@
+/* test_vk_core.c — the Vulkan core's contracts: a recording submitted many times, timestamp regions,
+ * bindings by range (how tensors larger than maxStorageBufferRange are split), the memory budget, the
+ * pipeline cache on disk, pipeline identity and fallbacks, device selection errors, and record-time
+ * argument checks (each must fail with a clear message and without any validation message). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "qn_log.h"
+
+static int expect_err(struct qn_h *h, const char *what, int rc, const char *needle)
+{
+    bool ok = rc < 0 && strstr(qn_errmsg(), needle);
+    h->checks++;
+    if (!ok) h->failures++;
+    printf("%-4s %s -> %s: %s\n", ok ? "ok" : "FAIL", what, qn_errname(rc), rc < 0 ? qn_errmsg() : "(no error)");
+    return ok ? 0 : 1;
+}
+
+static void expect(struct qn_h *h, const char *what, bool cond)
+{
+    h->checks++;
+    if (!cond) h->failures++;
+    printf("%-4s %s\n", cond ? "ok" : "FAIL", what);
+}
+
+/* y += W x recorded once, submitted 5 times; W bound in two row ranges (offset + range). */
+static void resubmit_and_ranges(struct qn_h *h)
+{
+    const uint32_t rows = 64, cols = 256, half = rows / 2;
+    float *w_h, *x_h, *y_h;
+    qn_buf *w = qn_h_input_f32(h, "W", (size_t)rows * cols, -1, 1, &w_h);
+    qn_buf *x = qn_h_input_f32(h, "x", cols, -1, 1, &x_h);
+    qn_buf *y = qn_h_input_f32(h, "y", rows, -1, 1, &y_h);
+    qn_pipe *p = qn_h_pipe(h, QN_K_MATVEC_F32, 64, 2);
+    qn_pc_matvec pc = { .rows = half, .cols = cols, .flags = QN_MATVEC_ACCUMULATE };
+    uint64_t wbytes = (uint64_t)half * cols * 4, ybytes = half * 4;
+    qn_cmd *c = h->cmd;
+    qn_h_ok(h, qn_cmd_begin(c), "begin");
+    qn_cmd_mark(c, "top half");
+    qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND_RANGE(w, 0, wbytes), QN_BIND(x), QN_BIND_RANGE(y, 0, ybytes)), &pc,
+                      sizeof pc, half / 2);
+    qn_cmd_mark(c, "bottom half");
+    qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND_RANGE(w, wbytes, 0), QN_BIND(x), QN_BIND_RANGE(y, ybytes, ybytes)), &pc,
+                      sizeof pc, half / 2);
+    qn_h_ok(h, qn_cmd_end(c), "end");
+    for (int i = 0; i < 5; i++) qn_h_ok(h, qn_cmd_run(c), "run");
+    float *ref = qn_h_alloc(h, rows);
+    for (uint32_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (uint32_t k = 0; k < cols; k++) s += (double)w_h[(size_t)r * cols + k] * x_h[k];
+        ref[r] = (float)(y_h[r] + 5 * s);
+    }
+    qn_h_check(h, "record once, submit 5x (y += Wx), W bound in two ranges", y, ref, rows, 5e-5, 1e-5);
+    const char *l0 = "", *l1 = "";
+    double t0 = qn_cmd_region(c, 0, &l0), t1 = qn_cmd_region(c, 1, &l1);
+    if (qn_vk_caps(h->v)->timestamps) {
+        expect(h, "two timestamp regions with their labels and finite times",
+               qn_cmd_nregions(c) == 2 && !strcmp(l0, "top half") && !strcmp(l1, "bottom half") && t0 >= 0 &&
+               t1 >= 0 && isfinite(t0) && isfinite(t1));
+        printf("     regions: %s %.3f ms, %s %.3f ms\n", l0, t0, l1, t1);
+    }
+    qn_h_reset(h);
+}
+
+static void record_errors(struct qn_h *h)
+{
+    qn_buf *a = qn_h_output(h, "a", 256), *y = qn_h_output(h, "y", 256);
+    qn_pipe *p = qn_h_pipe(h, QN_K_ELTWISE, 64, QN_EW_ADD);
+    qn_pc_eltwise pc = { .n = 256 };
+    qn_cmd *c = h->cmd;
+    qn_h_ok(h, qn_cmd_begin(c), "begin");
+    expect_err(h, "binding past the end of a buffer", qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND_RANGE(a, 512, 1024),
+               QN_BIND(a), QN_BIND(y)), &pc, sizeof pc, 4), "outside buffer 'a'");
+    expect_err(h, "misaligned binding offset", qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND_RANGE(a, 4, 64), QN_BIND(a),
+               QN_BIND(y)), &pc, sizeof pc, 4), "minStorageBufferOffsetAlignment");
+    expect_err(h, "too few bindings", qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND(a), QN_BIND(y)), &pc, sizeof pc, 4),
+               "has 3 bindings, 2 given");
+    expect_err(h, "wrong push-constant size", qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND(a), QN_BIND(a), QN_BIND(y)),
+               &pc, 8, 4), "push constants of 8 bytes");
+    expect_err(h, "too many workgroups in x", qn_cmd_dispatch(c, p, QN_BINDS(QN_BIND(a), QN_BIND(a), QN_BIND(y)), &pc,
+               sizeof pc, 0xffffffffu, 1, 1), "exceed the device");
+    expect_err(h, "copy out of range", qn_cmd_copy(c, a, 0, y, 512, 1024), "outside buffer 'y'");
+    expect_err(h, "end reports the first recording error", qn_cmd_end(c), "outside buffer 'a'");
+    expect_err(h, "submit of a failed recording is refused", qn_cmd_submit(c), "nothing recorded");
+    qn_h_reset(h);
+}
+
+static void budget(struct qn_h *h)
+{
+    struct qn_mem_stats s0;
+    qn_mem_stats(h->v, &s0);
+    qn_buf *b = NULL;
+    qn_h_ok(h, qn_mem_set_budget(h->v, s0.device_used + (1u << 20)), "set budget");
+    expect_err(h, "allocation over the budget is refused", qn_buf_create(h->v, QN_MEM_DEVICE, 2u << 20, "big", &b),
+               "does not fit the device-local memory budget");
+    qn_h_ok(h, qn_buf_create(h->v, QN_MEM_DEVICE, 512u << 10, "small", &b), "allocation within the budget");
+    struct qn_mem_stats s1;
+    qn_mem_stats(h->v, &s1);
+    expect(h, "budget accounting counts the buffer", s1.device_used >= s0.device_used + (512u << 10) &&
+           s1.nbuffers == s0.nbuffers + 1);
+    qn_buf_destroy(h->v, &b);
+    qn_h_ok(h, qn_mem_set_budget(h->v, s0.device_budget), "restore budget");
+    expect_err(h, "zero-size buffer", qn_buf_create(h->v, QN_MEM_DEVICE, 0, "empty", &b), "size 0");
+}
+
+static void pipelines(struct qn_h *h)
+{
+    qn_pipe *a, *b, *c;
+    qn_h_ok(h, qn_pipe_get(h->v, QN_K_ELTWISE, (uint32_t[]){ 128, QN_EW_MUL }, 2, &a), "pipe");
+    qn_h_ok(h, qn_pipe_get(h->v, QN_K_ELTWISE, (uint32_t[]){ 128, QN_EW_MUL }, 2, &b), "pipe");
+    qn_h_ok(h, qn_pipe_get(h->v, QN_K_ELTWISE, (uint32_t[]){ 128, QN_EW_ADD }, 2, &c), "pipe");
+    expect(h, "same specialization -> same pipeline, other -> another", a == b && a != c);
+    qn_h_ok(h, qn_pipe_get(h->v, QN_K_MATVEC_BF16, NULL, 0, &a), "pipe");
+    expect(h, "defaults come from the SPIR-V (matvec: wg 128, 2 rows)", qn_pipe_spec(a, 0) == 128 &&
+           qn_pipe_spec(a, 1) == 2);
+    expect_err(h, "workgroup size 0", qn_pipe_get(h->v, QN_K_ELTWISE, (uint32_t[]){ 0 }, 1, &a), "workgroup size 0");
+    expect_err(h, "workgroup size above the device limit",
+               qn_pipe_get(h->v, QN_K_ELTWISE, (uint32_t[]){ 1u << 20 }, 1, &a), "is outside 1..");
+    expect_err(h, "too many specialization constants",
+               qn_pipe_get(h->v, QN_K_ELTWISE, (uint32_t[]){ 1, 2, 3 }, 3, &a), "has 2 specialization constants");
+    expect_err(h, "kernel id out of range", qn_pipe_get(h->v, (enum qn_kernel)QN_K_COUNT, NULL, 0, &a),
+               "not in the registry");
+}
+
+/* A second device: subgroups off (fallback kernels), a private pipeline-cache directory. */
+static void second_device(struct qn_h *h)
+{
+    char dir[] = "/tmp/qnext-pcache-XXXXXX";
+    if (!mkdtemp(dir)) { expect(h, "mkdtemp", false); return; }
+    struct qn_vk_params p;
+    qn_vk_default_params(&p);
+    p.subgroups = 0;
+    p.pipeline_cache = 1;
+    p.cache_dir = dir;
+    qn_vk *v = NULL;
+    qn_pipe *mv;
+    qn_h_ok(h, qn_vk_open(&v, &p), "second device");
+    qn_h_ok(h, qn_pipe_get(v, QN_K_MATVEC_BF16, NULL, 0, &mv), "pipe");
+    expect(h, "no subgroups -> matvec_bf16 falls back to matvec_bf16_nosg", qn_pipe_kernel(mv) == QN_K_MATVEC_BF16_NOSG);
+    qn_vk_close(&v);
+    char cmdline[256];
+    snprintf(cmdline, sizeof cmdline, "ls %s/pipelines-*.bin >/dev/null 2>&1", dir);
+    expect(h, "pipeline cache file written on close", system(cmdline) == 0);
+    /* corrupt it: the next open must warn and go on */
+    snprintf(cmdline, sizeof cmdline, "for f in %s/pipelines-*.bin; do head -c 40 /dev/urandom > $f; done", dir);
+    expect(h, "corrupting the cache file", system(cmdline) == 0);
+    int rc = qn_vk_open(&v, &p);
+    expect(h, "a corrupt cache file is a warning, not an error", rc == 0);
+    qn_vk_close(&v);
+    snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
+    if (system(cmdline) != 0) printf("note: could not remove %s\n", dir);
+
+    p.cache_dir = "/proc/qnext-cannot-write-here";
+    rc = qn_vk_open(&v, &p);
+    expect(h, "an unwritable cache directory is a warning, not an error", rc == 0);
+    qn_vk_close(&v);
+
+    qn_vk_default_params(&p);
+    p.device = "99";
+    expect_err(h, "device index out of range", qn_vk_open(&v, &p), "out of range");
+    p.device = "no-such-gpu-name";
+    expect_err(h, "device name that matches nothing", qn_vk_open(&v, &p), "no Vulkan device name contains");
+}
+
+int main(int argc, char **argv)
+{
+    struct qn_h h;
+    qn_h_open(&h, "vk_core", argc, argv);
+    resubmit_and_ranges(&h);
+    record_errors(&h);
+    budget(&h);
+    pipelines(&h);
+    qn_log_set(NULL, NULL, QN_LOG_ERROR); /* the cache warnings below are expected */
+    second_device(&h);
+    return qn_h_close(&h);
+}
