@@ -41,7 +41,7 @@ typedef struct { uint32_t off, len, id; } vocab_slot;
 typedef struct { uint64_t key; uint32_t rank, id; } merge_slot;
 typedef struct { uint64_t hash; uint32_t key_off, key_len, val_off, val_n; } cache_slot;
 typedef struct { uint32_t id, off, len; } added_tok;
-typedef struct { uint32_t rank, pos, id; } heap_ent;
+typedef struct { uint32_t rank, pos; int32_t id, left, right; } heap_ent;
 
 typedef struct { uint8_t *p; size_t n, cap; } bytebuf;
 typedef struct { int32_t *p; size_t n, cap; } idbuf;
@@ -69,6 +69,7 @@ struct qn_tok {
     bytebuf cache_keys; idbuf cache_vals;
     int32_t *sym_id; int32_t *sym_prev, *sym_next; size_t sym_cap;
     heap_ent *heap; size_t heap_cap;
+    bytebuf norm;              /* NFC output of the segment being encoded */
 };
 
 /* ---------------------------------------------------------------- small buffers */
@@ -133,7 +134,7 @@ static uint32_t hash_pair(uint64_t k)
 static uint32_t table_size(size_t n)
 {
     uint32_t s = 1024;
-    while (s < 2 * n) s *= 2;
+    while (s < n + n / 2) s *= 2;
     return s;
 }
 
@@ -675,7 +676,7 @@ void qn_tok_free(qn_tok **tp)
     if (t->jstack) pcre2_jit_stack_free(t->jstack);
     if (t->re) pcre2_code_free(t->re);
     free(t->cache), free(t->cache_keys.p), free(t->cache_vals.p);
-    free(t->sym_id), free(t->sym_prev), free(t->sym_next), free(t->heap);
+    free(t->sym_id), free(t->sym_prev), free(t->sym_next), free(t->heap), free(t->norm.p);
     free(t);
     *tp = NULL;
 }
@@ -771,12 +772,14 @@ static void bpe_queue(qn_tok *t, size_t *nh, int32_t pos)
 {
     int32_t nx = pos < 0 ? -1 : t->sym_next[pos];
     if (nx < 0) return;
-    const merge_slot *m = merge_get(t, t->sym_id[pos], t->sym_id[nx]);
-    if (m && *nh < t->heap_cap) heap_push(t->heap, nh, (heap_ent){ m->rank, (uint32_t)pos, m->id });
+    int32_t l = t->sym_id[pos], r = t->sym_id[nx];
+    const merge_slot *m = merge_get(t, l, r);
+    if (m && *nh < t->heap_cap) heap_push(t->heap, nh, (heap_ent){ m->rank, (uint32_t)pos, (int32_t)m->id, l, r });
 }
 
 /* Merge the bytes p[0..n) by rank (lowest first, leftmost among equals) and append the ids. The
- * heap holds candidate merges; a popped entry is skipped if its pair has changed since. */
+ * heap holds candidate merges; a popped entry is skipped if its pair has changed since (a symbol
+ * only ever grows, so "same two ids" means "same pair"). */
 static int bpe(qn_tok *t, const uint8_t *p, size_t n, idbuf *out)
 {
     int rc = bpe_reserve(t, n);
@@ -792,10 +795,8 @@ static int bpe(qn_tok *t, const uint8_t *p, size_t n, idbuf *out)
     while (nh) {
         heap_ent e = heap_pop(t->heap, &nh);
         int32_t pos = (int32_t)e.pos, nx = next[pos];
-        if (id[pos] < 0 || nx < 0) continue;
-        const merge_slot *m = merge_get(t, id[pos], id[nx]);
-        if (!m || m->id != e.id) continue;
-        id[pos] = (int32_t)e.id;
+        if (id[pos] != e.left || nx < 0 || id[nx] != e.right) continue;
+        id[pos] = e.id;
         id[nx] = -1;
         next[pos] = next[nx];
         if (next[nx] >= 0) prev[next[nx]] = pos;
@@ -858,27 +859,60 @@ static int encode_piece(qn_tok *t, const uint8_t *p, size_t n, idbuf *out)
  * through utf8proc. */
 static bool nfc_inert(uint32_t c)
 {
-    return c < 0x300 || (c >= 0x400 && c <= 0x482) || (c >= 0x48A && c <= 0x52F) ||
-           (c >= 0x2010 && c <= 0x2027) || (c >= 0x3000 && c <= 0x3029) || (c >= 0x3041 && c <= 0x3096) ||
-           (c >= 0x30A0 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) ||
-           (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0xFF01 && c <= 0xFF5E) || (c >= 0x1F300 && c <= 0x1FAFF);
+    static const uint32_t r[][2] = {
+        { 0x0000, 0x02FF }, { 0x0388, 0x03CE }, { 0x0400, 0x0482 }, { 0x048A, 0x052F }, { 0x0620, 0x064A },
+        { 0x200B, 0x2027 }, { 0x2700, 0x27BF }, { 0x3000, 0x3029 }, { 0x3041, 0x3096 }, { 0x30A0, 0x30FF },
+        { 0x3400, 0x4DBF }, { 0x4E00, 0x9FFF }, { 0xAC00, 0xD7A3 }, { 0xFE00, 0xFE0F }, { 0xFF01, 0xFF5E },
+        { 0x1F000, 0x1FAFF },
+    }; /* checked with Python's unicodedata: NFC-stable, combining class 0, never a composition's 2nd part */
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        if (c <= r[i][1]) return c >= r[i][0];
+    return false;
 }
 
-static bool needs_nfc(const uint8_t *s, size_t n)
+/* Start of the first code point at or after `i` that is not NFC-inert, or n. Sets *k to its length. */
+static size_t next_active(const uint8_t *s, size_t n, size_t i, size_t *last_inert, int *k)
 {
-    size_t i = 0;
     while (i < n) {
         if (s[i] < 0xCC) { /* every code point below U+0300 */
-            i++;
+            *last_inert = i++;
             continue;
         }
-        int k;
         uint32_t cp;
-        u8_next(s + i, n - i, &k, &cp);
-        if (!nfc_inert(cp)) return true;
-        i += (size_t)k;
+        u8_next(s + i, n - i, k, &cp);
+        if (!nfc_inert(cp)) return i;
+        *last_inert = i;
+        i += (size_t)*k;
     }
-    return false;
+    return n;
+}
+
+/* NFC of s[0..n) into dst. Only the stretches around non-inert code points go through utf8proc:
+ * from the inert character just before one (it may compose with what follows) to the next inert
+ * character (a boundary nothing composes or reorders across). */
+static int nfc_spans(const uint8_t *s, size_t n, size_t first, size_t last_inert, int k, bytebuf *dst)
+{
+    size_t done = 0, i = first;
+    int rc;
+    dst->n = 0;
+    while (i < n) {
+        size_t a = last_inert < i ? last_inert : i, j = i + (size_t)k;
+        size_t end = next_active(s, n, j, &last_inert, &k);
+        while (end < n && end == j) { /* extend over consecutive non-inert code points */
+            j = end + (size_t)k;
+            end = next_active(s, n, j, &last_inert, &k);
+        }
+        /* [a, j) holds the active run; the next inert character starts at j */
+        utf8proc_uint8_t *norm = NULL;
+        utf8proc_ssize_t nn = utf8proc_map(s + a, (utf8proc_ssize_t)(j - a), &norm, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        if (nn < 0) return qn_fail(-EINVAL, "tokenizer: NFC normalisation failed: %s", utf8proc_errmsg(nn));
+        rc = bb_put(dst, s + done, a - done);
+        if (rc >= 0) rc = bb_put(dst, norm, (size_t)nn);
+        free(norm);
+        if (rc < 0) return rc;
+        done = j, i = end;
+    }
+    return bb_put(dst, s + done, n - done);
 }
 
 static int split_segment(qn_tok *t, const uint8_t *s, size_t n, idbuf *out)
@@ -913,14 +947,12 @@ static int split_segment(qn_tok *t, const uint8_t *s, size_t n, idbuf *out)
 
 static int encode_segment(qn_tok *t, const uint8_t *s, size_t n, idbuf *out)
 {
-    if (!n) return 0;
-    if (!t->nfc || !needs_nfc(s, n)) return split_segment(t, s, n, out);
-    utf8proc_uint8_t *norm = NULL;
-    utf8proc_ssize_t nn = utf8proc_map(s, (utf8proc_ssize_t)n, &norm, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    if (nn < 0) return qn_fail(-EINVAL, "tokenizer: NFC normalisation failed: %s", utf8proc_errmsg(nn));
-    int rc = split_segment(t, norm, (size_t)nn, out);
-    free(norm);
-    return rc;
+    size_t last_inert = 0;
+    int k;
+    size_t first = t->nfc ? next_active(s, n, 0, &last_inert, &k) : n;
+    if (first == n) return split_segment(t, s, n, out);
+    int rc = nfc_spans(s, n, first, last_inert, k, &t->norm);
+    return rc < 0 ? rc : split_segment(t, t->norm.p, t->norm.n, out);
 }
 
 /* Leftmost-longest added token in s[from..n): its start, or n when there is none. */
