@@ -72,7 +72,16 @@ static int32_t *tab(const qn_exp_cache *c, int32_t layer, int32_t expert)
 bool qn_exp_slot_evictable(const qn_exp_cache *c, int32_t slot)
 {
     const struct exp_slot *s = &c->slots[slot];
-    return s->state == QN_EXP_SLOT_READY && !s->fixed && s->stamp <= c->completed;
+    return s->state == QN_EXP_SLOT_READY && !s->fixed && s->stamp <= c->completed && c->mark[slot] != c->gen;
+}
+
+/* Start a call: slots marked with the new generation belong to it and are never its victims. */
+static void mark_begin(qn_exp_cache *c)
+{
+    if (++c->gen == 0) {
+        memset(c->mark, 0, (size_t)c->n_slots * sizeof *c->mark);
+        c->gen = 1;
+    }
 }
 
 static int check_params(const struct qn_exp_params *p)
@@ -241,13 +250,15 @@ static void guess_consume(qn_exp_cache *c, int32_t layer, const int32_t *used, i
     c->n_guess[layer] = 0;
 }
 
-/* Too few evictable slots for `need` new ones: the completed value that frees enough, or 0 if none. */
-static uint64_t wait_value(qn_exp_cache *c, int need, int avail)
+/* Too few evictable slots for `need` new ones: the completed value (< use: waiting for the submission
+ * being prepared would deadlock) that frees enough, or 0 if there is none. */
+static uint64_t wait_value(qn_exp_cache *c, int need, int avail, uint64_t use)
 {
     int n = 0;
     for (int s = 0; s < c->n_slots; s++) {
         const struct exp_slot *sl = &c->slots[s];
-        if (sl->state == QN_EXP_SLOT_READY && !sl->fixed && sl->stamp > c->completed && c->mark[s] != c->gen)
+        if (sl->state == QN_EXP_SLOT_READY && !sl->fixed && sl->stamp > c->completed && sl->stamp < use &&
+            c->mark[s] != c->gen)
             c->stamps[n++] = sl->stamp;
     }
     if (avail + n < need) return 0;
@@ -263,17 +274,18 @@ static uint64_t wait_value(qn_exp_cache *c, int need, int avail)
 }
 
 /* Enough slots for `misses` new experts without touching this batch's hits (marked with gen)? */
-static int ensure_room(qn_exp_cache *c, int misses, struct qn_exp_result *out)
+static int ensure_room(qn_exp_cache *c, int misses, uint64_t use, struct qn_exp_result *out)
 {
     if (misses <= c->n_free) return 0;
     int avail = c->n_free;
     for (int s = 0; s < c->n_slots && avail < misses; s++)
-        if (c->mark[s] != c->gen && qn_exp_slot_evictable(c, s)) avail++;
+        if (qn_exp_slot_evictable(c, s)) avail++;
     if (avail >= misses) return 0;
-    out->wait_for = wait_value(c, misses, avail);
+    out->wait_for = wait_value(c, misses, avail, use);
     if (!out->wait_for)
-        return qn_fail(-ENOSPC, "expert cache: %d slots needed, %d free or evictable and the rest are being "
-                       "filled or hot (%d slots)", misses, avail, c->n_slots);
+        return qn_fail(-ENOSPC, "expert cache: %d slots needed, %d free or evictable, and waiting for earlier "
+                       "submissions would not free enough: the rest are being filled, hot, or pinned by value %llu "
+                       "itself (%d slots)", misses, avail, (unsigned long long)use, c->n_slots);
     return qn_fail(-EAGAIN, "expert cache: %d slots needed, %d evictable; wait for timeline value %llu",
                    misses, avail, (unsigned long long)out->wait_for);
 }
@@ -306,10 +318,7 @@ int qn_exp_lookup(qn_exp_cache *c, int32_t layer, const int32_t *ids, int k, uin
     if (rc < 0) return rc;
     result_init(out, k);
     c->completed = completed;
-    if (++c->gen == 0) {
-        memset(c->mark, 0, (size_t)c->n_slots * sizeof *c->mark);
-        c->gen = 1;
-    }
+    mark_begin(c);
     int misses = 0;
     int32_t s0[QN_EXP_MAX_K];
     for (int i = 0; i < k; i++) {
@@ -317,7 +326,7 @@ int qn_exp_lookup(qn_exp_cache *c, int32_t layer, const int32_t *ids, int k, uin
         if (s0[i] >= 0) c->mark[s0[i]] = c->gen;
         else misses++;
     }
-    if ((rc = ensure_room(c, misses, out)) < 0) {
+    if ((rc = ensure_room(c, misses, use, out)) < 0) {
         c->st[layer].waits++;
         return rc;
     }
@@ -355,6 +364,9 @@ int qn_exp_prefetch(qn_exp_cache *c, int32_t layer, const int32_t *ids, int n, u
     guess_consume(c, layer, NULL, 0);
     memcpy(&c->guess[(size_t)layer * QN_EXP_MAX_K], ids, (size_t)n * sizeof *ids);
     c->n_guess[layer] = n;
+    mark_begin(c);
+    for (int i = 0; i < n; i++)
+        if (*tab(c, layer, ids[i]) >= 0) c->mark[*tab(c, layer, ids[i])] = c->gen;
     for (int i = 0; i < n; i++) {
         int32_t s = *tab(c, layer, ids[i]);
         out->slot[i] = s;

@@ -42,7 +42,8 @@ struct qn_exp_policy_info {
     double lfu_halflife;    /* LFU: accesses after which a count weighs half (0 = default 16 x n_slots) */
 };
 
-/* Evictability as the cache sees it right now (stamp <= completed, not filling, not fixed). */
+/* Evictability as the cache sees it right now: filled, not hot, stamp <= completed, and not one of the
+ * ids of the lookup/prefetch call in progress. */
 typedef bool (*qn_exp_evictable_fn)(const qn_exp_cache *c, int32_t slot);
 
 /* One replacement policy. The cache tells it about accesses and inserts and asks it for a victim
