@@ -37,7 +37,9 @@ int64_t qn_ref_session_pos(const qn_ref_session *s);
 
 /* Run n tokens at positions pos .. pos+n-1 and advance. logits: NULL, [vocab] (all_logits = 0: last token only)
  * or [n][vocab] (all_logits = 1). hidden: NULL or [(num_layers + 1)][n][hidden] in HF's output_hidden_states
- * convention (entry 0 = embeddings, entry i = output of layer i-1, the last entry with the final norm applied). */
+ * convention (entry 0 = embeddings, entry i = output of layer i-1, the last entry with the final norm applied).
+ * Token ids outside [0, vocab) are refused (-ERANGE) before anything changes; after any other error the
+ * session's state is undefined until qn_ref_session_reset(). */
 int qn_ref_forward(qn_ref_session *s, const int32_t *tokens, int n, float *logits, int all_logits, float *hidden);
 
 #endif
