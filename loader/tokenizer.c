@@ -874,8 +874,9 @@ static bool nfc_inert(uint32_t c)
 static size_t next_active(const uint8_t *s, size_t n, size_t i, size_t *last_inert, int *k)
 {
     while (i < n) {
-        if (s[i] < 0xCC) { /* every code point below U+0300 */
-            *last_inert = i++;
+        if (s[i] < 0xCC) { /* every code point below U+0300: 1 byte, or 2 with lead 0xC2..0xCB */
+            *last_inert = i;
+            i += s[i] < 0x80 ? 1 : 2;
             continue;
         }
         uint32_t cp;
