@@ -97,8 +97,9 @@ struct qn_io_cqe {
     char msg[240];         /* on error: names the file, the offset and the reason */
 };
 
-/* Queue n requests. Validation (file id, range) happens before anything is queued: on error nothing is
- * submitted. Returns 0 or a negative error. */
+/* Queue n requests. Validation (file id, range) happens before anything is queued: on a validation error
+ * nothing is submitted. Returns 0 or a negative error; if the backend itself fails after queuing, the
+ * affected requests still complete (with that error) through qn_io_wait. */
 int qn_io_submit(qn_io *io, const struct qn_io_req *reqs, int n);
 /* Collect completed requests into out[0..max). Blocks until at least min_complete are available, no
  * request is pending, or timeout_ns passes (<0: no timeout). Returns the number collected, or
