@@ -17,13 +17,19 @@ int qn_fail(int code, const char *fmt, ...)
 
 int qn_fail_ctx(int code, const char *fmt, ...)
 {
-    char prefix[512], old[sizeof qn_msg];
+    char old[sizeof qn_msg];
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
-    va_end(ap);
     memcpy(old, qn_msg, sizeof old);
-    snprintf(qn_msg, sizeof qn_msg, "%s: %s", prefix, old);
+    va_start(ap, fmt);
+    int n = vsnprintf(qn_msg, sizeof qn_msg, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof qn_msg - 2) {
+        size_t k = (size_t)n, room = sizeof qn_msg - k;
+        qn_msg[k] = ':';
+        qn_msg[k + 1] = ' ';
+        memcpy(qn_msg + k + 2, old, room - 2);
+        qn_msg[sizeof qn_msg - 1] = 0;
+    }
     return code;
 }
 
