@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "board.h"
 #include "vk_internal.h"
 
 const char *qn_caps_type_name(VkPhysicalDeviceType t)
@@ -268,4 +269,12 @@ int qn_caps_query(VkPhysicalDevice pd, uint32_t index, struct qn_caps *c)
     c->features = feature_bits(c);
     c->quirks = qn_quirks_match(c);
     return 0;
+}
+
+void qn_caps_board_device(const struct qn_caps *c, struct qn_board_device *d)
+{
+    d->vendor_id = c->vendor_id;
+    d->device_id = c->device_id;
+    d->name = c->name;
+    d->type = (int)c->type; /* enum qn_board_devtype uses the VkPhysicalDeviceType numbers */
 }

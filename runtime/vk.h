@@ -102,6 +102,9 @@ struct qn_caps {
     uint32_t quirks;                /* QN_QUIRK_* bits (quirks.c) */
 };
 
+struct qn_board_device;
+/* The fields board profiles match on (boards/board.h); d->name points into c. */
+void qn_caps_board_device(const struct qn_caps *c, struct qn_board_device *d);
 /* Fill `c` for one physical device (instance-level functions must be loaded). */
 int qn_caps_query(VkPhysicalDevice pd, uint32_t index, struct qn_caps *c);
 const char *qn_caps_type_name(VkPhysicalDeviceType t); /* "discrete", "integrated", "virtual", "cpu", "other" */

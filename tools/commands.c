@@ -4,12 +4,16 @@
 #include <stddef.h>
 
 /* Each cmd_*.c defines one of these. */
+int qn_cmd_devices(int argc, char **argv);
+int qn_cmd_selftest(int argc, char **argv);
 int qn_cmd_tokenize(int argc, char **argv);
 int qn_cmd_detokenize(int argc, char **argv);
 int qn_cmd_logits(int argc, char **argv);
 int qn_cmd_generate(int argc, char **argv);
 
 const struct qn_command qn_commands[] = {
+    { "devices", "list Vulkan devices, their capabilities and board profiles", qn_cmd_devices },
+    { "selftest", "run every built-in kernel against the C reference (--bench: bandwidth)", qn_cmd_selftest },
     { "tokenize", "text -> token ids (and a tokenizer speed benchmark)", qn_cmd_tokenize },
     { "detokenize", "token ids -> text", qn_cmd_detokenize },
     { "logits", "forward pass over token ids -> logits of every position (.npy)", qn_cmd_logits },

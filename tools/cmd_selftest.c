@@ -1,0 +1,392 @@
+/* cmd_selftest.c — `qnext selftest`: run every built-in kernel family on the chosen device against the
+ * plain-C reference and print pass/fail with GPU timings; `--bench` measures matvec and copy bandwidth. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "board.h"
+#include "cli.h"
+#include "qn_err.h"
+#include "qn_log.h"
+#include "qn_num.h"
+#include "qn_rng.h"
+#include "ref_ops.h"
+#include "vk.h"
+
+int qn_cmd_selftest(int argc, char **argv);
+
+enum { OPT_BENCH = QN_OPT_FIRST_FREE, OPT_QUICK, OPT_ITERS };
+
+static const char help[] =
+    "usage: qnext selftest [--device SEL] [--board NAME] [--iters N] [--bench [--quick]] [-v]\n\n"
+    "Runs each built-in kernel (matvec bf16/f16/f32, rmsnorm, elementwise ops) once on the device, checks the\n"
+    "result against the plain-C reference and prints pass/fail and the GPU time (min of N runs after a warm-up).\n"
+    "Workgroup sizes come from the board profile. Exit status 0 only if every check passes.\n\n"
+    "      --device SEL       Vulkan device: index from 'qnext devices' or a name substring\n"
+    "      --board NAME       board profile (name or .json file) instead of the matched one\n"
+    "      --iters N          timed runs per kernel (default 5)\n"
+    "      --bench            also measure bandwidth: matvec bf16 8192x2048 and 151936x2048 (lm_head), and a\n"
+    "                         1 GiB device-to-device copy (GB/s, min time of N runs)\n"
+    "      --quick            with --bench: small shapes (for CI)\n"
+    "  -v, --verbose          more log output\n"
+    "  -h, --help             this text\n\n"
+    "QNEXT_VALIDATION=1 runs under the Khronos validation layer; any validation message fails the selftest.\n";
+
+struct st {
+    qn_vk *v;
+    qn_cmd *cmd;
+    qn_rng rng;
+    struct qn_board board;
+    int iters, passed, failed;
+};
+
+enum wtype { W_BF16, W_F16, W_F32 };
+
+static float *rand_f32(struct st *s, size_t n, float lo, float hi)
+{
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; x && i < n; i++) x[i] = qn_rng_range(&s->rng, lo, hi);
+    return x;
+}
+
+/* Upload n f32 values as dtype t; x is replaced by the values the GPU sees (rounded). */
+static int upload(struct st *s, const char *name, float *x, size_t n, enum wtype t, qn_buf **out)
+{
+    size_t esz = t == W_F32 ? 4 : 2;
+    int rc = qn_buf_create(s->v, QN_MEM_DEVICE, (n * esz + 3) & ~(size_t)3, name, out);
+    if (rc < 0) return rc;
+    if (t == W_F32) return qn_buf_write(s->v, *out, 0, x, n * 4);
+    uint16_t *q = malloc(n * 2 + 2);
+    if (!q) return qn_fail(-ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        q[i] = t == W_BF16 ? qn_f32_to_bf16(x[i]) : qn_f32_to_f16(x[i]);
+        x[i] = t == W_BF16 ? qn_bf16_to_f32(q[i]) : qn_f16_to_f32(q[i]);
+    }
+    q[n] = 0;
+    rc = qn_buf_write(s->v, *out, 0, q, (n * 2 + 3) & ~(size_t)3);
+    free(q);
+    return rc;
+}
+
+/* Record `iters + 1` repetitions of one dispatch (the first is a warm-up: some drivers compile lazily),
+ * run, and return the fastest repetition in ms (NaN without timestamps). */
+static int timed(struct st *s, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *pc, uint32_t ps,
+                 uint64_t groups, double *ms)
+{
+    int rc = 0;
+    QN_TRY(qn_cmd_begin(s->cmd));
+    for (int i = 0; i <= s->iters; i++) {
+        if (i) qn_cmd_barrier(s->cmd);
+        qn_cmd_mark(s->cmd, i ? "run" : "warm-up");
+        qn_cmd_dispatch_n(s->cmd, p, b, nb, pc, ps, groups);
+    }
+    QN_TRY(qn_cmd_end(s->cmd));
+    QN_TRY(qn_cmd_run(s->cmd));
+    *ms = NAN;
+    for (uint32_t i = 1; i < qn_cmd_nregions(s->cmd); i++) {
+        double t = qn_cmd_region(s->cmd, i, NULL);
+        if (isnan(*ms) || t < *ms) *ms = t;
+    }
+done:
+    return rc;
+}
+
+static void verdict(struct st *s, const char *what, const float *got, const float *ref, size_t n, double atol,
+                    double rtol, double ms)
+{
+    double max_abs = 0;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (!isfinite(got[i]) || d > atol + rtol * fabs((double)ref[i])) bad++;
+        max_abs = fmax(max_abs, isfinite(got[i]) ? d : INFINITY);
+    }
+    bad ? s->failed++ : s->passed++;
+    printf("%-4s %-40s %9.4f ms   max abs err %.2g%s\n", bad ? "FAIL" : "ok", what, ms, max_abs,
+           bad ? " (out of tolerance)" : "");
+}
+
+static int read_f32(struct st *s, const qn_buf *b, size_t n, float **out)
+{
+    *out = malloc(n * sizeof(float));
+    if (!*out) return qn_fail(-ENOMEM, "out of memory");
+    return qn_buf_read(s->v, b, 0, *out, n * sizeof(float));
+}
+
+static int case_matvec(struct st *s, enum qn_kernel k, enum wtype t, uint32_t rows, uint32_t cols)
+{
+    int rc = 0;
+    qn_buf *w = NULL, *x = NULL, *y = NULL;
+    float *wh = rand_f32(s, (size_t)rows * cols, -1, 1), *xh = rand_f32(s, cols, -1, 1), *ref = NULL, *got = NULL;
+    qn_pipe *p;
+    double ms;
+    if (!wh || !xh || !(ref = malloc(rows * sizeof *ref))) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
+    QN_TRY(upload(s, "W", wh, (size_t)rows * cols, t, &w));
+    QN_TRY(upload(s, "x", xh, cols, W_F32, &x));
+    QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, rows * 4, "y", &y));
+    uint32_t rpw = s->board.tune.matvec_rows;
+    QN_TRY(qn_pipe_get(s->v, k, (uint32_t[]){ s->board.tune.matvec_wg, rpw }, 2, &p));
+    qn_pc_matvec pc = { .rows = rows, .cols = cols };
+    QN_TRY(timed(s, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, (rows + rpw - 1) / rpw, &ms));
+    QN_TRY(read_f32(s, y, rows, &got));
+    qn_ref_matvec(ref, wh, xh, (int)rows, (int)cols);
+    char what[96];
+    snprintf(what, sizeof what, "%s %ux%u", qn_pipe_info(p)->name, rows, cols);
+    verdict(s, what, got, ref, rows, 1e-6 + 2e-8 * cols, 1e-5, ms);
+done:
+    qn_buf_destroy(s->v, &w);
+    qn_buf_destroy(s->v, &x);
+    qn_buf_destroy(s->v, &y);
+    free(wh), free(xh), free(ref), free(got);
+    return rc;
+}
+
+static int case_rmsnorm(struct st *s, uint32_t rows, uint32_t dim)
+{
+    int rc = 0;
+    qn_buf *x = NULL, *w = NULL, *y = NULL;
+    float *xh = rand_f32(s, (size_t)rows * dim, -3, 3), *wh = rand_f32(s, dim, -0.5f, 0.5f), *ref = NULL, *got = NULL;
+    qn_pipe *p;
+    double ms;
+    if (!xh || !wh || !(ref = malloc((size_t)rows * dim * sizeof *ref))) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
+    QN_TRY(upload(s, "x", xh, (size_t)rows * dim, W_F32, &x));
+    QN_TRY(upload(s, "w", wh, dim, W_F32, &w));
+    QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, (size_t)rows * dim * 4, "y", &y));
+    QN_TRY(qn_pipe_get(s->v, QN_K_RMSNORM, (uint32_t[]){ s->board.tune.norm_wg }, 1, &p));
+    qn_pc_rmsnorm pc = { .rows = rows, .dim = dim, .eps = 1e-6f, .w_add = 1.0f };
+    QN_TRY(timed(s, p, QN_BINDS(QN_BIND(x), QN_BIND(w), QN_BIND(y)), &pc, sizeof pc, rows, &ms));
+    QN_TRY(read_f32(s, y, (size_t)rows * dim, &got));
+    qn_ref_rmsnorm_zc_rows(ref, xh, wh, (int)rows, (int)dim, 1e-6f);
+    char what[96];
+    snprintf(what, sizeof what, "%s %ux%u", qn_pipe_info(p)->name, rows, dim);
+    verdict(s, what, got, ref, (size_t)rows * dim, 2e-6, 2e-5, ms);
+done:
+    qn_buf_destroy(s->v, &x);
+    qn_buf_destroy(s->v, &w);
+    qn_buf_destroy(s->v, &y);
+    free(xh), free(wh), free(ref), free(got);
+    return rc;
+}
+
+static float ew_ref(uint32_t op, float a, float b)
+{
+    switch (op) {
+    case QN_EW_ADD: return a + b;
+    case QN_EW_MUL: return a * b;
+    case QN_EW_SILU: return qn_ref_silu(a);
+    case QN_EW_SIGMOID_GATE: return a * qn_ref_sigmoid(b);
+    default: return qn_ref_silu(a) * b;
+    }
+}
+
+static int case_eltwise(struct st *s, uint32_t op, uint32_t n)
+{
+    static const char *names[] = { "add", "mul", "silu", "sigmoid_gate", "silu_mul" };
+    int rc = 0;
+    qn_buf *a = NULL, *b = NULL, *y = NULL;
+    float *ah = rand_f32(s, n, -6, 6), *bh = rand_f32(s, n, -6, 6), *ref = NULL, *got = NULL;
+    qn_pipe *p;
+    double ms;
+    if (!ah || !bh || !(ref = malloc(n * sizeof *ref))) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
+    QN_TRY(upload(s, "a", ah, n, W_F32, &a));
+    QN_TRY(upload(s, "b", bh, n, W_F32, &b));
+    QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, n * 4, "y", &y));
+    uint32_t wg = s->board.tune.eltwise_wg;
+    QN_TRY(qn_pipe_get(s->v, QN_K_ELTWISE, (uint32_t[]){ wg, op }, 2, &p));
+    qn_pc_eltwise pc = { .n = n };
+    QN_TRY(timed(s, p, QN_BINDS(QN_BIND(a), QN_BIND(b), QN_BIND(y)), &pc, sizeof pc, (n + wg - 1) / wg, &ms));
+    QN_TRY(read_f32(s, y, n, &got));
+    for (uint32_t i = 0; i < n; i++) ref[i] = ew_ref(op, ah[i], bh[i]);
+    char what[96];
+    snprintf(what, sizeof what, "eltwise %s n=%u", names[op], n);
+    verdict(s, what, got, ref, n, 1e-6, 2e-6, ms);
+done:
+    qn_buf_destroy(s->v, &a);
+    qn_buf_destroy(s->v, &b);
+    qn_buf_destroy(s->v, &y);
+    free(ah), free(bh), free(ref), free(got);
+    return rc;
+}
+
+
+/* ---- --bench: bandwidth ------------------------------------------------------------------------- */
+
+static double gbps(double bytes, double ms) { return bytes / (ms * 1e-3) / 1e9; }
+
+/* y = W x with W bf16 [rows, cols]; W is bound in pieces of at most maxStorageBufferRange (and at most
+ * max_piece_bytes, so the quick CI run exercises the split too). */
+static int bench_matvec(struct st *s, uint32_t rows, uint32_t cols, uint64_t max_piece_bytes)
+{
+    int rc = 0;
+    qn_buf *w = NULL, *x = NULL, *y = NULL;
+    float *wh = rand_f32(s, (size_t)rows * cols, -1, 1), *xh = rand_f32(s, cols, -1, 1), *ref = NULL, *got = NULL;
+    qn_pipe *p;
+    if (!wh || !xh || !(ref = malloc(rows * sizeof *ref))) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
+    QN_TRY(upload(s, "W", wh, (size_t)rows * cols, W_BF16, &w));
+    QN_TRY(upload(s, "x", xh, cols, W_F32, &x));
+    QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, rows * 4, "y", &y));
+    uint32_t rpw = s->board.tune.matvec_rows, row_bytes = cols * 2;
+    QN_TRY(qn_pipe_get(s->v, QN_K_MATVEC_BF16, (uint32_t[]){ s->board.tune.matvec_wg, rpw }, 2, &p));
+    uint64_t range = qn_vk_caps(s->v)->max_storage_range, piece = (range < max_piece_bytes ? range : max_piece_bytes) / row_bytes;
+    piece -= piece % (64 * rpw); /* keeps W and y offsets aligned (256 bytes at least) */
+    if (piece >= rows) piece = rows;
+    uint32_t npieces = (uint32_t)((rows + piece - 1) / piece);
+    QN_TRY(qn_cmd_begin(s->cmd));
+    for (int i = 0; i <= s->iters; i++) {
+        if (i) qn_cmd_barrier(s->cmd);
+        qn_cmd_mark(s->cmd, i ? "run" : "warm-up");
+        for (uint64_t r0 = 0; r0 < rows; r0 += piece) {
+            uint32_t n = (uint32_t)(rows - r0 < piece ? rows - r0 : piece);
+            qn_pc_matvec pc = { .rows = n, .cols = cols };
+            qn_cmd_dispatch_n(s->cmd, p, QN_BINDS(QN_BIND_RANGE(w, r0 * row_bytes, (uint64_t)n * row_bytes),
+                              QN_BIND(x), QN_BIND_RANGE(y, r0 * 4, (uint64_t)n * 4)), &pc, sizeof pc, (n + rpw - 1) / rpw);
+        }
+    }
+    QN_TRY(qn_cmd_end(s->cmd));
+    QN_TRY(qn_cmd_run(s->cmd));
+    double ms = NAN;
+    for (uint32_t i = 1; i < qn_cmd_nregions(s->cmd); i++)
+        if (isnan(ms) || qn_cmd_region(s->cmd, i, NULL) < ms) ms = qn_cmd_region(s->cmd, i, NULL);
+    QN_TRY(read_f32(s, y, rows, &got));
+    qn_ref_matvec(ref, wh, xh, (int)rows, (int)cols);
+    char what[96];
+    snprintf(what, sizeof what, "bench %s %ux%u (%u binding piece%s)", qn_pipe_info(p)->name, rows, cols, npieces,
+             npieces > 1 ? "s" : "");
+    verdict(s, what, got, ref, rows, 1e-6 + 2e-8 * cols, 1e-5, ms);
+    double bytes = (double)rows * row_bytes + cols * 4.0 + rows * 4.0;
+    printf("     -> %.1f GB/s (%.1f MiB of weights + vectors in %.4f ms, min of %d)\n", gbps(bytes, ms),
+           bytes / 1048576.0, ms, s->iters);
+done:
+    qn_buf_destroy(s->v, &w);
+    qn_buf_destroy(s->v, &x);
+    qn_buf_destroy(s->v, &y);
+    free(wh), free(xh), free(ref), free(got);
+    return rc;
+}
+
+static int bench_copy(struct st *s, uint64_t bytes)
+{
+    int rc = 0;
+    qn_buf *a = NULL, *b = NULL;
+    QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, bytes, "copy src", &a));
+    QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, bytes, "copy dst", &b));
+    QN_TRY(qn_buf_fill(s->v, a, 0, bytes, 0x3f800000u));
+    QN_TRY(qn_cmd_begin(s->cmd));
+    for (int i = 0; i <= s->iters; i++) {
+        if (i) qn_cmd_barrier(s->cmd);
+        qn_cmd_mark(s->cmd, i ? "run" : "warm-up");
+        qn_cmd_copy(s->cmd, a, 0, b, 0, bytes);
+    }
+    QN_TRY(qn_cmd_end(s->cmd));
+    QN_TRY(qn_cmd_run(s->cmd));
+    double ms = NAN;
+    for (uint32_t i = 1; i < qn_cmd_nregions(s->cmd); i++)
+        if (isnan(ms) || qn_cmd_region(s->cmd, i, NULL) < ms) ms = qn_cmd_region(s->cmd, i, NULL);
+    float probe[2] = { 0, 0 };
+    QN_TRY(qn_buf_read(s->v, b, bytes - 8, probe, 8));
+    bool ok = probe[0] == 1.0f && probe[1] == 1.0f;
+    ok ? s->passed++ : s->failed++;
+    printf("%-4s %-40s %9.4f ms\n     -> %.1f GB/s copied (memory traffic %.1f GB/s: read + write)\n",
+           ok ? "ok" : "FAIL", "bench copy device->device", ms, gbps((double)bytes, ms), gbps(2.0 * bytes, ms));
+done:
+    qn_buf_destroy(s->v, &a);
+    qn_buf_destroy(s->v, &b);
+    return rc;
+}
+
+static int run_bench(struct st *s, bool quick)
+{
+    int rc = 0;
+    uint64_t piece = quick ? 4ull << 20 : UINT64_MAX;
+    QN_TRY(bench_matvec(s, quick ? 1024 : 8192, 2048, piece));
+    QN_TRY(bench_matvec(s, quick ? 4096 : 151936, 2048, piece));
+    QN_TRY(bench_copy(s, quick ? 16ull << 20 : 1ull << 30));
+done:
+    return rc;
+}
+
+static int run_all(struct st *s)
+{
+    int rc = 0;
+    static const struct { enum qn_kernel k; enum wtype t; } mv[] = {
+        { QN_K_MATVEC_BF16, W_BF16 }, { QN_K_MATVEC_F16, W_F16 }, { QN_K_MATVEC_F32, W_F32 } };
+    for (int i = 0; i < 3; i++) {
+        QN_TRY(case_matvec(s, mv[i].k, mv[i].t, 512, 2048));
+        QN_TRY(case_matvec(s, mv[i].k, mv[i].t, 33, 129));
+    }
+    QN_TRY(case_rmsnorm(s, 4, 2048));
+    QN_TRY(case_rmsnorm(s, 16, 256));
+    for (uint32_t op = 0; op < QN_EW_COUNT; op++) QN_TRY(case_eltwise(s, op, 4099));
+done:
+    return rc;
+}
+
+static int parse(int argc, char **argv, struct qn_cli_common *c, struct st *s, bool *bench, bool *quick)
+{
+    static const struct option longopts[] = {
+        QN_CLI_COMMON_LONGOPTS,
+        { "bench", no_argument, 0, OPT_BENCH }, { "quick", no_argument, 0, OPT_QUICK },
+        { "iters", required_argument, 0, OPT_ITERS }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    int opt;
+    long iters;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "m:vh", longopts, NULL)) != -1) {
+        int r = qn_cli_common_opt(c, opt, optarg);
+        if (r < 0) return 2;
+        if (r) continue;
+        switch (opt) {
+        case OPT_BENCH: *bench = true; break;
+        case OPT_QUICK: *quick = true; break;
+        case OPT_ITERS:
+            if (qn_cli_int("selftest", "--iters", optarg, 1, 1000, &iters) < 0) return 2;
+            s->iters = (int)iters;
+            break;
+        case 'h': fputs(help, stdout); return 1;
+        default: return qn_cli_usage_error("selftest");
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "qnext selftest: unexpected argument '%s'\n", argv[optind]);
+        return qn_cli_usage_error("selftest");
+    }
+    return 0;
+}
+
+int qn_cmd_selftest(int argc, char **argv)
+{
+    struct qn_cli_common c;
+    struct st s = { .iters = 5 };
+    bool bench = false, quick = false;
+    qn_cli_common_defaults(&c);
+    int r = parse(argc, argv, &c, &s, &bench, &quick);
+    if (r) return r == 1 ? 0 : r;
+    struct qn_vk_params p;
+    qn_vk_default_params(&p);
+    p.device = c.device;
+    qn_rng_seed(&s.rng, 0x5e1f7e57u);
+    int rc = qn_vk_open(&s.v, &p);
+    if (rc == QN_E_SKIP) {
+        fprintf(stderr, "qnext selftest: SKIP: %s\n", qn_errmsg());
+        return 77;
+    }
+    struct qn_board_device d;
+    if (rc >= 0) qn_caps_board_device(qn_vk_caps(s.v), &d);
+    if (rc >= 0) rc = qn_board_select(c.board, &d, &s.board);
+    if (rc >= 0) rc = qn_cmd_create(s.v, &s.cmd);
+    if (rc >= 0) {
+        const struct qn_caps *caps = qn_vk_caps(s.v);
+        printf("selftest on device %u '%s' (%s), board %s, validation %s\n", caps->index, caps->name,
+               caps->driver_info, s.board.name, qn_vk_validating(s.v) ? "on" : "off");
+        rc = run_all(&s);
+        if (rc >= 0 && bench) rc = run_bench(&s, quick);
+    }
+    qn_cmd_destroy(&s.cmd);
+    qn_vk_close(&s.v);
+    if (rc < 0) return qn_cli_report("selftest", rc);
+    uint32_t vmsgs = qn_vk_validation_count();
+    printf("selftest: %d passed, %d failed, %u validation message(s)\n", s.passed, s.failed, vmsgs);
+    return s.failed || vmsgs ? 1 : 0;
+}
