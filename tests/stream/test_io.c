@@ -181,6 +181,30 @@ static bool direct_enforced(const char *path)
     return ok == 4096 && bad < 0 && e == EINVAL;
 }
 
+/* auto must not pick direct on tmpfs: it accepts O_DIRECT without enforcing alignment (page cache anyway). */
+static void auto_on_tmpfs(void)
+{
+    struct statfs sf;
+    if (statfs("/dev/shm", &sf) != 0 || (unsigned long)sf.f_type != TMPFS_MAGIC_ || access("/dev/shm", W_OK) != 0) {
+        printf("auto on tmpfs: no writable tmpfs at /dev/shm, not checked\n");
+        return;
+    }
+    char path[4096];
+    uint8_t *data = tio_make_file("/dev/shm", "qnext-io-auto", 100000, 3, path, sizeof path);
+    qn_io *io;
+    CHECK(qn_io_open(&io, NULL) == 0 && qn_io_add_file(io, path) == 0, "open on tmpfs");
+    CHECK(!qn_io_is_direct(io, 0) && qn_io_align(io, 0) == 1, "auto chose direct on tmpfs (%s)", qn_io_engine_name(io));
+    uint8_t buf[777];
+    struct qn_io_req rq = { 0, 0, 4097, sizeof buf, buf, 1 };
+    struct qn_io_cqe cq;
+    CHECK(qn_io_submit(io, &rq, 1) == 0 && qn_io_wait(io, &cq, 1, 1, WAIT_NS) == 1 && cq.status == 0 &&
+          !memcmp(buf, data + 4097, sizeof buf), "tmpfs read");
+    printf("auto on tmpfs: %s, buffered\n", qn_io_engine_name(io));
+    qn_io_close(&io);
+    unlink(path);
+    free(data);
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: test_io SCRATCH_DIR");
@@ -188,6 +212,7 @@ int main(int argc, char **argv)
     char path[4096];
     uint8_t *file = tio_make_file(argv[1], "io-data", FILE_SIZE, 0x10f11e, path, sizeof path);
     bad_requests(path);
+    auto_on_tmpfs();
     bool enforced = direct_enforced(path);
     if (!enforced)
         fprintf(stderr, "WARNING: %s does not enforce O_DIRECT alignment; direct and auto runs are skipped\n", argv[1]);
