@@ -14,7 +14,8 @@
 // Layout: workgroup g owns rows [g*QN_ROWS, +QN_ROWS). Its invocations stride together over the row in
 // 16-byte chunks (8 bf16/f16 or 4 f32 per uvec4 load, coalesced); each x chunk is loaded once and used
 // for all QN_ROWS rows. When cols is not a multiple of the chunk width, a scalar path handles the row
-// (any alignment). Partial sums are reduced with qn_wg_sum (reduce.glsl).
+// (any alignment). With subgroups, all rows are reduced together behind one barrier; without, row by
+// row with qn_wg_sum (reduce.glsl).
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 layout(local_size_x_id = 0) in;
@@ -74,6 +75,26 @@ void main()
                 if (r0 + r < pc.rows) acc[r] += w_at((r0 + r) * pc.cols + c) * xv;
         }
     }
+#ifdef QN_SUBGROUP
+    // All rows at once: one subgroupAdd per row, partials to shared memory, ONE barrier, then invocation
+    // r adds up row r. Needs QN_ROWS * (number of subgroups) <= QN_WG slots of qn_red (reduce.glsl),
+    // i.e. QN_ROWS <= subgroup size; otherwise the per-row reduction below is used.
+    uint nsub = (QN_WG + gl_SubgroupSize - 1u) / gl_SubgroupSize;
+    if (QN_ROWS * nsub <= QN_WG) {
+        for (uint r = 0u; r < QN_ROWS; r++) {
+            float s = subgroupAdd(acc[r]);
+            if (subgroupElect()) qn_red[r * nsub + gl_SubgroupID] = s;
+        }
+        barrier();
+        if (lid < QN_ROWS && r0 + lid < pc.rows) {
+            float s = 0.0;
+            for (uint i = 0u; i < nsub; i++) s += qn_red[lid * nsub + i];
+            uint i = yb + r0 + lid;
+            y[i] = (pc.flags & QN_MATVEC_ACCUMULATE) != 0u ? y[i] + s : s;
+        }
+        return;
+    }
+#endif
     for (uint r = 0u; r < QN_ROWS; r++) {
         float s = qn_wg_sum(acc[r]);
         if (lid == 0u && r0 + r < pc.rows) {
