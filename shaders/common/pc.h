@@ -34,4 +34,7 @@ QN_STRUCT(qn_pc_eltwise)
     QN_U32 n;
 QN_STRUCT_END(qn_pc_eltwise)
 
+#include "pc_embed.h"
+#include "pc_matmul.h"
+#include "pc_sample.h"
 #endif

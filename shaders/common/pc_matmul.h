@@ -1,0 +1,21 @@
+/* pc_matmul.h — push constants of the tiled prefill matmul (shaders/matmul.comp). */
+#ifndef QN_PC_MATMUL_H
+#define QN_PC_MATMUL_H
+
+/* matmul: Y[m, n] = sum_k X[m, k] * W[n, k]  (+ Y[m, n] if flags & QN_MATMUL_ACCUMULATE)
+ * for m < M (tokens), n < N (weight rows), k < K.
+ * X f32 at x[x_off + m * ldx + k]; W row-major [N, K] of the kernel's dtype (the binding starts at row 0);
+ * Y f32 at y[y_off + m * ldy + n]. Offsets and strides are in elements. */
+QN_CONST(QN_MATMUL_ACCUMULATE, 1u)
+QN_STRUCT(qn_pc_matmul)
+    QN_U32 M;
+    QN_U32 N;
+    QN_U32 K;
+    QN_U32 ldx;
+    QN_U32 ldy;
+    QN_U32 x_off;
+    QN_U32 y_off;
+    QN_U32 flags;
+QN_STRUCT_END(qn_pc_matmul)
+
+#endif

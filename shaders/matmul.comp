@@ -1,0 +1,147 @@
+#version 450
+// matmul.comp — prefill projection Y[M, N] = X[M, K] · W[N, K]^T (+ Y), f32 accumulation, shared-memory tiles.
+//
+// Variants (defines): QN_W_BF16 | QN_W_F16 | QN_W_F32 (weight dtype). No subgroup operations.
+// Bindings: 0 W   row-major [N, K] of the weight dtype (16-bit values packed two per uint)
+//           1 X   f32, element (m, k) at x_off + m * ldx + k
+//           2 Y   f32, element (m, n) at y_off + m * ldy + n (read too when flags & QN_MATMUL_ACCUMULATE)
+// Push:     qn_pc_matmul { M, N, K, ldx, ldy, x_off, y_off, flags }
+// Spec:     0 QN_WG workgroup size (default 256) = (BM / TM) * (BN / TN)
+//           1 BM tile rows of X (tokens, default 64)   2 BN tile rows of W (outputs, default 64)
+//           3 BK k per step (multiple of 8, default 32)  4 TM, 5 TN outputs per invocation (default 4 x 4)
+// Dispatch: ceil(M / BM) * ceil(N / BN) groups (qn_vk_grid); group g covers tile (g / nbn, g % nbn),
+//           nbn = ceil(N / BN), so neighbouring groups share the same X rows.
+// Each step loads a BM x BK block of X and a BN x BK block of W into shared memory (16-byte loads when
+// K is a multiple of the chunk width and X is 16-byte aligned, else element loads; out-of-range elements
+// read as 0), then every invocation accumulates its TM x TN outputs, strided by the thread grid so shared
+// reads and Y writes are contiguous across neighbouring invocations. Any M, N, K. Summation order over k is
+// fixed (ascending), so results do not depend on the dispatch.
+#extension GL_GOOGLE_include_directive : require
+#include "ext.glsl"
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint QN_WG = 256;
+layout(constant_id = 1) const uint BM = 64;
+layout(constant_id = 2) const uint BN = 64;
+layout(constant_id = 3) const uint BK = 32;
+layout(constant_id = 4) const uint TM = 4;
+layout(constant_id = 5) const uint TN = 4;
+#include "pc.h"
+#include "types.glsl"
+#include "grid.glsl"
+
+layout(push_constant) uniform PC { qn_pc_matmul pc; };
+layout(binding = 0, std430) readonly buffer W4 { uvec4 w4[]; };
+layout(binding = 0, std430) readonly buffer W1 { uint w1[]; };
+layout(binding = 1, std430) readonly buffer X4 { vec4 x4[]; };
+layout(binding = 1, std430) readonly buffer X1 { float x1[]; };
+layout(binding = 2, std430) buffer Y { float y[]; };
+
+const uint NX = BN / TN;  // invocations along n
+const uint NY = BM / TM;  // invocations along m
+const uint SA = BM + 1;   // padded shared strides (conflict-free transposed stores)
+const uint SB = BN + 1;
+shared float As[BK * SA]; // As[k * SA + m]
+shared float Bs[BK * SB]; // Bs[k * SB + n]
+
+#if defined(QN_W_F32)
+const uint CW = 4u;
+float w_at(uint e) { return uintBitsToFloat(w1[e]); }
+#elif defined(QN_W_BF16)
+const uint CW = 8u;
+float w_at(uint e) { return qn_bf16_at(w1[e >> 1], e); }
+#else
+const uint CW = 8u;
+float w_at(uint e) { return qn_f16_at(w1[e >> 1], e); }
+#endif
+
+// X block [BM x BK] at (m0, k0) -> As
+void load_x(uint m0, uint k0, bool vec)
+{
+    uint lid = gl_LocalInvocationIndex;
+    if (vec) {
+        for (uint q = lid; q < BM * BK / 4u; q += QN_WG) {
+            uint m = q / (BK / 4u), kc = (q % (BK / 4u)) * 4u;
+            vec4 v = vec4(0.0);
+            if (m0 + m < pc.M && k0 + kc < pc.K) v = x4[(pc.x_off + (m0 + m) * pc.ldx + k0 + kc) / 4u];
+            for (uint c = 0u; c < 4u; c++) As[(kc + c) * SA + m] = v[c];
+        }
+    } else {
+        for (uint q = lid; q < BM * BK; q += QN_WG) {
+            uint m = q / BK, k = q % BK;
+            As[k * SA + m] = m0 + m < pc.M && k0 + k < pc.K ? x1[pc.x_off + (m0 + m) * pc.ldx + k0 + k] : 0.0;
+        }
+    }
+}
+
+// W block [BN x BK] at (n0, k0) -> Bs
+void load_w(uint n0, uint k0, bool vec)
+{
+    uint lid = gl_LocalInvocationIndex;
+    if (vec) {
+        uint nch = pc.K / CW; // chunks per W row
+        for (uint q = lid; q < BN * BK / CW; q += QN_WG) {
+            uint n = q / (BK / CW), kc = (q % (BK / CW)) * CW;
+            uvec4 u = uvec4(0u);
+            if (n0 + n < pc.N && k0 + kc < pc.K) u = w4[(n0 + n) * nch + (k0 + kc) / CW];
+#if defined(QN_W_F32)
+            vec4 a = uintBitsToFloat(u);
+            for (uint c = 0u; c < 4u; c++) Bs[(kc + c) * SB + n] = a[c];
+#else
+            vec4 a, b;
+#if defined(QN_W_BF16)
+            qn_bf16x8(u, a, b);
+#else
+            qn_f16x8(u, a, b);
+#endif
+            for (uint c = 0u; c < 4u; c++) {
+                Bs[(kc + c) * SB + n] = a[c];
+                Bs[(kc + 4u + c) * SB + n] = b[c];
+            }
+#endif
+        }
+    } else {
+        for (uint q = lid; q < BN * BK; q += QN_WG) {
+            uint n = q / BK, k = q % BK;
+            Bs[k * SB + n] = n0 + n < pc.N && k0 + k < pc.K ? w_at((n0 + n) * pc.K + k0 + k) : 0.0;
+        }
+    }
+}
+
+void main()
+{
+    uint nbn = (pc.N + BN - 1u) / BN;
+    uint g = qn_group_id();
+    if (g >= nbn * ((pc.M + BM - 1u) / BM)) return; // uniform over the workgroup
+    uint m0 = (g / nbn) * BM, n0 = (g % nbn) * BN;
+    uint lid = gl_LocalInvocationIndex;
+    uint tx = lid % NX, ty = lid / NX;
+    bool xvec = pc.K % 4u == 0u && pc.ldx % 4u == 0u && pc.x_off % 4u == 0u;
+    bool wvec = pc.K % CW == 0u;
+
+    float acc[TM * TN];
+    for (uint i = 0u; i < TM * TN; i++) acc[i] = 0.0;
+    float a[TM], b[TN];
+    for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
+        load_x(m0, k0, xvec);
+        load_w(n0, k0, wvec);
+        barrier();
+        for (uint k = 0u; k < BK; k++) {
+            for (uint i = 0u; i < TM; i++) a[i] = As[k * SA + ty + i * NY];
+            for (uint j = 0u; j < TN; j++) b[j] = Bs[k * SB + tx + j * NX];
+            for (uint i = 0u; i < TM; i++)
+                for (uint j = 0u; j < TN; j++) acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]);
+        }
+        barrier();
+    }
+    bool accumulate = (pc.flags & QN_MATMUL_ACCUMULATE) != 0u;
+    for (uint i = 0u; i < TM; i++) {
+        uint m = m0 + ty + i * NY;
+        if (m >= pc.M) continue;
+        for (uint j = 0u; j < TN; j++) {
+            uint n = n0 + tx + j * NX;
+            if (n >= pc.N) continue;
+            uint o = pc.y_off + m * pc.ldy + n;
+            y[o] = accumulate ? y[o] + acc[i * TN + j] : acc[i * TN + j];
+        }
+    }
+}
