@@ -1,5 +1,7 @@
 /* cmd.c — command recording: dispatches (all descriptor mechanics live here), barriers, copies, fills,
- * GPU timestamp regions, submit + fence wait; a recording can be submitted any number of times. */
+ * GPU timestamp regions, submit + fence wait; a recording can be submitted any number of times.
+ * Descriptors: pushed into the command buffer with VK_KHR_push_descriptor when present, else sets from
+ * per-recording pools (reset at qn_cmd_begin), written at record time. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -190,19 +192,19 @@ int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32
     VkDescriptorSet set = VK_NULL_HANDLE;
     if ((rc = check_binds(c, ki, b, nb, bi)) < 0) return rc;
     if (!gx || !gy || !gz) return 0;
-    if (nb) {
-        if ((rc = alloc_set(c, p->dsl, &set)) < 0) return rc;
-        for (uint32_t i = 0; i < nb; i++)
-            w[i] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set,
-                                           .dstBinding = i, .descriptorCount = 1,
-                                           .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &bi[i] };
-        vkUpdateDescriptorSets(c->v->dev, nb, w, 0, NULL);
-    }
+    bool pushd = c->v->push_desc;
+    if (nb && !pushd && (rc = alloc_set(c, p->dsl, &set)) < 0) return rc;
+    for (uint32_t i = 0; i < nb; i++)
+        w[i] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set,
+                                       .dstBinding = i, .descriptorCount = 1,
+                                       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &bi[i] };
+    if (nb && !pushd) vkUpdateDescriptorSets(c->v->dev, nb, w, 0, NULL);
     if (c->bound != p->pipeline) {
         vkCmdBindPipeline(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
         c->bound = p->pipeline;
     }
-    if (nb) vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+    if (nb && pushd) vkCmdPushDescriptorSetKHR(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, nb, w);
+    else if (nb) vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
     if (push_size) vkCmdPushConstants(c->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
     vkCmdDispatch(c->cb, gx, gy, gz);
     return 0;

@@ -73,6 +73,7 @@ void qn_vk_default_params(struct qn_vk_params *p)
     p->pipeline_cache = -1;
     p->subgroups = -1;
     p->uma_zero_copy = -1;
+    p->push_descriptors = -1;
 }
 
 static int check_layer(void)
@@ -332,6 +333,7 @@ static int create_device(qn_vk *v)
     const char *exts[4];
     uint32_t next = 0;
     if (v->caps.mem_budget) exts[next++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    if (v->push_desc) exts[next++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
     if (v->caps.float_atomic_add)
         exts[next++] = VK_EXT_SHADER_ATOMIC_FLOAT_EXTENSION_NAME;
     VkPhysicalDeviceShaderAtomicFloatFeaturesEXT af = {
@@ -376,6 +378,7 @@ int qn_vk_open(qn_vk **out, const struct qn_vk_params *p)
     v->skip_calls = p->validation_skip_calls;
     v->subgroups = p->subgroups >= 0 ? p->subgroups == 1 : !env_is("QNEXT_NO_SUBGROUP", "1");
     v->uma_zero_copy = env_or(p->uma_zero_copy, "QNEXT_UMA", "1", 1);
+    v->push_desc = env_or(p->push_descriptors, "QNEXT_PUSH_DESCRIPTORS", "1", 1);
     QN_TRY(load_vulkan());
     QN_TRY(create_instance(v));
     QN_TRY(probe_all(v->instance, &pds, &caps, &n));
@@ -389,6 +392,7 @@ int qn_vk_open(qn_vk **out, const struct qn_vk_params *p)
     }
     if (!v->subgroups) v->caps.features &= ~(uint32_t)(QN_FEAT_SG_ARITH | QN_FEAT_SG_BASIC | QN_FEAT_SG_VOTE |
         QN_FEAT_SG_BALLOT | QN_FEAT_SG_SHUFFLE | QN_FEAT_SG_SHUFFLE_REL | QN_FEAT_SG_CLUSTERED | QN_FEAT_SG_QUAD);
+    v->push_desc = v->push_desc && v->caps.push_descriptor;
     QN_TRY(create_device(v));
     qn_mem_init(v);
     QN_TRY(qn_pipe_cache_open(v, env_or(p->pipeline_cache, "QNEXT_PIPELINE_CACHE", "1", 1), p->cache_dir));
@@ -423,6 +427,7 @@ void qn_vk_close(qn_vk **pv)
 
 const struct qn_caps *qn_vk_caps(const qn_vk *v) { return &v->caps; }
 bool qn_vk_validating(const qn_vk *v) { return v->validation; }
+bool qn_vk_push_descriptors(const qn_vk *v) { return v->push_desc; }
 VkDevice qn_vk_device(const qn_vk *v) { return v->dev; }
 VkPhysicalDevice qn_vk_physical(const qn_vk *v) { return v->pd; }
 

@@ -144,6 +144,8 @@ struct qn_vk_params {
                                     -1 (default) from env: QNEXT_NO_SUBGROUP=1 forces the fallbacks */
     int uma_zero_copy;           /* 1 map device-local memory on UMA devices, 0 never, -1 (default) on
                                     unless env QNEXT_UMA=0 */
+    int push_descriptors;        /* 1 use VK_KHR_push_descriptor where present, 0 descriptor pools,
+                                    -1 (default) on unless env QNEXT_PUSH_DESCRIPTORS=0 */
 };
 void qn_vk_default_params(struct qn_vk_params *p);
 
@@ -156,6 +158,7 @@ void qn_vk_close(qn_vk **v);
 
 const struct qn_caps *qn_vk_caps(const qn_vk *v);
 bool qn_vk_validating(const qn_vk *v);
+bool qn_vk_push_descriptors(const qn_vk *v); /* dispatches push their descriptors (else: pooled sets) */
 /* Validation ERROR + WARNING messages (VALIDATION/PERFORMANCE types) seen by this process so far,
  * including those raised while closing. Tests fail when this is non-zero. */
 uint32_t qn_vk_validation_count(void);
@@ -246,7 +249,8 @@ void qn_cmd_destroy(qn_cmd **c); /* waits for it if in flight; safe on NULL */
 int qn_cmd_begin(qn_cmd *c);
 /* Record a dispatch of pipeline p with bindings b[0..nb-1] (nb must equal the kernel's binding count)
  * and push constants (push_size must equal the kernel's push block size; NULL/0 when it has none).
- * Descriptor sets are allocated at record time, so a recording stays valid for many submits. */
+ * Descriptors are recorded into the command buffer (VK_KHR_push_descriptor) or allocated from this
+ * recording's pools at record time, so a recording stays valid for many submits either way. */
 int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32_t nb,
                     const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz);
 /* Same with `groups` workgroups spread over x/y by qn_vk_grid (the shader must use qn_group_id()). */

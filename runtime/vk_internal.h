@@ -28,7 +28,7 @@ struct qn_vk {
     VkDevice dev;
     VkQueue queue;
     struct qn_caps caps;
-    bool validation, skip_calls, subgroups, uma_zero_copy;
+    bool validation, skip_calls, subgroups, uma_zero_copy, push_desc;
 
     /* memory accounting (mem.c) */
     uint64_t dev_used, dev_budget, host_used, host_budget;

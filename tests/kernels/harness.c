@@ -43,8 +43,8 @@ void qn_h_open(struct qn_h *h, const char *name, int argc, char **argv)
     qn_h_ok(h, rc, "opening the Vulkan device");
     qn_h_ok(h, qn_cmd_create(h->v, &h->cmd), "creating a command buffer");
     const struct qn_caps *c = qn_vk_caps(h->v);
-    printf("%s: device '%s' (%s), subgroup %u, validation %s\n", name, c->name, c->driver_info, c->subgroup_size,
-           qn_vk_validating(h->v) ? "on" : "OFF");
+    printf("%s: device '%s' (%s), subgroup %u, validation %s, %s descriptors\n", name, c->name, c->driver_info,
+           c->subgroup_size, qn_vk_validating(h->v) ? "on" : "OFF", qn_vk_push_descriptors(h->v) ? "push" : "pooled");
 }
 
 void qn_h_reset(struct qn_h *h)
