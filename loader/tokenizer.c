@@ -562,7 +562,8 @@ static int compile_regex(qn_tok *t, const char *src)
         return qn_fail(QN_E_UNSUPPORTED, "%s: pre-tokenizer regex does not compile at offset %zu: %s", t->path,
                        (size_t)at, (char *)msg);
     }
-    t->jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
+    const char *nojit = getenv("QNEXT_NO_JIT"); /* tests: exercise the interpreter path */
+    t->jit = !(nojit && *nojit && strcmp(nojit, "0")) && pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
     t->md = pcre2_match_data_create_from_pattern(t->re, NULL);
     t->mctx = pcre2_match_context_create(NULL);
     if (!t->md || !t->mctx) return qn_fail(-ENOMEM, "%s: out of memory", t->path);
@@ -649,7 +650,7 @@ int qn_tok_load(qn_tok **out, const char *path)
         const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= buf && at <= buf + n ? (size_t)(at - buf) : n;
         rc = qn_fail(QN_E_FORMAT, "%s: not valid JSON (%s at byte %zu of %zu)", path,
-                     off >= n ? "ends early" : "syntax error", off, n);
+                     n - off <= 16 ? "ends early, truncated?" : "syntax error", off, n);
     } else if (!cJSON_IsObject(root)) {
         rc = qn_fail(QN_E_FORMAT, "%s: top level is not a JSON object", path);
     } else {
