@@ -1,0 +1,210 @@
+#version 450
+// attn_decode.comp — split-K flash decoding of one query token (T = 1) with GQA, two entries:
+//
+// attn_decode (split pass): workgroup (kv head j, split s) takes keys [s*chunk, min((s+1)*chunk, n_keys))
+//   of kv head j, chunk = qn_attn_decode_chunk(n_keys, splits, QN_TK), for all G = Hq/Hkv query heads
+//   h = j*G + g that share it (each K/V row is read once for the G heads). Keys go in tiles of QN_TK:
+//   the K tile is staged in shared memory (16-byte coalesced loads, XOR-swizzled rows), scores
+//   s = q_h . k * scale by one invocation per (g, key), online softmax per head, then P.V with each V
+//   row read straight from memory (prefetched into registers before the K tile) by invocation
+//   (row r, lane l): lane l owns dims 4l..4l+3, rows split the tile's keys; rows are summed in a fixed
+//   order at the end. Writes the unnormalised acc[D] and (max, sum) of each (h, s).
+//   Empty splits (s*chunk >= n_keys) write nothing.
+// attn_decode_combine (QN_ATTN_COMBINE): out[h*D + d] = (sum_s acc_s[d] e^(m_s - M)) / (sum_s l_s e^(m_s - M))
+//   * sigmoid(gate[h*D + d]) over the used splits in order s = 0, 1, ... (M = max m_s).
+//
+// Partials buffer (qn_attn_decode_partials_bytes(Hq, D, S) bytes, f32):
+//   [0, Hq*S*D)                 acc  [Hq][S][D]
+//   [Hq*S*D, Hq*S*(D+2))        (max, sum) [Hq][S][2]
+//   [Hq*S*(D+2)]                number of used splits (uint bits), written by split 0
+//
+// Bindings (attn_decode):          0 q      f32 [Hq][D]           (attn_prep output, T = 1)
+//                                  1 kcache f32 [Hkv][cap][D]
+//                                  2 vcache f32 [Hkv][cap][D]
+//                                  3 pos    uint32 [1]  (read only with QN_ATTN_POS_DEVICE)
+//                                  4 part   f32 partials (written)
+// Bindings (attn_decode_combine):  0 part   f32 partials
+//                                  1 proj   f32 (gate at gate_off + h*D + d)
+//                                  2 out    f32 [Hq*D]
+// Push:     qn_pc_attn_decode (pc_attn.h), the same struct for both entries
+// Spec (attn_decode):  0 QN_WG   workgroup size (default 128; QN_WG*4 >= QN_DMAX)
+//                      1 QN_DMAX largest head_dim (default 256)
+//                      2 QN_GMAX largest G = Hq/Hkv (default 8; registers: QN_GMAX vec4 accumulators)
+//                      3 QN_TK   keys per tile (default 16 = QN_ATTN_DECODE_TK; the chunk is a multiple)
+//                      shared memory: max(QN_TK, QN_GMAX)*QN_DMAX*4 + QN_GMAX*(QN_TK+3)*4 bytes
+// Spec (combine):      0 QN_WG   workgroup size (default 64)
+// Dispatch: attn_decode: `splits` groups (qn_vk_grid) times Hkv in z; barrier; attn_decode_combine:
+//           Hq * ceil(D / QN_WG) groups.
+#extension GL_GOOGLE_include_directive : require
+#include "ext.glsl"
+layout(local_size_x_id = 0) in;
+#include "pc.h"
+#include "types.glsl"
+#include "grid.glsl"
+
+layout(push_constant) uniform PC { qn_pc_attn_decode pc; };
+
+const float QN_NEG_BIG = -3.0e38; // running max before the first key (finite: no inf arithmetic)
+
+#ifndef QN_ATTN_COMBINE
+
+layout(constant_id = 0) const uint QN_WG = 128;
+layout(constant_id = 1) const uint QN_DMAX = 256;
+layout(constant_id = 2) const uint QN_GMAX = 8;
+layout(constant_id = 3) const uint QN_TK = 16;
+const uint KS_ROWS = QN_TK > QN_GMAX ? QN_TK : QN_GMAX;
+const uint NR_MIN = QN_WG * 4u >= QN_DMAX ? QN_WG * 4u / QN_DMAX : 1u; // PV rows at D = QN_DMAX
+const uint NV = (QN_TK + NR_MIN - 1u) / NR_MIN;                          // V rows per invocation and tile
+
+layout(binding = 0, std430) readonly buffer Q { vec4 q4[]; };
+layout(binding = 1, std430) readonly buffer KC { vec4 kc4[]; };
+layout(binding = 2, std430) readonly buffer VC { vec4 vc4[]; };
+layout(binding = 3, std430) readonly buffer Pos { uint posbuf[]; };
+layout(binding = 4, std430) writeonly buffer Part4 { vec4 part4[]; };
+layout(binding = 4, std430) writeonly buffer Part1 { float part1[]; };
+layout(binding = 4, std430) writeonly buffer PartU { uint partu[]; };
+
+shared vec4 ks[KS_ROWS * QN_DMAX / 4u]; // K tile [QN_TK][L] (swizzled), then the row reduction [G][L]
+shared float ss[QN_GMAX * QN_TK];       // scores, then probabilities, [g][key]
+shared float ms[QN_GMAX], ls[QN_GMAX], cs[QN_GMAX];
+
+// position of lane l of tile row kk: XOR-swizzle within aligned blocks of P (<= 8) lanes so that the
+// 8 invocations of a 16-byte shared access that read 8 different rows hit different banks
+uint swz(uint kk, uint l, uint L, uint P)
+{
+    return l < L / P * P ? l ^ (kk & (P - 1u)) : l;
+}
+
+void main()
+{
+    uint s = qn_group_id(), j = gl_WorkGroupID.z;
+    uint tid = gl_LocalInvocationIndex;
+    uint base = (pc.flags & QN_ATTN_POS_DEVICE) != 0u ? posbuf[0] : 0u;
+    uint n_keys = min(base + pc.n_keys, pc.cap);
+    uint S = pc.splits;
+    uint chunk = ((n_keys + S - 1u) / S + QN_TK - 1u) / QN_TK * QN_TK;
+    uint k_begin = s * chunk, k_end = min(n_keys, k_begin + chunk);
+    if (s >= S || j >= pc.Hkv || k_begin >= k_end) return; // uniform over the workgroup
+    uint G = pc.Hq / pc.Hkv, L = pc.D / 4u, NR = QN_WG / L;
+    uint P = L >= 8u ? 8u : L >= 4u ? 4u : L >= 2u ? 2u : 1u;
+    uint row = tid / L, lane = tid % L;
+    uint kvb = j * pc.cap * L; // vec4 index of row 0 of kv head j
+    uint qb = j * G * L;       // vec4 index of q head j*G
+    if (s == 0u && tid == 0u) partu[pc.Hq * S * (pc.D + 2u)] = (n_keys + chunk - 1u) / chunk;
+    if (tid < G) {
+        ms[tid] = QN_NEG_BIG;
+        ls[tid] = 0.0;
+    }
+    vec4 acc[QN_GMAX];
+    for (uint g = 0u; g < QN_GMAX; g++) acc[g] = vec4(0.0);
+
+    for (uint k0 = k_begin; k0 < k_end; k0 += QN_TK) {
+        uint nk = min(QN_TK, k_end - k0);
+        // V rows of this invocation (keys row, row + NR, ...), issued first so they load meanwhile
+        vec4 vr[NV];
+        for (uint a = 0u; a < NV; a++) {
+            uint kk = row + a * NR;
+            vr[a] = row < NR && kk < nk ? vc4[kvb + (k0 + kk) * L + lane] : vec4(0.0);
+        }
+        for (uint i = tid; i < nk * L; i += QN_WG) {
+            uint kk = i / L, l = i % L;
+            ks[kk * L + swz(kk, l, L, P)] = kc4[kvb + (k0 + kk) * L + l];
+        }
+        barrier();
+        // scores: invocation per (g, key)
+        for (uint i = tid; i < G * QN_TK; i += QN_WG) {
+            uint g = i / QN_TK, kk = i % QN_TK;
+            if (kk < nk) {
+                float d = 0.0;
+                for (uint l = 0u; l < L; l++) d += dot(q4[qb + g * L + l], ks[kk * L + swz(kk, l, L, P)]);
+                ss[i] = d * pc.scale;
+            }
+        }
+        barrier();
+        // online softmax, one invocation per head, keys in order
+        if (tid < G) {
+            uint o = tid * QN_TK;
+            float mo = ms[tid], mx = mo;
+            for (uint kk = 0u; kk < nk; kk++) mx = max(mx, ss[o + kk]);
+            float sum = 0.0;
+            for (uint kk = 0u; kk < nk; kk++) {
+                float p = exp(ss[o + kk] - mx);
+                ss[o + kk] = p;
+                sum += p;
+            }
+            float c = exp(mo - mx);
+            ls[tid] = ls[tid] * c + sum;
+            ms[tid] = mx;
+            cs[tid] = c;
+        }
+        barrier();
+        if (row < NR)
+            for (uint g = 0u; g < QN_GMAX; g++) {
+                if (g >= G) break;
+                vec4 a4 = acc[g] * cs[g];
+                for (uint a = 0u; a < NV; a++) {
+                    uint kk = row + a * NR;
+                    if (kk < nk) a4 += ss[g * QN_TK + kk] * vr[a];
+                }
+                acc[g] = a4;
+            }
+        // the next tile's first shared writes (ks) are not read by the P.V step; ss/cs are rewritten
+        // only after the next barrier, which every invocation reaches after its P.V step
+    }
+    // sum the PV rows in order 0, 1, ..., NR-1 through shared memory
+    for (uint r = 1u; r < NR; r++) {
+        barrier();
+        if (row == r)
+            for (uint g = 0u; g < QN_GMAX; g++) {
+                if (g >= G) break;
+                ks[g * L + lane] = acc[g];
+            }
+        barrier();
+        if (row == 0u)
+            for (uint g = 0u; g < QN_GMAX; g++) {
+                if (g >= G) break;
+                acc[g] += ks[g * L + lane];
+            }
+    }
+    uint hb = j * G; // first query head of this kv head
+    if (row == 0u)
+        for (uint g = 0u; g < QN_GMAX; g++) {
+            if (g >= G) break;
+            part4[((hb + g) * S + s) * L + lane] = acc[g];
+        }
+    if (tid < G) {
+        uint mi = pc.Hq * S * pc.D + ((hb + tid) * S + s) * 2u;
+        part1[mi] = ms[tid];
+        part1[mi + 1u] = ls[tid];
+    }
+}
+
+#else // QN_ATTN_COMBINE
+
+layout(constant_id = 0) const uint QN_WG = 64;
+layout(binding = 0, std430) readonly buffer Part { float part[]; };
+layout(binding = 0, std430) readonly buffer PartU { uint partu[]; };
+layout(binding = 1, std430) readonly buffer Proj { float proj[]; };
+layout(binding = 2, std430) writeonly buffer Out { float outv[]; };
+
+void main()
+{
+    uint nb = (pc.D + QN_WG - 1u) / QN_WG;
+    uint g = qn_group_id(), h = g / nb, d = (g % nb) * QN_WG + gl_LocalInvocationIndex;
+    if (h >= pc.Hq || d >= pc.D) return;
+    uint S = pc.splits, D = pc.D;
+    uint used = min(partu[pc.Hq * S * (D + 2u)], S);
+    uint mlb = pc.Hq * S * D + h * S * 2u;
+    float M = QN_NEG_BIG;
+    for (uint s = 0u; s < used; s++) M = max(M, part[mlb + s * 2u]);
+    float sum = 0.0, o = 0.0;
+    for (uint s = 0u; s < used; s++) {
+        float w = exp(part[mlb + s * 2u] - M);
+        sum += part[mlb + s * 2u + 1u] * w;
+        o += part[(h * S + s) * D + d] * w;
+    }
+    float a = sum > 0.0 ? o / sum : 0.0;
+    outv[h * D + d] = a * qn_sigmoid(proj[pc.gate_off + h * D + d]);
+}
+
+#endif

@@ -1,0 +1,146 @@
+#version 450
+// attn_prefill.comp — causal gated attention for T query tokens against the KV cache (GQA), flash style:
+//   out[t][h*D + d] = softmax_k(q[t][h] . k[j][k] * scale, k <= position(t)) . v[j][k]  * sigmoid(gate)
+// with j = h / (Hq/Hkv) and position(t) = base + pos0 + t (base: see pc_attn.h). The cache rows 0..pos0-1
+// may hold an earlier chunk's keys: a prompt chunk continues the previous one's cache (attn_prep must
+// have appended this chunk's rows first).
+//
+// Workgroup (query block b of QN_BQ tokens, head h). Keys go in tiles of QN_TK rows up to the block's
+// last position: the K tile is staged in shared memory (16-byte coalesced loads, XOR-swizzled rows),
+// scores by one invocation per (query, key), online softmax per query (fixed key order), then the V tile
+// replaces the K tile and invocation (row r, lane l) accumulates dims 4l..4l+3 of queries r, r+NR, ...
+// (NR = QN_WG / (D/4)). Queries are read straight from memory (every invocation of a query reads the
+// same address: a broadcast).
+//
+// Bindings: 0 q      f32 [T][Hq][D]      (attn_prep output)
+//           1 kcache f32 [Hkv][cap][D]
+//           2 vcache f32 [Hkv][cap][D]
+//           3 proj   f32 [T][proj_stride] (gate of token t at t*proj_stride + gate_off + h*D + d)
+//           4 pos    uint32 [1]          (read only with QN_ATTN_POS_DEVICE)
+//           5 out    f32 [T][Hq*D]
+// Push:     qn_pc_attn_prefill (pc_attn.h)
+// Spec:     0 QN_WG   workgroup size (default 256; QN_WG*4 >= QN_DMAX)
+//           1 QN_DMAX largest head_dim (default 256)
+//           2 QN_BQ   queries per workgroup (default 16)
+//           3 QN_TK   keys per tile (default 16)
+//           shared memory: QN_TK*QN_DMAX*4 + QN_BQ*(QN_TK+3)*4 bytes (17.2 KiB at the defaults)
+// Dispatch: ceil(T / QN_BQ) groups (qn_vk_grid) times Hq in z.
+#extension GL_GOOGLE_include_directive : require
+#include "ext.glsl"
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint QN_WG = 256;
+layout(constant_id = 1) const uint QN_DMAX = 256;
+layout(constant_id = 2) const uint QN_BQ = 16;
+layout(constant_id = 3) const uint QN_TK = 16;
+#include "pc.h"
+#include "types.glsl"
+#include "grid.glsl"
+
+const uint NR_MIN = QN_WG * 4u >= QN_DMAX ? QN_WG * 4u / QN_DMAX : 1u; // P.V rows at D = QN_DMAX
+const uint NA = (QN_BQ + NR_MIN - 1u) / NR_MIN;                          // queries per invocation
+const float QN_NEG_BIG = -3.0e38; // masked score / running max before the first key (finite)
+
+layout(push_constant) uniform PC { qn_pc_attn_prefill pc; };
+layout(binding = 0, std430) readonly buffer Q { vec4 q4[]; };
+layout(binding = 1, std430) readonly buffer KC { vec4 kc4[]; };
+layout(binding = 2, std430) readonly buffer VC { vec4 vc4[]; };
+layout(binding = 3, std430) readonly buffer Proj { float proj[]; };
+layout(binding = 4, std430) readonly buffer Pos { uint posbuf[]; };
+layout(binding = 5, std430) writeonly buffer Out { float outv[]; };
+
+shared vec4 ks[QN_TK * QN_DMAX / 4u]; // K tile, then V tile, [QN_TK][L] swizzled
+shared float ss[QN_BQ * QN_TK];       // scores, then probabilities, [query][key]
+shared float ms[QN_BQ], ls[QN_BQ], cs[QN_BQ];
+
+// XOR-swizzle lane l of tile row kk within aligned blocks of P (<= 8) lanes (bank-conflict-free reads
+// of one lane from 8 different rows)
+uint swz(uint kk, uint l, uint L, uint P)
+{
+    return l < L / P * P ? l ^ (kk & (P - 1u)) : l;
+}
+
+void load_tile(uint kvb, uint k0, uint nk, uint L, uint P, bool values)
+{
+    for (uint i = gl_LocalInvocationIndex; i < nk * L; i += QN_WG) {
+        uint kk = i / L, l = i % L, src = kvb + (k0 + kk) * L + l;
+        ks[kk * L + swz(kk, l, L, P)] = values ? vc4[src] : kc4[src];
+    }
+}
+
+void main()
+{
+    uint b = qn_group_id(), h = gl_WorkGroupID.z;
+    uint tq0 = b * QN_BQ;
+    if (tq0 >= pc.T || h >= pc.Hq) return; // uniform over the workgroup
+    uint tid = gl_LocalInvocationIndex;
+    uint nq = min(QN_BQ, pc.T - tq0);
+    uint base = (pc.flags & QN_ATTN_POS_DEVICE) != 0u ? posbuf[0] : 0u;
+    uint p0 = base + pc.pos0 + tq0;          // position of the block's first query
+    uint nkb = min(p0 + nq, pc.cap);         // keys the block sees: 0 .. p0 + nq - 1
+    uint G = pc.Hq / pc.Hkv, j = h / G, L = pc.D / 4u, NR = QN_WG / L;
+    uint P = L >= 8u ? 8u : L >= 4u ? 4u : L >= 2u ? 2u : 1u;
+    uint row = tid / L, lane = tid % L;
+    uint kvb = j * pc.cap * L;
+    if (tid < QN_BQ) {
+        ms[tid] = QN_NEG_BIG;
+        ls[tid] = 0.0;
+    }
+    vec4 acc[NA];
+    for (uint a = 0u; a < NA; a++) acc[a] = vec4(0.0);
+
+    for (uint k0 = 0u; k0 < nkb; k0 += QN_TK) {
+        uint nk = min(QN_TK, nkb - k0);
+        load_tile(kvb, k0, nk, L, P, false);
+        barrier();
+        // scores: invocation per (query, key); keys after the query's position are masked
+        for (uint i = tid; i < QN_BQ * QN_TK; i += QN_WG) {
+            uint qi = i / QN_TK, kk = i % QN_TK;
+            float sc = QN_NEG_BIG;
+            if (qi < nq && kk < nk && k0 + kk <= p0 + qi) {
+                uint qb = ((tq0 + qi) * pc.Hq + h) * L;
+                float d = 0.0;
+                for (uint l = 0u; l < L; l++) d += dot(q4[qb + l], ks[kk * L + swz(kk, l, L, P)]);
+                sc = d * pc.scale;
+            }
+            ss[i] = sc;
+        }
+        barrier();
+        // the V tile replaces the K tile while one invocation per query updates its softmax
+        load_tile(kvb, k0, nk, L, P, true);
+        if (tid < QN_BQ) {
+            uint o = tid * QN_TK;
+            float mo = ms[tid], mx = mo;
+            for (uint kk = 0u; kk < nk; kk++) mx = max(mx, ss[o + kk]);
+            float sum = 0.0;
+            for (uint kk = 0u; kk < nk; kk++) {
+                float p = exp(ss[o + kk] - mx);
+                ss[o + kk] = p;
+                sum += p;
+            }
+            float c = exp(mo - mx);
+            ls[tid] = ls[tid] * c + sum;
+            ms[tid] = mx;
+            cs[tid] = c;
+        }
+        barrier();
+        if (row < NR)
+            for (uint a = 0u; a < NA; a++) {
+                uint qi = row + a * NR;
+                if (qi >= nq) break;
+                vec4 a4 = acc[a] * cs[qi];
+                for (uint kk = 0u; kk < nk; kk++) a4 += ss[qi * QN_TK + kk] * ks[kk * L + swz(kk, lane, L, P)];
+                acc[a] = a4;
+            }
+        barrier(); // before the next K tile overwrites ks and the next scores overwrite ss
+    }
+    if (row < NR)
+        for (uint a = 0u; a < NA; a++) {
+            uint qi = row + a * NR;
+            if (qi >= nq) break;
+            uint t = tq0 + qi;
+            uint ob = t * pc.Hq * pc.D + h * pc.D + lane * 4u;
+            uint gb = t * pc.proj_stride + pc.gate_off + h * pc.D + lane * 4u;
+            vec4 o = acc[a] / ls[qi];
+            for (uint c = 0u; c < 4u; c++) outv[ob + c] = o[c] * qn_sigmoid(proj[gb + c]);
+        }
+}

@@ -1,0 +1,94 @@
+/* pc_attn.h — push constants of the gated full-attention kernels (attn_prep.comp, attn_decode.comp,
+ * attn_prefill.comp), shared by C and GLSL (included at the end of pc.h), plus C helpers for the sizes
+ * the caller must allocate.
+ *
+ * Layouts (f32 unless noted; D = head_dim, G = Hq / Hkv):
+ *   proj  [T][proj_stride]  attention projection output, row = [query Hq*D | gate Hq*D | k Hkv*D | v Hkv*D]
+ *   q     [T][Hq][D]        normed + roped queries (attn_prep output)
+ *   kcache, vcache [Hkv][cap][D]   row s of kv head j at (j*cap + s)*D; k normed + roped, v raw
+ *   out   [T][Hq*D]         softmax(q k^T * scale) v * sigmoid(gate), index t*Hq*D + h*D + d
+ *   pos   uint32 [>= 1]     device-side base position (used only with QN_ATTN_POS_DEVICE)
+ *
+ * Positions. Every kernel takes a base position `base`: 0, or pos[0] read from the `pos` binding when
+ * flags & QN_ATTN_POS_DEVICE (so one pre-recorded decode command buffer serves every step: the host
+ * writes the token's position into a host-visible word before each submit). Then:
+ *   attn_prep:    token t is at position base + pos0 + t
+ *   attn_decode:  n_keys = base + n_keys field (decode after prep at position P: n_keys = P + 1)
+ *   attn_prefill: query t is at position base + pos0 + t and sees cache rows 0 .. base + pos0 + t */
+#ifndef QN_PC_ATTN_H
+#define QN_PC_ATTN_H
+
+QN_CONST(QN_ATTN_POS_DEVICE, 1u) /* flags: add pos[0] (binding `pos`) to the positions / n_keys */
+
+/* attn_prep: per token t < T and head: zero-centred RMSNorm (1 + w) of q and k heads over D, partial
+ * rotate-half RoPE on the first `rot` dims (angle = float(position) * inv_freq[p] in f32, cos and sin
+ * times attn_factor), q -> q[t], k -> kcache row, v copied raw -> vcache row (rows >= cap are skipped). */
+QN_STRUCT(qn_pc_attn_prep)
+    QN_U32 T;
+    QN_U32 Hq;
+    QN_U32 Hkv;
+    QN_U32 D;           /* head_dim, multiple of 4, <= spec QN_DMAX */
+    QN_U32 rot;         /* rotary dims R (even, <= D); inv_freq has R/2 entries */
+    QN_U32 cap;         /* KV cache rows per kv head */
+    QN_U32 pos0;        /* position of token 0 (plus pos[0] with QN_ATTN_POS_DEVICE) */
+    QN_U32 flags;
+    QN_U32 proj_stride; /* floats per proj row (2*Hq*D + 2*Hkv*D for the fused projection) */
+    QN_F32 eps;         /* rms_norm_eps */
+    QN_F32 attn_factor; /* YaRN mscale, 1 without YaRN */
+QN_STRUCT_END(qn_pc_attn_prep)
+
+/* attn_decode (split pass) and attn_decode_combine: one query (T = 1) against cache rows 0..n_keys-1,
+ * keys split into `splits` chunks of qn_attn_decode_chunk() keys; the combine merges the splits in
+ * order 0, 1, ... and multiplies by sigmoid(gate), gate[h*D + d] = proj[gate_off + h*D + d]. */
+QN_STRUCT(qn_pc_attn_decode)
+    QN_U32 Hq;
+    QN_U32 Hkv;
+    QN_U32 D;        /* multiple of 4, <= spec QN_DMAX */
+    QN_U32 cap;
+    QN_U32 n_keys;   /* visible keys (plus pos[0] with QN_ATTN_POS_DEVICE); >= 1 and <= cap */
+    QN_U32 splits;   /* S: split workgroups per kv head (dispatch width); partials sized for S */
+    QN_U32 flags;
+    QN_U32 gate_off; /* float index of the gate in proj (Hq*D for token 0 of the fused projection) */
+    QN_F32 scale;    /* softmax scale, 1/sqrt(D) */
+QN_STRUCT_END(qn_pc_attn_decode)
+
+/* attn_prefill: T queries at positions base+pos0+t, each over cache rows 0..base+pos0+t (causal),
+ * times sigmoid(gate), gate of token t at proj[t*proj_stride + gate_off + h*D + d]. */
+QN_STRUCT(qn_pc_attn_prefill)
+    QN_U32 T;
+    QN_U32 Hq;
+    QN_U32 Hkv;
+    QN_U32 D;           /* multiple of 4, <= spec QN_DMAX */
+    QN_U32 cap;
+    QN_U32 pos0;
+    QN_U32 flags;
+    QN_U32 proj_stride;
+    QN_U32 gate_off;    /* Hq*D for the fused projection */
+    QN_F32 scale;
+QN_STRUCT_END(qn_pc_attn_prefill)
+
+#if defined(__STDC__) || defined(__cplusplus)
+/* Default key tile of attn_decode (spec constant 3, QN_TK); a split's chunk is a multiple of it. */
+#define QN_ATTN_DECODE_TK 16u
+/* Keys per split: ceil(n_keys / splits) rounded up to a multiple of tk (the decode kernel's QN_TK). */
+static inline uint32_t qn_attn_decode_chunk(uint32_t n_keys, uint32_t splits, uint32_t tk)
+{
+    uint32_t c = (n_keys + splits - 1) / splits;
+    return (c + tk - 1) / tk * tk;
+}
+/* A good split count for up to n_keys keys: about 64 keys per split, at most 128 splits per kv head
+ * (128 * Hkv workgroups fill a large GPU; more would only add partials traffic). */
+static inline uint32_t qn_attn_decode_splits(uint32_t n_keys)
+{
+    uint32_t s = (n_keys + 63) / 64;
+    return s < 1 ? 1 : s > 128 ? 128 : s;
+}
+/* Bytes of the partials buffer for Hq query heads, head_dim D and S splits (f32): acc [Hq][S][D], then
+ * (max, sum) [Hq][S][2], then one uint (splits used), rounded up to 16 bytes. */
+static inline uint64_t qn_attn_decode_partials_bytes(uint32_t Hq, uint32_t D, uint32_t splits)
+{
+    return ((uint64_t)Hq * splits * (D + 2u) * 4u + 4u + 15u) / 16u * 16u;
+}
+#endif
+
+#endif

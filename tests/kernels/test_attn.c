@@ -1,0 +1,352 @@
+/* test_attn.c — the gated full-attention kernels (attn_prep, attn_decode + attn_decode_combine,
+ * attn_prefill) against the C reference (runtime/ref/ref_ops.h: qn_ref_rmsnorm_zc_rows, qn_ref_rope_inv_freq,
+ * qn_ref_rope, qn_ref_attn_decode, qn_ref_mul_sigmoid) at the real shape (Hq 16, Hkv 2, D 256, R 64) and odd
+ * small ones, positions up to ~1e6, with and without YaRN, n_keys 1 .. 3000, prompt chunks continuing a
+ * cache, device-side positions, and prefill-then-decode against one long prefill.
+ * `test_attn --bench` times the real shape at long contexts instead (for a real GPU). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ref_ops.h"
+
+struct shape {
+    uint32_t Hq, Hkv, D, R;
+};
+static const struct shape REAL = { 16, 2, 256, 64 };
+static const struct shape ODD[] = { { 6, 3, 32, 16 }, { 4, 4, 64, 64 }, { 8, 1, 64, 24 }, { 3, 1, 36, 8 } };
+
+#define EPS 1e-6f
+
+static uint32_t stride_of(struct shape s) { return 2 * s.Hq * s.D + 2 * s.Hkv * s.D; }
+
+/* The host side of attn_prep: inv_freq from the reference (YaRN when yarn != 0) and the attention factor. */
+static float *make_inv_freq(struct qn_h *h, struct shape s, int yarn, float *attn_factor)
+{
+    float *f = qn_h_alloc(h, s.R / 2);
+    qn_ref_rope_inv_freq(f, (int)s.R, 1e7, yarn ? 4.0 : 1.0, 262144.0, 32.0, 1.0, 1);
+    *attn_factor = yarn ? qn_ref_yarn_mscale(4.0) : 1.0f;
+    return f;
+}
+
+/* Reference attn_prep of T tokens at positions pos0.. into q [T][Hq][D] and the caches [Hkv][cap][D]. */
+static void ref_prep(struct shape s, const float *proj, uint32_t T, uint32_t pos0, const float *qnw,
+                     const float *knw, const float *invf, float af, float *q, float *kc, float *vc, uint32_t cap)
+{
+    uint32_t D = s.D, st = stride_of(s);
+    float *k = malloc(sizeof(float) * s.Hkv * D);
+    for (uint32_t t = 0; t < T; t++) {
+        const float *row = proj + (size_t)t * st;
+        float *qt = q + (size_t)t * s.Hq * D;
+        qn_ref_rmsnorm_zc_rows(qt, row, qnw, (int)s.Hq, (int)D, EPS);
+        qn_ref_rope(qt, (int)s.Hq, (int)D, (int)s.R, pos0 + t, invf, af);
+        qn_ref_rmsnorm_zc_rows(k, row + 2 * s.Hq * D, knw, (int)s.Hkv, (int)D, EPS);
+        qn_ref_rope(k, (int)s.Hkv, (int)D, (int)s.R, pos0 + t, invf, af);
+        if (pos0 + t >= cap) continue;
+        for (uint32_t j = 0; j < s.Hkv; j++) {
+            size_t c = ((size_t)j * cap + pos0 + t) * D;
+            memcpy(kc + c, k + (size_t)j * D, sizeof(float) * D);
+            memcpy(vc + c, row + 2 * s.Hq * D + s.Hkv * D + (size_t)j * D, sizeof(float) * D);
+        }
+    }
+    free(k);
+}
+
+/* Reference attention of T queries at positions pos0.. (query t sees rows 0..pos0+t), gated. */
+static void ref_attn(struct shape s, const float *q, const float *kc, const float *vc, const float *proj, uint32_t T,
+                     uint32_t pos0, uint32_t cap, float *out)
+{
+    uint32_t HD = s.Hq * s.D;
+    float *scratch = malloc(sizeof(float) * (pos0 + T));
+    for (uint32_t t = 0; t < T; t++) {
+        float *o = out + (size_t)t * HD;
+        qn_ref_attn_decode(o, q + (size_t)t * HD, kc, vc, (int)(pos0 + t + 1), (int)cap, (int)s.Hq, (int)s.Hkv,
+                           (int)s.D, 1.0f / sqrtf((float)s.D), scratch);
+        qn_ref_mul_sigmoid(o, proj + (size_t)t * stride_of(s) + HD, (int)HD);
+    }
+    free(scratch);
+}
+
+/* ---- recording helpers: how forward.c calls the kernels ------------------------------------------------ */
+
+struct bufs {
+    qn_buf *proj, *qnw, *knw, *invf, *pos, *q, *kc, *vc, *part, *out;
+};
+
+static void run_prep(struct qn_h *h, struct shape s, const struct bufs *b, uint32_t T, uint32_t pos0, uint32_t cap,
+                     uint32_t flags, float af, uint32_t wg)
+{
+    qn_pipe *p = qn_h_pipe(h, QN_K_ATTN_PREP, wg);
+    qn_pc_attn_prep pc = { .T = T, .Hq = s.Hq, .Hkv = s.Hkv, .D = s.D, .rot = s.R, .cap = cap, .pos0 = pos0,
+                           .flags = flags, .proj_stride = stride_of(s), .eps = EPS, .attn_factor = af };
+    qn_h_run_z(h, p, QN_BINDS(QN_BIND(b->proj), QN_BIND(b->qnw), QN_BIND(b->knw), QN_BIND(b->invf), QN_BIND(b->pos),
+                              QN_BIND(b->q), QN_BIND(b->kc), QN_BIND(b->vc)),
+               &pc, sizeof pc, s.Hq + 2 * s.Hkv, T);
+}
+
+/* split pass + combine, recorded in one command buffer with a barrier between */
+static double run_decode(struct qn_h *h, struct shape s, const struct bufs *b, uint32_t n_keys, uint32_t splits,
+                         uint32_t cap, uint32_t flags, const uint32_t *spec, uint32_t nspec)
+{
+    qn_pipe *pd = qn_h_pipe_spec(h, QN_K_ATTN_DECODE, spec, nspec);
+    qn_pipe *pc_ = qn_h_pipe(h, QN_K_ATTN_DECODE_COMBINE, 64);
+    qn_pc_attn_decode pc = { .Hq = s.Hq, .Hkv = s.Hkv, .D = s.D, .cap = cap, .n_keys = n_keys, .splits = splits,
+                             .flags = flags, .gate_off = s.Hq * s.D, .scale = 1.0f / sqrtf((float)s.D) };
+    qn_h_ok(h, qn_cmd_begin(h->cmd), "decode");
+    qn_cmd_mark(h->cmd, "attn_decode");
+    qn_cmd_dispatch_nz(h->cmd, pd, QN_BINDS(QN_BIND(b->q), QN_BIND(b->kc), QN_BIND(b->vc), QN_BIND(b->pos),
+                                            QN_BIND(b->part)), &pc, sizeof pc, splits, s.Hkv);
+    qn_cmd_barrier(h->cmd);
+    qn_cmd_dispatch_n(h->cmd, pc_, QN_BINDS(QN_BIND(b->part), QN_BIND(b->proj), QN_BIND(b->out)), &pc, sizeof pc,
+                      (uint64_t)s.Hq * ((s.D + 63) / 64));
+    qn_cmd_mark(h->cmd, NULL);
+    qn_h_ok(h, qn_cmd_end(h->cmd), "decode");
+    qn_h_ok(h, qn_cmd_run(h->cmd), "decode");
+    return qn_cmd_region(h->cmd, 0, NULL);
+}
+
+static double run_prefill(struct qn_h *h, struct shape s, const struct bufs *b, uint32_t T, uint32_t pos0,
+                          uint32_t cap, uint32_t flags, const uint32_t *spec, uint32_t nspec)
+{
+    qn_pipe *p = qn_h_pipe_spec(h, QN_K_ATTN_PREFILL, spec, nspec);
+    uint32_t bq = qn_pipe_spec(p, 2);
+    qn_pc_attn_prefill pc = { .T = T, .Hq = s.Hq, .Hkv = s.Hkv, .D = s.D, .cap = cap, .pos0 = pos0, .flags = flags,
+                              .proj_stride = stride_of(s), .gate_off = s.Hq * s.D,
+                              .scale = 1.0f / sqrtf((float)s.D) };
+    return qn_h_run_z(h, p, QN_BINDS(QN_BIND(b->q), QN_BIND(b->kc), QN_BIND(b->vc), QN_BIND(b->proj),
+                                     QN_BIND(b->pos), QN_BIND(b->out)),
+                      &pc, sizeof pc, (T + bq - 1) / bq, s.Hq);
+}
+
+static qn_buf *pos_buf(struct qn_h *h, uint32_t v) { return qn_h_upload(h, "pos", &v, sizeof v); }
+
+/* ---- attn_prep ---------------------------------------------------------------------------------------- */
+
+static void prep_case(struct qn_h *h, struct shape s, uint32_t T, uint32_t pos0, uint32_t cap, int yarn,
+                      bool device_pos, uint32_t wg)
+{
+    uint32_t D = s.D, st = stride_of(s);
+    size_t ncache = (size_t)s.Hkv * cap * D;
+    float af, *proj_h, *qnw_h, *knw_h, *kc_h, *vc_h;
+    float *invf = make_inv_freq(h, s, yarn, &af);
+    struct bufs b = { 0 };
+    b.proj = qn_h_input_f32(h, "proj", (size_t)T * st, -3, 3, &proj_h);
+    b.qnw = qn_h_input_f32(h, "q_norm", D, -0.5f, 0.5f, &qnw_h);
+    b.knw = qn_h_input_f32(h, "k_norm", D, -0.5f, 0.5f, &knw_h);
+    b.invf = qn_h_upload(h, "inv_freq", invf, sizeof(float) * s.R / 2);
+    b.pos = pos_buf(h, device_pos ? pos0 - 3 : 12345); /* the base is ignored without the flag */
+    b.q = qn_h_output(h, "q", (size_t)T * s.Hq * D);
+    b.kc = qn_h_input_f32(h, "kcache", ncache, -1, 1, &kc_h); /* rows outside the append stay as they are */
+    b.vc = qn_h_input_f32(h, "vcache", ncache, -1, 1, &vc_h);
+    run_prep(h, s, &b, T, device_pos ? 3 : pos0, cap, device_pos ? QN_ATTN_POS_DEVICE : 0, af, wg);
+
+    float *q_ref = qn_h_alloc(h, (size_t)T * s.Hq * D);
+    ref_prep(s, proj_h, T, pos0, qnw_h, knw_h, invf, af, q_ref, kc_h, vc_h, cap);
+    char what[160];
+    snprintf(what, sizeof what, "prep Hq %u Hkv %u D %u R %u T %u pos0 %u cap %u%s%s wg %u", s.Hq, s.Hkv, D, s.R, T,
+             pos0, cap, yarn ? " yarn" : "", device_pos ? " device-pos" : "", wg);
+    /* measured max abs error ~1e-6 on values up to ~8 (norm: f32 sums vs double; rope: cos/sin ~1e-7) */
+    char w2[200];
+    snprintf(w2, sizeof w2, "%s: q", what);
+    qn_h_check(h, w2, b.q, q_ref, (size_t)T * s.Hq * D, 1e-5, 1e-5);
+    snprintf(w2, sizeof w2, "%s: kcache", what);
+    qn_h_check(h, w2, b.kc, kc_h, ncache, 1e-5, 1e-5);
+    snprintf(w2, sizeof w2, "%s: vcache", what);
+    qn_h_check(h, w2, b.vc, vc_h, ncache, 0, 0);
+    qn_h_reset(h);
+}
+
+static void test_prep(struct qn_h *h)
+{
+    static const uint32_t pos[] = { 0, 7, 4093, 100000, 262143, 1009999 };
+    for (int yarn = 0; yarn < 2; yarn++)
+        for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++) {
+            /* real shape: the cache holds rows up to 64; larger positions check q and the skipped append */
+            prep_case(h, REAL, i % 2 ? 3 : 1, pos[i], 64, yarn, false, 64);
+            /* odd shapes: caches up to ~40 MB hold the rows at the position (k checked), else q only */
+            struct shape o = ODD[i % 4];
+            uint32_t cap = (uint64_t)(pos[i] + 4) * o.Hkv * o.D * 4 <= (40u << 20) ? pos[i] + 4 : 16;
+            prep_case(h, o, 2, pos[i], cap, yarn, false, i % 2 ? 32 : 64);
+        }
+    prep_case(h, REAL, 5, 20, 32, 0, true, 64);
+    prep_case(h, ODD[2], 4, 100003, 100010, 1, true, 48);
+    prep_case(h, REAL, 2, 0, 16, 1, false, 256);
+}
+
+/* ---- attn_decode ------------------------------------------------------------------------------------- */
+
+static void decode_case(struct qn_h *h, struct shape s, uint32_t n_keys, uint32_t splits, bool device_pos,
+                        const uint32_t *spec, uint32_t nspec)
+{
+    uint32_t D = s.D, HD = s.Hq * D, cap = n_keys + 5;
+    size_t ncache = (size_t)s.Hkv * cap * D;
+    float *proj_h, *q_h, *kc_h, *vc_h;
+    struct bufs b = { 0 };
+    b.proj = qn_h_input_f32(h, "proj", stride_of(s), -4, 4, &proj_h);
+    b.q = qn_h_input_f32(h, "q", HD, -2, 2, &q_h);
+    b.kc = qn_h_input_f32(h, "kcache", ncache, -2, 2, &kc_h);
+    b.vc = qn_h_input_f32(h, "vcache", ncache, -2, 2, &vc_h);
+    b.pos = pos_buf(h, device_pos ? n_keys - 1 : 999);
+    b.part = qn_h_buffer(h, "partials", qn_attn_decode_partials_bytes(s.Hq, D, splits));
+    b.out = qn_h_output(h, "out", HD);
+    run_decode(h, s, &b, device_pos ? 1 : n_keys, splits, cap, device_pos ? QN_ATTN_POS_DEVICE : 0, spec, nspec);
+    float *ref = qn_h_alloc(h, HD);
+    ref_attn(s, q_h, kc_h, vc_h, proj_h, 1, n_keys - 1, cap, ref);
+    char what[160];
+    snprintf(what, sizeof what, "decode Hq %u Hkv %u D %u n_keys %u splits %u%s spec %u/%u/%u/%u", s.Hq, s.Hkv, D,
+             n_keys, splits, device_pos ? " device-pos" : "", nspec > 0 ? spec[0] : 128, nspec > 1 ? spec[1] : 256,
+             nspec > 2 ? spec[2] : 8, nspec > 3 ? spec[3] : 16);
+    /* outputs are convex combinations of V rows in [-2, 2] times a gate in (0, 1); measured max abs error
+     * ~3e-7 (f32 exp and sums in a different order than the reference's double sum) */
+    qn_h_check(h, what, b.out, ref, HD, 5e-6, 1e-5);
+    qn_h_reset(h);
+}
+
+static void test_decode(struct qn_h *h)
+{
+    static const uint32_t nk[] = { 1, 7, 255, 256, 257, 3000 };
+    static const uint32_t small[] = { 64, 64, 8, 8 }, tk8[] = { 128, 256, 8, 8 };
+    for (size_t i = 0; i < sizeof nk / sizeof nk[0]; i++) {
+        decode_case(h, REAL, nk[i], qn_attn_decode_splits(nk[i]), false, NULL, 0);
+        decode_case(h, ODD[i % 4], nk[i], qn_attn_decode_splits(nk[i]), false, NULL, 0);
+    }
+    decode_case(h, REAL, 300, 128, false, NULL, 0); /* pre-recorded width: most splits empty */
+    decode_case(h, REAL, 3000, 1, false, NULL, 0);  /* one split takes all keys */
+    decode_case(h, REAL, 1000, 7, true, NULL, 0);
+    decode_case(h, ODD[0], 777, 13, false, small, 4);
+    decode_case(h, ODD[2], 257, 5, false, tk8, 4);
+    decode_case(h, ODD[3], 100, 3, true, small, 4);
+}
+
+/* ---- attn_prefill ------------------------------------------------------------------------------------ */
+
+static void prefill_case(struct qn_h *h, struct shape s, uint32_t T, uint32_t pos0, bool device_pos,
+                         const uint32_t *spec, uint32_t nspec)
+{
+    uint32_t D = s.D, HD = s.Hq * D, cap = pos0 + T + 3;
+    size_t ncache = (size_t)s.Hkv * cap * D;
+    float *proj_h, *q_h, *kc_h, *vc_h;
+    struct bufs b = { 0 };
+    b.proj = qn_h_input_f32(h, "proj", (size_t)T * stride_of(s), -4, 4, &proj_h);
+    b.q = qn_h_input_f32(h, "q", (size_t)T * HD, -2, 2, &q_h);
+    b.kc = qn_h_input_f32(h, "kcache", ncache, -2, 2, &kc_h);
+    b.vc = qn_h_input_f32(h, "vcache", ncache, -2, 2, &vc_h);
+    b.pos = pos_buf(h, device_pos ? pos0 - 1 : 77);
+    b.out = qn_h_output(h, "out", (size_t)T * HD);
+    run_prefill(h, s, &b, T, device_pos ? 1 : pos0, cap, device_pos ? QN_ATTN_POS_DEVICE : 0, spec, nspec);
+    float *ref = qn_h_alloc(h, (size_t)T * HD);
+    ref_attn(s, q_h, kc_h, vc_h, proj_h, T, pos0, cap, ref);
+    char what[160];
+    snprintf(what, sizeof what, "prefill Hq %u Hkv %u D %u T %u pos0 %u%s spec %u/%u/%u/%u", s.Hq, s.Hkv, D, T, pos0,
+             device_pos ? " device-pos" : "", nspec > 0 ? spec[0] : 256, nspec > 1 ? spec[1] : 256,
+             nspec > 2 ? spec[2] : 16, nspec > 3 ? spec[3] : 16);
+    /* same bound as decode (measured max abs error ~3e-7) */
+    qn_h_check(h, what, b.out, ref, (size_t)T * HD, 5e-6, 1e-5);
+    qn_h_reset(h);
+}
+
+static void test_prefill(struct qn_h *h)
+{
+    static const uint32_t Ts[] = { 1, 5, 64, 150 };
+    static const uint32_t alt[] = { 128, 64, 8, 32 }, alt2[] = { 64, 256, 32, 8 };
+    for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
+        prefill_case(h, REAL, Ts[i], 0, false, NULL, 0);
+        prefill_case(h, REAL, Ts[i], i % 2 ? 300 : 17, false, NULL, 0);
+        prefill_case(h, ODD[i], Ts[i], 0, false, NULL, 0);
+        prefill_case(h, ODD[(i + 1) % 4], Ts[i], 41, false, NULL, 0);
+    }
+    prefill_case(h, REAL, 37, 100, true, NULL, 0);
+    prefill_case(h, ODD[0], 70, 9, false, alt, 4);
+    prefill_case(h, ODD[1], 33, 50, true, alt2, 4);
+    prefill_case(h, REAL, 20, 5, false, alt2, 4);
+}
+
+/* ---- the pipeline: prep + prefill in two chunks, then prep + decode, vs the reference and vs one prefill -- */
+
+static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t T2, int yarn)
+{
+    uint32_t D = s.D, HD = s.Hq * D, N = T1 + T2 + 1, cap = N + 2, st = stride_of(s);
+    size_t ncache = (size_t)s.Hkv * cap * D;
+    float af, *proj_h, *qnw_h, *knw_h;
+    float *invf = make_inv_freq(h, s, yarn, &af);
+    struct bufs b = { 0 };
+    b.proj = qn_h_input_f32(h, "proj", (size_t)N * st, -3, 3, &proj_h);
+    b.qnw = qn_h_input_f32(h, "q_norm", D, -0.5f, 0.5f, &qnw_h);
+    b.knw = qn_h_input_f32(h, "k_norm", D, -0.5f, 0.5f, &knw_h);
+    b.invf = qn_h_upload(h, "inv_freq", invf, sizeof(float) * s.R / 2);
+    b.pos = pos_buf(h, T1 + T2);
+    b.q = qn_h_output(h, "q", (size_t)N * HD);
+    b.kc = qn_h_buffer(h, "kcache", ncache * 4);
+    b.vc = qn_h_buffer(h, "vcache", ncache * 4);
+    b.out = qn_h_output(h, "out", (size_t)N * HD);
+    uint32_t splits = qn_attn_decode_splits(N);
+    b.part = qn_h_buffer(h, "partials", qn_attn_decode_partials_bytes(s.Hq, D, splits));
+
+    /* chunk 1 and chunk 2 of the prompt, each: prep (append) then prefill; then one decode step with the
+     * position on the device (as a pre-recorded decode would); proj/q/out are bound at the chunk's rows */
+    uint32_t starts[3] = { 0, T1, T1 + T2 }, lens[3] = { T1, T2, 1 };
+    for (int c = 0; c < 3; c++) {
+        uint64_t r0 = starts[c];
+        struct qn_bind pr = QN_BIND_RANGE(b.proj, r0 * st * 4, (uint64_t)lens[c] * st * 4);
+        struct qn_bind qr = QN_BIND_RANGE(b.q, r0 * HD * 4, (uint64_t)lens[c] * HD * 4);
+        struct qn_bind orr = QN_BIND_RANGE(b.out, r0 * HD * 4, (uint64_t)lens[c] * HD * 4);
+        bool dec = c == 2;
+        qn_pc_attn_prep pp = { .T = lens[c], .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .rot = s.R, .cap = cap,
+                               .pos0 = dec ? 0 : starts[c], .flags = dec ? QN_ATTN_POS_DEVICE : 0,
+                               .proj_stride = st, .eps = EPS, .attn_factor = af };
+        qn_h_run_z(h, qn_h_pipe(h, QN_K_ATTN_PREP, 64), QN_BINDS(pr, QN_BIND(b.qnw), QN_BIND(b.knw),
+                   QN_BIND(b.invf), QN_BIND(b.pos), qr, QN_BIND(b.kc), QN_BIND(b.vc)), &pp, sizeof pp,
+                   s.Hq + 2 * s.Hkv, lens[c]);
+        if (!dec) {
+            qn_pc_attn_prefill pf = { .T = lens[c], .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .pos0 = starts[c],
+                                      .proj_stride = st, .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
+            qn_h_run_z(h, qn_h_pipe_default(h, QN_K_ATTN_PREFILL), QN_BINDS(qr, QN_BIND(b.kc), QN_BIND(b.vc), pr,
+                       QN_BIND(b.pos), orr), &pf, sizeof pf, (lens[c] + 15) / 16, s.Hq);
+            continue;
+        }
+        qn_pc_attn_decode pd = { .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .n_keys = 1, .splits = splits,
+                                 .flags = QN_ATTN_POS_DEVICE, .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
+        qn_h_run_z(h, qn_h_pipe_default(h, QN_K_ATTN_DECODE), QN_BINDS(qr, QN_BIND(b.kc), QN_BIND(b.vc),
+                   QN_BIND(b.pos), QN_BIND(b.part)), &pd, sizeof pd, splits, s.Hkv);
+        qn_h_run(h, qn_h_pipe(h, QN_K_ATTN_DECODE_COMBINE, 64), QN_BINDS(QN_BIND(b.part), pr, orr), &pd, sizeof pd,
+                 (uint64_t)s.Hq * ((D + 63) / 64));
+    }
+    float *chunked = qn_h_read(h, b.out, (size_t)N * HD);
+    /* the reference: prep and attention over the whole sequence at once */
+    float *q_ref = qn_h_alloc(h, (size_t)N * HD), *kc_ref = qn_h_alloc(h, ncache), *vc_ref = qn_h_alloc(h, ncache);
+    float *ref = qn_h_alloc(h, (size_t)N * HD);
+    ref_prep(s, proj_h, N, 0, qnw_h, knw_h, invf, af, q_ref, kc_ref, vc_ref, cap);
+    ref_attn(s, q_ref, kc_ref, vc_ref, proj_h, N, 0, cap, ref);
+    char what[160];
+    snprintf(what, sizeof what, "pipeline Hq %u Hkv %u D %u: prefill %u + prefill %u + decode%s", s.Hq, s.Hkv, D, T1,
+             T2, yarn ? " yarn" : "");
+    /* attention of prep'd q/k: errors of both stages, measured max abs ~1e-6 */
+    qn_h_check_host(h, what, chunked, ref, (size_t)N * HD, 2e-5, 1e-5);
+    /* one prefill of all N tokens over the cache the chunks built == the chunked + decode result */
+    qn_pc_attn_prefill pf = { .T = N, .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .pos0 = 0, .proj_stride = st,
+                              .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
+    qn_h_run_z(h, qn_h_pipe_default(h, QN_K_ATTN_PREFILL), QN_BINDS(QN_BIND(b.q), QN_BIND(b.kc), QN_BIND(b.vc),
+               QN_BIND(b.proj), QN_BIND(b.pos), QN_BIND(b.out)), &pf, sizeof pf, (N + 15) / 16, s.Hq);
+    snprintf(what, sizeof what, "pipeline Hq %u Hkv %u D %u: one prefill of %u vs chunks + decode", s.Hq, s.Hkv, D, N);
+    qn_h_check(h, what, b.out, chunked, (size_t)N * HD, 5e-6, 1e-5);
+    qn_h_reset(h);
+}
+
+static void test_pipeline(struct qn_h *h)
+{
+    pipeline_case(h, REAL, 40, 23, 0);
+    pipeline_case(h, ODD[0], 17, 30, 1);
+}
+
+int main(int argc, char **argv)
+{
+    struct qn_h h;
+    qn_h_open(&h, "attn", argc, argv);
+    test_prep(&h);
+    test_decode(&h);
+    test_prefill(&h);
+    test_pipeline(&h);
+    return qn_h_close(&h);
+}
