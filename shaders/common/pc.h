@@ -37,4 +37,5 @@ QN_STRUCT_END(qn_pc_eltwise)
 #include "pc_embed.h"
 #include "pc_matmul.h"
 #include "pc_sample.h"
+#include "pc_attn.h"
 #endif
