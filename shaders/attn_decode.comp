@@ -116,7 +116,10 @@ void main()
             uint g = i / QN_TK, kk = i % QN_TK;
             if (kk < nk) {
                 float d = 0.0;
-                for (uint l = 0u; l < L; l++) d += dot(q4[qb + g * L + l], ks[kk * L + swz(kk, l, L, P)]);
+                for (uint l = 0u; l < QN_DMAX / 4u; l++) {
+                    if (l >= L) break;
+                    d += dot(q4[qb + g * L + l], ks[kk * L + swz(kk, l, L, P)]);
+                }
                 ss[i] = d * pc.scale;
             }
         }

@@ -5,12 +5,14 @@
 // may hold an earlier chunk's keys: a prompt chunk continues the previous one's cache (attn_prep must
 // have appended this chunk's rows first).
 //
-// Workgroup (query block b of QN_BQ tokens, head h). Keys go in tiles of QN_TK rows up to the block's
-// last position: the K tile is staged in shared memory (16-byte coalesced loads, XOR-swizzled rows),
-// scores by one invocation per (query, key), online softmax per query (fixed key order), then the V tile
-// replaces the K tile and invocation (row r, lane l) accumulates dims 4l..4l+3 of queries r, r+NR, ...
-// (NR = QN_WG / (D/4)). Queries are read straight from memory (every invocation of a query reads the
-// same address: a broadcast).
+// Query rows of kv head j are the T*G pairs (token t, head h = j*G + g), G = Hq/Hkv, ordered t-major
+// (row = t*G + g), so one workgroup's QN_BQ rows share the K/V tiles across the G heads of the group
+// and across QN_BQ/G consecutive tokens. Workgroup (row block b, kv head j): keys go in tiles of QN_TK
+// rows up to the block's last position; the K tile is staged in shared memory (16-byte coalesced loads,
+// XOR-swizzled rows), scores by one invocation per (query row, key), online softmax per row (fixed key
+// order), then the V tile replaces the K tile and invocation (r, lane l) accumulates dims 4l..4l+3 of
+// rows r, r+NR, ... (NR = QN_WG / (D/4)). Queries are read straight from memory (the invocations of a
+// row read the same address: a broadcast).
 //
 // Bindings: 0 q      f32 [T][Hq][D]      (attn_prep output)
 //           1 kcache f32 [Hkv][cap][D]
@@ -21,23 +23,23 @@
 // Push:     qn_pc_attn_prefill (pc_attn.h)
 // Spec:     0 QN_WG   workgroup size (default 256; QN_WG*4 >= QN_DMAX)
 //           1 QN_DMAX largest head_dim (default 256)
-//           2 QN_BQ   queries per workgroup (default 16)
+//           2 QN_BQ   query rows (token, head) per workgroup (default 32)
 //           3 QN_TK   keys per tile (default 16)
 //           shared memory: QN_TK*QN_DMAX*4 + QN_BQ*(QN_TK+3)*4 bytes (17.2 KiB at the defaults)
-// Dispatch: ceil(T / QN_BQ) groups (qn_vk_grid) times Hq in z.
+// Dispatch: ceil(T * (Hq/Hkv) / QN_BQ) groups (qn_vk_grid) times Hkv in z.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint QN_WG = 256;
 layout(constant_id = 1) const uint QN_DMAX = 256;
-layout(constant_id = 2) const uint QN_BQ = 16;
+layout(constant_id = 2) const uint QN_BQ = 32;
 layout(constant_id = 3) const uint QN_TK = 16;
 #include "pc.h"
 #include "types.glsl"
 #include "grid.glsl"
 
 const uint NR_MIN = QN_WG * 4u >= QN_DMAX ? QN_WG * 4u / QN_DMAX : 1u; // P.V rows at D = QN_DMAX
-const uint NA = (QN_BQ + NR_MIN - 1u) / NR_MIN;                          // queries per invocation
+const uint NA = (QN_BQ + NR_MIN - 1u) / NR_MIN;                          // rows per invocation
 const float QN_NEG_BIG = -3.0e38; // masked score / running max before the first key (finite)
 
 layout(push_constant) uniform PC { qn_pc_attn_prefill pc; };
@@ -49,7 +51,7 @@ layout(binding = 4, std430) readonly buffer Pos { uint posbuf[]; };
 layout(binding = 5, std430) writeonly buffer Out { float outv[]; };
 
 shared vec4 ks[QN_TK * QN_DMAX / 4u]; // K tile, then V tile, [QN_TK][L] swizzled
-shared float ss[QN_BQ * QN_TK];       // scores, then probabilities, [query][key]
+shared float ss[QN_BQ * QN_TK];       // scores, then probabilities, [row][key]
 shared float ms[QN_BQ], ls[QN_BQ], cs[QN_BQ];
 
 // XOR-swizzle lane l of tile row kk within aligned blocks of P (<= 8) lanes (bank-conflict-free reads
@@ -69,15 +71,16 @@ void load_tile(uint kvb, uint k0, uint nk, uint L, uint P, bool values)
 
 void main()
 {
-    uint b = qn_group_id(), h = gl_WorkGroupID.z;
-    uint tq0 = b * QN_BQ;
-    if (tq0 >= pc.T || h >= pc.Hq) return; // uniform over the workgroup
+    uint b = qn_group_id(), j = gl_WorkGroupID.z;
+    uint G = pc.Hq / pc.Hkv, nrows = pc.T * G;
+    uint r0 = b * QN_BQ;
+    if (r0 >= nrows || j >= pc.Hkv) return; // uniform over the workgroup
     uint tid = gl_LocalInvocationIndex;
-    uint nq = min(QN_BQ, pc.T - tq0);
+    uint nq = min(QN_BQ, nrows - r0);
     uint base = (pc.flags & QN_ATTN_POS_DEVICE) != 0u ? posbuf[0] : 0u;
-    uint p0 = base + pc.pos0 + tq0;          // position of the block's first query
-    uint nkb = min(p0 + nq, pc.cap);         // keys the block sees: 0 .. p0 + nq - 1
-    uint G = pc.Hq / pc.Hkv, j = h / G, L = pc.D / 4u, NR = QN_WG / L;
+    uint p0 = base + pc.pos0;                     // position of token 0
+    uint nkb = min(p0 + (r0 + nq - 1u) / G + 1u, pc.cap); // keys the block sees: up to its last token
+    uint L = pc.D / 4u, NR = QN_WG / L;
     uint P = L >= 8u ? 8u : L >= 4u ? 4u : L >= 2u ? 2u : 1u;
     uint row = tid / L, lane = tid % L;
     uint kvb = j * pc.cap * L;
@@ -92,20 +95,23 @@ void main()
         uint nk = min(QN_TK, nkb - k0);
         load_tile(kvb, k0, nk, L, P, false);
         barrier();
-        // scores: invocation per (query, key); keys after the query's position are masked
+        // scores: invocation per (row, key); keys after the row's position are masked
         for (uint i = tid; i < QN_BQ * QN_TK; i += QN_WG) {
-            uint qi = i / QN_TK, kk = i % QN_TK;
+            uint qi = i / QN_TK, kk = i % QN_TK, r = r0 + qi, t = r / G;
             float sc = QN_NEG_BIG;
-            if (qi < nq && kk < nk && k0 + kk <= p0 + qi) {
-                uint qb = ((tq0 + qi) * pc.Hq + h) * L;
+            if (qi < nq && kk < nk && k0 + kk <= p0 + t) {
+                uint qb = (t * pc.Hq + j * G + r % G) * L;
                 float d = 0.0;
-                for (uint l = 0u; l < L; l++) d += dot(q4[qb + l], ks[kk * L + swz(kk, l, L, P)]);
+                for (uint l = 0u; l < QN_DMAX / 4u; l++) {
+                    if (l >= L) break;
+                    d += dot(q4[qb + l], ks[kk * L + swz(kk, l, L, P)]);
+                }
                 sc = d * pc.scale;
             }
             ss[i] = sc;
         }
         barrier();
-        // the V tile replaces the K tile while one invocation per query updates its softmax
+        // the V tile replaces the K tile while one invocation per row updates its softmax
         load_tile(kvb, k0, nk, L, P, true);
         if (tid < QN_BQ) {
             uint o = tid * QN_TK;
@@ -137,7 +143,7 @@ void main()
         for (uint a = 0u; a < NA; a++) {
             uint qi = row + a * NR;
             if (qi >= nq) break;
-            uint t = tq0 + qi;
+            uint r = r0 + qi, t = r / G, h = j * G + r % G;
             uint ob = t * pc.Hq * pc.D + h * pc.D + lane * 4u;
             uint gb = t * pc.proj_stride + pc.gate_off + h * pc.D + lane * 4u;
             vec4 o = acc[a] / ls[qi];

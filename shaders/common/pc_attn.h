@@ -52,7 +52,7 @@ QN_STRUCT(qn_pc_attn_decode)
     QN_F32 scale;    /* softmax scale, 1/sqrt(D) */
 QN_STRUCT_END(qn_pc_attn_decode)
 
-/* attn_prefill: T queries at positions base+pos0+t, each over cache rows 0..base+pos0+t (causal),
+/* attn_prefill: T query tokens at positions base+pos0+t, each over cache rows 0..base+pos0+t (causal),
  * times sigmoid(gate), gate of token t at proj[t*proj_stride + gate_off + h*D + d]. */
 QN_STRUCT(qn_pc_attn_prefill)
     QN_U32 T;
@@ -76,12 +76,13 @@ static inline uint32_t qn_attn_decode_chunk(uint32_t n_keys, uint32_t splits, ui
     uint32_t c = (n_keys + splits - 1) / splits;
     return (c + tk - 1) / tk * tk;
 }
-/* A good split count for up to n_keys keys: about 64 keys per split, at most 128 splits per kv head
- * (128 * Hkv workgroups fill a large GPU; more would only add partials traffic). */
+/* A good split count for up to n_keys keys: about 32 keys per split, at most 256 splits per kv head
+ * (Hkv * 256 workgroups keep a large GPU busy; the partials traffic stays < 1/8 of the K/V bytes). A
+ * pre-recorded decode uses the count for its largest context (splits past the keys exit at once). */
 static inline uint32_t qn_attn_decode_splits(uint32_t n_keys)
 {
-    uint32_t s = (n_keys + 63) / 64;
-    return s < 1 ? 1 : s > 128 ? 128 : s;
+    uint32_t s = (n_keys + 31) / 32;
+    return s < 1 ? 1 : s > 256 ? 256 : s;
 }
 /* Bytes of the partials buffer for Hq query heads, head_dim D and S splits (f32): acc [Hq][S][D], then
  * (max, sum) [Hq][S][2], then one uint (splits used), rounded up to 16 bytes. */

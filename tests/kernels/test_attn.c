@@ -107,17 +107,24 @@ static double run_decode(struct qn_h *h, struct shape s, const struct bufs *b, u
     return qn_cmd_region(h->cmd, 0, NULL);
 }
 
+/* attn_prefill: ceil(T * G / QN_BQ) row blocks times Hkv in z; bindings q, kcache, vcache, proj, pos, out */
+static double prefill_bound(struct qn_h *h, qn_pipe *p, struct shape s, const struct qn_bind *b6,
+                            const qn_pc_attn_prefill *pc)
+{
+    uint32_t bq = qn_pipe_spec(p, 2), rows = pc->T * (s.Hq / s.Hkv);
+    return qn_h_run_z(h, p, b6, 6, pc, sizeof *pc, (rows + bq - 1) / bq, s.Hkv);
+}
+
 static double run_prefill(struct qn_h *h, struct shape s, const struct bufs *b, uint32_t T, uint32_t pos0,
                           uint32_t cap, uint32_t flags, const uint32_t *spec, uint32_t nspec)
 {
     qn_pipe *p = qn_h_pipe_spec(h, QN_K_ATTN_PREFILL, spec, nspec);
-    uint32_t bq = qn_pipe_spec(p, 2);
     qn_pc_attn_prefill pc = { .T = T, .Hq = s.Hq, .Hkv = s.Hkv, .D = s.D, .cap = cap, .pos0 = pos0, .flags = flags,
                               .proj_stride = stride_of(s), .gate_off = s.Hq * s.D,
                               .scale = 1.0f / sqrtf((float)s.D) };
-    return qn_h_run_z(h, p, QN_BINDS(QN_BIND(b->q), QN_BIND(b->kc), QN_BIND(b->vc), QN_BIND(b->proj),
-                                     QN_BIND(b->pos), QN_BIND(b->out)),
-                      &pc, sizeof pc, (T + bq - 1) / bq, s.Hq);
+    const struct qn_bind b6[6] = { QN_BIND(b->q), QN_BIND(b->kc), QN_BIND(b->vc), QN_BIND(b->proj), QN_BIND(b->pos),
+                                   QN_BIND(b->out) };
+    return prefill_bound(h, p, s, b6, &pc);
 }
 
 static qn_buf *pos_buf(struct qn_h *h, uint32_t v) { return qn_h_upload(h, "pos", &v, sizeof v); }
@@ -244,7 +251,7 @@ static void prefill_case(struct qn_h *h, struct shape s, uint32_t T, uint32_t po
     char what[160];
     snprintf(what, sizeof what, "prefill Hq %u Hkv %u D %u T %u pos0 %u |q| < %g%s spec %u/%u/%u/%u", s.Hq, s.Hkv, D,
              T, pos0, qmax, device_pos ? " device-pos" : "", nspec > 0 ? spec[0] : 256, nspec > 1 ? spec[1] : 256,
-             nspec > 2 ? spec[2] : 16, nspec > 3 ? spec[3] : 16);
+             nspec > 2 ? spec[2] : 32, nspec > 3 ? spec[3] : 16);
     /* same bound as decode; measured max abs ~1e-6 at |q| < 2, 8e-6 at |q| < 12, 5.5e-6 at |q| < 30 (D 64) */
     qn_h_check(h, what, b.out, ref, (size_t)T * HD, 2.5e-6 * fmaxf(qmax, 2), 1e-5);
     qn_h_reset(h);
@@ -307,8 +314,8 @@ static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t 
         if (!dec) {
             qn_pc_attn_prefill pf = { .T = lens[c], .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .pos0 = starts[c],
                                       .proj_stride = st, .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
-            qn_h_run_z(h, qn_h_pipe_default(h, QN_K_ATTN_PREFILL), QN_BINDS(qr, QN_BIND(b.kc), QN_BIND(b.vc), pr,
-                       QN_BIND(b.pos), orr), &pf, sizeof pf, (lens[c] + 15) / 16, s.Hq);
+            const struct qn_bind b6[6] = { qr, QN_BIND(b.kc), QN_BIND(b.vc), pr, QN_BIND(b.pos), orr };
+            prefill_bound(h, qn_h_pipe_default(h, QN_K_ATTN_PREFILL), s, b6, &pf);
             continue;
         }
         qn_pc_attn_decode pd = { .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .n_keys = 1, .splits = splits,
@@ -332,8 +339,9 @@ static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t 
     /* one prefill of all N tokens over the cache the chunks built == the chunked + decode result */
     qn_pc_attn_prefill pf = { .T = N, .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .pos0 = 0, .proj_stride = st,
                               .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
-    qn_h_run_z(h, qn_h_pipe_default(h, QN_K_ATTN_PREFILL), QN_BINDS(QN_BIND(b.q), QN_BIND(b.kc), QN_BIND(b.vc),
-               QN_BIND(b.proj), QN_BIND(b.pos), QN_BIND(b.out)), &pf, sizeof pf, (N + 15) / 16, s.Hq);
+    const struct qn_bind b6[6] = { QN_BIND(b.q), QN_BIND(b.kc), QN_BIND(b.vc), QN_BIND(b.proj), QN_BIND(b.pos),
+                                   QN_BIND(b.out) };
+    prefill_bound(h, qn_h_pipe_default(h, QN_K_ATTN_PREFILL), s, b6, &pf);
     snprintf(what, sizeof what, "pipeline Hq %u Hkv %u D %u: one prefill of %u vs chunks + decode", s.Hq, s.Hkv, D, N);
     qn_h_check(h, what, b.out, chunked, (size_t)N * HD, 5e-6, 1e-5);
     qn_h_reset(h);
