@@ -49,7 +49,8 @@ static void *arena_alloc(qn_gguf *g, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
     if (!g->arena || g->arena->cap - g->arena->used < n) {
-        size_t cap = n > (1u << 20) ? n : (1u << 20);
+        size_t cap = g->size < (1u << 20) ? (size_t)g->size + 4096 : (1u << 20);   /* small files: small chunks */
+        if (cap < n) cap = n;
         chunk *c = malloc(sizeof *c + cap);
         if (!c) return NULL;
         c->next = g->arena;
@@ -452,7 +453,7 @@ static int place_tensors(qn_gguf *g)
 static int parse_all(qn_gguf *g)
 {
     cur c = {.g = g};
-    c.win = malloc(WINDOW);
+    c.win = malloc(g->size < WINDOW ? (size_t)g->size + 1 : WINDOW);
     if (!c.win) return qn_fail(-ENOMEM, "%s: out of memory", g->path);
     int rc = parse_header(g, &c);
     if (!rc) rc = parse_kvs(g, &c);

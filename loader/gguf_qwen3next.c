@@ -383,9 +383,8 @@ static int find_qkvz(const qn_q3n *m, int i, qn_q3n_src *s)
     if ((rc = whole(m, s, QN_Q3N_QKVZ_SPLIT, 0, NAMES("blk.%d.attn_qkv.weight"), i)) ||
         (rc = whole(m, &z, QN_Q3N_COPY, 0, NAMES("blk.%d.attn_gate.weight"), i)))
         return rc;
-    if (z.t->ne[0] != s->t->ne[0] || z.t->type != s->t->type)
-        return qn_fail(QN_E_FORMAT, "%s: attn_qkv and attn_gate of layer %d differ in row length or type",
-                       qn_gguf_path(m->g), i);
+    if (z.t->ne[0] != s->t->ne[0])
+        return qn_fail(QN_E_FORMAT, "%s: attn_qkv and attn_gate of layer %d differ in row length", qn_gguf_path(m->g), i);
     s->t2 = z.t;
     set_shape(s, 2, (int64_t)(s->nrows + z.nrows), (int64_t)s->t->ne[0], 0);
     return 0;
@@ -463,7 +462,7 @@ static uint64_t t_rows(const qn_gguf_tensor *t) { return t->ne[1] * t->ne[2] * t
 
 uint64_t qn_q3n_src_bytes(const qn_q3n_src *s)
 {
-    return s->t->row_bytes * (s->nrows + (s->t2 ? t_rows(s->t2) : 0));
+    return s->t->row_bytes * s->nrows + (s->t2 ? s->t2->row_bytes * t_rows(s->t2) : 0);
 }
 
 int qn_q3n_qkvz_row(const qn_config *c, uint64_t r, int *part, uint64_t *row)
@@ -485,21 +484,35 @@ static int read_rows(const qn_q3n *m, const qn_gguf_tensor *t, uint64_t r0, uint
     return qn_gguf_read(m->g, t->offset + r0 * t->row_bytes, dst, (size_t)(n * t->row_bytes));
 }
 
-static int read_qkvz(const qn_q3n *m, const qn_q3n_src *s, uint8_t *dst)
+/* Gather HF in_proj_qkvz rows (each `rb` bytes) from the attn_qkv rows at a and the attn_gate rows at b. */
+static int gather_qkvz(const qn_q3n *m, const qn_q3n_src *s, const uint8_t *a, const uint8_t *b, size_t rb, uint8_t *dst)
 {
-    uint64_t rb = s->t->row_bytes, n1 = t_rows(s->t), n2 = t_rows(s->t2);
-    uint8_t *a = malloc((size_t)((n1 + n2) * rb));
-    if (!a) return qn_fail(-ENOMEM, "out of memory reading '%s'", s->t->name);
-    int rc = read_rows(m, s->t, 0, n1, a);
-    if (!rc) rc = read_rows(m, s->t2, 0, n2, a + n1 * rb);
-    for (uint64_t r = 0; !rc && r < n1 + n2; r++) {
+    uint64_t n1 = t_rows(s->t), n2 = t_rows(s->t2);
+    for (uint64_t r = 0; r < n1 + n2; r++) {
         int part;
         uint64_t row;
-        rc = qn_q3n_qkvz_row(&m->cfg, r, &part, &row);
+        int rc = qn_q3n_qkvz_row(&m->cfg, r, &part, &row);
         if (!rc && row >= (part ? n2 : n1)) rc = qn_fail(QN_E_FORMAT, "'%s': qkvz row %" PRIu64 " out of range", s->t->name, r);
-        if (!rc) memcpy(dst + r * rb, a + (part ? n1 + row : row) * rb, (size_t)rb);
+        if (rc) return rc;
+        memcpy(dst + r * rb, (part ? b : a) + row * rb, rb);
     }
-    free(a);
+    return 0;
+}
+
+/* Both parts read (and dequantized to f32 when f32 != 0), then rows gathered into HF order. */
+static int read_qkvz(const qn_q3n *m, const qn_q3n_src *s, void *dst, int f32)
+{
+    uint64_t n1 = t_rows(s->t), n2 = t_rows(s->t2), ne0 = s->t->ne[0];
+    uint64_t rb1 = s->t->row_bytes, rb2 = s->t2->row_bytes, out_rb = f32 ? ne0 * 4 : rb1;
+    uint8_t *raw = malloc((size_t)(n1 * rb1 + n2 * rb2)), *rows = f32 ? malloc((size_t)((n1 + n2) * out_rb)) : raw;
+    int rc = raw && rows ? 0 : qn_fail(-ENOMEM, "out of memory reading '%s'", s->t->name);
+    if (!rc) rc = read_rows(m, s->t, 0, n1, raw);
+    if (!rc) rc = read_rows(m, s->t2, 0, n2, raw + n1 * rb1);
+    if (!rc && f32) rc = qn_dequant_row(s->t->type, raw, (float *)rows, n1 * ne0);
+    if (!rc && f32) rc = qn_dequant_row(s->t2->type, raw + n1 * rb1, (float *)(rows + n1 * out_rb), n2 * ne0);
+    if (!rc) rc = gather_qkvz(m, s, rows, rows + n1 * out_rb, (size_t)out_rb, dst);
+    if (rows != raw) free(rows);
+    free(raw);
     return rc;
 }
 
@@ -508,15 +521,21 @@ int qn_q3n_read_raw(const qn_q3n *m, const qn_q3n_src *s, void *dst, size_t cap)
     uint64_t need_bytes = qn_q3n_src_bytes(s);
     if (need_bytes > cap)
         return qn_fail(-EINVAL, "'%s': %" PRIu64 " bytes needed, buffer holds %zu", s->t->name, need_bytes, cap);
-    if (s->xform == QN_Q3N_QKVZ_SPLIT) return read_qkvz(m, s, dst);
+    if (s->xform == QN_Q3N_QKVZ_SPLIT && s->t2->type != s->t->type)
+        return qn_fail(QN_E_UNSUPPORTED, "%s: '%s' (%s) and '%s' (%s) differ in type: read them separately or use "
+                       "qn_q3n_read_f32", qn_gguf_path(m->g), s->t->name, qn_ggml_type_name(s->t->type), s->t2->name,
+                       qn_ggml_type_name(s->t2->type));
+    if (s->xform == QN_Q3N_QKVZ_SPLIT) return read_qkvz(m, s, dst, 0);
     return read_rows(m, s->t, s->row0, s->nrows, dst);
 }
 
 int qn_q3n_read_f32(const qn_q3n *m, const qn_q3n_src *s, float *dst, uint64_t n)
 {
-    uint64_t bytes = qn_q3n_src_bytes(s), elems = (bytes / s->t->row_bytes) * s->t->ne[0];
+    uint64_t elems = (s->nrows + (s->t2 ? t_rows(s->t2) : 0)) * s->t->ne[0];
     if (n != elems)
         return qn_fail(-EINVAL, "'%s': %" PRIu64 " elements, caller expects %" PRIu64, s->t->name, elems, n);
+    if (s->xform == QN_Q3N_QKVZ_SPLIT) return read_qkvz(m, s, dst, 1);
+    uint64_t bytes = qn_q3n_src_bytes(s);
     void *raw = malloc(bytes ? (size_t)bytes : 1);
     if (!raw) return qn_fail(-ENOMEM, "out of memory reading '%s'", s->t->name);
     int rc = qn_q3n_read_raw(m, s, raw, (size_t)bytes);

@@ -54,10 +54,12 @@ int qn_q3n_qkvz_legacy(const qn_q3n *m); /* 1 if the file has fused ssm_in (olde
 /* Resolve an HF name ("model.layers.3.self_attn.q_proj.weight", "mtp.fc.weight" ...). -ENOENT if the
  * name is not part of the model or the GGUF lacks it. */
 int qn_q3n_find(const qn_q3n *m, const char *hf_name, qn_q3n_src *src);
-/* Bytes qn_q3n_read_raw() produces for src. */
+/* Bytes of the stored data behind src (what qn_q3n_read_raw() produces). */
 uint64_t qn_q3n_src_bytes(const qn_q3n_src *src);
 /* The HF-layout tensor in its GGUF storage type (rows permuted for QKVZ_SPLIT; value transforms NOT
- * applied: norms stay 1+w, A_log stays -exp(A_log)). */
+ * applied: norms stay 1+w, A_log stays -exp(A_log)). QKVZ_SPLIT whose two parts differ in type (llama.cpp
+ * Q4_K_M makes attn_qkv Q6_K on some layers, attn_gate Q4_K) is QN_E_UNSUPPORTED: use the parts (src.t,
+ * src.t2) directly, they are already the flat [q|k|v] and [z] blocks, or qn_q3n_read_f32. */
 int qn_q3n_read_raw(const qn_q3n *m, const qn_q3n_src *src, void *dst, size_t cap);
 /* The HF tensor as float32 values (dequantized, every transform applied); n = element count. */
 int qn_q3n_read_f32(const qn_q3n *m, const qn_q3n_src *src, float *dst, uint64_t n);

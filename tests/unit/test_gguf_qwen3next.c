@@ -32,6 +32,7 @@ static int failures;
 typedef struct mk_opts {
     int legacy_qkvz, fuse_gate_up, fuse_attn_qkv;
     uint32_t mat_type;          /* weights whose rows fit its block; F16 otherwise */
+    uint32_t gate_type;         /* attn_gate type when non-zero (llama.cpp Q4_K_M mixes Q6_K qkv + Q4_K gate) */
     const char *arch;           /* general.architecture, default qwen3next */
     const char *drop;           /* a GGUF tensor to leave out */
     int bad_router;             /* write ffn_gate_inp of layer 0 with one expert too few */
@@ -119,7 +120,7 @@ static void mk_qkvz(mk *m, int i)
     }
     free(w);
     put(m, LNAME(name, "blk.%d.attn_qkv.weight", i), 2, H, hk * (2 * dk + vg), 0, m->o->mat_type, qkv);
-    put(m, LNAME(name, "blk.%d.attn_gate.weight", i), 2, H, hk * vg, 0, m->o->mat_type, z);
+    put(m, LNAME(name, "blk.%d.attn_gate.weight", i), 2, H, hk * vg, 0, m->o->gate_type ? m->o->gate_type : m->o->mat_type, z);
 }
 
 static void mk_linear(mk *m, int i)
@@ -285,10 +286,12 @@ static int mkgguf(const char *dir, const char *out, const mk_opts *o, qn_config 
 /* ---------------------------------------------------------------- checks */
 
 typedef struct cmp {
+    const qn_config *cfg;
     const qn_q3n *q;
     const qn_st_store *st;
     int counts[4];              /* per xform */
     int by_type[64];
+    int mixed;
 } cmp;
 
 /* Every HF tensor through the mapping vs the checkpoint: COPY / QKVZ_SPLIT exactly equal to the checkpoint
@@ -309,7 +312,21 @@ static int cmp_one(void *user, const qn_tensor_spec *spec)
     c->counts[s.xform]++;
     c->by_type[s.t->type & 63]++;
     int bad = 0;
-    if (s.xform == QN_Q3N_COPY || s.xform == QN_Q3N_QKVZ_SPLIT) {
+    if (s.xform == QN_Q3N_QKVZ_SPLIT && s.t2->type != s.t->type) {
+        /* mixed types: z rows (offset >= 2 dk + vg inside each key-head group) went through attn_gate's type */
+        const qn_config *f = c->cfg;
+        uint64_t H = (uint64_t)f->hidden_size, dk = (uint64_t)f->lin_k_dim;
+        uint64_t vg = (uint64_t)(f->lin_v_heads / f->lin_k_heads * f->lin_v_dim), G = 2 * dk + 2 * vg;
+        for (uint64_t r = 0; r < n / H; r++) {
+            uint32_t ty = r % G >= 2 * dk + vg ? s.t2->type : s.t->type;
+            qn_quant_row(ty, want + r * H, q, H);
+            qn_dequant_row(ty, q, rt + r * H, H);
+        }
+        for (uint64_t i = 0; i < n; i++) bad += got[i] != rt[i];
+        CHECK(qn_q3n_read_raw(c->q, &s, q, n * 8) == QN_E_UNSUPPORTED && strstr(qn_errmsg(), "differ in type"),
+              "%s: raw read of mixed-type parts: %s", spec->name, qn_errmsg());
+        c->mixed++;
+    } else if (s.xform == QN_Q3N_COPY || s.xform == QN_Q3N_QKVZ_SPLIT) {
         qn_quant_row(s.t->type, want, q, n);
         qn_dequant_row(s.t->type, q, rt, n);
         for (uint64_t i = 0; i < n; i++) bad += got[i] != rt[i];
@@ -388,7 +405,7 @@ static void run_variant(const char *dir, const char *tmp, const char *label, con
         CHECK(qn_q3n_qkvz_legacy(q) == want_legacy && qn_q3n_n_nextn(q) == 0, "%s: legacy flag", label);
         qn_st_store *st;
         qn_st_open(&st, dir);
-        cmp c = {.q = q, .st = st};
+        cmp c = {.cfg = &cfg, .q = q, .st = st};
         qn_cfg_tensors(&cfg, cmp_one, &c);
         qn_st_close(&st);
         printf("%s: %d copied, %d norm+1, %d -exp, %d qkvz-split tensors; Q8_0 %d, F16 %d, F32 %d\n", label,
@@ -397,6 +414,7 @@ static void run_variant(const char *dir, const char *tmp, const char *label, con
         CHECK(c.counts[1] > 0 && c.counts[2] > 0 && (want_legacy || c.counts[3] > 0), "%s: transforms exercised", label);
         CHECK(o->mat_type != QN_GGML_Q8_0 || c.by_type[QN_GGML_Q8_0] > 100, "%s: quantized path exercised", label);
         CHECK(!check_spans(q, g), "%s: expert spans", label);
+        CHECK(!o->gate_type || c.mixed == 3, "%s: %d mixed-type qkvz tensors", label, c.mixed);
         qn_q3n_src s;
         CHECK(qn_q3n_find(q, "model.layers.99.input_layernorm.weight", &s) == -ENOENT &&
               strstr(qn_errmsg(), "not a tensor"), "unknown layer: %s", qn_errmsg());
@@ -458,6 +476,7 @@ int main(int argc, char **argv)
     run_variant(argv[1], tmp, "q8-legacy-fused",
                 &(mk_opts){.mat_type = QN_GGML_Q8_0, .legacy_qkvz = 1, .fuse_gate_up = 1, .fuse_attn_qkv = 1}, 1);
     run_variant(argv[1], tmp, "q8-split", &(mk_opts){.mat_type = QN_GGML_Q8_0}, 0);
+    run_variant(argv[1], tmp, "q8-split-f16-gate", &(mk_opts){.mat_type = QN_GGML_Q8_0, .gate_type = QN_GGML_F16}, 0);
     expect_refused(argv[1], tmp, &(mk_opts){.mat_type = QN_GGML_F16, .arch = "llama"}, QN_E_UNSUPPORTED,
                    "general.architecture is 'llama'");
     expect_refused(argv[1], tmp, &(mk_opts){.mat_type = QN_GGML_F16, .drop = "blk.2.ffn_down_shexp.weight"}, -ENOENT,
