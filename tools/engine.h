@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "sample.h"
 
 typedef struct qn_engine qn_engine;
 
@@ -21,6 +22,19 @@ int qn_engine_forward(qn_engine *e, const int32_t *tokens, int n, float *logits,
 /* Start a new sequence. */
 void qn_engine_reset(qn_engine *e);
 
+/* ---- sampling support (run, chat, serve) ---- */
+/* The k (1 .. QN_SAMPLE_MAX_K, <= vocab) largest logits of the last position of the latest
+ * qn_engine_forward() call, largest first, ties lower id first. Call it once per forward call; the
+ * forward call may pass logits = NULL (a backend may then run the tokens lazily, here). NaN logits:
+ * an error. */
+int qn_engine_topk(qn_engine *e, qn_cand *cand, int k);
+/* Routed-expert cache counters since open (streaming backends); QN_E_UNSUPPORTED when the backend keeps
+ * no expert cache (cpu). */
+int qn_engine_expert_stats(qn_engine *e, uint64_t *hits, uint64_t *misses);
+/* The top-k selection on the host over logits x[0..n) (same order and checks), for backends that have
+ * the logits in host memory. */
+int qn_engine_topk_host(const float *x, int n, qn_cand *cand, int k);
+
 /* Parse --tokens LIST for command `cmd` and check every id against the vocabulary in c->model's config.json
  * (before any weights are loaded). Prints the reason and returns <0 on bad input; *ids is malloc'd. */
 int qn_engine_tokens(const char *cmd, const struct qn_cli_common *c, const char *list, int32_t **ids, int *n);
@@ -32,6 +46,9 @@ struct qn_engine_ops {
     void (*reset)(void *impl);
     void (*close)(void *impl);
     const qn_config *(*config)(const void *impl);
+    /* optional (NULL: not available) */
+    int (*topk)(void *impl, qn_cand *cand, int k);
+    int (*expert_stats)(void *impl, uint64_t *hits, uint64_t *misses);
 };
 
 #endif
