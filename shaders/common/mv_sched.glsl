@@ -1,0 +1,116 @@
+// mv_sched.glsl — work split and reduction shared by the matvec kernels (matvec.comp, qmatvec.comp).
+//
+// A workgroup owns QN_ROWS consecutive rows [r0, r0 + QN_ROWS) of y (dispatch: ceil(rows / QN_ROWS) groups).
+// Its rows are cut into "sets" of QN_SGROWS rows that one team computes together (each W chunk of the set's
+// rows is multiplied with the same x chunk, loaded once). A team is one subgroup (QN_SUBGROUP) or the whole
+// workgroup (no subgroups, or a workgroup smaller than one subgroup):
+//   - sets >= teams: team s takes sets s, s + P, ... (P teams) and reduces each row with subgroupAdd alone:
+//     no barrier and no shared memory at all after the loads;
+//   - sets <  teams: each set is split over np = P / sets teams ("parts", interleaved chunk ranges); each
+//     team reduces with subgroupAdd, writes one partial per row to shared memory, ONE barrier, then
+//     invocation i < QN_ROWS adds the np partials of row r0 + i in a fixed order.
+// Teams are the full subgroups only (gl_SubgroupID < QN_WG / gl_SubgroupSize): a trailing partial subgroup,
+// if QN_WG is not a multiple of the subgroup size, stays idle, so no lane numbering of partial subgroups
+// is assumed. Without subgroups, rows are reduced with qn_wg_sum (reduce.glsl), one barrier tree per row.
+//
+// x staging: with QN_XSH > 0 and cols <= 4 * QN_XSH (cols a multiple of 4), the workgroup first copies x
+// of its token into shared memory (qn_xs, behind one barrier) and qn_xsh is true; else x is read from
+// the buffer (through L1). Which is faster is a measurement (qnext selftest --bench --sweep).
+//
+// The includer declares the specialization constants QN_WG, QN_ROWS, QN_SGROWS, QN_XSH, the push block
+// `pc` (qn_pc_matvec) and its W binding (0), includes this file (bindings 1 x and 2 y are declared here),
+// then defines
+//     void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb);
+// which sets qn_acc[j] (j < QN_SGROWS) to this invocation's share of the dot products of rows rbase + j:
+// the team's `lanes` invocations (index `lane`) take chunk/unit indices part * lanes + lane +
+// i * nparts * lanes; x of the token starts at element xb. Rows past pc.rows must be clamped by it
+// (never read past W); their results are dropped here.
+#ifndef QN_MV_SCHED_GLSL
+#define QN_MV_SCHED_GLSL
+
+layout(binding = 1, std430) readonly buffer X4 { vec4 x4[]; };
+layout(binding = 1, std430) readonly buffer X1 { float x1[]; };
+layout(binding = 2, std430) buffer Y { float y[]; };
+
+float qn_acc[QN_SGROWS];
+shared vec4 qn_xs[QN_XSH + 1u];
+bool qn_xsh;
+
+void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb);
+
+void qn_mv_stage_x(uint xb)
+{
+    qn_xsh = QN_XSH > 0u && pc.cols <= QN_XSH * 4u && (pc.cols & 3u) == 0u;
+    if (!qn_xsh) return; // uniform
+    for (uint i = gl_LocalInvocationIndex; i < pc.cols / 4u; i += QN_WG) qn_xs[i] = x4[xb / 4u + i];
+    barrier();
+}
+
+const uint QN_MV_SETS = (QN_ROWS + QN_SGROWS - 1u) / QN_SGROWS;
+#ifdef QN_SUBGROUP
+// partial sums of split sets: one per (team, row of its set); teams <= QN_WG / 4 + 1 (see main)
+const uint QN_MV_TEAMS_MAX = QN_WG / 4u + 1u;
+shared float qn_mv_part[QN_MV_TEAMS_MAX * QN_SGROWS];
+#endif
+
+void qn_mv_store(uint row, uint yb, float v)
+{
+    uint i = yb + row;
+    y[i] = (pc.flags & QN_MATVEC_ACCUMULATE) != 0u ? y[i] + v : v;
+}
+
+void main()
+{
+    uint lid = gl_LocalInvocationIndex;
+    uint r0 = qn_group_id() * QN_ROWS;
+    if (r0 >= pc.rows) return; // uniform over the workgroup
+    uint xb = gl_WorkGroupID.z * pc.cols, yb = gl_WorkGroupID.z * pc.rows; // token t = z
+    qn_mv_stage_x(xb);
+#ifdef QN_SUBGROUP
+    uint nfull = QN_WG / gl_SubgroupSize;
+    uint team = 0u, lane = lid, lanes = QN_WG, P = 1u;
+    if (nfull > 0u) {
+        team = gl_SubgroupID;
+        lane = gl_SubgroupInvocationID;
+        lanes = gl_SubgroupSize;
+        P = min(nfull, QN_MV_TEAMS_MAX);
+    }
+    if (QN_MV_SETS >= P) {
+        for (uint s = team; s < QN_MV_SETS && team < P; s += P) {
+            qn_mv_partial(r0 + s * QN_SGROWS, lane, lanes, 0u, 1u, xb);
+            for (uint j = 0u; j < QN_SGROWS; j++) {
+                float v = subgroupAdd(qn_acc[j]);
+                uint rr = s * QN_SGROWS + j;
+                if (subgroupElect() && rr < QN_ROWS && r0 + rr < pc.rows) qn_mv_store(r0 + rr, yb, v);
+            }
+        }
+        return;
+    }
+    uint np = P / QN_MV_SETS;
+    if (team < np * QN_MV_SETS) {
+        qn_mv_partial(r0 + (team % QN_MV_SETS) * QN_SGROWS, lane, lanes, team / QN_MV_SETS, np, xb);
+        for (uint j = 0u; j < QN_SGROWS; j++) {
+            float v = subgroupAdd(qn_acc[j]);
+            if (subgroupElect()) qn_mv_part[team * QN_SGROWS + j] = v;
+        }
+    }
+    barrier();
+    if (lid < QN_ROWS && r0 + lid < pc.rows) {
+        uint s = lid / QN_SGROWS, j = lid % QN_SGROWS;
+        float t = 0.0;
+        for (uint p = 0u; p < np; p++) t += qn_mv_part[(p * QN_MV_SETS + s) * QN_SGROWS + j];
+        qn_mv_store(r0 + lid, yb, t);
+    }
+#else
+    for (uint s = 0u; s < QN_MV_SETS; s++) {
+        qn_mv_partial(r0 + s * QN_SGROWS, lid, QN_WG, 0u, 1u, xb);
+        for (uint j = 0u; j < QN_SGROWS; j++) {
+            float v = qn_wg_sum(qn_acc[j]);
+            uint rr = s * QN_SGROWS + j;
+            if (lid == 0u && rr < QN_ROWS && r0 + rr < pc.rows) qn_mv_store(r0 + rr, yb, v);
+        }
+    }
+#endif
+}
+
+#endif
