@@ -18,9 +18,10 @@
 //   [Hq*S*D, Hq*S*(D+2))        (max, sum) [Hq][S][2]
 //   [Hq*S*(D+2)]                number of used splits (uint bits), written by split 0
 //
+// Variants: QN_KV_F16 (f16 KV cache, else f32; common/attn_kv.glsl) for the split pass.
 // Bindings (attn_decode):          0 q      f32 [Hq][D]           (attn_prep output, T = 1)
-//                                  1 kcache f32 [Hkv][cap][D]
-//                                  2 vcache f32 [Hkv][cap][D]
+//                                  1 kcache f32 (f16 with QN_KV_F16) [Hkv][cap][D]
+//                                  2 vcache f32 (f16 with QN_KV_F16) [Hkv][cap][D]
 //                                  3 pos    uint32 [1]  (read only with QN_ATTN_POS_DEVICE)
 //                                  4 part   f32 partials (written)
 // Bindings (attn_decode_combine):  0 part   f32 partials
@@ -57,8 +58,8 @@ const uint NR_MIN = QN_WG * 4u >= QN_DMAX ? QN_WG * 4u / QN_DMAX : 1u; // PV row
 const uint NV = (QN_TK + NR_MIN - 1u) / NR_MIN;                          // V rows per invocation and tile
 
 layout(binding = 0, std430) readonly buffer Q { vec4 q4[]; };
-layout(binding = 1, std430) readonly buffer KC { vec4 kc4[]; };
-layout(binding = 2, std430) readonly buffer VC { vec4 vc4[]; };
+#define QN_KV_READ
+#include "attn_kv.glsl"
 layout(binding = 3, std430) readonly buffer Pos { uint posbuf[]; };
 layout(binding = 4, std430) writeonly buffer Part4 { vec4 part4[]; };
 layout(binding = 4, std430) writeonly buffer Part1 { float part1[]; };
@@ -104,11 +105,11 @@ void main()
         vec4 vr[NV];
         for (uint a = 0u; a < NV; a++) {
             uint kk = row + a * NR;
-            vr[a] = row < NR && kk < nk ? vc4[kvb + (k0 + kk) * L + lane] : vec4(0.0);
+            vr[a] = row < NR && kk < nk ? v_at(kvb + (k0 + kk) * L + lane) : vec4(0.0);
         }
         for (uint i = tid; i < nk * L; i += QN_WG) {
             uint kk = i / L, l = i % L;
-            ks[kk * L + swz(kk, l, L, P)] = kc4[kvb + (k0 + kk) * L + l];
+            ks[kk * L + swz(kk, l, L, P)] = k_at(kvb + (k0 + kk) * L + l);
         }
         barrier();
         // scores: invocation per (g, key)

@@ -14,9 +14,10 @@
 // rows r, r+NR, ... (NR = QN_WG / (D/4)). Queries are read straight from memory (the invocations of a
 // row read the same address: a broadcast).
 //
+// Variants: QN_KV_F16 (f16 KV cache, else f32; common/attn_kv.glsl).
 // Bindings: 0 q      f32 [T][Hq][D]      (attn_prep output)
-//           1 kcache f32 [Hkv][cap][D]
-//           2 vcache f32 [Hkv][cap][D]
+//           1 kcache f32 (f16 with QN_KV_F16) [Hkv][cap][D]
+//           2 vcache f32 (f16 with QN_KV_F16) [Hkv][cap][D]
 //           3 proj   f32 [T][proj_stride] (gate of token t at t*proj_stride + gate_off + h*D + d)
 //           4 pos    uint32 [1]          (read only with QN_ATTN_POS_DEVICE)
 //           5 out    f32 [T][Hq*D]
@@ -44,8 +45,8 @@ const float QN_NEG_BIG = -3.0e38; // masked score / running max before the first
 
 layout(push_constant) uniform PC { qn_pc_attn_prefill pc; };
 layout(binding = 0, std430) readonly buffer Q { vec4 q4[]; };
-layout(binding = 1, std430) readonly buffer KC { vec4 kc4[]; };
-layout(binding = 2, std430) readonly buffer VC { vec4 vc4[]; };
+#define QN_KV_READ
+#include "attn_kv.glsl"
 layout(binding = 3, std430) readonly buffer Proj { float proj[]; };
 layout(binding = 4, std430) readonly buffer Pos { uint posbuf[]; };
 layout(binding = 5, std430) writeonly buffer Out { float outv[]; };
@@ -65,7 +66,7 @@ void load_tile(uint kvb, uint k0, uint nk, uint L, uint P, bool values)
 {
     for (uint i = gl_LocalInvocationIndex; i < nk * L; i += QN_WG) {
         uint kk = i / L, l = i % L, src = kvb + (k0 + kk) * L + l;
-        ks[kk * L + swz(kk, l, L, P)] = values ? vc4[src] : kc4[src];
+        ks[kk * L + swz(kk, l, L, P)] = values ? v_at(src) : k_at(src);
     }
 }
 

@@ -10,18 +10,18 @@
 // sin/cos at large angles. cos and sin are multiplied by attn_factor (YaRN mscale).
 //
 // Variants (defines): QN_SUBGROUP (subgroupAdd reduction, else shared-memory tree);
-//   cache dtype: f32 (default; QN_KV_F16 reserved for an f16 cache).
+//   QN_KV_F16 (f16 KV cache, else f32; see common/attn_kv.glsl).
 // Bindings: 0 proj     f32 [T][proj_stride]   row = [query Hq*D | gate Hq*D | k Hkv*D | v Hkv*D]
 //           1 q_norm   f32 [D]
 //           2 k_norm   f32 [D]
 //           3 inv_freq f32 [rot/2]  (host: qn_ref_rope_inv_freq, YaRN included)
 //           4 pos      uint32 [1]   (read only with QN_ATTN_POS_DEVICE)
 //           5 q        f32 [T][Hq][D]
-//           6 kcache   f32 [Hkv][cap][D]
-//           7 vcache   f32 [Hkv][cap][D]
+//           6 kcache   f32 (f16 with QN_KV_F16) [Hkv][cap][D]
+//           7 vcache   f32 (f16 with QN_KV_F16) [Hkv][cap][D]
 // Push:     qn_pc_attn_prep (pc_attn.h)
 // Spec:     0 QN_WG   workgroup size (default 64)
-//           1 QN_DMAX largest head_dim (default 256; shared memory QN_DMAX floats)
+//           1 QN_DMAX largest head_dim (default 256; shared memory 2*QN_DMAX floats)
 // Dispatch: Hq + 2*Hkv groups (qn_vk_grid) times T in z: group u < Hq is q head u, then Hkv k heads,
 //           then Hkv v heads; z = token.
 #extension GL_GOOGLE_include_directive : require
@@ -40,10 +40,11 @@ layout(binding = 2, std430) readonly buffer KNorm { float knw[]; };
 layout(binding = 3, std430) readonly buffer InvFreq { float inv_freq[]; };
 layout(binding = 4, std430) readonly buffer Pos { uint posbuf[]; };
 layout(binding = 5, std430) writeonly buffer Q { float qo[]; };
-layout(binding = 6, std430) writeonly buffer KC { float kc[]; };
-layout(binding = 7, std430) writeonly buffer VC { float vc[]; };
+#define QN_KV_WRITE
+#include "attn_kv.glsl"
 
-shared float xs[QN_DMAX];
+shared float xs[QN_DMAX]; // the normed head
+shared float ys[QN_DMAX]; // the output row
 
 // Knuth's two-sum: s + e == a + b exactly (no fused or reassociated operations: `precise`).
 void two_sum(float a, float b, out float s, out float e)
@@ -100,41 +101,34 @@ void main()
     uint src = row + (is_q ? j * D : 2u * pc.Hq * D + (is_v ? pc.Hkv * D : 0u) + j * D);
     uint dst = is_q ? (t * pc.Hq + j) * D : (j * pc.cap + pos) * D;
     if (is_v) {
-        if (pos < pc.cap)
-            for (uint i = lid; i < D; i += QN_WG) vc[dst + i] = proj[src + i];
-        return;
-    }
-    // zero-centred RMSNorm over the head
-    float ss = 0.0;
-    for (uint i = lid; i < D; i += QN_WG) {
-        float v = proj[src + i];
-        ss += v * v;
-    }
-    float r = inversesqrt(qn_wg_sum(ss) / float(D) + pc.eps);
-    for (uint i = lid; i < D; i += QN_WG) xs[i] = proj[src + i] * r * (1.0 + (is_q ? qnw[i] : knw[i]));
-    barrier();
-    // partial RoPE: thread i < rot/2 rotates the pair (i, i + rot/2); the other dims pass through
-    uint half_ = pc.rot / 2u;
-    bool store = is_q || pos < pc.cap;
-    for (uint i = lid; i < D; i += QN_WG) {
-        float y;
-        if (i < half_) {
-            precise float ang = float(pos) * inv_freq[i];
-            vec2 c = qn_cos_sin(ang) * pc.attn_factor;
-            y = xs[i] * c.x - xs[i + half_] * c.y;
-            float y2 = xs[i + half_] * c.x + xs[i] * c.y;
-            if (store) {
-                if (is_q) qo[dst + i + half_] = y2;
-                else kc[dst + i + half_] = y2;
+        for (uint i = lid; i < D; i += QN_WG) ys[i] = proj[src + i];
+    } else {
+        // zero-centred RMSNorm over the head
+        float ss = 0.0;
+        for (uint i = lid; i < D; i += QN_WG) {
+            float v = proj[src + i];
+            ss += v * v;
+        }
+        float r = inversesqrt(qn_wg_sum(ss) / float(D) + pc.eps);
+        for (uint i = lid; i < D; i += QN_WG) xs[i] = proj[src + i] * r * (1.0 + (is_q ? qnw[i] : knw[i]));
+        barrier();
+        // partial RoPE on dims < rot, pairs (p, p + rot/2); the other dims pass through
+        uint half_ = pc.rot / 2u;
+        for (uint i = lid; i < D; i += QN_WG) {
+            float y = xs[i];
+            if (i < pc.rot) {
+                uint p = i < half_ ? i : i - half_;
+                precise float ang = float(pos) * inv_freq[p];
+                vec2 c = qn_cos_sin(ang) * pc.attn_factor;
+                y = i < half_ ? xs[i] * c.x - xs[i + half_] * c.y : xs[i] * c.x + xs[p] * c.y;
             }
-        } else if (i < pc.rot) {
-            continue; // written by thread i - rot/2
-        } else {
-            y = xs[i];
+            ys[i] = y;
         }
-        if (store) {
-            if (is_q) qo[dst + i] = y;
-            else kc[dst + i] = y;
-        }
+    }
+    barrier(); // is_v is uniform over the workgroup
+    if (is_q) {
+        for (uint i = lid; i < D; i += QN_WG) qo[dst + i] = ys[i];
+    } else if (pos < pc.cap) {
+        for (uint i = lid; i < D / 2u; i += QN_WG) kv_put(is_v, dst / 2u + i, vec2(ys[2u * i], ys[2u * i + 1u]));
     }
 }

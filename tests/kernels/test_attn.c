@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "qn_num.h"
 #include "ref_ops.h"
 
 struct shape {
@@ -21,6 +22,37 @@ static const struct shape ODD[] = { { 6, 3, 32, 16 }, { 4, 4, 64, 64 }, { 8, 1, 
 #define EPS 1e-6f
 
 static uint32_t stride_of(struct shape s) { return 2 * s.Hq * s.D + 2 * s.Hkv * s.D; }
+
+/* ---- the KV cache dtype under test: f32 (kernels attn_*) or f16 (attn_*_f16kv) ---------------------------- */
+
+static bool kv16;
+
+static enum qn_kernel kv_kernel(enum qn_kernel k)
+{
+    if (!kv16) return k;
+    return k == QN_K_ATTN_PREP ? QN_K_ATTN_PREP_F16KV : k == QN_K_ATTN_DECODE ? QN_K_ATTN_DECODE_F16KV
+                                                                               : QN_K_ATTN_PREFILL_F16KV;
+}
+static uint64_t cache_bytes(size_t n) { return (uint64_t)n * (kv16 ? 2 : 4); }
+/* random cache contents; *host gets the values as stored (rounded to f16 for an f16 cache) */
+static qn_buf *cache_input(struct qn_h *h, const char *name, size_t n, float lo, float hi, float **host)
+{
+    return kv16 ? qn_h_input_f16(h, name, n, lo, hi, host) : qn_h_input_f32(h, name, n, lo, hi, host);
+}
+static float *cache_read(struct qn_h *h, const qn_buf *b, size_t n)
+{
+    if (!kv16) return qn_h_read(h, b, n);
+    uint16_t *u = qn_h_alloc_bytes(h, n * 2);
+    float *x = qn_h_alloc(h, n);
+    qn_h_ok(h, qn_buf_read(h->v, b, 0, u, n * 2), b->name);
+    for (size_t i = 0; i < n; i++) x[i] = qn_f16_to_f32(u[i]);
+    return x;
+}
+/* what the cache holds of reference values */
+static void cache_round(float *x, size_t n)
+{
+    for (size_t i = 0; kv16 && i < n; i++) x[i] = qn_f16_to_f32(qn_f32_to_f16(x[i]));
+}
 
 /* The host side of attn_prep: inv_freq from the reference (YaRN when yarn != 0) and the attention factor. */
 static float *make_inv_freq(struct qn_h *h, struct shape s, int yarn, float *attn_factor)
@@ -78,7 +110,7 @@ struct bufs {
 static void run_prep(struct qn_h *h, struct shape s, const struct bufs *b, uint32_t T, uint32_t pos0, uint32_t cap,
                      uint32_t flags, float af, uint32_t wg)
 {
-    qn_pipe *p = qn_h_pipe(h, QN_K_ATTN_PREP, wg);
+    qn_pipe *p = qn_h_pipe(h, kv_kernel(QN_K_ATTN_PREP), wg);
     qn_pc_attn_prep pc = { .T = T, .Hq = s.Hq, .Hkv = s.Hkv, .D = s.D, .rot = s.R, .cap = cap, .pos0 = pos0,
                            .flags = flags, .proj_stride = stride_of(s), .eps = EPS, .attn_factor = af };
     qn_h_run_z(h, p, QN_BINDS(QN_BIND(b->proj), QN_BIND(b->qnw), QN_BIND(b->knw), QN_BIND(b->invf), QN_BIND(b->pos),
@@ -90,7 +122,7 @@ static void run_prep(struct qn_h *h, struct shape s, const struct bufs *b, uint3
 static double run_decode(struct qn_h *h, struct shape s, const struct bufs *b, uint32_t n_keys, uint32_t splits,
                          uint32_t cap, uint32_t flags, const uint32_t *spec, uint32_t nspec)
 {
-    qn_pipe *pd = qn_h_pipe_spec(h, QN_K_ATTN_DECODE, spec, nspec);
+    qn_pipe *pd = qn_h_pipe_spec(h, kv_kernel(QN_K_ATTN_DECODE), spec, nspec);
     qn_pipe *pc_ = qn_h_pipe(h, QN_K_ATTN_DECODE_COMBINE, 64);
     qn_pc_attn_decode pc = { .Hq = s.Hq, .Hkv = s.Hkv, .D = s.D, .cap = cap, .n_keys = n_keys, .splits = splits,
                              .flags = flags, .gate_off = s.Hq * s.D, .scale = 1.0f / sqrtf((float)s.D) };
@@ -118,7 +150,7 @@ static double prefill_bound(struct qn_h *h, qn_pipe *p, struct shape s, const st
 static double run_prefill(struct qn_h *h, struct shape s, const struct bufs *b, uint32_t T, uint32_t pos0,
                           uint32_t cap, uint32_t flags, const uint32_t *spec, uint32_t nspec)
 {
-    qn_pipe *p = qn_h_pipe_spec(h, QN_K_ATTN_PREFILL, spec, nspec);
+    qn_pipe *p = qn_h_pipe_spec(h, kv_kernel(QN_K_ATTN_PREFILL), spec, nspec);
     qn_pc_attn_prefill pc = { .T = T, .Hq = s.Hq, .Hkv = s.Hkv, .D = s.D, .cap = cap, .pos0 = pos0, .flags = flags,
                               .proj_stride = stride_of(s), .gate_off = s.Hq * s.D,
                               .scale = 1.0f / sqrtf((float)s.D) };
@@ -145,23 +177,26 @@ static void prep_case(struct qn_h *h, struct shape s, uint32_t T, uint32_t pos0,
     b.invf = qn_h_upload(h, "inv_freq", invf, sizeof(float) * s.R / 2);
     b.pos = pos_buf(h, device_pos ? pos0 - 3 : 12345); /* the base is ignored without the flag */
     b.q = qn_h_output(h, "q", (size_t)T * s.Hq * D);
-    b.kc = qn_h_input_f32(h, "kcache", ncache, -1, 1, &kc_h); /* rows outside the append stay as they are */
-    b.vc = qn_h_input_f32(h, "vcache", ncache, -1, 1, &vc_h);
+    b.kc = cache_input(h, "kcache", ncache, -1, 1, &kc_h); /* rows outside the append stay as they are */
+    b.vc = cache_input(h, "vcache", ncache, -1, 1, &vc_h);
     run_prep(h, s, &b, T, device_pos ? 3 : pos0, cap, device_pos ? QN_ATTN_POS_DEVICE : 0, af, wg);
 
     float *q_ref = qn_h_alloc(h, (size_t)T * s.Hq * D);
     ref_prep(s, proj_h, T, pos0, qnw_h, knw_h, invf, af, q_ref, kc_h, vc_h, cap);
+    cache_round(kc_h, ncache);
+    cache_round(vc_h, ncache);
     char what[160];
-    snprintf(what, sizeof what, "prep Hq %u Hkv %u D %u R %u T %u pos0 %u cap %u%s%s wg %u", s.Hq, s.Hkv, D, s.R, T,
-             pos0, cap, yarn ? " yarn" : "", device_pos ? " device-pos" : "", wg);
+    snprintf(what, sizeof what, "prep Hq %u Hkv %u D %u R %u T %u pos0 %u cap %u%s%s wg %u%s", s.Hq, s.Hkv, D, s.R,
+             T, pos0, cap, yarn ? " yarn" : "", device_pos ? " device-pos" : "", wg, kv16 ? " f16 cache" : "");
     /* measured max abs error ~1e-6 on values up to ~8 (norm: f32 sums vs double; rope: cos/sin ~1e-7) */
     char w2[200];
     snprintf(w2, sizeof w2, "%s: q", what);
     qn_h_check(h, w2, b.q, q_ref, (size_t)T * s.Hq * D, 1e-5, 1e-5);
+    /* f16 cache: the f32 result may round to the neighbouring half (1 ulp = 2^-10 relative at most) */
     snprintf(w2, sizeof w2, "%s: kcache", what);
-    qn_h_check(h, w2, b.kc, kc_h, ncache, 1e-5, 1e-5);
+    qn_h_check_host(h, w2, cache_read(h, b.kc, ncache), kc_h, ncache, 1e-5, kv16 ? 1e-3 : 1e-5);
     snprintf(w2, sizeof w2, "%s: vcache", what);
-    qn_h_check(h, w2, b.vc, vc_h, ncache, 0, 0);
+    qn_h_check_host(h, w2, cache_read(h, b.vc, ncache), vc_h, ncache, 0, kv16 ? 1e-3 : 0);
     qn_h_reset(h);
 }
 
@@ -193,8 +228,8 @@ static void decode_case(struct qn_h *h, struct shape s, uint32_t n_keys, uint32_
     struct bufs b = { 0 };
     b.proj = qn_h_input_f32(h, "proj", stride_of(s), -4, 4, &proj_h);
     b.q = qn_h_input_f32(h, "q", HD, -qmax, qmax, &q_h);
-    b.kc = qn_h_input_f32(h, "kcache", ncache, -2, 2, &kc_h);
-    b.vc = qn_h_input_f32(h, "vcache", ncache, -2, 2, &vc_h);
+    b.kc = cache_input(h, "kcache", ncache, -2, 2, &kc_h);
+    b.vc = cache_input(h, "vcache", ncache, -2, 2, &vc_h);
     b.pos = pos_buf(h, device_pos ? n_keys - 1 : 999);
     b.part = qn_h_buffer(h, "partials", qn_attn_decode_partials_bytes(s.Hq, D, splits));
     b.out = qn_h_output(h, "out", HD);
@@ -202,8 +237,8 @@ static void decode_case(struct qn_h *h, struct shape s, uint32_t n_keys, uint32_
     float *ref = qn_h_alloc(h, HD);
     ref_attn(s, q_h, kc_h, vc_h, proj_h, 1, n_keys - 1, cap, ref);
     char what[160];
-    snprintf(what, sizeof what, "decode Hq %u Hkv %u D %u n_keys %u splits %u |q| < %g%s spec %u/%u/%u/%u", s.Hq,
-             s.Hkv, D, n_keys, splits, qmax, device_pos ? " device-pos" : "", nspec > 0 ? spec[0] : 128, nspec > 1 ? spec[1] : 256,
+    snprintf(what, sizeof what, "decode Hq %u Hkv %u D %u n_keys %u splits %u |q| < %g%s%s spec %u/%u/%u/%u", s.Hq,
+             s.Hkv, D, n_keys, splits, qmax, device_pos ? " device-pos" : "", kv16 ? " f16 cache" : "", nspec > 0 ? spec[0] : 128, nspec > 1 ? spec[1] : 256,
              nspec > 2 ? spec[2] : 8, nspec > 3 ? spec[3] : 16);
     /* outputs are convex combinations of V rows in [-2, 2] times a gate in (0, 1). The error comes from the
      * f32 scores (the reference sums in double): it grows with |score|, so the bound scales with |q|.
@@ -241,16 +276,16 @@ static void prefill_case(struct qn_h *h, struct shape s, uint32_t T, uint32_t po
     struct bufs b = { 0 };
     b.proj = qn_h_input_f32(h, "proj", (size_t)T * stride_of(s), -4, 4, &proj_h);
     b.q = qn_h_input_f32(h, "q", (size_t)T * HD, -qmax, qmax, &q_h);
-    b.kc = qn_h_input_f32(h, "kcache", ncache, -2, 2, &kc_h);
-    b.vc = qn_h_input_f32(h, "vcache", ncache, -2, 2, &vc_h);
+    b.kc = cache_input(h, "kcache", ncache, -2, 2, &kc_h);
+    b.vc = cache_input(h, "vcache", ncache, -2, 2, &vc_h);
     b.pos = pos_buf(h, device_pos ? pos0 - 1 : 77);
     b.out = qn_h_output(h, "out", (size_t)T * HD);
     run_prefill(h, s, &b, T, device_pos ? 1 : pos0, cap, device_pos ? QN_ATTN_POS_DEVICE : 0, spec, nspec);
     float *ref = qn_h_alloc(h, (size_t)T * HD);
     ref_attn(s, q_h, kc_h, vc_h, proj_h, T, pos0, cap, ref);
     char what[160];
-    snprintf(what, sizeof what, "prefill Hq %u Hkv %u D %u T %u pos0 %u |q| < %g%s spec %u/%u/%u/%u", s.Hq, s.Hkv, D,
-             T, pos0, qmax, device_pos ? " device-pos" : "", nspec > 0 ? spec[0] : 256, nspec > 1 ? spec[1] : 256,
+    snprintf(what, sizeof what, "prefill Hq %u Hkv %u D %u T %u pos0 %u |q| < %g%s%s spec %u/%u/%u/%u", s.Hq, s.Hkv,
+             D, T, pos0, qmax, device_pos ? " device-pos" : "", kv16 ? " f16 cache" : "", nspec > 0 ? spec[0] : 256, nspec > 1 ? spec[1] : 256,
              nspec > 2 ? spec[2] : 32, nspec > 3 ? spec[3] : 16);
     /* same bound as decode; measured max abs ~1e-6 at |q| < 2, 8e-6 at |q| < 12, 5.5e-6 at |q| < 30 (D 64) */
     qn_h_check(h, what, b.out, ref, (size_t)T * HD, 2.5e-6 * fmaxf(qmax, 2), 1e-5);
@@ -290,8 +325,8 @@ static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t 
     b.invf = qn_h_upload(h, "inv_freq", invf, sizeof(float) * s.R / 2);
     b.pos = pos_buf(h, T1 + T2);
     b.q = qn_h_output(h, "q", (size_t)N * HD);
-    b.kc = qn_h_buffer(h, "kcache", ncache * 4);
-    b.vc = qn_h_buffer(h, "vcache", ncache * 4);
+    b.kc = qn_h_buffer(h, "kcache", cache_bytes(ncache));
+    b.vc = qn_h_buffer(h, "vcache", cache_bytes(ncache));
     b.out = qn_h_output(h, "out", (size_t)N * HD);
     uint32_t splits = qn_attn_decode_splits(N);
     b.part = qn_h_buffer(h, "partials", qn_attn_decode_partials_bytes(s.Hq, D, splits));
@@ -308,19 +343,19 @@ static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t 
         qn_pc_attn_prep pp = { .T = lens[c], .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .rot = s.R, .cap = cap,
                                .pos0 = dec ? 0 : starts[c], .flags = dec ? QN_ATTN_POS_DEVICE : 0,
                                .proj_stride = st, .eps = EPS, .attn_factor = af };
-        qn_h_run_z(h, qn_h_pipe(h, QN_K_ATTN_PREP, 64), QN_BINDS(pr, QN_BIND(b.qnw), QN_BIND(b.knw),
+        qn_h_run_z(h, qn_h_pipe(h, kv_kernel(QN_K_ATTN_PREP), 64), QN_BINDS(pr, QN_BIND(b.qnw), QN_BIND(b.knw),
                    QN_BIND(b.invf), QN_BIND(b.pos), qr, QN_BIND(b.kc), QN_BIND(b.vc)), &pp, sizeof pp,
                    s.Hq + 2 * s.Hkv, lens[c]);
         if (!dec) {
             qn_pc_attn_prefill pf = { .T = lens[c], .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .pos0 = starts[c],
                                       .proj_stride = st, .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
             const struct qn_bind b6[6] = { qr, QN_BIND(b.kc), QN_BIND(b.vc), pr, QN_BIND(b.pos), orr };
-            prefill_bound(h, qn_h_pipe_default(h, QN_K_ATTN_PREFILL), s, b6, &pf);
+            prefill_bound(h, qn_h_pipe_default(h, kv_kernel(QN_K_ATTN_PREFILL)), s, b6, &pf);
             continue;
         }
         qn_pc_attn_decode pd = { .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .n_keys = 1, .splits = splits,
                                  .flags = QN_ATTN_POS_DEVICE, .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
-        qn_h_run_z(h, qn_h_pipe_default(h, QN_K_ATTN_DECODE), QN_BINDS(qr, QN_BIND(b.kc), QN_BIND(b.vc),
+        qn_h_run_z(h, qn_h_pipe_default(h, kv_kernel(QN_K_ATTN_DECODE)), QN_BINDS(qr, QN_BIND(b.kc), QN_BIND(b.vc),
                    QN_BIND(b.pos), QN_BIND(b.part)), &pd, sizeof pd, splits, s.Hkv);
         qn_h_run(h, qn_h_pipe(h, QN_K_ATTN_DECODE_COMBINE, 64), QN_BINDS(QN_BIND(b.part), pr, orr), &pd, sizeof pd,
                  (uint64_t)s.Hq * ((D + 63) / 64));
@@ -330,21 +365,44 @@ static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t 
     float *q_ref = qn_h_alloc(h, (size_t)N * HD), *kc_ref = qn_h_alloc(h, ncache), *vc_ref = qn_h_alloc(h, ncache);
     float *ref = qn_h_alloc(h, (size_t)N * HD);
     ref_prep(s, proj_h, N, 0, qnw_h, knw_h, invf, af, q_ref, kc_ref, vc_ref, cap);
+    cache_round(kc_ref, ncache);
+    cache_round(vc_ref, ncache);
     ref_attn(s, q_ref, kc_ref, vc_ref, proj_h, N, 0, cap, ref);
     char what[160];
-    snprintf(what, sizeof what, "pipeline Hq %u Hkv %u D %u: prefill %u + prefill %u + decode%s", s.Hq, s.Hkv, D, T1,
-             T2, yarn ? " yarn" : "");
-    /* attention of prep'd q/k: errors of both stages, measured max abs ~1e-6 */
-    qn_h_check_host(h, what, chunked, ref, (size_t)N * HD, 2e-5, 1e-5);
+    snprintf(what, sizeof what, "pipeline Hq %u Hkv %u D %u: prefill %u + prefill %u + decode%s%s", s.Hq, s.Hkv, D,
+             T1, T2, yarn ? " yarn" : "", kv16 ? " f16 cache" : "");
+    /* attention of prep'd q/k: errors of both stages, measured max abs ~1e-6 (f32 cache); an f16 cache
+     * entry may round to the other neighbour than the reference's: measured max abs 3.7e-5 (D 256, yarn) */
+    qn_h_check_host(h, what, chunked, ref, (size_t)N * HD, kv16 ? 2e-4 : 2e-5, 1e-5);
     /* one prefill of all N tokens over the cache the chunks built == the chunked + decode result */
     qn_pc_attn_prefill pf = { .T = N, .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .pos0 = 0, .proj_stride = st,
                               .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
     const struct qn_bind b6[6] = { QN_BIND(b.q), QN_BIND(b.kc), QN_BIND(b.vc), QN_BIND(b.proj), QN_BIND(b.pos),
                                    QN_BIND(b.out) };
-    prefill_bound(h, qn_h_pipe_default(h, QN_K_ATTN_PREFILL), s, b6, &pf);
+    prefill_bound(h, qn_h_pipe_default(h, kv_kernel(QN_K_ATTN_PREFILL)), s, b6, &pf);
     snprintf(what, sizeof what, "pipeline Hq %u Hkv %u D %u: one prefill of %u vs chunks + decode", s.Hq, s.Hkv, D, N);
     qn_h_check(h, what, b.out, chunked, (size_t)N * HD, 5e-6, 1e-5);
     qn_h_reset(h);
+}
+
+/* the f16 KV cache variants (attn_*_f16kv) on a subset of the cases */
+static void test_kv16(struct qn_h *h)
+{
+    kv16 = true;
+    prep_case(h, REAL, 3, 7, 16, 0, false, 64);
+    prep_case(h, ODD[0], 4, 100000, 100004, 1, false, 32);
+    prep_case(h, ODD[3], 2, 20, 30, 0, true, 64);
+    static const uint32_t nk[] = { 1, 255, 257, 3000 };
+    for (size_t i = 0; i < sizeof nk / sizeof nk[0]; i++) {
+        decode_case(h, REAL, nk[i], qn_attn_decode_splits(nk[i]), i == 2, 2, NULL, 0);
+        decode_case(h, ODD[i], nk[i], qn_attn_decode_splits(nk[i]), false, 2, NULL, 0);
+    }
+    prefill_case(h, REAL, 64, 17, false, 2, NULL, 0);
+    prefill_case(h, ODD[2], 150, 0, false, 2, NULL, 0);
+    prefill_case(h, ODD[3], 5, 41, true, 12, NULL, 0);
+    pipeline_case(h, REAL, 40, 23, 1);
+    pipeline_case(h, ODD[1], 17, 30, 0);
+    kv16 = false;
 }
 
 static void test_pipeline(struct qn_h *h)
@@ -353,13 +411,88 @@ static void test_pipeline(struct qn_h *h)
     pipeline_case(h, ODD[0], 17, 30, 1);
 }
 
+/* ---- --bench: GPU times at the real shape (for a real GPU; values do not matter, so buffers are filled
+ * with a constant) ----------------------------------------------------------------------------------------- */
+
+static double median_ms(double *t, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1], t[j - 1] = x;
+        }
+    return t[n / 2];
+}
+
+static qn_buf *filled(struct qn_h *h, const char *name, uint64_t bytes, float v)
+{
+    qn_buf *b = qn_h_buffer(h, name, bytes);
+    uint32_t w;
+    memcpy(&w, &v, 4);
+    qn_h_ok(h, qn_buf_fill(h->v, b, 0, b->size, w), name);
+    return b;
+}
+
+static void bench(struct qn_h *h)
+{
+    struct shape s = REAL;
+    uint32_t D = s.D, HD = s.Hq * D;
+    uint64_t range = qn_vk_caps(h->v)->max_storage_range;
+    static const uint32_t nks[] = { 1024, 4096, 32768, 131072, 262144 };
+    for (size_t i = 0; i < sizeof nks / sizeof nks[0]; i++) {
+        uint32_t n = nks[i], S = qn_attn_decode_splits(n);
+        uint64_t cb = (uint64_t)s.Hkv * n * D * 4;
+        if (cb > range) continue;
+        struct bufs b = { 0 };
+        b.proj = filled(h, "proj", stride_of(s) * 4, 0.5f), b.q = filled(h, "q", HD * 4, 0.01f);
+        b.kc = filled(h, "kcache", cb, 0.02f), b.vc = filled(h, "vcache", cb, 0.03f);
+        b.pos = pos_buf(h, 0), b.out = qn_h_output(h, "out", HD);
+        b.part = qn_h_buffer(h, "partials", qn_attn_decode_partials_bytes(s.Hq, D, S));
+        double t[21];
+        for (int r = 0; r < 21; r++) t[r] = run_decode(h, s, &b, n, S, n, 0, NULL, 0);
+        double ms = median_ms(t, 21);
+        printf("bench decode n_keys %6u splits %3u: %8.1f us  K+V %7.1f MB  %6.0f GB/s\n", n, S, ms * 1e3,
+               2.0 * cb / 1e6, 2.0 * cb / (ms * 1e-3) / 1e9);
+        qn_h_reset(h);
+    }
+    static const uint32_t Ts[] = { 512, 2048, 8192 };
+    for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
+        uint32_t T = Ts[i];
+        uint64_t cb = (uint64_t)s.Hkv * T * D * 4;
+        if (cb > range || (uint64_t)T * stride_of(s) * 4 > range) continue;
+        struct bufs b = { 0 };
+        b.proj = filled(h, "proj", (uint64_t)T * stride_of(s) * 4, 0.5f);
+        b.qnw = filled(h, "q_norm", D * 4, 0.1f), b.knw = filled(h, "k_norm", D * 4, 0.1f);
+        b.invf = filled(h, "inv_freq", s.R / 2 * 4, 0.001f), b.pos = pos_buf(h, 0);
+        b.q = qn_h_output(h, "q", (uint64_t)T * HD), b.out = qn_h_output(h, "out", (uint64_t)T * HD);
+        b.kc = qn_h_buffer(h, "kcache", cb), b.vc = qn_h_buffer(h, "vcache", cb);
+        double tp[5], ta[5];
+        for (int r = 0; r < 5; r++) {
+            run_prep(h, s, &b, T, 0, T, 0, 1.0f, 64);
+            tp[r] = qn_cmd_region(h->cmd, 0, NULL);
+            ta[r] = run_prefill(h, s, &b, T, 0, T, 0, NULL, 0);
+        }
+        double mp = median_ms(tp, 5), ma = median_ms(ta, 5);
+        double flop = 4.0 * s.Hq * D * ((double)T * (T + 1) / 2);
+        printf("bench prefill T %5u: prep %8.1f us, attention %9.1f us  %6.2f TFLOP/s\n", T, mp * 1e3, ma * 1e3,
+               flop / (ma * 1e-3) / 1e12);
+        qn_h_reset(h);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
     qn_h_open(&h, "attn", argc, argv);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--bench")) {
+            bench(&h);
+            return qn_h_close(&h);
+        }
     test_prep(&h);
     test_decode(&h);
     test_prefill(&h);
     test_pipeline(&h);
+    test_kv16(&h);
     return qn_h_close(&h);
 }
