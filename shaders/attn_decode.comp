@@ -5,7 +5,7 @@
 //   of kv head j, chunk = qn_attn_decode_chunk(n_keys, splits, QN_TK), for all G = Hq/Hkv query heads
 //   h = j*G + g that share it (each K/V row is read once for the G heads). Keys go in tiles of QN_TK:
 //   the K tile is staged in shared memory (16-byte coalesced loads, XOR-swizzled rows), scores
-//   s = q_h . k * scale by one invocation per (g, key), online softmax per head, then P.V with each V
+//   s = q_h . k * scale and the online softmax by one invocation per (g, key), then P.V with each V
 //   row read straight from memory (prefetched into registers before the K tile) by invocation
 //   (row r, lane l): lane l owns dims 4l..4l+3, rows split the tile's keys; rows are summed in a fixed
 //   order at the end. Writes the unnormalised acc[D] and (max, sum) of each (h, s).
@@ -32,7 +32,7 @@
 //                      1 QN_DMAX largest head_dim (default 256)
 //                      2 QN_GMAX largest G = Hq/Hkv (default 8; registers: QN_GMAX vec4 accumulators)
 //                      3 QN_TK   keys per tile (default 16 = QN_ATTN_DECODE_TK; the chunk is a multiple)
-//                      shared memory: max(QN_TK, QN_GMAX)*QN_DMAX*4 + QN_GMAX*(QN_TK+3)*4 bytes
+//                      shared memory: max(QN_TK, QN_GMAX)*QN_DMAX*4 + QN_GMAX*(2*QN_TK+1)*4 bytes
 // Spec (combine):      0 QN_WG   workgroup size (default 64)
 // Dispatch: attn_decode: `splits` groups (qn_vk_grid) times Hkv in z; barrier; attn_decode_combine:
 //           Hq * ceil(D / QN_WG) groups.
@@ -56,6 +56,7 @@ layout(constant_id = 3) const uint QN_TK = 16;
 const uint KS_ROWS = QN_TK > QN_GMAX ? QN_TK : QN_GMAX;
 const uint NR_MIN = QN_WG * 4u >= QN_DMAX ? QN_WG * 4u / QN_DMAX : 1u; // PV rows at D = QN_DMAX
 const uint NV = (QN_TK + NR_MIN - 1u) / NR_MIN;                          // V rows per invocation and tile
+const uint NI = (QN_GMAX * QN_TK + QN_WG - 1u) / QN_WG;                  // (head, key) items per invocation
 
 layout(binding = 0, std430) readonly buffer Q { vec4 q4[]; };
 #define QN_KV_READ
@@ -66,8 +67,9 @@ layout(binding = 4, std430) writeonly buffer Part1 { float part1[]; };
 layout(binding = 4, std430) writeonly buffer PartU { uint partu[]; };
 
 shared vec4 ks[KS_ROWS * QN_DMAX / 4u]; // K tile [QN_TK][L] (swizzled), then the row reduction [G][L]
-shared float ss[QN_GMAX * QN_TK];       // scores, then probabilities, [g][key]
-shared float ms[QN_GMAX], ls[QN_GMAX], cs[QN_GMAX];
+shared float ss[QN_GMAX * QN_TK];       // scores [g][key]
+shared float ps[QN_GMAX * QN_TK];       // probabilities e^(s - running max) [g][key]
+shared float cs[QN_GMAX];               // rescale of the running sums for this tile, per head
 
 // position of lane l of tile row kk: XOR-swizzle within aligned blocks of P (<= 8) lanes so that the
 // 8 invocations of a 16-byte shared access that read 8 different rows hit different banks
@@ -92,9 +94,13 @@ void main()
     uint kvb = j * pc.cap * L; // vec4 index of row 0 of kv head j
     uint qb = j * G * L;       // vec4 index of q head j*G
     if (s == 0u && tid == 0u) partu[pc.Hq * S * (pc.D + 2u)] = (n_keys + chunk - 1u) / chunk;
-    if (tid < G) {
-        ms[tid] = QN_NEG_BIG;
-        ls[tid] = 0.0;
+    // item e of this invocation is (head g, key kk) = (it / QN_TK, it % QN_TK), it = tid + e*QN_WG; each
+    // item keeps its head's running max (all items of a head compute the same value), and the key-0
+    // item also its running sum
+    float mrun[NI], lrun[NI], crun[NI];
+    for (uint e = 0u; e < NI; e++) {
+        mrun[e] = QN_NEG_BIG;
+        lrun[e] = 0.0;
     }
     vec4 acc[QN_GMAX];
     for (uint g = 0u; g < QN_GMAX; g++) acc[g] = vec4(0.0);
@@ -112,48 +118,52 @@ void main()
             ks[kk * L + swz(kk, l, L, P)] = k_at(kvb + (k0 + kk) * L + l);
         }
         barrier();
-        // scores: invocation per (g, key)
-        for (uint i = tid; i < G * QN_TK; i += QN_WG) {
-            uint g = i / QN_TK, kk = i % QN_TK;
-            if (kk < nk) {
+        // scores s = q_h . k * scale
+        for (uint e = 0u; e < NI; e++) {
+            uint it = tid + e * QN_WG, g = it / QN_TK, kk = it % QN_TK;
+            if (g < G && kk < nk) {
                 float d = 0.0;
                 for (uint l = 0u; l < QN_DMAX / 4u; l++) {
                     if (l >= L) break;
                     d += dot(q4[qb + g * L + l], ks[kk * L + swz(kk, l, L, P)]);
                 }
-                ss[i] = d * pc.scale;
+                ss[it] = d * pc.scale;
             }
         }
         barrier();
-        // online softmax, one invocation per head, keys in order
-        if (tid < G) {
-            uint o = tid * QN_TK;
-            float mo = ms[tid], mx = mo;
-            for (uint kk = 0u; kk < nk; kk++) mx = max(mx, ss[o + kk]);
-            float sum = 0.0;
-            for (uint kk = 0u; kk < nk; kk++) {
-                float p = exp(ss[o + kk] - mx);
-                ss[o + kk] = p;
-                sum += p;
+        // online softmax: new running max over the tile, probabilities, rescale factor
+        for (uint e = 0u; e < NI; e++) {
+            uint it = tid + e * QN_WG, g = it / QN_TK, kk = it % QN_TK;
+            if (g < G) {
+                float mx = mrun[e];
+                for (uint k = 0u; k < nk; k++) mx = max(mx, ss[g * QN_TK + k]);
+                ps[it] = kk < nk ? exp(ss[it] - mx) : 0.0;
+                crun[e] = exp(mrun[e] - mx);
+                mrun[e] = mx;
+                if (kk == 0u) cs[g] = crun[e];
             }
-            float c = exp(mo - mx);
-            ls[tid] = ls[tid] * c + sum;
-            ms[tid] = mx;
-            cs[tid] = c;
         }
         barrier();
+        for (uint e = 0u; e < NI; e++) {
+            uint it = tid + e * QN_WG, g = it / QN_TK;
+            if (g < G && it % QN_TK == 0u) {
+                float sum = 0.0;
+                for (uint k = 0u; k < nk; k++) sum += ps[g * QN_TK + k];
+                lrun[e] = lrun[e] * crun[e] + sum;
+            }
+        }
         if (row < NR)
             for (uint g = 0u; g < QN_GMAX; g++) {
                 if (g >= G) break;
                 vec4 a4 = acc[g] * cs[g];
                 for (uint a = 0u; a < NV; a++) {
                     uint kk = row + a * NR;
-                    if (kk < nk) a4 += ss[g * QN_TK + kk] * vr[a];
+                    if (kk < nk) a4 += ps[g * QN_TK + kk] * vr[a];
                 }
                 acc[g] = a4;
             }
-        // the next tile's first shared writes (ks) are not read by the P.V step; ss/cs are rewritten
-        // only after the next barrier, which every invocation reaches after its P.V step
+        // no barrier needed here: the next tile writes ks and ss (not read below the last barrier) and
+        // rewrites ps and cs only after its second barrier, which every invocation reaches after this step
     }
     // sum the PV rows in order 0, 1, ..., NR-1 through shared memory
     for (uint r = 1u; r < NR; r++) {
@@ -176,10 +186,13 @@ void main()
             if (g >= G) break;
             part4[((hb + g) * S + s) * L + lane] = acc[g];
         }
-    if (tid < G) {
-        uint mi = pc.Hq * S * pc.D + ((hb + tid) * S + s) * 2u;
-        part1[mi] = ms[tid];
-        part1[mi + 1u] = ls[tid];
+    for (uint e = 0u; e < NI; e++) {
+        uint it = tid + e * QN_WG, g = it / QN_TK;
+        if (g < G && it % QN_TK == 0u) {
+            uint mi = pc.Hq * S * pc.D + ((hb + g) * S + s) * 2u;
+            part1[mi] = mrun[e];
+            part1[mi + 1u] = lrun[e];
+        }
     }
 }
 

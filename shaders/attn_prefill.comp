@@ -9,7 +9,7 @@
 // (row = t*G + g), so one workgroup's QN_BQ rows share the K/V tiles across the G heads of the group
 // and across QN_BQ/G consecutive tokens. Workgroup (row block b, kv head j): keys go in tiles of QN_TK
 // rows up to the block's last position; the K tile is staged in shared memory (16-byte coalesced loads,
-// XOR-swizzled rows), scores by one invocation per (query row, key), online softmax per row (fixed key
+// XOR-swizzled rows), scores and the online softmax by one invocation per (query row, key) (fixed key
 // order), then the V tile replaces the K tile and invocation (r, lane l) accumulates dims 4l..4l+3 of
 // rows r, r+NR, ... (NR = QN_WG / (D/4)). Queries are read straight from memory (the invocations of a
 // row read the same address: a broadcast).
@@ -26,7 +26,7 @@
 //           1 QN_DMAX largest head_dim (default 256)
 //           2 QN_BQ   query rows (token, head) per workgroup (default 32)
 //           3 QN_TK   keys per tile (default 16)
-//           shared memory: QN_TK*QN_DMAX*4 + QN_BQ*(QN_TK+3)*4 bytes (17.2 KiB at the defaults)
+//           shared memory: QN_TK*QN_DMAX*4 + QN_BQ*(2*QN_TK+2)*4 bytes (20.3 KiB at the defaults)
 // Dispatch: ceil(T * (Hq/Hkv) / QN_BQ) groups (qn_vk_grid) times Hkv in z.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
@@ -41,6 +41,7 @@ layout(constant_id = 3) const uint QN_TK = 16;
 
 const uint NR_MIN = QN_WG * 4u >= QN_DMAX ? QN_WG * 4u / QN_DMAX : 1u; // P.V rows at D = QN_DMAX
 const uint NA = (QN_BQ + NR_MIN - 1u) / NR_MIN;                          // rows per invocation
+const uint NI = (QN_BQ * QN_TK + QN_WG - 1u) / QN_WG;                    // (row, key) items per invocation
 const float QN_NEG_BIG = -3.0e38; // masked score / running max before the first key (finite)
 
 layout(push_constant) uniform PC { qn_pc_attn_prefill pc; };
@@ -52,8 +53,9 @@ layout(binding = 4, std430) readonly buffer Pos { uint posbuf[]; };
 layout(binding = 5, std430) writeonly buffer Out { float outv[]; };
 
 shared vec4 ks[QN_TK * QN_DMAX / 4u]; // K tile, then V tile, [QN_TK][L] swizzled
-shared float ss[QN_BQ * QN_TK];       // scores, then probabilities, [row][key]
-shared float ms[QN_BQ], ls[QN_BQ], cs[QN_BQ];
+shared float ss[QN_BQ * QN_TK];       // scores [row][key]
+shared float ps[QN_BQ * QN_TK];       // probabilities e^(s - running max) [row][key]
+shared float cs[QN_BQ], ls[QN_BQ];    // rescale of the running sums for this tile; final sums
 
 // XOR-swizzle lane l of tile row kk within aligned blocks of P (<= 8) lanes (bank-conflict-free reads
 // of one lane from 8 different rows)
@@ -85,9 +87,13 @@ void main()
     uint P = L >= 8u ? 8u : L >= 4u ? 4u : L >= 2u ? 2u : 1u;
     uint row = tid / L, lane = tid % L;
     uint kvb = j * pc.cap * L;
-    if (tid < QN_BQ) {
-        ms[tid] = QN_NEG_BIG;
-        ls[tid] = 0.0;
+    // item e of this invocation is (row qi, key kk) = (it / QN_TK, it % QN_TK), it = tid + e*QN_WG; each
+    // item keeps its row's running max (all items of a row compute the same value), the key-0 item also
+    // its running sum
+    float mrun[NI], lrun[NI], crun[NI];
+    for (uint e = 0u; e < NI; e++) {
+        mrun[e] = QN_NEG_BIG;
+        lrun[e] = 0.0;
     }
     vec4 acc[NA];
     for (uint a = 0u; a < NA; a++) acc[a] = vec4(0.0);
@@ -96,9 +102,10 @@ void main()
         uint nk = min(QN_TK, nkb - k0);
         load_tile(kvb, k0, nk, L, P, false);
         barrier();
-        // scores: invocation per (row, key); keys after the row's position are masked
-        for (uint i = tid; i < QN_BQ * QN_TK; i += QN_WG) {
-            uint qi = i / QN_TK, kk = i % QN_TK, r = r0 + qi, t = r / G;
+        // scores; keys after the row's position are masked
+        for (uint e = 0u; e < NI; e++) {
+            uint it = tid + e * QN_WG, qi = it / QN_TK, kk = it % QN_TK, r = r0 + qi, t = r / G;
+            if (qi >= QN_BQ) break;
             float sc = QN_NEG_BIG;
             if (qi < nq && kk < nk && k0 + kk <= p0 + t) {
                 uint qb = (t * pc.Hq + j * G + r % G) * L;
@@ -109,37 +116,45 @@ void main()
                 }
                 sc = d * pc.scale;
             }
-            ss[i] = sc;
+            ss[it] = sc;
         }
         barrier();
-        // the V tile replaces the K tile while one invocation per row updates its softmax
+        // the V tile replaces the K tile; online softmax: running max, probabilities, rescale factor
         load_tile(kvb, k0, nk, L, P, true);
-        if (tid < QN_BQ) {
-            uint o = tid * QN_TK;
-            float mo = ms[tid], mx = mo;
-            for (uint kk = 0u; kk < nk; kk++) mx = max(mx, ss[o + kk]);
-            float sum = 0.0;
-            for (uint kk = 0u; kk < nk; kk++) {
-                float p = exp(ss[o + kk] - mx);
-                ss[o + kk] = p;
-                sum += p;
-            }
-            float c = exp(mo - mx);
-            ls[tid] = ls[tid] * c + sum;
-            ms[tid] = mx;
-            cs[tid] = c;
+        for (uint e = 0u; e < NI; e++) {
+            uint it = tid + e * QN_WG, qi = it / QN_TK, kk = it % QN_TK;
+            if (qi >= QN_BQ) break;
+            float mx = mrun[e];
+            for (uint k = 0u; k < nk; k++) mx = max(mx, ss[qi * QN_TK + k]);
+            ps[it] = kk < nk ? exp(ss[it] - mx) : 0.0;
+            crun[e] = exp(mrun[e] - mx);
+            mrun[e] = mx;
+            if (kk == 0u) cs[qi] = crun[e];
         }
         barrier();
+        for (uint e = 0u; e < NI; e++) {
+            uint it = tid + e * QN_WG, qi = it / QN_TK;
+            if (qi < QN_BQ && it % QN_TK == 0u) {
+                float sum = 0.0;
+                for (uint k = 0u; k < nk; k++) sum += ps[qi * QN_TK + k];
+                lrun[e] = lrun[e] * crun[e] + sum;
+            }
+        }
         if (row < NR)
             for (uint a = 0u; a < NA; a++) {
                 uint qi = row + a * NR;
                 if (qi >= nq) break;
                 vec4 a4 = acc[a] * cs[qi];
-                for (uint kk = 0u; kk < nk; kk++) a4 += ss[qi * QN_TK + kk] * ks[kk * L + swz(kk, lane, L, P)];
+                for (uint kk = 0u; kk < nk; kk++) a4 += ps[qi * QN_TK + kk] * ks[kk * L + swz(kk, lane, L, P)];
                 acc[a] = a4;
             }
-        barrier(); // before the next K tile overwrites ks and the next scores overwrite ss
+        barrier(); // before the next K tile overwrites ks
     }
+    for (uint e = 0u; e < NI; e++) {
+        uint it = tid + e * QN_WG, qi = it / QN_TK;
+        if (qi < QN_BQ && it % QN_TK == 0u) ls[qi] = lrun[e];
+    }
+    barrier();
     if (row < NR)
         for (uint a = 0u; a < NA; a++) {
             uint qi = row + a * NR;

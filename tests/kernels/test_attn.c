@@ -250,7 +250,7 @@ static void decode_case(struct qn_h *h, struct shape s, uint32_t n_keys, uint32_
 static void test_decode(struct qn_h *h)
 {
     static const uint32_t nk[] = { 1, 7, 255, 256, 257, 3000 };
-    static const uint32_t small[] = { 64, 64, 8, 8 }, tk8[] = { 128, 256, 8, 8 };
+    static const uint32_t small[] = { 64, 64, 8, 8 }, tk8[] = { 128, 256, 8, 8 }, wg64[] = { 64, 256, 8, 16 };
     for (size_t i = 0; i < sizeof nk / sizeof nk[0]; i++) {
         decode_case(h, REAL, nk[i], qn_attn_decode_splits(nk[i]), false, 2, NULL, 0);
         decode_case(h, ODD[i % 4], nk[i], qn_attn_decode_splits(nk[i]), false, 2, NULL, 0);
@@ -263,6 +263,7 @@ static void test_decode(struct qn_h *h)
     decode_case(h, ODD[0], 777, 13, false, 2, small, 4);
     decode_case(h, ODD[2], 257, 5, false, 2, tk8, 4);
     decode_case(h, ODD[3], 100, 3, true, 2, small, 4);
+    decode_case(h, REAL, 700, 9, false, 4, wg64, 4); /* 2 (head, key) items per invocation, 1 P.V row */
 }
 
 /* ---- attn_prefill ------------------------------------------------------------------------------------ */
