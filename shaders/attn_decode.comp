@@ -85,6 +85,10 @@ void main()
     uint base = (pc.flags & QN_ATTN_POS_DEVICE) != 0u ? posbuf[0] : 0u;
     uint n_keys = min(base + pc.n_keys, pc.cap);
     uint S = pc.splits;
+    // shapes the kernel cannot take (the host checks them with qn_attn_shape_ok): write nothing
+    if (S == 0u || pc.Hkv == 0u || pc.Hq % pc.Hkv != 0u || pc.Hq / pc.Hkv > QN_GMAX || pc.D % 4u != 0u ||
+        pc.D > QN_DMAX || pc.D > 4u * QN_WG)
+        return;
     uint chunk = ((n_keys + S - 1u) / S + QN_TK - 1u) / QN_TK * QN_TK;
     uint k_begin = s * chunk, k_end = min(n_keys, k_begin + chunk);
     if (s >= S || j >= pc.Hkv || k_begin >= k_end) return; // uniform over the workgroup
@@ -210,6 +214,7 @@ void main()
     uint g = qn_group_id(), h = g / nb, d = (g % nb) * QN_WG + gl_LocalInvocationIndex;
     if (h >= pc.Hq || d >= pc.D) return;
     uint S = pc.splits, D = pc.D;
+    if (S == 0u) return;
     uint used = min(partu[pc.Hq * S * (D + 2u)], S);
     uint mlb = pc.Hq * S * D + h * S * 2u;
     float M = QN_NEG_BIG;

@@ -75,6 +75,8 @@ void load_tile(uint kvb, uint k0, uint nk, uint L, uint P, bool values)
 void main()
 {
     uint b = qn_group_id(), j = gl_WorkGroupID.z;
+    // shapes the kernel cannot take (the host checks them with qn_attn_shape_ok): write nothing
+    if (pc.Hkv == 0u || pc.Hq % pc.Hkv != 0u || pc.D % 4u != 0u || pc.D > QN_DMAX || pc.D > 4u * QN_WG) return;
     uint G = pc.Hq / pc.Hkv, nrows = pc.T * G;
     uint r0 = b * QN_BQ;
     if (r0 >= nrows || j >= pc.Hkv) return; // uniform over the workgroup

@@ -91,6 +91,8 @@ void main()
     uint u = qn_group_id(), t = gl_WorkGroupID.z;
     uint nh = pc.Hq + 2u * pc.Hkv;
     if (u >= nh || t >= pc.T) return; // uniform over the workgroup
+    // shapes the kernel cannot take (the host checks them with qn_attn_shape_ok): write nothing
+    if (pc.D % 4u != 0u || pc.D > QN_DMAX || pc.rot > pc.D || pc.rot % 2u != 0u) return;
     uint lid = gl_LocalInvocationIndex, D = pc.D;
     uint base = (pc.flags & QN_ATTN_POS_DEVICE) != 0u ? posbuf[0] : 0u;
     uint pos = base + pc.pos0 + t;

@@ -68,6 +68,16 @@ QN_STRUCT(qn_pc_attn_prefill)
 QN_STRUCT_END(qn_pc_attn_prefill)
 
 #if defined(__STDC__) || defined(__cplusplus)
+/* Shapes the attention kernels take, given their specialization constants (defaults: dmax 256 for all,
+ * gmax 8 and wg 128 for attn_decode, wg 256 for attn_prefill): Hq a multiple of Hkv, G = Hq/Hkv <= gmax,
+ * D a multiple of 4 with D <= dmax and D <= 4*wg, rot even and <= D. Kernels given other shapes write
+ * nothing, so the graph must check this once at setup. */
+static inline int qn_attn_shape_ok(uint32_t Hq, uint32_t Hkv, uint32_t D, uint32_t rot, uint32_t dmax,
+                                   uint32_t gmax, uint32_t wg)
+{
+    return Hkv > 0 && Hq % Hkv == 0 && Hq / Hkv <= gmax && D % 4 == 0 && D > 0 && D <= dmax && D <= 4 * wg &&
+           rot % 2 == 0 && rot <= D;
+}
 /* Default key tile of attn_decode (spec constant 3, QN_TK); a split's chunk is a multiple of it. */
 #define QN_ATTN_DECODE_TK 16u
 /* Keys per split: ceil(n_keys / splits) rounded up to a multiple of tk (the decode kernel's QN_TK). */

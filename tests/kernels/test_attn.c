@@ -386,6 +386,47 @@ static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t 
     qn_h_reset(h);
 }
 
+/* shapes the kernels cannot take: the host check refuses them, and a kernel given one writes nothing */
+static void test_refusals(struct qn_h *h)
+{
+    int ok = qn_attn_shape_ok(16, 2, 256, 64, 256, 8, 128) && qn_attn_shape_ok(3, 1, 36, 8, 256, 8, 128) &&
+             !qn_attn_shape_ok(16, 3, 256, 64, 256, 8, 128) && !qn_attn_shape_ok(32, 2, 256, 64, 256, 8, 128) &&
+             !qn_attn_shape_ok(16, 2, 258, 64, 256, 8, 128) && !qn_attn_shape_ok(16, 2, 260, 64, 256, 8, 128) &&
+             !qn_attn_shape_ok(16, 2, 256, 63, 256, 8, 128) && !qn_attn_shape_ok(16, 2, 256, 64, 256, 8, 32) &&
+             !qn_attn_shape_ok(16, 0, 256, 64, 256, 8, 128);
+    h->checks++;
+    if (!ok) h->failures++;
+    printf("%-4s qn_attn_shape_ok accepts and refuses the expected shapes\n", ok ? "ok" : "FAIL");
+    struct shape big = { 2, 1, 260, 64 }; /* D > QN_DMAX */
+    struct bufs b = { 0 };
+    b.proj = qn_h_input_f32(h, "proj", stride_of(big), -1, 1, NULL);
+    b.qnw = b.knw = qn_h_input_f32(h, "norm", big.D, -1, 1, NULL);
+    b.invf = qn_h_input_f32(h, "inv_freq", big.R / 2, 0, 1, NULL);
+    b.pos = pos_buf(h, 0);
+    b.q = qn_h_output(h, "q", 2 * big.D), b.kc = qn_h_output(h, "kcache", 4 * big.D);
+    b.vc = qn_h_output(h, "vcache", 4 * big.D), b.out = qn_h_output(h, "out", 2 * big.D);
+    b.part = qn_h_buffer(h, "partials", qn_attn_decode_partials_bytes(2, big.D, 1));
+    run_prep(h, big, &b, 1, 0, 4, 0, 1.0f, 64);
+    run_prefill(h, big, &b, 1, 0, 4, 0, NULL, 0);
+    qn_pipe *pd = qn_h_pipe_default(h, QN_K_ATTN_DECODE); /* the split pass alone: no partials */
+    qn_pc_attn_decode pc = { .Hq = big.Hq, .Hkv = big.Hkv, .D = big.D, .cap = 4, .n_keys = 1, .splits = 1,
+                             .scale = 0.0625f };
+    qn_h_run_z(h, pd, QN_BINDS(QN_BIND(b.q), QN_BIND(b.kc), QN_BIND(b.vc), QN_BIND(b.pos), QN_BIND(b.part)), &pc,
+               sizeof pc, 1, big.Hkv);
+    const qn_buf *outs[] = { b.q, b.kc, b.vc, b.out, b.part };
+    size_t written = 0;
+    for (int i = 0; i < 5; i++) {
+        size_t n = outs[i]->size / 4;
+        float *x = qn_h_read(h, outs[i], n);
+        for (size_t k = 0; k < n; k++) written += !isnan(x[k]);
+    }
+    h->checks++;
+    if (written) h->failures++;
+    printf("%-4s D 260 > QN_DMAX: attn_prep, attn_prefill, attn_decode (split pass) wrote %zu elements (want 0)\n",
+           written ? "FAIL" : "ok", written);
+    qn_h_reset(h);
+}
+
 /* the f16 KV cache variants (attn_*_f16kv) on a subset of the cases */
 static void test_kv16(struct qn_h *h)
 {
@@ -495,5 +536,6 @@ int main(int argc, char **argv)
     test_prefill(&h);
     test_pipeline(&h);
     test_kv16(&h);
+    test_refusals(&h);
     return qn_h_close(&h);
 }
