@@ -38,4 +38,5 @@ QN_STRUCT_END(qn_pc_eltwise)
 #include "pc_matmul.h"
 #include "pc_sample.h"
 #include "pc_attn.h"
+#include "pc_copy.h"
 #endif

@@ -1,0 +1,202 @@
+// quant.glsl — ggml block formats (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) decoded for dot products with f32 x.
+// Layouts and value formulas: loader/quant.h / quant.c (the C reference these must match).
+//
+// The includer defines, before including, how to read the weight buffer:
+//     QN_QW(i)    uint  word i   (bytes 4i .. 4i+3)
+//     QN_QW4(i)   uvec4 i        (bytes 16i .. 16i+15; Q4_K and Q5_K; optional: else 4 QN_QW reads)
+// so kernels with other buffers (e.g. the MoE expert slots) can reuse it. The buffer's readable range
+// must be rounded up to a multiple of 4 bytes (the last block's f16 may share a word with padding).
+//
+// Unit model (same for every format): a "unit" is 32 elements of one block, made of two runs of 16
+// consecutive elements starting at block elements e0 and e1 (qn_q*_xrun). A block of QK elements has
+// UPB = QK / 32 units, so a row of `cols` elements has cols / 32 units. Per format:
+//     qn_<f>_u    raw unit data (struct)
+//     qn_<f>_load(boff, k) -> qn_<f>_u    unit k of the block at byte offset boff of the buffer
+//     qn_<f>_dot(u, k, xa[4], xb[4], sa, sb) -> float   sum over the unit of dequant(w) * x, where xa / xb
+//                        are the x values of the runs at e0 / e1 (4 vec4 each) and sa / sb their sums
+//     qn_<f>_xrun(k, e0, e1)
+// Block byte offsets: multiples of 16 for Q4_K (144 B) and Q5_K (176 B), even for Q8_0 (34 B), Q4_0 (18 B)
+// and Q6_K (210 B), i.e. what row-major [rows, cols / QK] blocks from a 16-byte-aligned start give.
+// Defining one of QN_Q8_0, QN_Q4_0, QN_Q4_K, QN_Q5_K, QN_Q6_K also maps the generic names qn_qu,
+// qn_q_load, qn_q_dot, qn_q_xrun and the constants QN_QK (elements per block), QN_QBB (bytes per block),
+// QN_QUPB (units per block) to that format.
+//
+// Arithmetic: quants become floats through the exponent trick (0x4B000000 | q is the float 2^23 + q,
+// exact for q < 2^23), which avoids slow int->float conversions; offsets (-8, -32, -128, the K-quant
+// mins) are applied once per run through sa / sb. f32 throughout; the result differs from the C
+// reference (double sums of the dequantized values) only by f32 rounding.
+#ifndef QN_QUANT_GLSL
+#define QN_QUANT_GLSL
+
+#ifndef QN_QW4
+#define QN_QW4(i) uvec4(QN_QW(4u * (i)), QN_QW(4u * (i) + 1u), QN_QW(4u * (i) + 2u), QN_QW(4u * (i) + 3u))
+#endif
+
+// four unsigned bytes of w as floats (exact)
+vec4 qn_qb4(uint w)
+{
+    return uintBitsToFloat(uvec4(w & 0xffu, (w >> 8) & 0xffu, (w >> 16) & 0xffu, w >> 24) | 0x4B000000u) -
+           8388608.0;
+}
+// sum_t dot(bytes of v[t] as floats, x[t])
+float qn_qdot4(uvec4 v, vec4 x[4])
+{
+    return dot(qn_qb4(v.x), x[0]) + dot(qn_qb4(v.y), x[1]) + dot(qn_qb4(v.z), x[2]) + dot(qn_qb4(v.w), x[3]);
+}
+// byte / f16 / 16 bytes at a byte offset (the f16 and the 16 bytes at an even offset)
+uint qn_qbyte(uint boff) { return (QN_QW(boff >> 2u) >> ((boff & 3u) * 8u)) & 0xffu; }
+float qn_qf16(uint boff) { return unpackHalf2x16(QN_QW(boff >> 2u) >> ((boff & 2u) * 8u)).x; }
+uvec4 qn_qld16(uint boff)
+{
+    uint i = boff >> 2u;
+    uvec4 v = uvec4(QN_QW(i), QN_QW(i + 1u), QN_QW(i + 2u), QN_QW(i + 3u));
+    if ((boff & 2u) != 0u) {
+        uint e = QN_QW(i + 4u);
+        v = (v >> 16u) | (uvec4(v.yzw, e) << 16u);
+    }
+    return v;
+}
+
+// ---- Q8_0: 34 B / 32: f16 d, int8 qs[32]; w = d * q. One unit per block (runs 0 and 16).
+struct qn_q8_0_u { float d; uvec4 a, b; };
+qn_q8_0_u qn_q8_0_load(uint boff, uint k)
+{
+    return qn_q8_0_u(qn_qf16(boff), qn_qld16(boff + 2u), qn_qld16(boff + 18u));
+}
+void qn_q8_0_xrun(uint k, out uint e0, out uint e1) { e0 = 0u; e1 = 16u; }
+float qn_q8_0_dot(qn_q8_0_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float sb)
+{
+    // q + 128 = byte ^ 0x80 (unsigned), so sum q x = sum (byte ^ 0x80) x - 128 sum x
+    const uint F = 0x80808080u;
+    return u.d * (qn_qdot4(u.a ^ F, xa) + qn_qdot4(u.b ^ F, xb) - 128.0 * (sa + sb));
+}
+
+// ---- Q4_0: 18 B / 32: f16 d, qs[16]: element i low nibble of qs[i], element i + 16 high; w = d (q - 8).
+struct qn_q4_0_u { float d; uvec4 q; };
+qn_q4_0_u qn_q4_0_load(uint boff, uint k) { return qn_q4_0_u(qn_qf16(boff), qn_qld16(boff + 2u)); }
+void qn_q4_0_xrun(uint k, out uint e0, out uint e1) { e0 = 0u; e1 = 16u; }
+float qn_q4_0_dot(qn_q4_0_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float sb)
+{
+    const uint M = 0x0f0f0f0fu;
+    return u.d * (qn_qdot4(u.q & M, xa) + qn_qdot4((u.q >> 4u) & M, xb) - 8.0 * (sa + sb));
+}
+
+// ---- Q4_K / Q5_K: 256 elements; header uvec4 = f16 d, f16 dmin, 12 bytes of 6-bit scales/mins;
+// element 64c + 32h + l (c < 4, h < 2, l < 32) has sub-block 2c + h: w = d sc q - dmin m.
+// Unit k (< 8): c = k / 2, l in [16 (k % 2), +16): runs e0 = 64c + 16 (k % 2) (low nibbles, h = 0) and
+// e1 = e0 + 32 (high nibbles, h = 1); its 16 qs bytes are the block's qs uvec4 k.
+uint qn_qk_sbyte(uvec4 h, uint i) { return (h[1u + (i >> 2u)] >> ((i & 3u) * 8u)) & 0xffu; }
+// 6-bit scale and min of sub-block j (qn_q4k_scale_min in quant.c)
+vec2 qn_qk_scale_min(uvec4 h, uint j)
+{
+    if (j < 4u) return vec2(float(qn_qk_sbyte(h, j) & 63u), float(qn_qk_sbyte(h, j + 4u) & 63u));
+    uint a = qn_qk_sbyte(h, j + 4u);
+    return vec2(float((a & 15u) | ((qn_qk_sbyte(h, j - 4u) >> 6u) << 4u)),
+                float((a >> 4u) | ((qn_qk_sbyte(h, j) >> 6u) << 4u)));
+}
+void qn_qk_xrun(uint k, out uint e0, out uint e1) { e0 = 64u * (k >> 1u) + 16u * (k & 1u); e1 = e0 + 32u; }
+// both sub-blocks of unit k, given the (5-bit for Q5_K) quants of the two runs as bytes
+float qn_qk_dot(uvec4 h, uint k, uvec4 qa, uvec4 qb, vec4 xa[4], vec4 xb[4], float sa, float sb)
+{
+    vec2 d = unpackHalf2x16(h.x); // (d, dmin)
+    vec2 s0 = qn_qk_scale_min(h, 2u * (k >> 1u)), s1 = qn_qk_scale_min(h, 2u * (k >> 1u) + 1u);
+    return d.x * (s0.x * qn_qdot4(qa, xa) + s1.x * qn_qdot4(qb, xb)) - d.y * (s0.y * sa + s1.y * sb);
+}
+
+struct qn_q4_k_u { uvec4 h, q; };
+qn_q4_k_u qn_q4_k_load(uint boff, uint k) { uint b = boff >> 4u; return qn_q4_k_u(QN_QW4(b), QN_QW4(b + 1u + k)); }
+void qn_q4_k_xrun(uint k, out uint e0, out uint e1) { qn_qk_xrun(k, e0, e1); }
+float qn_q4_k_dot(qn_q4_k_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float sb)
+{
+    const uint M = 0x0f0f0f0fu;
+    return qn_qk_dot(u.h, k, u.q & M, (u.q >> 4u) & M, xa, xb, sa, sb);
+}
+
+// Q5_K: 176 B: header uvec4, qh[32] (uvec4 1-2), qs[128] (uvec4 3-10); bit 2c of qh[l] is the 5th bit of
+// element 64c + l, bit 2c + 1 that of 64c + 32 + l.
+struct qn_q5_k_u { uvec4 h, qh, q; };
+qn_q5_k_u qn_q5_k_load(uint boff, uint k)
+{
+    uint b = boff >> 4u;
+    return qn_q5_k_u(QN_QW4(b), QN_QW4(b + 1u + (k & 1u)), QN_QW4(b + 3u + k));
+}
+void qn_q5_k_xrun(uint k, out uint e0, out uint e1) { qn_qk_xrun(k, e0, e1); }
+float qn_q5_k_dot(qn_q5_k_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float sb)
+{
+    const uint M = 0x0f0f0f0fu, B = 0x01010101u;
+    uint c2 = 2u * (k >> 1u);
+    uvec4 qa = (u.q & M) | (((u.qh >> c2) & B) << 4u);
+    uvec4 qb = ((u.q >> 4u) & M) | (((u.qh >> (c2 + 1u)) & B) << 4u);
+    return qn_qk_dot(u.h, k, qa, qb, xa, xb, sa, sb);
+}
+
+// ---- Q6_K: 210 B / 256: ql[128], qh[64], int8 scales[16], f16 d (at 208). Element 128h + 32k + l:
+// low 4 bits from ql[64h + l + 32 (k & 1)] (high nibble if k & 2), 2 high bits (qh[32h + l] >> 2k) & 3,
+// scale index 8h + 2k + l / 16; w = d * scale * (q - 32).
+// Unit u (< 8) = (h = u / 4, kk = (u / 2) % 2, lh = u % 2): ql bytes [16u, +16) (l in [16 lh, +16)):
+// low nibbles are k = kk (run e0 = 128h + 32kk + 16lh), high nibbles k = kk + 2 (run e1 = e0 + 64).
+struct qn_q6_k_u { uvec4 ql, qh; float da, db; };
+int qn_q6_sc(uint boff) { return int(qn_qbyte(boff) << 24u) >> 24; }
+qn_q6_k_u qn_q6_k_load(uint boff, uint u)
+{
+    uint h = u >> 2u, lh = u & 1u, si = 8u * h + 2u * ((u >> 1u) & 1u) + lh;
+    float d = qn_qf16(boff + 208u);
+    return qn_q6_k_u(qn_qld16(boff + 16u * u), qn_qld16(boff + 128u + 32u * h + 16u * lh),
+                     d * float(qn_q6_sc(boff + 192u + si)), d * float(qn_q6_sc(boff + 196u + si)));
+}
+void qn_q6_k_xrun(uint u, out uint e0, out uint e1)
+{
+    e0 = 128u * (u >> 2u) + 32u * ((u >> 1u) & 1u) + 16u * (u & 1u);
+    e1 = e0 + 64u;
+}
+float qn_q6_k_dot(qn_q6_k_u w, uint u, vec4 xa[4], vec4 xb[4], float sa, float sb)
+{
+    const uint M = 0x0f0f0f0fu, B = 0x03030303u;
+    uint s = 2u * ((u >> 1u) & 1u);
+    uvec4 qa = (w.ql & M) | (((w.qh >> s) & B) << 4u);
+    uvec4 qb = ((w.ql >> 4u) & M) | (((w.qh >> (s + 4u)) & B) << 4u);
+    return w.da * (qn_qdot4(qa, xa) - 32.0 * sa) + w.db * (qn_qdot4(qb, xb) - 32.0 * sb);
+}
+
+// ---- generic names for the format of this variant
+#if defined(QN_Q8_0)
+#define QN_QK 32u
+#define QN_QBB 34u
+#define qn_qu qn_q8_0_u
+#define qn_q_load qn_q8_0_load
+#define qn_q_dot qn_q8_0_dot
+#define qn_q_xrun qn_q8_0_xrun
+#elif defined(QN_Q4_0)
+#define QN_QK 32u
+#define QN_QBB 18u
+#define qn_qu qn_q4_0_u
+#define qn_q_load qn_q4_0_load
+#define qn_q_dot qn_q4_0_dot
+#define qn_q_xrun qn_q4_0_xrun
+#elif defined(QN_Q4_K)
+#define QN_QK 256u
+#define QN_QBB 144u
+#define qn_qu qn_q4_k_u
+#define qn_q_load qn_q4_k_load
+#define qn_q_dot qn_q4_k_dot
+#define qn_q_xrun qn_q4_k_xrun
+#elif defined(QN_Q5_K)
+#define QN_QK 256u
+#define QN_QBB 176u
+#define qn_qu qn_q5_k_u
+#define qn_q_load qn_q5_k_load
+#define qn_q_dot qn_q5_k_dot
+#define qn_q_xrun qn_q5_k_xrun
+#elif defined(QN_Q6_K)
+#define QN_QK 256u
+#define QN_QBB 210u
+#define qn_qu qn_q6_k_u
+#define qn_q_load qn_q6_k_load
+#define qn_q_dot qn_q6_k_dot
+#define qn_q_xrun qn_q6_k_xrun
+#endif
+#ifdef QN_QK
+#define QN_QUPB (QN_QK / 32u)
+#endif
+
+#endif
