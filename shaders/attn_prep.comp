@@ -5,9 +5,9 @@
 //   v heads:  copied raw                            -> vcache[j][position]
 // RoPE: rotate-half on dims 0..rot-1 (p <-> p + rot/2), angle = float(position) * inv_freq[p] rounded
 // to f32 exactly like the C reference (`precise`: no fused multiply), cos/sin of that f32 angle computed
-// here with an exact range reduction (float-float Cody-Waite, valid to |angle| < 3.2e6, i.e. positions
-// beyond 3 million) and Taylor polynomials (|error| < 1e-7), so results do not depend on the driver's
-// sin/cos at large angles. cos and sin are multiplied by attn_factor (YaRN mscale).
+// here with an exact range reduction (float-float Cody-Waite, valid for |angle| < 3.2e6, i.e. positions
+// up to ~3.2 million since inv_freq[0] = 1) and Taylor polynomials (|error| < 1e-7), so results do not
+// depend on the driver's sin/cos, which GPUs evaluate poorly at large angles. cos and sin are multiplied by attn_factor (YaRN mscale).
 //
 // Variants (defines): QN_SUBGROUP (subgroupAdd reduction, else shared-memory tree);
 //   QN_KV_F16 (f16 KV cache, else f32; see common/attn_kv.glsl).

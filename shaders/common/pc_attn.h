@@ -5,7 +5,8 @@
  * Layouts (f32 unless noted; D = head_dim, G = Hq / Hkv):
  *   proj  [T][proj_stride]  attention projection output, row = [query Hq*D | gate Hq*D | k Hkv*D | v Hkv*D]
  *   q     [T][Hq][D]        normed + roped queries (attn_prep output)
- *   kcache, vcache [Hkv][cap][D]   row s of kv head j at (j*cap + s)*D; k normed + roped, v raw
+ *   kcache, vcache [Hkv][cap][D]   row s of kv head j at (j*cap + s)*D; k normed + roped, v raw;
+ *                           f32, or f16 for the *_f16kv kernels (shaders/common/attn_kv.glsl)
  *   out   [T][Hq*D]         softmax(q k^T * scale) v * sigmoid(gate), index t*Hq*D + h*D + d
  *   pos   uint32 [>= 1]     device-side base position (used only with QN_ATTN_POS_DEVICE)
  *
