@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -19,6 +20,7 @@
 #include "gguf_qwen3next.h"
 #include "gguf_write.h"
 #include "qn_err.h"
+#include "qn_rng.h"
 #include "quant.h"
 #include "safetensors.h"
 #include "tensors.h"
@@ -36,6 +38,8 @@ typedef struct mk_opts {
     const char *arch;           /* general.architecture, default qwen3next */
     const char *drop;           /* a GGUF tensor to leave out */
     int bad_router;             /* write ffn_gate_inp of layer 0 with one expert too few */
+    int vocab;                  /* add a placeholder gpt2 vocabulary (token i = "t<i>") so llama.cpp loads it */
+    uint32_t embd_type;         /* token_embd / output type when non-zero */
 } mk_opts;
 
 typedef struct mk {
@@ -218,9 +222,10 @@ static void mk_tensors(mk *m)
 {
     const qn_config *c = m->c;
     uint64_t H = (uint64_t)c->hidden_size, V = (uint64_t)c->vocab_size;
-    put(m, "token_embd.weight", 2, H, V, 0, m->o->mat_type, m->pass ? hf(m, "model.embed_tokens.weight", 0, 0, NULL) : NULL);
+    uint32_t et = m->o->embd_type ? m->o->embd_type : m->o->mat_type;
+    put(m, "token_embd.weight", 2, H, V, 0, et, m->pass ? hf(m, "model.embed_tokens.weight", 0, 0, NULL) : NULL);
     mk_norm(m, "output_norm.weight", "model.norm.weight", 0, 1);
-    put(m, "output.weight", 2, H, V, 0, m->o->mat_type, m->pass ? hf(m, "lm_head.weight", 0, 0, NULL) : NULL);
+    put(m, "output.weight", 2, H, V, 0, et, m->pass ? hf(m, "lm_head.weight", 0, 0, NULL) : NULL);
     for (int i = 0; i < c->num_layers && !m->rc; i++) {
         mk_norm(m, "blk.%d.attn_norm.weight", "model.layers.%d.input_layernorm.weight", i, 1);
         mk_norm(m, "blk.%d.post_attention_norm.weight", "model.layers.%d.post_attention_layernorm.weight", i, 1);
@@ -257,8 +262,31 @@ static void mk_meta(mk *m)
     qn_gguf_w_u32(w, K("ssm.inner_size"), (uint32_t)qn_cfg_value_dim(c));
     qn_gguf_w_u32(w, K("full_attention_interval"), (uint32_t)c->full_attention_interval);
     qn_gguf_w_u32(w, K("rope.dimension_count"), (uint32_t)qn_cfg_rot_dim(c));
-    if (c->bos_token_id >= 0) qn_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_token_id);
-    if (c->n_eos) qn_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_token_ids[0]);
+    if (m->o->vocab) {   /* ids only matter to llama.cpp; eos = the last id, which the golden greedy run avoids */
+        uint32_t V = (uint32_t)c->vocab_size;
+        char **toks = malloc(V * sizeof *toks);
+        int32_t *types = malloc(V * sizeof *types);
+        for (uint32_t i = 0; i < V; i++) {
+            toks[i] = malloc(16);
+            snprintf(toks[i], 16, "t%u", i);
+            types[i] = 1;
+        }
+        static const char *const merges[1] = {"t 1"};
+        qn_gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
+        qn_gguf_w_str(w, "tokenizer.ggml.pre", "qwen2");
+        qn_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, V);
+        qn_gguf_w_arr(w, "tokenizer.ggml.token_type", QN_GGUF_I32, types, V);
+        qn_gguf_w_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+        qn_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", V - 1);
+        qn_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", V - 1);
+        qn_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", 0);
+        for (uint32_t i = 0; i < V; i++) free(toks[i]);
+        free(toks);
+        free(types);
+    } else {
+        if (c->bos_token_id >= 0) qn_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_token_id);
+        if (c->n_eos) qn_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_token_ids[0]);
+    }
 #undef K
 }
 
@@ -467,9 +495,122 @@ static void check_qkvz_perm(const qn_config *c)
     free(hit);
 }
 
+/* ---------------------------------------------------------------- cross-check helpers (not run by the test)
+ * --synth-hf DIR          random HF checkpoint whose every row length is a multiple of 256 (K-quants fit)
+ * --gguf-to-hf GGUF DIR   every HF tensor read back through the mapping, written as an F32 HF folder
+ * With them, llama.cpp's greedy output on a K-quant GGUF can be compared with qnext's reference model on the
+ * same dequantized weights (see the helper report for the commands). */
+
+typedef struct spec_list { qn_tensor_spec *v; int n, cap; } spec_list;
+
+static int collect(void *user, const qn_tensor_spec *t)
+{
+    spec_list *l = user;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->v = realloc(l->v, (size_t)l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = *t;
+    return 0;
+}
+
+typedef float *(*get_fn)(void *user, const qn_tensor_spec *t, uint64_t n);
+
+static int write_hf(const char *dir, const qn_config *c, get_fn get, void *user)
+{
+    char path[512];
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    int rc = qn_cfg_write(c, path);
+    spec_list l = {0};
+    qn_cfg_tensors(c, collect, &l);
+    qn_st_wtensor *wt = calloc((size_t)l.n, sizeof *wt);
+    for (int i = 0; i < l.n; i++) {
+        wt[i].name = l.v[i].name;
+        wt[i].dtype = QN_DT_F32;
+        wt[i].ndim = l.v[i].ndim;
+        memcpy(wt[i].shape, l.v[i].shape, sizeof l.v[i].shape);
+    }
+    qn_st_writer *w = NULL;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (!rc) rc = qn_st_writer_open(&w, path, wt, l.n, NULL);
+    for (int i = 0; !rc && i < l.n; i++) {
+        uint64_t n = 1;
+        for (int k = 0; k < l.v[i].ndim; k++) n *= (uint64_t)l.v[i].shape[k];
+        float *d = get(user, &l.v[i], n);
+        rc = d ? qn_st_writer_put_f32(w, d, n) : -EIO;
+        free(d);
+    }
+    if (w) { int rc2 = qn_st_writer_close(&w); if (!rc) rc = rc2; }
+    free(wt);
+    free(l.v);
+    return rc;
+}
+
+static float *synth_get(void *user, const qn_tensor_spec *t, uint64_t n)
+{
+    qn_rng *r = user;
+    float *d = malloc(n * 4);
+    const char *nm = t->name;
+    for (uint64_t i = 0; i < n; i++) {
+        float g = qn_rng_normal(r);
+        d[i] = strstr(nm, "A_log") ? logf(qn_rng_range(r, 1, 16)) : strstr(nm, "dt_bias") ? qn_rng_range(r, 0.5f, 1.5f)
+             : strstr(nm, "linear_attn.norm") ? 1.0f + 0.1f * g : strstr(nm, "norm") ? 0.1f * g
+             : strstr(nm, "conv1d") ? 0.3f * g : strstr(nm, "embed_tokens") ? g : 0.05f * g;
+    }
+    return d;
+}
+
+static float *gguf_get(void *user, const qn_tensor_spec *t, uint64_t n)
+{
+    qn_q3n_src s;
+    float *d = malloc(n * 4);
+    if (qn_q3n_find(user, t->name, &s) || qn_q3n_read_f32(user, &s, d, n)) { free(d); return NULL; }
+    return d;
+}
+
+static int tool_main(int argc, char **argv)
+{
+    if (argc >= 4 && !strcmp(argv[2], "--synth-hf")) {
+        qn_config c;
+        int rc = qn_cfg_load(&c, argv[1]);
+        c.hidden_size = 256; c.head_dim = 64; c.lin_k_dim = 64; c.lin_v_dim = 64; c.moe_inter = 256;
+        c.shared_inter = 256; c.intermediate_size = 512; c.num_experts = 8; c.top_k = 2;
+        qn_rng r;
+        qn_rng_seed(&r, 7);
+        if (!rc) rc = write_hf(argv[3], &c, synth_get, &r);
+        if (rc) fprintf(stderr, "%s\n", qn_errmsg());
+        return rc ? 1 : 0;
+    }
+    qn_gguf *g;
+    qn_q3n *q;
+    int rc = qn_gguf_open(&g, argv[3]);
+    if (!rc && !(rc = qn_q3n_open(&q, g))) {
+        rc = write_hf(argv[4], qn_q3n_config(q), gguf_get, q);
+        qn_q3n_close(&q);
+    }
+    if (rc) fprintf(stderr, "%s\n", qn_errmsg());
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) { fprintf(stderr, "usage: %s <golden/tiny folder>\n", argv[0]); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: %s <golden/tiny folder> [--write-gguf OUT [f32|f16|q8_0|q4_0|q4_k|q5_k|q6_k] | --synth-hf DIR | "
+                                    "--gguf-to-hf GGUF DIR]\n", argv[0]); return 2; }
+    if ((argc >= 4 && !strcmp(argv[2], "--synth-hf")) || (argc >= 5 && !strcmp(argv[2], "--gguf-to-hf")))
+        return tool_main(argc, argv);
+    if (argc >= 4 && !strcmp(argv[2], "--write-gguf")) {   /* for checking the converter facts with llama.cpp */
+        static const struct { const char *n; uint32_t t; } ty[] = {{"f32", QN_GGML_F32}, {"f16", QN_GGML_F16},
+            {"q8_0", QN_GGML_Q8_0}, {"q4_0", QN_GGML_Q4_0}, {"q4_k", QN_GGML_Q4_K}, {"q5_k", QN_GGML_Q5_K},
+            {"q6_k", QN_GGML_Q6_K}};
+        mk_opts o = {.vocab = 1, .mat_type = QN_GGML_F32};
+        for (size_t i = 0; argc > 4 && i < sizeof ty / sizeof ty[0]; i++) if (!strcmp(argv[4], ty[i].n)) o.mat_type = ty[i].t;
+        for (size_t i = 0; argc > 5 && i < sizeof ty / sizeof ty[0]; i++) if (!strcmp(argv[5], ty[i].n)) o.embd_type = ty[i].t;
+        qn_config cfg;
+        int rc = mkgguf(argv[1], argv[3], &o, &cfg);
+        if (rc) fprintf(stderr, "%s\n", qn_errmsg());
+        return rc ? 1 : 0;
+    }
     char tmp[64] = "/tmp/qn_q3n_XXXXXX";
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
     run_variant(argv[1], tmp, "f32-split", &(mk_opts){.mat_type = QN_GGML_F32}, 0);
