@@ -39,4 +39,5 @@ QN_STRUCT_END(qn_pc_eltwise)
 #include "pc_sample.h"
 #include "pc_attn.h"
 #include "pc_copy.h"
+#include "pc_gdn.h"
 #endif
