@@ -4,7 +4,8 @@
 //
 // Bindings: 0 x     f32 logits [n]                      (pass 0)
 //           1 part  (value f32, id u32) pairs [ngroups] (written by pass 0, read by pass 1)
-//           2 out   int32; pass 1 writes out[out_index] = id (-1 when every logit is NaN)
+//           2 out   int32; pass 1 writes out[out_index] = id (-1 when every logit is NaN) and
+//                   out[out_index + 1] = the bits of its logit (f32)
 // Push:     qn_pc_argmax { n, per_group, ngroups, out_index }
 // Spec:     0 QN_WG workgroup size (default 256)
 //           1 QN_PASS 0 = per-workgroup best of [g * per_group, +per_group), 1 = final (dispatch 1 group)
@@ -66,6 +67,9 @@ void main()
     }
     if (lid == 0u) {
         if (QN_PASS == 0u) part[qn_group_id()] = uvec2(floatBitsToUint(s_val[0]), s_id[0]);
-        else outv[pc.out_index] = s_id[0] == NONE ? -1 : int(s_id[0]);
+        else {
+            outv[pc.out_index] = s_id[0] == NONE ? -1 : int(s_id[0]);
+            outv[pc.out_index + 1u] = floatBitsToInt(s_val[0]);
+        }
     }
 }

@@ -5,7 +5,8 @@
 
 /* argmax, two passes over n f32 logits (NaN never wins; ties -> the lowest id):
  *   pass 0: workgroup g scans [g * per_group, min(n, (g + 1) * per_group)) -> part[g] = (value, id)
- *   pass 1: one workgroup reduces part[0 .. ngroups) -> out[out_index] = id (int32; -1 if every logit is NaN) */
+ *   pass 1: one workgroup reduces part[0 .. ngroups) -> out[out_index] = id (int32; -1 if every logit is NaN),
+ *           out[out_index + 1] = its logit (f32 bits) */
 QN_STRUCT(qn_pc_argmax)
     QN_U32 n;
     QN_U32 per_group;

@@ -41,7 +41,7 @@ static void run_argmax(struct qn_h *h, const float *x_h, uint32_t n, uint32_t pe
     uint32_t ng = (n + per_group - 1) / per_group;
     qn_buf *x = qn_h_upload(h, "logits", x_h, sizeof(float) * n);
     qn_buf *part = qn_h_buffer(h, "part", 8ull * ng);
-    int32_t poison[3] = { 12345, 12345, 12345 };
+    int32_t poison[4] = { 12345, 12345, 12345, 12345 };
     qn_buf *out = qn_h_upload(h, "out", poison, sizeof poison);
     qn_pipe *p0 = qn_h_pipe(h, QN_K_ARGMAX, wg, 0), *p1 = qn_h_pipe(h, QN_K_ARGMAX, wg, 1);
     qn_pc_argmax pc = { .n = n, .per_group = per_group, .ngroups = ng, .out_index = 1 };
@@ -51,13 +51,14 @@ static void run_argmax(struct qn_h *h, const float *x_h, uint32_t n, uint32_t pe
     qn_cmd_dispatch_n(h->cmd, p1, QN_BINDS(QN_BIND(x), QN_BIND(part), QN_BIND(out)), &pc, sizeof pc, 1);
     qn_h_ok(h, qn_cmd_end(h->cmd), "recording");
     qn_h_ok(h, qn_cmd_run(h->cmd), "running");
-    int32_t got[3];
+    int32_t got[4];
     qn_h_ok(h, qn_buf_read(h->v, out, 0, got, sizeof got), "reading");
     int want = ref_argmax(x_h, n);
+    float wantv = want >= 0 ? x_h[want] : -INFINITY;
     char what[160];
     snprintf(what, sizeof what, "argmax n %u per group %u wg %u %s: got %d want %d", n, per_group, wg, tag, got[1],
              want);
-    verdict(h, got[1] == want && got[0] == 12345 && got[2] == 12345, what);
+    verdict(h, got[1] == want && qn_bits_f32((uint32_t)got[2]) == wantv && got[0] == 12345 && got[3] == 12345, what);
 }
 
 struct cand { float v; uint32_t id; };

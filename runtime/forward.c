@@ -1,0 +1,628 @@
+/* forward.c — the Qwen3-Next forward graph on the GPU (see forward.h). qn_fwd_record() reads top to bottom
+ * like the model card (spec §8): embed, then per layer a Gated DeltaNet or gated-attention block and the
+ * sparse MoE block, each with its residual add fused into the last kernel, then the final norm, lm_head and
+ * the token choice. Buffer shapes are in the comments; T = tokens of the call. */
+#include "forward.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_log.h"
+
+#define F32 4u
+
+/* ---- small helpers ---------------------------------------------------------------------------------- */
+
+static int dt_index(qn_dtype t) { return t == QN_DT_BF16 ? 0 : t == QN_DT_F16 ? 1 : 2; }
+static uint32_t cdiv(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
+
+/* A weight tensor as a binding (rounded up to whole 16-byte words; arenas are padded to 256 bytes). */
+static struct qn_bind wb(const qn_wt *w)
+{
+    uint64_t n = (w->bytes + 15) / 16 * 16;
+    if (n > w->buf->size - w->off) n = w->buf->size - w->off;
+    return QN_BIND_RANGE(w->buf, w->off, n);
+}
+
+struct rec {
+    qn_fwd *f;
+    qn_cmd *c;
+    const struct qn_fwd_call *call;
+    const qn_config *cfg;
+    uint32_t T;
+    const char *label;  /* open profile region */
+    int nmarks;
+};
+
+/* Open a profile region for an op family (consecutive ops of one family share a region). */
+static void mark(struct rec *r, const char *label)
+{
+    if (!r->call->profile || (r->label && !strcmp(r->label, label)) || r->nmarks >= 480) return;
+    qn_cmd_mark(r->c, label);
+    r->label = label;
+    r->nmarks++;
+}
+
+static void barrier(struct rec *r) { qn_cmd_barrier(r->c); }
+
+/* y[T, W.rows] (+)= x[T, W.cols] · W^T: matvec for small T, tiled matmul otherwise. A weight larger than
+ * maxStorageBufferRange is bound in row pieces of a multiple of 256 rows. */
+static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
+{
+    qn_fwd *f = r->f;
+    uint64_t range = qn_vk_caps(f->v)->max_storage_range, rowb = (uint64_t)W->cols * (uint64_t)qn_dtype_size(W->dtype);
+    uint32_t prow = W->rows;
+    if (W->bytes > range) prow = (uint32_t)(range / rowb / 256u * 256u);
+    if (prow == 0) prow = 256; /* a single row beyond the range: binding fails with a clear message */
+    bool mv = T <= f->tune.small_t && (prow >= W->rows || T == 1);
+    for (uint32_t r0 = 0; r0 < W->rows; r0 += prow) {
+        uint32_t n = W->rows - r0 < prow ? W->rows - r0 : prow;
+        uint64_t off = W->off + (uint64_t)r0 * rowb, bytes = (uint64_t)n * rowb;
+        struct qn_bind wbind = n == W->rows ? wb(W) : QN_BIND_RANGE(W->buf, off, (bytes + 15) / 16 * 16);
+        if (mv) {
+            const qn_pipe *p = f->matvec[dt_index(W->dtype)];
+            qn_pc_matvec pc = { .rows = n, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
+            struct qn_bind yb = n == W->rows ? QN_BIND(y) : QN_BIND_RANGE(y, (uint64_t)r0 * F32, (uint64_t)n * F32);
+            qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(x), yb), &pc, sizeof pc,
+                               cdiv(n, qn_pipe_spec(p, 1)), T);
+        } else {
+            const qn_pipe *p = f->matmul[dt_index(W->dtype)];
+            qn_pc_matmul pc = { .M = T, .N = n, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
+                                .y_off = r0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
+            uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(p, 1)) * cdiv(n, qn_pipe_spec(p, 2));
+            qn_cmd_dispatch_n(r->c, p, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups);
+        }
+    }
+}
+
+/* y[rows, H] = zero-centred RMSNorm of x[rows, H] with weight w */
+static void rmsnorm(struct rec *r, const qn_buf *x, const qn_wt *w, const qn_buf *y, uint32_t rows)
+{
+    qn_pc_rmsnorm pc = { .rows = rows, .dim = (uint32_t)r->cfg->hidden_size, .eps = r->cfg->rms_norm_eps, .w_add = 1 };
+    qn_cmd_dispatch_n(r->c, r->f->rmsnorm, QN_BINDS(QN_BIND(x), wb(w), QN_BIND(y)), &pc, sizeof pc, rows);
+}
+
+/* Copy the call's residual stream x [T, H] (or another [T, H] buffer) into entry `e` of rb_hidden. */
+static void capture(struct rec *r, const qn_buf *src, uint32_t e)
+{
+    if (!r->call->hidden) return;
+    uint64_t n = (uint64_t)r->T * (uint64_t)r->cfg->hidden_size * F32;
+    qn_cmd_copy(r->c, src, 0, r->f->rb_hidden, e * n, n);
+}
+
+/* ---- embedding ----------------------------------------------------------------------------------- */
+
+/* x[T, H] = embed_tokens[tok[t]], the table bound in pieces when it exceeds the storage-buffer range */
+static void embed(struct rec *r)
+{
+    qn_fwd *f = r->f;
+    const qn_wt *E = &f->m->embed;
+    uint32_t H = E->cols, wg = qn_pipe_spec(f->embed, 0);
+    uint64_t range = qn_vk_caps(f->v)->max_storage_range, rowb = (uint64_t)H * qn_dtype_size(E->dtype);
+    uint32_t prow = E->bytes > range ? (uint32_t)(range / rowb / 256u * 256u) : E->rows;
+    if (prow == 0) prow = 256;
+    for (uint32_t r0 = 0; r0 < E->rows; r0 += prow) {
+        uint32_t n = E->rows - r0 < prow ? E->rows - r0 : prow;
+        qn_pc_embed pc = { .T = r->T, .H = H, .row0 = r0, .rows = n };
+        struct qn_bind tb = n == E->rows ? wb(E)
+                          : QN_BIND_RANGE(E->buf, E->off + r0 * rowb, ((uint64_t)n * rowb + 15) / 16 * 16);
+        qn_cmd_dispatch_nz(r->c, f->embed, QN_BINDS(tb, QN_BIND(f->tok), QN_BIND(f->x)), &pc, sizeof pc,
+                           cdiv(H, wg), r->T);
+    }
+}
+
+/* ---- Gated DeltaNet (spec §2-§4) ----------------------------------------------------------------- */
+
+static void gdn_block(struct rec *r, int l)
+{
+    qn_fwd *f = r->f;
+    const qn_config *c = r->cfg;
+    const struct qn_mlayer *L = &f->m->L[l];
+    struct qn_fwd_layer_state *st = &f->st[l];
+    uint32_t T = r->T, Hk = (uint32_t)c->lin_k_heads, Hv = (uint32_t)c->lin_v_heads;
+    uint32_t dk = (uint32_t)c->lin_k_dim, dv = (uint32_t)c->lin_v_dim, KD = Hk * dk, VD = Hv * dv;
+    uint32_t CD = 2 * KD + VD, P = L->w_in.rows; /* P = 2KD + 2VD + 2Hv */
+
+    mark(r, "linear");                          /* proj[T, P] = [q | k | v | z | b | a] = W_in · xn */
+    linear(r, &L->w_in, f->xn, f->proj, T, false);
+    barrier(r);
+    mark(r, "gdn.conv");                        /* qkv[T, CD] = silu(causal conv(proj[:, :CD])), conv state */
+    const qn_pipe *cv = T == 1 ? f->conv_dec : f->conv_pre;
+    qn_pc_gdn_conv pcc = { .T = T, .channels = CD, .in_stride = P, .out_stride = CD };
+    qn_cmd_dispatch_n(r->c, cv, QN_BINDS(QN_BIND(f->proj), wb(&L->conv_w), QN_BIND(st->conv), QN_BIND(f->qkv)),
+                      &pcc, sizeof pcc, cdiv(CD, qn_pipe_spec(cv, 0) / qn_pipe_spec(cv, 1)));
+    barrier(r);
+    mark(r, "gdn.rule");                        /* o[T, Hv, dv] = delta rule over q, k, v, b, a; state S */
+    const qn_pipe *rule = T >= 16 ? f->rule_chunk : f->rule_rec;
+    qn_pc_gdn pcg = { .T = T, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .qkv_stride = CD, .q_off = 0, .k_off = KD,
+                      .v_off = 2 * KD, .proj_stride = P, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv };
+    qn_cmd_dispatch_n(r->c, rule, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
+                                           QN_BIND(st->S), QN_BIND(f->o)),
+                      &pcg, sizeof pcg, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(rule, 1)));
+    barrier(r);
+    mark(r, "gdn.norm");                        /* o = gated RMSNorm(o, z) per (token, head), in place */
+    qn_pc_gdn_norm pcn = { .rows = T * Hv, .heads = Hv, .dim = dv, .proj_stride = P, .z_off = 2 * KD + VD,
+                           .eps = c->rms_norm_eps };
+    qn_cmd_dispatch_n(r->c, f->gnorm, QN_BINDS(QN_BIND(f->o), QN_BIND(f->proj), wb(&L->gnorm), QN_BIND(f->o)),
+                      &pcn, sizeof pcn, (uint64_t)T * Hv);
+    barrier(r);
+    mark(r, "linear");                          /* x[T, H] += W_out · o */
+    linear(r, &L->w_out, f->o, f->x, T, true);
+    barrier(r);
+}
+
+/* ---- gated full attention (spec §6) -------------------------------------------------------------- */
+
+static void attn_block(struct rec *r, int l)
+{
+    qn_fwd *f = r->f;
+    const qn_config *c = r->cfg;
+    const struct qn_mlayer *L = &f->m->L[l];
+    struct qn_fwd_layer_state *st = &f->st[l];
+    uint32_t T = r->T, Hq = (uint32_t)c->num_heads, Hkv = (uint32_t)c->num_kv_heads, D = (uint32_t)c->head_dim;
+    uint32_t QD = Hq * D, P = L->w_qkv.rows; /* P = 2QD + 2KV */
+    float scale = (float)(1.0 / sqrt((double)D));
+
+    mark(r, "linear");                          /* proj[T, P] = [query | gate | k | v] = W_qkv · xn */
+    linear(r, &L->w_qkv, f->xn, f->proj, T, false);
+    barrier(r);
+    mark(r, "attn.prep");                       /* q[T, Hq, D] normed + roped; k, v appended to the cache */
+    qn_pc_attn_prep pp = { .T = T, .Hq = Hq, .Hkv = Hkv, .D = D, .rot = (uint32_t)qn_cfg_rot_dim(c), .cap = f->cap,
+                           .pos0 = 0, .flags = QN_ATTN_POS_DEVICE, .proj_stride = P, .eps = c->rms_norm_eps,
+                           .attn_factor = f->m->attn_factor };
+    qn_cmd_dispatch_nz(r->c, f->prep, QN_BINDS(QN_BIND(f->proj), wb(&L->q_norm), wb(&L->k_norm),
+                                               wb(&f->m->inv_freq), QN_BIND(f->pos), QN_BIND(f->q),
+                                               QN_BIND(st->kc), QN_BIND(st->vc)),
+                       &pp, sizeof pp, Hq + 2 * Hkv, T);
+    barrier(r);
+    mark(r, "attn.core");                       /* o[T, QD] = softmax(q k^T / sqrt(D)) v * sigmoid(gate) */
+    if (T == 1) {
+        qn_pc_attn_decode pd = { .Hq = Hq, .Hkv = Hkv, .D = D, .cap = f->cap, .n_keys = 1, .splits = f->splits,
+                                 .flags = QN_ATTN_POS_DEVICE, .gate_off = QD, .scale = scale };
+        qn_cmd_dispatch_nz(r->c, f->dec, QN_BINDS(QN_BIND(f->q), QN_BIND(st->kc), QN_BIND(st->vc), QN_BIND(f->pos),
+                                                  QN_BIND(f->part)),
+                           &pd, sizeof pd, f->splits, Hkv);
+        barrier(r);
+        qn_cmd_dispatch_n(r->c, f->comb, QN_BINDS(QN_BIND(f->part), QN_BIND(f->proj), QN_BIND(f->o)), &pd, sizeof pd,
+                          (uint64_t)Hq * cdiv(D, qn_pipe_spec(f->comb, 0)));
+    } else {
+        qn_pc_attn_prefill pf = { .T = T, .Hq = Hq, .Hkv = Hkv, .D = D, .cap = f->cap, .pos0 = 0,
+                                  .flags = QN_ATTN_POS_DEVICE, .proj_stride = P, .gate_off = QD, .scale = scale };
+        qn_cmd_dispatch_nz(r->c, f->pre, QN_BINDS(QN_BIND(f->q), QN_BIND(st->kc), QN_BIND(st->vc), QN_BIND(f->proj),
+                                                  QN_BIND(f->pos), QN_BIND(f->o)),
+                           &pf, sizeof pf, cdiv((uint64_t)T * (Hq / Hkv), qn_pipe_spec(f->pre, 2)), Hkv);
+    }
+    barrier(r);
+    mark(r, "linear");                          /* x[T, H] += W_o · o */
+    linear(r, &L->w_o, f->o, f->x, T, true);
+    barrier(r);
+}
+
+/* ---- sparse MoE (spec §7) ------------------------------------------------------------------------ */
+
+static qn_pc_moe moe_pc(const struct rec *r, int l)
+{
+    const qn_fwd *f = r->f;
+    const qn_config *c = r->cfg;
+    const qn_model *m = f->m;
+    uint32_t T = r->T, E = (uint32_t)c->num_experts, K = (uint32_t)c->top_k;
+    return (qn_pc_moe){ .T = T, .H = (uint32_t)c->hidden_size, .I = (uint32_t)c->moe_inter,
+                        .Is = (uint32_t)c->shared_inter, .E = E, .K = K, .layer = (uint32_t)l, .n_slots = m->n_slots,
+                        .slots_per_pool = m->slots_per_pool, .slot_bytes = (uint32_t)m->slot_bytes,
+                        .act_stride = f->act_stride, .m_stride = m->L[l].w_moe.rows,
+                        .flags = (c->norm_topk_prob ? QN_MOE_NORM_TOPK : 0) |
+                                 (f->tune.router_bf16 ? QN_MOE_ROUND_BF16 : 0),
+                        .tile_t = f->tile_t, .max_tiles = QN_MOE_MAX_TILES(T, E, K, f->tile_t) };
+}
+
+/* Segment 1: mm[T, E + 2Is + 1] = W_moe · xn; router -> ids[T, K], w[T, K], sg[T], act[T, K, :] (shared). */
+static void moe_route(struct rec *r, int l, const qn_pc_moe *pc)
+{
+    qn_fwd *f = r->f;
+    mark(r, "linear");
+    linear(r, &f->m->L[l].w_moe, f->xn, f->mm, r->T, false);
+    barrier(r);
+    mark(r, "moe.route");
+    qn_cmd_dispatch_n(r->c, f->router, QN_BINDS(QN_BIND(f->mm), QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg),
+                                                QN_BIND(f->act)),
+                      pc, sizeof *pc, r->T);
+    barrier(r);
+}
+
+#define POOLS(m) QN_BIND(pool_at(m, 0)), QN_BIND(pool_at(m, 1)), QN_BIND(pool_at(m, 2)), QN_BIND(pool_at(m, 3)), \
+                 QN_BIND(pool_at(m, 4)), QN_BIND(pool_at(m, 5)), QN_BIND(pool_at(m, 6)), QN_BIND(pool_at(m, 7))
+static const qn_buf *pool_at(const qn_model *m, uint32_t i) { return m->pools[i < m->n_pools ? i : 0]; }
+
+/* Segment 2: x[T, H] += sum_k w · expert_k(xn) + sg · shared(xn), through the slot table. */
+static void moe_experts(struct rec *r, int l, const qn_pc_moe *pc)
+{
+    qn_fwd *f = r->f;
+    const qn_model *m = f->m;
+    const qn_wt *sd = &m->L[l].shared_down;
+    uint32_t T = r->T, I = pc->I, H = pc->H;
+    mark(r, "moe.experts");
+    if (T <= f->tune.small_t) {                 /* act[t, k, I] = silu(gate_e · xn) * (up_e · xn) */
+        qn_cmd_dispatch_nz(r->c, f->gate_up, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table),
+                                                      QN_BIND(f->act), POOLS(m)),
+                           pc, sizeof *pc, (uint64_t)pc->K * cdiv(I, qn_pipe_spec(f->gate_up, 1)), T);
+        barrier(r);                             /* x += sum_k w down_e act_k + sg down_s act_K */
+        qn_cmd_dispatch_nz(r->c, f->down, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table),
+                                                   QN_BIND(f->w), QN_BIND(f->sg), wb(sd), QN_BIND(f->x), POOLS(m)),
+                           pc, sizeof *pc, cdiv(H, qn_pipe_spec(f->down, 1)), T);
+    } else {                                    /* tokens grouped by expert, tiles of tile_t pairs */
+        qn_cmd_dispatch_n(r->c, f->sort, QN_BINDS(QN_BIND(f->ids), QN_BIND(f->list), QN_BIND(f->tiles)), pc,
+                          sizeof *pc, pc->E + 1);
+        barrier(r);
+        uint32_t bn = qn_pipe_spec(f->gate_up_g, 3) * qn_pipe_spec(f->gate_up_g, 2);
+        qn_cmd_dispatch_n(r->c, f->gate_up_g, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->list), QN_BIND(f->tiles),
+                                                       QN_BIND(m->slot_table), QN_BIND(f->act), POOLS(m)),
+                          pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(I, bn));
+        barrier(r);                             /* d[T, K + 1, H] = down_e · act (unweighted) */
+        bn = qn_pipe_spec(f->down_g, 3) * qn_pipe_spec(f->down_g, 2);
+        qn_cmd_dispatch_n(r->c, f->down_g, QN_BINDS(QN_BIND(f->act), QN_BIND(f->list), QN_BIND(f->tiles),
+                                                    QN_BIND(m->slot_table), QN_BIND(f->d), wb(sd), POOLS(m)),
+                          pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(H, bn));
+        barrier(r);                             /* x += sum_k w d_k + sg d_K, fixed order */
+        qn_cmd_dispatch_n(r->c, f->combine, QN_BINDS(QN_BIND(f->d), QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->x)),
+                          pc, sizeof *pc, cdiv((uint64_t)T * H, qn_pipe_spec(f->combine, 0)));
+    }
+    barrier(r);
+}
+
+/* ---- the head: final norm, lm_head, token choice -------------------------------------------------- */
+
+static void argmax(struct rec *r)
+{
+    qn_fwd *f = r->f;
+    uint32_t V = f->m->lm_head.rows, per = 2048, ng = cdiv(V, per);
+    qn_pc_argmax pc = { .n = V, .per_group = per, .ngroups = ng, .out_index = 0 };
+    qn_cmd_dispatch_n(r->c, f->argmax[0], QN_BINDS(QN_BIND(f->logits), QN_BIND(f->amax_part), QN_BIND(f->rb_tok)),
+                      &pc, sizeof pc, ng);
+    barrier(r);
+    qn_cmd_dispatch_n(r->c, f->argmax[1], QN_BINDS(QN_BIND(f->logits), QN_BIND(f->amax_part), QN_BIND(f->rb_tok)),
+                      &pc, sizeof pc, 1);
+}
+
+static void topk(struct rec *r)
+{
+    qn_fwd *f = r->f;
+    uint32_t seg = qn_pipe_spec(f->topk, 1), n = f->m->lm_head.rows, k = r->call->k, src = QN_TOPK_SRC_LOGITS, w = 0;
+    for (;;) {
+        uint32_t ng = cdiv(n, seg);
+        qn_pc_topk pc = { .n = n, .k = k, .src = src };
+        qn_cmd_dispatch_n(r->c, f->topk, QN_BINDS(QN_BIND(f->logits), QN_BIND(f->cand[1 - w]), QN_BIND(f->cand[w])),
+                          &pc, sizeof pc, ng);
+        barrier(r);
+        if (ng == 1) break;
+        n = ng * k;
+        src = QN_TOPK_SRC_CAND;
+        w = 1 - w;
+    }
+    qn_cmd_copy(r->c, f->cand[w], 0, f->rb_cand, 0, (uint64_t)k * 8u);
+}
+
+static void head(struct rec *r)
+{
+    qn_fwd *f = r->f;
+    const qn_model *m = f->m;
+    enum qn_fwd_out out = r->call->out;
+    uint32_t T = r->T, H = (uint32_t)r->cfg->hidden_size, V = m->lm_head.rows, L = (uint32_t)r->cfg->num_layers;
+    uint64_t rowb = (uint64_t)H * F32;
+    const qn_buf *hin = f->xn;                  /* the normed row(s) lm_head reads */
+    mark(r, "head");
+    if (r->call->hidden || out == QN_FWD_LOGITS_ALL) {
+        rmsnorm(r, f->x, &m->norm, f->xn, T);   /* xn[T, H] = norm(x) */
+        barrier(r);
+        capture(r, f->xn, L);
+        if (out != QN_FWD_LOGITS_ALL && out != QN_FWD_NONE && T > 1) {
+            qn_cmd_copy(r->c, f->xn, (T - 1) * rowb, f->xl, 0, rowb);
+            barrier(r);
+            hin = f->xl;
+        }
+    } else if (out != QN_FWD_NONE) {            /* only the last token: xn[1, H] = norm(x[T - 1]) */
+        const qn_buf *src = f->x;
+        if (T > 1) {
+            qn_cmd_copy(r->c, f->x, (T - 1) * rowb, f->xl, 0, rowb);
+            barrier(r);
+            src = f->xl;
+        }
+        rmsnorm(r, src, &m->norm, f->xn, 1);
+        barrier(r);
+    }
+    if (out == QN_FWD_NONE) return;
+    uint32_t rows = out == QN_FWD_LOGITS_ALL ? T : 1;
+    linear(r, &m->lm_head, hin, f->logits, rows, false); /* logits[rows, V] = lm_head · xn */
+    barrier(r);
+    mark(r, "sample");
+    if (out == QN_FWD_ARGMAX) argmax(r);
+    else if (out == QN_FWD_TOPK) topk(r);
+    else qn_cmd_copy(r->c, f->logits, 0, f->rb_logits, 0, (uint64_t)rows * V * F32);
+}
+
+/* ---- the model (spec §8) ------------------------------------------------------------------------- */
+
+int qn_fwd_record(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call)
+{
+    const qn_config *cfg = &f->m->c;
+    if (call->T < 1 || call->T > f->tmax)
+        return qn_fail(-EINVAL, "forward: %u tokens in one call (1 .. %u)", call->T, f->tmax);
+    if (call->out == QN_FWD_LOGITS_ALL && call->T > f->logit_rows)
+        return qn_fail(-EINVAL, "forward: logits buffer holds %u rows, %u asked", f->logit_rows, call->T);
+    if (call->out == QN_FWD_TOPK && (call->k < 1 || call->k > f->kmax))
+        return qn_fail(-EINVAL, "forward: top-k with k = %u (1 .. %u)", call->k, f->kmax);
+    if (call->hidden && !f->rb_hidden) return qn_fail(-EINVAL, "forward: hidden states asked but not allocated");
+    struct rec r = { .f = f, .c = c, .call = call, .cfg = cfg, .T = call->T };
+
+    mark(&r, "embed");                          /* x[T, H] = embed_tokens[tok] */
+    embed(&r);
+    barrier(&r);
+    capture(&r, f->x, 0);
+    for (int l = 0; l < cfg->num_layers; l++) {
+        const struct qn_mlayer *L = &f->m->L[l];
+        mark(&r, "norm");                       /* xn = input_layernorm(x) */
+        rmsnorm(&r, f->x, &L->in_norm, f->xn, r.T);
+        barrier(&r);
+        if (L->full) attn_block(&r, l);         /* x += GatedAttention(xn) */
+        else gdn_block(&r, l);                  /* x += GatedDeltaNet(xn) */
+        mark(&r, "norm");                       /* xn = post_attention_layernorm(x) */
+        rmsnorm(&r, f->x, &L->post_norm, f->xn, r.T);
+        barrier(&r);
+        qn_pc_moe pc = moe_pc(&r, l);           /* x += MoE(xn) */
+        moe_route(&r, l, &pc);
+        moe_experts(&r, l, &pc);
+        if (l + 1 < cfg->num_layers) capture(&r, f->x, (uint32_t)l + 1);
+    }
+    head(&r);                                   /* final norm, lm_head, argmax / top-k / logits */
+    if (call->profile) qn_cmd_mark(c, NULL);
+    return 0;
+}
+
+/* ---- pipelines and buffers ----------------------------------------------------------------------- */
+
+void qn_fwd_default_tune(struct qn_fwd_tune *t)
+{
+    memset(t, 0, sizeof *t);
+    t->small_t = 4;
+}
+
+static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const uint32_t *spec)
+{
+    return qn_pipe_get(f->v, k, spec, n, out);
+}
+#define PIPE(k, out, ...) \
+    do { \
+        const uint32_t s_[] = { __VA_ARGS__ }; \
+        if ((rc = pipe(f, (k), (out), (uint32_t)(sizeof s_ / sizeof s_[0]), s_))) return rc; \
+    } while (0)
+#define PIPE0(k, out) do { if ((rc = pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
+
+static int make_pipes(qn_fwd *f)
+{
+    const qn_config *c = &f->m->c;
+    const qn_model *m = f->m;
+    int rc;
+    static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 };
+    static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
+    static const enum qn_kernel mm[3] = { QN_K_MATMUL_BF16, QN_K_MATMUL_F16, QN_K_MATMUL_F32 };
+    static const enum qn_kernel gu[3] = { QN_K_MOE_GATE_UP_BF16, QN_K_MOE_GATE_UP_F16, QN_K_MOE_GATE_UP_F32 };
+    static const enum qn_kernel dn[3] = { QN_K_MOE_DOWN_BF16, QN_K_MOE_DOWN_F16, QN_K_MOE_DOWN_F32 };
+    static const enum qn_kernel gug[3] = { QN_K_MOE_GATE_UP_GROUPED_BF16, QN_K_MOE_GATE_UP_GROUPED_F16,
+                                           QN_K_MOE_GATE_UP_GROUPED_F32 };
+    static const enum qn_kernel dng[3] = { QN_K_MOE_DOWN_GROUPED_BF16, QN_K_MOE_DOWN_GROUPED_F16,
+                                           QN_K_MOE_DOWN_GROUPED_F32 };
+    uint32_t mvwg = f->tune.matvec_wg ? f->tune.matvec_wg : 128, mvr = f->tune.matvec_rows ? f->tune.matvec_rows : 2;
+    uint32_t nwg = f->tune.norm_wg ? f->tune.norm_wg : 256;
+    uint32_t dkmax = c->lin_k_dim > 128 ? (uint32_t)c->lin_k_dim : 128;
+    uint32_t D = (uint32_t)c->head_dim, dmax = D > 256 ? (D + 3) / 4 * 4 : 256;
+    uint32_t G = (uint32_t)(c->num_heads / c->num_kv_heads), gmax = G > 8 ? G : 8;
+    uint32_t K = (uint32_t)c->conv_kernel, edt = (uint32_t)dt_index(m->exp_dtype);
+
+    PIPE(emb[dt_index(m->embed.dtype)], &f->embed, 256);
+    PIPE(QN_K_RMSNORM, &f->rmsnorm, nwg);
+    for (int i = 0; i < 3; i++) {
+        PIPE(mv[i], &f->matvec[i], mvwg, mvr);
+        PIPE0(mm[i], &f->matmul[i]);
+    }
+    PIPE(QN_K_ARGMAX, &f->argmax[0], 256, 0);
+    PIPE(QN_K_ARGMAX, &f->argmax[1], 256, 1);
+    PIPE(QN_K_TOPK_LOGITS, &f->topk, 256, 2048);
+    PIPE(QN_K_GDN_CONV, &f->conv_dec, 128, 1, K);
+    PIPE(QN_K_GDN_CONV, &f->conv_pre, 128, 4, K);
+    PIPE(QN_K_GDN_RECURRENT, &f->rule_rec, 128, 16, dkmax);
+    PIPE(QN_K_GDN_CHUNKED, &f->rule_chunk, 256, 16, dkmax, 64);
+    PIPE(QN_K_GATED_RMSNORM, &f->gnorm, 128);
+    PIPE(QN_K_ATTN_PREP, &f->prep, 64, dmax);
+    PIPE(QN_K_ATTN_DECODE, &f->dec, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
+    PIPE(QN_K_ATTN_DECODE_COMBINE, &f->comb, 64);
+    PIPE(QN_K_ATTN_PREFILL, &f->pre, dmax / 4 > 256 ? dmax / 4 : 256, dmax);
+    PIPE(QN_K_MOE_ROUTER, &f->router, 256);
+    PIPE(gu[edt], &f->gate_up, 128, 2);
+    PIPE(dn[edt], &f->down, 64, 4);
+    PIPE(QN_K_MOE_SORT, &f->sort, 256);
+    PIPE0(gug[edt], &f->gate_up_g);
+    PIPE0(dng[edt], &f->down_g);
+    PIPE(QN_K_MOE_COMBINE, &f->combine, 256);
+    /* the grouped kernels' token tile: (WG / GN) * TM */
+    f->tile_t = qn_pipe_spec(f->gate_up_g, 0) / qn_pipe_spec(f->gate_up_g, 3) * qn_pipe_spec(f->gate_up_g, 1);
+    return 0;
+}
+
+static int buf(qn_fwd *f, enum qn_mem kind, uint64_t bytes, const char *name, qn_buf **out)
+{
+    qn_buf_destroy(f->v, out);
+    return qn_buf_create(f->v, kind, bytes ? (bytes + 15) / 16 * 16 : 16, name, out);
+}
+
+static int alloc_state(qn_fwd *f)
+{
+    const qn_config *c = &f->m->c;
+    uint64_t kv = (uint64_t)c->num_kv_heads * f->cap * (uint64_t)c->head_dim * F32;
+    uint64_t conv = (uint64_t)qn_cfg_conv_dim(c) * (uint64_t)(c->conv_kernel - 1) * F32;
+    uint64_t S = (uint64_t)c->lin_v_heads * (uint64_t)c->lin_k_dim * (uint64_t)c->lin_v_dim * F32;
+    int rc = 0;
+    for (int l = 0; !rc && l < c->num_layers; l++) {
+        struct qn_fwd_layer_state *st = &f->st[l];
+        if (qn_cfg_is_full(c, l)) {
+            rc = buf(f, QN_MEM_DEVICE, kv, "k cache", &st->kc);
+            if (!rc) rc = buf(f, QN_MEM_DEVICE, kv, "v cache", &st->vc);
+        } else {
+            rc = buf(f, QN_MEM_DEVICE, conv, "conv state", &st->conv);
+            if (!rc) rc = buf(f, QN_MEM_DEVICE, S, "delta-rule state", &st->S);
+        }
+    }
+    return rc;
+}
+
+static int alloc_acts(qn_fwd *f)
+{
+    const qn_config *c = &f->m->c;
+    uint64_t T = f->tmax, H = (uint64_t)c->hidden_size, E = (uint64_t)c->num_experts, K = (uint64_t)c->top_k;
+    uint64_t KD = (uint64_t)qn_cfg_key_dim(c), VD = (uint64_t)qn_cfg_value_dim(c), QD = (uint64_t)qn_cfg_q_dim(c);
+    uint64_t Pg = 2 * KD + 2 * VD + 2 * (uint64_t)c->lin_v_heads, Pa = 2 * QD + 2 * (uint64_t)qn_cfg_kv_dim(c);
+    uint64_t I = (uint64_t)(c->moe_inter > c->shared_inter ? c->moe_inter : c->shared_inter);
+    uint64_t V = f->m->lm_head.rows;
+    f->act_stride = (uint32_t)((I + 3) / 4 * 4);
+    f->max_tiles = QN_MOE_MAX_TILES((uint32_t)T, (uint32_t)E, (uint32_t)K, f->tile_t);
+    f->splits = qn_attn_decode_splits(f->cap);
+    int rc = 0;
+#define B(kind, bytes, name, out) do { if (!rc) rc = buf(f, (kind), (bytes), (name), (out)); } while (0)
+    B(QN_MEM_UPLOAD, 4, "position", &f->pos);
+    B(QN_MEM_UPLOAD, T * 4, "token ids", &f->tok);
+    B(QN_MEM_DEVICE, T * H * F32, "x", &f->x);
+    B(QN_MEM_DEVICE, T * H * F32, "xn", &f->xn);
+    B(QN_MEM_DEVICE, H * F32, "x last row", &f->xl);
+    B(QN_MEM_DEVICE, T * (Pg > Pa ? Pg : Pa) * F32, "proj", &f->proj);
+    B(QN_MEM_DEVICE, T * (2 * KD + VD) * F32, "qkv", &f->qkv);
+    B(QN_MEM_DEVICE, T * (VD > QD ? VD : QD) * F32, "o", &f->o);
+    B(QN_MEM_DEVICE, T * QD * F32, "q", &f->q);
+    B(QN_MEM_DEVICE, qn_attn_decode_partials_bytes((uint32_t)c->num_heads, (uint32_t)c->head_dim, f->splits),
+      "attention partials", &f->part);
+    B(QN_MEM_DEVICE, T * (E + 2 * (uint64_t)c->shared_inter + 1) * F32, "moe dense product", &f->mm);
+    B(QN_MEM_DEVICE, T * K * 4, "expert ids", &f->ids);
+    B(QN_MEM_DEVICE, T * K * F32, "expert weights", &f->w);
+    B(QN_MEM_DEVICE, T * F32, "shared gate", &f->sg);
+    B(QN_MEM_DEVICE, T * (K + 1) * f->act_stride * F32, "expert activations", &f->act);
+    B(QN_MEM_DEVICE, (T * K + T) * 4, "moe list", &f->list);
+    B(QN_MEM_DEVICE, (uint64_t)f->max_tiles * 16, "moe tiles", &f->tiles);
+    B(QN_MEM_DEVICE, T * (K + 1) * H * F32, "expert outputs", &f->d);
+    B(QN_MEM_DEVICE, (uint64_t)cdiv(V, 2048) * 8, "argmax partials", &f->amax_part);
+    B(QN_MEM_READBACK, 8, "token out", &f->rb_tok);
+#undef B
+    return rc;
+}
+
+int qn_fwd_outputs(qn_fwd *f, uint32_t rows, uint32_t k, bool hidden)
+{
+    const qn_config *c = &f->m->c;
+    uint64_t V = f->m->lm_head.rows;
+    int changed = 0, rc = 0;
+    if (rows > f->logit_rows || !f->logits) {
+        if (rows < 1) rows = 1;
+        if ((rc = buf(f, QN_MEM_DEVICE, rows * V * F32, "logits", &f->logits)) ||
+            (rc = buf(f, QN_MEM_READBACK, rows * V * F32, "logits (host)", &f->rb_logits)))
+            return rc;
+        f->logit_rows = rows;
+        changed = 1;
+    }
+    if (k > f->kmax) {
+        uint64_t n = (uint64_t)cdiv(V, 2048) * k * 8;
+        if ((rc = buf(f, QN_MEM_DEVICE, n, "top-k a", &f->cand[0])) || (rc = buf(f, QN_MEM_DEVICE, n, "top-k b", &f->cand[1])) ||
+            (rc = buf(f, QN_MEM_READBACK, (uint64_t)k * 8, "top-k (host)", &f->rb_cand)))
+            return rc;
+        f->kmax = k;
+        changed = 1;
+    }
+    if (hidden && !f->rb_hidden) {
+        uint64_t n = (uint64_t)(c->num_layers + 1) * f->tmax * (uint64_t)c->hidden_size * F32;
+        if ((rc = buf(f, QN_MEM_READBACK, n, "hidden states (host)", &f->rb_hidden))) return rc;
+        changed = 1;
+    }
+    return changed;
+}
+
+int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, uint32_t tmax, uint32_t cap)
+{
+    memset(f, 0, sizeof *f);
+    f->m = m;
+    f->v = m->v;
+    if (tune) f->tune = *tune;
+    else qn_fwd_default_tune(&f->tune);
+    if (!f->tune.small_t) f->tune.small_t = 1;
+    f->tmax = tmax;
+    f->cap = cap;
+    f->st = calloc((size_t)m->c.num_layers, sizeof *f->st);
+    if (!f->st) return qn_fail(-ENOMEM, "out of memory");
+    int rc = make_pipes(f);
+    if (!rc) rc = alloc_state(f);
+    if (!rc) rc = alloc_acts(f);
+    if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
+    if (!rc) rc = qn_fwd_reset(f);
+    return rc;
+}
+
+void qn_fwd_free(qn_fwd *f)
+{
+    if (!f->v) return;
+    qn_buf **all[] = { &f->pos, &f->tok, &f->x, &f->xn, &f->xl, &f->proj, &f->qkv, &f->o, &f->q, &f->part, &f->mm,
+                       &f->ids, &f->w, &f->sg, &f->act, &f->list, &f->tiles, &f->d, &f->logits, &f->amax_part,
+                       &f->cand[0], &f->cand[1], &f->rb_logits, &f->rb_tok, &f->rb_cand, &f->rb_hidden };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) qn_buf_destroy(f->v, all[i]);
+    for (int l = 0; f->st && l < f->m->c.num_layers; l++) {
+        qn_buf_destroy(f->v, &f->st[l].kc);
+        qn_buf_destroy(f->v, &f->st[l].vc);
+        qn_buf_destroy(f->v, &f->st[l].conv);
+        qn_buf_destroy(f->v, &f->st[l].S);
+    }
+    free(f->st);
+    memset(f, 0, sizeof *f);
+}
+
+int qn_fwd_reset(qn_fwd *f)
+{
+    int rc = 0;
+    for (int l = 0; !rc && l < f->m->c.num_layers; l++) {
+        struct qn_fwd_layer_state *st = &f->st[l];
+        if (st->conv) rc = qn_buf_fill(f->v, st->conv, 0, st->conv->size, 0);
+        if (!rc && st->S) rc = qn_buf_fill(f->v, st->S, 0, st->S->size, 0);
+    }
+    return rc;
+}
+
+int qn_fwd_grow(qn_fwd *f, uint32_t cap, uint32_t keep)
+{
+    const qn_config *c = &f->m->c;
+    if (cap <= f->cap) return 0;
+    uint64_t D = (uint64_t)c->head_dim * F32, nb = (uint64_t)c->num_kv_heads * cap * D;
+    qn_cmd *cmd = NULL;
+    int rc = qn_cmd_create(f->v, &cmd);
+    for (int l = 0; !rc && l < c->num_layers; l++) {
+        if (!qn_cfg_is_full(c, l)) continue;
+        qn_buf **old[2] = { &f->st[l].kc, &f->st[l].vc }, *nw[2] = { NULL, NULL };
+        for (int k = 0; !rc && k < 2; k++) rc = qn_buf_create(f->v, QN_MEM_DEVICE, nb, k ? "v cache" : "k cache", &nw[k]);
+        if (!rc && keep) {
+            rc = qn_cmd_begin(cmd);
+            for (int k = 0; !rc && k < 2; k++)
+                for (int h = 0; h < c->num_kv_heads; h++)
+                    qn_cmd_copy(cmd, *old[k], (uint64_t)h * f->cap * D, nw[k], (uint64_t)h * cap * D, keep * D);
+            if (!rc) rc = qn_cmd_end(cmd);
+            if (!rc) rc = qn_cmd_run(cmd);
+        }
+        for (int k = 0; k < 2; k++) {
+            if (rc) { qn_buf_destroy(f->v, &nw[k]); continue; }
+            qn_buf_destroy(f->v, old[k]);
+            *old[k] = nw[k];
+        }
+    }
+    qn_cmd_destroy(&cmd);
+    if (rc) return rc;
+    f->cap = cap;
+    uint32_t splits = qn_attn_decode_splits(cap);
+    if (splits != f->splits) {
+        f->splits = splits;
+        rc = buf(f, QN_MEM_DEVICE, qn_attn_decode_partials_bytes((uint32_t)c->num_heads, (uint32_t)c->head_dim, splits),
+                 "attention partials", &f->part);
+    }
+    return rc;
+}

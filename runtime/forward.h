@@ -1,0 +1,105 @@
+/* forward.h — the Qwen3-Next graph on the GPU: pipelines, per-sequence state and activation buffers, and the
+ * recording of one forward call (T tokens) into a command buffer. Used by session.c, which owns the
+ * recordings, submits them and reads results back; nothing here touches descriptors or submits.
+ *
+ * A call runs T tokens at positions pos[0] .. pos[0] + T - 1 (pos is a host-visible word the session writes
+ * before each submit, so one recording serves every position), reading token ids from `tok` and continuing
+ * the state (KV caches, conv and delta-rule states) left by earlier calls. T == 1 is the decode graph
+ * (matvec, recurrent delta rule, split-K attention, per-token MoE); larger T the prefill graph (tiled matmul,
+ * chunked delta rule, causal flash attention, grouped MoE). Each layer is recorded by its own functions in
+ * two segments — up to and including the router, then the experts — so a streaming mode can submit them
+ * separately and read the router's ids in between. */
+#ifndef QN_FORWARD_H
+#define QN_FORWARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "vk.h"
+
+/* What a call produces besides the new state. */
+enum qn_fwd_out {
+    QN_FWD_NONE = 0,        /* nothing (an early prompt chunk) */
+    QN_FWD_LOGITS_LAST,     /* logits of the last token -> rb_logits [V] */
+    QN_FWD_LOGITS_ALL,      /* logits of every token -> rb_logits [T, V] */
+    QN_FWD_ARGMAX,          /* greedy id of the last token -> rb_tok[0], its logit -> rb_tok[1] */
+    QN_FWD_TOPK,            /* top-k (value bits, id) pairs of the last token's logits -> rb_cand [k] */
+};
+
+struct qn_fwd_tune {
+    uint32_t matvec_wg, matvec_rows, norm_wg;  /* board profile values (0 = kernel defaults) */
+    uint32_t small_t;       /* calls of up to this many tokens use matvec / per-token MoE (default 4) */
+    bool router_bf16;       /* round router logits to bf16 (HF with bf16 weights); default off (f32) */
+};
+void qn_fwd_default_tune(struct qn_fwd_tune *t);
+
+struct qn_fwd_call {
+    uint32_t T;             /* tokens, 1 .. tmax */
+    enum qn_fwd_out out;
+    uint32_t k;             /* QN_FWD_TOPK: candidates (1 .. 256, <= vocab) */
+    bool hidden;            /* also copy every layer's output to rb_hidden [(L + 1), T, H] */
+    bool profile;           /* timestamp regions per op family (qn_cmd_mark) */
+};
+
+struct qn_fwd_layer_state {
+    qn_buf *kc, *vc;        /* attention: f32 [Hkv][cap][D] */
+    qn_buf *conv, *S;       /* Gated DeltaNet: f32 [CD][K-1], f32 [Hv][dk][dv] */
+};
+
+typedef struct qn_fwd {
+    const qn_model *m;
+    qn_vk *v;
+    struct qn_fwd_tune tune;
+    uint32_t tmax, cap, logit_rows, kmax, splits;
+
+    /* pipelines */
+    qn_pipe *embed, *rmsnorm, *matvec[3], *matmul[3], *argmax[2], *topk;
+    qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
+    qn_pipe *prep, *dec, *comb, *pre;
+    qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;
+
+    /* per-sequence state (zeroed by qn_fwd_reset) */
+    struct qn_fwd_layer_state *st;  /* [num_layers] */
+    qn_buf *pos;            /* uint32 [1], host-visible: position of the call's first token */
+    qn_buf *tok;            /* int32 [tmax], host-visible: the call's token ids */
+
+    /* activations, sized for tmax tokens */
+    qn_buf *x, *xn, *xl;    /* f32 [tmax, H] residual, normed; [H] last row */
+    qn_buf *proj;           /* f32 [tmax, max(GDN in, attention in)] */
+    qn_buf *qkv;            /* f32 [tmax, CD] conv output */
+    qn_buf *o;              /* f32 [tmax, max(VD, QD)] GDN / attention output */
+    qn_buf *q;              /* f32 [tmax, QD] roped queries */
+    qn_buf *part;           /* attention decode partials */
+    qn_buf *mm;             /* f32 [tmax, E + 2 Is + 1] MoE dense product */
+    qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
+    qn_buf *act;            /* f32 [tmax, K + 1, act_stride] */
+    qn_buf *list, *tiles, *d; /* grouped MoE: int32 [T K + T], int32 [max_tiles, 4], f32 [tmax, K + 1, H] */
+    qn_buf *logits;         /* f32 [logit_rows, V] */
+    qn_buf *amax_part;      /* argmax partials */
+    qn_buf *cand[2];        /* top-k ping-pong */
+    uint32_t act_stride, max_tiles, tile_t;
+
+    /* results for the host */
+    qn_buf *rb_logits;      /* f32 [logit_rows, V] */
+    qn_buf *rb_tok;         /* int32 [2]: greedy id, its logit (f32 bits) */
+    qn_buf *rb_cand;        /* uint32 [kmax, 2] */
+    qn_buf *rb_hidden;      /* f32 [(L + 1), tmax, H], only when asked for (qn_fwd_want_hidden) */
+} qn_fwd;
+
+/* Pipelines and state for model m; tmax tokens per call, a KV cache of cap positions. */
+int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, uint32_t tmax, uint32_t cap);
+void qn_fwd_free(qn_fwd *f);
+/* Zero the recurrent states (conv, delta rule); the KV cache needs no clearing (rows past the position
+ * are never read before being written). */
+int qn_fwd_reset(qn_fwd *f);
+/* Grow the KV cache to at least `cap` positions, keeping the first `keep` rows. Invalidates recordings. */
+int qn_fwd_grow(qn_fwd *f, uint32_t cap, uint32_t keep);
+/* Make sure rb_logits holds `rows` rows, rb_cand k entries and rb_hidden exists when `hidden`.
+ * Returns 1 when buffers were reallocated (recordings that use them are invalid), 0 when nothing changed. */
+int qn_fwd_outputs(qn_fwd *f, uint32_t rows, uint32_t k, bool hidden);
+
+/* Record one call into c (between qn_cmd_begin and qn_cmd_end, which the caller does). */
+int qn_fwd_record(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call);
+
+#endif

@@ -1,0 +1,110 @@
+/* model.h — a Qwen3-Next checkpoint resident on the GPU: dense weights in the load-time fused layouts of
+ * docs/forward-kernels.md, routed experts in slots, and the per-layer table the forward pass reads.
+ *
+ * Loading reads config.json + safetensors (loader/), checks every tensor, checks the device-memory budget
+ * before allocating, and uploads through staging buffers in large chunks (a progress line on stderr when
+ * it takes more than a second). Weights stay in their file dtype (bf16/f16/f32; anything else, or a fused
+ * tensor whose parts disagree, becomes f32); small vectors (norms, conv, A_log, dt_bias) become f32.
+ *
+ * Fusions (rows of one [out, in] matrix, so one matvec/matmul per projection):
+ *   GDN   w_in  [2*Hk*dk + 2*Hv*dv + 2*Hv, H] = in_proj_qkvz permuted to flat [q | k | v | z], then
+ *               in_proj_ba permuted to [b | a] (spec §2; q, k, v are also conv1d's channel order)
+ *   attn  w_qkv [2*Hq*D + 2*Hkv*D, H]        = q_proj de-interleaved to [query | gate], then k_proj, v_proj
+ *   MoE   w_moe [E + 2*Is + 1, H]            = [router | shared gate_proj | shared up_proj | shared_expert_gate]
+ * Experts: slot = gate [I, H] | up [I, H] | down [H, I] contiguous in one dtype; slots live in up to
+ * QN_MODEL_MAX_POOLS pool buffers of at most the device's storage-buffer range; the slot table int32 [L, E]
+ * (device copy + host copy) maps (layer, expert) to a slot, -1 = absent. Resident mode gives every expert
+ * a slot (slot = layer * E + expert); a slot is one contiguous byte range, so streaming can later fill slots
+ * one at a time with a single copy. */
+#ifndef QN_MODEL_H
+#define QN_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "safetensors.h"
+#include "vk.h"
+
+#define QN_MODEL_MAX_POOLS 8 /* expert pool buffers (= the MoE kernels' pool bindings) */
+
+/* One weight tensor on the device: bytes [off, off + bytes) of buf, row-major [rows, cols] of dtype
+ * (QN_DT_BF16, QN_DT_F16 or QN_DT_F32). off is a multiple of 256. */
+typedef struct qn_wt {
+    qn_buf *buf;
+    uint64_t off, bytes;
+    qn_dtype dtype;
+    uint32_t rows, cols;
+} qn_wt;
+
+struct qn_mlayer {
+    bool full;                 /* gated full attention (else Gated DeltaNet) */
+    qn_wt in_norm, post_norm;  /* f32 [H] */
+    /* Gated DeltaNet */
+    qn_wt w_in;                /* [2KD + 2VD + 2Hv, H]: q | k | v | z | b | a */
+    qn_wt conv_w;              /* f32 [CD, K] */
+    qn_wt A_log, dt_bias;      /* f32 [Hv] */
+    qn_wt gnorm;               /* f32 [dv] */
+    qn_wt w_out;               /* [H, VD] */
+    /* gated attention */
+    qn_wt w_qkv;               /* [2QD + 2KV, H]: query | gate | k | v */
+    qn_wt q_norm, k_norm;      /* f32 [D] */
+    qn_wt w_o;                 /* [H, QD] */
+    /* MoE */
+    qn_wt w_moe;               /* [E + 2Is + 1, H]: router | shared gate | shared up | shared_expert_gate */
+    qn_wt shared_down;         /* [H, Is] */
+};
+
+typedef struct qn_model {
+    qn_vk *v;                  /* borrowed */
+    qn_config c;
+    char path[1024];
+    qn_wt embed;               /* [V, H] */
+    qn_wt norm;                /* f32 [H] */
+    qn_wt lm_head;             /* [V, H] (= embed when tied) */
+    qn_wt inv_freq;            /* f32 [rot / 2]: RoPE inverse frequencies (YaRN applied) */
+    float attn_factor;         /* YaRN mscale, 1 otherwise */
+    struct qn_mlayer *L;       /* [num_layers] */
+
+    /* routed experts */
+    qn_dtype exp_dtype;
+    uint64_t exp_part_bytes[3];   /* gate, up, down bytes inside a slot (in this order, contiguous) */
+    uint64_t slot_bytes;          /* their sum (a multiple of 16) */
+    uint32_t n_slots, slots_per_pool, n_pools;
+    qn_buf *pools[QN_MODEL_MAX_POOLS];
+    qn_buf *slot_table;           /* int32 [L, E] on the device */
+    int32_t *table;               /* host copy */
+
+    /* where the bytes went */
+    qn_buf **arenas;              /* dense weights, packed */
+    uint32_t n_arenas;
+    uint64_t dense_bytes, expert_bytes;
+    double load_seconds;
+} qn_model;
+
+struct qn_model_params {
+    uint64_t reserve_bytes;   /* device memory to leave free (board profile's reserve); 0 = none */
+    uint64_t expert_cache;    /* --expert-cache: 0 = every expert resident (the only mode built so far) */
+    int progress;             /* 1: progress line on stderr for loads over a second, 0: never, -1: if stderr is a tty */
+};
+void qn_model_default_params(struct qn_model_params *p);
+
+/* Load the checkpoint at `path` (folder with config.json + model.safetensors or its index) onto device v. */
+int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_model_params *p);
+void qn_model_free(qn_model **m); /* safe on NULL; sets *m = NULL; does not close v */
+
+/* Device bytes qn_model_load would allocate for config c with weights of `st` (dense, experts). */
+int qn_model_plan_bytes(const qn_config *c, const qn_st_store *st, uint64_t *dense, uint64_t *experts);
+
+/* Row of the checkpoint that fused GDN in-projection row r comes from: *which = 0 (in_proj_qkvz) or
+ * 1 (in_proj_ba); returns the source row. Exposed for tests. */
+int qn_model_gdn_src_row(const qn_config *c, int r, int *which);
+
+/* Pool buffer and byte offset of slot s. */
+static inline qn_buf *qn_model_slot(const qn_model *m, uint32_t s, uint64_t *off)
+{
+    *off = (uint64_t)(s % m->slots_per_pool) * m->slot_bytes;
+    return m->pools[s / m->slots_per_pool];
+}
+
+#endif

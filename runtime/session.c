@@ -1,0 +1,269 @@
+/* session.c — a sequence on the GPU (see session.h): chunking, the cache of recorded calls, submits, reads. */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_log.h"
+
+#define NREC 8        /* recorded call shapes kept */
+#define NPROF 24      /* op families in the profile */
+
+struct recording {
+    qn_cmd *cmd;
+    struct qn_fwd_call call;
+    uint64_t gen;     /* buffer generation it was recorded against */
+    uint64_t used;    /* last use, for replacement */
+};
+
+struct prof {
+    char label[48];
+    double ms[2];     /* [0] decode calls, [1] prompt calls */
+};
+
+struct qn_session {
+    const qn_model *m;
+    struct qn_session_params p;
+    qn_fwd f;
+    int64_t pos;
+    uint64_t gen, tick;
+    struct recording rec[NREC];
+    struct prof prof[NPROF];
+    int nprof;
+    uint64_t prof_tokens[2];
+};
+
+void qn_session_default_params(struct qn_session_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->ctx = 4096;
+    p->chunk = 512;
+    qn_fwd_default_tune(&p->tune);
+}
+
+int qn_session_new(qn_session **out, const qn_model *m, const struct qn_session_params *p)
+{
+    *out = NULL;
+    qn_session *s = calloc(1, sizeof *s);
+    if (!s) return qn_fail(-ENOMEM, "out of memory");
+    if (p) s->p = *p;
+    else qn_session_default_params(&s->p);
+    if (!s->p.ctx) s->p.ctx = 4096;
+    if (!s->p.chunk) s->p.chunk = 512;
+    int64_t maxpos = m->c.max_position_embeddings > 0 ? m->c.max_position_embeddings : s->p.ctx;
+    if (s->p.ctx > maxpos) s->p.ctx = (uint32_t)maxpos;
+    s->m = m;
+    int rc = qn_fwd_init(&s->f, m, &s->p.tune, s->p.chunk, s->p.ctx);
+    if (rc) {
+        qn_session_free(&s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void qn_session_free(qn_session **ps)
+{
+    qn_session *s = *ps;
+    if (!s) return;
+    for (int i = 0; i < NREC; i++) qn_cmd_destroy(&s->rec[i].cmd);
+    qn_fwd_free(&s->f);
+    free(s);
+    *ps = NULL;
+}
+
+int qn_session_reset(qn_session *s)
+{
+    s->pos = 0;
+    return qn_fwd_reset(&s->f);
+}
+
+int64_t qn_session_pos(const qn_session *s) { return s->pos; }
+
+/* ---- recordings ---------------------------------------------------------------------------------- */
+
+static bool same_call(const struct qn_fwd_call *a, const struct qn_fwd_call *b)
+{
+    return a->T == b->T && a->out == b->out && a->k == b->k && a->hidden == b->hidden && a->profile == b->profile;
+}
+
+/* The command buffer for this call shape: a cached recording, or a new one (replacing the least recently
+ * used). */
+static int recording(qn_session *s, const struct qn_fwd_call *call, qn_cmd **out)
+{
+    struct recording *best = &s->rec[0];
+    for (int i = 0; i < NREC; i++) {
+        struct recording *r = &s->rec[i];
+        if (r->cmd && r->gen == s->gen && same_call(&r->call, call)) {
+            r->used = ++s->tick;
+            *out = r->cmd;
+            return 0;
+        }
+        if (!r->cmd || r->used < best->used) best = r;
+    }
+    int rc = 0;
+    if (!best->cmd) QN_TRY(qn_cmd_create(s->m->v, &best->cmd));
+    best->gen = 0;
+    QN_TRY(qn_cmd_begin(best->cmd));
+    rc = qn_fwd_record(&s->f, best->cmd, call);
+    int rc2 = qn_cmd_end(best->cmd);
+    QN_TRY(rc ? rc : rc2);
+    best->call = *call;
+    best->gen = s->gen;
+    best->used = ++s->tick;
+    *out = best->cmd;
+done:
+    return rc;
+}
+
+static void profile_add(qn_session *s, const qn_cmd *c, uint32_t T)
+{
+    int kind = T > 1;
+    s->prof_tokens[kind] += T;
+    for (uint32_t i = 0; i < qn_cmd_nregions(c); i++) {
+        const char *label;
+        double ms = qn_cmd_region(c, i, &label);
+        int j = 0;
+        while (j < s->nprof && strcmp(s->prof[j].label, label)) j++;
+        if (j == s->nprof) {
+            if (s->nprof == NPROF) continue;
+            snprintf(s->prof[j].label, sizeof s->prof[j].label, "%s", label);
+            s->prof[j].ms[0] = s->prof[j].ms[1] = 0;
+            s->nprof++;
+        }
+        if (ms == ms) s->prof[j].ms[kind] += ms;
+    }
+}
+
+/* ---- one call of up to `chunk` tokens ---------------------------------------------------------------- */
+
+static int ensure_cap(qn_session *s, int64_t need)
+{
+    if (need <= (int64_t)s->f.cap) return 0;
+    int64_t maxpos = s->m->c.max_position_embeddings > 0 ? s->m->c.max_position_embeddings : INT32_MAX;
+    int64_t cap = (int64_t)s->f.cap * 2;
+    while (cap < need) cap *= 2;
+    if (cap > maxpos) cap = need > maxpos ? need : maxpos;
+    if (cap > INT32_MAX / 2) return qn_fail(-ERANGE, "context of %lld positions is too long", (long long)need);
+    int rc = qn_fwd_grow(&s->f, (uint32_t)cap, (uint32_t)s->pos);
+    if (!rc) s->gen++;
+    return rc;
+}
+
+static int run(qn_session *s, const int32_t *tokens, uint32_t T, enum qn_fwd_out out, uint32_t k, bool hidden)
+{
+    int rc = ensure_cap(s, s->pos + T);
+    if (rc) return rc;
+    int ch = qn_fwd_outputs(&s->f, out == QN_FWD_LOGITS_ALL ? T : 1, k, hidden);
+    if (ch < 0) return ch;
+    if (ch) s->gen++;
+    struct qn_fwd_call call = { .T = T, .out = out, .k = out == QN_FWD_TOPK ? k : 0, .hidden = hidden,
+                                .profile = s->p.profile };
+    qn_cmd *c;
+    if ((rc = recording(s, &call, &c))) return rc;
+    memcpy(s->f.tok->map, tokens, sizeof *tokens * T);
+    uint32_t pos = (uint32_t)s->pos;
+    memcpy(s->f.pos->map, &pos, sizeof pos);
+    if ((rc = qn_cmd_run(c))) return rc;
+    if (s->p.profile) profile_add(s, c, T);
+    s->pos += T;
+    return 0;
+}
+
+static int check_tokens(const qn_session *s, const int32_t *tokens, int n)
+{
+    int V = s->m->c.vocab_size;
+    if (n < 1) return qn_fail(-EINVAL, "forward over %d tokens", n);
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= V)
+            return qn_fail(-ERANGE, "token id %d (position %d) is outside the vocabulary [0, %d)", tokens[t], t, V);
+    return 0;
+}
+
+/* Every chunk but the last; returns the tokens left for the last call. hidden/logits of the early chunks
+ * are copied out as they come. */
+static int prefix(qn_session *s, const int32_t *tokens, int n, float *logits, int all, float *hidden, int *at)
+{
+    const qn_config *c = &s->m->c;
+    size_t V = (size_t)c->vocab_size, H = (size_t)c->hidden_size;
+    int chunk = (int)s->p.chunk;
+    *at = 0;
+    while (n - *at > chunk) {
+        int rc = run(s, tokens + *at, (uint32_t)chunk, logits && all ? QN_FWD_LOGITS_ALL : QN_FWD_NONE, 0, hidden);
+        if (rc) return rc;
+        if (logits && all) memcpy(logits + (size_t)*at * V, s->f.rb_logits->map, sizeof(float) * V * (size_t)chunk);
+        if (hidden)
+            for (int l = 0; l <= c->num_layers; l++)
+                memcpy(hidden + ((size_t)l * (size_t)n + (size_t)*at) * H,
+                       (const float *)s->f.rb_hidden->map + (size_t)l * (size_t)chunk * H, sizeof(float) * H * (size_t)chunk);
+        *at += chunk;
+    }
+    return 0;
+}
+
+int qn_session_forward(qn_session *s, const int32_t *tokens, int n, float *logits, int all, float *hidden)
+{
+    const qn_config *c = &s->m->c;
+    size_t V = (size_t)c->vocab_size, H = (size_t)c->hidden_size;
+    int at, rc = check_tokens(s, tokens, n);
+    if (!rc) rc = prefix(s, tokens, n, logits, all, hidden, &at);
+    if (rc) return rc;
+    uint32_t T = (uint32_t)(n - at);
+    enum qn_fwd_out out = !logits ? QN_FWD_NONE : all ? QN_FWD_LOGITS_ALL : QN_FWD_LOGITS_LAST;
+    if ((rc = run(s, tokens + at, T, out, 0, hidden != NULL))) return rc;
+    if (logits) memcpy(logits + (all ? (size_t)at * V : 0), s->f.rb_logits->map, sizeof(float) * V * (all ? T : 1));
+    if (hidden)
+        for (int l = 0; l <= c->num_layers; l++)
+            memcpy(hidden + ((size_t)l * (size_t)n + (size_t)at) * H,
+                   (const float *)s->f.rb_hidden->map + (size_t)l * T * H, sizeof(float) * H * T);
+    return 0;
+}
+
+int qn_session_greedy(qn_session *s, const int32_t *tokens, int n, int32_t *next, float *logit)
+{
+    int at, rc = check_tokens(s, tokens, n);
+    if (!rc) rc = prefix(s, tokens, n, NULL, 0, NULL, &at);
+    if (!rc) rc = run(s, tokens + at, (uint32_t)(n - at), QN_FWD_ARGMAX, 0, false);
+    if (rc) return rc;
+    memcpy(next, s->f.rb_tok->map, sizeof *next);
+    if (logit) memcpy(logit, (const char *)s->f.rb_tok->map + 4, sizeof *logit);
+    if (*next < 0) return qn_fail(-EDOM, "every logit is NaN at position %lld", (long long)s->pos - 1);
+    return 0;
+}
+
+int qn_session_topk(qn_session *s, const int32_t *tokens, int n, int k, int32_t *ids, float *vals)
+{
+    if (k < 1 || k > 256 || k > s->m->c.vocab_size)
+        return qn_fail(-EINVAL, "top-k with k = %d (1 .. min(256, vocab))", k);
+    int at, rc = check_tokens(s, tokens, n);
+    if (!rc) rc = prefix(s, tokens, n, NULL, 0, NULL, &at);
+    if (!rc) rc = run(s, tokens + at, (uint32_t)(n - at), QN_FWD_TOPK, (uint32_t)k, false);
+    if (rc) return rc;
+    const uint32_t *cand = s->f.rb_cand->map;
+    for (int i = 0; i < k; i++) {
+        memcpy(&vals[i], &cand[2 * i], sizeof(float));
+        ids[i] = (int32_t)cand[2 * i + 1];
+    }
+    return 0;
+}
+
+void qn_session_profile(const qn_session *s, FILE *out)
+{
+    if (!s->p.profile) return;
+    fprintf(out, "qnext profile: GPU ms per token by op family on '%s'\n", qn_vk_caps(s->m->v)->name);
+    fprintf(out, "  %-14s %14s %14s\n", "op family", "decode", "prompt");
+    fprintf(out, "  %-14s %14llu %14llu\n", "(tokens)", (unsigned long long)s->prof_tokens[0],
+            (unsigned long long)s->prof_tokens[1]);
+    double tot[2] = { 0, 0 };
+    for (int j = 0; j < s->nprof; j++) {
+        double v[2];
+        for (int k = 0; k < 2; k++) {
+            v[k] = s->prof_tokens[k] ? s->prof[j].ms[k] / (double)s->prof_tokens[k] : 0;
+            tot[k] += v[k];
+        }
+        fprintf(out, "  %-14s %14.4f %14.4f\n", s->prof[j].label, v[0], v[1]);
+    }
+    fprintf(out, "  %-14s %14.4f %14.4f\n", "total", tot[0], tot[1]);
+    for (int k = 0; k < 2; k++)
+        if (tot[k] > 0) fprintf(out, "  %s: %.1f tokens/s of GPU time\n", k ? "prompt" : "decode", 1000.0 / tot[k]);
+}

@@ -1,0 +1,289 @@
+/* test_forward.c — the Vulkan forward pass (runtime/session.h) against Hugging Face's outputs
+ * (tests/data/golden/<fixture>) and against itself.
+ *
+ * usage: test_forward FIXTURE_DIR [--device SEL]
+ * Checks (relative L2 = |a - b| / |b| over the whole array):
+ *   prefill0 / prefill1 logits at every position vs HF                      < 1e-3 (f32 compute: ~1e-5 expected)
+ *   prefill0 per-layer hidden states vs HF                                  < 1e-3
+ *   greedy: prefill, then one token at a time with the argmax on the GPU: ids identical to HF's (a mismatch
+ *     only counts as a near-tie when HF's own top-1 margin there is below 1e-3); per-step logits < 1e-3
+ *   prefill0 in chunks of 7 and of 64 vs one chunk                           < 1e-4
+ *   prefill0 split into calls of 1, 3, 70, 2, rest (state carry-over) vs one call  < 1e-4
+ *   prefill + decode vs one long prefill over prompt + generated tokens      < 1e-4
+ *   session reset and reuse: the same call again gives identical logits (bit for bit)
+ *   top-k (k = 1, 20) of the last logits = the host's sort of the same logits (ids and values exact)
+ * The self-consistency bounds cover different but fixed f32 summation orders (matvec vs matmul, recurrent vs
+ * chunked delta rule, split-K vs flash attention); a wrong state carry-over gives 1e-2 and more. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_err.h"
+#include "qn_log.h"
+#include "safetensors.h"
+#include "session.h"
+
+#define TOL_HF 1e-3
+#define TOL_SELF 1e-4
+
+static int failures;
+static double worst_hf;
+
+static double rel_l2(const float *a, const float *b, size_t n)
+{
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)a[i] - b[i];
+        d += e * e;
+        r += (double)b[i] * b[i];
+    }
+    return r > 0 ? sqrt(d / r) : sqrt(d);
+}
+
+static void check(const char *what, double err, double tol, bool vs_hf)
+{
+    int ok = err < tol && isfinite(err);
+    printf("%-4s %-52s rel L2 %.3e (tolerance %.0e)\n", ok ? "ok" : "FAIL", what, err, tol);
+    if (!ok) failures++;
+    if (vs_hf && err > worst_hf) worst_hf = err;
+}
+
+#define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, ": %s\n", qn_errmsg()); exit(1); } while (0)
+
+static void *xmalloc(size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
+    return p;
+}
+
+static size_t get_f32(const qn_st_store *e, const char *name, float **out)
+{
+    const qn_st_tensor *t = qn_st_find(e, name);
+    if (!t) return 0;
+    size_t n = (size_t)qn_st_numel(t);
+    *out = xmalloc(n * sizeof **out);
+    if (qn_st_read_f32(e, name, *out, n)) DIE("reading %s", name);
+    return n;
+}
+
+static size_t get_i32(const qn_st_store *e, const char *name, int32_t **out)
+{
+    const qn_st_tensor *t = qn_st_find(e, name);
+    if (!t) return 0;
+    size_t n = (size_t)qn_st_numel(t);
+    *out = xmalloc(n * sizeof **out);
+    if (qn_st_read_i32(e, name, *out, n)) DIE("reading %s", name);
+    return n;
+}
+
+static qn_session *session(const qn_model *m, uint32_t chunk)
+{
+    struct qn_session_params p;
+    qn_session_default_params(&p);
+    p.chunk = chunk;
+    p.ctx = getenv("QN_CTX") ? (uint32_t)atoi(getenv("QN_CTX")) : 64; /* small on purpose: the prompts make the KV cache grow (and the recordings be redone) */
+    qn_session *s;
+    if (qn_session_new(&s, m, &p)) DIE("session (chunk %u)", chunk);
+    return s;
+}
+
+static void run(qn_session *s, const int32_t *ids, int n, float *logits, int all, float *hidden)
+{
+    if (qn_session_forward(s, ids, n, logits, all, hidden)) DIE("forward over %d tokens", n);
+}
+
+static void test_prefill(const qn_model *m, const qn_st_store *e, int which, qn_session *s)
+{
+    const qn_config *c = &m->c;
+    char name[64], what[128];
+    int32_t *ids;
+    float *want, *hs_want = NULL;
+    snprintf(name, sizeof name, "prefill%d.input_ids", which);
+    int T = (int)get_i32(e, name, &ids);
+    if (!T) return;
+    snprintf(name, sizeof name, "prefill%d.logits", which);
+    get_f32(e, name, &want);
+    size_t V = (size_t)c->vocab_size, NH = (size_t)T * (size_t)c->hidden_size, TV = (size_t)T * V;
+    float *got = xmalloc(TV * 4), *other = xmalloc(TV * 4), *hs = xmalloc(NH * (size_t)(c->num_layers + 1) * 4);
+    if (qn_session_reset(s)) DIE("reset");
+    run(s, ids, T, got, 1, which == 0 ? hs : NULL);
+    snprintf(what, sizeof what, "prefill%d logits [%d x %zu] vs HF", which, T, V);
+    check(what, rel_l2(got, want, TV), TOL_HF, true);
+    if (getenv("QN_DEBUG"))
+        for (int t = 0; t < T; t++) printf("  row %d: %.3e\n", t, rel_l2(got + t * V, want + t * V, V));
+    if (which == 0 && get_f32(e, "prefill0.hidden_states", &hs_want)) {
+        double worst = 0;
+        for (int l = 0; l <= c->num_layers; l++) {
+            double err = rel_l2(hs + l * NH, hs_want + l * NH, NH);
+            snprintf(what, sizeof what, "prefill0 hidden state %d%s vs HF", l, l == c->num_layers ? " (final norm)" : "");
+            if (err >= TOL_HF || !isfinite(err)) check(what, err, TOL_HF, true);
+            if (err > worst) worst = err;
+        }
+        check("prefill0 hidden states, worst layer, vs HF", worst, TOL_HF, true);
+        free(hs_want);
+    }
+    /* reset and reuse: bit for bit */
+    if (qn_session_reset(s)) DIE("reset");
+    run(s, ids, T, other, 1, NULL);
+    bool same = !memcmp(other, got, TV * 4);
+    printf("%-4s prefill%d after reset: %s\n", same ? "ok" : "FAIL", which, same ? "identical" : "differs");
+    if (!same) failures++;
+    if (which == 0) {
+        /* the prompt in chunks of 7 and of 64 (one session each) */
+        static const uint32_t chunks[] = { 7, 64 };
+        for (int i = 0; i < 2; i++) {
+            qn_session *cs = session(m, chunks[i]);
+            run(cs, ids, T, other, 1, NULL);
+            snprintf(what, sizeof what, "prefill0 in chunks of %u vs one chunk", chunks[i]);
+            check(what, rel_l2(other, got, TV), TOL_SELF, false);
+            qn_session_free(&cs);
+        }
+        /* several calls: 1 token, then pieces that straddle delta-rule chunk boundaries */
+        if (qn_session_reset(s)) DIE("reset");
+        int cuts[] = { 1, 3, 70, 2, 1 << 30 }, at = 0;
+        for (int i = 0; at < T; i++) {
+            int len = cuts[i] < T - at ? cuts[i] : T - at;
+            run(s, ids + at, len, other + (size_t)at * V, 1, NULL);
+            at += len;
+        }
+        check("prefill0 split into calls 1,3,70,2,.. vs one call", rel_l2(other, got, TV), TOL_SELF, false);
+    }
+    free(ids); free(want); free(got); free(other); free(hs);
+}
+
+static int argmax_host(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* top-1 margin of a logit row */
+static float margin(const float *x, int n)
+{
+    int b = argmax_host(x, n);
+    float second = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (i != b && x[i] > second) second = x[i];
+    return x[b] - second;
+}
+
+struct cand { float v; int32_t id; };
+static int cand_cmp(const void *pa, const void *pb)
+{
+    const struct cand *a = pa, *b = pb;
+    if (a->v != b->v) return a->v > b->v ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void test_topk(qn_session *s, const int32_t *prompt, int P, int V)
+{
+    float *logits = xmalloc((size_t)V * 4);
+    struct cand *ref = xmalloc(sizeof *ref * (size_t)V);
+    int32_t ids[20];
+    float vals[20];
+    for (int k = 1; k <= 20; k += 19) {
+        if (qn_session_reset(s)) DIE("reset");
+        run(s, prompt, P, logits, 0, NULL);
+        if (qn_session_reset(s) || qn_session_topk(s, prompt, P, k, ids, vals)) DIE("top-k");
+        for (int i = 0; i < V; i++) ref[i] = (struct cand){ logits[i], i };
+        qsort(ref, (size_t)V, sizeof *ref, cand_cmp);
+        int bad = -1;
+        for (int i = 0; i < k && bad < 0; i++)
+            if (ids[i] != ref[i].id || vals[i] != ref[i].v) bad = i;
+        printf("%-4s top-%d of the last logits (GPU) = host sort%s\n", bad < 0 ? "ok" : "FAIL", k,
+               bad < 0 ? "" : " (differs)");
+        if (bad >= 0) failures++;
+    }
+    free(logits);
+    free(ref);
+}
+
+static void test_greedy(const qn_model *m, const qn_st_store *e, qn_session *s)
+{
+    const qn_config *c = &m->c;
+    int32_t *prompt, *toks;
+    float *want;
+    int P = (int)get_i32(e, "greedy.prompt", &prompt);
+    int N = (int)get_i32(e, "greedy.tokens", &toks);
+    if (!P || !N || !get_f32(e, "greedy.logits", &want)) DIE("fixture has no greedy.* tensors");
+    size_t V = (size_t)c->vocab_size;
+    float *got = xmalloc((size_t)N * V * 4), *full = xmalloc((size_t)(P + N) * V * 4);
+    int32_t *seq = xmalloc(sizeof *seq * (size_t)(P + N));
+    memcpy(seq, prompt, sizeof *seq * (size_t)P);
+    /* greedy ids from the GPU argmax, following HF's tokens so later steps stay comparable */
+    if (qn_session_reset(s)) DIE("reset");
+    int same = 1, ties = 0;
+    for (int i = 0; i < N; i++) {
+        int32_t next;
+        if (i == 0 ? qn_session_greedy(s, prompt, P, &next, NULL) : qn_session_greedy(s, &toks[i - 1], 1, &next, NULL))
+            DIE("greedy step %d", i);
+        if (next != toks[i]) {
+            float mg = margin(want + (size_t)i * V, (int)V);
+            if (mg < 1e-3f) ties++;
+            else if (same) printf("FAIL greedy step %d: token %d, HF chose %d (HF margin %.4f)\n", i, next, toks[i], mg);
+            if (mg >= 1e-3f) same = 0;
+        }
+        seq[P + i] = toks[i];
+    }
+    printf("%-4s greedy tokens on the GPU (%d steps): %s (%d near-ties)\n", same ? "ok" : "FAIL", N,
+           same ? "identical to HF" : "differ", ties);
+    if (!same) failures++;
+    /* the same steps with logits read back */
+    if (qn_session_reset(s)) DIE("reset");
+    run(s, prompt, P, got, 0, NULL);
+    for (int i = 0; i + 1 < N; i++) run(s, &toks[i], 1, got + (size_t)(i + 1) * V, 0, NULL);
+    check("greedy per-step logits (cached decode) vs HF", rel_l2(got, want, (size_t)N * V), TOL_HF, true);
+    if (qn_session_reset(s)) DIE("reset");
+    run(s, seq, P + N - 1, full, 1, NULL);
+    check("decode vs one long prefill", rel_l2(got, full + (size_t)(P - 1) * V, (size_t)N * V), TOL_SELF, false);
+    test_topk(s, prompt, P, (int)V);
+    free(prompt); free(toks); free(want); free(got); free(full); free(seq);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FIXTURE_DIR [--device SEL]\n", argv[0]);
+        return 2;
+    }
+    struct qn_vk_params vp;
+    qn_vk_default_params(&vp);
+    if (argc >= 4 && !strcmp(argv[2], "--device")) vp.device = argv[3];
+    qn_log_set(NULL, NULL, QN_LOG_WARN);
+    qn_vk *v;
+    int rc = qn_vk_open(&v, &vp);
+    if (rc == QN_E_SKIP || rc == QN_E_NODEV) {
+        fprintf(stderr, "\n*** SKIP test_forward: %s ***\n\n", qn_errmsg());
+        return 77;
+    }
+    if (rc) DIE("opening the Vulkan device");
+    char path[4096];
+    qn_model *m;
+    qn_st_store *e;
+    struct qn_model_params mp;
+    qn_model_default_params(&mp);
+    mp.progress = 0;
+    if (qn_model_load(&m, v, argv[1], &mp)) DIE("loading %s", argv[1]);
+    snprintf(path, sizeof path, "%s/expected.safetensors", argv[1]);
+    if (qn_st_open(&e, path)) DIE("opening %s", path);
+    printf("fixture %s on '%s' (validation %s)\n", argv[1], qn_vk_caps(v)->name, qn_vk_validating(v) ? "on" : "off");
+    qn_session *s = session(m, 512);
+    test_prefill(m, e, 0, s);
+    test_prefill(m, e, 1, s);
+    test_greedy(m, e, s);
+    qn_session_free(&s);
+    qn_st_close(&e);
+    qn_model_free(&m);
+    qn_vk_close(&v);
+    uint32_t vmsgs = qn_vk_validation_count();
+    if (vmsgs) {
+        printf("FAIL %u validation message(s)\n", vmsgs);
+        failures++;
+    }
+    printf("%s: %d failure(s); worst error vs HF %.3e\n", argv[1], failures, worst_hf);
+    return failures ? 1 : 0;
+}
