@@ -8,14 +8,16 @@
 // Push:     qn_pc_matmul { M, N, K, ldx, ldy, x_off, y_off, flags }
 // Spec:     0 QN_WG workgroup size (default 256) = (BM / TM) * (BN / TN)
 //           1 BM tile rows of X (tokens, default 64)   2 BN tile rows of W (outputs, default 64)
-//           3 BK k per step (multiple of 8, default 32)  4 TM, 5 TN outputs per invocation (default 4 x 4)
+//           3 BK k per step (multiple of 8, default 32)
+//           4 TM, 5 TN outputs per invocation along m and n (multiples of 4, default 4 x 4)
 // Dispatch: ceil(M / BM) * ceil(N / BN) groups (qn_vk_grid); group g covers tile (g / nbn, g % nbn),
 //           nbn = ceil(N / BN), so neighbouring groups share the same X rows.
-// Each step loads a BM x BK block of X and a BN x BK block of W into shared memory (16-byte loads when
-// K is a multiple of the chunk width and X is 16-byte aligned, else element loads; out-of-range elements
-// read as 0), then every invocation accumulates its TM x TN outputs, strided by the thread grid so shared
-// reads and Y writes are contiguous across neighbouring invocations. Any M, N, K. Summation order over k is
-// fixed (ascending), so results do not depend on the dispatch.
+// Each step loads a BM x BK block of X and a BN x BK block of W into shared memory, k-major (16-byte global
+// loads when K is a multiple of the chunk width and X is 16-byte aligned, else element loads; out-of-range
+// elements read as 0; consecutive invocations take consecutive rows, so the transposed shared stores are
+// free of bank conflicts). Invocation (tx, ty) then accumulates the TM x TN outputs at rows ty*TM.., columns
+// tx*TN.. with 16-byte shared reads (vec4 FMAs) and writes them as contiguous runs. Any M, N, K. The sum
+// over k is in ascending order for every output, so results do not depend on the dispatch.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 layout(local_size_x_id = 0) in;
@@ -38,10 +40,13 @@ layout(binding = 2, std430) buffer Y { float y[]; };
 
 const uint NX = BN / TN;  // invocations along n
 const uint NY = BM / TM;  // invocations along m
-const uint SA = BM + 1;   // padded shared strides (conflict-free transposed stores)
-const uint SB = BN + 1;
-shared float As[BK * SA]; // As[k * SA + m]
-shared float Bs[BK * SB]; // Bs[k * SB + n]
+const uint SA = BM + 4u;  // shared row strides (padded, 16-byte aligned)
+const uint SB = BN + 4u;
+shared vec4 As[BK * SA / 4u]; // X block, element (k, m) at k * SA + m
+shared vec4 Bs[BK * SB / 4u]; // W block, element (k, n) at k * SB + n
+
+void put_a(uint e, float v) { As[e >> 2][e & 3u] = v; }
+void put_b(uint e, float v) { Bs[e >> 2][e & 3u] = v; }
 
 #if defined(QN_W_F32)
 const uint CW = 4u;
@@ -60,15 +65,15 @@ void load_x(uint m0, uint k0, bool vec)
     uint lid = gl_LocalInvocationIndex;
     if (vec) {
         for (uint q = lid; q < BM * BK / 4u; q += QN_WG) {
-            uint m = q / (BK / 4u), kc = (q % (BK / 4u)) * 4u;
+            uint m = q % BM, kc = (q / BM) * 4u;
             vec4 v = vec4(0.0);
             if (m0 + m < pc.M && k0 + kc < pc.K) v = x4[(pc.x_off + (m0 + m) * pc.ldx + k0 + kc) / 4u];
-            for (uint c = 0u; c < 4u; c++) As[(kc + c) * SA + m] = v[c];
+            for (uint c = 0u; c < 4u; c++) put_a((kc + c) * SA + m, v[c]);
         }
     } else {
         for (uint q = lid; q < BM * BK; q += QN_WG) {
-            uint m = q / BK, k = q % BK;
-            As[k * SA + m] = m0 + m < pc.M && k0 + k < pc.K ? x1[pc.x_off + (m0 + m) * pc.ldx + k0 + k] : 0.0;
+            uint m = q % BM, k = q / BM;
+            put_a(k * SA + m, m0 + m < pc.M && k0 + k < pc.K ? x1[pc.x_off + (m0 + m) * pc.ldx + k0 + k] : 0.0);
         }
     }
 }
@@ -80,12 +85,12 @@ void load_w(uint n0, uint k0, bool vec)
     if (vec) {
         uint nch = pc.K / CW; // chunks per W row
         for (uint q = lid; q < BN * BK / CW; q += QN_WG) {
-            uint n = q / (BK / CW), kc = (q % (BK / CW)) * CW;
+            uint n = q % BN, kc = (q / BN) * CW;
             uvec4 u = uvec4(0u);
             if (n0 + n < pc.N && k0 + kc < pc.K) u = w4[(n0 + n) * nch + (k0 + kc) / CW];
 #if defined(QN_W_F32)
             vec4 a = uintBitsToFloat(u);
-            for (uint c = 0u; c < 4u; c++) Bs[(kc + c) * SB + n] = a[c];
+            for (uint c = 0u; c < 4u; c++) put_b((kc + c) * SB + n, a[c]);
 #else
             vec4 a, b;
 #if defined(QN_W_BF16)
@@ -94,15 +99,15 @@ void load_w(uint n0, uint k0, bool vec)
             qn_f16x8(u, a, b);
 #endif
             for (uint c = 0u; c < 4u; c++) {
-                Bs[(kc + c) * SB + n] = a[c];
-                Bs[(kc + 4u + c) * SB + n] = b[c];
+                put_b((kc + c) * SB + n, a[c]);
+                put_b((kc + 4u + c) * SB + n, b[c]);
             }
 #endif
         }
     } else {
         for (uint q = lid; q < BN * BK; q += QN_WG) {
-            uint n = q / BK, k = q % BK;
-            Bs[k * SB + n] = n0 + n < pc.N && k0 + k < pc.K ? w_at((n0 + n) * pc.K + k0 + k) : 0.0;
+            uint n = q % BN, k = q / BN;
+            put_b(k * SB + n, n0 + n < pc.N && k0 + k < pc.K ? w_at((n0 + n) * pc.K + k0 + k) : 0.0);
         }
     }
 }
@@ -118,30 +123,33 @@ void main()
     bool xvec = pc.K % 4u == 0u && pc.ldx % 4u == 0u && pc.x_off % 4u == 0u;
     bool wvec = pc.K % CW == 0u;
 
-    float acc[TM * TN];
-    for (uint i = 0u; i < TM * TN; i++) acc[i] = 0.0;
-    float a[TM], b[TN];
+    vec4 acc[TM * TN / 4u]; // acc[i * TN/4 + jj] = outputs (row ty*TM + i, columns tx*TN + 4jj ..)
+    for (uint i = 0u; i < TM * TN / 4u; i++) acc[i] = vec4(0.0);
+    vec4 a[TM / 4u], b[TN / 4u];
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
         load_x(m0, k0, xvec);
         load_w(n0, k0, wvec);
         barrier();
         for (uint k = 0u; k < BK; k++) {
-            for (uint i = 0u; i < TM; i++) a[i] = As[k * SA + ty + i * NY];
-            for (uint j = 0u; j < TN; j++) b[j] = Bs[k * SB + tx + j * NX];
-            for (uint i = 0u; i < TM; i++)
-                for (uint j = 0u; j < TN; j++) acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]);
+            for (uint i = 0u; i < TM / 4u; i++) a[i] = As[(k * SA + ty * TM) / 4u + i];
+            for (uint j = 0u; j < TN / 4u; j++) b[j] = Bs[(k * SB + tx * TN) / 4u + j];
+            for (uint i = 0u; i < TM; i++) {
+                float ai = a[i / 4u][i % 4u];
+                for (uint j = 0u; j < TN / 4u; j++) acc[i * (TN / 4u) + j] = fma(vec4(ai), b[j], acc[i * (TN / 4u) + j]);
+            }
         }
         barrier();
     }
     bool accumulate = (pc.flags & QN_MATMUL_ACCUMULATE) != 0u;
     for (uint i = 0u; i < TM; i++) {
-        uint m = m0 + ty + i * NY;
-        if (m >= pc.M) continue;
+        uint m = m0 + ty * TM + i;
+        if (m >= pc.M) break;
         for (uint j = 0u; j < TN; j++) {
-            uint n = n0 + tx + j * NX;
-            if (n >= pc.N) continue;
+            uint n = n0 + tx * TN + j;
+            if (n >= pc.N) break;
             uint o = pc.y_off + m * pc.ldy + n;
-            y[o] = accumulate ? y[o] + acc[i * TN + j] : acc[i * TN + j];
+            float v = acc[i * (TN / 4u) + j / 4u][j % 4u];
+            y[o] = accumulate ? y[o] + v : v;
         }
     }
 }

@@ -12,9 +12,9 @@ static const struct shape shapes[] = {
     /* real Qwen3-Next slices: hidden 2048 in, T a few tokens / a chunk */
     { 16, 512, 2048 }, { 200, 136, 2048 }, { 9, 2048, 512 },
 };
-/* { WG, BM, BN, BK, TM, TN }: (BM / TM) * (BN / TN) == WG */
+/* { WG, BM, BN, BK, TM, TN }: (BM / TM) * (BN / TN) == WG, TM and TN multiples of 4 */
 static const uint32_t layouts[][6] = {
-    { 256, 64, 64, 32, 4, 4 }, { 256, 128, 128, 16, 8, 8 }, { 64, 32, 32, 8, 4, 4 }, { 128, 32, 64, 16, 2, 8 },
+    { 256, 64, 64, 32, 4, 4 }, { 256, 128, 128, 16, 8, 8 }, { 64, 32, 32, 8, 4, 4 }, { 128, 64, 32, 16, 4, 4 },
 };
 static const struct { enum qn_kernel k; const char *name; int kind; } dtypes[] = {
     { QN_K_MATMUL_BF16, "bf16", 0 }, { QN_K_MATMUL_F16, "f16", 1 }, { QN_K_MATMUL_F32, "f32", 2 },
