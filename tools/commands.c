@@ -10,6 +10,8 @@ int qn_cmd_tokenize(int argc, char **argv);
 int qn_cmd_detokenize(int argc, char **argv);
 int qn_cmd_logits(int argc, char **argv);
 int qn_cmd_generate(int argc, char **argv);
+int qn_cmd_run_prompt(int argc, char **argv);
+int qn_cmd_chat(int argc, char **argv);
 
 const struct qn_command qn_commands[] = {
     { "devices", "list Vulkan devices, their capabilities and board profiles", qn_cmd_devices },
@@ -18,5 +20,7 @@ const struct qn_command qn_commands[] = {
     { "detokenize", "token ids -> text", qn_cmd_detokenize },
     { "logits", "forward pass over token ids -> logits of every position (.npy)", qn_cmd_logits },
     { "generate", "greedy continuation of token ids (prints the new ids)", qn_cmd_generate },
+    { "run", "answer one prompt (chat template, sampling, streamed text)", qn_cmd_run_prompt },
+    { "chat", "interactive conversation that reuses the session between turns", qn_cmd_chat },
     { NULL, NULL, NULL },
 };
