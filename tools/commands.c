@@ -12,6 +12,7 @@ int qn_cmd_logits(int argc, char **argv);
 int qn_cmd_generate(int argc, char **argv);
 int qn_cmd_run_prompt(int argc, char **argv);
 int qn_cmd_chat(int argc, char **argv);
+int qn_cmd_synth(int argc, char **argv);
 
 const struct qn_command qn_commands[] = {
     { "devices", "list Vulkan devices, their capabilities and board profiles", qn_cmd_devices },
@@ -22,5 +23,6 @@ const struct qn_command qn_commands[] = {
     { "generate", "greedy continuation of token ids (prints the new ids)", qn_cmd_generate },
     { "run", "answer one prompt (chat template, sampling, streamed text)", qn_cmd_run_prompt },
     { "chat", "interactive conversation that reuses the session between turns", qn_cmd_chat },
+    { "synth", "write a random-weight checkpoint (hub safetensors or llama.cpp GGUF) of any size", qn_cmd_synth },
     { NULL, NULL, NULL },
 };
