@@ -40,4 +40,5 @@ QN_STRUCT_END(qn_pc_eltwise)
 #include "pc_attn.h"
 #include "pc_copy.h"
 #include "pc_gdn.h"
+#include "pc_moe.h"
 #endif

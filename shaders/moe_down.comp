@@ -1,0 +1,113 @@
+#version 450
+// moe_down.comp — decode (small T) expert down projections, weighted sum and residual add:
+//   y[t, h] += sum_{k<K} w[t,k] · (down_{e_k}[h] · act[t,k])  +  sg[t] · (down_s[h] · act[t,K])
+// where e_k = ids[t, k] through the slot table, down_e = the [H, I] third of the slot, down_s the shared
+// expert's down_proj [H, Is] (a dense binding).
+//
+// Summation order (fixed, independent of slot placement and timing, so streaming == resident bit for bit):
+// invocation j keeps acc = sum over k = 0..K-1 of w[t,k] · (its partial dot over its chunks of row h of
+// expert k), then + sg[t] · (its partial of the shared row); the workgroup then sums acc over invocations
+// (qn_wg_sum) and y[t, h] = y[t, h] + total.
+//
+// Variants (defines): QN_W_BF16 | QN_W_F16 | QN_W_F32 (dtype of the expert slots AND of down_s);
+//   QN_SUBGROUP (subgroupAdd reductions, else a shared-memory tree).
+// Bindings: 0 act    f32 [T, K + 1, act_stride]
+//           1 ids    int32 [T, K]
+//           2 table  int32 [L, E]
+//           3 w      f32 [T, K]
+//           4 sg     f32 [T]
+//           5 down_s [H, Is] in the weight dtype
+//           6 y      f32 [T, H]  (the residual stream, read and written)
+//           7..14 pool0..pool7 (unused pools: bind pool0 again)
+// Push:     qn_pc_moe (T, H, I, Is, E, K, layer, n_slots, slots_per_pool, slot_bytes, act_stride)
+// Spec:     0 QN_WG   workgroup size (default 64: one 16-byte chunk per invocation when I = 512 bf16)
+//           1 QN_ROWS output rows h per workgroup (default 4)
+// Dispatch: ceil(H / QN_ROWS) groups (qn_vk_grid), times T in z (one token per z).
+// An absent slot (table -1, bad id) makes the token's outputs NaN instead of reading out of bounds.
+#extension GL_GOOGLE_include_directive : require
+#include "ext.glsl"
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint QN_WG = 64;
+layout(constant_id = 1) const uint QN_ROWS = 4;
+#include "pc.h"
+#include "reduce.glsl"
+#include "grid.glsl"
+
+layout(push_constant) uniform PC { qn_pc_moe pc; };
+layout(binding = 0, std430) readonly buffer A4 { vec4 a4[]; };
+layout(binding = 0, std430) readonly buffer A1 { float a1[]; };
+layout(binding = 1, std430) readonly buffer Ids { int ids[]; };
+layout(binding = 3, std430) readonly buffer Wt { float w[]; };
+layout(binding = 4, std430) readonly buffer Sg { float sg[]; };
+layout(binding = 5, std430) readonly buffer DS4 { uvec4 ds4[]; };
+layout(binding = 5, std430) readonly buffer DS1 { uint ds1[]; };
+layout(binding = 6, std430) buffer Y { float y[]; };
+#define QN_TABLE_BIND 2
+#define QN_POOL_BIND 7
+#include "moe_w.glsl"
+
+float acc[QN_ROWS], part[QN_ROWS];
+
+// part[r] = this invocation's share of row (h0 + r) · act row, rows of n chunks starting at chunk w4
+#define QN_DOWN_VEC(P4, P1)                                                                 \
+    for (uint c = lid; c < n; c += QN_WG) {                                                 \
+        vec4 xa = a4[ab4 + c * (QN_CW / 4u)];                                               \
+        vec4 xb = QN_CW == 8u ? a4[ab4 + c * 2u + 1u] : vec4(0.0);                          \
+        for (uint r = 0u; r < QN_ROWS; r++)                                                 \
+            if (h0 + r < pc.H) part[r] += qn_w_chunk_dot(P4[w4 + r * n + c], xa, xb);       \
+    }
+#define QN_DOWN_SCALAR(P4, P1)                                                              \
+    for (uint c = lid; c < n; c += QN_WG) {                                                 \
+        float xv = a1[ab + c];                                                              \
+        for (uint r = 0u; r < QN_ROWS; r++)                                                 \
+            if (h0 + r < pc.H) part[r] += qn_w_word(P1[(we + r * n + c) / QN_EPW], we + r * n + c) * xv; \
+    }
+
+void main()
+{
+    uint lid = gl_LocalInvocationIndex;
+    uint h0 = qn_group_id() * QN_ROWS, t = gl_WorkGroupID.z;
+    if (h0 >= pc.H) return; // uniform over the workgroup
+    uint I = pc.I, H = pc.H, K = pc.K;
+    bool vec_ok = pc.act_stride % 4u == 0u;
+    bool absent = false;
+    for (uint r = 0u; r < QN_ROWS; r++) acc[r] = 0.0;
+    for (uint k = 0u; k < K; k++) {
+        int s = qn_moe_slot(ids[t * K + k]);
+        if (s < 0) { absent = true; continue; }
+        uint p = qn_slot_pool(s), sb = qn_slot_byte(s), n = I;
+        uint ab = (t * (K + 1u) + k) * pc.act_stride;
+        for (uint r = 0u; r < QN_ROWS; r++) part[r] = 0.0;
+        if (vec_ok && I % QN_CW == 0u) {
+            n = I / QN_CW;
+            uint ab4 = ab / 4u, w4 = sb / 16u + 2u * I * H / QN_CW + h0 * n;
+            QN_POOL_SWITCH(p, QN_DOWN_VEC)
+        } else {
+            uint we = sb / QN_ESZ + 2u * I * H + h0 * I;
+            QN_POOL_SWITCH(p, QN_DOWN_SCALAR)
+        }
+        float wk = w[t * K + k];
+        for (uint r = 0u; r < QN_ROWS; r++) acc[r] += wk * part[r];
+    }
+    { // the shared expert (a dense [H, Is] weight)
+        uint n = pc.Is, ab = (t * (K + 1u) + K) * pc.act_stride;
+        for (uint r = 0u; r < QN_ROWS; r++) part[r] = 0.0;
+        if (vec_ok && n % QN_CW == 0u) {
+            n /= QN_CW;
+            uint ab4 = ab / 4u, w4 = h0 * n;
+            QN_DOWN_VEC(ds4, ds1)
+        } else {
+            uint we = h0 * n;
+            QN_DOWN_SCALAR(ds4, ds1)
+        }
+        float s = sg[t];
+        for (uint r = 0u; r < QN_ROWS; r++) acc[r] += s * part[r];
+    }
+    for (uint r = 0u; r < QN_ROWS; r++) {
+        float tot = qn_wg_sum(acc[r]);
+        if (lid == 0u && h0 + r < H) {
+            uint i = t * H + h0 + r;
+            y[i] = absent ? uintBitsToFloat(0x7fc00000u) : y[i] + tot;
+        }
+    }
+}
