@@ -9,6 +9,7 @@
  * reference (atol = tol * rms, rtol = tol), so near-zero elements do not dominate. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -322,6 +323,71 @@ static void norm_tests(void)
     norm_case(TINY, 3, 32, true);
 }
 
+/* ---- the whole GDN core as forward.c chains it ---- */
+
+/* proj [T][ps] -> gdn_conv -> qkv -> gdn_chunked (prefill) or gdn_recurrent (T = 1 steps) -> gated_rmsnorm
+ * -> y [T][Hv*dv], starting from random conv and delta states: a prefill of T0 tokens, then `steps` decode
+ * tokens, against the reference chain (conv_seq, qk_norm, gates, recurrent, rmsnorm_gated). */
+static void chain_case(struct shape s, uint32_t T0, uint32_t steps)
+{
+    uint32_t T = T0 + steps, cd = conv_dim(s), ps = proj_stride(s), vd = s.Hv * s.dv;
+    float *proj = normal((size_t)T * ps, 0, 1), *cw = normal((size_t)cd * 4, 0, 0.5f);
+    float *cst = normal((size_t)cd * 3, 0, 1), *S0 = normal(state_n(s), 0, 0.5f), *nw = normal(s.dv, 1, 0.2f);
+    struct gdn_in in = make_in(s, 1); /* for A_log / dt_bias only */
+    qn_buf *pb = qn_h_upload(&H, "proj", proj, (size_t)T * ps * 4), *cwb = qn_h_upload(&H, "conv_w", cw, (size_t)cd * 16);
+    qn_buf *csb = qn_h_upload(&H, "conv_state", cst, (size_t)cd * 12), *Sb = qn_h_upload(&H, "S", S0, state_n(s) * 4);
+    qn_buf *nwb = qn_h_upload(&H, "norm_w", nw, s.dv * 4), *qkv = qn_h_output(&H, "qkv", (size_t)T * cd);
+    qn_buf *ob = qn_h_output(&H, "o", (size_t)T * vd), *yb = qn_h_output(&H, "y", (size_t)T * vd);
+    qn_pipe *conv = qn_h_pipe(&H, QN_K_GDN_CONV, 128, 4, 4), *conv1 = qn_h_pipe(&H, QN_K_GDN_CONV, 128, 1, 4);
+    qn_pipe *chk = delta_pipe(true, NULL, 0), *rec = delta_pipe(false, NULL, 0);
+    qn_pipe *nrm = qn_h_pipe(&H, QN_K_GATED_RMSNORM, 128);
+    for (uint32_t t0 = 0; t0 < T; t0 += t0 ? 1 : T0) {
+        uint32_t n = t0 ? 1 : T0;
+        uint64_t po = (uint64_t)t0 * ps * 4, qo = (uint64_t)t0 * cd * 4, oo = (uint64_t)t0 * vd * 4;
+        struct qn_bind P = QN_BIND_RANGE(pb, po, (uint64_t)n * ps * 4), Q = QN_BIND_RANGE(qkv, qo, (uint64_t)n * cd * 4);
+        struct qn_bind O = QN_BIND_RANGE(ob, oo, (uint64_t)n * vd * 4), Y = QN_BIND_RANGE(yb, oo, (uint64_t)n * vd * 4);
+        qn_pc_gdn_conv cpc = { .T = n, .channels = cd, .in_stride = ps, .out_stride = cd };
+        uint32_t cpw = n > 1 ? 128 / 4 : 128; /* channels per workgroup: QN_WG / QN_TS */
+        qn_h_run(&H, n > 1 ? conv : conv1, QN_BINDS(P, QN_BIND(cwb), QN_BIND(csb), Q), &cpc, sizeof cpc,
+                 (cd + cpw - 1) / cpw);
+        qn_pc_gdn dpc = {
+            .T = n, .Hk = s.Hk, .Hv = s.Hv, .dk = s.dk, .dv = s.dv, .qkv_stride = cd, .q_off = 0, .k_off = s.Hk * s.dk,
+            .v_off = 2 * s.Hk * s.dk, .proj_stride = ps, .b_off = b_off(s), .a_off = a_off(s),
+        };
+        const qn_pipe *dp = n > 1 ? chk : rec;
+        uint32_t bv = qn_pipe_spec(dp, 1);
+        qn_h_run(&H, dp, QN_BINDS(Q, P, QN_BIND(in.alog_b), QN_BIND(in.dtb_b), QN_BIND(Sb), O), &dpc, sizeof dpc,
+                 (uint64_t)s.Hv * ((s.dv + bv - 1) / bv));
+        qn_pc_gdn_norm npc = { .rows = n * s.Hv, .heads = s.Hv, .dim = s.dv, .proj_stride = ps, .z_off = z_off(s),
+                               .eps = 1e-6f };
+        qn_h_run(&H, nrm, QN_BINDS(O, P, QN_BIND(nwb), Y), &npc, sizeof npc, (uint64_t)n * s.Hv);
+    }
+    /* reference chain */
+    float *x = qn_h_alloc(&H, (size_t)T * cd), *ref = qn_h_alloc(&H, (size_t)T * vd);
+    struct gdn_in rin = in;
+    rin.T = T;
+    rin.qkv = qn_h_alloc(&H, (size_t)T * cd);
+    rin.proj = proj;
+    for (uint32_t t = 0; t < T; t++) memcpy(x + (size_t)t * cd, proj + (size_t)t * ps, (size_t)cd * 4);
+    qn_ref_conv1d_seq(rin.qkv, cst, x, cw, (int)T, (int)cd, 4);
+    ref_delta(&rin, 0, T, S0, ref);
+    for (uint32_t t = 0; t < T; t++)
+        for (uint32_t h = 0; h < s.Hv; h++) {
+            float *r = ref + (size_t)t * vd + h * s.dv;
+            qn_ref_rmsnorm_gated(r, r, proj + (size_t)t * ps + z_off(s) + h * s.dv, nw, (int)s.dv, 1e-6f);
+        }
+    char what[160];
+    snprintf(what, sizeof what, "chain conv -> chunked -> gated norm (T=%u) -> %u decode steps, Hk=%u Hv=%u dk=%u dv=%u: y",
+             T0, steps, s.Hk, s.Hv, s.dk, s.dv);
+    /* the gated norm rescales each head to unit RMS, so y carries the delta rule's relative error per head */
+    check_rel(what, qn_h_read(&H, yb, (size_t)T * vd), ref, (size_t)T * vd, 2 * TOL_CHUNKED);
+    memcpy(what + strlen(what) - 1, "S", 2);
+    check_rel(what, qn_h_read(&H, Sb, state_n(s)), S0, state_n(s), TOL_CHUNKED);
+    snprintf(what, sizeof what, "chain T=%u+%u: conv state", T0, steps);
+    qn_h_check(&H, what, csb, cst, (size_t)cd * 3, 0, 0);
+    qn_h_reset(&H);
+}
+
 /* ---- delta rule ---- */
 
 static void delta_tests(void)
@@ -344,14 +410,109 @@ static void delta_tests(void)
     delta_case(true, NULL, 0, REAL, 65, false);
     decode_case(NULL, 0, REAL, 5);
     decode_case(rspec[2], 3, ODD, 6);
+    chain_case(ODD, 100, 3);
+    chain_case(REAL, 70, 2);
     long_case(ODD, 1000, 100, NULL, 0);
     long_case(REAL_SOME, 300, 128, NULL, 0);
     long_case(REAL_FEW, 1000, 64, cspec[1], 4);
 }
 
+/* ---- --bench: timings at the real shape (for a real GPU; not part of the test) ---- */
+
+static double best_of(const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *pc, uint32_t size,
+                      uint64_t groups, int reps)
+{
+    double best = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double ms = qn_h_run(&H, p, b, nb, pc, size, groups);
+        best = ms < best ? ms : best;
+    }
+    return best;
+}
+
+static void bench_delta(const struct gdn_in *in, uint32_t T, bool chunked, const uint32_t *spec, uint32_t nspec,
+                        qn_buf *S, qn_buf *o, double *ms)
+{
+    qn_pipe *p = delta_pipe(chunked, spec, nspec);
+    struct shape s = in->s;
+    uint32_t bv = qn_pipe_spec(p, 1);
+    qn_pc_gdn pc = {
+        .T = T, .Hk = s.Hk, .Hv = s.Hv, .dk = s.dk, .dv = s.dv,
+        .qkv_stride = conv_dim(s), .q_off = 0, .k_off = s.Hk * s.dk, .v_off = 2 * s.Hk * s.dk,
+        .proj_stride = proj_stride(s), .b_off = b_off(s), .a_off = a_off(s),
+    };
+    *ms = best_of(p, QN_BINDS(QN_BIND(in->qkv_b), QN_BIND(in->proj_b), QN_BIND(in->alog_b), QN_BIND(in->dtb_b),
+                              QN_BIND(S), QN_BIND(o)), &pc, sizeof pc, (uint64_t)s.Hv * ((s.dv + bv - 1) / bv),
+                  T > 1024 ? 3 : 10);
+    char sp[64];
+    double bytes = 2.0 * state_n(s) * 4;
+    printf("bench %-28s T=%-5u %9.4f ms", spec_str(p, sp, sizeof sp), T, *ms);
+    if (T == 1) printf("  (state read+write %.1f GB/s)", bytes / (*ms * 1e6));
+    printf("\n");
+}
+
+static void bench(uint32_t Tmax)
+{
+    struct shape s = REAL;
+    struct gdn_in in = make_in(s, Tmax);
+    float *S0 = normal(state_n(s), 0, 0.5f);
+    qn_buf *S = qn_h_upload(&H, "S", S0, state_n(s) * 4), *S2 = qn_h_upload(&H, "S2", S0, state_n(s) * 4);
+    qn_buf *o = qn_h_output(&H, "o", out_n(s, Tmax)), *o2 = qn_h_output(&H, "o2", out_n(s, Tmax));
+    static const uint32_t rspec[][3] = { { 128, 16, 128 }, { 256, 16, 128 }, { 128, 32, 128 }, { 256, 32, 128 },
+                                         { 64, 8, 128 }, { 128, 8, 128 } };
+    static const uint32_t cspec[][4] = { { 256, 16, 128, 64 }, { 256, 32, 128, 64 }, { 512, 32, 128, 64 },
+                                         { 128, 8, 128, 64 } };
+    double ms;
+    for (size_t i = 0; i < sizeof rspec / sizeof rspec[0]; i++) bench_delta(&in, 1, false, rspec[i], 3, S, o, &ms);
+    for (uint32_t T = 16; T <= Tmax; T *= 4) {
+        double rms_ = 0, cms = INFINITY;
+        bench_delta(&in, T, false, NULL, 0, S, o, &rms_);
+        for (size_t i = 0; i < sizeof cspec / sizeof cspec[0]; i++) {
+            uint32_t nrg = cspec[i][0] / cspec[i][1], C = cspec[i][3], bv = cspec[i][1];
+            uint32_t shared = 4 * (2 * nrg * C + nrg * bv + C * C + C * bv + 6 * C); /* gdn_chunked.comp */
+            if (shared > qn_vk_caps(H.v)->max_shared) continue;
+            bench_delta(&in, T, true, cspec[i], 4, S, o, &ms);
+            cms = ms < cms ? ms : cms;
+        }
+        printf("bench T=%u: best chunked %.3f ms vs recurrent %.3f ms (%.1fx)\n", T, cms, rms_, rms_ / cms);
+    }
+    /* chunked == recurrent on this device at the longest T (both from S0) */
+    qn_h_ok(&H, qn_buf_write(H.v, S, 0, S0, state_n(s) * 4), "S");
+    run_delta(delta_pipe(true, NULL, 0), &in, 0, Tmax, S, o);
+    run_delta(delta_pipe(false, NULL, 0), &in, 0, Tmax, S2, o2);
+    char what[96];
+    snprintf(what, sizeof what, "bench T=%u chunked vs recurrent on this device: o", Tmax);
+    check_rel(what, qn_h_read(&H, o, out_n(s, Tmax)), qn_h_read(&H, o2, out_n(s, Tmax)), out_n(s, Tmax), TOL_CHUNKED);
+    /* conv and gated norm */
+    uint32_t cd = conv_dim(s), ps = proj_stride(s);
+    qn_buf *cw = qn_h_upload(&H, "conv_w", normal((size_t)cd * 4, 0, 0.5f), (size_t)cd * 16);
+    qn_buf *cs = qn_h_upload(&H, "conv_state", normal((size_t)cd * 3, 0, 1), (size_t)cd * 12);
+    qn_buf *w = qn_h_upload(&H, "w", normal(s.dv, 1, 0.2f), s.dv * 4);
+    for (uint32_t T = 1; T <= Tmax; T *= Tmax) {
+        for (uint32_t ts = 1; ts <= 8; ts *= 8) {
+            qn_pipe *p = qn_h_pipe(&H, QN_K_GDN_CONV, 128, ts, 4);
+            qn_pc_gdn_conv pc = { .T = T, .channels = cd, .in_stride = ps, .out_stride = cd };
+            ms = best_of(p, QN_BINDS(QN_BIND(in.proj_b), QN_BIND(cw), QN_BIND(cs), QN_BIND(in.qkv_b)), &pc, sizeof pc,
+                         (cd + 128 / ts - 1) / (128 / ts), 10);
+            printf("bench gdn_conv(128,%u,4)                T=%-5u %9.4f ms\n", ts, T, ms);
+        }
+        qn_pipe *p = qn_h_pipe(&H, QN_K_GATED_RMSNORM, 128);
+        qn_pc_gdn_norm pc = { .rows = T * s.Hv, .heads = s.Hv, .dim = s.dv, .proj_stride = ps, .z_off = z_off(s),
+                              .eps = 1e-6f };
+        ms = best_of(p, QN_BINDS(QN_BIND(o), QN_BIND(in.proj_b), QN_BIND(w), QN_BIND(o2)), &pc, sizeof pc, T * s.Hv, 10);
+        printf("bench %-28s T=%-5u %9.4f ms\n", qn_pipe_info(p)->name, T, ms);
+    }
+    qn_h_reset(&H);
+}
+
 int main(int argc, char **argv)
 {
     qn_h_open(&H, "gdn", argc, argv);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--bench")) {
+            bench(i + 1 < argc ? (uint32_t)atoi(argv[i + 1]) : 4096);
+            return qn_h_close(&H);
+        }
     conv_tests();
     norm_tests();
     delta_tests();
