@@ -1,11 +1,13 @@
 /* cmd_selftest.c — `qnext selftest`: run every built-in kernel family on the chosen device against the
- * plain-C reference and print pass/fail with GPU timings; `--bench` measures matvec and copy bandwidth. */
+ * plain-C reference and print pass/fail with GPU timings; `--bench` measures matvec and copy bandwidth and
+ * `--sweep` the matvec specialization constants (bench_mv.c). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_mv.h"
 #include "board.h"
 #include "cli.h"
 #include "qn_err.h"
@@ -17,18 +19,24 @@
 
 int qn_cmd_selftest(int argc, char **argv);
 
-enum { OPT_BENCH = QN_OPT_FIRST_FREE, OPT_QUICK, OPT_ITERS };
+enum { OPT_BENCH = QN_OPT_FIRST_FREE, OPT_QUICK, OPT_ITERS, OPT_SWEEP };
 
 static const char help[] =
-    "usage: qnext selftest [--device SEL] [--board NAME] [--iters N] [--bench [--quick]] [-v]\n\n"
-    "Runs each built-in kernel (matvec bf16/f16/f32, rmsnorm, elementwise ops) once on the device, checks the\n"
-    "result against the plain-C reference and prints pass/fail and the GPU time (min of N runs after a warm-up).\n"
+    "usage: qnext selftest [--device SEL] [--board NAME] [--iters N] [--bench [--sweep] [--quick]] [-v]\n\n"
+    "Runs each built-in kernel (matvec bf16/f16/f32 and Q8_0/Q6_K/Q5_K/Q4_K/Q4_0, rmsnorm, elementwise ops) once\n"
+    "on the device, checks the result against the plain-C reference and prints pass/fail and the GPU time (min\n"
+    "of N runs after a warm-up).\n"
     "Workgroup sizes come from the board profile. Exit status 0 only if every check passes.\n\n"
     "      --device SEL       Vulkan device: index from 'qnext devices' or a name substring\n"
     "      --board NAME       board profile (name or .json file) instead of the matched one\n"
     "      --iters N          timed runs per kernel (default 5)\n"
-    "      --bench            also measure bandwidth: matvec bf16 8192x2048 and 151936x2048 (lm_head), and a\n"
-    "                         1 GiB device-to-device copy (GB/s, min time of N runs)\n"
+    "      --bench            also measure bandwidth (GB/s, min time of N runs): matvec bf16 8192x2048 and\n"
+    "                         151936x2048 (lm_head), the quantized matvecs (Q8_0 Q6_K Q5_K Q4_K Q4_0) on the\n"
+    "                         lm_head shape, a 1 GiB vkCmdCopyBuffer and the copy kernel (the ceiling); weights\n"
+    "                         smaller than 256 MiB are replicated and multiplied in turn, so L2 cannot hold them\n"
+    "      --sweep            with --bench: every matvec kernel over a grid of specialization constants (wg,\n"
+    "                         rows, unroll, sgrows, xsh) on 151936x2048, 12352x2048 and 2048x4096; one line\n"
+    "                         per configuration, then the best (for tuning boards/*.json)\n"
     "      --quick            with --bench: small shapes (for CI)\n"
     "  -v, --verbose          more log output\n"
     "  -h, --help             this text\n\n"
@@ -211,102 +219,6 @@ done:
 }
 
 
-/* ---- --bench: bandwidth ------------------------------------------------------------------------- */
-
-static double gbps(double bytes, double ms) { return bytes / (ms * 1e-3) / 1e9; }
-
-/* y = W x with W bf16 [rows, cols]; W is bound in pieces of at most maxStorageBufferRange (and at most
- * max_piece_bytes, so the quick CI run exercises the split too). */
-static int bench_matvec(struct st *s, uint32_t rows, uint32_t cols, uint64_t max_piece_bytes)
-{
-    int rc = 0;
-    qn_buf *w = NULL, *x = NULL, *y = NULL;
-    float *wh = rand_f32(s, (size_t)rows * cols, -1, 1), *xh = rand_f32(s, cols, -1, 1), *ref = NULL, *got = NULL;
-    qn_pipe *p;
-    if (!wh || !xh || !(ref = malloc(rows * sizeof *ref))) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
-    QN_TRY(upload(s, "W", wh, (size_t)rows * cols, W_BF16, &w));
-    QN_TRY(upload(s, "x", xh, cols, W_F32, &x));
-    QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, rows * 4, "y", &y));
-    uint32_t rpw = s->board.tune.matvec_rows, row_bytes = cols * 2;
-    QN_TRY(qn_pipe_get(s->v, QN_K_MATVEC_BF16, (uint32_t[]){ s->board.tune.matvec_wg, rpw }, 2, &p));
-    uint64_t range = qn_vk_caps(s->v)->max_storage_range, piece = (range < max_piece_bytes ? range : max_piece_bytes) / row_bytes;
-    piece -= piece % (64 * rpw); /* keeps W and y offsets aligned (256 bytes at least) */
-    if (piece >= rows) piece = rows;
-    uint32_t npieces = (uint32_t)((rows + piece - 1) / piece);
-    QN_TRY(qn_cmd_begin(s->cmd));
-    for (int i = 0; i <= s->iters; i++) {
-        if (i) qn_cmd_barrier(s->cmd);
-        qn_cmd_mark(s->cmd, i ? "run" : "warm-up");
-        for (uint64_t r0 = 0; r0 < rows; r0 += piece) {
-            uint32_t n = (uint32_t)(rows - r0 < piece ? rows - r0 : piece);
-            qn_pc_matvec pc = { .rows = n, .cols = cols };
-            qn_cmd_dispatch_n(s->cmd, p, QN_BINDS(QN_BIND_RANGE(w, r0 * row_bytes, (uint64_t)n * row_bytes),
-                              QN_BIND(x), QN_BIND_RANGE(y, r0 * 4, (uint64_t)n * 4)), &pc, sizeof pc, (n + rpw - 1) / rpw);
-        }
-    }
-    QN_TRY(qn_cmd_end(s->cmd));
-    QN_TRY(qn_cmd_run(s->cmd));
-    double ms = NAN;
-    for (uint32_t i = 1; i < qn_cmd_nregions(s->cmd); i++)
-        if (isnan(ms) || qn_cmd_region(s->cmd, i, NULL) < ms) ms = qn_cmd_region(s->cmd, i, NULL);
-    QN_TRY(read_f32(s, y, rows, &got));
-    qn_ref_matvec(ref, wh, xh, (int)rows, (int)cols);
-    char what[96];
-    snprintf(what, sizeof what, "bench %s %ux%u (%u binding piece%s)", qn_pipe_info(p)->name, rows, cols, npieces,
-             npieces > 1 ? "s" : "");
-    verdict(s, what, got, ref, rows, 1e-6 + 2e-8 * cols, 1e-5, ms);
-    double bytes = (double)rows * row_bytes + cols * 4.0 + rows * 4.0;
-    printf("     -> %.1f GB/s (%.1f MiB of weights + vectors in %.4f ms, min of %d)\n", gbps(bytes, ms),
-           bytes / 1048576.0, ms, s->iters);
-done:
-    qn_buf_destroy(s->v, &w);
-    qn_buf_destroy(s->v, &x);
-    qn_buf_destroy(s->v, &y);
-    free(wh), free(xh), free(ref), free(got);
-    return rc;
-}
-
-static int bench_copy(struct st *s, uint64_t bytes)
-{
-    int rc = 0;
-    qn_buf *a = NULL, *b = NULL;
-    QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, bytes, "copy src", &a));
-    QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, bytes, "copy dst", &b));
-    QN_TRY(qn_buf_fill(s->v, a, 0, bytes, 0x3f800000u));
-    QN_TRY(qn_cmd_begin(s->cmd));
-    for (int i = 0; i <= s->iters; i++) {
-        if (i) qn_cmd_barrier(s->cmd);
-        qn_cmd_mark(s->cmd, i ? "run" : "warm-up");
-        qn_cmd_copy(s->cmd, a, 0, b, 0, bytes);
-    }
-    QN_TRY(qn_cmd_end(s->cmd));
-    QN_TRY(qn_cmd_run(s->cmd));
-    double ms = NAN;
-    for (uint32_t i = 1; i < qn_cmd_nregions(s->cmd); i++)
-        if (isnan(ms) || qn_cmd_region(s->cmd, i, NULL) < ms) ms = qn_cmd_region(s->cmd, i, NULL);
-    float probe[2] = { 0, 0 };
-    QN_TRY(qn_buf_read(s->v, b, bytes - 8, probe, 8));
-    bool ok = probe[0] == 1.0f && probe[1] == 1.0f;
-    ok ? s->passed++ : s->failed++;
-    printf("%-4s %-40s %9.4f ms\n     -> %.1f GB/s copied (memory traffic %.1f GB/s: read + write)\n",
-           ok ? "ok" : "FAIL", "bench copy device->device", ms, gbps((double)bytes, ms), gbps(2.0 * bytes, ms));
-done:
-    qn_buf_destroy(s->v, &a);
-    qn_buf_destroy(s->v, &b);
-    return rc;
-}
-
-static int run_bench(struct st *s, bool quick)
-{
-    int rc = 0;
-    uint64_t piece = quick ? 4ull << 20 : UINT64_MAX;
-    QN_TRY(bench_matvec(s, quick ? 1024 : 8192, 2048, piece));
-    QN_TRY(bench_matvec(s, quick ? 4096 : 151936, 2048, piece));
-    QN_TRY(bench_copy(s, quick ? 16ull << 20 : 1ull << 30));
-done:
-    return rc;
-}
-
 static int run_all(struct st *s)
 {
     int rc = 0;
@@ -323,11 +235,25 @@ done:
     return rc;
 }
 
-static int parse(int argc, char **argv, struct qn_cli_common *c, struct st *s, bool *bench, bool *quick)
+/* check (quantized matvecs), bench (--bench) and sweep (--sweep) of bench_mv.c */
+static int run_bench(struct st *s, bool check, bool bench, bool quick, bool sweep)
+{
+    struct qn_bench b = { .v = s->v, .cmd = s->cmd, .rng = &s->rng, .iters = s->iters, .quick = quick,
+                          .mv_wg = s->board.tune.matvec_wg, .mv_rows = s->board.tune.matvec_rows };
+    int rc = check ? qn_bench_check(&b) : 0;
+    if (rc >= 0 && bench) rc = qn_bench_run(&b);
+    if (rc >= 0 && sweep) rc = qn_bench_sweep(&b);
+    s->passed += b.passed;
+    s->failed += b.failed;
+    return rc;
+}
+
+static int parse(int argc, char **argv, struct qn_cli_common *c, struct st *s, bool *bench, bool *quick, bool *sweep)
 {
     static const struct option longopts[] = {
         QN_CLI_COMMON_LONGOPTS,
         { "bench", no_argument, 0, OPT_BENCH }, { "quick", no_argument, 0, OPT_QUICK },
+        { "sweep", no_argument, 0, OPT_SWEEP },
         { "iters", required_argument, 0, OPT_ITERS }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     int opt;
@@ -340,6 +266,7 @@ static int parse(int argc, char **argv, struct qn_cli_common *c, struct st *s, b
         switch (opt) {
         case OPT_BENCH: *bench = true; break;
         case OPT_QUICK: *quick = true; break;
+        case OPT_SWEEP: *sweep = true; break;
         case OPT_ITERS:
             if (qn_cli_int("selftest", "--iters", optarg, 1, 1000, &iters) < 0) return 2;
             s->iters = (int)iters;
@@ -359,9 +286,9 @@ int qn_cmd_selftest(int argc, char **argv)
 {
     struct qn_cli_common c;
     struct st s = { .iters = 5 };
-    bool bench = false, quick = false;
+    bool bench = false, quick = false, sweep = false;
     qn_cli_common_defaults(&c);
-    int r = parse(argc, argv, &c, &s, &bench, &quick);
+    int r = parse(argc, argv, &c, &s, &bench, &quick, &sweep);
     if (r) return r == 1 ? 0 : r;
     struct qn_vk_params p;
     qn_vk_default_params(&p);
@@ -381,7 +308,8 @@ int qn_cmd_selftest(int argc, char **argv)
         printf("selftest on device %u '%s' (%s), board %s, validation %s\n", caps->index, caps->name,
                caps->driver_info, s.board.name, qn_vk_validating(s.v) ? "on" : "off");
         rc = run_all(&s);
-        if (rc >= 0 && bench) rc = run_bench(&s, quick);
+        if (rc >= 0) rc = run_bench(&s, true, false, quick, false);
+        if (rc >= 0 && (bench || sweep)) rc = run_bench(&s, false, true, quick, sweep);
     }
     qn_cmd_destroy(&s.cmd);
     qn_vk_close(&s.v);

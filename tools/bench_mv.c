@@ -1,0 +1,418 @@
+/* bench_mv.c — matvec / copy bandwidth for `qnext selftest --bench [--sweep]` (see bench_mv.h).
+ *
+ * A problem is N copies of one [rows, cols] weight matrix (bf16 or a ggml block type) in one buffer, an
+ * x vector and N outputs. The matrix is a 64-row tile of random values quantized with loader/quant.h,
+ * repeated down the rows (cheap to build for the 151936-row lm_head), so each output row r is checked
+ * against the double-precision reference of tile row r % 64. */
+#include "bench_mv.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_err.h"
+#include "quant.h"
+
+#define TILE_ROWS 64u
+#define NSPEC 5u /* matvec specialization constants: wg, rows/wg, unroll, rows/subgroup, x stage (vec4) */
+
+struct mv_prob {
+    uint32_t type, rows, cols, ncopies, tile;
+    uint64_t row_bytes, stride, y_stride; /* bytes: one row; between copies of W; between outputs */
+    qn_buf *w, *x, *y;
+    float *ref, *tol;                     /* [tile] reference of each tile row and its tolerance */
+};
+
+static enum qn_kernel mv_kernel(uint32_t type)
+{
+    switch (type) {
+    case QN_GGML_Q8_0: return QN_K_MATVEC_Q8_0;
+    case QN_GGML_Q4_0: return QN_K_MATVEC_Q4_0;
+    case QN_GGML_Q4_K: return QN_K_MATVEC_Q4_K;
+    case QN_GGML_Q5_K: return QN_K_MATVEC_Q5_K;
+    case QN_GGML_Q6_K: return QN_K_MATVEC_Q6_K;
+    default: return QN_K_MATVEC_BF16;
+    }
+}
+
+static double gbps(double bytes, double ms) { return bytes / (ms * 1e-3) / 1e9; }
+static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+static void prob_destroy(struct qn_bench *b, struct mv_prob *m)
+{
+    qn_buf_destroy(b->v, &m->w);
+    qn_buf_destroy(b->v, &m->x);
+    qn_buf_destroy(b->v, &m->y);
+    free(m->ref), free(m->tol);
+    memset(m, 0, sizeof *m);
+}
+
+/* Reference and tolerance of the tile rows: f32 sums on the GPU vs double here; the error scale is
+ * S = sum |x| (|w| + block range for block formats, whose offsets are applied through sums of x). */
+static int tile_reference(struct mv_prob *m, const uint8_t *raw, const float *x)
+{
+    const qn_ggml_type_info *ti = qn_ggml_type(m->type);
+    float *deq = malloc(m->cols * sizeof *deq);
+    int rc = deq ? qn_matvec_ref(m->type, raw, m->tile, m->cols, x, m->ref) : qn_fail(-ENOMEM, "out of memory");
+    for (uint32_t r = 0; rc >= 0 && r < m->tile; r++) {
+        rc = qn_dequant_row(m->type, raw + r * m->row_bytes, deq, m->cols);
+        double s = 0, bmax = 0;
+        for (uint32_t k = 0; rc >= 0 && k < m->cols; k++) {
+            if (ti->blck > 1 && k % ti->blck == 0)
+                for (uint32_t j = k, e = k + ti->blck; j < e; j++) bmax = j == k ? fabsf(deq[j]) : fmax(bmax, fabsf(deq[j]));
+            s += fabs((double)x[k]) * (fabsf(deq[k]) + bmax);
+        }
+        m->tol[r] = (float)(1e-6 + 2e-6 * s);
+    }
+    free(deq);
+    return rc;
+}
+
+/* Upload the tiled matrix into every copy. */
+static int upload_copies(struct qn_bench *b, struct mv_prob *m, const uint8_t *raw)
+{
+    uint64_t mat = (uint64_t)m->rows * m->row_bytes;
+    uint8_t *host = malloc(mat + 4);
+    if (!host) return qn_fail(-ENOMEM, "out of memory for a %llu-byte matrix", (unsigned long long)mat);
+    for (uint32_t r = 0; r < m->rows; r++) memcpy(host + (uint64_t)r * m->row_bytes, raw + (r % m->tile) * m->row_bytes, m->row_bytes);
+    memset(host + mat, 0, 4);
+    int rc = 0;
+    for (uint32_t c = 0; rc >= 0 && c < m->ncopies; c++)
+        rc = qn_buf_write(b->v, m->w, c * m->stride, host, round_up(mat, 4));
+    free(host);
+    return rc;
+}
+
+/* `type` [rows, cols], replicated to at least `rotate_bytes` of distinct copies (0: one copy). */
+static int prob_create(struct qn_bench *b, uint32_t type, uint32_t rows, uint32_t cols, uint64_t rotate_bytes,
+                       struct mv_prob *m)
+{
+    int rc = 0;
+    float *wt = NULL, *xh = NULL;
+    uint8_t *raw = NULL;
+    memset(m, 0, sizeof *m);
+    m->type = type, m->rows = rows, m->cols = cols, m->tile = rows < TILE_ROWS ? rows : TILE_ROWS;
+    QN_TRY(qn_ggml_row_bytes(type, cols, &m->row_bytes));
+    uint64_t mat = (uint64_t)rows * m->row_bytes;
+    m->ncopies = rotate_bytes > mat ? (uint32_t)((rotate_bytes + mat - 1) / mat) : 1;
+    m->stride = round_up(mat + 4, 256);
+    m->y_stride = round_up((uint64_t)rows * 4, 256);
+    wt = malloc((size_t)m->tile * cols * sizeof *wt), xh = malloc(cols * sizeof *xh);
+    raw = malloc(m->tile * m->row_bytes);
+    m->ref = malloc(m->tile * sizeof *m->ref), m->tol = malloc(m->tile * sizeof *m->tol);
+    if (!wt || !xh || !raw || !m->ref || !m->tol) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
+    for (size_t i = 0; i < (size_t)m->tile * cols; i++) wt[i] = qn_rng_range(b->rng, -1, 1);
+    for (uint32_t i = 0; i < cols; i++) xh[i] = qn_rng_range(b->rng, -1, 1);
+    for (uint32_t r = 0; r < m->tile; r++) QN_TRY(qn_quant_row(type, wt + (size_t)r * cols, raw + r * m->row_bytes, cols));
+    QN_TRY(tile_reference(m, raw, xh));
+    QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, m->ncopies * m->stride, "bench W", &m->w));
+    QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, (uint64_t)cols * 4, "bench x", &m->x));
+    QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, m->ncopies * m->y_stride, "bench y", &m->y));
+    QN_TRY(qn_buf_write(b->v, m->x, 0, xh, (uint64_t)cols * 4));
+    QN_TRY(upload_copies(b, m, raw));
+done:
+    free(wt), free(xh), free(raw);
+    if (rc < 0) prob_destroy(b, m);
+    return rc;
+}
+
+/* Rows per binding piece: W is bound in pieces of at most maxStorageBufferRange (and 4 MiB in quick mode,
+ * so CI exercises the split), a multiple of rpw rows whose W and y offsets keep the binding alignment. */
+static int piece_rows(struct qn_bench *b, const struct mv_prob *m, uint32_t rpw, uint32_t *out)
+{
+    const struct qn_caps *c = qn_vk_caps(b->v);
+    uint64_t range = c->max_storage_range - 4, align = c->min_storage_align ? c->min_storage_align : 16;
+    if (b->quick && range > (4u << 20)) range = 4u << 20;
+    uint64_t q = rpw;
+    while (((q * m->row_bytes) % align || (q * 4) % align) && q < (uint64_t)rpw * 4096) q += rpw;
+    uint64_t n = range / m->row_bytes / q * q;
+    if (n == 0) return qn_fail(QN_E_UNSUPPORTED, "bench: a %llu-byte row does not fit a storage binding",
+                               (unsigned long long)m->row_bytes);
+    *out = n >= m->rows ? m->rows : (uint32_t)n;
+    return 0;
+}
+
+static void record_mv(struct qn_bench *b, const qn_pipe *p, const struct mv_prob *m, uint32_t copy, uint32_t rpw,
+                      uint32_t piece)
+{
+    for (uint32_t r0 = 0; r0 < m->rows; r0 += piece) {
+        uint32_t n = m->rows - r0 < piece ? m->rows - r0 : piece;
+        qn_pc_matvec pc = { .rows = n, .cols = m->cols };
+        uint64_t woff = copy * m->stride + (uint64_t)r0 * m->row_bytes, yoff = copy * m->y_stride + (uint64_t)r0 * 4;
+        qn_cmd_dispatch_n(b->cmd, p, QN_BINDS(QN_BIND_RANGE(m->w, woff, round_up((uint64_t)n * m->row_bytes, 4)),
+                          QN_BIND(m->x), QN_BIND_RANGE(m->y, yoff, (uint64_t)n * 4)), &pc, sizeof pc, (n + rpw - 1) / rpw);
+    }
+}
+
+/* Min time of one matvec (ms): iters runs over all copies, barriers between dispatches, after a warm-up. */
+static int time_mv(struct qn_bench *b, const qn_pipe *p, const struct mv_prob *m, uint32_t rpw, double *ms)
+{
+    int rc = 0;
+    uint32_t piece = 0;
+    QN_TRY(piece_rows(b, m, rpw, &piece));
+    QN_TRY(qn_cmd_begin(b->cmd));
+    for (int i = 0; i <= b->iters; i++) {
+        if (i) qn_cmd_barrier(b->cmd);
+        qn_cmd_mark(b->cmd, i ? "run" : "warm-up");
+        for (uint32_t c = 0; c < m->ncopies; c++) {
+            if (c) qn_cmd_barrier(b->cmd);
+            record_mv(b, p, m, c, rpw, piece);
+        }
+    }
+    QN_TRY(qn_cmd_end(b->cmd));
+    QN_TRY(qn_cmd_run(b->cmd));
+    *ms = NAN;
+    for (uint32_t i = 1; i < qn_cmd_nregions(b->cmd); i++) {
+        double t = qn_cmd_region(b->cmd, i, NULL) / m->ncopies;
+        if (isnan(*ms) || t < *ms) *ms = t;
+    }
+done:
+    return rc;
+}
+
+/* Check the outputs of the last copy: *ok, and the max abs error. */
+static int check_mv(struct qn_bench *b, const struct mv_prob *m, bool *ok, double *max_err)
+{
+    float *got = malloc((size_t)m->rows * sizeof *got);
+    if (!got) return qn_fail(-ENOMEM, "out of memory");
+    int rc = qn_buf_read(b->v, m->y, (m->ncopies - 1) * m->y_stride, got, (uint64_t)m->rows * 4);
+    *ok = rc >= 0, *max_err = 0;
+    for (uint32_t r = 0; rc >= 0 && r < m->rows; r++) {
+        double e = fabs((double)got[r] - m->ref[r % m->tile]);
+        if (!(e <= m->tol[r % m->tile])) *ok = false;
+        *max_err = isfinite(e) ? fmax(*max_err, e) : INFINITY;
+    }
+    free(got);
+    return rc;
+}
+
+static double prob_bytes(const struct mv_prob *m)
+{
+    return (double)m->rows * m->row_bytes + m->cols * 4.0 + m->rows * 4.0;
+}
+
+/* Time + check one configuration; *gb = GB/s, or NAN when the result is wrong. */
+static int measure(struct qn_bench *b, const struct mv_prob *m, const uint32_t *spec, uint32_t nspec, double *ms,
+                   double *gb, double *err, const char **name)
+{
+    int rc = 0;
+    qn_pipe *p;
+    bool ok = false;
+    QN_TRY(qn_pipe_get(b->v, mv_kernel(m->type), spec, nspec, &p));
+    QN_TRY(time_mv(b, p, m, qn_pipe_spec(p, 1), ms));
+    QN_TRY(check_mv(b, m, &ok, err));
+    *gb = ok ? gbps(prob_bytes(m), *ms) : NAN;
+    if (name) *name = qn_pipe_info(p)->name;
+done:
+    return rc;
+}
+
+/* ---- the plain --bench lines ---------------------------------------------------------------------- */
+
+static int bench_line(struct qn_bench *b, uint32_t type, uint32_t rows, uint32_t cols, uint64_t rotate)
+{
+    struct mv_prob m;
+    int rc = prob_create(b, type, rows, cols, rotate, &m);
+    if (rc < 0) return rc;
+    double ms, gb, err;
+    const char *name;
+    rc = measure(b, &m, (uint32_t[]){ b->mv_wg, b->mv_rows }, 2, &ms, &gb, &err, &name);
+    if (rc >= 0) {
+        char what[96];
+        snprintf(what, sizeof what, "bench %s %ux%u", name, rows, cols);
+        isnan(gb) ? b->failed++ : b->passed++;
+        printf("%-4s %-40s %9.4f ms   max abs err %.2g%s\n", isnan(gb) ? "FAIL" : "ok", what, ms, err,
+               isnan(gb) ? " (out of tolerance)" : "");
+        printf("     -> %.1f GB/s (%.1f MiB of weights + vectors per matvec, min of %d; %u distinct cop%s in turn)\n",
+               gbps(prob_bytes(&m), ms), prob_bytes(&m) / 1048576.0, b->iters, m.ncopies, m.ncopies > 1 ? "ies" : "y");
+    }
+    prob_destroy(b, &m);
+    return rc;
+}
+
+/* vkCmdCopyBuffer and the copy kernel over the same two buffers. */
+static int bench_copies(struct qn_bench *b, uint64_t bytes)
+{
+    int rc = 0;
+    qn_buf *a = NULL, *d = NULL;
+    qn_pipe *p;
+    uint32_t wg = 256;
+    uint64_t range = qn_vk_caps(b->v)->max_storage_range & ~(uint64_t)15;
+    if (bytes > range) bytes = range;
+    QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, bytes, "copy src", &a));
+    QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, bytes, "copy dst", &d));
+    QN_TRY(qn_buf_fill(b->v, a, 0, bytes, 0x3f800000u));
+    QN_TRY(qn_pipe_get(b->v, QN_K_COPY, (uint32_t[]){ wg }, 1, &p));
+    for (int kind = 0; kind < 2; kind++) {
+        QN_TRY(qn_buf_fill(b->v, d, 0, bytes, 0));
+        QN_TRY(qn_cmd_begin(b->cmd));
+        for (int i = 0; i <= b->iters; i++) {
+            if (i) qn_cmd_barrier(b->cmd);
+            qn_cmd_mark(b->cmd, i ? "run" : "warm-up");
+            qn_pc_copy pc = { .n = (uint32_t)(bytes / 16) };
+            if (kind == 0) qn_cmd_copy(b->cmd, a, 0, d, 0, bytes);
+            else qn_cmd_dispatch_n(b->cmd, p, QN_BINDS(QN_BIND(a), QN_BIND(d)), &pc, sizeof pc, 4096);
+        }
+        QN_TRY(qn_cmd_end(b->cmd));
+        QN_TRY(qn_cmd_run(b->cmd));
+        double ms = NAN;
+        for (uint32_t i = 1; i < qn_cmd_nregions(b->cmd); i++)
+            if (isnan(ms) || qn_cmd_region(b->cmd, i, NULL) < ms) ms = qn_cmd_region(b->cmd, i, NULL);
+        float probe[4] = { 0 };
+        QN_TRY(qn_buf_read(b->v, d, 0, probe, 8));
+        QN_TRY(qn_buf_read(b->v, d, bytes - 8, probe + 2, 8));
+        bool ok = probe[0] == 1.0f && probe[1] == 1.0f && probe[2] == 1.0f && probe[3] == 1.0f;
+        ok ? b->passed++ : b->failed++;
+        char what[96];
+        snprintf(what, sizeof what, "bench %s %.0f MiB", kind ? "copy kernel (uvec4, 4096 groups of 256)" :
+                 "copy device->device", bytes / 1048576.0);
+        printf("%-4s %-40s %9.4f ms\n", ok ? "ok" : "FAIL", what, ms);
+        if (kind == 0)
+            printf("     -> %.1f GB/s copied (memory traffic %.1f GB/s: read + write)\n", gbps((double)bytes, ms),
+                   gbps(2.0 * bytes, ms));
+        else
+            printf("     -> copy kernel: %.1f GB/s read+write (%.1f GB/s copied): the ceiling for the matvec lines\n",
+                   gbps(2.0 * bytes, ms), gbps((double)bytes, ms));
+    }
+done:
+    qn_buf_destroy(b->v, &a);
+    qn_buf_destroy(b->v, &d);
+    return rc;
+}
+
+int qn_bench_check(struct qn_bench *b)
+{
+    static const uint32_t types[] = { QN_GGML_Q8_0, QN_GGML_Q6_K, QN_GGML_Q5_K, QN_GGML_Q4_K, QN_GGML_Q4_0 };
+    int rc = 0;
+    for (size_t i = 0; rc >= 0 && i < sizeof types / sizeof types[0]; i++) {
+        struct mv_prob m;
+        double ms, gb, err;
+        const char *name;
+        rc = prob_create(b, types[i], 512, 2048, 0, &m);
+        if (rc >= 0) rc = measure(b, &m, (uint32_t[]){ b->mv_wg, b->mv_rows }, 2, &ms, &gb, &err, &name);
+        if (rc >= 0) {
+            char what[96];
+            snprintf(what, sizeof what, "%s 512x2048", name);
+            isnan(gb) ? b->failed++ : b->passed++;
+            printf("%-4s %-40s %9.4f ms   max abs err %.2g%s\n", isnan(gb) ? "FAIL" : "ok", what, ms, err,
+                   isnan(gb) ? " (out of tolerance)" : "");
+        }
+        prob_destroy(b, &m);
+    }
+    return rc;
+}
+
+int qn_bench_run(struct qn_bench *b)
+{
+    int rc = 0;
+    uint64_t rot = b->quick ? 4u << 20 : QN_BENCH_ROTATE_BYTES;
+    uint32_t vocab = b->quick ? 4096 : 151936;
+    QN_TRY(bench_line(b, QN_GGML_BF16, b->quick ? 1024 : 8192, 2048, rot));
+    QN_TRY(bench_line(b, QN_GGML_BF16, vocab, 2048, rot));
+    static const uint32_t qtypes[] = { QN_GGML_Q8_0, QN_GGML_Q6_K, QN_GGML_Q5_K, QN_GGML_Q4_K, QN_GGML_Q4_0 };
+    for (size_t i = 0; i < sizeof qtypes / sizeof qtypes[0]; i++) QN_TRY(bench_line(b, qtypes[i], vocab, 2048, rot));
+    QN_TRY(bench_copies(b, b->quick ? 16u << 20 : 1u << 30));
+done:
+    return rc;
+}
+
+/* ---- --sweep ------------------------------------------------------------------------------------- */
+
+/* values of each specialization constant (wg, rows/wg, unroll, rows/subgroup, x stage) and their counts */
+struct sweep_grid { uint32_t v[NSPEC][5]; uint32_t n[NSPEC]; };
+static const struct sweep_grid grid_bf16 = { { { 64, 128, 256, 512 }, { 1, 2, 4, 8, 16 }, { 1, 2, 4, 8 }, { 1, 2, 4 },
+                                               { 0, 1024 } }, { 4, 5, 4, 3, 2 } };
+static const struct sweep_grid grid_quant = { { { 64, 128, 256 }, { 2, 4, 8, 16 }, { 1, 2, 4 }, { 1, 2 }, { 0, 1024 } },
+                                              { 3, 4, 3, 2, 2 } };
+static const struct sweep_grid grid_quick = { { { 64 }, { 1, 4 }, { 1, 4 }, { 1, 2 }, { 0, 1024 } }, { 1, 2, 2, 2, 2 } };
+
+struct sweep_res { uint32_t spec[NSPEC]; double gb[3]; double score; };
+
+static int cmp_res(const void *a, const void *b)
+{
+    double x = ((const struct sweep_res *)a)->score, y = ((const struct sweep_res *)b)->score;
+    return (y > x) - (y < x);
+}
+
+static void print_cfg(const char *head, const char *kname, const uint32_t *s)
+{
+    printf("%s %-17s wg %4u rows %2u unroll %u sgrows %u xsh %4u |", head, kname, s[0], s[1], s[2], s[3], s[4]);
+}
+
+static bool cfg_valid(struct qn_bench *b, const uint32_t *s)
+{
+    const struct qn_caps *c = qn_vk_caps(b->v);
+    uint64_t shared = 16ull * (s[4] + 1) + 4ull * (s[0] / 4 + 1) * s[3] + 4ull * s[0];
+    return s[3] <= s[1] && s[0] <= c->max_wg_invocations && s[0] <= c->max_wg_size[0] && shared <= c->max_shared;
+}
+
+/* Every valid grid point on the three problems; prints one line each, then the best. */
+static int sweep_kernel(struct qn_bench *b, const struct sweep_grid *g, struct mv_prob *pr, const char *kname)
+{
+    int rc = 0;
+    uint32_t total = 1, nres = 0;
+    for (uint32_t a = 0; a < NSPEC; a++) total *= g->n[a];
+    struct sweep_res *res = calloc(total, sizeof *res);
+    if (!res) return qn_fail(-ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < total; i++) {
+        struct sweep_res *r = &res[nres];
+        for (uint32_t a = 0, k = i; a < NSPEC; k /= g->n[a], a++) r->spec[a] = g->v[a][k % g->n[a]];
+        if (!cfg_valid(b, r->spec)) continue;
+        print_cfg("sweep", kname, r->spec);
+        r->score = 0;
+        for (int s = 0; s < 3; s++) {
+            double ms, err;
+            QN_TRY(measure(b, &pr[s], r->spec, NSPEC, &ms, &r->gb[s], &err, NULL));
+            isnan(r->gb[s]) ? b->failed++ : b->passed++;
+            r->score += log(isnan(r->gb[s]) ? 1e-9 : r->gb[s]) / 3;
+            printf(" %ux%u %7.1f%s", pr[s].rows, pr[s].cols, r->gb[s], isnan(r->gb[s]) ? " (WRONG RESULT)" : "");
+        }
+        printf(" GB/s\n");
+        fflush(stdout);
+        r->score = exp(r->score);
+        nres++;
+    }
+    qsort(res, nres, sizeof *res, cmp_res);
+    for (uint32_t i = 0; i < nres && i < 5; i++) {
+        print_cfg("best ", kname, res[i].spec);
+        printf(" geometric mean %.1f GB/s (%.1f / %.1f / %.1f)\n", res[i].score, res[i].gb[0], res[i].gb[1], res[i].gb[2]);
+    }
+    for (int s = 0; s < 3; s++) {
+        uint32_t bi = 0;
+        for (uint32_t i = 1; i < nres; i++) if (res[i].gb[s] > res[bi].gb[s]) bi = i;
+        if (!nres) break;
+        print_cfg("best ", kname, res[bi].spec);
+        printf(" on %ux%u: %.1f GB/s\n", pr[s].rows, pr[s].cols, res[bi].gb[s]);
+    }
+done:
+    free(res);
+    return rc;
+}
+
+int qn_bench_sweep(struct qn_bench *b)
+{
+    /* lm_head, linear-attention in_proj (qkvz + ba fused: 12352 rows) and an out projection (4096 -> 2048) */
+    static const uint32_t shapes[3][2] = { { 151936, 2048 }, { 12352, 2048 }, { 2048, 4096 } };
+    static const uint32_t quick_shapes[3][2] = { { 4096, 256 }, { 772, 256 }, { 128, 512 } };
+    static const uint32_t types[] = { QN_GGML_BF16, QN_GGML_Q4_K, QN_GGML_Q6_K, QN_GGML_Q8_0, QN_GGML_Q5_K,
+                                      QN_GGML_Q4_0 };
+    uint64_t rot = b->quick ? 4u << 20 : QN_BENCH_ROTATE_BYTES;
+    printf("sweep: GB/s of weights + x + y per matvec, min of %d runs, each problem rotating over >= %llu MiB of\n"
+           "distinct weights with a barrier between matvecs; spec constants: wg (workgroup size), rows (rows per\n"
+           "workgroup), unroll, sgrows (rows per subgroup), xsh (x staged in shared memory, vec4s)\n",
+           b->iters, (unsigned long long)(rot >> 20));
+    int rc = 0;
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        struct mv_prob pr[3] = { { 0 } };
+        for (int s = 0; s < 3 && rc >= 0; s++)
+            rc = prob_create(b, types[t], b->quick ? quick_shapes[s][0] : shapes[s][0], b->quick ? quick_shapes[s][1] : shapes[s][1],
+                             rot, &pr[s]);
+        if (rc >= 0)
+            rc = sweep_kernel(b, b->quick ? &grid_quick : t == 0 ? &grid_bf16 : &grid_quant, pr,
+                              qn_kernel_infos[mv_kernel(types[t])].name);
+        for (int s = 0; s < 3; s++) prob_destroy(b, &pr[s]);
+        if (rc < 0) break;
+    }
+    return rc;
+}
