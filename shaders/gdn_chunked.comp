@@ -24,7 +24,7 @@
 // Push:     qn_pc_gdn (pc_gdn.h)
 // Spec:     0 QN_WG     workgroup size (default 256)
 //           1 QN_BV     value columns per workgroup (default 16); NRG = QN_WG / QN_BV; QN_C % (4 NRG) == 0
-//           2 QN_DK_MAX largest dk supported (default 128)
+//           2 QN_DK_MAX largest dk supported (default 128; a larger pc.dk writes NaN to o, leaves S alone)
 //           3 QN_C      chunk length (default 64; a multiple of 16)
 //           Shared memory: 4 * (2*NRG*C + NRG*BV + C*C + C*BV + 6*C) bytes = 31,232 for the defaults and
 //           for WG 256 / BV 32; WG 512 / BV 32 needs 36,352 (fine on NVIDIA's 48 KiB, not on 32 KiB devices).
@@ -306,6 +306,11 @@ void main()
     rg = lid / QN_BV;
     col = (grp % nblk) * QN_BV + j;
     bool cv = col < pc.dv;
+    if (pc.dk > NRG * NT) { // QN_DK_MAX of this pipeline is too small: make the misuse visible (NaN output)
+        for (uint t = 0u; t < pc.T; t++)
+            if (cv && rg == 0u) o[(t * pc.Hv + h) * pc.dv + col] = uintBitsToFloat(0x7fc00000u);
+        return;
+    }
 
     float st[NT];
     uint sbase = h * pc.dk * pc.dv + col;

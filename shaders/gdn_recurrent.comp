@@ -18,8 +18,8 @@
 // Push:     qn_pc_gdn (pc_gdn.h)
 // Spec:     0 QN_WG     workgroup size (default 128)
 //           1 QN_BV     value columns per workgroup (default 16; QN_WG % QN_BV == 0)
-//           2 QN_DK_MAX largest dk supported (default 128): each invocation keeps
-//                       ceil(QN_DK_MAX / (QN_WG / QN_BV)) state values in registers
+//           2 QN_DK_MAX largest dk supported (default 128; a larger pc.dk writes NaN to o, leaves S alone):
+//                       each invocation keeps ceil(QN_DK_MAX / (QN_WG / QN_BV)) state values in registers
 // Dispatch: Hv * ceil(dv / QN_BV) groups spread over x/y (qn_vk_grid); group = h * ceil(dv/QN_BV) + block.
 // Layout: invocation (rg, j) = (lid / QN_BV, lid % QN_BV) owns column j of the block and rows
 // i = rg + NRG*n (NRG = QN_WG / QN_BV row groups), so each warp reads whole row segments of S (coalesced).
@@ -60,6 +60,11 @@ void main()
     bool cv = col < pc.dv && rg < NRG;
     uint hk = h / (pc.Hv / pc.Hk);
     float scale = inversesqrt(float(pc.dk));
+    if (pc.dk > NRG * NR) { // QN_DK_MAX of this pipeline is too small: make the misuse visible (NaN output)
+        for (uint t = 0u; t < pc.T; t++)
+            if (cv && rg == 0u) o[(t * pc.Hv + h) * pc.dv + col] = uintBitsToFloat(0x7fc00000u);
+        return;
+    }
 
     float st[NR];
     uint sbase = h * pc.dk * pc.dv + col;

@@ -388,6 +388,29 @@ static void chain_case(struct shape s, uint32_t T0, uint32_t steps)
     qn_h_reset(&H);
 }
 
+/* A pipeline whose QN_DK_MAX is below dk must say so (NaN output) and leave the state alone. */
+static void dk_max_case(bool chunked)
+{
+    static const uint32_t rs[] = { 128, 16, 16 }, cs[] = { 256, 16, 16, 64 }; /* rows up to 16 < dk = 20 */
+    qn_pipe *p = delta_pipe(chunked, chunked ? cs : rs, chunked ? 4 : 3);
+    struct gdn_in in = make_in(TINY, 5);
+    float *S0 = normal(state_n(TINY), 0, 0.5f);
+    qn_buf *S = qn_h_upload(&H, "S", S0, state_n(TINY) * 4), *o = qn_h_output(&H, "o", out_n(TINY, 5));
+    qn_h_ok(&H, qn_buf_fill(H.v, o, 0, o->size, 0), "o");
+    run_delta(p, &in, 0, 5, S, o);
+    float *got = qn_h_read(&H, o, out_n(TINY, 5));
+    size_t nan = 0;
+    for (size_t i = 0; i < out_n(TINY, 5); i++) nan += isnan(got[i]) ? 1 : 0;
+    H.checks++;
+    bool ok = nan == out_n(TINY, 5);
+    H.failures += !ok;
+    char sp[64];
+    printf("%-4s %s with dk=20 > QN_DK_MAX: %zu of %zu outputs NaN\n", ok ? "ok" : "FAIL", spec_str(p, sp, sizeof sp),
+           nan, out_n(TINY, 5));
+    qn_h_check(&H, "... and the state is left alone", S, S0, state_n(TINY), 0, 0);
+    qn_h_reset(&H);
+}
+
 /* ---- delta rule ---- */
 
 static void delta_tests(void)
@@ -410,6 +433,8 @@ static void delta_tests(void)
     delta_case(true, NULL, 0, REAL, 65, false);
     decode_case(NULL, 0, REAL, 5);
     decode_case(rspec[2], 3, ODD, 6);
+    dk_max_case(false);
+    dk_max_case(true);
     chain_case(ODD, 100, 3);
     chain_case(REAL, 70, 2);
     long_case(ODD, 1000, 100, NULL, 0);
