@@ -88,6 +88,8 @@ void main()
             sq += qv * qv;
             kq += kv * qv;
         }
+        vec2 gb = qn_gdn_gate(t, h); // issued before the barrier so the loads overlap it
+        float v = cv ? qkv[row + pc.v_off + h * pc.dv + col] : 0.0;
         if (rg < NRG) {
             red[par][rg][j] = vec2(pk, pq);
             if (j == 0u) rnorm[par][rg] = vec3(sk, sq, kq);
@@ -99,10 +101,8 @@ void main()
             P += red[par][r][j];
             N += rnorm[par][r];
         }
-        vec2 gb = qn_gdn_gate(t, h);
         float decay = exp(gb.x);
         float rk = inversesqrt(N.x + 1e-6), rq = inversesqrt(N.y + 1e-6) * scale;
-        float v = cv ? qkv[row + pc.v_off + h * pc.dv + col] : 0.0;
         float d = gb.y * (v - decay * rk * P.x);
         float ov = decay * rq * P.y + d * (rk * rq * N.z);
         float dk_ = d * rk;
