@@ -155,8 +155,8 @@ static const char *spec_str(const qn_pipe *p, char *buf, size_t n)
 }
 
 /* f32 tolerances of the delta rule, relative to the RMS of the reference output / state. Measured on lavapipe
- * (max |err| / rms over all cases): gdn_recurrent vs reference 1.4e-5 (T=300, slow-decay heads: the state
- * sums hundreds of f32 rank-1 updates); gdn_chunked vs reference 5.5e-6 (its compensated decay prefix sum
+ * (max |err| / rms over all cases): gdn_recurrent vs reference 1.8e-5 (T=300, slow-decay heads: the state
+ * sums hundreds of f32 rank-1 updates); gdn_chunked vs reference 6e-6 (its compensated decay prefix sum
  * matters: a plain f32 cumsum gave 3.8e-5), chunked vs the GPU recurrent kernel 1.5e-5. */
 #define TOL_RECURRENT 5e-5
 #define TOL_CHUNKED 5e-5
