@@ -23,7 +23,8 @@
 // Spec:     0 QN_WG   workgroup size (default 64: one 16-byte chunk per invocation when I = 512 bf16)
 //           1 QN_ROWS output rows h per workgroup (default 4)
 // Dispatch: ceil(H / QN_ROWS) groups (qn_vk_grid), times T in z (one token per z).
-// An absent slot (table -1, bad id) makes the token's outputs NaN instead of reading out of bounds.
+// An absent slot (table -1, bad id) or K > QN_MOE_MAX_K makes the token's outputs NaN instead of reading out
+// of bounds.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 layout(local_size_x_id = 0) in;
@@ -47,6 +48,7 @@ layout(binding = 6, std430) buffer Y { float y[]; };
 #include "moe_w.glsl"
 
 float acc[QN_ROWS], part[QN_ROWS];
+shared int s_slot[QN_MOE_MAX_K]; // the K slots, looked up once (in parallel) before the weight loop
 
 // part[r] = this invocation's share of row (h0 + r) · act row, rows of n chunks starting at chunk w4
 #define QN_DOWN_VEC(P4, P1)                                                                 \
@@ -70,10 +72,12 @@ void main()
     if (h0 >= pc.H) return; // uniform over the workgroup
     uint I = pc.I, H = pc.H, K = pc.K;
     bool vec_ok = pc.act_stride % 4u == 0u;
-    bool absent = false;
+    bool absent = K > QN_MOE_MAX_K;
+    for (uint k = lid; k < min(K, QN_MOE_MAX_K); k += QN_WG) s_slot[k] = qn_moe_slot(ids[t * K + k]);
+    barrier();
     for (uint r = 0u; r < QN_ROWS; r++) acc[r] = 0.0;
-    for (uint k = 0u; k < K; k++) {
-        int s = qn_moe_slot(ids[t * K + k]);
+    for (uint k = 0u; k < K && !absent; k++) {
+        int s = s_slot[k];
         if (s < 0) { absent = true; continue; }
         uint p = qn_slot_pool(s), sb = qn_slot_byte(s), n = I;
         uint ab = (t * (K + 1u) + k) * pc.act_stride;

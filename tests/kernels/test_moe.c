@@ -560,6 +560,20 @@ static void sort_case(struct qn_h *h, uint32_t T, uint32_t E, uint32_t K, uint32
     qn_h_reset(h);
 }
 
+/* name is one of the comma-separated words of list (NULL: all) */
+static bool in_list(const char *list, const char *name)
+{
+    if (!list) return true;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return true;
+        p += len + (end ? 1 : 0);
+    }
+    return false;
+}
+
 /* ---- main ----------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -573,10 +587,11 @@ int main(int argc, char **argv)
     struct qn_h h;
     qn_h_open(&h, "moe", argc, argv);
     const uint32_t NR = QN_MOE_NORM_TOPK, RB = QN_MOE_ROUND_BF16;
-    const char *only = NULL; /* --only router|sort|real1|real3|real64|odd: one group of cases (development, GPU timing) */
+    /* --only router,sort,real1,real3,real64,odd: some groups of cases (meson variants, development, GPU) */
+    const char *only = NULL;
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--only")) only = argv[i + 1];
-#define GROUP(name) if (!only || !strcmp(only, name))
+#define GROUP(name) if (in_list(only, name))
 
     GROUP("router") {
         router_case(&h, 64, 512, 10, 512, NR | RB, 0, 256);
