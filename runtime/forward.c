@@ -214,7 +214,7 @@ static qn_pc_moe moe_pc(const struct rec *r, int l)
                         .act_stride = f->act_stride, .m_stride = m->L[l].w_moe.rows,
                         .flags = (c->norm_topk_prob ? QN_MOE_NORM_TOPK : 0) |
                                  (f->tune.router_bf16 ? QN_MOE_ROUND_BF16 : 0),
-                        .tile_t = f->tile_t, .max_tiles = QN_MOE_MAX_TILES(T, E, K, f->tile_t) };
+                        .tile_t = f->tile_t, .max_tiles = QN_MOE_MAX_TILES(T, E, K, f->tile_t), .tile_groups = 0 };
 }
 
 /* Segment 1: mm[T, E + 2Is + 1] = W_moe · xn; router -> ids[T, K], w[T, K], sg[T], act[T, K, :] (shared). */
@@ -255,12 +255,12 @@ static void moe_experts(struct rec *r, int l, const qn_pc_moe *pc)
         qn_cmd_dispatch_n(r->c, f->sort, QN_BINDS(QN_BIND(f->ids), QN_BIND(f->list), QN_BIND(f->tiles)), pc,
                           sizeof *pc, pc->E + 1);
         barrier(r);
-        uint32_t bn = qn_pipe_spec(f->gate_up_g, 3) * qn_pipe_spec(f->gate_up_g, 2);
+        uint32_t bn = 2 * qn_pipe_spec(f->gate_up_g, 1); /* rows per block: 2 * GN (gate_up), 4 * GN (down) */
         qn_cmd_dispatch_n(r->c, f->gate_up_g, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->list), QN_BIND(f->tiles),
                                                        QN_BIND(m->slot_table), QN_BIND(f->act), POOLS(m)),
                           pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(I, bn));
         barrier(r);                             /* d[T, K + 1, H] = down_e · act (unweighted) */
-        bn = qn_pipe_spec(f->down_g, 3) * qn_pipe_spec(f->down_g, 2);
+        bn = 4 * qn_pipe_spec(f->down_g, 1);
         qn_cmd_dispatch_n(r->c, f->down_g, QN_BINDS(QN_BIND(f->act), QN_BIND(f->list), QN_BIND(f->tiles),
                                                     QN_BIND(m->slot_table), QN_BIND(f->d), wb(sd), POOLS(m)),
                           pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(H, bn));
@@ -444,8 +444,8 @@ static int make_pipes(qn_fwd *f)
     PIPE0(gug[edt], &f->gate_up_g);
     PIPE0(dng[edt], &f->down_g);
     PIPE(QN_K_MOE_COMBINE, &f->combine, 256);
-    /* the grouped kernels' token tile: (WG / GN) * TM */
-    f->tile_t = qn_pipe_spec(f->gate_up_g, 0) / qn_pipe_spec(f->gate_up_g, 3) * qn_pipe_spec(f->gate_up_g, 1);
+    /* the grouped kernels' token tile: 4 * WG / GN */
+    f->tile_t = 4 * qn_pipe_spec(f->gate_up_g, 0) / qn_pipe_spec(f->gate_up_g, 1);
     return 0;
 }
 

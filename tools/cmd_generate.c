@@ -22,29 +22,20 @@ static const char help[] =
     "                         sampled text generation is 'qnext run')\n"
     "      --ids              print token ids (the only output format of this command)\n"
     QN_CLI_COMMON_HELP
-    "  -h, --help             this text\n\n"
-    "The Vulkan forward pass is not built yet: use --backend cpu (the plain-C float32 reference).\n";
+    "  -h, --help             this text\n";
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
-/* One prefill over the prompt, then n_new - 1 single-token steps; writes n_new ids to out. */
+/* One prefill over the prompt, then n_new - 1 single-token steps; writes n_new ids to out. Each step's choice
+ * is the engine's top-1 candidate (the GPU argmax on Vulkan: only the id comes back). */
 static int generate(qn_engine *e, const int32_t *prompt, int n, int n_new, int32_t *out)
 {
-    int V = qn_engine_config(e)->vocab_size;
-    float *logits = malloc(sizeof *logits * (size_t)V);
-    if (!logits) return qn_fail(-ENOMEM, "out of memory");
-    int rc = qn_engine_forward(e, prompt, n, logits, 0);
+    qn_cand best;
+    int rc = qn_engine_forward(e, prompt, n, NULL, 0);
     for (int i = 0; !rc && i < n_new; i++) {
-        out[i] = argmax(logits, V);
-        if (i + 1 < n_new) rc = qn_engine_forward(e, &out[i], 1, logits, 0);
+        rc = qn_engine_topk(e, &best, 1);
+        if (rc) break;
+        out[i] = best.id;
+        if (i + 1 < n_new) rc = qn_engine_forward(e, &out[i], 1, NULL, 0);
     }
-    free(logits);
     return rc;
 }
 

@@ -22,8 +22,7 @@ static const char help[] =
     "  -o, --output PATH      the .npy file to write\n"
     "      --last             only the last position's logits\n"
     QN_CLI_COMMON_HELP
-    "  -h, --help             this text\n\n"
-    "The Vulkan forward pass is not built yet: use --backend cpu (the plain-C float32 reference).\n";
+    "  -h, --help             this text\n";
 
 int qn_cmd_logits(int argc, char **argv)
 {

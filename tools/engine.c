@@ -90,7 +90,7 @@ int qn_engine_open(qn_engine **out, const struct qn_cli_common *c)
         rc = cpu_open(&e->impl, c);
         break;
     default:
-        rc = qn_fail(QN_E_UNSUPPORTED, "the Vulkan forward pass is not built yet; use --backend cpu");
+        rc = qn_engine_vk_open(&e->impl, &e->ops, c);
         break;
     }
     if (rc) {

@@ -1,6 +1,6 @@
 /* engine.h — one small interface over the forward-pass backends, so every subcommand that runs the model
- * (logits, generate, run, chat, serve, bench) is written once: the plain-C reference (--backend cpu) today,
- * the Vulkan forward (--backend vulkan) as a second implementation of the same five calls. */
+ * (logits, generate, run, chat, serve, bench) is written once: the Vulkan forward (--backend vulkan, the
+ * default; engine_vk.c) and the plain-C reference (--backend cpu) implement the same calls. */
 #ifndef QN_ENGINE_H
 #define QN_ENGINE_H
 
@@ -50,5 +50,7 @@ struct qn_engine_ops {
     int (*topk)(void *impl, qn_cand *cand, int k);
     int (*expert_stats)(void *impl, uint64_t *hits, uint64_t *misses);
 };
+/* The Vulkan backend (engine_vk.c). */
+int qn_engine_vk_open(void **impl, const struct qn_engine_ops **ops, const struct qn_cli_common *c);
 
 #endif

@@ -1,7 +1,8 @@
 /* test_forward.c — the Vulkan forward pass (runtime/session.h) against Hugging Face's outputs
  * (tests/data/golden/<fixture>) and against itself.
  *
- * usage: test_forward FIXTURE_DIR [--device SEL]
+ * usage: test_forward FIXTURE_DIR [--device SEL] [--dtype f16|f32]
+ * --dtype runs everything on a copy of the checkpoint with the matrices converted (the f16 / f32 kernels).
  * Checks (relative L2 = |a - b| / |b| over the whole array):
  *   prefill0 / prefill1 logits at every position vs HF                      < 1e-3 (f32 compute: ~1e-5 expected)
  *   prefill0 per-layer hidden states vs HF                                  < 1e-3
@@ -12,6 +13,7 @@
  *   prefill + decode vs one long prefill over prompt + generated tokens      < 1e-4
  *   session reset and reuse: the same call again gives identical logits (bit for bit)
  *   top-k (k = 1, 20) of the last logits = the host's sort of the same logits (ids and values exact)
+ *   loading refuses a model over the memory budget and an --expert-cache smaller than the experts
  * The self-consistency bounds cover different but fixed f32 summation orders (matvec vs matmul, recurrent vs
  * chunked delta rule, split-K vs flash attention); a wrong state carry-over gives 1e-2 and more. */
 #include <math.h>
@@ -244,15 +246,95 @@ static void test_greedy(const qn_model *m, const qn_st_store *e, qn_session *s)
     free(prompt); free(toks); free(want); free(got); free(full); free(seq);
 }
 
+/* Loading refuses what does not fit, with a message that says how much is needed and what the budget is. */
+static void test_budget(qn_vk *v, const char *dir)
+{
+    struct qn_mem_stats ms;
+    qn_mem_stats(v, &ms);
+    struct qn_model_params mp;
+    qn_model_default_params(&mp);
+    mp.progress = 0;
+    qn_model *m = NULL;
+    qn_mem_set_budget(v, ms.device_used + (1u << 20));          /* 1 MiB left */
+    int rc = qn_model_load(&m, v, dir, &mp);
+    bool ok = rc == -ENOMEM && strstr(qn_errmsg(), "does not fit") && strstr(qn_errmsg(), "--expert-cache");
+    printf("%-4s model over the memory budget refused: %.150s\n", ok ? "ok" : "FAIL", qn_errmsg());
+    failures += !ok;
+    qn_model_free(&m);
+    qn_mem_set_budget(v, ms.device_budget);
+    mp.expert_cache = 4096;                                      /* smaller than the experts: needs streaming */
+    rc = qn_model_load(&m, v, dir, &mp);
+    ok = rc == QN_E_UNSUPPORTED && strstr(qn_errmsg(), "--expert-cache");
+    printf("%-4s --expert-cache below the experts refused: %.150s\n", ok ? "ok" : "FAIL", qn_errmsg());
+    failures += !ok;
+    qn_model_free(&m);
+}
+
+/* A copy of the fixture's checkpoint with every matrix (2-D and up) stored as `dt` in a temporary folder (1-D
+ * tensors keep their dtype), so the f16 / f32 kernel variants run the whole model. Returns the folder. */
+static char *convert_checkpoint(const char *dir, qn_dtype dt)
+{
+    static char tmp[] = "/tmp/qnext-fwd-XXXXXX";
+    char src[4096], dst[4096];
+    if (!mkdtemp(tmp)) DIE("mkdtemp");
+    snprintf(src, sizeof src, "%s/config.json", dir);
+    snprintf(dst, sizeof dst, "%s/config.json", tmp);
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    if (!in || !out) DIE("copying %s", src);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+    fclose(in);
+    if (fclose(out)) DIE("writing %s", dst);
+    qn_st_store *st;
+    snprintf(src, sizeof src, "%s/model.safetensors", dir);
+    if (qn_st_open(&st, src)) DIE("opening %s", src);
+    int nt = qn_st_count(st);
+    qn_st_wtensor *wt = xmalloc(sizeof *wt * (size_t)nt);
+    for (int i = 0; i < nt; i++) {
+        const qn_st_tensor *t = qn_st_at(st, i);
+        wt[i] = (qn_st_wtensor){ .name = t->name, .dtype = t->ndim >= 2 ? dt : t->dtype, .ndim = t->ndim };
+        memcpy(wt[i].shape, t->shape, sizeof t->shape);
+    }
+    qn_st_writer *w;
+    snprintf(dst, sizeof dst, "%s/model.safetensors", tmp);
+    if (qn_st_writer_open(&w, dst, wt, nt, NULL)) DIE("creating %s", dst);
+    for (int i = 0; i < nt; i++) {
+        const qn_st_tensor *t = qn_st_at(st, i);
+        size_t ne = (size_t)qn_st_numel(t);
+        float *x = xmalloc(ne * 4);
+        if (qn_st_read_f32(st, t->name, x, ne) || qn_st_writer_put_f32(w, x, ne)) DIE("converting %s", t->name);
+        free(x);
+    }
+    if (qn_st_writer_close(&w)) DIE("writing %s", dst);
+    qn_st_close(&st);
+    free(wt);
+    return tmp;
+}
+
+static void remove_checkpoint(const char *tmp)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/config.json", tmp);
+    remove(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+    remove(p);
+    remove(tmp);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s FIXTURE_DIR [--device SEL]\n", argv[0]);
+        fprintf(stderr, "usage: %s FIXTURE_DIR [--device SEL] [--dtype f16|f32]\n", argv[0]);
         return 2;
     }
     struct qn_vk_params vp;
     qn_vk_default_params(&vp);
-    if (argc >= 4 && !strcmp(argv[2], "--device")) vp.device = argv[3];
+    const char *model_dir = argv[1], *conv = NULL;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--device")) vp.device = argv[i + 1];
+        else if (!strcmp(argv[i], "--dtype")) conv = argv[i + 1];
+    }
     qn_log_set(NULL, NULL, QN_LOG_WARN);
     qn_vk *v;
     int rc = qn_vk_open(&v, &vp);
@@ -267,7 +349,16 @@ int main(int argc, char **argv)
     struct qn_model_params mp;
     qn_model_default_params(&mp);
     mp.progress = 0;
-    if (qn_model_load(&m, v, argv[1], &mp)) DIE("loading %s", argv[1]);
+    char *tmp = NULL;
+    if (conv) { /* matrices as f16 or f32 */
+        tmp = convert_checkpoint(argv[1], !strcmp(conv, "f16") ? QN_DT_F16 : QN_DT_F32);
+        model_dir = tmp;
+        printf("checkpoint converted: matrices as %s in %s\n", conv, tmp);
+    } else {
+        test_budget(v, argv[1]);
+    }
+    if (qn_model_load(&m, v, model_dir, &mp)) DIE("loading %s", model_dir);
+    if (tmp) remove_checkpoint(tmp);
     snprintf(path, sizeof path, "%s/expected.safetensors", argv[1]);
     if (qn_st_open(&e, path)) DIE("opening %s", path);
     printf("fixture %s on '%s' (validation %s)\n", argv[1], qn_vk_caps(v)->name, qn_vk_validating(v) ? "on" : "off");
