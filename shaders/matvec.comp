@@ -22,6 +22,7 @@
 // of the chunk width, a scalar path handles the row (any alignment).
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
+#extension GL_EXT_control_flow_attributes : require
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint QN_WG = 128;
 layout(constant_id = 1) const uint QN_ROWS = 2;
@@ -71,18 +72,18 @@ void NAME(uint rowc[QN_SGROWS], uint c, uint step, uint nch, uint xb4)          
 {                                                                                                 \
     for (; c + (QN_UNROLL - 1u) * step < nch; c += QN_UNROLL * step) {                            \
         uvec4 wv[QN_UNROLL * QN_SGROWS];                                                          \
-        for (uint u = 0u; u < QN_UNROLL; u++)                                                     \
-            for (uint j = 0u; j < QN_SGROWS; j++) wv[u * QN_SGROWS + j] = w4[rowc[j] + c + u * step]; \
-        for (uint u = 0u; u < QN_UNROLL; u++) {                                                   \
+        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++)                                                     \
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) wv[u * QN_SGROWS + j] = w4[rowc[j] + c + u * step]; \
+        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {                                                   \
             vec4 xa, xb = vec4(0.0);                                                              \
             QN_XLOAD(SRC, c + u * step, xa, xb);                                                  \
-            for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_cdot(wv[u * QN_SGROWS + j], xa, xb); \
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_cdot(wv[u * QN_SGROWS + j], xa, xb); \
         }                                                                                         \
     }                                                                                             \
     for (; c < nch; c += step) {                                                                  \
         vec4 xa, xb = vec4(0.0);                                                                  \
         QN_XLOAD(SRC, c, xa, xb);                                                                 \
-        for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_cdot(w4[rowc[j] + c], xa, xb);      \
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_cdot(w4[rowc[j] + c], xa, xb);      \
     }                                                                                             \
 }
 QN_MV_CHUNKS(qn_mv_chunks_s, QN_XS)
@@ -90,17 +91,17 @@ QN_MV_CHUNKS(qn_mv_chunks_g, QN_XG)
 
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb)
 {
-    for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] = 0.0;
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] = 0.0;
     uint c = part * lanes + lane, step = nparts * lanes;
     if (pc.cols % CW == 0u) {
         uint nch = pc.cols / CW, rowc[QN_SGROWS];
-        for (uint j = 0u; j < QN_SGROWS; j++) rowc[j] = min(rbase + j, pc.rows - 1u) * nch;
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rowc[j] = min(rbase + j, pc.rows - 1u) * nch;
         if (qn_xsh) qn_mv_chunks_s(rowc, c, step, nch, 0u);
         else qn_mv_chunks_g(rowc, c, step, nch, xb / 4u);
     } else {
         for (; c < pc.cols; c += step) {
             float xv = x1[xb + c];
-            for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += w_at(min(rbase + j, pc.rows - 1u) * pc.cols + c) * xv;
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += w_at(min(rbase + j, pc.rows - 1u) * pc.cols + c) * xv;
         }
     }
 }

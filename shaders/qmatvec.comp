@@ -22,6 +22,7 @@
 // reads its 16 (Q4_0) to 32 (Q8_0) bytes of quants plus the block's scales, and 2 x runs of 16 floats.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
+#extension GL_EXT_control_flow_attributes : require
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint QN_WG = 128;
 layout(constant_id = 1) const uint QN_ROWS = 2;
@@ -53,7 +54,7 @@ layout(binding = 0, std430) readonly buffer W1 { uint w1[]; };
         vec4 xb_[4] = vec4[4](SRC(c_), SRC(c_ + 1u), SRC(c_ + 2u), SRC(c_ + 3u));                 \
         float sa_ = dot(xa_[0] + xa_[1] + xa_[2] + xa_[3], vec4(1.0));                           \
         float sb_ = dot(xb_[0] + xb_[1] + xb_[2] + xb_[3], vec4(1.0));                           \
-        for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_q_dot(RAW, k_, xa_, xb_, sa_, sb_);  \
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_q_dot(RAW, k_, xa_, xb_, sa_, sb_);  \
     }
 
 // The unit loop, once per x source: each iteration first loads QN_UNROLL units of each row of the set.
@@ -62,12 +63,12 @@ void NAME(uint rowb[QN_SGROWS], uint v, uint step, uint nu, uint xb4)           
 {                                                                                                 \
     for (; v + (QN_UNROLL - 1u) * step < nu; v += QN_UNROLL * step) {                             \
         qn_qu raw[QN_UNROLL * QN_SGROWS];                                                         \
-        for (uint u = 0u; u < QN_UNROLL; u++)                                                     \
-            for (uint j = 0u; j < QN_SGROWS; j++) {                                               \
+        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++)                                                     \
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {                                               \
                 uint vv = v + u * step;                                                           \
                 raw[u * QN_SGROWS + j] = qn_q_load((rowb[j] + vv / QN_QUPB) * QN_QBB, vv % QN_QUPB); \
             }                                                                                     \
-        for (uint u = 0u; u < QN_UNROLL; u++) QN_QMV_UNIT(SRC, raw[u * QN_SGROWS + j], v + u * step) \
+        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) QN_QMV_UNIT(SRC, raw[u * QN_SGROWS + j], v + u * step) \
     }                                                                                             \
     for (; v < nu; v += step)                                                                     \
         QN_QMV_UNIT(SRC, qn_q_load((rowb[j] + v / QN_QUPB) * QN_QBB, v % QN_QUPB), v)              \
@@ -77,9 +78,9 @@ QN_QMV_UNITS(qn_qmv_units_g, QN_XG)
 
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb)
 {
-    for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] = 0.0;
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] = 0.0;
     uint nb = pc.cols / QN_QK, rowb[QN_SGROWS];
-    for (uint j = 0u; j < QN_SGROWS; j++) rowb[j] = min(rbase + j, pc.rows - 1u) * nb;
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rowb[j] = min(rbase + j, pc.rows - 1u) * nb;
     uint v = part * lanes + lane, step = nparts * lanes, nu = nb * QN_QUPB;
     if (qn_xsh) qn_qmv_units_s(rowb, v, step, nu, 0u);
     else qn_qmv_units_g(rowb, v, step, nu, xb / 4u);

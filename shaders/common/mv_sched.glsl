@@ -17,7 +17,7 @@
 // of its token into shared memory (qn_xs, behind one barrier) and qn_xsh is true; else x is read from
 // the buffer (through L1). Which is faster is a measurement (qnext selftest --bench --sweep).
 //
-// The includer declares the specialization constants QN_WG, QN_ROWS, QN_SGROWS, QN_XSH, the push block
+// The includer enables GL_EXT_control_flow_attributes ([[unroll]]), declares the specialization constants QN_WG, QN_ROWS, QN_SGROWS, QN_XSH, the push block
 // `pc` (qn_pc_matvec) and its W binding (0), includes this file (bindings 1 x and 2 y are declared here),
 // then defines
 //     void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb);
@@ -78,7 +78,7 @@ void main()
     if (QN_MV_SETS >= P) {
         for (uint s = team; s < QN_MV_SETS && team < P; s += P) {
             qn_mv_partial(r0 + s * QN_SGROWS, lane, lanes, 0u, 1u, xb);
-            for (uint j = 0u; j < QN_SGROWS; j++) {
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
                 float v = subgroupAdd(qn_acc[j]);
                 uint rr = s * QN_SGROWS + j;
                 if (subgroupElect() && rr < QN_ROWS && r0 + rr < pc.rows) qn_mv_store(r0 + rr, yb, v);
@@ -89,7 +89,7 @@ void main()
     uint np = P / QN_MV_SETS;
     if (team < np * QN_MV_SETS) {
         qn_mv_partial(r0 + (team % QN_MV_SETS) * QN_SGROWS, lane, lanes, team / QN_MV_SETS, np, xb);
-        for (uint j = 0u; j < QN_SGROWS; j++) {
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
             float v = subgroupAdd(qn_acc[j]);
             if (subgroupElect()) qn_mv_part[team * QN_SGROWS + j] = v;
         }
@@ -104,7 +104,7 @@ void main()
 #else
     for (uint s = 0u; s < QN_MV_SETS; s++) {
         qn_mv_partial(r0 + s * QN_SGROWS, lid, QN_WG, 0u, 1u, xb);
-        for (uint j = 0u; j < QN_SGROWS; j++) {
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
             float v = qn_wg_sum(qn_acc[j]);
             uint rr = s * QN_SGROWS + j;
             if (lid == 0u && rr < QN_ROWS && r0 + rr < pc.rows) qn_mv_store(r0 + rr, yb, v);
