@@ -126,10 +126,32 @@ static int parse_memory(const cJSON *m, const char *origin, struct qn_board *b)
     return 0;
 }
 
+/* The optional matvec keys (see board.h, tune.mv_spec): "matvec_" + unroll|sgrows|xsh and "qmatvec_" + all five. */
+static int parse_mv_spec(const cJSON *t, const char *origin, struct qn_board *b)
+{
+    static const char *const names[5] = { "wg", "rows", "unroll", "sgrows", "xsh" };
+    static const uint32_t lo[5] = { 1, 1, 1, 1, 0 }, hi[5] = { 1024, 16, 16, 16, 2048 }, unroll[2] = { 4, 2 };
+    for (int q = 0; q < 2; q++) {
+        uint32_t *sp = b->tune.mv_spec[q];
+        sp[0] = b->tune.matvec_wg, sp[1] = b->tune.matvec_rows, sp[2] = unroll[q], sp[3] = 1, sp[4] = 0;
+        for (int i = q ? 0 : 2; i < 5; i++) {
+            char key[32];
+            snprintf(key, sizeof key, "%smatvec_%s", q ? "q" : "", names[i]);
+            int rc = cJSON_GetObjectItemCaseSensitive(t, key) ? get_uint(t, "tuning", key, lo[i], hi[i], origin, &sp[i]) : 0;
+            if (rc < 0) return rc;
+        }
+        if (sp[3] > sp[1])
+            return BAD("board %s: tuning.%smatvec_sgrows (%u) is more than the rows per workgroup (%u)", origin,
+                       q ? "q" : "", sp[3], sp[1]);
+    }
+    return 0;
+}
+
 static int parse_tuning(const cJSON *t, const char *origin, struct qn_board *b)
 {
     static const char *const keys[] = { "matvec_wg", "matvec_rows", "norm_wg", "eltwise_wg", "subgroup", "comment",
-                                        NULL };
+                                        "matvec_unroll", "matvec_sgrows", "matvec_xsh", "qmatvec_wg", "qmatvec_rows",
+                                        "qmatvec_unroll", "qmatvec_sgrows", "qmatvec_xsh", NULL };
     int rc;
     if ((rc = check_keys(t, "tuning", origin, keys)) < 0 ||
         (rc = get_uint(t, "tuning", "matvec_wg", 1, 1024, origin, &b->tune.matvec_wg)) < 0 ||
@@ -141,7 +163,7 @@ static int parse_tuning(const cJSON *t, const char *origin, struct qn_board *b)
     if (!cJSON_IsString(sg) || (strcmp(sg->valuestring, "prefer") && strcmp(sg->valuestring, "avoid")))
         return BAD("board %s: tuning.subgroup must be \"prefer\" or \"avoid\"", origin);
     b->tune.prefer_subgroup = !strcmp(sg->valuestring, "prefer");
-    return 0;
+    return parse_mv_spec(t, origin, b);
 }
 
 static int parse_root(const cJSON *root, const char *origin, struct qn_board *b)

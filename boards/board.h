@@ -37,6 +37,11 @@ struct qn_board {
     struct {
         uint32_t matvec_wg, matvec_rows, norm_wg, eltwise_wg;
         bool prefer_subgroup;
+        /* specialization constants 0-4 (wg, rows per workgroup, unroll, rows per subgroup, x stage in vec4)
+         * of the matvec kernels: [0] bf16/f16/f32 (matvec.comp), [1] ggml block formats (qmatvec.comp).
+         * From the optional keys matvec_unroll/sgrows/xsh and qmatvec_wg/rows/unroll/sgrows/xsh; keys left
+         * out take matvec_wg / matvec_rows and the shaders' defaults (unroll 4 / 2, sgrows 1, xsh 0). */
+        uint32_t mv_spec[2][5];
     } tune;
 };
 

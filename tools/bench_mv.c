@@ -187,6 +187,11 @@ static int check_mv(struct qn_bench *b, const struct mv_prob *m, bool *ok, doubl
     return rc;
 }
 
+static const uint32_t *board_spec(const struct qn_bench *b, uint32_t type)
+{
+    return b->spec[type == QN_GGML_BF16 ? 0 : 1];
+}
+
 static double prob_bytes(const struct mv_prob *m)
 {
     return (double)m->rows * m->row_bytes + m->cols * 4.0 + m->rows * 4.0;
@@ -217,7 +222,7 @@ static int bench_line(struct qn_bench *b, uint32_t type, uint32_t rows, uint32_t
     if (rc < 0) return rc;
     double ms, gb, err;
     const char *name;
-    rc = measure(b, &m, (uint32_t[]){ b->mv_wg, b->mv_rows }, 2, &ms, &gb, &err, &name);
+    rc = measure(b, &m, board_spec(b, m.type), NSPEC, &ms, &gb, &err, &name);
     if (rc >= 0) {
         char what[96];
         snprintf(what, sizeof what, "bench %s %ux%u", name, rows, cols);
@@ -290,7 +295,7 @@ int qn_bench_check(struct qn_bench *b)
         double ms, gb, err;
         const char *name;
         rc = prob_create(b, types[i], 512, 2048, 0, &m);
-        if (rc >= 0) rc = measure(b, &m, (uint32_t[]){ b->mv_wg, b->mv_rows }, 2, &ms, &gb, &err, &name);
+        if (rc >= 0) rc = measure(b, &m, board_spec(b, m.type), NSPEC, &ms, &gb, &err, &name);
         if (rc >= 0) {
             char what[96];
             snprintf(what, sizeof what, "%s 512x2048", name);

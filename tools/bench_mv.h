@@ -24,11 +24,11 @@ struct qn_bench {
     qn_rng *rng;
     int iters;              /* timed runs (the minimum is reported) */
     bool quick;             /* small shapes (CI / lavapipe) */
-    uint32_t mv_wg, mv_rows; /* board tuning for the plain --bench lines */
+    uint32_t spec[2][5];    /* board tuning (qn_board tune.mv_spec): [0] matvec bf16, [1] block formats */
     int passed, failed;     /* result checks */
 };
 
-/* The quantized matvecs (Q8_0 Q6_K Q5_K Q4_K Q4_0) at 512x2048 with the board's matvec tuning, checked
+/* The quantized matvecs (Q8_0 Q6_K Q5_K Q4_K Q4_0) at 512x2048 with the board's tuning, checked
  * against loader/quant.h's reference: one selftest line each. */
 int qn_bench_check(struct qn_bench *b);
 /* The plain --bench lines: matvec bf16 on a layer shape and the lm_head, the quantized matvecs on the

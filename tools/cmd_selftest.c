@@ -26,7 +26,7 @@ static const char help[] =
     "Runs each built-in kernel (matvec bf16/f16/f32 and Q8_0/Q6_K/Q5_K/Q4_K/Q4_0, rmsnorm, elementwise ops) once\n"
     "on the device, checks the result against the plain-C reference and prints pass/fail and the GPU time (min\n"
     "of N runs after a warm-up).\n"
-    "Workgroup sizes come from the board profile. Exit status 0 only if every check passes.\n\n"
+    "Workgroup sizes and matvec layouts come from the board profile. Exit status 0 only if every check passes.\n\n"
     "      --device SEL       Vulkan device: index from 'qnext devices' or a name substring\n"
     "      --board NAME       board profile (name or .json file) instead of the matched one\n"
     "      --iters N          timed runs per kernel (default 5)\n"
@@ -134,8 +134,8 @@ static int case_matvec(struct st *s, enum qn_kernel k, enum wtype t, uint32_t ro
     QN_TRY(upload(s, "W", wh, (size_t)rows * cols, t, &w));
     QN_TRY(upload(s, "x", xh, cols, W_F32, &x));
     QN_TRY(qn_buf_create(s->v, QN_MEM_DEVICE, rows * 4, "y", &y));
-    uint32_t rpw = s->board.tune.matvec_rows;
-    QN_TRY(qn_pipe_get(s->v, k, (uint32_t[]){ s->board.tune.matvec_wg, rpw }, 2, &p));
+    uint32_t rpw = s->board.tune.mv_spec[0][1];
+    QN_TRY(qn_pipe_get(s->v, k, s->board.tune.mv_spec[0], 5, &p));
     qn_pc_matvec pc = { .rows = rows, .cols = cols };
     QN_TRY(timed(s, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, (rows + rpw - 1) / rpw, &ms));
     QN_TRY(read_f32(s, y, rows, &got));
@@ -238,8 +238,8 @@ done:
 /* check (quantized matvecs), bench (--bench) and sweep (--sweep) of bench_mv.c */
 static int run_bench(struct st *s, bool check, bool bench, bool quick, bool sweep)
 {
-    struct qn_bench b = { .v = s->v, .cmd = s->cmd, .rng = &s->rng, .iters = s->iters, .quick = quick,
-                          .mv_wg = s->board.tune.matvec_wg, .mv_rows = s->board.tune.matvec_rows };
+    struct qn_bench b = { .v = s->v, .cmd = s->cmd, .rng = &s->rng, .iters = s->iters, .quick = quick };
+    memcpy(b.spec, s->board.tune.mv_spec, sizeof b.spec);
     int rc = check ? qn_bench_check(&b) : 0;
     if (rc >= 0 && bench) rc = qn_bench_run(&b);
     if (rc >= 0 && sweep) rc = qn_bench_sweep(&b);
