@@ -560,6 +560,65 @@ static void sort_case(struct qn_h *h, uint32_t T, uint32_t E, uint32_t K, uint32
     qn_h_reset(h);
 }
 
+/* ---- GPU timing (--only bench: all 512 experts resident, ~3.2 GB of pools; not for lavapipe) --------- */
+
+static void bench_case(struct qn_h *h, const struct shape *s, uint32_t T, const struct run_cfg *r, int iters)
+{
+    struct moe_case c;
+    memset(&c, 0, sizeof c);
+    c.s = s, c.dt = DT_BF16, c.T = T, c.flags = QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16;
+    c.m_stride = s->E + 2 * s->Is + 1, c.act_stride = s->I > s->Is ? s->I : s->Is;
+    c.x_b = qn_h_input_f32(h, "x", (size_t)T * s->H, -1.5f, 1.5f, &c.x);
+    c.m_b = qn_h_input_f32(h, "m", (size_t)T * c.m_stride, -3, 3, &c.m);
+    c.y0 = qn_h_alloc(h, (size_t)T * s->H);
+    qn_h_random(h, c.y0, (size_t)T * s->H, -1, 1);
+    c.ds_b = weights_buf(h, "down_s", DT_BF16, (size_t)s->H * s->Is, 0.04f, &c.ds);
+    struct layout L;
+    memset(&L, 0, sizeof L);
+    L.n_slots = s->E, L.slot_bytes = (uint32_t)((size_t)3 * s->I * s->H * 2);
+    uint64_t fit = qn_vk_caps(h->v)->max_storage_range / L.slot_bytes;
+    L.spp = (uint32_t)(fit < 128 ? fit : 128);
+    L.npools = (L.n_slots + L.spp - 1) / L.spp;
+    if (L.npools > QN_MOE_MAX_POOLS) qn_h_ok(h, qn_fail(-ENOSPC, "bench: %u pools", L.npools), "bench");
+    for (uint32_t p = 0; p < L.npools; p++) {
+        L.pool[p] = qn_h_buffer(h, "pool", (size_t)L.spp * L.slot_bytes);
+        qn_h_ok(h, qn_buf_fill(h->v, L.pool[p], 0, L.pool[p]->size, 0x3c1fbc1fu), "pool fill"); /* +-0.0097 */
+    }
+    int32_t *tab = qn_h_alloc_bytes(h, (size_t)NLAYERS * s->E * 4);
+    for (uint32_t i = 0; i < NLAYERS * s->E; i++) tab[i] = (int32_t)(i % s->E);
+    L.table = qn_h_upload(h, "table", tab, (size_t)NLAYERS * s->E * 4);
+    struct outputs o;
+    run_block(h, &c, &L, r, &o); /* records once; the recording is submitted again below */
+    uint8_t *used = qn_h_alloc_bytes(h, s->E);
+    uint32_t nused = 0;
+    for (uint32_t i = 0; i < T * s->K; i++) nused += o.ids[i] >= 0 && !used[o.ids[i]]++ ? 1 : 0;
+    double best[16];
+    uint32_t nreg = qn_cmd_nregions(h->cmd);
+    for (uint32_t i = 0; i < nreg && i < 16; i++) best[i] = 1e30;
+    for (int it = 0; it < iters; it++) {
+        qn_h_ok(h, qn_cmd_run(h->cmd), "bench run");
+        for (uint32_t i = 0; i < nreg && i < 16; i++) best[i] = fmin(best[i], qn_cmd_region(h->cmd, i, NULL));
+    }
+    double expert_mb = 3.0 * s->I * s->H * 2 / 1e6, total = 0;
+    printf("bench %s T=%u %s, %u experts used (%.1f MB of expert weights), best of %d:\n", s->name, T, r->name, nused,
+           nused * expert_mb, iters);
+    for (uint32_t i = 0; i < nreg && i < 16; i++) {
+        const char *label;
+        qn_cmd_region(h->cmd, i, &label);
+        double mb = 0;
+        if (!strcmp(label, "gate_up")) mb = (double)T * s->K * expert_mb * 2 / 3;
+        if (!strcmp(label, "down")) mb = (double)T * (s->K * expert_mb / 3 + s->H * s->Is * 2 / 1e6);
+        if (!strcmp(label, "gate_up_grouped")) mb = nused * expert_mb * 2 / 3;
+        if (!strcmp(label, "down_grouped")) mb = nused * expert_mb / 3 + s->H * s->Is * 2 / 1e6;
+        printf("  %-16s %9.1f us", label, best[i] * 1e3);
+        if (mb > 0) printf("  %8.1f MB  %7.1f GB/s", mb, mb / best[i]);
+        printf("\n");
+        total += best[i];
+    }
+    printf("  %-16s %9.1f us\n", "total", total * 1e3);
+    qn_h_reset(h);
+}
+
 /* name is one of the comma-separated words of list (NULL: all) */
 static bool in_list(const char *list, const char *name)
 {
@@ -587,7 +646,8 @@ int main(int argc, char **argv)
     struct qn_h h;
     qn_h_open(&h, "moe", argc, argv);
     const uint32_t NR = QN_MOE_NORM_TOPK, RB = QN_MOE_ROUND_BF16;
-    /* --only router,sort,real1,real3,real64,odd: some groups of cases (meson variants, development, GPU) */
+    /* --only router,sort,real1,real3,real64,odd,bench: some groups of cases (meson variants, development, GPU
+     * timing; bench runs only when named) */
     const char *only = NULL;
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--only")) only = argv[i + 1];
@@ -606,6 +666,16 @@ int main(int argc, char **argv)
         sort_case(&h, 37, 20, 4, 8);
         sort_case(&h, 300, 16, 4, 64);
         sort_case(&h, 1, 512, 10, 64);
+    }
+    if (only && in_list(only, "bench")) { /* explicit only: decode T = 1, 2 and prefill T = 64, 512 */
+        bench_case(&h, &real, 1, &DEC, 50);
+        bench_case(&h, &real, 2, &DEC, 50);
+        bench_case(&h, &real, 64, &GRP, 10);
+        bench_case(&h, &real, 512, &GRP, 5);
+    }
+    if (only && in_list(only, "bench_small")) { /* the bench code on a small shape (lavapipe) */
+        bench_case(&h, &odd2, 1, &DEC, 3);
+        bench_case(&h, &odd2, 64, &GRP, 3);
     }
     GROUP("real1") block_case(&h, &real, DT_BF16, 1, NR | RB, RUNS(&DEC, &GRP_1), true);
     GROUP("real3") block_case(&h, &real, DT_BF16, 3, NR, RUNS(&DEC8, &GRP_1), true);
