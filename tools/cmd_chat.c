@@ -9,6 +9,7 @@
  * an empty prompt, or Ctrl-D, quits. */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,13 @@ static void convo_free(struct convo *c)
 
 enum { IN_TEXT, IN_EOF, IN_CLEARED };
 
+/* Lines from standard input, read with read(2) so that Ctrl-C cannot slip between the check of the flag
+ * and the wait: SIGINT stays blocked except inside ppoll(). */
+struct line_in {
+    char *buf;
+    size_t start, len, cap;  /* unread bytes: buf[start .. len) */
+};
+
 static void prompt(const char *p)
 {
     if (isatty(STDIN_FILENO)) {
@@ -95,16 +103,57 @@ static void prompt(const char *p)
     }
 }
 
-/* One line without its newline; -1 at EOF or Ctrl-C (interrupted set). */
-static ssize_t read_line(char **line, size_t *cap)
+/* Wait until standard input is readable: 0, or -1 after Ctrl-C (now or before the call). */
+static int wait_input(void)
 {
-    clearerr(stdin);
-    errno = 0;
-    ssize_t n = getline(line, cap, stdin);
-    if (n < 0) return -1;
-    if (n > 0 && (*line)[n - 1] == '\n') (*line)[--n] = 0;
-    if (n > 0 && (*line)[n - 1] == '\r') (*line)[--n] = 0;
-    return n;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    int r = -1;
+    if (!interrupted) {
+        struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+        sigset_t during = old;
+        sigdelset(&during, SIGINT);
+        r = ppoll(&p, 1, NULL, &during) < 0 ? -1 : 0;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return r < 0 && (interrupted || errno == EINTR) ? -1 : 0;
+}
+
+/* Next line without its newline (valid until the next call); -1 at EOF, -2 at Ctrl-C (pending input dropped). */
+static ssize_t read_line(struct line_in *in, char **line)
+{
+    for (;;) {
+        char *nl = in->len > in->start ? memchr(in->buf + in->start, '\n', in->len - in->start) : NULL;
+        if (nl) {
+            char *s = in->buf + in->start;
+            ssize_t n = nl - s;
+            *nl = 0;
+            in->start += (size_t)n + 1;
+            if (n > 0 && s[n - 1] == '\r') s[--n] = 0;
+            *line = s;
+            return n;
+        }
+        memmove(in->buf, in->buf + in->start, in->len - in->start);
+        in->len -= in->start, in->start = 0;
+        if (in->cap - in->len < 4096) {
+            char *b = realloc(in->buf, in->cap = in->cap * 2 + 4096);
+            if (!b) return -1;
+            in->buf = b;
+        }
+        ssize_t got = wait_input() < 0 ? -1 : read(STDIN_FILENO, in->buf + in->len, in->cap - in->len - 1);
+        if (got < 0 && (interrupted || errno == EINTR)) {
+            in->start = in->len = 0;
+            return -2;
+        }
+        if (got <= 0) { /* EOF (or a read error): a last line without a newline still counts */
+            if (!in->len) return -1;
+            in->buf[in->len++] = '\n';
+            continue;
+        }
+        in->len += (size_t)got;
+    }
 }
 
 static int append(char **buf, size_t *len, const char *s, size_t n)
@@ -131,19 +180,19 @@ static int add_piece(char **msg, size_t *len, const char *s, size_t n)
 }
 
 /* Read one message (continuation lines and """ blocks joined with '\n') into *out (malloc'd). */
-static int read_message(char **out)
+static int read_message(struct line_in *in, char **out)
 {
-    char *line = NULL, *msg = NULL;
-    size_t cap = 0, len = 0;
+    char *line, *msg = NULL;
+    size_t len = 0;
     bool block = false, more = true;
     int rc = IN_TEXT;
     *out = NULL;
+    interrupted = 0; /* a Ctrl-C from now on is one at the prompt */
     prompt(">>> ");
     while (more && rc == IN_TEXT) {
-        interrupted = 0;
-        ssize_t n = read_line(&line, &cap);
+        ssize_t n = read_line(in, &line);
         if (n < 0) { /* Ctrl-C clears a started message and quits at an empty prompt; EOF sends what there is */
-            rc = interrupted ? (msg || block ? IN_CLEARED : IN_EOF) : msg ? IN_TEXT : IN_EOF;
+            rc = n == -2 ? (msg || block ? IN_CLEARED : IN_EOF) : msg ? IN_TEXT : IN_EOF;
             break;
         }
         char *s = line;
@@ -163,7 +212,6 @@ static int read_message(char **out)
         if (add_piece(&msg, &len, s, (size_t)n)) rc = IN_EOF;
         else if (more) prompt("... ");
     }
-    free(line);
     if (rc == IN_TEXT && !msg) msg = strdup("");
     if (rc == IN_TEXT) *out = msg;
     else free(msg);
@@ -286,6 +334,7 @@ static bool blank(const char *s)
 static int repl(struct qn_gen_cli *o, qn_tok *tok, qn_gen *g)
 {
     struct convo c = { 0 };
+    struct line_in in = { 0 };
     char *sys = o->system ? strdup(o->system) : NULL;
     if (o->system && (!sys || convo_push(&c, QN_CHAT_SYSTEM, sys))) return qn_cli_report("chat", -ENOMEM);
     struct sigaction sa = { .sa_handler = on_sigint }; /* no SA_RESTART: Ctrl-C interrupts a read */
@@ -293,7 +342,7 @@ static int repl(struct qn_gen_cli *o, qn_tok *tok, qn_gen *g)
     sigaction(SIGINT, &sa, NULL);
     for (;;) {
         char *msg;
-        int r = read_message(&msg);
+        int r = read_message(&in, &msg);
         if (r == IN_EOF) break;
         if (r == IN_CLEARED || blank(msg)) {
             free(msg);
@@ -312,6 +361,7 @@ static int repl(struct qn_gen_cli *o, qn_tok *tok, qn_gen *g)
     if (isatty(STDIN_FILENO)) putchar('\n');
     signal(SIGINT, SIG_DFL);
     convo_free(&c);
+    free(in.buf);
     return 0;
 }
 

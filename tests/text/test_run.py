@@ -38,7 +38,7 @@ def cli_contract():
         check(rc == 2 and err, f"{why}: rc {rc} {err!r}")
 
 
-def greedy_matches_generate(backend, n=12):
+def greedy_matches_generate(backend, n=12, light=False):
     prompt = t.tokenize(chatml("Hello"))
     want_ids = t.greedy(t.model, prompt, n)
     want = t.detokenize(want_ids)
@@ -47,6 +47,8 @@ def greedy_matches_generate(backend, n=12):
     check(rc == 0 and out == want, f"[{backend}] greedy run != generate+detokenize: rc {rc}\n {out!r}\n {want!r}\n{err}")
     check(s and s["prompt"] == len(prompt) and s["generated"] == n and s["stop"] == "max tokens"
           and s["context"] == len(prompt) + n, f"[{backend}] stats line: {err!r}")
+    if light:
+        return prompt
     # the same prompt from stdin, from a file, and raw (the template text given as is) gives the same text
     rc2, out2, _ = run("--temp", "0", "--max-tokens", n, stdin=b"Hello", backend=backend)
     check(rc2 == 0 and out2 == out, f"[{backend}] prompt from stdin differs: {out2!r}")
@@ -65,14 +67,17 @@ def greedy_matches_generate(backend, n=12):
     return prompt
 
 
-def seeds(backend):
+def seeds(backend, light=False):
     outs = {}
-    for seed in (5, 5, 6, 7):
-        rc, out, err = run("--seed", seed, "-p", "Tell me a story", "--max-tokens", 16, backend=backend)
+    n = 4 if light else 16
+    for seed in (5, 5) if light else (5, 5, 6, 7):
+        rc, out, err = run("--seed", seed, "-p", "Tell me a story", "--max-tokens", n, backend=backend)
         s = stats(err)
-        check(rc == 0 and s and s["generated"] == 16 and out, f"[{backend}] sampled run seed {seed}: rc {rc} {err!r}")
+        check(rc == 0 and s and s["generated"] == n and out, f"[{backend}] sampled run seed {seed}: rc {rc} {err!r}")
         outs.setdefault(seed, []).append(out)
     check(outs[5][0] == outs[5][1], f"[{backend}] same seed, different text:\n {outs[5][0]!r}\n {outs[5][1]!r}")
+    if light:
+        return
     check(outs[6][0] != outs[5][0] or outs[7][0] != outs[5][0], f"[{backend}] seeds 5, 6, 7 all gave the same text")
     # other sampler paths: top-k off (full logits), presence penalty (256 candidates), min-p, greedy + penalty
     for args in (["--top-k", "0"], ["--presence-penalty", "1.5"], ["--min-p", "0.1", "--top-p", "1"],
@@ -101,14 +106,14 @@ def plant_stop(prompt, n=10, scale=1.05):
     return None
 
 
-def stop_tokens(prompt, backend):
+def stop_tokens(prompt, backend, light=False):
     found = plant_stop(prompt)
     if not check(found, "no step of the greedy path can take a planted stop token"):
         return
     k, g = found
     print(f"[{backend}] planted stop tokens at greedy step {k} (token {g[k]})", flush=True)
     want = t.detokenize(g[:k])
-    for stop_id, name in ((IM_END, "<|im_end|>"), (ENDOFTEXT, "<|endoftext|>")):
+    for stop_id, name in ((IM_END, "<|im_end|>"),) + (() if light else ((ENDOFTEXT, "<|endoftext|>"),)):
         folder = os.path.join(t.tmp, f"stop{stop_id}")
         if not os.path.exists(folder):
             t.make(folder, seed=7)
@@ -120,12 +125,14 @@ def stop_tokens(prompt, backend):
               f"[{backend}] {name} at step {k}: stats {err!r}")
 
 
-def context_limits(prompt, backend):
+def context_limits(prompt, backend, light=False):
     n = len(prompt)
     rc, out, err = run("--temp", "0", "-p", "Hello", "--ctx", n + 3, backend=backend)
     s = stats(err)
     check(rc == 0 and s and s["generated"] == 3 and s["stop"] == "context full" and s["context"] == n + 3,
           f"[{backend}] context full after 3 tokens: {err!r}")
+    if light:  # the checks below happen before the engine opens
+        return
     for ctx in (n, 5):
         rc, out, err = run("-p", "Hello", "--ctx", ctx, backend=backend)
         check(rc == 1 and f"the prompt has {n} tokens" in err and f"context of {ctx}" in err and not out,
@@ -178,9 +185,9 @@ prompt = greedy_matches_generate("cpu")
 seeds("cpu")
 stop_tokens(prompt, "cpu")
 context_limits(prompt, "cpu")
-if t.vulkan_ok():
-    greedy_matches_generate("vulkan")
-    seeds("vulkan")
-    stop_tokens(prompt, "vulkan")
-    context_limits(prompt, "vulkan")
+if t.vulkan_ok():  # fewer and shorter runs: lavapipe takes about a second per token of this model
+    greedy_matches_generate("vulkan", n=6, light=True)
+    seeds("vulkan", light=True)
+    stop_tokens(prompt, "vulkan", light=True)
+    context_limits(prompt, "vulkan", light=True)
 sys.exit(t.finish("text-run"))

@@ -63,7 +63,8 @@ class TextEnv:
         return folder
 
     def qn(self, *args, stdin=b"", timeout=240):
-        r = subprocess.run([self.qnext, *map(str, args)], input=stdin, capture_output=True, timeout=timeout)
+        args = [a if isinstance(a, bytes) else str(a) for a in args]
+        r = subprocess.run([self.qnext, *args], input=stdin, capture_output=True, timeout=timeout)
         return r.returncode, r.stdout, r.stderr.decode(errors="replace")
 
     # ---- independent expectations through the other commands ----
