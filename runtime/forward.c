@@ -47,12 +47,19 @@ static void mark(struct rec *r, const char *label)
 
 static void barrier(struct rec *r) { qn_cmd_barrier(r->c); }
 
+/* Largest binding of a weight: the device limit, or the (smaller) test override. */
+static uint64_t bind_limit(const qn_fwd *f)
+{
+    uint64_t range = qn_vk_caps(f->v)->max_storage_range;
+    return f->tune.max_bind && f->tune.max_bind < range ? f->tune.max_bind : range;
+}
+
 /* y[T, W.rows] (+)= x[T, W.cols] · W^T: matvec for small T, tiled matmul otherwise. A weight larger than
  * maxStorageBufferRange is bound in row pieces of a multiple of 256 rows. */
 static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
-    uint64_t range = qn_vk_caps(f->v)->max_storage_range, rowb = (uint64_t)W->cols * (uint64_t)qn_dtype_size(W->dtype);
+    uint64_t range = bind_limit(f), rowb = (uint64_t)W->cols * (uint64_t)qn_dtype_size(W->dtype);
     uint32_t prow = W->rows;
     if (W->bytes > range) prow = (uint32_t)(range / rowb / 256u * 256u);
     if (prow == 0) prow = 256; /* a single row beyond the range: binding fails with a clear message */
@@ -100,7 +107,7 @@ static void embed(struct rec *r)
     qn_fwd *f = r->f;
     const qn_wt *E = &f->m->embed;
     uint32_t H = E->cols, wg = qn_pipe_spec(f->embed, 0);
-    uint64_t range = qn_vk_caps(f->v)->max_storage_range, rowb = (uint64_t)H * qn_dtype_size(E->dtype);
+    uint64_t range = bind_limit(f), rowb = (uint64_t)H * qn_dtype_size(E->dtype);
     uint32_t prow = E->bytes > range ? (uint32_t)(range / rowb / 256u * 256u) : E->rows;
     if (prow == 0) prow = 256;
     for (uint32_t r0 = 0; r0 < E->rows; r0 += prow) {

@@ -1,8 +1,9 @@
 /* test_forward.c — the Vulkan forward pass (runtime/session.h) against Hugging Face's outputs
  * (tests/data/golden/<fixture>) and against itself.
  *
- * usage: test_forward FIXTURE_DIR [--device SEL] [--dtype f16|f32]
- * --dtype runs everything on a copy of the checkpoint with the matrices converted (the f16 / f32 kernels).
+ * usage: test_forward FIXTURE_DIR [--device SEL] [--dtype f16|f32] [--max-bind BYTES]
+ * --dtype runs everything on a copy of the checkpoint with the matrices converted (the f16 / f32 kernels);
+ * --max-bind binds weights in row pieces of at most BYTES (the path for tensors over maxStorageBufferRange).
  * Checks (relative L2 = |a - b| / |b| over the whole array):
  *   prefill0 / prefill1 logits at every position vs HF                      < 1e-3 (f32 compute: ~1e-5 expected)
  *   prefill0 per-layer hidden states vs HF                                  < 1e-3
@@ -80,10 +81,13 @@ static size_t get_i32(const qn_st_store *e, const char *name, int32_t **out)
     return n;
 }
 
+static uint64_t max_bind; /* --max-bind: weights bound in row pieces of at most this many bytes */
+
 static qn_session *session(const qn_model *m, uint32_t chunk)
 {
     struct qn_session_params p;
     qn_session_default_params(&p);
+    p.tune.max_bind = max_bind;
     p.chunk = chunk;
     p.ctx = getenv("QN_CTX") ? (uint32_t)atoi(getenv("QN_CTX")) : 64; /* small on purpose: the prompts make the KV cache grow (and the recordings be redone) */
     qn_session *s;
@@ -325,7 +329,7 @@ static void remove_checkpoint(const char *tmp)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s FIXTURE_DIR [--device SEL] [--dtype f16|f32]\n", argv[0]);
+        fprintf(stderr, "usage: %s FIXTURE_DIR [--device SEL] [--dtype f16|f32] [--max-bind BYTES]\n", argv[0]);
         return 2;
     }
     struct qn_vk_params vp;
@@ -334,6 +338,7 @@ int main(int argc, char **argv)
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--device")) vp.device = argv[i + 1];
         else if (!strcmp(argv[i], "--dtype")) conv = argv[i + 1];
+        else if (!strcmp(argv[i], "--max-bind")) max_bind = strtoull(argv[i + 1], NULL, 0);
     }
     qn_log_set(NULL, NULL, QN_LOG_WARN);
     qn_vk *v;
