@@ -19,8 +19,10 @@
 #include "safetensors.h"
 #include "synth_int.h"
 
-#define EXACT_MAX (1u << 18)     /* tensors up to this many elements are generated value by value */
+#define EXACT_MAX (1u << 18)     /* float tensors up to this many elements are generated value by value */
+#define EXACT_QMAX (1u << 15)    /* the same for quantized types (the K-quant quantizers do ~2 M values/s) */
 #define POOL_BYTES (8u << 20)    /* per (type, distribution) pool of encoded blocks */
+#define SEED_QVALUES (1u << 18)  /* quantized pools: this many values quantized, the rest drawn from those blocks */
 #define CHUNK_BYTES (64u << 10)  /* tiles copied from a pool */
 #define OUT_BYTES (4u << 20)     /* staging buffer in front of the file writers */
 #define MAX_POOLS 64
@@ -84,6 +86,8 @@ static int encode(uint32_t type, const float *src, uint8_t *dst, size_t n)
 
 static uint64_t block_bytes(uint32_t type) { return qn_ggml_type(type)->bytes; }
 
+static int is_float(uint32_t type) { return type == QN_GGML_F32 || type == QN_GGML_F16 || type == QN_GGML_BF16; }
+
 static pool *get_pool(wctx *x, const qn_synth_tensor *t)
 {
     for (int i = 0; i < x->npools; i++) {
@@ -99,15 +103,18 @@ static pool *get_pool(wctx *x, const qn_synth_tensor *t)
     uint64_t h = fnv1a(key, sizeof key, fnv1a(&t->type, 4, fnv1a(&t->dist, 1, 0xcbf29ce484222325ull)));
     qn_rng r;
     qn_rng_seed(&r, x->p->opts.seed ^ h);
-    uint64_t per = EXACT_MAX / ti->blck;   /* blocks generated per step */
-    for (uint64_t b = 0; b < q->nblocks; b += per) {
-        uint64_t nb = q->nblocks - b < per ? q->nblocks - b : per;
+    uint64_t per = EXACT_MAX / ti->blck, seed = is_float(t->type) ? q->nblocks : SEED_QVALUES / ti->blck;
+    if (seed > q->nblocks) seed = q->nblocks;
+    for (uint64_t b = 0; b < seed; b += per) {      /* generated and encoded blocks */
+        uint64_t nb = seed - b < per ? seed - b : per;
         gen(&r, t->dist, t->mean, t->std, x->fbuf, (size_t)(nb * ti->blck));
         if (encode(t->type, x->fbuf, q->p + b * ti->bytes, (size_t)(nb * ti->blck))) {
             free(q->p);
             return NULL;
         }
     }
+    for (uint64_t b = seed; b < q->nblocks; b++)    /* the rest: random picks among them */
+        memcpy(q->p + b * ti->bytes, q->p + (qn_rng_u64(&r) % seed) * ti->bytes, ti->bytes);
     x->npools++;
     return q;
 }
@@ -155,7 +162,7 @@ static int fill_tensor(wctx *x, const qn_synth_tensor *t)
     qn_rng r;
     qn_rng_seed(&r, x->p->opts.seed ^ fnv1a(t->name, strlen(t->name), 0xcbf29ce484222325ull));
     uint64_t n = numel(t);
-    if (n <= EXACT_MAX) {
+    if (n <= (is_float(t->type) ? EXACT_MAX : EXACT_QMAX)) {
         gen(&r, t->dist, t->mean, t->std, x->fbuf, (size_t)n);
         int rc = encode(t->type, x->fbuf, x->qbuf, (size_t)n);
         return rc ? qn_fail_ctx(rc, "synth: tensor '%s': ", t->name) : sink(x, x->qbuf, (size_t)t->nbytes);

@@ -11,10 +11,12 @@
  * Values (HF meaning; the GGUF holds them after the converter's transforms), as the golden fixtures use:
  * embed N(0,1), lm_head N(0, 2/sqrt(H)), every other matrix N(0, 1/sqrt(fan_in)), zero-centred norms
  * N(0, 0.2) (GGUF: 1 + that), the gated norm 1 + N(0, 0.2), A_log = log U(1,16), dt_bias N(0, 0.5),
- * conv1d N(0, 0.5). Deterministic from the seed. Tensors above 256 Ki elements are tiled from pools of
- * 8 MiB of genuinely generated (and quantized) values of the same type and distribution, in chunks of
- * ~64 KiB at random block-aligned pool offsets, so the full model is written at disk speed; smaller
- * tensors are generated value by value. */
+ * conv1d N(0, 0.5). Deterministic from the seed. Float tensors above 256 Ki values (quantized ones above
+ * 32 Ki) are tiled, in ~64 KiB pieces at random block-aligned offsets, from 8 MiB pools per (type,
+ * distribution): float pools are generated value by value; quantized pools hold 256 Ki genuinely generated
+ * and quantized values (the K-quant quantizers run at ~2 M values/s) and the rest of the pool is random
+ * picks among those blocks. So the full model is written at disk speed; values repeat across the file while
+ * every tensor's layout and statistics are real. Smaller tensors are generated value by value. */
 #ifndef QN_SYNTH_H
 #define QN_SYNTH_H
 

@@ -156,3 +156,12 @@ int qn_cli_usage_error(const char *cmd)
     fprintf(stderr, "Try 'qnext %s --help'.\n", cmd);
     return 2;
 }
+
+const char *qn_cli_bytes(uint64_t b, char *buf, size_t cap)
+{
+    if (b >= 1000000000ull) snprintf(buf, cap, "%.2f GB", (double)b / 1e9);
+    else if (b >= 1000000ull) snprintf(buf, cap, "%.2f MB", (double)b / 1e6);
+    else if (b >= 1000ull) snprintf(buf, cap, "%.1f kB", (double)b / 1e3);
+    else snprintf(buf, cap, "%llu B", (unsigned long long)b);
+    return buf;
+}

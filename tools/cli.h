@@ -7,6 +7,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum qn_backend { QN_BACKEND_VULKAN = 0, QN_BACKEND_CPU = 1 };
@@ -64,6 +65,9 @@ int qn_cli_float(const char *cmd, const char *name, const char *s, double lo, do
 int qn_cli_size(const char *cmd, const char *name, const char *s, uint64_t *out); /* 6G, 512M, 1.5G, 4096 */
 /* "1,2,3" -> malloc'd array of ids in [0, limit) (limit 0 = no upper check). */
 int qn_cli_tokens(const char *cmd, const char *s, int64_t limit, int32_t **ids, int *n);
+
+/* Human-readable size into buf: "45.15 GB", "2.36 MB", "36.9 kB", "512 B" (powers of 1000). Returns buf. */
+const char *qn_cli_bytes(uint64_t bytes, char *buf, size_t cap);
 
 /* Print "qnext CMD: <message>" plus the thread's qn_errmsg() when `code` < 0; returns the exit status. */
 int qn_cli_report(const char *cmd, int code);

@@ -55,9 +55,10 @@ static const char help[] =
     "      --no-sync          do not fsync the files at the end (the timing then excludes the flush to disk)\n"
     "      --dry-run          print what would be written and its size, write nothing\n"
     "  -h, --help             this text\n\n"
-    "Speed: tensors above 256 Ki values are tiled from 8 MiB pools of generated (and quantized) values of the\n"
-    "same type and distribution, in 64 KiB pieces at random offsets chosen per tensor and seed, so values repeat\n"
-    "across the file while every tensor's layout and statistics are real; smaller tensors are generated value by\n"
+    "Speed: float tensors above 256 Ki values (quantized ones above 32 Ki) are tiled from 8 MiB pools per type\n"
+    "and distribution, in 64 KiB pieces at random offsets chosen per tensor and seed; a quantized pool holds\n"
+    "256 Ki genuinely quantized values and random picks among those blocks. Values therefore repeat across the\n"
+    "file while every tensor's layout and statistics are real; smaller tensors are generated value by\n"
     "value. Safety: refuses an existing output without --force, checks free disk space first, removes the\n"
     "partial output on any failure or Ctrl-C.\n";
 
@@ -234,6 +235,7 @@ static int guard_output(const char *out, int gguf, int force, char *where, size_
     if (!gguf) return S_ISDIR(st.st_mode) ? clear_folder(out, force)
                                           : qn_fail(-ENOTDIR, "%s exists and is not a folder", out);
     if (S_ISDIR(st.st_mode)) return qn_fail(-EISDIR, "%s is a folder (a GGUF output is a file)", out);
+    if (!S_ISREG(st.st_mode)) return qn_fail(-EINVAL, "%s exists and is not a regular file", out);
     if (!force) return qn_fail(-EEXIST, "%s exists (use --force to replace it)", out);
     return unlink(out) ? qn_fail(-errno, "%s: cannot remove: %s", out, strerror(errno)) : 0;
 }
@@ -267,13 +269,14 @@ static int on_progress(void *user, uint64_t done, uint64_t total)
 
 static void describe(const qn_synth_plan *p, const qn_config *c, const qn_synth_opts *so, const char *out)
 {
-    double data = (double)qn_synth_plan_data_bytes(p);
+    uint64_t data = qn_synth_plan_data_bytes(p);
     int nf = qn_synth_plan_nfiles(p);
+    char a[32], b[32];
     printf("qnext synth: %s: %s %s, %d layers, %d experts (top %d), hidden %d, vocab %d: %d tensors in %d file%s, "
-           "%.2f GB (%.2f GiB) of tensor data, %.2f GB on disk\n", out, so->format == QN_SYNTH_GGUF ? "gguf" : "safetensors",
+           "%s (%.2f GiB) of tensor data, %s on disk\n", out, so->format == QN_SYNTH_GGUF ? "gguf" : "safetensors",
            qn_synth_ftype_name(so->ftype), c->num_layers, c->num_experts, c->top_k, c->hidden_size, c->vocab_size,
-           qn_synth_plan_count(p), nf, nf == 1 ? "" : "s", data / 1e9, data / (1024.0 * 1024 * 1024),
-           (double)qn_synth_plan_file_bytes(p) / 1e9);
+           qn_synth_plan_count(p), nf, nf == 1 ? "" : "s", qn_cli_bytes(data, a, sizeof a),
+           (double)data / (1024.0 * 1024 * 1024), qn_cli_bytes(qn_synth_plan_file_bytes(p), b, sizeof b));
     if (qn_synth_plan_fallbacks(p))
         printf("qnext synth: note: %d tensors have rows that do not fit a 256-value K-quant block; llama.cpp would "
                "store them as Q5_0/Q5_1, which qnext cannot write yet: they are Q8_0\n", qn_synth_plan_fallbacks(p));
@@ -338,8 +341,9 @@ static int run(const opts *o, qn_synth_opts *so, const qn_config *c)
         if (!rc) rc = qn_synth_space_check(qn_synth_plan_file_bytes(p), avail, o->out);
         if (!rc) rc = write_interruptible(p, o->out, &pr, &el);
         if (!rc && o->tokenizer && so->format == QN_SYNTH_SAFETENSORS) rc = copy_tokenizer(o->tokenizer, o->out);
+        char a[32];
         if (!rc)
-            printf("qnext synth: wrote %.2f GB in %.1f s (%.2f GB/s%s)\n", (double)qn_synth_plan_file_bytes(p) / 1e9,
+            printf("qnext synth: wrote %s in %.1f s (%.2f GB/s%s)\n", qn_cli_bytes(qn_synth_plan_file_bytes(p), a, sizeof a),
                    el, el > 0 ? (double)qn_synth_plan_data_bytes(p) / 1e9 / el : 0.0,
                    so->sync ? ", fsync included" : ", no fsync");
     }

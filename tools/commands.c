@@ -13,6 +13,7 @@ int qn_cmd_generate(int argc, char **argv);
 int qn_cmd_run_prompt(int argc, char **argv);
 int qn_cmd_chat(int argc, char **argv);
 int qn_cmd_synth(int argc, char **argv);
+int qn_cmd_info(int argc, char **argv);
 
 const struct qn_command qn_commands[] = {
     { "devices", "list Vulkan devices, their capabilities and board profiles", qn_cmd_devices },
@@ -24,5 +25,6 @@ const struct qn_command qn_commands[] = {
     { "run", "answer one prompt (chat template, sampling, streamed text)", qn_cmd_run_prompt },
     { "chat", "interactive conversation that reuses the session between turns", qn_cmd_chat },
     { "synth", "write a random-weight checkpoint (hub safetensors or llama.cpp GGUF) of any size", qn_cmd_synth },
+    { "info", "what a model is: config, tensors, dense vs expert bytes, bytes per token, KV/state sizes", qn_cmd_info },
     { NULL, NULL, NULL },
 };
