@@ -135,8 +135,10 @@ static ssize_t read_line(struct line_in *in, char **line)
             *line = s;
             return n;
         }
-        memmove(in->buf, in->buf + in->start, in->len - in->start);
-        in->len -= in->start, in->start = 0;
+        if (in->start) {
+            memmove(in->buf, in->buf + in->start, in->len - in->start);
+            in->len -= in->start, in->start = 0;
+        }
         if (in->cap - in->len < 4096) {
             char *b = realloc(in->buf, in->cap = in->cap * 2 + 4096);
             if (!b) return -1;
