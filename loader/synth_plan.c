@@ -318,12 +318,12 @@ static uint64_t gguf_overhead(const qn_synth_plan *p)
 
 static int check_opts(const qn_synth_opts *o)
 {
-    if (ftype_index(o->ftype) < 0) return qn_fail(-EINVAL, "synth: unknown file type %d", o->ftype);
+    if (ftype_index(o->ftype) < 0) return qn_fail(-EINVAL, "unknown file type %d", o->ftype);
     if (o->format == QN_SYNTH_SAFETENSORS && o->ftype != QN_FT_F32 && o->ftype != QN_FT_F16 && o->ftype != QN_FT_BF16)
-        return qn_fail(-EINVAL, "synth: safetensors holds f32, f16 or bf16, not %s (use --format gguf)",
+        return qn_fail(-EINVAL, "safetensors holds f32, f16 or bf16, not %s (use --format gguf)",
                        qn_synth_ftype_name(o->ftype));
     if (o->format != QN_SYNTH_SAFETENSORS && o->format != QN_SYNTH_GGUF)
-        return qn_fail(-EINVAL, "synth: unknown output format %d", (int)o->format);
+        return qn_fail(-EINVAL, "unknown output format %d", (int)o->format);
     return 0;
 }
 
