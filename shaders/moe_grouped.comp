@@ -77,6 +77,7 @@ const uint BTP = BT + 4u, NRP = NR + 4u; // pitches in floats (multiples of 4, p
 shared vec4 s_x[QN_BK * BTP / 4u];    // [kk][token]: x of token 4j+c at step kk in s_x[kk * BTP/4 + j][c]
 shared vec4 s_w[QN_BK * NRP / 4u];    // [kk][weight row p], p = 4 · tx + c
 shared int s_q[BT];                   // pair of each token slot, -1 = none
+shared uint s_xrow[BT];               // its input row's element offset, ~0u = none
 
 // weight source of this workgroup: pool (or the dense down_s), element base of row 0 of each row group,
 // row length kd, valid rows nrow
@@ -111,27 +112,55 @@ uvec4 w_chunk(uint e) // e: element index, a multiple of QN_CW
 void put_x(uint kk, uint tt, float v) { s_x[(kk * BTP + tt) / 4u][tt % 4u] = v; }
 void put_w(uint kk, uint p, float v) { s_w[(kk * NRP + p) / 4u][p % 4u] = v; }
 
-void load_tiles(uint k0, uint r0, uint lid)
+// The next QN_BK step is loaded into registers while the current one is computed (software pipelining):
+// per invocation XPT x values and WPT 16-byte weight chunks of the tile.
+const uint CPR = QN_BK / QN_CW;                        // weight chunks per tile row and step
+const uint XPT = (BT * QN_BK + QN_WG - 1u) / QN_WG;
+const uint WPT = (NR * CPR + QN_WG - 1u) / QN_WG;
+float xr[XPT];
+uvec4 wr[WPT];
+bool w_vec; // weight rows are whole 16-byte chunks (else elements are read one by one, unpipelined)
+
+// weight chunk idx of the tile: tile row p (thread 4p.. layout), chunk cc; its first element and validity
+bool w_at(uint idx, uint k0, uint r0, out uint p, out uint cc, out uint e0)
 {
-    uint kd = w_kd;
-    for (uint idx = lid; idx < BT * QN_BK; idx += QN_WG) {
-        uint tt = idx / QN_BK, kk = idx % QN_BK, col = k0 + kk; // coalesced along the row
-        int q = s_q[tt];
-        put_x(kk, tt, (q >= 0 && col < kd) ? xin[x_row(q) + col] : 0.0);
+    p = idx / CPR; cc = idx % CPR;
+    uint col = k0 + cc * QN_CW, c = p % 4u, row = r0 + (p / 4u) * TN + c % TN;
+    e0 = w_base[c / TN] + row * w_kd + col;
+    return row < w_nrow;
+}
+
+void fetch(uint k0, uint r0, uint lid) // global memory -> registers
+{
+    for (uint i = 0u; i < XPT; i++) {
+        uint idx = lid + i * QN_WG, tt = idx / QN_BK, col = k0 + idx % QN_BK; // coalesced along the row
+        uint xb = idx < BT * QN_BK ? s_xrow[tt] : ~0u;
+        xr[i] = xb != ~0u && col < w_kd ? xin[xb + col] : 0.0;
     }
-    const uint CPR = QN_BK / QN_CW; // chunks per row of the tile
-    bool vec = kd % QN_CW == 0u;
-    for (uint idx = lid; idx < NR * CPR; idx += QN_WG) {
-        uint p = idx / CPR, cc = idx % CPR, col = k0 + cc * QN_CW;
-        uint c = p % 4u, grp = c / TN, row = r0 + (p / 4u) * TN + c % TN;
-        bool ok = row < w_nrow;
-        uint e0 = w_base[grp] + row * kd + col;
+    for (uint i = 0u; w_vec && i < WPT; i++) {
+        uint idx = lid + i * QN_WG, p, cc, e0;
+        bool ok = idx < NR * CPR && w_at(idx, k0, r0, p, cc, e0) && k0 + cc * QN_CW < w_kd;
+        wr[i] = ok ? w_chunk(e0) : uvec4(0u); // zero bits are 0.0 in every dtype
+    }
+}
+
+void store(uint k0, uint r0, uint lid) // registers -> shared memory
+{
+    for (uint i = 0u; i < XPT; i++) {
+        uint idx = lid + i * QN_WG;
+        if (idx < BT * QN_BK) put_x(idx % QN_BK, idx / QN_BK, xr[i]);
+    }
+    for (uint i = 0u; i < WPT; i++) {
+        uint idx = lid + i * QN_WG, p, cc, e0;
+        if (idx >= NR * CPR) break;
+        bool ok = w_at(idx, k0, r0, p, cc, e0);
         vec4 a = vec4(0.0), b = vec4(0.0);
-        if (vec) {
-            if (ok && col < kd) qn_w_unpack(w_chunk(e0), a, b);
+        if (w_vec) {
+            qn_w_unpack(wr[i], a, b);
         } else {
+            uint col = k0 + cc * QN_CW;
             for (uint j = 0u; j < QN_CW; j++) {
-                float v = (ok && col + j < kd) ? w_elem(e0 + j) : 0.0;
+                float v = (ok && col + j < w_kd) ? w_elem(e0 + j) : 0.0;
                 if (j < 4u) a[j] = v; else b[j - 4u] = v;
             }
         }
@@ -146,6 +175,7 @@ bool set_source(int e)
     w_dense = uint(e) == pc.E;
     if (w_dense) {
         w_pool = 0u; w_base[0] = 0u; w_kd = pc.Is; w_nrow = H;
+        w_vec = w_kd % QN_CW == 0u;
         return true;
     }
     int s = qn_moe_slot(e);
@@ -156,6 +186,7 @@ bool set_source(int e)
 #else
     w_base[0] = sb + 2u * I * H; w_kd = I; w_nrow = H;
 #endif
+    w_vec = w_kd % QN_CW == 0u;
     return s >= 0;
 }
 
@@ -164,13 +195,19 @@ bool set_source(int e)
 void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
 {
     uint ty = lid / QN_GN, tx = lid % QN_GN;
-    for (uint tt = lid; tt < BT; tt += QN_WG) s_q[tt] = tt < n ? list[first + tt] : -1;
+    for (uint tt = lid; tt < BT; tt += QN_WG) {
+        int q = tt < n ? list[first + tt] : -1;
+        s_q[tt] = q;
+        s_xrow[tt] = q >= 0 ? x_row(q) : ~0u;
+    }
     vec4 a0 = vec4(0.0), a1 = vec4(0.0), a2 = vec4(0.0), a3 = vec4(0.0);
     barrier();
     bool busy = 4u * ty < n; // some of this invocation's token slots hold a pair
+    if (present) fetch(0u, r0, lid);
     for (uint k0 = 0u; present && k0 < w_kd; k0 += QN_BK) {
-        load_tiles(k0, r0, lid);
+        store(k0, r0, lid);
         barrier();
+        if (k0 + QN_BK < w_kd) fetch(k0 + QN_BK, r0, lid); // in flight during the steps below
         if (busy) {
             vec4 b0 = vec4(0.0), b1 = vec4(0.0), b2 = vec4(0.0), b3 = vec4(0.0);
             for (uint kk = 0u; kk < QN_BK; kk++) {
