@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`qnext chat` driven through a pseudo-terminal on a tiny random real-vocabulary model (see textlib.py).
 
-python3 test_chat_repl.py QNEXT MAKE_MODEL CONFIG TOKENIZER_JSON
+python3 test_chat_repl.py QNEXT CONFIG TOKENIZER_JSON
 
 Session 1 (greedy, 5 tokens per answer, --stats): turn 1 == `qnext run`; turn 2 prefills only the new
 tokens (the pending last token of turn 1 + the template text after it, counted with `qnext tokenize`) and

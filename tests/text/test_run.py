@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`qnext run` end to end on a tiny random model over the real vocabulary (see textlib.py).
 
-python3 test_run.py QNEXT MAKE_MODEL CONFIG TOKENIZER_JSON
+python3 test_run.py QNEXT CONFIG TOKENIZER_JSON
 
 Expectations come from other commands, not from run itself: the prompt ids from `qnext tokenize` of the
 ChatML text, greedy ids from `qnext generate`, text from `qnext detokenize`, and the stop token planted by

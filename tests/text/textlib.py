@@ -2,8 +2,8 @@
 helpers around the other qnext commands (tokenize, generate, logits, detokenize) that give the expected
 answers independently of run/chat, and lm_head patching to plant a stop token.
 
-Usage from a test: t = TextEnv(sys.argv[1:]) (QNEXT MAKE_MODEL CONFIG TOKENIZER); t.model is a folder
-with config.json, model.safetensors (f32, random) and the real tokenizer.json.
+Usage from a test: t = TextEnv(sys.argv[1:]) (QNEXT CONFIG TOKENIZER); t.model is a folder written by
+`qnext synth` from CONFIG: config.json, model.safetensors (f32, random) and the real tokenizer.json.
 """
 import json
 import os
@@ -15,6 +15,7 @@ import tempfile
 from array import array
 
 IM_END, ENDOFTEXT = 151645, 151643
+TOKENIZER_IDS = 151669  # ids of the Qwen3 tokenizer.json (the model's vocab_size, 151936, is padded)
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN_TINY = os.path.join(HERE, "..", "data", "golden", "tiny")
 
@@ -27,9 +28,9 @@ def chatml(user, system=None):
 
 class TextEnv:
     def __init__(self, argv):
-        if len(argv) != 4:
-            sys.exit("usage: test.py QNEXT MAKE_MODEL CONFIG TOKENIZER_JSON")
-        self.qnext, self.make_model, self.config, self.tokjson = argv
+        if len(argv) != 3:
+            sys.exit("usage: test.py QNEXT CONFIG TOKENIZER_JSON")
+        self.qnext, self.config, self.tokjson = argv
         self.failures = 0
         if not os.path.exists(self.tokjson):
             print(f"SKIP: the real Qwen3 tokenizer is missing ({self.tokjson}); run .ci/deps "
@@ -56,10 +57,11 @@ class TextEnv:
         return cond
 
     def make(self, folder, seed):
-        r = subprocess.run([self.make_model, self.config, folder, str(seed)], capture_output=True, text=True)
-        if r.returncode:
-            sys.exit(f"make_model failed: {r.stderr}")
-        shutil.copy(self.tokjson, os.path.join(folder, "tokenizer.json"))
+        r = subprocess.run([self.qnext, "synth", "-o", folder, "--config", self.config, "--type", "f32",
+                            "--shard-size", "0", "--seed", str(seed), "--tokenizer", self.tokjson, "--no-sync",
+                            "--no-progress"], capture_output=True, text=True)
+        if r.returncode or not os.path.exists(os.path.join(folder, "tokenizer.json")):
+            sys.exit(f"qnext synth failed: {r.stderr}")
         return folder
 
     def qn(self, *args, stdin=b"", timeout=240):
@@ -75,6 +77,9 @@ class TextEnv:
         return json.loads(out)
 
     def detokenize(self, ids):
+        # ids past the tokenizer's 151,669 (the model's padding rows, which a random lm_head can pick) decode
+        # to nothing, as in Hugging Face; qnext detokenize refuses them, so leave them out
+        ids = [i for i in ids if i < TOKENIZER_IDS]
         rc, out, err = self.qn("detokenize", "-t", self.tokjson, *ids) if ids else (0, b"", "")
         if rc:
             sys.exit(f"detokenize failed: {err}")
