@@ -350,9 +350,8 @@ static void head(struct rec *r)
 
 /* ---- the model (spec §8) ------------------------------------------------------------------------- */
 
-int qn_fwd_record(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call)
+static int check_call(const qn_fwd *f, const struct qn_fwd_call *call)
 {
-    const qn_config *cfg = &f->m->c;
     if (call->T < 1 || call->T > f->tmax)
         return qn_fail(-EINVAL, "forward: %u tokens in one call (1 .. %u)", call->T, f->tmax);
     if (call->out == QN_FWD_LOGITS_ALL && call->T > f->logit_rows)
@@ -360,26 +359,70 @@ int qn_fwd_record(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call)
     if (call->out == QN_FWD_TOPK && (call->k < 1 || call->k > f->kmax))
         return qn_fail(-EINVAL, "forward: top-k with k = %u (1 .. %u)", call->k, f->kmax);
     if (call->hidden && !f->rb_hidden) return qn_fail(-EINVAL, "forward: hidden states asked but not allocated");
+    return 0;
+}
+
+/* Segment 1 of layer l: x += mixer(input_layernorm(x)), then xn = post_attention_layernorm(x), the MoE dense
+ * product and the router (ids, w, sg readable after it). */
+static void layer_route(struct rec *r, int l, const qn_pc_moe *pc)
+{
+    const struct qn_mlayer *L = &r->f->m->L[l];
+    mark(r, "norm");                            /* xn = input_layernorm(x) */
+    rmsnorm(r, r->f->x, &L->in_norm, r->f->xn, r->T);
+    barrier(r);
+    if (L->full) attn_block(r, l);              /* x += GatedAttention(xn) */
+    else gdn_block(r, l);                       /* x += GatedDeltaNet(xn) */
+    mark(r, "norm");                            /* xn = post_attention_layernorm(x) */
+    rmsnorm(r, r->f->x, &L->post_norm, r->f->xn, r->T);
+    barrier(r);
+    moe_route(r, l, pc);                        /* mm = W_moe xn; ids, w, sg, shared act */
+}
+
+/* Segment 2 of layer l: x += routed experts + shared expert. */
+static void layer_experts(struct rec *r, int l, const qn_pc_moe *pc)
+{
+    moe_experts(r, l, pc);
+    if (l + 1 < r->cfg->num_layers) capture(r, r->f->x, (uint32_t)l + 1);
+}
+
+int qn_fwd_record_seg(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call, enum qn_fwd_seg seg, int layer)
+{
+    int rc = check_call(f, call);
+    if (rc) return rc;
+    if ((seg == QN_FWD_SEG_ROUTE || seg == QN_FWD_SEG_EXPERTS) && (layer < 0 || layer >= f->m->c.num_layers))
+        return qn_fail(-EINVAL, "forward: layer %d of %d", layer, f->m->c.num_layers);
+    struct rec r = { .f = f, .c = c, .call = call, .cfg = &f->m->c, .T = call->T };
+    qn_pc_moe pc;
+    switch (seg) {
+    case QN_FWD_SEG_EMBED:                      /* x[T, H] = embed_tokens[tok] */
+        mark(&r, "embed");
+        embed(&r);
+        barrier(&r);
+        capture(&r, f->x, 0);
+        break;
+    case QN_FWD_SEG_ROUTE: pc = moe_pc(&r, layer); layer_route(&r, layer, &pc); break;
+    case QN_FWD_SEG_EXPERTS: pc = moe_pc(&r, layer); layer_experts(&r, layer, &pc); break;
+    case QN_FWD_SEG_HEAD: head(&r); break;      /* final norm, lm_head, argmax / top-k / logits */
+    }
+    if (call->profile) qn_cmd_mark(c, NULL);
+    return 0;
+}
+
+int qn_fwd_record(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call)
+{
+    const qn_config *cfg = &f->m->c;
+    int rc = check_call(f, call);
+    if (rc) return rc;
     struct rec r = { .f = f, .c = c, .call = call, .cfg = cfg, .T = call->T };
 
     mark(&r, "embed");                          /* x[T, H] = embed_tokens[tok] */
     embed(&r);
     barrier(&r);
     capture(&r, f->x, 0);
-    for (int l = 0; l < cfg->num_layers; l++) {
-        const struct qn_mlayer *L = &f->m->L[l];
-        mark(&r, "norm");                       /* xn = input_layernorm(x) */
-        rmsnorm(&r, f->x, &L->in_norm, f->xn, r.T);
-        barrier(&r);
-        if (L->full) attn_block(&r, l);         /* x += GatedAttention(xn) */
-        else gdn_block(&r, l);                  /* x += GatedDeltaNet(xn) */
-        mark(&r, "norm");                       /* xn = post_attention_layernorm(x) */
-        rmsnorm(&r, f->x, &L->post_norm, f->xn, r.T);
-        barrier(&r);
-        qn_pc_moe pc = moe_pc(&r, l);           /* x += MoE(xn) */
-        moe_route(&r, l, &pc);
-        moe_experts(&r, l, &pc);
-        if (l + 1 < cfg->num_layers) capture(&r, f->x, (uint32_t)l + 1);
+    for (int l = 0; l < cfg->num_layers; l++) { /* x += mixer(norm(x)); x += MoE(norm(x)) */
+        qn_pc_moe pc = moe_pc(&r, l);
+        layer_route(&r, l, &pc);
+        layer_experts(&r, l, &pc);
     }
     head(&r);                                   /* final norm, lm_head, argmax / top-k / logits */
     if (call->profile) qn_cmd_mark(c, NULL);

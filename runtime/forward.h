@@ -104,4 +104,15 @@ int qn_fwd_outputs(qn_fwd *f, uint32_t rows, uint32_t k, bool hidden);
 /* Record one call into c (between qn_cmd_begin and qn_cmd_end, which the caller does). */
 int qn_fwd_record(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call);
 
+/* The same call in segments, for a caller that submits them separately (streaming: read a layer's expert ids
+ * after its ROUTE segment, fill missing slots, then submit its EXPERTS segment). qn_fwd_record() records
+ * EMBED, then ROUTE and EXPERTS of every layer in order, then HEAD. */
+enum qn_fwd_seg {
+    QN_FWD_SEG_EMBED = 0,   /* x = embed_tokens[tok] */
+    QN_FWD_SEG_ROUTE,       /* layer l: x += mixer(norm(x)); xn = norm(x); MoE dense product; router -> ids, w, sg */
+    QN_FWD_SEG_EXPERTS,     /* layer l: x += routed experts (through the slot table) + shared expert */
+    QN_FWD_SEG_HEAD,        /* final norm, lm_head, argmax / top-k / logits */
+};
+int qn_fwd_record_seg(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call, enum qn_fwd_seg seg, int layer);
+
 #endif

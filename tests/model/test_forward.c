@@ -15,6 +15,7 @@
  *   session reset and reuse: the same call again gives identical logits (bit for bit)
  *   top-k (k = 1, 20) of the last logits = the host's sort of the same logits (ids and values exact)
  *   loading refuses a model over the memory budget and an --expert-cache smaller than the experts
+ *   a call recorded in segments (per-layer route / experts submissions, as streaming will) == recorded whole
  * The self-consistency bounds cover different but fixed f32 summation orders (matvec vs matmul, recurrent vs
  * chunked delta rule, split-K vs flash attention); a wrong state carry-over gives 1e-2 and more. */
 #include <math.h>
@@ -250,6 +251,48 @@ static void test_greedy(const qn_model *m, const qn_st_store *e, qn_session *s)
     free(prompt); free(toks); free(want); free(got); free(full); free(seq);
 }
 
+/* One call recorded in segments (embed, route / experts per layer, head), each its own submission as streaming
+ * will do it, gives the same logits bit for bit as the call recorded whole; the router ids are readable
+ * after each ROUTE segment. */
+static void test_segments(const qn_model *m, const int32_t *ids, int T)
+{
+    const qn_config *c = &m->c;
+    size_t V = (size_t)c->vocab_size;
+    qn_fwd f;
+    if (qn_fwd_init(&f, m, NULL, (uint32_t)T, 64) || qn_fwd_outputs(&f, 1, 0, false) < 0) DIE("forward state");
+    struct qn_fwd_call call = { .T = (uint32_t)T, .out = QN_FWD_LOGITS_LAST };
+    float *a = xmalloc(V * 4), *b = xmalloc(V * 4);
+    int32_t *rid = xmalloc(sizeof *rid * (size_t)T * (size_t)c->top_k);
+    uint32_t pos = 0;
+    qn_cmd *cmd;
+    if (qn_cmd_create(m->v, &cmd)) DIE("command buffer");
+    memcpy(f.tok->map, ids, sizeof *ids * (size_t)T);
+    memcpy(f.pos->map, &pos, sizeof pos);
+    if (qn_cmd_begin(cmd) || qn_fwd_record(&f, cmd, &call) || qn_cmd_end(cmd) || qn_cmd_run(cmd)) DIE("whole call");
+    memcpy(a, f.rb_logits->map, V * 4);
+    if (qn_fwd_reset(&f)) DIE("reset");
+    int nseg = 2 * c->num_layers + 2, bad_ids = 0;
+    for (int i = 0; i < nseg; i++) {
+        enum qn_fwd_seg seg = i == 0 ? QN_FWD_SEG_EMBED : i == nseg - 1 ? QN_FWD_SEG_HEAD
+                            : (i - 1) % 2 ? QN_FWD_SEG_EXPERTS : QN_FWD_SEG_ROUTE;
+        if (qn_cmd_begin(cmd) || qn_fwd_record_seg(&f, cmd, &call, seg, (i - 1) / 2) || qn_cmd_end(cmd) ||
+            qn_cmd_run(cmd))
+            DIE("segment %d", i);
+        if (seg == QN_FWD_SEG_ROUTE) {
+            if (qn_buf_read(m->v, f.ids, 0, rid, sizeof *rid * (size_t)T * (size_t)c->top_k)) DIE("router ids");
+            for (int j = 0; j < T * c->top_k; j++) bad_ids += rid[j] < 0 || rid[j] >= c->num_experts;
+        }
+    }
+    memcpy(b, f.rb_logits->map, V * 4);
+    bool same = !memcmp(a, b, V * 4) && !bad_ids;
+    printf("%-4s %d tokens recorded in %d segments == recorded whole (bit for bit), router ids valid\n",
+           same ? "ok" : "FAIL", T, nseg);
+    failures += !same;
+    qn_cmd_destroy(&cmd);
+    qn_fwd_free(&f);
+    free(a); free(b); free(rid);
+}
+
 /* Loading refuses what does not fit, with a message that says how much is needed and what the budget is. */
 static void test_budget(qn_vk *v, const char *dir)
 {
@@ -371,6 +414,11 @@ int main(int argc, char **argv)
     test_prefill(m, e, 0, s);
     test_prefill(m, e, 1, s);
     test_greedy(m, e, s);
+    int32_t *pids;
+    int np = (int)get_i32(e, "prefill0.input_ids", &pids);
+    test_segments(m, pids, np < 9 ? np : 9); /* T = 9: the prefill kernels */
+    test_segments(m, pids, 1);               /* T = 1: the decode kernels */
+    free(pids);
     qn_session_free(&s);
     qn_st_close(&e);
     qn_model_free(&m);
