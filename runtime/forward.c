@@ -473,8 +473,15 @@ static int make_pipes(qn_fwd *f)
     PIPE(QN_K_RMSNORM, &f->rmsnorm, nwg);
     for (int i = 0; i < 3; i++) {
         PIPE(mv[i], &f->matvec[i], mvwg, mvr);
-        PIPE0(mm[i], &f->matmul[i]);
+        if (f->tune.matmul[0]) PIPE(mm[i], &f->matmul[i], f->tune.matmul[0], f->tune.matmul[1], f->tune.matmul[2],
+                                    f->tune.matmul[3], f->tune.matmul[4], f->tune.matmul[5]);
+        else PIPE0(mm[i], &f->matmul[i]);
     }
+    uint32_t wg = qn_pipe_spec(f->matmul[0], 0), bm = qn_pipe_spec(f->matmul[0], 1), bn = qn_pipe_spec(f->matmul[0], 2);
+    uint32_t bk = qn_pipe_spec(f->matmul[0], 3), tm = qn_pipe_spec(f->matmul[0], 4), tn = qn_pipe_spec(f->matmul[0], 5);
+    if (!tm || !tn || tm % 4 || tn % 4 || bk % 8 || bm % tm || bn % tn || (bm / tm) * (bn / tn) != wg)
+        return qn_fail(-EINVAL, "matmul tile WG %u, BM %u, BN %u, BK %u, TM %u, TN %u: need TM, TN multiples of 4, BK of 8, "
+                       "and (BM / TM) * (BN / TN) = WG", wg, bm, bn, bk, tm, tn);
     PIPE(QN_K_ARGMAX, &f->argmax[0], 256, 0);
     PIPE(QN_K_ARGMAX, &f->argmax[1], 256, 1);
     PIPE(QN_K_TOPK_LOGITS, &f->topk, 256, 2048);

@@ -31,6 +31,7 @@ struct qn_fwd_tune {
     uint32_t matvec_wg, matvec_rows, norm_wg;  /* board profile values (0 = kernel defaults) */
     uint32_t small_t;       /* calls of up to this many tokens use matvec / per-token MoE (default 4) */
     bool router_bf16;       /* round router logits to bf16 (HF with bf16 weights); default off (f32) */
+    uint32_t matmul[6];     /* matmul spec constants WG, BM, BN, BK, TM, TN (all 0 = the kernel's defaults) */
     uint64_t max_bind;      /* bind weights in row pieces of at most this many bytes (0 = the device's
                                maxStorageBufferRange; tests lower it to exercise the piecewise path) */
 };

@@ -2,6 +2,8 @@
  * decoding, with GPU time per op family (--profile) and the bandwidth decode reaches on the bytes it must read.
  *
  * usage: bench_forward MODEL_DIR [--prompt N] [--decode M] [--chunk C] [--reps R] [--device SEL] [--profile]
+ *                      [--mm WG,BM,BN,BK,TM,TN] [--small-t N]
+ * --mm picks the prefill matmul tile (spec constants), --small-t the largest call that uses matvec.
  * The prompt is N pseudo-random token ids (fixed seed); the session is reset between repetitions and the best
  * repetition is reported (the first one also pays pipeline compilation). Prints one summary line per phase. */
 #include <stdio.h>
@@ -47,10 +49,17 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--reps") && v) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--device") && v) device = argv[++i];
         else if (!strcmp(a, "--profile")) sp.profile = true;
+        else if (!strcmp(a, "--mm") && v) { /* matmul tile: WG,BM,BN,BK,TM,TN */
+            if (sscanf(argv[++i], "%u,%u,%u,%u,%u,%u", &sp.tune.matmul[0], &sp.tune.matmul[1], &sp.tune.matmul[2],
+                       &sp.tune.matmul[3], &sp.tune.matmul[4], &sp.tune.matmul[5]) != 6) {
+                fprintf(stderr, "--mm WG,BM,BN,BK,TM,TN (e.g. 256,128,128,16,8,8)\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--small-t") && v) sp.tune.small_t = (uint32_t)atoi(argv[++i]);
         else if (a[0] != '-' && !dir) dir = a;
         else {
             fprintf(stderr, "usage: %s MODEL_DIR [--prompt N] [--decode M] [--chunk C] [--reps R] [--device SEL] "
-                            "[--profile]\n", argv[0]);
+                            "[--profile] [--mm WG,BM,BN,BK,TM,TN] [--small-t N]\n", argv[0]);
             return 2;
         }
     }
@@ -107,7 +116,8 @@ int main(int argc, char **argv)
         printf("rep %d: prefill %d tokens %.3f s (%.0f tok/s), decode %d tokens %.3f s (%.1f tok/s)\n", r, prompt,
                b - a, prompt / (b - a), decode, d - b, decode ? decode / (d - b) : 0.0);
     }
-    printf("best: prefill %.0f tok/s (chunk %u); ", prompt / best_p, sp.chunk ? sp.chunk : 512);
+    printf("best: prefill %.0f tok/s (chunk %u, matmul tile %s); ", prompt / best_p, sp.chunk ? sp.chunk : 512,
+           sp.tune.matmul[0] ? "from --mm" : "default");
     if (decode) {
         double ms = best_d / decode * 1e3, bytes = decode_bytes(m);
         printf("decode %.2f ms/token = %.1f tok/s, %.2f GB of weights per token -> %.0f GB/s\n", ms, 1e3 / ms,
