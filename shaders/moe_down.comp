@@ -23,6 +23,9 @@
 // Spec:     0 QN_WG   workgroup size (default 64: one 16-byte chunk per invocation when I = 512 bf16)
 //           1 QN_ROWS output rows h per workgroup (default 4)
 // Dispatch: ceil(H / QN_ROWS) groups (qn_vk_grid), times T in z (one token per z).
+// Layout: the K slots are looked up once into shared memory; the invocations stride over each row in 16-byte
+// chunks (one chunk each when I = 512 bf16 and QN_WG = 64), two experts per step so that twice the loads
+// are in flight (a decode token reads only ~2 MB per expert: latency, not bandwidth, is the limit).
 // An absent slot (table -1, bad id) or K > QN_MOE_MAX_K makes the token's outputs NaN instead of reading out
 // of bounds.
 #extension GL_GOOGLE_include_directive : require
@@ -47,7 +50,7 @@ layout(binding = 6, std430) buffer Y { float y[]; };
 #define QN_POOL_BIND 7
 #include "moe_w.glsl"
 
-float acc[QN_ROWS], part[QN_ROWS];
+float acc[QN_ROWS], part[QN_ROWS], part2[QN_ROWS];
 shared int s_slot[QN_MOE_MAX_K]; // the K slots, looked up once (in parallel) before the weight loop
 
 // part[r] = this invocation's share of row (h0 + r) · act row, rows of n chunks starting at chunk w4
@@ -76,22 +79,49 @@ void main()
     for (uint k = lid; k < min(K, QN_MOE_MAX_K); k += QN_WG) s_slot[k] = qn_moe_slot(ids[t * K + k]);
     barrier();
     for (uint r = 0u; r < QN_ROWS; r++) acc[r] = 0.0;
-    for (uint k = 0u; k < K && !absent; k++) {
-        int s = s_slot[k];
-        if (s < 0) { absent = true; continue; }
-        uint p = qn_slot_pool(s), sb = qn_slot_byte(s), n = I;
-        uint ab = (t * (K + 1u) + k) * pc.act_stride;
-        for (uint r = 0u; r < QN_ROWS; r++) part[r] = 0.0;
-        if (vec_ok && I % QN_CW == 0u) {
-            n = I / QN_CW;
-            uint ab4 = ab / 4u, w4 = sb / 16u + 2u * I * H / QN_CW + h0 * n;
-            QN_POOL_SWITCH(p, QN_DOWN_VEC)
-        } else {
-            uint we = sb / QN_ESZ + 2u * I * H + h0 * I;
-            QN_POOL_SWITCH(p, QN_DOWN_SCALAR)
+    if (vec_ok && I % QN_CW == 0u) {
+        // two experts per step: the loads of both are in flight together (decode is latency-bound otherwise)
+        uint n = I / QN_CW, wdown = 2u * I * H / QN_CW + h0 * n;
+        for (uint k = 0u; k < K && !absent; k += 2u) {
+            bool two = k + 1u < K;
+            int s0 = s_slot[k], s1 = two ? s_slot[k + 1u] : s0;
+            if (s0 < 0 || s1 < 0) { absent = true; break; }
+            uint p0 = qn_slot_pool(s0), p1 = qn_slot_pool(s1);
+            uint w0 = qn_slot_byte(s0) / 16u + wdown, w1 = qn_slot_byte(s1) / 16u + wdown;
+            uint a0 = (t * (K + 1u) + k) * pc.act_stride / 4u, a1 = a0 + pc.act_stride / 4u;
+            for (uint r = 0u; r < QN_ROWS; r++) part[r] = part2[r] = 0.0;
+            for (uint c = lid; c < n; c += QN_WG) {
+                uvec4 u0[QN_ROWS], u1[QN_ROWS];
+                for (uint r = 0u; r < QN_ROWS; r++) {
+                    u0[r] = h0 + r < H ? qn_pool4(p0, w0 + r * n + c) : uvec4(0u);
+                    u1[r] = two && h0 + r < H ? qn_pool4(p1, w1 + r * n + c) : uvec4(0u);
+                }
+                vec4 x0a = a4[a0 + c * (QN_CW / 4u)], x0b = QN_CW == 8u ? a4[a0 + c * 2u + 1u] : vec4(0.0);
+                vec4 x1a = two ? a4[a1 + c * (QN_CW / 4u)] : vec4(0.0);
+                vec4 x1b = two && QN_CW == 8u ? a4[a1 + c * 2u + 1u] : vec4(0.0);
+                for (uint r = 0u; r < QN_ROWS; r++) {
+                    part[r] += qn_w_chunk_dot(u0[r], x0a, x0b);
+                    part2[r] += qn_w_chunk_dot(u1[r], x1a, x1b);
+                }
+            }
+            float wk = w[t * K + k];
+            for (uint r = 0u; r < QN_ROWS; r++) acc[r] += wk * part[r];
+            if (two) {
+                wk = w[t * K + k + 1u];
+                for (uint r = 0u; r < QN_ROWS; r++) acc[r] += wk * part2[r];
+            }
         }
-        float wk = w[t * K + k];
-        for (uint r = 0u; r < QN_ROWS; r++) acc[r] += wk * part[r];
+    } else {
+        for (uint k = 0u; k < K && !absent; k++) {
+            int s = s_slot[k];
+            if (s < 0) { absent = true; break; }
+            uint p = qn_slot_pool(s), n = I;
+            uint ab = (t * (K + 1u) + k) * pc.act_stride, we = qn_slot_byte(s) / QN_ESZ + 2u * I * H + h0 * I;
+            for (uint r = 0u; r < QN_ROWS; r++) part[r] = 0.0;
+            QN_POOL_SWITCH(p, QN_DOWN_SCALAR)
+            float wk = w[t * K + k];
+            for (uint r = 0u; r < QN_ROWS; r++) acc[r] += wk * part[r];
+        }
     }
     { // the shared expert (a dense [H, Is] weight)
         uint n = pc.Is, ab = (t * (K + 1u) + K) * pc.act_stride;

@@ -7,7 +7,9 @@
  *     T = 1, 3, 64, bf16 / f16 / f32 weights, norm_topk and bf16 rounding on and off;
  *   - slot placement: the same experts in identity slots (one pool) and in randomly permuted, padded slots
  *     spread over several pools give BIT-identical act and y (streaming == resident);
- *   - grouped results are bit-identical for different tile_t; an absent slot poisons only its tokens. */
+ *   - grouped results are bit-identical for different tile_t; an absent slot poisons only its tokens.
+ * --only GROUPS picks groups of cases (router,sort,real1,real3,real64,odd); --only bench times the decode and
+ * prefill paths at the real shape with all 512 experts resident (a GPU run: ~3.2 GB of pools). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -643,6 +645,7 @@ int main(int argc, char **argv)
     static const struct shape odd2 = { "H128/E16/K4/I48", 128, 16, 4, 48, 48, 16 };
     static const struct shape fix3 = { "H64/E64/K10/I24/Is40", 64, 64, 10, 24, 40, 64 };
     static const struct shape odd3 = { "H70/E20/K3/I27/Is33", 70, 20, 3, 27, 33, 20 }; /* scalar paths */
+    static const struct shape odd4 = { "H96/E24/K5/I32/Is40", 96, 24, 5, 32, 40, 24 };  /* odd K, vector path */
     struct qn_h h;
     qn_h_open(&h, "moe", argc, argv);
     const uint32_t NR = QN_MOE_NORM_TOPK, RB = QN_MOE_ROUND_BF16;
@@ -697,6 +700,8 @@ int main(int argc, char **argv)
             block_case(&h, &odd3, dt, 5, NR | RB, RUNS(&DEC, &GRP_T), true);
             block_case(&h, &odd2, dt, 64, 0, RUNS(&DEC, &GRP), true);
         }
+        block_case(&h, &odd4, DT_BF16, 3, NR, RUNS(&DEC, &GRP), true);
+        block_case(&h, &odd4, DT_F32, 2, RB, RUNS(&DEC, &GRP_S), true);
         absent_case(&h, &odd1, 5);
     }
     return qn_h_close(&h);
