@@ -17,9 +17,9 @@
 // of its token into shared memory (qn_xs, behind one barrier) and qn_xsh is true; else x is read from
 // the buffer (through L1). Which is faster is a measurement (qnext selftest --bench --sweep).
 //
-// The includer enables GL_EXT_control_flow_attributes ([[unroll]]), declares the specialization constants QN_WG, QN_ROWS, QN_SGROWS, QN_XSH, the push block
-// `pc` (qn_pc_matvec) and its W binding (0), includes this file (bindings 1 x and 2 y are declared here),
-// then defines
+// The includer enables GL_EXT_control_flow_attributes ([[unroll]]), declares the specialization constants
+// QN_WG, QN_ROWS, QN_SGROWS, QN_XSH, the push block `pc` (qn_pc_matvec) and its W binding (0), includes
+// this file (bindings 1 x and 2 y are declared here), then defines
 //     void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb);
 // which sets qn_acc[j] (j < QN_SGROWS) to this invocation's share of the dot products of rows rbase + j:
 // the team's `lanes` invocations (index `lane`) take chunk/unit indices part * lanes + lane +
