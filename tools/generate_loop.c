@@ -203,12 +203,12 @@ static int decode(qn_gen *g, qn_gen_emit emit, void *user, volatile sig_atomic_t
             return 0;
         }
         if ((rc = push_answer(g, id)) || (rc = emit_token(g, id, emit, user))) return rc;
-        enum qn_gen_stop why = g->n_ans >= g->o.max_tokens ? QN_GEN_MAX_TOKENS
-                             : stop && *stop               ? QN_GEN_INTERRUPTED
-                             : g->fed + 1 >= g->o.ctx      ? QN_GEN_CTX_FULL
-                                                           : (enum qn_gen_stop)-1;
-        if ((int)why >= 0) {
-            g->turn.stop = why;
+        int why = g->n_ans >= g->o.max_tokens ? QN_GEN_MAX_TOKENS
+                : stop && *stop               ? QN_GEN_INTERRUPTED
+                : g->fed + 1 >= g->o.ctx      ? QN_GEN_CTX_FULL /* feeding id would leave no room for the next */
+                                              : -1;
+        if (why >= 0) {
+            g->turn.stop = (enum qn_gen_stop)why;
             g->pending = id;
             return 0;
         }
