@@ -345,7 +345,10 @@ static int repl(struct qn_gen_cli *o, qn_tok *tok, qn_gen *g)
     for (;;) {
         char *msg;
         int r = read_message(&in, &msg);
-        if (r == IN_EOF) break;
+        if (r == IN_EOF) { /* end the prompt's line */
+            if (isatty(STDIN_FILENO)) putchar('\n');
+            break;
+        }
         if (r == IN_CLEARED || blank(msg)) {
             free(msg);
             continue;
@@ -360,7 +363,6 @@ static int repl(struct qn_gen_cli *o, qn_tok *tok, qn_gen *g)
         int rc = turn(&c, o, tok, g, msg);
         if (rc) turn_failed(&c, o, g, rc);
     }
-    if (isatty(STDIN_FILENO)) putchar('\n');
     signal(SIGINT, SIG_DFL);
     convo_free(&c);
     free(in.buf);
