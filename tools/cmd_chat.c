@@ -257,7 +257,10 @@ static int keep_answer(struct convo *c, const qn_gen *g, const qn_tok *tok, char
     if (!rc) {
         size_t rlen = strlen(render);
         char *seen = realloc(render, rlen + alen + 1);
-        if (!seen) return qn_fail(-ENOMEM, "out of memory");
+        if (!seen) {
+            free(render);
+            return qn_fail(-ENOMEM, "out of memory");
+        }
         memcpy(seen + rlen, answer, alen + 1);
         free(c->seen);
         c->seen = seen, c->seen_len = rlen + alen;

@@ -205,6 +205,12 @@ def contract():
     lines = [l for l in err.splitlines() if l.startswith("[qnext chat:")]
     check(rc == 0 and len(lines) == 2 and lines[0].split(",")[0] == lines[1].split(",")[0] and b">>>" not in out,
           f"scripted chat: rc {rc} {out!r} {err!r}")
+    rc, out, err2 = t.qn("chat", "-m", t.model, "--backend", "cpu", "--temp", "0", "--max-tokens", 3, "--stats",
+                         stdin=b"Hi \xff there\nHello\n")
+    st = stats_numbers(err2.replace("[qnext chat: ", "qnext chat: "), "qnext chat: ")
+    check(rc == 0 and "not valid UTF-8 at byte offset 3" in err2 and st and st["prompt"] == len(t.tokenize(chatml("Hello")))
+          and st["context"] == st["prompt"] + 3,
+          f"invalid UTF-8 message: refused, and the next turn starts from an empty session: {err2!r}")
 
 
 contract()
