@@ -32,23 +32,24 @@ static const enum qn_kernel k_gate_up_g[] = { QN_K_MOE_GATE_UP_GROUPED_BF16, QN_
 static const enum qn_kernel k_down_g[] = { QN_K_MOE_DOWN_GROUPED_BF16, QN_K_MOE_DOWN_GROUPED_F16,
                                            QN_K_MOE_DOWN_GROUPED_F32 };
 
-/* How one block run is done: the decode kernels (spec: rows per workgroup) or the grouped path (spec
- * WG, GN, BK; tile_t pairs per tile; tile_groups workgroups along the tile list, 0 = one per tile). */
+/* How one block run is done: the decode kernels (spec WG, rows per workgroup, unroll of gate_up and down)
+ * or the grouped path (spec WG, GN, BK; tile_t pairs per tile; tile_groups workgroups along the tile list,
+ * 0 = one per tile). */
 struct run_cfg {
     const char *name;
     bool grouped;
-    uint32_t gu_rows, dn_rows;
+    uint32_t gu_spec[3], dn_spec[3];
     uint32_t gspec[3];
     uint32_t tile_t, tile_groups;
 };
 
-static const struct run_cfg DEC = { "decode", false, 2, 4, { 0 }, 0, 0 };            /* default spec */
-static const struct run_cfg DEC8 = { "decode rows 8/8", false, 8, 8, { 0 }, 0, 0 };
-static const struct run_cfg GRP = { "grouped", true, 0, 0, { 256, 16, 32 }, 64, 0 }; /* default spec */
-static const struct run_cfg GRP_T = { "grouped tile_t 7 groups 3", true, 0, 0, { 256, 16, 32 }, 7, 3 };
-static const struct run_cfg GRP_S = { "grouped wg 64 gn 8 bk 16", true, 0, 0, { 64, 8, 16 }, 32, 0 };
-static const struct run_cfg GRP_1 = { "grouped wg 64 groups 4", true, 0, 0, { 64, 16, 32 }, 16, 4 };
-static const struct run_cfg GRP_G = { "grouped groups 8", true, 0, 0, { 256, 16, 32 }, 64, 8 };
+static const struct run_cfg DEC = { "decode", false, { 128, 4, 4 }, { 128, 4, 4 }, { 0 }, 0, 0 }; /* defaults */
+static const struct run_cfg DEC8 = { "decode wg 64 rows 8 unroll 3/1", false, { 64, 8, 3 }, { 64, 8, 1 }, { 0 }, 0, 0 };
+static const struct run_cfg GRP = { "grouped", true, { 0 }, { 0 }, { 256, 16, 32 }, 64, 0 }; /* default spec */
+static const struct run_cfg GRP_T = { "grouped tile_t 7 groups 3", true, { 0 }, { 0 }, { 256, 16, 32 }, 7, 3 };
+static const struct run_cfg GRP_S = { "grouped wg 64 gn 8 bk 16", true, { 0 }, { 0 }, { 64, 8, 16 }, 32, 0 };
+static const struct run_cfg GRP_1 = { "grouped wg 64 groups 4", true, { 0 }, { 0 }, { 64, 16, 32 }, 16, 4 };
+static const struct run_cfg GRP_G = { "grouped groups 8", true, { 0 }, { 0 }, { 256, 16, 32 }, 64, 8 };
 
 #define NLAYERS 2u
 #define LAYER 1u
@@ -285,15 +286,16 @@ static void run_block(struct qn_h *h, const struct moe_case *c, const struct lay
     qn_cmd_barrier(cmd);
     if (!r->grouped) {
         qn_cmd_mark(cmd, "gate_up");
-        qn_cmd_dispatch_nz(cmd, qn_h_pipe(h, k_gate_up[c->dt], 128, r->gu_rows),
+        uint32_t gr = r->gu_spec[1], dr = r->dn_spec[1];
+        qn_cmd_dispatch_nz(cmd, qn_h_pipe_spec(h, k_gate_up[c->dt], r->gu_spec, 3),
                            QN_BINDS(QN_BIND(c->x_b), QN_BIND(ids), QN_BIND(L->table), QN_BIND(act), POOLS(L)),
-                           &pc, sizeof pc, (uint64_t)K * ((s->I + r->gu_rows - 1) / r->gu_rows), T);
+                           &pc, sizeof pc, (uint64_t)K * ((s->I + gr - 1) / gr), T);
         qn_cmd_barrier(cmd);
         qn_cmd_mark(cmd, "down");
-        qn_cmd_dispatch_nz(cmd, qn_h_pipe(h, k_down[c->dt], 64, r->dn_rows),
+        qn_cmd_dispatch_nz(cmd, qn_h_pipe_spec(h, k_down[c->dt], r->dn_spec, 3),
                            QN_BINDS(QN_BIND(act), QN_BIND(ids), QN_BIND(L->table), QN_BIND(w), QN_BIND(sg),
                                     QN_BIND(c->ds_b), QN_BIND(y), POOLS(L)),
-                           &pc, sizeof pc, (s->H + r->dn_rows - 1) / r->dn_rows, T);
+                           &pc, sizeof pc, (s->H + dr - 1) / dr, T);
     } else {
         qn_buf *list = qn_h_buffer(h, "list", (size_t)(T * K + T) * 4);
         qn_buf *tiles = qn_h_buffer(h, "tiles", (size_t)pc.max_tiles * 16);
