@@ -673,10 +673,28 @@ int main(int argc, char **argv)
         sort_case(&h, 1, 512, 10, 64);
     }
     if (only && in_list(only, "bench")) { /* explicit only: decode T = 1, 2 and prefill T = 64, 512 */
-        bench_case(&h, &real, 1, &DEC, 50);
-        bench_case(&h, &real, 2, &DEC, 50);
-        bench_case(&h, &real, 64, &GRP, 10);
-        bench_case(&h, &real, 512, &GRP, 5);
+        /* tuning candidates next to the defaults (the same kernels, other specialization constants) */
+        static const struct run_cfg DEC_B = { "decode rows 8 unroll 8/2", false, { 128, 8, 8 }, { 128, 8, 2 },
+                                              { 0 }, 0, 0 };
+        static const struct run_cfg DEC_C = { "decode wg 256 rows 8 unroll 2/8", false, { 256, 8, 2 },
+                                              { 256, 8, 8 }, { 0 }, 0, 0 };
+        static const struct run_cfg GRP_BK = { "grouped bk 64", true, { 0 }, { 0 }, { 256, 16, 64 }, 64, 0 };
+        static const struct run_cfg GRP_16 = { "grouped wg 64 (tile 16)", true, { 0 }, { 0 }, { 64, 16, 32 }, 16, 0 };
+        static const struct run_cfg GRP_16B = { "grouped wg 64 bk 64 (tile 16)", true, { 0 }, { 0 }, { 64, 16, 64 },
+                                                16, 0 };
+        for (uint32_t T = 1; T <= 2; T++) {
+            bench_case(&h, &real, T, &DEC, 50);
+            bench_case(&h, &real, T, &DEC_B, 50);
+            bench_case(&h, &real, T, &DEC_C, 50);
+        }
+        bench_case(&h, &real, 8, &DEC, 20);
+        bench_case(&h, &real, 8, &GRP_16, 20);
+        for (uint32_t T = 64; T <= 512; T *= 8) {
+            bench_case(&h, &real, T, &GRP, 5);
+            bench_case(&h, &real, T, &GRP_BK, 5);
+            bench_case(&h, &real, T, &GRP_16, 5);
+            bench_case(&h, &real, T, &GRP_16B, 5);
+        }
     }
     if (only && in_list(only, "bench_small")) { /* the bench code on a small shape (lavapipe) */
         bench_case(&h, &odd2, 1, &DEC, 3);
