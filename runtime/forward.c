@@ -495,8 +495,8 @@ static int make_pipes(qn_fwd *f)
     PIPE(QN_K_ATTN_DECODE_COMBINE, &f->comb, 64);
     PIPE(QN_K_ATTN_PREFILL, &f->pre, dmax / 4 > 256 ? dmax / 4 : 256, dmax);
     PIPE(QN_K_MOE_ROUTER, &f->router, 256);
-    PIPE(gu[edt], &f->gate_up, 128, 2);
-    PIPE(dn[edt], &f->down, 64, 4);
+    PIPE0(gu[edt], &f->gate_up);   /* decode layout defaults: WG 128, 4 rows, unroll 4 (one subgroup per row) */
+    PIPE0(dn[edt], &f->down);
     PIPE(QN_K_MOE_SORT, &f->sort, 256);
     PIPE0(gug[edt], &f->gate_up_g);
     PIPE0(dng[edt], &f->down_g);
