@@ -2,6 +2,7 @@
  * layouts, dtypes, sizes), check the memory budget, pack dense weights into a few arena buffers, give every
  * routed expert a slot, and upload everything through double-buffered staging with a progress line. */
 #include "model.h"
+#include "model_gguf.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "qn_log.h"
 #include "qn_num.h"
+#include "model_stream.h"
 #include "ref_ops.h"
 
 #define GIB(x) ((double)(x) / 1073741824.0)
@@ -499,10 +501,7 @@ static int check_budget(const qn_model *m, const struct qn_model_params *p)
     uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
     uint64_t avail = budget > ms.device_used ? budget - ms.device_used : 0;
     uint64_t need = m->dense_bytes + m->expert_bytes + (uint64_t)m->c.num_layers * m->c.num_experts * 4u;
-    if (p->expert_cache && p->expert_cache < m->expert_bytes)
-        return qn_fail(QN_E_UNSUPPORTED, "--expert-cache %.2f GiB is smaller than the routed experts (%.2f GiB): expert "
-                       "streaming is not built yet, so every expert must be resident", GIB(p->expert_cache),
-                       GIB(m->expert_bytes));
+    if (p->expert_cache && p->expert_cache < m->expert_bytes) return 0; /* streaming: planned by qn_mst_plan */
     if (need > avail)
         return qn_fail(-ENOMEM, "%s does not fit on '%s': it needs %.2f GiB of device memory (dense weights %.2f GiB + "
                        "routed experts %.2f GiB) plus the KV cache, but the budget is %.2f GiB (%.2f GiB device budget, "
@@ -511,6 +510,15 @@ static int check_budget(const qn_model *m, const struct qn_model_params *p)
                        GIB(need), GIB(m->dense_bytes), GIB(m->expert_bytes), GIB(avail), GIB(ms.device_budget),
                        GIB(p->reserve_bytes), GIB(ms.device_used));
     return 0;
+}
+
+/* --expert-cache below the experts' bytes: streaming with fewer slots (model_stream.c). */
+static uint32_t n_experts_total(const qn_model *m) { return (uint32_t)m->c.num_layers * (uint32_t)m->c.num_experts; }
+
+static int plan_streaming(qn_model *m, const struct qn_model_params *p)
+{
+    if (!p->expert_cache || p->expert_cache >= m->expert_bytes) return 0;
+    return qn_mst_plan(m, p->expert_cache);
 }
 
 static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
@@ -550,7 +558,7 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
     /* slot table: resident, slot = layer * E + expert */
     size_t nt = (size_t)c->num_layers * (size_t)c->num_experts;
     if (!(m->table = malloc(sizeof *m->table * nt))) return qn_fail(-ENOMEM, "out of memory");
-    for (size_t i = 0; i < nt; i++) m->table[i] = (int32_t)i;
+    for (size_t i = 0; i < nt; i++) m->table[i] = nt == m->n_slots ? (int32_t)i : -1; /* streaming: all absent */
     if ((rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof *m->table * nt, "slot table", &m->slot_table))) return rc;
     return qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
 }
@@ -562,7 +570,7 @@ static int upload_all(qn_model *m, const qn_st_store *st, struct plan *p, const 
     u.progress = prm->progress < 0 ? isatty(2) : prm->progress;
     int rc = upl_open(&u, m->v, m->dense_bytes + m->expert_bytes);
     for (int i = 0; !rc && i < p->n; i++) rc = upload_desc(&u, st, &m->c, &p->d[i], &s);
-    for (int l = 0; !rc && l < m->c.num_layers; l++)
+    for (int l = 0; !rc && !m->stream && l < m->c.num_layers; l++)
         for (int e = 0; !rc && e < m->c.num_experts; e++) rc = upload_expert(&u, st, m, l, e, &s);
     rc = upl_close(&u, rc);
     for (int i = 0; i <= MAXPARTS; i++) free(s.p[i]);
@@ -627,14 +635,17 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     struct plan p = { 0 };
     uint64_t *sizes = NULL;
     double t0 = now_s();
-    int rc = qn_cfg_load(&m->c, path);
-    if (!rc) rc = qn_st_open(&st, path);
-    if (!rc) rc = qn_st_check_model(st, &m->c, 1);
-    if (!rc) rc = plan_all(m, st, arena_cap(v), &p, &sizes);
-    if (!rc) rc = check_budget(m, prm);
-    if (!rc) rc = alloc_all(m, &p, sizes);
+    bool gguf = qn_model_path_is_gguf(path); /* model_gguf.c fills config, weights and experts */
+    int rc = gguf ? qn_model_gguf_load(m, prm) : qn_cfg_load(&m->c, path);
+    if (!rc && !gguf) rc = qn_st_open(&st, path);
+    if (!rc && !gguf) rc = qn_st_check_model(st, &m->c, 1);
+    if (!rc && !gguf) rc = plan_all(m, st, arena_cap(v), &p, &sizes);
+    if (!rc && !gguf) rc = plan_streaming(m, prm);
+    if (!rc && !gguf) rc = check_budget(m, prm);
+    if (!rc && !gguf) rc = alloc_all(m, &p, sizes);
     if (!rc) rc = upload_rope(m);
-    if (!rc) rc = upload_all(m, st, &p, prm);
+    if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = qn_mst_open(m, st, prm->io_mode);
+    if (!rc && !gguf) rc = upload_all(m, st, &p, prm);
     m->load_seconds = now_s() - t0;
     free(sizes);
     free(p.d);
@@ -657,6 +668,7 @@ void qn_model_free(qn_model **pm)
     for (uint32_t i = 0; m->arenas && i < m->n_arenas; i++) qn_buf_destroy(m->v, &m->arenas[i]);
     for (uint32_t i = 0; i < QN_MODEL_MAX_POOLS; i++) qn_buf_destroy(m->v, &m->pools[i]);
     qn_buf_destroy(m->v, &m->slot_table);
+    qn_mst_close(&m->stream);
     qn_buf_destroy(m->v, &m->inv_freq.buf);
     free(m->arenas);
     free(m->table);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_gguf.h"
 #include "qn_err.h"
 #include "ref_model.h"
 
@@ -164,7 +165,7 @@ int qn_engine_tokens(const char *cmd, const struct qn_cli_common *c, const char 
         fprintf(stderr, "qnext %s: no prompt given (--tokens 1,2,3)\n", cmd);
         return -EINVAL;
     }
-    int rc = qn_cfg_load(&cfg, c->model);
+    int rc = qn_model_path_is_gguf(c->model) ? qn_model_gguf_config(c->model, &cfg) : qn_cfg_load(&cfg, c->model);
     if (rc) {
         qn_cli_report(cmd, rc);
         return rc;

@@ -1,0 +1,277 @@
+/* model_gguf.c — a llama.cpp qwen3next GGUF onto the GPU (model_gguf.h): every HF tensor read back through
+ * loader/gguf_qwen3next (dequantized to f32, inverse transforms applied), fused into model.c's layouts
+ * (GDN w_in, attention w_qkv, MoE w_moe; see model.h) and uploaded one buffer per dense tensor; routed
+ * experts go to f32 slots (gate | up | down) in pool buffers with a resident slot table. */
+#include "model_gguf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "gguf_qwen3next.h"
+#include "qn_err.h"
+
+#define GIB(x) ((double)(x) / 1073741824.0)
+#define MAXP 4
+
+enum perm { PERM_NONE = 0, PERM_GDN, PERM_QPROJ };
+
+struct gl {
+    qn_model *m;
+    const qn_q3n *q;
+    uint32_t cap;
+};
+
+bool qn_model_path_is_gguf(const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    return n > 5 && !strcmp(path + n - 5, ".gguf");
+}
+
+int qn_model_gguf_config(const char *path, qn_config *c)
+{
+    qn_gguf *g = NULL;
+    int nn = 0;
+    int rc = qn_gguf_open(&g, path);
+    if (!rc) rc = qn_q3n_read_config(g, c, &nn);
+    qn_gguf_close(&g);
+    return rc;
+}
+
+/* HF tensor `name` as f32 (malloc'd) with its row count (shape[0]) and columns (the rest). */
+static int read_hf(const qn_q3n *q, const char *name, float **out, uint32_t *rows, uint32_t *cols)
+{
+    qn_q3n_src s;
+    int rc = qn_q3n_find(q, name, &s);
+    if (rc) return qn_fail(rc, "GGUF: no tensor for '%s'", name);
+    uint64_t n = 1;
+    for (int i = 0; i < s.ndim; i++) n *= (uint64_t)s.shape[i];
+    float *p = malloc(sizeof *p * (n ? n : 1));
+    if (!p) return qn_fail(-ENOMEM, "out of memory reading '%s'", name);
+    if ((rc = qn_q3n_read_f32(q, &s, p, n))) {
+        free(p);
+        return rc;
+    }
+    *out = p;
+    *rows = (uint32_t)s.shape[0];
+    *cols = (uint32_t)(n / (uint64_t)s.shape[0]);
+    return 0;
+}
+
+/* A device buffer of its own for bytes [0, n) of src, kept in m->arenas so qn_model_free releases it. */
+static int new_buf(struct gl *g, const void *src, uint64_t n, const char *what, qn_buf **out)
+{
+    qn_model *m = g->m;
+    if (m->n_arenas == g->cap) {
+        uint32_t cap = g->cap ? g->cap * 2 : 64;
+        qn_buf **a = realloc(m->arenas, sizeof *a * cap);
+        if (!a) return qn_fail(-ENOMEM, "out of memory");
+        memset(a + g->cap, 0, sizeof *a * (cap - g->cap));
+        m->arenas = a;
+        g->cap = cap;
+    }
+    int rc = qn_buf_create(m->v, QN_MEM_DEVICE, n ? n : 16, what, &m->arenas[m->n_arenas]);
+    if (rc) return rc;
+    *out = m->arenas[m->n_arenas++];
+    return src ? qn_buf_write(m->v, *out, 0, src, n) : 0;
+}
+
+/* Source (part, row) of destination row r (the same orders as model.c's fused tensors). */
+static void src_row(const qn_config *c, enum perm perm, const uint32_t *prow, int nparts, uint32_t r, int *part,
+                    uint32_t *row)
+{
+    if (perm == PERM_GDN) {
+        *row = (uint32_t)qn_model_gdn_src_row(c, (int)r, part);
+        return;
+    }
+    uint32_t QD = (uint32_t)qn_cfg_q_dim(c), D = (uint32_t)c->head_dim;
+    if (perm == PERM_QPROJ && r < 2 * QD) { /* per head [query D | gate D] -> [all query | all gate] */
+        *part = 0;
+        *row = (r % QD) / D * 2 * D + r / QD * D + r % D;
+        return;
+    }
+    int p = 0;
+    while (p + 1 < nparts && r >= prow[p]) r -= prow[p++];
+    *part = p;
+    *row = r;
+}
+
+/* Device tensor dst = the named HF tensors (printf formats with the layer) stacked by rows, permuted. */
+static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts, const char *const *fmts)
+{
+    float *pt[MAXP] = { 0 }, *out = NULL;
+    uint32_t prow[MAXP], cols = 0, rows = 0;
+    int rc = 0;
+    for (int i = 0; !rc && i < nparts; i++) {
+        char name[160];
+        uint32_t c;
+        snprintf(name, sizeof name, fmts[i], layer);
+        rc = read_hf(g->q, name, &pt[i], &prow[i], &c);
+        if (!rc && i > 0 && c != cols) rc = qn_fail(QN_E_FORMAT, "GGUF: '%s' has %u columns, expected %u", name, c, cols);
+        cols = c;
+        rows += prow[i];
+    }
+    uint64_t bytes = (uint64_t)rows * cols * sizeof(float);
+    if (!rc && nparts == 1 && perm == PERM_NONE) out = pt[0], pt[0] = NULL;
+    else if (!rc && !(out = malloc(bytes ? bytes : 1))) rc = qn_fail(-ENOMEM, "out of memory fusing layer %d", layer);
+    for (uint32_t r = 0; !rc && pt[0] && r < rows; r++) {
+        int part;
+        uint32_t row;
+        src_row(&g->m->c, perm, prow, nparts, r, &part, &row);
+        memcpy(out + (size_t)r * cols, pt[part] + (size_t)row * cols, sizeof(float) * cols);
+    }
+    if (!rc) {
+        *dst = (qn_wt){ .off = 0, .bytes = bytes, .dtype = QN_DT_F32, .rows = rows, .cols = cols };
+        rc = new_buf(g, out, bytes, fmts[0], &dst->buf);
+        g->m->dense_bytes += bytes;
+    }
+    for (int i = 0; i < nparts; i++) free(pt[i]);
+    free(out);
+    return rc;
+}
+
+#define FUSE(dst, perm, layer, ...) \
+    do { \
+        static const char *const names_[] = { __VA_ARGS__ }; \
+        int rc_ = fuse(g, (dst), (perm), (layer), (int)(sizeof names_ / sizeof names_[0]), names_); \
+        if (rc_) return rc_; \
+    } while (0)
+
+static int load_layer(struct gl *g, struct qn_mlayer *l, int i)
+{
+    l->full = qn_cfg_is_full(&g->m->c, i);
+    FUSE(&l->in_norm, PERM_NONE, i, "model.layers.%d.input_layernorm.weight");
+    FUSE(&l->post_norm, PERM_NONE, i, "model.layers.%d.post_attention_layernorm.weight");
+    if (l->full) {
+        FUSE(&l->w_qkv, PERM_QPROJ, i, "model.layers.%d.self_attn.q_proj.weight",
+             "model.layers.%d.self_attn.k_proj.weight", "model.layers.%d.self_attn.v_proj.weight");
+        FUSE(&l->q_norm, PERM_NONE, i, "model.layers.%d.self_attn.q_norm.weight");
+        FUSE(&l->k_norm, PERM_NONE, i, "model.layers.%d.self_attn.k_norm.weight");
+        FUSE(&l->w_o, PERM_NONE, i, "model.layers.%d.self_attn.o_proj.weight");
+    } else {
+        FUSE(&l->w_in, PERM_GDN, i, "model.layers.%d.linear_attn.in_proj_qkvz.weight",
+             "model.layers.%d.linear_attn.in_proj_ba.weight");
+        FUSE(&l->conv_w, PERM_NONE, i, "model.layers.%d.linear_attn.conv1d.weight");
+        FUSE(&l->A_log, PERM_NONE, i, "model.layers.%d.linear_attn.A_log");
+        FUSE(&l->dt_bias, PERM_NONE, i, "model.layers.%d.linear_attn.dt_bias");
+        FUSE(&l->gnorm, PERM_NONE, i, "model.layers.%d.linear_attn.norm.weight");
+        FUSE(&l->w_out, PERM_NONE, i, "model.layers.%d.linear_attn.out_proj.weight");
+    }
+    FUSE(&l->w_moe, PERM_NONE, i, "model.layers.%d.mlp.gate.weight",
+         "model.layers.%d.mlp.shared_expert.gate_proj.weight", "model.layers.%d.mlp.shared_expert.up_proj.weight",
+         "model.layers.%d.mlp.shared_expert_gate.weight");
+    FUSE(&l->shared_down, PERM_NONE, i, "model.layers.%d.mlp.shared_expert.down_proj.weight");
+    return 0;
+}
+
+/* Pools of f32 slots (gate | up | down), every expert resident at slot layer * E + expert. */
+static int alloc_experts(qn_model *m)
+{
+    const qn_config *c = &m->c;
+    const struct qn_caps *caps = qn_vk_caps(m->v);
+    uint64_t IH = (uint64_t)c->moe_inter * (uint64_t)c->hidden_size * sizeof(float);
+    m->exp_dtype = QN_DT_F32;
+    m->exp_part_bytes[0] = m->exp_part_bytes[1] = m->exp_part_bytes[2] = IH;
+    m->slot_bytes = (3 * IH + 15) / 16 * 16;
+    m->n_slots = (uint32_t)c->num_layers * (uint32_t)c->num_experts;
+    m->expert_bytes = (uint64_t)m->n_slots * m->slot_bytes;
+    uint64_t cap = caps->max_storage_range;
+    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
+    if (cap > 0xffffffffull) cap = 0xffffffffull; /* MoE kernels address a pool with 32-bit byte offsets */
+    if (cap < m->slot_bytes) return qn_fail(QN_E_UNSUPPORTED, "GGUF: one f32 expert is larger than a storage buffer");
+    m->slots_per_pool = (uint32_t)(cap / m->slot_bytes);
+    if (m->slots_per_pool > m->n_slots) m->slots_per_pool = m->n_slots;
+    m->n_pools = (m->n_slots + m->slots_per_pool - 1) / m->slots_per_pool;
+    if (m->n_pools > QN_MODEL_MAX_POOLS)
+        return qn_fail(QN_E_UNSUPPORTED, "GGUF: the routed experts as f32 (%.2f GiB) need %u pool buffers; the MoE "
+                       "kernels bind at most %d (quantized expert slots are not built yet)", GIB(m->expert_bytes),
+                       m->n_pools, QN_MODEL_MAX_POOLS);
+    int rc = 0;
+    for (uint32_t i = 0; !rc && i < m->n_pools; i++) {
+        uint32_t ns = i + 1 < m->n_pools ? m->slots_per_pool : m->n_slots - i * m->slots_per_pool;
+        rc = qn_buf_create(m->v, QN_MEM_DEVICE, (uint64_t)ns * m->slot_bytes, "experts (gguf)", &m->pools[i]);
+    }
+    size_t nt = (size_t)m->n_slots;
+    if (!rc && !(m->table = malloc(sizeof *m->table * nt))) rc = qn_fail(-ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < nt; i++) m->table[i] = (int32_t)i;
+    if (!rc) rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof *m->table * nt, "slot table", &m->slot_table);
+    if (!rc) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
+    return rc;
+}
+
+static int load_experts(struct gl *g)
+{
+    static const char *const fmt[3] = {
+        "model.layers.%d.mlp.experts.%d.gate_proj.weight",
+        "model.layers.%d.mlp.experts.%d.up_proj.weight",
+        "model.layers.%d.mlp.experts.%d.down_proj.weight",
+    };
+    qn_model *m = g->m;
+    int rc = alloc_experts(m);
+    for (int l = 0; !rc && l < m->c.num_layers; l++)
+        for (int e = 0; !rc && e < m->c.num_experts; e++) {
+            uint64_t off;
+            qn_buf *pool = qn_model_slot(m, m->table[(size_t)l * m->c.num_experts + e], &off);
+            for (int k = 0; !rc && k < 3; k++) {
+                char name[160];
+                float *p = NULL;
+                uint32_t r, c;
+                snprintf(name, sizeof name, fmt[k], l, e);
+                rc = read_hf(g->q, name, &p, &r, &c);
+                if (!rc && (uint64_t)r * c * sizeof(float) != m->exp_part_bytes[k])
+                    rc = qn_fail(QN_E_FORMAT, "GGUF: '%s' is [%u, %u], not the config's expert shape", name, r, c);
+                if (!rc) rc = qn_buf_write(m->v, pool, off + (uint64_t)k * m->exp_part_bytes[k], p, m->exp_part_bytes[k]);
+                free(p);
+            }
+        }
+    return rc;
+}
+
+/* Device bytes needed (f32 everything) against the budget left. */
+static int check_budget(const qn_model *m, const qn_gguf *gf, const struct qn_model_params *p)
+{
+    uint64_t need = 0;
+    for (uint64_t i = 0; i < qn_gguf_n_tensors(gf); i++) {
+        const qn_gguf_tensor *t = qn_gguf_tensor_at(gf, i);
+        uint64_t n = 1;
+        for (uint32_t d = 0; d < t->n_dims; d++) n *= t->ne[d];
+        need += n * sizeof(float);
+    }
+    struct qn_mem_stats ms;
+    qn_mem_stats(m->v, &ms);
+    uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
+    uint64_t avail = budget > ms.device_used ? budget - ms.device_used : 0;
+    if (need > avail)
+        return qn_fail(-ENOMEM, "%s does not fit on '%s': this loader dequantizes GGUF weights to f32 (%.2f GiB) and "
+                       "%.2f GiB are available (quantized weights on the device are not built yet)", m->path,
+                       qn_vk_caps(m->v)->name, GIB(need), GIB(avail));
+    if (p->expert_cache) return qn_fail(QN_E_UNSUPPORTED, "--expert-cache is not supported with a GGUF model yet");
+    return 0;
+}
+
+int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
+{
+    qn_gguf *gf = NULL;
+    qn_q3n *q = NULL;
+    struct gl g = { .m = m };
+    int rc = qn_gguf_open(&gf, m->path);
+    if (!rc) rc = qn_q3n_open(&q, gf);
+    if (!rc) {
+        m->c = *qn_q3n_config(q);
+        g.q = q;
+        rc = check_budget(m, gf, p);
+    }
+    if (!rc && !(m->L = calloc((size_t)m->c.num_layers, sizeof *m->L))) rc = qn_fail(-ENOMEM, "out of memory");
+    static const char *const embed[] = { "model.embed_tokens.weight" }, *const norm[] = { "model.norm.weight" },
+                             *const head[] = { "lm_head.weight" };
+    if (!rc) rc = fuse(&g, &m->embed, PERM_NONE, 0, 1, embed);
+    if (!rc) rc = fuse(&g, &m->norm, PERM_NONE, 0, 1, norm);
+    if (!rc && m->c.tie_word_embeddings) m->lm_head = m->embed;
+    else if (!rc) rc = fuse(&g, &m->lm_head, PERM_NONE, 0, 1, head);
+    for (int i = 0; !rc && i < m->c.num_layers; i++) rc = load_layer(&g, &m->L[i], i);
+    if (!rc) rc = load_experts(&g);
+    qn_q3n_close(&q);
+    qn_gguf_close(&gf);
+    return rc;
+}
