@@ -501,7 +501,6 @@ static int check_budget(const qn_model *m, const struct qn_model_params *p)
     uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
     uint64_t avail = budget > ms.device_used ? budget - ms.device_used : 0;
     uint64_t need = m->dense_bytes + m->expert_bytes + (uint64_t)m->c.num_layers * m->c.num_experts * 4u;
-    if (p->expert_cache && p->expert_cache < m->expert_bytes) return 0; /* streaming: planned by qn_mst_plan */
     if (need > avail)
         return qn_fail(-ENOMEM, "%s does not fit on '%s': it needs %.2f GiB of device memory (dense weights %.2f GiB + "
                        "routed experts %.2f GiB) plus the KV cache, but the budget is %.2f GiB (%.2f GiB device budget, "

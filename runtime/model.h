@@ -74,6 +74,7 @@ typedef struct qn_model {
     qn_buf *pools[QN_MODEL_MAX_POOLS];
     qn_buf *slot_table;           /* int32 [L, E] on the device */
     int32_t *table;               /* host copy */
+    struct qn_mst *stream;        /* streaming mode (model_stream.h): fewer slots than experts; NULL = resident */
 
     /* where the bytes went */
     qn_buf **arenas;              /* dense weights, packed */
@@ -84,7 +85,9 @@ typedef struct qn_model {
 
 struct qn_model_params {
     uint64_t reserve_bytes;   /* device memory to leave free (board profile's reserve); 0 = none */
-    uint64_t expert_cache;    /* --expert-cache: 0 = every expert resident (the only mode built so far) */
+    uint64_t expert_cache;    /* --expert-cache: 0 or >= the experts' bytes = every expert resident; below that
+                                 the experts stream from the model files into that many bytes of slots */
+    int io_mode;              /* streaming reads: enum qn_io_mode (stream.h), 0 = auto */
     int progress;             /* 1: progress line on stderr for loads over a second, 0: never, -1: if stderr is a tty */
 };
 void qn_model_default_params(struct qn_model_params *p);

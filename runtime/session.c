@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_stream.h"
 #include "qn_log.h"
 
 #define NREC 8        /* recorded call shapes kept */
@@ -31,6 +32,13 @@ struct qn_session {
     struct prof prof[NPROF];
     int nprof;
     uint64_t prof_tokens[2];
+    /* streaming (m->stream): the call recorded in segments, one command buffer each */
+    qn_cmd **seg;             /* [2 + 2 L]: embed, route/experts per layer, head */
+    struct qn_fwd_call seg_call;
+    uint64_t seg_gen;
+    bool seg_ok;
+    int32_t *ids;             /* [chunk, K] router ids read back */
+    uint64_t tokens;          /* tokens run, for the stats */
 };
 
 void qn_session_default_params(struct qn_session_params *p)
@@ -39,6 +47,13 @@ void qn_session_default_params(struct qn_session_params *p)
     p->ctx = 4096;
     p->chunk = 512;
     qn_fwd_default_tune(&p->tune);
+}
+
+static int stream_alloc(qn_session *s)
+{
+    s->seg = calloc((size_t)(2 + 2 * s->m->c.num_layers), sizeof *s->seg);
+    s->ids = malloc(sizeof *s->ids * s->p.chunk * (size_t)s->m->c.top_k);
+    return s->seg && s->ids ? 0 : qn_fail(-ENOMEM, "out of memory");
 }
 
 int qn_session_new(qn_session **out, const qn_model *m, const struct qn_session_params *p)
@@ -53,7 +68,13 @@ int qn_session_new(qn_session **out, const qn_model *m, const struct qn_session_
     int64_t maxpos = m->c.max_position_embeddings > 0 ? m->c.max_position_embeddings : s->p.ctx;
     if (s->p.ctx > maxpos) s->p.ctx = (uint32_t)maxpos;
     s->m = m;
-    int rc = qn_fwd_init(&s->f, m, &s->p.tune, s->p.chunk, s->p.ctx);
+    if (m->stream && s->p.chunk > qn_mst_max_tokens(m)) s->p.chunk = qn_mst_max_tokens(m); /* union fits the slots */
+    int rc = m->stream ? stream_alloc(s) : 0;
+    if (rc) {
+        qn_session_free(&s);
+        return rc;
+    }
+    rc = qn_fwd_init(&s->f, m, &s->p.tune, s->p.chunk, s->p.ctx);
     if (rc) {
         qn_session_free(&s);
         return rc;
@@ -67,6 +88,9 @@ void qn_session_free(qn_session **ps)
     qn_session *s = *ps;
     if (!s) return;
     for (int i = 0; i < NREC; i++) qn_cmd_destroy(&s->rec[i].cmd);
+    for (int i = 0; s->seg && i < 2 + 2 * s->m->c.num_layers; i++) qn_cmd_destroy(&s->seg[i]);
+    free(s->seg);
+    free(s->ids);
     qn_fwd_free(&s->f);
     free(s);
     *ps = NULL;
@@ -150,6 +174,45 @@ static int ensure_cap(qn_session *s, int64_t need)
     return rc;
 }
 
+/* ---- streaming: a call as segments, experts made resident between a layer's route and experts ------- */
+
+static int record_segs(qn_session *s, const struct qn_fwd_call *call)
+{
+    if (s->seg_ok && s->seg_gen == s->gen && same_call(&s->seg_call, call)) return 0;
+    s->seg_ok = false;
+    int L = s->m->c.num_layers, rc = 0;
+    for (int i = 0; !rc && i < 2 + 2 * L; i++) {
+        enum qn_fwd_seg seg = i == 0 ? QN_FWD_SEG_EMBED : i == 1 + 2 * L ? QN_FWD_SEG_HEAD
+                              : (i - 1) % 2 == 0 ? QN_FWD_SEG_ROUTE : QN_FWD_SEG_EXPERTS;
+        if (!s->seg[i] && (rc = qn_cmd_create(s->m->v, &s->seg[i]))) break;
+        if ((rc = qn_cmd_begin(s->seg[i]))) break;
+        rc = qn_fwd_record_seg(&s->f, s->seg[i], call, seg, i == 0 || i == 1 + 2 * L ? 0 : (i - 1) / 2);
+        int rc2 = qn_cmd_end(s->seg[i]);
+        if (!rc) rc = rc2;
+    }
+    if (rc) return rc;
+    s->seg_call = *call;
+    s->seg_gen = s->gen;
+    s->seg_ok = true;
+    return 0;
+}
+
+/* Synchronous per layer: route(l) -> read ids -> reads + slot uploads -> experts(l). */
+static int run_streaming(qn_session *s, const struct qn_fwd_call *call)
+{
+    int L = s->m->c.num_layers, n = (int)call->T * s->m->c.top_k;
+    int rc = record_segs(s, call);
+    if (!rc) rc = qn_cmd_run(s->seg[0]);
+    for (int l = 0; !rc && l < L; l++) {
+        rc = qn_cmd_run(s->seg[1 + 2 * l]);
+        if (!rc) rc = qn_buf_read(s->m->v, s->f.ids, 0, s->ids, sizeof *s->ids * (size_t)n);
+        if (!rc) rc = qn_mst_layer(s->m, l, s->ids, n);
+        if (!rc) rc = qn_cmd_run(s->seg[2 + 2 * l]);
+    }
+    if (!rc) rc = qn_cmd_run(s->seg[1 + 2 * L]);
+    return rc;
+}
+
 static int run(qn_session *s, const int32_t *tokens, uint32_t T, enum qn_fwd_out out, uint32_t k, bool hidden)
 {
     int rc = ensure_cap(s, s->pos + T);
@@ -159,14 +222,24 @@ static int run(qn_session *s, const int32_t *tokens, uint32_t T, enum qn_fwd_out
     if (ch) s->gen++;
     struct qn_fwd_call call = { .T = T, .out = out, .k = out == QN_FWD_TOPK ? k : 0, .hidden = hidden,
                                 .profile = s->p.profile };
+    uint32_t pos = (uint32_t)s->pos;
+    if (s->m->stream) {
+        call.profile = false;
+        memcpy(s->f.tok->map, tokens, sizeof *tokens * T);
+        memcpy(s->f.pos->map, &pos, sizeof pos);
+        if ((rc = run_streaming(s, &call))) return rc;
+        s->pos += T;
+        s->tokens += T;
+        return 0;
+    }
     qn_cmd *c;
     if ((rc = recording(s, &call, &c))) return rc;
     memcpy(s->f.tok->map, tokens, sizeof *tokens * T);
-    uint32_t pos = (uint32_t)s->pos;
     memcpy(s->f.pos->map, &pos, sizeof pos);
     if ((rc = qn_cmd_run(c))) return rc;
     if (s->p.profile) profile_add(s, c, T);
     s->pos += T;
+    s->tokens += T;
     return 0;
 }
 
@@ -267,3 +340,5 @@ void qn_session_profile(const qn_session *s, FILE *out)
     for (int k = 0; k < 2; k++)
         if (tot[k] > 0) fprintf(out, "  %s: %.1f tokens/s of GPU time\n", k ? "prompt" : "decode", 1000.0 / tot[k]);
 }
+
+void qn_session_stats(const qn_session *s, FILE *out) { qn_mst_print_stats(s->m, s->tokens, out); }

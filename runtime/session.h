@@ -44,6 +44,10 @@ int qn_session_greedy(qn_session *s, const int32_t *tokens, int n, int32_t *next
 /* Run n tokens; the k (1 .. 256) largest logits of the last one, descending (ties: lower id first). */
 int qn_session_topk(qn_session *s, const int32_t *tokens, int n, int k, int32_t *ids, float *vals);
 
+/* Streaming statistics since load (expert hit rate, bytes and GB/s read, IO stall per token) to out; one line
+ * saying every expert is resident otherwise. The totals belong to the model, the token count to this session. */
+void qn_session_stats(const qn_session *s, FILE *out);
+
 /* GPU milliseconds per token for each op family so far (decode and prompt calls separately). */
 void qn_session_profile(const qn_session *s, FILE *out);
 

@@ -1,0 +1,265 @@
+/* model_stream.c — streaming mode of a qn_model (see model_stream.h): expert locations, reads, slot uploads. */
+#include "model_stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "experts.h"
+#include "qn_err.h"
+#include "qn_log.h"
+#include "stream.h"
+
+#define NSTAGE 8              /* experts read per IO batch (staging = NSTAGE slots) */
+#define MAXFILES 256
+#define IO_TIMEOUT_NS (120ll * 1000000000ll)
+
+struct qn_mst {
+    qn_io *io;
+    qn_exp_cache *cache;
+    int32_t *file;            /* [L, E, 3] io file id */
+    uint64_t *off;            /* [L, E, 3] absolute offset */
+    char *paths[MAXFILES];
+    int fileid[MAXFILES], nfiles;
+    unsigned char *stage;     /* NSTAGE slots */
+    int32_t *uni;             /* [E] distinct ids of a call */
+    unsigned char *seen;      /* [E] */
+    uint64_t seq;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int qn_mst_plan(qn_model *m, uint64_t budget)
+{
+    int n = 0, K = m->c.top_k;
+    int64_t total = (int64_t)m->c.num_layers * m->c.num_experts;
+    int rc = qn_exp_slots_for_budget(budget, m->slot_bytes, K, 0, 0, total, &n);
+    if (rc) return rc;
+    m->n_slots = (uint32_t)n;
+    m->expert_bytes = (uint64_t)n * m->slot_bytes;
+    return 0;
+}
+
+/* io file id of `path` (added on first sight). */
+static int file_of(struct qn_mst *s, const char *path)
+{
+    for (int i = s->nfiles - 1; i >= 0; i--)
+        if (!strcmp(s->paths[i], path)) return s->fileid[i];
+    if (s->nfiles == MAXFILES) return qn_fail(QN_E_UNSUPPORTED, "streaming: more than %d model files", MAXFILES);
+    int id = qn_io_add_file(s->io, path);
+    if (id < 0) return id;
+    if (!(s->paths[s->nfiles] = strdup(path))) return qn_fail(-ENOMEM, "out of memory");
+    s->fileid[s->nfiles++] = id;
+    return id;
+}
+
+static int locate_all(qn_model *m, struct qn_mst *s, const qn_st_store *st)
+{
+    static const char *const part[3] = { "gate_proj", "up_proj", "down_proj" };
+    int L = m->c.num_layers, E = m->c.num_experts;
+    for (int l = 0; l < L; l++)
+        for (int e = 0; e < E; e++)
+            for (int p = 0; p < 3; p++) {
+                char name[160];
+                snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.%s.weight", l, e, part[p]);
+                qn_st_loc loc;
+                int rc = qn_st_locate(st, name, &loc);
+                if (rc) return rc;
+                if (loc.dtype != m->exp_dtype || loc.nbytes != m->exp_part_bytes[p])
+                    return qn_fail(QN_E_UNSUPPORTED, "streaming reads experts as stored: '%s' in %s is %s (%llu bytes), "
+                                   "the slots hold %s (%llu bytes); convert the checkpoint or keep every expert "
+                                   "resident", name, loc.path, qn_dtype_name(loc.dtype), (unsigned long long)loc.nbytes,
+                                   qn_dtype_name(m->exp_dtype), (unsigned long long)m->exp_part_bytes[p]);
+                int id = file_of(s, loc.path);
+                if (id < 0) return id;
+                size_t i = ((size_t)l * (size_t)E + (size_t)e) * 3 + (size_t)p;
+                s->file[i] = id;
+                s->off[i] = loc.offset;
+            }
+    return 0;
+}
+
+int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode)
+{
+    struct qn_mst *s = calloc(1, sizeof *s);
+    if (!s) return qn_fail(-ENOMEM, "out of memory");
+    m->stream = s;
+    size_t L = (size_t)m->c.num_layers, E = (size_t)m->c.num_experts;
+    s->file = malloc(sizeof *s->file * L * E * 3);
+    s->off = malloc(sizeof *s->off * L * E * 3);
+    s->stage = malloc((size_t)m->slot_bytes * NSTAGE);
+    s->uni = malloc(sizeof *s->uni * E);
+    s->seen = malloc(E);
+    if (!s->file || !s->off || !s->stage || !s->uni || !s->seen) return qn_fail(-ENOMEM, "out of memory");
+    memset(s->stage, 0, (size_t)m->slot_bytes * NSTAGE);
+    struct qn_io_params ip;
+    qn_io_default_params(&ip);
+    ip.mode = (enum qn_io_mode)io_mode;
+    int rc = qn_io_open(&s->io, &ip);
+    if (!rc) rc = locate_all(m, s, st);
+    if (rc) return rc;
+    struct qn_exp_params ep = { .n_layers = (int)L, .n_experts = (int)E, .top_k = m->c.top_k,
+                                .expert_bytes = m->slot_bytes, .n_slots = (int)m->n_slots };
+    if ((rc = qn_exp_create(&s->cache, &ep))) return rc;
+    QN_INFO("streaming experts: %u slots of %.2f MiB (%.1f%% of %lld experts), io %s", m->n_slots,
+            (double)m->slot_bytes / 1048576.0, 100.0 * m->n_slots / (double)(L * E), (long long)(L * E),
+            qn_io_engine_name(s->io));
+    return 0;
+}
+
+void qn_mst_close(struct qn_mst **ps)
+{
+    struct qn_mst *s = *ps;
+    if (!s) return;
+    qn_io_close(&s->io);
+    qn_exp_destroy(&s->cache);
+    for (int i = 0; i < s->nfiles; i++) free(s->paths[i]);
+    free(s->file);
+    free(s->off);
+    free(s->stage);
+    free(s->uni);
+    free(s->seen);
+    free(s);
+    *ps = NULL;
+}
+
+uint32_t qn_mst_max_tokens(const qn_model *m)
+{
+    uint32_t K = (uint32_t)m->c.top_k, n = K ? m->n_slots / K : 1;
+    return n ? n : 1;
+}
+
+/* Wait for n requests; the first failure's status and message win. */
+static int collect(struct qn_mst *s, int n)
+{
+    struct qn_io_cqe cq[NSTAGE * 3];
+    int err = 0, got = 0;
+    char msg[240] = "";
+    while (got < n) {
+        int k = qn_io_wait(s->io, cq, NSTAGE * 3, 1, IO_TIMEOUT_NS);
+        if (k == -ETIMEDOUT) {
+            qn_io_cancel(s->io, IO_TIMEOUT_NS);
+            return qn_fail(-ETIMEDOUT, "streaming: expert reads did not complete in %lld s",
+                           (long long)(IO_TIMEOUT_NS / 1000000000ll));
+        }
+        if (k < 0) return k;
+        for (int i = 0; i < k; i++)
+            if (cq[i].status < 0 && !err) {
+                err = cq[i].status;
+                snprintf(msg, sizeof msg, "%s", cq[i].msg);
+            }
+        got += k;
+    }
+    return err ? qn_fail(err, "streaming an expert: %s", msg) : 0;
+}
+
+/* Read up to NSTAGE fills into the staging area and copy each into its slot. */
+static int fill_batch(const qn_model *m, struct qn_mst *s, const struct qn_exp_fill *fl, int n)
+{
+    struct qn_io_req req[NSTAGE * 3];
+    int E = m->c.num_experts;
+    for (int i = 0; i < n; i++) {
+        size_t at = ((size_t)fl[i].layer * (size_t)E + (size_t)fl[i].expert) * 3;
+        uint64_t d = (uint64_t)i * m->slot_bytes;
+        for (int p = 0; p < 3; p++) {
+            req[i * 3 + p] = (struct qn_io_req){ .file = s->file[at + p], .offset = s->off[at + p],
+                                                 .length = m->exp_part_bytes[p], .dst = s->stage + d,
+                                                 .tag = (uint64_t)(i * 3 + p) };
+            d += m->exp_part_bytes[p];
+        }
+    }
+    int rc = qn_io_submit(s->io, req, n * 3);
+    if (!rc) rc = collect(s, n * 3);
+    for (int i = 0; !rc && i < n; i++) {
+        uint64_t off;
+        qn_buf *pool = qn_model_slot(m, (uint32_t)fl[i].slot, &off);
+        rc = qn_buf_write(m->v, pool, off, s->stage + (size_t)i * m->slot_bytes, m->slot_bytes);
+        if (!rc) qn_exp_fill_done(s->cache, fl[i].slot);
+    }
+    if (rc)   /* every slot of the batch not yet filled is freed: no garbage is ever resident */
+        for (int i = 0; i < n; i++) {
+            struct qn_exp_slot_info si;
+            if (!qn_exp_slot_get(s->cache, fl[i].slot, &si) && si.state == QN_EXP_SLOT_FILLING)
+                qn_exp_fill_failed(s->cache, fl[i].slot);
+        }
+    return rc;
+}
+
+/* Distinct ids of the call into s->uni; returns their count or a negative error. */
+static int distinct(const qn_model *m, struct qn_mst *s, int layer, const int32_t *ids, int n)
+{
+    int E = m->c.num_experts, nu = 0;
+    memset(s->seen, 0, (size_t)E);
+    for (int i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        if (id < 0 || id >= E)
+            return qn_fail(-ERANGE, "streaming: the router of layer %d chose expert %d (of %d)", layer, id, E);
+        if (!s->seen[id]) s->seen[id] = 1, s->uni[nu++] = id;
+    }
+    if (nu > (int)m->n_slots)
+        return qn_fail(-ENOSPC, "streaming: layer %d needs %d experts at once but only %u slots exist", layer, nu,
+                       m->n_slots);
+    return nu;
+}
+
+int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n)
+{
+    struct qn_mst *s = m->stream;
+    int E = m->c.num_experts;
+    int nu = distinct(m, s, layer, ids, n);
+    if (nu < 0) return nu;
+    uint64_t t0 = now_ns(), use = ++s->seq;
+    for (int at = 0; at < nu; at += QN_EXP_MAX_K) {
+        struct qn_exp_result r;
+        int k = nu - at < QN_EXP_MAX_K ? nu - at : QN_EXP_MAX_K;
+        int rc = qn_exp_lookup(s->cache, layer, s->uni + at, k, use, use - 1, &r);
+        for (int b = 0; !rc && b < r.n_fill; b += NSTAGE)
+            rc = fill_batch(m, s, r.fill + b, r.n_fill - b < NSTAGE ? r.n_fill - b : NSTAGE);
+        if (rc) return rc;
+    }
+    if (qn_exp_table_dirty(s->cache, layer)) {
+        const int32_t *row = qn_exp_table(s->cache) + (size_t)layer * (size_t)E;
+        int rc = qn_buf_write(m->v, m->slot_table, (uint64_t)layer * (uint64_t)E * 4u, row, (uint64_t)E * 4u);
+        if (rc) return rc;
+        qn_exp_table_clean(s->cache, layer);
+    }
+    qn_exp_note_stall(s->cache, layer, now_ns() - t0);
+    return 0;
+}
+
+int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats *is)
+{
+    if (!m->stream) return qn_fail(-EINVAL, "the model is not streaming its experts");
+    qn_exp_get_stats(m->stream->cache, -1, es);
+    qn_io_get_stats(m->stream->io, is);
+    return 0;
+}
+
+void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
+{
+    const struct qn_mst *s = m->stream;
+    if (!s) {
+        fprintf(out, "qnext stats: every routed expert resident (%u slots), no streaming\n", m->n_slots);
+        return;
+    }
+    struct qn_exp_stats es;
+    struct qn_io_stats is;
+    qn_exp_get_stats(s->cache, -1, &es);
+    qn_io_get_stats(s->io, &is);
+    fprintf(out, "qnext stats: streaming %u slots of %.2f MiB, io %s\n", m->n_slots, (double)m->slot_bytes / 1048576.0,
+            qn_io_engine_name(s->io));
+    fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
+            (unsigned long long)es.hits, (unsigned long long)es.misses, (unsigned long long)es.evictions);
+    fprintf(out, "  read %.2f MiB in %llu requests, %.3f GB/s while busy\n", (double)is.bytes / 1048576.0,
+            (unsigned long long)is.requests, qn_io_stats_gbps(&is));
+    fprintf(out, "  stall (reads + slot uploads) %.3f ms per token over %llu tokens\n",
+            tokens ? (double)es.stall_ns / 1e6 / (double)tokens : 0.0, (unsigned long long)tokens);
+    if (es.pf_guessed)
+        fprintf(out, "  prefetch precision %.3f recall %.3f\n", qn_exp_precision(&es), qn_exp_recall(&es));
+}

@@ -1,0 +1,285 @@
+/* test_stream.c — streaming mode (runtime/model_stream.h) against resident mode on a golden fixture, bit for bit.
+ *
+ * usage: test_stream FIXTURE_DIR
+ * A model loaded with --expert-cache below the experts' bytes keeps only N slots and reads experts from the
+ * file as layers route to them. Checks, for N = all - 1, about half, 2K, K + 1 and K (the minimum = top_k):
+ *   prefill over prefill0's prompt: logits of every position memcmp-identical to a resident session with the
+ *     same chunking (streaming caps a call at max(1, N / K) tokens so a layer's union of experts fits);
+ *   greedy decode, 6 steps one token at a time: same ids and memcmp-identical logits;
+ *   the slot cache really streamed (misses > 0, and evictions > 0 below all - 1);
+ * and at the minimum with QNEXT_IO_FAULTS delays, jitter, short reads and EAGAIN: still identical;
+ *   eio_at=3: the forward fails with -EIO and a message naming the model file and an offset (no hang);
+ *   a budget of K slots minus one byte: refused with -ENOSPC naming both numbers;
+ *   the checkpoint copied to a temp folder and truncated after load: -ENODATA naming the file and offset. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "experts.h"
+#include "model_stream.h"
+#include "qn_err.h"
+#include "qn_log.h"
+#include "session.h"
+
+#define NDEC 6
+
+static int failures;
+
+#define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, ": %s\n", qn_errmsg()); exit(1); } while (0)
+
+static void ok_if(bool ok, const char *what, const char *detail)
+{
+    printf("%-4s %s%s%.200s\n", ok ? "ok" : "FAIL", what, detail ? ": " : "", detail ? detail : "");
+    if (!ok) failures++;
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
+    return p;
+}
+
+/* What one run produces: prefill logits [T, V], then NDEC greedy steps (ids and last-token logits). */
+struct result {
+    float *pre;
+    int32_t tok[NDEC];
+    float *dec;   /* [NDEC, V] */
+};
+
+static int load(qn_vk *v, const char *dir, uint64_t budget, qn_model **m)
+{
+    struct qn_model_params mp;
+    qn_model_default_params(&mp);
+    mp.progress = 0;
+    mp.expert_cache = budget;
+    return qn_model_load(m, v, dir, &mp);
+}
+
+static int argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* Prefill + NDEC decode steps; 0 or the first error. */
+static int run(const qn_model *m, uint32_t chunk, const int32_t *ids, int T, struct result *r)
+{
+    size_t V = (size_t)m->c.vocab_size;
+    struct qn_session_params p;
+    qn_session_default_params(&p);
+    p.chunk = chunk;
+    p.ctx = 64;
+    qn_session *s;
+    memset(r, 0, sizeof *r);
+    int rc = qn_session_new(&s, m, &p);
+    if (rc) return rc;
+    r->pre = xmalloc((size_t)T * V * 4);
+    r->dec = xmalloc(NDEC * V * 4);
+    rc = qn_session_forward(s, ids, T, r->pre, 1, NULL);
+    int32_t t = argmax(r->pre + (size_t)(T - 1) * V, (int)V);
+    for (int i = 0; !rc && i < NDEC; i++) {
+        rc = qn_session_forward(s, &t, 1, r->dec + (size_t)i * V, 0, NULL);
+        r->tok[i] = t = argmax(r->dec + (size_t)i * V, (int)V);
+    }
+    if (!rc && getenv("QN_STATS")) qn_session_stats(s, stdout);
+    qn_session_free(&s);
+    return rc;
+}
+
+static void result_free(struct result *r)
+{
+    free(r->pre);
+    free(r->dec);
+}
+
+static void compare(const char *what, const struct result *a, const struct result *b, size_t TV, size_t V)
+{
+    char msg[160];
+    bool pre = !memcmp(a->pre, b->pre, TV * 4);
+    bool tok = !memcmp(a->tok, b->tok, sizeof a->tok), dec = !memcmp(a->dec, b->dec, NDEC * V * 4);
+    snprintf(msg, sizeof msg, "%s: prefill logits %s, decode ids %s, decode logits %s", what,
+             pre ? "identical" : "DIFFER", tok ? "identical" : "DIFFER", dec ? "identical" : "DIFFER");
+    ok_if(pre && tok && dec, msg, NULL);
+}
+
+static uint32_t chunk_for(const qn_model *m, int n_slots)
+{
+    int K = m->c.top_k, c = n_slots / K;
+    return c < 1 ? 1 : c > 512 ? 512 : (uint32_t)c;
+}
+
+/* Resident reference for a chunk size (cached per chunk). */
+static const struct result *reference(const qn_model *res, uint32_t chunk, const int32_t *ids, int T)
+{
+    static struct result ref[8];
+    static uint32_t chunks[8];
+    static int n;
+    for (int i = 0; i < n; i++)
+        if (chunks[i] == chunk) return &ref[i];
+    if (n == 8) DIE("too many chunk sizes");
+    if (run(res, chunk, ids, T, &ref[n])) DIE("resident run (chunk %u)", chunk);
+    chunks[n] = chunk;
+    return &ref[n++];
+}
+
+static void test_budget(qn_vk *v, const char *dir, const qn_model *res, int n_slots, const int32_t *ids, int T)
+{
+    size_t V = (size_t)res->c.vocab_size;
+    int total = res->c.num_layers * res->c.num_experts;
+    qn_model *m;
+    if (load(v, dir, (uint64_t)n_slots * res->slot_bytes, &m)) DIE("streaming load with %d slots", n_slots);
+    char what[128];
+    snprintf(what, sizeof what, "%d of %d slots: streaming mode, table starts empty", n_slots, total);
+    ok_if(m->stream && (int)m->n_slots == n_slots && m->table[0] == -1, what, NULL);
+    uint32_t chunk = chunk_for(m, n_slots);
+    struct result r;
+    if (run(m, chunk, ids, T, &r)) DIE("streaming run with %d slots", n_slots);
+    snprintf(what, sizeof what, "%d slots (calls of <= %u tokens)", n_slots, chunk);
+    compare(what, &r, reference(res, chunk, ids, T), (size_t)T * V, V);
+    struct qn_exp_stats es;
+    struct qn_io_stats is;
+    qn_mst_stats(m, &es, &is);
+    char det[200];
+    snprintf(det, sizeof det, "hit rate %.3f, %llu misses, %llu evictions, %llu bytes read", qn_exp_hit_rate(&es),
+             (unsigned long long)es.misses, (unsigned long long)es.evictions, (unsigned long long)is.bytes);
+    ok_if(es.misses > 0 && is.bytes == es.bytes_read && (n_slots == total - 1 || es.evictions > 0),
+          "  experts were streamed", det);
+    result_free(&r);
+    qn_model_free(&m);
+}
+
+static void test_faults(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
+{
+    size_t V = (size_t)res->c.vocab_size;
+    int K = res->c.top_k;
+    qn_model *m;
+    setenv("QNEXT_IO_FAULTS", "delay_us=100,jitter_us=300,short=0.3,eagain=0.1,seed=7", 1);
+    int rc = load(v, dir, (uint64_t)K * res->slot_bytes, &m);
+    unsetenv("QNEXT_IO_FAULTS");
+    if (rc) DIE("streaming load with faults");
+    struct result r;
+    if (run(m, chunk_for(m, K), ids, T, &r)) DIE("streaming run with faults");
+    compare("minimum slots with delays, jitter, short reads, EAGAIN", &r, reference(res, chunk_for(m, K), ids, T),
+            (size_t)T * V, V);
+    result_free(&r);
+    qn_model_free(&m);
+
+    setenv("QNEXT_IO_FAULTS", "eio_at=3", 1);
+    rc = load(v, dir, (uint64_t)K * res->slot_bytes, &m);
+    unsetenv("QNEXT_IO_FAULTS");
+    if (rc) DIE("streaming load with eio_at");
+    rc = run(m, 1, ids, T, &r);
+    ok_if(rc == -EIO && strstr(qn_errmsg(), "model.safetensors") && strstr(qn_errmsg(), "offset"),
+          "eio_at=3: the forward fails with EIO naming the file and offset", qn_errmsg());
+    result_free(&r);
+    qn_model_free(&m);
+}
+
+static void test_too_small(qn_vk *v, const char *dir, const qn_model *res)
+{
+    qn_model *m = NULL;
+    int K = res->c.top_k;
+    int rc = load(v, dir, (uint64_t)K * res->slot_bytes - 1, &m);
+    char num[32];
+    snprintf(num, sizeof num, "%d", K);
+    ok_if(rc == -ENOSPC && !m && strstr(qn_errmsg(), "at least") && strstr(qn_errmsg(), num),
+          "a budget below top_k slots is refused", qn_errmsg());
+    qn_model_free(&m);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    int rc = a && b ? 0 : -1;
+    while (!rc && (n = fread(buf, 1, sizeof buf, a)) > 0)
+        if (fwrite(buf, 1, n, b) != n) rc = -1;
+    if (a) fclose(a);
+    if (b && fclose(b)) rc = -1;
+    return rc;
+}
+
+static void test_truncated(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
+{
+    char tmp[] = "/tmp/qnext-stream-XXXXXX", a[4200], b[4200];
+    if (!mkdtemp(tmp)) DIE("mkdtemp");
+    const char *names[2] = { "config.json", "model.safetensors" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(a, sizeof a, "%s/%s", dir, names[i]);
+        snprintf(b, sizeof b, "%s/%s", tmp, names[i]);
+        if (copy_file(a, b)) DIE("copying %s", a);
+    }
+    qn_model *m;
+    if (load(v, tmp, (uint64_t)res->c.top_k * res->slot_bytes, &m)) DIE("streaming load of the copy");
+    if (truncate(b, 4096)) DIE("truncating %s", b);
+    struct result r;
+    int rc = run(m, 1, ids, T, &r);
+    ok_if(rc == -ENODATA && strstr(qn_errmsg(), tmp) && strstr(qn_errmsg(), "offset"),
+          "model file truncated after load: the forward fails naming the file and offset", qn_errmsg());
+    result_free(&r);
+    qn_model_free(&m);
+    remove(b);
+    snprintf(a, sizeof a, "%s/config.json", tmp);
+    remove(a);
+    rmdir(tmp);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
+        return 2;
+    }
+    const char *dir = argv[1];
+    struct qn_vk_params vp;
+    qn_vk_default_params(&vp);
+    qn_log_set(NULL, NULL, QN_LOG_WARN);
+    qn_vk *v;
+    int rc = qn_vk_open(&v, &vp);
+    if (rc == QN_E_SKIP || rc == QN_E_NODEV) {
+        fprintf(stderr, "\n*** SKIP test_stream: %s ***\n\n", qn_errmsg());
+        return 77;
+    }
+    if (rc) DIE("opening the Vulkan device");
+    qn_model *res;
+    if (load(v, dir, 0, &res)) DIE("resident load of %s", dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+    qn_st_store *e;
+    if (qn_st_open(&e, path)) DIE("opening %s", path);
+    const qn_st_tensor *t = qn_st_find(e, "prefill0.input_ids");
+    if (!t) DIE("prefill0.input_ids missing");
+    int T = (int)qn_st_numel(t);
+    int32_t *ids = xmalloc((size_t)T * 4);
+    if (qn_st_read_i32(e, "prefill0.input_ids", ids, (size_t)T)) DIE("reading prompt");
+    qn_st_close(&e);
+    if (T > 24) T = 24;   /* runtime on lavapipe: the minimum budget runs token by token */
+    int K = res->c.top_k, total = res->c.num_layers * res->c.num_experts;
+    printf("fixture %s: %d layers x %d experts, top-k %d, slot %.1f KiB; minimum budget = top_k = %d slots; "
+           "prompt of %d tokens, %d decode steps\n", dir, res->c.num_layers, res->c.num_experts, K,
+           (double)res->slot_bytes / 1024.0, K, T, NDEC);
+    ok_if(!res->stream, "--expert-cache 0: every expert resident", NULL);
+    int budgets[5] = { total - 1, total / 2, 2 * K, K + 1, K };
+    for (int i = 0; i < 5; i++)
+        if (budgets[i] >= K && budgets[i] < total && (i == 0 || budgets[i] != budgets[i - 1]))
+            test_budget(v, dir, res, budgets[i], ids, T);
+    test_faults(v, dir, res, ids, T);
+    test_too_small(v, dir, res);
+    test_truncated(v, dir, res, ids, T);
+    free(ids);
+    qn_model_free(&res);
+    qn_vk_close(&v);
+    uint32_t vmsgs = qn_vk_validation_count();
+    if (vmsgs) {
+        printf("FAIL %u validation message(s)\n", vmsgs);
+        failures++;
+    }
+    printf("%s: %d failure(s)\n", dir, failures);
+    return failures ? 1 : 0;
+}
