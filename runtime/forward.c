@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "qn_log.h"
+#include "quant.h"
 
 #define F32 4u
 
@@ -56,9 +57,53 @@ static uint64_t bind_limit(const qn_fwd *f)
 
 /* y[T, W.rows] (+)= x[T, W.cols] · W^T: matvec for small T, tiled matmul otherwise. A weight larger than
  * maxStorageBufferRange is bound in row pieces of a multiple of 256 rows. */
+/* qmatvec pipeline index of a ggml block type, -1 if there is no kernel for it */
+static int q_index(uint32_t qtype)
+{
+    switch (qtype) {
+    case QN_GGML_Q8_0: return 0;
+    case QN_GGML_Q4_0: return 1;
+    case QN_GGML_Q4_K: return 2;
+    case QN_GGML_Q5_K: return 3;
+    case QN_GGML_Q6_K: return 4;
+    default: return -1;
+    }
+}
+
+/* linear() for a weight in a ggml block format (GGUF models): the quantized matvec for every T, tokens in z
+ * (prefill re-reads the weights per token: correct but slower than a quantized matmul, which is not built). */
+static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
+{
+    qn_fwd *f = r->f;
+    const qn_pipe *p = f->qmatvec[q_index(W->qtype)];
+    uint64_t range = bind_limit(f), rowb = W->bytes / W->rows;
+    uint32_t prow = W->bytes > range ? (uint32_t)(range / rowb / 256u * 256u) : W->rows;
+    if (prow == 0) prow = 256;
+    for (uint32_t r0 = 0; r0 < W->rows; r0 += prow) {
+        uint32_t n = W->rows - r0 < prow ? W->rows - r0 : prow;
+        uint64_t off = W->off + (uint64_t)r0 * rowb, bytes = (uint64_t)n * rowb;
+        struct qn_bind wbind = n == W->rows ? wb(W) : QN_BIND_RANGE(W->buf, off, (bytes + 15) / 16 * 16);
+        qn_pc_matvec pc = { .rows = n, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
+        struct qn_bind yb = n == W->rows ? QN_BIND(y) : QN_BIND_RANGE(y, (uint64_t)r0 * F32, (uint64_t)n * F32);
+        if (T == 1 || n == W->rows) {
+            qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(x), yb), &pc, sizeof pc, cdiv(n, qn_pipe_spec(p, 1)), T);
+            continue;
+        }
+        for (uint32_t t = 0; t < T; t++) { /* y rows of a piece are strided by W->rows: one token at a time */
+            struct qn_bind xt = QN_BIND_RANGE(x, (uint64_t)t * W->cols * F32, (uint64_t)W->cols * F32);
+            struct qn_bind yt = QN_BIND_RANGE(y, ((uint64_t)t * W->rows + r0) * F32, (uint64_t)n * F32);
+            qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, xt, yt), &pc, sizeof pc, cdiv(n, qn_pipe_spec(p, 1)), 1);
+        }
+    }
+}
+
 static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
+    if (W->qtype) {
+        qlinear(r, W, x, y, T, acc);
+        return;
+    }
     uint64_t range = bind_limit(f), rowb = (uint64_t)W->cols * (uint64_t)qn_dtype_size(W->dtype);
     uint32_t prow = W->rows;
     if (W->bytes > range) prow = (uint32_t)(range / rowb / 256u * 256u);
@@ -448,6 +493,19 @@ static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const ui
     } while (0)
 #define PIPE0(k, out) do { if ((rc = pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
 
+/* Does any dense weight of m use qmatvec pipeline i (q_index)? */
+static bool model_uses_q(const qn_model *m, int i)
+{
+    if (q_index(m->lm_head.qtype) == i) return true;
+    for (int l = 0; l < m->c.num_layers; l++) {
+        const struct qn_mlayer *L = &m->L[l];
+        const qn_wt *w[6] = { &L->w_in, &L->w_out, &L->w_qkv, &L->w_o, &L->w_moe, &L->shared_down };
+        for (int k = 0; k < 6; k++)
+            if (w[k]->qtype && q_index(w[k]->qtype) == i) return true;
+    }
+    return false;
+}
+
 static int make_pipes(qn_fwd *f)
 {
     const qn_config *c = &f->m->c;
@@ -482,6 +540,10 @@ static int make_pipes(qn_fwd *f)
     if (!tm || !tn || tm % 4 || tn % 4 || bk % 8 || bm % tm || bn % tn || (bm / tm) * (bn / tn) != wg)
         return qn_fail(-EINVAL, "matmul tile WG %u, BM %u, BN %u, BK %u, TM %u, TN %u: need TM, TN multiples of 4, BK of 8, "
                        "and (BM / TM) * (BN / TN) = WG", wg, bm, bn, bk, tm, tn);
+    static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
+                                           QN_K_MATVEC_Q6_K };
+    for (int i = 0; i < 5; i++)
+        if (model_uses_q(m, i)) PIPE0(qmv[i], &f->qmatvec[i]);
     PIPE(QN_K_ARGMAX, &f->argmax[0], 256, 0);
     PIPE(QN_K_ARGMAX, &f->argmax[1], 256, 1);
     PIPE(QN_K_TOPK_LOGITS, &f->topk, 256, 2048);

@@ -35,6 +35,7 @@ typedef struct qn_wt {
     uint64_t off, bytes;
     qn_dtype dtype;
     uint32_t rows, cols;
+    uint32_t qtype;   /* 0: plain dtype; else a ggml block type (quant.h; GGUF models): rows of cols / QK blocks */
 } qn_wt;
 
 struct qn_mlayer {

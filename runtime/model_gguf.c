@@ -11,6 +11,8 @@
 #include "gguf.h"
 #include "gguf_qwen3next.h"
 #include "qn_err.h"
+#include "qn_log.h"
+#include "quant.h"
 
 #define GIB(x) ((double)(x) / 1073741824.0)
 #define MAXP 4
@@ -21,6 +23,9 @@ struct gl {
     qn_model *m;
     const qn_q3n *q;
     uint32_t cap;
+    uint32_t nq;    /* tensors kept in blocks */
+    uint64_t qbytes;
+    bool quant;     /* keep qmatvec-readable matrices in their blocks (QNEXT_GGUF_F32=1: dequantize everything) */
 };
 
 bool qn_model_path_is_gguf(const char *path)
@@ -97,9 +102,72 @@ static void src_row(const qn_config *c, enum perm perm, const uint32_t *prow, in
     *row = r;
 }
 
-/* Device tensor dst = the named HF tensors (printf formats with the layer) stacked by rows, permuted. */
-static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts, const char *const *fmts)
+static bool qmv_type(uint32_t t)
 {
+    return t == QN_GGML_Q8_0 || t == QN_GGML_Q4_0 || t == QN_GGML_Q4_K || t == QN_GGML_Q5_K || t == QN_GGML_Q6_K;
+}
+
+/* The block type all parts share when they can stay quantized on the device (a qmatvec format, no value
+ * transform, attn_qkv and attn_gate of one type), else 0. */
+static uint32_t raw_type(const struct gl *g, int nparts, const qn_q3n_src *s)
+{
+    uint32_t t = s[0].t->type;
+    for (int i = 0; i < nparts; i++)
+        if (s[i].t->type != t || (s[i].t2 && s[i].t2->type != t) ||
+            (s[i].xform != QN_Q3N_COPY && s[i].xform != QN_Q3N_QKVZ_SPLIT))
+            return 0;
+    return g->quant && qmv_type(t) ? t : 0;
+}
+
+/* fuse() keeping the GGUF blocks: rows (whole blocks) gathered in the fused order. */
+static int fuse_raw(struct gl *g, qn_wt *dst, enum perm perm, int nparts, const qn_q3n_src *s, uint32_t qt)
+{
+    char *pt[MAXP] = { 0 }, *out = NULL;
+    uint32_t prow[MAXP], rows = 0, cols = (uint32_t)(s[0].shape[1] * (s[0].ndim > 2 ? s[0].shape[2] : 1));
+    uint64_t rowb = 0;
+    int rc = qn_ggml_row_bytes(qt, cols, &rowb);
+    for (int i = 0; !rc && i < nparts; i++) {
+        uint64_t n = qn_q3n_src_bytes(&s[i]);
+        prow[i] = (uint32_t)s[i].shape[0];
+        rows += prow[i];
+        if (!(pt[i] = malloc(n ? n : 1))) rc = qn_fail(-ENOMEM, "out of memory reading '%s'", s[i].t->name);
+        if (!rc) rc = qn_q3n_read_raw(g->q, &s[i], pt[i], n);
+    }
+    uint64_t bytes = (uint64_t)rows * rowb;
+    if (!rc && !(out = malloc(bytes ? bytes : 1))) rc = qn_fail(-ENOMEM, "out of memory fusing '%s'", s[0].t->name);
+    for (uint32_t r = 0; !rc && r < rows; r++) {
+        int part;
+        uint32_t row;
+        src_row(&g->m->c, perm, prow, nparts, r, &part, &row);
+        memcpy(out + (size_t)r * rowb, pt[part] + (size_t)row * rowb, rowb);
+    }
+    if (!rc) {
+        *dst = (qn_wt){ .off = 0, .bytes = bytes, .dtype = QN_DT_F32, .rows = rows, .cols = cols, .qtype = qt };
+        rc = new_buf(g, out, bytes, s[0].t->name, &dst->buf);
+        g->m->dense_bytes += bytes;
+        g->nq++;
+        g->qbytes += bytes;
+    }
+    for (int i = 0; i < nparts; i++) free(pt[i]);
+    free(out);
+    return rc;
+}
+
+/* Device tensor dst = the named HF tensors (printf formats with the layer) stacked by rows, permuted: in
+ * their GGUF block format when `quant` and raw_type() allow, else dequantized to f32. */
+static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts, const char *const *fmts, bool quant)
+{
+    if (quant) {
+        qn_q3n_src s[MAXP];
+        for (int i = 0; i < nparts; i++) {
+            char name[160];
+            snprintf(name, sizeof name, fmts[i], layer);
+            int rc = qn_q3n_find(g->q, name, &s[i]);
+            if (rc) return qn_fail(rc, "GGUF: no tensor for '%s'", name);
+        }
+        uint32_t qt = raw_type(g, nparts, s);
+        if (qt) return fuse_raw(g, dst, perm, nparts, s, qt);
+    }
     float *pt[MAXP] = { 0 }, *out = NULL;
     uint32_t prow[MAXP], cols = 0, rows = 0;
     int rc = 0;
@@ -131,10 +199,11 @@ static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts,
     return rc;
 }
 
-#define FUSE(dst, perm, layer, ...) \
+#define FUSE(dst, perm, layer, ...) FUSEQ(dst, perm, false, layer, __VA_ARGS__)
+#define FUSEQ(dst, perm, quant, layer, ...) \
     do { \
         static const char *const names_[] = { __VA_ARGS__ }; \
-        int rc_ = fuse(g, (dst), (perm), (layer), (int)(sizeof names_ / sizeof names_[0]), names_); \
+        int rc_ = fuse(g, (dst), (perm), (layer), (int)(sizeof names_ / sizeof names_[0]), names_, (quant)); \
         if (rc_) return rc_; \
     } while (0)
 
@@ -144,21 +213,21 @@ static int load_layer(struct gl *g, struct qn_mlayer *l, int i)
     FUSE(&l->in_norm, PERM_NONE, i, "model.layers.%d.input_layernorm.weight");
     FUSE(&l->post_norm, PERM_NONE, i, "model.layers.%d.post_attention_layernorm.weight");
     if (l->full) {
-        FUSE(&l->w_qkv, PERM_QPROJ, i, "model.layers.%d.self_attn.q_proj.weight",
+        FUSEQ(&l->w_qkv, PERM_QPROJ, true, i, "model.layers.%d.self_attn.q_proj.weight",
              "model.layers.%d.self_attn.k_proj.weight", "model.layers.%d.self_attn.v_proj.weight");
         FUSE(&l->q_norm, PERM_NONE, i, "model.layers.%d.self_attn.q_norm.weight");
         FUSE(&l->k_norm, PERM_NONE, i, "model.layers.%d.self_attn.k_norm.weight");
-        FUSE(&l->w_o, PERM_NONE, i, "model.layers.%d.self_attn.o_proj.weight");
+        FUSEQ(&l->w_o, PERM_NONE, true, i, "model.layers.%d.self_attn.o_proj.weight");
     } else {
-        FUSE(&l->w_in, PERM_GDN, i, "model.layers.%d.linear_attn.in_proj_qkvz.weight",
+        FUSEQ(&l->w_in, PERM_GDN, true, i, "model.layers.%d.linear_attn.in_proj_qkvz.weight",
              "model.layers.%d.linear_attn.in_proj_ba.weight");
         FUSE(&l->conv_w, PERM_NONE, i, "model.layers.%d.linear_attn.conv1d.weight");
         FUSE(&l->A_log, PERM_NONE, i, "model.layers.%d.linear_attn.A_log");
         FUSE(&l->dt_bias, PERM_NONE, i, "model.layers.%d.linear_attn.dt_bias");
         FUSE(&l->gnorm, PERM_NONE, i, "model.layers.%d.linear_attn.norm.weight");
-        FUSE(&l->w_out, PERM_NONE, i, "model.layers.%d.linear_attn.out_proj.weight");
+        FUSEQ(&l->w_out, PERM_NONE, true, i, "model.layers.%d.linear_attn.out_proj.weight");
     }
-    FUSE(&l->w_moe, PERM_NONE, i, "model.layers.%d.mlp.gate.weight",
+    FUSEQ(&l->w_moe, PERM_NONE, true, i, "model.layers.%d.mlp.gate.weight",
          "model.layers.%d.mlp.shared_expert.gate_proj.weight", "model.layers.%d.mlp.shared_expert.up_proj.weight",
          "model.layers.%d.mlp.shared_expert_gate.weight");
     FUSE(&l->shared_down, PERM_NONE, i, "model.layers.%d.mlp.shared_expert.down_proj.weight");
@@ -254,7 +323,8 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
 {
     qn_gguf *gf = NULL;
     qn_q3n *q = NULL;
-    struct gl g = { .m = m };
+    const char *ev = getenv("QNEXT_GGUF_F32");
+    struct gl g = { .m = m, .quant = !(ev && *ev && strcmp(ev, "0")) };
     int rc = qn_gguf_open(&gf, m->path);
     if (!rc) rc = qn_q3n_open(&q, gf);
     if (!rc) {
@@ -265,12 +335,16 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
     if (!rc && !(m->L = calloc((size_t)m->c.num_layers, sizeof *m->L))) rc = qn_fail(-ENOMEM, "out of memory");
     static const char *const embed[] = { "model.embed_tokens.weight" }, *const norm[] = { "model.norm.weight" },
                              *const head[] = { "lm_head.weight" };
-    if (!rc) rc = fuse(&g, &m->embed, PERM_NONE, 0, 1, embed);
-    if (!rc) rc = fuse(&g, &m->norm, PERM_NONE, 0, 1, norm);
+    if (!rc) rc = fuse(&g, &m->embed, PERM_NONE, 0, 1, embed, false);
+    if (!rc) rc = fuse(&g, &m->norm, PERM_NONE, 0, 1, norm, false);
     if (!rc && m->c.tie_word_embeddings) m->lm_head = m->embed;
-    else if (!rc) rc = fuse(&g, &m->lm_head, PERM_NONE, 0, 1, head);
+    else if (!rc) rc = fuse(&g, &m->lm_head, PERM_NONE, 0, 1, head, true);
     for (int i = 0; !rc && i < m->c.num_layers; i++) rc = load_layer(&g, &m->L[i], i);
     if (!rc) rc = load_experts(&g);
+    if (!rc)
+        QN_INFO("%s: %u dense matrices kept in GGUF blocks (%.1f MiB, quantized matvec), the rest dequantized to f32 "
+                "(%.1f MiB dense, %.1f MiB experts)", m->path, g.nq, (double)g.qbytes / 1048576.0,
+                (double)(m->dense_bytes - g.qbytes) / 1048576.0, (double)m->expert_bytes / 1048576.0);
     qn_q3n_close(&q);
     qn_gguf_close(&gf);
     return rc;

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""gguf_check.py QNEXT CONVERTER FIXTURE_DIR WORKDIR — `qnext -m FILE.gguf --backend vulkan` end to end.
+
+CONVERTER is tests/unit/test_gguf_qwen3next.c built as a tool (--write-gguf, --gguf-to-hf). For each GGUF:
+  golden tiny as F32 and as Q8_0 (the test-only HF->GGUF converter), and a `qnext synth --type q4_k_m`
+  model with hidden 256 (K-quants fit; Q4_K / Q6_K / Q8_0 / F32 mixed per tensor),
+the CPU reference runs on the SAME weights: --gguf-to-hf reads every tensor back through loader/gguf_qwen3next
+(dequantized, inverse transforms applied) and writes an F32 HF folder. Checks (relative L2 over all logits):
+  vulkan(GGUF) vs cpu(dequantized HF)  prefill1 (7 tokens, matvec path) and prefill0 (150, matmul path) < 1e-4
+  vulkan(GGUF) vs HF's expected.safetensors: F32 < 1e-3, Q8_0 < 8e-2 (quantization error of the weights)
+  greedy decode (generate --ids, one token at a time) on the GGUF == the CPU reference's ids on the same weights
+"""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_check import read_npy, read_safetensors, rel_l2, report  # noqa: E402
+import cli_check  # noqa: E402
+
+
+def run(args):
+    p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if p.returncode:
+        print("command failed (%d): %s\n%s" % (p.returncode, " ".join(args), p.stderr.strip()[-800:]))
+    return p.returncode, p.stdout
+
+
+def logits(qnext, model, backend, toks, out):
+    rc, _ = run([qnext, "logits", "-m", model, "--tokens", toks, "--backend", backend, "-o", out])
+    return read_npy(out)[1] if rc == 0 else None
+
+
+def greedy(qnext, model, backend, toks, n):
+    rc, so = run([qnext, "generate", "-m", model, "--tokens", toks, "-n", str(n), "--greedy", "--backend", backend,
+                  "--ids"])
+    return so.strip() if rc == 0 else None
+
+
+def check_model(qnext, gguf, deq, work, name, exp, hf_tol):
+    ids = {k: ",".join(str(x) for x in exp[k + ".input_ids"][1]) for k in ("prefill1", "prefill0")}
+    for k in ("prefill1", "prefill0"):
+        a = logits(qnext, gguf, "vulkan", ids[k], os.path.join(work, name + "_vk.npy"))
+        b = logits(qnext, deq, "cpu", ids[k], os.path.join(work, name + "_cpu.npy"))
+        if a is None or b is None:
+            report(False, "%s %s: logits computed" % (name, k))
+            continue
+        finite = all(x == x and abs(x) < 1e30 for x in a)
+        err = rel_l2(a, b)
+        report(finite and err < 1e-4, "%s %s: vulkan on the GGUF vs cpu on its dequantized weights: rel L2 %.3e "
+               "(tolerance 1e-4)" % (name, k, err))
+        if hf_tol:
+            e = rel_l2(a, exp[k + ".logits"][1])
+            report(e < hf_tol, "%s %s: vs HF expected: rel L2 %.3e (tolerance %.0e)" % (name, k, e, hf_tol))
+    g_vk = greedy(qnext, gguf, "vulkan", ids["prefill1"], 12)
+    g_cpu = greedy(qnext, deq, "cpu", ids["prefill1"], 12)
+    report(g_vk is not None and g_vk == g_cpu, "%s: greedy decode of 12 tokens: vulkan %s, cpu %s" % (name, g_vk, g_cpu))
+
+
+def main():
+    qnext, conv, fixture, work = sys.argv[1:5]
+    os.makedirs(work, exist_ok=True)
+    exp = read_safetensors(os.path.join(fixture, "expected.safetensors"))
+    for typ, tol in (("f32", 1e-3), ("q8_0", 8e-2)):
+        g, d = os.path.join(work, "tiny_%s.gguf" % typ), os.path.join(work, "tiny_%s_deq" % typ)
+        if run([conv, fixture, "--write-gguf", g, typ])[0] or run([conv, fixture, "--gguf-to-hf", g, d])[0]:
+            report(False, "tiny %s: GGUF written and read back" % typ)
+            continue
+        check_model(qnext, g, d, work, "tiny-" + typ, exp, tol)
+    g, d = os.path.join(work, "syn_q4_k_m.gguf"), os.path.join(work, "syn_q4_k_m_deq")
+    if run([qnext, "synth", "-o", g, "--type", "q4_k_m", "--config", fixture, "--hidden", "256", "--moe-inter", "256",
+            "--shared-inter", "256", "--experts", "8", "--force", "--no-progress", "--no-sync"])[0] or \
+            run([conv, fixture, "--gguf-to-hf", g, d])[0]:
+        report(False, "synth q4_k_m: GGUF written and read back")
+    else:
+        check_model(qnext, g, d, work, "synth-q4_k_m", exp, None)
+    print("%d failure(s)" % cli_check.failures)
+    return 1 if cli_check.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
