@@ -2,7 +2,8 @@
  * (--board: memory reserve and kernel tuning), the model resident on the GPU (runtime/model.h) and one
  * session (runtime/session.h). A forward call without logits is kept pending and run by the next top-k call,
  * so a sampled or greedy step reads back only the candidates (k = 1: the GPU argmax) instead of the logits.
- * --profile prints GPU time per op family at close. */
+ * --profile prints GPU time per op family at close; --stats the expert-streaming totals (hit rate, bytes and
+ * GB/s read, IO stall per token) when --expert-cache is below the experts' bytes; --io picks the read mode. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "board.h"
 #include "engine.h"
 #include "qn_err.h"
+#include "model_stream.h"
 #include "session.h"
 
 struct vk_impl {
@@ -21,6 +23,7 @@ struct vk_impl {
     float *last;         /* [vocab] last-position logits of the latest call that returned logits */
     bool have_last;
     bool profile;
+    bool stats;
 };
 
 /* Run the pending tokens with no output (a forward call follows that needs the state). */
@@ -97,6 +100,7 @@ static void vk_close(void *impl)
 {
     struct vk_impl *p = impl;
     if (p->profile && p->s) qn_session_profile(p->s, stderr);
+    if (p->stats && p->s) qn_session_stats(p->s, stderr);
     qn_session_free(&p->s);
     qn_model_free(&p->m);
     qn_vk_close(&p->v);
@@ -107,9 +111,20 @@ static void vk_close(void *impl)
 
 static const qn_config *vk_config(const void *impl) { return &((const struct vk_impl *)impl)->m->c; }
 
+static int vk_expert_stats(void *impl, uint64_t *hits, uint64_t *misses)
+{
+    struct qn_exp_stats es = { 0 };
+    struct qn_io_stats is;
+    const qn_model *m = ((struct vk_impl *)impl)->m;
+    if (m->stream) qn_mst_stats(m, &es, &is);   /* resident: no misses, nothing to report */
+    *hits = es.hits;
+    *misses = es.misses;
+    return 0;
+}
+
 static const struct qn_engine_ops vk_ops = {
     .name = "vulkan", .forward = vk_forward, .reset = vk_reset, .close = vk_close, .config = vk_config,
-    .topk = vk_topk,
+    .topk = vk_topk, .expert_stats = vk_expert_stats,
 };
 
 int qn_engine_vk_open(void **out, const struct qn_engine_ops **ops, const struct qn_cli_common *o)
@@ -133,11 +148,15 @@ int qn_engine_vk_open(void **out, const struct qn_engine_ops **ops, const struct
     if (!rc) {
         mp.reserve_bytes = board.mem.reserve_bytes;
         mp.expert_cache = o->expert_cache;
+        enum qn_io_mode io = QN_IO_AUTO;
+        rc = o->io ? qn_io_mode_parse(o->io, &io) : 0;
+        mp.io_mode = (int)io;
+        p->stats = o->stats;
         sp.tune.matvec_wg = board.tune.matvec_wg;
         sp.tune.matvec_rows = board.tune.matvec_rows;
         sp.tune.norm_wg = board.tune.norm_wg;
         sp.profile = p->profile = o->profile;
-        rc = qn_model_load(&p->m, p->v, o->model, &mp);
+        if (!rc) rc = qn_model_load(&p->m, p->v, o->model, &mp);
     }
     if (!rc) rc = qn_session_new(&p->s, p->m, &sp);
     if (!rc && !(p->last = calloc((size_t)p->m->c.vocab_size, sizeof *p->last))) rc = qn_fail(-ENOMEM, "out of memory");
