@@ -51,6 +51,7 @@ typedef struct qn_synth_opts {
      * then fails with -ECANCELED and removes its files). May be NULL. */
     int (*progress)(void *user, uint64_t done, uint64_t total);
     void *user;
+    const char *name;           /* gguf general.name (NULL = a description of the synthetic model); not copied */
 } qn_synth_opts;
 
 /* One tensor of the output. shape is outermost-first (safetensors order); a GGUF's ne[] is shape reversed. */

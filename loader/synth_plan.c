@@ -437,7 +437,7 @@ int qn_synth_gguf_meta(qn_gguf_writer *w, const qn_synth_plan *p)
              c->num_experts);
     int rc = qn_gguf_w_str(w, "general.architecture", "qwen3next");
     if (!rc) rc = qn_gguf_w_str(w, "general.type", "model");
-    if (!rc) rc = qn_gguf_w_str(w, "general.name", name);
+    if (!rc) rc = qn_gguf_w_str(w, "general.name", p->opts.name ? p->opts.name : name);
     for (size_t i = 0; !rc && i < sizeof keys / sizeof keys[0]; i++) {
         snprintf(k, sizeof k, "qwen3next.%s", keys[i]);
         rc = qn_gguf_w_u32(w, k, (uint32_t)vals[i]);

@@ -1,5 +1,6 @@
 /* ref_model.c — Qwen3-Next forward pass in plain C float over the ops of ref_ops.c (spec §8 reads top to bottom
- * in qn_ref_forward). Weights: float32 copies loaded from safetensors; state: per session. */
+ * in qn_ref_forward). Weights: float32 copies loaded from safetensors, or from a llama.cpp qwen3next GGUF
+ * dequantized through qn_q3n_read_f32 (every converter transform undone); state: per session. */
 #include "ref_model.h"
 
 #include <errno.h>
@@ -10,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gguf.h"
+#include "gguf_qwen3next.h"
 #include "qn_err.h"
 #include "qn_log.h"
 #include "ref_ops.h"
@@ -76,6 +79,7 @@ uint64_t qn_ref_model_bytes(const qn_config *c)
 struct loader {
     qn_ref_model *m;
     const qn_st_store *st;
+    const qn_q3n *q3n;      /* GGUF source instead of st */
 };
 
 static float **weight_slot(qn_ref_model *m, const qn_tensor_spec *t)
@@ -129,7 +133,10 @@ static int load_one(void *user, const qn_tensor_spec *t)
     int64_t n = numel_spec(t);
     if (!(*slot = track(ld->m, (size_t)n)))
         return qn_fail(-ENOMEM, "ref: out of memory for tensor '%s' (%lld floats)", t->name, (long long)n);
-    return qn_st_read_f32_dequant(ld->st, t->name, *slot, (size_t)n);
+    if (!ld->q3n) return qn_st_read_f32_dequant(ld->st, t->name, *slot, (size_t)n);
+    qn_q3n_src src;
+    int rc = qn_q3n_find(ld->q3n, t->name, &src);
+    return rc ? rc : qn_q3n_read_f32(ld->q3n, &src, *slot, (uint64_t)n);
 }
 
 static int check_ram(const qn_config *c, const char *path)
@@ -171,19 +178,49 @@ static int setup_rope(qn_ref_model *m)
     return 0;
 }
 
+/* A file starting with the GGUF magic. */
+static int is_gguf(const char *path)
+{
+    char mag[4] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(mag, 1, 4, f) : 0;
+    if (f) fclose(f);
+    return n == 4 && !memcmp(mag, "GGUF", 4);
+}
+
+/* The GGUF branch: config from the qwen3next metadata, every HF tensor dequantized with transforms undone. */
+static int load_gguf(qn_ref_model *m, const char *path)
+{
+    qn_gguf *g = NULL;
+    qn_q3n *q = NULL;
+    int rc = qn_gguf_open(&g, path);
+    if (!rc) rc = qn_q3n_open(&q, g);
+    if (!rc) m->c = *qn_q3n_config(q);
+    if (!rc) rc = check_ram(&m->c, path);
+    if (!rc) rc = alloc_layers(m);
+    if (!rc) {
+        struct loader ld = { m, NULL, q };
+        rc = qn_cfg_tensors(&m->c, load_one, &ld);
+    }
+    qn_q3n_close(&q);
+    qn_gguf_close(&g);
+    return rc;
+}
+
 int qn_ref_model_load(qn_ref_model **out, const char *path)
 {
     *out = NULL;
     qn_ref_model *m = calloc(1, sizeof *m);
     qn_st_store *st = NULL;
     if (!m) return qn_fail(-ENOMEM, "ref: out of memory");
-    int rc = qn_cfg_load(&m->c, path);
-    if (!rc) rc = check_ram(&m->c, path);
-    if (!rc) rc = qn_st_open(&st, path);
-    if (!rc) rc = qn_st_check_model(st, &m->c, 1);
-    if (!rc) rc = alloc_layers(m);
-    if (!rc) {
-        struct loader ld = { m, st };
+    int gguf = is_gguf(path);
+    int rc = gguf ? load_gguf(m, path) : qn_cfg_load(&m->c, path);
+    if (!rc && !gguf) rc = check_ram(&m->c, path);
+    if (!rc && !gguf) rc = qn_st_open(&st, path);
+    if (!rc && !gguf) rc = qn_st_check_model(st, &m->c, 1);
+    if (!rc && !gguf) rc = alloc_layers(m);
+    if (!rc && !gguf) {
+        struct loader ld = { m, st, NULL };
         rc = qn_cfg_tensors(&m->c, load_one, &ld);
     }
     if (!rc && m->c.tie_word_embeddings) m->lm_head = m->embed;
