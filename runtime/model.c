@@ -517,7 +517,7 @@ static uint32_t n_experts_total(const qn_model *m) { return (uint32_t)m->c.num_l
 static int plan_streaming(qn_model *m, const struct qn_model_params *p)
 {
     if (!p->expert_cache || p->expert_cache >= m->expert_bytes) return 0;
-    return qn_mst_plan(m, p->expert_cache);
+    return qn_mst_plan(m, p->expert_cache, p->prefetch);
 }
 
 static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
@@ -643,7 +643,7 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     if (!rc && !gguf) rc = check_budget(m, prm);
     if (!rc && !gguf) rc = alloc_all(m, &p, sizes);
     if (!rc) rc = upload_rope(m);
-    if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = qn_mst_open(m, st, prm->io_mode);
+    if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = qn_mst_open(m, st, prm->io_mode, prm->prefetch);
     if (!rc && !gguf) rc = upload_all(m, st, &p, prm);
     m->load_seconds = now_s() - t0;
     free(sizes);

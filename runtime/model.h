@@ -89,6 +89,7 @@ struct qn_model_params {
     uint64_t expert_cache;    /* --expert-cache: 0 or >= the experts' bytes = every expert resident; below that
                                  the experts stream from the model files into that many bytes of slots */
     int io_mode;              /* streaming reads: enum qn_io_mode (stream.h), 0 = auto */
+    int prefetch;             /* streaming: slots for guessed next-layer experts read ahead (0 = off) */
     int progress;             /* 1: progress line on stderr for loads over a second, 0: never, -1: if stderr is a tty */
 };
 void qn_model_default_params(struct qn_model_params *p);

@@ -26,6 +26,14 @@ struct qn_mst {
     int32_t *uni;             /* [E] distinct ids of a call */
     unsigned char *seen;      /* [E] */
     uint64_t seq;
+    /* prefetch: guesses for layer L + 1 (the ids it used for the previous call) read while the GPU runs
+     * layer L's experts and layer L + 1's route; drained at the start of the next qn_mst_layer */
+    int n_prefetch;
+    unsigned char *pf_stage;  /* n_prefetch slots */
+    struct qn_exp_fill pf[QN_EXP_MAX_K];
+    int n_pf;                 /* prefetch fills in flight */
+    int32_t *last;            /* [L, QN_EXP_MAX_K] distinct ids of the layer's previous call */
+    int *n_last;              /* [L] */
 };
 
 static uint64_t now_ns(void)
@@ -35,11 +43,11 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int qn_mst_plan(qn_model *m, uint64_t budget)
+int qn_mst_plan(qn_model *m, uint64_t budget, int n_prefetch)
 {
     int n = 0, K = m->c.top_k;
     int64_t total = (int64_t)m->c.num_layers * m->c.num_experts;
-    int rc = qn_exp_slots_for_budget(budget, m->slot_bytes, K, 0, 0, total, &n);
+    int rc = qn_exp_slots_for_budget(budget, m->slot_bytes, K, n_prefetch, 0, total, &n);
     if (rc) return rc;
     m->n_slots = (uint32_t)n;
     m->expert_bytes = (uint64_t)n * m->slot_bytes;
@@ -85,7 +93,7 @@ static int locate_all(qn_model *m, struct qn_mst *s, const qn_st_store *st)
     return 0;
 }
 
-int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode)
+int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode, int n_prefetch)
 {
     struct qn_mst *s = calloc(1, sizeof *s);
     if (!s) return qn_fail(-ENOMEM, "out of memory");
@@ -96,7 +104,13 @@ int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode)
     s->stage = malloc((size_t)m->slot_bytes * NSTAGE);
     s->uni = malloc(sizeof *s->uni * E);
     s->seen = malloc(E);
-    if (!s->file || !s->off || !s->stage || !s->uni || !s->seen) return qn_fail(-ENOMEM, "out of memory");
+    s->n_prefetch = n_prefetch < 0 ? 0 : n_prefetch > QN_EXP_MAX_K ? QN_EXP_MAX_K : n_prefetch;
+    s->pf_stage = malloc((size_t)m->slot_bytes * (size_t)(s->n_prefetch ? s->n_prefetch : 1));
+    s->last = malloc(sizeof *s->last * L * QN_EXP_MAX_K);
+    s->n_last = calloc(L, sizeof *s->n_last);
+    if (!s->file || !s->off || !s->stage || !s->uni || !s->seen || !s->pf_stage || !s->last || !s->n_last)
+        return qn_fail(-ENOMEM, "out of memory");
+    memset(s->pf_stage, 0, (size_t)m->slot_bytes * (size_t)(s->n_prefetch ? s->n_prefetch : 1));
     memset(s->stage, 0, (size_t)m->slot_bytes * NSTAGE);
     struct qn_io_params ip;
     qn_io_default_params(&ip);
@@ -105,11 +119,12 @@ int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode)
     if (!rc) rc = locate_all(m, s, st);
     if (rc) return rc;
     struct qn_exp_params ep = { .n_layers = (int)L, .n_experts = (int)E, .top_k = m->c.top_k,
-                                .expert_bytes = m->slot_bytes, .n_slots = (int)m->n_slots };
+                                .n_prefetch = s->n_prefetch, .expert_bytes = m->slot_bytes,
+                                .n_slots = (int)m->n_slots };
     if ((rc = qn_exp_create(&s->cache, &ep))) return rc;
-    QN_INFO("streaming experts: %u slots of %.2f MiB (%.1f%% of %lld experts), io %s", m->n_slots,
+    QN_INFO("streaming experts: %u slots of %.2f MiB (%.1f%% of %lld experts), io %s, prefetch %d", m->n_slots,
             (double)m->slot_bytes / 1048576.0, 100.0 * m->n_slots / (double)(L * E), (long long)(L * E),
-            qn_io_engine_name(s->io));
+            qn_io_engine_name(s->io), s->n_prefetch);
     return 0;
 }
 
@@ -125,18 +140,22 @@ void qn_mst_close(struct qn_mst **ps)
     free(s->stage);
     free(s->uni);
     free(s->seen);
+    free(s->pf_stage);
+    free(s->last);
+    free(s->n_last);
     free(s);
     *ps = NULL;
 }
 
 uint32_t qn_mst_max_tokens(const qn_model *m)
 {
-    uint32_t K = (uint32_t)m->c.top_k, n = K ? m->n_slots / K : 1;
+    /* prefetched slots pinned for this layer but not among its ids hold up to n_prefetch slots */
+    uint32_t K = (uint32_t)m->c.top_k, n = K ? (m->n_slots - (uint32_t)m->stream->n_prefetch) / K : 1;
     return n ? n : 1;
 }
 
-/* Wait for n requests; the first failure's status and message win. */
-static int collect(struct qn_mst *s, int n)
+/* Wait for n requests; the first failure's status and message win. status[tag] (if not NULL) gets each one's. */
+static int collect(struct qn_mst *s, int n, int *status)
 {
     struct qn_io_cqe cq[NSTAGE * 3];
     int err = 0, got = 0;
@@ -149,33 +168,42 @@ static int collect(struct qn_mst *s, int n)
                            (long long)(IO_TIMEOUT_NS / 1000000000ll));
         }
         if (k < 0) return k;
-        for (int i = 0; i < k; i++)
+        for (int i = 0; i < k; i++) {
+            if (status && cq[i].tag < (uint64_t)(QN_EXP_MAX_K * 3)) status[cq[i].tag] = cq[i].status;
             if (cq[i].status < 0 && !err) {
                 err = cq[i].status;
                 snprintf(msg, sizeof msg, "%s", cq[i].msg);
             }
+        }
         got += k;
     }
     return err ? qn_fail(err, "streaming an expert: %s", msg) : 0;
 }
 
-/* Read up to NSTAGE fills into the staging area and copy each into its slot. */
-static int fill_batch(const qn_model *m, struct qn_mst *s, const struct qn_exp_fill *fl, int n)
+/* The three reads (gate, up, down) of fill i into staging entry i of `stage`, tags 3i .. 3i + 2. */
+static void fill_reqs(const qn_model *m, const struct qn_mst *s, const struct qn_exp_fill *fl, int n,
+                      unsigned char *stage, struct qn_io_req *req)
 {
-    struct qn_io_req req[NSTAGE * 3];
     int E = m->c.num_experts;
     for (int i = 0; i < n; i++) {
         size_t at = ((size_t)fl[i].layer * (size_t)E + (size_t)fl[i].expert) * 3;
         uint64_t d = (uint64_t)i * m->slot_bytes;
         for (int p = 0; p < 3; p++) {
             req[i * 3 + p] = (struct qn_io_req){ .file = s->file[at + p], .offset = s->off[at + p],
-                                                 .length = m->exp_part_bytes[p], .dst = s->stage + d,
+                                                 .length = m->exp_part_bytes[p], .dst = stage + d,
                                                  .tag = (uint64_t)(i * 3 + p) };
             d += m->exp_part_bytes[p];
         }
     }
+}
+
+/* Read up to NSTAGE fills into the staging area and copy each into its slot. */
+static int fill_batch(const qn_model *m, struct qn_mst *s, const struct qn_exp_fill *fl, int n)
+{
+    struct qn_io_req req[NSTAGE * 3];
+    fill_reqs(m, s, fl, n, s->stage, req);
     int rc = qn_io_submit(s->io, req, n * 3);
-    if (!rc) rc = collect(s, n * 3);
+    if (!rc) rc = collect(s, n * 3, NULL);
     for (int i = 0; !rc && i < n; i++) {
         uint64_t off;
         qn_buf *pool = qn_model_slot(m, (uint32_t)fl[i].slot, &off);
@@ -208,13 +236,61 @@ static int distinct(const qn_model *m, struct qn_mst *s, int layer, const int32_
     return nu;
 }
 
+/* Finish the prefetch reads in flight: copy the good ones into their slots, free the slots of failed ones
+ * (a later lookup misses and reads them again, failing the call then if the file is really bad). */
+static int pf_drain(const qn_model *m, struct qn_mst *s)
+{
+    if (!s->n_pf) return 0;
+    int status[QN_EXP_MAX_K * 3];
+    memset(status, 0, sizeof status);
+    int n = s->n_pf, rc = collect(s, n * 3, status);
+    s->n_pf = 0;
+    if (rc == -ETIMEDOUT) return rc;
+    rc = 0;
+    for (int i = 0; i < n; i++) {
+        bool ok = !status[3 * i] && !status[3 * i + 1] && !status[3 * i + 2];
+        uint64_t off;
+        qn_buf *pool = qn_model_slot(m, (uint32_t)s->pf[i].slot, &off);
+        if (ok && !rc) rc = qn_buf_write(m->v, pool, off, s->pf_stage + (size_t)i * m->slot_bytes, m->slot_bytes);
+        if (ok && !rc) qn_exp_fill_done(s->cache, s->pf[i].slot);
+        else qn_exp_fill_failed(s->cache, s->pf[i].slot);
+    }
+    return rc;
+}
+
+/* Guess layer + 1's experts (its ids of the previous call) and start reading the absent ones. */
+static int pf_start(const qn_model *m, struct qn_mst *s, int layer)
+{
+    int next = layer + 1, n = next < m->c.num_layers ? s->n_last[next] : 0;
+    if (!s->n_prefetch || !n) return 0;
+    struct qn_exp_result r;
+    int rc = qn_exp_prefetch(s->cache, next, s->last + (size_t)next * QN_EXP_MAX_K, n, s->seq + 1, s->seq - 1, &r);
+    if (rc || !r.n_fill) return rc;
+    struct qn_io_req req[QN_EXP_MAX_K * 3];
+    s->n_pf = r.n_fill < s->n_prefetch ? r.n_fill : s->n_prefetch;   /* the allowance bounds it already */
+    memcpy(s->pf, r.fill, sizeof *s->pf * (size_t)s->n_pf);
+    for (int i = s->n_pf; i < r.n_fill; i++) qn_exp_fill_failed(s->cache, r.fill[i].slot);
+    fill_reqs(m, s, s->pf, s->n_pf, s->pf_stage, req);
+    rc = qn_io_submit(s->io, req, s->n_pf * 3);
+    if (rc) {
+        for (int i = 0; i < s->n_pf; i++) qn_exp_fill_failed(s->cache, s->pf[i].slot);
+        s->n_pf = 0;
+    }
+    return rc;
+}
+
 int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n)
 {
     struct qn_mst *s = m->stream;
     int E = m->c.num_experts;
+    uint64_t t0 = now_ns();
+    int rc0 = pf_drain(m, s);
+    if (rc0) return rc0;
     int nu = distinct(m, s, layer, ids, n);
     if (nu < 0) return nu;
-    uint64_t t0 = now_ns(), use = ++s->seq;
+    s->n_last[layer] = nu < QN_EXP_MAX_K ? nu : QN_EXP_MAX_K;
+    memcpy(s->last + (size_t)layer * QN_EXP_MAX_K, s->uni, sizeof *s->uni * (size_t)s->n_last[layer]);
+    uint64_t use = ++s->seq;
     for (int at = 0; at < nu; at += QN_EXP_MAX_K) {
         struct qn_exp_result r;
         int k = nu - at < QN_EXP_MAX_K ? nu - at : QN_EXP_MAX_K;
@@ -230,7 +306,7 @@ int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n)
         qn_exp_table_clean(s->cache, layer);
     }
     qn_exp_note_stall(s->cache, layer, now_ns() - t0);
-    return 0;
+    return pf_start(m, s, layer);
 }
 
 int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats *is)

@@ -22,14 +22,16 @@ struct qn_mst;
 
 /* --expert-cache `budget` below m->expert_bytes: m->n_slots / m->expert_bytes for that many slots, or
  * -ENOSPC with the message of qn_exp_slots_for_budget (budget, slot size, minimum). */
-int qn_mst_plan(qn_model *m, uint64_t budget);
+int qn_mst_plan(qn_model *m, uint64_t budget, int n_prefetch);
 /* Locations of every expert tensor in `st`, the IO engine (io_mode: enum qn_io_mode) and the slot cache;
- * sets m->stream. Experts must be stored in the slot dtype (no conversion while streaming). */
-int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode);
+ * sets m->stream. Experts must be stored in the slot dtype (no conversion while streaming). n_prefetch > 0:
+ * after layer L's experts are resident, guess layer L + 1's (the ids it used in the previous call, at most
+ * n_prefetch new slots) and start those reads while the GPU runs; the minimum becomes top_k + n_prefetch. */
+int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode, int n_prefetch);
 void qn_mst_close(struct qn_mst **s);
 
 /* The most tokens one call may run so that a layer's union of routed experts always fits the slots:
- * max(1, n_slots / top_k). */
+ * max(1, (n_slots - n_prefetch) / top_k). */
 uint32_t qn_mst_max_tokens(const qn_model *m);
 /* Make the experts named by ids[0..n) (a [T, K] router output, duplicates allowed) of `layer` resident and
  * the device slot table's row for the layer current. Errors (IO, truncated file, bad ids) name the file,

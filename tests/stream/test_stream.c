@@ -4,13 +4,15 @@
  * A model loaded with --expert-cache below the experts' bytes keeps only N slots and reads experts from the
  * file as layers route to them. Checks, for N = all - 1, about half, 2K, K + 1 and K (the minimum = top_k):
  *   prefill over prefill0's prompt: logits of every position memcmp-identical to a resident session with the
- *     same chunking (streaming caps a call at max(1, N / K) tokens so a layer's union of experts fits);
+ *     same chunking (streaming caps a call at max(1, (N - prefetch) / K) tokens so a layer's union fits);
  *   greedy decode, 6 steps one token at a time: same ids and memcmp-identical logits;
  *   the slot cache really streamed (misses > 0, and evictions > 0 below all - 1);
  * and at the minimum with QNEXT_IO_FAULTS delays, jitter, short reads and EAGAIN: still identical;
  *   eio_at=3: the forward fails with -EIO and a message naming the model file and an offset (no hang);
  *   a budget of K slots minus one byte: refused with -ENOSPC naming both numbers;
- *   the checkpoint copied to a temp folder and truncated after load: -ENODATA naming the file and offset. */
+ *   the checkpoint copied to a temp folder and truncated after load: -ENODATA naming the file and offset;
+ * then with prefetch (K / 2 guess slots; minimum K + K / 2): identical at half, 2K + P and K + P slots, under
+ * faults, eio_at and too small a budget again; the guesses were made (precision / recall printed). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,12 +51,15 @@ struct result {
     float *dec;   /* [NDEC, V] */
 };
 
+static int prefetch;   /* qn_model_params.prefetch of the streaming loads */
+
 static int load(qn_vk *v, const char *dir, uint64_t budget, qn_model **m)
 {
     struct qn_model_params mp;
     qn_model_default_params(&mp);
     mp.progress = 0;
     mp.expert_cache = budget;
+    mp.prefetch = budget ? prefetch : 0;
     return qn_model_load(m, v, dir, &mp);
 }
 
@@ -109,7 +114,7 @@ static void compare(const char *what, const struct result *a, const struct resul
 
 static uint32_t chunk_for(const qn_model *m, int n_slots)
 {
-    int K = m->c.top_k, c = n_slots / K;
+    int K = m->c.top_k, c = (n_slots - prefetch) / K;
     return c < 1 ? 1 : c > 512 ? 512 : (uint32_t)c;
 }
 
@@ -139,16 +144,18 @@ static void test_budget(qn_vk *v, const char *dir, const qn_model *res, int n_sl
     uint32_t chunk = chunk_for(m, n_slots);
     struct result r;
     if (run(m, chunk, ids, T, &r)) DIE("streaming run with %d slots", n_slots);
-    snprintf(what, sizeof what, "%d slots (calls of <= %u tokens)", n_slots, chunk);
+    snprintf(what, sizeof what, "%d slots, prefetch %d (calls of <= %u tokens)", n_slots, prefetch, chunk);
     compare(what, &r, reference(res, chunk, ids, T), (size_t)T * V, V);
     struct qn_exp_stats es;
     struct qn_io_stats is;
     qn_mst_stats(m, &es, &is);
     char det[200];
-    snprintf(det, sizeof det, "hit rate %.3f, %llu misses, %llu evictions, %llu bytes read", qn_exp_hit_rate(&es),
-             (unsigned long long)es.misses, (unsigned long long)es.evictions, (unsigned long long)is.bytes);
-    ok_if(es.misses > 0 && is.bytes == es.bytes_read && (n_slots == total - 1 || es.evictions > 0),
-          "  experts were streamed", det);
+    snprintf(det, sizeof det, "hit rate %.3f, %llu misses, %llu evictions, %llu bytes read; prefetch %llu fills, "
+             "%llu used, precision %.3f, recall %.3f", qn_exp_hit_rate(&es), (unsigned long long)es.misses,
+             (unsigned long long)es.evictions, (unsigned long long)is.bytes, (unsigned long long)es.pf_fills,
+             (unsigned long long)es.pf_fills_used, qn_exp_precision(&es), qn_exp_recall(&es));
+    ok_if(es.misses > 0 && is.bytes == es.bytes_read && (n_slots == total - 1 || es.evictions > 0) &&
+          (!prefetch || es.pf_guessed > 0), "  experts were streamed", det);
     result_free(&r);
     qn_model_free(&m);
 }
@@ -159,18 +166,18 @@ static void test_faults(qn_vk *v, const char *dir, const qn_model *res, const in
     int K = res->c.top_k;
     qn_model *m;
     setenv("QNEXT_IO_FAULTS", "delay_us=100,jitter_us=300,short=0.3,eagain=0.1,seed=7", 1);
-    int rc = load(v, dir, (uint64_t)K * res->slot_bytes, &m);
+    int rc = load(v, dir, (uint64_t)(K + prefetch) * res->slot_bytes, &m);
     unsetenv("QNEXT_IO_FAULTS");
     if (rc) DIE("streaming load with faults");
     struct result r;
-    if (run(m, chunk_for(m, K), ids, T, &r)) DIE("streaming run with faults");
-    compare("minimum slots with delays, jitter, short reads, EAGAIN", &r, reference(res, chunk_for(m, K), ids, T),
+    if (run(m, chunk_for(m, K + prefetch), ids, T, &r)) DIE("streaming run with faults");
+    compare("minimum slots with delays, jitter, short reads, EAGAIN", &r, reference(res, chunk_for(m, K + prefetch), ids, T),
             (size_t)T * V, V);
     result_free(&r);
     qn_model_free(&m);
 
     setenv("QNEXT_IO_FAULTS", "eio_at=3", 1);
-    rc = load(v, dir, (uint64_t)K * res->slot_bytes, &m);
+    rc = load(v, dir, (uint64_t)(K + prefetch) * res->slot_bytes, &m);
     unsetenv("QNEXT_IO_FAULTS");
     if (rc) DIE("streaming load with eio_at");
     rc = run(m, 1, ids, T, &r);
@@ -184,11 +191,12 @@ static void test_too_small(qn_vk *v, const char *dir, const qn_model *res)
 {
     qn_model *m = NULL;
     int K = res->c.top_k;
-    int rc = load(v, dir, (uint64_t)K * res->slot_bytes - 1, &m);
+    int rc = load(v, dir, (uint64_t)(K + prefetch) * res->slot_bytes - 1, &m);
     char num[32];
-    snprintf(num, sizeof num, "%d", K);
+    snprintf(num, sizeof num, "%d", K + prefetch);
     ok_if(rc == -ENOSPC && !m && strstr(qn_errmsg(), "at least") && strstr(qn_errmsg(), num),
-          "a budget below top_k slots is refused", qn_errmsg());
+          prefetch ? "a budget below top_k + prefetch slots is refused" : "a budget below top_k slots is refused",
+          qn_errmsg());
     qn_model_free(&m);
 }
 
@@ -216,7 +224,7 @@ static void test_truncated(qn_vk *v, const char *dir, const qn_model *res, const
         if (copy_file(a, b)) DIE("copying %s", a);
     }
     qn_model *m;
-    if (load(v, tmp, (uint64_t)res->c.top_k * res->slot_bytes, &m)) DIE("streaming load of the copy");
+    if (load(v, tmp, (uint64_t)(res->c.top_k + prefetch) * res->slot_bytes, &m)) DIE("streaming load of the copy");
     if (truncate(b, 4096)) DIE("truncating %s", b);
     struct result r;
     int rc = run(m, 1, ids, T, &r);
@@ -272,6 +280,14 @@ int main(int argc, char **argv)
     test_faults(v, dir, res, ids, T);
     test_too_small(v, dir, res);
     test_truncated(v, dir, res, ids, T);
+    /* prefetch on: K / 2 slots of guesses (the ids the next layer used for the previous call) */
+    prefetch = K / 2 > 0 ? K / 2 : 1;
+    printf("prefetch %d: minimum budget = top_k + prefetch = %d slots\n", prefetch, K + prefetch);
+    int pbud[3] = { total / 2, 2 * K + prefetch, K + prefetch };
+    for (int i = 0; i < 3; i++)
+        if (pbud[i] < total && (i == 0 || pbud[i] != pbud[i - 1])) test_budget(v, dir, res, pbud[i], ids, T);
+    test_faults(v, dir, res, ids, T);
+    test_too_small(v, dir, res);
     free(ids);
     qn_model_free(&res);
     qn_vk_close(&v);
