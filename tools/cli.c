@@ -38,6 +38,12 @@ int qn_cli_common_opt(struct qn_cli_common *c, int opt, const char *arg)
         c->io = arg;
         return 1;
     case QN_OPT_STATS: c->stats = true; return 1;
+    case QN_OPT_PREFETCH: {
+        long n;
+        if (qn_cli_int("", "--prefetch", arg, 0, 64, &n) < 0) return -1;
+        c->prefetch = (int)n;
+        return 1;
+    }
     case QN_OPT_PROFILE: c->profile = true; return 1;
     default: return 0;
     }

@@ -21,6 +21,7 @@ struct qn_cli_common {
     uint64_t expert_cache;      /* --expert-cache SIZE in bytes (0 = default from the board) */
     const char *io;             /* --io direct|buffered|auto */
     bool stats;                 /* --stats */
+    int prefetch;               /* --prefetch N: guessed next-layer experts read ahead while streaming (0 = off) */
     bool profile;               /* --profile */
     int verbose;                /* -v (repeatable) */
 };
@@ -28,7 +29,7 @@ struct qn_cli_common {
 /* long-option codes for the common options (values above the ASCII range) */
 enum {
     QN_OPT_BACKEND = 0x1000, QN_OPT_DEVICE, QN_OPT_BOARD, QN_OPT_EXPERT_CACHE, QN_OPT_IO,
-    QN_OPT_STATS, QN_OPT_PROFILE,
+    QN_OPT_STATS, QN_OPT_PROFILE, QN_OPT_PREFETCH,
     QN_OPT_FIRST_FREE = 0x1100 /* subcommands number their own long options from here */
 };
 
@@ -40,6 +41,7 @@ enum {
     { "expert-cache", required_argument, 0, QN_OPT_EXPERT_CACHE },     \
     { "io", required_argument, 0, QN_OPT_IO },                         \
     { "stats", no_argument, 0, QN_OPT_STATS },                         \
+    { "prefetch", required_argument, 0, QN_OPT_PREFETCH },             \
     { "profile", no_argument, 0, QN_OPT_PROFILE },                     \
     { "verbose", no_argument, 0, 'v' }
 
@@ -52,6 +54,7 @@ enum {
     "      --expert-cache SZ  VRAM for routed-expert slots, e.g. 6G, 512M (default: board)\n" \
     "      --io MODE          expert reads: direct, buffered or auto (default auto)\n"        \
     "      --stats            print expert-cache and IO statistics to stderr\n"             \
+    "      --prefetch N       streaming: read up to N guessed next-layer experts ahead (default 0)\n" \
     "      --profile          print GPU time per op family per token to stderr\n"            \
     "  -v, --verbose          more log output (repeat for debug)\n"
 

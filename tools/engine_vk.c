@@ -152,6 +152,7 @@ int qn_engine_vk_open(void **out, const struct qn_engine_ops **ops, const struct
         rc = o->io ? qn_io_mode_parse(o->io, &io) : 0;
         mp.io_mode = (int)io;
         p->stats = o->stats;
+        mp.prefetch = o->prefetch;
         sp.tune.matvec_wg = board.tune.matvec_wg;
         sp.tune.matvec_rows = board.tune.matvec_rows;
         sp.tune.norm_wg = board.tune.norm_wg;
