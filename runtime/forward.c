@@ -287,6 +287,32 @@ static void moe_route(struct rec *r, int l, const qn_pc_moe *pc)
                  QN_BIND(pool_at(m, 4)), QN_BIND(pool_at(m, 5)), QN_BIND(pool_at(m, 6)), QN_BIND(pool_at(m, 7))
 static const qn_buf *pool_at(const qn_model *m, uint32_t i) { return m->pools[i < m->n_pools ? i : 0]; }
 
+#define DPOOLS(m) QN_BIND(dpool_at(m, 0)), QN_BIND(dpool_at(m, 1)), QN_BIND(dpool_at(m, 2)), QN_BIND(dpool_at(m, 3)), \
+                  QN_BIND(dpool_at(m, 4)), QN_BIND(dpool_at(m, 5)), QN_BIND(dpool_at(m, 6)), QN_BIND(dpool_at(m, 7))
+static const qn_buf *dpool_at(const qn_model *m, uint32_t i) { return m->dpools[i < m->d_n_pools ? i : 0]; }
+
+/* moe_experts() for GGUF block experts (moe_q.comp): gate|up slots in pools, down slots in dpools; every T
+ * runs the per-token kernels with tokens in z (no grouped prefill for block experts yet). */
+static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
+{
+    qn_fwd *f = r->f;
+    const qn_model *m = f->m;
+    const struct qn_mlayer *L = &m->L[l];
+    const qn_pipe *gu = f->moe_qgu[q_index(L->exp_qtype[0])], *dn = f->moe_qdn[q_index(L->exp_qtype[2])];
+    mark(r, "moe.experts");
+    qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
+                                          POOLS(m)),
+                       pc, sizeof *pc, (uint64_t)pc->K * pc->I, r->T);
+    barrier(r);
+    qn_pc_moe pd = *pc;
+    pd.slot_bytes = (uint32_t)m->d_slot_bytes;
+    pd.slots_per_pool = m->d_slots_per_pool;
+    qn_cmd_dispatch_nz(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
+                                          QN_BIND(f->sg), wb(&L->shared_down), QN_BIND(f->x), DPOOLS(m)),
+                       &pd, sizeof pd, pc->H, r->T);
+    barrier(r);
+}
+
 /* Segment 2: x[T, H] += sum_k w · expert_k(xn) + sg · shared(xn), through the slot table. */
 static void moe_experts(struct rec *r, int l, const qn_pc_moe *pc)
 {
@@ -294,6 +320,10 @@ static void moe_experts(struct rec *r, int l, const qn_pc_moe *pc)
     const qn_model *m = f->m;
     const qn_wt *sd = &m->L[l].shared_down;
     uint32_t T = r->T, I = pc->I, H = pc->H;
+    if (m->L[l].exp_qtype[0]) {
+        moe_q_experts(r, l, pc);
+        return;
+    }
     mark(r, "moe.experts");
     if (T <= f->tune.small_t) {                 /* act[t, k, I] = silu(gate_e · xn) * (up_e · xn) */
         qn_cmd_dispatch_nz(r->c, f->gate_up, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table),
@@ -542,8 +572,20 @@ static int make_pipes(qn_fwd *f)
                        "and (BM / TM) * (BN / TN) = WG", wg, bm, bn, bk, tm, tn);
     static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
                                            QN_K_MATVEC_Q6_K };
-    for (int i = 0; i < 5; i++)
+    static const enum qn_kernel qgu[5] = { QN_K_MOE_Q_GU_Q8_0, QN_K_MOE_Q_GU_Q4_0, QN_K_MOE_Q_GU_Q4_K,
+                                           QN_K_MOE_Q_GU_Q5_K, QN_K_MOE_Q_GU_Q6_K };
+    static const enum qn_kernel qdn[5] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4_0, QN_K_MOE_Q_DN_Q4_K,
+                                           QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
+    for (int i = 0; i < 5; i++) {
         if (model_uses_q(m, i)) PIPE0(qmv[i], &f->qmatvec[i]);
+        bool ugu = false, udn = false;
+        for (int l = 0; l < c->num_layers; l++) {
+            ugu = ugu || (m->L[l].exp_qtype[0] && q_index(m->L[l].exp_qtype[0]) == i);
+            udn = udn || (m->L[l].exp_qtype[2] && q_index(m->L[l].exp_qtype[2]) == i);
+        }
+        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 64, m->qexp_up_off, 0);
+        if (udn) PIPE(qdn[i], &f->moe_qdn[i], 64, 0, 0);
+    }
     PIPE(QN_K_ARGMAX, &f->argmax[0], 256, 0);
     PIPE(QN_K_ARGMAX, &f->argmax[1], 256, 1);
     PIPE(QN_K_TOPK_LOGITS, &f->topk, 256, 2048);

@@ -58,6 +58,7 @@ typedef struct qn_fwd {
 
     /* pipelines */
     qn_pipe *embed, *rmsnorm, *matvec[3], *matmul[3], *argmax[2], *topk;
+    qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *prep, *dec, *comb, *pre;

@@ -54,6 +54,7 @@ struct qn_mlayer {
     /* MoE */
     qn_wt w_moe;               /* [E + 2Is + 1, H]: router | shared gate | shared up | shared_expert_gate */
     qn_wt shared_down;         /* [H, Is] */
+    uint32_t exp_qtype[3];     /* GGUF block experts: ggml types of gate, up, down (0: plain exp_dtype slots) */
 };
 
 typedef struct qn_model {
@@ -75,6 +76,13 @@ typedef struct qn_model {
     qn_buf *pools[QN_MODEL_MAX_POOLS];
     qn_buf *slot_table;           /* int32 [L, E] on the device */
     int32_t *table;               /* host copy */
+    /* GGUF block experts (model_gguf.c; L[l].exp_qtype set): a slot of `pools` holds gate | up (up at byte
+     * qexp_up_off), the down parts are slots of d_slot_bytes in `dpools` (same slot numbers; the dpools
+     * buffers are also in `arenas`, freed there) */
+    uint32_t qexp_up_off;
+    uint64_t d_slot_bytes;
+    uint32_t d_slots_per_pool, d_n_pools;
+    qn_buf *dpools[QN_MODEL_MAX_POOLS];
     struct qn_mst *stream;        /* streaming mode (model_stream.h): fewer slots than experts; NULL = resident */
 
     /* where the bytes went */

@@ -269,15 +269,112 @@ static int alloc_experts(qn_model *m)
     return rc;
 }
 
+static const char *const exp_fmt[3] = {
+    "model.layers.%d.mlp.experts.%d.gate_proj.weight",
+    "model.layers.%d.mlp.experts.%d.up_proj.weight",
+    "model.layers.%d.mlp.experts.%d.down_proj.weight",
+};
+
+static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
+
+/* Pools of `size`-byte slots for n slots (m->pools, or dpools kept in m->arenas so qn_model_free frees them). */
+static int make_pools(struct gl *g, uint64_t size, uint32_t n, uint32_t *per, uint32_t *np, qn_buf **pools,
+                      const char *what)
+{
+    const struct qn_caps *caps = qn_vk_caps(g->m->v);
+    uint64_t cap = caps->max_storage_range;
+    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
+    if (cap > 0xffffffffull) cap = 0xffffffffull;
+    if (cap < size) return qn_fail(QN_E_UNSUPPORTED, "GGUF: one expert's %s is larger than a storage buffer", what);
+    *per = (uint32_t)(cap / size) < n ? (uint32_t)(cap / size) : n;
+    *np = (n + *per - 1) / *per;
+    if (*np > QN_MODEL_MAX_POOLS)
+        return qn_fail(QN_E_UNSUPPORTED, "GGUF: the experts' %s (%.2f GiB) need %u buffers of at most %.2f GiB; the MoE "
+                       "kernels bind %d", what, GIB((double)size * n), *np, GIB(cap), QN_MODEL_MAX_POOLS);
+    int rc = 0;
+    for (uint32_t i = 0; !rc && i < *np; i++) {
+        uint32_t ns = i + 1 < *np ? *per : n - i * *per;
+        if (pools == g->m->pools) rc = qn_buf_create(g->m->v, QN_MEM_DEVICE, (uint64_t)ns * size, what, &pools[i]);
+        else rc = new_buf(g, NULL, (uint64_t)ns * size, what, &pools[i]); /* dpools: freed as arenas */
+    }
+    return rc;
+}
+
+/* Per-layer block types of the experts when every layer can keep them (gate = up, qmatvec formats). */
+static int exp_types(struct gl *g, uint64_t maxb[3], bool *ok)
+{
+    qn_model *m = g->m;
+    *ok = g->quant;
+    for (int l = 0; *ok && l < m->c.num_layers; l++)
+        for (int k = 0; k < 3; k++) {
+            char name[160];
+            qn_q3n_src s;
+            snprintf(name, sizeof name, exp_fmt[k], l, 0);
+            int rc = qn_q3n_find(g->q, name, &s);
+            if (rc) return qn_fail(rc, "GGUF: no tensor for '%s'", name);
+            m->L[l].exp_qtype[k] = s.t->type;
+            uint64_t b = qn_q3n_src_bytes(&s);
+            if (b > maxb[k]) maxb[k] = b;
+            if (!qmv_type(s.t->type) || (k == 1 && m->L[l].exp_qtype[0] != m->L[l].exp_qtype[1])) *ok = false;
+        }
+    if (!*ok)
+        for (int l = 0; l < m->c.num_layers; l++) memset(m->L[l].exp_qtype, 0, sizeof m->L[l].exp_qtype);
+    return 0;
+}
+
+/* Every expert's gate|up into its pools slot and down into its dpools slot, bytes as stored in the file. */
+static int load_qexperts(struct gl *g, const uint64_t maxb[3])
+{
+    qn_model *m = g->m;
+    const qn_config *c = &m->c;
+    m->exp_dtype = QN_DT_F32;
+    m->qexp_up_off = (uint32_t)al16(maxb[0]);
+    m->exp_part_bytes[0] = maxb[0];
+    m->exp_part_bytes[1] = maxb[1];
+    m->exp_part_bytes[2] = maxb[2];
+    m->slot_bytes = al16(m->qexp_up_off + maxb[1]);
+    m->d_slot_bytes = al16(maxb[2]);
+    m->n_slots = (uint32_t)c->num_layers * (uint32_t)c->num_experts;
+    m->expert_bytes = (uint64_t)m->n_slots * (m->slot_bytes + m->d_slot_bytes);
+    int rc = make_pools(g, m->slot_bytes, m->n_slots, &m->slots_per_pool, &m->n_pools, m->pools, "gate|up");
+    if (!rc) rc = make_pools(g, m->d_slot_bytes, m->n_slots, &m->d_slots_per_pool, &m->d_n_pools, m->dpools, "down");
+    char *tmp = malloc(al16(maxb[0] > maxb[2] ? (maxb[0] > maxb[1] ? maxb[0] : maxb[1]) : maxb[2]));
+    if (!rc && !tmp) rc = qn_fail(-ENOMEM, "out of memory");
+    for (int l = 0; !rc && l < c->num_layers; l++)
+        for (int e = 0; !rc && e < c->num_experts; e++) {
+            uint32_t slot = (uint32_t)(l * c->num_experts + e);
+            for (int k = 0; !rc && k < 3; k++) {
+                char name[160];
+                qn_q3n_src s;
+                snprintf(name, sizeof name, exp_fmt[k], l, e);
+                rc = qn_q3n_find(g->q, name, &s);
+                uint64_t n = rc ? 0 : qn_q3n_src_bytes(&s);
+                if (!rc) rc = qn_q3n_read_raw(g->q, &s, tmp, n);
+                if (rc) break;
+                qn_buf *dst = k < 2 ? m->pools[slot / m->slots_per_pool] : m->dpools[slot / m->d_slots_per_pool];
+                uint64_t off = k < 2 ? (uint64_t)(slot % m->slots_per_pool) * m->slot_bytes + (k ? m->qexp_up_off : 0)
+                                     : (uint64_t)(slot % m->d_slots_per_pool) * m->d_slot_bytes;
+                rc = qn_buf_write(m->v, dst, off, tmp, n);
+            }
+        }
+    free(tmp);
+    size_t nt = (size_t)m->n_slots;
+    if (!rc && !(m->table = malloc(sizeof *m->table * nt))) rc = qn_fail(-ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < nt; i++) m->table[i] = (int32_t)i;
+    if (!rc) rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof *m->table * nt, "slot table", &m->slot_table);
+    if (!rc) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
+    return rc;
+}
+
 static int load_experts(struct gl *g)
 {
-    static const char *const fmt[3] = {
-        "model.layers.%d.mlp.experts.%d.gate_proj.weight",
-        "model.layers.%d.mlp.experts.%d.up_proj.weight",
-        "model.layers.%d.mlp.experts.%d.down_proj.weight",
-    };
+    uint64_t maxb[3] = { 0, 0, 0 };
+    bool q;
+    int rc = exp_types(g, maxb, &q);
+    if (rc || q) return rc ? rc : load_qexperts(g, maxb);
+    const char *const *fmt = exp_fmt;
     qn_model *m = g->m;
-    int rc = alloc_experts(m);
+    rc = alloc_experts(m);
     for (int l = 0; !rc && l < m->c.num_layers; l++)
         for (int e = 0; !rc && e < m->c.num_experts; e++) {
             uint64_t off;
@@ -298,22 +395,23 @@ static int load_experts(struct gl *g)
 }
 
 /* Device bytes needed (f32 everything) against the budget left. */
-static int check_budget(const qn_model *m, const qn_gguf *gf, const struct qn_model_params *p)
+static int check_budget(const struct gl *g, const qn_gguf *gf, const struct qn_model_params *p)
 {
+    const qn_model *m = g->m;
     uint64_t need = 0;
     for (uint64_t i = 0; i < qn_gguf_n_tensors(gf); i++) {
         const qn_gguf_tensor *t = qn_gguf_tensor_at(gf, i);
         uint64_t n = 1;
         for (uint32_t d = 0; d < t->n_dims; d++) n *= t->ne[d];
-        need += n * sizeof(float);
+        need += g->quant && qmv_type(t->type) ? t->nbytes : n * sizeof(float); /* blocks kept, or f32 */
     }
     struct qn_mem_stats ms;
     qn_mem_stats(m->v, &ms);
     uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
     uint64_t avail = budget > ms.device_used ? budget - ms.device_used : 0;
     if (need > avail)
-        return qn_fail(-ENOMEM, "%s does not fit on '%s': this loader dequantizes GGUF weights to f32 (%.2f GiB) and "
-                       "%.2f GiB are available (quantized weights on the device are not built yet)", m->path,
+        return qn_fail(-ENOMEM, "%s does not fit on '%s': it needs about %.2f GiB of device memory (qmatvec "
+                       "block types kept, other weights as f32) and %.2f GiB are available", m->path,
                        qn_vk_caps(m->v)->name, GIB(need), GIB(avail));
     if (p->expert_cache) return qn_fail(QN_E_UNSUPPORTED, "--expert-cache is not supported with a GGUF model yet");
     return 0;
@@ -330,7 +428,7 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
     if (!rc) {
         m->c = *qn_q3n_config(q);
         g.q = q;
-        rc = check_budget(m, gf, p);
+        rc = check_budget(&g, gf, p);
     }
     if (!rc && !(m->L = calloc((size_t)m->c.num_layers, sizeof *m->L))) rc = qn_fail(-ENOMEM, "out of memory");
     static const char *const embed[] = { "model.embed_tokens.weight" }, *const norm[] = { "model.norm.weight" },
