@@ -11,25 +11,35 @@
 #include "qn_log.h"
 #include "stream.h"
 
-#define NSTAGE 8              /* experts read per IO batch (staging = NSTAGE slots) */
+#define NSTAGE 16             /* experts read per IO batch (staging = NSTAGE slots) */
+#define NPEND (NSTAGE + QN_EXP_MAX_K)
 #define MAXFILES 256
 #define IO_TIMEOUT_NS (120ll * 1000000000ll)
 
 struct qn_mst {
+    qn_vk *v;
     qn_io *io;
     qn_exp_cache *cache;
     int32_t *file;            /* [L, E, 3] io file id */
     uint64_t *off;            /* [L, E, 3] absolute offset */
     char *paths[MAXFILES];
     int fileid[MAXFILES], nfiles;
-    unsigned char *stage;     /* NSTAGE slots */
+    /* one host-visible upload buffer: NSTAGE demand entries | n_prefetch prefetch entries | a table row, each
+     * laid out like a slot; reads land there and one command buffer per layer copies them into the slots */
+    qn_buf *up;
+    qn_cmd *cmd;
+    bool cmd_open;
+    int32_t pend[NPEND];      /* slots whose copy is recorded in cmd, marked filled once it has run */
+    int n_pend;
+    uint64_t pf_at, row_at;   /* byte offsets of the prefetch entries and the table row in `up` */
+    unsigned char *stage;     /* = up's mapping */
     int32_t *uni;             /* [E] distinct ids of a call */
     unsigned char *seen;      /* [E] */
     uint64_t seq;
     /* prefetch: guesses for layer L + 1 (the ids it used for the previous call) read while the GPU runs
      * layer L's experts and layer L + 1's route; drained at the start of the next qn_mst_layer */
     int n_prefetch;
-    unsigned char *pf_stage;  /* n_prefetch slots */
+    unsigned char *pf_stage;  /* = stage + pf_at */
     struct qn_exp_fill pf[QN_EXP_MAX_K];
     int n_pf;                 /* prefetch fills in flight */
     int32_t *last;            /* [L, QN_EXP_MAX_K] distinct ids of the layer's previous call */
@@ -98,24 +108,28 @@ int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode, int n_prefetch)
     struct qn_mst *s = calloc(1, sizeof *s);
     if (!s) return qn_fail(-ENOMEM, "out of memory");
     m->stream = s;
+    s->v = m->v;
     size_t L = (size_t)m->c.num_layers, E = (size_t)m->c.num_experts;
     s->file = malloc(sizeof *s->file * L * E * 3);
     s->off = malloc(sizeof *s->off * L * E * 3);
-    s->stage = malloc((size_t)m->slot_bytes * NSTAGE);
     s->uni = malloc(sizeof *s->uni * E);
     s->seen = malloc(E);
     s->n_prefetch = n_prefetch < 0 ? 0 : n_prefetch > QN_EXP_MAX_K ? QN_EXP_MAX_K : n_prefetch;
-    s->pf_stage = malloc((size_t)m->slot_bytes * (size_t)(s->n_prefetch ? s->n_prefetch : 1));
     s->last = malloc(sizeof *s->last * L * QN_EXP_MAX_K);
     s->n_last = calloc(L, sizeof *s->n_last);
-    if (!s->file || !s->off || !s->stage || !s->uni || !s->seen || !s->pf_stage || !s->last || !s->n_last)
-        return qn_fail(-ENOMEM, "out of memory");
-    memset(s->pf_stage, 0, (size_t)m->slot_bytes * (size_t)(s->n_prefetch ? s->n_prefetch : 1));
-    memset(s->stage, 0, (size_t)m->slot_bytes * NSTAGE);
+    if (!s->file || !s->off || !s->uni || !s->seen || !s->last || !s->n_last) return qn_fail(-ENOMEM, "out of memory");
+    s->pf_at = (uint64_t)NSTAGE * m->slot_bytes;
+    s->row_at = s->pf_at + (uint64_t)s->n_prefetch * m->slot_bytes;
+    int rc = qn_buf_create(m->v, QN_MEM_UPLOAD, s->row_at + E * 4, "expert staging", &s->up);
+    if (!rc) rc = qn_cmd_create(m->v, &s->cmd);
+    if (rc) return rc;
+    s->stage = s->up->map;
+    s->pf_stage = s->stage + s->pf_at;
+    memset(s->stage, 0, (size_t)s->row_at);
     struct qn_io_params ip;
     qn_io_default_params(&ip);
     ip.mode = (enum qn_io_mode)io_mode;
-    int rc = qn_io_open(&s->io, &ip);
+    rc = qn_io_open(&s->io, &ip);
     if (!rc) rc = locate_all(m, s, st);
     if (rc) return rc;
     struct qn_exp_params ep = { .n_layers = (int)L, .n_experts = (int)E, .top_k = m->c.top_k,
@@ -132,15 +146,15 @@ void qn_mst_close(struct qn_mst **ps)
 {
     struct qn_mst *s = *ps;
     if (!s) return;
-    qn_io_close(&s->io);
+    qn_io_close(&s->io);   /* no read lands in `up` after this */
+    qn_cmd_destroy(&s->cmd);
+    qn_buf_destroy(s->v, &s->up);
     qn_exp_destroy(&s->cache);
     for (int i = 0; i < s->nfiles; i++) free(s->paths[i]);
     free(s->file);
     free(s->off);
-    free(s->stage);
     free(s->uni);
     free(s->seen);
-    free(s->pf_stage);
     free(s->last);
     free(s->n_last);
     free(s);
@@ -197,26 +211,72 @@ static void fill_reqs(const qn_model *m, const struct qn_mst *s, const struct qn
     }
 }
 
-/* Read up to NSTAGE fills into the staging area and copy each into its slot. */
+/* Record a copy `up`[src, +n) -> dst[off, +n) into this layer's command buffer (begun on first use). */
+static int cmd_copy(struct qn_mst *s, uint64_t src, const qn_buf *dst, uint64_t off, uint64_t n)
+{
+    if (!s->cmd_open) {
+        int rc = qn_cmd_begin(s->cmd);
+        if (rc) return rc;
+        s->cmd_open = true;
+    }
+    return qn_cmd_copy(s->cmd, s->up, src, dst, off, n);
+}
+
+/* Copy fill `slot` from `up` at src into its slot; it counts as filled once the command buffer has run. */
+static int cmd_slot(const qn_model *m, struct qn_mst *s, int32_t slot, uint64_t src)
+{
+    uint64_t off;
+    qn_buf *pool = qn_model_slot(m, (uint32_t)slot, &off);
+    int rc = s->n_pend < NPEND ? cmd_copy(s, src, pool, off, m->slot_bytes)
+                               : qn_fail(-EFAULT, "streaming: too many slot copies pending");
+    if (rc) {
+        qn_exp_fill_failed(s->cache, slot);
+        return rc;
+    }
+    s->pend[s->n_pend++] = slot;
+    return 0;
+}
+
+/* Run the recorded copies (a barrier orders them before every later submission) and mark their slots
+ * filled; on failure (or abort) free those slots: no garbage is ever resident. */
+static int cmd_flush(struct qn_mst *s, bool abort)
+{
+    int rc = 0;
+    if (s->cmd_open) {
+        qn_cmd_barrier(s->cmd);
+        rc = qn_cmd_end(s->cmd);
+        if (!rc && !abort) rc = qn_cmd_run(s->cmd);
+        s->cmd_open = false;
+    }
+    for (int i = 0; i < s->n_pend; i++)
+        if (rc || abort) qn_exp_fill_failed(s->cache, s->pend[i]);
+        else qn_exp_fill_done(s->cache, s->pend[i]);
+    s->n_pend = 0;
+    return rc;
+}
+
+/* Read up to NSTAGE fills into the demand staging entries and record their copies. The entries are reused:
+ * copies recorded from them earlier are run first. */
 static int fill_batch(const qn_model *m, struct qn_mst *s, const struct qn_exp_fill *fl, int n)
 {
     struct qn_io_req req[NSTAGE * 3];
-    fill_reqs(m, s, fl, n, s->stage, req);
-    int rc = qn_io_submit(s->io, req, n * 3);
-    if (!rc) rc = collect(s, n * 3, NULL);
-    for (int i = 0; !rc && i < n; i++) {
-        uint64_t off;
-        qn_buf *pool = qn_model_slot(m, (uint32_t)fl[i].slot, &off);
-        rc = qn_buf_write(m->v, pool, off, s->stage + (size_t)i * m->slot_bytes, m->slot_bytes);
-        if (!rc) qn_exp_fill_done(s->cache, fl[i].slot);
+    int rc = cmd_flush(s, false);
+    if (!rc) {
+        fill_reqs(m, s, fl, n, s->stage, req);
+        rc = qn_io_submit(s->io, req, n * 3);
     }
-    if (rc)   /* every slot of the batch not yet filled is freed: no garbage is ever resident */
-        for (int i = 0; i < n; i++) {
-            struct qn_exp_slot_info si;
-            if (!qn_exp_slot_get(s->cache, fl[i].slot, &si) && si.state == QN_EXP_SLOT_FILLING)
-                qn_exp_fill_failed(s->cache, fl[i].slot);
+    if (!rc) rc = collect(s, n * 3, NULL);
+    if (rc) {
+        for (int i = 0; i < n; i++) qn_exp_fill_failed(s->cache, fl[i].slot);
+        return rc;
+    }
+    for (int i = 0; i < n; i++) {
+        if ((rc = cmd_slot(m, s, fl[i].slot, (uint64_t)i * m->slot_bytes))) {
+            for (int j = i + 1; j < n; j++) qn_exp_fill_failed(s->cache, fl[j].slot);
+            return rc;
         }
-    return rc;
+    }
+    return 0;
 }
 
 /* Distinct ids of the call into s->uni; returns their count or a negative error. */
@@ -249,10 +309,7 @@ static int pf_drain(const qn_model *m, struct qn_mst *s)
     rc = 0;
     for (int i = 0; i < n; i++) {
         bool ok = !status[3 * i] && !status[3 * i + 1] && !status[3 * i + 2];
-        uint64_t off;
-        qn_buf *pool = qn_model_slot(m, (uint32_t)s->pf[i].slot, &off);
-        if (ok && !rc) rc = qn_buf_write(m->v, pool, off, s->pf_stage + (size_t)i * m->slot_bytes, m->slot_bytes);
-        if (ok && !rc) qn_exp_fill_done(s->cache, s->pf[i].slot);
+        if (ok && !rc) rc = cmd_slot(m, s, s->pf[i].slot, s->pf_at + (uint64_t)i * m->slot_bytes);
         else qn_exp_fill_failed(s->cache, s->pf[i].slot);
     }
     return rc;
@@ -279,11 +336,10 @@ static int pf_start(const qn_model *m, struct qn_mst *s, int layer)
     return rc;
 }
 
-int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n)
+/* Reads, copies and the table row of one layer (see qn_mst_layer). */
+static int layer_fill(const qn_model *m, struct qn_mst *s, int layer, const int32_t *ids, int n)
 {
-    struct qn_mst *s = m->stream;
     int E = m->c.num_experts;
-    uint64_t t0 = now_ns();
     int rc0 = pf_drain(m, s);
     if (rc0) return rc0;
     int nu = distinct(m, s, layer, ids, n);
@@ -300,10 +356,22 @@ int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n)
         if (rc) return rc;
     }
     if (qn_exp_table_dirty(s->cache, layer)) {
-        const int32_t *row = qn_exp_table(s->cache) + (size_t)layer * (size_t)E;
-        int rc = qn_buf_write(m->v, m->slot_table, (uint64_t)layer * (uint64_t)E * 4u, row, (uint64_t)E * 4u);
+        memcpy(s->stage + s->row_at, qn_exp_table(s->cache) + (size_t)layer * (size_t)E, (size_t)E * 4u);
+        int rc = cmd_copy(s, s->row_at, m->slot_table, (uint64_t)layer * (uint64_t)E * 4u, (uint64_t)E * 4u);
         if (rc) return rc;
         qn_exp_table_clean(s->cache, layer);
+    }
+    return cmd_flush(s, false);
+}
+
+int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n)
+{
+    struct qn_mst *s = m->stream;
+    uint64_t t0 = now_ns();
+    int rc = layer_fill(m, s, layer, ids, n);
+    if (rc) {
+        cmd_flush(s, true);   /* copies not run: their slots are freed; dirty rows stay dirty (uploaded next time) */
+        return rc;
     }
     qn_exp_note_stall(s->cache, layer, now_ns() - t0);
     return pf_start(m, s, layer);

@@ -5,8 +5,8 @@
  * the clear error naming both numbers) and qn_mst_open() once the checkpoint is open (file locations of every
  * expert tensor, the IO engine, the slot cache; the device slot table starts all -1). The session then, per
  * layer, submits the ROUTE segment, reads the router ids and calls qn_mst_layer() before submitting the
- * EXPERTS segment: misses are read (qn_io) into a host staging area laid out exactly like a slot, copied into
- * their slots, and the layer's row of the slot table is rewritten. Synchronous per layer: every earlier
+ * EXPERTS segment: misses are read (qn_io) into a host-visible staging buffer laid out exactly like a slot,
+ * and one command buffer per layer copies them into their slots and rewrites the layer's slot-table row. Synchronous per layer: every earlier
  * submission has completed when qn_mst_layer runs, so every slot not named by this call is evictable. */
 #ifndef QN_MODEL_STREAM_H
 #define QN_MODEL_STREAM_H
