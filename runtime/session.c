@@ -37,7 +37,7 @@ struct qn_session {
     struct qn_fwd_call seg_call;
     uint64_t seg_gen;
     bool seg_ok;
-    int32_t *ids;             /* [chunk, K] router ids read back */
+    qn_buf *rb_ids;           /* int32 [chunk, K] router ids, copied at the end of each route segment */
     uint64_t tokens;          /* tokens run, for the stats */
 };
 
@@ -52,8 +52,9 @@ void qn_session_default_params(struct qn_session_params *p)
 static int stream_alloc(qn_session *s)
 {
     s->seg = calloc((size_t)(2 + 2 * s->m->c.num_layers), sizeof *s->seg);
-    s->ids = malloc(sizeof *s->ids * s->p.chunk * (size_t)s->m->c.top_k);
-    return s->seg && s->ids ? 0 : qn_fail(-ENOMEM, "out of memory");
+    if (!s->seg) return qn_fail(-ENOMEM, "out of memory");
+    return qn_buf_create(s->m->v, QN_MEM_READBACK, sizeof(int32_t) * s->p.chunk * (uint64_t)s->m->c.top_k,
+                         "router ids readback", &s->rb_ids);
 }
 
 int qn_session_new(qn_session **out, const qn_model *m, const struct qn_session_params *p)
@@ -90,7 +91,7 @@ void qn_session_free(qn_session **ps)
     for (int i = 0; i < NREC; i++) qn_cmd_destroy(&s->rec[i].cmd);
     for (int i = 0; s->seg && i < 2 + 2 * s->m->c.num_layers; i++) qn_cmd_destroy(&s->seg[i]);
     free(s->seg);
-    free(s->ids);
+    qn_buf_destroy(s->m->v, &s->rb_ids);
     qn_fwd_free(&s->f);
     free(s);
     *ps = NULL;
@@ -187,6 +188,10 @@ static int record_segs(qn_session *s, const struct qn_fwd_call *call)
         if (!s->seg[i] && (rc = qn_cmd_create(s->m->v, &s->seg[i]))) break;
         if ((rc = qn_cmd_begin(s->seg[i]))) break;
         rc = qn_fwd_record_seg(&s->f, s->seg[i], call, seg, i == 0 || i == 1 + 2 * L ? 0 : (i - 1) / 2);
+        if (!rc && seg == QN_FWD_SEG_ROUTE) { /* the ids to the host in the same submission */
+            qn_cmd_barrier(s->seg[i]);
+            rc = qn_cmd_copy(s->seg[i], s->f.ids, 0, s->rb_ids, 0, sizeof(int32_t) * call->T * (uint64_t)s->m->c.top_k);
+        }
         int rc2 = qn_cmd_end(s->seg[i]);
         if (!rc) rc = rc2;
     }
@@ -205,8 +210,7 @@ static int run_streaming(qn_session *s, const struct qn_fwd_call *call)
     if (!rc) rc = qn_cmd_run(s->seg[0]);
     for (int l = 0; !rc && l < L; l++) {
         rc = qn_cmd_run(s->seg[1 + 2 * l]);
-        if (!rc) rc = qn_buf_read(s->m->v, s->f.ids, 0, s->ids, sizeof *s->ids * (size_t)n);
-        if (!rc) rc = qn_mst_layer(s->m, l, s->ids, n);
+        if (!rc) rc = qn_mst_layer(s->m, l, s->rb_ids->map, n);
         if (!rc) rc = qn_cmd_run(s->seg[2 + 2 * l]);
     }
     if (!rc) rc = qn_cmd_run(s->seg[1 + 2 * L]);
