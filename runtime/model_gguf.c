@@ -440,9 +440,10 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
     for (int i = 0; !rc && i < m->c.num_layers; i++) rc = load_layer(&g, &m->L[i], i);
     if (!rc) rc = load_experts(&g);
     if (!rc)
-        QN_INFO("%s: %u dense matrices kept in GGUF blocks (%.1f MiB, quantized matvec), the rest dequantized to f32 "
-                "(%.1f MiB dense, %.1f MiB experts)", m->path, g.nq, (double)g.qbytes / 1048576.0,
-                (double)(m->dense_bytes - g.qbytes) / 1048576.0, (double)m->expert_bytes / 1048576.0);
+        QN_INFO("%s: %u dense matrices kept in GGUF blocks (%.1f MiB), the rest of the dense weights as f32 (%.1f MiB); "
+                "routed experts %s (%.1f MiB)", m->path, g.nq, (double)g.qbytes / 1048576.0,
+                (double)(m->dense_bytes - g.qbytes) / 1048576.0,
+                m->L[0].exp_qtype[0] ? "in GGUF blocks" : "as f32", (double)m->expert_bytes / 1048576.0);
     qn_q3n_close(&q);
     qn_gguf_close(&gf);
     return rc;
