@@ -192,6 +192,7 @@ static int record_segs(qn_session *s, const struct qn_fwd_call *call)
             qn_cmd_barrier(s->seg[i]);
             rc = qn_cmd_copy(s->seg[i], s->f.ids, 0, s->rb_ids, 0, sizeof(int32_t) * call->T * (uint64_t)s->m->c.top_k);
         }
+        if (!rc) qn_cmd_barrier(s->seg[i]); /* orders it before the next segment, which may be submitted unwaited */
         int rc2 = qn_cmd_end(s->seg[i]);
         if (!rc) rc = rc2;
     }
@@ -202,16 +203,17 @@ static int record_segs(qn_session *s, const struct qn_fwd_call *call)
     return 0;
 }
 
-/* Synchronous per layer: route(l) -> read ids -> reads + slot uploads -> experts(l). */
+/* Per layer: route(l) (waited) -> read ids -> reads + slot copies -> experts(l) (submitted, not waited: route(l+1)
+ * is ordered after it by the barrier that ends every segment, and waiting for route(l+1) covers both). */
 static int run_streaming(qn_session *s, const struct qn_fwd_call *call)
 {
     int L = s->m->c.num_layers, n = (int)call->T * s->m->c.top_k;
     int rc = record_segs(s, call);
-    if (!rc) rc = qn_cmd_run(s->seg[0]);
+    if (!rc) rc = qn_cmd_submit(s->seg[0]);
     for (int l = 0; !rc && l < L; l++) {
         rc = qn_cmd_run(s->seg[1 + 2 * l]);
         if (!rc) rc = qn_mst_layer(s->m, l, s->rb_ids->map, n);
-        if (!rc) rc = qn_cmd_run(s->seg[2 + 2 * l]);
+        if (!rc) rc = qn_cmd_submit(s->seg[2 + 2 * l]);
     }
     if (!rc) rc = qn_cmd_run(s->seg[1 + 2 * L]);
     return rc;
