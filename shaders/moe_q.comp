@@ -14,8 +14,9 @@
 //          1 QN_UP_OFF   byte offset of the up part in a slot (= gate bytes; a multiple of 16)
 //          2 QN_DN_OFF   byte offset of the down part in a slot (a multiple of 16)
 // Dispatch: GU K · I groups (group g: k = g / I, row i = g % I), DN H groups (row h); times T in z.
-// Layout: one row per workgroup, its invocations stride over the row's 32-element units, qn_wg_sum. A simple
-// first version (correct for every T: prefill runs it with T in z, re-reading the experts per token).
+// Layout: one row per workgroup; GU: its invocations stride over the gate and up rows' 32-element units; DN:
+// over the units of the K experts' rows h together (slots looked up once into shared memory); qn_wg_sum.
+// A simple first version (correct for every T: prefill runs it with T in z, re-reading the experts per token).
 // An absent slot (table -1, bad id) gives NaN instead of reading out of bounds.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
@@ -52,6 +53,10 @@ layout(binding = 0, std430) readonly buffer A1 { float a1[]; };
 #include "moe_w.glsl"
 
 uint qn_cur_pool;
+#if defined(QN_MOE_DN)
+shared int qn_slots[QN_MOE_MAX_K];
+shared bool qn_absent;
+#endif
 #define QN_QW(i) qn_pool1(qn_cur_pool, i)
 #define QN_QW4(i) qn_pool4(qn_cur_pool, i)
 #include "quant.glsl"
@@ -95,18 +100,32 @@ void main()
     if (gl_LocalInvocationIndex == 0u) act[ab + i] = s >= 0 ? qn_silu(gs) * us : uintBitsToFloat(0x7fc00000u);
 #else
     if (g >= pc.H) return;
-    uint h = g, nb = pc.I / QN_QK;
-    bool absent = pc.K > QN_MOE_MAX_K;
-    float acc = 0.0;
-    for (uint k = 0u; k < pc.K && !absent; k++) {
-        int s = qn_moe_slot(ids[t * pc.K + k]);
-        if (s < 0) {
-            absent = true;
-            break;
+    uint h = g, nb = pc.I / QN_QK, nu = pc.I / 32u, lid = gl_LocalInvocationIndex;
+    if (lid == 0u) {
+        qn_absent = pc.K > QN_MOE_MAX_K;
+        for (uint k = 0u; k < pc.K && !qn_absent; k++) {
+            int s = qn_moe_slot(ids[t * pc.K + k]);
+            qn_absent = s < 0;
+            qn_slots[k] = s;
         }
+    }
+    barrier();
+    bool absent = qn_absent;
+    float acc = 0.0;
+    // the K rows' units spread over the workgroup: unit v of expert k = v / nu
+    for (uint v = lid; v < pc.K * nu && !absent; v += QN_WG) {
+        uint k = v / nu, u = v % nu, b = u / QN_QUPB, kk = u % QN_QUPB, e0, e1;
+        int s = qn_slots[k];
         qn_cur_pool = qn_slot_pool(s);
-        acc += w[t * pc.K + k] *
-               row_part(qn_slot_byte(s) + QN_DN_OFF + h * nb * QN_QBB, pc.I, (t * (pc.K + 1u) + k) * pc.act_stride);
+        uint xb = (t * (pc.K + 1u) + k) * pc.act_stride;
+        qn_q_xrun(kk, e0, e1);
+        uint a = (xb + b * QN_QK + e0) / 4u, c = (xb + b * QN_QK + e1) / 4u;
+        vec4 xa[4] = vec4[4](x4[a], x4[a + 1u], x4[a + 2u], x4[a + 3u]);
+        vec4 xc[4] = vec4[4](x4[c], x4[c + 1u], x4[c + 2u], x4[c + 3u]);
+        float sa = dot(xa[0] + xa[1] + xa[2] + xa[3], vec4(1.0));
+        float sc = dot(xc[0] + xc[1] + xc[2] + xc[3], vec4(1.0));
+        uint rb = qn_slot_byte(s) + QN_DN_OFF + h * nb * QN_QBB;
+        acc += w[t * pc.K + k] * qn_q_dot(qn_q_load(rb + b * QN_QBB, kk), kk, xa, xc, sa, sc);
     }
     float ps = 0.0;
     uint sa = (t * (pc.K + 1u) + pc.K) * pc.act_stride;
