@@ -134,6 +134,9 @@ static void describe(const qn_conv *cv, const opts *o)
            o->model, o->out, o->type, c->num_layers, c->num_experts, c->hidden_size, qn_synth_plan_count(p),
            qn_cli_bytes(qn_conv_input_bytes(cv), a, sizeof a), qn_cli_bytes(qn_synth_plan_file_bytes(p), b, sizeof b),
            qn_conv_tokenizer(cv) ? qn_conv_tokenizer(cv) : "placeholder vocabulary");
+    if (!c->norm_topk_prob)
+        printf("qnext quantize: note: the checkpoint has norm_topk_prob false; GGUF has no key for it and llama.cpp's "
+               "qwen3next graph always renormalises the top-k expert weights, so outputs will differ from HF's\n");
     int nfb = qn_conv_fallback_count(cv);
     if (nfb)
         printf("qnext quantize: %d tensors have rows that do not fit the %s block and fell back to another type%s\n",
