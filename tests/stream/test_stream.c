@@ -91,7 +91,22 @@ static int run(const qn_model *m, uint32_t chunk, const int32_t *ids, int T, str
         rc = qn_session_forward(s, &t, 1, r->dec + (size_t)i * V, 0, NULL);
         r->tok[i] = t = argmax(r->dec + (size_t)i * V, (int)V);
     }
-    if (!rc && getenv("QN_STATS")) qn_session_stats(s, stdout);
+    if (!rc && m->stream) { /* the --stats text: every line present, numbers from this run */
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (f) {
+            qn_session_stats(s, f);
+            fclose(f);
+        }
+        char tokens[64];
+        snprintf(tokens, sizeof tokens, "over %d tokens", T + NDEC);
+        bool ok = text && strstr(text, "expert hit rate") && strstr(text, "GB/s") && strstr(text, tokens) &&
+                  (!m->stream || !prefetch || strstr(text, "prefetch precision"));
+        if (!ok || getenv("QN_STATS")) printf("%s", text ? text : "(no stats text)\n");
+        if (!ok) ok_if(false, "qn_session_stats text", NULL);
+        free(text);
+    }
     qn_session_free(&s);
     return rc;
 }
