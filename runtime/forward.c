@@ -100,6 +100,19 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
 static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
+    if (W->nsub && T == 1) { /* GGUF mixed-type fusion: each part in its own block type, y rows row0.. */
+        for (uint32_t i = 0; i < W->nsub; i++) {
+            const struct qn_wsub *s = &W->sub[i];
+            const qn_pipe *p = s->qtype ? f->qmatvec[q_index(s->qtype)] : f->matvec[dt_index(QN_DT_F32)];
+            qn_pc_matvec pc = { .rows = s->rows, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
+            struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
+                                                                ? (s->bytes + 15) / 16 * 16 : s->buf->size);
+            struct qn_bind yb = QN_BIND_RANGE(y, (uint64_t)s->row0 * F32, (uint64_t)s->rows * F32);
+            qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(x), yb), &pc, sizeof pc,
+                               cdiv(s->rows, qn_pipe_spec(p, 1)), 1);
+        }
+        return;
+    }
     if (W->qtype) {
         qlinear(r, W, x, y, T, acc);
         return;
@@ -530,8 +543,11 @@ static bool model_uses_q(const qn_model *m, int i)
     for (int l = 0; l < m->c.num_layers; l++) {
         const struct qn_mlayer *L = &m->L[l];
         const qn_wt *w[6] = { &L->w_in, &L->w_out, &L->w_qkv, &L->w_o, &L->w_moe, &L->shared_down };
-        for (int k = 0; k < 6; k++)
+        for (int k = 0; k < 6; k++) {
             if (w[k]->qtype && q_index(w[k]->qtype) == i) return true;
+            for (uint32_t j = 0; j < w[k]->nsub; j++)
+                if (w[k]->sub[j].qtype && q_index(w[k]->sub[j].qtype) == i) return true;
+        }
     }
     return false;
 }

@@ -153,6 +153,81 @@ static int fuse_raw(struct gl *g, qn_wt *dst, enum perm perm, int nparts, const 
     return rc;
 }
 
+/* One decode sub-tensor of dst: destination rows [row0, row0 + rows) from the rows of source `s` (in the HF
+ * order qn_q3n_read_raw gives), gathered through src_row for part `part`. F32 sources make an f32 sub. */
+static int add_sub(struct gl *g, qn_wt *dst, enum perm perm, const uint32_t *prow, int nparts, int part,
+                   const qn_q3n_src *s, uint32_t row0, uint32_t rows)
+{
+    uint32_t qt = s->t->type == QN_GGML_F32 ? 0 : s->t->type;
+    uint64_t n = qn_q3n_src_bytes(s), rowb = n / (s->nrows ? s->nrows : 1);
+    char *raw = malloc(n ? n : 1), *out = malloc((uint64_t)rows * rowb + 1);
+    int rc = raw && out ? qn_q3n_read_raw(g->q, s, raw, n) : qn_fail(-ENOMEM, "out of memory");
+    for (uint32_t r = 0; !rc && r < rows; r++) {
+        int pp = part;
+        uint32_t row = r;
+        if (perm != PERM_NONE) src_row(&g->m->c, perm, prow, nparts, row0 + r, &pp, &row);
+        if (pp != part || row >= s->nrows) {
+            rc = qn_fail(QN_E_FORMAT, "GGUF: '%s': fused row %u maps outside its part", s->t->name, row0 + r);
+            break;
+        }
+        memcpy(out + (size_t)r * rowb, raw + (size_t)row * rowb, rowb);
+    }
+    struct qn_wsub *w = &dst->sub[dst->nsub];
+    if (!rc) rc = new_buf(g, out, (uint64_t)rows * rowb, s->t->name, &w->buf);
+    if (!rc) {
+        *w = (struct qn_wsub){ .buf = w->buf, .bytes = (uint64_t)rows * rowb, .row0 = row0, .rows = rows, .qtype = qt };
+        dst->nsub++;
+        g->m->dense_bytes += w->bytes;
+        g->nq++;
+        g->qbytes += w->bytes;
+    }
+    free(raw);
+    free(out);
+    return rc;
+}
+
+/* The parts of a mixed-type fused tensor as decode sub-tensors in their own types (fuse() keeps the f32
+ * fused tensor for prefill). Only when every part is a qmatvec block type or F32, has no value transform,
+ * and every sub starts at a row offset the device can bind. attn_qkv / attn_gate are separate subs (they
+ * are already the flat [q|k|v] and [z] rows). */
+static int make_subs(struct gl *g, qn_wt *dst, enum perm perm, int nparts, const qn_q3n_src *s)
+{
+    qn_q3n_src ps[MAXP + 1];
+    bool flat[MAXP + 1];
+    uint32_t prow[MAXP], n = 0, row0[MAXP + 1], r = 0, align = qn_vk_caps(g->m->v)->min_storage_align;
+    for (int i = 0; i < nparts; i++) {
+        prow[i] = (uint32_t)s[i].shape[0];
+        if (s[i].xform == QN_Q3N_QKVZ_SPLIT) { /* attn_qkv rows, then attn_gate rows */
+            ps[n] = (qn_q3n_src){ .t = s[i].t, .row0 = 0, .nrows = s[i].t->ne[1], .xform = QN_Q3N_COPY };
+            ps[n + 1] = (qn_q3n_src){ .t = s[i].t2, .row0 = 0, .nrows = s[i].t2->ne[1], .xform = QN_Q3N_COPY };
+            flat[n] = flat[n + 1] = true;
+            row0[n] = r;
+            row0[n + 1] = r + (uint32_t)s[i].t->ne[1];
+            n += 2;
+        } else if (s[i].xform == QN_Q3N_COPY) {
+            ps[n] = s[i];
+            flat[n] = false;
+            row0[n++] = r;
+        } else {
+            return 0;
+        }
+        r += prow[i];
+    }
+    if (n > 4) return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if ((!qmv_type(ps[i].t->type) && ps[i].t->type != QN_GGML_F32) || (align && (row0[i] * 4u) % align)) return 0;
+    int rc = 0;
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        int part = 0;
+        uint32_t acc = 0;
+        for (; part + 1 < nparts && row0[i] >= acc + prow[part]; part++) acc += prow[part];
+        uint32_t rows = flat[i] ? (uint32_t)ps[i].nrows : prow[part];
+        rc = add_sub(g, dst, flat[i] ? PERM_NONE : perm, prow, nparts, part, &ps[i], row0[i], rows);
+    }
+    if (rc) dst->nsub = 0;
+    return rc;
+}
+
 /* Device tensor dst = the named HF tensors (printf formats with the layer) stacked by rows, permuted: in
  * their GGUF block format when `quant` and raw_type() allow, else dequantized to f32. */
 static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts, const char *const *fmts, bool quant)
@@ -167,6 +242,8 @@ static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts,
         }
         uint32_t qt = raw_type(g, nparts, s);
         if (qt) return fuse_raw(g, dst, perm, nparts, s, qt);
+        int rc = fuse(g, dst, perm, layer, nparts, fmts, false); /* f32 for prefill, subs for decode */
+        return rc ? rc : make_subs(g, dst, perm, nparts, s);
     }
     float *pt[MAXP] = { 0 }, *out = NULL;
     uint32_t prow[MAXP], cols = 0, rows = 0;
@@ -440,7 +517,8 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
     for (int i = 0; !rc && i < m->c.num_layers; i++) rc = load_layer(&g, &m->L[i], i);
     if (!rc) rc = load_experts(&g);
     if (!rc)
-        QN_INFO("%s: %u dense matrices kept in GGUF blocks (%.1f MiB), the rest of the dense weights as f32 (%.1f MiB); "
+        QN_INFO("%s: %u dense matrices in GGUF blocks (%.1f MiB), dense f32 %.1f MiB (embedding, vectors, shared down, "
+                "prefill copies of mixed-type fusions); "
                 "routed experts %s (%.1f MiB)", m->path, g.nq, (double)g.qbytes / 1048576.0,
                 (double)(m->dense_bytes - g.qbytes) / 1048576.0,
                 m->L[0].exp_qtype[0] ? "in GGUF blocks" : "as f32", (double)m->expert_bytes / 1048576.0);
