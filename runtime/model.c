@@ -504,10 +504,11 @@ static int check_budget(const qn_model *m, const struct qn_model_params *p)
     if (need > avail)
         return qn_fail(-ENOMEM, "%s does not fit on '%s': it needs %.2f GiB of device memory (dense weights %.2f GiB + "
                        "routed experts %.2f GiB) plus the KV cache, but the budget is %.2f GiB (%.2f GiB device budget, "
-                       "%.2f GiB reserved, %.2f GiB in use). Models larger than the GPU are meant to stream their "
-                       "routed experts from disk with --expert-cache, once that mode exists", m->path, qn_vk_caps(m->v)->name,
-                       GIB(need), GIB(m->dense_bytes), GIB(m->expert_bytes), GIB(avail), GIB(ms.device_budget),
-                       GIB(p->reserve_bytes), GIB(ms.device_used));
+                       "%.2f GiB reserved, %.2f GiB in use). A smaller --expert-cache streams the routed experts from "
+                       "disk into that many bytes of slots (at least top-k = %d slots of %.2f MiB)", m->path,
+                       qn_vk_caps(m->v)->name, GIB(need), GIB(m->dense_bytes), GIB(m->expert_bytes), GIB(avail),
+                       GIB(ms.device_budget), GIB(p->reserve_bytes), GIB(ms.device_used), m->c.top_k,
+                       (double)m->slot_bytes / 1048576.0);
     return 0;
 }
 
