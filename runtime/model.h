@@ -36,8 +36,8 @@ typedef struct qn_wt {
     qn_dtype dtype;
     uint32_t rows, cols;
     uint32_t qtype;   /* 0: plain dtype; else a ggml block type (quant.h; GGUF models): rows of cols / QK blocks */
-    /* GGUF: the same rows again as nsub row ranges in their own block types (or f32), for decode calls
-     * (T <= small_t) while the fused f32 tensor above serves prefill (model_gguf.c); nsub = 0 otherwise */
+    /* GGUF: the same rows again as nsub row ranges in their own block types (or f32), for single-token calls
+     * (T = 1) while the fused f32 tensor above serves every other call (model_gguf.c); nsub = 0 otherwise */
     struct qn_wsub {
         qn_buf *buf;
         uint64_t bytes;

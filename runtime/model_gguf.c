@@ -1,7 +1,7 @@
-/* model_gguf.c — a llama.cpp qwen3next GGUF onto the GPU (model_gguf.h): every HF tensor read back through
- * loader/gguf_qwen3next (dequantized to f32, inverse transforms applied), fused into model.c's layouts
- * (GDN w_in, attention w_qkv, MoE w_moe; see model.h) and uploaded one buffer per dense tensor; routed
- * experts go to f32 slots (gate | up | down) in pool buffers with a resident slot table. */
+/* model_gguf.c — a llama.cpp qwen3next GGUF onto the GPU (model_gguf.h): every HF tensor located through
+ * loader/gguf_qwen3next, fused into model.c's layouts (GDN w_in, attention w_qkv, MoE w_moe; see model.h),
+ * in GGUF blocks where a kernel reads them, else dequantized to f32, one buffer per dense tensor; routed
+ * experts in slots (blocks: gate|up pools + down pools; or f32 gate|up|down) with a resident slot table. */
 #include "model_gguf.h"
 
 #include <stdio.h>

@@ -1,10 +1,18 @@
-/* model_gguf.h — load a llama.cpp `qwen3next` GGUF (loader/gguf_qwen3next.h) into a qn_model (model.h).
+/* model_gguf.h — load a llama.cpp `qwen3next` GGUF (loader/gguf_qwen3next.h) into a qn_model (model.h), so
+ * `-m FILE.gguf` runs on the Vulkan backend (model.c dispatches on the .gguf suffix).
  *
- * First version: every tensor is dequantized on the host through qn_q3n_read_f32 (all inverse transforms
- * applied: norms v - 1, A_log = log(-ssm_a), in_proj_qkvz rows gathered from attn_qkv + attn_gate) and
- * uploaded as f32 in the same fused layouts as the safetensors path, so every existing kernel runs on it
- * unchanged. Quantized weights are NOT kept in their block format on the device yet: device memory is
- * 4 bytes per parameter (fine for test models; the 80B Q4_K_M needs the quantized path, not built yet). */
+ * Where each weight goes (the values are always exactly the GGUF's dequantized values, so the CPU reference on
+ * the dequantized weights — tests/unit/test_gguf_qwen3next --gguf-to-hf — is the oracle):
+ *   - routed experts: kept in their blocks when every layer's gate/up/down is Q8_0/Q4_0/Q4_K/Q5_K/Q6_K with
+ *     gate = up type (down may differ, per layer too): gate|up slots in m->pools, down slots in m->dpools,
+ *     run by moe_q.comp (tokens in z for every T); else f32 slots and the ordinary MoE kernels;
+ *   - dense matrices of one such block type (o_proj, out_proj, lm_head, ... and fusions whose parts agree):
+ *     kept in blocks (qn_wt.qtype), matvec_q* for every T (prefill with tokens in z: correct, not fast);
+ *   - fusions whose parts differ in type (llama.cpp's Q4_K_M mixes them: Q6_K attn_qkv + Q4_K attn_gate, F32
+ *     router + Q4_K shared experts): f32 fusion for T > 1 plus per-part sub-tensors in their own types for
+ *     T = 1 (qn_wt.sub);
+ *   - embedding table, norms (v - 1 applied), A_log (log(-ssm_a)), conv1d, dt_bias, shared_expert down: f32.
+ * QNEXT_GGUF_F32=1 dequantizes everything to f32 (debugging). --expert-cache (streaming) is refused for now. */
 #ifndef QN_MODEL_GGUF_H
 #define QN_MODEL_GGUF_H
 
