@@ -11,6 +11,7 @@
  *   eio_at=3: the forward fails with -EIO and a message naming the model file and an offset (no hang);
  *   a budget of K slots minus one byte: refused with -ENOSPC naming both numbers;
  *   the checkpoint copied to a temp folder and truncated after load: -ENODATA naming the file and offset;
+ *   --io buffered (the pread pool) at 2K slots: identical;
  * then with prefetch (K / 2 guess slots; minimum K + K / 2): identical at half, 2K + P and K + P slots, under
  * faults, eio_at and too small a budget again; the guesses were made (precision / recall printed). */
 #include <errno.h>
@@ -52,6 +53,7 @@ struct result {
 };
 
 static int prefetch;   /* qn_model_params.prefetch of the streaming loads */
+static int io_mode;    /* qn_model_params.io_mode (enum qn_io_mode) */
 
 static int load(qn_vk *v, const char *dir, uint64_t budget, qn_model **m)
 {
@@ -60,6 +62,7 @@ static int load(qn_vk *v, const char *dir, uint64_t budget, qn_model **m)
     mp.progress = 0;
     mp.expert_cache = budget;
     mp.prefetch = budget ? prefetch : 0;
+    mp.io_mode = io_mode;
     return qn_model_load(m, v, dir, &mp);
 }
 
@@ -295,6 +298,9 @@ int main(int argc, char **argv)
     test_faults(v, dir, res, ids, T);
     test_too_small(v, dir, res);
     test_truncated(v, dir, res, ids, T);
+    io_mode = QN_IO_BUFFERED;   /* the pread pool on the page cache (auto picks direct on this filesystem) */
+    test_budget(v, dir, res, 2 * K, ids, T);
+    io_mode = QN_IO_AUTO;
     /* prefetch on: K / 2 slots of guesses (the ids the next layer used for the previous call) */
     prefetch = K / 2 > 0 ? K / 2 : 1;
     printf("prefetch %d: minimum budget = top_k + prefetch = %d slots\n", prefetch, K + prefetch);
