@@ -4,7 +4,8 @@
 CONVERTER is tests/unit/test_gguf_qwen3next.c built as a tool (--write-gguf, --gguf-to-hf). For each GGUF:
   golden tiny as F32 and as Q8_0 (the test-only HF->GGUF converter), and `qnext synth` models with hidden 256
   (K-quants fit) as q4_k_m (Q4_K gate/up experts, Q4_K or Q6_K down per layer, Q6_K / Q8_0 / F32 elsewhere),
-  q8_0 and q5_k_s: their routed experts and most dense matrices stay in their blocks on the device,
+  q8_0 and q5_k_s: their routed experts and most dense matrices stay in their blocks on the device, and a
+  q4_k_m model with the real 80B layer shapes (4 layers, 16 experts, vocabulary 4096),
 the CPU reference runs on the SAME weights: --gguf-to-hf reads every tensor back through loader/gguf_qwen3next
 (dequantized, inverse transforms applied) and writes an F32 HF folder. Checks (relative L2 over all logits):
   vulkan(GGUF) vs cpu(dequantized HF)  prefill1 (7 tokens) and prefill0 (150 tokens, the prefill path; not for
@@ -82,6 +83,14 @@ def main():
         report(bool(line) and "experts in GGUF blocks" in line[0], "synth %s: dense matrices and routed experts stay "
                "in their blocks: %s" % (typ, line[0].split(": ", 2)[-1] if line else p.stderr.strip()[-300:]))
         check_model(qnext, g, d, work, "synth-" + typ, exp, None, typ == "q4_k_m")  # 150 tokens: slow on lavapipe
+    # the real 80B's layer shapes (hidden 2048, 16 q / 2 kv heads x 256, DeltaNet 16 k / 32 v heads x 128, expert
+    # FF 512, top 10) with 4 layers, 16 experts and a 4096 vocabulary: real block alignments and offsets
+    g, d = os.path.join(work, "real_q4_k_m.gguf"), os.path.join(work, "real_q4_k_m_deq")
+    if run([qnext, "synth", "-o", g, "--type", "q4_k_m", "--layers", "4", "--experts", "16", "--vocab", "4096",
+            "--force", "--no-progress", "--no-sync"])[0] or run([conv, fixture, "--gguf-to-hf", g, d])[0]:
+        report(False, "real-shape q4_k_m: GGUF written and read back")
+    else:
+        check_model(qnext, g, d, work, "real-shape-q4_k_m", exp, None, False)
     print("%d failure(s)" % cli_check.failures)
     return 1 if cli_check.failures else 0
 
