@@ -135,7 +135,7 @@ static int j_string(jparse *p)
     sb_put(p->out, "\"", 1);
     while (p->i < p->n) {
         unsigned char ch = (unsigned char)p->s[p->i];
-        uint32_t c;
+        uint32_t c = 0;
         if (ch == '"') {
             p->i++;
             sb_put(p->out, "\"", 1);

@@ -33,7 +33,7 @@ static int get_num(const cJSON *o, const char *key, const char *name, bool requi
 
 static int get_int(const cJSON *o, const char *key, const char *name, bool required, long lo, long hi, int *out)
 {
-    double d;
+    double d = 0;
     int rc = get_num(o, key, name, required, (double)lo, (double)hi, &d);
     if (rc <= 0) return rc;
     if (d != floor(d)) return qn_fail(QN_E_FORMAT, "%s: field '%s' = %g must be an integer", name, key, d);
@@ -43,7 +43,7 @@ static int get_int(const cJSON *o, const char *key, const char *name, bool requi
 
 static int get_i64(const cJSON *o, const char *key, const char *name, bool required, int64_t *out)
 {
-    double d;
+    double d = 0;
     int rc = get_num(o, key, name, required, 1, 9.0e15, &d);
     if (rc <= 0) return rc;
     if (d != floor(d)) return qn_fail(QN_E_FORMAT, "%s: field '%s' = %g must be an integer", name, key, d);

@@ -597,7 +597,7 @@ static int int_range(const qn_gguf *g, const qn_gguf_kv *kv, int64_t lo, uint64_
 int qn_gguf_get_u32(const qn_gguf *g, const char *key, uint32_t *out)
 {
     const qn_gguf_kv *kv;
-    uint64_t u;
+    uint64_t u = 0;
     int rc = get_kv(g, key, &kv);
     if (!rc) rc = int_range(g, kv, 0, UINT32_MAX, &u, NULL);
     if (!rc) *out = (uint32_t)u;

@@ -199,7 +199,7 @@ int qn_dot_row(uint32_t type, const void *row, const float *x, uint64_t n, float
 
 int qn_matvec_ref(uint32_t type, const void *w, uint64_t rows, uint64_t cols, const float *x, float *y)
 {
-    uint64_t rb;
+    uint64_t rb = 0;
     int rc = qn_ggml_row_bytes(type, cols, &rb);
     for (uint64_t r = 0; !rc && r < rows; r++) rc = qn_dot_row(type, (const uint8_t *)w + r * rb, x, cols, &y[r]);
     return rc;

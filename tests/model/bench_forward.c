@@ -1,8 +1,10 @@
 /* bench_forward.c — time the Vulkan forward pass on a checkpoint: load, prompt processing (prefill) and greedy
  * decoding, with GPU time per op family (--profile) and the bandwidth decode reaches on the bytes it must read.
  *
- * usage: bench_forward MODEL_DIR [--prompt N] [--decode M] [--chunk C] [--reps R] [--device SEL] [--profile]
- *                      [--mm WG,BM,BN,BK,TM,TN] [--small-t N]
+ * usage: bench_forward MODEL [--prompt N] [--decode M] [--chunk C] [--reps R] [--device SEL] [--profile]
+ *                      [--mm WG,BM,BN,BK,TM,TN] [--small-t N] [--expert-cache MIB] [--io MODE] [--prefetch P]
+ * --expert-cache MIB below the experts' size streams experts from the model files (--io auto|direct|buffered,
+ * --prefetch slots); the expert-cache statistics are printed after the run.
  * --mm picks the prefill matmul tile (spec constants), --small-t the largest call that uses matvec.
  * The prompt is N pseudo-random token ids (fixed seed); the session is reset between repetitions and the best
  * repetition is reported (the first one also pays pipeline compilation). Prints one summary line per phase. */
@@ -15,6 +17,7 @@
 #include "qn_log.h"
 #include "qn_rng.h"
 #include "session.h"
+#include "stream.h"
 
 #define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, ": %s\n", qn_errmsg()); exit(1); } while (0)
 
@@ -38,7 +41,9 @@ static double decode_bytes(const qn_model *m)
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *device = NULL;
-    int prompt = 512, decode = 64, reps = 3;
+    int prompt = 512, decode = 64, reps = 3, prefetch = 0;
+    double cache_mib = 0;
+    enum qn_io_mode io = QN_IO_AUTO;
     struct qn_session_params sp;
     qn_session_default_params(&sp);
     for (int i = 1; i < argc; i++) {
@@ -56,10 +61,16 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--small-t") && v) sp.tune.small_t = (uint32_t)atoi(argv[++i]);
+        else if (!strcmp(a, "--expert-cache") && v) cache_mib = atof(argv[++i]);
+        else if (!strcmp(a, "--prefetch") && v) prefetch = atoi(argv[++i]);
+        else if (!strcmp(a, "--io") && v) {
+            if (qn_io_mode_parse(argv[++i], &io)) { fprintf(stderr, "--io auto|direct|buffered\n"); return 2; }
+        }
         else if (a[0] != '-' && !dir) dir = a;
         else {
             fprintf(stderr, "usage: %s MODEL_DIR [--prompt N] [--decode M] [--chunk C] [--reps R] [--device SEL] "
-                            "[--profile] [--mm WG,BM,BN,BK,TM,TN] [--small-t N]\n", argv[0]);
+                            "[--profile] [--mm WG,BM,BN,BK,TM,TN] [--small-t N] [--expert-cache MIB] [--io MODE] "
+                            "[--prefetch P]\n", argv[0]);
             return 2;
         }
     }
@@ -82,6 +93,9 @@ int main(int argc, char **argv)
     qn_model *m;
     struct qn_model_params mp;
     qn_model_default_params(&mp);
+    mp.expert_cache = (uint64_t)(cache_mib * 1048576.0);
+    mp.io_mode = (int)io;
+    mp.prefetch = prefetch;
     double t0 = now_s();
     if (qn_model_load(&m, v, dir, &mp)) DIE("loading %s", dir);
     double tl = now_s() - t0;
@@ -126,6 +140,7 @@ int main(int argc, char **argv)
         printf("no decode\n");
     }
     qn_session_profile(s, stdout);
+    qn_session_stats(s, stdout);
     qn_session_free(&s);
     qn_model_free(&m);
     free(ids);
