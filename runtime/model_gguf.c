@@ -400,6 +400,43 @@ static int exp_types(struct gl *g, uint64_t maxb[3], bool *ok)
 }
 
 /* Every expert's gate|up into its pools slot and down into its dpools slot, bytes as stored in the file. */
+/* Slot images gathered in host memory and written with one qn_buf_write per run of consecutive slots. */
+#define BATCH (64ull << 20)
+struct batch {
+    qn_buf *dst;
+    uint64_t off, n, cap;
+    char *host;
+};
+
+static int batch_flush(qn_model *m, struct batch *b)
+{
+    int rc = b->n ? qn_buf_write(m->v, b->dst, b->off, b->host, b->n) : 0;
+    b->n = 0;
+    return rc;
+}
+
+/* Room for the `size`-byte slot image at dst + off (zeroed): *p. */
+static int batch_slot(qn_model *m, struct batch *b, qn_buf *dst, uint64_t off, uint64_t size, char **p)
+{
+    int rc = 0;
+    if (b->n && (dst != b->dst || off != b->off + b->n || b->n + size > b->cap)) rc = batch_flush(m, b);
+    if (rc) return rc;
+    if (size > b->cap) {
+        char *h = realloc(b->host, size);
+        if (!h) return qn_fail(-ENOMEM, "out of memory");
+        b->host = h;
+        b->cap = size;
+    }
+    if (!b->n) {
+        b->dst = dst;
+        b->off = off;
+    }
+    *p = b->host + b->n;
+    memset(*p, 0, size);
+    b->n += size;
+    return 0;
+}
+
 static int load_qexperts(struct gl *g, const uint64_t maxb[3])
 {
     qn_model *m = g->m;
@@ -415,26 +452,31 @@ static int load_qexperts(struct gl *g, const uint64_t maxb[3])
     m->expert_bytes = (uint64_t)m->n_slots * (m->slot_bytes + m->d_slot_bytes);
     int rc = make_pools(g, m->slot_bytes, m->n_slots, &m->slots_per_pool, &m->n_pools, m->pools, "gate|up");
     if (!rc) rc = make_pools(g, m->d_slot_bytes, m->n_slots, &m->d_slots_per_pool, &m->d_n_pools, m->dpools, "down");
-    char *tmp = malloc(al16(maxb[0] > maxb[2] ? (maxb[0] > maxb[1] ? maxb[0] : maxb[1]) : maxb[2]));
-    if (!rc && !tmp) rc = qn_fail(-ENOMEM, "out of memory");
+    struct batch b[2] = { { 0 }, { 0 } }; /* gate|up slot images, down slot images */
+    for (int i = 0; !rc && i < 2; i++)
+        if (!(b[i].host = malloc(b[i].cap = BATCH))) rc = qn_fail(-ENOMEM, "out of memory");
     for (int l = 0; !rc && l < c->num_layers; l++)
         for (int e = 0; !rc && e < c->num_experts; e++) {
             uint32_t slot = (uint32_t)(l * c->num_experts + e);
+            char *gu = NULL, *dn = NULL;
+            rc = batch_slot(m, &b[0], m->pools[slot / m->slots_per_pool],
+                            (uint64_t)(slot % m->slots_per_pool) * m->slot_bytes, m->slot_bytes, &gu);
+            if (!rc) rc = batch_slot(m, &b[1], m->dpools[slot / m->d_slots_per_pool],
+                                     (uint64_t)(slot % m->d_slots_per_pool) * m->d_slot_bytes, m->d_slot_bytes, &dn);
             for (int k = 0; !rc && k < 3; k++) {
                 char name[160];
                 qn_q3n_src s;
                 snprintf(name, sizeof name, exp_fmt[k], l, e);
                 rc = qn_q3n_find(g->q, name, &s);
-                uint64_t n = rc ? 0 : qn_q3n_src_bytes(&s);
-                if (!rc) rc = qn_q3n_read_raw(g->q, &s, tmp, n);
-                if (rc) break;
-                qn_buf *dst = k < 2 ? m->pools[slot / m->slots_per_pool] : m->dpools[slot / m->d_slots_per_pool];
-                uint64_t off = k < 2 ? (uint64_t)(slot % m->slots_per_pool) * m->slot_bytes + (k ? m->qexp_up_off : 0)
-                                     : (uint64_t)(slot % m->d_slots_per_pool) * m->d_slot_bytes;
-                rc = qn_buf_write(m->v, dst, off, tmp, n);
+                char *at = k == 0 ? gu : k == 1 ? gu + m->qexp_up_off : dn;
+                if (!rc) rc = qn_q3n_read_raw(g->q, &s, at, qn_q3n_src_bytes(&s));
             }
         }
-    free(tmp);
+    for (int i = 0; i < 2; i++) {
+        int r2 = batch_flush(m, &b[i]);
+        if (!rc) rc = r2;
+        free(b[i].host);
+    }
     size_t nt = (size_t)m->n_slots;
     if (!rc && !(m->table = malloc(sizeof *m->table * nt))) rc = qn_fail(-ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < nt; i++) m->table[i] = (int32_t)i;
