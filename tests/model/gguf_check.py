@@ -4,7 +4,7 @@
 CONVERTER is tests/unit/test_gguf_qwen3next.c built as a tool (--write-gguf, --gguf-to-hf). For each GGUF:
   golden tiny as F32 and as Q8_0 (the test-only HF->GGUF converter), and `qnext synth` models with hidden 256
   (K-quants fit) as q4_k_m (Q4_K gate/up experts, Q4_K or Q6_K down per layer, Q6_K / Q8_0 / F32 elsewhere),
-  q8_0 and q5_k_s: their routed experts and most dense matrices stay in their blocks on the device, and a
+  q8_0, q5_k_s and q4_0: their routed experts and most dense matrices stay in their blocks on the device, and a
   q4_k_m model with the real 80B layer shapes (4 layers, 16 experts, vocabulary 4096),
 the CPU reference runs on the SAME weights: --gguf-to-hf reads every tensor back through loader/gguf_qwen3next
 (dequantized, inverse transforms applied) and writes an F32 HF folder. Checks (relative L2 over all logits):
@@ -70,7 +70,7 @@ def main():
             report(False, "tiny %s: GGUF written and read back" % typ)
             continue
         check_model(qnext, g, d, work, "tiny-" + typ, exp, tol)
-    for typ in ("q4_k_m", "q8_0", "q5_k_s"):
+    for typ in ("q4_k_m", "q8_0", "q5_k_s", "q4_0"):
         g, d = os.path.join(work, "syn_%s.gguf" % typ), os.path.join(work, "syn_%s_deq" % typ)
         if run([qnext, "synth", "-o", g, "--type", typ, "--config", fixture, "--hidden", "256", "--moe-inter", "256",
                 "--shared-inter", "256", "--experts", "8", "--force", "--no-progress", "--no-sync"])[0] or \
