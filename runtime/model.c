@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "experts.h"
 #include "qn_log.h"
 #include "qn_num.h"
 #include "model_stream.h"
@@ -515,10 +516,45 @@ static int check_budget(const qn_model *m, const struct qn_model_params *p)
 /* --expert-cache below the experts' bytes: streaming with fewer slots (model_stream.c). */
 static uint32_t n_experts_total(const qn_model *m) { return (uint32_t)m->c.num_layers * (uint32_t)m->c.num_experts; }
 
+/* Bytes one expert pool buffer may hold: the device's binding and allocation limits, and 32-bit offsets. */
+static uint64_t pool_cap(const qn_model *m)
+{
+    const struct qn_caps *caps = qn_vk_caps(m->v);
+    uint64_t cap = caps->max_storage_range;
+    if (m->pool_bytes_max && m->pool_bytes_max < cap) cap = m->pool_bytes_max;
+    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
+    if (cap > 0xffffffffull) cap = 0xffffffffull; /* MoE kernels address a pool with 32-bit byte offsets */
+    return cap;
+}
+
+/* No --expert-cache: every expert resident when they fit both the device budget (after the dense weights, an
+ * eighth kept for the KV cache and activations) and the MoE kernels' pool bindings; otherwise stream them
+ * through the largest cache that fits. */
+static uint64_t auto_expert_cache(const qn_model *m, const struct qn_model_params *p)
+{
+    struct qn_mem_stats ms;
+    qn_mem_stats(m->v, &ms);
+    uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
+    uint64_t used = ms.device_used + m->dense_bytes;
+    uint64_t avail = budget > used ? budget - used : 0;
+    avail -= avail / 8;
+    uint64_t slots = pool_cap(m) / (m->slot_bytes ? m->slot_bytes : 1);
+    uint64_t bind = slots * QN_MODEL_MAX_POOLS * m->slot_bytes;
+    uint64_t cap = avail < bind ? avail : bind;
+    return m->expert_bytes <= cap ? 0 : cap;
+}
+
 static int plan_streaming(qn_model *m, const struct qn_model_params *p)
 {
-    if (!p->expert_cache || p->expert_cache >= m->expert_bytes) return 0;
-    return qn_mst_plan(m, p->expert_cache, p->prefetch);
+    uint64_t cache = p->expert_cache ? p->expert_cache : auto_expert_cache(m, p);
+    uint64_t min_bytes = (uint64_t)qn_exp_min_slots(m->c.top_k, p->prefetch, 0) * m->slot_bytes;
+    if (!p->expert_cache && cache < min_bytes) return 0; /* not even streaming fits: check_budget says why */
+    if (!cache || cache >= m->expert_bytes) return 0;
+    if (!p->expert_cache)
+        QN_INFO("the routed experts (%.2f GiB) do not fit on '%s' next to the dense weights: streaming them through "
+                "a %.2f GiB expert cache (--expert-cache chooses the size)", GIB(m->expert_bytes),
+                qn_vk_caps(m->v)->name, GIB(cache));
+    return qn_mst_plan(m, cache, p->prefetch);
 }
 
 static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
@@ -536,9 +572,7 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
     if (c->tie_word_embeddings) m->lm_head = m->embed;
     /* expert pools */
     const struct qn_caps *caps = qn_vk_caps(m->v);
-    uint64_t cap = caps->max_storage_range;
-    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
-    if (cap > 0xffffffffull) cap = 0xffffffffull; /* MoE kernels address a pool with 32-bit byte offsets */
+    uint64_t cap = pool_cap(m);
     if (cap < m->slot_bytes)
         return qn_fail(QN_E_UNSUPPORTED, "one expert (%.1f MiB) is larger than a storage buffer may be on '%s' "
                        "(%.1f MiB)", (double)m->slot_bytes / 1048576.0, caps->name, (double)cap / 1048576.0);
@@ -630,6 +664,7 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     qn_model *m = calloc(1, sizeof *m);
     if (!m) return qn_fail(-ENOMEM, "out of memory");
     m->v = v;
+    m->pool_bytes_max = prm->pool_bytes_max;
     snprintf(m->path, sizeof m->path, "%s", path);
     qn_st_store *st = NULL;
     struct plan p = { 0 };

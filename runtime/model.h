@@ -82,6 +82,7 @@ typedef struct qn_model {
     uint64_t slot_bytes;          /* their sum (a multiple of 16) */
     uint32_t n_slots, slots_per_pool, n_pools;
     qn_buf *pools[QN_MODEL_MAX_POOLS];
+    uint64_t pool_bytes_max;  /* qn_model_params.pool_bytes_max */
     qn_buf *slot_table;           /* int32 [L, E] on the device */
     int32_t *table;               /* host copy */
     /* GGUF block experts (model_gguf.c; L[l].exp_qtype set): a slot of `pools` holds gate | up (up at byte
@@ -102,11 +103,14 @@ typedef struct qn_model {
 
 struct qn_model_params {
     uint64_t reserve_bytes;   /* device memory to leave free (board profile's reserve); 0 = none */
-    uint64_t expert_cache;    /* --expert-cache: 0 or >= the experts' bytes = every expert resident; below that
-                                 the experts stream from the model files into that many bytes of slots */
+    uint64_t expert_cache;    /* --expert-cache: >= the experts' bytes = every expert resident; below that the
+                                 experts stream from the model files into that many bytes of slots; 0 = resident
+                                 when they fit the device budget and the pool bindings, else the largest cache
+                                 that fits */
     int io_mode;              /* streaming reads: enum qn_io_mode (stream.h), 0 = auto */
     int prefetch;             /* streaming: slots for guessed next-layer experts read ahead (0 = off) */
     int progress;             /* 1: progress line on stderr for loads over a second, 0: never, -1: if stderr is a tty */
+    uint64_t pool_bytes_max;  /* tests: cap one expert pool buffer below the device's limit (0 = no cap) */
 };
 void qn_model_default_params(struct qn_model_params *p);
 

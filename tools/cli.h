@@ -51,7 +51,8 @@ enum {
     "      --backend NAME     vulkan (default) or cpu (the plain-C reference)\n"             \
     "      --device SEL       Vulkan device: index from 'qnext devices' or a name substring\n" \
     "      --board NAME       board profile to use instead of the one matched to the device\n" \
-    "      --expert-cache SZ  VRAM for routed-expert slots, e.g. 6G, 512M (default: board)\n" \
+    "      --expert-cache SZ  VRAM for routed-expert slots, e.g. 6G, 512M; smaller than the experts = stream\n" \
+    "                         them from disk (default: all resident if they fit, else what fits)\n" \
     "      --io MODE          expert reads: direct, buffered or auto (default auto)\n"        \
     "      --stats            print expert-cache and IO statistics to stderr\n"             \
     "      --prefetch N       streaming: read up to N guessed next-layer experts ahead (default 0)\n" \

@@ -309,6 +309,21 @@ static void test_budget(qn_vk *v, const char *dir)
     failures += !ok;
     qn_model_free(&m);
     qn_mem_set_budget(v, ms.device_budget);
+    /* no --expert-cache and experts that do not fit the MoE kernels' pool bindings (each pool capped at 5
+     * slots here, 8 pools = 40 slots): the load switches to streaming by itself, with fewer slots than experts */
+    rc = qn_model_load(&m, v, dir, &mp);
+    uint64_t slot = m ? m->slot_bytes : 0;
+    uint32_t all = m ? m->n_slots : 0;
+    qn_model_free(&m);
+    mp.pool_bytes_max = 5 * slot;
+    rc = rc ? rc : qn_model_load(&m, v, dir, &mp);
+    mp.pool_bytes_max = 0;
+    ok = !rc && m && m->stream && m->n_slots < all && m->n_slots >= (uint32_t)m->c.top_k;
+    printf("%-4s no --expert-cache, experts beyond the pool bindings: streams through %u of %u slots%s%s\n", ok ? "ok" : "FAIL",
+           m ? m->n_slots : 0, all, rc ? ": " : "", rc ? qn_errmsg() : "");
+    failures += !ok;
+    qn_model_free(&m);
+    qn_mem_set_budget(v, ms.device_budget);
     mp.expert_cache = 4096;                    /* below top_k slots: too small even for streaming (tests/stream) */
     rc = qn_model_load(&m, v, dir, &mp);
     ok = rc == -ENOSPC && strstr(qn_errmsg(), "at least");
