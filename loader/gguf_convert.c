@@ -5,6 +5,7 @@
  * planned type and appended to the GGUF writer. */
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,8 @@
 #include "safetensors.h"
 #include "synth_int.h"
 
-#define CHUNK_FLOATS (1u << 20)   /* rows read per step: at most this many values (or one row) */
+#define CHUNK_FLOATS (4u << 20)   /* rows read per step: at most this many values (or one row) */
+#define MAX_THREADS 64
 #define MAX_FALLBACK 4096
 
 enum { XF_NONE = 0, XF_PLUS1, XF_NEG_EXP };
@@ -38,6 +40,7 @@ struct qn_conv {
     float *f;                     /* CHUNK_FLOATS (or one row) */
     uint8_t *raw, *enc;
     uint64_t fcap;
+    int nthreads;
     qn_gguf_writer *w;
 };
 
@@ -149,6 +152,39 @@ static void xform(int xf, float *d, uint64_t n)
     for (uint64_t i = 0; xf && i < n; i++) d[i] = xf == XF_PLUS1 ? d[i] + 1.0f : -expf(d[i]);
 }
 
+/* Quantize `rows` rows of `len` values from cv->f into cv->enc, split over the threads (K-quant quantizers
+ * run at a few M values/s per core). A failed part is redone on this thread for its error message. */
+typedef struct qjob { uint32_t type; const float *src; uint8_t *dst; uint64_t n; int rc; } qjob;
+
+static void *qjob_run(void *a)
+{
+    qjob *j = a;
+    j->rc = qn_quant_row(j->type, j->src, j->dst, j->n);
+    return NULL;
+}
+
+static int quant_par(qn_conv *cv, uint32_t type, uint64_t rows, uint64_t len, uint64_t rb)
+{
+    uint64_t T = qn_ggml_type(type)->blck == 1 ? 1 : (uint64_t)cv->nthreads;
+    if (T > rows) T = rows;
+    if (T < 1) T = 1;
+    uint64_t per = (rows + T - 1) / T;
+    qjob j[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    int nt = 0, started[MAX_THREADS] = {0};
+    for (uint64_t r = 0; r < rows; r += per, nt++)
+        j[nt] = (qjob){type, cv->f + r * len, cv->enc + r * rb, (rows - r < per ? rows - r : per) * len, 0};
+    for (int i = 1; i < nt; i++) started[i] = !pthread_create(&th[i], NULL, qjob_run, &j[i]);
+    qjob_run(&j[0]);
+    for (int i = 1; i < nt; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        else qjob_run(&j[i]);
+    }
+    for (int i = 0; i < nt; i++)
+        if (j[i].rc) return qn_quant_row(type, j[i].src, j[i].dst, j[i].n);
+    return 0;
+}
+
 typedef struct wstate {
     const qn_synth_tensor *t;
     uint64_t rows_done, rows_total;
@@ -171,7 +207,7 @@ static int put_seg(qn_conv *cv, const seg *s, void *u)
         TRY(qn_st_read_raw(cv->st, t, (s->row0 + r) * len * ds, cv->raw, k * len * ds));
         to_f32(t, cv->raw, cv->f, k * len);
         xform(s->xf, cv->f, k * len);
-        int rc = qn_quant_row(ws->t->type, cv->f, cv->enc, k * len);
+        int rc = quant_par(cv, ws->t->type, k, len, rb);
         if (rc) return qn_fail_ctx(rc, "convert: %s (from %s): ", ws->t->name, s->hf);
         TRY(qn_gguf_w_data(cv->w, cv->enc, (size_t)(k * rb)));
         cv->done += k * len * ds;
@@ -270,6 +306,9 @@ int qn_conv_open(qn_conv **out, const char *hf_dir, const qn_conv_opts *o)
     qn_conv *cv = calloc(1, sizeof *cv);
     if (!cv) return qn_fail(-ENOMEM, "convert: out of memory");
     cv->o = *o;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cv->nthreads = o->threads > 0 ? o->threads : ncpu > 0 ? (int)ncpu : 1;
+    if (cv->nthreads > MAX_THREADS) cv->nthreads = MAX_THREADS;
     int rc = qn_cfg_load(&cv->cfg, hf_dir);
     if (!rc) rc = qn_st_open(&cv->st, hf_dir);
     if (!rc) rc = qn_st_check_model(cv->st, &cv->cfg, 1);

@@ -21,6 +21,7 @@ typedef struct qn_conv_opts {
     /* Called every few MiB with input bytes read so far / in total; non-zero cancels (-ECANCELED). */
     int (*progress)(void *user, uint64_t done, uint64_t total);
     void *user;
+    int threads;                 /* quantizer threads (0 = one per online CPU, at most 64) */
 } qn_conv_opts;
 
 typedef struct qn_conv qn_conv;

@@ -20,7 +20,7 @@
 
 int qn_cmd_quantize(int argc, char **argv);
 
-enum { OPT_TYPE = QN_OPT_FIRST_FREE, OPT_TOKENIZER, OPT_FORCE, OPT_PROGRESS, OPT_NO_PROGRESS };
+enum { OPT_TYPE = QN_OPT_FIRST_FREE, OPT_TOKENIZER, OPT_FORCE, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_THREADS };
 
 static const char help[] =
     "usage: qnext quantize -m HF_DIR -o OUT.gguf --type TYPE [--tokenizer FILE] [--force] [-v]\n\n"
@@ -35,6 +35,7 @@ static const char help[] =
     "                         else a placeholder vocabulary of the right size)\n"
     "      --force            replace an existing output\n"
     "      --progress         progress bar on stderr even when it is not a terminal (--no-progress: never)\n"
+    "      --threads N        quantizer threads (default: one per CPU; K-quants run at a few MB/s per core)\n"
     "  -v, --verbose          name every tensor that fell back to another type\n"
     "  -h, --help             this text\n\n"
     "Rows that do not fit the type's block (K-quants need multiples of 256 values) fall back as in llama.cpp:\n"
@@ -43,6 +44,7 @@ static const char help[] =
 typedef struct opts {
     const char *model, *out, *type, *tokenizer;
     int force, progress, verbose;
+    long threads;
 } opts;
 
 static volatile sig_atomic_t interrupted;
@@ -57,6 +59,7 @@ static int parse(opts *o, int argc, char **argv)
         {"type", required_argument, 0, OPT_TYPE}, {"tokenizer", required_argument, 0, OPT_TOKENIZER},
         {"force", no_argument, 0, OPT_FORCE}, {"progress", no_argument, 0, OPT_PROGRESS},
         {"no-progress", no_argument, 0, OPT_NO_PROGRESS}, {"verbose", no_argument, 0, 'v'},
+        {"threads", required_argument, 0, OPT_THREADS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int opt;
@@ -71,6 +74,9 @@ static int parse(opts *o, int argc, char **argv)
         case OPT_PROGRESS: o->progress = 1; break;
         case OPT_NO_PROGRESS: o->progress = 0; break;
         case 'v': o->verbose = 1; break;
+        case OPT_THREADS:
+            if (qn_cli_int("quantize", "--threads", optarg, 1, 64, &o->threads)) return 2;
+            break;
         case 'h': fputs(help, stdout); return 1;
         default: return qn_cli_usage_error("quantize");
         }
@@ -181,7 +187,7 @@ int qn_cmd_quantize(int argc, char **argv)
     if (r) return r == 1 ? 0 : r;
     prog pr = {.show = o.progress};
     qn_conv_opts co = {.ftype = qn_synth_ftype_parse(o.type), .tokenizer_json = o.tokenizer, .progress = on_progress,
-                       .user = &pr};
+                       .user = &pr, .threads = (int)o.threads};
     qn_conv *cv = NULL;
     int rc = qn_conv_open(&cv, o.model, &co);
     if (!rc) describe(cv, &o);
