@@ -4,10 +4,13 @@
 - tiny -> f32 GGUF -> `qnext logits --backend cpu -m file.gguf` equals the same command on the HF folder (1e-5);
 - tiny -> q4_k_m (hidden 128 does not fit a 256 block): says how many tensors fell back, -v names them;
 - errors: not a qwen3_next folder (other model_type; no config), existing output without --force (file left
-  untouched; --force then works), bad --type, missing --type; a failed run leaves no output.
+  untouched; --force then works), bad --type, missing --type; a failed run leaves no output;
+- Ctrl-C during a slow (q4_k_m, one thread) conversion of a synthesized checkpoint: exit 130, no output left.
 Usage: quantize_cli.py QNEXT GOLDEN_DIR"""
 import json
 import os
+import signal
+import time
 import struct
 import subprocess
 import sys
@@ -85,6 +88,16 @@ def main():
         os.mkdir(empty)
         r = run("quantize", "-m", empty, "-o", os.path.join(tmp, "x.gguf"), "--type", "q8_0")
         report(r.returncode != 0 and not os.path.exists(os.path.join(tmp, "x.gguf")), "empty folder: " + r.stderr.strip())
+        big, bg = os.path.join(tmp, "big"), os.path.join(tmp, "big.gguf")
+        r = run("synth", "-o", big, "--layers", "1", "--experts", "8", "--top-k", "2", "--vocab", "4000", "--no-progress", "--no-sync",
+                "--shard-size", "0")
+        p = subprocess.Popen([QNEXT, "quantize", "-m", big, "-o", bg, "--type", "q4_k_m", "--threads", "1", "--progress"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        report(r.returncode == 0 and p.returncode == 130 and "removed" in err and not os.path.exists(bg),
+               "Ctrl-C: exit %s, output %s" % (p.returncode, "left" if os.path.exists(bg) else "removed"))
     print("%d failures" % failures if failures else "all passed")
     return 1 if failures else 0
 
