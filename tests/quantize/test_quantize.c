@@ -203,6 +203,24 @@ static int weight_err(void *u, const qn_tensor_spec *t)
     return rc;
 }
 
+static int weight_any(void *u, const qn_tensor_spec *t)
+{
+    wcmp *w = u;
+    uint64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (uint64_t)t->shape[i];
+    float *a = malloc(n * 4), *b = malloc(n * 4);
+    qn_q3n_src s;
+    int rc = !a || !b ? -ENOMEM : qn_q3n_find(w->q, t->name, &s);
+    if (!rc) rc = qn_q3n_read_f32(w->q, &s, a, n);
+    if (!rc) rc = qn_st_read_f32(w->hf, t->name, b, n);
+    double e = 0, m = 0;
+    for (uint64_t i = 0; !rc && i < n; i++) { e = fmax(e, fabs(a[i] - b[i])); m = fmax(m, fabs(b[i])); }
+    if (!rc && m > 0) w->err[0] = fmax(w->err[0], e / m);
+    free(a);
+    free(b);
+    return rc;
+}
+
 /* A hidden-256 checkpoint (synth) -> q4_k_m: Q4_K and Q6_K both present, no fallback, the mapping opens it. */
 static void synth256(const char *tiny)
 {
@@ -259,12 +277,39 @@ static void synth256(const char *tiny)
     free(b);
 }
 
+/* Every file type of the tiny fixture opens through the qwen3next mapping, every HF tensor readable. */
+static void all_types(const char *dir)
+{
+    static const int fts[] = {QN_FT_F32, QN_FT_F16, QN_FT_BF16, QN_FT_Q8_0, QN_FT_Q4_0, QN_FT_Q4_K_S, QN_FT_Q4_K_M,
+                              QN_FT_Q5_K_S, QN_FT_Q5_K_M, QN_FT_Q6_K};
+    char out[512];
+    for (size_t i = 0; i < sizeof fts / sizeof fts[0]; i++) {
+        snprintf(out, sizeof out, "%s/all.gguf", tmp);
+        int rc = convert(dir, fts[i], out, NULL);
+        qn_gguf *g = NULL;
+        wcmp wc = {.hf = NULL};
+        if (!rc) rc = qn_gguf_open(&g, out);
+        if (!rc) rc = qn_q3n_open(&wc.q, g);
+        qn_config c;
+        if (!rc) rc = qn_cfg_load(&c, dir);
+        if (!rc) rc = qn_st_open(&wc.hf, dir);
+        if (!rc) rc = qn_cfg_tensors(&c, weight_any, &wc);
+        printf("tiny %s: %s (weights: max |d| / max |w| %.3g)\n", qn_synth_ftype_name(fts[i]), rc ? qn_errmsg() : "opens",
+               wc.err[0]);
+        CHECK(!rc && wc.err[0] <= 0.15, "tiny %s: rc %d, weight error %g", qn_synth_ftype_name(fts[i]), rc, wc.err[0]);
+        qn_st_close(&wc.hf);
+        qn_q3n_close(&wc.q);
+        qn_gguf_close(&g);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) { fprintf(stderr, "usage: test_quantize <golden fixture folder>...\n"); return 2; }
     snprintf(tmp, sizeof tmp, "/tmp/qn_quantize_XXXXXX");
     if (!mkdtemp(tmp)) return 2;
     for (int i = 1; i < argc; i++) fixture(argv[i]);
+    all_types(argv[1]);
     synth256(argv[1]);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
