@@ -47,7 +47,8 @@ enum {
 
 /* Help lines for the common options, for a subcommand's --help. */
 #define QN_CLI_COMMON_HELP                                                                  \
-    "  -m, --model PATH       model: a Hugging Face folder (config.json + *.safetensors)\n"  \
+    "  -m, --model PATH       model: a Hugging Face folder (config.json + *.safetensors) or a llama.cpp\n" \
+    "                         qwen3next .gguf file\n"  \
     "      --backend NAME     vulkan (default) or cpu (the plain-C reference)\n"             \
     "      --device SEL       Vulkan device: index from 'qnext devices' or a name substring\n" \
     "      --board NAME       board profile to use instead of the one matched to the device\n" \
