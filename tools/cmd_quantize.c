@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "gguf_convert.h"
 #include "qn_err.h"
 #include "quant.h"
@@ -47,9 +48,7 @@ typedef struct opts {
     long threads;
 } opts;
 
-static volatile sig_atomic_t interrupted;
 
-static void on_signal(int sig) { (void)sig; interrupted = 1; }
 
 /* 0 = go on, 1 = --help printed, 2 = usage error. */
 static int parse(opts *o, int argc, char **argv)
@@ -107,28 +106,10 @@ static int guard_output(const char *out, int force, char *where, size_t cap)
     return 0;
 }
 
-typedef struct prog { double t0, last; int show; } prog;
-
-static double now(void)
+static int convert_job(void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int on_progress(void *user, uint64_t done, uint64_t total)
-{
-    prog *p = user;
-    double t = now();
-    if (p->show && (t - p->last >= 0.2 || done == total)) {
-        double el = t - p->t0, rate = el > 0 ? (double)done / el : 0;
-        int w = total ? (int)(30.0 * (double)done / (double)total) : 30;
-        fprintf(stderr, "\r  [%-30.*s] %3.0f%%  %8.2f / %.2f GB in  %6.1f MB/s  ETA %4.0f s ", w,
-                "##############################", total ? 100.0 * (double)done / (double)total : 100.0,
-                (double)done / 1e9, (double)total / 1e9, rate / 1e6, rate > 0 ? (double)(total - done) / rate : 0.0);
-        p->last = t;
-    }
-    return interrupted;
+    void **a = arg;
+    return qn_conv_write(a[0], a[1]);
 }
 
 static void describe(const qn_conv *cv, const opts *o)
@@ -154,7 +135,7 @@ static void describe(const qn_conv *cv, const opts *o)
     fflush(stdout);
 }
 
-static int convert(qn_conv *cv, const opts *o, prog *pr)
+static int convert(qn_conv *cv, const opts *o, qn_progress *pr)
 {
     char where[4096];
     uint64_t avail = 0;
@@ -162,16 +143,9 @@ static int convert(qn_conv *cv, const opts *o, prog *pr)
     if (!rc) rc = qn_synth_space_avail(where, &avail);
     if (!rc) rc = qn_synth_space_check(qn_synth_plan_file_bytes(qn_conv_plan(cv)), avail, o->out);
     if (rc) return rc;
-    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    pr->t0 = now();
-    rc = qn_conv_write(cv, o->out);
-    double el = now() - pr->t0;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (pr->show) fputc('\n', stderr);
+    double el = 0;
+    void *job[2] = { cv, (void *)o->out };
+    rc = qn_progress_run(pr, convert_job, job, &el);
     char a[32];
     if (!rc)
         printf("qnext quantize: wrote %s in %.2f s (%.1f MB/s of input)\n",
@@ -185,8 +159,8 @@ int qn_cmd_quantize(int argc, char **argv)
     opts o = {.progress = isatty(2)};
     int r = parse(&o, argc, argv);
     if (r) return r == 1 ? 0 : r;
-    prog pr = {.show = o.progress};
-    qn_conv_opts co = {.ftype = qn_synth_ftype_parse(o.type), .tokenizer_json = o.tokenizer, .progress = on_progress,
+    qn_progress pr = {.show = o.progress};
+    qn_conv_opts co = {.ftype = qn_synth_ftype_parse(o.type), .tokenizer_json = o.tokenizer, .progress = qn_progress_cb,
                        .user = &pr, .threads = (int)o.threads};
     qn_conv *cv = NULL;
     int rc = qn_conv_open(&cv, o.model, &co);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "config.h"
 #include "qn_err.h"
 #include "synth.h"
@@ -69,9 +70,7 @@ typedef struct opts {
     int force, progress, sync, dry;
 } opts;
 
-static volatile sig_atomic_t interrupted;
 
-static void on_signal(int sig) { (void)sig; interrupted = 1; }
 
 /* ---------------------------------------------------------------- options */
 
@@ -240,30 +239,6 @@ static int guard_output(const char *out, int gguf, int force, char *where, size_
     return unlink(out) ? qn_fail(-errno, "%s: cannot remove: %s", out, strerror(errno)) : 0;
 }
 
-/* ---------------------------------------------------------------- progress */
-
-typedef struct prog { double t0, last; int show; } prog;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int on_progress(void *user, uint64_t done, uint64_t total)
-{
-    prog *p = user;
-    double t = now();
-    if (p->show && (t - p->last >= 0.2 || done == total)) {
-        double el = t - p->t0, rate = el > 0 ? (double)done / el : 0;
-        double eta = rate > 0 ? (double)(total - done) / rate : 0;
-        fprintf(stderr, "\r  %8.2f / %.2f GB  %3.0f%%  %5.2f GB/s  ETA %4.0f s ", (double)done / 1e9,
-                (double)total / 1e9, total ? 100.0 * (double)done / (double)total : 100.0, rate / 1e9, eta);
-        p->last = t;
-    }
-    return interrupted;
-}
 
 /* ---------------------------------------------------------------- run */
 
@@ -308,20 +283,12 @@ static int copy_tokenizer(const char *tok, const char *dir)
     return rc;
 }
 
-/* The write itself, with Ctrl-C / SIGTERM turned into a cancel; *el = seconds it took. */
-static int write_interruptible(const qn_synth_plan *p, const char *out, prog *pr, double *el)
+/* The write itself (qn_progress_run's work): Ctrl-C / SIGTERM cancel it through the progress callback. */
+struct write_job { const qn_synth_plan *plan; const char *out; };
+static int write_job(void *arg)
 {
-    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    pr->t0 = now();
-    int rc = qn_synth_write(p, out);
-    *el = now() - pr->t0;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (pr->show) fputc('\n', stderr);
-    return rc;
+    const struct write_job *j = arg;
+    return qn_synth_write(j->plan, j->out);
 }
 
 static int run(const opts *o, qn_synth_opts *so, const qn_config *c)
@@ -330,8 +297,8 @@ static int run(const opts *o, qn_synth_opts *so, const qn_config *c)
     char where[4096];
     uint64_t avail = 0;
     double el = 0;
-    prog pr = {.show = o->progress};
-    so->progress = on_progress;
+    qn_progress pr = {.show = o->progress};
+    so->progress = qn_progress_cb;
     so->user = &pr;
     int rc = qn_synth_plan_make(&p, c, so);
     if (!rc) describe(p, c, so, o->out);
@@ -339,7 +306,8 @@ static int run(const opts *o, qn_synth_opts *so, const qn_config *c)
         rc = guard_output(o->out, so->format == QN_SYNTH_GGUF, o->force, where, sizeof where);
         if (!rc) rc = qn_synth_space_avail(where, &avail);
         if (!rc) rc = qn_synth_space_check(qn_synth_plan_file_bytes(p), avail, o->out);
-        if (!rc) rc = write_interruptible(p, o->out, &pr, &el);
+        struct write_job job = { p, o->out };
+        if (!rc) rc = qn_progress_run(&pr, write_job, &job, &el);
         if (!rc && o->tokenizer && so->format == QN_SYNTH_SAFETENSORS) rc = copy_tokenizer(o->tokenizer, o->out);
         char a[32];
         if (!rc)

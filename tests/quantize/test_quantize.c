@@ -86,7 +86,7 @@ static int argmax(const float *x, int n)
 /* Teacher-forced greedy: prompt + HF's tokens in one forward; position P-1+k must pick HF's token k. */
 static void greedy_check(const char *gguf, const qn_st_store *e, const char *tag)
 {
-    int np, nt, V;
+    int np = 0, nt = 0, V = 0;
     int32_t *pr = read_exp(e, "greedy.prompt", 1, &np), *tk = read_exp(e, "greedy.tokens", 1, &nt);
     int32_t *all = malloc(sizeof *all * (size_t)(np + nt));
     memcpy(all, pr, sizeof *pr * (size_t)np);
@@ -124,7 +124,7 @@ static void fixture(const char *dir)
     snprintf(exp_path, sizeof exp_path, "%s/expected.safetensors", dir);
     qn_st_store *e = NULL;
     if (qn_st_open(&e, exp_path)) { CHECK(0, "%s: %s", exp_path, qn_errmsg()); return; }
-    int n, V, Vh, nexp;
+    int n = 0, V = 0, Vh = 0, nexp = 0;
     int32_t *ids = read_exp(e, "prefill0.input_ids", 1, &n);
     float *want = read_exp(e, "prefill0.logits", 0, &nexp);
     printf("%s: %d tokens\n", dir, n);
