@@ -1,5 +1,6 @@
 /* device.c — Vulkan instance (with optional Khronos validation), device choice, device creation, teardown. */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,8 +107,19 @@ static bool has_instance_ext(const char *layer, const char *ext)
     return found;
 }
 
+/* The system loader (libvulkan.so.1), or the one named by QNEXT_VULKAN_LOADER (a custom or test loader). */
 static int load_vulkan(void)
 {
+    const char *path = getenv("QNEXT_VULKAN_LOADER");
+    if (path && *path) {
+        void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        PFN_vkGetInstanceProcAddr gipa = lib ? (PFN_vkGetInstanceProcAddr)dlsym(lib, "vkGetInstanceProcAddr") : NULL;
+        if (!gipa)
+            return qn_fail(QN_E_NODEV, "no Vulkan device: the Vulkan loader %s (QNEXT_VULKAN_LOADER) could not be "
+                           "loaded: %s", path, dlerror());
+        volkInitializeCustom(gipa);
+        return 0;
+    }
     VkResult r = volkInitialize();
     if (r < 0)
         return qn_fail(QN_E_NODEV, "no Vulkan device: the Vulkan loader (libvulkan.so.1) could not be loaded "
