@@ -24,6 +24,7 @@
 #include "qn_rng.h"
 #include "session.h"
 #include "stream.h"
+#include "vk_stack.h"
 
 int qn_cmd_bench(int argc, char **argv);
 
@@ -145,38 +146,14 @@ static double decode_bytes(const qn_model *m)
 }
 
 /* Device (--device), board profile (--board: memory reserve, kernel tuning), the model and one session. */
-static int open_all(const struct bench_opts *o, qn_vk **v, qn_model **m, qn_session **s, struct qn_board *board,
-                    double *load_s)
+static int open_all(const struct bench_opts *o, struct qn_vk_stack *st)
 {
-    struct qn_vk_params vp;
-    qn_vk_default_params(&vp);
-    vp.device = o->c.device;
-    int rc = qn_vk_open(v, &vp);
-    if (rc) return rc;
-    struct qn_board_device dev;
-    qn_caps_board_device(qn_vk_caps(*v), &dev);
-    if ((rc = qn_board_select(o->c.board, &dev, board))) return rc;
-    struct qn_model_params mp;
-    qn_model_default_params(&mp);
-    mp.reserve_bytes = board->mem.reserve_bytes;
-    mp.expert_cache = o->c.expert_cache;
-    mp.prefetch = o->c.prefetch;
-    enum qn_io_mode io = QN_IO_AUTO;
-    if (o->c.io && (rc = qn_io_mode_parse(o->c.io, &io))) return rc;
-    mp.io_mode = (int)io;
-    double t0 = now_s();
-    if ((rc = qn_model_load(m, *v, o->c.model, &mp))) return rc;
-    *load_s = now_s() - t0;
     struct qn_session_params sp;
     qn_session_default_params(&sp);
     sp.tune = o->tune;
-    sp.tune.matvec_wg = board->tune.matvec_wg;
-    sp.tune.matvec_rows = board->tune.matvec_rows;
-    sp.tune.norm_wg = board->tune.norm_wg;
     sp.chunk = (uint32_t)o->chunk;
-    sp.profile = o->c.profile;
     if ((uint64_t)o->prompt + (uint64_t)o->decode > (sp.ctx ? sp.ctx : 4096)) sp.ctx = (uint32_t)(o->prompt + o->decode);
-    return qn_session_new(s, *m, &sp);
+    return qn_vk_stack_open(st, &o->c, sp);
 }
 
 /* The largest weights file of the model: the path itself (a .gguf), else the largest model*.safetensors
@@ -441,27 +418,23 @@ static void report_header(const struct bench_opts *o, qn_vk *v, const qn_model *
 
 static int bench(const struct bench_opts *o)
 {
-    qn_vk *v = NULL;
-    qn_model *m = NULL;
-    qn_session *s = NULL;
-    struct qn_board board;
+    struct qn_vk_stack st;
     struct bench_result *r = calloc(1, sizeof *r);
     if (!r) return qn_fail(-ENOMEM, "out of memory");
-    int rc = open_all(o, &v, &m, &s, &board, &r->load_s);
-    if (!rc) report_header(o, v, m, &board, r->load_s);
-    if (!rc && m->stream) rc = io_ceiling(o, r);   /* before the run: the files' read speed alone */
-    if (!rc) rc = run_reps(o, m, s, r);
+    int rc = open_all(o, &st), opened = !rc;
+    r->load_s = st.load_s;
+    if (!rc) report_header(o, st.v, st.m, &st.board, r->load_s);
+    if (!rc && st.m->stream) rc = io_ceiling(o, r);   /* before the run: the files' read speed alone */
+    if (!rc) rc = run_reps(o, st.m, st.s, r);
     if (!rc) {
         struct bench_view w;
-        view_of(o, m, r, &w);
-        if (o->json) report_json(o, v, m, &board, r, &w);
-        else report_text(o, m, r, &w);
-        if (o->c.profile) qn_session_profile(s, o->json ? stderr : stdout);
-        if (o->c.stats) qn_session_stats(s, o->json ? stderr : stdout);
+        view_of(o, st.m, r, &w);
+        if (o->json) report_json(o, st.v, st.m, &st.board, r, &w);
+        else report_text(o, st.m, r, &w);
+        if (o->c.profile) qn_session_profile(st.s, o->json ? stderr : stdout);
+        if (o->c.stats) qn_session_stats(st.s, o->json ? stderr : stdout);
     }
-    qn_session_free(&s);
-    qn_model_free(&m);
-    qn_vk_close(&v);
+    if (opened) qn_vk_stack_close(&st);
     free(r);
     return rc;
 }

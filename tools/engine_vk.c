@@ -8,16 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "board.h"
 #include "engine.h"
 #include "qn_err.h"
 #include "model_stream.h"
 #include "session.h"
+#include "vk_stack.h"
 
 struct vk_impl {
-    qn_vk *v;
-    qn_model *m;
-    qn_session *s;
+    struct qn_vk_stack st; /* device, board, model, session */
+    qn_model *m;           /* = st.m */
+    qn_session *s;         /* = st.s */
     int32_t *pend;       /* tokens of a forward call made without logits, not run yet */
     int npend, cap;
     float *last;         /* [vocab] last-position logits of the latest call that returned logits */
@@ -101,9 +101,7 @@ static void vk_close(void *impl)
     struct vk_impl *p = impl;
     if (p->profile && p->s) qn_session_profile(p->s, stderr);
     if (p->stats && p->s) qn_session_stats(p->s, stderr);
-    qn_session_free(&p->s);
-    qn_model_free(&p->m);
-    qn_vk_close(&p->v);
+    qn_vk_stack_close(&p->st);
     free(p->pend);
     free(p->last);
     free(p);
@@ -131,35 +129,13 @@ int qn_engine_vk_open(void **out, const struct qn_engine_ops **ops, const struct
 {
     struct vk_impl *p = calloc(1, sizeof *p);
     if (!p) return qn_fail(-ENOMEM, "out of memory");
-    struct qn_vk_params vp;
-    qn_vk_default_params(&vp);
-    vp.device = o->device;
-    struct qn_board board;
-    struct qn_board_device dev;
-    struct qn_model_params mp;
-    qn_model_default_params(&mp);
     struct qn_session_params sp;
     qn_session_default_params(&sp);
-    int rc = qn_vk_open(&p->v, &vp);
-    if (!rc) {
-        qn_caps_board_device(qn_vk_caps(p->v), &dev);
-        rc = qn_board_select(o->board, &dev, &board);
-    }
-    if (!rc) {
-        mp.reserve_bytes = board.mem.reserve_bytes;
-        mp.expert_cache = o->expert_cache;
-        enum qn_io_mode io = QN_IO_AUTO;
-        rc = o->io ? qn_io_mode_parse(o->io, &io) : 0;
-        mp.io_mode = (int)io;
-        p->stats = o->stats;
-        mp.prefetch = o->prefetch;
-        sp.tune.matvec_wg = board.tune.matvec_wg;
-        sp.tune.matvec_rows = board.tune.matvec_rows;
-        sp.tune.norm_wg = board.tune.norm_wg;
-        sp.profile = p->profile = o->profile;
-        if (!rc) rc = qn_model_load(&p->m, p->v, o->model, &mp);
-    }
-    if (!rc) rc = qn_session_new(&p->s, p->m, &sp);
+    p->stats = o->stats;
+    p->profile = o->profile;
+    int rc = qn_vk_stack_open(&p->st, o, sp);
+    p->m = p->st.m;
+    p->s = p->st.s;
     if (!rc && !(p->last = calloc((size_t)p->m->c.vocab_size, sizeof *p->last))) rc = qn_fail(-ENOMEM, "out of memory");
     if (rc) {
         vk_close(p);

@@ -1,0 +1,61 @@
+/* vk_stack.c — device, board, model and session from the common options (see vk_stack.h). */
+#include "vk_stack.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "stream.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int open_model(struct qn_vk_stack *st, const struct qn_cli_common *o)
+{
+    struct qn_model_params mp;
+    qn_model_default_params(&mp);
+    mp.reserve_bytes = st->board.mem.reserve_bytes;
+    mp.expert_cache = o->expert_cache;
+    mp.prefetch = o->prefetch;
+    enum qn_io_mode io = QN_IO_AUTO;
+    int rc = o->io ? qn_io_mode_parse(o->io, &io) : 0;
+    mp.io_mode = (int)io;
+    double t0 = now_s();
+    if (!rc) rc = qn_model_load(&st->m, st->v, o->model, &mp);
+    st->load_s = now_s() - t0;
+    return rc;
+}
+
+int qn_vk_stack_open(struct qn_vk_stack *st, const struct qn_cli_common *o, struct qn_session_params sp)
+{
+    memset(st, 0, sizeof *st);
+    struct qn_vk_params vp;
+    qn_vk_default_params(&vp);
+    vp.device = o->device;
+    int rc = qn_vk_open(&st->v, &vp);
+    if (!rc) {
+        struct qn_board_device dev;
+        qn_caps_board_device(qn_vk_caps(st->v), &dev);
+        rc = qn_board_select(o->board, &dev, &st->board);
+    }
+    if (!rc) rc = open_model(st, o);
+    if (!rc) {
+        sp.tune.matvec_wg = st->board.tune.matvec_wg;
+        sp.tune.matvec_rows = st->board.tune.matvec_rows;
+        sp.tune.norm_wg = st->board.tune.norm_wg;
+        sp.profile = o->profile;
+        rc = qn_session_new(&st->s, st->m, &sp);
+    }
+    if (rc) qn_vk_stack_close(st);
+    return rc;
+}
+
+void qn_vk_stack_close(struct qn_vk_stack *st)
+{
+    qn_session_free(&st->s);
+    qn_model_free(&st->m);
+    qn_vk_close(&st->v);
+}
