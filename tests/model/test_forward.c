@@ -27,11 +27,11 @@
 #include "qn_log.h"
 #include "safetensors.h"
 #include "session.h"
+#include "../testutil.h"
 
 #define TOL_HF 1e-3
 #define TOL_SELF 1e-4
 
-static int failures;
 static double worst_hf;
 
 static double rel_l2(const float *a, const float *b, size_t n)
@@ -53,34 +53,6 @@ static void check(const char *what, double err, double tol, bool vs_hf)
     if (vs_hf && err > worst_hf) worst_hf = err;
 }
 
-#define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, ": %s\n", qn_errmsg()); exit(1); } while (0)
-
-static void *xmalloc(size_t n)
-{
-    void *p = calloc(1, n ? n : 1);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
-    return p;
-}
-
-static size_t get_f32(const qn_st_store *e, const char *name, float **out)
-{
-    const qn_st_tensor *t = qn_st_find(e, name);
-    if (!t) return 0;
-    size_t n = (size_t)qn_st_numel(t);
-    *out = xmalloc(n * sizeof **out);
-    if (qn_st_read_f32(e, name, *out, n)) DIE("reading %s", name);
-    return n;
-}
-
-static size_t get_i32(const qn_st_store *e, const char *name, int32_t **out)
-{
-    const qn_st_tensor *t = qn_st_find(e, name);
-    if (!t) return 0;
-    size_t n = (size_t)qn_st_numel(t);
-    *out = xmalloc(n * sizeof **out);
-    if (qn_st_read_i32(e, name, *out, n)) DIE("reading %s", name);
-    return n;
-}
 
 static uint64_t max_bind; /* --max-bind: weights bound in row pieces of at most this many bytes */
 

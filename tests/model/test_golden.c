@@ -19,10 +19,10 @@
 #include "qn_err.h"
 #include "ref_model.h"
 #include "safetensors.h"
+#include "../testutil.h"
 
 #define TOL_SELF 5e-5
 
-static int failures;
 
 static double rel_l2(const float *a, const float *b, size_t n)
 {
@@ -50,35 +50,6 @@ static int argmax(const float *x, int n)
     return b;
 }
 
-#define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, ": %s\n", qn_errmsg()); exit(1); } while (0)
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
-    return p;
-}
-
-/* Read an expected tensor as f32 / i32; returns element count, 0 when absent. */
-static size_t get_f32(const qn_st_store *e, const char *name, float **out)
-{
-    const qn_st_tensor *t = qn_st_find(e, name);
-    if (!t) return 0;
-    size_t n = (size_t)qn_st_numel(t);
-    *out = xmalloc(n * sizeof **out);
-    if (qn_st_read_f32(e, name, *out, n)) DIE("reading %s", name);
-    return n;
-}
-
-static size_t get_i32(const qn_st_store *e, const char *name, int32_t **out)
-{
-    const qn_st_tensor *t = qn_st_find(e, name);
-    if (!t) return 0;
-    size_t n = (size_t)qn_st_numel(t);
-    *out = xmalloc(n * sizeof **out);
-    if (qn_st_read_i32(e, name, *out, n)) DIE("reading %s", name);
-    return n;
-}
 
 static void run(qn_ref_session *s, const int32_t *ids, int n, float *logits, int all, float *hidden)
 {

@@ -1,0 +1,58 @@
+/* testutil.h — small helpers shared by the plain-C tests (header-only): a CHECK macro that counts failures
+ * into `failures`, and reading a golden fixture's expected tensors from expected.safetensors. */
+#ifndef QN_TESTUTIL_H
+#define QN_TESTUTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "qn_err.h"
+
+static int failures;
+
+/* Count a failure and print where and why when cond is false; the test goes on. */
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            failures++;                                                    \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+/* Abort the test with the qnext error message (infrastructure failures, not checks). */
+#define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, ": %s\n", qn_errmsg()); exit(1); } while (0)
+
+static inline void *xmalloc(size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
+    return p;
+}
+
+#ifdef QN_SAFETENSORS_H
+/* Read an expected tensor as f32 / i32 into a malloc'd array; returns the element count, 0 when absent. */
+static inline size_t get_f32(const qn_st_store *e, const char *name, float **out)
+{
+    const qn_st_tensor *t = qn_st_find(e, name);
+    if (!t) return 0;
+    size_t n = (size_t)qn_st_numel(t);
+    *out = xmalloc(n * sizeof **out);
+    if (qn_st_read_f32(e, name, *out, n)) DIE("reading %s", name);
+    return n;
+}
+
+static inline size_t get_i32(const qn_st_store *e, const char *name, int32_t **out)
+{
+    const qn_st_tensor *t = qn_st_find(e, name);
+    if (!t) return 0;
+    size_t n = (size_t)qn_st_numel(t);
+    *out = xmalloc(n * sizeof **out);
+    if (qn_st_read_i32(e, name, *out, n)) DIE("reading %s", name);
+    return n;
+}
+#endif
+
+#endif
