@@ -3,6 +3,7 @@
 #ifndef QN_TESTUTIL_H
 #define QN_TESTUTIL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,18 @@ static int failures;
 
 /* Abort the test with the qnext error message (infrastructure failures, not checks). */
 #define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, ": %s\n", qn_errmsg()); exit(1); } while (0)
+
+/* Relative L2 error of a against the reference b (absolute when b is all zeros). */
+static inline double rel_l2(const float *a, const float *b, size_t n)
+{
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)a[i] - b[i];
+        d += e * e;
+        r += (double)b[i] * b[i];
+    }
+    return r > 0 ? sqrt(d / r) : sqrt(d);
+}
 
 static inline void *xmalloc(size_t n)
 {

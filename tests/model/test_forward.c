@@ -34,17 +34,6 @@
 
 static double worst_hf;
 
-static double rel_l2(const float *a, const float *b, size_t n)
-{
-    double d = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = (double)a[i] - b[i];
-        d += e * e;
-        r += (double)b[i] * b[i];
-    }
-    return r > 0 ? sqrt(d / r) : sqrt(d);
-}
-
 static void check(const char *what, double err, double tol, bool vs_hf)
 {
     int ok = err < tol && isfinite(err);

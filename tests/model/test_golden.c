@@ -24,17 +24,6 @@
 #define TOL_SELF 5e-5
 
 
-static double rel_l2(const float *a, const float *b, size_t n)
-{
-    double d = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = (double)a[i] - b[i];
-        d += e * e;
-        r += (double)b[i] * b[i];
-    }
-    return r > 0 ? sqrt(d / r) : sqrt(d);
-}
-
 static void check(const char *what, double err, double tol)
 {
     int ok = err < tol && isfinite(err);

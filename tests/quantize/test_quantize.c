@@ -182,9 +182,9 @@ static void fixture(const char *dir)
 typedef struct wcmp { qn_q3n *q; qn_st_store *hf; double err[3]; } wcmp;
 static const double wtol[3] = {0.15, 0.03, 1e-6};
 
-static int weight_err(void *u, const qn_tensor_spec *t)
+/* max |gguf - checkpoint| / max |checkpoint| of one HF tensor into *rel; its storage type into *type. */
+static int weight_rel(const wcmp *w, const qn_tensor_spec *t, double *rel, uint32_t *type)
 {
-    wcmp *w = u;
     uint64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= (uint64_t)t->shape[i];
     float *a = malloc(n * 4), *b = malloc(n * 4);
@@ -194,30 +194,32 @@ static int weight_err(void *u, const qn_tensor_spec *t)
     if (!rc) rc = qn_st_read_f32(w->hf, t->name, b, n);
     double e = 0, m = 0;
     for (uint64_t i = 0; !rc && i < n; i++) { e = fmax(e, fabs(a[i] - b[i])); m = fmax(m, fabs(b[i])); }
-    uint32_t ty = rc ? 0 : s.t2 && s.t2->type != s.t->type ? QN_GGML_Q4_K : s.t->type;
-    int k = ty == QN_GGML_Q4_K ? 0 : ty == QN_GGML_Q6_K ? 1 : ty == QN_GGML_F32 ? 2 : -1;
-    if (!rc && k < 0) rc = qn_fail(-EINVAL, "%s: unexpected type %s", t->name, qn_ggml_type_name(ty));
-    if (!rc && m > 0) w->err[k] = fmax(w->err[k], e / m);
+    *rel = m > 0 ? e / m : 0;
+    *type = rc ? 0 : s.t2 && s.t2->type != s.t->type ? QN_GGML_Q4_K : s.t->type;
     free(a);
     free(b);
+    return rc;
+}
+
+static int weight_err(void *u, const qn_tensor_spec *t)
+{
+    wcmp *w = u;
+    double rel;
+    uint32_t ty;
+    int rc = weight_rel(w, t, &rel, &ty);
+    int k = ty == QN_GGML_Q4_K ? 0 : ty == QN_GGML_Q6_K ? 1 : ty == QN_GGML_F32 ? 2 : -1;
+    if (!rc && k < 0) rc = qn_fail(-EINVAL, "%s: unexpected type %s", t->name, qn_ggml_type_name(ty));
+    if (!rc) w->err[k] = fmax(w->err[k], rel);
     return rc;
 }
 
 static int weight_any(void *u, const qn_tensor_spec *t)
 {
     wcmp *w = u;
-    uint64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= (uint64_t)t->shape[i];
-    float *a = malloc(n * 4), *b = malloc(n * 4);
-    qn_q3n_src s;
-    int rc = !a || !b ? -ENOMEM : qn_q3n_find(w->q, t->name, &s);
-    if (!rc) rc = qn_q3n_read_f32(w->q, &s, a, n);
-    if (!rc) rc = qn_st_read_f32(w->hf, t->name, b, n);
-    double e = 0, m = 0;
-    for (uint64_t i = 0; !rc && i < n; i++) { e = fmax(e, fabs(a[i] - b[i])); m = fmax(m, fabs(b[i])); }
-    if (!rc && m > 0) w->err[0] = fmax(w->err[0], e / m);
-    free(a);
-    free(b);
+    double rel;
+    uint32_t ty;
+    int rc = weight_rel(w, t, &rel, &ty);
+    if (!rc) w->err[0] = fmax(w->err[0], rel);
     return rc;
 }
 

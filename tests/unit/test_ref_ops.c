@@ -12,8 +12,8 @@
 #include "qn_num.h"
 #include "qn_rng.h"
 #include "ref_ops.h"
+#include "../testutil.h"
 
-static int failures;
 static qn_rng rng;
 
 static void check(int ok, const char *fmt, double v, double tol)
@@ -29,16 +29,6 @@ static float *rnd(size_t n, float scale)
     float *p = malloc(sizeof *p * (n ? n : 1));
     for (size_t i = 0; i < n; i++) p[i] = qn_rng_normal(&rng) * scale;
     return p;
-}
-
-static double rel_l2(const float *a, const float *b, size_t n)
-{
-    double d = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        r += (double)b[i] * b[i];
-    }
-    return sqrt(d / (r > 0 ? r : 1));
 }
 
 /* ---- delta rule: chunked == recurrent ---- */
