@@ -1,6 +1,7 @@
 /* model.c — load a Qwen3-Next checkpoint onto the GPU (see model.h): plan every device tensor (fused
  * layouts, dtypes, sizes), check the memory budget, pack dense weights into a few arena buffers, give every
  * routed expert a slot, and upload everything through double-buffered staging with a progress line. */
+#include "qn_time.h"
 #include "model.h"
 #include "model_gguf.h"
 
@@ -211,16 +212,9 @@ struct upl {
     bool shown;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void upl_progress(struct upl *u, bool final)
 {
-    double t = now_s(), el = t - u->t0;
+    double t = qn_now_s(), el = t - u->t0;
     if (!u->progress || (!final && (el < 1.0 || t - u->last < 0.2)) || (final && !u->shown)) return;
     u->last = t;
     u->shown = true;
@@ -234,7 +228,7 @@ static int upl_open(struct upl *u, qn_vk *v, uint64_t total)
 {
     u->v = v;
     u->total = total;
-    u->t0 = now_s();
+    u->t0 = qn_now_s();
     u->cap = total < STAGE_MAX ? (total + 15) / 16 * 16 : STAGE_MAX;
     if (u->cap < 4096) u->cap = 4096;
     for (int i = 0; i < 2; i++) {
@@ -669,7 +663,7 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     qn_st_store *st = NULL;
     struct plan p = { 0 };
     uint64_t *sizes = NULL;
-    double t0 = now_s();
+    double t0 = qn_now_s();
     bool gguf = qn_model_path_is_gguf(path); /* model_gguf.c fills config, weights and experts */
     int rc = gguf ? qn_model_gguf_load(m, prm) : qn_cfg_load(&m->c, path);
     if (!rc && !gguf) rc = qn_st_open(&st, path);
@@ -681,7 +675,7 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     if (!rc) rc = upload_rope(m);
     if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = qn_mst_open(m, st, prm->io_mode, prm->prefetch);
     if (!rc && !gguf) rc = upload_all(m, st, &p, prm);
-    m->load_seconds = now_s() - t0;
+    m->load_seconds = qn_now_s() - t0;
     free(sizes);
     free(p.d);
     qn_st_close(&st);

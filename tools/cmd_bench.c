@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "qn_time.h"
 #include "board.h"
 #include "cli.h"
 #include "model_stream.h"
@@ -71,13 +72,6 @@ struct bench_result {
     double ceil_gbps;
     uint64_t ceil_bytes;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int parse_mm(const char *s, uint32_t mm[6])
 {
@@ -194,7 +188,7 @@ static int ceil_reads(qn_io *io, int f, uint64_t fsize, uint8_t *buf, double *gb
     qn_rng rng;
     qn_rng_seed(&rng, 99);
     struct qn_io_cqe cqe[CEIL_QD];
-    double t0 = now_s();
+    double t0 = qn_now_s();
     while (!rc && done < n) {
         while (sub < n && sub - done < CEIL_QD) {
             uint64_t off = (qn_rng_u64(&rng) % (fsize - len + 1)) & ~4095ull;
@@ -208,7 +202,7 @@ static int ceil_reads(qn_io *io, int f, uint64_t fsize, uint8_t *buf, double *gb
         for (int i = 0; !rc && i < k; i++, done++)
             if (cqe[i].status) rc = qn_fail(cqe[i].status, "IO ceiling read: %s", cqe[i].msg);
     }
-    double t = now_s() - t0;
+    double t = qn_now_s() - t0;
     *total = (uint64_t)done * len;
     *gbps = t > 0 ? (double)*total / t / 1e9 : 0;
     return rc;
@@ -271,15 +265,15 @@ static int run_reps(const struct bench_opts *o, const qn_model *m, qn_session *s
     r->best_prefill_s = r->best_decode_s = 1e30;
     for (int rep = 0; !rc && rep < o->reps; rep++) {
         struct bench_stream s0, s1;
-        double a = now_s();
+        double a = qn_now_s();
         if (!(rc = qn_session_reset(s))) rc = qn_session_greedy(s, ids, prompt, &next, NULL);
-        double b = now_s();
+        double b = qn_now_s();
         if (rc) break;
         if (rep == 0) first = next;
         else if (next != first) fprintf(log, "NOTE: repetition %d chose %d after the prompt, the first %d\n", rep, next, first);
         stream_snap(m, &s0);
         for (int i = 0; !rc && i < decode; i++) rc = qn_session_greedy(s, &next, 1, &next, NULL);
-        double d = now_s();
+        double d = qn_now_s();
         stream_snap(m, &s1);
         stream_add_delta(&r->dec, &s0, &s1);
         r->dec_tokens += (uint64_t)decode;

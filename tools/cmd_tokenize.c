@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "qn_time.h"
 #include "cli.h"
 #include "qn_err.h"
 #include "tokenizer.h"
@@ -101,13 +102,6 @@ static void print_ids(const int32_t *ids, int n, int json)
     puts(json ? "]" : "");
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int bench(const char *tok_path, const char *file, int repeat)
 {
     char *text = NULL, *back = NULL;
@@ -115,23 +109,23 @@ static int bench(const char *tok_path, const char *file, int repeat)
     int32_t *ids = NULL;
     int nid = 0, rc;
     qn_tok *tok = NULL;
-    double t0 = now_s();
+    double t0 = qn_now_s();
     if ((rc = qn_tok_load(&tok, tok_path)) < 0) return rc;
-    double t_load = now_s() - t0, best = 1e30, cold = 0;
+    double t_load = qn_now_s() - t0, best = 1e30, cold = 0;
     if ((rc = read_path(file, &text, &n)) < 0) goto done;
     for (int r = 0; r <= repeat && rc >= 0; r++) { /* pass 0: empty piece cache */
         free(ids);
         ids = NULL;
-        t0 = now_s();
+        t0 = qn_now_s();
         rc = qn_tok_encode(tok, text, n, &ids, &nid);
-        double dt = now_s() - t0;
+        double dt = qn_now_s() - t0;
         if (r == 0) cold = dt;
         else if (dt < best) best = dt;
     }
     if (rc < 0) goto done;
-    t0 = now_s();
+    t0 = qn_now_s();
     if ((rc = qn_tok_decode(tok, ids, nid, false, &back, &nback)) < 0) goto done;
-    double t_dec = now_s() - t0, mb = (double)n / 1e6;
+    double t_dec = qn_now_s() - t0, mb = (double)n / 1e6;
     bool jit;
     qn_tok_regex(tok, &jit);
     printf("file        %s: %.2f MB, %d tokens (%.2f bytes/token)\n", file, mb, nid, (double)n / (nid ? nid : 1));

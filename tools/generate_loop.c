@@ -7,6 +7,7 @@
  * checks this at every step and counts the steps where it does not hold (ties over the whole list, or a
  * penalty that pushed too many candidates down) in turn.approx; K is 64 (or top_k + 16) without a
  * penalty and 256 with one. With top-k off the loop asks for the full logits instead. */
+#include "qn_time.h"
 #include "generate_loop.h"
 
 #include <errno.h>
@@ -40,13 +41,6 @@ struct qn_gen {
     int n_ans, cap_ans;
     struct qn_gen_turn turn;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void plan_candidates(qn_gen *g)
 {
@@ -196,8 +190,8 @@ static int decode(qn_gen *g, qn_gen_emit emit, void *user, volatile sig_atomic_t
         int32_t id;
         int rc = pick(g, &id);
         if (rc) return rc;
-        if (g->n_ans == 0 && !t1) g->turn.prefill_s = (t1 = now_s()) - t0;
-        g->turn.decode_s = now_s() - t1;
+        if (g->n_ans == 0 && !t1) g->turn.prefill_s = (t1 = qn_now_s()) - t0;
+        g->turn.decode_s = qn_now_s() - t1;
         if (is_stop(g, id)) {
             g->turn.stop = QN_GEN_STOP_TOKEN, g->turn.stop_id = id;
             return 0;
@@ -224,7 +218,7 @@ int qn_gen_answer(qn_gen *g, const int32_t *ids, int n, uint64_t seed, qn_gen_em
     if (g->fed + add >= g->o.ctx) /* room for the new tokens and at least one answer token */
         return qn_fail(-ENOSPC, "%d new tokens and an answer do not fit: the context holds %d positions and %d "
                        "are used (--ctx)", add, g->o.ctx, g->fed);
-    double t0 = now_s();
+    double t0 = qn_now_s();
     memset(&g->turn, 0, sizeof g->turn);
     memset(g->seen, 0, ((size_t)g->vocab + 63) / 64 * sizeof *g->seen);
     qn_sampler_reset(g->sampler, seed);

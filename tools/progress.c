@@ -1,4 +1,5 @@
 /* progress.c — the progress bar and the Ctrl-C cancel of long tool work. */
+#include "qn_time.h"
 #include "progress.h"
 
 #include <signal.h>
@@ -13,17 +14,10 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int qn_progress_cb(void *user, uint64_t done, uint64_t total)
 {
     qn_progress *p = user;
-    double t = now();
+    double t = qn_now_s();
     if (p->show && (t - p->last >= 0.2 || done == total)) {
         double el = t - p->t0, rate = el > 0 ? (double)done / el : 0;
         int w = total ? (int)(30.0 * (double)done / (double)total) : 30;
@@ -42,9 +36,9 @@ int qn_progress_run(qn_progress *p, int (*work)(void *arg), void *arg, double *s
     interrupted = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    p->t0 = p->last = now();
+    p->t0 = p->last = qn_now_s();
     int rc = work(arg);
-    *seconds = now() - p->t0;
+    *seconds = qn_now_s() - p->t0;
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (p->show) fputc('\n', stderr);

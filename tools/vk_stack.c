@@ -1,17 +1,11 @@
 /* vk_stack.c — device, board, model and session from the common options (see vk_stack.h). */
+#include "qn_time.h"
 #include "vk_stack.h"
 
 #include <string.h>
 #include <time.h>
 
 #include "stream.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int open_model(struct qn_vk_stack *st, const struct qn_cli_common *o)
 {
@@ -23,9 +17,9 @@ static int open_model(struct qn_vk_stack *st, const struct qn_cli_common *o)
     enum qn_io_mode io = QN_IO_AUTO;
     int rc = o->io ? qn_io_mode_parse(o->io, &io) : 0;
     mp.io_mode = (int)io;
-    double t0 = now_s();
+    double t0 = qn_now_s();
     if (!rc) rc = qn_model_load(&st->m, st->v, o->model, &mp);
-    st->load_s = now_s() - t0;
+    st->load_s = qn_now_s() - t0;
     return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "qn_time.h"
 #include "harness.h"
 #include "qn_num.h"
 #include "ref_ops.h"
@@ -394,23 +395,16 @@ static void check_bitwise(struct qn_h *h, const char *what, const float *a, cons
 
 /* ---- the block test ---------------------------------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Each run of cfgs on the identity layout is checked against the reference; with `permute` it is repeated
  * on the permuted layout and must give the same bits. A grouped run whose spec equals an earlier run's
  * (only tile_t / tile_groups differ) must also give that run's bits. */
 static void block_case(struct qn_h *h, const struct shape *s, int dt, uint32_t T, uint32_t flags,
                        const struct run_cfg *const *cfgs, int ncfg, bool permute)
 {
-    double t0 = now_s();
+    double t0 = qn_now_s();
     struct moe_case c;
     make_case(h, &c, s, dt, T, flags);
-    double t1 = now_s();
+    double t1 = qn_now_s();
     struct layout Lid, Lperm;
     make_layout(h, &c, 0, &Lid);
     if (permute) make_layout(h, &c, 1, &Lperm);
@@ -439,7 +433,7 @@ static void block_case(struct qn_h *h, const struct shape *s, int dt, uint32_t T
         check_bitwise(h, w2, a2, a1, n);
     }
     printf("     (%s %s T=%u: inputs + reference %.1f s, kernels + checks %.1f s)\n", s->name, dt_name[dt], T,
-           t1 - t0, now_s() - t1);
+           t1 - t0, qn_now_s() - t1);
     qn_h_reset(h);
 }
 #define RUNS(...) (const struct run_cfg *const[]){ __VA_ARGS__ }, \

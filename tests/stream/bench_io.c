@@ -7,17 +7,11 @@
  * (1e9 bytes/s, wall time of the whole pass) and the engine's own busy-time figure; ROUNDS alternating
  * direct/buffered passes. On a VM the first pass after writing can be served from the host's cache, so
  * look at the later rounds. Not a test. */
+#include "qn_time.h"
 #include "io_util.h"
 #include "runtime/stream.h"
 
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static long arg(int argc, char **argv, int i, long def) { return argc > i ? atol(argv[i]) : def; }
 
@@ -43,7 +37,7 @@ static void pass(const char *path, const uint8_t *data, enum qn_io_mode mode, si
     }
     uint8_t *buf = aligned_alloc(4096, (size_t)batch * ((read_b + 4095) / 4096 * 4096));
     tio_drop_cache(path);
-    double t0 = now_s();
+    double t0 = qn_now_s();
     for (size_t i = 0; i < n_reads; i += (size_t)batch) {
         int n = (int)(n_reads - i < (size_t)batch ? n_reads - i : (size_t)batch);
         struct qn_io_req rq[256];
@@ -59,7 +53,7 @@ static void pass(const char *path, const uint8_t *data, enum qn_io_mode mode, si
         }
         if (i == 0) CHECK(!memcmp(buf, data + order[0] * read_b, read_b), "bytes");   /* spot check */
     }
-    double dt = now_s() - t0;
+    double dt = qn_now_s() - t0;
     struct qn_io_stats st;
     qn_io_get_stats(io, &st);
     printf("%-8s %-9s %zu reads of %.0f KiB, batch %d, qd %d, chunk %u KiB: %.3f s, %.2f GB/s (busy %.2f GB/s), "
@@ -81,9 +75,9 @@ int main(int argc, char **argv)
     CHECK(batch >= 1 && batch <= 256 && read_b > 0 && file_b >= read_b, "bad arguments");
     tio_scratch_dir(argv[1]);
     char path[4096];
-    double t0 = now_s();
+    double t0 = qn_now_s();
     uint8_t *data = tio_make_file(argv[1], "bench-io", file_b, 0xbe4c, path, sizeof path);
-    printf("file %s: %.0f MiB written in %.2f s\n", path, (double)file_b / 1048576.0, now_s() - t0);
+    printf("file %s: %.0f MiB written in %.2f s\n", path, (double)file_b / 1048576.0, qn_now_s() - t0);
     size_t n_reads = file_b / read_b;
     for (int i = 0; i < rounds; i++) {
         pass(path, data, QN_IO_DIRECT, n_reads, read_b, batch, qd, chunk);

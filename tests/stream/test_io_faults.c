@@ -4,6 +4,7 @@
  * alarm turns a deadlock into a failure).
  *
  * usage: test_io_faults SCRATCH_DIR */
+#include "qn_time.h"
 #include "io_util.h"
 #include "runtime/stream.h"
 
@@ -15,13 +16,6 @@
 static const char *g_path;
 static const uint8_t *g_file;
 static bool g_direct_ok;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static qn_io *open_io(enum qn_io_mode mode, enum qn_io_engine engine, const char *spec, int qd)
 {
@@ -204,11 +198,11 @@ static void test_cancel_timeout(enum qn_io_mode mode, const char *what)
 {
     qn_io *io = open_io(mode, QN_IO_ENGINE_AUTO, "delay_us=20000", 2);
     struct run rn = { .n = 40, .seed = 8, .cancel_early = true };
-    double t0 = now_s();
+    double t0 = qn_now_s();
     run_requests(io, &rn, what);
     CHECK(rn.cancelled >= 20 && rn.failed == rn.cancelled, "%s: cancel: %d cancelled, %d failed", what, rn.cancelled,
           rn.failed);
-    CHECK(now_s() - t0 < 10, "%s: cancel took %.1f s", what, now_s() - t0);
+    CHECK(qn_now_s() - t0 < 10, "%s: cancel took %.1f s", what, qn_now_s() - t0);
     qn_io_close(&io);
 
     io = open_io(mode, QN_IO_ENGINE_AUTO, "delay_us=300000", 2);
@@ -216,9 +210,9 @@ static void test_cancel_timeout(enum qn_io_mode mode, const char *what)
     struct qn_io_req rq = { 0, 0, 8192, 4096, buf, 3 };
     struct qn_io_cqe cq;
     CHECK(qn_io_submit(io, &rq, 1) == 0, "submit");
-    t0 = now_s();
+    t0 = qn_now_s();
     int rc = qn_io_wait(io, &cq, 1, 1, 20 * 1000000ll);
-    double dt = now_s() - t0;
+    double dt = qn_now_s() - t0;
     CHECK(rc == -ETIMEDOUT && dt < 0.25, "%s: wait(20 ms) returned %d after %.3f s", what, rc, dt);
     CHECK(qn_io_wait(io, &cq, 1, 0, 0) == 0, "%s: poll returns 0 while in flight", what);
     CHECK(qn_io_wait(io, &cq, 1, 1, WAIT_NS) == 1 && cq.status == 0 && !memcmp(buf, g_file + 8192, 4096),
@@ -228,9 +222,9 @@ static void test_cancel_timeout(enum qn_io_mode mode, const char *what)
         rq = (struct qn_io_req){ 0, 0, (uint64_t)i * 65536, 65536, many[i], (uint64_t)i };
         CHECK(qn_io_submit(io, &rq, 1) == 0, "submit");
     }
-    t0 = now_s();
+    t0 = qn_now_s();
     qn_io_close(&io);
-    CHECK(now_s() - t0 < 5, "%s: close took %.1f s", what, now_s() - t0);
+    CHECK(qn_now_s() - t0 < 5, "%s: close took %.1f s", what, qn_now_s() - t0);
     printf("%-22s ok: %d of 40 cancelled, timeout after %.0f ms\n", what, rn.cancelled, dt * 1e3);
 }
 

@@ -1,0 +1,11 @@
+/* time.c — the monotonic clock in seconds. */
+#include "qn_time.h"
+
+#include <time.h>
+
+double qn_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
