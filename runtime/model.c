@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "expert_store.h"
 #include "experts.h"
 #include "qn_log.h"
 #include "qn_num.h"
@@ -548,7 +549,15 @@ static int plan_streaming(qn_model *m, const struct qn_model_params *p)
         QN_INFO("the routed experts (%.2f GiB) do not fit on '%s' next to the dense weights: streaming them through "
                 "a %.2f GiB expert cache (--expert-cache chooses the size)", GIB(m->expert_bytes),
                 qn_vk_caps(m->v)->name, GIB(cache));
-    return qn_mst_plan(m, cache, p->prefetch);
+    return qn_mst_plan(m, cache, p);
+}
+
+/* Streaming: every expert part located in the safetensors files (expert_store.h), then model_stream.c. */
+static int open_stream(qn_model *m, const qn_st_store *st, const struct qn_model_params *p)
+{
+    qn_es *es = NULL;
+    int rc = qn_es_from_st(&es, st, &m->c, m->exp_dtype, m->exp_part_bytes, m->slot_bytes);
+    return rc ? rc : qn_mst_open(m, es, p);
 }
 
 static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
@@ -673,7 +682,7 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     if (!rc && !gguf) rc = check_budget(m, prm);
     if (!rc && !gguf) rc = alloc_all(m, &p, sizes);
     if (!rc) rc = upload_rope(m);
-    if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = qn_mst_open(m, st, prm->io_mode, prm->prefetch);
+    if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = open_stream(m, st, prm);
     if (!rc && !gguf) rc = upload_all(m, st, &p, prm);
     m->load_seconds = qn_now_s() - t0;
     free(sizes);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "expert_store.h"
 #include "experts.h"
 #include "qn_err.h"
 #include "qn_log.h"
@@ -13,19 +14,18 @@
 
 #define NSTAGE 16             /* experts read per IO batch (staging = NSTAGE slots) */
 #define NPEND (NSTAGE + QN_EXP_MAX_K)
-#define MAXFILES 256
 #define IO_TIMEOUT_NS (120ll * 1000000000ll)
 
 struct qn_mst {
     qn_vk *v;
     qn_io *io;
     qn_exp_cache *cache;
-    int32_t *file;            /* [L, E, 3] io file id */
-    uint64_t *off;            /* [L, E, 3] absolute offset */
-    char *paths[MAXFILES];
-    int fileid[MAXFILES], nfiles;
+    qn_es *es;                /* where every expert part is in the files and in its slot (expert_store.h) */
+    int *iofile;              /* [qn_es_n_files] io file id of each store file */
+    uint64_t entry;           /* bytes of one staging entry (qn_es_entry_bytes: [pools slot | dpools slot]) */
     /* one host-visible upload buffer: NSTAGE demand entries | n_prefetch prefetch entries | a table row, each
-     * laid out like a slot; reads land there and one command buffer per layer copies them into the slots */
+     * laid out like the expert's slots; reads land there and one command buffer per layer copies them into
+     * the slots */
     qn_buf *up;
     qn_cmd *cmd;
     bool cmd_open;
@@ -53,73 +53,63 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int qn_mst_plan(qn_model *m, uint64_t budget, int n_prefetch)
+uint64_t qn_mst_slot_bytes(const qn_model *m) { return m->slot_bytes + m->d_slot_bytes; }
+
+int qn_mst_plan(qn_model *m, uint64_t budget, const struct qn_model_params *p)
 {
     int n = 0, K = m->c.top_k;
     int64_t total = (int64_t)m->c.num_layers * m->c.num_experts;
-    int rc = qn_exp_slots_for_budget(budget, m->slot_bytes, K, n_prefetch, 0, total, &n);
+    int rc = qn_exp_slots_for_budget(budget, qn_mst_slot_bytes(m), K, p->prefetch, 0, total, &n);
     if (rc) return rc;
     m->n_slots = (uint32_t)n;
-    m->expert_bytes = (uint64_t)n * m->slot_bytes;
+    m->expert_bytes = (uint64_t)n * qn_mst_slot_bytes(m);
     return 0;
 }
 
-/* io file id of `path` (added on first sight). */
-static int file_of(struct qn_mst *s, const char *path)
+/* The device buffer and byte offset of slot `slot` of set `set` (model.h: pools, or GGUF's dpools). */
+static qn_buf *slot_dst(const qn_model *m, uint32_t set, uint32_t slot, uint64_t *off)
 {
-    for (int i = s->nfiles - 1; i >= 0; i--)
-        if (!strcmp(s->paths[i], path)) return s->fileid[i];
-    if (s->nfiles == MAXFILES) return qn_fail(QN_E_UNSUPPORTED, "streaming: more than %d model files", MAXFILES);
-    int id = qn_io_add_file(s->io, path);
-    if (id < 0) return id;
-    if (!(s->paths[s->nfiles] = strdup(path))) return qn_fail(-ENOMEM, "out of memory");
-    s->fileid[s->nfiles++] = id;
-    return id;
+    if (set != QN_ES_DPOOLS) return qn_model_slot(m, slot, off);
+    *off = (uint64_t)(slot % m->d_slots_per_pool) * m->d_slot_bytes;
+    return m->dpools[slot / m->d_slots_per_pool];
 }
 
-static int locate_all(qn_model *m, struct qn_mst *s, const qn_st_store *st)
+/* Every store file added to the IO engine. */
+static int add_files(struct qn_mst *s)
 {
-    static const char *const part[3] = { "gate_proj", "up_proj", "down_proj" };
-    int L = m->c.num_layers, E = m->c.num_experts;
-    for (int l = 0; l < L; l++)
-        for (int e = 0; e < E; e++)
-            for (int p = 0; p < 3; p++) {
-                char name[160];
-                snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.%s.weight", l, e, part[p]);
-                qn_st_loc loc;
-                int rc = qn_st_locate(st, name, &loc);
-                if (rc) return rc;
-                if (loc.dtype != m->exp_dtype || loc.nbytes != m->exp_part_bytes[p])
-                    return qn_fail(QN_E_UNSUPPORTED, "streaming reads experts as stored: '%s' in %s is %s (%llu bytes), "
-                                   "the slots hold %s (%llu bytes); convert the checkpoint or keep every expert "
-                                   "resident", name, loc.path, qn_dtype_name(loc.dtype), (unsigned long long)loc.nbytes,
-                                   qn_dtype_name(m->exp_dtype), (unsigned long long)m->exp_part_bytes[p]);
-                int id = file_of(s, loc.path);
-                if (id < 0) return id;
-                size_t i = ((size_t)l * (size_t)E + (size_t)e) * 3 + (size_t)p;
-                s->file[i] = id;
-                s->off[i] = loc.offset;
-            }
+    int n = qn_es_n_files(s->es);
+    if (!(s->iofile = calloc((size_t)(n ? n : 1), sizeof *s->iofile))) return qn_fail(-ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        int id = qn_io_add_file(s->io, qn_es_path(s->es, i));
+        if (id < 0) return id;
+        s->iofile[i] = id;
+    }
     return 0;
 }
 
-int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode, int n_prefetch)
+int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
 {
     struct qn_mst *s = calloc(1, sizeof *s);
-    if (!s) return qn_fail(-ENOMEM, "out of memory");
+    if (!s) {
+        qn_es_free(&es);
+        return qn_fail(-ENOMEM, "out of memory");
+    }
     m->stream = s;
     s->v = m->v;
+    s->es = es;
     size_t L = (size_t)m->c.num_layers, E = (size_t)m->c.num_experts;
-    s->file = malloc(sizeof *s->file * L * E * 3);
-    s->off = malloc(sizeof *s->off * L * E * 3);
+    if ((size_t)qn_es_n_layers(es) != L || (size_t)qn_es_n_experts(es) != E ||
+        qn_es_slot_bytes(es, QN_ES_POOLS) != m->slot_bytes || qn_es_slot_bytes(es, QN_ES_DPOOLS) != m->d_slot_bytes)
+        return qn_fail(-EINVAL, "streaming: the expert store does not match the model's slots");
+    s->entry = qn_es_entry_bytes(es);
     s->uni = malloc(sizeof *s->uni * E);
     s->seen = malloc(E);
-    s->n_prefetch = n_prefetch < 0 ? 0 : n_prefetch > QN_EXP_MAX_K ? QN_EXP_MAX_K : n_prefetch;
+    s->n_prefetch = p->prefetch < 0 ? 0 : p->prefetch > QN_EXP_MAX_K ? QN_EXP_MAX_K : p->prefetch;
     s->last = malloc(sizeof *s->last * L * QN_EXP_MAX_K);
     s->n_last = calloc(L, sizeof *s->n_last);
-    if (!s->file || !s->off || !s->uni || !s->seen || !s->last || !s->n_last) return qn_fail(-ENOMEM, "out of memory");
-    s->pf_at = (uint64_t)NSTAGE * m->slot_bytes;
-    s->row_at = s->pf_at + (uint64_t)s->n_prefetch * m->slot_bytes;
+    if (!s->uni || !s->seen || !s->last || !s->n_last) return qn_fail(-ENOMEM, "out of memory");
+    s->pf_at = (uint64_t)NSTAGE * s->entry;
+    s->row_at = s->pf_at + (uint64_t)s->n_prefetch * s->entry;
     int rc = qn_buf_create(m->v, QN_MEM_UPLOAD, s->row_at + E * 4, "expert staging", &s->up);
     if (!rc) rc = qn_cmd_create(m->v, &s->cmd);
     if (rc) return rc;
@@ -128,16 +118,16 @@ int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode, int n_prefetch)
     memset(s->stage, 0, (size_t)s->row_at);
     struct qn_io_params ip;
     qn_io_default_params(&ip);
-    ip.mode = (enum qn_io_mode)io_mode;
+    ip.mode = (enum qn_io_mode)p->io_mode;
     rc = qn_io_open(&s->io, &ip);
-    if (!rc) rc = locate_all(m, s, st);
+    if (!rc) rc = add_files(s);
     if (rc) return rc;
     struct qn_exp_params ep = { .n_layers = (int)L, .n_experts = (int)E, .top_k = m->c.top_k,
-                                .n_prefetch = s->n_prefetch, .expert_bytes = m->slot_bytes,
+                                .n_prefetch = s->n_prefetch, .expert_bytes = qn_es_max_expert_bytes(es),
                                 .n_slots = (int)m->n_slots };
     if ((rc = qn_exp_create(&s->cache, &ep))) return rc;
     QN_INFO("streaming experts: %u slots of %.2f MiB (%.1f%% of %lld experts), io %s, prefetch %d", m->n_slots,
-            (double)m->slot_bytes / 1048576.0, 100.0 * m->n_slots / (double)(L * E), (long long)(L * E),
+            (double)qn_mst_slot_bytes(m) / 1048576.0, 100.0 * m->n_slots / (double)(L * E), (long long)(L * E),
             qn_io_engine_name(s->io), s->n_prefetch);
     return 0;
 }
@@ -150,9 +140,8 @@ void qn_mst_close(struct qn_mst **ps)
     qn_cmd_destroy(&s->cmd);
     qn_buf_destroy(s->v, &s->up);
     qn_exp_destroy(&s->cache);
-    for (int i = 0; i < s->nfiles; i++) free(s->paths[i]);
-    free(s->file);
-    free(s->off);
+    qn_es_free(&s->es);
+    free(s->iofile);
     free(s->uni);
     free(s->seen);
     free(s->last);
@@ -194,20 +183,19 @@ static int collect(struct qn_mst *s, int n, int *status)
     return err ? qn_fail(err, "streaming an expert: %s", msg) : 0;
 }
 
-/* The three reads (gate, up, down) of fill i into staging entry i of `stage`, tags 3i .. 3i + 2. */
-static void fill_reqs(const qn_model *m, const struct qn_mst *s, const struct qn_exp_fill *fl, int n,
-                      unsigned char *stage, struct qn_io_req *req)
+/* The three reads (gate, up, down) of fill i into staging entry i of `stage` (each part where the store puts
+ * it in the entry), tags 3i .. 3i + 2. */
+static void fill_reqs(const struct qn_mst *s, const struct qn_exp_fill *fl, int n, unsigned char *stage,
+                      struct qn_io_req *req)
 {
-    int E = m->c.num_experts;
     for (int i = 0; i < n; i++) {
-        size_t at = ((size_t)fl[i].layer * (size_t)E + (size_t)fl[i].expert) * 3;
-        uint64_t d = (uint64_t)i * m->slot_bytes;
-        for (int p = 0; p < 3; p++) {
-            req[i * 3 + p] = (struct qn_io_req){ .file = s->file[at + p], .offset = s->off[at + p],
-                                                 .length = m->exp_part_bytes[p], .dst = stage + d,
+        const struct qn_es_part *pt = qn_es_parts(s->es, fl[i].layer, fl[i].expert);
+        unsigned char *entry = stage + (uint64_t)i * s->entry;
+        for (int p = 0; p < QN_ES_PARTS; p++)
+            req[i * 3 + p] = (struct qn_io_req){ .file = s->iofile[pt[p].file], .offset = pt[p].off,
+                                                 .length = pt[p].len,
+                                                 .dst = entry + qn_es_entry_off(s->es, (int)pt[p].set) + pt[p].slot_off,
                                                  .tag = (uint64_t)(i * 3 + p) };
-            d += m->exp_part_bytes[p];
-        }
     }
 }
 
@@ -222,13 +210,17 @@ static int cmd_copy(struct qn_mst *s, uint64_t src, const qn_buf *dst, uint64_t 
     return qn_cmd_copy(s->cmd, s->up, src, dst, off, n);
 }
 
-/* Copy fill `slot` from `up` at src into its slot; it counts as filled once the command buffer has run. */
+/* Copy the staging entry at `src` of `up` into slot `slot` of every set in use; it counts as filled once the
+ * command buffer has run. */
 static int cmd_slot(const qn_model *m, struct qn_mst *s, int32_t slot, uint64_t src)
 {
-    uint64_t off;
-    qn_buf *pool = qn_model_slot(m, (uint32_t)slot, &off);
-    int rc = s->n_pend < NPEND ? cmd_copy(s, src, pool, off, m->slot_bytes)
-                               : qn_fail(-EFAULT, "streaming: too many slot copies pending");
+    int rc = s->n_pend < NPEND ? 0 : qn_fail(-EFAULT, "streaming: too many slot copies pending");
+    for (uint32_t set = 0; !rc && set < QN_ES_SETS; set++) {
+        uint64_t n = qn_es_slot_bytes(s->es, (int)set), off;
+        if (!n) continue;
+        qn_buf *pool = slot_dst(m, set, (uint32_t)slot, &off);
+        rc = cmd_copy(s, src + qn_es_entry_off(s->es, (int)set), pool, off, n);
+    }
     if (rc) {
         qn_exp_fill_failed(s->cache, slot);
         return rc;
@@ -262,7 +254,7 @@ static int fill_batch(const qn_model *m, struct qn_mst *s, const struct qn_exp_f
     struct qn_io_req req[NSTAGE * 3];
     int rc = cmd_flush(s, false);
     if (!rc) {
-        fill_reqs(m, s, fl, n, s->stage, req);
+        fill_reqs(s, fl, n, s->stage, req);
         rc = qn_io_submit(s->io, req, n * 3);
     }
     if (!rc) rc = collect(s, n * 3, NULL);
@@ -271,7 +263,7 @@ static int fill_batch(const qn_model *m, struct qn_mst *s, const struct qn_exp_f
         return rc;
     }
     for (int i = 0; i < n; i++) {
-        if ((rc = cmd_slot(m, s, fl[i].slot, (uint64_t)i * m->slot_bytes))) {
+        if ((rc = cmd_slot(m, s, fl[i].slot, (uint64_t)i * s->entry))) {
             for (int j = i + 1; j < n; j++) qn_exp_fill_failed(s->cache, fl[j].slot);
             return rc;
         }
@@ -309,7 +301,7 @@ static int pf_drain(const qn_model *m, struct qn_mst *s)
     rc = 0;
     for (int i = 0; i < n; i++) {
         bool ok = !status[3 * i] && !status[3 * i + 1] && !status[3 * i + 2];
-        if (ok && !rc) rc = cmd_slot(m, s, s->pf[i].slot, s->pf_at + (uint64_t)i * m->slot_bytes);
+        if (ok && !rc) rc = cmd_slot(m, s, s->pf[i].slot, s->pf_at + (uint64_t)i * s->entry);
         else qn_exp_fill_failed(s->cache, s->pf[i].slot);
     }
     return rc;
@@ -327,7 +319,7 @@ static int pf_start(const qn_model *m, struct qn_mst *s, int layer)
     s->n_pf = r.n_fill < s->n_prefetch ? r.n_fill : s->n_prefetch;   /* the allowance bounds it already */
     memcpy(s->pf, r.fill, sizeof *s->pf * (size_t)s->n_pf);
     for (int i = s->n_pf; i < r.n_fill; i++) qn_exp_fill_failed(s->cache, r.fill[i].slot);
-    fill_reqs(m, s, s->pf, s->n_pf, s->pf_stage, req);
+    fill_reqs(s, s->pf, s->n_pf, s->pf_stage, req);
     rc = qn_io_submit(s->io, req, s->n_pf * 3);
     if (rc) {
         for (int i = 0; i < s->n_pf; i++) qn_exp_fill_failed(s->cache, s->pf[i].slot);
@@ -396,7 +388,7 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     struct qn_io_stats is;
     qn_exp_get_stats(s->cache, -1, &es);
     qn_io_get_stats(s->io, &is);
-    fprintf(out, "qnext stats: streaming %u slots of %.2f MiB, io %s\n", m->n_slots, (double)m->slot_bytes / 1048576.0,
+    fprintf(out, "qnext stats: streaming %u slots of %.2f MiB, io %s\n", m->n_slots, (double)qn_mst_slot_bytes(m) / 1048576.0,
             qn_io_engine_name(s->io));
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
             (unsigned long long)es.hits, (unsigned long long)es.misses, (unsigned long long)es.evictions);

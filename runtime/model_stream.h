@@ -14,20 +14,25 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "expert_store.h"
 #include "experts.h"
 #include "model.h"
 #include "stream.h"
 
 struct qn_mst;
 
-/* --expert-cache `budget` below m->expert_bytes: m->n_slots / m->expert_bytes for that many slots, or
- * -ENOSPC with the message of qn_exp_slots_for_budget (budget, slot size, minimum). */
-int qn_mst_plan(qn_model *m, uint64_t budget, int n_prefetch);
-/* Locations of every expert tensor in `st`, the IO engine (io_mode: enum qn_io_mode) and the slot cache;
- * sets m->stream. Experts must be stored in the slot dtype (no conversion while streaming). n_prefetch > 0:
- * after layer L's experts are resident, guess layer L + 1's (the ids it used in the previous call, at most
- * n_prefetch new slots) and start those reads while the GPU runs; the minimum becomes top_k + n_prefetch. */
-int qn_mst_open(qn_model *m, const qn_st_store *st, int io_mode, int n_prefetch);
+/* Device bytes of one slot: m->slot_bytes (pools) + m->d_slot_bytes (GGUF block experts' dpools; else 0). */
+uint64_t qn_mst_slot_bytes(const qn_model *m);
+/* --expert-cache `budget` below m->expert_bytes: m->n_slots / m->expert_bytes for that many slots of
+ * qn_mst_slot_bytes(m), or -ENOSPC with the message of qn_exp_slots_for_budget (budget, slot size, minimum:
+ * top_k + p->prefetch). */
+int qn_mst_plan(qn_model *m, uint64_t budget, const struct qn_model_params *p);
+/* Streaming over the expert store `es` (expert_store.h: where every part is in the files and in its slot; this
+ * takes ownership, also on failure): the IO engine (p->io_mode: enum qn_io_mode) and the slot cache; sets
+ * m->stream. p->prefetch > 0: after layer L's experts are resident, guess layer L + 1's (the ids it used in the
+ * previous call, at most p->prefetch new slots) and start those reads while the GPU runs; the minimum becomes
+ * top_k + prefetch. */
+int qn_mst_open(qn_model *m, struct qn_es *es, const struct qn_model_params *p);
 void qn_mst_close(struct qn_mst **s);
 
 /* The most tokens one call may run so that a layer's union of routed experts always fits the slots:
