@@ -70,12 +70,13 @@ static int q_index(uint32_t qtype)
     }
 }
 
-/* linear() for a weight in a ggml block format (GGUF models): the quantized matvec for every T, tokens in z
- * (prefill re-reads the weights per token: correct but slower than a quantized matmul, which is not built). */
+/* linear() for a weight in a ggml block format (GGUF models): the quantized matvec with tokens in z for
+ * small T, the quantized tiled matmul (qmatmul.comp: weight tiles decoded in shared memory) above
+ * tune.small_t, as linear() does for plain dtypes. */
 static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
-    const qn_pipe *p = f->qmatvec[q_index(W->qtype)];
+    const qn_pipe *p = f->qmatvec[q_index(W->qtype)], *mm = f->qmatmul[q_index(W->qtype)];
     uint64_t range = bind_limit(f), rowb = W->bytes / W->rows;
     uint32_t prow = W->bytes > range ? (uint32_t)(range / rowb / 256u * 256u) : W->rows;
     if (prow == 0) prow = 256;
@@ -83,6 +84,13 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
         uint32_t n = W->rows - r0 < prow ? W->rows - r0 : prow;
         uint64_t off = W->off + (uint64_t)r0 * rowb, bytes = (uint64_t)n * rowb;
         struct qn_bind wbind = n == W->rows ? wb(W) : QN_BIND_RANGE(W->buf, off, (bytes + 15) / 16 * 16);
+        if (T > f->tune.small_t && mm) {        /* Y[T, r0 .. r0 + n) (+)= X · W_piece^T */
+            qn_pc_matmul pm = { .M = T, .N = n, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
+                                .y_off = r0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
+            uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(mm, 1)) * cdiv(n, qn_pipe_spec(mm, 2));
+            qn_cmd_dispatch_n(r->c, mm, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pm, sizeof pm, groups);
+            continue;
+        }
         qn_pc_matvec pc = { .rows = n, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
         struct qn_bind yb = n == W->rows ? QN_BIND(y) : QN_BIND_RANGE(y, (uint64_t)r0 * F32, (uint64_t)n * F32);
         if (T == 1 || n == W->rows) {
@@ -592,8 +600,11 @@ static int make_pipes(qn_fwd *f)
                                            QN_K_MOE_Q_GU_Q5_K, QN_K_MOE_Q_GU_Q6_K };
     static const enum qn_kernel qdn[5] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4_0, QN_K_MOE_Q_DN_Q4_K,
                                            QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
+    static const enum qn_kernel qmm[5] = { QN_K_QMATMUL_Q8_0, QN_K_QMATMUL_Q4_0, QN_K_QMATMUL_Q4_K, QN_K_QMATMUL_Q5_K,
+                                           QN_K_QMATMUL_Q6_K };
     for (int i = 0; i < 5; i++) {
         if (model_uses_q(m, i)) PIPE0(qmv[i], &f->qmatvec[i]);
+        if (model_uses_q(m, i)) PIPE(qmm[i], &f->qmatmul[i], wg, bm, bn, bk, tm, tn); /* the matmul tile */
         bool ugu = false, udn = false;
         for (int l = 0; l < c->num_layers; l++) {
             ugu = ugu || (m->L[l].exp_qtype[0] && q_index(m->L[l].exp_qtype[0]) == i);
