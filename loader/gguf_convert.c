@@ -22,7 +22,6 @@
 
 #define CHUNK_FLOATS (4u << 20)   /* rows read per step: at most this many values (or one row) */
 #define MAX_THREADS 64
-#define MAX_FALLBACK 4096
 
 enum { XF_NONE = 0, XF_PLUS1, XF_NEG_EXP };
 
@@ -249,28 +248,14 @@ static int count_seg(qn_conv *cv, const seg *s, void *u)
     return 0;
 }
 
-static uint32_t base_type(int ft)
-{
-    switch (ft) {
-    case QN_FT_Q8_0: return QN_GGML_Q8_0;
-    case QN_FT_Q4_0: return QN_GGML_Q4_0;
-    case QN_FT_Q4_K_S: case QN_FT_Q4_K_M: return QN_GGML_Q4_K;
-    case QN_FT_Q5_K_S: case QN_FT_Q5_K_M: return QN_GGML_Q5_K;
-    case QN_FT_Q6_K: return QN_GGML_Q6_K;
-    default: return QN_GGML_F32;   /* float file types: nothing falls back */
-    }
-}
-
-/* A quantized tensor whose rows do not fit a 256-value block and which did not get the file's base type. */
+/* The tensors whose rows did not fit the type the mix chose (the plan's tensor_type_fallback). */
 static int find_fallbacks(qn_conv *cv)
 {
-    uint32_t base = base_type(cv->o.ftype);
     int n = qn_synth_plan_count(cv->plan);
-    if (base == QN_GGML_F32) return 0;
-    if (!(cv->fb = calloc((size_t)n, sizeof *cv->fb))) return qn_fail(-ENOMEM, "convert: out of memory");
+    if (!(cv->fb = calloc((size_t)n + 1, sizeof *cv->fb))) return qn_fail(-ENOMEM, "convert: out of memory");
     for (int i = 0; i < n; i++) {
         const qn_synth_tensor *t = qn_synth_plan_at(cv->plan, i);
-        if (t->type != QN_GGML_F32 && t->type != base && t->shape[t->ndim - 1] % QN_QK_K) cv->fb[cv->nfb++] = t;
+        if (t->type != t->want) cv->fb[cv->nfb++] = t;
     }
     return 0;
 }

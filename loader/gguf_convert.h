@@ -35,8 +35,9 @@ const qn_config *qn_conv_config(const qn_conv *c);
 const qn_synth_plan *qn_conv_plan(const qn_conv *c);   /* output tensors, types, sizes */
 uint64_t qn_conv_input_bytes(const qn_conv *c);         /* checkpoint tensor bytes that are read */
 const char *qn_conv_tokenizer(const qn_conv *c);        /* tokenizer.json used, NULL = placeholder */
-/* Tensors whose rows do not fit the file type's block and that got another type (llama.cpp's
- * tensor_type_fallback: K-quants -> Q8_0 here (llama.cpp: Q5_0/Q5_1), Q8_0/Q4_0 -> F16). */
+/* Tensors whose rows do not fit the block of the type the mix chose (t->want) and that got another type
+ * (t->type), in file order: llama.cpp's tensor_type_fallback Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then
+ * F16 when 32 does not divide the row; Q8_0/Q4_0 -> F16 (qn_synth_plan_fallbacks). */
 int qn_conv_fallback_count(const qn_conv *c);
 const qn_synth_tensor *qn_conv_fallback_at(const qn_conv *c, int i);
 

@@ -1,12 +1,15 @@
 /* quant.c — ggml block formats: type table, reference dequantizers, quantizers and row dot products.
  *
- * Layouts follow ggml-common.h (block_q8_0, block_q4_0, block_q4_K, block_q5_K, block_q6_K); the value
- * formulas are those of ggml's dequantize_row_* (see docs/gguf-qwen3next.md for sources). The quantizers
- * are our own: a small least-squares search per sub-block, then 6-/8-bit scale quantization per
- * super-block. They write the exact format, so llama.cpp reads their output; they do not use llama.cpp's
- * importance-weighted search, so errors are a little higher than llama-quantize's. */
+ * Layouts follow ggml-common.h (block_q8_0, block_q4_0, block_q5_0, block_q5_1, block_q4_K, block_q5_K,
+ * block_q6_K); the value formulas are those of ggml's dequantize_row_* (see docs/gguf-qwen3next.md for
+ * sources). Q5_0 / Q5_1 follow ggml's reference rounding exactly (what llama-quantize writes for the
+ * K-quant fallbacks). The other quantizers are our own: a small least-squares search per sub-block, then
+ * 6-/8-bit scale quantization per super-block. They write the exact format, so llama.cpp reads their
+ * output; they do not use llama.cpp's importance-weighted search, so errors are a little higher than
+ * llama-quantize's. */
 #include "quant.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +23,8 @@
 
 _Static_assert(sizeof(qn_block_q8_0) == 34, "q8_0 block size");
 _Static_assert(sizeof(qn_block_q4_0) == 18, "q4_0 block size");
+_Static_assert(sizeof(qn_block_q5_0) == 22, "q5_0 block size");
+_Static_assert(sizeof(qn_block_q5_1) == 24, "q5_1 block size");
 _Static_assert(sizeof(qn_block_q4_K) == 144, "q4_K block size");
 _Static_assert(sizeof(qn_block_q5_K) == 176, "q5_K block size");
 _Static_assert(sizeof(qn_block_q6_K) == 210, "q6_K block size");
@@ -28,7 +33,7 @@ _Static_assert(sizeof(qn_block_q6_K) == 210, "q6_K block size");
 static const qn_ggml_type_info type_table[] = {
     [QN_GGML_F32] = {"F32", 1, 4, 1, 1},         [QN_GGML_F16] = {"F16", 1, 2, 1, 1},
     [QN_GGML_Q4_0] = {"Q4_0", 32, 18, 1, 1},     [QN_GGML_Q4_1] = {"Q4_1", 32, 20, 0, 0},
-    [QN_GGML_Q5_0] = {"Q5_0", 32, 22, 0, 0},     [QN_GGML_Q5_1] = {"Q5_1", 32, 24, 0, 0},
+    [QN_GGML_Q5_0] = {"Q5_0", 32, 22, 1, 1},     [QN_GGML_Q5_1] = {"Q5_1", 32, 24, 1, 1},
     [QN_GGML_Q8_0] = {"Q8_0", 32, 34, 1, 1},     [QN_GGML_Q8_1] = {"Q8_1", 32, 40, 0, 0},
     [QN_GGML_Q2_K] = {"Q2_K", 256, 84, 0, 0},    [QN_GGML_Q3_K] = {"Q3_K", 256, 110, 0, 0},
     [QN_GGML_Q4_K] = {"Q4_K", 256, 144, 1, 1},   [QN_GGML_Q5_K] = {"Q5_K", 256, 176, 1, 1},
@@ -100,6 +105,24 @@ static void deq_q4_0(const qn_block_q4_0 *b, float *y)
     }
 }
 
+/* Q5_0 (m == NULL): d * (q - 16); Q5_1: d * q + m. q = nibble | 16 * bit i of the little-endian u32 qh. */
+static void deq_q5(uint16_t d16, const uint16_t *m16, const uint8_t *qh8, const uint8_t *qs, float *y)
+{
+    float d = qn_f16_to_f32(d16), m = m16 ? qn_f16_to_f32(*m16) : 0.0f;
+    uint32_t qh = (uint32_t)qh8[0] | (uint32_t)qh8[1] << 8 | (uint32_t)qh8[2] << 16 | (uint32_t)qh8[3] << 24;
+    for (int j = 0; j < 16; j++) {
+        int q0 = (qs[j] & 0x0f) | (int)((qh >> j) & 1) << 4;
+        int q1 = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        if (m16) {
+            y[j] = (float)q0 * d + m;
+            y[j + 16] = (float)q1 * d + m;
+        } else {
+            y[j] = (float)(q0 - 16) * d;
+            y[j + 16] = (float)(q1 - 16) * d;
+        }
+    }
+}
+
 /* Q4_K and Q5_K: element 64c + 32h + l uses sub-block 2c + h: value = d*sc*q - dmin*m. */
 static void deq_q45_K(uint16_t d16, uint16_t dmin16, const uint8_t *scales, const uint8_t *qs,
                       const uint8_t *qh, float *y)
@@ -145,6 +168,14 @@ static void deq_block(uint32_t type, const uint8_t *src, float *y)
     case QN_GGML_BF16: { uint16_t h; memcpy(&h, src, 2); y[0] = qn_bf16_to_f32(h); } break;
     case QN_GGML_Q8_0: deq_q8_0((const qn_block_q8_0 *)src, y); break;
     case QN_GGML_Q4_0: deq_q4_0((const qn_block_q4_0 *)src, y); break;
+    case QN_GGML_Q5_0: {
+        const qn_block_q5_0 *b = (const qn_block_q5_0 *)src;
+        deq_q5(b->d, NULL, b->qh, b->qs, y);
+    } break;
+    case QN_GGML_Q5_1: {
+        const qn_block_q5_1 *b = (const qn_block_q5_1 *)src;
+        deq_q5(b->d, &b->m, b->qh, b->qs, y);
+    } break;
     case QN_GGML_Q4_K: {
         const qn_block_q4_K *b = (const qn_block_q4_K *)src;
         deq_q45_K(b->d, b->dmin, b->scales, b->qs, NULL, y);
@@ -301,6 +332,56 @@ static void quant_q4_0(const float *x, qn_block_q4_0 *b)
     }
 }
 
+/* Packs 32 five-bit levels: low nibbles into qs (element j and j + 16 share byte j), 5th bits into qh. */
+static void pack_q5(const uint8_t *L, uint8_t *qh8, uint8_t *qs)
+{
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((L[j] & 0x0f) | (L[j + 16] & 0x0f) << 4);
+        qh |= (uint32_t)(L[j] >> 4 & 1) << j | (uint32_t)(L[j + 16] >> 4 & 1) << (j + 16);
+    }
+    for (int k = 0; k < 4; k++) qh8[k] = (uint8_t)(qh >> (8 * k));
+}
+
+/* trunc(v) for the level casts below; 0 where the conversion is undefined in C (|v| huge, inf, NaN: only
+ * when 1/d overflows for a subnormal d), which is what x86's cvttss2si + truncation gives ggml there. */
+static int trunc_level(float v) { return isfinite(v) && fabsf(v) < 128.0f ? (int)v : 0; }
+
+/* ggml's reference Q5_0 rounding: the value of largest magnitude (first one on ties) maps to level 0, so
+ * d = max / -16 (sign kept); level = min(31, trunc(x * (1/d) + 16.5)), computed in float with the unrounded
+ * d; then d is stored as f16. Rounds halves up and can reach 32 on the side opposite the max (clamped). */
+static void quant_q5_0(const float *x, qn_block_q5_0 *b)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < 32; i++)
+        if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
+    float d = max / -16.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint8_t L[32];
+    for (int i = 0; i < 32; i++) {
+        int q = trunc_level(x[i] * id + 16.5f);
+        L[i] = (uint8_t)(q < 31 ? q : 31);
+    }
+    b->d = qn_f32_to_f16(d);
+    pack_q5(L, b->qh, b->qs);
+}
+
+/* ggml's reference Q5_1 rounding: m = min, d = (max - min) / 31, level = trunc((x - min) * (1/d) + 0.5)
+ * in float with the unrounded d and min; d and m stored as f16. */
+static void quant_q5_1(const float *x, qn_block_q5_1 *b)
+{
+    float lo = FLT_MAX, hi = -FLT_MAX;
+    for (int i = 0; i < 32; i++) {
+        if (x[i] < lo) lo = x[i];
+        if (x[i] > hi) hi = x[i];
+    }
+    float d = (hi - lo) / 31.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint8_t L[32];
+    for (int i = 0; i < 32; i++) L[i] = (uint8_t)trunc_level((x[i] - lo) * id + 0.5f);
+    b->d = qn_f32_to_f16(d);
+    b->m = qn_f32_to_f16(lo);
+    pack_q5(L, b->qh, b->qs);
+}
+
 /* Shared by Q4_K (nmax 15) and Q5_K (nmax 31): fills d, dmin, scales[12] and the levels L[256]. */
 static void quant_k_affine(const float *x, int nmax, uint16_t *d16, uint16_t *dmin16, uint8_t *scales, uint8_t *L)
 {
@@ -402,6 +483,8 @@ int qn_quant_row(uint32_t type, const float *src, void *dst, uint64_t n)
         case QN_GGML_BF16: { uint16_t h = qn_f32_to_bf16(x[0]); memcpy(b, &h, 2); } break;
         case QN_GGML_Q8_0: quant_q8_0(x, b); break;
         case QN_GGML_Q4_0: quant_q4_0(x, b); break;
+        case QN_GGML_Q5_0: quant_q5_0(x, b); break;
+        case QN_GGML_Q5_1: quant_q5_1(x, b); break;
         case QN_GGML_Q4_K: quant_q4_K(x, b); break;
         case QN_GGML_Q5_K: quant_q5_K(x, b); break;
         case QN_GGML_Q6_K: quant_q6_K(x, b); break;

@@ -1,5 +1,5 @@
 /* quant.h — ggml tensor types: ids, block sizes, byte layouts of the block formats qnext reads
- * (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), C reference dequantizers, quantizers and row dot
+ * (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), C reference dequantizers, quantizers and row dot
  * products (dequantize-on-the-fly, the oracle for GPU matvec shaders).
  *
  * Type ids and (block size, bytes per block) are ggml's (gguf-py/gguf/constants.py GGML_QUANT_SIZES,
@@ -26,6 +26,10 @@ enum qn_ggml_type {
 /* Block layouts (sizes asserted in quant.c). Values: see the dequantizers in quant.c. */
 typedef struct qn_block_q8_0 { uint16_t d; int8_t qs[32]; } qn_block_q8_0;            /* 34 B / 32  */
 typedef struct qn_block_q4_0 { uint16_t d; uint8_t qs[16]; } qn_block_q4_0;           /* 18 B / 32  */
+/* Q5_0 / Q5_1: element j < 16 is the low nibble of qs[j], element j + 16 the high nibble; the 5th bit of
+ * element i is bit i of qh read as a little-endian u32. Q5_0: d * (q - 16); Q5_1: d * q + m. */
+typedef struct qn_block_q5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } qn_block_q5_0;          /* 22 B / 32 */
+typedef struct qn_block_q5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } qn_block_q5_1;       /* 24 B / 32 */
 typedef struct qn_block_q4_K {                                                         /* 144 B / 256 */
     uint16_t d, dmin;       /* f16 super-block scales for the 6-bit sub-block scales and mins */
     uint8_t scales[12];     /* 8 scales + 8 mins, 6 bits each, packed (qn_q4k_scale_min) */
@@ -65,7 +69,9 @@ void qn_q4k_scale_min(int j, const uint8_t *scales, uint8_t *sc, uint8_t *mn);
 
 /* Dequantize n elements (n a multiple of the block size) of a row stored as `type` into dst. */
 int qn_dequant_row(uint32_t type, const void *src, float *dst, uint64_t n);
-/* Quantize n floats (n a multiple of the block size) into `type` blocks. Non-finite input is an error. */
+/* Quantize n floats (n a multiple of the block size) into `type` blocks. Non-finite input is an error.
+ * Q5_0 and Q5_1 are byte-identical to ggml's reference quantizers (quantize_row_q5_{0,1}_ref, which
+ * llama-quantize uses without an importance matrix); the others are our own (see quant.c). */
 int qn_quant_row(uint32_t type, const float *src, void *dst, uint64_t n);
 /* *out = sum_i dequant(row)[i] * x[i] over n elements, accumulated in double (reference for shaders). */
 int qn_dot_row(uint32_t type, const void *row, const float *x, uint64_t n, float *out);

@@ -58,6 +58,8 @@ typedef struct qn_synth_opts {
 typedef struct qn_synth_tensor {
     char name[96];
     uint32_t type;              /* ggml type id (quant.h); safetensors uses F32/F16/BF16 */
+    uint32_t want;              /* gguf: the type the file type's mix chose before the row-length fallback
+                                 * (llama.cpp tensor_type_fallback); == type when the rows fit it */
     int ndim;
     int64_t shape[3];
     uint64_t nbytes;
@@ -83,9 +85,13 @@ uint64_t qn_synth_plan_file_bytes(const qn_synth_plan *p);
  * "model-00001-of-00004.safetensors"; for gguf the base name of the output path). */
 int qn_synth_plan_nfiles(const qn_synth_plan *p);
 const char *qn_synth_plan_file_name(const qn_synth_plan *p, int i);
-/* Tensors whose rows do not fit a 256-element K-quant block, for which llama.cpp would store Q5_0/Q5_1 (types
- * quant.h cannot write yet): the plan stores them as Q8_0. 0 for the real model's shapes. */
+/* Tensors whose rows do not fit the block of the type the mix chose (t->want != t->type): llama.cpp's
+ * tensor_type_fallback Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16 when 32 does not divide the row
+ * either; Q8_0 / Q4_0 rows that 32 does not divide -> F16. 0 for the real model's shapes. */
 int qn_synth_plan_fallbacks(const qn_synth_plan *p);
+/* One line about a fallen-back tensor: "blk.0.ffn_down_exps.weight ne {48, 128, 16}: rows of 48 are not a
+ * multiple of 256 (Q4_K) -> F16 (32 does not divide 48 either)". Returns buf. */
+const char *qn_synth_fallback_desc(const qn_synth_tensor *t, char *buf, size_t cap);
 
 /* Write the output: a folder `out` (created if missing; safetensors) or a file `out` (gguf). Existing
  * files of the same names are replaced (the caller decides about overwriting). On failure or cancel

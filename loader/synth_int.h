@@ -33,7 +33,7 @@ struct qn_synth_plan {
     char (*files)[64];
     uint64_t data_bytes, file_bytes;
     qn_synth_vocab *vocab;      /* gguf only */
-    int n_fallback_q8;          /* K-quant fallbacks llama.cpp would store as Q5_0/Q5_1 but quant.h cannot write */
+    int n_fallback;             /* tensors whose type is not the one the mix chose (rows do not fit its block) */
 };
 
 /* The vocabulary of n_vocab ids from a tokenizer.json (path) or a placeholder (path NULL). */

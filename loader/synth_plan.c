@@ -7,7 +7,8 @@
  * norms, ffn_gate_inp and ssm_conv1d stay F32. llama-quantize (src/llama-quant.cpp) then picks each
  * quantizable tensor's type from the file type: output Q6_K; Q4_K_M/Q5_K_M give Q6_K to attn_v/attn_qkv
  * (counted in file order) and ffn_down (by layer) where use_more_bits(i, n); rows that do not fit a
- * 256-block fall back (Q6_K -> Q8_0, Q4_K -> Q5_0, Q5_K -> Q5_1, then F16). Tensors are ordered as
+ * 256-block fall back (tensor_type_fallback: Q6_K -> Q8_0, Q4_K -> Q5_0, Q5_K -> Q5_1, then F16 when 32
+ * does not divide the row either). Tensors are ordered as
  * llama-quantize writes them: by layer (globals first), then by name. */
 #include <math.h>
 #include <stdarg.h>
@@ -211,17 +212,15 @@ static int more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - 
 
 static uint32_t blck(uint32_t type) { return qn_ggml_type(type)->blck; }
 
-/* tensor_type_fallback: rows that do not fit the type's block. Q5_0/Q5_1 (what llama.cpp picks for
- * Q4_K/Q5_K) have no quantizer in quant.h: Q8_0 is used instead and counted. */
-static uint32_t fallback(qn_synth_plan *p, uint32_t type, int64_t ne0)
+/* llama.cpp's tensor_type_fallback for the types these mixes produce: rows that do not fit the type's block
+ * take Q6_K -> Q8_0, Q4_K -> Q5_0, Q5_K -> Q5_1, and F16 when that block (32) does not fit either. For Q8_0
+ * and Q4_0 llama-quantize defines no fallback (it stops with an error); the converter writes such rows as
+ * F16, and so do we. */
+static uint32_t fallback(uint32_t type, int64_t ne0)
 {
     if (ne0 % blck(type) == 0) return type;
     uint32_t fb = type == QN_GGML_Q6_K ? QN_GGML_Q8_0 : type == QN_GGML_Q4_K ? QN_GGML_Q5_0
                 : type == QN_GGML_Q5_K ? QN_GGML_Q5_1 : QN_GGML_F16;
-    if (!qn_ggml_type(fb)->quant) {
-        fb = QN_GGML_Q8_0;
-        p->n_fallback_q8++;
-    }
     return ne0 % blck(fb) ? QN_GGML_F16 : fb;
 }
 
@@ -260,10 +259,12 @@ static void gguf_types(qn_synth_plan *p)
     for (int i = 0; i < p->n; i++) {
         qn_synth_tensor *t = &p->t[i];
         int64_t ne0 = t->shape[t->ndim - 1];
-        if (!quantizable(t)) t->type = QN_GGML_F32;
-        else if (m.ft == QN_FT_F32 || m.ft == QN_FT_F16 || m.ft == QN_FT_BF16) t->type = m.base;
-        else if (m.ft == QN_FT_Q8_0) t->type = ne0 % 32 ? QN_GGML_F16 : QN_GGML_Q8_0;   /* the converter's q8_0 */
-        else t->type = fallback(p, quant_rule(&m, t), ne0);
+        if (!quantizable(t)) t->want = QN_GGML_F32;
+        else if (m.ft == QN_FT_F32 || m.ft == QN_FT_F16 || m.ft == QN_FT_BF16) t->want = m.base;
+        else if (m.ft == QN_FT_Q8_0) t->want = QN_GGML_Q8_0;   /* the converter's q8_0: F16 where 32 does not fit */
+        else t->want = quant_rule(&m, t);
+        t->type = fallback(t->want, ne0);
+        p->n_fallback += t->type != t->want;
     }
 }
 
@@ -337,7 +338,7 @@ static int build(qn_synth_plan *p)
     } else {
         TRY(qn_cfg_tensors(&p->cfg, add_spec, p));
         uint32_t ty = p->opts.ftype == QN_FT_F32 ? QN_GGML_F32 : p->opts.ftype == QN_FT_F16 ? QN_GGML_F16 : QN_GGML_BF16;
-        for (int i = 0; i < p->n; i++) p->t[i].type = ty;
+        for (int i = 0; i < p->n; i++) p->t[i].type = p->t[i].want = ty;
     }
     for (int i = 0; i < p->n; i++) {
         qn_synth_tensor *t = &p->t[i];
@@ -391,7 +392,20 @@ uint64_t qn_synth_plan_data_bytes(const qn_synth_plan *p) { return p->data_bytes
 uint64_t qn_synth_plan_file_bytes(const qn_synth_plan *p) { return p->file_bytes; }
 int qn_synth_plan_nfiles(const qn_synth_plan *p) { return p->nfiles; }
 const char *qn_synth_plan_file_name(const qn_synth_plan *p, int i) { return i >= 0 && i < p->nfiles ? p->files[i] : NULL; }
-int qn_synth_plan_fallbacks(const qn_synth_plan *p) { return p->n_fallback_q8; }
+int qn_synth_plan_fallbacks(const qn_synth_plan *p) { return p->n_fallback; }
+
+const char *qn_synth_fallback_desc(const qn_synth_tensor *t, char *buf, size_t cap)
+{
+    char ne[80] = "";
+    size_t k = 0;
+    for (int d = t->ndim - 1; d >= 0 && k < sizeof ne; d--)
+        k += (size_t)snprintf(ne + k, sizeof ne - k, "%s%lld", d == t->ndim - 1 ? "" : ", ", (long long)t->shape[d]);
+    long long ne0 = (long long)t->shape[t->ndim - 1];
+    snprintf(buf, cap, "%s ne {%s}: rows of %lld are not a multiple of %u (%s) -> %s%s", t->name, ne, ne0,
+             blck(t->want), qn_ggml_type_name(t->want), qn_ggml_type_name(t->type),
+             t->type == QN_GGML_F16 && blck(t->want) > 32 ? " (nor of 32)" : "");
+    return buf;
+}
 
 const qn_synth_tensor *qn_synth_plan_find(const qn_synth_plan *p, const char *name)
 {

@@ -37,10 +37,11 @@ static const char help[] =
     "      --force            replace an existing output\n"
     "      --progress         progress bar on stderr even when it is not a terminal (--no-progress: never)\n"
     "      --threads N        quantizer threads (default: one per CPU; K-quants run at a few MB/s per core)\n"
-    "  -v, --verbose          name every tensor that fell back to another type\n"
+    "  -v, --verbose          name every tensor that fell back to another type (default: the first 10)\n"
     "  -h, --help             this text\n\n"
-    "Rows that do not fit the type's block (K-quants need multiples of 256 values) fall back as in llama.cpp:\n"
-    "Q8_0 (llama.cpp would pick Q5_0/Q5_1, which qnext cannot write yet), then F16; the count is printed.\n";
+    "Rows that do not fit the type's block (K-quants need multiples of 256 values) fall back as llama-quantize\n"
+    "does: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 when 32 does not divide the row either (Q8_0 and\n"
+    "Q4_0 rows: F16). Each such tensor is named with its shape and the type it got.\n";
 
 typedef struct opts {
     const char *model, *out, *type, *tokenizer;
@@ -124,14 +125,13 @@ static void describe(const qn_conv *cv, const opts *o)
     if (!c->norm_topk_prob)
         printf("qnext quantize: note: the checkpoint has norm_topk_prob false; GGUF has no key for it and llama.cpp's "
                "qwen3next graph always renormalises the top-k expert weights, so outputs will differ from HF's\n");
-    int nfb = qn_conv_fallback_count(cv);
+    int nfb = qn_conv_fallback_count(cv), show = o->verbose || nfb <= 12 ? nfb : 10;
+    char line[256];
     if (nfb)
-        printf("qnext quantize: %d tensors have rows that do not fit the %s block and fell back to another type%s\n",
-               nfb, o->type, o->verbose ? ":" : " (-v names them)");
-    for (int i = 0; o->verbose && i < nfb; i++) {
-        const qn_synth_tensor *t = qn_conv_fallback_at(cv, i);
-        printf("  %s: rows of %lld -> %s\n", t->name, (long long)t->shape[t->ndim - 1], qn_ggml_type_name(t->type));
-    }
+        printf("qnext quantize: %d tensors have rows that do not fit the block of their %s type and fell back "
+               "(llama.cpp's rule):\n", nfb, o->type);
+    for (int i = 0; i < show; i++) printf("  %s\n", qn_synth_fallback_desc(qn_conv_fallback_at(cv, i), line, sizeof line));
+    if (show < nfb) printf("  ... and %d more (-v names them all)\n", nfb - show);
     fflush(stdout);
 }
 

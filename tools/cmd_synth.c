@@ -252,9 +252,18 @@ static void describe(const qn_synth_plan *p, const qn_config *c, const qn_synth_
            qn_synth_ftype_name(so->ftype), c->num_layers, c->num_experts, c->top_k, c->hidden_size, c->vocab_size,
            qn_synth_plan_count(p), nf, nf == 1 ? "" : "s", qn_cli_bytes(data, a, sizeof a),
            (double)data / (1024.0 * 1024 * 1024), qn_cli_bytes(qn_synth_plan_file_bytes(p), b, sizeof b));
-    if (qn_synth_plan_fallbacks(p))
-        printf("qnext synth: note: %d tensors have rows that do not fit a 256-value K-quant block; llama.cpp would "
-               "store them as Q5_0/Q5_1, which qnext cannot write yet: they are Q8_0\n", qn_synth_plan_fallbacks(p));
+    int nfb = qn_synth_plan_fallbacks(p), shown = 0;
+    char line[256];
+    if (nfb)
+        printf("qnext synth: %d tensors have rows that do not fit the block of their type and fell back as "
+               "llama-quantize does (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, else F16):\n", nfb);
+    for (int i = 0; nfb && i < qn_synth_plan_count(p) && shown < 10; i++) {
+        const qn_synth_tensor *t = qn_synth_plan_at(p, i);
+        if (t->type == t->want) continue;
+        printf("  %s\n", qn_synth_fallback_desc(t, line, sizeof line));
+        shown++;
+    }
+    if (shown < nfb) printf("  ... and %d more\n", nfb - shown);
     fflush(stdout);
 }
 

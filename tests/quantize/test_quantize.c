@@ -164,8 +164,8 @@ static void fixture(const char *dir)
         CHECK(hid % 256 == 0 || nfb > 0, "%s q4_k_m: hidden %d but no fallback", dir, hid);
         for (int i = 0; i < nfb; i++) {
             const qn_synth_tensor *t = qn_conv_fallback_at(cv, i);
-            CHECK(t->shape[t->ndim - 1] % 256 && (t->type == QN_GGML_Q8_0 || t->type == QN_GGML_F16), "%s: %s type %s",
-                  dir, t->name, qn_ggml_type_name(t->type));
+            CHECK(t->shape[t->ndim - 1] % 256 && (t->type == QN_GGML_Q5_0 || t->type == QN_GGML_Q5_1 ||
+                  t->type == QN_GGML_Q8_0 || t->type == QN_GGML_F16), "%s: %s type %s", dir, t->name, qn_ggml_type_name(t->type));
         }
         qn_conv_close(&cv);
         l = logits_of(out, ids, n, &V);

@@ -1,4 +1,5 @@
-/* test_quant.c — ggml block formats: dequantizers against hand-built blocks (exact values), quantize ->
+/* test_quant.c — ggml block formats: dequantizers against hand-built blocks (exact values), Q5_0/Q5_1 quantizers
+ * against blocks derived by hand from ggml's reference rounding (exact bytes), quantize ->
  * dequantize error bounds on random rows with odd block counts, dot products, and bad arguments. */
 #include <math.h>
 #include <stdio.h>
@@ -111,6 +112,60 @@ static void test_q6_K(void)
     check_exact("q6_K", y, want, 256);
 }
 
+/* Q5_0 / Q5_1 blocks written out byte by byte (derived by hand from ggml-common.h's layout and
+ * ggml-quants.c's quantize_row_q5_{0,1}_ref rounding; docs/gguf-qwen3next.md §2):
+ * Q5_0 from x = {2, -2, 1/16, -1/16, 3/16, 1, 0 ...}: max (largest |x|, sign kept) = 2, d = max / -16 =
+ * -0.125 (f16 0xb000), level = trunc(x * -8 + 16.5) capped at 31: {0, 32 -> 31, 16, 17, 15, 8, 16 ...}
+ * (halves go up: -0.5 -> 16, +0.5 -> 17, -1.5 -> 15; round-to-even would give 16, 16, 14). Low nibbles:
+ * qs[j] = L[j] & 15 | (L[j + 16] & 15) << 4; 5th bits: bit i of qh = L[i] >> 4 -> 0xffffffce.
+ * Q5_1 from x = {-1, 2.875, -15/16, -13/16, -11/16, 1, 0 ...}: m = min = -1 (0xbc00), d = 3.875 / 31 =
+ * 0.125 (0x3000), level = trunc((x + 1) * 8 + 0.5): {0, 31, 1, 2, 3, 16, 8 ...} (1.5 -> 2, 2.5 -> 3);
+ * qh = bits 1 and 5 = 0x22. */
+static const uint8_t q5_0_bytes[22] = {0x00, 0xb0, 0xce, 0xff, 0xff, 0xff, 0x00, 0x0f, 0x00, 0x01, 0x0f, 0x08};
+static const uint8_t q5_1_bytes[24] = {0x00, 0x30, 0x00, 0xbc, 0x22, 0x00, 0x00, 0x00, 0x80, 0x8f, 0x81, 0x82,
+                                       0x83, 0x80, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88};
+
+static void check_bytes(const char *what, const uint8_t *got, const uint8_t *want, int n)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        if (got[i] != want[i] && bad++ < 4) printf("  %s byte %d = 0x%02x, want 0x%02x\n", what, i, got[i], want[i]);
+    CHECK(!bad, "%s: %d of %d bytes differ", what, bad, n);
+}
+
+static void test_q5_0_q5_1(void)
+{
+    float x0[32] = {2.0f, -2.0f, 0.0625f, -0.0625f, 0.1875f, 1.0f}, x1[32] = {-1.0f, 2.875f, -0.9375f, -0.8125f, -0.6875f, 1.0f};
+    float w0[32] = {2.0f, -1.875f, 0.0f, -0.125f, 0.125f, 1.0f}, w1[32] = {-1.0f, 2.875f, -0.875f, -0.75f, -0.625f, 1.0f};
+    uint8_t b[24];
+    float y[32];
+    for (int i = 6; i < 32; i++) { x1[i] = 0.0f; w1[i] = 0.0f; }   /* level 8: 8 * 0.125 - 1 */
+    CHECK(!qn_quant_row(QN_GGML_Q5_0, x0, b, 32), "q5_0 quant: %s", qn_errmsg());
+    check_bytes("q5_0 block", b, q5_0_bytes, 22);
+    CHECK(!qn_dequant_row(QN_GGML_Q5_0, q5_0_bytes, y, 32), "q5_0 dequant");
+    check_exact("q5_0", y, w0, 32);
+    CHECK(!qn_quant_row(QN_GGML_Q5_1, x1, b, 32), "q5_1 quant: %s", qn_errmsg());
+    check_bytes("q5_1 block", b, q5_1_bytes, 24);
+    CHECK(!qn_dequant_row(QN_GGML_Q5_1, q5_1_bytes, y, 32), "q5_1 dequant");
+    check_exact("q5_1", y, w1, 32);
+    /* Every level once: x = 0.125 * (L - 16) with L = 7i mod 32, the -2 (L = 0) first -> d = +0.125 and the
+     * levels come back unchanged; the dequantizer reads every nibble and every qh bit. */
+    float x[64], want[64];
+    uint8_t two[44];
+    for (int i = 0; i < 64; i++) {
+        int L = (7 * i) % 32;
+        x[i] = (i < 32 ? 0.125f : 0.25f) * (float)(L - 16);
+        want[i] = x[i];
+    }
+    float z[64];
+    CHECK(!qn_quant_row(QN_GGML_Q5_0, x, two, 64), "q5_0 levels");
+    CHECK(!qn_dequant_row(QN_GGML_Q5_0, two, z, 64), "q5_0 two blocks");
+    check_exact("q5_0 every level", z, want, 64);
+    for (int i = 0; i < 32; i++) want[i] = x[i] = 0.5f + 0.25f * (float)((11 * i) % 32);   /* min 0.5, d 0.25 */
+    CHECK(!qn_quant_row(QN_GGML_Q5_1, x, two, 32) && !qn_dequant_row(QN_GGML_Q5_1, two, z, 32), "q5_1 levels");
+    check_exact("q5_1 every level", z, want, 32);
+}
+
 /* ---------------------------------------------------------------- quantize -> dequantize */
 
 typedef struct qcase { uint32_t type; int n; double max_rel_rms[2]; } qcase;
@@ -131,20 +186,23 @@ static void test_roundtrip(void)
         {QN_GGML_F32, 33, {0.0, 0.0}},           {QN_GGML_F16, 35, {4e-4, 4e-4}},
         {QN_GGML_BF16, 37, {2.5e-3, 2.5e-3}},    {QN_GGML_Q8_0, 32 * 57, {0.007, 0.011}},
         {QN_GGML_Q4_0, 32 * 57, {0.10, 0.17}},   {QN_GGML_Q4_K, 256 * 7, {0.085, 0.115}},
+        {QN_GGML_Q5_0, 32 * 57, {0.054, 0.085}}, {QN_GGML_Q5_1, 32 * 57, {0.047, 0.059}},
         {QN_GGML_Q5_K, 256 * 7, {0.044, 0.058}}, {QN_GGML_Q6_K, 256 * 7, {0.021, 0.031}},
     };
-    qn_rng r;
-    qn_rng_seed(&r, 1234);
+    qn_rng r0, r5;   /* Q5_0/Q5_1 (added later) draw from their own stream: the others keep their data */
+    qn_rng_seed(&r0, 1234);
+    qn_rng_seed(&r5, 5678);
     for (int dist = 0; dist < 2; dist++) {
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             const qcase *q = &cases[c];
+            qn_rng *rp = q->type == QN_GGML_Q5_0 || q->type == QN_GGML_Q5_1 ? &r5 : &r0;
             const qn_ggml_type_info *ti = qn_ggml_type(q->type);
             uint64_t rb;
             CHECK(!qn_ggml_row_bytes(q->type, (uint64_t)q->n, &rb), "row bytes %s", ti->name);
             float *x = malloc((size_t)q->n * 4), *y = malloc((size_t)q->n * 4), *v = malloc((size_t)q->n * 4);
             uint8_t *blk = malloc((size_t)rb);
-            for (int i = 0; i < q->n; i++) x[i] = 0.02f * qn_rng_normal(&r) + (dist && i % 97 == 5 ? 0.15f : 0.0f);
-            for (int i = 0; i < q->n; i++) v[i] = qn_rng_range(&r, -1, 1);
+            for (int i = 0; i < q->n; i++) x[i] = 0.02f * qn_rng_normal(rp) + (dist && i % 97 == 5 ? 0.15f : 0.0f);
+            for (int i = 0; i < q->n; i++) v[i] = qn_rng_range(rp, -1, 1);
             CHECK(!qn_quant_row(q->type, x, blk, (uint64_t)q->n), "quant %s: %s", ti->name, qn_errmsg());
             CHECK(!qn_dequant_row(q->type, blk, y, (uint64_t)q->n), "dequant %s", ti->name);
             double e = rel_rms(x, y, q->n), bound = q->max_rel_rms[dist];
@@ -165,7 +223,8 @@ static void test_roundtrip(void)
 /* Awkward inputs: all zero, constant positive, tiny (f16-subnormal scales), huge outlier, all negative. */
 static void test_edge_inputs(void)
 {
-    static const uint32_t types[] = {QN_GGML_Q8_0, QN_GGML_Q4_0, QN_GGML_Q4_K, QN_GGML_Q5_K, QN_GGML_Q6_K};
+    static const uint32_t types[] = {QN_GGML_Q8_0, QN_GGML_Q4_0, QN_GGML_Q5_0, QN_GGML_Q5_1, QN_GGML_Q4_K, QN_GGML_Q5_K,
+                                     QN_GGML_Q6_K};
     float x[256], y[256];
     uint8_t blk[256 * 4];
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
@@ -184,7 +243,9 @@ static void test_edge_inputs(void)
                 emax = fmax(emax, fabs(x[i] - y[i]));
             }
             if (kind == 0) CHECK(emax == 0, "%s: zeros do not stay zero (%g)", nm, emax);
-            else if (kind == 2) CHECK(emax <= amax, "%s: tiny inputs blow up (%g for |x| <= %g)", nm, emax, amax);
+            /* Q5_1 (ggml's rounding): d = range / 31 underflows f16 to 0 here, so every value becomes m = min */
+            else if (kind == 2) CHECK(emax <= (types[t] == QN_GGML_Q5_1 ? 2 : 1) * amax, "%s: tiny inputs blow up (%g for "
+                                      "|x| <= %g)", nm, emax, amax);
             else if (kind != 3) CHECK(emax <= 0.25 * amax, "%s kind %d: max error %g for |x| <= %g", nm, kind, emax, amax);
         }
     }
@@ -215,6 +276,7 @@ int main(void)
     test_q8_0_q4_0();
     test_q4_K_q5_K();
     test_q6_K();
+    test_q5_0_q5_1();
     test_roundtrip();
     test_edge_inputs();
     test_errors();
