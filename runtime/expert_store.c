@@ -139,6 +139,23 @@ static void gguf_dest(int p, uint64_t up_off, const uint64_t sb[QN_ES_SETS], uin
     *end = p == 0 ? up_off : sb[*set];
 }
 
+/* The expert tensor that makes the loader convert a GGUF's experts to f32: the first whose type no expert kernel
+ * reads (else `first`, e.g. gate and up of different block types). */
+static const qn_gguf_tensor *why_f32(const qn_q3n *q, const qn_config *c, const qn_gguf_tensor *first)
+{
+    for (int l = 0; l < c->num_layers; l++)
+        for (int p = 0; p < QN_ES_PARTS; p++) {
+            char name[160];
+            qn_q3n_src src;
+            snprintf(name, sizeof name, "model.layers.%d.mlp.experts.0.%s.weight", l, part_name[p]);
+            uint32_t t = qn_q3n_find(q, name, &src) ? QN_GGML_F32 : src.t->type;
+            if (t != QN_GGML_F32 && t != QN_GGML_Q8_0 && t != QN_GGML_Q4_0 && t != QN_GGML_Q4_K && t != QN_GGML_Q5_K &&
+                t != QN_GGML_Q6_K)
+                return src.t;
+        }
+    return first;
+}
+
 int qn_es_from_gguf(qn_es **out, const char *path, const qn_q3n *q, const qn_config *c, uint64_t up_off,
                     uint64_t slot_bytes, uint64_t d_slot_bytes)
 {
@@ -162,9 +179,11 @@ int qn_es_from_gguf(qn_es **out, const char *path, const qn_q3n *q, const qn_con
                 break;
             }
             if (!up_off && src.t->type != QN_GGML_F32) {
-                rc = qn_fail(QN_E_UNSUPPORTED, "GGUF %s: streaming reads experts as stored, but '%s' holds type %u "
-                             "that the expert kernels cannot read (it would be converted to f32); keep every "
-                             "expert resident", path, src.t->name, src.t->type);
+                src.t = why_f32(q, c, src.t);
+                rc = qn_fail(QN_E_UNSUPPORTED, "GGUF %s: streaming reads experts as stored, but this file's experts "
+                             "are converted to f32 on load ('%s' is %s; the expert kernels read F32, or Q8_0, Q4_0, "
+                             "Q4_K, Q5_K, Q6_K with gate and up of one type); keep every expert resident", path,
+                             src.t->name, qn_ggml_type_name(src.t->type));
                 break;
             }
             uint32_t set;

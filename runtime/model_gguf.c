@@ -8,10 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expert_store.h"
+#include "experts.h"
 #include "gguf.h"
 #include "gguf_qwen3next.h"
 #include "qn_err.h"
 #include "qn_log.h"
+#include "model_stream.h"
 #include "quant.h"
 
 #define GIB(x) ((double)(x) / 1073741824.0)
@@ -311,41 +314,6 @@ static int load_layer(struct gl *g, struct qn_mlayer *l, int i)
     return 0;
 }
 
-/* Pools of f32 slots (gate | up | down), every expert resident at slot layer * E + expert. */
-static int alloc_experts(qn_model *m)
-{
-    const qn_config *c = &m->c;
-    const struct qn_caps *caps = qn_vk_caps(m->v);
-    uint64_t IH = (uint64_t)c->moe_inter * (uint64_t)c->hidden_size * sizeof(float);
-    m->exp_dtype = QN_DT_F32;
-    m->exp_part_bytes[0] = m->exp_part_bytes[1] = m->exp_part_bytes[2] = IH;
-    m->slot_bytes = (3 * IH + 15) / 16 * 16;
-    m->n_slots = (uint32_t)c->num_layers * (uint32_t)c->num_experts;
-    m->expert_bytes = (uint64_t)m->n_slots * m->slot_bytes;
-    uint64_t cap = caps->max_storage_range;
-    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
-    if (cap > 0xffffffffull) cap = 0xffffffffull; /* MoE kernels address a pool with 32-bit byte offsets */
-    if (cap < m->slot_bytes) return qn_fail(QN_E_UNSUPPORTED, "GGUF: one f32 expert is larger than a storage buffer");
-    m->slots_per_pool = (uint32_t)(cap / m->slot_bytes);
-    if (m->slots_per_pool > m->n_slots) m->slots_per_pool = m->n_slots;
-    m->n_pools = (m->n_slots + m->slots_per_pool - 1) / m->slots_per_pool;
-    if (m->n_pools > QN_MODEL_MAX_POOLS)
-        return qn_fail(QN_E_UNSUPPORTED, "GGUF: the routed experts as f32 (%.2f GiB) need %u pool buffers; the MoE "
-                       "kernels bind at most %d (quantized expert slots are not built yet)", GIB(m->expert_bytes),
-                       m->n_pools, QN_MODEL_MAX_POOLS);
-    int rc = 0;
-    for (uint32_t i = 0; !rc && i < m->n_pools; i++) {
-        uint32_t ns = i + 1 < m->n_pools ? m->slots_per_pool : m->n_slots - i * m->slots_per_pool;
-        rc = qn_buf_create(m->v, QN_MEM_DEVICE, (uint64_t)ns * m->slot_bytes, "experts (gguf)", &m->pools[i]);
-    }
-    size_t nt = (size_t)m->n_slots;
-    if (!rc && !(m->table = malloc(sizeof *m->table * nt))) rc = qn_fail(-ENOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < nt; i++) m->table[i] = (int32_t)i;
-    if (!rc) rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof *m->table * nt, "slot table", &m->slot_table);
-    if (!rc) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
-    return rc;
-}
-
 static const char *const exp_fmt[3] = {
     "model.layers.%d.mlp.experts.%d.gate_proj.weight",
     "model.layers.%d.mlp.experts.%d.up_proj.weight",
@@ -354,14 +322,23 @@ static const char *const exp_fmt[3] = {
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
 
+/* Bytes one expert pool buffer may hold: the device's binding and allocation limits, 32-bit offsets, and
+ * qn_model_params.pool_bytes_max. */
+static uint64_t pool_cap(const qn_model *m)
+{
+    const struct qn_caps *caps = qn_vk_caps(m->v);
+    uint64_t cap = caps->max_storage_range;
+    if (m->pool_bytes_max && m->pool_bytes_max < cap) cap = m->pool_bytes_max;
+    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
+    if (cap > 0xffffffffull) cap = 0xffffffffull; /* MoE kernels address a pool with 32-bit byte offsets */
+    return cap;
+}
+
 /* Pools of `size`-byte slots for n slots (m->pools, or dpools kept in m->arenas so qn_model_free frees them). */
 static int make_pools(struct gl *g, uint64_t size, uint32_t n, uint32_t *per, uint32_t *np, qn_buf **pools,
                       const char *what)
 {
-    const struct qn_caps *caps = qn_vk_caps(g->m->v);
-    uint64_t cap = caps->max_storage_range;
-    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
-    if (cap > 0xffffffffull) cap = 0xffffffffull;
+    uint64_t cap = pool_cap(g->m);
     if (cap < size) return qn_fail(QN_E_UNSUPPORTED, "GGUF: one expert's %s is larger than a storage buffer", what);
     *per = (uint32_t)(cap / size) < n ? (uint32_t)(cap / size) : n;
     *np = (n + *per - 1) / *per;
@@ -437,21 +414,12 @@ static int batch_slot(qn_model *m, struct batch *b, qn_buf *dst, uint64_t off, u
     return 0;
 }
 
-static int load_qexperts(struct gl *g, const uint64_t maxb[3])
+/* Every expert's gate|up into its pools slot and down into its dpools slot (resident: slot = l * E + e). */
+static int upload_qexperts(struct gl *g)
 {
     qn_model *m = g->m;
     const qn_config *c = &m->c;
-    m->exp_dtype = QN_DT_F32;
-    m->qexp_up_off = (uint32_t)al16(maxb[0]);
-    m->exp_part_bytes[0] = maxb[0];
-    m->exp_part_bytes[1] = maxb[1];
-    m->exp_part_bytes[2] = maxb[2];
-    m->slot_bytes = al16(m->qexp_up_off + maxb[1]);
-    m->d_slot_bytes = al16(maxb[2]);
-    m->n_slots = (uint32_t)c->num_layers * (uint32_t)c->num_experts;
-    m->expert_bytes = (uint64_t)m->n_slots * (m->slot_bytes + m->d_slot_bytes);
-    int rc = make_pools(g, m->slot_bytes, m->n_slots, &m->slots_per_pool, &m->n_pools, m->pools, "gate|up");
-    if (!rc) rc = make_pools(g, m->d_slot_bytes, m->n_slots, &m->d_slots_per_pool, &m->d_n_pools, m->dpools, "down");
+    int rc = 0;
     struct batch b[2] = { { 0 }, { 0 } }; /* gate|up slot images, down slot images */
     for (int i = 0; !rc && i < 2; i++)
         if (!(b[i].host = malloc(b[i].cap = BATCH))) rc = qn_fail(-ENOMEM, "out of memory");
@@ -477,23 +445,15 @@ static int load_qexperts(struct gl *g, const uint64_t maxb[3])
         if (!rc) rc = r2;
         free(b[i].host);
     }
-    size_t nt = (size_t)m->n_slots;
-    if (!rc && !(m->table = malloc(sizeof *m->table * nt))) rc = qn_fail(-ENOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < nt; i++) m->table[i] = (int32_t)i;
-    if (!rc) rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof *m->table * nt, "slot table", &m->slot_table);
-    if (!rc) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
     return rc;
 }
 
-static int load_experts(struct gl *g)
+/* Every expert as f32 gate | up | down in its slot (resident: slot = l * E + e). */
+static int upload_f32_experts(struct gl *g)
 {
-    uint64_t maxb[3] = { 0, 0, 0 };
-    bool q;
-    int rc = exp_types(g, maxb, &q);
-    if (rc || q) return rc ? rc : load_qexperts(g, maxb);
     const char *const *fmt = exp_fmt;
     qn_model *m = g->m;
-    rc = alloc_experts(m);
+    int rc = 0;
     for (int l = 0; !rc && l < m->c.num_layers; l++)
         for (int e = 0; !rc && e < m->c.num_experts; e++) {
             uint64_t off;
@@ -513,7 +473,99 @@ static int load_experts(struct gl *g)
     return rc;
 }
 
-/* Device bytes needed (f32 everything) against the budget left. */
+/* Slot sizes: GGUF blocks (gate|up in pools with up at qexp_up_off, down in dpools; the largest of each over
+ * the layers) or f32 gate|up|down. */
+static void slot_sizes(qn_model *m, bool q, const uint64_t maxb[3])
+{
+    const qn_config *c = &m->c;
+    m->exp_dtype = QN_DT_F32;
+    if (q) {
+        m->qexp_up_off = (uint32_t)al16(maxb[0]);
+        memcpy(m->exp_part_bytes, maxb, sizeof m->exp_part_bytes);
+        m->slot_bytes = al16(m->qexp_up_off + maxb[1]);
+        m->d_slot_bytes = al16(maxb[2]);
+    } else {
+        uint64_t IH = (uint64_t)c->moe_inter * (uint64_t)c->hidden_size * sizeof(float);
+        m->exp_part_bytes[0] = m->exp_part_bytes[1] = m->exp_part_bytes[2] = IH;
+        m->slot_bytes = al16(3 * IH);
+        m->qexp_up_off = 0;
+        m->d_slot_bytes = 0;
+    }
+    m->n_slots = (uint32_t)c->num_layers * (uint32_t)c->num_experts;
+    m->expert_bytes = (uint64_t)m->n_slots * qn_mst_slot_bytes(m);
+}
+
+/* Device bytes left for experts now (the dense weights are loaded), less an eighth for the KV cache and
+ * activations, and at most what QN_MODEL_MAX_POOLS pool buffers of each slot set can bind. */
+static uint64_t expert_room(const qn_model *m, const struct qn_model_params *p)
+{
+    struct qn_mem_stats ms;
+    qn_mem_stats(m->v, &ms);
+    uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
+    uint64_t avail = budget > ms.device_used ? budget - ms.device_used : 0;
+    avail -= avail / 8;
+    uint64_t cap = pool_cap(m), per = cap / m->slot_bytes;
+    if (m->d_slot_bytes && cap / m->d_slot_bytes < per) per = cap / m->d_slot_bytes;
+    uint64_t bind = per * QN_MODEL_MAX_POOLS * qn_mst_slot_bytes(m);
+    return avail < bind ? avail : bind;
+}
+
+/* --expert-cache below the experts' bytes, or no --expert-cache and they do not fit: streaming with fewer
+ * slots (m->n_slots from the budget); else every expert resident. */
+static int plan_slots(struct gl *g, const struct qn_model_params *p)
+{
+    qn_model *m = g->m;
+    uint64_t cache = p->expert_cache, room = expert_room(m, p);
+    if (!cache && m->expert_bytes <= room) return 0;
+    if (cache >= m->expert_bytes) {
+        if (m->expert_bytes <= room) return 0;
+        return qn_fail(-ENOMEM, "%s: the routed experts (%.2f GiB) do not fit on '%s' next to the dense weights "
+                       "(%.2f GiB free for them); a smaller --expert-cache streams them", m->path,
+                       GIB(m->expert_bytes), qn_vk_caps(m->v)->name, GIB(room));
+    }
+    if (!cache) {
+        uint64_t min = (uint64_t)qn_exp_min_slots(m->c.top_k, p->prefetch, 0) * qn_mst_slot_bytes(m);
+        if (room < min)
+            return qn_fail(-ENOMEM, "%s: after the dense weights %.2f GiB are left on '%s' for routed experts; "
+                           "streaming them needs at least %.2f MiB (top-k %d slots of %.2f MiB)", m->path, GIB(room),
+                           qn_vk_caps(m->v)->name, (double)min / 1048576.0, m->c.top_k,
+                           (double)qn_mst_slot_bytes(m) / 1048576.0);
+        QN_INFO("the routed experts (%.2f GiB) do not fit on '%s' next to the dense weights: streaming them through "
+                "a %.2f GiB expert cache (--expert-cache chooses the size)", GIB(m->expert_bytes),
+                qn_vk_caps(m->v)->name, GIB(room));
+        cache = room;
+    }
+    return qn_mst_plan(m, cache, p);
+}
+
+/* Slot pools and the slot table for the routed experts; resident: every expert uploaded (slot l * E + e);
+ * streaming: the table starts all -1 and model_stream.c reads experts from the file on demand. */
+static int load_experts(struct gl *g, const struct qn_model_params *p)
+{
+    qn_model *m = g->m;
+    uint64_t maxb[3] = { 0, 0, 0 };
+    bool q;
+    int rc = exp_types(g, maxb, &q);
+    if (rc) return rc;
+    slot_sizes(m, q, maxb);
+    if ((rc = plan_slots(g, p))) return rc;
+    bool stream = m->n_slots < (uint32_t)m->c.num_layers * (uint32_t)m->c.num_experts;
+    rc = make_pools(g, m->slot_bytes, m->n_slots, &m->slots_per_pool, &m->n_pools, m->pools, q ? "gate|up" : "experts");
+    if (!rc && q) rc = make_pools(g, m->d_slot_bytes, m->n_slots, &m->d_slots_per_pool, &m->d_n_pools, m->dpools, "down");
+    size_t nt = (size_t)m->c.num_layers * (size_t)m->c.num_experts;
+    if (!rc && !(m->table = malloc(sizeof *m->table * nt))) rc = qn_fail(-ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < nt; i++) m->table[i] = stream ? -1 : (int32_t)i;
+    if (!rc) rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof *m->table * nt, "slot table", &m->slot_table);
+    if (!rc) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
+    if (rc) return rc;
+    if (!stream) return q ? upload_qexperts(g) : upload_f32_experts(g);
+    qn_es *es = NULL;
+    rc = qn_es_from_gguf(&es, m->path, g->q, &m->c, m->qexp_up_off, m->slot_bytes, m->d_slot_bytes);
+    return rc ? rc : qn_mst_open(m, es, p);
+}
+
+/* Device bytes the dense weights need (blocks kept, else f32) against the budget left; the routed experts
+ * are planned after the dense weights are loaded (plan_slots: resident or streaming). */
 static int check_budget(const struct gl *g, const qn_gguf *gf, const struct qn_model_params *p)
 {
     const qn_model *m = g->m;
@@ -522,6 +574,7 @@ static int check_budget(const struct gl *g, const qn_gguf *gf, const struct qn_m
         const qn_gguf_tensor *t = qn_gguf_tensor_at(gf, i);
         uint64_t n = 1;
         for (uint32_t d = 0; d < t->n_dims; d++) n *= t->ne[d];
+        if (strstr(t->name, "_exps.")) continue; /* routed experts */
         need += g->quant && qmv_type(t->type) ? t->nbytes : n * sizeof(float); /* blocks kept, or f32 */
     }
     struct qn_mem_stats ms;
@@ -529,10 +582,9 @@ static int check_budget(const struct gl *g, const qn_gguf *gf, const struct qn_m
     uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
     uint64_t avail = budget > ms.device_used ? budget - ms.device_used : 0;
     if (need > avail)
-        return qn_fail(-ENOMEM, "%s does not fit on '%s': it needs about %.2f GiB of device memory (qmatvec "
-                       "block types kept, other weights as f32) and %.2f GiB are available", m->path,
+        return qn_fail(-ENOMEM, "%s does not fit on '%s': its dense weights alone need about %.2f GiB of device "
+                       "memory (qmatvec block types kept, other weights as f32) and %.2f GiB are available", m->path,
                        qn_vk_caps(m->v)->name, GIB(need), GIB(avail));
-    if (p->expert_cache) return qn_fail(QN_E_UNSUPPORTED, "--expert-cache is not supported with a GGUF model yet");
     return 0;
 }
 
@@ -557,13 +609,14 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
     if (!rc && m->c.tie_word_embeddings) m->lm_head = m->embed;
     else if (!rc) rc = fuse(&g, &m->lm_head, PERM_NONE, 0, 1, head, true);
     for (int i = 0; !rc && i < m->c.num_layers; i++) rc = load_layer(&g, &m->L[i], i);
-    if (!rc) rc = load_experts(&g);
+    if (!rc) rc = load_experts(&g, p);
     if (!rc)
         QN_INFO("%s: %u dense matrices in GGUF blocks (%.1f MiB), dense f32 %.1f MiB (embedding, vectors, shared down, "
                 "prefill copies of mixed-type fusions); "
-                "routed experts %s (%.1f MiB)", m->path, g.nq, (double)g.qbytes / 1048576.0,
+                "routed experts %s (%.1f MiB%s)", m->path, g.nq, (double)g.qbytes / 1048576.0,
                 (double)(m->dense_bytes - g.qbytes) / 1048576.0,
-                m->L[0].exp_qtype[0] ? "in GGUF blocks" : "as f32", (double)m->expert_bytes / 1048576.0);
+                m->L[0].exp_qtype[0] ? "in GGUF blocks" : "as f32", (double)m->expert_bytes / 1048576.0,
+                m->stream ? " of streaming slots" : "");
     qn_q3n_close(&q);
     qn_gguf_close(&gf);
     return rc;
