@@ -143,6 +143,7 @@ static int write_generic(const char *path)
     static const struct { const char *n; uint32_t type, nd; uint64_t a, b; } t[] = {
         {"q4k", QN_GGML_Q4_K, 2, 256, 2}, {"q5k", QN_GGML_Q5_K, 1, 256, 1}, {"q6k", QN_GGML_Q6_K, 1, 256, 1},
         {"q40", QN_GGML_Q4_0, 2, 32, 3}, {"bf16", QN_GGML_BF16, 2, 3, 5}, {"empty", QN_GGML_F32, 2, 4, 0},
+        {"q50", QN_GGML_Q5_0, 2, 64, 3}, {"q51", QN_GGML_Q5_1, 2, 32, 2},
     };
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) tensor(w, pass, t[i].n, t[i].type, t[i].nd, t[i].a, t[i].b, 0);

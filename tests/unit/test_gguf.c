@@ -171,6 +171,10 @@ static void test_bad_files(void)
         {"t", 1, {8}, 77, 0, "unknown tensor type 77"},
         {"t", 1, {8}, 31, 0, "unknown tensor type 31"},
         {"t", 2, {100, 2}, QN_GGML_Q4_K, 0, "not a multiple of the Q4_K block"},
+        {"t", 2, {48, 2}, QN_GGML_Q5_0, 0, "not a multiple of the Q5_0 block"},
+        {"t", 1, {40}, QN_GGML_Q5_1, 0, "not a multiple of the Q5_1 block"},
+        {"t", 2, {32, 3}, QN_GGML_Q5_0, 0, "beyond the end of the file"},    /* 66 bytes, 64 present */
+        {"t", 2, {64, 2}, QN_GGML_Q5_1, 0, "beyond the end of the file"},    /* 96 bytes */
         {"t", 1, {8}, 0, 4, "not a multiple of the alignment"},
         {"t", 1, {8}, 0, 1024, "beyond the end of the file"},
         {"t", 2, {8, 1ull << 40}, 0, 0, "beyond the end of the file"},
@@ -315,6 +319,7 @@ static void test_roundtrip(uint32_t alignment)
         {"q8.mat", QN_GGML_Q8_0, 2, {96, 5}},         {"q4k.3d", QN_GGML_Q4_K, 3, {256, 3, 2}},
         {"bf16.4d", QN_GGML_BF16, 4, {2, 3, 1, 2}},   {"q6k.row", QN_GGML_Q6_K, 1, {512}},
         {"q5k.mat", QN_GGML_Q5_K, 2, {256, 1}},       {"q4_0.mat", QN_GGML_Q4_0, 2, {64, 3}},
+        {"q5_0.mat", QN_GGML_Q5_0, 2, {64, 3}},       {"q5_1.3d", QN_GGML_Q5_1, 3, {96, 2, 2}},
     };
     enum { NT = sizeof td / sizeof td[0] };
     char path[128];
