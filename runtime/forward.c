@@ -35,6 +35,9 @@ struct rec {
     uint32_t T;
     const char *label;  /* open profile region */
     int nmarks;
+    const qn_buf *nx;   /* a pending RMSNorm of nx with weight nw (norm()), folded into the next norm_linear() */
+    const qn_wt *nw;
+    bool nxn;           /* ... which must also write xn (later kernels read it) */
 };
 
 /* Open a profile region for an op family (consecutive ops of one family share a region). */
@@ -157,6 +160,49 @@ static void rmsnorm(struct rec *r, const qn_buf *x, const qn_wt *w, const qn_buf
     qn_cmd_dispatch_n(r->c, r->f->rmsnorm, QN_BINDS(QN_BIND(x), wb(w), QN_BIND(y)), &pc, sizeof pc, rows);
 }
 
+/* ---- RMSNorm folded into the next matvec (decode) --------------------------------------------------- */
+
+/* Can the projection W of T normed rows take the RMSNorm (weight nw) as its matvec's prologue? A plain-dtype
+ * weight bound whole at small T (linear()'s matvec path) with an f32 norm weight of its input width. */
+static bool norm_fusable(const struct rec *r, const qn_wt *W, const qn_wt *nw, uint32_t T)
+{
+    const qn_fwd *f = r->f;
+    return !f->tune.no_norm_fuse && !W->qtype && !W->nsub && T <= f->tune.small_t && W->bytes <= bind_limit(f) &&
+           nw->dtype == QN_DT_F32 && W->cols == (uint32_t)r->cfg->hidden_size;
+}
+
+/* xn[T, H] = RMSNorm(x) with weight nw, for the projection W that reads it next: left pending for
+ * norm_linear() to fold into W's matvec when it can (xn_used: kernels after W read xn too, so that matvec
+ * writes it), else the rmsnorm kernel (profile region `label`). */
+static void norm(struct rec *r, const char *label, const qn_buf *x, const qn_wt *nw, const qn_wt *W, uint32_t T,
+                 bool xn_used)
+{
+    if (norm_fusable(r, W, nw, T)) {
+        r->nx = x, r->nw = nw, r->nxn = xn_used;
+        return;
+    }
+    mark(r, label);
+    rmsnorm(r, x, nw, r->f->xn, T);
+    barrier(r);
+}
+
+/* y[T, W.rows] = W · xn: with a pending norm one matvec_norm dispatch normalises x itself (every workgroup
+ * computes the row's sum of squares; workgroup 0 writes xn when asked), else linear() on x (= xn). */
+static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T)
+{
+    qn_fwd *f = r->f;
+    if (!r->nw) {
+        linear(r, W, x, y, T, false);
+        return;
+    }
+    const qn_pipe *p = f->matvec_norm[dt_index(W->dtype)];
+    qn_pc_mv_norm pc = { .rows = W->rows, .cols = W->cols, .flags = r->nxn ? QN_MATVEC_WRITE_XN : 0,
+                         .eps = r->cfg->rms_norm_eps, .w_add = 1 };
+    qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wb(W), QN_BIND(r->nx), QN_BIND(y), wb(r->nw), QN_BIND(f->xn)), &pc,
+                       sizeof pc, cdiv(W->rows, qn_pipe_spec(p, 1)), T);
+    r->nw = NULL;
+}
+
 /* Copy the call's residual stream x [T, H] (or another [T, H] buffer) into entry `e` of rb_hidden. */
 static void capture(struct rec *r, const qn_buf *src, uint32_t e)
 {
@@ -199,7 +245,7 @@ static void gdn_block(struct rec *r, int l)
     uint32_t CD = 2 * KD + VD, P = L->w_in.rows; /* P = 2KD + 2VD + 2Hv */
 
     mark(r, "linear");                          /* proj[T, P] = [q | k | v | z | b | a] = W_in · xn */
-    linear(r, &L->w_in, f->xn, f->proj, T, false);
+    norm_linear(r, &L->w_in, f->xn, f->proj, T);
     barrier(r);
     mark(r, "gdn.conv");                        /* qkv[T, CD] = silu(causal conv(proj[:, :CD])), conv state */
     const qn_pipe *cv = T == 1 ? f->conv_dec : f->conv_pre;
@@ -239,7 +285,7 @@ static void attn_block(struct rec *r, int l)
     float scale = (float)(1.0 / sqrt((double)D));
 
     mark(r, "linear");                          /* proj[T, P] = [query | gate | k | v] = W_qkv · xn */
-    linear(r, &L->w_qkv, f->xn, f->proj, T, false);
+    norm_linear(r, &L->w_qkv, f->xn, f->proj, T);
     barrier(r);
     mark(r, "attn.prep");                       /* q[T, Hq, D] normed + roped; k, v appended to the cache */
     qn_pc_attn_prep pp = { .T = T, .Hq = Hq, .Hkv = Hkv, .D = D, .rot = (uint32_t)qn_cfg_rot_dim(c), .cap = f->cap,
@@ -295,7 +341,7 @@ static void moe_route(struct rec *r, int l, const qn_pc_moe *pc)
 {
     qn_fwd *f = r->f;
     mark(r, "linear");
-    linear(r, &f->m->L[l].w_moe, f->xn, f->mm, r->T, false);
+    norm_linear(r, &f->m->L[l].w_moe, f->xn, f->mm, r->T);
     barrier(r);
     mark(r, "moe.route");
     qn_cmd_dispatch_n(r->c, f->router, QN_BINDS(QN_BIND(f->mm), QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg),
@@ -431,12 +477,11 @@ static void head(struct rec *r)
             barrier(r);
             src = f->xl;
         }
-        rmsnorm(r, src, &m->norm, f->xn, 1);
-        barrier(r);
+        norm(r, "head", src, &m->norm, &m->lm_head, 1, false); /* folded into lm_head's matvec if it can be */
     }
     if (out == QN_FWD_NONE) return;
     uint32_t rows = out == QN_FWD_LOGITS_ALL ? T : 1;
-    linear(r, &m->lm_head, hin, f->logits, rows, false); /* logits[rows, V] = lm_head · xn */
+    norm_linear(r, &m->lm_head, hin, f->logits, rows); /* logits[rows, V] = lm_head · xn */
     barrier(r);
     mark(r, "sample");
     if (out == QN_FWD_ARGMAX) argmax(r);
@@ -463,14 +508,12 @@ static int check_call(const qn_fwd *f, const struct qn_fwd_call *call)
 static void layer_route(struct rec *r, int l, const qn_pc_moe *pc)
 {
     const struct qn_mlayer *L = &r->f->m->L[l];
-    mark(r, "norm");                            /* xn = input_layernorm(x) */
-    rmsnorm(r, r->f->x, &L->in_norm, r->f->xn, r->T);
-    barrier(r);
+    /* xn = input_layernorm(x) (decode: folded into the mixer's input projection) */
+    norm(r, "norm", r->f->x, &L->in_norm, L->full ? &L->w_qkv : &L->w_in, r->T, false);
     if (L->full) attn_block(r, l);              /* x += GatedAttention(xn) */
     else gdn_block(r, l);                       /* x += GatedDeltaNet(xn) */
-    mark(r, "norm");                            /* xn = post_attention_layernorm(x) */
-    rmsnorm(r, r->f->x, &L->post_norm, r->f->xn, r->T);
-    barrier(r);
+    /* xn = post_attention_layernorm(x) (decode: folded into W_moe's matvec, which writes xn for the experts) */
+    norm(r, "norm", r->f->x, &L->post_norm, &L->w_moe, r->T, true);
     moe_route(r, l, pc);                        /* mm = W_moe xn; ids, w, sg, shared act */
 }
 
@@ -567,6 +610,7 @@ static int make_pipes(qn_fwd *f)
     int rc;
     static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 };
     static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
+    static const enum qn_kernel mvn[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
     static const enum qn_kernel mm[3] = { QN_K_MATMUL_BF16, QN_K_MATMUL_F16, QN_K_MATMUL_F32 };
     static const enum qn_kernel gu[3] = { QN_K_MOE_GATE_UP_BF16, QN_K_MOE_GATE_UP_F16, QN_K_MOE_GATE_UP_F32 };
     static const enum qn_kernel dn[3] = { QN_K_MOE_DOWN_BF16, QN_K_MOE_DOWN_F16, QN_K_MOE_DOWN_F32 };
@@ -585,6 +629,9 @@ static int make_pipes(qn_fwd *f)
     PIPE(QN_K_RMSNORM, &f->rmsnorm, nwg);
     for (int i = 0; i < 3; i++) {
         PIPE(mv[i], &f->matvec[i], mvwg, mvr);
+        /* the normed row staged in shared memory (up to 16 KiB), else normalised at each load */
+        uint32_t H = (uint32_t)c->hidden_size, xsh = H % 4 == 0 && H <= 4096 ? H / 4 : 0;
+        PIPE(mvn[i], &f->matvec_norm[i], mvwg, mvr, 4, 1, xsh);
         if (f->tune.matmul[0]) PIPE(mm[i], &f->matmul[i], f->tune.matmul[0], f->tune.matmul[1], f->tune.matmul[2],
                                     f->tune.matmul[3], f->tune.matmul[4], f->tune.matmul[5]);
         else PIPE0(mm[i], &f->matmul[i]);
@@ -738,6 +785,8 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (tune) f->tune = *tune;
     else qn_fwd_default_tune(&f->tune);
     if (!f->tune.small_t) f->tune.small_t = 1;
+    const char *nf = getenv("QNEXT_NORM_FUSE");
+    if (nf && !strcmp(nf, "0")) f->tune.no_norm_fuse = true;
     f->tmax = tmax;
     f->cap = cap;
     f->st = calloc((size_t)m->c.num_layers, sizeof *f->st);

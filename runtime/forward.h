@@ -34,6 +34,8 @@ struct qn_fwd_tune {
     uint32_t matmul[6];     /* matmul spec constants WG, BM, BN, BK, TM, TN (all 0 = the kernel's defaults) */
     uint64_t max_bind;      /* bind weights in row pieces of at most this many bytes (0 = the device's
                                maxStorageBufferRange; tests lower it to exercise the piecewise path) */
+    bool no_norm_fuse;      /* keep the separate rmsnorm dispatches in decode (default: folded into the next
+                               matvec; also set by QNEXT_NORM_FUSE=0) */
 };
 void qn_fwd_default_tune(struct qn_fwd_tune *t);
 
@@ -58,6 +60,7 @@ typedef struct qn_fwd {
 
     /* pipelines */
     qn_pipe *embed, *rmsnorm, *matvec[3], *matmul[3], *argmax[2], *topk;
+    qn_pipe *matvec_norm[3]; /* matvec with the RMSNorm prologue (bf16, f16, f32): decode folds the norms into it */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
     qn_pipe *qmatmul[5];    /* their prefill matmuls (qmatmul.comp), same index; NULL when unused */

@@ -2,11 +2,14 @@
 // matvec.comp — y[rows] = W[rows, cols] · x[cols], f32 accumulation (the decode projections, lm_head).
 //
 // Variants (defines): QN_W_BF16 | QN_W_F16 | QN_W_F32 (weight dtype); QN_SUBGROUP (subgroupAdd reduction,
-//   else a shared-memory tree).
+//   else a shared-memory tree); QN_NORM (RMSNorm prologue, common/mv_norm.glsl: y = W · norm(x), norm
+//   computed per workgroup; push qn_pc_mv_norm, bindings 3 and 4 below).
 // Bindings: 0 W   row-major [rows, cols] of the weight dtype (16-bit values packed two per uint)
 //           1 x   f32 [T, cols]
 //           2 y   f32 [T, rows]   (read too when flags & QN_MATVEC_ACCUMULATE)
-// Push:     qn_pc_matvec { rows, cols, flags }
+//           3 w   f32 [cols]     QN_NORM only: the norm weight
+//           4 xn  f32 [T, cols]  QN_NORM only: normed x, written by workgroup 0 when flags & QN_MATVEC_WRITE_XN
+// Push:     qn_pc_matvec { rows, cols, flags }; QN_NORM: qn_pc_mv_norm { rows, cols, flags, eps, w_add }
 // Spec:     0 QN_WG     workgroup size (default 128)
 //           1 QN_ROWS   rows per workgroup (default 2)
 //           2 QN_UNROLL 16-byte W chunks each invocation loads per row before using them (default 4)
@@ -34,10 +37,17 @@ layout(constant_id = 4) const uint QN_XSH = 0;
 #include "reduce.glsl"
 #include "grid.glsl"
 
+#ifdef QN_NORM
+layout(push_constant) uniform PC { qn_pc_mv_norm pc; };
+#else
 layout(push_constant) uniform PC { qn_pc_matvec pc; };
+#endif
 layout(binding = 0, std430) readonly buffer W4 { uvec4 w4[]; };
 layout(binding = 0, std430) readonly buffer W1 { uint w1[]; };
 #include "mv_sched.glsl"
+#ifdef QN_NORM
+#include "mv_norm.glsl"
+#endif
 
 #if defined(QN_W_F32)
 const uint CW = 4u; // elements per 16-byte chunk
@@ -64,7 +74,13 @@ float qn_cdot(uvec4 w, vec4 xa, vec4 xb)
 
 // x vec4 i of the token, from shared memory or from the buffer (xb4 = first vec4 of the token)
 #define QN_XS(i) qn_xs[i]
+#ifdef QN_NORM
+#define QN_XG(i) qn_norm4(xb4, i)
+#define QN_X1(c) qn_norm1(xb, c)
+#else
 #define QN_XG(i) x4[xb4 + (i)]
+#define QN_X1(c) x1[xb + (c)]
+#endif
 
 // The chunked loop, once per x source (a compile-time choice inside the loop).
 #define QN_MV_CHUNKS(NAME, SRC)                                                                   \
@@ -100,7 +116,7 @@ void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, ui
         else qn_mv_chunks_g(rowc, c, step, nch, xb / 4u);
     } else {
         for (; c < pc.cols; c += step) {
-            float xv = x1[xb + c];
+            float xv = QN_X1(c);
             [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += w_at(min(rbase + j, pc.rows - 1u) * pc.cols + c) * xv;
         }
     }

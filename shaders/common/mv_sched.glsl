@@ -13,6 +13,9 @@
 // if QN_WG is not a multiple of the subgroup size, stays idle, so no lane numbering of partial subgroups
 // is assumed. Without subgroups, rows are reduced with qn_wg_sum (reduce.glsl), one barrier tree per row.
 //
+// With QN_NORM the includer's RMSNorm prologue (mv_norm.glsl, qn_mv_norm_stage) takes the place of the x
+// staging below and stages the normed x the same way.
+//
 // x staging: with QN_XSH > 0 and cols <= 4 * QN_XSH (cols a multiple of 4), the workgroup first copies x
 // of its token into shared memory (qn_xs, behind one barrier) and qn_xsh is true; else x is read from
 // the buffer (through L1). Which is faster is a measurement (qnext selftest --bench --sweep).
@@ -37,6 +40,9 @@ shared vec4 qn_xs[QN_XSH + 1u];
 bool qn_xsh;
 
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb);
+#ifdef QN_NORM
+void qn_mv_norm_stage(uint xb); // mv_norm.glsl: the RMSNorm prologue (sets qn_xsh too)
+#endif
 
 void qn_mv_stage_x(uint xb)
 {
@@ -65,7 +71,11 @@ void main()
     uint r0 = qn_group_id() * QN_ROWS;
     if (r0 >= pc.rows) return; // uniform over the workgroup
     uint xb = gl_WorkGroupID.z * pc.cols, yb = gl_WorkGroupID.z * pc.rows; // token t = z
+#ifdef QN_NORM
+    qn_mv_norm_stage(xb);
+#else
     qn_mv_stage_x(xb);
+#endif
 #ifdef QN_SUBGROUP
     uint nfull = QN_WG / gl_SubgroupSize;
     uint team = 0u, lane = lid, lanes = QN_WG, P = 1u;

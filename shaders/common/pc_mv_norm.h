@@ -1,0 +1,17 @@
+/* pc_mv_norm.h — push constants of the matvec with an RMSNorm prologue (matvec.comp built with QN_NORM,
+ * see common/mv_norm.glsl): y[t, r] (+)= sum_c W[r, c] * xn[t, c] with xn = x * rsqrt(mean(x^2) + eps) * (w + w_add).
+ * The first three members are qn_pc_matvec's (mv_sched.glsl reads them by name). */
+#ifndef QN_PC_MV_NORM_H
+#define QN_PC_MV_NORM_H
+
+QN_CONST(QN_MATVEC_WRITE_XN, 2u) /* workgroup 0 of each token also writes xn[t, :] (binding 4) */
+
+QN_STRUCT(qn_pc_mv_norm)
+    QN_U32 rows;
+    QN_U32 cols;
+    QN_U32 flags;  /* QN_MATVEC_ACCUMULATE | QN_MATVEC_WRITE_XN */
+    QN_F32 eps;
+    QN_F32 w_add;  /* 1: zero-centred (1 + w) norm of Qwen3-Next; 0: plain weight */
+QN_STRUCT_END(qn_pc_mv_norm)
+
+#endif
