@@ -5,7 +5,7 @@ The golden fixtures have rows of 128 / 96 (hidden) and 48 / 40 / 56 / 64 (expert
 multiple of the K-quants' 256, so every quantized tensor falls back (llama.cpp tensor_type_fallback):
 Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 where 32 does not divide the row either (48, 40, 56).
 
-- the written file, read by the small GGUF parser below (not qnext's reader): every tensor's type is the one
+- the written file (and `qnext synth --type q4_k_m` of tiny's config, which shares the plan), read by the small GGUF parser below (not qnext's reader): every tensor's type is the one
   the rule gives for its row length, named pins (tiny q4_k_m: ffn_down_exps F16, ffn_gate_exps Q5_0, the
   more-bits attn_qkv of layer 2 Q8_0; yarn q5_k_m: Q5_1 and F16 for rows of 40 / 56), and `-v` names every
   fallen-back tensor with its shape and type;
@@ -19,6 +19,7 @@ Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 where 32 does not divide the r
 Usage: q5_fallback.py QNEXT GOLDEN_DIR"""
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -170,10 +171,11 @@ def rule(want, ne0):
     return fb if ne0 % BLOCK[fb][0] == 0 else F16
 
 
-def check_types(tag, path, stdout, base, pins):
+def check_types(tag, path, stdout, base, pins, all_named=True):
     _, _, ts = read_gguf(path)
     named = {l.split()[0]: l for l in stdout.splitlines() if l.startswith("  ") and " -> " in l}
-    bad = []
+    said = re.search(r"(\d+) tensors have rows", stdout)
+    bad, fallen = [], 0
     for name, (t, ne, _) in ts.items():
         if t == F32:
             continue
@@ -181,12 +183,16 @@ def check_types(tag, path, stdout, base, pins):
         # the mix picks base or Q6_K (or Q8_0 for output.weight when rows do not fit); the fallback follows
         ok = any(rule(w, ne0) == t for w in (base, Q6_K)) or (name == "output.weight" and t == Q8_0)
         fell = ne0 % 256 != 0 and name != "output.weight"
+        fallen += fell
         line = named.get(name, "")
         shape = "ne {%s}" % ", ".join(str(x) for x in ne)
-        if not ok or fell != bool(line) or (line and (shape not in line or "-> " + NAMES[t] not in line)):
+        if not ok or (all_named and fell != bool(line)) or (line and (not fell or shape not in line or
+                                                                       "-> " + NAMES[t] not in line)):
             bad.append("%s %s %s: '%s'" % (name, shape, NAMES.get(t, t), line.strip()))
-    report(not bad and len(named) > 0, "%s: %d tensors, %d named as fallen back, types follow the rule%s" %
-           (tag, len(ts), len(named), ("; wrong: " + "; ".join(bad[:4])) if bad else ""))
+    ok = not bad and len(named) > 0 and said is not None and int(said.group(1)) == fallen
+    report(ok, "%s: %d tensors, %d fell back (said: %s), %d named with shape and type, types follow the rule%s" %
+           (tag, len(ts), fallen, said.group(1) if said else "nothing", len(named),
+            ("; wrong: " + "; ".join(bad[:4])) if bad else ""))
     wrong = ["%s is %s, want %s" % (n, NAMES.get(ts[n][0]) if n in ts else "absent", NAMES[t])
              for n, t in pins.items() if n not in ts or ts[n][0] != t]
     report(not wrong, "%s pinned types: %s" % (tag, "; ".join(wrong) if wrong else
@@ -256,6 +262,13 @@ def main():
             check_bytes(tag, g, folder, Q5_0 if base == Q4_K else Q5_1)
             if folder == tiny:
                 check_forward(tag, g, folder, ftype, tmp)
+        # qnext synth --format gguf shares the plan: same types, the first 10 fallbacks named
+        s = os.path.join(tmp, "synth-tiny-q4_k_m.gguf")
+        r = run("synth", "-o", s, "--type", "q4_k_m", "--config", tiny, "--no-progress", "--no-sync")
+        report(r.returncode == 0, "synth tiny q4_k_m: %s" % r.stderr.strip()[-300:])
+        if r.returncode == 0:
+            check_types("synth tiny q4_k_m", s, r.stdout, Q4_K, {"blk.0.ffn_down_exps.weight": F16,
+                                                                  "blk.0.ffn_gate_exps.weight": Q5_0}, False)
     print("%d failures" % failures if failures else "all passed")
     return 1 if failures else 0
 
