@@ -11,24 +11,31 @@
 //           2 y   f32 [T, rows]   (read too when flags & QN_MATVEC_ACCUMULATE)
 // Push:     qn_pc_matvec { rows, cols, flags }; cols must be a multiple of QK (the caller checks; a partial
 //           last block would be ignored)
-// Spec:     0 QN_WG     workgroup size (default 128)
-//           1 QN_ROWS   rows per workgroup (default 2)
+// Spec:     0 QN_WG     workgroup size (default 256)
+//           1 QN_ROWS   rows per workgroup (default 16)
 //           2 QN_UNROLL units (32 elements) each invocation loads per row before using them (default 2)
-//           3 QN_SGROWS rows one team (subgroup) computes together, sharing each x run (default 1)
-//           4 QN_XSH    x staging in shared memory: capacity in vec4 (0 = read x through L1; default 0)
+//           3 QN_SGROWS rows one team (subgroup) computes together, sharing each x run (default 2)
+//           4 QN_XSH    x staging in shared memory: capacity in vec4 (0 = read x through L1; default 1024)
 // Dispatch: ceil(rows / QN_ROWS) groups spread over x/y (qn_vk_grid), times T in z (one token per z).
 // Layout: as matvec.comp (mv_sched.glsl), with "units" of 32 weights (quant.glsl) in place of 16-byte
-// chunks: lanes take consecutive units, so a team reads consecutive bytes of the row; per unit a lane
-// reads its 16 (Q4_0) to 32 (Q8_0) bytes of quants plus the block's scales, and 2 x runs of 16 floats.
+// chunks: lanes take consecutive units, so a team reads consecutive 16-byte pieces of each row of its set
+// (K-quants: one aligned uvec4 of quants per unit + the block header, a broadcast among the block's 8
+// lanes). Per unit a lane reads 2 runs of 16 floats of x and uses them for all QN_SGROWS rows of its set.
+// Staged x (QN_XSH >= cols / 4): the workgroup copies x of its token into shared memory once, in the
+// bank-conflict-free slot order of quant.glsl (qn_qxs_slot), together with the sum of every 16-float run
+// (qn_qxsum: the quant offsets and K-quant mins are applied through these sums), behind one barrier.
+// Unstaged: x runs are read from the buffer through L1 and summed per unit.
+// Every read of x goes through QN_QMV_X4(xb4, i) (vec4 i of the token whose x starts at vec4 xb4), the
+// place for a prologue (e.g. a folded RMSNorm) that transforms x on the way in.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 #extension GL_EXT_control_flow_attributes : require
 layout(local_size_x_id = 0) in;
-layout(constant_id = 0) const uint QN_WG = 128;
-layout(constant_id = 1) const uint QN_ROWS = 2;
+layout(constant_id = 0) const uint QN_WG = 256;
+layout(constant_id = 1) const uint QN_ROWS = 16;
 layout(constant_id = 2) const uint QN_UNROLL = 2;
-layout(constant_id = 3) const uint QN_SGROWS = 1;
-layout(constant_id = 4) const uint QN_XSH = 0;
+layout(constant_id = 3) const uint QN_SGROWS = 2;
+layout(constant_id = 4) const uint QN_XSH = 1024;
 #include "pc.h"
 #include "reduce.glsl"
 #include "grid.glsl"
@@ -39,42 +46,71 @@ layout(binding = 0, std430) readonly buffer W1 { uint w1[]; };
 #define QN_QW(i) w1[i]
 #define QN_QW4(i) w4[i]
 #include "quant.glsl"
+
+// staging of x into qn_xs (mv_sched.glsl calls it for a staged workgroup, then barrier())
+void qn_qmv_stage(uint xb);
+#define QN_MV_STAGE(xb) qn_qmv_stage(xb)
 #include "mv_sched.glsl"
 
-#define QN_XS(i) qn_xs[i]
-#define QN_XG(i) x4[xb4 + (i)]
+#define QN_QMV_X4(xb4, i) x4[(xb4) + (i)]
 
-// acc[j] += unit v of row j (block row start rowb[j]), x runs read through SRC
-#define QN_QMV_UNIT(SRC, RAW, v)                                                                  \
+shared float qn_qxsum[QN_XSH / 4u + 1u]; // sum of each 16-float run of the staged x
+
+void qn_qmv_stage(uint xb)
+{
+    uint xb4 = xb / 4u;
+    for (uint r = gl_LocalInvocationIndex; r < pc.cols / 16u; r += QN_WG) {
+        vec4 a = QN_QMV_X4(xb4, 4u * r), b = QN_QMV_X4(xb4, 4u * r + 1u);
+        vec4 c = QN_QMV_X4(xb4, 4u * r + 2u), d = QN_QMV_X4(xb4, 4u * r + 3u);
+        uint s = qn_qxs_slot(4u * r);
+        qn_xs[s] = a, qn_xs[s ^ 1u] = b, qn_xs[s ^ 2u] = c, qn_xs[s ^ 3u] = d;
+        qn_qxsum[r] = dot((a + b) + (c + d), vec4(1.0));
+    }
+}
+
+// x run of 16 floats at vec4 s (a multiple of 4) and its sum, from the staged copy or the buffer
+void qn_qmv_xrun_s(uint s, uint xb4, out vec4 x[4], out float sum)
+{
+    uint p = qn_qxs_slot(s);
+    x = vec4[4](qn_xs[p], qn_xs[p ^ 1u], qn_xs[p ^ 2u], qn_xs[p ^ 3u]);
+    sum = qn_qxsum[s >> 2u];
+}
+void qn_qmv_xrun_g(uint s, uint xb4, out vec4 x[4], out float sum)
+{
+    x = vec4[4](QN_QMV_X4(xb4, s), QN_QMV_X4(xb4, s + 1u), QN_QMV_X4(xb4, s + 2u), QN_QMV_X4(xb4, s + 3u));
+    sum = dot((x[0] + x[1]) + (x[2] + x[3]), vec4(1.0));
+}
+
+// acc[j] += unit v of row j, RAW(j) its loaded data, x runs read through XRUN
+#define QN_QMV_UNIT(XRUN, RAW, v)                                                                 \
     {                                                                                             \
         uint b_ = (v) / QN_QUPB, k_ = (v) % QN_QUPB, e0_, e1_;                                    \
         qn_q_xrun(k_, e0_, e1_);                                                                  \
-        uint a_ = (b_ * QN_QK + e0_) / 4u, c_ = (b_ * QN_QK + e1_) / 4u;                          \
-        vec4 xa_[4] = vec4[4](SRC(a_), SRC(a_ + 1u), SRC(a_ + 2u), SRC(a_ + 3u));                 \
-        vec4 xb_[4] = vec4[4](SRC(c_), SRC(c_ + 1u), SRC(c_ + 2u), SRC(c_ + 3u));                 \
-        float sa_ = dot(xa_[0] + xa_[1] + xa_[2] + xa_[3], vec4(1.0));                           \
-        float sb_ = dot(xb_[0] + xb_[1] + xb_[2] + xb_[3], vec4(1.0));                           \
-        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_q_dot(RAW, k_, xa_, xb_, sa_, sb_);  \
+        vec4 xa_[4], xb_[4];                                                                      \
+        float sa_, sb_;                                                                           \
+        XRUN((b_ * QN_QK + e0_) / 4u, xb4, xa_, sa_);                                             \
+        XRUN((b_ * QN_QK + e1_) / 4u, xb4, xb_, sb_);                                             \
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_q_dot(RAW, k_, xa_, xb_, sa_, sb_); \
     }
 
-// The unit loop, once per x source: each iteration first loads QN_UNROLL units of each row of the set.
-#define QN_QMV_UNITS(NAME, SRC)                                                                   \
+// The unit loop, once per x source: each iteration first loads QN_UNROLL units of each row of the set
+// (units past the row end, in the last iteration only, load unit v instead and are skipped), then uses them.
+#define QN_QMV_UNITS(NAME, XRUN)                                                                  \
 void NAME(uint rowb[QN_SGROWS], uint v, uint step, uint nu, uint xb4)                             \
 {                                                                                                 \
-    for (; v + (QN_UNROLL - 1u) * step < nu; v += QN_UNROLL * step) {                             \
+    for (; v < nu; v += QN_UNROLL * step) {                                                       \
         qn_qu raw[QN_UNROLL * QN_SGROWS];                                                         \
-        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++)                                                     \
-            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {                                               \
-                uint vv = v + u * step;                                                           \
+        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {                                        \
+            uint vv = v + u * step < nu ? v + u * step : v;                                       \
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)                                      \
                 raw[u * QN_SGROWS + j] = qn_q_load((rowb[j] + vv / QN_QUPB) * QN_QBB, vv % QN_QUPB); \
-            }                                                                                     \
-        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) QN_QMV_UNIT(SRC, raw[u * QN_SGROWS + j], v + u * step) \
+        }                                                                                         \
+        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++)                                          \
+            if (v + u * step < nu) QN_QMV_UNIT(XRUN, raw[u * QN_SGROWS + j], v + u * step)        \
     }                                                                                             \
-    for (; v < nu; v += step)                                                                     \
-        QN_QMV_UNIT(SRC, qn_q_load((rowb[j] + v / QN_QUPB) * QN_QBB, v % QN_QUPB), v)              \
 }
-QN_QMV_UNITS(qn_qmv_units_s, QN_XS)
-QN_QMV_UNITS(qn_qmv_units_g, QN_XG)
+QN_QMV_UNITS(qn_qmv_units_s, qn_qmv_xrun_s)
+QN_QMV_UNITS(qn_qmv_units_g, qn_qmv_xrun_g)
 
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb)
 {

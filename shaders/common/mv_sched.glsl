@@ -17,8 +17,9 @@
 // staging below and stages the normed x the same way.
 //
 // x staging: with QN_XSH > 0 and cols <= 4 * QN_XSH (cols a multiple of 4), the workgroup first copies x
-// of its token into shared memory (qn_xs, behind one barrier) and qn_xsh is true; else x is read from
-// the buffer (through L1). Which is faster is a measurement (qnext selftest --bench --sweep).
+// of its token into shared memory (qn_xs, behind one barrier; in the includer's own order when it defines
+// QN_MV_STAGE(xb) before including this file) and qn_xsh is true; else x is read from the buffer
+// (through L1). Which is faster is a measurement (qnext selftest --bench --sweep).
 //
 // The includer enables GL_EXT_control_flow_attributes ([[unroll]]), declares the specialization constants
 // QN_WG, QN_ROWS, QN_SGROWS, QN_XSH, the push block `pc` (qn_pc_matvec) and its W binding (0), includes
@@ -48,7 +49,11 @@ void qn_mv_stage_x(uint xb)
 {
     qn_xsh = QN_XSH > 0u && pc.cols <= QN_XSH * 4u && (pc.cols & 3u) == 0u;
     if (!qn_xsh) return; // uniform
+#ifdef QN_MV_STAGE
+    QN_MV_STAGE(xb); // the includer's own staged layout (qmatvec.comp: swizzled slots + run sums)
+#else
     for (uint i = gl_LocalInvocationIndex; i < pc.cols / 4u; i += QN_WG) qn_xs[i] = x4[xb / 4u + i];
+#endif
     barrier();
 }
 

@@ -15,6 +15,10 @@
 //     qn_<f>_dot(u, k, xa[4], xb[4], sa, sb) -> float   sum over the unit of dequant(w) * x, where xa / xb
 //                        are the x values of the runs at e0 / e1 (4 vec4 each) and sa / sb their sums
 //     qn_<f>_xrun(k, e0, e1)
+// Unit k's weight bytes are 16 consecutive bytes at 16 k (+ a fixed offset) of its block, so lanes on
+// consecutive units read consecutive bytes. e0 and e1 are multiples of 16, and the x runs of the 8 units
+// of 256 elements (one K-quant block, or 8 consecutive 32-element blocks) are 8 distinct 64-byte pieces:
+// qn_qxs_slot gives a shared-memory layout of x where such 8 lanes read their runs without bank conflicts.
 // Block byte offsets: multiples of 16 for Q4_K (144 B) and Q5_K (176 B), even for Q8_0 (34 B), Q4_0 (18 B)
 // and Q6_K (210 B), i.e. what row-major [rows, cols / QK] blocks from a 16-byte-aligned start give.
 // Defining one of QN_Q8_0, QN_Q4_0, QN_Q4_K, QN_Q5_K, QN_Q6_K also maps the generic names qn_qu,
@@ -23,8 +27,10 @@
 //
 // Arithmetic: quants become floats through the exponent trick (0x4B000000 | q is the float 2^23 + q,
 // exact for q < 2^23), which avoids slow int->float conversions; offsets (-8, -32, -128, the K-quant
-// mins) are applied once per run through sa / sb. f32 throughout; the result differs from the C
-// reference (double sums of the dequantized values) only by f32 rounding.
+// mins) are applied once per run through sa / sb, and the block / sub-block scales once per run. f32
+// throughout; the result differs from the C reference (double sums of the dequantized values) only by f32
+// rounding. No dynamic indexing of vectors and no lane-divergent branches (both are slow on GPUs): loads
+// at 2-byte-aligned offsets read 5 words and select, K-quant scales are decoded with shifts and selects.
 #ifndef QN_QUANT_GLSL
 #define QN_QUANT_GLSL
 
@@ -32,38 +38,39 @@
 #define QN_QW4(i) uvec4(QN_QW(4u * (i)), QN_QW(4u * (i) + 1u), QN_QW(4u * (i) + 2u), QN_QW(4u * (i) + 3u))
 #endif
 
-// four unsigned bytes of w as floats (exact)
-vec4 qn_qb4(uint w)
-{
-    return uintBitsToFloat(uvec4(w & 0xffu, (w >> 8) & 0xffu, (w >> 16) & 0xffu, w >> 24) | 0x4B000000u) -
-           8388608.0;
-}
+// Shared-memory slot of x vec4 s (x staged as vec4s): s XOR a Gray code of s / 8 in its low 3 bits, a
+// permutation within each aligned group of 8 vec4s. The 8 lanes of one block's units (K-quants) or of 8
+// consecutive 32-element blocks (Q8_0 / Q4_0) then read 8 distinct 16-byte bank groups per load. Slot of
+// s + i (i < 4, s a multiple of 4) = slot(s) ^ i.
+uint qn_qxs_slot(uint s) { return s ^ (((s >> 3u) ^ (s >> 4u)) & 7u); }
+
 // sum over the 16 bytes of v (byte i of v[t] pairs with x[t][i]) of byte * x. Odd bytes are converted in
 // place, as 256 * byte (2^23 + 256 b is exact too), and their sum is scaled by 1/256 once: one mask-or
 // (a single LOP3 on NVIDIA) + one subtract + one fma per byte, plus one shift per word.
+float qn_qdot1(uint w, vec4 x, inout float o)
+{
+    uint h = w >> 16u;
+    vec4 f = uintBitsToFloat(uvec4(w & 0xffu, w & 0xff00u, h & 0xffu, h & 0xff00u) | 0x4B000000u) - 8388608.0;
+    o = fma(f.y, x.y, fma(f.w, x.w, o));
+    return fma(f.x, x.x, f.z * x.z);
+}
 float qn_qdot4(uvec4 v, vec4 x[4])
 {
-    float e = 0.0, o = 0.0;
-    for (int t = 0; t < 4; t++) {
-        uint w = v[t], h = w >> 16;
-        vec4 f = uintBitsToFloat(uvec4(w & 0xffu, w & 0xff00u, h & 0xffu, h & 0xff00u) | 0x4B000000u) - 8388608.0;
-        e += f.x * x[t].x + f.z * x[t].z;
-        o += f.y * x[t].y + f.w * x[t].w;
-    }
+    float o = 0.0;
+    float e = qn_qdot1(v.x, x[0], o) + qn_qdot1(v.y, x[1], o) + qn_qdot1(v.z, x[2], o) + qn_qdot1(v.w, x[3], o);
     return e + o * (1.0 / 256.0);
 }
-// byte / f16 / 16 bytes at a byte offset (the f16 and the 16 bytes at an even offset)
+// byte / f16 / 16 bytes at a byte offset (the f16 and the 16 bytes at an even offset). qn_qld16 reads the
+// 4 words from boff / 4 and a fifth only when boff is not 4-aligned (never past the 16 bytes' last word).
 uint qn_qbyte(uint boff) { return (QN_QW(boff >> 2u) >> ((boff & 3u) * 8u)) & 0xffu; }
 float qn_qf16(uint boff) { return unpackHalf2x16(QN_QW(boff >> 2u) >> ((boff & 2u) * 8u)).x; }
 uvec4 qn_qld16(uint boff)
 {
-    uint i = boff >> 2u;
+    uint i = boff >> 2u, m = (boff >> 1u) & 1u;
     uvec4 v = uvec4(QN_QW(i), QN_QW(i + 1u), QN_QW(i + 2u), QN_QW(i + 3u));
-    if ((boff & 2u) != 0u) {
-        uint e = QN_QW(i + 4u);
-        v = (v >> 16u) | (uvec4(v.yzw, e) << 16u);
-    }
-    return v;
+    uint e = QN_QW(i + 3u + m);
+    uvec4 f = (v >> 16u) | (uvec4(v.yzw, e) << 16u);
+    return m != 0u ? f : v;
 }
 
 // ---- Q8_0: 34 B / 32: f16 d, int8 qs[32]; w = d * q. One unit per block (runs 0 and 16).
@@ -94,22 +101,26 @@ float qn_q4_0_dot(qn_q4_0_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float s
 // element 64c + 32h + l (c < 4, h < 2, l < 32) has sub-block 2c + h: w = d sc q - dmin m.
 // Unit k (< 8): c = k / 2, l in [16 (k % 2), +16): runs e0 = 64c + 16 (k % 2) (low nibbles, h = 0) and
 // e1 = e0 + 32 (high nibbles, h = 1); its 16 qs bytes are the block's qs uvec4 k.
-uint qn_qk_sbyte(uvec4 h, uint i) { return (h[1u + (i >> 2u)] >> ((i & 3u) * 8u)) & 0xffu; }
-// 6-bit scale and min of sub-block j (qn_q4k_scale_min in quant.c)
-vec2 qn_qk_scale_min(uvec4 h, uint j)
+// Scales (qn_q4k_scale_min in quant.c), sub-blocks j = 2c and 2c + 1 together (bytes j, j + 1 of each
+// word, i.e. the word shifted by 16 (c & 1)): c < 2: sc = h.y & 63, m = h.z & 63; c >= 2:
+// sc = (h.w & 15) | (h.y >> 6) << 4, m = (h.w >> 4) | (h.z >> 6) << 4.
+// -> vec4(sc_j, sc_j+1, m_j, m_j+1)
+vec4 qn_qk_scales(uvec4 h, uint k)
 {
-    if (j < 4u) return vec2(float(qn_qk_sbyte(h, j) & 63u), float(qn_qk_sbyte(h, j + 4u) & 63u));
-    uint a = qn_qk_sbyte(h, j + 4u);
-    return vec2(float((a & 15u) | ((qn_qk_sbyte(h, j - 4u) >> 6u) << 4u)),
-                float((a >> 4u) | ((qn_qk_sbyte(h, j) >> 6u) << 4u)));
+    uint c = k >> 1u, s = (c & 1u) * 16u;
+    uint a = h.y >> s, b = h.z >> s, e = h.w >> s;
+    uint sc = c < 2u ? a & 0x3f3fu : (e & 0x0f0fu) | ((a >> 2u) & 0x3030u);
+    uint mn = c < 2u ? b & 0x3f3fu : ((e >> 4u) & 0x0f0fu) | ((b >> 2u) & 0x3030u);
+    return uintBitsToFloat(uvec4(sc & 0xffu, (sc >> 8u) & 0xffu, mn & 0xffu, (mn >> 8u) & 0xffu) | 0x4B000000u) -
+           8388608.0;
 }
 void qn_qk_xrun(uint k, out uint e0, out uint e1) { e0 = 64u * (k >> 1u) + 16u * (k & 1u); e1 = e0 + 32u; }
 // both sub-blocks of unit k, given the (5-bit for Q5_K) quants of the two runs as bytes
 float qn_qk_dot(uvec4 h, uint k, uvec4 qa, uvec4 qb, vec4 xa[4], vec4 xb[4], float sa, float sb)
 {
     vec2 d = unpackHalf2x16(h.x); // (d, dmin)
-    vec2 s0 = qn_qk_scale_min(h, 2u * (k >> 1u)), s1 = qn_qk_scale_min(h, 2u * (k >> 1u) + 1u);
-    return d.x * (s0.x * qn_qdot4(qa, xa) + s1.x * qn_qdot4(qb, xb)) - d.y * (s0.y * sa + s1.y * sb);
+    vec4 s = qn_qk_scales(h, k);
+    return d.x * (s.x * qn_qdot4(qa, xa) + s.y * qn_qdot4(qb, xb)) - d.y * (s.z * sa + s.w * sb);
 }
 
 struct qn_q4_k_u { uvec4 h, q; };
@@ -145,13 +156,13 @@ float qn_q5_k_dot(qn_q5_k_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float s
 // Unit u (< 8) = (h = u / 4, kk = (u / 2) % 2, lh = u % 2): ql bytes [16u, +16) (l in [16 lh, +16)):
 // low nibbles are k = kk (run e0 = 128h + 32kk + 16lh), high nibbles k = kk + 2 (run e1 = e0 + 64).
 struct qn_q6_k_u { uvec4 ql, qh; float da, db; };
-int qn_q6_sc(uint boff) { return int(qn_qbyte(boff) << 24u) >> 24; }
 qn_q6_k_u qn_q6_k_load(uint boff, uint u)
 {
     uint h = u >> 2u, lh = u & 1u, si = 8u * h + 2u * ((u >> 1u) & 1u) + lh;
     float d = qn_qf16(boff + 208u);
-    return qn_q6_k_u(qn_qld16(boff + 16u * u), qn_qld16(boff + 128u + 32u * h + 16u * lh),
-                     d * float(qn_q6_sc(boff + 192u + si)), d * float(qn_q6_sc(boff + 196u + si)));
+    int sa = int(qn_qbyte(boff + 192u + si) << 24u) >> 24, sb = int(qn_qbyte(boff + 196u + si) << 24u) >> 24;
+    return qn_q6_k_u(qn_qld16(boff + 16u * u), qn_qld16(boff + 128u + 32u * h + 16u * lh), d * float(sa),
+                     d * float(sb));
 }
 void qn_q6_k_xrun(uint u, out uint e0, out uint e1)
 {

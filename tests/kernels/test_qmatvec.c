@@ -24,9 +24,11 @@ static const struct { uint32_t type; enum qn_kernel k; float offset; } fmts[] = 
 };
 #define NFMTS (sizeof fmts / sizeof fmts[0])
 
-/* wg, rows/wg, unroll, rows/subgroup, x stage (vec4s): see test_matvec.c for what each one covers */
+/* wg, rows/wg, unroll, rows/subgroup, x stage (vec4s): see test_matvec.c for what each one covers; x is
+ * staged (swizzled slots + run sums) when cols <= 4 * xsh, else read from the buffer */
 static const struct { uint32_t wg, rpw, unroll, sgrows, xsh; } layouts[] = {
-    { 128, 2, 2, 1, 0 }, { 64, 8, 2, 1, 0 }, { 32, 16, 4, 2, 1024 }, { 100, 5, 1, 3, 64 }, { 4, 3, 2, 2, 0 },
+    { 128, 2, 2, 1, 0 }, { 64, 8, 2, 4, 512 }, { 32, 16, 4, 2, 1024 }, { 100, 5, 1, 3, 64 }, { 4, 3, 2, 2, 0 },
+    { 256, 16, 2, 2, 1024 }, /* the kernel's defaults */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -115,12 +117,13 @@ int main(int argc, char **argv)
         uint32_t qk = qn_ggml_type(fmts[f].type)->blck;
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
             for (size_t b = 0; b < sizeof nblocks / sizeof nblocks[0]; b++)
-                for (uint32_t l = 0; l < NLAYOUTS; l++)
+                for (uint32_t l = 0; l + 1 < NLAYOUTS; l++) /* the last layout: real shapes below */
                     if (l == 0 || (size_t)rows[r] * nblocks[b] * qk <= 9000) /* keep lavapipe time small */
                         run_case(&h, (struct qcase){ f, rows[r], nblocks[b] * qk, l, 1, false });
         /* real row lengths: shared-expert gate/up (512 x 2048) and down (2048 x 512) */
         run_case(&h, (struct qcase){ f, 512, 2048, 1, 1, false });
         run_case(&h, (struct qcase){ f, 2048, 512, 0, 1, false });
+        run_case(&h, (struct qcase){ f, 300, 2048, 5, 1, false }); /* the defaults, staged, partial last set */
         run_case(&h, (struct qcase){ f, 33, 2048, 2, 1, true });   /* accumulate, x staged */
         run_case(&h, (struct qcase){ f, 20, 4 * qk, 3, 3, true }); /* T = 3 in z, partial subgroup */
         run_case(&h, (struct qcase){ f, 9, 2048, 0, 2, false });   /* T = 2, split sets */
