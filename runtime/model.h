@@ -111,6 +111,11 @@ struct qn_model_params {
     int prefetch;             /* streaming: slots for guessed next-layer experts read ahead (0 = off) */
     int progress;             /* 1: progress line on stderr for loads over a second, 0: never, -1: if stderr is a tty */
     uint64_t pool_bytes_max;  /* tests: cap one expert pool buffer below the device's limit (0 = no cap) */
+    /* streaming's slot cache (expert_usage.h, docs/streaming.md) */
+    const char *expert_policy;   /* --expert-policy lru|lfu: replacement policy (NULL = lru) */
+    int expert_hot;              /* --expert-hot N: pin the N most used experts of expert_hot_from (0 = none) */
+    const char *expert_hot_from; /* --expert-hot-from FILE: usage counts written by an earlier --expert-trace */
+    const char *expert_trace;    /* --expert-trace FILE: write per (layer, expert) router choices when freed */
 };
 void qn_model_default_params(struct qn_model_params *p);
 
