@@ -328,8 +328,9 @@ done:
 struct sweep_grid { uint32_t v[NSPEC][5]; uint32_t n[NSPEC]; };
 static const struct sweep_grid grid_bf16 = { { { 64, 128, 256, 512 }, { 1, 2, 4, 8, 16 }, { 1, 2, 4, 8 }, { 1, 2, 4 },
                                                { 0, 1024 } }, { 4, 5, 4, 3, 2 } };
-static const struct sweep_grid grid_quant = { { { 64, 128, 256 }, { 2, 4, 8, 16 }, { 1, 2, 4 }, { 1, 2 }, { 0, 1024 } },
-                                              { 3, 4, 3, 2, 2 } };
+/* block formats: 8 warps x 1-4 rows each, or 4 warps; 1-4 rows per subgroup sharing each x run; x staged or not */
+static const struct sweep_grid grid_quant = { { { 128, 256 }, { 4, 8, 16, 32 }, { 1, 2, 4 }, { 1, 2, 4 }, { 0, 1024 } },
+                                              { 2, 4, 3, 3, 2 } };
 static const struct sweep_grid grid_quick = { { { 64 }, { 1, 4 }, { 1, 4 }, { 1, 2 }, { 0, 1024 } }, { 1, 2, 2, 2, 2 } };
 
 struct sweep_res { uint32_t spec[NSPEC]; double gb[3]; double score; };
@@ -348,7 +349,7 @@ static void print_cfg(const char *head, const char *kname, const uint32_t *s)
 static bool cfg_valid(struct qn_bench *b, const uint32_t *s)
 {
     const struct qn_caps *c = qn_vk_caps(b->v);
-    uint64_t shared = 16ull * (s[4] + 1) + 4ull * (s[0] / 4 + 1) * s[3] + 4ull * s[0];
+    uint64_t shared = 16ull * (s[4] + 1) + 4ull * (s[4] / 4 + 1) + 4ull * (s[0] / 4 + 1) * s[3] + 4ull * s[0];
     return s[3] <= s[1] && s[0] <= c->max_wg_invocations && s[0] <= c->max_wg_size[0] && shared <= c->max_shared;
 }
 
@@ -395,6 +396,19 @@ done:
     return rc;
 }
 
+/* Is kernel `name` in --sweep-only (comma-separated words, each matched as a substring)? */
+static bool sweep_selected(const struct qn_bench *b, const char *name)
+{
+    if (!b->sweep_only || !*b->sweep_only) return true;
+    for (const char *w = b->sweep_only; *w;) {
+        size_t n = strcspn(w, ",");
+        for (const char *p = name; n && *p; p++)
+            if (!strncmp(p, w, n)) return true;
+        w += n + (w[n] == ',');
+    }
+    return false;
+}
+
 int qn_bench_sweep(struct qn_bench *b)
 {
     /* lm_head, linear-attention in_proj (qkvz + ba fused: 12352 rows) and an out projection (4096 -> 2048) */
@@ -409,6 +423,7 @@ int qn_bench_sweep(struct qn_bench *b)
            b->iters, (unsigned long long)(rot >> 20));
     int rc = 0;
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        if (!sweep_selected(b, qn_kernel_infos[mv_kernel(types[t])].name)) continue;
         struct mv_prob pr[3] = { { 0 } };
         for (int s = 0; s < 3 && rc >= 0; s++)
             rc = prob_create(b, types[t], b->quick ? quick_shapes[s][0] : shapes[s][0], b->quick ? quick_shapes[s][1] : shapes[s][1],

@@ -24,6 +24,7 @@ struct qn_bench {
     qn_rng *rng;
     int iters;              /* timed runs (the minimum is reported) */
     bool quick;             /* small shapes (CI / lavapipe) */
+    const char *sweep_only; /* --sweep: only kernels whose name contains one of these comma-separated words */
     uint32_t spec[2][5];    /* board tuning (qn_board tune.mv_spec): [0] matvec bf16, [1] block formats */
     int passed, failed;     /* result checks */
 };

@@ -19,10 +19,11 @@
 
 int qn_cmd_selftest(int argc, char **argv);
 
-enum { OPT_BENCH = QN_OPT_FIRST_FREE, OPT_QUICK, OPT_ITERS, OPT_SWEEP };
+enum { OPT_BENCH = QN_OPT_FIRST_FREE, OPT_QUICK, OPT_ITERS, OPT_SWEEP, OPT_SWEEP_ONLY };
 
 static const char help[] =
-    "usage: qnext selftest [--device SEL] [--board NAME] [--iters N] [--bench [--sweep] [--quick]] [-v]\n\n"
+    "usage: qnext selftest [--device SEL] [--board NAME] [--iters N] [--bench [--sweep [--sweep-only LIST]] [--quick]]\n"
+    "                      [-v]\n\n"
     "Runs each built-in kernel (matvec bf16/f16/f32 and Q8_0/Q6_K/Q5_K/Q4_K/Q4_0, rmsnorm, elementwise ops) once\n"
     "on the device, checks the result against the plain-C reference and prints pass/fail and the GPU time (min\n"
     "of N runs after a warm-up).\n"
@@ -37,6 +38,8 @@ static const char help[] =
     "      --sweep            with --bench: every matvec kernel over a grid of specialization constants (wg,\n"
     "                         rows, unroll, sgrows, xsh) on 151936x2048, 12352x2048 and 2048x4096; one line\n"
     "                         per configuration, then the best (for tuning boards/*.json)\n"
+    "      --sweep-only LIST  with --sweep: only the kernels whose name contains one of the comma-separated\n"
+    "                         words (e.g. q4_k,q6_k or q); the --bench lines run as usual\n"
     "      --quick            with --bench: small shapes (for CI)\n"
     "  -v, --verbose          more log output\n"
     "  -h, --help             this text\n\n"
@@ -48,6 +51,7 @@ struct st {
     qn_rng rng;
     struct qn_board board;
     int iters, passed, failed;
+    const char *sweep_only; /* --sweep-only: comma-separated kernel name words, NULL = all */
 };
 
 enum wtype { W_BF16, W_F16, W_F32 };
@@ -238,7 +242,8 @@ done:
 /* check (quantized matvecs), bench (--bench) and sweep (--sweep) of bench_mv.c */
 static int run_bench(struct st *s, bool check, bool bench, bool quick, bool sweep)
 {
-    struct qn_bench b = { .v = s->v, .cmd = s->cmd, .rng = &s->rng, .iters = s->iters, .quick = quick };
+    struct qn_bench b = { .v = s->v, .cmd = s->cmd, .rng = &s->rng, .iters = s->iters, .quick = quick,
+                          .sweep_only = s->sweep_only };
     memcpy(b.spec, s->board.tune.mv_spec, sizeof b.spec);
     int rc = check ? qn_bench_check(&b) : 0;
     if (rc >= 0 && bench) rc = qn_bench_run(&b);
@@ -253,7 +258,7 @@ static int parse(int argc, char **argv, struct qn_cli_common *c, struct st *s, b
     static const struct option longopts[] = {
         QN_CLI_COMMON_LONGOPTS,
         { "bench", no_argument, 0, OPT_BENCH }, { "quick", no_argument, 0, OPT_QUICK },
-        { "sweep", no_argument, 0, OPT_SWEEP },
+        { "sweep", no_argument, 0, OPT_SWEEP }, { "sweep-only", required_argument, 0, OPT_SWEEP_ONLY },
         { "iters", required_argument, 0, OPT_ITERS }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     int opt;
@@ -267,6 +272,7 @@ static int parse(int argc, char **argv, struct qn_cli_common *c, struct st *s, b
         case OPT_BENCH: *bench = true; break;
         case OPT_QUICK: *quick = true; break;
         case OPT_SWEEP: *sweep = true; break;
+        case OPT_SWEEP_ONLY: s->sweep_only = optarg; break;
         case OPT_ITERS:
             if (qn_cli_int("selftest", "--iters", optarg, 1, 1000, &iters) < 0) return 2;
             s->iters = (int)iters;
