@@ -358,8 +358,38 @@ static const qn_buf *pool_at(const qn_model *m, uint32_t i) { return m->pools[i 
                   QN_BIND(dpool_at(m, 4)), QN_BIND(dpool_at(m, 5)), QN_BIND(dpool_at(m, 6)), QN_BIND(dpool_at(m, 7))
 static const qn_buf *dpool_at(const qn_model *m, uint32_t i) { return m->dpools[i < m->d_n_pools ? i : 0]; }
 
-/* moe_experts() for GGUF block experts (moe_q.comp): gate|up slots in pools, down slots in dpools; every T
- * runs the per-token kernels with tokens in z (no grouped prefill for block experts yet). */
+/* Prefill over GGUF block experts: tokens grouped by expert (moe_sort), grouped gate_up / down with the
+ * expert tiles decoded from their blocks (moe_qgrouped.comp; down_s of the shared expert is f32), then
+ * moe_combine adds sum_k w d_k + sg d_K to x in a fixed order (as moe_experts() for plain dtypes). */
+static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc)
+{
+    qn_fwd *f = r->f;
+    const qn_model *m = f->m;
+    const struct qn_mlayer *L = &m->L[l];
+    const qn_pipe *gu = f->moe_qgu_g[q_index(L->exp_qtype[0])], *dn = f->moe_qdn_g[q_index(L->exp_qtype[2])];
+    qn_cmd_dispatch_n(r->c, f->sort, QN_BINDS(QN_BIND(f->ids), QN_BIND(f->list), QN_BIND(f->tiles)), pc, sizeof *pc,
+                      pc->E + 1);
+    barrier(r);                                 /* act[t, k, I] = silu(gate_e · xn) * (up_e · xn) */
+    uint32_t bn = 2 * qn_pipe_spec(gu, 1);      /* rows per block: 2 * GN (gate_up), 4 * GN (down) */
+    qn_cmd_dispatch_n(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
+                                         QN_BIND(f->act), POOLS(m)),
+                      pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(pc->I, bn));
+    barrier(r);                                 /* d[T, K + 1, H] = down_e · act (unweighted) */
+    qn_pc_moe pd = *pc;
+    pd.slot_bytes = (uint32_t)m->d_slot_bytes;
+    pd.slots_per_pool = m->d_slots_per_pool;
+    bn = 4 * qn_pipe_spec(dn, 1);
+    qn_cmd_dispatch_n(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
+                                         QN_BIND(f->d), wb(&L->shared_down), DPOOLS(m)),
+                      &pd, sizeof pd, (uint64_t)pc->max_tiles * cdiv(pc->H, bn));
+    barrier(r);                                 /* x += sum_k w d_k + sg d_K, fixed order */
+    qn_cmd_dispatch_n(r->c, f->combine, QN_BINDS(QN_BIND(f->d), QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->x)),
+                      pc, sizeof *pc, cdiv((uint64_t)r->T * pc->H, qn_pipe_spec(f->combine, 0)));
+    barrier(r);
+}
+
+/* moe_experts() for GGUF block experts (moe_q.comp): gate|up slots in pools, down slots in dpools; the
+ * per-token kernels with tokens in z up to tune.small_t tokens, the grouped kernels above. */
 static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
 {
     qn_fwd *f = r->f;
@@ -367,6 +397,10 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     const struct qn_mlayer *L = &m->L[l];
     const qn_pipe *gu = f->moe_qgu[q_index(L->exp_qtype[0])], *dn = f->moe_qdn[q_index(L->exp_qtype[2])];
     mark(r, "moe.experts");
+    if (r->T > f->tune.small_t && f->moe_qgu_g[q_index(L->exp_qtype[0])] && f->moe_qdn_g[q_index(L->exp_qtype[2])]) {
+        moe_qg_experts(r, l, pc);
+        return;
+    }
     qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
                                           POOLS(m)),
                        pc, sizeof *pc, (uint64_t)pc->K * pc->I, r->T);
@@ -647,6 +681,12 @@ static int make_pipes(qn_fwd *f)
                                            QN_K_MOE_Q_GU_Q5_K, QN_K_MOE_Q_GU_Q6_K };
     static const enum qn_kernel qdn[5] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4_0, QN_K_MOE_Q_DN_Q4_K,
                                            QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
+    static const enum qn_kernel qgug[5] = { QN_K_MOE_Q_GU_GROUPED_Q8_0, QN_K_MOE_Q_GU_GROUPED_Q4_0,
+                                            QN_K_MOE_Q_GU_GROUPED_Q4_K, QN_K_MOE_Q_GU_GROUPED_Q5_K,
+                                            QN_K_MOE_Q_GU_GROUPED_Q6_K };
+    static const enum qn_kernel qdng[5] = { QN_K_MOE_Q_DN_GROUPED_Q8_0, QN_K_MOE_Q_DN_GROUPED_Q4_0,
+                                            QN_K_MOE_Q_DN_GROUPED_Q4_K, QN_K_MOE_Q_DN_GROUPED_Q5_K,
+                                            QN_K_MOE_Q_DN_GROUPED_Q6_K };
     static const enum qn_kernel qmm[5] = { QN_K_QMATMUL_Q8_0, QN_K_QMATMUL_Q4_0, QN_K_QMATMUL_Q4_K, QN_K_QMATMUL_Q5_K,
                                            QN_K_QMATMUL_Q6_K };
     for (int i = 0; i < 5; i++) {
@@ -659,6 +699,9 @@ static int make_pipes(qn_fwd *f)
         }
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 64, m->qexp_up_off, 0);
         if (udn) PIPE(qdn[i], &f->moe_qdn[i], 64, 0, 0);
+        /* grouped prefill: the plain grouped kernels' WG, GN, BK (so tile_t agrees with moe_sort's tiles) */
+        if (ugu) PIPE(qgug[i], &f->moe_qgu_g[i], 256, 16, 32, m->qexp_up_off);
+        if (udn) PIPE(qdng[i], &f->moe_qdn_g[i], 256, 16, 32, 0);
     }
     PIPE(QN_K_ARGMAX, &f->argmax[0], 256, 0);
     PIPE(QN_K_ARGMAX, &f->argmax[1], 256, 1);

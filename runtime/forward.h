@@ -64,6 +64,7 @@ typedef struct qn_fwd {
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
     qn_pipe *qmatmul[5];    /* their prefill matmuls (qmatmul.comp), same index; NULL when unused */
+    qn_pipe *moe_qgu_g[5], *moe_qdn_g[5]; /* grouped prefill over GGUF block experts (moe_qgrouped.comp) */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;

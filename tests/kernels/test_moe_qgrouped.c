@@ -1,0 +1,232 @@
+/* test_moe_qgrouped.c — prefill MoE over GGUF block experts (moe_qgrouped.comp: moe_q_gu_grouped_* and
+ * moe_q_dn_grouped_*) against a double-precision C reference on the dequantized weights (loader/quant.h).
+ *
+ * Each case: random routing ids [T, K] (distinct per token), moe_sort on the device (list, tiles), then
+ *   gate_up: act[t, k, i] = silu(gate_e[i] · x_t) * (up_e[i] · x_t)     (rows k < K)
+ *   down:    d[t, k, h]   = down_e[h] · act[t, k]  (k < K),  d[t, K, h] = down_s[h] · act[t, K]  (f32 down_s)
+ * where down reads a random act (independent of gate_up), every expert in a slot of one of 2 or 3 pools
+ * (random placement: the slot table), gate | up in `pools` and down in `dpools` as model_gguf.c lays them
+ * out. Formats: each of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K for both parts, the Q4_K_M mix (Q4_K gate/up, Q6_K
+ * down) at the real 80B row lengths (H 2048, I 512), token tiles of 64 and of 7 pairs (several passes,
+ * tile_groups 3), and an absent expert (table -1), whose outputs must be NaN while the others stay right.
+ *
+ * Tolerance: the weights are the reference's exact f32 values (qtile.glsl), each output one f32 sum in a
+ * fixed order: error ~ S = sum |w x| times a few f32 epsilons. Bound 1e-6 + 1e-6 * S per output (act: the
+ * silu/product of two such sums, so S_gate * |u| + S_up * |silu(g)| is used); measured worst |err| / S is
+ * printed at the end. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "quant.h"
+#include "ref_ops.h"
+
+#define NFMTS 5
+static const uint32_t qtypes[NFMTS] = { QN_GGML_Q8_0, QN_GGML_Q4_0, QN_GGML_Q4_K, QN_GGML_Q5_K, QN_GGML_Q6_K };
+static const enum qn_kernel k_gu[NFMTS] = { QN_K_MOE_Q_GU_GROUPED_Q8_0, QN_K_MOE_Q_GU_GROUPED_Q4_0,
+                                            QN_K_MOE_Q_GU_GROUPED_Q4_K, QN_K_MOE_Q_GU_GROUPED_Q5_K,
+                                            QN_K_MOE_Q_GU_GROUPED_Q6_K };
+static const enum qn_kernel k_dn[NFMTS] = { QN_K_MOE_Q_DN_GROUPED_Q8_0, QN_K_MOE_Q_DN_GROUPED_Q4_0,
+                                            QN_K_MOE_Q_DN_GROUPED_Q4_K, QN_K_MOE_Q_DN_GROUPED_Q5_K,
+                                            QN_K_MOE_Q_DN_GROUPED_Q6_K };
+
+static double worst;
+
+struct mcase {
+    uint32_t fgu, fdn;          /* format index of gate/up and of down */
+    uint32_t T, H, I, Is, E, K;
+    uint32_t tile_t, tile_groups; /* tile_t 0: the kernels' token tile (64) */
+    int absent;                 /* expert whose slot is -1 (or -1 for none) */
+};
+
+static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
+
+/* quantize a random [rows, cols] matrix (per-32 scale and offset) into dst; dequantized copy into deq */
+static void make_part(struct qn_h *h, uint32_t type, uint32_t rows, uint32_t cols, uint8_t *dst, float *deq)
+{
+    uint64_t rb;
+    qn_h_ok(h, qn_ggml_row_bytes(type, cols, &rb), "row bytes");
+    float *w = qn_h_alloc(h, (size_t)rows * cols), g[2];
+    qn_h_random(h, w, (size_t)rows * cols, -1, 1);
+    for (size_t i = 0; i < (size_t)rows * cols; i += 32) {
+        qn_h_random(h, g, 2, 0, 1);
+        for (size_t j = i; j < i + 32; j++) w[j] = (0.05f + 1.95f * g[0]) * (w[j] + g[1] - 0.5f);
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        qn_h_ok(h, qn_quant_row(type, w + (size_t)r * cols, dst + r * rb, cols), "quantize");
+        qn_h_ok(h, qn_dequant_row(type, dst + r * rb, deq + (size_t)r * cols, cols), "dequantize");
+    }
+}
+
+static double dot_s(const float *w, const float *x, uint32_t n, double *s)
+{
+    double acc = 0, a = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        acc += (double)w[i] * x[i];
+        a += fabs((double)w[i] * x[i]);
+    }
+    *s = a;
+    return acc;
+}
+
+static double check(struct qn_h *h, const char *what, const float *got, const float *ref, const double *s, size_t n,
+                    const uint8_t *want_nan)
+{
+    double ratio = 0;
+    int bad = 0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (want_nan && want_nan[i]) { if (!isnan(got[i])) bad++; continue; }
+        if (isnan(ref[i])) continue; /* not an output */
+        double e = fabs((double)got[i] - ref[i]);
+        if (!isfinite(got[i]) || e > 1e-6 + 1e-6 * s[i]) { if (!bad) worst_i = i; bad++; }
+        if (isfinite(e) && s[i] > 0 && e / s[i] > ratio) ratio = e / s[i];
+    }
+    h->checks++;
+    if (bad) h->failures++;
+    printf("%-4s %s: err/S %.2g%s", bad ? "FAIL" : "ok", what, ratio, bad ? "" : "\n");
+    if (bad) printf(" — %d bad, first at %zu: got %g want %g\n", bad, worst_i, got[worst_i], ref[worst_i]);
+    return ratio;
+}
+
+static void run_case(struct qn_h *h, struct mcase c)
+{
+    uint32_t T = c.T, H = c.H, I = c.I, E = c.E, K = c.K, tgu = qtypes[c.fgu], tdn = qtypes[c.fdn];
+    uint64_t rgu, rdn;
+    qn_h_ok(h, qn_ggml_row_bytes(tgu, H, &rgu), "row bytes");
+    qn_h_ok(h, qn_ggml_row_bytes(tdn, I, &rdn), "row bytes");
+    uint32_t up_off = (uint32_t)al16(rgu * I), slot_b = (uint32_t)al16(up_off + rgu * I);
+    uint32_t dslot_b = (uint32_t)al16(rdn * H);
+    uint32_t spp = (E + 2) / 3 + 1, npools = (E + 1 + spp - 1) / spp; /* E + 1 slots (one spare), 2-3 pools */
+    /* weights: expert e's parts at slot slot_of[e] */
+    float *dg = qn_h_alloc(h, (size_t)E * I * H), *du = qn_h_alloc(h, (size_t)E * I * H);
+    float *dd = qn_h_alloc(h, (size_t)E * H * I);
+    uint8_t *pools = qn_h_alloc_bytes(h, (size_t)npools * spp * slot_b);
+    uint8_t *dpools = qn_h_alloc_bytes(h, (size_t)npools * spp * dslot_b);
+    memset(pools, 0, (size_t)npools * spp * slot_b);
+    memset(dpools, 0, (size_t)npools * spp * dslot_b);
+    int32_t *table = qn_h_alloc_bytes(h, (size_t)2 * E * 4);
+    uint32_t *perm = qn_h_alloc_bytes(h, (size_t)(E + 1) * 4);
+    for (uint32_t i = 0; i <= E; i++) perm[i] = i;
+    for (uint32_t i = E; i > 0; i--) { /* random slot placement */
+        uint32_t j = (uint32_t)(qn_rng_u64(&h->rng) % (i + 1)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    for (uint32_t e = 0; e < E; e++) {
+        uint32_t s = perm[e];
+        uint8_t *gu = pools + (size_t)s * slot_b, *dn = dpools + (size_t)s * dslot_b;
+        make_part(h, tgu, I, H, gu, dg + (size_t)e * I * H);
+        make_part(h, tgu, I, H, gu + up_off, du + (size_t)e * I * H);
+        make_part(h, tdn, H, I, dn, dd + (size_t)e * H * I);
+        table[E + e] = (int)e == c.absent ? -1 : (int32_t)s; /* layer 1 */
+        table[e] = (int32_t)perm[(e + 1) % E];               /* layer 0: a wrong table (must not be read) */
+    }
+    qn_buf *pb[3], *dpb[3];
+    for (uint32_t p = 0; p < 3; p++) {
+        uint32_t q = p < npools ? p : 0;
+        pb[p] = p < npools ? qn_h_upload(h, "pool", pools + (size_t)q * spp * slot_b, (size_t)spp * slot_b) : pb[0];
+        dpb[p] = p < npools ? qn_h_upload(h, "dpool", dpools + (size_t)q * spp * dslot_b, (size_t)spp * dslot_b) : dpb[0];
+    }
+    /* routing: K distinct experts per token */
+    int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
+    for (uint32_t t = 0; t < T; t++)
+        for (uint32_t k = 0; k < K; k++) {
+            int32_t e;
+            bool dup;
+            do {
+                e = (int32_t)(qn_rng_u64(&h->rng) % E);
+                dup = false;
+                for (uint32_t j = 0; j < k; j++) dup |= ids[t * K + j] == e;
+            } while (dup);
+            ids[t * K + k] = e;
+        }
+    uint32_t as = (I > c.Is ? I : c.Is + 3) / 4 * 4 + 4; /* act stride > max(I, Is), a multiple of 4 */
+    float *x_h, *a_h, *ds_h;
+    qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, &x_h);
+    qn_buf *ain = qn_h_input_f32(h, "act in", (size_t)T * (K + 1) * as, -1, 1, &a_h);
+    qn_buf *dsb = qn_h_input_f32(h, "down_s", (size_t)H * c.Is, -1, 1, &ds_h);
+    qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)T * K * 4), *tb = qn_h_upload(h, "table", table, (size_t)2 * E * 4);
+    qn_buf *act = qn_h_output(h, "act", (size_t)T * (K + 1) * as), *d = qn_h_output(h, "d", (size_t)T * (K + 1) * H);
+    uint32_t tile_t = c.tile_t ? c.tile_t : 64;
+    qn_pc_moe pc = { .T = T, .H = H, .I = I, .Is = c.Is, .E = E, .K = K, .layer = 1, .n_slots = E + 1,
+                     .slots_per_pool = spp, .slot_bytes = slot_b, .act_stride = as, .tile_t = tile_t,
+                     .max_tiles = QN_MOE_MAX_TILES(T, E, K, tile_t), .tile_groups = c.tile_groups };
+    qn_buf *list = qn_h_buffer(h, "list", (size_t)(T * K + T) * 4), *tiles = qn_h_buffer(h, "tiles", (size_t)pc.max_tiles * 16);
+    qn_pipe *gu = qn_h_pipe(h, k_gu[c.fgu], 256, 16, 32, up_off), *dn = qn_h_pipe(h, k_dn[c.fdn], 256, 16, 32, 0);
+    uint32_t G = c.tile_groups ? c.tile_groups : pc.max_tiles;
+    qn_pc_moe pd = pc;
+    pd.slot_bytes = dslot_b;
+    qn_cmd *cmd = h->cmd;
+    qn_h_ok(h, qn_cmd_begin(cmd), "begin");
+    qn_cmd_dispatch_n(cmd, qn_h_pipe_default(h, QN_K_MOE_SORT), QN_BINDS(QN_BIND(idb), QN_BIND(list), QN_BIND(tiles)),
+                      &pc, sizeof pc, E + 1);
+    qn_cmd_barrier(cmd);
+    qn_cmd_dispatch_n(cmd, gu, QN_BINDS(QN_BIND(x), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(act),
+                                        QN_BIND(pb[0]), QN_BIND(pb[1]), QN_BIND(pb[2]), QN_BIND(pb[0]), QN_BIND(pb[0]),
+                                        QN_BIND(pb[0]), QN_BIND(pb[0]), QN_BIND(pb[0])),
+                      &pc, sizeof pc, (uint64_t)G * ((I + 31) / 32));
+    qn_cmd_dispatch_n(cmd, dn, QN_BINDS(QN_BIND(ain), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(d),
+                                        QN_BIND(dsb), QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]),
+                                        QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),
+                      &pd, sizeof pd, (uint64_t)G * ((H + 63) / 64));
+    qn_h_ok(h, qn_cmd_end(cmd), "end");
+    qn_h_ok(h, qn_cmd_run(cmd), "run");
+    /* reference */
+    size_t na = (size_t)T * (K + 1) * as, nd = (size_t)T * (K + 1) * H;
+    float *ra = qn_h_alloc(h, na), *rd = qn_h_alloc(h, nd);
+    double *sa = qn_h_alloc_bytes(h, na * sizeof(double)), *sd = qn_h_alloc_bytes(h, nd * sizeof(double));
+    uint8_t *nan_a = qn_h_alloc_bytes(h, na), *nan_d = qn_h_alloc_bytes(h, nd);
+    memset(nan_a, 0, na);
+    memset(nan_d, 0, nd);
+    for (size_t i = 0; i < na; i++) ra[i] = NAN;
+    for (uint32_t t = 0; t < T; t++)
+        for (uint32_t k = 0; k <= K; k++) {
+            size_t q = (size_t)t * (K + 1) + k;
+            int e = k < K ? ids[t * K + k] : -1;
+            const float *ar = a_h + q * as;
+            for (uint32_t hh = 0; hh < H; hh++) {
+                const float *wr = k < K ? dd + ((size_t)e * H + hh) * I : ds_h + (size_t)hh * c.Is;
+                rd[q * H + hh] = (float)dot_s(wr, ar, k < K ? I : c.Is, &sd[q * H + hh]);
+                nan_d[q * H + hh] = e >= 0 && e == c.absent;
+            }
+            if (k == K) continue;
+            for (uint32_t i = 0; i < I; i++) {
+                double s1, s2;
+                double g = dot_s(dg + ((size_t)e * I + i) * H, x_h + (size_t)t * H, H, &s1);
+                double u = dot_s(du + ((size_t)e * I + i) * H, x_h + (size_t)t * H, H, &s2);
+                ra[q * as + i] = qn_ref_silu((float)g) * (float)u;
+                sa[q * as + i] = s1 * fabs(u) + s2 * fabs(qn_ref_silu((float)g)) + fabs(ra[q * as + i]);
+                nan_a[q * as + i] = e == c.absent;
+            }
+        }
+    char what[200];
+    snprintf(what, sizeof what, "%s gate/up, %s down: T %u H %u I %u Is %u E %u K %u tile_t %u groups %u%s",
+             qn_ggml_type_name(tgu), qn_ggml_type_name(tdn), T, H, I, c.Is, E, K, tile_t, c.tile_groups,
+             c.absent >= 0 ? " absent expert" : "");
+    char w2[240];
+    snprintf(w2, sizeof w2, "gate_up %s", what);
+    worst = fmax(worst, check(h, w2, qn_h_read(h, act, na), ra, sa, na, nan_a));
+    snprintf(w2, sizeof w2, "down %s", what);
+    worst = fmax(worst, check(h, w2, qn_h_read(h, d, nd), rd, sd, nd, nan_d));
+    qn_h_reset(h);
+}
+
+int main(int argc, char **argv)
+{
+    struct qn_h h;
+    qn_h_open(&h, "moe_qgrouped", argc, argv);
+    for (uint32_t f = 0; f < NFMTS; f++) {
+        uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
+        run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 37, .H = HH, .I = II, .Is = 40, .E = 12, .K = 3,
+                                     .absent = -1 });
+        run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 2) % NFMTS, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5,
+                                     .K = 4, .tile_t = 7, .tile_groups = 3, .absent = 2 });
+    }
+    /* the Q4_K_M mix at the real row lengths, more tokens than one tile for some experts */
+    run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 48, .H = 2048, .I = 512, .Is = 512, .E = 8, .K = 8,
+                                 .absent = -1 });
+    printf("moe_qgrouped: worst max err / S = %.3g\n", worst);
+    return qn_h_close(&h);
+}
