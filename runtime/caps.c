@@ -43,7 +43,7 @@ void qn_caps_feat_str(uint32_t f, char *buf, size_t n)
     static const char *names[] = { "fp16", "int8", "int16", "int64", "fp64", "storage16", "storage8",
                                    "sg_basic", "sg_vote", "sg_arith", "sg_ballot", "sg_shuffle",
                                    "sg_shuffle_rel", "sg_clustered", "sg_quad", "int_dot", "int64_atomics",
-                                   "memory_model", "bda", "float_atomic_add" };
+                                   "memory_model", "bda", "float_atomic_add", "coopmat_nv" };
     buf[0] = 0;
     for (uint32_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (f & (1u << i)) append(buf, n, names[i]);
@@ -62,6 +62,7 @@ static void ext_flags(VkPhysicalDevice pd, struct qn_caps *c)
         if (!strcmp(s, VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME)) c->external_memory_host = true;
         if (!strcmp(s, "VK_KHR_cooperative_matrix") || !strcmp(s, "VK_NV_cooperative_matrix")) c->coopmat = true;
         if (!strcmp(s, "VK_KHR_shader_bfloat16")) c->bf16 = true;
+        if (!strcmp(s, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) c->coopmat_nv = true; /* checked in coopmat_nv() */
     }
     free(e);
 }
@@ -110,6 +111,32 @@ static void query_features(VkPhysicalDevice pd, struct qn_caps *c)
     c->full_subgroups = f13.computeFullSubgroups;
     c->int_dot = f13.shaderIntegerDotProduct;
     c->float_atomic_add = has_af && af.shaderBufferFloat32AtomicAdd;
+}
+
+/* VK_NV_cooperative_matrix: keep c->coopmat_nv only with the feature on and the one shape the coopmat kernels
+ * use (A, B f16; C, D f32; M = N = K = 16; subgroup scope) among the device's listed shapes. */
+static void coopmat_nv(VkPhysicalDevice pd, struct qn_caps *c)
+{
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV };
+    VkPhysicalDeviceFeatures2 f2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &cf };
+    bool shape = false;
+    uint32_t n = 0;
+    if (c->coopmat_nv && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) {
+        vkGetPhysicalDeviceFeatures2(pd, &f2);
+        if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, NULL) >= 0 && n) {
+            VkCooperativeMatrixPropertiesNV *p = calloc(n, sizeof *p);
+            for (uint32_t i = 0; p && i < n; i++) p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+            if (p && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, p) >= 0)
+                for (uint32_t i = 0; i < n; i++)
+                    shape |= p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
+                             p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                             p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                             p[i].scope == VK_SCOPE_SUBGROUP_NV;
+            free(p);
+        }
+    }
+    c->coopmat_nv = c->coopmat_nv && cf.cooperativeMatrix && shape;
 }
 
 static void query_properties(VkPhysicalDevice pd, struct qn_caps *c)
@@ -231,6 +258,7 @@ static uint32_t feature_bits(const struct qn_caps *c)
     f |= c->memory_model ? QN_FEAT_MEMORY_MODEL : 0;
     f |= c->bda ? QN_FEAT_BDA : 0;
     f |= c->float_atomic_add ? QN_FEAT_FLOAT_ATOMIC_ADD : 0;
+    f |= c->coopmat_nv ? QN_FEAT_COOPMAT_NV : 0;
     if (sg) {
         static const struct { VkSubgroupFeatureFlags vk; uint32_t qn; } m[] = {
             { VK_SUBGROUP_FEATURE_BASIC_BIT, QN_FEAT_SG_BASIC }, { VK_SUBGROUP_FEATURE_VOTE_BIT, QN_FEAT_SG_VOTE },
@@ -257,6 +285,7 @@ int qn_caps_query(VkPhysicalDevice pd, uint32_t index, struct qn_caps *c)
     if (c->api_version >= VK_API_VERSION_1_2) {
         query_properties(pd, c);
         query_features(pd, c);
+        coopmat_nv(pd, c);
     } else {
         snprintf(c->name, sizeof c->name, "%s", base.deviceName);
         c->vendor_id = base.vendorID;

@@ -342,17 +342,21 @@ static int create_device(qn_vk *v)
     chain_feats(&have, v13);
     vkGetPhysicalDeviceFeatures2(v->pd, &have.f2);
     trim_feats(&have, &want, v13);
-    const char *exts[4];
+    const char *exts[5];
     uint32_t next = 0;
     if (v->caps.mem_budget) exts[next++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
     if (v->push_desc) exts[next++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
     if (v->caps.float_atomic_add)
         exts[next++] = VK_EXT_SHADER_ATOMIC_FLOAT_EXTENSION_NAME;
+    if (v->caps.coopmat_nv) exts[next++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME; /* caps.c checked feature + shape */
     VkPhysicalDeviceShaderAtomicFloatFeaturesEXT af = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_FLOAT_FEATURES_EXT,
         .shaderBufferFloat32AtomicAdd = v->caps.float_atomic_add,
     };
     if (v->caps.float_atomic_add) { af.pNext = want.f2.pNext; want.f2.pNext = &af; }
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE };
+    if (v->caps.coopmat_nv) { cm.pNext = want.f2.pNext; want.f2.pNext = &cm; }
     float prio = 1.0f;
     VkDeviceQueueCreateInfo q = { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                   .queueFamilyIndex = v->caps.compute_family, .queueCount = 1,

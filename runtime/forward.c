@@ -73,13 +73,35 @@ static int q_index(uint32_t qtype)
     }
 }
 
+/* Does W hold a layer's router (the W_moe fusion)? Its logits choose the experts: kept in f32 math. */
+static bool has_router(const qn_fwd *f, const qn_wt *W)
+{
+    for (int l = 0; l < f->m->c.num_layers; l++)
+        if (W == &f->m->L[l].w_moe) return true;
+    return false;
+}
+
+/* The prefill matmul for W: on tensor cores (f16 tiles, f32 sums) when the device has them, the rows are
+ * whole 16-byte chunks and W is not a router; else the f32-FMA kernel of its dtype / block format. */
+static const qn_pipe *mm_pipe(const qn_fwd *f, const qn_wt *W)
+{
+    bool cm = !has_router(f, W) && (W->qtype || W->cols % 8 == 0);
+    if (W->qtype) {
+        int i = q_index(W->qtype);
+        if (i < 0) return NULL;
+        return cm && f->qmatmul_cm[i] ? f->qmatmul_cm[i] : f->qmatmul[i];
+    }
+    int d = dt_index(W->dtype);
+    return cm && f->matmul_cm[d] ? f->matmul_cm[d] : f->matmul[d];
+}
+
 /* linear() for a weight in a ggml block format (GGUF models): the quantized matvec with tokens in z for
  * small T, the quantized tiled matmul (qmatmul.comp: weight tiles decoded in shared memory) above
  * tune.small_t, as linear() does for plain dtypes. */
 static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
-    const qn_pipe *p = f->qmatvec[q_index(W->qtype)], *mm = f->qmatmul[q_index(W->qtype)];
+    const qn_pipe *p = f->qmatvec[q_index(W->qtype)], *mm = mm_pipe(f, W);
     uint64_t range = bind_limit(f), rowb = W->bytes / W->rows;
     uint32_t prow = W->bytes > range ? (uint32_t)(range / rowb / 256u * 256u) : W->rows;
     if (prow == 0) prow = 256;
@@ -144,7 +166,7 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
             qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(x), yb), &pc, sizeof pc,
                                cdiv(n, qn_pipe_spec(p, 1)), T);
         } else {
-            const qn_pipe *p = f->matmul[dt_index(W->dtype)];
+            const qn_pipe *p = mm_pipe(f, W);
             qn_pc_matmul pc = { .M = T, .N = n, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
                                 .y_off = r0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
             uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(p, 1)) * cdiv(n, qn_pipe_spec(p, 2));
@@ -637,6 +659,31 @@ static bool model_uses_q(const qn_model *m, int i)
     return false;
 }
 
+/* Tensor-core prefill (qmatmul_cm.comp)? Asked for by tune.coopmat or env QNEXT_COOPMAT=1 (=0: never), and
+ * the device needs VK_NV_cooperative_matrix with the 16x16x16 f16/f32 shape (caps.c) and subgroups of 32. The
+ * tile (spec WG, BM, BN, BK) is 64 x 64 x 32 (WG 128), or env QNEXT_CM_TILE=BM,BN,BK (multiples of 32, 32, 16). */
+static bool use_coopmat(const qn_fwd *f, uint32_t spec[4])
+{
+    const struct qn_caps *c = qn_vk_caps(f->v);
+    const char *e = getenv("QNEXT_COOPMAT"), *t = getenv("QNEXT_CM_TILE");
+    uint32_t need = qn_kernel_infos[QN_K_QMATMUL_CM_Q4_K].features; /* coopmat, fp16, memory model, subgroups */
+    bool want = e ? !strcmp(e, "1") : f->tune.coopmat;
+    if (!want) return false;
+    if ((need & ~c->features) || c->subgroup_size != 32 || c->subgroup_min != 32 || c->subgroup_max != 32) {
+        QN_WARN("tensor-core prefill asked for, but '%s' lacks VK_NV_cooperative_matrix with the f16 16x16x16 shape "
+                "(or 32-wide subgroups): the f32-FMA kernels run", c->name);
+        return false;
+    }
+    unsigned bm = 64, bn = 64, bk = 32;
+    if (t && (sscanf(t, "%u,%u,%u", &bm, &bn, &bk) != 3 || !bm || !bn || !bk || bm % 32 || bn % 32 || bk % 16 ||
+              (bm / 32) * (bn / 32) * 32 > c->max_wg_invocations)) {
+        QN_WARN("QNEXT_CM_TILE=%s: want BM,BN,BK with BM, BN multiples of 32 and BK of 16; using 64,64,32", t);
+        bm = 64, bn = 64, bk = 32;
+    }
+    spec[0] = (bm / 32) * (bn / 32) * 32, spec[1] = bm, spec[2] = bn, spec[3] = bk;
+    return true;
+}
+
 static int make_pipes(qn_fwd *f)
 {
     const qn_config *c = &f->m->c;
@@ -689,6 +736,24 @@ static int make_pipes(qn_fwd *f)
                                             QN_K_MOE_Q_DN_GROUPED_Q6_K };
     static const enum qn_kernel qmm[5] = { QN_K_QMATMUL_Q8_0, QN_K_QMATMUL_Q4_0, QN_K_QMATMUL_Q4_K, QN_K_QMATMUL_Q5_K,
                                            QN_K_QMATMUL_Q6_K };
+    uint32_t cmt[4];
+    if (use_coopmat(f, cmt)) { /* tensor-core matmuls: WG, BM, BN, BK */
+        static const enum qn_kernel cmm[3] = { QN_K_MATMUL_CM_BF16, QN_K_MATMUL_CM_F16, QN_K_MATMUL_CM_F32 };
+        static const enum qn_kernel qcm[5] = { QN_K_QMATMUL_CM_Q8_0, QN_K_QMATMUL_CM_Q4_0, QN_K_QMATMUL_CM_Q4_K,
+                                               QN_K_QMATMUL_CM_Q5_K, QN_K_QMATMUL_CM_Q6_K };
+        rc = 0;
+        for (int i = 0; !rc && i < 8; i++)
+            if (i < 3 || model_uses_q(m, i - 3))
+                rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 4, cmt);
+        if (rc) { /* a driver that lists the shape but fails the pipeline: the f32-FMA kernels instead */
+            QN_WARN("tensor-core matmuls unavailable (%s); prefill uses the f32-FMA kernels", qn_errmsg());
+            memset(f->matmul_cm, 0, sizeof f->matmul_cm);
+            memset(f->qmatmul_cm, 0, sizeof f->qmatmul_cm);
+            rc = 0;
+        } else {
+            QN_INFO("prefill matmuls on tensor cores (VK_NV_cooperative_matrix, tile %ux%ux%u)", cmt[1], cmt[2], cmt[3]);
+        }
+    }
     for (int i = 0; i < 5; i++) {
         if (model_uses_q(m, i)) PIPE0(qmv[i], &f->qmatvec[i]);
         if (model_uses_q(m, i)) PIPE(qmm[i], &f->qmatmul[i], wg, bm, bn, bk, tm, tn); /* the matmul tile */

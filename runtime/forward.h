@@ -34,6 +34,9 @@ struct qn_fwd_tune {
     uint32_t matmul[6];     /* matmul spec constants WG, BM, BN, BK, TM, TN (all 0 = the kernel's defaults) */
     uint64_t max_bind;      /* bind weights in row pieces of at most this many bytes (0 = the device's
                                maxStorageBufferRange; tests lower it to exercise the piecewise path) */
+    bool coopmat;           /* prefill matmuls on tensor cores where the device has them (QN_FEAT_COOPMAT_NV:
+                               qmatmul_cm.comp, f16 tiles, f32 sums; ~1e-3 relative error per matmul) instead of
+                               the f32-FMA kernels; default off; env QNEXT_COOPMAT=1 / 0 overrides either way */
     bool no_norm_fuse;      /* keep the separate rmsnorm dispatches in decode (default: folded into the next
                                matvec; also set by QNEXT_NORM_FUSE=0) */
 };
@@ -65,6 +68,7 @@ typedef struct qn_fwd {
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
     qn_pipe *qmatmul[5];    /* their prefill matmuls (qmatmul.comp), same index; NULL when unused */
     qn_pipe *moe_qgu_g[5], *moe_qdn_g[5]; /* grouped prefill over GGUF block experts (moe_qgrouped.comp) */
+    qn_pipe *qmatmul_cm[5], *matmul_cm[3]; /* tensor-core prefill matmuls (qmatmul_cm.comp); NULL without coopmat */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;

@@ -65,6 +65,9 @@ struct qn_caps {
     bool storage16, storage8, push16, push8;
     bool int_dot, int_dot_accel;    /* shaderIntegerDotProduct; 8-bit packed dot accelerated */
     bool coopmat;                   /* VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix present */
+    bool coopmat_nv;                /* VK_NV_cooperative_matrix usable by qnext's coopmat kernels: the extension,
+                                       its cooperativeMatrix feature and the f16 x f16 + f32 -> f32 16x16x16
+                                       subgroup shape (QN_FEAT_COOPMAT_NV; enabled at device creation) */
     bool float_atomic_add;          /* VK_EXT_shader_atomic_float shaderBufferFloat32AtomicAdd */
     bool int64_atomics, bda, memory_model, timeline;
 

@@ -28,6 +28,7 @@ CAPS = {
     5346: 'QN_FEAT_MEMORY_MODEL', 5347: 'QN_FEAT_BDA',  # VulkanMemoryModelDeviceScope, PhysicalStorageBufferAddresses
     6016: 'QN_FEAT_INT_DOT', 6017: 'QN_FEAT_INT_DOT', 6018: 'QN_FEAT_INT_DOT', 6019: 'QN_FEAT_INT_DOT',
     6033: 'QN_FEAT_FLOAT_ATOMIC_ADD',
+    5357: 'QN_FEAT_COOPMAT_NV',  # CooperativeMatrixNV
     4434: 'QN_FEAT_STORAGE16', 4435: 'QN_FEAT_STORAGE16',  # uniform+storage 16-bit, push-constant 16-bit
     4449: 'QN_FEAT_STORAGE8', 4450: 'QN_FEAT_STORAGE8',
 }

@@ -3,21 +3,33 @@
  * C reference on the dequantized weights (loader/quant.h): odd and real shapes, several tile layouts,
  * strided/offset X and Y (element-load paths), the accumulate flag.
  *
- * `test_qmatmul --bench` (a real GPU; not part of the test): GPU time and TFLOP/s of every format at the
- * Qwen3-Next-80B prefill shapes (512 tokens), next to the bf16 matmul (matmul.comp) on the same shape.
+ * The tensor-core variants (qmatmul_cm_* for the block formats, matmul_cm_bf16/f16/f32; qmatmul_cm.comp:
+ * VK_NV_cooperative_matrix, f16 tiles, f32 accumulators) run only where the device has QN_FEAT_COOPMAT_NV and
+ * subgroups of 32 (NVIDIA); elsewhere the test prints a SKIP line for them (lavapipe has no cooperative
+ * matrices) and tests the rest.
+ *
+ * `test_qmatmul --bench [ITERS]` (a real GPU; not part of the test): GPU time and TFLOP/s of every format at
+ * the Qwen3-Next-80B prefill shapes (512 tokens), next to the bf16 matmul (matmul.comp) on the same shape,
+ * and the tensor-core variants with several tiles where the device has them.
  *
  * Tolerance: the GPU decodes the same f32 weight values as the reference (up to one fused multiply-add
  * rounding for the K-quants) and sums the K products of each output in ascending order in f32, so the error
  * scales with S = sum_k |w_k x_k| per output; the bound is 1e-6 + 1e-6 * S. Measured max |err| / S on
  * lavapipe: 1.7e-7 .. 2.9e-7 at every K from 32 to 2048 (printed at the end as "worst"). One quant level
  * off in one weight moves an output by ~|x| * block range / 15 (4-bit) to / 127 (Q8_0): ~8e-3 at K 2048,
- * where S ~ 770 gives a bound of 7.7e-4. */
+ * where S ~ 770 gives a bound of 7.7e-4.
+ * Tensor-core variants: X and the weights are rounded to f16 (round to nearest even) before f32 products and
+ * sums, so they are checked against a reference on f16-rounded X and W with the same bound 1e-6 + 1e-6 * S
+ * (f32 summation only), and against the exact reference with 1e-6 + 1e-3 * S (the f16 rounding of two
+ * factors moves each product by at most 2 * 2^-11 of itself: 9.8e-4 * S in the worst case); the measured
+ * err / S of both is printed. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "qn_num.h"
 #include "quant.h"
 
 static const struct { uint32_t type; enum qn_kernel k; } fmts[] = {
@@ -108,6 +120,112 @@ static void run_case(struct qn_h *h, struct qcase c)
     qn_h_reset(h);
 }
 
+/* ---- tensor-core variants (qmatmul_cm.comp) ---- */
+
+#define NCM 8 /* the 5 block formats, then bf16, f16, f32 weights */
+static const enum qn_kernel cm_k[NCM] = { QN_K_QMATMUL_CM_Q8_0, QN_K_QMATMUL_CM_Q4_0, QN_K_QMATMUL_CM_Q4_K,
+                                          QN_K_QMATMUL_CM_Q5_K, QN_K_QMATMUL_CM_Q6_K, QN_K_MATMUL_CM_BF16,
+                                          QN_K_MATMUL_CM_F16, QN_K_MATMUL_CM_F32 };
+/* { WG, BM, BN, BK }: WG = 32 (BM / 32) (BN / 32) */
+static const uint32_t cm_layouts[][4] = { { 128, 64, 64, 32 }, { 256, 128, 64, 32 }, { 256, 64, 128, 16 },
+                                          { 512, 128, 128, 32 } };
+static double cm_worst16, cm_worst_exact;
+
+static bool has_coopmat(const struct qn_h *h)
+{
+    const struct qn_caps *c = qn_vk_caps(h->v);
+    return !(qn_kernel_infos[QN_K_QMATMUL_CM_Q4_K].features & ~c->features) && c->subgroup_size == 32 &&
+           c->subgroup_min == 32 && c->subgroup_max == 32;
+}
+
+static float f16r(float v) { return qn_f16_to_f32(qn_f32_to_f16(v)); }
+
+static void cm_case(struct qn_h *h, struct qcase c)
+{
+    uint32_t ldx = c.ldx ? c.ldx : c.K, ldy = c.ldy ? c.ldy : c.N;
+    size_t nx = (size_t)c.x_off + (size_t)c.M * ldx, ny = (size_t)c.y_off + (size_t)c.M * ldy, nw = (size_t)c.N * c.K;
+    float *deq, *x_h, *y0_h;
+    qn_buf *w;
+    if (c.f < NFMTS) {
+        size_t wbytes;
+        uint8_t *raw = make_weights(h, fmts[c.f].type, c.N, c.K, &deq, &wbytes);
+        w = qn_h_upload(h, "W", raw, wbytes);
+    } else {
+        w = c.f == 5 ? qn_h_input_bf16(h, "W", nw, -2, 2, &deq) : c.f == 6 ? qn_h_input_f16(h, "W", nw, -2, 2, &deq)
+                                                                         : qn_h_input_f32(h, "W", nw, -2, 2, &deq);
+    }
+    qn_buf *x = qn_h_input_f32(h, "X", nx, -1, 1, &x_h);
+    qn_buf *y = qn_h_input_f32(h, "Y", ny, -2, 2, &y0_h);
+    const uint32_t *L = cm_layouts[c.layout];
+    qn_pipe *p = qn_h_pipe(h, cm_k[c.f], L[0], L[1], L[2], L[3]);
+    qn_pc_matmul pc = { .M = c.M, .N = c.N, .K = c.K, .ldx = ldx, .ldy = ldy, .x_off = c.x_off, .y_off = c.y_off,
+                        .flags = c.acc ? QN_MATMUL_ACCUMULATE : 0 };
+    uint64_t groups = (uint64_t)((c.M + L[1] - 1) / L[1]) * ((c.N + L[2] - 1) / L[2]);
+    qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups);
+    float *got = qn_h_read(h, y, ny), *ref = qn_h_alloc(h, ny), *ref16 = qn_h_alloc(h, ny);
+    memcpy(ref, y0_h, ny * sizeof *ref);
+    memcpy(ref16, y0_h, ny * sizeof *ref16);
+    double max_s = 0, r16 = 0, rex = 0;
+    for (uint32_t m = 0; m < c.M; m++)
+        for (uint32_t n = 0; n < c.N; n++) {
+            double sum = 0, sum16 = 0, s = 0;
+            const float *wr = deq + (size_t)n * c.K, *xr = x_h + c.x_off + (size_t)m * ldx;
+            for (uint32_t k = 0; k < c.K; k++) {
+                sum += (double)wr[k] * xr[k];
+                sum16 += (double)f16r(wr[k]) * f16r(xr[k]);
+                s += fabs((double)wr[k] * xr[k]);
+            }
+            size_t o = c.y_off + (size_t)m * ldy + n;
+            ref[o] = (float)(sum + (c.acc ? y0_h[o] : 0.0));
+            ref16[o] = (float)(sum16 + (c.acc ? y0_h[o] : 0.0));
+            max_s = fmax(max_s, s);
+            if (s > 0 && isfinite(got[o])) {
+                r16 = fmax(r16, fabs((double)got[o] - ref16[o]) / s);
+                rex = fmax(rex, fabs((double)got[o] - ref[o]) / s);
+            }
+        }
+    cm_worst16 = fmax(cm_worst16, r16);
+    cm_worst_exact = fmax(cm_worst_exact, rex);
+    const char *tn = c.f < NFMTS ? qn_ggml_type_name(fmts[c.f].type) : c.f == 5 ? "bf16" : c.f == 6 ? "f16" : "f32";
+    char what[220];
+    snprintf(what, sizeof what, "coopmat %s M%u N%u K%u tile %ux%ux%u%s%s (%s) err/S vs f16-rounded %.2g",
+             tn, c.M, c.N, c.K, L[1], L[2], L[3], c.acc ? " accumulate" : "",
+             c.ldx || c.x_off || c.ldy || c.y_off ? " strided" : "", qn_pipe_info(p)->name, r16);
+    qn_h_check_host(h, what, got, ref16, ny, 1e-6 + 1e-6 * max_s, 0);
+    snprintf(what, sizeof what, "coopmat %s M%u N%u K%u vs exact: err/S %.2g (f16 rounding)", tn, c.M, c.N, c.K, rex);
+    qn_h_check_host(h, what, got, ref, ny, 1e-6 + 1e-3 * max_s, 0);
+    qn_h_reset(h);
+}
+
+static void cm_tests(struct qn_h *h)
+{
+    if (!has_coopmat(h)) {
+        const struct qn_caps *c = qn_vk_caps(h->v);
+        printf("SKIP coopmat: device '%s' has no VK_NV_cooperative_matrix with the f16 16x16x16 subgroup shape "
+               "(or subgroups are not 32 wide: %u): the tensor-core variants qmatmul_cm_* / matmul_cm_* are NOT "
+               "tested here\n", c->name, c->subgroup_size);
+        return;
+    }
+    for (uint32_t f = 0; f < NCM; f++) {
+        uint32_t qk = f < NFMTS ? qn_ggml_type(fmts[f].type)->blck : 8;
+        static const uint32_t Ms[] = { 1, 17, 64, 100 }, Ns[] = { 1, 40, 64, 129 };
+        for (size_t m = 0; m < 4; m++)
+            for (size_t n = 0; n < 4; n++)
+                for (uint32_t l = 0; l < 4; l++)
+                    if (l == 0 || (m + n) % 3 == l % 3)
+                        cm_case(h, (struct qcase){ .f = f, .M = Ms[m], .N = Ns[n], .K = (qk == 8 ? 5 : 1) * qk,
+                                                   .layout = l });
+        cm_case(h, (struct qcase){ .f = f, .M = 130, .N = 257, .K = 2048, .layout = 0 });
+        cm_case(h, (struct qcase){ .f = f, .M = 512, .N = 512, .K = 512, .layout = 3 });
+        cm_case(h, (struct qcase){ .f = f, .M = 33, .N = 70, .K = qk == 8 ? 264 : 8 * qk, .layout = 1, .acc = true });
+        cm_case(h, (struct qcase){ .f = f, .M = 20, .N = 40, .K = 2 * qk * (qk == 8 ? 4 : 1), .layout = 2,
+                                   .acc = true, .ldx = 2 * qk * (qk == 8 ? 4 : 1) + 3, .x_off = 3, .ldy = 41,
+                                   .y_off = 1 });
+    }
+    printf("qmatmul coopmat: worst err / S = %.3g vs the f16-rounded reference, %.3g vs the exact one\n", cm_worst16,
+           cm_worst_exact);
+}
+
 /* ---- --bench: GPU time at the real prefill shapes (for a real GPU; not part of the test) ---- */
 
 static double time_min(struct qn_h *h, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *pc,
@@ -137,6 +255,14 @@ static void bench(struct qn_h *h, int iters)
         uint64_t groups = (uint64_t)((M + 63) / 64) * ((N + 63) / 64);
         double ms = time_min(h, p, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups, iters);
         printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s\n", "matmul_bf16", M, N, K, ms, flop / ms * 1e-9);
+        for (uint32_t l = 0; has_coopmat(h) && l < sizeof cm_layouts / sizeof cm_layouts[0]; l++) {
+            const uint32_t *L = cm_layouts[l];
+            qn_pipe *c = qn_h_pipe(h, QN_K_MATMUL_CM_BF16, L[0], L[1], L[2], L[3]);
+            uint64_t cg = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
+            ms = time_min(h, c, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cg, iters);
+            printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u (QNEXT_CM_TILE)\n", "matmul_cm_bf16",
+                   M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3]);
+        }
         for (uint32_t f = 0; f < NFMTS; f++) {
             uint64_t rb;
             qn_h_ok(h, qn_ggml_row_bytes(fmts[f].type, K, &rb), "row bytes");
@@ -153,6 +279,14 @@ static void bench(struct qn_h *h, int iters)
             ms = time_min(h, q, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups, iters);
             printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s\n", qn_pipe_info(q)->name, M, N, K, ms,
                    flop / ms * 1e-9);
+            for (uint32_t l = 0; has_coopmat(h) && l < sizeof cm_layouts / sizeof cm_layouts[0]; l++) {
+                const uint32_t *L = cm_layouts[l];
+                qn_pipe *c = qn_h_pipe(h, cm_k[f], L[0], L[1], L[2], L[3]);
+                uint64_t cg = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
+                ms = time_min(h, c, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cg, iters);
+                printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u (QNEXT_CM_TILE)\n",
+                       qn_pipe_info(c)->name, M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3]);
+            }
         }
         qn_h_reset(h);
     }
@@ -189,5 +323,6 @@ int main(int argc, char **argv)
                                      .ldx = 2 * qk + 3, .x_off = 3, .ldy = 41, .y_off = 1 });
     }
     printf("qmatmul: worst max err / S = %.3g\n", worst_ratio);
+    cm_tests(&h);
     return qn_h_close(&h);
 }
