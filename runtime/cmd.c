@@ -1,5 +1,6 @@
 /* cmd.c — command recording: dispatches (all descriptor mechanics live here), barriers, copies, fills,
- * GPU timestamp regions, submit + fence wait; a recording can be submitted any number of times.
+ * GPU timestamp regions, submit + fence wait; a recording can be submitted any number of times. Also the
+ * transfer queue's command buffers and timeline semaphores (waits and signals around a submit).
  * Descriptors: pushed into the command buffer with VK_KHR_push_descriptor when present, else sets from
  * per-recording pools (reset at qn_cmd_begin), written at record time. */
 #include <math.h>
@@ -17,6 +18,9 @@
 
 struct qn_cmd {
     qn_vk *v;
+    VkQueue queue;             /* compute, or the transfer queue (qn_cmd_create_on) */
+    bool xfer_only;            /* a transfer-only family: copies, fills, barriers */
+    VkPipelineStageFlags stages;   /* what barriers may name on this queue */
     VkCommandPool pool;
     VkCommandBuffer cb;
     VkFence fence;
@@ -53,23 +57,29 @@ static int rec_fail(qn_cmd *c, int code, const char *fmt, ...)
     return qn_fail(code, "%s", msg);
 }
 
-int qn_cmd_create(qn_vk *v, qn_cmd **out)
+int qn_cmd_create(qn_vk *v, qn_cmd **out) { return qn_cmd_create_on(v, QN_QUEUE_COMPUTE, out); }
+
+int qn_cmd_create_on(qn_vk *v, enum qn_queue q, qn_cmd **out)
 {
     int rc = 0;
     *out = NULL;
     qn_cmd *c = calloc(1, sizeof *c);
     if (!c) return qn_fail(-ENOMEM, "out of memory");
     c->v = v;
+    c->xfer_only = q == QN_QUEUE_TRANSFER && v->xsep;
+    c->queue = q == QN_QUEUE_TRANSFER ? v->xqueue : v->queue;
+    c->stages = c->xfer_only ? VK_PIPELINE_STAGE_TRANSFER_BIT
+                             : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
     VkCommandPoolCreateInfo pi = { .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
-                                   .queueFamilyIndex = v->caps.compute_family };
+                                   .queueFamilyIndex = c->xfer_only ? v->xfamily : v->caps.compute_family };
     QN_VK_TRY(vkCreateCommandPool(v->dev, &pi, NULL, &c->pool));
     VkCommandBufferAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = c->pool,
                                        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1 };
     QN_VK_TRY(vkAllocateCommandBuffers(v->dev, &ai, &c->cb));
     VkFenceCreateInfo fi = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
     QN_VK_TRY(vkCreateFence(v->dev, &fi, NULL, &c->fence));
-    if (v->caps.timestamps) {
+    if (v->caps.timestamps && !c->xfer_only) {
         VkQueryPoolCreateInfo qi = { .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                      .queryType = VK_QUERY_TYPE_TIMESTAMP, .queryCount = QN_CMD_MAX_STAMPS };
         QN_VK_TRY(vkCreateQueryPool(v->dev, &qi, NULL, &c->qpool));
@@ -178,6 +188,7 @@ int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32
     int rc;
     if (!c->recording) return rec_fail(c, -EINVAL, "qn_cmd_dispatch: not recording (call qn_cmd_begin first)");
     if (!p) return rec_fail(c, -EINVAL, "qn_cmd_dispatch: no pipeline");
+    if (c->xfer_only) return rec_fail(c, -EINVAL, "qn_cmd_dispatch: a transfer-queue command buffer runs no dispatches");
     const struct qn_kernel_info *ki = qn_pipe_info(p);
     const struct qn_caps *caps = &c->v->caps;
     if (push_size != ki->push_size || (push_size && !push))
@@ -224,13 +235,19 @@ int qn_cmd_dispatch_n(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint
     return qn_cmd_dispatch_nz(c, p, b, nb, push, push_size, groups, 1);
 }
 
+/* On a transfer-only queue the shader stage and accesses do not exist: they are masked out. */
 static void barrier_to(qn_cmd *c, VkPipelineStageFlags dst_stage, VkAccessFlags dst_access)
 {
+    VkAccessFlags shader = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
     VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                            .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
                            .dstAccessMask = dst_access };
-    vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, dst_stage, 0,
-                         1, &mb, 0, NULL, 0, NULL);
+    if (c->xfer_only) {
+        mb.srcAccessMask &= ~shader;
+        mb.dstAccessMask &= ~shader;
+        dst_stage &= ~(VkPipelineStageFlags)VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+    }
+    vkCmdPipelineBarrier(c->cb, c->stages, dst_stage, 0, 1, &mb, 0, NULL, 0, NULL);
 }
 
 void qn_cmd_barrier(qn_cmd *c)
@@ -305,14 +322,37 @@ done:
     return rc;
 }
 
-int qn_cmd_submit(qn_cmd *c)
+int qn_cmd_submit(qn_cmd *c) { return qn_cmd_submit_tl(c, NULL, 0, NULL); }
+
+#define QN_MAX_WAITS 8
+
+int qn_cmd_submit_tl(qn_cmd *c, const struct qn_tl_point *wait, uint32_t nwait, const struct qn_tl_point *signal)
 {
     int rc = 0;
     if (!c->recorded) return qn_fail(-EINVAL, "qn_cmd_submit: nothing recorded (or the recording had errors)");
+    if (nwait > QN_MAX_WAITS) return qn_fail(-EINVAL, "qn_cmd_submit_tl: %u waits (at most %d)", nwait, QN_MAX_WAITS);
+    VkSemaphore ws[QN_MAX_WAITS], ss = VK_NULL_HANDLE;
+    uint64_t wv[QN_MAX_WAITS], sv = 0;
+    VkPipelineStageFlags wst[QN_MAX_WAITS];
+    for (uint32_t i = 0; i < nwait; i++) {
+        ws[i] = qn_timeline_vk(wait[i].tl);
+        wv[i] = wait[i].value;
+        wst[i] = VK_PIPELINE_STAGE_ALL_COMMANDS_BIT;
+    }
+    if (signal) {
+        ss = qn_timeline_vk(signal->tl);
+        sv = signal->value;
+    }
     if (c->pending) QN_TRY(qn_cmd_wait(c));
     QN_VK_TRY(vkResetFences(c->v->dev, 1, &c->fence));
-    VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cb };
-    QN_VK_TRY(vkQueueSubmit(c->v->queue, 1, &si, c->fence));
+    VkTimelineSemaphoreSubmitInfo ti = { .sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
+                                         .waitSemaphoreValueCount = nwait, .pWaitSemaphoreValues = wv,
+                                         .signalSemaphoreValueCount = signal ? 1 : 0, .pSignalSemaphoreValues = &sv };
+    VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .pNext = nwait || signal ? &ti : NULL,
+                        .waitSemaphoreCount = nwait, .pWaitSemaphores = ws, .pWaitDstStageMask = wst,
+                        .commandBufferCount = 1, .pCommandBuffers = &c->cb,
+                        .signalSemaphoreCount = signal ? 1 : 0, .pSignalSemaphores = &ss };
+    QN_VK_TRY(vkQueueSubmit(c->queue, 1, &si, c->fence));
     c->pending = true;
 done:
     return rc;
@@ -368,3 +408,63 @@ double qn_cmd_region(const qn_cmd *c, uint32_t i, const char **label)
 }
 
 VkCommandBuffer qn_cmd_vk(const qn_cmd *c) { return c->cb; }
+
+/* ---- timeline semaphores ----------------------------------------------------------------------------- */
+
+struct qn_timeline {
+    qn_vk *v;
+    VkSemaphore sem;
+    char name[48];
+};
+
+int qn_timeline_create(qn_vk *v, const char *name, qn_timeline **out)
+{
+    int rc = 0;
+    *out = NULL;
+    qn_timeline *t = calloc(1, sizeof *t);
+    if (!t) return qn_fail(-ENOMEM, "out of memory");
+    t->v = v;
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "timeline");
+    VkSemaphoreTypeCreateInfo ti = { .sType = VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO,
+                                     .semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE, .initialValue = 0 };
+    VkSemaphoreCreateInfo si = { .sType = VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO, .pNext = &ti };
+    QN_VK_TRY(vkCreateSemaphore(v->dev, &si, NULL, &t->sem));
+    *out = t;
+    t = NULL;
+done:
+    free(t);
+    return rc;
+}
+
+void qn_timeline_destroy(qn_timeline **pt)
+{
+    qn_timeline *t = pt ? *pt : NULL;
+    if (!t) return;
+    vkDestroySemaphore(t->v->dev, t->sem, NULL);
+    free(t);
+    *pt = NULL;
+}
+
+VkSemaphore qn_timeline_vk(const qn_timeline *t) { return t->sem; }
+
+int qn_timeline_value(const qn_timeline *t, uint64_t *value)
+{
+    int rc = 0;
+    QN_VK_TRY(vkGetSemaphoreCounterValue(t->v->dev, t->sem, value));
+done:
+    return rc;
+}
+
+int qn_timeline_wait(const qn_timeline *t, uint64_t value, int64_t timeout_ns)
+{
+    int rc = 0;
+    VkSemaphoreWaitInfo wi = { .sType = VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO, .semaphoreCount = 1,
+                               .pSemaphores = &t->sem, .pValues = &value };
+    VkResult r = vkWaitSemaphores(t->v->dev, &wi, timeout_ns < 0 ? UINT64_MAX : (uint64_t)timeout_ns);
+    if (r == VK_TIMEOUT)
+        return qn_fail(-ETIMEDOUT, "timeline '%s' did not reach %llu in %.3f s", t->name, (unsigned long long)value,
+                       (double)timeout_ns * 1e-9);
+    QN_VK_TRY(r);
+done:
+    return rc;
+}

@@ -358,15 +358,20 @@ static int create_device(qn_vk *v)
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE };
     if (v->caps.coopmat_nv) { cm.pNext = want.f2.pNext; want.f2.pNext = &cm; }
     float prio = 1.0f;
-    VkDeviceQueueCreateInfo q = { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
-                                  .queueFamilyIndex = v->caps.compute_family, .queueCount = 1,
-                                  .pQueuePriorities = &prio };
+    VkDeviceQueueCreateInfo q[2] = {
+        { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = v->caps.compute_family,
+          .queueCount = 1, .pQueuePriorities = &prio },
+        { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = v->xfamily, .queueCount = 1,
+          .pQueuePriorities = &prio },
+    };
     VkDeviceCreateInfo ci = { .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &want.f2,
-                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &q,
+                              .queueCreateInfoCount = v->xsep ? 2 : 1, .pQueueCreateInfos = q,
                               .enabledExtensionCount = next, .ppEnabledExtensionNames = exts };
     QN_VK_TRY(vkCreateDevice(v->pd, &ci, NULL, &v->dev));
     volkLoadDevice(v->dev);
     vkGetDeviceQueue(v->dev, v->caps.compute_family, 0, &v->queue);
+    v->xqueue = v->queue;
+    if (v->xsep) vkGetDeviceQueue(v->dev, v->xfamily, 0, &v->xqueue);
 done:
     return rc;
 }
@@ -409,12 +414,19 @@ int qn_vk_open(qn_vk **out, const struct qn_vk_params *p)
     if (!v->subgroups) v->caps.features &= ~(uint32_t)(QN_FEAT_SG_ARITH | QN_FEAT_SG_BASIC | QN_FEAT_SG_VOTE |
         QN_FEAT_SG_BALLOT | QN_FEAT_SG_SHUFFLE | QN_FEAT_SG_SHUFFLE_REL | QN_FEAT_SG_CLUSTERED | QN_FEAT_SG_QUAD);
     v->push_desc = v->push_desc && v->caps.push_descriptor;
+    if (!v->caps.timeline) {   /* core in 1.2 and required there; a driver without it is broken */
+        rc = qn_fail(QN_E_NODEV, "device %u '%s' lacks timelineSemaphore (Vulkan 1.2 core)", pick, v->caps.name);
+        goto done;
+    }
+    v->xsep = v->caps.transfer_queue && env_or(-1, "QNEXT_TRANSFER_QUEUE", "1", 1);  /* QNEXT_TRANSFER_QUEUE=0: off */
+    v->xfamily = v->xsep ? v->caps.transfer_family : v->caps.compute_family;
     QN_TRY(create_device(v));
     qn_mem_init(v);
     QN_TRY(qn_pipe_cache_open(v, env_or(p->pipeline_cache, "QNEXT_PIPELINE_CACHE", "1", 1), p->cache_dir));
     QN_TRY(qn_cmd_create(v, &v->xfer));
-    QN_INFO("vulkan: device %u '%s' (%s, %s)%s", pick, v->caps.name, qn_caps_type_name(v->caps.type),
-            v->caps.driver_info, v->validation ? ", validation on" : "");
+    QN_INFO("vulkan: device %u '%s' (%s, %s)%s, copies on %s", pick, v->caps.name, qn_caps_type_name(v->caps.type),
+            v->caps.driver_info, v->validation ? ", validation on" : "",
+            v->xsep ? "a transfer-only queue" : "the compute queue");
 done:
     free(pds);
     free(caps);
@@ -446,6 +458,7 @@ bool qn_vk_validating(const qn_vk *v) { return v->validation; }
 bool qn_vk_push_descriptors(const qn_vk *v) { return v->push_desc; }
 VkDevice qn_vk_device(const qn_vk *v) { return v->dev; }
 VkPhysicalDevice qn_vk_physical(const qn_vk *v) { return v->pd; }
+bool qn_vk_transfer_queue(const qn_vk *v) { return v->xsep; }
 
 void qn_vk_grid(const qn_vk *v, uint64_t groups, uint32_t *gx, uint32_t *gy)
 {

@@ -559,6 +559,30 @@ static int check_call(const qn_fwd *f, const struct qn_fwd_call *call)
     return 0;
 }
 
+/* Streaming prefetch guess for layer l + 1: its router (the first E rows of its W_moe) applied to layer l's MoE
+ * input xn: g_mm[T, E] = W_router(l + 1) · xn, then the router kernel's top-K -> rb_guess[T, K], read by the
+ * host with the ROUTE segment's ids (Is = 0: no shared-expert rows; weights and gate go to scratch). */
+static void moe_guess(struct rec *r, int l)
+{
+    qn_fwd *f = r->f;
+    if (!f->rb_guess || l + 1 >= r->cfg->num_layers) return;
+    const qn_wt *W = &f->m->L[l + 1].w_moe;
+    qn_pc_moe pc = moe_pc(r, l + 1);
+    qn_wt g = *W;                               /* rows [0, E): the router */
+    g.rows = pc.E;
+    g.bytes = W->bytes / W->rows * pc.E;
+    g.nsub = W->nsub && W->sub[0].row0 == 0 && W->sub[0].rows == pc.E ? 1 : 0;
+    pc.Is = 0;
+    pc.m_stride = pc.E;
+    mark(r, "moe.guess");
+    linear(r, &g, f->xn, f->g_mm, r->T, false);
+    barrier(r);
+    qn_cmd_dispatch_n(r->c, f->router, QN_BINDS(QN_BIND(f->g_mm), QN_BIND(f->rb_guess), QN_BIND(f->g_w),
+                                                QN_BIND(f->g_sg), QN_BIND(f->g_sg)),
+                      &pc, sizeof pc, r->T);
+    barrier(r);
+}
+
 /* Segment 1 of layer l: x += mixer(input_layernorm(x)), then xn = post_attention_layernorm(x), the MoE dense
  * product and the router (ids, w, sg readable after it). */
 static void layer_route(struct rec *r, int l, const qn_pc_moe *pc)
@@ -571,6 +595,7 @@ static void layer_route(struct rec *r, int l, const qn_pc_moe *pc)
     /* xn = post_attention_layernorm(x) (decode: folded into W_moe's matvec, which writes xn for the experts) */
     norm(r, "norm", r->f->x, &L->post_norm, &L->w_moe, r->T, true);
     moe_route(r, l, pc);                        /* mm = W_moe xn; ids, w, sg, shared act */
+    moe_guess(r, l);                            /* streaming: layer l + 1's router on this xn -> rb_guess */
 }
 
 /* Segment 2 of layer l: x += routed experts + shared expert. */
@@ -856,6 +881,19 @@ static int alloc_acts(qn_fwd *f)
     return rc;
 }
 
+/* The guess node's buffers (tune.guess_next); the logits' spare words stay 0 (the router reads one past a row
+ * as the shared gate, which goes to scratch). */
+static int alloc_guess(qn_fwd *f)
+{
+    uint64_t T = f->tmax, E = (uint64_t)f->m->c.num_experts, K = (uint64_t)f->m->c.top_k;
+    int rc = buf(f, QN_MEM_DEVICE, (T * E + 4) * F32, "guess logits", &f->g_mm);
+    if (!rc) rc = qn_buf_fill(f->v, f->g_mm, 0, f->g_mm->size, 0);
+    if (!rc) rc = buf(f, QN_MEM_DEVICE, T * K * F32, "guess weights", &f->g_w);
+    if (!rc) rc = buf(f, QN_MEM_DEVICE, T * F32, "guess gate", &f->g_sg);
+    if (!rc) rc = buf(f, QN_MEM_READBACK, T * K * 4, "guessed ids (host)", &f->rb_guess);
+    return rc;
+}
+
 int qn_fwd_outputs(qn_fwd *f, uint32_t rows, uint32_t k, bool hidden)
 {
     const qn_config *c = &f->m->c;
@@ -903,6 +941,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = alloc_state(f);
     if (!rc) rc = alloc_acts(f);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
+    if (!rc && f->tune.guess_next) rc = alloc_guess(f);
     if (!rc) rc = qn_fwd_reset(f);
     return rc;
 }
@@ -912,7 +951,8 @@ void qn_fwd_free(qn_fwd *f)
     if (!f->v) return;
     qn_buf **all[] = { &f->pos, &f->tok, &f->x, &f->xn, &f->xl, &f->proj, &f->qkv, &f->o, &f->q, &f->part, &f->mm,
                        &f->ids, &f->w, &f->sg, &f->act, &f->list, &f->tiles, &f->d, &f->logits, &f->amax_part,
-                       &f->cand[0], &f->cand[1], &f->rb_logits, &f->rb_tok, &f->rb_cand, &f->rb_hidden };
+                       &f->cand[0], &f->cand[1], &f->rb_logits, &f->rb_tok, &f->rb_cand, &f->rb_hidden,
+                       &f->rb_guess, &f->g_mm, &f->g_w, &f->g_sg };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) qn_buf_destroy(f->v, all[i]);
     for (int l = 0; f->st && l < f->m->c.num_layers; l++) {
         qn_buf_destroy(f->v, &f->st[l].kc);

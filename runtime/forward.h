@@ -34,6 +34,8 @@ struct qn_fwd_tune {
     uint32_t matmul[6];     /* matmul spec constants WG, BM, BN, BK, TM, TN (all 0 = the kernel's defaults) */
     uint64_t max_bind;      /* bind weights in row pieces of at most this many bytes (0 = the device's
                                maxStorageBufferRange; tests lower it to exercise the piecewise path) */
+    bool guess_next;        /* streaming prefetch: each ROUTE segment of layer l < L - 1 also applies layer l + 1's
+                               router to layer l's MoE input xn -> rb_guess [T, K] (the guess for l + 1's experts) */
     bool coopmat;           /* prefill matmuls on tensor cores where the device has them (QN_FEAT_COOPMAT_NV:
                                qmatmul_cm.comp, f16 tiles, f32 sums; ~1e-3 relative error per matmul) instead of
                                the f32-FMA kernels; default off; env QNEXT_COOPMAT=1 / 0 overrides either way */
@@ -99,6 +101,8 @@ typedef struct qn_fwd {
     qn_buf *rb_tok;         /* int32 [2]: greedy id, its logit (f32 bits) */
     qn_buf *rb_cand;        /* uint32 [kmax, 2] */
     qn_buf *rb_hidden;      /* f32 [(L + 1), tmax, H], only when asked for (qn_fwd_want_hidden) */
+    qn_buf *rb_guess;       /* int32 [tmax, K] guessed expert ids of the next layer (tune.guess_next), else NULL */
+    qn_buf *g_mm, *g_w, *g_sg; /* the guess's logits f32 [tmax, E] (+ 4 spare), weights, shared-gate scratch */
 } qn_fwd;
 
 /* Pipelines and state for model m; tmax tokens per call, a KV cache of cap positions. */

@@ -108,6 +108,12 @@ int qn_buf_create(qn_vk *v, enum qn_mem kind, uint64_t size, const char *name, q
                               .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                        VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                               .sharingMode = VK_SHARING_MODE_EXCLUSIVE };
+    uint32_t fams[2] = { v->caps.compute_family, v->xfamily };
+    if (v->xsep) { /* copies on the transfer-only queue, reads on the compute queue: no ownership transfers */
+        bi.sharingMode = VK_SHARING_MODE_CONCURRENT;
+        bi.queueFamilyIndexCount = 2;
+        bi.pQueueFamilyIndices = fams;
+    }
     QN_VK_TRY(vkCreateBuffer(v->dev, &bi, NULL, &b->buf));
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(v->dev, b->buf, &req);

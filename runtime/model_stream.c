@@ -1,4 +1,7 @@
-/* model_stream.c — streaming mode of a qn_model (see model_stream.h): expert locations, reads, slot uploads. */
+/* model_stream.c — streaming mode of a qn_model (see model_stream.h): the pipeline that reads routed experts
+ * into a ring of host-visible staging entries (or, on UMA, straight into the mapped slots), copies each piece
+ * into its slot on the transfer queue as soon as it has arrived, and orders the GPU work with two timeline
+ * semaphores — `tc` signalled by the compute segments, `tx` by the copy batches (docs/streaming.md). */
 #include "model_stream.h"
 
 #include <errno.h>
@@ -12,38 +15,68 @@
 #include "qn_log.h"
 #include "stream.h"
 
-#define NSTAGE 16             /* experts read per IO batch (staging = NSTAGE slots) */
-#define NPEND (NSTAGE + QN_EXP_MAX_K)
 #define IO_TIMEOUT_NS (120ll * 1000000000ll)
+#define POLL_NS 50000ll               /* while waiting for a route: look at the reads in flight this often */
+#define NXCMD 32                      /* transfer command buffers in rotation */
+#define PIECE_DEFAULT (1u << 20)      /* parts are read and copied in pieces ending at multiples of this */
+#define RING_BYTES_MAX (1ull << 30)   /* default ring: at most this much host-visible staging */
+#define NCQE 64
+
+/* One expert being filled: its reads (pieces) in flight, then its copies. */
+struct job {
+    int32_t layer, expert, slot;
+    int entry;                 /* staging ring entry; -1: the reads go straight into the slot (UMA) */
+    int n_pieces, left;        /* pieces, pieces not completed yet */
+    int status;                /* the first failed piece's status (0 = fine so far) */
+    bool prefetch;             /* started by a guess */
+    bool need;                 /* the layer being prepared waits for it */
+    bool in_batch;             /* has copies in the open transfer batch */
+    bool retried;              /* a failed prefetch read that a lookup needed was read again once */
+    char msg[240];
+};
 
 struct qn_mst {
+    const qn_model *m;
     qn_vk *v;
     qn_io *io;
     qn_exp_cache *cache;
     qn_es *es;                /* where every expert part is in the files and in its slot (expert_store.h) */
     int *iofile;              /* [qn_es_n_files] io file id of each store file */
     uint64_t entry;           /* bytes of one staging entry (qn_es_entry_bytes: [pools slot | dpools slot]) */
-    /* one host-visible upload buffer: NSTAGE demand entries | n_prefetch prefetch entries | a table row, each
-     * laid out like the expert's slots; reads land there and one command buffer per layer copies them into
-     * the slots */
+    uint64_t piece;           /* read / copy granularity */
+    bool direct;              /* UMA: reads land in the mapped slots, no staging, no copies */
+    /* host-visible staging: n_ring entries laid out like the expert's slots | table rows [L, E] */
     qn_buf *up;
-    qn_cmd *cmd;
-    bool cmd_open;
-    int32_t pend[NPEND];      /* slots whose copy is recorded in cmd, marked filled once it has run */
-    int n_pend;
-    uint64_t pf_at, row_at;   /* byte offsets of the prefetch entries and the table row in `up` */
-    unsigned char *stage;     /* = up's mapping */
-    int32_t *uni;             /* [E] distinct ids of a call */
+    unsigned char *stage;
+    uint64_t row_at;
+    int n_ring, ring_next;
+    uint64_t *ring_x;         /* [n_ring] transfer value of the last copy that read the entry */
+    bool *ring_busy;          /* [n_ring] a job owns it */
+    /* jobs */
+    struct job *job;
+    int n_jobs, *free_jobs, n_free;
+    int32_t *job_of_slot;     /* [n_slots] the job filling the slot, -1 */
+    uint64_t *slot_x;         /* [n_slots] transfer value of the batch that copied the slot's data */
+    struct qn_io_req *req;    /* scratch: one job's requests */
+    int max_pieces;
+    /* timelines: compute (route / experts / embed / head segments) and transfer (copy batches) */
+    qn_timeline *tc, *tx;
+    uint64_t c_val, c_done, x_val, x_done;   /* last value submitted / known complete */
+    qn_cmd *xcmd[NXCMD];
+    int xcur;
+    bool xopen;
+    int *bjobs, n_bjobs;      /* jobs with copies in the open batch */
+    bool brow;                /* the open batch copies the table row of the layer being prepared */
+    /* the layer being prepared */
+    struct qn_exp_fill *todo; /* misses waiting for a ring entry */
+    int n_todo, n_need, err;
+    struct qn_exp_fill pf_todo[QN_EXP_MAX_K];   /* prefetch fills waiting for a ring entry (after the misses) */
+    int n_pf_todo;
+    char errmsg[300];
+    uint64_t need_x;          /* its EXPERTS segment waits for tx >= need_x */
+    int32_t *uni, *gids;      /* [E] distinct ids of a call / of a guess */
     unsigned char *seen;      /* [E] */
-    uint64_t seq;
-    /* prefetch: guesses for layer L + 1 (the ids it used for the previous call) read while the GPU runs
-     * layer L's experts and layer L + 1's route; drained at the start of the next qn_mst_layer */
     int n_prefetch;
-    unsigned char *pf_stage;  /* = stage + pf_at */
-    struct qn_exp_fill pf[QN_EXP_MAX_K];
-    int n_pf;                 /* prefetch fills in flight */
-    int32_t *last;            /* [L, QN_EXP_MAX_K] distinct ids of the layer's previous call */
-    int *n_last;              /* [L] */
 };
 
 static uint64_t now_ns(void)
@@ -87,6 +120,565 @@ static int add_files(struct qn_mst *s)
     return 0;
 }
 
+/* A positive integer from the environment (tests), or `def`. */
+static uint64_t env_u64(const char *name, uint64_t def)
+{
+    const char *e = getenv(name);
+    char *end;
+    unsigned long long v = e && *e ? strtoull(e, &end, 0) : 0;
+    return e && *e && !*end && v ? (uint64_t)v : def;
+}
+
+/* ---- pieces: a part is read in pieces that end at file offsets that are multiples of s->piece -------- */
+
+static uint64_t part_pieces(const struct qn_mst *s, const struct qn_es_part *pt)
+{
+    return pt->len ? (pt->off + pt->len - 1) / s->piece - pt->off / s->piece + 1 : 0;
+}
+
+/* Piece i of an expert: part *p, bytes [*at, *at + *len) of it. False past the last piece. */
+static bool piece_at(const struct qn_mst *s, const struct qn_es_part *pt, int i, int *p, uint64_t *at, uint64_t *len)
+{
+    for (int k = 0; k < QN_ES_PARTS; k++) {
+        uint64_t np = part_pieces(s, &pt[k]);
+        if ((uint64_t)i >= np) {
+            i -= (int)np;
+            continue;
+        }
+        uint64_t o = pt[k].off, end = o + pt[k].len, a = (o / s->piece + (uint64_t)i) * s->piece, b = a + s->piece;
+        a = a < o ? o : a;
+        b = b > end ? end : b;
+        *p = k;
+        *at = a - o;
+        *len = b - a;
+        return true;
+    }
+    return false;
+}
+
+/* Where piece bytes [at, +n) of part pt land on the host: the staging entry, or the mapped slot (UMA). */
+static unsigned char *piece_dst(const struct qn_mst *s, const struct job *j, const struct qn_es_part *pt, uint64_t at)
+{
+    if (j->entry < 0) {
+        uint64_t off;
+        qn_buf *b = slot_dst(s->m, pt->set, (uint32_t)j->slot, &off);
+        return (unsigned char *)b->map + off + pt->slot_off + at;
+    }
+    return s->stage + (uint64_t)j->entry * s->entry + qn_es_entry_off(s->es, (int)pt->set) + pt->slot_off + at;
+}
+
+/* ---- the staging ring and the transfer batches ------------------------------------------------------- */
+
+/* A ring entry no job owns whose last copy has completed, or -1. */
+static int entry_get(struct qn_mst *s)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < s->n_ring; i++) {
+            int e = (s->ring_next + i) % s->n_ring;
+            if (!s->ring_busy[e] && s->ring_x[e] <= s->x_done) {
+                s->ring_busy[e] = true;
+                s->ring_next = (e + 1) % s->n_ring;
+                return e;
+            }
+        }
+        if (pass == 0 && qn_timeline_value(s->tx, &s->x_done)) return -1;
+    }
+    return -1;
+}
+
+/* Record a copy up[src, +n) -> dst[off, +n) into the open transfer batch (begun on first use). */
+static int batch_copy(struct qn_mst *s, uint64_t src, const qn_buf *dst, uint64_t off, uint64_t n)
+{
+    if (!s->xopen) {
+        int rc = qn_cmd_begin(s->xcmd[s->xcur]);   /* waits for its previous submit (NXCMD batches ago) */
+        if (rc) return rc;
+        s->xopen = true;
+    }
+    return qn_cmd_copy(s->xcmd[s->xcur], s->up, src, dst, off, n);
+}
+
+static void job_finish(struct qn_mst *s, int j, uint64_t x);
+
+/* Submit the open batch: it waits (on the GPU) for every compute submission the host knows has completed (the
+ * readers of the slots it overwrites) and signals tx = ++x_val; then finish the jobs whose pieces are all in. */
+static int batch_submit(struct qn_mst *s)
+{
+    if (!s->xopen) return 0;
+    qn_cmd *c = s->xcmd[s->xcur];
+    qn_cmd_barrier(c);
+    int rc = qn_cmd_end(c);
+    struct qn_tl_point w = { s->tc, s->c_done }, sig = { s->tx, s->x_val + 1 };
+    if (!rc) rc = qn_cmd_submit_tl(c, &w, s->c_done ? 1 : 0, &sig);
+    s->xopen = false;
+    s->xcur = (s->xcur + 1) % NXCMD;
+    if (!rc) s->x_val++;
+    if (s->brow && !rc && s->x_val > s->need_x) s->need_x = s->x_val;
+    s->brow = false;
+    for (int i = 0; i < s->n_bjobs; i++) {
+        struct job *jb = &s->job[s->bjobs[i]];
+        jb->in_batch = false;
+        if (rc && !jb->status) {
+            jb->status = rc;
+            snprintf(jb->msg, sizeof jb->msg, "%s", qn_errmsg());
+        }
+        if (!jb->left) job_finish(s, s->bjobs[i], rc ? 0 : s->x_val);
+    }
+    s->n_bjobs = 0;
+    return rc;
+}
+
+/* ---- jobs ---------------------------------------------------------------------------------------------- */
+
+static void set_err(struct qn_mst *s, int code, const char *msg)
+{
+    if (s->err) return;
+    s->err = code;
+    snprintf(s->errmsg, sizeof s->errmsg, "streaming an expert: %s", msg);
+}
+
+/* Queue the reads of every piece of job j (tags j << 32 | piece). */
+static int job_reads(struct qn_mst *s, int j)
+{
+    struct job *jb = &s->job[j];
+    const struct qn_es_part *pt = qn_es_parts(s->es, jb->layer, jb->expert);
+    int p, n = 0;
+    uint64_t at, len;
+    for (int i = 0; piece_at(s, pt, i, &p, &at, &len); i++)
+        s->req[n++] = (struct qn_io_req){ .file = s->iofile[pt[p].file], .offset = pt[p].off + at, .length = len,
+                                          .dst = piece_dst(s, jb, &pt[p], at),
+                                          .tag = (uint64_t)j << 32 | (uint64_t)i };
+    jb->n_pieces = jb->left = n;
+    jb->status = 0;
+    return qn_io_submit(s->io, s->req, n);
+}
+
+/* Start filling f (a slot the cache assigned) through ring entry `entry` (-1 on UMA). */
+static int job_start(struct qn_mst *s, const struct qn_exp_fill *f, int entry, bool prefetch)
+{
+    if (!s->n_free) return qn_fail(-EFAULT, "streaming: no job left for expert %d of layer %d", f->expert, f->layer);
+    int j = s->free_jobs[--s->n_free];
+    s->job[j] = (struct job){ .layer = f->layer, .expert = f->expert, .slot = f->slot, .entry = entry,
+                              .prefetch = prefetch, .need = !prefetch };
+    s->job_of_slot[f->slot] = j;
+    if (!prefetch) s->n_need++;
+    int rc = job_reads(s, j);
+    if (rc) {   /* nothing was queued */
+        s->job[j].status = rc;
+        snprintf(s->job[j].msg, sizeof s->job[j].msg, "%s", qn_errmsg());
+        s->job[j].left = 0;
+        job_finish(s, j, 0);
+    }
+    return 0;
+}
+
+/* Every piece of job j is in (or failed) and none of its copies waits in the open batch: the slot is filled
+ * (its copies signal x) or freed. A needed prefetch that failed is read once more before that counts. */
+static void job_finish(struct qn_mst *s, int j, uint64_t x)
+{
+    struct job *jb = &s->job[j];
+    if (jb->status && jb->need && jb->prefetch && !jb->retried) {
+        jb->retried = true;
+        int rc = job_reads(s, j);
+        if (!rc) return;
+        jb->status = rc;
+        jb->left = 0;
+        snprintf(jb->msg, sizeof jb->msg, "%s", qn_errmsg());
+    }
+    if (!jb->status) {
+        qn_exp_fill_done(s->cache, jb->slot);
+        if (x > s->slot_x[jb->slot]) s->slot_x[jb->slot] = x;
+    } else {
+        qn_exp_fill_failed(s->cache, jb->slot);
+        if (jb->need) set_err(s, jb->status, jb->msg);
+    }
+    if (jb->entry >= 0) {
+        s->ring_busy[jb->entry] = false;
+        if (x > s->ring_x[jb->entry]) s->ring_x[jb->entry] = x;
+    }
+    if (jb->need) s->n_need--;
+    s->job_of_slot[jb->slot] = -1;
+    s->free_jobs[s->n_free++] = j;
+}
+
+/* A piece arrived (or failed): record its copy into the open batch; finish the job after its last piece. */
+static void on_piece(struct qn_mst *s, const struct qn_io_cqe *c)
+{
+    int j = (int)(c->tag >> 32), i = (int)(c->tag & 0xffffffffu), p;
+    struct job *jb = &s->job[j];
+    uint64_t at, len;
+    if (c->status < 0 && !jb->status) {
+        jb->status = c->status;
+        snprintf(jb->msg, sizeof jb->msg, "%s", c->msg);
+    } else if (!c->status && !jb->status && jb->entry >= 0) {
+        const struct qn_es_part *pt = qn_es_parts(s->es, jb->layer, jb->expert);
+        piece_at(s, pt, i, &p, &at, &len);
+        uint64_t off, src = (uint64_t)jb->entry * s->entry + qn_es_entry_off(s->es, (int)pt[p].set) + pt[p].slot_off + at;
+        qn_buf *dst = slot_dst(s->m, pt[p].set, (uint32_t)jb->slot, &off);
+        int rc = batch_copy(s, src, dst, off + pt[p].slot_off + at, len);
+        if (rc) {
+            jb->status = rc;
+            snprintf(jb->msg, sizeof jb->msg, "%s", qn_errmsg());
+        }
+        if (!jb->in_batch) {   /* also after a failed record: the batch may hold its earlier copies */
+            jb->in_batch = true;
+            s->bjobs[s->n_bjobs++] = j;
+        }
+    }
+    if (--jb->left == 0 && !jb->in_batch) job_finish(s, j, 0);
+}
+
+static int issue_todo(struct qn_mst *s);
+
+/* Collect the reads that completed (waiting up to timeout_ns for one when any is pending), record their copies
+ * and submit them as one batch, then start fills waiting for ring entries. -ETIMEDOUT only when timeout_ns is the
+ * IO timeout (reads stuck). */
+static int service(struct qn_mst *s, int64_t timeout_ns)
+{
+    struct qn_io_cqe cq[NCQE];
+    int k = qn_io_pending(s->io) ? qn_io_wait(s->io, cq, NCQE, 1, timeout_ns) : 0;
+    if (k == -ETIMEDOUT && timeout_ns < IO_TIMEOUT_NS) k = 0;
+    if (k == -ETIMEDOUT) {
+        qn_io_cancel(s->io, IO_TIMEOUT_NS);
+        return qn_fail(-ETIMEDOUT, "streaming: expert reads did not complete in %lld s",
+                       (long long)(IO_TIMEOUT_NS / 1000000000ll));
+    }
+    if (k < 0) return k;
+    for (int i = 0; i < k; i++) on_piece(s, &cq[i]);
+    int rc = batch_submit(s);
+    return rc || (!s->n_todo && !s->n_pf_todo) ? rc : issue_todo(s);
+}
+
+/* Wait until the compute timeline reaches `value`, handling reads in flight (prefetches) meanwhile. */
+static int wait_compute(struct qn_mst *s, uint64_t value)
+{
+    while (s->c_done < value) {
+        int rc;
+        if (qn_io_pending(s->io) || s->xopen) {
+            if ((rc = service(s, POLL_NS)) || (rc = qn_timeline_value(s->tc, &s->c_done))) return rc;
+        } else if (s->n_pf_todo) {   /* entries free up as copies complete */
+            rc = qn_timeline_wait(s->tc, value, POLL_NS);
+            if (rc && rc != -ETIMEDOUT) return rc;
+            if ((rc = qn_timeline_value(s->tc, &s->c_done)) || (rc = issue_todo(s))) return rc;
+        } else {
+            if ((rc = qn_timeline_wait(s->tc, value, IO_TIMEOUT_NS))) return rc;
+            s->c_done = value;
+        }
+    }
+    return 0;
+}
+
+/* Wait until every read has completed and every copy is submitted (errors of needed jobs land in s->err). */
+static int drain(struct qn_mst *s)
+{
+    int rc = 0;
+    while (!rc && qn_io_pending(s->io)) rc = service(s, IO_TIMEOUT_NS);
+    return rc ? rc : batch_submit(s);
+}
+
+/* Start fills waiting in q[0..*n) while ring entries are free (all of them on UMA). */
+static int issue(struct qn_mst *s, struct qn_exp_fill *q, int *n, bool prefetch)
+{
+    int done = 0, rc = 0;
+    while (!rc && done < *n) {
+        int e = s->direct ? -1 : entry_get(s);
+        if (!s->direct && e < 0) break;
+        rc = job_start(s, &q[done++], e, prefetch);
+    }
+    memmove(q, q + done, sizeof *q * (size_t)(*n - done));
+    *n -= done;
+    return rc;
+}
+
+/* The misses first; the prefetch fills only once no miss waits. */
+static int issue_todo(struct qn_mst *s)
+{
+    int rc = s->n_todo ? issue(s, s->todo, &s->n_todo, false) : 0;
+    return rc || s->n_todo || !s->n_pf_todo ? rc : issue(s, s->pf_todo, &s->n_pf_todo, true);
+}
+
+/* Prefetch fills never started: their slots are freed (a later lookup misses them). layer < 0: all of them,
+ * else those of `layer` and earlier ones (their guess was consumed). */
+static void pf_cancel(struct qn_mst *s, int layer)
+{
+    int k = 0;
+    for (int i = 0; i < s->n_pf_todo; i++)
+        if (layer < 0 || s->pf_todo[i].layer <= layer) qn_exp_fill_failed(s->cache, s->pf_todo[i].slot);
+        else s->pf_todo[k++] = s->pf_todo[i];
+    s->n_pf_todo = k;
+}
+
+/* No entry is free and no read is pending: wait for the oldest copy out of an entry no job owns. */
+static int wait_entry(struct qn_mst *s)
+{
+    int rc = batch_submit(s);
+    uint64_t want = UINT64_MAX;
+    for (int e = 0; e < s->n_ring; e++)
+        if (!s->ring_busy[e] && s->ring_x[e] > s->x_done && s->ring_x[e] < want) want = s->ring_x[e];
+    if (rc || want == UINT64_MAX) return rc ? rc : qn_fail(-EFAULT, "streaming: every staging entry is owned and no read is in flight");
+    if ((rc = qn_timeline_wait(s->tx, want, IO_TIMEOUT_NS))) return rc;
+    s->x_done = want;
+    return 0;
+}
+
+/* Until every miss is read and copied and every needed prefetch too; stops at the first needed failure. */
+static int drive(struct qn_mst *s)
+{
+    int rc = 0;
+    while (!rc && !s->err && (s->n_todo || s->n_need)) {
+        if (s->n_todo && (rc = issue_todo(s))) break;
+        if (qn_io_pending(s->io) || s->xopen) rc = service(s, IO_TIMEOUT_NS);
+        else if (s->n_todo) rc = wait_entry(s);
+        else if (s->n_need) rc = qn_fail(-EFAULT, "streaming: %d expert fills outstanding, no read in flight", s->n_need);
+    }
+    return rc;
+}
+
+/* ---- one layer --------------------------------------------------------------------------------------- */
+
+/* Distinct valid ids of ids[0..n) into out (at most max); bad ids are an error when `strict`, else skipped. */
+static int distinct(struct qn_mst *s, int layer, const int32_t *ids, int n, int32_t *out, int max, bool strict)
+{
+    int E = s->m->c.num_experts, nu = 0;
+    memset(s->seen, 0, (size_t)E);
+    for (int i = 0; i < n && nu < max; i++) {
+        int32_t id = ids[i];
+        if (id < 0 || id >= E) {
+            if (!strict) continue;
+            return qn_fail(-ERANGE, "streaming: the router of layer %d chose expert %d (of %d)", layer, id, E);
+        }
+        if (!s->seen[id]) s->seen[id] = 1, out[nu++] = id;
+    }
+    return nu;
+}
+
+/* Lookup of ids (distinct, k <= QN_EXP_MAX_K) for the next compute submission: misses go to todo, pending
+ * prefetches become needed. */
+static int lookup(struct qn_mst *s, int layer, const int32_t *ids, int k)
+{
+    struct qn_exp_result r;
+    int rc;
+    bool drained = false;
+    for (;;) {
+        rc = qn_exp_lookup(s->cache, layer, ids, k, s->c_val + 1, s->c_done, &r);
+        if (rc == -EAGAIN) rc = wait_compute(s, r.wait_for);
+        else if (rc == -ENOSPC && !drained) pf_cancel(s, -1), rc = drain(s), drained = true;
+        else break;
+        if (rc) return rc;
+    }
+    if (rc) return rc;
+    for (int i = 0; i < r.k; i++) {
+        int32_t slot = r.slot[i], j = s->job_of_slot[slot];
+        if (r.kind[i] == QN_EXP_PENDING && j < 0) {   /* a guess still waiting for an entry: now a miss */
+            int q = 0;
+            while (q < s->n_pf_todo && s->pf_todo[q].slot != slot) q++;
+            if (q == s->n_pf_todo)
+                return qn_fail(-EFAULT, "streaming: slot %d of layer %d expert %d is filling without a read", slot,
+                               layer, ids[i]);
+            s->todo[s->n_todo++] = s->pf_todo[q];
+            s->pf_todo[q] = s->pf_todo[--s->n_pf_todo];
+        } else if (r.kind[i] == QN_EXP_PENDING && !s->job[j].need) {
+            s->job[j].need = true;
+            s->n_need++;
+        }
+    }
+    memcpy(s->todo + s->n_todo, r.fill, sizeof *r.fill * (size_t)r.n_fill);
+    s->n_todo += r.n_fill;
+    return 0;
+}
+
+/* The guess for layer `next` (its router applied to this layer's MoE input): the resident ones are pinned for
+ * it, the absent ones get slots while the prefetch allowance lasts and wait for ring entries behind the misses;
+ * their reads queue behind the misses'. */
+static int prefetch(struct qn_mst *s, int next, const int32_t *guess, int n)
+{
+    if (!s->n_prefetch || !guess || n <= 0 || next >= s->m->c.num_layers) return 0;
+    int ng = distinct(s, next, guess, n, s->gids, QN_EXP_MAX_K, false);
+    struct qn_exp_result r;
+    int rc = ng > 0 ? qn_exp_prefetch(s->cache, next, s->gids, ng, s->c_val + 3, s->c_done, &r) : 0;
+    for (int i = 0; !rc && ng > 0 && i < r.n_fill; i++) {
+        if (s->n_pf_todo < QN_EXP_MAX_K) s->pf_todo[s->n_pf_todo++] = r.fill[i];
+        else qn_exp_fill_failed(s->cache, r.fill[i].slot);
+    }
+    return rc ? rc : issue_todo(s);
+}
+
+/* The layer's slot-table row to the device if it changed: written in place when the table is mapped (UMA),
+ * else copied from its own staging row in the next batch. */
+static int table_row(struct qn_mst *s, int layer)
+{
+    const qn_model *m = s->m;
+    uint64_t E = (uint64_t)m->c.num_experts, at = (uint64_t)layer * E * 4u;
+    if (!qn_exp_table_dirty(s->cache, layer)) return 0;
+    const int32_t *row = qn_exp_table(s->cache) + (uint64_t)layer * E;
+    int rc = 0;
+    if (m->slot_table->map) {
+        memcpy((char *)m->slot_table->map + at, row, (size_t)E * 4u);
+    } else {
+        memcpy(s->stage + s->row_at + at, row, (size_t)E * 4u);
+        rc = batch_copy(s, s->row_at + at, m->slot_table, at, E * 4u);
+        s->brow = true;
+    }
+    if (!rc) qn_exp_table_clean(s->cache, layer);
+    return rc;
+}
+
+/* After a failure: no read may still land and no copy may be half recorded; needed slots end filled or freed. */
+static void abort_layer(struct qn_mst *s)
+{
+    qn_io_cancel(s->io, IO_TIMEOUT_NS);
+    drain(s);
+    for (int i = 0; i < s->n_todo; i++) qn_exp_fill_failed(s->cache, s->todo[i].slot);
+    s->n_todo = 0;
+    pf_cancel(s, -1);
+    s->n_need = 0;
+    for (int j = 0; j < s->n_jobs; j++) s->job[j].need = false;
+}
+
+/* The copies of every slot the layer reads (tx value for its EXPERTS segment). */
+static void layer_need_x(struct qn_mst *s, int layer, int nu)
+{
+    const int32_t *row = qn_exp_table(s->cache) + (size_t)layer * (size_t)s->m->c.num_experts;
+    s->need_x = 0;
+    for (int i = 0; i < nu; i++) {
+        int32_t slot = row[s->uni[i]];
+        if (slot >= 0 && s->slot_x[slot] > s->need_x) s->need_x = s->slot_x[slot];
+    }
+}
+
+static int layer_fill(struct qn_mst *s, int layer, const int32_t *ids, int n, const int32_t *guess, int ng)
+{
+    int rc = 0, nu = distinct(s, layer, ids, n, s->uni, s->m->c.num_experts, true);
+    if (nu < 0) return nu;
+    if (nu > (int)s->m->n_slots)
+        return qn_fail(-ENOSPC, "streaming: layer %d needs %d experts at once but only %u slots exist", layer, nu,
+                       s->m->n_slots);
+    s->need_x = 0;
+    s->err = 0;
+    for (int at = 0; !rc && at < nu; at += QN_EXP_MAX_K)
+        rc = lookup(s, layer, s->uni + at, nu - at < QN_EXP_MAX_K ? nu - at : QN_EXP_MAX_K);
+    pf_cancel(s, layer);   /* guesses for this layer that never got an entry: not needed after all */
+    if (!rc) rc = issue_todo(s);
+    if (!rc) rc = prefetch(s, layer + 1, guess, ng);
+    if (!rc) rc = drive(s);
+    if (!rc && !s->err) layer_need_x(s, layer, nu);
+    if (!rc && !s->err) rc = table_row(s, layer);
+    if (!rc && !s->err) rc = batch_submit(s);
+    if (!rc && s->err) rc = qn_fail(s->err, "%s", s->errmsg);
+    return rc;
+}
+
+int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const int32_t *guess, int ng)
+{
+    struct qn_mst *s = m->stream;
+    int rc = wait_compute(s, s->c_val);   /* the route segment (the GPU's time, not a stall) */
+    uint64_t t0 = now_ns();
+    if (!rc) rc = layer_fill(s, layer, ids, n, guess, ng);
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", qn_errmsg());
+        abort_layer(s);
+        return qn_fail(rc, "%s", msg);
+    }
+    qn_exp_note_stall(s->cache, layer, now_ns() - t0);
+    return 0;
+}
+
+int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer)
+{
+    struct qn_mst *s = m->stream;
+    struct qn_tl_point w = { s->tx, s->need_x }, sig = { s->tc, s->c_val + 1 };
+    int rc = qn_cmd_submit_tl(seg, &w, experts_layer >= 0 && s->need_x ? 1 : 0, &sig);
+    if (!rc) s->c_val++;
+    return rc;
+}
+
+/* ---- open / close -------------------------------------------------------------------------------------- */
+
+/* UMA: every pool the experts use is mapped, so reads can land in the slots (unless QNEXT_STREAM_STAGED=1). */
+static bool slots_mapped(const qn_model *m)
+{
+    const char *e = getenv("QNEXT_STREAM_STAGED");
+    if (e && !strcmp(e, "1")) return false;
+    for (uint32_t i = 0; i < m->n_pools; i++)
+        if (!m->pools[i]->map) return false;
+    for (uint32_t i = 0; m->d_slot_bytes && i < m->d_n_pools; i++)
+        if (!m->dpools[i]->map) return false;
+    return m->n_pools > 0;
+}
+
+/* Most pieces any expert takes (sizes the request scratch). */
+static int max_pieces(const struct qn_mst *s)
+{
+    uint64_t most = 1;
+    for (int l = 0; l < qn_es_n_layers(s->es); l++)
+        for (int e = 0; e < qn_es_n_experts(s->es); e++) {
+            const struct qn_es_part *pt = qn_es_parts(s->es, l, e);
+            uint64_t n = part_pieces(s, &pt[0]) + part_pieces(s, &pt[1]) + part_pieces(s, &pt[2]);
+            most = n > most ? n : most;
+        }
+    return most > (1u << 20) ? -1 : (int)most;
+}
+
+/* Staging ring, job table, per-slot state. Ring: QNEXT_STREAM_RING entries, else 4 top_k + prefetch (at
+ * least 16) within RING_BYTES_MAX; none on UMA. */
+static int alloc_pipeline(struct qn_mst *s)
+{
+    const qn_model *m = s->m;
+    size_t L = (size_t)m->c.num_layers, E = (size_t)m->c.num_experts, N = m->n_slots;
+    uint64_t ring = (uint64_t)(4 * m->c.top_k + s->n_prefetch), cap = RING_BYTES_MAX / (s->entry ? s->entry : 1);
+    ring = ring < 16 ? 16 : ring;
+    ring = ring > cap ? cap : ring;
+    ring = env_u64("QNEXT_STREAM_RING", ring ? ring : 1);
+    s->n_ring = s->direct ? 0 : ring > 4096 ? 4096 : (int)ring;
+    s->n_jobs = s->direct ? (int)E + 2 * QN_EXP_MAX_K : s->n_ring;
+    if ((s->max_pieces = max_pieces(s)) < 0) return qn_fail(-EINVAL, "streaming: an expert of over a million pieces");
+    s->ring_x = calloc((size_t)s->n_ring + 1, sizeof *s->ring_x);
+    s->ring_busy = calloc((size_t)s->n_ring + 1, sizeof *s->ring_busy);
+    s->job = calloc((size_t)s->n_jobs, sizeof *s->job);
+    s->free_jobs = malloc(sizeof *s->free_jobs * (size_t)s->n_jobs);
+    s->bjobs = malloc(sizeof *s->bjobs * (size_t)s->n_jobs);
+    s->job_of_slot = malloc(sizeof *s->job_of_slot * N);
+    s->slot_x = calloc(N, sizeof *s->slot_x);
+    s->req = malloc(sizeof *s->req * (size_t)s->max_pieces);
+    s->todo = malloc(sizeof *s->todo * (E > N ? E : N));
+    s->uni = malloc(sizeof *s->uni * E);
+    s->gids = malloc(sizeof *s->gids * E);
+    s->seen = malloc(E);
+    if (!s->ring_x || !s->ring_busy || !s->job || !s->free_jobs || !s->bjobs || !s->job_of_slot || !s->slot_x ||
+        !s->req || !s->todo || !s->uni || !s->gids || !s->seen)
+        return qn_fail(-ENOMEM, "out of memory");
+    for (int j = 0; j < s->n_jobs; j++) s->free_jobs[s->n_free++] = s->n_jobs - 1 - j;
+    for (size_t i = 0; i < N; i++) s->job_of_slot[i] = -1;
+    s->row_at = (uint64_t)s->n_ring * s->entry;
+    int rc = qn_buf_create(m->v, QN_MEM_UPLOAD, s->row_at + L * E * 4, "expert staging", &s->up);
+    if (rc) return rc;
+    s->stage = s->up->map;
+    memset(s->stage, 0, (size_t)s->up->size);
+    if ((rc = qn_timeline_create(m->v, "streaming compute", &s->tc)) ||
+        (rc = qn_timeline_create(m->v, "streaming copies", &s->tx)))
+        return rc;
+    for (int i = 0; !rc && i < NXCMD; i++) rc = qn_cmd_create_on(m->v, QN_QUEUE_TRANSFER, &s->xcmd[i]);
+    return rc;
+}
+
+/* Slots start zeroed (bytes past the parts are never read, but stay defined); the pinned hot set (if the
+ * cache has one) is read now. */
+static int init_slots(struct qn_mst *s)
+{
+    const qn_model *m = s->m;
+    int rc = 0;
+    for (uint32_t i = 0; !rc && i < m->n_pools; i++) rc = qn_buf_fill(m->v, m->pools[i], 0, m->pools[i]->size, 0);
+    for (uint32_t i = 0; !rc && m->d_slot_bytes && i < m->d_n_pools; i++)
+        rc = qn_buf_fill(m->v, m->dpools[i], 0, m->dpools[i]->size, 0);
+    int E = m->c.num_experts;
+    for (;;) {
+        int n = rc ? 0 : qn_exp_hot_fills(s->cache, s->todo, E);
+        if (n <= 0) return rc;
+        s->n_todo = n;
+        if (!(rc = drive(s)) && s->err) rc = qn_fail(s->err, "loading the hot experts: %s", s->errmsg);
+    }
+}
+
 int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
 {
     struct qn_mst *s = calloc(1, sizeof *s);
@@ -95,6 +687,7 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
         return qn_fail(-ENOMEM, "out of memory");
     }
     m->stream = s;
+    s->m = m;
     s->v = m->v;
     s->es = es;
     size_t L = (size_t)m->c.num_layers, E = (size_t)m->c.num_experts;
@@ -102,33 +695,26 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
         qn_es_slot_bytes(es, QN_ES_POOLS) != m->slot_bytes || qn_es_slot_bytes(es, QN_ES_DPOOLS) != m->d_slot_bytes)
         return qn_fail(-EINVAL, "streaming: the expert store does not match the model's slots");
     s->entry = qn_es_entry_bytes(es);
-    s->uni = malloc(sizeof *s->uni * E);
-    s->seen = malloc(E);
+    s->piece = env_u64("QNEXT_STREAM_PIECE", PIECE_DEFAULT);
     s->n_prefetch = p->prefetch < 0 ? 0 : p->prefetch > QN_EXP_MAX_K ? QN_EXP_MAX_K : p->prefetch;
-    s->last = malloc(sizeof *s->last * L * QN_EXP_MAX_K);
-    s->n_last = calloc(L, sizeof *s->n_last);
-    if (!s->uni || !s->seen || !s->last || !s->n_last) return qn_fail(-ENOMEM, "out of memory");
-    s->pf_at = (uint64_t)NSTAGE * s->entry;
-    s->row_at = s->pf_at + (uint64_t)s->n_prefetch * s->entry;
-    int rc = qn_buf_create(m->v, QN_MEM_UPLOAD, s->row_at + E * 4, "expert staging", &s->up);
-    if (!rc) rc = qn_cmd_create(m->v, &s->cmd);
-    if (rc) return rc;
-    s->stage = s->up->map;
-    s->pf_stage = s->stage + s->pf_at;
-    memset(s->stage, 0, (size_t)s->row_at);
+    s->direct = slots_mapped(m);
+    int rc = alloc_pipeline(s);
     struct qn_io_params ip;
     qn_io_default_params(&ip);
     ip.mode = (enum qn_io_mode)p->io_mode;
-    rc = qn_io_open(&s->io, &ip);
+    ip.queue_depth = ip.threads * 4 > 64 ? ip.threads * 4 : 64;   /* keeps every reader busy between polls */
+    if (!rc) rc = qn_io_open(&s->io, &ip);
     if (!rc) rc = add_files(s);
     if (rc) return rc;
     struct qn_exp_params ep = { .n_layers = (int)L, .n_experts = (int)E, .top_k = m->c.top_k,
                                 .n_prefetch = s->n_prefetch, .expert_bytes = qn_es_max_expert_bytes(es),
                                 .n_slots = (int)m->n_slots };
-    if ((rc = qn_exp_create(&s->cache, &ep))) return rc;
-    QN_INFO("streaming experts: %u slots of %.2f MiB (%.1f%% of %lld experts), io %s, prefetch %d", m->n_slots,
-            (double)qn_mst_slot_bytes(m) / 1048576.0, 100.0 * m->n_slots / (double)(L * E), (long long)(L * E),
-            qn_io_engine_name(s->io), s->n_prefetch);
+    if ((rc = qn_exp_create(&s->cache, &ep)) || (rc = init_slots(s))) return rc;
+    QN_INFO("streaming experts: %u slots of %.2f MiB (%.1f%% of %lld experts), io %s (%d threads), prefetch %d, %s",
+            m->n_slots, (double)qn_mst_slot_bytes(m) / 1048576.0, 100.0 * m->n_slots / (double)(L * E),
+            (long long)(L * E), qn_io_engine_name(s->io), ip.threads, s->n_prefetch,
+            s->direct ? "reads straight into the mapped slots" : qn_vk_transfer_queue(m->v)
+            ? "staging ring, copies on the transfer queue" : "staging ring, copies on the compute queue");
     return 0;
 }
 
@@ -136,16 +722,19 @@ void qn_mst_close(struct qn_mst **ps)
 {
     struct qn_mst *s = *ps;
     if (!s) return;
-    qn_io_close(&s->io);   /* no read lands in `up` after this */
-    qn_cmd_destroy(&s->cmd);
+    qn_io_close(&s->io);   /* no read lands in `up` or a slot after this */
+    if (s->xopen) qn_cmd_end(s->xcmd[s->xcur]);
+    if (s->tc) qn_timeline_wait(s->tc, s->c_val, IO_TIMEOUT_NS);
+    if (s->tx) qn_timeline_wait(s->tx, s->x_val, IO_TIMEOUT_NS);
+    for (int i = 0; i < NXCMD; i++) qn_cmd_destroy(&s->xcmd[i]);
+    qn_timeline_destroy(&s->tc);
+    qn_timeline_destroy(&s->tx);
     qn_buf_destroy(s->v, &s->up);
     qn_exp_destroy(&s->cache);
     qn_es_free(&s->es);
-    free(s->iofile);
-    free(s->uni);
-    free(s->seen);
-    free(s->last);
-    free(s->n_last);
+    void *arrays[] = { s->iofile, s->ring_x, s->ring_busy, s->job, s->free_jobs, s->bjobs, s->job_of_slot,
+                       s->slot_x, s->req, s->todo, s->uni, s->gids, s->seen };
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
     free(s);
     *ps = NULL;
 }
@@ -157,217 +746,9 @@ uint32_t qn_mst_max_tokens(const qn_model *m)
     return n ? n : 1;
 }
 
-/* Wait for n requests; the first failure's status and message win. status[tag] (if not NULL) gets each one's. */
-static int collect(struct qn_mst *s, int n, int *status)
-{
-    struct qn_io_cqe cq[NSTAGE * 3];
-    int err = 0, got = 0;
-    char msg[240] = "";
-    while (got < n) {
-        int k = qn_io_wait(s->io, cq, NSTAGE * 3, 1, IO_TIMEOUT_NS);
-        if (k == -ETIMEDOUT) {
-            qn_io_cancel(s->io, IO_TIMEOUT_NS);
-            return qn_fail(-ETIMEDOUT, "streaming: expert reads did not complete in %lld s",
-                           (long long)(IO_TIMEOUT_NS / 1000000000ll));
-        }
-        if (k < 0) return k;
-        for (int i = 0; i < k; i++) {
-            if (status && cq[i].tag < (uint64_t)(QN_EXP_MAX_K * 3)) status[cq[i].tag] = cq[i].status;
-            if (cq[i].status < 0 && !err) {
-                err = cq[i].status;
-                snprintf(msg, sizeof msg, "%s", cq[i].msg);
-            }
-        }
-        got += k;
-    }
-    return err ? qn_fail(err, "streaming an expert: %s", msg) : 0;
-}
+bool qn_mst_wants_guess(const qn_model *m) { return m->stream && m->stream->n_prefetch > 0; }
 
-/* The three reads (gate, up, down) of fill i into staging entry i of `stage` (each part where the store puts
- * it in the entry), tags 3i .. 3i + 2. */
-static void fill_reqs(const struct qn_mst *s, const struct qn_exp_fill *fl, int n, unsigned char *stage,
-                      struct qn_io_req *req)
-{
-    for (int i = 0; i < n; i++) {
-        const struct qn_es_part *pt = qn_es_parts(s->es, fl[i].layer, fl[i].expert);
-        unsigned char *entry = stage + (uint64_t)i * s->entry;
-        for (int p = 0; p < QN_ES_PARTS; p++)
-            req[i * 3 + p] = (struct qn_io_req){ .file = s->iofile[pt[p].file], .offset = pt[p].off,
-                                                 .length = pt[p].len,
-                                                 .dst = entry + qn_es_entry_off(s->es, (int)pt[p].set) + pt[p].slot_off,
-                                                 .tag = (uint64_t)(i * 3 + p) };
-    }
-}
-
-/* Record a copy `up`[src, +n) -> dst[off, +n) into this layer's command buffer (begun on first use). */
-static int cmd_copy(struct qn_mst *s, uint64_t src, const qn_buf *dst, uint64_t off, uint64_t n)
-{
-    if (!s->cmd_open) {
-        int rc = qn_cmd_begin(s->cmd);
-        if (rc) return rc;
-        s->cmd_open = true;
-    }
-    return qn_cmd_copy(s->cmd, s->up, src, dst, off, n);
-}
-
-/* Copy the staging entry at `src` of `up` into slot `slot` of every set in use; it counts as filled once the
- * command buffer has run. */
-static int cmd_slot(const qn_model *m, struct qn_mst *s, int32_t slot, uint64_t src)
-{
-    int rc = s->n_pend < NPEND ? 0 : qn_fail(-EFAULT, "streaming: too many slot copies pending");
-    for (uint32_t set = 0; !rc && set < QN_ES_SETS; set++) {
-        uint64_t n = qn_es_slot_bytes(s->es, (int)set), off;
-        if (!n) continue;
-        qn_buf *pool = slot_dst(m, set, (uint32_t)slot, &off);
-        rc = cmd_copy(s, src + qn_es_entry_off(s->es, (int)set), pool, off, n);
-    }
-    if (rc) {
-        qn_exp_fill_failed(s->cache, slot);
-        return rc;
-    }
-    s->pend[s->n_pend++] = slot;
-    return 0;
-}
-
-/* Run the recorded copies (a barrier orders them before every later submission) and mark their slots
- * filled; on failure (or abort) free those slots: no garbage is ever resident. */
-static int cmd_flush(struct qn_mst *s, bool abort)
-{
-    int rc = 0;
-    if (s->cmd_open) {
-        qn_cmd_barrier(s->cmd);
-        rc = qn_cmd_end(s->cmd);
-        if (!rc && !abort) rc = qn_cmd_run(s->cmd);
-        s->cmd_open = false;
-    }
-    for (int i = 0; i < s->n_pend; i++)
-        if (rc || abort) qn_exp_fill_failed(s->cache, s->pend[i]);
-        else qn_exp_fill_done(s->cache, s->pend[i]);
-    s->n_pend = 0;
-    return rc;
-}
-
-/* Read up to NSTAGE fills into the demand staging entries and record their copies. The entries are reused:
- * copies recorded from them earlier are run first. */
-static int fill_batch(const qn_model *m, struct qn_mst *s, const struct qn_exp_fill *fl, int n)
-{
-    struct qn_io_req req[NSTAGE * 3];
-    int rc = cmd_flush(s, false);
-    if (!rc) {
-        fill_reqs(s, fl, n, s->stage, req);
-        rc = qn_io_submit(s->io, req, n * 3);
-    }
-    if (!rc) rc = collect(s, n * 3, NULL);
-    if (rc) {
-        for (int i = 0; i < n; i++) qn_exp_fill_failed(s->cache, fl[i].slot);
-        return rc;
-    }
-    for (int i = 0; i < n; i++) {
-        if ((rc = cmd_slot(m, s, fl[i].slot, (uint64_t)i * s->entry))) {
-            for (int j = i + 1; j < n; j++) qn_exp_fill_failed(s->cache, fl[j].slot);
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* Distinct ids of the call into s->uni; returns their count or a negative error. */
-static int distinct(const qn_model *m, struct qn_mst *s, int layer, const int32_t *ids, int n)
-{
-    int E = m->c.num_experts, nu = 0;
-    memset(s->seen, 0, (size_t)E);
-    for (int i = 0; i < n; i++) {
-        int32_t id = ids[i];
-        if (id < 0 || id >= E)
-            return qn_fail(-ERANGE, "streaming: the router of layer %d chose expert %d (of %d)", layer, id, E);
-        if (!s->seen[id]) s->seen[id] = 1, s->uni[nu++] = id;
-    }
-    if (nu > (int)m->n_slots)
-        return qn_fail(-ENOSPC, "streaming: layer %d needs %d experts at once but only %u slots exist", layer, nu,
-                       m->n_slots);
-    return nu;
-}
-
-/* Finish the prefetch reads in flight: copy the good ones into their slots, free the slots of failed ones
- * (a later lookup misses and reads them again, failing the call then if the file is really bad). */
-static int pf_drain(const qn_model *m, struct qn_mst *s)
-{
-    if (!s->n_pf) return 0;
-    int status[QN_EXP_MAX_K * 3];
-    memset(status, 0, sizeof status);
-    int n = s->n_pf, rc = collect(s, n * 3, status);
-    s->n_pf = 0;
-    if (rc == -ETIMEDOUT) return rc;
-    rc = 0;
-    for (int i = 0; i < n; i++) {
-        bool ok = !status[3 * i] && !status[3 * i + 1] && !status[3 * i + 2];
-        if (ok && !rc) rc = cmd_slot(m, s, s->pf[i].slot, s->pf_at + (uint64_t)i * s->entry);
-        else qn_exp_fill_failed(s->cache, s->pf[i].slot);
-    }
-    return rc;
-}
-
-/* Guess layer + 1's experts (its ids of the previous call) and start reading the absent ones. */
-static int pf_start(const qn_model *m, struct qn_mst *s, int layer)
-{
-    int next = layer + 1, n = next < m->c.num_layers ? s->n_last[next] : 0;
-    if (!s->n_prefetch || !n) return 0;
-    struct qn_exp_result r;
-    int rc = qn_exp_prefetch(s->cache, next, s->last + (size_t)next * QN_EXP_MAX_K, n, s->seq + 1, s->seq - 1, &r);
-    if (rc || !r.n_fill) return rc;
-    struct qn_io_req req[QN_EXP_MAX_K * 3];
-    s->n_pf = r.n_fill < s->n_prefetch ? r.n_fill : s->n_prefetch;   /* the allowance bounds it already */
-    memcpy(s->pf, r.fill, sizeof *s->pf * (size_t)s->n_pf);
-    for (int i = s->n_pf; i < r.n_fill; i++) qn_exp_fill_failed(s->cache, r.fill[i].slot);
-    fill_reqs(s, s->pf, s->n_pf, s->pf_stage, req);
-    rc = qn_io_submit(s->io, req, s->n_pf * 3);
-    if (rc) {
-        for (int i = 0; i < s->n_pf; i++) qn_exp_fill_failed(s->cache, s->pf[i].slot);
-        s->n_pf = 0;
-    }
-    return rc;
-}
-
-/* Reads, copies and the table row of one layer (see qn_mst_layer). */
-static int layer_fill(const qn_model *m, struct qn_mst *s, int layer, const int32_t *ids, int n)
-{
-    int E = m->c.num_experts;
-    int rc0 = pf_drain(m, s);
-    if (rc0) return rc0;
-    int nu = distinct(m, s, layer, ids, n);
-    if (nu < 0) return nu;
-    s->n_last[layer] = nu < QN_EXP_MAX_K ? nu : QN_EXP_MAX_K;
-    memcpy(s->last + (size_t)layer * QN_EXP_MAX_K, s->uni, sizeof *s->uni * (size_t)s->n_last[layer]);
-    uint64_t use = ++s->seq;
-    for (int at = 0; at < nu; at += QN_EXP_MAX_K) {
-        struct qn_exp_result r;
-        int k = nu - at < QN_EXP_MAX_K ? nu - at : QN_EXP_MAX_K;
-        int rc = qn_exp_lookup(s->cache, layer, s->uni + at, k, use, use - 1, &r);
-        for (int b = 0; !rc && b < r.n_fill; b += NSTAGE)
-            rc = fill_batch(m, s, r.fill + b, r.n_fill - b < NSTAGE ? r.n_fill - b : NSTAGE);
-        if (rc) return rc;
-    }
-    if (qn_exp_table_dirty(s->cache, layer)) {
-        memcpy(s->stage + s->row_at, qn_exp_table(s->cache) + (size_t)layer * (size_t)E, (size_t)E * 4u);
-        int rc = cmd_copy(s, s->row_at, m->slot_table, (uint64_t)layer * (uint64_t)E * 4u, (uint64_t)E * 4u);
-        if (rc) return rc;
-        qn_exp_table_clean(s->cache, layer);
-    }
-    return cmd_flush(s, false);
-}
-
-int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n)
-{
-    struct qn_mst *s = m->stream;
-    uint64_t t0 = now_ns();
-    int rc = layer_fill(m, s, layer, ids, n);
-    if (rc) {
-        cmd_flush(s, true);   /* copies not run: their slots are freed; dirty rows stay dirty (uploaded next time) */
-        return rc;
-    }
-    qn_exp_note_stall(s->cache, layer, now_ns() - t0);
-    return pf_start(m, s, layer);
-}
+/* ---- statistics ---------------------------------------------------------------------------------------- */
 
 int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats *is)
 {
@@ -388,8 +769,11 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     struct qn_io_stats is;
     qn_exp_get_stats(s->cache, -1, &es);
     qn_io_get_stats(s->io, &is);
-    fprintf(out, "qnext stats: streaming %u slots of %.2f MiB, io %s\n", m->n_slots, (double)qn_mst_slot_bytes(m) / 1048576.0,
-            qn_io_engine_name(s->io));
+    fprintf(out, "qnext stats: streaming %u slots of %.2f MiB, io %s, ", m->n_slots,
+            (double)qn_mst_slot_bytes(m) / 1048576.0, qn_io_engine_name(s->io));
+    if (s->direct) fprintf(out, "reads straight into the mapped slots (UMA)\n");
+    else fprintf(out, "staging ring of %d entries, copies on the %s queue\n", s->n_ring,
+                 qn_vk_transfer_queue(m->v) ? "transfer" : "compute");
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
             (unsigned long long)es.hits, (unsigned long long)es.misses, (unsigned long long)es.evictions);
     fprintf(out, "  read %.2f MiB in %llu requests, %.3f GB/s while busy\n", (double)is.bytes / 1048576.0,
@@ -397,5 +781,7 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     fprintf(out, "  stall (reads + slot uploads) %.3f ms per token over %llu tokens\n",
             tokens ? (double)es.stall_ns / 1e6 / (double)tokens : 0.0, (unsigned long long)tokens);
     if (es.pf_guessed)
-        fprintf(out, "  prefetch precision %.3f recall %.3f\n", qn_exp_precision(&es), qn_exp_recall(&es));
+        fprintf(out, "  prefetch precision %.3f recall %.3f (%llu reads, %llu used, %llu evicted unused)\n",
+                qn_exp_precision(&es), qn_exp_recall(&es), (unsigned long long)es.pf_fills,
+                (unsigned long long)es.pf_fills_used, (unsigned long long)es.pf_fills_wasted);
 }

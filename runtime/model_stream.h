@@ -3,14 +3,17 @@
  *
  * model.c calls qn_mst_plan() when --expert-cache is below the experts' bytes (slot count from the budget, or
  * the clear error naming both numbers) and qn_mst_open() once the checkpoint is open (file locations of every
- * expert tensor, the IO engine, the slot cache; the device slot table starts all -1). The session then, per
- * layer, submits the ROUTE segment, reads the router ids and calls qn_mst_layer() before submitting the
- * EXPERTS segment: misses are read (qn_io) into a host-visible staging buffer laid out exactly like a slot,
- * and one command buffer per layer copies them into their slots and rewrites the layer's slot-table row. Synchronous per layer: every earlier
- * submission has completed when qn_mst_layer runs, so every slot not named by this call is evictable. */
+ * expert tensor, the IO engine, the slot cache; the device slot table starts all -1). The session submits
+ * every segment of a streaming call through qn_mst_submit() (they signal a compute timeline) and, per layer,
+ * after the ROUTE segment calls qn_mst_layer(): it waits for that route (handling prefetch reads meanwhile),
+ * looks the ids up, reads every miss at once into a ring of host-visible staging entries (on UMA straight
+ * into the mapped slots), copies each piece into its slot on the transfer queue as soon as it has arrived
+ * (batches signal a transfer timeline), starts the reads of the guessed next layer's experts, and returns
+ * once the layer's copies are submitted; the EXPERTS segment then waits for them on the GPU. */
 #ifndef QN_MODEL_STREAM_H
 #define QN_MODEL_STREAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -29,19 +32,28 @@ uint64_t qn_mst_slot_bytes(const qn_model *m);
 int qn_mst_plan(qn_model *m, uint64_t budget, const struct qn_model_params *p);
 /* Streaming over the expert store `es` (expert_store.h: where every part is in the files and in its slot; this
  * takes ownership, also on failure): the IO engine (p->io_mode: enum qn_io_mode) and the slot cache; sets
- * m->stream. p->prefetch > 0: after layer L's experts are resident, guess layer L + 1's (the ids it used in the
- * previous call, at most p->prefetch new slots) and start those reads while the GPU runs; the minimum becomes
- * top_k + prefetch. */
+ * m->stream. p->prefetch > 0: the guesses for layer L + 1 that qn_mst_layer gets (layer L + 1's router
+ * applied to layer L's MoE input, forward.c) take at most p->prefetch slots, read while the GPU runs; the
+ * minimum becomes top_k + prefetch. Env (tests): QNEXT_STREAM_STAGED=1 stages even on UMA,
+ * QNEXT_STREAM_RING=N staging entries, QNEXT_STREAM_PIECE=BYTES read/copy granularity (default 1 MiB). */
 int qn_mst_open(qn_model *m, struct qn_es *es, const struct qn_model_params *p);
 void qn_mst_close(struct qn_mst **s);
 
 /* The most tokens one call may run so that a layer's union of routed experts always fits the slots:
  * max(1, (n_slots - n_prefetch) / top_k). */
 uint32_t qn_mst_max_tokens(const qn_model *m);
-/* Make the experts named by ids[0..n) (a [T, K] router output, duplicates allowed) of `layer` resident and
- * the device slot table's row for the layer current. Errors (IO, truncated file, bad ids) name the file,
- * offset or id; after an error the sequence state is undefined, no garbage slot is ever marked resident. */
-int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n);
+/* Submit segment `seg` of a streaming call on the compute queue; it signals the next compute timeline value.
+ * experts_layer >= 0: it is that layer's EXPERTS segment and first waits (on the GPU) for the copies of every
+ * slot the layer reads and of its slot-table row. */
+int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer);
+/* After the ROUTE segment of `layer` was submitted: wait for it, then make the experts named by ids[0..n) (its
+ * [T, K] router output in host-visible memory, read after the wait, duplicates allowed) resident and the
+ * device slot table's row current, and start reading guess[0..ng) for layer + 1 (NULL / 0: no guess; ids
+ * outside [0, E) are ignored). Errors (IO, truncated file, bad ids) name the file, offset or id; after an
+ * error the sequence state is undefined, but no garbage slot is ever marked resident. */
+int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const int32_t *guess, int ng);
+/* The streaming model takes guesses (prefetch on): the session records the guess node. */
+bool qn_mst_wants_guess(const qn_model *m);
 
 /* The slot cache's totals (every layer) and the IO engine's; -EINVAL when m is not streaming. */
 int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats *is);

@@ -70,6 +70,7 @@ int qn_session_new(qn_session **out, const qn_model *m, const struct qn_session_
     if (s->p.ctx > maxpos) s->p.ctx = (uint32_t)maxpos;
     s->m = m;
     if (m->stream && s->p.chunk > qn_mst_max_tokens(m)) s->p.chunk = qn_mst_max_tokens(m); /* union fits the slots */
+    if (m->stream) s->p.tune.guess_next = qn_mst_wants_guess(m);   /* prefetch: the next layer's router guesses */
     int rc = m->stream ? stream_alloc(s) : 0;
     if (rc) {
         qn_session_free(&s);
@@ -203,19 +204,24 @@ static int record_segs(qn_session *s, const struct qn_fwd_call *call)
     return 0;
 }
 
-/* Per layer: route(l) (waited) -> read ids -> reads + slot copies -> experts(l) (submitted, not waited: route(l+1)
- * is ordered after it by the barrier that ends every segment, and waiting for route(l+1) covers both). */
+/* Every segment is submitted through qn_mst_submit (signalling the compute timeline) and none is waited by a
+ * fence but the head: per layer route(l) -> qn_mst_layer (waits for route(l) on the timeline, reads the ids and
+ * the guess for l + 1, starts reads and slot copies) -> experts(l) (waits on the GPU for its copies). Segments
+ * end with a full barrier, so each is ordered after the one before on the compute queue. */
 static int run_streaming(qn_session *s, const struct qn_fwd_call *call)
 {
-    int L = s->m->c.num_layers, n = (int)call->T * s->m->c.top_k;
+    const qn_model *m = s->m;
+    int L = m->c.num_layers, n = (int)call->T * m->c.top_k;
     int rc = record_segs(s, call);
-    if (!rc) rc = qn_cmd_submit(s->seg[0]);
+    if (!rc) rc = qn_mst_submit(m, s->seg[0], -1);
     for (int l = 0; !rc && l < L; l++) {
-        rc = qn_cmd_run(s->seg[1 + 2 * l]);
-        if (!rc) rc = qn_mst_layer(s->m, l, s->rb_ids->map, n);
-        if (!rc) rc = qn_cmd_submit(s->seg[2 + 2 * l]);
+        rc = qn_mst_submit(m, s->seg[1 + 2 * l], -1);
+        const int32_t *guess = s->f.rb_guess && l + 1 < L ? s->f.rb_guess->map : NULL;
+        if (!rc) rc = qn_mst_layer(m, l, s->rb_ids->map, n, guess, guess ? n : 0);
+        if (!rc) rc = qn_mst_submit(m, s->seg[2 + 2 * l], l);
     }
-    if (!rc) rc = qn_cmd_run(s->seg[1 + 2 * L]);
+    if (!rc) rc = qn_mst_submit(m, s->seg[1 + 2 * L], -1);
+    if (!rc) rc = qn_cmd_wait(s->seg[1 + 2 * L]);
     return rc;
 }
 

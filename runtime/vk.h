@@ -282,4 +282,33 @@ uint32_t qn_cmd_nregions(const qn_cmd *c);
 double qn_cmd_region(const qn_cmd *c, uint32_t i, const char **label);
 VkCommandBuffer qn_cmd_vk(const qn_cmd *c); /* raw handle (planted-error tests) */
 
+/* ---- queues and timeline semaphores (cmd.c; docs/streaming.md) ------------------------------------- */
+
+/* QN_QUEUE_TRANSFER is a queue of a transfer-only family (the DMA engines: copies run beside compute) when
+ * the device has one and env QNEXT_TRANSFER_QUEUE is not "0"; otherwise it is the compute queue itself
+ * (lavapipe, most integrated GPUs). With a separate family every buffer is created VK_SHARING_MODE_CONCURRENT
+ * over both families, so no ownership transfers are needed. */
+enum qn_queue { QN_QUEUE_COMPUTE = 0, QN_QUEUE_TRANSFER = 1 };
+bool qn_vk_transfer_queue(const qn_vk *v);   /* true: a separate transfer-only queue family is in use */
+/* A command buffer for queue q (qn_cmd_create = QN_QUEUE_COMPUTE). On a transfer-only queue only copies,
+ * fills and barriers may be recorded (no dispatches, no timestamps). */
+int qn_cmd_create_on(qn_vk *v, enum qn_queue q, qn_cmd **out);
+
+/* A timeline semaphore (Vulkan 1.2 core): a 64-bit counter that submissions signal and that submissions
+ * and the host wait on. Values only grow; it starts at 0. */
+typedef struct qn_timeline qn_timeline;
+int qn_timeline_create(qn_vk *v, const char *name, qn_timeline **out);
+void qn_timeline_destroy(qn_timeline **t);     /* waits for nothing: the caller makes sure no submit uses it */
+int qn_timeline_value(const qn_timeline *t, uint64_t *value);   /* the counter now (no wait) */
+/* Block until the counter reaches `value` or timeout_ns passes (<0: no limit): 0 or -ETIMEDOUT. */
+int qn_timeline_wait(const qn_timeline *t, uint64_t value, int64_t timeout_ns);
+struct qn_tl_point {
+    const qn_timeline *tl;
+    uint64_t value;
+};
+/* Submit the recording like qn_cmd_submit, first waiting (on the GPU, all commands) until every
+ * wait[i].tl >= wait[i].value and signalling signal->tl = signal->value when it completes (signal may be
+ * NULL). Values signalled on one timeline must increase in submission order. */
+int qn_cmd_submit_tl(qn_cmd *c, const struct qn_tl_point *wait, uint32_t nwait, const struct qn_tl_point *signal);
+
 #endif

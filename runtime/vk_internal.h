@@ -27,6 +27,9 @@ struct qn_vk {
     VkPhysicalDevice pd;
     VkDevice dev;
     VkQueue queue;
+    VkQueue xqueue;                /* QN_QUEUE_TRANSFER: a transfer-only family's queue, else = queue */
+    uint32_t xfamily;              /* its family */
+    bool xsep;                     /* xqueue is a separate family (buffers are CONCURRENT over both) */
     struct qn_caps caps;
     bool validation, skip_calls, subgroups, uma_zero_copy, push_desc;
 
@@ -52,5 +55,7 @@ void qn_pipe_cache_close(qn_vk *v);
 void qn_pipe_destroy_all(qn_vk *v);
 /* mem.c */
 void qn_mem_init(qn_vk *v);
+/* cmd.c */
+VkSemaphore qn_timeline_vk(const qn_timeline *t);
 
 #endif
