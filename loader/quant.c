@@ -2,11 +2,11 @@
  *
  * Layouts follow ggml-common.h (block_q8_0, block_q4_0, block_q5_0, block_q5_1, block_q4_K, block_q5_K,
  * block_q6_K); the value formulas are those of ggml's dequantize_row_* (see docs/gguf-qwen3next.md for
- * sources). Q5_0 / Q5_1 follow ggml's reference rounding exactly (what llama-quantize writes for the
- * K-quant fallbacks). The other quantizers are our own: a small least-squares search per sub-block, then
- * 6-/8-bit scale quantization per super-block. They write the exact format, so llama.cpp reads their
- * output; they do not use llama.cpp's importance-weighted search, so errors are a little higher than
- * llama-quantize's. */
+ * sources). Q8_0, Q5_0 and Q5_1 follow ggml's reference rounding exactly (what llama-quantize writes for
+ * the K-quant fallbacks and the converter for q8_0). Q4_0 and the K-quants are our own: a small
+ * least-squares search per sub-block, then 6-/8-bit scale quantization per super-block. They write the
+ * exact format, so llama.cpp reads their output; they do not use llama.cpp's importance-weighted search,
+ * so errors are a little higher than llama-quantize's. */
 #include "quant.h"
 
 #include <float.h>
@@ -312,13 +312,19 @@ static void fit_affine(const float *x, int n, int nmax, float *s_out, float *m_o
     }
 }
 
+/* trunc(v) for the level casts below; 0 where the conversion is undefined in C (|v| huge, inf, NaN: only
+ * when 1/d overflows for a subnormal d), which is what x86's cvttss2si + truncation gives ggml there. */
+static int trunc_level(float v) { return isfinite(v) && fabsf(v) < 128.0f ? (int)v : 0; }
+
+/* ggml's reference Q8_0 rounding (quantize_row_q8_0_ref; gguf-py's Q8_0 computes the same): d = amax / 127,
+ * q = roundf(x * (1/d)) (halves away from zero) with the unrounded d, then d stored as f16. */
 static void quant_q8_0(const float *x, qn_block_q8_0 *b)
 {
     float amax = 0;
     for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
-    b->d = qn_f32_to_f16(amax / 127.0f);
-    float d = qn_f16_to_f32(b->d);
-    for (int i = 0; i < 32; i++) b->qs[i] = (int8_t)(d ? clampi(nearest(x[i] / d), -128, 127) : 0);
+    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    b->d = qn_f32_to_f16(d);
+    for (int i = 0; i < 32; i++) b->qs[i] = (int8_t)trunc_level(roundf(x[i] * id));
 }
 
 static void quant_q4_0(const float *x, qn_block_q4_0 *b)
@@ -342,10 +348,6 @@ static void pack_q5(const uint8_t *L, uint8_t *qh8, uint8_t *qs)
     }
     for (int k = 0; k < 4; k++) qh8[k] = (uint8_t)(qh >> (8 * k));
 }
-
-/* trunc(v) for the level casts below; 0 where the conversion is undefined in C (|v| huge, inf, NaN: only
- * when 1/d overflows for a subnormal d), which is what x86's cvttss2si + truncation gives ggml there. */
-static int trunc_level(float v) { return isfinite(v) && fabsf(v) < 128.0f ? (int)v : 0; }
 
 /* ggml's reference Q5_0 rounding: the value of largest magnitude (first one on ties) maps to level 0, so
  * d = max / -16 (sign kept); level = min(31, trunc(x * (1/d) + 16.5)), computed in float with the unrounded

@@ -70,8 +70,8 @@ void qn_q4k_scale_min(int j, const uint8_t *scales, uint8_t *sc, uint8_t *mn);
 /* Dequantize n elements (n a multiple of the block size) of a row stored as `type` into dst. */
 int qn_dequant_row(uint32_t type, const void *src, float *dst, uint64_t n);
 /* Quantize n floats (n a multiple of the block size) into `type` blocks. Non-finite input is an error.
- * Q5_0 and Q5_1 are byte-identical to ggml's reference quantizers (quantize_row_q5_{0,1}_ref, which
- * llama-quantize uses without an importance matrix); the others are our own (see quant.c). */
+ * Q8_0, Q5_0 and Q5_1 are byte-identical to ggml's reference quantizers (quantize_row_*_ref, which
+ * llama-quantize uses without an importance matrix); Q4_0 and the K-quants are our own (see quant.c). */
 int qn_quant_row(uint32_t type, const float *src, void *dst, uint64_t n);
 /* *out = sum_i dequant(row)[i] * x[i] over n elements, accumulated in double (reference for shaders). */
 int qn_dot_row(uint32_t type, const void *row, const float *x, uint64_t n, float *out);

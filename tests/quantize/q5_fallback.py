@@ -9,8 +9,8 @@ Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 where 32 does not divide the r
   the rule gives for its row length, named pins (tiny q4_k_m: ffn_down_exps F16, ffn_gate_exps Q5_0, the
   more-bits attn_qkv of layer 2 Q8_0; yarn q5_k_m: Q5_1 and F16 for rows of 40 / 56), and `-v` names every
   fallen-back tensor with its shape and type;
-- token_embd's Q5_0 / Q5_1 blocks are byte-identical to ggml's reference quantizer, re-done here in Python
-  with float32 rounding at every step (quantize_row_q5_{0,1}_ref; struct round trips give exact f32/f16);
+- token_embd's Q5_0 / Q5_1 (and, in a q8_0 file, Q8_0) blocks are byte-identical to ggml's reference quantizer, re-done here in Python
+  with float32 rounding at every step (quantize_row_{q5_0,q5_1,q8_0}_ref; struct round trips give exact f32/f16);
 - Vulkan logits on the Q5_0 and Q5_1 files (no GPU kernel for those blocks: dequantized on the host at load)
   vs the CPU reference on the same file (same dequantized weights): max |d| <= 1e-4 * max |logit|;
 - the same Vulkan logits vs the fixture's HF logits (expected.safetensors prefill0): mean |d| / mean |ref|
@@ -18,6 +18,7 @@ Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 where 32 does not divide the r
   and quoted at TOL_MEAN).
 Usage: q5_fallback.py QNEXT GOLDEN_DIR"""
 import json
+import math
 import os
 import re
 import struct
@@ -137,6 +138,18 @@ def q5_block(x, with_min):
     return head + struct.pack("<I", qh) + qs
 
 
+def q8_block(x):
+    """ggml quantize_row_q8_0_ref: d = amax / 127, q = roundf(x * (1/d)) (halves away from zero)"""
+    d = f32(max(abs(v) for v in x) / 127.0)
+    idv = f32(1.0 / d) if d else 0.0
+    q = []
+    for v in x:
+        p = f32(v * idv)
+        r = math.floor(abs(p) + 0.5)   # roundf (exact in double): halves away from zero
+        q.append(-r if p < 0 else r)
+    return struct.pack("<H32b", f16_bits(d), *q)
+
+
 def bf16_tensor(folder, name):
     with open(os.path.join(folder, "model.safetensors"), "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
@@ -206,7 +219,8 @@ def check_bytes(tag, path, folder, qtype):
     x = bf16_tensor(folder, "model.embed_tokens.weight")
     bs = BLOCK[t][1]
     nb = len(x) // 32
-    diff = [i for i in range(nb) if q5_block(x[32 * i:32 * i + 32], qtype == Q5_1) != data[off + i * bs:off + (i + 1) * bs]]
+    enc = (lambda v: q8_block(v)) if qtype == Q8_0 else (lambda v: q5_block(v, qtype == Q5_1))
+    diff = [i for i in range(nb) if enc(x[32 * i:32 * i + 32]) != data[off + i * bs:off + (i + 1) * bs]]
     report(t == qtype and not diff, "%s token_embd.weight %s: %d blocks, %d differ from ggml's reference rounding%s" %
            (tag, NAMES.get(t), nb, len(diff), " (first %d)" % diff[0] if diff else ""))
 
@@ -262,6 +276,11 @@ def main():
             check_bytes(tag, g, folder, Q5_0 if base == Q4_K else Q5_1)
             if folder == tiny:
                 check_forward(tag, g, folder, ftype, tmp)
+        # the converter's q8_0 (and the Q6_K -> Q8_0 fallback) use ggml's Q8_0 reference rounding too
+        q8 = os.path.join(tmp, "tiny-q8_0.gguf")
+        r = run("quantize", "-m", tiny, "-o", q8, "--type", "q8_0", "--no-progress")
+        if r.returncode == 0:
+            check_bytes("tiny q8_0", q8, tiny, Q8_0)
         # qnext synth --format gguf shares the plan: same types, the first 10 fallbacks named
         s = os.path.join(tmp, "synth-tiny-q4_k_m.gguf")
         r = run("synth", "-o", s, "--type", "q4_k_m", "--config", tiny, "--no-progress", "--no-sync")

@@ -28,8 +28,8 @@ static int failures;
 
 /* Stated tolerances (measured values are printed by every run). */
 #define TOL_F32_ABS 1e-5     /* F32 GGUF vs HF checkpoint, both through the CPU reference: same weights */
-#define TOL_Q8_REL 0.6       /* Q8_0 GGUF logits vs HF's expected: max |d| / max |expected|. Measured 0.25-0.46:
-                              * the random tiny models amplify the weights' 0.38 % Q8_0 error (every weight is
+#define TOL_Q8_REL 0.6       /* Q8_0 GGUF logits vs HF's expected: max |d| / max |expected|. Measured 0.19-0.41:
+                              * the random tiny models amplify the weights' 0.41 % Q8_0 error (every weight is
                               * checked exactly against row-wise quantization in gguf-qwen3next) */
 #define MIN_Q8_GREEDY 0.4    /* fraction of greedy tokens equal to HF's (teacher-forced on HF's tokens) */
 

@@ -1,5 +1,5 @@
-/* test_quant.c — ggml block formats: dequantizers against hand-built blocks (exact values), Q5_0/Q5_1 quantizers
- * against blocks derived by hand from ggml's reference rounding (exact bytes), quantize ->
+/* test_quant.c — ggml block formats: dequantizers against hand-built blocks (exact values), Q5_0/Q5_1/Q8_0
+ * quantizers against blocks derived by hand from ggml's reference rounding (exact bytes), quantize ->
  * dequantize error bounds on random rows with odd block counts, dot products, and bad arguments. */
 #include <math.h>
 #include <stdio.h>
@@ -133,7 +133,7 @@ static void check_bytes(const char *what, const uint8_t *got, const uint8_t *wan
     CHECK(!bad, "%s: %d of %d bytes differ", what, bad, n);
 }
 
-static void test_q5_0_q5_1(void)
+static void test_ggml_rounding(void)
 {
     float x0[32] = {2.0f, -2.0f, 0.0625f, -0.0625f, 0.1875f, 1.0f}, x1[32] = {-1.0f, 2.875f, -0.9375f, -0.8125f, -0.6875f, 1.0f};
     float w0[32] = {2.0f, -1.875f, 0.0f, -0.125f, 0.125f, 1.0f}, w1[32] = {-1.0f, 2.875f, -0.875f, -0.75f, -0.625f, 1.0f};
@@ -164,6 +164,16 @@ static void test_q5_0_q5_1(void)
     for (int i = 0; i < 32; i++) want[i] = x[i] = 0.5f + 0.25f * (float)((11 * i) % 32);   /* min 0.5, d 0.25 */
     CHECK(!qn_quant_row(QN_GGML_Q5_1, x, two, 32) && !qn_dequant_row(QN_GGML_Q5_1, two, z, 32), "q5_1 levels");
     check_exact("q5_1 every level", z, want, 32);
+    /* Q8_0 (quantize_row_q8_0_ref): d = amax / 127 = 7.9375 / 127 = 1/16 (f16 0x2c00), q = roundf(x * 16), halves
+     * away from zero: 0.5 -> 1, -0.5 -> -1, 1.5 -> 2, 2.5 -> 3 (round-to-even: 0, 0, 2, 2) */
+    float x8[32] = {7.9375f, 0.03125f, -0.03125f, 0.09375f, 0.15625f, -7.9375f};
+    qn_block_q8_0 b8;
+    CHECK(!qn_quant_row(QN_GGML_Q8_0, x8, &b8, 32), "q8_0 quant");
+    static const int8_t q8[6] = {127, 1, -1, 2, 3, -127};
+    int bad8 = b8.d != 0x2c00;
+    for (int i = 0; i < 32; i++) bad8 += b8.qs[i] != (i < 6 ? q8[i] : 0);
+    CHECK(!bad8, "q8_0 block: d 0x%04x, qs %d %d %d %d %d %d", b8.d, b8.qs[0], b8.qs[1], b8.qs[2], b8.qs[3], b8.qs[4],
+          b8.qs[5]);
 }
 
 /* ---------------------------------------------------------------- quantize -> dequantize */
@@ -276,7 +286,7 @@ int main(void)
     test_q8_0_q4_0();
     test_q4_K_q5_K();
     test_q6_K();
-    test_q5_0_q5_1();
+    test_ggml_rounding();
     test_roundtrip();
     test_edge_inputs();
     test_errors();
