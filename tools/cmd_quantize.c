@@ -41,7 +41,7 @@ static const char help[] =
     "  -h, --help             this text\n\n"
     "Rows that do not fit the type's block (K-quants need multiples of 256 values) fall back as llama-quantize\n"
     "does: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 when 32 does not divide the row either (Q8_0 and\n"
-    "Q4_0 rows: F16). Each such tensor is named with its shape and the type it got.\n";
+    "Q4_0 rows: F16). Each such tensor is named with its shape and the type it got (the first 10; -v: all).\n";
 
 typedef struct opts {
     const char *model, *out, *type, *tokenizer;
