@@ -225,6 +225,26 @@ static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn
     r->nw = NULL;
 }
 
+/* With a pending norm: mm = W_moe · norm(x) (xn written for the experts) and the router (ids, w, sg, shared act)
+ * in one matvec_norm_route dispatch, whose last workgroup per token routes it. False: not possible here. */
+static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
+{
+    qn_fwd *f = r->f;
+    const qn_pipe *p = f->matvec_norm_route[dt_index(W->dtype)];
+    if (!r->nw || !r->nxn || !p || pm->E > QN_MOE_MAX_E || pm->K > QN_MOE_MAX_K || pm->K > pm->E ||
+        pm->m_stride != W->rows || W->rows != pm->E + 2 * pm->Is + 1)
+        return false;
+    qn_pc_mv_route pc = { .rows = W->rows, .cols = W->cols, .flags = QN_MATVEC_WRITE_XN, .eps = r->cfg->rms_norm_eps,
+                          .w_add = 1, .E = pm->E, .K = pm->K, .Is = pm->Is, .act_stride = pm->act_stride,
+                          .rflags = pm->flags & (QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16) };
+    qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wb(W), QN_BIND(r->nx), QN_BIND(f->mm), wb(r->nw), QN_BIND(f->xn),
+                                         QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->act),
+                                         QN_BIND(f->rcnt)),
+                       &pc, sizeof pc, cdiv(W->rows, qn_pipe_spec(p, 1)), r->T);
+    r->nw = NULL;
+    return true;
+}
+
 /* Copy the call's residual stream x [T, H] (or another [T, H] buffer) into entry `e` of rb_hidden. */
 static void capture(struct rec *r, const qn_buf *src, uint32_t e)
 {
@@ -363,12 +383,14 @@ static void moe_route(struct rec *r, int l, const qn_pc_moe *pc)
 {
     qn_fwd *f = r->f;
     mark(r, "linear");
-    norm_linear(r, &f->m->L[l].w_moe, f->xn, f->mm, r->T);
-    barrier(r);
-    mark(r, "moe.route");
-    qn_cmd_dispatch_n(r->c, f->router, QN_BINDS(QN_BIND(f->mm), QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg),
-                                                QN_BIND(f->act)),
-                      pc, sizeof *pc, r->T);
+    if (!norm_linear_route(r, &f->m->L[l].w_moe, pc)) { /* decode: matvec + router in one dispatch */
+        norm_linear(r, &f->m->L[l].w_moe, f->xn, f->mm, r->T);
+        barrier(r);
+        mark(r, "moe.route");
+        qn_cmd_dispatch_n(r->c, f->router, QN_BINDS(QN_BIND(f->mm), QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg),
+                                                    QN_BIND(f->act)),
+                          pc, sizeof *pc, r->T);
+    }
     barrier(r);
 }
 
@@ -717,6 +739,8 @@ static int make_pipes(qn_fwd *f)
     static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 };
     static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
     static const enum qn_kernel mvn[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
+    static const enum qn_kernel mvnr[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
+                                            QN_K_MATVEC_NORM_ROUTE_F32 };
     static const enum qn_kernel mm[3] = { QN_K_MATMUL_BF16, QN_K_MATMUL_F16, QN_K_MATMUL_F32 };
     static const enum qn_kernel gu[3] = { QN_K_MOE_GATE_UP_BF16, QN_K_MOE_GATE_UP_F16, QN_K_MOE_GATE_UP_F32 };
     static const enum qn_kernel dn[3] = { QN_K_MOE_DOWN_BF16, QN_K_MOE_DOWN_F16, QN_K_MOE_DOWN_F32 };
@@ -738,6 +762,7 @@ static int make_pipes(qn_fwd *f)
         /* the normed row staged in shared memory (up to 16 KiB), else normalised at each load */
         uint32_t H = (uint32_t)c->hidden_size, xsh = H % 4 == 0 && H <= 4096 ? H / 4 : 0;
         PIPE(mvn[i], &f->matvec_norm[i], mvwg, mvr, 4, 1, xsh);
+        if (mvwg >= 32) PIPE(mvnr[i], &f->matvec_norm_route[i], mvwg, mvr, 4, 1, xsh); /* the router needs WG >= 32 */
         if (f->tune.matmul[0]) PIPE(mm[i], &f->matmul[i], f->tune.matmul[0], f->tune.matmul[1], f->tune.matmul[2],
                                     f->tune.matmul[3], f->tune.matmul[4], f->tune.matmul[5]);
         else PIPE0(mm[i], &f->matmul[i]);
@@ -940,6 +965,8 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     int rc = make_pipes(f);
     if (!rc) rc = alloc_state(f);
     if (!rc) rc = alloc_acts(f);
+    if (!rc) rc = buf(f, QN_MEM_DEVICE, (uint64_t)tmax * 4, "router counters", &f->rcnt);
+    if (!rc) rc = qn_buf_fill(f->v, f->rcnt, 0, f->rcnt->size, 0);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
     if (!rc && f->tune.guess_next) rc = alloc_guess(f);
     if (!rc) rc = qn_fwd_reset(f);
@@ -954,6 +981,7 @@ void qn_fwd_free(qn_fwd *f)
                        &f->cand[0], &f->cand[1], &f->rb_logits, &f->rb_tok, &f->rb_cand, &f->rb_hidden,
                        &f->rb_guess, &f->g_mm, &f->g_w, &f->g_sg };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) qn_buf_destroy(f->v, all[i]);
+    qn_buf_destroy(f->v, &f->rcnt);
     for (int l = 0; f->st && l < f->m->c.num_layers; l++) {
         qn_buf_destroy(f->v, &f->st[l].kc);
         qn_buf_destroy(f->v, &f->st[l].vc);

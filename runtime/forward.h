@@ -66,6 +66,7 @@ typedef struct qn_fwd {
     /* pipelines */
     qn_pipe *embed, *rmsnorm, *matvec[3], *matmul[3], *argmax[2], *topk;
     qn_pipe *matvec_norm[3]; /* matvec with the RMSNorm prologue (bf16, f16, f32): decode folds the norms into it */
+    qn_pipe *matvec_norm_route[3]; /* ... plus the MoE router as epilogue (W_moe in decode); NULL if WG < 32 */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
     qn_pipe *qmatmul[5];    /* their prefill matmuls (qmatmul.comp), same index; NULL when unused */
@@ -89,6 +90,7 @@ typedef struct qn_fwd {
     qn_buf *part;           /* attention decode partials */
     qn_buf *mm;             /* f32 [tmax, E + 2 Is + 1] MoE dense product */
     qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
+    qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
     qn_buf *act;            /* f32 [tmax, K + 1, act_stride] */
     qn_buf *list, *tiles, *d; /* grouped MoE: int32 [T K + T], int32 [max_tiles, 4], f32 [tmax, K + 1, H] */
     qn_buf *logits;         /* f32 [logit_rows, V] */

@@ -3,13 +3,19 @@
 //
 // Variants (defines): QN_W_BF16 | QN_W_F16 | QN_W_F32 (weight dtype); QN_SUBGROUP (subgroupAdd reduction,
 //   else a shared-memory tree); QN_NORM (RMSNorm prologue, common/mv_norm.glsl: y = W · norm(x), norm
-//   computed per workgroup; push qn_pc_mv_norm, bindings 3 and 4 below).
+//   computed per workgroup; push qn_pc_mv_norm, bindings 3 and 4 below); QN_ROUTE (with QN_NORM: the MoE
+//   router as epilogue, y = m = W_moe · norm(x); the last workgroup of a token to finish routes it with
+//   common/moe_route.glsl; push qn_pc_mv_route, bindings 5-9 below).
 // Bindings: 0 W   row-major [rows, cols] of the weight dtype (16-bit values packed two per uint)
 //           1 x   f32 [T, cols]
 //           2 y   f32 [T, rows]   (read too when flags & QN_MATVEC_ACCUMULATE)
 //           3 w   f32 [cols]     QN_NORM only: the norm weight
 //           4 xn  f32 [T, cols]  QN_NORM only: normed x, written by workgroup 0 when flags & QN_MATVEC_WRITE_XN
-// Push:     qn_pc_matvec { rows, cols, flags }; QN_NORM: qn_pc_mv_norm { rows, cols, flags, eps, w_add }
+//           5 ids int32 [T, K], 6 w f32 [T, K], 7 sg f32 [T], 8 act f32 [T, K + 1, act_stride]: QN_ROUTE only
+//           9 cnt uint32 [T]  QN_ROUTE only: finished workgroups per token, zero before the dispatch (the
+//                             last workgroup sets it back to zero)
+// Push:     qn_pc_matvec { rows, cols, flags }; QN_NORM: qn_pc_mv_norm { rows, cols, flags, eps, w_add };
+//           QN_ROUTE: qn_pc_mv_route (qn_pc_mv_norm's members, then E, K, Is, act_stride, rflags)
 // Spec:     0 QN_WG     workgroup size (default 128)
 //           1 QN_ROWS   rows per workgroup (default 2)
 //           2 QN_UNROLL 16-byte W chunks each invocation loads per row before using them (default 4)
@@ -37,7 +43,11 @@ layout(constant_id = 4) const uint QN_XSH = 0;
 #include "reduce.glsl"
 #include "grid.glsl"
 
-#ifdef QN_NORM
+#if defined(QN_ROUTE)
+layout(push_constant) uniform PC { qn_pc_mv_route pc; };
+#define QN_MV_EPILOGUE       // mv_sched.glsl's main becomes qn_mv_main; main() below adds the router
+#define QN_Y_QUAL coherent   // the routing workgroup reads the rows the others wrote
+#elif defined(QN_NORM)
 layout(push_constant) uniform PC { qn_pc_mv_norm pc; };
 #else
 layout(push_constant) uniform PC { qn_pc_matvec pc; };
@@ -121,3 +131,32 @@ void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, ui
         }
     }
 }
+
+#ifdef QN_ROUTE
+layout(binding = 5, std430) writeonly buffer Ids { int ids[]; };
+layout(binding = 6, std430) writeonly buffer Wt { float w[]; };
+layout(binding = 7, std430) writeonly buffer Sg { float sg[]; };
+layout(binding = 8, std430) writeonly buffer Act { float act[]; };
+layout(binding = 9, std430) coherent buffer Cnt { uint cnt[]; };
+float qn_rt_m(uint t, uint i) { return y[t * pc.rows + i]; }
+#include "moe_route.glsl"
+
+shared bool qn_rt_last;
+
+// The matvec, then a count of the token's finished workgroups (fence, barrier, one atomic: the classic
+// last-block pattern; integer atomics only, the router's sums keep their fixed order); the last one routes.
+void main()
+{
+    qn_mv_main();
+    uint lid = gl_LocalInvocationIndex, t = gl_WorkGroupID.z;
+    if (qn_group_id() * QN_ROWS >= pc.rows) return; // grid padding: not counted (uniform)
+    memoryBarrierBuffer(); // this invocation's rows of y before the count
+    barrier();
+    if (lid == 0u) qn_rt_last = atomicAdd(cnt[t], 1u) == (pc.rows + QN_ROWS - 1u) / QN_ROWS - 1u;
+    barrier();
+    if (!qn_rt_last) return; // uniform
+    memoryBarrierBuffer();
+    if (lid == 0u) cnt[t] = 0u; // ready for the next dispatch
+    qn_route(t, lid, pc.E, pc.K, pc.Is, pc.act_stride, pc.rflags);
+}
+#endif

@@ -34,7 +34,10 @@
 
 layout(binding = 1, std430) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 1, std430) readonly buffer X1 { float x1[]; };
-layout(binding = 2, std430) buffer Y { float y[]; };
+#ifndef QN_Y_QUAL
+#define QN_Y_QUAL // the includer may make y coherent (matvec.comp with QN_ROUTE reads other workgroups' rows)
+#endif
+layout(binding = 2, std430) QN_Y_QUAL buffer Y { float y[]; };
 
 float qn_acc[QN_SGROWS];
 shared vec4 qn_xs[QN_XSH + 1u];
@@ -70,7 +73,11 @@ void qn_mv_store(uint row, uint yb, float v)
     y[i] = (pc.flags & QN_MATVEC_ACCUMULATE) != 0u ? y[i] + v : v;
 }
 
+#ifdef QN_MV_EPILOGUE
+void qn_mv_main() // the includer's main() calls it, then runs its epilogue (matvec.comp with QN_ROUTE)
+#else
 void main()
+#endif
 {
     uint lid = gl_LocalInvocationIndex;
     uint r0 = qn_group_id() * QN_ROWS;

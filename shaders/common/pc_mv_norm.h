@@ -14,4 +14,20 @@ QN_STRUCT(qn_pc_mv_norm)
     QN_F32 w_add;  /* 1: zero-centred (1 + w) norm of Qwen3-Next; 0: plain weight */
 QN_STRUCT_END(qn_pc_mv_norm)
 
+/* matvec_norm_route (matvec.comp with QN_NORM and QN_ROUTE): the W_moe product m = W_moe · norm(x) as above
+ * (rows = E + 2 Is + 1 = m's row stride), then the last workgroup of each token to finish routes it
+ * (common/moe_route.glsl): ids, w, sg and the shared expert's act row, as moe_router does. */
+QN_STRUCT(qn_pc_mv_route)
+    QN_U32 rows;
+    QN_U32 cols;
+    QN_U32 flags;      /* QN_MATVEC_ACCUMULATE must be off; QN_MATVEC_WRITE_XN */
+    QN_F32 eps;
+    QN_F32 w_add;
+    QN_U32 E;
+    QN_U32 K;
+    QN_U32 Is;
+    QN_U32 act_stride;
+    QN_U32 rflags;     /* QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16 */
+QN_STRUCT_END(qn_pc_mv_route)
+
 #endif

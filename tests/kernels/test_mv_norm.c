@@ -3,10 +3,14 @@
  * for w_add = 0) followed by a double-precision matvec: odd and real shapes, the workgroup layouts of
  * test_matvec (normed x staged in shared memory or computed at each load), T tokens in z, the accumulate flag,
  * and the normed-x output of workgroup 0 (QN_MATVEC_WRITE_XN; without the flag xn must stay untouched).
+ * The router epilogue (matvec_norm_route_*: the last workgroup of each token routes it) is checked against
+ * qn_ref_router on the m the kernel wrote (ids exact), sg and the shared act row, and its workgroup counter
+ * must be back at zero after each of two runs.
  *
  * `test_mv_norm --bench` (for a real GPU) times the decode pattern it replaces at the Qwen3-Next-80B shapes:
  * 48 x (rmsnorm, barrier, matvec, barrier) against 48 x (matvec_norm, barrier) in one command buffer, with the
- * weights rotated over 4 copies so that L2 does not hold them. */
+ * weights rotated over 4 copies so that L2 does not hold them; and W_moe + router dispatch against the router
+ * epilogue (matvec_norm_route). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,6 +117,92 @@ static void run_case(struct qn_h *h, struct mcase m)
     qn_h_reset(h);
 }
 
+/* ---- the router epilogue ------------------------------------------------------------------------------------ */
+
+static const enum qn_kernel route_k[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
+                                           QN_K_MATVEC_NORM_ROUTE_F32 };
+
+static void check_route(struct qn_h *h, const char *what, const float *m, uint32_t T, uint32_t E, uint32_t K,
+                        uint32_t Is, uint32_t as, uint32_t rflags, qn_buf *ids, qn_buf *w, qn_buf *sg, qn_buf *act)
+{
+    uint32_t ms = E + 2 * Is + 1;
+    int *gi = (int *)qn_h_read(h, ids, (size_t)T * K), *ri = qn_h_alloc_bytes(h, (size_t)T * K * sizeof(int));
+    float *rw = qn_h_alloc(h, (size_t)T * K), *rsg = qn_h_alloc(h, T), *ract = qn_h_alloc(h, (size_t)T * Is);
+    float *gact = qn_h_alloc(h, (size_t)T * Is), *act_h = qn_h_read(h, act, (size_t)T * (K + 1) * as);
+    int bad = 0;
+    for (uint32_t t = 0; t < T; t++) {
+        const float *mt = m + (size_t)t * ms;
+        qn_ref_router(ri + t * K, rw + t * K, mt, (int)E, (int)K, !!(rflags & QN_MOE_NORM_TOPK),
+                      !!(rflags & QN_MOE_ROUND_BF16));
+        rsg[t] = qn_ref_sigmoid(mt[E + 2 * Is]);
+        for (uint32_t i = 0; i < Is; i++) {
+            ract[t * Is + i] = qn_ref_silu(mt[E + i]) * mt[E + Is + i];
+            gact[t * Is + i] = act_h[((size_t)t * (K + 1) + K) * as + i];
+        }
+    }
+    for (uint32_t i = 0; i < T * K; i++) bad += gi[i] != ri[i];
+    h->checks++;
+    if (bad) h->failures++;
+    printf("%-4s %s: router ids %d of %u differ\n", bad ? "FAIL" : "ok", what, bad, T * K);
+    char msg[220];
+    snprintf(msg, sizeof msg, "%s: router w", what); /* test_moe's bounds: f32 softmax vs double, measured ~3e-7 */
+    qn_h_check(h, msg, w, rw, (size_t)T * K, 1e-7, 2e-6);
+    snprintf(msg, sizeof msg, "%s: sg", what);
+    qn_h_check(h, msg, sg, rsg, T, 1e-7, 1e-6);
+    snprintf(msg, sizeof msg, "%s: shared act", what);
+    qn_h_check_host(h, msg, gact, ract, (size_t)T * Is, 1e-7, 1e-6);
+}
+
+static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E, uint32_t K, uint32_t Is,
+                       uint32_t cols, uint32_t rflags)
+{
+    uint32_t rows = E + 2 * Is + 1, as = Is + 3, rpw = layouts[layout].rows_per_wg;
+    float *w_h, *x_h, *nw_h;
+    qn_buf *W = weights(h, dtypes[d].kind, (size_t)rows * cols, &w_h);
+    qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * cols, -3, 3, &x_h);
+    qn_buf *nw = qn_h_input_f32(h, "norm w", cols, -0.5f, 0.5f, &nw_h);
+    qn_buf *xn = qn_h_output(h, "xn", (size_t)T * cols), *m = qn_h_output(h, "m", (size_t)T * rows);
+    qn_buf *ids = qn_h_buffer(h, "ids", (size_t)T * K * 4), *w = qn_h_output(h, "w", (size_t)T * K);
+    qn_buf *sg = qn_h_output(h, "sg", T), *act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
+    uint32_t zero[8] = { 0 };
+    qn_buf *cnt = qn_h_upload(h, "count", zero, sizeof zero);
+    qn_pipe *p = qn_h_pipe(h, route_k[d], layouts[layout].wg, rpw, layouts[layout].unroll, layouts[layout].sgrows,
+                           layouts[layout].xsh);
+    qn_pc_mv_route pc = { .rows = rows, .cols = cols, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1.0f,
+                          .E = E, .K = K, .Is = Is, .act_stride = as, .rflags = rflags };
+    char what[160];
+    snprintf(what, sizeof what, "%s route E=%u K=%u Is=%u H=%u T=%u wg %u rows/wg %u xsh %u%s (%s)", dtypes[d].name, E,
+             K, Is, cols, T, layouts[layout].wg, rpw, layouts[layout].xsh, rflags & QN_MOE_NORM_TOPK ? " norm" : "",
+             qn_pipe_info(p)->name);
+    for (int run = 0; run < 2; run++) { /* the second run finds the counter the first one left */
+        qn_h_run_z(h, p, QN_BINDS(QN_BIND(W), QN_BIND(x), QN_BIND(m), QN_BIND(nw), QN_BIND(xn), QN_BIND(ids), QN_BIND(w),
+                                  QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)),
+                   &pc, sizeof pc, (rows + rpw - 1) / rpw, T);
+        uint32_t *c = (uint32_t *)qn_h_read(h, cnt, T);
+        uint32_t left = 0;
+        for (uint32_t t = 0; t < T; t++) left += c[t] != 0;
+        h->checks++;
+        if (left) {
+            h->failures++;
+            printf("FAIL %s: run %d left %u workgroup counters non-zero\n", what, run, left);
+        }
+    }
+    float *xr = ref_norm(h, x_h, nw_h, T, cols, 1.0f), *ref = qn_h_alloc(h, (size_t)T * rows);
+    for (uint32_t t = 0; t < T; t++)
+        for (uint32_t r = 0; r < rows; r++) {
+            double s = 0;
+            for (uint32_t c = 0; c < cols; c++) s += (double)w_h[(size_t)r * cols + c] * xr[(size_t)t * cols + c];
+            ref[(size_t)t * rows + r] = (float)s;
+        }
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s: m", what); /* as run_case */
+    qn_h_check(h, msg, m, ref, (size_t)T * rows, 1e-6 + 5e-8 * cols, 1e-5);
+    snprintf(msg, sizeof msg, "%s: xn", what);
+    qn_h_check(h, msg, xn, xr, (size_t)T * cols, 2e-6, 2e-6);
+    check_route(h, what, qn_h_read(h, m, (size_t)T * rows), T, E, K, Is, as, rflags, ids, w, sg, act);
+    qn_h_reset(h);
+}
+
 /* ---- --bench ---------------------------------------------------------------------------------------------- */
 
 static qn_buf *filled(struct qn_h *h, const char *name, uint64_t bytes, uint32_t word)
@@ -120,6 +210,51 @@ static qn_buf *filled(struct qn_h *h, const char *name, uint64_t bytes, uint32_t
     qn_buf *b = qn_h_buffer(h, name, bytes);
     qn_h_ok(h, qn_buf_fill(h->v, b, 0, b->size, word), name);
     return b;
+}
+
+/* 48 x (matvec_norm W_moe, barrier, moe_router, barrier) vs 48 x (matvec_norm_route, barrier) at E 512, K 10, Is 512 */
+static void bench_route(struct qn_h *h, qn_pipe *pn)
+{
+    const uint32_t H = 2048, E = 512, K = 10, Is = 512, rows = E + 2 * Is + 1, reps = 48, rpw = qn_pipe_spec(pn, 1);
+    qn_pipe *pr = qn_h_pipe(h, QN_K_MATVEC_NORM_ROUTE_BF16, qn_pipe_spec(pn, 0), rpw, 4, 1, H / 4);
+    qn_pipe *rt = qn_h_pipe(h, QN_K_MOE_ROUTER, 256);
+    qn_buf *W[4];
+    for (int i = 0; i < 4; i++) W[i] = filled(h, "W", (uint64_t)rows * H * 2, 0x3c003c00u + (uint32_t)i);
+    qn_buf *x = filled(h, "x", H * 4, 0x3f800000u), *nwt = filled(h, "norm w", H * 4, 0x3d000000u);
+    qn_buf *xn = qn_h_buffer(h, "xn", H * 4), *m = qn_h_buffer(h, "m", rows * 4), *ids = qn_h_buffer(h, "ids", K * 4);
+    qn_buf *w = qn_h_buffer(h, "w", K * 4), *sg = qn_h_buffer(h, "sg", 4), *act = qn_h_buffer(h, "act", (K + 1) * Is * 4);
+    qn_buf *cnt = filled(h, "count", 16, 0);
+    qn_pc_mv_norm pcn = { .rows = rows, .cols = H, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1 };
+    qn_pc_moe pcr = { .T = 1, .E = E, .K = K, .Is = Is, .m_stride = rows, .act_stride = Is, .flags = QN_MOE_NORM_TOPK };
+    qn_pc_mv_route pcf = { .rows = rows, .cols = H, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1, .E = E,
+                           .K = K, .Is = Is, .act_stride = Is, .rflags = QN_MOE_NORM_TOPK };
+    double best[2] = { INFINITY, INFINITY };
+    for (int it = 0; it < 5; it++) {
+        qn_h_ok(h, qn_cmd_begin(h->cmd), "bench");
+        qn_cmd_mark(h->cmd, "matvec_norm + router");
+        for (uint32_t r = 0; r < reps; r++) {
+            qn_cmd_dispatch_n(h->cmd, pn, QN_BINDS(QN_BIND(W[r % 4]), QN_BIND(x), QN_BIND(m), QN_BIND(nwt), QN_BIND(xn)),
+                              &pcn, sizeof pcn, (rows + rpw - 1) / rpw);
+            qn_cmd_barrier(h->cmd);
+            qn_cmd_dispatch_n(h->cmd, rt, QN_BINDS(QN_BIND(m), QN_BIND(ids), QN_BIND(w), QN_BIND(sg), QN_BIND(act)), &pcr,
+                              sizeof pcr, 1);
+            qn_cmd_barrier(h->cmd);
+        }
+        qn_cmd_mark(h->cmd, "matvec_norm_route");
+        for (uint32_t r = 0; r < reps; r++) {
+            qn_cmd_dispatch_n(h->cmd, pr, QN_BINDS(QN_BIND(W[r % 4]), QN_BIND(x), QN_BIND(m), QN_BIND(nwt), QN_BIND(xn),
+                                                   QN_BIND(ids), QN_BIND(w), QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)),
+                              &pcf, sizeof pcf, (rows + rpw - 1) / rpw);
+            qn_cmd_barrier(h->cmd);
+        }
+        qn_h_ok(h, qn_cmd_end(h->cmd), "bench");
+        qn_h_ok(h, qn_cmd_run(h->cmd), "bench");
+        for (uint32_t i = 0; i < 2; i++) best[i] = fmin(best[i], qn_cmd_region(h->cmd, i, NULL));
+    }
+    double us0 = best[0] * 1e3 / reps, us1 = best[1] * 1e3 / reps;
+    printf("bench moe dense + router %u x %u bf16, E %u K %u: matvec_norm+router %7.2f us, matvec_norm_route %7.2f us "
+           "(%+.2f us)\n", rows, H, E, K, us0, us1, us1 - us0);
+    qn_h_reset(h);
 }
 
 static void bench(struct qn_h *h)
@@ -136,6 +271,7 @@ static void bench(struct qn_h *h)
     for (size_t s = 0; s < sizeof bs / sizeof bs[0]; s++) {
         uint32_t rows = bs[s].rows, nw = rows > 20000 ? 1 : 4;
         uint64_t wbytes = (uint64_t)rows * H * 2;
+        if (wbytes > qn_vk_caps(h->v)->max_storage_range) continue;
         qn_buf *W[4];
         for (uint32_t i = 0; i < nw; i++) W[i] = filled(h, "W", wbytes, 0x3c003c00u);
         qn_buf *x = filled(h, "x", H * 4, 0x3f800000u), *nwt = filled(h, "norm w", H * 4, 0x3d000000u);
@@ -169,6 +305,7 @@ static void bench(struct qn_h *h)
                bs[s].what, rows, H, us0, us1, us1 - us0, (double)wbytes / (us1 * 1e-6) / 1e9);
         qn_h_reset(h);
     }
+    bench_route(h, pn);
 }
 
 int main(int argc, char **argv)
@@ -197,5 +334,11 @@ int main(int argc, char **argv)
         run_case(&h, (struct mcase){ d, 6, 19, 200, 2, false, true, 0.0f });
         run_case(&h, (struct mcase){ d, 2, 9, 33, 3, true, true, 1.0f });      /* odd cols: scalar path */
     }
+    /* the router epilogue: Qwen3-Next-80B's E 512, K 10, Is 512, H 2048 on the graph's layouts, then odd sizes */
+    route_case(&h, 0, 0, 1, 512, 10, 512, 2048, QN_MOE_NORM_TOPK);
+    route_case(&h, 0, 2, 1, 512, 10, 512, 2048, QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16);
+    route_case(&h, 1, 3, 3, 64, 4, 40, 200, 0);
+    route_case(&h, 2, 1, 2, 100, 7, 33, 129, QN_MOE_NORM_TOPK);
+    route_case(&h, 0, 4, 4, 60, 8, 24, 256, QN_MOE_NORM_TOPK);
     return qn_h_close(&h);
 }

@@ -1,0 +1,137 @@
+// moe_route.glsl — the MoE router of one token (see moe_router.comp for what it computes): softmax top-K over
+// the E router logits, the K weights (renormalised with QN_MOE_NORM_TOPK), sg = sigmoid(shared gate logit) and
+// the shared expert's activation row act[t, K, :], all from the token's row of the fused W_moe product m.
+// Used by moe_router.comp (its own dispatch) and by matvec.comp with QN_ROUTE (the last workgroup of the W_moe
+// matvec routes the token, so decode needs no router dispatch).
+//
+// The includer declares QN_WG (>= 32 with QN_SUBGROUP), includes ext.glsl, pc.h, types.glsl and reduce.glsl,
+// defines `float qn_rt_m(uint t, uint i)` (element i of token t's row of m) and the writeonly arrays
+// ids[] (int), w[], sg[], act[] (its own bindings), then calls qn_route(t, lid, E, K, Is, act_stride, flags)
+// from every invocation of the workgroup (it has barriers).
+#ifndef QN_MOE_ROUTE_GLSL
+#define QN_MOE_ROUTE_GLSL
+
+shared float s_l[QN_MOE_MAX_E];   // the (rounded) logits
+shared int s_sel[QN_MOE_MAX_K];   // expert of rank j
+shared float s_p[QN_MOE_MAX_K];   // its softmax probability
+
+// round to nearest even, as qn_f32_to_bf16 (NaN stays a quiet NaN)
+float round_bf16(float x)
+{
+    uint u = floatBitsToUint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uintBitsToFloat((u & 0xffff0000u) | 0x00400000u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return uintBitsToFloat(u & 0xffff0000u);
+}
+
+float rank_key(float l) { return isnan(l) ? uintBitsToFloat(0xff800000u) : l; } // NaN ranks as -inf
+// (key a, expert ia) ranks before (key b, expert ib)
+bool beats(float a, uint ia, float b, uint ib) { return a > b || (a == b && ia < ib); }
+
+#ifdef QN_SUBGROUP
+const uint EPT = (QN_MOE_MAX_E + QN_WG - 1u) / QN_WG; // most elements per invocation (needs QN_WG >= 32)
+// candidate slots: subgroups (at most QN_WG / 4 + 1 of at least 4 invocations, together < QN_WG + 128) times
+// min(K <= 64, subgroup size · EPT)
+const uint CA = 16u * QN_WG + 64u, CB = (QN_WG + 128u) * EPT;
+const uint CMAX = CA < CB ? CA : CB;
+shared uint s_cand[CMAX];  // expert ids of the candidates (~0u: none)
+shared float s_ckey[CMAX]; // their keys
+
+// Stage 1: each subgroup picks its own top Q = min(K, S·EPT) among the elements e = lid + j·QN_WG of its
+// invocations, by Q rounds of subgroupMax / subgroupMin, into candidate slots [sg·Q, sg·Q + Q).
+// Returns the number of candidate slots. No barrier: the subgroups run independently.
+uint pick_candidates(uint lid, uint E, uint K)
+{
+    uint Q = min(K, gl_SubgroupSize * EPT), base = gl_SubgroupID * Q, taken = 0u;
+    for (uint r = 0u; r < Q; r++) {
+        float bk = uintBitsToFloat(0xff800000u);
+        uint bi = ~0u;
+        for (uint j = 0u; j < EPT; j++) {
+            uint e = lid + j * QN_WG;
+            if (e < E && (taken & (1u << j)) == 0u) {
+                float k = rank_key(s_l[e]);
+                if (bi == ~0u || beats(k, e, bk, bi)) { bk = k; bi = e; }
+            }
+        }
+        float mk = subgroupMax(bk);
+        uint win = subgroupMin(bk == mk ? bi : ~0u);
+        if (subgroupElect()) { s_cand[base + r] = win; s_ckey[base + r] = mk; }
+        if (bi != ~0u && win == bi) taken |= 1u << ((bi - lid) / QN_WG);
+    }
+    return ((QN_WG + gl_SubgroupSize - 1u) / gl_SubgroupSize) * Q;
+}
+
+// Stage 2: the global top K are among the candidates (an element in the top K has fewer than K elements
+// beating it, so it is in its subgroup's top Q), and every element beating a candidate in the top K is a
+// candidate too: ranking the candidates among themselves gives the global ranks.
+void select_topk(uint lid, uint E, uint K)
+{
+    uint C = pick_candidates(lid, E, K);
+    barrier();
+    for (uint c = lid; c < C; c += QN_WG) {
+        uint e = s_cand[c];
+        if (e == ~0u) continue;
+        float k = s_ckey[c];
+        uint r = 0u;
+        for (uint j = 0u; j < C; j++) r += (s_cand[j] != ~0u && beats(s_ckey[j], s_cand[j], k, e)) ? 1u : 0u;
+        if (r < K) s_sel[r] = int(e);
+    }
+}
+#else
+// the rank of each expert = the number of experts beating it: O(E^2 / QN_WG) shared reads
+void select_topk(uint lid, uint E, uint K)
+{
+    for (uint e = lid; e < E; e += QN_WG) {
+        float le = rank_key(s_l[e]);
+        uint r = 0u;
+        for (uint j = 0u; j < E; j++) r += beats(rank_key(s_l[j]), j, le, e) ? 1u : 0u;
+        if (r < K) s_sel[r] = int(e);
+    }
+}
+#endif
+
+void shared_expert(uint t, uint lid, uint E, uint K, uint Is, uint act_stride)
+{
+    if (lid == 0u) sg[t] = qn_sigmoid(qn_rt_m(t, E + 2u * Is));
+    uint ab = (t * (K + 1u) + K) * act_stride;
+    for (uint i = lid; i < Is; i += QN_WG) act[ab + i] = qn_silu(qn_rt_m(t, E + i)) * qn_rt_m(t, E + Is + i);
+}
+
+// Route token t (the whole workgroup; lid = gl_LocalInvocationIndex): flags = QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16.
+void qn_route(uint t, uint lid, uint E, uint K, uint Is, uint act_stride, uint flags)
+{
+    shared_expert(t, lid, E, K, Is, act_stride);
+    if (E > QN_MOE_MAX_E || K > QN_MOE_MAX_K || K > E || K == 0u) {
+        for (uint j = lid; j < K; j += QN_WG) {
+            ids[t * K + j] = -1;
+            w[t * K + j] = uintBitsToFloat(0x7fc00000u);
+        }
+        return;
+    }
+    bool rb = (flags & QN_MOE_ROUND_BF16) != 0u;
+    for (uint e = lid; e < E; e += QN_WG) {
+        float l = qn_rt_m(t, e);
+        s_l[e] = rb ? round_bf16(l) : l;
+    }
+    barrier();
+    select_topk(lid, E, K);
+    barrier();
+    float mx = s_l[s_sel[0]];
+    float part = 0.0;
+    for (uint e = lid; e < E; e += QN_WG) part += exp(s_l[e] - mx);
+    float sum = qn_wg_sum(part);
+    for (uint j = lid; j < K; j += QN_WG) s_p[j] = exp(s_l[s_sel[j]] - mx) / sum;
+    barrier();
+    float norm = 1.0;
+    if ((flags & QN_MOE_NORM_TOPK) != 0u) {
+        float s = 0.0;
+        for (uint j = 0u; j < K; j++) s += s_p[j];
+        norm = s;
+    }
+    for (uint j = lid; j < K; j += QN_WG) {
+        ids[t * K + j] = s_sel[j];
+        w[t * K + j] = (flags & QN_MOE_NORM_TOPK) != 0u ? s_p[j] / norm : s_p[j];
+    }
+}
+
+#endif
