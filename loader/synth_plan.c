@@ -213,9 +213,10 @@ static int more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - 
 static uint32_t blck(uint32_t type) { return qn_ggml_type(type)->blck; }
 
 /* llama.cpp's tensor_type_fallback for the types these mixes produce: rows that do not fit the type's block
- * take Q6_K -> Q8_0, Q4_K -> Q5_0, Q5_K -> Q5_1, and F16 when that block (32) does not fit either. For Q8_0
- * and Q4_0 llama-quantize defines no fallback (it stops with an error); the converter writes such rows as
- * F16, and so do we. */
+ * take Q6_K -> Q8_0, Q4_K -> Q5_0, Q5_K -> Q5_1, and F16 when that block (32) does not fit either. Q8_0 and
+ * Q4_0 rows that 32 does not divide: F16, as llama.cpp v0.5.0's llama-quantize and the converter's q8_0 do
+ * (newer llama.cpp sources stop with "no tensor type fallback is defined" instead). Verified against the real
+ * llama-quantize: tests/peer/llamacpp_quantize.py, docs/gguf-qwen3next.md §5. */
 static uint32_t fallback(uint32_t type, int64_t ne0)
 {
     if (ne0 % blck(type) == 0) return type;
