@@ -410,11 +410,13 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc)
     qn_fwd *f = r->f;
     const qn_model *m = f->m;
     const struct qn_mlayer *L = &m->L[l];
-    const qn_pipe *gu = f->moe_qgu_g[q_index(L->exp_qtype[0])], *dn = f->moe_qdn_g[q_index(L->exp_qtype[2])];
+    int gi = q_index(L->exp_qtype[0]), di = q_index(L->exp_qtype[2]);
+    bool cm = f->moe_qgu_gcm[gi] && f->moe_qdn_gcm[di];   /* tensor cores: rows per block 16 / 32 per subgroup */
+    const qn_pipe *gu = cm ? f->moe_qgu_gcm[gi] : f->moe_qgu_g[gi], *dn = cm ? f->moe_qdn_gcm[di] : f->moe_qdn_g[di];
     qn_cmd_dispatch_n(r->c, f->sort, QN_BINDS(QN_BIND(f->ids), QN_BIND(f->list), QN_BIND(f->tiles)), pc, sizeof *pc,
                       pc->E + 1);
     barrier(r);                                 /* act[t, k, I] = silu(gate_e · xn) * (up_e · xn) */
-    uint32_t bn = 2 * qn_pipe_spec(gu, 1);      /* rows per block: 2 * GN (gate_up), 4 * GN (down) */
+    uint32_t bn = cm ? qn_pipe_spec(gu, 0) / 2 : 2 * qn_pipe_spec(gu, 1); /* rows per block: 2 * GN (gate_up) */
     qn_cmd_dispatch_n(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
                                          QN_BIND(f->act), POOLS(m)),
                       pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(pc->I, bn));
@@ -422,7 +424,7 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc)
     qn_pc_moe pd = *pc;
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
     pd.slots_per_pool = m->d_slots_per_pool;
-    bn = 4 * qn_pipe_spec(dn, 1);
+    bn = cm ? qn_pipe_spec(dn, 0) : 4 * qn_pipe_spec(dn, 1); /* 4 * GN (down) */
     qn_cmd_dispatch_n(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
                                          QN_BIND(f->d), wb(&L->shared_down), DPOOLS(m)),
                       &pd, sizeof pd, (uint64_t)pc->max_tiles * cdiv(pc->H, bn));
@@ -795,10 +797,25 @@ static int make_pipes(qn_fwd *f)
         for (int i = 0; !rc && i < 8; i++)
             if (i < 3 || model_uses_q(m, i - 3))
                 rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 4, cmt);
+        static const enum qn_kernel gcm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
+                                               QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
+                                               QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
+        static const enum qn_kernel dcm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
+                                               QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
+                                               QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
+        for (int i = 0; !rc && i < 5; i++) /* grouped experts: 128 invocations, BK 32 */
+            for (int l = 0; !rc && l < c->num_layers; l++) {
+                if (m->L[l].exp_qtype[0] && q_index(m->L[l].exp_qtype[0]) == i && !f->moe_qgu_gcm[i])
+                    rc = pipe(f, gcm[i], &f->moe_qgu_gcm[i], 3, (const uint32_t[]){ 128, 32, m->qexp_up_off });
+                if (!rc && m->L[l].exp_qtype[2] && q_index(m->L[l].exp_qtype[2]) == i && !f->moe_qdn_gcm[i])
+                    rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], 3, (const uint32_t[]){ 128, 32, 0 });
+            }
         if (rc) { /* a driver that lists the shape but fails the pipeline: the f32-FMA kernels instead */
             QN_WARN("tensor-core matmuls unavailable (%s); prefill uses the f32-FMA kernels", qn_errmsg());
             memset(f->matmul_cm, 0, sizeof f->matmul_cm);
             memset(f->qmatmul_cm, 0, sizeof f->qmatmul_cm);
+            memset(f->moe_qgu_gcm, 0, sizeof f->moe_qgu_gcm);
+            memset(f->moe_qdn_gcm, 0, sizeof f->moe_qdn_gcm);
             rc = 0;
         } else {
             QN_INFO("prefill matmuls on tensor cores (VK_NV_cooperative_matrix, tile %ux%ux%u)", cmt[1], cmt[2], cmt[3]);

@@ -13,13 +13,18 @@
  * Tolerance: the weights are the reference's exact f32 values (qtile.glsl), each output one f32 sum in a
  * fixed order: error ~ S = sum |w x| times a few f32 epsilons. Bound 1e-6 + 1e-6 * S per output (act: the
  * silu/product of two such sums, so S_gate * |u| + S_up * |silu(g)| is used); measured worst |err| / S is
- * printed at the end. */
+ * printed at the end.
+ * Tensor-core variants (moe_q_*_grouped_cm_*, where the device has QN_FEAT_COOPMAT_NV and 32-wide subgroups;
+ * else a SKIP line): the same cases against a reference on f16-rounded operands (x or act, and the weights)
+ * with the same bound, and against the exact reference with 1e-6 + 1e-3 * S (two f16 roundings per product:
+ * at most 9.8e-4 * S). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "qn_num.h"
 #include "quant.h"
 #include "ref_ops.h"
 
@@ -60,11 +65,14 @@ static void make_part(struct qn_h *h, uint32_t type, uint32_t rows, uint32_t col
     }
 }
 
+static bool g_r16; /* reference on f16-rounded operands (the tensor-core kernels' inputs) */
+static float f16r(float v) { return g_r16 ? qn_f16_to_f32(qn_f32_to_f16(v)) : v; }
+
 static double dot_s(const float *w, const float *x, uint32_t n, double *s)
 {
     double acc = 0, a = 0;
     for (uint32_t i = 0; i < n; i++) {
-        acc += (double)w[i] * x[i];
+        acc += (double)f16r(w[i]) * f16r(x[i]);
         a += fabs((double)w[i] * x[i]);
     }
     *s = a;
@@ -72,7 +80,7 @@ static double dot_s(const float *w, const float *x, uint32_t n, double *s)
 }
 
 static double check(struct qn_h *h, const char *what, const float *got, const float *ref, const double *s, size_t n,
-                    const uint8_t *want_nan)
+                    const uint8_t *want_nan, double rel)
 {
     double ratio = 0;
     int bad = 0;
@@ -81,7 +89,7 @@ static double check(struct qn_h *h, const char *what, const float *got, const fl
         if (want_nan && want_nan[i]) { if (!isnan(got[i])) bad++; continue; }
         if (isnan(ref[i])) continue; /* not an output */
         double e = fabs((double)got[i] - ref[i]);
-        if (!isfinite(got[i]) || e > 1e-6 + 1e-6 * s[i]) { if (!bad) worst_i = i; bad++; }
+        if (!isfinite(got[i]) || e > 1e-6 + rel * s[i]) { if (!bad) worst_i = i; bad++; }
         if (isfinite(e) && s[i] > 0 && e / s[i] > ratio) ratio = e / s[i];
     }
     h->checks++;
@@ -91,7 +99,18 @@ static double check(struct qn_h *h, const char *what, const float *got, const fl
     return ratio;
 }
 
-static void run_case(struct qn_h *h, struct mcase c)
+static const enum qn_kernel k_gu_cm[NFMTS] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
+                                               QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
+                                               QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
+static const enum qn_kernel k_dn_cm[NFMTS] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
+                                               QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
+                                               QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
+static double worst_cm16, worst_cm_exact;
+static size_t na_(uint32_t T, uint32_t K, uint32_t as) { return (size_t)T * (K + 1) * as; }
+
+/* cm: the tensor-core variants (moe_qgrouped_cm.comp: 128 invocations, 32-pair passes, row blocks of 64 (gate_up)
+ * and 128 (down)), checked against the f16-rounded reference (1e-6 + 1e-6 * S) and the exact one (1e-3 * S) */
+static void run_case(struct qn_h *h, struct mcase c, bool cm)
 {
     uint32_t T = c.T, H = c.H, I = c.I, E = c.E, K = c.K, tgu = qtypes[c.fgu], tdn = qtypes[c.fdn];
     uint64_t rgu, rdn;
@@ -154,7 +173,9 @@ static void run_case(struct qn_h *h, struct mcase c)
                      .slots_per_pool = spp, .slot_bytes = slot_b, .act_stride = as, .tile_t = tile_t,
                      .max_tiles = QN_MOE_MAX_TILES(T, E, K, tile_t), .tile_groups = c.tile_groups };
     qn_buf *list = qn_h_buffer(h, "list", (size_t)(T * K + T) * 4), *tiles = qn_h_buffer(h, "tiles", (size_t)pc.max_tiles * 16);
-    qn_pipe *gu = qn_h_pipe(h, k_gu[c.fgu], 256, 16, 32, up_off), *dn = qn_h_pipe(h, k_dn[c.fdn], 256, 16, 32, 0);
+    qn_pipe *gu = cm ? qn_h_pipe(h, k_gu_cm[c.fgu], 128, 32, up_off) : qn_h_pipe(h, k_gu[c.fgu], 256, 16, 32, up_off);
+    qn_pipe *dn = cm ? qn_h_pipe(h, k_dn_cm[c.fdn], 128, 32, 0) : qn_h_pipe(h, k_dn[c.fdn], 256, 16, 32, 0);
+    uint32_t bn_gu = cm ? 64 : 32, bn_dn = cm ? 128 : 64; /* output rows per workgroup */
     uint32_t G = c.tile_groups ? c.tile_groups : pc.max_tiles;
     qn_pc_moe pd = pc;
     pd.slot_bytes = dslot_b;
@@ -166,14 +187,17 @@ static void run_case(struct qn_h *h, struct mcase c)
     qn_cmd_dispatch_n(cmd, gu, QN_BINDS(QN_BIND(x), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(act),
                                         QN_BIND(pb[0]), QN_BIND(pb[1]), QN_BIND(pb[2]), QN_BIND(pb[0]), QN_BIND(pb[0]),
                                         QN_BIND(pb[0]), QN_BIND(pb[0]), QN_BIND(pb[0])),
-                      &pc, sizeof pc, (uint64_t)G * ((I + 31) / 32));
+                      &pc, sizeof pc, (uint64_t)G * ((I + bn_gu - 1) / bn_gu));
     qn_cmd_dispatch_n(cmd, dn, QN_BINDS(QN_BIND(ain), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(d),
                                         QN_BIND(dsb), QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]),
                                         QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),
-                      &pd, sizeof pd, (uint64_t)G * ((H + 63) / 64));
+                      &pd, sizeof pd, (uint64_t)G * ((H + bn_dn - 1) / bn_dn));
     qn_h_ok(h, qn_cmd_end(cmd), "end");
     qn_h_ok(h, qn_cmd_run(cmd), "run");
-    /* reference */
+    float *got_a = qn_h_read(h, act, na_(T, K, as)), *got_d = qn_h_read(h, d, (size_t)T * (K + 1) * H);
+    for (int pass = 0; pass < (cm ? 2 : 1); pass++) { /* cm: f16-rounded reference, then the exact one */
+    g_r16 = cm && pass == 0;
+    double rel = cm && pass == 1 ? 1e-3 : 1e-6;
     size_t na = (size_t)T * (K + 1) * as, nd = (size_t)T * (K + 1) * H;
     float *ra = qn_h_alloc(h, na), *rd = qn_h_alloc(h, nd);
     double *sa = qn_h_alloc_bytes(h, na * sizeof(double)), *sd = qn_h_alloc_bytes(h, nd * sizeof(double));
@@ -202,31 +226,134 @@ static void run_case(struct qn_h *h, struct mcase c)
             }
         }
     char what[200];
-    snprintf(what, sizeof what, "%s gate/up, %s down: T %u H %u I %u Is %u E %u K %u tile_t %u groups %u%s",
+    snprintf(what, sizeof what, "%s gate/up, %s down: T %u H %u I %u Is %u E %u K %u tile_t %u groups %u%s%s",
              qn_ggml_type_name(tgu), qn_ggml_type_name(tdn), T, H, I, c.Is, E, K, tile_t, c.tile_groups,
-             c.absent >= 0 ? " absent expert" : "");
+             c.absent >= 0 ? " absent expert" : "", !cm ? "" : pass ? " [coopmat vs exact]" : " [coopmat vs f16-rounded]");
     char w2[240];
+    double *wr = !cm ? &worst : pass ? &worst_cm_exact : &worst_cm16;
     snprintf(w2, sizeof w2, "gate_up %s", what);
-    worst = fmax(worst, check(h, w2, qn_h_read(h, act, na), ra, sa, na, nan_a));
+    *wr = fmax(*wr, check(h, w2, got_a, ra, sa, na, nan_a, rel));
     snprintf(w2, sizeof w2, "down %s", what);
-    worst = fmax(worst, check(h, w2, qn_h_read(h, d, nd), rd, sd, nd, nan_d));
+    *wr = fmax(*wr, check(h, w2, got_d, rd, sd, nd, nan_d, rel));
+    }
+    g_r16 = false;
     qn_h_reset(h);
+}
+
+static bool has_coopmat(const struct qn_h *h)
+{
+    const struct qn_caps *c = qn_vk_caps(h->v);
+    return !(qn_kernel_infos[QN_K_MOE_Q_GU_GROUPED_CM_Q4_K].features & ~c->features) && c->subgroup_size == 32 &&
+           c->subgroup_min == 32 && c->subgroup_max == 32;
+}
+
+/* ---- --bench: the real 80B MoE layer (H 2048, I 512, E 512, K 10; Q4_K gate/up, Q6_K down), timing only ---- */
+
+static void bench(struct qn_h *h, int iters)
+{
+    const uint32_t H = 2048, I = 512, E = 512, K = 10, Is = 512;
+    uint64_t rgu, rdn;
+    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q4_K, H, &rgu), "row bytes");
+    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q6_K, I, &rdn), "row bytes");
+    uint32_t up_off = (uint32_t)al16(rgu * I), slot_b = (uint32_t)al16(up_off + rgu * I), dslot_b = (uint32_t)al16(rdn * H);
+    uint8_t *gu1 = qn_h_alloc_bytes(h, slot_b), *dn1 = qn_h_alloc_bytes(h, dslot_b);
+    float *tmp = qn_h_alloc(h, (size_t)I * H);
+    make_part(h, QN_GGML_Q4_K, I, H, gu1, tmp); /* one expert, copied into every slot (timing only) */
+    make_part(h, QN_GGML_Q4_K, I, H, gu1 + up_off, tmp);
+    make_part(h, QN_GGML_Q6_K, H, I, dn1, tmp);
+    uint8_t *pools = qn_h_alloc_bytes(h, (size_t)E * slot_b), *dpools = qn_h_alloc_bytes(h, (size_t)E * dslot_b);
+    int32_t *table = qn_h_alloc_bytes(h, (size_t)E * 4);
+    for (uint32_t e = 0; e < E; e++) {
+        memcpy(pools + (size_t)e * slot_b, gu1, slot_b);
+        memcpy(dpools + (size_t)e * dslot_b, dn1, dslot_b);
+        table[e] = (int32_t)e;
+    }
+    uint64_t range = qn_vk_caps(h->v)->max_storage_range;
+    uint32_t spp = range / slot_b < E ? (uint32_t)(range / slot_b) : E, dspp = range / dslot_b < E ? (uint32_t)(range / dslot_b) : E;
+    qn_buf *pb[8], *dpb[8];
+    for (uint32_t i = 0; i < 8; i++) { /* pools of spp (dspp) slots; unused bindings repeat pool 0 */
+        uint32_t a = i * spp < E ? E - i * spp : 0, b = i * dspp < E ? E - i * dspp : 0;
+        pb[i] = a ? qn_h_upload(h, "pool", pools + (size_t)i * spp * slot_b, (size_t)(a < spp ? a : spp) * slot_b) : pb[0];
+        dpb[i] = b ? qn_h_upload(h, "dpool", dpools + (size_t)i * dspp * dslot_b, (size_t)(b < dspp ? b : dspp) * dslot_b)
+                   : dpb[0];
+    }
+    qn_buf *tb = qn_h_upload(h, "table", table, (size_t)E * 4);
+    static const uint32_t Ts[] = { 512, 2048 };
+    for (size_t ti = 0; ti < 2; ti++) {
+        uint32_t T = Ts[ti], as = 516;
+        if ((uint64_t)T * (K + 1) * H * 4 > range) {
+            printf("bench moe T=%u: skipped (d is larger than maxStorageBufferRange)\n", T);
+            continue;
+        }
+        int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
+        for (uint32_t t = 0; t < T; t++)
+            for (uint32_t k = 0; k < K; k++) ids[t * K + k] = (int32_t)((t * 7919u + k * 52u) % E); /* distinct per token */
+        qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, NULL);
+        qn_buf *act = qn_h_input_f32(h, "act", (size_t)T * (K + 1) * as, -1, 1, NULL);
+        qn_buf *d = qn_h_output(h, "d", (size_t)T * (K + 1) * H), *ds = qn_h_input_f32(h, "down_s", (size_t)H * Is, -1, 1, NULL);
+        qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)T * K * 4);
+        qn_pc_moe pc = { .T = T, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 0, .n_slots = E, .slots_per_pool = spp,
+                         .slot_bytes = slot_b, .act_stride = as, .tile_t = 64, .max_tiles = QN_MOE_MAX_TILES(T, E, K, 64) };
+        qn_buf *list = qn_h_buffer(h, "list", (size_t)(T * K + T) * 4), *tiles = qn_h_buffer(h, "tiles", (size_t)pc.max_tiles * 16);
+        qn_h_run(h, qn_h_pipe_default(h, QN_K_MOE_SORT), QN_BINDS(QN_BIND(idb), QN_BIND(list), QN_BIND(tiles)), &pc,
+                 sizeof pc, E + 1);
+        qn_pc_moe pd = pc;
+        pd.slot_bytes = dslot_b;
+        pd.slots_per_pool = dspp;
+        double flop = 2.0 * T * K * 3.0 * I * H;
+        for (int cm = 0; cm <= (has_coopmat(h) ? 1 : 0); cm++) {
+            qn_pipe *gu = cm ? qn_h_pipe(h, QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, 128, 32, up_off)
+                             : qn_h_pipe(h, QN_K_MOE_Q_GU_GROUPED_Q4_K, 256, 16, 32, up_off);
+            qn_pipe *dn = cm ? qn_h_pipe(h, QN_K_MOE_Q_DN_GROUPED_CM_Q6_K, 128, 32, 0)
+                             : qn_h_pipe(h, QN_K_MOE_Q_DN_GROUPED_Q6_K, 256, 16, 32, 0);
+            uint32_t bg = cm ? 64 : 32, bd = cm ? 128 : 64;
+            double tg = INFINITY, td = INFINITY;
+            for (int it = 0; it < iters; it++) {
+                tg = fmin(tg, qn_h_run(h, gu, QN_BINDS(QN_BIND(x), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(act),
+                                                       QN_BIND(pb[0]), QN_BIND(pb[1]), QN_BIND(pb[2]), QN_BIND(pb[3]),
+                                                       QN_BIND(pb[4]), QN_BIND(pb[5]), QN_BIND(pb[6]), QN_BIND(pb[7])),
+                                       &pc, sizeof pc, (uint64_t)pc.max_tiles * (I / bg)));
+                td = fmin(td, qn_h_run(h, dn, QN_BINDS(QN_BIND(act), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(d),
+                                                       QN_BIND(ds), QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]),
+                                                       QN_BIND(dpb[3]), QN_BIND(dpb[4]), QN_BIND(dpb[5]), QN_BIND(dpb[6]),
+                                                       QN_BIND(dpb[7])),
+                                       &pd, sizeof pd, (uint64_t)pc.max_tiles * (H / bd)));
+            }
+            printf("bench moe %-8s T=%-5u gate_up %8.3f ms, down %8.3f ms: %.3f ms per layer, %.1f TFLOP/s "
+                   "(x48 layers: %.0f tok/s from the routed experts alone)\n", cm ? "coopmat" : "fma", T, tg, td,
+                   tg + td, flop * (2.0 / 3.0 + 1.0 / 3.0) / (tg + td) * 1e-9, T / (48 * (tg + td) * 1e-3));
+        }
+    }
 }
 
 int main(int argc, char **argv)
 {
     struct qn_h h;
     qn_h_open(&h, "moe_qgrouped", argc, argv);
-    for (uint32_t f = 0; f < NFMTS; f++) {
-        uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
-        run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 37, .H = HH, .I = II, .Is = 40, .E = 12, .K = 3,
-                                     .absent = -1 });
-        run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 2) % NFMTS, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5,
-                                     .K = 4, .tile_t = 7, .tile_groups = 3, .absent = 2 });
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--bench")) {
+            bench(&h, i + 1 < argc && atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 5);
+            return qn_h_close(&h);
+        }
+    bool cmv = has_coopmat(&h);
+    if (!cmv)
+        printf("SKIP coopmat: device '%s' has no VK_NV_cooperative_matrix with the f16 16x16x16 subgroup shape (or "
+               "subgroups are not 32 wide): the tensor-core variants moe_q_*_grouped_cm_* are NOT tested here\n",
+               qn_vk_caps(h.v)->name);
+    for (int cm = 0; cm <= (cmv ? 1 : 0); cm++) {
+        for (uint32_t f = 0; f < NFMTS; f++) {
+            uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
+            run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 37, .H = HH, .I = II, .Is = 40, .E = 12, .K = 3,
+                                         .absent = -1 }, cm);
+            run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 2) % NFMTS, .T = 13, .H = 256, .I = 256, .Is = 37,
+                                         .E = 5, .K = 4, .tile_t = 7, .tile_groups = 3, .absent = 2 }, cm);
+        }
+        /* the Q4_K_M mix at the real row lengths, more tokens than one tile (and one 32-pair pass) for some experts */
+        run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 48, .H = 2048, .I = 512, .Is = 512, .E = 8, .K = 8,
+                                     .absent = -1 }, cm);
     }
-    /* the Q4_K_M mix at the real row lengths, more tokens than one tile for some experts */
-    run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 48, .H = 2048, .I = 512, .Is = 512, .E = 8, .K = 8,
-                                 .absent = -1 });
-    printf("moe_qgrouped: worst max err / S = %.3g\n", worst);
+    printf("moe_qgrouped: worst max err / S = %.3g", worst);
+    if (cmv) printf("; coopmat: %.3g vs the f16-rounded reference, %.3g vs the exact one", worst_cm16, worst_cm_exact);
+    printf("\n");
     return qn_h_close(&h);
 }
