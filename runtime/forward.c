@@ -708,16 +708,18 @@ static bool model_uses_q(const qn_model *m, int i)
     return false;
 }
 
-/* Tensor-core prefill (qmatmul_cm.comp)? Asked for by tune.coopmat or env QNEXT_COOPMAT=1 (=0: never), and
- * the device needs VK_NV_cooperative_matrix with the 16x16x16 f16/f32 shape (caps.c) and subgroups of 32. The
- * tile (spec WG, BM, BN, BK) is 64 x 64 x 32 (WG 128), or env QNEXT_CM_TILE=BM,BN,BK (multiples of 32, 32, 16). */
-static bool use_coopmat(const qn_fwd *f, uint32_t spec[4])
+/* Tensor-core prefill (qmatmul_cm.comp, moe_qgrouped_cm.comp): the policy (QN_FWD_CM_*) of tune.coopmat or env
+ * QNEXT_COOPMAT (0, blocks, 1), when the device has VK_NV_cooperative_matrix with the 16x16x16 f16/f32 shape
+ * (caps.c) and subgroups of 32; else QN_FWD_CM_OFF. The dense tile (spec WG, BM, BN, BK) is 64 x 64 x 32
+ * (WG 128), or env QNEXT_CM_TILE=BM,BN,BK (multiples of 32, 32, 16). */
+static int use_coopmat(const qn_fwd *f, uint32_t spec[4])
 {
     const struct qn_caps *c = qn_vk_caps(f->v);
     const char *e = getenv("QNEXT_COOPMAT"), *t = getenv("QNEXT_CM_TILE");
     uint32_t need = qn_kernel_infos[QN_K_QMATMUL_CM_Q4_K].features; /* coopmat, fp16, memory model, subgroups */
-    bool want = e ? !strcmp(e, "1") : f->tune.coopmat;
-    if (!want) return false;
+    int want = !e ? f->tune.coopmat : !strcmp(e, "1") ? QN_FWD_CM_ALL : !strcmp(e, "blocks") ? QN_FWD_CM_BLOCKS
+                                                                                             : QN_FWD_CM_OFF;
+    if (want == QN_FWD_CM_OFF) return false;
     if ((need & ~c->features) || c->subgroup_size != 32 || c->subgroup_min != 32 || c->subgroup_max != 32) {
         QN_WARN("tensor-core prefill asked for, but '%s' lacks VK_NV_cooperative_matrix with the f16 16x16x16 shape "
                 "(or 32-wide subgroups): the f32-FMA kernels run", c->name);
@@ -730,7 +732,7 @@ static bool use_coopmat(const qn_fwd *f, uint32_t spec[4])
         bm = 64, bn = 64, bk = 32;
     }
     spec[0] = (bm / 32) * (bn / 32) * 32, spec[1] = bm, spec[2] = bn, spec[3] = bk;
-    return true;
+    return want;
 }
 
 static int make_pipes(qn_fwd *f)
@@ -789,13 +791,13 @@ static int make_pipes(qn_fwd *f)
     static const enum qn_kernel qmm[5] = { QN_K_QMATMUL_Q8_0, QN_K_QMATMUL_Q4_0, QN_K_QMATMUL_Q4_K, QN_K_QMATMUL_Q5_K,
                                            QN_K_QMATMUL_Q6_K };
     uint32_t cmt[4];
-    if (use_coopmat(f, cmt)) { /* tensor-core matmuls: WG, BM, BN, BK */
+    if ((f->coopmat = use_coopmat(f, cmt))) { /* tensor-core matmuls: WG, BM, BN, BK */
         static const enum qn_kernel cmm[3] = { QN_K_MATMUL_CM_BF16, QN_K_MATMUL_CM_F16, QN_K_MATMUL_CM_F32 };
         static const enum qn_kernel qcm[5] = { QN_K_QMATMUL_CM_Q8_0, QN_K_QMATMUL_CM_Q4_0, QN_K_QMATMUL_CM_Q4_K,
                                                QN_K_QMATMUL_CM_Q5_K, QN_K_QMATMUL_CM_Q6_K };
         rc = 0;
         for (int i = 0; !rc && i < 8; i++)
-            if (i < 3 || model_uses_q(m, i - 3))
+            if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
                 rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 4, cmt);
         static const enum qn_kernel gcm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
                                                QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
@@ -816,9 +818,11 @@ static int make_pipes(qn_fwd *f)
             memset(f->qmatmul_cm, 0, sizeof f->qmatmul_cm);
             memset(f->moe_qgu_gcm, 0, sizeof f->moe_qgu_gcm);
             memset(f->moe_qdn_gcm, 0, sizeof f->moe_qdn_gcm);
+            f->coopmat = QN_FWD_CM_OFF;
             rc = 0;
         } else {
-            QN_INFO("prefill matmuls on tensor cores (VK_NV_cooperative_matrix, tile %ux%ux%u)", cmt[1], cmt[2], cmt[3]);
+            QN_INFO("prefill matmuls of %s on tensor cores (VK_NV_cooperative_matrix, tile %ux%ux%u)",
+                    f->coopmat == QN_FWD_CM_ALL ? "every weight" : "GGUF block weights", cmt[1], cmt[2], cmt[3]);
         }
     }
     for (int i = 0; i < 5; i++) {

@@ -36,12 +36,15 @@ struct qn_fwd_tune {
                                maxStorageBufferRange; tests lower it to exercise the piecewise path) */
     bool guess_next;        /* streaming prefetch: each ROUTE segment of layer l < L - 1 also applies layer l + 1's
                                router to layer l's MoE input xn -> rb_guess [T, K] (the guess for l + 1's experts) */
-    bool coopmat;           /* prefill matmuls on tensor cores where the device has them (QN_FEAT_COOPMAT_NV:
-                               qmatmul_cm.comp, f16 tiles, f32 sums; ~1e-3 relative error per matmul) instead of
-                               the f32-FMA kernels; default off; env QNEXT_COOPMAT=1 / 0 overrides either way */
+    int coopmat;            /* prefill matmuls on tensor cores where the device has them (QN_FEAT_COOPMAT_NV:
+                               qmatmul_cm.comp / moe_qgrouped_cm.comp, f16 operands, f32 sums; ~1e-3 relative
+                               error per matmul) instead of the f32-FMA kernels: QN_FWD_CM_OFF, QN_FWD_CM_BLOCKS
+                               (GGUF block-format weights and experts only), QN_FWD_CM_ALL (bf16 / f16 / f32 weights
+                               too); env QNEXT_COOPMAT=0 / blocks / 1 overrides. Default QN_FWD_CM_OFF */
     bool no_norm_fuse;      /* keep the separate rmsnorm dispatches in decode (default: folded into the next
                                matvec; also set by QNEXT_NORM_FUSE=0) */
 };
+enum { QN_FWD_CM_OFF = 0, QN_FWD_CM_BLOCKS = 1, QN_FWD_CM_ALL = 2 };
 void qn_fwd_default_tune(struct qn_fwd_tune *t);
 
 struct qn_fwd_call {
@@ -73,6 +76,7 @@ typedef struct qn_fwd {
     qn_pipe *moe_qgu_g[5], *moe_qdn_g[5]; /* grouped prefill over GGUF block experts (moe_qgrouped.comp) */
     qn_pipe *qmatmul_cm[5], *matmul_cm[3]; /* tensor-core prefill matmuls (qmatmul_cm.comp); NULL without coopmat */
     qn_pipe *moe_qgu_gcm[5], *moe_qdn_gcm[5]; /* ... and grouped block-expert MoE (moe_qgrouped_cm.comp) */
+    int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;
