@@ -17,7 +17,8 @@
 
 #define IO_TIMEOUT_NS (120ll * 1000000000ll)
 #define POLL_NS 50000ll               /* while waiting for a route: look at the reads in flight this often */
-#define NXCMD 32                      /* transfer command buffers in rotation */
+#define NXCMD 64                      /* transfer command buffers in rotation */
+#define BATCH_BYTES (2u << 20)        /* a copy batch is submitted at this size, or when nothing more is due */
 #define PIECE_DEFAULT (1u << 20)      /* parts are read and copied in pieces ending at multiples of this */
 #define RING_BYTES_MAX (1ull << 30)   /* default ring: at most this much host-visible staging */
 #define NCQE 64
@@ -32,6 +33,7 @@ struct job {
     bool need;                 /* the layer being prepared waits for it */
     bool in_batch;             /* has copies in the open transfer batch */
     bool retried;              /* a failed prefetch read that a lookup needed was read again once */
+    bool live;                 /* in use (not on the free list) */
     char msg[240];
 };
 
@@ -65,6 +67,7 @@ struct qn_mst {
     qn_cmd *xcmd[NXCMD];
     int xcur;
     bool xopen;
+    uint64_t xbytes;          /* bytes the open batch copies */
     int *bjobs, n_bjobs;      /* jobs with copies in the open batch */
     bool brow;                /* the open batch copies the table row of the layer being prepared */
     /* the layer being prepared */
@@ -193,7 +196,9 @@ static int batch_copy(struct qn_mst *s, uint64_t src, const qn_buf *dst, uint64_
         int rc = qn_cmd_begin(s->xcmd[s->xcur]);   /* waits for its previous submit (NXCMD batches ago) */
         if (rc) return rc;
         s->xopen = true;
+        s->xbytes = 0;
     }
+    s->xbytes += n;
     return qn_cmd_copy(s->xcmd[s->xcur], s->up, src, dst, off, n);
 }
 
@@ -258,7 +263,7 @@ static int job_start(struct qn_mst *s, const struct qn_exp_fill *f, int entry, b
     if (!s->n_free) return qn_fail(-EFAULT, "streaming: no job left for expert %d of layer %d", f->expert, f->layer);
     int j = s->free_jobs[--s->n_free];
     s->job[j] = (struct job){ .layer = f->layer, .expert = f->expert, .slot = f->slot, .entry = entry,
-                              .prefetch = prefetch, .need = !prefetch };
+                              .prefetch = prefetch, .need = !prefetch, .live = true };
     s->job_of_slot[f->slot] = j;
     if (!prefetch) s->n_need++;
     int rc = job_reads(s, j);
@@ -297,6 +302,7 @@ static void job_finish(struct qn_mst *s, int j, uint64_t x)
     }
     if (jb->need) s->n_need--;
     s->job_of_slot[jb->slot] = -1;
+    jb->live = false;
     s->free_jobs[s->n_free++] = j;
 }
 
@@ -329,6 +335,14 @@ static void on_piece(struct qn_mst *s, const struct qn_io_cqe *c)
 
 static int issue_todo(struct qn_mst *s);
 
+/* A fill the layer being prepared waits for still has reads in flight. */
+static bool need_reads(const struct qn_mst *s)
+{
+    for (int j = 0; j < s->n_jobs; j++)
+        if (s->job[j].live && s->job[j].need && s->job[j].left) return true;
+    return false;
+}
+
 /* Collect the reads that completed (waiting up to timeout_ns for one when any is pending), record their copies
  * and submit them as one batch, then start fills waiting for ring entries. -ETIMEDOUT only when timeout_ns is the
  * IO timeout (reads stuck). */
@@ -344,7 +358,9 @@ static int service(struct qn_mst *s, int64_t timeout_ns)
     }
     if (k < 0) return k;
     for (int i = 0; i < k; i++) on_piece(s, &cq[i]);
-    int rc = batch_submit(s);
+    int rc = 0;
+    if (s->xopen && (s->xbytes >= BATCH_BYTES || k == 0 || !qn_io_pending(s->io) || (s->n_need && !need_reads(s))))
+        rc = batch_submit(s);   /* else more pieces are due soon: fewer, larger batches */
     return rc || (!s->n_todo && !s->n_pf_todo) ? rc : issue_todo(s);
 }
 

@@ -496,13 +496,23 @@ static int fault_wrap(struct io_backend *inner, const struct qn_io_faults *f, in
 /* ------------------------------------------------------------------------------------------------ */
 /* Engine setup and files.                                                                           */
 
+int qn_io_default_threads(void)
+{
+    const char *e = getenv("QNEXT_IO_THREADS");
+    char *end;
+    long v = e && *e ? strtol(e, &end, 10) : 0;
+    if (e && *e && !*end && v >= 1 && v <= 256) return (int)v;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);   /* page-cache copies scale with threads up to about the cores */
+    return n < 4 ? 4 : n > 32 ? 32 : (int)n;
+}
+
 void qn_io_default_params(struct qn_io_params *p)
 {
     memset(p, 0, sizeof *p);
     p->mode = QN_IO_AUTO;
     p->engine = QN_IO_ENGINE_AUTO;
     p->queue_depth = 16;
-    p->threads = 4;
+    p->threads = qn_io_default_threads();
     p->chunk_bytes = 1u << 20;
 }
 

@@ -59,13 +59,16 @@ struct qn_io_params {
     enum qn_io_mode mode;         /* default QN_IO_AUTO */
     enum qn_io_engine engine;     /* default AUTO: io_uring for direct, the pool for buffered */
     int queue_depth;              /* backend reads in flight (io_uring SQ size); default 16 */
-    int threads;                  /* pool worker threads; default 4 */
+    int threads;                  /* pool worker threads; default qn_io_default_threads() */
     uint32_t chunk_bytes;         /* a request is split into backend reads of at most this; default 1 MiB,
                                      rounded up to a multiple of 4096 */
     const struct qn_io_faults *faults; /* NULL: read QNEXT_IO_FAULTS from the environment */
     bool no_env_faults;           /* ignore QNEXT_IO_FAULTS */
 };
 void qn_io_default_params(struct qn_io_params *p);
+/* The pool's default thread count: env QNEXT_IO_THREADS (1..256) if set, else the online CPUs clamped to
+ * [4, 32] (buffered reads are page-cache copies, which scale with threads up to about the core count). */
+int qn_io_default_threads(void);
 
 typedef struct qn_io qn_io;
 
