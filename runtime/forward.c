@@ -130,9 +130,34 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
     }
 }
 
+/* linear() above tune.small_t tokens for a GGUF mixed-type fusion: one prefill matmul per part in its own block
+ * type (or f32), into Y columns row0 .. of the fused output, instead of the fusion's f32 copy (4-8x the bytes,
+ * and no tensor cores for block weights). Returns false (nothing recorded) if a part has no matmul kernel. */
+static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
+{
+    qn_fwd *f = r->f;
+    for (uint32_t i = 0; i < W->nsub; i++)
+        if (W->sub[i].qtype && (q_index(W->sub[i].qtype) < 0 || !f->qmatmul[q_index(W->sub[i].qtype)])) return false;
+    bool router = has_router(f, W); /* its parts stay on the f32 kernels */
+    for (uint32_t i = 0; i < W->nsub; i++) {
+        const struct qn_wsub *s = &W->sub[i];
+        int qi = s->qtype ? q_index(s->qtype) : -1;
+        const qn_pipe *p = qi < 0 ? (!router && f->matmul_cm[2] && W->cols % 8 == 0 ? f->matmul_cm[2] : f->matmul[2])
+                         : !router && f->qmatmul_cm[qi] ? f->qmatmul_cm[qi] : f->qmatmul[qi];
+        struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
+                                                            ? (s->bytes + 15) / 16 * 16 : s->buf->size);
+        qn_pc_matmul pm = { .M = T, .N = s->rows, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
+                            .y_off = s->row0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
+        uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(p, 1)) * cdiv(s->rows, qn_pipe_spec(p, 2));
+        qn_cmd_dispatch_n(r->c, p, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pm, sizeof pm, groups);
+    }
+    return true;
+}
+
 static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
+    if (W->nsub && T > f->tune.small_t && sub_matmul(r, W, x, y, T, acc)) return;
     if (W->nsub && T == 1) { /* GGUF mixed-type fusion: each part in its own block type, y rows row0.. */
         for (uint32_t i = 0; i < W->nsub; i++) {
             const struct qn_wsub *s = &W->sub[i];
