@@ -18,11 +18,11 @@
 #include "qn_num.h"
 #include "model_stream.h"
 #include "ref_ops.h"
+#include "upload.h"
 
 #define GIB(x) ((double)(x) / 1073741824.0)
 #define ALIGN 256u
 #define ARENA_MAX (1ull << 30)
-#define STAGE_MAX (64ull << 20)
 #define MAXPARTS 4
 
 /* ---- the plan: one entry per device tensor ------------------------------------------------------ */
@@ -196,107 +196,15 @@ static void src_row(const qn_config *c, const struct wdesc *w, uint32_t r, int *
     *row = r;
 }
 
-/* ---- staging uploads ----------------------------------------------------------------------------- */
-
-struct upl {
-    qn_vk *v;
-    qn_buf *st[2];
-    qn_cmd *cmd[2];
-    uint64_t cap, used;
-    int cur;
-    bool open;
-    /* progress */
-    const char *path;
-    uint64_t total, done;
-    double t0, last;
-    int progress;
-    bool shown;
-};
-
-static void upl_progress(struct upl *u, bool final)
-{
-    double t = qn_now_s(), el = t - u->t0;
-    if (!u->progress || (!final && (el < 1.0 || t - u->last < 0.2)) || (final && !u->shown)) return;
-    u->last = t;
-    u->shown = true;
-    fprintf(stderr, "\rqnext: loading %s: %3.0f%% (%.2f of %.2f GiB, %.2f GiB/s)%s", u->path,
-            u->total ? 100.0 * (double)u->done / (double)u->total : 100.0, GIB(u->done), GIB(u->total),
-            el > 0 ? GIB(u->done) / el : 0.0, final ? "\n" : "");
-    fflush(stderr);
-}
-
-static int upl_open(struct upl *u, qn_vk *v, uint64_t total)
-{
-    u->v = v;
-    u->total = total;
-    u->t0 = qn_now_s();
-    u->cap = total < STAGE_MAX ? (total + 15) / 16 * 16 : STAGE_MAX;
-    if (u->cap < 4096) u->cap = 4096;
-    for (int i = 0; i < 2; i++) {
-        int rc = qn_buf_create(v, QN_MEM_UPLOAD, u->cap, "staging (model load)", &u->st[i]);
-        if (!rc) rc = qn_cmd_create(v, &u->cmd[i]);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-static int upl_flush(struct upl *u)
-{
-    if (!u->open) return 0;
-    u->open = false;
-    int rc = qn_cmd_end(u->cmd[u->cur]);
-    if (!rc) rc = qn_cmd_submit(u->cmd[u->cur]);
-    u->cur ^= 1;
-    u->used = 0;
-    return rc;
-}
-
-/* A host pointer for n bytes (n <= u->cap) that will land at dst + off: the mapping itself on zero-copy
- * devices, else room in the staging buffer with the copy already recorded (it runs at the next flush). */
-static int upl_put(struct upl *u, qn_buf *dst, uint64_t off, uint64_t n, void **p)
-{
-    int rc;
-    u->done += n;
-    upl_progress(u, false);
-    if (dst->map) {
-        *p = (char *)dst->map + off;
-        return 0;
-    }
-    if (u->used + n > u->cap && (rc = upl_flush(u))) return rc;
-    if (!u->open) {
-        if ((rc = qn_cmd_begin(u->cmd[u->cur]))) return rc; /* waits for this staging buffer's last copies */
-        u->open = true;
-    }
-    if ((rc = qn_cmd_copy(u->cmd[u->cur], u->st[u->cur], u->used, dst, off, n))) return rc;
-    *p = (char *)u->st[u->cur]->map + u->used;
-    u->used += (n + 15) / 16 * 16;
-    return 0;
-}
-
-/* Finish: submit what is recorded and wait for everything; frees the staging. Returns rc or the first error. */
-static int upl_close(struct upl *u, int rc)
-{
-    if (!rc) rc = upl_flush(u);
-    for (int i = 0; i < 2; i++) {
-        if (u->cmd[i]) {
-            int r = qn_cmd_wait(u->cmd[i]);
-            if (!rc) rc = r;
-        }
-        qn_cmd_destroy(&u->cmd[i]);
-        qn_buf_destroy(u->v, &u->st[i]);
-    }
-    if (!rc) upl_progress(u, true);
-    else if (u->shown) fputc('\n', stderr);
-    return rc;
-}
+/* ---- staging uploads (upload.h) ------------------------------------------------------------------ */
 
 /* Raw bytes [0, n) of file tensor t to dst + off, in staging-sized chunks. */
-static int upl_raw(struct upl *u, const qn_st_store *st, const qn_st_tensor *t, qn_buf *dst, uint64_t off, uint64_t n)
+static int upl_raw(struct qn_upl *u, const qn_st_store *st, const qn_st_tensor *t, qn_buf *dst, uint64_t off, uint64_t n)
 {
     for (uint64_t at = 0; at < n;) {
         uint64_t k = n - at < u->cap ? n - at : u->cap;
         void *p;
-        int rc = upl_put(u, dst, off + at, k, &p);
+        int rc = qn_upl_put(u, dst, off + at, k, &p);
         if (!rc) rc = qn_st_read_raw(st, t, at, p, k);
         if (rc) return rc;
         at += k;
@@ -304,19 +212,6 @@ static int upl_raw(struct upl *u, const qn_st_store *st, const qn_st_tensor *t, 
     return 0;
 }
 
-/* Host bytes to dst + off, in chunks. */
-static int upl_host(struct upl *u, const void *src, qn_buf *dst, uint64_t off, uint64_t n)
-{
-    for (uint64_t at = 0; at < n;) {
-        uint64_t k = n - at < u->cap ? n - at : u->cap;
-        void *p;
-        int rc = upl_put(u, dst, off + at, k, &p);
-        if (rc) return rc;
-        memcpy(p, (const char *)src + at, k);
-        at += k;
-    }
-    return 0;
-}
 
 /* ---- building tensors on the host when they need conversion or row permutation -------------------- */
 
@@ -351,7 +246,7 @@ static int read_as(const qn_st_store *st, const qn_st_tensor *t, qn_dtype to, vo
     return rc;
 }
 
-static int upload_desc(struct upl *u, const qn_st_store *st, const qn_config *c, const struct wdesc *w,
+static int upload_desc(struct qn_upl *u, const qn_st_store *st, const qn_config *c, const struct wdesc *w,
                        struct scratch *s)
 {
     qn_wt *d = w->dst;
@@ -372,7 +267,7 @@ static int upload_desc(struct upl *u, const qn_st_store *st, const qn_config *c,
         src_row(c, w, r, &part, &row);
         memcpy(out + (size_t)r * rowb, (const char *)s->p[part] + (size_t)row * rowb, rowb);
     }
-    return upl_host(u, out, d->buf, d->off, d->bytes);
+    return qn_upl_host(u, out, d->buf, d->off, d->bytes);
 }
 
 /* ---- experts ------------------------------------------------------------------------------------- */
@@ -413,7 +308,7 @@ static int plan_experts(const qn_config *c, const qn_st_store *st, qn_dtype *dt,
     return 0;
 }
 
-static int upload_expert(struct upl *u, const qn_st_store *st, qn_model *m, int l, int e, struct scratch *s)
+static int upload_expert(struct qn_upl *u, const qn_st_store *st, qn_model *m, int l, int e, struct scratch *s)
 {
     uint64_t off;
     qn_buf *pool = qn_model_slot(m, (uint32_t)m->table[(size_t)l * m->c.num_experts + e], &off);
@@ -425,7 +320,7 @@ static int upload_expert(struct upl *u, const qn_st_store *st, qn_model *m, int 
         } else {
             void *p = scratch_get(s, 0, (size_t)m->exp_part_bytes[k]);
             rc = p ? read_as(st, t, m->exp_dtype, p) : qn_fail(-ENOMEM, "out of memory");
-            if (!rc) rc = upl_host(u, p, pool, off, m->exp_part_bytes[k]);
+            if (!rc) rc = qn_upl_host(u, p, pool, off, m->exp_part_bytes[k]);
         }
         if (rc) return rc;
         off += m->exp_part_bytes[k];
@@ -602,14 +497,14 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
 
 static int upload_all(qn_model *m, const qn_st_store *st, struct plan *p, const struct qn_model_params *prm)
 {
-    struct upl u = { .path = m->path };
+    struct qn_upl u = { .path = m->path };
     struct scratch s = { 0 };
     u.progress = prm->progress < 0 ? isatty(2) : prm->progress;
-    int rc = upl_open(&u, m->v, m->dense_bytes + m->expert_bytes);
+    int rc = qn_upl_open(&u, m->v, m->dense_bytes + m->expert_bytes);
     for (int i = 0; !rc && i < p->n; i++) rc = upload_desc(&u, st, &m->c, &p->d[i], &s);
     for (int l = 0; !rc && !m->stream && l < m->c.num_layers; l++)
         for (int e = 0; !rc && e < m->c.num_experts; e++) rc = upload_expert(&u, st, m, l, e, &s);
-    rc = upl_close(&u, rc);
+    rc = qn_upl_close(&u, rc);
     for (int i = 0; i <= MAXPARTS; i++) free(s.p[i]);
     return rc;
 }
@@ -684,6 +579,12 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     if (!rc) rc = upload_rope(m);
     if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = open_stream(m, st, prm);
     if (!rc && !gguf) rc = upload_all(m, st, &p, prm);
+    if (!rc && !m->stream && prm->expert_trace)
+        rc = qn_fail(-EINVAL, "--expert-trace counts the experts a streaming run routes to, but every routed expert "
+                     "of %s is resident here (an --expert-cache below %.1f MiB streams them)", path,
+                     (double)m->expert_bytes / 1048576.0);
+    if (!rc && !m->stream && (prm->expert_hot || prm->expert_policy))
+        QN_INFO("every routed expert is resident: --expert-policy and --expert-hot have nothing to do");
     m->load_seconds = qn_now_s() - t0;
     free(sizes);
     free(p.d);

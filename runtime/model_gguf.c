@@ -4,9 +4,11 @@
  * experts in slots (blocks: gate|up pools + down pools; or f32 gate|up|down) with a resident slot table. */
 #include "model_gguf.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "expert_store.h"
 #include "experts.h"
@@ -14,8 +16,10 @@
 #include "gguf_qwen3next.h"
 #include "qn_err.h"
 #include "qn_log.h"
+#include "qn_time.h"
 #include "model_stream.h"
 #include "quant.h"
+#include "upload.h"
 
 #define GIB(x) ((double)(x) / 1073741824.0)
 #define MAXP 4
@@ -29,7 +33,68 @@ struct gl {
     uint32_t nq;    /* tensors kept in blocks */
     uint64_t qbytes;
     bool quant;     /* keep qmatvec-readable matrices in their blocks (QNEXT_GGUF_F32=1: dequantize everything) */
+    const qn_gguf *gf;
+    struct qn_upl u;  /* every upload goes through its double-buffered staging */
+    int nthreads;     /* dequantization threads */
+    uint64_t total;   /* bytes to upload (estimate, for the progress line) */
+    uint64_t exp_file_bytes;  /* routed experts' bytes in the file */
 };
+
+/* ---- dequantization on several threads ------------------------------------------------------------ */
+
+#define MAXT 16
+
+struct deq_job {
+    const qn_q3n *q;
+    qn_q3n_src s;
+    float *dst;
+    int rc;
+    char msg[300];
+};
+
+static void *deq_run(void *arg)
+{
+    struct deq_job *j = arg;
+    j->rc = qn_q3n_read_f32(j->q, &j->s, j->dst, j->s.nrows * j->s.t->ne[0]);
+    if (j->rc) snprintf(j->msg, sizeof j->msg, "%s", qn_errmsg());
+    return NULL;
+}
+
+/* qn_q3n_read_f32 with the rows split over g->nthreads threads (row transforms are elementwise; the
+ * QKVZ_SPLIT gather and small tensors stay on this thread). */
+static int read_f32_mt(const struct gl *g, const qn_q3n_src *s, float *dst, uint64_t n)
+{
+    int nt = g->nthreads;
+    if (s->xform == QN_Q3N_QKVZ_SPLIT || nt < 2 || n < (1u << 18) || s->nrows < (uint64_t)nt * 4)
+        return qn_q3n_read_f32(g->q, s, dst, n);
+    if (n != s->nrows * s->t->ne[0]) return qn_q3n_read_f32(g->q, s, dst, n); /* its message */
+    struct deq_job job[MAXT];
+    pthread_t th[MAXT];
+    bool started[MAXT] = { false };
+    uint64_t per = (s->nrows + (uint64_t)nt - 1) / (uint64_t)nt, cols = s->t->ne[0];
+    for (int i = 0; i < nt; i++) {
+        uint64_t r0 = (uint64_t)i * per, nr = r0 < s->nrows ? (s->nrows - r0 < per ? s->nrows - r0 : per) : 0;
+        job[i] = (struct deq_job){ .q = g->q, .s = *s, .dst = dst + r0 * cols };
+        job[i].s.row0 = s->row0 + r0;
+        job[i].s.nrows = nr;
+        if (nr && i > 0) started[i] = !pthread_create(&th[i], NULL, deq_run, &job[i]);
+        if (nr && i > 0 && !started[i]) deq_run(&job[i]); /* no thread: do it here */
+    }
+    deq_run(&job[0]);
+    int rc = 0;
+    for (int i = 0; i < nt; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        if (job[i].rc && !rc) rc = qn_fail(job[i].rc, "%s", job[i].msg);
+    }
+    return rc;
+}
+
+static int n_threads(void)
+{
+    const char *ev = getenv("QNEXT_LOAD_THREADS");
+    long n = ev && *ev ? strtol(ev, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAXT ? MAXT : (int)n;
+}
 
 bool qn_model_path_is_gguf(const char *path)
 {
@@ -48,16 +113,16 @@ int qn_model_gguf_config(const char *path, qn_config *c)
 }
 
 /* HF tensor `name` as f32 (malloc'd) with its row count (shape[0]) and columns (the rest). */
-static int read_hf(const qn_q3n *q, const char *name, float **out, uint32_t *rows, uint32_t *cols)
+static int read_hf(const struct gl *g, const char *name, float **out, uint32_t *rows, uint32_t *cols)
 {
     qn_q3n_src s;
-    int rc = qn_q3n_find(q, name, &s);
+    int rc = qn_q3n_find(g->q, name, &s);
     if (rc) return qn_fail(rc, "GGUF: no tensor for '%s'", name);
     uint64_t n = 1;
     for (int i = 0; i < s.ndim; i++) n *= (uint64_t)s.shape[i];
     float *p = malloc(sizeof *p * (n ? n : 1));
     if (!p) return qn_fail(-ENOMEM, "out of memory reading '%s'", name);
-    if ((rc = qn_q3n_read_f32(q, &s, p, n))) {
+    if ((rc = read_f32_mt(g, &s, p, n))) {
         free(p);
         return rc;
     }
@@ -82,7 +147,7 @@ static int new_buf(struct gl *g, const void *src, uint64_t n, const char *what, 
     int rc = qn_buf_create(m->v, QN_MEM_DEVICE, n ? n : 16, what, &m->arenas[m->n_arenas]);
     if (rc) return rc;
     *out = m->arenas[m->n_arenas++];
-    return src ? qn_buf_write(m->v, *out, 0, src, n) : 0;
+    return src ? qn_upl_host(&g->u, src, *out, 0, n) : 0;
 }
 
 /* Source (part, row) of destination row r (the same orders as model.c's fused tensors). */
@@ -231,6 +296,35 @@ static int make_subs(struct gl *g, qn_wt *dst, enum perm perm, int nparts, const
     return rc;
 }
 
+/* One HF tensor as f32 straight into staging in row chunks, dequantized on g->nthreads threads (no host copy
+ * of the whole tensor: the 80B's embedding is 1.2 GB as f32). *done = false when the tensor needs the general
+ * path (QKVZ gather). */
+static int fuse_direct(struct gl *g, qn_wt *dst, const char *name, bool *done)
+{
+    qn_q3n_src s;
+    int rc = qn_q3n_find(g->q, name, &s);
+    if (rc) return qn_fail(rc, "GGUF: no tensor for '%s'", name);
+    uint64_t n = 1, cols = s.t->ne[0];
+    for (int i = 0; i < s.ndim; i++) n *= (uint64_t)s.shape[i];
+    *done = s.xform != QN_Q3N_QKVZ_SPLIT && !s.t2 && n == s.nrows * cols && cols * 4 <= g->u.cap && n;
+    if (!*done) return 0;
+    *dst = (qn_wt){ .off = 0, .bytes = n * 4, .dtype = QN_DT_F32, .rows = (uint32_t)s.shape[0],
+                    .cols = (uint32_t)(n / (uint64_t)s.shape[0]) };
+    rc = new_buf(g, NULL, n * 4, name, &dst->buf);
+    g->m->dense_bytes += n * 4;
+    uint64_t per = g->u.cap / (cols * 4);
+    for (uint64_t r = 0; !rc && r < s.nrows; r += per) {
+        uint64_t k = s.nrows - r < per ? s.nrows - r : per;
+        void *p;
+        qn_q3n_src sub = s;
+        sub.row0 = s.row0 + r;
+        sub.nrows = k;
+        rc = qn_upl_put(&g->u, dst->buf, r * cols * 4, k * cols * 4, &p);
+        if (!rc) rc = read_f32_mt(g, &sub, p, k * cols);
+    }
+    return rc;
+}
+
 /* Device tensor dst = the named HF tensors (printf formats with the layer) stacked by rows, permuted: in
  * their GGUF block format when `quant` and raw_type() allow, else dequantized to f32. */
 static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts, const char *const *fmts, bool quant)
@@ -248,6 +342,13 @@ static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts,
         int rc = fuse(g, dst, perm, layer, nparts, fmts, false); /* f32 for prefill, subs for decode */
         return rc ? rc : make_subs(g, dst, perm, nparts, s);
     }
+    if (nparts == 1 && perm == PERM_NONE) {
+        char name[160];
+        bool done;
+        snprintf(name, sizeof name, fmts[0], layer);
+        int rc = fuse_direct(g, dst, name, &done);
+        if (rc || done) return rc;
+    }
     float *pt[MAXP] = { 0 }, *out = NULL;
     uint32_t prow[MAXP], cols = 0, rows = 0;
     int rc = 0;
@@ -255,7 +356,7 @@ static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts,
         char name[160];
         uint32_t c;
         snprintf(name, sizeof name, fmts[i], layer);
-        rc = read_hf(g->q, name, &pt[i], &prow[i], &c);
+        rc = read_hf(g, name, &pt[i], &prow[i], &c);
         if (!rc && i > 0 && c != cols) rc = qn_fail(QN_E_FORMAT, "GGUF: '%s' has %u columns, expected %u", name, c, cols);
         cols = c;
         rows += prow[i];
@@ -376,75 +477,97 @@ static int exp_types(struct gl *g, uint64_t maxb[3], bool *ok)
     return 0;
 }
 
-/* Every expert's gate|up into its pools slot and down into its dpools slot, bytes as stored in the file. */
-/* Slot images gathered in host memory and written with one qn_buf_write per run of consecutive slots. */
-#define BATCH (64ull << 20)
-struct batch {
-    qn_buf *dst;
-    uint64_t off, n, cap;
-    char *host;
+/* ---- resident block experts: slot images read straight into staging, on several threads ------------ */
+
+#define NREAD 4096
+
+struct rd_job {
+    const qn_gguf *gf;
+    const struct qn_es_part *const *part;
+    unsigned char *const *dst;
+    int i0, n, rc;
+    char msg[300];
 };
 
-static int batch_flush(qn_model *m, struct batch *b)
+static void *rd_run(void *arg)
 {
-    int rc = b->n ? qn_buf_write(m->v, b->dst, b->off, b->host, b->n) : 0;
+    struct rd_job *j = arg;
+    for (int i = j->i0; !j->rc && i < j->i0 + j->n; i++) {
+        j->rc = qn_gguf_read(j->gf, j->part[i]->off, j->dst[i], (size_t)j->part[i]->len);
+        if (j->rc) snprintf(j->msg, sizeof j->msg, "%s", qn_errmsg());
+    }
+    return NULL;
+}
+
+/* The pending part reads (file range -> staging pointer), split over g->nthreads threads. */
+struct rd_batch {
+    const struct qn_es_part *part[NREAD];
+    unsigned char *dst[NREAD];
+    int n;
+};
+
+static int rd_flush(const struct gl *g, const qn_gguf *gf, struct rd_batch *b)
+{
+    int nt = b->n < g->nthreads ? b->n : g->nthreads, rc = 0;
+    struct rd_job job[MAXT];
+    pthread_t th[MAXT];
+    bool started[MAXT] = { false };
+    for (int i = 0; i < nt; i++) {
+        int i0 = (int)((int64_t)b->n * i / nt), i1 = (int)((int64_t)b->n * (i + 1) / nt);
+        job[i] = (struct rd_job){ .gf = gf, .part = b->part, .dst = b->dst, .i0 = i0, .n = i1 - i0 };
+        if (i > 0) started[i] = !pthread_create(&th[i], NULL, rd_run, &job[i]);
+        if (i > 0 && !started[i]) rd_run(&job[i]);
+    }
+    if (nt > 0) rd_run(&job[0]);
+    for (int i = 0; i < nt; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        if (job[i].rc && !rc) rc = qn_fail(job[i].rc, "%s", job[i].msg);
+    }
     b->n = 0;
     return rc;
 }
 
-/* Room for the `size`-byte slot image at dst + off (zeroed): *p. */
-static int batch_slot(qn_model *m, struct batch *b, qn_buf *dst, uint64_t off, uint64_t size, char **p)
+/* Staging room for expert e's slot of `set` (zeroed) and its parts' reads queued; the queued reads run before
+ * the staging buffer they land in is submitted. */
+static int qexpert_set(struct gl *g, const qn_gguf *gf, struct rd_batch *b, const qn_es *es, int l, int e, int set)
 {
+    qn_model *m = g->m;
+    uint32_t slot = (uint32_t)(l * m->c.num_experts + e);
+    uint64_t size = qn_es_slot_bytes(es, set), off = 0;
+    if (!size) return 0;
+    qn_buf *dst = set == QN_ES_DPOOLS ? m->dpools[slot / m->d_slots_per_pool] : qn_model_slot(m, slot, &off);
+    if (set == QN_ES_DPOOLS) off = (uint64_t)(slot % m->d_slots_per_pool) * m->d_slot_bytes;
     int rc = 0;
-    if (b->n && (dst != b->dst || off != b->off + b->n || b->n + size > b->cap)) rc = batch_flush(m, b);
+    if ((!dst->map && g->u.used + size > g->u.cap) || b->n + QN_ES_PARTS > NREAD) rc = rd_flush(g, gf, b);
+    void *p = NULL;
+    if (!rc) rc = qn_upl_put(&g->u, dst, off, size, &p);
     if (rc) return rc;
-    if (size > b->cap) {
-        char *h = realloc(b->host, size);
-        if (!h) return qn_fail(-ENOMEM, "out of memory");
-        b->host = h;
-        b->cap = size;
-    }
-    if (!b->n) {
-        b->dst = dst;
-        b->off = off;
-    }
-    *p = b->host + b->n;
-    memset(*p, 0, size);
-    b->n += size;
+    memset(p, 0, (size_t)size);
+    const struct qn_es_part *pt = qn_es_parts(es, l, e);
+    for (int k = 0; k < QN_ES_PARTS; k++)
+        if ((int)pt[k].set == set) {
+            b->part[b->n] = &pt[k];
+            b->dst[b->n++] = (unsigned char *)p + pt[k].slot_off;
+        }
     return 0;
 }
 
-/* Every expert's gate|up into its pools slot and down into its dpools slot (resident: slot = l * E + e). */
+/* Every expert's gate|up into its pools slot and down into its dpools slot (resident: slot = l * E + e), as
+ * the expert store locates them (the same map streaming reads through). */
 static int upload_qexperts(struct gl *g)
 {
+    const qn_gguf *gf = g->gf;
     qn_model *m = g->m;
-    const qn_config *c = &m->c;
-    int rc = 0;
-    struct batch b[2] = { { 0 }, { 0 } }; /* gate|up slot images, down slot images */
-    for (int i = 0; !rc && i < 2; i++)
-        if (!(b[i].host = malloc(b[i].cap = BATCH))) rc = qn_fail(-ENOMEM, "out of memory");
-    for (int l = 0; !rc && l < c->num_layers; l++)
-        for (int e = 0; !rc && e < c->num_experts; e++) {
-            uint32_t slot = (uint32_t)(l * c->num_experts + e);
-            char *gu = NULL, *dn = NULL;
-            rc = batch_slot(m, &b[0], m->pools[slot / m->slots_per_pool],
-                            (uint64_t)(slot % m->slots_per_pool) * m->slot_bytes, m->slot_bytes, &gu);
-            if (!rc) rc = batch_slot(m, &b[1], m->dpools[slot / m->d_slots_per_pool],
-                                     (uint64_t)(slot % m->d_slots_per_pool) * m->d_slot_bytes, m->d_slot_bytes, &dn);
-            for (int k = 0; !rc && k < 3; k++) {
-                char name[160];
-                qn_q3n_src s;
-                snprintf(name, sizeof name, exp_fmt[k], l, e);
-                rc = qn_q3n_find(g->q, name, &s);
-                char *at = k == 0 ? gu : k == 1 ? gu + m->qexp_up_off : dn;
-                if (!rc) rc = qn_q3n_read_raw(g->q, &s, at, qn_q3n_src_bytes(&s));
-            }
-        }
-    for (int i = 0; i < 2; i++) {
-        int r2 = batch_flush(m, &b[i]);
-        if (!rc) rc = r2;
-        free(b[i].host);
-    }
+    qn_es *es = NULL;
+    struct rd_batch *b = calloc(1, sizeof *b);
+    int rc = b ? qn_es_from_gguf(&es, m->path, g->q, &m->c, m->qexp_up_off, m->slot_bytes, m->d_slot_bytes)
+               : qn_fail(-ENOMEM, "out of memory");
+    for (int l = 0; !rc && l < m->c.num_layers; l++)
+        for (int e = 0; !rc && e < m->c.num_experts; e++)
+            for (int set = 0; !rc && set < QN_ES_SETS; set++) rc = qexpert_set(g, gf, b, es, l, e, set);
+    if (!rc && b->n) rc = rd_flush(g, gf, b);
+    qn_es_free(&es);
+    free(b);
     return rc;
 }
 
@@ -463,10 +586,10 @@ static int upload_f32_experts(struct gl *g)
                 float *p = NULL;
                 uint32_t r, c;
                 snprintf(name, sizeof name, fmt[k], l, e);
-                rc = read_hf(g->q, name, &p, &r, &c);
+                rc = read_hf(g, name, &p, &r, &c);
                 if (!rc && (uint64_t)r * c * sizeof(float) != m->exp_part_bytes[k])
                     rc = qn_fail(QN_E_FORMAT, "GGUF: '%s' is [%u, %u], not the config's expert shape", name, r, c);
-                if (!rc) rc = qn_buf_write(m->v, pool, off + (uint64_t)k * m->exp_part_bytes[k], p, m->exp_part_bytes[k]);
+                if (!rc) rc = qn_upl_host(&g->u, p, pool, off + (uint64_t)k * m->exp_part_bytes[k], m->exp_part_bytes[k]);
                 free(p);
             }
         }
@@ -559,6 +682,7 @@ static int load_experts(struct gl *g, const struct qn_model_params *p)
     if (!rc) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
     if (rc) return rc;
     if (!stream) return q ? upload_qexperts(g) : upload_f32_experts(g);
+    g->u.total = g->u.total > g->exp_file_bytes ? g->u.total - g->exp_file_bytes : g->u.done; /* progress */
     qn_es *es = NULL;
     rc = qn_es_from_gguf(&es, m->path, g->q, &m->c, m->qexp_up_off, m->slot_bytes, m->d_slot_bytes);
     return rc ? rc : qn_mst_open(m, es, p);
@@ -566,21 +690,26 @@ static int load_experts(struct gl *g, const struct qn_model_params *p)
 
 /* Device bytes the dense weights need (blocks kept, else f32) against the budget left; the routed experts
  * are planned after the dense weights are loaded (plan_slots: resident or streaming). */
-static int check_budget(const struct gl *g, const qn_gguf *gf, const struct qn_model_params *p)
+static int check_budget(struct gl *g, const qn_gguf *gf, const struct qn_model_params *p)
 {
     const qn_model *m = g->m;
     uint64_t need = 0;
+    g->exp_file_bytes = 0;
     for (uint64_t i = 0; i < qn_gguf_n_tensors(gf); i++) {
         const qn_gguf_tensor *t = qn_gguf_tensor_at(gf, i);
         uint64_t n = 1;
         for (uint32_t d = 0; d < t->n_dims; d++) n *= t->ne[d];
-        if (strstr(t->name, "_exps.")) continue; /* routed experts */
+        if (strstr(t->name, "_exps.")) { /* routed experts */
+            g->exp_file_bytes += t->nbytes;
+            continue;
+        }
         need += g->quant && qmv_type(t->type) ? t->nbytes : n * sizeof(float); /* blocks kept, or f32 */
     }
     struct qn_mem_stats ms;
     qn_mem_stats(m->v, &ms);
     uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
     uint64_t avail = budget > ms.device_used ? budget - ms.device_used : 0;
+    g->total = need + g->exp_file_bytes;
     if (need > avail)
         return qn_fail(-ENOMEM, "%s does not fit on '%s': its dense weights alone need about %.2f GiB of device "
                        "memory (qmatvec block types kept, other weights as f32) and %.2f GiB are available", m->path,
@@ -599,17 +728,29 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
     if (!rc) {
         m->c = *qn_q3n_config(q);
         g.q = q;
+        g.gf = gf;
+        g.nthreads = n_threads();
+        g.u.path = m->path;
+        g.u.progress = p->progress < 0 ? isatty(2) : p->progress;
         rc = check_budget(&g, gf, p);
     }
+    if (!rc) rc = qn_upl_open(&g.u, m->v, g.total);
     if (!rc && !(m->L = calloc((size_t)m->c.num_layers, sizeof *m->L))) rc = qn_fail(-ENOMEM, "out of memory");
     static const char *const embed[] = { "model.embed_tokens.weight" }, *const norm[] = { "model.norm.weight" },
                              *const head[] = { "lm_head.weight" };
+    double t0 = qn_now_s();
     if (!rc) rc = fuse(&g, &m->embed, PERM_NONE, 0, 1, embed, false);
+    double t1 = qn_now_s();
     if (!rc) rc = fuse(&g, &m->norm, PERM_NONE, 0, 1, norm, false);
     if (!rc && m->c.tie_word_embeddings) m->lm_head = m->embed;
     else if (!rc) rc = fuse(&g, &m->lm_head, PERM_NONE, 0, 1, head, true);
+    double t2 = qn_now_s();
     for (int i = 0; !rc && i < m->c.num_layers; i++) rc = load_layer(&g, &m->L[i], i);
+    double t3 = qn_now_s();
     if (!rc) rc = load_experts(&g, p);
+    rc = qn_upl_close(&g.u, rc);
+    QN_DEBUG("GGUF load (%d threads): embedding %.2f s, norm + lm_head %.2f s, layers %.2f s, experts %.2f s",
+             g.nthreads, t1 - t0, t2 - t1, t3 - t2, qn_now_s() - t3);
     if (!rc)
         QN_INFO("%s: %u dense matrices in GGUF blocks (%.1f MiB), dense f32 %.1f MiB (embedding, vectors, shared down, "
                 "prefill copies of mixed-type fusions); "

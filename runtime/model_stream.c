@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "expert_store.h"
+#include "expert_usage.h"
 #include "experts.h"
 #include "qn_err.h"
 #include "qn_log.h"
@@ -78,6 +79,9 @@ struct qn_mst {
     char errmsg[300];
     uint64_t need_x;          /* its EXPERTS segment waits for tx >= need_x */
     int32_t *uni, *gids;      /* [E] distinct ids of a call / of a guess */
+    int n_hot;                /* pinned hot set (--expert-hot), slots [0, n_hot) */
+    qn_eu *usage;             /* --expert-trace: router choices per (layer, expert), written at close */
+    char *trace;
     unsigned char *seen;      /* [E] */
     int n_prefetch;
 };
@@ -95,7 +99,10 @@ int qn_mst_plan(qn_model *m, uint64_t budget, const struct qn_model_params *p)
 {
     int n = 0, K = m->c.top_k;
     int64_t total = (int64_t)m->c.num_layers * m->c.num_experts;
-    int rc = qn_exp_slots_for_budget(budget, qn_mst_slot_bytes(m), K, p->prefetch, 0, total, &n);
+    struct qn_eu_cache_opts o;   /* the pinned hot set needs slots of its own */
+    int rc = qn_eu_cache_opts(p, m->c.num_layers, m->c.num_experts, &o);
+    free(o.hot);
+    if (!rc) rc = qn_exp_slots_for_budget(budget, qn_mst_slot_bytes(m), K, p->prefetch, o.n_hot, total, &n);
     if (rc) return rc;
     m->n_slots = (uint32_t)n;
     m->expert_bytes = (uint64_t)n * qn_mst_slot_bytes(m);
@@ -565,6 +572,7 @@ static int layer_fill(struct qn_mst *s, int layer, const int32_t *ids, int n, co
 {
     int rc = 0, nu = distinct(s, layer, ids, n, s->uni, s->m->c.num_experts, true);
     if (nu < 0) return nu;
+    qn_eu_count(s->usage, layer, ids, n);
     if (nu > (int)s->m->n_slots)
         return qn_fail(-ENOSPC, "streaming: layer %d needs %d experts at once but only %u slots exist", layer, nu,
                        s->m->n_slots);
@@ -722,10 +730,20 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     if (!rc) rc = qn_io_open(&s->io, &ip);
     if (!rc) rc = add_files(s);
     if (rc) return rc;
+    struct qn_eu_cache_opts o;   /* --expert-policy, --expert-hot N --expert-hot-from FILE (expert_usage.h) */
+    if ((rc = qn_eu_cache_opts(p, (int)L, (int)E, &o))) return rc;
     struct qn_exp_params ep = { .n_layers = (int)L, .n_experts = (int)E, .top_k = m->c.top_k,
                                 .n_prefetch = s->n_prefetch, .expert_bytes = qn_es_max_expert_bytes(es),
-                                .n_slots = (int)m->n_slots };
-    if ((rc = qn_exp_create(&s->cache, &ep)) || (rc = init_slots(s))) return rc;
+                                .n_slots = (int)m->n_slots, .policy = o.policy, .hot = o.hot, .n_hot = o.n_hot };
+    s->n_hot = o.n_hot;
+    rc = qn_exp_create(&s->cache, &ep);
+    free(o.hot);
+    if (!rc && p->expert_trace && !(s->trace = strdup(p->expert_trace))) rc = qn_fail(-ENOMEM, "out of memory");
+    if (!rc && p->expert_trace) rc = qn_eu_create(&s->usage, (int)L, (int)E);
+    if (rc || (rc = init_slots(s))) return rc;
+    if (o.n_hot || o.policy)
+        QN_INFO("expert cache: policy %s, %d pinned experts (the most used of %s)", o.policy ? o.policy->name : "lru",
+                o.n_hot, o.n_hot ? p->expert_hot_from : "-");
     QN_INFO("streaming experts: %u slots of %.2f MiB (%.1f%% of %lld experts), io %s (%d threads), prefetch %d, %s",
             m->n_slots, (double)qn_mst_slot_bytes(m) / 1048576.0, 100.0 * m->n_slots / (double)(L * E),
             (long long)(L * E), qn_io_engine_name(s->io), ip.threads, s->n_prefetch,
@@ -739,6 +757,12 @@ void qn_mst_close(struct qn_mst **ps)
     struct qn_mst *s = *ps;
     if (!s) return;
     qn_io_close(&s->io);   /* no read lands in `up` or a slot after this */
+    if (s->trace && qn_eu_write(s->usage, s->trace, "--expert-trace"))
+        QN_ERROR("--expert-trace: %s", qn_errmsg());
+    else if (s->trace)
+        QN_INFO("--expert-trace: expert usage written to %s", s->trace);
+    qn_eu_free(&s->usage);
+    free(s->trace);
     if (s->xopen) qn_cmd_end(s->xcmd[s->xcur]);
     if (s->tc) qn_timeline_wait(s->tc, s->c_val, IO_TIMEOUT_NS);
     if (s->tx) qn_timeline_wait(s->tx, s->x_val, IO_TIMEOUT_NS);
@@ -757,14 +781,17 @@ void qn_mst_close(struct qn_mst **ps)
 
 uint32_t qn_mst_max_tokens(const qn_model *m)
 {
-    /* prefetched slots pinned for this layer but not among its ids hold up to n_prefetch slots */
-    uint32_t K = (uint32_t)m->c.top_k, n = K ? (m->n_slots - (uint32_t)m->stream->n_prefetch) / K : 1;
+    /* prefetched slots pinned for this layer but not among its ids hold up to n_prefetch slots; hot ones n_hot */
+    const struct qn_mst *s = m->stream;
+    uint32_t K = (uint32_t)m->c.top_k, n = K ? (m->n_slots - (uint32_t)s->n_prefetch - (uint32_t)s->n_hot) / K : 1;
     return n ? n : 1;
 }
 
 bool qn_mst_wants_guess(const qn_model *m) { return m->stream && m->stream->n_prefetch > 0; }
 
 /* ---- statistics ---------------------------------------------------------------------------------------- */
+
+const qn_exp_cache *qn_mst_cache(const qn_model *m) { return m->stream ? m->stream->cache : NULL; }
 
 int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats *is)
 {

@@ -57,6 +57,8 @@ bool qn_mst_wants_guess(const qn_model *m);
 
 /* The slot cache's totals (every layer) and the IO engine's; -EINVAL when m is not streaming. */
 int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats *is);
+/* The slot cache (tests: residency, pinned slots); NULL when m is not streaming. */
+const qn_exp_cache *qn_mst_cache(const qn_model *m);
 /* Totals since load: hit rate, bytes read, read GB/s, IO stall per token (`tokens` = tokens run). */
 void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out);
 

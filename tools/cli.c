@@ -44,6 +44,21 @@ int qn_cli_common_opt(struct qn_cli_common *c, int opt, const char *arg)
         c->prefetch = (int)n;
         return 1;
     }
+    case QN_OPT_EXPERT_POLICY:
+        if (strcmp(arg, "lru") && strcmp(arg, "lfu")) {
+            fprintf(stderr, "qnext: --expert-policy: '%s' is not one of lru, lfu\n", arg);
+            return -1;
+        }
+        c->expert_policy = arg;
+        return 1;
+    case QN_OPT_EXPERT_HOT: {
+        long n;
+        if (qn_cli_int("", "--expert-hot", arg, 1, 1L << 24, &n) < 0) return -1;
+        c->expert_hot = (int)n;
+        return 1;
+    }
+    case QN_OPT_EXPERT_HOT_FROM: c->expert_hot_from = arg; return 1;
+    case QN_OPT_EXPERT_TRACE: c->expert_trace = arg; return 1;
     case QN_OPT_PROFILE: c->profile = true; return 1;
     default: return 0;
     }

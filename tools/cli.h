@@ -22,6 +22,10 @@ struct qn_cli_common {
     const char *io;             /* --io direct|buffered|auto */
     bool stats;                 /* --stats */
     int prefetch;               /* --prefetch N: guessed next-layer experts read ahead while streaming (0 = off) */
+    const char *expert_policy;  /* --expert-policy lru|lfu (NULL = lru) */
+    int expert_hot;             /* --expert-hot N: pin the N most used experts of expert_hot_from */
+    const char *expert_hot_from;/* --expert-hot-from FILE (usage counts of an earlier --expert-trace) */
+    const char *expert_trace;   /* --expert-trace FILE: write per (layer, expert) router choices at exit */
     bool profile;               /* --profile */
     int verbose;                /* -v (repeatable) */
 };
@@ -29,7 +33,8 @@ struct qn_cli_common {
 /* long-option codes for the common options (values above the ASCII range) */
 enum {
     QN_OPT_BACKEND = 0x1000, QN_OPT_DEVICE, QN_OPT_BOARD, QN_OPT_EXPERT_CACHE, QN_OPT_IO,
-    QN_OPT_STATS, QN_OPT_PROFILE, QN_OPT_PREFETCH,
+    QN_OPT_STATS, QN_OPT_PROFILE, QN_OPT_PREFETCH, QN_OPT_EXPERT_POLICY, QN_OPT_EXPERT_HOT, QN_OPT_EXPERT_HOT_FROM,
+    QN_OPT_EXPERT_TRACE,
     QN_OPT_FIRST_FREE = 0x1100 /* subcommands number their own long options from here */
 };
 
@@ -42,6 +47,10 @@ enum {
     { "io", required_argument, 0, QN_OPT_IO },                         \
     { "stats", no_argument, 0, QN_OPT_STATS },                         \
     { "prefetch", required_argument, 0, QN_OPT_PREFETCH },             \
+    { "expert-policy", required_argument, 0, QN_OPT_EXPERT_POLICY },   \
+    { "expert-hot", required_argument, 0, QN_OPT_EXPERT_HOT },         \
+    { "expert-hot-from", required_argument, 0, QN_OPT_EXPERT_HOT_FROM }, \
+    { "expert-trace", required_argument, 0, QN_OPT_EXPERT_TRACE },     \
     { "profile", no_argument, 0, QN_OPT_PROFILE },                     \
     { "verbose", no_argument, 0, 'v' }
 
@@ -57,6 +66,11 @@ enum {
     "      --io MODE          expert reads: direct, buffered or auto (default auto)\n"        \
     "      --stats            print expert-cache and IO statistics to stderr\n"             \
     "      --prefetch N       streaming: read up to N guessed next-layer experts ahead (default 0)\n" \
+    "      --expert-policy P  streaming: which cached expert to evict, lru (default) or lfu\n" \
+    "      --expert-trace F   streaming: write how often each (layer, expert) was routed to file F at exit\n" \
+    "      --expert-hot N     streaming: pin the N most used experts of --expert-hot-from's file in the\n" \
+    "                         cache (read once at load, never evicted); needs N + top-k slots or more\n" \
+    "      --expert-hot-from F  usage counts written by an earlier run's --expert-trace\n" \
     "      --profile          print GPU time per op family per token to stderr\n"            \
     "  -v, --verbose          more log output (repeat for debug)\n"
 

@@ -14,6 +14,10 @@ static int open_model(struct qn_vk_stack *st, const struct qn_cli_common *o)
     mp.reserve_bytes = st->board.mem.reserve_bytes;
     mp.expert_cache = o->expert_cache;
     mp.prefetch = o->prefetch;
+    mp.expert_policy = o->expert_policy;
+    mp.expert_hot = o->expert_hot;
+    mp.expert_hot_from = o->expert_hot_from;
+    mp.expert_trace = o->expert_trace;
     enum qn_io_mode io = QN_IO_AUTO;
     int rc = o->io ? qn_io_mode_parse(o->io, &io) : 0;
     mp.io_mode = (int)io;

@@ -15,13 +15,15 @@
  *   the checkpoint copied to a temp folder and truncated after load: -ENODATA naming the file and offset;
  *   --io buffered (the pread pool) at 2K slots: identical;
  * then with prefetch (K / 2 guess slots; minimum K + K / 2): identical at half, 2K + P and K + P slots, under
- * faults, eio_at and too small a budget again; the guesses were made (precision / recall printed). */
+ * faults, eio_at and too small a budget again; the guesses were made (precision / recall printed); and the
+ * expert usage trace / pinned hot set / LFU policy (test_hot). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "expert_usage.h"
 #include "experts.h"
 #include "model_gguf.h"
 #include "model_stream.h"
@@ -60,10 +62,11 @@ static bool gguf;      /* MODEL is a GGUF file */
 static const char *model_file = "model.safetensors";   /* the file named by read errors */
 static int io_mode;    /* qn_model_params.io_mode (enum qn_io_mode) */
 
+static struct qn_model_params extra;   /* expert_policy / expert_hot / expert_hot_from / expert_trace of the loads */
+
 static int load(qn_vk *v, const char *dir, uint64_t budget, qn_model **m)
 {
-    struct qn_model_params mp;
-    qn_model_default_params(&mp);
+    struct qn_model_params mp = extra;   /* qn_model_default_params: zero but progress */
     mp.progress = 0;
     mp.expert_cache = budget;
     mp.prefetch = budget ? prefetch : 0;
@@ -263,6 +266,85 @@ static void test_truncated(qn_vk *v, const char *dir, const qn_model *res, const
     rmdir(tmp);
 }
 
+/* --expert-trace then --expert-hot: a streaming run writes its usage file (every routed choice counted: tokens x
+ * top_k x layers); a run that pins the most used experts (LFU for the rest) at the minimum budget top_k + hot is
+ * bit-identical, its hot slots still hold those experts after the run; one byte less is refused naming the hot
+ * set; a malformed file, or --expert-trace on a resident model, is refused with a clear message. */
+static void test_hot(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
+{
+    int K = res->c.top_k, L = res->c.num_layers, E = res->c.num_experts, nh = K;
+    size_t V = (size_t)res->c.vocab_size;
+    char tmp[] = "/tmp/qnext-hot-XXXXXX", trace[4200], bad[4200];
+    if (!mkdtemp(tmp)) DIE("mkdtemp");
+    snprintf(trace, sizeof trace, "%s/usage.txt", tmp);
+    snprintf(bad, sizeof bad, "%s/bad.txt", tmp);
+    qn_model *m;
+    struct result r;
+    extra.expert_trace = trace;
+    if (load(v, dir, (uint64_t)(2 * K) * qn_mst_slot_bytes(res), &m)) DIE("streaming load with --expert-trace");
+    if (run(m, chunk_for(m, 2 * K), ids, T, &r)) DIE("streaming run with --expert-trace");
+    result_free(&r);
+    qn_model_free(&m);
+    extra.expert_trace = NULL;
+    qn_eu *u;
+    if (qn_eu_create(&u, L, E)) DIE("usage");
+    int rc = qn_eu_read(u, trace);
+    uint64_t sum = 0;
+    for (int l = 0; l < L; l++)
+        for (int e = 0; e < E; e++) sum += qn_eu_get(u, l, e);
+    char det[200];
+    snprintf(det, sizeof det, "%llu choices = %d tokens x top-k %d x %d layers", (unsigned long long)sum, T + NDEC, K, L);
+    ok_if(!rc && sum == (uint64_t)(T + NDEC) * K * L, "--expert-trace wrote every routed choice", rc ? qn_errmsg() : det);
+    int32_t top[2 * QN_EXP_MAX_K];
+    nh = qn_eu_top(u, nh, top);
+    qn_eu_free(&u);
+
+    extra.expert_policy = "lfu";
+    extra.expert_hot = nh;
+    extra.expert_hot_from = trace;
+    if (load(v, dir, (uint64_t)(K + nh) * qn_mst_slot_bytes(res), &m)) DIE("streaming load with %d hot experts", nh);
+    uint32_t chunk = qn_mst_max_tokens(m);
+    if (run(m, chunk, ids, T, &r)) DIE("streaming run with a hot set");
+    char what[160];
+    snprintf(what, sizeof what, "lfu + %d pinned experts at the minimum %d slots (calls of <= %u tokens)", nh, K + nh, chunk);
+    compare(what, &r, reference(res, chunk, ids, T), (size_t)T * V, V);
+    const qn_exp_cache *c = qn_mst_cache(m);
+    int moved = 0;
+    for (int i = 0; i < nh; i++) {
+        struct qn_exp_slot_info si;
+        qn_exp_slot_get(c, i, &si);
+        moved += si.layer != top[2 * i] || si.expert != top[2 * i + 1] || !si.fixed || si.state != QN_EXP_SLOT_READY;
+    }
+    struct qn_exp_stats es;
+    qn_exp_get_stats(c, -1, &es);
+    snprintf(det, sizeof det, "%llu evictions, hit rate %.3f", (unsigned long long)es.evictions, qn_exp_hit_rate(&es));
+    ok_if(!moved && es.evictions > 0, "  every pinned expert is still in its slot", det);
+    result_free(&r);
+    qn_model_free(&m);
+
+    rc = load(v, dir, (uint64_t)(K + nh) * qn_mst_slot_bytes(res) - 1, &m);
+    ok_if(rc == -ENOSPC && strstr(qn_errmsg(), "hot"), "a budget below top_k + hot slots is refused", qn_errmsg());
+    qn_model_free(&m);
+    FILE *f = fopen(bad, "w");
+    if (!f || fprintf(f, "qnext-expert-usage 1\nlayers %d experts %d\n0 1\n", L, E) < 0 || fclose(f)) DIE("writing %s", bad);
+    extra.expert_hot_from = bad;
+    rc = load(v, dir, (uint64_t)(K + nh) * qn_mst_slot_bytes(res), &m);
+    char where[4300];
+    snprintf(where, sizeof where, "%s:3:", bad);
+    ok_if(rc < 0 && !m && strstr(qn_errmsg(), where), "a malformed usage file is refused naming file and line", qn_errmsg());
+    qn_model_free(&m);
+    memset(&extra, 0, sizeof extra);
+    extra.expert_trace = trace;
+    rc = load(v, dir, 0, &m);
+    ok_if(rc == -EINVAL && !m && strstr(qn_errmsg(), "--expert-trace"), "--expert-trace on a resident model is refused",
+          qn_errmsg());
+    qn_model_free(&m);
+    memset(&extra, 0, sizeof extra);
+    remove(trace);
+    remove(bad);
+    rmdir(tmp);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -307,6 +389,7 @@ int main(int argc, char **argv)
     test_faults(v, dir, res, ids, T);
     test_too_small(v, dir, res);
     test_truncated(v, dir, res, ids, T);
+    test_hot(v, dir, res, ids, T);
     io_mode = QN_IO_BUFFERED;   /* the pread pool on the page cache (auto picks direct on this filesystem) */
     test_budget(v, dir, res, 2 * K, ids, T);
     io_mode = QN_IO_AUTO;
