@@ -376,12 +376,10 @@ static int wait_compute(struct qn_mst *s, uint64_t value)
 {
     while (s->c_done < value) {
         int rc;
-        if (qn_io_pending(s->io) || s->xopen) {
-            if ((rc = service(s, POLL_NS)) || (rc = qn_timeline_value(s->tc, &s->c_done))) return rc;
-        } else if (s->n_pf_todo) {   /* entries free up as copies complete */
+        if (qn_io_pending(s->io) || s->xopen || s->n_pf_todo) {   /* the route first, the reads every POLL_NS */
             rc = qn_timeline_wait(s->tc, value, POLL_NS);
-            if (rc && rc != -ETIMEDOUT) return rc;
-            if ((rc = qn_timeline_value(s->tc, &s->c_done)) || (rc = issue_todo(s))) return rc;
+            if (!rc) s->c_done = value;
+            else if (rc != -ETIMEDOUT || (rc = service(s, 1000))) return rc;   /* what is done by now */
         } else {
             if ((rc = qn_timeline_wait(s->tc, value, IO_TIMEOUT_NS))) return rc;
             s->c_done = value;
