@@ -594,8 +594,8 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
         return rc;
     }
     QN_INFO("model %s: %.2f GiB dense weights in %u buffers, %u experts of %.2f MiB (%s) in %u pools, loaded in "
-            "%.1f s", path, GIB(m->dense_bytes), m->n_arenas, m->n_slots, (double)m->slot_bytes / 1048576.0,
-            qn_dtype_name(m->exp_dtype), m->n_pools, m->load_seconds);
+            "%.1f s", path, GIB(m->dense_bytes), m->n_arenas, m->n_slots, (double)qn_mst_slot_bytes(m) / 1048576.0,
+            m->L && m->L[0].exp_qtype[0] ? "GGUF blocks" : qn_dtype_name(m->exp_dtype), m->n_pools, m->load_seconds);
     *out = m;
     return 0;
 }

@@ -136,7 +136,7 @@ static double decode_bytes(const qn_model *m)
     const qn_config *c = &m->c;
     double b = (double)m->dense_bytes - (double)m->embed.bytes + (double)m->embed.bytes / m->embed.rows;
     if (c->tie_word_embeddings) b += (double)m->embed.bytes;
-    return b + (double)c->num_layers * c->top_k * (double)m->slot_bytes;
+    return b + (double)c->num_layers * c->top_k * (double)(m->slot_bytes + m->d_slot_bytes); /* + GGUF down */
 }
 
 /* Device (--device), board profile (--board: memory reserve, kernel tuning), the model and one session. */
@@ -330,7 +330,7 @@ static void report_text(const struct bench_opts *o, const qn_model *m, const str
         printf("no decode\n");
     if (!w->streaming) { printf("experts: every one resident (%u slots), no streaming\n", m->n_slots); return; }
     printf("streaming %u slots of %.2f MiB: decode hit rate %.4f, read %.2f MB per token at %.3f GB/s, "
-           "stall %.3f ms per token", m->n_slots, (double)m->slot_bytes / 1048576.0, w->hit_rate,
+           "stall %.3f ms per token", m->n_slots, (double)(m->slot_bytes + m->d_slot_bytes) / 1048576.0, w->hit_rate,
            w->read_per_tok / 1e6, w->io_gbps, w->stall_ms);
     if (w->have_pf) printf(", prefetch precision %.3f recall %.3f", w->pf_prec, w->pf_rec);
     printf("\n");
@@ -375,7 +375,7 @@ static void report_json(const struct bench_opts *o, qn_vk *v, const qn_model *m,
     cJSON_AddBoolToObject(j, "streaming", w->streaming);
     if (w->streaming) {
         cJSON_AddNumberToObject(j, "slots", m->n_slots);
-        cJSON_AddNumberToObject(j, "slot_bytes", (double)m->slot_bytes);
+        cJSON_AddNumberToObject(j, "slot_bytes", (double)(m->slot_bytes + m->d_slot_bytes));
         cJSON_AddNumberToObject(j, "hit_rate", w->hit_rate);
         cJSON_AddNumberToObject(j, "read_bytes_per_token", w->read_per_tok);
         cJSON_AddNumberToObject(j, "io_gb_s", w->io_gbps);
@@ -406,7 +406,8 @@ static void report_header(const struct bench_opts *o, qn_vk *v, const qn_model *
     fprintf(out, "model %s: %d layers, hidden %d, %d experts top-%d, vocab %d; %.2f GiB dense (%s), %u expert slots "
             "x %.2f MiB (%s); loaded in %.1f s (%.2f GB/s)\n", o->c.model, c->num_layers, c->hidden_size,
             c->num_experts, c->top_k, c->vocab_size, (double)m->dense_bytes / 1073741824.0,
-            qn_dtype_name(m->embed.dtype), m->n_slots, (double)m->slot_bytes / 1048576.0, qn_dtype_name(m->exp_dtype),
+            qn_dtype_name(m->embed.dtype), m->n_slots, (double)(m->slot_bytes + m->d_slot_bytes) / 1048576.0,
+            m->L && m->L[0].exp_qtype[0] ? "GGUF blocks" : qn_dtype_name(m->exp_dtype),
             load_s, (double)(m->dense_bytes + m->expert_bytes) / load_s / 1e9);
 }
 
