@@ -15,7 +15,8 @@
  *   the checkpoint copied to a temp folder and truncated after load: -ENODATA naming the file and offset;
  *   --io buffered (the pread pool) at 2K slots: identical;
  * then with prefetch (K / 2 guess slots; minimum K + K / 2): identical at half, 2K + P and K + P slots, under
- * faults, eio_at and too small a budget again; the guesses were made (precision / recall printed); and the
+ * faults, eio_at and too small a budget again; the guesses (layer l + 1's router applied to layer l's MoE input)
+ * were made and have precision and recall above 0.5 (chance is top_k / E <= 0.25 on the fixtures); and the
  * expert usage trace / pinned hot set / LFU policy (test_hot). */
 #include <errno.h>
 #include <stdio.h>
@@ -183,6 +184,10 @@ static void test_budget(qn_vk *v, const char *dir, const qn_model *res, int n_sl
     /* GGUF experts may differ in size per layer (Q6_K down in some Q4_K_M layers): bytes_read counts the largest */
     ok_if(es.misses > 0 && (gguf ? is.bytes <= es.bytes_read && is.bytes > 0 : is.bytes == es.bytes_read) && (n_slots == total - 1 || es.evictions > 0) &&
           (!prefetch || es.pf_guessed > 0), "  experts were streamed", det);
+    /* the guess is layer l + 1's router on layer l's MoE input: far better than chance (top_k / E <= 0.25 here) */
+    if (prefetch)
+        ok_if(qn_exp_precision(&es) > 0.5 && qn_exp_recall(&es) > 0.5 && es.pf_fills_used > 0,
+              "  prefetch guesses (next layer's router on this layer's input) mostly right", det);
     result_free(&r);
     qn_model_free(&m);
 }
