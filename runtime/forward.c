@@ -209,13 +209,28 @@ static void rmsnorm(struct rec *r, const qn_buf *x, const qn_wt *w, const qn_buf
 
 /* ---- RMSNorm folded into the next matvec (decode) --------------------------------------------------- */
 
-/* Can the projection W of T normed rows take the RMSNorm (weight nw) as its matvec's prologue? A plain-dtype
- * weight bound whole at small T (linear()'s matvec path) with an f32 norm weight of its input width. */
+/* The matvec_norm pipeline for weights in ggml block type qtype (0: plain dtype dt); NULL if there is none. */
+static const qn_pipe *norm_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt)
+{
+    if (!qtype) return f->matvec_norm[dt_index(dt)];
+    int i = q_index(qtype);
+    return i < 0 ? NULL : f->qmatvec_norm[i];
+}
+
+/* Can the projection W of T normed rows take the RMSNorm (weight nw, f32 of W's input width) as its matvec's
+ * prologue? At small T (linear()'s matvec path): a plain-dtype or block weight bound whole, or at T = 1 the
+ * parts of a GGUF mixed-type fusion (one dispatch per part, as linear()). */
 static bool norm_fusable(const struct rec *r, const qn_wt *W, const qn_wt *nw, uint32_t T)
 {
     const qn_fwd *f = r->f;
-    return !f->tune.no_norm_fuse && !W->qtype && !W->nsub && T <= f->tune.small_t && W->bytes <= bind_limit(f) &&
-           nw->dtype == QN_DT_F32 && W->cols == (uint32_t)r->cfg->hidden_size;
+    if (f->tune.no_norm_fuse || T > f->tune.small_t || nw->dtype != QN_DT_F32 || W->cols != (uint32_t)r->cfg->hidden_size)
+        return false;
+    if (W->nsub && T == 1) {
+        for (uint32_t i = 0; i < W->nsub; i++)
+            if (!norm_pipe(f, W->sub[i].qtype, QN_DT_F32)) return false;
+        return true;
+    }
+    return W->bytes <= bind_limit(f) && norm_pipe(f, W->qtype, W->dtype);
 }
 
 /* xn[T, H] = RMSNorm(x) with weight nw, for the projection W that reads it next: left pending for
@@ -233,8 +248,9 @@ static void norm(struct rec *r, const char *label, const qn_buf *x, const qn_wt 
     barrier(r);
 }
 
-/* y[T, W.rows] = W · xn: with a pending norm one matvec_norm dispatch normalises x itself (every workgroup
- * computes the row's sum of squares; workgroup 0 writes xn when asked), else linear() on x (= xn). */
+/* y[T, W.rows] = W · xn: with a pending norm one matvec_norm dispatch (per part of a mixed-type fusion)
+ * normalises x itself (every workgroup computes the row's sum of squares; workgroup 0 of the first dispatch
+ * writes xn when asked), else linear() on x (= xn). */
 static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T)
 {
     qn_fwd *f = r->f;
@@ -242,11 +258,24 @@ static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn
         linear(r, W, x, y, T, false);
         return;
     }
-    const qn_pipe *p = f->matvec_norm[dt_index(W->dtype)];
     qn_pc_mv_norm pc = { .rows = W->rows, .cols = W->cols, .flags = r->nxn ? QN_MATVEC_WRITE_XN : 0,
                          .eps = r->cfg->rms_norm_eps, .w_add = 1 };
-    qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wb(W), QN_BIND(r->nx), QN_BIND(y), wb(r->nw), QN_BIND(f->xn)), &pc,
-                       sizeof pc, cdiv(W->rows, qn_pipe_spec(p, 1)), T);
+    if (W->nsub && T == 1) {
+        for (uint32_t i = 0; i < W->nsub; i++, pc.flags = 0) {
+            const struct qn_wsub *s = &W->sub[i];
+            const qn_pipe *p = norm_pipe(f, s->qtype, QN_DT_F32);
+            uint64_t wn = (s->bytes + 15) / 16 * 16;
+            pc.rows = s->rows;
+            qn_cmd_dispatch_nz(r->c, p, QN_BINDS(QN_BIND_RANGE(s->buf, 0, wn <= s->buf->size ? wn : s->buf->size),
+                                                 QN_BIND(r->nx), QN_BIND_RANGE(y, (uint64_t)s->row0 * F32, (uint64_t)s->rows * F32),
+                                                 wb(r->nw), QN_BIND(f->xn)),
+                               &pc, sizeof pc, cdiv(s->rows, qn_pipe_spec(p, 1)), 1);
+        }
+    } else {
+        const qn_pipe *p = norm_pipe(f, W->qtype, W->dtype);
+        qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wb(W), QN_BIND(r->nx), QN_BIND(y), wb(r->nw), QN_BIND(f->xn)), &pc,
+                           sizeof pc, cdiv(W->rows, qn_pipe_spec(p, 1)), T);
+    }
     r->nw = NULL;
 }
 
@@ -256,7 +285,7 @@ static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm
 {
     qn_fwd *f = r->f;
     const qn_pipe *p = f->matvec_norm_route[dt_index(W->dtype)];
-    if (!r->nw || !r->nxn || !p || pm->E > QN_MOE_MAX_E || pm->K > QN_MOE_MAX_K || pm->K > pm->E ||
+    if (!r->nw || !r->nxn || !p || W->qtype || W->nsub || pm->E > QN_MOE_MAX_E || pm->K > QN_MOE_MAX_K || pm->K > pm->E ||
         pm->m_stride != W->rows || W->rows != pm->E + 2 * pm->Is + 1)
         return false;
     qn_pc_mv_route pc = { .rows = W->rows, .cols = W->cols, .flags = QN_MATVEC_WRITE_XN, .eps = r->cfg->rms_norm_eps,
@@ -767,9 +796,6 @@ static int make_pipes(qn_fwd *f)
     int rc;
     static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 };
     static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
-    static const enum qn_kernel mvn[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
-    static const enum qn_kernel mvnr[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
-                                            QN_K_MATVEC_NORM_ROUTE_F32 };
     static const enum qn_kernel mm[3] = { QN_K_MATMUL_BF16, QN_K_MATMUL_F16, QN_K_MATMUL_F32 };
     static const enum qn_kernel gu[3] = { QN_K_MOE_GATE_UP_BF16, QN_K_MOE_GATE_UP_F16, QN_K_MOE_GATE_UP_F32 };
     static const enum qn_kernel dn[3] = { QN_K_MOE_DOWN_BF16, QN_K_MOE_DOWN_F16, QN_K_MOE_DOWN_F32 };
@@ -788,10 +814,6 @@ static int make_pipes(qn_fwd *f)
     PIPE(QN_K_RMSNORM, &f->rmsnorm, nwg);
     for (int i = 0; i < 3; i++) {
         PIPE(mv[i], &f->matvec[i], mvwg, mvr);
-        /* the normed row staged in shared memory (up to 16 KiB), else normalised at each load */
-        uint32_t H = (uint32_t)c->hidden_size, xsh = H % 4 == 0 && H <= 4096 ? H / 4 : 0;
-        PIPE(mvn[i], &f->matvec_norm[i], mvwg, mvr, 4, 1, xsh);
-        if (mvwg >= 32) PIPE(mvnr[i], &f->matvec_norm_route[i], mvwg, mvr, 4, 1, xsh); /* the router needs WG >= 32 */
         if (f->tune.matmul[0]) PIPE(mm[i], &f->matmul[i], f->tune.matmul[0], f->tune.matmul[1], f->tune.matmul[2],
                                     f->tune.matmul[3], f->tune.matmul[4], f->tune.matmul[5]);
         else PIPE0(mm[i], &f->matmul[i]);
@@ -885,6 +907,27 @@ static int make_pipes(qn_fwd *f)
     PIPE(QN_K_MOE_COMBINE, &f->combine, 256);
     /* the grouped kernels' token tile: 4 * WG / GN */
     f->tile_t = 4 * qn_pipe_spec(f->gate_up_g, 0) / qn_pipe_spec(f->gate_up_g, 1);
+    return 0;
+}
+
+/* The matvecs with the RMSNorm prologue (and the router epilogue): the plain matvec's layout with x staged in
+ * shared memory (up to 16 KiB, else read through L1); block types for those the model's dense weights use. */
+static int make_norm_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel mvn[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
+    static const enum qn_kernel mvnr[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
+                                            QN_K_MATVEC_NORM_ROUTE_F32 };
+    static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
+                                            QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
+    uint32_t wg = qn_pipe_spec(f->matvec[0], 0), rows = qn_pipe_spec(f->matvec[0], 1);
+    uint32_t H = (uint32_t)f->m->c.hidden_size, xsh = H % 4 == 0 && H <= 4096 ? H / 4 : 0;
+    int rc;
+    for (int i = 0; i < 3; i++) {
+        PIPE(mvn[i], &f->matvec_norm[i], wg, rows, 4, 1, xsh);
+        if (wg >= 32) PIPE(mvnr[i], &f->matvec_norm_route[i], wg, rows, 4, 1, xsh); /* the router needs WG >= 32 */
+    }
+    for (int i = 0; i < 5; i++)
+        if (f->qmatvec[i]) PIPE0(qmvn[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
     return 0;
 }
 
@@ -1009,6 +1052,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     f->st = calloc((size_t)m->c.num_layers, sizeof *f->st);
     if (!f->st) return qn_fail(-ENOMEM, "out of memory");
     int rc = make_pipes(f);
+    if (!rc) rc = make_norm_pipes(f);
     if (!rc) rc = alloc_state(f);
     if (!rc) rc = alloc_acts(f);
     if (!rc) rc = buf(f, QN_MEM_DEVICE, (uint64_t)tmax * 4, "router counters", &f->rcnt);

@@ -3,12 +3,15 @@
 // (decode projections of GGUF models: Q4_K_M / Q5_K_M / Q6_K / Q8_0 files).
 //
 // Variants (defines): QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K (block format, decoding in
-//   common/quant.glsl); QN_SUBGROUP (subgroupAdd reduction, else a shared-memory tree).
+//   common/quant.glsl); QN_SUBGROUP (subgroupAdd reduction, else a shared-memory tree); QN_NORM (RMSNorm
+//   prologue, common/mv_norm.glsl: y = W · rmsnorm(x); push qn_pc_mv_norm, bindings 3 and 4 below).
 // Bindings: 0 W   raw blocks, row-major: row r is blocks [r * cols / QK, (r + 1) * cols / QK) (QK = 32 for
 //                 Q8_0 / Q4_0, 256 for the K-quants); the binding offset a multiple of 16 bytes and its
 //                 range rounded up to a multiple of 4 bytes
 //           1 x   f32 [T, cols]
 //           2 y   f32 [T, rows]   (read too when flags & QN_MATVEC_ACCUMULATE)
+//           3 w   f32 [cols]     QN_NORM only: the norm weight
+//           4 xn  f32 [T, cols]  QN_NORM only: normed x, written by workgroup 0 when flags & QN_MATVEC_WRITE_XN
 // Push:     qn_pc_matvec { rows, cols, flags }; cols must be a multiple of QK (the caller checks; a partial
 //           last block would be ignored)
 // Spec:     0 QN_WG     workgroup size (default 256)
@@ -40,7 +43,11 @@ layout(constant_id = 4) const uint QN_XSH = 1024;
 #include "reduce.glsl"
 #include "grid.glsl"
 
+#ifdef QN_NORM
+layout(push_constant) uniform PC { qn_pc_mv_norm pc; };
+#else
 layout(push_constant) uniform PC { qn_pc_matvec pc; };
+#endif
 layout(binding = 0, std430) readonly buffer W4 { uvec4 w4[]; };
 layout(binding = 0, std430) readonly buffer W1 { uint w1[]; };
 #define QN_QW(i) w1[i]
@@ -52,7 +59,12 @@ void qn_qmv_stage(uint xb);
 #define QN_MV_STAGE(xb) qn_qmv_stage(xb)
 #include "mv_sched.glsl"
 
+#ifdef QN_NORM
+#include "mv_norm.glsl"
+#define QN_QMV_X4(xb4, i) qn_norm4(xb4, i) // x times the norm weight; the scale is applied at the store
+#else
 #define QN_QMV_X4(xb4, i) x4[(xb4) + (i)]
+#endif
 
 shared float qn_qxsum[QN_XSH / 4u + 1u]; // sum of each 16-float run of the staged x
 

@@ -2,19 +2,23 @@
 // first reads a normed vector computes the norm of its input itself, so the decode graph needs no separate
 // rmsnorm dispatch (and no barrier) in front of it.
 //
-// Every workgroup computes, for its token t (z), the sum of squares of x[t, 0 .. cols) (each invocation a
-// strided share of vec4 (or scalar) elements, then qn_wg_sum: a fixed order, so every workgroup gets the same
-// r = rsqrt(ss / cols + eps) bit for bit), then uses
-//     xn[c] = x[t, c] * r * (w[c] + w_add)        (the formula of rmsnorm.comp)
-// in place of x: staged once into shared memory (qn_xs) when QN_XSH > 0 and cols <= 4 * QN_XSH and cols is
-// a multiple of 4, else computed on the fly from the buffers at each load (qn_norm4 / qn_norm1).
-// With flags & QN_MATVEC_WRITE_XN, workgroup 0 of each token also writes xn[t, :] to binding 4 for the
-// kernels after the projection (the MoE experts read the normed vector after the router).
+//     y[t, r] = qn_nr · sum_c W[r, c] · (x[t, c] · (w[c] + w_add)),   qn_nr = rsqrt(sum_c x[t, c]^2 / cols + eps)
+//
+// which is W · rmsnorm(x) with the scalar qn_nr applied once per dot product (at the store, mv_sched.glsl)
+// instead of to every element, so nothing waits for the norm before the weights stream in: the x reads
+// (staged into shared memory or through L1) only multiply by the norm weight (qn_norm4 / qn_norm1). Every
+// workgroup computes the sum of squares of its token (z) itself: each invocation a strided share of vec4
+// (or scalar) elements, then per subgroup subgroupAdd into qn_red (reduce.glsl's array), read after the
+// staging barrier and added in subgroup order (without subgroups: qn_wg_sum). The order is fixed, so every
+// workgroup gets the same qn_nr bit for bit.
+// With flags & QN_MATVEC_WRITE_XN, workgroup 0 of each token also writes xn[t, :] = x · qn_nr · (w + w_add)
+// (rmsnorm.comp's formula) to binding 4 for the kernels after the projection (the MoE experts read xn).
 //
 // Bindings: 3 w  f32 [cols] the norm weight
 //           4 xn f32 [T, cols] (written only with QN_MATVEC_WRITE_XN; must be bound always)
-// The includer declares the push block `pc` as qn_pc_mv_norm, includes reduce.glsl, grid.glsl and
-// mv_sched.glsl first (x4 / x1, qn_xs, qn_xsh), and calls qn_mv_norm_stage(xb) from main (mv_sched.glsl does).
+// The includer declares the push block `pc` with qn_pc_mv_norm's members, includes reduce.glsl, grid.glsl
+// and mv_sched.glsl first (x4 / x1, qn_xs, qn_xsh, qn_nr and the prototypes), whose main() calls
+// qn_mv_norm_ss(xb) before the x staging and qn_mv_norm_finish(xb) after it.
 #ifndef QN_MV_NORM_GLSL
 #define QN_MV_NORM_GLSL
 
@@ -23,19 +27,16 @@ layout(binding = 3, std430) readonly buffer NW1 { float nw1[]; };
 layout(binding = 4, std430) writeonly buffer XN4 { vec4 xn4[]; };
 layout(binding = 4, std430) writeonly buffer XN1 { float xn1[]; };
 
-float qn_nr; // rsqrt(mean(x^2) + eps) of this workgroup's token
+// x times the norm weight: vec4 i of the token (x starts at vec4 xb4), element c (x starts at element xb)
+vec4 qn_norm4(uint xb4, uint i) { return x4[xb4 + i] * (nw4[i] + pc.w_add); }
+float qn_norm1(uint xb, uint c) { return x1[xb + c] * (nw1[c] + pc.w_add); }
 
-// normed x: vec4 i of the token (x starts at vec4 xb4), element c of the token (x starts at element xb)
-vec4 qn_norm4(uint xb4, uint i) { return x4[xb4 + i] * qn_nr * (nw4[i] + pc.w_add); }
-float qn_norm1(uint xb, uint c) { return x1[xb + c] * qn_nr * (nw1[c] + pc.w_add); }
-
-void qn_mv_norm_stage(uint xb)
+void qn_mv_norm_ss(uint xb)
 {
-    uint lid = gl_LocalInvocationIndex, n4 = pc.cols / 4u;
-    bool v4 = (pc.cols & 3u) == 0u; // then xb = t * cols is a multiple of 4 too
+    uint lid = gl_LocalInvocationIndex;
     float ss = 0.0;
-    if (v4) {
-        for (uint i = lid; i < n4; i += QN_WG) {
+    if ((pc.cols & 3u) == 0u) { // then xb = t * cols is a multiple of 4 too
+        for (uint i = lid; i < pc.cols / 4u; i += QN_WG) {
             vec4 a = x4[xb / 4u + i];
             ss += dot(a, a);
         }
@@ -45,19 +46,32 @@ void qn_mv_norm_stage(uint xb)
             ss += a * a;
         }
     }
-    qn_nr = inversesqrt(qn_wg_sum(ss) / float(pc.cols) + pc.eps);
-    qn_xsh = QN_XSH > 0u && pc.cols <= QN_XSH * 4u && v4;
-    bool wr = (pc.flags & QN_MATVEC_WRITE_XN) != 0u && qn_group_id() == 0u;
-    if (qn_xsh) { // uniform
-        for (uint i = lid; i < n4; i += QN_WG) {
-            vec4 v = qn_norm4(xb / 4u, i);
-            qn_xs[i] = v;
-            if (wr) xn4[xb / 4u + i] = v;
-        }
-        barrier();
-    } else if (wr) {
-        if (v4) for (uint i = lid; i < n4; i += QN_WG) xn4[xb / 4u + i] = qn_norm4(xb / 4u, i);
-        else for (uint i = lid; i < pc.cols; i += QN_WG) xn1[xb + i] = qn_norm1(xb, i);
+#ifdef QN_SUBGROUP
+    float v = subgroupAdd(ss);
+    if (subgroupElect()) qn_red[gl_SubgroupID] = v; // read after the staging barrier (qn_mv_norm_finish)
+#else
+    qn_nr = qn_wg_sum(ss); // the total (barriers inside); qn_mv_norm_finish makes it the scale
+#endif
+}
+
+void qn_mv_norm_finish(uint xb)
+{
+#ifdef QN_SUBGROUP
+    if (!qn_xsh) barrier(); // uniform; a staged workgroup has passed the staging barrier already
+    // not gl_NumSubgroups: see reduce.glsl (lavapipe drops a trailing partial subgroup from it)
+    uint nsub = (QN_WG + gl_SubgroupSize - 1u) / gl_SubgroupSize;
+    float t = 0.0;
+    for (uint i = 0u; i < nsub; i++) t += qn_red[i];
+#else
+    float t = qn_nr;
+#endif
+    qn_nr = inversesqrt(t / float(pc.cols) + pc.eps);
+    if ((pc.flags & QN_MATVEC_WRITE_XN) == 0u || qn_group_id() != 0u) return;
+    uint lid = gl_LocalInvocationIndex;
+    if ((pc.cols & 3u) == 0u) {
+        for (uint i = lid; i < pc.cols / 4u; i += QN_WG) xn4[xb / 4u + i] = x4[xb / 4u + i] * qn_nr * (nw4[i] + pc.w_add);
+    } else {
+        for (uint i = lid; i < pc.cols; i += QN_WG) xn1[xb + i] = x1[xb + i] * qn_nr * (nw1[i] + pc.w_add);
     }
 }
 

@@ -13,8 +13,9 @@
 // if QN_WG is not a multiple of the subgroup size, stays idle, so no lane numbering of partial subgroups
 // is assumed. Without subgroups, rows are reduced with qn_wg_sum (reduce.glsl), one barrier tree per row.
 //
-// With QN_NORM the includer's RMSNorm prologue (mv_norm.glsl, qn_mv_norm_stage) takes the place of the x
-// staging below and stages the normed x the same way.
+// With QN_NORM (RMSNorm prologue, mv_norm.glsl) x is read and staged as x * (w + w_add) (qn_norm4), the
+// sum of squares of x is taken alongside (its partials behind the same barrier as the staging) and every
+// dot product is scaled by qn_nr = rsqrt(mean(x^2) + eps) at the store.
 //
 // x staging: with QN_XSH > 0 and cols <= 4 * QN_XSH (cols a multiple of 4), the workgroup first copies x
 // of its token into shared memory (qn_xs, behind one barrier; in the includer's own order when it defines
@@ -45,7 +46,13 @@ bool qn_xsh;
 
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb);
 #ifdef QN_NORM
-void qn_mv_norm_stage(uint xb); // mv_norm.glsl: the RMSNorm prologue (sets qn_xsh too)
+float qn_nr;                     // mv_norm.glsl: the token's rsqrt(mean(x^2) + eps), applied in qn_mv_store
+vec4 qn_norm4(uint xb4, uint i); // x4[xb4 + i] * (w + w_add): x as the dot products read it
+void qn_mv_norm_ss(uint xb);     // the sum-of-squares partials, before the staging barrier
+void qn_mv_norm_finish(uint xb); // qn_nr from them, after it; xn for later kernels
+#define QN_MV_XIN(xb4, i) qn_norm4(xb4, i)
+#else
+#define QN_MV_XIN(xb4, i) x4[(xb4) + (i)]
 #endif
 
 void qn_mv_stage_x(uint xb)
@@ -55,7 +62,7 @@ void qn_mv_stage_x(uint xb)
 #ifdef QN_MV_STAGE
     QN_MV_STAGE(xb); // the includer's own staged layout (qmatvec.comp: swizzled slots + run sums)
 #else
-    for (uint i = gl_LocalInvocationIndex; i < pc.cols / 4u; i += QN_WG) qn_xs[i] = x4[xb / 4u + i];
+    for (uint i = gl_LocalInvocationIndex; i < pc.cols / 4u; i += QN_WG) qn_xs[i] = QN_MV_XIN(xb / 4u, i);
 #endif
     barrier();
 }
@@ -70,6 +77,9 @@ shared float qn_mv_part[QN_MV_TEAMS_MAX * QN_SGROWS];
 void qn_mv_store(uint row, uint yb, float v)
 {
     uint i = yb + row;
+#ifdef QN_NORM
+    v *= qn_nr;
+#endif
     y[i] = (pc.flags & QN_MATVEC_ACCUMULATE) != 0u ? y[i] + v : v;
 }
 
@@ -84,9 +94,11 @@ void main()
     if (r0 >= pc.rows) return; // uniform over the workgroup
     uint xb = gl_WorkGroupID.z * pc.cols, yb = gl_WorkGroupID.z * pc.rows; // token t = z
 #ifdef QN_NORM
-    qn_mv_norm_stage(xb);
-#else
+    qn_mv_norm_ss(xb);
+#endif
     qn_mv_stage_x(xb);
+#ifdef QN_NORM
+    qn_mv_norm_finish(xb);
 #endif
 #ifdef QN_SUBGROUP
     uint nfull = QN_WG / gl_SubgroupSize;

@@ -5,7 +5,9 @@
  * and the normed-x output of workgroup 0 (QN_MATVEC_WRITE_XN; without the flag xn must stay untouched).
  * The router epilogue (matvec_norm_route_*: the last workgroup of each token routes it) is checked against
  * qn_ref_router on the m the kernel wrote (ids exact), sg and the shared act row, and its workgroup counter
- * must be back at zero after each of two runs.
+ * must be back at zero after each of two runs. The quantized variants (matvec_norm_q8_0 .. q6_k, qmatvec.comp
+ * with QN_NORM) are checked against loader/quant.h's qn_matvec_ref on the reference norm, with test_qmatvec's
+ * error scale S.
  *
  * `test_mv_norm --bench` (for a real GPU) times the decode pattern it replaces at the Qwen3-Next-80B shapes:
  * 48 x (rmsnorm, barrier, matvec, barrier) against 48 x (matvec_norm, barrier) in one command buffer, with the
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "quant.h"
 #include "ref_ops.h"
 
 static const struct { uint32_t rows, cols; } shapes[] = {
@@ -203,6 +206,79 @@ static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E
     qn_h_reset(h);
 }
 
+/* ---- quantized weights (qmatvec.comp with QN_NORM) ----------------------------------------------------------- */
+
+static const struct { uint32_t type; enum qn_kernel k; } qfmts[] = {
+    { QN_GGML_Q8_0, QN_K_MATVEC_NORM_Q8_0 }, { QN_GGML_Q4_0, QN_K_MATVEC_NORM_Q4_0 },
+    { QN_GGML_Q4_K, QN_K_MATVEC_NORM_Q4_K }, { QN_GGML_Q5_K, QN_K_MATVEC_NORM_Q5_K },
+    { QN_GGML_Q6_K, QN_K_MATVEC_NORM_Q6_K },
+};
+/* wg, rows/wg, unroll, rows/subgroup, x stage: qmatvec's defaults (staged), read through L1, odd ones */
+static const struct { uint32_t wg, rpw, unroll, sgrows, xsh; } qlayouts[] = {
+    { 256, 16, 2, 2, 1024 }, { 128, 2, 2, 1, 0 }, { 64, 8, 2, 4, 512 }, { 100, 5, 1, 3, 64 },
+};
+
+static void qcase(struct qn_h *h, uint32_t f, uint32_t layout, uint32_t rows, uint32_t cols, uint32_t T, bool acc,
+                  bool wxn)
+{
+    const qn_ggml_type_info *ti = qn_ggml_type(qfmts[f].type);
+    uint64_t rb;
+    qn_h_ok(h, qn_ggml_row_bytes(qfmts[f].type, cols, &rb), "row bytes");
+    size_t wbytes = rb * rows, padded = (wbytes + 3) & ~(size_t)3;
+    uint8_t *raw = qn_h_alloc_bytes(h, padded);
+    memset(raw, 0, padded);
+    float *w = qn_h_alloc(h, (size_t)rows * cols), *deq = qn_h_alloc(h, cols);
+    qn_h_random(h, w, (size_t)rows * cols, -1, 1);
+    for (uint32_t r = 0; r < rows; r++)
+        qn_h_ok(h, qn_quant_row(qfmts[f].type, w + (size_t)r * cols, raw + r * rb, cols), "quantize");
+    qn_buf *W = qn_h_upload(h, "W", raw, padded);
+    float *x_h, *nw_h, *y0_h = NULL;
+    qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * cols, -3, 3, &x_h);
+    qn_buf *nw = qn_h_input_f32(h, "norm w", cols, -0.5f, 0.5f, &nw_h);
+    qn_buf *xn = qn_h_output(h, "xn", (size_t)T * cols);
+    size_t ny = (size_t)T * rows;
+    qn_buf *y = acc ? qn_h_input_f32(h, "y", ny, -2, 2, &y0_h) : qn_h_output(h, "y", ny);
+    uint32_t rpw = qlayouts[layout].rpw;
+    qn_pipe *p = qn_h_pipe(h, qfmts[f].k, qlayouts[layout].wg, rpw, qlayouts[layout].unroll, qlayouts[layout].sgrows,
+                           qlayouts[layout].xsh);
+    qn_pc_mv_norm pc = { .rows = rows, .cols = cols, .eps = 1e-6f, .w_add = 1.0f,
+                         .flags = (acc ? QN_MATVEC_ACCUMULATE : 0) | (wxn ? QN_MATVEC_WRITE_XN : 0) };
+    qn_h_run_z(h, p, QN_BINDS(QN_BIND(W), QN_BIND(x), QN_BIND(y), QN_BIND(nw), QN_BIND(xn)), &pc, sizeof pc,
+               (rows + rpw - 1) / rpw, T);
+    float *xr = ref_norm(h, x_h, nw_h, T, cols, 1.0f), *ref = qn_h_alloc(h, ny);
+    double max_s = 0;
+    for (uint32_t t = 0; t < T; t++) {
+        const float *xt = xr + (size_t)t * cols;
+        qn_h_ok(h, qn_matvec_ref(qfmts[f].type, raw, rows, cols, xt, ref + (size_t)t * rows), "reference");
+        for (uint32_t r = 0; r < rows; r++) {
+            if (acc) ref[(size_t)t * rows + r] += y0_h[(size_t)t * rows + r];
+            qn_h_ok(h, qn_dequant_row(qfmts[f].type, raw + r * rb, deq, cols), "dequantize");
+            double s = 0, bmax = 0; /* test_qmatvec's S: |x| (|w| + the block's range) */
+            for (uint32_t k = 0; k < cols; k++) {
+                if (k % ti->blck == 0) {
+                    bmax = 0;
+                    for (uint32_t m = k; m < k + ti->blck; m++) bmax = fmax(bmax, fabsf(deq[m]));
+                }
+                s += fabs((double)xt[k]) * (fabsf(deq[k]) + bmax);
+            }
+            max_s = fmax(max_s, s);
+        }
+    }
+    char what[160];
+    snprintf(what, sizeof what, "%s %ux%u T=%u wg %u rows/wg %u xsh %u%s%s (%s) S %.3g", ti->name, rows, cols, T,
+             qlayouts[layout].wg, rpw, qlayouts[layout].xsh, acc ? " accumulate" : "", wxn ? " +xn" : "",
+             qn_pipe_info(p)->name, max_s);
+    /* test_qmatvec's bound 1e-6 + 5e-7 * S (measured there 6e-8 * S), plus the norm's f32 rounding (~1e-7
+     * relative per element, well inside it) */
+    qn_h_check(h, what, y, ref, ny, 1e-6 + 5e-7 * max_s, 0);
+    if (wxn) {
+        char w2[180];
+        snprintf(w2, sizeof w2, "%s: xn", what);
+        qn_h_check(h, w2, xn, xr, (size_t)T * cols, 2e-6, 2e-6);
+    }
+    qn_h_reset(h);
+}
+
 /* ---- --bench ---------------------------------------------------------------------------------------------- */
 
 static qn_buf *filled(struct qn_h *h, const char *name, uint64_t bytes, uint32_t word)
@@ -333,6 +409,14 @@ int main(int argc, char **argv)
         run_case(&h, (struct mcase){ d, 4, 37, 1024, 2, true, false, 1.0f });  /* stage too small: buffer path */
         run_case(&h, (struct mcase){ d, 6, 19, 200, 2, false, true, 0.0f });
         run_case(&h, (struct mcase){ d, 2, 9, 33, 3, true, true, 1.0f });      /* odd cols: scalar path */
+    }
+    for (uint32_t f = 0; f < sizeof qfmts / sizeof qfmts[0]; f++) {
+        uint32_t qk = qn_ggml_type(qfmts[f].type)->blck;
+        for (uint32_t l = 0; l < sizeof qlayouts / sizeof qlayouts[0]; l++)
+            qcase(&h, f, l, 33, 3 * qk, 1, l == 2, l % 2 == 0);
+        qcase(&h, f, 0, 70, 2048, 1, false, true);  /* the real row length, staged */
+        qcase(&h, f, 1, 40, 2048, 2, true, true);   /* T in z through L1 */
+        qcase(&h, f, 0, 9, qk, 3, false, false);
     }
     /* the router epilogue: Qwen3-Next-80B's E 512, K 10, Is 512, H 2048 on the graph's layouts, then odd sizes */
     route_case(&h, 0, 0, 1, 512, 10, 512, 2048, QN_MOE_NORM_TOPK);
