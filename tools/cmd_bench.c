@@ -3,7 +3,8 @@
  * pays pipeline compilation), the weight bytes one decoded token reads and the bandwidth that implies. When the
  * experts stream (--expert-cache below their bytes): the decode phase's hit rate, bytes read per token, IO GB/s,
  * stall per token, prefetch precision/recall, and the IO ceiling: the read speed of the largest model file with
- * the same --io mode (random 8 MiB reads, up to 1 GiB) divided by the bytes read per decoded token. --json prints
+ * the same --io mode (random 8 MiB reads, up to 1 GiB) divided by the bytes read per decoded token, and the staged
+ * path's second limit, host -> device copies on the transfer queue (h2d_copy_gb_s). --json prints
  * one JSON object instead of the text summary (the per-repetition lines then go to stderr). */
 #include <dirent.h>
 #include <errno.h>
@@ -71,6 +72,7 @@ struct bench_result {
     char ceil_engine[64];
     double ceil_gbps;
     uint64_t ceil_bytes;
+    double h2d_gbps;                  /* host-visible -> device copies on the transfer queue (staged streaming) */
 };
 
 static int parse_mm(const char *s, uint32_t mm[6])
@@ -234,6 +236,32 @@ static int io_ceiling(const struct bench_opts *o, struct bench_result *r)
     return rc;
 }
 
+enum { H2D_BYTES = 64u << 20, H2D_REPS = 8 };
+
+/* The staged path's second limit: vkCmdCopyBuffer from host-visible staging to device memory on the transfer
+ * queue (the copies of expert pieces), H2D_REPS copies of H2D_BYTES after one warm-up. */
+static int h2d_copy(qn_vk *v, struct bench_result *r)
+{
+    qn_buf *src = NULL, *dst = NULL;
+    qn_cmd *c = NULL;
+    int rc = qn_buf_create(v, QN_MEM_UPLOAD, H2D_BYTES, "h2d copy source", &src);
+    if (!rc) rc = qn_buf_create(v, QN_MEM_DEVICE, H2D_BYTES, "h2d copy destination", &dst);
+    if (!rc) rc = qn_cmd_create_on(v, QN_QUEUE_TRANSFER, &c);
+    if (!rc) memset(src->map, 0x5a, H2D_BYTES);
+    if (!rc) rc = qn_cmd_begin(c);
+    if (!rc) rc = qn_cmd_copy(c, src, 0, dst, 0, H2D_BYTES);
+    if (!rc) rc = qn_cmd_end(c);
+    if (!rc) rc = qn_cmd_run(c);
+    double t0 = qn_now_s();
+    for (int i = 0; !rc && i < H2D_REPS; i++) rc = qn_cmd_run(c);
+    double t = qn_now_s() - t0;
+    r->h2d_gbps = !rc && t > 0 ? (double)H2D_BYTES * H2D_REPS / t / 1e9 : 0;
+    qn_cmd_destroy(&c);
+    qn_buf_destroy(v, &src);
+    qn_buf_destroy(v, &dst);
+    return rc;
+}
+
 static void stream_snap(const qn_model *m, struct bench_stream *s)
 {
     struct qn_io_stats is;
@@ -341,6 +369,9 @@ static void report_text(const struct bench_opts *o, const qn_model *m, const str
     else
         printf("IO ceiling: %.3f GB/s (%s, %s); no bytes read while decoding, no limit from IO\n", r->ceil_gbps,
                r->ceil_file, r->ceil_engine);
+    if (w->have_ceil && r->h2d_gbps > 0)
+        printf("host -> device copies (staged streaming, transfer queue): %.3f GB/s = %.1f tok/s at these misses\n",
+               r->h2d_gbps, r->h2d_gbps * 1e9 / w->read_per_tok);
 }
 
 static void json_num_or_null(cJSON *o, const char *k, bool have, double v)
@@ -388,6 +419,9 @@ static void report_json(const struct bench_opts *o, qn_vk *v, const qn_model *m,
         cJSON_AddNumberToObject(j, "io_ceiling_gb_s", r->ceil_gbps);
         json_num_or_null(j, "io_ceiling_tok_s", w->have_ceil, w->ceil_tps);
         json_num_or_null(j, "decode_vs_ceiling", w->have_ceil, w->ratio);
+        cJSON_AddNumberToObject(j, "h2d_copy_gb_s", r->h2d_gbps);
+        json_num_or_null(j, "h2d_copy_tok_s", w->have_ceil && r->h2d_gbps > 0,
+                         w->read_per_tok > 0 ? r->h2d_gbps * 1e9 / w->read_per_tok : 0);
     }
     char *txt = cJSON_Print(j);
     if (txt) printf("%s\n", txt);
@@ -420,6 +454,7 @@ static int bench(const struct bench_opts *o)
     r->load_s = st.load_s;
     if (!rc) report_header(o, st.v, st.m, &st.board, r->load_s);
     if (!rc && st.m->stream) rc = io_ceiling(o, r);   /* before the run: the files' read speed alone */
+    if (!rc && st.m->stream) rc = h2d_copy(st.v, r);  /* and the staged path's copy speed */
     if (!rc) rc = run_reps(o, st.m, st.s, r);
     if (!rc) {
         struct bench_view w;
