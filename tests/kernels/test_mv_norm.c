@@ -336,18 +336,25 @@ static void bench_route(struct qn_h *h, qn_pipe *pn)
 static void bench(struct qn_h *h)
 {
     /* Qwen3-Next-80B: H 2048; GDN in-projection 12352 rows, attention q|gate|k|v 9216, MoE dense part
-     * (router 512 | shared gate 512 | shared up 512 | gate 1) 1537, lm_head 151936 */
-    static const struct { const char *what; uint32_t rows; } bs[] = {
-        { "gdn in_proj", 12352 }, { "attn qkv", 9216 }, { "moe dense", 1537 }, { "lm_head", 151936 },
+     * (router 512 | shared gate 512 | shared up 512 | gate 1) 1537, lm_head 151936; bf16, and Q4_K / Q6_K as
+     * in a Q4_K_M file (qmatvec's default layout; blocks filled with a constant: finite, values irrelevant) */
+    static const struct { const char *what; uint32_t rows, qtype; } bs[] = {
+        { "gdn in_proj", 12352, 0 }, { "attn qkv", 9216, 0 }, { "moe dense", 1537, 0 }, { "lm_head", 151936, 0 },
+        { "gdn in_proj", 12352, QN_GGML_Q4_K }, { "moe dense", 1537, QN_GGML_Q4_K }, { "lm_head", 151936, QN_GGML_Q6_K },
     };
-    const uint32_t H = 2048, reps = 48, wg = 256, rpw = 8;
-    qn_pipe *pn = qn_h_pipe(h, QN_K_MATVEC_NORM_BF16, wg, rpw, 4, 1, H / 4);
-    qn_pipe *pm = qn_h_pipe(h, QN_K_MATVEC_BF16, wg, rpw, 4, 1, 0);
+    const uint32_t H = 2048, reps = 48, wg = 256, rpw8 = 8;
+    qn_pipe *pn = qn_h_pipe(h, QN_K_MATVEC_NORM_BF16, wg, rpw8, 4, 1, H / 4);
     qn_pipe *pr = qn_h_pipe(h, QN_K_RMSNORM, 256);
     for (size_t s = 0; s < sizeof bs / sizeof bs[0]; s++) {
-        uint32_t rows = bs[s].rows, nw = rows > 20000 ? 1 : 4;
-        uint64_t wbytes = (uint64_t)rows * H * 2;
+        uint32_t rows = bs[s].rows, nw = rows > 20000 ? 1 : 4, q = bs[s].qtype;
+        uint64_t rb = (uint64_t)H * 2;
+        if (q) qn_h_ok(h, qn_ggml_row_bytes(q, H, &rb), "row bytes");
+        uint64_t wbytes = (uint64_t)rows * rb;
         if (wbytes > qn_vk_caps(h->v)->max_storage_range) continue;
+        qn_pipe *pm = q ? qn_h_pipe_default(h, q == QN_GGML_Q4_K ? QN_K_MATVEC_Q4_K : QN_K_MATVEC_Q6_K)
+                        : qn_h_pipe(h, QN_K_MATVEC_BF16, wg, rpw8, 4, 1, 0);
+        qn_pipe *pq = q ? qn_h_pipe_default(h, q == QN_GGML_Q4_K ? QN_K_MATVEC_NORM_Q4_K : QN_K_MATVEC_NORM_Q6_K) : pn;
+        uint32_t rpw = qn_pipe_spec(pm, 1), rpwn = qn_pipe_spec(pq, 1);
         qn_buf *W[4];
         for (uint32_t i = 0; i < nw; i++) W[i] = filled(h, "W", wbytes, 0x3c003c00u);
         qn_buf *x = filled(h, "x", H * 4, 0x3f800000u), *nwt = filled(h, "norm w", H * 4, 0x3d000000u);
@@ -368,8 +375,8 @@ static void bench(struct qn_h *h)
             }
             qn_cmd_mark(h->cmd, "matvec_norm");
             for (uint32_t r = 0; r < reps; r++) {
-                qn_cmd_dispatch_n(h->cmd, pn, QN_BINDS(QN_BIND(W[r % nw]), QN_BIND(x), QN_BIND(y), QN_BIND(nwt),
-                                                       QN_BIND(xn)), &pcn, sizeof pcn, (rows + rpw - 1) / rpw);
+                qn_cmd_dispatch_n(h->cmd, pq, QN_BINDS(QN_BIND(W[r % nw]), QN_BIND(x), QN_BIND(y), QN_BIND(nwt),
+                                                       QN_BIND(xn)), &pcn, sizeof pcn, (rows + rpwn - 1) / rpwn);
                 qn_cmd_barrier(h->cmd);
             }
             qn_h_ok(h, qn_cmd_end(h->cmd), "bench");
@@ -377,8 +384,9 @@ static void bench(struct qn_h *h)
             for (uint32_t i = 0; i < 2; i++) best[i] = fmin(best[i], qn_cmd_region(h->cmd, i, NULL));
         }
         double us0 = best[0] * 1e3 / reps, us1 = best[1] * 1e3 / reps;
-        printf("bench %-12s %6u x %u bf16: rmsnorm+matvec %7.2f us, matvec_norm %7.2f us (%+.2f us, %5.0f GB/s)\n",
-               bs[s].what, rows, H, us0, us1, us1 - us0, (double)wbytes / (us1 * 1e-6) / 1e9);
+        printf("bench %-12s %6u x %u %-4s: rmsnorm+matvec %7.2f us, matvec_norm %7.2f us (%+.2f us, %5.0f GB/s)\n",
+               bs[s].what, rows, H, q ? qn_ggml_type(q)->name : "bf16", us0, us1, us1 - us0,
+               (double)wbytes / (us1 * 1e-6) / 1e9);
         qn_h_reset(h);
     }
     bench_route(h, pn);
