@@ -604,10 +604,10 @@ void qn_model_free(qn_model **pm)
 {
     qn_model *m = *pm;
     if (!m) return;
+    qn_mst_close(&m->stream);   /* first: its reads and copies into the pools and slot table finish there */
     for (uint32_t i = 0; m->arenas && i < m->n_arenas; i++) qn_buf_destroy(m->v, &m->arenas[i]);
     for (uint32_t i = 0; i < QN_MODEL_MAX_POOLS; i++) qn_buf_destroy(m->v, &m->pools[i]);
     qn_buf_destroy(m->v, &m->slot_table);
-    qn_mst_close(&m->stream);
     qn_buf_destroy(m->v, &m->inv_freq.buf);
     free(m->arenas);
     free(m->table);

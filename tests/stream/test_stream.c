@@ -192,6 +192,35 @@ static void test_budget(qn_vk *v, const char *dir, const qn_model *res, int n_sl
     qn_model_free(&m);
 }
 
+/* Every 29th backend read fails, prefetch reads included (a failed guess frees its slot; one a lookup already
+ * needs is read again): the run either fails with EIO naming the file or gives the resident results, and either
+ * way the slot cache is consistent afterwards with no fill left pending (no slot leaked, nothing half filled);
+ * the model is freed with reads and copies possibly still in flight. */
+static void test_eio_every(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
+{
+    size_t V = (size_t)res->c.vocab_size;
+    int K = res->c.top_k;
+    qn_model *m;
+    setenv("QNEXT_IO_FAULTS", "eio_every=29,delay_us=50,jitter_us=200,seed=3", 1);
+    int rc = load(v, dir, (uint64_t)(2 * K + prefetch) * qn_mst_slot_bytes(res), &m);
+    unsetenv("QNEXT_IO_FAULTS");
+    if (rc) DIE("streaming load with eio_every");
+    struct result r;
+    rc = run(m, 1, ids, T, &r);
+    if (!rc) compare("eio_every=29 with prefetch: no miss failed", &r, reference(res, 1, ids, T), (size_t)T * V, V);
+    else ok_if(rc == -EIO && strstr(qn_errmsg(), model_file), "eio_every=29 with prefetch: EIO naming the file",
+               qn_errmsg());
+    const qn_exp_cache *c = qn_mst_cache(m);
+    int filling = 0;
+    for (int i = 0; i < qn_exp_n_slots(c); i++) {
+        struct qn_exp_slot_info si;
+        filling += !qn_exp_slot_get(c, i, &si) && si.state == QN_EXP_SLOT_FILLING;
+    }
+    ok_if(!qn_exp_check(c) && !filling, "  after it the slot cache is consistent, no fill left pending", NULL);
+    result_free(&r);
+    qn_model_free(&m);
+}
+
 static void test_faults(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
 {
     size_t V = (size_t)res->c.vocab_size;
@@ -217,6 +246,7 @@ static void test_faults(qn_vk *v, const char *dir, const qn_model *res, const in
           "eio_at=3: the forward fails with EIO naming the file and offset", qn_errmsg());
     result_free(&r);
     qn_model_free(&m);
+    if (prefetch) test_eio_every(v, dir, res, ids, T);
 }
 
 static void test_too_small(qn_vk *v, const char *dir, const qn_model *res)
@@ -350,31 +380,6 @@ static void test_hot(qn_vk *v, const char *dir, const qn_model *res, const int32
     rmdir(tmp);
 }
 
-/* No --expert-cache and experts beyond the pool bindings (each pool capped at 2 slots, 8 pools = 16 slots): the
- * load streams by itself through the largest cache that binds, bit-identical to resident (GGUF; the safetensors
- * case is in tests/model/test_forward). */
-static void test_auto(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
-{
-    size_t V = (size_t)res->c.vocab_size;
-    uint32_t all = (uint32_t)(res->c.num_layers * res->c.num_experts);
-    qn_model *m;
-    extra.pool_bytes_max = 2 * res->slot_bytes;
-    int rc = load(v, dir, 0, &m);
-    extra.pool_bytes_max = 0;
-    if (rc) DIE("load with pools capped at 2 slots");
-    char what[160];
-    snprintf(what, sizeof what, "no --expert-cache, experts beyond the pool bindings: streams through %u of %u slots",
-             m->n_slots, all);
-    ok_if(m->stream && m->n_slots < all && m->n_slots >= (uint32_t)res->c.top_k && m->table[0] == -1, what, NULL);
-    uint32_t chunk = qn_mst_max_tokens(m);
-    struct result r;
-    if (run(m, chunk, ids, T, &r)) DIE("automatic streaming run");
-    snprintf(what, sizeof what, "  automatic streaming (calls of <= %u tokens)", chunk);
-    compare(what, &r, reference(res, chunk, ids, T), (size_t)T * V, V);
-    result_free(&r);
-    qn_model_free(&m);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -420,7 +425,6 @@ int main(int argc, char **argv)
     test_too_small(v, dir, res);
     test_truncated(v, dir, res, ids, T);
     test_hot(v, dir, res, ids, T);
-    if (gguf) test_auto(v, dir, res, ids, T);
     io_mode = QN_IO_BUFFERED;   /* the pread pool on the page cache (auto picks direct on this filesystem) */
     test_budget(v, dir, res, 2 * K, ids, T);
     io_mode = QN_IO_AUTO;
