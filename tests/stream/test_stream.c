@@ -380,6 +380,31 @@ static void test_hot(qn_vk *v, const char *dir, const qn_model *res, const int32
     rmdir(tmp);
 }
 
+/* No --expert-cache and experts beyond the pool bindings (each pool capped at 2 slots, 8 pools = 16 slots): the
+ * load streams by itself through the largest cache that binds, bit-identical to resident (GGUF; the safetensors
+ * case is in tests/model/test_forward). */
+static void test_auto(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
+{
+    size_t V = (size_t)res->c.vocab_size;
+    uint32_t all = (uint32_t)(res->c.num_layers * res->c.num_experts);
+    qn_model *m;
+    extra.pool_bytes_max = 2 * res->slot_bytes;
+    int rc = load(v, dir, 0, &m);
+    extra.pool_bytes_max = 0;
+    if (rc) DIE("load with pools capped at 2 slots");
+    char what[160];
+    snprintf(what, sizeof what, "no --expert-cache, experts beyond the pool bindings: streams through %u of %u slots",
+             m->n_slots, all);
+    ok_if(m->stream && m->n_slots < all && m->n_slots >= (uint32_t)res->c.top_k && m->table[0] == -1, what, NULL);
+    uint32_t chunk = qn_mst_max_tokens(m);
+    struct result r;
+    if (run(m, chunk, ids, T, &r)) DIE("automatic streaming run");
+    snprintf(what, sizeof what, "  automatic streaming (calls of <= %u tokens)", chunk);
+    compare(what, &r, reference(res, chunk, ids, T), (size_t)T * V, V);
+    result_free(&r);
+    qn_model_free(&m);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -425,6 +450,7 @@ int main(int argc, char **argv)
     test_too_small(v, dir, res);
     test_truncated(v, dir, res, ids, T);
     test_hot(v, dir, res, ids, T);
+    if (gguf) test_auto(v, dir, res, ids, T);
     io_mode = QN_IO_BUFFERED;   /* the pread pool on the page cache (auto picks direct on this filesystem) */
     test_budget(v, dir, res, 2 * K, ids, T);
     io_mode = QN_IO_AUTO;
