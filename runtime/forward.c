@@ -95,6 +95,18 @@ static const qn_pipe *mm_pipe(const qn_fwd *f, const qn_wt *W)
     return cm && f->matmul_cm[d] ? f->matmul_cm[d] : f->matmul[d];
 }
 
+/* The tensor-core matmul p with its 128 x 128 tile instead of 64 x 64 when a [T, n] output has enough of those
+ * tiles to fill the GPU twice over (~256; half the staging work per product), else p itself. */
+static const qn_pipe *cm_tile(const qn_fwd *f, const qn_pipe *p, uint32_t T, uint32_t n)
+{
+    if ((uint64_t)cdiv(T, 128) * cdiv(n, 128) < 256) return p;
+    for (int i = 0; i < 5; i++)
+        if (p == f->qmatmul_cm[i] && f->qmatmul_cmb[i]) return f->qmatmul_cmb[i];
+    for (int i = 0; i < 3; i++)
+        if (p == f->matmul_cm[i] && f->matmul_cmb[i]) return f->matmul_cmb[i];
+    return p;
+}
+
 /* linear() for a weight in a ggml block format (GGUF models): the quantized matvec with tokens in z for
  * small T, the quantized tiled matmul (qmatmul.comp: weight tiles decoded in shared memory) above
  * tune.small_t, as linear() does for plain dtypes. */
@@ -112,8 +124,9 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
         if (T > f->tune.small_t && mm) {        /* Y[T, r0 .. r0 + n) (+)= X · W_piece^T */
             qn_pc_matmul pm = { .M = T, .N = n, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
                                 .y_off = r0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
-            uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(mm, 1)) * cdiv(n, qn_pipe_spec(mm, 2));
-            qn_cmd_dispatch_n(r->c, mm, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pm, sizeof pm, groups);
+            const qn_pipe *mp = cm_tile(f, mm, T, n);
+            uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(mp, 1)) * cdiv(n, qn_pipe_spec(mp, 2));
+            qn_cmd_dispatch_n(r->c, mp, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pm, sizeof pm, groups);
             continue;
         }
         qn_pc_matvec pc = { .rows = n, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
@@ -148,6 +161,7 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
                                                             ? (s->bytes + 15) / 16 * 16 : s->buf->size);
         qn_pc_matmul pm = { .M = T, .N = s->rows, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
                             .y_off = s->row0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
+        p = cm_tile(f, p, T, s->rows);
         uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(p, 1)) * cdiv(s->rows, qn_pipe_spec(p, 2));
         qn_cmd_dispatch_n(r->c, p, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pm, sizeof pm, groups);
     }
@@ -191,7 +205,7 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
             qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(x), yb), &pc, sizeof pc,
                                cdiv(n, qn_pipe_spec(p, 1)), T);
         } else {
-            const qn_pipe *p = mm_pipe(f, W);
+            const qn_pipe *p = cm_tile(f, mm_pipe(f, W), T, n);
             qn_pc_matmul pc = { .M = T, .N = n, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
                                 .y_off = r0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
             uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(p, 1)) * cdiv(n, qn_pipe_spec(p, 2));
@@ -852,6 +866,12 @@ static int make_pipes(qn_fwd *f)
         static const enum qn_kernel dcm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
                                                QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
                                                QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
+        static const uint32_t big[4] = { 512, 128, 128, 32 }; /* 40 KB of shared memory */
+        bool two = !getenv("QNEXT_CM_TILE") && qn_vk_caps(f->v)->max_wg_invocations >= 512 &&
+                   qn_vk_caps(f->v)->max_shared >= 40960;
+        for (int i = 0; !rc && two && i < 8; i++)
+            if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
+                rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cmb[i] : &f->qmatmul_cmb[i - 3], 4, big);
         for (int i = 0; !rc && i < 5; i++) /* grouped experts: 128 invocations, BK 32 */
             for (int l = 0; !rc && l < c->num_layers; l++) {
                 if (m->L[l].exp_qtype[0] && q_index(m->L[l].exp_qtype[0]) == i && !f->moe_qgu_gcm[i])
@@ -865,6 +885,8 @@ static int make_pipes(qn_fwd *f)
             memset(f->qmatmul_cm, 0, sizeof f->qmatmul_cm);
             memset(f->moe_qgu_gcm, 0, sizeof f->moe_qgu_gcm);
             memset(f->moe_qdn_gcm, 0, sizeof f->moe_qdn_gcm);
+            memset(f->matmul_cmb, 0, sizeof f->matmul_cmb);
+            memset(f->qmatmul_cmb, 0, sizeof f->qmatmul_cmb);
             f->coopmat = QN_FWD_CM_OFF;
             rc = 0;
         } else {

@@ -78,6 +78,7 @@ typedef struct qn_fwd {
     qn_pipe *qmatmul_cm[5], *matmul_cm[3]; /* tensor-core prefill matmuls (qmatmul_cm.comp); NULL without coopmat */
     qn_pipe *moe_qgu_gcm[5], *moe_qdn_gcm[5]; /* ... and grouped block-expert MoE (moe_qgrouped_cm.comp) */
     int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */
+    qn_pipe *qmatmul_cmb[5], *matmul_cmb[3]; /* the same with the 128 x 128 tile, for calls with many tiles */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;
