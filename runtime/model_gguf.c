@@ -1,7 +1,10 @@
 /* model_gguf.c — a llama.cpp qwen3next GGUF onto the GPU (model_gguf.h): every HF tensor located through
  * loader/gguf_qwen3next, fused into model.c's layouts (GDN w_in, attention w_qkv, MoE w_moe; see model.h),
- * in GGUF blocks where a kernel reads them, else dequantized to f32, one buffer per dense tensor; routed
- * experts in slots (blocks: gate|up pools + down pools; or f32 gate|up|down) with a resident slot table. */
+ * in GGUF blocks where a kernel reads them, else dequantized to f32 (on QNEXT_LOAD_THREADS threads, default one
+ * per CPU up to 16), one buffer per dense tensor; routed experts in slots (blocks: gate|up pools + down pools; or
+ * f32 gate|up|down): every expert resident (slot images read through the expert store straight into staging on
+ * those threads), or, with --expert-cache below their size or when they do not fit, as many slots as the budget
+ * holds and streaming (model_stream.c). Every upload goes through upload.h's double-buffered staging. */
 #include "model_gguf.h"
 
 #include <pthread.h>
