@@ -113,15 +113,14 @@ static void query_features(VkPhysicalDevice pd, struct qn_caps *c)
     c->float_atomic_add = has_af && af.shaderBufferFloat32AtomicAdd;
 }
 
-/* VK_NV_cooperative_matrix: keep c->coopmat_nv only with the feature on and the one shape the coopmat kernels
- * use (A, B f16; C, D f32; M = N = K = 16; subgroup scope) among the device's listed shapes. */
+/* VK_NV_cooperative_matrix: keep c->coopmat_nv only with the feature on and a shape the coopmat kernels can use
+ * (A, B f16; C, D f32; M = K = 16, N = 16 or else 8; subgroup scope) among the device's listed shapes. */
 static void coopmat_nv(VkPhysicalDevice pd, struct qn_caps *c)
 {
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV };
     VkPhysicalDeviceFeatures2 f2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &cf };
-    bool shape = false;
-    uint32_t n = 0;
+    uint32_t n = 0, shape = 0;
     if (c->coopmat_nv && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) {
         vkGetPhysicalDeviceFeatures2(pd, &f2);
         if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, NULL) >= 0 && n) {
@@ -129,14 +128,16 @@ static void coopmat_nv(VkPhysicalDevice pd, struct qn_caps *c)
             for (uint32_t i = 0; p && i < n; i++) p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
             if (p && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, p) >= 0)
                 for (uint32_t i = 0; i < n; i++)
-                    shape |= p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
-                             p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
-                             p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
-                             p[i].scope == VK_SCOPE_SUBGROUP_NV;
+                    if (p[i].MSize == 16 && (p[i].NSize == 16 || p[i].NSize == 8) && p[i].KSize == 16 &&
+                        p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                        p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                        p[i].scope == VK_SCOPE_SUBGROUP_NV && p[i].NSize > shape)
+                        shape = p[i].NSize;
             free(p);
         }
     }
     c->coopmat_nv = c->coopmat_nv && cf.cooperativeMatrix && shape;
+    c->coopmat_nv_n = c->coopmat_nv ? shape : 0;
 }
 
 static void query_properties(VkPhysicalDevice pd, struct qn_caps *c)

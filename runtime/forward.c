@@ -780,7 +780,7 @@ static bool model_uses_q(const qn_model *m, int i)
  * QNEXT_COOPMAT (0, blocks, 1), when the device has VK_NV_cooperative_matrix with the 16x16x16 f16/f32 shape
  * (caps.c) and subgroups of 32; else QN_FWD_CM_OFF. The dense tile (spec WG, BM, BN, BK) is 64 x 64 x 32
  * (WG 128), or env QNEXT_CM_TILE=BM,BN,BK (multiples of 32, 32, 16). */
-static int use_coopmat(const qn_fwd *f, uint32_t spec[4])
+static int use_coopmat(const qn_fwd *f, uint32_t spec[5])
 {
     const struct qn_caps *c = qn_vk_caps(f->v);
     const char *e = getenv("QNEXT_COOPMAT"), *t = getenv("QNEXT_CM_TILE");
@@ -789,7 +789,7 @@ static int use_coopmat(const qn_fwd *f, uint32_t spec[4])
                                                                                              : QN_FWD_CM_OFF;
     if (want == QN_FWD_CM_OFF) return false;
     if ((need & ~c->features) || c->subgroup_size != 32 || c->subgroup_min != 32 || c->subgroup_max != 32) {
-        QN_WARN("tensor-core prefill asked for, but '%s' lacks VK_NV_cooperative_matrix with the f16 16x16x16 shape "
+        QN_WARN("tensor-core prefill asked for, but '%s' lacks VK_NV_cooperative_matrix with an f16 16x{16,8}x16 shape "
                 "(or 32-wide subgroups): the f32-FMA kernels run", c->name);
         return false;
     }
@@ -799,7 +799,7 @@ static int use_coopmat(const qn_fwd *f, uint32_t spec[4])
         QN_WARN("QNEXT_CM_TILE=%s: want BM,BN,BK with BM, BN multiples of 32 and BK of 16; using 64,64,32", t);
         bm = 64, bn = 64, bk = 32;
     }
-    spec[0] = (bm / 32) * (bn / 32) * 32, spec[1] = bm, spec[2] = bn, spec[3] = bk;
+    spec[0] = (bm / 32) * (bn / 32) * 32, spec[1] = bm, spec[2] = bn, spec[3] = bk, spec[4] = c->coopmat_nv_n;
     return want;
 }
 
@@ -851,33 +851,33 @@ static int make_pipes(qn_fwd *f)
                                             QN_K_MOE_Q_DN_GROUPED_Q6_K };
     static const enum qn_kernel qmm[5] = { QN_K_QMATMUL_Q8_0, QN_K_QMATMUL_Q4_0, QN_K_QMATMUL_Q4_K, QN_K_QMATMUL_Q5_K,
                                            QN_K_QMATMUL_Q6_K };
-    uint32_t cmt[4];
-    if ((f->coopmat = use_coopmat(f, cmt))) { /* tensor-core matmuls: WG, BM, BN, BK */
+    uint32_t cmt[5];
+    if ((f->coopmat = use_coopmat(f, cmt))) { /* tensor-core matmuls: WG, BM, BN, BK, CN */
         static const enum qn_kernel cmm[3] = { QN_K_MATMUL_CM_BF16, QN_K_MATMUL_CM_F16, QN_K_MATMUL_CM_F32 };
         static const enum qn_kernel qcm[5] = { QN_K_QMATMUL_CM_Q8_0, QN_K_QMATMUL_CM_Q4_0, QN_K_QMATMUL_CM_Q4_K,
                                                QN_K_QMATMUL_CM_Q5_K, QN_K_QMATMUL_CM_Q6_K };
         rc = 0;
         for (int i = 0; !rc && i < 8; i++)
             if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
-                rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 4, cmt);
+                rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 5, cmt);
         static const enum qn_kernel gcm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
                                                QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
                                                QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
         static const enum qn_kernel dcm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
                                                QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
                                                QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
-        static const uint32_t big[4] = { 512, 128, 128, 32 }; /* 40 KB of shared memory */
+        const uint32_t big[5] = { 512, 128, 128, 32, cmt[4] }; /* 40 KB of shared memory */
         bool two = !getenv("QNEXT_CM_TILE") && qn_vk_caps(f->v)->max_wg_invocations >= 512 &&
                    qn_vk_caps(f->v)->max_shared >= 40960;
         for (int i = 0; !rc && two && i < 8; i++)
             if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
-                rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cmb[i] : &f->qmatmul_cmb[i - 3], 4, big);
+                rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cmb[i] : &f->qmatmul_cmb[i - 3], 5, big);
         for (int i = 0; !rc && i < 5; i++) /* grouped experts: 128 invocations, BK 32 */
             for (int l = 0; !rc && l < c->num_layers; l++) {
                 if (m->L[l].exp_qtype[0] && q_index(m->L[l].exp_qtype[0]) == i && !f->moe_qgu_gcm[i])
-                    rc = pipe(f, gcm[i], &f->moe_qgu_gcm[i], 3, (const uint32_t[]){ 128, 32, m->qexp_up_off });
+                    rc = pipe(f, gcm[i], &f->moe_qgu_gcm[i], 4, (const uint32_t[]){ 128, 32, m->qexp_up_off, cmt[4] });
                 if (!rc && m->L[l].exp_qtype[2] && q_index(m->L[l].exp_qtype[2]) == i && !f->moe_qdn_gcm[i])
-                    rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], 3, (const uint32_t[]){ 128, 32, 0 });
+                    rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], 4, (const uint32_t[]){ 128, 32, 0, cmt[4] });
             }
         if (rc) { /* a driver that lists the shape but fails the pipeline: the f32-FMA kernels instead */
             QN_WARN("tensor-core matmuls unavailable (%s); prefill uses the f32-FMA kernels", qn_errmsg());

@@ -66,8 +66,9 @@ struct qn_caps {
     bool int_dot, int_dot_accel;    /* shaderIntegerDotProduct; 8-bit packed dot accelerated */
     bool coopmat;                   /* VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix present */
     bool coopmat_nv;                /* VK_NV_cooperative_matrix usable by qnext's coopmat kernels: the extension,
-                                       its cooperativeMatrix feature and the f16 x f16 + f32 -> f32 16x16x16
-                                       subgroup shape (QN_FEAT_COOPMAT_NV; enabled at device creation) */
+                                       its cooperativeMatrix feature and an f16 x f16 + f32 -> f32 subgroup shape
+                                       M 16 K 16, N 16 or 8 (QN_FEAT_COOPMAT_NV; enabled at device creation) */
+    uint32_t coopmat_nv_n;          /* that shape's N: 16 when listed, else 8 (the kernels' spec constant CN) */
     bool float_atomic_add;          /* VK_EXT_shader_atomic_float shaderBufferFloat32AtomicAdd */
     bool int64_atomics, bda, memory_model, timeline;
 

@@ -13,8 +13,9 @@
 // Spec:     0 QN_WG workgroup size, a multiple of 32 (default 128)
 //           1 QN_BK inner-dimension step (a multiple of 16, default 32)
 //           2 QN_PART_OFF byte offset of up in a gate|up slot (gate_up) / of down in a dpools slot (down)
+//           3 CN fragment width: 16 (the 16x16x16 shape, default) or 8 (16x8x16), whichever the device lists
 // Layout: a pass takes up to 32 pairs of a tile (2 row fragments of A); subgroup w of the workgroup owns 32
-//   weight rows of the shared tile (2 column fragments of B): gate_up: gate rows r0 + 16w .. +16 and the same
+//   weight rows of the shared tile (32 / CN fragments of B): gate_up: gate rows r0 + 16w .. +16 and the same
 //   up rows (its 16 outputs); down: rows r0 + 32w .. +32. Output rows per workgroup BN = 16 · QN_WG / 32
 //   (gate_up, 64) or 32 · QN_WG / 32 (down, 128). Tiles of more than 32 pairs take several passes.
 // Dispatch: G · nb groups (qn_vk_grid), G = tile_groups (0: max_tiles), nb = ceil(I / BN) (gate_up) or
@@ -31,6 +32,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint QN_WG = 128;
 layout(constant_id = 1) const uint QN_BK = 32;
 layout(constant_id = 2) const uint QN_PART_OFF = 0;
+layout(constant_id = 3) const uint CN = 16; // fragment width along the weight rows: 16 (16x16x16) or 8 (16x8x16)
 #include "pc.h"
 #include "grid.glsl"
 
@@ -57,8 +59,10 @@ uint w_pool; // weight source of this workgroup (uniform)
 #define QN_QW4(i) qn_pool4(w_pool, i)
 #include "qtile.glsl"
 
-#define CM16 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
-#define CM32 fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
+#define CMA fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>  // A: 16 pairs x 16 k
+#define CMB fcoopmatNV<16, gl_ScopeSubgroup, 16, CN>  // B: 16 k x CN tile rows
+#define CMC fcoopmatNV<32, gl_ScopeSubgroup, 16, CN>  // C: 16 pairs x CN tile rows
+const uint NB = 32u / CN;                           // B fragments per subgroup (2 or 4)
 
 const uint NSG = QN_WG / 32u;         // subgroups
 const uint BT = 32u;                  // pairs per pass
@@ -200,24 +204,23 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     }
     barrier();
     uint sg = gl_SubgroupID, wr0 = 32u * sg; // this subgroup's tile rows
-    CM32 acc[4]; // acc[2a + b]: pairs 16a .., tile rows wr0 + 16b ..
-    [[unroll]] for (uint i = 0u; i < 4u; i++) acc[i] = CM32(0.0);
+    CMC acc[8]; // acc[4a + j]: pairs 16a .., tile rows wr0 + CN j .. (j < NB)
+    [[unroll]] for (uint i = 0u; i < 8u; i++) acc[i] = CMC(0.0);
     if (present) fetch(0u, r0, lid);
     for (uint k0 = 0u; present && k0 < w_kd; k0 += QN_BK) {
         store(k0, r0, lid);
         barrier();
         if (k0 + QN_BK < w_kd) fetch(k0 + QN_BK, r0, lid); // in flight during the multiplies below
         for (uint kk = 0u; kk < QN_BK; kk += 16u) {
-            CM16 a0, a1, b0, b1;
+            CMA a0, a1;
             coopMatLoadNV(a0, s_x, kk, SK, false);
-            coopMatLoadNV(b0, s_w, wr0 * SK + kk, SK, true);
-            coopMatLoadNV(b1, s_w, (wr0 + 16u) * SK + kk, SK, true);
-            acc[0] = coopMatMulAddNV(a0, b0, acc[0]);
-            acc[1] = coopMatMulAddNV(a0, b1, acc[1]);
-            if (n > 16u) { // uniform: the second 16 pairs
-                coopMatLoadNV(a1, s_x, 16u * SK + kk, SK, false);
-                acc[2] = coopMatMulAddNV(a1, b0, acc[2]);
-                acc[3] = coopMatMulAddNV(a1, b1, acc[3]);
+            if (n > 16u) coopMatLoadNV(a1, s_x, 16u * SK + kk, SK, false); // uniform: the second 16 pairs
+            [[unroll]] for (uint j = 0u; j < 4u; j++) {
+                if (j >= NB) break; // specialization constant
+                CMB b;
+                coopMatLoadNV(b, s_w, (wr0 + CN * j) * SK + kk, SK, true);
+                acc[j] = coopMatMulAddNV(a0, b, acc[j]);
+                if (n > 16u) acc[4u + j] = coopMatMulAddNV(a1, b, acc[4u + j]);
             }
         }
         barrier();
@@ -226,8 +229,11 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     uint cb = sg * 2u * 16u * SC, lane = gl_SubgroupInvocationID;
     [[unroll]] for (uint a = 0u; a < 2u; a++) {
         if (16u * a >= n) break; // uniform
-        coopMatStoreNV(acc[2u * a], s_c, cb, SC, false);
-        coopMatStoreNV(acc[2u * a + 1u], s_c, cb + 16u * SC, SC, false);
+        // block 0: tile rows wr0 .. +16 (gate, or down rows 0-15), block 1: wr0 + 16 .. (up, or down rows 16-31)
+        [[unroll]] for (uint j = 0u; j < 4u; j++) {
+            if (j >= NB) break;
+            coopMatStoreNV(acc[4u * a + j], s_c, cb + (j / (NB / 2u)) * 16u * SC + CN * (j % (NB / 2u)), SC, false);
+        }
         subgroupMemoryBarrierShared();
         subgroupBarrier();
 #if defined(QN_MOE_GATE_UP)

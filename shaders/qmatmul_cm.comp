@@ -6,7 +6,7 @@
 // fragments into f32 accumulators.
 //
 // Variants (defines): QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K | QN_W_BF16 | QN_W_F16 | QN_W_F32.
-// Needs: QN_FEAT_COOPMAT_NV (the extension, its feature and the f16 x f16 + f32 16x16x16 subgroup shape),
+// Needs: QN_FEAT_COOPMAT_NV (the extension, its feature and an f16 x f16 + f32 16x16x16 or 16x8x16 shape),
 //        shaderFloat16, vulkanMemoryModel, subgroups of 32 invocations (the host checks; NVIDIA).
 // Bindings: as qmatmul.comp / matmul.comp: 0 W (raw blocks, or [N, K] of the weight dtype; the binding starts
 //           at row 0 at a multiple of 16 bytes), 1 X f32, 2 Y f32.
@@ -16,12 +16,15 @@
 //           1 BM tile rows of X (tokens, a multiple of 32, default 64)
 //           2 BN tile rows of W (outputs, a multiple of 32, default 64)
 //           3 BK k per step (a multiple of 16, default 32)
+//           4 CN fragment width along the outputs: 16 (the 16x16x16 shape, default) or 8 (16x8x16), whichever
+//             the device lists (caps->coopmat_nv_n)
 // Dispatch: ceil(M / BM) * ceil(N / BN) groups (qn_vk_grid), tile (g / nbn, g % nbn) as matmul.comp.
 // Subgroup s owns the 32 x 32 outputs at (32 (s / (BN / 32)), 32 (s % (BN / 32))) of the tile: 2 x 2
-// accumulator fragments. Per k-step: invocations load 8-weight groups and 4-float X runs into registers
+// accumulator fragments of 16 x 16 (2 x 4 of 16 x 8 when CN = 8). Per k-step: invocations load 8-weight groups
+// and 4-float X runs into registers
 // (the next step's while the current one multiplies), decode / convert them to f16 in shared memory (row-
 // major [row][k], rows padded to BK + 8 halves), then each subgroup loads 2 A fragments (X rows) and 2 B
-// fragments (W rows, read column-major as W^T) per 16 of k and does 4 multiply-adds. Each accumulator goes
+// fragments (W rows, read column-major as W^T) per 16 of k and does 4 (CN 8: 8) multiply-adds. Each accumulator goes
 // through a 16 x 16 shared block of its subgroup to Y (bounds, accumulate flag). Fixed summation order per output (the fragments'
 // k order), independent of the dispatch. Shared memory: (BM + BN) (BK + 8) halves + QN_WG / 2 * 20 floats
 // (64 x 64 x 32: 20 KB; 128 x 128 x 32: 40 KB).
@@ -38,6 +41,7 @@ layout(constant_id = 0) const uint QN_WG = 128;
 layout(constant_id = 1) const uint BM = 64;
 layout(constant_id = 2) const uint BN = 64;
 layout(constant_id = 3) const uint BK = 32;
+layout(constant_id = 4) const uint CN = 16; // fragment width along the outputs: 16 (16x16x16) or 8 (16x8x16)
 #include "pc.h"
 #include "grid.glsl"
 
@@ -71,8 +75,10 @@ void qt_decode(qt_raw r, uint rb, uint e, out vec4 a, out vec4 b) { qn_f16x8(r.a
 #include "qtile.glsl"
 #endif
 
-#define CM16 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
-#define CM32 fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
+#define CMA fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>  // A: 16 tokens x 16 k
+#define CMB fcoopmatNV<16, gl_ScopeSubgroup, 16, CN>  // B: 16 k x CN weight rows
+#define CMC fcoopmatNV<32, gl_ScopeSubgroup, 16, CN>  // C: 16 tokens x CN rows
+const uint NB = 32u / CN;                           // B fragments per subgroup (2 or 4)
 
 const uint SK = BK + 8u;          // halves per shared row (a multiple of 8: 16-byte aligned rows)
 const uint SC = 20u;              // floats per row of a subgroup's 16 x 16 output staging block
@@ -144,31 +150,35 @@ void main()
     uint lid = gl_LocalInvocationIndex;
     uint s = gl_SubgroupID, wm = (s / (BN / 32u)) * 32u, wn = (s % (BN / 32u)) * 32u; // subgroup's 32 x 32
 
-    CM32 acc[4];
-    [[unroll]] for (uint i = 0u; i < 4u; i++) acc[i] = CM32(0.0);
+    CMC acc[8]; // acc[4i + j]: tokens wm + 16i .., rows wn + CN j .. (j < NB)
+    [[unroll]] for (uint i = 0u; i < 8u; i++) acc[i] = CMC(0.0);
     fetch(0u, lid);
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
         store(k0, lid);
         barrier();
         if (k0 + BK < pc.K) fetch(k0 + BK, lid); // in flight during the multiplies below
         for (uint kk = 0u; kk < BK; kk += 16u) {
-            CM16 a0, a1, b0, b1;
+            CMA a0, a1;
             coopMatLoadNV(a0, Xs, wm * SK + kk, SK, false);
             coopMatLoadNV(a1, Xs, (wm + 16u) * SK + kk, SK, false);
-            coopMatLoadNV(b0, Ws, wn * SK + kk, SK, true);
-            coopMatLoadNV(b1, Ws, (wn + 16u) * SK + kk, SK, true);
-            acc[0] = coopMatMulAddNV(a0, b0, acc[0]);
-            acc[1] = coopMatMulAddNV(a0, b1, acc[1]);
-            acc[2] = coopMatMulAddNV(a1, b0, acc[2]);
-            acc[3] = coopMatMulAddNV(a1, b1, acc[3]);
+            [[unroll]] for (uint j = 0u; j < 4u; j++) {
+                if (j >= NB) break; // specialization constant
+                CMB b;
+                coopMatLoadNV(b, Ws, (wn + CN * j) * SK + kk, SK, true);
+                acc[j] = coopMatMulAddNV(a0, b, acc[j]);
+                acc[4u + j] = coopMatMulAddNV(a1, b, acc[4u + j]);
+            }
         }
         barrier();
     }
-    // epilogue: each subgroup passes its 4 fragments, one at a time, through its own 16 x 16 staging block
+    // epilogue: each subgroup passes its fragments, 16 x 16 outputs at a time, through its own staging block
     bool accumulate = (pc.flags & QN_MATMUL_ACCUMULATE) != 0u;
     uint cb = s * 16u * SC, lane = gl_SubgroupInvocationID;
-    [[unroll]] for (uint f = 0u; f < 4u; f++) {
-        coopMatStoreNV(acc[f], Cs, cb, SC, false);
+    [[unroll]] for (uint f = 0u; f < 4u; f++) { // f: token half f >> 1, row half f & 1
+        [[unroll]] for (uint j = 0u; j < 4u; j++) {
+            if (j >= NB / 2u) break;
+            coopMatStoreNV(acc[4u * (f >> 1u) + (f & 1u) * (NB / 2u) + j], Cs, cb + CN * j, SC, false);
+        }
         subgroupMemoryBarrierShared();
         subgroupBarrier();
         uint fm = g_m0 + wm + 16u * (f >> 1u), fn = g_n0 + wn + 16u * (f & 1u);

@@ -35,7 +35,7 @@ enum qn_feat {
     QN_FEAT_MEMORY_MODEL = 1u << 17, /* vulkanMemoryModel */
     QN_FEAT_BDA = 1u << 18,          /* bufferDeviceAddress */
     QN_FEAT_FLOAT_ATOMIC_ADD = 1u << 19, /* VK_EXT_shader_atomic_float shaderBufferFloat32AtomicAdd */
-    QN_FEAT_COOPMAT_NV = 1u << 20,   /* VK_NV_cooperative_matrix with the f16 x f16 + f32 16x16x16 subgroup shape */
+    QN_FEAT_COOPMAT_NV = 1u << 20,   /* VK_NV_cooperative_matrix with an f16 x f16 + f32 16x{16,8}x16 subgroup shape */
     QN_FEAT_UNKNOWN = 1u << 31       /* a capability the generator does not know (never supported) */
 };
 

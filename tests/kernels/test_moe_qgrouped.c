@@ -173,8 +173,9 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
                      .slots_per_pool = spp, .slot_bytes = slot_b, .act_stride = as, .tile_t = tile_t,
                      .max_tiles = QN_MOE_MAX_TILES(T, E, K, tile_t), .tile_groups = c.tile_groups };
     qn_buf *list = qn_h_buffer(h, "list", (size_t)(T * K + T) * 4), *tiles = qn_h_buffer(h, "tiles", (size_t)pc.max_tiles * 16);
-    qn_pipe *gu = cm ? qn_h_pipe(h, k_gu_cm[c.fgu], 128, 32, up_off) : qn_h_pipe(h, k_gu[c.fgu], 256, 16, 32, up_off);
-    qn_pipe *dn = cm ? qn_h_pipe(h, k_dn_cm[c.fdn], 128, 32, 0) : qn_h_pipe(h, k_dn[c.fdn], 256, 16, 32, 0);
+    uint32_t cn = qn_vk_caps(h->v)->coopmat_nv_n; /* the tensor-core fragment width (spec constant CN) */
+    qn_pipe *gu = cm ? qn_h_pipe(h, k_gu_cm[c.fgu], 128, 32, up_off, cn) : qn_h_pipe(h, k_gu[c.fgu], 256, 16, 32, up_off);
+    qn_pipe *dn = cm ? qn_h_pipe(h, k_dn_cm[c.fdn], 128, 32, 0, cn) : qn_h_pipe(h, k_dn[c.fdn], 256, 16, 32, 0);
     uint32_t bn_gu = cm ? 64 : 32, bn_dn = cm ? 128 : 64; /* output rows per workgroup */
     uint32_t G = c.tile_groups ? c.tile_groups : pc.max_tiles;
     qn_pc_moe pd = pc;
@@ -302,9 +303,9 @@ static void bench(struct qn_h *h, int iters)
         pd.slots_per_pool = dspp;
         double flop = 2.0 * T * K * 3.0 * I * H;
         for (int cm = 0; cm <= (has_coopmat(h) ? 1 : 0); cm++) {
-            qn_pipe *gu = cm ? qn_h_pipe(h, QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, 128, 32, up_off)
+            qn_pipe *gu = cm ? qn_h_pipe(h, QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, 128, 32, up_off, qn_vk_caps(h->v)->coopmat_nv_n)
                              : qn_h_pipe(h, QN_K_MOE_Q_GU_GROUPED_Q4_K, 256, 16, 32, up_off);
-            qn_pipe *dn = cm ? qn_h_pipe(h, QN_K_MOE_Q_DN_GROUPED_CM_Q6_K, 128, 32, 0)
+            qn_pipe *dn = cm ? qn_h_pipe(h, QN_K_MOE_Q_DN_GROUPED_CM_Q6_K, 128, 32, 0, qn_vk_caps(h->v)->coopmat_nv_n)
                              : qn_h_pipe(h, QN_K_MOE_Q_DN_GROUPED_Q6_K, 256, 16, 32, 0);
             uint32_t bg = cm ? 64 : 32, bd = cm ? 128 : 64;
             double tg = INFINITY, td = INFINITY;
@@ -337,7 +338,7 @@ int main(int argc, char **argv)
         }
     bool cmv = has_coopmat(&h);
     if (!cmv)
-        printf("SKIP coopmat: device '%s' has no VK_NV_cooperative_matrix with the f16 16x16x16 subgroup shape (or "
+        printf("SKIP coopmat: device '%s' has no VK_NV_cooperative_matrix with an f16 16x16x16 / 16x8x16 subgroup shape (or "
                "subgroups are not 32 wide): the tensor-core variants moe_q_*_grouped_cm_* are NOT tested here\n",
                qn_vk_caps(h.v)->name);
     for (int cm = 0; cm <= (cmv ? 1 : 0); cm++) {

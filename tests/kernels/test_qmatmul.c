@@ -157,7 +157,7 @@ static void cm_case(struct qn_h *h, struct qcase c)
     qn_buf *x = qn_h_input_f32(h, "X", nx, -1, 1, &x_h);
     qn_buf *y = qn_h_input_f32(h, "Y", ny, -2, 2, &y0_h);
     const uint32_t *L = cm_layouts[c.layout];
-    qn_pipe *p = qn_h_pipe(h, cm_k[c.f], L[0], L[1], L[2], L[3]);
+    qn_pipe *p = qn_h_pipe(h, cm_k[c.f], L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n);
     qn_pc_matmul pc = { .M = c.M, .N = c.N, .K = c.K, .ldx = ldx, .ldy = ldy, .x_off = c.x_off, .y_off = c.y_off,
                         .flags = c.acc ? QN_MATMUL_ACCUMULATE : 0 };
     uint64_t groups = (uint64_t)((c.M + L[1] - 1) / L[1]) * ((c.N + L[2] - 1) / L[2]);
@@ -201,7 +201,7 @@ static void cm_tests(struct qn_h *h)
 {
     if (!has_coopmat(h)) {
         const struct qn_caps *c = qn_vk_caps(h->v);
-        printf("SKIP coopmat: device '%s' has no VK_NV_cooperative_matrix with the f16 16x16x16 subgroup shape "
+        printf("SKIP coopmat: device '%s' has no VK_NV_cooperative_matrix with an f16 16x16x16 / 16x8x16 subgroup shape "
                "(or subgroups are not 32 wide: %u): the tensor-core variants qmatmul_cm_* / matmul_cm_* are NOT "
                "tested here\n", c->name, c->subgroup_size);
         return;
@@ -222,8 +222,8 @@ static void cm_tests(struct qn_h *h)
                                    .acc = true, .ldx = 2 * qk * (qk == 8 ? 4 : 1) + 3, .x_off = 3, .ldy = 41,
                                    .y_off = 1 });
     }
-    printf("qmatmul coopmat: worst err / S = %.3g vs the f16-rounded reference, %.3g vs the exact one\n", cm_worst16,
-           cm_worst_exact);
+    printf("qmatmul coopmat (fragments 16x%ux16): worst err / S = %.3g vs the f16-rounded reference, %.3g vs the exact one\n",
+           qn_vk_caps(h->v)->coopmat_nv_n, cm_worst16, cm_worst_exact);
 }
 
 /* ---- --bench: GPU time at the real prefill shapes (for a real GPU; not part of the test) ---- */
@@ -257,7 +257,7 @@ static void bench(struct qn_h *h, int iters)
         printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s\n", "matmul_bf16", M, N, K, ms, flop / ms * 1e-9);
         for (uint32_t l = 0; has_coopmat(h) && l < sizeof cm_layouts / sizeof cm_layouts[0]; l++) {
             const uint32_t *L = cm_layouts[l];
-            qn_pipe *c = qn_h_pipe(h, QN_K_MATMUL_CM_BF16, L[0], L[1], L[2], L[3]);
+            qn_pipe *c = qn_h_pipe(h, QN_K_MATMUL_CM_BF16, L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n);
             uint64_t cg = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
             ms = time_min(h, c, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cg, iters);
             printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u (QNEXT_CM_TILE)\n", "matmul_cm_bf16",
@@ -281,7 +281,7 @@ static void bench(struct qn_h *h, int iters)
                    flop / ms * 1e-9);
             for (uint32_t l = 0; has_coopmat(h) && l < sizeof cm_layouts / sizeof cm_layouts[0]; l++) {
                 const uint32_t *L = cm_layouts[l];
-                qn_pipe *c = qn_h_pipe(h, cm_k[f], L[0], L[1], L[2], L[3]);
+                qn_pipe *c = qn_h_pipe(h, cm_k[f], L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n);
                 uint64_t cg = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
                 ms = time_min(h, c, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cg, iters);
                 printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u (QNEXT_CM_TILE)\n",
