@@ -747,6 +747,7 @@ void qn_fwd_default_tune(struct qn_fwd_tune *t)
 {
     memset(t, 0, sizeof *t);
     t->small_t = 4;
+    t->coopmat = QN_FWD_CM_BLOCKS; /* GGUF block weights on tensor cores where the device has them */
 }
 
 static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const uint32_t *spec)
@@ -789,7 +790,8 @@ static int use_coopmat(const qn_fwd *f, uint32_t spec[5])
                                                                                              : QN_FWD_CM_OFF;
     if (want == QN_FWD_CM_OFF) return false;
     if ((need & ~c->features) || c->subgroup_size != 32 || c->subgroup_min != 32 || c->subgroup_max != 32) {
-        QN_WARN("tensor-core prefill asked for, but '%s' lacks VK_NV_cooperative_matrix with an f16 16x{16,8}x16 shape "
+        if (e) /* asked for explicitly (the default just stays quiet) */
+            QN_WARN("tensor-core prefill asked for, but '%s' lacks VK_NV_cooperative_matrix with an f16 16x{16,8}x16 shape "
                 "(or 32-wide subgroups): the f32-FMA kernels run", c->name);
         return false;
     }
@@ -852,7 +854,12 @@ static int make_pipes(qn_fwd *f)
     static const enum qn_kernel qmm[5] = { QN_K_QMATMUL_Q8_0, QN_K_QMATMUL_Q4_0, QN_K_QMATMUL_Q4_K, QN_K_QMATMUL_Q5_K,
                                            QN_K_QMATMUL_Q6_K };
     uint32_t cmt[5];
-    if ((f->coopmat = use_coopmat(f, cmt))) { /* tensor-core matmuls: WG, BM, BN, BK, CN */
+    f->coopmat = use_coopmat(f, cmt);
+    bool blocks = false; /* any GGUF block weights or experts for the BLOCKS policy to put on tensor cores? */
+    for (int i = 0; i < 5; i++) blocks = blocks || model_uses_q(m, i);
+    for (int l = 0; l < c->num_layers; l++) blocks = blocks || m->L[l].exp_qtype[0] || m->L[l].exp_qtype[2];
+    if (f->coopmat == QN_FWD_CM_BLOCKS && !blocks) f->coopmat = QN_FWD_CM_OFF;
+    if (f->coopmat) { /* tensor-core matmuls: WG, BM, BN, BK, CN */
         static const enum qn_kernel cmm[3] = { QN_K_MATMUL_CM_BF16, QN_K_MATMUL_CM_F16, QN_K_MATMUL_CM_F32 };
         static const enum qn_kernel qcm[5] = { QN_K_QMATMUL_CM_Q8_0, QN_K_QMATMUL_CM_Q4_0, QN_K_QMATMUL_CM_Q4_K,
                                                QN_K_QMATMUL_CM_Q5_K, QN_K_QMATMUL_CM_Q6_K };
@@ -879,7 +886,12 @@ static int make_pipes(qn_fwd *f)
                 if (!rc && m->L[l].exp_qtype[2] && q_index(m->L[l].exp_qtype[2]) == i && !f->moe_qdn_gcm[i])
                     rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], 4, (const uint32_t[]){ 128, 32, 0, cmt[4] });
             }
-        if (rc) { /* a driver that lists the shape but fails the pipeline: the f32-FMA kernels instead */
+        qn_pipe *chk = NULL; /* the pipelines compiled: do they compute? (both tiles) */
+        if (!rc) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, cmt);
+        if (!rc) rc = qn_cm_selfcheck(f->v, chk);
+        if (!rc && two) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, big);
+        if (!rc && two) rc = qn_cm_selfcheck(f->v, chk);
+        if (rc) { /* a driver that lists the shape but fails the pipeline or the check: the f32-FMA kernels */
             QN_WARN("tensor-core matmuls unavailable (%s); prefill uses the f32-FMA kernels", qn_errmsg());
             memset(f->matmul_cm, 0, sizeof f->matmul_cm);
             memset(f->qmatmul_cm, 0, sizeof f->qmatmul_cm);

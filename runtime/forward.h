@@ -40,7 +40,9 @@ struct qn_fwd_tune {
                                qmatmul_cm.comp / moe_qgrouped_cm.comp, f16 operands, f32 sums; ~1e-3 relative
                                error per matmul) instead of the f32-FMA kernels: QN_FWD_CM_OFF, QN_FWD_CM_BLOCKS
                                (GGUF block-format weights and experts only), QN_FWD_CM_ALL (bf16 / f16 / f32 weights
-                               too); env QNEXT_COOPMAT=0 / blocks / 1 overrides. Default QN_FWD_CM_OFF */
+                               too); env QNEXT_COOPMAT=0 / blocks / 1 overrides. Default QN_FWD_CM_BLOCKS
+                               (qn_fwd_default_tune; a zeroed tune is OFF); used only after a self-check
+                               (qn_cm_selfcheck) passes on the device */
     bool no_norm_fuse;      /* keep the separate rmsnorm dispatches in decode (default: folded into the next
                                matvec; also set by QNEXT_NORM_FUSE=0) */
 };
@@ -139,5 +141,9 @@ enum qn_fwd_seg {
     QN_FWD_SEG_HEAD,        /* final norm, lm_head, argmax / top-k / logits */
 };
 int qn_fwd_record_seg(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call, enum qn_fwd_seg seg, int layer);
+
+/* Run the tensor-core matmul pipeline p (a matmul_cm_f32 variant) on a case whose exact result is known
+ * (cm_check.c): 0 if every output matches, else a negative code with a message naming the first wrong one. */
+int qn_cm_selfcheck(qn_vk *v, const qn_pipe *p);
 
 #endif

@@ -3,6 +3,7 @@
  * C reference on the dequantized weights (loader/quant.h): odd and real shapes, several tile layouts,
  * strided/offset X and Y (element-load paths), the accumulate flag.
  *
+ * Also the self-check forward.c runs before using tensor cores (qn_cm_selfcheck), on the FMA kernel.
  * The tensor-core variants (qmatmul_cm_* for the block formats, matmul_cm_bf16/f16/f32; qmatmul_cm.comp:
  * VK_NV_cooperative_matrix, f16 tiles, f32 accumulators) run only where the device has QN_FEAT_COOPMAT_NV and
  * subgroups of 32 (NVIDIA); elsewhere the test prints a SKIP line for them (lavapipe has no cooperative
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward.h"
 #include "harness.h"
 #include "qn_num.h"
 #include "quant.h"
@@ -323,6 +325,14 @@ int main(int argc, char **argv)
                                      .ldx = 2 * qk + 3, .x_off = 3, .ldy = 41, .y_off = 1 });
     }
     printf("qmatmul: worst max err / S = %.3g\n", worst_ratio);
+    /* the self-check forward.c runs before it uses tensor cores (qn_cm_selfcheck), here on the f32-FMA kernel
+     * with the same bindings: its exact case must pass; a kernel reading the f32 weights as bf16 must fail */
+    int rc1 = qn_cm_selfcheck(h.v, qn_h_pipe_default(&h, QN_K_MATMUL_F32));
+    int rc2 = qn_cm_selfcheck(h.v, qn_h_pipe_default(&h, QN_K_MATMUL_BF16));
+    h.checks += 2;
+    h.failures += (rc1 != 0) + (rc2 == 0);
+    printf("%-4s self-check on matmul_f32 passes (rc %d)\n%-4s self-check on a wrong kernel fails (rc %d)\n",
+           rc1 ? "FAIL" : "ok", rc1, rc2 ? "ok" : "FAIL", rc2);
     cm_tests(&h);
     return qn_h_close(&h);
 }
