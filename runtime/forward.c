@@ -517,14 +517,14 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     }
     qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
                                           POOLS(m)),
-                       pc, sizeof *pc, (uint64_t)pc->K * pc->I, r->T);
+                       pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
     barrier(r);
     qn_pc_moe pd = *pc;
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
     pd.slots_per_pool = m->d_slots_per_pool;
     qn_cmd_dispatch_nz(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
                                           QN_BIND(f->sg), wb(&L->shared_down), QN_BIND(f->x), DPOOLS(m)),
-                       &pd, sizeof pd, pc->H, r->T);
+                       &pd, sizeof pd, cdiv(pc->H, qn_pipe_spec(dn, 3)), r->T);
     barrier(r);
 }
 
@@ -914,8 +914,8 @@ static int make_pipes(qn_fwd *f)
             ugu = ugu || (m->L[l].exp_qtype[0] && q_index(m->L[l].exp_qtype[0]) == i);
             udn = udn || (m->L[l].exp_qtype[2] && q_index(m->L[l].exp_qtype[2]) == i);
         }
-        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 64, m->qexp_up_off, 0);
-        if (udn) PIPE(qdn[i], &f->moe_qdn[i], 64, 0, 0);
+        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 256, m->qexp_up_off, 0); /* moe_q.comp's defaults for the rest */
+        if (udn) PIPE(qdn[i], &f->moe_qdn[i], 256, 0, 0);
         /* grouped prefill: the plain grouped kernels' WG, GN, BK (so tile_t agrees with moe_sort's tiles) */
         if (ugu) PIPE(qgug[i], &f->moe_qgu_g[i], 256, 16, 32, m->qexp_up_off);
         if (udn) PIPE(qdng[i], &f->moe_qdn_g[i], 256, 16, 32, 0);

@@ -1,30 +1,59 @@
 #version 450
-// moe_q.comp — routed experts whose slots hold GGUF blocks (gate | up | down as the file stores them, each
-// part in its own ggml type): the decode kernels of moe_gate_up.comp / moe_down.comp for quantized slots.
+// moe_q.comp — decode (small T) routed experts whose slots hold GGUF blocks (gate | up | down as the file
+// stores them, each part in its own ggml type): the per-token kernels of moe_gate_up.comp / moe_down.comp
+// for quantized slots.
 //   QN_MOE_GU: act[t, k, i] = silu(gate_e[i] · x_t) * (up_e[i] · x_t)
 //   QN_MOE_DN: y[t, h] += sum_{k<K} w[t,k] · (down_{e_k}[h] · act[t,k]) + sg[t] · (down_s[h] · act[t,K])
 // with e = ids[t, k] and the slot from the table (moe_w.glsl). Block decoding: common/quant.glsl, one
 // block-type define per variant (QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K): the type of gate and
 // up (GU; they must agree) or of down (DN). down_s (the shared expert's down_proj) is f32 here.
+// QN_SUBGROUP: subgroup teams reduced with subgroupAdd; else the workgroup is one team (qn_wg_sum).
 // Bindings GU: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools
 //          DN: 0 act, 1 ids, 2 table, 3 w f32 [T, K], 4 sg f32 [T], 5 down_s f32 [H, Is], 6 y f32 [T, H],
 //              7..14 pools
-// Push:    qn_pc_moe
-// Spec:    0 QN_WG       workgroup size (default 64)
+// Push:    qn_pc_moe (act_stride a multiple of 4; H, I multiples of the block size)
+// Spec:    0 QN_WG       workgroup size (default 256)
 //          1 QN_UP_OFF   byte offset of the up part in a slot (= gate bytes; a multiple of 16)
 //          2 QN_DN_OFF   byte offset of the down part in a slot (a multiple of 16)
-// Dispatch: GU K · I groups (group g: k = g / I, row i = g % I), DN H groups (row h); times T in z.
-// Layout: one row per workgroup; GU: its invocations stride over the gate and up rows' 32-element units; DN:
-// over the units of the K experts' rows h together (slots looked up once into shared memory); qn_wg_sum.
-// A simple first version (correct for every T: prefill runs it with T in z, re-reading the experts per token).
-// An absent slot (table -1, bad id) gives NaN instead of reading out of bounds.
+//          3 QN_ROWS     GU: rows i per workgroup (default 16); DN: rows h per workgroup (default 16)
+//          4 QN_SGROWS   GU: rows i one team computes together (gate + up: 2x the weight rows; default 2)
+//                        DN: rows h each lane computes, sharing each act run (default 2)
+//          5 QN_UNROLL   GU: units of each row a lane loads before using them (default 2)
+//                        DN: experts whose units a lane loads before using them (default 4)
+//          6 QN_XSH      x staging capacity in vec4 (0: read x through L1): GU the token's x (H / 4 needed;
+//                        default 512), DN its K routed act rows (K * I / 4 needed; default 0)
+// Dispatch: GU K * ceil(I / QN_ROWS) groups (group g: k = g / ceil(I / QN_ROWS), rows block g % ..), DN
+//           ceil(H / QN_ROWS) groups; times T in z (one token per z).
+// Layout: as qmatvec.comp: lanes on consecutive 32-weight units of a row (quant.glsl), x runs from the
+// staged, bank-conflict-free copy (with run sums) or from the buffer. GU: each team (subgroup) takes sets
+// of QN_SGROWS rows i and streams their gate and up rows together (one x run per unit for all 2 QN_SGROWS
+// rows). DN: a team splits into G = lanes / min(lanes, I / 32) groups of lanes, each lane one unit
+// position of QN_SGROWS rows h (rows h0 + j G + group): per unit position it loads QN_UNROLL experts'
+// units of all its rows (all in flight), then accumulates w[t,k] * dot in expert order; the shared
+// expert's f32 row is read in vec4s by the whole team; one subgroupAdd per row. The pool of each expert
+// is uniform, so loads are one uniform switch per expert (QN_POOL_SWITCH) around the batch.
+// Each output is one fixed-order sum that does not depend on slot placement: streaming == resident bit for
+// bit. An absent slot (table -1, bad id) gives NaN instead of reading out of bounds.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 #extension GL_EXT_control_flow_attributes : require
 layout(local_size_x_id = 0) in;
-layout(constant_id = 0) const uint QN_WG = 64;
+#if defined(QN_MOE_GU)
+#define QN_XSH_DEF 512
+#else
+#define QN_XSH_DEF 0
+#endif
+layout(constant_id = 0) const uint QN_WG = 256;
 layout(constant_id = 1) const uint QN_UP_OFF = 0;
 layout(constant_id = 2) const uint QN_DN_OFF = 0;
+layout(constant_id = 3) const uint QN_ROWS = 16;
+layout(constant_id = 4) const uint QN_SGROWS = 2;
+#if defined(QN_MOE_GU)
+layout(constant_id = 5) const uint QN_UNROLL = 2;
+#else
+layout(constant_id = 5) const uint QN_UNROLL = 4;
+#endif
+layout(constant_id = 6) const uint QN_XSH = QN_XSH_DEF;
 #include "pc.h"
 #include "reduce.glsl"
 #include "grid.glsl"
@@ -41,6 +70,7 @@ layout(binding = 0, std430) readonly buffer X4 { vec4 x4[]; }; // act
 layout(binding = 1, std430) readonly buffer Ids { int ids[]; };
 layout(binding = 3, std430) readonly buffer Wt { float w[]; };
 layout(binding = 4, std430) readonly buffer Sg { float sg[]; };
+layout(binding = 5, std430) readonly buffer Ds4 { vec4 down_s4[]; };
 layout(binding = 5, std430) readonly buffer Ds { float down_s[]; };
 layout(binding = 6, std430) buffer Y { float y[]; };
 layout(binding = 0, std430) readonly buffer A1 { float a1[]; };
@@ -51,56 +81,138 @@ layout(binding = 0, std430) readonly buffer A1 { float a1[]; };
 #endif
 #define QN_W_F32 // moe_w.glsl's element helpers are unused here; only its pools and slot table
 #include "moe_w.glsl"
-
-uint qn_cur_pool;
-#if defined(QN_MOE_DN)
-shared int qn_slots[QN_MOE_MAX_K];
-shared bool qn_absent;
-#endif
-#define QN_QW(i) qn_pool1(qn_cur_pool, i)
-#define QN_QW4(i) qn_pool4(qn_cur_pool, i)
 #include "quant.glsl"
 
-// partial dot of this invocation over the units of the row whose first block is at byte `rb` of pool
-// qn_cur_pool, with x starting at float xb (a multiple of 4)
-float row_part(uint rb, uint cols, uint xb)
+shared vec4 qn_xs[QN_XSH + 1u];
+shared float qn_xsum[QN_XSH / 4u + 1u];
+bool qn_xsh;
+#define QN_X4AT(i) x4[xb4 + (i)]
+
+// x run at vec4 s of the staged copy (s counted from the staged start) or of x4 from vec4 xb4
+void qn_xrun(uint s, uint xb4, out vec4 x[4], out float sum)
 {
-    float acc = 0.0;
-    uint nu = cols / 32u;
-    for (uint v = gl_LocalInvocationIndex; v < nu; v += QN_WG) {
-        uint b = v / QN_QUPB, k = v % QN_QUPB, e0, e1;
-        qn_q_xrun(k, e0, e1);
-        uint a = (xb + b * QN_QK + e0) / 4u, c = (xb + b * QN_QK + e1) / 4u;
-        vec4 xa[4] = vec4[4](x4[a], x4[a + 1u], x4[a + 2u], x4[a + 3u]);
-        vec4 xc[4] = vec4[4](x4[c], x4[c + 1u], x4[c + 2u], x4[c + 3u]);
-        float sa = dot(xa[0] + xa[1] + xa[2] + xa[3], vec4(1.0));
-        float sc = dot(xc[0] + xc[1] + xc[2] + xc[3], vec4(1.0));
-        acc += qn_q_dot(qn_q_load(rb + b * QN_QBB, k), k, xa, xc, sa, sc);
+    if (qn_xsh) QN_QX_RUN_S(qn_xs, qn_xsum, s, x, sum)
+    else QN_QX_RUN_G(QN_X4AT, s, x, sum)
+}
+
+// the team of this invocation: a full subgroup, or the whole workgroup (no subgroups / too small a group)
+struct qn_team { uint id, lane, lanes, n; };
+qn_team qn_get_team()
+{
+#ifdef QN_SUBGROUP
+    uint nfull = QN_WG / gl_SubgroupSize;
+    if (nfull > 0u) return qn_team(gl_SubgroupID, gl_SubgroupInvocationID, gl_SubgroupSize, nfull);
+#endif
+    return qn_team(0u, gl_LocalInvocationIndex, QN_WG, 1u);
+}
+// sum of v over the team (qn_wg_sum: every invocation of the workgroup calls it in uniform control flow)
+float qn_team_sum(float v)
+{
+#ifdef QN_SUBGROUP
+    if (QN_WG / gl_SubgroupSize > 0u) return subgroupAdd(v);
+#endif
+    return qn_wg_sum(v);
+}
+bool qn_team_leader(qn_team tm)
+{
+#ifdef QN_SUBGROUP
+    if (QN_WG / gl_SubgroupSize > 0u) return subgroupElect();
+#endif
+    return tm.lane == 0u;
+}
+
+#if defined(QN_MOE_GU)
+float acc_g[QN_SGROWS], acc_u[QN_SGROWS];
+
+// loads of QN_UNROLL units (v + u * step, clamped) of the set's gate and up rows from pool arrays P4 / P1
+#define QN_GU_LOADS(P4, P1)                                                                       \
+    [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {                                            \
+        uint vv = min(v + u * step, nu - 1u), bo = vv / QN_QUPB * QN_QBB;                          \
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {                                        \
+            rg[u * QN_SGROWS + j] = QN_Q_LOAD(P4, P1, gb[j] + bo, vv % QN_QUPB);                  \
+            ru[u * QN_SGROWS + j] = QN_Q_LOAD(P4, P1, gb[j] + QN_UP_OFF + bo, vv % QN_QUPB);      \
+        }                                                                                         \
     }
-    return acc;
+
+// this lane's share of the set's rows (first weight byte of each gate row: gb[j])
+void gu_set(uint p, uint gb[QN_SGROWS], uint lane, uint step, uint xb4)
+{
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) acc_g[j] = acc_u[j] = 0.0;
+    uint nu = pc.H / 32u;
+    for (uint v = lane; v < nu; v += QN_UNROLL * step) {
+        qn_qu rg[QN_UNROLL * QN_SGROWS], ru[QN_UNROLL * QN_SGROWS];
+        QN_POOL_SWITCH(p, QN_GU_LOADS)
+        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {
+            uint vv = v + u * step;
+            if (vv < nu) {
+                uint b = vv / QN_QUPB, k = vv % QN_QUPB, e0, e1;
+                qn_q_xrun(k, e0, e1);
+                vec4 xa[4], xb[4];
+                float sa, sb;
+                qn_xrun((b * QN_QK + e0) / 4u, xb4, xa, sa);
+                qn_xrun((b * QN_QK + e1) / 4u, xb4, xb, sb);
+                [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
+                    acc_g[j] += qn_q_dot(rg[u * QN_SGROWS + j], k, xa, xb, sa, sb);
+                    acc_u[j] += qn_q_dot(ru[u * QN_SGROWS + j], k, xa, xb, sa, sb);
+                }
+            }
+        }
+    }
 }
 
 void main()
 {
-    uint g = qn_group_id(), t = gl_WorkGroupID.z;
-#if defined(QN_MOE_GU)
-    if (g >= pc.K * pc.I) return;
-    uint k = g / pc.I, i = g % pc.I, nb = pc.H / QN_QK;
+    uint nblk = (pc.I + QN_ROWS - 1u) / QN_ROWS;
+    uint g = qn_group_id(), k = g / nblk, i0 = (g % nblk) * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
+    if (k >= pc.K) return; // uniform over the workgroup
+    uint ab = (t * (pc.K + 1u) + k) * pc.act_stride, xb4 = t * pc.H / 4u;
     int s = qn_moe_slot(ids[t * pc.K + k]);
-    float gs = 0.0, us = 0.0;
-    if (s >= 0) {
-        qn_cur_pool = qn_slot_pool(s);
-        uint sb = qn_slot_byte(s);
-        gs = row_part(sb + i * nb * QN_QBB, pc.H, t * pc.H);
-        us = row_part(sb + QN_UP_OFF + i * nb * QN_QBB, pc.H, t * pc.H);
+    if (s < 0) { // uniform
+        for (uint r = lid; r < QN_ROWS; r += QN_WG)
+            if (i0 + r < pc.I) act[ab + i0 + r] = uintBitsToFloat(0x7fc00000u);
+        return;
     }
-    gs = qn_wg_sum(gs);
-    us = qn_wg_sum(us);
-    uint ab = (t * (pc.K + 1u) + k) * pc.act_stride;
-    if (gl_LocalInvocationIndex == 0u) act[ab + i] = s >= 0 ? qn_silu(gs) * us : uintBitsToFloat(0x7fc00000u);
-#else
-    if (g >= pc.H) return;
-    uint h = g, nb = pc.I / QN_QK, nu = pc.I / 32u, lid = gl_LocalInvocationIndex;
+    qn_xsh = QN_XSH > 0u && pc.H <= 4u * QN_XSH;
+    if (qn_xsh) {
+        QN_QX_STAGE(qn_xs, qn_xsum, QN_X4AT, lid, pc.H / 16u, QN_WG)
+        barrier();
+        xb4 = 0u;
+    }
+    uint p = qn_slot_pool(s), sb = qn_slot_byte(s), rowb = pc.H / QN_QK * QN_QBB;
+    qn_team tm = qn_get_team();
+    const uint sets = (QN_ROWS + QN_SGROWS - 1u) / QN_SGROWS;
+    // teams past the last set redo it without storing (no team leaves early: lavapipe's subgroup reductions
+    // went wrong when some subgroups of the workgroup had exited)
+    for (uint st0 = tm.id; st0 < max(sets, tm.n) && tm.id < tm.n; st0 += tm.n) {
+        uint st = min(st0, sets - 1u);
+        bool store = st0 < sets && qn_team_leader(tm);
+        uint gb[QN_SGROWS];
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) gb[j] = sb + min(i0 + st * QN_SGROWS + j, pc.I - 1u) * rowb;
+        gu_set(p, gb, tm.lane, tm.lanes, xb4);
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
+            float gs = qn_team_sum(acc_g[j]), us = qn_team_sum(acc_u[j]);
+            uint r = st * QN_SGROWS + j;
+            if (store && r < QN_ROWS && i0 + r < pc.I) act[ab + i0 + r] = qn_silu(gs) * us;
+        }
+    }
+}
+
+#else // QN_MOE_DN
+
+shared int qn_slots[QN_MOE_MAX_K];
+shared bool qn_absent;
+float acc[QN_SGROWS];
+
+// loads of unit position u of the set's rows (first weight byte of row j of expert k: dbase + j G rowb)
+// for QN_UNROLL experts kk = k0 + e (clamped), each a uniform switch over its pool
+#define QN_DN_LOADS(P4, P1)                                                                       \
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)                                              \
+        raw[e * QN_SGROWS + j] = QN_Q_LOAD(P4, P1, rb[j] + bo, u % QN_QUPB);
+
+void main()
+{
+    uint g = qn_group_id(), h0 = g * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
+    if (h0 >= pc.H) return; // uniform
     if (lid == 0u) {
         qn_absent = pc.K > QN_MOE_MAX_K;
         for (uint k = 0u; k < pc.K && !qn_absent; k++) {
@@ -109,29 +221,87 @@ void main()
             qn_slots[k] = s;
         }
     }
-    barrier();
-    bool absent = qn_absent;
-    float acc = 0.0;
-    // the K rows' units spread over the workgroup: unit v of expert k = v / nu
-    for (uint v = lid; v < pc.K * nu && !absent; v += QN_WG) {
-        uint k = v / nu, u = v % nu, b = u / QN_QUPB, kk = u % QN_QUPB, e0, e1;
-        int s = qn_slots[k];
-        qn_cur_pool = qn_slot_pool(s);
-        uint xb = (t * (pc.K + 1u) + k) * pc.act_stride;
-        qn_q_xrun(kk, e0, e1);
-        uint a = (xb + b * QN_QK + e0) / 4u, c = (xb + b * QN_QK + e1) / 4u;
-        vec4 xa[4] = vec4[4](x4[a], x4[a + 1u], x4[a + 2u], x4[a + 3u]);
-        vec4 xc[4] = vec4[4](x4[c], x4[c + 1u], x4[c + 2u], x4[c + 3u]);
-        float sa = dot(xa[0] + xa[1] + xa[2] + xa[3], vec4(1.0));
-        float sc = dot(xc[0] + xc[1] + xc[2] + xc[3], vec4(1.0));
-        uint rb = qn_slot_byte(s) + QN_DN_OFF + h * nb * QN_QBB;
-        acc += w[t * pc.K + k] * qn_q_dot(qn_q_load(rb + b * QN_QBB, kk), kk, xa, xc, sa, sc);
+    uint xb4 = t * (pc.K + 1u) * pc.act_stride / 4u, nu = pc.I / 32u, xrow4 = pc.act_stride / 4u;
+    qn_xsh = QN_XSH > 0u && pc.K * pc.I <= 4u * QN_XSH;
+    if (qn_xsh) { // act rows k < K of token t, packed at vec4 k * I / 4
+        for (uint r = lid; r < pc.K * (pc.I / 16u); r += QN_WG) {
+            uint k = r / (pc.I / 16u), q = r % (pc.I / 16u), src = xb4 + k * xrow4 + 4u * q, s = qn_qxs_slot(4u * r);
+            vec4 a = x4[src], b = x4[src + 1u], c = x4[src + 2u], d = x4[src + 3u];
+            qn_xs[s] = a, qn_xs[s ^ 1u] = b, qn_xs[s ^ 2u] = c, qn_xs[s ^ 3u] = d;
+            qn_xsum[r] = dot((a + b) + (c + d), vec4(1.0));
+        }
+        xb4 = 0u, xrow4 = pc.I / 4u;
     }
-    float ps = 0.0;
-    uint sa = (t * (pc.K + 1u) + pc.K) * pc.act_stride;
-    for (uint j = gl_LocalInvocationIndex; j < pc.Is; j += QN_WG) ps += down_s[h * pc.Is + j] * a1[sa + j];
-    acc += sg[t] * ps;
-    acc = qn_wg_sum(acc);
-    if (gl_LocalInvocationIndex == 0u) y[t * pc.H + h] = absent ? uintBitsToFloat(0x7fc00000u) : y[t * pc.H + h] + acc;
-#endif
+    barrier();
+    if (qn_absent) { // uniform
+        for (uint r = lid; r < QN_ROWS; r += QN_WG)
+            if (h0 + r < pc.H) y[t * pc.H + h0 + r] = uintBitsToFloat(0x7fc00000u);
+        return;
+    }
+    qn_team tm = qn_get_team();
+    uint lpr = min(tm.lanes, nu), G = tm.lanes / lpr, grp = tm.lane / lpr, ul = tm.lane % lpr;
+    uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
+    uint rowb = nu / QN_QUPB * QN_QBB, sa4 = (t * (pc.K + 1u) + pc.K) * pc.act_stride;
+    bool vec_s = pc.Is % 4u == 0u && pc.act_stride % 4u == 0u;
+    // teams past the last set redo it without storing (no team leaves early: lavapipe's subgroup reductions
+    // went wrong when some subgroups of the workgroup had exited)
+    for (uint st0 = tm.id; st0 < max(sets, tm.n) && tm.id < tm.n; st0 += tm.n) {
+        uint st = min(st0, sets - 1u);
+        bool store = st0 < sets && qn_team_leader(tm);
+        uint hb = h0 + st * rows_set + grp; // this lane's rows: hb + j G
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) acc[j] = 0.0;
+        for (uint u = ul; u < nu && grp < G; u += lpr) {
+            uint b = u / QN_QUPB, kq = u % QN_QUPB, e0, e1, bo = b * QN_QBB;
+            qn_q_xrun(kq, e0, e1);
+            for (uint k0 = 0u; k0 < pc.K; k0 += QN_UNROLL) {
+                qn_qu raw[QN_UNROLL * QN_SGROWS];
+                [[unroll]] for (uint e = 0u; e < QN_UNROLL; e++) {
+                    int s = qn_slots[min(k0 + e, pc.K - 1u)];
+                    uint rb[QN_SGROWS];
+                    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)
+                        rb[j] = qn_slot_byte(s) + QN_DN_OFF + min(hb + j * G, pc.H - 1u) * rowb;
+                    QN_POOL_SWITCH(qn_slot_pool(s), QN_DN_LOADS)
+                }
+                [[unroll]] for (uint e = 0u; e < QN_UNROLL; e++) {
+                    uint k = k0 + e;
+                    if (k < pc.K) {
+                        vec4 xa[4], xb[4];
+                        float sa, sb;
+                        uint xk = xb4 + k * xrow4 + b * QN_QK / 4u;
+                        qn_xrun(xk + e0 / 4u, 0u, xa, sa);
+                        qn_xrun(xk + e1 / 4u, 0u, xb, sb);
+                        float wk = w[t * pc.K + k];
+                        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)
+                            acc[j] += wk * qn_q_dot(raw[e * QN_SGROWS + j], kq, xa, xb, sa, sb);
+                    }
+                }
+            }
+        }
+        // the shared expert's f32 rows: each lane group its own rows, lanes on consecutive vec4s
+        float ps[QN_SGROWS];
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) ps[j] = 0.0;
+        if (grp < G) {
+            uint hr[QN_SGROWS];
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) hr[j] = min(hb + j * G, pc.H - 1u);
+            if (vec_s)
+                for (uint c = ul; c < pc.Is / 4u; c += lpr) {
+                    vec4 a = x4[sa4 / 4u + c];
+                    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) ps[j] += dot(down_s4[hr[j] * (pc.Is / 4u) + c], a);
+                }
+            else
+                for (uint c = ul; c < pc.Is; c += lpr) {
+                    float a = a1[sa4 + c];
+                    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) ps[j] += down_s[hr[j] * pc.Is + c] * a;
+                }
+        }
+        // one team sum per row of the set: lanes add their value for the rows that are theirs
+        for (uint r = 0u; r < rows_set; r++) {
+            float v = 0.0;
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) v += r == j * G + grp ? acc[j] + sg[t] * ps[j] : 0.0;
+            v = qn_team_sum(v);
+            uint h = h0 + st * rows_set + r;
+            if (store && st * rows_set + r < QN_ROWS && h < pc.H) y[t * pc.H + h] += v;
+        }
+    }
 }
+#endif

@@ -50,8 +50,6 @@ layout(push_constant) uniform PC { qn_pc_matvec pc; };
 #endif
 layout(binding = 0, std430) readonly buffer W4 { uvec4 w4[]; };
 layout(binding = 0, std430) readonly buffer W1 { uint w1[]; };
-#define QN_QW(i) w1[i]
-#define QN_QW4(i) w4[i]
 #include "quant.glsl"
 
 // staging of x into qn_xs (mv_sched.glsl calls it for a staged workgroup, then barrier())
@@ -71,27 +69,13 @@ shared float qn_qxsum[QN_XSH / 4u + 1u]; // sum of each 16-float run of the stag
 void qn_qmv_stage(uint xb)
 {
     uint xb4 = xb / 4u;
-    for (uint r = gl_LocalInvocationIndex; r < pc.cols / 16u; r += QN_WG) {
-        vec4 a = QN_QMV_X4(xb4, 4u * r), b = QN_QMV_X4(xb4, 4u * r + 1u);
-        vec4 c = QN_QMV_X4(xb4, 4u * r + 2u), d = QN_QMV_X4(xb4, 4u * r + 3u);
-        uint s = qn_qxs_slot(4u * r);
-        qn_xs[s] = a, qn_xs[s ^ 1u] = b, qn_xs[s ^ 2u] = c, qn_xs[s ^ 3u] = d;
-        qn_qxsum[r] = dot((a + b) + (c + d), vec4(1.0));
-    }
+#define QN_QMV_XT(i) QN_QMV_X4(xb4, i)
+    QN_QX_STAGE(qn_xs, qn_qxsum, QN_QMV_XT, gl_LocalInvocationIndex, pc.cols / 16u, QN_WG)
 }
 
 // x run of 16 floats at vec4 s (a multiple of 4) and its sum, from the staged copy or the buffer
-void qn_qmv_xrun_s(uint s, uint xb4, out vec4 x[4], out float sum)
-{
-    uint p = qn_qxs_slot(s);
-    x = vec4[4](qn_xs[p], qn_xs[p ^ 1u], qn_xs[p ^ 2u], qn_xs[p ^ 3u]);
-    sum = qn_qxsum[s >> 2u];
-}
-void qn_qmv_xrun_g(uint s, uint xb4, out vec4 x[4], out float sum)
-{
-    x = vec4[4](QN_QMV_X4(xb4, s), QN_QMV_X4(xb4, s + 1u), QN_QMV_X4(xb4, s + 2u), QN_QMV_X4(xb4, s + 3u));
-    sum = dot((x[0] + x[1]) + (x[2] + x[3]), vec4(1.0));
-}
+void qn_qmv_xrun_s(uint s, uint xb4, out vec4 x[4], out float sum) QN_QX_RUN_S(qn_xs, qn_qxsum, s, x, sum)
+void qn_qmv_xrun_g(uint s, uint xb4, out vec4 x[4], out float sum) QN_QX_RUN_G(QN_QMV_XT, s, x, sum)
 
 // acc[j] += unit v of row j, RAW(j) its loaded data, x runs read through XRUN
 #define QN_QMV_UNIT(XRUN, RAW, v)                                                                 \
@@ -115,7 +99,7 @@ void NAME(uint rowb[QN_SGROWS], uint v, uint step, uint nu, uint xb4)           
         [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {                                        \
             uint vv = v + u * step < nu ? v + u * step : v;                                       \
             [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)                                      \
-                raw[u * QN_SGROWS + j] = qn_q_load((rowb[j] + vv / QN_QUPB) * QN_QBB, vv % QN_QUPB); \
+                raw[u * QN_SGROWS + j] = QN_Q_LOAD(w4, w1, (rowb[j] + vv / QN_QUPB) * QN_QBB, vv % QN_QUPB); \
         }                                                                                         \
         [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++)                                          \
             if (v + u * step < nu) QN_QMV_UNIT(XRUN, raw[u * QN_SGROWS + j], v + u * step)        \

@@ -1,17 +1,16 @@
 // quant.glsl — ggml block formats (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) decoded for dot products with f32 x.
 // Layouts and value formulas: loader/quant.h / quant.c (the C reference these must match).
 //
-// The includer defines, before including, how to read the weight buffer:
-//     QN_QW(i)    uint  word i   (bytes 4i .. 4i+3)
-//     QN_QW4(i)   uvec4 i        (bytes 16i .. 16i+15; Q4_K and Q5_K; optional: else 4 QN_QW reads)
-// so kernels with other buffers (e.g. the MoE expert slots) can reuse it. The buffer's readable range
-// must be rounded up to a multiple of 4 bytes (the last block's f16 may share a word with padding).
+// Loads are macros over the weight arrays, so one kernel can read several bindings (the MoE expert pools)
+// with the same code: P4 names a uvec4[] and P1 a uint[] view of the same buffer (bytes 16i.. / 4i..).
+// The buffer's readable range must be rounded up to a multiple of 4 bytes (the last block's f16 may share
+// a word with padding).
 //
 // Unit model (same for every format): a "unit" is 32 elements of one block, made of two runs of 16
 // consecutive elements starting at block elements e0 and e1 (qn_q*_xrun). A block of QK elements has
 // UPB = QK / 32 units, so a row of `cols` elements has cols / 32 units. Per format:
 //     qn_<f>_u    raw unit data (struct)
-//     qn_<f>_load(boff, k) -> qn_<f>_u    unit k of the block at byte offset boff of the buffer
+//     QN_<F>_LOAD(P4, P1, boff, k) -> qn_<f>_u    unit k of the block at byte offset boff of the buffer
 //     qn_<f>_dot(u, k, xa[4], xb[4], sa, sb) -> float   sum over the unit of dequant(w) * x, where xa / xb
 //                        are the x values of the runs at e0 / e1 (4 vec4 each) and sa / sb their sums
 //     qn_<f>_xrun(k, e0, e1)
@@ -22,7 +21,7 @@
 // Block byte offsets: multiples of 16 for Q4_K (144 B) and Q5_K (176 B), even for Q8_0 (34 B), Q4_0 (18 B)
 // and Q6_K (210 B), i.e. what row-major [rows, cols / QK] blocks from a 16-byte-aligned start give.
 // Defining one of QN_Q8_0, QN_Q4_0, QN_Q4_K, QN_Q5_K, QN_Q6_K also maps the generic names qn_qu,
-// qn_q_load, qn_q_dot, qn_q_xrun and the constants QN_QK (elements per block), QN_QBB (bytes per block),
+// QN_Q_LOAD, qn_q_dot, qn_q_xrun and the constants QN_QK (elements per block), QN_QBB (bytes per block),
 // QN_QUPB (units per block) to that format.
 //
 // Arithmetic: quants become floats through the exponent trick (0x4B000000 | q is the float 2^23 + q,
@@ -34,15 +33,33 @@
 #ifndef QN_QUANT_GLSL
 #define QN_QUANT_GLSL
 
-#ifndef QN_QW4
-#define QN_QW4(i) uvec4(QN_QW(4u * (i)), QN_QW(4u * (i) + 1u), QN_QW(4u * (i) + 2u), QN_QW(4u * (i) + 3u))
-#endif
-
 // Shared-memory slot of x vec4 s (x staged as vec4s): s XOR a Gray code of s / 8 in its low 3 bits, a
 // permutation within each aligned group of 8 vec4s. The 8 lanes of one block's units (K-quants) or of 8
 // consecutive 32-element blocks (Q8_0 / Q4_0) then read 8 distinct 16-byte bank groups per load. Slot of
 // s + i (i < 4, s a multiple of 4) = slot(s) ^ i.
 uint qn_qxs_slot(uint s) { return s ^ (((s >> 3u) ^ (s >> 4u)) & 7u); }
+// Staging x into that layout: runs r = first, first + stride, ... < n16 of 16 floats; X4AT(i) = vec4 i of the
+// source; XS = the shared vec4 array, XSUM = a shared float array that gets each run's sum. The reader:
+// QN_QX_RUN_S(XS, XSUM, s, x, sum) sets x[4] / sum to the run at vec4 s (a multiple of 4).
+#define QN_QX_STAGE(XS, XSUM, X4AT, first, n16, stride)                                          \
+    for (uint r_ = (first); r_ < (n16); r_ += (stride)) {                                         \
+        vec4 a_ = X4AT(4u * r_), b_ = X4AT(4u * r_ + 1u), c_ = X4AT(4u * r_ + 2u), d_ = X4AT(4u * r_ + 3u); \
+        uint s_ = qn_qxs_slot(4u * r_);                                                           \
+        XS[s_] = a_, XS[s_ ^ 1u] = b_, XS[s_ ^ 2u] = c_, XS[s_ ^ 3u] = d_;                         \
+        XSUM[r_] = dot((a_ + b_) + (c_ + d_), vec4(1.0));                                         \
+    }
+#define QN_QX_RUN_S(XS, XSUM, s, x, sum)                                                          \
+    {                                                                                             \
+        uint p_ = qn_qxs_slot(s);                                                                 \
+        x = vec4[4](XS[p_], XS[p_ ^ 1u], XS[p_ ^ 2u], XS[p_ ^ 3u]);                               \
+        sum = XSUM[(s) >> 2u];                                                                    \
+    }
+// the same run from a vec4 source directly (unstaged), summed here
+#define QN_QX_RUN_G(X4AT, s, x, sum)                                                              \
+    {                                                                                             \
+        x = vec4[4](X4AT(s), X4AT((s) + 1u), X4AT((s) + 2u), X4AT((s) + 3u));                     \
+        sum = dot((x[0] + x[1]) + (x[2] + x[3]), vec4(1.0));                                      \
+    }
 
 // sum over the 16 bytes of v (byte i of v[t] pairs with x[t][i]) of byte * x. Odd bytes are converted in
 // place, as 256 * byte (2^23 + 256 b is exact too), and their sum is scaled by 1/256 once: one mask-or
@@ -60,25 +77,23 @@ float qn_qdot4(uvec4 v, vec4 x[4])
     float e = qn_qdot1(v.x, x[0], o) + qn_qdot1(v.y, x[1], o) + qn_qdot1(v.z, x[2], o) + qn_qdot1(v.w, x[3], o);
     return e + o * (1.0 / 256.0);
 }
-// byte / f16 / 16 bytes at a byte offset (the f16 and the 16 bytes at an even offset). qn_qld16 reads the
-// 4 words from boff / 4 and a fifth only when boff is not 4-aligned (never past the 16 bytes' last word).
-uint qn_qbyte(uint boff) { return (QN_QW(boff >> 2u) >> ((boff & 3u) * 8u)) & 0xffu; }
-float qn_qf16(uint boff) { return unpackHalf2x16(QN_QW(boff >> 2u) >> ((boff & 2u) * 8u)).x; }
-uvec4 qn_qld16(uint boff)
+// byte / f16 / 16 bytes at a byte offset of P1 (the f16 and the 16 bytes at an even offset). QN_QLD16 reads
+// the 4 words from boff / 4 and a fifth only when boff is not 4-aligned (never past the 16 bytes' last word).
+#define QN_QBYTE(P1, boff) ((P1[(boff) >> 2u] >> (((boff) & 3u) * 8u)) & 0xffu)
+#define QN_QF16(P1, boff) unpackHalf2x16(P1[(boff) >> 2u] >> (((boff) & 2u) * 8u)).x
+#define QN_QLD16(P1, boff)                                                                        \
+    qn_qsel16(P1[(boff) >> 2u], P1[((boff) >> 2u) + 1u], P1[((boff) >> 2u) + 2u], P1[((boff) >> 2u) + 3u], \
+              P1[((boff) >> 2u) + 3u + (((boff) >> 1u) & 1u)], ((boff) >> 1u) & 1u)
+uvec4 qn_qsel16(uint a, uint b, uint c, uint d, uint e, uint m)
 {
-    uint i = boff >> 2u, m = (boff >> 1u) & 1u;
-    uvec4 v = uvec4(QN_QW(i), QN_QW(i + 1u), QN_QW(i + 2u), QN_QW(i + 3u));
-    uint e = QN_QW(i + 3u + m);
-    uvec4 f = (v >> 16u) | (uvec4(v.yzw, e) << 16u);
+    uvec4 v = uvec4(a, b, c, d);
+    uvec4 f = (v >> 16u) | (uvec4(b, c, d, e) << 16u);
     return m != 0u ? f : v;
 }
 
 // ---- Q8_0: 34 B / 32: f16 d, int8 qs[32]; w = d * q. One unit per block (runs 0 and 16).
 struct qn_q8_0_u { float d; uvec4 a, b; };
-qn_q8_0_u qn_q8_0_load(uint boff, uint k)
-{
-    return qn_q8_0_u(qn_qf16(boff), qn_qld16(boff + 2u), qn_qld16(boff + 18u));
-}
+#define QN_Q8_0_LOAD(P4, P1, boff, k) qn_q8_0_u(QN_QF16(P1, boff), QN_QLD16(P1, (boff) + 2u), QN_QLD16(P1, (boff) + 18u))
 void qn_q8_0_xrun(uint k, out uint e0, out uint e1) { e0 = 0u; e1 = 16u; }
 float qn_q8_0_dot(qn_q8_0_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float sb)
 {
@@ -89,7 +104,7 @@ float qn_q8_0_dot(qn_q8_0_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float s
 
 // ---- Q4_0: 18 B / 32: f16 d, qs[16]: element i low nibble of qs[i], element i + 16 high; w = d (q - 8).
 struct qn_q4_0_u { float d; uvec4 q; };
-qn_q4_0_u qn_q4_0_load(uint boff, uint k) { return qn_q4_0_u(qn_qf16(boff), qn_qld16(boff + 2u)); }
+#define QN_Q4_0_LOAD(P4, P1, boff, k) qn_q4_0_u(QN_QF16(P1, boff), QN_QLD16(P1, (boff) + 2u))
 void qn_q4_0_xrun(uint k, out uint e0, out uint e1) { e0 = 0u; e1 = 16u; }
 float qn_q4_0_dot(qn_q4_0_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float sb)
 {
@@ -124,7 +139,7 @@ float qn_qk_dot(uvec4 h, uint k, uvec4 qa, uvec4 qb, vec4 xa[4], vec4 xb[4], flo
 }
 
 struct qn_q4_k_u { uvec4 h, q; };
-qn_q4_k_u qn_q4_k_load(uint boff, uint k) { uint b = boff >> 4u; return qn_q4_k_u(QN_QW4(b), QN_QW4(b + 1u + k)); }
+#define QN_Q4_K_LOAD(P4, P1, boff, k) qn_q4_k_u(P4[(boff) >> 4u], P4[((boff) >> 4u) + 1u + (k)])
 void qn_q4_k_xrun(uint k, out uint e0, out uint e1) { qn_qk_xrun(k, e0, e1); }
 float qn_q4_k_dot(qn_q4_k_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float sb)
 {
@@ -135,11 +150,8 @@ float qn_q4_k_dot(qn_q4_k_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float s
 // Q5_K: 176 B: header uvec4, qh[32] (uvec4 1-2), qs[128] (uvec4 3-10); bit 2c of qh[l] is the 5th bit of
 // element 64c + l, bit 2c + 1 that of 64c + 32 + l.
 struct qn_q5_k_u { uvec4 h, qh, q; };
-qn_q5_k_u qn_q5_k_load(uint boff, uint k)
-{
-    uint b = boff >> 4u;
-    return qn_q5_k_u(QN_QW4(b), QN_QW4(b + 1u + (k & 1u)), QN_QW4(b + 3u + k));
-}
+#define QN_Q5_K_LOAD(P4, P1, boff, k) \
+    qn_q5_k_u(P4[(boff) >> 4u], P4[((boff) >> 4u) + 1u + ((k) & 1u)], P4[((boff) >> 4u) + 3u + (k)])
 void qn_q5_k_xrun(uint k, out uint e0, out uint e1) { qn_qk_xrun(k, e0, e1); }
 float qn_q5_k_dot(qn_q5_k_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float sb)
 {
@@ -156,14 +168,16 @@ float qn_q5_k_dot(qn_q5_k_u u, uint k, vec4 xa[4], vec4 xb[4], float sa, float s
 // Unit u (< 8) = (h = u / 4, kk = (u / 2) % 2, lh = u % 2): ql bytes [16u, +16) (l in [16 lh, +16)):
 // low nibbles are k = kk (run e0 = 128h + 32kk + 16lh), high nibbles k = kk + 2 (run e1 = e0 + 64).
 struct qn_q6_k_u { uvec4 ql, qh; float da, db; };
-qn_q6_k_u qn_q6_k_load(uint boff, uint u)
+// scale index of unit u's low-nibble run (+4: its high-nibble run)
+uint qn_q6_si(uint u) { return 8u * (u >> 2u) + 2u * ((u >> 1u) & 1u) + (u & 1u); }
+qn_q6_k_u qn_q6_k_make(uvec4 ql, uvec4 qh, float d, uint sa, uint sb)
 {
-    uint h = u >> 2u, lh = u & 1u, si = 8u * h + 2u * ((u >> 1u) & 1u) + lh;
-    float d = qn_qf16(boff + 208u);
-    int sa = int(qn_qbyte(boff + 192u + si) << 24u) >> 24, sb = int(qn_qbyte(boff + 196u + si) << 24u) >> 24;
-    return qn_q6_k_u(qn_qld16(boff + 16u * u), qn_qld16(boff + 128u + 32u * h + 16u * lh), d * float(sa),
-                     d * float(sb));
+    return qn_q6_k_u(ql, qh, d * float(int(sa << 24u) >> 24), d * float(int(sb << 24u) >> 24));
 }
+#define QN_Q6_K_LOAD(P4, P1, boff, u)                                                             \
+    qn_q6_k_make(QN_QLD16(P1, (boff) + 16u * (u)), QN_QLD16(P1, (boff) + 128u + 32u * ((u) >> 2u) + 16u * ((u) & 1u)), \
+                 QN_QF16(P1, (boff) + 208u), QN_QBYTE(P1, (boff) + 192u + qn_q6_si(u)),                \
+                 QN_QBYTE(P1, (boff) + 196u + qn_q6_si(u)))
 void qn_q6_k_xrun(uint u, out uint e0, out uint e1)
 {
     e0 = 128u * (u >> 2u) + 32u * ((u >> 1u) & 1u) + 16u * (u & 1u);
@@ -183,35 +197,35 @@ float qn_q6_k_dot(qn_q6_k_u w, uint u, vec4 xa[4], vec4 xb[4], float sa, float s
 #define QN_QK 32u
 #define QN_QBB 34u
 #define qn_qu qn_q8_0_u
-#define qn_q_load qn_q8_0_load
+#define QN_Q_LOAD QN_Q8_0_LOAD
 #define qn_q_dot qn_q8_0_dot
 #define qn_q_xrun qn_q8_0_xrun
 #elif defined(QN_Q4_0)
 #define QN_QK 32u
 #define QN_QBB 18u
 #define qn_qu qn_q4_0_u
-#define qn_q_load qn_q4_0_load
+#define QN_Q_LOAD QN_Q4_0_LOAD
 #define qn_q_dot qn_q4_0_dot
 #define qn_q_xrun qn_q4_0_xrun
 #elif defined(QN_Q4_K)
 #define QN_QK 256u
 #define QN_QBB 144u
 #define qn_qu qn_q4_k_u
-#define qn_q_load qn_q4_k_load
+#define QN_Q_LOAD QN_Q4_K_LOAD
 #define qn_q_dot qn_q4_k_dot
 #define qn_q_xrun qn_q4_k_xrun
 #elif defined(QN_Q5_K)
 #define QN_QK 256u
 #define QN_QBB 176u
 #define qn_qu qn_q5_k_u
-#define qn_q_load qn_q5_k_load
+#define QN_Q_LOAD QN_Q5_K_LOAD
 #define qn_q_dot qn_q5_k_dot
 #define qn_q_xrun qn_q5_k_xrun
 #elif defined(QN_Q6_K)
 #define QN_QK 256u
 #define QN_QBB 210u
 #define qn_qu qn_q6_k_u
-#define qn_q_load qn_q6_k_load
+#define QN_Q_LOAD QN_Q6_K_LOAD
 #define qn_q_dot qn_q6_k_dot
 #define qn_q_xrun qn_q6_k_xrun
 #endif
