@@ -683,15 +683,30 @@ static int alloc_pipeline(struct qn_mst *s)
     return rc;
 }
 
+/* Zero buffer b: in place on UMA, else in the open transfer batch (so the slot copies and every EXPERTS
+ * segment, which waits for tx >= its slots' values >= this batch's, are ordered after it on the GPU). */
+static int zero(struct qn_mst *s, qn_buf *b)
+{
+    if (s->direct) return qn_buf_fill(s->v, b, 0, b->size, 0);
+    if (!s->xopen) {
+        int rc = qn_cmd_begin(s->xcmd[s->xcur]);
+        if (rc) return rc;
+        s->xopen = true;
+        s->xbytes = 0;
+    }
+    return qn_cmd_fill(s->xcmd[s->xcur], b, 0, b->size, 0);
+}
+
 /* Slots start zeroed (bytes past the parts are never read, but stay defined); the pinned hot set (if the
  * cache has one) is read now. */
 static int init_slots(struct qn_mst *s)
 {
     const qn_model *m = s->m;
     int rc = 0;
-    for (uint32_t i = 0; !rc && i < m->n_pools; i++) rc = qn_buf_fill(m->v, m->pools[i], 0, m->pools[i]->size, 0);
-    for (uint32_t i = 0; !rc && m->d_slot_bytes && i < m->d_n_pools; i++)
-        rc = qn_buf_fill(m->v, m->dpools[i], 0, m->dpools[i]->size, 0);
+    for (uint32_t i = 0; !rc && i < m->n_pools; i++) rc = zero(s, m->pools[i]);
+    for (uint32_t i = 0; !rc && m->d_slot_bytes && i < m->d_n_pools; i++) rc = zero(s, m->dpools[i]);
+    if (!rc && s->xopen && !(rc = batch_submit(s)))
+        for (uint32_t i = 0; i < m->n_slots; i++) s->slot_x[i] = s->x_val;
     int E = m->c.num_experts;
     for (;;) {
         int n = rc ? 0 : qn_exp_hot_fills(s->cache, s->todo, E);
