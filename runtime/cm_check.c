@@ -5,7 +5,10 @@
  * The case: Y[96, 80] = X[96, 96] · W[80, 96]^T with f32 weights (matmul_cm_f32), odd against the 64 and 128
  * tiles (partial tiles in m and n), values k / 256 for integers |k| <= 256: exact in f16, their products exact
  * in f32, and every partial sum (a multiple of 2^-16 below 96 in magnitude) exact too, so the GPU result must
- * equal the C sum bit for bit in any summation order. */
+ * equal the C sum bit for bit in any summation order.
+ * qn_cm_moe_selfcheck does the same for the grouped-expert kernels (moe_qgrouped_cm.comp, Q8_0 variants): one
+ * expert in one slot, a tile of 20 (token, k) pairs (both 16-pair fragments), Q8_0 weights with d = 2^-8 (exact
+ * f16 values), gate_up checked to 1e-5 relative (silu) and down bit for bit. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -72,3 +75,135 @@ int qn_cm_selfcheck(qn_vk *v, const qn_pipe *p)
     free(y);
     return rc;
 }
+
+/* ---- the grouped-expert kernels ---- */
+
+enum { MO_T = 20, MO_H = 64, MO_I = 64, MO_AS = 68, MO_ROWB = 68 /* 2 Q8_0 blocks */, MO_PART = MO_I * MO_ROWB };
+
+/* rows [rows, 64] of Q8_0 blocks with d = 2^-8 and random quants into dst; their values into w */
+static void q8_rows(qn_rng *rng, uint32_t rows, uint8_t *dst, float *w)
+{
+    for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t b = 0; b < 2; b++) {
+            uint8_t *blk = dst + r * MO_ROWB + b * 34;
+            blk[0] = 0x00, blk[1] = 0x1c; /* f16 2^-8 */
+            for (int i = 0; i < 32; i++) {
+                int q = (int)(qn_rng_u64(rng) % 255u) - 127;
+                blk[2 + i] = (uint8_t)(int8_t)q;
+                w[r * MO_H + b * 32 + i] = (float)q / 256.0f;
+            }
+        }
+}
+
+struct mo_bufs { qn_buf *x, *list, *tiles, *table, *out, *pool, *ds; };
+
+static int mo_run(qn_vk *v, const qn_pipe *p, const struct mo_bufs *b, const qn_pc_moe *pc, bool gu, uint64_t groups)
+{
+    qn_cmd *c = NULL;
+    int rc = qn_cmd_create(v, &c);
+    if (!rc) rc = qn_cmd_begin(c);
+    struct qn_bind P = QN_BIND(b->pool);
+    if (!rc && gu)
+        rc = qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND(b->x), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->table),
+                                              QN_BIND(b->out), P, P, P, P, P, P, P, P), pc, sizeof *pc, groups);
+    if (!rc && !gu)
+        rc = qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND(b->x), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->table),
+                                              QN_BIND(b->out), QN_BIND(b->ds), P, P, P, P, P, P, P, P), pc, sizeof *pc,
+                               groups);
+    if (!rc) rc = qn_cmd_end(c);
+    if (!rc) rc = qn_cmd_run(c);
+    qn_cmd_destroy(&c);
+    return rc;
+}
+
+static int mo_compare(const qn_pipe *p, const float *got, const double *ref, uint32_t stride, uint32_t n, double rel)
+{
+    for (uint32_t t = 0; t < MO_T; t++)
+        for (uint32_t i = 0; i < n; i++) {
+            double g = got[2 * t * stride + i], r = ref[t * n + i]; /* pair q = 2t (K = 1) */
+            if (!(fabs(g - r) <= rel * fabs(r) + (rel > 0 ? 1e-12 : 0)))
+                return qn_fail(QN_E_UNSUPPORTED, "tensor-core grouped-expert self-check (%s): pair %u, row %u = %g, "
+                               "expected %g", qn_pipe_info(p)->name, 2 * t, i, g, r);
+        }
+    return 0;
+}
+
+int qn_cm_moe_selfcheck(qn_vk *v, uint32_t cn)
+{
+    qn_pipe *gu = NULL, *dn = NULL;
+    int rc = qn_pipe_get(v, QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, (const uint32_t[]){ 128, 32, MO_PART, cn }, 4, &gu);
+    if (!rc) rc = qn_pipe_get(v, QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, (const uint32_t[]){ 128, 32, 0, cn }, 4, &dn);
+    return rc ? rc : qn_cm_moe_check_pipes(v, gu, dn, 1, 1); /* 64 gate_up rows, 128 down rows per workgroup */
+}
+
+int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64_t gu_groups, uint64_t dn_groups)
+{
+    uint8_t *slot = calloc(2 * MO_PART, 1), *dslot = calloc(MO_PART, 1);
+    float *wg = malloc(sizeof(float) * MO_I * MO_H * 3), *x = malloc(sizeof(float) * MO_T * 2 * MO_AS);
+    float *out = malloc(sizeof(float) * MO_T * 2 * MO_AS * 2);
+    double *ref = malloc(sizeof(double) * MO_T * MO_H);
+    struct mo_bufs b = { 0 };
+    int rc = slot && dslot && wg && x && out && ref ? 0 : qn_fail(-ENOMEM, "out of memory");
+    qn_rng rng;
+    qn_rng_seed(&rng, 0x6d6f6521ull);
+    int32_t list[2 * MO_T], tiles[4] = { 0, 0, MO_T, 0 }, table[2] = { 0, -1 };
+    for (uint32_t t = 0; t < 2 * MO_T; t++) list[t] = (int32_t)(2 * t % (2 * MO_T));
+    /* pc: T tokens, K = 1, one expert (0) in slot 0, act rows of MO_AS floats */
+    qn_pc_moe pc = { .T = MO_T, .H = MO_H, .I = MO_I, .Is = MO_I, .E = 2, .K = 1, .layer = 0, .n_slots = 1,
+                     .slots_per_pool = 1, .slot_bytes = 2 * MO_PART, .act_stride = MO_AS, .tile_t = 64,
+                     .max_tiles = 1 };
+    if (!rc) {
+        q8_rows(&rng, MO_I, slot, wg);                      /* gate */
+        q8_rows(&rng, MO_I, slot + MO_PART, wg + MO_I * MO_H); /* up */
+        q8_rows(&rng, MO_H, dslot, wg + 2 * MO_I * MO_H);   /* down [H, I] */
+        for (uint32_t i = 0; i < MO_T * 2 * MO_AS; i++) x[i] = (float)((int)(qn_rng_u64(&rng) % 513u) - 256) / 256.0f;
+    }
+#define MB(buf, bytes, name) do { if (!rc) rc = qn_buf_create(v, QN_MEM_DEVICE, (bytes), (name), &(buf)); } while (0)
+    MB(b.x, sizeof(float) * MO_T * 2 * MO_AS, "cm check x");
+    MB(b.list, sizeof list, "cm check list");
+    MB(b.tiles, sizeof tiles, "cm check tiles");
+    MB(b.table, sizeof table, "cm check table");
+    MB(b.out, sizeof(float) * MO_T * 2 * MO_AS * 2, "cm check out");
+    MB(b.pool, 2 * MO_PART, "cm check pool");
+    MB(b.ds, sizeof(float) * MO_H * MO_I, "cm check down_s");
+#undef MB
+    if (!rc) rc = qn_buf_write(v, b.x, 0, x, sizeof(float) * MO_T * 2 * MO_AS);
+    if (!rc) rc = qn_buf_write(v, b.list, 0, list, sizeof list);
+    if (!rc) rc = qn_buf_write(v, b.tiles, 0, tiles, sizeof tiles);
+    if (!rc) rc = qn_buf_write(v, b.table, 0, table, sizeof table);
+    if (!rc) rc = qn_buf_write(v, b.pool, 0, slot, 2 * MO_PART);
+    if (!rc) rc = qn_buf_fill(v, b.ds, 0, sizeof(float) * MO_H * MO_I, 0);
+    /* gate_up: x rows are token t at t * H (pair q = 2t reads row q / 2) */
+    if (!rc) rc = qn_buf_fill(v, b.out, 0, sizeof(float) * MO_T * 2 * MO_AS * 2, 0x7fc00000u);
+    if (!rc) rc = mo_run(v, gu, &b, &pc, true, gu_groups);
+    if (!rc) rc = qn_buf_read(v, b.out, 0, out, sizeof(float) * MO_T * 2 * MO_AS);
+    for (uint32_t t = 0; !rc && t < MO_T; t++)
+        for (uint32_t i = 0; i < MO_I; i++) {
+            double g = 0, u = 0;
+            for (uint32_t k = 0; k < MO_H; k++) {
+                g += (double)wg[i * MO_H + k] * x[t * MO_H + k];
+                u += (double)wg[(MO_I + i) * MO_H + k] * x[t * MO_H + k];
+            }
+            ref[t * MO_I + i] = g / (1.0 + exp(-g)) * u;
+        }
+    if (!rc) rc = mo_compare(gu, out, ref, MO_AS, MO_I, 1e-5);
+    /* down: d[q, h] = down[h] . act[q], act rows q * act_stride (the same x buffer), the dpools slot */
+    qn_pc_moe pd = pc;
+    pd.slot_bytes = MO_PART;
+    if (!rc) rc = qn_buf_write(v, b.pool, 0, dslot, MO_PART);
+    if (!rc) rc = qn_buf_fill(v, b.out, 0, sizeof(float) * MO_T * 2 * MO_AS * 2, 0x7fc00000u);
+    if (!rc) rc = mo_run(v, dn, &b, &pd, false, dn_groups);
+    if (!rc) rc = qn_buf_read(v, b.out, 0, out, sizeof(float) * MO_T * 2 * MO_H);
+    for (uint32_t t = 0; !rc && t < MO_T; t++)
+        for (uint32_t hh = 0; hh < MO_H; hh++) {
+            double d = 0;
+            for (uint32_t k = 0; k < MO_I; k++) d += (double)wg[2 * MO_I * MO_H + hh * MO_I + k] * x[2 * t * MO_AS + k];
+            ref[t * MO_H + hh] = (float)d;
+        }
+    if (!rc) rc = mo_compare(dn, out, ref, MO_H, MO_H, 0);
+    qn_buf *all[] = { b.x, b.list, b.tiles, b.table, b.out, b.pool, b.ds };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) qn_buf_destroy(v, &all[i]);
+    free(slot), free(dslot), free(wg), free(x), free(out), free(ref);
+    return rc;
+}
+

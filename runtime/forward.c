@@ -891,6 +891,9 @@ static int make_pipes(qn_fwd *f)
         if (!rc) rc = qn_cm_selfcheck(f->v, chk);
         if (!rc && two) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, big);
         if (!rc && two) rc = qn_cm_selfcheck(f->v, chk);
+        bool bexp = false;
+        for (int l = 0; l < c->num_layers; l++) bexp = bexp || m->L[l].exp_qtype[0];
+        if (!rc && bexp) rc = qn_cm_moe_selfcheck(f->v, cmt[4]);
         if (rc) { /* a driver that lists the shape but fails the pipeline or the check: the f32-FMA kernels */
             QN_WARN("tensor-core matmuls unavailable (%s); prefill uses the f32-FMA kernels", qn_errmsg());
             memset(f->matmul_cm, 0, sizeof f->matmul_cm);

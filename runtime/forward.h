@@ -145,5 +145,10 @@ int qn_fwd_record_seg(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call, enum
 /* Run the tensor-core matmul pipeline p (a matmul_cm_f32 variant) on a case whose exact result is known
  * (cm_check.c): 0 if every output matches, else a negative code with a message naming the first wrong one. */
 int qn_cm_selfcheck(qn_vk *v, const qn_pipe *p);
+/* The same for the grouped-expert tensor-core kernels (moe_qgrouped_cm.comp, Q8_0 variants, fragment width cn). */
+int qn_cm_moe_selfcheck(qn_vk *v, uint32_t cn);
+/* Its case on given pipelines (test hook: gate_up made with its up part at byte 4352 of the slot; gu_groups /
+ * dn_groups workgroups cover the 64 gate_up / 64 down output rows) */
+int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64_t gu_groups, uint64_t dn_groups);
 
 #endif

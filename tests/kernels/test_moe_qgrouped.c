@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward.h"
 #include "harness.h"
 #include "qn_num.h"
 #include "quant.h"
@@ -336,6 +337,16 @@ int main(int argc, char **argv)
             bench(&h, i + 1 < argc && atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 5);
             return qn_h_close(&h);
         }
+    /* the grouped-expert self-check forward.c runs before it uses tensor cores, here on the FMA kernels (row
+     * blocks 32 / 64): its case must pass; gate_up made with the wrong up offset (up = gate) must fail */
+    int rc1 = qn_cm_moe_check_pipes(h.v, qn_h_pipe(&h, QN_K_MOE_Q_GU_GROUPED_Q8_0, 256, 16, 32, 4352),
+                                    qn_h_pipe(&h, QN_K_MOE_Q_DN_GROUPED_Q8_0, 256, 16, 32, 0), 2, 1);
+    int rc2 = qn_cm_moe_check_pipes(h.v, qn_h_pipe(&h, QN_K_MOE_Q_GU_GROUPED_Q8_0, 256, 16, 32, 0),
+                                    qn_h_pipe(&h, QN_K_MOE_Q_DN_GROUPED_Q8_0, 256, 16, 32, 0), 2, 1);
+    h.checks += 2;
+    h.failures += (rc1 != 0) + (rc2 == 0);
+    printf("%-4s grouped-expert self-check on the FMA kernels passes (rc %d)\n%-4s ... and fails on a wrong up "
+           "offset (rc %d)\n", rc1 ? "FAIL" : "ok", rc1, rc2 ? "ok" : "FAIL", rc2);
     bool cmv = has_coopmat(&h);
     if (!cmv)
         printf("SKIP coopmat: device '%s' has no VK_NV_cooperative_matrix with an f16 16x16x16 / 16x8x16 subgroup shape (or "
