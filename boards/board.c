@@ -137,7 +137,8 @@ static int parse_mv_spec(const cJSON *t, const char *origin, struct qn_board *b)
         for (int i = q ? 0 : 2; i < 5; i++) {
             char key[32];
             snprintf(key, sizeof key, "%smatvec_%s", q ? "q" : "", names[i]);
-            int rc = cJSON_GetObjectItemCaseSensitive(t, key) ? get_uint(t, "tuning", key, lo[i], hi[i], origin, &sp[i]) : 0;
+            uint32_t top = q && i == 1 ? 64 : hi[i]; /* qmatvec_rows: up to 64 (its sweep tries 32) */
+            int rc = cJSON_GetObjectItemCaseSensitive(t, key) ? get_uint(t, "tuning", key, lo[i], top, origin, &sp[i]) : 0;
             if (rc < 0) return rc;
         }
         if (sp[3] > sp[1])
