@@ -79,6 +79,7 @@ struct qn_mst {
     char errmsg[300];
     uint64_t need_x;          /* its EXPERTS segment waits for tx >= need_x */
     int32_t *uni, *gids;      /* [E] distinct ids of a call / of a guess */
+    uint64_t route_ns, batches, copy_bytes;   /* stats: waiting for routes, copy batches and their bytes */
     int n_hot;                /* pinned hot set (--expert-hot), slots [0, n_hot) */
     qn_eu *usage;             /* --expert-trace: router choices per (layer, expert), written at close */
     char *trace;
@@ -223,7 +224,7 @@ static int batch_submit(struct qn_mst *s)
     if (!rc) rc = qn_cmd_submit_tl(c, &w, s->c_done ? 1 : 0, &sig);
     s->xopen = false;
     s->xcur = (s->xcur + 1) % NXCMD;
-    if (!rc) s->x_val++;
+    if (!rc) s->x_val++, s->batches++, s->copy_bytes += s->xbytes;
     if (s->brow && !rc && s->x_val > s->need_x) s->need_x = s->x_val;
     s->brow = false;
     for (int i = 0; i < s->n_bjobs; i++) {
@@ -592,8 +593,10 @@ static int layer_fill(struct qn_mst *s, int layer, const int32_t *ids, int n, co
 int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const int32_t *guess, int ng)
 {
     struct qn_mst *s = m->stream;
-    int rc = wait_compute(s, s->c_val);   /* the route segment (the GPU's time, not a stall) */
     uint64_t t0 = now_ns();
+    int rc = wait_compute(s, s->c_val);   /* the route segment (the GPU's time, not a stall) */
+    s->route_ns += now_ns() - t0;
+    t0 = now_ns();
     if (!rc) rc = layer_fill(s, layer, ids, n, guess, ng);
     if (rc) {
         char msg[512];
@@ -836,6 +839,10 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
             (unsigned long long)is.requests, qn_io_stats_gbps(&is));
     fprintf(out, "  stall (reads + slot uploads) %.3f ms per token over %llu tokens\n",
             tokens ? (double)es.stall_ns / 1e6 / (double)tokens : 0.0, (unsigned long long)tokens);
+    double tk = tokens ? (double)tokens : 1.0;
+    fprintf(out, "  waiting for routes (GPU, prefetch reads meanwhile) %.3f ms per token; %.1f copy batches of %.2f MiB "
+            "per token\n", (double)s->route_ns / 1e6 / tk, (double)s->batches / tk,
+            s->batches ? (double)s->copy_bytes / 1048576.0 / (double)s->batches : 0.0);
     if (es.pf_guessed)
         fprintf(out, "  prefetch precision %.3f recall %.3f (%llu reads, %llu used, %llu evicted unused)\n",
                 qn_exp_precision(&es), qn_exp_recall(&es), (unsigned long long)es.pf_fills,
