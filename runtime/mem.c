@@ -72,13 +72,15 @@ static int choose_type(const qn_vk *v, enum qn_mem kind, uint32_t bits)
         break;
     case QN_MEM_UPLOAD: t = pick_type(v, bits, HV | HC, 0, v->caps.uma ? 0 : DL); break;
     case QN_MEM_READBACK: t = pick_type(v, bits, HV | HC, CA, v->caps.uma ? 0 : DL); break;
+    case QN_MEM_DEVICE_MAPPED: t = pick_type(v, bits, DL | HV | HC, 0, 0); break;
     }
     return t;
 }
 
 static const char *kind_name(enum qn_mem k)
 {
-    return k == QN_MEM_DEVICE ? "device" : k == QN_MEM_UPLOAD ? "upload" : "readback";
+    return k == QN_MEM_DEVICE ? "device" : k == QN_MEM_UPLOAD ? "upload" : k == QN_MEM_READBACK ? "readback"
+                                                                                           : "device-local host-visible";
 }
 
 static int check_budget(qn_vk *v, const char *name, uint64_t size, bool device)

@@ -619,7 +619,8 @@ int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer)
 
 /* ---- open / close -------------------------------------------------------------------------------------- */
 
-/* UMA: every pool the experts use is mapped, so reads can land in the slots (unless QNEXT_STREAM_STAGED=1). */
+/* UMA (or pools in BAR memory, QNEXT_STREAM_BAR=1 in model.c): every pool the experts use is mapped, so reads
+ * can land in the slots (unless QNEXT_STREAM_STAGED=1). */
 static bool slots_mapped(const qn_model *m)
 {
     const char *e = getenv("QNEXT_STREAM_STAGED");
@@ -830,7 +831,7 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     qn_io_get_stats(s->io, &is);
     fprintf(out, "qnext stats: streaming %u slots of %.2f MiB, io %s, ", m->n_slots,
             (double)qn_mst_slot_bytes(m) / 1048576.0, qn_io_engine_name(s->io));
-    if (s->direct) fprintf(out, "reads straight into the mapped slots (UMA)\n");
+    if (s->direct) fprintf(out, "reads straight into the mapped slots (%s)\n", qn_vk_caps(m->v)->uma ? "UMA" : "BAR");
     else fprintf(out, "staging ring of %d entries, copies on the %s queue\n", s->n_ring,
                  qn_vk_transfer_queue(m->v) ? "transfer" : "compute");
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),

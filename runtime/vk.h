@@ -183,6 +183,8 @@ enum qn_mem {
     QN_MEM_DEVICE = 0, /* device-local; on UMA devices also host-visible and mapped (zero-copy) */
     QN_MEM_UPLOAD,     /* host-visible, coherent, mapped: staging for uploads */
     QN_MEM_READBACK,   /* host-visible, coherent, cached where possible, mapped: results to the host */
+    QN_MEM_DEVICE_MAPPED, /* device-local AND host-visible, mapped (resizable BAR, UMA): host writes land in device
+                             memory; QN_E_UNSUPPORTED when no such memory type exists (callers fall back) */
 };
 
 typedef struct qn_buf {

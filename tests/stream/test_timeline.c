@@ -5,8 +5,9 @@
  * fence, and every round's bytes must arrive intact (a missing wait would read stale bytes: each round writes
  * new random data to a different offset). Also: a wait for a value never signalled times out with -ETIMEDOUT
  * naming the timeline; counter values read back; dispatches are refused on a transfer-only queue; which queue the
- * copies use is printed (lavapipe has one queue family: the compute queue). Runs under validation (lvp_env):
- * any validation message fails. */
+ * copies use is printed (lavapipe has one queue family: the compute queue); a QN_MEM_DEVICE_MAPPED buffer (the
+ * pools of QNEXT_STREAM_BAR=1) is mapped or refused with QN_E_UNSUPPORTED. Runs under validation (lvp_env): any
+ * validation message fails. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,12 @@ int main(void)
         CHECK(rc == -EINVAL && strstr(qn_errmsg(), "transfer"), "dispatch on the transfer queue: rc %d", rc);
         qn_cmd_end(xc[0]);
     }
+    qn_buf *bar = NULL;
+    rc = qn_buf_create(v, QN_MEM_DEVICE_MAPPED, CHUNK, "device-local mapped", &bar);
+    CHECK((!rc && bar && bar->map) || rc == QN_E_UNSUPPORTED, "QN_MEM_DEVICE_MAPPED: rc %d, map %p: %s", rc,
+          bar ? bar->map : NULL, qn_errmsg());
+    printf("device-local host-visible memory: %s\n", rc ? "none (QNEXT_STREAM_BAR falls back)" : "mapped");
+    qn_buf_destroy(v, &bar);
     for (int r = 0; r < ROUNDS; r++) {
         qn_cmd_destroy(&xc[r]);
         qn_cmd_destroy(&cc[r]);
