@@ -293,22 +293,45 @@ static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn
     r->nw = NULL;
 }
 
+/* The matvec_norm_route pipeline for block type qtype (0: plain dtype dt); NULL if there is none. */
+static const qn_pipe *route_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt)
+{
+    if (!qtype) return f->matvec_norm_route[dt_index(dt)];
+    int i = q_index(qtype);
+    return i < 0 ? NULL : f->qmatvec_norm_route[i];
+}
+
 /* With a pending norm: mm = W_moe · norm(x) (xn written for the experts) and the router (ids, w, sg, shared act)
- * in one matvec_norm_route dispatch, whose last workgroup per token routes it. False: not possible here. */
+ * in one matvec_norm_route dispatch (one per part of a GGUF mixed-type W_moe at T = 1, counting on the same
+ * per-token counter), whose last workgroup per token routes it. False: not possible here (nothing recorded). */
 static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
 {
     qn_fwd *f = r->f;
-    const qn_pipe *p = f->matvec_norm_route[dt_index(W->dtype)];
-    if (!r->nw || !r->nxn || !p || W->qtype || W->nsub || pm->E > QN_MOE_MAX_E || pm->K > QN_MOE_MAX_K || pm->K > pm->E ||
+    bool parts = W->nsub && r->T == 1;
+    uint32_t n = parts ? W->nsub : 1, groups = 0;
+    if (!r->nw || !r->nxn || pm->E > QN_MOE_MAX_E || pm->K > QN_MOE_MAX_K || pm->K > pm->E ||
         pm->m_stride != W->rows || W->rows != pm->E + 2 * pm->Is + 1)
         return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const qn_pipe *p = parts ? route_pipe(f, W->sub[i].qtype, QN_DT_F32) : route_pipe(f, W->qtype, W->dtype);
+        if (!p) return false;
+        groups += cdiv(parts ? W->sub[i].rows : W->rows, qn_pipe_spec(p, 1));
+    }
     qn_pc_mv_route pc = { .rows = W->rows, .cols = W->cols, .flags = QN_MATVEC_WRITE_XN, .eps = r->cfg->rms_norm_eps,
                           .w_add = 1, .E = pm->E, .K = pm->K, .Is = pm->Is, .act_stride = pm->act_stride,
-                          .rflags = pm->flags & (QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16) };
-    qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wb(W), QN_BIND(r->nx), QN_BIND(f->mm), wb(r->nw), QN_BIND(f->xn),
-                                         QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->act),
-                                         QN_BIND(f->rcnt)),
-                       &pc, sizeof pc, cdiv(W->rows, qn_pipe_spec(p, 1)), r->T);
+                          .rflags = pm->flags & (QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16), .row0 = 0,
+                          .m_rows = W->rows, .groups = groups };
+    for (uint32_t i = 0; i < n; i++, pc.flags = 0) {
+        const struct qn_wsub *s = parts ? &W->sub[i] : NULL;
+        const qn_pipe *p = s ? route_pipe(f, s->qtype, QN_DT_F32) : route_pipe(f, W->qtype, W->dtype);
+        uint64_t wn = s ? (s->bytes + 15) / 16 * 16 : 0;
+        struct qn_bind wbind = s ? QN_BIND_RANGE(s->buf, 0, wn <= s->buf->size ? wn : s->buf->size) : wb(W);
+        if (s) pc.row0 = s->row0, pc.rows = s->rows;
+        qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(r->nx), QN_BIND(f->mm), wb(r->nw), QN_BIND(f->xn),
+                                             QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->act),
+                                             QN_BIND(f->rcnt)),
+                           &pc, sizeof pc, cdiv(pc.rows, qn_pipe_spec(p, 1)), r->T);
+    }
     r->nw = NULL;
     return true;
 }
@@ -963,8 +986,17 @@ static int make_norm_pipes(qn_fwd *f)
         PIPE(mvn[i], &f->matvec_norm[i], wg, rows, 4, 1, xsh);
         if (wg >= 32) PIPE(mvnr[i], &f->matvec_norm_route[i], wg, rows, 4, 1, xsh); /* the router needs WG >= 32 */
     }
-    for (int i = 0; i < 5; i++)
-        if (f->qmatvec[i]) PIPE0(qmvn[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
+    static const enum qn_kernel qmvnr[5] = { QN_K_MATVEC_NORM_ROUTE_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q4_0,
+                                             QN_K_MATVEC_NORM_ROUTE_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q5_K,
+                                             QN_K_MATVEC_NORM_ROUTE_Q6_K };
+    for (int i = 0; i < 5; i++) {
+        if (!f->qmatvec[i]) continue;
+        PIPE0(qmvn[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
+        const qn_pipe *q = f->qmatvec[i];    /* the router epilogue: the stage only as large as a row (shared memory) */
+        if (qn_pipe_spec(q, 0) >= 32)
+            PIPE(qmvnr[i], &f->qmatvec_norm_route[i], qn_pipe_spec(q, 0), qn_pipe_spec(q, 1), qn_pipe_spec(q, 2),
+                 qn_pipe_spec(q, 3), xsh);
+    }
     return 0;
 }
 

@@ -73,6 +73,7 @@ typedef struct qn_fwd {
     qn_pipe *matvec_norm[3]; /* matvec with the RMSNorm prologue (bf16, f16, f32): decode folds the norms into it */
     qn_pipe *matvec_norm_route[3]; /* ... plus the MoE router as epilogue (W_moe in decode); NULL if WG < 32 */
     qn_pipe *qmatvec_norm[5]; /* qmatvec with the RMSNorm prologue, by q_index; NULL where qmatvec[i] is */
+    qn_pipe *qmatvec_norm_route[5]; /* ... and the router epilogue (parts of a GGUF W_moe) */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
     qn_pipe *qmatmul[5];    /* their prefill matmuls (qmatmul.comp), same index; NULL when unused */

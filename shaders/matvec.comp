@@ -4,8 +4,8 @@
 // Variants (defines): QN_W_BF16 | QN_W_F16 | QN_W_F32 (weight dtype); QN_SUBGROUP (subgroupAdd reduction,
 //   else a shared-memory tree); QN_NORM (RMSNorm prologue, common/mv_norm.glsl: y = W · norm(x), norm
 //   computed per workgroup; push qn_pc_mv_norm, bindings 3 and 4 below); QN_ROUTE (with QN_NORM: the MoE
-//   router as epilogue, y = m = W_moe · norm(x); the last workgroup of a token to finish routes it with
-//   common/moe_route.glsl; push qn_pc_mv_route, bindings 5-9 below).
+//   router as epilogue, y = m = W_moe · norm(x); the last workgroup of a token to finish routes it:
+//   common/mv_route.glsl; push qn_pc_mv_route, bindings 5-9 below).
 // Bindings: 0 W   row-major [rows, cols] of the weight dtype (16-bit values packed two per uint)
 //           1 x   f32 [T, cols]
 //           2 y   f32 [T, rows]   (read too when flags & QN_MATVEC_ACCUMULATE)
@@ -47,6 +47,7 @@ layout(constant_id = 4) const uint QN_XSH = 0;
 layout(push_constant) uniform PC { qn_pc_mv_route pc; };
 #define QN_MV_EPILOGUE       // mv_sched.glsl's main becomes qn_mv_main; main() below adds the router
 #define QN_Y_QUAL coherent   // the routing workgroup reads the rows the others wrote
+#define QN_MV_YB(z) ((z) * pc.m_rows + pc.row0) // this dispatch's rows of all of m
 #elif defined(QN_NORM)
 layout(push_constant) uniform PC { qn_pc_mv_norm pc; };
 #else
@@ -133,30 +134,5 @@ void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, ui
 }
 
 #ifdef QN_ROUTE
-layout(binding = 5, std430) writeonly buffer Ids { int ids[]; };
-layout(binding = 6, std430) writeonly buffer Wt { float w[]; };
-layout(binding = 7, std430) writeonly buffer Sg { float sg[]; };
-layout(binding = 8, std430) writeonly buffer Act { float act[]; };
-layout(binding = 9, std430) coherent buffer Cnt { uint cnt[]; };
-float qn_rt_m(uint t, uint i) { return y[t * pc.rows + i]; }
-#include "moe_route.glsl"
-
-shared bool qn_rt_last;
-
-// The matvec, then a count of the token's finished workgroups (fence, barrier, one atomic: the classic
-// last-block pattern; integer atomics only, the router's sums keep their fixed order); the last one routes.
-void main()
-{
-    qn_mv_main();
-    uint lid = gl_LocalInvocationIndex, t = gl_WorkGroupID.z;
-    if (qn_group_id() * QN_ROWS >= pc.rows) return; // grid padding: not counted (uniform)
-    memoryBarrierBuffer(); // this invocation's rows of y before the count
-    barrier();
-    if (lid == 0u) qn_rt_last = atomicAdd(cnt[t], 1u) == (pc.rows + QN_ROWS - 1u) / QN_ROWS - 1u;
-    barrier();
-    if (!qn_rt_last) return; // uniform
-    memoryBarrierBuffer();
-    if (lid == 0u) cnt[t] = 0u; // ready for the next dispatch
-    qn_route(t, lid, pc.E, pc.K, pc.Is, pc.act_stride, pc.rflags);
-}
+#include "mv_route.glsl"
 #endif

@@ -4,7 +4,9 @@
 //
 // Variants (defines): QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K (block format, decoding in
 //   common/quant.glsl); QN_SUBGROUP (subgroupAdd reduction, else a shared-memory tree); QN_NORM (RMSNorm
-//   prologue, common/mv_norm.glsl: y = W · rmsnorm(x); push qn_pc_mv_norm, bindings 3 and 4 below).
+//   prologue, common/mv_norm.glsl: y = W · rmsnorm(x); push qn_pc_mv_norm, bindings 3 and 4 below); QN_ROUTE
+//   (with QN_NORM: a part of the W_moe product with the MoE router as epilogue, common/mv_route.glsl; push
+//   qn_pc_mv_route, bindings 5-9 there).
 // Bindings: 0 W   raw blocks, row-major: row r is blocks [r * cols / QK, (r + 1) * cols / QK) (QK = 32 for
 //                 Q8_0 / Q4_0, 256 for the K-quants); the binding offset a multiple of 16 bytes and its
 //                 range rounded up to a multiple of 4 bytes
@@ -43,7 +45,12 @@ layout(constant_id = 4) const uint QN_XSH = 1024;
 #include "reduce.glsl"
 #include "grid.glsl"
 
-#ifdef QN_NORM
+#if defined(QN_ROUTE)
+layout(push_constant) uniform PC { qn_pc_mv_route pc; };
+#define QN_MV_EPILOGUE
+#define QN_Y_QUAL coherent
+#define QN_MV_YB(z) ((z) * pc.m_rows + pc.row0)
+#elif defined(QN_NORM)
 layout(push_constant) uniform PC { qn_pc_mv_norm pc; };
 #else
 layout(push_constant) uniform PC { qn_pc_matvec pc; };
@@ -117,3 +124,7 @@ void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, ui
     if (qn_xsh) qn_qmv_units_s(rowb, v, step, nu, 0u);
     else qn_qmv_units_g(rowb, v, step, nu, xb / 4u);
 }
+
+#ifdef QN_ROUTE
+#include "mv_route.glsl"
+#endif

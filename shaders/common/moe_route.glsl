@@ -4,12 +4,14 @@
 // Used by moe_router.comp (its own dispatch) and by matvec.comp with QN_ROUTE (the last workgroup of the W_moe
 // matvec routes the token, so decode needs no router dispatch).
 //
-// The includer declares QN_WG (>= 32 with QN_SUBGROUP), includes ext.glsl, pc.h, types.glsl and reduce.glsl,
+// The includer declares QN_WG (>= 32 with QN_SUBGROUP), includes ext.glsl, pc.h and reduce.glsl,
 // defines `float qn_rt_m(uint t, uint i)` (element i of token t's row of m) and the writeonly arrays
 // ids[] (int), w[], sg[], act[] (its own bindings), then calls qn_route(t, lid, E, K, Is, act_stride, flags)
 // from every invocation of the workgroup (it has barriers).
 #ifndef QN_MOE_ROUTE_GLSL
 #define QN_MOE_ROUTE_GLSL
+
+#include "types.glsl" // qn_sigmoid, qn_silu
 
 shared float s_l[QN_MOE_MAX_E];   // the (rounded) logits
 shared int s_sel[QN_MOE_MAX_K];   // expert of rank j

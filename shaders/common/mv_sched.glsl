@@ -39,6 +39,9 @@ layout(binding = 1, std430) readonly buffer X1 { float x1[]; };
 #define QN_Y_QUAL // the includer may make y coherent (matvec.comp with QN_ROUTE reads other workgroups' rows)
 #endif
 layout(binding = 2, std430) QN_Y_QUAL buffer Y { float y[]; };
+#ifndef QN_MV_YB
+#define QN_MV_YB(z) ((z) * pc.rows) // first element of token z's rows in y (includer may offset it)
+#endif
 
 float qn_acc[QN_SGROWS];
 shared vec4 qn_xs[QN_XSH + 1u];
@@ -92,7 +95,7 @@ void main()
     uint lid = gl_LocalInvocationIndex;
     uint r0 = qn_group_id() * QN_ROWS;
     if (r0 >= pc.rows) return; // uniform over the workgroup
-    uint xb = gl_WorkGroupID.z * pc.cols, yb = gl_WorkGroupID.z * pc.rows; // token t = z
+    uint xb = gl_WorkGroupID.z * pc.cols, yb = QN_MV_YB(gl_WorkGroupID.z); // token t = z
 #ifdef QN_NORM
     qn_mv_norm_ss(xb);
 #endif

@@ -14,9 +14,10 @@ QN_STRUCT(qn_pc_mv_norm)
     QN_F32 w_add;  /* 1: zero-centred (1 + w) norm of Qwen3-Next; 0: plain weight */
 QN_STRUCT_END(qn_pc_mv_norm)
 
-/* matvec_norm_route (matvec.comp with QN_NORM and QN_ROUTE): the W_moe product m = W_moe · norm(x) as above
- * (rows = E + 2 Is + 1 = m's row stride), then the last workgroup of each token to finish routes it
- * (common/moe_route.glsl): ids, w, sg and the shared expert's act row, as moe_router does. */
+/* matvec_norm_route (matvec.comp / qmatvec.comp with QN_NORM and QN_ROUTE): rows row0 .. row0 + rows of the
+ * W_moe product m = W_moe · norm(x) as above (m_rows = E + 2 Is + 1 = m's row stride), then the last of the
+ * `groups` workgroups of a token (over every dispatch writing m) routes it (common/mv_route.glsl): ids, w, sg
+ * and the shared expert's act row, as moe_router does. */
 QN_STRUCT(qn_pc_mv_route)
     QN_U32 rows;
     QN_U32 cols;
@@ -28,6 +29,9 @@ QN_STRUCT(qn_pc_mv_route)
     QN_U32 Is;
     QN_U32 act_stride;
     QN_U32 rflags;     /* QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16 */
+    QN_U32 row0;       /* this dispatch's first row of m (rows = its row count) */
+    QN_U32 m_rows;     /* rows of m, its row stride (E + 2 Is + 1) */
+    QN_U32 groups;     /* workgroups per token of all the dispatches that write m (the last one routes) */
 QN_STRUCT_END(qn_pc_mv_route)
 
 #endif

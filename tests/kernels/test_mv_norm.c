@@ -5,7 +5,8 @@
  * and the normed-x output of workgroup 0 (QN_MATVEC_WRITE_XN; without the flag xn must stay untouched).
  * The router epilogue (matvec_norm_route_*: the last workgroup of each token routes it) is checked against
  * qn_ref_router on the m the kernel wrote (ids exact), sg and the shared act row, and its workgroup counter
- * must be back at zero after each of two runs. The quantized variants (matvec_norm_q8_0 .. q6_k, qmatvec.comp
+ * must be back at zero after each of two runs; also split in two dispatches (f32 router rows + block-type
+ * rest, as a GGUF W_moe) that count on one counter. The quantized variants (matvec_norm_q8_0 .. q6_k, qmatvec.comp
  * with QN_NORM) are checked against loader/quant.h's qn_matvec_ref on the reference norm, with test_qmatvec's
  * error scale S.
  *
@@ -172,7 +173,8 @@ static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E
     qn_pipe *p = qn_h_pipe(h, route_k[d], layouts[layout].wg, rpw, layouts[layout].unroll, layouts[layout].sgrows,
                            layouts[layout].xsh);
     qn_pc_mv_route pc = { .rows = rows, .cols = cols, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1.0f,
-                          .E = E, .K = K, .Is = Is, .act_stride = as, .rflags = rflags };
+                          .E = E, .K = K, .Is = Is, .act_stride = as, .rflags = rflags, .row0 = 0, .m_rows = rows,
+                          .groups = (rows + rpw - 1) / rpw };
     char what[160];
     snprintf(what, sizeof what, "%s route E=%u K=%u Is=%u H=%u T=%u wg %u rows/wg %u xsh %u%s (%s)", dtypes[d].name, E,
              K, Is, cols, T, layouts[layout].wg, rpw, layouts[layout].xsh, rflags & QN_MOE_NORM_TOPK ? " norm" : "",
@@ -203,6 +205,78 @@ static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E
     snprintf(msg, sizeof msg, "%s: xn", what);
     qn_h_check(h, msg, xn, xr, (size_t)T * cols, 2e-6, 2e-6);
     check_route(h, what, qn_h_read(h, m, (size_t)T * rows), T, E, K, Is, as, rflags, ids, w, sg, act);
+    qn_h_reset(h);
+}
+
+/* W_moe in two parts as a GGUF mixed-type fusion: the router rows [0, E) f32 (matvec_norm_route_f32), the rest
+ * (shared gate, up, gate logit) in a block type (matvec_norm_route_<q>), two dispatches counting on one counter,
+ * the first writing xn; m vs the f32 matvec and qn_matvec_ref, the routing vs qn_ref_router on the kernel's m. */
+static void route_parts_case(struct qn_h *h, uint32_t qtype, enum qn_kernel qk, uint32_t T, uint32_t E, uint32_t K,
+                             uint32_t Is, uint32_t cols, uint32_t qlayout_wg)
+{
+    uint32_t rows = E + 2 * Is + 1, nb = rows - E, as = Is, rpa = 8, rpb = 16;
+    uint64_t rb;
+    qn_h_ok(h, qn_ggml_row_bytes(qtype, cols, &rb), "row bytes");
+    float *wa_h, *wq = qn_h_alloc(h, (size_t)nb * cols), *x_h, *nw_h;
+    qn_buf *Wa = qn_h_input_f32(h, "W router", (size_t)E * cols, -1, 1, &wa_h);
+    qn_h_random(h, wq, (size_t)nb * cols, -1, 1);
+    size_t padded = (rb * nb + 3) & ~(size_t)3;
+    uint8_t *raw = qn_h_alloc_bytes(h, padded);
+    memset(raw, 0, padded);
+    for (uint32_t r = 0; r < nb; r++) qn_h_ok(h, qn_quant_row(qtype, wq + (size_t)r * cols, raw + r * rb, cols), "quantize");
+    qn_buf *Wb = qn_h_upload(h, "W shared", raw, padded);
+    qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * cols, -3, 3, &x_h);
+    qn_buf *nw = qn_h_input_f32(h, "norm w", cols, -0.5f, 0.5f, &nw_h);
+    qn_buf *xn = qn_h_output(h, "xn", (size_t)T * cols), *m = qn_h_output(h, "m", (size_t)T * rows);
+    qn_buf *ids = qn_h_buffer(h, "ids", (size_t)T * K * 4), *w = qn_h_output(h, "w", (size_t)T * K);
+    qn_buf *sg = qn_h_output(h, "sg", T), *act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
+    uint32_t zero[8] = { 0 };
+    qn_buf *cnt = qn_h_upload(h, "count", zero, sizeof zero);
+    qn_pipe *pa = qn_h_pipe(h, QN_K_MATVEC_NORM_ROUTE_F32, 64, rpa, 4, 1, cols / 4);
+    qn_pipe *pb = qn_h_pipe(h, qk, qlayout_wg, rpb, 2, 2, 0);
+    uint32_t ga = (E + rpa - 1) / rpa, gb = (nb + rpb - 1) / rpb;
+    qn_pc_mv_route pc = { .rows = E, .cols = cols, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1.0f, .E = E,
+                          .K = K, .Is = Is, .act_stride = as, .rflags = QN_MOE_NORM_TOPK, .row0 = 0, .m_rows = rows,
+                          .groups = ga + gb };
+    qn_pc_mv_route pq = pc;
+    pq.rows = nb, pq.row0 = E, pq.flags = 0;
+    char what[160];
+    snprintf(what, sizeof what, "parts f32 + %s route E=%u K=%u Is=%u H=%u T=%u (%s, %s)", qn_ggml_type(qtype)->name,
+             E, K, Is, cols, T, qn_pipe_info(pa)->name, qn_pipe_info(pb)->name);
+    for (int run = 0; run < 2; run++) {
+        qn_h_ok(h, qn_cmd_begin(h->cmd), what); /* both parts in one command buffer, no barrier between them */
+        qn_cmd_dispatch_nz(h->cmd, pa, QN_BINDS(QN_BIND(Wa), QN_BIND(x), QN_BIND(m), QN_BIND(nw), QN_BIND(xn), QN_BIND(ids),
+                                                QN_BIND(w), QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)), &pc, sizeof pc, ga, T);
+        qn_cmd_dispatch_nz(h->cmd, pb, QN_BINDS(QN_BIND(Wb), QN_BIND(x), QN_BIND(m), QN_BIND(nw), QN_BIND(xn), QN_BIND(ids),
+                                                QN_BIND(w), QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)), &pq, sizeof pq, gb, T);
+        qn_h_ok(h, qn_cmd_end(h->cmd), what);
+        qn_h_ok(h, qn_cmd_run(h->cmd), what);
+        uint32_t *c = (uint32_t *)qn_h_read(h, cnt, T), left = 0;
+        for (uint32_t t = 0; t < T; t++) left += c[t] != 0;
+        h->checks++;
+        if (left) {
+            h->failures++;
+            printf("FAIL %s: run %d left %u workgroup counters non-zero\n", what, run, left);
+        }
+    }
+    float *xr = ref_norm(h, x_h, nw_h, T, cols, 1.0f), *ref = qn_h_alloc(h, (size_t)T * rows);
+    float *refq = qn_h_alloc(h, nb);
+    for (uint32_t t = 0; t < T; t++) {
+        const float *xt = xr + (size_t)t * cols;
+        for (uint32_t r = 0; r < E; r++) {
+            double a = 0;
+            for (uint32_t c = 0; c < cols; c++) a += (double)wa_h[(size_t)r * cols + c] * xt[c];
+            ref[(size_t)t * rows + r] = (float)a;
+        }
+        qn_h_ok(h, qn_matvec_ref(qtype, raw, nb, cols, xt, refq), "reference");
+        memcpy(ref + (size_t)t * rows + E, refq, nb * sizeof(float));
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s: m", what); /* |xn| <= ~3, |w| <= ~1: both parts' bounds are below this one */
+    qn_h_check(h, msg, m, ref, (size_t)T * rows, 1e-6 + 5e-7 * 3.0 * cols, 1e-5);
+    snprintf(msg, sizeof msg, "%s: xn", what);
+    qn_h_check(h, msg, xn, xr, (size_t)T * cols, 2e-6, 2e-6);
+    check_route(h, what, qn_h_read(h, m, (size_t)T * rows), T, E, K, Is, as, QN_MOE_NORM_TOPK, ids, w, sg, act);
     qn_h_reset(h);
 }
 
@@ -432,5 +506,8 @@ int main(int argc, char **argv)
     route_case(&h, 1, 3, 3, 64, 4, 40, 200, 0);
     route_case(&h, 2, 1, 2, 100, 7, 33, 129, QN_MOE_NORM_TOPK);
     route_case(&h, 0, 4, 4, 60, 8, 24, 256, QN_MOE_NORM_TOPK);
+    route_parts_case(&h, QN_GGML_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q8_0, 1, 512, 10, 512, 2048, 256);
+    route_parts_case(&h, QN_GGML_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q4_K, 2, 64, 4, 40, 256, 64);
+    route_parts_case(&h, QN_GGML_Q6_K, QN_K_MATVEC_NORM_ROUTE_Q6_K, 1, 100, 7, 33, 512, 128);
     return qn_h_close(&h);
 }
