@@ -21,10 +21,8 @@
 #include "safetensors.h"
 #include "synth.h"
 #include "tensors.h"
+#include "../testutil.h"
 
-static int failures;
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-    printf(__VA_ARGS__); printf("\n"); } } while (0)
 
 /* Stated tolerances (measured values are printed by every run). */
 #define TOL_F32_ABS 1e-5     /* F32 GGUF vs HF checkpoint, both through the CPU reference: same weights */
