@@ -941,7 +941,7 @@ static int make_pipes(qn_fwd *f)
             udn = udn || (m->L[l].exp_qtype[2] && q_index(m->L[l].exp_qtype[2]) == i);
         }
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 256, m->qexp_up_off, 0); /* moe_q.comp's defaults for the rest */
-        if (udn) PIPE(qdn[i], &f->moe_qdn[i], 256, 0, 0);
+        if (udn) PIPE(qdn[i], &f->moe_qdn[i], 128, 0, 0);
         /* grouped prefill: the plain grouped kernels' WG, GN, BK (so tile_t agrees with moe_sort's tiles) */
         if (ugu) PIPE(qgug[i], &f->moe_qgu_g[i], 256, 16, 32, m->qexp_up_off);
         if (udn) PIPE(qdng[i], &f->moe_qdn_g[i], 256, 16, 32, 0);

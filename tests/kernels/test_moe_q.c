@@ -19,7 +19,8 @@
  * --bench: decode T = 1 (and 2) at H 2048 / I 512 / K 10 with all E = 512 experts resident (one quantized
  * expert replicated into every slot), the Q4_K_M mix (Q4_K gate/up, Q6_K down) and Q8_0: each timed
  * dispatch uses another token's 10 experts (16 distinct routings in turn, so the L2 cannot hold them);
- * prints µs and GB/s of expert weights read (+ down_s) per kernel. Run on a GPU, not on lavapipe. */
+ * prints µs and GB/s of expert weights read (+ down_s) per kernel. Run on a GPU, not on lavapipe.
+ * --small: Q4_0 and Q6_K cases only, without the real-shape one (the meson variants other than the first). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ static const enum qn_kernel k_dn[NFMTS] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4
 struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh; };
 static const struct qlayout layouts[] = {
     { 0, 0, 0, 0, 0 },        /* the defaults (the model's decode layout) */
-    { 64, 4, 1, 1, 2048 },    /* small groups, one row per team / lane, everything staged */
+    { 64, 4, 1, 1, 1024 },    /* small groups, one row per team / lane, everything staged */
     { 128, 7, 3, 3, 0 },      /* odd rows, 3 rows per set, nothing staged */
     { 2, 3, 2, 2, 64 },       /* a workgroup smaller than a subgroup (the team is the workgroup) */
 };
@@ -112,10 +113,11 @@ static void check(struct qn_h *h, const char *what, const float *got, const floa
     printf("\n");
 }
 
-/* experts in slots: E + 1 slots (one spare) over `npools` pools of spp slots; gate|up slot_b, down dslot_b */
+/* experts in slots over `npools` (<= 8) pools of spp slots; gate|up slot_b, down dslot_b; unused pools bind
+ * pool 0 again */
 struct experts {
     uint32_t up_off, slot_b, dslot_b, spp, npools;
-    qn_buf *pool[3], *dpool[3], *table;
+    qn_buf *pool[8], *dpool[8], *table;
 };
 
 static void record_pair(struct qn_h *h, const struct experts *X, const qn_pipe *gu, const qn_pipe *dn,
@@ -128,15 +130,15 @@ static void record_pair(struct qn_h *h, const struct experts *X, const qn_pipe *
     pd.slot_bytes = X->dslot_b;
     if (marks) qn_cmd_mark(cmd, "gate_up");
     qn_cmd_dispatch_nz(cmd, gu, QN_BINDS(QN_BIND(x), ids, QN_BIND(X->table), QN_BIND(act), QN_BIND(X->pool[0]),
-                                         QN_BIND(X->pool[1]), QN_BIND(X->pool[2]), QN_BIND(X->pool[0]),
-                                         QN_BIND(X->pool[0]), QN_BIND(X->pool[0]), QN_BIND(X->pool[0]),
-                                         QN_BIND(X->pool[0])),
+                                         QN_BIND(X->pool[1]), QN_BIND(X->pool[2]), QN_BIND(X->pool[3]),
+                                         QN_BIND(X->pool[4]), QN_BIND(X->pool[5]), QN_BIND(X->pool[6]),
+                                         QN_BIND(X->pool[7])),
                        pc, sizeof *pc, (uint64_t)pc->K * ((pc->I + gr - 1) / gr), pc->T);
     if (marks) qn_cmd_mark(cmd, "down");
     qn_cmd_dispatch_nz(cmd, dn, QN_BINDS(QN_BIND(ain), ids, QN_BIND(X->table), QN_BIND(w), QN_BIND(sg), QN_BIND(ds),
                                          QN_BIND(y), QN_BIND(X->dpool[0]), QN_BIND(X->dpool[1]), QN_BIND(X->dpool[2]),
-                                         QN_BIND(X->dpool[0]), QN_BIND(X->dpool[0]), QN_BIND(X->dpool[0]),
-                                         QN_BIND(X->dpool[0]), QN_BIND(X->dpool[0])),
+                                         QN_BIND(X->dpool[3]), QN_BIND(X->dpool[4]), QN_BIND(X->dpool[5]),
+                                         QN_BIND(X->dpool[6]), QN_BIND(X->dpool[7])),
                        &pd, sizeof pd, (pc->H + dr - 1) / dr, pc->T);
 }
 
@@ -195,7 +197,7 @@ static void run_case(struct qn_h *h, struct mcase c)
         table[E + e] = (int)e == c.absent ? -1 : (int32_t)s; /* layer 1 */
         table[e] = (int32_t)perm[(e + 1) % E];               /* layer 0: a wrong table (must not be read) */
     }
-    for (uint32_t p = 0; p < 3; p++) {
+    for (uint32_t p = 0; p < 8; p++) {
         X.pool[p] = p < X.npools ? qn_h_upload(h, "pool", pools + (size_t)p * X.spp * X.slot_b, (size_t)X.spp * X.slot_b)
                                  : X.pool[0];
         X.dpool[p] = p < X.npools ? qn_h_upload(h, "dpool", dpools + (size_t)p * X.spp * X.dslot_b,
@@ -272,14 +274,17 @@ static void run_case(struct qn_h *h, struct mcase c)
 
 static void bench(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, const struct qlayout *l, int iters)
 {
-    const uint32_t H = 2048, I = 512, Is = 512, E = 512, K = 10;
+    const uint32_t H = 2048, I = 512, Is = 512, K = 10;
     uint32_t tgu = qtypes[fgu], tdn = qtypes[fdn];
     uint64_t rgu, rdn;
     qn_h_ok(h, qn_ggml_row_bytes(tgu, H, &rgu), "row bytes");
     qn_h_ok(h, qn_ggml_row_bytes(tdn, I, &rdn), "row bytes");
     struct experts X = { .up_off = (uint32_t)al16(rgu * I) };
     X.slot_b = (uint32_t)al16(X.up_off + rgu * I), X.dslot_b = (uint32_t)al16(rdn * H);
-    X.spp = (E + 2) / 3, X.npools = 3;
+    /* up to 512 experts in at most 8 pools that each fit one binding */
+    uint64_t fit = (qn_vk_caps(h->v)->max_storage_range - 16) / X.slot_b;
+    X.spp = fit < 171 ? (uint32_t)fit : 171, X.npools = X.spp * 8 < 512 ? 8 : (512 + X.spp - 1) / X.spp;
+    uint32_t E = X.spp * X.npools < 512 ? X.spp * X.npools : 512;
     uint8_t *one = qn_h_alloc_bytes(h, X.slot_b), *done = qn_h_alloc_bytes(h, X.dslot_b);
     make_part(h, tgu, I, H, one, NULL);
     make_part(h, tgu, I, H, one + X.up_off, NULL);
@@ -290,9 +295,9 @@ static void bench(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, const 
         memcpy(pool + (size_t)s * X.slot_b, one, X.slot_b);
         memcpy(dpool + (size_t)s * X.dslot_b, done, X.dslot_b);
     }
-    for (uint32_t p = 0; p < 3; p++) {
-        X.pool[p] = qn_h_upload(h, "pool", pool, (size_t)X.spp * X.slot_b);
-        X.dpool[p] = qn_h_upload(h, "dpool", dpool, (size_t)X.spp * X.dslot_b);
+    for (uint32_t p = 0; p < 8; p++) {
+        X.pool[p] = p < X.npools ? qn_h_upload(h, "pool", pool, (size_t)X.spp * X.slot_b) : X.pool[0];
+        X.dpool[p] = p < X.npools ? qn_h_upload(h, "dpool", dpool, (size_t)X.spp * X.dslot_b) : X.dpool[0];
     }
     free(pool), free(dpool);
     int32_t *table = qn_h_alloc_bytes(h, (size_t)E * 4);
@@ -326,8 +331,8 @@ static void bench(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, const 
         for (int k = 0; it && k < 2; k++) best[k] = fmin(best[k], sum[k] / BENCH_ROUTINGS);
     }
     double mb_gu = (double)T * K * 2 * I * rgu / 1e6, mb_dn = (double)T * K * H * rdn / 1e6 + (double)H * Is * 4 / 1e6;
-    printf("bench moe_q T=%u %s gate/up + %s down, H %u I %u K %u, wg %u rows %u/%u sgrows %u/%u unroll %u/%u xsh %u/%u"
-           " (min of %d, %u routings in turn):\n", T, qn_ggml_type_name(tgu), qn_ggml_type_name(tdn), H, I, K,
+    printf("bench moe_q T=%u %s gate/up + %s down, H %u I %u K %u E %u, wg %u rows %u/%u sgrows %u/%u unroll %u/%u xsh %u/%u"
+           " (min of %d, %u routings in turn):\n", T, qn_ggml_type_name(tgu), qn_ggml_type_name(tdn), H, I, K, E,
            qn_pipe_spec(gu, 0), qn_pipe_spec(gu, 3), qn_pipe_spec(dn, 3), qn_pipe_spec(gu, 4), qn_pipe_spec(dn, 4),
            qn_pipe_spec(gu, 5), qn_pipe_spec(dn, 5), qn_pipe_spec(gu, 6), qn_pipe_spec(dn, 6), iters, BENCH_ROUTINGS);
     printf("  gate_up %8.1f us  %6.2f MB  %7.1f GB/s\n", best[0] * 1e3, mb_gu, mb_gu / best[0]);
@@ -338,14 +343,14 @@ static void bench(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, const 
 
 int main(int argc, char **argv)
 {
-    bool do_bench = false;
-    for (int i = 1; i < argc; i++) do_bench |= !strcmp(argv[i], "--bench");
+    bool do_bench = false, small = false; /* --small: fewer cases (the meson variants but the first) */
+    for (int i = 1; i < argc; i++) do_bench |= !strcmp(argv[i], "--bench"), small |= !strcmp(argv[i], "--small");
     struct qn_h h;
     qn_h_open(&h, "moe_q", argc, argv);
     if (do_bench) {
         static const struct qlayout bl[] = {
             { 0, 0, 0, 0, 0 }, { 256, 8, 2, 2, 512 }, { 256, 32, 4, 2, 512 }, { 128, 16, 2, 4, 0 },
-            { 256, 16, 1, 4, 0 }, { 256, 16, 4, 1, 1280 }, { 64, 4, 2, 4, 512 }, { 256, 64, 4, 4, 0 },
+            { 128, 16, 2, 2, 1280 }, { 256, 16, 1, 5, 0 }, { 64, 8, 2, 5, 512 }, { 256, 64, 4, 4, 0 },
         };
         for (uint32_t T = 1; T <= 2; T++)
             for (size_t i = 0; i < sizeof bl / sizeof bl[0]; i++) {
@@ -357,6 +362,7 @@ int main(int argc, char **argv)
     /* every format with the default layout and a mixed pair with an absent expert; the other layouts (each
      * one more pipeline to compile: slow on lavapipe) on a 32-element and a 256-element format */
     for (uint32_t f = 0; f < NFMTS; f++) {
+        if (small && f != 1 && f != 4) continue; /* --small: Q4_0 and Q6_K only */
         uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
         for (uint32_t l = 0; l < NLAYOUTS; l++)
             if (l == 0 || f == 1 || f == 4)
@@ -366,7 +372,8 @@ int main(int argc, char **argv)
                                      .K = 4, .layout = 0, .absent = 2 });
     }
     /* the Q4_K_M mix at the real row lengths, T = 2 */
-    run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
+    if (!small)
+        run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
                                  .layout = 0, .absent = -1 });
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
