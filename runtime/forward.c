@@ -981,6 +981,8 @@ static int make_norm_pipes(qn_fwd *f)
                                             QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
     uint32_t wg = qn_pipe_spec(f->matvec[0], 0), rows = qn_pipe_spec(f->matvec[0], 1);
     uint32_t H = (uint32_t)f->m->c.hidden_size, xsh = H % 4 == 0 && H <= 4096 ? H / 4 : 0;
+    const char *e = getenv("QNEXT_NORM_XSH"); /* 0: read x through L1 instead (timing experiments) */
+    if (e && !strcmp(e, "0")) xsh = 0;
     int rc;
     for (int i = 0; i < 3; i++) {
         PIPE(mvn[i], &f->matvec_norm[i], wg, rows, 4, 1, xsh);
