@@ -331,9 +331,9 @@ static void bench(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, const 
         for (int k = 0; it && k < 2; k++) best[k] = fmin(best[k], sum[k] / BENCH_ROUTINGS);
     }
     double mb_gu = (double)T * K * 2 * I * rgu / 1e6, mb_dn = (double)T * K * H * rdn / 1e6 + (double)H * Is * 4 / 1e6;
-    printf("bench moe_q T=%u %s gate/up + %s down, H %u I %u K %u E %u, wg %u rows %u/%u sgrows %u/%u unroll %u/%u xsh %u/%u"
+    printf("bench moe_q T=%u %s gate/up + %s down, H %u I %u K %u E %u, wg %u/%u rows %u/%u sgrows %u/%u unroll %u/%u xsh %u/%u"
            " (min of %d, %u routings in turn):\n", T, qn_ggml_type_name(tgu), qn_ggml_type_name(tdn), H, I, K, E,
-           qn_pipe_spec(gu, 0), qn_pipe_spec(gu, 3), qn_pipe_spec(dn, 3), qn_pipe_spec(gu, 4), qn_pipe_spec(dn, 4),
+           qn_pipe_spec(gu, 0), qn_pipe_spec(dn, 0), qn_pipe_spec(gu, 3), qn_pipe_spec(dn, 3), qn_pipe_spec(gu, 4), qn_pipe_spec(dn, 4),
            qn_pipe_spec(gu, 5), qn_pipe_spec(dn, 5), qn_pipe_spec(gu, 6), qn_pipe_spec(dn, 6), iters, BENCH_ROUTINGS);
     printf("  gate_up %8.1f us  %6.2f MB  %7.1f GB/s\n", best[0] * 1e3, mb_gu, mb_gu / best[0]);
     printf("  down    %8.1f us  %6.2f MB  %7.1f GB/s (incl. the f32 shared down_s, %.2f MB)\n", best[1] * 1e3, mb_dn,
