@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "qblocks.h"
 #include "quant.h"
 #include "ref_ops.h"
 
@@ -55,23 +56,6 @@ struct mcase {
 };
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
-
-/* quantize a random [rows, cols] matrix (per-32 scale and offset) into dst; dequantized copy into deq */
-static void make_part(struct qn_h *h, uint32_t type, uint32_t rows, uint32_t cols, uint8_t *dst, float *deq)
-{
-    uint64_t rb;
-    qn_h_ok(h, qn_ggml_row_bytes(type, cols, &rb), "row bytes");
-    float *w = qn_h_alloc(h, (size_t)rows * cols), g[2];
-    qn_h_random(h, w, (size_t)rows * cols, -1, 1);
-    for (size_t i = 0; i < (size_t)rows * cols; i += 32) {
-        qn_h_random(h, g, 2, 0, 1);
-        for (size_t j = i; j < i + 32; j++) w[j] = (0.05f + 1.95f * g[0]) * (w[j] + g[1] - 0.5f);
-    }
-    for (uint32_t r = 0; r < rows; r++) {
-        qn_h_ok(h, qn_quant_row(type, w + (size_t)r * cols, dst + r * rb, cols), "quantize");
-        if (deq) qn_h_ok(h, qn_dequant_row(type, dst + r * rb, deq + (size_t)r * cols, cols), "dequantize");
-    }
-}
 
 /* sum w x in double; *s = its error scale: sum |w x| + sum |x| * (range of w's 32-block) */
 static double dot_s(const float *w, const float *x, uint32_t n, double *s)
@@ -191,9 +175,9 @@ static void run_case(struct qn_h *h, struct mcase c)
     for (uint32_t e = 0; e < E; e++) {
         uint32_t s = perm[e];
         uint8_t *gu = pools + (size_t)s * X.slot_b, *dn = dpools + (size_t)s * X.dslot_b;
-        make_part(h, tgu, I, H, gu, dg + (size_t)e * I * H);
-        make_part(h, tgu, I, H, gu + X.up_off, du + (size_t)e * I * H);
-        make_part(h, tdn, H, I, dn, dd + (size_t)e * H * I);
+        qn_h_quant_matrix(h, tgu, I, H, gu, dg + (size_t)e * I * H);
+        qn_h_quant_matrix(h, tgu, I, H, gu + X.up_off, du + (size_t)e * I * H);
+        qn_h_quant_matrix(h, tdn, H, I, dn, dd + (size_t)e * H * I);
         table[E + e] = (int)e == c.absent ? -1 : (int32_t)s; /* layer 1 */
         table[e] = (int32_t)perm[(e + 1) % E];               /* layer 0: a wrong table (must not be read) */
     }
@@ -286,9 +270,9 @@ static void bench(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, const 
     X.spp = fit < 171 ? (uint32_t)fit : 171, X.npools = X.spp * 8 < 512 ? 8 : (512 + X.spp - 1) / X.spp;
     uint32_t E = X.spp * X.npools < 512 ? X.spp * X.npools : 512;
     uint8_t *one = qn_h_alloc_bytes(h, X.slot_b), *done = qn_h_alloc_bytes(h, X.dslot_b);
-    make_part(h, tgu, I, H, one, NULL);
-    make_part(h, tgu, I, H, one + X.up_off, NULL);
-    make_part(h, tdn, H, I, done, NULL);
+    qn_h_quant_matrix(h, tgu, I, H, one, NULL);
+    qn_h_quant_matrix(h, tgu, I, H, one + X.up_off, NULL);
+    qn_h_quant_matrix(h, tdn, H, I, done, NULL);
     uint8_t *pool = malloc((size_t)X.spp * X.slot_b), *dpool = malloc((size_t)X.spp * X.dslot_b);
     if (!pool || !dpool) qn_h_ok(h, qn_fail(-ENOMEM, "bench pools"), "bench");
     for (uint32_t s = 0; s < X.spp; s++) {

@@ -25,6 +25,7 @@
 
 #include "forward.h"
 #include "harness.h"
+#include "qblocks.h"
 #include "qn_num.h"
 #include "quant.h"
 #include "ref_ops.h"
@@ -48,23 +49,6 @@ struct mcase {
 };
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
-
-/* quantize a random [rows, cols] matrix (per-32 scale and offset) into dst; dequantized copy into deq */
-static void make_part(struct qn_h *h, uint32_t type, uint32_t rows, uint32_t cols, uint8_t *dst, float *deq)
-{
-    uint64_t rb;
-    qn_h_ok(h, qn_ggml_row_bytes(type, cols, &rb), "row bytes");
-    float *w = qn_h_alloc(h, (size_t)rows * cols), g[2];
-    qn_h_random(h, w, (size_t)rows * cols, -1, 1);
-    for (size_t i = 0; i < (size_t)rows * cols; i += 32) {
-        qn_h_random(h, g, 2, 0, 1);
-        for (size_t j = i; j < i + 32; j++) w[j] = (0.05f + 1.95f * g[0]) * (w[j] + g[1] - 0.5f);
-    }
-    for (uint32_t r = 0; r < rows; r++) {
-        qn_h_ok(h, qn_quant_row(type, w + (size_t)r * cols, dst + r * rb, cols), "quantize");
-        qn_h_ok(h, qn_dequant_row(type, dst + r * rb, deq + (size_t)r * cols, cols), "dequantize");
-    }
-}
 
 static bool g_r16; /* reference on f16-rounded operands (the tensor-core kernels' inputs) */
 static float f16r(float v) { return g_r16 ? qn_f16_to_f32(qn_f32_to_f16(v)) : v; }
@@ -137,9 +121,9 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
     for (uint32_t e = 0; e < E; e++) {
         uint32_t s = perm[e];
         uint8_t *gu = pools + (size_t)s * slot_b, *dn = dpools + (size_t)s * dslot_b;
-        make_part(h, tgu, I, H, gu, dg + (size_t)e * I * H);
-        make_part(h, tgu, I, H, gu + up_off, du + (size_t)e * I * H);
-        make_part(h, tdn, H, I, dn, dd + (size_t)e * H * I);
+        qn_h_quant_matrix(h, tgu, I, H, gu, dg + (size_t)e * I * H);
+        qn_h_quant_matrix(h, tgu, I, H, gu + up_off, du + (size_t)e * I * H);
+        qn_h_quant_matrix(h, tdn, H, I, dn, dd + (size_t)e * H * I);
         table[E + e] = (int)e == c.absent ? -1 : (int32_t)s; /* layer 1 */
         table[e] = (int32_t)perm[(e + 1) % E];               /* layer 0: a wrong table (must not be read) */
     }
@@ -260,9 +244,9 @@ static void bench(struct qn_h *h, int iters)
     uint32_t up_off = (uint32_t)al16(rgu * I), slot_b = (uint32_t)al16(up_off + rgu * I), dslot_b = (uint32_t)al16(rdn * H);
     uint8_t *gu1 = qn_h_alloc_bytes(h, slot_b), *dn1 = qn_h_alloc_bytes(h, dslot_b);
     float *tmp = qn_h_alloc(h, (size_t)I * H);
-    make_part(h, QN_GGML_Q4_K, I, H, gu1, tmp); /* one expert, copied into every slot (timing only) */
-    make_part(h, QN_GGML_Q4_K, I, H, gu1 + up_off, tmp);
-    make_part(h, QN_GGML_Q6_K, H, I, dn1, tmp);
+    qn_h_quant_matrix(h, QN_GGML_Q4_K, I, H, gu1, tmp); /* one expert, copied into every slot (timing only) */
+    qn_h_quant_matrix(h, QN_GGML_Q4_K, I, H, gu1 + up_off, tmp);
+    qn_h_quant_matrix(h, QN_GGML_Q6_K, H, I, dn1, tmp);
     uint8_t *pools = qn_h_alloc_bytes(h, (size_t)E * slot_b), *dpools = qn_h_alloc_bytes(h, (size_t)E * dslot_b);
     int32_t *table = qn_h_alloc_bytes(h, (size_t)E * 4);
     for (uint32_t e = 0; e < E; e++) {
