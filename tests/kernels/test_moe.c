@@ -21,6 +21,7 @@
 #include "harness.h"
 #include "qn_num.h"
 #include "ref_ops.h"
+#include "route_check.h"
 
 enum { DT_BF16, DT_F16, DT_F32 };
 static const char *const dt_name[] = { "bf16", "f16", "f32" };
@@ -488,34 +489,10 @@ static void router_case(struct qn_h *h, uint32_t T, uint32_t E, uint32_t K, uint
     qn_pc_moe pc = { .T = T, .E = E, .K = K, .Is = Is, .m_stride = ms, .act_stride = as, .flags = flags };
     qn_h_run(h, qn_h_pipe(h, QN_K_MOE_ROUTER, wg), QN_BINDS(QN_BIND(m_b), QN_BIND(ids), QN_BIND(w), QN_BIND(sg), QN_BIND(act)),
              &pc, sizeof pc, T);
-    int *gi = (int *)qn_h_read(h, ids, (size_t)T * K), *ri = qn_h_alloc_bytes(h, (size_t)T * K * sizeof(int));
-    float *rw = qn_h_alloc(h, (size_t)T * K), *rsg = qn_h_alloc(h, T), *ract = qn_h_alloc(h, (size_t)T * Is);
-    float *gact = qn_h_alloc(h, (size_t)T * Is), *act_h = qn_h_read(h, act, (size_t)T * (K + 1) * as);
-    int bad = 0;
-    for (uint32_t t = 0; t < T; t++) {
-        const float *mt = m + (size_t)t * ms;
-        qn_ref_router(ri + t * K, rw + t * K, mt, (int)E, (int)K, !!(flags & QN_MOE_NORM_TOPK),
-                      !!(flags & QN_MOE_ROUND_BF16));
-        rsg[t] = qn_ref_sigmoid(mt[E + 2 * Is]);
-        for (uint32_t i = 0; i < Is; i++) {
-            ract[t * Is + i] = qn_ref_silu(mt[E + i]) * mt[E + Is + i];
-            gact[t * Is + i] = act_h[((size_t)t * (K + 1) + K) * as + i];
-        }
-    }
-    for (uint32_t i = 0; i < T * K; i++) bad += gi[i] != ri[i];
     char what[160];
     snprintf(what, sizeof what, "router T=%u E=%u K=%u wg %u%s%s%s", T, E, K, wg, flags & QN_MOE_NORM_TOPK ? " norm" : "",
              flags & QN_MOE_ROUND_BF16 ? " bf16-logits" : "", ties == 1 ? " exact-ties" : ties == 2 ? " bf16-ties" : "");
-    h->checks++;
-    if (bad) h->failures++;
-    printf("%-4s %s ids: %d of %u differ\n", bad ? "FAIL" : "ok", what, bad, T * K);
-    char msg[200];
-    snprintf(msg, sizeof msg, "%s w", what);
-    qn_h_check(h, msg, w, rw, (size_t)T * K, 1e-7, 2e-6); /* f32 softmax vs double: measured rel ~3e-7 */
-    snprintf(msg, sizeof msg, "%s sg", what);
-    qn_h_check(h, msg, sg, rsg, T, 1e-7, 1e-6);
-    snprintf(msg, sizeof msg, "%s shared act", what);
-    qn_h_check_host(h, msg, gact, ract, (size_t)T * Is, 1e-7, 1e-6);
+    check_route(h, what, m, T, E, K, Is, as, flags, ids, w, sg, act);
     qn_h_reset(h);
 }
 
