@@ -784,6 +784,22 @@ static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const ui
     } while (0)
 #define PIPE0(k, out) do { if ((rc = pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
 
+/* QNEXT_MOEQ_LAYOUT="WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH": the decode expert kernels' layout (gate|up
+ * : down, moe_q.comp spec 0, 3..6) instead of the defaults, for timing experiments on a device. */
+static bool moeq_layout(uint32_t lay[10])
+{
+    const char *e = getenv("QNEXT_MOEQ_LAYOUT");
+    if (!e) return false;
+    unsigned v[10];
+    if (sscanf(e, "%u,%u,%u,%u,%u:%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
+               &v[9]) != 10 || !v[0] || !v[1] || !v[2] || !v[3] || !v[5] || !v[6] || !v[7] || !v[8]) {
+        QN_WARN("QNEXT_MOEQ_LAYOUT=%s is not WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH (non-zero but XSH); ignored", e);
+        return false;
+    }
+    for (int i = 0; i < 10; i++) lay[i] = v[i];
+    return true;
+}
+
 /* Does any dense weight of m use qmatvec pipeline i (q_index)? */
 static bool model_uses_q(const qn_model *m, int i)
 {
@@ -940,8 +956,14 @@ static int make_pipes(qn_fwd *f)
             ugu = ugu || (m->L[l].exp_qtype[0] && q_index(m->L[l].exp_qtype[0]) == i);
             udn = udn || (m->L[l].exp_qtype[2] && q_index(m->L[l].exp_qtype[2]) == i);
         }
-        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 256, m->qexp_up_off, 0); /* moe_q.comp's defaults for the rest */
-        if (udn) PIPE(qdn[i], &f->moe_qdn[i], 128, 0, 0);
+        uint32_t lay[10];
+        if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
+            if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4]);
+            if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9]);
+        } else {
+            if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 128, m->qexp_up_off, 0); /* moe_q.comp's defaults for the rest */
+            if (udn) PIPE(qdn[i], &f->moe_qdn[i], 128, 0, 0);
+        }
         /* grouped prefill: the plain grouped kernels' WG, GN, BK (so tile_t agrees with moe_sort's tiles) */
         if (ugu) PIPE(qgug[i], &f->moe_qgu_g[i], 256, 16, 32, m->qexp_up_off);
         if (udn) PIPE(qdng[i], &f->moe_qdn_g[i], 256, 16, 32, 0);

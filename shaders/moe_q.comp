@@ -12,14 +12,14 @@
 //          DN: 0 act, 1 ids, 2 table, 3 w f32 [T, K], 4 sg f32 [T], 5 down_s f32 [H, Is], 6 y f32 [T, H],
 //              7..14 pools
 // Push:    qn_pc_moe (act_stride a multiple of 4; H, I multiples of the block size)
-// Spec:    0 QN_WG       workgroup size (default GU 256, DN 128: with 32-lane subgroups, I 512 and the
-//                        defaults below, every team has exactly one set of rows; a team past the last set
-//                        only repeats it)
+// Spec:    0 QN_WG       workgroup size (default 128; teams past the last set of rows only repeat it)
 //          1 QN_UP_OFF   byte offset of the up part in a slot (= gate bytes; a multiple of 16)
 //          2 QN_DN_OFF   byte offset of the down part in a slot (a multiple of 16)
-//          3 QN_ROWS     GU: rows i per workgroup (default 16); DN: rows h per workgroup (default 16)
-//          4 QN_SGROWS   GU: rows i one team computes together (gate + up: 2x the weight rows; default 2)
-//                        DN: rows h each lane computes, sharing each act run (default 2)
+//          3 QN_ROWS     GU: rows i per workgroup (default 8); DN: rows h per workgroup (default 8)
+//          4 QN_SGROWS   GU: rows i one team computes together (gate + up: 2x the weight rows; default 1)
+//                        DN: rows h each lane computes, sharing each act run (default 1)
+//                        (the defaults decode the full 80B Q4_K_M at 138.8 tok/s on the H100 vs 125.0 with
+//                        256/16/2 for GU and 128/16/2 for DN: docs/perf.md run 11; QNEXT_MOEQ_LAYOUT overrides)
 //          5 QN_UNROLL   GU: units of each row a lane loads before using them (default 2)
 //                        DN: experts whose units a lane loads before using them (default 5)
 //          6 QN_XSH      x staging capacity in vec4 (0: read x through L1): GU the token's x (H / 4 needed;
@@ -42,7 +42,7 @@
 layout(local_size_x_id = 0) in;
 #if defined(QN_MOE_GU)
 #define QN_XSH_DEF 512
-#define QN_WG_DEF 256
+#define QN_WG_DEF 128
 #else
 #define QN_XSH_DEF 0
 #define QN_WG_DEF 128
@@ -50,8 +50,8 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint QN_WG = QN_WG_DEF;
 layout(constant_id = 1) const uint QN_UP_OFF = 0;
 layout(constant_id = 2) const uint QN_DN_OFF = 0;
-layout(constant_id = 3) const uint QN_ROWS = 16;
-layout(constant_id = 4) const uint QN_SGROWS = 2;
+layout(constant_id = 3) const uint QN_ROWS = 8;
+layout(constant_id = 4) const uint QN_SGROWS = 1;
 #if defined(QN_MOE_GU)
 layout(constant_id = 5) const uint QN_UNROLL = 2;
 #else

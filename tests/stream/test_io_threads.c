@@ -57,11 +57,12 @@ static long read_with(const char *path, const unsigned char *data, int threads, 
     unsigned char *buf = xmalloc((size_t)INFLIGHT << 20);
     uint64_t off[INFLIGHT], len[INFLIGHT], bytes = 0;
     long bad = 0;
-    int sub = 0, done = 0;
+    int sub = 0, done = 0, free_slot[INFLIGHT], nfree = INFLIGHT; /* a slot is reused only after its completion */
+    for (int i = 0; i < INFLIGHT; i++) free_slot[i] = INFLIGHT - 1 - i;
     double t0 = qn_now_s();
     while (done < NREQ) {
-        while (sub < NREQ && sub - done < INFLIGHT) {
-            int s = sub % INFLIGHT;
+        while (sub < NREQ && nfree > 0) {
+            int s = free_slot[--nfree];
             len[s] = 1 + qn_rng_u64(&rng) % (1u << 20);
             off[s] = qn_rng_u64(&rng) % (FILE_BYTES - len[s] + 1);
             struct qn_io_req r = { .file = f, .offset = off[s], .length = len[s], .dst = buf + ((size_t)s << 20),
@@ -77,6 +78,7 @@ static long read_with(const char *path, const unsigned char *data, int threads, 
             CHECK(c[i].status == 0, "request failed: %s", c[i].msg);
             bad += memcmp(buf + ((size_t)s << 20), data + off[s], len[s]) != 0;
             bytes += len[s];
+            free_slot[nfree++] = s;
         }
     }
     double t = qn_now_s() - t0;
