@@ -406,8 +406,7 @@ static int check_budget(const qn_model *m, const struct qn_model_params *p)
 /* --expert-cache below the experts' bytes: streaming with fewer slots (model_stream.c). */
 static uint32_t n_experts_total(const qn_model *m) { return (uint32_t)m->c.num_layers * (uint32_t)m->c.num_experts; }
 
-/* Bytes one expert pool buffer may hold: the device's binding and allocation limits, and 32-bit offsets. */
-static uint64_t pool_cap(const qn_model *m)
+uint64_t qn_model_pool_cap(const qn_model *m)
 {
     const struct qn_caps *caps = qn_vk_caps(m->v);
     uint64_t cap = caps->max_storage_range;
@@ -428,7 +427,7 @@ static uint64_t auto_expert_cache(const qn_model *m, const struct qn_model_param
     uint64_t used = ms.device_used + m->dense_bytes;
     uint64_t avail = budget > used ? budget - used : 0;
     avail -= avail / 8;
-    uint64_t slots = pool_cap(m) / (m->slot_bytes ? m->slot_bytes : 1);
+    uint64_t slots = qn_model_pool_cap(m) / (m->slot_bytes ? m->slot_bytes : 1);
     uint64_t bind = slots * QN_MODEL_MAX_POOLS * m->slot_bytes;
     uint64_t cap = avail < bind ? avail : bind;
     return m->expert_bytes <= cap ? 0 : cap;
@@ -470,7 +469,7 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
     if (c->tie_word_embeddings) m->lm_head = m->embed;
     /* expert pools */
     const struct qn_caps *caps = qn_vk_caps(m->v);
-    uint64_t cap = pool_cap(m);
+    uint64_t cap = qn_model_pool_cap(m);
     if (cap < m->slot_bytes)
         return qn_fail(QN_E_UNSUPPORTED, "one expert (%.1f MiB) is larger than a storage buffer may be on '%s' "
                        "(%.1f MiB)", (double)m->slot_bytes / 1048576.0, caps->name, (double)cap / 1048576.0);

@@ -130,6 +130,10 @@ int qn_model_plan_bytes(const qn_config *c, const qn_st_store *st, uint64_t *den
  * 1 (in_proj_ba); returns the source row. Exposed for tests. */
 int qn_model_gdn_src_row(const qn_config *c, int r, int *which);
 
+/* Bytes one expert pool buffer may hold: the device's binding and allocation limits, 32-bit offsets (the MoE
+ * kernels address a pool with them) and qn_model_params.pool_bytes_max. */
+uint64_t qn_model_pool_cap(const qn_model *m);
+
 /* Pool buffer and byte offset of slot s. */
 static inline qn_buf *qn_model_slot(const qn_model *m, uint32_t s, uint64_t *off)
 {

@@ -426,23 +426,11 @@ static const char *const exp_fmt[3] = {
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
 
-/* Bytes one expert pool buffer may hold: the device's binding and allocation limits, 32-bit offsets, and
- * qn_model_params.pool_bytes_max. */
-static uint64_t pool_cap(const qn_model *m)
-{
-    const struct qn_caps *caps = qn_vk_caps(m->v);
-    uint64_t cap = caps->max_storage_range;
-    if (m->pool_bytes_max && m->pool_bytes_max < cap) cap = m->pool_bytes_max;
-    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
-    if (cap > 0xffffffffull) cap = 0xffffffffull; /* MoE kernels address a pool with 32-bit byte offsets */
-    return cap;
-}
-
 /* Pools of `size`-byte slots for n slots (m->pools, or dpools kept in m->arenas so qn_model_free frees them). */
 static int make_pools(struct gl *g, uint64_t size, uint32_t n, uint32_t *per, uint32_t *np, qn_buf **pools,
                       const char *what)
 {
-    uint64_t cap = pool_cap(g->m);
+    uint64_t cap = qn_model_pool_cap(g->m);
     if (cap < size) return qn_fail(QN_E_UNSUPPORTED, "GGUF: one expert's %s is larger than a storage buffer", what);
     *per = (uint32_t)(cap / size) < n ? (uint32_t)(cap / size) : n;
     *np = (n + *per - 1) / *per;
@@ -630,7 +618,7 @@ static uint64_t expert_room(const qn_model *m, const struct qn_model_params *p)
     uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
     uint64_t avail = budget > ms.device_used ? budget - ms.device_used : 0;
     avail -= avail / 8;
-    uint64_t cap = pool_cap(m), per = cap / m->slot_bytes;
+    uint64_t cap = qn_model_pool_cap(m), per = cap / m->slot_bytes;
     if (m->d_slot_bytes && cap / m->d_slot_bytes < per) per = cap / m->d_slot_bytes;
     uint64_t bind = per * QN_MODEL_MAX_POOLS * qn_mst_slot_bytes(m);
     return avail < bind ? avail : bind;
