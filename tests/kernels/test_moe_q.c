@@ -135,52 +135,15 @@ static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *
     return qn_h_pipe_spec(h, k, v, 7);
 }
 
-static void random_ids(struct qn_h *h, int32_t *ids, uint32_t T, uint32_t K, uint32_t E, uint32_t stride)
-{
-    for (uint32_t t = 0; t < T; t++)
-        for (uint32_t k = 0; k < K; k++) {
-            int32_t e;
-            bool dup;
-            do {
-                e = (int32_t)(qn_rng_u64(&h->rng) % E);
-                dup = false;
-                for (uint32_t j = 0; j < k; j++) dup |= ids[t * stride + j] == e;
-            } while (dup);
-            ids[t * stride + k] = e;
-        }
-}
-
 static void run_case(struct qn_h *h, struct mcase c)
 {
     uint32_t T = c.T, H = c.H, I = c.I, E = c.E, K = c.K, Is = c.Is, tgu = qtypes[c.fgu], tdn = qtypes[c.fdn];
-    uint64_t rgu, rdn;
-    qn_h_ok(h, qn_ggml_row_bytes(tgu, H, &rgu), "row bytes");
-    qn_h_ok(h, qn_ggml_row_bytes(tdn, I, &rdn), "row bytes");
-    struct experts X = { .up_off = (uint32_t)al16(rgu * I) };
-    X.slot_b = (uint32_t)al16(X.up_off + rgu * I), X.dslot_b = (uint32_t)al16(rdn * H);
-    X.spp = (E + 2) / 3 + 1, X.npools = (E + 1 + X.spp - 1) / X.spp;
-    float *dg = qn_h_alloc(h, (size_t)E * I * H), *du = qn_h_alloc(h, (size_t)E * I * H);
-    float *dd = qn_h_alloc(h, (size_t)E * H * I);
-    uint8_t *pools = qn_h_alloc_bytes(h, (size_t)X.npools * X.spp * X.slot_b);
-    uint8_t *dpools = qn_h_alloc_bytes(h, (size_t)X.npools * X.spp * X.dslot_b);
-    memset(pools, 0, (size_t)X.npools * X.spp * X.slot_b);
-    memset(dpools, 0, (size_t)X.npools * X.spp * X.dslot_b);
-    int32_t *table = qn_h_alloc_bytes(h, (size_t)2 * E * 4);
-    uint32_t *perm = qn_h_alloc_bytes(h, (size_t)(E + 1) * 4);
-    for (uint32_t i = 0; i <= E; i++) perm[i] = i;
-    for (uint32_t i = E; i > 0; i--) { /* random slot placement */
-        uint32_t j = (uint32_t)(qn_rng_u64(&h->rng) % (i + 1)), t = perm[i];
-        perm[i] = perm[j], perm[j] = t;
-    }
-    for (uint32_t e = 0; e < E; e++) {
-        uint32_t s = perm[e];
-        uint8_t *gu = pools + (size_t)s * X.slot_b, *dn = dpools + (size_t)s * X.dslot_b;
-        qn_h_quant_matrix(h, tgu, I, H, gu, dg + (size_t)e * I * H);
-        qn_h_quant_matrix(h, tgu, I, H, gu + X.up_off, du + (size_t)e * I * H);
-        qn_h_quant_matrix(h, tdn, H, I, dn, dd + (size_t)e * H * I);
-        table[E + e] = (int)e == c.absent ? -1 : (int32_t)s; /* layer 1 */
-        table[e] = (int32_t)perm[(e + 1) % E];               /* layer 0: a wrong table (must not be read) */
-    }
+    struct qn_h_qexp Q;
+    qn_h_qexp_make(h, tgu, tdn, H, I, E, c.absent, &Q);
+    struct experts X = { .up_off = Q.up_off, .slot_b = Q.slot_b, .dslot_b = Q.dslot_b, .spp = Q.spp, .npools = Q.npools };
+    uint8_t *pools = Q.pools, *dpools = Q.dpools;
+    int32_t *table = Q.table;
+    float *dg = Q.dg, *du = Q.du, *dd = Q.dd;
     for (uint32_t p = 0; p < 8; p++) {
         X.pool[p] = p < X.npools ? qn_h_upload(h, "pool", pools + (size_t)p * X.spp * X.slot_b, (size_t)X.spp * X.slot_b)
                                  : X.pool[0];
@@ -189,7 +152,7 @@ static void run_case(struct qn_h *h, struct mcase c)
     }
     X.table = qn_h_upload(h, "table", table, (size_t)2 * E * 4);
     int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
-    random_ids(h, ids, T, K, E, K);
+    qn_h_random_ids(h, ids, T, K, E, K);
     uint32_t as = (I > Is ? I : Is + 3) / 4 * 4 + 4; /* act stride > max(I, Is), a multiple of 4 */
     float *x_h, *a_h, *ds_h, *w_h, *sg_h, *y0;
     qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, &x_h);
@@ -290,7 +253,7 @@ static void bench(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, const 
     /* BENCH_ROUTINGS token batches, each T tokens' ids at a 256-byte aligned offset */
     const uint32_t idst = 64; /* int32 per batch */
     int32_t *ids = qn_h_alloc_bytes(h, (size_t)BENCH_ROUTINGS * idst * 4);
-    for (uint32_t r = 0; r < BENCH_ROUTINGS; r++) random_ids(h, ids + r * idst, 1, T * K, E, T * K);
+    for (uint32_t r = 0; r < BENCH_ROUTINGS; r++) qn_h_random_ids(h, ids + r * idst, 1, T * K, E, T * K);
     qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)BENCH_ROUTINGS * idst * 4);
     uint32_t as = 512;
     qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, NULL), *ds = qn_h_input_f32(h, "down_s", (size_t)H * Is, -0.1f, 0.1f, NULL);

@@ -98,35 +98,12 @@ static size_t na_(uint32_t T, uint32_t K, uint32_t as) { return (size_t)T * (K +
 static void run_case(struct qn_h *h, struct mcase c, bool cm)
 {
     uint32_t T = c.T, H = c.H, I = c.I, E = c.E, K = c.K, tgu = qtypes[c.fgu], tdn = qtypes[c.fdn];
-    uint64_t rgu, rdn;
-    qn_h_ok(h, qn_ggml_row_bytes(tgu, H, &rgu), "row bytes");
-    qn_h_ok(h, qn_ggml_row_bytes(tdn, I, &rdn), "row bytes");
-    uint32_t up_off = (uint32_t)al16(rgu * I), slot_b = (uint32_t)al16(up_off + rgu * I);
-    uint32_t dslot_b = (uint32_t)al16(rdn * H);
-    uint32_t spp = (E + 2) / 3 + 1, npools = (E + 1 + spp - 1) / spp; /* E + 1 slots (one spare), 2-3 pools */
-    /* weights: expert e's parts at slot slot_of[e] */
-    float *dg = qn_h_alloc(h, (size_t)E * I * H), *du = qn_h_alloc(h, (size_t)E * I * H);
-    float *dd = qn_h_alloc(h, (size_t)E * H * I);
-    uint8_t *pools = qn_h_alloc_bytes(h, (size_t)npools * spp * slot_b);
-    uint8_t *dpools = qn_h_alloc_bytes(h, (size_t)npools * spp * dslot_b);
-    memset(pools, 0, (size_t)npools * spp * slot_b);
-    memset(dpools, 0, (size_t)npools * spp * dslot_b);
-    int32_t *table = qn_h_alloc_bytes(h, (size_t)2 * E * 4);
-    uint32_t *perm = qn_h_alloc_bytes(h, (size_t)(E + 1) * 4);
-    for (uint32_t i = 0; i <= E; i++) perm[i] = i;
-    for (uint32_t i = E; i > 0; i--) { /* random slot placement */
-        uint32_t j = (uint32_t)(qn_rng_u64(&h->rng) % (i + 1)), t = perm[i];
-        perm[i] = perm[j], perm[j] = t;
-    }
-    for (uint32_t e = 0; e < E; e++) {
-        uint32_t s = perm[e];
-        uint8_t *gu = pools + (size_t)s * slot_b, *dn = dpools + (size_t)s * dslot_b;
-        qn_h_quant_matrix(h, tgu, I, H, gu, dg + (size_t)e * I * H);
-        qn_h_quant_matrix(h, tgu, I, H, gu + up_off, du + (size_t)e * I * H);
-        qn_h_quant_matrix(h, tdn, H, I, dn, dd + (size_t)e * H * I);
-        table[E + e] = (int)e == c.absent ? -1 : (int32_t)s; /* layer 1 */
-        table[e] = (int32_t)perm[(e + 1) % E];               /* layer 0: a wrong table (must not be read) */
-    }
+    struct qn_h_qexp Q; /* expert e's parts at a random slot */
+    qn_h_qexp_make(h, tgu, tdn, H, I, E, c.absent, &Q);
+    uint32_t up_off = Q.up_off, slot_b = Q.slot_b, dslot_b = Q.dslot_b, spp = Q.spp, npools = Q.npools;
+    uint8_t *pools = Q.pools, *dpools = Q.dpools;
+    int32_t *table = Q.table;
+    float *dg = Q.dg, *du = Q.du, *dd = Q.dd;
     qn_buf *pb[3], *dpb[3];
     for (uint32_t p = 0; p < 3; p++) {
         uint32_t q = p < npools ? p : 0;
@@ -135,17 +112,7 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
     }
     /* routing: K distinct experts per token */
     int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
-    for (uint32_t t = 0; t < T; t++)
-        for (uint32_t k = 0; k < K; k++) {
-            int32_t e;
-            bool dup;
-            do {
-                e = (int32_t)(qn_rng_u64(&h->rng) % E);
-                dup = false;
-                for (uint32_t j = 0; j < k; j++) dup |= ids[t * K + j] == e;
-            } while (dup);
-            ids[t * K + k] = e;
-        }
+    qn_h_random_ids(h, ids, T, K, E, K);
     uint32_t as = (I > c.Is ? I : c.Is + 3) / 4 * 4 + 4; /* act stride > max(I, Is), a multiple of 4 */
     float *x_h, *a_h, *ds_h;
     qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, &x_h);
