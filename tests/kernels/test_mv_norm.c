@@ -127,6 +127,18 @@ static void run_case(struct qn_h *h, struct mcase m)
 static const enum qn_kernel route_k[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
                                            QN_K_MATVEC_NORM_ROUTE_F32 };
 
+/* The route fold's per-token counters must be back at zero after a run (the routing workgroup resets its own). */
+static void check_counters(struct qn_h *h, qn_buf *cnt, uint32_t T, const char *what, int run)
+{
+    uint32_t *c = (uint32_t *)qn_h_read(h, cnt, T), left = 0;
+    for (uint32_t t = 0; t < T; t++) left += c[t] != 0;
+    h->checks++;
+    if (left) {
+        h->failures++;
+        printf("FAIL %s: run %d left %u workgroup counters non-zero\n", what, run, left);
+    }
+}
+
 static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E, uint32_t K, uint32_t Is,
                        uint32_t cols, uint32_t rflags)
 {
@@ -153,14 +165,7 @@ static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E
         qn_h_run_z(h, p, QN_BINDS(QN_BIND(W), QN_BIND(x), QN_BIND(m), QN_BIND(nw), QN_BIND(xn), QN_BIND(ids), QN_BIND(w),
                                   QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)),
                    &pc, sizeof pc, (rows + rpw - 1) / rpw, T);
-        uint32_t *c = (uint32_t *)qn_h_read(h, cnt, T);
-        uint32_t left = 0;
-        for (uint32_t t = 0; t < T; t++) left += c[t] != 0;
-        h->checks++;
-        if (left) {
-            h->failures++;
-            printf("FAIL %s: run %d left %u workgroup counters non-zero\n", what, run, left);
-        }
+        check_counters(h, cnt, T, what, run);
     }
     float *xr = ref_norm(h, x_h, nw_h, T, cols, 1.0f), *ref = qn_h_alloc(h, (size_t)T * rows);
     for (uint32_t t = 0; t < T; t++)
@@ -221,13 +226,7 @@ static void route_parts_case(struct qn_h *h, uint32_t qtype, enum qn_kernel qk, 
                                                 QN_BIND(w), QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)), &pq, sizeof pq, gb, T);
         qn_h_ok(h, qn_cmd_end(h->cmd), what);
         qn_h_ok(h, qn_cmd_run(h->cmd), what);
-        uint32_t *c = (uint32_t *)qn_h_read(h, cnt, T), left = 0;
-        for (uint32_t t = 0; t < T; t++) left += c[t] != 0;
-        h->checks++;
-        if (left) {
-            h->failures++;
-            printf("FAIL %s: run %d left %u workgroup counters non-zero\n", what, run, left);
-        }
+        check_counters(h, cnt, T, what, run);
     }
     float *xr = ref_norm(h, x_h, nw_h, T, cols, 1.0f), *ref = qn_h_alloc(h, (size_t)T * rows);
     float *refq = qn_h_alloc(h, nb);
