@@ -12,7 +12,7 @@
 #include "qn_log.h"
 #include "vk_internal.h"
 
-#define QN_CMD_MAX_STAMPS 512
+#define QN_CMD_MAX_STAMPS 2048
 #define QN_POOL_SETS 256
 #define QN_POOL_DESCRIPTORS (QN_POOL_SETS * 8)
 
@@ -35,6 +35,7 @@ struct qn_cmd {
     VkQueryPool qpool;         /* timestamps (NULL when the queue has none) */
     uint32_t nstamps;
     bool region_open;
+    bool per_dispatch;         /* QNEXT_PROFILE_DISPATCH=1: one region per dispatch while profiling */
     char labels[QN_CMD_MAX_STAMPS][48]; /* labels[i]: region starting at stamp i ("" = none) */
     uint32_t nregions;
     uint32_t region_stamp[QN_CMD_MAX_STAMPS];
@@ -68,6 +69,8 @@ int qn_cmd_create_on(qn_vk *v, enum qn_queue q, qn_cmd **out)
     c->v = v;
     c->xfer_only = q == QN_QUEUE_TRANSFER && v->xsep;
     c->queue = q == QN_QUEUE_TRANSFER ? v->xqueue : v->queue;
+    const char *pd = getenv("QNEXT_PROFILE_DISPATCH");
+    c->per_dispatch = pd && *pd && strcmp(pd, "0");
     c->stages = c->xfer_only ? VK_PIPELINE_STAGE_TRANSFER_BIT
                              : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
     VkCommandPoolCreateInfo pi = { .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
@@ -217,6 +220,11 @@ int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32
     if (nb && pushd) vkCmdPushDescriptorSetKHR(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, nb, w);
     else if (nb) vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
     if (push_size) vkCmdPushConstants(c->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
+    if (c->per_dispatch && c->region_open) { /* region = this dispatch and the barrier after it */
+        char label[48];
+        snprintf(label, sizeof label, "%s %ux%u", ki->name, gx * gy, gz);
+        qn_cmd_mark(c, label);
+    }
     vkCmdDispatch(c->cb, gx, gy, gz);
     return 0;
 }

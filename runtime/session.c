@@ -8,7 +8,7 @@
 #include "qn_log.h"
 
 #define NREC 8        /* recorded call shapes kept */
-#define NPROF 24      /* op families in the profile */
+#define NPROF 160     /* op families (or kernels, QNEXT_PROFILE_DISPATCH=1) in the profile */
 
 struct recording {
     qn_cmd *cmd;
@@ -20,6 +20,7 @@ struct recording {
 struct prof {
     char label[48];
     double ms[2];     /* [0] decode calls, [1] prompt calls */
+    uint64_t n[2];    /* regions counted */
 };
 
 struct qn_session {
@@ -155,9 +156,13 @@ static void profile_add(qn_session *s, const qn_cmd *c, uint32_t T)
             if (s->nprof == NPROF) continue;
             snprintf(s->prof[j].label, sizeof s->prof[j].label, "%s", label);
             s->prof[j].ms[0] = s->prof[j].ms[1] = 0;
+            s->prof[j].n[0] = s->prof[j].n[1] = 0;
             s->nprof++;
         }
-        if (ms == ms) s->prof[j].ms[kind] += ms;
+        if (ms == ms) {
+            s->prof[j].ms[kind] += ms;
+            s->prof[j].n[kind]++;
+        }
     }
 }
 
@@ -336,8 +341,8 @@ void qn_session_profile(const qn_session *s, FILE *out)
 {
     if (!s->p.profile) return;
     fprintf(out, "qnext profile: GPU ms per token by op family on '%s'\n", qn_vk_caps(s->m->v)->name);
-    fprintf(out, "  %-14s %14s %14s\n", "op family", "decode", "prompt");
-    fprintf(out, "  %-14s %14llu %14llu\n", "(tokens)", (unsigned long long)s->prof_tokens[0],
+    fprintf(out, "  %-28s %12s %12s %10s\n", "op family", "decode", "prompt", "decode n");
+    fprintf(out, "  %-28s %12llu %12llu\n", "(tokens)", (unsigned long long)s->prof_tokens[0],
             (unsigned long long)s->prof_tokens[1]);
     double tot[2] = { 0, 0 };
     for (int j = 0; j < s->nprof; j++) {
@@ -346,9 +351,10 @@ void qn_session_profile(const qn_session *s, FILE *out)
             v[k] = s->prof_tokens[k] ? s->prof[j].ms[k] / (double)s->prof_tokens[k] : 0;
             tot[k] += v[k];
         }
-        fprintf(out, "  %-14s %14.4f %14.4f\n", s->prof[j].label, v[0], v[1]);
+        double n = s->prof_tokens[0] ? (double)s->prof[j].n[0] / (double)s->prof_tokens[0] : 0;
+        fprintf(out, "  %-28s %12.4f %12.4f %10.1f\n", s->prof[j].label, v[0], v[1], n);
     }
-    fprintf(out, "  %-14s %14.4f %14.4f\n", "total", tot[0], tot[1]);
+    fprintf(out, "  %-28s %12.4f %12.4f\n", "total", tot[0], tot[1]);
     for (int k = 0; k < 2; k++)
         if (tot[k] > 0) fprintf(out, "  %s: %.1f tokens/s of GPU time\n", k ? "prompt" : "decode", 1000.0 / tot[k]);
 }

@@ -71,7 +71,8 @@ enum {
     "      --expert-hot N     streaming: pin the N most used experts of --expert-hot-from's file in the\n" \
     "                         cache (read once at load, never evicted); needs N + top-k slots or more\n" \
     "      --expert-hot-from F  usage counts written by an earlier run's --expert-trace\n" \
-    "      --profile          print GPU time per op family per token to stderr\n"            \
+    "      --profile          print GPU time per op family per token to stderr (per kernel and grid with\n"   \
+    "                         QNEXT_PROFILE_DISPATCH=1)\n"            \
     "  -v, --verbose          more log output (repeat for debug)\n"
 
 void qn_cli_common_defaults(struct qn_cli_common *c);

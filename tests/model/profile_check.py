@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""profile_check.py QNEXT GOLDEN_DIR — `qnext bench --profile` on the tiny fixture (lavapipe): the op families of a
+decode step are all there with positive GPU time, and with QNEXT_PROFILE_DISPATCH=1 every dispatch gets its own row
+(kernel name and grid): the decode rows name the kernels of each layer kind, one per layer and token."""
+import os
+import re
+import subprocess
+import sys
+
+ROW = re.compile(r'^  (\S.*?)\s+(-?[0-9.]+)\s+(-?[0-9.]+)\s+([0-9.]+)$')
+
+
+def profile(qnext, golden, per_dispatch):
+    env = dict(os.environ, QNEXT_PROFILE_DISPATCH='1' if per_dispatch else '0')
+    cmd = [qnext, 'bench', '-m', f'{golden}/tiny', '--prompt', '20', '--decode', '4', '--reps', '1', '--profile']
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    if p.returncode != 0:
+        sys.exit(f'FAIL: {" ".join(cmd)} exited {p.returncode}\n{p.stderr}')
+    rows = {}
+    for line in p.stdout.splitlines():
+        m = ROW.match(line)
+        if m:
+            rows[m.group(1)] = (float(m.group(2)), float(m.group(3)), float(m.group(4)))
+    if not rows:
+        sys.exit(f'FAIL: no profile rows in the output of {" ".join(cmd)}:\n{p.stdout}')
+    return rows
+
+
+def main():
+    qnext, golden = sys.argv[1], sys.argv[2]
+    fam = profile(qnext, golden, False)
+    # tiny: 4 layers (3 linear-attention, 1 full attention), every layer a MoE
+    want = {'linear': None, 'gdn.conv': 3, 'gdn.rule': 3, 'gdn.norm': 3, 'attn.core': 1, 'moe.experts': 4, 'head': 1}
+    for name, n in want.items():
+        if name not in fam or fam[name][0] <= 0:
+            sys.exit(f'FAIL: family "{name}" missing or without decode time: {fam.get(name)}')
+        if n is not None and fam[name][2] != n:
+            sys.exit(f'FAIL: family "{name}": {fam[name][2]} regions per decode token, expected {n}')
+    if any(' ' in k and re.search(r'\d+x\d+$', k) for k in fam):
+        sys.exit(f'FAIL: per-dispatch rows without QNEXT_PROFILE_DISPATCH: {sorted(fam)}')
+    per = profile(qnext, golden, True)
+    kern = {k: v for k, v in per.items() if re.search(r' \d+x\d+$', k)}
+    dec = {k: v for k, v in kern.items() if v[2] > 0}
+    for prefix, n in (('gdn_recurrent', 3), ('attn_decode ', 1), ('gdn_conv', 3)):
+        hit = [v for k, v in dec.items() if k.startswith(prefix)]
+        if sum(v[2] for v in hit) != n or any(v[0] <= 0 for v in hit):
+            sys.exit(f'FAIL: per-dispatch decode rows of "{prefix}": {hit}, expected {n} per token with time')
+    if not any(k.startswith('gdn_chunked') and v[1] > 0 for k, v in kern.items()):
+        sys.exit(f'FAIL: no prompt-time row for the chunked delta rule: {sorted(kern)}')
+    print(f'{len(fam)} families; {len(kern)} kernel rows, {sum(v[2] for v in dec.values()):.0f} dispatches per decode '
+          f'token')
+
+
+if __name__ == '__main__':
+    main()
