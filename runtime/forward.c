@@ -9,14 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward_pipes.h"
 #include "qn_log.h"
-#include "quant.h"
 
 #define F32 4u
 
 /* ---- small helpers ---------------------------------------------------------------------------------- */
 
-static int dt_index(qn_dtype t) { return t == QN_DT_BF16 ? 0 : t == QN_DT_F16 ? 1 : 2; }
 static uint32_t cdiv(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
 
 /* A weight tensor as a binding (rounded up to whole 16-byte words; arenas are padded to 256 bytes). */
@@ -60,19 +59,6 @@ static uint64_t bind_limit(const qn_fwd *f)
 
 /* y[T, W.rows] (+)= x[T, W.cols] · W^T: matvec for small T, tiled matmul otherwise. A weight larger than
  * maxStorageBufferRange is bound in row pieces of a multiple of 256 rows. */
-/* qmatvec pipeline index of a ggml block type, -1 if there is no kernel for it */
-static int q_index(uint32_t qtype)
-{
-    switch (qtype) {
-    case QN_GGML_Q8_0: return 0;
-    case QN_GGML_Q4_0: return 1;
-    case QN_GGML_Q4_K: return 2;
-    case QN_GGML_Q5_K: return 3;
-    case QN_GGML_Q6_K: return 4;
-    default: return -1;
-    }
-}
-
 /* Does W hold a layer's router (the W_moe fusion)? Its logits choose the experts: kept in f32 math. */
 static bool has_router(const qn_fwd *f, const qn_wt *W)
 {
@@ -87,11 +73,11 @@ static const qn_pipe *mm_pipe(const qn_fwd *f, const qn_wt *W)
 {
     bool cm = !has_router(f, W) && (W->qtype || W->cols % 8 == 0);
     if (W->qtype) {
-        int i = q_index(W->qtype);
+        int i = qn_fwd_q_index(W->qtype);
         if (i < 0) return NULL;
         return cm && f->qmatmul_cm[i] ? f->qmatmul_cm[i] : f->qmatmul[i];
     }
-    int d = dt_index(W->dtype);
+    int d = qn_fwd_dt_index(W->dtype);
     return cm && f->matmul_cm[d] ? f->matmul_cm[d] : f->matmul[d];
 }
 
@@ -113,7 +99,7 @@ static const qn_pipe *cm_tile(const qn_fwd *f, const qn_pipe *p, uint32_t T, uin
 static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
-    const qn_pipe *p = f->qmatvec[q_index(W->qtype)], *mm = mm_pipe(f, W);
+    const qn_pipe *p = f->qmatvec[qn_fwd_q_index(W->qtype)], *mm = mm_pipe(f, W);
     uint64_t range = bind_limit(f), rowb = W->bytes / W->rows;
     uint32_t prow = W->bytes > range ? (uint32_t)(range / rowb / 256u * 256u) : W->rows;
     if (prow == 0) prow = 256;
@@ -150,11 +136,11 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
 {
     qn_fwd *f = r->f;
     for (uint32_t i = 0; i < W->nsub; i++)
-        if (W->sub[i].qtype && (q_index(W->sub[i].qtype) < 0 || !f->qmatmul[q_index(W->sub[i].qtype)])) return false;
+        if (W->sub[i].qtype && (qn_fwd_q_index(W->sub[i].qtype) < 0 || !f->qmatmul[qn_fwd_q_index(W->sub[i].qtype)])) return false;
     bool router = has_router(f, W); /* its parts stay on the f32 kernels */
     for (uint32_t i = 0; i < W->nsub; i++) {
         const struct qn_wsub *s = &W->sub[i];
-        int qi = s->qtype ? q_index(s->qtype) : -1;
+        int qi = s->qtype ? qn_fwd_q_index(s->qtype) : -1;
         const qn_pipe *p = qi < 0 ? (!router && f->matmul_cm[2] && W->cols % 8 == 0 ? f->matmul_cm[2] : f->matmul[2])
                          : !router && f->qmatmul_cm[qi] ? f->qmatmul_cm[qi] : f->qmatmul[qi];
         struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
@@ -175,7 +161,7 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
     if (W->nsub && T == 1) { /* GGUF mixed-type fusion: each part in its own block type, y rows row0.. */
         for (uint32_t i = 0; i < W->nsub; i++) {
             const struct qn_wsub *s = &W->sub[i];
-            const qn_pipe *p = s->qtype ? f->qmatvec[q_index(s->qtype)] : f->matvec[dt_index(QN_DT_F32)];
+            const qn_pipe *p = s->qtype ? f->qmatvec[qn_fwd_q_index(s->qtype)] : f->matvec[qn_fwd_dt_index(QN_DT_F32)];
             qn_pc_matvec pc = { .rows = s->rows, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
             struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
                                                                 ? (s->bytes + 15) / 16 * 16 : s->buf->size);
@@ -199,7 +185,7 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
         uint64_t off = W->off + (uint64_t)r0 * rowb, bytes = (uint64_t)n * rowb;
         struct qn_bind wbind = n == W->rows ? wb(W) : QN_BIND_RANGE(W->buf, off, (bytes + 15) / 16 * 16);
         if (mv) {
-            const qn_pipe *p = f->matvec[dt_index(W->dtype)];
+            const qn_pipe *p = f->matvec[qn_fwd_dt_index(W->dtype)];
             qn_pc_matvec pc = { .rows = n, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
             struct qn_bind yb = n == W->rows ? QN_BIND(y) : QN_BIND_RANGE(y, (uint64_t)r0 * F32, (uint64_t)n * F32);
             qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(x), yb), &pc, sizeof pc,
@@ -226,8 +212,8 @@ static void rmsnorm(struct rec *r, const qn_buf *x, const qn_wt *w, const qn_buf
 /* The matvec_norm pipeline for weights in ggml block type qtype (0: plain dtype dt); NULL if there is none. */
 static const qn_pipe *norm_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt)
 {
-    if (!qtype) return f->matvec_norm[dt_index(dt)];
-    int i = q_index(qtype);
+    if (!qtype) return f->matvec_norm[qn_fwd_dt_index(dt)];
+    int i = qn_fwd_q_index(qtype);
     return i < 0 ? NULL : f->qmatvec_norm[i];
 }
 
@@ -296,8 +282,8 @@ static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn
 /* The matvec_norm_route pipeline for block type qtype (0: plain dtype dt); NULL if there is none. */
 static const qn_pipe *route_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt)
 {
-    if (!qtype) return f->matvec_norm_route[dt_index(dt)];
-    int i = q_index(qtype);
+    if (!qtype) return f->matvec_norm_route[qn_fwd_dt_index(dt)];
+    int i = qn_fwd_q_index(qtype);
     return i < 0 ? NULL : f->qmatvec_norm_route[i];
 }
 
@@ -501,7 +487,7 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc)
     qn_fwd *f = r->f;
     const qn_model *m = f->m;
     const struct qn_mlayer *L = &m->L[l];
-    int gi = q_index(L->exp_qtype[0]), di = q_index(L->exp_qtype[2]);
+    int gi = qn_fwd_q_index(L->exp_qtype[0]), di = qn_fwd_q_index(L->exp_qtype[2]);
     bool cm = f->moe_qgu_gcm[gi] && f->moe_qdn_gcm[di];   /* tensor cores: rows per block 16 / 32 per subgroup */
     const qn_pipe *gu = cm ? f->moe_qgu_gcm[gi] : f->moe_qgu_g[gi], *dn = cm ? f->moe_qdn_gcm[di] : f->moe_qdn_g[di];
     qn_cmd_dispatch_n(r->c, f->sort, QN_BINDS(QN_BIND(f->ids), QN_BIND(f->list), QN_BIND(f->tiles)), pc, sizeof *pc,
@@ -532,9 +518,9 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     qn_fwd *f = r->f;
     const qn_model *m = f->m;
     const struct qn_mlayer *L = &m->L[l];
-    const qn_pipe *gu = f->moe_qgu[q_index(L->exp_qtype[0])], *dn = f->moe_qdn[q_index(L->exp_qtype[2])];
+    const qn_pipe *gu = f->moe_qgu[qn_fwd_q_index(L->exp_qtype[0])], *dn = f->moe_qdn[qn_fwd_q_index(L->exp_qtype[2])];
     mark(r, "moe.experts");
-    if (r->T > f->tune.small_t && f->moe_qgu_g[q_index(L->exp_qtype[0])] && f->moe_qdn_g[q_index(L->exp_qtype[2])]) {
+    if (r->T > f->tune.small_t && f->moe_qgu_g[qn_fwd_q_index(L->exp_qtype[0])] && f->moe_qdn_g[qn_fwd_q_index(L->exp_qtype[2])]) {
         moe_qg_experts(r, l, pc);
         return;
     }
@@ -764,264 +750,13 @@ int qn_fwd_record(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call)
     return 0;
 }
 
-/* ---- pipelines and buffers ----------------------------------------------------------------------- */
+/* ---- tune defaults and buffers (the pipelines: forward_pipes.c) ------------------------------------- */
 
 void qn_fwd_default_tune(struct qn_fwd_tune *t)
 {
     memset(t, 0, sizeof *t);
     t->small_t = 4;
     t->coopmat = QN_FWD_CM_BLOCKS; /* GGUF block weights on tensor cores where the device has them */
-}
-
-static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const uint32_t *spec)
-{
-    return qn_pipe_get(f->v, k, spec, n, out);
-}
-#define PIPE(k, out, ...) \
-    do { \
-        const uint32_t s_[] = { __VA_ARGS__ }; \
-        if ((rc = pipe(f, (k), (out), (uint32_t)(sizeof s_ / sizeof s_[0]), s_))) return rc; \
-    } while (0)
-#define PIPE0(k, out) do { if ((rc = pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
-
-/* QNEXT_MOEQ_LAYOUT="WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH": the decode expert kernels' layout (gate|up
- * : down, moe_q.comp spec 0, 3..6) instead of the defaults, for timing experiments on a device. */
-static bool moeq_layout(uint32_t lay[10])
-{
-    const char *e = getenv("QNEXT_MOEQ_LAYOUT");
-    if (!e) return false;
-    unsigned v[10];
-    if (sscanf(e, "%u,%u,%u,%u,%u:%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
-               &v[9]) != 10 || !v[0] || !v[1] || !v[2] || !v[3] || !v[5] || !v[6] || !v[7] || !v[8]) {
-        QN_WARN("QNEXT_MOEQ_LAYOUT=%s is not WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH (non-zero but XSH); ignored", e);
-        return false;
-    }
-    for (int i = 0; i < 10; i++) lay[i] = v[i];
-    return true;
-}
-
-/* Does any dense weight of m use qmatvec pipeline i (q_index)? */
-static bool model_uses_q(const qn_model *m, int i)
-{
-    if (q_index(m->lm_head.qtype) == i) return true;
-    for (int l = 0; l < m->c.num_layers; l++) {
-        const struct qn_mlayer *L = &m->L[l];
-        const qn_wt *w[6] = { &L->w_in, &L->w_out, &L->w_qkv, &L->w_o, &L->w_moe, &L->shared_down };
-        for (int k = 0; k < 6; k++) {
-            if (w[k]->qtype && q_index(w[k]->qtype) == i) return true;
-            for (uint32_t j = 0; j < w[k]->nsub; j++)
-                if (w[k]->sub[j].qtype && q_index(w[k]->sub[j].qtype) == i) return true;
-        }
-    }
-    return false;
-}
-
-/* Tensor-core prefill (qmatmul_cm.comp, moe_qgrouped_cm.comp): the policy (QN_FWD_CM_*) of tune.coopmat or env
- * QNEXT_COOPMAT (0, blocks, 1), when the device has VK_NV_cooperative_matrix with the 16x16x16 f16/f32 shape
- * (caps.c) and subgroups of 32; else QN_FWD_CM_OFF. The dense tile (spec WG, BM, BN, BK) is 64 x 64 x 32
- * (WG 128), or env QNEXT_CM_TILE=BM,BN,BK (multiples of 32, 32, 16). */
-static int use_coopmat(const qn_fwd *f, uint32_t spec[5])
-{
-    const struct qn_caps *c = qn_vk_caps(f->v);
-    const char *e = getenv("QNEXT_COOPMAT"), *t = getenv("QNEXT_CM_TILE");
-    uint32_t need = qn_kernel_infos[QN_K_QMATMUL_CM_Q4_K].features; /* coopmat, fp16, memory model, subgroups */
-    int want = !e ? f->tune.coopmat : !strcmp(e, "1") ? QN_FWD_CM_ALL : !strcmp(e, "blocks") ? QN_FWD_CM_BLOCKS
-                                                                                             : QN_FWD_CM_OFF;
-    if (want == QN_FWD_CM_OFF) return false;
-    if ((need & ~c->features) || c->subgroup_size != 32 || c->subgroup_min != 32 || c->subgroup_max != 32) {
-        if (e) /* asked for explicitly (the default just stays quiet) */
-            QN_WARN("tensor-core prefill asked for, but '%s' lacks VK_NV_cooperative_matrix with an f16 16x{16,8}x16 shape "
-                "(or 32-wide subgroups): the f32-FMA kernels run", c->name);
-        return false;
-    }
-    unsigned bm = 64, bn = 64, bk = 32;
-    if (t && (sscanf(t, "%u,%u,%u", &bm, &bn, &bk) != 3 || !bm || !bn || !bk || bm % 32 || bn % 32 || bk % 16 ||
-              (bm / 32) * (bn / 32) * 32 > c->max_wg_invocations)) {
-        QN_WARN("QNEXT_CM_TILE=%s: want BM,BN,BK with BM, BN multiples of 32 and BK of 16; using 64,64,32", t);
-        bm = 64, bn = 64, bk = 32;
-    }
-    spec[0] = (bm / 32) * (bn / 32) * 32, spec[1] = bm, spec[2] = bn, spec[3] = bk, spec[4] = c->coopmat_nv_n;
-    return want;
-}
-
-static int make_pipes(qn_fwd *f)
-{
-    const qn_config *c = &f->m->c;
-    const qn_model *m = f->m;
-    int rc;
-    static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 };
-    static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
-    static const enum qn_kernel mm[3] = { QN_K_MATMUL_BF16, QN_K_MATMUL_F16, QN_K_MATMUL_F32 };
-    static const enum qn_kernel gu[3] = { QN_K_MOE_GATE_UP_BF16, QN_K_MOE_GATE_UP_F16, QN_K_MOE_GATE_UP_F32 };
-    static const enum qn_kernel dn[3] = { QN_K_MOE_DOWN_BF16, QN_K_MOE_DOWN_F16, QN_K_MOE_DOWN_F32 };
-    static const enum qn_kernel gug[3] = { QN_K_MOE_GATE_UP_GROUPED_BF16, QN_K_MOE_GATE_UP_GROUPED_F16,
-                                           QN_K_MOE_GATE_UP_GROUPED_F32 };
-    static const enum qn_kernel dng[3] = { QN_K_MOE_DOWN_GROUPED_BF16, QN_K_MOE_DOWN_GROUPED_F16,
-                                           QN_K_MOE_DOWN_GROUPED_F32 };
-    uint32_t mvwg = f->tune.matvec_wg ? f->tune.matvec_wg : 128, mvr = f->tune.matvec_rows ? f->tune.matvec_rows : 2;
-    uint32_t nwg = f->tune.norm_wg ? f->tune.norm_wg : 256;
-    uint32_t dkmax = c->lin_k_dim > 128 ? (uint32_t)c->lin_k_dim : 128;
-    uint32_t D = (uint32_t)c->head_dim, dmax = D > 256 ? (D + 3) / 4 * 4 : 256;
-    uint32_t G = (uint32_t)(c->num_heads / c->num_kv_heads), gmax = G > 8 ? G : 8;
-    uint32_t K = (uint32_t)c->conv_kernel, edt = (uint32_t)dt_index(m->exp_dtype);
-
-    PIPE(emb[dt_index(m->embed.dtype)], &f->embed, 256);
-    PIPE(QN_K_RMSNORM, &f->rmsnorm, nwg);
-    for (int i = 0; i < 3; i++) {
-        PIPE(mv[i], &f->matvec[i], mvwg, mvr);
-        if (f->tune.matmul[0]) PIPE(mm[i], &f->matmul[i], f->tune.matmul[0], f->tune.matmul[1], f->tune.matmul[2],
-                                    f->tune.matmul[3], f->tune.matmul[4], f->tune.matmul[5]);
-        else PIPE0(mm[i], &f->matmul[i]);
-    }
-    uint32_t wg = qn_pipe_spec(f->matmul[0], 0), bm = qn_pipe_spec(f->matmul[0], 1), bn = qn_pipe_spec(f->matmul[0], 2);
-    uint32_t bk = qn_pipe_spec(f->matmul[0], 3), tm = qn_pipe_spec(f->matmul[0], 4), tn = qn_pipe_spec(f->matmul[0], 5);
-    if (!tm || !tn || tm % 4 || tn % 4 || bk % 8 || bm % tm || bn % tn || (bm / tm) * (bn / tn) != wg)
-        return qn_fail(-EINVAL, "matmul tile WG %u, BM %u, BN %u, BK %u, TM %u, TN %u: need TM, TN multiples of 4, BK of 8, "
-                       "and (BM / TM) * (BN / TN) = WG", wg, bm, bn, bk, tm, tn);
-    static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
-                                           QN_K_MATVEC_Q6_K };
-    static const enum qn_kernel qgu[5] = { QN_K_MOE_Q_GU_Q8_0, QN_K_MOE_Q_GU_Q4_0, QN_K_MOE_Q_GU_Q4_K,
-                                           QN_K_MOE_Q_GU_Q5_K, QN_K_MOE_Q_GU_Q6_K };
-    static const enum qn_kernel qdn[5] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4_0, QN_K_MOE_Q_DN_Q4_K,
-                                           QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
-    static const enum qn_kernel qgug[5] = { QN_K_MOE_Q_GU_GROUPED_Q8_0, QN_K_MOE_Q_GU_GROUPED_Q4_0,
-                                            QN_K_MOE_Q_GU_GROUPED_Q4_K, QN_K_MOE_Q_GU_GROUPED_Q5_K,
-                                            QN_K_MOE_Q_GU_GROUPED_Q6_K };
-    static const enum qn_kernel qdng[5] = { QN_K_MOE_Q_DN_GROUPED_Q8_0, QN_K_MOE_Q_DN_GROUPED_Q4_0,
-                                            QN_K_MOE_Q_DN_GROUPED_Q4_K, QN_K_MOE_Q_DN_GROUPED_Q5_K,
-                                            QN_K_MOE_Q_DN_GROUPED_Q6_K };
-    static const enum qn_kernel qmm[5] = { QN_K_QMATMUL_Q8_0, QN_K_QMATMUL_Q4_0, QN_K_QMATMUL_Q4_K, QN_K_QMATMUL_Q5_K,
-                                           QN_K_QMATMUL_Q6_K };
-    uint32_t cmt[5];
-    f->coopmat = use_coopmat(f, cmt);
-    bool blocks = false; /* any GGUF block weights or experts for the BLOCKS policy to put on tensor cores? */
-    for (int i = 0; i < 5; i++) blocks = blocks || model_uses_q(m, i);
-    for (int l = 0; l < c->num_layers; l++) blocks = blocks || m->L[l].exp_qtype[0] || m->L[l].exp_qtype[2];
-    if (f->coopmat == QN_FWD_CM_BLOCKS && !blocks) f->coopmat = QN_FWD_CM_OFF;
-    if (f->coopmat) { /* tensor-core matmuls: WG, BM, BN, BK, CN */
-        static const enum qn_kernel cmm[3] = { QN_K_MATMUL_CM_BF16, QN_K_MATMUL_CM_F16, QN_K_MATMUL_CM_F32 };
-        static const enum qn_kernel qcm[5] = { QN_K_QMATMUL_CM_Q8_0, QN_K_QMATMUL_CM_Q4_0, QN_K_QMATMUL_CM_Q4_K,
-                                               QN_K_QMATMUL_CM_Q5_K, QN_K_QMATMUL_CM_Q6_K };
-        rc = 0;
-        for (int i = 0; !rc && i < 8; i++)
-            if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
-                rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 5, cmt);
-        static const enum qn_kernel gcm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
-                                               QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
-                                               QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
-        static const enum qn_kernel dcm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
-                                               QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
-                                               QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
-        const uint32_t big[5] = { 512, 128, 128, 32, cmt[4] }; /* 40 KB of shared memory */
-        bool two = !getenv("QNEXT_CM_TILE") && qn_vk_caps(f->v)->max_wg_invocations >= 512 &&
-                   qn_vk_caps(f->v)->max_shared >= 40960;
-        for (int i = 0; !rc && two && i < 8; i++)
-            if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
-                rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cmb[i] : &f->qmatmul_cmb[i - 3], 5, big);
-        for (int i = 0; !rc && i < 5; i++) /* grouped experts: 128 invocations, BK 32 */
-            for (int l = 0; !rc && l < c->num_layers; l++) {
-                if (m->L[l].exp_qtype[0] && q_index(m->L[l].exp_qtype[0]) == i && !f->moe_qgu_gcm[i])
-                    rc = pipe(f, gcm[i], &f->moe_qgu_gcm[i], 4, (const uint32_t[]){ 128, 32, m->qexp_up_off, cmt[4] });
-                if (!rc && m->L[l].exp_qtype[2] && q_index(m->L[l].exp_qtype[2]) == i && !f->moe_qdn_gcm[i])
-                    rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], 4, (const uint32_t[]){ 128, 32, 0, cmt[4] });
-            }
-        qn_pipe *chk = NULL; /* the pipelines compiled: do they compute? (both tiles) */
-        if (!rc) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, cmt);
-        if (!rc) rc = qn_cm_selfcheck(f->v, chk);
-        if (!rc && two) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, big);
-        if (!rc && two) rc = qn_cm_selfcheck(f->v, chk);
-        bool bexp = false;
-        for (int l = 0; l < c->num_layers; l++) bexp = bexp || m->L[l].exp_qtype[0];
-        if (!rc && bexp) rc = qn_cm_moe_selfcheck(f->v, cmt[4]);
-        if (rc) { /* a driver that lists the shape but fails the pipeline or the check: the f32-FMA kernels */
-            QN_WARN("tensor-core matmuls unavailable (%s); prefill uses the f32-FMA kernels", qn_errmsg());
-            memset(f->matmul_cm, 0, sizeof f->matmul_cm);
-            memset(f->qmatmul_cm, 0, sizeof f->qmatmul_cm);
-            memset(f->moe_qgu_gcm, 0, sizeof f->moe_qgu_gcm);
-            memset(f->moe_qdn_gcm, 0, sizeof f->moe_qdn_gcm);
-            memset(f->matmul_cmb, 0, sizeof f->matmul_cmb);
-            memset(f->qmatmul_cmb, 0, sizeof f->qmatmul_cmb);
-            f->coopmat = QN_FWD_CM_OFF;
-            rc = 0;
-        } else {
-            QN_INFO("prefill matmuls of %s on tensor cores (VK_NV_cooperative_matrix, tile %ux%ux%u)",
-                    f->coopmat == QN_FWD_CM_ALL ? "every weight" : "GGUF block weights", cmt[1], cmt[2], cmt[3]);
-        }
-    }
-    for (int i = 0; i < 5; i++) {
-        if (model_uses_q(m, i)) PIPE0(qmv[i], &f->qmatvec[i]);
-        if (model_uses_q(m, i)) PIPE(qmm[i], &f->qmatmul[i], wg, bm, bn, bk, tm, tn); /* the matmul tile */
-        bool ugu = false, udn = false;
-        for (int l = 0; l < c->num_layers; l++) {
-            ugu = ugu || (m->L[l].exp_qtype[0] && q_index(m->L[l].exp_qtype[0]) == i);
-            udn = udn || (m->L[l].exp_qtype[2] && q_index(m->L[l].exp_qtype[2]) == i);
-        }
-        uint32_t lay[10];
-        if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
-            if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4]);
-            if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9]);
-        } else {
-            if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 128, m->qexp_up_off, 0); /* moe_q.comp's defaults for the rest */
-            if (udn) PIPE(qdn[i], &f->moe_qdn[i], 128, 0, 0);
-        }
-        /* grouped prefill: the plain grouped kernels' WG, GN, BK (so tile_t agrees with moe_sort's tiles) */
-        if (ugu) PIPE(qgug[i], &f->moe_qgu_g[i], 256, 16, 32, m->qexp_up_off);
-        if (udn) PIPE(qdng[i], &f->moe_qdn_g[i], 256, 16, 32, 0);
-    }
-    PIPE(QN_K_ARGMAX, &f->argmax[0], 256, 0);
-    PIPE(QN_K_ARGMAX, &f->argmax[1], 256, 1);
-    PIPE(QN_K_TOPK_LOGITS, &f->topk, 256, 2048);
-    PIPE(QN_K_GDN_CONV, &f->conv_dec, 128, 1, K);
-    PIPE(QN_K_GDN_CONV, &f->conv_pre, 128, 4, K);
-    PIPE(QN_K_GDN_RECURRENT, &f->rule_rec, 128, 16, dkmax);
-    PIPE(QN_K_GDN_CHUNKED, &f->rule_chunk, 256, 16, dkmax, 64);
-    PIPE(QN_K_GATED_RMSNORM, &f->gnorm, 128);
-    PIPE(QN_K_ATTN_PREP, &f->prep, 64, dmax);
-    PIPE(QN_K_ATTN_DECODE, &f->dec, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
-    PIPE(QN_K_ATTN_DECODE_COMBINE, &f->comb, 64);
-    PIPE(QN_K_ATTN_PREFILL, &f->pre, dmax / 4 > 256 ? dmax / 4 : 256, dmax);
-    PIPE(QN_K_MOE_ROUTER, &f->router, 256);
-    PIPE0(gu[edt], &f->gate_up);   /* decode layout defaults: WG 128, 4 rows, unroll 4 (one subgroup per row) */
-    PIPE0(dn[edt], &f->down);
-    PIPE(QN_K_MOE_SORT, &f->sort, 256);
-    PIPE0(gug[edt], &f->gate_up_g);
-    PIPE0(dng[edt], &f->down_g);
-    PIPE(QN_K_MOE_COMBINE, &f->combine, 256);
-    /* the grouped kernels' token tile: 4 * WG / GN */
-    f->tile_t = 4 * qn_pipe_spec(f->gate_up_g, 0) / qn_pipe_spec(f->gate_up_g, 1);
-    return 0;
-}
-
-/* The matvecs with the RMSNorm prologue (and the router epilogue): the plain matvec's layout with x staged in
- * shared memory (up to 16 KiB, else read through L1); block types for those the model's dense weights use. */
-static int make_norm_pipes(qn_fwd *f)
-{
-    static const enum qn_kernel mvn[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
-    static const enum qn_kernel mvnr[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
-                                            QN_K_MATVEC_NORM_ROUTE_F32 };
-    static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
-                                            QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
-    uint32_t wg = qn_pipe_spec(f->matvec[0], 0), rows = qn_pipe_spec(f->matvec[0], 1);
-    uint32_t H = (uint32_t)f->m->c.hidden_size, xsh = H % 4 == 0 && H <= 4096 ? H / 4 : 0;
-    const char *e = getenv("QNEXT_NORM_XSH"); /* 0: read x through L1 instead (timing experiments) */
-    if (e && !strcmp(e, "0")) xsh = 0;
-    int rc;
-    for (int i = 0; i < 3; i++) {
-        PIPE(mvn[i], &f->matvec_norm[i], wg, rows, 4, 1, xsh);
-        if (wg >= 32) PIPE(mvnr[i], &f->matvec_norm_route[i], wg, rows, 4, 1, xsh); /* the router needs WG >= 32 */
-    }
-    static const enum qn_kernel qmvnr[5] = { QN_K_MATVEC_NORM_ROUTE_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q4_0,
-                                             QN_K_MATVEC_NORM_ROUTE_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q5_K,
-                                             QN_K_MATVEC_NORM_ROUTE_Q6_K };
-    for (int i = 0; i < 5; i++) {
-        if (!f->qmatvec[i]) continue;
-        PIPE0(qmvn[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
-        const qn_pipe *q = f->qmatvec[i];    /* the router epilogue: the stage only as large as a row (shared memory) */
-        if (qn_pipe_spec(q, 0) >= 32)
-            PIPE(qmvnr[i], &f->qmatvec_norm_route[i], qn_pipe_spec(q, 0), qn_pipe_spec(q, 1), qn_pipe_spec(q, 2),
-                 qn_pipe_spec(q, 3), xsh);
-    }
-    return 0;
 }
 
 static int buf(qn_fwd *f, enum qn_mem kind, uint64_t bytes, const char *name, qn_buf **out)
@@ -1144,8 +879,8 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     f->cap = cap;
     f->st = calloc((size_t)m->c.num_layers, sizeof *f->st);
     if (!f->st) return qn_fail(-ENOMEM, "out of memory");
-    int rc = make_pipes(f);
-    if (!rc) rc = make_norm_pipes(f);
+    int rc = qn_fwd_make_pipes(f);
+    if (!rc) rc = qn_fwd_make_norm_pipes(f);
     if (!rc) rc = alloc_state(f);
     if (!rc) rc = alloc_acts(f);
     if (!rc) rc = buf(f, QN_MEM_DEVICE, (uint64_t)tmax * 4, "router counters", &f->rcnt);

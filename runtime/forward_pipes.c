@@ -1,0 +1,301 @@
+/* forward_pipes.c — the pipelines of the forward graph (forward.h's qn_fwd): which kernels a model needs (its
+ * dtypes and GGUF block types), with which spec constants (board profile values in qn_fwd_tune, env overrides
+ * for timing experiments), and whether the prefill matmuls run on tensor cores. forward.c records with them. */
+#include "forward_pipes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_log.h"
+
+static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const uint32_t *spec)
+{
+    return qn_pipe_get(f->v, k, spec, n, out);
+}
+#define PIPE(k, out, ...) \
+    do { \
+        const uint32_t s_[] = { __VA_ARGS__ }; \
+        if ((rc = pipe(f, (k), (out), (uint32_t)(sizeof s_ / sizeof s_[0]), s_))) return rc; \
+    } while (0)
+#define PIPE0(k, out) do { if ((rc = pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
+
+/* QNEXT_MOEQ_LAYOUT="WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH": the decode expert kernels' layout (gate|up
+ * : down, moe_q.comp spec 0, 3..6) instead of the defaults, for timing experiments on a device. */
+static bool moeq_layout(uint32_t lay[10])
+{
+    const char *e = getenv("QNEXT_MOEQ_LAYOUT");
+    if (!e) return false;
+    unsigned v[10];
+    if (sscanf(e, "%u,%u,%u,%u,%u:%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
+               &v[9]) != 10 || !v[0] || !v[1] || !v[2] || !v[3] || !v[5] || !v[6] || !v[7] || !v[8]) {
+        QN_WARN("QNEXT_MOEQ_LAYOUT=%s is not WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH (non-zero but XSH); ignored", e);
+        return false;
+    }
+    for (int i = 0; i < 10; i++) lay[i] = v[i];
+    return true;
+}
+
+/* Does any dense weight of m use qmatvec pipeline i (q_index)? */
+static bool model_uses_q(const qn_model *m, int i)
+{
+    if (qn_fwd_q_index(m->lm_head.qtype) == i) return true;
+    for (int l = 0; l < m->c.num_layers; l++) {
+        const struct qn_mlayer *L = &m->L[l];
+        const qn_wt *w[6] = { &L->w_in, &L->w_out, &L->w_qkv, &L->w_o, &L->w_moe, &L->shared_down };
+        for (int k = 0; k < 6; k++) {
+            if (w[k]->qtype && qn_fwd_q_index(w[k]->qtype) == i) return true;
+            for (uint32_t j = 0; j < w[k]->nsub; j++)
+                if (w[k]->sub[j].qtype && qn_fwd_q_index(w[k]->sub[j].qtype) == i) return true;
+        }
+    }
+    return false;
+}
+
+/* Do layer experts of m use block type i (q_index) for gate|up (part 0) or down (part 2)? */
+static bool experts_use_q(const qn_model *m, int part, int i)
+{
+    for (int l = 0; l < m->c.num_layers; l++)
+        if (m->L[l].exp_qtype[part] && qn_fwd_q_index(m->L[l].exp_qtype[part]) == i) return true;
+    return false;
+}
+
+/* Tensor-core prefill (qmatmul_cm.comp, moe_qgrouped_cm.comp): the policy (QN_FWD_CM_*) of tune.coopmat or env
+ * QNEXT_COOPMAT (0, blocks, 1), when the device has VK_NV_cooperative_matrix with the 16x16x16 f16/f32 shape
+ * (caps.c) and subgroups of 32; else QN_FWD_CM_OFF. The dense tile (spec WG, BM, BN, BK) is 64 x 64 x 32
+ * (WG 128), or env QNEXT_CM_TILE=BM,BN,BK (multiples of 32, 32, 16). */
+static int use_coopmat(const qn_fwd *f, uint32_t spec[5])
+{
+    const struct qn_caps *c = qn_vk_caps(f->v);
+    const char *e = getenv("QNEXT_COOPMAT"), *t = getenv("QNEXT_CM_TILE");
+    uint32_t need = qn_kernel_infos[QN_K_QMATMUL_CM_Q4_K].features; /* coopmat, fp16, memory model, subgroups */
+    int want = !e ? f->tune.coopmat : !strcmp(e, "1") ? QN_FWD_CM_ALL : !strcmp(e, "blocks") ? QN_FWD_CM_BLOCKS
+                                                                                             : QN_FWD_CM_OFF;
+    if (want == QN_FWD_CM_OFF) return false;
+    if ((need & ~c->features) || c->subgroup_size != 32 || c->subgroup_min != 32 || c->subgroup_max != 32) {
+        if (e) /* asked for explicitly (the default just stays quiet) */
+            QN_WARN("tensor-core prefill asked for, but '%s' lacks VK_NV_cooperative_matrix with an f16 16x{16,8}x16 shape "
+                "(or 32-wide subgroups): the f32-FMA kernels run", c->name);
+        return false;
+    }
+    unsigned bm = 64, bn = 64, bk = 32;
+    if (t && (sscanf(t, "%u,%u,%u", &bm, &bn, &bk) != 3 || !bm || !bn || !bk || bm % 32 || bn % 32 || bk % 16 ||
+              (bm / 32) * (bn / 32) * 32 > c->max_wg_invocations)) {
+        QN_WARN("QNEXT_CM_TILE=%s: want BM,BN,BK with BM, BN multiples of 32 and BK of 16; using 64,64,32", t);
+        bm = 64, bn = 64, bk = 32;
+    }
+    spec[0] = (bm / 32) * (bn / 32) * 32, spec[1] = bm, spec[2] = bn, spec[3] = bk, spec[4] = c->coopmat_nv_n;
+    return want;
+}
+
+/* The tensor-core pipelines of policy f->coopmat with the dense tile cmt (use_coopmat), the 128 x 128 tile where
+ * the device fits it, and the grouped block experts; then the self-checks. 0 or a negative code. */
+static int cm_pipes(qn_fwd *f, const uint32_t cmt[5])
+{
+    const qn_model *m = f->m;
+    static const enum qn_kernel cmm[3] = { QN_K_MATMUL_CM_BF16, QN_K_MATMUL_CM_F16, QN_K_MATMUL_CM_F32 };
+    static const enum qn_kernel qcm[5] = { QN_K_QMATMUL_CM_Q8_0, QN_K_QMATMUL_CM_Q4_0, QN_K_QMATMUL_CM_Q4_K,
+                                           QN_K_QMATMUL_CM_Q5_K, QN_K_QMATMUL_CM_Q6_K };
+    int rc = 0;
+    for (int i = 0; !rc && i < 8; i++)
+        if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
+            rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 5, cmt);
+    static const enum qn_kernel gcm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
+                                           QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
+                                           QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
+    static const enum qn_kernel dcm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
+                                           QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
+                                           QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
+    const uint32_t big[5] = { 512, 128, 128, 32, cmt[4] }; /* 40 KB of shared memory */
+    bool two = !getenv("QNEXT_CM_TILE") && qn_vk_caps(f->v)->max_wg_invocations >= 512 &&
+               qn_vk_caps(f->v)->max_shared >= 40960;
+    for (int i = 0; !rc && two && i < 8; i++)
+        if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
+            rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cmb[i] : &f->qmatmul_cmb[i - 3], 5, big);
+    for (int i = 0; !rc && i < 5; i++) { /* grouped experts: 128 invocations, BK 32 */
+        if (experts_use_q(m, 0, i))
+            rc = pipe(f, gcm[i], &f->moe_qgu_gcm[i], 4, (const uint32_t[]){ 128, 32, m->qexp_up_off, cmt[4] });
+        if (!rc && experts_use_q(m, 2, i))
+            rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], 4, (const uint32_t[]){ 128, 32, 0, cmt[4] });
+    }
+    qn_pipe *chk = NULL; /* the pipelines compiled: do they compute? (both tiles) */
+    if (!rc) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, cmt);
+    if (!rc) rc = qn_cm_selfcheck(f->v, chk);
+    if (!rc && two) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, big);
+    if (!rc && two) rc = qn_cm_selfcheck(f->v, chk);
+    bool bexp = false;
+    for (int l = 0; l < m->c.num_layers; l++) bexp = bexp || m->L[l].exp_qtype[0];
+    if (!rc && bexp) rc = qn_cm_moe_selfcheck(f->v, cmt[4]);
+    return rc;
+}
+
+/* Decide f->coopmat and make its pipelines; a driver that lists the shape but fails a pipeline or a check gets
+ * the f32-FMA kernels (a warning, not an error). */
+static void make_cm_pipes(qn_fwd *f)
+{
+    const qn_model *m = f->m;
+    uint32_t cmt[5];
+    f->coopmat = use_coopmat(f, cmt);
+    bool blocks = false; /* any GGUF block weights or experts for the BLOCKS policy to put on tensor cores? */
+    for (int i = 0; i < 5; i++) blocks = blocks || model_uses_q(m, i);
+    for (int l = 0; l < m->c.num_layers; l++) blocks = blocks || m->L[l].exp_qtype[0] || m->L[l].exp_qtype[2];
+    if (f->coopmat == QN_FWD_CM_BLOCKS && !blocks) f->coopmat = QN_FWD_CM_OFF;
+    if (!f->coopmat) return;
+    if (cm_pipes(f, cmt)) {
+        QN_WARN("tensor-core matmuls unavailable (%s); prefill uses the f32-FMA kernels", qn_errmsg());
+        memset(f->matmul_cm, 0, sizeof f->matmul_cm);
+        memset(f->qmatmul_cm, 0, sizeof f->qmatmul_cm);
+        memset(f->moe_qgu_gcm, 0, sizeof f->moe_qgu_gcm);
+        memset(f->moe_qdn_gcm, 0, sizeof f->moe_qdn_gcm);
+        memset(f->matmul_cmb, 0, sizeof f->matmul_cmb);
+        memset(f->qmatmul_cmb, 0, sizeof f->qmatmul_cmb);
+        f->coopmat = QN_FWD_CM_OFF;
+    } else {
+        QN_INFO("prefill matmuls of %s on tensor cores (VK_NV_cooperative_matrix, tile %ux%ux%u)",
+                f->coopmat == QN_FWD_CM_ALL ? "every weight" : "GGUF block weights", cmt[1], cmt[2], cmt[3]);
+    }
+}
+
+/* The dense matvec / matmul pipelines of the three dtypes; tile[6] gets the matmul's WG, BM, BN, BK, TM, TN
+ * (checked), which the block-format matmuls share. */
+static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
+{
+    static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
+    static const enum qn_kernel mm[3] = { QN_K_MATMUL_BF16, QN_K_MATMUL_F16, QN_K_MATMUL_F32 };
+    uint32_t mvwg = f->tune.matvec_wg ? f->tune.matvec_wg : 128, mvr = f->tune.matvec_rows ? f->tune.matvec_rows : 2;
+    const uint32_t *t = f->tune.matmul;
+    int rc;
+    for (int i = 0; i < 3; i++) {
+        PIPE(mv[i], &f->matvec[i], mvwg, mvr);
+        if (t[0]) PIPE(mm[i], &f->matmul[i], t[0], t[1], t[2], t[3], t[4], t[5]);
+        else PIPE0(mm[i], &f->matmul[i]);
+    }
+    for (uint32_t k = 0; k < 6; k++) tile[k] = qn_pipe_spec(f->matmul[0], k);
+    uint32_t wg = tile[0], bm = tile[1], bn = tile[2], bk = tile[3], tm = tile[4], tn = tile[5];
+    if (!tm || !tn || tm % 4 || tn % 4 || bk % 8 || bm % tm || bn % tn || (bm / tm) * (bn / tn) != wg)
+        return qn_fail(-EINVAL, "matmul tile WG %u, BM %u, BN %u, BK %u, TM %u, TN %u: need TM, TN multiples of 4, BK of 8, "
+                       "and (BM / TM) * (BN / TN) = WG", wg, bm, bn, bk, tm, tn);
+    return 0;
+}
+
+/* The GGUF block-format pipelines of block type i (q_index) that m uses: dense matvec and matmul (with the
+ * dense matmul's tile), decode experts (moe_q.comp) and grouped prefill experts (moe_qgrouped.comp). */
+static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
+{
+    static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
+                                           QN_K_MATVEC_Q6_K };
+    static const enum qn_kernel qmm[5] = { QN_K_QMATMUL_Q8_0, QN_K_QMATMUL_Q4_0, QN_K_QMATMUL_Q4_K, QN_K_QMATMUL_Q5_K,
+                                           QN_K_QMATMUL_Q6_K };
+    static const enum qn_kernel qgu[5] = { QN_K_MOE_Q_GU_Q8_0, QN_K_MOE_Q_GU_Q4_0, QN_K_MOE_Q_GU_Q4_K,
+                                           QN_K_MOE_Q_GU_Q5_K, QN_K_MOE_Q_GU_Q6_K };
+    static const enum qn_kernel qdn[5] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4_0, QN_K_MOE_Q_DN_Q4_K,
+                                           QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
+    static const enum qn_kernel qgug[5] = { QN_K_MOE_Q_GU_GROUPED_Q8_0, QN_K_MOE_Q_GU_GROUPED_Q4_0,
+                                            QN_K_MOE_Q_GU_GROUPED_Q4_K, QN_K_MOE_Q_GU_GROUPED_Q5_K,
+                                            QN_K_MOE_Q_GU_GROUPED_Q6_K };
+    static const enum qn_kernel qdng[5] = { QN_K_MOE_Q_DN_GROUPED_Q8_0, QN_K_MOE_Q_DN_GROUPED_Q4_0,
+                                            QN_K_MOE_Q_DN_GROUPED_Q4_K, QN_K_MOE_Q_DN_GROUPED_Q5_K,
+                                            QN_K_MOE_Q_DN_GROUPED_Q6_K };
+    const qn_model *m = f->m;
+    int rc;
+    if (model_uses_q(m, i)) PIPE0(qmv[i], &f->qmatvec[i]);
+    if (model_uses_q(m, i)) PIPE(qmm[i], &f->qmatmul[i], tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]);
+    bool ugu = experts_use_q(m, 0, i), udn = experts_use_q(m, 2, i);
+    uint32_t lay[10];
+    if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
+        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4]);
+        if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9]);
+    } else {
+        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 128, m->qexp_up_off, 0); /* moe_q.comp's defaults for the rest */
+        if (udn) PIPE(qdn[i], &f->moe_qdn[i], 128, 0, 0);
+    }
+    /* grouped prefill: the plain grouped kernels' WG, GN, BK (so tile_t agrees with moe_sort's tiles) */
+    if (ugu) PIPE(qgug[i], &f->moe_qgu_g[i], 256, 16, 32, m->qexp_up_off);
+    if (udn) PIPE(qdng[i], &f->moe_qdn_g[i], 256, 16, 32, 0);
+    return 0;
+}
+
+/* Token choice, Gated DeltaNet, attention and the dense-dtype MoE kernels. */
+static int make_layer_pipes(qn_fwd *f)
+{
+    const qn_config *c = &f->m->c;
+    static const enum qn_kernel gu[3] = { QN_K_MOE_GATE_UP_BF16, QN_K_MOE_GATE_UP_F16, QN_K_MOE_GATE_UP_F32 };
+    static const enum qn_kernel dn[3] = { QN_K_MOE_DOWN_BF16, QN_K_MOE_DOWN_F16, QN_K_MOE_DOWN_F32 };
+    static const enum qn_kernel gug[3] = { QN_K_MOE_GATE_UP_GROUPED_BF16, QN_K_MOE_GATE_UP_GROUPED_F16,
+                                           QN_K_MOE_GATE_UP_GROUPED_F32 };
+    static const enum qn_kernel dng[3] = { QN_K_MOE_DOWN_GROUPED_BF16, QN_K_MOE_DOWN_GROUPED_F16,
+                                           QN_K_MOE_DOWN_GROUPED_F32 };
+    uint32_t dkmax = c->lin_k_dim > 128 ? (uint32_t)c->lin_k_dim : 128;
+    uint32_t D = (uint32_t)c->head_dim, dmax = D > 256 ? (D + 3) / 4 * 4 : 256;
+    uint32_t G = (uint32_t)(c->num_heads / c->num_kv_heads), gmax = G > 8 ? G : 8;
+    uint32_t K = (uint32_t)c->conv_kernel, edt = (uint32_t)qn_fwd_dt_index(f->m->exp_dtype);
+    int rc;
+    PIPE(QN_K_ARGMAX, &f->argmax[0], 256, 0);
+    PIPE(QN_K_ARGMAX, &f->argmax[1], 256, 1);
+    PIPE(QN_K_TOPK_LOGITS, &f->topk, 256, 2048);
+    PIPE(QN_K_GDN_CONV, &f->conv_dec, 128, 1, K);
+    PIPE(QN_K_GDN_CONV, &f->conv_pre, 128, 4, K);
+    PIPE(QN_K_GDN_RECURRENT, &f->rule_rec, 128, 16, dkmax);
+    PIPE(QN_K_GDN_CHUNKED, &f->rule_chunk, 256, 16, dkmax, 64);
+    PIPE(QN_K_GATED_RMSNORM, &f->gnorm, 128);
+    PIPE(QN_K_ATTN_PREP, &f->prep, 64, dmax);
+    PIPE(QN_K_ATTN_DECODE, &f->dec, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
+    PIPE(QN_K_ATTN_DECODE_COMBINE, &f->comb, 64);
+    PIPE(QN_K_ATTN_PREFILL, &f->pre, dmax / 4 > 256 ? dmax / 4 : 256, dmax);
+    PIPE(QN_K_MOE_ROUTER, &f->router, 256);
+    PIPE0(gu[edt], &f->gate_up);   /* decode layout defaults: WG 128, 4 rows, unroll 4 (one subgroup per row) */
+    PIPE0(dn[edt], &f->down);
+    PIPE(QN_K_MOE_SORT, &f->sort, 256);
+    PIPE0(gug[edt], &f->gate_up_g);
+    PIPE0(dng[edt], &f->down_g);
+    PIPE(QN_K_MOE_COMBINE, &f->combine, 256);
+    /* the grouped kernels' token tile: 4 * WG / GN */
+    f->tile_t = 4 * qn_pipe_spec(f->gate_up_g, 0) / qn_pipe_spec(f->gate_up_g, 1);
+    return 0;
+}
+
+int qn_fwd_make_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 };
+    uint32_t nwg = f->tune.norm_wg ? f->tune.norm_wg : 256, tile[6];
+    int rc;
+    PIPE(emb[qn_fwd_dt_index(f->m->embed.dtype)], &f->embed, 256);
+    PIPE(QN_K_RMSNORM, &f->rmsnorm, nwg);
+    if ((rc = make_dense_pipes(f, tile))) return rc;
+    make_cm_pipes(f);
+    for (int i = 0; i < 5; i++)
+        if ((rc = make_q_pipes(f, i, tile))) return rc;
+    return make_layer_pipes(f);
+}
+
+/* The matvecs with the RMSNorm prologue (and the router epilogue): the plain matvec's layout with x staged in
+ * shared memory (up to 16 KiB, else read through L1); block types for those the model's dense weights use. */
+int qn_fwd_make_norm_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel mvn[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
+    static const enum qn_kernel mvnr[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
+                                            QN_K_MATVEC_NORM_ROUTE_F32 };
+    static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
+                                            QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
+    uint32_t wg = qn_pipe_spec(f->matvec[0], 0), rows = qn_pipe_spec(f->matvec[0], 1);
+    uint32_t H = (uint32_t)f->m->c.hidden_size, xsh = H % 4 == 0 && H <= 4096 ? H / 4 : 0;
+    const char *e = getenv("QNEXT_NORM_XSH"); /* 0: read x through L1 instead (timing experiments) */
+    if (e && !strcmp(e, "0")) xsh = 0;
+    int rc;
+    for (int i = 0; i < 3; i++) {
+        PIPE(mvn[i], &f->matvec_norm[i], wg, rows, 4, 1, xsh);
+        if (wg >= 32) PIPE(mvnr[i], &f->matvec_norm_route[i], wg, rows, 4, 1, xsh); /* the router needs WG >= 32 */
+    }
+    static const enum qn_kernel qmvnr[5] = { QN_K_MATVEC_NORM_ROUTE_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q4_0,
+                                             QN_K_MATVEC_NORM_ROUTE_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q5_K,
+                                             QN_K_MATVEC_NORM_ROUTE_Q6_K };
+    for (int i = 0; i < 5; i++) {
+        if (!f->qmatvec[i]) continue;
+        PIPE0(qmvn[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
+        const qn_pipe *q = f->qmatvec[i];    /* the router epilogue: the stage only as large as a row (shared memory) */
+        if (qn_pipe_spec(q, 0) >= 32)
+            PIPE(qmvnr[i], &f->qmatvec_norm_route[i], qn_pipe_spec(q, 0), qn_pipe_spec(q, 1), qn_pipe_spec(q, 2),
+                 qn_pipe_spec(q, 3), xsh);
+    }
+    return 0;
+}
