@@ -6,15 +6,19 @@
  * tiles (partial tiles in m and n), values k / 256 for integers |k| <= 256: exact in f16, their products exact
  * in f32, and every partial sum (a multiple of 2^-16 below 96 in magnitude) exact too, so the GPU result must
  * equal the C sum bit for bit in any summation order.
- * qn_cm_moe_selfcheck does the same for the grouped-expert kernels (moe_qgrouped_cm.comp, Q8_0 variants): one
- * expert in one slot, a tile of 20 (token, k) pairs (both 16-pair fragments), Q8_0 weights with d = 2^-8 (exact
- * f16 values), gate_up checked to 1e-5 relative (silu) and down bit for bit. */
+ * qn_cm_moe_selfcheck does the same for the grouped-expert kernels (moe_qgrouped_cm.comp, Q8_0 variants, the
+ * layout qn_cm_moe_spec picks): one expert in one slot, 20 (token, k) pairs in three sort tiles of 8, 8, 4 (tile_t
+ * 8: merged into one pass when the kernel's BT allows, else several passes), Q8_0 weights with d = 2^-8 (exact
+ * f16 values), gate_up checked to 1e-5 relative (silu) and down bit for bit.
+ * qn_cm_moe_spec: that kernel's spec constants, from env QNEXT_CM_MOE_TILE or the defaults. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "forward.h"
 #include "qn_err.h"
+#include "qn_log.h"
 #include "qn_rng.h"
 
 enum { CM_M = 96, CM_N = 80, CM_K = 96 };
@@ -78,7 +82,8 @@ int qn_cm_selfcheck(qn_vk *v, const qn_pipe *p)
 
 /* ---- the grouped-expert kernels ---- */
 
-enum { MO_T = 20, MO_H = 64, MO_I = 64, MO_AS = 68, MO_ROWB = 68 /* 2 Q8_0 blocks */, MO_PART = MO_I * MO_ROWB };
+enum { MO_T = 20, MO_NT = 3 /* tiles */, MO_H = 64, MO_I = 64, MO_AS = 68, MO_ROWB = 68 /* 2 Q8_0 blocks */,
+       MO_PART = MO_I * MO_ROWB };
 
 /* rows [rows, 64] of Q8_0 blocks with d = 2^-8 and random quants into dst; their values into w */
 static void q8_rows(qn_rng *rng, uint32_t rows, uint8_t *dst, float *w)
@@ -128,12 +133,48 @@ static int mo_compare(const qn_pipe *p, const float *got, const double *ref, uin
     return 0;
 }
 
+uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC])
+{
+    uint32_t wg = spec[0], bk = spec[1], bt = spec[4], nbuf = spec[5];
+    return 2 * nbuf * (bt + wg) * (bk + 8) + 40 * wg + 8 * bt;
+}
+
+int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
+{
+    unsigned wg = 128, bk = 32, bt = 64, nbuf = 2;
+    if (s && (sscanf(s, "%u,%u,%u,%u", &wg, &bk, &bt, &nbuf) != 4 || !wg || wg % 32 || wg > c->max_wg_invocations ||
+              !bk || bk % 16 || bk > 256 || !bt || bt % 16 || bt > 128 || (nbuf != 1 && nbuf != 2)))
+        return qn_fail(-EINVAL, "grouped-expert tensor-core layout '%s': want WG,BK,BT,NBUF with WG a multiple of 32 "
+                       "(<= %u), BK of 16, BT of 16 up to 128, NBUF 1 or 2", s, c->max_wg_invocations);
+    uint32_t v[QN_CM_MOE_NSPEC] = { wg, bk, part_off, c->coopmat_nv_n ? c->coopmat_nv_n : 16, bt, nbuf };
+    if (qn_cm_moe_shared(v) > c->max_shared)
+        return qn_fail(-EINVAL, "grouped-expert tensor-core layout %u,%u,%u,%u needs %u bytes of shared memory (device: %u)",
+                       wg, bk, bt, nbuf, qn_cm_moe_shared(v), c->max_shared);
+    for (int i = 0; i < QN_CM_MOE_NSPEC; i++) spec[i] = v[i];
+    return 0;
+}
+
+void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
+{
+    const char *e = getenv("QNEXT_CM_MOE_TILE");
+    if (e && qn_cm_moe_parse(c, e, part_off, spec)) {
+        QN_WARN("QNEXT_CM_MOE_TILE: %s; using the defaults", qn_errmsg());
+        e = NULL;
+    }
+    if (!e) qn_cm_moe_parse(c, NULL, part_off, spec);
+}
+
 int qn_cm_moe_selfcheck(qn_vk *v, uint32_t cn)
 {
     qn_pipe *gu = NULL, *dn = NULL;
-    int rc = qn_pipe_get(v, QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, (const uint32_t[]){ 128, 32, MO_PART, cn }, 4, &gu);
-    if (!rc) rc = qn_pipe_get(v, QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, (const uint32_t[]){ 128, 32, 0, cn }, 4, &dn);
-    return rc ? rc : qn_cm_moe_check_pipes(v, gu, dn, 1, 1); /* 64 gate_up rows, 128 down rows per workgroup */
+    uint32_t s[QN_CM_MOE_NSPEC];
+    qn_cm_moe_spec(qn_vk_caps(v), MO_PART, s);
+    s[3] = cn;
+    int rc = qn_pipe_get(v, QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, s, QN_CM_MOE_NSPEC, &gu);
+    s[2] = 0;
+    if (!rc) rc = qn_pipe_get(v, QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, s, QN_CM_MOE_NSPEC, &dn);
+    /* row blocks: WG / 2 gate_up rows, WG down rows per workgroup */
+    return rc ? rc : qn_cm_moe_check_pipes(v, gu, dn, (MO_I + s[0] / 2 - 1) / (s[0] / 2), (MO_H + s[0] - 1) / s[0]);
 }
 
 int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64_t gu_groups, uint64_t dn_groups)
@@ -146,12 +187,12 @@ int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64
     int rc = slot && dslot && wg && x && out && ref ? 0 : qn_fail(-ENOMEM, "out of memory");
     qn_rng rng;
     qn_rng_seed(&rng, 0x6d6f6521ull);
-    int32_t list[2 * MO_T], tiles[4] = { 0, 0, MO_T, 0 }, table[2] = { 0, -1 };
+    int32_t list[2 * MO_T], tiles[4 * MO_NT] = { 0, 0, 8, 0, 0, 8, 8, 0, 0, 16, MO_T - 16, 0 }, table[2] = { 0, -1 };
     for (uint32_t t = 0; t < 2 * MO_T; t++) list[t] = (int32_t)(2 * t % (2 * MO_T));
     /* pc: T tokens, K = 1, one expert (0) in slot 0, act rows of MO_AS floats */
     qn_pc_moe pc = { .T = MO_T, .H = MO_H, .I = MO_I, .Is = MO_I, .E = 2, .K = 1, .layer = 0, .n_slots = 1,
-                     .slots_per_pool = 1, .slot_bytes = 2 * MO_PART, .act_stride = MO_AS, .tile_t = 64,
-                     .max_tiles = 1 };
+                     .slots_per_pool = 1, .slot_bytes = 2 * MO_PART, .act_stride = MO_AS, .tile_t = 8,
+                     .max_tiles = MO_NT };
     if (!rc) {
         q8_rows(&rng, MO_I, slot, wg);                      /* gate */
         q8_rows(&rng, MO_I, slot + MO_PART, wg + MO_I * MO_H); /* up */
@@ -175,7 +216,7 @@ int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64
     if (!rc) rc = qn_buf_fill(v, b.ds, 0, sizeof(float) * MO_H * MO_I, 0);
     /* gate_up: x rows are token t at t * H (pair q = 2t reads row q / 2) */
     if (!rc) rc = qn_buf_fill(v, b.out, 0, sizeof(float) * MO_T * 2 * MO_AS * 2, 0x7fc00000u);
-    if (!rc) rc = mo_run(v, gu, &b, &pc, true, gu_groups);
+    if (!rc) rc = mo_run(v, gu, &b, &pc, true, gu_groups * MO_NT);
     if (!rc) rc = qn_buf_read(v, b.out, 0, out, sizeof(float) * MO_T * 2 * MO_AS);
     for (uint32_t t = 0; !rc && t < MO_T; t++)
         for (uint32_t i = 0; i < MO_I; i++) {
@@ -192,7 +233,7 @@ int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64
     pd.slot_bytes = MO_PART;
     if (!rc) rc = qn_buf_write(v, b.pool, 0, dslot, MO_PART);
     if (!rc) rc = qn_buf_fill(v, b.out, 0, sizeof(float) * MO_T * 2 * MO_AS * 2, 0x7fc00000u);
-    if (!rc) rc = mo_run(v, dn, &b, &pd, false, dn_groups);
+    if (!rc) rc = mo_run(v, dn, &b, &pd, false, dn_groups * MO_NT);
     if (!rc) rc = qn_buf_read(v, b.out, 0, out, sizeof(float) * MO_T * 2 * MO_H);
     for (uint32_t t = 0; !rc && t < MO_T; t++)
         for (uint32_t hh = 0; hh < MO_H; hh++) {

@@ -112,11 +112,13 @@ static int cm_pipes(qn_fwd *f, const uint32_t cmt[5])
     for (int i = 0; !rc && two && i < 8; i++)
         if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
             rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cmb[i] : &f->qmatmul_cmb[i - 3], 5, big);
-    for (int i = 0; !rc && i < 5; i++) { /* grouped experts: 128 invocations, BK 32 */
-        if (experts_use_q(m, 0, i))
-            rc = pipe(f, gcm[i], &f->moe_qgu_gcm[i], 4, (const uint32_t[]){ 128, 32, m->qexp_up_off, cmt[4] });
-        if (!rc && experts_use_q(m, 2, i))
-            rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], 4, (const uint32_t[]){ 128, 32, 0, cmt[4] });
+    uint32_t gs[QN_CM_MOE_NSPEC], ds[QN_CM_MOE_NSPEC]; /* grouped experts: qn_cm_moe_spec (QNEXT_CM_MOE_TILE) */
+    qn_cm_moe_spec(qn_vk_caps(f->v), m->qexp_up_off, gs);
+    qn_cm_moe_spec(qn_vk_caps(f->v), 0, ds);
+    gs[3] = ds[3] = cmt[4];
+    for (int i = 0; !rc && i < 5; i++) {
+        if (experts_use_q(m, 0, i)) rc = pipe(f, gcm[i], &f->moe_qgu_gcm[i], QN_CM_MOE_NSPEC, gs);
+        if (!rc && experts_use_q(m, 2, i)) rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], QN_CM_MOE_NSPEC, ds);
     }
     qn_pipe *chk = NULL; /* the pipelines compiled: do they compute? (both tiles) */
     if (!rc) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, cmt);

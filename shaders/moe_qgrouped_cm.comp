@@ -14,14 +14,24 @@
 //           1 QN_BK inner-dimension step (a multiple of 16, default 32)
 //           2 QN_PART_OFF byte offset of up in a gate|up slot (gate_up) / of down in a dpools slot (down)
 //           3 CN fragment width: 16 (the 16x16x16 shape, default) or 8 (16x8x16), whichever the device lists
-// Layout: a pass takes up to 32 pairs of a tile (2 row fragments of A); subgroup w of the workgroup owns 32
-//   weight rows of the shared tile (32 / CN fragments of B): gate_up: gate rows r0 + 16w .. +16 and the same
+//           4 BT pairs per pass, a multiple of 16 up to 128 (default 64). The weight tile is decoded once
+//             per pass, so a pass should hold a whole tile: BT >= tile_t; BT = R tile_t (R > 1) merges up to R
+//             consecutive tiles of one expert into one pass (the expert's tiles j, j + 1, .. j + R - 1 with
+//             j % R == 0; the workgroups of the others return)
+//           5 NBUF shared tile buffers: 1 (two barriers per k-step) or 2 (default: the next step is decoded
+//             into the other buffer after the multiplies; one barrier per k-step)
+//           The host's qn_cm_moe_spec() (runtime/cm_check.c) picks them (env QNEXT_CM_MOE_TILE) and checks
+//           the shared memory: 2 NBUF (BT + QN_WG) (QN_BK + 8) + 40 QN_WG + 8 BT bytes.
+// Layout: a pass takes up to BT pairs of a tile (BT / 16 row fragments of A); subgroup w of the workgroup owns
+//   32 weight rows of the shared tile (32 / CN fragments of B): gate_up: gate rows r0 + 16w .. +16 and the same
 //   up rows (its 16 outputs); down: rows r0 + 32w .. +32. Output rows per workgroup BN = 16 · QN_WG / 32
-//   (gate_up, 64) or 32 · QN_WG / 32 (down, 128). Tiles of more than 32 pairs take several passes.
+//   (gate_up, QN_WG / 2) or 32 · QN_WG / 32 (down, QN_WG). Tiles of more than BT pairs take several passes.
+//   Shared tiles are uvec4 arrays (8 halves per store; the fragments load from them in uvec4 units).
 // Dispatch: G · nb groups (qn_vk_grid), G = tile_groups (0: max_tiles), nb = ceil(I / BN) (gate_up) or
 //   ceil(H / BN) (down); group g takes row block g % nb of the tiles g / nb, g / nb + G, ...
 // Accuracy as qmatmul_cm.comp: f16 operands (|x| clamped to 65504), f32 products and sums; each output depends
-// only on its token, the expert and QN_BK (not on the tile, slot or other tokens). Absent slot: NaN outputs.
+// only on its token, the expert and QN_BK (not on the tile, slot, BT, NBUF or other tokens). Absent slot: NaN
+// outputs.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -33,6 +43,8 @@ layout(constant_id = 0) const uint QN_WG = 128;
 layout(constant_id = 1) const uint QN_BK = 32;
 layout(constant_id = 2) const uint QN_PART_OFF = 0;
 layout(constant_id = 3) const uint CN = 16; // fragment width along the weight rows: 16 (16x16x16) or 8 (16x8x16)
+layout(constant_id = 4) const uint BT = 64;   // pairs per pass (a multiple of 16, <= 128)
+layout(constant_id = 5) const uint NBUF = 2;  // shared tile buffers (1 or 2)
 #include "pc.h"
 #include "grid.glsl"
 
@@ -63,20 +75,21 @@ uint w_pool; // weight source of this workgroup (uniform)
 #define CMB fcoopmatNV<16, gl_ScopeSubgroup, 16, CN>  // B: 16 k x CN tile rows
 #define CMC fcoopmatNV<32, gl_ScopeSubgroup, 16, CN>  // C: 16 pairs x CN tile rows
 const uint NB = 32u / CN;                           // B fragments per subgroup (2 or 4)
+const uint NA = BT / 16u;                           // A fragments per pass (<= 8)
 
 const uint NSG = QN_WG / 32u;         // subgroups
-const uint BT = 32u;                  // pairs per pass
 const uint NR = 32u * NSG;            // weight rows in the shared tile
 #if defined(QN_MOE_GATE_UP)
 const uint BN = 16u * NSG;            // output rows per workgroup
 #else
 const uint BN = 32u * NSG;
 #endif
-const uint SK = QN_BK + 8u;           // halves per shared row (16-byte multiple)
+const uint SK = QN_BK + 8u;           // halves per shared row (16-byte multiple; conflict-free fragment loads)
+const uint SK4 = SK / 8u;             // uvec4 per shared row
 const uint SC = 20u;                  // floats per staging row
-shared float16_t s_x[BT * SK];        // [pair slot][k]
-shared float16_t s_w[NR * SK];        // [tile row p][k]
-shared float s_c[NSG * 2u * 16u * SC]; // per subgroup two 16 x 16 staging blocks
+shared uvec4 s_x[NBUF * BT * SK4];    // [buffer][pair slot][k] as f16
+shared uvec4 s_w[NBUF * NR * SK4];    // [buffer][tile row p][k] as f16
+shared float s_c[NSG * 16u * SC];     // per subgroup one 16 x 16 staging block
 shared int s_q[BT];                   // pair of each slot, -1 = none
 shared uint s_xrow[BT];               // its input row's element offset, ~0u = none
 
@@ -105,34 +118,38 @@ void row_of(uint p, uint r0, out uint part, out uint row)
 #endif
 }
 
-const uint XR = QN_BK / 4u, WR = QN_BK / 8u;
-const uint XPT = (BT * XR + QN_WG - 1u) / QN_WG;
-const uint WPT = (NR * WR + QN_WG - 1u) / QN_WG;
-vec4 xr[XPT];
+const uint GR = QN_BK / 8u;                          // 8-element groups per row and k-step
+const uint XPT = (BT * GR + QN_WG - 1u) / QN_WG;
+const uint WPT = (NR * GR + QN_WG - 1u) / QN_WG;
+vec4 xr[XPT][2];
 qt_raw wr[WPT];
 bool x_vec;
 
 bool w_at(uint idx, uint k0, uint r0, out uint p, out uint kc, out uint rb)
 {
-    p = idx / WR; kc = (idx % WR) * 8u;
+    p = idx / GR; kc = (idx % GR) * 8u;
     uint part, row;
     row_of(p, r0, part, row);
     rb = w_base[part] + row * w_rowb;
-    return idx < NR * WR && row < w_nrow && k0 + kc < w_kd;
+    return idx < NR * GR && row < w_nrow && k0 + kc < w_kd;
+}
+
+vec4 x_load4(uint xb, uint col) // x[xb + col .. +4), zeros past the row
+{
+    vec4 v = vec4(0.0);
+    if (x_vec && col + 4u <= w_kd) v = xin4[(xb + col) / 4u];
+    else
+        for (uint c = 0u; c < 4u; c++) v[c] = col + c < w_kd ? xin[xb + col + c] : 0.0;
+    return v;
 }
 
 void fetch(uint k0, uint r0, uint lid) // global memory -> registers (loads only)
 {
     for (uint i = 0u; i < XPT; i++) {
-        uint idx = lid + i * QN_WG, tt = idx / XR, col = k0 + (idx % XR) * 4u;
-        uint xb = idx < BT * XR ? s_xrow[tt] : ~0u;
-        vec4 v = vec4(0.0);
-        if (xb != ~0u && col < w_kd) {
-            if (x_vec && col + 4u <= w_kd) v = xin4[(xb + col) / 4u];
-            else
-                for (uint c = 0u; c < 4u; c++) v[c] = col + c < w_kd ? xin[xb + col + c] : 0.0;
-        }
-        xr[i] = v;
+        uint idx = lid + i * QN_WG, tt = idx / GR, col = k0 + (idx % GR) * 8u;
+        uint xb = idx < BT * GR ? s_xrow[tt] : ~0u;
+        xr[i][0] = xb != ~0u && col < w_kd ? x_load4(xb, col) : vec4(0.0);
+        xr[i][1] = xb != ~0u && col + 4u < w_kd ? x_load4(xb, col + 4u) : vec4(0.0);
     }
     for (uint i = 0u; i < WPT; i++) {
         uint idx = lid + i * QN_WG, p, kc, rb;
@@ -151,26 +168,30 @@ void fetch(uint k0, uint r0, uint lid) // global memory -> registers (loads only
     }
 }
 
-void store(uint k0, uint r0, uint lid) // registers -> f16 shared tiles
+// 8 values as 8 halves (the same f32 -> f16 conversion as a float16_t() of each)
+uvec4 f16x8(vec4 a, vec4 b)
+{
+    return uvec4(packFloat2x16(f16vec2(a.xy)), packFloat2x16(f16vec2(a.zw)), packFloat2x16(f16vec2(b.xy)),
+                 packFloat2x16(f16vec2(b.zw)));
+}
+
+void store(uint k0, uint r0, uint lid, uint buf) // registers -> f16 shared tiles of buffer buf
 {
     for (uint i = 0u; i < XPT; i++) {
-        uint idx = lid + i * QN_WG, tt = idx / XR, kc = (idx % XR) * 4u;
-        if (idx >= BT * XR) break;
-        vec4 v = clamp(xr[i], vec4(-65504.0), vec4(65504.0));
-        for (uint c = 0u; c < 4u; c++) s_x[tt * SK + kc + c] = float16_t(v[c]);
+        uint idx = lid + i * QN_WG, tt = idx / GR, kc = idx % GR;
+        if (idx >= BT * GR) break;
+        vec4 lo = clamp(xr[i][0], vec4(-65504.0), vec4(65504.0)), hi = clamp(xr[i][1], vec4(-65504.0), vec4(65504.0));
+        s_x[(buf * BT + tt) * SK4 + kc] = f16x8(lo, hi);
     }
     for (uint i = 0u; i < WPT; i++) {
         uint idx = lid + i * QN_WG, p, kc, rb;
-        if (idx >= NR * WR) break;
+        if (idx >= NR * GR) break;
         vec4 a = vec4(0.0), b = vec4(0.0);
         if (w_at(idx, k0, r0, p, kc, rb)) {
             if (w_dense) { a = uintBitsToFloat(wr[i].a); b = uintBitsToFloat(wr[i].b); }
             else qt_decode(wr[i], rb, k0 + kc, a, b);
         }
-        for (uint c = 0u; c < 4u; c++) {
-            s_w[p * SK + kc + c] = float16_t(a[c]);
-            s_w[p * SK + kc + 4u + c] = float16_t(b[c]);
-        }
+        s_w[(buf * NR + p) * SK4 + kc / 8u] = f16x8(a, b);
     }
 }
 
@@ -194,6 +215,18 @@ bool set_source(int e)
     return s >= 0;
 }
 
+// the 16 x 16 outputs in f0 (| f1: CN 8) -> v[r] = element (row lane / 16 + 2r, column lane % 16), through
+// the subgroup's staging block cb
+void stage(CMC f0, CMC f1, uint cb, uint lane, out float v[8])
+{
+    coopMatStoreNV(f0, s_c, cb, SC, false);
+    if (NB == 4u) coopMatStoreNV(f1, s_c, cb + CN, SC, false);
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+    [[unroll]] for (uint r = 0u; r < 8u; r++) v[r] = s_c[cb + (lane / 16u + 2u * r) * SC + lane % 16u];
+    subgroupBarrier(); // the block is rewritten next
+}
+
 // one pass over up to BT pairs list[first .. first + n) for the output rows [r0, r0 + BN)
 void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
 {
@@ -204,59 +237,72 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     }
     barrier();
     uint sg = gl_SubgroupID, wr0 = 32u * sg; // this subgroup's tile rows
-    CMC acc[8]; // acc[4a + j]: pairs 16a .., tile rows wr0 + CN j .. (j < NB)
-    [[unroll]] for (uint i = 0u; i < 8u; i++) acc[i] = CMC(0.0);
-    if (present) fetch(0u, r0, lid);
-    for (uint k0 = 0u; present && k0 < w_kd; k0 += QN_BK) {
-        store(k0, r0, lid);
-        barrier();
-        if (k0 + QN_BK < w_kd) fetch(k0 + QN_BK, r0, lid); // in flight during the multiplies below
-        for (uint kk = 0u; kk < QN_BK; kk += 16u) {
-            CMA a0, a1;
-            coopMatLoadNV(a0, s_x, kk, SK, false);
-            if (n > 16u) coopMatLoadNV(a1, s_x, 16u * SK + kk, SK, false); // uniform: the second 16 pairs
+    CMC acc[32]; // acc[4a + j]: pairs 16a .., tile rows wr0 + CN j .. (a < NA, j < NB)
+    [[unroll]] for (uint i = 0u; i < 32u; i++) acc[i] = CMC(0.0);
+    uint nk = present ? (w_kd + QN_BK - 1u) / QN_BK : 0u;
+    if (nk > 0u) {
+        fetch(0u, r0, lid);
+        store(0u, r0, lid, 0u);
+    }
+    barrier();
+    for (uint st = 0u; st < nk; st++) {
+        uint cur = NBUF == 2u ? st & 1u : 0u;
+        bool more = st + 1u < nk;
+        if (more) fetch((st + 1u) * QN_BK, r0, lid); // in flight during the multiplies below
+        [[unroll]] for (uint kk = 0u; kk < QN_BK; kk += 16u) { // the fragments of this k-step
+            CMB b[4];
             [[unroll]] for (uint j = 0u; j < 4u; j++) {
                 if (j >= NB) break; // specialization constant
-                CMB b;
-                coopMatLoadNV(b, s_w, (wr0 + CN * j) * SK + kk, SK, true);
-                acc[j] = coopMatMulAddNV(a0, b, acc[j]);
-                if (n > 16u) acc[4u + j] = coopMatMulAddNV(a1, b, acc[4u + j]);
+                coopMatLoadNV(b[j], s_w, (cur * NR + wr0 + CN * j) * SK4 + kk / 8u, SK4, true);
+            }
+            [[unroll]] for (uint a = 0u; a < 8u; a++) {
+                if (a >= NA || 16u * a >= n) break; // uniform: fragments holding pairs
+                CMA fa;
+                coopMatLoadNV(fa, s_x, (cur * BT + 16u * a) * SK4 + kk / 8u, SK4, false);
+                [[unroll]] for (uint j = 0u; j < 4u; j++) {
+                    if (j >= NB) break;
+                    acc[4u * a + j] = coopMatMulAddNV(fa, b[j], acc[4u * a + j]);
+                }
             }
         }
+        if (NBUF == 1u) barrier(); // everyone is done with the buffer before it is rewritten
+        if (more) store((st + 1u) * QN_BK, r0, lid, NBUF == 2u ? 1u - cur : 0u);
         barrier();
     }
-    // epilogue through the subgroup's staging blocks
-    uint cb = sg * 2u * 16u * SC, lane = gl_SubgroupInvocationID;
-    [[unroll]] for (uint a = 0u; a < 2u; a++) {
-        if (16u * a >= n) break; // uniform
-        // block 0: tile rows wr0 .. +16 (gate, or down rows 0-15), block 1: wr0 + 16 .. (up, or down rows 16-31)
-        [[unroll]] for (uint j = 0u; j < 4u; j++) {
-            if (j >= NB) break;
-            coopMatStoreNV(acc[4u * a + j], s_c, cb + (j / (NB / 2u)) * 16u * SC + CN * (j % (NB / 2u)), SC, false);
-        }
-        subgroupMemoryBarrierShared();
-        subgroupBarrier();
+    // epilogue through the subgroup's staging block, 16 x 16 outputs at a time
+    uint cb = sg * 16u * SC, lane = gl_SubgroupInvocationID;
+    float nan = uintBitsToFloat(0x7fc00000u);
+    [[unroll]] for (uint a = 0u; a < 8u; a++) {
+        if (a >= NA || 16u * a >= n) break; // uniform
+        float v0[8], v1[8];
+        uint h1 = 4u * a + NB / 2u;
+        stage(acc[4u * a], acc[4u * a + 1u], cb, lane, v0); // gate (or down rows wr0 ..)
+        stage(acc[h1], acc[h1 + 1u], cb, lane, v1);         // up (or down rows wr0 + 16 ..)
+        [[unroll]] for (uint r = 0u; r < 8u; r++) {
+            int q = s_q[16u * a + lane / 16u + 2u * r];
+            if (q < 0) continue;
 #if defined(QN_MOE_GATE_UP)
-        for (uint i = lane; i < 256u; i += gl_SubgroupSize) {
-            int q = s_q[16u * a + i / 16u];
-            uint row = r0 + 16u * sg + i % 16u;
-            if (q < 0 || row >= w_nrow) continue;
-            float g = s_c[cb + (i / 16u) * SC + i % 16u], u = s_c[cb + 16u * SC + (i / 16u) * SC + i % 16u];
-            outv[uint(q) * pc.act_stride + row] = present ? qn_silu(g) * u : uintBitsToFloat(0x7fc00000u);
-        }
+            uint row = r0 + 16u * sg + lane % 16u;
+            if (row < w_nrow) outv[uint(q) * pc.act_stride + row] = present ? qn_silu(v0[r]) * v1[r] : nan;
 #else
-        for (uint i = lane; i < 512u; i += gl_SubgroupSize) {
-            uint b = i / 256u, j = i % 256u;
-            int q = s_q[16u * a + j / 16u];
-            uint row = r0 + wr0 + 16u * b + j % 16u;
-            if (q < 0 || row >= w_nrow) continue;
-            float v = s_c[cb + b * 16u * SC + (j / 16u) * SC + j % 16u];
-            outv[uint(q) * pc.H + row] = present ? v : uintBitsToFloat(0x7fc00000u);
-        }
+            uint row = r0 + wr0 + lane % 16u;
+            if (row < w_nrow) outv[uint(q) * pc.H + row] = present ? v0[r] : nan;
+            if (row + 16u < w_nrow) outv[uint(q) * pc.H + row + 16u] = present ? v1[r] : nan;
 #endif
-        subgroupBarrier(); // the blocks are rewritten next
+        }
     }
     barrier(); // s_q, s_xrow are rewritten by the next pass
+}
+
+// the first tile of expert e at or before tile (the tile list is sorted by expert up to the unused tail)
+uint first_tile(uint tile, int e)
+{
+    uint lo = 0u, hi = tile;
+    while (lo < hi) {
+        uint mid = (lo + hi) / 2u;
+        if (tiles[4u * mid] < e) lo = mid + 1u; else hi = mid;
+    }
+    return lo;
 }
 
 void main()
@@ -269,6 +315,7 @@ void main()
     x_vec = pc.act_stride % 4u == 0u;
 #endif
     uint G = pc.tile_groups == 0u ? pc.max_tiles : pc.tile_groups;
+    uint R = max(1u, BT / max(pc.tile_t, 1u)); // sort tiles per pass
     uint g = qn_group_id(), r0 = (g % nb) * BN, lid = gl_LocalInvocationIndex;
     for (uint tile = g / nb; tile < pc.max_tiles; tile += G) { // uniform over the workgroup
         int e = tiles[4u * tile];
@@ -276,8 +323,11 @@ void main()
 #if defined(QN_MOE_GATE_UP)
         if (uint(e) == pc.E) continue;
 #endif
-        bool present = set_source(e);
+        if (R > 1u && (tile - first_tile(tile, e)) % R != 0u) continue; // merged into an earlier tile's pass
         uint start = uint(tiles[4u * tile + 1u]), n = uint(tiles[4u * tile + 2u]);
+        for (uint i = 1u; i < R && tile + i < pc.max_tiles && tiles[4u * (tile + i)] == e; i++)
+            n += uint(tiles[4u * (tile + i) + 2u]); // the expert's next tiles: the next list entries
+        bool present = set_source(e);
         for (uint sub = 0u; sub < n; sub += BT) tile_pass(start + sub, min(BT, n - sub), r0, present, lid);
     }
 }

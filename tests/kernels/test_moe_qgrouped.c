@@ -93,8 +93,17 @@ static const enum qn_kernel k_dn_cm[NFMTS] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN
 static double worst_cm16, worst_cm_exact;
 static size_t na_(uint32_t T, uint32_t K, uint32_t as) { return (size_t)T * (K + 1) * as; }
 
-/* cm: the tensor-core variants (moe_qgrouped_cm.comp: 128 invocations, 32-pair passes, row blocks of 64 (gate_up)
- * and 128 (down)), checked against the f16-rounded reference (1e-6 + 1e-6 * S) and the exact one (1e-3 * S) */
+/* The tensor-core kernel k in the layout qn_cm_moe_spec picks (env QNEXT_CM_MOE_TILE=WG,BK,BT,NBUF; default
+ * 128,32,64,2), up (gate_up) or down (down) at byte part_off of its slot */
+static qn_pipe *cm_pipe(struct qn_h *h, enum qn_kernel k, uint32_t part_off)
+{
+    uint32_t s[QN_CM_MOE_NSPEC];
+    qn_cm_moe_spec(qn_vk_caps(h->v), part_off, s);
+    return qn_h_pipe_spec(h, k, s, QN_CM_MOE_NSPEC);
+}
+
+/* cm: the tensor-core variants (moe_qgrouped_cm.comp in cm_pipe's layout: row blocks of WG / 2 (gate_up) and WG
+ * (down)), checked against the f16-rounded reference (1e-6 + 1e-6 * S) and the exact one (1e-3 * S) */
 static void run_case(struct qn_h *h, struct mcase c, bool cm)
 {
     uint32_t T = c.T, H = c.H, I = c.I, E = c.E, K = c.K, tgu = qtypes[c.fgu], tdn = qtypes[c.fdn];
@@ -126,9 +135,10 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
                      .max_tiles = QN_MOE_MAX_TILES(T, E, K, tile_t), .tile_groups = c.tile_groups };
     qn_buf *list = qn_h_buffer(h, "list", (size_t)(T * K + T) * 4), *tiles = qn_h_buffer(h, "tiles", (size_t)pc.max_tiles * 16);
     uint32_t cn = qn_vk_caps(h->v)->coopmat_nv_n; /* the tensor-core fragment width (spec constant CN) */
-    qn_pipe *gu = cm ? qn_h_pipe(h, k_gu_cm[c.fgu], 128, 32, up_off, cn) : qn_h_pipe(h, k_gu[c.fgu], 256, 16, 32, up_off);
-    qn_pipe *dn = cm ? qn_h_pipe(h, k_dn_cm[c.fdn], 128, 32, 0, cn) : qn_h_pipe(h, k_dn[c.fdn], 256, 16, 32, 0);
-    uint32_t bn_gu = cm ? 64 : 32, bn_dn = cm ? 128 : 64; /* output rows per workgroup */
+    qn_pipe *gu = cm ? cm_pipe(h, k_gu_cm[c.fgu], up_off) : qn_h_pipe(h, k_gu[c.fgu], 256, 16, 32, up_off);
+    qn_pipe *dn = cm ? cm_pipe(h, k_dn_cm[c.fdn], 0) : qn_h_pipe(h, k_dn[c.fdn], 256, 16, 32, 0);
+    (void)cn;
+    uint32_t bn_gu = cm ? qn_pipe_spec(gu, 0) / 2 : 32, bn_dn = cm ? qn_pipe_spec(dn, 0) : 64; /* output rows per workgroup */
     uint32_t G = c.tile_groups ? c.tile_groups : pc.max_tiles;
     qn_pc_moe pd = pc;
     pd.slot_bytes = dslot_b;
@@ -279,10 +289,161 @@ static void bench(struct qn_h *h, int iters)
     }
 }
 
+/* ---- --bench-cm [iters] [WG,BK,BT,NBUF ...]: the tensor-core layouts of moe_qgrouped_cm.comp on the real 80B MoE
+ * layer (H 2048, I 512, E 512, K 10, Is 512; Q4_K gate/up, Q6_K down, one expert's blocks in every slot, random
+ * routings, moe_sort tiles of 64) at T 512, 2048, 4096: ms per layer (gate_up + down, no sort / combine) and
+ * TFLOP/s (2 T K 3 I H flops), against the f32-FMA kernels (moe_qgrouped.comp); each layout's act and d are
+ * compared with the FMA kernels' (max |cm - fma| / max |fma|: ~1e-3 from the f16 operands; "WRONG" past 2e-2). ---- */
+
+static const char *cm_layouts[] = { "128,32,64,2", "128,32,32,1", "128,32,64,1", "128,16,64,2", "128,64,64,1",
+                                    "64,32,64,2", "256,32,64,1", "256,16,64,2", "128,32,128,1", "128,32,128,2" };
+
+struct cm_bench {
+    uint32_t T, up_off, dslot_b, spp, dspp;
+    qn_pc_moe pc, pd;
+    qn_buf *x, *ain, *aout, *d, *ds, *list, *tiles, *tb, *pb[8], *dpb[8];
+};
+
+/* gate_up and down (bg, bd output rows per workgroup), best of iters: gate_up ms, *td down ms */
+static double cm_bench_run(struct qn_h *h, const struct cm_bench *b, qn_pipe *gu, qn_pipe *dn, uint32_t bg, uint32_t bd,
+                           int iters, double *td)
+{
+    const uint32_t I = b->pc.I, H = b->pc.H;
+    double tg = INFINITY;
+    *td = INFINITY;
+    for (int it = 0; it < iters; it++) {
+        tg = fmin(tg, qn_h_run(h, gu, QN_BINDS(QN_BIND(b->x), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->tb),
+                                               QN_BIND(b->aout), QN_BIND(b->pb[0]), QN_BIND(b->pb[1]), QN_BIND(b->pb[2]),
+                                               QN_BIND(b->pb[3]), QN_BIND(b->pb[4]), QN_BIND(b->pb[5]), QN_BIND(b->pb[6]),
+                                               QN_BIND(b->pb[7])),
+                               &b->pc, sizeof b->pc, (uint64_t)b->pc.max_tiles * ((I + bg - 1) / bg)));
+        *td = fmin(*td, qn_h_run(h, dn, QN_BINDS(QN_BIND(b->ain), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->tb),
+                                                 QN_BIND(b->d), QN_BIND(b->ds), QN_BIND(b->dpb[0]), QN_BIND(b->dpb[1]),
+                                                 QN_BIND(b->dpb[2]), QN_BIND(b->dpb[3]), QN_BIND(b->dpb[4]),
+                                                 QN_BIND(b->dpb[5]), QN_BIND(b->dpb[6]), QN_BIND(b->dpb[7])),
+                                 &b->pd, sizeof b->pd, (uint64_t)b->pc.max_tiles * ((H + bd - 1) / bd)));
+    }
+    return tg;
+}
+
+/* max |got - ref| / max |ref| over the outputs the kernels write (act: rows k < K, columns < I; d: columns < H) */
+static double cm_bench_diff(const float *got, const float *ref, uint32_t T, uint32_t K, uint32_t rows_k,
+                            uint32_t stride, uint32_t cols)
+{
+    double md = 0, mr = 0;
+    for (size_t q = 0; q < (size_t)T * (K + 1); q++) {
+        if (q % (K + 1) >= rows_k) continue;
+        for (uint32_t i = 0; i < cols; i++) {
+            double r = ref[q * stride + i], g = got[q * stride + i];
+            mr = fmax(mr, fabs(r));
+            md = isfinite(g) ? fmax(md, fabs(g - r)) : INFINITY;
+        }
+    }
+    return mr > 0 ? md / mr : md;
+}
+
+static void cm_bench_setup(struct qn_h *h, struct cm_bench *b, uint32_t T)
+{
+    const uint32_t H = 2048, I = 512, E = 512, K = 10, Is = 512, as = 516;
+    uint64_t rgu, rdn;
+    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q4_K, H, &rgu), "row bytes");
+    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q6_K, I, &rdn), "row bytes");
+    uint32_t up_off = (uint32_t)al16(rgu * I), slot_b = (uint32_t)al16(up_off + rgu * I), dslot_b = (uint32_t)al16(rdn * H);
+    uint8_t *gu1 = qn_h_alloc_bytes(h, slot_b), *dn1 = qn_h_alloc_bytes(h, dslot_b);
+    float *tmp = qn_h_alloc(h, (size_t)I * H);
+    qn_h_quant_matrix(h, QN_GGML_Q4_K, I, H, gu1, tmp);
+    qn_h_quant_matrix(h, QN_GGML_Q4_K, I, H, gu1 + up_off, tmp);
+    qn_h_quant_matrix(h, QN_GGML_Q6_K, H, I, dn1, tmp);
+    uint64_t range = qn_vk_caps(h->v)->max_storage_range;
+    uint32_t spp = range / slot_b < E ? (uint32_t)(range / slot_b) : E, dspp = range / dslot_b < E ? (uint32_t)(range / dslot_b) : E;
+    uint8_t *pool = qn_h_alloc_bytes(h, (size_t)spp * slot_b), *dpool = qn_h_alloc_bytes(h, (size_t)dspp * dslot_b);
+    for (uint32_t e = 0; e < spp; e++) memcpy(pool + (size_t)e * slot_b, gu1, slot_b);
+    for (uint32_t e = 0; e < dspp; e++) memcpy(dpool + (size_t)e * dslot_b, dn1, dslot_b);
+    int32_t *table = qn_h_alloc_bytes(h, (size_t)E * 4);
+    for (uint32_t e = 0; e < E; e++) table[e] = (int32_t)e;
+    for (uint32_t i = 0; i < 8; i++) { /* pools of spp (dspp) slots; unused bindings repeat pool 0 */
+        uint32_t a = i * spp < E ? E - i * spp : 0, c = i * dspp < E ? E - i * dspp : 0;
+        b->pb[i] = a ? qn_h_upload(h, "pool", pool, (size_t)(a < spp ? a : spp) * slot_b) : b->pb[0];
+        b->dpb[i] = c ? qn_h_upload(h, "dpool", dpool, (size_t)(c < dspp ? c : dspp) * dslot_b) : b->dpb[0];
+    }
+    b->tb = qn_h_upload(h, "table", table, (size_t)E * 4);
+    int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
+    qn_h_random_ids(h, ids, T, K, E, K);
+    b->x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, NULL);
+    b->ain = qn_h_input_f32(h, "act in", (size_t)T * (K + 1) * as, -1, 1, NULL);
+    b->aout = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
+    b->d = qn_h_output(h, "d", (size_t)T * (K + 1) * H);
+    b->ds = qn_h_input_f32(h, "down_s", (size_t)H * Is, -1, 1, NULL);
+    qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)T * K * 4);
+    b->pc = (qn_pc_moe){ .T = T, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 0, .n_slots = E,
+                         .slots_per_pool = spp, .slot_bytes = slot_b, .act_stride = as, .tile_t = 64,
+                         .max_tiles = QN_MOE_MAX_TILES(T, E, K, 64) };
+    b->pd = b->pc;
+    b->pd.slot_bytes = dslot_b;
+    b->pd.slots_per_pool = dspp;
+    b->list = qn_h_buffer(h, "list", (size_t)(T * K + T) * 4);
+    b->tiles = qn_h_buffer(h, "tiles", (size_t)b->pc.max_tiles * 16);
+    qn_h_run(h, qn_h_pipe_default(h, QN_K_MOE_SORT), QN_BINDS(QN_BIND(idb), QN_BIND(b->list), QN_BIND(b->tiles)), &b->pc,
+             sizeof b->pc, E + 1);
+    b->T = T, b->up_off = up_off, b->dslot_b = dslot_b, b->spp = spp, b->dspp = dspp;
+}
+
+static void bench_cm(struct qn_h *h, int iters, const char **lay, int nlay)
+{
+    bool cmv = has_coopmat(h);
+    if (!cmv)
+        printf("bench-cm: device '%s' has no VK_NV_cooperative_matrix f16 shape with 32-wide subgroups: FMA only\n",
+               qn_vk_caps(h->v)->name);
+    const char *te = getenv("QNEXT_BENCH_T"); /* one T instead of 512, 2048, 4096 (a quick run elsewhere) */
+    uint32_t Ts[3] = { 512, 2048, 4096 }, nT = 3;
+    if (te && atoi(te) > 0) Ts[0] = (uint32_t)atoi(te), nT = 1;
+    for (uint32_t ti = 0; ti < nT; ti++) {
+        struct cm_bench b;
+        cm_bench_setup(h, &b, Ts[ti]);
+        uint32_t T = b.T, K = b.pc.K, H = b.pc.H, I = b.pc.I, as = b.pc.act_stride;
+        double flop = 2.0 * T * K * 3.0 * I * H, td;
+        size_t na = (size_t)T * (K + 1) * as, nd = (size_t)T * (K + 1) * H;
+        double tg = cm_bench_run(h, &b, qn_h_pipe(h, QN_K_MOE_Q_GU_GROUPED_Q4_K, 256, 16, 32, b.up_off),
+                                 qn_h_pipe(h, QN_K_MOE_Q_DN_GROUPED_Q6_K, 256, 16, 32, 0), 32, 64, iters, &td);
+        printf("bench cm-moe %-13s T=%-5u gate_up %7.3f ms, down %7.3f ms: %7.3f ms per layer, %5.1f TFLOP/s\n", "fma",
+               T, tg, td, tg + td, flop / (tg + td) * 1e-9);
+        float *ra = qn_h_read(h, b.aout, na), *rd = qn_h_read(h, b.d, nd);
+        for (int li = 0; cmv && li < nlay; li++) {
+            uint32_t s[QN_CM_MOE_NSPEC];
+            if (qn_cm_moe_parse(qn_vk_caps(h->v), lay[li], b.up_off, s)) {
+                printf("bench cm-moe %-13s skipped: %s\n", lay[li], qn_errmsg());
+                continue;
+            }
+            qn_pipe *gu = qn_h_pipe_spec(h, QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, s, QN_CM_MOE_NSPEC);
+            s[2] = 0;
+            qn_pipe *dn = qn_h_pipe_spec(h, QN_K_MOE_Q_DN_GROUPED_CM_Q6_K, s, QN_CM_MOE_NSPEC);
+            qn_h_ok(h, qn_buf_fill(h->v, b.aout, 0, na * 4, 0x7fc00000u), "fill");
+            qn_h_ok(h, qn_buf_fill(h->v, b.d, 0, nd * 4, 0x7fc00000u), "fill");
+            tg = cm_bench_run(h, &b, gu, dn, s[0] / 2, s[0], iters, &td);
+            double ea = cm_bench_diff(qn_h_read(h, b.aout, na), ra, T, K, K, as, I);
+            double ed = cm_bench_diff(qn_h_read(h, b.d, nd), rd, T, K, K + 1, H, H);
+            printf("bench cm-moe %-13s T=%-5u gate_up %7.3f ms, down %7.3f ms: %7.3f ms per layer, %5.1f TFLOP/s "
+                   "(vs fma: act %.1e, d %.1e%s; %u B shared)\n", lay[li], T, tg, td, tg + td, flop / (tg + td) * 1e-9,
+                   ea, ed, ea > 2e-2 || ed > 2e-2 ? " WRONG" : "", qn_cm_moe_shared(s));
+            if (ea > 2e-2 || ed > 2e-2) h->failures++;
+            h->checks++;
+        }
+        qn_h_reset(h);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
     qn_h_open(&h, "moe_qgrouped", argc, argv);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--bench-cm")) { /* --bench-cm [iters] [WG,BK,BT,NBUF ...] */
+            int it = i + 1 < argc && atoi(argv[i + 1]) > 0 && !strchr(argv[i + 1], ',') ? atoi(argv[++i]) : 5;
+            bool own = i + 1 < argc;
+            bench_cm(&h, it, own ? (const char **)argv + i + 1 : cm_layouts,
+                     own ? argc - i - 1 : (int)(sizeof cm_layouts / sizeof cm_layouts[0]));
+            return qn_h_close(&h);
+        }
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--bench")) {
             bench(&h, i + 1 < argc && atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 5);
