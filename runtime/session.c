@@ -67,6 +67,8 @@ int qn_session_new(qn_session **out, const qn_model *m, const struct qn_session_
     else qn_session_default_params(&s->p);
     if (!s->p.ctx) s->p.ctx = 4096;
     if (!s->p.chunk) s->p.chunk = 512;
+    const char *ce = getenv("QNEXT_CHUNK"); /* prompt tokens per submission, over the caller's (A/B runs) */
+    if (ce && atoi(ce) > 0 && atoi(ce) <= 65536) s->p.chunk = (uint32_t)atoi(ce);
     int64_t maxpos = m->c.max_position_embeddings > 0 ? m->c.max_position_embeddings : s->p.ctx;
     if (s->p.ctx > maxpos) s->p.ctx = (uint32_t)maxpos;
     s->m = m;
