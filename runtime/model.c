@@ -480,28 +480,21 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
         return qn_fail(QN_E_UNSUPPORTED, "the routed experts (%.2f GiB) need %u pool buffers of at most %.2f GiB on '%s'; "
                        "the MoE kernels bind at most %d", GIB(m->expert_bytes), m->n_pools, GIB(cap), caps->name,
                        QN_MODEL_MAX_POOLS);
-    /* streaming with QNEXT_STREAM_BAR=1: pools in host-visible device memory (resizable BAR), so expert reads
-     * land in the slots directly (model_stream.c's UMA path); plain device memory where that fails */
-    const char *bar = getenv("QNEXT_STREAM_BAR");
-    enum qn_mem pk = m->n_slots < (uint64_t)c->num_layers * (uint64_t)c->num_experts && bar && !strcmp(bar, "1")
-                     ? QN_MEM_DEVICE_MAPPED : QN_MEM_DEVICE;
+    /* streaming: pools in device-local host-visible memory (resizable BAR) where such a heap holds them, so
+     * expert reads land in the slots directly (model_stream.c's UMA path); plain device memory otherwise */
+    enum qn_mem pk = m->n_slots < (uint64_t)c->num_layers * (uint64_t)c->num_experts ? qn_mst_pool_mem(m)
+                                                                                     : QN_MEM_DEVICE;
     for (uint32_t i = 0; i < m->n_pools; i++) {
         uint32_t ns = i + 1 < m->n_pools ? m->slots_per_pool : m->n_slots - i * m->slots_per_pool;
         char name[64];
         snprintf(name, sizeof name, "experts %u/%u", i + 1, m->n_pools);
-        rc = qn_buf_create(m->v, pk, (uint64_t)ns * m->slot_bytes, name, &m->pools[i]);
-        if (rc && pk == QN_MEM_DEVICE_MAPPED) {
-            QN_WARN("QNEXT_STREAM_BAR: %s; expert pools in plain device memory", qn_errmsg());
-            pk = QN_MEM_DEVICE;
-            rc = qn_buf_create(m->v, pk, (uint64_t)ns * m->slot_bytes, name, &m->pools[i]);
-        }
-        if (rc) return rc;
+        if ((rc = qn_mst_pool_create(m->v, &pk, (uint64_t)ns * m->slot_bytes, name, &m->pools[i]))) return rc;
     }
     /* slot table: resident, slot = layer * E + expert */
     size_t nt = (size_t)c->num_layers * (size_t)c->num_experts;
     if (!(m->table = malloc(sizeof *m->table * nt))) return qn_fail(-ENOMEM, "out of memory");
     for (size_t i = 0; i < nt; i++) m->table[i] = nt == m->n_slots ? (int32_t)i : -1; /* streaming: all absent */
-    if ((rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof *m->table * nt, "slot table", &m->slot_table))) return rc;
+    if ((rc = qn_mst_pool_create(m->v, &pk, sizeof *m->table * nt, "slot table", &m->slot_table))) return rc;
     return qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
 }
 

@@ -135,8 +135,8 @@ static int read_hf(const struct gl *g, const char *name, float **out, uint32_t *
     return 0;
 }
 
-/* A device buffer of its own for bytes [0, n) of src, kept in m->arenas so qn_model_free releases it. */
-static int new_buf(struct gl *g, const void *src, uint64_t n, const char *what, qn_buf **out)
+/* Room for one more buffer in m->arenas. */
+static int arena_room(struct gl *g)
 {
     qn_model *m = g->m;
     if (m->n_arenas == g->cap) {
@@ -147,7 +147,15 @@ static int new_buf(struct gl *g, const void *src, uint64_t n, const char *what, 
         m->arenas = a;
         g->cap = cap;
     }
-    int rc = qn_buf_create(m->v, QN_MEM_DEVICE, n ? n : 16, what, &m->arenas[m->n_arenas]);
+    return 0;
+}
+
+/* A device buffer of its own for bytes [0, n) of src, kept in m->arenas so qn_model_free releases it. */
+static int new_buf(struct gl *g, const void *src, uint64_t n, const char *what, qn_buf **out)
+{
+    qn_model *m = g->m;
+    int rc = arena_room(g);
+    if (!rc) rc = qn_buf_create(m->v, QN_MEM_DEVICE, n ? n : 16, what, &m->arenas[m->n_arenas]);
     if (rc) return rc;
     *out = m->arenas[m->n_arenas++];
     return src ? qn_upl_host(&g->u, src, *out, 0, n) : 0;
@@ -426,9 +434,10 @@ static const char *const exp_fmt[3] = {
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
 
-/* Pools of `size`-byte slots for n slots (m->pools, or dpools kept in m->arenas so qn_model_free frees them). */
+/* Pools of `size`-byte slots for n slots (m->pools, or dpools kept in m->arenas so qn_model_free frees them) in
+ * memory *kind (streaming: maybe device-local host-visible, qn_mst_pool_mem; *kind falls back on failure). */
 static int make_pools(struct gl *g, uint64_t size, uint32_t n, uint32_t *per, uint32_t *np, qn_buf **pools,
-                      const char *what)
+                      const char *what, enum qn_mem *kind)
 {
     uint64_t cap = qn_model_pool_cap(g->m);
     if (cap < size) return qn_fail(QN_E_UNSUPPORTED, "GGUF: one expert's %s is larger than a storage buffer", what);
@@ -440,8 +449,10 @@ static int make_pools(struct gl *g, uint64_t size, uint32_t n, uint32_t *per, ui
     int rc = 0;
     for (uint32_t i = 0; !rc && i < *np; i++) {
         uint32_t ns = i + 1 < *np ? *per : n - i * *per;
-        if (pools == g->m->pools) rc = qn_buf_create(g->m->v, QN_MEM_DEVICE, (uint64_t)ns * size, what, &pools[i]);
-        else rc = new_buf(g, NULL, (uint64_t)ns * size, what, &pools[i]); /* dpools: freed as arenas */
+        bool arena = pools != g->m->pools;   /* dpools: freed as arenas */
+        if (arena && (rc = arena_room(g))) break;
+        rc = qn_mst_pool_create(g->m->v, kind, (uint64_t)ns * size, what, &pools[i]);
+        if (!rc && arena) g->m->arenas[g->m->n_arenas++] = pools[i];
     }
     return rc;
 }
@@ -664,12 +675,15 @@ static int load_experts(struct gl *g, const struct qn_model_params *p)
     slot_sizes(m, q, maxb);
     if ((rc = plan_slots(g, p))) return rc;
     bool stream = m->n_slots < (uint32_t)m->c.num_layers * (uint32_t)m->c.num_experts;
-    rc = make_pools(g, m->slot_bytes, m->n_slots, &m->slots_per_pool, &m->n_pools, m->pools, q ? "gate|up" : "experts");
-    if (!rc && q) rc = make_pools(g, m->d_slot_bytes, m->n_slots, &m->d_slots_per_pool, &m->d_n_pools, m->dpools, "down");
+    enum qn_mem pk = stream ? qn_mst_pool_mem(m) : QN_MEM_DEVICE;   /* BAR: misses read into the slots */
+    rc = make_pools(g, m->slot_bytes, m->n_slots, &m->slots_per_pool, &m->n_pools, m->pools, q ? "gate|up" : "experts",
+                    &pk);
+    if (!rc && q)
+        rc = make_pools(g, m->d_slot_bytes, m->n_slots, &m->d_slots_per_pool, &m->d_n_pools, m->dpools, "down", &pk);
     size_t nt = (size_t)m->c.num_layers * (size_t)m->c.num_experts;
     if (!rc && !(m->table = malloc(sizeof *m->table * nt))) rc = qn_fail(-ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < nt; i++) m->table[i] = stream ? -1 : (int32_t)i;
-    if (!rc) rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof *m->table * nt, "slot table", &m->slot_table);
+    if (!rc) rc = qn_mst_pool_create(m->v, &pk, sizeof *m->table * nt, "slot table", &m->slot_table);
     if (!rc) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
     if (rc) return rc;
     if (!stream) return q ? upload_qexperts(g) : upload_f32_experts(g);

@@ -48,6 +48,8 @@ struct qn_mst {
     uint64_t entry;           /* bytes of one staging entry (qn_es_entry_bytes: [pools slot | dpools slot]) */
     uint64_t piece;           /* read / copy granularity */
     bool direct;              /* UMA: reads land in the mapped slots, no staging, no copies */
+    bool bar;                 /* direct into device-local host-visible pools (a resizable BAR), not UMA */
+    bool bounce;              /* direct slots that O_DIRECT cannot target: QN_IO_BOUNCE on direct files */
     /* host-visible staging: n_ring entries laid out like the expert's slots | table rows [L, E] */
     qn_buf *up;
     unsigned char *stage;
@@ -80,6 +82,10 @@ struct qn_mst {
     uint64_t need_x;          /* its EXPERTS segment waits for tx >= need_x */
     int32_t *uni, *gids;      /* [E] distinct ids of a call / of a guess */
     uint64_t route_ns, batches, copy_bytes;   /* stats: waiting for routes, copy batches and their bytes */
+    struct qn_mst_times t;    /* the route wait split (qn_mst_times) */
+    uint64_t t_x0;            /* copies outstanding since (host clock), while x_done < x_val */
+    uint64_t exp_sub_ns, exp_x;   /* the last EXPERTS submission: when, and the tx value it waits for */
+    bool spin;                /* QNEXT_STREAM_SPIN=1: poll the timelines instead of blocking waits */
     int n_hot;                /* pinned hot set (--expert-hot), slots [0, n_hot) */
     qn_eu *usage;             /* --expert-trace: router choices per (layer, expert), written at close */
     char *trace;
@@ -95,6 +101,60 @@ static uint64_t now_ns(void)
 }
 
 uint64_t qn_mst_slot_bytes(const qn_model *m) { return m->slot_bytes + m->d_slot_bytes; }
+
+#define GIB(x) ((double)(x) / 1073741824.0)
+
+/* The largest heap with a device-local, host-visible, coherent memory type (a resizable BAR; 0: none). */
+static uint64_t bar_heap_bytes(const struct qn_caps *c)
+{
+    const VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+                                       VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    uint64_t best = 0;
+    for (uint32_t i = 0; i < c->ntypes; i++)
+        if ((c->types[i].flags & want) == want && c->heaps[c->types[i].heap].size > best)
+            best = c->heaps[c->types[i].heap].size;
+    return best;
+}
+
+enum qn_mem qn_mst_pool_mem(const qn_model *m)
+{
+    const struct qn_caps *c = qn_vk_caps(m->v);
+    const char *e = getenv("QNEXT_STREAM_BAR");
+    uint64_t need = (uint64_t)m->n_slots * qn_mst_slot_bytes(m), heap = bar_heap_bytes(c);
+    if (e && !strcmp(e, "0")) {
+        QN_INFO("QNEXT_STREAM_BAR=0: expert slots in device memory, misses staged and copied");
+        return QN_MEM_DEVICE;
+    }
+    if (e && !strcmp(e, "1")) {
+        QN_INFO("QNEXT_STREAM_BAR=1: expert slots (%.2f GiB) in device-local host-visible memory (largest such heap "
+                "%.2f GiB)", GIB(need), GIB(heap));
+        return QN_MEM_DEVICE_MAPPED;
+    }
+    if (c->uma) return QN_MEM_DEVICE;   /* mapped already: reads land in the slots */
+    if (heap && need + need / 8 <= heap) {
+        QN_INFO("expert slots (%.2f GiB) in device-local host-visible memory (a %.2f GiB heap: resizable BAR): misses "
+                "are read straight into the slots, no staging copies (QNEXT_STREAM_BAR=0: staged)", GIB(need),
+                GIB(heap));
+        return QN_MEM_DEVICE_MAPPED;
+    }
+    QN_INFO("expert slots (%.2f GiB) in device memory, misses staged and copied on the transfer queue: %s",
+            GIB(need), heap ? "the device-local host-visible heap is too small (no resizable BAR?)"
+                            : "the device has no device-local host-visible memory");
+    if (heap) QN_INFO("  (that heap holds %.2f GiB; QNEXT_STREAM_BAR=1 tries it anyway)", GIB(heap));
+    return QN_MEM_DEVICE;
+}
+
+int qn_mst_pool_create(qn_vk *v, enum qn_mem *kind, uint64_t size, const char *name, qn_buf **out)
+{
+    int rc = qn_buf_create(v, *kind, size, name, out);
+    if (rc && *kind == QN_MEM_DEVICE_MAPPED) {
+        QN_WARN("expert pool '%s' in device-local host-visible memory: %s; this and the next pools go to device "
+                "memory (misses staged and copied)", name, qn_errmsg());
+        *kind = QN_MEM_DEVICE;
+        rc = qn_buf_create(v, *kind, size, name, out);
+    }
+    return rc;
+}
 
 int qn_mst_plan(qn_model *m, uint64_t budget, const struct qn_model_params *p)
 {
@@ -180,6 +240,15 @@ static unsigned char *piece_dst(const struct qn_mst *s, const struct job *j, con
 
 /* ---- the staging ring and the transfer batches ------------------------------------------------------- */
 
+/* The host saw tx >= v: closes the interval with copies outstanding when every batch is done. */
+static void x_seen(struct qn_mst *s, uint64_t v)
+{
+    if (v <= s->x_done) return;
+    bool was_busy = s->x_done < s->x_val;
+    s->x_done = v;
+    if (was_busy && v >= s->x_val) s->t.copy_busy_ns += now_ns() - s->t_x0;
+}
+
 /* A ring entry no job owns whose last copy has completed, or -1. */
 static int entry_get(struct qn_mst *s)
 {
@@ -192,7 +261,9 @@ static int entry_get(struct qn_mst *s)
                 return e;
             }
         }
-        if (pass == 0 && qn_timeline_value(s->tx, &s->x_done)) return -1;
+        uint64_t v;
+        if (pass == 0 && qn_timeline_value(s->tx, &v)) return -1;
+        if (pass == 0) x_seen(s, v);
     }
     return -1;
 }
@@ -222,6 +293,7 @@ static int batch_submit(struct qn_mst *s)
     int rc = qn_cmd_end(c);
     struct qn_tl_point w = { s->tc, s->c_done }, sig = { s->tx, s->x_val + 1 };
     if (!rc) rc = qn_cmd_submit_tl(c, &w, s->c_done ? 1 : 0, &sig);
+    if (!rc && s->x_done >= s->x_val) s->t_x0 = now_ns();   /* copies outstanding from now */
     s->xopen = false;
     s->xcur = (s->xcur + 1) % NXCMD;
     if (!rc) s->x_val++, s->batches++, s->copy_bytes += s->xbytes;
@@ -259,6 +331,7 @@ static int job_reads(struct qn_mst *s, int j)
     for (int i = 0; piece_at(s, pt, i, &p, &at, &len); i++)
         s->req[n++] = (struct qn_io_req){ .file = s->iofile[pt[p].file], .offset = pt[p].off + at, .length = len,
                                           .dst = piece_dst(s, jb, &pt[p], at),
+                                          .flags = s->bounce && jb->entry < 0 ? QN_IO_BOUNCE : 0,
                                           .tag = (uint64_t)j << 32 | (uint64_t)i };
     jb->n_pieces = jb->left = n;
     jb->status = 0;
@@ -372,21 +445,49 @@ static int service(struct qn_mst *s, int64_t timeout_ns)
     return rc || (!s->n_todo && !s->n_pf_todo) ? rc : issue_todo(s);
 }
 
-/* Wait until the compute timeline reaches `value`, handling reads in flight (prefetches) meanwhile. */
-static int wait_compute(struct qn_mst *s, uint64_t value)
+/* Wait until timeline tl reaches `value` (*done: what the host knows it reached), handling reads in flight
+ * (prefetches) meanwhile: blocking waits of POLL_NS while reads are pending, or with QNEXT_STREAM_SPIN=1 polls
+ * of the counter without sleeping. */
+static int wait_tl(struct qn_mst *s, const qn_timeline *tl, uint64_t value, uint64_t *done)
 {
-    while (s->c_done < value) {
+    uint64_t t0 = now_ns();
+    while (*done < value) {
         int rc;
-        if (qn_io_pending(s->io) || s->xopen || s->n_pf_todo) {   /* the route first, the reads every POLL_NS */
-            rc = qn_timeline_wait(s->tc, value, POLL_NS);
-            if (!rc) s->c_done = value;
+        bool busy = qn_io_pending(s->io) || s->xopen || s->n_pf_todo;
+        if (s->spin) {
+            uint64_t v;
+            if ((rc = qn_timeline_value(tl, &v))) return rc;
+            if (v >= value) *done = v;
+            else if (busy && (rc = service(s, 0))) return rc;
+            else if (now_ns() - t0 > (uint64_t)IO_TIMEOUT_NS)
+                return qn_fail(-ETIMEDOUT, "streaming: the GPU did not reach step %llu in %lld s",
+                               (unsigned long long)value, (long long)(IO_TIMEOUT_NS / 1000000000ll));
+        } else if (busy) {   /* the timeline first, the reads every POLL_NS */
+            rc = qn_timeline_wait(tl, value, POLL_NS);
+            if (!rc) *done = value;
             else if (rc != -ETIMEDOUT || (rc = service(s, 1000))) return rc;   /* what is done by now */
         } else {
-            if ((rc = qn_timeline_wait(s->tc, value, IO_TIMEOUT_NS))) return rc;
-            s->c_done = value;
+            if ((rc = qn_timeline_wait(tl, value, IO_TIMEOUT_NS))) return rc;
+            *done = value;
         }
     }
     return 0;
+}
+
+/* Wait until the compute timeline reaches `value`, handling reads in flight (prefetches) meanwhile. */
+static int wait_compute(struct qn_mst *s, uint64_t value) { return wait_tl(s, s->tc, value, &s->c_done); }
+
+/* The copies the last EXPERTS segment waits for (its tail after submission: qn_mst_times.tx_tail_ns). */
+static int wait_copies(struct qn_mst *s)
+{
+    if (s->exp_x <= s->x_done) return 0;
+    uint64_t v = s->x_done;
+    int rc = wait_tl(s, s->tx, s->exp_x, &v);
+    if (!rc) {
+        x_seen(s, v);
+        s->t.tx_tail_ns += now_ns() - s->exp_sub_ns;
+    }
+    return rc;
 }
 
 /* Wait until every read has completed and every copy is submitted (errors of needed jobs land in s->err). */
@@ -438,7 +539,7 @@ static int wait_entry(struct qn_mst *s)
         if (!s->ring_busy[e] && s->ring_x[e] > s->x_done && s->ring_x[e] < want) want = s->ring_x[e];
     if (rc || want == UINT64_MAX) return rc ? rc : qn_fail(-EFAULT, "streaming: every staging entry is owned and no read is in flight");
     if ((rc = qn_timeline_wait(s->tx, want, IO_TIMEOUT_NS))) return rc;
-    s->x_done = want;
+    x_seen(s, want);
     return 0;
 }
 
@@ -594,8 +695,10 @@ int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const 
 {
     struct qn_mst *s = m->stream;
     uint64_t t0 = now_ns();
-    int rc = wait_compute(s, s->c_val);   /* the route segment (the GPU's time, not a stall) */
+    int rc = wait_copies(s);                 /* the last experts segment's copies (the route needs them) */
+    if (!rc) rc = wait_compute(s, s->c_val); /* the route segment (the GPU's time, not a stall) */
     s->route_ns += now_ns() - t0;
+    s->t.layers++;
     t0 = now_ns();
     if (!rc) rc = layer_fill(s, layer, ids, n, guess, ng);
     if (rc) {
@@ -614,6 +717,7 @@ int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer)
     struct qn_tl_point w = { s->tx, s->need_x }, sig = { s->tc, s->c_val + 1 };
     int rc = qn_cmd_submit_tl(seg, &w, experts_layer >= 0 && s->need_x ? 1 : 0, &sig);
     if (!rc) s->c_val++;
+    if (!rc && experts_layer >= 0) s->exp_sub_ns = now_ns(), s->exp_x = s->need_x;
     return rc;
 }
 
@@ -739,6 +843,9 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     s->piece = env_u64("QNEXT_STREAM_PIECE", PIECE_DEFAULT);
     s->n_prefetch = p->prefetch < 0 ? 0 : p->prefetch > QN_EXP_MAX_K ? QN_EXP_MAX_K : p->prefetch;
     s->direct = slots_mapped(m);
+    const char *sp = getenv("QNEXT_STREAM_SPIN");
+    s->spin = sp && !strcmp(sp, "1");
+    s->bar = s->direct && !qn_vk_caps(m->v)->uma;
     int rc = alloc_pipeline(s);
     struct qn_io_params ip;
     qn_io_default_params(&ip);
@@ -747,6 +854,11 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     if (!rc) rc = qn_io_open(&s->io, &ip);
     if (!rc) rc = add_files(s);
     if (rc) return rc;
+    /* O_DIRECT into a BAR mapping fails (the kernel cannot pin PFN-mapped pages): direct files read through
+     * the engine's bounce buffers there (QNEXT_STREAM_BOUNCE=1 forces it: tests) */
+    const char *bo = getenv("QNEXT_STREAM_BOUNCE");
+    for (int i = 0; s->direct && i < qn_es_n_files(es); i++)
+        if (qn_io_is_direct(s->io, s->iofile[i]) && (s->bar || (bo && !strcmp(bo, "1")))) s->bounce = true;
     struct qn_eu_cache_opts o;   /* --expert-policy, --expert-hot N --expert-hot-from FILE (expert_usage.h) */
     if ((rc = qn_eu_cache_opts(p, (int)L, (int)E, &o))) return rc;
     struct qn_exp_params ep = { .n_layers = (int)L, .n_experts = (int)E, .top_k = m->c.top_k,
@@ -764,7 +876,10 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     QN_INFO("streaming experts: %u slots of %.2f MiB (%.1f%% of %lld experts), io %s (%d threads), prefetch %d, %s",
             m->n_slots, (double)qn_mst_slot_bytes(m) / 1048576.0, 100.0 * m->n_slots / (double)(L * E),
             (long long)(L * E), qn_io_engine_name(s->io), ip.threads, s->n_prefetch,
-            s->direct ? "reads straight into the mapped slots" : qn_vk_transfer_queue(m->v)
+            s->direct ? (s->bar ? s->bounce ? "reads into the BAR-mapped slots (O_DIRECT through bounce buffers)"
+                                            : "reads straight into the BAR-mapped slots"
+                                 : "reads straight into the mapped slots")
+            : qn_vk_transfer_queue(m->v)
             ? "staging ring, copies on the transfer queue" : "staging ring, copies on the compute queue");
     return 0;
 }
@@ -818,6 +933,44 @@ int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats 
     return 0;
 }
 
+int qn_mst_times(const qn_model *m, struct qn_mst_times *t)
+{
+    const struct qn_mst *s = m->stream;
+    if (!s) return qn_fail(-EINVAL, "the model is not streaming its experts");
+    *t = s->t;
+    t->route_ns = s->route_ns;
+    t->copy_bytes = s->copy_bytes;
+    t->batches = s->batches;
+    return 0;
+}
+
+void qn_mst_note_gpu(const qn_model *m, double route_ms, double experts_ms, double other_ms)
+{
+    struct qn_mst *s = m->stream;
+    if (!s) return;
+    s->t.gpu_calls++;
+    s->t.gpu_route_ms += route_ms == route_ms ? route_ms : 0;
+    s->t.gpu_experts_ms += experts_ms == experts_ms ? experts_ms : 0;
+    s->t.gpu_other_ms += other_ms == other_ms ? other_ms : 0;
+}
+
+/* The route wait split and the copy speed, per token. */
+static void print_times(const struct qn_mst *s, double tk, FILE *out)
+{
+    const struct qn_mst_times *t = &s->t;
+    double gpu = t->gpu_route_ms + t->gpu_experts_ms, route = (double)s->route_ns / 1e6, tail = (double)t->tx_tail_ns / 1e6;
+    if (t->gpu_calls)
+        fprintf(out, "  GPU busy %.3f ms per token (timestamps: route segments %.3f, experts %.3f, embed + head %.3f)\n",
+                (gpu + t->gpu_other_ms) / tk, t->gpu_route_ms / tk, t->gpu_experts_ms / tk, t->gpu_other_ms / tk);
+    fprintf(out, "  route wait %.3f ms per token = copies after the experts segment's submit (tx tail) %.3f + GPU route "
+            "and experts %s%.3f + host wake-up / queue latency (rest) %.3f%s\n", route / tk, tail / tk,
+            t->gpu_calls ? "" : "(no timestamps) ", gpu / tk, (route - tail - gpu) / tk, s->spin ? " (spinning)" : "");
+    if (s->batches)
+        fprintf(out, "  copies %.2f MiB per token, outstanding %.3f ms per token: %.2f GB/s while outstanding\n",
+                (double)s->copy_bytes / 1048576.0 / tk, (double)t->copy_busy_ns / 1e6 / tk,
+                t->copy_busy_ns ? (double)s->copy_bytes / (double)t->copy_busy_ns : 0.0);
+}
+
 void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
 {
     const struct qn_mst *s = m->stream;
@@ -831,7 +984,9 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     qn_io_get_stats(s->io, &is);
     fprintf(out, "qnext stats: streaming %u slots of %.2f MiB, io %s, ", m->n_slots,
             (double)qn_mst_slot_bytes(m) / 1048576.0, qn_io_engine_name(s->io));
-    if (s->direct) fprintf(out, "reads straight into the mapped slots (%s)\n", qn_vk_caps(m->v)->uma ? "UMA" : "BAR");
+    if (s->direct)
+        fprintf(out, "reads straight into the mapped slots (%s%s)\n", s->bar ? "BAR" : "UMA",
+                s->bounce ? "; O_DIRECT through bounce buffers, copied by the host" : "");
     else fprintf(out, "staging ring of %d entries, copies on the %s queue\n", s->n_ring,
                  qn_vk_transfer_queue(m->v) ? "transfer" : "compute");
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
@@ -844,6 +999,7 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     fprintf(out, "  waiting for routes (GPU, prefetch reads meanwhile) %.3f ms per token; %.1f copy batches of %.2f MiB "
             "per token\n", (double)s->route_ns / 1e6 / tk, (double)s->batches / tk,
             s->batches ? (double)s->copy_bytes / 1048576.0 / (double)s->batches : 0.0);
+    print_times(s, tk, out);
     if (es.pf_guessed)
         fprintf(out, "  prefetch precision %.3f recall %.3f (%llu reads, %llu used, %llu evicted unused)\n",
                 qn_exp_precision(&es), qn_exp_recall(&es), (unsigned long long)es.pf_fills,

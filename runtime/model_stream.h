@@ -26,6 +26,15 @@ struct qn_mst;
 
 /* Device bytes of one slot: m->slot_bytes (pools) + m->d_slot_bytes (GGUF block experts' dpools; else 0). */
 uint64_t qn_mst_slot_bytes(const qn_model *m);
+/* Memory for the slot pools (and the slot table) of a streaming model of m->n_slots slots: QN_MEM_DEVICE_MAPPED
+ * (device-local and host-visible: a resizable BAR) on a discrete GPU when such a heap holds them, so misses are
+ * read straight into the slots as on UMA (no staging, no copies); else QN_MEM_DEVICE (staged). Env
+ * QNEXT_STREAM_BAR=0 forces the staged path, =1 asks for BAR memory even where the heap looks too small. Logs
+ * the choice and why (once per call). */
+enum qn_mem qn_mst_pool_mem(const qn_model *m);
+/* qn_buf_create(kind) for a slot pool; when a QN_MEM_DEVICE_MAPPED allocation fails it warns and falls back to
+ * QN_MEM_DEVICE, and sets *kind to it so the next pools go there directly. */
+int qn_mst_pool_create(qn_vk *v, enum qn_mem *kind, uint64_t size, const char *name, qn_buf **out);
 /* --expert-cache `budget` below m->expert_bytes: m->n_slots / m->expert_bytes for that many slots of
  * qn_mst_slot_bytes(m), or -ENOSPC with the message of qn_exp_slots_for_budget (budget, slot size, minimum:
  * top_k + p->prefetch). */
@@ -59,6 +68,24 @@ bool qn_mst_wants_guess(const qn_model *m);
 int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats *is);
 /* The slot cache (tests: residency, pinned slots); NULL when m is not streaming. */
 const qn_exp_cache *qn_mst_cache(const qn_model *m);
+/* Where a streaming token's time goes besides the stall (totals since load; bench takes differences).
+ * route_ns is the time qn_mst_layer waited for its route; tx_tail_ns the part of it spent waiting for the copies
+ * of the previous EXPERTS segment after that segment was submitted (the GPU cannot start it earlier); the GPU's
+ * busy time comes from timestamps around every segment (qn_mst_note_gpu, session.c); the rest of route_ns is
+ * host wake-up and queue latency. */
+struct qn_mst_times {
+    uint64_t layers;            /* route waits */
+    uint64_t route_ns;          /* waiting for routes (the --stats line) */
+    uint64_t tx_tail_ns;        /* of which: copies still outstanding after the experts segment's submission */
+    uint64_t copy_busy_ns;      /* host-observed time with copy batches outstanding */
+    uint64_t copy_bytes, batches;   /* copied host -> device (staged path) */
+    uint64_t gpu_calls;         /* calls with segment timestamps */
+    double gpu_route_ms, gpu_experts_ms, gpu_other_ms;   /* GPU busy: route, experts, embed + head segments */
+};
+int qn_mst_times(const qn_model *m, struct qn_mst_times *t);   /* -EINVAL when m is not streaming */
+/* The session's GPU segment times of one call (ms; NaN parts are skipped). */
+void qn_mst_note_gpu(const qn_model *m, double route_ms, double experts_ms, double other_ms);
+
 /* Totals since load: hit rate, bytes read, read GB/s, IO stall per token (`tokens` = tokens run). */
 void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out);
 

@@ -38,6 +38,7 @@ struct qn_session {
     struct qn_fwd_call seg_call;
     uint64_t seg_gen;
     bool seg_ok;
+    bool seg_times;           /* timestamps around every segment (env QNEXT_STREAM_GPU_TIMES=0: none) */
     qn_buf *rb_ids;           /* int32 [chunk, K] router ids, copied at the end of each route segment */
     uint64_t tokens;          /* tokens run, for the stats */
 };
@@ -52,6 +53,8 @@ void qn_session_default_params(struct qn_session_params *p)
 
 static int stream_alloc(qn_session *s)
 {
+    const char *e = getenv("QNEXT_STREAM_GPU_TIMES");
+    s->seg_times = !(e && !strcmp(e, "0")) && qn_vk_caps(s->m->v)->timestamps;
     s->seg = calloc((size_t)(2 + 2 * s->m->c.num_layers), sizeof *s->seg);
     if (!s->seg) return qn_fail(-ENOMEM, "out of memory");
     return qn_buf_create(s->m->v, QN_MEM_READBACK, sizeof(int32_t) * s->p.chunk * (uint64_t)s->m->c.top_k,
@@ -195,6 +198,9 @@ static int record_segs(qn_session *s, const struct qn_fwd_call *call)
                               : (i - 1) % 2 == 0 ? QN_FWD_SEG_ROUTE : QN_FWD_SEG_EXPERTS;
         if (!s->seg[i] && (rc = qn_cmd_create(s->m->v, &s->seg[i]))) break;
         if ((rc = qn_cmd_begin(s->seg[i]))) break;
+        if (s->seg_times) /* GPU busy per segment kind for the stats (read back in seg_times) */
+            qn_cmd_mark(s->seg[i], seg == QN_FWD_SEG_ROUTE ? "stream.route" : seg == QN_FWD_SEG_EXPERTS ? "stream.experts"
+                                                                                                       : "stream.other");
         rc = qn_fwd_record_seg(&s->f, s->seg[i], call, seg, i == 0 || i == 1 + 2 * L ? 0 : (i - 1) / 2);
         if (!rc && seg == QN_FWD_SEG_ROUTE) { /* the ids to the host in the same submission */
             qn_cmd_barrier(s->seg[i]);
@@ -209,6 +215,21 @@ static int record_segs(qn_session *s, const struct qn_fwd_call *call)
     s->seg_gen = s->gen;
     s->seg_ok = true;
     return 0;
+}
+
+/* After the head: every segment has completed (each ends with a full barrier); their timestamps to the stats. */
+static int seg_times(qn_session *s)
+{
+    double ms[3] = { 0, 0, 0 };
+    int rc = 0;
+    for (int i = 0; !rc && i < 2 + 2 * s->m->c.num_layers; i++) {
+        const char *label;
+        if ((rc = qn_cmd_wait(s->seg[i])) || !qn_cmd_nregions(s->seg[i])) continue;
+        double t = qn_cmd_region(s->seg[i], 0, &label);
+        ms[!strcmp(label, "stream.route") ? 0 : !strcmp(label, "stream.experts") ? 1 : 2] += t == t ? t : 0;
+    }
+    if (!rc) qn_mst_note_gpu(s->m, ms[0], ms[1], ms[2]);
+    return rc;
 }
 
 /* Every segment is submitted through qn_mst_submit (signalling the compute timeline) and none is waited by a
@@ -229,6 +250,7 @@ static int run_streaming(qn_session *s, const struct qn_fwd_call *call)
     }
     if (!rc) rc = qn_mst_submit(m, s->seg[1 + 2 * L], -1);
     if (!rc) rc = qn_cmd_wait(s->seg[1 + 2 * L]);
+    if (!rc && s->seg_times) rc = seg_times(s);
     return rc;
 }
 

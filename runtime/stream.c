@@ -751,6 +751,10 @@ static void plan_request(struct plan *pl, const struct io_file *f, const struct 
     }
     uint64_t A = f->off_align, M = f->mem_align;
     uint64_t a0 = align_down(off, A), a1 = align_up(end, A);
+    if (r->flags & QN_IO_BOUNCE) {
+        plan_range(pl, f, a0, a1, NULL, off, end, true);   /* every byte through bounce buffers */
+        return;
+    }
     if ((r->flags & QN_IO_SLACK) && ((uintptr_t)dst - (off - a0)) % M == 0) {
         plan_range(pl, f, a0, a1, dst - (off - a0), off, end, false);   /* zero copy, widened in place */
         return;

@@ -61,6 +61,7 @@ struct bench_opts {
 struct bench_stream {
     struct qn_exp_stats es;
     uint64_t io_bytes, io_busy_ns;
+    struct qn_mst_times t;            /* the route wait split, GPU busy, copies (model_stream.h) */
 };
 
 struct bench_result {
@@ -269,6 +270,7 @@ static void stream_snap(const qn_model *m, struct bench_stream *s)
     if (!m->stream || qn_mst_stats(m, &s->es, &is)) return;
     s->io_bytes = is.bytes;
     s->io_busy_ns = is.busy_ns;
+    qn_mst_times(m, &s->t);
 }
 
 /* acc += b - a for the counters the report uses */
@@ -277,6 +279,8 @@ static void stream_add_delta(struct bench_stream *acc, const struct bench_stream
 #define D(f) acc->f += b->f - a->f
     D(es.accesses); D(es.hits); D(es.misses); D(es.bytes_read); D(es.stall_ns);
     D(es.pf_guessed); D(es.pf_correct); D(es.pf_used); D(io_bytes); D(io_busy_ns);
+    D(t.route_ns); D(t.tx_tail_ns); D(t.copy_busy_ns); D(t.copy_bytes); D(t.batches); D(t.gpu_calls);
+    D(t.gpu_route_ms); D(t.gpu_experts_ms); D(t.gpu_other_ms);
 #undef D
 }
 
@@ -380,6 +384,22 @@ static void json_num_or_null(cJSON *o, const char *k, bool have, double v)
     else cJSON_AddNullToObject(o, k);
 }
 
+/* Decode's per-token split of the time besides the stall (model_stream.h, struct qn_mst_times). */
+static void stream_times_json(cJSON *j, const struct qn_mst_times *t, double tok)
+{
+    double gpu = t->gpu_route_ms + t->gpu_experts_ms, route = (double)t->route_ns / 1e6, tail = (double)t->tx_tail_ns / 1e6;
+    cJSON_AddNumberToObject(j, "route_wait_ms_per_token", route / tok);
+    cJSON_AddNumberToObject(j, "tx_tail_ms_per_token", tail / tok);
+    json_num_or_null(j, "gpu_busy_ms_per_token", t->gpu_calls > 0, (gpu + t->gpu_other_ms) / tok);
+    json_num_or_null(j, "gpu_route_ms_per_token", t->gpu_calls > 0, t->gpu_route_ms / tok);
+    json_num_or_null(j, "gpu_experts_ms_per_token", t->gpu_calls > 0, t->gpu_experts_ms / tok);
+    json_num_or_null(j, "host_latency_ms_per_token", t->gpu_calls > 0, (route - tail - gpu) / tok);
+    cJSON_AddNumberToObject(j, "copy_mib_per_token", (double)t->copy_bytes / 1048576.0 / tok);
+    cJSON_AddNumberToObject(j, "copy_batches_per_token", (double)t->batches / tok);
+    json_num_or_null(j, "copy_gb_s_while_outstanding", t->copy_busy_ns > 0,
+                     t->copy_busy_ns ? (double)t->copy_bytes / (double)t->copy_busy_ns : 0);
+}
+
 static void report_json(const struct bench_opts *o, qn_vk *v, const qn_model *m, const struct qn_board *b,
                         const struct bench_result *r, const struct bench_view *w)
 {
@@ -419,6 +439,7 @@ static void report_json(const struct bench_opts *o, qn_vk *v, const qn_model *m,
         cJSON_AddNumberToObject(j, "io_ceiling_gb_s", r->ceil_gbps);
         json_num_or_null(j, "io_ceiling_tok_s", w->have_ceil, w->ceil_tps);
         json_num_or_null(j, "decode_vs_ceiling", w->have_ceil, w->ratio);
+        stream_times_json(j, &r->dec.t, (double)(r->dec_tokens ? r->dec_tokens : 1));
         cJSON_AddNumberToObject(j, "h2d_copy_gb_s", r->h2d_gbps);
         json_num_or_null(j, "h2d_copy_tok_s", w->have_ceil && r->h2d_gbps > 0,
                          w->read_per_tok > 0 ? r->h2d_gbps * 1e9 / w->read_per_tok : 0);
