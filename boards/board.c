@@ -44,7 +44,7 @@ static int get_num(const cJSON *obj, const char *sect, const char *key, double l
 static int get_uint(const cJSON *obj, const char *sect, const char *key, uint32_t lo, uint32_t hi, const char *origin,
                     uint32_t *out)
 {
-    double d;
+    double d = 0; /* set by get_num on success (a release build cannot see that qn_fail is negative) */
     int rc = get_num(obj, sect, key, lo, hi, origin, &d);
     if (rc < 0) return rc;
     if (d != (double)(uint32_t)d) return BAD("board %s: %s.%s: %g is not an integer", origin, sect, key, d);
