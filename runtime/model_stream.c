@@ -81,6 +81,8 @@ struct qn_mst {
     char errmsg[300];
     uint64_t need_x;          /* its EXPERTS segment waits for tx >= need_x */
     int32_t *uni, *gids;      /* [E] distinct ids of a call / of a guess */
+    int32_t *gtop;            /* qn_mst_guess_top's output, n_gtop entries */
+    size_t n_gtop;
     uint64_t route_ns, batches, copy_bytes;   /* stats: waiting for routes, copy batches and their bytes */
     struct qn_mst_times t;    /* the route wait split (qn_mst_times) */
     uint64_t t_x0;            /* copies outstanding since (host clock), while x_done < x_val */
@@ -905,7 +907,7 @@ void qn_mst_close(struct qn_mst **ps)
     qn_exp_destroy(&s->cache);
     qn_es_free(&s->es);
     void *arrays[] = { s->iofile, s->ring_x, s->ring_busy, s->job, s->free_jobs, s->bjobs, s->job_of_slot,
-                       s->slot_x, s->req, s->todo, s->uni, s->gids, s->seen };
+                       s->slot_x, s->req, s->todo, s->uni, s->gids, s->seen, s->gtop };
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
     free(s);
     *ps = NULL;
@@ -920,6 +922,48 @@ uint32_t qn_mst_max_tokens(const qn_model *m)
 }
 
 bool qn_mst_wants_guess(const qn_model *m) { return m->stream && m->stream->n_prefetch > 0; }
+
+int qn_mst_guess_width(const qn_model *m)
+{
+    const struct qn_mst *s = m->stream;
+    return s && s->n_prefetch > m->c.top_k ? s->n_prefetch : 0;
+}
+
+/* a ranks before b: larger logit, ties to the lower id, NaN last */
+static bool beats(float a, int ia, float b, int ib)
+{
+    if (a != a) return false;
+    if (b != b) return true;
+    return a > b || (a == b && ia < ib);
+}
+
+int qn_mst_guess_top(const qn_model *m, const float *logits, int T, const int32_t **out)
+{
+    struct qn_mst *s = m->stream;
+    int E = m->c.num_experts, G = qn_mst_guess_width(m);
+    G = G > E ? E : G;
+    if (G <= 0 || T <= 0) return 0;
+    if ((size_t)T * (size_t)G > s->n_gtop) {
+        int32_t *p = realloc(s->gtop, sizeof *p * (size_t)T * (size_t)G);
+        if (!p) return 0;   /* no guess this time: prefetch is best effort */
+        s->gtop = p;
+        s->n_gtop = (size_t)T * (size_t)G;
+    }
+    int32_t best[QN_EXP_MAX_K];
+    for (int t = 0; t < T; t++) {   /* insertion into a sorted list of G (G <= 64, E = 512: cheap) */
+        const float *l = logits + (size_t)t * (size_t)E;
+        int n = 0;
+        for (int e = 0; e < E; e++) {
+            if (n == G && !beats(l[e], e, l[best[G - 1]], best[G - 1])) continue;
+            int j = n < G ? n++ : G - 1;
+            while (j > 0 && beats(l[e], e, l[best[j - 1]], best[j - 1])) best[j] = best[j - 1], j--;
+            best[j] = e;
+        }
+        for (int r = 0; r < G; r++) s->gtop[(size_t)r * (size_t)T + (size_t)t] = best[r];
+    }
+    *out = s->gtop;
+    return T * G;
+}
 
 /* ---- statistics ---------------------------------------------------------------------------------------- */
 

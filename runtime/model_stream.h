@@ -63,6 +63,14 @@ int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer);
 int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const int32_t *guess, int ng);
 /* The streaming model takes guesses (prefetch on): the session records the guess node. */
 bool qn_mst_wants_guess(const qn_model *m);
+/* Guesses per token wider than the router's top-k: --prefetch P > top_k takes the top P of layer L + 1's router
+ * logits (the guess node's [T, E] product, which the session then copies to the host) instead of its top-k ids;
+ * 0 when the top-k ids are used (prefetch off or P <= top_k). */
+int qn_mst_guess_width(const qn_model *m);
+/* The top qn_mst_guess_width(m) experts of each of T rows of router logits [T, E] (ties: lower id; NaN last),
+ * rank-major (every token's best, then every token's second ...) so a prefetch allowance keeps the likeliest;
+ * *out points at them (valid until the next call). Returns how many. */
+int qn_mst_guess_top(const qn_model *m, const float *logits, int T, const int32_t **out);
 
 /* The slot cache's totals (every layer) and the IO engine's; -EINVAL when m is not streaming. */
 int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats *is);

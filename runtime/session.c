@@ -40,6 +40,7 @@ struct qn_session {
     bool seg_ok;
     bool seg_times;           /* timestamps around every segment (env QNEXT_STREAM_GPU_TIMES=0: none) */
     qn_buf *rb_ids;           /* int32 [chunk, K] router ids, copied at the end of each route segment */
+    qn_buf *rb_glog;          /* f32 [chunk, E] the next layer's router logits (wide guesses), or NULL */
     uint64_t tokens;          /* tokens run, for the stats */
 };
 
@@ -57,8 +58,12 @@ static int stream_alloc(qn_session *s)
     s->seg_times = !(e && !strcmp(e, "0")) && qn_vk_caps(s->m->v)->timestamps;
     s->seg = calloc((size_t)(2 + 2 * s->m->c.num_layers), sizeof *s->seg);
     if (!s->seg) return qn_fail(-ENOMEM, "out of memory");
-    return qn_buf_create(s->m->v, QN_MEM_READBACK, sizeof(int32_t) * s->p.chunk * (uint64_t)s->m->c.top_k,
-                         "router ids readback", &s->rb_ids);
+    int rc = qn_buf_create(s->m->v, QN_MEM_READBACK, sizeof(int32_t) * s->p.chunk * (uint64_t)s->m->c.top_k,
+                           "router ids readback", &s->rb_ids);
+    if (!rc && qn_mst_guess_width(s->m)) /* --prefetch above top-k: the host ranks the guess logits */
+        rc = qn_buf_create(s->m->v, QN_MEM_READBACK, sizeof(float) * s->p.chunk * (uint64_t)s->m->c.num_experts,
+                           "guess logits readback", &s->rb_glog);
+    return rc;
 }
 
 int qn_session_new(qn_session **out, const qn_model *m, const struct qn_session_params *p)
@@ -99,6 +104,7 @@ void qn_session_free(qn_session **ps)
     for (int i = 0; s->seg && i < 2 + 2 * s->m->c.num_layers; i++) qn_cmd_destroy(&s->seg[i]);
     free(s->seg);
     qn_buf_destroy(s->m->v, &s->rb_ids);
+    qn_buf_destroy(s->m->v, &s->rb_glog);
     qn_fwd_free(&s->f);
     free(s);
     *ps = NULL;
@@ -205,6 +211,9 @@ static int record_segs(qn_session *s, const struct qn_fwd_call *call)
         if (!rc && seg == QN_FWD_SEG_ROUTE) { /* the ids to the host in the same submission */
             qn_cmd_barrier(s->seg[i]);
             rc = qn_cmd_copy(s->seg[i], s->f.ids, 0, s->rb_ids, 0, sizeof(int32_t) * call->T * (uint64_t)s->m->c.top_k);
+            if (!rc && s->rb_glog && s->f.g_mm && (i - 1) / 2 + 1 < L) /* the guess node's logits, for the host */
+                rc = qn_cmd_copy(s->seg[i], s->f.g_mm, 0, s->rb_glog, 0,
+                                 sizeof(float) * call->T * (uint64_t)s->m->c.num_experts);
         }
         if (!rc) qn_cmd_barrier(s->seg[i]); /* orders it before the next segment, which may be submitted unwaited */
         int rc2 = qn_cmd_end(s->seg[i]);
@@ -245,7 +254,9 @@ static int run_streaming(qn_session *s, const struct qn_fwd_call *call)
     for (int l = 0; !rc && l < L; l++) {
         rc = qn_mst_submit(m, s->seg[1 + 2 * l], -1);
         const int32_t *guess = s->f.rb_guess && l + 1 < L ? s->f.rb_guess->map : NULL;
-        if (!rc) rc = qn_mst_layer(m, l, s->rb_ids->map, n, guess, guess ? n : 0);
+        int ng = guess ? n : 0;
+        if (!rc && guess && s->rb_glog) ng = qn_mst_guess_top(m, s->rb_glog->map, (int)call->T, &guess);
+        if (!rc) rc = qn_mst_layer(m, l, s->rb_ids->map, n, guess, ng);
         if (!rc) rc = qn_mst_submit(m, s->seg[2 + 2 * l], l);
     }
     if (!rc) rc = qn_mst_submit(m, s->seg[1 + 2 * L], -1);
