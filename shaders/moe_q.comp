@@ -6,12 +6,14 @@
 //   QN_MOE_DN: y[t, h] += sum_{k<K} w[t,k] · (down_{e_k}[h] · act[t,k]) + sg[t] · (down_s[h] · act[t,K])
 // with e = ids[t, k] and the slot from the table (moe_w.glsl). Block decoding: common/quant.glsl, one
 // block-type define per variant (QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K): the type of gate and
-// up (GU; they must agree) or of down (DN). down_s (the shared expert's down_proj) is f32 here.
+// up (GU; they must agree) or of down (DN). down_s (the shared expert's down_proj [H, Is]) is f32, or, with
+// pc.flags & QN_MOE_SHARED_Q, rows of Is / QK blocks of the DN variant's type (a GGUF model's shared expert
+// when its type is the routed down's: 0.86 MB instead of 4.2 MB per layer for the 80B Q4_K_M).
 // QN_SUBGROUP: subgroup teams reduced with subgroupAdd; else the workgroup is one team (qn_wg_sum).
 // Bindings GU: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools
 //          DN: 0 act, 1 ids, 2 table, 3 w f32 [T, K], 4 sg f32 [T], 5 down_s f32 [H, Is], 6 y f32 [T, H],
 //              7..14 pools
-// Push:    qn_pc_moe (act_stride a multiple of 4; H, I multiples of the block size)
+// Push:    qn_pc_moe (act_stride a multiple of 4; H, I (and Is with QN_MOE_SHARED_Q) multiples of the block size)
 // Spec:    0 QN_WG       workgroup size (default 128; teams past the last set of rows only repeat it)
 //          1 QN_UP_OFF   byte offset of the up part in a slot (= gate bytes; a multiple of 16)
 //          2 QN_DN_OFF   byte offset of the down part in a slot (a multiple of 16)
@@ -31,8 +33,9 @@
 // of QN_SGROWS rows i and streams their gate and up rows together (one x run per unit for all 2 QN_SGROWS
 // rows). DN: a team splits into G = lanes / min(lanes, I / 32) groups of lanes, each lane one unit
 // position of QN_SGROWS rows h (rows h0 + j G + group): per unit position it loads QN_UNROLL experts'
-// units of all its rows (all in flight), then accumulates w[t,k] * dot in expert order; the shared
-// expert's f32 row is read in vec4s by the whole team; one subgroupAdd per row. The pool of each expert
+// units of all its rows (all in flight), then accumulates w[t,k] * dot in expert order; a block shared row's
+// unit at the same position is loaded before the routed ones and used after them (positions u < Is / 32), an
+// f32 shared row is read in vec4s by the whole team after the loop; one subgroupAdd per row. The pool of each expert
 // is uniform, so loads are one uniform switch per expert (QN_POOL_SWITCH) around the batch.
 // Each output is one fixed-order sum that does not depend on slot placement: streaming == resident bit for
 // bit. An absent slot (table -1, bad id) gives NaN instead of reading out of bounds.
@@ -76,6 +79,8 @@ layout(binding = 3, std430) readonly buffer Wt { float w[]; };
 layout(binding = 4, std430) readonly buffer Sg { float sg[]; };
 layout(binding = 5, std430) readonly buffer Ds4 { vec4 down_s4[]; };
 layout(binding = 5, std430) readonly buffer Ds { float down_s[]; };
+layout(binding = 5, std430) readonly buffer DsQ4 { uvec4 dsq4[]; }; // QN_MOE_SHARED_Q: the same binding as blocks
+layout(binding = 5, std430) readonly buffer DsQ1 { uint dsq1[]; };
 layout(binding = 6, std430) buffer Y { float y[]; };
 layout(binding = 0, std430) readonly buffer A1 { float a1[]; };
 #define QN_TABLE_BIND 2
@@ -91,6 +96,7 @@ shared vec4 qn_xs[QN_XSH + 1u];
 shared float qn_xsum[QN_XSH / 4u + 1u];
 bool qn_xsh;
 #define QN_X4AT(i) x4[xb4 + (i)]
+#define QN_X4G(i) x4[i]
 
 // x run at vec4 s of the staged copy (s counted from the staged start) or of x4 from vec4 xb4
 void qn_xrun(uint s, uint xb4, out vec4 x[4], out float sum)
@@ -246,18 +252,24 @@ void main()
     uint lpr = min(tm.lanes, nu), G = tm.lanes / lpr, grp = tm.lane / lpr, ul = tm.lane % lpr;
     uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
     uint rowb = nu / QN_QUPB * QN_QBB, sa4 = (t * (pc.K + 1u) + pc.K) * pc.act_stride;
-    bool vec_s = pc.Is % 4u == 0u && pc.act_stride % 4u == 0u;
+    bool vec_s = pc.Is % 4u == 0u && pc.act_stride % 4u == 0u, shq = (pc.flags & QN_MOE_SHARED_Q) != 0u;
+    uint nus = shq ? pc.Is / 32u : 0u, rowbs = nus / QN_QUPB * QN_QBB, sx4 = sa4 / 4u;
     // teams past the last set redo it without storing (no team leaves early: lavapipe's subgroup reductions
     // went wrong when some subgroups of the workgroup had exited)
     for (uint st0 = tm.id; st0 < max(sets, tm.n) && tm.id < tm.n; st0 += tm.n) {
         uint st = min(st0, sets - 1u);
         bool store = st0 < sets && qn_team_leader(tm);
         uint hb = h0 + st * rows_set + grp; // this lane's rows: hb + j G
-        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) acc[j] = 0.0;
-        for (uint u = ul; u < nu && grp < G; u += lpr) {
+        float ps[QN_SGROWS];
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) acc[j] = ps[j] = 0.0;
+        for (uint u = ul; u < max(nu, nus) && grp < G; u += lpr) {
             uint b = u / QN_QUPB, kq = u % QN_QUPB, e0, e1, bo = b * QN_QBB;
             qn_q_xrun(kq, e0, e1);
-            for (uint k0 = 0u; k0 < pc.K; k0 += QN_UNROLL) {
+            qn_qu sraw[QN_SGROWS]; // the block shared row's unit u (QN_MOE_SHARED_Q), in flight with the experts'
+            if (u < nus)
+                [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)
+                    sraw[j] = QN_Q_LOAD(dsq4, dsq1, min(hb + j * G, pc.H - 1u) * rowbs + bo, kq);
+            for (uint k0 = 0u; k0 < pc.K && u < nu; k0 += QN_UNROLL) {
                 qn_qu raw[QN_UNROLL * QN_SGROWS];
                 [[unroll]] for (uint e = 0u; e < QN_UNROLL; e++) {
                     int s = qn_slots[min(k0 + e, pc.K - 1u)];
@@ -280,11 +292,16 @@ void main()
                     }
                 }
             }
+            if (u < nus) {
+                vec4 xa[4], xb[4];
+                float sa, sb;
+                QN_QX_RUN_G(QN_X4G, sx4 + (b * QN_QK + e0) / 4u, xa, sa)
+                QN_QX_RUN_G(QN_X4G, sx4 + (b * QN_QK + e1) / 4u, xb, sb)
+                [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) ps[j] += qn_q_dot(sraw[j], kq, xa, xb, sa, sb);
+            }
         }
-        // the shared expert's f32 rows: each lane group its own rows, lanes on consecutive vec4s
-        float ps[QN_SGROWS];
-        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) ps[j] = 0.0;
-        if (grp < G) {
+        // an f32 shared expert's rows: each lane group its own rows, lanes on consecutive vec4s
+        if (grp < G && !shq) {
             uint hr[QN_SGROWS];
             [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) hr[j] = min(hb + j * G, pc.H - 1u);
             if (vec_s)

@@ -25,6 +25,7 @@
 /* flags */
 QN_CONST(QN_MOE_NORM_TOPK, 1u)   /* router: renormalise the K weights to sum 1 (norm_topk_prob) */
 QN_CONST(QN_MOE_ROUND_BF16, 2u)  /* router: round the logits to bf16 before softmax / top-k (HF bf16 Linear) */
+QN_CONST(QN_MOE_SHARED_Q, 4u)    /* decode down (moe_q*.comp): down_s holds GGUF blocks of the kernel's down type */
 QN_CONST(QN_MOE_MAX_POOLS, 8u)   /* pool bindings per kernel */
 QN_CONST(QN_MOE_MAX_E, 1024u)    /* router / sort limit on E */
 QN_CONST(QN_MOE_MAX_K, 64u)      /* router limit on K */

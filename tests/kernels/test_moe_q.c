@@ -1,26 +1,31 @@
-/* test_moe_q.c — decode MoE over GGUF block experts (moe_q.comp: moe_q_gu_* and moe_q_dn_*) against a
- * double-precision C reference on the dequantized weights (loader/quant.h), and (--bench) their speed.
+/* test_moe_q.c — decode MoE over GGUF block experts (moe_q.comp: moe_q_gu_* / moe_q_dn_*, and run 7's kernels
+ * moe_q7.comp: moe_q7_gu_* / moe_q7_dn_*) against a double-precision C reference on the dequantized weights
+ * (loader/quant.h), and (--bench) their speed on model-like memory.
  *
  * Each case: T tokens (in z) with K distinct random experts each, E experts in slots of 3 pools (random
  * placement through the slot table; gate | up in `pools`, down in `dpools`, as model_gguf.c lays them out),
  *   gate_up: act[t, k, i] = silu(gate_e[i] · x_t) * (up_e[i] · x_t)
  *   down:    y[t, h] = y0[t, h] + sum_k w[t, k] (down_e[h] · act[t, k]) + sg[t] (down_s[h] · act[t, K])
- * where down reads a random act (independent of gate_up) and down_s is f32. Formats: every one of Q8_0,
- * Q4_0, Q4_K, Q5_K, Q6_K for both parts, mixed pairs, the Q4_K_M mix (Q4_K gate/up, Q6_K down) at the real
- * 80B row lengths (H 2048, I 512, K 10), several layouts (spec constants: staged / unstaged x, rows per
- * subgroup, units or experts in flight, a workgroup smaller than a subgroup), and an absent expert
- * (table -1), whose outputs must be NaN.
+ * where down reads a random act (independent of gate_up) and down_s is f32, or (QN_MOE_SHARED_Q) GGUF blocks of
+ * the down type. Formats: every one of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K for both parts, mixed pairs, the Q4_K_M mix
+ * (Q4_K gate/up, Q6_K down) at the real 80B row lengths (H 2048, I 512, K 10), several layouts (spec constants:
+ * staged / unstaged x, rows per subgroup, units or experts in flight, a workgroup smaller than a subgroup), both
+ * kernel designs, and an absent expert (table -1), whose outputs must be NaN.
  *
  * Tolerance: each output is an f32 sum over units in a fixed order; the quant offsets and mins go through
  * sums of x (quant.glsl), so the error scale is S = sum |w x| + sum |x| * (block range) per dot product
  * (as test_qmatvec.c; for act: S_gate |u| + S_up |silu(g)|; for y: sum_k |w_k| S_k + |sg| S_s). Bound
  * 1e-6 + 5e-7 * S; the measured worst |err| / S is printed at the end.
  *
- * --bench: decode T = 1 (and 2) at H 2048 / I 512 / K 10 with all E = 512 experts resident (one quantized
- * expert replicated into every slot), the Q4_K_M mix (Q4_K gate/up, Q6_K down) and Q8_0: each timed
- * dispatch uses another token's 10 experts (16 distinct routings in turn, so the L2 cannot hold them);
- * prints µs and GB/s of expert weights read (+ down_s) per kernel. Run on a GPU, not on lavapipe.
- * --small: Q4_0 and Q6_K cases only, without the real-shape one (the meson variants other than the first). */
+ * --bench [--sweep] [--layers N] [--tokens N] [--reps N] [--experts N]: decode T = 1 at the 80B Q4_K_M shapes on memory laid
+ * out as in the model: one gate|up pool and one down pool per layer holding all E = 512 experts (N layers,
+ * default 4: ~4 GB, 80x the H100's L2), each token visiting the layers in turn with its own random top-10 per
+ * layer, gate_up -> barrier -> down (+ the shared expert's down, GGUF blocks or f32) -> barrier as
+ * forward.c records them; down is Q6_K on odd layers and Q4_K on even ones (the Q4_K_M mix has half of each).
+ * Prints µs per layer and GB/s of expert bytes read for the default layout, run 7's kernels (v7) and, with
+ * --sweep, ranked lists over the QNEXT_MOEQ_LAYOUT space (gate_up and down separately) and v7's workgroup size.
+ * Run on a GPU, not on lavapipe.
+ * --small: Q4_0 and Q6_K cases only, without the real-shape ones (the meson variants other than the first). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +42,10 @@ static const enum qn_kernel k_gu[NFMTS] = { QN_K_MOE_Q_GU_Q8_0, QN_K_MOE_Q_GU_Q4
                                             QN_K_MOE_Q_GU_Q5_K, QN_K_MOE_Q_GU_Q6_K };
 static const enum qn_kernel k_dn[NFMTS] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4_0, QN_K_MOE_Q_DN_Q4_K,
                                             QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
+static const enum qn_kernel k7_gu[NFMTS] = { QN_K_MOE_Q7_GU_Q8_0, QN_K_MOE_Q7_GU_Q4_0, QN_K_MOE_Q7_GU_Q4_K,
+                                             QN_K_MOE_Q7_GU_Q5_K, QN_K_MOE_Q7_GU_Q6_K };
+static const enum qn_kernel k7_dn[NFMTS] = { QN_K_MOE_Q7_DN_Q8_0, QN_K_MOE_Q7_DN_Q4_0, QN_K_MOE_Q7_DN_Q4_K,
+                                             QN_K_MOE_Q7_DN_Q5_K, QN_K_MOE_Q7_DN_Q6_K };
 
 /* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default) */
 struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh; };
@@ -53,6 +62,8 @@ static double worst;
 struct mcase {
     uint32_t fgu, fdn, T, H, I, Is, E, K, layout;
     int absent;                 /* expert whose slot is -1 (or -1 for none) */
+    bool v7;                    /* moe_q7.comp (layout ignored: its default workgroup) */
+    bool shq;                   /* down_s in blocks of the down type (QN_MOE_SHARED_Q; Is a multiple of its block) */
 };
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
@@ -104,26 +115,29 @@ struct experts {
     qn_buf *pool[8], *dpool[8], *table;
 };
 
-static void record_pair(struct qn_h *h, const struct experts *X, const qn_pipe *gu, const qn_pipe *dn,
-                        const qn_pc_moe *pc, qn_buf *x, struct qn_bind ids, qn_buf *act, qn_buf *w, qn_buf *sg,
-                        qn_buf *ds, qn_buf *y, qn_buf *ain, bool marks)
+/* a decode kernel pair and the rows each of its workgroups computes (the dispatch geometry) */
+struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; };
+
+static void record_pair(struct qn_h *h, const struct experts *X, const struct kpair *kp, const qn_pc_moe *pc,
+                        qn_buf *x, struct qn_bind ids, qn_buf *act, qn_buf *w, qn_buf *sg, qn_buf *ds, qn_buf *y,
+                        qn_buf *ain, uint32_t dflags, bool marks)
 {
     qn_cmd *cmd = h->cmd;
-    uint32_t gr = qn_pipe_spec(gu, 3), dr = qn_pipe_spec(dn, 3);
     qn_pc_moe pd = *pc;
     pd.slot_bytes = X->dslot_b;
+    pd.flags = dflags;
     if (marks) qn_cmd_mark(cmd, "gate_up");
-    qn_cmd_dispatch_nz(cmd, gu, QN_BINDS(QN_BIND(x), ids, QN_BIND(X->table), QN_BIND(act), QN_BIND(X->pool[0]),
-                                         QN_BIND(X->pool[1]), QN_BIND(X->pool[2]), QN_BIND(X->pool[3]),
-                                         QN_BIND(X->pool[4]), QN_BIND(X->pool[5]), QN_BIND(X->pool[6]),
-                                         QN_BIND(X->pool[7])),
-                       pc, sizeof *pc, (uint64_t)pc->K * ((pc->I + gr - 1) / gr), pc->T);
+    qn_cmd_dispatch_nz(cmd, kp->gu, QN_BINDS(QN_BIND(x), ids, QN_BIND(X->table), QN_BIND(act), QN_BIND(X->pool[0]),
+                                             QN_BIND(X->pool[1]), QN_BIND(X->pool[2]), QN_BIND(X->pool[3]),
+                                             QN_BIND(X->pool[4]), QN_BIND(X->pool[5]), QN_BIND(X->pool[6]),
+                                             QN_BIND(X->pool[7])),
+                       pc, sizeof *pc, (uint64_t)pc->K * ((pc->I + kp->gr - 1) / kp->gr), pc->T);
     if (marks) qn_cmd_mark(cmd, "down");
-    qn_cmd_dispatch_nz(cmd, dn, QN_BINDS(QN_BIND(ain), ids, QN_BIND(X->table), QN_BIND(w), QN_BIND(sg), QN_BIND(ds),
-                                         QN_BIND(y), QN_BIND(X->dpool[0]), QN_BIND(X->dpool[1]), QN_BIND(X->dpool[2]),
-                                         QN_BIND(X->dpool[3]), QN_BIND(X->dpool[4]), QN_BIND(X->dpool[5]),
-                                         QN_BIND(X->dpool[6]), QN_BIND(X->dpool[7])),
-                       &pd, sizeof pd, (pc->H + dr - 1) / dr, pc->T);
+    qn_cmd_dispatch_nz(cmd, kp->dn, QN_BINDS(QN_BIND(ain), ids, QN_BIND(X->table), QN_BIND(w), QN_BIND(sg),
+                                             QN_BIND(ds), QN_BIND(y), QN_BIND(X->dpool[0]), QN_BIND(X->dpool[1]),
+                                             QN_BIND(X->dpool[2]), QN_BIND(X->dpool[3]), QN_BIND(X->dpool[4]),
+                                             QN_BIND(X->dpool[5]), QN_BIND(X->dpool[6]), QN_BIND(X->dpool[7])),
+                       &pd, sizeof pd, (pc->H + kp->dr - 1) / kp->dr, pc->T);
 }
 
 static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *l, uint32_t up_off)
@@ -133,6 +147,21 @@ static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *
     for (uint32_t i = 0; i < 7; i++)
         if (i != 1 && i != 2 && !v[i] && !(i == 6 && l->wg)) v[i] = ki->spec_default[i];
     return qn_h_pipe_spec(h, k, v, 7);
+}
+
+/* moe_q.comp's pair in layout l (gate|up format index fgu, down fdn) */
+static struct kpair pair_new(struct qn_h *h, uint32_t fgu, uint32_t fdn, const struct qlayout *l, uint32_t up_off)
+{
+    struct kpair kp = { pipe_of(h, k_gu[fgu], l, up_off), pipe_of(h, k_dn[fdn], l, 0), 0, 0 };
+    kp.gr = qn_pipe_spec(kp.gu, 3), kp.dr = qn_pipe_spec(kp.dn, 3);
+    return kp;
+}
+
+/* moe_q7.comp's pair: one row per workgroup of wg invocations (0: its default) */
+static struct kpair pair_v7(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t wg, uint32_t up_off)
+{
+    uint32_t w = wg ? wg : qn_kernel_infos[k7_gu[fgu]].spec_default[0];
+    return (struct kpair){ qn_h_pipe(h, k7_gu[fgu], w, up_off, 0), qn_h_pipe(h, k7_dn[fdn], w, 0, 0), 1, 1 };
 }
 
 static void run_case(struct qn_h *h, struct mcase c)
@@ -157,16 +186,27 @@ static void run_case(struct qn_h *h, struct mcase c)
     float *x_h, *a_h, *ds_h, *w_h, *sg_h, *y0;
     qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, &x_h);
     qn_buf *ain = qn_h_input_f32(h, "act in", (size_t)T * (K + 1) * as, -1, 1, &a_h);
-    qn_buf *ds = qn_h_input_f32(h, "down_s", (size_t)H * Is, -0.1f, 0.1f, &ds_h);
+    qn_buf *ds;
+    if (c.shq) { /* the shared down in the down type's blocks; the reference uses its dequantized values */
+        uint64_t rbs;
+        qn_h_ok(h, qn_ggml_row_bytes(tdn, Is, &rbs), "shared row bytes");
+        uint8_t *q = qn_h_alloc_bytes(h, (size_t)(H * rbs + 4));
+        memset(q, 0, (size_t)(H * rbs + 4));
+        ds_h = qn_h_alloc(h, (size_t)H * Is);
+        qn_h_quant_matrix(h, tdn, H, Is, q, ds_h);
+        ds = qn_h_upload(h, "down_s blocks", q, (size_t)((H * rbs + 3) / 4 * 4));
+    } else {
+        ds = qn_h_input_f32(h, "down_s", (size_t)H * Is, -0.1f, 0.1f, &ds_h);
+    }
     qn_buf *w = qn_h_input_f32(h, "w", (size_t)T * K, 0, 0.5f, &w_h), *sg = qn_h_input_f32(h, "sg", T, 0, 1, &sg_h);
     qn_buf *y = qn_h_input_f32(h, "y", (size_t)T * H, -1, 1, &y0);
     qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)T * K * 4), *act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
     qn_pc_moe pc = { .T = T, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 1, .n_slots = E + 1,
                      .slots_per_pool = X.spp, .slot_bytes = X.slot_b, .act_stride = as };
     const struct qlayout *l = &layouts[c.layout];
-    qn_pipe *gu = pipe_of(h, k_gu[c.fgu], l, X.up_off), *dn = pipe_of(h, k_dn[c.fdn], l, 0);
+    struct kpair kp = c.v7 ? pair_v7(h, c.fgu, c.fdn, 0, X.up_off) : pair_new(h, c.fgu, c.fdn, l, X.up_off);
     qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
-    record_pair(h, &X, gu, dn, &pc, x, QN_BIND(idb), act, w, sg, ds, y, ain, false);
+    record_pair(h, &X, &kp, &pc, x, QN_BIND(idb), act, w, sg, ds, y, ain, c.shq ? QN_MOE_SHARED_Q : 0, false);
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
     qn_h_ok(h, qn_cmd_run(h->cmd), "run");
     /* reference */
@@ -204,10 +244,10 @@ static void run_case(struct qn_h *h, struct mcase c)
             }
         }
     }
-    char what[220], w2[260];
-    snprintf(what, sizeof what, "%s gate/up (%s), %s down: T %u H %u I %u Is %u E %u K %u layout %u%s",
-             qn_ggml_type_name(tgu), qn_pipe_info(gu)->name, qn_ggml_type_name(tdn), T, H, I, Is, E, K, c.layout,
-             c.absent >= 0 ? " absent expert" : "");
+    char what[300], w2[340];
+    snprintf(what, sizeof what, "%s gate/up (%s), %s down (%s): T %u H %u I %u Is %u%s E %u K %u layout %u%s",
+             qn_ggml_type_name(tgu), qn_pipe_info(kp.gu)->name, qn_ggml_type_name(tdn), qn_pipe_info(kp.dn)->name, T, H,
+             I, Is, c.shq ? " (blocks)" : "", E, K, c.v7 ? 0 : c.layout, c.absent >= 0 ? " absent expert" : "");
     snprintf(w2, sizeof w2, "gate_up %s", what);
     check(h, w2, qn_h_read(h, act, na), ra, sa, na, nan_a);
     snprintf(w2, sizeof w2, "down %s", what);
@@ -215,99 +255,286 @@ static void run_case(struct qn_h *h, struct mcase c)
     qn_h_reset(h);
 }
 
-/* ---- --bench -------------------------------------------------------------------------------------- */
 
-#define BENCH_ROUTINGS 16u
+/* ---- --bench: the model's decode MoE on model-like memory ---------------------------------------- */
 
-static void bench(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, const struct qlayout *l, int iters)
+#define BL_MAX 8u /* layers: one pool binding each */
+
+struct bmodel {
+    uint32_t L, NT, H, I, Is, K, E, idst;
+    uint32_t fdn[BL_MAX];                   /* down format index of layer l */
+    struct experts X;                       /* pool l / dpool l = layer l's experts */
+    qn_buf *dsq[BL_MAX], *dsf[BL_MAX];      /* the shared expert's down per layer: blocks, f32 */
+    qn_buf *x, *ids, *act, *w, *sg, *y;
+    double mb_gu, mb_dn[BL_MAX], mb_dsq[BL_MAX], mb_dsf; /* MB read per layer visit */
+};
+
+struct bres { double gu, dn; };               /* µs per layer visit */
+
+/* pool bytes for spp slots of `slot` bytes each, filled with copies of nq distinct slots `src` (rotated per
+ * layer so layers differ) */
+static qn_buf *bench_pool(struct qn_h *h, const uint8_t *src, uint32_t nq, uint64_t slot, uint32_t spp, uint32_t l,
+                          const char *name)
 {
-    const uint32_t H = 2048, I = 512, Is = 512, K = 10;
-    uint32_t tgu = qtypes[fgu], tdn = qtypes[fdn];
-    uint64_t rgu, rdn;
-    qn_h_ok(h, qn_ggml_row_bytes(tgu, H, &rgu), "row bytes");
-    qn_h_ok(h, qn_ggml_row_bytes(tdn, I, &rdn), "row bytes");
-    struct experts X = { .up_off = (uint32_t)al16(rgu * I) };
-    X.slot_b = (uint32_t)al16(X.up_off + rgu * I), X.dslot_b = (uint32_t)al16(rdn * H);
-    /* up to 512 experts in at most 8 pools that each fit one binding */
-    uint64_t fit = (qn_vk_caps(h->v)->max_storage_range - 16) / X.slot_b;
-    X.spp = fit < 171 ? (uint32_t)fit : 171, X.npools = X.spp * 8 < 512 ? 8 : (512 + X.spp - 1) / X.spp;
-    uint32_t E = X.spp * X.npools < 512 ? X.spp * X.npools : 512;
-    uint8_t *one = qn_h_alloc_bytes(h, X.slot_b), *done = qn_h_alloc_bytes(h, X.dslot_b);
-    qn_h_quant_matrix(h, tgu, I, H, one, NULL);
-    qn_h_quant_matrix(h, tgu, I, H, one + X.up_off, NULL);
-    qn_h_quant_matrix(h, tdn, H, I, done, NULL);
-    uint8_t *pool = malloc((size_t)X.spp * X.slot_b), *dpool = malloc((size_t)X.spp * X.dslot_b);
-    if (!pool || !dpool) qn_h_ok(h, qn_fail(-ENOMEM, "bench pools"), "bench");
-    for (uint32_t s = 0; s < X.spp; s++) {
-        memcpy(pool + (size_t)s * X.slot_b, one, X.slot_b);
-        memcpy(dpool + (size_t)s * X.dslot_b, done, X.dslot_b);
+    uint8_t *p = malloc((size_t)spp * slot);
+    if (!p) qn_h_ok(h, qn_fail(-ENOMEM, "bench pool of %u slots", spp), "bench");
+    for (uint32_t s = 0; s < spp; s++) memcpy(p + (size_t)s * slot, src + (size_t)((s + l) % nq) * slot, slot);
+    qn_buf *b = qn_h_upload(h, name, p, (size_t)spp * slot);
+    free(p);
+    return b;
+}
+
+static void bench_build(struct qn_h *h, struct bmodel *B)
+{
+    const uint32_t nq = 4, fgu = 2, H = B->H, I = B->I, E = B->E; /* Q4_K gate/up */
+    uint64_t rgu, rdn[NFMTS], dmax = 0;
+    qn_h_ok(h, qn_ggml_row_bytes(qtypes[fgu], H, &rgu), "row bytes");
+    for (uint32_t l = 0; l < B->L; l++) {
+        B->fdn[l] = l % 2 ? 4 : 2; /* Q6_K / Q4_K */
+        qn_h_ok(h, qn_ggml_row_bytes(qtypes[B->fdn[l]], I, &rdn[B->fdn[l]]), "row bytes");
+        if (rdn[B->fdn[l]] * H > dmax) dmax = rdn[B->fdn[l]] * H;
     }
-    for (uint32_t p = 0; p < 8; p++) {
-        X.pool[p] = p < X.npools ? qn_h_upload(h, "pool", pool, (size_t)X.spp * X.slot_b) : X.pool[0];
-        X.dpool[p] = p < X.npools ? qn_h_upload(h, "dpool", dpool, (size_t)X.spp * X.dslot_b) : X.dpool[0];
+    struct experts *X = &B->X;
+    X->up_off = (uint32_t)al16(rgu * I), X->spp = E, X->npools = B->L;
+    X->slot_b = (uint32_t)al16(X->up_off + rgu * I), X->dslot_b = (uint32_t)al16(dmax); /* as model_gguf.c: the largest */
+    uint8_t *gsrc = qn_h_alloc_bytes(h, (size_t)nq * X->slot_b), *dsrc[NFMTS] = { 0 };
+    memset(gsrc, 0, (size_t)nq * X->slot_b);
+    for (uint32_t q = 0; q < nq; q++) {
+        qn_h_quant_matrix(h, qtypes[fgu], I, H, gsrc + (size_t)q * X->slot_b, NULL);
+        qn_h_quant_matrix(h, qtypes[fgu], I, H, gsrc + (size_t)q * X->slot_b + X->up_off, NULL);
     }
-    free(pool), free(dpool);
-    int32_t *table = qn_h_alloc_bytes(h, (size_t)E * 4);
-    for (uint32_t e = 0; e < E; e++) table[e] = (int32_t)e;
-    X.table = qn_h_upload(h, "table", table, (size_t)E * 4);
-    /* BENCH_ROUTINGS token batches, each T tokens' ids at a 256-byte aligned offset */
-    const uint32_t idst = 64; /* int32 per batch */
-    int32_t *ids = qn_h_alloc_bytes(h, (size_t)BENCH_ROUTINGS * idst * 4);
-    for (uint32_t r = 0; r < BENCH_ROUTINGS; r++) qn_h_random_ids(h, ids + r * idst, 1, T * K, E, T * K);
-    qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)BENCH_ROUTINGS * idst * 4);
-    uint32_t as = 512;
-    qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, NULL), *ds = qn_h_input_f32(h, "down_s", (size_t)H * Is, -0.1f, 0.1f, NULL);
-    qn_buf *ain = qn_h_input_f32(h, "act in", (size_t)T * (K + 1) * as, -1, 1, NULL);
-    qn_buf *w = qn_h_input_f32(h, "w", (size_t)T * K, 0, 0.5f, NULL), *sg = qn_h_input_f32(h, "sg", T, 0, 1, NULL);
-    qn_buf *y = qn_h_input_f32(h, "y", (size_t)T * H, -1, 1, NULL), *act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
-    qn_pc_moe pc = { .T = T, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 0, .n_slots = E,
-                     .slots_per_pool = X.spp, .slot_bytes = X.slot_b, .act_stride = as };
-    qn_pipe *gu = pipe_of(h, k_gu[fgu], l, X.up_off), *dn = pipe_of(h, k_dn[fdn], l, 0);
+    for (uint32_t l = 0; l < B->L; l++) {
+        uint32_t f = B->fdn[l];
+        if (!dsrc[f]) {
+            dsrc[f] = qn_h_alloc_bytes(h, (size_t)nq * X->dslot_b);
+            memset(dsrc[f], 0, (size_t)nq * X->dslot_b);
+            for (uint32_t q = 0; q < nq; q++) qn_h_quant_matrix(h, qtypes[f], H, I, dsrc[f] + (size_t)q * X->dslot_b, NULL);
+        }
+        X->pool[l] = bench_pool(h, gsrc, nq, X->slot_b, E, l, "bench gate|up pool");
+        X->dpool[l] = bench_pool(h, dsrc[f], nq, X->dslot_b, E, l, "bench down pool");
+        uint64_t rbs;
+        qn_h_ok(h, qn_ggml_row_bytes(qtypes[f], B->Is, &rbs), "row bytes");
+        uint8_t *q = qn_h_alloc_bytes(h, (size_t)(H * rbs + 4));
+        memset(q, 0, (size_t)(H * rbs + 4));
+        qn_h_quant_matrix(h, qtypes[f], H, B->Is, q, NULL);
+        B->dsq[l] = qn_h_upload(h, "bench shared down blocks", q, (size_t)((H * rbs + 3) / 4 * 4));
+        B->dsf[l] = qn_h_input_f32(h, "bench shared down f32", (size_t)H * B->Is, -0.1f, 0.1f, NULL);
+        B->mb_dn[l] = (double)B->K * H * rdn[f] / 1e6, B->mb_dsq[l] = (double)H * rbs / 1e6;
+    }
+    for (uint32_t p = B->L; p < 8; p++) X->pool[p] = X->pool[0], X->dpool[p] = X->dpool[0];
+    B->mb_gu = (double)B->K * 2 * I * rgu / 1e6, B->mb_dsf = (double)H * B->Is * 4 / 1e6;
+    /* slot table [L, E]: layer l's experts in a random order over its own pool */
+    int32_t *table = qn_h_alloc_bytes(h, (size_t)B->L * E * 4);
+    for (uint32_t l = 0; l < B->L; l++) {
+        for (uint32_t e = 0; e < E; e++) table[l * E + e] = (int32_t)(l * E + e);
+        for (uint32_t e = E - 1; e > 0; e--) {
+            uint32_t j = (uint32_t)(qn_rng_u64(&h->rng) % (e + 1));
+            int32_t t = table[l * E + e];
+            table[l * E + e] = table[l * E + j], table[l * E + j] = t;
+        }
+    }
+    X->table = qn_h_upload(h, "bench table", table, (size_t)B->L * E * 4);
+    /* a random top-K per (token, layer), each at a 256-byte aligned offset */
+    B->idst = 64;
+    int32_t *ids = qn_h_alloc_bytes(h, (size_t)B->NT * B->L * B->idst * 4);
+    for (uint32_t r = 0; r < B->NT * B->L; r++) qn_h_random_ids(h, ids + (size_t)r * B->idst, 1, B->K, E, B->K);
+    B->ids = qn_h_upload(h, "bench ids", ids, (size_t)B->NT * B->L * B->idst * 4);
+    uint32_t as = (I > B->Is ? I : B->Is + 3) / 4 * 4;
+    B->x = qn_h_input_f32(h, "x", H, -1, 1, NULL);
+    B->act = qn_h_input_f32(h, "act", (size_t)(B->K + 1) * as, -1, 1, NULL); /* row K: the shared expert's */
+    B->w = qn_h_input_f32(h, "w", B->K, 0, 0.2f, NULL), B->sg = qn_h_input_f32(h, "sg", 1, 0, 1, NULL);
+    B->y = qn_h_input_f32(h, "y", H, -1, 1, NULL);
+}
+
+/* NT tokens through the L layers with pairs kp[l] (down format of layer l), the shared down in blocks or f32;
+ * min over reps of the mean µs per layer visit */
+static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpair *const kp[BL_MAX], bool shq, int reps)
+{
+    uint32_t as = (B->I > B->Is ? B->I : B->Is + 3) / 4 * 4;
+    qn_pc_moe pc = { .T = 1, .H = B->H, .I = B->I, .Is = B->Is, .E = B->E, .K = B->K, .n_slots = B->L * B->E,
+                     .slots_per_pool = B->E, .slot_bytes = B->X.slot_b, .act_stride = as };
     qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
-    for (uint32_t r = 0; r < BENCH_ROUTINGS; r++) {
-        if (r) qn_cmd_barrier(h->cmd);
-        record_pair(h, &X, gu, dn, &pc, x, QN_BIND_RANGE(idb, (uint64_t)r * idst * 4, (uint64_t)T * K * 4), act, w, sg,
-                    ds, y, ain, true);
-    }
+    for (uint32_t t = 0; t < B->NT; t++)
+        for (uint32_t l = 0; l < B->L; l++) {
+            pc.layer = l;
+            struct qn_bind ids = QN_BIND_RANGE(B->ids, (uint64_t)(t * B->L + l) * B->idst * 4, (uint64_t)B->K * 4);
+            qn_cmd_mark(h->cmd, "gate_up");
+            qn_cmd_dispatch_nz(h->cmd, kp[l]->gu, QN_BINDS(QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act),
+                               QN_BIND(B->X.pool[0]), QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
+                               QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]), QN_BIND(B->X.pool[7])),
+                               &pc, sizeof pc, (uint64_t)B->K * ((B->I + kp[l]->gr - 1) / kp[l]->gr), 1);
+            qn_cmd_barrier(h->cmd);
+            qn_pc_moe pd = pc;
+            pd.slot_bytes = B->X.dslot_b, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
+            qn_cmd_mark(h->cmd, "down");
+            qn_cmd_dispatch_nz(h->cmd, kp[l]->dn, QN_BINDS(QN_BIND(B->act), ids, QN_BIND(B->X.table), QN_BIND(B->w),
+                               QN_BIND(B->sg), QN_BIND(shq ? B->dsq[l] : B->dsf[l]), QN_BIND(B->y),
+                               QN_BIND(B->X.dpool[0]), QN_BIND(B->X.dpool[1]), QN_BIND(B->X.dpool[2]),
+                               QN_BIND(B->X.dpool[3]), QN_BIND(B->X.dpool[4]), QN_BIND(B->X.dpool[5]),
+                               QN_BIND(B->X.dpool[6]), QN_BIND(B->X.dpool[7])),
+                               &pd, sizeof pd, (B->H + kp[l]->dr - 1) / kp[l]->dr, 1);
+            qn_cmd_barrier(h->cmd);
+        }
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
-    double best[2] = { 1e30, 1e30 };
-    for (int it = 0; it <= iters; it++) {
+    struct bres best = { 1e30, 1e30 };
+    for (int it = 0; it <= reps; it++) { /* the first run warms up */
         qn_h_ok(h, qn_cmd_run(h->cmd), "bench run");
         double sum[2] = { 0, 0 };
         for (uint32_t i = 0; i < qn_cmd_nregions(h->cmd); i++) sum[i % 2] += qn_cmd_region(h->cmd, i, NULL);
-        for (int k = 0; it && k < 2; k++) best[k] = fmin(best[k], sum[k] / BENCH_ROUTINGS);
+        if (it) best.gu = fmin(best.gu, sum[0] * 1e3 / (B->NT * B->L)), best.dn = fmin(best.dn, sum[1] * 1e3 / (B->NT * B->L));
     }
-    double mb_gu = (double)T * K * 2 * I * rgu / 1e6, mb_dn = (double)T * K * H * rdn / 1e6 + (double)H * Is * 4 / 1e6;
-    printf("bench moe_q T=%u %s gate/up + %s down, H %u I %u K %u E %u, wg %u/%u rows %u/%u sgrows %u/%u unroll %u/%u xsh %u/%u"
-           " (min of %d, %u routings in turn):\n", T, qn_ggml_type_name(tgu), qn_ggml_type_name(tdn), H, I, K, E,
-           qn_pipe_spec(gu, 0), qn_pipe_spec(dn, 0), qn_pipe_spec(gu, 3), qn_pipe_spec(dn, 3), qn_pipe_spec(gu, 4), qn_pipe_spec(dn, 4),
-           qn_pipe_spec(gu, 5), qn_pipe_spec(dn, 5), qn_pipe_spec(gu, 6), qn_pipe_spec(dn, 6), iters, BENCH_ROUTINGS);
-    printf("  gate_up %8.1f us  %6.2f MB  %7.1f GB/s\n", best[0] * 1e3, mb_gu, mb_gu / best[0]);
-    printf("  down    %8.1f us  %6.2f MB  %7.1f GB/s (incl. the f32 shared down_s, %.2f MB)\n", best[1] * 1e3, mb_dn,
-           mb_dn / best[1], (double)H * Is * 4 / 1e6);
+    return best;
+}
+
+static double bench_mb_dn(const struct bmodel *B, bool shq)
+{
+    double mb = 0;
+    for (uint32_t l = 0; l < B->L; l++) mb += B->mb_dn[l] + (shq ? B->mb_dsq[l] : B->mb_dsf);
+    return mb / B->L;
+}
+
+static void bench_line(const struct bmodel *B, const char *what, struct bres r, bool shq)
+{
+    double dn = bench_mb_dn(B, shq);
+    printf("  %-44s gate_up %6.1f us %6.0f GB/s | down %6.1f us %6.0f GB/s | layer %6.1f us %6.0f GB/s\n", what, r.gu,
+           B->mb_gu / r.gu * 1e3, r.dn, dn / r.dn * 1e3, r.gu + r.dn, (B->mb_gu + dn) / (r.gu + r.dn) * 1e3);
+}
+
+/* the pairs of every layer for one gate_up and one down layout (v7: wg of both) */
+static void bench_pairs(struct qn_h *h, const struct bmodel *B, const struct qlayout *lg, const struct qlayout *ld,
+                        bool v7, uint32_t wg7, struct kpair pairs[NFMTS], struct kpair *kp[BL_MAX])
+{
+    for (uint32_t l = 0; l < B->L; l++) {
+        uint32_t f = B->fdn[l];
+        if (!pairs[f].gu) {
+            if (v7) {
+                pairs[f] = pair_v7(h, 2, f, wg7, B->X.up_off);
+            } else {
+                pairs[f] = (struct kpair){ pipe_of(h, k_gu[2], lg, B->X.up_off), pipe_of(h, k_dn[f], ld, 0), 0, 0 };
+                pairs[f].gr = qn_pipe_spec(pairs[f].gu, 3), pairs[f].dr = qn_pipe_spec(pairs[f].dn, 3);
+            }
+        }
+        kp[l] = &pairs[f];
+    }
+}
+
+static struct bres bench_layout(struct qn_h *h, const struct bmodel *B, const struct qlayout *lg,
+                                const struct qlayout *ld, bool v7, uint32_t wg7, bool shq, int reps)
+{
+    struct kpair pairs[NFMTS] = { 0 }, *kp[BL_MAX];
+    bench_pairs(h, B, lg, ld, v7, wg7, pairs, kp);
+    return bench_run(h, B, kp, shq, reps);
+}
+
+struct brank { struct qlayout l; double us; };
+
+static int brank_cmp(const void *a, const void *b)
+{
+    double x = ((const struct brank *)a)->us, y = ((const struct brank *)b)->us;
+    return x < y ? -1 : x > y;
+}
+
+/* the layouts of one kernel (gate_up: dn = false) worth timing: WG 32-256, one to four row sets per team,
+ * 1-2 rows per set, units / experts in flight, x staged or not */
+static uint32_t sweep_space(bool dn, struct qlayout *out)
+{
+    static const uint32_t wgs[] = { 32, 64, 128, 256 };
+    const uint32_t un_gu[] = { 1, 2, 4 }, un_dn[] = { 2, 5, 10 }, xs_gu[] = { 0, 512 }, xs_dn[] = { 0, 1280 };
+    uint32_t n = 0;
+    for (uint32_t a = 0; a < 4; a++)
+        for (uint32_t sg = 1; sg <= 2; sg++)
+            for (uint32_t m = 1; m <= 4; m *= 2)
+                for (uint32_t u = 0; u < 3; u++)
+                    for (uint32_t x = 0; x < 2; x++) {
+                        uint32_t teams = wgs[a] / 32, rows = teams * sg * m * (dn ? 2 : 1); /* down: 2 row groups per team at I 512 */
+                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x] };
+                    }
+    return n;
+}
+
+static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
+{
+    static const struct qlayout def = { 0, 0, 0, 0, 0 };
+    struct qlayout space[160];
+    struct brank rk[2][160];
+    uint32_t n = sweep_space(false, space);
+    for (int part = 0; part < 2; part++) {
+        n = sweep_space(part == 1, space);
+        for (uint32_t i = 0; i < n; i++) {
+            struct bres r = bench_layout(h, B, part ? &def : &space[i], part ? &space[i] : &def, false, 0, true, reps);
+            rk[part][i] = (struct brank){ space[i], part ? r.dn : r.gu };
+        }
+        qsort(rk[part], n, sizeof rk[part][0], brank_cmp);
+        double mb = part ? bench_mb_dn(B, true) : B->mb_gu;
+        printf("\nsweep %s (moe_q.comp; the other kernel at its default; shared down in blocks), best first:\n",
+               part ? "down" : "gate_up");
+        printf("  rank  WG,ROWS,SGROWS,UNROLL,XSH   us/layer   GB/s\n");
+        for (uint32_t i = 0; i < n && i < 20; i++)
+            printf("  %4u  %3u,%u,%u,%u,%u%*s %8.1f %6.0f\n", i + 1, rk[part][i].l.wg, rk[part][i].l.rows,
+                   rk[part][i].l.sgrows, rk[part][i].l.unroll, rk[part][i].l.xsh, 14, "", rk[part][i].us,
+                   mb / rk[part][i].us * 1e3);
+    }
+    printf("\nsweep v7 (moe_q7.comp, one row per workgroup; shared down in blocks):\n");
+    for (uint32_t wg = 32; wg <= 256; wg *= 2) {
+        char what[64];
+        snprintf(what, sizeof what, "v7 wg %u", wg);
+        bench_line(B, what, bench_layout(h, B, &def, &def, true, wg, true, reps), true);
+    }
+    struct qlayout g = rk[0][0].l, d = rk[1][0].l;
+    struct bres best = bench_layout(h, B, &g, &d, false, 0, true, reps);
+    printf("\nbest of the sweep together:\n");
+    bench_line(B, "moe_q best gate_up + best down", best, true);
+    printf("  in the model: QNEXT_MOEQ_LAYOUT=%u,%u,%u,%u,%u:%u,%u,%u,%u,%u\n", g.wg, g.rows, g.sgrows, g.unroll, g.xsh,
+           d.wg, d.rows, d.sgrows, d.unroll, d.xsh);
+}
+
+static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps, bool sweep)
+{
+    struct bmodel B = { .L = L, .NT = NT, .H = 2048, .I = 512, .Is = 512, .K = 10, .E = E };
+    bench_build(h, &B);
+    double gb = 0;
+    for (uint32_t p = 0; p < L; p++) gb += (double)(B.X.pool[p]->size + B.X.dpool[p]->size) / 1e9;
+    printf("bench moe_q T=1, Q4_K gate/up, Q6_K / Q4_K down on odd / even layers, H %u I %u Is %u K %u, %u layers of "
+           "%u experts (one pool each, %.2f GB), %u tokens visiting the layers in turn, min of %d:\n", B.H, B.I, B.Is,
+           B.K, L, B.E, gb, NT, reps);
+    printf("  per layer: gate_up %.2f MB, down %.2f MB + shared down %.2f MB (blocks) / %.2f MB (f32)\n", B.mb_gu,
+           bench_mb_dn(&B, false) - B.mb_dsf, bench_mb_dn(&B, true) - bench_mb_dn(&B, false) + B.mb_dsf, B.mb_dsf);
+    static const struct qlayout def = { 0, 0, 0, 0, 0 }, run9 = { 256, 16, 2, 2, 512 }, run9d = { 128, 16, 2, 5, 0 };
+    bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, false, 0, true, reps), true);
+    bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, 0, false, reps), false);
+    bench_line(&B, "moe_q run-9 layout, shared down in blocks", bench_layout(h, &B, &run9, &run9d, false, 0, true, reps), true);
+    bench_line(&B, "v7 (run 7), shared down in blocks", bench_layout(h, &B, &def, &def, true, 0, true, reps), true);
+    bench_line(&B, "v7 (run 7), shared down f32", bench_layout(h, &B, &def, &def, true, 0, false, reps), false);
+    if (sweep) bench_sweep(h, &B, reps);
     qn_h_reset(h);
 }
 
 int main(int argc, char **argv)
 {
-    bool do_bench = false, small = false; /* --small: fewer cases (the meson variants but the first) */
-    for (int i = 1; i < argc; i++) do_bench |= !strcmp(argv[i], "--bench"), small |= !strcmp(argv[i], "--small");
+    bool do_bench = false, small = false, sweep = false; /* --small: fewer cases (the meson variants but the first) */
+    uint32_t L = 4, NT = 8, E = 512;
+    int reps = 10;
+    for (int i = 1; i < argc; i++) {
+        do_bench |= !strcmp(argv[i], "--bench"), small |= !strcmp(argv[i], "--small"), sweep |= !strcmp(argv[i], "--sweep");
+        if (i + 1 < argc && !strcmp(argv[i], "--layers")) L = (uint32_t)atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--tokens")) NT = (uint32_t)atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--experts")) E = (uint32_t)atoi(argv[++i]);
+    }
     struct qn_h h;
     qn_h_open(&h, "moe_q", argc, argv);
     if (do_bench) {
-        static const struct qlayout bl[] = {
-            { 0, 0, 0, 0, 0 }, { 256, 8, 2, 2, 512 }, { 256, 32, 4, 2, 512 }, { 128, 16, 2, 4, 0 },
-            { 128, 16, 2, 2, 1280 }, { 256, 16, 1, 5, 0 }, { 64, 8, 2, 5, 512 }, { 256, 64, 4, 4, 0 },
-        };
-        for (uint32_t T = 1; T <= 2; T++)
-            for (size_t i = 0; i < sizeof bl / sizeof bl[0]; i++) {
-                bench(&h, 2, 4, T, &bl[i], 20); /* Q4_K_M: Q4_K gate/up, Q6_K down */
-                if (T == 1) bench(&h, 0, 0, T, &bl[i], 20); /* Q8_0 */
-            }
+        if (L < 1 || L > BL_MAX || NT < 1 || NT * L * 2 > 2000 || reps < 1 || E < 10 || E > QN_MOE_MAX_E) {
+            fprintf(stderr, "test_moe_q --bench: --layers 1..%u, --tokens >= 1 with tokens x layers <= 1000, --reps >= 1, "
+                    "--experts 10..%u\n", BL_MAX, QN_MOE_MAX_E);
+            return 2;
+        }
+        bench(&h, L, NT, E, reps, sweep);
         return qn_h_close(&h);
     }
     /* every format with the default layout and a mixed pair with an absent expert; the other layouts (each
-     * one more pipeline to compile: slow on lavapipe) on a 32-element and a 256-element format */
+     * one more pipeline to compile: slow on lavapipe) on a 32-element and a 256-element format; the shared down
+     * in blocks (QN_MOE_SHARED_Q) with both kernel designs; run 7's kernels (v7) on every format once */
     for (uint32_t f = 0; f < NFMTS; f++) {
         if (small && f != 1 && f != 4) continue; /* --small: Q4_0 and Q6_K only */
         uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
@@ -317,11 +544,22 @@ int main(int argc, char **argv)
                                              .E = 12, .K = 3, .layout = l, .absent = -1 });
         run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 2) % NFMTS, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5,
                                      .K = 4, .layout = 0, .absent = 2 });
+        /* shared down in blocks: Is = 2 blocks (more units than I for 32-element blocks), a layout with 2 rows per
+         * lane and staged act for the 256-element formats */
+        run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 2, .H = HH, .I = II, .Is = 2 * qk, .E = 6, .K = 3,
+                                     .layout = f == 4 ? 2 : 0, .absent = -1, .shq = true });
+        /* v7: gate/up f, down the next format (each format once per part), shared in blocks; f32 with an absent expert */
+        run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 1) % NFMTS, .T = 2, .H = 256, .I = 256, .Is = 256, .E = 6,
+                                     .K = 3, .absent = -1, .v7 = true, .shq = true });
+        if (f == 1)
+            run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 1) % NFMTS, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5,
+                                         .K = 4, .absent = 3, .v7 = true });
     }
-    /* the Q4_K_M mix at the real row lengths, T = 2 */
+    /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: both kernel designs */
     if (!small)
-        run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
-                                 .layout = 0, .absent = -1 });
+        for (int v7 = 0; v7 < 2; v7++)
+            run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
+                                         .layout = 0, .absent = -1, .v7 = v7, .shq = true });
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
 }
