@@ -141,12 +141,13 @@ uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC])
 
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
 {
-    unsigned wg = 128, bk = 32, bt = 64, nbuf = 2;
-    if (s && (sscanf(s, "%u,%u,%u,%u", &wg, &bk, &bt, &nbuf) != 4 || !wg || wg % 32 || wg > c->max_wg_invocations ||
-              !bk || bk % 16 || bk > 256 || !bt || bt % 16 || bt > 128 || (nbuf != 1 && nbuf != 2)))
-        return qn_fail(-EINVAL, "grouped-expert tensor-core layout '%s': want WG,BK,BT,NBUF with WG a multiple of 32 "
-                       "(<= %u), BK of 16, BT of 16 up to 128, NBUF 1 or 2", s, c->max_wg_invocations);
-    uint32_t v[QN_CM_MOE_NSPEC] = { wg, bk, part_off, c->coopmat_nv_n ? c->coopmat_nv_n : 16, bt, nbuf };
+    unsigned wg = 128, bk = 32, bt = 64, nbuf = 2, psw = 1;
+    int n = s ? sscanf(s, "%u,%u,%u,%u,%u", &wg, &bk, &bt, &nbuf, &psw) : 5;
+    if ((n != 4 && n != 5) || !wg || wg % 32 || wg > c->max_wg_invocations || !bk || bk % 16 || bk > 256 || !bt ||
+        bt % 16 || bt > 128 || (nbuf != 1 && nbuf != 2) || psw > 1)
+        return qn_fail(-EINVAL, "grouped-expert tensor-core layout '%s': want WG,BK,BT,NBUF[,PSW] with WG a multiple of "
+                       "32 (<= %u), BK of 16, BT of 16 up to 128, NBUF 1 or 2, PSW 0 or 1", s, c->max_wg_invocations);
+    uint32_t v[QN_CM_MOE_NSPEC] = { wg, bk, part_off, c->coopmat_nv_n ? c->coopmat_nv_n : 16, bt, nbuf, psw };
     if (qn_cm_moe_shared(v) > c->max_shared)
         return qn_fail(-EINVAL, "grouped-expert tensor-core layout %u,%u,%u,%u needs %u bytes of shared memory (device: %u)",
                        wg, bk, bt, nbuf, qn_cm_moe_shared(v), c->max_shared);

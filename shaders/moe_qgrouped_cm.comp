@@ -20,7 +20,9 @@
 //             j % R == 0; the workgroups of the others return)
 //           5 NBUF shared tile buffers: 1 (two barriers per k-step) or 2 (default: the next step is decoded
 //             into the other buffer after the multiplies; one barrier per k-step)
-//           The host's qn_cm_moe_spec() (runtime/cm_check.c) picks them (env QNEXT_CM_MOE_TILE) and checks
+//           6 PSW weight loads of a k-step: 1 (default) all inside one switch over the 8 pool bindings
+//             (qtile.glsl's qt_addr / QT_FETCH_FROM in QN_POOL_SWITCH), 0 each load its own switch (qt_fetch)
+//           The host's qn_cm_moe_spec() (runtime/cm_check.c) picks 0-6 (env QNEXT_CM_MOE_TILE) and checks
 //           the shared memory: 2 NBUF (BT + QN_WG) (QN_BK + 8) + 40 QN_WG + 8 BT bytes.
 // Layout: a pass takes up to BT pairs of a tile (BT / 16 row fragments of A); subgroup w of the workgroup owns
 //   32 weight rows of the shared tile (32 / CN fragments of B): gate_up: gate rows r0 + 16w .. +16 and the same
@@ -45,6 +47,7 @@ layout(constant_id = 2) const uint QN_PART_OFF = 0;
 layout(constant_id = 3) const uint CN = 16; // fragment width along the weight rows: 16 (16x16x16) or 8 (16x8x16)
 layout(constant_id = 4) const uint BT = 64;   // pairs per pass (a multiple of 16, <= 128)
 layout(constant_id = 5) const uint NBUF = 2;  // shared tile buffers (1 or 2)
+layout(constant_id = 6) const uint PSW = 1;   // weight loads: 1 one pool switch per k-step, 0 one per load
 #include "pc.h"
 #include "grid.glsl"
 
@@ -143,6 +146,9 @@ vec4 x_load4(uint xb, uint col) // x[xb + col .. +4), zeros past the row
     return v;
 }
 
+#define CM_W_LOADS(P4, P1) \
+    [[unroll]] for (uint i = 0u; i < WPT; i++) wr[i] = QT_FETCH_FROM(P4, P1, ia[i], ib[i]);
+
 void fetch(uint k0, uint r0, uint lid) // global memory -> registers (loads only)
 {
     for (uint i = 0u; i < XPT; i++) {
@@ -151,8 +157,10 @@ void fetch(uint k0, uint r0, uint lid) // global memory -> registers (loads only
         xr[i][0] = xb != ~0u && col < w_kd ? x_load4(xb, col) : vec4(0.0);
         xr[i][1] = xb != ~0u && col + 4u < w_kd ? x_load4(xb, col + 4u) : vec4(0.0);
     }
+    uvec4 ia[WPT], ib[WPT];
     for (uint i = 0u; i < WPT; i++) {
         uint idx = lid + i * QN_WG, p, kc, rb;
+        ia[i] = ib[i] = uvec4(0u);
         if (!w_at(idx, k0, r0, p, kc, rb)) continue;
 #if defined(QN_MOE_DOWN)
         if (w_dense) { // f32 row of down_s: rb is its element offset
@@ -164,7 +172,11 @@ void fetch(uint k0, uint r0, uint lid) // global memory -> registers (loads only
             continue;
         }
 #endif
-        wr[i] = qt_fetch(rb, k0 + kc);
+        if (PSW == 0u) wr[i] = qt_fetch(rb, k0 + kc);
+        else qt_addr(rb, k0 + kc, ia[i], ib[i]);
+    }
+    if (PSW != 0u && !w_dense) { // one uniform switch around all the loads (in-range words: index 0 where unused)
+        QN_POOL_SWITCH(w_pool, CM_W_LOADS)
     }
 }
 
