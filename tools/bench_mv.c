@@ -145,28 +145,51 @@ static void record_mv(struct qn_bench *b, const qn_pipe *p, const struct mv_prob
     }
 }
 
-/* Min time of one matvec (ms): iters runs over all copies, barriers between dispatches, after a warm-up. */
-static int time_mv(struct qn_bench *b, const qn_pipe *p, const struct mv_prob *m, uint32_t rpw, double *ms)
+/* One submission: a "warm-up" region of `warm` matvecs over every copy, then `iters` "run" regions of one matvec
+ * over every copy each (barriers between all dispatches, as in a decode step). *ms: the fastest run region per
+ * matvec, or with iters 0 the warm-up region per matvec; NAN without timestamps. */
+static int run_passes(struct qn_bench *b, const qn_pipe *p, const struct mv_prob *m, uint32_t rpw, uint32_t piece,
+                      uint32_t warm, int iters, double *ms)
 {
     int rc = 0;
-    uint32_t piece = 0;
-    QN_TRY(piece_rows(b, m, rpw, &piece));
     QN_TRY(qn_cmd_begin(b->cmd));
-    for (int i = 0; i <= b->iters; i++) {
-        if (i) qn_cmd_barrier(b->cmd);
-        qn_cmd_mark(b->cmd, i ? "run" : "warm-up");
-        for (uint32_t c = 0; c < m->ncopies; c++) {
-            if (c) qn_cmd_barrier(b->cmd);
-            record_mv(b, p, m, c, rpw, piece);
-        }
+    for (int i = -1; i < iters; i++) {
+        if (i >= 0) qn_cmd_barrier(b->cmd);
+        qn_cmd_mark(b->cmd, i >= 0 ? "run" : "warm-up");
+        for (uint32_t k = 0; k < (i >= 0 ? 1 : warm); k++)
+            for (uint32_t c = 0; c < m->ncopies; c++) {
+                if (c || k) qn_cmd_barrier(b->cmd);
+                record_mv(b, p, m, c, rpw, piece);
+            }
     }
     QN_TRY(qn_cmd_end(b->cmd));
     QN_TRY(qn_cmd_run(b->cmd));
-    *ms = NAN;
+    *ms = iters ? NAN : qn_cmd_region(b->cmd, 0, NULL) / ((double)warm * m->ncopies);
     for (uint32_t i = 1; i < qn_cmd_nregions(b->cmd); i++) {
         double t = qn_cmd_region(b->cmd, i, NULL) / m->ncopies;
         if (isnan(*ms) || t < *ms) *ms = t;
     }
+done:
+    return rc;
+}
+
+/* Min time of one matvec (ms) over b->iters runs. The GPU first works on the same matvecs for about b->warm_ms
+ * (one probe matvec sizes the warm-up) in the same submission as the runs, so every configuration is timed at
+ * the clocks of a busy GPU, whatever ran (or idled: pipeline compiles, readbacks) before it. */
+static int time_mv(struct qn_bench *b, const qn_pipe *p, const struct mv_prob *m, uint32_t rpw, double *ms)
+{
+    int rc = 0;
+    uint32_t piece = 0, warm = 1;
+    QN_TRY(piece_rows(b, m, rpw, &piece));
+    if (b->warm_ms > 0) {
+        double t;
+        uint32_t per = m->ncopies * ((m->rows + piece - 1) / piece); /* dispatches per matvec over every copy */
+        QN_TRY(run_passes(b, p, m, rpw, piece, 1, 0, &t));
+        double n = t > 0 ? ceil(b->warm_ms / (t * m->ncopies)) : 1;
+        double cap = per < QN_BENCH_WARM_DISPATCHES ? QN_BENCH_WARM_DISPATCHES / per : 1;
+        warm = !(n >= 1) ? 1 : n > cap ? (uint32_t)cap : (uint32_t)n;
+    }
+    QN_TRY(run_passes(b, p, m, rpw, piece, warm, b->iters, ms));
 done:
     return rc;
 }
@@ -197,40 +220,69 @@ static double prob_bytes(const struct mv_prob *m)
     return (double)m->rows * m->row_bytes + m->cols * 4.0 + m->rows * 4.0;
 }
 
-/* Time + check one configuration; *gb = GB/s, or NAN when the result is wrong. */
-static int measure(struct qn_bench *b, const struct mv_prob *m, const uint32_t *spec, uint32_t nspec, double *ms,
-                   double *gb, double *err, const char **name)
+/* One measured configuration of one problem: what the bench line and the sweep's row for it report. */
+struct mv_meas {
+    uint32_t spec[NSPEC];   /* the specialization constants the pipeline was built with */
+    const char *name;       /* the kernel */
+    double ms, gb, err;     /* min time of one matvec, GB/s (NAN when the result is wrong), max abs error */
+};
+
+/* Time + check spec on m: the one measuring function of --bench and --sweep. */
+static int measure(struct qn_bench *b, const struct mv_prob *m, const uint32_t *spec, struct mv_meas *r)
 {
     int rc = 0;
     qn_pipe *p;
     bool ok = false;
-    QN_TRY(qn_pipe_get(b->v, mv_kernel(m->type), spec, nspec, &p));
-    QN_TRY(time_mv(b, p, m, qn_pipe_spec(p, 1), ms));
-    QN_TRY(check_mv(b, m, &ok, err));
-    *gb = ok ? gbps(prob_bytes(m), *ms) : NAN;
-    if (name) *name = qn_pipe_info(p)->name;
+    QN_TRY(qn_pipe_get(b->v, mv_kernel(m->type), spec, NSPEC, &p));
+    for (uint32_t i = 0; i < NSPEC; i++) r->spec[i] = qn_pipe_spec(p, i);
+    r->name = qn_pipe_info(p)->name;
+    QN_TRY(time_mv(b, p, m, r->spec[1], &r->ms));
+    QN_TRY(check_mv(b, m, &ok, &r->err));
+    r->gb = ok ? gbps(prob_bytes(m), r->ms) : NAN;
+    ok ? b->passed++ : b->failed++;
 done:
     return rc;
 }
 
+/* The line under a measurement: what was counted and how (the bench line and the sweep's board row print the
+ * same, so the two can be compared; tests/cli checks that they agree). */
+static void print_detail(const struct qn_bench *b, const struct mv_prob *m, const struct mv_meas *r)
+{
+    printf("     -> %.1f GB/s (%ux%u: %.1f MiB of weights + vectors per matvec, min of %d after %.0f ms of warm-up; "
+           "%u distinct cop%s in turn; wg %u rows %u unroll %u sgrows %u xsh %u)\n", r->gb, m->rows, m->cols,
+           prob_bytes(m) / 1048576.0, b->iters, b->warm_ms, m->ncopies, m->ncopies > 1 ? "ies" : "y", r->spec[0],
+           r->spec[1], r->spec[2], r->spec[3], r->spec[4]);
+}
+
+/* The lm_head shape of the bench lines and of the sweep's first problem (vocab x hidden). */
+static void lm_head_shape(const struct qn_bench *b, uint32_t *rows, uint32_t *cols)
+{
+    *rows = b->quick ? 4096 : 151936, *cols = 2048;
+}
+
+static uint64_t rotate_bytes(const struct qn_bench *b) { return b->quick ? 4u << 20 : QN_BENCH_ROTATE_BYTES; }
+
 /* ---- the plain --bench lines ---------------------------------------------------------------------- */
 
-static int bench_line(struct qn_bench *b, uint32_t type, uint32_t rows, uint32_t cols, uint64_t rotate)
+/* The ok / FAIL line of a measurement. */
+static void print_verdict(const char *what, const struct mv_meas *r)
+{
+    printf("%-4s %-40s %9.4f ms   max abs err %.2g%s\n", isnan(r->gb) ? "FAIL" : "ok", what, r->ms, r->err,
+           isnan(r->gb) ? " (out of tolerance)" : "");
+}
+
+static int bench_line(struct qn_bench *b, uint32_t type, uint32_t rows, uint32_t cols)
 {
     struct mv_prob m;
-    int rc = prob_create(b, type, rows, cols, rotate, &m);
+    struct mv_meas r;
+    int rc = prob_create(b, type, rows, cols, rotate_bytes(b), &m);
     if (rc < 0) return rc;
-    double ms, gb, err;
-    const char *name;
-    rc = measure(b, &m, board_spec(b, m.type), NSPEC, &ms, &gb, &err, &name);
+    rc = measure(b, &m, board_spec(b, m.type), &r);
     if (rc >= 0) {
         char what[96];
-        snprintf(what, sizeof what, "bench %s %ux%u", name, rows, cols);
-        isnan(gb) ? b->failed++ : b->passed++;
-        printf("%-4s %-40s %9.4f ms   max abs err %.2g%s\n", isnan(gb) ? "FAIL" : "ok", what, ms, err,
-               isnan(gb) ? " (out of tolerance)" : "");
-        printf("     -> %.1f GB/s (%.1f MiB of weights + vectors per matvec, min of %d; %u distinct cop%s in turn)\n",
-               gbps(prob_bytes(&m), ms), prob_bytes(&m) / 1048576.0, b->iters, m.ncopies, m.ncopies > 1 ? "ies" : "y");
+        snprintf(what, sizeof what, "bench %s %ux%u", r.name, rows, cols);
+        print_verdict(what, &r);
+        print_detail(b, &m, &r);
     }
     prob_destroy(b, &m);
     return rc;
@@ -292,16 +344,13 @@ int qn_bench_check(struct qn_bench *b)
     int rc = 0;
     for (size_t i = 0; rc >= 0 && i < sizeof types / sizeof types[0]; i++) {
         struct mv_prob m;
-        double ms, gb, err;
-        const char *name;
+        struct mv_meas r;
         rc = prob_create(b, types[i], 512, 2048, 0, &m);
-        if (rc >= 0) rc = measure(b, &m, board_spec(b, m.type), NSPEC, &ms, &gb, &err, &name);
+        if (rc >= 0) rc = measure(b, &m, board_spec(b, m.type), &r);
         if (rc >= 0) {
             char what[96];
-            snprintf(what, sizeof what, "%s 512x2048", name);
-            isnan(gb) ? b->failed++ : b->passed++;
-            printf("%-4s %-40s %9.4f ms   max abs err %.2g%s\n", isnan(gb) ? "FAIL" : "ok", what, ms, err,
-                   isnan(gb) ? " (out of tolerance)" : "");
+            snprintf(what, sizeof what, "%s 512x2048", r.name);
+            print_verdict(what, &r);
         }
         prob_destroy(b, &m);
     }
@@ -311,12 +360,12 @@ int qn_bench_check(struct qn_bench *b)
 int qn_bench_run(struct qn_bench *b)
 {
     int rc = 0;
-    uint64_t rot = b->quick ? 4u << 20 : QN_BENCH_ROTATE_BYTES;
-    uint32_t vocab = b->quick ? 4096 : 151936;
-    QN_TRY(bench_line(b, QN_GGML_BF16, b->quick ? 1024 : 8192, 2048, rot));
-    QN_TRY(bench_line(b, QN_GGML_BF16, vocab, 2048, rot));
+    uint32_t vocab, hidden;
+    lm_head_shape(b, &vocab, &hidden);
+    QN_TRY(bench_line(b, QN_GGML_BF16, b->quick ? 1024 : 8192, hidden));
+    QN_TRY(bench_line(b, QN_GGML_BF16, vocab, hidden));
     static const uint32_t qtypes[] = { QN_GGML_Q8_0, QN_GGML_Q6_K, QN_GGML_Q5_K, QN_GGML_Q4_K, QN_GGML_Q4_0 };
-    for (size_t i = 0; i < sizeof qtypes / sizeof qtypes[0]; i++) QN_TRY(bench_line(b, qtypes[i], vocab, 2048, rot));
+    for (size_t i = 0; i < sizeof qtypes / sizeof qtypes[0]; i++) QN_TRY(bench_line(b, qtypes[i], vocab, hidden));
     QN_TRY(bench_copies(b, b->quick ? 16u << 20 : 1u << 30));
 done:
     return rc;
@@ -331,9 +380,9 @@ static const struct sweep_grid grid_bf16 = { { { 64, 128, 256, 512 }, { 1, 2, 4,
 /* block formats: 8 warps x 1-4 rows each, or 4 warps; 1-4 rows per subgroup sharing each x run; x staged or not */
 static const struct sweep_grid grid_quant = { { { 128, 256 }, { 4, 8, 16, 32 }, { 1, 2, 4 }, { 1, 2, 4 }, { 0, 1024 } },
                                               { 2, 4, 3, 3, 2 } };
-static const struct sweep_grid grid_quick = { { { 64 }, { 1, 4 }, { 1, 4 }, { 1, 2 }, { 0, 1024 } }, { 1, 2, 2, 2, 2 } };
+static const struct sweep_grid grid_quick = { { { 64 }, { 1, 4 }, { 1 }, { 1, 2 }, { 0, 1024 } }, { 1, 2, 1, 2, 2 } };
 
-struct sweep_res { uint32_t spec[NSPEC]; double gb[3]; double score; };
+struct sweep_res { uint32_t spec[NSPEC]; double gb[3]; double score; bool board; };
 
 static int cmp_res(const void *a, const void *b)
 {
@@ -353,44 +402,70 @@ static bool cfg_valid(struct qn_bench *b, const uint32_t *s)
     return s[3] <= s[1] && s[0] <= c->max_wg_invocations && s[0] <= c->max_wg_size[0] && shared <= c->max_shared;
 }
 
-/* Every valid grid point on the three problems; prints one line each, then the best. */
-static int sweep_kernel(struct qn_bench *b, const struct sweep_grid *g, struct mv_prob *pr, const char *kname)
+/* One sweep row: spec on the three problems (measure(), as the bench lines), printed; the board's row also gets
+ * the bench line's detail for the first problem (the lm_head shape of the bench lines). */
+static int sweep_row(struct qn_bench *b, struct mv_prob *pr, const char *kname, struct sweep_res *r)
 {
     int rc = 0;
-    uint32_t total = 1, nres = 0;
-    for (uint32_t a = 0; a < NSPEC; a++) total *= g->n[a];
-    struct sweep_res *res = calloc(total, sizeof *res);
-    if (!res) return qn_fail(-ENOMEM, "out of memory");
-    for (uint32_t i = 0; i < total; i++) {
-        struct sweep_res *r = &res[nres];
-        for (uint32_t a = 0, k = i; a < NSPEC; k /= g->n[a], a++) r->spec[a] = g->v[a][k % g->n[a]];
-        if (!cfg_valid(b, r->spec)) continue;
-        print_cfg("sweep", kname, r->spec);
-        r->score = 0;
-        for (int s = 0; s < 3; s++) {
-            double ms, err;
-            QN_TRY(measure(b, &pr[s], r->spec, NSPEC, &ms, &r->gb[s], &err, NULL));
-            isnan(r->gb[s]) ? b->failed++ : b->passed++;
-            r->score += log(isnan(r->gb[s]) ? 1e-9 : r->gb[s]) / 3;
-            printf(" %ux%u %7.1f%s", pr[s].rows, pr[s].cols, r->gb[s], isnan(r->gb[s]) ? " (WRONG RESULT)" : "");
-        }
-        printf(" GB/s\n");
-        fflush(stdout);
-        r->score = exp(r->score);
-        nres++;
+    struct mv_meas m[3];
+    double logsum = 0;
+    for (int s = 0; s < 3; s++) {
+        QN_TRY(measure(b, &pr[s], r->spec, &m[s]));
+        r->gb[s] = m[s].gb;
+        logsum += log(isnan(r->gb[s]) ? 1e-9 : r->gb[s]) / 3;
     }
+    memcpy(r->spec, m[0].spec, sizeof r->spec); /* the values applied */
+    r->score = exp(logsum);
+    print_cfg("sweep", kname, r->spec);
+    for (int s = 0; s < 3; s++)
+        printf(" %ux%u %7.1f%s", pr[s].rows, pr[s].cols, r->gb[s], isnan(r->gb[s]) ? " (WRONG RESULT)" : "");
+    printf(" GB/s%s\n", r->board ? " (board)" : "");
+    if (r->board) print_detail(b, &pr[0], &m[0]);
+    fflush(stdout);
+done:
+    return rc;
+}
+
+/* The best rows by geometric mean and on each problem, and where the board's row ranks. */
+static void sweep_report(struct sweep_res *res, uint32_t nres, const struct mv_prob *pr, const char *kname)
+{
     qsort(res, nres, sizeof *res, cmp_res);
     for (uint32_t i = 0; i < nres && i < 5; i++) {
         print_cfg("best ", kname, res[i].spec);
         printf(" geometric mean %.1f GB/s (%.1f / %.1f / %.1f)\n", res[i].score, res[i].gb[0], res[i].gb[1], res[i].gb[2]);
     }
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < 3 && nres; s++) {
         uint32_t bi = 0;
         for (uint32_t i = 1; i < nres; i++) if (res[i].gb[s] > res[bi].gb[s]) bi = i;
-        if (!nres) break;
         print_cfg("best ", kname, res[bi].spec);
         printf(" on %ux%u: %.1f GB/s\n", pr[s].rows, pr[s].cols, res[bi].gb[s]);
     }
+    for (uint32_t i = 0; i < nres; i++)
+        if (res[i].board) {
+            print_cfg("board", kname, res[i].spec);
+            printf(" geometric mean %.1f GB/s (%.1f / %.1f / %.1f), rank %u of %u\n", res[i].score, res[i].gb[0],
+                   res[i].gb[1], res[i].gb[2], i + 1, nres);
+        }
+}
+
+/* The board's configuration (the bench lines'), then every other valid grid point, on the three problems. */
+static int sweep_kernel(struct qn_bench *b, const struct sweep_grid *g, struct mv_prob *pr, const char *kname)
+{
+    int rc = 0;
+    uint32_t total = 1, nres = 0;
+    for (uint32_t a = 0; a < NSPEC; a++) total *= g->n[a];
+    struct sweep_res *res = calloc(total + 1, sizeof *res);
+    if (!res) return qn_fail(-ENOMEM, "out of memory");
+    const uint32_t *bs = board_spec(b, pr[0].type);
+    for (uint32_t i = 0; i <= total; i++) {
+        struct sweep_res *r = &res[nres];
+        if (i == 0) memcpy(r->spec, bs, sizeof r->spec), r->board = true;
+        else for (uint32_t a = 0, k = i - 1; a < NSPEC; k /= g->n[a], a++) r->spec[a] = g->v[a][k % g->n[a]];
+        if (i && (!cfg_valid(b, r->spec) || !memcmp(r->spec, res[0].spec, sizeof r->spec))) continue;
+        QN_TRY(sweep_row(b, pr, kname, r));
+        nres++;
+    }
+    sweep_report(res, nres, pr, kname);
 done:
     free(res);
     return rc;
@@ -411,23 +486,23 @@ static bool sweep_selected(const struct qn_bench *b, const char *name)
 
 int qn_bench_sweep(struct qn_bench *b)
 {
-    /* lm_head, linear-attention in_proj (qkvz + ba fused: 12352 rows) and an out projection (4096 -> 2048) */
-    static const uint32_t shapes[3][2] = { { 151936, 2048 }, { 12352, 2048 }, { 2048, 4096 } };
-    static const uint32_t quick_shapes[3][2] = { { 4096, 256 }, { 772, 256 }, { 128, 512 } };
+    /* lm_head (the bench lines' shape), linear-attention in_proj (qkvz + ba fused: 12352 rows) and an out
+     * projection (4096 -> 2048) */
+    uint32_t shapes[3][2] = { { 0, 0 }, { 12352, 2048 }, { 2048, 4096 } };
+    if (b->quick) shapes[1][0] = 772, shapes[1][1] = 256, shapes[2][0] = 128, shapes[2][1] = 512;
+    lm_head_shape(b, &shapes[0][0], &shapes[0][1]);
     static const uint32_t types[] = { QN_GGML_BF16, QN_GGML_Q4_K, QN_GGML_Q6_K, QN_GGML_Q8_0, QN_GGML_Q5_K,
                                       QN_GGML_Q4_0 };
-    uint64_t rot = b->quick ? 4u << 20 : QN_BENCH_ROTATE_BYTES;
-    printf("sweep: GB/s of weights + x + y per matvec, min of %d runs, each problem rotating over >= %llu MiB of\n"
-           "distinct weights with a barrier between matvecs; spec constants: wg (workgroup size), rows (rows per\n"
-           "workgroup), unroll, sgrows (rows per subgroup), xsh (x staged in shared memory, vec4s)\n",
-           b->iters, (unsigned long long)(rot >> 20));
+    printf("sweep: GB/s of weights + x + y per matvec, min of %d runs after %.0f ms of warm-up, each problem rotating\n"
+           "over >= %llu MiB of distinct weights with a barrier between matvecs (measured as the bench lines); spec\n"
+           "constants: wg (workgroup size), rows (rows per workgroup), unroll, sgrows (rows per subgroup), xsh (x staged\n"
+           "in shared memory, vec4s); the first row of each kernel is the board's (the bench lines' layout)\n",
+           b->iters, b->warm_ms, (unsigned long long)(rotate_bytes(b) >> 20));
     int rc = 0;
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         if (!sweep_selected(b, qn_kernel_infos[mv_kernel(types[t])].name)) continue;
         struct mv_prob pr[3] = { { 0 } };
-        for (int s = 0; s < 3 && rc >= 0; s++)
-            rc = prob_create(b, types[t], b->quick ? quick_shapes[s][0] : shapes[s][0], b->quick ? quick_shapes[s][1] : shapes[s][1],
-                             rot, &pr[s]);
+        for (int s = 0; s < 3 && rc >= 0; s++) rc = prob_create(b, types[t], shapes[s][0], shapes[s][1], rotate_bytes(b), &pr[s]);
         if (rc >= 0)
             rc = sweep_kernel(b, b->quick ? &grid_quick : t == 0 ? &grid_bf16 : &grid_quant, pr,
                               qn_kernel_infos[mv_kernel(types[t])].name);

@@ -4,9 +4,12 @@
  *
  * Honesty rules: weights of one measured matrix set exceed the GPU's L2 many times (a matrix smaller than
  * QN_BENCH_ROTATE_BYTES is replicated into N distinct copies that are multiplied in turn, with a barrier
- * between dispatches as in a decode step); times are the minimum over `iters` runs after a warm-up run;
+ * between dispatches as in a decode step); times are the minimum over `iters` runs that follow, in the same
+ * submission, about `warm_ms` of the same work (a GPU that idled while a pipeline compiled or a result was
+ * read back runs at low clocks for a while: without it the sweep read 3x below the bench lines on an H100);
  * GB/s counts bytes that must cross the memory bus once (weights + x + y); every result is checked
- * against the C reference, so a fast but wrong configuration is reported as FAIL. */
+ * against the C reference, so a fast but wrong configuration is reported as FAIL. The bench lines and the
+ * sweep share one measuring function, and the sweep's first row per kernel is the bench lines' layout. */
 #ifndef QN_BENCH_MV_H
 #define QN_BENCH_MV_H
 
@@ -17,12 +20,15 @@
 #include "vk.h"
 
 #define QN_BENCH_ROTATE_BYTES (256ull << 20) /* >= 5x the 50 MB L2 of an H100 */
+#define QN_BENCH_WARM_MS 50.0            /* default warm-up of --bench / --sweep (env QNEXT_BENCH_WARM_MS) */
+#define QN_BENCH_WARM_DISPATCHES 20000u  /* at most this many dispatches of warm-up per measurement */
 
 struct qn_bench {
     qn_vk *v;
     qn_cmd *cmd;
     qn_rng *rng;
     int iters;              /* timed runs (the minimum is reported) */
+    double warm_ms;         /* GPU time of the same matvecs before the timed runs (0: one matvec) */
     bool quick;             /* small shapes (CI / lavapipe) */
     const char *sweep_only; /* --sweep: only kernels whose name contains one of these comma-separated words */
     uint32_t spec[2][5];    /* board tuning (qn_board tune.mv_spec): [0] matvec bf16, [1] block formats */
@@ -35,9 +41,9 @@ int qn_bench_check(struct qn_bench *b);
 /* The plain --bench lines: matvec bf16 on a layer shape and the lm_head, the quantized matvecs on the
  * lm_head shape, vkCmdCopyBuffer and the copy kernel. */
 int qn_bench_run(struct qn_bench *b);
-/* --sweep: every matvec kernel over a grid of (workgroup size, rows per workgroup, unroll, rows per
- * subgroup, x staging) on the lm_head and two per-layer shapes; one line per configuration and the best
- * ones at the end. */
+/* --sweep: every matvec kernel over the board's layout and a grid of (workgroup size, rows per workgroup,
+ * unroll, rows per subgroup, x staging) on the lm_head and two per-layer shapes; one line per configuration
+ * (the board's first, with the bench line's detail) and the best ones at the end. */
 int qn_bench_sweep(struct qn_bench *b);
 
 #endif

@@ -37,13 +37,16 @@ static const char help[] =
     "                         smaller than 256 MiB are replicated and multiplied in turn, so L2 cannot hold them\n"
     "      --sweep            with --bench: every matvec kernel over a grid of specialization constants (wg,\n"
     "                         rows, unroll, sgrows, xsh) on 151936x2048, 12352x2048 and 2048x4096; one line\n"
-    "                         per configuration, then the best (for tuning boards/*.json)\n"
+    "                         per configuration (the first is the board's, measured as the --bench line), then\n"
+    "                         the best (for tuning boards/*.json) and the board's rank\n"
     "      --sweep-only LIST  with --sweep: only the kernels whose name contains one of the comma-separated\n"
     "                         words (e.g. q4_k,q6_k or q); the --bench lines run as usual\n"
     "      --quick            with --bench: small shapes (for CI)\n"
     "  -v, --verbose          more log output\n"
     "  -h, --help             this text\n\n"
-    "QNEXT_VALIDATION=1 runs under the Khronos validation layer; any validation message fails the selftest.\n";
+    "QNEXT_VALIDATION=1 runs under the Khronos validation layer; any validation message fails the selftest.\n"
+    "QNEXT_BENCH_WARM_MS=MS: GPU time of the same matvecs before each --bench / --sweep measurement (default 50,\n"
+    "0 with --quick; 0 = one matvec, as before: the sweep then reads low on GPUs that clock down when idle).\n";
 
 struct st {
     qn_vk *v;
@@ -243,7 +246,9 @@ done:
 static int run_bench(struct st *s, bool check, bool bench, bool quick, bool sweep)
 {
     struct qn_bench b = { .v = s->v, .cmd = s->cmd, .rng = &s->rng, .iters = s->iters, .quick = quick,
-                          .sweep_only = s->sweep_only };
+                          .sweep_only = s->sweep_only, .warm_ms = bench && !quick ? QN_BENCH_WARM_MS : 0 };
+    const char *w = getenv("QNEXT_BENCH_WARM_MS");
+    if (w && bench) b.warm_ms = atof(w);
     memcpy(b.spec, s->board.tune.mv_spec, sizeof b.spec);
     int rc = check ? qn_bench_check(&b) : 0;
     if (rc >= 0 && bench) rc = qn_bench_run(&b);

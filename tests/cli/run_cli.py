@@ -28,6 +28,9 @@ CASES = {
     'devices_malformed_board': (['devices', '--board', '@MALFORMED@'], {}, 'nonzero', 'not valid JSON', None),
     'selftest': (['selftest', '--iters', '2'], {}, 0, '0 failed, 0 validation message(s)', None),
     'selftest_bench_quick': (['selftest', '--bench', '--quick', '--iters', '2'], {}, 0, 'GB/s', None),
+    # the sweep's board row measures what the bench line measures (same spec values, bytes, copies, runs)
+    'selftest_sweep_board': (['selftest', '--bench', '--sweep', '--quick', '--sweep-only', 'q4_k', '--iters', '1'], {}, 0,
+                             '(board)', 'sweep_board'),
     'selftest_help': (['selftest', '--help'], {}, 0, 'usage: qnext selftest', None),
     'selftest_no_driver': (['selftest'], {'VK_DRIVER_FILES': '/nonexistent/icd.json',
                                           'VK_ICD_FILENAMES': '/nonexistent/icd.json'}, 'nonzero', 'no Vulkan device', None),
@@ -41,6 +44,34 @@ CASES = {
     'selftest_no_layer': (['selftest'], {'QNEXT_VALIDATION': '1', 'VK_LAYER_PATH': '/nonexistent'}, 77,
                           'not installed', None),
 }
+
+
+def sweep_board_problems(out):
+    """The detail line under `bench matvec_q4_k <lm_head>` and under the sweep's board row of matvec_q4_k must
+    agree but for the GB/s figure: one measuring function, the same layout, bytes, copies and runs."""
+    lines = out.splitlines()
+
+    def detail_after(pred):
+        for i, l in enumerate(lines[:-1]):
+            if pred(l) and lines[i + 1].lstrip().startswith('->'):
+                d = lines[i + 1].split('GB/s', 1)
+                return d[1].strip() if len(d) == 2 else None
+        return None
+    bench = detail_after(lambda l: l.split()[1:3] == ['bench', 'matvec_q4_k'] if len(l.split()) > 2 else False)
+    board_row = [l for l in lines if l.startswith('sweep matvec_q4_k') and l.endswith('(board)')]
+    sweep = detail_after(lambda l: l.startswith('sweep matvec_q4_k') and l.endswith('(board)'))
+    problems = []
+    if not bench:
+        problems.append('no detail line under "bench matvec_q4_k"')
+    if not sweep or len(board_row) != 1:
+        problems.append('not exactly one sweep row of matvec_q4_k marked (board), with a detail line')
+    if bench and sweep and bench != sweep:
+        problems.append(f'bench measured "{bench}", the sweep\'s board row "{sweep}"')
+    if board_row and sweep:  # the row's own spec columns are the layout in its detail line
+        cols = board_row[0].split('|')[0].split()[2:]
+        if ' '.join(cols) not in sweep:
+            problems.append(f'the board row says "{" ".join(cols)}", its detail "{sweep}"')
+    return problems
 
 
 def main():
@@ -71,6 +102,8 @@ def main():
                 problems.append('JSON is not a non-empty array whose first device has board "lavapipe"')
         except ValueError as e:
             problems.append(f'stdout is not valid JSON: {e}')
+    if check == 'sweep_board':
+        problems += sweep_board_problems(p.stdout)
     for m in problems:
         print('FAIL:', m)
     return 1 if problems else 0
