@@ -392,15 +392,21 @@ static void job_finish(struct qn_mst *s, int j, uint64_t x)
 /* A piece arrived (or failed): record its copy into the open batch; finish the job after its last piece. */
 static void on_piece(struct qn_mst *s, const struct qn_io_cqe *c)
 {
-    int j = (int)(c->tag >> 32), i = (int)(c->tag & 0xffffffffu), p;
+    int j = (int)(c->tag >> 32), i = (int)(c->tag & 0xffffffffu), p = 0;
     struct job *jb = &s->job[j];
-    uint64_t at, len;
+    uint64_t at = 0, len = 0;
     if (c->status < 0 && !jb->status) {
         jb->status = c->status;
         snprintf(jb->msg, sizeof jb->msg, "%s", c->msg);
     } else if (!c->status && !jb->status && jb->entry >= 0) {
         const struct qn_es_part *pt = qn_es_parts(s->es, jb->layer, jb->expert);
-        piece_at(s, pt, i, &p, &at, &len);
+        if (!piece_at(s, pt, i, &p, &at, &len)) {   /* tags come from job_reads: cannot happen */
+            jb->status = qn_fail(-EFAULT, "streaming: piece %d of layer %d expert %d does not exist", i, jb->layer,
+                                 jb->expert);
+            snprintf(jb->msg, sizeof jb->msg, "%s", qn_errmsg());
+            if (--jb->left == 0 && !jb->in_batch) job_finish(s, j, 0);
+            return;
+        }
         uint64_t off, src = (uint64_t)jb->entry * s->entry + qn_es_entry_off(s->es, (int)pt[p].set) + pt[p].slot_off + at;
         qn_buf *dst = slot_dst(s->m, pt[p].set, (uint32_t)jb->slot, &off);
         int rc = batch_copy(s, src, dst, off + pt[p].slot_off + at, len);
