@@ -63,8 +63,8 @@ static bool experts_use_q(const qn_model *m, int part, int i)
 /* Tensor-core prefill (qmatmul_cm.comp, moe_qgrouped_cm.comp): the policy (QN_FWD_CM_*) of tune.coopmat or env
  * QNEXT_COOPMAT (0, blocks, 1), when the device has VK_NV_cooperative_matrix with the 16x16x16 f16/f32 shape
  * (caps.c) and subgroups of 32; else QN_FWD_CM_OFF. The dense tile (spec WG, BM, BN, BK) is 64 x 64 x 32
- * (WG 128), or env QNEXT_CM_TILE=BM,BN,BK (multiples of 32, 32, 16). */
-static int use_coopmat(const qn_fwd *f, uint32_t spec[5])
+ * (WG 128), or env QNEXT_CM_TILE=BM,BN,BK[,NBUF] (multiples of 32, 32, 16; NBUF 1 or 2 shared tile buffers). */
+static int use_coopmat(const qn_fwd *f, uint32_t spec[6])
 {
     const struct qn_caps *c = qn_vk_caps(f->v);
     const char *e = getenv("QNEXT_COOPMAT"), *t = getenv("QNEXT_CM_TILE");
@@ -78,19 +78,22 @@ static int use_coopmat(const qn_fwd *f, uint32_t spec[5])
                 "(or 32-wide subgroups): the f32-FMA kernels run", c->name);
         return false;
     }
-    unsigned bm = 64, bn = 64, bk = 32;
-    if (t && (sscanf(t, "%u,%u,%u", &bm, &bn, &bk) != 3 || !bm || !bn || !bk || bm % 32 || bn % 32 || bk % 16 ||
-              (bm / 32) * (bn / 32) * 32 > c->max_wg_invocations)) {
-        QN_WARN("QNEXT_CM_TILE=%s: want BM,BN,BK with BM, BN multiples of 32 and BK of 16; using 64,64,32", t);
-        bm = 64, bn = 64, bk = 32;
+    unsigned bm = 64, bn = 64, bk = 32, nb = 1;
+    int n = t ? sscanf(t, "%u,%u,%u,%u", &bm, &bn, &bk, &nb) : 0;
+    if (t && ((n != 3 && n != 4) || !bm || !bn || !bk || bm % 32 || bn % 32 || bk % 16 || (nb != 1 && nb != 2) ||
+              (bm / 32) * (bn / 32) * 32 > c->max_wg_invocations ||
+              2 * nb * (bm + bn) * (bk + 8) + (bm / 32) * (bn / 32) * 32 * 40 > c->max_shared)) {
+        QN_WARN("QNEXT_CM_TILE=%s: want BM,BN,BK[,NBUF] with BM, BN multiples of 32, BK of 16, NBUF 1 or 2, within %u bytes "
+                "of shared memory; using 64,64,32,1", t, c->max_shared);
+        bm = 64, bn = 64, bk = 32, nb = 1;
     }
-    spec[0] = (bm / 32) * (bn / 32) * 32, spec[1] = bm, spec[2] = bn, spec[3] = bk, spec[4] = c->coopmat_nv_n;
+    spec[0] = (bm / 32) * (bn / 32) * 32, spec[1] = bm, spec[2] = bn, spec[3] = bk, spec[4] = c->coopmat_nv_n, spec[5] = nb;
     return want;
 }
 
 /* The tensor-core pipelines of policy f->coopmat with the dense tile cmt (use_coopmat), the 128 x 128 tile where
  * the device fits it, and the grouped block experts; then the self-checks. 0 or a negative code. */
-static int cm_pipes(qn_fwd *f, const uint32_t cmt[5])
+static int cm_pipes(qn_fwd *f, const uint32_t cmt[6])
 {
     const qn_model *m = f->m;
     static const enum qn_kernel cmm[3] = { QN_K_MATMUL_CM_BF16, QN_K_MATMUL_CM_F16, QN_K_MATMUL_CM_F32 };
@@ -99,19 +102,19 @@ static int cm_pipes(qn_fwd *f, const uint32_t cmt[5])
     int rc = 0;
     for (int i = 0; !rc && i < 8; i++)
         if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
-            rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 5, cmt);
+            rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 6, cmt);
     static const enum qn_kernel gcm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
                                            QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
                                            QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
     static const enum qn_kernel dcm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
                                            QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
                                            QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
-    const uint32_t big[5] = { 512, 128, 128, 32, cmt[4] }; /* 40 KB of shared memory */
+    const uint32_t big[6] = { 512, 128, 128, 32, cmt[4], 1 }; /* 40 KB of shared memory */
     bool two = !getenv("QNEXT_CM_TILE") && qn_vk_caps(f->v)->max_wg_invocations >= 512 &&
                qn_vk_caps(f->v)->max_shared >= 40960;
     for (int i = 0; !rc && two && i < 8; i++)
         if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
-            rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cmb[i] : &f->qmatmul_cmb[i - 3], 5, big);
+            rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cmb[i] : &f->qmatmul_cmb[i - 3], 6, big);
     uint32_t gs[QN_CM_MOE_NSPEC], ds[QN_CM_MOE_NSPEC]; /* grouped experts: qn_cm_moe_spec (QNEXT_CM_MOE_TILE) */
     qn_cm_moe_spec(qn_vk_caps(f->v), m->qexp_up_off, gs);
     qn_cm_moe_spec(qn_vk_caps(f->v), 0, ds);
@@ -121,9 +124,9 @@ static int cm_pipes(qn_fwd *f, const uint32_t cmt[5])
         if (!rc && experts_use_q(m, 2, i)) rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], QN_CM_MOE_NSPEC, ds);
     }
     qn_pipe *chk = NULL; /* the pipelines compiled: do they compute? (both tiles) */
-    if (!rc) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, cmt);
+    if (!rc) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 6, cmt);
     if (!rc) rc = qn_cm_selfcheck(f->v, chk);
-    if (!rc && two) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 5, big);
+    if (!rc && two) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 6, big);
     if (!rc && two) rc = qn_cm_selfcheck(f->v, chk);
     bool bexp = false;
     for (int l = 0; l < m->c.num_layers; l++) bexp = bexp || m->L[l].exp_qtype[0];
@@ -136,7 +139,7 @@ static int cm_pipes(qn_fwd *f, const uint32_t cmt[5])
 static void make_cm_pipes(qn_fwd *f)
 {
     const qn_model *m = f->m;
-    uint32_t cmt[5];
+    uint32_t cmt[6];
     f->coopmat = use_coopmat(f, cmt);
     bool blocks = false; /* any GGUF block weights or experts for the BLOCKS policy to put on tensor cores? */
     for (int i = 0; i < 5; i++) blocks = blocks || model_uses_q(m, i);
@@ -153,8 +156,8 @@ static void make_cm_pipes(qn_fwd *f)
         memset(f->qmatmul_cmb, 0, sizeof f->qmatmul_cmb);
         f->coopmat = QN_FWD_CM_OFF;
     } else {
-        QN_INFO("prefill matmuls of %s on tensor cores (VK_NV_cooperative_matrix, tile %ux%ux%u)",
-                f->coopmat == QN_FWD_CM_ALL ? "every weight" : "GGUF block weights", cmt[1], cmt[2], cmt[3]);
+        QN_INFO("prefill matmuls of %s on tensor cores (VK_NV_cooperative_matrix, tile %ux%ux%u, %u buffers)",
+                f->coopmat == QN_FWD_CM_ALL ? "every weight" : "GGUF block weights", cmt[1], cmt[2], cmt[3], cmt[5]);
     }
 }
 

@@ -18,16 +18,18 @@
 //           3 BK k per step (a multiple of 16, default 32)
 //           4 CN fragment width along the outputs: 16 (the 16x16x16 shape, default) or 8 (16x8x16), whichever
 //             the device lists (caps->coopmat_nv_n)
+//           5 NBUF shared tile buffers: 1 (default: two barriers per k-step) or 2 (the next step is decoded into
+//             the other buffer after the multiplies; one barrier per k-step; twice the tile memory)
 // Dispatch: ceil(M / BM) * ceil(N / BN) groups (qn_vk_grid), tile (g / nbn, g % nbn) as matmul.comp.
 // Subgroup s owns the 32 x 32 outputs at (32 (s / (BN / 32)), 32 (s % (BN / 32))) of the tile: 2 x 2
 // accumulator fragments of 16 x 16 (2 x 4 of 16 x 8 when CN = 8). Per k-step: invocations load 8-weight groups
 // and 4-float X runs into registers
 // (the next step's while the current one multiplies), decode / convert them to f16 in shared memory (row-
-// major [row][k], rows padded to BK + 8 halves), then each subgroup loads 2 A fragments (X rows) and 2 B
+// major [row][k], rows padded to BK + 8 halves, 8 halves per uvec4 store), then each subgroup loads 2 A fragments (X rows) and 2 B
 // fragments (W rows, read column-major as W^T) per 16 of k and does 4 (CN 8: 8) multiply-adds. Each accumulator goes
 // through a 16 x 16 shared block of its subgroup to Y (bounds, accumulate flag). Fixed summation order per output (the fragments'
-// k order), independent of the dispatch. Shared memory: (BM + BN) (BK + 8) halves + QN_WG / 2 * 20 floats
-// (64 x 64 x 32: 20 KB; 128 x 128 x 32: 40 KB).
+// k order), independent of the dispatch. Shared memory: NBUF (BM + BN) (BK + 8) halves + QN_WG / 2 * 20 floats
+// (64 x 64 x 32: 20 KB, NBUF 2: 30 KB; 128 x 128 x 32: 40 KB).
 // Accuracy: X and the decoded weights are rounded to f16 (11-bit significand; |X| is clamped to 65504),
 // products and sums are f32: relative error ~5e-4 of sum |w x| per output (test_qmatmul measures it).
 #extension GL_GOOGLE_include_directive : require
@@ -42,6 +44,7 @@ layout(constant_id = 1) const uint BM = 64;
 layout(constant_id = 2) const uint BN = 64;
 layout(constant_id = 3) const uint BK = 32;
 layout(constant_id = 4) const uint CN = 16; // fragment width along the outputs: 16 (16x16x16) or 8 (16x8x16)
+layout(constant_id = 5) const uint NBUF = 1; // shared tile buffers (1 or 2)
 #include "pc.h"
 #include "grid.glsl"
 
@@ -81,32 +84,40 @@ void qt_decode(qt_raw r, uint rb, uint e, out vec4 a, out vec4 b) { qn_f16x8(r.a
 const uint NB = 32u / CN;                           // B fragments per subgroup (2 or 4)
 
 const uint SK = BK + 8u;          // halves per shared row (a multiple of 8: 16-byte aligned rows)
+const uint SK4 = SK / 8u;         // uvec4 per shared row
 const uint SC = 20u;              // floats per row of a subgroup's 16 x 16 output staging block
-shared float16_t Xs[BM * SK];     // X tile, element (m, k) at m * SK + k
-shared float16_t Ws[BN * SK];     // W tile, element (n, k) at n * SK + k
+shared uvec4 Xs[NBUF * BM * SK4]; // X tile of buffer b, element (m, k) at half (b BM + m) SK + k
+shared uvec4 Ws[NBUF * BN * SK4]; // W tile of buffer b, element (n, k) at half (b BN + n) SK + k
 shared float Cs[QN_WG / 2u * SC];  // per subgroup (QN_WG / 32 of them) a 16 x SC block: accumulators on the way out
 
-const uint XR = BK / 4u;                                // 4-float runs per X tile row and step
+const uint XR = BK / 8u;                                // 8-float runs per X tile row and step
 const uint WR = BK / 8u;                                // 8-weight groups per W tile row and step
 const uint XPT = (BM * XR + QN_WG - 1u) / QN_WG;
 const uint WPT = (BN * WR + QN_WG - 1u) / QN_WG;
-vec4 xr[XPT];
+vec4 xr[XPT][2];
 qt_raw wr[WPT];
 uint g_m0, g_n0, g_rowb;
 bool g_xvec;
 
+vec4 x_run4(uint m, uint kc) // X[g_m0 + m, kc .. kc + 4), zeros outside
+{
+    vec4 v = vec4(0.0);
+    if (g_m0 + m < pc.M && kc < pc.K) {
+        uint o = pc.x_off + (g_m0 + m) * pc.ldx + kc;
+        if (g_xvec) v = x4[o / 4u];
+        else
+            for (uint c = 0u; c < 4u; c++) v[c] = kc + c < pc.K ? x1[o + c] : 0.0;
+    }
+    return v;
+}
+
 void fetch(uint k0, uint lid) // global memory -> registers (loads only)
 {
     for (uint i = 0u; i < XPT; i++) {
-        uint idx = lid + i * QN_WG, m = idx / XR, kc = k0 + (idx % XR) * 4u;
-        vec4 v = vec4(0.0);
-        if (idx < BM * XR && g_m0 + m < pc.M && kc < pc.K) {
-            uint o = pc.x_off + (g_m0 + m) * pc.ldx + kc;
-            if (g_xvec) v = x4[o / 4u];
-            else
-                for (uint c = 0u; c < 4u; c++) v[c] = kc + c < pc.K ? x1[o + c] : 0.0;
-        }
-        xr[i] = v;
+        uint idx = lid + i * QN_WG, m = idx / XR, kc = k0 + (idx % XR) * 8u;
+        bool ok = idx < BM * XR;
+        xr[i][0] = ok ? x_run4(m, kc) : vec4(0.0);
+        xr[i][1] = ok ? x_run4(m, kc + 4u) : vec4(0.0);
     }
     for (uint i = 0u; i < WPT; i++) {
         uint idx = lid + i * QN_WG, n = idx / WR, kc = k0 + (idx % WR) * 8u;
@@ -114,23 +125,27 @@ void fetch(uint k0, uint lid) // global memory -> registers (loads only)
     }
 }
 
-void store(uint k0, uint lid) // registers -> f16 shared tiles
+// 8 values as 8 halves (the same f32 -> f16 conversion as a float16_t() of each)
+uvec4 f16x8(vec4 a, vec4 b)
+{
+    return uvec4(packFloat2x16(f16vec2(a.xy)), packFloat2x16(f16vec2(a.zw)), packFloat2x16(f16vec2(b.xy)),
+                 packFloat2x16(f16vec2(b.zw)));
+}
+
+void store(uint k0, uint lid, uint buf) // registers -> f16 shared tiles of buffer buf
 {
     for (uint i = 0u; i < XPT; i++) {
-        uint idx = lid + i * QN_WG, m = idx / XR, kc = (idx % XR) * 4u;
+        uint idx = lid + i * QN_WG, m = idx / XR;
         if (idx >= BM * XR) break;
-        vec4 v = clamp(xr[i], vec4(-65504.0), vec4(65504.0));
-        for (uint c = 0u; c < 4u; c++) Xs[m * SK + kc + c] = float16_t(v[c]);
+        Xs[(buf * BM + m) * SK4 + idx % XR] = f16x8(clamp(xr[i][0], vec4(-65504.0), vec4(65504.0)),
+                                                    clamp(xr[i][1], vec4(-65504.0), vec4(65504.0)));
     }
     for (uint i = 0u; i < WPT; i++) {
         uint idx = lid + i * QN_WG, n = idx / WR, kc = (idx % WR) * 8u;
         if (idx >= BN * WR) break;
         vec4 a = vec4(0.0), b = vec4(0.0);
         if (g_n0 + n < pc.N && k0 + kc < pc.K) qt_decode(wr[i], (g_n0 + n) * g_rowb, k0 + kc, a, b);
-        for (uint c = 0u; c < 4u; c++) {
-            Ws[n * SK + kc + c] = float16_t(a[c]);
-            Ws[n * SK + kc + 4u + c] = float16_t(b[c]);
-        }
+        Ws[(buf * BN + n) * SK4 + idx % WR] = f16x8(a, b);
     }
 }
 
@@ -153,22 +168,26 @@ void main()
     CMC acc[8]; // acc[4i + j]: tokens wm + 16i .., rows wn + CN j .. (j < NB)
     [[unroll]] for (uint i = 0u; i < 8u; i++) acc[i] = CMC(0.0);
     fetch(0u, lid);
+    store(0u, lid, 0u);
+    barrier();
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        store(k0, lid);
-        barrier();
-        if (k0 + BK < pc.K) fetch(k0 + BK, lid); // in flight during the multiplies below
+        uint cur = NBUF == 2u ? (k0 / BK) & 1u : 0u;
+        bool more = k0 + BK < pc.K;
+        if (more) fetch(k0 + BK, lid); // in flight during the multiplies below
         for (uint kk = 0u; kk < BK; kk += 16u) {
             CMA a0, a1;
-            coopMatLoadNV(a0, Xs, wm * SK + kk, SK, false);
-            coopMatLoadNV(a1, Xs, (wm + 16u) * SK + kk, SK, false);
+            coopMatLoadNV(a0, Xs, (cur * BM + wm) * SK4 + kk / 8u, SK4, false);
+            coopMatLoadNV(a1, Xs, (cur * BM + wm + 16u) * SK4 + kk / 8u, SK4, false);
             [[unroll]] for (uint j = 0u; j < 4u; j++) {
                 if (j >= NB) break; // specialization constant
                 CMB b;
-                coopMatLoadNV(b, Ws, (wn + CN * j) * SK + kk, SK, true);
+                coopMatLoadNV(b, Ws, (cur * BN + wn + CN * j) * SK4 + kk / 8u, SK4, true);
                 acc[j] = coopMatMulAddNV(a0, b, acc[j]);
                 acc[4u + j] = coopMatMulAddNV(a1, b, acc[4u + j]);
             }
         }
+        if (NBUF == 1u) barrier(); // everyone is done with the buffer before it is rewritten
+        if (more) store(k0 + BK, lid, NBUF == 2u ? 1u - cur : 0u);
         barrier();
     }
     // epilogue: each subgroup passes its fragments, 16 x 16 outputs at a time, through its own staging block

@@ -128,9 +128,10 @@ static void run_case(struct qn_h *h, struct qcase c)
 static const enum qn_kernel cm_k[NCM] = { QN_K_QMATMUL_CM_Q8_0, QN_K_QMATMUL_CM_Q4_0, QN_K_QMATMUL_CM_Q4_K,
                                           QN_K_QMATMUL_CM_Q5_K, QN_K_QMATMUL_CM_Q6_K, QN_K_MATMUL_CM_BF16,
                                           QN_K_MATMUL_CM_F16, QN_K_MATMUL_CM_F32 };
-/* { WG, BM, BN, BK }: WG = 32 (BM / 32) (BN / 32) */
-static const uint32_t cm_layouts[][4] = { { 128, 64, 64, 32 }, { 256, 128, 64, 32 }, { 256, 64, 128, 16 },
-                                          { 512, 128, 128, 32 } };
+/* { WG, BM, BN, BK, NBUF }: WG = 32 (BM / 32) (BN / 32); NBUF 2: double-buffered shared tiles */
+static const uint32_t cm_layouts[][5] = { { 128, 64, 64, 32, 1 }, { 256, 128, 64, 32, 1 }, { 256, 64, 128, 16, 1 },
+                                          { 512, 128, 128, 32, 1 }, { 128, 64, 64, 32, 2 }, { 256, 128, 64, 32, 2 } };
+#define NCML (sizeof cm_layouts / sizeof cm_layouts[0])
 static double cm_worst16, cm_worst_exact;
 
 static bool has_coopmat(const struct qn_h *h)
@@ -159,7 +160,7 @@ static void cm_case(struct qn_h *h, struct qcase c)
     qn_buf *x = qn_h_input_f32(h, "X", nx, -1, 1, &x_h);
     qn_buf *y = qn_h_input_f32(h, "Y", ny, -2, 2, &y0_h);
     const uint32_t *L = cm_layouts[c.layout];
-    qn_pipe *p = qn_h_pipe(h, cm_k[c.f], L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n);
+    qn_pipe *p = qn_h_pipe(h, cm_k[c.f], L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n, L[4]);
     qn_pc_matmul pc = { .M = c.M, .N = c.N, .K = c.K, .ldx = ldx, .ldy = ldy, .x_off = c.x_off, .y_off = c.y_off,
                         .flags = c.acc ? QN_MATMUL_ACCUMULATE : 0 };
     uint64_t groups = (uint64_t)((c.M + L[1] - 1) / L[1]) * ((c.N + L[2] - 1) / L[2]);
@@ -190,8 +191,8 @@ static void cm_case(struct qn_h *h, struct qcase c)
     cm_worst_exact = fmax(cm_worst_exact, rex);
     const char *tn = c.f < NFMTS ? qn_ggml_type_name(fmts[c.f].type) : c.f == 5 ? "bf16" : c.f == 6 ? "f16" : "f32";
     char what[220];
-    snprintf(what, sizeof what, "coopmat %s M%u N%u K%u tile %ux%ux%u%s%s (%s) err/S vs f16-rounded %.2g",
-             tn, c.M, c.N, c.K, L[1], L[2], L[3], c.acc ? " accumulate" : "",
+    snprintf(what, sizeof what, "coopmat %s M%u N%u K%u tile %ux%ux%u%s%s%s (%s) err/S vs f16-rounded %.2g",
+             tn, c.M, c.N, c.K, L[1], L[2], L[3], L[4] == 2 ? " 2 buffers" : "", c.acc ? " accumulate" : "",
              c.ldx || c.x_off || c.ldy || c.y_off ? " strided" : "", qn_pipe_info(p)->name, r16);
     qn_h_check_host(h, what, got, ref16, ny, 1e-6 + 1e-6 * max_s, 0);
     snprintf(what, sizeof what, "coopmat %s M%u N%u K%u vs exact: err/S %.2g (f16 rounding)", tn, c.M, c.N, c.K, rex);
@@ -213,12 +214,14 @@ static void cm_tests(struct qn_h *h)
         static const uint32_t Ms[] = { 1, 17, 64, 100 }, Ns[] = { 1, 40, 64, 129 };
         for (size_t m = 0; m < 4; m++)
             for (size_t n = 0; n < 4; n++)
-                for (uint32_t l = 0; l < 4; l++)
+                for (uint32_t l = 0; l < NCML; l++)
                     if (l == 0 || (m + n) % 3 == l % 3)
                         cm_case(h, (struct qcase){ .f = f, .M = Ms[m], .N = Ns[n], .K = (qk == 8 ? 5 : 1) * qk,
                                                    .layout = l });
         cm_case(h, (struct qcase){ .f = f, .M = 130, .N = 257, .K = 2048, .layout = 0 });
         cm_case(h, (struct qcase){ .f = f, .M = 512, .N = 512, .K = 512, .layout = 3 });
+        cm_case(h, (struct qcase){ .f = f, .M = 200, .N = 300, .K = 1024, .layout = 4 });
+        cm_case(h, (struct qcase){ .f = f, .M = 33, .N = 70, .K = qk == 8 ? 264 : 8 * qk, .layout = 5, .acc = true });
         cm_case(h, (struct qcase){ .f = f, .M = 33, .N = 70, .K = qk == 8 ? 264 : 8 * qk, .layout = 1, .acc = true });
         cm_case(h, (struct qcase){ .f = f, .M = 20, .N = 40, .K = 2 * qk * (qk == 8 ? 4 : 1), .layout = 2,
                                    .acc = true, .ldx = 2 * qk * (qk == 8 ? 4 : 1) + 3, .x_off = 3, .ldy = 41,
@@ -257,13 +260,13 @@ static void bench(struct qn_h *h, int iters)
         uint64_t groups = (uint64_t)((M + 63) / 64) * ((N + 63) / 64);
         double ms = time_min(h, p, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups, iters);
         printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s\n", "matmul_bf16", M, N, K, ms, flop / ms * 1e-9);
-        for (uint32_t l = 0; has_coopmat(h) && l < sizeof cm_layouts / sizeof cm_layouts[0]; l++) {
+        for (uint32_t l = 0; has_coopmat(h) && l < NCML; l++) {
             const uint32_t *L = cm_layouts[l];
-            qn_pipe *c = qn_h_pipe(h, QN_K_MATMUL_CM_BF16, L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n);
+            qn_pipe *c = qn_h_pipe(h, QN_K_MATMUL_CM_BF16, L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n, L[4]);
             uint64_t cg = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
             ms = time_min(h, c, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cg, iters);
-            printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u (QNEXT_CM_TILE)\n", "matmul_cm_bf16",
-                   M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3]);
+            printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u,%u (QNEXT_CM_TILE)\n",
+                   "matmul_cm_bf16", M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3], L[4]);
         }
         for (uint32_t f = 0; f < NFMTS; f++) {
             uint64_t rb;
@@ -281,13 +284,13 @@ static void bench(struct qn_h *h, int iters)
             ms = time_min(h, q, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups, iters);
             printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s\n", qn_pipe_info(q)->name, M, N, K, ms,
                    flop / ms * 1e-9);
-            for (uint32_t l = 0; has_coopmat(h) && l < sizeof cm_layouts / sizeof cm_layouts[0]; l++) {
+            for (uint32_t l = 0; has_coopmat(h) && l < NCML; l++) {
                 const uint32_t *L = cm_layouts[l];
-                qn_pipe *c = qn_h_pipe(h, cm_k[f], L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n);
+                qn_pipe *c = qn_h_pipe(h, cm_k[f], L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n, L[4]);
                 uint64_t cg = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
                 ms = time_min(h, c, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cg, iters);
-                printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u (QNEXT_CM_TILE)\n",
-                       qn_pipe_info(c)->name, M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3]);
+                printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u,%u (QNEXT_CM_TILE)\n",
+                       qn_pipe_info(c)->name, M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3], L[4]);
             }
         }
         qn_h_reset(h);
