@@ -81,7 +81,7 @@ struct qn_mst {
     char errmsg[300];
     uint64_t need_x;          /* its EXPERTS segment waits for tx >= need_x */
     int32_t *uni, *gids;      /* [E] distinct ids of a call / of a guess */
-    int32_t *gtop;            /* qn_mst_guess_top's output, n_gtop entries */
+    int32_t *gtop;            /* guess_top's output (wide guesses), n_gtop entries */
     size_t n_gtop;
     uint64_t route_ns, batches, copy_bytes;   /* stats: waiting for routes, copy batches and their bytes */
     struct qn_mst_times t;    /* the route wait split (qn_mst_times) */
@@ -118,6 +118,19 @@ static uint64_t bar_heap_bytes(const struct qn_caps *c)
     return best;
 }
 
+/* Why the slots of a discrete GPU are staged (for the log and --stats). */
+static void staged_why(const qn_model *m, char *buf, size_t n)
+{
+    const char *e = getenv("QNEXT_STREAM_BAR");
+    uint64_t need = (uint64_t)m->n_slots * qn_mst_slot_bytes(m), heap = bar_heap_bytes(qn_vk_caps(m->v));
+    if (e && !strcmp(e, "0")) snprintf(buf, n, "QNEXT_STREAM_BAR=0");
+    else if (!heap) snprintf(buf, n, "no device-local host-visible memory");
+    else if (need + need / 8 > heap)
+        snprintf(buf, n, "no resizable BAR? the device-local host-visible heap holds %.2f GiB, the slots need %.2f GiB",
+                 GIB(heap), GIB(need));
+    else snprintf(buf, n, "the BAR allocation failed");
+}
+
 enum qn_mem qn_mst_pool_mem(const qn_model *m)
 {
     const struct qn_caps *c = qn_vk_caps(m->v);
@@ -139,10 +152,10 @@ enum qn_mem qn_mst_pool_mem(const qn_model *m)
                 GIB(heap));
         return QN_MEM_DEVICE_MAPPED;
     }
-    QN_INFO("expert slots (%.2f GiB) in device memory, misses staged and copied on the transfer queue: %s",
-            GIB(need), heap ? "the device-local host-visible heap is too small (no resizable BAR?)"
-                            : "the device has no device-local host-visible memory");
-    if (heap) QN_INFO("  (that heap holds %.2f GiB; QNEXT_STREAM_BAR=1 tries it anyway)", GIB(heap));
+    char why[160];
+    staged_why(m, why, sizeof why);
+    QN_INFO("expert slots (%.2f GiB) in device memory, misses staged and copied (%s; QNEXT_STREAM_BAR=1 tries "
+            "device-local host-visible memory anyway)", GIB(need), why);
     return QN_MEM_DEVICE;
 }
 
@@ -699,15 +712,55 @@ static int layer_fill(struct qn_mst *s, int layer, const int32_t *ids, int n, co
     return rc;
 }
 
-int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const int32_t *guess, int ng)
+/* a ranks before b: larger logit, ties to the lower id, NaN last */
+static bool beats(float a, int ia, float b, int ib)
+{
+    if (a != a) return false;
+    if (b != b) return true;
+    return a > b || (a == b && ia < ib);
+}
+
+/* The top qn_mst_guess_width experts of each of T rows of logits [T, E], rank-major, into s->gtop (*out). */
+static int guess_top(const qn_model *m, const float *logits, int T, const int32_t **out)
 {
     struct qn_mst *s = m->stream;
+    int E = m->c.num_experts, G = qn_mst_guess_width(m);
+    G = G > E ? E : G;
+    if (G <= 0 || T <= 0) return 0;
+    if ((size_t)T * (size_t)G > s->n_gtop) {
+        int32_t *p = realloc(s->gtop, sizeof *p * (size_t)T * (size_t)G);
+        if (!p) return 0;   /* no guess this time: prefetch is best effort */
+        s->gtop = p;
+        s->n_gtop = (size_t)T * (size_t)G;
+    }
+    int32_t best[QN_EXP_MAX_K];
+    for (int t = 0; t < T; t++) {   /* insertion into a sorted list of G (G <= 64, E = 512: cheap) */
+        const float *l = logits + (size_t)t * (size_t)E;
+        int n = 0;
+        for (int e = 0; e < E; e++) {
+            if (n == G && !beats(l[e], e, l[best[G - 1]], best[G - 1])) continue;
+            int j = n < G ? n++ : G - 1;
+            while (j > 0 && beats(l[e], e, l[best[j - 1]], best[j - 1])) best[j] = best[j - 1], j--;
+            best[j] = e;
+        }
+        for (int r = 0; r < G; r++) s->gtop[(size_t)r * (size_t)T + (size_t)t] = best[r];
+    }
+    *out = s->gtop;
+    return T * G;
+}
+
+int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const struct qn_mst_guess *g)
+{
+    struct qn_mst *s = m->stream;
+    const int32_t *guess = g ? g->ids : NULL;
+    int ng = g && g->ids ? g->n : 0;
     uint64_t t0 = now_ns();
     int rc = wait_copies(s);                 /* the last experts segment's copies (the route needs them) */
     if (!rc) rc = wait_compute(s, s->c_val); /* the route segment (the GPU's time, not a stall) */
     s->route_ns += now_ns() - t0;
     s->t.layers++;
     t0 = now_ns();
+    if (!rc && g && g->logits) ng = guess_top(m, g->logits, g->T, &guess);   /* the route is done: logits valid */
     if (!rc) rc = layer_fill(s, layer, ids, n, guess, ng);
     if (rc) {
         char msg[512];
@@ -921,9 +974,12 @@ void qn_mst_close(struct qn_mst **ps)
 
 uint32_t qn_mst_max_tokens(const qn_model *m)
 {
-    /* prefetched slots pinned for this layer but not among its ids hold up to n_prefetch slots; hot ones n_hot */
+    /* prefetched slots pinned for this layer but not among its ids hold up to n_prefetch slots; hot ones n_hot;
+     * a layer's union over the call is at most min(T * K, E): with E free slots any call fits */
     const struct qn_mst *s = m->stream;
-    uint32_t K = (uint32_t)m->c.top_k, n = K ? (m->n_slots - (uint32_t)s->n_prefetch - (uint32_t)s->n_hot) / K : 1;
+    uint32_t K = (uint32_t)m->c.top_k, free = m->n_slots - (uint32_t)s->n_prefetch - (uint32_t)s->n_hot;
+    if (free >= (uint32_t)m->c.num_experts) return UINT32_MAX;
+    uint32_t n = K ? free / K : 1;
     return n ? n : 1;
 }
 
@@ -935,41 +991,6 @@ int qn_mst_guess_width(const qn_model *m)
     return s && s->n_prefetch > m->c.top_k ? s->n_prefetch : 0;
 }
 
-/* a ranks before b: larger logit, ties to the lower id, NaN last */
-static bool beats(float a, int ia, float b, int ib)
-{
-    if (a != a) return false;
-    if (b != b) return true;
-    return a > b || (a == b && ia < ib);
-}
-
-int qn_mst_guess_top(const qn_model *m, const float *logits, int T, const int32_t **out)
-{
-    struct qn_mst *s = m->stream;
-    int E = m->c.num_experts, G = qn_mst_guess_width(m);
-    G = G > E ? E : G;
-    if (G <= 0 || T <= 0) return 0;
-    if ((size_t)T * (size_t)G > s->n_gtop) {
-        int32_t *p = realloc(s->gtop, sizeof *p * (size_t)T * (size_t)G);
-        if (!p) return 0;   /* no guess this time: prefetch is best effort */
-        s->gtop = p;
-        s->n_gtop = (size_t)T * (size_t)G;
-    }
-    int32_t best[QN_EXP_MAX_K];
-    for (int t = 0; t < T; t++) {   /* insertion into a sorted list of G (G <= 64, E = 512: cheap) */
-        const float *l = logits + (size_t)t * (size_t)E;
-        int n = 0;
-        for (int e = 0; e < E; e++) {
-            if (n == G && !beats(l[e], e, l[best[G - 1]], best[G - 1])) continue;
-            int j = n < G ? n++ : G - 1;
-            while (j > 0 && beats(l[e], e, l[best[j - 1]], best[j - 1])) best[j] = best[j - 1], j--;
-            best[j] = e;
-        }
-        for (int r = 0; r < G; r++) s->gtop[(size_t)r * (size_t)T + (size_t)t] = best[r];
-    }
-    *out = s->gtop;
-    return T * G;
-}
 
 /* ---- statistics ---------------------------------------------------------------------------------------- */
 
@@ -981,6 +1002,12 @@ int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats 
     qn_exp_get_stats(m->stream->cache, -1, es);
     qn_io_get_stats(m->stream->io, is);
     return 0;
+}
+
+const char *qn_mst_path(const qn_model *m)
+{
+    const struct qn_mst *s = m->stream;
+    return !s ? "resident" : !s->direct ? "staged" : !s->bar ? "uma" : s->bounce ? "bar+bounce" : "bar";
 }
 
 int qn_mst_times(const qn_model *m, struct qn_mst_times *t)
@@ -1037,8 +1064,13 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     if (s->direct)
         fprintf(out, "reads straight into the mapped slots (%s%s)\n", s->bar ? "BAR" : "UMA",
                 s->bounce ? "; O_DIRECT through bounce buffers, copied by the host" : "");
-    else fprintf(out, "staging ring of %d entries, copies on the %s queue\n", s->n_ring,
-                 qn_vk_transfer_queue(m->v) ? "transfer" : "compute");
+    else {
+        char why[160] = "UMA";
+        if (!qn_vk_caps(m->v)->uma) staged_why(m, why, sizeof why);
+        fprintf(out, "staging ring of %d entries, copies on the %s queue (staged: %s)\n", s->n_ring,
+                qn_vk_transfer_queue(m->v) ? "transfer" : "compute",
+                qn_vk_caps(m->v)->uma ? "QNEXT_STREAM_STAGED=1" : why);
+    }
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
             (unsigned long long)es.hits, (unsigned long long)es.misses, (unsigned long long)es.evictions);
     fprintf(out, "  read %.2f MiB in %llu requests, %.3f GB/s while busy\n", (double)is.bytes / 1048576.0,

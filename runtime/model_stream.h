@@ -48,29 +48,36 @@ int qn_mst_plan(qn_model *m, uint64_t budget, const struct qn_model_params *p);
 int qn_mst_open(qn_model *m, struct qn_es *es, const struct qn_model_params *p);
 void qn_mst_close(struct qn_mst **s);
 
-/* The most tokens one call may run so that a layer's union of routed experts always fits the slots:
- * max(1, (n_slots - n_prefetch) / top_k). */
+/* The most tokens one call may run so that a layer's union of routed experts (at most min(T * top_k, E)) always
+ * fits the slots next to the prefetch and hot ones: UINT32_MAX (no cap) when F = n_slots - n_prefetch - n_hot
+ * >= E, else max(1, F / top_k). */
 uint32_t qn_mst_max_tokens(const qn_model *m);
 /* Submit segment `seg` of a streaming call on the compute queue; it signals the next compute timeline value.
  * experts_layer >= 0: it is that layer's EXPERTS segment and first waits (on the GPU) for the copies of every
  * slot the layer reads and of its slot-table row. */
 int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer);
+/* The guess for layer + 1 that qn_mst_layer starts reading: the GPU's top-k ids ids[0..n) (ids outside [0, E)
+ * are ignored), or, when `logits` is set (wide guesses, qn_mst_guess_width), the top qn_mst_guess_width experts
+ * of each of its T rows of router logits [T, E], ranked on the host once the route segment has completed (ties
+ * to the lower id, NaN last; rank-major over the tokens so the prefetch allowance keeps the likeliest). */
+struct qn_mst_guess {
+    const int32_t *ids;
+    int n;
+    const float *logits;
+    int T;
+};
 /* After the ROUTE segment of `layer` was submitted: wait for it, then make the experts named by ids[0..n) (its
  * [T, K] router output in host-visible memory, read after the wait, duplicates allowed) resident and the
- * device slot table's row current, and start reading guess[0..ng) for layer + 1 (NULL / 0: no guess; ids
- * outside [0, E) are ignored). Errors (IO, truncated file, bad ids) name the file, offset or id; after an
- * error the sequence state is undefined, but no garbage slot is ever marked resident. */
-int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const int32_t *guess, int ng);
+ * device slot table's row current, and start reading the guess g for layer + 1 (NULL or empty: none). Errors
+ * (IO, truncated file, bad ids) name the file, offset or id; after an error the sequence state is undefined,
+ * but no garbage slot is ever marked resident. */
+int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const struct qn_mst_guess *g);
 /* The streaming model takes guesses (prefetch on): the session records the guess node. */
 bool qn_mst_wants_guess(const qn_model *m);
 /* Guesses per token wider than the router's top-k: --prefetch P > top_k takes the top P of layer L + 1's router
- * logits (the guess node's [T, E] product, which the session then copies to the host) instead of its top-k ids;
- * 0 when the top-k ids are used (prefetch off or P <= top_k). */
+ * logits (the guess node's [T, E] product, which the session copies to the host: qn_mst_guess.logits) instead
+ * of its top-k ids; 0 when the top-k ids are used (prefetch off or P <= top_k). */
 int qn_mst_guess_width(const qn_model *m);
-/* The top qn_mst_guess_width(m) experts of each of T rows of router logits [T, E] (ties: lower id; NaN last),
- * rank-major (every token's best, then every token's second ...) so a prefetch allowance keeps the likeliest;
- * *out points at them (valid until the next call). Returns how many. */
-int qn_mst_guess_top(const qn_model *m, const float *logits, int T, const int32_t **out);
 
 /* The slot cache's totals (every layer) and the IO engine's; -EINVAL when m is not streaming. */
 int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats *is);
@@ -90,7 +97,10 @@ struct qn_mst_times {
     uint64_t gpu_calls;         /* calls with segment timestamps */
     double gpu_route_ms, gpu_experts_ms, gpu_other_ms;   /* GPU busy: route, experts, embed + head segments */
 };
-int qn_mst_times(const qn_model *m, struct qn_mst_times *t);   /* -EINVAL when m is not streaming */
+int qn_mst_times(const qn_model *m, struct qn_mst_times *t);
+/* How misses reach the slots: "uma", "bar", "bar+bounce" (O_DIRECT through bounce buffers), "staged" (ring +
+ * copies), or "resident" (not streaming). */
+const char *qn_mst_path(const qn_model *m);   /* -EINVAL when m is not streaming */
 /* The session's GPU segment times of one call (ms; NaN parts are skipped). */
 void qn_mst_note_gpu(const qn_model *m, double route_ms, double experts_ms, double other_ms);
 

@@ -253,10 +253,15 @@ static int run_streaming(qn_session *s, const struct qn_fwd_call *call)
     if (!rc) rc = qn_mst_submit(m, s->seg[0], -1);
     for (int l = 0; !rc && l < L; l++) {
         rc = qn_mst_submit(m, s->seg[1 + 2 * l], -1);
-        const int32_t *guess = s->f.rb_guess && l + 1 < L ? s->f.rb_guess->map : NULL;
-        int ng = guess ? n : 0;
-        if (!rc && guess && s->rb_glog) ng = qn_mst_guess_top(m, s->rb_glog->map, (int)call->T, &guess);
-        if (!rc) rc = qn_mst_layer(m, l, s->rb_ids->map, n, guess, ng);
+        /* the guess for l + 1: the GPU's top-k ids, or (wide guesses) the logits the host ranks after the wait */
+        struct qn_mst_guess g = { 0 };
+        if (s->f.rb_guess && l + 1 < L) {
+            g.ids = s->f.rb_guess->map;
+            g.n = n;
+            g.logits = s->rb_glog ? s->rb_glog->map : NULL;
+            g.T = (int)call->T;
+        }
+        if (!rc) rc = qn_mst_layer(m, l, s->rb_ids->map, n, &g);
         if (!rc) rc = qn_mst_submit(m, s->seg[2 + 2 * l], l);
     }
     if (!rc) rc = qn_mst_submit(m, s->seg[1 + 2 * L], -1);

@@ -426,6 +426,7 @@ static void report_json(const struct bench_opts *o, qn_vk *v, const qn_model *m,
     cJSON_AddBoolToObject(j, "streaming", w->streaming);
     if (w->streaming) {
         cJSON_AddNumberToObject(j, "slots", m->n_slots);
+        cJSON_AddStringToObject(j, "stream_path", qn_mst_path(m));
         cJSON_AddNumberToObject(j, "slot_bytes", (double)(m->slot_bytes + m->d_slot_bytes));
         cJSON_AddNumberToObject(j, "hit_rate", w->hit_rate);
         cJSON_AddNumberToObject(j, "read_bytes_per_token", w->read_per_tok);
