@@ -218,7 +218,7 @@ static int parse_tokens(qn_config *c, const cJSON *j, const char *n)
     return 0;
 }
 
-static void set_defaults(qn_config *c)
+void qn_cfg_defaults(qn_config *c)
 {
     memset(c, 0, sizeof *c);
     c->rms_norm_eps = 1e-6f;
@@ -237,7 +237,7 @@ static void set_defaults(qn_config *c)
 
 int qn_cfg_parse(qn_config *c, const char *json, size_t len, const char *name)
 {
-    set_defaults(c);
+    qn_cfg_defaults(c);
     cJSON *j = cJSON_ParseWithLength(json, len);
     if (!j) {
         const char *at = cJSON_GetErrorPtr();
@@ -328,7 +328,7 @@ int qn_cfg_validate(const qn_config *c, const char *n)
 
 void qn_config_default_80b(qn_config *c)
 {
-    set_defaults(c);
+    qn_cfg_defaults(c);
     c->hidden_size = 2048;
     c->num_layers = 48;
     c->vocab_size = 151936;

@@ -60,6 +60,9 @@ typedef struct qn_config {
     int n_eos;
 } qn_config;
 
+/* Zero c, then the defaults config.json leaves out (transformers' Qwen3NextConfig: eps 1e-6, 32768 positions,
+ * rotary factor 0.25, full attention every 4th layer, normalised top-k, plain RoPE, no BOS). */
+void qn_cfg_defaults(qn_config *c);
 /* Load `path` (a config.json file, or a folder holding one). Messages name the file and the field. */
 int qn_cfg_load(qn_config *c, const char *path);
 /* Parse config JSON text of `len` bytes; `name` is used in messages (usually the file path). */

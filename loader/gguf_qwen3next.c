@@ -186,15 +186,8 @@ static void read_layer_types(const qn_gguf *g, qn_config *c)
 
 int qn_q3n_read_config(const qn_gguf *g, qn_config *c, int *n_nextn)
 {
-    memset(c, 0, sizeof *c);
-    c->norm_topk_prob = true;     /* llama.cpp's qwen3next graph always renormalises the top-k weights */
-    c->rope_type = QN_ROPE_DEFAULT;
-    c->yarn_factor = 1.0;
-    c->yarn_beta_fast = 32.0;
-    c->yarn_beta_slow = 1.0;
-    c->yarn_truncate = true;
-    c->rope_attn_factor = 1.0;
-    c->bos_token_id = -1;
+    qn_cfg_defaults(c); /* sizes, eps, context and rotary fraction are read below; norm_topk_prob stays true
+                           (llama.cpp's qwen3next graph always renormalises the top-k weights) */
     int rc = check_arch(g);
     if (!rc) rc = read_sizes(g, c, n_nextn);
     if (!rc && c->num_layers + *n_nextn > QN_CFG_MAX_LAYERS)

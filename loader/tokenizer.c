@@ -131,11 +131,16 @@ static uint32_t hash_pair(uint64_t k)
     return (uint32_t)k;
 }
 
-static uint32_t table_size(size_t n)
+/* An open-addressing table for n keys (power-of-two size >= 1.5 n, all slots 0xff = empty) and its mask;
+ * NULL when out of memory. */
+static void *new_table(size_t n, size_t slot_bytes, uint32_t *mask)
 {
-    uint32_t s = 1024;
-    while (s < n + n / 2) s *= 2;
-    return s;
+    uint32_t size = 1024;
+    while (size < n + n / 2) size *= 2;
+    void *tab = malloc(size * slot_bytes);
+    if (tab) memset(tab, 0xff, size * slot_bytes);
+    *mask = size - 1;
+    return tab;
 }
 
 /* ---------------------------------------------------------------- UTF-8 */
@@ -349,11 +354,8 @@ static int count_ids(qn_tok *t, const cJSON *vocab, const cJSON *added)
 static int load_vocab(qn_tok *t, const cJSON *vocab, const int16_t u2b[324])
 {
     size_t n = (size_t)cJSON_GetArraySize(vocab);
-    uint32_t size = table_size(n);
-    t->vmap = malloc(size * sizeof *t->vmap);
+    t->vmap = new_table(n, sizeof *t->vmap, &t->vmask);
     if (!t->vmap) return qn_fail(-ENOMEM, "%s: out of memory", t->path);
-    memset(t->vmap, 0xff, size * sizeof *t->vmap);
-    t->vmask = size - 1;
     const cJSON *e;
     int rc;
     cJSON_ArrayForEach(e, vocab) {
@@ -399,11 +401,8 @@ static int merge_parts(const qn_tok *t, const cJSON *m, int i, char **a, char **
 static int load_merges(qn_tok *t, const cJSON *merges, const int16_t u2b[324])
 {
     size_t n = (size_t)cJSON_GetArraySize(merges);
-    uint32_t size = table_size(n);
-    t->mmap = malloc(size * sizeof *t->mmap);
+    t->mmap = new_table(n, sizeof *t->mmap, &t->mmask);
     if (!t->mmap) return qn_fail(-ENOMEM, "%s: out of memory", t->path);
-    memset(t->mmap, 0xff, size * sizeof *t->mmap);
-    t->mmask = size - 1;
     bytebuf tmp = { 0 };
     char line[1024];
     int i = 0, rc = 0;

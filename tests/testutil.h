@@ -45,6 +45,15 @@ static inline void *xmalloc(size_t n)
     return p;
 }
 
+/* Index of the largest of x[0..n) (the first on ties): the host's greedy choice. */
+static inline int argmax_f32(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
 #ifdef QN_SAFETENSORS_H
 /* Read an expected tensor as f32 / i32 into a malloc'd array; returns the element count, 0 when absent. */
 static inline size_t get_f32(const qn_st_store *e, const char *name, float **out)
@@ -65,6 +74,19 @@ static inline size_t get_i32(const qn_st_store *e, const char *name, int32_t **o
     *out = xmalloc(n * sizeof **out);
     if (qn_st_read_i32(e, name, *out, n)) DIE("reading %s", name);
     return n;
+}
+
+/* The fixture's prompt `which`: prefill<which>.input_ids -> *ids and HF's logits [T, V] -> *logits; returns T,
+ * 0 (nothing read) when the fixture has no such prompt. */
+static inline int get_prefill(const qn_st_store *e, int which, int32_t **ids, float **logits)
+{
+    char name[64];
+    snprintf(name, sizeof name, "prefill%d.input_ids", which);
+    int T = (int)get_i32(e, name, ids);
+    if (!T) return 0;
+    snprintf(name, sizeof name, "prefill%d.logits", which);
+    if (!get_f32(e, name, logits)) DIE("fixture has %s but not its logits", name);
+    return T;
 }
 #endif
 

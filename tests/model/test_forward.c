@@ -65,14 +65,11 @@ static void run(qn_session *s, const int32_t *ids, int n, float *logits, int all
 static void test_prefill(const qn_model *m, const qn_st_store *e, int which, qn_session *s)
 {
     const qn_config *c = &m->c;
-    char name[64], what[128];
+    char what[128];
     int32_t *ids;
     float *want, *hs_want = NULL;
-    snprintf(name, sizeof name, "prefill%d.input_ids", which);
-    int T = (int)get_i32(e, name, &ids);
+    int T = get_prefill(e, which, &ids, &want);
     if (!T) return;
-    snprintf(name, sizeof name, "prefill%d.logits", which);
-    get_f32(e, name, &want);
     size_t V = (size_t)c->vocab_size, NH = (size_t)T * (size_t)c->hidden_size, TV = (size_t)T * V;
     float *got = xmalloc(TV * 4), *other = xmalloc(TV * 4), *hs = xmalloc(NH * (size_t)(c->num_layers + 1) * 4);
     if (qn_session_reset(s)) DIE("reset");
@@ -121,18 +118,10 @@ static void test_prefill(const qn_model *m, const qn_st_store *e, int which, qn_
     free(ids); free(want); free(got); free(other); free(hs);
 }
 
-static int argmax_host(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 /* top-1 margin of a logit row */
 static float margin(const float *x, int n)
 {
-    int b = argmax_host(x, n);
+    int b = argmax_f32(x, n);
     float second = -INFINITY;
     for (int i = 0; i < n; i++)
         if (i != b && x[i] > second) second = x[i];

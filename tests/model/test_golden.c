@@ -31,14 +31,6 @@ static void check(const char *what, double err, double tol)
     if (!ok) failures++;
 }
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 
 static void run(qn_ref_session *s, const int32_t *ids, int n, float *logits, int all, float *hidden)
 {
@@ -48,14 +40,11 @@ static void run(qn_ref_session *s, const int32_t *ids, int n, float *logits, int
 static void test_prefill(const qn_ref_model *m, const qn_st_store *e, int which)
 {
     const qn_config *c = qn_ref_model_config(m);
-    char name[64], what[96];
+    char what[96];
     int32_t *ids;
     float *want, *hs_want = NULL;
-    snprintf(name, sizeof name, "prefill%d.input_ids", which);
-    int T = (int)get_i32(e, name, &ids);
+    int T = get_prefill(e, which, &ids, &want);
     if (!T) return;
-    snprintf(name, sizeof name, "prefill%d.logits", which);
-    get_f32(e, name, &want);
     size_t V = (size_t)c->vocab_size, NH = (size_t)T * (size_t)c->hidden_size;
     float *got = xmalloc((size_t)T * V * 4), *rec = xmalloc((size_t)T * V * 4), *split = xmalloc((size_t)T * V * 4);
     float *hs = xmalloc(NH * (size_t)(c->num_layers + 1) * 4);
@@ -114,7 +103,7 @@ static void test_greedy(const qn_ref_model *m, const qn_st_store *e)
     memcpy(seq, prompt, sizeof *seq * (size_t)P);
     int same = 1;
     for (int i = 0; i < N; i++) {
-        int tok = argmax(got + (size_t)i * V, (int)V);
+        int tok = argmax_f32(got + (size_t)i * V, (int)V);
         if (tok != toks[i]) {
             if (same) printf("FAIL greedy step %d: token %d, HF chose %d\n", i, tok, toks[i]);
             same = 0;

@@ -74,13 +74,6 @@ static void *read_exp(const qn_st_store *e, const char *name, int i32, int *n)
     return d;
 }
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++) if (x[i] > x[b]) b = i;
-    return b;
-}
-
 /* Teacher-forced greedy: prompt + HF's tokens in one forward; position P-1+k must pick HF's token k. */
 static void greedy_check(const char *gguf, const qn_st_store *e, const char *tag)
 {
@@ -91,7 +84,7 @@ static void greedy_check(const char *gguf, const qn_st_store *e, const char *tag
     memcpy(all + np, tk, sizeof *tk * (size_t)nt);
     float *l = logits_of(gguf, all, np + nt - 1, &V);
     int same = 0;
-    for (int k = 0; l && k < nt; k++) same += argmax(l + (size_t)(np - 1 + k) * (size_t)V, V) == tk[k];
+    for (int k = 0; l && k < nt; k++) same += argmax_f32(l + (size_t)(np - 1 + k) * (size_t)V, V) == tk[k];
     printf("  %s greedy: %d of %d tokens equal to HF's\n", tag, same, nt);
     CHECK(l && same >= (int)ceil(MIN_Q8_GREEDY * nt), "%s: greedy %d of %d below %.2f", tag, same, nt, MIN_Q8_GREEDY);
     free(pr); free(tk); free(all); free(l);
