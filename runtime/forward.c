@@ -93,13 +93,22 @@ static const qn_pipe *cm_tile(const qn_fwd *f, const qn_pipe *p, uint32_t T, uin
     return p;
 }
 
+/* The decode matvec pipeline for a weight (or part) of `rows` rows: its small-row layout s (forward_pipes.c's
+ * make_mv_small_pipes) when there is one and rows <= f->mv_small_rows, else the default layout p. The dispatch
+ * geometry follows the pipeline (ceil(rows / spec 1) workgroups). */
+static const qn_pipe *mv_pick(const qn_fwd *f, const qn_pipe *p, const qn_pipe *s, uint32_t rows)
+{
+    return s && rows <= f->mv_small_rows ? s : p;
+}
+
 /* linear() for a weight in a ggml block format (GGUF models): the quantized matvec with tokens in z for
  * small T, the quantized tiled matmul (qmatmul.comp: weight tiles decoded in shared memory) above
  * tune.small_t, as linear() does for plain dtypes. */
 static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
-    const qn_pipe *p = f->qmatvec[qn_fwd_q_index(W->qtype)], *mm = mm_pipe(f, W);
+    int qi = qn_fwd_q_index(W->qtype);
+    const qn_pipe *mm = mm_pipe(f, W);
     uint64_t range = bind_limit(f), rowb = W->bytes / W->rows;
     uint32_t prow = W->bytes > range ? (uint32_t)(range / rowb / 256u * 256u) : W->rows;
     if (prow == 0) prow = 256;
@@ -117,6 +126,7 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
         }
         qn_pc_matvec pc = { .rows = n, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
         struct qn_bind yb = n == W->rows ? QN_BIND(y) : QN_BIND_RANGE(y, (uint64_t)r0 * F32, (uint64_t)n * F32);
+        const qn_pipe *p = mv_pick(f, f->qmatvec[qi], f->qmatvec_s[qi], n);
         if (T == 1 || n == W->rows) {
             qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(x), yb), &pc, sizeof pc, cdiv(n, qn_pipe_spec(p, 1)), T);
             continue;
@@ -161,7 +171,9 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
     if (W->nsub && T == 1) { /* GGUF mixed-type fusion: each part in its own block type, y rows row0.. */
         for (uint32_t i = 0; i < W->nsub; i++) {
             const struct qn_wsub *s = &W->sub[i];
-            const qn_pipe *p = s->qtype ? f->qmatvec[qn_fwd_q_index(s->qtype)] : f->matvec[qn_fwd_dt_index(QN_DT_F32)];
+            int qi = s->qtype ? qn_fwd_q_index(s->qtype) : -1, di = qn_fwd_dt_index(QN_DT_F32);
+            const qn_pipe *p = qi >= 0 ? mv_pick(f, f->qmatvec[qi], f->qmatvec_s[qi], s->rows)
+                                       : mv_pick(f, f->matvec[di], f->matvec_s[di], s->rows);
             qn_pc_matvec pc = { .rows = s->rows, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
             struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
                                                                 ? (s->bytes + 15) / 16 * 16 : s->buf->size);
@@ -185,7 +197,8 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
         uint64_t off = W->off + (uint64_t)r0 * rowb, bytes = (uint64_t)n * rowb;
         struct qn_bind wbind = n == W->rows ? wb(W) : QN_BIND_RANGE(W->buf, off, (bytes + 15) / 16 * 16);
         if (mv) {
-            const qn_pipe *p = f->matvec[qn_fwd_dt_index(W->dtype)];
+            int di = qn_fwd_dt_index(W->dtype);
+            const qn_pipe *p = mv_pick(f, f->matvec[di], f->matvec_s[di], n);
             qn_pc_matvec pc = { .rows = n, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
             struct qn_bind yb = n == W->rows ? QN_BIND(y) : QN_BIND_RANGE(y, (uint64_t)r0 * F32, (uint64_t)n * F32);
             qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(x), yb), &pc, sizeof pc,
@@ -209,12 +222,13 @@ static void rmsnorm(struct rec *r, const qn_buf *x, const qn_wt *w, const qn_buf
 
 /* ---- RMSNorm folded into the next matvec (decode) --------------------------------------------------- */
 
-/* The matvec_norm pipeline for weights in ggml block type qtype (0: plain dtype dt); NULL if there is none. */
-static const qn_pipe *norm_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt)
+/* The matvec_norm pipeline for `rows` rows of weights in ggml block type qtype (0: plain dtype dt); NULL if there
+ * is none. */
+static const qn_pipe *norm_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt, uint32_t rows)
 {
-    if (!qtype) return f->matvec_norm[qn_fwd_dt_index(dt)];
-    int i = qn_fwd_q_index(qtype);
-    return i < 0 ? NULL : f->qmatvec_norm[i];
+    int i = qtype ? qn_fwd_q_index(qtype) : qn_fwd_dt_index(dt);
+    if (!qtype) return mv_pick(f, f->matvec_norm[i], f->matvec_norm_s[i], rows);
+    return i < 0 ? NULL : mv_pick(f, f->qmatvec_norm[i], f->qmatvec_norm_s[i], rows);
 }
 
 /* Can the projection W of T normed rows take the RMSNorm (weight nw, f32 of W's input width) as its matvec's
@@ -227,10 +241,10 @@ static bool norm_fusable(const struct rec *r, const qn_wt *W, const qn_wt *nw, u
         return false;
     if (W->nsub && T == 1) {
         for (uint32_t i = 0; i < W->nsub; i++)
-            if (!norm_pipe(f, W->sub[i].qtype, QN_DT_F32)) return false;
+            if (!norm_pipe(f, W->sub[i].qtype, QN_DT_F32, W->sub[i].rows)) return false;
         return true;
     }
-    return W->bytes <= bind_limit(f) && norm_pipe(f, W->qtype, W->dtype);
+    return W->bytes <= bind_limit(f) && norm_pipe(f, W->qtype, W->dtype, W->rows);
 }
 
 /* xn[T, H] = RMSNorm(x) with weight nw, for the projection W that reads it next: left pending for
@@ -263,7 +277,7 @@ static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn
     if (W->nsub && T == 1) {
         for (uint32_t i = 0; i < W->nsub; i++, pc.flags = 0) {
             const struct qn_wsub *s = &W->sub[i];
-            const qn_pipe *p = norm_pipe(f, s->qtype, QN_DT_F32);
+            const qn_pipe *p = norm_pipe(f, s->qtype, QN_DT_F32, s->rows);
             uint64_t wn = (s->bytes + 15) / 16 * 16;
             pc.rows = s->rows;
             qn_cmd_dispatch_nz(r->c, p, QN_BINDS(QN_BIND_RANGE(s->buf, 0, wn <= s->buf->size ? wn : s->buf->size),
@@ -272,19 +286,20 @@ static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn
                                &pc, sizeof pc, cdiv(s->rows, qn_pipe_spec(p, 1)), 1);
         }
     } else {
-        const qn_pipe *p = norm_pipe(f, W->qtype, W->dtype);
+        const qn_pipe *p = norm_pipe(f, W->qtype, W->dtype, W->rows);
         qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wb(W), QN_BIND(r->nx), QN_BIND(y), wb(r->nw), QN_BIND(f->xn)), &pc,
                            sizeof pc, cdiv(W->rows, qn_pipe_spec(p, 1)), T);
     }
     r->nw = NULL;
 }
 
-/* The matvec_norm_route pipeline for block type qtype (0: plain dtype dt); NULL if there is none. */
-static const qn_pipe *route_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt)
+/* The matvec_norm_route pipeline for `rows` rows of block type qtype (0: plain dtype dt); NULL if there is none.
+ * The parts of one W_moe may get different layouts: the count (pc.groups) adds each part's own grid. */
+static const qn_pipe *route_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt, uint32_t rows)
 {
-    if (!qtype) return f->matvec_norm_route[qn_fwd_dt_index(dt)];
-    int i = qn_fwd_q_index(qtype);
-    return i < 0 ? NULL : f->qmatvec_norm_route[i];
+    int i = qtype ? qn_fwd_q_index(qtype) : qn_fwd_dt_index(dt);
+    if (!qtype) return mv_pick(f, f->matvec_norm_route[i], f->matvec_norm_route_s[i], rows);
+    return i < 0 ? NULL : mv_pick(f, f->qmatvec_norm_route[i], f->qmatvec_norm_route_s[i], rows);
 }
 
 /* With a pending norm: mm = W_moe · norm(x) (xn written for the experts) and the router (ids, w, sg, shared act)
@@ -299,7 +314,8 @@ static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm
         pm->m_stride != W->rows || W->rows != pm->E + 2 * pm->Is + 1)
         return false;
     for (uint32_t i = 0; i < n; i++) {
-        const qn_pipe *p = parts ? route_pipe(f, W->sub[i].qtype, QN_DT_F32) : route_pipe(f, W->qtype, W->dtype);
+        const qn_pipe *p = parts ? route_pipe(f, W->sub[i].qtype, QN_DT_F32, W->sub[i].rows)
+                                 : route_pipe(f, W->qtype, W->dtype, W->rows);
         if (!p) return false;
         groups += cdiv(parts ? W->sub[i].rows : W->rows, qn_pipe_spec(p, 1));
     }
@@ -309,7 +325,7 @@ static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm
                           .m_rows = W->rows, .groups = groups };
     for (uint32_t i = 0; i < n; i++, pc.flags = 0) {
         const struct qn_wsub *s = parts ? &W->sub[i] : NULL;
-        const qn_pipe *p = s ? route_pipe(f, s->qtype, QN_DT_F32) : route_pipe(f, W->qtype, W->dtype);
+        const qn_pipe *p = s ? route_pipe(f, s->qtype, QN_DT_F32, s->rows) : route_pipe(f, W->qtype, W->dtype, W->rows);
         uint64_t wn = s ? (s->bytes + 15) / 16 * 16 : 0;
         struct qn_bind wbind = s ? QN_BIND_RANGE(s->buf, 0, wn <= s->buf->size ? wn : s->buf->size) : wb(W);
         if (s) pc.row0 = s->row0, pc.rows = s->rows;

@@ -20,6 +20,30 @@ static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const ui
     } while (0)
 #define PIPE0(k, out) do { if ((rc = pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
 
+/* ---- decode matvec layouts (matvec.comp / qmatvec.comp spec 0-5: WG, ROWS, UNROLL, SGROWS, XSH, PRE) -------- */
+
+/* env QNEXT_MV_PRE=0: the matvecs load their first batch of weights after the x staging, not before (A/B) */
+static uint32_t mv_pre(void)
+{
+    const char *e = getenv("QNEXT_MV_PRE");
+    return e && !strcmp(e, "0") ? 0 : 1;
+}
+
+/* A matvec-family pipeline with spec[0 .. n) (n <= 5; the kernel's defaults after them) and PRE from the env. */
+static int mv_pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const uint32_t *spec)
+{
+    uint32_t s[6];
+    for (uint32_t i = 0; i < 5; i++) s[i] = i < n ? spec[i] : qn_kernel_infos[k].spec_default[i];
+    s[5] = mv_pre();
+    return pipe(f, k, out, 6, s);
+}
+#define MVPIPE(k, out, ...) \
+    do { \
+        const uint32_t s_[] = { __VA_ARGS__ }; \
+        if ((rc = mv_pipe(f, (k), (out), (uint32_t)(sizeof s_ / sizeof s_[0]), s_))) return rc; \
+    } while (0)
+#define MVPIPE0(k, out) do { if ((rc = mv_pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
+
 /* QNEXT_MOEQ_LAYOUT="WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH": the decode expert kernels' layout (gate|up
  * : down, moe_q.comp spec 0, 3..6) instead of the defaults, for timing experiments on a device. */
 static bool moeq_layout(uint32_t lay[10])
@@ -171,7 +195,7 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
     const uint32_t *t = f->tune.matmul;
     int rc;
     for (int i = 0; i < 3; i++) {
-        PIPE(mv[i], &f->matvec[i], mvwg, mvr);
+        MVPIPE(mv[i], &f->matvec[i], mvwg, mvr);
         if (t[0]) PIPE(mm[i], &f->matmul[i], t[0], t[1], t[2], t[3], t[4], t[5]);
         else PIPE0(mm[i], &f->matmul[i]);
     }
@@ -203,7 +227,7 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
                                             QN_K_MOE_Q_DN_GROUPED_Q6_K };
     const qn_model *m = f->m;
     int rc;
-    if (model_uses_q(m, i)) PIPE0(qmv[i], &f->qmatvec[i]);
+    if (model_uses_q(m, i)) MVPIPE0(qmv[i], &f->qmatvec[i]);
     if (model_uses_q(m, i)) PIPE(qmm[i], &f->qmatmul[i], tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]);
     bool ugu = experts_use_q(m, 0, i), udn = experts_use_q(m, 2, i);
     uint32_t lay[10];
@@ -273,6 +297,69 @@ int qn_fwd_make_pipes(qn_fwd *f)
     return make_layer_pipes(f);
 }
 
+/* Env "WG,ROWS,UNROLL,SGROWS,XSH" into lay[5] (WG >= 32 for the router epilogue; ROWS, UNROLL, SGROWS >= 1);
+ * false (with a warning) if it is not that. */
+static bool mv_layout(const char *name, const char *e, uint32_t lay[5])
+{
+    unsigned v[5];
+    if (sscanf(e, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5 || v[0] < 32 || v[0] > 1024 || !v[1] ||
+        !v[2] || !v[3] || v[2] > 16 || v[3] > 16 || v[4] > 4096) {
+        QN_WARN("%s=%s is not WG,ROWS,UNROLL,SGROWS,XSH (WG 32..1024, ROWS >= 1, UNROLL and SGROWS 1..16, XSH <= 4096 vec4); "
+                "using the default small layout", name, e);
+        return false;
+    }
+    for (int i = 0; i < 5; i++) lay[i] = v[i];
+    return true;
+}
+
+/* The small-row decode layouts (f->*_s): weights and parts of at most f->mv_small_rows rows (default 16384: all
+ * but the lm_head; env QNEXT_MV_SMALL_ROWS) get a layout with few rows per workgroup, so that a 512-4096-row
+ * matvec launches hundreds to thousands of workgroups instead of 32-256, each lane with one or two batches of
+ * loads (prefetched before the x staging). Block types: WG 128, 4 rows (one per subgroup), UNROLL 2, x staged
+ * (up to 4096 floats), or env QNEXT_MV_SMALL=WG,ROWS,UNROLL,SGROWS,XSH; dense dtypes (the f32 router, bf16 models):
+ * WG 128, 2 rows (each split over two subgroups), UNROLL 4, x through L1, or QNEXT_MV_SMALL_F=...; QNEXT_MV_SMALL=0
+ * keeps the default layouts everywhere (QNEXT_MV_SMALL unset, empty or 1: the defaults above). */
+static int make_mv_small_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
+    static const enum qn_kernel mvn[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
+    static const enum qn_kernel mvnr[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
+                                            QN_K_MATVEC_NORM_ROUTE_F32 };
+    static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
+                                           QN_K_MATVEC_Q6_K };
+    static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
+                                            QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
+    static const enum qn_kernel qmvnr[5] = { QN_K_MATVEC_NORM_ROUTE_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q4_0,
+                                             QN_K_MATVEC_NORM_ROUTE_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q5_K,
+                                             QN_K_MATVEC_NORM_ROUTE_Q6_K };
+    const char *e = getenv("QNEXT_MV_SMALL"), *ef = getenv("QNEXT_MV_SMALL_F"), *er = getenv("QNEXT_MV_SMALL_ROWS");
+    uint32_t q[5] = { 128, 4, 2, 1, 1024 }, d[5] = { 128, 2, 4, 1, 0 };
+    f->mv_small_rows = 16384;
+    if (e && !strcmp(e, "0")) {
+        f->mv_small_rows = 0;
+        return 0;
+    }
+    if (e && *e && strcmp(e, "1")) mv_layout("QNEXT_MV_SMALL", e, q); /* "" and "1": the defaults */
+    if (ef && *ef) mv_layout("QNEXT_MV_SMALL_F", ef, d);
+    if (er && *er) f->mv_small_rows = (uint32_t)strtoul(er, NULL, 10);
+    int rc;
+    uint32_t H4 = (uint32_t)f->m->c.hidden_size / 4; /* the route variants stage at most H (shared memory) */
+    for (int i = 0; i < 3; i++) {
+        MVPIPE(mv[i], &f->matvec_s[i], d[0], d[1], d[2], d[3], d[4]);
+        MVPIPE(mvn[i], &f->matvec_norm_s[i], d[0], d[1], d[2], d[3], d[4]);
+        MVPIPE(mvnr[i], &f->matvec_norm_route_s[i], d[0], d[1], d[2], d[3], d[4] < H4 ? d[4] : H4);
+    }
+    for (int i = 0; i < 5; i++) {
+        if (!f->qmatvec[i]) continue;
+        MVPIPE(qmv[i], &f->qmatvec_s[i], q[0], q[1], q[2], q[3], q[4]);
+        MVPIPE(qmvn[i], &f->qmatvec_norm_s[i], q[0], q[1], q[2], q[3], q[4]);
+        MVPIPE(qmvnr[i], &f->qmatvec_norm_route_s[i], q[0], q[1], q[2], q[3], q[4] < H4 ? q[4] : H4);
+    }
+    QN_DEBUG("decode matvecs of <= %u rows: blocks %u,%u,%u,%u,%u, dense %u,%u,%u,%u,%u (WG,ROWS,UNROLL,SGROWS,XSH)",
+             f->mv_small_rows, q[0], q[1], q[2], q[3], q[4], d[0], d[1], d[2], d[3], d[4]);
+    return 0;
+}
+
 /* The matvecs with the RMSNorm prologue (and the router epilogue): the plain matvec's layout with x staged in
  * shared memory (up to 16 KiB, else read through L1); block types for those the model's dense weights use. */
 int qn_fwd_make_norm_pipes(qn_fwd *f)
@@ -288,19 +375,19 @@ int qn_fwd_make_norm_pipes(qn_fwd *f)
     if (e && !strcmp(e, "0")) xsh = 0;
     int rc;
     for (int i = 0; i < 3; i++) {
-        PIPE(mvn[i], &f->matvec_norm[i], wg, rows, 4, 1, xsh);
-        if (wg >= 32) PIPE(mvnr[i], &f->matvec_norm_route[i], wg, rows, 4, 1, xsh); /* the router needs WG >= 32 */
+        MVPIPE(mvn[i], &f->matvec_norm[i], wg, rows, 4, 1, xsh);
+        if (wg >= 32) MVPIPE(mvnr[i], &f->matvec_norm_route[i], wg, rows, 4, 1, xsh); /* the router needs WG >= 32 */
     }
     static const enum qn_kernel qmvnr[5] = { QN_K_MATVEC_NORM_ROUTE_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q4_0,
                                              QN_K_MATVEC_NORM_ROUTE_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q5_K,
                                              QN_K_MATVEC_NORM_ROUTE_Q6_K };
     for (int i = 0; i < 5; i++) {
         if (!f->qmatvec[i]) continue;
-        PIPE0(qmvn[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
+        MVPIPE0(qmvn[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
         const qn_pipe *q = f->qmatvec[i];    /* the router epilogue: the stage only as large as a row (shared memory) */
         if (qn_pipe_spec(q, 0) >= 32)
-            PIPE(qmvnr[i], &f->qmatvec_norm_route[i], qn_pipe_spec(q, 0), qn_pipe_spec(q, 1), qn_pipe_spec(q, 2),
-                 qn_pipe_spec(q, 3), xsh);
+            MVPIPE(qmvnr[i], &f->qmatvec_norm_route[i], qn_pipe_spec(q, 0), qn_pipe_spec(q, 1), qn_pipe_spec(q, 2),
+                   qn_pipe_spec(q, 3), xsh);
     }
-    return 0;
+    return make_mv_small_pipes(f);
 }

@@ -21,6 +21,7 @@
 //           2 QN_UNROLL 16-byte W chunks each invocation loads per row before using them (default 4)
 //           3 QN_SGROWS rows one team (subgroup) computes together, sharing each x chunk (default 1)
 //           4 QN_XSH    x staging in shared memory: capacity in vec4 (0 = read x through L1; default 0)
+//           5 QN_PRE    1: the first batch of weights is loaded before the x staging (mv_sched.glsl; default 1)
 // Dispatch: ceil(rows / QN_ROWS) groups spread over x/y (qn_vk_grid), times T in z (one token per z;
 //           small T only: each token re-reads W — prefill uses matmul).
 // Layout: see mv_sched.glsl (rows -> sets -> subgroup teams; subgroupAdd only, or one barrier when a set
@@ -93,14 +94,29 @@ float qn_cdot(uvec4 w, vec4 xa, vec4 xb)
 #define QN_X1(c) x1[xb + (c)]
 #endif
 
+// One batch of QN_UNROLL chunks of each row of the set (all inside the row), and its prefetch (mv_sched.glsl).
+uvec4 qn_pre[QN_UNROLL * QN_SGROWS];
+#define QN_MV_LOAD(WV, rowc, c, step)                                                             \
+    [[unroll]] for (uint u_ = 0u; u_ < QN_UNROLL; u_++)                                           \
+        [[unroll]] for (uint j_ = 0u; j_ < QN_SGROWS; j_++) WV[u_ * QN_SGROWS + j_] = w4[rowc[j_] + (c) + u_ * (step)];
+void qn_mv_prefetch(uint rbase, uint lane, uint lanes, uint part, uint nparts)
+{
+    uint c = part * lanes + lane, step = nparts * lanes, nch = pc.cols / CW, rowc[QN_SGROWS];
+    if (pc.cols % CW != 0u || c + (QN_UNROLL - 1u) * step >= nch) return; // no full batch: nothing to prefetch
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rowc[j] = min(rbase + j, pc.rows - 1u) * nch;
+    QN_MV_LOAD(qn_pre, rowc, c, step)
+    qn_pre_ok = true;
+}
+
 // The chunked loop, once per x source (a compile-time choice inside the loop).
 #define QN_MV_CHUNKS(NAME, SRC)                                                                   \
 void NAME(uint rowc[QN_SGROWS], uint c, uint step, uint nch, uint xb4)                            \
 {                                                                                                 \
     for (; c + (QN_UNROLL - 1u) * step < nch; c += QN_UNROLL * step) {                            \
         uvec4 wv[QN_UNROLL * QN_SGROWS];                                                          \
-        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++)                                                     \
-            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) wv[u * QN_SGROWS + j] = w4[rowc[j] + c + u * step]; \
+        if (qn_pre_ok) [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) wv[i_] = qn_pre[i_]; \
+        else { QN_MV_LOAD(wv, rowc, c, step) }                                                  \
+        qn_pre_ok = false;                                                                        \
         [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {                                                   \
             vec4 xa, xb = vec4(0.0);                                                              \
             QN_XLOAD(SRC, c + u * step, xa, xb);                                                  \

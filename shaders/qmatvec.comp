@@ -21,6 +21,7 @@
 //           2 QN_UNROLL units (32 elements) each invocation loads per row before using them (default 2)
 //           3 QN_SGROWS rows one team (subgroup) computes together, sharing each x run (default 2)
 //           4 QN_XSH    x staging in shared memory: capacity in vec4 (0 = read x through L1; default 1024)
+//           5 QN_PRE    1: the first batch of weights is loaded before the x staging (mv_sched.glsl; default 1)
 // Dispatch: ceil(rows / QN_ROWS) groups spread over x/y (qn_vk_grid), times T in z (one token per z).
 // Layout: as matvec.comp (mv_sched.glsl), with "units" of 32 weights (quant.glsl) in place of 16-byte
 // chunks: lanes take consecutive units, so a team reads consecutive 16-byte pieces of each row of its set
@@ -96,18 +97,36 @@ void qn_qmv_xrun_g(uint s, uint xb4, out vec4 x[4], out float sum) QN_QX_RUN_G(Q
         [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_q_dot(RAW, k_, xa_, xb_, sa_, sb_); \
     }
 
-// The unit loop, once per x source: each iteration first loads QN_UNROLL units of each row of the set
-// (units past the row end, in the last iteration only, load unit v instead and are skipped), then uses them.
+// One batch: QN_UNROLL units of each row of the set from unit v on (units past the row end load unit v
+// instead; they are skipped).
+qn_qu qn_pre[QN_UNROLL * QN_SGROWS]; // the prefetched first batch (mv_sched.glsl's qn_mv_prefetch)
+#define QN_QMV_LOAD(RAW, rowb, v, step, nu)                                                       \
+    [[unroll]] for (uint u_ = 0u; u_ < QN_UNROLL; u_++) {                                         \
+        uint vv_ = (v) + u_ * (step) < (nu) ? (v) + u_ * (step) : (v);                            \
+        [[unroll]] for (uint j_ = 0u; j_ < QN_SGROWS; j_++)                                       \
+            RAW[u_ * QN_SGROWS + j_] = QN_Q_LOAD(w4, w1, (rowb[j_] + vv_ / QN_QUPB) * QN_QBB, vv_ % QN_QUPB); \
+    }
+#define QN_QMV_ROWS(rowb, rbase)                                                                  \
+    [[unroll]] for (uint j_ = 0u; j_ < QN_SGROWS; j_++) rowb[j_] = min((rbase) + j_, pc.rows - 1u) * (pc.cols / QN_QK);
+void qn_mv_prefetch(uint rbase, uint lane, uint lanes, uint part, uint nparts)
+{
+    uint rowb[QN_SGROWS], v = part * lanes + lane, nu = pc.cols / QN_QK * QN_QUPB;
+    QN_QMV_ROWS(rowb, rbase)
+    if (v >= nu) return;
+    QN_QMV_LOAD(qn_pre, rowb, v, nparts * lanes, nu)
+    qn_pre_ok = true;
+}
+
+// The unit loop, once per x source: each iteration first loads a batch (the first one may have been
+// prefetched), then uses it.
 #define QN_QMV_UNITS(NAME, XRUN)                                                                  \
 void NAME(uint rowb[QN_SGROWS], uint v, uint step, uint nu, uint xb4)                             \
 {                                                                                                 \
     for (; v < nu; v += QN_UNROLL * step) {                                                       \
         qn_qu raw[QN_UNROLL * QN_SGROWS];                                                         \
-        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {                                        \
-            uint vv = v + u * step < nu ? v + u * step : v;                                       \
-            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)                                      \
-                raw[u * QN_SGROWS + j] = QN_Q_LOAD(w4, w1, (rowb[j] + vv / QN_QUPB) * QN_QBB, vv % QN_QUPB); \
-        }                                                                                         \
+        if (qn_pre_ok) [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) raw[i_] = qn_pre[i_]; \
+        else { QN_QMV_LOAD(raw, rowb, v, step, nu) }                                            \
+        qn_pre_ok = false;                                                                        \
         [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++)                                          \
             if (v + u * step < nu) QN_QMV_UNIT(XRUN, raw[u * QN_SGROWS + j], v + u * step)        \
     }                                                                                             \
@@ -118,9 +137,9 @@ QN_QMV_UNITS(qn_qmv_units_g, qn_qmv_xrun_g)
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb)
 {
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] = 0.0;
-    uint nb = pc.cols / QN_QK, rowb[QN_SGROWS];
-    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rowb[j] = min(rbase + j, pc.rows - 1u) * nb;
-    uint v = part * lanes + lane, step = nparts * lanes, nu = nb * QN_QUPB;
+    uint rowb[QN_SGROWS];
+    QN_QMV_ROWS(rowb, rbase)
+    uint v = part * lanes + lane, step = nparts * lanes, nu = pc.cols / QN_QK * QN_QUPB;
     if (qn_xsh) qn_qmv_units_s(rowb, v, step, nu, 0u);
     else qn_qmv_units_g(rowb, v, step, nu, xb / 4u);
 }

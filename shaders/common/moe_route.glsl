@@ -40,9 +40,9 @@ shared uint s_cand[CMAX];  // expert ids of the candidates (~0u: none)
 shared float s_ckey[CMAX]; // their keys
 
 // Stage 1: each subgroup picks its own top Q = min(K, S·EPT) among the elements e = lid + j·QN_WG of its
-// invocations, by Q rounds of subgroupMax / subgroupMin, into candidate slots [sg·Q, sg·Q + Q).
-// Returns the number of candidate slots. No barrier: the subgroups run independently.
-uint pick_candidates(uint lid, uint E, uint K)
+// invocations (their keys in registers: lk[j]), by Q rounds of subgroupMax / subgroupMin, into candidate
+// slots [sg·Q, sg·Q + Q). Returns the number of candidate slots. No barrier: the subgroups run independently.
+uint pick_candidates(uint lid, uint E, uint K, float lk[EPT])
 {
     uint Q = min(K, gl_SubgroupSize * EPT), base = gl_SubgroupID * Q, taken = 0u;
     for (uint r = 0u; r < Q; r++) {
@@ -51,7 +51,7 @@ uint pick_candidates(uint lid, uint E, uint K)
         for (uint j = 0u; j < EPT; j++) {
             uint e = lid + j * QN_WG;
             if (e < E && (taken & (1u << j)) == 0u) {
-                float k = rank_key(s_l[e]);
+                float k = lk[j];
                 if (bi == ~0u || beats(k, e, bk, bi)) { bk = k; bi = e; }
             }
         }
@@ -65,10 +65,11 @@ uint pick_candidates(uint lid, uint E, uint K)
 
 // Stage 2: the global top K are among the candidates (an element in the top K has fewer than K elements
 // beating it, so it is in its subgroup's top Q), and every element beating a candidate in the top K is a
-// candidate too: ranking the candidates among themselves gives the global ranks.
-void select_topk(uint lid, uint E, uint K)
+// candidate too: ranking the candidates among themselves gives the global ranks. The first barrier also
+// publishes s_l (written by qn_route just before).
+void select_topk(uint lid, uint E, uint K, float lk[EPT])
 {
-    uint C = pick_candidates(lid, E, K);
+    uint C = pick_candidates(lid, E, K, lk);
     barrier();
     for (uint c = lid; c < C; c += QN_WG) {
         uint e = s_cand[c];
@@ -80,9 +81,11 @@ void select_topk(uint lid, uint E, uint K)
     }
 }
 #else
+const uint EPT = 1u; // (unused here)
 // the rank of each expert = the number of experts beating it: O(E^2 / QN_WG) shared reads
-void select_topk(uint lid, uint E, uint K)
+void select_topk(uint lid, uint E, uint K, float lk[EPT])
 {
+    barrier(); // s_l
     for (uint e = lid; e < E; e += QN_WG) {
         float le = rank_key(s_l[e]);
         uint r = 0u;
@@ -111,14 +114,37 @@ void qn_route(uint t, uint lid, uint E, uint K, uint Is, uint act_stride, uint f
         return;
     }
     bool rb = (flags & QN_MOE_ROUND_BF16) != 0u;
+    float lk[EPT]; // this invocation's keys, elements lid + j·QN_WG (subgroup top-K)
+#ifdef QN_SUBGROUP
+    for (uint j = 0u; j < EPT; j++) { // EPT · QN_WG >= QN_MOE_MAX_E >= E
+        uint e = lid + j * QN_WG;
+        float l = e < E ? qn_rt_m(t, e) : 0.0;
+        l = rb ? round_bf16(l) : l;
+        if (e < E) s_l[e] = l;
+        lk[j] = rank_key(l);
+    }
+#else
+    lk[0] = 0.0;
     for (uint e = lid; e < E; e += QN_WG) {
         float l = qn_rt_m(t, e);
         s_l[e] = rb ? round_bf16(l) : l;
     }
-    barrier();
-    select_topk(lid, E, K);
+#endif
+    select_topk(lid, E, K, lk);
     barrier();
     float mx = s_l[s_sel[0]];
+    if ((flags & QN_MOE_NORM_TOPK) != 0u) {
+        // renormalised over the top K: the softmax denominator over all E cancels, so the weights are the
+        // top-K exponentials over their own sum (no pass over E, no workgroup reduction); each writer adds
+        // the K terms itself in rank order (the same sum in every invocation, bit for bit)
+        for (uint j = lid; j < K; j += QN_WG) {
+            float s = 0.0;
+            for (uint i = 0u; i < K; i++) s += exp(s_l[s_sel[i]] - mx);
+            ids[t * K + j] = s_sel[j];
+            w[t * K + j] = exp(s_l[s_sel[j]] - mx) / s;
+        }
+        return;
+    }
     float part = 0.0;
     for (uint e = lid; e < E; e += QN_WG) part += exp(s_l[e] - mx);
     float sum = qn_wg_sum(part);

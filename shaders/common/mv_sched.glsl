@@ -22,6 +22,13 @@
 // QN_MV_STAGE(xb) before including this file) and qn_xsh is true; else x is read from the buffer
 // (through L1). Which is faster is a measurement (qnext selftest --bench --sweep).
 //
+// Weight prefetch (spec constant 5 QN_PRE, default 1): before the norm and the x staging, each team calls
+//     void qn_mv_prefetch(uint rbase, uint lane, uint lanes, uint part, uint nparts);
+// (the includer's) with the arguments of its first qn_mv_partial call; the includer loads the first batch of
+// that call's weights into registers and its first qn_mv_partial uses them, so the DRAM latency of the
+// weights overlaps the x reads, the sum of squares and the staging barrier (a decode matvec whose lanes have
+// one batch each then waits for memory once). QN_PRE 0: no prefetch (for an A/B).
+//
 // The includer enables GL_EXT_control_flow_attributes ([[unroll]]), declares the specialization constants
 // QN_WG, QN_ROWS, QN_SGROWS, QN_XSH, the push block `pc` (qn_pc_matvec) and its W binding (0), includes
 // this file (bindings 1 x and 2 y are declared here), then defines
@@ -43,11 +50,15 @@ layout(binding = 2, std430) QN_Y_QUAL buffer Y { float y[]; };
 #define QN_MV_YB(z) ((z) * pc.rows) // first element of token z's rows in y (includer may offset it)
 #endif
 
+layout(constant_id = 5) const uint QN_PRE = 1; // weight prefetch before the x staging (see above)
+
 float qn_acc[QN_SGROWS];
 shared vec4 qn_xs[QN_XSH + 1u];
 bool qn_xsh;
+bool qn_pre_ok; // the includer's prefetched batch is waiting for the first qn_mv_partial call
 
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb);
+void qn_mv_prefetch(uint rbase, uint lane, uint lanes, uint part, uint nparts);
 #ifdef QN_NORM
 float qn_nr;                     // mv_norm.glsl: the token's rsqrt(mean(x^2) + eps), applied in qn_mv_store
 vec4 qn_norm4(uint xb4, uint i); // x4[xb4 + i] * (w + w_add): x as the dot products read it
@@ -96,6 +107,22 @@ void main()
     uint r0 = qn_group_id() * QN_ROWS;
     if (r0 >= pc.rows) return; // uniform over the workgroup
     uint xb = gl_WorkGroupID.z * pc.cols, yb = QN_MV_YB(gl_WorkGroupID.z); // token t = z
+    uint team = 0u, lane = lid, lanes = QN_WG, P = 1u; // without subgroups: one team, the workgroup
+#ifdef QN_SUBGROUP
+    uint nfull = QN_WG / gl_SubgroupSize;
+    if (nfull > 0u) {
+        team = gl_SubgroupID;
+        lane = gl_SubgroupInvocationID;
+        lanes = gl_SubgroupSize;
+        P = min(nfull, QN_MV_TEAMS_MAX);
+    }
+#endif
+    qn_pre_ok = false;
+    if (QN_PRE != 0u) { // the team's first set (below: set `team`, or part team / sets of set team % sets)
+        uint np1 = QN_MV_SETS >= P ? 1u : P / QN_MV_SETS;
+        if (team < P && team < np1 * QN_MV_SETS)
+            qn_mv_prefetch(r0 + (team % QN_MV_SETS) * QN_SGROWS, lane, lanes, team / QN_MV_SETS, np1);
+    }
 #ifdef QN_NORM
     qn_mv_norm_ss(xb);
 #endif
@@ -104,14 +131,6 @@ void main()
     qn_mv_norm_finish(xb);
 #endif
 #ifdef QN_SUBGROUP
-    uint nfull = QN_WG / gl_SubgroupSize;
-    uint team = 0u, lane = lid, lanes = QN_WG, P = 1u;
-    if (nfull > 0u) {
-        team = gl_SubgroupID;
-        lane = gl_SubgroupInvocationID;
-        lanes = gl_SubgroupSize;
-        P = min(nfull, QN_MV_TEAMS_MAX);
-    }
     if (QN_MV_SETS >= P) {
         for (uint s = team; s < QN_MV_SETS && team < P; s += P) {
             qn_mv_partial(r0 + s * QN_SGROWS, lane, lanes, 0u, 1u, xb);

@@ -16,6 +16,7 @@
  * epilogue (matvec_norm_route). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -183,23 +184,36 @@ static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E
     qn_h_reset(h);
 }
 
-/* W_moe in two parts as a GGUF mixed-type fusion: the router rows [0, E) f32 (matvec_norm_route_f32), the rest
- * (shared gate, up, gate logit) in a block type (matvec_norm_route_<q>), two dispatches counting on one counter,
- * the first writing xn; m vs the f32 matvec and qn_matvec_ref, the routing vs qn_ref_router on the kernel's m. */
+/* W_moe in parts as a GGUF mixed-type fusion, each part its own dispatch counting on one counter (no barrier
+ * between them), the first writing xn. two = false: as two parts, the router rows [0, E) f32
+ * (matvec_norm_route_f32) and the rest (shared gate, up, gate logit) in a block type (matvec_norm_route_<q>);
+ * four = true: as the 80B Q4_K_M file, router f32, shared gate and up in the block type (one
+ * dispatch each), the gate logit row f32. sd / sq: spec 0-5 of the f32 and block-type dispatches (their grids
+ * differ, and so the count). m vs the f32 matvec and qn_matvec_ref, the routing vs qn_ref_router on the
+ * kernel's m. */
 static void route_parts_case(struct qn_h *h, uint32_t qtype, enum qn_kernel qk, uint32_t T, uint32_t E, uint32_t K,
-                             uint32_t Is, uint32_t cols, uint32_t qlayout_wg)
+                             uint32_t Is, uint32_t cols, const uint32_t sd[6], const uint32_t sq[6], bool four)
 {
-    uint32_t rows = E + 2 * Is + 1, nb = rows - E, as = Is, rpa = 8, rpb = 16;
+    uint32_t rows = E + 2 * Is + 1, as = Is, np = four ? 4 : 2;
+    struct part { uint32_t r0, n; bool q; } pt[4] = { { 0, E, false }, { E, rows - E, true } };
+    if (four) pt[1].n = Is, pt[2] = (struct part){ E + Is, Is, true }, pt[3] = (struct part){ E + 2 * Is, 1, false };
     uint64_t rb;
     qn_h_ok(h, qn_ggml_row_bytes(qtype, cols, &rb), "row bytes");
-    float *wa_h, *wq = qn_h_alloc(h, (size_t)nb * cols), *x_h, *nw_h;
-    qn_buf *Wa = qn_h_input_f32(h, "W router", (size_t)E * cols, -1, 1, &wa_h);
-    qn_h_random(h, wq, (size_t)nb * cols, -1, 1);
-    size_t padded = (rb * nb + 3) & ~(size_t)3;
-    uint8_t *raw = qn_h_alloc_bytes(h, padded);
-    memset(raw, 0, padded);
-    for (uint32_t r = 0; r < nb; r++) qn_h_ok(h, qn_quant_row(qtype, wq + (size_t)r * cols, raw + r * rb, cols), "quantize");
-    qn_buf *Wb = qn_h_upload(h, "W shared", raw, padded);
+    float *w_h = qn_h_alloc(h, (size_t)rows * cols), *x_h, *nw_h;
+    qn_h_random(h, w_h, (size_t)rows * cols, -1, 1);
+    uint8_t *raw = qn_h_alloc_bytes(h, (size_t)rows * rb + 4); /* block rows at their row index */
+    qn_buf *Wp[4];
+    for (uint32_t i = 0; i < np; i++) {
+        if (!pt[i].q) {
+            Wp[i] = qn_h_upload(h, "W f32 part", w_h + (size_t)pt[i].r0 * cols, (size_t)pt[i].n * cols * 4);
+            continue;
+        }
+        for (uint32_t r = pt[i].r0; r < pt[i].r0 + pt[i].n; r++)
+            qn_h_ok(h, qn_quant_row(qtype, w_h + (size_t)r * cols, raw + r * rb, cols), "quantize");
+        size_t bytes = (pt[i].n * rb + 3) & ~(size_t)3;
+        memset(raw + pt[i].r0 * rb + pt[i].n * rb, 0, bytes - pt[i].n * rb);
+        Wp[i] = qn_h_upload(h, "W block part", raw + pt[i].r0 * rb, bytes);
+    }
     qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * cols, -3, 3, &x_h);
     qn_buf *nw = qn_h_input_f32(h, "norm w", cols, -0.5f, 0.5f, &nw_h);
     qn_buf *xn = qn_h_output(h, "xn", (size_t)T * cols), *m = qn_h_output(h, "m", (size_t)T * rows);
@@ -207,40 +221,47 @@ static void route_parts_case(struct qn_h *h, uint32_t qtype, enum qn_kernel qk, 
     qn_buf *sg = qn_h_output(h, "sg", T), *act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
     uint32_t zero[8] = { 0 };
     qn_buf *cnt = qn_h_upload(h, "count", zero, sizeof zero);
-    qn_pipe *pa = qn_h_pipe(h, QN_K_MATVEC_NORM_ROUTE_F32, 64, rpa, 4, 1, cols / 4);
-    qn_pipe *pb = qn_h_pipe(h, qk, qlayout_wg, rpb, 2, 2, 0);
-    uint32_t ga = (E + rpa - 1) / rpa, gb = (nb + rpb - 1) / rpb;
-    qn_pc_mv_route pc = { .rows = E, .cols = cols, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1.0f, .E = E,
-                          .K = K, .Is = Is, .act_stride = as, .rflags = QN_MOE_NORM_TOPK, .row0 = 0, .m_rows = rows,
-                          .groups = ga + gb };
-    qn_pc_mv_route pq = pc;
-    pq.rows = nb, pq.row0 = E, pq.flags = 0;
-    char what[160];
-    snprintf(what, sizeof what, "parts f32 + %s route E=%u K=%u Is=%u H=%u T=%u (%s, %s)", qn_ggml_type(qtype)->name,
-             E, K, Is, cols, T, qn_pipe_info(pa)->name, qn_pipe_info(pb)->name);
+    qn_pipe *pa = qn_h_pipe_spec(h, QN_K_MATVEC_NORM_ROUTE_F32, sd, 6), *pb = qn_h_pipe_spec(h, qk, sq, 6);
+    uint32_t groups = 0;
+    for (uint32_t i = 0; i < np; i++) groups += (pt[i].n + (pt[i].q ? sq[1] : sd[1]) - 1) / (pt[i].q ? sq[1] : sd[1]);
+    char what[200];
+    snprintf(what, sizeof what, "%u parts f32 + %s route E=%u K=%u Is=%u H=%u T=%u (%s %u,%u,%u,%u,%u,%u; %s "
+             "%u,%u,%u,%u,%u,%u; %u workgroups)", np, qn_ggml_type(qtype)->name, E, K, Is, cols, T,
+             qn_pipe_info(pa)->name, sd[0], sd[1], sd[2], sd[3], sd[4], sd[5], qn_pipe_info(pb)->name, sq[0], sq[1],
+             sq[2], sq[3], sq[4], sq[5], groups);
     for (int run = 0; run < 2; run++) {
-        qn_h_ok(h, qn_cmd_begin(h->cmd), what); /* both parts in one command buffer, no barrier between them */
-        qn_cmd_dispatch_nz(h->cmd, pa, QN_BINDS(QN_BIND(Wa), QN_BIND(x), QN_BIND(m), QN_BIND(nw), QN_BIND(xn), QN_BIND(ids),
-                                                QN_BIND(w), QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)), &pc, sizeof pc, ga, T);
-        qn_cmd_dispatch_nz(h->cmd, pb, QN_BINDS(QN_BIND(Wb), QN_BIND(x), QN_BIND(m), QN_BIND(nw), QN_BIND(xn), QN_BIND(ids),
-                                                QN_BIND(w), QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)), &pq, sizeof pq, gb, T);
+        qn_h_ok(h, qn_cmd_begin(h->cmd), what); /* all parts in one command buffer, no barrier between them */
+        for (uint32_t i = 0; i < np; i++) {
+            qn_pc_mv_route pc = { .rows = pt[i].n, .cols = cols, .flags = i == 0 ? QN_MATVEC_WRITE_XN : 0, .eps = 1e-6f,
+                                  .w_add = 1.0f, .E = E, .K = K, .Is = Is, .act_stride = as, .rflags = QN_MOE_NORM_TOPK,
+                                  .row0 = pt[i].r0, .m_rows = rows, .groups = groups };
+            qn_pipe *p = pt[i].q ? pb : pa;
+            uint32_t rpw = qn_pipe_spec(p, 1);
+            qn_cmd_dispatch_nz(h->cmd, p, QN_BINDS(QN_BIND(Wp[i]), QN_BIND(x), QN_BIND(m), QN_BIND(nw), QN_BIND(xn),
+                                                   QN_BIND(ids), QN_BIND(w), QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)),
+                               &pc, sizeof pc, (pt[i].n + rpw - 1) / rpw, T);
+        }
         qn_h_ok(h, qn_cmd_end(h->cmd), what);
         qn_h_ok(h, qn_cmd_run(h->cmd), what);
         check_counters(h, cnt, T, what, run);
     }
     float *xr = ref_norm(h, x_h, nw_h, T, cols, 1.0f), *ref = qn_h_alloc(h, (size_t)T * rows);
-    float *refq = qn_h_alloc(h, nb);
     for (uint32_t t = 0; t < T; t++) {
         const float *xt = xr + (size_t)t * cols;
-        for (uint32_t r = 0; r < E; r++) {
-            double a = 0;
-            for (uint32_t c = 0; c < cols; c++) a += (double)wa_h[(size_t)r * cols + c] * xt[c];
-            ref[(size_t)t * rows + r] = (float)a;
+        for (uint32_t i = 0; i < np; i++) {
+            float *out = ref + (size_t)t * rows + pt[i].r0;
+            if (pt[i].q) {
+                qn_h_ok(h, qn_matvec_ref(qtype, raw + pt[i].r0 * rb, pt[i].n, cols, xt, out), "reference");
+                continue;
+            }
+            for (uint32_t r = 0; r < pt[i].n; r++) {
+                double a = 0;
+                for (uint32_t c = 0; c < cols; c++) a += (double)w_h[(size_t)(pt[i].r0 + r) * cols + c] * xt[c];
+                out[r] = (float)a;
+            }
         }
-        qn_h_ok(h, qn_matvec_ref(qtype, raw, nb, cols, xt, refq), "reference");
-        memcpy(ref + (size_t)t * rows + E, refq, nb * sizeof(float));
     }
-    char msg[200];
+    char msg[240];
     snprintf(msg, sizeof msg, "%s: m", what); /* |xn| <= ~3, |w| <= ~1: both parts' bounds are below this one */
     qn_h_check(h, msg, m, ref, (size_t)T * rows, 1e-6 + 5e-7 * 3.0 * cols, 1e-5);
     snprintf(msg, sizeof msg, "%s: xn", what);
@@ -259,6 +280,7 @@ static const struct { uint32_t type; enum qn_kernel k; } qfmts[] = {
 /* wg, rows/wg, unroll, rows/subgroup, x stage: qmatvec's defaults (staged), read through L1, odd ones */
 static const struct { uint32_t wg, rpw, unroll, sgrows, xsh; } qlayouts[] = {
     { 256, 16, 2, 2, 1024 }, { 128, 2, 2, 1, 0 }, { 64, 8, 2, 4, 512 }, { 100, 5, 1, 3, 64 },
+    { 128, 4, 2, 1, 1024 }, /* forward_pipes.c's small-row layout */
 };
 
 static void qcase(struct qn_h *h, uint32_t f, uint32_t layout, uint32_t rows, uint32_t cols, uint32_t T, bool acc,
@@ -435,15 +457,206 @@ static void bench(struct qn_h *h)
     bench_route(h, pn);
 }
 
+/* ---- --bench-small: decode matvec layouts (today's vs few rows per workgroup) at the decode shapes ---------- */
+
+/* spec 0-5 of matvec.comp / qmatvec.comp: WG, ROWS, UNROLL, SGROWS, XSH, PRE (prefetch) */
+struct lay { uint32_t s[6]; const char *what; };
+/* block types: today's default (qmatvec.comp's; its route variant stages only H) first, then candidates */
+static const struct lay qlays[] = {
+    { { 256, 16, 2, 2, 1024, 1 }, "default" }, { { 256, 16, 2, 2, 1024, 0 }, "default, no prefetch" },
+    { { 128, 4, 2, 1, 1024, 1 }, "small (forward default)" }, { { 128, 4, 2, 1, 1024, 0 }, "small, no prefetch" },
+    { { 128, 4, 2, 1, 0, 1 }, "small, x via L1" }, { { 128, 8, 2, 1, 1024, 1 }, "8 rows" },
+    { { 64, 2, 2, 1, 1024, 1 }, "WG 64, 2 rows" }, { { 128, 4, 4, 1, 1024, 1 }, "unroll 4" },
+    { { 128, 8, 2, 4, 0, 1 }, "2 sets of 4 rows, split" }, { { 128, 4, 2, 2, 1024, 1 }, "2 sets of 2 rows, split" },
+    { { 256, 4, 2, 1, 1024, 1 }, "WG 256, 4 rows split 2" },
+};
+/* dense (the f32 router): the H100 board's matvec layout (x staged for the norm variants) first */
+static const struct lay dlays[] = {
+    { { 256, 8, 4, 1, 512, 1 }, "board" }, { { 256, 8, 4, 1, 512, 0 }, "board, no prefetch" },
+    { { 128, 2, 4, 1, 0, 1 }, "small (forward default)" }, { { 128, 2, 4, 1, 0, 0 }, "small, no prefetch" },
+    { { 128, 2, 4, 1, 512, 1 }, "small, x staged" }, { { 128, 1, 4, 1, 0, 1 }, "1 row" },
+    { { 256, 2, 4, 1, 0, 1 }, "WG 256, 2 rows" }, { { 64, 1, 4, 1, 0, 1 }, "WG 64, 1 row" },
+    { { 256, 4, 4, 1, 0, 1 }, "WG 256, 4 rows" }, { { 128, 2, 8, 1, 0, 1 }, "unroll 8" },
+};
+#define NQL (sizeof qlays / sizeof qlays[0])
+static bool bench_quick; /* --bench-small with < 16 MiB of copies (a functional run on lavapipe): 1 run, few reps */
+static const char *bench_only; /* --bench-small MB NAME: only the shapes whose name contains NAME */
+#define NDL (sizeof dlays / sizeof dlays[0])
+
+/* a layout from env NAME ("WG,ROWS,UNROLL,SGROWS,XSH" as forward_pipes.c reads it), prefetch on; false if unset */
+static bool env_lay(const char *name, struct lay *l)
+{
+    const char *e = getenv(name);
+    unsigned v[5];
+    if (!e || sscanf(e, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5 || v[0] < 32 || !v[1] || !v[2] || !v[3])
+        return false;
+    *l = (struct lay){ { v[0], v[1], v[2], v[3], v[4], 1 }, name };
+    return true;
+}
+
+/* Time `reps` dispatches of p over the weight copies W[r % nw] (one barrier after each, as in the graph): best of
+ * 5 runs, us per dispatch. */
+static double time_mv(struct qn_h *h, qn_pipe *p, qn_buf **W, uint32_t nw, qn_buf *x, qn_buf *y, qn_buf *nwt, qn_buf *xn,
+                      const void *pc, uint32_t pcs, uint32_t rows, bool norm)
+{
+    const uint32_t reps = bench_quick ? nw : nw < 48 ? 48 : nw, rpw = qn_pipe_spec(p, 1);
+    double best = INFINITY;
+    for (int it = 0; it < (bench_quick ? 1 : 5); it++) {
+        qn_h_ok(h, qn_cmd_begin(h->cmd), "bench");
+        qn_cmd_mark(h->cmd, "mv");
+        for (uint32_t r = 0; r < reps; r++) {
+            if (norm)
+                qn_cmd_dispatch_n(h->cmd, p, QN_BINDS(QN_BIND(W[r % nw]), QN_BIND(x), QN_BIND(y), QN_BIND(nwt), QN_BIND(xn)),
+                                  pc, pcs, (rows + rpw - 1) / rpw);
+            else
+                qn_cmd_dispatch_n(h->cmd, p, QN_BINDS(QN_BIND(W[r % nw]), QN_BIND(x), QN_BIND(y)), pc, pcs,
+                                  (rows + rpw - 1) / rpw);
+            qn_cmd_barrier(h->cmd);
+        }
+        qn_h_ok(h, qn_cmd_end(h->cmd), "bench");
+        qn_h_ok(h, qn_cmd_run(h->cmd), "bench");
+        best = fmin(best, qn_cmd_region(h->cmd, 0, NULL));
+    }
+    return best * 1e3 / reps;
+}
+
+/* copies of `bytes` so that together they are >= mb MiB (beyond the H100's 50 MB L2), at most 64 */
+static uint32_t ncopies(uint64_t bytes, uint32_t mb)
+{
+    uint64_t n = ((uint64_t)mb << 20) / (bytes ? bytes : 1) + 1;
+    return n < 2 ? 2 : n > 64 ? 64 : (uint32_t)n;
+}
+
+/* One decode shape: every layout of its family, us per dispatch and GB/s (weight bytes). */
+static void bench_shape(struct qn_h *h, const char *what, enum qn_kernel k, uint32_t qtype, uint32_t rows, uint32_t cols,
+                        bool norm, uint32_t mb)
+{
+    if (bench_only && !strstr(what, bench_only)) return;
+    uint64_t rb = (uint64_t)cols * 4;
+    if (qtype) qn_h_ok(h, qn_ggml_row_bytes(qtype, cols, &rb), "row bytes");
+    uint64_t wbytes = (rows * rb + 15) / 16 * 16;
+    uint32_t nw = ncopies(wbytes, mb);
+    qn_buf *W[64];
+    for (uint32_t i = 0; i < nw; i++) W[i] = filled(h, "W", wbytes, 0x3c003c00u + i);
+    qn_buf *x = filled(h, "x", cols * 4, 0x3f800000u), *nwt = filled(h, "norm w", cols * 4, 0x3d000000u);
+    qn_buf *xn = qn_h_buffer(h, "xn", cols * 4), *y = qn_h_buffer(h, "y", (uint64_t)rows * 4);
+    qn_pc_matvec pcm = { .rows = rows, .cols = cols, .flags = 0 };
+    qn_pc_mv_norm pcn = { .rows = rows, .cols = cols, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1 };
+    const struct lay *ls = qtype ? qlays : dlays;
+    size_t nl = qtype ? NQL : NDL;
+    struct lay el;
+    bool env = env_lay(qtype ? "QNEXT_MV_SMALL" : "QNEXT_MV_SMALL_F", &el);
+    double t0 = 0;
+    for (size_t l = 0; l < nl + env; l++) {
+        const struct lay *L = l < nl ? &ls[l] : &el;
+        qn_pipe *p = qn_h_pipe_spec(h, k, L->s, 6);
+        double us = norm ? time_mv(h, p, W, nw, x, y, nwt, xn, &pcn, sizeof pcn, rows, true)
+                         : time_mv(h, p, W, nw, x, y, NULL, NULL, &pcm, sizeof pcm, rows, false);
+        if (l == 0) t0 = us;
+        printf("bench-small %-16s %-22s %5u x %4u  %3u,%2u,%u,%u,%4u pre %u  %5u WGs %7.2f us %6.0f GB/s  x%.2f  %s\n",
+               what, qn_pipe_info(p)->name, rows, cols, L->s[0], L->s[1], L->s[2], L->s[3], L->s[4], L->s[5],
+               (rows + L->s[1] - 1) / L->s[1], us, (double)wbytes / (us * 1e-6) / 1e9, t0 / us, L->what);
+    }
+    qn_h_reset(h);
+}
+
+/* The route stage of one Qwen3-Next-80B Q4_K_M layer as the graph records it: router f32 512 rows, shared gate and up
+ * Q4_K 512 rows each, shared_expert_gate f32 1 row, four matvec_norm_route dispatches counting on one counter, then a
+ * barrier; us per layer for (dense, block) layout pairs. */
+static void bench_route_stage(struct qn_h *h, uint32_t mb)
+{
+    const uint32_t H = 2048, E = 512, K = 10, Is = 512, rows = E + 2 * Is + 1;
+    if (bench_only && !strstr("route stage", bench_only)) return;
+    uint64_t rbq;
+    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q4_K, H, &rbq), "row bytes");
+    const uint64_t by[4] = { (uint64_t)E * H * 4, Is * rbq, Is * rbq, H * 4 };
+    const uint32_t pr[4] = { E, Is, Is, 1 }, p0[4] = { 0, E, E + Is, E + 2 * Is };
+    uint32_t nw = ncopies(by[0] + by[1] + by[2] + by[3], mb);
+    nw = nw > 48 ? 48 : nw;
+    qn_buf *W[48][4];
+    for (uint32_t i = 0; i < nw; i++)
+        for (int j = 0; j < 4; j++) W[i][j] = filled(h, "W", by[j], j == 1 || j == 2 ? 0x3c003c00u : 0x3a000000u + i);
+    qn_buf *x = filled(h, "x", H * 4, 0x3f800000u), *nwt = filled(h, "norm w", H * 4, 0x3d000000u);
+    qn_buf *xn = qn_h_buffer(h, "xn", H * 4), *m = qn_h_buffer(h, "m", rows * 4), *ids = qn_h_buffer(h, "ids", K * 4);
+    qn_buf *w = qn_h_buffer(h, "w", K * 4), *sg = qn_h_buffer(h, "sg", 4), *act = qn_h_buffer(h, "act", (K + 1) * Is * 4);
+    qn_buf *cnt = filled(h, "count", 16, 0);
+    /* (dense layout, block layout): today's (board dense with x staged, qmatvec's defaults with H staged) first */
+    static const struct { int d, q; } pairs[] = { { 0, 0 }, { 1, 1 }, { 2, 2 }, { 3, 3 }, { 2, 4 }, { 5, 2 }, { 6, 5 },
+                                                  { 7, 6 }, { 2, 8 }, { 6, 2 }, { 8, 2 } };
+    const uint32_t reps = bench_quick ? nw : nw < 48 ? 48 : nw;
+    double t0 = 0;
+    for (size_t pi = 0; pi < sizeof pairs / sizeof pairs[0]; pi++) {
+        uint32_t sd[6], sq[6];
+        memcpy(sd, dlays[pairs[pi].d].s, sizeof sd);
+        memcpy(sq, qlays[pairs[pi].q].s, sizeof sq);
+        if (sq[4] > H / 4) sq[4] = H / 4; /* as forward_pipes.c: the route variant stages H floats */
+        qn_pipe *pd = qn_h_pipe_spec(h, QN_K_MATVEC_NORM_ROUTE_F32, sd, 6);
+        qn_pipe *pq = qn_h_pipe_spec(h, QN_K_MATVEC_NORM_ROUTE_Q4_K, sq, 6);
+        qn_pipe *pp[4] = { pd, pq, pq, pd };
+        uint32_t groups = 0;
+        for (int j = 0; j < 4; j++) groups += (pr[j] + qn_pipe_spec(pp[j], 1) - 1) / qn_pipe_spec(pp[j], 1);
+        double best = INFINITY;
+        for (int it = 0; it < (bench_quick ? 1 : 5); it++) {
+            qn_h_ok(h, qn_cmd_begin(h->cmd), "bench");
+            qn_cmd_mark(h->cmd, "route stage");
+            for (uint32_t r = 0; r < reps; r++) {
+                for (int j = 0; j < 4; j++) {
+                    qn_pc_mv_route pc = { .rows = pr[j], .cols = H, .flags = j == 0 ? QN_MATVEC_WRITE_XN : 0,
+                                          .eps = 1e-6f, .w_add = 1, .E = E, .K = K, .Is = Is, .act_stride = Is,
+                                          .rflags = QN_MOE_NORM_TOPK, .row0 = p0[j], .m_rows = rows, .groups = groups };
+                    uint32_t rpw = qn_pipe_spec(pp[j], 1);
+                    qn_cmd_dispatch_n(h->cmd, pp[j], QN_BINDS(QN_BIND(W[r % nw][j]), QN_BIND(x), QN_BIND(m), QN_BIND(nwt),
+                                                              QN_BIND(xn), QN_BIND(ids), QN_BIND(w), QN_BIND(sg),
+                                                              QN_BIND(act), QN_BIND(cnt)),
+                                      &pc, sizeof pc, (pr[j] + rpw - 1) / rpw);
+                }
+                qn_cmd_barrier(h->cmd);
+            }
+            qn_h_ok(h, qn_cmd_end(h->cmd), "bench");
+            qn_h_ok(h, qn_cmd_run(h->cmd), "bench");
+            best = fmin(best, qn_cmd_region(h->cmd, 0, NULL));
+        }
+        double us = best * 1e3 / reps;
+        if (pi == 0) t0 = us;
+        printf("bench-small route stage (f32 512 + q4_k 2x512 + f32 1, E 512 K 10) dense %u,%u,%u,%u,%u pre %u | q4_k "
+               "%u,%u,%u,%u,%u pre %u: %4u WGs %7.2f us/layer %6.0f GB/s  x%.2f\n", sd[0], sd[1], sd[2], sd[3], sd[4],
+               sd[5], sq[0], sq[1], sq[2], sq[3], sq[4], sq[5], groups, us,
+               (double)(by[0] + by[1] + by[2] + by[3]) / (us * 1e-6) / 1e9, t0 / us);
+    }
+    qn_h_reset(h);
+}
+
+/* The decode shapes of a Qwen3-Next-80B Q4_K_M file that matter (docs/perf.md run 12), weights replicated over
+ * >= mb MiB (default 256) so that they come from DRAM. */
+static void bench_small(struct qn_h *h, uint32_t mb)
+{
+    bench_quick = mb < 16;
+    bench_shape(h, "out proj", QN_K_MATVEC_Q4_K, QN_GGML_Q4_K, 2048, 4096, false, mb);
+    bench_shape(h, "gdn in_proj", QN_K_MATVEC_NORM_Q4_K, QN_GGML_Q4_K, 12352, 2048, true, mb);
+    bench_shape(h, "q6_k part", QN_K_MATVEC_NORM_Q6_K, QN_GGML_Q6_K, 4096, 2048, true, mb);
+    bench_shape(h, "shared gate", QN_K_MATVEC_NORM_Q4_K, QN_GGML_Q4_K, 512, 2048, true, mb);
+    bench_shape(h, "gdn ba", QN_K_MATVEC_NORM_Q4_K, QN_GGML_Q4_K, 64, 2048, true, mb);
+    bench_shape(h, "router f32", QN_K_MATVEC_NORM_F32, 0, 512, 2048, true, mb);
+    bench_shape(h, "sh. exp gate f32", QN_K_MATVEC_NORM_F32, 0, 1, 2048, true, mb);
+    bench_route_stage(h, mb);
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
     qn_h_open(&h, "mv_norm", argc, argv);
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--bench")) {
             bench(&h);
+            bench_small(&h, 256);
             return qn_h_close(&h);
         }
+        if (!strcmp(argv[i], "--bench-small")) { /* [MiB of weight copies [shape name part]] */
+            bench_only = i + 2 < argc ? argv[i + 2] : NULL;
+            bench_small(&h, i + 1 < argc ? (uint32_t)strtoul(argv[i + 1], NULL, 10) : 256);
+            return qn_h_close(&h);
+        }
+    }
     for (int d = 0; d < 3; d++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int l = 0; l < (int)NLAYOUTS; l++) {
@@ -466,6 +679,7 @@ int main(int argc, char **argv)
         for (uint32_t l = 0; l < sizeof qlayouts / sizeof qlayouts[0]; l++)
             qcase(&h, f, l, 33, 3 * qk, 1, l == 2, l % 2 == 0);
         qcase(&h, f, 0, 70, 2048, 1, false, true);  /* the real row length, staged */
+        qcase(&h, f, 4, 70, 2048, 1, false, true);  /* ... in the small-row layout */
         qcase(&h, f, 1, 40, 2048, 2, true, true);   /* T in z through L1 */
         qcase(&h, f, 0, 9, qk, 3, false, false);
     }
@@ -475,8 +689,18 @@ int main(int argc, char **argv)
     route_case(&h, 1, 3, 3, 64, 4, 40, 200, 0);
     route_case(&h, 2, 1, 2, 100, 7, 33, 129, QN_MOE_NORM_TOPK);
     route_case(&h, 0, 4, 4, 60, 8, 24, 256, QN_MOE_NORM_TOPK);
-    route_parts_case(&h, QN_GGML_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q8_0, 1, 512, 10, 512, 2048, 256);
-    route_parts_case(&h, QN_GGML_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q4_K, 2, 64, 4, 40, 256, 64);
-    route_parts_case(&h, QN_GGML_Q6_K, QN_K_MATVEC_NORM_ROUTE_Q6_K, 1, 100, 7, 33, 512, 128);
+    /* the parts: f32 rows WG 64 / 8 rows / x staged and the block rows WG 256, 64, 128 / 16 rows (as before the
+     * small-row layouts); then forward_pipes.c's small-row layouts (dense 128 / 2 rows, blocks 128 / 4 rows, with
+     * and without the prefetch) in the 80B file's four parts; odd shapes leave partial workgroups everywhere */
+    static const uint32_t d8[6] = { 64, 8, 4, 1, 512, 1 }, d8s[6] = { 64, 8, 4, 1, 64, 1 }, d8m[6] = { 64, 8, 4, 1, 128, 1 };
+    static const uint32_t q256[6] = { 256, 16, 2, 2, 0, 1 }, q64[6] = { 64, 16, 2, 2, 0, 1 }, q128[6] = { 128, 16, 2, 2, 0, 1 };
+    static const uint32_t ds[6] = { 128, 2, 4, 1, 0, 1 }, qs[6] = { 128, 4, 2, 1, 512, 1 };
+    static const uint32_t dsn[6] = { 128, 2, 4, 1, 0, 0 }, qsn[6] = { 128, 4, 2, 1, 512, 0 };
+    route_parts_case(&h, QN_GGML_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q8_0, 1, 512, 10, 512, 2048, d8, q256, false);
+    route_parts_case(&h, QN_GGML_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q4_K, 2, 64, 4, 40, 256, d8s, q64, false);
+    route_parts_case(&h, QN_GGML_Q6_K, QN_K_MATVEC_NORM_ROUTE_Q6_K, 1, 100, 7, 33, 512, d8m, q128, false);
+    route_parts_case(&h, QN_GGML_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q4_K, 1, 512, 10, 512, 2048, ds, qs, true);
+    route_parts_case(&h, QN_GGML_Q6_K, QN_K_MATVEC_NORM_ROUTE_Q6_K, 3, 100, 7, 33, 512, dsn, qsn, true);
+    route_parts_case(&h, QN_GGML_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q8_0, 2, 61, 5, 37, 256, ds, qsn, true);
     return qn_h_close(&h);
 }

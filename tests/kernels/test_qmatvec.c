@@ -26,10 +26,13 @@ static const struct { uint32_t type; enum qn_kernel k; float offset; } fmts[] = 
 
 /* wg, rows/wg, unroll, rows/subgroup, x stage (vec4s): see test_matvec.c for what each one covers; x is
  * staged (swizzled slots + run sums) when cols <= 4 * xsh, else read from the buffer */
-static const struct { uint32_t wg, rpw, unroll, sgrows, xsh; } layouts[] = {
-    { 128, 2, 2, 1, 0 }, { 64, 8, 2, 4, 512 }, { 32, 16, 4, 2, 1024 }, { 100, 5, 1, 3, 64 }, { 4, 3, 2, 2, 0 },
-    { 256, 16, 2, 2, 1024 }, /* the kernel's defaults */
+static const struct { uint32_t wg, rpw, unroll, sgrows, xsh, pre; } layouts[] = {
+    { 128, 2, 2, 1, 0, 1 }, { 64, 8, 2, 4, 512, 1 }, { 32, 16, 4, 2, 1024, 1 }, { 100, 5, 1, 3, 64, 1 }, { 4, 3, 2, 2, 0, 1 },
+    { 256, 16, 2, 2, 1024, 1 }, /* the kernel's defaults */
+    /* forward_pipes.c's small-row layout (one row per subgroup), without the prefetch, and split sets */
+    { 128, 4, 2, 1, 1024, 1 }, { 128, 4, 2, 1, 1024, 0 }, { 128, 8, 2, 4, 0, 1 }, { 256, 4, 4, 1, 1024, 0 },
 };
+#define NLAYOUTS_OLD 6 /* the layouts of the odd-shape sweep (the last one: real shapes) */
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
 static double worst_ratio; /* max |err| / S over all checks, printed at the end */
@@ -72,7 +75,7 @@ static void run_case(struct qn_h *h, struct qcase c)
     qn_buf *y = c.acc ? qn_h_input_f32(h, "y", ny, -2, 2, &y0_h) : qn_h_output(h, "y", ny);
     uint32_t rpw = layouts[c.layout].rpw;
     qn_pipe *p = qn_h_pipe(h, fmts[c.f].k, layouts[c.layout].wg, rpw, layouts[c.layout].unroll,
-                           layouts[c.layout].sgrows, layouts[c.layout].xsh);
+                           layouts[c.layout].sgrows, layouts[c.layout].xsh, layouts[c.layout].pre);
     qn_pc_matvec pc = { .rows = c.rows, .cols = c.cols, .flags = c.acc ? QN_MATVEC_ACCUMULATE : 0 };
     qn_h_run_z(h, p, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, (c.rows + rpw - 1) / rpw, c.T);
     float *got = qn_h_read(h, y, ny), *ref = qn_h_alloc(h, ny);
@@ -100,10 +103,10 @@ static void run_case(struct qn_h *h, struct qcase c)
     }
     worst_ratio = fmax(worst_ratio, max_err_ratio);
     char what[160];
-    snprintf(what, sizeof what, "%s %ux%u T=%u wg %u rows/wg %u unroll %u sgrows %u xsh %u%s (%s) max err/S %.2g",
+    snprintf(what, sizeof what, "%s %ux%u T=%u wg %u rows/wg %u unroll %u sgrows %u xsh %u pre %u%s (%s) max err/S %.2g",
              ti->name, c.rows, c.cols, c.T, layouts[c.layout].wg, rpw, layouts[c.layout].unroll,
-             layouts[c.layout].sgrows, layouts[c.layout].xsh, c.acc ? " accumulate" : "", qn_pipe_info(p)->name,
-             max_err_ratio);
+             layouts[c.layout].sgrows, layouts[c.layout].xsh, layouts[c.layout].pre, c.acc ? " accumulate" : "",
+             qn_pipe_info(p)->name, max_err_ratio);
     qn_h_check_host(h, what, got, ref, ny, 1e-6 + 5e-7 * max_s, 0);
     qn_h_reset(h);
 }
@@ -117,7 +120,7 @@ int main(int argc, char **argv)
         uint32_t qk = qn_ggml_type(fmts[f].type)->blck;
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
             for (size_t b = 0; b < sizeof nblocks / sizeof nblocks[0]; b++)
-                for (uint32_t l = 0; l + 1 < NLAYOUTS; l++) /* the last layout: real shapes below */
+                for (uint32_t l = 0; l + 1 < NLAYOUTS_OLD; l++) /* the last layout: real shapes below */
                     if (l == 0 || (size_t)rows[r] * nblocks[b] * qk <= 9000) /* keep lavapipe time small */
                         run_case(&h, (struct qcase){ f, rows[r], nblocks[b] * qk, l, 1, false });
         /* real row lengths: shared-expert gate/up (512 x 2048) and down (2048 x 512) */
@@ -127,6 +130,18 @@ int main(int argc, char **argv)
         run_case(&h, (struct qcase){ f, 33, 2048, 2, 1, true });   /* accumulate, x staged */
         run_case(&h, (struct qcase){ f, 20, 4 * qk, 3, 3, true }); /* T = 3 in z, partial subgroup */
         run_case(&h, (struct qcase){ f, 9, 2048, 0, 2, false });   /* T = 2, split sets */
+        /* the small-row layouts: 1, 3, 5 rows (partial workgroups) at 1 and 3 blocks, a real row length with a
+         * partial last workgroup, out projection columns (4096: two batches per lane, the first prefetched) */
+        static const uint32_t srows[] = { 1, 3, 5 };
+        for (uint32_t l = NLAYOUTS_OLD; l < NLAYOUTS; l++) {
+            for (size_t r = 0; r < sizeof srows / sizeof srows[0]; r++) {
+                run_case(&h, (struct qcase){ f, srows[r], qk, l, 1, false });
+                run_case(&h, (struct qcase){ f, srows[r], 3 * qk, l, 1, r == 1 });
+            }
+            run_case(&h, (struct qcase){ f, 130, 2048, l, 1, false });
+        }
+        run_case(&h, (struct qcase){ f, 17, 4096, NLAYOUTS_OLD, 1, false });
+        run_case(&h, (struct qcase){ f, 6, 2048, NLAYOUTS_OLD + 1, 2, true }); /* T = 2, accumulate, no prefetch */
     }
     printf("qmatvec: worst max err / S = %.3g (bound 5e-7)\n", worst_ratio);
     return qn_h_close(&h);
