@@ -17,6 +17,31 @@ static const qn_chat_tool_call tc_8_1[] = {
     { "search", "{\"q\":\"x\",  \"n\":1.50}", true }
 };
 
+/* the weather tool as a request would send it (indented, \u escapes, 2.5E+3, ...): two cases use it */
+#define WEATHER_TOOL \
+    "{\n \"type\": \"function\",\n \"function\": {\n" \
+    "  \"name\": \"get_weather\",\n  \"description\": \"Current weather in a city \\u2014 \\u00b" \
+    "0C, \\u00abquoted\\u00bb \\\"text\\\" and a back\\\\slash\\ttab\\u0001ctl\",\n" \
+    "  \"parameters\": {\n   \"type\": \"object\",\n" \
+    "   \"properties\": {\n    \"city\": {\n     \"type\": \"string\",\n" \
+    "     \"description\": \"\\u57ce\\u5e02 name\"\n" \
+    "    },\n    \"unit\": {\n     \"type\": \"string\",\n" \
+    "     \"enum\": [\n      \"celsius\",\n      \"fahrenheit\"\n" \
+    "     ]\n    },\n    \"days\": {\n     \"type\": \"integer\",\n" \
+    "     \"minimum\": 1,\n     \"maximum\": 14,\n" \
+    "     \"default\": 0\n    },\n    \"precision\": {\n" \
+    "     \"type\": \"number\",\n     \"default\": 0.5,\n" \
+    "     \"tiny\": 0.00001,\n     \"huge\": 1E22,\n" \
+    "     \"third\": 0.3333333333333333,\n     \"exp\": 2.5E+3,\n" \
+    "     \"neg\": -0.0001,\n     \"big_int\": 123456789012345678901234567890\n" \
+    "    },\n    \"flags\": {\n     \"type\": \"array\",\n" \
+    "     \"items\": {\n      \"type\": \"boolean\"\n" \
+    "     },\n     \"default\": [\n      true,\n" \
+    "      false,\n      null\n     ]\n    },\n" \
+    "    \"empty\": {},\n    \"none\": []\n   },\n" \
+    "   \"required\": [\n    \"city\"\n   ]\n  }\n" \
+    " }\n}"
+
 static const chat_case chat_cases[] = {
     { "one_user", true, 0, { NULL }, 1,
       { { QN_CHAT_USER, "Hi", NULL, 0 } },
@@ -55,28 +80,7 @@ static const chat_case chat_cases[] = {
       { { QN_CHAT_SYSTEM, "", NULL, 0 },
         { QN_CHAT_USER, "", NULL, 0 } },
       "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n" },
-    { "tools_no_system", true, 1, { "{\n \"type\": \"function\",\n \"function\": {\n"
-            "  \"name\": \"get_weather\",\n  \"description\": \"Current weather in a city \\u2014 \\u00b"
-            "0C, \\u00abquoted\\u00bb \\\"text\\\" and a back\\\\slash\\ttab\\u0001ctl\",\n"
-            "  \"parameters\": {\n   \"type\": \"object\",\n"
-            "   \"properties\": {\n    \"city\": {\n     \"type\": \"string\",\n"
-            "     \"description\": \"\\u57ce\\u5e02 name\"\n"
-            "    },\n    \"unit\": {\n     \"type\": \"string\",\n"
-            "     \"enum\": [\n      \"celsius\",\n      \"fahrenheit\"\n"
-            "     ]\n    },\n    \"days\": {\n     \"type\": \"integer\",\n"
-            "     \"minimum\": 1,\n     \"maximum\": 14,\n"
-            "     \"default\": 0\n    },\n    \"precision\": {\n"
-            "     \"type\": \"number\",\n     \"default\": 0.5,\n"
-            "     \"tiny\": 0.00001,\n     \"huge\": 1E22,\n"
-            "     \"third\": 0.3333333333333333,\n     \"exp\": 2.5E+3,\n"
-            "     \"neg\": -0.0001,\n     \"big_int\": 123456789012345678901234567890\n"
-            "    },\n    \"flags\": {\n     \"type\": \"array\",\n"
-            "     \"items\": {\n      \"type\": \"boolean\"\n"
-            "     },\n     \"default\": [\n      true,\n"
-            "      false,\n      null\n     ]\n    },\n"
-            "    \"empty\": {},\n    \"none\": []\n   },\n"
-            "   \"required\": [\n    \"city\"\n   ]\n  }\n"
-            " }\n}" }, 1,
+    { "tools_no_system", true, 1, { WEATHER_TOOL }, 1,
       { { QN_CHAT_USER, "Weather in Paris?", NULL, 0 } },
       "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the user q"
       "uery.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n"
@@ -95,28 +99,7 @@ static const chat_case chat_cases[] = {
       "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
       "</tool_call><|im_end|>\n<|im_start|>user\n"
       "Weather in Paris?<|im_end|>\n<|im_start|>assistant\n" },
-    { "tools_full", true, 2, { "{\n \"type\": \"function\",\n \"function\": {\n"
-            "  \"name\": \"get_weather\",\n  \"description\": \"Current weather in a city \\u2014 \\u00b"
-            "0C, \\u00abquoted\\u00bb \\\"text\\\" and a back\\\\slash\\ttab\\u0001ctl\",\n"
-            "  \"parameters\": {\n   \"type\": \"object\",\n"
-            "   \"properties\": {\n    \"city\": {\n     \"type\": \"string\",\n"
-            "     \"description\": \"\\u57ce\\u5e02 name\"\n"
-            "    },\n    \"unit\": {\n     \"type\": \"string\",\n"
-            "     \"enum\": [\n      \"celsius\",\n      \"fahrenheit\"\n"
-            "     ]\n    },\n    \"days\": {\n     \"type\": \"integer\",\n"
-            "     \"minimum\": 1,\n     \"maximum\": 14,\n"
-            "     \"default\": 0\n    },\n    \"precision\": {\n"
-            "     \"type\": \"number\",\n     \"default\": 0.5,\n"
-            "     \"tiny\": 0.00001,\n     \"huge\": 1E22,\n"
-            "     \"third\": 0.3333333333333333,\n     \"exp\": 2.5E+3,\n"
-            "     \"neg\": -0.0001,\n     \"big_int\": 123456789012345678901234567890\n"
-            "    },\n    \"flags\": {\n     \"type\": \"array\",\n"
-            "     \"items\": {\n      \"type\": \"boolean\"\n"
-            "     },\n     \"default\": [\n      true,\n"
-            "      false,\n      null\n     ]\n    },\n"
-            "    \"empty\": {},\n    \"none\": []\n   },\n"
-            "   \"required\": [\n    \"city\"\n   ]\n  }\n"
-            " }\n}", "{\"type\":\"function\",\"function\":{\"name\":\"search\",\"description\":\"Web search\",\"p"
+    { "tools_full", true, 2, { WEATHER_TOOL, "{\"type\":\"function\",\"function\":{\"name\":\"search\",\"description\":\"Web search\",\"p"
             "arameters\":{\"type\":\"object\",\"properties\":{\"q\":{\"type\":\"string\"}},\"required\":"
             "[\"q\"]}}}" }, 9,
       { { QN_CHAT_SYSTEM, "You are a helpful assistant.", NULL, 0 },
