@@ -25,6 +25,7 @@
 
 #include "forward.h"
 #include "harness.h"
+#include "moe_small.h"
 #include "qblocks.h"
 #include "qn_num.h"
 #include "quant.h"
@@ -46,7 +47,39 @@ struct mcase {
     uint32_t T, H, I, Is, E, K;
     uint32_t tile_t, tile_groups; /* tile_t 0: the kernels' token tile (64) */
     int absent;                 /* expert whose slot is -1 (or -1 for none) */
+    const struct small_cfg *small; /* qsmall: moe_qsmall.comp in this layout instead of moe_qgrouped.comp */
+    bool skew;                  /* qsmall: skew_ids' routing (experts with 0, 1 and T tokens) */
 };
+
+/* ---- qsmall: moe_qsmall.comp (few tokens per expert) in the same cases: token slots nt, and wg / rows / sgrows
+ * (0: qn_moe_small_spec's defaults), l1: inputs read through L1 instead of staged in shared memory ---- */
+struct small_cfg { uint32_t nt, wg, rows, sgrows; bool l1; };
+static const enum qn_kernel k_gu_sm[NFMTS] = { QN_K_MOE_Q_GU_SMALL_Q8_0, QN_K_MOE_Q_GU_SMALL_Q4_0, QN_K_MOE_Q_GU_SMALL_Q4_K,
+                                               QN_K_MOE_Q_GU_SMALL_Q5_K, QN_K_MOE_Q_GU_SMALL_Q6_K };
+static const enum qn_kernel k_dn_sm[NFMTS] = { QN_K_MOE_Q_DN_SMALL_Q8_0, QN_K_MOE_Q_DN_SMALL_Q4_0, QN_K_MOE_Q_DN_SMALL_Q4_K,
+                                               QN_K_MOE_Q_DN_SMALL_Q5_K, QN_K_MOE_Q_DN_SMALL_Q6_K };
+
+static qn_pipe *small_pipe(struct qn_h *h, enum qn_kernel k, bool gate_up, const struct small_cfg *c, uint32_t part_off,
+                           uint32_t len)
+{
+    uint32_t s[QN_MOE_SMALL_NSPEC];
+    qn_moe_small_spec(qn_vk_caps(h->v), gate_up, c->nt, part_off, len, s);
+    if (c->wg) s[0] = c->wg;
+    if (c->rows) s[2] = c->rows;
+    if (c->sgrows) s[3] = c->sgrows;
+    if (c->l1) s[5] = 0;
+    return qn_h_pipe_spec(h, k, s, QN_MOE_SMALL_NSPEC);
+}
+
+/* routing with experts of 0, 1 and many tokens (E >= K + 3): expert 0 in every token (at varying k), expert 1 in
+ * none, expert 2 only in token 0; the others random (distinct per token) */
+static void skew_ids(struct qn_h *h, int32_t *ids, uint32_t T, uint32_t K, uint32_t E)
+{
+    qn_h_random_ids(h, ids, T, K, E - 3, K);
+    for (uint32_t i = 0; i < T * K; i++) ids[i] += 3;
+    for (uint32_t t = 0; t < T; t++) ids[t * K + t % K] = 0;
+    if (K > 1) ids[1] = 2;
+}
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
 
@@ -122,6 +155,7 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
     /* routing: K distinct experts per token */
     int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
     qn_h_random_ids(h, ids, T, K, E, K);
+    if (c.skew) skew_ids(h, ids, T, K, E);
     uint32_t as = (I > c.Is ? I : c.Is + 3) / 4 * 4 + 4; /* act stride > max(I, Is), a multiple of 4 */
     float *x_h, *a_h, *ds_h;
     qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, &x_h);
@@ -139,6 +173,14 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
     qn_pipe *dn = cm ? cm_pipe(h, k_dn_cm[c.fdn], 0) : qn_h_pipe(h, k_dn[c.fdn], 256, 16, 32, 0);
     (void)cn;
     uint32_t bn_gu = cm ? qn_pipe_spec(gu, 0) / 2 : 32, bn_dn = cm ? qn_pipe_spec(dn, 0) : 64; /* output rows per workgroup */
+    if (c.small) { /* qsmall */
+        gu = small_pipe(h, k_gu_sm[c.fgu], true, c.small, up_off, H);
+        dn = small_pipe(h, k_dn_sm[c.fdn], false, c.small, 0, I > c.Is ? I : c.Is);
+        bn_gu = qn_moe_small_rows(gu), bn_dn = qn_moe_small_rows(dn);
+        printf("     (next: moe_qsmall NT %u, WG %u, rows %u / %u, %u rows per lane group, inputs %s%s)\n", c.small->nt,
+               qn_pipe_spec(gu, 0), bn_gu, bn_dn, qn_pipe_spec(gu, 3), qn_pipe_spec(gu, 5) ? "staged" : "through L1",
+               c.skew ? "; experts with 0, 1 and T tokens" : "");
+    }
     uint32_t G = c.tile_groups ? c.tile_groups : pc.max_tiles;
     qn_pc_moe pd = pc;
     pd.slot_bytes = dslot_b;
@@ -433,6 +475,176 @@ static void bench_cm(struct qn_h *h, int iters, const char **lay, int nlay)
     }
 }
 
+/* ---- --bench-small [iters]: old (moe_sort tiles of 64 + moe_qgrouped.comp FMA tiles, + the tensor-core kernels where
+ * available) vs new (moe_sort tiles of NT + moe_qsmall.comp, NT 4 / 8 / 16; "auto" marks qn_moe_small_nt's choice)
+ * on the real 80B MoE layer: H 2048, I 512, E 512, K 10, Is 512, Q4_K gate/up, Q6_K down, all 512 experts in their
+ * own slots (reads from DRAM), random routings, T 16 .. 1024. Per variant: sort, gate_up, down ms (best of iters;
+ * combine is the same for both), and the weight bytes of the used experts over gate_up + down time. Each new
+ * variant's act and d are compared with the FMA tiles' (max |new - old| / max |old|; "WRONG" past 1e-4). ---- */
+
+struct sb_ctx {
+    uint32_t slot_b, dslot_b, up_off;
+    qn_buf *pb[8], *dpb[8], *tb, *x, *ain, *aout, *d, *ds, *idb, *list, *tiles;
+    qn_pc_moe pc, pd;
+};
+
+/* sort into tiles of tile_t, then gate_up and down with gu / dn (bg, bd rows per workgroup); best of iters */
+static void sb_run(struct qn_h *h, struct sb_ctx *b, uint32_t tile_t, qn_pipe *gu, qn_pipe *dn, uint32_t bg, uint32_t bd,
+                   int iters, double t[3])
+{
+    b->pc.tile_t = b->pd.tile_t = tile_t;
+    b->pc.max_tiles = b->pd.max_tiles = QN_MOE_MAX_TILES(b->pc.T, b->pc.E, b->pc.K, tile_t);
+    t[0] = t[1] = t[2] = INFINITY;
+    for (int it = 0; it < iters; it++) {
+        t[0] = fmin(t[0], qn_h_run(h, qn_h_pipe_default(h, QN_K_MOE_SORT), QN_BINDS(QN_BIND(b->idb), QN_BIND(b->list),
+                                   QN_BIND(b->tiles)), &b->pc, sizeof b->pc, b->pc.E + 1));
+        t[1] = fmin(t[1], qn_h_run(h, gu, QN_BINDS(QN_BIND(b->x), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->tb),
+                                                   QN_BIND(b->aout), QN_BIND(b->pb[0]), QN_BIND(b->pb[1]), QN_BIND(b->pb[2]),
+                                                   QN_BIND(b->pb[3]), QN_BIND(b->pb[4]), QN_BIND(b->pb[5]),
+                                                   QN_BIND(b->pb[6]), QN_BIND(b->pb[7])),
+                                   &b->pc, sizeof b->pc, (uint64_t)b->pc.max_tiles * ((b->pc.I + bg - 1) / bg)));
+        t[2] = fmin(t[2], qn_h_run(h, dn, QN_BINDS(QN_BIND(b->ain), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->tb),
+                                                   QN_BIND(b->d), QN_BIND(b->ds), QN_BIND(b->dpb[0]), QN_BIND(b->dpb[1]),
+                                                   QN_BIND(b->dpb[2]), QN_BIND(b->dpb[3]), QN_BIND(b->dpb[4]),
+                                                   QN_BIND(b->dpb[5]), QN_BIND(b->dpb[6]), QN_BIND(b->dpb[7])),
+                                   &b->pd, sizeof b->pd, (uint64_t)b->pc.max_tiles * ((b->pc.H + bd - 1) / bd)));
+    }
+}
+
+static double sb_diff(const float *got, const float *ref, size_t n)
+{
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(ref[i])) continue; /* not an output (act rows of the shared expert, padding) */
+        mr = fmax(mr, fabs(ref[i]));
+        md = isfinite(got[i]) ? fmax(md, fabs((double)got[i] - ref[i])) : INFINITY;
+    }
+    return mr > 0 ? md / mr : md;
+}
+
+static void sb_pools(struct qn_h *h, struct sb_ctx *b, uint32_t E)
+{
+    const uint32_t H = 2048, I = 512;
+    uint64_t rgu, rdn;
+    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q4_K, H, &rgu), "row bytes");
+    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q6_K, I, &rdn), "row bytes");
+    b->up_off = (uint32_t)al16(rgu * I), b->slot_b = (uint32_t)al16(b->up_off + rgu * I), b->dslot_b = (uint32_t)al16(rdn * H);
+    uint8_t *gu1 = qn_h_alloc_bytes(h, b->slot_b), *dn1 = qn_h_alloc_bytes(h, b->dslot_b);
+    float *tmp = qn_h_alloc(h, (size_t)I * H);
+    qn_h_quant_matrix(h, QN_GGML_Q4_K, I, H, gu1, tmp); /* one expert's blocks in every slot (timing only) */
+    qn_h_quant_matrix(h, QN_GGML_Q4_K, I, H, gu1 + b->up_off, tmp);
+    qn_h_quant_matrix(h, QN_GGML_Q6_K, H, I, dn1, tmp);
+    uint64_t range = qn_vk_caps(h->v)->max_storage_range;
+    uint32_t spp = range / b->slot_b < E ? (uint32_t)(range / b->slot_b) : E;
+    uint32_t dspp = range / b->dslot_b < E ? (uint32_t)(range / b->dslot_b) : E;
+    uint8_t *pool = qn_h_alloc_bytes(h, (size_t)spp * b->slot_b), *dpool = qn_h_alloc_bytes(h, (size_t)dspp * b->dslot_b);
+    for (uint32_t e = 0; e < spp; e++) memcpy(pool + (size_t)e * b->slot_b, gu1, b->slot_b);
+    for (uint32_t e = 0; e < dspp; e++) memcpy(dpool + (size_t)e * b->dslot_b, dn1, b->dslot_b);
+    int32_t *table = qn_h_alloc_bytes(h, (size_t)E * 4);
+    for (uint32_t e = 0; e < E; e++) table[e] = (int32_t)e;
+    for (uint32_t i = 0; i < 8; i++) { /* pools of spp (dspp) slots, each its own buffer; unused bindings repeat pool 0 */
+        uint32_t a = i * spp < E ? E - i * spp : 0, c = i * dspp < E ? E - i * dspp : 0;
+        b->pb[i] = a ? qn_h_upload(h, "pool", pool, (size_t)(a < spp ? a : spp) * b->slot_b) : b->pb[0];
+        b->dpb[i] = c ? qn_h_upload(h, "dpool", dpool, (size_t)(c < dspp ? c : dspp) * b->dslot_b) : b->dpb[0];
+    }
+    b->tb = qn_h_upload(h, "table", table, (size_t)E * 4);
+    b->pc = (qn_pc_moe){ .H = H, .I = I, .Is = 512, .E = E, .K = 10, .layer = 0, .n_slots = E, .slots_per_pool = spp,
+                         .slot_bytes = b->slot_b, .act_stride = 516 };
+    b->pd = b->pc;
+    b->pd.slot_bytes = b->dslot_b;
+    b->pd.slots_per_pool = dspp;
+}
+
+static void bench_small(struct qn_h *h, int iters)
+{
+    const uint32_t E = 512, K = 10, H = 2048, I = 512, as = 516;
+    static const uint32_t Ts[] = { 16, 64, 128, 256, 512, 1024 };
+    struct sb_ctx b;
+    sb_pools(h, &b, E);
+    const struct qn_caps *caps = qn_vk_caps(h->v);
+    for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+        uint32_t T = Ts[ti];
+        int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
+        qn_h_random_ids(h, ids, T, K, E, K);
+        uint32_t used = 0;
+        for (uint32_t e = 0; e < E; e++) {
+            bool u = false;
+            for (uint32_t i = 0; i < T * K && !u; i++) u = ids[i] == (int32_t)e;
+            used += u;
+        }
+        double gb = (double)used * (b.slot_b + b.dslot_b) * 1e-9;
+        b.pc.T = b.pd.T = T;
+        b.x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, NULL);
+        b.ain = qn_h_input_f32(h, "act in", (size_t)T * (K + 1) * as, -1, 1, NULL);
+        b.aout = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
+        b.d = qn_h_output(h, "d", (size_t)T * (K + 1) * H);
+        b.ds = qn_h_input_f32(h, "down_s", (size_t)H * 512, -1, 1, NULL);
+        b.idb = qn_h_upload(h, "ids", ids, (size_t)T * K * 4);
+        b.list = qn_h_buffer(h, "list", (size_t)(T * K + T) * 4);
+        b.tiles = qn_h_buffer(h, "tiles", (size_t)QN_MOE_MAX_TILES(T, E, K, 4) * 16);
+        double t[3];
+        sb_run(h, &b, 64, qn_h_pipe(h, QN_K_MOE_Q_GU_GROUPED_Q4_K, 256, 16, 32, b.up_off),
+               qn_h_pipe(h, QN_K_MOE_Q_DN_GROUPED_Q6_K, 256, 16, 32, 0), 32, 64, iters, t);
+        float *ref_a = qn_h_read(h, b.aout, (size_t)T * (K + 1) * as), *ref_d = qn_h_read(h, b.d, (size_t)T * (K + 1) * H);
+        for (size_t q = 0; q < (size_t)T * (K + 1); q++) /* act rows of the shared expert are not written */
+            if (q % (K + 1) == K)
+                for (uint32_t i = 0; i < as; i++) ref_a[q * as + i] = NAN;
+        printf("bench small T=%-5u m=T*K/E %5.2f, %3u experts used (%.2f GB): old fma tiles 64:  sort %.3f + gate_up %.3f + "
+               "down %.3f ms = %.3f ms (%.0f GB/s)\n", T, (double)T * K / E, used, gb, t[0], t[1], t[2], t[0] + t[1] + t[2],
+               gb / ((t[1] + t[2]) * 1e-3));
+        if (has_coopmat(h)) {
+            uint32_t sp[QN_CM_MOE_NSPEC], sd[QN_CM_MOE_NSPEC];
+            qn_cm_moe_spec(caps, b.up_off, sp);
+            qn_cm_moe_spec(caps, 0, sd);
+            qn_pipe *gu = qn_h_pipe_spec(h, QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, sp, QN_CM_MOE_NSPEC);
+            qn_pipe *dn = qn_h_pipe_spec(h, QN_K_MOE_Q_DN_GROUPED_CM_Q6_K, sd, QN_CM_MOE_NSPEC);
+            sb_run(h, &b, 64, gu, dn, qn_pipe_spec(gu, 0) / 2, qn_pipe_spec(dn, 0), iters, t);
+            printf("bench small T=%-5u old coopmat tiles 64:  sort %.3f + gate_up %.3f + down %.3f ms = %.3f ms (%.0f GB/s)\n",
+                   T, t[0], t[1], t[2], t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3));
+        }
+        uint32_t autont = qn_moe_small_nt(T, E, K);
+        for (int ni = 0; ni < QN_MOE_SMALL_NNT; ni++) {
+            uint32_t nt = qn_moe_small_nts[ni], sg[QN_MOE_SMALL_NSPEC], sd[QN_MOE_SMALL_NSPEC];
+            qn_moe_small_spec(caps, true, nt, b.up_off, H, sg);
+            qn_moe_small_spec(caps, false, nt, 0, I, sd);
+            qn_pipe *gu = qn_h_pipe_spec(h, QN_K_MOE_Q_GU_SMALL_Q4_K, sg, QN_MOE_SMALL_NSPEC);
+            qn_pipe *dn = qn_h_pipe_spec(h, QN_K_MOE_Q_DN_SMALL_Q6_K, sd, QN_MOE_SMALL_NSPEC);
+            sb_run(h, &b, nt, gu, dn, qn_moe_small_rows(gu), qn_moe_small_rows(dn), iters, t);
+            double da = sb_diff(qn_h_read(h, b.aout, (size_t)T * (K + 1) * as), ref_a, (size_t)T * (K + 1) * as);
+            double dd = sb_diff(qn_h_read(h, b.d, (size_t)T * (K + 1) * H), ref_d, (size_t)T * (K + 1) * H);
+            printf("bench small T=%-5u new small NT %-2u%s:  sort %.3f + gate_up %.3f + down %.3f ms = %.3f ms (%.0f GB/s) "
+                   "[gate_up %u,%u,%u,%s down %u,%u,%u,%s] diff %.1e / %.1e%s\n", T, nt, nt == autont ? " auto" : "     ",
+                   t[0], t[1], t[2], t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3), sg[0], sg[2], sg[3],
+                   sg[5] ? "staged" : "L1", sd[0], sd[2], sd[3], sd[5] ? "staged" : "L1", da, dd,
+                   da > 1e-4 || dd > 1e-4 ? " WRONG" : "");
+        }
+    }
+}
+
+/* qsmall: moe_qsmall.comp (5 small cases, every format once as gate/up and once as down; L = 2 lanes per row
+ * group at H 96 / I 64; tiles of tile_t vs nt slots: equal, tile_t > nt (several passes per tile), tile_t < nt; staged
+ * and L1 inputs; an absent expert; skewed routings with experts of 0, 1 and T tokens) and the Q4_K_M mix at the
+ * real row lengths with T K / E = 3.75 and 5 (the model's T 192 / 256) */
+static void small_cases(struct qn_h *h)
+{
+    static const struct small_cfg s8 = { .nt = 8 }, s4 = { .nt = 4, .wg = 64, .rows = 8, .sgrows = 1, .l1 = true },
+                                   s16 = { .nt = 16, .rows = 16, .sgrows = 1 }, s8l1 = { .nt = 8, .l1 = true };
+    run_case(h, (struct mcase){ .fgu = 0, .fdn = 1, .T = 37, .H = 96, .I = 64, .Is = 40, .E = 12, .K = 3, .tile_t = 8,
+                                .absent = -1, .small = &s8 }, false);
+    run_case(h, (struct mcase){ .fgu = 1, .fdn = 3, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4, .tile_t = 7,
+                                .tile_groups = 3, .absent = 2, .small = &s4 }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 0, .T = 21, .H = 256, .I = 256, .Is = 48, .E = 16, .K = 4, .tile_t = 12,
+                                .absent = 9, .small = &s16, .skew = true }, false);
+    run_case(h, (struct mcase){ .fgu = 3, .fdn = 4, .T = 37, .H = 256, .I = 256, .Is = 40, .E = 12, .K = 3, .tile_t = 8,
+                                .absent = -1, .small = &s8 }, false);
+    run_case(h, (struct mcase){ .fgu = 4, .fdn = 2, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4, .tile_t = 7,
+                                .tile_groups = 3, .absent = 2, .small = &s4 }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 24, .H = 2048, .I = 512, .Is = 512, .E = 64, .K = 10,
+                                .tile_t = 8, .absent = -1, .small = &s8, .skew = true }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 32, .H = 2048, .I = 512, .Is = 512, .E = 64, .K = 10,
+                                .tile_t = 16, .tile_groups = 40, .absent = -1, .small = &s8l1 }, false);
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
@@ -443,6 +655,17 @@ int main(int argc, char **argv)
             bool own = i + 1 < argc;
             bench_cm(&h, it, own ? (const char **)argv + i + 1 : cm_layouts,
                      own ? argc - i - 1 : (int)(sizeof cm_layouts / sizeof cm_layouts[0]));
+            return qn_h_close(&h);
+        }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--bench-small")) {
+            bench_small(&h, i + 1 < argc && atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 5);
+            return qn_h_close(&h);
+        }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--small")) { /* the moe_qsmall.comp cases only */
+            small_cases(&h);
+            printf("moe_qsmall: worst max err / S = %.3g\n", worst);
             return qn_h_close(&h);
         }
     for (int i = 1; i < argc; i++)
@@ -477,6 +700,7 @@ int main(int argc, char **argv)
         run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 48, .H = 2048, .I = 512, .Is = 512, .E = 8, .K = 8,
                                      .absent = -1 }, cm);
     }
+    small_cases(&h);
     printf("moe_qgrouped: worst max err / S = %.3g", worst);
     if (cmv) printf("; coopmat: %.3g vs the f16-rounded reference, %.3g vs the exact one", worst_cm16, worst_cm_exact);
     printf("\n");

@@ -1,0 +1,61 @@
+/* moe_small.c — the prefill MoE path for few tokens per expert (moe_small.h): the T-based choice and the
+ * spec constants of moe_qsmall.comp. */
+#include "moe_small.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_log.h"
+
+const uint32_t qn_moe_small_nts[QN_MOE_SMALL_NNT] = { 4, 8, 16 };
+
+int qn_moe_small_nt_index(uint32_t nt)
+{
+    for (int i = 0; i < QN_MOE_SMALL_NNT; i++)
+        if (qn_moe_small_nts[i] == nt) return i;
+    return -1;
+}
+
+uint32_t qn_moe_small_nt(uint32_t T, uint32_t E, uint32_t K)
+{
+    const char *on = getenv("QNEXT_MOE_SMALL"), *mx = getenv("QNEXT_MOE_SMALL_MAX"), *nt = getenv("QNEXT_MOE_SMALL_NT");
+    if (!E || (on && !strcmp(on, "0"))) return 0;
+    double m = (double)T * K / E, lim = mx ? atof(mx) : 12.0;
+    if (m > lim && !(on && !strcmp(on, "1"))) return 0;
+    if (nt && qn_moe_small_nt_index((uint32_t)atoi(nt)) >= 0) return (uint32_t)atoi(nt);
+    return m <= 1.5 ? 4 : m <= 5.0 ? 8 : 16;
+}
+
+/* QNEXT_MOE_SMALL_LAYOUT's gate_up (part 0) or down (part 1) half: WG, ROWS, SGROWS, XSH */
+static bool env_layout(int part, uint32_t lay[4])
+{
+    const char *e = getenv("QNEXT_MOE_SMALL_LAYOUT");
+    unsigned v[8];
+    if (!e) return false;
+    if (sscanf(e, "%u,%u,%u,%u:%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 8 || !v[0] ||
+        !v[1] || !v[2] || !v[4] || !v[5] || !v[6] || (v[2] & (v[2] - 1)) || (v[6] & (v[6] - 1))) {
+        QN_WARN("QNEXT_MOE_SMALL_LAYOUT=%s is not WG,ROWS,SGROWS,XSH:WG,ROWS,SGROWS,XSH (SGROWS a power of two); "
+                "ignored", e);
+        return false;
+    }
+    for (int i = 0; i < 4; i++) lay[i] = v[4 * part + i];
+    return true;
+}
+
+void qn_moe_small_spec(const struct qn_caps *c, bool gate_up, uint32_t nt, uint32_t part_off, uint32_t len,
+                       uint32_t spec[QN_MOE_SMALL_NSPEC])
+{
+    uint32_t lay[4] = { 128, gate_up ? 32 : 64, 2, 1 };
+    env_layout(gate_up ? 0 : 1, lay);
+    uint32_t n4 = ((len + 3) / 4 + 7) / 8 * 8; /* staged vec4 per token slot */
+    uint64_t shared = ((uint64_t)nt * n4 + 1) * 16 + 8ull * nt + 4ull * lay[0] + 64;
+    spec[0] = lay[0];
+    spec[1] = nt;
+    spec[2] = lay[1];
+    spec[3] = lay[2];
+    spec[4] = part_off;
+    spec[5] = lay[3] && shared <= c->max_shared ? n4 : 0;
+}
+
+uint32_t qn_moe_small_rows(const qn_pipe *p) { return qn_pipe_spec(p, 2); }

@@ -1,0 +1,36 @@
+/* moe_small.h — the prefill MoE path for few tokens per expert (shaders/moe_qsmall.comp, a multi-token matvec over
+ * moe_sort's tiles): when a call takes it, the tile width moe_sort must cut (= the kernels' token slots QN_NT), and
+ * the kernels' specialization constants. Used by forward.c / forward_pipes.c and the kernel test. */
+#ifndef QN_MOE_SMALL_H
+#define QN_MOE_SMALL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vk.h"
+
+#define QN_MOE_SMALL_NSPEC 6 /* moe_qsmall.comp: WG, NT, ROWS, SGROWS, PART_OFF, XSH */
+#define QN_MOE_SMALL_NNT 3   /* token-slot widths with their own pipelines: */
+extern const uint32_t qn_moe_small_nts[QN_MOE_SMALL_NNT]; /* 4, 8, 16 */
+
+/* Token slots per tile (QN_NT, and moe_sort's tile_t) for a prefill call of T tokens over E experts, K per token,
+ * or 0 when the call should take the tiled grouped kernels instead. Rule: m = T K / E expected pairs per expert;
+ * small when m <= 12 (env QNEXT_MOE_SMALL_MAX=<m> changes the bound; QNEXT_MOE_SMALL=0 never, =1 always);
+ * NT 4 for m <= 1.5, 8 for m <= 5, else 16 (env QNEXT_MOE_SMALL_NT=4|8|16 forces one). */
+uint32_t qn_moe_small_nt(uint32_t T, uint32_t E, uint32_t K);
+
+/* Index of nt in qn_moe_small_nts, -1 if none. */
+int qn_moe_small_nt_index(uint32_t nt);
+
+/* Spec constants of the gate_up (gate_up true: rows of len = H floats) or down kernel (len = max(I, Is)) with nt
+ * token slots: WG 128; gate_up 32 rows per workgroup, 2 per lane group; down 64 rows, 2 per lane group; the inputs
+ * staged in shared memory when nt rows of len fit in c->max_shared, else read through L1. Env
+ * QNEXT_MOE_SMALL_LAYOUT="WG,ROWS,SGROWS,XSH:WG,ROWS,SGROWS,XSH" (gate_up : down; XSH 0 = L1, 1 = stage if it fits)
+ * replaces the defaults (timing experiments). */
+void qn_moe_small_spec(const struct qn_caps *c, bool gate_up, uint32_t nt, uint32_t part_off, uint32_t len,
+                       uint32_t spec[QN_MOE_SMALL_NSPEC]);
+
+/* Output rows per workgroup of a pipeline made with qn_moe_small_spec (the dispatch: max_tiles x ceil(rows / this)). */
+uint32_t qn_moe_small_rows(const qn_pipe *p);
+
+#endif
