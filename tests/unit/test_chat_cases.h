@@ -42,6 +42,19 @@ static const qn_chat_tool_call tc_8_1[] = {
     "   \"required\": [\n    \"city\"\n   ]\n  }\n" \
     " }\n}"
 
+/* the opening <tools> tag and the weather tool as the template renders it (json.dumps) */
+#define WEATHER_TOOL_RENDERED \
+    "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\"" \
+    ": \"Current weather in a city \342\200\224 \302\260C, \302\253quoted\302\273 \\\"text\\\" a" \
+    "nd a back\\\\slash\\ttab\\u0001ctl\", \"parameters\": {\"type\": \"object\", \"properties\"" \
+    ": {\"city\": {\"type\": \"string\", \"description\": \"\345\237\216\345\270\202 name\"}, \"" \
+    "unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}, \"days\": {\"type\"" \
+    ": \"integer\", \"minimum\": 1, \"maximum\": 14, \"default\": 0}, \"precision\": {\"type\": " \
+    "\"number\", \"default\": 0.5, \"tiny\": 1e-05, \"huge\": 1e+22, \"third\": 0.33333333333333" \
+    "33, \"exp\": 2500.0, \"neg\": -0.0001, \"big_int\": 123456789012345678901234567890}, \"flag" \
+    "s\": {\"type\": \"array\", \"items\": {\"type\": \"boolean\"}, \"default\": [true, false, n" \
+    "ull]}, \"empty\": {}, \"none\": []}, \"required\": [\"city\"]}}}\n"
+
 static const chat_case chat_cases[] = {
     { "one_user", true, 0, { NULL }, 1,
       { { QN_CHAT_USER, "Hi", NULL, 0 } },
@@ -84,16 +97,7 @@ static const chat_case chat_cases[] = {
       { { QN_CHAT_USER, "Weather in Paris?", NULL, 0 } },
       "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the user q"
       "uery.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n"
-      "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\""
-      ": \"Current weather in a city \342\200\224 \302\260C, \302\253quoted\302\273 \\\"text\\\" a"
-      "nd a back\\\\slash\\ttab\\u0001ctl\", \"parameters\": {\"type\": \"object\", \"properties\""
-      ": {\"city\": {\"type\": \"string\", \"description\": \"\345\237\216\345\270\202 name\"}, \""
-      "unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}, \"days\": {\"type\""
-      ": \"integer\", \"minimum\": 1, \"maximum\": 14, \"default\": 0}, \"precision\": {\"type\": "
-      "\"number\", \"default\": 0.5, \"tiny\": 1e-05, \"huge\": 1e+22, \"third\": 0.33333333333333"
-      "33, \"exp\": 2500.0, \"neg\": -0.0001, \"big_int\": 123456789012345678901234567890}, \"flag"
-      "s\": {\"type\": \"array\", \"items\": {\"type\": \"boolean\"}, \"default\": [true, false, n"
-      "ull]}, \"empty\": {}, \"none\": []}, \"required\": [\"city\"]}}}\n"
+      WEATHER_TOOL_RENDERED
       "</tools>\n\nFor each function call, return a json object with function name and arguments w"
       "ithin <tool_call></tool_call> XML tags:\n"
       "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
@@ -114,16 +118,7 @@ static const chat_case chat_cases[] = {
       "<|im_start|>system\nYou are a helpful assistant.\n"
       "\n# Tools\n\nYou may call one or more functions to assist with the user query.\n"
       "\nYou are provided with function signatures within <tools></tools> XML tags:\n"
-      "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\""
-      ": \"Current weather in a city \342\200\224 \302\260C, \302\253quoted\302\273 \\\"text\\\" a"
-      "nd a back\\\\slash\\ttab\\u0001ctl\", \"parameters\": {\"type\": \"object\", \"properties\""
-      ": {\"city\": {\"type\": \"string\", \"description\": \"\345\237\216\345\270\202 name\"}, \""
-      "unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}, \"days\": {\"type\""
-      ": \"integer\", \"minimum\": 1, \"maximum\": 14, \"default\": 0}, \"precision\": {\"type\": "
-      "\"number\", \"default\": 0.5, \"tiny\": 1e-05, \"huge\": 1e+22, \"third\": 0.33333333333333"
-      "33, \"exp\": 2500.0, \"neg\": -0.0001, \"big_int\": 123456789012345678901234567890}, \"flag"
-      "s\": {\"type\": \"array\", \"items\": {\"type\": \"boolean\"}, \"default\": [true, false, n"
-      "ull]}, \"empty\": {}, \"none\": []}, \"required\": [\"city\"]}}}\n"
+      WEATHER_TOOL_RENDERED
       "{\"type\": \"function\", \"function\": {\"name\": \"search\", \"description\": \"Web search"
       "\", \"parameters\": {\"type\": \"object\", \"properties\": {\"q\": {\"type\": \"string\"}},"
       " \"required\": [\"q\"]}}}\n</tools>\n\nFor each function call, return a json object with fu"
