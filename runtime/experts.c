@@ -408,6 +408,12 @@ int qn_exp_fill_failed(qn_exp_cache *c, int32_t slot)
     if (c->slots[slot].fixed) {      /* a hot slot stays reserved; its fill must be retried */
         return 0;
     }
+    struct exp_slot *sl = &c->slots[slot];   /* nothing was read into it: its fill is not counted */
+    struct qn_exp_stats *st = &c->st[sl->layer];
+    if (sl->prefetched) st->pf_fills--;
+    else st->fills--;
+    st->bytes_read -= c->p.expert_bytes;
+    if (!sl->used) sl->prefetched = false;  /* a guess never read is not "evicted unused" */
     slot_clear(c, slot, false);
     c->free_stack[c->n_free++] = slot;
     return 0;

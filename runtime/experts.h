@@ -148,7 +148,7 @@ struct qn_exp_stats {
     uint64_t accesses;             /* ids looked up (= lookups x k) */
     uint64_t hits, misses;         /* hits include pending (resident, fill in flight) */
     uint64_t pending;
-    uint64_t fills, pf_fills;      /* slots assigned by lookups / by prefetch */
+    uint64_t fills, pf_fills;      /* slots assigned by lookups / by prefetch (less the fills that failed) */
     uint64_t bytes_read;           /* (fills + pf_fills) x expert_bytes */
     uint64_t evictions;
     uint64_t pf_fills_used, pf_fills_wasted;  /* prefetched slots later hit / evicted unused */

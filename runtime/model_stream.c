@@ -121,9 +121,10 @@ static uint64_t bar_heap_bytes(const struct qn_caps *c)
 /* Why the slots of a discrete GPU are staged (for the log and --stats). */
 static void staged_why(const qn_model *m, char *buf, size_t n)
 {
-    const char *e = getenv("QNEXT_STREAM_BAR");
+    const char *e = getenv("QNEXT_STREAM_BAR"), *st = getenv("QNEXT_STREAM_STAGED");
     uint64_t need = (uint64_t)m->n_slots * qn_mst_slot_bytes(m), heap = bar_heap_bytes(qn_vk_caps(m->v));
-    if (e && !strcmp(e, "0")) snprintf(buf, n, "QNEXT_STREAM_BAR=0");
+    if (st && !strcmp(st, "1")) snprintf(buf, n, "QNEXT_STREAM_STAGED=1");
+    else if (e && !strcmp(e, "0")) snprintf(buf, n, "QNEXT_STREAM_BAR=0");
     else if (!heap) snprintf(buf, n, "no device-local host-visible memory");
     else if (need + need / 8 > heap)
         snprintf(buf, n, "no resizable BAR? the device-local host-visible heap holds %.2f GiB, the slots need %.2f GiB",
@@ -1065,11 +1066,10 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
         fprintf(out, "reads straight into the mapped slots (%s%s)\n", s->bar ? "BAR" : "UMA",
                 s->bounce ? "; O_DIRECT through bounce buffers, copied by the host" : "");
     else {
-        char why[160] = "UMA";
-        if (!qn_vk_caps(m->v)->uma) staged_why(m, why, sizeof why);
+        char why[160];
+        staged_why(m, why, sizeof why);
         fprintf(out, "staging ring of %d entries, copies on the %s queue (staged: %s)\n", s->n_ring,
-                qn_vk_transfer_queue(m->v) ? "transfer" : "compute",
-                qn_vk_caps(m->v)->uma ? "QNEXT_STREAM_STAGED=1" : why);
+                qn_vk_transfer_queue(m->v) ? "transfer" : "compute", why);
     }
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
             (unsigned long long)es.hits, (unsigned long long)es.misses, (unsigned long long)es.evictions);

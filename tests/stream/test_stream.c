@@ -169,7 +169,10 @@ static void test_budget(qn_vk *v, const char *dir, const qn_model *res, int n_sl
     char what[128];
     snprintf(what, sizeof what, "%d of %d slots: streaming mode, table starts empty", n_slots, total);
     ok_if(m->stream && (int)m->n_slots == n_slots && m->table[0] == -1, what, NULL);
-    uint32_t chunk = chunk_for(m, n_slots);
+    uint32_t chunk = chunk_for(m, n_slots), cap = qn_mst_max_tokens(m);
+    snprintf(what, sizeof what, "  call cap %u tokens (%s)", cap, n_slots - prefetch >= m->c.num_experts
+             ? "none: E slots are free, a layer's union fits any call" : "(slots - prefetch) / top_k");
+    ok_if(n_slots - prefetch >= m->c.num_experts ? cap == UINT32_MAX : cap == chunk, what, NULL);
     struct result r;
     if (run(m, chunk, ids, T, &r)) DIE("streaming run with %d slots", n_slots);
     snprintf(what, sizeof what, "%d slots, prefetch %d (calls of <= %u tokens)", n_slots, prefetch, chunk);
