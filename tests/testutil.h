@@ -88,6 +88,16 @@ static inline int get_prefill(const qn_st_store *e, int which, int32_t **ids, fl
     if (!get_f32(e, name, logits)) DIE("fixture has %s but not its logits", name);
     return T;
 }
+
+/* The fixture's greedy run: the prompt (*P ids), HF's greedy tokens and their logits [N, V]; returns N (dies
+ * when the fixture lacks them). */
+static inline int get_greedy(const qn_st_store *e, int32_t **prompt, int *P, int32_t **toks, float **logits)
+{
+    *P = (int)get_i32(e, "greedy.prompt", prompt);
+    int N = (int)get_i32(e, "greedy.tokens", toks);
+    if (!*P || !N || !get_f32(e, "greedy.logits", logits)) DIE("fixture has no greedy.* tensors");
+    return N;
+}
 #endif
 
 #endif

@@ -91,9 +91,7 @@ static void test_greedy(const qn_ref_model *m, const qn_st_store *e)
     const qn_config *c = qn_ref_model_config(m);
     int32_t *prompt, *toks;
     float *want;
-    int P = (int)get_i32(e, "greedy.prompt", &prompt);
-    int N = (int)get_i32(e, "greedy.tokens", &toks);
-    if (!P || !N || !get_f32(e, "greedy.logits", &want)) DIE("fixture has no greedy.* tensors");
+    int P, N = get_greedy(e, &prompt, &P, &toks, &want);
     size_t V = (size_t)c->vocab_size;
     float *got = xmalloc((size_t)N * V * 4), *full = xmalloc((size_t)(P + N) * V * 4);
     int32_t *seq = xmalloc(sizeof *seq * (size_t)(P + N));
