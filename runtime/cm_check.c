@@ -135,22 +135,24 @@ static int mo_compare(const qn_pipe *p, const float *got, const double *ref, uin
 
 uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC])
 {
-    uint32_t wg = spec[0], bk = spec[1], bt = spec[4], nbuf = spec[5];
-    return 2 * nbuf * (bt + wg) * (bk + 8) + 40 * wg + 8 * bt;
+    uint32_t wg = spec[0], bk = spec[1], bt = spec[4], nbuf = spec[5], ts = spec[7];
+    return 2 * nbuf * (bt + wg) * (bk + 8) + 40 * wg * ts + 8 * bt;
 }
 
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
 {
-    unsigned wg = 128, bk = 32, bt = 64, nbuf = 2, psw = 1;
-    int n = s ? sscanf(s, "%u,%u,%u,%u,%u", &wg, &bk, &bt, &nbuf, &psw) : 5;
-    if ((n != 4 && n != 5) || !wg || wg % 32 || wg > c->max_wg_invocations || !bk || bk % 16 || bk > 256 || !bt ||
-        bt % 16 || bt > 128 || (nbuf != 1 && nbuf != 2) || psw > 1)
-        return qn_fail(-EINVAL, "grouped-expert tensor-core layout '%s': want WG,BK,BT,NBUF[,PSW] with WG a multiple of "
-                       "32 (<= %u), BK of 16, BT of 16 up to 128, NBUF 1 or 2, PSW 0 or 1", s, c->max_wg_invocations);
-    uint32_t v[QN_CM_MOE_NSPEC] = { wg, bk, part_off, c->coopmat_nv_n ? c->coopmat_nv_n : 16, bt, nbuf, psw };
+    unsigned wg = 128, bk = 32, bt = 64, nbuf = 2, psw = 1, ts = 1;
+    int n = s ? sscanf(s, "%u,%u,%u,%u,%u,%u", &wg, &bk, &bt, &nbuf, &psw, &ts) : 6;
+    if (n < 4 || !wg || wg % 32 || !bk || bk % 16 || bk > 256 || !ts || !bt || bt % (16 * ts) || bt > 128 ||
+        (nbuf != 1 && nbuf != 2) || psw > 1 || wg * ts > c->max_wg_invocations || wg > c->max_wg_size[0] ||
+        ts > c->max_wg_size[1])
+        return qn_fail(-EINVAL, "grouped-expert tensor-core layout '%s': want WG,BK,BT,NBUF[,PSW[,TS]] with WG a multiple "
+                       "of 32 (WG * TS <= %u), BK of 16, BT of 16 TS up to 128, NBUF 1 or 2, PSW 0 or 1", s,
+                       c->max_wg_invocations);
+    uint32_t v[QN_CM_MOE_NSPEC] = { wg, bk, part_off, c->coopmat_nv_n ? c->coopmat_nv_n : 16, bt, nbuf, psw, ts };
     if (qn_cm_moe_shared(v) > c->max_shared)
-        return qn_fail(-EINVAL, "grouped-expert tensor-core layout %u,%u,%u,%u needs %u bytes of shared memory (device: %u)",
-                       wg, bk, bt, nbuf, qn_cm_moe_shared(v), c->max_shared);
+        return qn_fail(-EINVAL, "grouped-expert tensor-core layout %u,%u,%u,%u,%u,%u needs %u bytes of shared memory "
+                       "(device: %u)", wg, bk, bt, nbuf, psw, ts, qn_cm_moe_shared(v), c->max_shared);
     for (int i = 0; i < QN_CM_MOE_NSPEC; i++) spec[i] = v[i];
     return 0;
 }

@@ -158,11 +158,12 @@ int qn_cm_moe_selfcheck(qn_vk *v, uint32_t cn);
 /* Its case on given pipelines (test hook: gate_up made with its up part at byte 4352 of the slot; gu_groups /
  * dn_groups row blocks of workgroups cover the 64 gate_up / 64 down output rows of a tile) */
 int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64_t gu_groups, uint64_t dn_groups);
-/* moe_qgrouped_cm.comp's spec constants {WG, BK, PART_OFF, CN, BT, NBUF, PSW} (output rows per workgroup: WG / 2
- * for gate_up, WG for down): qn_cm_moe_parse reads "WG,BK,BT,NBUF[,PSW]" (s NULL: 128,32,64,2,1) and checks it
+/* moe_qgrouped_cm.comp's spec constants {WG, BK, PART_OFF, CN, BT, NBUF, PSW, TS} (WG x TS invocations; output rows
+ * per workgroup: WG / 2 for gate_up, WG for down): qn_cm_moe_parse reads "WG,BK,BT,NBUF[,PSW[,TS]]" (s NULL:
+ * 128,32,64,2,1,1) and checks it
  * against the device (-EINVAL with a message); qn_cm_moe_spec takes env QNEXT_CM_MOE_TILE (a warning and the
  * defaults when it is wrong); qn_cm_moe_shared: the variant's shared memory in bytes. */
-enum { QN_CM_MOE_NSPEC = 7 };
+enum { QN_CM_MOE_NSPEC = 8 };
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC]);

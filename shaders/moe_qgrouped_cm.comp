@@ -10,7 +10,7 @@
 // Variants (defines): QN_MOE_GATE_UP | QN_MOE_DOWN; QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K.
 // Needs: QN_FEAT_COOPMAT_NV, shaderFloat16, vulkanMemoryModel, subgroups of 32 (the host checks).
 // Bindings, push constants: as moe_qgrouped.comp.
-// Spec:     0 QN_WG workgroup size, a multiple of 32 (default 128)
+// Spec:     0 QN_WG workgroup width, a multiple of 32 (default 128)
 //           1 QN_BK inner-dimension step (a multiple of 16, default 32)
 //           2 QN_PART_OFF byte offset of up in a gate|up slot (gate_up) / of down in a dpools slot (down)
 //           3 CN fragment width: 16 (the 16x16x16 shape, default) or 8 (16x8x16), whichever the device lists
@@ -22,12 +22,16 @@
 //             into the other buffer after the multiplies; one barrier per k-step)
 //           6 PSW weight loads of a k-step: 1 (default) all inside one switch over the 8 pool bindings
 //             (qtile.glsl's qt_addr / QT_FETCH_FROM in QN_POOL_SWITCH), 0 each load its own switch (qt_fetch)
+//           7 TS token splits (workgroup height; default 1): QN_WG x TS invocations, subgroup s takes the weight
+//             rows of row group s % (QN_WG / 32) and the pairs [(s / (QN_WG / 32)) BT / TS, .. + BT / TS) of the
+//             pass (BT a multiple of 16 TS): the same rows per workgroup, TS times the invocations to decode them
 //           The host's qn_cm_moe_spec() (runtime/cm_check.c) picks 0-6 (env QNEXT_CM_MOE_TILE) and checks
-//           the shared memory: 2 NBUF (BT + QN_WG) (QN_BK + 8) + 40 QN_WG + 8 BT bytes.
-// Layout: a pass takes up to BT pairs of a tile (BT / 16 row fragments of A); subgroup w of the workgroup owns
-//   32 weight rows of the shared tile (32 / CN fragments of B): gate_up: gate rows r0 + 16w .. +16 and the same
-//   up rows (its 16 outputs); down: rows r0 + 32w .. +32. Output rows per workgroup BN = 16 · QN_WG / 32
-//   (gate_up, QN_WG / 2) or 32 · QN_WG / 32 (down, QN_WG). Tiles of more than BT pairs take several passes.
+//           the shared memory: 2 NBUF (BT + QN_WG) (QN_BK + 8) + 40 QN_WG TS + 8 BT bytes.
+// Layout: a pass takes up to BT pairs of a tile (BT / 16 row fragments of A, BT / 16 / TS per subgroup); row
+//   group w of the workgroup owns 32 weight rows of the shared tile (32 / CN fragments of B): gate_up: gate rows
+//   r0 + 16w .. +16 and the same up rows (its 16 outputs); down: rows r0 + 32w .. +32. Output rows per workgroup
+//   BN = 16 · QN_WG / 32 (gate_up, QN_WG / 2) or 32 · QN_WG / 32 (down, QN_WG). Tiles of more than BT pairs take
+//   several passes.
 //   Shared tiles are uvec4 arrays (8 halves per store; the fragments load from them in uvec4 units).
 // Dispatch: G · nb groups (qn_vk_grid), G = tile_groups (0: max_tiles), nb = ceil(I / BN) (gate_up) or
 //   ceil(H / BN) (down); group g takes row block g % nb of the tiles g / nb, g / nb + G, ...
@@ -40,7 +44,7 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_EXT_control_flow_attributes : require
-layout(local_size_x_id = 0) in;
+layout(local_size_x_id = 0, local_size_y_id = 7) in;
 layout(constant_id = 0) const uint QN_WG = 128;
 layout(constant_id = 1) const uint QN_BK = 32;
 layout(constant_id = 2) const uint QN_PART_OFF = 0;
@@ -48,6 +52,7 @@ layout(constant_id = 3) const uint CN = 16; // fragment width along the weight r
 layout(constant_id = 4) const uint BT = 64;   // pairs per pass (a multiple of 16, <= 128)
 layout(constant_id = 5) const uint NBUF = 2;  // shared tile buffers (1 or 2)
 layout(constant_id = 6) const uint PSW = 1;   // weight loads: 1 one pool switch per k-step, 0 one per load
+layout(constant_id = 7) const uint TS = 1;    // token splits (workgroup height)
 #include "pc.h"
 #include "grid.glsl"
 
@@ -78,9 +83,11 @@ uint w_pool; // weight source of this workgroup (uniform)
 #define CMB fcoopmatNV<16, gl_ScopeSubgroup, 16, CN>  // B: 16 k x CN tile rows
 #define CMC fcoopmatNV<32, gl_ScopeSubgroup, 16, CN>  // C: 16 pairs x CN tile rows
 const uint NB = 32u / CN;                           // B fragments per subgroup (2 or 4)
-const uint NA = BT / 16u;                           // A fragments per pass (<= 8)
+const uint PT = BT / TS;                            // pairs per subgroup and pass
+const uint NA = PT / 16u;                           // A fragments per subgroup and pass (<= 8)
 
-const uint NSG = QN_WG / 32u;         // subgroups
+const uint NTH = QN_WG * TS;          // invocations
+const uint NSG = QN_WG / 32u;         // row groups (subgroups per token split)
 const uint NR = 32u * NSG;            // weight rows in the shared tile
 #if defined(QN_MOE_GATE_UP)
 const uint BN = 16u * NSG;            // output rows per workgroup
@@ -92,7 +99,7 @@ const uint SK4 = SK / 8u;             // uvec4 per shared row
 const uint SC = 20u;                  // floats per staging row
 shared uvec4 s_x[NBUF * BT * SK4];    // [buffer][pair slot][k] as f16
 shared uvec4 s_w[NBUF * NR * SK4];    // [buffer][tile row p][k] as f16
-shared float s_c[NSG * 16u * SC];     // per subgroup one 16 x 16 staging block
+shared float s_c[NSG * TS * 16u * SC]; // per subgroup one 16 x 16 staging block
 shared int s_q[BT];                   // pair of each slot, -1 = none
 shared uint s_xrow[BT];               // its input row's element offset, ~0u = none
 
@@ -122,8 +129,8 @@ void row_of(uint p, uint r0, out uint part, out uint row)
 }
 
 const uint GR = QN_BK / 8u;                          // 8-element groups per row and k-step
-const uint XPT = (BT * GR + QN_WG - 1u) / QN_WG;
-const uint WPT = (NR * GR + QN_WG - 1u) / QN_WG;
+const uint XPT = (BT * GR + NTH - 1u) / NTH;
+const uint WPT = (NR * GR + NTH - 1u) / NTH;
 vec4 xr[XPT][2];
 qt_raw wr[WPT];
 bool x_vec;
@@ -152,14 +159,14 @@ vec4 x_load4(uint xb, uint col) // x[xb + col .. +4), zeros past the row
 void fetch(uint k0, uint r0, uint lid) // global memory -> registers (loads only)
 {
     for (uint i = 0u; i < XPT; i++) {
-        uint idx = lid + i * QN_WG, tt = idx / GR, col = k0 + (idx % GR) * 8u;
+        uint idx = lid + i * NTH, tt = idx / GR, col = k0 + (idx % GR) * 8u;
         uint xb = idx < BT * GR ? s_xrow[tt] : ~0u;
         xr[i][0] = xb != ~0u && col < w_kd ? x_load4(xb, col) : vec4(0.0);
         xr[i][1] = xb != ~0u && col + 4u < w_kd ? x_load4(xb, col + 4u) : vec4(0.0);
     }
     uvec4 ia[WPT], ib[WPT];
     for (uint i = 0u; i < WPT; i++) {
-        uint idx = lid + i * QN_WG, p, kc, rb;
+        uint idx = lid + i * NTH, p, kc, rb;
         ia[i] = ib[i] = uvec4(0u);
         if (!w_at(idx, k0, r0, p, kc, rb)) continue;
 #if defined(QN_MOE_DOWN)
@@ -190,13 +197,13 @@ uvec4 f16x8(vec4 a, vec4 b)
 void store(uint k0, uint r0, uint lid, uint buf) // registers -> f16 shared tiles of buffer buf
 {
     for (uint i = 0u; i < XPT; i++) {
-        uint idx = lid + i * QN_WG, tt = idx / GR, kc = idx % GR;
+        uint idx = lid + i * NTH, tt = idx / GR, kc = idx % GR;
         if (idx >= BT * GR) break;
         vec4 lo = clamp(xr[i][0], vec4(-65504.0), vec4(65504.0)), hi = clamp(xr[i][1], vec4(-65504.0), vec4(65504.0));
         s_x[(buf * BT + tt) * SK4 + kc] = f16x8(lo, hi);
     }
     for (uint i = 0u; i < WPT; i++) {
-        uint idx = lid + i * QN_WG, p, kc, rb;
+        uint idx = lid + i * NTH, p, kc, rb;
         if (idx >= NR * GR) break;
         vec4 a = vec4(0.0), b = vec4(0.0);
         if (w_at(idx, k0, r0, p, kc, rb)) {
@@ -242,14 +249,14 @@ void stage(CMC f0, CMC f1, uint cb, uint lane, out float v[8])
 // one pass over up to BT pairs list[first .. first + n) for the output rows [r0, r0 + BN)
 void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
 {
-    for (uint tt = lid; tt < BT; tt += QN_WG) {
+    for (uint tt = lid; tt < BT; tt += NTH) {
         int q = tt < n ? list[first + tt] : -1;
         s_q[tt] = q;
         s_xrow[tt] = q >= 0 ? x_row(q) : ~0u;
     }
     barrier();
-    uint sg = gl_SubgroupID, wr0 = 32u * sg; // this subgroup's tile rows
-    CMC acc[32]; // acc[4a + j]: pairs 16a .., tile rows wr0 + CN j .. (a < NA, j < NB)
+    uint sg = gl_SubgroupID, rg = sg % NSG, wr0 = 32u * rg, pb = (sg / NSG) * PT; // tile rows wr0 .., pairs pb ..
+    CMC acc[32]; // acc[4a + j]: pairs pb + 16a .., tile rows wr0 + CN j .. (a < NA, j < NB)
     [[unroll]] for (uint i = 0u; i < 32u; i++) acc[i] = CMC(0.0);
     uint nk = present ? (w_kd + QN_BK - 1u) / QN_BK : 0u;
     if (nk > 0u) {
@@ -268,9 +275,9 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
                 coopMatLoadNV(b[j], s_w, (cur * NR + wr0 + CN * j) * SK4 + kk / 8u, SK4, true);
             }
             [[unroll]] for (uint a = 0u; a < 8u; a++) {
-                if (a >= NA || 16u * a >= n) break; // uniform: fragments holding pairs
+                if (a >= NA || pb + 16u * a >= n) break; // uniform over the subgroup: fragments holding pairs
                 CMA fa;
-                coopMatLoadNV(fa, s_x, (cur * BT + 16u * a) * SK4 + kk / 8u, SK4, false);
+                coopMatLoadNV(fa, s_x, (cur * BT + pb + 16u * a) * SK4 + kk / 8u, SK4, false);
                 [[unroll]] for (uint j = 0u; j < 4u; j++) {
                     if (j >= NB) break;
                     acc[4u * a + j] = coopMatMulAddNV(fa, b[j], acc[4u * a + j]);
@@ -285,16 +292,16 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     uint cb = sg * 16u * SC, lane = gl_SubgroupInvocationID;
     float nan = uintBitsToFloat(0x7fc00000u);
     [[unroll]] for (uint a = 0u; a < 8u; a++) {
-        if (a >= NA || 16u * a >= n) break; // uniform
+        if (a >= NA || pb + 16u * a >= n) break; // uniform over the subgroup
         float v0[8], v1[8];
         uint h1 = 4u * a + NB / 2u;
         stage(acc[4u * a], acc[4u * a + 1u], cb, lane, v0); // gate (or down rows wr0 ..)
         stage(acc[h1], acc[h1 + 1u], cb, lane, v1);         // up (or down rows wr0 + 16 ..)
         [[unroll]] for (uint r = 0u; r < 8u; r++) {
-            int q = s_q[16u * a + lane / 16u + 2u * r];
+            int q = s_q[pb + 16u * a + lane / 16u + 2u * r];
             if (q < 0) continue;
 #if defined(QN_MOE_GATE_UP)
-            uint row = r0 + 16u * sg + lane % 16u;
+            uint row = r0 + 16u * rg + lane % 16u;
             if (row < w_nrow) outv[uint(q) * pc.act_stride + row] = present ? qn_silu(v0[r]) * v1[r] : nan;
 #else
             uint row = r0 + wr0 + lane % 16u;

@@ -126,8 +126,8 @@ static const enum qn_kernel k_dn_cm[NFMTS] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN
 static double worst_cm16, worst_cm_exact;
 static size_t na_(uint32_t T, uint32_t K, uint32_t as) { return (size_t)T * (K + 1) * as; }
 
-/* The tensor-core kernel k in the layout qn_cm_moe_spec picks (env QNEXT_CM_MOE_TILE=WG,BK,BT,NBUF[,PSW]; default
- * 128,32,64,2,1), up (gate_up) or down (down) at byte part_off of its slot */
+/* The tensor-core kernel k in the layout qn_cm_moe_spec picks (env QNEXT_CM_MOE_TILE=WG,BK,BT,NBUF[,PSW[,TS]];
+ * default 128,32,64,2,1,1), up (gate_up) or down (down) at byte part_off of its slot */
 static qn_pipe *cm_pipe(struct qn_h *h, enum qn_kernel k, uint32_t part_off)
 {
     uint32_t s[QN_CM_MOE_NSPEC];
@@ -331,7 +331,7 @@ static void bench(struct qn_h *h, int iters)
     }
 }
 
-/* ---- --bench-cm [iters] [WG,BK,BT,NBUF[,PSW] ...]: the tensor-core layouts of moe_qgrouped_cm.comp on the real 80B MoE
+/* ---- --bench-cm [iters] [WG,BK,BT,NBUF[,PSW[,TS]] ...]: the tensor-core layouts of moe_qgrouped_cm.comp on the real 80B MoE
  * layer (H 2048, I 512, E 512, K 10, Is 512; Q4_K gate/up, Q6_K down, one expert's blocks in every slot, random
  * routings, moe_sort tiles of 64) at T 512, 2048, 4096: ms per layer (gate_up + down, no sort / combine) and
  * TFLOP/s (2 T K 3 I H flops), against the f32-FMA kernels (moe_qgrouped.comp); each layout's act and d are
@@ -339,7 +339,7 @@ static void bench(struct qn_h *h, int iters)
 
 static const char *cm_layouts[] = { "128,32,64,2", "128,32,64,2,0", "128,32,32,1,0", "128,32,64,1", "128,16,64,2",
                                     "128,64,64,1", "64,32,64,2", "256,32,64,1", "256,16,64,2", "128,32,128,1",
-                                    "128,32,128,2" };
+                                    "128,32,64,2,1,2", "128,32,128,1,1,2", "64,32,128,2,1,2", "128,16,128,2,1,2" };
 
 struct cm_bench {
     uint32_t T, up_off, dslot_b, spp, dspp;
@@ -650,7 +650,7 @@ int main(int argc, char **argv)
     struct qn_h h;
     qn_h_open(&h, "moe_qgrouped", argc, argv);
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--bench-cm")) { /* --bench-cm [iters] [WG,BK,BT,NBUF[,PSW] ...] */
+        if (!strcmp(argv[i], "--bench-cm")) { /* --bench-cm [iters] [WG,BK,BT,NBUF[,PSW[,TS]] ...] */
             int it = i + 1 < argc && atoi(argv[i + 1]) > 0 && !strchr(argv[i + 1], ',') ? atoi(argv[++i]) : 5;
             bool own = i + 1 < argc;
             bench_cm(&h, it, own ? (const char **)argv + i + 1 : cm_layouts,
