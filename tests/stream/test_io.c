@@ -4,8 +4,10 @@
  * For each configuration (direct+io_uring, direct+pool, buffered+pool, buffered+io_uring, auto) it
  * reads a random file with random, often unaligned, offsets/lengths/destinations, many requests in
  * flight, and checks every byte, that nothing around a destination was written (guard bytes; with
- * QN_IO_SLACK only beyond the allowed slack), the tags, and the stats. Also: bad requests are refused
- * with messages naming the file, and auto resolves to direct on a filesystem that enforces O_DIRECT. */
+ * QN_IO_SLACK only beyond the allowed slack), the tags, and the stats; with QN_IO_BOUNCE on every request
+ * (destinations O_DIRECT cannot target: BAR mappings) every byte goes through bounce buffers. Also: bad
+ * requests are refused with messages naming the file, and auto resolves to direct on a filesystem that
+ * enforces O_DIRECT. */
 #include "io_util.h"
 #include "runtime/stream.h"
 
@@ -69,12 +71,14 @@ static void random_range(qn_rng *r, uint64_t *off, size_t *len)
     if (kind == 3) *off = FILE_SIZE - *len;                /* ends exactly at EOF (unaligned end) */
 }
 
+/* bounce: every request QN_IO_BOUNCE (memory O_DIRECT cannot target, e.g. a BAR mapping): every byte copied. */
 static void run_config(const char *path, const uint8_t *file, enum qn_io_mode mode, enum qn_io_engine engine,
-                       uint64_t seed)
+                       uint64_t seed, bool bounce)
 {
     char cfg[64];
-    snprintf(cfg, sizeof cfg, "%s/%s", qn_io_mode_name(mode),
-             engine == QN_IO_ENGINE_URING ? "uring" : engine == QN_IO_ENGINE_POOL ? "pool" : "auto");
+    snprintf(cfg, sizeof cfg, "%s/%s%s", qn_io_mode_name(mode),
+             engine == QN_IO_ENGINE_URING ? "uring" : engine == QN_IO_ENGINE_POOL ? "pool" : "auto",
+             bounce ? "+bounce" : "");
     struct qn_io_params p;
     qn_io_default_params(&p);
     p.mode = mode;
@@ -102,7 +106,8 @@ static void run_config(const char *path, const uint8_t *file, enum qn_io_mode mo
             random_range(&r, &off, &len);
             bool slack = qn_rng_u64(&r) % 3 == 0;
             tbuf_make(&bufs[base + i], &r, off, len, direct ? align : 4096, slack);
-            reqs[i] = (struct qn_io_req){ f, slack ? QN_IO_SLACK : 0, off, len, bufs[base + i].dst,
+            reqs[i] = (struct qn_io_req){ f, (slack ? QN_IO_SLACK : 0) | (bounce ? QN_IO_BOUNCE : 0), off, len,
+                                          bufs[base + i].dst,
                                           0x5000u + (uint64_t)(base + i) };
             total += len;
         }
@@ -133,6 +138,8 @@ static void run_config(const char *path, const uint8_t *file, enum qn_io_mode mo
           (unsigned long long)st.reads, (unsigned long long)st.bytes_device);
     CHECK(direct || st.bytes_copied == 0, "%s: buffered mode copied %llu bytes", cfg, (unsigned long long)st.bytes_copied);
     CHECK(!direct || st.bytes_copied > 0, "%s: direct mode never used a bounce buffer", cfg);
+    CHECK(!direct || !bounce || st.bytes_copied == total, "%s: QN_IO_BOUNCE copied %llu of %llu bytes", cfg,
+          (unsigned long long)st.bytes_copied, (unsigned long long)total);
     printf("%-16s engine %-9s align %4u: %d requests, %.1f MiB, %llu reads, %.1f MiB device, %.1f MiB copied, "
            "%.2f GB/s\n", cfg, qn_io_engine_name(io), align, N_REQ, (double)total / 1048576.0,
            (unsigned long long)st.reads, (double)st.bytes_device / 1048576.0, (double)st.bytes_copied / 1048576.0,
@@ -216,12 +223,13 @@ int main(int argc, char **argv)
     bool enforced = direct_enforced(path);
     if (!enforced)
         fprintf(stderr, "WARNING: %s does not enforce O_DIRECT alignment; direct and auto runs are skipped\n", argv[1]);
-    run_config(path, file, QN_IO_BUFFERED, QN_IO_ENGINE_POOL, 1);
-    run_config(path, file, QN_IO_BUFFERED, QN_IO_ENGINE_URING, 2);
+    run_config(path, file, QN_IO_BUFFERED, QN_IO_ENGINE_POOL, 1, false);
+    run_config(path, file, QN_IO_BUFFERED, QN_IO_ENGINE_URING, 2, false);
     if (enforced) {
-        run_config(path, file, QN_IO_DIRECT, QN_IO_ENGINE_URING, 3);
-        run_config(path, file, QN_IO_DIRECT, QN_IO_ENGINE_POOL, 4);
-        run_config(path, file, QN_IO_AUTO, QN_IO_ENGINE_AUTO, 5);
+        run_config(path, file, QN_IO_DIRECT, QN_IO_ENGINE_URING, 3, false);
+        run_config(path, file, QN_IO_DIRECT, QN_IO_ENGINE_POOL, 4, false);
+        run_config(path, file, QN_IO_AUTO, QN_IO_ENGINE_AUTO, 5, false);
+        run_config(path, file, QN_IO_DIRECT, QN_IO_ENGINE_URING, 6, true);   /* BAR slots: bounce everything */
     }
     unlink(path);
     free(file);
