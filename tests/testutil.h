@@ -1,5 +1,5 @@
 /* testutil.h — small helpers shared by the plain-C tests (header-only): a CHECK macro that counts failures
- * into `failures`, and reading a golden fixture's expected tensors from expected.safetensors. */
+ * into `failures`, DIE, and reading a golden fixture's expected tensors from expected.safetensors. */
 #ifndef QN_TESTUTIL_H
 #define QN_TESTUTIL_H
 
@@ -43,6 +43,14 @@ static inline void *xmalloc(size_t n)
     void *p = calloc(1, n ? n : 1);
     if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
     return p;
+}
+
+/* Remove a test's temporary folder and everything in it (a note when that fails). */
+static inline void rm_tmpdir(const char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) fprintf(stderr, "note: could not remove %s\n", dir);
 }
 
 /* Index of the largest of x[0..n) (the first on ties): the host's greedy choice. */

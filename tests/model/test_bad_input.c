@@ -19,12 +19,11 @@
 #include "qn_err.h"
 #include "ref_model.h"
 #include "safetensors.h"
+#include "../testutil.h"
 
-static int failures;
 static char tmp[256];
 static const char *fixture, *qnext;
 
-#define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, " (%s)\n", qn_errmsg()); exit(1); } while (0)
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -358,9 +357,7 @@ int main(int argc, char **argv)
     test_sharded();
     test_header_lies();
     test_configs();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
+    rm_tmpdir(tmp);
     printf("%d failure(s)\n", failures);
     return failures ? 1 : 0;
 }

@@ -304,9 +304,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) fixture(argv[i]);
     all_types(argv[1]);
     synth256(argv[1]);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd)) printf("note: could not remove %s\n", tmp);
+    rm_tmpdir(tmp);
     printf(failures ? "%d failures\n" : "all passed\n", failures);
     return failures ? 1 : 0;
 }

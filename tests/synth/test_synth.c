@@ -30,10 +30,7 @@
 #include "safetensors.h"
 #include "synth.h"
 #include "tensors.h"
-
-static int failures;
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-    printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "../testutil.h"
 
 static char tmp[256];
 
@@ -510,9 +507,7 @@ int main(int argc, char **argv)
     test_gguf_q4km(NULL);
     if (tok) test_gguf_q4km(tok);
     test_failures();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd)) printf("note: could not remove %s\n", tmp);
+    rm_tmpdir(tmp);
     printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;
 }

@@ -15,8 +15,7 @@
 #include "qn_err.h"
 #include "ref_model.h"
 #include "tensors.h"
-
-static int failures;
+#include "../testutil.h"
 
 static void check(int ok, const char *what)
 {

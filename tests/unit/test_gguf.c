@@ -14,10 +14,7 @@
 #include "qn_err.h"
 #include "qn_rng.h"
 #include "quant.h"
-
-static int failures;
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-    printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "../testutil.h"
 
 static char tmpdir[64];
 
@@ -473,9 +470,7 @@ int main(void)
     test_roundtrip(64);
     test_writer_misuse();
     test_vocab();
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", tmpdir);
+    rm_tmpdir(tmpdir);
     printf("%s (%d failures)\n", failures ? "FAILED" : "ok", failures);
     return failures ? 1 : 0;
 }

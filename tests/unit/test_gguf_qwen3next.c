@@ -24,10 +24,7 @@
 #include "quant.h"
 #include "safetensors.h"
 #include "tensors.h"
-
-static int failures;
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-    printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "../testutil.h"
 
 /* ---------------------------------------------------------------- the mini converter */
 
@@ -630,9 +627,7 @@ int main(int argc, char **argv)
     if (!qn_cfg_load(&c, argv[1])) check_qkvz_perm(&c);
     qn_config_default_80b(&c);
     check_qkvz_perm(&c);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);
+    rm_tmpdir(tmp);
     printf("%s (%d failures)\n", failures ? "FAILED" : "ok", failures);
     return failures ? 1 : 0;
 }

@@ -10,10 +10,7 @@
 #include "qn_num.h"
 #include "qn_rng.h"
 #include "quant.h"
-
-static int failures;
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-    printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "../testutil.h"
 
 static void check_exact(const char *what, const float *got, const float *want, int n)
 {

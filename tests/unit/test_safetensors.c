@@ -13,8 +13,8 @@
 #include "qn_num.h"
 #include "qn_rng.h"
 #include "safetensors.h"
+#include "../testutil.h"
 
-static int failures;
 static char dir[] = "/tmp/qn_st_test_XXXXXX";
 
 static void check(int ok, const char *what)
@@ -185,9 +185,7 @@ int main(void)
     dequant();
     many_names();
     writer_accounting();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    rm_tmpdir(dir);
     printf("%d failure(s)\n", failures);
     return failures ? 1 : 0;
 }

@@ -497,9 +497,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_tokenizer synthetic | real TOKENIZER_JSON GOLDEN_JSON HARD_JSON\n");
         rc = 2;
     }
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) fprintf(stderr, "note: could not remove %s\n", tmpdir);
+    rm_tmpdir(tmpdir);
     if (rc) return rc;
     printf("%s\n", failures ? "FAILED" : "OK");
     return failures ? 1 : 0;
