@@ -91,7 +91,6 @@ typedef struct qn_fwd {
     qn_pipe *qmatvec_s[5], *qmatvec_norm_s[5], *qmatvec_norm_route_s[5];
     uint32_t mv_small_rows;
 
-
     /* per-sequence state (zeroed by qn_fwd_reset) */
     struct qn_fwd_layer_state *st;  /* [num_layers] */
     qn_buf *pos;            /* uint32 [1], host-visible: position of the call's first token */

@@ -29,7 +29,8 @@
 // or 4 f32 per uvec4 load, coalesced across lanes); each loop iteration first issues QN_UNROLL *
 // QN_SGROWS independent uvec4 loads, then does the math, so that many loads are in flight per lane. Rows
 // of the set past `rows` are clamped to the last row (loaded, never stored). When cols is not a multiple
-// of the chunk width, a scalar path handles the row (any alignment).
+// of the chunk width, a scalar path handles the row (any alignment). The last batch of a lane may be partial: its
+// chunks past the row end re-load the batch's first chunk (cached) and are skipped.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 #extension GL_EXT_control_flow_attributes : require
@@ -94,39 +95,39 @@ float qn_cdot(uvec4 w, vec4 xa, vec4 xb)
 #define QN_X1(c) x1[xb + (c)]
 #endif
 
-// One batch of QN_UNROLL chunks of each row of the set (all inside the row), and its prefetch (mv_sched.glsl).
+// One batch: QN_UNROLL chunks of each row of the set from chunk c on (chunks past the row end load chunk c
+// instead; they are skipped), and its prefetch (mv_sched.glsl).
 uvec4 qn_pre[QN_UNROLL * QN_SGROWS];
-#define QN_MV_LOAD(WV, rowc, c, step)                                                             \
-    [[unroll]] for (uint u_ = 0u; u_ < QN_UNROLL; u_++)                                           \
-        [[unroll]] for (uint j_ = 0u; j_ < QN_SGROWS; j_++) WV[u_ * QN_SGROWS + j_] = w4[rowc[j_] + (c) + u_ * (step)];
+#define QN_MV_LOAD(WV, rowc, c, step, nch)                                                        \
+    [[unroll]] for (uint u_ = 0u; u_ < QN_UNROLL; u_++) {                                         \
+        uint cc_ = (c) + u_ * (step) < (nch) ? (c) + u_ * (step) : (c);                           \
+        [[unroll]] for (uint j_ = 0u; j_ < QN_SGROWS; j_++) WV[u_ * QN_SGROWS + j_] = w4[rowc[j_] + cc_]; \
+    }
 void qn_mv_prefetch(uint rbase, uint lane, uint lanes, uint part, uint nparts)
 {
     uint c = part * lanes + lane, step = nparts * lanes, nch = pc.cols / CW, rowc[QN_SGROWS];
-    if (pc.cols % CW != 0u || c + (QN_UNROLL - 1u) * step >= nch) return; // no full batch: nothing to prefetch
+    if (pc.cols % CW != 0u || c >= nch) return; // the scalar path, or no chunk for this lane
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rowc[j] = min(rbase + j, pc.rows - 1u) * nch;
-    QN_MV_LOAD(qn_pre, rowc, c, step)
+    QN_MV_LOAD(qn_pre, rowc, c, step, nch)
     qn_pre_ok = true;
 }
 
-// The chunked loop, once per x source (a compile-time choice inside the loop).
+// The chunked loop, once per x source (a compile-time choice inside the loop): each iteration first loads a
+// batch (the first one may have been prefetched), then uses it.
 #define QN_MV_CHUNKS(NAME, SRC)                                                                   \
 void NAME(uint rowc[QN_SGROWS], uint c, uint step, uint nch, uint xb4)                            \
 {                                                                                                 \
-    for (; c + (QN_UNROLL - 1u) * step < nch; c += QN_UNROLL * step) {                            \
+    for (; c < nch; c += QN_UNROLL * step) {                                                      \
         uvec4 wv[QN_UNROLL * QN_SGROWS];                                                          \
         if (qn_pre_ok) [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) wv[i_] = qn_pre[i_]; \
-        else { QN_MV_LOAD(wv, rowc, c, step) }                                                  \
+        else { QN_MV_LOAD(wv, rowc, c, step, nch) }                                             \
         qn_pre_ok = false;                                                                        \
-        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {                                                   \
+        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {                                        \
+            if (c + u * step >= nch) continue;                                                    \
             vec4 xa, xb = vec4(0.0);                                                              \
             QN_XLOAD(SRC, c + u * step, xa, xb);                                                  \
             [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_cdot(wv[u * QN_SGROWS + j], xa, xb); \
         }                                                                                         \
-    }                                                                                             \
-    for (; c < nch; c += step) {                                                                  \
-        vec4 xa, xb = vec4(0.0);                                                                  \
-        QN_XLOAD(SRC, c, xa, xb);                                                                 \
-        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] += qn_cdot(w4[rowc[j] + c], xa, xb);      \
     }                                                                                             \
 }
 QN_MV_CHUNKS(qn_mv_chunks_s, QN_XS)

@@ -17,7 +17,7 @@ static const struct { uint32_t rows, cols; } shapes[] = {
 static const struct { uint32_t wg, rows_per_wg, unroll, sgrows, xsh, pre; } layouts[] = {
     { 128, 2, 4, 1, 0, 1 }, { 64, 1, 4, 1, 0, 1 }, { 32, 4, 4, 1, 0, 1 }, { 256, 3, 4, 1, 0, 1 }, { 64, 8, 4, 1, 0, 1 },
     { 32, 16, 2, 2, 1024, 1 }, { 100, 5, 8, 3, 64, 1 }, { 16, 7, 1, 4, 512, 1 }, { 4, 3, 2, 2, 0, 1 },
-    { 128, 2, 4, 1, 0, 0 }, { 256, 1, 2, 1, 512, 0 },
+    { 128, 2, 4, 1, 0, 0 }, { 256, 1, 2, 1, 512, 0 }, { 128, 1, 4, 1, 0, 1 },
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 static const struct { enum qn_kernel k; const char *name; int kind; } dtypes[] = {
@@ -74,6 +74,8 @@ int main(int argc, char **argv)
         run_case(&h, d, 19, 200, 7, true, 2);
         run_case(&h, d, 5, 2048, 9, true, 2);   /* no prefetch, T in z */
         run_case(&h, d, 3, 2048, 10, false, 1); /* one row per workgroup, split over all subgroups, x staged */
+        run_case(&h, d, 2, 2056, 11, true, 1);  /* forward's small f32 layout: partial last batch (cols 2056) */
+        run_case(&h, d, 1, 4096, 11, false, 2);
     }
     return qn_h_close(&h);
 }

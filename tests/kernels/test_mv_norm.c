@@ -464,17 +464,17 @@ struct lay { uint32_t s[6]; const char *what; };
 /* block types: today's default (qmatvec.comp's; its route variant stages only H) first, then candidates */
 static const struct lay qlays[] = {
     { { 256, 16, 2, 2, 1024, 1 }, "default" }, { { 256, 16, 2, 2, 1024, 0 }, "default, no prefetch" },
-    { { 128, 4, 2, 1, 1024, 1 }, "small (forward default)" }, { { 128, 4, 2, 1, 1024, 0 }, "small, no prefetch" },
+    { { 128, 4, 2, 1, 1024, 1 }, "small (forward norm default)" }, { { 128, 4, 2, 1, 1024, 0 }, "small, no prefetch" },
     { { 128, 4, 2, 1, 0, 1 }, "small, x via L1" }, { { 128, 8, 2, 1, 1024, 1 }, "8 rows" },
-    { { 64, 2, 2, 1, 1024, 1 }, "WG 64, 2 rows" }, { { 128, 4, 4, 1, 1024, 1 }, "unroll 4" },
+    { { 64, 2, 2, 1, 1024, 1 }, "WG 64, 2 rows" }, { { 128, 4, 4, 1, 1024, 1 }, "unroll 4 (forward plain default)" },
     { { 128, 8, 2, 4, 0, 1 }, "2 sets of 4 rows, split" }, { { 128, 4, 2, 2, 1024, 1 }, "2 sets of 2 rows, split" },
     { { 256, 4, 2, 1, 1024, 1 }, "WG 256, 4 rows split 2" },
 };
 /* dense (the f32 router): the H100 board's matvec layout (x staged for the norm variants) first */
 static const struct lay dlays[] = {
     { { 256, 8, 4, 1, 512, 1 }, "board" }, { { 256, 8, 4, 1, 512, 0 }, "board, no prefetch" },
-    { { 128, 2, 4, 1, 0, 1 }, "small (forward default)" }, { { 128, 2, 4, 1, 0, 0 }, "small, no prefetch" },
-    { { 128, 2, 4, 1, 512, 1 }, "small, x staged" }, { { 128, 1, 4, 1, 0, 1 }, "1 row" },
+    { { 128, 1, 4, 1, 0, 1 }, "small (forward f32 default)" }, { { 128, 1, 4, 1, 0, 0 }, "small, no prefetch" },
+    { { 128, 1, 4, 1, 512, 1 }, "small, x staged" }, { { 128, 2, 4, 1, 0, 1 }, "2 rows (forward bf16 default)" },
     { { 256, 2, 4, 1, 0, 1 }, "WG 256, 2 rows" }, { { 64, 1, 4, 1, 0, 1 }, "WG 64, 1 row" },
     { { 256, 4, 4, 1, 0, 1 }, "WG 256, 4 rows" }, { { 128, 2, 8, 1, 0, 1 }, "unroll 8" },
 };
@@ -535,6 +535,7 @@ static void bench_shape(struct qn_h *h, const char *what, enum qn_kernel k, uint
     uint64_t rb = (uint64_t)cols * 4;
     if (qtype) qn_h_ok(h, qn_ggml_row_bytes(qtype, cols, &rb), "row bytes");
     uint64_t wbytes = (rows * rb + 15) / 16 * 16;
+    if (wbytes > qn_vk_caps(h->v)->max_storage_range) return;
     uint32_t nw = ncopies(wbytes, mb);
     qn_buf *W[64];
     for (uint32_t i = 0; i < nw; i++) W[i] = filled(h, "W", wbytes, 0x3c003c00u + i);
@@ -638,6 +639,7 @@ static void bench_small(struct qn_h *h, uint32_t mb)
     bench_shape(h, "gdn ba", QN_K_MATVEC_NORM_Q4_K, QN_GGML_Q4_K, 64, 2048, true, mb);
     bench_shape(h, "router f32", QN_K_MATVEC_NORM_F32, 0, 512, 2048, true, mb);
     bench_shape(h, "sh. exp gate f32", QN_K_MATVEC_NORM_F32, 0, 1, 2048, true, mb);
+    bench_shape(h, "lm_head", QN_K_MATVEC_NORM_Q6_K, QN_GGML_Q6_K, 151936, 2048, true, mb); /* QNEXT_MV_SMALL_ROWS */
     bench_route_stage(h, mb);
 }
 
