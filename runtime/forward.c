@@ -527,6 +527,21 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc)
     barrier(r);
 }
 
+/* Rows one workgroup of a decode expert kernel computes: moe_q.comp's spec 3, 1 for moe_q7.comp (no such constant). */
+static uint32_t moeq_rows(const qn_pipe *p) { return qn_pipe_info(p)->nspec > 3 ? qn_pipe_spec(p, 3) : 1; }
+
+/* The shared expert's down_proj for the decode down kernels: its GGUF blocks (model_gguf.c's decode sub) when
+ * they are the layer's routed down type (flag QN_MOE_SHARED_Q), else the f32 tensor. */
+static struct qn_bind shared_down_bind(const struct qn_mlayer *L, uint32_t *flags)
+{
+    const qn_wt *sd = &L->shared_down;
+    if (sd->nsub == 1 && sd->sub[0].qtype == L->exp_qtype[2] && sd->sub[0].row0 == 0 && sd->sub[0].rows == sd->rows) {
+        *flags |= QN_MOE_SHARED_Q;
+        return QN_BIND(sd->sub[0].buf);
+    }
+    return wb(sd);
+}
+
 /* moe_experts() for GGUF block experts (moe_q.comp): gate|up slots in pools, down slots in dpools; the
  * per-token kernels with tokens in z up to tune.small_t tokens, the grouped kernels above. */
 static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
@@ -542,14 +557,15 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     }
     qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
                                           POOLS(m)),
-                       pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
+                       pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, moeq_rows(gu)), r->T);
     barrier(r);
     qn_pc_moe pd = *pc;
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
     pd.slots_per_pool = m->d_slots_per_pool;
+    struct qn_bind sd = shared_down_bind(L, &pd.flags);
     qn_cmd_dispatch_nz(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
-                                          QN_BIND(f->sg), wb(&L->shared_down), QN_BIND(f->x), DPOOLS(m)),
-                       &pd, sizeof pd, cdiv(pc->H, qn_pipe_spec(dn, 3)), r->T);
+                                          QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m)),
+                       &pd, sizeof pd, cdiv(pc->H, moeq_rows(dn)), r->T);
     barrier(r);
 }
 

@@ -399,6 +399,22 @@ static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts,
         if (rc_) return rc_; \
     } while (0)
 
+/* The shared expert's down_proj [H, Is] once more in its GGUF blocks, as the decode sub-tensor sub[0] (all rows):
+ * the decode down kernels (moe_q.comp / moe_q7.comp, QN_MOE_SHARED_Q) read it instead of the f32 tensor when its
+ * type is the layer's routed down type (forward.c), 0.86 MB instead of 4.2 MB per layer for the 80B Q4_K_M. The
+ * f32 tensor stays for prefill (the grouped kernels read f32). Nothing when the file has no kernel type there. */
+static int shared_down_blocks(struct gl *g, qn_wt *dst, int layer)
+{
+    char name[160];
+    snprintf(name, sizeof name, "model.layers.%d.mlp.shared_expert.down_proj.weight", layer);
+    qn_q3n_src s;
+    int rc = qn_q3n_find(g->q, name, &s);
+    if (rc) return qn_fail(rc, "GGUF: no tensor for '%s'", name);
+    if (!g->quant || !qmv_type(s.t->type) || s.xform != QN_Q3N_COPY || s.t2 || s.nrows != dst->rows) return 0;
+    uint32_t prow = dst->rows;
+    return add_sub(g, dst, PERM_NONE, &prow, 1, 0, &s, 0, dst->rows);
+}
+
 static int load_layer(struct gl *g, struct qn_mlayer *l, int i)
 {
     l->full = qn_cfg_is_full(&g->m->c, i);
@@ -423,7 +439,7 @@ static int load_layer(struct gl *g, struct qn_mlayer *l, int i)
          "model.layers.%d.mlp.shared_expert.gate_proj.weight", "model.layers.%d.mlp.shared_expert.up_proj.weight",
          "model.layers.%d.mlp.shared_expert_gate.weight");
     FUSE(&l->shared_down, PERM_NONE, i, "model.layers.%d.mlp.shared_expert.down_proj.weight");
-    return 0;
+    return shared_down_blocks(g, &l->shared_down, i);
 }
 
 static const char *const exp_fmt[3] = {
