@@ -338,9 +338,11 @@ static bool mv_layout(const char *name, const char *e, uint32_t lay[5])
 /* The small-row decode layouts (f->*_s): weights and parts of at most f->mv_small_rows rows (default 16384: all
  * but the lm_head; env QNEXT_MV_SMALL_ROWS) get a layout with few rows per workgroup, so that a 512-4096-row
  * matvec launches hundreds to thousands of workgroups instead of 32-256, each lane with one or two batches of
- * loads (prefetched before the x staging). Block types: WG 128, 4 rows (one per subgroup), UNROLL 2, x staged
- * (up to 4096 floats), or env QNEXT_MV_SMALL=WG,ROWS,UNROLL,SGROWS,XSH; dense dtypes (the f32 router, bf16 models):
- * WG 128, 2 rows (each split over two subgroups), UNROLL 4, x through L1, or QNEXT_MV_SMALL_F=...; QNEXT_MV_SMALL=0
+ * loads (prefetched before the x staging). Block types: WG 128, 4 rows (one per subgroup), UNROLL 2 (4 for the
+ * plain qmatvec: out projections have 4096 columns), x staged (up to 4096 floats), or env
+ * QNEXT_MV_SMALL=WG,ROWS,UNROLL,SGROWS,XSH (all of them); dense dtypes (the f32 router and shared-expert gate, bf16
+ * models): WG 128, 2 rows (f32: 1) split over the subgroups, UNROLL 4, x through L1, or QNEXT_MV_SMALL_F=...
+ * (all three dtypes); QNEXT_MV_SMALL=0
  * keeps the default layouts everywhere (QNEXT_MV_SMALL unset, empty or 1: the defaults above). */
 static int make_mv_small_pipes(qn_fwd *f)
 {
@@ -357,29 +359,32 @@ static int make_mv_small_pipes(qn_fwd *f)
                                              QN_K_MATVEC_NORM_ROUTE_Q6_K };
     const char *e = getenv("QNEXT_MV_SMALL"), *ef = getenv("QNEXT_MV_SMALL_F"), *er = getenv("QNEXT_MV_SMALL_ROWS");
     uint32_t q[5] = { 128, 4, 2, 1, 1024 }, d[5] = { 128, 2, 4, 1, 0 };
+    uint32_t qu = 4, dr = 1; /* plain qmatvec: unroll 4 (the out projections' 4096 columns in one batch); f32: 1 row */
     f->mv_small_rows = 16384;
     if (e && !strcmp(e, "0")) {
         f->mv_small_rows = 0;
         return 0;
     }
-    if (e && *e && strcmp(e, "1")) mv_layout("QNEXT_MV_SMALL", e, q); /* "" and "1": the defaults */
-    if (ef && *ef) mv_layout("QNEXT_MV_SMALL_F", ef, d);
+    if (e && *e && strcmp(e, "1") && mv_layout("QNEXT_MV_SMALL", e, q)) qu = q[2]; /* "" and "1": the defaults */
+    if (ef && *ef && mv_layout("QNEXT_MV_SMALL_F", ef, d)) dr = d[1];
     if (er && *er) f->mv_small_rows = (uint32_t)strtoul(er, NULL, 10);
     int rc;
     uint32_t H4 = (uint32_t)f->m->c.hidden_size / 4; /* the route variants stage at most H (shared memory) */
     for (int i = 0; i < 3; i++) {
-        MVPIPE(mv[i], &f->matvec_s[i], d[0], d[1], d[2], d[3], d[4]);
-        MVPIPE(mvn[i], &f->matvec_norm_s[i], d[0], d[1], d[2], d[3], d[4]);
-        MVPIPE(mvnr[i], &f->matvec_norm_route_s[i], d[0], d[1], d[2], d[3], d[4] < H4 ? d[4] : H4);
+        uint32_t r = i == 2 ? dr : d[1]; /* f32 rows hold 2x the 16-byte chunks of 16-bit ones */
+        MVPIPE(mv[i], &f->matvec_s[i], d[0], r, d[2], d[3], d[4]);
+        MVPIPE(mvn[i], &f->matvec_norm_s[i], d[0], r, d[2], d[3], d[4]);
+        MVPIPE(mvnr[i], &f->matvec_norm_route_s[i], d[0], r, d[2], d[3], d[4] < H4 ? d[4] : H4);
     }
     for (int i = 0; i < 5; i++) {
         if (!f->qmatvec[i]) continue;
-        MVPIPE(qmv[i], &f->qmatvec_s[i], q[0], q[1], q[2], q[3], q[4]);
+        MVPIPE(qmv[i], &f->qmatvec_s[i], q[0], q[1], qu, q[3], q[4]);
         MVPIPE(qmvn[i], &f->qmatvec_norm_s[i], q[0], q[1], q[2], q[3], q[4]);
         MVPIPE(qmvnr[i], &f->qmatvec_norm_route_s[i], q[0], q[1], q[2], q[3], q[4] < H4 ? q[4] : H4);
     }
-    QN_DEBUG("decode matvecs of <= %u rows: blocks %u,%u,%u,%u,%u, dense %u,%u,%u,%u,%u (WG,ROWS,UNROLL,SGROWS,XSH)",
-             f->mv_small_rows, q[0], q[1], q[2], q[3], q[4], d[0], d[1], d[2], d[3], d[4]);
+    QN_DEBUG("decode matvecs of <= %u rows: blocks %u,%u,%u,%u,%u (plain unroll %u), dense %u,%u,%u,%u,%u (f32 rows %u) "
+             "(WG,ROWS,UNROLL,SGROWS,XSH)", f->mv_small_rows, q[0], q[1], q[2], q[3], q[4], qu, d[0], d[1], d[2], d[3],
+             d[4], dr);
     return 0;
 }
 
