@@ -335,10 +335,12 @@ static bool mv_layout(const char *name, const char *e, uint32_t lay[5])
     return true;
 }
 
-/* The small-row decode layouts (f->*_s): weights and parts of at most f->mv_small_rows rows (default 16384: all
- * but the lm_head; env QNEXT_MV_SMALL_ROWS) get a layout with few rows per workgroup, so that a 512-4096-row
- * matvec launches hundreds to thousands of workgroups instead of 32-256, each lane with one or two batches of
- * loads (prefetched before the x staging). Block types: WG 128, 4 rows (one per subgroup), UNROLL 2 (4 for the
+/* The small-row decode layouts (f->*_s): weights and parts of at most f->mv_small_rows rows (default 4096; env
+ * QNEXT_MV_SMALL_ROWS) get a layout with few rows per workgroup, so that a 1-4096-row matvec launches hundreds to
+ * a thousand workgroups instead of 1-256, each lane with one batch of loads (prefetched before the x staging).
+ * Larger weights (8192-12352-row parts: 512-772 workgroups in the default layout, the lm_head) keep the default
+ * layout, whose 2 rows per subgroup halve the x reads from shared memory (per workgroup x staging and the norm's
+ * sum of squares grow with the workgroup count too). Block types: WG 128, 4 rows (one per subgroup), UNROLL 2 (4 for the
  * plain qmatvec: out projections have 4096 columns), x staged (up to 4096 floats), or env
  * QNEXT_MV_SMALL=WG,ROWS,UNROLL,SGROWS,XSH (all of them); dense dtypes (the f32 router and shared-expert gate, bf16
  * models): WG 128, 2 rows (f32: 1) split over the subgroups, UNROLL 4, x through L1, or QNEXT_MV_SMALL_F=...
@@ -360,7 +362,7 @@ static int make_mv_small_pipes(qn_fwd *f)
     const char *e = getenv("QNEXT_MV_SMALL"), *ef = getenv("QNEXT_MV_SMALL_F"), *er = getenv("QNEXT_MV_SMALL_ROWS");
     uint32_t q[5] = { 128, 4, 2, 1, 1024 }, d[5] = { 128, 2, 4, 1, 0 };
     uint32_t qu = 4, dr = 1; /* plain qmatvec: unroll 4 (the out projections' 4096 columns in one batch); f32: 1 row */
-    f->mv_small_rows = 16384;
+    f->mv_small_rows = 4096;
     if (e && !strcmp(e, "0")) {
         f->mv_small_rows = 0;
         return 0;
