@@ -304,12 +304,15 @@ static const qn_pipe *route_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt, u
 
 /* With a pending norm: mm = W_moe · norm(x) (xn written for the experts) and the router (ids, w, sg, shared act)
  * in one matvec_norm_route dispatch (one per part of a GGUF mixed-type W_moe at T = 1, counting on the same
- * per-token counter), whose last workgroup per token routes it. False: not possible here (nothing recorded). */
+ * per-token counter), whose last workgroup per token routes it. False: not possible here, or env
+ * QNEXT_ROUTE_FOLD=0 (nothing recorded). */
 static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
 {
     qn_fwd *f = r->f;
     bool parts = W->nsub && r->T == 1;
     uint32_t n = parts ? W->nsub : 1, groups = 0;
+    const char *e = getenv("QNEXT_ROUTE_FOLD"); /* 0: the router as its own dispatch after a barrier (an A/B) */
+    if (e && !strcmp(e, "0")) return false;
     if (!r->nw || !r->nxn || pm->E > QN_MOE_MAX_E || pm->K > QN_MOE_MAX_K || pm->K > pm->E ||
         pm->m_stride != W->rows || W->rows != pm->E + 2 * pm->Is + 1)
         return false;
