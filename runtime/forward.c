@@ -498,21 +498,30 @@ static const qn_buf *pool_at(const qn_model *m, uint32_t i) { return m->pools[i 
                   QN_BIND(dpool_at(m, 4)), QN_BIND(dpool_at(m, 5)), QN_BIND(dpool_at(m, 6)), QN_BIND(dpool_at(m, 7))
 static const qn_buf *dpool_at(const qn_model *m, uint32_t i) { return m->dpools[i < m->d_n_pools ? i : 0]; }
 
-/* Prefill over GGUF block experts: tokens grouped by expert (moe_sort), grouped gate_up / down with the
- * expert tiles decoded from their blocks (moe_qgrouped.comp; down_s of the shared expert is f32), then
- * moe_combine adds sum_k w d_k + sg d_K to x in a fixed order (as moe_experts() for plain dtypes). */
-static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc)
+/* Prefill over GGUF block experts: tokens grouped by expert (moe_sort), gate_up / down over its tiles (down_s of
+ * the shared expert is f32), then moe_combine adds sum_k w d_k + sg d_K to x in a fixed order (as moe_experts() for
+ * plain dtypes). Few tokens per expert (qn_moe_small_nt: T K / E <= 12 by default; env QNEXT_MOE_SMALL=0 never):
+ * tiles of NT pairs and the multi-token matvec moe_qsmall.comp, which reads each used expert's weights about once;
+ * else tiles of tile_t and the tiled kernels moe_qgrouped[_cm].comp (the expert tiles decoded in shared memory). */
+static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
 {
     qn_fwd *f = r->f;
     const qn_model *m = f->m;
     const struct qn_mlayer *L = &m->L[l];
     int gi = qn_fwd_q_index(L->exp_qtype[0]), di = qn_fwd_q_index(L->exp_qtype[2]);
-    bool cm = f->moe_qgu_gcm[gi] && f->moe_qdn_gcm[di];   /* tensor cores: rows per block 16 / 32 per subgroup */
-    const qn_pipe *gu = cm ? f->moe_qgu_gcm[gi] : f->moe_qgu_g[gi], *dn = cm ? f->moe_qdn_gcm[di] : f->moe_qdn_g[di];
+    uint32_t nt = qn_moe_small_nt(pc0->T, pc0->E, pc0->K);
+    int si = nt ? qn_moe_small_nt_index(nt) : -1;
+    bool small = si >= 0 && f->moe_qgu_s[si][gi] && f->moe_qdn_s[si][di];
+    qn_pc_moe pcs = *pc0;
+    if (small) pcs.tile_t = nt, pcs.max_tiles = QN_MOE_MAX_TILES(pcs.T, pcs.E, pcs.K, nt); /* moe_sort cuts NT */
+    const qn_pc_moe *pc = &pcs;
+    bool cm = !small && f->moe_qgu_gcm[gi] && f->moe_qdn_gcm[di]; /* tensor cores: rows per block 16 / 32 per subgroup */
+    const qn_pipe *gu = small ? f->moe_qgu_s[si][gi] : cm ? f->moe_qgu_gcm[gi] : f->moe_qgu_g[gi];
+    const qn_pipe *dn = small ? f->moe_qdn_s[si][di] : cm ? f->moe_qdn_gcm[di] : f->moe_qdn_g[di];
     qn_cmd_dispatch_n(r->c, f->sort, QN_BINDS(QN_BIND(f->ids), QN_BIND(f->list), QN_BIND(f->tiles)), pc, sizeof *pc,
                       pc->E + 1);
     barrier(r);                                 /* act[t, k, I] = silu(gate_e · xn) * (up_e · xn) */
-    uint32_t bn = cm ? qn_pipe_spec(gu, 0) / 2 : 2 * qn_pipe_spec(gu, 1); /* rows per block: 2 * GN (gate_up) */
+    uint32_t bn = small ? qn_moe_small_rows(gu) : cm ? qn_pipe_spec(gu, 0) / 2 : 2 * qn_pipe_spec(gu, 1); /* 2 GN */
     qn_cmd_dispatch_n(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
                                          QN_BIND(f->act), POOLS(m)),
                       pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(pc->I, bn));
@@ -520,7 +529,7 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc)
     qn_pc_moe pd = *pc;
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
     pd.slots_per_pool = m->d_slots_per_pool;
-    bn = cm ? qn_pipe_spec(dn, 0) : 4 * qn_pipe_spec(dn, 1); /* 4 * GN (down) */
+    bn = small ? qn_moe_small_rows(dn) : cm ? qn_pipe_spec(dn, 0) : 4 * qn_pipe_spec(dn, 1); /* 4 * GN (down) */
     qn_cmd_dispatch_n(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
                                          QN_BIND(f->d), wb(&L->shared_down), DPOOLS(m)),
                       &pd, sizeof pd, (uint64_t)pc->max_tiles * cdiv(pc->H, bn));
@@ -829,7 +838,8 @@ static int alloc_acts(qn_fwd *f)
     uint64_t I = (uint64_t)(c->moe_inter > c->shared_inter ? c->moe_inter : c->shared_inter);
     uint64_t V = f->m->lm_head.rows;
     f->act_stride = (uint32_t)((I + 3) / 4 * 4);
-    f->max_tiles = QN_MOE_MAX_TILES((uint32_t)T, (uint32_t)E, (uint32_t)K, f->tile_t);
+    uint32_t tmin = f->tile_t < qn_moe_small_nts[0] ? f->tile_t : qn_moe_small_nts[0]; /* moe_qsmall's tiles too */
+    f->max_tiles = QN_MOE_MAX_TILES((uint32_t)T, (uint32_t)E, (uint32_t)K, tmin);
     f->splits = qn_attn_decode_splits(f->cap);
     int rc = 0;
 #define B(kind, bytes, name, out) do { if (!rc) rc = buf(f, (kind), (bytes), (name), (out)); } while (0)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "moe_small.h"
 #include "vk.h"
 
 /* What a call produces besides the new state. */
@@ -80,6 +81,9 @@ typedef struct qn_fwd {
     qn_pipe *moe_qgu_g[5], *moe_qdn_g[5]; /* grouped prefill over GGUF block experts (moe_qgrouped.comp) */
     qn_pipe *qmatmul_cm[5], *matmul_cm[3]; /* tensor-core prefill matmuls (qmatmul_cm.comp); NULL without coopmat */
     qn_pipe *moe_qgu_gcm[5], *moe_qdn_gcm[5]; /* ... and grouped block-expert MoE (moe_qgrouped_cm.comp) */
+    /* prefill over GGUF block experts with few tokens per expert (moe_qsmall.comp), by token-slot width
+     * (qn_moe_small_nts index) and q_index; NULL when unused */
+    qn_pipe *moe_qgu_s[QN_MOE_SMALL_NNT][5], *moe_qdn_s[QN_MOE_SMALL_NNT][5];
     int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */
     qn_pipe *qmatmul_cmb[5], *matmul_cmb[3]; /* the same with the 128 x 128 tile, for calls with many tiles */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;

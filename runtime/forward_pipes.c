@@ -223,6 +223,32 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
     return 0;
 }
 
+/* Prefill experts of block type i for few tokens per expert (moe_qsmall.comp), one pipeline per token-slot width
+ * (qn_moe_small_spec: gate_up rows of H, down rows of max(I, Is) staged where they fit in shared memory). */
+static int make_qsmall_pipes(qn_fwd *f, int i, bool ugu, bool udn)
+{
+    static const enum qn_kernel sgu[5] = { QN_K_MOE_Q_GU_SMALL_Q8_0, QN_K_MOE_Q_GU_SMALL_Q4_0, QN_K_MOE_Q_GU_SMALL_Q4_K,
+                                           QN_K_MOE_Q_GU_SMALL_Q5_K, QN_K_MOE_Q_GU_SMALL_Q6_K };
+    static const enum qn_kernel sdn[5] = { QN_K_MOE_Q_DN_SMALL_Q8_0, QN_K_MOE_Q_DN_SMALL_Q4_0, QN_K_MOE_Q_DN_SMALL_Q4_K,
+                                           QN_K_MOE_Q_DN_SMALL_Q5_K, QN_K_MOE_Q_DN_SMALL_Q6_K };
+    const qn_config *c = &f->m->c;
+    const struct qn_caps *caps = qn_vk_caps(f->v);
+    uint32_t H = (uint32_t)c->hidden_size, len = (uint32_t)(c->moe_inter > c->shared_inter ? c->moe_inter : c->shared_inter);
+    int rc = 0;
+    for (int s = 0; !rc && s < QN_MOE_SMALL_NNT; s++) {
+        uint32_t sp[QN_MOE_SMALL_NSPEC];
+        if (ugu) {
+            qn_moe_small_spec(caps, true, qn_moe_small_nts[s], f->m->qexp_up_off, H, sp);
+            rc = pipe(f, sgu[i], &f->moe_qgu_s[s][i], QN_MOE_SMALL_NSPEC, sp);
+        }
+        if (!rc && udn) {
+            qn_moe_small_spec(caps, false, qn_moe_small_nts[s], 0, len, sp);
+            rc = pipe(f, sdn[i], &f->moe_qdn_s[s][i], QN_MOE_SMALL_NSPEC, sp);
+        }
+    }
+    return rc;
+}
+
 /* The GGUF block-format pipelines of block type i (q_index) that m uses: dense matvec and matmul (with the
  * dense matmul's tile), decode experts (moe_q.comp) and grouped prefill experts (moe_qgrouped.comp). */
 static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
@@ -264,7 +290,7 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     /* grouped prefill: the plain grouped kernels' WG, GN, BK (so tile_t agrees with moe_sort's tiles) */
     if (ugu) PIPE(qgug[i], &f->moe_qgu_g[i], 256, 16, 32, m->qexp_up_off);
     if (udn) PIPE(qdng[i], &f->moe_qdn_g[i], 256, 16, 32, 0);
-    return 0;
+    return make_qsmall_pipes(f, i, ugu, udn);
 }
 
 /* Token choice, Gated DeltaNet, attention and the dense-dtype MoE kernels. */
