@@ -8,55 +8,14 @@ FIXTURE_DIR/expected.safetensors (read here with the standard library only, no n
 and that bad invocations (id out of range, unknown --device, missing -o) fail with a clear message.
 An optional third argument picks the backend of the positive runs: cpu (default, tolerance 1e-4) or vulkan (1e-3).
 """
-import json
-import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 
-failures = 0
-
-
-def report(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures += 1
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        hdr = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in hdr.items():
-        if name == "__metadata__":
-            continue
-        b, en = e["data_offsets"]
-        code = {"F32": "f", "I32": "i"}[e["dtype"]]
-        out[name] = (e["shape"], struct.unpack("<%d%s" % ((en - b) // 4, code), data[b:en]))
-    return out
-
-
-def read_npy(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    assert raw[:6] == b"\x93NUMPY", "not a .npy file"
-    hlen = struct.unpack("<H", raw[8:10])[0]
-    hdr = raw[10:10 + hlen].decode("latin1")
-    assert "'<f4'" in hdr and "'fortran_order': False" in hdr, hdr
-    shape = tuple(int(x) for x in hdr.split("'shape': (")[1].split(")")[0].split(",") if x.strip())
-    vals = struct.unpack("<%df" % ((len(raw) - 10 - hlen) // 4), raw[10 + hlen:])
-    return shape, vals
-
-
-def rel_l2(a, b):
-    d = sum((x - y) ** 2 for x, y in zip(a, b))
-    r = sum(y * y for y in b)
-    return math.sqrt(d / r)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import testlib  # noqa: E402
+from testlib import read_npy, read_safetensors, rel_l2, report  # noqa: E402
 
 
 def run(args):
@@ -114,8 +73,8 @@ def main():
         for cmd in ("logits", "generate"):
             rc, so, se = run([qnext, cmd, "--help"])
             report(rc == 0 and "--tokens" in so and "--backend" in so, "qnext %s --help" % cmd)
-    print("%d failure(s)" % failures)
-    return 1 if failures else 0
+    print("%d failure(s)" % testlib.failures)
+    return 1 if testlib.failures else 0
 
 
 if __name__ == "__main__":

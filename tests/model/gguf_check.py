@@ -17,9 +17,9 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_check import read_npy, read_safetensors, rel_l2, report  # noqa: E402
-import cli_check  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import testlib  # noqa: E402
+from testlib import read_npy, read_safetensors, rel_l2, report  # noqa: E402
 
 
 def run(args):
@@ -91,8 +91,8 @@ def main():
         report(False, "real-shape q4_k_m: GGUF written and read back")
     else:
         check_model(qnext, g, d, work, "real-shape-q4_k_m", exp, None, False)
-    print("%d failure(s)" % cli_check.failures)
-    return 1 if cli_check.failures else 0
+    print("%d failure(s)" % testlib.failures)
+    return 1 if testlib.failures else 0
 
 
 if __name__ == "__main__":

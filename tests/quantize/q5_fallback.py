@@ -26,8 +26,9 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from quantize_cli import read_npy  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import testlib  # noqa: E402
+from testlib import read_npy, report  # noqa: E402
 
 TOL_VK_CPU = 1e-4        # Vulkan vs CPU reference, relative to max |logit| (measured ~1e-6)
 # vs HF expected (prefill0, 150 tokens): mean |d| / mean |ref| and max |d| / max |ref|. Measured 0.256 / 0.612
@@ -41,13 +42,6 @@ F32, F16, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K = 0, 1, 6, 7, 8, 12, 13, 14
 NAMES = {0: "F32", 1: "F16", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 30: "BF16"}
 BLOCK = {F32: (1, 4), F16: (1, 2), Q5_0: (32, 22), Q5_1: (32, 24), Q8_0: (32, 34), Q4_K: (256, 144),
          Q5_K: (256, 176), Q6_K: (256, 210)}
-failures = 0
-
-
-def report(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what)
-    failures += 0 if ok else 1
 
 
 def run(*args, env=None):
@@ -230,7 +224,7 @@ def logits(model, backend, ids, out):
     if r.returncode:
         print(r.stderr.strip()[-600:])
         return None
-    return read_npy(out)
+    return read_npy(out)[1]
 
 
 def check_forward(tag, path, folder, ftype, tmp):
@@ -288,8 +282,8 @@ def main():
         if r.returncode == 0:
             check_types("synth tiny q4_k_m", s, r.stdout, Q4_K, {"blk.0.ffn_down_exps.weight": F16,
                                                                   "blk.0.ffn_gate_exps.weight": Q5_0}, False)
-    print("%d failures" % failures if failures else "all passed")
-    return 1 if failures else 0
+    print("%d testlib.failures" % testlib.failures if testlib.failures else "all passed")
+    return 1 if testlib.failures else 0
 
 
 if __name__ == "__main__":

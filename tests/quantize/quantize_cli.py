@@ -12,35 +12,17 @@ import json
 import os
 import signal
 import time
-import struct
 import subprocess
 import sys
 import tempfile
 
-failures = 0
-
-
-def report(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what)
-    failures += 0 if ok else 1
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import testlib  # noqa: E402
+from testlib import read_npy, report  # noqa: E402
 
 
 def run(*args):
     return subprocess.run([QNEXT, *args], capture_output=True, text=True, timeout=240)
-
-
-def read_npy(path):
-    with open(path, "rb") as f:
-        assert f.read(6) == b"\x93NUMPY"
-        major = f.read(2)[0]
-        hl = struct.unpack("<H" if major == 1 else "<I", f.read(2 if major == 1 else 4))[0]
-        hdr = f.read(hl).decode()
-        shape = eval(hdr[hdr.index("(") : hdr.index(")") + 1])
-        n = 1
-        for s in shape:
-            n *= s
-        return struct.unpack("<%df" % n, f.read(4 * n))
 
 
 def main():
@@ -54,7 +36,7 @@ def main():
         r1 = run("logits", "-m", tiny, "--backend", "cpu", "--tokens", toks, "-o", a)
         r2 = run("logits", "-m", g, "--backend", "cpu", "--tokens", toks, "-o", b)
         ok = r1.returncode == 0 and r2.returncode == 0
-        d = max(abs(x - y) for x, y in zip(read_npy(a), read_npy(b))) if ok else float("inf")
+        d = max(abs(x - y) for x, y in zip(read_npy(a)[1], read_npy(b)[1])) if ok else float("inf")
         report(ok and d <= 1e-5, "logits --backend cpu on the f32 GGUF == on the HF folder: max |d| %.3g %s" % (d, r2.stderr.strip()))
 
         q = os.path.join(tmp, "q.gguf")
@@ -70,7 +52,7 @@ def main():
         r1 = run("logits", "-m", q8, "--backend", "cpu", "--tokens", toks, "-o", c)
         r2 = run("logits", "-m", q8, "--backend", "vulkan", "--tokens", toks, "-o", v)
         ok = r.returncode == 0 and r1.returncode == 0 and r2.returncode == 0
-        d = max(abs(x - y) for x, y in zip(read_npy(c), read_npy(v))) if ok else float("inf")
+        d = max(abs(x - y) for x, y in zip(read_npy(c)[1], read_npy(v)[1])) if ok else float("inf")
         report(ok and d <= 1e-3, "q8_0 GGUF: CPU reference vs Vulkan forward: max |d| %.3g %s" % (d, r2.stderr.strip()[-300:]))
 
         before = open(q, "rb").read()
@@ -108,8 +90,8 @@ def main():
         out, err = p.communicate(timeout=60)
         report(r.returncode == 0 and p.returncode == 130 and "removed" in err and not os.path.exists(bg),
                "Ctrl-C: exit %s, output %s" % (p.returncode, "left" if os.path.exists(bg) else "removed"))
-    print("%d failures" % failures if failures else "all passed")
-    return 1 if failures else 0
+    print("%d testlib.failures" % testlib.failures if testlib.failures else "all passed")
+    return 1 if testlib.failures else 0
 
 
 if __name__ == "__main__":

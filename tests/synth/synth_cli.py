@@ -23,25 +23,13 @@ import sys
 import tempfile
 import time
 
-failures = 0
-
-
-def report(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures += 1
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import testlib  # noqa: E402
+from testlib import read_npy, report  # noqa: E402
 
 
 def run(args, **kw):
     return subprocess.run([QNEXT] + args, capture_output=True, text=True, timeout=600, **kw)
-
-
-def read_npy(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    hlen = struct.unpack("<H", raw[8:10])[0]
-    return struct.unpack("<%df" % ((len(raw) - 10 - hlen) // 4), raw[10 + hlen:])
 
 
 def st_header(path):
@@ -53,7 +41,7 @@ def st_header(path):
 def logits(model, out):
     r = run(["logits", "-m", model, "--backend", "cpu", "--tokens", "1,5,9,200,7,3", "-o", out])
     report(r.returncode == 0, "logits on %s (%s)" % (model, r.stderr.strip()[-200:]))
-    return read_npy(out) if r.returncode == 0 else None
+    return read_npy(out)[1] if r.returncode == 0 else None
 
 
 def test_safetensors(tmp, tiny, tok):
@@ -225,8 +213,8 @@ def main():
         test_interrupt(tmp, tiny)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%s (%d failures)" % ("FAIL" if failures else "ok", failures))
-    return 1 if failures else 0
+    print("%s (%d testlib.failures)" % ("FAIL" if testlib.failures else "ok", testlib.failures))
+    return 1 if testlib.failures else 0
 
 
 if __name__ == "__main__":
