@@ -756,6 +756,9 @@ int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const 
     const int32_t *guess = g ? g->ids : NULL;
     int ng = g && g->ids ? g->n : 0;
     uint64_t t0 = now_ns();
+    uint64_t xv;                             /* copies done by now (closes the 'outstanding' interval early) */
+    if (s->x_done < s->x_val && !qn_timeline_value(s->tx, &xv)) x_seen(s, xv);
+    if (layer == 0) s->exp_x = 0;            /* the previous call's last experts: its head was waited */
     int rc = wait_copies(s);                 /* the last experts segment's copies (the route needs them) */
     if (!rc) rc = wait_compute(s, s->c_val); /* the route segment (the GPU's time, not a stall) */
     s->route_ns += now_ns() - t0;
@@ -875,8 +878,11 @@ static int init_slots(struct qn_mst *s)
     int rc = 0;
     for (uint32_t i = 0; !rc && i < m->n_pools; i++) rc = zero(s, m->pools[i]);
     for (uint32_t i = 0; !rc && m->d_slot_bytes && i < m->d_n_pools; i++) rc = zero(s, m->dpools[i]);
-    if (!rc && s->xopen && !(rc = batch_submit(s)))
+    if (!rc && s->xopen && !(rc = batch_submit(s))) {
         for (uint32_t i = 0; i < m->n_slots; i++) s->slot_x[i] = s->x_val;
+        if (!(rc = qn_timeline_wait(s->tx, s->x_val, IO_TIMEOUT_NS))) x_seen(s, s->x_val);   /* at load: no stats */
+        s->t.copy_busy_ns = 0;
+    }
     int E = m->c.num_experts;
     for (;;) {
         int n = rc ? 0 : qn_exp_hot_fills(s->cache, s->todo, E);
@@ -1022,7 +1028,7 @@ int qn_mst_times(const qn_model *m, struct qn_mst_times *t)
     return 0;
 }
 
-void qn_mst_note_gpu(const qn_model *m, double route_ms, double experts_ms, double other_ms)
+void qn_mst_note_gpu(const qn_model *m, double route_ms, double experts_ms, double other_ms, double in_wait_ms)
 {
     struct qn_mst *s = m->stream;
     if (!s) return;
@@ -1030,18 +1036,20 @@ void qn_mst_note_gpu(const qn_model *m, double route_ms, double experts_ms, doub
     s->t.gpu_route_ms += route_ms == route_ms ? route_ms : 0;
     s->t.gpu_experts_ms += experts_ms == experts_ms ? experts_ms : 0;
     s->t.gpu_other_ms += other_ms == other_ms ? other_ms : 0;
+    s->t.gpu_wait_ms += in_wait_ms == in_wait_ms ? in_wait_ms : 0;
 }
 
 /* The route wait split and the copy speed, per token. */
 static void print_times(const struct qn_mst *s, double tk, FILE *out)
 {
     const struct qn_mst_times *t = &s->t;
-    double gpu = t->gpu_route_ms + t->gpu_experts_ms, route = (double)s->route_ns / 1e6, tail = (double)t->tx_tail_ns / 1e6;
+    double gpu = t->gpu_wait_ms, route = (double)s->route_ns / 1e6, tail = (double)t->tx_tail_ns / 1e6;
     if (t->gpu_calls)
         fprintf(out, "  GPU busy %.3f ms per token (timestamps: route segments %.3f, experts %.3f, embed + head %.3f)\n",
-                (gpu + t->gpu_other_ms) / tk, t->gpu_route_ms / tk, t->gpu_experts_ms / tk, t->gpu_other_ms / tk);
-    fprintf(out, "  route wait %.3f ms per token = copies after the experts segment's submit (tx tail) %.3f + GPU route "
-            "and experts %s%.3f + host wake-up / queue latency (rest) %.3f%s\n", route / tk, tail / tk,
+                (t->gpu_route_ms + t->gpu_experts_ms + t->gpu_other_ms) / tk, t->gpu_route_ms / tk,
+                t->gpu_experts_ms / tk, t->gpu_other_ms / tk);
+    fprintf(out, "  route wait %.3f ms per token = copies after the experts segment's submit (tx tail) %.3f + GPU "
+            "meanwhile %s%.3f + host wake-up / queue latency (rest) %.3f%s\n", route / tk, tail / tk,
             t->gpu_calls ? "" : "(no timestamps) ", gpu / tk, (route - tail - gpu) / tk, s->spin ? " (spinning)" : "");
     if (s->batches)
         fprintf(out, "  copies %.2f MiB per token, outstanding %.3f ms per token: %.2f GB/s while outstanding\n",

@@ -86,8 +86,8 @@ const qn_exp_cache *qn_mst_cache(const qn_model *m);
 /* Where a streaming token's time goes besides the stall (totals since load; bench takes differences).
  * route_ns is the time qn_mst_layer waited for its route; tx_tail_ns the part of it spent waiting for the copies
  * of the previous EXPERTS segment after that segment was submitted (the GPU cannot start it earlier); the GPU's
- * busy time comes from timestamps around every segment (qn_mst_note_gpu, session.c); the rest of route_ns is
- * host wake-up and queue latency. */
+ * busy time comes from timestamps around every segment (qn_mst_note_gpu, session.c); the rest of route_ns,
+ * route_ns - tx_tail_ns - gpu_wait_ms, is host wake-up, submission and queue latency. */
 struct qn_mst_times {
     uint64_t layers;            /* route waits */
     uint64_t route_ns;          /* waiting for routes (the --stats line) */
@@ -96,13 +96,15 @@ struct qn_mst_times {
     uint64_t copy_bytes, batches;   /* copied host -> device (staged path) */
     uint64_t gpu_calls;         /* calls with segment timestamps */
     double gpu_route_ms, gpu_experts_ms, gpu_other_ms;   /* GPU busy: route, experts, embed + head segments */
+    double gpu_wait_ms;         /* GPU busy inside route waits: embed, routes, experts but the last layer's */
 };
 int qn_mst_times(const qn_model *m, struct qn_mst_times *t);
 /* How misses reach the slots: "uma", "bar", "bar+bounce" (O_DIRECT through bounce buffers), "staged" (ring +
  * copies), or "resident" (not streaming). */
 const char *qn_mst_path(const qn_model *m);   /* -EINVAL when m is not streaming */
-/* The session's GPU segment times of one call (ms; NaN parts are skipped). */
-void qn_mst_note_gpu(const qn_model *m, double route_ms, double experts_ms, double other_ms);
+/* The session's GPU segment times of one call (ms): route, experts, embed + head segments, and the part of
+ * them that runs while the host waits for a route (every segment before the last layer's experts). */
+void qn_mst_note_gpu(const qn_model *m, double route_ms, double experts_ms, double other_ms, double in_wait_ms);
 
 /* Totals since load: hit rate, bytes read, read GB/s, IO stall per token (`tokens` = tokens run). */
 void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out);

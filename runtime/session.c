@@ -229,15 +229,17 @@ static int record_segs(qn_session *s, const struct qn_fwd_call *call)
 /* After the head: every segment has completed (each ends with a full barrier); their timestamps to the stats. */
 static int seg_times(qn_session *s)
 {
-    double ms[3] = { 0, 0, 0 };
-    int rc = 0;
-    for (int i = 0; !rc && i < 2 + 2 * s->m->c.num_layers; i++) {
+    double ms[3] = { 0, 0, 0 }, in_wait = 0;
+    int rc = 0, L = s->m->c.num_layers;
+    for (int i = 0; !rc && i < 2 + 2 * L; i++) {
         const char *label;
         if ((rc = qn_cmd_wait(s->seg[i])) || !qn_cmd_nregions(s->seg[i])) continue;
         double t = qn_cmd_region(s->seg[i], 0, &label);
-        ms[!strcmp(label, "stream.route") ? 0 : !strcmp(label, "stream.experts") ? 1 : 2] += t == t ? t : 0;
+        t = t == t ? t : 0;
+        ms[!strcmp(label, "stream.route") ? 0 : !strcmp(label, "stream.experts") ? 1 : 2] += t;
+        if (i < 2 * L) in_wait += t;   /* all but the last experts and the head run inside route waits */
     }
-    if (!rc) qn_mst_note_gpu(s->m, ms[0], ms[1], ms[2]);
+    if (!rc) qn_mst_note_gpu(s->m, ms[0], ms[1], ms[2], in_wait);
     return rc;
 }
 

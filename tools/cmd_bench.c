@@ -280,7 +280,7 @@ static void stream_add_delta(struct bench_stream *acc, const struct bench_stream
     D(es.accesses); D(es.hits); D(es.misses); D(es.bytes_read); D(es.stall_ns);
     D(es.pf_guessed); D(es.pf_correct); D(es.pf_used); D(io_bytes); D(io_busy_ns);
     D(t.route_ns); D(t.tx_tail_ns); D(t.copy_busy_ns); D(t.copy_bytes); D(t.batches); D(t.gpu_calls);
-    D(t.gpu_route_ms); D(t.gpu_experts_ms); D(t.gpu_other_ms);
+    D(t.gpu_route_ms); D(t.gpu_experts_ms); D(t.gpu_other_ms); D(t.gpu_wait_ms);
 #undef D
 }
 
@@ -376,6 +376,12 @@ static void report_text(const struct bench_opts *o, const qn_model *m, const str
     if (w->have_ceil && r->h2d_gbps > 0)
         printf("host -> device copies (staged streaming, transfer queue): %.3f GB/s = %.1f tok/s at these misses\n",
                r->h2d_gbps, r->h2d_gbps * 1e9 / w->read_per_tok);
+    const struct qn_mst_times *t = &r->dec.t;
+    double tok = (double)(r->dec_tokens ? r->dec_tokens : 1), gpu = t->gpu_wait_ms;
+    printf("decode per token (%s): stall %.3f ms, route wait %.3f ms = tx tail %.3f + GPU meanwhile %.3f + host "
+           "latency %.3f; GPU busy %.3f ms; copies %.2f MiB\n", qn_mst_path(m), w->stall_ms, (double)t->route_ns / 1e6 / tok,
+           (double)t->tx_tail_ns / 1e6 / tok, gpu / tok, ((double)(t->route_ns - t->tx_tail_ns) / 1e6 - gpu) / tok,
+           (t->gpu_route_ms + t->gpu_experts_ms + t->gpu_other_ms) / tok, (double)t->copy_bytes / 1048576.0 / tok);
 }
 
 static void json_num_or_null(cJSON *o, const char *k, bool have, double v)
@@ -387,10 +393,12 @@ static void json_num_or_null(cJSON *o, const char *k, bool have, double v)
 /* Decode's per-token split of the time besides the stall (model_stream.h, struct qn_mst_times). */
 static void stream_times_json(cJSON *j, const struct qn_mst_times *t, double tok)
 {
-    double gpu = t->gpu_route_ms + t->gpu_experts_ms, route = (double)t->route_ns / 1e6, tail = (double)t->tx_tail_ns / 1e6;
+    double gpu = t->gpu_wait_ms, route = (double)t->route_ns / 1e6, tail = (double)t->tx_tail_ns / 1e6;
     cJSON_AddNumberToObject(j, "route_wait_ms_per_token", route / tok);
     cJSON_AddNumberToObject(j, "tx_tail_ms_per_token", tail / tok);
-    json_num_or_null(j, "gpu_busy_ms_per_token", t->gpu_calls > 0, (gpu + t->gpu_other_ms) / tok);
+    json_num_or_null(j, "gpu_busy_ms_per_token", t->gpu_calls > 0,
+                     (t->gpu_route_ms + t->gpu_experts_ms + t->gpu_other_ms) / tok);
+    json_num_or_null(j, "gpu_in_route_wait_ms_per_token", t->gpu_calls > 0, gpu / tok);
     json_num_or_null(j, "gpu_route_ms_per_token", t->gpu_calls > 0, t->gpu_route_ms / tok);
     json_num_or_null(j, "gpu_experts_ms_per_token", t->gpu_calls > 0, t->gpu_experts_ms / tok);
     json_num_or_null(j, "host_latency_ms_per_token", t->gpu_calls > 0, (route - tail - gpu) / tok);
