@@ -50,6 +50,7 @@ struct qn_mst {
     bool direct;              /* UMA: reads land in the mapped slots, no staging, no copies */
     bool bar;                 /* direct into device-local host-visible pools (a resizable BAR), not UMA */
     bool bounce;              /* direct slots that O_DIRECT cannot target: QN_IO_BOUNCE on direct files */
+    bool hybrid;              /* direct, but prefetches staged through a ring and copied (QNEXT_STREAM_HYBRID=1) */
     /* host-visible staging: n_ring entries laid out like the expert's slots | table rows [L, E] */
     qn_buf *up;
     unsigned char *stage;
@@ -520,13 +521,26 @@ static int drain(struct qn_mst *s)
     return rc ? rc : batch_submit(s);
 }
 
+/* Hybrid: a direct read may overwrite slot `slot` only once its last copy (an unused prefetch's, which no
+ * EXPERTS segment waited for) has landed. */
+static int slot_copied(struct qn_mst *s, int32_t slot)
+{
+    uint64_t v;
+    if (s->slot_x[slot] <= s->x_done) return 0;
+    int rc = qn_timeline_value(s->tx, &v);
+    if (!rc && v < s->slot_x[slot]) rc = qn_timeline_wait(s->tx, v = s->slot_x[slot], IO_TIMEOUT_NS);
+    if (!rc) x_seen(s, v);
+    return rc;
+}
+
 /* Start fills waiting in q[0..*n) while ring entries are free (all of them on UMA). */
 static int issue(struct qn_mst *s, struct qn_exp_fill *q, int *n, bool prefetch)
 {
     int done = 0, rc = 0;
     while (!rc && done < *n) {
-        int e = s->direct ? -1 : entry_get(s);
+        int e = !s->direct || (s->hybrid && prefetch) ? entry_get(s) : -1;
         if (!s->direct && e < 0) break;
+        if (e < 0 && s->hybrid && (rc = slot_copied(s, q[done].slot))) break;   /* hybrid: no entry, read direct */
         rc = job_start(s, &q[done++], e, prefetch);
     }
     memmove(q, q + done, sizeof *q * (size_t)(*n - done));
@@ -824,7 +838,7 @@ static int alloc_pipeline(struct qn_mst *s)
     ring = ring < 16 ? 16 : ring;
     ring = ring > cap ? cap : ring;
     ring = env_u64("QNEXT_STREAM_RING", ring ? ring : 1);
-    s->n_ring = s->direct ? 0 : ring > 4096 ? 4096 : (int)ring;
+    s->n_ring = s->direct && !s->hybrid ? 0 : ring > 4096 ? 4096 : (int)ring;
     s->n_jobs = s->direct ? (int)E + 2 * QN_EXP_MAX_K : s->n_ring;
     if ((s->max_pieces = max_pieces(s)) < 0) return qn_fail(-EINVAL, "streaming: an expert of over a million pieces");
     s->ring_x = calloc((size_t)s->n_ring + 1, sizeof *s->ring_x);
@@ -914,6 +928,8 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     const char *sp = getenv("QNEXT_STREAM_SPIN");
     s->spin = sp && !strcmp(sp, "1");
     s->bar = s->direct && !qn_vk_caps(m->v)->uma;
+    const char *hy = getenv("QNEXT_STREAM_HYBRID");
+    s->hybrid = s->direct && hy && !strcmp(hy, "1");
     int rc = alloc_pipeline(s);
     struct qn_io_params ip;
     qn_io_default_params(&ip);
@@ -1014,7 +1030,10 @@ int qn_mst_stats(const qn_model *m, struct qn_exp_stats *es, struct qn_io_stats 
 const char *qn_mst_path(const qn_model *m)
 {
     const struct qn_mst *s = m->stream;
-    return !s ? "resident" : !s->direct ? "staged" : !s->bar ? "uma" : s->bounce ? "bar+bounce" : "bar";
+    if (!s) return "resident";
+    if (!s->direct) return "staged";
+    if (s->hybrid) return s->bar ? "bar+hybrid" : "uma+hybrid";
+    return !s->bar ? "uma" : s->bounce ? "bar+bounce" : "bar";
 }
 
 int qn_mst_times(const qn_model *m, struct qn_mst_times *t)
@@ -1071,8 +1090,9 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     fprintf(out, "qnext stats: streaming %u slots of %.2f MiB, io %s, ", m->n_slots,
             (double)qn_mst_slot_bytes(m) / 1048576.0, qn_io_engine_name(s->io));
     if (s->direct)
-        fprintf(out, "reads straight into the mapped slots (%s%s)\n", s->bar ? "BAR" : "UMA",
-                s->bounce ? "; O_DIRECT through bounce buffers, copied by the host" : "");
+        fprintf(out, "reads straight into the mapped slots (%s%s%s)\n", s->bar ? "BAR" : "UMA",
+                s->bounce ? "; O_DIRECT through bounce buffers, copied by the host" : "",
+                s->hybrid ? "; hybrid: prefetches through a staging ring and transfer-queue copies" : "");
     else {
         char why[160];
         staged_why(m, why, sizeof why);
