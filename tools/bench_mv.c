@@ -426,10 +426,18 @@ done:
     return rc;
 }
 
-/* The best rows by geometric mean and on each problem, and where the board's row ranks. */
+/* The best rows by geometric mean and on each problem, the board keys of the best, and where the board's row
+ * ranks. */
 static void sweep_report(struct sweep_res *res, uint32_t nres, const struct mv_prob *pr, const char *kname)
 {
+    static const char *const keys[NSPEC] = { "wg", "rows", "unroll", "sgrows", "xsh" };
     qsort(res, nres, sizeof *res, cmp_res);
+    if (nres) {
+        printf("keys  %-17s", kname);
+        for (uint32_t k = 0; k < NSPEC; k++)
+            printf("%s\"%smatvec_%s\": %u", k ? ", " : " ", pr[0].type == QN_GGML_BF16 ? "" : "q", keys[k], res[0].spec[k]);
+        printf(" (boards/*.json tuning: the best geometric mean)\n");
+    }
     for (uint32_t i = 0; i < nres && i < 5; i++) {
         print_cfg("best ", kname, res[i].spec);
         printf(" geometric mean %.1f GB/s (%.1f / %.1f / %.1f)\n", res[i].score, res[i].gb[0], res[i].gb[1], res[i].gb[2]);
