@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,8 @@ struct bench_result {
     double ceil_gbps;
     uint64_t ceil_bytes;
     double h2d_gbps;                  /* host-visible -> device copies on the transfer queue (staged streaming) */
+    double bar_gbps;                  /* host memory -> BAR mapping by bar_threads threads (BAR streaming), 0: none */
+    int bar_threads;
 };
 
 static int parse_mm(const char *s, uint32_t mm[6])
@@ -237,7 +240,55 @@ static int io_ceiling(const struct bench_opts *o, struct bench_result *r)
     return rc;
 }
 
-enum { H2D_BYTES = 64u << 20, H2D_REPS = 8 };
+enum { H2D_BYTES = 64u << 20, H2D_REPS = 8, BAR_BYTES = 128u << 20, BAR_REPS = 4 };
+
+struct bar_part {
+    unsigned char *dst;
+    const unsigned char *src;
+    size_t n;
+};
+
+static void *bar_copy(void *arg)
+{
+    const struct bar_part *p = arg;
+    for (int i = 0; i < BAR_REPS; i++) memcpy(p->dst, p->src, p->n);
+    return NULL;
+}
+
+/* The BAR path's limit: host memory -> a device-local host-visible mapping (resizable BAR) by as many threads as
+ * the buffered reader uses, the way page-cache reads write into BAR slots. 0 when no such memory maps. */
+static void bar_write(qn_vk *v, struct bench_result *r)
+{
+    enum { MAXT = 64 };
+    qn_buf *dst = NULL;
+    unsigned char *src = malloc(BAR_BYTES);
+    int nt = qn_io_default_threads();
+    nt = nt > MAXT ? MAXT : nt;
+    if (!src || qn_buf_create(v, QN_MEM_DEVICE_MAPPED, BAR_BYTES, "bar write test", &dst) || !dst->map) {
+        free(src);
+        qn_buf_destroy(v, &dst);
+        return;
+    }
+    memset(src, 0x5a, BAR_BYTES);
+    memcpy(dst->map, src, BAR_BYTES);   /* warm-up: maps every page */
+    pthread_t th[MAXT];
+    struct bar_part part[MAXT];
+    size_t per = BAR_BYTES / (size_t)nt / 4096 * 4096;
+    double t0 = qn_now_s();
+    int started = 0;
+    for (int i = 0; i < nt; i++) {
+        part[i] = (struct bar_part){ (unsigned char *)dst->map + (size_t)i * per, src + (size_t)i * per,
+                                     i + 1 < nt ? per : BAR_BYTES - (size_t)i * per };
+        if (!pthread_create(&th[i], NULL, bar_copy, &part[i])) started++;
+        else bar_copy(&part[i]);
+    }
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    double t = qn_now_s() - t0;
+    r->bar_gbps = t > 0 ? (double)BAR_BYTES * BAR_REPS / t / 1e9 : 0;
+    r->bar_threads = nt;
+    qn_buf_destroy(v, &dst);
+    free(src);
+}
 
 /* The staged path's second limit: vkCmdCopyBuffer from host-visible staging to device memory on the transfer
  * queue (the copies of expert pieces), H2D_REPS copies of H2D_BYTES after one warm-up. */
@@ -376,6 +427,9 @@ static void report_text(const struct bench_opts *o, const qn_model *m, const str
     if (w->have_ceil && r->h2d_gbps > 0)
         printf("host -> device copies (staged streaming, transfer queue): %.3f GB/s = %.1f tok/s at these misses\n",
                r->h2d_gbps, r->h2d_gbps * 1e9 / w->read_per_tok);
+    if (w->have_ceil && r->bar_gbps > 0)
+        printf("host memory -> BAR mapping (%d threads, BAR streaming): %.3f GB/s = %.1f tok/s at these misses\n",
+               r->bar_threads, r->bar_gbps, r->bar_gbps * 1e9 / w->read_per_tok);
     const struct qn_mst_times *t = &r->dec.t;
     double tok = (double)(r->dec_tokens ? r->dec_tokens : 1), gpu = t->gpu_wait_ms;
     printf("decode per token (%s): stall %.3f ms, route wait %.3f ms = tx tail %.3f + GPU meanwhile %.3f + host "
@@ -450,6 +504,9 @@ static void report_json(const struct bench_opts *o, qn_vk *v, const qn_model *m,
         json_num_or_null(j, "decode_vs_ceiling", w->have_ceil, w->ratio);
         stream_times_json(j, &r->dec.t, (double)(r->dec_tokens ? r->dec_tokens : 1));
         cJSON_AddNumberToObject(j, "h2d_copy_gb_s", r->h2d_gbps);
+        json_num_or_null(j, "bar_write_gb_s", r->bar_gbps > 0, r->bar_gbps);
+        json_num_or_null(j, "bar_write_tok_s", r->bar_gbps > 0 && w->read_per_tok > 0,
+                         w->read_per_tok > 0 ? r->bar_gbps * 1e9 / w->read_per_tok : 0);
         json_num_or_null(j, "h2d_copy_tok_s", w->have_ceil && r->h2d_gbps > 0,
                          w->read_per_tok > 0 ? r->h2d_gbps * 1e9 / w->read_per_tok : 0);
     }
@@ -485,6 +542,7 @@ static int bench(const struct bench_opts *o)
     if (!rc) report_header(o, st.v, st.m, &st.board, r->load_s);
     if (!rc && st.m->stream) rc = io_ceiling(o, r);   /* before the run: the files' read speed alone */
     if (!rc && st.m->stream) rc = h2d_copy(st.v, r);  /* and the staged path's copy speed */
+    if (!rc && st.m->stream) bar_write(st.v, r);       /* and the BAR path's write speed */
     if (!rc) rc = run_reps(o, st.m, st.s, r);
     if (!rc) {
         struct bench_view w;
