@@ -46,16 +46,18 @@ static bool env_layout(int part, uint32_t lay[4])
 void qn_moe_small_spec(const struct qn_caps *c, bool gate_up, uint32_t nt, uint32_t part_off, uint32_t len,
                        uint32_t spec[QN_MOE_SMALL_NSPEC])
 {
-    uint32_t lay[4] = { 128, gate_up ? 32 : 64, 2, 1 };
+    uint32_t lay[4] = { 128, gate_up ? 32 : 64, gate_up && nt >= 16 ? 1 : 2, 1 }; /* <= 32 partial sums per lane */
     env_layout(gate_up ? 0 : 1, lay);
     uint32_t n4 = ((len + 3) / 4 + 7) / 8 * 8; /* staged vec4 per token slot */
-    uint64_t shared = ((uint64_t)nt * n4 + 1) * 16 + 8ull * nt + 4ull * lay[0] + 64;
+    uint64_t rest = 16 + 8ull * nt + 4ull * lay[0] + 64, xsn = 0;
+    if (lay[3] && c->max_shared > rest) xsn = (c->max_shared - rest) / (16ull * n4);
     spec[0] = lay[0];
     spec[1] = nt;
     spec[2] = lay[1];
     spec[3] = lay[2];
     spec[4] = part_off;
-    spec[5] = lay[3] && shared <= c->max_shared ? n4 : 0;
+    spec[5] = xsn ? n4 : 0;
+    spec[6] = xsn < nt ? (uint32_t)xsn : nt;
 }
 
 uint32_t qn_moe_small_rows(const qn_pipe *p) { return qn_pipe_spec(p, 2); }

@@ -9,7 +9,7 @@
 
 #include "vk.h"
 
-#define QN_MOE_SMALL_NSPEC 6 /* moe_qsmall.comp: WG, NT, ROWS, SGROWS, PART_OFF, XSH */
+#define QN_MOE_SMALL_NSPEC 7 /* moe_qsmall.comp: WG, NT, ROWS, SGROWS, PART_OFF, XSH, XSN */
 #define QN_MOE_SMALL_NNT 3   /* token-slot widths with their own pipelines: */
 extern const uint32_t qn_moe_small_nts[QN_MOE_SMALL_NNT]; /* 4, 8, 16 */
 
@@ -23,8 +23,9 @@ uint32_t qn_moe_small_nt(uint32_t T, uint32_t E, uint32_t K);
 int qn_moe_small_nt_index(uint32_t nt);
 
 /* Spec constants of the gate_up (gate_up true: rows of len = H floats) or down kernel (len = max(I, Is)) with nt
- * token slots: WG 128; gate_up 32 rows per workgroup, 2 per lane group; down 64 rows, 2 per lane group; the inputs
- * staged in shared memory when nt rows of len fit in c->max_shared, else read through L1. Env
+ * token slots: WG 128; gate_up 32 rows per workgroup, 2 per lane group (1 for nt 16); down 64 rows, 2 per lane
+ * group; the inputs staged in shared memory for passes of up to XSN tokens, XSN = as many rows of len as fit in
+ * c->max_shared (at most nt; 0: always read through L1). Env
  * QNEXT_MOE_SMALL_LAYOUT="WG,ROWS,SGROWS,XSH:WG,ROWS,SGROWS,XSH" (gate_up : down; XSH 0 = L1, 1 = stage if it fits)
  * replaces the defaults (timing experiments). */
 void qn_moe_small_spec(const struct qn_caps *c, bool gate_up, uint32_t nt, uint32_t part_off, uint32_t len,

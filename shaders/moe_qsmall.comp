@@ -27,7 +27,9 @@
 //           4 QN_PART_OFF byte offset of up in a gate|up slot (gate_up) / of down in a dpools slot (down)
 //           5 QN_XSH     staged input capacity per token slot in vec4 (0: read x / act through L1); the
 //                        input row (H / 4, or I / 4 and ceil(Is / 4) rounded up to 8) must fit, else L1.
-//                        Shared memory: 16 (QN_NT · QN_XSH + 1) bytes (+ 4 QN_WG without subgroups)
+//           6 QN_XSN     token slots the stage holds (0 or > QN_NT: QN_NT); a pass of more tokens reads its
+//                        inputs through L1 (so NT 8 with 2048-float rows fits 48 KiB: most tiles hold <= 5)
+//                        Shared memory: 16 (XSN · QN_XSH + 1) + 8 QN_NT + 4 QN_WG bytes
 //           QN_NT · QN_SGROWS (· 2 for gate_up) must be a power of two (the transposing butterfly).
 // Dispatch: G · nb groups (qn_vk_grid), G = tile_groups (0: max_tiles), nb = ceil(I / QN_ROWS) (gate_up)
 //           or ceil(H / QN_ROWS) (down); group g: tile g / nb (then + G, ...), rows (g % nb) · QN_ROWS.
@@ -53,6 +55,8 @@ layout(constant_id = 2) const uint QN_ROWS = 32;
 layout(constant_id = 3) const uint QN_SGROWS = 2;
 layout(constant_id = 4) const uint QN_PART_OFF = 0;
 layout(constant_id = 5) const uint QN_XSH = 512;
+layout(constant_id = 6) const uint QN_XSN = 0;
+const uint XSN = QN_XSN == 0u || QN_XSN > QN_NT ? QN_NT : QN_XSN;
 #include "pc.h"
 #include "grid.glsl"
 
@@ -68,6 +72,7 @@ layout(binding = 4, std430) writeonly buffer Out { float outv[]; };
 const uint QN_NW = 2u; // weight rows per output row: gate, up
 #elif defined(QN_MOE_DOWN)
 layout(binding = 5, std430) readonly buffer DS { float ds[]; };
+layout(binding = 5, std430) readonly buffer DS4 { vec4 ds4[]; };
 #define QN_POOL_BIND 6
 const uint QN_NW = 1u;
 #else
@@ -79,7 +84,7 @@ const uint QN_NW = 1u;
 
 const uint NWR = QN_NW * QN_SGROWS;   // weight rows per lane group
 const uint NV = QN_NT * NWR;          // partial sums per lane: value (t, j) at t · NWR + j
-shared vec4 s_x[QN_NT * QN_XSH + 1u]; // token slot t's input at vec4 t · QN_XSH + qn_qxs_slot(s)
+shared vec4 s_x[XSN * QN_XSH + 1u];   // token slot t's input at vec4 t · QN_XSH + qn_qxs_slot(s)
 shared uint s_row[QN_NT];             // element offset of each slot's input row
 shared int s_q[QN_NT];                // its pair, -1 = none
 
@@ -152,13 +157,13 @@ void stage(uint first, uint n, uint len, uint lid)
 #endif
     }
     uint n4 = ((len + 3u) / 4u + 7u) / 8u * 8u;
-    xsh = QN_XSH > 0u && n4 <= QN_XSH;
+    xsh = QN_XSH > 0u && n4 <= QN_XSH && n <= XSN;
     barrier();
     if (!xsh) return;
     for (uint i = lid; i < n * n4; i += QN_WG) {
         uint t = i / n4, s = i % n4, o = s_row[t] + 4u * s;
         vec4 v = vec4(0.0);
-        if (4u * s + 3u < len) v = vec4(x1[o], x1[o + 1u], x1[o + 2u], x1[o + 3u]);
+        if (4u * s + 3u < len && (o & 3u) == 0u) v = x4[o / 4u]; // rows start at multiples of 4 floats (H, act_stride)
         else for (uint c = 0u; c < 4u; c++) v[c] = 4u * s + c < len ? x1[o + c] : 0.0;
         s_x[t * QN_XSH + qn_qxs_slot(s)] = v;
     }
@@ -276,8 +281,11 @@ void rows_dense(uint hr[QN_SGROWS], uint ul, uint L, uint n)
     uint n4 = (pc.Is + 3u) / 4u;
     for (uint s = ul; s < n4; s += L) {
         vec4 w[QN_SGROWS];
-        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)
-            [[unroll]] for (uint c = 0u; c < 4u; c++) w[j][c] = 4u * s + c < pc.Is ? ds[hr[j] * pc.Is + 4u * s + c] : 0.0;
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
+            if (pc.Is % 4u == 0u) w[j] = ds4[hr[j] * (pc.Is / 4u) + s]; // uniform
+            else
+                [[unroll]] for (uint c = 0u; c < 4u; c++) w[j][c] = 4u * s + c < pc.Is ? ds[hr[j] * pc.Is + 4u * s + c] : 0.0;
+        }
         uint ps = qn_qxs_slot(s);
         [[unroll]] for (uint t = 0u; t < QN_NT; t++) {
             if (t >= n) break;
@@ -349,7 +357,7 @@ void pass(int e, uint first, uint n, uint r0, uint lid)
             if (t >= n) continue;
 #if defined(QN_MOE_GATE_UP)
             if (j % 2u != 0u) continue;
-            float gs = acc[i], us = m == 1u ? other : acc[i + 1u];
+            float gs = acc[i], us = m == 1u ? other : acc[min(i + 1u, NV - 1u)]; // (i + 1 < m here)
             uint row = r0 + st * rows_set + (j / 2u) * G + grp;
             if (st * rows_set + (j / 2u) * G + grp < QN_ROWS && row < QN_NROWS)
                 outv[uint(s_q[t]) * pc.act_stride + row] = qn_silu(gs) * us;

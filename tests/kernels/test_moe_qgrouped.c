@@ -52,8 +52,9 @@ struct mcase {
 };
 
 /* ---- qsmall: moe_qsmall.comp (few tokens per expert) in the same cases: token slots nt, and wg / rows / sgrows
- * (0: qn_moe_small_spec's defaults), l1: inputs read through L1 instead of staged in shared memory ---- */
-struct small_cfg { uint32_t nt, wg, rows, sgrows; bool l1; };
+ * (0: qn_moe_small_spec's defaults), l1: inputs read through L1 instead of staged in shared memory, xsn: stage only
+ * passes of up to xsn tokens (0: as many as fit) ---- */
+struct small_cfg { uint32_t nt, wg, rows, sgrows; bool l1; uint32_t xsn; };
 static const enum qn_kernel k_gu_sm[NFMTS] = { QN_K_MOE_Q_GU_SMALL_Q8_0, QN_K_MOE_Q_GU_SMALL_Q4_0, QN_K_MOE_Q_GU_SMALL_Q4_K,
                                                QN_K_MOE_Q_GU_SMALL_Q5_K, QN_K_MOE_Q_GU_SMALL_Q6_K };
 static const enum qn_kernel k_dn_sm[NFMTS] = { QN_K_MOE_Q_DN_SMALL_Q8_0, QN_K_MOE_Q_DN_SMALL_Q4_0, QN_K_MOE_Q_DN_SMALL_Q4_K,
@@ -68,6 +69,7 @@ static qn_pipe *small_pipe(struct qn_h *h, enum qn_kernel k, bool gate_up, const
     if (c->rows) s[2] = c->rows;
     if (c->sgrows) s[3] = c->sgrows;
     if (c->l1) s[5] = 0;
+    if (c->xsn && c->xsn < s[6]) s[6] = c->xsn;
     return qn_h_pipe_spec(h, k, s, QN_MOE_SMALL_NSPEC);
 }
 
@@ -177,9 +179,11 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
         gu = small_pipe(h, k_gu_sm[c.fgu], true, c.small, up_off, H);
         dn = small_pipe(h, k_dn_sm[c.fdn], false, c.small, 0, I > c.Is ? I : c.Is);
         bn_gu = qn_moe_small_rows(gu), bn_dn = qn_moe_small_rows(dn);
-        printf("     (next: moe_qsmall NT %u, WG %u, rows %u / %u, %u rows per lane group, inputs %s%s)\n", c.small->nt,
-               qn_pipe_spec(gu, 0), bn_gu, bn_dn, qn_pipe_spec(gu, 3), qn_pipe_spec(gu, 5) ? "staged" : "through L1",
-               c.skew ? "; experts with 0, 1 and T tokens" : "");
+        printf("     (next: moe_qsmall NT %u, WG %u, rows %u / %u, %u rows per lane group, inputs staged for passes of <= "
+               "%u / %u tokens, else through L1%s; T K / E = %.2f: the model takes %s)\n", c.small->nt, qn_pipe_spec(gu, 0),
+               bn_gu, bn_dn, qn_pipe_spec(gu, 3), qn_pipe_spec(gu, 5) ? qn_pipe_spec(gu, 6) : 0,
+               qn_pipe_spec(dn, 5) ? qn_pipe_spec(dn, 6) : 0, c.skew ? "; experts with 0, 1 and T tokens" : "",
+               (double)T * K / E, qn_moe_small_nt(T, E, K) ? "moe_qsmall" : "the tiled kernels");
     }
     uint32_t G = c.tile_groups ? c.tile_groups : pc.max_tiles;
     qn_pc_moe pd = pc;
@@ -613,9 +617,9 @@ static void bench_small(struct qn_h *h, int iters)
             double da = sb_diff(qn_h_read(h, b.aout, (size_t)T * (K + 1) * as), ref_a, (size_t)T * (K + 1) * as);
             double dd = sb_diff(qn_h_read(h, b.d, (size_t)T * (K + 1) * H), ref_d, (size_t)T * (K + 1) * H);
             printf("bench small T=%-5u new small NT %-2u%s:  sort %.3f + gate_up %.3f + down %.3f ms = %.3f ms (%.0f GB/s) "
-                   "[gate_up %u,%u,%u,%s down %u,%u,%u,%s] diff %.1e / %.1e%s\n", T, nt, nt == autont ? " auto" : "     ",
-                   t[0], t[1], t[2], t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3), sg[0], sg[2], sg[3],
-                   sg[5] ? "staged" : "L1", sd[0], sd[2], sd[3], sd[5] ? "staged" : "L1", da, dd,
+                   "[gate_up %u,%u,%u,xsn %u down %u,%u,%u,xsn %u] diff %.1e / %.1e%s\n", T, nt,
+                   nt == autont ? " auto" : "     ", t[0], t[1], t[2], t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3), sg[0],
+                   sg[2], sg[3], sg[5] ? sg[6] : 0, sd[0], sd[2], sd[3], sd[5] ? sd[6] : 0, da, dd,
                    da > 1e-4 || dd > 1e-4 ? " WRONG" : "");
         }
     }
@@ -623,12 +627,13 @@ static void bench_small(struct qn_h *h, int iters)
 
 /* qsmall: moe_qsmall.comp (5 small cases, every format once as gate/up and once as down; L = 2 lanes per row
  * group at H 96 / I 64; tiles of tile_t vs nt slots: equal, tile_t > nt (several passes per tile), tile_t < nt; staged
- * and L1 inputs; an absent expert; skewed routings with experts of 0, 1 and T tokens) and the Q4_K_M mix at the
- * real row lengths with T K / E = 3.75 and 5 (the model's T 192 / 256) */
+ * and L1 inputs, and passes of more tokens than the stage holds (L1); an absent expert; skewed routings with experts
+ * of 0, 1 and T tokens), one case above the model's switch (T K / E = 20), and the Q4_K_M mix at the real row lengths
+ * with T K / E = 3.75 and 5 (the model's T 192 / 256) */
 static void small_cases(struct qn_h *h)
 {
     static const struct small_cfg s8 = { .nt = 8 }, s4 = { .nt = 4, .wg = 64, .rows = 8, .sgrows = 1, .l1 = true },
-                                   s16 = { .nt = 16, .rows = 16, .sgrows = 1 }, s8l1 = { .nt = 8, .l1 = true };
+                                   s16 = { .nt = 16, .rows = 16, .sgrows = 1, .xsn = 5 }, s8l1 = { .nt = 8, .l1 = true };
     run_case(h, (struct mcase){ .fgu = 0, .fdn = 1, .T = 37, .H = 96, .I = 64, .Is = 40, .E = 12, .K = 3, .tile_t = 8,
                                 .absent = -1, .small = &s8 }, false);
     run_case(h, (struct mcase){ .fgu = 1, .fdn = 3, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4, .tile_t = 7,
@@ -639,6 +644,9 @@ static void small_cases(struct qn_h *h)
                                 .absent = -1, .small = &s8 }, false);
     run_case(h, (struct mcase){ .fgu = 4, .fdn = 2, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4, .tile_t = 7,
                                 .tile_groups = 3, .absent = 2, .small = &s4 }, false);
+    /* above the model's switch (T K / E = 20: QNEXT_MOE_SMALL=1 makes the model take it there too) */
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 40, .H = 256, .I = 256, .Is = 64, .E = 4, .K = 2, .tile_t = 16,
+                                .absent = -1, .small = &s16 }, false);
     run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 24, .H = 2048, .I = 512, .Is = 512, .E = 64, .K = 10,
                                 .tile_t = 8, .absent = -1, .small = &s8, .skew = true }, false);
     run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 32, .H = 2048, .I = 512, .Is = 512, .E = 64, .K = 10,
