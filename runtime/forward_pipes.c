@@ -76,6 +76,14 @@ static bool moeq_v7(uint32_t *wg)
     return true;
 }
 
+/* env QNEXT_MOEQ_PRE=0: moe_q.comp's gate_up loads its first batch of weights after the x staging (spec 7 QN_PRE 0;
+ * default 1: before it), for an A/B on a device. */
+static uint32_t moeq_pre(void)
+{
+    const char *e = getenv("QNEXT_MOEQ_PRE");
+    return e && !strcmp(e, "0") ? 0 : 1;
+}
+
 /* Does any dense weight of m use qmatvec pipeline i (q_index)? */
 static bool model_uses_q(const qn_model *m, int i)
 {
@@ -281,10 +289,11 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
         if (ugu) PIPE(q7gu[i], &f->moe_qgu[i], wg7, m->qexp_up_off, 0);
         if (udn) PIPE(q7dn[i], &f->moe_qdn[i], wg7, 0, 0);
     } else if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
-        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4]);
+        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4], moeq_pre());
         if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9]);
-    } else {
-        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 128, m->qexp_up_off, 0); /* moe_q.comp's defaults for the rest */
+    } else { /* moe_q.comp's defaults for the rest */
+        const uint32_t *d = qn_kernel_infos[qgu[i]].spec_default;
+        if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 128, m->qexp_up_off, 0, d[3], d[4], d[5], d[6], moeq_pre());
         if (udn) PIPE(qdn[i], &f->moe_qdn[i], 128, 0, 0);
     }
     /* grouped prefill: the plain grouped kernels' WG, GN, BK (so tile_t agrees with moe_sort's tiles) */

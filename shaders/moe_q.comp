@@ -26,6 +26,8 @@
 //                        DN: experts whose units a lane loads before using them (default 5)
 //          6 QN_XSH      x staging capacity in vec4 (0: read x through L1): GU the token's x (H / 4 needed;
 //                        default 512), DN its K routed act rows (K * I / 4 needed; default 0)
+//          7 QN_PRE      GU only: 1 (default) loads each team's first batch of weights before x is staged (the
+//                        DRAM latency overlaps the slot lookup's tail, the x reads and the barrier); 0 after
 // Dispatch: GU K * ceil(I / QN_ROWS) groups (group g: k = g / ceil(I / QN_ROWS), rows block g % ..), DN
 //           ceil(H / QN_ROWS) groups; times T in z (one token per z).
 // Layout: as qmatvec.comp: lanes on consecutive 32-weight units of a row (quant.glsl), x runs from the
@@ -61,6 +63,9 @@ layout(constant_id = 5) const uint QN_UNROLL = 2;
 layout(constant_id = 5) const uint QN_UNROLL = 5; // K = 10: two batches
 #endif
 layout(constant_id = 6) const uint QN_XSH = QN_XSH_DEF;
+#if defined(QN_MOE_GU)
+layout(constant_id = 7) const uint QN_PRE = 1;
+#endif
 #include "pc.h"
 #include "reduce.glsl"
 #include "grid.glsl"
@@ -134,40 +139,56 @@ bool qn_team_leader(qn_team tm)
 #if defined(QN_MOE_GU)
 float acc_g[QN_SGROWS], acc_u[QN_SGROWS];
 
-// loads of QN_UNROLL units (v + u * step, clamped) of the set's gate and up rows from pool arrays P4 / P1
-#define QN_GU_LOADS(P4, P1)                                                                       \
+// loads of QN_UNROLL units (v + u * step, clamped) of the set's gate and up rows (first bytes gb[j]) from pool
+// arrays P4 / P1 into RG / RU
+#define QN_GU_LOADS_TO(P4, P1, RG, RU)                                                            \
     [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {                                            \
         uint vv = min(v + u * step, nu - 1u), bo = vv / QN_QUPB * QN_QBB;                          \
         [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {                                        \
-            rg[u * QN_SGROWS + j] = QN_Q_LOAD(P4, P1, gb[j] + bo, vv % QN_QUPB);                  \
-            ru[u * QN_SGROWS + j] = QN_Q_LOAD(P4, P1, gb[j] + QN_UP_OFF + bo, vv % QN_QUPB);      \
+            RG[u * QN_SGROWS + j] = QN_Q_LOAD(P4, P1, gb[j] + bo, vv % QN_QUPB);                  \
+            RU[u * QN_SGROWS + j] = QN_Q_LOAD(P4, P1, gb[j] + QN_UP_OFF + bo, vv % QN_QUPB);      \
         }                                                                                         \
     }
+#define QN_GU_LOADS(P4, P1) QN_GU_LOADS_TO(P4, P1, qn_rg, qn_ru)
+qn_qu qn_rg[QN_UNROLL * QN_SGROWS], qn_ru[QN_UNROLL * QN_SGROWS]; // the batch in flight
 
-// this lane's share of the set's rows (first weight byte of each gate row: gb[j])
-void gu_set(uint p, uint gb[QN_SGROWS], uint lane, uint step, uint xb4)
+// acc_g / acc_u += the dots of the batch qn_rg / qn_ru (units v + u * step < nu) with x
+void gu_use(uint v, uint step, uint nu, uint xb4)
+{
+    [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {
+        uint vv = v + u * step;
+        if (vv < nu) {
+            uint b = vv / QN_QUPB, k = vv % QN_QUPB, e0, e1;
+            qn_q_xrun(k, e0, e1);
+            vec4 xa[4], xb[4];
+            float sa, sb;
+            qn_xrun((b * QN_QK + e0) / 4u, xb4, xa, sa);
+            qn_xrun((b * QN_QK + e1) / 4u, xb4, xb, sb);
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
+                acc_g[j] += qn_q_dot(qn_rg[u * QN_SGROWS + j], k, xa, xb, sa, sb);
+                acc_u[j] += qn_q_dot(qn_ru[u * QN_SGROWS + j], k, xa, xb, sa, sb);
+            }
+        }
+    }
+}
+
+// this lane's share of the set's rows (first weight byte of each gate row: gb[j]); pre: its first batch is in
+// qn_rg / qn_ru already
+void gu_set(uint p, uint gb[QN_SGROWS], uint lane, uint step, uint xb4, bool pre)
 {
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) acc_g[j] = acc_u[j] = 0.0;
     uint nu = pc.H / 32u;
     for (uint v = lane; v < nu; v += QN_UNROLL * step) {
-        qn_qu rg[QN_UNROLL * QN_SGROWS], ru[QN_UNROLL * QN_SGROWS];
-        QN_POOL_SWITCH(p, QN_GU_LOADS)
-        [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++) {
-            uint vv = v + u * step;
-            if (vv < nu) {
-                uint b = vv / QN_QUPB, k = vv % QN_QUPB, e0, e1;
-                qn_q_xrun(k, e0, e1);
-                vec4 xa[4], xb[4];
-                float sa, sb;
-                qn_xrun((b * QN_QK + e0) / 4u, xb4, xa, sa);
-                qn_xrun((b * QN_QK + e1) / 4u, xb4, xb, sb);
-                [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
-                    acc_g[j] += qn_q_dot(rg[u * QN_SGROWS + j], k, xa, xb, sa, sb);
-                    acc_u[j] += qn_q_dot(ru[u * QN_SGROWS + j], k, xa, xb, sa, sb);
-                }
-            }
-        }
+        if (!pre) QN_POOL_SWITCH(p, QN_GU_LOADS)
+        pre = false;
+        gu_use(v, step, nu, xb4);
     }
+}
+
+// first weight bytes of the gate rows of set st (rows past I clamped to the last)
+void gu_rows(uint sb, uint i0, uint st, uint rowb, out uint gb[QN_SGROWS])
+{
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) gb[j] = sb + min(i0 + st * QN_SGROWS + j, pc.I - 1u) * rowb;
 }
 
 void main()
@@ -182,23 +203,30 @@ void main()
             if (i0 + r < pc.I) act[ab + i0 + r] = uintBitsToFloat(0x7fc00000u);
         return;
     }
+    uint p = qn_slot_pool(s), sb = qn_slot_byte(s), rowb = pc.H / QN_QK * QN_QBB;
+    qn_team tm = qn_get_team();
+    const uint sets = (QN_ROWS + QN_SGROWS - 1u) / QN_SGROWS;
+    // QN_PRE: the team's first batch of its first set in flight before x is staged
+    bool pre = QN_PRE != 0u && tm.id < tm.n;
+    if (pre) {
+        uint gb[QN_SGROWS], v = tm.lane, step = tm.lanes, nu = pc.H / 32u;
+        gu_rows(sb, i0, min(tm.id, sets - 1u), rowb, gb);
+        QN_POOL_SWITCH(p, QN_GU_LOADS)
+    }
     qn_xsh = QN_XSH > 0u && pc.H <= 4u * QN_XSH;
     if (qn_xsh) {
         QN_QX_STAGE(qn_xs, qn_xsum, QN_X4AT, lid, pc.H / 16u, QN_WG)
         barrier();
         xb4 = 0u;
     }
-    uint p = qn_slot_pool(s), sb = qn_slot_byte(s), rowb = pc.H / QN_QK * QN_QBB;
-    qn_team tm = qn_get_team();
-    const uint sets = (QN_ROWS + QN_SGROWS - 1u) / QN_SGROWS;
     // teams past the last set redo it without storing (no team leaves early: lavapipe's subgroup reductions
     // went wrong when some subgroups of the workgroup had exited)
     for (uint st0 = tm.id; st0 < max(sets, tm.n) && tm.id < tm.n; st0 += tm.n) {
         uint st = min(st0, sets - 1u);
         bool store = st0 < sets && qn_team_leader(tm);
         uint gb[QN_SGROWS];
-        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) gb[j] = sb + min(i0 + st * QN_SGROWS + j, pc.I - 1u) * rowb;
-        gu_set(p, gb, tm.lane, tm.lanes, xb4);
+        gu_rows(sb, i0, st, rowb, gb);
+        gu_set(p, gb, tm.lane, tm.lanes, xb4, pre && st0 == tm.id);
         [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
             float gs = qn_team_sum(acc_g[j]), us = qn_team_sum(acc_u[j]);
             uint r = st * QN_SGROWS + j;
@@ -210,7 +238,6 @@ void main()
 #else // QN_MOE_DN
 
 shared int qn_slots[QN_MOE_MAX_K];
-shared bool qn_absent;
 float acc[QN_SGROWS];
 
 // loads of unit position u of the set's rows (first weight byte of row j of expert k: dbase + j G rowb)
@@ -223,14 +250,7 @@ void main()
 {
     uint g = qn_group_id(), h0 = g * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
     if (h0 >= pc.H) return; // uniform
-    if (lid == 0u) {
-        qn_absent = pc.K > QN_MOE_MAX_K;
-        for (uint k = 0u; k < pc.K && !qn_absent; k++) {
-            int s = qn_moe_slot(ids[t * pc.K + k]);
-            qn_absent = s < 0;
-            qn_slots[k] = s;
-        }
-    }
+    for (uint k = lid; k < min(pc.K, QN_MOE_MAX_K); k += QN_WG) qn_slots[k] = qn_moe_slot(ids[t * pc.K + k]);
     uint xb4 = t * (pc.K + 1u) * pc.act_stride / 4u, nu = pc.I / 32u, xrow4 = pc.act_stride / 4u;
     qn_xsh = QN_XSH > 0u && pc.K * pc.I <= 4u * QN_XSH;
     if (qn_xsh) { // act rows k < K of token t, packed at vec4 k * I / 4
@@ -243,7 +263,9 @@ void main()
         xb4 = 0u, xrow4 = pc.I / 4u;
     }
     barrier();
-    if (qn_absent) { // uniform
+    bool absent = pc.K > QN_MOE_MAX_K; // the K slots were looked up in parallel above
+    for (uint k = 0u; k < pc.K && !absent; k++) absent = qn_slots[k] < 0;
+    if (absent) { // uniform
         for (uint r = lid; r < QN_ROWS; r += QN_WG)
             if (h0 + r < pc.H) y[t * pc.H + h0 + r] = uintBitsToFloat(0x7fc00000u);
         return;

@@ -18,7 +18,8 @@
 // Layout: one row per workgroup, no subgroup operations (qn_wg_sum); x read through L1 with each run's sum
 // computed where it is used. GU: the invocations stride over the gate row's 32-element units, then over the up
 // row's (the expert's pool is uniform: one switch around each loop). DN: over the units of the K experts' rows
-// h together (unit v of expert v / nu; slots looked up once into shared memory; the pool switch per unit), the
+// h together (unit v of expert v / nu; the K slots looked up in parallel into shared memory (run 7: one invocation
+// looked them up in turn); the pool switch per unit), the
 // block shared row's units after them (weight sg), or the f32 shared row after the loop.
 // An absent slot (table -1, bad id) gives NaN instead of reading out of bounds.
 #extension GL_GOOGLE_include_directive : require
@@ -96,7 +97,6 @@ void main()
 #else // QN_MOE_DN
 
 shared int qn_slots[QN_MOE_MAX_K];
-shared bool qn_absent;
 
 #define QN7_DN_LOAD(P4, P1) raw = QN_Q_LOAD(P4, P1, rb, kq);
 
@@ -105,16 +105,10 @@ void main()
     uint g = qn_group_id(), t = gl_WorkGroupID.z;
     if (g >= pc.H) return;
     uint h = g, nu = pc.I / 32u, lid = gl_LocalInvocationIndex;
-    if (lid == 0u) {
-        qn_absent = pc.K > QN_MOE_MAX_K;
-        for (uint k = 0u; k < pc.K && !qn_absent; k++) {
-            int s = qn_moe_slot(ids[t * pc.K + k]);
-            qn_absent = s < 0;
-            qn_slots[k] = s;
-        }
-    }
+    for (uint k = lid; k < min(pc.K, QN_MOE_MAX_K); k += QN_WG) qn_slots[k] = qn_moe_slot(ids[t * pc.K + k]);
     barrier();
-    bool absent = qn_absent, shq = (pc.flags & QN_MOE_SHARED_Q) != 0u;
+    bool absent = pc.K > QN_MOE_MAX_K, shq = (pc.flags & QN_MOE_SHARED_Q) != 0u;
+    for (uint k = 0u; k < pc.K && !absent; k++) absent = qn_slots[k] < 0;
     uint nr = pc.K * nu, nus = shq ? pc.Is / 32u : 0u;
     float acc = 0.0;
     // the K rows' units spread over the workgroup (unit v of expert v / nu), then the block shared row's

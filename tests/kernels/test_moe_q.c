@@ -47,13 +47,14 @@ static const enum qn_kernel k7_gu[NFMTS] = { QN_K_MOE_Q7_GU_Q8_0, QN_K_MOE_Q7_GU
 static const enum qn_kernel k7_dn[NFMTS] = { QN_K_MOE_Q7_DN_Q8_0, QN_K_MOE_Q7_DN_Q4_0, QN_K_MOE_Q7_DN_Q4_K,
                                              QN_K_MOE_Q7_DN_Q5_K, QN_K_MOE_Q7_DN_Q6_K };
 
-/* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default) */
-struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh; };
+/* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and gate_up's
+ * 7 (QN_PRE) = !nopre */
+struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre; };
 static const struct qlayout layouts[] = {
-    { 0, 0, 0, 0, 0 },        /* the defaults (the model's decode layout) */
-    { 64, 4, 1, 1, 1024 },    /* small groups, one row per team / lane, everything staged */
-    { 128, 7, 3, 3, 0 },      /* odd rows, 3 rows per set, nothing staged */
-    { 2, 3, 2, 2, 64 },       /* a workgroup smaller than a subgroup (the team is the workgroup) */
+    { 0, 0, 0, 0, 0, 0 },        /* the defaults (the model's decode layout) */
+    { 64, 4, 1, 1, 1024, 0 },    /* small groups, one row per team / lane, everything staged */
+    { 128, 7, 3, 3, 0, 1 },      /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
+    { 2, 3, 2, 2, 64, 0 },       /* a workgroup smaller than a subgroup (the team is the workgroup) */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -143,10 +144,10 @@ static void record_pair(struct qn_h *h, const struct experts *X, const struct kp
 static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *l, uint32_t up_off)
 {
     const struct qn_kernel_info *ki = &qn_kernel_infos[k];
-    uint32_t v[7] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, l->xsh };
+    uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, l->xsh, !l->nopre };
     for (uint32_t i = 0; i < 7; i++)
         if (i != 1 && i != 2 && !v[i] && !(i == 6 && l->wg)) v[i] = ki->spec_default[i];
-    return qn_h_pipe_spec(h, k, v, 7);
+    return qn_h_pipe_spec(h, k, v, ki->nspec < 8 ? ki->nspec : 8); /* down has no QN_PRE */
 }
 
 /* moe_q.comp's pair in layout l (gate|up format index fgu, down fdn) */
@@ -447,14 +448,14 @@ static uint32_t sweep_space(bool dn, struct qlayout *out)
                 for (uint32_t u = 0; u < 3; u++)
                     for (uint32_t x = 0; x < 2; x++) {
                         uint32_t teams = wgs[a] / 32, rows = teams * sg * m * (dn ? 2 : 1); /* down: 2 row groups per team at I 512 */
-                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x] };
+                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0 };
                     }
     return n;
 }
 
 static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
 {
-    static const struct qlayout def = { 0, 0, 0, 0, 0 };
+    static const struct qlayout def = { 0 };
     struct qlayout space[160];
     struct brank rk[2][160];
     uint32_t n = sweep_space(false, space);
@@ -499,8 +500,10 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
            B.K, L, B.E, gb, NT, reps);
     printf("  per layer: gate_up %.2f MB, down %.2f MB + shared down %.2f MB (blocks) / %.2f MB (f32)\n", B.mb_gu,
            bench_mb_dn(&B, false) - B.mb_dsf, bench_mb_dn(&B, true) - bench_mb_dn(&B, false) + B.mb_dsf, B.mb_dsf);
-    static const struct qlayout def = { 0, 0, 0, 0, 0 }, run9 = { 256, 16, 2, 2, 512 }, run9d = { 128, 16, 2, 5, 0 };
+    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0 },
+                                run9d = { 128, 16, 2, 5, 0, 0 };
     bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, false, 0, true, reps), true);
+    bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, false, 0, true, reps), true);
     bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, 0, false, reps), false);
     bench_line(&B, "moe_q run-9 layout, shared down in blocks", bench_layout(h, &B, &run9, &run9d, false, 0, true, reps), true);
     bench_line(&B, "v7 (run 7), shared down in blocks", bench_layout(h, &B, &def, &def, true, 0, true, reps), true);
@@ -534,7 +537,7 @@ int main(int argc, char **argv)
     }
     /* every format with the default layout and a mixed pair with an absent expert; the other layouts (each
      * one more pipeline to compile: slow on lavapipe) on a 32-element and a 256-element format; the shared down
-     * in blocks (QN_MOE_SHARED_Q) with both kernel designs; run 7's kernels (v7) on every format once */
+     * in blocks (QN_MOE_SHARED_Q) */
     for (uint32_t f = 0; f < NFMTS; f++) {
         if (small && f != 1 && f != 4) continue; /* --small: Q4_0 and Q6_K only */
         uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
@@ -548,12 +551,14 @@ int main(int argc, char **argv)
          * lane and staged act for the 256-element formats */
         run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 2, .H = HH, .I = II, .Is = 2 * qk, .E = 6, .K = 3,
                                      .layout = f == 4 ? 2 : 0, .absent = -1, .shq = true });
-        /* v7: gate/up f, down the next format (each format once per part), shared in blocks; f32 with an absent expert */
-        run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 1) % NFMTS, .T = 2, .H = 256, .I = 256, .Is = 256, .E = 6,
-                                     .K = 3, .absent = -1, .v7 = true, .shq = true });
-        if (f == 1)
-            run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 1) % NFMTS, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5,
-                                         .K = 4, .absent = 3, .v7 = true });
+    }
+    /* v7 (temporary: one of the two designs goes after the H100 A/B): Q8_0 / Q4_0 with the f32 shared down and an
+     * absent expert, Q5_K / Q4_K with the shared down in blocks, and the Q4_K_M mix at the real shapes below */
+    if (!small) {
+        run_case(&h, (struct mcase){ .fgu = 0, .fdn = 1, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4,
+                                     .absent = 3, .v7 = true });
+        run_case(&h, (struct mcase){ .fgu = 3, .fdn = 2, .T = 2, .H = 256, .I = 256, .Is = 256, .E = 6, .K = 3,
+                                     .absent = -1, .v7 = true, .shq = true });
     }
     /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: both kernel designs */
     if (!small)
