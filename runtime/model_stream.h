@@ -98,10 +98,10 @@ struct qn_mst_times {
     double gpu_route_ms, gpu_experts_ms, gpu_other_ms;   /* GPU busy: route, experts, embed + head segments */
     double gpu_wait_ms;         /* GPU busy inside route waits: embed, routes, experts but the last layer's */
 };
-int qn_mst_times(const qn_model *m, struct qn_mst_times *t);
-/* How misses reach the slots: "uma", "bar", "bar+bounce" (O_DIRECT through bounce buffers), "staged" (ring +
- * copies), or "resident" (not streaming). */
-const char *qn_mst_path(const qn_model *m);   /* -EINVAL when m is not streaming */
+int qn_mst_times(const qn_model *m, struct qn_mst_times *t);   /* -EINVAL when m is not streaming */
+/* How misses reach the slots: "uma", "bar", "bar+bounce" (O_DIRECT through bounce buffers), "bar+hybrid" /
+ * "uma+hybrid" (QNEXT_STREAM_HYBRID=1: prefetches staged), "staged" (ring + copies), or "resident". */
+const char *qn_mst_path(const qn_model *m);
 /* The session's GPU segment times of one call (ms): route, experts, embed + head segments, and the part of
  * them that runs while the host waits for a route (every segment before the last layer's experts). */
 void qn_mst_note_gpu(const qn_model *m, double route_ms, double experts_ms, double other_ms, double in_wait_ms);
