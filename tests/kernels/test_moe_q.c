@@ -17,11 +17,12 @@
  * (as test_qmatvec.c; for act: S_gate |u| + S_up |silu(g)|; for y: sum_k |w_k| S_k + |sg| S_s). Bound
  * 1e-6 + 5e-7 * S; the measured worst |err| / S is printed at the end.
  *
- * --bench [--sweep] [--layers N] [--tokens N] [--reps N] [--experts N]: decode T = 1 at the 80B Q4_K_M shapes on memory laid
- * out as in the model: one gate|up pool and one down pool per layer holding all E = 512 experts (N layers,
- * default 4: ~4 GB, 80x the H100's L2), each token visiting the layers in turn with its own random top-10 per
- * layer, gate_up -> barrier -> down (+ the shared expert's down, GGUF blocks or f32) -> barrier as
- * forward.c records them; down is Q6_K on odd layers and Q4_K on even ones (the Q4_K_M mix has half of each).
+ * --bench [--sweep] [--layers N] [--tokens N] [--reps N] [--experts N]: decode T = 1 at the 80B Q4_K_M shapes on
+ * memory laid out as the model lays it out: all E = 512 experts of N layers (default 48: the full model, 50 GB in
+ * 7 + 5 pools of <= 4 GiB; 1000x the H100's L2, and as many pages as the model for the TLBs), slot l E + e for
+ * expert e of layer l, Q6_K / Q4_K down by the Q4_K_M rule, each of N tokens (default 4) visiting the layers in
+ * turn with its own random top-10 per layer, gate_up -> barrier -> down (+ the shared expert's down, GGUF blocks
+ * or f32) -> barrier as forward.c records them.
  * Prints µs per layer and GB/s of expert bytes read for the default layout, run 7's kernels (v7) and, with
  * --sweep, ranked lists over the QNEXT_MOEQ_LAYOUT space (gate_up and down separately) and v7's workgroup size.
  * Run on a GPU, not on lavapipe.
@@ -259,12 +260,12 @@ static void run_case(struct qn_h *h, struct mcase c)
 
 /* ---- --bench: the model's decode MoE on model-like memory ---------------------------------------- */
 
-#define BL_MAX 8u /* layers: one pool binding each */
+#define BL_MAX 48u /* layers (the 80B's 48) */
 
 struct bmodel {
-    uint32_t L, NT, H, I, Is, K, E, idst;
+    uint32_t L, NT, H, I, Is, K, E, idst, dspp, dnpools;
     uint32_t fdn[BL_MAX];                   /* down format index of layer l */
-    struct experts X;                       /* pool l / dpool l = layer l's experts */
+    struct experts X;                       /* the model's pools: slot l E + e = expert e of layer l */
     qn_buf *dsq[BL_MAX], *dsf[BL_MAX];      /* the shared expert's down per layer: blocks, f32 */
     qn_buf *x, *ids, *act, *w, *sg, *y;
     double mb_gu, mb_dn[BL_MAX], mb_dsq[BL_MAX], mb_dsf; /* MB read per layer visit */
@@ -272,47 +273,58 @@ struct bmodel {
 
 struct bres { double gu, dn; };               /* µs per layer visit */
 
-/* pool bytes for spp slots of `slot` bytes each, filled with copies of nq distinct slots `src` (rotated per
- * layer so layers differ) */
-static qn_buf *bench_pool(struct qn_h *h, const uint8_t *src, uint32_t nq, uint64_t slot, uint32_t spp, uint32_t l,
-                          const char *name)
+/* llama.cpp's use_more_bits(i, n): the Q4_K_M layers whose ffn_down (routed and shared) are Q6_K */
+static bool more_bits(uint32_t i, uint32_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+/* pools of `slot`-byte slots for n slots as model_gguf.c makes them (at most cap bytes each, <= 8), poisoned */
+static uint32_t bench_pools(struct qn_h *h, uint64_t slot, uint32_t n, uint64_t cap, qn_buf *pool[8], const char *what)
 {
-    uint8_t *p = malloc((size_t)spp * slot);
-    if (!p) qn_h_ok(h, qn_fail(-ENOMEM, "bench pool of %u slots", spp), "bench");
-    for (uint32_t s = 0; s < spp; s++) memcpy(p + (size_t)s * slot, src + (size_t)((s + l) % nq) * slot, slot);
-    qn_buf *b = qn_h_upload(h, name, p, (size_t)spp * slot);
-    free(p);
-    return b;
+    uint32_t spp = cap / slot < n ? (uint32_t)(cap / slot) : n, np = (n + spp - 1) / spp;
+    if (np > 8) qn_h_ok(h, qn_fail(QN_E_UNSUPPORTED, "bench: %u %s slots need %u buffers of <= %.2f GB", n, what, np,
+                                   cap / 1e9), "bench");
+    for (uint32_t p = 0; p < 8; p++)
+        pool[p] = p < np ? qn_h_buffer(h, what, (size_t)(p + 1 < np ? spp : n - p * spp) * slot) : pool[0];
+    return spp;
 }
 
+/* The 80B Q4_K_M's routed experts on the device as the model lays them out (model_gguf.c: gate|up slots in pools,
+ * down slots of the largest down size in dpools, buffers of at most min(maxStorageBufferRange, 4 GiB - 1) bytes,
+ * slot l E + e for expert e of layer l), the layers' down types by llama.cpp's Q4_K_M rule, the shared down per
+ * layer, and NT random top-K routings per layer. Only the routed experts' slots get weights (copies of 4 quantized
+ * experts per type); the others keep the poison (never read). */
 static void bench_build(struct qn_h *h, struct bmodel *B)
 {
-    const uint32_t nq = 4, fgu = 2, H = B->H, I = B->I, E = B->E; /* Q4_K gate/up */
-    uint64_t rgu, rdn[NFMTS], dmax = 0;
+    const uint32_t nq = 4, fgu = 2, H = B->H, I = B->I, E = B->E, L = B->L; /* Q4_K gate/up */
+    uint64_t rgu, rdn[NFMTS] = { 0 }, dmax = 0;
     qn_h_ok(h, qn_ggml_row_bytes(qtypes[fgu], H, &rgu), "row bytes");
-    for (uint32_t l = 0; l < B->L; l++) {
-        B->fdn[l] = l % 2 ? 4 : 2; /* Q6_K / Q4_K */
+    for (uint32_t l = 0; l < L; l++) {
+        B->fdn[l] = more_bits(l, 48) ? 4 : 2; /* Q6_K / Q4_K */
         qn_h_ok(h, qn_ggml_row_bytes(qtypes[B->fdn[l]], I, &rdn[B->fdn[l]]), "row bytes");
         if (rdn[B->fdn[l]] * H > dmax) dmax = rdn[B->fdn[l]] * H;
     }
     struct experts *X = &B->X;
-    X->up_off = (uint32_t)al16(rgu * I), X->spp = E, X->npools = B->L;
+    X->up_off = (uint32_t)al16(rgu * I);
     X->slot_b = (uint32_t)al16(X->up_off + rgu * I), X->dslot_b = (uint32_t)al16(dmax); /* as model_gguf.c: the largest */
+    const struct qn_caps *caps = qn_vk_caps(h->v);
+    uint64_t cap = caps->max_storage_range;
+    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
+    if (cap > 0xffffffffull) cap = 0xffffffffull;
+    X->spp = bench_pools(h, X->slot_b, L * E, cap, X->pool, "bench gate|up pool");
+    B->dspp = bench_pools(h, X->dslot_b, L * E, cap, X->dpool, "bench down pool");
+    X->npools = (L * E + X->spp - 1) / X->spp, B->dnpools = (L * E + B->dspp - 1) / B->dspp;
     uint8_t *gsrc = qn_h_alloc_bytes(h, (size_t)nq * X->slot_b), *dsrc[NFMTS] = { 0 };
     memset(gsrc, 0, (size_t)nq * X->slot_b);
     for (uint32_t q = 0; q < nq; q++) {
         qn_h_quant_matrix(h, qtypes[fgu], I, H, gsrc + (size_t)q * X->slot_b, NULL);
         qn_h_quant_matrix(h, qtypes[fgu], I, H, gsrc + (size_t)q * X->slot_b + X->up_off, NULL);
     }
-    for (uint32_t l = 0; l < B->L; l++) {
+    for (uint32_t l = 0; l < L; l++) {
         uint32_t f = B->fdn[l];
         if (!dsrc[f]) {
             dsrc[f] = qn_h_alloc_bytes(h, (size_t)nq * X->dslot_b);
             memset(dsrc[f], 0, (size_t)nq * X->dslot_b);
             for (uint32_t q = 0; q < nq; q++) qn_h_quant_matrix(h, qtypes[f], H, I, dsrc[f] + (size_t)q * X->dslot_b, NULL);
         }
-        X->pool[l] = bench_pool(h, gsrc, nq, X->slot_b, E, l, "bench gate|up pool");
-        X->dpool[l] = bench_pool(h, dsrc[f], nq, X->dslot_b, E, l, "bench down pool");
         uint64_t rbs;
         qn_h_ok(h, qn_ggml_row_bytes(qtypes[f], B->Is, &rbs), "row bytes");
         uint8_t *q = qn_h_alloc_bytes(h, (size_t)(H * rbs + 4));
@@ -322,24 +334,30 @@ static void bench_build(struct qn_h *h, struct bmodel *B)
         B->dsf[l] = qn_h_input_f32(h, "bench shared down f32", (size_t)H * B->Is, -0.1f, 0.1f, NULL);
         B->mb_dn[l] = (double)B->K * H * rdn[f] / 1e6, B->mb_dsq[l] = (double)H * rbs / 1e6;
     }
-    for (uint32_t p = B->L; p < 8; p++) X->pool[p] = X->pool[0], X->dpool[p] = X->dpool[0];
     B->mb_gu = (double)B->K * 2 * I * rgu / 1e6, B->mb_dsf = (double)H * B->Is * 4 / 1e6;
-    /* slot table [L, E]: layer l's experts in a random order over its own pool */
-    int32_t *table = qn_h_alloc_bytes(h, (size_t)B->L * E * 4);
-    for (uint32_t l = 0; l < B->L; l++) {
-        for (uint32_t e = 0; e < E; e++) table[l * E + e] = (int32_t)(l * E + e);
-        for (uint32_t e = E - 1; e > 0; e--) {
-            uint32_t j = (uint32_t)(qn_rng_u64(&h->rng) % (e + 1));
-            int32_t t = table[l * E + e];
-            table[l * E + e] = table[l * E + j], table[l * E + j] = t;
-        }
-    }
-    X->table = qn_h_upload(h, "bench table", table, (size_t)B->L * E * 4);
-    /* a random top-K per (token, layer), each at a 256-byte aligned offset */
+    /* the resident model's table: expert e of layer l in slot l E + e */
+    int32_t *table = qn_h_alloc_bytes(h, (size_t)L * E * 4);
+    for (uint32_t i = 0; i < L * E; i++) table[i] = (int32_t)i;
+    X->table = qn_h_upload(h, "bench table", table, (size_t)L * E * 4);
+    /* a random top-K per (token, layer), each at a 256-byte aligned offset; weights into the routed slots */
     B->idst = 64;
-    int32_t *ids = qn_h_alloc_bytes(h, (size_t)B->NT * B->L * B->idst * 4);
-    for (uint32_t r = 0; r < B->NT * B->L; r++) qn_h_random_ids(h, ids + (size_t)r * B->idst, 1, B->K, E, B->K);
-    B->ids = qn_h_upload(h, "bench ids", ids, (size_t)B->NT * B->L * B->idst * 4);
+    int32_t *ids = qn_h_alloc_bytes(h, (size_t)B->NT * L * B->idst * 4);
+    uint8_t *done = qn_h_alloc_bytes(h, (size_t)L * E);
+    memset(done, 0, (size_t)L * E);
+    for (uint32_t t = 0; t < B->NT; t++)
+        for (uint32_t l = 0; l < L; l++) {
+            int32_t *r = ids + (size_t)(t * L + l) * B->idst;
+            qn_h_random_ids(h, r, 1, B->K, E, B->K);
+            for (uint32_t k = 0; k < B->K; k++) {
+                uint32_t sl = l * E + (uint32_t)r[k], v = sl % nq;
+                if (done[sl]++) continue;
+                qn_h_ok(h, qn_buf_write(h->v, X->pool[sl / X->spp], (uint64_t)(sl % X->spp) * X->slot_b,
+                                        gsrc + (size_t)v * X->slot_b, X->slot_b), "bench gate|up slot");
+                qn_h_ok(h, qn_buf_write(h->v, X->dpool[sl / B->dspp], (uint64_t)(sl % B->dspp) * X->dslot_b,
+                                        dsrc[B->fdn[l]] + (size_t)v * X->dslot_b, X->dslot_b), "bench down slot");
+            }
+        }
+    B->ids = qn_h_upload(h, "bench ids", ids, (size_t)B->NT * L * B->idst * 4);
     uint32_t as = (I > B->Is ? I : B->Is + 3) / 4 * 4;
     B->x = qn_h_input_f32(h, "x", H, -1, 1, NULL);
     B->act = qn_h_input_f32(h, "act", (size_t)(B->K + 1) * as, -1, 1, NULL); /* row K: the shared expert's */
@@ -353,7 +371,7 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
 {
     uint32_t as = (B->I > B->Is ? B->I : B->Is + 3) / 4 * 4;
     qn_pc_moe pc = { .T = 1, .H = B->H, .I = B->I, .Is = B->Is, .E = B->E, .K = B->K, .n_slots = B->L * B->E,
-                     .slots_per_pool = B->E, .slot_bytes = B->X.slot_b, .act_stride = as };
+                     .slots_per_pool = B->X.spp, .slot_bytes = B->X.slot_b, .act_stride = as };
     qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
     for (uint32_t t = 0; t < B->NT; t++)
         for (uint32_t l = 0; l < B->L; l++) {
@@ -366,7 +384,7 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
                                &pc, sizeof pc, (uint64_t)B->K * ((B->I + kp[l]->gr - 1) / kp[l]->gr), 1);
             qn_cmd_barrier(h->cmd);
             qn_pc_moe pd = pc;
-            pd.slot_bytes = B->X.dslot_b, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
+            pd.slot_bytes = B->X.dslot_b, pd.slots_per_pool = B->dspp, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
             qn_cmd_mark(h->cmd, "down");
             qn_cmd_dispatch_nz(h->cmd, kp[l]->dn, QN_BINDS(QN_BIND(B->act), ids, QN_BIND(B->X.table), QN_BIND(B->w),
                                QN_BIND(B->sg), QN_BIND(shq ? B->dsq[l] : B->dsf[l]), QN_BIND(B->y),
@@ -453,6 +471,8 @@ static uint32_t sweep_space(bool dn, struct qlayout *out)
     return n;
 }
 
+static uint32_t sweep_max = 1000; /* --sweep-max N: the first N layouts of each space only (a quick check) */
+
 static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
 {
     static const struct qlayout def = { 0 };
@@ -461,6 +481,7 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
     uint32_t n = sweep_space(false, space);
     for (int part = 0; part < 2; part++) {
         n = sweep_space(part == 1, space);
+        n = n < sweep_max ? n : sweep_max;
         for (uint32_t i = 0; i < n; i++) {
             struct bres r = bench_layout(h, B, part ? &def : &space[i], part ? &space[i] : &def, false, 0, true, reps);
             rk[part][i] = (struct brank){ space[i], part ? r.dn : r.gu };
@@ -470,13 +491,15 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
         printf("\nsweep %s (moe_q.comp; the other kernel at its default; shared down in blocks), best first:\n",
                part ? "down" : "gate_up");
         printf("  rank  WG,ROWS,SGROWS,UNROLL,XSH   us/layer   GB/s\n");
-        for (uint32_t i = 0; i < n && i < 20; i++)
-            printf("  %4u  %3u,%u,%u,%u,%u%*s %8.1f %6.0f\n", i + 1, rk[part][i].l.wg, rk[part][i].l.rows,
-                   rk[part][i].l.sgrows, rk[part][i].l.unroll, rk[part][i].l.xsh, 14, "", rk[part][i].us,
-                   mb / rk[part][i].us * 1e3);
+        for (uint32_t i = 0; i < n && i < 20; i++) {
+            char lay[64];
+            snprintf(lay, sizeof lay, "%u,%u,%u,%u,%u", rk[part][i].l.wg, rk[part][i].l.rows, rk[part][i].l.sgrows,
+                     rk[part][i].l.unroll, rk[part][i].l.xsh);
+            printf("  %4u  %-24s %10.1f %6.0f\n", i + 1, lay, rk[part][i].us, mb / rk[part][i].us * 1e3);
+        }
     }
     printf("\nsweep v7 (moe_q7.comp, one row per workgroup; shared down in blocks):\n");
-    for (uint32_t wg = 32; wg <= 256; wg *= 2) {
+    for (uint32_t wg = 32; wg <= (sweep_max < 1000 ? 32u : 256u); wg *= 2) {
         char what[64];
         snprintf(what, sizeof what, "v7 wg %u", wg);
         bench_line(B, what, bench_layout(h, B, &def, &def, true, wg, true, reps), true);
@@ -494,10 +517,11 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
     struct bmodel B = { .L = L, .NT = NT, .H = 2048, .I = 512, .Is = 512, .K = 10, .E = E };
     bench_build(h, &B);
     double gb = 0;
-    for (uint32_t p = 0; p < L; p++) gb += (double)(B.X.pool[p]->size + B.X.dpool[p]->size) / 1e9;
-    printf("bench moe_q T=1, Q4_K gate/up, Q6_K / Q4_K down on odd / even layers, H %u I %u Is %u K %u, %u layers of "
-           "%u experts (one pool each, %.2f GB), %u tokens visiting the layers in turn, min of %d:\n", B.H, B.I, B.Is,
-           B.K, L, B.E, gb, NT, reps);
+    for (uint32_t p = 0; p < B.X.npools; p++) gb += (double)B.X.pool[p]->size / 1e9;
+    for (uint32_t p = 0; p < B.dnpools; p++) gb += (double)B.X.dpool[p]->size / 1e9;
+    printf("bench moe_q T=1, Q4_K gate/up, Q6_K / Q4_K down by the Q4_K_M rule, H %u I %u Is %u K %u, %u layers of %u "
+           "experts in %u + %u pools as the model (%.1f GB), %u tokens visiting the layers in turn, min of %d:\n", B.H,
+           B.I, B.Is, B.K, L, B.E, B.X.npools, B.dnpools, gb, NT, reps);
     printf("  per layer: gate_up %.2f MB, down %.2f MB + shared down %.2f MB (blocks) / %.2f MB (f32)\n", B.mb_gu,
            bench_mb_dn(&B, false) - B.mb_dsf, bench_mb_dn(&B, true) - bench_mb_dn(&B, false) + B.mb_dsf, B.mb_dsf);
     static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0 },
@@ -515,7 +539,7 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
 int main(int argc, char **argv)
 {
     bool do_bench = false, small = false, sweep = false; /* --small: fewer cases (the meson variants but the first) */
-    uint32_t L = 4, NT = 8, E = 512;
+    uint32_t L = 48, NT = 4, E = 512;
     int reps = 10;
     for (int i = 1; i < argc; i++) {
         do_bench |= !strcmp(argv[i], "--bench"), small |= !strcmp(argv[i], "--small"), sweep |= !strcmp(argv[i], "--sweep");
@@ -523,6 +547,7 @@ int main(int argc, char **argv)
         else if (i + 1 < argc && !strcmp(argv[i], "--tokens")) NT = (uint32_t)atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--experts")) E = (uint32_t)atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--sweep-max")) sweep_max = (uint32_t)atoi(argv[++i]);
     }
     struct qn_h h;
     qn_h_open(&h, "moe_q", argc, argv);
