@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "forward.h"
 #include "harness.h"
@@ -343,7 +344,8 @@ static void bench(struct qn_h *h, int iters)
 
 static const char *cm_layouts[] = { "128,32,64,2", "128,32,64,2,0", "128,32,32,1,0", "128,32,64,1", "128,16,64,2",
                                     "128,64,64,1", "64,32,64,2", "256,32,64,1", "256,16,64,2", "128,32,128,1",
-                                    "128,32,64,2,1,2", "128,32,128,1,1,2", "64,32,128,2,1,2", "128,16,128,2,1,2" };
+                                    "128,32,64,2,1,2", "128,32,128,1,1,2", "64,32,128,2,1,2", "128,16,128,2,1,2",
+                                    "256,32,64,1,1,2", "128,32,64,1,1,2" };
 
 struct cm_bench {
     uint32_t T, up_off, dslot_b, spp, dspp;
@@ -435,6 +437,15 @@ static void cm_bench_setup(struct qn_h *h, struct cm_bench *b, uint32_t T)
     b->T = T, b->up_off = up_off, b->dslot_b = dslot_b, b->spp = spp, b->dspp = dspp;
 }
 
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Each layout (and the FMA kernels first) is checked once against the FMA outputs, then timed in rounds over all of
+ * them after a warm-up of the GPU (so that clocks and caches do not favour the order): best of 3 rounds x iters. */
 static void bench_cm(struct qn_h *h, int iters, const char **lay, int nlay)
 {
     bool cmv = has_coopmat(h);
@@ -444,37 +455,53 @@ static void bench_cm(struct qn_h *h, int iters, const char **lay, int nlay)
     const char *te = getenv("QNEXT_BENCH_T"); /* one T instead of 512, 2048, 4096 (a quick run elsewhere) */
     uint32_t Ts[3] = { 512, 2048, 4096 }, nT = 3;
     if (te && atoi(te) > 0) Ts[0] = (uint32_t)atoi(te), nT = 1;
+    enum { MAXL = 32 };
     for (uint32_t ti = 0; ti < nT; ti++) {
         struct cm_bench b;
         cm_bench_setup(h, &b, Ts[ti]);
-        uint32_t T = b.T, K = b.pc.K, H = b.pc.H, I = b.pc.I, as = b.pc.act_stride;
+        uint32_t T = b.T, K = b.pc.K, H = b.pc.H, I = b.pc.I, as = b.pc.act_stride, n = 1;
         double flop = 2.0 * T * K * 3.0 * I * H, td;
         size_t na = (size_t)T * (K + 1) * as, nd = (size_t)T * (K + 1) * H;
-        double tg = cm_bench_run(h, &b, qn_h_pipe(h, QN_K_MOE_Q_GU_GROUPED_Q4_K, 256, 16, 32, b.up_off),
-                                 qn_h_pipe(h, QN_K_MOE_Q_DN_GROUPED_Q6_K, 256, 16, 32, 0), 32, 64, iters, &td);
-        printf("bench cm-moe %-13s T=%-5u gate_up %7.3f ms, down %7.3f ms: %7.3f ms per layer, %5.1f TFLOP/s\n", "fma",
-               T, tg, td, tg + td, flop / (tg + td) * 1e-9);
+        qn_pipe *gu[MAXL + 1], *dn[MAXL + 1];
+        uint32_t bg[MAXL + 1], bd[MAXL + 1], shb[MAXL + 1];
+        const char *name[MAXL + 1];
+        gu[0] = qn_h_pipe(h, QN_K_MOE_Q_GU_GROUPED_Q4_K, 256, 16, 32, b.up_off), bg[0] = 32, name[0] = "fma";
+        dn[0] = qn_h_pipe(h, QN_K_MOE_Q_DN_GROUPED_Q6_K, 256, 16, 32, 0), bd[0] = 64, shb[0] = 0;
+        cm_bench_run(h, &b, gu[0], dn[0], bg[0], bd[0], 1, &td);
         float *ra = qn_h_read(h, b.aout, na), *rd = qn_h_read(h, b.d, nd);
-        for (int li = 0; cmv && li < nlay; li++) {
+        for (int li = 0; cmv && li < nlay && n <= MAXL; li++) {
             uint32_t s[QN_CM_MOE_NSPEC];
             if (qn_cm_moe_parse(qn_vk_caps(h->v), lay[li], b.up_off, s)) {
-                printf("bench cm-moe %-13s skipped: %s\n", lay[li], qn_errmsg());
+                printf("bench cm-moe %-16s skipped: %s\n", lay[li], qn_errmsg());
                 continue;
             }
-            qn_pipe *gu = qn_h_pipe_spec(h, QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, s, QN_CM_MOE_NSPEC);
+            gu[n] = qn_h_pipe_spec(h, QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, s, QN_CM_MOE_NSPEC);
             s[2] = 0;
-            qn_pipe *dn = qn_h_pipe_spec(h, QN_K_MOE_Q_DN_GROUPED_CM_Q6_K, s, QN_CM_MOE_NSPEC);
+            dn[n] = qn_h_pipe_spec(h, QN_K_MOE_Q_DN_GROUPED_CM_Q6_K, s, QN_CM_MOE_NSPEC);
+            bg[n] = s[0] / 2, bd[n] = s[0], shb[n] = qn_cm_moe_shared(s), name[n] = lay[li];
             qn_h_ok(h, qn_buf_fill(h->v, b.aout, 0, na * 4, 0x7fc00000u), "fill");
             qn_h_ok(h, qn_buf_fill(h->v, b.d, 0, nd * 4, 0x7fc00000u), "fill");
-            tg = cm_bench_run(h, &b, gu, dn, s[0] / 2, s[0], iters, &td);
+            cm_bench_run(h, &b, gu[n], dn[n], bg[n], bd[n], 1, &td);
             double ea = cm_bench_diff(qn_h_read(h, b.aout, na), ra, T, K, K, as, I);
             double ed = cm_bench_diff(qn_h_read(h, b.d, nd), rd, T, K, K + 1, H, H);
-            printf("bench cm-moe %-13s T=%-5u gate_up %7.3f ms, down %7.3f ms: %7.3f ms per layer, %5.1f TFLOP/s "
-                   "(vs fma: act %.1e, d %.1e%s; %u B shared)\n", lay[li], T, tg, td, tg + td, flop / (tg + td) * 1e-9,
-                   ea, ed, ea > 2e-2 || ed > 2e-2 ? " WRONG" : "", qn_cm_moe_shared(s));
-            if (ea > 2e-2 || ed > 2e-2) h->failures++;
+            bool bad = !(ea <= 2e-2 && ed <= 2e-2);
+            printf("%-4s cm-moe %-16s T=%-5u vs fma: act %.1e, d %.1e (max |cm - fma| / max |fma|; %u B shared)\n",
+                   bad ? "FAIL" : "ok", lay[li], T, ea, ed, shb[n]);
+            h->failures += bad;
             h->checks++;
+            n++;
         }
+        double best_g[MAXL + 1], best_d[MAXL + 1], t0 = wall_s();
+        while (wall_s() - t0 < 0.5) cm_bench_run(h, &b, gu[0], dn[0], bg[0], bd[0], 1, &td); /* clocks up */
+        for (uint32_t i = 0; i < n; i++) best_g[i] = best_d[i] = INFINITY;
+        for (int round = 0; round < 3; round++)
+            for (uint32_t i = 0; i < n; i++) {
+                double tg = cm_bench_run(h, &b, gu[i], dn[i], bg[i], bd[i], iters, &td);
+                best_g[i] = fmin(best_g[i], tg), best_d[i] = fmin(best_d[i], td);
+            }
+        for (uint32_t i = 0; i < n; i++)
+            printf("bench cm-moe %-16s T=%-5u gate_up %7.3f ms, down %7.3f ms: %7.3f ms per layer, %5.1f TFLOP/s\n",
+                   name[i], T, best_g[i], best_d[i], best_g[i] + best_d[i], flop / (best_g[i] + best_d[i]) * 1e-9);
         qn_h_reset(h);
     }
 }
