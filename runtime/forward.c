@@ -94,11 +94,14 @@ static const qn_pipe *cm_tile(const qn_fwd *f, const qn_pipe *p, uint32_t T, uin
 }
 
 /* The decode matvec pipeline for a weight (or part) of `rows` rows: its small-row layout s (forward_pipes.c's
- * make_mv_small_pipes) when there is one and rows <= f->mv_small_rows, else the default layout p. The dispatch
- * geometry follows the pipeline (ceil(rows / spec 1) workgroups). */
+ * make_mv_small_pipes) when there is one and the default layout p would launch at most f->mv_small_wgs workgroups
+ * (or, with f->mv_small_rows set, rows <= f->mv_small_rows), else p. The dispatch geometry follows the pipeline
+ * (ceil(rows / spec 1) workgroups). */
 static const qn_pipe *mv_pick(const qn_fwd *f, const qn_pipe *p, const qn_pipe *s, uint32_t rows)
 {
-    return s && rows <= f->mv_small_rows ? s : p;
+    if (!s || !p) return p ? p : s;
+    if (f->mv_small_rows) return rows <= f->mv_small_rows ? s : p;
+    return cdiv(rows, qn_pipe_spec(p, 1)) <= f->mv_small_wgs ? s : p;
 }
 
 /* linear() for a weight in a ggml block format (GGUF models): the quantized matvec with tokens in z for

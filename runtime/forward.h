@@ -89,11 +89,12 @@ typedef struct qn_fwd {
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;
-    /* decode matvecs of weights (or parts) with at most mv_small_rows rows (forward_pipes.c, env QNEXT_MV_SMALL*):
-     * the same kernels in a layout with fewer rows per workgroup, so that they fill the GPU; NULL when off */
+    /* decode matvecs whose default layout has at most mv_small_wgs workgroups (or, if set, weights and parts of at
+     * most mv_small_rows rows; forward_pipes.c, env QNEXT_MV_SMALL*): the same kernels in a layout with fewer rows
+     * per workgroup, so that they fill the GPU; NULL when off */
     qn_pipe *matvec_s[3], *matvec_norm_s[3], *matvec_norm_route_s[3];
     qn_pipe *qmatvec_s[5], *qmatvec_norm_s[5], *qmatvec_norm_route_s[5];
-    uint32_t mv_small_rows;
+    uint32_t mv_small_rows, mv_small_wgs;
 
     /* per-sequence state (zeroed by qn_fwd_reset) */
     struct qn_fwd_layer_state *st;  /* [num_layers] */

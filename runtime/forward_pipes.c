@@ -370,12 +370,16 @@ static bool mv_layout(const char *name, const char *e, uint32_t lay[5])
     return true;
 }
 
-/* The small-row decode layouts (f->*_s): weights and parts of at most f->mv_small_rows rows (default 4096; env
- * QNEXT_MV_SMALL_ROWS) get a layout with few rows per workgroup, so that a 1-4096-row matvec launches hundreds to
- * a thousand workgroups instead of 1-256, each lane with one batch of loads (prefetched before the x staging).
- * Larger weights (8192-12352-row parts: 512-772 workgroups in the default layout, the lm_head) keep the default
- * layout, whose 2 rows per subgroup halve the x reads from shared memory (per workgroup x staging and the norm's
- * sum of squares grow with the workgroup count too). Block types: WG 128, 4 rows (one per subgroup), UNROLL 2 (4 for the
+/* The small-row decode layouts (f->*_s): a decode matvec whose default layout launches at most f->mv_small_wgs
+ * workgroups (default 128; env QNEXT_MV_SMALL_WGS, or QNEXT_MV_SMALL_ROWS=N: weights and parts of at most N rows)
+ * gets a layout with few rows per workgroup, each lane with one batch of loads (prefetched before the x staging):
+ * in the 80B Q4_K_M file the route stage (router 64 -> 512 workgroups, shared gate/up 32 -> 128, the 1-row gate),
+ * the out projections (128 -> 512), GDN ba (4 -> 16) and the 512-row attention parts. H100 run 13 (in-model
+ * profile, small layouts on every matvec up to 16384 rows): kernels with 1-128 default workgroups got faster
+ * (shared gate/up 11.2 -> 8.8 us, 1-row gate + routing tail 17.8 -> 15.4, router 11.5 -> 10.6, ba 7.3 -> 5.7), those
+ * with 256-772 slower (Q4_K 12352 rows 25.3 -> 33.2 us, 4096 rows 15.1 -> 17.8, Q6_K 8192 rows 23.8 -> 31.5): their
+ * default layout's 2 rows per subgroup halve the x reads from shared memory, and per-workgroup x staging and sum
+ * of squares grow with the workgroup count. Block types: WG 128, 4 rows (one per subgroup), UNROLL 2 (4 for the
  * plain qmatvec: out projections have 4096 columns), x staged (up to 4096 floats), or env
  * QNEXT_MV_SMALL=WG,ROWS,UNROLL,SGROWS,XSH (all of them); dense dtypes (the f32 router and shared-expert gate, bf16
  * models): WG 128, 2 rows (f32: 1) split over the subgroups, UNROLL 4, x through L1, or QNEXT_MV_SMALL_F=...
@@ -397,7 +401,7 @@ static int make_mv_small_pipes(qn_fwd *f)
     const char *e = getenv("QNEXT_MV_SMALL"), *ef = getenv("QNEXT_MV_SMALL_F"), *er = getenv("QNEXT_MV_SMALL_ROWS");
     uint32_t q[5] = { 128, 4, 2, 1, 1024 }, d[5] = { 128, 2, 4, 1, 0 };
     uint32_t qu = 4, dr = 1; /* plain qmatvec: unroll 4 (the out projections' 4096 columns in one batch); f32: 1 row */
-    f->mv_small_rows = 4096;
+    f->mv_small_rows = 0, f->mv_small_wgs = 128;
     if (e && !strcmp(e, "0")) {
         f->mv_small_rows = 0;
         return 0;
@@ -405,6 +409,8 @@ static int make_mv_small_pipes(qn_fwd *f)
     if (e && *e && strcmp(e, "1") && mv_layout("QNEXT_MV_SMALL", e, q)) qu = q[2]; /* "" and "1": the defaults */
     if (ef && *ef && mv_layout("QNEXT_MV_SMALL_F", ef, d)) dr = d[1];
     if (er && *er) f->mv_small_rows = (uint32_t)strtoul(er, NULL, 10);
+    const char *ew = getenv("QNEXT_MV_SMALL_WGS");
+    if (ew && *ew) f->mv_small_wgs = (uint32_t)strtoul(ew, NULL, 10);
     int rc;
     uint32_t H4 = (uint32_t)f->m->c.hidden_size / 4; /* the route variants stage at most H (shared memory) */
     for (int i = 0; i < 3; i++) {
@@ -419,8 +425,8 @@ static int make_mv_small_pipes(qn_fwd *f)
         MVPIPE(qmvn[i], &f->qmatvec_norm_s[i], q[0], q[1], q[2], q[3], q[4]);
         MVPIPE(qmvnr[i], &f->qmatvec_norm_route_s[i], q[0], q[1], q[2], q[3], q[4] < H4 ? q[4] : H4);
     }
-    QN_DEBUG("decode matvecs of <= %u rows: blocks %u,%u,%u,%u,%u (plain unroll %u), dense %u,%u,%u,%u,%u (f32 rows %u) "
-             "(WG,ROWS,UNROLL,SGROWS,XSH)", f->mv_small_rows, q[0], q[1], q[2], q[3], q[4], qu, d[0], d[1], d[2], d[3],
+    QN_DEBUG("decode matvecs of <= %u default workgroups (rows <= %u if not 0): blocks %u,%u,%u,%u,%u (plain unroll %u), "
+             "dense %u,%u,%u,%u,%u (f32 rows %u) (WG,ROWS,UNROLL,SGROWS,XSH)", f->mv_small_wgs, f->mv_small_rows, q[0], q[1], q[2], q[3], q[4], qu, d[0], d[1], d[2], d[3],
              d[4], dr);
     return 0;
 }
