@@ -44,19 +44,22 @@ static int mv_pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const
     } while (0)
 #define MVPIPE0(k, out) do { if ((rc = mv_pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
 
-/* QNEXT_MOEQ_LAYOUT="WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH": the decode expert kernels' layout (gate|up
- * : down, moe_q.comp spec 0, 3..6) instead of the defaults, for timing experiments on a device. */
-static bool moeq_layout(uint32_t lay[10])
+/* QNEXT_MOEQ_LAYOUT="WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH[,KSPLIT]": the decode expert kernels' layout
+ * (gate|up : down, moe_q.comp spec 0, 3..6, and down's spec 7 QN_KSPLIT, default 0) instead of the defaults, for
+ * timing experiments on a device (`test_moe_q --bench --sweep` prints the best as this string). */
+static bool moeq_layout(uint32_t lay[11])
 {
     const char *e = getenv("QNEXT_MOEQ_LAYOUT");
     if (!e) return false;
-    unsigned v[10];
-    if (sscanf(e, "%u,%u,%u,%u,%u:%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
-               &v[9]) != 10 || !v[0] || !v[1] || !v[2] || !v[3] || !v[5] || !v[6] || !v[7] || !v[8]) {
-        QN_WARN("QNEXT_MOEQ_LAYOUT=%s is not WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH (non-zero but XSH); ignored", e);
+    unsigned v[11] = { 0 };
+    int n = sscanf(e, "%u,%u,%u,%u,%u:%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
+                   &v[9], &v[10]);
+    if (n < 10 || !v[0] || !v[1] || !v[2] || !v[3] || !v[5] || !v[6] || !v[7] || !v[8] || v[10] > 1) {
+        QN_WARN("QNEXT_MOEQ_LAYOUT=%s is not WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH[,KSPLIT] (non-zero but XSH, "
+                "KSPLIT 0 or 1); ignored", e);
         return false;
     }
-    for (int i = 0; i < 10; i++) lay[i] = v[i];
+    for (int i = 0; i < 11; i++) lay[i] = v[i];
     return true;
 }
 
@@ -284,13 +287,13 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     if (model_uses_q(m, i)) MVPIPE0(qmv[i], &f->qmatvec[i]);
     if (model_uses_q(m, i)) PIPE(qmm[i], &f->qmatmul[i], tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]);
     bool ugu = experts_use_q(m, 0, i), udn = experts_use_q(m, 2, i);
-    uint32_t lay[10], wg7;
+    uint32_t lay[11], wg7;
     if (moeq_v7(&wg7)) { /* QNEXT_MOEQ_KERNEL=v7 (one row per workgroup: forward.c reads no spec 3) */
         if (ugu) PIPE(q7gu[i], &f->moe_qgu[i], wg7, m->qexp_up_off, 0);
         if (udn) PIPE(q7dn[i], &f->moe_qdn[i], wg7, 0, 0);
     } else if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4], moeq_pre());
-        if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9]);
+        if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9], lay[10]);
     } else { /* moe_q.comp's defaults for the rest */
         const uint32_t *d = qn_kernel_infos[qgu[i]].spec_default;
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], 128, m->qexp_up_off, 0, d[3], d[4], d[5], d[6], moeq_pre());

@@ -26,8 +26,11 @@
 //                        DN: experts whose units a lane loads before using them (default 5)
 //          6 QN_XSH      x staging capacity in vec4 (0: read x through L1): GU the token's x (H / 4 needed;
 //                        default 512), DN its K routed act rows (K * I / 4 needed; default 0)
-//          7 QN_PRE      GU only: 1 (default) loads each team's first batch of weights before x is staged (the
+//          7 QN_PRE      GU: 1 (default) loads each team's first batch of weights before x is staged (the
 //                        DRAM latency overlaps the slot lookup's tail, the x reads and the barrier); 0 after
+//            QN_KSPLIT   DN: 1 = each team computes one row h at a time, its lanes spread over the units of all
+//                        K experts' rows h (and then the block shared row's), QN_UNROLL units per lane in flight
+//                        (run 7's split with subgroup sums; QN_SGROWS unused); 0 (default) = the row sets below
 // Dispatch: GU K * ceil(I / QN_ROWS) groups (group g: k = g / ceil(I / QN_ROWS), rows block g % ..), DN
 //           ceil(H / QN_ROWS) groups; times T in z (one token per z).
 // Layout: as qmatvec.comp: lanes on consecutive 32-weight units of a row (quant.glsl), x runs from the
@@ -65,6 +68,8 @@ layout(constant_id = 5) const uint QN_UNROLL = 5; // K = 10: two batches
 layout(constant_id = 6) const uint QN_XSH = QN_XSH_DEF;
 #if defined(QN_MOE_GU)
 layout(constant_id = 7) const uint QN_PRE = 1;
+#else
+layout(constant_id = 7) const uint QN_KSPLIT = 0;
 #endif
 #include "pc.h"
 #include "reduce.glsl"
@@ -246,6 +251,64 @@ float acc[QN_SGROWS];
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)                                              \
         raw[e * QN_SGROWS + j] = QN_Q_LOAD(P4, P1, rb[j] + bo, u % QN_QUPB);
 
+// QN_KSPLIT: rows h0 + r one per team at a time; the team's lanes over the row's units of the K experts (unit v
+// of expert v / nu) and then of the block shared row, QN_UNROLL units per lane loaded before any is used; an f32
+// shared row after them (lanes on vec4s); one team sum per row
+#define QN_DNK_LOAD(P4, P1) raw[e] = QN_Q_LOAD(P4, P1, rbk, kq);
+void dn_ksplit(qn_team tm, uint h0, uint t, uint xb4, uint xrow4)
+{
+    bool shq = (pc.flags & QN_MOE_SHARED_Q) != 0u, vec_s = pc.Is % 4u == 0u && pc.act_stride % 4u == 0u;
+    uint nu = pc.I / 32u, nr = pc.K * nu, nus = shq ? pc.Is / 32u : 0u, ntot = nr + nus;
+    uint rowb = nu / QN_QUPB * QN_QBB, rowbs = nus / QN_QUPB * QN_QBB;
+    uint sa4 = (t * (pc.K + 1u) + pc.K) * pc.act_stride, sx4 = sa4 / 4u;
+    // teams past the last row redo it without storing (no team leaves early)
+    for (uint st0 = tm.id; st0 < max(QN_ROWS, tm.n) && tm.id < tm.n; st0 += tm.n) {
+        uint r = min(st0, QN_ROWS - 1u), h = min(h0 + r, pc.H - 1u);
+        bool store = st0 < QN_ROWS && h0 + r < pc.H && qn_team_leader(tm);
+        float a = 0.0, ps = 0.0;
+        for (uint v0 = tm.lane; v0 < ntot; v0 += QN_UNROLL * tm.lanes) {
+            qn_qu raw[QN_UNROLL];
+            [[unroll]] for (uint e = 0u; e < QN_UNROLL; e++) {
+                uint v = min(v0 + e * tm.lanes, ntot - 1u), u = v < nr ? v % nu : v - nr, b = u / QN_QUPB, kq = u % QN_QUPB;
+                if (v >= nr) {
+                    raw[e] = QN_Q_LOAD(dsq4, dsq1, h * rowbs + b * QN_QBB, kq);
+                } else {
+                    int s = qn_slots[v / nu];
+                    uint rbk = qn_slot_byte(s) + QN_DN_OFF + h * rowb + b * QN_QBB;
+                    QN_POOL_SWITCH(qn_slot_pool(s), QN_DNK_LOAD)
+                }
+            }
+            [[unroll]] for (uint e = 0u; e < QN_UNROLL; e++) {
+                uint v = v0 + e * tm.lanes;
+                if (v < ntot) {
+                    bool sh = v >= nr;
+                    uint k = sh ? pc.K : v / nu, u = sh ? v - nr : v % nu, b = u / QN_QUPB, kq = u % QN_QUPB, e0, e1;
+                    qn_q_xrun(kq, e0, e1);
+                    vec4 xa[4], xb[4];
+                    float sa, sb;
+                    if (sh) {
+                        QN_QX_RUN_G(QN_X4G, sx4 + (b * QN_QK + e0) / 4u, xa, sa)
+                        QN_QX_RUN_G(QN_X4G, sx4 + (b * QN_QK + e1) / 4u, xb, sb)
+                    } else {
+                        uint xk = xb4 + k * xrow4 + b * QN_QK / 4u;
+                        qn_xrun(xk + e0 / 4u, 0u, xa, sa);
+                        qn_xrun(xk + e1 / 4u, 0u, xb, sb);
+                    }
+                    a += (sh ? sg[t] : w[t * pc.K + k]) * qn_q_dot(raw[e], kq, xa, xb, sa, sb);
+                }
+            }
+        }
+        if (!shq) {
+            if (vec_s)
+                for (uint c = tm.lane; c < pc.Is / 4u; c += tm.lanes) ps += dot(down_s4[h * (pc.Is / 4u) + c], x4[sx4 + c]);
+            else
+                for (uint c = tm.lane; c < pc.Is; c += tm.lanes) ps += down_s[h * pc.Is + c] * a1[sa4 + c];
+        }
+        float tot = qn_team_sum(a + sg[t] * ps);
+        if (store) y[t * pc.H + h0 + r] += tot;
+    }
+}
+
 void main()
 {
     uint g = qn_group_id(), h0 = g * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
@@ -271,6 +334,10 @@ void main()
         return;
     }
     qn_team tm = qn_get_team();
+    if (QN_KSPLIT != 0u) {
+        dn_ksplit(tm, h0, t, xb4, xrow4);
+        return;
+    }
     uint lpr = min(tm.lanes, nu), G = tm.lanes / lpr, grp = tm.lane / lpr, ul = tm.lane % lpr;
     uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
     uint rowb = nu / QN_QUPB * QN_QBB, sa4 = (t * (pc.K + 1u) + pc.K) * pc.act_stride;

@@ -48,14 +48,15 @@ static const enum qn_kernel k7_gu[NFMTS] = { QN_K_MOE_Q7_GU_Q8_0, QN_K_MOE_Q7_GU
 static const enum qn_kernel k7_dn[NFMTS] = { QN_K_MOE_Q7_DN_Q8_0, QN_K_MOE_Q7_DN_Q4_0, QN_K_MOE_Q7_DN_Q4_K,
                                              QN_K_MOE_Q7_DN_Q5_K, QN_K_MOE_Q7_DN_Q6_K };
 
-/* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and gate_up's
- * 7 (QN_PRE) = !nopre */
-struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre; };
+/* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and 7:
+ * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit */
+struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit; };
 static const struct qlayout layouts[] = {
-    { 0, 0, 0, 0, 0, 0 },        /* the defaults (the model's decode layout) */
-    { 64, 4, 1, 1, 1024, 0 },    /* small groups, one row per team / lane, everything staged */
-    { 128, 7, 3, 3, 0, 1 },      /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
-    { 2, 3, 2, 2, 64, 0 },       /* a workgroup smaller than a subgroup (the team is the workgroup) */
+    { 0, 0, 0, 0, 0, 0, 0 },        /* the defaults (the model's decode layout) */
+    { 64, 4, 1, 1, 1024, 0, 0 },    /* small groups, one row per team / lane, everything staged */
+    { 128, 7, 3, 3, 0, 1, 0 },      /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
+    { 2, 3, 2, 2, 64, 0, 0 },       /* a workgroup smaller than a subgroup (the team is the workgroup) */
+    { 64, 5, 1, 2, 1024, 0, 1 },    /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -145,10 +146,11 @@ static void record_pair(struct qn_h *h, const struct experts *X, const struct kp
 static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *l, uint32_t up_off)
 {
     const struct qn_kernel_info *ki = &qn_kernel_infos[k];
-    uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, l->xsh, !l->nopre };
+    bool gu = !strncmp(ki->name, "moe_q_gu", 8);
+    uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, l->xsh, gu ? !l->nopre : l->ksplit };
     for (uint32_t i = 0; i < 7; i++)
         if (i != 1 && i != 2 && !v[i] && !(i == 6 && l->wg)) v[i] = ki->spec_default[i];
-    return qn_h_pipe_spec(h, k, v, ki->nspec < 8 ? ki->nspec : 8); /* down has no QN_PRE */
+    return qn_h_pipe_spec(h, k, v, 8);
 }
 
 /* moe_q.comp's pair in layout l (gate|up format index fgu, down fdn) */
@@ -454,7 +456,8 @@ static int brank_cmp(const void *a, const void *b)
 }
 
 /* the layouts of one kernel (gate_up: dn = false) worth timing: WG 32-256, one to four row sets per team,
- * 1-2 rows per set, units / experts in flight, x staged or not */
+ * 1-2 rows per set, units / experts in flight, x staged or not; down also with the experts split over the lanes
+ * (QN_KSPLIT: one row per team at a time, 3 or 6 units per lane in flight: 176 units per row at K 10) */
 static uint32_t sweep_space(bool dn, struct qlayout *out)
 {
     static const uint32_t wgs[] = { 32, 64, 128, 256 };
@@ -466,8 +469,13 @@ static uint32_t sweep_space(bool dn, struct qlayout *out)
                 for (uint32_t u = 0; u < 3; u++)
                     for (uint32_t x = 0; x < 2; x++) {
                         uint32_t teams = wgs[a] / 32, rows = teams * sg * m * (dn ? 2 : 1); /* down: 2 row groups per team at I 512 */
-                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0 };
+                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0, 0 };
                     }
+    for (uint32_t a = 0; dn && a < 3; a++)
+        for (uint32_t m = 1; m <= 4; m *= 2)
+            for (uint32_t u = 3; u <= 6; u += 3)
+                for (uint32_t x = 0; x < 2; x++)
+                    out[n++] = (struct qlayout){ wgs[a], wgs[a] / 32 * m, 1, u, xs_dn[x], 0, 1 };
     return n;
 }
 
@@ -476,8 +484,8 @@ static uint32_t sweep_max = 1000; /* --sweep-max N: the first N layouts of each 
 static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
 {
     static const struct qlayout def = { 0 };
-    struct qlayout space[160];
-    struct brank rk[2][160];
+    struct qlayout space[256];
+    struct brank rk[2][256];
     uint32_t n = sweep_space(false, space);
     for (int part = 0; part < 2; part++) {
         n = sweep_space(part == 1, space);
@@ -490,11 +498,11 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
         double mb = part ? bench_mb_dn(B, true) : B->mb_gu;
         printf("\nsweep %s (moe_q.comp; the other kernel at its default; shared down in blocks), best first:\n",
                part ? "down" : "gate_up");
-        printf("  rank  WG,ROWS,SGROWS,UNROLL,XSH   us/layer   GB/s\n");
+        printf("  rank  WG,ROWS,SGROWS,UNROLL,XSH[,KSPLIT]  us/layer   GB/s\n");
         for (uint32_t i = 0; i < n && i < 20; i++) {
             char lay[64];
-            snprintf(lay, sizeof lay, "%u,%u,%u,%u,%u", rk[part][i].l.wg, rk[part][i].l.rows, rk[part][i].l.sgrows,
-                     rk[part][i].l.unroll, rk[part][i].l.xsh);
+            snprintf(lay, sizeof lay, "%u,%u,%u,%u,%u%s", rk[part][i].l.wg, rk[part][i].l.rows, rk[part][i].l.sgrows,
+                     rk[part][i].l.unroll, rk[part][i].l.xsh, rk[part][i].l.ksplit ? ",1 (ksplit)" : "");
             printf("  %4u  %-24s %10.1f %6.0f\n", i + 1, lay, rk[part][i].us, mb / rk[part][i].us * 1e3);
         }
     }
@@ -508,8 +516,8 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
     struct bres best = bench_layout(h, B, &g, &d, false, 0, true, reps);
     printf("\nbest of the sweep together:\n");
     bench_line(B, "moe_q best gate_up + best down", best, true);
-    printf("  in the model: QNEXT_MOEQ_LAYOUT=%u,%u,%u,%u,%u:%u,%u,%u,%u,%u\n", g.wg, g.rows, g.sgrows, g.unroll, g.xsh,
-           d.wg, d.rows, d.sgrows, d.unroll, d.xsh);
+    printf("  in the model: QNEXT_MOEQ_LAYOUT=%u,%u,%u,%u,%u:%u,%u,%u,%u,%u%s\n", g.wg, g.rows, g.sgrows, g.unroll, g.xsh,
+           d.wg, d.rows, d.sgrows, d.unroll, d.xsh, d.ksplit ? ",1" : "");
 }
 
 static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps, bool sweep)
@@ -524,12 +532,14 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
            B.I, B.Is, B.K, L, B.E, B.X.npools, B.dnpools, gb, NT, reps);
     printf("  per layer: gate_up %.2f MB, down %.2f MB + shared down %.2f MB (blocks) / %.2f MB (f32)\n", B.mb_gu,
            bench_mb_dn(&B, false) - B.mb_dsf, bench_mb_dn(&B, true) - bench_mb_dn(&B, false) + B.mb_dsf, B.mb_dsf);
-    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0 },
-                                run9d = { 128, 16, 2, 5, 0, 0 };
+    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0 },
+                                ksplit = { 32, 1, 1, 6, 0, 0, 1 },
+                                run9d = { 128, 16, 2, 5, 0, 0, 0 };
     bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, false, 0, true, reps), true);
     bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, false, 0, true, reps), true);
     bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, 0, false, reps), false);
     bench_line(&B, "moe_q run-9 layout, shared down in blocks", bench_layout(h, &B, &run9, &run9d, false, 0, true, reps), true);
+    bench_line(&B, "moe_q defaults, down 32,1,1,6,0,ksplit", bench_layout(h, &B, &def, &ksplit, false, 0, true, reps), true);
     bench_line(&B, "v7 (run 7), shared down in blocks", bench_layout(h, &B, &def, &def, true, 0, true, reps), true);
     bench_line(&B, "v7 (run 7), shared down f32", bench_layout(h, &B, &def, &def, true, 0, false, reps), false);
     if (sweep) bench_sweep(h, &B, reps);
@@ -567,7 +577,7 @@ int main(int argc, char **argv)
         if (small && f != 1 && f != 4) continue; /* --small: Q4_0 and Q6_K only */
         uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
         for (uint32_t l = 0; l < NLAYOUTS; l++)
-            if (l == 0 || f == 1 || f == 4)
+            if ((l == 0 || f == 1 || f == 4) && l != 4)
                 run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = l == 2 ? 3 : 1, .H = HH, .I = II, .Is = 40,
                                              .E = 12, .K = 3, .layout = l, .absent = -1 });
         run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 2) % NFMTS, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5,
@@ -575,7 +585,10 @@ int main(int argc, char **argv)
         /* shared down in blocks: Is = 2 blocks (more units than I for 32-element blocks), a layout with 2 rows per
          * lane and staged act for the 256-element formats */
         run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 2, .H = HH, .I = II, .Is = 2 * qk, .E = 6, .K = 3,
-                                     .layout = f == 4 ? 2 : 0, .absent = -1, .shq = true });
+                                     .layout = f == 4 ? 2 : f == 1 ? 4 : 0, .absent = -1, .shq = true });
+        if (f == 1) /* QN_KSPLIT with the f32 shared down and an absent expert (the pipelines of the case above) */
+            run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4,
+                                         .layout = 4, .absent = 1 });
     }
     /* v7 (temporary: one of the two designs goes after the H100 A/B): Q8_0 / Q4_0 with the f32 shared down and an
      * absent expert, Q5_K / Q4_K with the shared down in blocks, and the Q4_K_M mix at the real shapes below */
@@ -587,9 +600,9 @@ int main(int argc, char **argv)
     }
     /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: both kernel designs */
     if (!small)
-        for (int v7 = 0; v7 < 2; v7++)
+        for (int v = 0; v < 3; v++) /* row sets, QN_KSPLIT, v7 */
             run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
-                                         .layout = 0, .absent = -1, .v7 = v7, .shq = true });
+                                         .layout = v == 1 ? 4 : 0, .absent = -1, .v7 = v == 2, .shq = true });
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
 }
