@@ -273,7 +273,7 @@ struct bmodel {
     double mb_gu, mb_dn[BL_MAX], mb_dsq[BL_MAX], mb_dsf; /* MB read per layer visit */
 };
 
-struct bres { double gu, dn; };               /* µs per layer visit */
+struct bres { double gu, dn, all; };          /* µs per layer visit: timestamped kernels, and all without timestamps */
 
 /* llama.cpp's use_more_bits(i, n): the Q4_K_M layers whose ffn_down (routed and shared) are Q6_K */
 static bool more_bits(uint32_t i, uint32_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
@@ -369,17 +369,20 @@ static void bench_build(struct qn_h *h, struct bmodel *B)
 
 /* NT tokens through the L layers with pairs kp[l] (down format of layer l), the shared down in blocks or f32;
  * min over reps of the mean µs per layer visit */
-static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpair *const kp[BL_MAX], bool shq, int reps)
+/* marks: a timestamp before each dispatch (gu, dn); else one around everything (all) */
+static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpair *const kp[BL_MAX], bool shq, int reps,
+                             bool marks)
 {
     uint32_t as = (B->I > B->Is ? B->I : B->Is + 3) / 4 * 4;
     qn_pc_moe pc = { .T = 1, .H = B->H, .I = B->I, .Is = B->Is, .E = B->E, .K = B->K, .n_slots = B->L * B->E,
                      .slots_per_pool = B->X.spp, .slot_bytes = B->X.slot_b, .act_stride = as };
     qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
+    if (!marks) qn_cmd_mark(h->cmd, "all");
     for (uint32_t t = 0; t < B->NT; t++)
         for (uint32_t l = 0; l < B->L; l++) {
             pc.layer = l;
             struct qn_bind ids = QN_BIND_RANGE(B->ids, (uint64_t)(t * B->L + l) * B->idst * 4, (uint64_t)B->K * 4);
-            qn_cmd_mark(h->cmd, "gate_up");
+            if (marks) qn_cmd_mark(h->cmd, "gate_up");
             qn_cmd_dispatch_nz(h->cmd, kp[l]->gu, QN_BINDS(QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act),
                                QN_BIND(B->X.pool[0]), QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
                                QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]), QN_BIND(B->X.pool[7])),
@@ -387,7 +390,7 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
             qn_cmd_barrier(h->cmd);
             qn_pc_moe pd = pc;
             pd.slot_bytes = B->X.dslot_b, pd.slots_per_pool = B->dspp, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
-            qn_cmd_mark(h->cmd, "down");
+            if (marks) qn_cmd_mark(h->cmd, "down");
             qn_cmd_dispatch_nz(h->cmd, kp[l]->dn, QN_BINDS(QN_BIND(B->act), ids, QN_BIND(B->X.table), QN_BIND(B->w),
                                QN_BIND(B->sg), QN_BIND(shq ? B->dsq[l] : B->dsf[l]), QN_BIND(B->y),
                                QN_BIND(B->X.dpool[0]), QN_BIND(B->X.dpool[1]), QN_BIND(B->X.dpool[2]),
@@ -397,12 +400,14 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
             qn_cmd_barrier(h->cmd);
         }
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
-    struct bres best = { 1e30, 1e30 };
+    struct bres best = { 1e30, 1e30, 1e30 };
+    double n = (double)B->NT * B->L;
     for (int it = 0; it <= reps; it++) { /* the first run warms up */
         qn_h_ok(h, qn_cmd_run(h->cmd), "bench run");
         double sum[2] = { 0, 0 };
         for (uint32_t i = 0; i < qn_cmd_nregions(h->cmd); i++) sum[i % 2] += qn_cmd_region(h->cmd, i, NULL);
-        if (it) best.gu = fmin(best.gu, sum[0] * 1e3 / (B->NT * B->L)), best.dn = fmin(best.dn, sum[1] * 1e3 / (B->NT * B->L));
+        if (it && marks) best.gu = fmin(best.gu, sum[0] * 1e3 / n), best.dn = fmin(best.dn, sum[1] * 1e3 / n);
+        if (it && !marks) best.all = fmin(best.all, sum[0] * 1e3 / n);
     }
     return best;
 }
@@ -417,8 +422,9 @@ static double bench_mb_dn(const struct bmodel *B, bool shq)
 static void bench_line(const struct bmodel *B, const char *what, struct bres r, bool shq)
 {
     double dn = bench_mb_dn(B, shq);
-    printf("  %-44s gate_up %6.1f us %6.0f GB/s | down %6.1f us %6.0f GB/s | layer %6.1f us %6.0f GB/s\n", what, r.gu,
-           B->mb_gu / r.gu * 1e3, r.dn, dn / r.dn * 1e3, r.gu + r.dn, (B->mb_gu + dn) / (r.gu + r.dn) * 1e3);
+    printf("  %-44s gate_up %6.1f us %6.0f GB/s | down %6.1f us %6.0f GB/s | layer %6.1f us, without timestamps %6.1f us "
+           "%6.0f GB/s\n", what, r.gu, B->mb_gu / r.gu * 1e3, r.dn, dn / r.dn * 1e3, r.gu + r.dn, r.all,
+           (B->mb_gu + dn) / r.all * 1e3);
 }
 
 /* the pairs of every layer for one gate_up and one down layout (v7: wg of both) */
@@ -439,12 +445,15 @@ static void bench_pairs(struct qn_h *h, const struct bmodel *B, const struct qla
     }
 }
 
+/* timestamped per kernel, and (all) the whole sequence without timestamps unless `quick` (the sweep) */
 static struct bres bench_layout(struct qn_h *h, const struct bmodel *B, const struct qlayout *lg,
-                                const struct qlayout *ld, bool v7, uint32_t wg7, bool shq, int reps)
+                                const struct qlayout *ld, bool v7, uint32_t wg7, bool shq, int reps, bool quick)
 {
     struct kpair pairs[NFMTS] = { 0 }, *kp[BL_MAX];
     bench_pairs(h, B, lg, ld, v7, wg7, pairs, kp);
-    return bench_run(h, B, kp, shq, reps);
+    struct bres r = bench_run(h, B, kp, shq, reps, true);
+    if (!quick) r.all = bench_run(h, B, kp, shq, reps, false).all;
+    return r;
 }
 
 struct brank { struct qlayout l; double us; };
@@ -491,7 +500,7 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
         n = sweep_space(part == 1, space);
         n = n < sweep_max ? n : sweep_max;
         for (uint32_t i = 0; i < n; i++) {
-            struct bres r = bench_layout(h, B, part ? &def : &space[i], part ? &space[i] : &def, false, 0, true, reps);
+            struct bres r = bench_layout(h, B, part ? &def : &space[i], part ? &space[i] : &def, false, 0, true, reps, true);
             rk[part][i] = (struct brank){ space[i], part ? r.dn : r.gu };
         }
         qsort(rk[part], n, sizeof rk[part][0], brank_cmp);
@@ -510,10 +519,10 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
     for (uint32_t wg = 32; wg <= (sweep_max < 1000 ? 32u : 256u); wg *= 2) {
         char what[64];
         snprintf(what, sizeof what, "v7 wg %u", wg);
-        bench_line(B, what, bench_layout(h, B, &def, &def, true, wg, true, reps), true);
+        bench_line(B, what, bench_layout(h, B, &def, &def, true, wg, true, reps, false), true);
     }
     struct qlayout g = rk[0][0].l, d = rk[1][0].l;
-    struct bres best = bench_layout(h, B, &g, &d, false, 0, true, reps);
+    struct bres best = bench_layout(h, B, &g, &d, false, 0, true, reps, false);
     printf("\nbest of the sweep together:\n");
     bench_line(B, "moe_q best gate_up + best down", best, true);
     printf("  in the model: QNEXT_MOEQ_LAYOUT=%u,%u,%u,%u,%u:%u,%u,%u,%u,%u%s\n", g.wg, g.rows, g.sgrows, g.unroll, g.xsh,
@@ -533,15 +542,17 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
     printf("  per layer: gate_up %.2f MB, down %.2f MB + shared down %.2f MB (blocks) / %.2f MB (f32)\n", B.mb_gu,
            bench_mb_dn(&B, false) - B.mb_dsf, bench_mb_dn(&B, true) - bench_mb_dn(&B, false) + B.mb_dsf, B.mb_dsf);
     static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0 },
-                                ksplit = { 32, 1, 1, 6, 0, 0, 1 },
+                                ksplit = { 32, 1, 1, 6, 0, 0, 1 }, g32 = { 32, 1, 1, 2, 0, 0, 0 },
                                 run9d = { 128, 16, 2, 5, 0, 0, 0 };
-    bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, false, 0, true, reps), true);
-    bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, false, 0, true, reps), true);
-    bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, 0, false, reps), false);
-    bench_line(&B, "moe_q run-9 layout, shared down in blocks", bench_layout(h, &B, &run9, &run9d, false, 0, true, reps), true);
-    bench_line(&B, "moe_q defaults, down 32,1,1,6,0,ksplit", bench_layout(h, &B, &def, &ksplit, false, 0, true, reps), true);
-    bench_line(&B, "v7 (run 7), shared down in blocks", bench_layout(h, &B, &def, &def, true, 0, true, reps), true);
-    bench_line(&B, "v7 (run 7), shared down f32", bench_layout(h, &B, &def, &def, true, 0, false, reps), false);
+    bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, false, 0, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, false, 0, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, 0, false, reps, false), false);
+    bench_line(&B, "moe_q run-9 layout, shared down in blocks", bench_layout(h, &B, &run9, &run9d, false, 0, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, down 32,1,1,6,0,ksplit", bench_layout(h, &B, &def, &ksplit, false, 0, true, reps, false), true);
+    bench_line(&B, "moe_q 32,1,1,2,0 : 32,1,1,6,0,ksplit (v7 grid)", bench_layout(h, &B, &g32, &ksplit, false, 0, true, reps, false),
+               true);
+    bench_line(&B, "v7 (run 7), shared down in blocks", bench_layout(h, &B, &def, &def, true, 0, true, reps, false), true);
+    bench_line(&B, "v7 (run 7), shared down f32", bench_layout(h, &B, &def, &def, true, 0, false, reps, false), false);
     if (sweep) bench_sweep(h, &B, reps);
     qn_h_reset(h);
 }
