@@ -234,8 +234,9 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
     return 0;
 }
 
-/* Prefill experts of block type i for few tokens per expert (moe_qsmall.comp), one pipeline per token-slot width
- * (qn_moe_small_spec: gate_up rows of H, down rows of max(I, Is) staged where they fit in shared memory). */
+/* Prefill experts of block type i for few tokens per expert (moe_qsmall.comp) in the token-slot width the env
+ * picks (qn_moe_small_width; none when off) (qn_moe_small_spec: gate_up rows of H, down rows of max(I, Is) staged
+ * where they fit in shared memory). */
 static int make_qsmall_pipes(qn_fwd *f, int i, bool ugu, bool udn)
 {
     static const enum qn_kernel sgu[5] = { QN_K_MOE_Q_GU_SMALL_Q8_0, QN_K_MOE_Q_GU_SMALL_Q4_0, QN_K_MOE_Q_GU_SMALL_Q4_K,
@@ -248,6 +249,7 @@ static int make_qsmall_pipes(qn_fwd *f, int i, bool ugu, bool udn)
     int rc = 0;
     for (int s = 0; !rc && s < QN_MOE_SMALL_NNT; s++) {
         uint32_t sp[QN_MOE_SMALL_NSPEC];
+        if (qn_moe_small_nts[s] != qn_moe_small_width()) continue;
         if (ugu) {
             qn_moe_small_spec(caps, true, qn_moe_small_nts[s], f->m->qexp_up_off, H, sp);
             rc = pipe(f, sgu[i], &f->moe_qgu_s[s][i], QN_MOE_SMALL_NSPEC, sp);

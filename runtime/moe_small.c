@@ -17,14 +17,20 @@ int qn_moe_small_nt_index(uint32_t nt)
     return -1;
 }
 
+uint32_t qn_moe_small_width(void)
+{
+    const char *on = getenv("QNEXT_MOE_SMALL"), *nt = getenv("QNEXT_MOE_SMALL_NT");
+    if (on && !strcmp(on, "0")) return 0;
+    if (nt && qn_moe_small_nt_index((uint32_t)atoi(nt)) >= 0) return (uint32_t)atoi(nt);
+    return 8;
+}
+
 uint32_t qn_moe_small_nt(uint32_t T, uint32_t E, uint32_t K)
 {
-    const char *on = getenv("QNEXT_MOE_SMALL"), *mx = getenv("QNEXT_MOE_SMALL_MAX"), *nt = getenv("QNEXT_MOE_SMALL_NT");
-    if (!E || (on && !strcmp(on, "0"))) return 0;
-    double m = (double)T * K / E, lim = mx ? atof(mx) : 12.0;
+    const char *on = getenv("QNEXT_MOE_SMALL"), *mx = getenv("QNEXT_MOE_SMALL_MAX");
+    double m = E ? (double)T * K / E : 1e30, lim = mx ? atof(mx) : 8.0;
     if (m > lim && !(on && !strcmp(on, "1"))) return 0;
-    if (nt && qn_moe_small_nt_index((uint32_t)atoi(nt)) >= 0) return (uint32_t)atoi(nt);
-    return m <= 1.5 ? 4 : m <= 5.0 ? 8 : 16;
+    return qn_moe_small_width();
 }
 
 /* QNEXT_MOE_SMALL_LAYOUT's gate_up (part 0) or down (part 1) half: WG, ROWS, SGROWS, XSH */
@@ -49,7 +55,7 @@ void qn_moe_small_spec(const struct qn_caps *c, bool gate_up, uint32_t nt, uint3
     uint32_t lay[4] = { 128, gate_up ? 32 : 64, gate_up && nt >= 16 ? 1 : 2, 1 }; /* <= 32 partial sums per lane */
     env_layout(gate_up ? 0 : 1, lay);
     uint32_t n4 = ((len + 3) / 4 + 7) / 8 * 8; /* staged vec4 per token slot */
-    uint64_t rest = 16 + 8ull * nt + 4ull * lay[0] + 64, xsn = 0;
+    uint64_t rest = 16 + 8ull * nt + 64, xsn = 0; /* moe_qsmall.comp's other shared arrays */
     if (lay[3] && c->max_shared > rest) xsn = (c->max_shared - rest) / (16ull * n4);
     spec[0] = lay[0];
     spec[1] = nt;

@@ -11,8 +11,8 @@
 // QN_MOE_DOWN:    d[q, h] = down_e[h] · act[q]  (unweighted; expert E = the dense f32 down_s [H, Is]);
 //                 moe_combine then adds sum_k w·d + sg·d_shared in a fixed order.
 // Variants: QN_MOE_GATE_UP | QN_MOE_DOWN; QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K (common/quant.glsl);
-//           QN_SUBGROUP: subgroup teams reduced with subgroupShuffleXor; else the workgroup is one team
-//           (shared-memory sums, the _nosg fallback).
+//           QN_SUBGROUP: subgroup teams reduced with subgroupShuffleXor; else (the _nosg fallback) each lane
+//           computes whole rows (no reduction).
 // Bindings (QN_MOE_GATE_UP): 0 x f32 [T, H], 1 list, 2 tiles, 3 table, 4 act f32 [T, K + 1, act_stride],
 //                            5..12 pools
 // Bindings (QN_MOE_DOWN):    0 act, 1 list, 2 tiles, 3 table, 4 d f32 [T, K + 1, H], 5 down_s f32 [H, Is],
@@ -29,7 +29,7 @@
 //                        input row (H / 4, or I / 4 and ceil(Is / 4) rounded up to 8) must fit, else L1.
 //           6 QN_XSN     token slots the stage holds (0 or > QN_NT: QN_NT); a pass of more tokens reads its
 //                        inputs through L1 (so NT 8 with 2048-float rows fits 48 KiB: most tiles hold <= 5)
-//                        Shared memory: 16 (XSN · QN_XSH + 1) + 8 QN_NT + 4 QN_WG bytes
+//                        Shared memory: 16 (XSN · QN_XSH + 1) + 8 QN_NT bytes
 //           QN_NT · QN_SGROWS (· 2 for gate_up) must be a power of two (the transposing butterfly).
 // Dispatch: G · nb groups (qn_vk_grid), G = tile_groups (0: max_tiles), nb = ceil(I / QN_ROWS) (gate_up)
 //           or ceil(H / QN_ROWS) (down); group g: tile g / nb (then + G, ...), rows (g % nb) · QN_ROWS.
@@ -200,38 +200,25 @@ uint group_sum_sg(uint lane, uint L)
 {
     uint base = 0u;
 #ifdef QN_SUBGROUP
-    uint o = L;
-    [[unroll]] for (uint half_ = NV / 2u; half_ > 0u; half_ /= 2u) {
-        o /= 2u;
-        if (o == 0u) break; // uniform
-        bool hi = (lane & o) != 0u;
-        [[unroll]] for (uint i = 0u; i < half_; i++) {
-            float keep = hi ? acc[i + half_] : acc[i], give = hi ? acc[i] : acc[i + half_];
-            acc[i] = keep + subgroupShuffleXor(give, o);
+    uint o = L / 2u;
+    // (no break / continue in unrolled loops: fixed trip counts and guards, so every index stays a constant)
+    [[unroll]] for (uint s = 0u; s < 8u; s++) { // NV <= 256
+        const uint half_ = NV >> (s + 1u);
+        if (half_ > 0u && o > 0u) { // o: uniform
+            bool hi = (lane & o) != 0u;
+            [[unroll]] for (uint i = 0u; i < half_; i++) {
+                float keep = hi ? acc[i + half_] : acc[i], give = hi ? acc[i] : acc[i + half_];
+                acc[i] = keep + subgroupShuffleXor(give, o);
+            }
+            base += hi ? half_ : 0u;
+            o /= 2u;
         }
-        base += hi ? half_ : 0u;
     }
-    for (o /= 2u; o > 0u; o /= 2u) acc[0] += subgroupShuffleXor(acc[0], o); // L > NV: plain butterfly
+    for (; o > 0u; o /= 2u) acc[0] += subgroupShuffleXor(acc[0], o); // L > NV: plain butterfly
 #endif
     return base;
 }
 
-shared float s_red[QN_WG];
-// the same without subgroups: every value summed over each group's lanes through shared memory
-// (the lanes of a group are consecutive); all values stay in place, full totals in every lane. Returns 0.
-uint group_sum_wg(uint lane, uint L)
-{
-    [[unroll]] for (uint i = 0u; i < NV; i++) {
-        barrier();
-        s_red[lane] = acc[i];
-        barrier();
-        float s = 0.0;
-        if (lane / L * L + L <= QN_WG) // lanes past the last whole group (QN_WG not a multiple of L) idle
-            for (uint j = 0u; j < L; j++) s += s_red[lane / L * L + j];
-        acc[i] = s;
-    }
-    return 0u;
-}
 
 #if defined(QN_MOE_GATE_UP)
 #define QN_NROWS pc.I
@@ -266,9 +253,10 @@ void rows_q(uint p, uint wb[QN_SGROWS], uint ul, uint L, uint n)
             [[unroll]] for (uint j = 0u; j < NWR; j++)
                 w[j] = c < 4u ? deq4(qa[j][c & 3u], ab[j].x, ab[j].y) : deq4(qb[j][c & 3u], ab[j].z, ab[j].w);
             [[unroll]] for (uint t = 0u; t < QN_NT; t++) {
-                if (t >= n) break; // uniform
-                vec4 xv = c < 4u ? xin4(t, pa ^ (c & 3u), sa + (c & 3u)) : xin4(t, pb ^ (c & 3u), sb + (c & 3u));
-                [[unroll]] for (uint j = 0u; j < NWR; j++) acc[t * NWR + j] = fma4(w[j], xv, acc[t * NWR + j]);
+                if (t < n) { // uniform
+                    vec4 xv = c < 4u ? xin4(t, pa ^ (c & 3u), sa + (c & 3u)) : xin4(t, pb ^ (c & 3u), sb + (c & 3u));
+                    [[unroll]] for (uint j = 0u; j < NWR; j++) acc[t * NWR + j] = fma4(w[j], xv, acc[t * NWR + j]);
+                }
             }
         }
     }
@@ -288,12 +276,13 @@ void rows_dense(uint hr[QN_SGROWS], uint ul, uint L, uint n)
         }
         uint ps = qn_qxs_slot(s);
         [[unroll]] for (uint t = 0u; t < QN_NT; t++) {
-            if (t >= n) break;
-            vec4 xv;
-            if (xsh) xv = s_x[t * QN_XSH + ps];
-            else
-                [[unroll]] for (uint c = 0u; c < 4u; c++) xv[c] = 4u * s + c < pc.Is ? x1[s_row[t] + 4u * s + c] : 0.0;
-            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) acc[t * NWR + j] = fma4(w[j], xv, acc[t * NWR + j]);
+            if (t < n) {
+                vec4 xv;
+                if (xsh) xv = s_x[t * QN_XSH + ps];
+                else
+                    [[unroll]] for (uint c = 0u; c < 4u; c++) xv[c] = 4u * s + c < pc.Is ? x1[s_row[t] + 4u * s + c] : 0.0;
+                [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) acc[t * NWR + j] = fma4(w[j], xv, acc[t * NWR + j]);
+            }
         }
     }
 }
@@ -319,9 +308,11 @@ void pass(int e, uint first, uint n, uint r0, uint lid)
     uint p = qn_slot_pool(s), sb = qn_slot_byte(s), rowb = QN_ROWLEN / QN_QK * QN_QBB;
     qn_team tm = get_team();
     uint nu = dense ? (pc.Is + 3u) / 4u : QN_ROWLEN / 32u;
-    uint L = pow2_floor(min(tm.lanes, nu)), G = tm.lanes / L, grp = tm.lane / L, ul = tm.lane % L;
-    uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
+    // without subgroups each lane is its own group (L = 1: whole rows per lane, no reduction; a fallback: lavapipe
+    // lost results of shared-memory reductions after many barrier rounds per invocation)
     bool sg = sg_team();
+    uint L = sg ? pow2_floor(min(tm.lanes, nu)) : 1u, G = tm.lanes / L, grp = tm.lane / L, ul = tm.lane % L;
+    uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
     // teams past the last set redo it without storing (no team leaves early: lavapipe's subgroup operations
     // went wrong when some subgroups of the workgroup had exited)
     for (uint st0 = tm.id; st0 < max(sets, tm.n); st0 += tm.n) {
@@ -340,9 +331,8 @@ void pass(int e, uint first, uint n, uint r0, uint lid)
 #endif
                 rows_q(p, wb, ul, L, n);
         }
-        uint m = max(NV / L, 1u), base = sg ? group_sum_sg(tm.lane, L) : group_sum_wg(tm.lane, L);
-        bool writer = st0 < sets && grp < G && (sg ? (ul & (max(L / NV, 1u) - 1u)) == 0u : ul == 0u);
-        if (!sg) m = NV; // every lane holds every total
+        uint m = max(NV / L, 1u), base = group_sum_sg(tm.lane, L); // (L = 1: nothing to sum)
+        bool writer = st0 < sets && grp < G && (ul & (max(L / NV, 1u) - 1u)) == 0u;
         // GU: gate and up of a row are values 2i, 2i + 1: in this lane when it holds >= 2 values, else in the
         // lane across the last halving step (offset L / NV)
 #if defined(QN_MOE_GATE_UP)
@@ -352,18 +342,16 @@ void pass(int e, uint first, uint n, uint r0, uint lid)
 #endif
 #endif
         [[unroll]] for (uint i = 0u; i < NV; i++) {
-            if (i >= m || !writer) break;
             uint idx = base + i, t = idx / NWR, j = idx % NWR;
-            if (t >= n) continue;
 #if defined(QN_MOE_GATE_UP)
-            if (j % 2u != 0u) continue;
-            float gs = acc[i], us = m == 1u ? other : acc[min(i + 1u, NV - 1u)]; // (i + 1 < m here)
-            uint row = r0 + st * rows_set + (j / 2u) * G + grp;
-            if (st * rows_set + (j / 2u) * G + grp < QN_ROWS && row < QN_NROWS)
-                outv[uint(s_q[t]) * pc.act_stride + row] = qn_silu(gs) * us;
+            uint rr = st * rows_set + (j / 2u) * G + grp; // gate and up of row rr: values 2i, 2i + 1
+            if (i < m && writer && t < n && j % 2u == 0u && rr < QN_ROWS && r0 + rr < QN_NROWS) {
+                float gs = acc[i], us = m == 1u ? other : acc[min(i + 1u, NV - 1u)]; // (i + 1 < m here)
+                outv[uint(s_q[t]) * pc.act_stride + r0 + rr] = qn_silu(gs) * us;
+            }
 #else
-            uint row = r0 + st * rows_set + j * G + grp;
-            if (st * rows_set + j * G + grp < QN_ROWS && row < QN_NROWS) outv[uint(s_q[t]) * pc.H + row] = acc[i];
+            uint rr = st * rows_set + j * G + grp;
+            if (i < m && writer && t < n && rr < QN_ROWS && r0 + rr < QN_NROWS) outv[uint(s_q[t]) * pc.H + r0 + rr] = acc[i];
 #endif
         }
     }

@@ -520,26 +520,44 @@ struct sb_ctx {
     qn_pc_moe pc, pd;
 };
 
-/* sort into tiles of tile_t, then gate_up and down with gu / dn (bg, bd rows per workgroup); best of iters */
+static double sb_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* one lap: sort into tiles of tile_t, then gate_up and down with gu / dn (bg, bd rows per workgroup); t[] = ms */
+static void sb_lap(struct qn_h *h, struct sb_ctx *b, qn_pipe *gu, qn_pipe *dn, uint32_t bg, uint32_t bd, double t[3])
+{
+    t[0] = qn_h_run(h, qn_h_pipe_default(h, QN_K_MOE_SORT), QN_BINDS(QN_BIND(b->idb), QN_BIND(b->list), QN_BIND(b->tiles)),
+                    &b->pc, sizeof b->pc, b->pc.E + 1);
+    t[1] = qn_h_run(h, gu, QN_BINDS(QN_BIND(b->x), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->tb), QN_BIND(b->aout),
+                                    QN_BIND(b->pb[0]), QN_BIND(b->pb[1]), QN_BIND(b->pb[2]), QN_BIND(b->pb[3]),
+                                    QN_BIND(b->pb[4]), QN_BIND(b->pb[5]), QN_BIND(b->pb[6]), QN_BIND(b->pb[7])),
+                    &b->pc, sizeof b->pc, (uint64_t)b->pc.max_tiles * ((b->pc.I + bg - 1) / bg));
+    t[2] = qn_h_run(h, dn, QN_BINDS(QN_BIND(b->ain), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->tb), QN_BIND(b->d),
+                                    QN_BIND(b->ds), QN_BIND(b->dpb[0]), QN_BIND(b->dpb[1]), QN_BIND(b->dpb[2]),
+                                    QN_BIND(b->dpb[3]), QN_BIND(b->dpb[4]), QN_BIND(b->dpb[5]), QN_BIND(b->dpb[6]),
+                                    QN_BIND(b->dpb[7])),
+                    &b->pd, sizeof b->pd, (uint64_t)b->pc.max_tiles * ((b->pc.H + bd - 1) / bd));
+}
+
+/* laps with moe_sort tiles of tile_t: QNEXT_BENCH_WARM_MS (default 300) ms of them back to back first (an idle GPU
+ * runs at low clocks: run 13's un-warmed numbers swung 2-4x), then the best of iters */
 static void sb_run(struct qn_h *h, struct sb_ctx *b, uint32_t tile_t, qn_pipe *gu, qn_pipe *dn, uint32_t bg, uint32_t bd,
                    int iters, double t[3])
 {
     b->pc.tile_t = b->pd.tile_t = tile_t;
     b->pc.max_tiles = b->pd.max_tiles = QN_MOE_MAX_TILES(b->pc.T, b->pc.E, b->pc.K, tile_t);
+    const char *w = getenv("QNEXT_BENCH_WARM_MS");
+    double warm = w ? atof(w) : 300, t0 = sb_now_ms(), l[3];
+    do sb_lap(h, b, gu, dn, bg, bd, l);
+    while (sb_now_ms() - t0 < warm);
     t[0] = t[1] = t[2] = INFINITY;
     for (int it = 0; it < iters; it++) {
-        t[0] = fmin(t[0], qn_h_run(h, qn_h_pipe_default(h, QN_K_MOE_SORT), QN_BINDS(QN_BIND(b->idb), QN_BIND(b->list),
-                                   QN_BIND(b->tiles)), &b->pc, sizeof b->pc, b->pc.E + 1));
-        t[1] = fmin(t[1], qn_h_run(h, gu, QN_BINDS(QN_BIND(b->x), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->tb),
-                                                   QN_BIND(b->aout), QN_BIND(b->pb[0]), QN_BIND(b->pb[1]), QN_BIND(b->pb[2]),
-                                                   QN_BIND(b->pb[3]), QN_BIND(b->pb[4]), QN_BIND(b->pb[5]),
-                                                   QN_BIND(b->pb[6]), QN_BIND(b->pb[7])),
-                                   &b->pc, sizeof b->pc, (uint64_t)b->pc.max_tiles * ((b->pc.I + bg - 1) / bg)));
-        t[2] = fmin(t[2], qn_h_run(h, dn, QN_BINDS(QN_BIND(b->ain), QN_BIND(b->list), QN_BIND(b->tiles), QN_BIND(b->tb),
-                                                   QN_BIND(b->d), QN_BIND(b->ds), QN_BIND(b->dpb[0]), QN_BIND(b->dpb[1]),
-                                                   QN_BIND(b->dpb[2]), QN_BIND(b->dpb[3]), QN_BIND(b->dpb[4]),
-                                                   QN_BIND(b->dpb[5]), QN_BIND(b->dpb[6]), QN_BIND(b->dpb[7])),
-                                   &b->pd, sizeof b->pd, (uint64_t)b->pc.max_tiles * ((b->pc.H + bd - 1) / bd)));
+        sb_lap(h, b, gu, dn, bg, bd, l);
+        for (int k = 0; k < 3; k++) t[k] = fmin(t[k], l[k]);
     }
 }
 
@@ -696,6 +714,21 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--bench-small")) {
             bench_small(&h, i + 1 < argc && atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 5);
+            return qn_h_close(&h);
+        }
+    for (int i = 1; i < argc; i++) /* one moe_qsmall case: --small-case T,H,I,Is,E,K,fgu,fdn,nt,tile_t[,skew] */
+        if (!strcmp(argv[i], "--small-case") && i + 1 < argc) {
+            unsigned v[11] = { 0 };
+            struct small_cfg sc = { 0 };
+            if (sscanf(argv[i + 1], "%u,%u,%u,%u,%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+                       &v[7], &v[8], &v[9], &v[10]) < 10 || v[6] >= NFMTS || v[7] >= NFMTS ||
+                qn_moe_small_nt_index(v[8]) < 0 || !v[9] || (v[10] && v[4] < v[5] + 3)) {
+                fprintf(stderr, "--small-case T,H,I,Is,E,K,fgu,fdn,nt (4/8/16),tile_t[,skew (E >= K + 3)]\n");
+                return 2;
+            }
+            sc.nt = v[8];
+            run_case(&h, (struct mcase){ .fgu = v[6], .fdn = v[7], .T = v[0], .H = v[1], .I = v[2], .Is = v[3], .E = v[4],
+                                         .K = v[5], .tile_t = v[9], .absent = -1, .small = &sc, .skew = v[10] }, false);
             return qn_h_close(&h);
         }
     for (int i = 1; i < argc; i++)
