@@ -9,8 +9,9 @@
  * where down reads a random act (independent of gate_up) and down_s is f32, or (QN_MOE_SHARED_Q) GGUF blocks of
  * the down type. Formats: every one of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K for both parts, mixed pairs, the Q4_K_M mix
  * (Q4_K gate/up, Q6_K down) at the real 80B row lengths (H 2048, I 512, K 10), several layouts (spec constants:
- * staged / unstaged x, rows per subgroup, units or experts in flight, a workgroup smaller than a subgroup), both
- * kernel designs, and an absent expert (table -1), whose outputs must be NaN.
+ * staged / unstaged x, rows per subgroup, units or experts in flight, a workgroup smaller than a subgroup, gate_up
+ * without the weight prefetch (QN_PRE 0), down with the experts split over the lanes (QN_KSPLIT)), both kernel
+ * designs, and an absent expert (table -1), whose outputs must be NaN.
  *
  * Tolerance: each output is an f32 sum over units in a fixed order; the quant offsets and mins go through
  * sums of x (quant.glsl), so the error scale is S = sum |w x| + sum |x| * (block range) per dot product
