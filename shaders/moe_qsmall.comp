@@ -34,7 +34,8 @@
 // Dispatch: G · nb groups (qn_vk_grid), G = tile_groups (0: max_tiles), nb = ceil(I / QN_ROWS) (gate_up)
 //           or ceil(H / QN_ROWS) (down); group g: tile g / nb (then + G, ...), rows (g % nb) · QN_ROWS.
 // Layout: a team (subgroup, or the workgroup without subgroups) splits into G groups of L lanes (L = the
-// largest power of two <= min(lanes, units per row)); each group takes QN_SGROWS rows, each lane the units
+// largest power of two <= min(lanes, units per row); L = 1 without subgroups: whole rows per lane, no sums
+// across lanes); each group takes QN_SGROWS rows, each lane the units
 // (32 weights, quant.glsl) v = ul, ul + L, ... of those rows: it decodes each unit to f32 once and adds its
 // products with the x runs of all the pass's tokens (staged in shared memory in quant.glsl's bank-conflict-
 // free order). The per-lane partial sums (tokens x rows) are then summed over the group's L lanes with a
