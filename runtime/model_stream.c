@@ -50,7 +50,7 @@ struct qn_mst {
     bool direct;              /* UMA: reads land in the mapped slots, no staging, no copies */
     bool bar;                 /* direct into device-local host-visible pools (a resizable BAR), not UMA */
     bool bounce;              /* direct slots that O_DIRECT cannot target: QN_IO_BOUNCE on direct files */
-    bool hybrid;              /* direct, but prefetches staged through a ring and copied (QNEXT_STREAM_HYBRID=1) */
+    bool hybrid;              /* direct, but prefetches staged through a ring and copied (default on BAR; QNEXT_STREAM_HYBRID) */
     /* host-visible staging: n_ring entries laid out like the expert's slots | table rows [L, E] */
     qn_buf *up;
     unsigned char *stage;
@@ -929,7 +929,8 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     s->spin = sp && !strcmp(sp, "1");
     s->bar = s->direct && !qn_vk_caps(m->v)->uma;
     const char *hy = getenv("QNEXT_STREAM_HYBRID");
-    s->hybrid = s->direct && hy && !strcmp(hy, "1");
+    /* discrete GPUs (BAR slots): hybrid by default (H100 run 14: 22.8 tok/s vs 17.1 direct, 14.8 staged) */
+    s->hybrid = s->direct && (hy && *hy ? !strcmp(hy, "1") : s->bar);
     int rc = alloc_pipeline(s);
     struct qn_io_params ip;
     qn_io_default_params(&ip);
