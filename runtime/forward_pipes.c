@@ -376,7 +376,7 @@ static bool mv_layout(const char *name, const char *e, uint32_t lay[5])
 }
 
 /* The small-row decode layouts (f->*_s): a decode matvec whose default layout launches at most f->mv_small_wgs
- * workgroups (default 128; env QNEXT_MV_SMALL_WGS, or QNEXT_MV_SMALL_ROWS=N: weights and parts of at most N rows)
+ * workgroups (128 when on; env QNEXT_MV_SMALL_WGS, or QNEXT_MV_SMALL_ROWS=N: weights and parts of at most N rows)
  * gets a layout with few rows per workgroup, each lane with one batch of loads (prefetched before the x staging):
  * in the 80B Q4_K_M file the route stage (router 64 -> 512 workgroups, shared gate/up 32 -> 128, the 1-row gate),
  * the out projections (128 -> 512), GDN ba (4 -> 16) and the 512-row attention parts. H100 run 13 (in-model
@@ -388,8 +388,9 @@ static bool mv_layout(const char *name, const char *e, uint32_t lay[5])
  * plain qmatvec: out projections have 4096 columns), x staged (up to 4096 floats), or env
  * QNEXT_MV_SMALL=WG,ROWS,UNROLL,SGROWS,XSH (all of them); dense dtypes (the f32 router and shared-expert gate, bf16
  * models): WG 128, 2 rows (f32: 1) split over the subgroups, UNROLL 4, x through L1, or QNEXT_MV_SMALL_F=...
- * (all three dtypes); QNEXT_MV_SMALL=0
- * keeps the default layouts everywhere (QNEXT_MV_SMALL unset, empty or 1: the defaults above). */
+ * (all three dtypes). OFF by default since H100 run 14 (decode 132.4 tok/s with them, 141.2 without): set
+ * QNEXT_MV_SMALL=1 (or a layout), QNEXT_MV_SMALL_WGS or QNEXT_MV_SMALL_ROWS to use them; QNEXT_MV_SMALL=0 or unset:
+ * the default layouts everywhere. */
 static int make_mv_small_pipes(qn_fwd *f)
 {
     static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
@@ -406,15 +407,15 @@ static int make_mv_small_pipes(qn_fwd *f)
     const char *e = getenv("QNEXT_MV_SMALL"), *ef = getenv("QNEXT_MV_SMALL_F"), *er = getenv("QNEXT_MV_SMALL_ROWS");
     uint32_t q[5] = { 128, 4, 2, 1, 1024 }, d[5] = { 128, 2, 4, 1, 0 };
     uint32_t qu = 4, dr = 1; /* plain qmatvec: unroll 4 (the out projections' 4096 columns in one batch); f32: 1 row */
-    f->mv_small_rows = 0, f->mv_small_wgs = 128;
-    if (e && !strcmp(e, "0")) {
-        f->mv_small_rows = 0;
-        return 0;
-    }
+    const char *ew = getenv("QNEXT_MV_SMALL_WGS");
+    f->mv_small_rows = 0, f->mv_small_wgs = 0;
+    /* off unless asked for: in the model they lost on the H100 (run 14: 132.4 tok/s with the <= 128-workgroup rule,
+     * 141.2 without, although the kernels they replace got faster in the per-dispatch profile) */
+    if (!(e && *e && strcmp(e, "0")) && !(ew && *ew) && !(er && *er)) return 0;
+    f->mv_small_wgs = 128;
     if (e && *e && strcmp(e, "1") && mv_layout("QNEXT_MV_SMALL", e, q)) qu = q[2]; /* "" and "1": the defaults */
     if (ef && *ef && mv_layout("QNEXT_MV_SMALL_F", ef, d)) dr = d[1];
     if (er && *er) f->mv_small_rows = (uint32_t)strtoul(er, NULL, 10);
-    const char *ew = getenv("QNEXT_MV_SMALL_WGS");
     if (ew && *ew) f->mv_small_wgs = (uint32_t)strtoul(ew, NULL, 10);
     int rc;
     uint32_t H4 = (uint32_t)f->m->c.hidden_size / 4; /* the route variants stage at most H (shared memory) */
