@@ -503,7 +503,7 @@ static const qn_buf *dpool_at(const qn_model *m, uint32_t i) { return m->dpools[
 
 /* Prefill over GGUF block experts: tokens grouped by expert (moe_sort), gate_up / down over its tiles (down_s of
  * the shared expert is f32), then moe_combine adds sum_k w d_k + sg d_K to x in a fixed order (as moe_experts() for
- * plain dtypes). Few tokens per expert (qn_moe_small_nt: T K / E <= 8 by default; env QNEXT_MOE_SMALL=0 never):
+ * plain dtypes). Few tokens per expert (qn_moe_small_nt: only with env QNEXT_MOE_SMALL=1 or QNEXT_MOE_SMALL_MAX=<T K / E>):
  * tiles of NT pairs and the multi-token matvec moe_qsmall.comp, which reads each used expert's weights about once;
  * else tiles of tile_t and the tiled kernels moe_qgrouped[_cm].comp (the expert tiles decoded in shared memory). */
 static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)

@@ -15,10 +15,10 @@ extern const uint32_t qn_moe_small_nts[QN_MOE_SMALL_NNT]; /* 4, 8, 16 */
 
 /* Token slots per tile (QN_NT, and moe_sort's tile_t) for a prefill call of T tokens over E experts, K per token,
  * or 0 when the call should take the tiled grouped kernels instead. Rule: m = T K / E expected pairs per expert;
- * small when m <= 8 (the 80B: T <= 409; env QNEXT_MOE_SMALL_MAX=<m> changes the bound; QNEXT_MOE_SMALL=0 never,
- * =1 always), NT 8 (env QNEXT_MOE_SMALL_NT=4|8|16 forces another). H100 run 13 (kernel bench, no warm-up, so only
- * the ratios mean something): NT 8 beat NT 4 and 16 at every T; against the tensor-core tiles 2x at T 128, 1.4x at
- * T 256, 0.8x at T 512. */
+ * small only when asked: env QNEXT_MOE_SMALL=1 (always) or QNEXT_MOE_SMALL_MAX=<m> (when m <= that bound);
+ * QNEXT_MOE_SMALL=0 never. NT 8 (env QNEXT_MOE_SMALL_NT=4|8|16 forces another). H100 run 16 (in the model, full
+ * 80B Q4_K_M): the tiled kernels won at every prompt length tried (32-256 tokens: 243 vs 200 tok/s at 32, 957 vs
+ * 610 at 256), so the default is off; run 14's earlier version had won at 128 tokens (648 vs 507). */
 uint32_t qn_moe_small_nt(uint32_t T, uint32_t E, uint32_t K);
 /* The token-slot width qn_moe_small_nt answers when a call is small (env QNEXT_MOE_SMALL_NT, else 8), 0 when
  * QNEXT_MOE_SMALL=0: the one width forward_pipes.c makes pipelines for. */
