@@ -13,11 +13,13 @@ static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const ui
 {
     return qn_pipe_get(f->v, k, spec, n, out);
 }
-#define PIPE(k, out, ...) \
+/* SPEC_PIPE(make, k, out, spec...): make(f, k, out, n, spec) with the spec list as an array; returns on failure. */
+#define SPEC_PIPE(make, k, out, ...) \
     do { \
         const uint32_t s_[] = { __VA_ARGS__ }; \
-        if ((rc = pipe(f, (k), (out), (uint32_t)(sizeof s_ / sizeof s_[0]), s_))) return rc; \
+        if ((rc = make(f, (k), (out), (uint32_t)(sizeof s_ / sizeof s_[0]), s_))) return rc; \
     } while (0)
+#define PIPE(k, out, ...) SPEC_PIPE(pipe, k, out, __VA_ARGS__)
 #define PIPE0(k, out) do { if ((rc = pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
 
 /* ---- decode matvec layouts (matvec.comp / qmatvec.comp spec 0-5: WG, ROWS, UNROLL, SGROWS, XSH, PRE) -------- */
@@ -37,11 +39,7 @@ static int mv_pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const
     s[5] = mv_pre();
     return pipe(f, k, out, 6, s);
 }
-#define MVPIPE(k, out, ...) \
-    do { \
-        const uint32_t s_[] = { __VA_ARGS__ }; \
-        if ((rc = mv_pipe(f, (k), (out), (uint32_t)(sizeof s_ / sizeof s_[0]), s_))) return rc; \
-    } while (0)
+#define MVPIPE(k, out, ...) SPEC_PIPE(mv_pipe, k, out, __VA_ARGS__)
 #define MVPIPE0(k, out) do { if ((rc = mv_pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
 
 /* QNEXT_MOEQ_LAYOUT="WG,ROWS,SGROWS,UNROLL,XSH:WG,ROWS,SGROWS,UNROLL,XSH[,KSPLIT]": the decode expert kernels' layout
@@ -247,6 +245,7 @@ static int make_qsmall_pipes(qn_fwd *f, int i, bool ugu, bool udn)
     const struct qn_caps *caps = qn_vk_caps(f->v);
     uint32_t H = (uint32_t)c->hidden_size, len = (uint32_t)(c->moe_inter > c->shared_inter ? c->moe_inter : c->shared_inter);
     int rc = 0;
+    if (!qn_moe_small_enabled()) return 0; /* off by default: no pipelines for a path no call takes */
     for (int s = 0; !rc && s < QN_MOE_SMALL_NNT; s++) {
         uint32_t sp[QN_MOE_SMALL_NSPEC];
         if (qn_moe_small_nts[s] != qn_moe_small_width()) continue;

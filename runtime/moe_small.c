@@ -25,15 +25,22 @@ uint32_t qn_moe_small_width(void)
     return 8;
 }
 
-uint32_t qn_moe_small_nt(uint32_t T, uint32_t E, uint32_t K)
+bool qn_moe_small_enabled(void)
 {
     const char *on = getenv("QNEXT_MOE_SMALL"), *mx = getenv("QNEXT_MOE_SMALL_MAX");
+    return qn_moe_small_width() && ((on && !strcmp(on, "1")) || (mx && *mx));
+}
+
+uint32_t qn_moe_small_nt(uint32_t T, uint32_t E, uint32_t K)
+{
     /* off unless asked for (QNEXT_MOE_SMALL=1 or QNEXT_MOE_SMALL_MAX): on the H100 (run 16, full 80B Q4_K_M) the
      * tiled kernels beat it at every prompt length tried: 32 tokens 243 vs 200 tok/s, 64: 349 vs 281, 128: 549 vs
      * 419, 256: 957 vs 610 */
-    double m = E ? (double)T * K / E : 1e30, lim = mx ? atof(mx) : -1.0;
-    if (m > lim && !(on && !strcmp(on, "1"))) return 0;
-    return qn_moe_small_width();
+    if (!qn_moe_small_enabled()) return 0;
+    const char *on = getenv("QNEXT_MOE_SMALL");
+    if (on && !strcmp(on, "1")) return qn_moe_small_width();
+    double m = E ? (double)T * K / E : 1e30;
+    return m <= atof(getenv("QNEXT_MOE_SMALL_MAX")) ? qn_moe_small_width() : 0;
 }
 
 /* QNEXT_MOE_SMALL_LAYOUT's gate_up (part 0) or down (part 1) half: WG, ROWS, SGROWS, XSH */

@@ -20,6 +20,9 @@ extern const uint32_t qn_moe_small_nts[QN_MOE_SMALL_NNT]; /* 4, 8, 16 */
  * 80B Q4_K_M): the tiled kernels won at every prompt length tried (32-256 tokens: 243 vs 200 tok/s at 32, 957 vs
  * 610 at 256), so the default is off; run 14's earlier version had won at 128 tokens (648 vs 507). */
 uint32_t qn_moe_small_nt(uint32_t T, uint32_t E, uint32_t K);
+/* Can qn_moe_small_nt choose the small path at all (QNEXT_MOE_SMALL=1 or QNEXT_MOE_SMALL_MAX set, and not
+ * QNEXT_MOE_SMALL=0)? Its pipelines are made only then. */
+bool qn_moe_small_enabled(void);
 /* The token-slot width qn_moe_small_nt answers when a call is small (env QNEXT_MOE_SMALL_NT, else 8), 0 when
  * QNEXT_MOE_SMALL=0: the one width forward_pipes.c makes pipelines for. */
 uint32_t qn_moe_small_width(void);
