@@ -542,9 +542,6 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     barrier(r);
 }
 
-/* Rows one workgroup of a decode expert kernel computes: moe_q.comp's spec 3, 1 for moe_q7.comp (no such constant). */
-static uint32_t moeq_rows(const qn_pipe *p) { return qn_pipe_info(p)->nspec > 3 ? qn_pipe_spec(p, 3) : 1; }
-
 /* The shared expert's down_proj for the decode down kernels: its GGUF blocks (model_gguf.c's decode sub) when
  * they are the layer's routed down type (flag QN_MOE_SHARED_Q), else the f32 tensor. */
 static struct qn_bind shared_down_bind(const struct qn_mlayer *L, uint32_t *flags)
@@ -572,7 +569,7 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     }
     qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
                                           POOLS(m)),
-                       pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, moeq_rows(gu)), r->T);
+                       pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
     barrier(r);
     qn_pc_moe pd = *pc;
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
@@ -580,7 +577,7 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     struct qn_bind sd = shared_down_bind(L, &pd.flags);
     qn_cmd_dispatch_nz(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
                                           QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m)),
-                       &pd, sizeof pd, cdiv(pc->H, moeq_rows(dn)), r->T);
+                       &pd, sizeof pd, cdiv(pc->H, qn_pipe_spec(dn, 3)), r->T);
     barrier(r);
 }
 

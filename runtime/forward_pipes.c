@@ -61,22 +61,6 @@ static bool moeq_layout(uint32_t lay[11])
     return true;
 }
 
-/* QNEXT_MOEQ_KERNEL=v7[:WG]: decode experts with run 7's one-row-per-workgroup kernels (moe_q7.comp, workgroup WG,
- * default 64) instead of moe_q.comp's row sets, to time both in one run (one of them goes once the H100 has
- * decided). */
-static bool moeq_v7(uint32_t *wg)
-{
-    const char *e = getenv("QNEXT_MOEQ_KERNEL");
-    unsigned w = 64;
-    if (!e || !*e || !strcmp(e, "rowset")) return false;
-    if (strcmp(e, "v7") && (sscanf(e, "v7:%u", &w) != 1 || !w || w > 1024)) {
-        QN_WARN("QNEXT_MOEQ_KERNEL=%s is not v7, v7:WG or rowset; ignored", e);
-        return false;
-    }
-    *wg = w;
-    return true;
-}
-
 /* env QNEXT_MOEQ_PRE=0: moe_q.comp's gate_up loads its first batch of weights after the x staging (spec 7 QN_PRE 0;
  * default 1: before it), for an A/B on a device. */
 static uint32_t moeq_pre(void)
@@ -273,10 +257,6 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
                                            QN_K_MOE_Q_GU_Q5_K, QN_K_MOE_Q_GU_Q6_K };
     static const enum qn_kernel qdn[5] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4_0, QN_K_MOE_Q_DN_Q4_K,
                                            QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
-    static const enum qn_kernel q7gu[5] = { QN_K_MOE_Q7_GU_Q8_0, QN_K_MOE_Q7_GU_Q4_0, QN_K_MOE_Q7_GU_Q4_K,
-                                            QN_K_MOE_Q7_GU_Q5_K, QN_K_MOE_Q7_GU_Q6_K };
-    static const enum qn_kernel q7dn[5] = { QN_K_MOE_Q7_DN_Q8_0, QN_K_MOE_Q7_DN_Q4_0, QN_K_MOE_Q7_DN_Q4_K,
-                                            QN_K_MOE_Q7_DN_Q5_K, QN_K_MOE_Q7_DN_Q6_K };
     static const enum qn_kernel qgug[5] = { QN_K_MOE_Q_GU_GROUPED_Q8_0, QN_K_MOE_Q_GU_GROUPED_Q4_0,
                                             QN_K_MOE_Q_GU_GROUPED_Q4_K, QN_K_MOE_Q_GU_GROUPED_Q5_K,
                                             QN_K_MOE_Q_GU_GROUPED_Q6_K };
@@ -288,11 +268,8 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     if (model_uses_q(m, i)) MVPIPE0(qmv[i], &f->qmatvec[i]);
     if (model_uses_q(m, i)) PIPE(qmm[i], &f->qmatmul[i], tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]);
     bool ugu = experts_use_q(m, 0, i), udn = experts_use_q(m, 2, i);
-    uint32_t lay[11], wg7;
-    if (moeq_v7(&wg7)) { /* QNEXT_MOEQ_KERNEL=v7 (one row per workgroup: forward.c reads no spec 3) */
-        if (ugu) PIPE(q7gu[i], &f->moe_qgu[i], wg7, m->qexp_up_off, 0);
-        if (udn) PIPE(q7dn[i], &f->moe_qdn[i], wg7, 0, 0);
-    } else if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
+    uint32_t lay[11];
+    if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4], moeq_pre());
         if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9], lay[10]);
     } else { /* moe_q.comp's defaults for the rest */

@@ -1,5 +1,4 @@
-/* test_moe_q.c — decode MoE over GGUF block experts (moe_q.comp: moe_q_gu_* / moe_q_dn_*, and run 7's kernels
- * moe_q7.comp: moe_q7_gu_* / moe_q7_dn_*) against a double-precision C reference on the dequantized weights
+/* test_moe_q.c — decode MoE over GGUF block experts (moe_q.comp: moe_q_gu_* / moe_q_dn_*) against a double-precision C reference on the dequantized weights
  * (loader/quant.h), and (--bench) their speed on model-like memory.
  *
  * Each case: T tokens (in z) with K distinct random experts each, E experts in slots of 3 pools (random
@@ -10,8 +9,8 @@
  * the down type. Formats: every one of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K for both parts, mixed pairs, the Q4_K_M mix
  * (Q4_K gate/up, Q6_K down) at the real 80B row lengths (H 2048, I 512, K 10), several layouts (spec constants:
  * staged / unstaged x, rows per subgroup, units or experts in flight, a workgroup smaller than a subgroup, gate_up
- * without the weight prefetch (QN_PRE 0), down with the experts split over the lanes (QN_KSPLIT)), both kernel
- * designs, and an absent expert (table -1), whose outputs must be NaN.
+ * without the weight prefetch (QN_PRE 0), down with the experts split over the lanes (QN_KSPLIT)), and an absent
+ * expert (table -1), whose outputs must be NaN.
  *
  * Tolerance: each output is an f32 sum over units in a fixed order; the quant offsets and mins go through
  * sums of x (quant.glsl), so the error scale is S = sum |w x| + sum |x| * (block range) per dot product
@@ -24,8 +23,8 @@
  * expert e of layer l, Q6_K / Q4_K down by the Q4_K_M rule, each of N tokens (default 4) visiting the layers in
  * turn with its own random top-10 per layer, gate_up -> barrier -> down (+ the shared expert's down, GGUF blocks
  * or f32) -> barrier as forward.c records them.
- * Prints µs per layer and GB/s of expert bytes read for the default layout, run 7's kernels (v7) and, with
- * --sweep, ranked lists over the QNEXT_MOEQ_LAYOUT space (gate_up and down separately) and v7's workgroup size.
+ * Prints µs per layer and GB/s of expert bytes read for the default layout and, with --sweep, ranked lists over
+ * the QNEXT_MOEQ_LAYOUT space (gate_up and down separately).
  * Run on a GPU, not on lavapipe.
  * --small: Q4_0 and Q6_K cases only, without the real-shape ones (the meson variants other than the first). */
 #include <math.h>
@@ -44,10 +43,6 @@ static const enum qn_kernel k_gu[NFMTS] = { QN_K_MOE_Q_GU_Q8_0, QN_K_MOE_Q_GU_Q4
                                             QN_K_MOE_Q_GU_Q5_K, QN_K_MOE_Q_GU_Q6_K };
 static const enum qn_kernel k_dn[NFMTS] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4_0, QN_K_MOE_Q_DN_Q4_K,
                                             QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
-static const enum qn_kernel k7_gu[NFMTS] = { QN_K_MOE_Q7_GU_Q8_0, QN_K_MOE_Q7_GU_Q4_0, QN_K_MOE_Q7_GU_Q4_K,
-                                             QN_K_MOE_Q7_GU_Q5_K, QN_K_MOE_Q7_GU_Q6_K };
-static const enum qn_kernel k7_dn[NFMTS] = { QN_K_MOE_Q7_DN_Q8_0, QN_K_MOE_Q7_DN_Q4_0, QN_K_MOE_Q7_DN_Q4_K,
-                                             QN_K_MOE_Q7_DN_Q5_K, QN_K_MOE_Q7_DN_Q6_K };
 
 /* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and 7:
  * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit */
@@ -66,7 +61,6 @@ static double worst;
 struct mcase {
     uint32_t fgu, fdn, T, H, I, Is, E, K, layout;
     int absent;                 /* expert whose slot is -1 (or -1 for none) */
-    bool v7;                    /* moe_q7.comp (layout ignored: its default workgroup) */
     bool shq;                   /* down_s in blocks of the down type (QN_MOE_SHARED_Q; Is a multiple of its block) */
 };
 
@@ -162,13 +156,6 @@ static struct kpair pair_new(struct qn_h *h, uint32_t fgu, uint32_t fdn, const s
     return kp;
 }
 
-/* moe_q7.comp's pair: one row per workgroup of wg invocations (0: its default) */
-static struct kpair pair_v7(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t wg, uint32_t up_off)
-{
-    uint32_t w = wg ? wg : qn_kernel_infos[k7_gu[fgu]].spec_default[0];
-    return (struct kpair){ qn_h_pipe(h, k7_gu[fgu], w, up_off, 0), qn_h_pipe(h, k7_dn[fdn], w, 0, 0), 1, 1 };
-}
-
 static void run_case(struct qn_h *h, struct mcase c)
 {
     uint32_t T = c.T, H = c.H, I = c.I, E = c.E, K = c.K, Is = c.Is, tgu = qtypes[c.fgu], tdn = qtypes[c.fdn];
@@ -209,7 +196,7 @@ static void run_case(struct qn_h *h, struct mcase c)
     qn_pc_moe pc = { .T = T, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 1, .n_slots = E + 1,
                      .slots_per_pool = X.spp, .slot_bytes = X.slot_b, .act_stride = as };
     const struct qlayout *l = &layouts[c.layout];
-    struct kpair kp = c.v7 ? pair_v7(h, c.fgu, c.fdn, 0, X.up_off) : pair_new(h, c.fgu, c.fdn, l, X.up_off);
+    struct kpair kp = pair_new(h, c.fgu, c.fdn, l, X.up_off);
     qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
     record_pair(h, &X, &kp, &pc, x, QN_BIND(idb), act, w, sg, ds, y, ain, c.shq ? QN_MOE_SHARED_Q : 0, false);
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
@@ -252,7 +239,7 @@ static void run_case(struct qn_h *h, struct mcase c)
     char what[300], w2[340];
     snprintf(what, sizeof what, "%s gate/up (%s), %s down (%s): T %u H %u I %u Is %u%s E %u K %u layout %u%s",
              qn_ggml_type_name(tgu), qn_pipe_info(kp.gu)->name, qn_ggml_type_name(tdn), qn_pipe_info(kp.dn)->name, T, H,
-             I, Is, c.shq ? " (blocks)" : "", E, K, c.v7 ? 0 : c.layout, c.absent >= 0 ? " absent expert" : "");
+             I, Is, c.shq ? " (blocks)" : "", E, K, c.layout, c.absent >= 0 ? " absent expert" : "");
     snprintf(w2, sizeof w2, "gate_up %s", what);
     check(h, w2, qn_h_read(h, act, na), ra, sa, na, nan_a);
     snprintf(w2, sizeof w2, "down %s", what);
@@ -428,19 +415,15 @@ static void bench_line(const struct bmodel *B, const char *what, struct bres r, 
            (B->mb_gu + dn) / r.all * 1e3);
 }
 
-/* the pairs of every layer for one gate_up and one down layout (v7: wg of both) */
+/* the pairs of every layer for one gate_up and one down layout */
 static void bench_pairs(struct qn_h *h, const struct bmodel *B, const struct qlayout *lg, const struct qlayout *ld,
-                        bool v7, uint32_t wg7, struct kpair pairs[NFMTS], struct kpair *kp[BL_MAX])
+                        struct kpair pairs[NFMTS], struct kpair *kp[BL_MAX])
 {
     for (uint32_t l = 0; l < B->L; l++) {
         uint32_t f = B->fdn[l];
         if (!pairs[f].gu) {
-            if (v7) {
-                pairs[f] = pair_v7(h, 2, f, wg7, B->X.up_off);
-            } else {
-                pairs[f] = (struct kpair){ pipe_of(h, k_gu[2], lg, B->X.up_off), pipe_of(h, k_dn[f], ld, 0), 0, 0 };
-                pairs[f].gr = qn_pipe_spec(pairs[f].gu, 3), pairs[f].dr = qn_pipe_spec(pairs[f].dn, 3);
-            }
+            pairs[f] = (struct kpair){ pipe_of(h, k_gu[2], lg, B->X.up_off), pipe_of(h, k_dn[f], ld, 0), 0, 0 };
+            pairs[f].gr = qn_pipe_spec(pairs[f].gu, 3), pairs[f].dr = qn_pipe_spec(pairs[f].dn, 3);
         }
         kp[l] = &pairs[f];
     }
@@ -448,10 +431,10 @@ static void bench_pairs(struct qn_h *h, const struct bmodel *B, const struct qla
 
 /* timestamped per kernel, and (all) the whole sequence without timestamps unless `quick` (the sweep) */
 static struct bres bench_layout(struct qn_h *h, const struct bmodel *B, const struct qlayout *lg,
-                                const struct qlayout *ld, bool v7, uint32_t wg7, bool shq, int reps, bool quick)
+                                const struct qlayout *ld, bool shq, int reps, bool quick)
 {
     struct kpair pairs[NFMTS] = { 0 }, *kp[BL_MAX];
-    bench_pairs(h, B, lg, ld, v7, wg7, pairs, kp);
+    bench_pairs(h, B, lg, ld, pairs, kp);
     struct bres r = bench_run(h, B, kp, shq, reps, true);
     if (!quick) r.all = bench_run(h, B, kp, shq, reps, false).all;
     return r;
@@ -501,7 +484,7 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
         n = sweep_space(part == 1, space);
         n = n < sweep_max ? n : sweep_max;
         for (uint32_t i = 0; i < n; i++) {
-            struct bres r = bench_layout(h, B, part ? &def : &space[i], part ? &space[i] : &def, false, 0, true, reps, true);
+            struct bres r = bench_layout(h, B, part ? &def : &space[i], part ? &space[i] : &def, true, reps, true);
             rk[part][i] = (struct brank){ space[i], part ? r.dn : r.gu };
         }
         qsort(rk[part], n, sizeof rk[part][0], brank_cmp);
@@ -516,14 +499,8 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
             printf("  %4u  %-24s %10.1f %6.0f\n", i + 1, lay, rk[part][i].us, mb / rk[part][i].us * 1e3);
         }
     }
-    printf("\nsweep v7 (moe_q7.comp, one row per workgroup; shared down in blocks):\n");
-    for (uint32_t wg = 32; wg <= (sweep_max < 1000 ? 32u : 256u); wg *= 2) {
-        char what[64];
-        snprintf(what, sizeof what, "v7 wg %u", wg);
-        bench_line(B, what, bench_layout(h, B, &def, &def, true, wg, true, reps, false), true);
-    }
     struct qlayout g = rk[0][0].l, d = rk[1][0].l;
-    struct bres best = bench_layout(h, B, &g, &d, false, 0, true, reps, false);
+    struct bres best = bench_layout(h, B, &g, &d, true, reps, false);
     printf("\nbest of the sweep together:\n");
     bench_line(B, "moe_q best gate_up + best down", best, true);
     printf("  in the model: QNEXT_MOEQ_LAYOUT=%u,%u,%u,%u,%u:%u,%u,%u,%u,%u%s\n", g.wg, g.rows, g.sgrows, g.unroll, g.xsh,
@@ -545,15 +522,13 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
     static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0 },
                                 ksplit = { 32, 1, 1, 6, 0, 0, 1 }, g32 = { 32, 1, 1, 2, 0, 0, 0 },
                                 run9d = { 128, 16, 2, 5, 0, 0, 0 };
-    bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, false, 0, true, reps, false), true);
-    bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, false, 0, true, reps, false), true);
-    bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, 0, false, reps, false), false);
-    bench_line(&B, "moe_q run-9 layout, shared down in blocks", bench_layout(h, &B, &run9, &run9d, false, 0, true, reps, false), true);
-    bench_line(&B, "moe_q defaults, down 32,1,1,6,0,ksplit", bench_layout(h, &B, &def, &ksplit, false, 0, true, reps, false), true);
-    bench_line(&B, "moe_q 32,1,1,2,0 : 32,1,1,6,0,ksplit (v7 grid)", bench_layout(h, &B, &g32, &ksplit, false, 0, true, reps, false),
+    bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, reps, false), false);
+    bench_line(&B, "moe_q run-9 layout, shared down in blocks", bench_layout(h, &B, &run9, &run9d, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, down 32,1,1,6,0,ksplit", bench_layout(h, &B, &def, &ksplit, true, reps, false), true);
+    bench_line(&B, "moe_q 32,1,1,2,0 : 32,1,1,6,0,ksplit", bench_layout(h, &B, &g32, &ksplit, true, reps, false),
                true);
-    bench_line(&B, "v7 (run 7), shared down in blocks", bench_layout(h, &B, &def, &def, true, 0, true, reps, false), true);
-    bench_line(&B, "v7 (run 7), shared down f32", bench_layout(h, &B, &def, &def, true, 0, false, reps, false), false);
     if (sweep) bench_sweep(h, &B, reps);
     qn_h_reset(h);
 }
@@ -602,19 +577,11 @@ int main(int argc, char **argv)
             run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4,
                                          .layout = 4, .absent = 1 });
     }
-    /* v7 (temporary: one of the two designs goes after the H100 A/B): Q8_0 / Q4_0 with the f32 shared down and an
-     * absent expert, Q5_K / Q4_K with the shared down in blocks, and the Q4_K_M mix at the real shapes below */
-    if (!small) {
-        run_case(&h, (struct mcase){ .fgu = 0, .fdn = 1, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4,
-                                     .absent = 3, .v7 = true });
-        run_case(&h, (struct mcase){ .fgu = 3, .fdn = 2, .T = 2, .H = 256, .I = 256, .Is = 256, .E = 6, .K = 3,
-                                     .absent = -1, .v7 = true, .shq = true });
-    }
-    /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: both kernel designs */
+    /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets and QN_KSPLIT */
     if (!small)
-        for (int v = 0; v < 3; v++) /* row sets, QN_KSPLIT, v7 */
+        for (int v = 0; v < 2; v++)
             run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
-                                         .layout = v == 1 ? 4 : 0, .absent = -1, .v7 = v == 2, .shq = true });
+                                         .layout = v == 1 ? 4 : 0, .absent = -1, .shq = true });
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
 }
