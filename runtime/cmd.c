@@ -93,6 +93,13 @@ done:
     return rc;
 }
 
+int qn_cmd_create_xq(qn_vk *v, uint32_t index, qn_cmd **out)
+{
+    int rc = qn_cmd_create_on(v, QN_QUEUE_TRANSFER, out);
+    if (!rc && v->xsep) (*out)->queue = v->xqueues[index % qn_vk_transfer_queues(v)];
+    return rc;
+}
+
 void qn_cmd_destroy(qn_cmd **pc)
 {
     qn_cmd *c = pc ? *pc : NULL;

@@ -334,6 +334,25 @@ static void trim_feats(const struct feats *have, struct feats *want, bool v13)
     }
 }
 
+/* Queues to create in the transfer-only family: env QNEXT_TRANSFER_QUEUES=N (default 1), at most the family's
+ * queue count and QN_MAX_XQUEUES (each may drive its own copy engine: docs/streaming.md). */
+static uint32_t transfer_queue_count(const qn_vk *v)
+{
+    uint32_t nf = 0, want = 1;
+    vkGetPhysicalDeviceQueueFamilyProperties(v->pd, &nf, NULL);
+    VkQueueFamilyProperties *fp = calloc(nf ? nf : 1, sizeof *fp);
+    if (!fp) return 1;
+    vkGetPhysicalDeviceQueueFamilyProperties(v->pd, &nf, fp);
+    uint32_t have = v->xfamily < nf ? fp[v->xfamily].queueCount : 1;
+    free(fp);
+    const char *e = getenv("QNEXT_TRANSFER_QUEUES");
+    if (e && *e) want = (uint32_t)strtoul(e, NULL, 10);
+    want = want < 1 ? 1 : want > QN_MAX_XQUEUES ? QN_MAX_XQUEUES : want;
+    if (want > have) QN_INFO("vulkan: QNEXT_TRANSFER_QUEUES=%s but the transfer family %u has %u queue(s)", e,
+                             v->xfamily, have);
+    return want < have ? want : have ? have : 1;
+}
+
 static int create_device(qn_vk *v)
 {
     int rc = 0;
@@ -357,12 +376,13 @@ static int create_device(qn_vk *v)
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cm = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE };
     if (v->caps.coopmat_nv) { cm.pNext = want.f2.pNext; want.f2.pNext = &cm; }
-    float prio = 1.0f;
+    float prio[QN_MAX_XQUEUES] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };
+    v->n_xqueues = v->xsep ? transfer_queue_count(v) : 1;
     VkDeviceQueueCreateInfo q[2] = {
         { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = v->caps.compute_family,
-          .queueCount = 1, .pQueuePriorities = &prio },
-        { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = v->xfamily, .queueCount = 1,
-          .pQueuePriorities = &prio },
+          .queueCount = 1, .pQueuePriorities = prio },
+        { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = v->xfamily,
+          .queueCount = v->n_xqueues, .pQueuePriorities = prio },
     };
     VkDeviceCreateInfo ci = { .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &want.f2,
                               .queueCreateInfoCount = v->xsep ? 2 : 1, .pQueueCreateInfos = q,
@@ -372,6 +392,8 @@ static int create_device(qn_vk *v)
     vkGetDeviceQueue(v->dev, v->caps.compute_family, 0, &v->queue);
     v->xqueue = v->queue;
     if (v->xsep) vkGetDeviceQueue(v->dev, v->xfamily, 0, &v->xqueue);
+    v->xqueues[0] = v->xqueue;
+    for (uint32_t i = 1; i < v->n_xqueues; i++) vkGetDeviceQueue(v->dev, v->xfamily, i, &v->xqueues[i]);
 done:
     return rc;
 }
@@ -426,7 +448,7 @@ int qn_vk_open(qn_vk **out, const struct qn_vk_params *p)
     QN_TRY(qn_cmd_create(v, &v->xfer));
     QN_INFO("vulkan: device %u '%s' (%s, %s)%s, copies on %s", pick, v->caps.name, qn_caps_type_name(v->caps.type),
             v->caps.driver_info, v->validation ? ", validation on" : "",
-            v->xsep ? "a transfer-only queue" : "the compute queue");
+            v->xsep ? v->n_xqueues > 1 ? "transfer-only queues" : "a transfer-only queue" : "the compute queue");
 done:
     free(pds);
     free(caps);
@@ -459,6 +481,7 @@ bool qn_vk_push_descriptors(const qn_vk *v) { return v->push_desc; }
 VkDevice qn_vk_device(const qn_vk *v) { return v->dev; }
 VkPhysicalDevice qn_vk_physical(const qn_vk *v) { return v->pd; }
 bool qn_vk_transfer_queue(const qn_vk *v) { return v->xsep; }
+uint32_t qn_vk_transfer_queues(const qn_vk *v) { return v->n_xqueues ? v->n_xqueues : 1; }
 
 void qn_vk_grid(const qn_vk *v, uint64_t groups, uint32_t *gx, uint32_t *gy)
 {

@@ -19,7 +19,7 @@
 #define IO_TIMEOUT_NS (120ll * 1000000000ll)
 #define POLL_NS 50000ll               /* while waiting for a route: look at the reads in flight this often */
 #define NXCMD 64                      /* transfer command buffers in rotation */
-#define BATCH_BYTES (2u << 20)        /* a copy batch is submitted at this size, or when nothing more is due */
+#define BATCH_BYTES (2u << 20)        /* a copy batch is submitted at this size (QNEXT_STREAM_BATCH), or when nothing more is due */
 #define PIECE_DEFAULT (1u << 20)      /* parts are read and copied in pieces ending at multiples of this */
 #define RING_BYTES_MAX (1ull << 30)   /* default ring: at most this much host-visible staging */
 #define NCQE 64
@@ -65,11 +65,15 @@ struct qn_mst {
     uint64_t *slot_x;         /* [n_slots] transfer value of the batch that copied the slot's data */
     struct qn_io_req *req;    /* scratch: one job's requests */
     int max_pieces;
-    /* timelines: compute (route / experts / embed / head segments) and transfer (copy batches) */
-    qn_timeline *tc, *tx;
+    /* timelines: compute (route / experts / embed / head segments) and transfer (copy batches). Batch x goes
+     * to copy stream x mod n_txq (its own transfer queue where the device has several: QNEXT_TRANSFER_QUEUES)
+     * and signals that stream's timeline tx[x mod n_txq] = x; "tx >= x" below means every batch <= x is done. */
+    qn_timeline *tc, *tx[QN_MAX_XQUEUES];
+    int n_txq;
+    uint64_t batch_bytes;     /* BATCH_BYTES or QNEXT_STREAM_BATCH */
     uint64_t c_val, c_done, x_val, x_done;   /* last value submitted / known complete */
-    qn_cmd *xcmd[NXCMD];
-    int xcur;
+    qn_cmd *xcmd[QN_MAX_XQUEUES][NXCMD];
+    int xcur[QN_MAX_XQUEUES];
     bool xopen;
     uint64_t xbytes;          /* bytes the open batch copies */
     int *bjobs, n_bjobs;      /* jobs with copies in the open batch */
@@ -266,6 +270,48 @@ static void x_seen(struct qn_mst *s, uint64_t v)
     if (was_busy && v >= s->x_val) s->t.copy_busy_ns += now_ns() - s->t_x0;
 }
 
+/* The copy stream of batch x, and the largest batch value <= x that stream q signals (0: none). */
+static int xq_of(const struct qn_mst *s, uint64_t x) { return (int)(x % (uint64_t)s->n_txq); }
+static uint64_t xq_last(const struct qn_mst *s, int q, uint64_t x)
+{
+    uint64_t n = (uint64_t)s->n_txq, d = (x % n + n - (uint64_t)q) % n;
+    return x >= d ? x - d : 0;
+}
+
+/* *out: the largest x such that every batch <= x has completed (one stream: its timeline's value). */
+static int tx_value(struct qn_mst *s, uint64_t *out)
+{
+    uint64_t done = s->x_val;
+    for (int q = 0; q < s->n_txq; q++) {
+        uint64_t last = xq_last(s, q, s->x_val), v;
+        if (last <= s->x_done) continue;
+        int rc = qn_timeline_value(s->tx[q], &v);
+        if (rc) return rc;
+        uint64_t pend = xq_last(s, q, v + (uint64_t)s->n_txq);   /* the stream's first batch not done */
+        if (v < last && pend - 1 < done) done = pend - 1;
+    }
+    *out = done > s->x_done ? done : s->x_done;
+    return 0;
+}
+
+/* Block until every batch <= x has completed (or timeout_ns passes on one stream: -ETIMEDOUT). */
+static int tx_wait(struct qn_mst *s, uint64_t x, int64_t timeout_ns)
+{
+    for (int q = 0; q < s->n_txq; q++) {
+        uint64_t last = xq_last(s, q, x);
+        int rc = last > s->x_done ? qn_timeline_wait(s->tx[q], last, timeout_ns) : 0;
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* The open batch's command buffer (its stream is that of the value it will signal). */
+static qn_cmd *xcmd_open(struct qn_mst *s)
+{
+    int q = xq_of(s, s->x_val + 1);
+    return s->xcmd[q][s->xcur[q]];
+}
+
 /* A ring entry no job owns whose last copy has completed, or -1. */
 static int entry_get(struct qn_mst *s)
 {
@@ -279,7 +325,7 @@ static int entry_get(struct qn_mst *s)
             }
         }
         uint64_t v;
-        if (pass == 0 && qn_timeline_value(s->tx, &v)) return -1;
+        if (pass == 0 && tx_value(s, &v)) return -1;
         if (pass == 0) x_seen(s, v);
     }
     return -1;
@@ -289,13 +335,13 @@ static int entry_get(struct qn_mst *s)
 static int batch_copy(struct qn_mst *s, uint64_t src, const qn_buf *dst, uint64_t off, uint64_t n)
 {
     if (!s->xopen) {
-        int rc = qn_cmd_begin(s->xcmd[s->xcur]);   /* waits for its previous submit (NXCMD batches ago) */
+        int rc = qn_cmd_begin(xcmd_open(s));   /* waits for its previous submit (NXCMD of its stream ago) */
         if (rc) return rc;
         s->xopen = true;
         s->xbytes = 0;
     }
     s->xbytes += n;
-    return qn_cmd_copy(s->xcmd[s->xcur], s->up, src, dst, off, n);
+    return qn_cmd_copy(xcmd_open(s), s->up, src, dst, off, n);
 }
 
 static void job_finish(struct qn_mst *s, int j, uint64_t x);
@@ -305,14 +351,15 @@ static void job_finish(struct qn_mst *s, int j, uint64_t x);
 static int batch_submit(struct qn_mst *s)
 {
     if (!s->xopen) return 0;
-    qn_cmd *c = s->xcmd[s->xcur];
+    int q = xq_of(s, s->x_val + 1);
+    qn_cmd *c = s->xcmd[q][s->xcur[q]];
     qn_cmd_barrier(c);
     int rc = qn_cmd_end(c);
-    struct qn_tl_point w = { s->tc, s->c_done }, sig = { s->tx, s->x_val + 1 };
+    struct qn_tl_point w = { s->tc, s->c_done }, sig = { s->tx[q], s->x_val + 1 };
     if (!rc) rc = qn_cmd_submit_tl(c, &w, s->c_done ? 1 : 0, &sig);
     if (!rc && s->x_done >= s->x_val) s->t_x0 = now_ns();   /* copies outstanding from now */
     s->xopen = false;
-    s->xcur = (s->xcur + 1) % NXCMD;
+    s->xcur[q] = (s->xcur[q] + 1) % NXCMD;
     if (!rc) s->x_val++, s->batches++, s->copy_bytes += s->xbytes;
     if (s->brow && !rc && s->x_val > s->need_x) s->need_x = s->x_val;
     s->brow = false;
@@ -463,15 +510,25 @@ static int service(struct qn_mst *s, int64_t timeout_ns)
     if (k < 0) return k;
     for (int i = 0; i < k; i++) on_piece(s, &cq[i]);
     int rc = 0;
-    if (s->xopen && (s->xbytes >= BATCH_BYTES || k == 0 || !qn_io_pending(s->io) || (s->n_need && !need_reads(s))))
+    if (s->xopen && (s->xbytes >= s->batch_bytes || k == 0 || !qn_io_pending(s->io) || (s->n_need && !need_reads(s))))
         rc = batch_submit(s);   /* else more pieces are due soon: fewer, larger batches */
     return rc || (!s->n_todo && !s->n_pf_todo) ? rc : issue_todo(s);
 }
 
-/* Wait until timeline tl reaches `value` (*done: what the host knows it reached), handling reads in flight
- * (prefetches) meanwhile: blocking waits of POLL_NS while reads are pending, or with QNEXT_STREAM_SPIN=1 polls
- * of the counter without sleeping. */
-static int wait_tl(struct qn_mst *s, const qn_timeline *tl, uint64_t value, uint64_t *done)
+/* The compute timeline's value, or (copies) the copy batches' (tx_value); a blocking wait on either. */
+static int tl_value(struct qn_mst *s, bool copies, uint64_t *v)
+{
+    return copies ? tx_value(s, v) : qn_timeline_value(s->tc, v);
+}
+static int tl_wait(struct qn_mst *s, bool copies, uint64_t value, int64_t timeout_ns)
+{
+    return copies ? tx_wait(s, value, timeout_ns) : qn_timeline_wait(s->tc, value, timeout_ns);
+}
+
+/* Wait until the compute timeline (or the copies) reaches `value` (*done: what the host knows it reached),
+ * handling reads in flight (prefetches) meanwhile: blocking waits of POLL_NS while reads are pending, or with
+ * QNEXT_STREAM_SPIN=1 polls of the counter without sleeping. */
+static int wait_tl(struct qn_mst *s, bool copies, uint64_t value, uint64_t *done)
 {
     uint64_t t0 = now_ns();
     while (*done < value) {
@@ -479,18 +536,18 @@ static int wait_tl(struct qn_mst *s, const qn_timeline *tl, uint64_t value, uint
         bool busy = qn_io_pending(s->io) || s->xopen || s->n_pf_todo;
         if (s->spin) {
             uint64_t v;
-            if ((rc = qn_timeline_value(tl, &v))) return rc;
+            if ((rc = tl_value(s, copies, &v))) return rc;
             if (v >= value) *done = v;
             else if (busy && (rc = service(s, 0))) return rc;
             else if (now_ns() - t0 > (uint64_t)IO_TIMEOUT_NS)
                 return qn_fail(-ETIMEDOUT, "streaming: the GPU did not reach step %llu in %lld s",
                                (unsigned long long)value, (long long)(IO_TIMEOUT_NS / 1000000000ll));
         } else if (busy) {   /* the timeline first, the reads every POLL_NS */
-            rc = qn_timeline_wait(tl, value, POLL_NS);
+            rc = tl_wait(s, copies, value, POLL_NS);
             if (!rc) *done = value;
             else if (rc != -ETIMEDOUT || (rc = service(s, 1000))) return rc;   /* what is done by now */
         } else {
-            if ((rc = qn_timeline_wait(tl, value, IO_TIMEOUT_NS))) return rc;
+            if ((rc = tl_wait(s, copies, value, IO_TIMEOUT_NS))) return rc;
             *done = value;
         }
     }
@@ -498,14 +555,14 @@ static int wait_tl(struct qn_mst *s, const qn_timeline *tl, uint64_t value, uint
 }
 
 /* Wait until the compute timeline reaches `value`, handling reads in flight (prefetches) meanwhile. */
-static int wait_compute(struct qn_mst *s, uint64_t value) { return wait_tl(s, s->tc, value, &s->c_done); }
+static int wait_compute(struct qn_mst *s, uint64_t value) { return wait_tl(s, false, value, &s->c_done); }
 
 /* The copies the last EXPERTS segment waits for (its tail after submission: qn_mst_times.tx_tail_ns). */
 static int wait_copies(struct qn_mst *s)
 {
     if (s->exp_x <= s->x_done) return 0;
     uint64_t v = s->x_done;
-    int rc = wait_tl(s, s->tx, s->exp_x, &v);
+    int rc = wait_tl(s, true, s->exp_x, &v);
     if (!rc) {
         x_seen(s, v);
         s->t.tx_tail_ns += now_ns() - s->exp_sub_ns;
@@ -527,8 +584,8 @@ static int slot_copied(struct qn_mst *s, int32_t slot)
 {
     uint64_t v;
     if (s->slot_x[slot] <= s->x_done) return 0;
-    int rc = qn_timeline_value(s->tx, &v);
-    if (!rc && v < s->slot_x[slot]) rc = qn_timeline_wait(s->tx, v = s->slot_x[slot], IO_TIMEOUT_NS);
+    int rc = tx_value(s, &v);
+    if (!rc && v < s->slot_x[slot]) rc = tx_wait(s, v = s->slot_x[slot], IO_TIMEOUT_NS);
     if (!rc) x_seen(s, v);
     return rc;
 }
@@ -574,7 +631,7 @@ static int wait_entry(struct qn_mst *s)
     for (int e = 0; e < s->n_ring; e++)
         if (!s->ring_busy[e] && s->ring_x[e] > s->x_done && s->ring_x[e] < want) want = s->ring_x[e];
     if (rc || want == UINT64_MAX) return rc ? rc : qn_fail(-EFAULT, "streaming: every staging entry is owned and no read is in flight");
-    if ((rc = qn_timeline_wait(s->tx, want, IO_TIMEOUT_NS))) return rc;
+    if ((rc = tx_wait(s, want, IO_TIMEOUT_NS))) return rc;
     x_seen(s, want);
     return 0;
 }
@@ -771,7 +828,7 @@ int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const 
     int ng = g && g->ids ? g->n : 0;
     uint64_t t0 = now_ns();
     uint64_t xv;                             /* copies done by now (closes the 'outstanding' interval early) */
-    if (s->x_done < s->x_val && !qn_timeline_value(s->tx, &xv)) x_seen(s, xv);
+    if (s->x_done < s->x_val && !tx_value(s, &xv)) x_seen(s, xv);
     if (layer == 0) s->exp_x = 0;            /* the previous call's last experts: its head was waited */
     int rc = wait_copies(s);                 /* the last experts segment's copies (the route needs them) */
     if (!rc) rc = wait_compute(s, s->c_val); /* the route segment (the GPU's time, not a stall) */
@@ -793,8 +850,13 @@ int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const 
 int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer)
 {
     struct qn_mst *s = m->stream;
-    struct qn_tl_point w = { s->tx, s->need_x }, sig = { s->tc, s->c_val + 1 };
-    int rc = qn_cmd_submit_tl(seg, &w, experts_layer >= 0 && s->need_x ? 1 : 0, &sig);
+    struct qn_tl_point w[QN_MAX_XQUEUES] = { { 0 } }, sig = { s->tc, s->c_val + 1 };
+    uint32_t nw = 0;
+    for (int q = 0; experts_layer >= 0 && s->need_x && q < s->n_txq; q++) {   /* every batch <= need_x */
+        uint64_t last = xq_last(s, q, s->need_x);
+        if (last) w[nw++] = (struct qn_tl_point){ s->tx[q], last };
+    }
+    int rc = qn_cmd_submit_tl(seg, w, nw, &sig);
     if (!rc) s->c_val++;
     if (!rc && experts_layer >= 0) s->exp_sub_ns = now_ns(), s->exp_x = s->need_x;
     return rc;
@@ -863,10 +925,10 @@ static int alloc_pipeline(struct qn_mst *s)
     if (rc) return rc;
     s->stage = s->up->map;
     memset(s->stage, 0, (size_t)s->up->size);
-    if ((rc = qn_timeline_create(m->v, "streaming compute", &s->tc)) ||
-        (rc = qn_timeline_create(m->v, "streaming copies", &s->tx)))
-        return rc;
-    for (int i = 0; !rc && i < NXCMD; i++) rc = qn_cmd_create_on(m->v, QN_QUEUE_TRANSFER, &s->xcmd[i]);
+    if ((rc = qn_timeline_create(m->v, "streaming compute", &s->tc))) return rc;
+    for (int q = 0; !rc && q < s->n_txq; q++) rc = qn_timeline_create(m->v, "streaming copies", &s->tx[q]);
+    for (int q = 0; !rc && q < s->n_txq; q++)   /* stream q on transfer queue q (mod the queues there are) */
+        for (int i = 0; !rc && i < NXCMD; i++) rc = qn_cmd_create_xq(m->v, (uint32_t)q, &s->xcmd[q][i]);
     return rc;
 }
 
@@ -876,12 +938,12 @@ static int zero(struct qn_mst *s, qn_buf *b)
 {
     if (s->direct) return qn_buf_fill(s->v, b, 0, b->size, 0);
     if (!s->xopen) {
-        int rc = qn_cmd_begin(s->xcmd[s->xcur]);
+        int rc = qn_cmd_begin(xcmd_open(s));
         if (rc) return rc;
         s->xopen = true;
         s->xbytes = 0;
     }
-    return qn_cmd_fill(s->xcmd[s->xcur], b, 0, b->size, 0);
+    return qn_cmd_fill(xcmd_open(s), b, 0, b->size, 0);
 }
 
 /* Slots start zeroed (bytes past the parts are never read, but stay defined); the pinned hot set (if the
@@ -894,7 +956,7 @@ static int init_slots(struct qn_mst *s)
     for (uint32_t i = 0; !rc && m->d_slot_bytes && i < m->d_n_pools; i++) rc = zero(s, m->dpools[i]);
     if (!rc && s->xopen && !(rc = batch_submit(s))) {
         for (uint32_t i = 0; i < m->n_slots; i++) s->slot_x[i] = s->x_val;
-        if (!(rc = qn_timeline_wait(s->tx, s->x_val, IO_TIMEOUT_NS))) x_seen(s, s->x_val);   /* at load: no stats */
+        if (!(rc = tx_wait(s, s->x_val, IO_TIMEOUT_NS))) x_seen(s, s->x_val);   /* at load: no stats */
         s->t.copy_busy_ns = 0;
     }
     int E = m->c.num_experts;
@@ -923,6 +985,9 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
         return qn_fail(-EINVAL, "streaming: the expert store does not match the model's slots");
     s->entry = qn_es_entry_bytes(es);
     s->piece = env_u64("QNEXT_STREAM_PIECE", PIECE_DEFAULT);
+    s->batch_bytes = env_u64("QNEXT_STREAM_BATCH", BATCH_BYTES);
+    uint64_t nq = env_u64("QNEXT_STREAM_TXQ", qn_vk_transfer_queues(m->v));   /* copy streams (tests: > queues) */
+    s->n_txq = nq > QN_MAX_XQUEUES ? QN_MAX_XQUEUES : (int)nq;
     s->n_prefetch = p->prefetch < 0 ? 0 : p->prefetch > QN_EXP_MAX_K ? QN_EXP_MAX_K : p->prefetch;
     s->direct = slots_mapped(m);
     const char *sp = getenv("QNEXT_STREAM_SPIN");
@@ -980,12 +1045,16 @@ void qn_mst_close(struct qn_mst **ps)
         QN_INFO("--expert-trace: expert usage written to %s", s->trace);
     qn_eu_free(&s->usage);
     free(s->trace);
-    if (s->xopen) qn_cmd_end(s->xcmd[s->xcur]);
+    if (s->xopen) qn_cmd_end(xcmd_open(s));
     if (s->tc) qn_timeline_wait(s->tc, s->c_val, IO_TIMEOUT_NS);
-    if (s->tx) qn_timeline_wait(s->tx, s->x_val, IO_TIMEOUT_NS);
-    for (int i = 0; i < NXCMD; i++) qn_cmd_destroy(&s->xcmd[i]);
+    for (int q = 0; q < s->n_txq; q++) {
+        uint64_t last = xq_last(s, q, s->x_val);
+        if (s->tx[q] && last) qn_timeline_wait(s->tx[q], last, IO_TIMEOUT_NS);
+    }
+    for (int q = 0; q < s->n_txq; q++)
+        for (int i = 0; i < NXCMD; i++) qn_cmd_destroy(&s->xcmd[q][i]);
     qn_timeline_destroy(&s->tc);
-    qn_timeline_destroy(&s->tx);
+    for (int q = 0; q < s->n_txq; q++) qn_timeline_destroy(&s->tx[q]);
     qn_buf_destroy(s->v, &s->up);
     qn_exp_destroy(&s->cache);
     qn_es_free(&s->es);
@@ -1072,9 +1141,10 @@ static void print_times(const struct qn_mst *s, double tk, FILE *out)
             "meanwhile %s%.3f + host wake-up / queue latency (rest) %.3f%s\n", route / tk, tail / tk,
             t->gpu_calls ? "" : "(no timestamps) ", gpu / tk, (route - tail - gpu) / tk, s->spin ? " (spinning)" : "");
     if (s->batches)
-        fprintf(out, "  copies %.2f MiB per token, outstanding %.3f ms per token: %.2f GB/s while outstanding\n",
-                (double)s->copy_bytes / 1048576.0 / tk, (double)t->copy_busy_ns / 1e6 / tk,
-                t->copy_busy_ns ? (double)s->copy_bytes / (double)t->copy_busy_ns : 0.0);
+        fprintf(out, "  copies %.2f MiB per token, outstanding %.3f ms per token: %.2f GB/s while outstanding (%d copy "
+                "stream%s on %u transfer queue%s)\n", (double)s->copy_bytes / 1048576.0 / tk,
+                (double)t->copy_busy_ns / 1e6 / tk, t->copy_busy_ns ? (double)s->copy_bytes / (double)t->copy_busy_ns : 0.0,
+                s->n_txq, s->n_txq > 1 ? "s" : "", qn_vk_transfer_queues(s->m->v), qn_vk_transfer_queues(s->m->v) > 1 ? "s" : "");
 }
 
 void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)

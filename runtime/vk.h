@@ -296,6 +296,13 @@ bool qn_vk_transfer_queue(const qn_vk *v);   /* true: a separate transfer-only q
 /* A command buffer for queue q (qn_cmd_create = QN_QUEUE_COMPUTE). On a transfer-only queue only copies,
  * fills and barriers may be recorded (no dispatches, no timestamps). */
 int qn_cmd_create_on(qn_vk *v, enum qn_queue q, qn_cmd **out);
+/* Several transfer queues of the transfer-only family (env QNEXT_TRANSFER_QUEUES=N at qn_vk_open, default 1,
+ * capped by the family's queue count and QN_MAX_XQUEUES; 1 without such a family): each may run on its own copy
+ * engine. qn_cmd_create_xq makes a command buffer for transfer queue `index` mod qn_vk_transfer_queues(v)
+ * (index 0 = QN_QUEUE_TRANSFER). */
+#define QN_MAX_XQUEUES 8
+uint32_t qn_vk_transfer_queues(const qn_vk *v);
+int qn_cmd_create_xq(qn_vk *v, uint32_t index, qn_cmd **out);
 
 /* A timeline semaphore (Vulkan 1.2 core): a 64-bit counter that submissions signal and that submissions
  * and the host wait on. Values only grow; it starts at 0. */

@@ -29,6 +29,8 @@ struct qn_vk {
     VkQueue queue;
     VkQueue xqueue;                /* QN_QUEUE_TRANSFER: a transfer-only family's queue, else = queue */
     uint32_t xfamily;              /* its family */
+    VkQueue xqueues[QN_MAX_XQUEUES];   /* the transfer queues (QNEXT_TRANSFER_QUEUES); xqueues[0] = xqueue */
+    uint32_t n_xqueues;
     bool xsep;                     /* xqueue is a separate family (buffers are CONCURRENT over both) */
     struct qn_caps caps;
     bool validation, skip_calls, subgroups, uma_zero_copy, push_desc;
