@@ -93,6 +93,7 @@ struct qn_mst {
     uint64_t t_x0;            /* copies outstanding since (host clock), while x_done < x_val */
     uint64_t exp_sub_ns, exp_x;   /* the last EXPERTS submission: when, and the tx value it waits for */
     bool spin;                /* QNEXT_STREAM_SPIN=1: poll the timelines instead of blocking waits */
+    bool urgent;              /* QNEXT_STREAM_URGENT=1: demand reads go before queued prefetch reads */
     int n_hot;                /* pinned hot set (--expert-hot), slots [0, n_hot) */
     qn_eu *usage;             /* --expert-trace: router choices per (layer, expert), written at close */
     char *trace;
@@ -395,7 +396,8 @@ static int job_reads(struct qn_mst *s, int j)
     for (int i = 0; piece_at(s, pt, i, &p, &at, &len); i++)
         s->req[n++] = (struct qn_io_req){ .file = s->iofile[pt[p].file], .offset = pt[p].off + at, .length = len,
                                           .dst = piece_dst(s, jb, &pt[p], at),
-                                          .flags = s->bounce && jb->entry < 0 ? QN_IO_BOUNCE : 0,
+                                          .flags = (s->bounce && jb->entry < 0 ? QN_IO_BOUNCE : 0u) |
+                                                   (s->urgent && jb->need ? QN_IO_URGENT : 0u),
                                           .tag = (uint64_t)j << 32 | (uint64_t)i };
     jb->n_pieces = jb->left = n;
     jb->status = 0;
@@ -992,6 +994,8 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     s->direct = slots_mapped(m);
     const char *sp = getenv("QNEXT_STREAM_SPIN");
     s->spin = sp && !strcmp(sp, "1");
+    const char *ur = getenv("QNEXT_STREAM_URGENT");
+    s->urgent = ur && !strcmp(ur, "1");
     s->bar = s->direct && !qn_vk_caps(m->v)->uma;
     const char *hy = getenv("QNEXT_STREAM_HYBRID");
     /* discrete GPUs (BAR slots): hybrid by default (H100 run 14: 22.8 tok/s vs 17.1 direct, 14.8 staged) */

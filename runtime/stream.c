@@ -91,6 +91,7 @@ struct qn_io {
     struct io_file *files;
     int n_files, cap_files;
     struct io_op *bl_head, *bl_tail;     /* backlog: ops not yet issued */
+    struct io_op *bl_urg;                /* the last QN_IO_URGENT op at the backlog's front (NULL: none) */
     struct io_op **batch;                /* queue_depth scratch */
     int inflight;                        /* ops inside the backend */
     int active;                          /* jobs not yet complete */
@@ -251,7 +252,7 @@ struct pool_be {
     struct io_backend be;
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
-    struct io_op *q_head, *q_tail, *d_head, *d_tail;
+    struct io_op *q_head, *q_tail, *q_urg, *d_head, *d_tail;
     bool stop;
     int n_threads;
     pthread_t th[];
@@ -263,6 +264,22 @@ static void list_push(struct io_op **head, struct io_op **tail, struct io_op *op
     if (*tail) (*tail)->next = op;
     else *head = op;
     *tail = op;
+}
+
+/* QN_IO_URGENT ops go after the urgent ops already at the list's front (*urg: the last of them, NULL: none),
+ * before every other op. */
+static bool op_urgent(const struct io_op *op) { return op->job && (op->job->req.flags & QN_IO_URGENT); }
+static void list_push_urgent(struct io_op **head, struct io_op **tail, struct io_op **urg, struct io_op *op)
+{
+    if (*urg) {
+        op->next = (*urg)->next;
+        (*urg)->next = op;
+    } else {
+        op->next = *head;
+        *head = op;
+    }
+    if (!op->next) *tail = op;
+    *urg = op;
 }
 
 static struct io_op *list_pop(struct io_op **head, struct io_op **tail)
@@ -284,6 +301,7 @@ static void *pool_worker(void *arg)
         while (!p->stop && !p->q_head) pthread_cond_wait(&p->work_cv, &p->mu);
         struct io_op *op = list_pop(&p->q_head, &p->q_tail);
         if (!op) break;                                   /* stop requested and queue empty */
+        if (op == p->q_urg) p->q_urg = NULL;
         pthread_mutex_unlock(&p->mu);
         ssize_t r = pread(op->fd, op->buf, op->len, (off_t)op->off);
         op->res = r < 0 ? -errno : (int)r;
@@ -299,7 +317,9 @@ static int pool_submit(struct io_backend *be, struct io_op **ops, int n)
 {
     struct pool_be *p = (struct pool_be *)be;
     pthread_mutex_lock(&p->mu);
-    for (int i = 0; i < n; i++) list_push(&p->q_head, &p->q_tail, ops[i]);
+    for (int i = 0; i < n; i++)
+        if (op_urgent(ops[i])) list_push_urgent(&p->q_head, &p->q_tail, &p->q_urg, ops[i]);
+        else list_push(&p->q_head, &p->q_tail, ops[i]);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     return 0;
@@ -771,11 +791,23 @@ static void plan_request(struct plan *pl, const struct io_file *f, const struct 
 /* ------------------------------------------------------------------------------------------------ */
 /* Submission, completion processing.                                                                */
 
+/* A continuation back to the backlog's front (behind the urgent ops unless it is one). */
 static void bl_push_front(qn_io *io, struct io_op *op)
 {
-    op->next = io->bl_head;
-    io->bl_head = op;
-    if (!io->bl_tail) io->bl_tail = op;
+    struct io_op *after = op_urgent(op) ? NULL : io->bl_urg;
+    op->next = after ? after->next : io->bl_head;
+    if (after) after->next = op;
+    else io->bl_head = op;
+    if (!op->next) io->bl_tail = op;
+    if (op_urgent(op) && !io->bl_urg) io->bl_urg = op;
+}
+
+/* The backlog's first op is leaving it. */
+static void bl_pop(qn_io *io, struct io_op *op)
+{
+    io->bl_head = op->next;
+    if (!io->bl_head) io->bl_tail = NULL;
+    if (op == io->bl_urg) io->bl_urg = NULL;
 }
 
 static uint8_t *bounce_get(qn_io *io)
@@ -904,14 +936,12 @@ static int pump(qn_io *io)
         if (op->job->status < 0 || io->cancelling) {           /* its request already failed: skip */
             job_fail(op->job, -ECANCELED, op->off, "%s: read at offset %llu cancelled",
                      io->files[op->job->req.file].path, (unsigned long long)op->off);
-            io->bl_head = op->next;
-            if (!io->bl_head) io->bl_tail = NULL;
+            bl_pop(io, op);
             op_finish(io, op);
             continue;
         }
         if (op->bounce && !op->base && !(op->base = bounce_get(io))) break;
-        io->bl_head = op->next;
-        if (!io->bl_head) io->bl_tail = NULL;
+        bl_pop(io, op);
         prepare_op(op);
         io->batch[n++] = op;
     }
@@ -964,6 +994,10 @@ int qn_io_submit(qn_io *io, const struct qn_io_req *reqs, int n)
         for (int k = 0; k < pl.n; k++) {
             job->ops[k].off = job->ops[k].start;
             job->ops[k].next = NULL;
+            if (reqs[i].flags & QN_IO_URGENT) {
+                list_push_urgent(&io->bl_head, &io->bl_tail, &io->bl_urg, &job->ops[k]);
+                continue;
+            }
             if (io->bl_tail) io->bl_tail->next = &job->ops[k];
             else io->bl_head = &job->ops[k];
             io->bl_tail = &job->ops[k];
@@ -1045,7 +1079,7 @@ int qn_io_cancel(qn_io *io, int64_t timeout_ns)
                  (unsigned long long)op->start);
         op_finish(io, op);
     }
-    io->bl_tail = NULL;
+    io->bl_tail = io->bl_urg = NULL;
     while (io->inflight) {
         uint64_t t = now_ns();
         if (t >= deadline) {

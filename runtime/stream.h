@@ -82,9 +82,12 @@ int qn_io_add_file(qn_io *io, const char *path);
 
 enum { QN_IO_SLACK = 1u << 0,    /* the engine may write up to qn_io_align()-1 bytes before `dst`
                                      and after dst+length (destination inside a larger scratch area) */
-       QN_IO_BOUNCE = 1u << 1 };  /* direct reads never target `dst` itself: every byte goes through a
+       QN_IO_BOUNCE = 1u << 1,    /* direct reads never target `dst` itself: every byte goes through a
                                      bounce buffer and is copied (dst is memory the kernel cannot DMA into,
                                      e.g. a mapped PCIe BAR: O_DIRECT there fails in get_user_pages) */
+       QN_IO_URGENT = 1u << 2 };  /* the request's reads go before every queued read that is not urgent
+                                     (in the backlog and the pread pool's queue; io_uring keeps its order):
+                                     demand misses ahead of prefetches */
 
 struct qn_io_req {
     int file;              /* from qn_io_add_file */

@@ -7,7 +7,8 @@
  * QN_IO_SLACK only beyond the allowed slack), the tags, and the stats; with QN_IO_BOUNCE on every request
  * (destinations O_DIRECT cannot target: BAR mappings) every byte goes through bounce buffers. Also: bad
  * requests are refused with messages naming the file, and auto resolves to direct on a filesystem that
- * enforces O_DIRECT. */
+ * enforces O_DIRECT. QN_IO_URGENT requests overtake queued ones (one pread thread; in the pool's queue and in
+ * the backlog), with their bytes intact. */
 #include "io_util.h"
 #include "runtime/stream.h"
 
@@ -175,6 +176,57 @@ static void bad_requests(const char *path)
     CHECK(qn_io_mode_parse("fast", &m) == -EINVAL && strstr(qn_errmsg(), "fast"), "parse bad");
 }
 
+/* 16 plain 1 MiB reads, then one QN_IO_URGENT (or, as the control, plain) read, on one pread thread: the
+ * urgent one completes among the first few (the thread may already hold 1-2 plain reads), the plain one last. */
+static int urgent_position(const char *path, const uint8_t *file, int depth, bool urgent)
+{
+    struct qn_io_params ip;
+    qn_io_default_params(&ip);
+    ip.mode = QN_IO_BUFFERED;
+    ip.engine = QN_IO_ENGINE_POOL;
+    ip.threads = 1;
+    ip.queue_depth = depth;
+    ip.no_env_faults = true;
+    qn_io *io;
+    CHECK(qn_io_open(&io, &ip) == 0, "open (urgent)");
+    int f = qn_io_add_file(io, path);
+    CHECK(f >= 0, "add_file (urgent)");
+    enum { N = 16, MB = 1048576 };
+    uint8_t *buf = malloc((size_t)(N + 1) * MB);
+    CHECK(buf, "malloc");
+    struct qn_io_req rq[N + 1];
+    for (int i = 0; i <= N; i++)
+        rq[i] = (struct qn_io_req){ .file = f, .offset = (uint64_t)(i * 7 % (N + 1)) * MB + 3, .length = MB - 5,
+                                    .dst = buf + (size_t)i * MB, .tag = (uint64_t)i };
+    rq[N].flags = urgent ? QN_IO_URGENT : 0;
+    CHECK(qn_io_submit(io, rq, N) == 0 && qn_io_submit(io, &rq[N], 1) == 0, "submit (urgent)");
+    int pos = -1;
+    for (int got = 0; got <= N;) {
+        struct qn_io_cqe cq[N + 1];
+        int k = qn_io_wait(io, cq, N + 1, 1, WAIT_NS);
+        CHECK(k > 0, "wait (urgent): %d %s", k, qn_errmsg());
+        for (int i = 0; i < k; i++, got++) {
+            CHECK(cq[i].status == 0, "read %llu: %s", (unsigned long long)cq[i].tag, cq[i].msg);
+            if (cq[i].tag == N) pos = got;
+        }
+    }
+    for (int i = 0; i <= N; i++)
+        CHECK(!memcmp(buf + (size_t)i * MB, file + rq[i].offset, rq[i].length), "bytes of read %d (urgent)", i);
+    free(buf);
+    qn_io_close(&io);
+    return pos;
+}
+
+static void urgent_order(const char *path, const uint8_t *file)
+{
+    for (int depth = 2; depth <= 64; depth += 62) {
+        int u = urgent_position(path, file, depth, true), c = urgent_position(path, file, depth, false);
+        CHECK(u >= 0 && u <= 3, "queue depth %d: the urgent read completed %d-th of 17", depth, u + 1);
+        CHECK(c == 16, "queue depth %d: the plain read completed %d-th of 17 (FIFO expected)", depth, c + 1);
+        printf("ok urgent read at queue depth %d: completed %d-th of 17 (plain: %d-th)\n", depth, u + 1, c + 1);
+    }
+}
+
 /* The filesystem under test must really enforce O_DIRECT alignment, or the direct runs prove little. */
 static bool direct_enforced(const char *path)
 {
@@ -219,6 +271,7 @@ int main(int argc, char **argv)
     char path[4096];
     uint8_t *file = tio_make_file(argv[1], "io-data", FILE_SIZE, 0x10f11e, path, sizeof path);
     bad_requests(path);
+    urgent_order(path, file);
     auto_on_tmpfs();
     bool enforced = direct_enforced(path);
     if (!enforced)
