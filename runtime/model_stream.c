@@ -94,6 +94,9 @@ struct qn_mst {
     uint64_t exp_sub_ns, exp_x;   /* the last EXPERTS submission: when, and the tx value it waits for */
     bool spin;                /* QNEXT_STREAM_SPIN=1: poll the timelines instead of blocking waits */
     bool urgent;              /* QNEXT_STREAM_URGENT=1: demand reads go before queued prefetch reads */
+    int split;                /* hybrid, QNEXT_STREAM_SPLIT=N: every N-th miss is staged + copied (DMA) while
+                                 the others are read straight into their slots: both PCIe paths at once */
+    unsigned n_miss;          /* misses started (the split's counter) */
     int n_hot;                /* pinned hot set (--expert-hot), slots [0, n_hot) */
     qn_eu *usage;             /* --expert-trace: router choices per (layer, expert), written at close */
     char *trace;
@@ -597,7 +600,8 @@ static int issue(struct qn_mst *s, struct qn_exp_fill *q, int *n, bool prefetch)
 {
     int done = 0, rc = 0;
     while (!rc && done < *n) {
-        int e = !s->direct || (s->hybrid && prefetch) ? entry_get(s) : -1;
+        bool staged = !s->direct || (s->hybrid && (prefetch || (s->split && s->n_miss++ % (unsigned)s->split == 0)));
+        int e = staged ? entry_get(s) : -1;
         if (!s->direct && e < 0) break;
         if (e < 0 && s->hybrid && (rc = slot_copied(s, q[done].slot))) break;   /* hybrid: no entry, read direct */
         rc = job_start(s, &q[done++], e, prefetch);
@@ -996,6 +1000,7 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     s->spin = sp && !strcmp(sp, "1");
     const char *ur = getenv("QNEXT_STREAM_URGENT");
     s->urgent = ur && !strcmp(ur, "1");
+    s->split = (int)env_u64("QNEXT_STREAM_SPLIT", 0);
     s->bar = s->direct && !qn_vk_caps(m->v)->uma;
     const char *hy = getenv("QNEXT_STREAM_HYBRID");
     /* discrete GPUs (BAR slots): hybrid by default (H100 run 14: 22.8 tok/s vs 17.1 direct, 14.8 staged) */
