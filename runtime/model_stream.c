@@ -97,6 +97,7 @@ struct qn_mst {
     int split;                /* hybrid, QNEXT_STREAM_SPLIT=N: every N-th miss is staged + copied (DMA) while
                                  the others are read straight into their slots: both PCIe paths at once */
     unsigned n_miss;          /* misses started (the split's counter) */
+    uint64_t t_fill, t_last_miss;   /* the layer's lookup began; its last demand miss's reads completed */
     int n_hot;                /* pinned hot set (--expert-hot), slots [0, n_hot) */
     qn_eu *usage;             /* --expert-trace: router choices per (layer, expert), written at close */
     char *trace;
@@ -415,7 +416,7 @@ static int job_start(struct qn_mst *s, const struct qn_exp_fill *f, int entry, b
     s->job[j] = (struct job){ .layer = f->layer, .expert = f->expert, .slot = f->slot, .entry = entry,
                               .prefetch = prefetch, .need = !prefetch, .live = true };
     s->job_of_slot[f->slot] = j;
-    if (!prefetch) s->n_need++;
+    if (!prefetch) s->n_need++, s->t.miss_fills++;
     int rc = job_reads(s, j);
     if (rc) {   /* nothing was queued */
         s->job[j].status = rc;
@@ -451,6 +452,7 @@ static void job_finish(struct qn_mst *s, int j, uint64_t x)
         if (x > s->ring_x[jb->entry]) s->ring_x[jb->entry] = x;
     }
     if (jb->need) s->n_need--;
+    if (!jb->prefetch) s->t_last_miss = now_ns();
     s->job_of_slot[jb->slot] = -1;
     jb->live = false;
     s->free_jobs[s->n_free++] = j;
@@ -701,6 +703,7 @@ static int lookup(struct qn_mst *s, int layer, const int32_t *ids, int k)
         } else if (r.kind[i] == QN_EXP_PENDING && !s->job[j].need) {
             s->job[j].need = true;
             s->n_need++;
+            if (s->job[j].left) s->t.pf_inflight++;
         }
     }
     memcpy(s->todo + s->n_todo, r.fill, sizeof *r.fill * (size_t)r.n_fill);
@@ -777,12 +780,14 @@ static int layer_fill(struct qn_mst *s, int layer, const int32_t *ids, int n, co
                        s->m->n_slots);
     s->need_x = 0;
     s->err = 0;
+    s->t_fill = s->t_last_miss = now_ns();
     for (int at = 0; !rc && at < nu; at += QN_EXP_MAX_K)
         rc = lookup(s, layer, s->uni + at, nu - at < QN_EXP_MAX_K ? nu - at : QN_EXP_MAX_K);
     pf_cancel(s, layer);   /* guesses for this layer that never got an entry: not needed after all */
     if (!rc) rc = issue_todo(s);
     if (!rc) rc = prefetch(s, layer + 1, guess, ng);
     if (!rc) rc = drive(s);
+    s->t.miss_ns += s->t_last_miss - s->t_fill;
     if (!rc && !s->err) layer_need_x(s, layer, nu);
     if (!rc && !s->err) rc = table_row(s, layer);
     if (!rc && !s->err) rc = batch_submit(s);

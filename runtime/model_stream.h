@@ -97,6 +97,10 @@ struct qn_mst_times {
     uint64_t gpu_calls;         /* calls with segment timestamps */
     double gpu_route_ms, gpu_experts_ms, gpu_other_ms;   /* GPU busy: route, experts, embed + head segments */
     double gpu_wait_ms;         /* GPU busy inside route waits: embed, routes, experts but the last layer's */
+    /* the stall split (diagnostics): per layer, from the lookup until its last demand miss's reads are in */
+    uint64_t miss_ns;
+    uint64_t miss_fills;        /* demand misses started */
+    uint64_t pf_inflight;       /* guesses a lookup needed while their reads were still in flight */
 };
 int qn_mst_times(const qn_model *m, struct qn_mst_times *t);   /* -EINVAL when m is not streaming */
 /* How misses reach the slots: "uma", "bar", "bar+bounce" (O_DIRECT through bounce buffers), "bar+hybrid" /
