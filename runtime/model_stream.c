@@ -94,6 +94,8 @@ struct qn_mst {
     uint64_t exp_sub_ns, exp_x;   /* the last EXPERTS submission: when, and the tx value it waits for */
     bool spin;                /* QNEXT_STREAM_SPIN=1: poll the timelines instead of blocking waits */
     bool urgent;              /* QNEXT_STREAM_URGENT=1: demand reads go before queued prefetch reads */
+    bool skip_done;           /* QNEXT_STREAM_SKIP_DONE=1: an EXPERTS segment waits on the GPU only for the copy
+                                 batches the host has not yet seen complete (none: no cross-queue wait) */
     int split;                /* hybrid, QNEXT_STREAM_SPLIT=N: every N-th miss is staged + copied (DMA) while
                                  the others are read straight into their slots: both PCIe paths at once */
     unsigned n_miss;          /* misses started (the split's counter) */
@@ -863,9 +865,11 @@ int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer)
     struct qn_mst *s = m->stream;
     struct qn_tl_point w[QN_MAX_XQUEUES] = { { 0 } }, sig = { s->tc, s->c_val + 1 };
     uint32_t nw = 0;
+    uint64_t xv;
+    if (s->skip_done && experts_layer >= 0 && s->need_x > s->x_done && !tx_value(s, &xv)) x_seen(s, xv);
     for (int q = 0; experts_layer >= 0 && s->need_x && q < s->n_txq; q++) {   /* every batch <= need_x */
         uint64_t last = xq_last(s, q, s->need_x);
-        if (last) w[nw++] = (struct qn_tl_point){ s->tx[q], last };
+        if (last && !(s->skip_done && last <= s->x_done)) w[nw++] = (struct qn_tl_point){ s->tx[q], last };
     }
     int rc = qn_cmd_submit_tl(seg, w, nw, &sig);
     if (!rc) s->c_val++;
@@ -1006,6 +1010,8 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     const char *ur = getenv("QNEXT_STREAM_URGENT");
     s->urgent = ur && !strcmp(ur, "1");
     s->split = (int)env_u64("QNEXT_STREAM_SPLIT", 0);
+    const char *sd = getenv("QNEXT_STREAM_SKIP_DONE");
+    s->skip_done = sd && !strcmp(sd, "1");
     s->bar = s->direct && !qn_vk_caps(m->v)->uma;
     const char *hy = getenv("QNEXT_STREAM_HYBRID");
     /* discrete GPUs (BAR slots): hybrid by default (H100 run 14: 22.8 tok/s vs 17.1 direct, 14.8 staged) */
