@@ -94,6 +94,8 @@ struct qn_mst {
     uint64_t exp_sub_ns, exp_x;   /* the last EXPERTS submission: when, and the tx value it waits for */
     bool spin;                /* QNEXT_STREAM_SPIN=1: poll the timelines instead of blocking waits */
     bool urgent;              /* QNEXT_STREAM_URGENT=1: demand reads go before queued prefetch reads */
+    bool ring_bar;            /* QNEXT_STREAM_RING_MEM=bar: the staging ring in device-local host-visible memory
+                                 (reads write over PCIe, the copies into the slots are device to device) */
     bool skip_done;           /* QNEXT_STREAM_SKIP_DONE=1: an EXPERTS segment waits on the GPU only for the copy
                                  batches the host has not yet seen complete (none: no cross-queue wait) */
     int split;                /* hybrid, QNEXT_STREAM_SPLIT=N: every N-th miss is staged + copied (DMA) while
@@ -402,7 +404,7 @@ static int job_reads(struct qn_mst *s, int j)
     for (int i = 0; piece_at(s, pt, i, &p, &at, &len); i++)
         s->req[n++] = (struct qn_io_req){ .file = s->iofile[pt[p].file], .offset = pt[p].off + at, .length = len,
                                           .dst = piece_dst(s, jb, &pt[p], at),
-                                          .flags = (s->bounce && jb->entry < 0 ? QN_IO_BOUNCE : 0u) |
+                                          .flags = (s->bounce && (jb->entry < 0 || s->ring_bar) ? QN_IO_BOUNCE : 0u) |
                                                    (s->urgent && jb->need ? QN_IO_URGENT : 0u),
                                           .tag = (uint64_t)j << 32 | (uint64_t)i };
     jb->n_pieces = jb->left = n;
@@ -936,8 +938,14 @@ static int alloc_pipeline(struct qn_mst *s)
     for (int j = 0; j < s->n_jobs; j++) s->free_jobs[s->n_free++] = s->n_jobs - 1 - j;
     for (size_t i = 0; i < N; i++) s->job_of_slot[i] = -1;
     s->row_at = (uint64_t)s->n_ring * s->entry;
-    int rc = qn_buf_create(m->v, QN_MEM_UPLOAD, s->row_at + L * E * 4, "expert staging", &s->up);
-    if (rc) return rc;
+    const char *rm = getenv("QNEXT_STREAM_RING_MEM");
+    int rc = -1;
+    if (rm && !strcmp(rm, "bar") && s->n_ring) {   /* falls back to host memory when it cannot be had */
+        rc = qn_buf_create(m->v, QN_MEM_DEVICE_MAPPED, s->row_at + L * E * 4, "expert staging (BAR)", &s->up);
+        if (rc) QN_WARN("QNEXT_STREAM_RING_MEM=bar: %s; the staging ring stays in host memory", qn_errmsg());
+        s->ring_bar = !rc;
+    }
+    if (rc && (rc = qn_buf_create(m->v, QN_MEM_UPLOAD, s->row_at + L * E * 4, "expert staging", &s->up))) return rc;
     s->stage = s->up->map;
     memset(s->stage, 0, (size_t)s->up->size);
     if ((rc = qn_timeline_create(m->v, "streaming compute", &s->tc))) return rc;
@@ -1029,6 +1037,8 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     const char *bo = getenv("QNEXT_STREAM_BOUNCE");
     for (int i = 0; s->direct && i < qn_es_n_files(es); i++)
         if (qn_io_is_direct(s->io, s->iofile[i]) && (s->bar || (bo && !strcmp(bo, "1")))) s->bounce = true;
+    for (int i = 0; s->ring_bar && i < qn_es_n_files(es); i++)   /* a BAR ring: every direct read bounces */
+        if (qn_io_is_direct(s->io, s->iofile[i])) s->bounce = true;
     struct qn_eu_cache_opts o;   /* --expert-policy, --expert-hot N --expert-hot-from FILE (expert_usage.h) */
     if ((rc = qn_eu_cache_opts(p, (int)L, (int)E, &o))) return rc;
     struct qn_exp_params ep = { .n_layers = (int)L, .n_experts = (int)E, .top_k = m->c.top_k,
@@ -1187,7 +1197,8 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     else {
         char why[160];
         staged_why(m, why, sizeof why);
-        fprintf(out, "staging ring of %d entries, copies on the %s queue (staged: %s)\n", s->n_ring,
+        fprintf(out, "staging ring of %d entries%s, copies on the %s queue (staged: %s)\n", s->n_ring,
+                s->ring_bar ? " in device-local host-visible memory" : "",
                 qn_vk_transfer_queue(m->v) ? "transfer" : "compute", why);
     }
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
