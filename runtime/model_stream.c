@@ -945,7 +945,8 @@ static int alloc_pipeline(struct qn_mst *s)
         if (rc) QN_WARN("QNEXT_STREAM_RING_MEM=bar: %s; the staging ring stays in host memory", qn_errmsg());
         s->ring_bar = !rc;
     }
-    if (rc && (rc = qn_buf_create(m->v, QN_MEM_UPLOAD, s->row_at + L * E * 4, "expert staging", &s->up))) return rc;
+    enum qn_mem host = rm && !strcmp(rm, "cached") ? QN_MEM_READBACK : QN_MEM_UPLOAD;   /* cached: host-cached */
+    if (rc && (rc = qn_buf_create(m->v, host, s->row_at + L * E * 4, "expert staging", &s->up))) return rc;
     s->stage = s->up->map;
     memset(s->stage, 0, (size_t)s->up->size);
     if ((rc = qn_timeline_create(m->v, "streaming compute", &s->tc))) return rc;
