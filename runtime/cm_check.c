@@ -10,11 +10,13 @@
  * layout qn_cm_moe_spec picks): one expert in one slot, 20 (token, k) pairs in three sort tiles of 8, 8, 4 (tile_t
  * 8: merged into one pass when the kernel's BT allows, else several passes), Q8_0 weights with d = 2^-8 (exact
  * f16 values), gate_up checked to 1e-5 relative (silu) and down bit for bit.
- * qn_cm_moe_spec: that kernel's spec constants, from env QNEXT_CM_MOE_TILE or the defaults. */
+ * qn_cm_moe_spec: that kernel's spec constants, from env QNEXT_CM_MOE_TILE or the defaults; qn_cm_moe_spec_small /
+ * qn_cm_moe_big_pairs: the second layout for calls of few pairs per expert and where it stops. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "forward.h"
 #include "qn_err.h"
@@ -168,12 +170,45 @@ void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN
     if (!e) qn_cm_moe_parse(c, NULL, part_off, spec);
 }
 
+/* The small-call layout (forward.h's moe_qgu_gcm2): env QNEXT_CM_MOE_TILE_SMALL, else QN_CM_MOE_SMALL_DEFAULT (NULL:
+ * none; H100 run 14's warmed bench, real 80B layer: 128,32,64,1 takes 3.19 / 3.77 / 7.14 ms per layer at T 512 / 2048 /
+ * 4096 against 4.74 / 5.28 / 5.97 for the default 128,32,128,1,1,4: fewer token splits waste less when an expert has
+ * few pairs). "0" or "" turns it off. */
+#define QN_CM_MOE_SMALL_DEFAULT NULL
+
+bool qn_cm_moe_spec_small(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
+{
+    const char *e = getenv("QNEXT_CM_MOE_TILE_SMALL");
+    if (!e) e = QN_CM_MOE_SMALL_DEFAULT;
+    if (!e || !*e || !strcmp(e, "0")) return false;
+    if (qn_cm_moe_parse(c, e, part_off, spec)) {
+        QN_WARN("QNEXT_CM_MOE_TILE_SMALL: %s; no second layout", qn_errmsg());
+        return false;
+    }
+    return true;
+}
+
+uint32_t qn_cm_moe_big_pairs(void)
+{
+    const char *e = getenv("QNEXT_CM_MOE_BIG_PAIRS"); /* T K / E at and above which the default layout runs */
+    long v = e && *e ? strtol(e, NULL, 10) : 60;     /* 80B (K 10, E 512): T >= 3072 */
+    return v < 0 ? 0 : v > 1000000 ? 1000000 : (uint32_t)v;
+}
+
 int qn_cm_moe_selfcheck(qn_vk *v, uint32_t cn)
 {
-    qn_pipe *gu = NULL, *dn = NULL;
     uint32_t s[QN_CM_MOE_NSPEC];
     qn_cm_moe_spec(qn_vk_caps(v), MO_PART, s);
     s[3] = cn;
+    return qn_cm_moe_selfcheck_spec(v, s);
+}
+
+int qn_cm_moe_selfcheck_spec(qn_vk *v, const uint32_t spec[QN_CM_MOE_NSPEC])
+{
+    qn_pipe *gu = NULL, *dn = NULL;
+    uint32_t s[QN_CM_MOE_NSPEC];
+    memcpy(s, spec, sizeof s);
+    s[2] = MO_PART;
     int rc = qn_pipe_get(v, QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, s, QN_CM_MOE_NSPEC, &gu);
     s[2] = 0;
     if (!rc) rc = qn_pipe_get(v, QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, s, QN_CM_MOE_NSPEC, &dn);

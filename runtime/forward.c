@@ -150,12 +150,13 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
     qn_fwd *f = r->f;
     for (uint32_t i = 0; i < W->nsub; i++)
         if (W->sub[i].qtype && (qn_fwd_q_index(W->sub[i].qtype) < 0 || !f->qmatmul[qn_fwd_q_index(W->sub[i].qtype)])) return false;
-    bool router = has_router(f, W); /* its parts stay on the f32 kernels */
+    bool router = has_router(f, W); /* its f32 parts stay on the f32 kernels; its block parts too unless router_cm */
     for (uint32_t i = 0; i < W->nsub; i++) {
         const struct qn_wsub *s = &W->sub[i];
         int qi = s->qtype ? qn_fwd_q_index(s->qtype) : -1;
         const qn_pipe *p = qi < 0 ? (!router && f->matmul_cm[2] && W->cols % 8 == 0 ? f->matmul_cm[2] : f->matmul[2])
-                         : !router && f->qmatmul_cm[qi] ? f->qmatmul_cm[qi] : f->qmatmul[qi];
+                         : (!router || f->router_cm) && f->qmatmul_cm[qi] ? f->qmatmul_cm[qi] : f->qmatmul[qi];
+        if (qi < 0 && router && f->matmul_r) p = s->rows < 16 && f->matmul_r1 ? f->matmul_r1 : f->matmul_r;
         struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
                                                             ? (s->bytes + 15) / 16 * 16 : s->buf->size);
         qn_pc_matmul pm = { .M = T, .N = s->rows, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
@@ -501,6 +502,11 @@ static const qn_buf *pool_at(const qn_model *m, uint32_t i) { return m->pools[i 
                   QN_BIND(dpool_at(m, 4)), QN_BIND(dpool_at(m, 5)), QN_BIND(dpool_at(m, 6)), QN_BIND(dpool_at(m, 7))
 static const qn_buf *dpool_at(const qn_model *m, uint32_t i) { return m->dpools[i < m->d_n_pools ? i : 0]; }
 
+/* The largest call whose GGUF block experts run on the per-token kernels (moe_q_experts): tune.small_t, or above it
+ * f->moe_token_t (env QNEXT_MOE_TOKEN_T; short prompts: each token reads its K experts, T K expert reads against the
+ * grouped kernels' one per used expert, but without the grouped kernels' serial k-steps per tile). */
+static uint32_t moe_token_t(const qn_fwd *f) { return f->moe_token_t > f->tune.small_t ? f->moe_token_t : f->tune.small_t; }
+
 /* Prefill over GGUF block experts: tokens grouped by expert (moe_sort), gate_up / down over its tiles (down_s of
  * the shared expert is f32), then moe_combine adds sum_k w d_k + sg d_K to x in a fixed order (as moe_experts() for
  * plain dtypes). Few tokens per expert (qn_moe_small_nt: only with env QNEXT_MOE_SMALL=1 or QNEXT_MOE_SMALL_MAX=<T K / E>):
@@ -519,8 +525,11 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     if (small) pcs.tile_t = nt, pcs.max_tiles = QN_MOE_MAX_TILES(pcs.T, pcs.E, pcs.K, nt); /* moe_sort cuts NT */
     const qn_pc_moe *pc = &pcs;
     bool cm = !small && f->moe_qgu_gcm[gi] && f->moe_qdn_gcm[di]; /* tensor cores: rows per block 16 / 32 per subgroup */
-    const qn_pipe *gu = small ? f->moe_qgu_s[si][gi] : cm ? f->moe_qgu_gcm[gi] : f->moe_qgu_g[gi];
-    const qn_pipe *dn = small ? f->moe_qdn_s[si][di] : cm ? f->moe_qdn_gcm[di] : f->moe_qdn_g[di];
+    /* ... in the second layout below cm_moe_big_pairs pairs per expert (forward_pipes.c cm_small_pipes) */
+    bool cm2 = cm && f->moe_qgu_gcm2[gi] && f->moe_qdn_gcm2[di] &&
+               (uint64_t)pc->T * pc->K < (uint64_t)f->cm_moe_big_pairs * pc->E;
+    const qn_pipe *gu = small ? f->moe_qgu_s[si][gi] : cm2 ? f->moe_qgu_gcm2[gi] : cm ? f->moe_qgu_gcm[gi] : f->moe_qgu_g[gi];
+    const qn_pipe *dn = small ? f->moe_qdn_s[si][di] : cm2 ? f->moe_qdn_gcm2[di] : cm ? f->moe_qdn_gcm[di] : f->moe_qdn_g[di];
     qn_cmd_dispatch_n(r->c, f->sort, QN_BINDS(QN_BIND(f->ids), QN_BIND(f->list), QN_BIND(f->tiles)), pc, sizeof *pc,
                       pc->E + 1);
     barrier(r);                                 /* act[t, k, I] = silu(gate_e · xn) * (up_e · xn) */
@@ -563,7 +572,7 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     const struct qn_mlayer *L = &m->L[l];
     const qn_pipe *gu = f->moe_qgu[qn_fwd_q_index(L->exp_qtype[0])], *dn = f->moe_qdn[qn_fwd_q_index(L->exp_qtype[2])];
     mark(r, "moe.experts");
-    if (r->T > f->tune.small_t && f->moe_qgu_g[qn_fwd_q_index(L->exp_qtype[0])] && f->moe_qdn_g[qn_fwd_q_index(L->exp_qtype[2])]) {
+    if (r->T > moe_token_t(f) && f->moe_qgu_g[qn_fwd_q_index(L->exp_qtype[0])] && f->moe_qdn_g[qn_fwd_q_index(L->exp_qtype[2])]) {
         moe_qg_experts(r, l, pc);
         return;
     }
@@ -866,6 +875,20 @@ static int alloc_acts(qn_fwd *f)
     B(QN_MEM_READBACK, 8, "token out", &f->rb_tok);
 #undef B
     return rc;
+}
+
+/* Device bytes per token of tmax (the [tmax, ...] activations above, from the same shapes; the moe tiles taken at
+ * one per tile of 64 pairs): what a prefill chunk costs besides the fixed buffers. */
+uint64_t qn_fwd_token_bytes(const qn_model *m)
+{
+    const qn_config *c = &m->c;
+    uint64_t H = (uint64_t)c->hidden_size, E = (uint64_t)c->num_experts, K = (uint64_t)c->top_k;
+    uint64_t KD = (uint64_t)qn_cfg_key_dim(c), VD = (uint64_t)qn_cfg_value_dim(c), QD = (uint64_t)qn_cfg_q_dim(c);
+    uint64_t Pg = 2 * KD + 2 * VD + 2 * (uint64_t)c->lin_v_heads, Pa = 2 * QD + 2 * (uint64_t)qn_cfg_kv_dim(c);
+    uint64_t I = (uint64_t)(c->moe_inter > c->shared_inter ? c->moe_inter : c->shared_inter), as = (I + 3) / 4 * 4;
+    uint64_t words = 1 + 2 * H + (Pg > Pa ? Pg : Pa) + (2 * KD + VD) + (VD > QD ? VD : QD) + QD +
+                     (E + 2 * (uint64_t)c->shared_inter + 1) + 2 * K + 1 + (K + 1) * as + (K + 1) + (K + 1) * H + 1;
+    return words * 4 + (K + 1) * 16 / 64 + 16;
 }
 
 /* The guess node's buffers (tune.guess_next); the logits' spare words stay 0 (the router reads one past a row

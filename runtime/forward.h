@@ -81,6 +81,17 @@ typedef struct qn_fwd {
     qn_pipe *moe_qgu_g[5], *moe_qdn_g[5]; /* grouped prefill over GGUF block experts (moe_qgrouped.comp) */
     qn_pipe *qmatmul_cm[5], *matmul_cm[3]; /* tensor-core prefill matmuls (qmatmul_cm.comp); NULL without coopmat */
     qn_pipe *moe_qgu_gcm[5], *moe_qdn_gcm[5]; /* ... and grouped block-expert MoE (moe_qgrouped_cm.comp) */
+    /* the grouped tensor-core MoE in a second layout for calls of fewer than cm_moe_big_pairs (token, expert) pairs
+     * per expert (T K < cm_moe_big_pairs E; qn_cm_moe_spec_small: env QNEXT_CM_MOE_TILE_SMALL); NULL when off */
+    qn_pipe *moe_qgu_gcm2[5], *moe_qdn_gcm2[5];
+    uint32_t cm_moe_big_pairs;
+    /* prefill of a router fusion (W_moe): its block-type parts (the shared expert's gate / up) on the tensor cores
+     * (router_cm, env QNEXT_ROUTER_CM); its f32 parts (router, shared_expert_gate) on the f32-FMA matmul in the
+     * tiles of matmul_r (parts of >= 16 rows) and matmul_r1 (fewer), NULL: f->matmul[2] (env QNEXT_ROUTER_TILE) */
+    bool router_cm;
+    qn_pipe *matmul_r, *matmul_r1;
+    uint32_t moe_token_t;   /* GGUF block experts of calls up to max(this, tune.small_t) tokens run on the per-token
+                               decode kernels (moe_q.comp, tokens in z) in prefill too (env QNEXT_MOE_TOKEN_T; 0) */
     /* prefill over GGUF block experts with few tokens per expert (moe_qsmall.comp), by token-slot width
      * (qn_moe_small_nts index) and q_index; NULL when unused */
     qn_pipe *moe_qgu_s[QN_MOE_SMALL_NNT][5], *moe_qdn_s[QN_MOE_SMALL_NNT][5];
@@ -139,6 +150,10 @@ int qn_fwd_grow(qn_fwd *f, uint32_t cap, uint32_t keep);
  * Returns 1 when buffers were reallocated (recordings that use them are invalid), 0 when nothing changed. */
 int qn_fwd_outputs(qn_fwd *f, uint32_t rows, uint32_t k, bool hidden);
 
+/* Device memory per token of tmax (activations; ~260 KB for the 80B model): a prefill chunk of T tokens takes about
+ * T times this (plus T x vocab x 4 bytes twice when the call returns every token's logits). */
+uint64_t qn_fwd_token_bytes(const qn_model *m);
+
 /* Record one call into c (between qn_cmd_begin and qn_cmd_end, which the caller does). */
 int qn_fwd_record(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call);
 
@@ -171,5 +186,12 @@ enum { QN_CM_MOE_NSPEC = 8 };
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC]);
+/* The second grouped-expert layout for calls of few (token, expert) pairs per expert: false when there is none (env
+ * QNEXT_CM_MOE_TILE_SMALL=WG,BK,BT,NBUF[,PSW[,TS]]; "0": none); qn_cm_moe_big_pairs: the pairs per expert (T K / E) at
+ * and above which the default layout runs instead (env QNEXT_CM_MOE_BIG_PAIRS, default 60); qn_cm_moe_selfcheck_spec:
+ * qn_cm_moe_selfcheck's case in layout spec (its part offset is replaced). */
+bool qn_cm_moe_spec_small(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
+uint32_t qn_cm_moe_big_pairs(void);
+int qn_cm_moe_selfcheck_spec(qn_vk *v, const uint32_t spec[QN_CM_MOE_NSPEC]);
 
 #endif

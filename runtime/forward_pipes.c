@@ -124,6 +124,40 @@ static int use_coopmat(const qn_fwd *f, uint32_t spec[6])
     return want;
 }
 
+/* The grouped block-expert MoE in its second layout (qn_cm_moe_spec_small) for calls with few pairs per expert, where
+ * one is set and it passes the self-check (else none, with a warning); fragment width cn. */
+static int cm_small_pipes(qn_fwd *f, uint32_t cn)
+{
+    static const enum qn_kernel gcm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
+                                           QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
+                                           QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
+    static const enum qn_kernel dcm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
+                                           QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
+                                           QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
+    const qn_model *m = f->m;
+    uint32_t gs[QN_CM_MOE_NSPEC], ds[QN_CM_MOE_NSPEC];
+    f->cm_moe_big_pairs = qn_cm_moe_big_pairs();
+    bool any = false;
+    for (int i = 0; i < 5; i++) any = any || experts_use_q(m, 0, i) || experts_use_q(m, 2, i);
+    if (!any || !f->cm_moe_big_pairs || !qn_cm_moe_spec_small(qn_vk_caps(f->v), m->qexp_up_off, gs)) return 0;
+    memcpy(ds, gs, sizeof ds);
+    ds[2] = 0, gs[3] = ds[3] = cn;
+    int rc = qn_cm_moe_selfcheck_spec(f->v, gs);
+    for (int i = 0; !rc && i < 5; i++) {
+        if (experts_use_q(m, 0, i)) rc = pipe(f, gcm[i], &f->moe_qgu_gcm2[i], QN_CM_MOE_NSPEC, gs);
+        if (!rc && experts_use_q(m, 2, i)) rc = pipe(f, dcm[i], &f->moe_qdn_gcm2[i], QN_CM_MOE_NSPEC, ds);
+    }
+    if (rc) {
+        QN_WARN("grouped-expert tensor-core layout for small calls unavailable (%s); the default layout runs", qn_errmsg());
+        memset(f->moe_qgu_gcm2, 0, sizeof f->moe_qgu_gcm2);
+        memset(f->moe_qdn_gcm2, 0, sizeof f->moe_qdn_gcm2);
+        return 0;
+    }
+    QN_INFO("grouped-expert tensor-core layout %u,%u,%u,%u,%u,%u below %u pairs per expert", gs[0], gs[1], gs[4], gs[5],
+            gs[6], gs[7], f->cm_moe_big_pairs);
+    return 0;
+}
+
 /* The tensor-core pipelines of policy f->coopmat with the dense tile cmt (use_coopmat), the 128 x 128 tile where
  * the device fits it, and the grouped block experts; then the self-checks. 0 or a negative code. */
 static int cm_pipes(qn_fwd *f, const uint32_t cmt[6])
@@ -156,6 +190,7 @@ static int cm_pipes(qn_fwd *f, const uint32_t cmt[6])
         if (experts_use_q(m, 0, i)) rc = pipe(f, gcm[i], &f->moe_qgu_gcm[i], QN_CM_MOE_NSPEC, gs);
         if (!rc && experts_use_q(m, 2, i)) rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], QN_CM_MOE_NSPEC, ds);
     }
+    if (!rc) rc = cm_small_pipes(f, cmt[4]);
     qn_pipe *chk = NULL; /* the pipelines compiled: do they compute? (both tiles) */
     if (!rc) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 6, cmt);
     if (!rc) rc = qn_cm_selfcheck(f->v, chk);
@@ -187,6 +222,8 @@ static void make_cm_pipes(qn_fwd *f)
         memset(f->moe_qdn_gcm, 0, sizeof f->moe_qdn_gcm);
         memset(f->matmul_cmb, 0, sizeof f->matmul_cmb);
         memset(f->qmatmul_cmb, 0, sizeof f->qmatmul_cmb);
+        memset(f->moe_qgu_gcm2, 0, sizeof f->moe_qgu_gcm2);
+        memset(f->moe_qdn_gcm2, 0, sizeof f->moe_qdn_gcm2);
         f->coopmat = QN_FWD_CM_OFF;
     } else {
         QN_INFO("prefill matmuls of %s on tensor cores (VK_NV_cooperative_matrix, tile %ux%ux%u, %u buffers)",
@@ -213,6 +250,44 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
     if (!tm || !tn || tm % 4 || tn % 4 || bk % 8 || bm % tm || bn % tn || (bm / tm) * (bn / tn) != wg)
         return qn_fail(-EINVAL, "matmul tile WG %u, BM %u, BN %u, BK %u, TM %u, TN %u: need TM, TN multiples of 4, BK of 8, "
                        "and (BM / TM) * (BN / TN) = WG", wg, bm, bn, bk, tm, tn);
+    return 0;
+}
+
+/* Env "WG,BM,BN,BK,TM,TN" (matmul.comp's spec) into t[6] if it is a tile matmul.comp takes on this device. */
+static bool mm_tile(const qn_fwd *f, const char *s, uint32_t t[6])
+{
+    const struct qn_caps *c = qn_vk_caps(f->v);
+    unsigned v[6];
+    if (sscanf(s, "%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6 || !v[0] || !v[4] || !v[5] ||
+        v[4] % 4 || v[5] % 4 || !v[3] || v[3] % 8 || !v[1] || !v[2] || v[1] % v[4] || v[2] % v[5] ||
+        (v[1] / v[4]) * (v[2] / v[5]) != v[0] || v[0] > c->max_wg_invocations ||
+        (uint64_t)v[3] * (v[1] + 4 + v[2] + 4) * 4 > c->max_shared)
+        return false;
+    for (int i = 0; i < 6; i++) t[i] = v[i];
+    return true;
+}
+
+/* Prefill of the router fusion W_moe (forward.c sub_matmul): env QNEXT_ROUTER_CM=1 puts its block-type parts (the
+ * shared expert's gate / up: not router rows) on the tensor cores like every other block weight (default: the whole
+ * fusion on the f32-FMA kernels, as before); env QNEXT_ROUTER_TILE=WG,BM,BN,BK,TM,TN[:WG,BM,BN,BK,TM,TN] gives its f32
+ * parts (the 512-row router, the 1-row shared_expert_gate) their own matmul.comp tiles, the second for parts of fewer
+ * than 16 rows (default: matmul_f32's 64 x 64 tile, which launches 64 and 8 workgroups at T 512). */
+static int make_router_pipes(qn_fwd *f)
+{
+    const char *c = getenv("QNEXT_ROUTER_CM"), *e = getenv("QNEXT_ROUTER_TILE"), *tt = getenv("QNEXT_MOE_TOKEN_T");
+    f->router_cm = c && !strcmp(c, "1");
+    f->moe_token_t = tt && atoi(tt) > 0 ? (uint32_t)atoi(tt) : 0; /* forward.h; not a pipeline, but read here too */
+    if (!e || !*e || !strcmp(e, "0")) return 0;
+    uint32_t t[6], t1[6];
+    const char *colon = strchr(e, ':');
+    if (!mm_tile(f, e, t) || (colon && !mm_tile(f, colon + 1, t1))) {
+        QN_WARN("QNEXT_ROUTER_TILE=%s is not WG,BM,BN,BK,TM,TN[:...] with (BM / TM) (BN / TN) = WG, TM, TN multiples "
+                "of 4, BK of 8, within the device's limits; ignored", e);
+        return 0;
+    }
+    int rc;
+    PIPE(QN_K_MATMUL_F32, &f->matmul_r, t[0], t[1], t[2], t[3], t[4], t[5]);
+    if (colon) PIPE(QN_K_MATMUL_F32, &f->matmul_r1, t1[0], t1[1], t1[2], t1[3], t1[4], t1[5]);
     return 0;
 }
 
@@ -333,6 +408,7 @@ int qn_fwd_make_pipes(qn_fwd *f)
     make_cm_pipes(f);
     for (int i = 0; i < 5; i++)
         if ((rc = make_q_pipes(f, i, tile))) return rc;
+    if ((rc = make_router_pipes(f))) return rc;
     return make_layer_pipes(f);
 }
 

@@ -21,7 +21,9 @@ typedef struct qn_session qn_session;
 
 struct qn_session_params {
     uint32_t ctx;              /* initial KV-cache positions (grows by doubling when needed); 0 = 4096 */
-    uint32_t chunk;            /* prompt tokens per submission; 0 = 512 */
+    uint32_t chunk;            /* prompt tokens per submission; 0 (the default) = the session picks 512 .. 4096 from the
+                                  device memory free after the model (session.c auto_chunk: ~260 KB a token for the
+                                  80B model, 1.07 GB at 4096); env QNEXT_CHUNK=N or auto overrides */
     bool profile;              /* GPU time per op family (qn_session_profile) */
     struct qn_fwd_tune tune;
 };
@@ -32,6 +34,7 @@ void qn_session_free(qn_session **s);
 /* Back to an empty sequence (position 0, zero states). */
 int qn_session_reset(qn_session *s);
 int64_t qn_session_pos(const qn_session *s);
+uint32_t qn_session_chunk(const qn_session *s); /* prompt tokens per call in use (after auto / caps) */
 
 /* Run n tokens at positions pos .. pos + n - 1 and advance, as qn_ref_forward: logits NULL, [vocab] (last
  * token, all = 0) or [n][vocab] (all = 1); hidden NULL or [(num_layers + 1)][n][hidden] (HF's

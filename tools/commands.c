@@ -16,6 +16,7 @@ int qn_cmd_synth(int argc, char **argv);
 int qn_cmd_info(int argc, char **argv);
 int qn_cmd_quantize(int argc, char **argv);
 int qn_cmd_bench(int argc, char **argv);
+int qn_cmd_prefill_ab(int argc, char **argv);
 
 const struct qn_command qn_commands[] = {
     { "devices", "list Vulkan devices, their capabilities and board profiles", qn_cmd_devices },
@@ -30,5 +31,6 @@ const struct qn_command qn_commands[] = {
     { "info", "what a model is: config, tensors, dense vs expert bytes, bytes per token, KV/state sizes", qn_cmd_info },
     { "quantize", "convert a Hugging Face checkpoint to a llama.cpp qwen3next GGUF (q4_k_m, q8_0, f16 ...)", qn_cmd_quantize },
     { "bench", "time load, prefill and decode (tok/s, GB/s; streaming: hit rate, IO and its ceiling)", qn_cmd_bench },
+    { "prefill-ab", "prefill tok/s of several environment variants, the model loaded once", qn_cmd_prefill_ab },
     { NULL, NULL, NULL },
 };
