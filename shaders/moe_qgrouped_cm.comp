@@ -20,8 +20,11 @@
 //             j % R == 0; the workgroups of the others return)
 //           5 NBUF shared tile buffers: 1 (two barriers per k-step) or 2 (default: the next step is decoded
 //             into the other buffer after the multiplies; one barrier per k-step)
-//           6 PSW weight loads of a k-step: 1 (default) all inside one switch over the 8 pool bindings
-//             (qtile.glsl's qt_addr / QT_FETCH_FROM in QN_POOL_SWITCH), 0 each load its own switch (qt_fetch)
+//           6 PSW bit 0: weight loads of a k-step: 1 (default) all inside one switch over the 8 pool bindings
+//             (qtile.glsl's qt_addr / QT_FETCH_FROM in QN_POOL_SWITCH), 0 each load its own switch (qt_fetch);
+//             bit 1 (PSW 2 / 3): the loads of TWO k-steps ahead in flight (a second register set: the loads of
+//             step s + 2 are issued before step s's multiplies and stored one step later), for calls whose
+//             k-steps have few multiplies (few pairs per expert) and so expose a global-load latency each
 //           7 TS token splits (workgroup height; default 1): QN_WG x TS invocations, subgroup s takes the weight
 //             rows of row group s % (QN_WG / 32) and the pairs [(s / (QN_WG / 32)) BT / TS, .. + BT / TS) of the
 //             pass (BT a multiple of 16 TS): the same rows per workgroup, TS times the invocations to decode them
@@ -51,7 +54,9 @@ layout(constant_id = 2) const uint QN_PART_OFF = 0;
 layout(constant_id = 3) const uint CN = 16; // fragment width along the weight rows: 16 (16x16x16) or 8 (16x8x16)
 layout(constant_id = 4) const uint BT = 64;   // pairs per pass (a multiple of 16, <= 128)
 layout(constant_id = 5) const uint NBUF = 2;  // shared tile buffers (1 or 2)
-layout(constant_id = 6) const uint PSW = 1;   // weight loads: 1 one pool switch per k-step, 0 one per load
+layout(constant_id = 6) const uint PSWF = 1;  // bit 0: one pool switch per k-step (else one per load); bit 1: PF 2
+const uint PSW = PSWF & 1u;
+const uint PF = (PSWF & 2u) != 0u ? 2u : 1u;   // k-steps of loads in flight
 layout(constant_id = 7) const uint TS = 1;    // token splits (workgroup height)
 #include "pc.h"
 #include "grid.glsl"
@@ -131,8 +136,10 @@ void row_of(uint p, uint r0, out uint part, out uint row)
 const uint GR = QN_BK / 8u;                          // 8-element groups per row and k-step
 const uint XPT = (BT * GR + NTH - 1u) / NTH;
 const uint WPT = (NR * GR + NTH - 1u) / NTH;
-vec4 xr[XPT][2];
+vec4 xr[XPT][2]; // the loads fetch() issues (set A) ...
 qt_raw wr[WPT];
+vec4 xs[XPT][2]; // ... and the set store() decodes (set B = A once A's loads are needed or PF 2's step later)
+qt_raw ws[WPT];
 bool x_vec;
 
 bool w_at(uint idx, uint k0, uint r0, out uint p, out uint kc, out uint rb)
@@ -187,6 +194,12 @@ void fetch(uint k0, uint r0, uint lid) // global memory -> registers (loads only
     }
 }
 
+void take_loads() // set B = set A (waits for A's loads)
+{
+    [[unroll]] for (uint i = 0u; i < XPT; i++) xs[i] = xr[i];
+    [[unroll]] for (uint i = 0u; i < WPT; i++) ws[i] = wr[i];
+}
+
 // 8 values as 8 halves (the same f32 -> f16 conversion as a float16_t() of each)
 uvec4 f16x8(vec4 a, vec4 b)
 {
@@ -199,7 +212,7 @@ void store(uint k0, uint r0, uint lid, uint buf) // registers -> f16 shared tile
     for (uint i = 0u; i < XPT; i++) {
         uint idx = lid + i * NTH, tt = idx / GR, kc = idx % GR;
         if (idx >= BT * GR) break;
-        vec4 lo = clamp(xr[i][0], vec4(-65504.0), vec4(65504.0)), hi = clamp(xr[i][1], vec4(-65504.0), vec4(65504.0));
+        vec4 lo = clamp(xs[i][0], vec4(-65504.0), vec4(65504.0)), hi = clamp(xs[i][1], vec4(-65504.0), vec4(65504.0));
         s_x[(buf * BT + tt) * SK4 + kc] = f16x8(lo, hi);
     }
     for (uint i = 0u; i < WPT; i++) {
@@ -207,8 +220,8 @@ void store(uint k0, uint r0, uint lid, uint buf) // registers -> f16 shared tile
         if (idx >= NR * GR) break;
         vec4 a = vec4(0.0), b = vec4(0.0);
         if (w_at(idx, k0, r0, p, kc, rb)) {
-            if (w_dense) { a = uintBitsToFloat(wr[i].a); b = uintBitsToFloat(wr[i].b); }
-            else qt_decode(wr[i], rb, k0 + kc, a, b);
+            if (w_dense) { a = uintBitsToFloat(ws[i].a); b = uintBitsToFloat(ws[i].b); }
+            else qt_decode(ws[i], rb, k0 + kc, a, b);
         }
         s_w[(buf * NR + p) * SK4 + kc / 8u] = f16x8(a, b);
     }
@@ -261,13 +274,19 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     uint nk = present ? (w_kd + QN_BK - 1u) / QN_BK : 0u;
     if (nk > 0u) {
         fetch(0u, r0, lid);
+        take_loads();
         store(0u, r0, lid, 0u);
     }
     barrier();
+    if (PF == 2u && nk > 1u) { // set B: step 1; set A: step 2 in flight
+        fetch(QN_BK, r0, lid);
+        take_loads();
+        if (nk > 2u) fetch(2u * QN_BK, r0, lid);
+    }
     for (uint st = 0u; st < nk; st++) {
         uint cur = NBUF == 2u ? st & 1u : 0u;
         bool more = st + 1u < nk;
-        if (more) fetch((st + 1u) * QN_BK, r0, lid); // in flight during the multiplies below
+        if (PF == 1u && more) fetch((st + 1u) * QN_BK, r0, lid); // in flight during the multiplies below
         [[unroll]] for (uint kk = 0u; kk < QN_BK; kk += 16u) { // the fragments of this k-step
             CMB b[4];
             [[unroll]] for (uint j = 0u; j < 4u; j++) {
@@ -285,8 +304,15 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
             }
         }
         if (NBUF == 1u) barrier(); // everyone is done with the buffer before it is rewritten
-        if (more) store((st + 1u) * QN_BK, r0, lid, NBUF == 2u ? 1u - cur : 0u);
+        if (more) {
+            if (PF == 1u) { take_loads(); }
+            store((st + 1u) * QN_BK, r0, lid, NBUF == 2u ? 1u - cur : 0u);
+        }
         barrier();
+        if (PF == 2u && st + 2u < nk) { // A (issued a step ago) becomes B; the loads of step st + 3 go out
+            take_loads();
+            if (st + 3u < nk) fetch((st + 3u) * QN_BK, r0, lid);
+        }
     }
     // epilogue through the subgroup's staging block, 16 x 16 outputs at a time
     uint cb = sg * 16u * SC, lane = gl_SubgroupInvocationID;
