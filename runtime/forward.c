@@ -306,6 +306,50 @@ static const qn_pipe *route_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt, u
     return i < 0 ? NULL : mv_pick(f, f->qmatvec_norm_route[i], f->qmatvec_norm_route_s[i], rows);
 }
 
+/* A decode sub-tensor as a binding (its bytes rounded up to whole 16-byte words, within the buffer). */
+static struct qn_bind sub_bind(const struct qn_wsub *s)
+{
+    uint64_t wn = (s->bytes + 15) / 16 * 16;
+    return QN_BIND_RANGE(s->buf, 0, wn <= s->buf->size ? wn : s->buf->size);
+}
+
+/* The whole route stage of a GGUF mixed-type W_moe at T = 1 (f32 parts and parts of ONE block type, at most 4) in
+ * one route_mixed dispatch: mm, xn and the routing as the per-part dispatches below give them. False: not possible
+ * here, or no route_mixed pipeline (env QNEXT_ROUTE_ONE=0: forward_pipes.c makes none), nothing recorded. */
+static bool route_one(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
+{
+    qn_fwd *f = r->f;
+    uint32_t qt = 0;
+    if (!W->nsub || W->nsub > 4 || r->T != 1 || W->cols % 256) return false;
+    for (uint32_t i = 0; i < W->nsub; i++) {
+        if (W->sub[i].qtype && qt && W->sub[i].qtype != qt) return false; /* two block types: the per-part path */
+        if (W->sub[i].qtype) qt = W->sub[i].qtype;
+    }
+    int qi = qt ? qn_fwd_q_index(qt) : -1;
+    const qn_pipe *p = qi >= 0 ? f->route_one[qi] : NULL;
+    if (!p || W->cols > 4 * qn_pipe_spec(p, 5)) return false;
+    uint32_t fr = qn_pipe_spec(p, 1), qr = qn_pipe_spec(p, 2), groups = 0, r0[4] = { 0 }, rn[4] = { 0 }, qmask = 0;
+    struct qn_bind b[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        const struct qn_wsub *s = &W->sub[i < W->nsub ? i : 0];
+        b[i] = sub_bind(s);
+        if (i >= W->nsub) continue;
+        r0[i] = s->row0, rn[i] = s->rows, qmask |= s->qtype ? 1u << i : 0;
+        groups += cdiv(s->rows, s->qtype ? qr : fr);
+    }
+    qn_pc_route_one pc = { .m_rows = W->rows, .cols = W->cols, .flags = QN_MATVEC_WRITE_XN, .eps = r->cfg->rms_norm_eps,
+                           .w_add = 1, .E = pm->E, .K = pm->K, .Is = pm->Is, .act_stride = pm->act_stride,
+                           .rflags = pm->flags & (QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16), .groups = groups,
+                           .nparts = W->nsub, .qmask = qmask, .row0_0 = r0[0], .rows_0 = rn[0], .row0_1 = r0[1],
+                           .rows_1 = rn[1], .row0_2 = r0[2], .rows_2 = rn[2], .row0_3 = r0[3], .rows_3 = rn[3] };
+    qn_cmd_dispatch_n(r->c, p, QN_BINDS(b[0], QN_BIND(r->nx), QN_BIND(f->mm), wb(r->nw), QN_BIND(f->xn), QN_BIND(f->ids),
+                                        QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->act), QN_BIND(f->rcnt), b[1], b[2],
+                                        b[3]),
+                      &pc, sizeof pc, groups);
+    r->nw = NULL;
+    return true;
+}
+
 /* With a pending norm: mm = W_moe · norm(x) (xn written for the experts) and the router (ids, w, sg, shared act)
  * in one matvec_norm_route dispatch (one per part of a GGUF mixed-type W_moe at T = 1, counting on the same
  * per-token counter), whose last workgroup per token routes it. False: not possible here, or env
@@ -320,6 +364,7 @@ static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm
     if (!r->nw || !r->nxn || pm->E > QN_MOE_MAX_E || pm->K > QN_MOE_MAX_K || pm->K > pm->E ||
         pm->m_stride != W->rows || W->rows != pm->E + 2 * pm->Is + 1)
         return false;
+    if (route_one(r, W, pm)) return true; /* one dispatch for all parts (env QNEXT_ROUTE_ONE=0: the A/B) */
     for (uint32_t i = 0; i < n; i++) {
         const qn_pipe *p = parts ? route_pipe(f, W->sub[i].qtype, QN_DT_F32, W->sub[i].rows)
                                  : route_pipe(f, W->qtype, W->dtype, W->rows);
@@ -333,8 +378,7 @@ static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm
     for (uint32_t i = 0; i < n; i++, pc.flags = 0) {
         const struct qn_wsub *s = parts ? &W->sub[i] : NULL;
         const qn_pipe *p = s ? route_pipe(f, s->qtype, QN_DT_F32, s->rows) : route_pipe(f, W->qtype, W->dtype, W->rows);
-        uint64_t wn = s ? (s->bytes + 15) / 16 * 16 : 0;
-        struct qn_bind wbind = s ? QN_BIND_RANGE(s->buf, 0, wn <= s->buf->size ? wn : s->buf->size) : wb(W);
+        struct qn_bind wbind = s ? sub_bind(s) : wb(W);
         if (s) pc.row0 = s->row0, pc.rows = s->rows;
         qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(r->nx), QN_BIND(f->mm), wb(r->nw), QN_BIND(f->xn),
                                              QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->act),

@@ -75,6 +75,7 @@ typedef struct qn_fwd {
     qn_pipe *matvec_norm_route[3]; /* ... plus the MoE router as epilogue (W_moe in decode); NULL if WG < 32 */
     qn_pipe *qmatvec_norm[5]; /* qmatvec with the RMSNorm prologue, by q_index; NULL where qmatvec[i] is */
     qn_pipe *qmatvec_norm_route[5]; /* ... and the router epilogue (parts of a GGUF W_moe) */
+    qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
     qn_pipe *qmatmul[5];    /* their prefill matmuls (qmatmul.comp), same index; NULL when unused */

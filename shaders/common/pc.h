@@ -42,4 +42,5 @@ QN_STRUCT_END(qn_pc_eltwise)
 #include "pc_gdn.h"
 #include "pc_moe.h"
 #include "pc_mv_norm.h"
+#include "pc_route.h"
 #endif

@@ -140,19 +140,32 @@ static void check_counters(struct qn_h *h, qn_buf *cnt, uint32_t T, const char *
     }
 }
 
+/* The buffers of one route-fold run besides W: x and the norm weight (random; host copies out), the outputs m, xn,
+ * ids, w, sg, act (K + 1 rows of act_stride as) and the per-token counters (zero). */
+struct route_bufs {
+    qn_buf *x, *nw, *xn, *m, *ids, *w, *sg, *act, *cnt;
+    float *x_h, *nw_h;
+};
+static struct route_bufs route_bufs(struct qn_h *h, uint32_t T, uint32_t cols, uint32_t rows, uint32_t K, uint32_t as)
+{
+    struct route_bufs b;
+    uint32_t zero[8] = { 0 };
+    b.x = qn_h_input_f32(h, "x", (size_t)T * cols, -3, 3, &b.x_h);
+    b.nw = qn_h_input_f32(h, "norm w", cols, -0.5f, 0.5f, &b.nw_h);
+    b.xn = qn_h_output(h, "xn", (size_t)T * cols), b.m = qn_h_output(h, "m", (size_t)T * rows);
+    b.ids = qn_h_buffer(h, "ids", (size_t)T * K * 4), b.w = qn_h_output(h, "w", (size_t)T * K);
+    b.sg = qn_h_output(h, "sg", T), b.act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
+    b.cnt = qn_h_upload(h, "count", zero, sizeof zero);
+    return b;
+}
+
 static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E, uint32_t K, uint32_t Is,
                        uint32_t cols, uint32_t rflags)
 {
     uint32_t rows = E + 2 * Is + 1, as = Is + 3, rpw = layouts[layout].rows_per_wg;
-    float *w_h, *x_h, *nw_h;
+    float *w_h;
     qn_buf *W = weights(h, dtypes[d].kind, (size_t)rows * cols, &w_h);
-    qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * cols, -3, 3, &x_h);
-    qn_buf *nw = qn_h_input_f32(h, "norm w", cols, -0.5f, 0.5f, &nw_h);
-    qn_buf *xn = qn_h_output(h, "xn", (size_t)T * cols), *m = qn_h_output(h, "m", (size_t)T * rows);
-    qn_buf *ids = qn_h_buffer(h, "ids", (size_t)T * K * 4), *w = qn_h_output(h, "w", (size_t)T * K);
-    qn_buf *sg = qn_h_output(h, "sg", T), *act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
-    uint32_t zero[8] = { 0 };
-    qn_buf *cnt = qn_h_upload(h, "count", zero, sizeof zero);
+    struct route_bufs b = route_bufs(h, T, cols, rows, K, as);
     qn_pipe *p = qn_h_pipe(h, route_k[d], layouts[layout].wg, rpw, layouts[layout].unroll, layouts[layout].sgrows,
                            layouts[layout].xsh);
     qn_pc_mv_route pc = { .rows = rows, .cols = cols, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1.0f,
@@ -163,12 +176,12 @@ static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E
              K, Is, cols, T, layouts[layout].wg, rpw, layouts[layout].xsh, rflags & QN_MOE_NORM_TOPK ? " norm" : "",
              qn_pipe_info(p)->name);
     for (int run = 0; run < 2; run++) { /* the second run finds the counter the first one left */
-        qn_h_run_z(h, p, QN_BINDS(QN_BIND(W), QN_BIND(x), QN_BIND(m), QN_BIND(nw), QN_BIND(xn), QN_BIND(ids), QN_BIND(w),
-                                  QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)),
+        qn_h_run_z(h, p, QN_BINDS(QN_BIND(W), QN_BIND(b.x), QN_BIND(b.m), QN_BIND(b.nw), QN_BIND(b.xn), QN_BIND(b.ids),
+                                  QN_BIND(b.w), QN_BIND(b.sg), QN_BIND(b.act), QN_BIND(b.cnt)),
                    &pc, sizeof pc, (rows + rpw - 1) / rpw, T);
-        check_counters(h, cnt, T, what, run);
+        check_counters(h, b.cnt, T, what, run);
     }
-    float *xr = ref_norm(h, x_h, nw_h, T, cols, 1.0f), *ref = qn_h_alloc(h, (size_t)T * rows);
+    float *xr = ref_norm(h, b.x_h, b.nw_h, T, cols, 1.0f), *ref = qn_h_alloc(h, (size_t)T * rows);
     for (uint32_t t = 0; t < T; t++)
         for (uint32_t r = 0; r < rows; r++) {
             double s = 0;
@@ -177,97 +190,158 @@ static void route_case(struct qn_h *h, int d, int layout, uint32_t T, uint32_t E
         }
     char msg[200];
     snprintf(msg, sizeof msg, "%s: m", what); /* as run_case */
-    qn_h_check(h, msg, m, ref, (size_t)T * rows, 1e-6 + 5e-8 * cols, 1e-5);
+    qn_h_check(h, msg, b.m, ref, (size_t)T * rows, 1e-6 + 5e-8 * cols, 1e-5);
     snprintf(msg, sizeof msg, "%s: xn", what);
-    qn_h_check(h, msg, xn, xr, (size_t)T * cols, 2e-6, 2e-6);
-    check_route(h, what, qn_h_read(h, m, (size_t)T * rows), T, E, K, Is, as, rflags, ids, w, sg, act);
+    qn_h_check(h, msg, b.xn, xr, (size_t)T * cols, 2e-6, 2e-6);
+    check_route(h, what, qn_h_read(h, b.m, (size_t)T * rows), T, E, K, Is, as, rflags, b.ids, b.w, b.sg, b.act);
     qn_h_reset(h);
 }
 
-/* W_moe in parts as a GGUF mixed-type fusion, each part its own dispatch counting on one counter (no barrier
- * between them), the first writing xn. two = false: as two parts, the router rows [0, E) f32
- * (matvec_norm_route_f32) and the rest (shared gate, up, gate logit) in a block type (matvec_norm_route_<q>);
- * four = true: as the 80B Q4_K_M file, router f32, shared gate and up in the block type (one
- * dispatch each), the gate logit row f32. sd / sq: spec 0-5 of the f32 and block-type dispatches (their grids
- * differ, and so the count). m vs the f32 matvec and qn_matvec_ref, the routing vs qn_ref_router on the
- * kernel's m. */
-static void route_parts_case(struct qn_h *h, uint32_t qtype, enum qn_kernel qk, uint32_t T, uint32_t E, uint32_t K,
-                             uint32_t Is, uint32_t cols, const uint32_t sd[6], const uint32_t sq[6], bool four)
+/* W_moe in parts as a GGUF mixed-type fusion. two parts (four = false): the router rows [0, E) f32 and the rest (shared
+ * gate, up, gate logit) in a block type; four = true: as the 80B Q4_K_M file, router f32, shared gate and up in the
+ * block type, the gate logit row f32. */
+struct rparts {
+    uint32_t np, rows, cols, qtype;
+    struct part { uint32_t r0, n; bool q; } pt[4];
+    qn_buf *W[4];
+    float *w_h;    /* [rows, cols] the f32 values (block parts: before quantization) */
+    uint8_t *raw;  /* block rows at their row index */
+    uint64_t rb;   /* bytes per block row */
+};
+static struct rparts rparts_make(struct qn_h *h, uint32_t qtype, uint32_t E, uint32_t Is, uint32_t cols, bool four)
 {
-    uint32_t rows = E + 2 * Is + 1, as = Is, np = four ? 4 : 2;
-    struct part { uint32_t r0, n; bool q; } pt[4] = { { 0, E, false }, { E, rows - E, true } };
-    if (four) pt[1].n = Is, pt[2] = (struct part){ E + Is, Is, true }, pt[3] = (struct part){ E + 2 * Is, 1, false };
-    uint64_t rb;
-    qn_h_ok(h, qn_ggml_row_bytes(qtype, cols, &rb), "row bytes");
-    float *w_h = qn_h_alloc(h, (size_t)rows * cols), *x_h, *nw_h;
-    qn_h_random(h, w_h, (size_t)rows * cols, -1, 1);
-    uint8_t *raw = qn_h_alloc_bytes(h, (size_t)rows * rb + 4); /* block rows at their row index */
-    qn_buf *Wp[4];
-    for (uint32_t i = 0; i < np; i++) {
-        if (!pt[i].q) {
-            Wp[i] = qn_h_upload(h, "W f32 part", w_h + (size_t)pt[i].r0 * cols, (size_t)pt[i].n * cols * 4);
+    struct rparts P = { .np = four ? 4 : 2, .rows = E + 2 * Is + 1, .cols = cols, .qtype = qtype,
+                        .pt = { { 0, E, false }, { E, 2 * Is + 1, true } } };
+    if (four) P.pt[1].n = Is, P.pt[2] = (struct part){ E + Is, Is, true }, P.pt[3] = (struct part){ E + 2 * Is, 1, false };
+    qn_h_ok(h, qn_ggml_row_bytes(qtype, cols, &P.rb), "row bytes");
+    P.w_h = qn_h_alloc(h, (size_t)P.rows * cols);
+    qn_h_random(h, P.w_h, (size_t)P.rows * cols, -1, 1);
+    P.raw = qn_h_alloc_bytes(h, (size_t)P.rows * P.rb + 4);
+    for (uint32_t i = 0; i < P.np; i++) {
+        struct part *q = &P.pt[i];
+        if (!q->q) {
+            P.W[i] = qn_h_upload(h, "W f32 part", P.w_h + (size_t)q->r0 * cols, (size_t)q->n * cols * 4);
             continue;
         }
-        for (uint32_t r = pt[i].r0; r < pt[i].r0 + pt[i].n; r++)
-            qn_h_ok(h, qn_quant_row(qtype, w_h + (size_t)r * cols, raw + r * rb, cols), "quantize");
-        size_t bytes = (pt[i].n * rb + 3) & ~(size_t)3;
-        memset(raw + pt[i].r0 * rb + pt[i].n * rb, 0, bytes - pt[i].n * rb);
-        Wp[i] = qn_h_upload(h, "W block part", raw + pt[i].r0 * rb, bytes);
+        for (uint32_t r = q->r0; r < q->r0 + q->n; r++)
+            qn_h_ok(h, qn_quant_row(qtype, P.w_h + (size_t)r * cols, P.raw + r * P.rb, cols), "quantize");
+        size_t bytes = (q->n * P.rb + 3) & ~(size_t)3;
+        memset(P.raw + q->r0 * P.rb + q->n * P.rb, 0, bytes - q->n * P.rb);
+        P.W[i] = qn_h_upload(h, "W block part", P.raw + q->r0 * P.rb, bytes);
     }
-    qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * cols, -3, 3, &x_h);
-    qn_buf *nw = qn_h_input_f32(h, "norm w", cols, -0.5f, 0.5f, &nw_h);
-    qn_buf *xn = qn_h_output(h, "xn", (size_t)T * cols), *m = qn_h_output(h, "m", (size_t)T * rows);
-    qn_buf *ids = qn_h_buffer(h, "ids", (size_t)T * K * 4), *w = qn_h_output(h, "w", (size_t)T * K);
-    qn_buf *sg = qn_h_output(h, "sg", T), *act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
-    uint32_t zero[8] = { 0 };
-    qn_buf *cnt = qn_h_upload(h, "count", zero, sizeof zero);
-    qn_pipe *pa = qn_h_pipe_spec(h, QN_K_MATVEC_NORM_ROUTE_F32, sd, 6), *pb = qn_h_pipe_spec(h, qk, sq, 6);
-    uint32_t groups = 0;
-    for (uint32_t i = 0; i < np; i++) groups += (pt[i].n + (pt[i].q ? sq[1] : sd[1]) - 1) / (pt[i].q ? sq[1] : sd[1]);
-    char what[200];
-    snprintf(what, sizeof what, "%u parts f32 + %s route E=%u K=%u Is=%u H=%u T=%u (%s %u,%u,%u,%u,%u,%u; %s "
-             "%u,%u,%u,%u,%u,%u; %u workgroups)", np, qn_ggml_type(qtype)->name, E, K, Is, cols, T,
-             qn_pipe_info(pa)->name, sd[0], sd[1], sd[2], sd[3], sd[4], sd[5], qn_pipe_info(pb)->name, sq[0], sq[1],
-             sq[2], sq[3], sq[4], sq[5], groups);
-    for (int run = 0; run < 2; run++) {
-        qn_h_ok(h, qn_cmd_begin(h->cmd), what); /* all parts in one command buffer, no barrier between them */
-        for (uint32_t i = 0; i < np; i++) {
-            qn_pc_mv_route pc = { .rows = pt[i].n, .cols = cols, .flags = i == 0 ? QN_MATVEC_WRITE_XN : 0, .eps = 1e-6f,
-                                  .w_add = 1.0f, .E = E, .K = K, .Is = Is, .act_stride = as, .rflags = QN_MOE_NORM_TOPK,
-                                  .row0 = pt[i].r0, .m_rows = rows, .groups = groups };
-            qn_pipe *p = pt[i].q ? pb : pa;
-            uint32_t rpw = qn_pipe_spec(p, 1);
-            qn_cmd_dispatch_nz(h->cmd, p, QN_BINDS(QN_BIND(Wp[i]), QN_BIND(x), QN_BIND(m), QN_BIND(nw), QN_BIND(xn),
-                                                   QN_BIND(ids), QN_BIND(w), QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)),
-                               &pc, sizeof pc, (pt[i].n + rpw - 1) / rpw, T);
-        }
-        qn_h_ok(h, qn_cmd_end(h->cmd), what);
-        qn_h_ok(h, qn_cmd_run(h->cmd), what);
-        check_counters(h, cnt, T, what, run);
-    }
-    float *xr = ref_norm(h, x_h, nw_h, T, cols, 1.0f), *ref = qn_h_alloc(h, (size_t)T * rows);
+    return P;
+}
+
+/* m's reference: the reference norm of x times each part (block parts: qn_matvec_ref of their blocks) */
+static float *rparts_ref(struct qn_h *h, const struct rparts *P, const float *xr, uint32_t T)
+{
+    float *ref = qn_h_alloc(h, (size_t)T * P->rows);
     for (uint32_t t = 0; t < T; t++) {
-        const float *xt = xr + (size_t)t * cols;
-        for (uint32_t i = 0; i < np; i++) {
-            float *out = ref + (size_t)t * rows + pt[i].r0;
-            if (pt[i].q) {
-                qn_h_ok(h, qn_matvec_ref(qtype, raw + pt[i].r0 * rb, pt[i].n, cols, xt, out), "reference");
+        const float *xt = xr + (size_t)t * P->cols;
+        for (uint32_t i = 0; i < P->np; i++) {
+            const struct part *q = &P->pt[i];
+            float *out = ref + (size_t)t * P->rows + q->r0;
+            if (q->q) {
+                qn_h_ok(h, qn_matvec_ref(P->qtype, P->raw + q->r0 * P->rb, q->n, P->cols, xt, out), "reference");
                 continue;
             }
-            for (uint32_t r = 0; r < pt[i].n; r++) {
+            for (uint32_t r = 0; r < q->n; r++) {
                 double a = 0;
-                for (uint32_t c = 0; c < cols; c++) a += (double)w_h[(size_t)(pt[i].r0 + r) * cols + c] * xt[c];
+                for (uint32_t c = 0; c < P->cols; c++) a += (double)P->w_h[(size_t)(q->r0 + r) * P->cols + c] * xt[c];
                 out[r] = (float)a;
             }
         }
     }
-    char msg[240];
+    return ref;
+}
+
+/* m, xn and the routing of a parts case against the references; the run's buffers reset */
+static void rparts_check(struct qn_h *h, const char *what, const struct rparts *P, const struct route_bufs *b,
+                         uint32_t T, uint32_t E, uint32_t K, uint32_t Is, uint32_t rflags)
+{
+    float *xr = ref_norm(h, b->x_h, b->nw_h, T, P->cols, 1.0f), *ref = rparts_ref(h, P, xr, T);
+    char msg[300];
     snprintf(msg, sizeof msg, "%s: m", what); /* |xn| <= ~3, |w| <= ~1: both parts' bounds are below this one */
-    qn_h_check(h, msg, m, ref, (size_t)T * rows, 1e-6 + 5e-7 * 3.0 * cols, 1e-5);
+    qn_h_check(h, msg, b->m, ref, (size_t)T * P->rows, 1e-6 + 5e-7 * 3.0 * P->cols, 1e-5);
     snprintf(msg, sizeof msg, "%s: xn", what);
-    qn_h_check(h, msg, xn, xr, (size_t)T * cols, 2e-6, 2e-6);
-    check_route(h, what, qn_h_read(h, m, (size_t)T * rows), T, E, K, Is, as, QN_MOE_NORM_TOPK, ids, w, sg, act);
+    qn_h_check(h, msg, b->xn, xr, (size_t)T * P->cols, 2e-6, 2e-6);
+    check_route(h, what, qn_h_read(h, b->m, (size_t)T * P->rows), T, E, K, Is, Is, rflags, b->ids, b->w, b->sg, b->act);
     qn_h_reset(h);
+}
+
+/* Each part its own matvec_norm_route dispatch counting on one counter (no barrier between them), the first writing
+ * xn. sd / sq: spec 0-5 of the f32 and block-type dispatches (their grids differ, and so the count). */
+static void route_parts_case(struct qn_h *h, uint32_t qtype, enum qn_kernel qk, uint32_t T, uint32_t E, uint32_t K,
+                             uint32_t Is, uint32_t cols, const uint32_t sd[6], const uint32_t sq[6], bool four)
+{
+    struct rparts P = rparts_make(h, qtype, E, Is, cols, four);
+    struct route_bufs b = route_bufs(h, T, cols, P.rows, K, Is);
+    qn_pipe *pa = qn_h_pipe_spec(h, QN_K_MATVEC_NORM_ROUTE_F32, sd, 6), *pb = qn_h_pipe_spec(h, qk, sq, 6);
+    uint32_t groups = 0;
+    for (uint32_t i = 0; i < P.np; i++) groups += (P.pt[i].n + (P.pt[i].q ? sq[1] : sd[1]) - 1) / (P.pt[i].q ? sq[1] : sd[1]);
+    char what[200];
+    snprintf(what, sizeof what, "%u parts f32 + %s route E=%u K=%u Is=%u H=%u T=%u (%s %u,%u,%u,%u,%u,%u; %s "
+             "%u,%u,%u,%u,%u,%u; %u workgroups)", P.np, qn_ggml_type(qtype)->name, E, K, Is, cols, T,
+             qn_pipe_info(pa)->name, sd[0], sd[1], sd[2], sd[3], sd[4], sd[5], qn_pipe_info(pb)->name, sq[0], sq[1],
+             sq[2], sq[3], sq[4], sq[5], groups);
+    for (int run = 0; run < 2; run++) {
+        qn_h_ok(h, qn_cmd_begin(h->cmd), what); /* all parts in one command buffer, no barrier between them */
+        for (uint32_t i = 0; i < P.np; i++) {
+            qn_pc_mv_route pc = { .rows = P.pt[i].n, .cols = cols, .flags = i == 0 ? QN_MATVEC_WRITE_XN : 0, .eps = 1e-6f,
+                                  .w_add = 1.0f, .E = E, .K = K, .Is = Is, .act_stride = Is, .rflags = QN_MOE_NORM_TOPK,
+                                  .row0 = P.pt[i].r0, .m_rows = P.rows, .groups = groups };
+            qn_pipe *p = P.pt[i].q ? pb : pa;
+            uint32_t rpw = qn_pipe_spec(p, 1);
+            qn_cmd_dispatch_nz(h->cmd, p, QN_BINDS(QN_BIND(P.W[i]), QN_BIND(b.x), QN_BIND(b.m), QN_BIND(b.nw),
+                                                   QN_BIND(b.xn), QN_BIND(b.ids), QN_BIND(b.w), QN_BIND(b.sg),
+                                                   QN_BIND(b.act), QN_BIND(b.cnt)),
+                               &pc, sizeof pc, (P.pt[i].n + rpw - 1) / rpw, T);
+        }
+        qn_h_ok(h, qn_cmd_end(h->cmd), what);
+        qn_h_ok(h, qn_cmd_run(h->cmd), what);
+        check_counters(h, b.cnt, T, what, run);
+    }
+    rparts_check(h, what, &P, &b, T, E, K, Is, QN_MOE_NORM_TOPK);
+}
+
+/* route_mixed's push constants for parts P (its workgroup count in pc.groups) */
+static qn_pc_route_one route_one_pc(const struct rparts *P, const qn_pipe *p, uint32_t E, uint32_t K, uint32_t Is,
+                                    uint32_t rflags)
+{
+    qn_pc_route_one pc = { .m_rows = P->rows, .cols = P->cols, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1.0f,
+                           .E = E, .K = K, .Is = Is, .act_stride = Is, .rflags = rflags, .nparts = P->np };
+    uint32_t *r0[4] = { &pc.row0_0, &pc.row0_1, &pc.row0_2, &pc.row0_3 }, *rn[4] = { &pc.rows_0, &pc.rows_1, &pc.rows_2, &pc.rows_3 };
+    for (uint32_t i = 0; i < P->np; i++) {
+        uint32_t rpw = qn_pipe_spec(p, P->pt[i].q ? 2 : 1);
+        *r0[i] = P->pt[i].r0, *rn[i] = P->pt[i].n;
+        pc.qmask |= P->pt[i].q ? 1u << i : 0;
+        pc.groups += (P->pt[i].n + rpw - 1) / rpw;
+    }
+    return pc;
+}
+
+/* The same parts in ONE route_mixed dispatch (rk: its kernel for qtype; spec[6] WG, FROWS, QROWS, FUNROLL, QUNROLL,
+ * XSH), tokens in z, run twice (the counters must come back to zero). */
+static void route_one_case(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, uint32_t T, uint32_t E, uint32_t K,
+                           uint32_t Is, uint32_t cols, const uint32_t spec[6], bool four, uint32_t rflags)
+{
+    struct rparts P = rparts_make(h, qtype, E, Is, cols, four);
+    struct route_bufs b = route_bufs(h, T, cols, P.rows, K, Is);
+    qn_pipe *p = qn_h_pipe_spec(h, rk, spec, 6);
+    qn_pc_route_one pc = route_one_pc(&P, p, E, K, Is, rflags);
+    char what[200];
+    snprintf(what, sizeof what, "one dispatch: %u parts f32 + %s E=%u K=%u Is=%u H=%u T=%u (%s %u,%u,%u,%u,%u,%u; %u "
+             "workgroups)%s", P.np, qn_ggml_type(qtype)->name, E, K, Is, cols, T, qn_pipe_info(p)->name, spec[0], spec[1],
+             spec[2], spec[3], spec[4], spec[5], pc.groups, rflags & QN_MOE_ROUND_BF16 ? " bf16 logits" : "");
+    qn_buf *W3 = P.np > 2 ? P.W[3] : P.W[0], *W2 = P.np > 2 ? P.W[2] : P.W[0];
+    for (int run = 0; run < 2; run++) {
+        qn_h_run_z(h, p, QN_BINDS(QN_BIND(P.W[0]), QN_BIND(b.x), QN_BIND(b.m), QN_BIND(b.nw), QN_BIND(b.xn),
+                                  QN_BIND(b.ids), QN_BIND(b.w), QN_BIND(b.sg), QN_BIND(b.act), QN_BIND(b.cnt),
+                                  QN_BIND(P.W[1]), QN_BIND(W2), QN_BIND(W3)),
+                   &pc, sizeof pc, pc.groups, T);
+        check_counters(h, b.cnt, T, what, run);
+    }
+    rparts_check(h, what, &P, &b, T, E, K, Is, rflags);
 }
 
 /* ---- quantized weights (qmatvec.comp with QN_NORM) ----------------------------------------------------------- */
@@ -675,6 +749,47 @@ static void bench_small(struct qn_h *h, uint32_t mb)
     bench_route_stage(h, mb);
 }
 
+/* The router epilogue cases: matvec_norm_route alone, in parts (one dispatch per part), route_mixed (one dispatch) */
+static void route_tests(struct qn_h *h)
+{
+    /* the router epilogue: Qwen3-Next-80B's E 512, K 10, Is 512, H 2048 on the graph's layouts, then odd sizes */
+    route_case(h, 0, 0, 1, 512, 10, 512, 2048, QN_MOE_NORM_TOPK);
+    route_case(h, 0, 2, 1, 512, 10, 512, 2048, QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16);
+    route_case(h, 1, 3, 3, 64, 4, 40, 200, 0);
+    route_case(h, 2, 1, 2, 100, 7, 33, 129, QN_MOE_NORM_TOPK);
+    route_case(h, 0, 4, 4, 60, 8, 24, 256, QN_MOE_NORM_TOPK);
+    /* the parts: f32 rows WG 64 / 8 rows / x staged and the block rows WG 256, 64, 128 / 16 rows (as before the
+     * small-row layouts); then forward_pipes.c's small-row layouts (dense 128 / 2 rows, blocks 128 / 4 rows, with
+     * and without the prefetch) in the 80B file's four parts; odd shapes leave partial workgroups everywhere */
+    static const uint32_t d8[6] = { 64, 8, 4, 1, 512, 1 }, d8s[6] = { 64, 8, 4, 1, 64, 1 }, d8m[6] = { 64, 8, 4, 1, 128, 1 };
+    static const uint32_t q256[6] = { 256, 16, 2, 2, 0, 1 }, q64[6] = { 64, 16, 2, 2, 0, 1 }, q128[6] = { 128, 16, 2, 2, 0, 1 };
+    static const uint32_t ds[6] = { 128, 2, 4, 1, 0, 1 }, qs[6] = { 128, 4, 2, 1, 512, 1 };
+    static const uint32_t dsn[6] = { 128, 2, 4, 1, 0, 0 }, qsn[6] = { 128, 4, 2, 1, 512, 0 };
+    route_parts_case(h, QN_GGML_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q8_0, 1, 512, 10, 512, 2048, d8, q256, false);
+    route_parts_case(h, QN_GGML_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q4_K, 2, 64, 4, 40, 256, d8s, q64, false);
+    route_parts_case(h, QN_GGML_Q6_K, QN_K_MATVEC_NORM_ROUTE_Q6_K, 1, 100, 7, 33, 512, d8m, q128, false);
+    route_parts_case(h, QN_GGML_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q4_K, 1, 512, 10, 512, 2048, ds, qs, true);
+    route_parts_case(h, QN_GGML_Q6_K, QN_K_MATVEC_NORM_ROUTE_Q6_K, 3, 100, 7, 33, 512, dsn, qsn, true);
+    route_parts_case(h, QN_GGML_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q8_0, 2, 61, 5, 37, 256, ds, qsn, true);
+    /* route_mixed: the parts in one dispatch. The default layout (forward_pipes.c) at the 80B file's shape, then
+     * layouts with rows past the teams (several rows per team), several batches per lane (small unrolls), a
+     * workgroup of 64 / 128, partial workgroups in every part, two parts, T in z, bf16-rounded logits */
+    if (qn_kernel_infos[QN_K_ROUTE_MIXED_Q4_K].features & ~qn_vk_caps(h->v)->features) {
+        printf("route_mixed: skipped (it needs subgroup arithmetic, which this device or QNEXT_NO_SUBGROUP lacks)\n");
+        return;
+    }
+    static const uint32_t o_def[6] = { 256, 4, 8, 8, 2, 512 }, o_many[6] = { 128, 16, 12, 3, 1, 512 };
+    static const uint32_t o_small[6] = { 64, 3, 5, 2, 1, 128 }, o_wide[6] = { 256, 1, 1, 32, 16, 64 };
+    route_one_case(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true, QN_MOE_NORM_TOPK);
+    route_one_case(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 1, 512, 10, 512, 2048, o_def, true,
+                   QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16);
+    route_one_case(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 3, 100, 7, 33, 512, o_many, true, QN_MOE_NORM_TOPK);
+    route_one_case(h, QN_GGML_Q8_0, QN_K_ROUTE_MIXED_Q8_0, 2, 61, 5, 37, 512, o_small, true, 0);
+    route_one_case(h, QN_GGML_Q4_0, QN_K_ROUTE_MIXED_Q4_0, 1, 64, 4, 40, 256, o_wide, false, QN_MOE_NORM_TOPK);
+    route_one_case(h, QN_GGML_Q5_K, QN_K_ROUTE_MIXED_Q5_K, 2, 100, 7, 33, 256, o_many, false, QN_MOE_NORM_TOPK);
+    route_one_case(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 1, 64, 4, 40, 256, o_small, true, QN_MOE_NORM_TOPK);
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
@@ -683,6 +798,10 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--bench")) {
             bench(&h);
             bench_small(&h, 256);
+            return qn_h_close(&h);
+        }
+        if (!strcmp(argv[i], "--route")) { /* only the router epilogue cases */
+            route_tests(&h);
             return qn_h_close(&h);
         }
         if (!strcmp(argv[i], "--bench-small")) { /* [MiB of weight copies [shape name part]] */
@@ -717,24 +836,6 @@ int main(int argc, char **argv)
         qcase(&h, f, 1, 40, 2048, 2, true, true);   /* T in z through L1 */
         qcase(&h, f, 0, 9, qk, 3, false, false);
     }
-    /* the router epilogue: Qwen3-Next-80B's E 512, K 10, Is 512, H 2048 on the graph's layouts, then odd sizes */
-    route_case(&h, 0, 0, 1, 512, 10, 512, 2048, QN_MOE_NORM_TOPK);
-    route_case(&h, 0, 2, 1, 512, 10, 512, 2048, QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16);
-    route_case(&h, 1, 3, 3, 64, 4, 40, 200, 0);
-    route_case(&h, 2, 1, 2, 100, 7, 33, 129, QN_MOE_NORM_TOPK);
-    route_case(&h, 0, 4, 4, 60, 8, 24, 256, QN_MOE_NORM_TOPK);
-    /* the parts: f32 rows WG 64 / 8 rows / x staged and the block rows WG 256, 64, 128 / 16 rows (as before the
-     * small-row layouts); then forward_pipes.c's small-row layouts (dense 128 / 2 rows, blocks 128 / 4 rows, with
-     * and without the prefetch) in the 80B file's four parts; odd shapes leave partial workgroups everywhere */
-    static const uint32_t d8[6] = { 64, 8, 4, 1, 512, 1 }, d8s[6] = { 64, 8, 4, 1, 64, 1 }, d8m[6] = { 64, 8, 4, 1, 128, 1 };
-    static const uint32_t q256[6] = { 256, 16, 2, 2, 0, 1 }, q64[6] = { 64, 16, 2, 2, 0, 1 }, q128[6] = { 128, 16, 2, 2, 0, 1 };
-    static const uint32_t ds[6] = { 128, 2, 4, 1, 0, 1 }, qs[6] = { 128, 4, 2, 1, 512, 1 };
-    static const uint32_t dsn[6] = { 128, 2, 4, 1, 0, 0 }, qsn[6] = { 128, 4, 2, 1, 512, 0 };
-    route_parts_case(&h, QN_GGML_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q8_0, 1, 512, 10, 512, 2048, d8, q256, false);
-    route_parts_case(&h, QN_GGML_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q4_K, 2, 64, 4, 40, 256, d8s, q64, false);
-    route_parts_case(&h, QN_GGML_Q6_K, QN_K_MATVEC_NORM_ROUTE_Q6_K, 1, 100, 7, 33, 512, d8m, q128, false);
-    route_parts_case(&h, QN_GGML_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q4_K, 1, 512, 10, 512, 2048, ds, qs, true);
-    route_parts_case(&h, QN_GGML_Q6_K, QN_K_MATVEC_NORM_ROUTE_Q6_K, 3, 100, 7, 33, 512, dsn, qsn, true);
-    route_parts_case(&h, QN_GGML_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q8_0, 2, 61, 5, 37, 256, ds, qsn, true);
+    route_tests(&h);
     return qn_h_close(&h);
 }
