@@ -320,14 +320,14 @@ static bool route_one(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
 {
     qn_fwd *f = r->f;
     uint32_t qt = 0;
-    if (!W->nsub || W->nsub > 4 || r->T != 1 || W->cols % 256) return false;
+    if (!W->nsub || W->nsub > 4 || r->T != 1 || W->cols % 4) return false;
     for (uint32_t i = 0; i < W->nsub; i++) {
         if (W->sub[i].qtype && qt && W->sub[i].qtype != qt) return false; /* two block types: the per-part path */
         if (W->sub[i].qtype) qt = W->sub[i].qtype;
     }
-    int qi = qt ? qn_fwd_q_index(qt) : -1;
+    int qi = qt ? qn_fwd_q_index(qt) : 0;      /* f32 parts only: any variant (qmask 0) */
     const qn_pipe *p = qi >= 0 ? f->route_one[qi] : NULL;
-    if (!p || W->cols > 4 * qn_pipe_spec(p, 5)) return false;
+    if (!p || W->cols > 4 * qn_pipe_spec(p, 5) || (qt && W->cols % qn_ggml_type(qt)->blck)) return false;
     uint32_t fr = qn_pipe_spec(p, 1), qr = qn_pipe_spec(p, 2), groups = 0, r0[4] = { 0 }, rn[4] = { 0 }, qmask = 0;
     struct qn_bind b[4];
     for (uint32_t i = 0; i < 4; i++) {

@@ -489,6 +489,38 @@ static int make_mv_small_pipes(qn_fwd *f)
     return 0;
 }
 
+/* route_mixed (the decode route stage of a GGUF mixed-type W_moe in one dispatch): for each block type the model's
+ * dense weights use (none: Q8_0's, for all-f32 parts), when the device has subgroup arithmetic and H is a
+ * multiple of 32 up to 4096 (x staged: XSH = H / 4; forward.c checks H against the block size). Layout
+ * WG 256, f32 rows 4, block rows 8, f32 unroll 8, block unroll 2 (the 80B Q4_K_M file: 128 + 2 x 64 + 1 workgroups,
+ * every lane one batch of loads), or env QNEXT_ROUTE_ONE_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL; QNEXT_ROUTE_ONE=0:
+ * none (forward.c records one matvec_norm_route dispatch per part instead). */
+static int make_route_one_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel rk[5] = { QN_K_ROUTE_MIXED_Q8_0, QN_K_ROUTE_MIXED_Q4_0, QN_K_ROUTE_MIXED_Q4_K,
+                                          QN_K_ROUTE_MIXED_Q5_K, QN_K_ROUTE_MIXED_Q6_K };
+    const char *e = getenv("QNEXT_ROUTE_ONE"), *el = getenv("QNEXT_ROUTE_ONE_LAYOUT");
+    uint32_t H = (uint32_t)f->m->c.hidden_size, s[6] = { 256, 4, 8, 8, 2, H / 4 };
+    if ((e && !strcmp(e, "0")) || H % 32 || H > 4096) return 0;
+    if (el && *el) {
+        unsigned v[5];
+        if (sscanf(el, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5 && v[0] >= 32 && v[0] <= 1024 &&
+            v[0] % 32 == 0 && v[1] && v[1] <= 64 && v[2] && v[2] <= 64 && v[3] && v[3] <= 32 && v[4] && v[4] <= 16)
+            for (int i = 0; i < 5; i++) s[i] = v[i];
+        else
+            QN_WARN("QNEXT_ROUTE_ONE_LAYOUT=%s is not WG,FROWS,QROWS,FUNROLL,QUNROLL (WG a multiple of 32 up to 1024, "
+                    "rows 1..64, unrolls 1..32 / 1..16); using 256,4,8,8,2", el);
+    }
+    int rc;
+    bool any = false; /* no block type at all: the Q8_0 variant serves W_moe parts that are all f32 */
+    for (int i = 0; i < 5; i++) any |= f->qmatvec[i] != NULL;
+    for (int i = 0; i < 5; i++) {
+        if ((any ? !f->qmatvec[i] : i) || (qn_kernel_infos[rk[i]].features & ~qn_vk_caps(f->v)->features)) continue;
+        PIPE(rk[i], &f->route_one[i], s[0], s[1], s[2], s[3], s[4], s[5]);
+    }
+    return 0;
+}
+
 /* The matvecs with the RMSNorm prologue (and the router epilogue): the plain matvec's layout with x staged in
  * shared memory (up to 16 KiB, else read through L1); block types for those the model's dense weights use. */
 int qn_fwd_make_norm_pipes(qn_fwd *f)
@@ -514,83 +546,10 @@ int qn_fwd_make_norm_pipes(qn_fwd *f)
         if (!f->qmatvec[i]) continue;
         MVPIPE0(qmvn[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
         const qn_pipe *q = f->qmatvec[i];    /* the router epilogue: the stage only as large as a row (shared memory) */
-/* QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT = "[TYPE:]WG,ROWS,UNROLL,SGROWS,XSH[,PRE][;...]": another layout for the plain
- * block matvecs (f->qmatvec: out projections, attention parts; small-T prefill) / those with the RMSNorm prologue
- * (f->qmatvec_norm: in_proj parts, lm_head), for in-model A/B runs. TYPE (q8_0, q4_0, q4_k, q5_k, q6_k) limits an
- * entry to one block type; later entries win; PRE (spec 5, default QNEXT_MV_PRE's) 0, 1 or 2 (two batches of
- * loads in flight per lane: the next batch, or the team's next set's first, loaded before a batch is used). The route parts keep the default (they were made before). Run 17's
- * sweep (with a barrier between matvecs, as in the model) read 128,16,1,4,0 at 989 GB/s on the 12352 x 2048 Q4_K
- * in_proj shape against 551 for the default 256,16,2,2,1024, and 128,8,1,4,0 at 629 against 359 on 2048 x 4096. */
-static int mv_env_layouts(qn_fwd *f, const char *name, const enum qn_kernel k[5], qn_pipe *out[5])
-{
-    static const char *const tn[5] = { "q8_0", "q4_0", "q4_k", "q5_k", "q6_k" };
-    const char *e = getenv(name);
-    int rc;
-    for (const char *p = e; p && *p;) {
-        size_t n = strcspn(p, ";");
-        char ent[96];
-        snprintf(ent, sizeof ent, "%.*s", (int)(n < sizeof ent ? n : sizeof ent - 1), p);
-        p += n + (p[n] == ';');
-        const char *lay = strchr(ent, ':') ? strchr(ent, ':') + 1 : ent;
-        uint32_t l[6];
-        unsigned pre = mv_pre();
-        if (!mv_layout(name, lay, l)) continue;
-        if (sscanf(lay, "%*u,%*u,%*u,%*u,%*u,%u", &pre) == 1 && pre > 2) pre = mv_pre();
-        l[5] = pre;
-        for (int i = 0; i < 5; i++) {
-            size_t tl = lay == ent ? 0 : (size_t)(lay - 1 - ent);
-            if (!out[i] || (tl && (strncmp(ent, tn[i], tl) || tn[i][tl]))) continue;
-            if ((rc = pipe(f, k[i], &out[i], 6, l))) return rc;
-            QN_DEBUG("%s: %s decode matvec layout %u,%u,%u,%u,%u pre %u", name, tn[i], l[0], l[1], l[2], l[3], l[4], l[5]);
-        }
-    }
-    return 0;
-}
-
-static int make_mv_env_pipes(qn_fwd *f)
-{
-    static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
-                                           QN_K_MATVEC_Q6_K };
-    static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
-                                            QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
-    int rc = mv_env_layouts(f, "QNEXT_QMV_LAYOUT", qmv, f->qmatvec);
-    return rc ? rc : mv_env_layouts(f, "QNEXT_QMVN_LAYOUT", qmvn, f->qmatvec_norm);
-}
-
-/* route_mixed (the decode route stage of a GGUF mixed-type W_moe in one dispatch): for each block type the model's
- * dense weights use, when the device has subgroup arithmetic and H <= 4096 (x staged: XSH = H / 4). Layout
- * WG 256, f32 rows 4, block rows 8, f32 unroll 8, block unroll 2 (the 80B Q4_K_M file: 128 + 2 x 64 + 1 workgroups,
- * every lane one batch of loads), or env QNEXT_ROUTE_ONE_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL; QNEXT_ROUTE_ONE=0:
- * none (forward.c records one matvec_norm_route dispatch per part instead). */
-static int make_route_one_pipes(qn_fwd *f)
-{
-    static const enum qn_kernel rk[5] = { QN_K_ROUTE_MIXED_Q8_0, QN_K_ROUTE_MIXED_Q4_0, QN_K_ROUTE_MIXED_Q4_K,
-                                          QN_K_ROUTE_MIXED_Q5_K, QN_K_ROUTE_MIXED_Q6_K };
-    const char *e = getenv("QNEXT_ROUTE_ONE"), *el = getenv("QNEXT_ROUTE_ONE_LAYOUT");
-    uint32_t H = (uint32_t)f->m->c.hidden_size, s[6] = { 256, 4, 8, 8, 2, H / 4 };
-    if ((e && !strcmp(e, "0")) || H % 256 || H > 4096) return 0;
-    if (el && *el) {
-        unsigned v[5];
-        if (sscanf(el, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5 && v[0] >= 32 && v[0] <= 1024 &&
-            v[0] % 32 == 0 && v[1] && v[1] <= 64 && v[2] && v[2] <= 64 && v[3] && v[3] <= 32 && v[4] && v[4] <= 16)
-            for (int i = 0; i < 5; i++) s[i] = v[i];
-        else
-            QN_WARN("QNEXT_ROUTE_ONE_LAYOUT=%s is not WG,FROWS,QROWS,FUNROLL,QUNROLL (WG a multiple of 32 up to 1024, "
-                    "rows 1..64, unrolls 1..32 / 1..16); using 256,4,8,8,2", el);
-    }
-    int rc;
-    for (int i = 0; i < 5; i++) {
-        if (!f->qmatvec[i] || (qn_kernel_infos[rk[i]].features & ~qn_vk_caps(f->v)->features)) continue;
-        PIPE(rk[i], &f->route_one[i], s[0], s[1], s[2], s[3], s[4], s[5]);
-    }
-    return 0;
-}
-
         if (qn_pipe_spec(q, 0) >= 32)
             MVPIPE(qmvnr[i], &f->qmatvec_norm_route[i], qn_pipe_spec(q, 0), qn_pipe_spec(q, 1), qn_pipe_spec(q, 2),
                    qn_pipe_spec(q, 3), xsh);
     }
     if ((rc = make_route_one_pipes(f))) return rc;
-    if ((rc = make_mv_small_pipes(f))) return rc;
-    return make_mv_env_pipes(f);
+    return make_mv_small_pipes(f);
 }
