@@ -608,7 +608,8 @@ static struct qn_bind shared_down_bind(const struct qn_mlayer *L, uint32_t *flag
 }
 
 /* moe_experts() for GGUF block experts (moe_q.comp): gate|up slots in pools, down slots in dpools; the
- * per-token kernels with tokens in z up to tune.small_t tokens, the grouped kernels above. */
+ * per-token kernels with tokens in z up to tune.small_t tokens, the grouped kernels above. The down is split over
+ * the experts (moe_qdnx: (K + 1) x H / rows groups, partials and counters in f->dxs) where chosen and T fits. */
 static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
 {
     qn_fwd *f = r->f;
@@ -628,6 +629,14 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
     pd.slots_per_pool = m->d_slots_per_pool;
     struct qn_bind sd = shared_down_bind(L, &pd.flags);
+    const qn_pipe *dnx = f->moe_qdnx[qn_fwd_q_index(L->exp_qtype[2])];
+    if (dnx && r->T <= f->dxs_t) {
+        qn_cmd_dispatch_nz(r->c, dnx, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
+                                               QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m), QN_BIND(f->dxs)),
+                           &pd, sizeof pd, (uint64_t)cdiv(pc->H, qn_pipe_spec(dnx, 3)) * (pc->K + 1), r->T);
+        barrier(r);
+        return;
+    }
     qn_cmd_dispatch_nz(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
                                           QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m)),
                        &pd, sizeof pd, cdiv(pc->H, qn_pipe_spec(dn, 3)), r->T);
@@ -862,6 +871,21 @@ static int buf(qn_fwd *f, enum qn_mem kind, uint64_t bytes, const char *name, qn
     return qn_buf_create(f->v, kind, bytes ? (bytes + 15) / 16 * 16 : 16, name, out);
 }
 
+/* f->dxs for the split down (moe_qdnx): partials for up to tune.small_t tokens, then one counter per (token, row
+ * block) at the end, zeroed once (the last group of a row block sets its counter back to 0). Nothing without it. */
+static int alloc_dxs(qn_fwd *f)
+{
+    uint32_t rows = 0;
+    for (int i = 0; i < 5; i++)
+        if (f->moe_qdnx[i] && (!rows || qn_pipe_spec(f->moe_qdnx[i], 3) < rows)) rows = qn_pipe_spec(f->moe_qdnx[i], 3);
+    if (!rows) return 0;
+    uint64_t H = (uint64_t)f->m->c.hidden_size, K = (uint64_t)f->m->c.top_k;
+    f->dxs_t = f->tmax < f->tune.small_t ? f->tmax : f->tune.small_t;
+    uint64_t n = (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows));
+    int rc = buf(f, QN_MEM_DEVICE, n * 4, "split down partials", &f->dxs);
+    return rc ? rc : qn_buf_fill(f->v, f->dxs, 0, f->dxs->size, 0);
+}
+
 static int alloc_state(qn_fwd *f)
 {
     const qn_config *c = &f->m->c;
@@ -997,6 +1021,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = alloc_acts(f);
     if (!rc) rc = buf(f, QN_MEM_DEVICE, (uint64_t)tmax * 4, "router counters", &f->rcnt);
     if (!rc) rc = qn_buf_fill(f->v, f->rcnt, 0, f->rcnt->size, 0);
+    if (!rc) rc = alloc_dxs(f);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
     if (!rc && f->tune.guess_next) rc = alloc_guess(f);
     if (!rc) rc = qn_fwd_reset(f);
@@ -1012,6 +1037,7 @@ void qn_fwd_free(qn_fwd *f)
                        &f->rb_guess, &f->g_mm, &f->g_w, &f->g_sg };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) qn_buf_destroy(f->v, all[i]);
     qn_buf_destroy(f->v, &f->rcnt);
+    qn_buf_destroy(f->v, &f->dxs);
     for (int l = 0; f->st && l < f->m->c.num_layers; l++) {
         qn_buf_destroy(f->v, &f->st[l].kc);
         qn_buf_destroy(f->v, &f->st[l].vc);

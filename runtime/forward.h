@@ -77,6 +77,7 @@ typedef struct qn_fwd {
     qn_pipe *qmatvec_norm_route[5]; /* ... and the router epilogue (parts of a GGUF W_moe) */
     qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
+    qn_pipe *moe_qdnx[5];   /* ... their down split over the experts (QNEXT_MOEQ_DN=split), NULL unless chosen */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
     qn_pipe *qmatmul[5];    /* their prefill matmuls (qmatmul.comp), same index; NULL when unused */
     qn_pipe *moe_qgu_g[5], *moe_qdn_g[5]; /* grouped prefill over GGUF block experts (moe_qgrouped.comp) */
@@ -123,6 +124,9 @@ typedef struct qn_fwd {
     qn_buf *mm;             /* f32 [tmax, E + 2 Is + 1] MoE dense product */
     qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
+    qn_buf *dxs;            /* split down (moe_qdnx): f32 partials [dxs_t, K + 1, H], then uint32 row-block counters
+                             * at the end of the buffer (zero between calls); NULL without moe_qdnx */
+    uint32_t dxs_t;         /* tokens dxs holds (larger calls use moe_qdn) */
     qn_buf *act;            /* f32 [tmax, K + 1, act_stride] */
     qn_buf *list, *tiles, *d; /* grouped MoE: int32 [T K + T], int32 [max_tiles, 4], f32 [tmax, K + 1, H] */
     qn_buf *logits;         /* f32 [logit_rows, V] */

@@ -55,13 +55,22 @@ layout(local_size_x_id = 0) in;
 #define QN_XSH_DEF 0
 #define QN_WG_DEF 128
 #endif
+#if defined(QN_DN_XSPLIT)
+#define QN_ROWS_DEF 16
+#define QN_SGROWS_DEF 2
+#else
+#define QN_ROWS_DEF 8
+#define QN_SGROWS_DEF 1
+#endif
 layout(constant_id = 0) const uint QN_WG = QN_WG_DEF;
 layout(constant_id = 1) const uint QN_UP_OFF = 0;
 layout(constant_id = 2) const uint QN_DN_OFF = 0;
-layout(constant_id = 3) const uint QN_ROWS = 8;
-layout(constant_id = 4) const uint QN_SGROWS = 1;
+layout(constant_id = 3) const uint QN_ROWS = QN_ROWS_DEF;
+layout(constant_id = 4) const uint QN_SGROWS = QN_SGROWS_DEF;
 #if defined(QN_MOE_GU)
 layout(constant_id = 5) const uint QN_UNROLL = 2;
+#elif defined(QN_DN_XSPLIT)
+layout(constant_id = 5) const uint QN_UNROLL = 1; // I = 512: 16 units per row, one per lane
 #else
 layout(constant_id = 5) const uint QN_UNROLL = 5; // K = 10: two batches
 #endif
@@ -93,6 +102,10 @@ layout(binding = 5, std430) readonly buffer DsQ4 { uvec4 dsq4[]; }; // QN_MOE_SH
 layout(binding = 5, std430) readonly buffer DsQ1 { uint dsq1[]; };
 layout(binding = 6, std430) buffer Y { float y[]; };
 layout(binding = 0, std430) readonly buffer A1 { float a1[]; };
+#if defined(QN_DN_XSPLIT)
+layout(binding = 15, std430) coherent buffer Part { float part[]; };  // the last group reads the others' partials
+layout(binding = 15, std430) coherent buffer PartCnt { uint pcnt[]; }; // the counters: at the end of the buffer
+#endif
 #define QN_TABLE_BIND 2
 #define QN_POOL_BIND 7
 #else
@@ -309,6 +322,7 @@ void dn_ksplit(qn_team tm, uint h0, uint t, uint xb4, uint xrow4)
     }
 }
 
+#if !defined(QN_DN_XSPLIT)
 void main()
 {
     uint g = qn_group_id(), h0 = g * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
@@ -414,4 +428,130 @@ void main()
         }
     }
 }
+#else // QN_DN_XSPLIT
+// ---- QN_DN_XSPLIT: the down split over the experts. Group g = rb (K + 1) + k computes rows h0 = rb QN_ROWS ..
+// + QN_ROWS of expert k's down (k = K: the shared expert's down_s), unweighted, into part[(t (K + 1) + k) H + h];
+// then it counts itself on its row block's counter (fence, barrier, one integer atomicAdd: the last-block pattern
+// of mv_route.glsl), and the last of the K + 1 groups adds y[t, h] += sum_k w[t, k] part_k[h] + sg[t] part_K[h]
+// in expert order (no float atomics: the sum does not depend on which group came last) and sets the counter
+// back to 0. Lanes as the row sets above: a team splits into G = lanes / lpr groups (lpr = min(lanes, units per
+// row)), lane ul of group grp on units ul, ul + lpr, ... of its QN_SGROWS rows hb + j G, QN_UNROLL units of each
+// row loaded before any is used; an f32 shared row is read in vec4s (floats when Is or act_stride is not a
+// multiple of 4) in the same lane layout.
+shared bool qn_last;
+float accx[QN_SGROWS];
+qn_qu qn_rx[QN_UNROLL * QN_SGROWS]; // the batch in flight
+
+// QN_UNROLL units u + e lpr (clamped) of the rows whose first bytes are rb[j], from pool arrays P4 / P1, into qn_rx
+#define QN_DNX_LOADS(P4, P1)                                                                      \
+    [[unroll]] for (uint e = 0u; e < QN_UNROLL; e++) {                                            \
+        uint uu = min(u + e * lpr, nun - 1u), bo = uu / QN_QUPB * QN_QBB;                          \
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)                                          \
+            qn_rx[e * QN_SGROWS + j] = QN_Q_LOAD(P4, P1, rb[j] + bo, uu % QN_QUPB);                \
+    }
+
+// accx[j] += the dots of the batch qn_rx (units u + e lpr < nun) with the act row at vec4 xr4
+void dnx_use(uint u, uint lpr, uint nun, uint xr4)
+{
+    [[unroll]] for (uint e = 0u; e < QN_UNROLL; e++) {
+        uint uu = u + e * lpr;
+        if (uu < nun) {
+            uint b = uu / QN_QUPB, kq = uu % QN_QUPB, e0, e1;
+            qn_q_xrun(kq, e0, e1);
+            vec4 xa[4], xb[4];
+            float sa, sb;
+            QN_QX_RUN_G(QN_X4G, xr4 + (b * QN_QK + e0) / 4u, xa, sa)
+            QN_QX_RUN_G(QN_X4G, xr4 + (b * QN_QK + e1) / 4u, xb, sb)
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)
+                accx[j] += qn_q_dot(qn_rx[e * QN_SGROWS + j], kq, xa, xb, sa, sb);
+        }
+    }
+}
+
+// accx[j] = this lane's part of row hb + j G (clamped to H) of expert slot s (sh: the shared expert's rows: blocks
+// when shq, else f32) with the act row starting at float xa; nun units (f32: vec4s or floats) per row
+void dnx_rows(bool sh, bool shq, bool vec_s, int s, uint hb, uint G, uint ul, uint lpr, uint nun, uint xa)
+{
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) accx[j] = 0.0;
+    uint hr[QN_SGROWS];
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) hr[j] = min(hb + j * G, pc.H - 1u);
+    if (sh && !shq) {
+        if (vec_s)
+            for (uint c = ul; c < nun; c += lpr) {
+                vec4 a = x4[xa / 4u + c];
+                [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) accx[j] += dot(down_s4[hr[j] * (pc.Is / 4u) + c], a);
+            }
+        else
+            for (uint c = ul; c < nun; c += lpr) {
+                float a = a1[xa + c];
+                [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) accx[j] += down_s[hr[j] * pc.Is + c] * a;
+            }
+        return;
+    }
+    uint rowb = (sh ? pc.Is : pc.I) / QN_QK * QN_QBB, base = sh ? 0u : qn_slot_byte(s) + QN_DN_OFF, rb[QN_SGROWS];
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rb[j] = base + hr[j] * rowb;
+    for (uint u = ul; u < nun; u += QN_UNROLL * lpr) {
+        if (sh) {
+            QN_DNX_LOADS(dsq4, dsq1)
+        } else {
+            QN_POOL_SWITCH(qn_slot_pool(s), QN_DNX_LOADS)
+        }
+        dnx_use(u, lpr, nun, xa / 4u);
+    }
+}
+
+// the last group of row block rbk: y[t, h0 + r] += the K + 1 partials in expert order, weighted
+void dnx_combine(uint t, uint h0, uint lid)
+{
+    uint K1 = pc.K + 1u;
+    for (uint r = lid; r < QN_ROWS; r += QN_WG) {
+        uint h = h0 + r;
+        if (h < pc.H) {
+            float v = 0.0;
+            for (uint k = 0u; k < pc.K; k++) v += w[t * pc.K + k] * part[(t * K1 + k) * pc.H + h];
+            v += sg[t] * part[(t * K1 + pc.K) * pc.H + h];
+            y[t * pc.H + h] += v;
+        }
+    }
+}
+
+void main()
+{
+    uint g = qn_group_id(), K1 = pc.K + 1u, nblk = (pc.H + QN_ROWS - 1u) / QN_ROWS;
+    uint rbk = g / K1, k = g % K1, h0 = rbk * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
+    if (rbk >= nblk) return; // grid padding (uniform; not counted)
+    bool sh = k == pc.K, shq = (pc.flags & QN_MOE_SHARED_Q) != 0u;
+    bool vec_s = pc.Is % 4u == 0u && pc.act_stride % 4u == 0u;
+    int s = sh ? 0 : qn_moe_slot(ids[t * pc.K + k]);
+    bool absent = s < 0; // uniform: NaN partials, so the token's y rows become NaN
+    uint nun = !sh ? pc.I / 32u : shq ? pc.Is / 32u : vec_s ? pc.Is / 4u : pc.Is;
+    uint xa = (t * K1 + k) * pc.act_stride, pb = (t * K1 + k) * pc.H;
+    qn_team tm = qn_get_team();
+    uint lpr = min(tm.lanes, max(nun, 1u)), G = tm.lanes / lpr, grp = tm.lane / lpr, ul = tm.lane % lpr;
+    uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
+    // teams past the last set redo it without storing (no team leaves early)
+    for (uint st0 = tm.id; st0 < max(sets, tm.n) && tm.id < tm.n; st0 += tm.n) {
+        uint st = min(st0, sets - 1u);
+        bool store = st0 < sets && qn_team_leader(tm);
+        [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) accx[j] = 0.0;
+        if (!absent && grp < G) dnx_rows(sh, shq, vec_s, s, h0 + st * rows_set + grp, G, ul, lpr, nun, xa);
+        for (uint r = 0u; r < rows_set; r++) { // one team sum per row of the set
+            float v = 0.0;
+            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) v += r == j * G + grp && grp < G ? accx[j] : 0.0;
+            v = qn_team_sum(v);
+            uint h = h0 + st * rows_set + r;
+            if (store && st * rows_set + r < QN_ROWS && h < pc.H) part[pb + h] = absent ? uintBitsToFloat(0x7fc00000u) : v;
+        }
+    }
+    memoryBarrierBuffer(); // this group's partials before the count
+    barrier();
+    uint ci = uint(pcnt.length()) - 1u - (t * nblk + rbk); // counters from the end of the buffer
+    if (lid == 0u) qn_last = atomicAdd(pcnt[ci], 1u) == pc.K;
+    barrier();
+    if (!qn_last) return; // uniform
+    memoryBarrierBuffer();
+    if (lid == 0u) pcnt[ci] = 0u; // ready for the next use
+    dnx_combine(t, h0, lid);
+}
+#endif // QN_DN_XSPLIT
 #endif

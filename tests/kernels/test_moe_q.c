@@ -1,4 +1,5 @@
-/* test_moe_q.c — decode MoE over GGUF block experts (moe_q.comp: moe_q_gu_* / moe_q_dn_*) against a double-precision C reference on the dequantized weights
+/* test_moe_q.c — decode MoE over GGUF block experts (moe_q.comp: moe_q_gu_* / moe_q_dn_*, and the down split over
+ * the experts moe_q_dnx_*) against a double-precision C reference on the dequantized weights
  * (loader/quant.h), and (--bench) their speed on model-like memory.
  *
  * Each case: T tokens (in z) with K distinct random experts each, E experts in slots of 3 pools (random
@@ -10,7 +11,8 @@
  * (Q4_K gate/up, Q6_K down) at the real 80B row lengths (H 2048, I 512, K 10), several layouts (spec constants:
  * staged / unstaged x, rows per subgroup, units or experts in flight, a workgroup smaller than a subgroup, gate_up
  * without the weight prefetch (QN_PRE 0), down with the experts split over the lanes (QN_KSPLIT)), and an absent
- * expert (table -1), whose outputs must be NaN.
+ * expert (table -1), whose outputs must be NaN. The split down (QN_DN_XSPLIT: one workgroup per row block and
+ * expert, the last of a row block sums the partials) in the same layouts; its counters must be back at 0 after.
  *
  * Tolerance: each output is an f32 sum over units in a fixed order; the quant offsets and mins go through
  * sums of x (quant.glsl), so the error scale is S = sum |w x| + sum |x| * (block range) per dot product
@@ -43,16 +45,19 @@ static const enum qn_kernel k_gu[NFMTS] = { QN_K_MOE_Q_GU_Q8_0, QN_K_MOE_Q_GU_Q4
                                             QN_K_MOE_Q_GU_Q5_K, QN_K_MOE_Q_GU_Q6_K };
 static const enum qn_kernel k_dn[NFMTS] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4_0, QN_K_MOE_Q_DN_Q4_K,
                                             QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
+static const enum qn_kernel k_dnx[NFMTS] = { QN_K_MOE_Q_DNX_Q8_0, QN_K_MOE_Q_DNX_Q4_0, QN_K_MOE_Q_DNX_Q4_K,
+                                             QN_K_MOE_Q_DNX_Q5_K, QN_K_MOE_Q_DNX_Q6_K };
 
 /* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and 7:
- * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit */
-struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit; };
+ * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit; xsplit: the down split over the experts (moe_q_dnx_*,
+ * which reads wg, rows, sgrows, unroll) */
+struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit, xsplit; };
 static const struct qlayout layouts[] = {
-    { 0, 0, 0, 0, 0, 0, 0 },        /* the defaults (the model's decode layout) */
-    { 64, 4, 1, 1, 1024, 0, 0 },    /* small groups, one row per team / lane, everything staged */
-    { 128, 7, 3, 3, 0, 1, 0 },      /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
-    { 2, 3, 2, 2, 64, 0, 0 },       /* a workgroup smaller than a subgroup (the team is the workgroup) */
-    { 64, 5, 1, 2, 1024, 0, 1 },    /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
+    { 0, 0, 0, 0, 0, 0, 0, 0 },     /* the defaults (the model's decode layout) */
+    { 64, 4, 1, 1, 1024, 0, 0, 0 }, /* small groups, one row per team / lane, everything staged */
+    { 128, 7, 3, 3, 0, 1, 0, 0 },   /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
+    { 2, 3, 2, 2, 64, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
+    { 64, 5, 1, 2, 1024, 0, 1, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -62,6 +67,7 @@ struct mcase {
     uint32_t fgu, fdn, T, H, I, Is, E, K, layout;
     int absent;                 /* expert whose slot is -1 (or -1 for none) */
     bool shq;                   /* down_s in blocks of the down type (QN_MOE_SHARED_Q; Is a multiple of its block) */
+    bool xsplit;                /* the down split over the experts (moe_q_dnx_*) in the case's layout */
 };
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
@@ -107,14 +113,36 @@ static void check(struct qn_h *h, const char *what, const float *got, const floa
 }
 
 /* experts in slots over `npools` (<= 8) pools of spp slots; gate|up slot_b, down dslot_b; unused pools bind
- * pool 0 again */
+ * pool 0 again; xs: the split down's partials and counters (zeroed) */
 struct experts {
     uint32_t up_off, slot_b, dslot_b, spp, npools;
-    qn_buf *pool[8], *dpool[8], *table;
+    qn_buf *pool[8], *dpool[8], *table, *xs;
 };
 
-/* a decode kernel pair and the rows each of its workgroups computes (the dispatch geometry) */
-struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; };
+/* a decode kernel pair and the rows each of its workgroups computes (the dispatch geometry); x: dn is split over
+ * the experts (K + 1 groups per row block, binding 15 the scratch) */
+struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; };
+
+/* the split down's scratch for T tokens: f32 partials [T, K + 1, H], then a counter per (token, row block), zeroed */
+static qn_buf *xs_scratch(struct qn_h *h, uint32_t T, uint32_t K, uint32_t H)
+{
+    size_t n = (size_t)T * (K + 1) * H + (size_t)T * H;
+    void *z = qn_h_alloc_bytes(h, n * 4);
+    memset(z, 0, n * 4);
+    return qn_h_upload(h, "split down scratch", z, n * 4);
+}
+
+/* the down dispatch of kp (the layer's pools X, push pd) */
+static void record_down(qn_cmd *cmd, const struct experts *X, const struct kpair *kp, const qn_pc_moe *pd,
+                        struct qn_bind ids, qn_buf *w, qn_buf *sg, qn_buf *ds, qn_buf *y, qn_buf *ain)
+{
+    uint64_t nb = (pd->H + kp->dr - 1) / kp->dr;
+    const struct qn_bind b[16] = { QN_BIND(ain), ids, QN_BIND(X->table), QN_BIND(w), QN_BIND(sg), QN_BIND(ds), QN_BIND(y),
+                                   QN_BIND(X->dpool[0]), QN_BIND(X->dpool[1]), QN_BIND(X->dpool[2]), QN_BIND(X->dpool[3]),
+                                   QN_BIND(X->dpool[4]), QN_BIND(X->dpool[5]), QN_BIND(X->dpool[6]), QN_BIND(X->dpool[7]),
+                                   QN_BIND(X->xs) };
+    qn_cmd_dispatch_nz(cmd, kp->dn, b, kp->x ? 16 : 15, pd, sizeof *pd, kp->x ? nb * (pd->K + 1) : nb, pd->T);
+}
 
 static void record_pair(struct qn_h *h, const struct experts *X, const struct kpair *kp, const qn_pc_moe *pc,
                         qn_buf *x, struct qn_bind ids, qn_buf *act, qn_buf *w, qn_buf *sg, qn_buf *ds, qn_buf *y,
@@ -131,27 +159,25 @@ static void record_pair(struct qn_h *h, const struct experts *X, const struct kp
                                              QN_BIND(X->pool[7])),
                        pc, sizeof *pc, (uint64_t)pc->K * ((pc->I + kp->gr - 1) / kp->gr), pc->T);
     if (marks) qn_cmd_mark(cmd, "down");
-    qn_cmd_dispatch_nz(cmd, kp->dn, QN_BINDS(QN_BIND(ain), ids, QN_BIND(X->table), QN_BIND(w), QN_BIND(sg),
-                                             QN_BIND(ds), QN_BIND(y), QN_BIND(X->dpool[0]), QN_BIND(X->dpool[1]),
-                                             QN_BIND(X->dpool[2]), QN_BIND(X->dpool[3]), QN_BIND(X->dpool[4]),
-                                             QN_BIND(X->dpool[5]), QN_BIND(X->dpool[6]), QN_BIND(X->dpool[7])),
-                       &pd, sizeof pd, (pc->H + kp->dr - 1) / kp->dr, pc->T);
+    record_down(cmd, X, kp, &pd, ids, w, sg, ds, y, ain);
 }
 
 static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *l, uint32_t up_off)
 {
     const struct qn_kernel_info *ki = &qn_kernel_infos[k];
     bool gu = !strncmp(ki->name, "moe_q_gu", 8);
-    uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, l->xsh, gu ? !l->nopre : l->ksplit };
+    uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, l->xsh, gu ? !l->nopre : l->xsplit ? 0 : l->ksplit };
     for (uint32_t i = 0; i < 7; i++)
         if (i != 1 && i != 2 && !v[i] && !(i == 6 && l->wg)) v[i] = ki->spec_default[i];
     return qn_h_pipe_spec(h, k, v, 8);
 }
 
-/* moe_q.comp's pair in layout l (gate|up format index fgu, down fdn) */
-static struct kpair pair_new(struct qn_h *h, uint32_t fgu, uint32_t fdn, const struct qlayout *l, uint32_t up_off)
+/* moe_q.comp's pair in layouts lg (gate|up, format index fgu) and ld (down, fdn; ld->xsplit: split over the experts) */
+static struct kpair pair_new(struct qn_h *h, uint32_t fgu, uint32_t fdn, const struct qlayout *lg,
+                             const struct qlayout *ld, uint32_t up_off)
 {
-    struct kpair kp = { pipe_of(h, k_gu[fgu], l, up_off), pipe_of(h, k_dn[fdn], l, 0), 0, 0 };
+    struct kpair kp = { pipe_of(h, k_gu[fgu], lg, up_off), pipe_of(h, (ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0,
+                        ld->xsplit };
     kp.gr = qn_pipe_spec(kp.gu, 3), kp.dr = qn_pipe_spec(kp.dn, 3);
     return kp;
 }
@@ -172,6 +198,7 @@ static void run_case(struct qn_h *h, struct mcase c)
                                                 (size_t)X.spp * X.dslot_b) : X.dpool[0];
     }
     X.table = qn_h_upload(h, "table", table, (size_t)2 * E * 4);
+    X.xs = xs_scratch(h, c.T, c.K, c.H);
     int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
     qn_h_random_ids(h, ids, T, K, E, K);
     uint32_t as = (I > Is ? I : Is + 3) / 4 * 4 + 4; /* act stride > max(I, Is), a multiple of 4 */
@@ -195,8 +222,9 @@ static void run_case(struct qn_h *h, struct mcase c)
     qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)T * K * 4), *act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
     qn_pc_moe pc = { .T = T, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 1, .n_slots = E + 1,
                      .slots_per_pool = X.spp, .slot_bytes = X.slot_b, .act_stride = as };
-    const struct qlayout *l = &layouts[c.layout];
-    struct kpair kp = pair_new(h, c.fgu, c.fdn, l, X.up_off);
+    struct qlayout l = layouts[c.layout], ld = l;
+    ld.xsplit = c.xsplit;
+    struct kpair kp = pair_new(h, c.fgu, c.fdn, &l, &ld, X.up_off);
     qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
     record_pair(h, &X, &kp, &pc, x, QN_BIND(idb), act, w, sg, ds, y, ain, c.shq ? QN_MOE_SHARED_Q : 0, false);
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
@@ -244,6 +272,15 @@ static void run_case(struct qn_h *h, struct mcase c)
     check(h, w2, qn_h_read(h, act, na), ra, sa, na, nan_a);
     snprintf(w2, sizeof w2, "down %s", what);
     check(h, w2, qn_h_read(h, y, ny), ry, sy, ny, nan_y);
+    if (c.xsplit) { /* every row block's counter back at 0 for the next call */
+        size_t nx = (size_t)T * (K + 1) * H + (size_t)T * H;
+        const uint32_t *cnt = (const uint32_t *)qn_h_read(h, X.xs, nx);
+        uint32_t left = 0;
+        for (size_t i = (size_t)T * (K + 1) * H; i < nx; i++) left += cnt[i] != 0;
+        h->checks++;
+        if (left) h->failures++;
+        printf("%-4s split down counters all 0 after the run (%u not)\n", left ? "FAIL" : "ok", left);
+    }
     qn_h_reset(h);
 }
 
@@ -353,6 +390,7 @@ static void bench_build(struct qn_h *h, struct bmodel *B)
     B->act = qn_h_input_f32(h, "act", (size_t)(B->K + 1) * as, -1, 1, NULL); /* row K: the shared expert's */
     B->w = qn_h_input_f32(h, "w", B->K, 0, 0.2f, NULL), B->sg = qn_h_input_f32(h, "sg", 1, 0, 1, NULL);
     B->y = qn_h_input_f32(h, "y", H, -1, 1, NULL);
+    X->xs = xs_scratch(h, 1, B->K, H);
 }
 
 /* NT tokens through the L layers with pairs kp[l] (down format of layer l), the shared down in blocks or f32;
@@ -379,23 +417,25 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
             qn_pc_moe pd = pc;
             pd.slot_bytes = B->X.dslot_b, pd.slots_per_pool = B->dspp, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
             if (marks) qn_cmd_mark(h->cmd, "down");
-            qn_cmd_dispatch_nz(h->cmd, kp[l]->dn, QN_BINDS(QN_BIND(B->act), ids, QN_BIND(B->X.table), QN_BIND(B->w),
-                               QN_BIND(B->sg), QN_BIND(shq ? B->dsq[l] : B->dsf[l]), QN_BIND(B->y),
-                               QN_BIND(B->X.dpool[0]), QN_BIND(B->X.dpool[1]), QN_BIND(B->X.dpool[2]),
-                               QN_BIND(B->X.dpool[3]), QN_BIND(B->X.dpool[4]), QN_BIND(B->X.dpool[5]),
-                               QN_BIND(B->X.dpool[6]), QN_BIND(B->X.dpool[7])),
-                               &pd, sizeof pd, (B->H + kp[l]->dr - 1) / kp[l]->dr, 1);
+            record_down(h->cmd, &B->X, kp[l], &pd, ids, B->w, B->sg, shq ? B->dsq[l] : B->dsf[l], B->y, B->act);
             qn_cmd_barrier(h->cmd);
         }
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
     struct bres best = { 1e30, 1e30, 1e30 };
     double n = (double)B->NT * B->L;
-    for (int it = 0; it <= reps; it++) { /* the first run warms up */
+    /* warm-up: the first run, then about QNEXT_BENCH_WARM_MS (default 100) ms more of the same back to back (an idle
+     * GPU runs at low clocks: run 13's un-warmed benches read 2-4x slow) */
+    const char *e = getenv("QNEXT_BENCH_WARM_MS");
+    double warm = e ? atof(e) : 100, probe = 0;
+    qn_h_ok(h, qn_cmd_run(h->cmd), "bench run");
+    for (uint32_t i = 0; i < qn_cmd_nregions(h->cmd); i++) probe += qn_cmd_region(h->cmd, i, NULL);
+    for (int i = 0; probe > 0 && i < 2000 && i * probe < warm; i++) qn_h_ok(h, qn_cmd_run(h->cmd), "bench warm-up");
+    for (int it = 0; it < reps; it++) {
         qn_h_ok(h, qn_cmd_run(h->cmd), "bench run");
         double sum[2] = { 0, 0 };
         for (uint32_t i = 0; i < qn_cmd_nregions(h->cmd); i++) sum[i % 2] += qn_cmd_region(h->cmd, i, NULL);
-        if (it && marks) best.gu = fmin(best.gu, sum[0] * 1e3 / n), best.dn = fmin(best.dn, sum[1] * 1e3 / n);
-        if (it && !marks) best.all = fmin(best.all, sum[0] * 1e3 / n);
+        if (marks) best.gu = fmin(best.gu, sum[0] * 1e3 / n), best.dn = fmin(best.dn, sum[1] * 1e3 / n);
+        else best.all = fmin(best.all, sum[0] * 1e3 / n);
     }
     return best;
 }
@@ -422,8 +462,7 @@ static void bench_pairs(struct qn_h *h, const struct bmodel *B, const struct qla
     for (uint32_t l = 0; l < B->L; l++) {
         uint32_t f = B->fdn[l];
         if (!pairs[f].gu) {
-            pairs[f] = (struct kpair){ pipe_of(h, k_gu[2], lg, B->X.up_off), pipe_of(h, k_dn[f], ld, 0), 0, 0 };
-            pairs[f].gr = qn_pipe_spec(pairs[f].gu, 3), pairs[f].dr = qn_pipe_spec(pairs[f].dn, 3);
+            pairs[f] = pair_new(h, 2, f, lg, ld, B->X.up_off);
         }
         kp[l] = &pairs[f];
     }
@@ -462,13 +501,17 @@ static uint32_t sweep_space(bool dn, struct qlayout *out)
                 for (uint32_t u = 0; u < 3; u++)
                     for (uint32_t x = 0; x < 2; x++) {
                         uint32_t teams = wgs[a] / 32, rows = teams * sg * m * (dn ? 2 : 1); /* down: 2 row groups per team at I 512 */
-                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0, 0 };
+                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0, 0, 0 };
                     }
     for (uint32_t a = 0; dn && a < 3; a++)
         for (uint32_t m = 1; m <= 4; m *= 2)
             for (uint32_t u = 3; u <= 6; u += 3)
                 for (uint32_t x = 0; x < 2; x++)
-                    out[n++] = (struct qlayout){ wgs[a], wgs[a] / 32 * m, 1, u, xs_dn[x], 0, 1 };
+                    out[n++] = (struct qlayout){ wgs[a], wgs[a] / 32 * m, 1, u, xs_dn[x], 0, 1, 0 };
+    for (uint32_t a = 1; dn && a < 4; a++) /* the split over the experts: 8-64 rows per workgroup, 1-4 rows per lane */
+        for (uint32_t rows = 8; rows <= 64; rows *= 2)
+            for (uint32_t sg = 1; sg <= 4; sg *= 2)
+                out[n++] = (struct qlayout){ wgs[a], rows, sg, 1, 0, 0, 0, 1 };
     return n;
 }
 
@@ -519,9 +562,11 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
            B.I, B.Is, B.K, L, B.E, B.X.npools, B.dnpools, gb, NT, reps);
     printf("  per layer: gate_up %.2f MB, down %.2f MB + shared down %.2f MB (blocks) / %.2f MB (f32)\n", B.mb_gu,
            bench_mb_dn(&B, false) - B.mb_dsf, bench_mb_dn(&B, true) - bench_mb_dn(&B, false) + B.mb_dsf, B.mb_dsf);
-    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0 },
-                                ksplit = { 32, 1, 1, 6, 0, 0, 1 }, g32 = { 32, 1, 1, 2, 0, 0, 0 },
-                                run9d = { 128, 16, 2, 5, 0, 0, 0 };
+    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0, 0 },
+                                ksplit = { 32, 1, 1, 6, 0, 0, 1, 0 }, g32 = { 32, 1, 1, 2, 0, 0, 0, 0 },
+                                run9d = { 128, 16, 2, 5, 0, 0, 0, 0 }, xs = { .xsplit = 1 },
+                                xs32 = { 128, 32, 4, 1, 0, 0, 0, 1 }, xs8 = { 64, 8, 2, 1, 0, 0, 0, 1 },
+                                xs64 = { 256, 64, 4, 1, 0, 0, 0, 1 }, ks512 = { 512, 16, 1, 6, 0, 0, 1, 0 };
     bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, reps, false), false);
@@ -529,6 +574,12 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
     bench_line(&B, "moe_q defaults, down 32,1,1,6,0,ksplit", bench_layout(h, &B, &def, &ksplit, true, reps, false), true);
     bench_line(&B, "moe_q 32,1,1,2,0 : 32,1,1,6,0,ksplit", bench_layout(h, &B, &g32, &ksplit, true, reps, false),
                true);
+    bench_line(&B, "moe_q defaults, down 512,16,1,6,0,ksplit", bench_layout(h, &B, &def, &ks512, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, down split (defaults)", bench_layout(h, &B, &def, &xs, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, down split, shared f32", bench_layout(h, &B, &def, &xs, false, reps, false), false);
+    bench_line(&B, "moe_q defaults, down split 128,32,4,1", bench_layout(h, &B, &def, &xs32, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, down split 64,8,2,1", bench_layout(h, &B, &def, &xs8, true, reps, false), true);
+    bench_line(&B, "moe_q defaults, down split 256,64,4,1", bench_layout(h, &B, &def, &xs64, true, reps, false), true);
     if (sweep) bench_sweep(h, &B, reps);
     qn_h_reset(h);
 }
@@ -576,12 +627,22 @@ int main(int argc, char **argv)
         if (f == 1) /* QN_KSPLIT with the f32 shared down and an absent expert (the pipelines of the case above) */
             run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4,
                                          .layout = 4, .absent = 1 });
+        /* the down split over the experts: the shared down in blocks (2 blocks), f32 in vec4s (Is 40) with an
+         * absent expert, f32 in floats (Is 37); 3 tokens; its default layout, and on the 32- and 256-element formats
+         * 7 rows (not dividing H) with 3 rows per lane and 3 units in flight, and a workgroup below a subgroup */
+        for (uint32_t l = 0; l < 4; l++)
+            if (l == 0 || f == 1 || f == 4) {
+                uint32_t ll = l == 0 ? 0 : l == 1 ? 2 : l == 2 ? 3 : 1;
+                run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 3, .H = HH, .I = II,
+                                             .Is = l == 3 ? 37 : l == 1 ? 40 : 2 * qk, .E = 7, .K = 3, .layout = ll,
+                                             .absent = l == 1 ? 4 : -1, .shq = l == 0 || l == 2, .xsplit = true });
+            }
     }
-    /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets and QN_KSPLIT */
+    /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets, QN_KSPLIT, split */
     if (!small)
-        for (int v = 0; v < 2; v++)
+        for (int v = 0; v < 3; v++)
             run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
-                                         .layout = v == 1 ? 4 : 0, .absent = -1, .shq = true });
+                                         .layout = v == 1 ? 4 : 0, .absent = -1, .shq = true, .xsplit = v == 2 });
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
 }
