@@ -94,6 +94,8 @@ typedef struct qn_fwd {
     qn_pipe *matmul_r, *matmul_r1;
     uint32_t moe_token_t;   /* GGUF block experts of calls up to max(this, tune.small_t) tokens run on the per-token
                                decode kernels (moe_q.comp, tokens in z) in prefill too (env QNEXT_MOE_TOKEN_T; 0) */
+    uint32_t dense_token_t; /* ... and whole GGUF block weights (qlinear: the out projections) on the decode matvec with
+                               tokens in z instead of the tiled matmul (env QNEXT_DENSE_TOKEN_T; 0) */
     /* prefill over GGUF block experts with few tokens per expert (moe_qsmall.comp), by token-slot width
      * (qn_moe_small_nts index) and q_index; NULL when unused */
     qn_pipe *moe_qgu_s[QN_MOE_SMALL_NNT][5], *moe_qdn_s[QN_MOE_SMALL_NNT][5];

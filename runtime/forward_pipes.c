@@ -294,6 +294,8 @@ static int make_router_pipes(qn_fwd *f)
     const char *c = getenv("QNEXT_ROUTER_CM"), *e = getenv("QNEXT_ROUTER_TILE"), *tt = getenv("QNEXT_MOE_TOKEN_T");
     f->router_cm = c && !strcmp(c, "1");
     f->moe_token_t = tt && atoi(tt) > 0 ? (uint32_t)atoi(tt) : 0; /* forward.h; not a pipeline, but read here too */
+    const char *dt = getenv("QNEXT_DENSE_TOKEN_T");
+    f->dense_token_t = dt && atoi(dt) > 0 ? (uint32_t)atoi(dt) : 0;
     if (!e || !*e || !strcmp(e, "0")) return 0;
     uint32_t t[6], t1[6];
     const char *colon = strchr(e, ':');
