@@ -24,11 +24,12 @@ static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const ui
 
 /* ---- decode matvec layouts (matvec.comp / qmatvec.comp spec 0-5: WG, ROWS, UNROLL, SGROWS, XSH, PRE) -------- */
 
-/* env QNEXT_MV_PRE=0: the matvecs load their first batch of weights after the x staging, not before (A/B) */
+/* env QNEXT_MV_PRE=0: the matvecs load their first batch of weights after the x staging, not before (A/B);
+ * QNEXT_MV_PRE=2: the block matvecs also keep two batches of loads in flight (qmatvec.comp QN_PRE 2) */
 static uint32_t mv_pre(void)
 {
     const char *e = getenv("QNEXT_MV_PRE");
-    return e && !strcmp(e, "0") ? 0 : 1;
+    return e && !strcmp(e, "0") ? 0 : e && !strcmp(e, "2") ? 2 : 1;
 }
 
 /* A matvec-family pipeline with spec[0 .. n) (n <= 5; the kernel's defaults after them) and PRE from the env. */
@@ -446,7 +447,7 @@ static bool mv_layout(const char *name, const char *e, uint32_t lay[5])
     if (sscanf(e, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5 || v[0] < 32 || v[0] > 1024 || !v[1] ||
         !v[2] || !v[3] || v[2] > 16 || v[3] > 16 || v[4] > 4096) {
         QN_WARN("%s=%s is not WG,ROWS,UNROLL,SGROWS,XSH (WG 32..1024, ROWS >= 1, UNROLL and SGROWS 1..16, XSH <= 4096 vec4); "
-                "using the default small layout", name, e);
+                "ignored (the default layout stays)", name, e);
         return false;
     }
     for (int i = 0; i < 5; i++) lay[i] = v[i];
@@ -515,6 +516,50 @@ static int make_mv_small_pipes(qn_fwd *f)
     return 0;
 }
 
+/* QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT = "[TYPE:]WG,ROWS,UNROLL,SGROWS,XSH[,PRE][;...]": another layout for the plain
+ * block matvecs (f->qmatvec: out projections, attention parts; small-T prefill) / those with the RMSNorm prologue
+ * (f->qmatvec_norm: in_proj parts, lm_head), for in-model A/B runs. TYPE (q8_0, q4_0, q4_k, q5_k, q6_k) limits an
+ * entry to one block type; later entries win; PRE (spec 5, default QNEXT_MV_PRE's) 0, 1 or 2 (two batches of
+ * loads in flight per lane: the next batch, or the team's next set's first, loaded before a batch is used). The
+ * route parts keep the default (they were made before). Run 17's sweep (a barrier between matvecs, as in the model)
+ * read 128,16,1,4,0 at 989 GB/s on the 12352 x 2048 Q4_K in_proj shape and 128,8,1,4,0 at 629 on 2048 x 4096; the
+ * default 256,16,2,2,1024 read 551 / 359 as the sweep's first row, while its grid neighbours read ~890 / ~555. */
+static int mv_env_layouts(qn_fwd *f, const char *name, const enum qn_kernel k[5], qn_pipe *out[5])
+{
+    static const char *const tn[5] = { "q8_0", "q4_0", "q4_k", "q5_k", "q6_k" };
+    const char *e = getenv(name);
+    int rc;
+    for (const char *p = e; p && *p;) {
+        size_t n = strcspn(p, ";");
+        char ent[96];
+        snprintf(ent, sizeof ent, "%.*s", (int)(n < sizeof ent ? n : sizeof ent - 1), p);
+        p += n + (p[n] == ';');
+        const char *lay = strchr(ent, ':') ? strchr(ent, ':') + 1 : ent;
+        uint32_t l[6];
+        unsigned pre = mv_pre();
+        if (!mv_layout(name, lay, l)) continue;
+        if (sscanf(lay, "%*u,%*u,%*u,%*u,%*u,%u", &pre) == 1 && pre > 2) pre = mv_pre();
+        l[5] = pre;
+        for (int i = 0; i < 5; i++) {
+            size_t tl = lay == ent ? 0 : (size_t)(lay - 1 - ent);
+            if (!out[i] || (tl && (strncmp(ent, tn[i], tl) || tn[i][tl]))) continue;
+            if ((rc = pipe(f, k[i], &out[i], 6, l))) return rc;
+            QN_DEBUG("%s: %s decode matvec layout %u,%u,%u,%u,%u pre %u", name, tn[i], l[0], l[1], l[2], l[3], l[4], l[5]);
+        }
+    }
+    return 0;
+}
+
+static int make_mv_env_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
+                                           QN_K_MATVEC_Q6_K };
+    static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
+                                            QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
+    int rc = mv_env_layouts(f, "QNEXT_QMV_LAYOUT", qmv, f->qmatvec);
+    return rc ? rc : mv_env_layouts(f, "QNEXT_QMVN_LAYOUT", qmvn, f->qmatvec_norm);
+}
+
 /* route_mixed (the decode route stage of a GGUF mixed-type W_moe in one dispatch): for each block type the model's
  * dense weights use (none: Q8_0's, for all-f32 parts), when the device has subgroup arithmetic and H is a
  * multiple of 32 up to 4096 (x staged: XSH = H / 4; forward.c checks H against the block size). Layout
@@ -577,5 +622,6 @@ int qn_fwd_make_norm_pipes(qn_fwd *f)
                    qn_pipe_spec(q, 3), xsh);
     }
     if ((rc = make_route_one_pipes(f))) return rc;
-    return make_mv_small_pipes(f);
+    if ((rc = make_mv_small_pipes(f))) return rc;
+    return make_mv_env_pipes(f);
 }

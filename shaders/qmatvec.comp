@@ -21,7 +21,8 @@
 //           2 QN_UNROLL units (32 elements) each invocation loads per row before using them (default 2)
 //           3 QN_SGROWS rows one team (subgroup) computes together, sharing each x run (default 2)
 //           4 QN_XSH    x staging in shared memory: capacity in vec4 (0 = read x through L1; default 1024)
-//           5 QN_PRE    1: the first batch of weights is loaded before the x staging (mv_sched.glsl; default 1)
+//           5 QN_PRE    1: the first batch of weights is loaded before the x staging (mv_sched.glsl; default 1);
+//                       2: also two batches in flight (the next one, or the next set's first, loaded before use)
 // Dispatch: ceil(rows / QN_ROWS) groups spread over x/y (qn_vk_grid), times T in z (one token per z).
 // Layout: as matvec.comp (mv_sched.glsl), with "units" of 32 weights (quant.glsl) in place of 16-byte
 // chunks: lanes take consecutive units, so a team reads consecutive 16-byte pieces of each row of its set
@@ -100,6 +101,7 @@ void qn_qmv_xrun_g(uint s, uint xb4, out vec4 x[4], out float sum) QN_QX_RUN_G(Q
 // One batch: QN_UNROLL units of each row of the set from unit v on (units past the row end load unit v
 // instead; they are skipped).
 qn_qu qn_pre[QN_UNROLL * QN_SGROWS]; // the prefetched first batch (mv_sched.glsl's qn_mv_prefetch)
+uint qn_mv_lane, qn_mv_lanes;       // the team's lane numbering (QN_PRE 2 prefetches the next set with it)
 #define QN_QMV_LOAD(RAW, rowb, v, step, nu)                                                       \
     [[unroll]] for (uint u_ = 0u; u_ < QN_UNROLL; u_++) {                                         \
         uint vv_ = (v) + u_ * (step) < (nu) ? (v) + u_ * (step) : (v);                            \
@@ -118,10 +120,26 @@ void qn_mv_prefetch(uint rbase, uint lane, uint lanes, uint part, uint nparts)
 }
 
 // The unit loop, once per x source: each iteration first loads a batch (the first one may have been
-// prefetched), then uses it.
+// prefetched), then uses it. QN_PRE 2: the batch after it (or the next set's first, into qn_pre) is loaded
+// before it is used (two batches in flight per lane).
 #define QN_QMV_UNITS(NAME, XRUN)                                                                  \
 void NAME(uint rowb[QN_SGROWS], uint v, uint step, uint nu, uint xb4)                             \
 {                                                                                                 \
+    if (QN_PRE >= 2u) {                                                                           \
+        qn_qu raw[QN_UNROLL * QN_SGROWS], nxt[QN_UNROLL * QN_SGROWS];                             \
+        if (qn_pre_ok) [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) raw[i_] = qn_pre[i_]; \
+        else if (v < nu) { QN_QMV_LOAD(raw, rowb, v, step, nu) }                                \
+        qn_pre_ok = false;                                                                        \
+        for (; v < nu; v += QN_UNROLL * step) {                                                   \
+            uint vn_ = v + QN_UNROLL * step;                                                      \
+            if (vn_ < nu) { QN_QMV_LOAD(nxt, rowb, vn_, step, nu) }                             \
+            else if (qn_mv_next != ~0u) qn_mv_prefetch(qn_mv_next, qn_mv_lane, qn_mv_lanes, 0u, 1u); \
+            [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++)                                      \
+                if (v + u * step < nu) QN_QMV_UNIT(XRUN, raw[u * QN_SGROWS + j], v + u * step)    \
+            [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) raw[i_] = nxt[i_];    \
+        }                                                                                         \
+        return;                                                                                   \
+    }                                                                                             \
     for (; v < nu; v += QN_UNROLL * step) {                                                       \
         qn_qu raw[QN_UNROLL * QN_SGROWS];                                                         \
         if (qn_pre_ok) [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) raw[i_] = qn_pre[i_]; \
@@ -136,6 +154,7 @@ QN_QMV_UNITS(qn_qmv_units_g, qn_qmv_xrun_g)
 
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb)
 {
+    qn_mv_lane = lane, qn_mv_lanes = lanes;
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] = 0.0;
     uint rowb[QN_SGROWS];
     QN_QMV_ROWS(rowb, rbase)

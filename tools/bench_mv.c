@@ -382,7 +382,7 @@ static const struct sweep_grid grid_quant = { { { 128, 256 }, { 4, 8, 16, 32 }, 
                                               { 2, 4, 3, 3, 2 } };
 static const struct sweep_grid grid_quick = { { { 64 }, { 1, 4 }, { 1 }, { 1, 2 }, { 0, 1024 } }, { 1, 2, 1, 2, 2 } };
 
-struct sweep_res { uint32_t spec[NSPEC]; double gb[3]; double score; bool board; };
+struct sweep_res { uint32_t spec[NSPEC]; double gb[3]; double score; bool board, again; };
 
 static int cmp_res(const void *a, const void *b)
 {
@@ -416,7 +416,7 @@ static int sweep_row(struct qn_bench *b, struct mv_prob *pr, const char *kname, 
     }
     memcpy(r->spec, m[0].spec, sizeof r->spec); /* the values applied */
     r->score = exp(logsum);
-    print_cfg("sweep", kname, r->spec);
+    print_cfg(r->again ? "again" : "sweep", kname, r->spec);
     for (int s = 0; s < 3; s++)
         printf(" %ux%u %7.1f%s", pr[s].rows, pr[s].cols, r->gb[s], isnan(r->gb[s]) ? " (WRONG RESULT)" : "");
     printf(" GB/s%s\n", r->board ? " (board)" : "");
@@ -456,23 +456,47 @@ static void sweep_report(struct sweep_res *res, uint32_t nres, const struct mv_p
         }
 }
 
-/* The board's configuration (the bench lines'), then every other valid grid point, on the three problems. */
+/* env QNEXT_SWEEP_LAYOUTS="WG,ROWS,UNROLL,SGROWS,XSH;...": the sweep measures these layouts instead of the grid
+ * (a short list that fits a device run's time); up to `max` into out, their count (0: unset or none valid). */
+static uint32_t env_layouts(uint32_t (*out)[NSPEC], uint32_t max)
+{
+    const char *e = getenv("QNEXT_SWEEP_LAYOUTS");
+    uint32_t n = 0;
+    for (const char *p = e; p && *p && n < max;) {
+        unsigned v[NSPEC];
+        if (sscanf(p, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == NSPEC && v[0] && v[1] && v[2] && v[3]) {
+            for (uint32_t k = 0; k < NSPEC; k++) out[n][k] = v[k];
+            n++;
+        }
+        p += strcspn(p, ";");
+        p += *p == ';';
+    }
+    return n;
+}
+
+/* The board's configuration (the bench lines'), then every other valid grid point (or QNEXT_SWEEP_LAYOUTS), on the
+ * three problems; then the board's layout once more (row "again": run 17 read the first row at 753 / 551 / 359 GB/s
+ * while its neighbours in the grid read ~1250 / 890 / 555, so the first row of a sweep may be measured low). */
 static int sweep_kernel(struct qn_bench *b, const struct sweep_grid *g, struct mv_prob *pr, const char *kname)
 {
     int rc = 0;
-    uint32_t total = 1, nres = 0;
+    uint32_t total = 1, nres = 0, lay[64][NSPEC], nlay = env_layouts(lay, 64);
     for (uint32_t a = 0; a < NSPEC; a++) total *= g->n[a];
-    struct sweep_res *res = calloc(total + 1, sizeof *res);
+    if (nlay) total = nlay;
+    struct sweep_res *res = calloc(total + 1, sizeof *res), again = { .again = true };
     if (!res) return qn_fail(-ENOMEM, "out of memory");
     const uint32_t *bs = board_spec(b, pr[0].type);
     for (uint32_t i = 0; i <= total; i++) {
         struct sweep_res *r = &res[nres];
         if (i == 0) memcpy(r->spec, bs, sizeof r->spec), r->board = true;
+        else if (nlay) memcpy(r->spec, lay[i - 1], sizeof r->spec);
         else for (uint32_t a = 0, k = i - 1; a < NSPEC; k /= g->n[a], a++) r->spec[a] = g->v[a][k % g->n[a]];
         if (i && (!cfg_valid(b, r->spec) || !memcmp(r->spec, res[0].spec, sizeof r->spec))) continue;
         QN_TRY(sweep_row(b, pr, kname, r));
         nres++;
     }
+    memcpy(again.spec, res[0].spec, sizeof again.spec);
+    QN_TRY(sweep_row(b, pr, kname, &again));
     sweep_report(res, nres, pr, kname);
 done:
     free(res);
@@ -499,6 +523,10 @@ int qn_bench_sweep(struct qn_bench *b)
     uint32_t shapes[3][2] = { { 0, 0 }, { 12352, 2048 }, { 2048, 4096 } };
     if (b->quick) shapes[1][0] = 772, shapes[1][1] = 256, shapes[2][0] = 128, shapes[2][1] = 512;
     lm_head_shape(b, &shapes[0][0], &shapes[0][1]);
+    const char *es = getenv("QNEXT_SWEEP_SHAPES"); /* "R1xC1,R2xC2,R3xC3" instead (e.g. a fixed-cost probe of few rows) */
+    unsigned sv[6];
+    if (es && sscanf(es, "%ux%u,%ux%u,%ux%u", &sv[0], &sv[1], &sv[2], &sv[3], &sv[4], &sv[5]) == 6)
+        for (int i = 0; i < 6; i++) shapes[i / 2][i % 2] = sv[i] ? sv[i] : 256;
     static const uint32_t types[] = { QN_GGML_BF16, QN_GGML_Q4_K, QN_GGML_Q6_K, QN_GGML_Q8_0, QN_GGML_Q5_K,
                                       QN_GGML_Q4_0 };
     printf("sweep: GB/s of weights + x + y per matvec, min of %d runs after %.0f ms of warm-up, each problem rotating\n"

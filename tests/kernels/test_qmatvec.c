@@ -1,7 +1,8 @@
 /* test_qmatvec.c — quantized matvec (matvec_q8_0 / q4_0 / q4_k / q5_k / q6_k) against the C reference of
  * loader/quant.h: random f32 weights quantized with qn_quant_row, then y = W x on the GPU vs qn_matvec_ref
  * (dequantized rows dotted with x in double). Odd shapes (rows 1 .. 257, 1 / 3 / 8 blocks per row), real
- * row lengths (512, 2048), several workgroup layouts, the accumulate flag and T > 1 tokens in z.
+ * row lengths (512, 2048), several workgroup layouts (weight prefetch off, on, and QN_PRE 2's two batches in
+ * flight), the accumulate flag and T > 1 tokens in z.
  *
  * Tolerance: the reference is exact up to its double summation; the GPU sums in f32 per 32-weight unit
  * and applies the quant offsets (-8, -32, -128, K-quant mins) through the sums of x, so its error scales
@@ -31,8 +32,12 @@ static const struct { uint32_t wg, rpw, unroll, sgrows, xsh, pre; } layouts[] = 
     { 256, 16, 2, 2, 1024, 1 }, /* the kernel's defaults */
     /* forward_pipes.c's small-row layout (one row per subgroup), without the prefetch, and split sets */
     { 128, 4, 2, 1, 1024, 1 }, { 128, 4, 2, 1, 1024, 0 }, { 128, 8, 2, 4, 0, 1 }, { 256, 4, 4, 1, 1024, 0 },
+    /* QN_PRE 2 (two batches in flight): several sets per team (the next set's first batch prefetched) and
+     * several batches per set, x staged or not; split sets; sets of 3 rows with a partial last set */
+    { 32, 16, 1, 2, 0, 2 }, { 64, 32, 2, 2, 1024, 2 }, { 128, 8, 1, 4, 0, 2 }, { 32, 12, 1, 3, 512, 2 },
 };
 #define NLAYOUTS_OLD 6 /* the layouts of the odd-shape sweep (the last one: real shapes) */
+#define NLAYOUTS_SMALL 10 /* then the small-row layouts up to here, then the QN_PRE 2 ones */
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
 static double worst_ratio; /* max |err| / S over all checks, printed at the end */
@@ -133,7 +138,7 @@ int main(int argc, char **argv)
         /* the small-row layouts: 1, 3, 5 rows (partial workgroups) at 1 and 3 blocks, a real row length with a
          * partial last workgroup (the forward default; 1024 columns for the others), out projection columns */
         static const uint32_t srows[] = { 1, 3, 5 };
-        for (uint32_t l = NLAYOUTS_OLD; l < NLAYOUTS; l++) {
+        for (uint32_t l = NLAYOUTS_OLD; l < NLAYOUTS_SMALL; l++) {
             for (size_t r = 0; r < sizeof srows / sizeof srows[0]; r++) {
                 run_case(&h, (struct qcase){ f, srows[r], qk, l, 1, false });
                 run_case(&h, (struct qcase){ f, srows[r], 3 * qk, l, 1, r == 1 });
@@ -143,6 +148,12 @@ int main(int argc, char **argv)
         }
         run_case(&h, (struct qcase){ f, 17, 4096, NLAYOUTS_OLD, 1, false });
         run_case(&h, (struct qcase){ f, 6, 2048, NLAYOUTS_OLD + 1, 2, true }); /* T = 2, accumulate, no prefetch */
+        /* QN_PRE 2: 1 and 3 batches per lane and row, partial last workgroups, T = 2 with accumulate */
+        for (uint32_t l = NLAYOUTS_SMALL; l < NLAYOUTS; l++) {
+            run_case(&h, (struct qcase){ f, 45, 2 * qk, l, 1, false });
+            run_case(&h, (struct qcase){ f, 40, (qk == 32 ? 48 : 6) * qk, l, 1, false });
+            run_case(&h, (struct qcase){ f, 19, 1024, l, 2, true });
+        }
     }
     printf("qmatvec: worst max err / S = %.3g (bound 5e-7)\n", worst_ratio);
     return qn_h_close(&h);
