@@ -3,7 +3,9 @@
  * when a session makes its pipelines, so each --variant "NAME=VALUE ..." sets its variables, opens a new session,
  * times greedy prefill of pseudo-random prompts of every --prompts size (best of --reps; the first repetition also
  * compiles pipelines), and unsets them again. A variant "-" is the environment as given. One line per (variant,
- * prompt): seconds, tok/s, and the chunk the session used. */
+ * prompt): seconds, tok/s, and the chunk the session used. A word PROFILE=N in a variant instead profiles one prompt
+ * of N tokens (after one unprofiled warm-up call) and prints the session's GPU time per op family (per dispatch with
+ * QNEXT_PROFILE_DISPATCH=1 in the same variant). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -26,7 +28,7 @@ static const char help[] =
     "usage: qnext prefill-ab -m MODEL [--prompts N,N,..] [--reps R] [--chunk C] [--decode D] --variant \"A=1 B=2\" ...\n\n"
     "Loads the model once, then for each --variant (space-separated NAME=VALUE environment settings; \"-\": none)\n"
     "opens a session and times the prefill of pseudo-random prompts of each size (best of R), and with --decode D\n"
-    "also D greedy decode steps after the last prompt.\n\n"
+    "also D greedy decode steps after the last prompt. A word PROFILE=N profiles one N-token prompt instead.\n\n"
     "      --prompts N,..     prompt sizes (default 32,128,512,2048,4096)\n"
     "      --reps R           repetitions per prompt (default 2)\n"
     "      --chunk C          prompt tokens per submission (default: the session's choice)\n"
@@ -101,12 +103,43 @@ static int apply_env(const char *spec, bool on)
     strcpy(buf, spec);
     for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
         char *eq = strchr(w, '=');
-        if (!strcmp(w, "-")) continue;
+        if (!strcmp(w, "-") || !strncmp(w, "PROFILE=", 8)) continue;
         if (!eq || eq == w) return qn_fail(-EINVAL, "variant word '%s' is not NAME=VALUE", w);
         *eq = 0;
         if (on ? setenv(w, eq + 1, 1) : unsetenv(w)) return qn_fail(-errno, "setenv %s: %s", w, strerror(errno));
     }
     return 0;
+}
+
+/* The N of a PROFILE=N word in a variant (0: none). */
+static long profile_tokens(const char *var)
+{
+    const char *p = strstr(var, "PROFILE=");
+    return p && (p == var || p[-1] == ' ') ? strtol(p + 8, NULL, 10) : 0;
+}
+
+/* A PROFILE=N variant: one unprofiled call, then the profiled N-token prompt and the profile. */
+static int profile_variant(const struct qn_vk_stack *st, struct qn_session_params sp, const char *var, long n,
+                           const int32_t *ids)
+{
+    qn_session *s = NULL;
+    int32_t next;
+    sp.profile = true;
+    if (n + 1 > (long)sp.ctx) sp.ctx = (uint32_t)n + 1;
+    int rc = qn_session_new(&s, st->m, &sp);
+    if (!rc) rc = qn_session_greedy(s, ids, (int)n, &next, NULL); /* pipelines, clocks (counted too: see below) */
+    qn_session_free(&s);
+    if (!rc) rc = qn_session_new(&s, st->m, &sp);
+    double a = qn_now_s();
+    if (!rc) rc = qn_session_greedy(s, ids, (int)n, &next, NULL);
+    double b = qn_now_s();
+    if (!rc) {
+        printf("prefill-ab [%s] profiled prompt %ld: %.4f s = %.0f tok/s (chunk %u)\n", var, n, b - a, n / (b - a),
+               qn_session_chunk(s));
+        qn_session_profile(s, stdout);
+    }
+    qn_session_free(&s);
+    return rc;
 }
 
 /* One variant: a session with its environment, each prompt size best of reps, then decode steps. */
@@ -122,6 +155,12 @@ static int run_variant(const struct pfab_opts *o, const struct qn_vk_stack *st, 
         if ((uint64_t)o->prompts[i] + (uint64_t)o->decode > sp.ctx) sp.ctx = (uint32_t)(o->prompts[i] + o->decode);
     qn_session *s = NULL;
     int rc = apply_env(var, true);
+    long pn = profile_tokens(var);
+    if (pn > 0) {
+        if (!rc) rc = profile_variant(st, sp, var, pn, ids);
+        int rc2 = apply_env(var, false);
+        return rc ? rc : rc2;
+    }
     if (!rc) rc = qn_session_new(&s, st->m, &sp);
     for (int i = 0; !rc && i < o->nprompts; i++) {
         int n = (int)o->prompts[i];
@@ -161,6 +200,7 @@ static int prefill_ab(const struct pfab_opts *o)
     printf("prefill-ab: '%s', model loaded in %.1f s\n", qn_vk_caps(st.v)->name, st.load_s);
     long maxp = 0;
     for (int i = 0; i < o->nprompts; i++) maxp = o->prompts[i] > maxp ? o->prompts[i] : maxp;
+    for (int v = 0; v < o->nvar; v++) maxp = profile_tokens(o->var[v]) > maxp ? profile_tokens(o->var[v]) : maxp;
     int32_t *ids = malloc(sizeof *ids * (size_t)maxp);
     if (!ids) rc = qn_fail(-ENOMEM, "out of memory");
     qn_rng rng;
