@@ -662,73 +662,112 @@ static void bench_shape(struct qn_h *h, const char *what, enum qn_kernel k, uint
 }
 
 /* The route stage of one Qwen3-Next-80B Q4_K_M layer as the graph records it: router f32 512 rows, shared gate and up
- * Q4_K 512 rows each, shared_expert_gate f32 1 row, four matvec_norm_route dispatches counting on one counter, then a
- * barrier; us per layer for (dense, block) layout pairs. */
+ * Q4_K 512 rows each, shared_expert_gate f32 1 row; weights rotated over nw copies. */
+struct rstage {
+    uint32_t nw, reps;
+    qn_buf *W[48][4], *x, *nwt, *xn, *m, *ids, *w, *sg, *act, *cnt;
+    qn_pipe *pp[4];        /* per-part path: the pipeline of each part */
+    qn_pipe *one;          /* route_mixed (NULL: the per-part path) */
+    uint32_t groups;
+};
+enum { RS_H = 2048, RS_E = 512, RS_K = 10, RS_IS = 512, RS_ROWS = RS_E + 2 * RS_IS + 1 };
+static const uint32_t rs_pr[4] = { RS_E, RS_IS, RS_IS, 1 }, rs_p0[4] = { 0, RS_E, RS_E + RS_IS, RS_E + 2 * RS_IS };
+
+/* one layer's route stage over weight copy r % nw, then a barrier (as in the graph) */
+static void rstage_rec(struct qn_h *h, const struct rstage *S, uint32_t r)
+{
+    qn_buf *const *W = S->W[r % S->nw];
+    if (S->one) {
+        qn_pc_route_one pc = { .m_rows = RS_ROWS, .cols = RS_H, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1,
+                               .E = RS_E, .K = RS_K, .Is = RS_IS, .act_stride = RS_IS, .rflags = QN_MOE_NORM_TOPK,
+                               .groups = S->groups, .nparts = 4, .qmask = 6, .row0_0 = rs_p0[0], .rows_0 = rs_pr[0],
+                               .row0_1 = rs_p0[1], .rows_1 = rs_pr[1], .row0_2 = rs_p0[2], .rows_2 = rs_pr[2],
+                               .row0_3 = rs_p0[3], .rows_3 = rs_pr[3] };
+        qn_cmd_dispatch_n(h->cmd, S->one, QN_BINDS(QN_BIND(W[0]), QN_BIND(S->x), QN_BIND(S->m), QN_BIND(S->nwt),
+                                                   QN_BIND(S->xn), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
+                                                   QN_BIND(S->act), QN_BIND(S->cnt), QN_BIND(W[1]), QN_BIND(W[2]),
+                                                   QN_BIND(W[3])),
+                          &pc, sizeof pc, S->groups);
+    }
+    for (int j = 0; j < 4 && !S->one; j++) {
+        qn_pc_mv_route pc = { .rows = rs_pr[j], .cols = RS_H, .flags = j == 0 ? QN_MATVEC_WRITE_XN : 0, .eps = 1e-6f,
+                              .w_add = 1, .E = RS_E, .K = RS_K, .Is = RS_IS, .act_stride = RS_IS,
+                              .rflags = QN_MOE_NORM_TOPK, .row0 = rs_p0[j], .m_rows = RS_ROWS, .groups = S->groups };
+        uint32_t rpw = qn_pipe_spec(S->pp[j], 1);
+        qn_cmd_dispatch_n(h->cmd, S->pp[j], QN_BINDS(QN_BIND(W[j]), QN_BIND(S->x), QN_BIND(S->m), QN_BIND(S->nwt),
+                                                     QN_BIND(S->xn), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
+                                                     QN_BIND(S->act), QN_BIND(S->cnt)),
+                          &pc, sizeof pc, (rs_pr[j] + rpw - 1) / rpw);
+    }
+    qn_cmd_barrier(h->cmd);
+}
+
+/* us per layer: best of 5 timed runs of reps layers, after a probe run that sizes the warm-up (QNEXT_BENCH_WARM_MS) */
+static double rstage_time(struct qn_h *h, const struct rstage *S)
+{
+    double best = INFINITY;
+    uint32_t warm = 0;
+    for (int it = 0; it < (bench_quick ? 1 : 6); it++) { /* run 0: the probe */
+        qn_h_ok(h, qn_cmd_begin(h->cmd), "bench");
+        for (int part = warm ? 0 : 1; part < 2; part++) {
+            qn_cmd_mark(h->cmd, part ? "route stage" : "warm-up");
+            for (uint32_t r = 0; r < (part ? S->reps : warm); r++) rstage_rec(h, S, r);
+        }
+        qn_h_ok(h, qn_cmd_end(h->cmd), "bench");
+        qn_h_ok(h, qn_cmd_run(h->cmd), "bench");
+        double ms = qn_cmd_region(h->cmd, warm ? 1 : 0, NULL);
+        if (it == 0 && !bench_quick) warm = warm_count(ms, S->reps);
+        else best = fmin(best, ms);
+    }
+    return best * 1e3 / S->reps;
+}
+
+/* The route stage per layer: four matvec_norm_route dispatches counting on one counter for (dense, block) layout
+ * pairs, then route_mixed (one dispatch) in its layouts (QNEXT_ROUTE_ONE_LAYOUT's WG,FROWS,QROWS,FUNROLL,QUNROLL). */
 static void bench_route_stage(struct qn_h *h, uint32_t mb)
 {
-    const uint32_t H = 2048, E = 512, K = 10, Is = 512, rows = E + 2 * Is + 1;
     if (bench_only && !strstr("route stage", bench_only)) return;
     uint64_t rbq;
-    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q4_K, H, &rbq), "row bytes");
-    const uint64_t by[4] = { (uint64_t)E * H * 4, Is * rbq, Is * rbq, H * 4 };
-    const uint32_t pr[4] = { E, Is, Is, 1 }, p0[4] = { 0, E, E + Is, E + 2 * Is };
-    uint32_t nw = ncopies(by[0] + by[1] + by[2] + by[3], mb);
-    nw = nw > 48 ? 48 : nw;
-    qn_buf *W[48][4];
-    for (uint32_t i = 0; i < nw; i++)
-        for (int j = 0; j < 4; j++) W[i][j] = filled(h, "W", by[j], j == 1 || j == 2 ? 0x3c003c00u : 0x3a000000u + i);
-    qn_buf *x = filled(h, "x", H * 4, 0x3f800000u), *nwt = filled(h, "norm w", H * 4, 0x3d000000u);
-    qn_buf *xn = qn_h_buffer(h, "xn", H * 4), *m = qn_h_buffer(h, "m", rows * 4), *ids = qn_h_buffer(h, "ids", K * 4);
-    qn_buf *w = qn_h_buffer(h, "w", K * 4), *sg = qn_h_buffer(h, "sg", 4), *act = qn_h_buffer(h, "act", (K + 1) * Is * 4);
-    qn_buf *cnt = filled(h, "count", 16, 0);
+    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q4_K, RS_H, &rbq), "row bytes");
+    const uint64_t by[4] = { (uint64_t)RS_E * RS_H * 4, RS_IS * rbq, RS_IS * rbq, RS_H * 4 };
+    static struct rstage S;
+    S.nw = ncopies(by[0] + by[1] + by[2] + by[3], mb);
+    S.nw = S.nw > 48 ? 48 : S.nw;
+    for (uint32_t i = 0; i < S.nw; i++)
+        for (int j = 0; j < 4; j++) S.W[i][j] = filled(h, "W", by[j], j == 1 || j == 2 ? 0x3c003c00u : 0x3a000000u + i);
+    S.x = filled(h, "x", RS_H * 4, 0x3f800000u), S.nwt = filled(h, "norm w", RS_H * 4, 0x3d000000u);
+    S.xn = qn_h_buffer(h, "xn", RS_H * 4), S.m = qn_h_buffer(h, "m", RS_ROWS * 4), S.ids = qn_h_buffer(h, "ids", RS_K * 4);
+    S.w = qn_h_buffer(h, "w", RS_K * 4), S.sg = qn_h_buffer(h, "sg", 4), S.act = qn_h_buffer(h, "act", (RS_K + 1) * RS_IS * 4);
+    S.cnt = filled(h, "count", 16, 0);
+    S.reps = bench_quick ? S.nw : S.nw < 48 ? 48 : S.nw;
+    double GB = (double)(by[0] + by[1] + by[2] + by[3]) / 1e9, t0 = 0;
     /* (dense layout, block layout): today's (board dense with x staged, qmatvec's defaults with H staged) first */
     static const struct { int d, q; } pairs[] = { { 0, 0 }, { 1, 1 }, { 2, 2 }, { 3, 3 }, { 2, 4 }, { 5, 2 }, { 6, 5 },
                                                   { 7, 6 }, { 2, 8 }, { 6, 2 }, { 8, 2 } };
-    const uint32_t reps = bench_quick ? nw : nw < 48 ? 48 : nw;
-    double t0 = 0;
     for (size_t pi = 0; pi < sizeof pairs / sizeof pairs[0]; pi++) {
         uint32_t sd[6], sq[6];
         memcpy(sd, dlays[pairs[pi].d].s, sizeof sd);
         memcpy(sq, qlays[pairs[pi].q].s, sizeof sq);
-        if (sq[4] > H / 4) sq[4] = H / 4; /* as forward_pipes.c: the route variant stages H floats */
-        qn_pipe *pd = qn_h_pipe_spec(h, QN_K_MATVEC_NORM_ROUTE_F32, sd, 6);
-        qn_pipe *pq = qn_h_pipe_spec(h, QN_K_MATVEC_NORM_ROUTE_Q4_K, sq, 6);
-        qn_pipe *pp[4] = { pd, pq, pq, pd };
-        uint32_t groups = 0;
-        for (int j = 0; j < 4; j++) groups += (pr[j] + qn_pipe_spec(pp[j], 1) - 1) / qn_pipe_spec(pp[j], 1);
-        double best = INFINITY;
-        uint32_t warm = 0;
-        for (int it = 0; it < (bench_quick ? 1 : 6); it++) { /* run 0: the probe that sizes the warm-up */
-            qn_h_ok(h, qn_cmd_begin(h->cmd), "bench");
-            for (int part = warm ? 0 : 1; part < 2; part++) {
-                qn_cmd_mark(h->cmd, part ? "route stage" : "warm-up");
-                for (uint32_t r = 0; r < (part ? reps : warm); r++) {
-                    for (int j = 0; j < 4; j++) {
-                        qn_pc_mv_route pc = { .rows = pr[j], .cols = H, .flags = j == 0 ? QN_MATVEC_WRITE_XN : 0,
-                                              .eps = 1e-6f, .w_add = 1, .E = E, .K = K, .Is = Is, .act_stride = Is,
-                                              .rflags = QN_MOE_NORM_TOPK, .row0 = p0[j], .m_rows = rows,
-                                              .groups = groups };
-                        uint32_t rpw = qn_pipe_spec(pp[j], 1);
-                        qn_cmd_dispatch_n(h->cmd, pp[j],
-                                          QN_BINDS(QN_BIND(W[r % nw][j]), QN_BIND(x), QN_BIND(m), QN_BIND(nwt), QN_BIND(xn),
-                                                   QN_BIND(ids), QN_BIND(w), QN_BIND(sg), QN_BIND(act), QN_BIND(cnt)),
-                                          &pc, sizeof pc, (pr[j] + rpw - 1) / rpw);
-                    }
-                    qn_cmd_barrier(h->cmd);
-                }
-            }
-            qn_h_ok(h, qn_cmd_end(h->cmd), "bench");
-            qn_h_ok(h, qn_cmd_run(h->cmd), "bench");
-            double ms = qn_cmd_region(h->cmd, warm ? 1 : 0, NULL);
-            if (it == 0 && !bench_quick) warm = warm_count(ms, reps);
-            else best = fmin(best, ms);
-        }
-        double us = best * 1e3 / reps;
+        if (sq[4] > RS_H / 4) sq[4] = RS_H / 4; /* as forward_pipes.c: the route variant stages H floats */
+        qn_pipe *pd = qn_h_pipe_spec(h, QN_K_MATVEC_NORM_ROUTE_F32, sd, 6), *pq = qn_h_pipe_spec(h, QN_K_MATVEC_NORM_ROUTE_Q4_K, sq, 6);
+        S.pp[0] = S.pp[3] = pd, S.pp[1] = S.pp[2] = pq, S.one = NULL, S.groups = 0;
+        for (int j = 0; j < 4; j++) S.groups += (rs_pr[j] + qn_pipe_spec(S.pp[j], 1) - 1) / qn_pipe_spec(S.pp[j], 1);
+        double us = rstage_time(h, &S);
         if (pi == 0) t0 = us;
         printf("bench-small route stage (f32 512 + q4_k 2x512 + f32 1, E 512 K 10) dense %u,%u,%u,%u,%u pre %u | q4_k "
                "%u,%u,%u,%u,%u pre %u: %4u WGs %7.2f us/layer %6.0f GB/s  x%.2f\n", sd[0], sd[1], sd[2], sd[3], sd[4],
-               sd[5], sq[0], sq[1], sq[2], sq[3], sq[4], sq[5], groups, us,
-               (double)(by[0] + by[1] + by[2] + by[3]) / (us * 1e-6) / 1e9, t0 / us);
+               sd[5], sq[0], sq[1], sq[2], sq[3], sq[4], sq[5], S.groups, us, GB / (us * 1e-6), t0 / us);
+    }
+    static const uint32_t one[][5] = { { 256, 4, 8, 8, 2 }, { 128, 2, 4, 8, 2 }, { 512, 8, 16, 8, 2 },
+                                       { 256, 8, 16, 16, 4 }, { 64, 1, 2, 8, 2 }, { 128, 4, 8, 16, 4 } };
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
+        const uint32_t sp[6] = { one[i][0], one[i][1], one[i][2], one[i][3], one[i][4], RS_H / 4 };
+        S.one = qn_h_pipe_spec(h, QN_K_ROUTE_MIXED_Q4_K, sp, 6);
+        S.groups = (RS_E + sp[1] - 1) / sp[1] + 2 * ((RS_IS + sp[2] - 1) / sp[2]) + 1;
+        double us = rstage_time(h, &S);
+        printf("bench-small route stage (f32 512 + q4_k 2x512 + f32 1, E 512 K 10) route_mixed %u,%u,%u,%u,%u: %4u WGs "
+               "%7.2f us/layer %6.0f GB/s  x%.2f\n", sp[0], sp[1], sp[2], sp[3], sp[4], S.groups, us, GB / (us * 1e-6),
+               t0 / us);
     }
     qn_h_reset(h);
 }
