@@ -93,6 +93,7 @@ struct qn_mst {
     uint64_t t_x0;            /* copies outstanding since (host clock), while x_done < x_val */
     uint64_t exp_sub_ns, exp_x;   /* the last EXPERTS submission: when, and the tx value it waits for */
     bool spin;                /* QNEXT_STREAM_SPIN=1: poll the timelines instead of blocking waits */
+    bool spin_io;             /* QNEXT_STREAM_SPIN=2: that, and poll the reads a layer waits for too */
     bool urgent;              /* QNEXT_STREAM_URGENT=1: demand reads go before queued prefetch reads */
     bool ring_bar;            /* QNEXT_STREAM_RING_MEM=bar: the staging ring in device-local host-visible memory
                                  (reads write over PCIe, the copies into the slots are device to device) */
@@ -648,13 +649,16 @@ static int wait_entry(struct qn_mst *s)
     return 0;
 }
 
-/* Until every miss is read and copied and every needed prefetch too; stops at the first needed failure. */
+/* Until every miss is read and copied and every needed prefetch too; stops at the first needed failure. With
+ * QNEXT_STREAM_SPIN=2 the reads are polled without sleeping (no wake-up latency after the last one). */
 static int drive(struct qn_mst *s)
 {
     int rc = 0;
+    uint64_t t0 = s->spin_io ? now_ns() : 0;
     while (!rc && !s->err && (s->n_todo || s->n_need)) {
         if (s->n_todo && (rc = issue_todo(s))) break;
-        if (qn_io_pending(s->io) || s->xopen) rc = service(s, IO_TIMEOUT_NS);
+        if (s->spin_io && qn_io_pending(s->io) && now_ns() - t0 < (uint64_t)IO_TIMEOUT_NS) rc = service(s, 0);
+        else if (qn_io_pending(s->io) || s->xopen) rc = service(s, IO_TIMEOUT_NS);
         else if (s->n_todo) rc = wait_entry(s);
         else if (s->n_need) rc = qn_fail(-EFAULT, "streaming: %d expert fills outstanding, no read in flight", s->n_need);
     }
@@ -1015,7 +1019,8 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     s->n_prefetch = p->prefetch < 0 ? 0 : p->prefetch > QN_EXP_MAX_K ? QN_EXP_MAX_K : p->prefetch;
     s->direct = slots_mapped(m);
     const char *sp = getenv("QNEXT_STREAM_SPIN");
-    s->spin = sp && !strcmp(sp, "1");
+    s->spin = sp && (!strcmp(sp, "1") || !strcmp(sp, "2"));
+    s->spin_io = sp && !strcmp(sp, "2");
     const char *ur = getenv("QNEXT_STREAM_URGENT");
     s->urgent = ur && !strcmp(ur, "1");
     s->split = (int)env_u64("QNEXT_STREAM_SPLIT", 0);

@@ -1036,6 +1036,7 @@ int qn_io_wait(qn_io *io, struct qn_io_cqe *out, int max, int min_complete, int6
 {
     uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ns;
     int got = 0;
+    bool polled = false;   /* at the deadline the backend is still polled once (timeout 0 = a non-blocking poll) */
     if (min_complete > max) min_complete = max;
     for (;;) {
         while (got < max && io->done_head) {
@@ -1054,6 +1055,12 @@ int qn_io_wait(qn_io *io, struct qn_io_cqe *out, int max, int min_complete, int6
             continue;
         }
         uint64_t t = now_ns();
+        if (t >= deadline && !polled) {
+            polled = true;
+            int rc = reap_some(io, 0, 0);
+            if (rc < 0) return rc;
+            continue;
+        }
         if (t >= deadline) {
             if (got == 0 && min_complete > 0)
                 return qn_fail(-ETIMEDOUT, "io: no read completed within %.3f ms (%d in flight, %d pending)",
