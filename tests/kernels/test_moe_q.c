@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_pools.h"
 #include "harness.h"
 #include "qblocks.h"
 #include "quant.h"
@@ -303,17 +304,6 @@ struct bres { double gu, dn, all; };          /* µs per layer visit: timestampe
 /* llama.cpp's use_more_bits(i, n): the Q4_K_M layers whose ffn_down (routed and shared) are Q6_K */
 static bool more_bits(uint32_t i, uint32_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
-/* pools of `slot`-byte slots for n slots as model_gguf.c makes them (at most cap bytes each, <= 8), poisoned */
-static uint32_t bench_pools(struct qn_h *h, uint64_t slot, uint32_t n, uint64_t cap, qn_buf *pool[8], const char *what)
-{
-    uint32_t spp = cap / slot < n ? (uint32_t)(cap / slot) : n, np = (n + spp - 1) / spp;
-    if (np > 8) qn_h_ok(h, qn_fail(QN_E_UNSUPPORTED, "bench: %u %s slots need %u buffers of <= %.2f GB", n, what, np,
-                                   cap / 1e9), "bench");
-    for (uint32_t p = 0; p < 8; p++)
-        pool[p] = p < np ? qn_h_buffer(h, what, (size_t)(p + 1 < np ? spp : n - p * spp) * slot) : pool[0];
-    return spp;
-}
-
 /* The 80B Q4_K_M's routed experts on the device as the model lays them out (model_gguf.c: gate|up slots in pools,
  * down slots of the largest down size in dpools, buffers of at most min(maxStorageBufferRange, 4 GiB - 1) bytes,
  * slot l E + e for expert e of layer l), the layers' down types by llama.cpp's Q4_K_M rule, the shared down per
@@ -332,12 +322,10 @@ static void bench_build(struct qn_h *h, struct bmodel *B)
     struct experts *X = &B->X;
     X->up_off = (uint32_t)al16(rgu * I);
     X->slot_b = (uint32_t)al16(X->up_off + rgu * I), X->dslot_b = (uint32_t)al16(dmax); /* as model_gguf.c: the largest */
-    const struct qn_caps *caps = qn_vk_caps(h->v);
-    uint64_t cap = caps->max_storage_range;
-    if (caps->max_alloc && caps->max_alloc < cap) cap = caps->max_alloc;
-    if (cap > 0xffffffffull) cap = 0xffffffffull;
-    X->spp = bench_pools(h, X->slot_b, L * E, cap, X->pool, "bench gate|up pool");
-    B->dspp = bench_pools(h, X->dslot_b, L * E, cap, X->dpool, "bench down pool");
+    uint64_t cap = qn_bench_pool_cap(h);
+    X->spp = qn_bench_spp(X->slot_b, L * E, cap), B->dspp = qn_bench_spp(X->dslot_b, L * E, cap);
+    qn_bench_pools(h, "bench gate|up pool", X->slot_b, L * E, X->spp, NULL, X->pool); /* poisoned: slots written below */
+    qn_bench_pools(h, "bench down pool", X->dslot_b, L * E, B->dspp, NULL, X->dpool);
     X->npools = (L * E + X->spp - 1) / X->spp, B->dnpools = (L * E + B->dspp - 1) / B->dspp;
     uint8_t *gsrc = qn_h_alloc_bytes(h, (size_t)nq * X->slot_b), *dsrc[NFMTS] = { 0 };
     memset(gsrc, 0, (size_t)nq * X->slot_b);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_pools.h"
 #include "forward.h"
 #include "harness.h"
 #include "moe_small.h"
@@ -279,14 +280,10 @@ static void bench(struct qn_h *h, int iters)
         table[e] = (int32_t)e;
     }
     uint64_t range = qn_vk_caps(h->v)->max_storage_range;
-    uint32_t spp = range / slot_b < E ? (uint32_t)(range / slot_b) : E, dspp = range / dslot_b < E ? (uint32_t)(range / dslot_b) : E;
-    qn_buf *pb[8], *dpb[8];
-    for (uint32_t i = 0; i < 8; i++) { /* pools of spp (dspp) slots; unused bindings repeat pool 0 */
-        uint32_t a = i * spp < E ? E - i * spp : 0, b = i * dspp < E ? E - i * dspp : 0;
-        pb[i] = a ? qn_h_upload(h, "pool", pools + (size_t)i * spp * slot_b, (size_t)(a < spp ? a : spp) * slot_b) : pb[0];
-        dpb[i] = b ? qn_h_upload(h, "dpool", dpools + (size_t)i * dspp * dslot_b, (size_t)(b < dspp ? b : dspp) * dslot_b)
-                   : dpb[0];
-    }
+    uint32_t spp = qn_bench_spp(slot_b, E, range), dspp = qn_bench_spp(dslot_b, E, range);
+    qn_buf *pb[8], *dpb[8]; /* pools of spp (dspp) slots (every slot holds the same expert) */
+    qn_bench_pools(h, "pool", slot_b, E, spp, pools, pb);
+    qn_bench_pools(h, "dpool", dslot_b, E, dspp, dpools, dpb);
     qn_buf *tb = qn_h_upload(h, "table", table, (size_t)E * 4);
     static const uint32_t Ts[] = { 512, 2048 };
     for (size_t ti = 0; ti < 2; ti++) {
@@ -405,17 +402,14 @@ static void cm_bench_setup(struct qn_h *h, struct cm_bench *b, uint32_t T)
     qn_h_quant_matrix(h, QN_GGML_Q4_K, I, H, gu1 + up_off, tmp);
     qn_h_quant_matrix(h, QN_GGML_Q6_K, H, I, dn1, tmp);
     uint64_t range = qn_vk_caps(h->v)->max_storage_range;
-    uint32_t spp = range / slot_b < E ? (uint32_t)(range / slot_b) : E, dspp = range / dslot_b < E ? (uint32_t)(range / dslot_b) : E;
+    uint32_t spp = qn_bench_spp(slot_b, E, range), dspp = qn_bench_spp(dslot_b, E, range);
     uint8_t *pool = qn_h_alloc_bytes(h, (size_t)spp * slot_b), *dpool = qn_h_alloc_bytes(h, (size_t)dspp * dslot_b);
     for (uint32_t e = 0; e < spp; e++) memcpy(pool + (size_t)e * slot_b, gu1, slot_b);
     for (uint32_t e = 0; e < dspp; e++) memcpy(dpool + (size_t)e * dslot_b, dn1, dslot_b);
     int32_t *table = qn_h_alloc_bytes(h, (size_t)E * 4);
     for (uint32_t e = 0; e < E; e++) table[e] = (int32_t)e;
-    for (uint32_t i = 0; i < 8; i++) { /* pools of spp (dspp) slots; unused bindings repeat pool 0 */
-        uint32_t a = i * spp < E ? E - i * spp : 0, c = i * dspp < E ? E - i * dspp : 0;
-        b->pb[i] = a ? qn_h_upload(h, "pool", pool, (size_t)(a < spp ? a : spp) * slot_b) : b->pb[0];
-        b->dpb[i] = c ? qn_h_upload(h, "dpool", dpool, (size_t)(c < dspp ? c : dspp) * dslot_b) : b->dpb[0];
-    }
+    qn_bench_pools(h, "pool", slot_b, E, spp, pool, b->pb); /* pools of spp (dspp) slots */
+    qn_bench_pools(h, "dpool", dslot_b, E, dspp, dpool, b->dpb);
     b->tb = qn_h_upload(h, "table", table, (size_t)E * 4);
     int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
     qn_h_random_ids(h, ids, T, K, E, K);
@@ -585,18 +579,14 @@ static void sb_pools(struct qn_h *h, struct sb_ctx *b, uint32_t E)
     qn_h_quant_matrix(h, QN_GGML_Q4_K, I, H, gu1 + b->up_off, tmp);
     qn_h_quant_matrix(h, QN_GGML_Q6_K, H, I, dn1, tmp);
     uint64_t range = qn_vk_caps(h->v)->max_storage_range;
-    uint32_t spp = range / b->slot_b < E ? (uint32_t)(range / b->slot_b) : E;
-    uint32_t dspp = range / b->dslot_b < E ? (uint32_t)(range / b->dslot_b) : E;
+    uint32_t spp = qn_bench_spp(b->slot_b, E, range), dspp = qn_bench_spp(b->dslot_b, E, range);
     uint8_t *pool = qn_h_alloc_bytes(h, (size_t)spp * b->slot_b), *dpool = qn_h_alloc_bytes(h, (size_t)dspp * b->dslot_b);
     for (uint32_t e = 0; e < spp; e++) memcpy(pool + (size_t)e * b->slot_b, gu1, b->slot_b);
     for (uint32_t e = 0; e < dspp; e++) memcpy(dpool + (size_t)e * b->dslot_b, dn1, b->dslot_b);
     int32_t *table = qn_h_alloc_bytes(h, (size_t)E * 4);
     for (uint32_t e = 0; e < E; e++) table[e] = (int32_t)e;
-    for (uint32_t i = 0; i < 8; i++) { /* pools of spp (dspp) slots, each its own buffer; unused bindings repeat pool 0 */
-        uint32_t a = i * spp < E ? E - i * spp : 0, c = i * dspp < E ? E - i * dspp : 0;
-        b->pb[i] = a ? qn_h_upload(h, "pool", pool, (size_t)(a < spp ? a : spp) * b->slot_b) : b->pb[0];
-        b->dpb[i] = c ? qn_h_upload(h, "dpool", dpool, (size_t)(c < dspp ? c : dspp) * b->dslot_b) : b->dpb[0];
-    }
+    qn_bench_pools(h, "pool", b->slot_b, E, spp, pool, b->pb); /* pools of spp (dspp) slots, each its own buffer */
+    qn_bench_pools(h, "dpool", b->dslot_b, E, dspp, dpool, b->dpb);
     b->tb = qn_h_upload(h, "table", table, (size_t)E * 4);
     b->pc = (qn_pc_moe){ .H = H, .I = I, .Is = 512, .E = E, .K = 10, .layer = 0, .n_slots = E, .slots_per_pool = spp,
                          .slot_bytes = b->slot_b, .act_stride = 516 };
