@@ -15,17 +15,29 @@
 #include "quant.h"
 
 #define TILE_ROWS 64u
-#define NSPEC 5u /* matvec specialization constants: wg, rows/wg, unroll, rows/subgroup, x stage (vec4) */
+#define NSPEC 6u /* matvec specialization constants: wg, rows/wg, unroll, rows/subgroup, x stage (vec4), QN_PRE */
 
 struct mv_prob {
     uint32_t type, rows, cols, ncopies, tile;
+    bool norm;                            /* the RMSNorm-prologue kernel (matvec_norm_*): y = W rmsnorm(x) */
     uint64_t row_bytes, stride, y_stride; /* bytes: one row; between copies of W; between outputs */
-    qn_buf *w, *x, *y;
+    qn_buf *w, *x, *y, *nw, *xn;          /* nw, xn: the norm weight and normed-x output (norm only) */
     float *ref, *tol;                     /* [tile] reference of each tile row and its tolerance */
 };
 
-static enum qn_kernel mv_kernel(uint32_t type)
+#define NORM_EPS 1e-6f /* the norm kernels' eps and w_add (Qwen3-Next's zero-centred weight) */
+#define NORM_WADD 1.0f
+
+static enum qn_kernel mv_kernel(uint32_t type, bool norm)
 {
+    if (norm) switch (type) {
+    case QN_GGML_Q8_0: return QN_K_MATVEC_NORM_Q8_0;
+    case QN_GGML_Q4_0: return QN_K_MATVEC_NORM_Q4_0;
+    case QN_GGML_Q4_K: return QN_K_MATVEC_NORM_Q4_K;
+    case QN_GGML_Q5_K: return QN_K_MATVEC_NORM_Q5_K;
+    case QN_GGML_Q6_K: return QN_K_MATVEC_NORM_Q6_K;
+    default: return QN_K_MATVEC_NORM_BF16;
+    }
     switch (type) {
     case QN_GGML_Q8_0: return QN_K_MATVEC_Q8_0;
     case QN_GGML_Q4_0: return QN_K_MATVEC_Q4_0;
@@ -44,6 +56,8 @@ static void prob_destroy(struct qn_bench *b, struct mv_prob *m)
     qn_buf_destroy(b->v, &m->w);
     qn_buf_destroy(b->v, &m->x);
     qn_buf_destroy(b->v, &m->y);
+    qn_buf_destroy(b->v, &m->nw);
+    qn_buf_destroy(b->v, &m->xn);
     free(m->ref), free(m->tol);
     memset(m, 0, sizeof *m);
 }
@@ -86,33 +100,47 @@ static int upload_copies(struct qn_bench *b, struct mv_prob *m, const uint8_t *r
 
 /* `type` [rows, cols], replicated to at least `rotate_bytes` of distinct copies (0: one copy). */
 static int prob_create(struct qn_bench *b, uint32_t type, uint32_t rows, uint32_t cols, uint64_t rotate_bytes,
-                       struct mv_prob *m)
+                       bool norm, struct mv_prob *m)
 {
     int rc = 0;
-    float *wt = NULL, *xh = NULL;
+    float *wt = NULL, *xh = NULL, *nwh = NULL;
     uint8_t *raw = NULL;
     memset(m, 0, sizeof *m);
-    m->type = type, m->rows = rows, m->cols = cols, m->tile = rows < TILE_ROWS ? rows : TILE_ROWS;
+    m->type = type, m->rows = rows, m->cols = cols, m->tile = rows < TILE_ROWS ? rows : TILE_ROWS, m->norm = norm;
     QN_TRY(qn_ggml_row_bytes(type, cols, &m->row_bytes));
     uint64_t mat = (uint64_t)rows * m->row_bytes;
     m->ncopies = rotate_bytes > mat ? (uint32_t)((rotate_bytes + mat - 1) / mat) : 1;
     m->stride = round_up(mat + 4, 256);
     m->y_stride = round_up((uint64_t)rows * 4, 256);
-    wt = malloc((size_t)m->tile * cols * sizeof *wt), xh = malloc(cols * sizeof *xh);
+    wt = malloc((size_t)m->tile * cols * sizeof *wt), xh = malloc(cols * sizeof *xh), nwh = malloc(cols * sizeof *nwh);
     raw = malloc(m->tile * m->row_bytes);
     m->ref = malloc(m->tile * sizeof *m->ref), m->tol = malloc(m->tile * sizeof *m->tol);
-    if (!wt || !xh || !raw || !m->ref || !m->tol) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
+    if (!wt || !xh || !nwh || !raw || !m->ref || !m->tol) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
     for (size_t i = 0; i < (size_t)m->tile * cols; i++) wt[i] = qn_rng_range(b->rng, -1, 1);
     for (uint32_t i = 0; i < cols; i++) xh[i] = qn_rng_range(b->rng, -1, 1);
+    for (uint32_t i = 0; i < cols; i++) nwh[i] = qn_rng_range(b->rng, -0.5f, 0.5f);
     for (uint32_t r = 0; r < m->tile; r++) QN_TRY(qn_quant_row(type, wt + (size_t)r * cols, raw + r * m->row_bytes, cols));
-    QN_TRY(tile_reference(m, raw, xh));
+    if (norm) { /* the reference multiplies the normed x (the kernel applies the same scale at the store) */
+        QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, (uint64_t)cols * 4, "bench norm w", &m->nw));
+        QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, (uint64_t)cols * 4, "bench xn", &m->xn));
+        QN_TRY(qn_buf_write(b->v, m->nw, 0, nwh, (uint64_t)cols * 4));
+    }
+    float *xe = malloc(cols * sizeof *xe);
+    if (!xe) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
+    double ss = 0;
+    for (uint32_t i = 0; i < cols; i++) ss += (double)xh[i] * xh[i];
+    double sc = 1.0 / sqrt(ss / cols + NORM_EPS);
+    for (uint32_t i = 0; i < cols; i++) xe[i] = norm ? (float)(xh[i] * sc * (nwh[i] + NORM_WADD)) : xh[i];
+    rc = tile_reference(m, raw, xe);
+    free(xe);
+    if (rc < 0) goto done;
     QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, m->ncopies * m->stride, "bench W", &m->w));
     QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, (uint64_t)cols * 4, "bench x", &m->x));
     QN_TRY(qn_buf_create(b->v, QN_MEM_DEVICE, m->ncopies * m->y_stride, "bench y", &m->y));
     QN_TRY(qn_buf_write(b->v, m->x, 0, xh, (uint64_t)cols * 4));
     QN_TRY(upload_copies(b, m, raw));
 done:
-    free(wt), free(xh), free(raw);
+    free(wt), free(xh), free(nwh), free(raw);
     if (rc < 0) prob_destroy(b, m);
     return rc;
 }
@@ -139,9 +167,15 @@ static void record_mv(struct qn_bench *b, const qn_pipe *p, const struct mv_prob
     for (uint32_t r0 = 0; r0 < m->rows; r0 += piece) {
         uint32_t n = m->rows - r0 < piece ? m->rows - r0 : piece;
         qn_pc_matvec pc = { .rows = n, .cols = m->cols };
+        qn_pc_mv_norm pn = { .rows = n, .cols = m->cols, .eps = NORM_EPS, .w_add = NORM_WADD };
         uint64_t woff = copy * m->stride + (uint64_t)r0 * m->row_bytes, yoff = copy * m->y_stride + (uint64_t)r0 * 4;
-        qn_cmd_dispatch_n(b->cmd, p, QN_BINDS(QN_BIND_RANGE(m->w, woff, round_up((uint64_t)n * m->row_bytes, 4)),
-                          QN_BIND(m->x), QN_BIND_RANGE(m->y, yoff, (uint64_t)n * 4)), &pc, sizeof pc, (n + rpw - 1) / rpw);
+        struct qn_bind wb = QN_BIND_RANGE(m->w, woff, round_up((uint64_t)n * m->row_bytes, 4)),
+                       yb = QN_BIND_RANGE(m->y, yoff, (uint64_t)n * 4);
+        if (m->norm)
+            qn_cmd_dispatch_n(b->cmd, p, QN_BINDS(wb, QN_BIND(m->x), yb, QN_BIND(m->nw), QN_BIND(m->xn)), &pn, sizeof pn,
+                              (n + rpw - 1) / rpw);
+        else
+            qn_cmd_dispatch_n(b->cmd, p, QN_BINDS(wb, QN_BIND(m->x), yb), &pc, sizeof pc, (n + rpw - 1) / rpw);
     }
 }
 
@@ -210,9 +244,11 @@ static int check_mv(struct qn_bench *b, const struct mv_prob *m, bool *ok, doubl
     return rc;
 }
 
-static const uint32_t *board_spec(const struct qn_bench *b, uint32_t type)
+/* The board's layout (5 values) and QN_PRE 1 (the default). */
+static void board_spec(const struct qn_bench *b, uint32_t type, uint32_t out[NSPEC])
 {
-    return b->spec[type == QN_GGML_BF16 ? 0 : 1];
+    memcpy(out, b->spec[type == QN_GGML_BF16 ? 0 : 1], 5 * sizeof *out);
+    out[5] = 1;
 }
 
 static double prob_bytes(const struct mv_prob *m)
@@ -233,7 +269,7 @@ static int measure(struct qn_bench *b, const struct mv_prob *m, const uint32_t *
     int rc = 0;
     qn_pipe *p;
     bool ok = false;
-    QN_TRY(qn_pipe_get(b->v, mv_kernel(m->type), spec, NSPEC, &p));
+    QN_TRY(qn_pipe_get(b->v, mv_kernel(m->type, m->norm), spec, NSPEC, &p));
     for (uint32_t i = 0; i < NSPEC; i++) r->spec[i] = qn_pipe_spec(p, i);
     r->name = qn_pipe_info(p)->name;
     QN_TRY(time_mv(b, p, m, r->spec[1], &r->ms));
@@ -249,9 +285,9 @@ done:
 static void print_detail(const struct qn_bench *b, const struct mv_prob *m, const struct mv_meas *r)
 {
     printf("     -> %.1f GB/s (%ux%u: %.1f MiB of weights + vectors per matvec, min of %d after %.0f ms of warm-up; "
-           "%u distinct cop%s in turn; wg %u rows %u unroll %u sgrows %u xsh %u)\n", r->gb, m->rows, m->cols,
+           "%u distinct cop%s in turn; wg %u rows %u unroll %u sgrows %u xsh %u pre %u)\n", r->gb, m->rows, m->cols,
            prob_bytes(m) / 1048576.0, b->iters, b->warm_ms, m->ncopies, m->ncopies > 1 ? "ies" : "y", r->spec[0],
-           r->spec[1], r->spec[2], r->spec[3], r->spec[4]);
+           r->spec[1], r->spec[2], r->spec[3], r->spec[4], r->spec[5]);
 }
 
 /* The lm_head shape of the bench lines and of the sweep's first problem (vocab x hidden). */
@@ -275,9 +311,11 @@ static int bench_line(struct qn_bench *b, uint32_t type, uint32_t rows, uint32_t
 {
     struct mv_prob m;
     struct mv_meas r;
-    int rc = prob_create(b, type, rows, cols, rotate_bytes(b), &m);
+    uint32_t spec[NSPEC];
+    int rc = prob_create(b, type, rows, cols, rotate_bytes(b), false, &m);
     if (rc < 0) return rc;
-    rc = measure(b, &m, board_spec(b, m.type), &r);
+    board_spec(b, m.type, spec);
+    rc = measure(b, &m, spec, &r);
     if (rc >= 0) {
         char what[96];
         snprintf(what, sizeof what, "bench %s %ux%u", r.name, rows, cols);
@@ -345,8 +383,10 @@ int qn_bench_check(struct qn_bench *b)
     for (size_t i = 0; rc >= 0 && i < sizeof types / sizeof types[0]; i++) {
         struct mv_prob m;
         struct mv_meas r;
-        rc = prob_create(b, types[i], 512, 2048, 0, &m);
-        if (rc >= 0) rc = measure(b, &m, board_spec(b, m.type), &r);
+        uint32_t spec[NSPEC];
+        rc = prob_create(b, types[i], 512, 2048, 0, false, &m);
+        board_spec(b, types[i], spec);
+        if (rc >= 0) rc = measure(b, &m, spec, &r);
         if (rc >= 0) {
             char what[96];
             snprintf(what, sizeof what, "%s 512x2048", r.name);
@@ -376,11 +416,12 @@ done:
 /* values of each specialization constant (wg, rows/wg, unroll, rows/subgroup, x stage) and their counts */
 struct sweep_grid { uint32_t v[NSPEC][5]; uint32_t n[NSPEC]; };
 static const struct sweep_grid grid_bf16 = { { { 64, 128, 256, 512 }, { 1, 2, 4, 8, 16 }, { 1, 2, 4, 8 }, { 1, 2, 4 },
-                                               { 0, 1024 } }, { 4, 5, 4, 3, 2 } };
+                                               { 0, 1024 }, { 1 } }, { 4, 5, 4, 3, 2, 1 } };
 /* block formats: 8 warps x 1-4 rows each, or 4 warps; 1-4 rows per subgroup sharing each x run; x staged or not */
-static const struct sweep_grid grid_quant = { { { 128, 256 }, { 4, 8, 16, 32 }, { 1, 2, 4 }, { 1, 2, 4 }, { 0, 1024 } },
-                                              { 2, 4, 3, 3, 2 } };
-static const struct sweep_grid grid_quick = { { { 64 }, { 1, 4 }, { 1 }, { 1, 2 }, { 0, 1024 } }, { 1, 2, 1, 2, 2 } };
+static const struct sweep_grid grid_quant = { { { 128, 256 }, { 4, 8, 16, 32 }, { 1, 2, 4 }, { 1, 2, 4 }, { 0, 1024 },
+                                                { 1 } }, { 2, 4, 3, 3, 2, 1 } };
+static const struct sweep_grid grid_quick = { { { 64 }, { 1, 4 }, { 1 }, { 1, 2 }, { 0, 1024 }, { 1, 2 } },
+                                              { 1, 2, 1, 2, 2, 2 } };
 
 struct sweep_res { uint32_t spec[NSPEC]; double gb[3]; double score; bool board, again; };
 
@@ -392,7 +433,8 @@ static int cmp_res(const void *a, const void *b)
 
 static void print_cfg(const char *head, const char *kname, const uint32_t *s)
 {
-    printf("%s %-17s wg %4u rows %2u unroll %u sgrows %u xsh %4u |", head, kname, s[0], s[1], s[2], s[3], s[4]);
+    printf("%s %-17s wg %4u rows %2u unroll %u sgrows %u xsh %4u pre %u |", head, kname, s[0], s[1], s[2], s[3], s[4],
+           s[5]);
 }
 
 static bool cfg_valid(struct qn_bench *b, const uint32_t *s)
@@ -430,11 +472,11 @@ done:
  * ranks. */
 static void sweep_report(struct sweep_res *res, uint32_t nres, const struct mv_prob *pr, const char *kname)
 {
-    static const char *const keys[NSPEC] = { "wg", "rows", "unroll", "sgrows", "xsh" };
+    static const char *const keys[5] = { "wg", "rows", "unroll", "sgrows", "xsh" }; /* the board's keys (not pre) */
     qsort(res, nres, sizeof *res, cmp_res);
     if (nres) {
         printf("keys  %-17s", kname);
-        for (uint32_t k = 0; k < NSPEC; k++)
+        for (uint32_t k = 0; k < 5; k++)
             printf("%s\"%smatvec_%s\": %u", k ? ", " : " ", pr[0].type == QN_GGML_BF16 ? "" : "q", keys[k], res[0].spec[k]);
         printf(" (boards/*.json tuning: the best geometric mean)\n");
     }
@@ -456,15 +498,16 @@ static void sweep_report(struct sweep_res *res, uint32_t nres, const struct mv_p
         }
 }
 
-/* env QNEXT_SWEEP_LAYOUTS="WG,ROWS,UNROLL,SGROWS,XSH;...": the sweep measures these layouts instead of the grid
+/* env QNEXT_SWEEP_LAYOUTS="WG,ROWS,UNROLL,SGROWS,XSH[,PRE];...": the sweep measures these layouts instead of the grid
  * (a short list that fits a device run's time); up to `max` into out, their count (0: unset or none valid). */
 static uint32_t env_layouts(uint32_t (*out)[NSPEC], uint32_t max)
 {
     const char *e = getenv("QNEXT_SWEEP_LAYOUTS");
     uint32_t n = 0;
     for (const char *p = e; p && *p && n < max;) {
-        unsigned v[NSPEC];
-        if (sscanf(p, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == NSPEC && v[0] && v[1] && v[2] && v[3]) {
+        unsigned v[NSPEC] = { 0, 0, 0, 0, 0, 1 };
+        if (sscanf(p, "%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) >= 5 && v[0] && v[1] && v[2] &&
+            v[3] && v[5] <= 2) {
             for (uint32_t k = 0; k < NSPEC; k++) out[n][k] = v[k];
             n++;
         }
@@ -485,7 +528,8 @@ static int sweep_kernel(struct qn_bench *b, const struct sweep_grid *g, struct m
     if (nlay) total = nlay;
     struct sweep_res *res = calloc(total + 1, sizeof *res), again = { .again = true };
     if (!res) return qn_fail(-ENOMEM, "out of memory");
-    const uint32_t *bs = board_spec(b, pr[0].type);
+    uint32_t bs[NSPEC];
+    board_spec(b, pr[0].type, bs);
     for (uint32_t i = 0; i <= total; i++) {
         struct sweep_res *r = &res[nres];
         if (i == 0) memcpy(r->spec, bs, sizeof r->spec), r->board = true;
@@ -523,6 +567,8 @@ int qn_bench_sweep(struct qn_bench *b)
     uint32_t shapes[3][2] = { { 0, 0 }, { 12352, 2048 }, { 2048, 4096 } };
     if (b->quick) shapes[1][0] = 772, shapes[1][1] = 256, shapes[2][0] = 128, shapes[2][1] = 512;
     lm_head_shape(b, &shapes[0][0], &shapes[0][1]);
+    const char *en = getenv("QNEXT_SWEEP_NORM"); /* 1: the RMSNorm-prologue kernels (the model's in_proj / lm_head) */
+    bool norm = en && !strcmp(en, "1");
     const char *es = getenv("QNEXT_SWEEP_SHAPES"); /* "R1xC1,R2xC2,R3xC3" instead (e.g. a fixed-cost probe of few rows) */
     unsigned sv[6];
     if (es && sscanf(es, "%ux%u,%ux%u,%ux%u", &sv[0], &sv[1], &sv[2], &sv[3], &sv[4], &sv[5]) == 6)
@@ -536,12 +582,12 @@ int qn_bench_sweep(struct qn_bench *b)
            b->iters, b->warm_ms, (unsigned long long)(rotate_bytes(b) >> 20));
     int rc = 0;
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-        if (!sweep_selected(b, qn_kernel_infos[mv_kernel(types[t])].name)) continue;
+        if (!sweep_selected(b, qn_kernel_infos[mv_kernel(types[t], norm)].name)) continue;
         struct mv_prob pr[3] = { { 0 } };
-        for (int s = 0; s < 3 && rc >= 0; s++) rc = prob_create(b, types[t], shapes[s][0], shapes[s][1], rotate_bytes(b), &pr[s]);
+        for (int s = 0; s < 3 && rc >= 0; s++) rc = prob_create(b, types[t], shapes[s][0], shapes[s][1], rotate_bytes(b), norm, &pr[s]);
         if (rc >= 0)
             rc = sweep_kernel(b, b->quick ? &grid_quick : t == 0 ? &grid_bf16 : &grid_quant, pr,
-                              qn_kernel_infos[mv_kernel(types[t])].name);
+                              qn_kernel_infos[mv_kernel(types[t], norm)].name);
         for (int s = 0; s < 3; s++) prob_destroy(b, &pr[s]);
         if (rc < 0) break;
     }

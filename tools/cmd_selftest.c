@@ -46,7 +46,10 @@ static const char help[] =
     "  -h, --help             this text\n\n"
     "QNEXT_VALIDATION=1 runs under the Khronos validation layer; any validation message fails the selftest.\n"
     "QNEXT_BENCH_WARM_MS=MS: GPU time of the same matvecs before each --bench / --sweep measurement (default 50,\n"
-    "0 with --quick; 0 = one matvec, as before: the sweep then reads low on GPUs that clock down when idle).\n";
+    "0 with --quick; 0 = one matvec, as before: the sweep then reads low on GPUs that clock down when idle).\n"
+    "--sweep env: QNEXT_SWEEP_LAYOUTS=WG,ROWS,UNROLL,SGROWS,XSH[,PRE];... (these layouts instead of the grid),\n"
+    "QNEXT_SWEEP_SHAPES=RxC,RxC,RxC (the three problems), QNEXT_SWEEP_NORM=1 (the RMSNorm-prologue kernels),\n"
+    "QNEXT_BENCH_LINES=0 (no plain bench lines before the sweep).\n";
 
 struct st {
     qn_vk *v;
@@ -251,7 +254,8 @@ static int run_bench(struct st *s, bool check, bool bench, bool quick, bool swee
     if (w && bench) b.warm_ms = atof(w);
     memcpy(b.spec, s->board.tune.mv_spec, sizeof b.spec);
     int rc = check ? qn_bench_check(&b) : 0;
-    if (rc >= 0 && bench) rc = qn_bench_run(&b);
+    const char *bl = getenv("QNEXT_BENCH_LINES"); /* 0: with --sweep, skip the plain bench lines (device time) */
+    if (rc >= 0 && bench && !(sweep && bl && !strcmp(bl, "0"))) rc = qn_bench_run(&b);
     if (rc >= 0 && sweep) rc = qn_bench_sweep(&b);
     s->passed += b.passed;
     s->failed += b.failed;
