@@ -873,8 +873,9 @@ static int buf(qn_fwd *f, enum qn_mem kind, uint64_t bytes, const char *name, qn
     return qn_buf_create(f->v, kind, bytes ? (bytes + 15) / 16 * 16 : 16, name, out);
 }
 
-/* f->dxs for the split down (moe_qdnx): partials for up to tune.small_t tokens, then one counter per (token, row
- * block) at the end, zeroed once (the last group of a row block sets its counter back to 0). Nothing without it. */
+/* f->dxs for the split down (moe_qdnx): partials for the calls that run the per-token expert kernels (up to
+ * moe_token_t(f) tokens), then one counter per (token, row block) at the end, zeroed once (the last group of a row
+ * block sets its counter back to 0). Nothing without moe_qdnx. */
 static int alloc_dxs(qn_fwd *f)
 {
     uint32_t rows = 0;
@@ -882,7 +883,7 @@ static int alloc_dxs(qn_fwd *f)
         if (f->moe_qdnx[i] && (!rows || qn_pipe_spec(f->moe_qdnx[i], 3) < rows)) rows = qn_pipe_spec(f->moe_qdnx[i], 3);
     if (!rows) return 0;
     uint64_t H = (uint64_t)f->m->c.hidden_size, K = (uint64_t)f->m->c.top_k;
-    f->dxs_t = f->tmax < f->tune.small_t ? f->tmax : f->tune.small_t;
+    f->dxs_t = f->tmax < moe_token_t(f) ? f->tmax : moe_token_t(f);
     uint64_t n = (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows));
     int rc = buf(f, QN_MEM_DEVICE, n * 4, "split down partials", &f->dxs);
     return rc ? rc : qn_buf_fill(f->v, f->dxs, 0, f->dxs->size, 0);

@@ -128,7 +128,7 @@ typedef struct qn_fwd {
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
     qn_buf *dxs;            /* split down (moe_qdnx): f32 partials [dxs_t, K + 1, H], then uint32 row-block counters
                              * at the end of the buffer (zero between calls); NULL without moe_qdnx */
-    uint32_t dxs_t;         /* tokens dxs holds (larger calls use moe_qdn) */
+    uint32_t dxs_t;         /* tokens dxs holds (larger calls on the per-token kernels use moe_qdn) */
     qn_buf *act;            /* f32 [tmax, K + 1, act_stride] */
     qn_buf *list, *tiles, *d; /* grouped MoE: int32 [T K + T], int32 [max_tiles, 4], f32 [tmax, K + 1, H] */
     qn_buf *logits;         /* f32 [logit_rows, V] */

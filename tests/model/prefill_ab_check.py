@@ -5,6 +5,7 @@ A `qnext synth` Q4_K_M GGUF of the golden tiny config with hidden 256 (K-quants 
 parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above small_t), logits of every position:
   each env variant vs the default Vulkan path          rel L2 < 1e-5 (other but fixed f32 summation orders)
     QNEXT_MOE_TOKEN_T=64      routed experts on the per-token decode kernels (tokens in z)
+      + QNEXT_MOEQ_DN=split   ... with their down split over the experts (moe_q_dnx_*, last-workgroup combine)
     QNEXT_DENSE_TOKEN_T=64    whole block weights (out projections) on the decode matvec (tokens in z)
     QNEXT_ROUTER_TILE=...     W_moe's f32 parts (router, shared_expert_gate) in other FMA tiles
     QNEXT_CHUNK=16            the prompt in three calls
@@ -22,6 +23,7 @@ from testlib import read_npy, rel_l2, report  # noqa: E402
 
 VARIANTS = [
     {"QNEXT_MOE_TOKEN_T": "64"},
+    {"QNEXT_MOE_TOKEN_T": "64", "QNEXT_MOEQ_DN": "split"},
     {"QNEXT_DENSE_TOKEN_T": "64"},
     {"QNEXT_ROUTER_TILE": "64,32,32,32,4,4:16,64,4,64,4,4"},
     {"QNEXT_CHUNK": "16"},
