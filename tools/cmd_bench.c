@@ -464,6 +464,9 @@ static void stream_times_json(cJSON *j, const struct qn_mst_times *t, double tok
     cJSON_AddNumberToObject(j, "copy_batches_per_token", (double)t->batches / tok);
     json_num_or_null(j, "copy_gb_s_while_outstanding", t->copy_busy_ns > 0,
                      t->copy_busy_ns ? (double)t->copy_bytes / (double)t->copy_busy_ns : 0);
+    cJSON_AddNumberToObject(j, "stall_until_last_miss_ms_per_token", (double)t->miss_ns / 1e6 / tok);
+    cJSON_AddNumberToObject(j, "demand_misses_per_token", (double)t->miss_fills / tok);
+    cJSON_AddNumberToObject(j, "guesses_needed_in_flight_per_token", (double)t->pf_inflight / tok);
 }
 
 static void report_json(const struct bench_opts *o, qn_vk *v, const qn_model *m, const struct qn_board *b,
