@@ -1,8 +1,10 @@
 // moe_route.glsl — the MoE router of one token (see moe_router.comp for what it computes): softmax top-K over
 // the E router logits, the K weights (renormalised with QN_MOE_NORM_TOPK), sg = sigmoid(shared gate logit) and
 // the shared expert's activation row act[t, K, :], all from the token's row of the fused W_moe product m.
-// Used by moe_router.comp (its own dispatch) and by matvec.comp with QN_ROUTE (the last workgroup of the W_moe
-// matvec routes the token, so decode needs no router dispatch).
+// Used by moe_router.comp (its own dispatch) and through mv_route.glsl by matvec.comp / qmatvec.comp with QN_ROUTE
+// and route_mixed.comp (the last workgroup of the W_moe matvec routes the token, so decode needs no router
+// dispatch). The routing workgroup issues its loads of m (the logits, the shared expert's gate and up) before using
+// any of them: the tail waits for memory about once.
 //
 // The includer declares QN_WG (>= 32 with QN_SUBGROUP), includes ext.glsl, pc.h and reduce.glsl,
 // defines `float qn_rt_m(uint t, uint i)` (element i of token t's row of m) and the writeonly arrays
@@ -95,31 +97,48 @@ void select_topk(uint lid, uint E, uint K, float lk[EPT])
 }
 #endif
 
+// The shared expert's gate sg and act row: each invocation's loads of a batch of QN_RT_SEPT elements (gate and up)
+// are issued before any use, so the routing workgroup waits for memory once per batch (once for Is <= 4 QN_WG)
+const uint QN_RT_SEPT = 4u;
 void shared_expert(uint t, uint lid, uint E, uint K, uint Is, uint act_stride)
 {
-    if (lid == 0u) sg[t] = qn_sigmoid(qn_rt_m(t, E + 2u * Is));
+    float gl = lid == 0u ? qn_rt_m(t, E + 2u * Is) : 0.0;
     uint ab = (t * (K + 1u) + K) * act_stride;
-    for (uint i = lid; i < Is; i += QN_WG) act[ab + i] = qn_silu(qn_rt_m(t, E + i)) * qn_rt_m(t, E + Is + i);
+    for (uint i0 = 0u; i0 < Is; i0 += QN_RT_SEPT * QN_WG) {
+        float g[QN_RT_SEPT], u[QN_RT_SEPT];
+        for (uint j = 0u; j < QN_RT_SEPT; j++) { // constant trip counts: unrolled
+            uint i = min(i0 + lid + j * QN_WG, Is - 1u); // past Is: a repeat of the last element (not stored)
+            g[j] = qn_rt_m(t, E + i);
+            u[j] = qn_rt_m(t, E + Is + i);
+        }
+        for (uint j = 0u; j < QN_RT_SEPT; j++)
+            if (i0 + lid + j * QN_WG < Is) act[ab + i0 + lid + j * QN_WG] = qn_silu(g[j]) * u[j];
+    }
+    if (lid == 0u) sg[t] = qn_sigmoid(gl);
 }
 
 // Route token t (the whole workgroup; lid = gl_LocalInvocationIndex): flags = QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16.
 void qn_route(uint t, uint lid, uint E, uint K, uint Is, uint act_stride, uint flags)
 {
+    bool ok = E <= QN_MOE_MAX_E && K <= QN_MOE_MAX_K && K <= E && K != 0u;
+    bool rb = (flags & QN_MOE_ROUND_BF16) != 0u;
+    float lk[EPT]; // this invocation's keys, elements lid + j·QN_WG (subgroup top-K)
+#ifdef QN_SUBGROUP
+    // the logits' loads first (EPT · QN_WG >= QN_MOE_MAX_E >= E), in flight with the shared expert's
+    for (uint j = 0u; j < EPT; j++) lk[j] = ok && lid + j * QN_WG < E ? qn_rt_m(t, lid + j * QN_WG) : 0.0;
+#endif
     shared_expert(t, lid, E, K, Is, act_stride);
-    if (E > QN_MOE_MAX_E || K > QN_MOE_MAX_K || K > E || K == 0u) {
+    if (!ok) {
         for (uint j = lid; j < K; j += QN_WG) {
             ids[t * K + j] = -1;
             w[t * K + j] = uintBitsToFloat(0x7fc00000u);
         }
         return;
     }
-    bool rb = (flags & QN_MOE_ROUND_BF16) != 0u;
-    float lk[EPT]; // this invocation's keys, elements lid + j·QN_WG (subgroup top-K)
 #ifdef QN_SUBGROUP
-    for (uint j = 0u; j < EPT; j++) { // EPT · QN_WG >= QN_MOE_MAX_E >= E
+    for (uint j = 0u; j < EPT; j++) {
         uint e = lid + j * QN_WG;
-        float l = e < E ? qn_rt_m(t, e) : 0.0;
-        l = rb ? round_bf16(l) : l;
+        float l = rb ? round_bf16(lk[j]) : lk[j];
         if (e < E) s_l[e] = l;
         lk[j] = rank_key(l);
     }

@@ -810,6 +810,11 @@ static void route_tests(struct qn_h *h)
     route_parts_case(h, QN_GGML_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q4_K, 1, 512, 10, 512, 2048, ds, qs, true);
     route_parts_case(h, QN_GGML_Q6_K, QN_K_MATVEC_NORM_ROUTE_Q6_K, 3, 100, 7, 33, 512, dsn, qsn, true);
     route_parts_case(h, QN_GGML_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q8_0, 2, 61, 5, 37, 256, ds, qsn, true);
+}
+
+/* route_mixed (one dispatch for all parts; test mv_norm_route_one, --route-one) */
+static void route_one_tests(struct qn_h *h)
+{
     /* route_mixed: the parts in one dispatch. The default layout (forward_pipes.c) at the 80B file's shape, then
      * layouts with rows past the teams (several rows per team), several batches per lane (small unrolls), a
      * workgroup of 64 / 128, partial workgroups in every part, two parts, T in z, bf16-rounded logits */
@@ -818,7 +823,7 @@ static void route_tests(struct qn_h *h)
         return;
     }
     static const uint32_t o_def[6] = { 256, 4, 8, 8, 2, 512 }, o_many[6] = { 128, 16, 12, 3, 1, 512 };
-    static const uint32_t o_small[6] = { 64, 3, 5, 2, 1, 128 }, o_wide[6] = { 256, 1, 1, 32, 16, 64 };
+    static const uint32_t o_small[6] = { 64, 3, 5, 2, 1, 128 }, o_wide[6] = { 256, 1, 1, 16, 4, 64 };
     route_one_case(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true, QN_MOE_NORM_TOPK);
     route_one_case(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 1, 512, 10, 512, 2048, o_def, true,
                    QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16);
@@ -839,8 +844,9 @@ int main(int argc, char **argv)
             bench_small(&h, 256);
             return qn_h_close(&h);
         }
-        if (!strcmp(argv[i], "--route")) { /* only the router epilogue cases */
-            route_tests(&h);
+        if (!strcmp(argv[i], "--route") || !strcmp(argv[i], "--route-one")) { /* only the router epilogue cases */
+            if (!strcmp(argv[i], "--route")) route_tests(&h);
+            route_one_tests(&h);
             return qn_h_close(&h);
         }
         if (!strcmp(argv[i], "--bench-small")) { /* [MiB of weight copies [shape name part]] */
