@@ -44,7 +44,7 @@ static const char help[] =
     "      --prompt N         prompt tokens (default 512)\n"
     "      --decode M         decoded tokens per repetition (default 64; 0 = prefill only)\n"
     "      --reps R           repetitions (default 3)\n"
-    "      --chunk C          prompt tokens per submission (default 512)\n"
+    "      --chunk C          prompt tokens per submission (default: the session's, 512 .. 4096 by free memory)\n"
     "      --json             one JSON object on standard output instead of the text summary\n"
     "      --mm WG,BM,BN,BK,TM,TN  prefill matmul tile (spec constants), e.g. 256,128,128,16,8,8\n"
     "      --small-t N        largest call that uses matvec / per-token MoE\n"
@@ -75,6 +75,7 @@ struct bench_result {
     double ceil_gbps;
     uint64_t ceil_bytes;
     double h2d_gbps;                  /* host-visible -> device copies on the transfer queue (staged streaming) */
+    uint32_t chunk;                   /* prompt tokens per call the session used */
     double bar_gbps;                  /* host memory -> BAR mapping by bar_threads threads (BAR streaming), 0: none */
     int bar_threads;
 };
@@ -405,7 +406,7 @@ static void view_of(const struct bench_opts *o, const qn_model *m, const struct 
 static void report_text(const struct bench_opts *o, const qn_model *m, const struct bench_result *r,
                         const struct bench_view *w)
 {
-    printf("best: prefill %.0f tok/s (chunk %ld, matmul tile %s); ", w->prefill_tps, o->chunk ? o->chunk : 512,
+    printf("best: prefill %.0f tok/s (chunk %u, matmul tile %s); ", w->prefill_tps, r->chunk,
            o->tune.matmul[0] ? "from --mm" : "default");
     if (o->decode)
         printf("decode %.2f ms/token = %.1f tok/s, %.2f GB of weights per token -> %.2f GB/s\n",
@@ -550,6 +551,7 @@ static int bench(const struct bench_opts *o)
     if (!rc && st.m->stream) rc = io_ceiling(o, r);   /* before the run: the files' read speed alone */
     if (!rc && st.m->stream) rc = h2d_copy(st.v, r);  /* and the staged path's copy speed */
     if (!rc && st.m->stream) bar_write(st.v, r);       /* and the BAR path's write speed */
+    if (!rc) r->chunk = qn_session_chunk(st.s);
     if (!rc) rc = run_reps(o, st.m, st.s, r);
     if (!rc) {
         struct bench_view w;
