@@ -32,13 +32,21 @@ static uint32_t mv_pre(void)
     return e && !strcmp(e, "0") ? 0 : e && !strcmp(e, "2") ? 2 : 1;
 }
 
-/* A matvec-family pipeline with spec[0 .. n) (n <= 5; the kernel's defaults after them) and PRE from the env. */
+/* env QNEXT_MV_QV=1: the Q6_K matvecs read their quants with aligned 16-byte loads (qmatvec.comp spec 6 QN_QV) */
+static uint32_t mv_qv(void)
+{
+    const char *e = getenv("QNEXT_MV_QV");
+    return e && !strcmp(e, "1") ? 1 : 0;
+}
+
+/* A matvec-family pipeline with spec[0 .. n) (n <= 5; the kernel's defaults after them), PRE and (qmatvec.comp's
+ * spec 6) QV from the env. */
 static int mv_pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const uint32_t *spec)
 {
-    uint32_t s[6];
+    uint32_t s[7];
     for (uint32_t i = 0; i < 5; i++) s[i] = i < n ? spec[i] : qn_kernel_infos[k].spec_default[i];
-    s[5] = mv_pre();
-    return pipe(f, k, out, 6, s);
+    s[5] = mv_pre(), s[6] = mv_qv();
+    return pipe(f, k, out, qn_kernel_infos[k].nspec >= 7 ? 7 : 6, s);
 }
 #define MVPIPE(k, out, ...) SPEC_PIPE(mv_pipe, k, out, __VA_ARGS__)
 #define MVPIPE0(k, out) do { if ((rc = mv_pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
@@ -516,11 +524,12 @@ static int make_mv_small_pipes(qn_fwd *f)
     return 0;
 }
 
-/* QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT = "[TYPE:]WG,ROWS,UNROLL,SGROWS,XSH[,PRE][;...]": another layout for the plain
+/* QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT = "[TYPE:]WG,ROWS,UNROLL,SGROWS,XSH[,PRE[,QV]][;...]": another layout for the plain
  * block matvecs (f->qmatvec: out projections, attention parts; small-T prefill) / those with the RMSNorm prologue
  * (f->qmatvec_norm: in_proj parts, lm_head), for in-model A/B runs. TYPE (q8_0, q4_0, q4_k, q5_k, q6_k) limits an
  * entry to one block type; later entries win; PRE (spec 5, default QNEXT_MV_PRE's) 0, 1 or 2 (two batches of
- * loads in flight per lane: the next batch, or the team's next set's first, loaded before a batch is used). The
+ * loads in flight per lane: the next batch, or the team's next set's first, loaded before a batch is used), QV (spec 6,
+ * default QNEXT_MV_QV's) 1: Q6_K quants through aligned 16-byte loads. The
  * route parts keep the default (they were made before). Run 17's sweep (a barrier between matvecs, as in the model)
  * read 128,16,1,4,0 at 989 GB/s on the 12352 x 2048 Q4_K in_proj shape and 128,8,1,4,0 at 629 on 2048 x 4096; the
  * default 256,16,2,2,1024 read 551 / 359 as the sweep's first row, while its grid neighbours read ~890 / ~555. */
@@ -535,16 +544,19 @@ static int mv_env_layouts(qn_fwd *f, const char *name, const enum qn_kernel k[5]
         snprintf(ent, sizeof ent, "%.*s", (int)(n < sizeof ent ? n : sizeof ent - 1), p);
         p += n + (p[n] == ';');
         const char *lay = strchr(ent, ':') ? strchr(ent, ':') + 1 : ent;
-        uint32_t l[6];
-        unsigned pre = mv_pre();
+        uint32_t l[7];
+        unsigned pre = mv_pre(), qv = mv_qv();
         if (!mv_layout(name, lay, l)) continue;
-        if (sscanf(lay, "%*u,%*u,%*u,%*u,%*u,%u", &pre) == 1 && pre > 2) pre = mv_pre();
-        l[5] = pre;
+        int nx = sscanf(lay, "%*u,%*u,%*u,%*u,%*u,%u,%u", &pre, &qv);
+        if (nx >= 1 && pre > 2) pre = mv_pre();
+        if (nx >= 2 && qv > 1) qv = mv_qv();
+        l[5] = pre, l[6] = qv;
         for (int i = 0; i < 5; i++) {
             size_t tl = lay == ent ? 0 : (size_t)(lay - 1 - ent);
             if (!out[i] || (tl && (strncmp(ent, tn[i], tl) || tn[i][tl]))) continue;
-            if ((rc = pipe(f, k[i], &out[i], 6, l))) return rc;
-            QN_DEBUG("%s: %s decode matvec layout %u,%u,%u,%u,%u pre %u", name, tn[i], l[0], l[1], l[2], l[3], l[4], l[5]);
+            if ((rc = pipe(f, k[i], &out[i], 7, l))) return rc;
+            QN_DEBUG("%s: %s decode matvec layout %u,%u,%u,%u,%u pre %u qv %u", name, tn[i], l[0], l[1], l[2], l[3], l[4],
+                     l[5], l[6]);
         }
     }
     return 0;

@@ -23,6 +23,7 @@
 //           4 QN_XSH    x staging in shared memory: capacity in vec4 (0 = read x through L1; default 1024)
 //           5 QN_PRE    1: the first batch of weights is loaded before the x staging (mv_sched.glsl; default 1);
 //                       2: also two batches in flight (the next one, or the next set's first, loaded before use)
+//           6 QN_QV     Q6_K: 1 = quants through aligned 16-byte loads (below; default 0)
 // Dispatch: ceil(rows / QN_ROWS) groups spread over x/y (qn_vk_grid), times T in z (one token per z).
 // Layout: as matvec.comp (mv_sched.glsl), with "units" of 32 weights (quant.glsl) in place of 16-byte
 // chunks: lanes take consecutive units, so a team reads consecutive 16-byte pieces of each row of its set
@@ -60,6 +61,30 @@ layout(push_constant) uniform PC { qn_pc_matvec pc; };
 layout(binding = 0, std430) readonly buffer W4 { uvec4 w4[]; };
 layout(binding = 0, std430) readonly buffer W1 { uint w1[]; };
 #include "quant.glsl"
+
+// Spec 6 QN_QV (Q6_K only; 0 elsewhere): 1 = each unit's ql and qh runs (16 bytes at a 2-byte-aligned offset: Q6_K
+// blocks are 210 bytes) come from two aligned 16-byte loads each, realigned in registers, instead of five 4-byte
+// loads whose lanes sit 16 bytes apart (4x the L1 wavefronts of one 16-byte load per lane).
+layout(constant_id = 6) const uint QN_QV = 0;
+#ifdef QN_Q6_K
+uvec4 qn_q6v_ld16(uint o) // the 16 bytes at byte o (even) of binding 0, the block's own bytes only (o + 32 < 210)
+{
+    uint i = o >> 4u, m = o & 15u, q = m >> 2u;
+    uvec4 a = w4[i], b = w4[m != 0u ? i + 1u : i];
+    uvec4 lo = q == 0u ? a : q == 1u ? uvec4(a.yzw, b.x) : q == 2u ? uvec4(a.zw, b.xy) : uvec4(a.w, b.xyz);
+    uvec4 hi = q == 0u ? uvec4(a.yzw, b.x) : q == 1u ? uvec4(a.zw, b.xy) : q == 2u ? uvec4(a.w, b.xyz) : b;
+    return (m & 2u) != 0u ? (lo >> 16u) | (hi << 16u) : lo;
+}
+qn_q6_k_u qn_q6v_load(uint boff, uint u)
+{
+    return qn_q6_k_make(qn_q6v_ld16(boff + 16u * u), qn_q6v_ld16(boff + 128u + 32u * (u >> 2u) + 16u * (u & 1u)),
+                        QN_QF16(w1, boff + 208u), QN_QBYTE(w1, boff + 192u + qn_q6_si(u)),
+                        QN_QBYTE(w1, boff + 196u + qn_q6_si(u)));
+}
+#define QN_QMV_QLOAD(boff, u) (QN_QV != 0u ? qn_q6v_load(boff, u) : QN_Q_LOAD(w4, w1, boff, u))
+#else
+#define QN_QMV_QLOAD(boff, u) QN_Q_LOAD(w4, w1, boff, u)
+#endif
 
 // staging of x into qn_xs (mv_sched.glsl calls it for a staged workgroup, then barrier())
 void qn_qmv_stage(uint xb);
@@ -106,7 +131,7 @@ uint qn_mv_lane, qn_mv_lanes;       // the team's lane numbering (QN_PRE 2 prefe
     [[unroll]] for (uint u_ = 0u; u_ < QN_UNROLL; u_++) {                                         \
         uint vv_ = (v) + u_ * (step) < (nu) ? (v) + u_ * (step) : (v);                            \
         [[unroll]] for (uint j_ = 0u; j_ < QN_SGROWS; j_++)                                       \
-            RAW[u_ * QN_SGROWS + j_] = QN_Q_LOAD(w4, w1, (rowb[j_] + vv_ / QN_QUPB) * QN_QBB, vv_ % QN_QUPB); \
+            RAW[u_ * QN_SGROWS + j_] = QN_QMV_QLOAD((rowb[j_] + vv_ / QN_QUPB) * QN_QBB, vv_ % QN_QUPB); \
     }
 #define QN_QMV_ROWS(rowb, rbase)                                                                  \
     [[unroll]] for (uint j_ = 0u; j_ < QN_SGROWS; j_++) rowb[j_] = min((rbase) + j_, pc.rows - 1u) * (pc.cols / QN_QK);
