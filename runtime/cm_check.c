@@ -171,11 +171,13 @@ void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN
     if (!e) qn_cm_moe_parse(c, NULL, part_off, spec);
 }
 
-/* The small-call layout (forward.h's moe_qgu_gcm2): env QNEXT_CM_MOE_TILE_SMALL, else QN_CM_MOE_SMALL_DEFAULT (NULL:
- * none; H100 run 14's warmed bench, real 80B layer: 128,32,64,1 takes 3.19 / 3.77 / 7.14 ms per layer at T 512 / 2048 /
- * 4096 against 4.74 / 5.28 / 5.97 for the default 128,32,128,1,1,4: fewer token splits waste less when an expert has
- * few pairs). "0" or "" turns it off. */
-#define QN_CM_MOE_SMALL_DEFAULT NULL
+/* The small-call layout (forward.h's moe_qgu_gcm2): env QNEXT_CM_MOE_TILE_SMALL, else QN_CM_MOE_SMALL_DEFAULT; "0" or
+ * "" turns it off. H100 run 14's warmed bench, real 80B layer: 128,32,64,1 takes 3.19 / 3.77 / 7.14 ms per layer at
+ * T 512 / 2048 / 4096 against 4.74 / 5.28 / 5.97 for the default 128,32,128,1,1,4 (fewer token splits waste less when
+ * an expert has few pairs). In the model (run 18a, 80B Q4_K_M, one call per prompt) 128,32,64,1 below 60 pairs per
+ * expert: 1770 / 3519 tok/s at 512 / 2048 tokens against 1653 / 3418, 4096 unchanged (3669 / 3650); with PSW 3 (two
+ * k-steps of loads in flight) 1721 / 3463: no better. */
+#define QN_CM_MOE_SMALL_DEFAULT "128,32,64,1"
 
 bool qn_cm_moe_spec_small(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
 {

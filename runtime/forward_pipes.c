@@ -297,12 +297,18 @@ static bool mm_tile(const qn_fwd *f, const char *s, uint32_t t[6])
  * shared expert's gate / up: not router rows) on the tensor cores like every other block weight (default: the whole
  * fusion on the f32-FMA kernels, as before); env QNEXT_ROUTER_TILE=WG,BM,BN,BK,TM,TN[:WG,BM,BN,BK,TM,TN] gives its f32
  * parts (the 512-row router, the 1-row shared_expert_gate) their own matmul.comp tiles, the second for parts of fewer
- * than 16 rows (default: matmul_f32's 64 x 64 tile, which launches 64 and 8 workgroups at T 512). */
+ * than 16 rows (default: matmul_f32's 64 x 64 tile, which launches 64 and 8 workgroups at T 512). H100 run 18a (80B
+ * Q4_K_M, one call per prompt): ROUTER_CM 1657 / 3454 / 3729 tok/s at 512 / 2048 / 4096 tokens against 1653 / 3418 /
+ * 3650 (within noise at 512; the next token of the random-weight model changed at 512 and 2048), the tiles
+ * 64,32,32,128,4,4:16,64,4,128,4,4 on top 1529 / 3118 / 3322 (slower): both stay off. Also QNEXT_MOE_TOKEN_T (the
+ * per-token expert kernels up to that many tokens, default 128) and QNEXT_DENSE_TOKEN_T (0; run 18a: no gain). */
 static int make_router_pipes(qn_fwd *f)
 {
     const char *c = getenv("QNEXT_ROUTER_CM"), *e = getenv("QNEXT_ROUTER_TILE"), *tt = getenv("QNEXT_MOE_TOKEN_T");
     f->router_cm = c && !strcmp(c, "1");
-    f->moe_token_t = tt && atoi(tt) > 0 ? (uint32_t)atoi(tt) : 0; /* forward.h; not a pipeline, but read here too */
+    /* forward.h; not a pipeline, but read here too. Default 128: H100 run 18a, full 80B Q4_K_M, one call per prompt,
+     * the per-token kernels against the grouped tensor-core ones: 32 tokens 538 vs 239 tok/s, 128 tokens 913 vs 550 */
+    f->moe_token_t = tt && *tt ? (uint32_t)strtoul(tt, NULL, 10) : 128;
     const char *dt = getenv("QNEXT_DENSE_TOKEN_T");
     f->dense_token_t = dt && atoi(dt) > 0 ? (uint32_t)atoi(dt) : 0;
     if (!e || !*e || !strcmp(e, "0")) return 0;

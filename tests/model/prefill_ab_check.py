@@ -4,7 +4,8 @@
 A `qnext synth` Q4_K_M GGUF of the golden tiny config with hidden 256 (K-quants fit; Q4_K / Q6_K experts and dense
 parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above small_t), logits of every position:
   each env variant vs the default Vulkan path          rel L2 < 1e-5 (other but fixed f32 summation orders)
-    QNEXT_MOE_TOKEN_T=64      routed experts on the per-token decode kernels (tokens in z)
+    QNEXT_MOE_TOKEN_T=0       routed experts on the grouped kernels (the default runs 40 tokens on the per-token
+                              decode kernels, tokens in z: QNEXT_MOE_TOKEN_T defaults to 128)
       + QNEXT_MOEQ_DN=split   ... with their down split over the experts (moe_q_dnx_*, last-workgroup combine)
     QNEXT_DENSE_TOKEN_T=64    whole block weights (out projections) on the decode matvec (tokens in z)
     QNEXT_ROUTER_TILE=...     W_moe's f32 parts (router, shared_expert_gate) in other FMA tiles
@@ -22,7 +23,7 @@ import testlib  # noqa: E402
 from testlib import read_npy, rel_l2, report  # noqa: E402
 
 VARIANTS = [
-    {"QNEXT_MOE_TOKEN_T": "64"},
+    {"QNEXT_MOE_TOKEN_T": "0"},
     {"QNEXT_MOE_TOKEN_T": "64", "QNEXT_MOEQ_DN": "split"},
     {"QNEXT_DENSE_TOKEN_T": "64"},
     {"QNEXT_ROUTER_TILE": "64,32,32,32,4,4:16,64,4,64,4,4"},
@@ -67,7 +68,7 @@ def main():
         e = rel_l2(a, base)
         report(e < 1e-5 and all(x == x for x in a), "%s vs the default: rel L2 %.3e (tolerance 1e-5)" % (name, e))
     rc, out = run([qnext, "prefill-ab", "-m", g, "--prompts", "7,40", "--reps", "1", "--variant", "-",
-                   "--variant", "QNEXT_MOE_TOKEN_T=64 QNEXT_DENSE_TOKEN_T=64"])
+                   "--variant", "QNEXT_MOE_TOKEN_T=0 QNEXT_DENSE_TOKEN_T=64"])
     lines = [x for x in out.splitlines() if x.startswith("prefill-ab [") and " prompt " in x]
     nexts = {}
     for x in lines:
