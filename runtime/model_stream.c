@@ -97,6 +97,7 @@ struct qn_mst {
     bool urgent;              /* QNEXT_STREAM_URGENT=1: demand reads go before queued prefetch reads */
     bool ring_bar;            /* QNEXT_STREAM_RING_MEM=bar: the staging ring in device-local host-visible memory
                                  (reads write over PCIe, the copies into the slots are device to device) */
+    bool pf_drop;             /* QNEXT_STREAM_PF_DROP=1: pf_drop() */
     bool skip_done;           /* QNEXT_STREAM_SKIP_DONE=1: an EXPERTS segment waits on the GPU only for the copy
                                  batches the host has not yet seen complete (none: no cross-queue wait) */
     int split;                /* hybrid, QNEXT_STREAM_SPLIT=N: every N-th miss is staged + copied (DMA) while
@@ -582,6 +583,18 @@ static int wait_copies(struct qn_mst *s)
     return rc;
 }
 
+/* QNEXT_STREAM_PF_DROP=1: the guesses for `layer` that its lookup did not use and whose reads are not all in
+ * are dropped from the IO queue (their reads come back cancelled and free their slots; one a later lookup needs
+ * is read again), so the misses and the next layer's guesses get the bandwidth. */
+static void pf_drop(struct qn_mst *s, int layer)
+{
+    for (int j = 0; s->pf_drop && j < s->n_jobs; j++) {
+        const struct job *jb = &s->job[j];
+        if (jb->live && jb->prefetch && !jb->need && jb->layer == layer && jb->left)
+            s->t.pf_dropped += qn_io_drop(s->io, 0xffffffff00000000ull, (uint64_t)j << 32) > 0;
+    }
+}
+
 /* Wait until every read has completed and every copy is submitted (errors of needed jobs land in s->err). */
 static int drain(struct qn_mst *s)
 {
@@ -792,6 +805,7 @@ static int layer_fill(struct qn_mst *s, int layer, const int32_t *ids, int n, co
     for (int at = 0; !rc && at < nu; at += QN_EXP_MAX_K)
         rc = lookup(s, layer, s->uni + at, nu - at < QN_EXP_MAX_K ? nu - at : QN_EXP_MAX_K);
     pf_cancel(s, layer);   /* guesses for this layer that never got an entry: not needed after all */
+    if (!rc) pf_drop(s, layer);
     if (!rc) rc = issue_todo(s);
     if (!rc) rc = prefetch(s, layer + 1, guess, ng);
     if (!rc) rc = drive(s);
@@ -1026,6 +1040,8 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     s->split = (int)env_u64("QNEXT_STREAM_SPLIT", 0);
     const char *sd = getenv("QNEXT_STREAM_SKIP_DONE");
     s->skip_done = sd && !strcmp(sd, "1");
+    const char *pd = getenv("QNEXT_STREAM_PF_DROP");
+    s->pf_drop = pd && !strcmp(pd, "1");
     s->bar = s->direct && !qn_vk_caps(m->v)->uma;
     const char *hy = getenv("QNEXT_STREAM_HYBRID");
     /* discrete GPUs (BAR slots): hybrid by default (H100 run 14: 22.8 tok/s vs 17.1 direct, 14.8 staged) */

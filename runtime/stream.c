@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,15 +55,17 @@ struct io_op {
     uint32_t align;           /* continuations restart at start + a multiple of this (1 for buffered) */
     uint32_t retries;
     bool bounce;
+    atomic_int dropped;       /* qn_io_drop: a pool worker that has not started it skips the read */
 };
 
 struct io_job {
     struct qn_io_req req;
-    int ops_left, status;
+    int ops_left, n_ops, status;
     uint32_t reads;
     uint64_t t0, lat, err_at;
     char msg[240];
     struct io_job *next;      /* done list */
+    struct io_job *aprev, *anext;   /* active list (submitted, not complete) */
     struct io_op ops[];
 };
 
@@ -97,6 +100,7 @@ struct qn_io {
     int active;                          /* jobs not yet complete */
     int pending;                         /* jobs not yet returned by qn_io_wait */
     struct io_job *done_head, *done_tail;
+    struct io_job *act_head;             /* jobs not yet complete (qn_io_drop) */
     uint8_t **bounce_free;               /* free bounce buffers (chunk_bytes each) */
     int n_bounce_free, n_bounce;
     uint64_t busy_t0;
@@ -303,8 +307,12 @@ static void *pool_worker(void *arg)
         if (!op) break;                                   /* stop requested and queue empty */
         if (op == p->q_urg) p->q_urg = NULL;
         pthread_mutex_unlock(&p->mu);
-        ssize_t r = pread(op->fd, op->buf, op->len, (off_t)op->off);
-        op->res = r < 0 ? -errno : (int)r;
+        if (atomic_load_explicit(&op->dropped, memory_order_relaxed)) {
+            op->res = -ECANCELED;
+        } else {
+            ssize_t r = pread(op->fd, op->buf, op->len, (off_t)op->off);
+            op->res = r < 0 ? -errno : (int)r;
+        }
         pthread_mutex_lock(&p->mu);
         list_push(&p->d_head, &p->d_tail, op);
         pthread_cond_signal(&p->done_cv);
@@ -845,6 +853,9 @@ static void job_complete(qn_io *io, struct io_job *job)
     io->st.lat_ns_sum += lat;
     if (lat > io->st.lat_ns_max) io->st.lat_ns_max = lat;
     job->lat = lat;
+    if (job->aprev) job->aprev->anext = job->anext;
+    else io->act_head = job->anext;
+    if (job->anext) job->anext->aprev = job->aprev;
     job->next = NULL;
     if (io->done_tail) io->done_tail->next = job;
     else io->done_head = job;
@@ -987,13 +998,14 @@ int qn_io_submit(qn_io *io, const struct qn_io_req *reqs, int n)
         struct io_job *job = calloc(1, sizeof *job + (size_t)pl.n * sizeof(struct io_op));
         if (!job) return qn_fail(-ENOMEM, "io: out of memory (%d of %d requests queued)", i, n);
         job->req = reqs[i];
-        job->ops_left = pl.n;
+        job->ops_left = job->n_ops = pl.n;
         job->t0 = now_ns();
         pl = (struct plan){ job, 0, io->p.chunk_bytes };
         plan_request(&pl, f, &reqs[i]);
         for (int k = 0; k < pl.n; k++) {
             job->ops[k].off = job->ops[k].start;
             job->ops[k].next = NULL;
+            atomic_init(&job->ops[k].dropped, 0);
             if (reqs[i].flags & QN_IO_URGENT) {
                 list_push_urgent(&io->bl_head, &io->bl_tail, &io->bl_urg, &job->ops[k]);
                 continue;
@@ -1002,6 +1014,9 @@ int qn_io_submit(qn_io *io, const struct qn_io_req *reqs, int n)
             else io->bl_head = &job->ops[k];
             io->bl_tail = &job->ops[k];
         }
+        job->anext = io->act_head;
+        if (io->act_head) io->act_head->aprev = job;
+        io->act_head = job;
         if (io->active++ == 0) io->busy_t0 = job->t0;
         io->pending++;
     }
@@ -1073,6 +1088,20 @@ int qn_io_wait(qn_io *io, struct qn_io_cqe *out, int max, int min_complete, int6
 }
 
 int qn_io_pending(const qn_io *io) { return io->pending; }
+
+int qn_io_drop(qn_io *io, uint64_t mask, uint64_t value)
+{
+    int n = 0;
+    for (struct io_job *job = io->act_head; job; job = job->anext) {
+        if ((job->req.tag & mask) != value) continue;
+        job_fail(job, -ECANCELED, job->req.offset, "%s: read [%llu, +%llu) dropped by the caller",
+                 io->files[job->req.file].path, (unsigned long long)job->req.offset,
+                 (unsigned long long)job->req.length);
+        for (int k = 0; k < job->n_ops; k++) atomic_store_explicit(&job->ops[k].dropped, 1, memory_order_relaxed);
+        n++;
+    }
+    return n;
+}
 
 int qn_io_cancel(qn_io *io, int64_t timeout_ns)
 {

@@ -114,6 +114,10 @@ int qn_io_submit(qn_io *io, const struct qn_io_req *reqs, int n);
  * request is pending, or timeout_ns passes (<0: no timeout). Returns the number collected, or
  * -ETIMEDOUT if min_complete > 0 and none completed in time, or another negative error. */
 int qn_io_wait(qn_io *io, struct qn_io_cqe *out, int max, int min_complete, int64_t timeout_ns);
+/* Drop the requests not yet complete whose tag & mask == value: they complete with -ECANCELED; reads not yet
+ * issued (or, in the pread pool, not yet started) are skipped, reads in progress finish but are not reported as
+ * data. Returns how many requests were dropped. */
+int qn_io_drop(qn_io *io, uint64_t mask, uint64_t value);
 /* Requests submitted and not yet returned by qn_io_wait. */
 int qn_io_pending(const qn_io *io);
 /* Fail every queued (not yet issued) read with -ECANCELED and wait up to timeout_ns for reads in flight;

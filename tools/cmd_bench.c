@@ -333,7 +333,7 @@ static void stream_add_delta(struct bench_stream *acc, const struct bench_stream
     D(es.pf_guessed); D(es.pf_correct); D(es.pf_used); D(io_bytes); D(io_busy_ns);
     D(t.route_ns); D(t.tx_tail_ns); D(t.copy_busy_ns); D(t.copy_bytes); D(t.batches); D(t.gpu_calls);
     D(t.gpu_route_ms); D(t.gpu_experts_ms); D(t.gpu_other_ms); D(t.gpu_wait_ms);
-    D(t.miss_ns); D(t.miss_fills); D(t.pf_inflight);
+    D(t.miss_ns); D(t.miss_fills); D(t.pf_inflight); D(t.pf_dropped);
 #undef D
 }
 
@@ -439,8 +439,8 @@ static void report_text(const struct bench_opts *o, const qn_model *m, const str
            (double)t->tx_tail_ns / 1e6 / tok, gpu / tok, ((double)(t->route_ns - t->tx_tail_ns) / 1e6 - gpu) / tok,
            (t->gpu_route_ms + t->gpu_experts_ms + t->gpu_other_ms) / tok, (double)t->copy_bytes / 1048576.0 / tok);
     printf("decode stall per token: until the last demand miss is in %.3f ms (%.1f misses), guesses needed while "
-           "still reading %.1f\n", (double)t->miss_ns / 1e6 / tok, (double)t->miss_fills / tok,
-           (double)t->pf_inflight / tok);
+           "still reading %.1f, unused guesses dropped %.1f\n", (double)t->miss_ns / 1e6 / tok,
+           (double)t->miss_fills / tok, (double)t->pf_inflight / tok, (double)t->pf_dropped / tok);
 }
 
 static void json_num_or_null(cJSON *o, const char *k, bool have, double v)
@@ -468,6 +468,7 @@ static void stream_times_json(cJSON *j, const struct qn_mst_times *t, double tok
     cJSON_AddNumberToObject(j, "stall_until_last_miss_ms_per_token", (double)t->miss_ns / 1e6 / tok);
     cJSON_AddNumberToObject(j, "demand_misses_per_token", (double)t->miss_fills / tok);
     cJSON_AddNumberToObject(j, "guesses_needed_in_flight_per_token", (double)t->pf_inflight / tok);
+    cJSON_AddNumberToObject(j, "guesses_dropped_per_token", (double)t->pf_dropped / tok);
 }
 
 static void report_json(const struct bench_opts *o, qn_vk *v, const qn_model *m, const struct qn_board *b,
