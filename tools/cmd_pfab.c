@@ -143,7 +143,8 @@ static int profile_variant(const struct qn_vk_stack *st, struct qn_session_param
 }
 
 /* One variant: a session with its environment, each prompt size best of reps, then decode steps. */
-static int run_variant(const struct pfab_opts *o, const struct qn_vk_stack *st, const char *var, const int32_t *ids)
+static int run_variant(const struct pfab_opts *o, const struct qn_vk_stack *st, const char *var, const int32_t *ids,
+                       double tps[MAX_PROMPTS])
 {
     struct qn_session_params sp;
     qn_session_default_params(&sp);
@@ -172,6 +173,7 @@ static int run_variant(const struct pfab_opts *o, const struct qn_vk_stack *st, 
             double b = qn_now_s();
             if (b - a < best) best = b - a;
         }
+        if (!rc) tps[i] = n / best;
         if (!rc)
             printf("prefill-ab [%s] prompt %5d: %.4f s = %7.0f tok/s (chunk %u, next %d)\n", var, n, best, n / best,
                    qn_session_chunk(s), next);
@@ -186,6 +188,23 @@ static int run_variant(const struct pfab_opts *o, const struct qn_vk_stack *st, 
     qn_session_free(&s);
     int rc2 = apply_env(var, false);
     return rc ? rc : rc2;
+}
+
+/* The tok/s of every (variant, prompt) as one table (profiled variants and failed cells: -). */
+static void print_table(const struct pfab_opts *o, double tps[MAX_VARIANTS][MAX_PROMPTS])
+{
+    printf("prefill-ab table (prompt tok/s)\n  %-8s", "prompt");
+    for (int i = 0; i < o->nprompts; i++) printf(" %7ld", o->prompts[i]);
+    printf("  variant\n");
+    for (int v = 0; v < o->nvar; v++) {
+        if (profile_tokens(o->var[v]) > 0) continue;
+        printf("  %-8s", "");
+        for (int i = 0; i < o->nprompts; i++) {
+            if (tps[v][i] > 0) printf(" %7.0f", tps[v][i]);
+            else printf(" %7s", "-");
+        }
+        printf("  %s\n", o->var[v]);
+    }
 }
 
 static int prefill_ab(const struct pfab_opts *o)
@@ -206,13 +225,15 @@ static int prefill_ab(const struct pfab_opts *o)
     qn_rng rng;
     qn_rng_seed(&rng, 1234);
     for (long i = 0; ids && i < maxp; i++) ids[i] = (int32_t)(qn_rng_u64(&rng) % (uint64_t)st.m->c.vocab_size);
+    double tps[MAX_VARIANTS][MAX_PROMPTS] = { { 0 } };
     for (int v = 0; !rc && v < o->nvar; v++) {
-        rc = run_variant(o, &st, o->var[v], ids);
+        rc = run_variant(o, &st, o->var[v], ids, tps[v]);
         if (rc) { /* report and go on: one broken variant should not hide the others */
             printf("prefill-ab [%s] FAILED: %s\n", o->var[v], qn_errmsg());
             rc = 0;
         }
     }
+    print_table(o, tps);
     free(ids);
     qn_vk_stack_close(&st);
     return rc;
