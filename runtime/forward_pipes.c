@@ -600,11 +600,13 @@ static int make_route_one_pipes(qn_fwd *f)
             QN_WARN("QNEXT_ROUTE_ONE_LAYOUT=%s is not WG,FROWS,QROWS,FUNROLL,QUNROLL (WG a multiple of 32 up to 1024, "
                     "rows 1..64, unrolls 1..32 / 1..16); using 256,4,8,8,2", el);
     }
-    int rc;
+    const struct qn_caps *caps = qn_vk_caps(f->v);
+    if (s[0] < (caps->subgroup_max > caps->subgroup_size ? caps->subgroup_max : caps->subgroup_size)) return 0;
+    int rc; /* (a workgroup needs one full subgroup at least: its teams are the full subgroups) */
     bool any = false; /* no block type at all: the Q8_0 variant serves W_moe parts that are all f32 */
     for (int i = 0; i < 5; i++) any |= f->qmatvec[i] != NULL;
     for (int i = 0; i < 5; i++) {
-        if ((any ? !f->qmatvec[i] : i) || (qn_kernel_infos[rk[i]].features & ~qn_vk_caps(f->v)->features)) continue;
+        if ((any ? !f->qmatvec[i] : i) || (qn_kernel_infos[rk[i]].features & ~caps->features)) continue;
         PIPE(rk[i], &f->route_one[i], s[0], s[1], s[2], s[3], s[4], s[5]);
     }
     return 0;

@@ -41,28 +41,60 @@ const uint CMAX = CA < CB ? CA : CB;
 shared uint s_cand[CMAX];  // expert ids of the candidates (~0u: none)
 shared float s_ckey[CMAX]; // their keys
 
+// One round of a subgroup's selection: the best of its not yet taken elements (subgroupMax of the keys, ties to
+// the lower expert id by subgroupMin) into candidate slot `slot`, marked taken by its owner. Returns its expert
+// id (~0u: none left) and key in bk (uniform over the subgroup).
+uint sg_round(uint lid, uint E, float lk[EPT], inout uint taken, uint slot, out float bk)
+{
+    float k0 = uintBitsToFloat(0xff800000u);
+    uint bi = ~0u;
+    for (uint j = 0u; j < EPT; j++) {
+        uint e = lid + j * QN_WG;
+        if (e < E && (taken & (1u << j)) == 0u && (bi == ~0u || beats(lk[j], e, k0, bi))) { k0 = lk[j]; bi = e; }
+    }
+    bk = subgroupMax(k0);
+    uint win = subgroupMin(k0 == bk ? bi : ~0u);
+    if (subgroupElect()) { s_cand[slot] = win; s_ckey[slot] = bk; }
+    if (bi != ~0u && win == bi) taken |= 1u << ((bi - lid) / QN_WG);
+    return win;
+}
+
+shared float s_bkey; // the bound: the K-th best of the first R rounds' candidates (s_bid ~0u: none)
+shared uint s_bid;
+
 // Stage 1: each subgroup picks its own top Q = min(K, S·EPT) among the elements e = lid + j·QN_WG of its
-// invocations (their keys in registers: lk[j]), by Q rounds of subgroupMax / subgroupMin, into candidate
-// slots [sg·Q, sg·Q + Q). Returns the number of candidate slots. No barrier: the subgroups run independently.
+// invocations (their keys in registers: lk[j]) into candidate slots [sg·Q, sg·Q + Q), one element per round of
+// subgroupMax / subgroupMin. After the first R = ceil(K / subgroups) rounds (at least K candidates in all) the K-th
+// best of those candidates is a bound: at least K elements are not worse than it, so no element worse than it is
+// in the top K, and a subgroup stops at its first round whose winner is worse (the rest of its slots: none).
+// Typically 2-4 rounds per subgroup instead of K. Returns the number of candidate slots; barriers inside (every
+// invocation calls it).
 uint pick_candidates(uint lid, uint E, uint K, float lk[EPT])
 {
-    uint Q = min(K, gl_SubgroupSize * EPT), base = gl_SubgroupID * Q, taken = 0u;
-    for (uint r = 0u; r < Q; r++) {
-        float bk = uintBitsToFloat(0xff800000u);
-        uint bi = ~0u;
-        for (uint j = 0u; j < EPT; j++) {
-            uint e = lid + j * QN_WG;
-            if (e < E && (taken & (1u << j)) == 0u) {
-                float k = lk[j];
-                if (bi == ~0u || beats(k, e, bk, bi)) { bk = k; bi = e; }
-            }
+    uint nsg = (QN_WG + gl_SubgroupSize - 1u) / gl_SubgroupSize;
+    uint Q = min(K, gl_SubgroupSize * EPT), base = gl_SubgroupID * Q, taken = 0u, R = min(Q, (K + nsg - 1u) / nsg);
+    float bk;
+    if (lid == 0u) s_bid = ~0u;
+    for (uint r = 0u; r < R; r++) sg_round(lid, E, lk, taken, base + r, bk);
+    barrier();
+    for (uint c = lid; c < nsg * R; c += QN_WG) { // the first rounds' candidates ranked among themselves
+        uint sl = (c / R) * Q + c % R, e = s_cand[sl], n = 0u;
+        float k = s_ckey[sl];
+        for (uint j = 0u; j < nsg * R && e != ~0u; j++) {
+            uint sj = (j / R) * Q + j % R;
+            n += s_cand[sj] != ~0u && beats(s_ckey[sj], s_cand[sj], k, e) ? 1u : 0u;
         }
-        float mk = subgroupMax(bk);
-        uint win = subgroupMin(bk == mk ? bi : ~0u);
-        if (subgroupElect()) { s_cand[base + r] = win; s_ckey[base + r] = mk; }
-        if (bi != ~0u && win == bi) taken |= 1u << ((bi - lid) / QN_WG);
+        if (e != ~0u && n == K - 1u) { s_bkey = k; s_bid = e; }
     }
-    return ((QN_WG + gl_SubgroupSize - 1u) / gl_SubgroupSize) * Q;
+    barrier();
+    float lkey = s_bkey;
+    uint lb = s_bid, r = R;
+    for (; r < Q; r++) {
+        uint win = sg_round(lid, E, lk, taken, base + r, bk);
+        if (win == ~0u || (lb != ~0u && beats(lkey, lb, bk, win))) break; // uniform over the subgroup
+    }
+    for (r++; r < Q; r++) if (subgroupElect()) s_cand[base + r] = ~0u; // the slots after the stop: none
+    return nsg * Q;
 }
 
 // Stage 2: the global top K are among the candidates (an element in the top K has fewer than K elements
