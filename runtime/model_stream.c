@@ -1010,6 +1010,30 @@ static int init_slots(struct qn_mst *s)
     }
 }
 
+static bool env_is1(const char *name)
+{
+    const char *e = getenv(name);
+    return e && !strcmp(e, "1");
+}
+
+/* The pipeline's knobs from the environment (docs/streaming.md; the A/B variants of H100 run 18 are all off by
+ * default): read / copy granularity, copy streams, spinning, urgent misses, split misses, skipped copy waits,
+ * dropped guesses. */
+static void stream_env(struct qn_mst *s)
+{
+    s->piece = env_u64("QNEXT_STREAM_PIECE", PIECE_DEFAULT);
+    s->batch_bytes = env_u64("QNEXT_STREAM_BATCH", BATCH_BYTES);
+    uint64_t nq = env_u64("QNEXT_STREAM_TXQ", qn_vk_transfer_queues(s->v));   /* copy streams (tests: > queues) */
+    s->n_txq = nq > QN_MAX_XQUEUES ? QN_MAX_XQUEUES : (int)nq;
+    const char *sp = getenv("QNEXT_STREAM_SPIN");
+    s->spin = sp && (!strcmp(sp, "1") || !strcmp(sp, "2"));
+    s->spin_io = sp && !strcmp(sp, "2");
+    s->urgent = env_is1("QNEXT_STREAM_URGENT");
+    s->split = (int)env_u64("QNEXT_STREAM_SPLIT", 0);
+    s->skip_done = env_is1("QNEXT_STREAM_SKIP_DONE");
+    s->pf_drop = env_is1("QNEXT_STREAM_PF_DROP");
+}
+
 int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
 {
     struct qn_mst *s = calloc(1, sizeof *s);
@@ -1026,22 +1050,9 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
         qn_es_slot_bytes(es, QN_ES_POOLS) != m->slot_bytes || qn_es_slot_bytes(es, QN_ES_DPOOLS) != m->d_slot_bytes)
         return qn_fail(-EINVAL, "streaming: the expert store does not match the model's slots");
     s->entry = qn_es_entry_bytes(es);
-    s->piece = env_u64("QNEXT_STREAM_PIECE", PIECE_DEFAULT);
-    s->batch_bytes = env_u64("QNEXT_STREAM_BATCH", BATCH_BYTES);
-    uint64_t nq = env_u64("QNEXT_STREAM_TXQ", qn_vk_transfer_queues(m->v));   /* copy streams (tests: > queues) */
-    s->n_txq = nq > QN_MAX_XQUEUES ? QN_MAX_XQUEUES : (int)nq;
     s->n_prefetch = p->prefetch < 0 ? 0 : p->prefetch > QN_EXP_MAX_K ? QN_EXP_MAX_K : p->prefetch;
     s->direct = slots_mapped(m);
-    const char *sp = getenv("QNEXT_STREAM_SPIN");
-    s->spin = sp && (!strcmp(sp, "1") || !strcmp(sp, "2"));
-    s->spin_io = sp && !strcmp(sp, "2");
-    const char *ur = getenv("QNEXT_STREAM_URGENT");
-    s->urgent = ur && !strcmp(ur, "1");
-    s->split = (int)env_u64("QNEXT_STREAM_SPLIT", 0);
-    const char *sd = getenv("QNEXT_STREAM_SKIP_DONE");
-    s->skip_done = sd && !strcmp(sd, "1");
-    const char *pd = getenv("QNEXT_STREAM_PF_DROP");
-    s->pf_drop = pd && !strcmp(pd, "1");
+    stream_env(s);
     s->bar = s->direct && !qn_vk_caps(m->v)->uma;
     const char *hy = getenv("QNEXT_STREAM_HYBRID");
     /* discrete GPUs (BAR slots): hybrid by default (H100 run 14: 22.8 tok/s vs 17.1 direct, 14.8 staged) */
