@@ -1016,7 +1016,7 @@ static bool env_is1(const char *name)
     return e && !strcmp(e, "1");
 }
 
-/* The pipeline's knobs from the environment (docs/streaming.md; the A/B variants of H100 run 18 are all off by
+/* The pipeline's knobs from the environment (docs/streaming.md; the H100 A/B variants are all off by
  * default): read / copy granularity, copy streams, spinning, urgent misses, split misses, skipped copy waits,
  * dropped guesses. */
 static void stream_env(struct qn_mst *s)
