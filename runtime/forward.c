@@ -322,7 +322,7 @@ static bool route_one(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
 {
     qn_fwd *f = r->f;
     uint32_t qt = 0;
-    if (!W->nsub || W->nsub > 4 || r->T != 1 || W->cols % 4) return false;
+    if (!W->nsub || W->nsub > 4 || r->T != 1 || W->cols % 16) return false;
     for (uint32_t i = 0; i < W->nsub; i++) {
         if (W->sub[i].qtype && qt && W->sub[i].qtype != qt) return false; /* two block types: the per-part path */
         if (W->sub[i].qtype) qt = W->sub[i].qtype;

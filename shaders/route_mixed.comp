@@ -20,6 +20,7 @@
 //           3 QN_FUNROLL 16-byte f32 chunks per lane per batch (default 8)
 //           4 QN_QUNROLL block units (32 weights) per lane per batch (default 2)
 //           5 QN_XSH     x staging capacity in vec4 (default 512: cols <= 2048); the host checks cols <= 4 QN_XSH
+// (cols: a multiple of 16; the host checks the block size)
 // Dispatch: pc.groups workgroups (qn_vk_grid) times T in z. Part i takes ceil(rows_i / ROWS) consecutive
 //           workgroups (ROWS = QN_QROWS for block parts, QN_FROWS for f32), parts in order.
 // Layout: the workgroup's nr rows are computed by its P teams (full subgroups): with nr >= P team s takes rows
@@ -66,19 +67,17 @@ shared float qn_xsum[QN_XSH / 4u + 1u];
 shared float qn_part[QN_RT_TMAX * QN_RT_RMAX]; // [split part p][row r] partial sums
 float qn_nr;
 
-// The workgroup's sum of squares partials (before the staging barrier; summed after it by qn_rt_norm)
-void qn_rt_ss(uint xb4)
+// x · (nw + w_add), vec4 i of the token; adds x^2 to this invocation's share of the sum of squares
+float qn_rt_ss;
+vec4 qn_rt_x(uint xb4, uint i)
 {
-    float ss = 0.0;
-    for (uint i = gl_LocalInvocationIndex; i < pc.cols / 4u; i += QN_WG) {
-        vec4 a = x4[xb4 + i];
-        ss += dot(a, a);
-    }
-    float v = subgroupAdd(ss);
-    if (subgroupElect()) qn_red[gl_SubgroupID] = v;
+    vec4 a = x4[xb4 + i];
+    qn_rt_ss += dot(a, a);
+    return a * (nw4[i] + pc.w_add);
 }
 
-// After the staging barrier: qn_nr in subgroup order (the same bits in every workgroup); workgroup 0 writes xn
+// After the staging barrier: qn_nr in subgroup order (the same bits in every workgroup: both stagings visit the
+// same elements per invocation in the same order); workgroup 0 writes xn
 void qn_rt_norm(uint xb4)
 {
     uint nsub = (QN_WG + gl_SubgroupSize - 1u) / gl_SubgroupSize; // not gl_NumSubgroups (see reduce.glsl)
@@ -90,18 +89,22 @@ void qn_rt_norm(uint xb4)
         xn4[xb4 + i] = x4[xb4 + i] * qn_nr * (nw4[i] + pc.w_add);
 }
 
-vec4 qn_rt_x(uint xb4, uint i) { return x4[xb4 + i] * (nw4[i] + pc.w_add); }
-
-// Stage x of the token (f32 order or the block slots), the norm: every invocation (one barrier)
+// Stage x of the token (f32 order or the block slots) and take the sum of squares in the same pass (one read of
+// x and nw per element): runs of 16 floats r = lid, lid + QN_WG, ... in both layouts. Every invocation (one barrier).
 void qn_rt_stage(bool q, uint xb4)
 {
-    qn_rt_ss(xb4);
-    if (q) {
+    qn_rt_ss = 0.0;
 #define QN_RT_XT(i) qn_rt_x(xb4, i)
+    if (q) {
         QN_QX_STAGE(qn_xs, qn_xsum, QN_RT_XT, gl_LocalInvocationIndex, pc.cols / 16u, QN_WG)
     } else {
-        for (uint i = gl_LocalInvocationIndex; i < pc.cols / 4u; i += QN_WG) qn_xs[i] = qn_rt_x(xb4, i);
+        for (uint r = gl_LocalInvocationIndex; r < pc.cols / 16u; r += QN_WG) {
+            vec4 a = QN_RT_XT(4u * r), b = QN_RT_XT(4u * r + 1u), c = QN_RT_XT(4u * r + 2u), d = QN_RT_XT(4u * r + 3u);
+            qn_xs[4u * r] = a, qn_xs[4u * r + 1u] = b, qn_xs[4u * r + 2u] = c, qn_xs[4u * r + 3u] = d;
+        }
     }
+    float v = subgroupAdd(qn_rt_ss);
+    if (subgroupElect()) qn_red[gl_SubgroupID] = v;
     barrier();
     qn_rt_norm(xb4);
 }

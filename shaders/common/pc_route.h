@@ -8,7 +8,7 @@
 
 QN_STRUCT(qn_pc_route_one)
     QN_U32 m_rows;     /* rows of m (E + 2 Is + 1), its row stride; the parts cover [0, m_rows) */
-    QN_U32 cols;       /* H: a multiple of 256 (K-quant blocks) and at most 4 * spec QN_XSH */
+    QN_U32 cols;       /* H: a multiple of 16 and of the block size, at most 4 * spec QN_XSH */
     QN_U32 flags;      /* QN_MATVEC_WRITE_XN: workgroup 0 of each token also writes xn */
     QN_F32 eps;
     QN_F32 w_add;
