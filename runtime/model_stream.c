@@ -99,10 +99,14 @@ struct qn_mst {
                                  (reads write over PCIe, the copies into the slots are device to device) */
     bool pf_drop;             /* QNEXT_STREAM_PF_DROP=1: pf_drop() */
     bool skip_done;           /* QNEXT_STREAM_SKIP_DONE=1: an EXPERTS segment waits on the GPU only for the copy
-                                 batches the host has not yet seen complete (none: no cross-queue wait) */
+                                 batches the host has not yet seen complete (none: no cross-queue wait), and a
+                                 copy batch does not wait for the compute submissions the host saw complete */
     int split;                /* hybrid, QNEXT_STREAM_SPLIT=N: every N-th miss is staged + copied (DMA) while
                                  the others are read straight into their slots: both PCIe paths at once */
     unsigned n_miss;          /* misses started (the split's counter) */
+    int pf_split;             /* hybrid, QNEXT_STREAM_PF_SPLIT=N: every N-th guess is read straight into its slot
+                                 (CPU writes into the BAR) instead of staged + copied: balances the two paths */
+    unsigned n_pf;            /* guesses started (pf_split's counter) */
     uint64_t t_fill, t_last_miss;   /* the layer's lookup began; its last demand miss's reads completed */
     int n_hot;                /* pinned hot set (--expert-hot), slots [0, n_hot) */
     qn_eu *usage;             /* --expert-trace: router choices per (layer, expert), written at close */
@@ -367,7 +371,9 @@ static int batch_submit(struct qn_mst *s)
     qn_cmd_barrier(c);
     int rc = qn_cmd_end(c);
     struct qn_tl_point w = { s->tc, s->c_done }, sig = { s->tx[q], s->x_val + 1 };
-    if (!rc) rc = qn_cmd_submit_tl(c, &w, s->c_done ? 1 : 0, &sig);
+    /* (QNEXT_STREAM_SKIP_DONE=1: no wait; the host saw those readers complete before this submit, which orders
+     * their reads before these writes) */
+    if (!rc) rc = qn_cmd_submit_tl(c, &w, s->c_done && !s->skip_done ? 1 : 0, &sig);
     if (!rc && s->x_done >= s->x_val) s->t_x0 = now_ns();   /* copies outstanding from now */
     s->xopen = false;
     s->xcur[q] = (s->xcur[q] + 1) % NXCMD;
@@ -615,13 +621,23 @@ static int slot_copied(struct qn_mst *s, int32_t slot)
     return rc;
 }
 
+/* Whether the next fill goes through a ring entry: always on the staged path, never on the direct one; in the
+ * hybrid the guesses (but every QNEXT_STREAM_PF_SPLIT-th, read straight into its slot) and every
+ * QNEXT_STREAM_SPLIT-th miss. */
+static bool want_entry(struct qn_mst *s, bool prefetch)
+{
+    if (!s->direct) return true;
+    if (!s->hybrid) return false;
+    if (prefetch) return !(s->pf_split && s->n_pf++ % (unsigned)s->pf_split == 0);
+    return s->split && s->n_miss++ % (unsigned)s->split == 0;
+}
+
 /* Start fills waiting in q[0..*n) while ring entries are free (all of them on UMA). */
 static int issue(struct qn_mst *s, struct qn_exp_fill *q, int *n, bool prefetch)
 {
     int done = 0, rc = 0;
     while (!rc && done < *n) {
-        bool staged = !s->direct || (s->hybrid && (prefetch || (s->split && s->n_miss++ % (unsigned)s->split == 0)));
-        int e = staged ? entry_get(s) : -1;
+        int e = want_entry(s, prefetch) ? entry_get(s) : -1;
         if (!s->direct && e < 0) break;
         if (e < 0 && s->hybrid && (rc = slot_copied(s, q[done].slot))) break;   /* hybrid: no entry, read direct */
         rc = job_start(s, &q[done++], e, prefetch);
@@ -1030,6 +1046,7 @@ static void stream_env(struct qn_mst *s)
     s->spin_io = sp && !strcmp(sp, "2");
     s->urgent = env_is1("QNEXT_STREAM_URGENT");
     s->split = (int)env_u64("QNEXT_STREAM_SPLIT", 0);
+    s->pf_split = (int)env_u64("QNEXT_STREAM_PF_SPLIT", 0);
     s->skip_done = env_is1("QNEXT_STREAM_SKIP_DONE");
     s->pf_drop = env_is1("QNEXT_STREAM_PF_DROP");
 }
