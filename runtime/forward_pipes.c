@@ -25,11 +25,12 @@ static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const ui
 /* ---- decode matvec layouts (matvec.comp / qmatvec.comp spec 0-5: WG, ROWS, UNROLL, SGROWS, XSH, PRE) -------- */
 
 /* env QNEXT_MV_PRE=0: the matvecs load their first batch of weights after the x staging, not before (A/B);
- * QNEXT_MV_PRE=2: the block matvecs also keep two batches of loads in flight (qmatvec.comp QN_PRE 2) */
+ * QNEXT_MV_PRE=2: the block matvecs also keep two batches of loads in flight (qmatvec.comp QN_PRE 2);
+ * QNEXT_MV_NF=1 adds 4: the norm matvecs take the sum of squares while staging x (mv_sched.glsl QN_MV_SSFUSE) */
 static uint32_t mv_pre(void)
 {
-    const char *e = getenv("QNEXT_MV_PRE");
-    return e && !strcmp(e, "0") ? 0 : e && !strcmp(e, "2") ? 2 : 1;
+    const char *e = getenv("QNEXT_MV_PRE"), *nf = getenv("QNEXT_MV_NF");
+    return (e && !strcmp(e, "0") ? 0 : e && !strcmp(e, "2") ? 2 : 1) | (nf && !strcmp(nf, "1") ? 4 : 0);
 }
 
 /* env QNEXT_MV_QV=1: the Q6_K matvecs read their quants with aligned 16-byte loads (qmatvec.comp spec 6 QN_QV) */
@@ -534,7 +535,8 @@ static int make_mv_small_pipes(qn_fwd *f)
  * block matvecs (f->qmatvec: out projections, attention parts; small-T prefill) / those with the RMSNorm prologue
  * (f->qmatvec_norm: in_proj parts, lm_head), for in-model A/B runs. TYPE (q8_0, q4_0, q4_k, q5_k, q6_k) limits an
  * entry to one block type; later entries win; PRE (spec 5, default QNEXT_MV_PRE's) 0, 1 or 2 (two batches of
- * loads in flight per lane: the next batch, or the team's next set's first, loaded before a batch is used), QV (spec 6,
+ * loads in flight per lane: the next batch, or the team's next set's first, loaded before a batch is used), plus 4 for
+ * the norm's sum of squares taken while x is staged (QNEXT_MV_NF=1), QV (spec 6,
  * default QNEXT_MV_QV's) 1: Q6_K quants through aligned 16-byte loads. The
  * route parts keep the default (they were made before). Run 17's sweep (a barrier between matvecs, as in the model)
  * read 128,16,1,4,0 at 989 GB/s on the 12352 x 2048 Q4_K in_proj shape and 128,8,1,4,0 at 629 on 2048 x 4096; the
@@ -554,7 +556,7 @@ static int mv_env_layouts(qn_fwd *f, const char *name, const enum qn_kernel k[5]
         unsigned pre = mv_pre(), qv = mv_qv();
         if (!mv_layout(name, lay, l)) continue;
         int nx = sscanf(lay, "%*u,%*u,%*u,%*u,%*u,%u,%u", &pre, &qv);
-        if (nx >= 1 && pre > 2) pre = mv_pre();
+        if (nx >= 1 && (pre > 6 || (pre & 3) > 2)) pre = mv_pre();
         if (nx >= 2 && qv > 1) qv = mv_qv();
         l[5] = pre, l[6] = qv;
         for (int i = 0; i < 5; i++) {

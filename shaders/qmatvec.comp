@@ -23,6 +23,7 @@
 //           4 QN_XSH    x staging in shared memory: capacity in vec4 (0 = read x through L1; default 1024)
 //           5 QN_PRE    1: the first batch of weights is loaded before the x staging (mv_sched.glsl; default 1);
 //                       2: also two batches in flight (the next one, or the next set's first, loaded before use)
+//                       + 4: the norm's sum of squares taken while x is staged (QN_NORM; mv_sched.glsl)
 //           6 QN_QV     Q6_K: 1 = quants through aligned 16-byte loads (below; default 0)
 // Dispatch: ceil(rows / QN_ROWS) groups spread over x/y (qn_vk_grid), times T in z (one token per z).
 // Layout: as matvec.comp (mv_sched.glsl), with "units" of 32 weights (quant.glsl) in place of 16-byte
@@ -150,7 +151,7 @@ void qn_mv_prefetch(uint rbase, uint lane, uint lanes, uint part, uint nparts)
 #define QN_QMV_UNITS(NAME, XRUN)                                                                  \
 void NAME(uint rowb[QN_SGROWS], uint v, uint step, uint nu, uint xb4)                             \
 {                                                                                                 \
-    if (QN_PRE >= 2u) {                                                                           \
+    if ((QN_PRE & 3u) >= 2u) {                                                                    \
         qn_qu raw[QN_UNROLL * QN_SGROWS], nxt[QN_UNROLL * QN_SGROWS];                             \
         if (qn_pre_ok) [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) raw[i_] = qn_pre[i_]; \
         else if (v < nu) { QN_QMV_LOAD(raw, rowb, v, step, nu) }                                \

@@ -508,7 +508,7 @@ static uint32_t env_layouts(uint32_t (*out)[NSPEC], uint32_t max)
     for (const char *p = e; p && *p && n < max;) {
         unsigned v[NSPEC] = { 0, 0, 0, 0, 0, 1, 0 };
         if (sscanf(p, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) >= 5 && v[0] && v[1] &&
-            v[2] && v[3] && v[5] <= 2 && v[6] <= 1) {
+            v[2] && v[3] && v[5] <= 6 && (v[5] & 3) <= 2 && v[6] <= 1) {
             for (uint32_t k = 0; k < NSPEC; k++) out[n][k] = v[k];
             n++;
         }

@@ -28,7 +28,12 @@ layout(binding = 4, std430) writeonly buffer XN4 { vec4 xn4[]; };
 layout(binding = 4, std430) writeonly buffer XN1 { float xn1[]; };
 
 // x times the norm weight: vec4 i of the token (x starts at vec4 xb4), element c (x starts at element xb)
-vec4 qn_norm4(uint xb4, uint i) { return x4[xb4 + i] * (nw4[i] + pc.w_add); }
+vec4 qn_norm4(uint xb4, uint i)
+{
+    vec4 a = x4[xb4 + i];
+    if (qn_mv_ss_on) qn_mv_ss += dot(a, a); // a fused staging (mv_sched.glsl QN_MV_SSFUSE): the sum of squares too
+    return a * (nw4[i] + pc.w_add);
+}
 float qn_norm1(uint xb, uint c) { return x1[xb + c] * (nw1[c] + pc.w_add); }
 
 void qn_mv_norm_ss(uint xb)

@@ -30,7 +30,10 @@
 // one batch each then waits for memory once). QN_PRE 0: no prefetch (for an A/B). QN_PRE 2 (qmatvec.comp): also
 // software-pipelined: each batch's successor (or, after a set's last batch, the first batch of the team's next
 // set, qn_mv_next) is loaded before the batch is used, so a team that owns several sets or batches keeps two
-// batches of loads in flight instead of waiting for memory once per batch.
+// batches of loads in flight instead of waiting for memory once per batch. QN_PRE bit 4 (QN_NORM, subgroups, x
+// staged): the sum of squares is taken from the x values the staging reads (one pass over x and the norm weight
+// instead of two, so one L2 latency before the staging barrier instead of two in a row); then QN_PRE & 3 is the
+// prefetch mode above.
 //
 // The includer enables GL_EXT_control_flow_attributes ([[unroll]]), declares the specialization constants
 // QN_WG, QN_ROWS, QN_SGROWS, QN_XSH, the push block `pc` (qn_pc_matvec) and its W binding (0), includes
@@ -54,6 +57,13 @@ layout(binding = 2, std430) QN_Y_QUAL buffer Y { float y[]; };
 #endif
 
 layout(constant_id = 5) const uint QN_PRE = 1; // weight prefetch before the x staging (see above)
+#if defined(QN_NORM) && defined(QN_SUBGROUP)
+const bool QN_MV_SSFUSE = (QN_PRE & 4u) != 0u; // the sum of squares taken while staging (see above)
+#else
+const bool QN_MV_SSFUSE = false;
+#endif
+float qn_mv_ss;      // QN_MV_SSFUSE: this invocation's sum of squares of the x values it staged
+bool qn_mv_ss_on;    // qn_norm4 adds to qn_mv_ss (only during a fused staging)
 
 float qn_acc[QN_SGROWS];
 shared vec4 qn_xs[QN_XSH + 1u];
@@ -75,12 +85,19 @@ void qn_mv_norm_finish(uint xb); // qn_nr from them, after it; xn for later kern
 
 void qn_mv_stage_x(uint xb)
 {
-    qn_xsh = QN_XSH > 0u && pc.cols <= QN_XSH * 4u && (pc.cols & 3u) == 0u;
-    if (!qn_xsh) return; // uniform
+    if (!qn_xsh) return; // uniform (set in main)
+    qn_mv_ss = 0.0, qn_mv_ss_on = QN_MV_SSFUSE;
 #ifdef QN_MV_STAGE
     QN_MV_STAGE(xb); // the includer's own staged layout (qmatvec.comp: swizzled slots + run sums)
 #else
     for (uint i = gl_LocalInvocationIndex; i < pc.cols / 4u; i += QN_WG) qn_xs[i] = QN_MV_XIN(xb / 4u, i);
+#endif
+    qn_mv_ss_on = false;
+#ifdef QN_SUBGROUP
+    if (QN_MV_SSFUSE) { // every x vec4 was staged by exactly one invocation: the partials cover x once
+        float v = subgroupAdd(qn_mv_ss);
+        if (subgroupElect()) qn_red[gl_SubgroupID] = v; // read after the barrier (qn_mv_norm_finish)
+    }
 #endif
     barrier();
 }
@@ -121,15 +138,16 @@ void main()
         P = min(nfull, QN_MV_TEAMS_MAX);
     }
 #endif
-    qn_pre_ok = false;
+    qn_pre_ok = false, qn_mv_ss_on = false;
     qn_mv_next = ~0u;
-    if (QN_PRE != 0u) { // the team's first set (below: set `team`, or part team / sets of set team % sets)
+    qn_xsh = QN_XSH > 0u && pc.cols <= QN_XSH * 4u && (pc.cols & 3u) == 0u;
+    if ((QN_PRE & 3u) != 0u) { // the team's first set (below: set `team`, or part team / sets of set team % sets)
         uint np1 = QN_MV_SETS >= P ? 1u : P / QN_MV_SETS;
         if (team < P && team < np1 * QN_MV_SETS)
             qn_mv_prefetch(r0 + (team % QN_MV_SETS) * QN_SGROWS, lane, lanes, team / QN_MV_SETS, np1);
     }
 #ifdef QN_NORM
-    qn_mv_norm_ss(xb);
+    if (!(QN_MV_SSFUSE && qn_xsh)) qn_mv_norm_ss(xb); // uniform
 #endif
     qn_mv_stage_x(xb);
 #ifdef QN_NORM
