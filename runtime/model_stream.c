@@ -47,6 +47,7 @@ struct qn_mst {
     int *iofile;              /* [qn_es_n_files] io file id of each store file */
     uint64_t entry;           /* bytes of one staging entry (qn_es_entry_bytes: [pools slot | dpools slot]) */
     uint64_t piece;           /* read / copy granularity */
+    uint64_t dpiece;          /* the same for demand misses (QNEXT_STREAM_DPIECE; default: piece) */
     bool direct;              /* UMA: reads land in the mapped slots, no staging, no copies */
     bool bar;                 /* direct into device-local host-visible pools (a resizable BAR), not UMA */
     bool bounce;              /* direct slots that O_DIRECT cannot target: QN_IO_BOUNCE on direct files */
@@ -236,23 +237,23 @@ static uint64_t env_u64(const char *name, uint64_t def)
     return e && *e && !*end && v ? (uint64_t)v : def;
 }
 
-/* ---- pieces: a part is read in pieces that end at file offsets that are multiples of s->piece -------- */
+/* ---- pieces: a part is read in pieces that end at file offsets that are multiples of `piece` ---------- */
 
-static uint64_t part_pieces(const struct qn_mst *s, const struct qn_es_part *pt)
+static uint64_t part_pieces(uint64_t piece, const struct qn_es_part *pt)
 {
-    return pt->len ? (pt->off + pt->len - 1) / s->piece - pt->off / s->piece + 1 : 0;
+    return pt->len ? (pt->off + pt->len - 1) / piece - pt->off / piece + 1 : 0;
 }
 
 /* Piece i of an expert: part *p, bytes [*at, *at + *len) of it. False past the last piece. */
-static bool piece_at(const struct qn_mst *s, const struct qn_es_part *pt, int i, int *p, uint64_t *at, uint64_t *len)
+static bool piece_at(uint64_t piece, const struct qn_es_part *pt, int i, int *p, uint64_t *at, uint64_t *len)
 {
     for (int k = 0; k < QN_ES_PARTS; k++) {
-        uint64_t np = part_pieces(s, &pt[k]);
+        uint64_t np = part_pieces(piece, &pt[k]);
         if ((uint64_t)i >= np) {
             i -= (int)np;
             continue;
         }
-        uint64_t o = pt[k].off, end = o + pt[k].len, a = (o / s->piece + (uint64_t)i) * s->piece, b = a + s->piece;
+        uint64_t o = pt[k].off, end = o + pt[k].len, a = (o / piece + (uint64_t)i) * piece, b = a + piece;
         a = a < o ? o : a;
         b = b > end ? end : b;
         *p = k;
@@ -273,6 +274,9 @@ static unsigned char *piece_dst(const struct qn_mst *s, const struct job *j, con
     }
     return s->stage + (uint64_t)j->entry * s->entry + qn_es_entry_off(s->es, (int)pt->set) + pt->slot_off + at;
 }
+
+/* A job's piece size: demand misses may be read in smaller pieces (more readers at once) than guesses. */
+static uint64_t job_piece(const struct qn_mst *s, const struct job *j) { return j->prefetch ? s->piece : s->dpiece; }
 
 /* ---- the staging ring and the transfer batches ------------------------------------------------------- */
 
@@ -409,7 +413,7 @@ static int job_reads(struct qn_mst *s, int j)
     const struct qn_es_part *pt = qn_es_parts(s->es, jb->layer, jb->expert);
     int p, n = 0;
     uint64_t at, len;
-    for (int i = 0; piece_at(s, pt, i, &p, &at, &len); i++)
+    for (int i = 0; piece_at(job_piece(s, jb), pt, i, &p, &at, &len); i++)
         s->req[n++] = (struct qn_io_req){ .file = s->iofile[pt[p].file], .offset = pt[p].off + at, .length = len,
                                           .dst = piece_dst(s, jb, &pt[p], at),
                                           .flags = (s->bounce && (jb->entry < 0 || s->ring_bar) ? QN_IO_BOUNCE : 0u) |
@@ -481,7 +485,7 @@ static void on_piece(struct qn_mst *s, const struct qn_io_cqe *c)
         snprintf(jb->msg, sizeof jb->msg, "%s", c->msg);
     } else if (!c->status && !jb->status && jb->entry >= 0) {
         const struct qn_es_part *pt = qn_es_parts(s->es, jb->layer, jb->expert);
-        if (!piece_at(s, pt, i, &p, &at, &len)) {   /* tags come from job_reads: cannot happen */
+        if (!piece_at(job_piece(s, jb), pt, i, &p, &at, &len)) {   /* tags come from job_reads: cannot happen */
             jb->status = qn_fail(-EFAULT, "streaming: piece %d of layer %d expert %d does not exist", i, jb->layer,
                                  jb->expert);
             snprintf(jb->msg, sizeof jb->msg, "%s", qn_errmsg());
@@ -935,7 +939,8 @@ static int max_pieces(const struct qn_mst *s)
     for (int l = 0; l < qn_es_n_layers(s->es); l++)
         for (int e = 0; e < qn_es_n_experts(s->es); e++) {
             const struct qn_es_part *pt = qn_es_parts(s->es, l, e);
-            uint64_t n = part_pieces(s, &pt[0]) + part_pieces(s, &pt[1]) + part_pieces(s, &pt[2]);
+            uint64_t pc = s->piece < s->dpiece ? s->piece : s->dpiece;
+            uint64_t n = part_pieces(pc, &pt[0]) + part_pieces(pc, &pt[1]) + part_pieces(pc, &pt[2]);
             most = n > most ? n : most;
         }
     return most > (1u << 20) ? -1 : (int)most;
@@ -1038,6 +1043,7 @@ static bool env_is1(const char *name)
 static void stream_env(struct qn_mst *s)
 {
     s->piece = env_u64("QNEXT_STREAM_PIECE", PIECE_DEFAULT);
+    s->dpiece = env_u64("QNEXT_STREAM_DPIECE", s->piece);
     s->batch_bytes = env_u64("QNEXT_STREAM_BATCH", BATCH_BYTES);
     uint64_t nq = env_u64("QNEXT_STREAM_TXQ", qn_vk_transfer_queues(s->v));   /* copy streams (tests: > queues) */
     s->n_txq = nq > QN_MAX_XQUEUES ? QN_MAX_XQUEUES : (int)nq;
