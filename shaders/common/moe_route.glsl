@@ -59,6 +59,7 @@ uint sg_round(uint lid, uint E, float lk[EPT], inout uint taken, uint slot, out 
     return win;
 }
 
+shared uint s_nused[QN_WG / 4u + 1u]; // candidate slots each subgroup wrote (the rest of its Q: unused)
 shared float s_bkey; // the bound: the K-th best of the first R rounds' candidates (s_bid ~0u: none)
 shared uint s_bid;
 
@@ -93,7 +94,7 @@ uint pick_candidates(uint lid, uint E, uint K, float lk[EPT])
         uint win = sg_round(lid, E, lk, taken, base + r, bk);
         if (win == ~0u || (lb != ~0u && beats(lkey, lb, bk, win))) break; // uniform over the subgroup
     }
-    for (r++; r < Q; r++) if (subgroupElect()) s_cand[base + r] = ~0u; // the slots after the stop: none
+    if (subgroupElect()) s_nused[gl_SubgroupID] = min(r + 1u, Q); // slots written (the stopping one included)
     return nsg * Q;
 }
 
@@ -103,14 +104,16 @@ uint pick_candidates(uint lid, uint E, uint K, float lk[EPT])
 // publishes s_l (written by qn_route just before).
 void select_topk(uint lid, uint E, uint K, float lk[EPT])
 {
-    uint C = pick_candidates(lid, E, K, lk);
+    uint C = pick_candidates(lid, E, K, lk), nsg = (QN_WG + gl_SubgroupSize - 1u) / gl_SubgroupSize, Q = C / nsg;
     barrier();
     for (uint c = lid; c < C; c += QN_WG) {
         uint e = s_cand[c];
-        if (e == ~0u) continue;
+        if (c % Q >= s_nused[c / Q] || e == ~0u) continue;
         float k = s_ckey[c];
         uint r = 0u;
-        for (uint j = 0u; j < C; j++) r += (s_cand[j] != ~0u && beats(s_ckey[j], s_cand[j], k, e)) ? 1u : 0u;
+        for (uint sg = 0u; sg < nsg; sg++)
+            for (uint j = sg * Q, je = j + s_nused[sg]; j < je; j++)
+                r += (s_cand[j] != ~0u && beats(s_ckey[j], s_cand[j], k, e)) ? 1u : 0u;
         if (r < K) s_sel[r] = int(e);
     }
 }
@@ -186,13 +189,16 @@ void qn_route(uint t, uint lid, uint E, uint K, uint Is, uint act_stride, uint f
     float mx = s_l[s_sel[0]];
     if ((flags & QN_MOE_NORM_TOPK) != 0u) {
         // renormalised over the top K: the softmax denominator over all E cancels, so the weights are the
-        // top-K exponentials over their own sum (no pass over E, no workgroup reduction); each writer adds
-        // the K terms itself in rank order (the same sum in every invocation, bit for bit)
+        // top-K exponentials over their own sum (no pass over E, no workgroup reduction): invocation j takes
+        // rank j's exponential, then each writer adds the K of them in rank order (the same sum in every
+        // invocation, bit for bit)
+        for (uint j = lid; j < K; j += QN_WG) s_p[j] = exp(s_l[s_sel[j]] - mx);
+        barrier();
         for (uint j = lid; j < K; j += QN_WG) {
             float s = 0.0;
-            for (uint i = 0u; i < K; i++) s += exp(s_l[s_sel[i]] - mx);
+            for (uint i = 0u; i < K; i++) s += s_p[i];
             ids[t * K + j] = s_sel[j];
-            w[t * K + j] = exp(s_l[s_sel[j]] - mx) / s;
+            w[t * K + j] = s_p[j] / s;
         }
         return;
     }
