@@ -99,6 +99,7 @@ struct qn_mst {
     bool ring_bar;            /* QNEXT_STREAM_RING_MEM=bar: the staging ring in device-local host-visible memory
                                  (reads write over PCIe, the copies into the slots are device to device) */
     bool pf_drop;             /* QNEXT_STREAM_PF_DROP=1: pf_drop() */
+    bool tuned;               /* QNEXT_STREAM_TUNED (stream_env) */
     bool skip_done;           /* QNEXT_STREAM_SKIP_DONE=1: an EXPERTS segment waits on the GPU only for the copy
                                  batches the host has not yet seen complete (none: no cross-queue wait), and a
                                  copy batch does not wait for the compute submissions the host saw complete */
@@ -1031,30 +1032,43 @@ static int init_slots(struct qn_mst *s)
     }
 }
 
-static bool env_is1(const char *name)
+/* A knob from the environment: a non-negative integer, else `def`. */
+static int env_int(const char *name, int def)
 {
     const char *e = getenv(name);
-    return e && !strcmp(e, "1");
+    char *end;
+    long v = e && *e ? strtol(e, &end, 10) : -1;
+    return e && *e && !*end && v >= 0 && v <= 1 << 20 ? (int)v : def;
 }
 
-/* The pipeline's knobs from the environment (docs/streaming.md; the H100 A/B variants are all off by
- * default): read / copy granularity, copy streams, spinning, urgent misses, split misses, skipped copy waits,
- * dropped guesses. */
+/* The tuned set (QNEXT_STREAM_TUNED=1; docs/streaming.md): the pipeline knobs below that won the H100 A/B.
+ * Each knob's own variable still overrides it; QNEXT_STREAM_TUNED=0 gives the previous pipeline. */
+#define TUNED_DEFAULT 0        /* on discrete GPUs; never on UMA (lavapipe, integrated) unless asked for */
+#define TUNED_SPIN 2
+#define TUNED_URGENT 1
+#define TUNED_SKIP_DONE 1
+#define TUNED_PF_DROP 1
+#define TUNED_PF_SPLIT 0
+
+/* The pipeline's knobs from the environment: read / copy granularity, copy streams, spinning, urgent misses,
+ * split misses and guesses, skipped copy waits, dropped guesses. */
 static void stream_env(struct qn_mst *s)
 {
+    bool tuned = env_int("QNEXT_STREAM_TUNED", TUNED_DEFAULT && !qn_vk_caps(s->v)->uma) == 1;
     s->piece = env_u64("QNEXT_STREAM_PIECE", PIECE_DEFAULT);
     s->dpiece = env_u64("QNEXT_STREAM_DPIECE", s->piece);
     s->batch_bytes = env_u64("QNEXT_STREAM_BATCH", BATCH_BYTES);
     uint64_t nq = env_u64("QNEXT_STREAM_TXQ", qn_vk_transfer_queues(s->v));   /* copy streams (tests: > queues) */
     s->n_txq = nq > QN_MAX_XQUEUES ? QN_MAX_XQUEUES : (int)nq;
-    const char *sp = getenv("QNEXT_STREAM_SPIN");
-    s->spin = sp && (!strcmp(sp, "1") || !strcmp(sp, "2"));
-    s->spin_io = sp && !strcmp(sp, "2");
-    s->urgent = env_is1("QNEXT_STREAM_URGENT");
-    s->split = (int)env_u64("QNEXT_STREAM_SPLIT", 0);
-    s->pf_split = (int)env_u64("QNEXT_STREAM_PF_SPLIT", 0);
-    s->skip_done = env_is1("QNEXT_STREAM_SKIP_DONE");
-    s->pf_drop = env_is1("QNEXT_STREAM_PF_DROP");
+    int spin = env_int("QNEXT_STREAM_SPIN", tuned ? TUNED_SPIN : 0);
+    s->spin = spin == 1 || spin == 2;
+    s->spin_io = spin == 2;
+    s->urgent = env_int("QNEXT_STREAM_URGENT", tuned ? TUNED_URGENT : 0) == 1;
+    s->split = env_int("QNEXT_STREAM_SPLIT", 0);
+    s->pf_split = env_int("QNEXT_STREAM_PF_SPLIT", tuned ? TUNED_PF_SPLIT : 0);
+    s->skip_done = env_int("QNEXT_STREAM_SKIP_DONE", tuned ? TUNED_SKIP_DONE : 0) == 1;
+    s->pf_drop = env_int("QNEXT_STREAM_PF_DROP", tuned ? TUNED_PF_DROP : 0) == 1;
+    s->tuned = tuned;
 }
 
 int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
@@ -1257,6 +1271,10 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
                 s->ring_bar ? " in device-local host-visible memory" : "",
                 qn_vk_transfer_queue(m->v) ? "transfer" : "compute", why);
     }
+    fprintf(out, "  pipeline: tuned %d, spin %d, urgent misses %d, skip seen copies %d, drop unused guesses %d, "
+            "every Nth guess direct %d, every Nth miss staged %d, %d copy stream(s), pieces %llu KiB (misses %llu)\n",
+            s->tuned, s->spin_io ? 2 : s->spin, s->urgent, s->skip_done, s->pf_drop, s->pf_split, s->split, s->n_txq,
+            (unsigned long long)(s->piece >> 10), (unsigned long long)(s->dpiece >> 10));
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
             (unsigned long long)es.hits, (unsigned long long)es.misses, (unsigned long long)es.evictions);
     fprintf(out, "  read %.2f MiB in %llu requests, %.3f GB/s while busy\n", (double)is.bytes / 1048576.0,
