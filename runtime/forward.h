@@ -77,7 +77,7 @@ typedef struct qn_fwd {
     qn_pipe *qmatvec_norm_route[5]; /* ... and the router epilogue (parts of a GGUF W_moe) */
     qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
-    qn_pipe *moe_qdnx[5];   /* ... their down split over the experts (QNEXT_MOEQ_DN=split), NULL unless chosen */
+    qn_pipe *moe_qdnx[5];   /* ... their down split over the experts (default; NULL with QNEXT_MOEQ_DN=rows) */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
     qn_pipe *qmatmul[5];    /* their prefill matmuls (qmatmul.comp), same index; NULL when unused */
     qn_pipe *moe_qgu_g[5], *moe_qdn_g[5]; /* grouped prefill over GGUF block experts (moe_qgrouped.comp) */

@@ -71,20 +71,23 @@ static bool moeq_layout(uint32_t lay[11])
     return true;
 }
 
-/* QNEXT_MOEQ_DN=split[:WG,ROWS,SGROWS,UNROLL]: the decode expert down split over the experts (moe_q.comp
- * QN_DN_XSPLIT: (K + 1) x H / ROWS workgroups, the last of each row block sums the partials; spec 0, 3..5, 0 = the
- * shader's default) instead of the row sets (QNEXT_MOEQ_DN=rows, the default until the H100 decides). */
-static bool moeq_dn_split(uint32_t lay[4])
+/* The decode expert down split over the experts (moe_q.comp QN_DN_XSPLIT: (K + 1) x H / ROWS workgroups, the last
+ * of each row block sums the partials), the default since H100 run 18a (148.4 vs 141.3 tok/s for the row sets);
+ * QNEXT_MOEQ_DN=rows selects the row sets, QNEXT_MOEQ_DN=split:WG,ROWS,SGROWS,UNROLL[,WIMAX] another layout (spec 0,
+ * 3..5 and 7: weight rows staged in shared memory for I <= WIMAX; 0 = the shader's default). */
+static bool moeq_dn_split(uint32_t lay[5])
 {
     const char *e = getenv("QNEXT_MOEQ_DN");
-    unsigned v[4] = { 0, 0, 0, 0 };
-    if (!e || !*e || !strcmp(e, "rows")) return false;
-    if (strcmp(e, "split") && (sscanf(e, "split:%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3]) < 1 || v[0] > 1024 ||
-                               v[1] > 1024 || v[2] > 16 || v[3] > 16)) {
-        QN_WARN("QNEXT_MOEQ_DN=%s is not rows, split or split:WG,ROWS,SGROWS,UNROLL (0 = default); ignored", e);
-        return false;
+    unsigned v[5] = { 0, 0, 0, 0, 0 };
+    if (e && !strcmp(e, "rows")) return false;
+    if (e && *e && strcmp(e, "split") &&
+        (sscanf(e, "split:%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) < 1 || v[0] > 1024 || v[1] > 1024 ||
+         v[2] > 16 || v[3] > 16 || v[4] > 65536)) {
+        QN_WARN("QNEXT_MOEQ_DN=%s is not rows, split or split:WG,ROWS,SGROWS,UNROLL[,WIMAX] (0 = default); the default "
+                "split", e);
+        memset(v, 0, sizeof v);
     }
-    for (int i = 0; i < 4; i++) lay[i] = v[i];
+    for (int i = 0; i < 5; i++) lay[i] = v[i];
     return true;
 }
 
@@ -380,11 +383,11 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     if (model_uses_q(m, i)) MVPIPE0(qmv[i], &f->qmatvec[i]);
     if (model_uses_q(m, i)) PIPE(qmm[i], &f->qmatmul[i], tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]);
     bool ugu = experts_use_q(m, 0, i), udn = experts_use_q(m, 2, i);
-    uint32_t lay[11], xl[4];
-    if (udn && moeq_dn_split(xl)) { /* QNEXT_MOEQ_DN=split: 0 = the shader's default */
+    uint32_t lay[11], xl[5];
+    if (udn && moeq_dn_split(xl)) { /* the split down unless QNEXT_MOEQ_DN=rows; 0 = the shader's default */
         const uint32_t *d = qn_kernel_infos[qdnx[i]].spec_default;
         PIPE(qdnx[i], &f->moe_qdnx[i], xl[0] ? xl[0] : d[0], 0, 0, xl[1] ? xl[1] : d[3], xl[2] ? xl[2] : d[4],
-             xl[3] ? xl[3] : d[5]);
+             xl[3] ? xl[3] : d[5], d[6], xl[4]);
     }
     if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4], moeq_pre());

@@ -28,6 +28,10 @@
 //                        default 512), DN its K routed act rows (K * I / 4 needed; default 0)
 //          7 QN_PRE      GU: 1 (default) loads each team's first batch of weights before x is staged (the
 //                        DRAM latency overlaps the slot lookup's tail, the x reads and the barrier); 0 after
+//            QN_WIMAX    DN split (QN_DN_XSPLIT): 0 (default) = weights loaded by the lanes that use them; else a
+//                        routed expert's rows (I <= QN_WIMAX) are first copied into shared memory by the whole group
+//                        in aligned 16-byte pieces (fewer registers per byte in flight than the unit loads, e.g. Q6_K's
+//                        5-word loads at 2-byte offsets), then decoded from there
 //            QN_KSPLIT   DN: 1 = each team computes one row h at a time, its lanes spread over the units of all
 //                        K experts' rows h (and then the block shared row's), QN_UNROLL units per lane in flight
 //                        (run 7's split with subgroup sums; QN_SGROWS unused); 0 (default) = the row sets below
@@ -77,6 +81,8 @@ layout(constant_id = 5) const uint QN_UNROLL = 5; // K = 10: two batches
 layout(constant_id = 6) const uint QN_XSH = QN_XSH_DEF;
 #if defined(QN_MOE_GU)
 layout(constant_id = 7) const uint QN_PRE = 1;
+#elif defined(QN_DN_XSPLIT)
+layout(constant_id = 7) const uint QN_WIMAX = 0; // stage the group's weight rows in shared memory for I <= this
 #else
 layout(constant_id = 7) const uint QN_KSPLIT = 0;
 #endif
@@ -442,6 +448,35 @@ shared bool qn_last;
 float accx[QN_SGROWS];
 qn_qu qn_rx[QN_UNROLL * QN_SGROWS]; // the batch in flight
 
+// QN_WIMAX: the group's rows of a routed expert, staged (uvec4s for the formats that load uvec4s, else words)
+const uint QN_WS_N4 = QN_ROWS * (QN_WIMAX / QN_QK) * QN_QBB / 16u + 1u;
+const uint QN_WS_PER = (QN_WS_N4 + QN_WG - 1u) / QN_WG; // uvec4s each invocation copies
+#if defined(QN_Q4_K) || defined(QN_Q5_K)
+shared uvec4 qn_ws4[QN_WS_N4];
+#else
+shared uint qn_ws1[4u * QN_WS_N4];
+#endif
+
+// n16 uvec4s from byte wb (16-byte aligned) of pool P4 into the stage: all loads first, then the stores
+#define QN_WS_LOADS(P4, P1)                                                                       \
+    [[unroll]] for (uint c = 0u; c < QN_WS_PER; c++) tmp[c] = P4[wb / 16u + min(lid + c * QN_WG, n16 - 1u)];
+void dnx_stage(int s, uint wb, uint n16, uint lid)
+{
+    uvec4 tmp[QN_WS_PER];
+    QN_POOL_SWITCH(qn_slot_pool(s), QN_WS_LOADS)
+    [[unroll]] for (uint c = 0u; c < QN_WS_PER; c++) {
+        uint i = lid + c * QN_WG;
+        if (i < n16) {
+#if defined(QN_Q4_K) || defined(QN_Q5_K)
+            qn_ws4[i] = tmp[c];
+#else
+            qn_ws1[4u * i] = tmp[c].x, qn_ws1[4u * i + 1u] = tmp[c].y, qn_ws1[4u * i + 2u] = tmp[c].z;
+            qn_ws1[4u * i + 3u] = tmp[c].w;
+#endif
+        }
+    }
+}
+
 // QN_UNROLL units u + e lpr (clamped) of the rows whose first bytes are rb[j], from pool arrays P4 / P1, into qn_rx
 #define QN_DNX_LOADS(P4, P1)                                                                      \
     [[unroll]] for (uint e = 0u; e < QN_UNROLL; e++) {                                            \
@@ -469,8 +504,10 @@ void dnx_use(uint u, uint lpr, uint nun, uint xr4)
 }
 
 // accx[j] = this lane's part of row hb + j G (clamped to H) of expert slot s (sh: the shared expert's rows: blocks
-// when shq, else f32) with the act row starting at float xa; nun units (f32: vec4s or floats) per row
-void dnx_rows(bool sh, bool shq, bool vec_s, int s, uint hb, uint G, uint ul, uint lpr, uint nun, uint xa)
+// when shq, else f32; ws: the slot's rows from h0 on are staged) with the act row starting at float xa; nun units
+// (f32: vec4s or floats) per row
+void dnx_rows(bool sh, bool shq, bool vec_s, bool ws, int s, uint h0, uint hb, uint G, uint ul, uint lpr, uint nun,
+              uint xa)
 {
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) accx[j] = 0.0;
     uint hr[QN_SGROWS];
@@ -489,10 +526,12 @@ void dnx_rows(bool sh, bool shq, bool vec_s, int s, uint hb, uint G, uint ul, ui
         return;
     }
     uint rowb = (sh ? pc.Is : pc.I) / QN_QK * QN_QBB, base = sh ? 0u : qn_slot_byte(s) + QN_DN_OFF, rb[QN_SGROWS];
-    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rb[j] = base + hr[j] * rowb;
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rb[j] = ws ? (hr[j] - h0) * rowb : base + hr[j] * rowb;
     for (uint u = ul; u < nun; u += QN_UNROLL * lpr) {
         if (sh) {
             QN_DNX_LOADS(dsq4, dsq1)
+        } else if (ws) {
+            QN_DNX_LOADS(qn_ws4, qn_ws1)
         } else {
             QN_POOL_SWITCH(qn_slot_pool(s), QN_DNX_LOADS)
         }
@@ -526,6 +565,13 @@ void main()
     bool absent = s < 0; // uniform: NaN partials, so the token's y rows become NaN
     uint nun = !sh ? pc.I / 32u : shq ? pc.Is / 32u : vec_s ? pc.Is / 4u : pc.Is;
     uint xa = (t * K1 + k) * pc.act_stride, pb = (t * K1 + k) * pc.H;
+    // QN_WIMAX: a routed expert's rows h0 .. h0 + nr staged first (uniform: the slot's rows 16-byte aligned there)
+    uint rowb = pc.I / QN_QK * QN_QBB, wb = sh || absent ? 0u : qn_slot_byte(s) + QN_DN_OFF + h0 * rowb;
+    bool ws = QN_WIMAX > 0u && !sh && !absent && pc.I <= QN_WIMAX && wb % 16u == 0u;
+    if (ws) {
+        dnx_stage(s, wb, (min(QN_ROWS, pc.H - h0) * rowb + 15u) / 16u, lid);
+        barrier();
+    }
     qn_team tm = qn_get_team();
     uint lpr = min(tm.lanes, max(nun, 1u)), G = tm.lanes / lpr, grp = tm.lane / lpr, ul = tm.lane % lpr;
     uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
@@ -534,7 +580,7 @@ void main()
         uint st = min(st0, sets - 1u);
         bool store = st0 < sets && qn_team_leader(tm);
         [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) accx[j] = 0.0;
-        if (!absent && grp < G) dnx_rows(sh, shq, vec_s, s, h0 + st * rows_set + grp, G, ul, lpr, nun, xa);
+        if (!absent && grp < G) dnx_rows(sh, shq, vec_s, ws, s, h0, h0 + st * rows_set + grp, G, ul, lpr, nun, xa);
         for (uint r = 0u; r < rows_set; r++) { // one team sum per row of the set
             float v = 0.0;
             [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) v += r == j * G + grp && grp < G ? accx[j] : 0.0;

@@ -51,7 +51,7 @@ static const enum qn_kernel k_dnx[NFMTS] = { QN_K_MOE_Q_DNX_Q8_0, QN_K_MOE_Q_DNX
 
 /* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and 7:
  * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit; xsplit: the down split over the experts (moe_q_dnx_*,
- * which reads wg, rows, sgrows, unroll) */
+ * which reads wg, rows, sgrows, unroll, and xsh as its spec 7 QN_WIMAX: weight rows staged for I <= xsh) */
 struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit, xsplit; };
 static const struct qlayout layouts[] = {
     { 0, 0, 0, 0, 0, 0, 0, 0 },     /* the defaults (the model's decode layout) */
@@ -59,6 +59,7 @@ static const struct qlayout layouts[] = {
     { 128, 7, 3, 3, 0, 1, 0, 0 },   /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
     { 2, 3, 2, 2, 64, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
     { 64, 5, 1, 2, 1024, 0, 1, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
+    { 128, 16, 2, 1, 512, 0, 0, 0 },/* (split down only) its defaults with the weight rows staged (QN_WIMAX 512) */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -167,7 +168,9 @@ static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *
 {
     const struct qn_kernel_info *ki = &qn_kernel_infos[k];
     bool gu = !strncmp(ki->name, "moe_q_gu", 8);
-    uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, l->xsh, gu ? !l->nopre : l->xsplit ? 0 : l->ksplit };
+    bool dnx = !strncmp(ki->name, "moe_q_dnx", 9);
+    uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, dnx ? 0 : l->xsh,
+                      gu ? !l->nopre : dnx ? l->xsh : l->ksplit };
     for (uint32_t i = 0; i < 7; i++)
         if (i != 1 && i != 2 && !v[i] && !(i == 6 && l->wg)) v[i] = ki->spec_default[i];
     return qn_h_pipe_spec(h, k, v, 8);
@@ -554,7 +557,9 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
                                 ksplit = { 32, 1, 1, 6, 0, 0, 1, 0 }, g32 = { 32, 1, 1, 2, 0, 0, 0, 0 },
                                 run9d = { 128, 16, 2, 5, 0, 0, 0, 0 }, xs = { .xsplit = 1 },
                                 xs32 = { 128, 32, 4, 1, 0, 0, 0, 1 }, xs8 = { 64, 8, 2, 1, 0, 0, 0, 1 },
-                                xs64 = { 256, 64, 4, 1, 0, 0, 0, 1 }, ks512 = { 512, 16, 1, 6, 0, 0, 1, 0 };
+                                xs64 = { 256, 64, 4, 1, 0, 0, 0, 1 }, ks512 = { 512, 16, 1, 6, 0, 0, 1, 0 },
+                                xsw = { 128, 16, 2, 1, 512, 0, 0, 1 }, xsw32 = { 128, 32, 4, 1, 512, 0, 0, 1 },
+                                xsw8 = { 64, 8, 2, 1, 512, 0, 0, 1 };
     bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, reps, false), false);
@@ -568,6 +573,9 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
     bench_line(&B, "moe_q defaults, down split 128,32,4,1", bench_layout(h, &B, &def, &xs32, true, reps, false), true);
     bench_line(&B, "moe_q defaults, down split 64,8,2,1", bench_layout(h, &B, &def, &xs8, true, reps, false), true);
     bench_line(&B, "moe_q defaults, down split 256,64,4,1", bench_layout(h, &B, &def, &xs64, true, reps, false), true);
+    bench_line(&B, "down split, weights staged (WIMAX 512)", bench_layout(h, &B, &def, &xsw, true, reps, false), true);
+    bench_line(&B, "down split 128,32,4,1 staged", bench_layout(h, &B, &def, &xsw32, true, reps, false), true);
+    bench_line(&B, "down split 64,8,2,1 staged", bench_layout(h, &B, &def, &xsw8, true, reps, false), true);
     if (sweep) bench_sweep(h, &B, reps);
     qn_h_reset(h);
 }
@@ -603,7 +611,7 @@ int main(int argc, char **argv)
         if (small && f != 1 && f != 4) continue; /* --small: Q4_0 and Q6_K only */
         uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
         for (uint32_t l = 0; l < NLAYOUTS; l++)
-            if ((l == 0 || f == 1 || f == 4) && l != 4)
+            if ((l == 0 || f == 1 || f == 4) && l < 4)
                 run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = l == 2 ? 3 : 1, .H = HH, .I = II, .Is = 40,
                                              .E = 12, .K = 3, .layout = l, .absent = -1 });
         run_case(&h, (struct mcase){ .fgu = f, .fdn = (f + 2) % NFMTS, .T = 2, .H = 256, .I = 256, .Is = 37, .E = 5,
@@ -617,10 +625,12 @@ int main(int argc, char **argv)
                                          .layout = 4, .absent = 1 });
         /* the down split over the experts: the shared down in blocks (2 blocks), f32 in vec4s (Is 40) with an
          * absent expert, f32 in floats (Is 37); 3 tokens; its default layout, and on the 32- and 256-element formats
-         * 7 rows (not dividing H) with 3 rows per lane and 3 units in flight, and a workgroup below a subgroup */
-        for (uint32_t l = 0; l < 4; l++)
-            if (l == 0 || ((f == 1 || f == 4) && (!small || l == 2))) { /* --small: the default and WG 2 */
-                uint32_t ll = l == 0 ? 0 : l == 1 ? 2 : l == 2 ? 3 : 1;
+         * 7 rows (not dividing H) with 3 rows per lane and 3 units in flight, a workgroup below a subgroup, the
+         * weight rows staged in shared memory (QN_WIMAX; staged where a group's rows are 16-byte aligned, so
+         * 4 rows of 64 and 3 rows of 36 bytes mix staged and unstaged groups) */
+        for (uint32_t l = 0; l < 5; l++)
+            if (l == 0 || l == 4 || ((f == 1 || f == 4) && (!small || l == 2))) { /* --small: 0, 4 and WG 2 */
+                uint32_t ll = l == 0 ? 0 : l == 1 ? 2 : l == 2 ? 3 : l == 3 ? 1 : 5;
                 run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 3, .H = HH, .I = II,
                                              .Is = l == 3 ? 37 : l == 1 ? 40 : 2 * qk, .E = 7, .K = 3, .layout = ll,
                                              .absent = l == 1 ? 4 : -1, .shq = l == 0 || l == 2, .xsplit = true });
@@ -628,9 +638,10 @@ int main(int argc, char **argv)
     }
     /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets, QN_KSPLIT, split */
     if (!small)
-        for (int v = 0; v < 3; v++)
+        for (int v = 0; v < 4; v++) /* row sets, QN_KSPLIT, split, split with the weights staged */
             run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
-                                         .layout = v == 1 ? 4 : 0, .absent = -1, .shq = true, .xsplit = v == 2 });
+                                         .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
+                                         .xsplit = v >= 2 });
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
 }

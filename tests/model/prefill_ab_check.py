@@ -6,7 +6,8 @@ parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above sm
   each env variant vs the default Vulkan path          rel L2 < 1e-5 (other but fixed f32 summation orders)
     QNEXT_MOE_TOKEN_T=0       routed experts on the grouped kernels (the default runs 40 tokens on the per-token
                               decode kernels, tokens in z: QNEXT_MOE_TOKEN_T defaults to 128)
-      + QNEXT_MOEQ_DN=split   ... with their down split over the experts (moe_q_dnx_*, last-workgroup combine)
+    QNEXT_MOEQ_DN=rows        the per-token kernels' down as row sets (moe_q_dn_*) instead of the default split over
+                              the experts (moe_q_dnx_*, last-workgroup combine)
     QNEXT_DENSE_TOKEN_T=64    whole block weights (out projections) on the decode matvec (tokens in z)
     QNEXT_ROUTER_TILE=...     W_moe's f32 parts (router, shared_expert_gate) in other FMA tiles
     QNEXT_CHUNK=16            the prompt in three calls
@@ -24,7 +25,7 @@ from testlib import read_npy, rel_l2, report  # noqa: E402
 
 VARIANTS = [
     {"QNEXT_MOE_TOKEN_T": "0"},
-    {"QNEXT_MOE_TOKEN_T": "64", "QNEXT_MOEQ_DN": "split"},
+    {"QNEXT_MOEQ_DN": "rows"},
     {"QNEXT_DENSE_TOKEN_T": "64"},
     {"QNEXT_ROUTER_TILE": "64,32,32,32,4,4:16,64,4,64,4,4"},
     {"QNEXT_CHUNK": "16"},
