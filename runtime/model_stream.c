@@ -1099,6 +1099,7 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     qn_io_default_params(&ip);
     ip.mode = (enum qn_io_mode)p->io_mode;
     ip.queue_depth = ip.threads * 4 > 64 ? ip.threads * 4 : 64;   /* keeps every reader busy between polls */
+    ip.urgent_reserve = s->urgent ? env_int("QNEXT_IO_RESERVE", 0) : 0;   /* readers kept for demand misses */
     if (!rc) rc = qn_io_open(&s->io, &ip);
     if (!rc) rc = add_files(s);
     if (rc) return rc;

@@ -259,6 +259,7 @@ struct pool_be {
     struct io_op *q_head, *q_tail, *q_urg, *d_head, *d_tail;
     bool stop;
     int n_threads;
+    int plain_max, n_plain;   /* at most plain_max threads read plain (not urgent) ops at once */
     pthread_t th[];
 };
 
@@ -302,10 +303,14 @@ static void *pool_worker(void *arg)
     struct pool_be *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && !p->q_head) pthread_cond_wait(&p->work_cv, &p->mu);
+        /* urgent ops (at the queue's front) any time; plain ones while fewer than plain_max threads read them */
+        while (!p->stop && !p->q_urg && !(p->q_head && p->n_plain < p->plain_max))
+            pthread_cond_wait(&p->work_cv, &p->mu);
+        bool plain = !p->q_urg;
         struct io_op *op = list_pop(&p->q_head, &p->q_tail);
         if (!op) break;                                   /* stop requested and queue empty */
         if (op == p->q_urg) p->q_urg = NULL;
+        if (plain) p->n_plain++;
         pthread_mutex_unlock(&p->mu);
         if (atomic_load_explicit(&op->dropped, memory_order_relaxed)) {
             op->res = -ECANCELED;
@@ -314,6 +319,7 @@ static void *pool_worker(void *arg)
             op->res = r < 0 ? -errno : (int)r;
         }
         pthread_mutex_lock(&p->mu);
+        if (plain && p->n_plain-- >= p->plain_max) pthread_cond_signal(&p->work_cv);   /* a plain slot is free */
         list_push(&p->d_head, &p->d_tail, op);
         pthread_cond_signal(&p->done_cv);
     }
@@ -373,10 +379,12 @@ static void pool_destroy(struct io_backend *be)
     free(p);
 }
 
-static int pool_create(int threads, struct io_backend **out)
+static int pool_create(int threads, int reserve, struct io_backend **out)
 {
     struct pool_be *p = calloc(1, sizeof *p + (size_t)threads * sizeof(pthread_t));
     if (!p) return qn_fail(-ENOMEM, "io pool: out of memory");
+    p->plain_max = threads - (reserve > 0 ? reserve : 0);
+    p->plain_max = p->plain_max < 1 ? 1 : p->plain_max;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -630,7 +638,7 @@ static int start_backend(qn_io *io)
         if (rc < 0 && io->p.engine == QN_IO_ENGINE_URING) return rc;
         if (rc < 0) QN_WARN("io: %s; using the pread pool", qn_errmsg());
     }
-    if (rc < 0 && (rc = pool_create(io->p.threads, &io->be)) < 0) return rc;
+    if (rc < 0 && (rc = pool_create(io->p.threads, io->p.urgent_reserve, &io->be)) < 0) return rc;
     snprintf(io->name, sizeof io->name, "%s%s", io->be->name, io->has_faults ? "+faults" : "");
     if (io->has_faults) return fault_wrap(io->be, &io->faults, io->p.queue_depth, &io->be);
     return 0;

@@ -60,6 +60,7 @@ struct qn_io_params {
     enum qn_io_engine engine;     /* default AUTO: io_uring for direct, the pool for buffered */
     int queue_depth;              /* backend reads in flight (io_uring SQ size); default 16 */
     int threads;                  /* pool worker threads; default qn_io_default_threads() */
+    int urgent_reserve;           /* pool threads that only read QN_IO_URGENT requests (default 0) */
     uint32_t chunk_bytes;         /* a request is split into backend reads of at most this; default 1 MiB,
                                      rounded up to a multiple of 4096 */
     const struct qn_io_faults *faults; /* NULL: read QNEXT_IO_FAULTS from the environment */

@@ -178,13 +178,14 @@ static void bad_requests(const char *path)
 
 /* 16 plain 1 MiB reads, then one QN_IO_URGENT (or, as the control, plain) read, on one pread thread: the
  * urgent one completes among the first few (the thread may already hold 1-2 plain reads), the plain one last. */
-static int urgent_position(const char *path, const uint8_t *file, int depth, bool urgent)
+static int urgent_position(const char *path, const uint8_t *file, int depth, bool urgent, int threads, int reserve)
 {
     struct qn_io_params ip;
     qn_io_default_params(&ip);
     ip.mode = QN_IO_BUFFERED;
     ip.engine = QN_IO_ENGINE_POOL;
-    ip.threads = 1;
+    ip.threads = threads;
+    ip.urgent_reserve = reserve;
     ip.queue_depth = depth;
     ip.no_env_faults = true;
     qn_io *io;
@@ -315,14 +316,21 @@ static void drop_check(const char *path, const uint8_t *file)
 static void urgent_order(const char *path, const uint8_t *file)
 {
     for (int depth = 2; depth <= 64; depth += 62) {
-        int u = 16, c = urgent_position(path, file, depth, false);
+        int u = 16, c = urgent_position(path, file, depth, false, 1, 0);
         /* the reads before it may all finish while this thread is preempted between its two submits (a loaded
          * machine): a few tries, any of them must put it near the front */
-        for (int t = 0; t < 5 && u > 3; t++) u = urgent_position(path, file, depth, true);
+        for (int t = 0; t < 5 && u > 3; t++) u = urgent_position(path, file, depth, true, 1, 0);
         CHECK(u >= 0 && u <= 3, "queue depth %d: the urgent read completed %d-th of 17", depth, u + 1);
         CHECK(c == 16, "queue depth %d: the plain read completed %d-th of 17 (FIFO expected)", depth, c + 1);
         printf("ok urgent read at queue depth %d: completed %d-th of 17 (plain: %d-th)\n", depth, u + 1, c + 1);
     }
+    /* one of 2 threads kept for urgent reads (plain ones one at a time), and a reserve of every thread (clamped:
+     * one still reads plain ops): every read completes with its bytes, the urgent one near the front */
+    int u = 16;
+    for (int t = 0; t < 5 && u > 3; t++) u = urgent_position(path, file, 64, true, 2, 1);
+    CHECK(u <= 3, "2 threads, 1 reserved: the urgent read completed %d-th of 17", u + 1);
+    CHECK(urgent_position(path, file, 64, false, 2, 2) >= 0, "every thread reserved");
+    printf("ok urgent reserve: the urgent read completed %d-th of 17 with 1 of 2 threads reserved\n", u + 1);
 }
 
 /* The filesystem under test must really enforce O_DIRECT alignment, or the direct runs prove little. */
