@@ -544,11 +544,12 @@ static int make_mv_small_pipes(qn_fwd *f)
  * route parts keep the default (they were made before). Run 17's sweep (a barrier between matvecs, as in the model)
  * read 128,16,1,4,0 at 989 GB/s on the 12352 x 2048 Q4_K in_proj shape and 128,8,1,4,0 at 629 on 2048 x 4096; the
  * default 256,16,2,2,1024 read 551 / 359 as the sweep's first row, while its grid neighbours read ~890 / ~555. */
-static int mv_env_layouts(qn_fwd *f, const char *name, const enum qn_kernel k[5], qn_pipe *out[5])
+static int mv_env_layouts(qn_fwd *f, const char *name, const char *dflt, const enum qn_kernel k[5], qn_pipe *out[5])
 {
     static const char *const tn[5] = { "q8_0", "q4_0", "q4_k", "q5_k", "q6_k" };
     const char *e = getenv(name);
     int rc;
+    if (!e && qn_vk_caps(f->v)->subgroup_size == 32) e = dflt; /* unset: the measured default (32-wide subgroups) */
     for (const char *p = e; p && *p;) {
         size_t n = strcspn(p, ";");
         char ent[96];
@@ -579,8 +580,11 @@ static int make_mv_env_pipes(qn_fwd *f)
                                            QN_K_MATVEC_Q6_K };
     static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
                                             QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
-    int rc = mv_env_layouts(f, "QNEXT_QMV_LAYOUT", qmv, f->qmatvec);
-    return rc ? rc : mv_env_layouts(f, "QNEXT_QMVN_LAYOUT", qmvn, f->qmatvec_norm);
+    /* defaults from in-model A/B runs on 32-wide subgroups (NULL: the kernel's own, 256,16,2,2,1024,1,0); an empty
+     * QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT keeps the kernel's own */
+    static const char *const qmv_default = NULL, *const qmvn_default = NULL;
+    int rc = mv_env_layouts(f, "QNEXT_QMV_LAYOUT", qmv_default, qmv, f->qmatvec);
+    return rc ? rc : mv_env_layouts(f, "QNEXT_QMVN_LAYOUT", qmvn_default, qmvn, f->qmatvec_norm);
 }
 
 /* route_mixed (the decode route stage of a GGUF mixed-type W_moe in one dispatch): for each block type the model's
