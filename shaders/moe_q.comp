@@ -9,21 +9,26 @@
 // up (GU; they must agree) or of down (DN). down_s (the shared expert's down_proj [H, Is]) is f32, or, with
 // pc.flags & QN_MOE_SHARED_Q, rows of Is / QK blocks of the DN variant's type (a GGUF model's shared expert
 // when its type is the routed down's: 0.86 MB instead of 4.2 MB per layer for the 80B Q4_K_M).
+// QN_DN_XSPLIT (with QN_MOE_DN; kernels moe_q_dnx_*, the model's default): the down split over the experts,
+// one group per (row block, expert or the shared one), partials combined by the last group of each row block
+// (see "QN_DN_XSPLIT" below).
 // QN_SUBGROUP: subgroup teams reduced with subgroupAdd; else the workgroup is one team (qn_wg_sum).
 // Bindings GU: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools
 //          DN: 0 act, 1 ids, 2 table, 3 w f32 [T, K], 4 sg f32 [T], 5 down_s f32 [H, Is], 6 y f32 [T, H],
-//              7..14 pools
+//              7..14 pools; QN_DN_XSPLIT also 15 scratch: f32 partials [T, K + 1, H] from the start, one uint32
+//              counter per (token, row block) at the end (index length - 1 - (t nblk + block); zero between calls)
 // Push:    qn_pc_moe (act_stride a multiple of 4; H, I (and Is with QN_MOE_SHARED_Q) multiples of the block size)
 // Spec:    0 QN_WG       workgroup size (default 128; teams past the last set of rows only repeat it)
 //          1 QN_UP_OFF   byte offset of the up part in a slot (= gate bytes; a multiple of 16)
 //          2 QN_DN_OFF   byte offset of the down part in a slot (a multiple of 16)
-//          3 QN_ROWS     GU: rows i per workgroup (default 8); DN: rows h per workgroup (default 8)
+//          3 QN_ROWS     GU: rows i per workgroup (default 8); DN: rows h per workgroup (default 8; split 16)
 //          4 QN_SGROWS   GU: rows i one team computes together (gate + up: 2x the weight rows; default 1)
-//                        DN: rows h each lane computes, sharing each act run (default 1)
+//                        DN: rows h each lane computes, sharing each act run (default 1; split 2)
 //                        (the defaults decode the full 80B Q4_K_M at 138.8 tok/s on the H100 vs 125.0 with
 //                        256/16/2 for GU and 128/16/2 for DN: docs/perf.md run 11; QNEXT_MOEQ_LAYOUT overrides)
 //          5 QN_UNROLL   GU: units of each row a lane loads before using them (default 2)
-//                        DN: experts whose units a lane loads before using them (default 5)
+//                        DN: experts whose units a lane loads before using them (default 5); split: units of
+//                        each of its rows (default 1)
 //          6 QN_XSH      x staging capacity in vec4 (0: read x through L1): GU the token's x (H / 4 needed;
 //                        default 512), DN its K routed act rows (K * I / 4 needed; default 0)
 //          7 QN_PRE      GU: 1 (default) loads each team's first batch of weights before x is staged (the
@@ -36,7 +41,8 @@
 //                        K experts' rows h (and then the block shared row's), QN_UNROLL units per lane in flight
 //                        (run 7's split with subgroup sums; QN_SGROWS unused); 0 (default) = the row sets below
 // Dispatch: GU K * ceil(I / QN_ROWS) groups (group g: k = g / ceil(I / QN_ROWS), rows block g % ..), DN
-//           ceil(H / QN_ROWS) groups; times T in z (one token per z).
+//           ceil(H / QN_ROWS) groups (QN_DN_XSPLIT: (K + 1) ceil(H / QN_ROWS), group g: row block g / (K + 1),
+//           expert g % (K + 1)); times T in z (one token per z).
 // Layout: as qmatvec.comp: lanes on consecutive 32-weight units of a row (quant.glsl), x runs from the
 // staged, bank-conflict-free copy (with run sums) or from the buffer. GU: each team (subgroup) takes sets
 // of QN_SGROWS rows i and streams their gate and up rows together (one x run per unit for all 2 QN_SGROWS
