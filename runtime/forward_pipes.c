@@ -74,7 +74,8 @@ static bool moeq_layout(uint32_t lay[11])
 /* The decode expert down split over the experts (moe_q.comp QN_DN_XSPLIT: (K + 1) x H / ROWS workgroups, the last
  * of each row block sums the partials), the default since H100 run 18a (148.4 vs 141.3 tok/s for the row sets);
  * QNEXT_MOEQ_DN=rows selects the row sets, QNEXT_MOEQ_DN=split:WG,ROWS,SGROWS,UNROLL[,WIMAX] another layout (spec 0,
- * 3..5 and 7: weight rows staged in shared memory for I <= WIMAX; 0 = the shader's default). */
+ * 3..5 and 7: weight rows staged in shared memory for I <= WIMAX, and with them the act row, spec 6 = WIMAX / 4;
+ * 0 = the shader's default). */
 static bool moeq_dn_split(uint32_t lay[5])
 {
     const char *e = getenv("QNEXT_MOEQ_DN");
@@ -387,7 +388,7 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     if (udn && moeq_dn_split(xl)) { /* the split down unless QNEXT_MOEQ_DN=rows; 0 = the shader's default */
         const uint32_t *d = qn_kernel_infos[qdnx[i]].spec_default;
         PIPE(qdnx[i], &f->moe_qdnx[i], xl[0] ? xl[0] : d[0], 0, 0, xl[1] ? xl[1] : d[3], xl[2] ? xl[2] : d[4],
-             xl[3] ? xl[3] : d[5], d[6], xl[4]);
+             xl[3] ? xl[3] : d[5], xl[4] / 4, xl[4]); /* staged weights: the act row too (spec 6) */
     }
     if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4], moeq_pre());

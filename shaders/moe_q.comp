@@ -30,7 +30,8 @@
 //                        DN: experts whose units a lane loads before using them (default 5); split: units of
 //                        each of its rows (default 1)
 //          6 QN_XSH      x staging capacity in vec4 (0: read x through L1): GU the token's x (H / 4 needed;
-//                        default 512), DN its K routed act rows (K * I / 4 needed; default 0)
+//                        default 512), DN its K routed act rows (K * I / 4 needed; default 0), DN split the
+//                        group's act row, staged with the weights (QN_WIMAX; I / 4 needed; default 0)
 //          7 QN_PRE      GU: 1 (default) loads each team's first batch of weights before x is staged (the
 //                        DRAM latency overlaps the slot lookup's tail, the x reads and the barrier); 0 after
 //            QN_WIMAX    DN split (QN_DN_XSPLIT): 0 (default) = weights loaded by the lanes that use them; else a
@@ -466,10 +467,13 @@ shared uint qn_ws1[4u * QN_WS_N4];
 // n16 uvec4s from byte wb (16-byte aligned) of pool P4 into the stage: all loads first, then the stores
 #define QN_WS_LOADS(P4, P1)                                                                       \
     [[unroll]] for (uint c = 0u; c < QN_WS_PER; c++) tmp[c] = P4[wb / 16u + min(lid + c * QN_WG, n16 - 1u)];
-void dnx_stage(int s, uint wb, uint n16, uint lid)
+// (and with QN_XSH >= I / 4 the group's act row from vec4 xb4 into qn_xs / qn_xsum, its loads in flight with
+// the weights': the x runs then come from shared memory after the barrier instead of another L2 round trip)
+void dnx_stage(int s, uint wb, uint n16, uint lid, uint xb4)
 {
     uvec4 tmp[QN_WS_PER];
     QN_POOL_SWITCH(qn_slot_pool(s), QN_WS_LOADS)
+    if (qn_xsh) QN_QX_STAGE(qn_xs, qn_xsum, QN_X4AT, lid, pc.I / 16u, QN_WG)
     [[unroll]] for (uint c = 0u; c < QN_WS_PER; c++) {
         uint i = lid + c * QN_WG;
         if (i < n16) {
@@ -501,8 +505,8 @@ void dnx_use(uint u, uint lpr, uint nun, uint xr4)
             qn_q_xrun(kq, e0, e1);
             vec4 xa[4], xb[4];
             float sa, sb;
-            QN_QX_RUN_G(QN_X4G, xr4 + (b * QN_QK + e0) / 4u, xa, sa)
-            QN_QX_RUN_G(QN_X4G, xr4 + (b * QN_QK + e1) / 4u, xb, sb)
+            qn_xrun((b * QN_QK + e0) / 4u, xr4, xa, sa); // staged (qn_xsh) or from x4[xr4 ..]
+            qn_xrun((b * QN_QK + e1) / 4u, xr4, xb, sb);
             [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++)
                 accx[j] += qn_q_dot(qn_rx[e * QN_SGROWS + j], kq, xa, xb, sa, sb);
         }
@@ -574,8 +578,9 @@ void main()
     // QN_WIMAX: a routed expert's rows h0 .. h0 + nr staged first (uniform: the slot's rows 16-byte aligned there)
     uint rowb = pc.I / QN_QK * QN_QBB, wb = sh || absent ? 0u : qn_slot_byte(s) + QN_DN_OFF + h0 * rowb;
     bool ws = QN_WIMAX > 0u && !sh && !absent && pc.I <= QN_WIMAX && wb % 16u == 0u;
+    qn_xsh = ws && pc.I <= 4u * QN_XSH; // the act row staged with the weights (QN_XSH, spec 6)
     if (ws) {
-        dnx_stage(s, wb, (min(QN_ROWS, pc.H - h0) * rowb + 15u) / 16u, lid);
+        dnx_stage(s, wb, (min(QN_ROWS, pc.H - h0) * rowb + 15u) / 16u, lid, xa / 4u);
         barrier();
     }
     qn_team tm = qn_get_team();

@@ -51,7 +51,8 @@ static const enum qn_kernel k_dnx[NFMTS] = { QN_K_MOE_Q_DNX_Q8_0, QN_K_MOE_Q_DNX
 
 /* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and 7:
  * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit; xsplit: the down split over the experts (moe_q_dnx_*,
- * which reads wg, rows, sgrows, unroll, and xsh as its spec 7 QN_WIMAX: weight rows staged for I <= xsh) */
+ * which reads wg, rows, sgrows, unroll, and xsh as its spec 7 QN_WIMAX: weight rows staged for I <= xsh, and
+ * the act row with them: spec 6 = xsh / 4) */
 struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit, xsplit; };
 static const struct qlayout layouts[] = {
     { 0, 0, 0, 0, 0, 0, 0, 0 },     /* the defaults (the model's decode layout) */
@@ -169,7 +170,7 @@ static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *
     const struct qn_kernel_info *ki = &qn_kernel_infos[k];
     bool gu = !strncmp(ki->name, "moe_q_gu", 8);
     bool dnx = !strncmp(ki->name, "moe_q_dnx", 9);
-    uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, dnx ? 0 : l->xsh,
+    uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, dnx ? l->xsh / 4 : l->xsh,
                       gu ? !l->nopre : dnx ? l->xsh : l->ksplit };
     for (uint32_t i = 0; i < 7; i++)
         if (i != 1 && i != 2 && !v[i] && !(i == 6 && l->wg)) v[i] = ki->spec_default[i];
