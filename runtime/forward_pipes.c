@@ -591,16 +591,23 @@ static int make_mv_env_pipes(qn_fwd *f)
 /* route_mixed (the decode route stage of a GGUF mixed-type W_moe in one dispatch): for each block type the model's
  * dense weights use (none: Q8_0's, for all-f32 parts), when the device has subgroup arithmetic and H is a
  * multiple of 32 up to 4096 (x staged: XSH = H / 4; forward.c checks H against the block size). Layout
- * WG 256, f32 rows 4, block rows 8, f32 unroll 8, block unroll 2 (the 80B Q4_K_M file: 128 + 2 x 64 + 1 workgroups,
- * every lane one batch of loads), or env QNEXT_ROUTE_ONE_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL; QNEXT_ROUTE_ONE=0:
- * none (forward.c records one matvec_norm_route dispatch per part instead). */
+ * WG 512, f32 rows 8, block rows 16, f32 unroll 8, block unroll 2: in the 80B Q4_K_M file 64 + 2 x 32 + 1 = 129
+ * workgroups of 16 subgroups (f32 rows split over 2 subgroups, one block row per subgroup), every lane one batch
+ * of loads. H100 run 18b (prefill-ab, 128 decode steps): 154.6 tok/s against 149.6 / 150.7 for the per-part
+ * dispatches (QNEXT_ROUTE_ONE=0); layouts with more workgroups lost in step with their count (256,4,8,8,2 257
+ * workgroups 146.3 / 147.2, 128,2,4,8,2 513 129.0, 64,1,2,8,2 1025 117.9), 256,8,16,16,4 (129 of 8 subgroups)
+ * 151.9, 256,8,16,8,2 (two batches per lane) 140.3. Devices with fewer than 512 invocations per workgroup get
+ * 256,8,16,16,4. Env QNEXT_ROUTE_ONE_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL another; QNEXT_ROUTE_ONE=0: none
+ * (forward.c records one matvec_norm_route dispatch per part instead). */
 static int make_route_one_pipes(qn_fwd *f)
 {
     static const enum qn_kernel rk[5] = { QN_K_ROUTE_MIXED_Q8_0, QN_K_ROUTE_MIXED_Q4_0, QN_K_ROUTE_MIXED_Q4_K,
                                           QN_K_ROUTE_MIXED_Q5_K, QN_K_ROUTE_MIXED_Q6_K };
     const char *e = getenv("QNEXT_ROUTE_ONE"), *el = getenv("QNEXT_ROUTE_ONE_LAYOUT");
-    uint32_t H = (uint32_t)f->m->c.hidden_size, s[6] = { 256, 4, 8, 8, 2, H / 4 };
+    const struct qn_caps *caps = qn_vk_caps(f->v);
+    uint32_t H = (uint32_t)f->m->c.hidden_size, s[6] = { 512, 8, 16, 8, 2, H / 4 };
     if ((e && !strcmp(e, "0")) || H % 32 || H > 4096) return 0;
+    if (caps->max_wg_invocations < 512) s[0] = 256, s[3] = 16, s[4] = 4; /* 256,8,16,16,4 */
     if (el && *el) {
         unsigned v[5];
         if (sscanf(el, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5 && v[0] >= 32 && v[0] <= 1024 &&
@@ -608,10 +615,10 @@ static int make_route_one_pipes(qn_fwd *f)
             for (int i = 0; i < 5; i++) s[i] = v[i];
         else
             QN_WARN("QNEXT_ROUTE_ONE_LAYOUT=%s is not WG,FROWS,QROWS,FUNROLL,QUNROLL (WG a multiple of 32 up to 1024, "
-                    "rows 1..64, unrolls 1..32 / 1..16); using 256,4,8,8,2", el);
+                    "rows 1..64, unrolls 1..32 / 1..16); using %u,%u,%u,%u,%u", el, s[0], s[1], s[2], s[3], s[4]);
     }
-    const struct qn_caps *caps = qn_vk_caps(f->v);
-    if (s[0] < (caps->subgroup_max > caps->subgroup_size ? caps->subgroup_max : caps->subgroup_size)) return 0;
+    if (s[0] > caps->max_wg_invocations ||
+        s[0] < (caps->subgroup_max > caps->subgroup_size ? caps->subgroup_max : caps->subgroup_size)) return 0;
     int rc; /* (a workgroup needs one full subgroup at least: its teams are the full subgroups) */
     bool any = false; /* no block type at all: the Q8_0 variant serves W_moe parts that are all f32 */
     for (int i = 0; i < 5; i++) any |= f->qmatvec[i] != NULL;

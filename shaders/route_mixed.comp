@@ -64,7 +64,7 @@ const uint QN_RT_RMAX = QN_FROWS > QN_QROWS ? QN_FROWS : QN_QROWS;
 const uint QN_RT_TMAX = QN_WG / 4u + 1u; // teams: full subgroups of >= 4 invocations
 shared vec4 qn_xs[QN_XSH + 1u];
 shared float qn_xsum[QN_XSH / 4u + 1u];
-shared float qn_part[QN_RT_TMAX * QN_RT_RMAX]; // [split part p][row r] partial sums
+shared float qn_part[QN_RT_TMAX > QN_RT_RMAX ? QN_RT_TMAX : QN_RT_RMAX]; // work item i's partial: [part][row]
 float qn_nr;
 
 // x · (nw + w_add), vec4 i of the token; adds x^2 to this invocation's share of the sum of squares
@@ -116,7 +116,7 @@ void qn_rt_store(uint mrow0, uint nr, uint np, uint t)
     uint r = gl_LocalInvocationIndex;
     if (r >= nr) return;
     float s = 0.0;
-    for (uint p = 0u; p < np; p++) s += qn_part[p * QN_RT_RMAX + r];
+    for (uint p = 0u; p < np; p++) s += qn_part[p * nr + r];
     y[t * pc.m_rows + mrow0 + r] = s * qn_nr;
 }
 
@@ -150,7 +150,7 @@ void NAME(uint r0, uint nr, uint team, uint P, uint lane, uint lanes, uint xb4) 
         }                                                                                         \
         pre = false;                                                                              \
         acc = subgroupAdd(acc);                                                                   \
-        if (subgroupElect()) qn_part[(i / nr) * QN_RT_RMAX + i % nr] = acc;                       \
+        if (subgroupElect()) qn_part[i] = acc; /* i = (i / nr) * nr + i % nr: [part][row] */        \
     }                                                                                             \
 }
 
@@ -193,7 +193,7 @@ void NAME(uint r0, uint nr, uint team, uint P, uint lane, uint lanes, uint xb4) 
         }                                                                                         \
         pre = false;                                                                              \
         acc = subgroupAdd(acc);                                                                   \
-        if (subgroupElect()) qn_part[(i / nr) * QN_RT_RMAX + i % nr] = acc;                       \
+        if (subgroupElect()) qn_part[i] = acc; /* i = (i / nr) * nr + i % nr: [part][row] */        \
     }                                                                                             \
 }
 

@@ -815,17 +815,19 @@ static void route_tests(struct qn_h *h)
 /* route_mixed (one dispatch for all parts; test mv_norm_route_one, --route-one) */
 static void route_one_tests(struct qn_h *h)
 {
-    /* route_mixed: the parts in one dispatch. The default layout (forward_pipes.c) at the 80B file's shape, then
+    /* route_mixed: the parts in one dispatch. The default layout (forward_pipes.c) and run 18b's first one at the 80B
+     * file's shape, then
      * layouts with rows past the teams (several rows per team), several batches per lane (small unrolls), a
      * workgroup of 64 / 128, partial workgroups in every part, two parts, T in z, bf16-rounded logits */
     if (qn_kernel_infos[QN_K_ROUTE_MIXED_Q4_K].features & ~qn_vk_caps(h->v)->features) {
         printf("route_mixed: skipped (it needs subgroup arithmetic, which this device or QNEXT_NO_SUBGROUP lacks)\n");
         return;
     }
-    static const uint32_t o_def[6] = { 256, 4, 8, 8, 2, 512 }, o_many[6] = { 128, 16, 12, 3, 1, 512 };
+    static const uint32_t o_def[6] = { 512, 8, 16, 8, 2, 512 }, o_many[6] = { 128, 16, 12, 3, 1, 512 };
+    static const uint32_t o_257[6] = { 256, 4, 8, 8, 2, 512 };
     static const uint32_t o_small[6] = { 64, 3, 5, 2, 1, 128 }, o_wide[6] = { 256, 1, 1, 16, 4, 64 };
     route_one_case(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true, QN_MOE_NORM_TOPK);
-    route_one_case(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 1, 512, 10, 512, 2048, o_def, true,
+    route_one_case(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 1, 512, 10, 512, 2048, o_257, true,
                    QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16);
     route_one_case(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 3, 100, 7, 33, 512, o_many, true, QN_MOE_NORM_TOPK);
     route_one_case(h, QN_GGML_Q8_0, QN_K_ROUTE_MIXED_Q8_0, 2, 61, 5, 37, 512, o_small, true, 0);
