@@ -171,19 +171,27 @@ void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN
     if (!e) qn_cm_moe_parse(c, NULL, part_off, spec);
 }
 
-/* The small-call layout (forward.h's moe_qgu_gcm2): env QNEXT_CM_MOE_TILE_SMALL, else QN_CM_MOE_SMALL_DEFAULT; "0" or
- * "" turns it off. H100 run 14's warmed bench, real 80B layer: 128,32,64,1 takes 3.19 / 3.77 / 7.14 ms per layer at
- * T 512 / 2048 / 4096 against 4.74 / 5.28 / 5.97 for the default 128,32,128,1,1,4 (fewer token splits waste less when
- * an expert has few pairs). In the model (run 18a, 80B Q4_K_M, one call per prompt) 128,32,64,1 below 60 pairs per
- * expert: 1770 / 3519 tok/s at 512 / 2048 tokens against 1653 / 3418, 4096 unchanged (3669 / 3650); with PSW 3 (two
- * k-steps of loads in flight) 1721 / 3463: no better. */
-#define QN_CM_MOE_SMALL_DEFAULT "128,32,64,1"
+/* The small-call layout (forward.h's moe_qgu_gcm2): env QNEXT_CM_MOE_TILE_SMALL ("0" or "": none), else 256,32,64,1,1,2
+ * (46.6 KB of shared memory), or 128,32,64,1,1,4 where that does not fit. Fields left out of a layout string take the
+ * default layout's (TS 4: "128,32,64,1" is 128,32,64,1,1,4). H100, full 80B Q4_K_M, one call per prompt, tok/s:
+ *   run 18a: 128,32,64,1,1,4 below 60 pairs per expert: 1770 / 3519 at 512 / 2048 tokens against 1653 / 3418 with the
+ *            default layout only; with PSW 3 (two k-steps of loads in flight) 1721 / 3463;
+ *   run 18c: 256,32,64,1,1,2: 996 / 1258 / 1711 / 2130 / 3873 at 192 / 256 / 384 / 512 / 2048 tokens against 807 /
+ *            1029 / 1418 / 1773 / 3522 (128,32,64,1,1,4) and 747 / 952 / 1319 / 1653 / 3418 (none); 64,32,64,1,1,4
+ *            884 / 1123 / 1532 / 1901 / 3645; at 4096 tokens (80 pairs per expert) it equals the default layout
+ *            (3655 vs 3651), so the switch stays at 60. The warmed bench agrees (T 2048: 3.71 ms per layer against
+ *            4.74 and 5.28). */
+static const char *const cm_moe_small_default[2] = { "256,32,64,1,1,2", "128,32,64,1,1,4" };
 
 bool qn_cm_moe_spec_small(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
 {
     const char *e = getenv("QNEXT_CM_MOE_TILE_SMALL");
-    if (!e) e = QN_CM_MOE_SMALL_DEFAULT;
-    if (!e || !*e || !strcmp(e, "0")) return false;
+    if (!e) { /* the first default that fits the device, quietly */
+        for (int i = 0; i < 2; i++)
+            if (!qn_cm_moe_parse(c, cm_moe_small_default[i], part_off, spec)) return true;
+        return false;
+    }
+    if (!*e || !strcmp(e, "0")) return false;
     if (qn_cm_moe_parse(c, e, part_off, spec)) {
         QN_WARN("QNEXT_CM_MOE_TILE_SMALL: %s; no second layout", qn_errmsg());
         return false;

@@ -93,7 +93,7 @@ typedef struct qn_fwd {
     bool router_cm;
     qn_pipe *matmul_r, *matmul_r1;
     uint32_t moe_token_t;   /* GGUF block experts of calls up to max(this, tune.small_t) tokens run on the per-token
-                               decode kernels (moe_q.comp, tokens in z) in prefill too (env QNEXT_MOE_TOKEN_T; 128) */
+                               decode kernels (moe_q.comp, tokens in z) in prefill too (env QNEXT_MOE_TOKEN_T; 160) */
     uint32_t dense_token_t; /* ... and whole GGUF block weights (qlinear: the out projections) on the decode matvec with
                                tokens in z instead of the tiled matmul (env QNEXT_DENSE_TOKEN_T; 0) */
     /* prefill over GGUF block experts with few tokens per expert (moe_qsmall.comp), by token-slot width
@@ -194,7 +194,7 @@ int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, u
 void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC]);
 /* The second grouped-expert layout for calls of few (token, expert) pairs per expert: false when there is none (env
- * QNEXT_CM_MOE_TILE_SMALL=WG,BK,BT,NBUF[,PSW[,TS]], default 128,32,64,1; "0": none); qn_cm_moe_big_pairs: the pairs per expert (T K / E) at
+ * QNEXT_CM_MOE_TILE_SMALL=WG,BK,BT,NBUF[,PSW[,TS]], default 256,32,64,1,1,2; "0": none); qn_cm_moe_big_pairs: the pairs per expert (T K / E) at
  * and above which the default layout runs instead (env QNEXT_CM_MOE_BIG_PAIRS, default 60); qn_cm_moe_selfcheck_spec:
  * qn_cm_moe_selfcheck's case in layout spec (its part offset is replaced). */
 bool qn_cm_moe_spec_small(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);

@@ -311,9 +311,11 @@ static int make_router_pipes(qn_fwd *f)
 {
     const char *c = getenv("QNEXT_ROUTER_CM"), *e = getenv("QNEXT_ROUTER_TILE"), *tt = getenv("QNEXT_MOE_TOKEN_T");
     f->router_cm = c && !strcmp(c, "1");
-    /* forward.h; not a pipeline, but read here too. Default 128: H100 run 18a, full 80B Q4_K_M, one call per prompt,
-     * the per-token kernels against the grouped tensor-core ones: 32 tokens 538 vs 239 tok/s, 128 tokens 913 vs 550 */
-    f->moe_token_t = tt && *tt ? (uint32_t)strtoul(tt, NULL, 10) : 128;
+    /* forward.h; not a pipeline, but read here too. Default 160: H100 full 80B Q4_K_M, one call per prompt, the
+     * per-token kernels against the grouped tensor-core ones, tok/s: run 18a 32 tokens 538 vs 239, 128 tokens 913 vs
+     * 550; run 18c 128 tokens 928 vs 597, 192 tokens 969 vs 996 (grouped in the 256,32,64,1,1,2 layout), 256 1034 vs
+     * 1258, 512 1081 vs 2130: the crossover lies near 176 tokens */
+    f->moe_token_t = tt && *tt ? (uint32_t)strtoul(tt, NULL, 10) : 160;
     const char *dt = getenv("QNEXT_DENSE_TOKEN_T");
     f->dense_token_t = dt && atoi(dt) > 0 ? (uint32_t)atoi(dt) : 0;
     if (!e || !*e || !strcmp(e, "0")) return 0;
