@@ -20,7 +20,12 @@
 #include "vk.h"
 
 #define QN_BENCH_ROTATE_BYTES (256ull << 20) /* >= 5x the 50 MB L2 of an H100 */
-#define QN_BENCH_WARM_MS 50.0            /* default warm-up of --bench / --sweep (env QNEXT_BENCH_WARM_MS) */
+/* default warm-up of --bench / --sweep (env QNEXT_BENCH_WARM_MS). 200, not 50: H100 run 17 (50 ms) read the sweep's
+ * first row, the board's layout, at 753 / 551 / 359 GB/s against 1336 in the bench line for the same layout and
+ * ~1250 / 890 / 555 for its grid neighbours; run 18b (200 ms) read it at 1334 / 955 / 584, the bench line 1336, and
+ * the same layout measured again after the others ("again") 1335 / 952 / 577: a warm-up effect after the idle
+ * time of the problem uploads, not the kernel or the memory placement */
+#define QN_BENCH_WARM_MS 200.0
 #define QN_BENCH_WARM_DISPATCHES 20000u  /* at most this many dispatches of warm-up per measurement */
 
 struct qn_bench {
