@@ -22,6 +22,26 @@ static int pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const ui
 #define PIPE(k, out, ...) SPEC_PIPE(pipe, k, out, __VA_ARGS__)
 #define PIPE0(k, out) do { if ((rc = pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
 
+/* Kernel tables by dtype (bf16, f16, f32) or block type (q8_0, q4_0, q4_k, q5_k, q6_k: qn_fwd_q_index's order), for
+ * the pipeline makers below that share them. */
+static const enum qn_kernel k_gu_grouped_cm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
+                                                   QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
+                                                   QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
+static const enum qn_kernel k_dn_grouped_cm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
+                                                   QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
+                                                   QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
+static const enum qn_kernel k_qmatvec[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
+                                             QN_K_MATVEC_Q6_K };
+static const enum qn_kernel k_qmatvec_norm[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
+                                                  QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
+static const enum qn_kernel k_qmatvec_norm_route[5] = { QN_K_MATVEC_NORM_ROUTE_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q4_0,
+                                                        QN_K_MATVEC_NORM_ROUTE_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q5_K,
+                                                        QN_K_MATVEC_NORM_ROUTE_Q6_K };
+static const enum qn_kernel k_matvec[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
+static const enum qn_kernel k_matvec_norm[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
+static const enum qn_kernel k_matvec_norm_route[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
+                                                       QN_K_MATVEC_NORM_ROUTE_F32 };
+
 /* ---- decode matvec layouts (matvec.comp / qmatvec.comp spec 0-5: WG, ROWS, UNROLL, SGROWS, XSH, PRE) -------- */
 
 /* env QNEXT_MV_PRE=0: the matvecs load their first batch of weights after the x staging, not before (A/B);
@@ -155,16 +175,22 @@ static int use_coopmat(const qn_fwd *f, uint32_t spec[6])
     return want;
 }
 
+/* The grouped block-expert tensor-core pipelines (gate|up with spec gs, down with ds) of the block types the
+ * model's experts use, into gu[5] / dn[5]. 0 or a negative code. */
+static int grouped_cm_pipes(qn_fwd *f, const uint32_t *gs, const uint32_t *ds, qn_pipe *gu[5], qn_pipe *dn[5])
+{
+    int rc = 0;
+    for (int i = 0; !rc && i < 5; i++) {
+        if (experts_use_q(f->m, 0, i)) rc = pipe(f, k_gu_grouped_cm[i], &gu[i], QN_CM_MOE_NSPEC, gs);
+        if (!rc && experts_use_q(f->m, 2, i)) rc = pipe(f, k_dn_grouped_cm[i], &dn[i], QN_CM_MOE_NSPEC, ds);
+    }
+    return rc;
+}
+
 /* The grouped block-expert MoE in its second layout (qn_cm_moe_spec_small) for calls with few pairs per expert, where
  * one is set and it passes the self-check (else none, with a warning); fragment width cn. */
 static int cm_small_pipes(qn_fwd *f, uint32_t cn)
 {
-    static const enum qn_kernel gcm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
-                                           QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
-                                           QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
-    static const enum qn_kernel dcm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
-                                           QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
-                                           QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
     const qn_model *m = f->m;
     uint32_t gs[QN_CM_MOE_NSPEC], ds[QN_CM_MOE_NSPEC];
     f->cm_moe_big_pairs = qn_cm_moe_big_pairs();
@@ -174,10 +200,7 @@ static int cm_small_pipes(qn_fwd *f, uint32_t cn)
     memcpy(ds, gs, sizeof ds);
     ds[2] = 0, gs[3] = ds[3] = cn;
     int rc = qn_cm_moe_selfcheck_spec(f->v, gs);
-    for (int i = 0; !rc && i < 5; i++) {
-        if (experts_use_q(m, 0, i)) rc = pipe(f, gcm[i], &f->moe_qgu_gcm2[i], QN_CM_MOE_NSPEC, gs);
-        if (!rc && experts_use_q(m, 2, i)) rc = pipe(f, dcm[i], &f->moe_qdn_gcm2[i], QN_CM_MOE_NSPEC, ds);
-    }
+    if (!rc) rc = grouped_cm_pipes(f, gs, ds, f->moe_qgu_gcm2, f->moe_qdn_gcm2);
     if (rc) {
         QN_WARN("grouped-expert tensor-core layout for small calls unavailable (%s); the default layout runs", qn_errmsg());
         memset(f->moe_qgu_gcm2, 0, sizeof f->moe_qgu_gcm2);
@@ -201,12 +224,6 @@ static int cm_pipes(qn_fwd *f, const uint32_t cmt[6])
     for (int i = 0; !rc && i < 8; i++)
         if (i < 3 ? f->coopmat == QN_FWD_CM_ALL : model_uses_q(m, i - 3))
             rc = pipe(f, i < 3 ? cmm[i] : qcm[i - 3], i < 3 ? &f->matmul_cm[i] : &f->qmatmul_cm[i - 3], 6, cmt);
-    static const enum qn_kernel gcm[5] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
-                                           QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
-                                           QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
-    static const enum qn_kernel dcm[5] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
-                                           QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
-                                           QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
     const uint32_t big[6] = { 512, 128, 128, 32, cmt[4], 1 }; /* 40 KB of shared memory */
     bool two = !getenv("QNEXT_CM_TILE") && qn_vk_caps(f->v)->max_wg_invocations >= 512 &&
                qn_vk_caps(f->v)->max_shared >= 40960;
@@ -217,10 +234,7 @@ static int cm_pipes(qn_fwd *f, const uint32_t cmt[6])
     qn_cm_moe_spec(qn_vk_caps(f->v), m->qexp_up_off, gs);
     qn_cm_moe_spec(qn_vk_caps(f->v), 0, ds);
     gs[3] = ds[3] = cmt[4];
-    for (int i = 0; !rc && i < 5; i++) {
-        if (experts_use_q(m, 0, i)) rc = pipe(f, gcm[i], &f->moe_qgu_gcm[i], QN_CM_MOE_NSPEC, gs);
-        if (!rc && experts_use_q(m, 2, i)) rc = pipe(f, dcm[i], &f->moe_qdn_gcm[i], QN_CM_MOE_NSPEC, ds);
-    }
+    if (!rc) rc = grouped_cm_pipes(f, gs, ds, f->moe_qgu_gcm, f->moe_qdn_gcm);
     if (!rc) rc = cm_small_pipes(f, cmt[4]);
     qn_pipe *chk = NULL; /* the pipelines compiled: do they compute? (both tiles) */
     if (!rc) rc = pipe(f, QN_K_MATMUL_CM_F32, &chk, 6, cmt);
@@ -266,13 +280,12 @@ static void make_cm_pipes(qn_fwd *f)
  * (checked), which the block-format matmuls share. */
 static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
 {
-    static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
     static const enum qn_kernel mm[3] = { QN_K_MATMUL_BF16, QN_K_MATMUL_F16, QN_K_MATMUL_F32 };
     uint32_t mvwg = f->tune.matvec_wg ? f->tune.matvec_wg : 128, mvr = f->tune.matvec_rows ? f->tune.matvec_rows : 2;
     const uint32_t *t = f->tune.matmul;
     int rc;
     for (int i = 0; i < 3; i++) {
-        MVPIPE(mv[i], &f->matvec[i], mvwg, mvr);
+        MVPIPE(k_matvec[i], &f->matvec[i], mvwg, mvr);
         if (t[0]) PIPE(mm[i], &f->matmul[i], t[0], t[1], t[2], t[3], t[4], t[5]);
         else PIPE0(mm[i], &f->matmul[i]);
     }
@@ -365,8 +378,6 @@ static int make_qsmall_pipes(qn_fwd *f, int i, bool ugu, bool udn)
  * dense matmul's tile), decode experts (moe_q.comp) and grouped prefill experts (moe_qgrouped.comp). */
 static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
 {
-    static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
-                                           QN_K_MATVEC_Q6_K };
     static const enum qn_kernel qmm[5] = { QN_K_QMATMUL_Q8_0, QN_K_QMATMUL_Q4_0, QN_K_QMATMUL_Q4_K, QN_K_QMATMUL_Q5_K,
                                            QN_K_QMATMUL_Q6_K };
     static const enum qn_kernel qgu[5] = { QN_K_MOE_Q_GU_Q8_0, QN_K_MOE_Q_GU_Q4_0, QN_K_MOE_Q_GU_Q4_K,
@@ -383,7 +394,7 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
                                             QN_K_MOE_Q_DN_GROUPED_Q6_K };
     const qn_model *m = f->m;
     int rc;
-    if (model_uses_q(m, i)) MVPIPE0(qmv[i], &f->qmatvec[i]);
+    if (model_uses_q(m, i)) MVPIPE0(k_qmatvec[i], &f->qmatvec[i]);
     if (model_uses_q(m, i)) PIPE(qmm[i], &f->qmatmul[i], tile[0], tile[1], tile[2], tile[3], tile[4], tile[5]);
     bool ugu = experts_use_q(m, 0, i), udn = experts_use_q(m, 2, i);
     uint32_t lay[11], xl[5];
@@ -493,17 +504,6 @@ static bool mv_layout(const char *name, const char *e, uint32_t lay[5])
  * the default layouts everywhere. */
 static int make_mv_small_pipes(qn_fwd *f)
 {
-    static const enum qn_kernel mv[3] = { QN_K_MATVEC_BF16, QN_K_MATVEC_F16, QN_K_MATVEC_F32 };
-    static const enum qn_kernel mvn[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
-    static const enum qn_kernel mvnr[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
-                                            QN_K_MATVEC_NORM_ROUTE_F32 };
-    static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
-                                           QN_K_MATVEC_Q6_K };
-    static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
-                                            QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
-    static const enum qn_kernel qmvnr[5] = { QN_K_MATVEC_NORM_ROUTE_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q4_0,
-                                             QN_K_MATVEC_NORM_ROUTE_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q5_K,
-                                             QN_K_MATVEC_NORM_ROUTE_Q6_K };
     const char *e = getenv("QNEXT_MV_SMALL"), *ef = getenv("QNEXT_MV_SMALL_F"), *er = getenv("QNEXT_MV_SMALL_ROWS");
     uint32_t q[5] = { 128, 4, 2, 1, 1024 }, d[5] = { 128, 2, 4, 1, 0 };
     uint32_t qu = 4, dr = 1; /* plain qmatvec: unroll 4 (the out projections' 4096 columns in one batch); f32: 1 row */
@@ -521,15 +521,15 @@ static int make_mv_small_pipes(qn_fwd *f)
     uint32_t H4 = (uint32_t)f->m->c.hidden_size / 4; /* the route variants stage at most H (shared memory) */
     for (int i = 0; i < 3; i++) {
         uint32_t r = i == 2 ? dr : d[1]; /* f32 rows hold 2x the 16-byte chunks of 16-bit ones */
-        MVPIPE(mv[i], &f->matvec_s[i], d[0], r, d[2], d[3], d[4]);
-        MVPIPE(mvn[i], &f->matvec_norm_s[i], d[0], r, d[2], d[3], d[4]);
-        MVPIPE(mvnr[i], &f->matvec_norm_route_s[i], d[0], r, d[2], d[3], d[4] < H4 ? d[4] : H4);
+        MVPIPE(k_matvec[i], &f->matvec_s[i], d[0], r, d[2], d[3], d[4]);
+        MVPIPE(k_matvec_norm[i], &f->matvec_norm_s[i], d[0], r, d[2], d[3], d[4]);
+        MVPIPE(k_matvec_norm_route[i], &f->matvec_norm_route_s[i], d[0], r, d[2], d[3], d[4] < H4 ? d[4] : H4);
     }
     for (int i = 0; i < 5; i++) {
         if (!f->qmatvec[i]) continue;
-        MVPIPE(qmv[i], &f->qmatvec_s[i], q[0], q[1], qu, q[3], q[4]);
-        MVPIPE(qmvn[i], &f->qmatvec_norm_s[i], q[0], q[1], q[2], q[3], q[4]);
-        MVPIPE(qmvnr[i], &f->qmatvec_norm_route_s[i], q[0], q[1], q[2], q[3], q[4] < H4 ? q[4] : H4);
+        MVPIPE(k_qmatvec[i], &f->qmatvec_s[i], q[0], q[1], qu, q[3], q[4]);
+        MVPIPE(k_qmatvec_norm[i], &f->qmatvec_norm_s[i], q[0], q[1], q[2], q[3], q[4]);
+        MVPIPE(k_qmatvec_norm_route[i], &f->qmatvec_norm_route_s[i], q[0], q[1], q[2], q[3], q[4] < H4 ? q[4] : H4);
     }
     QN_DEBUG("decode matvecs of <= %u default workgroups (rows <= %u if not 0): blocks %u,%u,%u,%u,%u (plain unroll %u), "
              "dense %u,%u,%u,%u,%u (f32 rows %u) (WG,ROWS,UNROLL,SGROWS,XSH)", f->mv_small_wgs, f->mv_small_rows, q[0], q[1], q[2], q[3], q[4], qu, d[0], d[1], d[2], d[3],
@@ -579,15 +579,11 @@ static int mv_env_layouts(qn_fwd *f, const char *name, const char *dflt, const e
 
 static int make_mv_env_pipes(qn_fwd *f)
 {
-    static const enum qn_kernel qmv[5] = { QN_K_MATVEC_Q8_0, QN_K_MATVEC_Q4_0, QN_K_MATVEC_Q4_K, QN_K_MATVEC_Q5_K,
-                                           QN_K_MATVEC_Q6_K };
-    static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
-                                            QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
     /* defaults from in-model A/B runs on 32-wide subgroups (NULL: the kernel's own, 256,16,2,2,1024,1,0); an empty
      * QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT keeps the kernel's own */
     static const char *const qmv_default = NULL, *const qmvn_default = NULL;
-    int rc = mv_env_layouts(f, "QNEXT_QMV_LAYOUT", qmv_default, qmv, f->qmatvec);
-    return rc ? rc : mv_env_layouts(f, "QNEXT_QMVN_LAYOUT", qmvn_default, qmvn, f->qmatvec_norm);
+    int rc = mv_env_layouts(f, "QNEXT_QMV_LAYOUT", qmv_default, k_qmatvec, f->qmatvec);
+    return rc ? rc : mv_env_layouts(f, "QNEXT_QMVN_LAYOUT", qmvn_default, k_qmatvec_norm, f->qmatvec_norm);
 }
 
 /* route_mixed (the decode route stage of a GGUF mixed-type W_moe in one dispatch): for each block type the model's
@@ -635,29 +631,21 @@ static int make_route_one_pipes(qn_fwd *f)
  * shared memory (up to 16 KiB, else read through L1); block types for those the model's dense weights use. */
 int qn_fwd_make_norm_pipes(qn_fwd *f)
 {
-    static const enum qn_kernel mvn[3] = { QN_K_MATVEC_NORM_BF16, QN_K_MATVEC_NORM_F16, QN_K_MATVEC_NORM_F32 };
-    static const enum qn_kernel mvnr[3] = { QN_K_MATVEC_NORM_ROUTE_BF16, QN_K_MATVEC_NORM_ROUTE_F16,
-                                            QN_K_MATVEC_NORM_ROUTE_F32 };
-    static const enum qn_kernel qmvn[5] = { QN_K_MATVEC_NORM_Q8_0, QN_K_MATVEC_NORM_Q4_0, QN_K_MATVEC_NORM_Q4_K,
-                                            QN_K_MATVEC_NORM_Q5_K, QN_K_MATVEC_NORM_Q6_K };
     uint32_t wg = qn_pipe_spec(f->matvec[0], 0), rows = qn_pipe_spec(f->matvec[0], 1);
     uint32_t H = (uint32_t)f->m->c.hidden_size, xsh = H % 4 == 0 && H <= 4096 ? H / 4 : 0;
     const char *e = getenv("QNEXT_NORM_XSH"); /* 0: read x through L1 instead (timing experiments) */
     if (e && !strcmp(e, "0")) xsh = 0;
     int rc;
     for (int i = 0; i < 3; i++) {
-        MVPIPE(mvn[i], &f->matvec_norm[i], wg, rows, 4, 1, xsh);
-        if (wg >= 32) MVPIPE(mvnr[i], &f->matvec_norm_route[i], wg, rows, 4, 1, xsh); /* the router needs WG >= 32 */
+        MVPIPE(k_matvec_norm[i], &f->matvec_norm[i], wg, rows, 4, 1, xsh);
+        if (wg >= 32) MVPIPE(k_matvec_norm_route[i], &f->matvec_norm_route[i], wg, rows, 4, 1, xsh); /* the router needs WG >= 32 */
     }
-    static const enum qn_kernel qmvnr[5] = { QN_K_MATVEC_NORM_ROUTE_Q8_0, QN_K_MATVEC_NORM_ROUTE_Q4_0,
-                                             QN_K_MATVEC_NORM_ROUTE_Q4_K, QN_K_MATVEC_NORM_ROUTE_Q5_K,
-                                             QN_K_MATVEC_NORM_ROUTE_Q6_K };
     for (int i = 0; i < 5; i++) {
         if (!f->qmatvec[i]) continue;
-        MVPIPE0(qmvn[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
+        MVPIPE0(k_qmatvec_norm[i], &f->qmatvec_norm[i]); /* qmatvec's defaults, as f->qmatvec */
         const qn_pipe *q = f->qmatvec[i];    /* the router epilogue: the stage only as large as a row (shared memory) */
         if (qn_pipe_spec(q, 0) >= 32)
-            MVPIPE(qmvnr[i], &f->qmatvec_norm_route[i], qn_pipe_spec(q, 0), qn_pipe_spec(q, 1), qn_pipe_spec(q, 2),
+            MVPIPE(k_qmatvec_norm_route[i], &f->qmatvec_norm_route[i], qn_pipe_spec(q, 0), qn_pipe_spec(q, 1), qn_pipe_spec(q, 2),
                    qn_pipe_spec(q, 3), xsh);
     }
     if ((rc = make_route_one_pipes(f))) return rc;
