@@ -909,56 +909,69 @@ static int alloc_state(qn_fwd *f)
     return rc;
 }
 
+/* Words per token of the [tmax, ...] activations, one entry per buffer of alloc_acts (which sizes them from these)
+ * and summed by qn_fwd_token_bytes. */
+enum { AW_TOK, AW_X, AW_XN, AW_PROJ, AW_QKV, AW_O, AW_Q, AW_MM, AW_IDS, AW_W, AW_SG, AW_ACT, AW_LIST, AW_D, AW_N };
+static uint32_t act_stride_of(const qn_config *c)
+{
+    uint64_t I = (uint64_t)(c->moe_inter > c->shared_inter ? c->moe_inter : c->shared_inter);
+    return (uint32_t)((I + 3) / 4 * 4);
+}
+
+static void act_words(const qn_config *c, uint64_t w[AW_N])
+{
+    uint64_t H = (uint64_t)c->hidden_size, E = (uint64_t)c->num_experts, K = (uint64_t)c->top_k;
+    uint64_t KD = (uint64_t)qn_cfg_key_dim(c), VD = (uint64_t)qn_cfg_value_dim(c), QD = (uint64_t)qn_cfg_q_dim(c);
+    uint64_t Pg = 2 * KD + 2 * VD + 2 * (uint64_t)c->lin_v_heads, Pa = 2 * QD + 2 * (uint64_t)qn_cfg_kv_dim(c);
+    w[AW_TOK] = 1, w[AW_X] = H, w[AW_XN] = H, w[AW_PROJ] = Pg > Pa ? Pg : Pa, w[AW_QKV] = 2 * KD + VD;
+    w[AW_O] = VD > QD ? VD : QD, w[AW_Q] = QD, w[AW_MM] = E + 2 * (uint64_t)c->shared_inter + 1, w[AW_IDS] = K;
+    w[AW_W] = K, w[AW_SG] = 1, w[AW_ACT] = (K + 1) * act_stride_of(c), w[AW_LIST] = K + 1, w[AW_D] = (K + 1) * H;
+}
+
 static int alloc_acts(qn_fwd *f)
 {
     const qn_config *c = &f->m->c;
     uint64_t T = f->tmax, H = (uint64_t)c->hidden_size, E = (uint64_t)c->num_experts, K = (uint64_t)c->top_k;
-    uint64_t KD = (uint64_t)qn_cfg_key_dim(c), VD = (uint64_t)qn_cfg_value_dim(c), QD = (uint64_t)qn_cfg_q_dim(c);
-    uint64_t Pg = 2 * KD + 2 * VD + 2 * (uint64_t)c->lin_v_heads, Pa = 2 * QD + 2 * (uint64_t)qn_cfg_kv_dim(c);
-    uint64_t I = (uint64_t)(c->moe_inter > c->shared_inter ? c->moe_inter : c->shared_inter);
-    uint64_t V = f->m->lm_head.rows;
-    f->act_stride = (uint32_t)((I + 3) / 4 * 4);
+    uint64_t V = f->m->lm_head.rows, w[AW_N];
+    act_words(c, w);
+    f->act_stride = act_stride_of(c);
     uint32_t tmin = f->tile_t < qn_moe_small_nts[0] ? f->tile_t : qn_moe_small_nts[0]; /* moe_qsmall's tiles too */
     f->max_tiles = QN_MOE_MAX_TILES((uint32_t)T, (uint32_t)E, (uint32_t)K, tmin);
     f->splits = qn_attn_decode_splits(f->cap);
     int rc = 0;
 #define B(kind, bytes, name, out) do { if (!rc) rc = buf(f, (kind), (bytes), (name), (out)); } while (0)
     B(QN_MEM_UPLOAD, 4, "position", &f->pos);
-    B(QN_MEM_UPLOAD, T * 4, "token ids", &f->tok);
-    B(QN_MEM_DEVICE, T * H * F32, "x", &f->x);
-    B(QN_MEM_DEVICE, T * H * F32, "xn", &f->xn);
+    B(QN_MEM_UPLOAD, T * w[AW_TOK] * 4, "token ids", &f->tok);
+    B(QN_MEM_DEVICE, T * w[AW_X] * F32, "x", &f->x);
+    B(QN_MEM_DEVICE, T * w[AW_XN] * F32, "xn", &f->xn);
     B(QN_MEM_DEVICE, H * F32, "x last row", &f->xl);
-    B(QN_MEM_DEVICE, T * (Pg > Pa ? Pg : Pa) * F32, "proj", &f->proj);
-    B(QN_MEM_DEVICE, T * (2 * KD + VD) * F32, "qkv", &f->qkv);
-    B(QN_MEM_DEVICE, T * (VD > QD ? VD : QD) * F32, "o", &f->o);
-    B(QN_MEM_DEVICE, T * QD * F32, "q", &f->q);
+    B(QN_MEM_DEVICE, T * w[AW_PROJ] * F32, "proj", &f->proj);
+    B(QN_MEM_DEVICE, T * w[AW_QKV] * F32, "qkv", &f->qkv);
+    B(QN_MEM_DEVICE, T * w[AW_O] * F32, "o", &f->o);
+    B(QN_MEM_DEVICE, T * w[AW_Q] * F32, "q", &f->q);
     B(QN_MEM_DEVICE, qn_attn_decode_partials_bytes((uint32_t)c->num_heads, (uint32_t)c->head_dim, f->splits),
       "attention partials", &f->part);
-    B(QN_MEM_DEVICE, T * (E + 2 * (uint64_t)c->shared_inter + 1) * F32, "moe dense product", &f->mm);
-    B(QN_MEM_DEVICE, T * K * 4, "expert ids", &f->ids);
-    B(QN_MEM_DEVICE, T * K * F32, "expert weights", &f->w);
-    B(QN_MEM_DEVICE, T * F32, "shared gate", &f->sg);
-    B(QN_MEM_DEVICE, T * (K + 1) * f->act_stride * F32, "expert activations", &f->act);
-    B(QN_MEM_DEVICE, (T * K + T) * 4, "moe list", &f->list);
+    B(QN_MEM_DEVICE, T * w[AW_MM] * F32, "moe dense product", &f->mm);
+    B(QN_MEM_DEVICE, T * w[AW_IDS] * 4, "expert ids", &f->ids);
+    B(QN_MEM_DEVICE, T * w[AW_W] * F32, "expert weights", &f->w);
+    B(QN_MEM_DEVICE, T * w[AW_SG] * F32, "shared gate", &f->sg);
+    B(QN_MEM_DEVICE, T * w[AW_ACT] * F32, "expert activations", &f->act);
+    B(QN_MEM_DEVICE, T * w[AW_LIST] * 4, "moe list", &f->list);
     B(QN_MEM_DEVICE, (uint64_t)f->max_tiles * 16, "moe tiles", &f->tiles);
-    B(QN_MEM_DEVICE, T * (K + 1) * H * F32, "expert outputs", &f->d);
+    B(QN_MEM_DEVICE, T * w[AW_D] * F32, "expert outputs", &f->d);
     B(QN_MEM_DEVICE, (uint64_t)cdiv(V, 2048) * 8, "argmax partials", &f->amax_part);
     B(QN_MEM_READBACK, 8, "token out", &f->rb_tok);
 #undef B
     return rc;
 }
 
-/* Device bytes per token of tmax (the [tmax, ...] activations above, from the same shapes; the moe tiles taken at
- * one per tile of 64 pairs): what a prefill chunk costs besides the fixed buffers. */
+/* Device bytes per token of tmax (the [tmax, ...] activations of act_words and the router counters; the moe tiles
+ * taken at one per tile of 64 pairs): what a prefill chunk costs besides the fixed buffers. */
 uint64_t qn_fwd_token_bytes(const qn_model *m)
 {
-    const qn_config *c = &m->c;
-    uint64_t H = (uint64_t)c->hidden_size, E = (uint64_t)c->num_experts, K = (uint64_t)c->top_k;
-    uint64_t KD = (uint64_t)qn_cfg_key_dim(c), VD = (uint64_t)qn_cfg_value_dim(c), QD = (uint64_t)qn_cfg_q_dim(c);
-    uint64_t Pg = 2 * KD + 2 * VD + 2 * (uint64_t)c->lin_v_heads, Pa = 2 * QD + 2 * (uint64_t)qn_cfg_kv_dim(c);
-    uint64_t I = (uint64_t)(c->moe_inter > c->shared_inter ? c->moe_inter : c->shared_inter), as = (I + 3) / 4 * 4;
-    uint64_t words = 1 + 2 * H + (Pg > Pa ? Pg : Pa) + (2 * KD + VD) + (VD > QD ? VD : QD) + QD +
-                     (E + 2 * (uint64_t)c->shared_inter + 1) + 2 * K + 1 + (K + 1) * as + (K + 1) + (K + 1) * H + 1;
+    uint64_t w[AW_N], words = 1, K = (uint64_t)m->c.top_k; /* 1: the router counters (f->rcnt) */
+    act_words(&m->c, w);
+    for (int i = 0; i < AW_N; i++) words += w[i];
     return words * 4 + (K + 1) * 16 / 64 + 16;
 }
 
