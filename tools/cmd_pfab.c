@@ -49,10 +49,10 @@ struct pfab_opts {
 static int parse_prompts(const char *s, struct pfab_opts *o)
 {
     o->nprompts = 0;
-    for (const char *p = s; *p && o->nprompts < MAX_PROMPTS;) {
+    for (const char *p = s; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 65536) return -1;
+        if (end == p || v < 1 || v > 65536 || o->nprompts == MAX_PROMPTS) return -1; /* no silent truncation */
         o->prompts[o->nprompts++] = v;
         p = *end == ',' ? end + 1 : end;
         if (*end && *end != ',') return -1;
@@ -75,7 +75,7 @@ static int parse_args(int argc, char **argv, struct pfab_opts *o)
         if (r) { bad = r < 0; continue; }
         switch (opt) {
         case OPT_PROMPTS:
-            if ((bad = parse_prompts(optarg, o) < 0)) fprintf(stderr, "qnext prefill-ab: --prompts N,N,.. (1 .. 65536)\n");
+            if ((bad = parse_prompts(optarg, o) < 0)) fprintf(stderr, "qnext prefill-ab: --prompts N,N,.. (1 .. 65536, at most %d sizes)\n", MAX_PROMPTS);
             break;
         case OPT_REPS: bad = qn_cli_int("prefill-ab", "--reps", optarg, 1, 100, &o->reps) < 0; break;
         case OPT_CHUNK: bad = qn_cli_int("prefill-ab", "--chunk", optarg, 1, 1 << 16, &o->chunk) < 0; break;

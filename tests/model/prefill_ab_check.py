@@ -76,6 +76,11 @@ def main():
         nexts.setdefault(x.split(" prompt ")[1].split(":")[0].strip(), set()).add(x.split("next ")[-1].rstrip(")"))
     report(rc == 0 and len(lines) == 4 and all(len(s) == 1 for s in nexts.values()),
            "prefill-ab: 2 variants x 2 prompts, the same next token per prompt: %s" % "; ".join(lines))
+    many = ",".join(str(i) for i in range(1, 18))    # 17 sizes: one more than the tool holds
+    p = subprocess.run([qnext, "prefill-ab", "-m", g, "--prompts", many, "--variant", "-"], capture_output=True,
+                       text=True, timeout=60)
+    report(p.returncode != 0 and "at most 16 sizes" in p.stderr and "prefill-ab [" not in p.stdout,
+           "prefill-ab: 17 prompt sizes refused, not cut to 16 (rc %d: %s)" % (p.returncode, p.stderr.strip()))
     print("%d failure(s)" % testlib.failures)
     return 1 if testlib.failures else 0
 
