@@ -422,6 +422,30 @@ static void embed(struct rec *r)
 
 /* ---- Gated DeltaNet (spec §2-§4) ----------------------------------------------------------------- */
 
+/* A decode token's conv + delta rule (o[Hv, dv], both states updated) in one gdn_decode dispatch, *normed: the
+ * gated RMSNorm is folded in too (the pipeline's spec 4). False: not this call (T > 1, or env QNEXT_GDN_FUSE unset). */
+static bool gdn_fused(struct rec *r, int l, bool *normed)
+{
+    qn_fwd *f = r->f;
+    const qn_config *c = r->cfg;
+    const struct qn_mlayer *L = &f->m->L[l];
+    struct qn_fwd_layer_state *st = &f->st[l];
+    if (r->T != 1 || !f->gdn_dec) return false;
+    uint32_t Hk = (uint32_t)c->lin_k_heads, Hv = (uint32_t)c->lin_v_heads, dk = (uint32_t)c->lin_k_dim;
+    uint32_t dv = (uint32_t)c->lin_v_dim, KD = Hk * dk, VD = Hv * dv;
+    qn_pc_gdn_dec pc = { .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .proj_stride = L->w_in.rows, .k_off = KD,
+                         .v_off = 2 * KD, .z_off = 2 * KD + VD, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv,
+                         .eps = c->rms_norm_eps };
+    mark(r, "gdn.fused");
+    qn_cmd_dispatch_n(r->c, f->gdn_dec, QN_BINDS(QN_BIND(f->proj), wb(&L->conv_w), QN_BIND(st->conv), wb(&L->A_log),
+                                                 wb(&L->dt_bias), QN_BIND(st->S), QN_BIND(f->o), wb(&L->gnorm),
+                                                 QN_BIND(f->gscr)),
+                      &pc, sizeof pc, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(f->gdn_dec, 1)));
+    barrier(r);
+    *normed = qn_pipe_spec(f->gdn_dec, 4) != 0;
+    return true;
+}
+
 static void gdn_block(struct rec *r, int l)
 {
     qn_fwd *f = r->f;
@@ -435,26 +459,31 @@ static void gdn_block(struct rec *r, int l)
     mark(r, "linear");                          /* proj[T, P] = [q | k | v | z | b | a] = W_in · xn */
     norm_linear(r, &L->w_in, f->xn, f->proj, T);
     barrier(r);
-    mark(r, "gdn.conv");                        /* qkv[T, CD] = silu(causal conv(proj[:, :CD])), conv state */
-    const qn_pipe *cv = T == 1 ? f->conv_dec : f->conv_pre;
-    qn_pc_gdn_conv pcc = { .T = T, .channels = CD, .in_stride = P, .out_stride = CD };
-    qn_cmd_dispatch_n(r->c, cv, QN_BINDS(QN_BIND(f->proj), wb(&L->conv_w), QN_BIND(st->conv), QN_BIND(f->qkv)),
-                      &pcc, sizeof pcc, cdiv(CD, qn_pipe_spec(cv, 0) / qn_pipe_spec(cv, 1)));
-    barrier(r);
-    mark(r, "gdn.rule");                        /* o[T, Hv, dv] = delta rule over q, k, v, b, a; state S */
-    const qn_pipe *rule = T >= 16 ? f->rule_chunk : f->rule_rec;
-    qn_pc_gdn pcg = { .T = T, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .qkv_stride = CD, .q_off = 0, .k_off = KD,
-                      .v_off = 2 * KD, .proj_stride = P, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv };
-    qn_cmd_dispatch_n(r->c, rule, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
-                                           QN_BIND(st->S), QN_BIND(f->o)),
-                      &pcg, sizeof pcg, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(rule, 1)));
-    barrier(r);
-    mark(r, "gdn.norm");                        /* o = gated RMSNorm(o, z) per (token, head), in place */
-    qn_pc_gdn_norm pcn = { .rows = T * Hv, .heads = Hv, .dim = dv, .proj_stride = P, .z_off = 2 * KD + VD,
-                           .eps = c->rms_norm_eps };
-    qn_cmd_dispatch_n(r->c, f->gnorm, QN_BINDS(QN_BIND(f->o), QN_BIND(f->proj), wb(&L->gnorm), QN_BIND(f->o)),
-                      &pcn, sizeof pcn, (uint64_t)T * Hv);
-    barrier(r);
+    bool normed = false;
+    if (!gdn_fused(r, l, &normed)) {            /* a decode token: one gdn_decode dispatch (QNEXT_GDN_FUSE) */
+        mark(r, "gdn.conv");                    /* qkv[T, CD] = silu(causal conv(proj[:, :CD])), conv state */
+        const qn_pipe *cv = T == 1 ? f->conv_dec : f->conv_pre;
+        qn_pc_gdn_conv pcc = { .T = T, .channels = CD, .in_stride = P, .out_stride = CD };
+        qn_cmd_dispatch_n(r->c, cv, QN_BINDS(QN_BIND(f->proj), wb(&L->conv_w), QN_BIND(st->conv), QN_BIND(f->qkv)),
+                          &pcc, sizeof pcc, cdiv(CD, qn_pipe_spec(cv, 0) / qn_pipe_spec(cv, 1)));
+        barrier(r);
+        mark(r, "gdn.rule");                    /* o[T, Hv, dv] = delta rule over q, k, v, b, a; state S */
+        const qn_pipe *rule = T >= 16 ? f->rule_chunk : f->rule_rec;
+        qn_pc_gdn pcg = { .T = T, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .qkv_stride = CD, .q_off = 0, .k_off = KD,
+                          .v_off = 2 * KD, .proj_stride = P, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv };
+        qn_cmd_dispatch_n(r->c, rule, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
+                                               QN_BIND(st->S), QN_BIND(f->o)),
+                          &pcg, sizeof pcg, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(rule, 1)));
+        barrier(r);
+    }
+    if (!normed) {
+        mark(r, "gdn.norm");                    /* o = gated RMSNorm(o, z) per (token, head), in place */
+        qn_pc_gdn_norm pcn = { .rows = T * Hv, .heads = Hv, .dim = dv, .proj_stride = P, .z_off = 2 * KD + VD,
+                               .eps = c->rms_norm_eps };
+        qn_cmd_dispatch_n(r->c, f->gnorm, QN_BINDS(QN_BIND(f->o), QN_BIND(f->proj), wb(&L->gnorm), QN_BIND(f->o)),
+                          &pcn, sizeof pcn, (uint64_t)T * Hv);
+        barrier(r);
+    }
     mark(r, "linear");                          /* x[T, H] += W_out · o */
     linear(r, &L->w_out, f->o, f->x, T, true);
     barrier(r);
@@ -975,6 +1004,16 @@ uint64_t qn_fwd_token_bytes(const qn_model *m)
     return words * 4 + (K + 1) * 16 / 64 + 16;
 }
 
+/* gdn_decode's scratch: Hk + Hv counters, zeroed once (each call leaves them zero), and Hv * dv block sums (at
+ * most one per value column) */
+static int alloc_gscr(qn_fwd *f)
+{
+    const qn_config *c = &f->m->c;
+    uint64_t n = (uint64_t)c->lin_k_heads + (uint64_t)c->lin_v_heads * (1 + (uint64_t)c->lin_v_dim);
+    int rc = buf(f, QN_MEM_DEVICE, n * 4, "gdn_decode scratch", &f->gscr);
+    return rc ? rc : qn_buf_fill(f->v, f->gscr, 0, f->gscr->size, 0);
+}
+
 /* The guess node's buffers (tune.guess_next); the logits' spare words stay 0 (the router reads one past a row
  * as the shared gate, which goes to scratch). */
 static int alloc_guess(qn_fwd *f)
@@ -1038,6 +1077,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = buf(f, QN_MEM_DEVICE, (uint64_t)tmax * 4, "router counters", &f->rcnt);
     if (!rc) rc = qn_buf_fill(f->v, f->rcnt, 0, f->rcnt->size, 0);
     if (!rc) rc = alloc_dxs(f);
+    if (!rc && f->gdn_dec) rc = alloc_gscr(f);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
     if (!rc && f->tune.guess_next) rc = alloc_guess(f);
     if (!rc) rc = qn_fwd_reset(f);
@@ -1053,6 +1093,7 @@ void qn_fwd_free(qn_fwd *f)
                        &f->rb_guess, &f->g_mm, &f->g_w, &f->g_sg };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) qn_buf_destroy(f->v, all[i]);
     qn_buf_destroy(f->v, &f->rcnt);
+    qn_buf_destroy(f->v, &f->gscr);
     qn_buf_destroy(f->v, &f->dxs);
     for (int l = 0; f->st && l < f->m->c.num_layers; l++) {
         qn_buf_destroy(f->v, &f->st[l].kc);

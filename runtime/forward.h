@@ -102,6 +102,8 @@ typedef struct qn_fwd {
     int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */
     qn_pipe *qmatmul_cmb[5], *matmul_cmb[3]; /* the same with the 128 x 128 tile, for calls with many tiles */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
+    qn_pipe *gdn_dec;       /* gdn_decode.comp: a decode token's conv + delta rule (+ gated norm when its spec 4 is 1)
+                               in one dispatch (env QNEXT_GDN_FUSE=1|2); NULL: three dispatches (0, the default) */
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;
     /* decode matvecs whose default layout has at most mv_small_wgs workgroups (or, if set, weights and parts of at
@@ -125,6 +127,7 @@ typedef struct qn_fwd {
     qn_buf *part;           /* attention decode partials */
     qn_buf *mm;             /* f32 [tmax, E + 2 Is + 1] MoE dense product */
     qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
+    qn_buf *gscr;           /* gdn_decode's counters (zero between calls) and per-block sums; NULL without gdn_dec */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
     qn_buf *dxs;            /* split down (moe_qdnx): f32 partials [dxs_t, K + 1, H], then uint32 row-block counters
                              * at the end of the buffer (zero between calls); NULL without moe_qdnx */

@@ -417,6 +417,17 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     return make_qsmall_pipes(f, i, ugu, udn);
 }
 
+/* env QNEXT_GDN_FUSE: 0 (default) a GDN decode token's conv, delta rule and gated norm as three dispatches; 1 the
+ * conv folded into the delta rule (gdn_decode.comp), 2 the gated norm folded in too (one dispatch) */
+static uint32_t gdn_fuse(void)
+{
+    const char *e = getenv("QNEXT_GDN_FUSE");
+    if (!e || !strcmp(e, "0")) return 0;
+    if (!strcmp(e, "1") || !strcmp(e, "2")) return (uint32_t)(*e - '0');
+    QN_WARN("QNEXT_GDN_FUSE=%s is not 0, 1 or 2; ignored", e);
+    return 0;
+}
+
 /* Token choice, Gated DeltaNet, attention and the dense-dtype MoE kernels. */
 static int make_layer_pipes(qn_fwd *f)
 {
@@ -440,6 +451,8 @@ static int make_layer_pipes(qn_fwd *f)
     PIPE(QN_K_GDN_RECURRENT, &f->rule_rec, 128, 16, dkmax);
     PIPE(QN_K_GDN_CHUNKED, &f->rule_chunk, 256, 16, dkmax, 64);
     PIPE(QN_K_GATED_RMSNORM, &f->gnorm, 128);
+    uint32_t gf = gdn_fuse();
+    if (gf) PIPE(QN_K_GDN_DECODE, &f->gdn_dec, 128, 16, dkmax, K, gf == 2 ? 1 : 0);
     PIPE(QN_K_ATTN_PREP, &f->prep, 64, dmax);
     PIPE(QN_K_ATTN_DECODE, &f->dec, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
     PIPE(QN_K_ATTN_DECODE_COMBINE, &f->comb, 64);

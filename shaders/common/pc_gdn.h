@@ -49,4 +49,22 @@ QN_STRUCT(qn_pc_gdn_norm)
     QN_F32 eps;
 QN_STRUCT_END(qn_pc_gdn_norm)
 
+/* gdn_decode: one decode token of conv + delta rule (+ gated norm) in one dispatch. The in_proj row proj holds the
+ * conv inputs [q | k | v] at channels 0.. (q of key head hk at hk*dk, k at k_off + hk*dk, v of value head h at
+ * v_off + h*dv), z at z_off + h*dv, b at b_off + h, a at a_off + h; proj_stride is unused (one token) but named
+ * for gdn.glsl. eps: the gated norm's. */
+QN_STRUCT(qn_pc_gdn_dec)
+    QN_U32 Hk;
+    QN_U32 Hv;
+    QN_U32 dk;
+    QN_U32 dv;
+    QN_U32 proj_stride;
+    QN_U32 k_off;
+    QN_U32 v_off;
+    QN_U32 z_off;
+    QN_U32 b_off;
+    QN_U32 a_off;
+    QN_F32 eps;
+QN_STRUCT_END(qn_pc_gdn_dec)
+
 #endif

@@ -388,6 +388,71 @@ static void chain_case(struct shape s, uint32_t T0, uint32_t steps)
     qn_h_reset(&H);
 }
 
+/* ---- gdn_decode: conv + delta rule (+ gated norm) of one decode token in one dispatch ---- */
+
+/* `steps` decode tokens through gdn_decode (spec: WG, BV, DK_MAX, K, NORM) from random conv and delta states, each
+ * token checked against the reference chain (conv_seq, qk_norm, gates, recurrent, and rmsnorm_gated with NORM = 1);
+ * at the end the delta state, the conv state (exact: it holds raw inputs) and the scratch counters (back to 0). */
+static void fused_case(struct shape s, uint32_t steps, const uint32_t spec[5])
+{
+    uint32_t cd = conv_dim(s), ps = proj_stride(s), vd = s.Hv * s.dv, K = spec[3], nscr = s.Hk + s.Hv * (1 + s.dv);
+    float *proj = normal((size_t)steps * ps, 0, 1), *cw = normal((size_t)cd * K, 0, 0.5f);
+    float *cst = normal((size_t)cd * (K - 1), 0, 1), *S0 = normal(state_n(s), 0, 0.5f), *nw = normal(s.dv, 1, 0.2f);
+    uint32_t *zero = qn_h_alloc_bytes(&H, (size_t)nscr * 4);
+    memset(zero, 0, (size_t)nscr * 4);
+    struct gdn_in in = make_in(s, 1); /* A_log / dt_bias */
+    qn_buf *cwb = qn_h_upload(&H, "conv_w", cw, (size_t)cd * K * 4);
+    qn_buf *csb = qn_h_upload(&H, "conv_state", cst, (size_t)cd * (K - 1) * 4), *Sb = qn_h_upload(&H, "S", S0, state_n(s) * 4);
+    qn_buf *nwb = qn_h_upload(&H, "norm_w", nw, s.dv * 4), *scr = qn_h_upload(&H, "scratch", zero, (size_t)nscr * 4);
+    qn_buf *ob = qn_h_output(&H, "o", (size_t)steps * vd);
+    qn_pipe *p = qn_h_pipe_spec(&H, QN_K_GDN_DECODE, spec, 5);
+    qn_pc_gdn_dec pc = { .Hk = s.Hk, .Hv = s.Hv, .dk = s.dk, .dv = s.dv, .proj_stride = ps, .k_off = s.Hk * s.dk,
+                         .v_off = 2 * s.Hk * s.dk, .z_off = z_off(s), .b_off = b_off(s), .a_off = a_off(s), .eps = 1e-6f };
+    for (uint32_t t = 0; t < steps; t++) { /* each row its own buffer (ps * 4 need not be a binding offset alignment) */
+        qn_buf *pb = qn_h_upload(&H, "proj", proj + (size_t)t * ps, (size_t)ps * 4);
+        qn_h_run(&H, p, QN_BINDS(QN_BIND(pb), QN_BIND(cwb), QN_BIND(csb),
+                                 QN_BIND(in.alog_b), QN_BIND(in.dtb_b), QN_BIND(Sb),
+                                 QN_BIND_RANGE(ob, (uint64_t)t * vd * 4, (uint64_t)vd * 4), QN_BIND(nwb), QN_BIND(scr)),
+                 &pc, sizeof pc, (uint64_t)s.Hv * ((s.dv + spec[1] - 1) / spec[1]));
+    }
+    float *x = qn_h_alloc(&H, (size_t)steps * cd), *ref = qn_h_alloc(&H, (size_t)steps * vd);
+    struct gdn_in rin = in;
+    rin.T = steps, rin.qkv = qn_h_alloc(&H, (size_t)steps * cd), rin.proj = proj;
+    for (uint32_t t = 0; t < steps; t++) memcpy(x + (size_t)t * cd, proj + (size_t)t * ps, (size_t)cd * 4);
+    qn_ref_conv1d_seq(rin.qkv, cst, x, cw, (int)steps, (int)cd, (int)K);
+    ref_delta(&rin, 0, steps, S0, ref);
+    for (uint32_t t = 0; spec[4] && t < steps; t++)
+        for (uint32_t h = 0; h < s.Hv; h++) {
+            float *r = ref + (size_t)t * vd + h * s.dv;
+            qn_ref_rmsnorm_gated(r, r, proj + (size_t)t * ps + z_off(s) + h * s.dv, nw, (int)s.dv, 1e-6f);
+        }
+    char what[160], sp[64];
+    snprintf(what, sizeof what, "%s %u decode steps, Hk=%u Hv=%u dk=%u dv=%u: o", spec_str(p, sp, sizeof sp), steps,
+             s.Hk, s.Hv, s.dk, s.dv);
+    check_rel(what, qn_h_read(&H, ob, (size_t)steps * vd), ref, (size_t)steps * vd, (spec[4] ? 2 : 1) * TOL_RECURRENT);
+    memcpy(what + strlen(what) - 1, "S", 2);
+    check_rel(what, qn_h_read(&H, Sb, state_n(s)), S0, state_n(s), TOL_RECURRENT);
+    snprintf(what, sizeof what, "%s: conv state", sp);
+    qn_h_check(&H, what, csb, cst, (size_t)cd * (K - 1), 0, 0);
+    uint32_t *cnt = (uint32_t *)qn_h_read(&H, scr, s.Hk + s.Hv), bad = 0;
+    for (uint32_t i = 0; i < s.Hk + s.Hv; i++) bad += cnt[i] != 0;
+    H.checks++, H.failures += bad != 0;
+    printf("%-4s %s: %u of %u counters left non-zero\n", bad ? "FAIL" : "ok", sp, bad, s.Hk + s.Hv);
+    qn_h_reset(&H);
+}
+
+static void fused_tests(void)
+{
+    static const uint32_t sp[][5] = { { 128, 16, 128, 4, 1 }, { 128, 16, 128, 4, 0 }, { 96, 32, 64, 4, 1 },
+                                      { 64, 16, 32, 3, 1 }, { 256, 8, 128, 2, 0 } };
+    fused_case(REAL, 4, sp[0]);
+    fused_case(REAL_SOME, 3, sp[1]);
+    fused_case(ODD, 5, sp[2]);
+    fused_case(ODD, 4, sp[3]);
+    fused_case(TINY, 6, sp[4]);
+    fused_case(TINY, 3, sp[0]);
+}
+
 /* A pipeline whose QN_DK_MAX is below dk must say so (NaN output) and leave the state alone. */
 static void dk_max_case(bool chunked)
 {
@@ -541,5 +606,6 @@ int main(int argc, char **argv)
     conv_tests();
     norm_tests();
     delta_tests();
+    fused_tests();
     return qn_h_close(&H);
 }
