@@ -1,4 +1,4 @@
-/* mem.c — budgeted buffer allocation (device-local, upload staging, readback, UMA zero-copy) and
+/* mem.c — budgeted buffer allocation (device-local, upload staging, readback, UMA zero-copy, system memory) and
  * synchronous host <-> buffer transfers. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +73,12 @@ static int choose_type(const qn_vk *v, enum qn_mem kind, uint32_t bits)
     case QN_MEM_UPLOAD: t = pick_type(v, bits, HV | HC, 0, v->caps.uma ? 0 : DL); break;
     case QN_MEM_READBACK: t = pick_type(v, bits, HV | HC, CA, v->caps.uma ? 0 : DL); break;
     case QN_MEM_DEVICE_MAPPED: t = pick_type(v, bits, DL | HV | HC, 0, 0); break;
+    case QN_MEM_HOST: {
+        const char *e = getenv("QNEXT_HOST_MEM");
+        bool cached = e && !strcmp(e, "cached");
+        t = pick_type(v, bits, HV | HC, cached ? CA : 0, cached ? DL : DL | CA);
+        break;
+    }
     }
     return t;
 }
@@ -80,7 +86,7 @@ static int choose_type(const qn_vk *v, enum qn_mem kind, uint32_t bits)
 static const char *kind_name(enum qn_mem k)
 {
     return k == QN_MEM_DEVICE ? "device" : k == QN_MEM_UPLOAD ? "upload" : k == QN_MEM_READBACK ? "readback"
-                                                                                           : "device-local host-visible";
+           : k == QN_MEM_HOST ? "host (system memory)" : "device-local host-visible";
 }
 
 static int check_budget(qn_vk *v, const char *name, uint64_t size, bool device)

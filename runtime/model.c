@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "expert_host.h"
 #include "expert_store.h"
 #include "experts.h"
 #include "qn_log.h"
@@ -391,7 +392,8 @@ static int check_budget(const qn_model *m, const struct qn_model_params *p)
     qn_mem_stats(m->v, &ms);
     uint64_t budget = ms.device_budget > p->reserve_bytes ? ms.device_budget - p->reserve_bytes : 0;
     uint64_t avail = budget > ms.device_used ? budget - ms.device_used : 0;
-    uint64_t need = m->dense_bytes + m->expert_bytes + (uint64_t)m->c.num_layers * m->c.num_experts * 4u;
+    uint64_t need = m->dense_bytes + (m->experts_host ? 0 : m->expert_bytes) + (uint64_t)m->c.num_layers *
+                    m->c.num_experts * 4u;   /* host tier: the experts' pools are system memory */
     if (need > avail)
         return qn_fail(-ENOMEM, "%s does not fit on '%s': it needs %.2f GiB of device memory (dense weights %.2f GiB + "
                        "routed experts %.2f GiB) plus the KV cache, but the budget is %.2f GiB (%.2f GiB device budget, "
@@ -435,6 +437,7 @@ static uint64_t auto_expert_cache(const qn_model *m, const struct qn_model_param
 
 static int plan_streaming(qn_model *m, const struct qn_model_params *p)
 {
+    if (m->experts_host) return 0;   /* host tier: every expert resident in system memory */
     uint64_t cache = p->expert_cache ? p->expert_cache : auto_expert_cache(m, p);
     uint64_t min_bytes = (uint64_t)qn_exp_min_slots(m->c.top_k, p->prefetch, 0) * m->slot_bytes;
     if (!p->expert_cache && cache < min_bytes) return 0; /* not even streaming fits: check_budget says why */
@@ -482,8 +485,9 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
                        QN_MODEL_MAX_POOLS);
     /* streaming: pools in device-local host-visible memory (resizable BAR) where such a heap holds them, so
      * expert reads land in the slots directly (model_stream.c's UMA path); plain device memory otherwise */
-    enum qn_mem pk = m->n_slots < (uint64_t)c->num_layers * (uint64_t)c->num_experts ? qn_mst_pool_mem(m)
-                                                                                     : QN_MEM_DEVICE;
+    enum qn_mem pk = m->experts_host ? QN_MEM_HOST
+                     : m->n_slots < (uint64_t)c->num_layers * (uint64_t)c->num_experts ? qn_mst_pool_mem(m)
+                                                                                       : QN_MEM_DEVICE;
     for (uint32_t i = 0; i < m->n_pools; i++) {
         uint32_t ns = i + 1 < m->n_pools ? m->slots_per_pool : m->n_slots - i * m->slots_per_pool;
         char name[64];
@@ -494,6 +498,7 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
     size_t nt = (size_t)c->num_layers * (size_t)c->num_experts;
     if (!(m->table = malloc(sizeof *m->table * nt))) return qn_fail(-ENOMEM, "out of memory");
     for (size_t i = 0; i < nt; i++) m->table[i] = nt == m->n_slots ? (int32_t)i : -1; /* streaming: all absent */
+    if (pk == QN_MEM_HOST) pk = QN_MEM_DEVICE;   /* host tier: the table stays in VRAM */
     if ((rc = qn_mst_pool_create(m->v, &pk, sizeof *m->table * nt, "slot table", &m->slot_table))) return rc;
     return qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
 }
@@ -536,6 +541,8 @@ void qn_model_default_params(struct qn_model_params *p)
 {
     memset(p, 0, sizeof *p);
     p->progress = -1;
+    const char *e = getenv("QNEXT_EXPERTS");   /* A/B without a command-line change; --experts overrides it */
+    p->experts_host = e && !strcmp(e, "host");
 }
 
 int qn_model_plan_bytes(const qn_config *c, const qn_st_store *st, uint64_t *dense, uint64_t *experts)
@@ -566,13 +573,15 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     if (!m) return qn_fail(-ENOMEM, "out of memory");
     m->v = v;
     m->pool_bytes_max = prm->pool_bytes_max;
+    m->experts_host = prm->experts_host;
     snprintf(m->path, sizeof m->path, "%s", path);
     qn_st_store *st = NULL;
     struct plan p = { 0 };
     uint64_t *sizes = NULL;
     double t0 = qn_now_s();
     bool gguf = qn_model_path_is_gguf(path); /* model_gguf.c fills config, weights and experts */
-    int rc = gguf ? qn_model_gguf_load(m, prm) : qn_cfg_load(&m->c, path);
+    int rc = qn_eh_check(prm);
+    if (!rc) rc = gguf ? qn_model_gguf_load(m, prm) : qn_cfg_load(&m->c, path);
     if (!rc && !gguf) rc = qn_st_open(&st, path);
     if (!rc && !gguf) rc = qn_st_check_model(st, &m->c, 1);
     if (!rc && !gguf) rc = plan_all(m, st, arena_cap(v), &p, &sizes);
@@ -599,6 +608,11 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     QN_INFO("model %s: %.2f GiB dense weights in %u buffers, %u experts of %.2f MiB (%s) in %u pools, loaded in "
             "%.1f s", path, GIB(m->dense_bytes), m->n_arenas, m->n_slots, (double)qn_mst_slot_bytes(m) / 1048576.0,
             m->L && m->L[0].exp_qtype[0] ? "GGUF blocks" : qn_dtype_name(m->exp_dtype), m->n_pools, m->load_seconds);
+    if (m->experts_host) {
+        char line[400];
+        qn_eh_describe(m, line, sizeof line);
+        QN_INFO("%s", line);
+    }
     *out = m;
     return 0;
 }

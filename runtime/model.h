@@ -93,6 +93,8 @@ typedef struct qn_model {
     uint32_t d_slots_per_pool, d_n_pools;
     qn_buf *dpools[QN_MODEL_MAX_POOLS];
     struct qn_mst *stream;        /* streaming mode (model_stream.h): fewer slots than experts; NULL = resident */
+    bool experts_host;            /* host tier: every expert resident in system memory (QN_MEM_HOST pools), the
+                                     GPU reads them over PCIe (qn_model_params.experts_host) */
 
     /* where the bytes went */
     qn_buf **arenas;              /* dense weights, packed */
@@ -111,6 +113,9 @@ struct qn_model_params {
     int prefetch;             /* streaming: slots for guessed next-layer experts read ahead (0 = off) */
     int progress;             /* 1: progress line on stderr for loads over a second, 0: never, -1: if stderr is a tty */
     uint64_t pool_bytes_max;  /* tests: cap one expert pool buffer below the device's limit (0 = no cap) */
+    bool experts_host;        /* --experts host: every routed expert resident in pinned system memory (QN_MEM_HOST
+                                 pools laid out as resident mode's, slot = l * E + e), read by the GPU over PCIe;
+                                 the slot table and dense weights stay in VRAM. Default: env QNEXT_EXPERTS=host */
     /* streaming's slot cache (expert_usage.h, docs/streaming.md) */
     const char *expert_policy;   /* --expert-policy lru|lfu: replacement policy (NULL = lru) */
     int expert_hot;              /* --expert-hot N: pin the N most used experts of expert_hot_from (0 = none) */

@@ -656,6 +656,7 @@ static uint64_t expert_room(const qn_model *m, const struct qn_model_params *p)
 static int plan_slots(struct gl *g, const struct qn_model_params *p)
 {
     qn_model *m = g->m;
+    if (m->experts_host) return 0;   /* host tier: every expert resident in system memory */
     uint64_t cache = p->expert_cache, room = expert_room(m, p);
     if (!cache && m->expert_bytes <= room) return 0;
     if (cache >= m->expert_bytes) {
@@ -691,7 +692,8 @@ static int load_experts(struct gl *g, const struct qn_model_params *p)
     slot_sizes(m, q, maxb);
     if ((rc = plan_slots(g, p))) return rc;
     bool stream = m->n_slots < (uint32_t)m->c.num_layers * (uint32_t)m->c.num_experts;
-    enum qn_mem pk = stream ? qn_mst_pool_mem(m) : QN_MEM_DEVICE;   /* BAR: misses read into the slots */
+    enum qn_mem pk = m->experts_host ? QN_MEM_HOST : stream ? qn_mst_pool_mem(m) : QN_MEM_DEVICE; /* BAR: misses
+                                                                                        read into the slots */
     rc = make_pools(g, m->slot_bytes, m->n_slots, &m->slots_per_pool, &m->n_pools, m->pools, q ? "gate|up" : "experts",
                     &pk);
     if (!rc && q)
@@ -699,6 +701,7 @@ static int load_experts(struct gl *g, const struct qn_model_params *p)
     size_t nt = (size_t)m->c.num_layers * (size_t)m->c.num_experts;
     if (!rc && !(m->table = malloc(sizeof *m->table * nt))) rc = qn_fail(-ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < nt; i++) m->table[i] = stream ? -1 : (int32_t)i;
+    if (pk == QN_MEM_HOST) pk = QN_MEM_DEVICE;   /* host tier: the table stays in VRAM */
     if (!rc) rc = qn_mst_pool_create(m->v, &pk, sizeof *m->table * nt, "slot table", &m->slot_table);
     if (!rc) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
     if (rc) return rc;

@@ -3,6 +3,7 @@
  * into its slot on the transfer queue as soon as it has arrived, and orders the GPU work with two timeline
  * semaphores — `tc` signalled by the compute segments, `tx` by the copy batches (docs/streaming.md). */
 #include "model_stream.h"
+#include "expert_host.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -185,6 +186,9 @@ enum qn_mem qn_mst_pool_mem(const qn_model *m)
 int qn_mst_pool_create(qn_vk *v, enum qn_mem *kind, uint64_t size, const char *name, qn_buf **out)
 {
     int rc = qn_buf_create(v, *kind, size, name, out);
+    if (rc && *kind == QN_MEM_HOST)
+        return qn_fail_ctx(rc, "--experts host: %.2f GiB (%llu bytes) of system memory for expert pool '%s' could "
+                           "not be allocated", GIB(size), (unsigned long long)size, name);
     if (rc && *kind == QN_MEM_DEVICE_MAPPED) {
         QN_WARN("expert pool '%s' in device-local host-visible memory: %s; this and the next pools go to device "
                 "memory (misses staged and copied)", name, qn_errmsg());
@@ -1255,7 +1259,10 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
 {
     const struct qn_mst *s = m->stream;
     if (!s) {
-        fprintf(out, "qnext stats: every routed expert resident (%u slots), no streaming\n", m->n_slots);
+        char line[400];
+        qn_eh_describe(m, line, sizeof line);
+        fprintf(out, "qnext stats: every routed expert resident (%u slots), no streaming%s%s\n", m->n_slots,
+                *line ? "; " : "", line);
         return;
     }
     struct qn_exp_stats es;

@@ -185,6 +185,9 @@ enum qn_mem {
     QN_MEM_READBACK,   /* host-visible, coherent, cached where possible, mapped: results to the host */
     QN_MEM_DEVICE_MAPPED, /* device-local AND host-visible, mapped (resizable BAR, UMA): host writes land in device
                              memory; QN_E_UNSUPPORTED when no such memory type exists (callers fall back) */
+    QN_MEM_HOST,       /* system memory the GPU reads over PCIe: host-visible, coherent, mapped, not device-local
+                          where such a type exists (pinned by the driver; the host expert tier); uncached
+                          (write-combined) first, QNEXT_HOST_MEM=cached prefers a host-cached type */
 };
 
 typedef struct qn_buf {

@@ -59,6 +59,13 @@ int qn_cli_common_opt(struct qn_cli_common *c, int opt, const char *arg)
     }
     case QN_OPT_EXPERT_HOT_FROM: c->expert_hot_from = arg; return 1;
     case QN_OPT_EXPERT_TRACE: c->expert_trace = arg; return 1;
+    case QN_OPT_EXPERTS:
+        if (strcmp(arg, "device") && strcmp(arg, "host")) {
+            fprintf(stderr, "qnext: --experts: '%s' is not one of device, host\n", arg);
+            return -1;
+        }
+        c->experts = arg;
+        return 1;
     case QN_OPT_PROFILE: c->profile = true; return 1;
     default: return 0;
     }

@@ -26,6 +26,7 @@ struct qn_cli_common {
     int expert_hot;             /* --expert-hot N: pin the N most used experts of expert_hot_from */
     const char *expert_hot_from;/* --expert-hot-from FILE (usage counts of an earlier --expert-trace) */
     const char *expert_trace;   /* --expert-trace FILE: write per (layer, expert) router choices at exit */
+    const char *experts;        /* --experts device|host (NULL = env QNEXT_EXPERTS, else device) */
     bool profile;               /* --profile */
     int verbose;                /* -v (repeatable) */
 };
@@ -34,7 +35,7 @@ struct qn_cli_common {
 enum {
     QN_OPT_BACKEND = 0x1000, QN_OPT_DEVICE, QN_OPT_BOARD, QN_OPT_EXPERT_CACHE, QN_OPT_IO,
     QN_OPT_STATS, QN_OPT_PROFILE, QN_OPT_PREFETCH, QN_OPT_EXPERT_POLICY, QN_OPT_EXPERT_HOT, QN_OPT_EXPERT_HOT_FROM,
-    QN_OPT_EXPERT_TRACE,
+    QN_OPT_EXPERT_TRACE, QN_OPT_EXPERTS,
     QN_OPT_FIRST_FREE = 0x1100 /* subcommands number their own long options from here */
 };
 
@@ -51,6 +52,7 @@ enum {
     { "expert-hot", required_argument, 0, QN_OPT_EXPERT_HOT },         \
     { "expert-hot-from", required_argument, 0, QN_OPT_EXPERT_HOT_FROM }, \
     { "expert-trace", required_argument, 0, QN_OPT_EXPERT_TRACE },     \
+    { "experts", required_argument, 0, QN_OPT_EXPERTS },               \
     { "profile", no_argument, 0, QN_OPT_PROFILE },                     \
     { "verbose", no_argument, 0, 'v' }
 
@@ -63,6 +65,8 @@ enum {
     "      --board NAME       board profile to use instead of the one matched to the device\n" \
     "      --expert-cache SZ  VRAM for routed-expert slots, e.g. 6G, 512M; smaller than the experts = stream\n" \
     "                         them from disk (default: all resident if they fit, else what fits)\n" \
+    "      --experts WHERE    routed experts in device memory (default) or host: all in pinned system\n" \
+    "                         memory, read by the GPU over PCIe (env QNEXT_EXPERTS=host)\n" \
     "      --io MODE          expert reads: direct, buffered or auto (default auto)\n"        \
     "      --stats            print expert-cache and IO statistics to stderr\n"             \
     "      --prefetch N       streaming: read up to N guessed next-layer experts ahead (default 0)\n" \

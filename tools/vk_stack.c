@@ -18,6 +18,7 @@ static int open_model(struct qn_vk_stack *st, const struct qn_cli_common *o)
     mp.expert_hot = o->expert_hot;
     mp.expert_hot_from = o->expert_hot_from;
     mp.expert_trace = o->expert_trace;
+    if (o->experts) mp.experts_host = !strcmp(o->experts, "host");   /* else env QNEXT_EXPERTS */
     enum qn_io_mode io = QN_IO_AUTO;
     int rc = o->io ? qn_io_mode_parse(o->io, &io) : 0;
     mp.io_mode = (int)io;

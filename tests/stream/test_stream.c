@@ -17,7 +17,7 @@
  * then with prefetch (K / 2 guess slots; minimum K + K / 2): identical at half, 2K + P and K + P slots, under
  * faults, eio_at and too small a budget again; the guesses (layer l + 1's router applied to layer l's MoE input)
  * were made and have precision and recall above 0.5 (chance is top_k / E <= 0.25 on the fixtures); and the
- * expert usage trace / pinned hot set / LFU policy (test_hot). */
+ * expert usage trace / pinned hot set / LFU policy (test_hot); --experts host (test_host): identical to resident. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -417,6 +417,39 @@ static void test_auto(qn_vk *v, const char *dir, const qn_model *res, const int3
     qn_model_free(&m);
 }
 
+/* --experts host (expert_host.h): every expert resident in system-memory pools (QN_MEM_HOST), the table in
+ * device memory; logits identical to resident mode at a full chunk and token by token; with --expert-cache it
+ * is refused (the VRAM cache in front of the host tier is not there yet). */
+static void test_host(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
+{
+    size_t V = (size_t)res->c.vocab_size;
+    uint32_t all = (uint32_t)(res->c.num_layers * res->c.num_experts);
+    qn_model *m;
+    extra.experts_host = true;
+    int rc = load(v, dir, 0, &m);
+    if (rc) DIE("load with --experts host");
+    bool id = true;
+    for (uint32_t i = 0; i < all; i++) id = id && m->table[i] == (int32_t)i;
+    ok_if(!m->stream && m->experts_host && m->n_slots == all && id && m->pools[0]->kind == QN_MEM_HOST &&
+          (!m->d_n_pools || m->dpools[0]->kind == QN_MEM_HOST) && m->slot_table->kind != QN_MEM_HOST,
+          "--experts host: every expert resident in QN_MEM_HOST pools (slot = l * E + e), the table in VRAM", NULL);
+    uint32_t chunks[2] = { 512, 1 };
+    for (int i = 0; i < 2; i++) {
+        struct result r;
+        if (run(m, chunks[i], ids, T, &r)) DIE("--experts host run");
+        char what[160];
+        snprintf(what, sizeof what, "  --experts host, calls of <= %u tokens", chunks[i]);
+        compare(what, &r, reference(res, chunks[i], ids, T), (size_t)T * V, V);
+        result_free(&r);
+    }
+    qn_model_free(&m);
+    rc = load(v, dir, (uint64_t)all * res->slot_bytes / 2, &m);
+    ok_if(rc == -EINVAL && !m && strstr(qn_errmsg(), "--expert-cache"),
+          "--experts host with --expert-cache: refused (not implemented yet)", qn_errmsg());
+    qn_model_free(&m);
+    extra.experts_host = false;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -470,6 +503,7 @@ int main(int argc, char **argv)
         test_hot(v, dir, res, ids, T);
         if (gguf) test_auto(v, dir, res, ids, T);
     }
+    test_host(v, dir, res, ids, T);
     io_mode = QN_IO_BUFFERED;   /* the pread pool on the page cache (auto picks direct on this filesystem) */
     test_budget(v, dir, res, 2 * K, ids, T);
     io_mode = QN_IO_AUTO;
