@@ -147,11 +147,10 @@ int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, u
     unsigned wg = 128, bk = 32, bt = 128, nbuf = 1, psw = 1, ts = 4;
     int n = s ? sscanf(s, "%u,%u,%u,%u,%u,%u", &wg, &bk, &bt, &nbuf, &psw, &ts) : 6;
     if (n < 4 || !wg || wg % 32 || !bk || bk % 16 || bk > 256 || !ts || !bt || bt % (16 * ts) || bt > 128 ||
-        (nbuf != 1 && nbuf != 2) || psw > 3 || wg * ts > c->max_wg_invocations || wg > c->max_wg_size[0] ||
+        (nbuf != 1 && nbuf != 2) || psw > 1 || wg * ts > c->max_wg_invocations || wg > c->max_wg_size[0] ||
         ts > c->max_wg_size[1])
         return qn_fail(-EINVAL, "grouped-expert tensor-core layout '%s': want WG,BK,BT,NBUF[,PSW[,TS]] with WG a multiple "
-                       "of 32 (WG * TS <= %u), BK of 16, BT of 16 TS up to 128, NBUF 1 or 2, PSW 0 .. 3 (bit 1: two k-steps of loads "
-                       "in flight)", s ? s : "(default)",
+                       "of 32 (WG * TS <= %u), BK of 16, BT of 16 TS up to 128, NBUF 1 or 2, PSW 0 or 1", s ? s : "(default)",
                        c->max_wg_invocations);
     uint32_t v[QN_CM_MOE_NSPEC] = { wg, bk, part_off, c->coopmat_nv_n ? c->coopmat_nv_n : 16, bt, nbuf, psw, ts };
     if (qn_cm_moe_shared(v) > c->max_shared)
@@ -175,7 +174,7 @@ void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN
  * (46.6 KB of shared memory), or 128,32,64,1,1,4 where that does not fit. Fields left out of a layout string take the
  * default layout's (TS 4: "128,32,64,1" is 128,32,64,1,1,4). H100, full 80B Q4_K_M, one call per prompt, tok/s:
  *   run 18a: 128,32,64,1,1,4 below 60 pairs per expert: 1770 / 3519 at 512 / 2048 tokens against 1653 / 3418 with the
- *            default layout only; with PSW 3 (two k-steps of loads in flight) 1721 / 3463;
+ *            default layout only; with two k-steps of loads in flight (PSW 3, since removed) 1721 / 3463;
  *   run 18c: 256,32,64,1,1,2: 996 / 1258 / 1711 / 2130 / 3873 at 192 / 256 / 384 / 512 / 2048 tokens against 807 /
  *            1029 / 1418 / 1773 / 3522 (128,32,64,1,1,4) and 747 / 952 / 1319 / 1653 / 3418 (none); 64,32,64,1,1,4
  *            884 / 1123 / 1532 / 1901 / 3645; at 4096 tokens (80 pairs per expert) it equals the default layout

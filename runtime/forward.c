@@ -106,8 +106,7 @@ static const qn_pipe *mv_pick(const qn_fwd *f, const qn_pipe *p, const qn_pipe *
 
 /* linear() for a weight in a ggml block format (GGUF models): the quantized matvec with tokens in z for
  * small T, the quantized tiled matmul (qmatmul.comp: weight tiles decoded in shared memory) above
- * tune.small_t (or f->dense_token_t for a weight bound whole: env QNEXT_DENSE_TOKEN_T, short prompts), as linear()
- * does for plain dtypes. */
+ * tune.small_t, as linear() does for plain dtypes. */
 static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
@@ -120,8 +119,7 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
         uint32_t n = W->rows - r0 < prow ? W->rows - r0 : prow;
         uint64_t off = W->off + (uint64_t)r0 * rowb, bytes = (uint64_t)n * rowb;
         struct qn_bind wbind = n == W->rows ? wb(W) : QN_BIND_RANGE(W->buf, off, (bytes + 15) / 16 * 16);
-        bool tok = n == W->rows && T <= f->dense_token_t; /* the matvec, one token per z (weight read from L2) */
-        if (T > f->tune.small_t && mm && !tok) { /* Y[T, r0 .. r0 + n) (+)= X · W_piece^T */
+        if (T > f->tune.small_t && mm) { /* Y[T, r0 .. r0 + n) (+)= X · W_piece^T */
             qn_pc_matmul pm = { .M = T, .N = n, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
                                 .y_off = r0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
             const qn_pipe *mp = cm_tile(f, mm, T, n);
@@ -158,7 +156,6 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
         int qi = s->qtype ? qn_fwd_q_index(s->qtype) : -1;
         const qn_pipe *p = qi < 0 ? (!router && f->matmul_cm[2] && W->cols % 8 == 0 ? f->matmul_cm[2] : f->matmul[2])
                          : (!router || f->router_cm) && f->qmatmul_cm[qi] ? f->qmatmul_cm[qi] : f->qmatmul[qi];
-        if (qi < 0 && router && f->matmul_r) p = s->rows < 16 && f->matmul_r1 ? f->matmul_r1 : f->matmul_r;
         struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
                                                             ? (s->bytes + 15) / 16 * 16 : s->buf->size);
         qn_pc_matmul pm = { .M = T, .N = s->rows, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,

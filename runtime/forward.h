@@ -88,14 +88,10 @@ typedef struct qn_fwd {
     qn_pipe *moe_qgu_gcm2[5], *moe_qdn_gcm2[5];
     uint32_t cm_moe_big_pairs;
     /* prefill of a router fusion (W_moe): its block-type parts (the shared expert's gate / up) on the tensor cores
-     * (router_cm, env QNEXT_ROUTER_CM); its f32 parts (router, shared_expert_gate) on the f32-FMA matmul in the
-     * tiles of matmul_r (parts of >= 16 rows) and matmul_r1 (fewer), NULL: f->matmul[2] (env QNEXT_ROUTER_TILE) */
+     * (router_cm, env QNEXT_ROUTER_CM); its f32 parts (router, shared_expert_gate) on the f32-FMA matmul */
     bool router_cm;
-    qn_pipe *matmul_r, *matmul_r1;
     uint32_t moe_token_t;   /* GGUF block experts of calls up to max(this, tune.small_t) tokens run on the per-token
                                decode kernels (moe_q.comp, tokens in z) in prefill too (env QNEXT_MOE_TOKEN_T; 160) */
-    uint32_t dense_token_t; /* ... and whole GGUF block weights (qlinear: the out projections) on the decode matvec with
-                               tokens in z instead of the tiled matmul (env QNEXT_DENSE_TOKEN_T; 0) */
     /* prefill over GGUF block experts with few tokens per expert (moe_qsmall.comp), by token-slot width
      * (qn_moe_small_nts index) and q_index; NULL when unused */
     qn_pipe *moe_qgu_s[QN_MOE_SMALL_NNT][5], *moe_qdn_s[QN_MOE_SMALL_NNT][5];
@@ -188,8 +184,8 @@ int qn_cm_moe_selfcheck(qn_vk *v, uint32_t cn);
  * dn_groups row blocks of workgroups cover the 64 gate_up / 64 down output rows of a tile) */
 int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64_t gu_groups, uint64_t dn_groups);
 /* moe_qgrouped_cm.comp's spec constants {WG, BK, PART_OFF, CN, BT, NBUF, PSW, TS} (WG x TS invocations; output rows
- * per workgroup: WG / 2 for gate_up, WG for down): qn_cm_moe_parse reads "WG,BK,BT,NBUF[,PSW[,TS]]" (s NULL:
- * 128,32,64,2,1,1) and checks it
+ * per workgroup: WG / 2 for gate_up, WG for down): qn_cm_moe_parse reads "WG,BK,BT,NBUF[,PSW[,TS]]" (PSW 0 or 1;
+ * s NULL: 128,32,128,1,1,4) and checks it
  * against the device (-EINVAL with a message); qn_cm_moe_spec takes env QNEXT_CM_MOE_TILE (a warning and the
  * defaults when it is wrong); qn_cm_moe_shared: the variant's shared memory in bytes. */
 enum { QN_CM_MOE_NSPEC = 8 };

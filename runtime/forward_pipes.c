@@ -45,29 +45,20 @@ static const enum qn_kernel k_matvec_norm_route[3] = { QN_K_MATVEC_NORM_ROUTE_BF
 /* ---- decode matvec layouts (matvec.comp / qmatvec.comp spec 0-5: WG, ROWS, UNROLL, SGROWS, XSH, PRE) -------- */
 
 /* env QNEXT_MV_PRE=0: the matvecs load their first batch of weights after the x staging, not before (A/B);
- * QNEXT_MV_PRE=2: the block matvecs also keep two batches of loads in flight (qmatvec.comp QN_PRE 2);
  * QNEXT_MV_NF=1 adds 4: the norm matvecs take the sum of squares while staging x (mv_sched.glsl QN_MV_SSFUSE) */
 static uint32_t mv_pre(void)
 {
     const char *e = getenv("QNEXT_MV_PRE"), *nf = getenv("QNEXT_MV_NF");
-    return (e && !strcmp(e, "0") ? 0 : e && !strcmp(e, "2") ? 2 : 1) | (nf && !strcmp(nf, "1") ? 4 : 0);
+    return (e && !strcmp(e, "0") ? 0 : 1) | (nf && !strcmp(nf, "1") ? 4 : 0);
 }
 
-/* env QNEXT_MV_QV=1: the Q6_K matvecs read their quants with aligned 16-byte loads (qmatvec.comp spec 6 QN_QV) */
-static uint32_t mv_qv(void)
-{
-    const char *e = getenv("QNEXT_MV_QV");
-    return e && !strcmp(e, "1") ? 1 : 0;
-}
-
-/* A matvec-family pipeline with spec[0 .. n) (n <= 5; the kernel's defaults after them), PRE and (qmatvec.comp's
- * spec 6) QV from the env. */
+/* A matvec-family pipeline with spec[0 .. n) (n <= 5; the kernel's defaults after them) and PRE from the env. */
 static int mv_pipe(qn_fwd *f, enum qn_kernel k, qn_pipe **out, uint32_t n, const uint32_t *spec)
 {
-    uint32_t s[7];
+    uint32_t s[6];
     for (uint32_t i = 0; i < 5; i++) s[i] = i < n ? spec[i] : qn_kernel_infos[k].spec_default[i];
-    s[5] = mv_pre(), s[6] = mv_qv();
-    return pipe(f, k, out, qn_kernel_infos[k].nspec >= 7 ? 7 : 6, s);
+    s[5] = mv_pre();
+    return pipe(f, k, out, 6, s);
 }
 #define MVPIPE(k, out, ...) SPEC_PIPE(mv_pipe, k, out, __VA_ARGS__)
 #define MVPIPE0(k, out) do { if ((rc = mv_pipe(f, (k), (out), 0, NULL))) return rc; } while (0)
@@ -297,51 +288,22 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
     return 0;
 }
 
-/* Env "WG,BM,BN,BK,TM,TN" (matmul.comp's spec) into t[6] if it is a tile matmul.comp takes on this device. */
-static bool mm_tile(const qn_fwd *f, const char *s, uint32_t t[6])
-{
-    const struct qn_caps *c = qn_vk_caps(f->v);
-    unsigned v[6];
-    if (sscanf(s, "%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6 || !v[0] || !v[4] || !v[5] ||
-        v[4] % 4 || v[5] % 4 || !v[3] || v[3] % 8 || !v[1] || !v[2] || v[1] % v[4] || v[2] % v[5] ||
-        (v[1] / v[4]) * (v[2] / v[5]) != v[0] || v[0] > c->max_wg_invocations ||
-        (uint64_t)v[3] * (v[1] + 4 + v[2] + 4) * 4 > c->max_shared)
-        return false;
-    for (int i = 0; i < 6; i++) t[i] = v[i];
-    return true;
-}
-
 /* Prefill of the router fusion W_moe (forward.c sub_matmul): env QNEXT_ROUTER_CM=1 puts its block-type parts (the
  * shared expert's gate / up: not router rows) on the tensor cores like every other block weight (default: the whole
- * fusion on the f32-FMA kernels, as before); env QNEXT_ROUTER_TILE=WG,BM,BN,BK,TM,TN[:WG,BM,BN,BK,TM,TN] gives its f32
- * parts (the 512-row router, the 1-row shared_expert_gate) their own matmul.comp tiles, the second for parts of fewer
- * than 16 rows (default: matmul_f32's 64 x 64 tile, which launches 64 and 8 workgroups at T 512). H100 run 18a (80B
- * Q4_K_M, one call per prompt): ROUTER_CM 1657 / 3454 / 3729 tok/s at 512 / 2048 / 4096 tokens against 1653 / 3418 /
- * 3650 (within noise at 512; the next token of the random-weight model changed at 512 and 2048), the tiles
- * 64,32,32,128,4,4:16,64,4,128,4,4 on top 1529 / 3118 / 3322 (slower): both stay off. Also QNEXT_MOE_TOKEN_T (the
- * per-token expert kernels up to that many tokens, default 128) and QNEXT_DENSE_TOKEN_T (0; run 18a: no gain). */
+ * fusion on the f32-FMA kernels, as before); its f32 parts (the 512-row router, the 1-row shared_expert_gate) stay
+ * on matmul_f32's 64 x 64 tile. H100 run 18a (80B Q4_K_M, one call per prompt): ROUTER_CM 1657 / 3454 / 3729 tok/s
+ * at 512 / 2048 / 4096 tokens against 1653 / 3418 / 3650 (within noise at 512; the next token of the random-weight
+ * model changed at 512 and 2048): it stays off. (Other FMA tiles for the f32 parts lost in run 18a and were
+ * removed.) Also QNEXT_MOE_TOKEN_T (the per-token expert kernels up to that many tokens). */
 static int make_router_pipes(qn_fwd *f)
 {
-    const char *c = getenv("QNEXT_ROUTER_CM"), *e = getenv("QNEXT_ROUTER_TILE"), *tt = getenv("QNEXT_MOE_TOKEN_T");
+    const char *c = getenv("QNEXT_ROUTER_CM"), *tt = getenv("QNEXT_MOE_TOKEN_T");
     f->router_cm = c && !strcmp(c, "1");
     /* forward.h; not a pipeline, but read here too. Default 160: H100 full 80B Q4_K_M, one call per prompt, the
      * per-token kernels against the grouped tensor-core ones, tok/s: run 18a 32 tokens 538 vs 239, 128 tokens 913 vs
      * 550; run 18c 128 tokens 928 vs 597, 192 tokens 969 vs 996 (grouped in the 256,32,64,1,1,2 layout), 256 1034 vs
      * 1258, 512 1081 vs 2130: the crossover lies near 176 tokens */
     f->moe_token_t = tt && *tt ? (uint32_t)strtoul(tt, NULL, 10) : 160;
-    const char *dt = getenv("QNEXT_DENSE_TOKEN_T");
-    f->dense_token_t = dt && atoi(dt) > 0 ? (uint32_t)atoi(dt) : 0;
-    if (!e || !*e || !strcmp(e, "0")) return 0;
-    uint32_t t[6], t1[6];
-    const char *colon = strchr(e, ':');
-    if (!mm_tile(f, e, t) || (colon && !mm_tile(f, colon + 1, t1))) {
-        QN_WARN("QNEXT_ROUTER_TILE=%s is not WG,BM,BN,BK,TM,TN[:...] with (BM / TM) (BN / TN) = WG, TM, TN multiples "
-                "of 4, BK of 8, within the device's limits; ignored", e);
-        return 0;
-    }
-    int rc;
-    PIPE(QN_K_MATMUL_F32, &f->matmul_r, t[0], t[1], t[2], t[3], t[4], t[5]);
-    if (colon) PIPE(QN_K_MATMUL_F32, &f->matmul_r1, t1[0], t1[1], t1[2], t1[3], t1[4], t1[5]);
     return 0;
 }
 
@@ -550,15 +512,13 @@ static int make_mv_small_pipes(qn_fwd *f)
     return 0;
 }
 
-/* QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT = "[TYPE:]WG,ROWS,UNROLL,SGROWS,XSH[,PRE[,QV]][;...]": another layout for the plain
+/* QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT = "[TYPE:]WG,ROWS,UNROLL,SGROWS,XSH[,PRE][;...]": another layout for the plain
  * block matvecs (f->qmatvec: out projections, attention parts; small-T prefill) / those with the RMSNorm prologue
  * (f->qmatvec_norm: in_proj parts, lm_head), for in-model A/B runs. TYPE (q8_0, q4_0, q4_k, q5_k, q6_k) limits an
- * entry to one block type; later entries win; PRE (spec 5, default QNEXT_MV_PRE's) 0, 1 or 2 (two batches of
- * loads in flight per lane: the next batch, or the team's next set's first, loaded before a batch is used), plus 4 for
- * the norm's sum of squares taken while x is staged (QNEXT_MV_NF=1), QV (spec 6,
- * default QNEXT_MV_QV's) 1: Q6_K quants through aligned 16-byte loads. The
- * route parts keep the default (they were made before). Run 17's sweep (a barrier between matvecs, as in the model)
- * read 128,16,1,4,0 at 989 GB/s on the 12352 x 2048 Q4_K in_proj shape and 128,8,1,4,0 at 629 on 2048 x 4096; the
+ * entry to one block type; later entries win; PRE (spec 5, default QNEXT_MV_PRE's) 0 or 1 (the first batch of
+ * weights loaded before the x staging), plus 4 for the norm's sum of squares taken while x is staged
+ * (QNEXT_MV_NF=1). The route parts keep the default (they were made before). Run 17's sweep (a barrier between
+ * matvecs, as in the model) read 128,16,1,4,0 at 989 GB/s on the 12352 x 2048 Q4_K in_proj shape and 128,8,1,4,0 at 629 on 2048 x 4096; the
  * default 256,16,2,2,1024 read 551 / 359 as the sweep's first row, while its grid neighbours read ~890 / ~555. */
 static int mv_env_layouts(qn_fwd *f, const char *name, const char *dflt, const enum qn_kernel k[5], qn_pipe *out[5])
 {
@@ -572,19 +532,16 @@ static int mv_env_layouts(qn_fwd *f, const char *name, const char *dflt, const e
         snprintf(ent, sizeof ent, "%.*s", (int)(n < sizeof ent ? n : sizeof ent - 1), p);
         p += n + (p[n] == ';');
         const char *lay = strchr(ent, ':') ? strchr(ent, ':') + 1 : ent;
-        uint32_t l[7];
-        unsigned pre = mv_pre(), qv = mv_qv();
+        uint32_t l[6];
+        unsigned pre = mv_pre();
         if (!mv_layout(name, lay, l)) continue;
-        int nx = sscanf(lay, "%*u,%*u,%*u,%*u,%*u,%u,%u", &pre, &qv);
-        if (nx >= 1 && (pre > 6 || (pre & 3) > 2)) pre = mv_pre();
-        if (nx >= 2 && qv > 1) qv = mv_qv();
-        l[5] = pre, l[6] = qv;
+        if (sscanf(lay, "%*u,%*u,%*u,%*u,%*u,%u", &pre) == 1 && (pre > 5 || (pre & 3) > 1)) pre = mv_pre();
+        l[5] = pre;
         for (int i = 0; i < 5; i++) {
             size_t tl = lay == ent ? 0 : (size_t)(lay - 1 - ent);
             if (!out[i] || (tl && (strncmp(ent, tn[i], tl) || tn[i][tl]))) continue;
-            if ((rc = pipe(f, k[i], &out[i], 7, l))) return rc;
-            QN_DEBUG("%s: %s decode matvec layout %u,%u,%u,%u,%u pre %u qv %u", name, tn[i], l[0], l[1], l[2], l[3], l[4],
-                     l[5], l[6]);
+            if ((rc = pipe(f, k[i], &out[i], 6, l))) return rc;
+            QN_DEBUG("%s: %s decode matvec layout %u,%u,%u,%u,%u pre %u", name, tn[i], l[0], l[1], l[2], l[3], l[4], l[5]);
         }
     }
     return 0;
@@ -592,7 +549,7 @@ static int mv_env_layouts(qn_fwd *f, const char *name, const char *dflt, const e
 
 static int make_mv_env_pipes(qn_fwd *f)
 {
-    /* defaults from in-model A/B runs on 32-wide subgroups (NULL: the kernel's own, 256,16,2,2,1024,1,0); an empty
+    /* defaults from in-model A/B runs on 32-wide subgroups (NULL: the kernel's own, 256,16,2,2,1024,1); an empty
      * QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT keeps the kernel's own */
     static const char *const qmv_default = NULL, *const qmvn_default = NULL;
     int rc = mv_env_layouts(f, "QNEXT_QMV_LAYOUT", qmv_default, k_qmatvec, f->qmatvec);

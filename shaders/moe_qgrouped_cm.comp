@@ -20,11 +20,8 @@
 //             j % R == 0; the workgroups of the others return)
 //           5 NBUF shared tile buffers: 1 (two barriers per k-step) or 2 (default: the next step is decoded
 //             into the other buffer after the multiplies; one barrier per k-step)
-//           6 PSW bit 0: weight loads of a k-step: 1 (default) all inside one switch over the 8 pool bindings
-//             (qtile.glsl's qt_addr / QT_FETCH_FROM in QN_POOL_SWITCH), 0 each load its own switch (qt_fetch);
-//             bit 1 (PSW 2 / 3): the loads of TWO k-steps ahead in flight (a second register set: the loads of
-//             step s + 2 are issued before step s's multiplies and stored one step later), for calls whose
-//             k-steps have few multiplies (few pairs per expert) and so expose a global-load latency each
+//           6 PSW weight loads of a k-step: 1 (default) all inside one switch over the 8 pool bindings
+//             (qtile.glsl's qt_addr / QT_FETCH_FROM in QN_POOL_SWITCH), 0 each load its own switch (qt_fetch)
 //           7 TS token splits (workgroup height; default 1): QN_WG x TS invocations, subgroup s takes the weight
 //             rows of row group s % (QN_WG / 32) and the pairs [(s / (QN_WG / 32)) BT / TS, .. + BT / TS) of the
 //             pass (BT a multiple of 16 TS): the same rows per workgroup, TS times the invocations to decode them
@@ -54,9 +51,7 @@ layout(constant_id = 2) const uint QN_PART_OFF = 0;
 layout(constant_id = 3) const uint CN = 16; // fragment width along the weight rows: 16 (16x16x16) or 8 (16x8x16)
 layout(constant_id = 4) const uint BT = 64;   // pairs per pass (a multiple of 16, <= 128)
 layout(constant_id = 5) const uint NBUF = 2;  // shared tile buffers (1 or 2)
-layout(constant_id = 6) const uint PSWF = 1;  // bit 0: one pool switch per k-step (else one per load); bit 1: PF 2
-const uint PSW = PSWF & 1u;
-const uint PF = (PSWF & 2u) != 0u ? 2u : 1u;   // k-steps of loads in flight
+layout(constant_id = 6) const uint PSW = 1;   // 1: one pool switch per k-step (else one per load)
 layout(constant_id = 7) const uint TS = 1;    // token splits (workgroup height)
 #include "pc.h"
 #include "grid.glsl"
@@ -138,7 +133,7 @@ const uint XPT = (BT * GR + NTH - 1u) / NTH;
 const uint WPT = (NR * GR + NTH - 1u) / NTH;
 vec4 xr[XPT][2]; // the loads fetch() issues (set A) ...
 qt_raw wr[WPT];
-vec4 xs[XPT][2]; // ... and the set store() decodes (set B = A once A's loads are needed or PF 2's step later)
+vec4 xs[XPT][2]; // ... and the set store() decodes (set B = A once A's loads are needed)
 qt_raw ws[WPT];
 bool x_vec;
 
@@ -278,15 +273,10 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
         store(0u, r0, lid, 0u);
     }
     barrier();
-    if (PF == 2u && nk > 1u) { // set B: step 1; set A: step 2 in flight
-        fetch(QN_BK, r0, lid);
-        take_loads();
-        if (nk > 2u) fetch(2u * QN_BK, r0, lid);
-    }
     for (uint st = 0u; st < nk; st++) {
         uint cur = NBUF == 2u ? st & 1u : 0u;
         bool more = st + 1u < nk;
-        if (PF == 1u && more) fetch((st + 1u) * QN_BK, r0, lid); // in flight during the multiplies below
+        if (more) fetch((st + 1u) * QN_BK, r0, lid); // in flight during the multiplies below
         [[unroll]] for (uint kk = 0u; kk < QN_BK; kk += 16u) { // the fragments of this k-step
             CMB b[4];
             [[unroll]] for (uint j = 0u; j < 4u; j++) {
@@ -305,14 +295,10 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
         }
         if (NBUF == 1u) barrier(); // everyone is done with the buffer before it is rewritten
         if (more) {
-            if (PF == 1u) { take_loads(); }
+            take_loads();
             store((st + 1u) * QN_BK, r0, lid, NBUF == 2u ? 1u - cur : 0u);
         }
         barrier();
-        if (PF == 2u && st + 2u < nk) { // A (issued a step ago) becomes B; the loads of step st + 3 go out
-            take_loads();
-            if (st + 3u < nk) fetch((st + 3u) * QN_BK, r0, lid);
-        }
     }
     // epilogue through the subgroup's staging block, 16 x 16 outputs at a time
     uint cb = sg * 16u * SC, lane = gl_SubgroupInvocationID;

@@ -22,9 +22,7 @@
 //           3 QN_SGROWS rows one team (subgroup) computes together, sharing each x run (default 2)
 //           4 QN_XSH    x staging in shared memory: capacity in vec4 (0 = read x through L1; default 1024)
 //           5 QN_PRE    1: the first batch of weights is loaded before the x staging (mv_sched.glsl; default 1);
-//                       2: also two batches in flight (the next one, or the next set's first, loaded before use)
 //                       + 4: the norm's sum of squares taken while x is staged (QN_NORM; mv_sched.glsl)
-//           6 QN_QV     Q6_K: 1 = quants through aligned 16-byte loads (below; default 0)
 // Dispatch: ceil(rows / QN_ROWS) groups spread over x/y (qn_vk_grid), times T in z (one token per z).
 // Layout: as matvec.comp (mv_sched.glsl), with "units" of 32 weights (quant.glsl) in place of 16-byte
 // chunks: lanes take consecutive units, so a team reads consecutive 16-byte pieces of each row of its set
@@ -62,30 +60,6 @@ layout(push_constant) uniform PC { qn_pc_matvec pc; };
 layout(binding = 0, std430) readonly buffer W4 { uvec4 w4[]; };
 layout(binding = 0, std430) readonly buffer W1 { uint w1[]; };
 #include "quant.glsl"
-
-// Spec 6 QN_QV (Q6_K only; 0 elsewhere): 1 = each unit's ql and qh runs (16 bytes at a 2-byte-aligned offset: Q6_K
-// blocks are 210 bytes) come from two aligned 16-byte loads each, realigned in registers, instead of five 4-byte
-// loads whose lanes sit 16 bytes apart (4x the L1 wavefronts of one 16-byte load per lane).
-layout(constant_id = 6) const uint QN_QV = 0;
-#ifdef QN_Q6_K
-uvec4 qn_q6v_ld16(uint o) // the 16 bytes at byte o (even) of binding 0, the block's own bytes only (o + 32 < 210)
-{
-    uint i = o >> 4u, m = o & 15u, q = m >> 2u;
-    uvec4 a = w4[i], b = w4[m != 0u ? i + 1u : i];
-    uvec4 lo = q == 0u ? a : q == 1u ? uvec4(a.yzw, b.x) : q == 2u ? uvec4(a.zw, b.xy) : uvec4(a.w, b.xyz);
-    uvec4 hi = q == 0u ? uvec4(a.yzw, b.x) : q == 1u ? uvec4(a.zw, b.xy) : q == 2u ? uvec4(a.w, b.xyz) : b;
-    return (m & 2u) != 0u ? (lo >> 16u) | (hi << 16u) : lo;
-}
-qn_q6_k_u qn_q6v_load(uint boff, uint u)
-{
-    return qn_q6_k_make(qn_q6v_ld16(boff + 16u * u), qn_q6v_ld16(boff + 128u + 32u * (u >> 2u) + 16u * (u & 1u)),
-                        QN_QF16(w1, boff + 208u), QN_QBYTE(w1, boff + 192u + qn_q6_si(u)),
-                        QN_QBYTE(w1, boff + 196u + qn_q6_si(u)));
-}
-#define QN_QMV_QLOAD(boff, u) (QN_QV != 0u ? qn_q6v_load(boff, u) : QN_Q_LOAD(w4, w1, boff, u))
-#else
-#define QN_QMV_QLOAD(boff, u) QN_Q_LOAD(w4, w1, boff, u)
-#endif
 
 // staging of x into qn_xs (mv_sched.glsl calls it for a staged workgroup, then barrier())
 void qn_qmv_stage(uint xb);
@@ -127,12 +101,11 @@ void qn_qmv_xrun_g(uint s, uint xb4, out vec4 x[4], out float sum) QN_QX_RUN_G(Q
 // One batch: QN_UNROLL units of each row of the set from unit v on (units past the row end load unit v
 // instead; they are skipped).
 qn_qu qn_pre[QN_UNROLL * QN_SGROWS]; // the prefetched first batch (mv_sched.glsl's qn_mv_prefetch)
-uint qn_mv_lane, qn_mv_lanes;       // the team's lane numbering (QN_PRE 2 prefetches the next set with it)
 #define QN_QMV_LOAD(RAW, rowb, v, step, nu)                                                       \
     [[unroll]] for (uint u_ = 0u; u_ < QN_UNROLL; u_++) {                                         \
         uint vv_ = (v) + u_ * (step) < (nu) ? (v) + u_ * (step) : (v);                            \
         [[unroll]] for (uint j_ = 0u; j_ < QN_SGROWS; j_++)                                       \
-            RAW[u_ * QN_SGROWS + j_] = QN_QMV_QLOAD((rowb[j_] + vv_ / QN_QUPB) * QN_QBB, vv_ % QN_QUPB); \
+            RAW[u_ * QN_SGROWS + j_] = QN_Q_LOAD(w4, w1, (rowb[j_] + vv_ / QN_QUPB) * QN_QBB, vv_ % QN_QUPB); \
     }
 #define QN_QMV_ROWS(rowb, rbase)                                                                  \
     [[unroll]] for (uint j_ = 0u; j_ < QN_SGROWS; j_++) rowb[j_] = min((rbase) + j_, pc.rows - 1u) * (pc.cols / QN_QK);
@@ -146,26 +119,10 @@ void qn_mv_prefetch(uint rbase, uint lane, uint lanes, uint part, uint nparts)
 }
 
 // The unit loop, once per x source: each iteration first loads a batch (the first one may have been
-// prefetched), then uses it. QN_PRE 2: the batch after it (or the next set's first, into qn_pre) is loaded
-// before it is used (two batches in flight per lane).
+// prefetched), then uses it.
 #define QN_QMV_UNITS(NAME, XRUN)                                                                  \
 void NAME(uint rowb[QN_SGROWS], uint v, uint step, uint nu, uint xb4)                             \
 {                                                                                                 \
-    if ((QN_PRE & 3u) >= 2u) {                                                                    \
-        qn_qu raw[QN_UNROLL * QN_SGROWS], nxt[QN_UNROLL * QN_SGROWS];                             \
-        if (qn_pre_ok) [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) raw[i_] = qn_pre[i_]; \
-        else if (v < nu) { QN_QMV_LOAD(raw, rowb, v, step, nu) }                                \
-        qn_pre_ok = false;                                                                        \
-        for (; v < nu; v += QN_UNROLL * step) {                                                   \
-            uint vn_ = v + QN_UNROLL * step;                                                      \
-            if (vn_ < nu) { QN_QMV_LOAD(nxt, rowb, vn_, step, nu) }                             \
-            else if (qn_mv_next != ~0u) qn_mv_prefetch(qn_mv_next, qn_mv_lane, qn_mv_lanes, 0u, 1u); \
-            [[unroll]] for (uint u = 0u; u < QN_UNROLL; u++)                                      \
-                if (v + u * step < nu) QN_QMV_UNIT(XRUN, raw[u * QN_SGROWS + j], v + u * step)    \
-            [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) raw[i_] = nxt[i_];    \
-        }                                                                                         \
-        return;                                                                                   \
-    }                                                                                             \
     for (; v < nu; v += QN_UNROLL * step) {                                                       \
         qn_qu raw[QN_UNROLL * QN_SGROWS];                                                         \
         if (qn_pre_ok) [[unroll]] for (uint i_ = 0u; i_ < QN_UNROLL * QN_SGROWS; i_++) raw[i_] = qn_pre[i_]; \
@@ -180,7 +137,6 @@ QN_QMV_UNITS(qn_qmv_units_g, qn_qmv_xrun_g)
 
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb)
 {
-    qn_mv_lane = lane, qn_mv_lanes = lanes;
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) qn_acc[j] = 0.0;
     uint rowb[QN_SGROWS];
     QN_QMV_ROWS(rowb, rbase)

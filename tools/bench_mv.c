@@ -15,7 +15,7 @@
 #include "quant.h"
 
 #define TILE_ROWS 64u
-#define NSPEC 7u /* matvec spec constants: wg, rows/wg, unroll, rows/subgroup, x stage (vec4), QN_PRE, QN_QV (qmatvec) */
+#define NSPEC 6u /* matvec spec constants: wg, rows/wg, unroll, rows/subgroup, x stage (vec4), QN_PRE */
 
 struct mv_prob {
     uint32_t type, rows, cols, ncopies, tile;
@@ -244,11 +244,11 @@ static int check_mv(struct qn_bench *b, const struct mv_prob *m, bool *ok, doubl
     return rc;
 }
 
-/* The board's layout (5 values), QN_PRE 1 and QN_QV 0 (the defaults). */
+/* The board's layout (5 values) and QN_PRE 1 (the default). */
 static void board_spec(const struct qn_bench *b, uint32_t type, uint32_t out[NSPEC])
 {
     memcpy(out, b->spec[type == QN_GGML_BF16 ? 0 : 1], 5 * sizeof *out);
-    out[5] = 1, out[6] = 0;
+    out[5] = 1;
 }
 
 static double prob_bytes(const struct mv_prob *m)
@@ -286,9 +286,9 @@ done:
 static void print_detail(const struct qn_bench *b, const struct mv_prob *m, const struct mv_meas *r)
 {
     printf("     -> %.1f GB/s (%ux%u: %.1f MiB of weights + vectors per matvec, min of %d after %.0f ms of warm-up; "
-           "%u distinct cop%s in turn; wg %u rows %u unroll %u sgrows %u xsh %u pre %u qv %u)\n", r->gb, m->rows,
+           "%u distinct cop%s in turn; wg %u rows %u unroll %u sgrows %u xsh %u pre %u)\n", r->gb, m->rows,
            m->cols, prob_bytes(m) / 1048576.0, b->iters, b->warm_ms, m->ncopies, m->ncopies > 1 ? "ies" : "y",
-           r->spec[0], r->spec[1], r->spec[2], r->spec[3], r->spec[4], r->spec[5], r->spec[6]);
+           r->spec[0], r->spec[1], r->spec[2], r->spec[3], r->spec[4], r->spec[5]);
 }
 
 /* The lm_head shape of the bench lines and of the sweep's first problem (vocab x hidden). */
@@ -417,12 +417,12 @@ done:
 /* values of each specialization constant (wg, rows/wg, unroll, rows/subgroup, x stage) and their counts */
 struct sweep_grid { uint32_t v[NSPEC][5]; uint32_t n[NSPEC]; };
 static const struct sweep_grid grid_bf16 = { { { 64, 128, 256, 512 }, { 1, 2, 4, 8, 16 }, { 1, 2, 4, 8 }, { 1, 2, 4 },
-                                               { 0, 1024 }, { 1 }, { 0 } }, { 4, 5, 4, 3, 2, 1, 1 } };
+                                               { 0, 1024 }, { 1 } }, { 4, 5, 4, 3, 2, 1 } };
 /* block formats: 8 warps x 1-4 rows each, or 4 warps; 1-4 rows per subgroup sharing each x run; x staged or not */
 static const struct sweep_grid grid_quant = { { { 128, 256 }, { 4, 8, 16, 32 }, { 1, 2, 4 }, { 1, 2, 4 }, { 0, 1024 },
-                                                { 1 }, { 0 } }, { 2, 4, 3, 3, 2, 1, 1 } };
-static const struct sweep_grid grid_quick = { { { 64 }, { 1, 4 }, { 1 }, { 1, 2 }, { 0, 1024 }, { 1, 2 }, { 0, 1 } },
-                                              { 1, 2, 1, 2, 2, 2, 2 } };
+                                                { 1 } }, { 2, 4, 3, 3, 2, 1 } };
+static const struct sweep_grid grid_quick = { { { 64 }, { 1, 4 }, { 1 }, { 1, 2 }, { 0, 1024 }, { 0, 1 } },
+                                              { 1, 2, 1, 2, 2, 2 } };
 
 struct sweep_res { uint32_t spec[NSPEC]; double gb[3]; double score; bool board, again; };
 
@@ -434,8 +434,8 @@ static int cmp_res(const void *a, const void *b)
 
 static void print_cfg(const char *head, const char *kname, const uint32_t *s)
 {
-    printf("%s %-17s wg %4u rows %2u unroll %u sgrows %u xsh %4u pre %u qv %u |", head, kname, s[0], s[1], s[2], s[3],
-           s[4], s[5], s[6]);
+    printf("%s %-17s wg %4u rows %2u unroll %u sgrows %u xsh %4u pre %u |", head, kname, s[0], s[1], s[2], s[3], s[4],
+           s[5]);
 }
 
 static bool cfg_valid(struct qn_bench *b, const uint32_t *s)
@@ -499,16 +499,16 @@ static void sweep_report(struct sweep_res *res, uint32_t nres, const struct mv_p
         }
 }
 
-/* env QNEXT_SWEEP_LAYOUTS="WG,ROWS,UNROLL,SGROWS,XSH[,PRE[,QV]];...": the sweep measures these layouts instead of the grid
+/* env QNEXT_SWEEP_LAYOUTS="WG,ROWS,UNROLL,SGROWS,XSH[,PRE];...": the sweep measures these layouts instead of the grid
  * (a short list that fits a device run's time); up to `max` into out, their count (0: unset or none valid). */
 static uint32_t env_layouts(uint32_t (*out)[NSPEC], uint32_t max)
 {
     const char *e = getenv("QNEXT_SWEEP_LAYOUTS");
     uint32_t n = 0;
     for (const char *p = e; p && *p && n < max;) {
-        unsigned v[NSPEC] = { 0, 0, 0, 0, 0, 1, 0 };
-        if (sscanf(p, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) >= 5 && v[0] && v[1] &&
-            v[2] && v[3] && v[5] <= 6 && (v[5] & 3) <= 2 && v[6] <= 1) {
+        unsigned v[NSPEC] = { 0, 0, 0, 0, 0, 1 };
+        if (sscanf(p, "%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) >= 5 && v[0] && v[1] && v[2] &&
+            v[3] && v[5] <= 5 && (v[5] & 3) <= 1) {
             for (uint32_t k = 0; k < NSPEC; k++) out[n][k] = v[k];
             n++;
         }

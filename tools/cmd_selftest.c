@@ -47,7 +47,7 @@ static const char help[] =
     "QNEXT_VALIDATION=1 runs under the Khronos validation layer; any validation message fails the selftest.\n"
     "QNEXT_BENCH_WARM_MS=MS: GPU time of the same matvecs before each --bench / --sweep measurement (default 200,\n"
     "0 with --quick; 0 = one matvec, as before: the sweep then reads low on GPUs that clock down when idle).\n"
-    "--sweep env: QNEXT_SWEEP_LAYOUTS=WG,ROWS,UNROLL,SGROWS,XSH[,PRE[,QV]];... (layouts instead of the grid),\n"
+    "--sweep env: QNEXT_SWEEP_LAYOUTS=WG,ROWS,UNROLL,SGROWS,XSH[,PRE];... (layouts instead of the grid),\n"
     "QNEXT_SWEEP_SHAPES=RxC,RxC,RxC (the three problems), QNEXT_SWEEP_NORM=1 (the RMSNorm-prologue kernels),\n"
     "QNEXT_BENCH_LINES=0 (no plain bench lines before the sweep).\n";
 

@@ -27,10 +27,7 @@
 // (the includer's) with the arguments of its first qn_mv_partial call; the includer loads the first batch of
 // that call's weights into registers and its first qn_mv_partial uses them, so the DRAM latency of the
 // weights overlaps the x reads, the sum of squares and the staging barrier (a decode matvec whose lanes have
-// one batch each then waits for memory once). QN_PRE 0: no prefetch (for an A/B). QN_PRE 2 (qmatvec.comp): also
-// software-pipelined: each batch's successor (or, after a set's last batch, the first batch of the team's next
-// set, qn_mv_next) is loaded before the batch is used, so a team that owns several sets or batches keeps two
-// batches of loads in flight instead of waiting for memory once per batch. QN_PRE bit 4 (QN_NORM, subgroups, x
+// one batch each then waits for memory once). QN_PRE 0: no prefetch (for an A/B). QN_PRE bit 4 (QN_NORM, subgroups, x
 // staged): the sum of squares is taken from the x values the staging reads (one pass over x and the norm weight
 // instead of two, so one L2 latency before the staging barrier instead of two in a row); then QN_PRE & 3 is the
 // prefetch mode above.
@@ -69,7 +66,6 @@ float qn_acc[QN_SGROWS];
 shared vec4 qn_xs[QN_XSH + 1u];
 bool qn_xsh;
 bool qn_pre_ok; // the includer's prefetched batch is waiting for the first qn_mv_partial call
-uint qn_mv_next; // rbase of the team's next set after the current qn_mv_partial call, ~0u if none (QN_PRE 2)
 
 void qn_mv_partial(uint rbase, uint lane, uint lanes, uint part, uint nparts, uint xb);
 void qn_mv_prefetch(uint rbase, uint lane, uint lanes, uint part, uint nparts);
@@ -139,7 +135,6 @@ void main()
     }
 #endif
     qn_pre_ok = false, qn_mv_ss_on = false;
-    qn_mv_next = ~0u;
     qn_xsh = QN_XSH > 0u && pc.cols <= QN_XSH * 4u && (pc.cols & 3u) == 0u;
     if ((QN_PRE & 3u) != 0u) { // the team's first set (below: set `team`, or part team / sets of set team % sets)
         uint np1 = QN_MV_SETS >= P ? 1u : P / QN_MV_SETS;
@@ -156,7 +151,6 @@ void main()
 #ifdef QN_SUBGROUP
     if (QN_MV_SETS >= P) {
         for (uint s = team; s < QN_MV_SETS && team < P; s += P) {
-            qn_mv_next = s + P < QN_MV_SETS ? r0 + (s + P) * QN_SGROWS : ~0u;
             qn_mv_partial(r0 + s * QN_SGROWS, lane, lanes, 0u, 1u, xb);
             [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
                 float v = subgroupAdd(qn_acc[j]);

@@ -1,8 +1,8 @@
 /* test_qmatvec.c — quantized matvec (matvec_q8_0 / q4_0 / q4_k / q5_k / q6_k) against the C reference of
  * loader/quant.h: random f32 weights quantized with qn_quant_row, then y = W x on the GPU vs qn_matvec_ref
  * (dequantized rows dotted with x in double). Odd shapes (rows 1 .. 257, 1 / 3 / 8 blocks per row), real
- * row lengths (512, 2048), several workgroup layouts (weight prefetch off, on, and QN_PRE 2's two batches in
- * flight; Q6_K also with QN_QV's aligned 16-byte loads), the accumulate flag and T > 1 tokens in z.
+ * row lengths (512, 2048), several workgroup layouts (weight prefetch off and on), the accumulate flag and T > 1
+ * tokens in z.
  *
  * Tolerance: the reference is exact up to its double summation; the GPU sums in f32 per 32-weight unit
  * and applies the quant offsets (-8, -32, -128, K-quant mins) through the sums of x, so its error scales
@@ -27,19 +27,13 @@ static const struct { uint32_t type; enum qn_kernel k; float offset; } fmts[] = 
 
 /* wg, rows/wg, unroll, rows/subgroup, x stage (vec4s): see test_matvec.c for what each one covers; x is
  * staged (swizzled slots + run sums) when cols <= 4 * xsh, else read from the buffer */
-static const struct { uint32_t wg, rpw, unroll, sgrows, xsh, pre, qv; } layouts[] = {
-    { 128, 2, 2, 1, 0, 1, 0 }, { 64, 8, 2, 4, 512, 1, 0 }, { 32, 16, 4, 2, 1024, 1, 0 }, { 100, 5, 1, 3, 64, 1, 0 }, { 4, 3, 2, 2, 0, 1, 0 },
-    { 256, 16, 2, 2, 1024, 1, 0 }, /* the kernel's defaults */
+static const struct { uint32_t wg, rpw, unroll, sgrows, xsh, pre; } layouts[] = {
+    { 128, 2, 2, 1, 0, 1 }, { 64, 8, 2, 4, 512, 1 }, { 32, 16, 4, 2, 1024, 1 }, { 100, 5, 1, 3, 64, 1 }, { 4, 3, 2, 2, 0, 1 },
+    { 256, 16, 2, 2, 1024, 1 }, /* the kernel's defaults */
     /* forward_pipes.c's small-row layout (one row per subgroup), without the prefetch, and split sets */
-    { 128, 4, 2, 1, 1024, 1, 0 }, { 128, 4, 2, 1, 1024, 0, 0 }, { 128, 8, 2, 4, 0, 1, 0 }, { 256, 4, 4, 1, 1024, 0, 0 },
-    /* QN_PRE 2 (two batches in flight): several sets per team (the next set's first batch prefetched) and
-     * several batches per set, x staged or not; split sets; sets of 3 rows with a partial last set */
-    { 32, 16, 1, 2, 0, 2, 0 }, { 64, 32, 2, 2, 1024, 2, 0 }, { 128, 8, 1, 4, 0, 2, 0 }, { 32, 12, 1, 3, 512, 2, 0 },
-    /* QN_QV 1 (Q6_K quants through aligned 16-byte loads; no effect on the other formats) */
-    { 128, 8, 1, 4, 0, 2, 1 }, { 64, 16, 2, 2, 1024, 1, 1 },
+    { 128, 4, 2, 1, 1024, 1 }, { 128, 4, 2, 1, 1024, 0 }, { 128, 8, 2, 4, 0, 1 }, { 256, 4, 4, 1, 1024, 0 },
 };
-#define NLAYOUTS_OLD 6 /* the layouts of the odd-shape sweep (the last one: real shapes) */
-#define NLAYOUTS_SMALL 10 /* then the small-row layouts up to here, then the QN_PRE 2 ones */
+#define NLAYOUTS_OLD 6 /* the layouts of the odd-shape sweep (the last one: real shapes), then the small-row ones */
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
 static double worst_ratio; /* max |err| / S over all checks, printed at the end */
@@ -82,7 +76,7 @@ static void run_case(struct qn_h *h, struct qcase c)
     qn_buf *y = c.acc ? qn_h_input_f32(h, "y", ny, -2, 2, &y0_h) : qn_h_output(h, "y", ny);
     uint32_t rpw = layouts[c.layout].rpw;
     qn_pipe *p = qn_h_pipe(h, fmts[c.f].k, layouts[c.layout].wg, rpw, layouts[c.layout].unroll,
-                           layouts[c.layout].sgrows, layouts[c.layout].xsh, layouts[c.layout].pre, layouts[c.layout].qv);
+                           layouts[c.layout].sgrows, layouts[c.layout].xsh, layouts[c.layout].pre);
     qn_pc_matvec pc = { .rows = c.rows, .cols = c.cols, .flags = c.acc ? QN_MATVEC_ACCUMULATE : 0 };
     qn_h_run_z(h, p, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, (c.rows + rpw - 1) / rpw, c.T);
     float *got = qn_h_read(h, y, ny), *ref = qn_h_alloc(h, ny);
@@ -110,9 +104,9 @@ static void run_case(struct qn_h *h, struct qcase c)
     }
     worst_ratio = fmax(worst_ratio, max_err_ratio);
     char what[160];
-    snprintf(what, sizeof what, "%s %ux%u T=%u wg %u rows/wg %u unroll %u sgrows %u xsh %u pre %u qv %u%s (%s) max err/S %.2g",
+    snprintf(what, sizeof what, "%s %ux%u T=%u wg %u rows/wg %u unroll %u sgrows %u xsh %u pre %u%s (%s) max err/S %.2g",
              ti->name, c.rows, c.cols, c.T, layouts[c.layout].wg, rpw, layouts[c.layout].unroll,
-             layouts[c.layout].sgrows, layouts[c.layout].xsh, layouts[c.layout].pre, layouts[c.layout].qv,
+             layouts[c.layout].sgrows, layouts[c.layout].xsh, layouts[c.layout].pre,
              c.acc ? " accumulate" : "",
              qn_pipe_info(p)->name, max_err_ratio);
     qn_h_check_host(h, what, got, ref, ny, 1e-6 + 5e-7 * max_s, 0);
@@ -141,7 +135,7 @@ int main(int argc, char **argv)
         /* the small-row layouts: 1, 3, 5 rows (partial workgroups) at 1 and 3 blocks, a real row length with a
          * partial last workgroup (the forward default; 1024 columns for the others), out projection columns */
         static const uint32_t srows[] = { 1, 3, 5 };
-        for (uint32_t l = NLAYOUTS_OLD; l < NLAYOUTS_SMALL; l++) {
+        for (uint32_t l = NLAYOUTS_OLD; l < NLAYOUTS; l++) {
             for (size_t r = 0; r < sizeof srows / sizeof srows[0]; r++) {
                 run_case(&h, (struct qcase){ f, srows[r], qk, l, 1, false });
                 run_case(&h, (struct qcase){ f, srows[r], 3 * qk, l, 1, r == 1 });
@@ -151,13 +145,6 @@ int main(int argc, char **argv)
         }
         run_case(&h, (struct qcase){ f, 17, 4096, NLAYOUTS_OLD, 1, false });
         run_case(&h, (struct qcase){ f, 6, 2048, NLAYOUTS_OLD + 1, 2, true }); /* T = 2, accumulate, no prefetch */
-        /* QN_PRE 2: 1 and 3 batches per lane and row, partial last workgroups, T = 2 with accumulate */
-        for (uint32_t l = NLAYOUTS_SMALL; l < NLAYOUTS; l++) {
-            if (layouts[l].qv && fmts[f].type != QN_GGML_Q6_K) continue;
-            run_case(&h, (struct qcase){ f, 45, 2 * qk, l, 1, false });
-            run_case(&h, (struct qcase){ f, 40, (qk == 32 ? 48 : 6) * qk, l, 1, false });
-            run_case(&h, (struct qcase){ f, 19, 1024, l, 2, true });
-        }
     }
     printf("qmatvec: worst max err / S = %.3g (bound 5e-7)\n", worst_ratio);
     return qn_h_close(&h);

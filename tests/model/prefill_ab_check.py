@@ -5,11 +5,9 @@ A `qnext synth` Q4_K_M GGUF of the golden tiny config with hidden 256 (K-quants 
 parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above small_t), logits of every position:
   each env variant vs the default Vulkan path          rel L2 < 1e-5 (other but fixed f32 summation orders)
     QNEXT_MOE_TOKEN_T=0       routed experts on the grouped kernels (the default runs 40 tokens on the per-token
-                              decode kernels, tokens in z: QNEXT_MOE_TOKEN_T defaults to 128)
+                              decode kernels, tokens in z: QNEXT_MOE_TOKEN_T defaults to 160)
     QNEXT_MOEQ_DN=rows        the per-token kernels' down as row sets (moe_q_dn_*) instead of the default split over
                               the experts (moe_q_dnx_*, last-workgroup combine)
-    QNEXT_DENSE_TOKEN_T=64    whole block weights (out projections) on the decode matvec (tokens in z)
-    QNEXT_ROUTER_TILE=...     W_moe's f32 parts (router, shared_expert_gate) in other FMA tiles
     QNEXT_CHUNK=16            the prompt in three calls
   the default Vulkan path vs the CPU reference on the same GGUF  rel L2 < 1e-4
   `qnext prefill-ab` with two variants: a result line per (variant, prompt), the same next token for both.
@@ -26,8 +24,6 @@ from testlib import read_npy, rel_l2, report  # noqa: E402
 VARIANTS = [
     {"QNEXT_MOE_TOKEN_T": "0"},
     {"QNEXT_MOEQ_DN": "rows"},
-    {"QNEXT_DENSE_TOKEN_T": "64"},
-    {"QNEXT_ROUTER_TILE": "64,32,32,32,4,4:16,64,4,64,4,4"},
     {"QNEXT_CHUNK": "16"},
 ]
 
@@ -69,7 +65,7 @@ def main():
         e = rel_l2(a, base)
         report(e < 1e-5 and all(x == x for x in a), "%s vs the default: rel L2 %.3e (tolerance 1e-5)" % (name, e))
     rc, out = run([qnext, "prefill-ab", "-m", g, "--prompts", "7,40", "--reps", "1", "--variant", "-",
-                   "--variant", "QNEXT_MOE_TOKEN_T=0 QNEXT_DENSE_TOKEN_T=64"])
+                   "--variant", "QNEXT_MOE_TOKEN_T=0"])
     lines = [x for x in out.splitlines() if x.startswith("prefill-ab [") and " prompt " in x]
     nexts = {}
     for x in lines:
