@@ -518,8 +518,9 @@ static int make_mv_small_pipes(qn_fwd *f)
  * entry to one block type; later entries win; PRE (spec 5, default QNEXT_MV_PRE's) 0 or 1 (the first batch of
  * weights loaded before the x staging), plus 4 for the norm's sum of squares taken while x is staged
  * (QNEXT_MV_NF=1). The route parts keep the default (they were made before). Run 17's sweep (a barrier between
- * matvecs, as in the model) read 128,16,1,4,0 at 989 GB/s on the 12352 x 2048 Q4_K in_proj shape and 128,8,1,4,0 at 629 on 2048 x 4096; the
- * default 256,16,2,2,1024 read 551 / 359 as the sweep's first row, while its grid neighbours read ~890 / ~555. */
+ * matvecs, as in the model) read 128,16,1,4,0 at 989 GB/s on the 12352 x 2048 Q4_K in_proj shape and 128,8,1,4,0 at
+ * 629 on 2048 x 4096; the default 256,16,2,2,1024 read 551 / 359 as the sweep's first row, while its grid
+ * neighbours read ~890 / ~555. */
 static int mv_env_layouts(qn_fwd *f, const char *name, const char *dflt, const enum qn_kernel k[5], qn_pipe *out[5])
 {
     static const char *const tn[5] = { "q8_0", "q4_0", "q4_k", "q5_k", "q6_k" };
