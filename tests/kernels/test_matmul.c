@@ -14,9 +14,8 @@ static const struct shape shapes[] = {
 };
 /* { WG, BM, BN, BK, TM, TN }: (BM / TM) * (BN / TN) == WG, TM and TN multiples of 4 */
 static const uint32_t layouts[][6] = {
-    { 256, 64, 64, 32, 4, 4 }, { 256, 128, 128, 16, 8, 8 }, { 64, 32, 32, 8, 4, 4 }, { 128, 64, 32, 16, 4, 4 },
-    /* the router tiles of forward_pipes.c (QNEXT_ROUTER_TILE's A/B values): only in the router cases below */
-    { 64, 32, 32, 32, 4, 4 }, { 16, 64, 4, 64, 4, 4 }, { 64, 32, 32, 96, 4, 4 }, { 16, 64, 4, 96, 4, 4 }, /* BK 128 on the H100 (48 KB of shared memory) */
+    { 256, 64, 64, 32, 4, 4 } /* the default (forward_pipes.c's f32 matmul, W_moe's f32 parts) */,
+    { 256, 128, 128, 16, 8, 8 }, { 64, 32, 32, 8, 4, 4 }, { 128, 64, 32, 16, 4, 4 },
 };
 static const struct { enum qn_kernel k; const char *name; int kind; } dtypes[] = {
     { QN_K_MATMUL_BF16, "bf16", 0 }, { QN_K_MATMUL_F16, "f16", 1 }, { QN_K_MATMUL_F32, "f32", 2 },
@@ -80,12 +79,13 @@ int main(int argc, char **argv)
         run_case(&h, d, (struct shape){ 20, 40, 64 }, 1, true, 67, 3, 41, 1);
     }
     /* W_moe's f32 parts in prefill (sub_matmul): router rows 0 .. E and the 1-row shared_expert_gate at column
-     * E + 2 Is of the fused output (ldy E + 2 Is + 1), K = hidden 2048, odd token counts */
-    run_case(&h, 2, (struct shape){ 77, 96, 2048 }, 4, false, 2048, 0, 2 * 96 + 1, 0);
-    run_case(&h, 2, (struct shape){ 77, 1, 2048 }, 5, false, 2048, 0, 2 * 96 + 1, 2 * 96);
-    run_case(&h, 2, (struct shape){ 130, 3, 200 }, 5, true, 200, 0, 5, 2);
-    run_case(&h, 2, (struct shape){ 45, 96, 2048 }, 6, false, 2048, 0, 2 * 96 + 1, 0);
-    run_case(&h, 2, (struct shape){ 45, 1, 2048 }, 7, false, 2048, 0, 2 * 96 + 1, 2 * 96);
-    run_case(&h, 2, (struct shape){ 66, 5, 136 }, 7, true, 136, 0, 7, 1);
+     * E + 2 Is of the fused output (ldy E + 2 Is + 1), K = hidden 2048, odd token counts; the default tile (as in
+     * the model) and a small one */
+    run_case(&h, 2, (struct shape){ 77, 96, 2048 }, 0, false, 2048, 0, 2 * 96 + 1, 0);
+    run_case(&h, 2, (struct shape){ 77, 1, 2048 }, 0, false, 2048, 0, 2 * 96 + 1, 2 * 96);
+    run_case(&h, 2, (struct shape){ 130, 3, 200 }, 0, true, 200, 0, 5, 2);
+    run_case(&h, 2, (struct shape){ 45, 96, 2048 }, 2, false, 2048, 0, 2 * 96 + 1, 0);
+    run_case(&h, 2, (struct shape){ 45, 1, 2048 }, 2, false, 2048, 0, 2 * 96 + 1, 2 * 96);
+    run_case(&h, 2, (struct shape){ 66, 5, 136 }, 2, true, 136, 0, 7, 1);
     return qn_h_close(&h);
 }
