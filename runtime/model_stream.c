@@ -233,14 +233,19 @@ static int add_files(struct qn_mst *s)
     return 0;
 }
 
-/* A positive integer from the environment (tests), or `def`. */
-static uint64_t env_u64(const char *name, uint64_t def)
+/* A knob from the environment: a whole number in [lo, hi], else `def` (unset, empty, not a number or out of range).
+ * Each caller states what 0 means through lo: lo 1 for sizes and counts (0 gives the default), lo 0 for switches
+ * and modes (0 is a value: off). */
+static uint64_t env_knob(const char *name, uint64_t def, uint64_t lo, uint64_t hi)
 {
     const char *e = getenv(name);
     char *end;
-    unsigned long long v = e && *e ? strtoull(e, &end, 0) : 0;
-    return e && *e && !*end && v ? (uint64_t)v : def;
+    if (!e || !*e) return def;
+    unsigned long long v = strtoull(e, &end, 0);
+    return !*end && v >= lo && v <= hi ? (uint64_t)v : def;
 }
+#define ENV_COUNT(name, def) env_knob(name, def, 1, UINT64_MAX)    /* sizes, counts: > 0; 0 gives def */
+#define ENV_MODE(name, def) (int)env_knob(name, def, 0, 1u << 20) /* switches, modes: 0 .. 2^20; 0 = off */
 
 /* ---- pieces: a part is read in pieces that end at file offsets that are multiples of `piece` ---------- */
 
@@ -963,7 +968,7 @@ static int alloc_pipeline(struct qn_mst *s)
     uint64_t ring = (uint64_t)(4 * m->c.top_k + s->n_prefetch), cap = RING_BYTES_MAX / (s->entry ? s->entry : 1);
     ring = ring < 16 ? 16 : ring;
     ring = ring > cap ? cap : ring;
-    ring = env_u64("QNEXT_STREAM_RING", ring ? ring : 1);
+    ring = ENV_COUNT("QNEXT_STREAM_RING", ring ? ring : 1);
     s->n_ring = s->direct && !s->hybrid ? 0 : ring > 4096 ? 4096 : (int)ring;
     s->n_jobs = s->direct ? (int)E + 2 * QN_EXP_MAX_K : s->n_ring;
     if ((s->max_pieces = max_pieces(s)) < 0) return qn_fail(-EINVAL, "streaming: an expert of over a million pieces");
@@ -1039,15 +1044,6 @@ static int init_slots(struct qn_mst *s)
     }
 }
 
-/* A knob from the environment: a non-negative integer, else `def`. */
-static int env_int(const char *name, int def)
-{
-    const char *e = getenv(name);
-    char *end;
-    long v = e && *e ? strtol(e, &end, 10) : -1;
-    return e && *e && !*end && v >= 0 && v <= 1 << 20 ? (int)v : def;
-}
-
 /* The tuned set (QNEXT_STREAM_TUNED=1; docs/streaming.md): the pipeline knobs below that won the H100 A/B.
  * Each knob's own variable still overrides it; QNEXT_STREAM_TUNED=0 gives the previous pipeline. */
 #define TUNED_DEFAULT 1        /* run 18d: 22.0/21.1/23.2 vs 21.7/20.9/22.8 tok/s at 4/2/8 GiB; discrete GPUs only, never on UMA (lavapipe, integrated) unless asked for */
@@ -1061,20 +1057,20 @@ static int env_int(const char *name, int def)
  * split misses and guesses, skipped copy waits, dropped guesses. */
 static void stream_env(struct qn_mst *s)
 {
-    bool tuned = env_int("QNEXT_STREAM_TUNED", TUNED_DEFAULT && !qn_vk_caps(s->v)->uma) == 1;
-    s->piece = env_u64("QNEXT_STREAM_PIECE", PIECE_DEFAULT);
-    s->dpiece = env_u64("QNEXT_STREAM_DPIECE", s->piece);
-    s->batch_bytes = env_u64("QNEXT_STREAM_BATCH", BATCH_BYTES);
-    uint64_t nq = env_u64("QNEXT_STREAM_TXQ", qn_vk_transfer_queues(s->v));   /* copy streams (tests: > queues) */
+    bool tuned = ENV_MODE("QNEXT_STREAM_TUNED", TUNED_DEFAULT && !qn_vk_caps(s->v)->uma) == 1;
+    s->piece = ENV_COUNT("QNEXT_STREAM_PIECE", PIECE_DEFAULT);
+    s->dpiece = ENV_COUNT("QNEXT_STREAM_DPIECE", s->piece);
+    s->batch_bytes = ENV_COUNT("QNEXT_STREAM_BATCH", BATCH_BYTES);
+    uint64_t nq = ENV_COUNT("QNEXT_STREAM_TXQ", qn_vk_transfer_queues(s->v));   /* copy streams (tests: > queues) */
     s->n_txq = nq > QN_MAX_XQUEUES ? QN_MAX_XQUEUES : (int)nq;
-    int spin = env_int("QNEXT_STREAM_SPIN", tuned ? TUNED_SPIN : 0);
+    int spin = ENV_MODE("QNEXT_STREAM_SPIN", tuned ? TUNED_SPIN : 0);
     s->spin = spin == 1 || spin == 2;
     s->spin_io = spin == 2;
-    s->urgent = env_int("QNEXT_STREAM_URGENT", tuned ? TUNED_URGENT : 0) == 1;
-    s->split = env_int("QNEXT_STREAM_SPLIT", 0);
-    s->pf_split = env_int("QNEXT_STREAM_PF_SPLIT", tuned ? TUNED_PF_SPLIT : 0);
-    s->skip_done = env_int("QNEXT_STREAM_SKIP_DONE", tuned ? TUNED_SKIP_DONE : 0) == 1;
-    s->pf_drop = env_int("QNEXT_STREAM_PF_DROP", tuned ? TUNED_PF_DROP : 0) == 1;
+    s->urgent = ENV_MODE("QNEXT_STREAM_URGENT", tuned ? TUNED_URGENT : 0) == 1;
+    s->split = ENV_MODE("QNEXT_STREAM_SPLIT", 0);
+    s->pf_split = ENV_MODE("QNEXT_STREAM_PF_SPLIT", tuned ? TUNED_PF_SPLIT : 0);
+    s->skip_done = ENV_MODE("QNEXT_STREAM_SKIP_DONE", tuned ? TUNED_SKIP_DONE : 0) == 1;
+    s->pf_drop = ENV_MODE("QNEXT_STREAM_PF_DROP", tuned ? TUNED_PF_DROP : 0) == 1;
     s->tuned = tuned;
 }
 
@@ -1106,7 +1102,7 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     qn_io_default_params(&ip);
     ip.mode = (enum qn_io_mode)p->io_mode;
     ip.queue_depth = ip.threads * 4 > 64 ? ip.threads * 4 : 64;   /* keeps every reader busy between polls */
-    ip.urgent_reserve = s->urgent ? env_int("QNEXT_IO_RESERVE", 0) : 0;   /* readers kept for demand misses */
+    ip.urgent_reserve = s->urgent ? ENV_MODE("QNEXT_IO_RESERVE", 0) : 0;   /* readers kept for demand misses */
     if (!rc) rc = qn_io_open(&s->io, &ip);
     if (!rc) rc = add_files(s);
     if (rc) return rc;
