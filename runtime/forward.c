@@ -93,15 +93,25 @@ static const qn_pipe *cm_tile(const qn_fwd *f, const qn_pipe *p, uint32_t T, uin
     return p;
 }
 
+/* env QNEXT_IDOT=1: the int8-dot twin of block matvec pipeline p (forward.h qmv_i8, same layout) if it has one, else p */
+static const qn_pipe *mv_i8(const qn_fwd *f, const qn_pipe *p)
+{
+    qn_pipe *const *src[4] = { f->qmatvec, f->qmatvec_s, f->qmatvec_norm, f->qmatvec_norm_s };
+    for (int k = 0; p && k < 4; k++)
+        for (int i = 0; i < 5; i++)
+            if (p == src[k][i] && f->qmv_i8[k][i]) return f->qmv_i8[k][i];
+    return p;
+}
+
 /* The decode matvec pipeline for a weight (or part) of `rows` rows: its small-row layout s (forward_pipes.c's
  * make_mv_small_pipes) when there is one and the default layout p would launch at most f->mv_small_wgs workgroups
  * (or, with f->mv_small_rows set, rows <= f->mv_small_rows), else p. The dispatch geometry follows the pipeline
- * (ceil(rows / spec 1) workgroups). */
+ * (ceil(rows / spec 1) workgroups). With QNEXT_IDOT=1 a block matvec's int8-dot twin in its place (mv_i8). */
 static const qn_pipe *mv_pick(const qn_fwd *f, const qn_pipe *p, const qn_pipe *s, uint32_t rows)
 {
-    if (!s || !p) return p ? p : s;
-    if (f->mv_small_rows) return rows <= f->mv_small_rows ? s : p;
-    return cdiv(rows, qn_pipe_spec(p, 1)) <= f->mv_small_wgs ? s : p;
+    if (!s || !p) return mv_i8(f, p ? p : s);
+    if (f->mv_small_rows) return mv_i8(f, rows <= f->mv_small_rows ? s : p);
+    return mv_i8(f, cdiv(rows, qn_pipe_spec(p, 1)) <= f->mv_small_wgs ? s : p);
 }
 
 /* linear() for a weight in a ggml block format (GGUF models): the quantized matvec with tokens in z for

@@ -108,6 +108,10 @@ typedef struct qn_fwd {
     qn_pipe *matvec_s[3], *matvec_norm_s[3], *matvec_norm_route_s[3];
     qn_pipe *qmatvec_s[5], *qmatvec_norm_s[5], *qmatvec_norm_route_s[5];
     uint32_t mv_small_rows, mv_small_wgs;
+    /* env QNEXT_IDOT=1 on a device with shaderIntegerDotProduct: the int8-dot twins (qmatvec_i8.comp, x quantized per
+     * 32 elements) of qmatvec, qmatvec_s, qmatvec_norm, qmatvec_norm_s in the same layouts, by q_index, which
+     * mv_pick() takes in their place; all NULL when off or when a dense block weight has more columns than they stage */
+    qn_pipe *qmv_i8[4][5];
 
     /* per-sequence state (zeroed by qn_fwd_reset) */
     struct qn_fwd_layer_state *st;  /* [num_layers] */

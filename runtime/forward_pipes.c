@@ -598,6 +598,53 @@ static int make_route_one_pipes(qn_fwd *f)
     return 0;
 }
 
+/* ---- int8 dot-product twins of the block matvecs (qmatvec_i8.comp; env QNEXT_IDOT=1) ---------------------------- */
+
+/* The most columns of any dense block weight of m (or block part of a mixed-type fusion): what the twins stage. */
+static uint32_t model_q_max_cols(const qn_model *m)
+{
+    uint32_t c = m->lm_head.qtype ? m->lm_head.cols : 0;
+    for (int l = 0; l < m->c.num_layers; l++) {
+        const struct qn_mlayer *L = &m->L[l];
+        const qn_wt *w[6] = { &L->w_in, &L->w_out, &L->w_qkv, &L->w_o, &L->w_moe, &L->shared_down };
+        for (int k = 0; k < 6; k++)
+            if ((w[k]->qtype || w[k]->nsub) && w[k]->cols > c) c = w[k]->cols;
+    }
+    return c;
+}
+
+/* Env QNEXT_IDOT=1 (default 0 until an in-model A/B says otherwise): f->qmv_i8, the int8-dot twins of the decode
+ * block matvecs (qmatvec, qmatvec_s, qmatvec_norm, qmatvec_norm_s after the env layouts) with their spec 0-3 and
+ * PRE, x staged for the model's widest block weight (spec 4; up to 8192 columns, shared memory). None, with a
+ * warning, on a device without shaderIntegerDotProduct or a wider weight: the plain kernels stay. */
+static int make_i8_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel ki[5] = { QN_K_MATVEC_I8_Q8_0, QN_K_MATVEC_I8_Q4_0, QN_K_MATVEC_I8_Q4_K,
+                                          QN_K_MATVEC_I8_Q5_K, QN_K_MATVEC_I8_Q6_K };
+    static const enum qn_kernel kn[5] = { QN_K_MATVEC_NORM_I8_Q8_0, QN_K_MATVEC_NORM_I8_Q4_0, QN_K_MATVEC_NORM_I8_Q4_K,
+                                          QN_K_MATVEC_NORM_I8_Q5_K, QN_K_MATVEC_NORM_I8_Q6_K };
+    const char *e = getenv("QNEXT_IDOT");
+    uint32_t cols = model_q_max_cols(f->m);
+    if (!e || strcmp(e, "1") || !cols) return 0;
+    if (!(qn_vk_caps(f->v)->features & QN_FEAT_INT_DOT) || cols > 8192) {
+        QN_WARN("QNEXT_IDOT=1: %s; the plain block matvecs run", cols > 8192 ? "a block weight has more than 8192 columns"
+                : "the device has no shaderIntegerDotProduct");
+        return 0;
+    }
+    qn_pipe *const *src[4] = { f->qmatvec, f->qmatvec_s, f->qmatvec_norm, f->qmatvec_norm_s };
+    int rc;
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 5; i++) {
+            const qn_pipe *p = src[k][i];
+            if (!p) continue;
+            uint32_t pre = qn_pipe_spec(p, 5), s[6] = { qn_pipe_spec(p, 0), qn_pipe_spec(p, 1), qn_pipe_spec(p, 2),
+                                                         qn_pipe_spec(p, 3), (cols + 31) / 32 * 8, (pre & 4) | (pre & 3 ? 1 : 0) };
+            if ((rc = pipe(f, k < 2 ? ki[i] : kn[i], &f->qmv_i8[k][i], 6, s))) return rc;
+        }
+    QN_DEBUG("QNEXT_IDOT=1: int8-dot decode block matvecs, x staged up to %u columns", (cols + 31) / 32 * 32);
+    return 0;
+}
+
 /* The matvecs with the RMSNorm prologue (and the router epilogue): the plain matvec's layout with x staged in
  * shared memory (up to 16 KiB, else read through L1); block types for those the model's dense weights use. */
 int qn_fwd_make_norm_pipes(qn_fwd *f)
@@ -621,5 +668,6 @@ int qn_fwd_make_norm_pipes(qn_fwd *f)
     }
     if ((rc = make_route_one_pipes(f))) return rc;
     if ((rc = make_mv_small_pipes(f))) return rc;
-    return make_mv_env_pipes(f);
+    if ((rc = make_mv_env_pipes(f))) return rc;
+    return make_i8_pipes(f);
 }

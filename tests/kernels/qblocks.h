@@ -10,7 +10,7 @@
 
 /* Quantize a random [rows, cols] matrix (per-32 scale and offset, so blocks see varied ranges) into dst in
  * ggml block format `type`; its dequantized copy into deq (if not NULL). */
-static void qn_h_quant_matrix(struct qn_h *h, uint32_t type, uint32_t rows, uint32_t cols, uint8_t *dst, float *deq)
+static inline void qn_h_quant_matrix(struct qn_h *h, uint32_t type, uint32_t rows, uint32_t cols, uint8_t *dst, float *deq)
 {
     uint64_t rb;
     qn_h_ok(h, qn_ggml_row_bytes(type, cols, &rb), "row bytes");
@@ -37,7 +37,7 @@ struct qn_h_qexp {
     float *dg, *du, *dd;
 };
 
-static void qn_h_qexp_make(struct qn_h *h, uint32_t tgu, uint32_t tdn, uint32_t H, uint32_t I, uint32_t E, int absent,
+static inline void qn_h_qexp_make(struct qn_h *h, uint32_t tgu, uint32_t tdn, uint32_t H, uint32_t I, uint32_t E, int absent,
                            struct qn_h_qexp *q)
 {
     uint64_t rgu, rdn;
@@ -71,7 +71,7 @@ static void qn_h_qexp_make(struct qn_h *h, uint32_t tgu, uint32_t tdn, uint32_t 
 }
 
 /* K distinct random expert ids < E per token, token t's at ids[t * stride]. */
-static void qn_h_random_ids(struct qn_h *h, int32_t *ids, uint32_t T, uint32_t K, uint32_t E, uint32_t stride)
+static inline void qn_h_random_ids(struct qn_h *h, int32_t *ids, uint32_t T, uint32_t K, uint32_t E, uint32_t stride)
 {
     for (uint32_t t = 0; t < T; t++)
         for (uint32_t k = 0; k < K; k++) {

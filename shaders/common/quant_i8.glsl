@@ -1,0 +1,106 @@
+// quant_i8.glsl — ggml block weights dotted with int8-quantized x on packed 4x8-bit integer dot products
+// (SPV_KHR_integer_dot_product's OpSDot, reached through GL_EXT_spirv_intrinsics: Debian 12's glslang 12 does not
+// know GL_EXT_integer_dot_product). Used by qmatvec_i8.comp; needs the shaderIntegerDotProduct feature
+// (QN_FEAT_INT_DOT in the kernel registry).
+//
+// x format ("Q8 runs"): x is cut into runs of 16 consecutive elements; the two runs of each aligned 32-element
+// block share one scale dx = max |x| / 127 over the block, and run r holds q = roundEven(x * 127 / max |x|) as
+// 16 signed bytes (uvec4, byte i of word t = element 4t + i) plus vec2(dx, dx * sum q). The weight side uses
+// quant.glsl's unit model and loads unchanged: unit k of a block pairs two 16-weight runs with the x runs at
+// block elements e0 and e1 (qn_q_xrun); every weight quant is 0 .. 63 (< 128), so its bytes are valid signed
+// bytes and one signed x signed OpSDot per 4 bytes serves every format. Quant offsets (-8, -32, the K-quant
+// mins) go through the runs' dx * sum q, the block / sub-block scales once per run.
+//
+//     qn_i8_dot(u, k, xa, xb, sa, sb) -> float   sum over unit k of dequant(w) * dx * q for the x runs xa, xb
+//                                               (uvec4 of bytes) with sa, sb = their vec2(dx, dx * sum q)
+// The result equals the unit's dot product with the dequantized x (dx * q) up to f32 rounding of the per-run
+// scale products: the integer sums are exact.
+#ifndef QN_QUANT_I8_GLSL
+#define QN_QUANT_I8_GLSL
+#extension GL_EXT_spirv_intrinsics : require
+
+// OpSDot (4450) on two 32-bit words of 4 packed signed bytes (fmt 0 = PackedVectorFormat4x8Bit); capabilities
+// DotProduct (6019) and DotProductInput4x8BitPacked (6018)
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int qn_sdot4x8(uint a, uint b, spirv_literal int fmt);
+
+// sum over 16 bytes of q (signed) times x (signed)
+int qn_i8_dot16(uvec4 q, uvec4 x)
+{
+    return (qn_sdot4x8(q.x, x.x, 0) + qn_sdot4x8(q.y, x.y, 0)) + (qn_sdot4x8(q.z, x.z, 0) + qn_sdot4x8(q.w, x.w, 0));
+}
+// the two runs' scaled integer dots: vec2(dx_a * Ia, dx_b * Ib)
+vec2 qn_i8_runs(uvec4 qa, uvec4 qb, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
+{
+    return vec2(sa.x * float(qn_i8_dot16(qa, xa)), sb.x * float(qn_i8_dot16(qb, xb)));
+}
+
+// 4 signed ints (-128 .. 127) as packed bytes
+uint qn_i8_pack(ivec4 q)
+{
+    uvec4 u = uvec4(q) & 0xffu;
+    return u.x | (u.y << 8u) | (u.z << 16u) | (u.w << 24u);
+}
+
+#if defined(QN_Q8_0)
+float qn_i8_dot(qn_q8_0_u u, uint k, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
+{
+    vec2 r = qn_i8_runs(u.a, u.b, xa, xb, sa, sb); // Q8_0 quants are signed bytes already
+    return u.d * (r.x + r.y);
+}
+#elif defined(QN_Q4_0)
+float qn_i8_dot(qn_q4_0_u u, uint k, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
+{
+    const uint M = 0x0f0f0f0fu;
+    vec2 r = qn_i8_runs(u.q & M, (u.q >> 4u) & M, xa, xb, sa, sb);
+    return u.d * ((r.x + r.y) - 8.0 * (sa.y + sb.y));
+}
+#elif defined(QN_Q4_K) || defined(QN_Q5_K)
+float qn_i8_qk(uvec4 h, uint k, uvec4 qa, uvec4 qb, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
+{
+    vec2 d = unpackHalf2x16(h.x); // (d, dmin)
+    vec4 s = qn_qk_scales(h, k);  // (sc_a, sc_b, m_a, m_b)
+    vec2 r = qn_i8_runs(qa, qb, xa, xb, sa, sb);
+    return d.x * (s.x * r.x + s.y * r.y) - d.y * (s.z * sa.y + s.w * sb.y);
+}
+#if defined(QN_Q4_K)
+float qn_i8_dot(qn_q4_k_u u, uint k, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
+{
+    const uint M = 0x0f0f0f0fu;
+    return qn_i8_qk(u.h, k, u.q & M, (u.q >> 4u) & M, xa, xb, sa, sb);
+}
+#else
+float qn_i8_dot(qn_q5_k_u u, uint k, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
+{
+    const uint M = 0x0f0f0f0fu, B = 0x01010101u;
+    uint c2 = 2u * (k >> 1u);
+    uvec4 qa = (u.q & M) | (((u.qh >> c2) & B) << 4u);
+    uvec4 qb = ((u.q >> 4u) & M) | (((u.qh >> (c2 + 1u)) & B) << 4u);
+    return qn_i8_qk(u.h, k, qa, qb, xa, xb, sa, sb);
+}
+#endif
+#elif defined(QN_Q6_K)
+float qn_i8_dot(qn_q6_k_u w, uint u, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
+{
+    const uint M = 0x0f0f0f0fu, B = 0x03030303u;
+    uint s = 2u * ((u >> 1u) & 1u);
+    uvec4 qa = (w.ql & M) | (((w.qh >> s) & B) << 4u);
+    uvec4 qb = ((w.ql >> 4u) & M) | (((w.qh >> (s + 4u)) & B) << 4u);
+    vec2 r = qn_i8_runs(qa, qb, xa, xb, sa, sb);
+    return w.da * (r.x - 32.0 * sa.y) + w.db * (r.y - 32.0 * sb.y);
+}
+#endif
+
+// Shared-memory slot of x run r: r XOR (bit 3 of r) * QN_I8_SW, a permutation within each aligned group of 16 runs
+// (cols / 16 is even, so a partial last group keeps its pairs). With it the 8 lanes of one K-quant block (or of 8
+// consecutive Q8_0 / Q4_0 blocks) read 8 runs whose 16-byte slots fall in 8 distinct bank groups.
+#if defined(QN_Q8_0) || defined(QN_Q4_0)
+const uint QN_I8_SW = 1u; // lanes read runs 2v (+1): 0, 2, .., 14
+#elif defined(QN_Q6_K)
+const uint QN_I8_SW = 4u; // runs 0-3, 8-11 (+4)
+#else
+const uint QN_I8_SW = 2u; // runs 0, 1, 4, 5, 8, 9, 12, 13 (+2)
+#endif
+uint qn_i8_slot(uint r) { return r ^ (((r >> 3u) & 1u) * QN_I8_SW); }
+
+#endif
