@@ -8,13 +8,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "expert_store.h"
 #include "expert_usage.h"
 #include "experts.h"
 #include "qn_err.h"
 #include "qn_log.h"
+#include "qn_time.h"
 #include "stream.h"
 
 #define IO_TIMEOUT_NS (120ll * 1000000000ll)
@@ -117,13 +117,6 @@ struct qn_mst {
     unsigned char *seen;      /* [E] */
     int n_prefetch;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 uint64_t qn_mst_slot_bytes(const qn_model *m) { return m->slot_bytes + m->d_slot_bytes; }
 
@@ -296,7 +289,7 @@ static void x_seen(struct qn_mst *s, uint64_t v)
     if (v <= s->x_done) return;
     bool was_busy = s->x_done < s->x_val;
     s->x_done = v;
-    if (was_busy && v >= s->x_val) s->t.copy_busy_ns += now_ns() - s->t_x0;
+    if (was_busy && v >= s->x_val) s->t.copy_busy_ns += qn_now_ns() - s->t_x0;
 }
 
 /* The copy stream of batch x, and the largest batch value <= x that stream q signals (0: none). */
@@ -388,7 +381,7 @@ static int batch_submit(struct qn_mst *s)
     /* (QNEXT_STREAM_SKIP_DONE=1: no wait; the host saw those readers complete before this submit, which orders
      * their reads before these writes) */
     if (!rc) rc = qn_cmd_submit_tl(c, &w, s->c_done && !s->skip_done ? 1 : 0, &sig);
-    if (!rc && s->x_done >= s->x_val) s->t_x0 = now_ns();   /* copies outstanding from now */
+    if (!rc && s->x_done >= s->x_val) s->t_x0 = qn_now_ns();   /* copies outstanding from now */
     s->xopen = false;
     s->xcur[q] = (s->xcur[q] + 1) % NXCMD;
     if (!rc) s->x_val++, s->batches++, s->copy_bytes += s->xbytes;
@@ -478,7 +471,7 @@ static void job_finish(struct qn_mst *s, int j, uint64_t x)
         if (x > s->ring_x[jb->entry]) s->ring_x[jb->entry] = x;
     }
     if (jb->need) s->n_need--;
-    if (!jb->prefetch) s->t_last_miss = now_ns();
+    if (!jb->prefetch) s->t_last_miss = qn_now_ns();
     s->job_of_slot[jb->slot] = -1;
     jb->live = false;
     s->free_jobs[s->n_free++] = j;
@@ -566,7 +559,7 @@ static int tl_wait(struct qn_mst *s, bool copies, uint64_t value, int64_t timeou
  * QNEXT_STREAM_SPIN=1 polls of the counter without sleeping. */
 static int wait_tl(struct qn_mst *s, bool copies, uint64_t value, uint64_t *done)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = qn_now_ns();
     while (*done < value) {
         int rc;
         bool busy = qn_io_pending(s->io) || s->xopen || s->n_pf_todo;
@@ -575,7 +568,7 @@ static int wait_tl(struct qn_mst *s, bool copies, uint64_t value, uint64_t *done
             if ((rc = tl_value(s, copies, &v))) return rc;
             if (v >= value) *done = v;
             else if (busy && (rc = service(s, 0))) return rc;
-            else if (now_ns() - t0 > (uint64_t)IO_TIMEOUT_NS)
+            else if (qn_now_ns() - t0 > (uint64_t)IO_TIMEOUT_NS)
                 return qn_fail(-ETIMEDOUT, "streaming: the GPU did not reach step %llu in %lld s",
                                (unsigned long long)value, (long long)(IO_TIMEOUT_NS / 1000000000ll));
         } else if (busy) {   /* the timeline first, the reads every POLL_NS */
@@ -601,7 +594,7 @@ static int wait_copies(struct qn_mst *s)
     int rc = wait_tl(s, true, s->exp_x, &v);
     if (!rc) {
         x_seen(s, v);
-        s->t.tx_tail_ns += now_ns() - s->exp_sub_ns;
+        s->t.tx_tail_ns += qn_now_ns() - s->exp_sub_ns;
     }
     return rc;
 }
@@ -700,10 +693,10 @@ static int wait_entry(struct qn_mst *s)
 static int drive(struct qn_mst *s)
 {
     int rc = 0;
-    uint64_t t0 = s->spin_io ? now_ns() : 0;
+    uint64_t t0 = s->spin_io ? qn_now_ns() : 0;
     while (!rc && !s->err && (s->n_todo || s->n_need)) {
         if (s->n_todo && (rc = issue_todo(s))) break;
-        if (s->spin_io && qn_io_pending(s->io) && now_ns() - t0 < (uint64_t)IO_TIMEOUT_NS) rc = service(s, 0);
+        if (s->spin_io && qn_io_pending(s->io) && qn_now_ns() - t0 < (uint64_t)IO_TIMEOUT_NS) rc = service(s, 0);
         else if (qn_io_pending(s->io) || s->xopen) rc = service(s, IO_TIMEOUT_NS);
         else if (s->n_todo) rc = wait_entry(s);
         else if (s->n_need) rc = qn_fail(-EFAULT, "streaming: %d expert fills outstanding, no read in flight", s->n_need);
@@ -834,7 +827,7 @@ static int layer_fill(struct qn_mst *s, int layer, const int32_t *ids, int n, co
                        s->m->n_slots);
     s->need_x = 0;
     s->err = 0;
-    s->t_fill = s->t_last_miss = now_ns();
+    s->t_fill = s->t_last_miss = qn_now_ns();
     for (int at = 0; !rc && at < nu; at += QN_EXP_MAX_K)
         rc = lookup(s, layer, s->uni + at, nu - at < QN_EXP_MAX_K ? nu - at : QN_EXP_MAX_K);
     pf_cancel(s, layer);   /* guesses for this layer that never got an entry: not needed after all */
@@ -892,15 +885,15 @@ int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const 
     struct qn_mst *s = m->stream;
     const int32_t *guess = g ? g->ids : NULL;
     int ng = g && g->ids ? g->n : 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = qn_now_ns();
     uint64_t xv;                             /* copies done by now (closes the 'outstanding' interval early) */
     if (s->x_done < s->x_val && !tx_value(s, &xv)) x_seen(s, xv);
     if (layer == 0) s->exp_x = 0;            /* the previous call's last experts: its head was waited */
     int rc = wait_copies(s);                 /* the last experts segment's copies (the route needs them) */
     if (!rc) rc = wait_compute(s, s->c_val); /* the route segment (the GPU's time, not a stall) */
-    s->route_ns += now_ns() - t0;
+    s->route_ns += qn_now_ns() - t0;
     s->t.layers++;
-    t0 = now_ns();
+    t0 = qn_now_ns();
     if (!rc && g && g->logits) ng = guess_top(m, g->logits, g->T, &guess);   /* the route is done: logits valid */
     if (!rc) rc = layer_fill(s, layer, ids, n, guess, ng);
     if (rc) {
@@ -909,7 +902,7 @@ int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const 
         abort_layer(s);
         return qn_fail(rc, "%s", msg);
     }
-    qn_exp_note_stall(s->cache, layer, now_ns() - t0);
+    qn_exp_note_stall(s->cache, layer, qn_now_ns() - t0);
     return 0;
 }
 
@@ -926,7 +919,7 @@ int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer)
     }
     int rc = qn_cmd_submit_tl(seg, w, nw, &sig);
     if (!rc) s->c_val++;
-    if (!rc && experts_layer >= 0) s->exp_sub_ns = now_ns(), s->exp_x = s->need_x;
+    if (!rc && experts_layer >= 0) s->exp_sub_ns = qn_now_ns(), s->exp_x = s->need_x;
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #include "qn_err.h"
 #include "qn_log.h"
 #include "qn_rng.h"
+#include "qn_time.h"
 
 #include <fcntl.h>
 #include <liburing.h>
@@ -22,13 +23,6 @@
 #define IO_MAX_RETRIES 1000
 #define IO_FALLBACK_ALIGN 4096u
 #define IO_CLOSE_TIMEOUT_NS (60ll * 1000000000ll)
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t align_down(uint64_t x, uint64_t a) { return x - x % a; }
 static uint64_t align_up(uint64_t x, uint64_t a) { return align_down(x + a - 1, a); }
@@ -199,7 +193,7 @@ static int uring_submit(struct io_backend *be, struct io_op **ops, int n)
 static int uring_reap(struct io_backend *be, struct io_op **out, int max, int min, int64_t timeout_ns)
 {
     struct uring_be *u = (struct uring_be *)be;
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ns;
+    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : qn_now_ns() + (uint64_t)timeout_ns;
     int got = 0;
     for (;;) {
         struct io_uring_cqe *cqes[64];
@@ -217,7 +211,7 @@ static int uring_reap(struct io_backend *be, struct io_op **out, int max, int mi
         if (timeout_ns < 0) {
             rc = io_uring_wait_cqe(&u->ring, &cqe);
         } else {
-            uint64_t t = now_ns();
+            uint64_t t = qn_now_ns();
             if (t >= deadline) return got;
             struct __kernel_timespec ts = { .tv_sec = (long long)((deadline - t) / 1000000000ull),
                                             .tv_nsec = (long long)((deadline - t) % 1000000000ull) };
@@ -433,7 +427,7 @@ static int fault_submit(struct io_backend *be, struct io_op **ops, int n)
 {
     struct fault_be *fb = (struct fault_be *)be;
     int m = 0;
-    uint64_t t = now_ns();
+    uint64_t t = qn_now_ns();
     for (int i = 0; i < n; i++) {
         struct io_op *op = ops[i];
         uint64_t k = ++fb->issued;
@@ -469,12 +463,12 @@ static int fault_pull(struct fault_be *fb, int min, int64_t timeout_ns)
 static int fault_reap(struct io_backend *be, struct io_op **out, int max, int min, int64_t timeout_ns)
 {
     struct fault_be *fb = (struct fault_be *)be;
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ns;
+    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : qn_now_ns() + (uint64_t)timeout_ns;
     int got = 0;
     for (;;) {
         int rc = fb->in_inner ? fault_pull(fb, 0, 0) : 0;
         if (rc < 0) return rc;
-        uint64_t t = now_ns(), next = UINT64_MAX;
+        uint64_t t = qn_now_ns(), next = UINT64_MAX;
         for (struct io_op **pp = &fb->held; *pp && got < max;) {
             struct io_op *op = *pp;
             if (op->ready_ns <= t) {
@@ -851,7 +845,7 @@ static void job_fail(struct io_job *job, int code, uint64_t at, const char *fmt,
 
 static void job_complete(qn_io *io, struct io_job *job)
 {
-    uint64_t t = now_ns();
+    uint64_t t = qn_now_ns();
     io->active--;
     if (io->active == 0) io->st.busy_ns += t - io->busy_t0;
     io->st.requests++;
@@ -1007,7 +1001,7 @@ int qn_io_submit(qn_io *io, const struct qn_io_req *reqs, int n)
         if (!job) return qn_fail(-ENOMEM, "io: out of memory (%d of %d requests queued)", i, n);
         job->req = reqs[i];
         job->ops_left = job->n_ops = pl.n;
-        job->t0 = now_ns();
+        job->t0 = qn_now_ns();
         pl = (struct plan){ job, 0, io->p.chunk_bytes };
         plan_request(&pl, f, &reqs[i]);
         for (int k = 0; k < pl.n; k++) {
@@ -1057,7 +1051,7 @@ static void fill_cqe(struct qn_io_cqe *c, const struct io_job *job)
 
 int qn_io_wait(qn_io *io, struct qn_io_cqe *out, int max, int min_complete, int64_t timeout_ns)
 {
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ns;
+    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : qn_now_ns() + (uint64_t)timeout_ns;
     int got = 0;
     bool polled = false;   /* at the deadline the backend is still polled once (timeout 0 = a non-blocking poll) */
     if (min_complete > max) min_complete = max;
@@ -1077,7 +1071,7 @@ int qn_io_wait(qn_io *io, struct qn_io_cqe *out, int max, int min_complete, int6
             if (!io->inflight && !io->done_head) return qn_fail(-EIO, "io: %d requests stuck (no read in flight)", io->active);
             continue;
         }
-        uint64_t t = now_ns();
+        uint64_t t = qn_now_ns();
         if (t >= deadline && !polled) {
             polled = true;
             int rc = reap_some(io, 0, 0);
@@ -1113,7 +1107,7 @@ int qn_io_drop(qn_io *io, uint64_t mask, uint64_t value)
 
 int qn_io_cancel(qn_io *io, int64_t timeout_ns)
 {
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ns;
+    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : qn_now_ns() + (uint64_t)timeout_ns;
     io->cancelling = true;
     int rc = 0;
     while (io->bl_head) {
@@ -1125,7 +1119,7 @@ int qn_io_cancel(qn_io *io, int64_t timeout_ns)
     }
     io->bl_tail = io->bl_urg = NULL;
     while (io->inflight) {
-        uint64_t t = now_ns();
+        uint64_t t = qn_now_ns();
         if (t >= deadline) {
             rc = qn_fail(-ETIMEDOUT, "io: %d reads still in flight after cancel", io->inflight);
             break;
@@ -1169,13 +1163,13 @@ void qn_io_close(qn_io **pio)
 void qn_io_get_stats(const qn_io *io, struct qn_io_stats *out)
 {
     *out = io->st;
-    if (io->active) out->busy_ns += now_ns() - io->busy_t0;
+    if (io->active) out->busy_ns += qn_now_ns() - io->busy_t0;
 }
 
 void qn_io_reset_stats(qn_io *io)
 {
     memset(&io->st, 0, sizeof io->st);
-    if (io->active) io->busy_t0 = now_ns();
+    if (io->active) io->busy_t0 = qn_now_ns();
 }
 
 double qn_io_stats_gbps(const struct qn_io_stats *s)
