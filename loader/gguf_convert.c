@@ -217,16 +217,9 @@ static int put_seg(qn_conv *cv, const seg *s, void *u)
     return 0;
 }
 
-static uint64_t numel(const qn_synth_tensor *t)
-{
-    uint64_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
-    return n;
-}
-
 static int write_tensor(qn_conv *cv, const qn_synth_tensor *t)
 {
-    wstate ws = {.t = t, .rows_total = numel(t) / (uint64_t)t->shape[t->ndim - 1]};
+    wstate ws = {.t = t, .rows_total = qn_synth_rows(t)};
     TRY(segments(cv, t->name, put_seg, &ws));
     if (ws.rows_done != ws.rows_total)
         return qn_fail(QN_E_FORMAT, "convert: %s: %" PRIu64 " rows from the checkpoint, %" PRIu64 " expected", t->name,
@@ -341,12 +334,7 @@ int qn_conv_write(qn_conv *cv, const char *path)
     cv->done = 0;
     int rc = qn_gguf_writer_open(&cv->w, path, 0);
     if (!rc) rc = qn_synth_gguf_meta(cv->w, p);
-    for (int i = 0; !rc && i < n; i++) {
-        const qn_synth_tensor *t = qn_synth_plan_at(p, i);
-        uint64_t ne[3];
-        for (int d = 0; d < t->ndim; d++) ne[d] = (uint64_t)t->shape[t->ndim - 1 - d];
-        rc = qn_gguf_w_tensor(cv->w, t->name, t->type, (uint32_t)t->ndim, ne);
-    }
+    for (int i = 0; !rc && i < n; i++) rc = qn_synth_gguf_tensor(cv->w, qn_synth_plan_at(p, i));
     for (int i = 0; !rc && i < n; i++) rc = write_tensor(cv, qn_synth_plan_at(p, i));
     if (rc) {
         if (cv->w) qn_gguf_writer_abort(&cv->w);

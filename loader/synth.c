@@ -150,18 +150,11 @@ static int sink(wctx *x, const uint8_t *s, size_t n)
     return 0;
 }
 
-static uint64_t numel(const qn_synth_tensor *t)
-{
-    uint64_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
-    return n;
-}
-
 static int fill_tensor(wctx *x, const qn_synth_tensor *t)
 {
     qn_rng r;
     qn_rng_seed(&r, x->p->opts.seed ^ fnv1a(t->name, strlen(t->name), 0xcbf29ce484222325ull));
-    uint64_t n = numel(t);
+    uint64_t n = qn_synth_rows(t) * (uint64_t)t->shape[t->ndim - 1];
     if (n <= (is_float(t->type) ? EXACT_MAX : EXACT_QMAX)) {
         gen(&r, t->dist, t->mean, t->std, x->fbuf, (size_t)n);
         int rc = encode(t->type, x->fbuf, x->qbuf, (size_t)n);
@@ -319,12 +312,7 @@ static int write_gguf(wctx *x, const char *path)
         if (!rc) rc = r;
     }
     if (!rc) rc = qn_synth_gguf_meta(x->gw, p);
-    for (int i = 0; !rc && i < p->n; i++) {
-        const qn_synth_tensor *t = &p->t[i];
-        uint64_t ne[3];
-        for (int d = 0; d < t->ndim; d++) ne[d] = (uint64_t)t->shape[t->ndim - 1 - d];
-        rc = qn_gguf_w_tensor(x->gw, t->name, t->type, (uint32_t)t->ndim, ne);
-    }
+    for (int i = 0; !rc && i < p->n; i++) rc = qn_synth_gguf_tensor(x->gw, &p->t[i]);
     for (int i = 0; !rc && i < p->n; i++) rc = fill_tensor(x, &p->t[i]);
     if (!rc) rc = flush(x);
     if (rc) qn_gguf_writer_abort(&x->gw);

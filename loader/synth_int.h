@@ -44,4 +44,9 @@ int qn_synth_vocab_write(qn_gguf_writer *w, const qn_synth_vocab *v);
 /* The qwen3next.* / general.* metadata (synth_plan.c) and its approximate size in bytes. */
 int qn_synth_gguf_meta(qn_gguf_writer *w, const qn_synth_plan *p);
 
+/* Rows of t: the product of every dimension but the last (the row length). */
+uint64_t qn_synth_rows(const qn_synth_tensor *t);
+/* t's tensor-info entry in a GGUF being written (dimensions in GGUF order: the row length first). */
+int qn_synth_gguf_tensor(qn_gguf_writer *w, const qn_synth_tensor *t);
+
 #endif

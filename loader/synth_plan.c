@@ -271,12 +271,25 @@ static void gguf_types(qn_synth_plan *p)
 
 /* ---------------------------------------------------------------- sizes and shards */
 
+uint64_t qn_synth_rows(const qn_synth_tensor *t)
+{
+    uint64_t rows = 1;
+    for (int d = 0; d < t->ndim - 1; d++) rows *= (uint64_t)t->shape[d];
+    return rows;
+}
+
+int qn_synth_gguf_tensor(qn_gguf_writer *w, const qn_synth_tensor *t)
+{
+    uint64_t ne[sizeof t->shape / sizeof t->shape[0]];
+    for (int d = 0; d < t->ndim; d++) ne[d] = (uint64_t)t->shape[t->ndim - 1 - d];
+    return qn_gguf_w_tensor(w, t->name, t->type, (uint32_t)t->ndim, ne);
+}
+
 static uint64_t tensor_bytes(const qn_synth_tensor *t)
 {
-    uint64_t rb = 0, rows = 1;
+    uint64_t rb = 0;
     qn_ggml_row_bytes(t->type, (uint64_t)t->shape[t->ndim - 1], &rb);
-    for (int d = 0; d < t->ndim - 1; d++) rows *= (uint64_t)t->shape[d];
-    return rb * rows;
+    return rb * qn_synth_rows(t);
 }
 
 static int set_files(qn_synth_plan *p, int n)
