@@ -3,7 +3,9 @@
  * A problem is N copies of one [rows, cols] weight matrix (bf16 or a ggml block type) in one buffer, an
  * x vector and N outputs. The matrix is a 64-row tile of random values quantized with loader/quant.h,
  * repeated down the rows (cheap to build for the 151936-row lm_head), so each output row r is checked
- * against the double-precision reference of tile row r % 64. */
+ * against the double-precision reference of tile row r % 64. With env QNEXT_IDOT=1 the block formats' rows measure the
+ * int8-dot twins (matvec_i8_* / matvec_norm_i8_*, qmatvec_i8.comp) in the same layouts (x stage at least cols / 4),
+ * checked with the x quantization's error bound added: the same grid, the twin's numbers. */
 #include "bench_mv.h"
 
 #include <math.h>
@@ -28,8 +30,22 @@ struct mv_prob {
 #define NORM_EPS 1e-6f /* the norm kernels' eps and w_add (Qwen3-Next's zero-centred weight) */
 #define NORM_WADD 1.0f
 
+/* env QNEXT_IDOT=1: the block formats' int8-dot twins (see the top) */
+static bool bench_idot(void)
+{
+    const char *e = getenv("QNEXT_IDOT");
+    return e && !strcmp(e, "1");
+}
+
 static enum qn_kernel mv_kernel(uint32_t type, bool norm)
 {
+    static const uint32_t qt[5] = { QN_GGML_Q8_0, QN_GGML_Q4_0, QN_GGML_Q4_K, QN_GGML_Q5_K, QN_GGML_Q6_K };
+    static const enum qn_kernel ki[5] = { QN_K_MATVEC_I8_Q8_0, QN_K_MATVEC_I8_Q4_0, QN_K_MATVEC_I8_Q4_K,
+                                          QN_K_MATVEC_I8_Q5_K, QN_K_MATVEC_I8_Q6_K };
+    static const enum qn_kernel kn[5] = { QN_K_MATVEC_NORM_I8_Q8_0, QN_K_MATVEC_NORM_I8_Q4_0, QN_K_MATVEC_NORM_I8_Q4_K,
+                                          QN_K_MATVEC_NORM_I8_Q5_K, QN_K_MATVEC_NORM_I8_Q6_K };
+    for (int i = 0; i < 5 && bench_idot(); i++)
+        if (type == qt[i]) return norm ? kn[i] : ki[i];
     if (norm) switch (type) {
     case QN_GGML_Q8_0: return QN_K_MATVEC_NORM_Q8_0;
     case QN_GGML_Q4_0: return QN_K_MATVEC_NORM_Q4_0;
@@ -63,7 +79,8 @@ static void prob_destroy(struct qn_bench *b, struct mv_prob *m)
 }
 
 /* Reference and tolerance of the tile rows: f32 sums on the GPU vs double here; the error scale is
- * S = sum |x| (|w| + block range for block formats, whose offsets are applied through sums of x). */
+ * S = sum |x| (|w| + block range for block formats, whose offsets are applied through sums of x). The int8-dot twins
+ * (QNEXT_IDOT=1) add sum |w| dx / 2: each x moved by at most half a step dx = max |x| / 127 of its 32-element block. */
 static int tile_reference(struct mv_prob *m, const uint8_t *raw, const float *x)
 {
     const qn_ggml_type_info *ti = qn_ggml_type(m->type);
@@ -77,7 +94,13 @@ static int tile_reference(struct mv_prob *m, const uint8_t *raw, const float *x)
                 for (uint32_t j = k, e = k + ti->blck; j < e; j++) bmax = j == k ? fabsf(deq[j]) : fmax(bmax, fabsf(deq[j]));
             s += fabs((double)x[k]) * (fabsf(deq[k]) + bmax);
         }
-        m->tol[r] = (float)(1e-6 + 2e-6 * s);
+        double q = 0;
+        for (uint32_t k = 0; rc >= 0 && ti->blck > 1 && bench_idot() && k < m->cols; k += 32) {
+            double amax = 0, sw = 0;
+            for (uint32_t j = k; j < k + 32; j++) amax = fmax(amax, fabsf(x[j])), sw += fabsf(deq[j]);
+            q += sw * amax / 127 / 2;
+        }
+        m->tol[r] = (float)(1e-6 + 2e-6 * s + q);
     }
     free(deq);
     return rc;
@@ -270,7 +293,11 @@ static int measure(struct qn_bench *b, const struct mv_prob *m, const uint32_t *
     qn_pipe *p;
     bool ok = false;
     enum qn_kernel k = mv_kernel(m->type, m->norm);
-    QN_TRY(qn_pipe_get(b->v, k, spec, qn_kernel_infos[k].nspec < NSPEC ? qn_kernel_infos[k].nspec : NSPEC, &p));
+    uint32_t s[NSPEC];
+    memcpy(s, spec, sizeof s);
+    if (bench_idot() && m->type != QN_GGML_BF16) /* a twin: x always staged */
+        s[4] = s[4] < m->cols / 4 ? m->cols / 4 : s[4];
+    QN_TRY(qn_pipe_get(b->v, k, s, qn_kernel_infos[k].nspec < NSPEC ? qn_kernel_infos[k].nspec : NSPEC, &p));
     for (uint32_t i = 0; i < NSPEC; i++) r->spec[i] = qn_pipe_spec(p, i);
     r->name = qn_pipe_info(p)->name;
     QN_TRY(time_mv(b, p, m, r->spec[1], &r->ms));
