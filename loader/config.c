@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "qn_err.h"
+#include "qn_file.h"
 
 #define CFG_MAX_BYTES (16u << 20) /* a config.json is a few KiB; refuse absurd files */
 
@@ -266,17 +267,11 @@ int qn_cfg_load(qn_config *c, const char *path)
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(file, sizeof file, "%s/config.json", path);
     else snprintf(file, sizeof file, "%s", path);
-    FILE *f = fopen(file, "rb");
-    if (!f) return qn_fail(-errno, "%s: cannot open: %s", file, strerror(errno));
-    char *buf = malloc(CFG_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, CFG_MAX_BYTES + 1, f) : 0;
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return qn_fail(-ENOMEM, "%s: out of memory", file);
-    int rc;
-    if (err) rc = qn_fail(-EIO, "%s: read error", file);
-    else if (n > CFG_MAX_BYTES) rc = qn_fail(QN_E_FORMAT, "%s: larger than %u bytes; not a config.json", file, CFG_MAX_BYTES);
-    else rc = qn_cfg_parse(c, buf, n, file);
+    char *buf;
+    size_t n;
+    int rc = qn_read_file(file, CFG_MAX_BYTES, &buf, &n);
+    if (rc) return rc;
+    rc = qn_cfg_parse(c, buf, n, file);
     free(buf);
     return rc;
 }

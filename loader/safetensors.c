@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "qn_err.h"
+#include "qn_file.h"
 #include "qn_num.h"
 
 #define ST_MAX_HEADER (100ull << 20) /* the format's own limit on header size */
@@ -274,26 +275,6 @@ static int open_file(qn_st_store *s, const char *path)
 
 /* ---- shards ---- */
 
-static char *read_text(const char *path, size_t max, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        qn_fail(-errno, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > max) {
-        free(buf);
-        qn_fail(QN_E_FORMAT, "%s: larger than %zu bytes", path, max);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 static int open_shard_named(qn_st_store *s, const char *dir, const char *shard, const char *index)
 {
     if (!*shard || strchr(shard, '/') || !strcmp(shard, "..") || !strcmp(shard, "."))
@@ -313,8 +294,8 @@ static int open_shard_named(qn_st_store *s, const char *dir, const char *shard, 
 static int open_index(qn_st_store *s, const char *index)
 {
     size_t len;
-    char *txt = read_text(index, 256u << 20, &len);
-    if (!txt) return qn_fail_ctx(QN_E_FORMAT, "reading the shard index");
+    char *txt;
+    if (qn_read_file(index, 256u << 20, &txt, &len)) return qn_fail_ctx(QN_E_FORMAT, "reading the shard index");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", index);
     char *slash = strrchr(dir, '/');

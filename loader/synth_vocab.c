@@ -11,36 +11,16 @@
 #include <string.h>
 
 #include "qn_err.h"
+#include "qn_file.h"
 #include "synth_int.h"
 
 enum { TT_NORMAL = 1, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5 };
 
-static char *read_file(const char *path, size_t max, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        qn_fail(-errno, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    long n = fseek(f, 0, SEEK_END) ? -1 : ftell(f);
-    if (n < 0 || (size_t)n > max) qn_fail(QN_E_FORMAT, "%s: not a readable file of at most %zu bytes", path, max);
-    else if (!(buf = malloc((size_t)n + 1))) qn_fail(-ENOMEM, "%s: out of memory", path);
-    else if (fseek(f, 0, SEEK_SET) || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        qn_fail(-EIO, "%s: read failed", path);
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) { buf[n] = 0; *len = (size_t)n; }
-    return buf;
-}
-
 static cJSON *parse_file(const char *path)
 {
     size_t len;
-    char *txt = read_file(path, 512u << 20, &len);
-    if (!txt) return NULL;
+    char *txt;
+    if (qn_read_file(path, 512u << 20, &txt, &len)) return NULL;
     cJSON *j = cJSON_ParseWithLength(txt, len);
     free(txt);
     if (!j) qn_fail(QN_E_FORMAT, "%s: invalid JSON", path);

@@ -21,6 +21,7 @@
 #include <utf8proc.h>
 
 #include "qn_err.h"
+#include "qn_file.h"
 #include "qn_log.h"
 
 /* Used when the file names no pre-tokenizer regex: the Qwen2 pattern (spec section 11). */
@@ -297,24 +298,6 @@ static void merge_put(qn_tok *t, int32_t a, int32_t b, uint32_t rank, uint32_t i
 }
 
 /* ---------------------------------------------------------------- loading */
-
-static int read_file(const char *path, char **buf, size_t *n)
-{
-    struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (!f) return qn_fail(-errno, "%s: cannot open: %s", path, strerror(errno));
-    int rc = 0;
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode))
-        rc = qn_fail(-EINVAL, "%s: not a regular file", path);
-    else if (!(*buf = malloc((size_t)st.st_size + 1)))
-        rc = qn_fail(-ENOMEM, "%s: out of memory (%lld bytes)", path, (long long)st.st_size);
-    else if ((*n = fread(*buf, 1, (size_t)st.st_size, f)) != (size_t)st.st_size) {
-        rc = qn_fail(-EIO, "%s: short read (%zu of %lld bytes)", path, *n, (long long)st.st_size);
-        free(*buf);
-    }
-    fclose(f);
-    return rc;
-}
 
 static const char *jstr(const cJSON *o, const char *key)
 {
@@ -639,7 +622,7 @@ int qn_tok_load(qn_tok **out, const char *path)
     }
     char *buf = NULL;
     size_t n = 0;
-    int rc = read_file(path, &buf, &n);
+    int rc = qn_read_file(path, (size_t)1 << 30, &buf, &n); /* tokenizer.json: ~10 MiB */
     if (rc < 0) {
         qn_tok_free(&t);
         return rc;
