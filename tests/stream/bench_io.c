@@ -18,14 +18,10 @@ static long arg(int argc, char **argv, int i, long def) { return argc > i ? atol
 static void pass(const char *path, const uint8_t *data, enum qn_io_mode mode, size_t n_reads, size_t read_b,
                  int batch, int qd, uint32_t chunk)
 {
-    struct qn_io_params p;
-    qn_io_default_params(&p);
-    p.mode = mode;
+    struct qn_io_params p = tio_params(mode, QN_IO_ENGINE_AUTO);
     p.queue_depth = qd;
     p.chunk_bytes = chunk;
-    p.no_env_faults = true;
-    qn_io *io;
-    CHECK(qn_io_open(&io, &p) == 0 && qn_io_add_file(io, path) == 0, "open %s", qn_io_mode_name(mode));
+    qn_io *io = tio_open(&p, path, qn_io_mode_name(mode), NULL);
     size_t *order = malloc(n_reads * sizeof *order);
     for (size_t i = 0; i < n_reads; i++) order[i] = i;
     qn_rng r;

@@ -1,10 +1,11 @@
 /* io_util.h — helpers shared by the IO tests and the IO benchmark: a scratch directory on the repo's
- * filesystem, random files whose bytes are kept in memory, and check macros. */
+ * filesystem, random files whose bytes are kept in memory, an engine over one file, and check macros. */
 #ifndef QN_TEST_IO_UTIL_H
 #define QN_TEST_IO_UTIL_H
 
 #include "qn_err.h"
 #include "qn_rng.h"
+#include "runtime/stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +72,30 @@ static inline void tio_drop_cache(const char *path)
     CHECK(fd >= 0, "open %s", path);
     posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     close(fd);
+}
+
+/* IO engine parameters of the given mode and engine with the QNEXT_IO_FAULTS variable ignored (the cases that
+ * inject faults set their own). */
+static inline struct qn_io_params tio_params(enum qn_io_mode mode, enum qn_io_engine engine)
+{
+    struct qn_io_params p;
+    qn_io_default_params(&p);
+    p.mode = mode;
+    p.engine = engine;
+    p.no_env_faults = true;
+    return p;
+}
+
+/* An engine of params p (NULL: the defaults) over the one file at path, its id in *f (NULL: not wanted); `what`
+ * names the case in a failure. */
+static inline qn_io *tio_open(const struct qn_io_params *p, const char *path, const char *what, int *f)
+{
+    qn_io *io;
+    CHECK(qn_io_open(&io, p) == 0, "open (%s)", what);
+    int id = qn_io_add_file(io, path);
+    CHECK(id >= 0, "add_file (%s): %d", what, id);
+    if (f) *f = id;
+    return io;
 }
 
 #endif

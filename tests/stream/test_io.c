@@ -72,27 +72,6 @@ static void random_range(qn_rng *r, uint64_t *off, size_t *len)
     if (kind == 3) *off = FILE_SIZE - *len;                /* ends exactly at EOF (unaligned end) */
 }
 
-/* The engine of params ip (NULL: the defaults) over the one test file, its id in *f; `what` names the case. */
-static qn_io *open_one(const struct qn_io_params *ip, const char *path, const char *what, int *f)
-{
-    qn_io *io;
-    CHECK(qn_io_open(&io, ip) == 0, "open (%s)", what);
-    *f = qn_io_add_file(io, path);
-    CHECK(*f >= 0, "add_file (%s): %d", what, *f);
-    return io;
-}
-
-/* Parameters of a buffered engine of the given kind, injected faults off (the pread pool cases below). */
-static struct qn_io_params buffered_params(enum qn_io_engine engine)
-{
-    struct qn_io_params ip;
-    qn_io_default_params(&ip);
-    ip.mode = QN_IO_BUFFERED;
-    ip.engine = engine;
-    ip.no_env_faults = true;
-    return ip;
-}
-
 /* bounce: every request QN_IO_BOUNCE (memory O_DIRECT cannot target, e.g. a BAR mapping): every byte copied. */
 static void run_config(const char *path, const uint8_t *file, enum qn_io_mode mode, enum qn_io_engine engine,
                        uint64_t seed, bool bounce)
@@ -101,15 +80,11 @@ static void run_config(const char *path, const uint8_t *file, enum qn_io_mode mo
     snprintf(cfg, sizeof cfg, "%s/%s%s", qn_io_mode_name(mode),
              engine == QN_IO_ENGINE_URING ? "uring" : engine == QN_IO_ENGINE_POOL ? "pool" : "auto",
              bounce ? "+bounce" : "");
-    struct qn_io_params p;
-    qn_io_default_params(&p);
-    p.mode = mode;
-    p.engine = engine;
+    struct qn_io_params p = tio_params(mode, engine);
     p.queue_depth = 8;
     p.chunk_bytes = 256 << 10;   /* small chunks: requests split into several reads */
-    p.no_env_faults = true;
     int f;
-    qn_io *io = open_one(&p, path, cfg, &f);
+    qn_io *io = tio_open(&p, path, cfg, &f);
     CHECK(f == 0, "%s: add_file returned %d", cfg, f);
     uint32_t align = qn_io_align(io, f);
     bool direct = qn_io_is_direct(io, f);
@@ -172,7 +147,7 @@ static void run_config(const char *path, const uint8_t *file, enum qn_io_mode mo
 static void bad_requests(const char *path)
 {
     int f;
-    qn_io *io = open_one(NULL, path, "bad requests", &f);
+    qn_io *io = tio_open(NULL, path, "bad requests", &f);
     CHECK(qn_io_add_file(io, "/nonexistent/qnext-expert-file") < 0, "adding a missing file must fail");
     CHECK(strstr(qn_errmsg(), "/nonexistent/qnext-expert-file"), "message names the file: %s", qn_errmsg());
     uint8_t buf[64];
@@ -198,12 +173,12 @@ static void bad_requests(const char *path)
  * urgent one completes among the first few (the thread may already hold 1-2 plain reads), the plain one last. */
 static int urgent_position(const char *path, const uint8_t *file, int depth, bool urgent, int threads, int reserve)
 {
-    struct qn_io_params ip = buffered_params(QN_IO_ENGINE_POOL);
+    struct qn_io_params ip = tio_params(QN_IO_BUFFERED, QN_IO_ENGINE_POOL);
     ip.threads = threads;
     ip.urgent_reserve = reserve;
     ip.queue_depth = depth;
     int f;
-    qn_io *io = open_one(&ip, path, "urgent", &f);
+    qn_io *io = tio_open(&ip, path, "urgent", &f);
     enum { N = 16, MB = 1048576 };
     uint8_t *buf = malloc((size_t)(N + 1) * MB);
     CHECK(buf, "malloc");
@@ -235,9 +210,9 @@ static int urgent_position(const char *path, const uint8_t *file, int depth, boo
 static void poll_progress(const char *path, const uint8_t *file)
 {
     for (int engine = QN_IO_ENGINE_URING; engine <= QN_IO_ENGINE_POOL; engine++) {
-        struct qn_io_params ip = buffered_params((enum qn_io_engine)engine);
+        struct qn_io_params ip = tio_params(QN_IO_BUFFERED, (enum qn_io_engine)engine);
         int f;
-        qn_io *io = open_one(&ip, path, "poll", &f);
+        qn_io *io = tio_open(&ip, path, "poll", &f);
         uint8_t buf[4][4096];
         struct qn_io_req rq[4];
         for (int i = 0; i < 4; i++)
@@ -263,11 +238,11 @@ static void poll_progress(const char *path, const uint8_t *file)
  * issued (one pread thread, so they wait in its queue); the others deliver their bytes. */
 static uint64_t drop_requests(const char *path, const uint8_t *file)
 {
-    struct qn_io_params ip = buffered_params(QN_IO_ENGINE_POOL);
+    struct qn_io_params ip = tio_params(QN_IO_BUFFERED, QN_IO_ENGINE_POOL);
     ip.threads = 1;
     ip.queue_depth = 64;
     int f;
-    qn_io *io = open_one(&ip, path, "drop", &f);
+    qn_io *io = tio_open(&ip, path, "drop", &f);
     enum { N = 16, MB = 1048576 };
     uint8_t *buf = malloc((size_t)N * MB);
     CHECK(buf, "malloc");

@@ -21,16 +21,11 @@ static qn_io *open_io(enum qn_io_mode mode, enum qn_io_engine engine, const char
 {
     struct qn_io_faults f;
     CHECK(qn_io_faults_parse(spec, &f) == 0, "parse '%s'", spec);
-    struct qn_io_params p;
-    qn_io_default_params(&p);
-    p.mode = mode;
-    p.engine = engine;
+    struct qn_io_params p = tio_params(mode, engine);
     p.queue_depth = qd;
     p.chunk_bytes = 128 << 10;
     p.faults = &f;
-    qn_io *io;
-    CHECK(qn_io_open(&io, &p) == 0, "open");
-    CHECK(qn_io_add_file(io, g_path) == 0, "add_file");
+    qn_io *io = tio_open(&p, g_path, spec, NULL);
     CHECK(strstr(qn_io_engine_name(io), "+faults"), "engine %s is not wrapped", qn_io_engine_name(io));
     return io;
 }
@@ -147,12 +142,8 @@ static void test_truncated(const char *dir, enum qn_io_mode mode, const char *wh
     char path[4096];
     size_t size = 4u << 20;
     uint8_t *data = tio_make_file(dir, "io-trunc", size, 0x7a0c, path, sizeof path);
-    struct qn_io_params p;
-    qn_io_default_params(&p);
-    p.mode = mode;
-    p.no_env_faults = true;
-    qn_io *io;
-    CHECK(qn_io_open(&io, &p) == 0 && qn_io_add_file(io, path) == 0, "%s: open", what);
+    struct qn_io_params p = tio_params(mode, QN_IO_ENGINE_AUTO);
+    qn_io *io = tio_open(&p, path, what, NULL);
     CHECK(truncate(path, (1u << 20) + 100) == 0, "truncate");
     const char *saved = g_path;
     g_path = path;
@@ -230,10 +221,7 @@ static void test_cancel_timeout(enum qn_io_mode mode, const char *what)
 
 static bool direct_works(void)
 {
-    struct qn_io_params p;
-    qn_io_default_params(&p);
-    p.mode = QN_IO_DIRECT;
-    p.no_env_faults = true;
+    struct qn_io_params p = tio_params(QN_IO_DIRECT, QN_IO_ENGINE_AUTO);
     qn_io *io;
     bool ok = qn_io_open(&io, &p) == 0 && qn_io_add_file(io, g_path) == 0;
     qn_io_close(&io);
