@@ -99,22 +99,20 @@ static void test_bad_files(void)
     bad_file("version.txt", "# c\nqnext-expert-usage 2\nlayers 6 experts 40\n", ":2: unsupported version");
     bad_file("shape.txt", "qnext-expert-usage 1\nlayers 6 experts 41\n", ":2: the counts are for 6 layers x 41");
     bad_file("shape2.txt", "qnext-expert-usage 1\nexperts 40\n", ":2: expected 'layers N experts M'");
-    snprintf(t, sizeof t, "%s0 1 5\n# fine\n\n2 3\n", hdr);
-    bad_file("two.txt", t, ":6: expected 'LAYER EXPERT COUNT'");
-    snprintf(t, sizeof t, "%s0 1 5 9\n", hdr);
-    bad_file("four.txt", t, ":3: expected 'LAYER EXPERT COUNT'");
-    snprintf(t, sizeof t, "%s0 1 -5\n", hdr);
-    bad_file("negative.txt", t, ":3: expected");
-    snprintf(t, sizeof t, "%s0 1 5x\n", hdr);
-    bad_file("garbage.txt", t, ":3: expected");
-    snprintf(t, sizeof t, "%s6 1 5\n", hdr);
-    bad_file("layer.txt", t, ":3: layer 6 expert 1 is outside");
-    snprintf(t, sizeof t, "%s0 40 5\n", hdr);
-    bad_file("expert.txt", t, ":3: layer 0 expert 40 is outside");
-    snprintf(t, sizeof t, "%s0 1 5\n1 1 2\n0 1 3\n", hdr);
-    bad_file("dup.txt", t, ":5: layer 0 expert 1 is listed twice");
-    snprintf(t, sizeof t, "%s0 1 99999999999999999999999\n", hdr);
-    bad_file("overflow.txt", t, ":3: expected");
+    static const struct { const char *name, *rows, *want; } after_hdr[] = { /* files of hdr + rows */
+        { "two.txt", "0 1 5\n# fine\n\n2 3\n", ":6: expected 'LAYER EXPERT COUNT'" },
+        { "four.txt", "0 1 5 9\n", ":3: expected 'LAYER EXPERT COUNT'" },
+        { "negative.txt", "0 1 -5\n", ":3: expected" },
+        { "garbage.txt", "0 1 5x\n", ":3: expected" },
+        { "layer.txt", "6 1 5\n", ":3: layer 6 expert 1 is outside" },
+        { "expert.txt", "0 40 5\n", ":3: layer 0 expert 40 is outside" },
+        { "dup.txt", "0 1 5\n1 1 2\n0 1 3\n", ":5: layer 0 expert 1 is listed twice" },
+        { "overflow.txt", "0 1 99999999999999999999999\n", ":3: expected" },
+    };
+    for (size_t i = 0; i < sizeof after_hdr / sizeof after_hdr[0]; i++) {
+        snprintf(t, sizeof t, "%s%s", hdr, after_hdr[i].rows);
+        bad_file(after_hdr[i].name, t, after_hdr[i].want);
+    }
     qn_eu *u;
     if (qn_eu_create(&u, L, E)) DIE("create");
     int rc = qn_eu_read(u, path_of("missing.txt"));
