@@ -31,6 +31,7 @@
 
 #include "forward.h"
 #include "harness.h"
+#include "qblocks.h"
 #include "qn_num.h"
 #include "quant.h"
 
@@ -55,27 +56,17 @@ struct qcase {
     uint32_t ldx, x_off, ldy, y_off; /* 0: dense (K, 0, N, 0) */
 };
 
-/* random weights with per-32-group scale (0.05 .. 2) and offset (-0.5 .. 0.5), so block scales, K-quant
- * sub-block scales and mins all vary; quantized into raw (row-major blocks), dequantized into deq */
+/* random weights (qblocks.h qn_h_quant_matrix: per-32-group scale and offset, so block scales, K-quant sub-block
+ * scales and mins all vary) quantized into raw (row-major blocks, padded to 16 bytes), dequantized into deq */
 static uint8_t *make_weights(struct qn_h *h, uint32_t type, uint32_t N, uint32_t K, float **deq, size_t *bytes)
 {
     uint64_t rb;
     qn_h_ok(h, qn_ggml_row_bytes(type, K, &rb), "row bytes");
-    size_t n = (size_t)N * K, wbytes = rb * N, padded = (wbytes + 15) & ~(size_t)15;
-    float *w = qn_h_alloc(h, n), g[2];
-    qn_h_random(h, w, n, -1, 1);
-    for (size_t i = 0; i < n; i += 32) {
-        qn_h_random(h, g, 2, 0, 1);
-        float sc = 0.05f + 1.95f * g[0], off = g[1] - 0.5f;
-        for (size_t j = i; j < i + 32; j++) w[j] = sc * (w[j] + off);
-    }
+    size_t padded = (rb * N + 15) & ~(size_t)15;
     uint8_t *raw = qn_h_alloc_bytes(h, padded);
     memset(raw, 0, padded);
-    *deq = qn_h_alloc(h, n);
-    for (uint32_t r = 0; r < N; r++) {
-        qn_h_ok(h, qn_quant_row(type, w + (size_t)r * K, raw + r * rb, K), "quantize");
-        qn_h_ok(h, qn_dequant_row(type, raw + r * rb, *deq + (size_t)r * K, K), "dequantize");
-    }
+    *deq = qn_h_alloc(h, (size_t)N * K);
+    qn_h_quant_matrix(h, type, N, K, raw, *deq);
     *bytes = padded;
     return raw;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "qblocks.h"
 #include "quant.h"
 
 static const struct { uint32_t type; enum qn_kernel k; float offset; } fmts[] = {
@@ -43,21 +44,6 @@ struct qcase {
     bool acc;
 };
 
-/* random weights with per-32-group scale (0.05 .. 2) and offset (-0.5 .. 0.5), so block scales, K-quant
- * sub-block scales and mins all vary */
-static float *make_weights(struct qn_h *h, uint32_t rows, uint32_t cols)
-{
-    size_t n = (size_t)rows * cols;
-    float *w = qn_h_alloc(h, n), g[2];
-    qn_h_random(h, w, n, -1, 1);
-    for (size_t i = 0; i < n; i += 32) {
-        qn_h_random(h, g, 2, 0, 1);
-        float sc = 0.05f + 1.95f * g[0], off = g[1] - 0.5f;
-        for (size_t j = i; j < i + 32; j++) w[j] = sc * (w[j] + off);
-    }
-    return w;
-}
-
 static void run_case(struct qn_h *h, struct qcase c)
 {
     const qn_ggml_type_info *ti = qn_ggml_type(fmts[c.f].type);
@@ -66,9 +52,8 @@ static void run_case(struct qn_h *h, struct qcase c)
     size_t wbytes = rb * c.rows, padded = (wbytes + 3) & ~(size_t)3;
     uint8_t *raw = qn_h_alloc_bytes(h, padded);
     memset(raw, 0, padded);
-    float *w = make_weights(h, c.rows, c.cols), *deq = qn_h_alloc(h, c.cols);
-    for (uint32_t r = 0; r < c.rows; r++)
-        qn_h_ok(h, qn_quant_row(fmts[c.f].type, w + (size_t)r * c.cols, raw + r * rb, c.cols), "quantize");
+    float *deq = qn_h_alloc(h, (size_t)c.rows * c.cols); /* random weights (qblocks.h), dequantized */
+    qn_h_quant_matrix(h, fmts[c.f].type, c.rows, c.cols, raw, deq);
     qn_buf *wb = qn_h_upload(h, "W", raw, padded);
     float *x_h, *y0_h = NULL;
     qn_buf *x = qn_h_input_f32(h, "x", (size_t)c.T * c.cols, -1, 1, &x_h);
@@ -87,15 +72,15 @@ static void run_case(struct qn_h *h, struct qcase c)
         for (uint32_t r = 0; r < c.rows; r++) {
             size_t i = (size_t)t * c.rows + r;
             if (c.acc) ref[i] += y0_h[i];
-            qn_h_ok(h, qn_dequant_row(fmts[c.f].type, raw + r * rb, deq, c.cols), "dequantize");
+            const float *dr = deq + (size_t)r * c.cols;
             /* S: |w| plus the offset part of each weight (about the block's range) */
             double s = 0, bmax = 0;
             for (uint32_t k = 0; k < c.cols; k++) {
                 if (k % ti->blck == 0) {
                     bmax = 0;
-                    for (uint32_t m = k; m < k + ti->blck; m++) bmax = fmax(bmax, fabsf(deq[m]));
+                    for (uint32_t m = k; m < k + ti->blck; m++) bmax = fmax(bmax, fabsf(dr[m]));
                 }
-                s += fabs((double)xt[k]) * (fabsf(deq[k]) + fmts[c.f].offset * bmax);
+                s += fabs((double)xt[k]) * (fabsf(dr[k]) + fmts[c.f].offset * bmax);
             }
             max_s = fmax(max_s, s);
             double e = fabs((double)got[i] - ref[i]);
