@@ -50,8 +50,13 @@ static uint32_t type_of(const qn_synth_plan *p, const char *name)
     return t ? t->type : 9999;
 }
 
-#define TYPE_IS(p, name, ty) CHECK(type_of(p, name) == (ty), "%s is %s, expected %s", name, \
-                                   qn_ggml_type_name(type_of(p, name)), qn_ggml_type_name(ty))
+/* the type `got` of tensor `name` is ty (got evaluated once) */
+#define TYPE_EQ(got, name, ty)                                                                                     \
+    do {                                                                                                           \
+        uint32_t got_ = (got);                                                                                     \
+        CHECK(got_ == (ty), "%s is %s, expected %s", name, qn_ggml_type_name(got_), qn_ggml_type_name(ty));        \
+    } while (0)
+#define TYPE_IS(p, name, ty) TYPE_EQ(type_of(p, name), name, ty)
 
 /* ---------------------------------------------------------------- plans of the real model */
 
@@ -346,8 +351,7 @@ static uint32_t gtype(const qn_gguf *g, const char *name)
     return t ? t->type : 9999;
 }
 
-#define GTYPE_IS(g, name, ty) CHECK(gtype(g, name) == (ty), "%s is %s, expected %s", name, \
-                                    qn_ggml_type_name(gtype(g, name)), qn_ggml_type_name(ty))
+#define GTYPE_IS(g, name, ty) TYPE_EQ(gtype(g, name), name, ty)
 
 static void test_gguf_q8(const char *tiny)
 {
