@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qn_file.h"
 #include "qn_rng.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -29,17 +30,11 @@ static int load_corpus(const char *dir, struct blob **out)
     qsort(names, (size_t)n, sizeof *names, cmp_name);
     *out = calloc((size_t)n + 1, sizeof **out);
     for (int i = 0; i < n; i++) {
-        char path[4096];
+        char path[4096], *p;
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f) return -1;
-        fseek(f, 0, SEEK_END);
-        long len = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        (*out)[i].p = malloc((size_t)len + 1);
-        (*out)[i].n = fread((*out)[i].p, 1, (size_t)len, f);
-        fclose(f);
         free(names[i]);
+        if (qn_read_file(path, 64u << 20, &p, &(*out)[i].n)) return -1;
+        (*out)[i].p = (uint8_t *)p;
     }
     return n;
 }

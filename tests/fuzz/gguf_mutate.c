@@ -13,6 +13,7 @@
 #include "gguf_qwen3next.h"
 #include "gguf_write.h"
 #include "qn_err.h"
+#include "qn_file.h"
 #include "qn_rng.h"
 #include "quant.h"
 
@@ -24,15 +25,10 @@ static qn_rng rng;
 
 static int slurp(const char *path, blob *b)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b->p = malloc((size_t)len + 1);
-    b->n = fread(b->p, 1, (size_t)len, f);
-    fclose(f);
-    return 0;
+    char *p;
+    int rc = qn_read_file(path, 64u << 20, &p, &b->n);
+    b->p = (uint8_t *)p;
+    return rc;
 }
 
 /* Declare + write one F32/Q8_0 tensor of random values (negative ones for ssm_a). */
