@@ -1,38 +1,384 @@
-/* expert_host.c — checks and the report of the host-memory expert tier (expert_host.h). */
+/* expert_host.c — the host-memory expert tier (expert_host.h): option checks, the report, and the VRAM cache in
+ * front of the host tier (pools, host slabs, slot table, admission between calls on the transfer queue). */
 #include "expert_host.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "experts.h"
+#include "model_stream.h"
 #include "qn_err.h"
+#include "qn_log.h"
 
 #define GIB(x) ((double)(x) / 1073741824.0)
+#define MIB(x) ((double)(x) / 1048576.0)
+#define NBATCH 4            /* copy batches in flight at most (a fifth waits for the oldest) */
+#define HOST_POOL (QN_MODEL_MAX_POOLS - 1)   /* the binding that holds a layer's host slab */
+
+struct batch {
+    qn_cmd *cmd;
+    uint64_t value;         /* transfer timeline value it signals */
+    int32_t *slots;         /* VRAM slots it fills */
+    int n;
+    bool busy;
+};
+
+struct qn_eh {
+    uint32_t L, E, K, spp, n_vram;
+    uint64_t sb, db;        /* slot bytes: gate|up (or the whole f32 slot), GGUF down parts (0: none) */
+    qn_buf **host, **dhost; /* [L] host slabs of E slots */
+    qn_buf *dpools[HOST_POOL];
+    qn_exp_cache *cache;    /* the VRAM slots' owners (NULL: no VRAM slots) */
+    qn_timeline *tx;
+    uint64_t tx_next;       /* last value a batch signals */
+    struct batch b[NBATCH];
+    int next;
+    uint32_t admit_t, admit_max, start;
+    uint64_t seq;
+    bool changed;           /* cache state changed since the table was last derived */
+    struct qn_eh_stats st;
+};
 
 int qn_eh_check(const struct qn_model_params *p)
 {
-    if (p->experts_host && p->expert_cache)
-        return qn_fail(-EINVAL, "--experts host keeps every routed expert in system memory; --expert-cache (a VRAM "
-                       "cache in front of it) does not combine with it yet");
+    if (p->experts_host && (p->prefetch || p->expert_trace || p->expert_hot))
+        return qn_fail(-EINVAL, "--experts host keeps every routed expert in system memory; --prefetch, --expert-hot "
+                       "and --expert-trace belong to streaming from the model file and do not combine with it");
     return 0;
 }
 
 void qn_eh_describe(const qn_model *m, char *buf, size_t n)
 {
     if (n) buf[0] = 0;
-    if (!m->experts_host || !m->pools[0]) return;
+    const struct qn_eh *h = m->host_tier;
+    const qn_buf *b = h ? h->host[0] : m->pools[0];
+    if (!m->experts_host || !b) return;
     const struct qn_caps *c = qn_vk_caps(m->v);
     struct qn_mem_stats ms;
     qn_mem_stats(m->v, &ms);
-    uint64_t bytes = 0;
-    for (uint32_t i = 0; i < m->n_pools; i++) bytes += m->pools[i]->size;
-    for (uint32_t i = 0; i < m->d_n_pools; i++) bytes += m->dpools[i] ? m->dpools[i]->size : 0;
-    const qn_buf *b = m->pools[0];
+    uint64_t bytes = 0, vram = 0;
+    uint32_t np = h ? h->L : m->n_pools, nd = h ? (h->db ? h->L : 0) : m->d_n_pools;
+    for (uint32_t i = 0; i < np; i++) bytes += h ? h->host[i]->size : m->pools[i]->size;
+    for (uint32_t i = 0; i < nd; i++) bytes += h ? h->dhost[i]->size : m->dpools[i] ? m->dpools[i]->size : 0;
+    for (uint32_t i = 0; h && i < m->n_pools; i++) vram += m->pools[i]->size + (m->dpools[i] ? m->dpools[i]->size : 0);
     unsigned f = (unsigned)c->types[b->type].flags;
+    char cache[120] = "";
+    if (h)
+        snprintf(cache, sizeof cache, "; a VRAM cache of %u slots (%.2f GiB) in front of it", h->n_vram, GIB(vram));
     snprintf(buf, n, "host tier: %u routed experts (%.2f GiB) in %u+%u system-memory pools (memory type %u: %s%s%s, "
-             "heap %u), read by the GPU over PCIe; VRAM in use %.2f GiB (dense weights %.2f GiB), host-visible "
-             "memory in use %.2f GiB", m->n_slots, GIB(bytes), m->n_pools, m->d_n_pools, b->type,
+             "heap %u), read by the GPU over PCIe%s; VRAM in use %.2f GiB (dense weights %.2f GiB), host-visible "
+             "memory in use %.2f GiB", m->c.num_layers * m->c.num_experts, GIB(bytes), np, nd, b->type,
              f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT ? "device-local " : "",
              f & VK_MEMORY_PROPERTY_HOST_CACHED_BIT ? "host-cached" : "uncached",
-             f & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT ? " coherent" : "", b->heap, GIB(ms.device_used),
+             f & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT ? " coherent" : "", b->heap, cache, GIB(ms.device_used),
              GIB(m->dense_bytes), GIB(ms.host_used));
+}
+
+/* ---- allocation ---------------------------------------------------------------------------------- */
+
+static uint32_t env_u32(const char *name, uint32_t def)
+{
+    const char *e = getenv(name);
+    return e && *e ? (uint32_t)strtoul(e, NULL, 10) : def;
+}
+
+/* Slots per pool for both sets (one number: host slot 7 * spp + e lands on binding 7 for both). */
+static int plan(const qn_model *m, const struct qn_model_params *p, uint32_t *spp, uint32_t *nv)
+{
+    const qn_config *c = &m->c;
+    uint64_t sb = m->slot_bytes, db = m->d_slot_bytes, cap = qn_model_pool_cap(m), per = cap / sb;
+    uint64_t E = (uint64_t)c->num_experts, all = (uint64_t)c->num_layers * E;
+    if (db && cap / db < per) per = cap / db;
+    if (per > (1u << 26)) per = 1u << 26;   /* slot numbers 8 * spp stay int32 */
+    if (per < E)
+        return qn_fail(QN_E_UNSUPPORTED, "--experts host with --expert-cache: one layer's %llu experts (%.1f MiB) must "
+                       "fit one pool binding, at most %.1f MiB on '%s'", (unsigned long long)E,
+                       MIB(E * (sb > db ? sb : db)), MIB(cap), qn_vk_caps(m->v)->name);
+    uint64_t n = p->expert_cache / (sb + db);
+    if (n > HOST_POOL * per) n = HOST_POOL * per;
+    if (n > all) n = all;
+    if (n && n < (uint64_t)c->top_k)
+        return qn_fail(-ENOSPC, "--expert-cache %.2f MiB holds %llu VRAM slots of %.2f MiB in front of the host tier; "
+                       "at least top-k = %d are needed (%.2f MiB), or less than one slot for none",
+                       MIB(p->expert_cache), (unsigned long long)n, MIB(sb + db), c->top_k,
+                       MIB((double)c->top_k * (double)(sb + db)));
+    *spp = (uint32_t)per;
+    *nv = (uint32_t)n;
+    return 0;
+}
+
+static int alloc_pools(qn_model *m, struct qn_eh *h)
+{
+    int rc = 0;
+    m->n_pools = m->d_n_pools = (h->n_vram + h->spp - 1) / h->spp;
+    for (uint32_t i = 0; !rc && i < m->n_pools; i++) {
+        uint64_t ns = i + 1 < m->n_pools ? h->spp : h->n_vram - i * h->spp;
+        char name[64];
+        snprintf(name, sizeof name, "expert cache %u/%u", i + 1, m->n_pools);
+        rc = qn_buf_create(m->v, QN_MEM_DEVICE, ns * h->sb, name, &m->pools[i]);
+        if (!rc && h->db) rc = qn_buf_create(m->v, QN_MEM_DEVICE, ns * h->db, "expert cache (down)", &h->dpools[i]);
+        m->dpools[i] = h->dpools[i];
+    }
+    enum qn_mem hk = QN_MEM_HOST;
+    for (uint32_t l = 0; !rc && l < h->L; l++) {
+        rc = qn_mst_pool_create(m->v, &hk, (uint64_t)h->E * h->sb, "host experts", &h->host[l]);
+        if (!rc && h->db) rc = qn_mst_pool_create(m->v, &hk, (uint64_t)h->E * h->db, "host experts (down)", &h->dhost[l]);
+    }
+    return rc;
+}
+
+static int alloc_table(qn_model *m, struct qn_eh *h)
+{
+    size_t nt = (size_t)h->L * h->E;
+    if (!(m->table = malloc(sizeof *m->table * nt))) return qn_fail(-ENOMEM, "out of memory");
+    for (size_t i = 0; i < nt; i++) m->table[i] = (int32_t)(HOST_POOL * h->spp + i % h->E);
+    /* mapped (BAR / UMA) where it can be: rows are rewritten between calls */
+    int rc = qn_buf_create(m->v, QN_MEM_DEVICE_MAPPED, sizeof *m->table * nt, "slot table", &m->slot_table);
+    if (rc) rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof *m->table * nt, "slot table", &m->slot_table);
+    return rc ? rc : qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
+}
+
+static int alloc_cache(qn_model *m, struct qn_eh *h, const struct qn_model_params *p)
+{
+    if (!h->n_vram) return 0;
+    const struct qn_exp_policy *pol = p->expert_policy ? qn_exp_policy_by_name(p->expert_policy) : NULL;
+    if (p->expert_policy && !pol) return qn_fail(-EINVAL, "--expert-policy: '%s' is not one of lru, lfu", p->expert_policy);
+    struct qn_exp_params ep = { .n_layers = (int)h->L, .n_experts = (int)h->E, .top_k = (int)h->K,
+                                .expert_bytes = h->sb + h->db, .n_slots = (int)h->n_vram, .policy = pol };
+    int rc = qn_exp_create(&h->cache, &ep);
+    if (!rc) rc = qn_timeline_create(m->v, "host tier copies", &h->tx);
+    for (int i = 0; !rc && i < NBATCH; i++) {
+        rc = qn_cmd_create_on(m->v, QN_QUEUE_TRANSFER, &h->b[i].cmd);
+        if (!rc && !(h->b[i].slots = malloc(sizeof(int32_t) * h->n_vram))) rc = qn_fail(-ENOMEM, "out of memory");
+    }
+    return rc;
+}
+
+int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
+{
+    uint32_t spp = 0, nv = 0;
+    int rc = plan(m, p, &spp, &nv);
+    if (rc) return rc;
+    struct qn_eh *h = calloc(1, sizeof *h);
+    if (!h) return qn_fail(-ENOMEM, "out of memory");
+    m->host_tier = h;
+    h->L = (uint32_t)m->c.num_layers;
+    h->E = (uint32_t)m->c.num_experts;
+    h->K = (uint32_t)m->c.top_k;
+    h->spp = spp;
+    h->n_vram = nv;
+    h->sb = m->slot_bytes;
+    h->db = m->d_slot_bytes;
+    h->admit_t = env_u32("QNEXT_HOST_ADMIT_T", 4);
+    h->admit_max = env_u32("QNEXT_HOST_ADMIT", 0);
+    h->host = calloc(h->L, sizeof *h->host);
+    h->dhost = calloc(h->L, sizeof *h->dhost);
+    if (!h->host || !h->dhost) return qn_fail(-ENOMEM, "out of memory");
+    m->slots_per_pool = m->d_slots_per_pool = spp;
+    m->n_slots = (HOST_POOL + 1) * spp;   /* the kernels' slot-number range */
+    rc = alloc_pools(m, h);
+    if (!rc) rc = alloc_table(m, h);
+    if (!rc) rc = alloc_cache(m, h, p);
+    if (!rc)
+        QN_INFO("host tier: %u VRAM cache slots of %.2f MiB (%u pools of %u slots) in front of %u experts in system "
+                "memory; admissions after calls of <= %u tokens%s", nv, MIB(h->sb + h->db), m->n_pools, spp,
+                h->L * h->E, h->admit_t, h->admit_max ? " (capped per call: QNEXT_HOST_ADMIT)" : "");
+    return rc;
+}
+
+void qn_eh_close(qn_model *m)
+{
+    struct qn_eh *h = m->host_tier;
+    if (!h) return;
+    for (int i = 0; i < NBATCH; i++) {
+        qn_cmd_destroy(&h->b[i].cmd);   /* waits for its copies */
+        free(h->b[i].slots);
+    }
+    qn_timeline_destroy(&h->tx);
+    qn_exp_destroy(&h->cache);
+    for (uint32_t l = 0; l < h->L; l++) {
+        if (h->host) qn_buf_destroy(m->v, &h->host[l]);
+        if (h->dhost) qn_buf_destroy(m->v, &h->dhost[l]);
+    }
+    for (int i = 0; i < HOST_POOL; i++) {
+        qn_buf_destroy(m->v, &h->dpools[i]);
+        m->dpools[i] = NULL;
+    }
+    free(h->host);
+    free(h->dhost);
+    free(h);
+    m->host_tier = NULL;
+}
+
+qn_buf *qn_eh_home(const qn_model *m, int l, int e, bool down, uint64_t *off)
+{
+    const struct qn_eh *h = m->host_tier;
+    *off = (uint64_t)e * (down ? h->db : h->sb);
+    return down ? h->dhost[l] : h->host[l];
+}
+
+const qn_buf *qn_eh_binding(const qn_model *m, int l, uint32_t i, bool down)
+{
+    const struct qn_eh *h = m->host_tier;
+    if (i < m->n_pools) return down && h->db ? m->dpools[i] : m->pools[i];
+    return down && h->db ? h->dhost[l] : h->host[l];
+}
+
+/* ---- between calls ------------------------------------------------------------------------------- */
+
+/* Batches whose copies the timeline says are done: their slots become READY. */
+static int poll_batches(struct qn_eh *h)
+{
+    uint64_t done = 0;
+    int rc = qn_timeline_value(h->tx, &done);
+    for (int i = 0; !rc && i < NBATCH; i++) {
+        struct batch *b = &h->b[i];
+        if (!b->busy || b->value > done) continue;
+        for (int j = 0; !rc && j < b->n; j++) rc = qn_exp_fill_done(h->cache, b->slots[j]);
+        b->busy = false;
+        h->changed = true;
+    }
+    return rc;
+}
+
+/* The table from the cache: an expert in a READY VRAM slot points there, every other at its host slot; rows that
+ * changed are written to the device table. */
+static int write_table(const qn_model *m, struct qn_eh *h)
+{
+    const int32_t *ct = qn_exp_table(h->cache);
+    int rc = 0;
+    for (uint32_t l = 0; !rc && l < h->L; l++) {
+        bool dirty = false;
+        for (uint32_t e = 0; e < h->E; e++) {
+            size_t i = (size_t)l * h->E + e;
+            int32_t s = ct[i], v = (int32_t)(HOST_POOL * h->spp + e);
+            struct qn_exp_slot_info si;
+            if (s >= 0 && !qn_exp_slot_get(h->cache, s, &si) && si.state == QN_EXP_SLOT_READY) v = s;
+            if (m->table[i] != v) {
+                m->table[i] = v;
+                dirty = true;
+            }
+        }
+        uint64_t off = sizeof *m->table * (uint64_t)l * h->E, n = sizeof *m->table * (uint64_t)h->E;
+        if (dirty) rc = qn_buf_write(m->v, m->slot_table, off, m->table + (size_t)l * h->E, n);
+    }
+    h->changed = false;
+    return rc;
+}
+
+int qn_eh_before(const qn_model *m, struct qn_tl_point *wait)
+{
+    struct qn_eh *h = m->host_tier;
+    *wait = (struct qn_tl_point){ 0 };
+    if (!h || !h->cache) return 0;
+    int rc = poll_batches(h);
+    if (!rc && h->changed) rc = write_table(m, h);
+    uint64_t done = 0;
+    if (!rc) rc = qn_timeline_value(h->tx, &done);
+    *wait = (struct qn_tl_point){ .tl = h->tx, .value = done };
+    return rc;
+}
+
+static void count(const qn_model *m, struct qn_eh *h, const int32_t *ids, uint32_t T, uint32_t t_stride)
+{
+    for (uint32_t l = 0; l < h->L; l++)
+        for (uint32_t t = 0; t < T; t++)
+            for (uint32_t k = 0; k < h->K; k++) {
+                int32_t e = ids[((size_t)l * t_stride + t) * h->K + k];
+                if (e < 0 || (uint32_t)e >= h->E) continue;
+                bool vram = m->table[(size_t)l * h->E + (uint32_t)e] < (int32_t)(HOST_POOL * h->spp);
+                h->st.accesses++;
+                h->st.bytes += h->sb + h->db;
+                h->st.vram_hits += vram;
+                h->st.vram_bytes += vram ? h->sb + h->db : 0;
+            }
+}
+
+/* Record the copies host slab -> VRAM slot of one lookup's fills into b. */
+static void record_fills(const qn_model *m, struct qn_eh *h, struct batch *b, const struct qn_exp_result *res)
+{
+    for (int j = 0; j < res->n_fill; j++) {
+        const struct qn_exp_fill *f = &res->fill[j];
+        uint32_t s = (uint32_t)f->slot, p = s / h->spp;
+        uint64_t at = (uint64_t)(s % h->spp);
+        qn_cmd_copy(b->cmd, h->host[f->layer], (uint64_t)f->expert * h->sb, m->pools[p], at * h->sb, h->sb);
+        if (h->db)
+            qn_cmd_copy(b->cmd, h->dhost[f->layer], (uint64_t)f->expert * h->db, h->dpools[p], at * h->db, h->db);
+        b->slots[b->n++] = f->slot;
+        h->st.fills++;
+        h->st.fill_bytes += h->sb + h->db;
+    }
+}
+
+/* A batch that is not in flight (waiting for the oldest when all are). */
+static int free_batch(struct qn_eh *h, struct batch **out)
+{
+    struct batch *b = &h->b[h->next];
+    h->next = (h->next + 1) % NBATCH;
+    int rc = b->busy ? qn_timeline_wait(h->tx, b->value, -1) : 0;
+    if (!rc && b->busy) rc = poll_batches(h);
+    b->n = 0;
+    *out = b;
+    return rc;
+}
+
+int qn_eh_after(const qn_model *m, const int32_t *ids, uint32_t T, uint32_t t_stride)
+{
+    struct qn_eh *h = m->host_tier;
+    if (!h) return 0;
+    count(m, h, ids, T, t_stride);
+    if (!h->cache || T > h->admit_t) return 0;
+    struct batch *b;
+    int rc = free_batch(h, &b);
+    if (!rc) rc = qn_cmd_begin(b->cmd);
+    h->seq++;   /* calls are synchronous: every earlier reader has completed */
+    uint32_t l0 = h->start++ % h->L;   /* with a cap per call, the first layer rotates */
+    for (uint32_t i = 0; !rc && i < h->L; i++)
+        for (uint32_t t = 0; !rc && t < T; t++) {
+            if (h->admit_max && (uint32_t)b->n >= h->admit_max) break;
+            uint32_t l = (l0 + i) % h->L;
+            struct qn_exp_result res;
+            int r = qn_exp_lookup(h->cache, (int32_t)l, ids + ((size_t)l * t_stride + t) * h->K, (int)h->K,
+                                  h->seq + 1, h->seq, &res);   /* read by the next call; all before it done */
+            if (r == -EAGAIN || r == -ENOSPC) h->st.skipped++;   /* too many slots still filling: next call */
+            else if (r < 0) rc = r;
+            else record_fills(m, h, b, &res);
+            h->changed = h->changed || (r == 0 && res.n_fill > 0);
+        }
+    if (!rc) rc = qn_cmd_end(b->cmd);
+    if (!rc && b->n) {
+        b->value = ++h->tx_next;
+        b->busy = true;
+        h->st.copy_batches++;
+        rc = qn_cmd_submit_tl(b->cmd, NULL, 0, &(struct qn_tl_point){ .tl = h->tx, .value = b->value });
+    }
+    return rc;
+}
+
+void qn_eh_get_stats(const qn_model *m, struct qn_eh_stats *s)
+{
+    const struct qn_eh *h = m->host_tier;
+    memset(s, 0, sizeof *s);
+    if (!h) return;
+    *s = h->st;
+    s->n_vram = h->n_vram;
+    if (h->cache) {
+        struct qn_exp_stats es;
+        qn_exp_get_stats(h->cache, -1, &es);
+        s->evictions = es.evictions;
+    }
+}
+
+void qn_eh_print_stats(const qn_model *m, FILE *out)
+{
+    struct qn_eh_stats s;
+    qn_eh_get_stats(m, &s);
+    if (!m->host_tier) return;
+    fprintf(out, "  host tier: served from VRAM %.4f of the expert bytes read (%llu of %llu expert reads; hit rate), "
+            "%u VRAM slots; admitted %llu experts (%.2f GiB copied in %llu batches), %llu evictions, %llu lookups "
+            "deferred\n", s.bytes ? (double)s.vram_bytes / (double)s.bytes : 0.0, (unsigned long long)s.vram_hits,
+            (unsigned long long)s.accesses, s.n_vram, (unsigned long long)s.fills, GIB(s.fill_bytes),
+            (unsigned long long)s.copy_batches, (unsigned long long)s.evictions, (unsigned long long)s.skipped);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expert_host.h"
 #include "forward_pipes.h"
 #include "qn_log.h"
 
@@ -574,15 +575,28 @@ static void moe_route(struct rec *r, int l, const qn_pc_moe *pc)
                           pc, sizeof *pc, r->T);
     }
     barrier(r);
+    if (f->rb_lids) /* host tier's VRAM cache: layer l's ids -> rb_lids [L, tmax, K] for admission after the call */
+        qn_cmd_copy(r->c, f->ids, 0, f->rb_lids, (uint64_t)l * (f->rb_lids->size / (uint64_t)r->cfg->num_layers),
+                    (uint64_t)r->T * (uint64_t)r->cfg->top_k * 4u);
 }
 
-#define POOLS(m) QN_BIND(pool_at(m, 0)), QN_BIND(pool_at(m, 1)), QN_BIND(pool_at(m, 2)), QN_BIND(pool_at(m, 3)), \
-                 QN_BIND(pool_at(m, 4)), QN_BIND(pool_at(m, 5)), QN_BIND(pool_at(m, 6)), QN_BIND(pool_at(m, 7))
-static const qn_buf *pool_at(const qn_model *m, uint32_t i) { return m->pools[i < m->n_pools ? i : 0]; }
+/* The 8 pool bindings of layer l's expert dispatches (POOLS / DPOOLS use the caller's `l`): the model's pools; with
+ * the host tier's VRAM cache (expert_host.h) its VRAM pools and, at every binding past them, layer l's host slab. */
+#define POOLS(m) QN_BIND(pool_at(m, l, 0)), QN_BIND(pool_at(m, l, 1)), QN_BIND(pool_at(m, l, 2)), \
+                 QN_BIND(pool_at(m, l, 3)), QN_BIND(pool_at(m, l, 4)), QN_BIND(pool_at(m, l, 5)), \
+                 QN_BIND(pool_at(m, l, 6)), QN_BIND(pool_at(m, l, 7))
+static const qn_buf *pool_at(const qn_model *m, int l, uint32_t i)
+{
+    return m->host_tier ? qn_eh_binding(m, l, i, false) : m->pools[i < m->n_pools ? i : 0];
+}
 
-#define DPOOLS(m) QN_BIND(dpool_at(m, 0)), QN_BIND(dpool_at(m, 1)), QN_BIND(dpool_at(m, 2)), QN_BIND(dpool_at(m, 3)), \
-                  QN_BIND(dpool_at(m, 4)), QN_BIND(dpool_at(m, 5)), QN_BIND(dpool_at(m, 6)), QN_BIND(dpool_at(m, 7))
-static const qn_buf *dpool_at(const qn_model *m, uint32_t i) { return m->dpools[i < m->d_n_pools ? i : 0]; }
+#define DPOOLS(m) QN_BIND(dpool_at(m, l, 0)), QN_BIND(dpool_at(m, l, 1)), QN_BIND(dpool_at(m, l, 2)), \
+                  QN_BIND(dpool_at(m, l, 3)), QN_BIND(dpool_at(m, l, 4)), QN_BIND(dpool_at(m, l, 5)), \
+                  QN_BIND(dpool_at(m, l, 6)), QN_BIND(dpool_at(m, l, 7))
+static const qn_buf *dpool_at(const qn_model *m, int l, uint32_t i)
+{
+    return m->host_tier ? qn_eh_binding(m, l, i, true) : m->dpools[i < m->d_n_pools ? i : 0];
+}
 
 /* The largest call whose GGUF block experts run on the per-token kernels (moe_q_experts): tune.small_t, or above it
  * f->moe_token_t (env QNEXT_MOE_TOKEN_T; short prompts: each token reads its K experts, T K expert reads against the

@@ -312,7 +312,8 @@ static int plan_experts(const qn_config *c, const qn_st_store *st, qn_dtype *dt,
 static int upload_expert(struct qn_upl *u, const qn_st_store *st, qn_model *m, int l, int e, struct scratch *s)
 {
     uint64_t off;
-    qn_buf *pool = qn_model_slot(m, (uint32_t)m->table[(size_t)l * m->c.num_experts + e], &off);
+    qn_buf *pool = m->host_tier ? qn_eh_home(m, l, e, false, &off)   /* VRAM cache + host tier: its host slot */
+                                : qn_model_slot(m, (uint32_t)m->table[(size_t)l * m->c.num_experts + e], &off);
     for (int k = 0; k < 3; k++) {
         const qn_st_tensor *t = exp_tensor(st, l, e, k);
         int rc;
@@ -457,7 +458,7 @@ static int open_stream(qn_model *m, const qn_st_store *st, const struct qn_model
     return rc ? rc : qn_mst_open(m, es, p);
 }
 
-static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
+static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes, const struct qn_model_params *prm)
 {
     int rc;
     const qn_config *c = &m->c;
@@ -470,6 +471,7 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes)
     }
     for (int i = 0; i < p->n; i++) p->d[i].dst->buf = m->arenas[(uintptr_t)p->d[i].dst->buf - 1];
     if (c->tie_word_embeddings) m->lm_head = m->embed;
+    if (m->experts_host && prm->expert_cache) return qn_eh_alloc(m, prm);   /* VRAM cache + host tier */
     /* expert pools */
     const struct qn_caps *caps = qn_vk_caps(m->v);
     uint64_t cap = qn_model_pool_cap(m);
@@ -587,7 +589,7 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     if (!rc && !gguf) rc = plan_all(m, st, arena_cap(v), &p, &sizes);
     if (!rc && !gguf) rc = plan_streaming(m, prm);
     if (!rc && !gguf) rc = check_budget(m, prm);
-    if (!rc && !gguf) rc = alloc_all(m, &p, sizes);
+    if (!rc && !gguf) rc = alloc_all(m, &p, sizes, prm);
     if (!rc) rc = upload_rope(m);
     if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = open_stream(m, st, prm);
     if (!rc && !gguf) rc = upload_all(m, st, &p, prm);
@@ -595,7 +597,7 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
         rc = qn_fail(-EINVAL, "--expert-trace counts the experts a streaming run routes to, but every routed expert "
                      "of %s is resident here (an --expert-cache below %.1f MiB streams them)", path,
                      (double)m->expert_bytes / 1048576.0);
-    if (!rc && !m->stream && (prm->expert_hot || prm->expert_policy))
+    if (!rc && !m->stream && !m->host_tier && (prm->expert_hot || prm->expert_policy))
         QN_INFO("every routed expert is resident: --expert-policy and --expert-hot have nothing to do");
     m->load_seconds = qn_now_s() - t0;
     free(sizes);
@@ -606,7 +608,9 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
         return rc;
     }
     QN_INFO("model %s: %.2f GiB dense weights in %u buffers, %u experts of %.2f MiB (%s) in %u pools, loaded in "
-            "%.1f s", path, GIB(m->dense_bytes), m->n_arenas, m->n_slots, (double)qn_mst_slot_bytes(m) / 1048576.0,
+            "%.1f s", path, GIB(m->dense_bytes), m->n_arenas,
+            m->host_tier ? (uint32_t)(m->c.num_layers * m->c.num_experts) : m->n_slots,
+            (double)qn_mst_slot_bytes(m) / 1048576.0,
             m->L && m->L[0].exp_qtype[0] ? "GGUF blocks" : qn_dtype_name(m->exp_dtype), m->n_pools, m->load_seconds);
     if (m->experts_host) {
         char line[400];
@@ -622,6 +626,7 @@ void qn_model_free(qn_model **pm)
     qn_model *m = *pm;
     if (!m) return;
     qn_mst_close(&m->stream);   /* first: its reads and copies into the pools and slot table finish there */
+    qn_eh_close(m);             /* the host tier's copies, slabs and down pools */
     for (uint32_t i = 0; m->arenas && i < m->n_arenas; i++) qn_buf_destroy(m->v, &m->arenas[i]);
     for (uint32_t i = 0; i < QN_MODEL_MAX_POOLS; i++) qn_buf_destroy(m->v, &m->pools[i]);
     qn_buf_destroy(m->v, &m->slot_table);

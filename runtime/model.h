@@ -95,6 +95,8 @@ typedef struct qn_model {
     struct qn_mst *stream;        /* streaming mode (model_stream.h): fewer slots than experts; NULL = resident */
     bool experts_host;            /* host tier: every expert resident in system memory (QN_MEM_HOST pools), the
                                      GPU reads them over PCIe (qn_model_params.experts_host) */
+    struct qn_eh *host_tier;      /* host tier with a VRAM cache in front (expert_host.h; --expert-cache): pools
+                                     0..n_pools-1 are VRAM slots, binding 7 a layer's host slab; else NULL */
 
     /* where the bytes went */
     qn_buf **arenas;              /* dense weights, packed */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "expert_host.h"
 #include "expert_store.h"
 #include "experts.h"
 #include "gguf.h"
@@ -555,6 +556,7 @@ static int qexpert_set(struct gl *g, const qn_gguf *gf, struct rd_batch *b, cons
     if (!size) return 0;
     qn_buf *dst = set == QN_ES_DPOOLS ? m->dpools[slot / m->d_slots_per_pool] : qn_model_slot(m, slot, &off);
     if (set == QN_ES_DPOOLS) off = (uint64_t)(slot % m->d_slots_per_pool) * m->d_slot_bytes;
+    if (m->host_tier) dst = qn_eh_home(m, l, e, set == QN_ES_DPOOLS, &off);   /* VRAM cache + host tier */
     int rc = 0;
     if ((!dst->map && g->u.used + size > g->u.cap) || b->n + QN_ES_PARTS > NREAD) rc = rd_flush(g, gf, b);
     void *p = NULL;
@@ -598,7 +600,8 @@ static int upload_f32_experts(struct gl *g)
     for (int l = 0; !rc && l < m->c.num_layers; l++)
         for (int e = 0; !rc && e < m->c.num_experts; e++) {
             uint64_t off;
-            qn_buf *pool = qn_model_slot(m, m->table[(size_t)l * m->c.num_experts + e], &off);
+            qn_buf *pool = m->host_tier ? qn_eh_home(m, l, e, false, &off)   /* VRAM cache + host tier */
+                                        : qn_model_slot(m, m->table[(size_t)l * m->c.num_experts + e], &off);
             for (int k = 0; !rc && k < 3; k++) {
                 char name[160];
                 float *p = NULL;
@@ -691,6 +694,10 @@ static int load_experts(struct gl *g, const struct qn_model_params *p)
     if (rc) return rc;
     slot_sizes(m, q, maxb);
     if ((rc = plan_slots(g, p))) return rc;
+    if (m->experts_host && p->expert_cache) {   /* VRAM cache in front of the host tier (expert_host.h) */
+        rc = qn_eh_alloc(m, p);
+        return rc ? rc : q ? upload_qexperts(g) : upload_f32_experts(g);
+    }
     bool stream = m->n_slots < (uint32_t)m->c.num_layers * (uint32_t)m->c.num_experts;
     enum qn_mem pk = m->experts_host ? QN_MEM_HOST : stream ? qn_mst_pool_mem(m) : QN_MEM_DEVICE; /* BAR: misses
                                                                                         read into the slots */

@@ -1250,8 +1250,10 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     if (!s) {
         char line[400];
         qn_eh_describe(m, line, sizeof line);
-        fprintf(out, "qnext stats: every routed expert resident (%u slots), no streaming%s%s\n", m->n_slots,
+        fprintf(out, "qnext stats: every routed expert resident (%u slots), no streaming%s%s\n",
+                m->host_tier ? (uint32_t)(m->c.num_layers * m->c.num_experts) : m->n_slots,
                 *line ? "; " : "", line);
+        qn_eh_print_stats(m, out);   /* the host tier's VRAM cache, if any */
         return;
     }
     struct qn_exp_stats es;

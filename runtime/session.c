@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expert_host.h"
 #include "model_stream.h"
 #include "qn_log.h"
 
@@ -106,6 +107,9 @@ int qn_session_new(qn_session **out, const qn_model *m, const struct qn_session_
         return rc;
     }
     rc = qn_fwd_init(&s->f, m, &s->p.tune, s->p.chunk, s->p.ctx);
+    if (!rc && m->host_tier) /* the host tier's VRAM cache admits experts by the routed ids of every layer */
+        rc = qn_buf_create(m->v, QN_MEM_READBACK, sizeof(int32_t) * (uint64_t)m->c.num_layers * s->p.chunk *
+                           (uint64_t)m->c.top_k, "routed ids readback", &s->f.rb_lids);
     if (rc) {
         qn_session_free(&s);
         return rc;
@@ -123,6 +127,7 @@ void qn_session_free(qn_session **ps)
     free(s->seg);
     qn_buf_destroy(s->m->v, &s->rb_ids);
     qn_buf_destroy(s->m->v, &s->rb_glog);
+    qn_buf_destroy(s->m->v, &s->f.rb_lids);
     qn_fwd_free(&s->f);
     free(s);
     *ps = NULL;
@@ -292,6 +297,19 @@ static int run_streaming(qn_session *s, const struct qn_fwd_call *call)
     return rc;
 }
 
+/* Submit a recorded call and wait for it; with the host tier's VRAM cache, table rows for finished copies first and
+ * the admissions of the call's routed experts after it (expert_host.h: between calls, off the critical path). */
+static int run_cmd(qn_session *s, qn_cmd *c, uint32_t T)
+{
+    if (!s->m->host_tier) return qn_cmd_run(c);
+    struct qn_tl_point w;
+    int rc = qn_eh_before(s->m, &w);
+    if (!rc) rc = w.tl ? qn_cmd_submit_tl(c, &w, 1, NULL) : qn_cmd_submit(c);
+    if (!rc) rc = qn_cmd_wait(c);
+    if (!rc) rc = qn_eh_after(s->m, s->f.rb_lids->map, T, s->p.chunk);
+    return rc;
+}
+
 static int run(qn_session *s, const int32_t *tokens, uint32_t T, enum qn_fwd_out out, uint32_t k, bool hidden)
 {
     int rc = ensure_cap(s, s->pos + T);
@@ -315,7 +333,7 @@ static int run(qn_session *s, const int32_t *tokens, uint32_t T, enum qn_fwd_out
     if ((rc = recording(s, &call, &c))) return rc;
     memcpy(s->f.tok->map, tokens, sizeof *tokens * T);
     memcpy(s->f.pos->map, &pos, sizeof pos);
-    if ((rc = qn_cmd_run(c))) return rc;
+    if ((rc = run_cmd(s, c, T))) return rc;
     if (s->p.profile) profile_add(s, c, T);
     s->pos += T;
     s->tokens += T;

@@ -3,25 +3,28 @@
 # 1. the PCIe read ceiling: test_host_read --bench (1 GiB in pinned system memory -> VRAM by vkCmdCopyBuffer,
 #    by the copy kernel = shader reads as the expert kernels do them, and by the transfer queue; uncached and
 #    host-cached memory types); 2. --experts host (every routed expert in pinned system memory, one submission
-#    per token): load time, prefill 512, decode, VRAM used; uncached (default) and QNEXT_HOST_MEM=cached.
+#    per token): load time, prefill 512, decode, VRAM used; uncached (default) and QNEXT_HOST_MEM=cached; and
+#    with a VRAM cache of 4G / 8G in front (--expert-cache; admissions between tokens): decode + VRAM hit rate.
 # Ceiling: expert bytes per decoded token (top-10 x 48 layers x ~2 MB) / the copy kernel's GB/s.
 host_t0=$(date +%s)
 { echo "#### host: memory heaps"; $B/qnext devices 2>&1 | grep -E "memory:|heap"; } >> $OUT/host.txt
 timeout 30 $B/test_host_read --bench 1024 --iters 5 > /tmp/host_pcie.txt 2>&1; echo "(exit $?)" >> /tmp/host_pcie.txt
 { echo "#### host: test_host_read --bench 1024"; cat /tmp/host_pcie.txt; } >> $OUT/host.txt
 echo "== host pcie: $(grep -E 'GB/s|^host buffer|FAIL|exit' /tmp/host_pcie.txt | sed -e 's/ *-> //' -e 's/ read from.*//' | tr '\n' '|')" | tee -a $OUT/host.txt
-host_run() {   # host_run NAME PROMPT DECODE [ENV=VALUE ...]
-  local name=$1 p=$2 d=$3; shift 3
+host_run() {   # host_run NAME PROMPT DECODE [ENV=VALUE ...] [--expert-cache SIZE]
+  local name=$1 p=$2 d=$3 opt=; shift 3
+  if [ "$1" = --expert-cache ]; then opt="--expert-cache $2"; shift 2; fi
   local t=$(date +%s) left=$(( 108 - ($(date +%s) - host_t0) ))
   if [ $left -lt ${host_last:-45} ]; then echo "== host $name: skipped (time: ${left} s left)" | tee -a $OUT/host.txt; return; fi
-  echo "#### host $name: $* --experts host --prompt $p --decode $d" >> $OUT/host.txt
-  env "$@" timeout $left $B/qnext bench -m $M --experts host --prompt $p --decode $d --reps 2 --stats -v \
+  echo "#### host $name: $* --experts host $opt --prompt $p --decode $d" >> $OUT/host.txt
+  env "$@" timeout $left $B/qnext bench -m $M --experts host $opt --prompt $p --decode $d --reps 2 --stats -v \
     > /tmp/host_run.txt 2>&1 || echo "(exit $?)" >> /tmp/host_run.txt
   host_last=$(( $(date +%s) - t ))
   grep -v "^qnext: info: vulkan" /tmp/host_run.txt >> $OUT/host.txt
-  echo "== host $name (${host_last} s): $(grep -E '^best' /tmp/host_run.txt | sed 's/^best: //' | cut -c1-160) | $(grep -oE 'loaded in [0-9.]+ s \([0-9.]+ GB/s\)' /tmp/host_run.txt | head -1) | $(grep -oE 'VRAM in use [0-9.]+ GiB|memory type [0-9]+: [a-z -]+' /tmp/host_run.txt | head -2 | tr '\n' ' ') $(grep -E 'exit|error' /tmp/host_run.txt | head -2 | cut -c1-200)" | tee -a $OUT/host.txt
+  echo "== host $name (${host_last} s): $(grep -E '^best' /tmp/host_run.txt | sed 's/^best: //' | cut -c1-160) | $(grep -oE 'loaded in [0-9.]+ s \([0-9.]+ GB/s\)' /tmp/host_run.txt | head -1) | $(grep -oE 'VRAM in use [0-9.]+ GiB|memory type [0-9]+: [a-z -]+' /tmp/host_run.txt | head -2 | tr '\n' ' ') $(grep -oE 'served from VRAM [0-9.]+|admitted [0-9]+ experts \([0-9.]+ GiB' /tmp/host_run.txt | tr '\n' ' ')$(grep -E 'exit|error' /tmp/host_run.txt | head -2 | cut -c1-200)" | tee -a $OUT/host.txt
 }
 host_run uncached_p512 512 32
+host_run cache4G_p16 16 64 --expert-cache 4G
 host_run cached_p512 512 32 QNEXT_HOST_MEM=cached
-host_run uncached_p2048 2048 16
+host_run cache8G_p16 16 64 --expert-cache 8G
 echo "== host: $(( $(date +%s) - host_t0 )) s" | tee -a $OUT/host.txt

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "expert_host.h"
 #include "expert_usage.h"
 #include "experts.h"
 #include "model_gguf.h"
@@ -418,35 +419,63 @@ static void test_auto(qn_vk *v, const char *dir, const qn_model *res, const int3
 }
 
 /* --experts host (expert_host.h): every expert resident in system-memory pools (QN_MEM_HOST), the table in
- * device memory; logits identical to resident mode at a full chunk and token by token; with --expert-cache it
- * is refused (the VRAM cache in front of the host tier is not there yet). */
-static void test_host(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
+ * device memory; logits identical to resident mode at a full chunk and token by token. Then with a VRAM cache in
+ * front of it (--expert-cache): none (less than a slot), top-k slots, and 7 pools' worth (pools capped at 2 E slots:
+ * several VRAM pools, binding 7 the layer's host slab): identical logits, copies made, and the large cache serves
+ * reads from VRAM. */
+static void host_run(const qn_model *m, const qn_model *res, const int32_t *ids, int T, const char *what)
 {
     size_t V = (size_t)res->c.vocab_size;
-    uint32_t all = (uint32_t)(res->c.num_layers * res->c.num_experts);
-    qn_model *m;
-    extra.experts_host = true;
-    int rc = load(v, dir, 0, &m);
-    if (rc) DIE("load with --experts host");
-    bool id = true;
-    for (uint32_t i = 0; i < all; i++) id = id && m->table[i] == (int32_t)i;
-    ok_if(!m->stream && m->experts_host && m->n_slots == all && id && m->pools[0]->kind == QN_MEM_HOST &&
-          (!m->d_n_pools || m->dpools[0]->kind == QN_MEM_HOST) && m->slot_table->kind != QN_MEM_HOST,
-          "--experts host: every expert resident in QN_MEM_HOST pools (slot = l * E + e), the table in VRAM", NULL);
     uint32_t chunks[2] = { 512, 1 };
     for (int i = 0; i < 2; i++) {
         struct result r;
-        if (run(m, chunks[i], ids, T, &r)) DIE("--experts host run");
-        char what[160];
-        snprintf(what, sizeof what, "  --experts host, calls of <= %u tokens", chunks[i]);
-        compare(what, &r, reference(res, chunks[i], ids, T), (size_t)T * V, V);
+        if (run(m, chunks[i], ids, T, &r)) DIE("%s run", what);
+        char msg[200];
+        snprintf(msg, sizeof msg, "  %s, calls of <= %u tokens", what, chunks[i]);
+        compare(msg, &r, reference(res, chunks[i], ids, T), (size_t)T * V, V);
         result_free(&r);
     }
+}
+
+static void test_host(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
+{
+    uint32_t all = (uint32_t)(res->c.num_layers * res->c.num_experts), E = (uint32_t)res->c.num_experts;
+    uint32_t K = (uint32_t)res->c.top_k;
+    uint64_t slot = qn_mst_slot_bytes(res);
+    qn_model *m;
+    extra.experts_host = true;
+    if (load(v, dir, 0, &m)) DIE("load with --experts host");
+    bool id = true;
+    for (uint32_t i = 0; i < all; i++) id = id && m->table[i] == (int32_t)i;
+    ok_if(!m->stream && !m->host_tier && m->experts_host && m->n_slots == all && id &&
+          m->pools[0]->kind == QN_MEM_HOST && (!m->d_n_pools || m->dpools[0]->kind == QN_MEM_HOST) &&
+          m->slot_table->kind != QN_MEM_HOST,
+          "--experts host: every expert resident in QN_MEM_HOST pools (slot = l * E + e), the table in VRAM", NULL);
+    host_run(m, res, ids, T, "--experts host");
     qn_model_free(&m);
-    rc = load(v, dir, (uint64_t)all * res->slot_bytes / 2, &m);
-    ok_if(rc == -EINVAL && !m && strstr(qn_errmsg(), "--expert-cache"),
-          "--experts host with --expert-cache: refused (not implemented yet)", qn_errmsg());
-    qn_model_free(&m);
+    uint64_t budgets[3] = { 1, K * slot, (uint64_t)all * slot };
+    uint32_t want[3] = { 0, K, 7 * 2 * E < all ? 7 * 2 * E : all };
+    for (int b = 0; b < 3; b++) {
+        extra.pool_bytes_max = b == 2 ? 2 * E * res->slot_bytes : 0;
+        int rc = load(v, dir, budgets[b], &m);
+        extra.pool_bytes_max = 0;
+        if (rc) DIE("load with --experts host --expert-cache %llu", (unsigned long long)budgets[b]);
+        struct qn_eh_stats st;
+        qn_eh_get_stats(m, &st);
+        char what[200];
+        snprintf(what, sizeof what, "--experts host --expert-cache %.1f KiB: %u VRAM slots in %u pools (want %u)",
+                 budgets[b] / 1024.0, st.n_vram, m->n_pools, want[b]);
+        ok_if(m->host_tier && !m->stream && st.n_vram == want[b] && m->table[0] >= (int32_t)(7 * m->slots_per_pool),
+              what, NULL);
+        host_run(m, res, ids, T, what);
+        qn_eh_get_stats(m, &st);
+        snprintf(what, sizeof what, "  %u VRAM slots: %llu expert reads, %llu from VRAM, %llu admitted, %llu evicted",
+                 st.n_vram, (unsigned long long)st.accesses, (unsigned long long)st.vram_hits,
+                 (unsigned long long)st.fills, (unsigned long long)st.evictions);
+        ok_if(st.accesses > 0 && (b == 0 ? st.fills == 0 && st.vram_hits == 0 : st.fills > 0) &&
+              (b < 2 || st.vram_hits > 0), what, NULL);
+        qn_model_free(&m);
+    }
     extra.experts_host = false;
 }
 
