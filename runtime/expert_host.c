@@ -172,7 +172,7 @@ int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
     h->sb = m->slot_bytes;
     h->db = m->d_slot_bytes;
     h->admit_t = env_u32("QNEXT_HOST_ADMIT_T", 4);
-    h->admit_max = env_u32("QNEXT_HOST_ADMIT", 0);
+    h->admit_max = env_u32("QNEXT_HOST_ADMIT", 64);
     h->host = calloc(h->L, sizeof *h->host);
     h->dhost = calloc(h->L, sizeof *h->dhost);
     if (!h->host || !h->dhost) return qn_fail(-ENOMEM, "out of memory");
@@ -249,8 +249,8 @@ static int write_table(const qn_model *m, struct qn_eh *h)
 {
     const int32_t *ct = qn_exp_table(h->cache);
     int rc = 0;
-    for (uint32_t l = 0; !rc && l < h->L; l++) {
-        bool dirty = false;
+    bool dirty = false;
+    for (uint32_t l = 0; l < h->L; l++)
         for (uint32_t e = 0; e < h->E; e++) {
             size_t i = (size_t)l * h->E + e;
             int32_t s = ct[i], v = (int32_t)(HOST_POOL * h->spp + e);
@@ -261,9 +261,7 @@ static int write_table(const qn_model *m, struct qn_eh *h)
                 dirty = true;
             }
         }
-        uint64_t off = sizeof *m->table * (uint64_t)l * h->E, n = sizeof *m->table * (uint64_t)h->E;
-        if (dirty) rc = qn_buf_write(m->v, m->slot_table, off, m->table + (size_t)l * h->E, n);
-    }
+    if (dirty) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * (uint64_t)h->L * h->E);
     h->changed = false;
     return rc;
 }
@@ -312,16 +310,17 @@ static void record_fills(const qn_model *m, struct qn_eh *h, struct batch *b, co
     }
 }
 
-/* A batch that is not in flight (waiting for the oldest when all are). */
+/* A batch that is not in flight, or NULL when all are (the copies lag: admit nothing now rather than wait). */
 static int free_batch(struct qn_eh *h, struct batch **out)
 {
     struct batch *b = &h->b[h->next];
+    int rc = b->busy ? poll_batches(h) : 0;
+    *out = NULL;
+    if (rc || b->busy) return rc;
     h->next = (h->next + 1) % NBATCH;
-    int rc = b->busy ? qn_timeline_wait(h->tx, b->value, -1) : 0;
-    if (!rc && b->busy) rc = poll_batches(h);
     b->n = 0;
     *out = b;
-    return rc;
+    return 0;
 }
 
 int qn_eh_after(const qn_model *m, const int32_t *ids, uint32_t T, uint32_t t_stride)
@@ -332,7 +331,11 @@ int qn_eh_after(const qn_model *m, const int32_t *ids, uint32_t T, uint32_t t_st
     if (!h->cache || T > h->admit_t) return 0;
     struct batch *b;
     int rc = free_batch(h, &b);
-    if (!rc) rc = qn_cmd_begin(b->cmd);
+    if (rc || !b) {
+        h->st.busy_calls += !rc;
+        return rc;
+    }
+    rc = qn_cmd_begin(b->cmd);
     h->seq++;   /* calls are synchronous: every earlier reader has completed */
     uint32_t l0 = h->start++ % h->L;   /* with a cap per call, the first layer rotates */
     for (uint32_t i = 0; !rc && i < h->L; i++)
@@ -378,7 +381,9 @@ void qn_eh_print_stats(const qn_model *m, FILE *out)
     if (!m->host_tier) return;
     fprintf(out, "  host tier: served from VRAM %.4f of the expert bytes read (%llu of %llu expert reads; hit rate), "
             "%u VRAM slots; admitted %llu experts (%.2f GiB copied in %llu batches), %llu evictions, %llu lookups "
-            "deferred\n", s.bytes ? (double)s.vram_bytes / (double)s.bytes : 0.0, (unsigned long long)s.vram_hits,
+            "deferred, %llu calls admitted nothing (copies still in flight)\n",
+            s.bytes ? (double)s.vram_bytes / (double)s.bytes : 0.0, (unsigned long long)s.vram_hits,
             (unsigned long long)s.accesses, s.n_vram, (unsigned long long)s.fills, GIB(s.fill_bytes),
-            (unsigned long long)s.copy_batches, (unsigned long long)s.evictions, (unsigned long long)s.skipped);
+            (unsigned long long)s.copy_batches, (unsigned long long)s.evictions, (unsigned long long)s.skipped,
+            (unsigned long long)s.busy_calls);
 }

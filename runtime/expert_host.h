@@ -52,7 +52,8 @@ const qn_buf *qn_eh_binding(const qn_model *m, int l, uint32_t i, bool down);
  * the reads for the validation layer). */
 int qn_eh_before(const qn_model *m, struct qn_tl_point *wait);
 /* After a call of T tokens: ids = the routed ids read back, [L][t_stride][K]; counts the bytes served from VRAM
- * and, for calls of at most QNEXT_HOST_ADMIT_T tokens (default 4), admits the misses (copies submitted). */
+ * and, for calls of at most QNEXT_HOST_ADMIT_T tokens (default 4), admits the misses (copies submitted), at most
+ * QNEXT_HOST_ADMIT (default 64; 0 = all) per call; nothing while every copy batch is still in flight (no waits). */
 int qn_eh_after(const qn_model *m, const int32_t *ids, uint32_t T, uint32_t t_stride);
 
 struct qn_eh_stats {
@@ -60,6 +61,7 @@ struct qn_eh_stats {
     uint64_t accesses, vram_hits;  /* routed (token, layer, k) reads, those served from a VRAM slot */
     uint64_t bytes, vram_bytes;    /* their expert bytes */
     uint64_t fills, fill_bytes, evictions, copy_batches, skipped;   /* admissions; lookups skipped (no slot) */
+    uint64_t busy_calls;           /* calls that admitted nothing: every copy batch still in flight */
 };
 void qn_eh_get_stats(const qn_model *m, struct qn_eh_stats *s);   /* zeros when there is no VRAM cache */
 void qn_eh_print_stats(const qn_model *m, FILE *out);

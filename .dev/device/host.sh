@@ -4,7 +4,8 @@
 #    by the copy kernel = shader reads as the expert kernels do them, and by the transfer queue; uncached and
 #    host-cached memory types); 2. --experts host (every routed expert in pinned system memory, one submission
 #    per token): load time, prefill 512, decode, VRAM used; uncached (default) and QNEXT_HOST_MEM=cached; and
-#    with a VRAM cache of 4G / 8G in front (--expert-cache; admissions between tokens): decode + VRAM hit rate.
+#    with a VRAM cache of 4G in front (--expert-cache; admissions between tokens, at most QNEXT_HOST_ADMIT per
+#    token: 64 default, 16, 0 = all): decode + the share of expert bytes served from VRAM.
 # Ceiling: expert bytes per decoded token (top-10 x 48 layers x ~2 MB) / the copy kernel's GB/s.
 host_t0=$(date +%s)
 { echo "#### host: memory heaps"; $B/qnext devices 2>&1 | grep -E "memory:|heap"; } >> $OUT/host.txt
@@ -25,6 +26,7 @@ host_run() {   # host_run NAME PROMPT DECODE [ENV=VALUE ...] [--expert-cache SIZ
 }
 host_run uncached_p512 512 32
 host_run cache4G_p16 16 64 --expert-cache 4G
+host_run cache4G_admit16 16 64 QNEXT_HOST_ADMIT=16 --expert-cache 4G
+host_run cache4G_admit_all 16 64 QNEXT_HOST_ADMIT=0 --expert-cache 4G
 host_run cached_p512 512 32 QNEXT_HOST_MEM=cached
-host_run cache8G_p16 16 64 --expert-cache 8G
 echo "== host: $(( $(date +%s) - host_t0 )) s" | tee -a $OUT/host.txt
