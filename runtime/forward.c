@@ -276,6 +276,34 @@ static void norm(struct rec *r, const char *label, const qn_buf *x, const qn_wt 
     barrier(r);
 }
 
+/* The parts of a GGUF mixed-type W (at most 4: f32 or block types) under the pending norm in ONE mv_parts dispatch
+ * at T = 1 (y and, when asked, xn as the per-part dispatches give them). False: not possible here or no mv_parts
+ * pipeline (env QNEXT_MV_PARTS unset), nothing recorded. */
+static struct qn_bind sub_bind(const struct qn_wsub *s);
+static bool norm_parts(struct rec *r, const qn_wt *W, const qn_buf *y)
+{
+    uint32_t sig = qn_fwd_parts_sig(W), k = 0, groups = 0, row0[4] = { 0 }, rows[4] = { 0 };
+    while (sig && k < 8 && r->f->mv_parts[k] && qn_pipe_spec(r->f->mv_parts[k], 6) != sig) k++;
+    const qn_pipe *p = sig && k < 8 ? r->f->mv_parts[k] : NULL;
+    if (!p || r->T != 1 || W->cols % 16 || W->cols > 4 * qn_pipe_spec(p, 5)) return false;
+    struct qn_bind b[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        const struct qn_wsub *s = &W->sub[i < W->nsub ? i : 0];
+        b[i] = sub_bind(s);
+        if (i >= W->nsub) continue;
+        if (s->qtype && W->cols % qn_ggml_type(s->qtype)->blck) return false;
+        row0[i] = s->row0, rows[i] = s->rows, groups += cdiv(s->rows, qn_pipe_spec(p, s->qtype ? 2 : 1));
+    }
+    qn_pc_mv_parts pc = { .rows = W->rows, .cols = W->cols, .flags = r->nxn ? QN_MATVEC_WRITE_XN : 0,
+                          .eps = r->cfg->rms_norm_eps, .w_add = 1, .groups = groups, .nparts = W->nsub,
+                          .row0_0 = row0[0], .rows_0 = rows[0], .row0_1 = row0[1], .rows_1 = rows[1], .row0_2 = row0[2],
+                          .rows_2 = rows[2], .row0_3 = row0[3], .rows_3 = rows[3] };
+    qn_cmd_dispatch_n(r->c, p, QN_BINDS(b[0], QN_BIND(r->nx), QN_BIND(y), wb(r->nw), QN_BIND(r->f->xn), b[1], b[2], b[3]),
+                      &pc, sizeof pc, groups);
+    r->nw = NULL;
+    return true;
+}
+
 /* y[T, W.rows] = W · xn: with a pending norm one matvec_norm dispatch (per part of a mixed-type fusion)
  * normalises x itself (every workgroup computes the row's sum of squares; workgroup 0 of the first dispatch
  * writes xn when asked), else linear() on x (= xn). */
@@ -286,6 +314,7 @@ static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn
         linear(r, W, x, y, T, false);
         return;
     }
+    if (norm_parts(r, W, y)) return; /* the parts in one dispatch (QNEXT_MV_PARTS) */
     qn_pc_mv_norm pc = { .rows = W->rows, .cols = W->cols, .flags = r->nxn ? QN_MATVEC_WRITE_XN : 0,
                          .eps = r->cfg->rms_norm_eps, .w_add = 1 };
     if (W->nsub && T == 1) {

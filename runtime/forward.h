@@ -75,6 +75,9 @@ typedef struct qn_fwd {
     qn_pipe *matvec_norm_route[3]; /* ... plus the MoE router as epilogue (W_moe in decode); NULL if WG < 32 */
     qn_pipe *qmatvec_norm[5]; /* qmatvec with the RMSNorm prologue, by q_index; NULL where qmatvec[i] is */
     qn_pipe *qmatvec_norm_route[5]; /* ... and the router epilogue (parts of a GGUF W_moe) */
+    qn_pipe *mv_parts[8];   /* mv_parts.comp: a GGUF mixed-type weight's parts under one RMSNorm in one decode dispatch,
+                               one pipeline per parts signature (spec 6, qn_fwd_parts_sig) the model has (env
+                               QNEXT_MV_PARTS=1); NULL: one matvec_norm dispatch per part (the default) */
     qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *moe_qdnx[5];   /* ... their down split over the experts (default; NULL with QNEXT_MOEQ_DN=rows) */

@@ -645,6 +645,56 @@ static int make_i8_pipes(qn_fwd *f)
     return 0;
 }
 
+uint32_t qn_fwd_parts_sig(const qn_wt *W)
+{
+    uint32_t sig = 0xffff;
+    if (!W->nsub || W->nsub > 4) return 0;
+    for (uint32_t i = 0; i < W->nsub; i++) {
+        int qi = W->sub[i].qtype ? qn_fwd_q_index(W->sub[i].qtype) : -1;
+        if (W->sub[i].qtype && qi < 0) return 0;
+        sig = (sig & ~(15u << (4 * i))) | (uint32_t)(qi + 1) << (4 * i);
+    }
+    return sig;
+}
+
+/* mv_parts (a GGUF mixed-type weight's parts, f32 or any block type, under one RMSNorm in one decode dispatch), env
+ * QNEXT_MV_PARTS=1 (default off: one matvec_norm dispatch per part): a pipeline per parts signature among the layers'
+ * in projections (GDN in_proj, attention qkv), when the device has subgroup arithmetic and H is a multiple of 32 up
+ * to 4096 (x staged: XSH = H / 4). Layout route_mixed's (WG 512, f32 rows 8, block rows 16, unrolls 8 / 2: one
+ * subgroup per block row, each lane one batch of loads at H = 2048), 256,8,16,16,4 below 512 invocations;
+ * QNEXT_MV_PARTS_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL another. */
+static int make_mv_parts_pipes(qn_fwd *f)
+{
+    const char *e = getenv("QNEXT_MV_PARTS"), *el = getenv("QNEXT_MV_PARTS_LAYOUT");
+    const struct qn_caps *caps = qn_vk_caps(f->v);
+    uint32_t H = (uint32_t)f->m->c.hidden_size, s[7] = { 512, 8, 16, 8, 2, H / 4, 0 }, n = 0;
+    unsigned v[5];
+    if (!e || strcmp(e, "1") || H % 32 || H > 4096) return 0;
+    if (caps->max_wg_invocations < 512) s[0] = 256, s[3] = 16, s[4] = 4;
+    if (el && sscanf(el, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5 && v[0] >= 32 && v[0] <= 1024 &&
+        v[0] % 32 == 0 && v[1] && v[1] <= 64 && v[2] && v[2] <= 64 && v[3] && v[3] <= 32 && v[4] && v[4] <= 16)
+        for (int i = 0; i < 5; i++) s[i] = v[i];
+    else if (el)
+        QN_WARN("QNEXT_MV_PARTS_LAYOUT=%s is not WG,FROWS,QROWS,FUNROLL,QUNROLL (WG a multiple of 32 up to 1024, rows "
+                "1..64, unrolls 1..32 / 1..16); using %u,%u,%u,%u,%u", el, s[0], s[1], s[2], s[3], s[4]);
+    uint32_t sgmin = caps->subgroup_max > caps->subgroup_size ? caps->subgroup_max : caps->subgroup_size;
+    if (s[0] > caps->max_wg_invocations || s[0] < sgmin || (qn_kernel_infos[QN_K_MV_PARTS].features & ~caps->features))
+        return 0; /* (a workgroup needs one full subgroup at least: its teams are the full subgroups) */
+    int rc;
+    for (int l = 0; l < f->m->c.num_layers; l++) {
+        const qn_wt *w[2] = { &f->m->L[l].w_in, &f->m->L[l].w_qkv };
+        for (int j = 0; j < 2; j++) {
+            uint32_t sig = qn_fwd_parts_sig(w[j]), k = 0;
+            while (k < n && qn_pipe_spec(f->mv_parts[k], 6) != sig) k++;
+            if (!sig || k < n || n == 8) continue;
+            s[6] = sig;
+            if ((rc = pipe(f, QN_K_MV_PARTS, &f->mv_parts[n++], 7, s))) return rc;
+            QN_DEBUG("mv_parts: parts signature %#x (layer %d)", sig, l);
+        }
+    }
+    return 0;
+}
+
 /* The matvecs with the RMSNorm prologue (and the router epilogue): the plain matvec's layout with x staged in
  * shared memory (up to 16 KiB, else read through L1); block types for those the model's dense weights use. */
 int qn_fwd_make_norm_pipes(qn_fwd *f)
@@ -667,6 +717,7 @@ int qn_fwd_make_norm_pipes(qn_fwd *f)
                    qn_pipe_spec(q, 3), xsh);
     }
     if ((rc = make_route_one_pipes(f))) return rc;
+    if ((rc = make_mv_parts_pipes(f))) return rc;
     if ((rc = make_mv_small_pipes(f))) return rc;
     if ((rc = make_mv_env_pipes(f))) return rc;
     return make_i8_pipes(f);

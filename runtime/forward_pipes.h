@@ -24,6 +24,10 @@ static inline int qn_fwd_q_index(uint32_t qtype)
     }
 }
 
+/* mv_parts.comp's type signature of a GGUF mixed-type weight's parts (its spec 6: 4 bits per part, 0 f32, 1 + q_index
+ * for block types, 15 past the last part); 0 if it has no parts, more than 4, or a part mv_parts cannot run. */
+uint32_t qn_fwd_parts_sig(const qn_wt *W);
+
 /* Every pipeline of f->m on f->v except the RMSNorm-prologue matvecs (f->tune and env overrides applied; sets
  * f->coopmat and f->tile_t). 0 or a negative code. */
 int qn_fwd_make_pipes(qn_fwd *f);

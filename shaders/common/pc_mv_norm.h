@@ -34,4 +34,24 @@ QN_STRUCT(qn_pc_mv_route)
     QN_U32 groups;     /* workgroups per token of all the dispatches that write m (the last one routes) */
 QN_STRUCT_END(qn_pc_mv_route)
 
+/* mv_parts (mv_parts.comp): y[t, row0_i + r] = sum_c W_i[r, c] * xn[t, c] as qn_pc_mv_norm's, for a weight given as
+ * nparts (1..4) row parts of different types in one dispatch (the types: the pipeline's spec constant 6). */
+QN_STRUCT(qn_pc_mv_parts)
+    QN_U32 rows;       /* rows of y (its row stride); the parts cover [0, rows) */
+    QN_U32 cols;       /* a multiple of 16 and of every part's block size, at most 4 * spec QN_XSH */
+    QN_U32 flags;      /* QN_MATVEC_WRITE_XN (QN_MATVEC_ACCUMULATE is not supported) */
+    QN_F32 eps;
+    QN_F32 w_add;
+    QN_U32 groups;     /* workgroups per token: sum over the parts of ceil(rows_i / rows per workgroup of its kind) */
+    QN_U32 nparts;
+    QN_U32 row0_0;     /* part i: rows row0_i .. row0_i + rows_i of y, weights in binding 0 / 5 / 6 / 7 */
+    QN_U32 rows_0;
+    QN_U32 row0_1;
+    QN_U32 rows_1;
+    QN_U32 row0_2;
+    QN_U32 rows_2;
+    QN_U32 row0_3;
+    QN_U32 rows_3;
+QN_STRUCT_END(qn_pc_mv_parts)
+
 #endif
