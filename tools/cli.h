@@ -66,7 +66,8 @@ enum {
     "      --expert-cache SZ  VRAM for routed-expert slots, e.g. 6G, 512M; smaller than the experts = stream\n" \
     "                         them from disk (default: all resident if they fit, else what fits)\n" \
     "      --experts WHERE    routed experts in device memory (default) or host: all in pinned system\n" \
-    "                         memory, read by the GPU over PCIe (env QNEXT_EXPERTS=host)\n" \
+    "                         memory, read by the GPU over PCIe (env QNEXT_EXPERTS=host); with\n" \
+    "                         --expert-cache SZ a VRAM cache of SZ in front of them (hot experts copied in)\n" \
     "      --io MODE          expert reads: direct, buffered or auto (default auto)\n"        \
     "      --stats            print expert-cache and IO statistics to stderr\n"             \
     "      --prefetch N       streaming: read up to N guessed next-layer experts ahead (default 0)\n" \
