@@ -12,9 +12,10 @@ host_t0=$(date +%s)
 timeout 30 $B/test_host_read --bench 1024 --iters 5 > /tmp/host_pcie.txt 2>&1; echo "(exit $?)" >> /tmp/host_pcie.txt
 { echo "#### host: test_host_read --bench 1024"; cat /tmp/host_pcie.txt; } >> $OUT/host.txt
 echo "== host pcie: $(grep -E 'GB/s|^host buffer|FAIL|exit' /tmp/host_pcie.txt | sed -e 's/ *-> //' -e 's/ read from.*//' | tr '\n' '|')" | tee -a $OUT/host.txt
-host_run() {   # host_run NAME PROMPT DECODE [ENV=VALUE ...] [--expert-cache SIZE]
+host_run() {   # host_run NAME PROMPT DECODE [--expert-cache SIZE] [--profile] [ENV=VALUE ...]
   local name=$1 p=$2 d=$3 opt=; shift 3
   if [ "$1" = --expert-cache ]; then opt="--expert-cache $2"; shift 2; fi
+  if [ "$1" = --profile ]; then opt="$opt --profile"; shift; fi
   local t=$(date +%s) left=$(( 108 - ($(date +%s) - host_t0) ))
   if [ $left -lt ${host_last:-45} ]; then echo "== host $name: skipped (time: ${left} s left)" | tee -a $OUT/host.txt; return; fi
   echo "#### host $name: $* --experts host $opt --prompt $p --decode $d" >> $OUT/host.txt
@@ -24,9 +25,9 @@ host_run() {   # host_run NAME PROMPT DECODE [ENV=VALUE ...] [--expert-cache SIZ
   grep -v "^qnext: info: vulkan" /tmp/host_run.txt >> $OUT/host.txt
   echo "== host $name (${host_last} s): $(grep -E '^best' /tmp/host_run.txt | sed 's/^best: //' | cut -c1-160) | $(grep -oE 'loaded in [0-9.]+ s \([0-9.]+ GB/s\)' /tmp/host_run.txt | head -1) | $(grep -oE 'VRAM in use [0-9.]+ GiB|memory type [0-9]+: [a-z -]+' /tmp/host_run.txt | head -2 | tr '\n' ' ') $(grep -oE 'served from VRAM [0-9.]+|admitted [0-9]+ experts \([0-9.]+ GiB' /tmp/host_run.txt | tr '\n' ' ')$(grep -E 'exit|error' /tmp/host_run.txt | head -2 | cut -c1-200)" | tee -a $OUT/host.txt
 }
-host_run uncached_p512 512 32
+host_run uncached_p512 512 32 --profile
 host_run cache4G_p16 16 64 --expert-cache 4G
-host_run cache4G_admit16 16 64 QNEXT_HOST_ADMIT=16 --expert-cache 4G
-host_run cache4G_admit_all 16 64 QNEXT_HOST_ADMIT=0 --expert-cache 4G
+host_run cache4G_admit16 16 64 --expert-cache 4G QNEXT_HOST_ADMIT=16
+host_run cache4G_admit_all 16 64 --expert-cache 4G QNEXT_HOST_ADMIT=0
 host_run cached_p512 512 32 QNEXT_HOST_MEM=cached
 echo "== host: $(( $(date +%s) - host_t0 )) s" | tee -a $OUT/host.txt
