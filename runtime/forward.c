@@ -636,6 +636,8 @@ static uint32_t moe_token_t(const qn_fwd *f) { return f->moe_token_t > f->tune.s
  * the shared expert is f32), then moe_combine adds sum_k w d_k + sg d_K to x in a fixed order (as moe_experts() for
  * plain dtypes). Few tokens per expert (qn_moe_small_nt: only with env QNEXT_MOE_SMALL=1 or QNEXT_MOE_SMALL_MAX=<T K / E>):
  * tiles of NT pairs and the multi-token matvec moe_qsmall.comp, which reads each used expert's weights about once;
+ * with QNEXT_MOE_MT_PAIRS covering T K / E: tiles of NT pairs and the multi-token grouped matvec moe_qmt.comp (each
+ * lane decodes its rows' units once for all the tile's tokens, inputs broadcast from shared memory);
  * else tiles of tile_t and the tiled kernels moe_qgrouped[_cm].comp (the expert tiles decoded in shared memory). */
 static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
 {
@@ -646,19 +648,26 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     uint32_t nt = qn_moe_small_nt(pc0->T, pc0->E, pc0->K);
     int si = nt ? qn_moe_small_nt_index(nt) : -1;
     bool small = si >= 0 && f->moe_qgu_s[si][gi] && f->moe_qdn_s[si][di];
+    /* the multi-token grouped matvec (QNEXT_MOE_MT_PAIRS) */
+    bool mt = !small && f->moe_qgu_mt[gi] && f->moe_qdn_mt[di] && qn_moe_mt_take(pc0->T, pc0->E, pc0->K);
     qn_pc_moe pcs = *pc0;
     if (small) pcs.tile_t = nt, pcs.max_tiles = QN_MOE_MAX_TILES(pcs.T, pcs.E, pcs.K, nt); /* moe_sort cuts NT */
+    if (mt) nt = qn_moe_mt_tile(f->moe_qgu_mt[gi], f->moe_qdn_mt[di]),
+            pcs.tile_t = nt, pcs.max_tiles = QN_MOE_MAX_TILES(pcs.T, pcs.E, pcs.K, nt);
     const qn_pc_moe *pc = &pcs;
-    bool cm = !small && f->moe_qgu_gcm[gi] && f->moe_qdn_gcm[di]; /* tensor cores: rows per block 16 / 32 per subgroup */
+    bool cm = !small && !mt && f->moe_qgu_gcm[gi] && f->moe_qdn_gcm[di]; /* tensor cores: rows per block 16 / 32 per subgroup */
     /* ... in the second layout below cm_moe_big_pairs pairs per expert (forward_pipes.c cm_small_pipes) */
     bool cm2 = cm && f->moe_qgu_gcm2[gi] && f->moe_qdn_gcm2[di] &&
                (uint64_t)pc->T * pc->K < (uint64_t)f->cm_moe_big_pairs * pc->E;
-    const qn_pipe *gu = small ? f->moe_qgu_s[si][gi] : cm2 ? f->moe_qgu_gcm2[gi] : cm ? f->moe_qgu_gcm[gi] : f->moe_qgu_g[gi];
-    const qn_pipe *dn = small ? f->moe_qdn_s[si][di] : cm2 ? f->moe_qdn_gcm2[di] : cm ? f->moe_qdn_gcm[di] : f->moe_qdn_g[di];
+    const qn_pipe *gu = small ? f->moe_qgu_s[si][gi] : mt ? f->moe_qgu_mt[gi] : cm2 ? f->moe_qgu_gcm2[gi] :
+                        cm ? f->moe_qgu_gcm[gi] : f->moe_qgu_g[gi];
+    const qn_pipe *dn = small ? f->moe_qdn_s[si][di] : mt ? f->moe_qdn_mt[di] : cm2 ? f->moe_qdn_gcm2[di] :
+                        cm ? f->moe_qdn_gcm[di] : f->moe_qdn_g[di];
     qn_cmd_dispatch_n(r->c, f->sort, QN_BINDS(QN_BIND(f->ids), QN_BIND(f->list), QN_BIND(f->tiles)), pc, sizeof *pc,
                       pc->E + 1);
     barrier(r);                                 /* act[t, k, I] = silu(gate_e · xn) * (up_e · xn) */
-    uint32_t bn = small ? qn_moe_small_rows(gu) : cm ? qn_pipe_spec(gu, 0) / 2 : 2 * qn_pipe_spec(gu, 1); /* 2 GN */
+    uint32_t bn = small ? qn_moe_small_rows(gu) : mt ? qn_moe_mt_rows(gu) : cm ? qn_pipe_spec(gu, 0) / 2 :
+                  2 * qn_pipe_spec(gu, 1); /* 2 GN */
     qn_cmd_dispatch_n(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
                                          QN_BIND(f->act), POOLS(m)),
                       pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(pc->I, bn));
@@ -666,7 +675,8 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     qn_pc_moe pd = *pc;
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
     pd.slots_per_pool = m->d_slots_per_pool;
-    bn = small ? qn_moe_small_rows(dn) : cm ? qn_pipe_spec(dn, 0) : 4 * qn_pipe_spec(dn, 1); /* 4 * GN (down) */
+    bn = small ? qn_moe_small_rows(dn) : mt ? qn_moe_mt_rows(dn) : cm ? qn_pipe_spec(dn, 0) :
+         4 * qn_pipe_spec(dn, 1); /* 4 * GN (down) */
     qn_cmd_dispatch_n(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
                                          QN_BIND(f->d), wb(&L->shared_down), DPOOLS(m)),
                       &pd, sizeof pd, (uint64_t)pc->max_tiles * cdiv(pc->H, bn));

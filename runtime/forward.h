@@ -98,6 +98,9 @@ typedef struct qn_fwd {
     /* prefill over GGUF block experts with few tokens per expert (moe_qsmall.comp), by token-slot width
      * (qn_moe_small_nts index) and q_index; NULL when unused */
     qn_pipe *moe_qgu_s[QN_MOE_SMALL_NNT][5], *moe_qdn_s[QN_MOE_SMALL_NNT][5];
+    /* ... and the multi-token grouped matvec (moe_qmt.comp; qn_moe_mt_take: env QNEXT_MOE_MT_PAIRS), by q_index; NULL
+     * when off or where the device lacks its subgroup features */
+    qn_pipe *moe_qgu_mt[5], *moe_qdn_mt[5];
     int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */
     qn_pipe *qmatmul_cmb[5], *matmul_cmb[3]; /* the same with the 128 x 128 tile, for calls with many tiles */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;

@@ -336,6 +336,31 @@ static int make_qsmall_pipes(qn_fwd *f, int i, bool ugu, bool udn)
     return rc;
 }
 
+/* Prefill experts of block type i on the multi-token grouped matvec (moe_qmt.comp), made only when
+ * QNEXT_MOE_MT_PAIRS lets some call take it and the device has the kernels' features (else NULL: not taken). */
+static int make_qmt_pipes(qn_fwd *f, int i, bool ugu, bool udn)
+{
+    static const enum qn_kernel mgu[5] = { QN_K_MOE_Q_GU_MT_Q8_0, QN_K_MOE_Q_GU_MT_Q4_0, QN_K_MOE_Q_GU_MT_Q4_K,
+                                           QN_K_MOE_Q_GU_MT_Q5_K, QN_K_MOE_Q_GU_MT_Q6_K };
+    static const enum qn_kernel mdn[5] = { QN_K_MOE_Q_DN_MT_Q8_0, QN_K_MOE_Q_DN_MT_Q4_0, QN_K_MOE_Q_DN_MT_Q4_K,
+                                           QN_K_MOE_Q_DN_MT_Q5_K, QN_K_MOE_Q_DN_MT_Q6_K };
+    const struct qn_caps *caps = qn_vk_caps(f->v);
+    uint32_t sp[QN_MOE_MT_NSPEC];
+    int rc = 0;
+    if (!qn_moe_mt_enabled() || (qn_kernel_infos[mgu[i]].features & ~caps->features) ||
+        (qn_kernel_infos[mdn[i]].features & ~caps->features))
+        return 0;
+    if (ugu) {
+        qn_moe_mt_spec(caps, true, f->m->qexp_up_off, sp);
+        rc = pipe(f, mgu[i], &f->moe_qgu_mt[i], QN_MOE_MT_NSPEC, sp);
+    }
+    if (!rc && udn) {
+        qn_moe_mt_spec(caps, false, 0, sp);
+        rc = pipe(f, mdn[i], &f->moe_qdn_mt[i], QN_MOE_MT_NSPEC, sp);
+    }
+    return rc;
+}
+
 /* The GGUF block-format pipelines of block type i (q_index) that m uses: dense matvec and matmul (with the
  * dense matmul's tile), decode experts (moe_q.comp) and grouped prefill experts (moe_qgrouped.comp). */
 static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
@@ -376,6 +401,7 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     /* grouped prefill: the plain grouped kernels' WG, GN, BK (so tile_t agrees with moe_sort's tiles) */
     if (ugu) PIPE(qgug[i], &f->moe_qgu_g[i], 256, 16, 32, m->qexp_up_off);
     if (udn) PIPE(qdng[i], &f->moe_qdn_g[i], 256, 16, 32, 0);
+    if ((rc = make_qmt_pipes(f, i, ugu, udn))) return rc;
     return make_qsmall_pipes(f, i, ugu, udn);
 }
 

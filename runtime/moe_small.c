@@ -1,5 +1,5 @@
-/* moe_small.c — the prefill MoE path for few tokens per expert (moe_small.h): the T-based choice and the
- * spec constants of moe_qsmall.comp. */
+/* moe_small.c — the prefill MoE paths for few tokens per expert (moe_small.h): the T-based choices and the
+ * spec constants of moe_qsmall.comp and moe_qmt.comp. */
 #include "moe_small.h"
 
 #include <stdio.h>
@@ -77,3 +77,77 @@ void qn_moe_small_spec(const struct qn_caps *c, bool gate_up, uint32_t nt, uint3
 }
 
 uint32_t qn_moe_small_rows(const qn_pipe *p) { return qn_pipe_spec(p, 2); }
+
+/* ---- moe_qmt.comp ---------------------------------------------------------------------------------------------- */
+
+/* QNEXT_MOE_MT_PAIRS: "HI" or "LO,HI" -> lo, hi; false when unset, empty, "0" or malformed (warned) */
+static bool mt_pairs(double *lo, double *hi)
+{
+    const char *e = getenv("QNEXT_MOE_MT_PAIRS");
+    if (!e || !*e || !strcmp(e, "0")) return false;
+    double a = 0, b = 0;
+    int n = sscanf(e, "%lf,%lf", &a, &b);
+    if (n == 1) b = a, a = 0;
+    if (n < 1 || a < 0 || b <= 0 || b < a) {
+        QN_WARN("QNEXT_MOE_MT_PAIRS=%s is not HI or LO,HI (pairs per expert, 0 <= LO <= HI, HI > 0); ignored", e);
+        return false;
+    }
+    *lo = a, *hi = b;
+    return true;
+}
+
+bool qn_moe_mt_enabled(void)
+{
+    double lo, hi;
+    return mt_pairs(&lo, &hi);
+}
+
+bool qn_moe_mt_take(uint32_t T, uint32_t E, uint32_t K)
+{
+    double lo, hi, m = E ? (double)T * K / E : 1e30;
+    return mt_pairs(&lo, &hi) && m >= lo && m <= hi;
+}
+
+/* QNEXT_MOE_MT_LAYOUT's gate_up (part 0) or down (part 1) half: WG, NT, NR, LK, CK */
+static bool mt_env_layout(int part, uint32_t lay[5])
+{
+    const char *e = getenv("QNEXT_MOE_MT_LAYOUT");
+    unsigned v[10];
+    if (!e || !*e) return false;
+    bool ok = sscanf(e, "%u,%u,%u,%u,%u:%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
+                     &v[9]) == 10;
+    for (int i = 0; ok && i < 10; i += 5)
+        ok = v[i] && v[i] <= 1024 && v[i + 1] >= 4 && v[i + 1] <= 64 && v[i + 2] >= 1 && v[i + 2] <= 4 && v[i + 3] &&
+             !(v[i + 3] & (v[i + 3] - 1)) && v[i] % v[i + 3] == 0 && v[i + 4] && v[i + 4] % 256 == 0;
+    if (!ok) {
+        QN_WARN("QNEXT_MOE_MT_LAYOUT=%s is not WG,NT,NR,LK,CK:WG,NT,NR,LK,CK (NT 4..64, NR 1..4, LK a power of two "
+                "dividing WG, CK a multiple of 256); ignored", e);
+        return false;
+    }
+    for (int i = 0; i < 5; i++) lay[i] = v[5 * part + i];
+    return true;
+}
+
+void qn_moe_mt_spec(const struct qn_caps *c, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC])
+{
+    uint32_t lay[5] = { 128, 16, 2, 4, 256 };
+    mt_env_layout(gate_up ? 0 : 1, lay);
+    uint32_t sgmin = c->subgroup_min ? c->subgroup_min : c->subgroup_size;
+    while (lay[3] > 1 && lay[3] > sgmin) lay[3] /= 2;
+    /* shared memory: 16 (NT CK / 4 + 1) + 8 NT bytes */
+    while (lay[1] > 4 && 16ull * (lay[1] * lay[4] / 4 + 1) + 8ull * lay[1] > c->max_shared) lay[1] /= 2;
+    spec[0] = lay[0];
+    spec[1] = lay[1];
+    spec[2] = lay[2];
+    spec[3] = lay[3];
+    spec[4] = part_off;
+    spec[5] = lay[4];
+}
+
+uint32_t qn_moe_mt_rows(const qn_pipe *p) { return qn_pipe_spec(p, 0) / qn_pipe_spec(p, 3) * qn_pipe_spec(p, 2); }
+
+uint32_t qn_moe_mt_tile(const qn_pipe *gu, const qn_pipe *dn)
+{
+    uint32_t a = qn_pipe_spec(gu, 1), b = qn_pipe_spec(dn, 1);
+    return a < b ? a : b;
+}

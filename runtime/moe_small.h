@@ -1,5 +1,5 @@
-/* moe_small.h — the prefill MoE path for few tokens per expert (shaders/moe_qsmall.comp, a multi-token matvec over
- * moe_sort's tiles): when a call takes it, the tile width moe_sort must cut (= the kernels' token slots QN_NT), and
+/* moe_small.h — the prefill MoE paths for few tokens per expert (shaders/moe_qsmall.comp and moe_qmt.comp, multi-token
+ * matvecs over moe_sort's tiles): when a call takes it, the tile width moe_sort must cut (= the kernels' token slots QN_NT), and
  * the kernels' specialization constants. Used by forward.c / forward_pipes.c and the kernel test. */
 #ifndef QN_MOE_SMALL_H
 #define QN_MOE_SMALL_H
@@ -41,5 +41,26 @@ void qn_moe_small_spec(const struct qn_caps *c, bool gate_up, uint32_t nt, uint3
 
 /* Output rows per workgroup of a pipeline made with qn_moe_small_spec (the dispatch: max_tiles x ceil(rows / this)). */
 uint32_t qn_moe_small_rows(const qn_pipe *p);
+
+/* ---- moe_qmt.comp: the multi-token grouped matvec for a few to some dozens of pairs per expert ---------------- */
+#define QN_MOE_MT_NSPEC 6 /* moe_qmt.comp: WG, NT, NR, LK, PART_OFF, CK */
+
+/* Does a prefill call of T tokens over E experts, K per token, take moe_qmt.comp? Env QNEXT_MOE_MT_PAIRS="HI" or
+ * "LO,HI": when LO <= T K / E <= HI (LO default 0); unset, empty or "0": never (the default until the H100's
+ * in-model A/B says otherwise). The per-token kernels still take calls up to QNEXT_MOE_TOKEN_T tokens. */
+bool qn_moe_mt_take(uint32_t T, uint32_t E, uint32_t K);
+/* Is QNEXT_MOE_MT_PAIRS set so that some call may take it (its pipelines are made only then)? */
+bool qn_moe_mt_enabled(void);
+
+/* Spec constants of moe_qmt.comp's gate_up (gate_up true; part_off = the up part's byte offset in a gate|up slot) or
+ * down kernel on device c: defaults WG 128, NT 16, NR 2, LK 4, CK 256 (64 rows per workgroup); env
+ * QNEXT_MOE_MT_LAYOUT="WG,NT,NR,LK,CK:WG,NT,NR,LK,CK" (gate_up : down) replaces them (timing experiments). LK is
+ * clamped to the device's smallest subgroup, NT to what fits in shared memory (at least 4; moe_sort's tiles of
+ * qn_moe_mt_tile never hold fewer). */
+void qn_moe_mt_spec(const struct qn_caps *c, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC]);
+/* Output rows per workgroup of a moe_qmt pipeline (WG / LK * NR: the dispatch is max_tiles x ceil(rows / this)). */
+uint32_t qn_moe_mt_rows(const qn_pipe *p);
+/* moe_sort's tile width for a gate_up / down pair of moe_qmt pipelines: the smaller NT, so each tile is one pass. */
+uint32_t qn_moe_mt_tile(const qn_pipe *gu, const qn_pipe *dn);
 
 #endif

@@ -82,51 +82,13 @@ const uint QN_NW = 1u;
 #define QN_W_F32 // moe_w.glsl's element helpers are unused here; only its pools and slot table
 #include "moe_w.glsl"
 #include "quant.glsl"
+#include "qunit.glsl" // qn_unit_q, qn_deq4, qn_fma4
 
 const uint NWR = QN_NW * QN_SGROWS;   // weight rows per lane group
 const uint NV = QN_NT * NWR;          // partial sums per lane: value (t, j) at t · NWR + j
 shared vec4 s_x[XSN * QN_XSH + 1u];   // token slot t's input at vec4 t · QN_XSH + qn_qxs_slot(s)
 shared uint s_row[QN_NT];             // element offset of each slot's input row
 shared int s_q[QN_NT];                // its pair, -1 = none
-
-// ---- unit decoding: weight = fma(byte, A, B) per run: bytes of run a (qa) and b (qb), ab = (Aa, Ba, Ab, Bb)
-void unit_q(qn_qu u, uint k, out uvec4 qa, out uvec4 qb, out vec4 ab)
-{
-    const uint M = 0x0f0f0f0fu;
-#if defined(QN_Q8_0)
-    qa = u.a ^ 0x80808080u; qb = u.b ^ 0x80808080u; // q + 128
-    ab = vec4(u.d, -128.0 * u.d, u.d, -128.0 * u.d);
-#elif defined(QN_Q4_0)
-    qa = u.q & M; qb = (u.q >> 4u) & M;
-    ab = vec4(u.d, -8.0 * u.d, u.d, -8.0 * u.d);
-#elif defined(QN_Q4_K) || defined(QN_Q5_K)
-#if defined(QN_Q4_K)
-    qa = u.q & M; qb = (u.q >> 4u) & M;
-#else
-    const uint B = 0x01010101u;
-    uint c2 = 2u * (k >> 1u);
-    qa = (u.q & M) | (((u.qh >> c2) & B) << 4u);
-    qb = ((u.q >> 4u) & M) | (((u.qh >> (c2 + 1u)) & B) << 4u);
-#endif
-    vec2 d = unpackHalf2x16(u.h.x);
-    vec4 s = qn_qk_scales(u.h, k); // sc_a, sc_b, m_a, m_b
-    ab = vec4(d.x * s.x, -(d.y * s.z), d.x * s.y, -(d.y * s.w));
-#elif defined(QN_Q6_K)
-    const uint B = 0x03030303u;
-    uint s = 2u * ((k >> 1u) & 1u);
-    qa = (u.ql & M) | (((u.qh >> s) & B) << 4u);
-    qb = ((u.ql >> 4u) & M) | (((u.qh >> (s + 4u)) & B) << 4u);
-    ab = vec4(u.da, -32.0 * u.da, u.db, -32.0 * u.db);
-#endif
-}
-// the 4 weights of one quant word (byte i -> element i)
-vec4 deq4(uint w, float A, float B)
-{
-    vec4 f = uintBitsToFloat(uvec4(w & 0xffu, (w >> 8u) & 0xffu, (w >> 16u) & 0xffu, w >> 24u) | 0x4B000000u) -
-             8388608.0;
-    return fma(f, vec4(A), vec4(B));
-}
-float fma4(vec4 w, vec4 x, float a) { return fma(w.w, x.w, fma(w.z, x.z, fma(w.y, x.y, fma(w.x, x.x, a)))); }
 
 // ---- the pass's inputs
 bool xsh; // inputs staged in s_x (uniform)
@@ -247,16 +209,16 @@ void rows_q(uint p, uint wb[QN_SGROWS], uint ul, uint L, uint n)
         QN_POOL_SWITCH(p, QN_SM_LOADS)
         uvec4 qa[NWR], qb[NWR];
         vec4 ab[NWR];
-        [[unroll]] for (uint j = 0u; j < NWR; j++) unit_q(raw[j], k, qa[j], qb[j], ab[j]);
+        [[unroll]] for (uint j = 0u; j < NWR; j++) qn_unit_q(raw[j], k, qa[j], qb[j], ab[j]);
         uint sa = (b * QN_QK + e0) / 4u, sb = (b * QN_QK + e1) / 4u, pa = qn_qxs_slot(sa), pb = qn_qxs_slot(sb);
         [[unroll]] for (uint c = 0u; c < 8u; c++) { // vec4 c of the unit: run a (c < 4), then run b
             vec4 w[NWR];
             [[unroll]] for (uint j = 0u; j < NWR; j++)
-                w[j] = c < 4u ? deq4(qa[j][c & 3u], ab[j].x, ab[j].y) : deq4(qb[j][c & 3u], ab[j].z, ab[j].w);
+                w[j] = c < 4u ? qn_deq4(qa[j][c & 3u], ab[j].x, ab[j].y) : qn_deq4(qb[j][c & 3u], ab[j].z, ab[j].w);
             [[unroll]] for (uint t = 0u; t < QN_NT; t++) {
                 if (t < n) { // uniform
                     vec4 xv = c < 4u ? xin4(t, pa ^ (c & 3u), sa + (c & 3u)) : xin4(t, pb ^ (c & 3u), sb + (c & 3u));
-                    [[unroll]] for (uint j = 0u; j < NWR; j++) acc[t * NWR + j] = fma4(w[j], xv, acc[t * NWR + j]);
+                    [[unroll]] for (uint j = 0u; j < NWR; j++) acc[t * NWR + j] = qn_fma4(w[j], xv, acc[t * NWR + j]);
                 }
             }
         }
@@ -282,7 +244,7 @@ void rows_dense(uint hr[QN_SGROWS], uint ul, uint L, uint n)
                 if (xsh) xv = s_x[t * QN_XSH + ps];
                 else
                     [[unroll]] for (uint c = 0u; c < 4u; c++) xv[c] = 4u * s + c < pc.Is ? x1[s_row[t] + 4u * s + c] : 0.0;
-                [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) acc[t * NWR + j] = fma4(w[j], xv, acc[t * NWR + j]);
+                [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) acc[t * NWR + j] = qn_fma4(w[j], xv, acc[t * NWR + j]);
             }
         }
     }

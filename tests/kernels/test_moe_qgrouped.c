@@ -51,7 +51,28 @@ struct mcase {
     int absent;                 /* expert whose slot is -1 (or -1 for none) */
     const struct small_cfg *small; /* qsmall: moe_qsmall.comp in this layout instead of moe_qgrouped.comp */
     bool skew;                  /* qsmall: skew_ids' routing (experts with 0, 1 and T tokens) */
+    const struct mt_cfg *mt;    /* moe_qmt.comp in this layout instead of moe_qgrouped.comp */
 };
+
+/* ---- mt: moe_qmt.comp (the multi-token grouped matvec) in the same cases: wg, nt, nr, lk, ck (0: qn_moe_mt_spec's
+ * defaults), for gate_up and down alike ---- */
+struct mt_cfg { uint32_t wg, nt, nr, lk, ck; };
+static const enum qn_kernel k_gu_mt[NFMTS] = { QN_K_MOE_Q_GU_MT_Q8_0, QN_K_MOE_Q_GU_MT_Q4_0, QN_K_MOE_Q_GU_MT_Q4_K,
+                                               QN_K_MOE_Q_GU_MT_Q5_K, QN_K_MOE_Q_GU_MT_Q6_K };
+static const enum qn_kernel k_dn_mt[NFMTS] = { QN_K_MOE_Q_DN_MT_Q8_0, QN_K_MOE_Q_DN_MT_Q4_0, QN_K_MOE_Q_DN_MT_Q4_K,
+                                               QN_K_MOE_Q_DN_MT_Q5_K, QN_K_MOE_Q_DN_MT_Q6_K };
+
+static qn_pipe *mt_pipe(struct qn_h *h, enum qn_kernel k, bool gate_up, const struct mt_cfg *c, uint32_t part_off)
+{
+    uint32_t s[QN_MOE_MT_NSPEC];
+    qn_moe_mt_spec(qn_vk_caps(h->v), gate_up, part_off, s);
+    if (c->wg) s[0] = c->wg;
+    if (c->nt) s[1] = c->nt;
+    if (c->nr) s[2] = c->nr;
+    if (c->lk) s[3] = c->lk;
+    if (c->ck) s[5] = c->ck;
+    return qn_h_pipe_spec(h, k, s, QN_MOE_MT_NSPEC);
+}
 
 /* ---- qsmall: moe_qsmall.comp (few tokens per expert) in the same cases: token slots nt, and wg / rows / sgrows
  * (0: qn_moe_small_spec's defaults), l1: inputs read through L1 instead of staged in shared memory, xsn: stage only
@@ -186,6 +207,15 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
                bn_gu, bn_dn, qn_pipe_spec(gu, 3), qn_pipe_spec(gu, 5) ? qn_pipe_spec(gu, 6) : 0,
                qn_pipe_spec(dn, 5) ? qn_pipe_spec(dn, 6) : 0, c.skew ? "; experts with 0, 1 and T tokens" : "",
                (double)T * K / E, qn_moe_small_nt(T, E, K) ? "moe_qsmall" : "the tiled kernels");
+    }
+    if (c.mt) { /* mt */
+        gu = mt_pipe(h, k_gu_mt[c.fgu], true, c.mt, up_off);
+        dn = mt_pipe(h, k_dn_mt[c.fdn], false, c.mt, 0);
+        bn_gu = qn_moe_mt_rows(gu), bn_dn = qn_moe_mt_rows(dn);
+        printf("     (next: moe_qmt WG %u, NT %u, %u rows per lane group, %u lanes per row, chunks of %u; rows per workgroup "
+               "%u / %u; T K / E = %.2f%s)\n", qn_pipe_spec(gu, 0), qn_pipe_spec(gu, 1), qn_pipe_spec(gu, 2),
+               qn_pipe_spec(gu, 3), qn_pipe_spec(gu, 5), bn_gu, bn_dn, (double)T * K / E,
+               c.skew ? "; experts with 0, 1 and T tokens" : "");
     }
     uint32_t G = c.tile_groups ? c.tile_groups : pc.max_tiles;
     qn_pc_moe pd = pc;
@@ -689,6 +719,35 @@ static void small_cases(struct qn_h *h)
                                 .tile_t = 16, .tile_groups = 40, .absent = -1, .small = &s8l1 }, false);
 }
 
+/* mt: moe_qmt.comp: every format once as gate/up and once as down (H 96 / I 64 for the 32-element formats), in
+ * layouts of 1, 2 and 8 lanes per row (the butterfly; clamped to the device's subgroup), 1-3 rows per lane group,
+ * row blocks that do not divide the rows, tiles of tile_t vs NT slots (equal, more: several passes, fewer), an absent
+ * expert, skewed routings (experts with 0, 1 and T tokens), Is not a multiple of 4 (the dense shared down's scalar
+ * path) and rows longer than one staged chunk; then the Q4_K_M mix at the real row lengths (H 2048 = 8 chunks,
+ * I 512) at T K / E = 3.75 and 20 (passes of NT 16 over tiles of 16) */
+static void mt_cases(struct qn_h *h)
+{
+    static const struct mt_cfg d = { 0 }, a = { .wg = 64, .nt = 8, .nr = 1, .lk = 1 },
+                               b = { .wg = 32, .nt = 4, .nr = 3, .lk = 2 }, c8 = { .wg = 128, .nt = 16, .nr = 1, .lk = 8 },
+                               big = { .nt = 8, .ck = 512 };
+    run_case(h, (struct mcase){ .fgu = 0, .fdn = 1, .T = 37, .H = 96, .I = 64, .Is = 40, .E = 12, .K = 3, .tile_t = 8,
+                                .absent = -1, .mt = &a }, false);
+    run_case(h, (struct mcase){ .fgu = 1, .fdn = 0, .T = 13, .H = 96, .I = 96, .Is = 37, .E = 5, .K = 4, .tile_t = 7,
+                                .tile_groups = 3, .absent = 2, .mt = &b }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 3, .T = 21, .H = 512, .I = 256, .Is = 48, .E = 16, .K = 4, .tile_t = 12,
+                                .absent = 9, .mt = &c8, .skew = true }, false);
+    run_case(h, (struct mcase){ .fgu = 3, .fdn = 4, .T = 37, .H = 256, .I = 256, .Is = 40, .E = 12, .K = 3, .tile_t = 16,
+                                .absent = -1, .mt = &d }, false);
+    run_case(h, (struct mcase){ .fgu = 4, .fdn = 2, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4, .tile_t = 20,
+                                .tile_groups = 3, .absent = 2, .mt = &d }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 40, .H = 768, .I = 256, .Is = 300, .E = 6, .K = 2, .tile_t = 32,
+                                .absent = -1, .mt = &big, .skew = true }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 24, .H = 2048, .I = 512, .Is = 512, .E = 64, .K = 10,
+                                .tile_t = 16, .absent = -1, .mt = &d, .skew = true }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 64, .H = 2048, .I = 512, .Is = 512, .E = 32, .K = 10,
+                                .tile_t = 16, .tile_groups = 40, .absent = -1, .mt = &d }, false);
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
@@ -719,6 +778,18 @@ int main(int argc, char **argv)
             sc.nt = v[8];
             run_case(&h, (struct mcase){ .fgu = v[6], .fdn = v[7], .T = v[0], .H = v[1], .I = v[2], .Is = v[3], .E = v[4],
                                          .K = v[5], .tile_t = v[9], .absent = -1, .small = &sc, .skew = v[10] }, false);
+            return qn_h_close(&h);
+        }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--mt")) { /* the moe_qmt.comp cases only */
+            if (qn_kernel_infos[QN_K_MOE_Q_GU_MT_Q4_K].features & ~qn_vk_caps(h.v)->features) {
+                printf("SKIP moe_qmt: device '%s' lacks the subgroup features of moe_q_*_mt_* (no fallback variant)\n",
+                       qn_vk_caps(h.v)->name);
+                qn_h_close(&h);
+                return 77;
+            }
+            mt_cases(&h);
+            printf("moe_qmt: worst max err / S = %.3g\n", worst);
             return qn_h_close(&h);
         }
     for (int i = 1; i < argc; i++)

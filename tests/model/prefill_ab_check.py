@@ -9,6 +9,8 @@ parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above sm
     QNEXT_MOEQ_DN=rows        the per-token kernels' down as row sets (moe_q_dn_*) instead of the default split over
                               the experts (moe_q_dnx_*, last-workgroup combine)
     QNEXT_CHUNK=16            the prompt in three calls
+    QNEXT_MOE_TOKEN_T=0 QNEXT_MOE_MT_PAIRS=1000 (+ QNEXT_MOE_MT_LAYOUT=...)  routed experts on the multi-token grouped
+                              matvec (moe_qmt.comp) in its default layout and in one of 1 / 2 lanes per row
   the default Vulkan path vs the CPU reference on the same GGUF  rel L2 < 1e-4
   `qnext prefill-ab` with two variants: a result line per (variant, prompt), the same next token for both.
 (The tensor-core variants QNEXT_CM_MOE_TILE_SMALL / QNEXT_ROUTER_CM need VK_NV_cooperative_matrix: lavapipe has none.)
@@ -25,6 +27,8 @@ VARIANTS = [
     {"QNEXT_MOE_TOKEN_T": "0"},
     {"QNEXT_MOEQ_DN": "rows"},
     {"QNEXT_CHUNK": "16"},
+    {"QNEXT_MOE_TOKEN_T": "0", "QNEXT_MOE_MT_PAIRS": "1000"},
+    {"QNEXT_MOE_TOKEN_T": "0", "QNEXT_MOE_MT_PAIRS": "1000", "QNEXT_MOE_MT_LAYOUT": "64,8,1,1,256:32,4,3,2,512"},
 ]
 
 
