@@ -36,6 +36,8 @@ struct qn_eh {
     struct batch b[NBATCH];
     int next;
     uint32_t admit_t, admit_max, start;
+    uint32_t stage_pool, gather_g;   /* gather: the staging pool's index (0: no gather), workgroups per id */
+    bool gathered;          /* a gather may have redirected table entries to staging slots since the last write */
     uint64_t seq;
     bool changed;           /* cache state changed since the table was last derived */
     struct qn_eh_stats st;
@@ -76,6 +78,46 @@ void qn_eh_describe(const qn_model *m, char *buf, size_t n)
              GIB(m->dense_bytes), GIB(ms.host_used));
 }
 
+/* ---- the load's fill -------------------------------------------------------------------------------- */
+
+static struct { qn_buf *b; void *map; } *g_fill;   /* the mappings hidden during a staged fill (load time only) */
+static uint32_t g_nfill;
+
+static void fill_hide(qn_buf *b)
+{
+    if (!b || !b->map || b->kind != QN_MEM_HOST) return;
+    g_fill[g_nfill].b = b;
+    g_fill[g_nfill++].map = b->map;
+    b->map = NULL;
+}
+
+void qn_eh_fill_begin(qn_model *m)
+{
+    const char *e = getenv("QNEXT_HOST_FILL");
+    const struct qn_eh *h = m->host_tier;
+    if (!m->experts_host || (e && !strcmp(e, "direct")) || g_fill) return;
+    uint32_t n = h ? 2 * h->L : 2 * QN_MODEL_MAX_POOLS;
+    if (!(g_fill = calloc(n, sizeof *g_fill))) return;   /* out of memory: the direct fill */
+    g_nfill = 0;
+    for (uint32_t i = 0; h && i < h->L; i++) {
+        fill_hide(h->host[i]);
+        fill_hide(h->dhost[i]);
+    }
+    for (uint32_t i = 0; !h && i < QN_MODEL_MAX_POOLS; i++) {
+        fill_hide(m->pools[i]);
+        fill_hide(m->dpools[i]);
+    }
+}
+
+void qn_eh_fill_end(qn_model *m)
+{
+    (void)m;
+    for (uint32_t i = 0; i < g_nfill; i++) g_fill[i].b->map = g_fill[i].map;
+    free(g_fill);
+    g_fill = NULL;
+    g_nfill = 0;
+}
+
 /* ---- allocation ---------------------------------------------------------------------------------- */
 
 static uint32_t env_u32(const char *name, uint32_t def)
@@ -97,7 +139,8 @@ static int plan(const qn_model *m, const struct qn_model_params *p, uint32_t *sp
                        "fit one pool binding, at most %.1f MiB on '%s'", (unsigned long long)E,
                        MIB(E * (sb > db ? sb : db)), MIB(cap), qn_vk_caps(m->v)->name);
     uint64_t n = p->expert_cache / (sb + db);
-    if (n > HOST_POOL * per) n = HOST_POOL * per;
+    uint64_t pools = HOST_POOL - (env_u32("QNEXT_HOST_GATHER", 0) ? 1u : 0u);   /* the gather's staging pool */
+    if (n > pools * per) n = pools * per;
     if (n > all) n = all;
     if (n && n < (uint64_t)c->top_k)
         return qn_fail(-ENOSPC, "--expert-cache %.2f MiB holds %llu VRAM slots of %.2f MiB in front of the host tier; "
@@ -113,10 +156,19 @@ static int alloc_pools(qn_model *m, struct qn_eh *h)
 {
     int rc = 0;
     m->n_pools = m->d_n_pools = (h->n_vram + h->spp - 1) / h->spp;
-    for (uint32_t i = 0; !rc && i < m->n_pools; i++) {
-        uint64_t ns = i + 1 < m->n_pools ? h->spp : h->n_vram - i * h->spp;
+    if (h->gather_g) {   /* K staging slots of the decode gather: a pool of their own after the cache's */
+        h->stage_pool = m->n_pools;
+        rc = qn_buf_create(m->v, QN_MEM_DEVICE, (uint64_t)h->K * h->sb, "gather staging", &m->pools[h->stage_pool]);
+        if (!rc && h->db) rc = qn_buf_create(m->v, QN_MEM_DEVICE, (uint64_t)h->K * h->db, "gather staging (down)",
+                                             &h->dpools[h->stage_pool]);
+        m->dpools[h->stage_pool] = h->dpools[h->stage_pool];
+        m->n_pools = m->d_n_pools = h->stage_pool + 1;
+    }
+    uint32_t nc = (h->n_vram + h->spp - 1) / h->spp;   /* cache pools */
+    for (uint32_t i = 0; !rc && i < nc; i++) {
+        uint64_t ns = i + 1 < nc ? h->spp : h->n_vram - i * h->spp;
         char name[64];
-        snprintf(name, sizeof name, "expert cache %u/%u", i + 1, m->n_pools);
+        snprintf(name, sizeof name, "expert cache %u/%u", i + 1, nc);
         rc = qn_buf_create(m->v, QN_MEM_DEVICE, ns * h->sb, name, &m->pools[i]);
         if (!rc && h->db) rc = qn_buf_create(m->v, QN_MEM_DEVICE, ns * h->db, "expert cache (down)", &h->dpools[i]);
         m->dpools[i] = h->dpools[i];
@@ -173,6 +225,8 @@ int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
     h->db = m->d_slot_bytes;
     h->admit_t = env_u32("QNEXT_HOST_ADMIT_T", 4);
     h->admit_max = env_u32("QNEXT_HOST_ADMIT", 64);
+    h->gather_g = env_u32("QNEXT_HOST_GATHER", 0) ? env_u32("QNEXT_HOST_GATHER_G", 64) : 0;
+    if (h->gather_g > 65535) h->gather_g = 65535;
     h->host = calloc(h->L, sizeof *h->host);
     h->dhost = calloc(h->L, sizeof *h->dhost);
     if (!h->host || !h->dhost) return qn_fail(-ENOMEM, "out of memory");
@@ -183,8 +237,9 @@ int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
     if (!rc) rc = alloc_cache(m, h, p);
     if (!rc)
         QN_INFO("host tier: %u VRAM cache slots of %.2f MiB (%u pools of %u slots) in front of %u experts in system "
-                "memory; admissions after calls of <= %u tokens%s", nv, MIB(h->sb + h->db), m->n_pools, spp,
-                h->L * h->E, h->admit_t, h->admit_max ? " (capped per call: QNEXT_HOST_ADMIT)" : "");
+                "memory; admissions after calls of <= %u tokens%s%s", nv, MIB(h->sb + h->db), m->n_pools, spp,
+                h->L * h->E, h->admit_t, h->admit_max ? " (capped per call: QNEXT_HOST_ADMIT)" : "",
+                h->gather_g ? "; decode gathers host experts into VRAM staging (QNEXT_HOST_GATHER)" : "");
     return rc;
 }
 
@@ -245,7 +300,7 @@ static int poll_batches(struct qn_eh *h)
 
 /* The table from the cache: an expert in a READY VRAM slot points there, every other at its host slot; rows that
  * changed are written to the device table. */
-static int write_table(const qn_model *m, struct qn_eh *h)
+static int write_table(const qn_model *m, struct qn_eh *h)   /* (a whole write also undoes gather redirects) */
 {
     const int32_t *ct = qn_exp_table(h->cache);
     int rc = 0;
@@ -266,12 +321,19 @@ static int write_table(const qn_model *m, struct qn_eh *h)
     return rc;
 }
 
-int qn_eh_before(const qn_model *m, struct qn_tl_point *wait)
+int qn_eh_before(const qn_model *m, uint32_t T, struct qn_tl_point *wait)
 {
     struct qn_eh *h = m->host_tier;
     *wait = (struct qn_tl_point){ 0 };
-    if (!h || !h->cache) return 0;
-    int rc = poll_batches(h);
+    if (!h) return 0;
+    int rc = 0;
+    if (h->gathered && T != 1) {   /* entries redirected to staging slots: the host's table again */
+        rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * (uint64_t)h->L * h->E);
+        h->gathered = false;
+    }
+    h->gathered = h->gathered || (h->gather_g && T == 1);
+    if (rc || !h->cache) return rc;
+    rc = poll_batches(h);
     if (!rc && h->changed) rc = write_table(m, h);
     uint64_t done = 0;
     if (!rc) rc = qn_timeline_value(h->tx, &done);
@@ -358,6 +420,19 @@ int qn_eh_after(const qn_model *m, const int32_t *ids, uint32_t T, uint32_t t_st
         rc = qn_cmd_submit_tl(b->cmd, NULL, 0, &(struct qn_tl_point){ .tl = h->tx, .value = b->value });
     }
     return rc;
+}
+
+bool qn_eh_gather_info(const qn_model *m, int l, struct qn_eh_gather *g)
+{
+    const struct qn_eh *h = m->host_tier;
+    if (!h || !h->gather_g) return false;
+    *g = (struct qn_eh_gather){ .src = h->host[l], .dst = m->pools[h->stage_pool],
+                                .dsrc = h->db ? h->dhost[l] : h->host[l], .ddst = m->pools[h->stage_pool],
+                                .groups = h->gather_g };
+    if (h->db) g->ddst = h->dpools[h->stage_pool];
+    g->pc = (qn_pc_gather){ .layer = (uint32_t)l, .E = h->E, .n = h->K, .stage_base = h->stage_pool * h->spp,
+                            .slot_words = (uint32_t)(h->sb / 16), .dslot_words = (uint32_t)(h->db / 16) };
+    return true;
 }
 
 void qn_eh_get_stats(const qn_model *m, struct qn_eh_stats *s)

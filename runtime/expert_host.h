@@ -34,6 +34,13 @@ int qn_eh_check(const struct qn_model_params *p);
  * cache and the VRAM in use; empty when the experts are not in the host tier. */
 void qn_eh_describe(const qn_model *m, char *buf, size_t n);
 
+/* The load's fill of the host pools (both steps). By default through upload.h's staging and GPU copies, as device
+ * pools are filled (begin hides the pools' mappings from the loader, end gives them back); env
+ * QNEXT_HOST_FILL=direct reads every part straight into the mapped pools instead (H100 run 21: 65 s for 46.7 GiB
+ * of uncached memory, against 15.9 s for a resident load through staging). */
+void qn_eh_fill_begin(qn_model *m);
+void qn_eh_fill_end(qn_model *m);
+
 /* ---- step 2: the VRAM cache in front of the host tier (p->experts_host && p->expert_cache) -------------- */
 
 /* After m->slot_bytes / d_slot_bytes are known (model load, instead of the resident pools): VRAM pools for
@@ -47,14 +54,27 @@ qn_buf *qn_eh_home(const qn_model *m, int l, int e, bool down, uint64_t *off);
 /* The buffer bound at pool binding i (0..7) of layer l's expert dispatches (down: the dpools set). */
 const qn_buf *qn_eh_binding(const qn_model *m, int l, uint32_t i, bool down);
 
-/* Before a call: fills whose copies are done become READY, the table rows that changed are written; *wait is the
+/* Before a call of T tokens: fills whose copies are done become READY, the table is written when it changed (or,
+ * before a call without the gather, when a gather redirected entries to staging slots); *wait is the
  * transfer timeline point the call's submission waits on (already reached: no stall; it orders the copies before
  * the reads for the validation layer). */
-int qn_eh_before(const qn_model *m, struct qn_tl_point *wait);
+int qn_eh_before(const qn_model *m, uint32_t T, struct qn_tl_point *wait);
 /* After a call of T tokens: ids = the routed ids read back, [L][t_stride][K]; counts the bytes served from VRAM
  * and, for calls of at most QNEXT_HOST_ADMIT_T tokens (default 4), admits the misses (copies submitted), at most
  * QNEXT_HOST_ADMIT (default 64; 0 = all) per call; nothing while every copy batch is still in flight (no waits). */
 int qn_eh_after(const qn_model *m, const int32_t *ids, uint32_t T, uint32_t t_stride);
+
+/* The decode gather (env QNEXT_HOST_GATHER=1 at load; shaders/expert_gather.comp): before layer l's expert kernels
+ * of a 1-token call, the routed experts that are not in a VRAM cache slot are copied from the host slab into K VRAM
+ * staging slots (a pool of their own after the cache pools) by a copy kernel, and their table entries point there.
+ * qn_eh_gather_info: false when the model does not gather; else the buffers, push constants and workgroups per id
+ * (QNEXT_HOST_GATHER_G, default 64) of layer l's dispatch. */
+struct qn_eh_gather {
+    const qn_buf *src, *dst, *dsrc, *ddst;
+    qn_pc_gather pc;
+    uint32_t groups;
+};
+bool qn_eh_gather_info(const qn_model *m, int l, struct qn_eh_gather *g);
 
 struct qn_eh_stats {
     uint32_t n_vram;               /* VRAM slots */

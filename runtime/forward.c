@@ -896,9 +896,23 @@ static void layer_route(struct rec *r, int l, const qn_pc_moe *pc)
     moe_guess(r, l);                            /* streaming: layer l + 1's router on this xn -> rb_guess */
 }
 
+/* The host tier's decode gather (expert_host.h, QNEXT_HOST_GATHER=1): layer l's routed experts that are not in a
+ * VRAM cache slot copied from system memory into VRAM staging slots, their table entries pointed there. */
+static void expert_gather(struct rec *r, int l)
+{
+    struct qn_eh_gather g;
+    if (!r->f->gather || r->T != 1 || !qn_eh_gather_info(r->f->m, l, &g)) return;
+    mark(r, "moe.gather");
+    qn_cmd_dispatch(r->c, r->f->gather, QN_BINDS(QN_BIND(r->f->ids), QN_BIND(r->f->m->slot_table), QN_BIND(g.src),
+                                                QN_BIND(g.dst), QN_BIND(g.dsrc), QN_BIND(g.ddst)),
+                    &g.pc, sizeof g.pc, g.groups, g.pc.n, 1);
+    barrier(r);
+}
+
 /* Segment 2 of layer l: x += routed experts + shared expert. */
 static void layer_experts(struct rec *r, int l, const qn_pc_moe *pc)
 {
+    expert_gather(r, l);
     moe_experts(r, l, pc);
     if (l + 1 < r->cfg->num_layers) capture(r, r->f->x, (uint32_t)l + 1);
 }

@@ -153,6 +153,7 @@ typedef struct qn_fwd {
     qn_buf *rb_guess;       /* int32 [tmax, K] guessed expert ids of the next layer (tune.guess_next), else NULL */
     qn_buf *rb_lids;        /* int32 [L, tmax, K] every layer's routed ids for the host tier's VRAM cache (set and
                              * freed by session.c when the model has one; expert_host.h), else NULL */
+    qn_pipe *gather;        /* the host tier's decode gather (expert_gather.comp; set by session.c), else NULL */
     qn_buf *g_mm, *g_w, *g_sg; /* the guess's logits f32 [tmax, E] (+ 4 spare), weights, shared-gate scratch */
 } qn_fwd;
 

@@ -512,8 +512,10 @@ static int upload_all(qn_model *m, const qn_st_store *st, struct plan *p, const 
     u.progress = prm->progress < 0 ? isatty(2) : prm->progress;
     int rc = qn_upl_open(&u, m->v, m->dense_bytes + m->expert_bytes);
     for (int i = 0; !rc && i < p->n; i++) rc = upload_desc(&u, st, &m->c, &p->d[i], &s);
+    qn_eh_fill_begin(m);   /* host tier: staged fill (expert_host.h) */
     for (int l = 0; !rc && !m->stream && l < m->c.num_layers; l++)
         for (int e = 0; !rc && e < m->c.num_experts; e++) rc = upload_expert(&u, st, m, l, e, &s);
+    qn_eh_fill_end(m);
     rc = qn_upl_close(&u, rc);
     for (int i = 0; i <= MAXPARTS; i++) free(s.p[i]);
     return rc;

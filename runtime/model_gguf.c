@@ -683,6 +683,18 @@ static int plan_slots(struct gl *g, const struct qn_model_params *p)
     return qn_mst_plan(m, cache, p);
 }
 
+/* The host tier's fill (expert_host.h: staged by default), timed: allocating the system memory took t1 - t0. */
+static int host_fill(struct gl *g, bool q, double t0, double t1)
+{
+    qn_eh_fill_begin(g->m);
+    int rc = q ? upload_qexperts(g) : upload_f32_experts(g);
+    qn_eh_fill_end(g->m);
+    QN_INFO("host tier: %.1f s to allocate the experts' system memory, %.1f s to fill it (%s)", t1 - t0,
+            qn_now_s() - t1, getenv("QNEXT_HOST_FILL") && !strcmp(getenv("QNEXT_HOST_FILL"), "direct")
+                                 ? "read straight into the mappings" : "staged, GPU copies");
+    return rc;
+}
+
 /* Slot pools and the slot table for the routed experts; resident: every expert uploaded (slot l * E + e);
  * streaming: the table starts all -1 and model_stream.c reads experts from the file on demand. */
 static int load_experts(struct gl *g, const struct qn_model_params *p)
@@ -694,9 +706,11 @@ static int load_experts(struct gl *g, const struct qn_model_params *p)
     if (rc) return rc;
     slot_sizes(m, q, maxb);
     if ((rc = plan_slots(g, p))) return rc;
+    double t0 = qn_now_s(), t1 = t0;
     if (m->experts_host && p->expert_cache) {   /* VRAM cache in front of the host tier (expert_host.h) */
         rc = qn_eh_alloc(m, p);
-        return rc ? rc : q ? upload_qexperts(g) : upload_f32_experts(g);
+        t1 = qn_now_s();
+        return rc ? rc : host_fill(g, q, t0, t1);
     }
     bool stream = m->n_slots < (uint32_t)m->c.num_layers * (uint32_t)m->c.num_experts;
     enum qn_mem pk = m->experts_host ? QN_MEM_HOST : stream ? qn_mst_pool_mem(m) : QN_MEM_DEVICE; /* BAR: misses
@@ -712,6 +726,7 @@ static int load_experts(struct gl *g, const struct qn_model_params *p)
     if (!rc) rc = qn_mst_pool_create(m->v, &pk, sizeof *m->table * nt, "slot table", &m->slot_table);
     if (!rc) rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * nt);
     if (rc) return rc;
+    if (m->experts_host) return host_fill(g, q, t0, qn_now_s());
     if (!stream) return q ? upload_qexperts(g) : upload_f32_experts(g);
     g->u.total = g->u.total > g->exp_file_bytes ? g->u.total - g->exp_file_bytes : g->u.done; /* progress */
     qn_es *es = NULL;

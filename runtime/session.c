@@ -110,6 +110,9 @@ int qn_session_new(qn_session **out, const qn_model *m, const struct qn_session_
     if (!rc && m->host_tier) /* the host tier's VRAM cache admits experts by the routed ids of every layer */
         rc = qn_buf_create(m->v, QN_MEM_READBACK, sizeof(int32_t) * (uint64_t)m->c.num_layers * s->p.chunk *
                            (uint64_t)m->c.top_k, "routed ids readback", &s->f.rb_lids);
+    struct qn_eh_gather g;
+    if (!rc && qn_eh_gather_info(m, 0, &g)) /* QNEXT_HOST_GATHER=1: decode copies host experts into VRAM staging */
+        rc = qn_pipe_get(m->v, QN_K_EXPERT_GATHER, (uint32_t[]){ 256 }, 1, &s->f.gather);
     if (rc) {
         qn_session_free(&s);
         return rc;
@@ -303,7 +306,7 @@ static int run_cmd(qn_session *s, qn_cmd *c, uint32_t T)
 {
     if (!s->m->host_tier) return qn_cmd_run(c);
     struct qn_tl_point w;
-    int rc = qn_eh_before(s->m, &w);
+    int rc = qn_eh_before(s->m, T, &w);
     if (!rc) rc = w.tl ? qn_cmd_submit_tl(c, &w, 1, NULL) : qn_cmd_submit(c);
     if (!rc) rc = qn_cmd_wait(c);
     if (!rc) rc = qn_eh_after(s->m, s->f.rb_lids->map, T, s->p.chunk);
