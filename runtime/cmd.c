@@ -38,6 +38,7 @@ struct qn_cmd {
     bool per_dispatch;         /* QNEXT_PROFILE_DISPATCH=1: one region per dispatch while profiling */
     char labels[QN_CMD_MAX_STAMPS][48]; /* labels[i]: region starting at stamp i ("" = none) */
     uint32_t nregions;
+    uint32_t ndispatch;        /* dispatches recorded since begin */
     uint32_t region_stamp[QN_CMD_MAX_STAMPS];
     double region_ms[QN_CMD_MAX_STAMPS];
 };
@@ -126,6 +127,7 @@ int qn_cmd_begin(qn_cmd *c)
     c->bound = VK_NULL_HANDLE;
     c->nstamps = 0;
     c->nregions = 0;
+    c->ndispatch = 0;
     c->region_open = false;
     c->recorded = false;
     VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
@@ -233,6 +235,7 @@ int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32
         qn_cmd_mark(c, label);
     }
     vkCmdDispatch(c->cb, gx, gy, gz);
+    c->ndispatch++;
     return 0;
 }
 
@@ -411,6 +414,7 @@ int qn_cmd_run(qn_cmd *c)
 }
 
 uint32_t qn_cmd_nregions(const qn_cmd *c) { return c->nregions; }
+uint32_t qn_cmd_ndispatch(const qn_cmd *c) { return c->ndispatch; }
 
 double qn_cmd_region(const qn_cmd *c, uint32_t i, const char **label)
 {

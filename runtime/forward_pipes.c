@@ -406,7 +406,8 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
 }
 
 /* env QNEXT_GDN_FUSE: 0 (default) a GDN decode token's conv, delta rule and gated norm as three dispatches; 1 the
- * conv folded into the delta rule (gdn_decode.comp), 2 the gated norm folded in too (one dispatch) */
+ * conv folded into the delta rule (gdn_decode.comp), 2 the gated norm folded in too (one dispatch); its layout
+ * QNEXT_GDN_FUSE_LAYOUT=WG,BV (default 128,16, gdn_recurrent's) */
 static uint32_t gdn_fuse(void)
 {
     const char *e = getenv("QNEXT_GDN_FUSE");
@@ -439,8 +440,13 @@ static int make_layer_pipes(qn_fwd *f)
     PIPE(QN_K_GDN_RECURRENT, &f->rule_rec, 128, 16, dkmax);
     PIPE(QN_K_GDN_CHUNKED, &f->rule_chunk, 256, 16, dkmax, 64);
     PIPE(QN_K_GATED_RMSNORM, &f->gnorm, 128);
-    uint32_t gf = gdn_fuse();
-    if (gf) PIPE(QN_K_GDN_DECODE, &f->gdn_dec, 128, 16, dkmax, K, gf == 2 ? 1 : 0);
+    uint32_t gf = gdn_fuse(), gl[2] = { 128, 16 };
+    const char *el = getenv("QNEXT_GDN_FUSE_LAYOUT"); /* WG,BV of gdn_decode (timing experiments) */
+    if (el && (sscanf(el, "%u,%u", &gl[0], &gl[1]) != 2 || !gl[1] || gl[0] % gl[1] || gl[0] > 1024)) {
+        QN_WARN("QNEXT_GDN_FUSE_LAYOUT=%s is not WG,BV (WG a multiple of BV, at most 1024); using 128,16", el);
+        gl[0] = 128, gl[1] = 16;
+    }
+    if (gf) PIPE(QN_K_GDN_DECODE, &f->gdn_dec, gl[0], gl[1], dkmax, K, gf == 2 ? 1 : 0);
     PIPE(QN_K_ATTN_PREP, &f->prep, 64, dmax);
     PIPE(QN_K_ATTN_DECODE, &f->dec, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
     PIPE(QN_K_ATTN_DECODE_COMBINE, &f->comb, 64);

@@ -34,6 +34,7 @@ struct qn_session {
     struct prof prof[NPROF];
     int nprof;
     uint64_t prof_tokens[2];
+    uint64_t prof_disp[2];  /* dispatches recorded (decode, prompt) */
     /* streaming (m->stream): the call recorded in segments, one command buffer each */
     qn_cmd **seg;             /* [2 + 2 L]: embed, route/experts per layer, head */
     struct qn_fwd_call seg_call;
@@ -186,6 +187,7 @@ static void profile_add(qn_session *s, const qn_cmd *c, uint32_t T)
 {
     int kind = T > 1;
     s->prof_tokens[kind] += T;
+    s->prof_disp[kind] += qn_cmd_ndispatch(c);
     for (uint32_t i = 0; i < qn_cmd_nregions(c); i++) {
         const char *label;
         double ms = qn_cmd_region(c, i, &label);
@@ -440,6 +442,8 @@ void qn_session_profile(const qn_session *s, FILE *out)
     fprintf(out, "  %-28s %12.4f %12.4f\n", "total", tot[0], tot[1]);
     for (int k = 0; k < 2; k++)
         if (tot[k] > 0) fprintf(out, "  %s: %.1f tokens/s of GPU time\n", k ? "prompt" : "decode", 1000.0 / tot[k]);
+    if (s->prof_tokens[0])
+        fprintf(out, "  decode: %.1f dispatches per token\n", (double)s->prof_disp[0] / (double)s->prof_tokens[0]);
 }
 
 void qn_session_stats(const qn_session *s, FILE *out) { qn_mst_print_stats(s->m, s->tokens, out); }

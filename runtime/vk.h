@@ -285,6 +285,7 @@ int qn_cmd_wait(qn_cmd *c);   /* wait for the last submit and read its timestamp
 int qn_cmd_run(qn_cmd *c);    /* submit + wait */
 /* Timestamp regions of the last completed submit: count, then label and milliseconds of region i. */
 uint32_t qn_cmd_nregions(const qn_cmd *c);
+uint32_t qn_cmd_ndispatch(const qn_cmd *c); /* dispatches recorded since qn_cmd_begin */
 double qn_cmd_region(const qn_cmd *c, uint32_t i, const char **label);
 VkCommandBuffer qn_cmd_vk(const qn_cmd *c); /* raw handle (planted-error tests) */
 

@@ -7,8 +7,10 @@
 // reads itself: the 2*dk q/k channels of key head hk = h / (Hv/Hk) (shared with the other (Hv/Hk)*nblk
 // workgroups of hk, each computes them) and its QN_BV v channels (its own). Conv state updates without races:
 //   v channels: read and rewritten by the one invocation that owns the channel;
-//   q/k channels: every workgroup of hk reads the old state, then counts itself in scr[hk]; the last one
-//   (integer atomics, the route kernels' last-block pattern) writes the new state and resets the counter.
+//   q/k channels: every workgroup of hk reads the old state and, at its end, counts itself in scr[hk]; the last
+//   one (integer atomics, the route kernels' last-block pattern) writes the new state and resets the counter.
+// Both counts of a workgroup (this one and the norm's) go out together from two invocations (one round trip), and
+// the state S is loaded before the conv (the largest loads first).
 // Gated norm (QN_NORM = 1): each workgroup writes its raw o columns and their sum of squares to
 // scr[Hk + Hv + h*nblk + block]; the last workgroup of head h (counter scr[Hk + h]) adds the nblk partial sums in
 // block order (deterministic) and rewrites the head: o = w * (o * rsqrt(mean(o^2) + eps)) * silu(z).
@@ -61,7 +63,6 @@ shared float vs[QN_BV];          // conv outputs of this block's v columns
 shared vec2 red[NRG][QN_BV];     // (S^T k, S^T q) partial sums per row group
 shared vec3 rnorm[NRG];          // (|k|^2, |q|^2, k.q) partial sums per row group
 shared float sq[QN_BV];          // o^2 of the block's columns (QN_NORM)
-shared bool last;
 
 // silu(conv) of channel c at this token from the old state; old[] gets the state (for the owner's rewrite)
 float conv(uint c, out float old[KMAX])
@@ -81,18 +82,22 @@ void shift(uint c, float old[KMAX])
     cst[c * KM + KM - 1u] = proj[c];
 }
 
-// The workgroup is done with this call's reads of counter n's data: count it among `total`; true (uniform) for the
-// last, which finds the counter reset and everyone else's buffer stores visible.
-bool count_last(uint n, uint total)
+// The workgroup is done with this call's uses of the data behind counters scr[na] (of ta workgroups) and, when tb > 0,
+// scr[nb] (of tb): count it in both at once (two invocations, one round trip); lasts.x / .y (uniform): it was the
+// last of a / b, so that counter is reset and everyone else's buffer stores before their count are visible.
+shared bvec2 lasts;
+void count_last(uint na, uint ta, uint nb, uint tb)
 {
+    uint lid = gl_LocalInvocationIndex, lb = QN_WG > 32u ? 32u : QN_WG - 1u; // b's counting lane: another subgroup
     memoryBarrierBuffer();
     barrier();
-    if (gl_LocalInvocationIndex == 0u) last = atomicAdd(scr[n], 1u) == total - 1u;
+    if (lid == 0u) lasts.x = atomicAdd(scr[na], 1u) == ta - 1u;
+    if (lid == lb) lasts.y = tb > 0u && atomicAdd(scr[nb], 1u) == tb - 1u;
     barrier();
-    if (!last) return false;
+    if (!lasts.x && !lasts.y) return;
     memoryBarrierBuffer();
-    if (gl_LocalInvocationIndex == 0u) scr[n] = 0u;
-    return true;
+    if (lid == 0u && lasts.x) scr[na] = 0u;
+    if (lid == lb && lasts.y) scr[nb] = 0u;
 }
 
 void main()
@@ -108,6 +113,12 @@ void main()
         return;
     }
 
+    float st[NR]; // the state loads first: the largest, and independent of the conv
+    uint sbase = h * dk * pc.dv + col;
+    for (uint n = 0u; n < NR; n++) {
+        uint i = rg + NRG * n;
+        st[n] = cv && i < dk ? S[sbase + i * pc.dv] : 0.0;
+    }
     float old[KMAX];
     for (uint i = lid; i < 2u * dk; i += QN_WG) // q/k of hk (q channel hk*dk + i, k channel k_off + hk*dk + i - dk)
         qk[i] = conv(i < dk ? hk * dk + i : pc.k_off + hk * dk + i - dk, old);
@@ -116,20 +127,8 @@ void main()
         vs[j] = conv(c, old);
         shift(c, old);
     }
-    float st[NR];
-    uint sbase = h * dk * pc.dv + col;
-    for (uint n = 0u; n < NR; n++) {
-        uint i = rg + NRG * n;
-        st[n] = cv && i < dk ? S[sbase + i * pc.dv] : 0.0;
-    }
     vec2 gb = qn_gdn_gate(0u, h);
-    if (count_last(hk, (pc.Hv / pc.Hk) * nblk)) // every reader of hk's old q/k state is past it
-        for (uint i = lid; i < 2u * dk; i += QN_WG) {
-            uint c = i < dk ? hk * dk + i : pc.k_off + hk * dk + i - dk;
-            for (uint jj = 0u; jj < KM; jj++) old[jj] = cst[c * KM + jj];
-            shift(c, old);
-        }
-    // count_last's barriers also made qk[] and vs[] visible to the workgroup
+    barrier(); // qk[], vs[]
 
     float pk = 0.0, pq = 0.0, sk = 0.0, sqq = 0.0, kq = 0.0, kr[NR];
     for (uint n = 0u; n < NR; n++) {
@@ -165,17 +164,25 @@ void main()
         if (cv && i < dk) S[sbase + i * pc.dv] = decay * st[n] + kr[n] * dk_;
     }
     if (cv && rg == 0u) o[h * pc.dv + col] = ov;
-    if (QN_NORM == 0u) return;
-
-    if (rg == 0u) sq[j] = cv ? ov * ov : 0.0;
-    barrier();
     uint pbase = pc.Hk + pc.Hv + h * nblk;
-    if (lid == 0u) {
-        float s = 0.0;
-        for (uint i = 0u; i < QN_BV; i++) s += sq[i];
-        scr[pbase + blk] = floatBitsToUint(s);
+    if (QN_NORM != 0u) { // this block's sum of o^2
+        if (rg == 0u) sq[j] = cv ? ov * ov : 0.0;
+        barrier();
+        if (lid == 0u) {
+            float s = 0.0;
+            for (uint i = 0u; i < QN_BV; i++) s += sq[i];
+            scr[pbase + blk] = floatBitsToUint(s);
+        }
     }
-    if (!count_last(pc.Hk + h, nblk)) return;
+    // every reader of hk's old q/k conv state is past it; with the norm, every block of head h is written
+    count_last(hk, (pc.Hv / pc.Hk) * nblk, pc.Hk + h, QN_NORM != 0u ? nblk : 0u);
+    if (lasts.x) // the last reader of hk's q/k channels writes their new conv state (nobody else writes them)
+        for (uint i = lid; i < 2u * dk; i += QN_WG) {
+            uint c = i < dk ? hk * dk + i : pc.k_off + hk * dk + i - dk;
+            for (uint jj = 0u; jj < KM; jj++) old[jj] = cst[c * KM + jj];
+            shift(c, old);
+        }
+    if (!lasts.y) return;
     float ss = 0.0;
     for (uint b = 0u; b < nblk; b++) ss += uintBitsToFloat(scr[pbase + b]);
     float r = inversesqrt(ss / float(pc.dv) + pc.eps);

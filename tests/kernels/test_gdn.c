@@ -444,13 +444,14 @@ static void fused_case(struct shape s, uint32_t steps, const uint32_t spec[5])
 static void fused_tests(void)
 {
     static const uint32_t sp[][5] = { { 128, 16, 128, 4, 1 }, { 128, 16, 128, 4, 0 }, { 96, 32, 64, 4, 1 },
-                                      { 64, 16, 32, 3, 1 }, { 256, 8, 128, 2, 0 } };
+                                      { 64, 16, 32, 3, 1 }, { 256, 8, 128, 2, 0 }, { 32, 8, 32, 4, 1 } };
     fused_case(REAL, 4, sp[0]);
     fused_case(REAL_SOME, 3, sp[1]);
     fused_case(ODD, 5, sp[2]);
     fused_case(ODD, 4, sp[3]);
     fused_case(TINY, 6, sp[4]);
     fused_case(TINY, 3, sp[0]);
+    fused_case(TINY, 4, sp[5]); /* 32 invocations: the norm count from the last one */
 }
 
 /* A pipeline whose QN_DK_MAX is below dk must say so (NaN output) and leave the state alone. */
