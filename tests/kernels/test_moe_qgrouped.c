@@ -536,7 +536,9 @@ static void bench_cm(struct qn_h *h, int iters, const char **lay, int nlay)
  * on the real 80B MoE layer: H 2048, I 512, E 512, K 10, Is 512, Q4_K gate/up, Q6_K down, all 512 experts in their
  * own slots (reads from DRAM), random routings, T 16 .. 1024. Per variant: sort, gate_up, down ms (best of iters;
  * combine is the same for both), and the weight bytes of the used experts over gate_up + down time. Each new
- * variant's act and d are compared with the FMA tiles' (max |new - old| / max |old|; "WRONG" past 1e-4). ---- */
+ * variant's act and d are compared with the FMA tiles' (max |new - old| / max |old|; "WRONG" past 1e-4). Then
+ * moe_qmt.comp in a few layouts (bench_mt; T up to 2048), and the tensor-core small-pairs layout the model takes below
+ * 60 pairs per expert. Env QNEXT_BENCH_SMALL_T=T,T,.. picks the T; QNEXT_BENCH_MT_ONLY=1 leaves out moe_qsmall. ---- */
 
 struct sb_ctx {
     uint32_t slot_b, dslot_b, up_off;
@@ -625,15 +627,53 @@ static void sb_pools(struct qn_h *h, struct sb_ctx *b, uint32_t E)
     b->pd.slots_per_pool = dspp;
 }
 
+/* bench_small's moe_qmt.comp rows: the layout qn_moe_mt_spec picks (env QNEXT_MOE_MT_LAYOUT), then a few others
+ * (WG, NT, NR, LK, CK for both parts), each checked against the FMA tiles' act and d */
+static void bench_mt(struct qn_h *h, struct sb_ctx *b, uint32_t T, double gb, const float *ref_a, const float *ref_d,
+                     int iters)
+{
+    static const uint32_t lays[][5] = { { 0 }, { 64, 16, 1, 1, 256 }, { 128, 16, 1, 8, 256 }, { 128, 32, 2, 4, 256 },
+                                        { 128, 8, 2, 4, 512 }, { 256, 16, 2, 4, 256 } };
+    const uint32_t K = b->pc.K, H = b->pc.H, as = b->pc.act_stride;
+    const struct qn_caps *caps = qn_vk_caps(h->v);
+    if (qn_kernel_infos[QN_K_MOE_Q_GU_MT_Q4_K].features & ~caps->features) return;
+    for (size_t li = 0; li < sizeof lays / sizeof lays[0]; li++) {
+        uint32_t sg[QN_MOE_MT_NSPEC], sd[QN_MOE_MT_NSPEC];
+        qn_moe_mt_spec(caps, true, b->up_off, sg);
+        qn_moe_mt_spec(caps, false, 0, sd);
+        if (lays[li][0])
+            for (int i = 0; i < 4; i++) sg[i] = sd[i] = lays[li][i];
+        if (lays[li][0]) sg[5] = sd[5] = lays[li][4];
+        if (16ull * (sg[1] * sg[5] / 4 + 1) + 8ull * sg[1] > caps->max_shared) continue;
+        qn_pipe *gu = qn_h_pipe_spec(h, QN_K_MOE_Q_GU_MT_Q4_K, sg, QN_MOE_MT_NSPEC);
+        qn_pipe *dn = qn_h_pipe_spec(h, QN_K_MOE_Q_DN_MT_Q6_K, sd, QN_MOE_MT_NSPEC);
+        double t[3];
+        sb_run(h, b, qn_moe_mt_tile(gu, dn), gu, dn, qn_moe_mt_rows(gu), qn_moe_mt_rows(dn), iters, t);
+        double da = sb_diff(qn_h_read(h, b->aout, (size_t)T * (K + 1) * as), ref_a, (size_t)T * (K + 1) * as);
+        double dd = sb_diff(qn_h_read(h, b->d, (size_t)T * (K + 1) * H), ref_d, (size_t)T * (K + 1) * H);
+        printf("bench small T=%-5u new mt %-18s:  sort %.3f + gate_up %.3f + down %.3f ms = %.3f ms (%.0f GB/s) "
+               "[%u,%u,%u,%u,%u] diff %.1e / %.1e%s\n", T, li ? "" : "(env or default)", t[0], t[1], t[2],
+               t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3), sg[0], sg[1], sg[2], sg[3], sg[5], da, dd,
+               da > 1e-4 || dd > 1e-4 ? " WRONG" : "");
+    }
+}
+
 static void bench_small(struct qn_h *h, int iters)
 {
     const uint32_t E = 512, K = 10, H = 2048, I = 512, as = 516;
-    static const uint32_t Ts[] = { 16, 64, 128, 256, 512, 1024 };
+    static const uint32_t Ts[] = { 16, 64, 128, 256, 512, 1024, 2048 };
     struct sb_ctx b;
     sb_pools(h, &b, E);
     const struct qn_caps *caps = qn_vk_caps(h->v);
+    const char *onlyt = getenv("QNEXT_BENCH_SMALL_T"); /* "T,T,..": these T instead of the list */
     for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
         uint32_t T = Ts[ti];
+        if (onlyt) {
+            const char *p = onlyt;
+            for (size_t j = 0; j < ti && p; j++) p = strchr(p, ','), p = p ? p + 1 : NULL;
+            T = p ? (uint32_t)atoi(p) : 0;
+            if (!T) break;
+        }
         int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
         qn_h_random_ids(h, ids, T, K, E, K);
         uint32_t used = 0;
@@ -671,6 +711,18 @@ static void bench_small(struct qn_h *h, int iters)
             sb_run(h, &b, 64, gu, dn, qn_pipe_spec(gu, 0) / 2, qn_pipe_spec(dn, 0), iters, t);
             printf("bench small T=%-5u old coopmat tiles 64:  sort %.3f + gate_up %.3f + down %.3f ms = %.3f ms (%.0f GB/s)\n",
                    T, t[0], t[1], t[2], t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3));
+            if (qn_cm_moe_spec_small(caps, b.up_off, sp) && qn_cm_moe_spec_small(caps, 0, sd)) { /* the model's < 60 pairs */
+                gu = qn_h_pipe_spec(h, QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, sp, QN_CM_MOE_NSPEC);
+                dn = qn_h_pipe_spec(h, QN_K_MOE_Q_DN_GROUPED_CM_Q6_K, sd, QN_CM_MOE_NSPEC);
+                sb_run(h, &b, 64, gu, dn, qn_pipe_spec(gu, 0) / 2, qn_pipe_spec(dn, 0), iters, t);
+                printf("bench small T=%-5u old coopmat small-pairs layout %u,%u,%u: sort %.3f + gate_up %.3f + down %.3f ms = "
+                       "%.3f ms (%.0f GB/s)\n", T, sp[0], sp[1], sp[2], t[0], t[1], t[2], t[0] + t[1] + t[2],
+                       gb / ((t[1] + t[2]) * 1e-3));
+            }
+        }
+        if (getenv("QNEXT_BENCH_MT_ONLY")) { /* the fragment's short form: skip moe_qsmall */
+            bench_mt(h, &b, T, gb, ref_a, ref_d, iters);
+            continue;
         }
         uint32_t autont = qn_moe_small_nt(T, E, K);
         for (int ni = 0; ni < QN_MOE_SMALL_NNT; ni++) {
@@ -688,6 +740,7 @@ static void bench_small(struct qn_h *h, int iters)
                    sg[2], sg[3], sg[5] ? sg[6] : 0, sd[0], sd[2], sd[3], sd[5] ? sd[6] : 0, da, dd,
                    da > 1e-4 || dd > 1e-4 ? " WRONG" : "");
         }
+        bench_mt(h, &b, T, gb, ref_a, ref_d, iters);
     }
 }
 
