@@ -9,8 +9,9 @@
 //   v channels: read and rewritten by the one invocation that owns the channel;
 //   q/k channels: every workgroup of hk reads the old state and, at its end, counts itself in scr[hk]; the last
 //   one (integer atomics, the route kernels' last-block pattern) writes the new state and resets the counter.
-// Both counts of a workgroup (this one and the norm's) go out together from two invocations (one round trip), and
-// the state S is loaded before the conv (the largest loads first).
+// Both counts of a workgroup (this one and the norm's) go out together from two invocations (one round trip), the
+// state S is loaded before the conv (the largest loads first), the q/k channels' old state and input stay in
+// registers for the rewrite, and the norm tail loads its head's o, z and weight together with the block sums.
 // Gated norm (QN_NORM = 1): each workgroup writes its raw o columns and their sum of squares to
 // scr[Hk + Hv + h*nblk + block]; the last workgroup of head h (counter scr[Hk + h]) adds the nblk partial sums in
 // block order (deterministic) and rewrites the head: o = w * (o * rsqrt(mean(o^2) + eps)) * silu(z).
@@ -57,6 +58,7 @@ const uint NRG = QN_WG / QN_BV;                   // row groups
 const uint NR = (QN_DK_MAX + NRG - 1u) / NRG;     // rows per invocation
 const uint KM = QN_K - 1u;                        // conv window (QN_K 2..8)
 const uint KMAX = 7u;                             // largest window: the register arrays' size
+const uint QKN = (2u * QN_DK_MAX + QN_WG - 1u) / QN_WG; // q/k conv channels per invocation
 
 shared float qk[2u * QN_DK_MAX]; // conv outputs: q of hk, then k of hk
 shared float vs[QN_BV];          // conv outputs of this block's v columns
@@ -64,10 +66,11 @@ shared vec2 red[NRG][QN_BV];     // (S^T k, S^T q) partial sums per row group
 shared vec3 rnorm[NRG];          // (|k|^2, |q|^2, k.q) partial sums per row group
 shared float sq[QN_BV];          // o^2 of the block's columns (QN_NORM)
 
-// silu(conv) of channel c at this token from the old state; old[] gets the state (for the owner's rewrite)
-float conv(uint c, out float old[KMAX])
+// silu(conv) of channel c at this token from the old state; old[] gets the state and x the input (for the rewrite)
+float conv(uint c, out float old[KMAX], out float x)
 {
-    float u = cw[c * QN_K + KM] * proj[c];
+    x = proj[c];
+    float u = cw[c * QN_K + KM] * x;
     for (uint j = 0u; j < KM; j++) {
         old[j] = cst[c * KM + j];
         u += cw[c * QN_K + j] * old[j];
@@ -75,11 +78,11 @@ float conv(uint c, out float old[KMAX])
     return qn_silu(u);
 }
 
-// the new conv state of channel c: the last K-1 raw inputs (old state shifted by one, then this token's input)
-void shift(uint c, float old[KMAX])
+// the new conv state of channel c: the last K-1 raw inputs (old state shifted by one, then this token's input x)
+void shift(uint c, float old[KMAX], float x)
 {
     for (uint j = 0u; j + 1u < KM; j++) cst[c * KM + j] = old[j + 1u];
-    cst[c * KM + KM - 1u] = proj[c];
+    cst[c * KM + KM - 1u] = x;
 }
 
 // The workgroup is done with this call's uses of the data behind counters scr[na] (of ta workgroups) and, when tb > 0,
@@ -119,13 +122,16 @@ void main()
         uint i = rg + NRG * n;
         st[n] = cv && i < dk ? S[sbase + i * pc.dv] : 0.0;
     }
-    float old[KMAX];
-    for (uint i = lid; i < 2u * dk; i += QN_WG) // q/k of hk (q channel hk*dk + i, k channel k_off + hk*dk + i - dk)
-        qk[i] = conv(i < dk ? hk * dk + i : pc.k_off + hk * dk + i - dk, old);
+    float qold[QKN][KMAX], qx[QKN]; // q/k channels lid + n*QN_WG of hk: old state and input kept for the rewrite
+    for (uint n = 0u; n < QKN; n++) { // q channel hk*dk + i, k channel k_off + hk*dk + i - dk
+        uint i = lid + n * QN_WG;
+        if (i < 2u * dk) qk[i] = conv(i < dk ? hk * dk + i : pc.k_off + hk * dk + i - dk, qold[n], qx[n]);
+    }
     if (cv && rg == 0u) { // this block's v channel: the owner rewrites its state at once
         uint c = pc.v_off + h * pc.dv + col;
-        vs[j] = conv(c, old);
-        shift(c, old);
+        float old[KMAX], x;
+        vs[j] = conv(c, old, x);
+        shift(c, old, x);
     }
     vec2 gb = qn_gdn_gate(0u, h);
     barrier(); // qk[], vs[]
@@ -177,15 +183,17 @@ void main()
     // every reader of hk's old q/k conv state is past it; with the norm, every block of head h is written
     count_last(hk, (pc.Hv / pc.Hk) * nblk, pc.Hk + h, QN_NORM != 0u ? nblk : 0u);
     if (lasts.x) // the last reader of hk's q/k channels writes their new conv state (nobody else writes them)
-        for (uint i = lid; i < 2u * dk; i += QN_WG) {
-            uint c = i < dk ? hk * dk + i : pc.k_off + hk * dk + i - dk;
-            for (uint jj = 0u; jj < KM; jj++) old[jj] = cst[c * KM + jj];
-            shift(c, old);
+        for (uint n = 0u; n < QKN; n++) {
+            uint i = lid + n * QN_WG;
+            if (i < 2u * dk) shift(i < dk ? hk * dk + i : pc.k_off + hk * dk + i - dk, qold[n], qx[n]);
         }
     if (!lasts.y) return;
+    uint ob = h * pc.dv, zb = pc.z_off + h * pc.dv;
+    float o1 = 0.0, g1 = 0.0; // column lid of the head loaded together with the block sums (dv <= QN_WG: all of it)
+    if (lid < pc.dv) o1 = o[ob + lid], g1 = nw[lid] * qn_silu(proj[zb + lid]);
     float ss = 0.0;
     for (uint b = 0u; b < nblk; b++) ss += uintBitsToFloat(scr[pbase + b]);
     float r = inversesqrt(ss / float(pc.dv) + pc.eps);
-    uint ob = h * pc.dv, zb = pc.z_off + h * pc.dv;
-    for (uint i = lid; i < pc.dv; i += QN_WG) o[ob + i] = nw[i] * (o[ob + i] * r) * qn_silu(proj[zb + i]);
+    if (lid < pc.dv) o[ob + lid] = g1 * (o1 * r);
+    for (uint i = lid + QN_WG; i < pc.dv; i += QN_WG) o[ob + i] = nw[i] * (o[ob + i] * r) * qn_silu(proj[zb + i]);
 }

@@ -452,6 +452,7 @@ static void fused_tests(void)
     fused_case(TINY, 6, sp[4]);
     fused_case(TINY, 3, sp[0]);
     fused_case(TINY, 4, sp[5]); /* 32 invocations: the norm count from the last one */
+    fused_case(ODD, 3, sp[5]);  /* ... and dv = 48 > 32: the norm tail loops */
 }
 
 /* A pipeline whose QN_DK_MAX is below dk must say so (NaN output) and leave the state alone. */
