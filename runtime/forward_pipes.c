@@ -275,10 +275,13 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
     uint32_t mvwg = f->tune.matvec_wg ? f->tune.matvec_wg : 128, mvr = f->tune.matvec_rows ? f->tune.matvec_rows : 2;
     const uint32_t *t = f->tune.matmul;
     int rc;
+    const char *pfe = getenv("QNEXT_MATMUL_PF"); /* 1: matmul.comp's register prefetch (spec 6; A/B, default off) */
+    uint32_t pf = pfe && !strcmp(pfe, "1") ? 1 : 0;
     for (int i = 0; i < 3; i++) {
+        const uint32_t *d = qn_kernel_infos[mm[i]].spec_default;
         MVPIPE(k_matvec[i], &f->matvec[i], mvwg, mvr);
-        if (t[0]) PIPE(mm[i], &f->matmul[i], t[0], t[1], t[2], t[3], t[4], t[5]);
-        else PIPE0(mm[i], &f->matmul[i]);
+        if (t[0]) PIPE(mm[i], &f->matmul[i], t[0], t[1], t[2], t[3], t[4], t[5], pf);
+        else PIPE(mm[i], &f->matmul[i], d[0], d[1], d[2], d[3], d[4], d[5], pf);
     }
     for (uint32_t k = 0; k < 6; k++) tile[k] = qn_pipe_spec(f->matmul[0], k);
     uint32_t wg = tile[0], bm = tile[1], bn = tile[2], bk = tile[3], tm = tile[4], tn = tile[5];

@@ -10,6 +10,10 @@
 //           1 BM tile rows of X (tokens, default 64)   2 BN tile rows of W (outputs, default 64)
 //           3 BK k per step (multiple of 8, default 32)
 //           4 TM, 5 TN outputs per invocation along m and n (multiples of 4, default 4 x 4)
+//           6 QN_PF  1: prefetch (where both blocks take the 16-byte path): the next step's X and W chunks are
+//                    loaded into registers while the current step computes, and consecutive invocations take
+//                    consecutive 16-byte chunks of a row (coalesced) instead of consecutive rows; 0 (default): the
+//                    loads below. Same products in the same order: bit-identical results.
 // Dispatch: ceil(M / BM) * ceil(N / BN) groups (qn_vk_grid); group g covers tile (g / nbn, g % nbn),
 //           nbn = ceil(N / BN), so neighbouring groups share the same X rows.
 // Each step loads a BM x BK block of X and a BN x BK block of W into shared memory, k-major (16-byte global
@@ -27,6 +31,7 @@ layout(constant_id = 2) const uint BN = 64;
 layout(constant_id = 3) const uint BK = 32;
 layout(constant_id = 4) const uint TM = 4;
 layout(constant_id = 5) const uint TN = 4;
+layout(constant_id = 6) const uint QN_PF = 0;
 #include "pc.h"
 #include "types.glsl"
 #include "grid.glsl"
@@ -112,6 +117,52 @@ void load_w(uint n0, uint k0, bool vec)
     }
 }
 
+// ---- QN_PF: register prefetch of the next step's blocks (16-byte paths only), rows read along k
+const uint XC = BM * BK / 4u, WC = BN * BK / CW;     // 16-byte chunks per step
+const uint XQ = (XC + QN_WG - 1u) / QN_WG, WQ = (WC + QN_WG - 1u) / QN_WG;
+vec4 xr[XQ];
+uvec4 wr[WQ];
+void fetch(uint m0, uint n0, uint k0)
+{
+    uint lid = gl_LocalInvocationIndex;
+    for (uint i = 0u; i < XQ; i++) {
+        uint q = lid + i * QN_WG, m = q / (BK / 4u), kc = (q % (BK / 4u)) * 4u;
+        xr[i] = q < XC && m0 + m < pc.M && k0 + kc < pc.K ? x4[(pc.x_off + (m0 + m) * pc.ldx + k0 + kc) / 4u] : vec4(0.0);
+    }
+    for (uint i = 0u; i < WQ; i++) {
+        uint q = lid + i * QN_WG, n = q / (BK / CW), kc = (q % (BK / CW)) * CW;
+        wr[i] = q < WC && n0 + n < pc.N && k0 + kc < pc.K ? w4[((n0 + n) * pc.K + k0 + kc) / CW] : uvec4(0u);
+    }
+}
+void store()
+{
+    uint lid = gl_LocalInvocationIndex;
+    for (uint i = 0u; i < XQ; i++) {
+        uint q = lid + i * QN_WG, m = q / (BK / 4u), kc = (q % (BK / 4u)) * 4u;
+        if (q < XC)
+            for (uint c = 0u; c < 4u; c++) put_a((kc + c) * SA + m, xr[i][c]);
+    }
+    for (uint i = 0u; i < WQ; i++) {
+        uint q = lid + i * QN_WG, n = q / (BK / CW), kc = (q % (BK / CW)) * CW;
+        if (q >= WC) continue;
+#if defined(QN_W_F32)
+        vec4 a = uintBitsToFloat(wr[i]);
+        for (uint c = 0u; c < 4u; c++) put_b((kc + c) * SB + n, a[c]);
+#else
+        vec4 a, b;
+#if defined(QN_W_BF16)
+        qn_bf16x8(wr[i], a, b);
+#else
+        qn_f16x8(wr[i], a, b);
+#endif
+        for (uint c = 0u; c < 4u; c++) {
+            put_b((kc + c) * SB + n, a[c]);
+            put_b((kc + 4u + c) * SB + n, b[c]);
+        }
+#endif
+    }
+}
+
 void main()
 {
     uint nbn = (pc.N + BN - 1u) / BN;
@@ -126,10 +177,18 @@ void main()
     vec4 acc[TM * TN / 4u]; // acc[i * TN/4 + jj] = outputs (row ty*TM + i, columns tx*TN + 4jj ..)
     for (uint i = 0u; i < TM * TN / 4u; i++) acc[i] = vec4(0.0);
     vec4 a[TM / 4u], b[TN / 4u];
+    bool pf = QN_PF != 0u && xvec && wvec; // uniform
+    if (pf) fetch(m0, n0, 0u);
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        load_x(m0, k0, xvec);
-        load_w(n0, k0, wvec);
-        barrier();
+        if (pf) {
+            store();
+            barrier();
+            if (k0 + BK < pc.K) fetch(m0, n0, k0 + BK); // in flight while this step computes
+        } else {
+            load_x(m0, k0, xvec);
+            load_w(n0, k0, wvec);
+            barrier();
+        }
         for (uint k = 0u; k < BK; k++) {
             for (uint i = 0u; i < TM / 4u; i++) a[i] = As[(k * SA + ty * TM) / 4u + i];
             for (uint j = 0u; j < TN / 4u; j++) b[j] = Bs[(k * SB + tx * TN) / 4u + j];

@@ -5,6 +5,8 @@
 #   QNEXT_MOE_MT_PAIRS=HI or LO,HI   take it when LO <= T*K/E <= HI (512 tokens: 10 pairs per expert, 2048: 40)
 #   QNEXT_MOE_MT_LAYOUT=WG,NT,NR,LK,CK:WG,NT,NR,LK,CK (gate_up : down), default 128,16,2,4,256 for both
 #     (NT token slots per pass, NR rows per lane group, LK lanes per row, CK staged input elements per chunk)
+#   QNEXT_MATMUL_PF=1: matmul.comp (the W_moe router's f32 parts in prefill) prefetches the next k-step's blocks into
+#     registers while it computes, loads coalesced along k (bit-identical sums; off by default)
 # prefill-ab, one model load, each prompt one call, best of 2, + 16 decode steps; baseline at both ends.
 pf_t0=$(date +%s)
 # kernel bench (warmed), the real 80B MoE layer at T 512 / 2048: FMA tiles, tensor-core layouts (default and the
@@ -20,7 +22,8 @@ timeout $(( 110 - ($(date +%s) - pf_t0) )) $B/qnext prefill-ab -m $M --prompts 1
   --variant "$MT QNEXT_MOE_MT_LAYOUT=64,16,1,1,256:64,16,1,1,256" \
   --variant "$MT QNEXT_MOE_MT_LAYOUT=128,16,1,8,256:128,16,1,8,256" \
   --variant "$MT QNEXT_MOE_MT_LAYOUT=128,32,2,4,256:128,32,2,4,256" \
-  --variant "$MT QNEXT_MOE_MT_LAYOUT=128,8,2,4,512:128,8,2,4,512" \
+  --variant "QNEXT_MATMUL_PF=1" \
+  --variant "$MT QNEXT_MATMUL_PF=1" \
   --variant "$MT QNEXT_MOE_TOKEN_T=0" \
   --variant "PROFILE=512 $MT QNEXT_PROFILE_DISPATCH=1" \
   --variant "-" \

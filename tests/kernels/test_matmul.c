@@ -12,11 +12,14 @@ static const struct shape shapes[] = {
     /* real Qwen3-Next slices: hidden 2048 in, T a few tokens / a chunk */
     { 16, 512, 2048 }, { 200, 136, 2048 }, { 9, 2048, 512 },
 };
-/* { WG, BM, BN, BK, TM, TN }: (BM / TM) * (BN / TN) == WG, TM and TN multiples of 4 */
-static const uint32_t layouts[][6] = {
-    { 256, 64, 64, 32, 4, 4 } /* the default (forward_pipes.c's f32 matmul, W_moe's f32 parts) */,
-    { 256, 128, 128, 16, 8, 8 }, { 64, 32, 32, 8, 4, 4 }, { 128, 64, 32, 16, 4, 4 },
+/* { WG, BM, BN, BK, TM, TN, PF }: (BM / TM) * (BN / TN) == WG, TM and TN multiples of 4; PF 1: the register
+ * prefetch with coalesced loads (QNEXT_MATMUL_PF=1) */
+static const uint32_t layouts[][7] = {
+    { 256, 64, 64, 32, 4, 4, 0 } /* the default (forward_pipes.c's f32 matmul, W_moe's f32 parts) */,
+    { 256, 128, 128, 16, 8, 8, 0 }, { 64, 32, 32, 8, 4, 4, 0 }, { 128, 64, 32, 16, 4, 4, 0 },
+    { 256, 64, 64, 32, 4, 4, 1 }, { 64, 32, 32, 8, 4, 4, 1 }, { 128, 64, 32, 16, 4, 4, 1 },
 };
+#define NLAY (int)(sizeof layouts / sizeof layouts[0])
 static const struct { enum qn_kernel k; const char *name; int kind; } dtypes[] = {
     { QN_K_MATMUL_BF16, "bf16", 0 }, { QN_K_MATMUL_F16, "f16", 1 }, { QN_K_MATMUL_F32, "f32", 2 },
 };
@@ -35,7 +38,7 @@ static void run_case(struct qn_h *h, int d, struct shape s, int lay, bool acc, u
      * output (strides, offset) must stay as they were */
     qn_buf *y = qn_h_input_f32(h, "Y", ny, -2, 2, &y0_h);
     const uint32_t *L = layouts[lay];
-    qn_pipe *p = qn_h_pipe(h, dtypes[d].k, L[0], L[1], L[2], L[3], L[4], L[5]);
+    qn_pipe *p = qn_h_pipe(h, dtypes[d].k, L[0], L[1], L[2], L[3], L[4], L[5], L[6]);
     qn_pc_matmul pc = { .M = s.M, .N = s.N, .K = s.K, .ldx = ldx, .ldy = ldy, .x_off = x_off, .y_off = y_off,
                         .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
     uint64_t groups = (uint64_t)((s.M + L[1] - 1) / L[1]) * ((s.N + L[2] - 1) / L[2]);
@@ -51,8 +54,8 @@ static void run_case(struct qn_h *h, int d, struct shape s, int lay, bool acc, u
             ref[o] = (float)(sum + (acc ? y0_h[o] : 0.0));
         }
     char what[160];
-    snprintf(what, sizeof what, "%s M%u N%u K%u tile %ux%ux%u/%ux%u%s%s", dtypes[d].name, s.M, s.N, s.K, L[1], L[2],
-             L[3], L[4], L[5], acc ? " accumulate" : "", ldx != s.K || x_off || ldy != s.N || y_off ? " strided" : "");
+    snprintf(what, sizeof what, "%s M%u N%u K%u tile %ux%ux%u/%ux%u%s%s%s", dtypes[d].name, s.M, s.N, s.K, L[1], L[2],
+             L[3], L[4], L[5], L[6] ? " prefetch" : "", acc ? " accumulate" : "", ldx != s.K || x_off || ldy != s.N || y_off ? " strided" : "");
     /* f32 accumulation of K products of values in [-1, 1], one running sum per output (sequential over k, so
      * the error grows faster than matvec's tree sums): measured max abs error 1.1e-4 at K 2048 on outputs of
      * magnitude ~15 (2.7e-5 at K 512); the bound (2.5e-4 at K 2048, plus 1e-5 relative) still catches one
@@ -68,8 +71,8 @@ int main(int argc, char **argv)
     size_t ns = sizeof shapes / sizeof shapes[0];
     for (int d = 0; d < 3; d++)
         for (size_t s = 0; s < ns; s++)
-            for (int l = 0; l < 4; l++)
-                if (l == 0 || (uint64_t)shapes[s].M * shapes[s].N * shapes[s].K <= 3000000) /* lavapipe time */
+            for (int l = 0; l < NLAY; l++)
+                if (l == 0 || l == 4 || (uint64_t)shapes[s].M * shapes[s].N * shapes[s].K <= 3000000) /* lavapipe time */
                     run_case(&h, d, shapes[s], l, false, shapes[s].K, 0, shapes[s].N, 0);
     for (int d = 0; d < 3; d++) {
         run_case(&h, d, (struct shape){ 33, 70, 128 }, 0, true, 128, 0, 70, 0);
@@ -87,5 +90,11 @@ int main(int argc, char **argv)
     run_case(&h, 2, (struct shape){ 45, 96, 2048 }, 2, false, 2048, 0, 2 * 96 + 1, 0);
     run_case(&h, 2, (struct shape){ 45, 1, 2048 }, 2, false, 2048, 0, 2 * 96 + 1, 2 * 96);
     run_case(&h, 2, (struct shape){ 66, 5, 136 }, 2, true, 136, 0, 7, 1);
+    /* the same with the prefetch (vector path; the element path of odd strides falls back to the plain loads) */
+    run_case(&h, 2, (struct shape){ 77, 96, 2048 }, 4, false, 2048, 0, 2 * 96 + 1, 0);
+    run_case(&h, 2, (struct shape){ 77, 1, 2048 }, 4, false, 2048, 0, 2 * 96 + 1, 2 * 96);
+    run_case(&h, 2, (struct shape){ 130, 3, 200 }, 4, true, 200, 0, 5, 2);
+    run_case(&h, 1, (struct shape){ 20, 40, 64 }, 5, true, 67, 3, 41, 1);
+    run_case(&h, 0, (struct shape){ 20, 40, 64 }, 6, false, 72, 8, 48, 4);
     return qn_h_close(&h);
 }

@@ -11,6 +11,7 @@ parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above sm
     QNEXT_CHUNK=16            the prompt in three calls
     QNEXT_MOE_TOKEN_T=0 QNEXT_MOE_MT_PAIRS=1000 (+ QNEXT_MOE_MT_LAYOUT=...)  routed experts on the multi-token grouped
                               matvec (moe_qmt.comp) in its default layout and in one of 1 / 2 lanes per row
+    QNEXT_MATMUL_PF=1         matmul.comp's register prefetch (the router's f32 parts): same sums, so rel L2 0
   the default Vulkan path vs the CPU reference on the same GGUF  rel L2 < 1e-4
   `qnext prefill-ab` with two variants: a result line per (variant, prompt), the same next token for both.
 (The tensor-core variants QNEXT_CM_MOE_TILE_SMALL / QNEXT_ROUTER_CM need VK_NV_cooperative_matrix: lavapipe has none.)
@@ -29,6 +30,7 @@ VARIANTS = [
     {"QNEXT_CHUNK": "16"},
     {"QNEXT_MOE_TOKEN_T": "0", "QNEXT_MOE_MT_PAIRS": "1000"},
     {"QNEXT_MOE_TOKEN_T": "0", "QNEXT_MOE_MT_PAIRS": "1000", "QNEXT_MOE_MT_LAYOUT": "64,8,1,1,256:32,4,3,2,512"},
+    {"QNEXT_MATMUL_PF": "1"},
 ]
 
 
