@@ -707,6 +707,7 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     const qn_model *m = f->m;
     const struct qn_mlayer *L = &m->L[l];
     const qn_pipe *gu = f->moe_qgu[qn_fwd_q_index(L->exp_qtype[0])], *dn = f->moe_qdn[qn_fwd_q_index(L->exp_qtype[2])];
+    if (f->moe_qgu_i8[qn_fwd_q_index(L->exp_qtype[0])]) gu = f->moe_qgu_i8[qn_fwd_q_index(L->exp_qtype[0])]; /* QNEXT_IDOT=2 */
     mark(r, "moe.experts");
     if (r->T > moe_token_t(f) && f->moe_qgu_g[qn_fwd_q_index(L->exp_qtype[0])] && f->moe_qdn_g[qn_fwd_q_index(L->exp_qtype[2])]) {
         moe_qg_experts(r, l, pc);

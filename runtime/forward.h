@@ -118,6 +118,7 @@ typedef struct qn_fwd {
      * 32 elements) of qmatvec, qmatvec_s, qmatvec_norm, qmatvec_norm_s in the same layouts, by q_index, which
      * mv_pick() takes in their place; all NULL when off or when a dense block weight has more columns than they stage */
     qn_pipe *qmv_i8[4][5];
+    qn_pipe *moe_qgu_i8[5]; /* QNEXT_IDOT=2: also the routed gate_up's twins (moe_q_i8.comp, moe_qgu's layout) */
 
     /* per-sequence state (zeroed by qn_fwd_reset) */
     struct qn_fwd_layer_state *st;  /* [num_layers] */

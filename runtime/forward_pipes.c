@@ -648,10 +648,31 @@ static uint32_t model_q_max_cols(const qn_model *m)
     return c;
 }
 
+/* QNEXT_IDOT=2: f->moe_qgu_i8, the twins of the routed experts' decode gate_up (moe_q_i8.comp) in moe_qgu's layout
+ * (spec 0-7; x stage at least H / 4). */
+static int make_i8_gu_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel kg[5] = { QN_K_MOE_Q_GU_I8_Q8_0, QN_K_MOE_Q_GU_I8_Q4_0, QN_K_MOE_Q_GU_I8_Q4_K,
+                                          QN_K_MOE_Q_GU_I8_Q5_K, QN_K_MOE_Q_GU_I8_Q6_K };
+    uint32_t H = (uint32_t)f->m->c.hidden_size;
+    int rc;
+    if (H % 32 || H > 8192) return 0;
+    for (int i = 0; i < 5; i++) {
+        const qn_pipe *p = f->moe_qgu[i];
+        if (!p) continue;
+        uint32_t s[8];
+        for (uint32_t j = 0; j < 8; j++) s[j] = qn_pipe_spec(p, j);
+        if (s[6] < H / 4) s[6] = H / 4;
+        if ((rc = pipe(f, kg[i], &f->moe_qgu_i8[i], 8, s))) return rc;
+    }
+    return 0;
+}
+
 /* Env QNEXT_IDOT=1 (default 0 until an in-model A/B says otherwise): f->qmv_i8, the int8-dot twins of the decode
  * block matvecs (qmatvec, qmatvec_s, qmatvec_norm, qmatvec_norm_s after the env layouts) with their spec 0-3 and
  * PRE, x staged for the model's widest block weight (spec 4; up to 8192 columns, shared memory). None, with a
- * warning, on a device without shaderIntegerDotProduct or a wider weight: the plain kernels stay. */
+ * warning, on a device without shaderIntegerDotProduct or a wider weight: the plain kernels stay. QNEXT_IDOT=2: the
+ * routed experts' gate_up too (make_i8_gu_pipes). */
 static int make_i8_pipes(qn_fwd *f)
 {
     static const enum qn_kernel ki[5] = { QN_K_MATVEC_I8_Q8_0, QN_K_MATVEC_I8_Q4_0, QN_K_MATVEC_I8_Q4_K,
@@ -660,9 +681,9 @@ static int make_i8_pipes(qn_fwd *f)
                                           QN_K_MATVEC_NORM_I8_Q5_K, QN_K_MATVEC_NORM_I8_Q6_K };
     const char *e = getenv("QNEXT_IDOT");
     uint32_t cols = model_q_max_cols(f->m);
-    if (!e || strcmp(e, "1") || !cols) return 0;
+    if (!e || (strcmp(e, "1") && strcmp(e, "2")) || !cols) return 0;
     if (!(qn_vk_caps(f->v)->features & QN_FEAT_INT_DOT) || cols > 8192) {
-        QN_WARN("QNEXT_IDOT=1: %s; the plain block matvecs run", cols > 8192 ? "a block weight has more than 8192 columns"
+        QN_WARN("QNEXT_IDOT=%s: %s; the plain block matvecs run", e, cols > 8192 ? "a block weight has more than 8192 columns"
                 : "the device has no shaderIntegerDotProduct");
         return 0;
     }
@@ -676,8 +697,8 @@ static int make_i8_pipes(qn_fwd *f)
                                                          qn_pipe_spec(p, 3), (cols + 31) / 32 * 8, (pre & 4) | (pre & 3 ? 1 : 0) };
             if ((rc = pipe(f, k < 2 ? ki[i] : kn[i], &f->qmv_i8[k][i], 6, s))) return rc;
         }
-    QN_DEBUG("QNEXT_IDOT=1: int8-dot decode block matvecs, x staged up to %u columns", (cols + 31) / 32 * 32);
-    return 0;
+    QN_DEBUG("QNEXT_IDOT=%s: int8-dot decode block matvecs, x staged up to %u columns", e, (cols + 31) / 32 * 32);
+    return strcmp(e, "2") ? 0 : make_i8_gu_pipes(f);
 }
 
 uint32_t qn_fwd_parts_sig(const qn_wt *W)

@@ -56,22 +56,8 @@ shared vec2 qn_i8s[QN_I8_RUNS + 1u];  // (dx, dx * sum q) of each run slot
 void qn_i8_stage(uint xb)
 {
     uint xb4 = xb / 4u;
-    for (uint b = gl_LocalInvocationIndex; b < pc.cols / 32u; b += QN_WG) {
-        vec4 v[8];
-        [[unroll]] for (uint i = 0u; i < 8u; i++) v[i] = QN_MV_XIN(xb4, 8u * b + i);
-        vec4 m = max(max(max(abs(v[0]), abs(v[1])), max(abs(v[2]), abs(v[3]))),
-                     max(max(abs(v[4]), abs(v[5])), max(abs(v[6]), abs(v[7]))));
-        float amax = max(max(m.x, m.y), max(m.z, m.w));
-        float id = amax > 0.0 ? 127.0 / amax : 0.0, dx = amax / 127.0;
-        [[unroll]] for (uint h = 0u; h < 2u; h++) {
-            ivec4 q0 = ivec4(roundEven(v[4u * h] * id)), q1 = ivec4(roundEven(v[4u * h + 1u] * id));
-            ivec4 q2 = ivec4(roundEven(v[4u * h + 2u] * id)), q3 = ivec4(roundEven(v[4u * h + 3u] * id));
-            ivec4 s4 = (q0 + q1) + (q2 + q3);
-            uint slot = qn_i8_slot(2u * b + h);
-            qn_i8x[slot] = uvec4(qn_i8_pack(q0), qn_i8_pack(q1), qn_i8_pack(q2), qn_i8_pack(q3));
-            qn_i8s[slot] = vec2(dx, dx * float((s4.x + s4.y) + (s4.z + s4.w)));
-        }
-    }
+#define QN_I8_XIN(i) QN_MV_XIN(xb4, i)
+    QN_I8_STAGE(qn_i8x, qn_i8s, QN_I8_XIN, gl_LocalInvocationIndex, pc.cols / 32u, QN_WG)
 }
 
 // acc[j] += unit v of row j, RAW(j) its loaded data

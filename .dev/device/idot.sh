@@ -4,13 +4,15 @@
 #   1. test_qmatvec_i8 on the H100 (correctness on NVIDIA: its tight bound assumes a correctly rounded 127 / amax;
 #      a FAIL line "vs W.dq(x)" with "vs W.x" ok means only that, not a wrong kernel)
 #   2. decode A/B in the model, interleaved, baseline at both ends: QNEXT_IDOT=1 = in_proj / qkv parts, out_proj /
-#      o_proj and lm_head on the int8-dot twins (same layouts as the plain kernels)
+#      o_proj and lm_head on the int8-dot twins (same layouts as the plain kernels); QNEXT_IDOT=2 = also the routed
+#      experts' gate_up (moe_q_i8.comp)
 #   3. kernel bandwidth, plain vs twin, default layout, on the decode shapes (selftest sweep, warmed)
 idot_t0=$(date +%s)
 { echo "#### idot: test_qmatvec_i8 on the device"; timeout 15 $B/tests/kernels/test_qmatvec_i8 2>&1 | grep -E "FAIL|worst|SKIP|rror" | head -20; } \
   | tee -a $OUT/idot.txt
 timeout 70 $B/qnext prefill-ab -m $M --prompts 16 --reps 1 --decode 128 \
-  --variant "-" --variant "QNEXT_IDOT=1" --variant "-" --variant "QNEXT_IDOT=1" --variant "-" > /tmp/idot_ab.txt 2>&1
+  --variant "-" --variant "QNEXT_IDOT=1" --variant "QNEXT_IDOT=2" --variant "-" --variant "QNEXT_IDOT=1" \
+  --variant "QNEXT_IDOT=2" --variant "-" > /tmp/idot_ab.txt 2>&1
 echo "idot prefill-ab rc=$?" >> /tmp/idot_ab.txt
 { echo "#### idot: decode A/B (prefill-ab, 128 decode steps per variant)"; grep -E "decode|rc=|rror|warn|IDOT" /tmp/idot_ab.txt; } | tee -a $OUT/idot.txt
 cat /tmp/idot_ab.txt >> $OUT/idot_full.txt

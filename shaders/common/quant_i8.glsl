@@ -91,6 +91,28 @@ float qn_i8_dot(qn_q6_k_u w, uint u, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
 }
 #endif
 
+// Staging: quantize the 32-element blocks b = first, first + stride, .. < nblk of x (X4AT(i) = vec4 i of the
+// token's x) into the run slots XQ[] (uvec4 of bytes) and XS[] (vec2(dx, dx * sum q)), qn_i8_slot order. Per block:
+// amax = max |x|, q = roundEven(x * (127 / amax)) (0 for an all-zero block), dx = amax / 127. The caller puts a
+// barrier after it.
+#define QN_I8_STAGE(XQ, XS, X4AT, first, nblk, stride)                                            \
+    for (uint b_ = (first); b_ < (nblk); b_ += (stride)) {                                        \
+        vec4 v_[8];                                                                               \
+        [[unroll]] for (uint i_ = 0u; i_ < 8u; i_++) v_[i_] = X4AT(8u * b_ + i_);                 \
+        vec4 m_ = max(max(max(abs(v_[0]), abs(v_[1])), max(abs(v_[2]), abs(v_[3]))),              \
+                      max(max(abs(v_[4]), abs(v_[5])), max(abs(v_[6]), abs(v_[7]))));             \
+        float am_ = max(max(m_.x, m_.y), max(m_.z, m_.w));                                         \
+        float id_ = am_ > 0.0 ? 127.0 / am_ : 0.0, dx_ = am_ / 127.0;                              \
+        [[unroll]] for (uint h_ = 0u; h_ < 2u; h_++) {                                            \
+            ivec4 q0_ = ivec4(roundEven(v_[4u * h_] * id_)), q1_ = ivec4(roundEven(v_[4u * h_ + 1u] * id_)); \
+            ivec4 q2_ = ivec4(roundEven(v_[4u * h_ + 2u] * id_)), q3_ = ivec4(roundEven(v_[4u * h_ + 3u] * id_)); \
+            ivec4 s4_ = (q0_ + q1_) + (q2_ + q3_);                                                \
+            uint sl_ = qn_i8_slot(2u * b_ + h_);                                                  \
+            XQ[sl_] = uvec4(qn_i8_pack(q0_), qn_i8_pack(q1_), qn_i8_pack(q2_), qn_i8_pack(q3_));  \
+            XS[sl_] = vec2(dx_, dx_ * float((s4_.x + s4_.y) + (s4_.z + s4_.w)));                  \
+        }                                                                                         \
+    }
+
 // Shared-memory slot of x run r: r XOR (bit 3 of r) * QN_I8_SW, a permutation within each aligned group of 16 runs
 // (cols / 16 is even, so a partial last group keeps its pairs). With it the 8 lanes of one K-quant block (or of 8
 // consecutive Q8_0 / Q4_0 blocks) read 8 runs whose 16-byte slots fall in 8 distinct bank groups.

@@ -16,7 +16,9 @@
  * with the reference scale rsqrt(mean(x^2) + eps) taken in double. Shapes: odd rows (1 .. 257) and 1 / 3 / 8 blocks
  * per row, real ones (12352 x 2048 in part, 2048 x 4096, 300 x 2048), T = 2 / 3 tokens in z, the accumulate flag,
  * several workgroup layouts (subgroup teams, split sets, a partial subgroup, no prefetch), and a too-small x stage
- * (spec 4), which must give NaN, never a wrong number. Skips (77) when the device has no shaderIntegerDotProduct. */
+ * (spec 4), which must give NaN, never a wrong number. The routed experts' gate_up twin (moe_q_gu_i8_*) is checked
+ * the same way through silu(g) u (run_gu). --small leaves out the real-shape cases. Skips (77) when the device has
+ * no shaderIntegerDotProduct. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,6 +52,9 @@ static const struct layout layouts[] = {
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
 static double worst_tight, worst_loose; /* max |err| / bound over all checks */
+/* --small (the variant without subgroups): layouts of more than 4 units in flight per lane take layout 1 instead
+ * (lavapipe compiles those workgroup-reduction variants for minutes) */
+static bool small_mode;
 
 struct qcase {
     uint32_t f, rows, cols, layout, T;
@@ -69,18 +74,19 @@ static void quant_x(const float *x, uint32_t n, float *xq, float *dx)
     }
 }
 
-/* per row r: S (the f32 error scale over xq) and Q = sum |w| dx / 2 (the quantization error bound) */
-static void row_bounds(const struct qcase *c, const float *deq, const float *xq, const float *dx, double *s, double *q)
+/* a row of format f (dequantized deq[cols]): S (the f32 error scale over xq) and Q = sum |w| dx / 2 (the
+ * quantization error bound) */
+static void row_bounds(uint32_t f, uint32_t cols, const float *deq, const float *xq, const float *dx, double *s, double *q)
 {
-    uint32_t blk = qn_ggml_type(fmts[c->f].type)->blck;
+    uint32_t blk = qn_ggml_type(fmts[f].type)->blck;
     double bmax = 0;
     *s = 0, *q = 0;
-    for (uint32_t k = 0; k < c->cols; k++) {
+    for (uint32_t k = 0; k < cols; k++) {
         if (k % blk == 0) {
             bmax = 0;
             for (uint32_t m = k; m < k + blk; m++) bmax = fmax(bmax, fabsf(deq[m]));
         }
-        *s += fabs((double)xq[k]) * (fabsf(deq[k]) + fmts[c->f].offset * bmax);
+        *s += fabs((double)xq[k]) * (fabsf(deq[k]) + fmts[f].offset * bmax);
         *q += fabsf(deq[k]) * dx[k / 32] * 0.5;
     }
 }
@@ -94,6 +100,7 @@ static qn_pipe *case_pipe(struct qn_h *h, const struct qcase *c)
 
 static void run_case(struct qn_h *h, struct qcase c)
 {
+    if (small_mode && layouts[c.layout].unroll * layouts[c.layout].sgrows > 4) c.layout = 1;
     const qn_ggml_type_info *ti = qn_ggml_type(fmts[c.f].type);
     uint64_t rb;
     qn_h_ok(h, qn_ggml_row_bytes(fmts[c.f].type, c.cols, &rb), "row bytes");
@@ -136,7 +143,7 @@ static void run_case(struct qn_h *h, struct qcase c)
         for (uint32_t r = 0; r < c.rows; r++) {
             size_t i = (size_t)t * c.rows + r;
             double s, q;
-            row_bounds(&c, deq + (size_t)r * c.cols, xq, dx, &s, &q);
+            row_bounds(c.f, c.cols, deq + (size_t)r * c.cols, xq, dx, &s, &q);
             ref[i] = (float)(ref[i] * nr + (c.acc ? y0_h[i] : 0)), reff[i] = (float)(reff[i] * nr + (c.acc ? y0_h[i] : 0));
             double bt = (1e-6 + 5e-7 * s) * nr, bl = bt + q * nr;
             tight = fmax(tight, bt), loose = fmax(loose, bl);
@@ -183,9 +190,87 @@ static void run_misuse(struct qn_h *h, uint32_t f)
     qn_h_reset(h);
 }
 
+/* ---- the routed experts' decode gate_up twin (moe_q_gu_i8_*, moe_q_i8.comp) ---------------------------------- */
+
+static const enum qn_kernel k_gu[NFMTS] = { QN_K_MOE_Q_GU_I8_Q8_0, QN_K_MOE_Q_GU_I8_Q4_0, QN_K_MOE_Q_GU_I8_Q4_K,
+                                            QN_K_MOE_Q_GU_I8_Q5_K, QN_K_MOE_Q_GU_I8_Q6_K };
+/* wg, rows per workgroup, rows per team, unroll, x stage (vec4s; 0: H / 4), prefetch */
+struct gulayout {
+    uint32_t wg, rows, sgrows, unroll, xsh, pre;
+};
+static const struct gulayout gulayouts[] = {
+    { 128, 8, 1, 2, 0, 1 },   /* moe_q.comp's defaults (forward_pipes.c copies moe_qgu's layout) */
+    { 64, 4, 2, 1, 0, 0 },    /* two rows per team, no prefetch */
+    { 256, 16, 2, 2, 1024, 1 }, /* a larger stage than needed, teams with several sets */
+    { 100, 3, 1, 3, 0, 1 },   /* a partial subgroup, I not a multiple of the rows */
+};
+
+struct gucase { uint32_t f, T, H, I, E, K, layout; };
+
+/* act[t, k, i] vs silu(g) u with g, u the reference dots over dq(x) (tight: the dots' f32 error bounds e_g, e_u carried
+ * through silu(g) u: (1.1 |u| e_g + |silu(g)| e_u) with |silu'| <= 1.1) and over x (loose: the quantization bounds) */
+static void run_gu(struct qn_h *h, struct gucase c)
+{
+    struct qn_h_qexp Q;
+    qn_h_qexp_make(h, fmts[c.f].type, QN_GGML_Q8_0, c.H, c.I, c.E, -1, &Q);
+    qn_buf *pool[8];
+    for (uint32_t p = 0; p < 8; p++)
+        pool[p] = p < Q.npools ? qn_h_upload(h, "pool", Q.pools + (size_t)p * Q.spp * Q.slot_b, (size_t)Q.spp * Q.slot_b)
+                               : pool[0];
+    qn_buf *table = qn_h_upload(h, "table", Q.table, (size_t)2 * c.E * 4);
+    int32_t *ids = qn_h_alloc_bytes(h, (size_t)c.T * c.K * 4);
+    qn_h_random_ids(h, ids, c.T, c.K, c.E, c.K);
+    uint32_t as = c.I + 4, na = c.T * (c.K + 1) * as;
+    float *x_h;
+    qn_buf *x = qn_h_input_f32(h, "x", (size_t)c.T * c.H, -1, 1, &x_h), *act = qn_h_output(h, "act", na);
+    qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)c.T * c.K * 4);
+    const struct gulayout *l = &gulayouts[c.layout];
+    qn_pipe *p = qn_h_pipe(h, k_gu[c.f], l->wg, Q.up_off, 0, l->rows, l->sgrows, l->unroll, l->xsh ? l->xsh : c.H / 4,
+                           l->pre);
+    qn_pc_moe pc = { .T = c.T, .H = c.H, .I = c.I, .E = c.E, .K = c.K, .layer = 1, .n_slots = c.E + 1,
+                     .slots_per_pool = Q.spp, .slot_bytes = Q.slot_b, .act_stride = as };
+    qn_h_run_z(h, p, QN_BINDS(QN_BIND(x), QN_BIND(idb), QN_BIND(table), QN_BIND(act), QN_BIND(pool[0]), QN_BIND(pool[1]),
+                              QN_BIND(pool[2]), QN_BIND(pool[3]), QN_BIND(pool[4]), QN_BIND(pool[5]), QN_BIND(pool[6]),
+                              QN_BIND(pool[7])),
+               &pc, sizeof pc, (uint64_t)c.K * ((c.I + l->rows - 1) / l->rows), c.T);
+    float *got = qn_h_read(h, act, na), *xq = qn_h_alloc(h, c.H), *dx = qn_h_alloc(h, c.H / 32);
+    uint32_t bad_t = 0, bad_l = 0, n = 0;
+    double et = 0, el = 0;
+    for (uint32_t t = 0; t < c.T; t++) {
+        const float *xt = x_h + (size_t)t * c.H;
+        quant_x(xt, c.H, xq, dx);
+        for (uint32_t k = 0; k < c.K; k++)
+            for (uint32_t i = 0; i < c.I; i++, n++) {
+                const float *wg = Q.dg + ((size_t)ids[t * c.K + k] * c.I + i) * c.H, *wu = Q.du + ((size_t)ids[t * c.K + k] * c.I + i) * c.H;
+                double g = 0, u = 0, gf = 0, uf = 0, sg, qg, su, qu;
+                for (uint32_t j = 0; j < c.H; j++) g += (double)wg[j] * xq[j], u += (double)wu[j] * xq[j];
+                for (uint32_t j = 0; j < c.H; j++) gf += (double)wg[j] * xt[j], uf += (double)wu[j] * xt[j];
+                row_bounds(c.f, c.H, wg, xq, dx, &sg, &qg);
+                row_bounds(c.f, c.H, wu, xq, dx, &su, &qu);
+                double sig = 1 / (1 + exp(-g)), ref = g * sig * u, reff = gf / (1 + exp(-gf)) * uf;
+                double eg = 1e-6 + 5e-7 * sg, eu = 1e-6 + 5e-7 * su, bt = 1.1 * fabs(u) * eg + fabs(g * sig) * eu + 1e-6;
+                double bl = bt + 1.1 * (fabs(u) + qu) * qg + (fabs(g * sig) + 1.1 * qg) * qu;
+                double v = got[((size_t)t * (c.K + 1) + k) * as + i], dt = fabs(v - ref), dl = fabs(v - reff);
+                bad_t += !(dt <= bt), bad_l += !(dl <= bl);
+                et = fmax(et, dt / bt), el = fmax(el, dl / bl);
+            }
+    }
+    worst_tight = fmax(worst_tight, et);
+    bool ok = !bad_t && !bad_l;
+    printf("%s %s T=%u H=%u I=%u K=%u wg %u rows %u sgrows %u unroll %u pre %u (%s): %u of %u act values out of the tight "
+           "bound (worst err/bound %.2g), %u out of the quantization bound vs plain x (worst %.2g)\n", ok ? "ok  " : "FAIL",
+           qn_ggml_type(fmts[c.f].type)->name, c.T, c.H, c.I, c.K, l->wg, l->rows, l->sgrows, l->unroll, l->pre,
+           qn_pipe_info(p)->name, bad_t, n, et, bad_l, el);
+    h->checks++, h->failures += ok ? 0 : 1;
+    qn_h_reset(h);
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
+    bool small = false; /* --small: without the real-shape cases (the meson variant without subgroups) */
+    for (int i = 1; i < argc; i++) small |= !strcmp(argv[i], "--small");
+    small_mode = small;
     qn_h_open(&h, "qmatvec_i8", argc, argv);
     if (!(qn_vk_caps(h.v)->features & QN_FEAT_INT_DOT)) {
         fprintf(stderr, "SKIP qmatvec_i8: the device has no shaderIntegerDotProduct (the int8-dot kernels need it)\n");
@@ -198,18 +283,26 @@ int main(int argc, char **argv)
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
             for (size_t b = 0; b < sizeof nblocks / sizeof nblocks[0]; b++) {
                 uint32_t l = (uint32_t)((r * 3 + b) % NLAYOUTS);
-                run_case(&h, (struct qcase){ f, rows[r], nblocks[b] * qk, l, 1, false, false, 0 });
+                if (!small || rows[r] * nblocks[b] * qk <= 9000)
+                    run_case(&h, (struct qcase){ f, rows[r], nblocks[b] * qk, l, 1, false, false, 0 });
             }
-        run_case(&h, (struct qcase){ f, 300, 2048, 0, 1, false, false, 0 });     /* defaults, partial last workgroup */
-        run_case(&h, (struct qcase){ f, 130, 4096, 1, 1, false, false, 0 });     /* out projection columns */
-        run_case(&h, (struct qcase){ f, 33, 2048, 3, 1, true, false, 1024 });   /* accumulate, a larger stage */
-        run_case(&h, (struct qcase){ f, 20, 4 * qk, 5, 3, true, false, 0 });    /* T = 3 in z, partial subgroup */
-        run_case(&h, (struct qcase){ f, 9, 2048, 6, 2, false, false, 0 });      /* T = 2, split sets */
-        /* the RMSNorm prologue: in_proj-like rows, T = 2, every layout once over the formats */
-        run_case(&h, (struct qcase){ f, 96, 2048, 0, 2, false, true, 0 });
+        if (!small) {
+            run_case(&h, (struct qcase){ f, 300, 2048, 0, 1, false, false, 0 }); /* defaults, partial last workgroup */
+            run_case(&h, (struct qcase){ f, 130, 4096, 1, 1, false, false, 0 }); /* out projection columns */
+            run_case(&h, (struct qcase){ f, 96, 2048, 0, 2, false, true, 0 });   /* in_proj-like rows with the norm, T = 2 */
+        }
+        run_case(&h, (struct qcase){ f, 33, 2048, 3, 1, true, false, 1024 }); /* accumulate, a larger stage */
+        run_case(&h, (struct qcase){ f, 20, 4 * qk, 5, 3, true, false, 0 });  /* T = 3 in z, partial subgroup */
+        run_case(&h, (struct qcase){ f, 9, 2048, 6, 2, false, false, 0 });    /* T = 2, split sets */
+        /* the RMSNorm prologue in other layouts (every one once over the formats) */
         run_case(&h, (struct qcase){ f, 37, 1024, 6, 1, false, true, 0 });
         run_case(&h, (struct qcase){ f, 7, 3 * qk, (f + 2) % NLAYOUTS, 1, f == 1, true, 0 });
         run_misuse(&h, f);
+        /* the gate_up twin: the real row length (H 2048) at T = 1 and 2, small odd shapes in the other layouts */
+        if (!small) run_gu(&h, (struct gucase){ f, 1, 2048, 256, 3, 2, 0 });
+        run_gu(&h, (struct gucase){ f, 2, 2048, 64, 4, 2, 1 });
+        run_gu(&h, (struct gucase){ f, 1, 2 * (qk > 32 ? qk : 128), 64, 5, 2, 2 });
+        run_gu(&h, (struct gucase){ f, 2, qk > 32 ? qk : 96, 32, 4, 3, 3 });
     }
     printf("qmatvec_i8: worst err / tight bound %.3g, worst err / quantization bound %.3g\n", worst_tight, worst_loose);
     return qn_h_close(&h);
