@@ -45,9 +45,12 @@ struct qn_eh {
 
 int qn_eh_check(const struct qn_model_params *p)
 {
-    if (p->experts_host && (p->prefetch || p->expert_trace || p->expert_hot))
-        return qn_fail(-EINVAL, "--experts host keeps every routed expert in system memory; --prefetch, --expert-hot "
-                       "and --expert-trace belong to streaming from the model file and do not combine with it");
+    if (p->experts_host && (p->expert_trace || p->expert_hot))
+        return qn_fail(-EINVAL, "--experts host keeps every routed expert in system memory; --expert-hot and "
+                       "--expert-trace belong to streaming from the model file and do not combine with it");
+    if (p->experts_host && p->prefetch)
+        QN_WARN("--experts host: --prefetch %d has nothing to read ahead (every expert is in memory); ignored",
+                p->prefetch);
     return 0;
 }
 

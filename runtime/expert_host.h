@@ -28,7 +28,8 @@
 
 struct qn_eh;
 
-/* Option combinations the host tier refuses (--expert-trace, --prefetch: streaming only): 0 or -EINVAL. */
+/* Option combinations the host tier refuses (--expert-trace, --expert-hot: streaming only): 0 or -EINVAL; a
+ * --prefetch is ignored with a warning (so a streaming command line runs as is with --experts host added). */
 int qn_eh_check(const struct qn_model_params *p);
 /* One line (no newline) saying where the experts live: host tier with its bytes, pools and memory type, the VRAM
  * cache and the VRAM in use; empty when the experts are not in the host tier. */
