@@ -211,6 +211,11 @@ static int alloc_cache(qn_model *m, struct qn_eh *h, const struct qn_model_param
     return rc;
 }
 
+bool qn_eh_wanted(const struct qn_model_params *p)
+{
+    return p->experts_host && (p->expert_cache || env_u32("QNEXT_HOST_GATHER", 0));
+}
+
 int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
 {
     uint32_t spp = 0, nv = 0;

@@ -44,6 +44,9 @@ void qn_eh_fill_end(qn_model *m);
 
 /* ---- step 2: the VRAM cache in front of the host tier (p->experts_host && p->expert_cache) -------------- */
 
+/* The step-2 layout (qn_eh_alloc) is used: --experts host with --expert-cache, or with env QNEXT_HOST_GATHER=1 (the
+ * gather needs its staging pool; no --expert-cache = no cache slots). */
+bool qn_eh_wanted(const struct qn_model_params *p);
 /* After m->slot_bytes / d_slot_bytes are known (model load, instead of the resident pools): VRAM pools for
  * p->expert_cache bytes of slots, one host slab (and down slab) per layer, the slot table (every expert at its
  * host slot), the slot cache and the transfer queue's command buffers; sets m->host_tier, m->pools / dpools,

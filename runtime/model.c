@@ -471,7 +471,7 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes, const s
     }
     for (int i = 0; i < p->n; i++) p->d[i].dst->buf = m->arenas[(uintptr_t)p->d[i].dst->buf - 1];
     if (c->tie_word_embeddings) m->lm_head = m->embed;
-    if (m->experts_host && prm->expert_cache) return qn_eh_alloc(m, prm);   /* VRAM cache + host tier */
+    if (qn_eh_wanted(prm)) return qn_eh_alloc(m, prm);   /* VRAM cache / gather + host tier */
     /* expert pools */
     const struct qn_caps *caps = qn_vk_caps(m->v);
     uint64_t cap = qn_model_pool_cap(m);
