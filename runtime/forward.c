@@ -528,7 +528,34 @@ static void gdn_block(struct rec *r, int l)
 
 /* ---- gated full attention (spec §6) -------------------------------------------------------------- */
 
-static void attn_block(struct rec *r, int l)
+/* A decode token's attention in two dispatches (env QNEXT_ATTN_FOLD=1): attn_decode_prep (q normed + roped in each
+ * split workgroup, the new k / v appended by the split that holds the position, then the split pass) and the combine;
+ * o[QD] = softmax(q k^T / sqrt(D)) v * sigmoid(gate), the caches updated. */
+static void attn_decode_prep(struct rec *r, int l)
+{
+    qn_fwd *f = r->f;
+    const qn_config *c = r->cfg;
+    const struct qn_mlayer *L = &f->m->L[l];
+    struct qn_fwd_layer_state *st = &f->st[l];
+    uint32_t Hq = (uint32_t)c->num_heads, Hkv = (uint32_t)c->num_kv_heads, D = (uint32_t)c->head_dim;
+    qn_pc_attn_dprep pq = { .Hq = Hq, .Hkv = Hkv, .D = D, .cap = f->cap, .n_keys = 1, .splits = f->splits,
+                            .flags = QN_ATTN_POS_DEVICE, .gate_off = Hq * D, .scale = (float)(1.0 / sqrt((double)D)),
+                            .rot = (uint32_t)qn_cfg_rot_dim(c), .eps = c->rms_norm_eps, .attn_factor = f->m->attn_factor };
+    qn_pc_attn_decode pd = { .Hq = Hq, .Hkv = Hkv, .D = D, .cap = f->cap, .n_keys = 1, .splits = f->splits,
+                             .flags = QN_ATTN_POS_DEVICE, .gate_off = Hq * D, .scale = pq.scale };
+    mark(r, "attn.core");
+    qn_cmd_dispatch_nz(r->c, f->dec_prep, QN_BINDS(QN_BIND(f->proj), QN_BIND(st->kc), QN_BIND(st->vc), QN_BIND(f->pos),
+                                                   QN_BIND(f->part), wb(&L->q_norm), wb(&L->k_norm), wb(&f->m->inv_freq)),
+                       &pq, sizeof pq, f->splits, Hkv);
+    barrier(r);
+    qn_cmd_dispatch_n(r->c, f->comb, QN_BINDS(QN_BIND(f->part), QN_BIND(f->proj), QN_BIND(f->o)), &pd, sizeof pd,
+                      (uint64_t)Hq * cdiv(D, qn_pipe_spec(f->comb, 0)));
+    barrier(r);
+}
+
+/* q[T, Hq, D] normed + roped and k, v appended to the cache (attn_prep), then o[T, QD] = softmax(q k^T / sqrt(D)) v
+ * times sigmoid(gate): the split pass + combine (decode) or attn_prefill. */
+static void attn_core(struct rec *r, int l)
 {
     qn_fwd *f = r->f;
     const qn_config *c = r->cfg;
@@ -538,9 +565,6 @@ static void attn_block(struct rec *r, int l)
     uint32_t QD = Hq * D, P = L->w_qkv.rows; /* P = 2QD + 2KV */
     float scale = (float)(1.0 / sqrt((double)D));
 
-    mark(r, "linear");                          /* proj[T, P] = [query | gate | k | v] = W_qkv · xn */
-    norm_linear(r, &L->w_qkv, f->xn, f->proj, T);
-    barrier(r);
     mark(r, "attn.prep");                       /* q[T, Hq, D] normed + roped; k, v appended to the cache */
     qn_pc_attn_prep pp = { .T = T, .Hq = Hq, .Hkv = Hkv, .D = D, .rot = (uint32_t)qn_cfg_rot_dim(c), .cap = f->cap,
                            .pos0 = 0, .flags = QN_ATTN_POS_DEVICE, .proj_stride = P, .eps = c->rms_norm_eps,
@@ -568,6 +592,19 @@ static void attn_block(struct rec *r, int l)
                            &pf, sizeof pf, cdiv((uint64_t)T * (Hq / Hkv), qn_pipe_spec(f->pre, 2)), Hkv);
     }
     barrier(r);
+}
+
+static void attn_block(struct rec *r, int l)
+{
+    qn_fwd *f = r->f;
+    const struct qn_mlayer *L = &f->m->L[l];
+    uint32_t T = r->T;
+
+    mark(r, "linear");                          /* proj[T, P] = [query | gate | k | v] = W_qkv · xn */
+    norm_linear(r, &L->w_qkv, f->xn, f->proj, T);
+    barrier(r);
+    if (T == 1 && f->dec_prep) attn_decode_prep(r, l); /* QNEXT_ATTN_FOLD: attn_prep inside the split pass */
+    else attn_core(r, l);
     mark(r, "linear");                          /* x[T, H] += W_o · o */
     linear(r, &L->w_o, f->o, f->x, T, true);
     barrier(r);
@@ -1085,7 +1122,7 @@ static int alloc_gscr(qn_fwd *f)
 {
     const qn_config *c = &f->m->c;
     uint64_t n = (uint64_t)c->lin_k_heads + (uint64_t)c->lin_v_heads * (1 + (uint64_t)c->lin_v_dim);
-    int rc = buf(f, QN_MEM_DEVICE, n * 4, "gdn_decode scratch", &f->gscr);
+    int rc = buf(f, QN_MEM_DEVICE, (n ? n : 1) * 4, "gdn_decode scratch", &f->gscr);
     return rc ? rc : qn_buf_fill(f->v, f->gscr, 0, f->gscr->size, 0);
 }
 

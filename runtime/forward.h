@@ -107,6 +107,8 @@ typedef struct qn_fwd {
     qn_pipe *gdn_dec;       /* gdn_decode.comp: a decode token's conv + delta rule (+ gated norm when its spec 4 is 1)
                                in one dispatch (env QNEXT_GDN_FUSE=1|2); NULL: three dispatches (0, the default) */
     qn_pipe *prep, *dec, *comb, *pre;
+    qn_pipe *dec_prep;      /* attn_decode_prep: the decode step's attn_prep folded into the split pass (env
+                               QNEXT_ATTN_FOLD=1); NULL: attn_prep + attn_decode (the default) */
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;
     /* decode matvecs whose default layout has at most mv_small_wgs workgroups (or, if set, weights and parts of at
      * most mv_small_rows rows; forward_pipes.c, env QNEXT_MV_SMALL*): the same kernels in a layout with fewer rows

@@ -453,6 +453,9 @@ static int make_layer_pipes(qn_fwd *f)
     PIPE(QN_K_ATTN_PREP, &f->prep, 64, dmax);
     PIPE(QN_K_ATTN_DECODE, &f->dec, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
     PIPE(QN_K_ATTN_DECODE_COMBINE, &f->comb, 64);
+    const char *af = getenv("QNEXT_ATTN_FOLD"); /* 1: the decode step's attn_prep inside attn_decode (A/B) */
+    if (af && !strcmp(af, "1"))
+        PIPE(QN_K_ATTN_DECODE_PREP, &f->dec_prep, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
     PIPE(QN_K_ATTN_PREFILL, &f->pre, dmax / 4 > 256 ? dmax / 4 : 256, dmax);
     PIPE(QN_K_MOE_ROUTER, &f->router, 256);
     PIPE0(gu[edt], &f->gate_up);   /* decode layout defaults: WG 128, 4 rows, unroll 4 (one subgroup per row) */

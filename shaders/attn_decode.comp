@@ -18,7 +18,11 @@
 //   [Hq*S*D, Hq*S*(D+2))        (max, sum) [Hq][S][2]
 //   [Hq*S*(D+2)]                number of used splits (uint bits), written by split 0
 //
-// Variants: QN_KV_F16 (f16 KV cache, else f32; common/attn_kv.glsl) for the split pass.
+// Variants: QN_KV_F16 (f16 KV cache, else f32; common/attn_kv.glsl) for the split pass; QN_ATTN_PREP (attn_decode_prep):
+//   the split pass does attn_prep's work for the token itself (qn_prep: q of its G heads normed + roped into shared
+//   memory; the split whose keys hold the new position writes its kv head's k and v there first), so the decode
+//   step needs no attn_prep dispatch. Bindings 0 proj, 1 / 2 kcache / vcache (read and written), 3 pos, 4 part,
+//   5 q_norm, 6 k_norm, 7 inv_freq; push qn_pc_attn_dprep (pc_attn.h; the combine takes its qn_pc_attn_decode head).
 // Bindings (attn_decode):          0 q      f32 [Hq][D]           (attn_prep output, T = 1)
 //                                  1 kcache f32 (f16 with QN_KV_F16) [Hkv][cap][D]
 //                                  2 vcache f32 (f16 with QN_KV_F16) [Hkv][cap][D]
@@ -43,7 +47,11 @@ layout(local_size_x_id = 0) in;
 #include "types.glsl"
 #include "grid.glsl"
 
+#ifdef QN_ATTN_PREP
+layout(push_constant) uniform PC { qn_pc_attn_dprep pc; };
+#else
 layout(push_constant) uniform PC { qn_pc_attn_decode pc; };
+#endif
 
 const float QN_NEG_BIG = -3.0e38; // running max before the first key (finite: no inf arithmetic)
 
@@ -58,8 +66,23 @@ const uint NR_MIN = QN_WG * 4u >= QN_DMAX ? QN_WG * 4u / QN_DMAX : 1u; // PV row
 const uint NV = (QN_TK + NR_MIN - 1u) / NR_MIN;                          // V rows per invocation and tile
 const uint NI = (QN_GMAX * QN_TK + QN_WG - 1u) / QN_WG;                  // (head, key) items per invocation
 
+#ifdef QN_ATTN_PREP
+layout(binding = 0, std430) readonly buffer Proj { float proj[]; };
+layout(binding = 5, std430) readonly buffer QNorm { float qnw[]; };
+layout(binding = 6, std430) readonly buffer KNorm { float knw[]; };
+layout(binding = 7, std430) readonly buffer InvFreq { float inv_freq[]; };
+#define QN_KV_RW
+#include "rope.glsl"
+shared vec4 qs4[QN_GMAX * QN_DMAX / 4u];    // the workgroup's G query heads, normed and roped
+shared float kx[QN_DMAX];                   // the new key of kv head j, normed and roped
+shared vec2 csn[QN_DMAX / 2u];              // cos, sin (times attn_factor) of the rotary pairs at the position
+shared float red[(QN_GMAX + 1u) * QN_WG];   // sums of squares: G query heads and the key, per invocation
+#define QN_Q4(i) qs4[i]
+#else
 layout(binding = 0, std430) readonly buffer Q { vec4 q4[]; };
 #define QN_KV_READ
+#define QN_Q4(i) q4[i]
+#endif
 #include "attn_kv.glsl"
 layout(binding = 3, std430) readonly buffer Pos { uint posbuf[]; };
 layout(binding = 4, std430) writeonly buffer Part4 { vec4 part4[]; };
@@ -78,6 +101,74 @@ uint swz(uint kk, uint l, uint L, uint P)
     return l < L / P * P ? l ^ (kk & (P - 1u)) : l;
 }
 
+#ifdef QN_ATTN_PREP
+// attn_prep's work at position pos, for this workgroup (kv head j): q of heads j*G .. j*G + G - 1 into qs4 (zero-centred
+// RMSNorm with q_norm, rotate-half RoPE on dims < rot), and when `own` (this split's keys hold pos) the new k (k_norm,
+// RoPE) and the raw v written to the caches at pos, visible to the workgroup's tile loads after the last barrier.
+void qn_prep(uint j, uint G, uint D, uint pos, bool own)
+{
+    uint tid = gl_LocalInvocationIndex, half_ = pc.rot / 2u;
+    uint qsrc = j * G * D, ksrc = 2u * pc.Hq * D + j * D, vsrc = 2u * pc.Hq * D + pc.Hkv * D + j * D;
+    float sq[QN_GMAX + 1u];
+    for (uint g = 0u; g <= QN_GMAX; g++) sq[g] = 0.0;
+    for (uint i = tid; i < D; i += QN_WG) {
+        for (uint g = 0u; g < QN_GMAX; g++)
+            if (g < G) sq[g] += proj[qsrc + g * D + i] * proj[qsrc + g * D + i];
+        sq[QN_GMAX] += proj[ksrc + i] * proj[ksrc + i];
+    }
+    for (uint g = 0u; g <= QN_GMAX; g++) red[g * QN_WG + tid] = sq[g];
+    for (uint p = tid; p < half_; p += QN_WG) {
+        precise float ang = float(pos) * inv_freq[p];
+        csn[p] = qn_cos_sin(ang) * pc.attn_factor;
+    }
+    barrier();
+    uint p2 = 1u; // the sums in a fixed tree: fold to the largest power of two <= QN_WG, then halve
+    while (p2 * 2u <= QN_WG) p2 *= 2u;
+    if (tid < QN_WG - p2)
+        for (uint g = 0u; g <= QN_GMAX; g++) red[g * QN_WG + tid] += red[g * QN_WG + tid + p2];
+    barrier();
+    for (uint st = p2 / 2u; st > 0u; st >>= 1u) {
+        if (tid < st)
+            for (uint g = 0u; g <= QN_GMAX; g++) red[g * QN_WG + tid] += red[g * QN_WG + tid + st];
+        barrier();
+    }
+    float rk = inversesqrt(red[QN_GMAX * QN_WG] / float(D) + pc.eps);
+    for (uint i = tid; i < D; i += QN_WG) {
+        for (uint g = 0u; g < QN_GMAX; g++) {
+            if (g >= G) break;
+            uint e = g * D + i;
+            qs4[e >> 2u][e & 3u] = proj[qsrc + e] * inversesqrt(red[g * QN_WG] / float(D) + pc.eps) * (1.0 + qnw[i]);
+        }
+        kx[i] = proj[ksrc + i] * rk * (1.0 + knw[i]);
+    }
+    barrier();
+    for (uint it = tid; it < (G + 1u) * half_; it += QN_WG) { // pair (p, p + half) of head g (g = G: the key)
+        uint g = it / half_, p = it % half_;
+        vec2 c = csn[p];
+        if (g < G) {
+            uint a = g * D + p, b = a + half_;
+            float xa = qs4[a >> 2u][a & 3u], xb = qs4[b >> 2u][b & 3u];
+            qs4[a >> 2u][a & 3u] = xa * c.x - xb * c.y;
+            qs4[b >> 2u][b & 3u] = xb * c.x + xa * c.y;
+        } else {
+            float xa = kx[p], xb = kx[p + half_];
+            kx[p] = xa * c.x - xb * c.y;
+            kx[p + half_] = xb * c.x + xa * c.y;
+        }
+    }
+    barrier();
+    if (own) {
+        uint dst2 = (j * pc.cap + pos) * D / 2u;
+        for (uint i = tid; i < D / 2u; i += QN_WG) {
+            kv_put(false, dst2 + i, vec2(kx[2u * i], kx[2u * i + 1u]));
+            kv_put(true, dst2 + i, vec2(proj[vsrc + 2u * i], proj[vsrc + 2u * i + 1u]));
+        }
+    }
+    memoryBarrierBuffer();
+    barrier();
+}
+#endif
+
 void main()
 {
     uint s = qn_group_id(), j = gl_WorkGroupID.z;
@@ -89,6 +180,9 @@ void main()
     if (S == 0u || pc.Hkv == 0u || pc.Hq % pc.Hkv != 0u || pc.Hq / pc.Hkv > QN_GMAX || pc.D % 4u != 0u ||
         pc.D > QN_DMAX || pc.D > 4u * QN_WG)
         return;
+#ifdef QN_ATTN_PREP
+    if (pc.rot > pc.D || pc.rot % 2u != 0u) return;
+#endif
     uint chunk = ((n_keys + S - 1u) / S + QN_TK - 1u) / QN_TK * QN_TK;
     uint k_begin = s * chunk, k_end = min(n_keys, k_begin + chunk);
     if (s >= S || j >= pc.Hkv || k_begin >= k_end) return; // uniform over the workgroup
@@ -97,6 +191,10 @@ void main()
     uint row = tid / L, lane = tid % L;
     uint kvb = j * pc.cap * L; // vec4 index of row 0 of kv head j
     uint qb = j * G * L;       // vec4 index of q head j*G
+#ifdef QN_ATTN_PREP
+    qn_prep(j, G, pc.D, base, base < pc.cap && k_begin <= base && base < k_end); // T = 1: the token is at `base`
+    qb = 0u;
+#endif
     if (s == 0u && tid == 0u) partu[pc.Hq * S * (pc.D + 2u)] = (n_keys + chunk - 1u) / chunk;
     // item e of this invocation is (head g, key kk) = (it / QN_TK, it % QN_TK), it = tid + e*QN_WG; each
     // item keeps its head's running max (all items of a head compute the same value), and the key-0
@@ -129,7 +227,7 @@ void main()
                 float d = 0.0;
                 for (uint l = 0u; l < QN_DMAX / 4u; l++) {
                     if (l >= L) break;
-                    d += dot(q4[qb + g * L + l], ks[kk * L + swz(kk, l, L, P)]);
+                    d += dot(QN_Q4(qb + g * L + l), ks[kk * L + swz(kk, l, L, P)]);
                 }
                 ss[it] = d * pc.scale;
             }

@@ -53,6 +53,25 @@ QN_STRUCT(qn_pc_attn_decode)
     QN_F32 scale;    /* softmax scale, 1/sqrt(D) */
 QN_STRUCT_END(qn_pc_attn_decode)
 
+/* attn_decode_prep (attn_decode.comp with QN_ATTN_PREP): attn_prep's work for the one decode token folded into the
+ * split pass: q of the workgroup's G heads normed + roped from proj (row [query | gate | k | v]), and the split whose
+ * keys hold the new position also writes its kv head's k (normed + roped) and v there. The first nine members are
+ * qn_pc_attn_decode's (the combine takes that struct); then attn_prep's rot, eps, attn_factor. */
+QN_STRUCT(qn_pc_attn_dprep)
+    QN_U32 Hq;
+    QN_U32 Hkv;
+    QN_U32 D;
+    QN_U32 cap;
+    QN_U32 n_keys;
+    QN_U32 splits;
+    QN_U32 flags;
+    QN_U32 gate_off;
+    QN_F32 scale;
+    QN_U32 rot;
+    QN_F32 eps;
+    QN_F32 attn_factor;
+QN_STRUCT_END(qn_pc_attn_dprep)
+
 /* attn_prefill: T query tokens at positions base+pos0+t, each over cache rows 0..base+pos0+t (causal),
  * times sigmoid(gate), gate of token t at proj[t*proj_stride + gate_off + h*D + d]. */
 QN_STRUCT(qn_pc_attn_prefill)

@@ -313,6 +313,11 @@ static void test_prefill(struct qn_h *h)
 
 /* ---- the pipeline: prep + prefill in two chunks, then prep + decode, vs the reference and vs one prefill -- */
 
+/* fused_prep: the decode step as one attn_decode_prep dispatch (prep folded into the split pass; spec fused_spec,
+ * NULL: the kernel's defaults) instead of attn_prep + attn_decode */
+static bool fused_prep;
+static const uint32_t *fused_spec;
+
 static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t T2, int yarn)
 {
     uint32_t D = s.D, HD = s.Hq * D, N = T1 + T2 + 1, cap = N + 2, st = stride_of(s);
@@ -344,9 +349,10 @@ static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t 
         qn_pc_attn_prep pp = { .T = lens[c], .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .rot = s.R, .cap = cap,
                                .pos0 = dec ? 0 : starts[c], .flags = dec ? QN_ATTN_POS_DEVICE : 0,
                                .proj_stride = st, .eps = EPS, .attn_factor = af };
-        qn_h_run_z(h, qn_h_pipe(h, kv_kernel(QN_K_ATTN_PREP), 64), QN_BINDS(pr, QN_BIND(b.qnw), QN_BIND(b.knw),
-                   QN_BIND(b.invf), QN_BIND(b.pos), qr, QN_BIND(b.kc), QN_BIND(b.vc)), &pp, sizeof pp,
-                   s.Hq + 2 * s.Hkv, lens[c]);
+        if (!dec || !fused_prep)
+            qn_h_run_z(h, qn_h_pipe(h, kv_kernel(QN_K_ATTN_PREP), 64), QN_BINDS(pr, QN_BIND(b.qnw), QN_BIND(b.knw),
+                       QN_BIND(b.invf), QN_BIND(b.pos), qr, QN_BIND(b.kc), QN_BIND(b.vc)), &pp, sizeof pp,
+                       s.Hq + 2 * s.Hkv, lens[c]);
         if (!dec) {
             qn_pc_attn_prefill pf = { .T = lens[c], .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .pos0 = starts[c],
                                       .proj_stride = st, .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
@@ -356,8 +362,16 @@ static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t 
         }
         qn_pc_attn_decode pd = { .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .n_keys = 1, .splits = splits,
                                  .flags = QN_ATTN_POS_DEVICE, .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
-        qn_h_run_z(h, qn_h_pipe_default(h, kv_kernel(QN_K_ATTN_DECODE)), QN_BINDS(qr, QN_BIND(b.kc), QN_BIND(b.vc),
-                   QN_BIND(b.pos), QN_BIND(b.part)), &pd, sizeof pd, splits, s.Hkv);
+        qn_pc_attn_dprep pq = { .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .n_keys = 1, .splits = splits,
+                                .flags = QN_ATTN_POS_DEVICE, .gate_off = HD, .scale = 1.0f / sqrtf((float)D), .rot = s.R,
+                                .eps = EPS, .attn_factor = af };
+        if (fused_prep)
+            qn_h_run_z(h, qn_h_pipe_spec(h, QN_K_ATTN_DECODE_PREP, fused_spec, fused_spec ? 4 : 0),
+                       QN_BINDS(pr, QN_BIND(b.kc), QN_BIND(b.vc), QN_BIND(b.pos), QN_BIND(b.part), QN_BIND(b.qnw),
+                                QN_BIND(b.knw), QN_BIND(b.invf)), &pq, sizeof pq, splits, s.Hkv);
+        else
+            qn_h_run_z(h, qn_h_pipe_default(h, kv_kernel(QN_K_ATTN_DECODE)), QN_BINDS(qr, QN_BIND(b.kc), QN_BIND(b.vc),
+                       QN_BIND(b.pos), QN_BIND(b.part)), &pd, sizeof pd, splits, s.Hkv);
         qn_h_run(h, qn_h_pipe(h, QN_K_ATTN_DECODE_COMBINE, 64), QN_BINDS(QN_BIND(b.part), pr, orr), &pd, sizeof pd,
                  (uint64_t)s.Hq * ((D + 63) / 64));
     }
@@ -370,12 +384,23 @@ static void pipeline_case(struct qn_h *h, struct shape s, uint32_t T1, uint32_t 
     cache_round(vc_ref, ncache);
     ref_attn(s, q_ref, kc_ref, vc_ref, proj_h, N, 0, cap, ref);
     char what[160];
-    snprintf(what, sizeof what, "pipeline Hq %u Hkv %u D %u: prefill %u + prefill %u + decode%s%s", s.Hq, s.Hkv, D,
-             T1, T2, yarn ? " yarn" : "", kv16 ? " f16 cache" : "");
+    snprintf(what, sizeof what, "pipeline Hq %u Hkv %u D %u: prefill %u + prefill %u + decode%s%s%s", s.Hq, s.Hkv, D,
+             T1, T2, yarn ? " yarn" : "", kv16 ? " f16 cache" : "", fused_prep ? " (attn_decode_prep)" : "");
     /* attention of prep'd q/k: errors of both stages, measured max abs ~1e-6 (f32 cache); an f16 cache
      * entry may round to the other neighbour than the reference's: measured max abs 3.7e-5 (D 256, yarn) */
     qn_h_check_host(h, what, chunked, ref, (size_t)N * HD, kv16 ? 2e-4 : 2e-5, 1e-5);
-    /* one prefill of all N tokens over the cache the chunks built == the chunked + decode result */
+    /* one prefill of all N tokens over the cache the chunks built == the chunked + decode result (the fused decode
+     * step keeps its q in shared memory: attn_prep writes the last token's q row for this check, and its k / v row
+     * again, the same values up to the order of the norm's sums) */
+    if (fused_prep) {
+        qn_pc_attn_prep pp = { .T = 1, .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .rot = s.R, .cap = cap, .pos0 = 0,
+                               .flags = QN_ATTN_POS_DEVICE, .proj_stride = st, .eps = EPS, .attn_factor = af };
+        qn_h_run_z(h, qn_h_pipe(h, kv_kernel(QN_K_ATTN_PREP), 64),
+                   QN_BINDS(QN_BIND_RANGE(b.proj, (uint64_t)(N - 1) * st * 4, (uint64_t)st * 4), QN_BIND(b.qnw),
+                            QN_BIND(b.knw), QN_BIND(b.invf), QN_BIND(b.pos),
+                            QN_BIND_RANGE(b.q, (uint64_t)(N - 1) * HD * 4, (uint64_t)HD * 4), QN_BIND(b.kc),
+                            QN_BIND(b.vc)), &pp, sizeof pp, s.Hq + 2 * s.Hkv, 1);
+    }
     qn_pc_attn_prefill pf = { .T = N, .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .pos0 = 0, .proj_stride = st,
                               .gate_off = HD, .scale = 1.0f / sqrtf((float)D) };
     const struct qn_bind b6[6] = { QN_BIND(b.q), QN_BIND(b.kc), QN_BIND(b.vc), QN_BIND(b.proj), QN_BIND(b.pos),
@@ -451,6 +476,15 @@ static void test_pipeline(struct qn_h *h)
 {
     pipeline_case(h, REAL, 40, 23, 0);
     pipeline_case(h, ODD[0], 17, 30, 1);
+    /* the decode step's prep folded into the split pass: the defaults, and 96 invocations (the sums' tree folds) */
+    static const uint32_t wg96[4] = { 96, 64, 8, 8 };
+    fused_prep = true;
+    pipeline_case(h, REAL, 40, 23, 1);
+    pipeline_case(h, ODD[0], 17, 30, 0);
+    fused_spec = wg96;
+    pipeline_case(h, ODD[2], 9, 20, 1);
+    pipeline_case(h, ODD[3], 33, 1, 0);
+    fused_prep = false, fused_spec = NULL;
 }
 
 /* ---- --bench: GPU times at the real shape (for a real GPU; values do not matter, so buffers are filled
