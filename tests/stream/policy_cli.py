@@ -6,7 +6,8 @@ Resident greedy ids are the reference. Then, streaming at a small --expert-cache
   --expert-hot 4 --expert-hot-from FILE --expert-policy lfu   same ids ("4 pinned experts" logged with -v)
 and refusals with a clear message and a non-zero exit: an unknown policy, --expert-hot without
 --expert-hot-from, a malformed usage file (named with its line), --expert-trace on a resident model, and
-`--help` lists every option.
+`--help` lists every option; then the host tier (`--experts host`, with a VRAM cache and LFU, `QNEXT_EXPERTS=host`)
+gives the same ids and `--experts disk` is refused.
 """
 import json
 import os
@@ -71,8 +72,21 @@ def main():
     p = run(base + ["--expert-trace", trace])
     report(p.returncode != 0 and "resident" in p.stderr, "--expert-trace on a resident model: %s" % p.stderr.strip())
     h = run([qnext, "generate", "--help"]).stdout + run([qnext, "bench", "--help"]).stdout
-    report(all(h.count(o) >= 2 for o in ("--expert-policy", "--expert-trace", "--expert-hot ", "--expert-hot-from")),
-           "generate and bench --help list the policy options")
+    report(all(h.count(o) >= 2 for o in ("--expert-policy", "--expert-trace", "--expert-hot ", "--expert-hot-from",
+                                          "--experts WHERE")),
+           "generate and bench --help list the policy options and --experts")
+    # the host tier (helper host): --experts host alone, with a VRAM cache (lfu), QNEXT_EXPERTS=host, a bad value
+    p = run(base + ["--experts", "host"])
+    report(p.returncode == 0 and p.stdout == ref.stdout, "--experts host: same ids %s" % p.stderr.strip()[-200:])
+    p = run(base + ["--experts", "host", "--expert-cache", "400K", "--expert-policy", "lfu", "--stats"])
+    report(p.returncode == 0 and p.stdout.startswith(ref.stdout.strip()) and "served from VRAM" in p.stdout + p.stderr,
+           "--experts host --expert-cache 400K --expert-policy lfu: same ids, stats name the VRAM share")
+    p = subprocess.run(base + ["-v"], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, QNEXT_EXPERTS="host"))
+    report(p.returncode == 0 and p.stdout == ref.stdout and "host tier:" in p.stderr,
+           "QNEXT_EXPERTS=host: same ids, the load log names the host tier")
+    p = run(base + ["--experts", "disk"])
+    report(p.returncode != 0 and "'disk' is not one of device, host" in p.stderr, "--experts disk: %s" % p.stderr.strip())
     print("%d failure(s)" % failures)
     return 1 if failures else 0
 
