@@ -86,21 +86,21 @@ void shift(uint c, float old[KMAX], float x)
 }
 
 // The workgroup is done with this call's uses of the data behind counters scr[na] (of ta workgroups) and, when tb > 0,
-// scr[nb] (of tb): count it in both at once (two invocations, one round trip); lasts.x / .y (uniform): it was the
+// scr[nb] (of tb): count it in both at once (two invocations, one round trip); last_a / last_b (uniform): it was the
 // last of a / b, so that counter is reset and everyone else's buffer stores before their count are visible.
-shared bvec2 lasts;
+shared bool last_a, last_b;
 void count_last(uint na, uint ta, uint nb, uint tb)
 {
     uint lid = gl_LocalInvocationIndex, lb = QN_WG > 32u ? 32u : QN_WG - 1u; // b's counting lane: another subgroup
     memoryBarrierBuffer();
     barrier();
-    if (lid == 0u) lasts.x = atomicAdd(scr[na], 1u) == ta - 1u;
-    if (lid == lb) lasts.y = tb > 0u && atomicAdd(scr[nb], 1u) == tb - 1u;
+    if (lid == 0u) last_a = atomicAdd(scr[na], 1u) == ta - 1u;
+    if (lid == lb) last_b = tb > 0u && atomicAdd(scr[nb], 1u) == tb - 1u;
     barrier();
-    if (!lasts.x && !lasts.y) return;
+    if (!last_a && !last_b) return;
     memoryBarrierBuffer();
-    if (lid == 0u && lasts.x) scr[na] = 0u;
-    if (lid == lb && lasts.y) scr[nb] = 0u;
+    if (lid == 0u && last_a) scr[na] = 0u;
+    if (lid == lb && last_b) scr[nb] = 0u;
 }
 
 void main()
@@ -182,12 +182,12 @@ void main()
     }
     // every reader of hk's old q/k conv state is past it; with the norm, every block of head h is written
     count_last(hk, (pc.Hv / pc.Hk) * nblk, pc.Hk + h, QN_NORM != 0u ? nblk : 0u);
-    if (lasts.x) // the last reader of hk's q/k channels writes their new conv state (nobody else writes them)
+    if (last_a) // the last reader of hk's q/k channels writes their new conv state (nobody else writes them)
         for (uint n = 0u; n < QKN; n++) {
             uint i = lid + n * QN_WG;
             if (i < 2u * dk) shift(i < dk ? hk * dk + i : pc.k_off + hk * dk + i - dk, qold[n], qx[n]);
         }
-    if (!lasts.y) return;
+    if (!last_b) return;
     uint ob = h * pc.dv, zb = pc.z_off + h * pc.dv;
     float o1 = 0.0, g1 = 0.0; // column lid of the head loaded together with the block sums (dv <= QN_WG: all of it)
     if (lid < pc.dv) o1 = o[ob + lid], g1 = nw[lid] * qn_silu(proj[zb + lid]);
