@@ -174,6 +174,7 @@ static void query_properties(VkPhysicalDevice pd, struct qn_caps *c)
     c->subgroup_min = ssc.minSubgroupSize ? ssc.minSubgroupSize : p11.subgroupSize;
     c->subgroup_max = ssc.maxSubgroupSize ? ssc.maxSubgroupSize : p11.subgroupSize;
     c->int_dot_accel = dot.integerDotProduct4x8BitPackedSignedAccelerated;
+    c->int_dot_mixed_accel = dot.integerDotProduct4x8BitPackedMixedSignednessAccelerated;
     c->max_shared = l->maxComputeSharedMemorySize;
     c->max_wg_invocations = l->maxComputeWorkGroupInvocations;
     for (int i = 0; i < 3; i++) {

@@ -63,7 +63,9 @@ struct qn_caps {
     /* arithmetic and storage types */
     bool fp16, bf16, int8, int16, int64, fp64;
     bool storage16, storage8, push16, push8;
-    bool int_dot, int_dot_accel;    /* shaderIntegerDotProduct; 8-bit packed dot accelerated */
+    bool int_dot, int_dot_accel;    /* shaderIntegerDotProduct; 4x8-bit packed signed dot accelerated (the int8-dot
+                                       kernels' OpSDot, QNEXT_IDOT) */
+    bool int_dot_mixed_accel;       /* ... and the 4x8-bit packed mixed-signedness dot accelerated */
     bool coopmat;                   /* VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix present */
     bool coopmat_nv;                /* VK_NV_cooperative_matrix usable by qnext's coopmat kernels: the extension,
                                        its cooperativeMatrix feature and an f16 x f16 + f32 -> f32 subgroup shape

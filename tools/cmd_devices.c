@@ -34,9 +34,10 @@ static void print_device(const struct qn_caps *c, const struct qn_board *b)
            c->vendor_id, c->device_id, VK_API_VERSION_MAJOR(c->api_version), VK_API_VERSION_MINOR(c->api_version),
            VK_API_VERSION_PATCH(c->api_version), c->driver_name, c->driver_info);
     printf("  board: %s (%s)\n", b->name, b->origin);
-    printf("  types: fp16 %d, bf16 %d, int8 %d, int16 %d, int64 %d; storage 16-bit %d, 8-bit %d; int dot %d%s; "
+    printf("  types: fp16 %d, bf16 %d, int8 %d, int16 %d, int64 %d; storage 16-bit %d, 8-bit %d; int dot %d%s%s; "
            "cooperative matrix %d\n", c->fp16, c->bf16, c->int8, c->int16, c->int64, c->storage16, c->storage8,
-           c->int_dot, c->int_dot_accel ? " (accelerated)" : "", c->coopmat);
+           c->int_dot, c->int_dot_accel ? " (4x8 packed signed accelerated)" : "",
+           c->int_dot_mixed_accel ? " (4x8 packed mixed accelerated)" : "", c->coopmat);
     printf("  subgroups: size %u (%u..%u), size control %d, full subgroups %d, compute %s; ops: %s\n",
            c->subgroup_size, c->subgroup_min, c->subgroup_max, c->subgroup_size_control, c->full_subgroups,
            (c->subgroup_stages & VK_SHADER_STAGE_COMPUTE_BIT) ? "yes" : "no", ops);
@@ -83,6 +84,7 @@ static cJSON *device_json(const struct qn_caps *c, const struct qn_board *b)
     cJSON_AddBoolToObject(o, "storage8", c->storage8);
     cJSON_AddBoolToObject(o, "int_dot", c->int_dot);
     cJSON_AddBoolToObject(o, "int_dot_accelerated", c->int_dot_accel);
+    cJSON_AddBoolToObject(o, "int_dot_mixed_accelerated", c->int_dot_mixed_accel);
     cJSON_AddBoolToObject(o, "cooperative_matrix", c->coopmat);
     cJSON_AddNumberToObject(o, "subgroup_size", c->subgroup_size);
     cJSON_AddNumberToObject(o, "subgroup_min", c->subgroup_min);
