@@ -19,7 +19,7 @@ echo "idot prefill-ab rc=$?" >> /tmp/idot_ab.txt
 cat /tmp/idot_ab.txt >> $OUT/idot_full.txt
 for v in 0 1; do
   idot_left=$(( 105 - ($(date +%s) - idot_t0) )); [ $idot_left -gt 20 ] && idot_left=20; [ $idot_left -ge 8 ] || break
-  QNEXT_IDOT=$v QNEXT_SWEEP_LAYOUTS="256,16,2,2,1024" QNEXT_SWEEP_SHAPES="12352x2048,2048x4096,4096x2048" QNEXT_SWEEP_NORM=1 \
+  QNEXT_IDOT=$v QNEXT_BENCH_WARM_MS=100 QNEXT_SWEEP_LAYOUTS="256,16,2,2,1024" QNEXT_SWEEP_SHAPES="12352x2048,2048x4096,4096x2048" QNEXT_SWEEP_NORM=1 \
     timeout $idot_left $B/qnext selftest --bench --sweep --sweep-only q4_k,q6_k --iters 3 > /tmp/idot_sw$v.txt 2>&1
   { echo "#### idot: norm matvec kernels, QNEXT_IDOT=$v (rc=$?; GB/s on in_proj 12352x2048 / 2048x4096 / 4096x2048)"; grep -E "^sweep|FAIL" /tmp/idot_sw$v.txt; } | tee -a $OUT/idot.txt
 done
