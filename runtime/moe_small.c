@@ -130,7 +130,8 @@ static bool mt_env_layout(int part, uint32_t lay[5])
 
 void qn_moe_mt_spec(const struct qn_caps *c, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC])
 {
-    uint32_t lay[5] = { 128, 16, 2, 4, 256 };
+    uint32_t lay[5] = { 256, 16, 2, 4, 256 };
+    const char *pf = getenv("QNEXT_MOE_MT_PF");
     mt_env_layout(gate_up ? 0 : 1, lay);
     uint32_t sgmin = c->subgroup_min ? c->subgroup_min : c->subgroup_size;
     while (lay[3] > 1 && lay[3] > sgmin) lay[3] /= 2;
@@ -142,6 +143,7 @@ void qn_moe_mt_spec(const struct qn_caps *c, bool gate_up, uint32_t part_off, ui
     spec[3] = lay[3];
     spec[4] = part_off;
     spec[5] = lay[4];
+    spec[6] = pf && !strcmp(pf, "1") ? 1 : 0;
 }
 
 uint32_t qn_moe_mt_rows(const qn_pipe *p) { return qn_pipe_spec(p, 0) / qn_pipe_spec(p, 3) * qn_pipe_spec(p, 2); }

@@ -31,6 +31,7 @@
 //           3 QN_LK       lanes per row (power of two <= the subgroup size; default 1)
 //           4 QN_PART_OFF byte offset of up in a gate|up slot (gate_up) / of down in a dpools slot (down)
 //           5 QN_CK       input elements staged per chunk (a multiple of 256; default 256)
+//           6 QN_UPF      1: each lane's next weight unit is loaded before the current one is computed (default 0)
 //           Rows per workgroup: QN_WG / QN_LK · QN_NR. Shared memory: 16 (QN_NT · QN_CK / 4 + 1) + 8 QN_NT bytes.
 // Dispatch: G · nb groups (qn_vk_grid), G = tile_groups (0: max_tiles), nb = ceil(rows / rows per workgroup);
 //           group g: tile g / nb (then + G, ...), rows (g % nb) · rows per workgroup.
@@ -47,6 +48,7 @@ layout(constant_id = 2) const uint QN_NR = 1;
 layout(constant_id = 3) const uint QN_LK = 1;
 layout(constant_id = 4) const uint QN_PART_OFF = 0;
 layout(constant_id = 5) const uint QN_CK = 256;
+layout(constant_id = 6) const uint QN_UPF = 0;
 #include "pc.h"
 #include "grid.glsl"
 
@@ -118,21 +120,33 @@ void stage(uint c0, uint len, uint n, uint lid)
     barrier();
 }
 
-// loads of unit k of block b of the lane's weight rows (row j at byte wb[j]; gate_up: up at + QN_PART_OFF)
+// loads of unit v (block b = v / QUPB, unit k = v % QUPB) of the lane's weight rows (row j at byte wb[j]; gate_up:
+// up at + QN_PART_OFF) into raw[]
 #define QN_MT_LOADS(P4, P1)                                                                     \
     [[unroll]] for (uint j = 0u; j < QN_NR; j++) {                                              \
         raw[QN_NW * j] = QN_Q_LOAD(P4, P1, wb[j] + bo, k);                                      \
         if (QN_NW == 2u) raw[QN_NW * j + QN_NW - 1u] = QN_Q_LOAD(P4, P1, wb[j] + QN_PART_OFF + bo, k); \
     }
+void load_unit(uint p, uint wb[QN_NR], uint v, out qn_qu raw[NWR])
+{
+    uint k = v % QN_QUPB, bo = (v / QN_QUPB) * QN_QBB;
+    QN_POOL_SWITCH(p, QN_MT_LOADS)
+}
 
-// acc[t, j] += this lane's units of chunk [c0, c0 + clen) of its weight rows times slot t's staged input
+// acc[t, j] += this lane's units of chunk [c0, c0 + clen) of its weight rows times slot t's staged input. QN_UPF:
+// the lane's next unit is loaded before this one is computed (its loads in flight during the fmas).
 void chunk_q(uint p, uint wb[QN_NR], uint c0, uint clen, uint ul, uint n)
 {
-    for (uint v = c0 / 32u + ul; v < (c0 + clen) / 32u; v += QN_LK) {
-        uint b = v / QN_QUPB, k = v % QN_QUPB, bo = b * QN_QBB, e0, e1;
+    uint vend = (c0 + clen) / 32u;
+    qn_qu raw[NWR], nxt[NWR];
+    if (QN_UPF != 0u && c0 / 32u + ul < vend) load_unit(p, wb, c0 / 32u + ul, nxt);
+    for (uint v = c0 / 32u + ul; v < vend; v += QN_LK) {
+        uint b = v / QN_QUPB, k = v % QN_QUPB, e0, e1;
         qn_q_xrun(k, e0, e1);
-        qn_qu raw[NWR];
-        QN_POOL_SWITCH(p, QN_MT_LOADS)
+        if (QN_UPF != 0u) {
+            [[unroll]] for (uint j = 0u; j < NWR; j++) raw[j] = nxt[j];
+            if (v + QN_LK < vend) load_unit(p, wb, v + QN_LK, nxt);
+        } else load_unit(p, wb, v, raw);
         uvec4 qa[NWR], qb[NWR];
         vec4 ab[NWR];
         [[unroll]] for (uint j = 0u; j < NWR; j++) qn_unit_q(raw[j], k, qa[j], qb[j], ab[j]);

@@ -56,7 +56,7 @@ struct mcase {
 
 /* ---- mt: moe_qmt.comp (the multi-token grouped matvec) in the same cases: wg, nt, nr, lk, ck (0: qn_moe_mt_spec's
  * defaults), for gate_up and down alike ---- */
-struct mt_cfg { uint32_t wg, nt, nr, lk, ck; };
+struct mt_cfg { uint32_t wg, nt, nr, lk, ck, upf; };
 static const enum qn_kernel k_gu_mt[NFMTS] = { QN_K_MOE_Q_GU_MT_Q8_0, QN_K_MOE_Q_GU_MT_Q4_0, QN_K_MOE_Q_GU_MT_Q4_K,
                                                QN_K_MOE_Q_GU_MT_Q5_K, QN_K_MOE_Q_GU_MT_Q6_K };
 static const enum qn_kernel k_dn_mt[NFMTS] = { QN_K_MOE_Q_DN_MT_Q8_0, QN_K_MOE_Q_DN_MT_Q4_0, QN_K_MOE_Q_DN_MT_Q4_K,
@@ -71,6 +71,7 @@ static qn_pipe *mt_pipe(struct qn_h *h, enum qn_kernel k, bool gate_up, const st
     if (c->nr) s[2] = c->nr;
     if (c->lk) s[3] = c->lk;
     if (c->ck) s[5] = c->ck;
+    if (c->upf) s[6] = 1;
     return qn_h_pipe_spec(h, k, s, QN_MOE_MT_NSPEC);
 }
 
@@ -212,9 +213,10 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
         gu = mt_pipe(h, k_gu_mt[c.fgu], true, c.mt, up_off);
         dn = mt_pipe(h, k_dn_mt[c.fdn], false, c.mt, 0);
         bn_gu = qn_moe_mt_rows(gu), bn_dn = qn_moe_mt_rows(dn);
-        printf("     (next: moe_qmt WG %u, NT %u, %u rows per lane group, %u lanes per row, chunks of %u; rows per workgroup "
-               "%u / %u; T K / E = %.2f%s)\n", qn_pipe_spec(gu, 0), qn_pipe_spec(gu, 1), qn_pipe_spec(gu, 2),
-               qn_pipe_spec(gu, 3), qn_pipe_spec(gu, 5), bn_gu, bn_dn, (double)T * K / E,
+        printf("     (next: moe_qmt WG %u, NT %u, %u rows per lane group, %u lanes per row, chunks of %u%s; rows per "
+               "workgroup %u / %u; T K / E = %.2f%s)\n", qn_pipe_spec(gu, 0), qn_pipe_spec(gu, 1), qn_pipe_spec(gu, 2),
+               qn_pipe_spec(gu, 3), qn_pipe_spec(gu, 5), qn_pipe_spec(gu, 6) ? ", unit prefetch" : "", bn_gu, bn_dn,
+               (double)T * K / E,
                c.skew ? "; experts with 0, 1 and T tokens" : "");
     }
     uint32_t G = c.tile_groups ? c.tile_groups : pc.max_tiles;
@@ -632,8 +634,9 @@ static void sb_pools(struct qn_h *h, struct sb_ctx *b, uint32_t E)
 static void bench_mt(struct qn_h *h, struct sb_ctx *b, uint32_t T, double gb, const float *ref_a, const float *ref_d,
                      int iters)
 {
-    static const uint32_t lays[][5] = { { 0 }, { 64, 16, 1, 1, 256 }, { 128, 16, 1, 8, 256 }, { 128, 32, 2, 4, 256 },
-                                        { 128, 8, 2, 4, 512 }, { 256, 16, 2, 4, 256 } };
+    static const uint32_t lays[][6] = { { 0 }, { 256, 16, 2, 4, 256, 1 }, { 512, 16, 2, 4, 256, 0 },
+                                        { 512, 16, 2, 4, 256, 1 }, { 256, 16, 1, 4, 256, 0 }, { 256, 16, 1, 4, 256, 1 },
+                                        { 256, 8, 2, 4, 512, 1 }, { 256, 16, 2, 2, 256, 0 }, { 128, 16, 2, 4, 256, 0 } };
     const uint32_t K = b->pc.K, H = b->pc.H, as = b->pc.act_stride;
     const struct qn_caps *caps = qn_vk_caps(h->v);
     if (qn_kernel_infos[QN_K_MOE_Q_GU_MT_Q4_K].features & ~caps->features) return;
@@ -643,7 +646,7 @@ static void bench_mt(struct qn_h *h, struct sb_ctx *b, uint32_t T, double gb, co
         qn_moe_mt_spec(caps, false, 0, sd);
         if (lays[li][0])
             for (int i = 0; i < 4; i++) sg[i] = sd[i] = lays[li][i];
-        if (lays[li][0]) sg[5] = sd[5] = lays[li][4];
+        if (lays[li][0]) sg[5] = sd[5] = lays[li][4], sg[6] = sd[6] = lays[li][5];
         if (16ull * (sg[1] * sg[5] / 4 + 1) + 8ull * sg[1] > caps->max_shared) continue;
         qn_pipe *gu = qn_h_pipe_spec(h, QN_K_MOE_Q_GU_MT_Q4_K, sg, QN_MOE_MT_NSPEC);
         qn_pipe *dn = qn_h_pipe_spec(h, QN_K_MOE_Q_DN_MT_Q6_K, sd, QN_MOE_MT_NSPEC);
@@ -652,8 +655,8 @@ static void bench_mt(struct qn_h *h, struct sb_ctx *b, uint32_t T, double gb, co
         double da = sb_diff(qn_h_read(h, b->aout, (size_t)T * (K + 1) * as), ref_a, (size_t)T * (K + 1) * as);
         double dd = sb_diff(qn_h_read(h, b->d, (size_t)T * (K + 1) * H), ref_d, (size_t)T * (K + 1) * H);
         printf("bench small T=%-5u new mt %-18s:  sort %.3f + gate_up %.3f + down %.3f ms = %.3f ms (%.0f GB/s) "
-               "[%u,%u,%u,%u,%u] diff %.1e / %.1e%s\n", T, li ? "" : "(env or default)", t[0], t[1], t[2],
-               t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3), sg[0], sg[1], sg[2], sg[3], sg[5], da, dd,
+               "[%u,%u,%u,%u,%u%s] diff %.1e / %.1e%s\n", T, li ? "" : "(env or default)", t[0], t[1], t[2],
+               t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3), sg[0], sg[1], sg[2], sg[3], sg[5], sg[6] ? " pf" : "", da, dd,
                da > 1e-4 || dd > 1e-4 ? " WRONG" : "");
     }
 }
@@ -781,8 +784,9 @@ static void small_cases(struct qn_h *h)
 static void mt_cases(struct qn_h *h)
 {
     static const struct mt_cfg d = { 0 }, a = { .wg = 64, .nt = 8, .nr = 1, .lk = 1 },
-                               b = { .wg = 32, .nt = 4, .nr = 3, .lk = 2 }, c8 = { .wg = 128, .nt = 16, .nr = 1, .lk = 8 },
-                               big = { .nt = 8, .ck = 512 };
+                               b = { .wg = 32, .nt = 4, .nr = 3, .lk = 2, .upf = 1 },
+                               c8 = { .wg = 128, .nt = 16, .nr = 1, .lk = 8, .upf = 1 }, big = { .nt = 8, .ck = 512, .upf = 1 },
+                               dpf = { .upf = 1 };
     run_case(h, (struct mcase){ .fgu = 0, .fdn = 1, .T = 37, .H = 96, .I = 64, .Is = 40, .E = 12, .K = 3, .tile_t = 8,
                                 .absent = -1, .mt = &a }, false);
     run_case(h, (struct mcase){ .fgu = 1, .fdn = 0, .T = 13, .H = 96, .I = 96, .Is = 37, .E = 5, .K = 4, .tile_t = 7,
@@ -792,13 +796,13 @@ static void mt_cases(struct qn_h *h)
     run_case(h, (struct mcase){ .fgu = 3, .fdn = 4, .T = 37, .H = 256, .I = 256, .Is = 40, .E = 12, .K = 3, .tile_t = 16,
                                 .absent = -1, .mt = &d }, false);
     run_case(h, (struct mcase){ .fgu = 4, .fdn = 2, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4, .tile_t = 20,
-                                .tile_groups = 3, .absent = 2, .mt = &d }, false);
+                                .tile_groups = 3, .absent = 2, .mt = &dpf }, false);
     run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 40, .H = 768, .I = 256, .Is = 300, .E = 6, .K = 2, .tile_t = 32,
                                 .absent = -1, .mt = &big, .skew = true }, false);
     run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 24, .H = 2048, .I = 512, .Is = 512, .E = 64, .K = 10,
                                 .tile_t = 16, .absent = -1, .mt = &d, .skew = true }, false);
     run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 64, .H = 2048, .I = 512, .Is = 512, .E = 32, .K = 10,
-                                .tile_t = 16, .tile_groups = 40, .absent = -1, .mt = &d }, false);
+                                .tile_t = 16, .tile_groups = 40, .absent = -1, .mt = &dpf }, false);
 }
 
 int main(int argc, char **argv)
