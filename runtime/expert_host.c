@@ -37,6 +37,7 @@ struct qn_eh {
     int next;
     uint32_t admit_t, admit_max, start;
     uint32_t stage_pool, gather_g;   /* gather: the staging pool's index (0: no gather), workgroups per id */
+    uint32_t n_stage;       /* staging slots: K, or L K (QNEXT_HOST_GATHER=2: per layer, admissions from VRAM) */
     bool gathered;          /* a gather may have redirected table entries to staging slots since the last write */
     uint64_t seq;
     bool changed;           /* cache state changed since the table was last derived */
@@ -161,8 +162,8 @@ static int alloc_pools(qn_model *m, struct qn_eh *h)
     m->n_pools = m->d_n_pools = (h->n_vram + h->spp - 1) / h->spp;
     if (h->gather_g) {   /* K staging slots of the decode gather: a pool of their own after the cache's */
         h->stage_pool = m->n_pools;
-        rc = qn_buf_create(m->v, QN_MEM_DEVICE, (uint64_t)h->K * h->sb, "gather staging", &m->pools[h->stage_pool]);
-        if (!rc && h->db) rc = qn_buf_create(m->v, QN_MEM_DEVICE, (uint64_t)h->K * h->db, "gather staging (down)",
+        rc = qn_buf_create(m->v, QN_MEM_DEVICE, (uint64_t)h->n_stage * h->sb, "gather staging", &m->pools[h->stage_pool]);
+        if (!rc && h->db) rc = qn_buf_create(m->v, QN_MEM_DEVICE, (uint64_t)h->n_stage * h->db, "gather staging (down)",
                                              &h->dpools[h->stage_pool]);
         m->dpools[h->stage_pool] = h->dpools[h->stage_pool];
         m->n_pools = m->d_n_pools = h->stage_pool + 1;
@@ -205,7 +206,8 @@ static int alloc_cache(qn_model *m, struct qn_eh *h, const struct qn_model_param
     int rc = qn_exp_create(&h->cache, &ep);
     if (!rc) rc = qn_timeline_create(m->v, "host tier copies", &h->tx);
     for (int i = 0; !rc && i < NBATCH; i++) {
-        rc = qn_cmd_create_on(m->v, QN_QUEUE_TRANSFER, &h->b[i].cmd);
+        /* copies from per-layer staging run on the compute queue before the next call (which waits for them) */
+        rc = qn_cmd_create_on(m->v, h->n_stage > h->K ? QN_QUEUE_COMPUTE : QN_QUEUE_TRANSFER, &h->b[i].cmd);
         if (!rc && !(h->b[i].slots = malloc(sizeof(int32_t) * h->n_vram))) rc = qn_fail(-ENOMEM, "out of memory");
     }
     return rc;
@@ -235,6 +237,10 @@ int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
     h->admit_max = env_u32("QNEXT_HOST_ADMIT", 64);
     h->gather_g = env_u32("QNEXT_HOST_GATHER", 0) ? env_u32("QNEXT_HOST_GATHER_G", 64) : 0;
     if (h->gather_g > 65535) h->gather_g = 65535;
+    /* QNEXT_HOST_GATHER=2: a layer's K staging slots of its own (they still hold the token's gathered experts after
+     * the call), admissions copied from them VRAM -> VRAM on the compute queue after 1-token calls */
+    h->n_stage = h->gather_g && env_u32("QNEXT_HOST_GATHER", 0) == 2 && spp >= h->L * h->K ? h->L * h->K : h->K;
+    if (h->n_stage > h->K) h->admit_t = 1;
     h->host = calloc(h->L, sizeof *h->host);
     h->dhost = calloc(h->L, sizeof *h->dhost);
     if (!h->host || !h->dhost) return qn_fail(-ENOMEM, "out of memory");
@@ -345,6 +351,7 @@ int qn_eh_before(const qn_model *m, uint32_t T, struct qn_tl_point *wait)
     if (!rc && h->changed) rc = write_table(m, h);
     uint64_t done = 0;
     if (!rc) rc = qn_timeline_value(h->tx, &done);
+    if (h->n_stage > h->K) done = h->tx_next;   /* the next gather overwrites the staging they copy from */
     *wait = (struct qn_tl_point){ .tl = h->tx, .value = done };
     return rc;
 }
@@ -365,15 +372,23 @@ static void count(const qn_model *m, struct qn_eh *h, const int32_t *ids, uint32
 }
 
 /* Record the copies host slab -> VRAM slot of one lookup's fills into b. */
-static void record_fills(const qn_model *m, struct qn_eh *h, struct batch *b, const struct qn_exp_result *res)
+static void record_fills(const qn_model *m, struct qn_eh *h, struct batch *b, const struct qn_exp_result *res,
+                         const int32_t *ids)
 {
     for (int j = 0; j < res->n_fill; j++) {
         const struct qn_exp_fill *f = &res->fill[j];
-        uint32_t s = (uint32_t)f->slot, p = s / h->spp;
+        uint32_t s = (uint32_t)f->slot, p = s / h->spp, k = 0;
         uint64_t at = (uint64_t)(s % h->spp);
-        qn_cmd_copy(b->cmd, h->host[f->layer], (uint64_t)f->expert * h->sb, m->pools[p], at * h->sb, h->sb);
-        if (h->db)
-            qn_cmd_copy(b->cmd, h->dhost[f->layer], (uint64_t)f->expert * h->db, h->dpools[p], at * h->db, h->db);
+        while (k + 1 < h->K && ids[k] != f->expert) k++;
+        if (h->n_stage > h->K) { /* per-layer staging: the call gathered it into VRAM slot l K + k (a miss was host) */
+            uint64_t st = (uint64_t)f->layer * h->K + k;
+            qn_cmd_copy(b->cmd, m->pools[h->stage_pool], st * h->sb, m->pools[p], at * h->sb, h->sb);
+            if (h->db) qn_cmd_copy(b->cmd, h->dpools[h->stage_pool], st * h->db, h->dpools[p], at * h->db, h->db);
+        } else {
+            qn_cmd_copy(b->cmd, h->host[f->layer], (uint64_t)f->expert * h->sb, m->pools[p], at * h->sb, h->sb);
+            if (h->db)
+                qn_cmd_copy(b->cmd, h->dhost[f->layer], (uint64_t)f->expert * h->db, h->dpools[p], at * h->db, h->db);
+        }
         b->slots[b->n++] = f->slot;
         h->st.fills++;
         h->st.fill_bytes += h->sb + h->db;
@@ -417,7 +432,7 @@ int qn_eh_after(const qn_model *m, const int32_t *ids, uint32_t T, uint32_t t_st
                                   h->seq + 1, h->seq, &res);   /* read by the next call; all before it done */
             if (r == -EAGAIN || r == -ENOSPC) h->st.skipped++;   /* too many slots still filling: next call */
             else if (r < 0) rc = r;
-            else record_fills(m, h, b, &res);
+            else record_fills(m, h, b, &res, ids + ((size_t)l * t_stride + t) * h->K);
             h->changed = h->changed || (r == 0 && res.n_fill > 0);
         }
     if (!rc) rc = qn_cmd_end(b->cmd);
@@ -438,8 +453,10 @@ bool qn_eh_gather_info(const qn_model *m, int l, struct qn_eh_gather *g)
                                 .dsrc = h->db ? h->dhost[l] : h->host[l], .ddst = m->pools[h->stage_pool],
                                 .groups = h->gather_g };
     if (h->db) g->ddst = h->dpools[h->stage_pool];
-    g->pc = (qn_pc_gather){ .layer = (uint32_t)l, .E = h->E, .n = h->K, .stage_base = h->stage_pool * h->spp,
-                            .slot_words = (uint32_t)(h->sb / 16), .dslot_words = (uint32_t)(h->db / 16) };
+    uint32_t at = h->n_stage > h->K ? (uint32_t)l * h->K : 0;   /* per-layer staging slots */
+    g->pc = (qn_pc_gather){ .layer = (uint32_t)l, .E = h->E, .n = h->K, .stage_base = h->stage_pool * h->spp + at,
+                            .slot_words = (uint32_t)(h->sb / 16), .dslot_words = (uint32_t)(h->db / 16),
+                            .stage_at = at };
     return true;
 }
 

@@ -9,10 +9,10 @@
 // Bindings: 0 ids int32 [n]            routed expert ids of the call (T = 1: n = K; distinct)
 //           1 table int32 [L, E]       slot table (read, and written for the gathered ids)
 //           2 src uvec4                layer's host slab, E slots of slot_words
-//           3 dst uvec4                staging pool: slot i at i * slot_words
+//           3 dst uvec4                staging pool: staging slot stage_base + i at (stage_at + i) * slot_words
 //           4 dsrc uvec4               layer's host down slab, E slots of dslot_words (any buffer when 0)
 //           5 ddst uvec4               staging down pool
-// Push:     qn_pc_gather { layer, E, n, stage_base, slot_words, dslot_words }
+// Push:     qn_pc_gather { layer, E, n, stage_base, slot_words, dslot_words, stage_at }
 // Spec:     0 QN_WG workgroup size (default 256)
 // Dispatch: (G, n): workgroup (g, i) copies words g*WG + lane, + G*WG, ... of id i's slots.
 #extension GL_GOOGLE_include_directive : require
@@ -38,10 +38,10 @@ void main()
     if (s >= 0 && uint(s) < pc.stage_base) return;   // a VRAM cache slot: read in place
     barrier();                                       // every lane has read the entry before lane 0 rewrites it
     if (g == 0 && lane == 0) tab[at] = int(pc.stage_base + i);
-    uint n = pc.slot_words, so = uint(e) * n, doff = i * n;
+    uint n = pc.slot_words, so = uint(e) * n, doff = (pc.stage_at + i) * n;
     for (uint w = g * QN_WG + lane; w < n; w += G * QN_WG) dst[doff + w] = src[so + w];
     n = pc.dslot_words;
     so = uint(e) * n;
-    doff = i * n;
+    doff = (pc.stage_at + i) * n;
     for (uint w = g * QN_WG + lane; w < n; w += G * QN_WG) ddst[doff + w] = dsrc[so + w];
 }

@@ -28,8 +28,9 @@ host_run() {   # host_run NAME PROMPT DECODE [--expert-cache SIZE] [--profile] [
   grep -v "^qnext: info: vulkan" /tmp/host_run.txt >> $OUT/host.txt
   echo "== host $name (${host_last} s): $(grep -E '^best' /tmp/host_run.txt | sed 's/^best: //' | cut -c1-160) | $(grep -oE 'loaded in [0-9.]+ s \([0-9.]+ GB/s\)|[0-9.]+ s to allocate.*to fill it' /tmp/host_run.txt | head -2 | tr '\n' ' ') | $(grep -oE 'VRAM in use [0-9.]+ GiB|memory type [0-9]+: [a-z -]+' /tmp/host_run.txt | head -2 | tr '\n' ' ') $(grep -oE 'served from VRAM [0-9.]+|admitted [0-9]+ experts \([0-9.]+ GiB' /tmp/host_run.txt | tr '\n' ' ')$(grep -E 'exit|error' /tmp/host_run.txt | head -2 | cut -c1-200)" | tee -a $OUT/host.txt
 }
-# run 23: the VRAM cache's hit rate (run 22: 7.4% at 4 GiB with LRU, admit 64: 85 MB of admission copies a token)
-host_run cache4G_gather_lfu 16 64 --expert-cache 4G --expert-policy lfu QNEXT_HOST_GATHER=1
-host_run cache4G_gather_lfu_admit16 16 64 --expert-cache 4G --expert-policy lfu QNEXT_HOST_GATHER=1 QNEXT_HOST_ADMIT=16
-host_run cache8G_gather_lfu 16 64 --expert-cache 8G --expert-policy lfu QNEXT_HOST_GATHER=1
+# run 23: the VRAM cache's hit rate (run 22: 7.4% at 4 GiB with LRU, admit 64: 85 MB of admission copies a token);
+# QNEXT_HOST_GATHER=2: per-layer staging, so admissions are VRAM -> VRAM copies (no second PCIe read): admit all
+host_run cache4G_g2_lfu_all 16 64 --expert-cache 4G --expert-policy lfu QNEXT_HOST_GATHER=2 QNEXT_HOST_ADMIT=0
+host_run cache4G_g1_lfu 16 64 --expert-cache 4G --expert-policy lfu QNEXT_HOST_GATHER=1
+host_run cache4G_g2_lru_all 16 64 --expert-cache 4G QNEXT_HOST_GATHER=2 QNEXT_HOST_ADMIT=0
 echo "== host: $(( $(date +%s) - host_t0 )) s" | tee -a $OUT/host.txt

@@ -15,5 +15,6 @@ QN_STRUCT(qn_pc_gather)
     QN_U32 stage_base;
     QN_U32 slot_words;
     QN_U32 dslot_words;
+    QN_U32 stage_at;      /* staging slot stage_base + i lies at slot stage_at + i of the staging buffers */
 QN_STRUCT_END(qn_pc_gather)
 #endif

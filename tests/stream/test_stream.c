@@ -422,7 +422,7 @@ static void test_auto(qn_vk *v, const char *dir, const qn_model *res, const int3
  * device memory; logits identical to resident mode at a full chunk and token by token. Then with a VRAM cache in
  * front of it (--expert-cache): none (less than a slot), top-k slots, and 7 pools' worth (pools capped at 2 E slots:
  * several VRAM pools, binding 7 the layer's host slab): identical logits, copies made, and the large cache serves
- * reads from VRAM; and the decode gather into VRAM staging (QNEXT_HOST_GATHER=1) next to top-k cache slots. */
+ * reads from VRAM; and the decode gather into VRAM staging (QNEXT_HOST_GATHER=1 and 2) next to top-k cache slots. */
 static void host_run(const qn_model *m, const qn_model *res, const int32_t *ids, int T, const char *what, int n)
 {
     size_t V = (size_t)res->c.vocab_size;
@@ -453,11 +453,12 @@ static void test_host(qn_vk *v, const char *dir, const qn_model *res, const int3
           "--experts host: every expert resident in QN_MEM_HOST pools (slot = l * E + e), the table in VRAM", NULL);
     host_run(m, res, ids, T, "--experts host", 2);
     qn_model_free(&m);
-    /* the last: the decode gather (QNEXT_HOST_GATHER=1) into VRAM staging next to top-k cache slots */
-    uint64_t budgets[4] = { 1, K * slot, (uint64_t)all * slot, K * slot };
-    uint32_t want[4] = { 0, K, 7 * 2 * E < all ? 7 * 2 * E : all, K };
-    for (int b = 0; b < 4; b++) {
-        if (b == 3) setenv("QNEXT_HOST_GATHER", "1", 1);
+    /* the last two: the decode gather into VRAM staging next to top-k cache slots, QNEXT_HOST_GATHER=1 (K staging
+     * slots, admissions from system memory) and 2 (per-layer staging, admissions copied from it in VRAM) */
+    uint64_t budgets[5] = { 1, K * slot, (uint64_t)all * slot, K * slot, K * slot };
+    uint32_t want[5] = { 0, K, 7 * 2 * E < all ? 7 * 2 * E : all, K, K };
+    for (int b = 0; b < 5; b++) {
+        if (b >= 3) setenv("QNEXT_HOST_GATHER", b == 3 ? "1" : "2", 1);
         extra.pool_bytes_max = b == 2 ? 2 * E * res->slot_bytes : 0;
         int rc = load(v, dir, budgets[b], &m);
         extra.pool_bytes_max = 0;
@@ -466,7 +467,8 @@ static void test_host(qn_vk *v, const char *dir, const qn_model *res, const int3
         qn_eh_get_stats(m, &st);
         char what[200];
         snprintf(what, sizeof what, "--experts host --expert-cache %.1f KiB%s: %u VRAM slots in %u pools (want %u)",
-                 budgets[b] / 1024.0, b >= 3 ? " QNEXT_HOST_GATHER=1" : "", st.n_vram, m->n_pools, want[b]);
+                 budgets[b] / 1024.0, b == 3 ? " QNEXT_HOST_GATHER=1" : b == 4 ? " QNEXT_HOST_GATHER=2" : "",
+                 st.n_vram, m->n_pools, want[b]);
         ok_if(m->host_tier && !m->stream && st.n_vram == want[b] && m->table[0] >= (int32_t)(7 * m->slots_per_pool),
               what, NULL);
         host_run(m, res, ids, T, what, 1);
