@@ -80,11 +80,17 @@ uint32_t qn_moe_small_rows(const qn_pipe *p) { return qn_pipe_spec(p, 2); }
 
 /* ---- moe_qmt.comp ---------------------------------------------------------------------------------------------- */
 
-/* QNEXT_MOE_MT_PAIRS: "HI" or "LO,HI" -> lo, hi; false when unset, empty, "0" or malformed (warned) */
+/* QNEXT_MOE_MT_PAIRS: "HI" or "LO,HI" -> lo, hi; unset or empty: 0, 12 (H100 run 23, full 80B Q4_K_M, prefill-ab
+ * tok/s with 24: 256 tokens 1591-1633 vs 1245-1256, 512 2243-2270 vs 2106-2128, 1024 (20 pairs) 2491 vs 3053-3072);
+ * false when "0" or malformed (warned) */
 static bool mt_pairs(double *lo, double *hi)
 {
     const char *e = getenv("QNEXT_MOE_MT_PAIRS");
-    if (!e || !*e || !strcmp(e, "0")) return false;
+    if (!e || !*e) {
+        *lo = 0, *hi = 12;
+        return true;
+    }
+    if (!strcmp(e, "0")) return false;
     double a = 0, b = 0;
     int n = sscanf(e, "%lf,%lf", &a, &b);
     if (n == 1) b = a, a = 0;

@@ -46,8 +46,9 @@ uint32_t qn_moe_small_rows(const qn_pipe *p);
 #define QN_MOE_MT_NSPEC 7 /* moe_qmt.comp: WG, NT, NR, LK, PART_OFF, CK, UPF */
 
 /* Does a prefill call of T tokens over E experts, K per token, take moe_qmt.comp? Env QNEXT_MOE_MT_PAIRS="HI" or
- * "LO,HI": when LO <= T K / E <= HI (LO default 0); unset, empty or "0": never (the default until the H100's
- * in-model A/B says otherwise). The per-token kernels still take calls up to QNEXT_MOE_TOKEN_T tokens. */
+ * "LO,HI": when LO <= T K / E <= HI (LO default 0); unset: 0,12 (H100 run 23: +28% at 256 tokens, +6% at 512, -19%
+ * at 1024 = 20 pairs per expert); "0": never. The per-token kernels still take calls up to QNEXT_MOE_TOKEN_T tokens
+ * (run 23: moe_qmt at 128 tokens with QNEXT_MOE_TOKEN_T=0 gave 1007 tok/s against their 935). */
 bool qn_moe_mt_take(uint32_t T, uint32_t E, uint32_t K);
 /* Is QNEXT_MOE_MT_PAIRS set so that some call may take it (its pipelines are made only then)? */
 bool qn_moe_mt_enabled(void);
