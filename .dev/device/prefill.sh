@@ -11,19 +11,19 @@
 pf_t0=$(date +%s)
 # kernel bench (warmed), the real 80B MoE layer at T 256 / 512 / 1024: FMA tiles, tensor-core layouts (default and
 # the small-pairs one the model takes now), moe_qmt in 9 layouts (checked against the FMA tiles: "WRONG" past 1e-4)
-QNEXT_BENCH_SMALL_T=256,512,1024 QNEXT_BENCH_MT_ONLY=1 timeout 40 $B/test_moe_qgrouped --bench-small 5 > /tmp/pf_kb.txt 2>&1
+QNEXT_BENCH_SMALL_T=128,768 QNEXT_BENCH_MT_ONLY=1 timeout 40 $B/test_moe_qgrouped --bench-small 5 > /tmp/pf_kb.txt 2>&1
 echo "bench-small rc=$?" >> /tmp/pf_kb.txt
 cat /tmp/pf_kb.txt >> $OUT/prefill_full.txt
 grep -E "^bench|rc=|WRONG|rror" /tmp/pf_kb.txt | cut -c1-220 | tee -a $OUT/prefill.txt
-MT="QNEXT_MOE_MT_PAIRS=24"
-timeout $(( 112 - ($(date +%s) - pf_t0) )) $B/qnext prefill-ab -m $M --prompts 128,256,512,1024,2048 --reps 2 --decode 16 \
+# run 24: confirm the new default (moe_qmt up to 12 pairs per expert, 0883a9f) against QNEXT_MOE_MT_PAIRS=0 (old)
+timeout $(( 112 - ($(date +%s) - pf_t0) )) $B/qnext prefill-ab -m $M --prompts 64,128,192,256,384,512,768,1024 --reps 2 --decode 16 \
   --variant "-" \
-  --variant "$MT" \
-  --variant "$MT QNEXT_MOE_MT_PF=1" \
-  --variant "$MT QNEXT_MOE_MT_LAYOUT=512,16,2,4,256:512,16,2,4,256" \
-  --variant "$MT QNEXT_MOE_MT_LAYOUT=256,16,1,4,256:256,16,1,4,256" \
-  --variant "$MT QNEXT_MOE_MT_PF=1 QNEXT_MOE_MT_LAYOUT=256,16,1,4,256:256,16,1,4,256" \
-  --variant "$MT QNEXT_MOE_TOKEN_T=0" \
+  --variant "QNEXT_MOE_MT_PAIRS=0" \
+  --variant "QNEXT_MOE_MT_PAIRS=16" \
+  --variant "QNEXT_MOE_MT_LAYOUT=512,16,2,4,256:512,16,2,4,256" \
+  --variant "QNEXT_MOE_MT_LAYOUT=256,16,2,4,256:256,16,2,2,256" \
+  --variant "QNEXT_MOE_TOKEN_T=96" \
+  --variant "QNEXT_MOE_TOKEN_T=0" \
   --variant "-" \
   > /tmp/pf_ab.txt 2>&1
 echo "prefill-ab rc=$?" >> /tmp/pf_ab.txt
