@@ -143,7 +143,7 @@ static int plan(const qn_model *m, const struct qn_model_params *p, uint32_t *sp
                        "fit one pool binding, at most %.1f MiB on '%s'", (unsigned long long)E,
                        MIB(E * (sb > db ? sb : db)), MIB(cap), qn_vk_caps(m->v)->name);
     uint64_t n = p->expert_cache / (sb + db);
-    uint64_t pools = HOST_POOL - (env_u32("QNEXT_HOST_GATHER", 0) ? 1u : 0u);   /* the gather's staging pool */
+    uint64_t pools = HOST_POOL - (env_u32("QNEXT_HOST_GATHER", 1) ? 1u : 0u);   /* the gather's staging pool */
     if (n > pools * per) n = pools * per;
     if (n > all) n = all;
     if (n && n < (uint64_t)c->top_k)
@@ -215,7 +215,7 @@ static int alloc_cache(qn_model *m, struct qn_eh *h, const struct qn_model_param
 
 bool qn_eh_wanted(const struct qn_model_params *p)
 {
-    return p->experts_host && (p->expert_cache || env_u32("QNEXT_HOST_GATHER", 0));
+    return p->experts_host && (p->expert_cache || env_u32("QNEXT_HOST_GATHER", 1));
 }
 
 int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
@@ -235,11 +235,11 @@ int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
     h->db = m->d_slot_bytes;
     h->admit_t = env_u32("QNEXT_HOST_ADMIT_T", 4);
     h->admit_max = env_u32("QNEXT_HOST_ADMIT", 64);
-    h->gather_g = env_u32("QNEXT_HOST_GATHER", 0) ? env_u32("QNEXT_HOST_GATHER_G", 64) : 0;
+    h->gather_g = env_u32("QNEXT_HOST_GATHER", 1) ? env_u32("QNEXT_HOST_GATHER_G", 64) : 0;
     if (h->gather_g > 65535) h->gather_g = 65535;
     /* QNEXT_HOST_GATHER=2: a layer's K staging slots of its own (they still hold the token's gathered experts after
      * the call), admissions copied from them VRAM -> VRAM on the compute queue after 1-token calls */
-    h->n_stage = h->gather_g && env_u32("QNEXT_HOST_GATHER", 0) == 2 && spp >= h->L * h->K ? h->L * h->K : h->K;
+    h->n_stage = h->gather_g && env_u32("QNEXT_HOST_GATHER", 1) == 2 && spp >= h->L * h->K ? h->L * h->K : h->K;
     if (h->n_stage > h->K) h->admit_t = 1;
     h->host = calloc(h->L, sizeof *h->host);
     h->dhost = calloc(h->L, sizeof *h->dhost);

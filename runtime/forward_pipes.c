@@ -671,11 +671,13 @@ static int make_i8_gu_pipes(qn_fwd *f)
     return 0;
 }
 
-/* Env QNEXT_IDOT=1 (default 0 until an in-model A/B says otherwise): f->qmv_i8, the int8-dot twins of the decode
- * block matvecs (qmatvec, qmatvec_s, qmatvec_norm, qmatvec_norm_s after the env layouts) with their spec 0-3 and
- * PRE, x staged for the model's widest block weight (spec 4; up to 8192 columns, shared memory). None, with a
- * warning, on a device without shaderIntegerDotProduct or a wider weight: the plain kernels stay. QNEXT_IDOT=2: the
- * routed experts' gate_up too (make_i8_gu_pipes). */
+/* Env QNEXT_IDOT=1: f->qmv_i8, the int8-dot twins of the decode block matvecs (qmatvec, qmatvec_s, qmatvec_norm,
+ * qmatvec_norm_s after the env layouts) with their spec 0-3 and PRE, x staged for the model's widest block weight
+ * (spec 4; up to 8192 columns, shared memory). None, with a warning, on a device without shaderIntegerDotProduct or
+ * a wider weight: the plain kernels stay. QNEXT_IDOT=2: the routed experts' gate_up too (make_i8_gu_pipes). Unset:
+ * 2 where the driver accelerates the 4x8-bit packed signed dot (H100 run 23: 180.1 / 181.3 tok/s against 164.0 /
+ * 164.6 plain; x is quantized to int8 per 32 values, logits move by ~1-2%), else 0; QNEXT_IDOT=0 keeps the plain
+ * kernels everywhere. */
 static int make_i8_pipes(qn_fwd *f)
 {
     static const enum qn_kernel ki[5] = { QN_K_MATVEC_I8_Q8_0, QN_K_MATVEC_I8_Q4_0, QN_K_MATVEC_I8_Q4_K,
@@ -684,6 +686,8 @@ static int make_i8_pipes(qn_fwd *f)
                                           QN_K_MATVEC_NORM_I8_Q5_K, QN_K_MATVEC_NORM_I8_Q6_K };
     const char *e = getenv("QNEXT_IDOT");
     uint32_t cols = model_q_max_cols(f->m);
+    if (!e && qn_vk_caps(f->v)->int_dot_accel && (qn_vk_caps(f->v)->features & QN_FEAT_INT_DOT) && cols <= 8192)
+        e = "2"; /* the default where the packed int8 dot is accelerated */
     if (!e || (strcmp(e, "1") && strcmp(e, "2")) || !cols) return 0;
     if (!(qn_vk_caps(f->v)->features & QN_FEAT_INT_DOT) || cols > 8192) {
         QN_WARN("QNEXT_IDOT=%s: %s; the plain block matvecs run", e, cols > 8192 ? "a block weight has more than 8192 columns"
