@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expert_usage.h"
 #include "experts.h"
 #include "model_stream.h"
 #include "qn_err.h"
@@ -199,11 +200,12 @@ static int alloc_table(qn_model *m, struct qn_eh *h)
 static int alloc_cache(qn_model *m, struct qn_eh *h, const struct qn_model_params *p)
 {
     if (!h->n_vram) return 0;
-    const struct qn_exp_policy *pol = p->expert_policy ? qn_exp_policy_by_name(p->expert_policy) : NULL;
-    if (p->expert_policy && !pol) return qn_fail(-EINVAL, "--expert-policy: '%s' is not one of lru, lfu", p->expert_policy);
+    const struct qn_exp_policy *pol;
+    int rc = qn_eu_policy(p->expert_policy, &pol);
+    if (rc) return rc;
     struct qn_exp_params ep = { .n_layers = (int)h->L, .n_experts = (int)h->E, .top_k = (int)h->K,
                                 .expert_bytes = h->sb + h->db, .n_slots = (int)h->n_vram, .policy = pol };
-    int rc = qn_exp_create(&h->cache, &ep);
+    rc = qn_exp_create(&h->cache, &ep);
     if (!rc) rc = qn_timeline_create(m->v, "host tier copies", &h->tx);
     for (int i = 0; !rc && i < NBATCH; i++) {
         /* copies from per-layer staging run on the compute queue before the next call (which waits for them) */

@@ -192,19 +192,26 @@ int qn_eu_top(const qn_eu *u, int n, int32_t *pairs)
     return k;
 }
 
+int qn_eu_policy(const char *name, const struct qn_exp_policy **out)
+{
+    *out = NULL;
+    if (name && ((strcmp(name, "lru") && strcmp(name, "lfu")) || !(*out = qn_exp_policy_by_name(name))))
+        return qn_fail(-EINVAL, "--expert-policy: '%s' is not one of lru, lfu", name);
+    return 0;
+}
+
 int qn_eu_cache_opts(const struct qn_model_params *p, int n_layers, int n_experts, struct qn_eu_cache_opts *out)
 {
     memset(out, 0, sizeof *out);
-    if (p->expert_policy && ((strcmp(p->expert_policy, "lru") && strcmp(p->expert_policy, "lfu")) ||
-                             !(out->policy = qn_exp_policy_by_name(p->expert_policy))))
-        return qn_fail(-EINVAL, "--expert-policy: '%s' is not one of lru, lfu", p->expert_policy);
+    int rc = qn_eu_policy(p->expert_policy, &out->policy);
+    if (rc) return rc;
     if (!p->expert_hot && !p->expert_hot_from) return 0;
     if (!p->expert_hot || !p->expert_hot_from)
         return qn_fail(-EINVAL, "%s: a pinned hot set needs both --expert-hot N (how many experts) and "
                        "--expert-hot-from FILE (usage counts written by --expert-trace)",
                        p->expert_hot ? "--expert-hot" : "--expert-hot-from");
     qn_eu *u;
-    int rc = qn_eu_create(&u, n_layers, n_experts);
+    rc = qn_eu_create(&u, n_layers, n_experts);
     if (!rc) rc = qn_eu_read(u, p->expert_hot_from);
     if (!rc && !(out->hot = malloc(sizeof *out->hot * 2 * (size_t)p->expert_hot))) rc = qn_fail(-ENOMEM, "out of memory");
     if (!rc) rc = qn_eu_top(u, p->expert_hot, out->hot);

@@ -36,6 +36,9 @@ int qn_eu_read(qn_eu *u, const char *path);
  * into pairs[2 * n] as (layer, expert); returns how many. */
 int qn_eu_top(const qn_eu *u, int n, int32_t *pairs);
 
+/* The replacement policy named by --expert-policy (NULL name: *out = NULL, LRU). Error: a name other than lru, lfu. */
+int qn_eu_policy(const char *name, const struct qn_exp_policy **out);
+
 /* The slot cache's policy and hot set from qn_model_params (expert_policy, expert_hot, expert_hot_from):
  * policy NULL = LRU; hot = malloc'd pairs (free() it), n_hot of them (0 and NULL without --expert-hot).
  * Errors: an unknown policy name, --expert-hot without --expert-hot-from (or the reverse), a bad file. */
