@@ -361,9 +361,10 @@ static int create_device(qn_vk *v)
     chain_feats(&have, v13);
     vkGetPhysicalDeviceFeatures2(v->pd, &have.f2);
     trim_feats(&have, &want, v13);
-    const char *exts[5];
+    const char *exts[6];
     uint32_t next = 0;
     if (v->caps.mem_budget) exts[next++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    if (v->caps.external_memory_host) exts[next++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME; /* qn_buf_import_host */
     if (v->push_desc) exts[next++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
     if (v->caps.float_atomic_add)
         exts[next++] = VK_EXT_SHADER_ATOMIC_FLOAT_EXTENSION_NAME;

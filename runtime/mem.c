@@ -79,6 +79,7 @@ static int choose_type(const qn_vk *v, enum qn_mem kind, uint32_t bits)
         t = pick_type(v, bits, HV | HC, cached ? CA : 0, cached ? DL : DL | CA);
         break;
     }
+    case QN_MEM_IMPORTED: t = pick_type(v, bits, 0, HV | HC, DL); break;
     }
     return t;
 }
@@ -86,7 +87,8 @@ static int choose_type(const qn_vk *v, enum qn_mem kind, uint32_t bits)
 static const char *kind_name(enum qn_mem k)
 {
     return k == QN_MEM_DEVICE ? "device" : k == QN_MEM_UPLOAD ? "upload" : k == QN_MEM_READBACK ? "readback"
-           : k == QN_MEM_HOST ? "host (system memory)" : "device-local host-visible";
+           : k == QN_MEM_HOST ? "host (system memory)" : k == QN_MEM_IMPORTED ? "imported host memory"
+           : "device-local host-visible";
 }
 
 static int check_budget(qn_vk *v, const char *name, uint64_t size, bool device)
@@ -96,6 +98,23 @@ static int check_budget(qn_vk *v, const char *name, uint64_t size, bool device)
     return qn_fail(-ENOMEM, "buffer '%s' (%.1f MiB) does not fit the %s memory budget: %.1f of %.1f MiB in use "
                    "(lower the cache sizes or pick a board profile with a larger budget)", name, MIB(size),
                    device ? "device-local" : "host-visible", MIB(used), MIB(budget));
+}
+
+/* A storage buffer's create info (STORAGE | TRANSFER_SRC | TRANSFER_DST); fams holds the queue families. */
+static VkBufferCreateInfo storage_buffer_info(const qn_vk *v, uint64_t size, uint32_t fams[2])
+{
+    VkBufferCreateInfo bi = { .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
+                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE };
+    fams[0] = v->caps.compute_family;
+    fams[1] = v->xfamily;
+    if (v->xsep) { /* copies on the transfer-only queue, reads on the compute queue: no ownership transfers */
+        bi.sharingMode = VK_SHARING_MODE_CONCURRENT;
+        bi.queueFamilyIndexCount = 2;
+        bi.pQueueFamilyIndices = fams;
+    }
+    return bi;
 }
 
 int qn_buf_create(qn_vk *v, enum qn_mem kind, uint64_t size, const char *name, qn_buf **out)
@@ -112,16 +131,8 @@ int qn_buf_create(qn_vk *v, enum qn_mem kind, uint64_t size, const char *name, q
     snprintf(b->name, sizeof b->name, "%s", name);
     b->size = size;
     b->kind = kind;
-    VkBufferCreateInfo bi = { .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
-                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
-                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE };
-    uint32_t fams[2] = { v->caps.compute_family, v->xfamily };
-    if (v->xsep) { /* copies on the transfer-only queue, reads on the compute queue: no ownership transfers */
-        bi.sharingMode = VK_SHARING_MODE_CONCURRENT;
-        bi.queueFamilyIndexCount = 2;
-        bi.pQueueFamilyIndices = fams;
-    }
+    uint32_t fams[2];
+    VkBufferCreateInfo bi = storage_buffer_info(v, size, fams);
     QN_VK_TRY(vkCreateBuffer(v->dev, &bi, NULL, &b->buf));
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(v->dev, b->buf, &req);
@@ -167,11 +178,92 @@ void qn_buf_destroy(qn_vk *v, qn_buf **pb)
     if (heap_is_device(v, b->heap)) v->dev_used -= b->charged;
     else v->host_used -= b->charged;
     v->nbuffers--;
-    if (b->map) vkUnmapMemory(v->dev, b->mem);
+    if (b->map && b->kind != QN_MEM_IMPORTED) vkUnmapMemory(v->dev, b->mem);
     vkDestroyBuffer(v->dev, b->buf, NULL);
     vkFreeMemory(v->dev, b->mem, NULL);
     free(b);
     *pb = NULL;
+}
+
+uint64_t qn_buf_import_align(const qn_vk *v)
+{
+    if (!v->caps.external_memory_host) return 0;
+    VkPhysicalDeviceExternalMemoryHostPropertiesEXT hp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT };
+    VkPhysicalDeviceProperties2 p2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &hp };
+    vkGetPhysicalDeviceProperties2(v->pd, &p2);
+    return hp.minImportedHostPointerAlignment;
+}
+
+/* The buffer and memory of an import (b->buf, b->mem, b->type); see qn_buf_import_host. */
+static int import_bind(qn_vk *v, qn_buf *b, void *ptr, VkExternalMemoryHandleTypeFlagBits ht)
+{
+    int rc = 0;
+    VkMemoryHostPointerPropertiesEXT hpp = { .sType = VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT };
+    VkResult r = vkGetMemoryHostPointerPropertiesEXT(v->dev, ht, ptr, &hpp);
+    if (r < 0 || !hpp.memoryTypeBits)
+        return qn_fail(QN_E_UNSUPPORTED, "importing '%s': vkGetMemoryHostPointerPropertiesEXT refused the pointer "
+                       "(%s, memory types 0x%x)", b->name, qn_vk_result_name(r), hpp.memoryTypeBits);
+    VkExternalMemoryBufferCreateInfo eb = { .sType = VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO,
+                                            .handleTypes = (VkExternalMemoryHandleTypeFlags)ht };
+    uint32_t fams[2];
+    VkBufferCreateInfo bi = storage_buffer_info(v, b->size, fams);
+    bi.pNext = &eb;
+    QN_VK_TRY(vkCreateBuffer(v->dev, &bi, NULL, &b->buf));
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(v->dev, b->buf, &req);
+    int t = choose_type(v, QN_MEM_IMPORTED, req.memoryTypeBits & hpp.memoryTypeBits);
+    if (t < 0 || req.size > b->size) {
+        rc = qn_fail(QN_E_UNSUPPORTED, "importing '%s': no memory type fits (buffer 0x%x, pointer 0x%x) or the "
+                     "buffer needs %llu bytes for %llu", b->name, req.memoryTypeBits, hpp.memoryTypeBits,
+                     (unsigned long long)req.size, (unsigned long long)b->size);
+        goto done;
+    }
+    b->type = (uint32_t)t;
+    b->heap = v->caps.types[t].heap;
+    VkImportMemoryHostPointerInfoEXT imp = { .sType = VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT,
+                                             .handleType = ht, .pHostPointer = ptr };
+    VkMemoryAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .pNext = &imp,
+                                .allocationSize = b->size, .memoryTypeIndex = b->type };
+    r = vkAllocateMemory(v->dev, &ai, NULL, &b->mem);
+    if (r < 0) {
+        b->mem = VK_NULL_HANDLE;
+        rc = qn_fail(r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY ? -ENOMEM
+                     : QN_E_UNSUPPORTED, "importing '%s' (%.1f MiB at %p, memory type %d): vkAllocateMemory: %s",
+                     b->name, MIB(b->size), ptr, t, qn_vk_result_name(r));
+        goto done;
+    }
+    QN_VK_TRY(vkBindBufferMemory(v->dev, b->buf, b->mem, 0));
+done:
+    return rc;
+}
+
+int qn_buf_import_host(qn_vk *v, void *ptr, uint64_t size, bool foreign, const char *name, qn_buf **out)
+{
+    *out = NULL;
+    name = name ? name : "(unnamed)";
+    uint64_t al = qn_buf_import_align(v);
+    if (!al) return qn_fail(QN_E_UNSUPPORTED, "importing '%s': the device lacks VK_EXT_external_memory_host", name);
+    if (!size || size % al || (uintptr_t)ptr % al)
+        return qn_fail(-EINVAL, "importing '%s': pointer %p and size %llu must be nonzero multiples of the import "
+                       "alignment %llu", name, ptr, (unsigned long long)size, (unsigned long long)al);
+    qn_buf *b = calloc(1, sizeof *b);
+    if (!b) return qn_fail(-ENOMEM, "out of memory");
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->size = size;
+    b->kind = QN_MEM_IMPORTED;
+    int rc = import_bind(v, b, ptr, foreign ? VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_MAPPED_FOREIGN_MEMORY_BIT_EXT
+                                            : VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT);
+    if (rc < 0) {
+        if (b->mem) vkFreeMemory(v->dev, b->mem, NULL);
+        if (b->buf) vkDestroyBuffer(v->dev, b->buf, NULL);
+        free(b);
+        return rc;
+    }
+    b->map = ptr;
+    v->nbuffers++;
+    *out = b;
+    return 0;
 }
 
 static int check_range(const qn_buf *b, uint64_t off, uint64_t n, const char *what)

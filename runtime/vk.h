@@ -190,6 +190,8 @@ enum qn_mem {
     QN_MEM_HOST,       /* system memory the GPU reads over PCIe: host-visible, coherent, mapped, not device-local
                           where such a type exists (pinned by the driver; the host expert tier); uncached
                           (write-combined) first, QNEXT_HOST_MEM=cached prefers a host-cached type */
+    QN_MEM_IMPORTED,   /* caller's host memory imported by qn_buf_import_host (VK_EXT_external_memory_host): never
+                          allocated, mapped or charged to a budget by qn_buf; the caller keeps it alive */
 };
 
 typedef struct qn_buf {
@@ -207,6 +209,14 @@ typedef struct qn_buf {
  * message naming the buffer, size, and budget when it would exceed the budget of its memory class. */
 int qn_buf_create(qn_vk *v, enum qn_mem kind, uint64_t size, const char *name, qn_buf **out);
 void qn_buf_destroy(qn_vk *v, qn_buf **b); /* safe on NULL; sets *b = NULL */
+/* Import `size` bytes of host memory at `ptr` as a storage buffer (VK_EXT_external_memory_host; e.g. an mmap
+ * of a model file: the page cache itself, read by the GPU over PCIe). ptr and size must be multiples of
+ * qn_buf_import_align(); `foreign` picks the HOST_MAPPED_FOREIGN_MEMORY handle type instead of HOST_ALLOCATION.
+ * QN_E_UNSUPPORTED without the extension; a driver refusal fails naming the step (pointer properties, no memory
+ * type, allocation) and its VkResult. b->map = ptr. The caller must keep the memory mapped until the buffer is
+ * destroyed and every GPU use has finished. */
+int qn_buf_import_host(qn_vk *v, void *ptr, uint64_t size, bool foreign, const char *name, qn_buf **out);
+uint64_t qn_buf_import_align(const qn_vk *v); /* minImportedHostPointerAlignment; 0 without the extension */
 /* Synchronous host <-> buffer copies: memcpy when mapped, else through a staging buffer + GPU copy. */
 int qn_buf_write(qn_vk *v, qn_buf *b, uint64_t off, const void *src, uint64_t n);
 int qn_buf_read(qn_vk *v, const qn_buf *b, uint64_t off, void *dst, uint64_t n);
