@@ -587,9 +587,12 @@ static void attn_core(struct rec *r, int l)
     } else {
         qn_pc_attn_prefill pf = { .T = T, .Hq = Hq, .Hkv = Hkv, .D = D, .cap = f->cap, .pos0 = 0,
                                   .flags = QN_ATTN_POS_DEVICE, .proj_stride = P, .gate_off = QD, .scale = scale };
-        qn_cmd_dispatch_nz(r->c, f->pre, QN_BINDS(QN_BIND(f->q), QN_BIND(st->kc), QN_BIND(st->vc), QN_BIND(f->proj),
-                                                  QN_BIND(f->pos), QN_BIND(f->o)),
-                           &pf, sizeof pf, cdiv((uint64_t)T * (Hq / Hkv), qn_pipe_spec(f->pre, 2)), Hkv);
+        /* QNEXT_ATTN_CM: flash attention on tensor cores, 64 (token, head) rows per workgroup; else attn_prefill */
+        qn_pipe *pa = f->pre_cm ? f->pre_cm : f->pre;
+        uint32_t rows = f->pre_cm ? 64 : qn_pipe_spec(f->pre, 2);
+        qn_cmd_dispatch_nz(r->c, pa, QN_BINDS(QN_BIND(f->q), QN_BIND(st->kc), QN_BIND(st->vc), QN_BIND(f->proj),
+                                              QN_BIND(f->pos), QN_BIND(f->o)),
+                           &pf, sizeof pf, cdiv((uint64_t)T * (Hq / Hkv), rows), Hkv);
     }
     barrier(r);
 }

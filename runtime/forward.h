@@ -107,6 +107,8 @@ typedef struct qn_fwd {
     qn_pipe *gdn_dec;       /* gdn_decode.comp: a decode token's conv + delta rule (+ gated norm when its spec 4 is 1)
                                in one dispatch (env QNEXT_GDN_FUSE=1|2); NULL: three dispatches (0, the default) */
     qn_pipe *prep, *dec, *comb, *pre;
+    qn_pipe *pre_cm;        /* attn_prefill_cm (flash attention on tensor cores) or its emulated twin in attn_prefill's
+                               place (env QNEXT_ATTN_CM=1 | emu, forward_pipes.c make_attn_cm_pipe); NULL: attn_prefill */
     qn_pipe *dec_prep;      /* attn_decode_prep: the decode step's attn_prep folded into the split pass (env
                                QNEXT_ATTN_FOLD=1); NULL: attn_prep + attn_decode (the default) */
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;

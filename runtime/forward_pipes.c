@@ -420,6 +420,37 @@ static uint32_t gdn_fuse(void)
     return 2;
 }
 
+/* env QNEXT_ATTN_CM: 1 runs the causal prefill attention as flash attention on tensor cores (attn_prefill_cm.comp:
+ * q, k, v and the probabilities rounded to f16, f32 accumulation) where the device has VK_NV_cooperative_matrix with
+ * the f16 16x16x16 shape and 32-wide subgroups (else a warning and attn_prefill); emu its twin with the fragment
+ * operations emulated (any device, slow: for testing the graph on lavapipe); unset or 0 attn_prefill (the default
+ * until the H100 A/B). Needs a head dim that is a multiple of 32, at most 256. */
+static int make_attn_cm_pipe(qn_fwd *f)
+{
+    const char *e = getenv("QNEXT_ATTN_CM");
+    const struct qn_caps *c = qn_vk_caps(f->v);
+    uint32_t D = (uint32_t)f->m->c.head_dim;
+    int rc;
+    f->pre_cm = NULL;
+    if (!e || !*e || !strcmp(e, "0")) return 0;
+    bool emu = !strcmp(e, "emu");
+    enum qn_kernel k = emu ? QN_K_ATTN_PREFILL_CM_EMU : QN_K_ATTN_PREFILL_CM;
+    if (!emu && strcmp(e, "1")) {
+        QN_WARN("QNEXT_ATTN_CM=%s is not 0, 1 or emu; attn_prefill runs", e);
+        return 0;
+    }
+    if (D % 32 || D > 256 || c->max_shared < 32768 || (qn_kernel_infos[k].features & ~c->features) ||
+        (!emu && (c->coopmat_nv_n != 16 || c->subgroup_size != 32 || c->subgroup_min != 32 || c->subgroup_max != 32))) {
+        QN_WARN("QNEXT_ATTN_CM=%s: '%s' lacks what %s needs (VK_NV_cooperative_matrix f16 16x16x16 and 32-wide "
+                "subgroups, 32 KiB of shared memory, head dim %u a multiple of 32 <= 256); attn_prefill runs", e, c->name,
+                qn_kernel_infos[k].name, D);
+        return 0;
+    }
+    PIPE0(k, &f->pre_cm);
+    QN_INFO("prefill attention: %s (QNEXT_ATTN_CM=%s)", qn_kernel_infos[k].name, e);
+    return 0;
+}
+
 /* Token choice, Gated DeltaNet, attention and the dense-dtype MoE kernels. */
 static int make_layer_pipes(qn_fwd *f)
 {
@@ -457,6 +488,7 @@ static int make_layer_pipes(qn_fwd *f)
     if (!af || strcmp(af, "0"))
         PIPE(QN_K_ATTN_DECODE_PREP, &f->dec_prep, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
     PIPE(QN_K_ATTN_PREFILL, &f->pre, dmax / 4 > 256 ? dmax / 4 : 256, dmax);
+    if ((rc = make_attn_cm_pipe(f))) return rc;
     PIPE(QN_K_MOE_ROUTER, &f->router, 256);
     PIPE0(gu[edt], &f->gate_up);   /* decode layout defaults: WG 128, 4 rows, unroll 4 (one subgroup per row) */
     PIPE0(dn[edt], &f->down);

@@ -1,0 +1,274 @@
+#version 450
+// attn_prefill_cm.comp — attn_prefill's result (causal gated attention of T query tokens against the KV cache,
+// GQA) as a flash-attention kernel on tensor cores (VK_NV_cooperative_matrix; glslang 12 has no KHR one):
+//   out[t][h*D + d] = softmax_k(q[t][h] . k[j][k] * scale, k <= position(t)) . v[j][k]  * sigmoid(gate)
+// Q, K, V and the probabilities P are rounded to f16; the products S = Q K^T and O = P V accumulate in f32.
+//
+// Query rows of kv head j are the T*G pairs (token t, head h = j*G + g), G = Hq/Hkv, row = t*G + g (as
+// attn_prefill), so the K/V tiles of a workgroup serve its G heads and BR/G tokens. Workgroup = BR = 64 rows x
+// 8 warps of 32 invocations; warp w owns rows 16 (w & 3) .. +15 and, for S, the keys 16 (w >> 2) .. +15 of each
+// BC = 32-key tile, for O the dims (w >> 2) D/2 .. + D/2. Per key tile (4 barriers):
+//   1. the K tile (f32 or f16 cache -> f16 shared, rows past the visible keys zero)
+//   2. S block (16 x 16) = Q (16 x D, f16 fragments held in registers since the start) . K^T -> shared f32
+//   3. the V tile replaces the K tile; meanwhile 4 invocations per row do the online softmax of their row
+//      (scale, causal mask, running max and sum in registers, shuffles over the 4), P as f16 to shared and the
+//      row's rescale factor exp(m_old - m_new)
+//   4. O (16 x D/2 in f32 fragments) *= the rows' factors, O += P (16 x 32) . V (32 x D/2)
+// then the epilogue writes O / sum * sigmoid(gate) through a 16 x 16 shared block per warp. Row blocks are
+// dispatched longest first (the last tokens see the most keys). Fixed summation order: results do not depend
+// on the dispatch or timing.
+// The O rescale needs the row of each fragment element a lane holds: the layout is the implementation's, so
+// each warp loads a 16 x 16 block holding its row numbers into an accumulator fragment once and reads them back
+// (same type, same layout).
+//
+// Variants: QN_CM the tensor-core kernel (needs QN_FEAT_COOPMAT_NV with the f16 16x16x16 shape, shaderFloat16,
+//           subgroups of exactly 32, the host checks; 31.8 KB of shared memory); without it the same kernel with
+//           the fragment operations emulated per 32 invocations through shared memory (same tiles, masks,
+//           softmax, rescale and epilogue, any subgroup size >= 4: what lavapipe tests, slow).
+//           QN_KV_F16 (f16 KV cache; common/attn_kv.glsl).
+// Bindings, push constants and shapes as attn_prefill.comp: 0 q f32 [T][Hq][D], 1 kcache, 2 vcache [Hkv][cap][D],
+//           3 proj (gate), 4 pos, 5 out f32 [T][Hq*D]; qn_pc_attn_prefill. D a multiple of 32, <= 256.
+// Dispatch: ceil(T * G / 64) groups (qn_vk_grid) times Hkv in z; WG 256 (fixed).
+#extension GL_GOOGLE_include_directive : require
+#include "ext.glsl"
+#ifdef QN_CM
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_control_flow_attributes : require
+layout(local_size_x = 256) in;
+#include "pc.h"
+#include "types.glsl"
+#include "grid.glsl"
+
+const uint WG = 256u, BR = 64u, BC = 32u, DMAX = 256u;
+const uint SK4 = (DMAX + 8u) / 8u; // uvec4 (8 halves) per K / V / staged Q row in shared memory (padded)
+const uint PS4 = (BC + 8u) / 8u;   // uvec4 per P row
+const uint SS = BC + 4u;           // floats per S row
+const float QN_NEG_BIG = -3.0e38;  // masked score / running max before the first key (finite)
+
+layout(push_constant) uniform PC { qn_pc_attn_prefill pc; };
+layout(binding = 0, std430) readonly buffer Q { vec4 q4[]; };
+#define QN_KV_READ
+#include "attn_kv.glsl"
+layout(binding = 3, std430) readonly buffer Proj { float proj[]; };
+layout(binding = 4, std430) readonly buffer Pos { uint posbuf[]; };
+layout(binding = 5, std430) writeonly buffer Out { float outv[]; };
+
+shared uvec4 kvs[BC * SK4];     // K tile, then V tile, f16 [key][d]; first the staged Q (32 rows at a time)
+shared uvec4 ps[BR * PS4];      // P f16 [row][key]
+shared float ss[BR * SS];       // S f32 [row][key]; the warps' 16 x 16 blocks (row map, epilogue)
+shared float cs[BR], lsum[BR];  // per row: rescale factor of this tile; final sum
+
+#ifdef QN_CM
+#define CMA fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
+#define CMC fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
+const int NE = 8; // elements of a 16 x 16 f32 fragment per invocation of a 32-wide subgroup (256 / 32)
+#define WARP_SYNC() subgroupMemoryBarrierShared(); subgroupBarrier()
+#else
+const int NE = 8; // emulated fragment: element i of lane l is (row (8 l + i) / 16, col (8 l + i) % 16)
+#define WARP_SYNC() barrier()
+#endif
+
+uvec4 f16x8(vec4 a, vec4 b)
+{
+    a = clamp(a, vec4(-65504.0), vec4(65504.0));
+    b = clamp(b, vec4(-65504.0), vec4(65504.0));
+    return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+}
+
+// BC rows of the K (or V) cache from key k0 into kvs as f16; rows nk.. zero (never read garbage: P is 0 there,
+// but 0 * NaN is not)
+void load_kv(uint kvb, uint k0, uint nk, uint L, uint U, bool values)
+{
+    for (uint i = gl_LocalInvocationIndex; i < BC * U; i += WG) {
+        uint kk = i / U, u = i % U, src = kvb + (k0 + kk) * L + 2u * u;
+        uvec4 h = uvec4(0u);
+        if (kk < nk) h = values ? f16x8(v_at(src), v_at(src + 1u)) : f16x8(k_at(src), k_at(src + 1u));
+        kvs[kk * SK4 + u] = h;
+    }
+}
+
+// q row (r0 + rr) of kv head j as vec4 index, or ~0u past the block's rows
+uint q_row(uint r0, uint rr, uint nq, uint G, uint j, uint L)
+{
+    if (rr >= nq) return ~0u;
+    uint r = r0 + rr, t = r / G;
+    return (t * pc.Hq + j * G + r % G) * L;
+}
+
+float h16(uint u, uint k) { return unpackHalf2x16(u)[k]; }
+// half e of a shared f16 row starting at uvec4 index base
+float kv_half(uint base, uint e) { return h16(kvs[base + e / 8u][(e % 8u) / 2u], e % 2u); }
+float p_half(uint base, uint e) { return h16(ps[base + e / 8u][(e % 8u) / 2u], e % 2u); }
+
+void main()
+{
+    if (pc.Hkv == 0u || pc.Hq % pc.Hkv != 0u || pc.D % 32u != 0u || pc.D > DMAX) return;
+    uint G = pc.Hq / pc.Hkv, nrows = pc.T * G, nblk = (nrows + BR - 1u) / BR;
+    uint g = qn_group_id(), j = gl_WorkGroupID.z;
+    if (g >= nblk || j >= pc.Hkv) return; // uniform over the workgroup
+    uint b = nblk - 1u - g;               // longest rows first
+    uint r0 = b * BR, nq = min(BR, nrows - r0);
+    uint base = (pc.flags & QN_ATTN_POS_DEVICE) != 0u ? posbuf[0] : 0u;
+    uint p0 = base + pc.pos0;
+    uint nkb = min(p0 + (r0 + nq - 1u) / G + 1u, pc.cap); // keys the block sees
+    uint tid = gl_LocalInvocationIndex;
+#ifdef QN_CM
+    uint w = gl_SubgroupID, lane = gl_SubgroupInvocationID;
+#else
+    uint w = tid / 32u, lane = tid % 32u;
+#endif
+    uint rg = w & 3u, hh = w >> 2u;                 // warp: rows 16 rg.., S keys 16 hh.., O dims hh D/2..
+    uint L = pc.D / 4u, U = pc.D / 8u, NF = pc.D / 32u, NQ = pc.D / 16u, HD = pc.D / 2u;
+    uint kvb = j * pc.cap * L;
+    uint sr = tid / 4u, sp = tid % 4u;              // softmax: row sr, keys 8 sp .. 8 sp + 7 of the tile
+    uint spos = p0 + (r0 + sr) / G;                 // position of row sr's token
+    float mrun = QN_NEG_BIG, lrun = 0.0;
+
+    // ---- the rows of each element this lane holds in an O fragment; Q fragments ----
+    uint rmap[NE];
+#ifdef QN_CM
+    for (uint e = lane; e < 256u; e += 32u) ss[w * 256u + e] = float(e / 16u);
+    WARP_SYNC();
+    {
+        CMC rm;
+        coopMatLoadNV(rm, ss, w * 256u, 16u, false);
+        [[unroll]] for (int i = 0; i < NE; i++) rmap[i] = uint(rm[i]);
+    }
+    CMA qa[DMAX / 16u];
+    [[unroll]] for (uint pass = 0u; pass < 2u; pass++) {
+        for (uint i = tid; i < 32u * U; i += WG) {
+            uint rr = i / U, u = i % U, qb = q_row(r0, pass * 32u + rr, nq, G, j, L);
+            kvs[rr * SK4 + u] = qb == ~0u ? uvec4(0u) : f16x8(q4[qb + 2u * u], q4[qb + 2u * u + 1u]);
+        }
+        barrier();
+        if ((rg >> 1u) == pass)
+            [[unroll]] for (uint d = 0u; d < DMAX / 16u; d++) {
+                if (d >= NQ) break;
+                coopMatLoadNV(qa[d], kvs, ((rg & 1u) * 16u) * SK4 + 2u * d, SK4, false);
+            }
+        barrier();
+    }
+    CMC o[DMAX / 32u];
+    [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++) o[f] = CMC(0.0);
+#else
+    [[unroll]] for (int i = 0; i < NE; i++) rmap[i] = (8u * lane + i) / 16u;
+    float o[DMAX / 32u][NE];
+    [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++)
+        [[unroll]] for (int i = 0; i < NE; i++) o[f][i] = 0.0;
+#endif
+
+    for (uint k0 = 0u; k0 < nkb; k0 += BC) {
+        uint nk = min(BC, nkb - k0);
+        load_kv(kvb, k0, nk, L, U, false);
+        barrier();
+        // ---- S block: rows 16 rg .., keys 16 hh .. of the tile ----
+#ifdef QN_CM
+        {
+            CMC sacc[4];
+            [[unroll]] for (uint a = 0u; a < 4u; a++) sacc[a] = CMC(0.0);
+            [[unroll]] for (uint d = 0u; d < DMAX / 16u; d++) {
+                if (d >= NQ) break;
+                CMA kb;
+                coopMatLoadNV(kb, kvs, (hh * 16u) * SK4 + 2u * d, SK4, true);
+                sacc[d & 3u] = coopMatMulAddNV(qa[d], kb, sacc[d & 3u]);
+            }
+            sacc[0] = (sacc[0] + sacc[1]) + (sacc[2] + sacc[3]);
+            coopMatStoreNV(sacc[0], ss, (rg * 16u) * SS + hh * 16u, SS, false);
+        }
+#else
+        for (int i = 0; i < NE; i++) {
+            uint e = 8u * lane + i, row = e / 16u, key = hh * 16u + e % 16u;
+            uint qb = q_row(r0, rg * 16u + row, nq, G, j, L);
+            float acc = 0.0;
+            for (uint l = 0u; qb != ~0u && l < L; l++) {
+                vec4 qv = q4[qb + l];
+                qv = vec4(unpackHalf2x16(f16x8(qv, qv).x), unpackHalf2x16(f16x8(qv, qv).y)); // as staged: f16
+                for (uint c = 0u; c < 4u; c++) acc += qv[c] * kv_half(key * SK4, 4u * l + c);
+            }
+            ss[(rg * 16u + row) * SS + key] = acc;
+        }
+#endif
+        barrier();
+        // ---- V tile; online softmax of row sr over keys 8 sp .. 8 sp + 7 ----
+        load_kv(kvb, k0, nk, L, U, true);
+        {
+            float sv[8], mx = mrun;
+            [[unroll]] for (uint c = 0u; c < 8u; c++) {
+                uint kk = 8u * sp + c;
+                sv[c] = kk < nk && k0 + kk <= spos ? ss[sr * SS + kk] * pc.scale : QN_NEG_BIG;
+                mx = max(mx, sv[c]);
+            }
+            mx = max(mx, subgroupShuffleXor(mx, 1u));
+            mx = max(mx, subgroupShuffleXor(mx, 2u));
+            float sum = 0.0;
+            [[unroll]] for (uint c = 0u; c < 8u; c++) {
+                sv[c] = exp(sv[c] - mx);
+                sum += sv[c];
+            }
+            sum += subgroupShuffleXor(sum, 1u);
+            sum += subgroupShuffleXor(sum, 2u);
+            float cf = exp(mrun - mx);
+            lrun = lrun * cf + sum;
+            mrun = mx;
+            ps[sr * PS4 + sp] = f16x8(vec4(sv[0], sv[1], sv[2], sv[3]), vec4(sv[4], sv[5], sv[6], sv[7]));
+            if (sp == 0u) cs[sr] = cf;
+        }
+        barrier();
+        // ---- O = O * factor + P V: rows 16 rg .., dims hh D/2 .. ----
+        {
+            float cv[NE];
+            [[unroll]] for (int i = 0; i < NE; i++) cv[i] = cs[rg * 16u + rmap[i]];
+            [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++) {
+                if (f >= NF) break;
+                [[unroll]] for (int i = 0; i < NE; i++) o[f][i] *= cv[i];
+            }
+#ifdef QN_CM
+            [[unroll]] for (uint kk = 0u; kk < BC / 16u; kk++) {
+                CMA pa;
+                coopMatLoadNV(pa, ps, (rg * 16u) * PS4 + 2u * kk, PS4, false);
+                [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++) {
+                    if (f >= NF) break;
+                    CMA vb;
+                    coopMatLoadNV(vb, kvs, (kk * 16u) * SK4 + (hh * HD + 16u * f) / 8u, SK4, false);
+                    o[f] = coopMatMulAddNV(pa, vb, o[f]);
+                }
+            }
+#else
+            for (uint f = 0u; f < NF; f++)
+                for (int i = 0; i < NE; i++) {
+                    uint e = 8u * lane + i, row = rg * 16u + e / 16u, d = hh * HD + 16u * f + e % 16u;
+                    float acc = 0.0;
+                    for (uint kk = 0u; kk < BC; kk++) acc += p_half(row * PS4, kk) * kv_half(kk * SK4, d);
+                    o[f][i] += acc;
+                }
+#endif
+        }
+        barrier(); // before the next K tile overwrites kvs
+    }
+
+    // ---- epilogue: O / sum * sigmoid(gate), each fragment through the warp's 16 x 16 block ----
+    if (sp == 0u) lsum[sr] = lrun;
+    barrier();
+    uint blk = w * 256u;
+    for (uint f = 0u; f < NF; f++) {
+#ifdef QN_CM
+        coopMatStoreNV(o[f], ss, blk, 16u, false);
+#else
+        for (int i = 0; i < NE; i++) ss[blk + 8u * lane + i] = o[f][i];
+#endif
+        WARP_SYNC();
+        for (uint e = lane; e < 256u; e += 32u) {
+            uint rr = rg * 16u + e / 16u;
+            if (rr >= nq) continue;
+            uint r = r0 + rr, t = r / G, h = j * G + r % G, d = hh * HD + 16u * f + e % 16u;
+            outv[t * pc.Hq * pc.D + h * pc.D + d] =
+                ss[blk + e] / lsum[rr] * qn_sigmoid(proj[t * pc.proj_stride + pc.gate_off + h * pc.D + d]);
+        }
+        WARP_SYNC();
+    }
+}
