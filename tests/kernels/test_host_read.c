@@ -172,11 +172,11 @@ static double import_chunks(struct qn_h *h, char *at, uint64_t n, uint64_t chunk
 }
 
 /* Copy the first bytes of the import into VRAM with the copy kernel and compare them with pread() of the file. */
-static void verify_import(struct qn_h *h, const char *what, qn_buf *src, int fd, qn_buf *dst)
+static void verify_import(struct qn_h *h, const char *what, qn_buf *src, int fd, uint64_t off, qn_buf *dst)
 {
     uint64_t n = src->size < VERIFY_BYTES ? src->size : VERIFY_BYTES;
     uint32_t *want = qn_h_alloc_bytes(h, (size_t)n);
-    if (pread(fd, want, (size_t)n, 0) != (ssize_t)n) { perror("pread"); h->failures++; return; }
+    if (pread(fd, want, (size_t)n, (off_t)off) != (ssize_t)n) { perror("pread"); h->failures++; return; }
     qn_h_ok(h, qn_buf_fill(h->v, dst, 0, n, 0), "clear dst");
     copy_runs(h, h->cmd, COPY_KERNEL, src, dst, n, 0);
     check_words(h, what, dst, want, n);
@@ -210,6 +210,19 @@ struct probe {
     int iters, ok[NWAYS_MAP];
 };
 
+/* A second import of pages already imported (from the second page on, one chunk or less): can two buffers share
+ * pages, as imports of neighbouring tensors would at their shared boundary page? */
+static void overlap_import(struct qn_h *h, struct probe *pr, struct fmap *m, uint64_t n)
+{
+    if (n < 2 * pr->al) return;
+    uint64_t len = n - pr->al < pr->chunk ? n - pr->al : pr->chunk;
+    qn_buf *b = NULL;
+    int rc = qn_buf_import_host(h->v, m->at + pr->al, len, false, "overlapping import", &b);
+    if (rc < 0) printf("     overlapping import refused: %s\n", qn_errmsg());
+    else verify_import(h, "overlapping import (pages imported twice)", b, m->fd, pr->al, pr->dst);
+    qn_buf_destroy(h->v, &b);
+}
+
 /* One mapping way x handle type x size: map, import (timed, with the RSS before/after), verify, bench, release. */
 static void probe_one(struct qn_h *h, struct probe *pr, int how, bool foreign, uint64_t n)
 {
@@ -229,8 +242,9 @@ static void probe_one(struct qn_h *h, struct probe *pr, int how, bool foreign, u
         char what[160];
         snprintf(what, sizeof what, "import %s %s", map_name[how], foreign ? "foreign" : "host allocation");
         int before = h->failures;
-        verify_import(h, what, b[0], m.fd, pr->dst);
+        verify_import(h, what, b[0], m.fd, 0, pr->dst);
         if (h->failures == before) pr->ok[how]++;
+        overlap_import(h, pr, &m, n);
         if (pr->bench) bench_import(h, b, nb, pr->dst, pr->iters);
     }
     for (int i = nb - 1; i >= 0; i--) qn_buf_destroy(h->v, &b[i]);
