@@ -28,7 +28,10 @@
 //           QN_KV_F16 (f16 KV cache; common/attn_kv.glsl).
 // Bindings, push constants and shapes as attn_prefill.comp: 0 q f32 [T][Hq][D], 1 kcache, 2 vcache [Hkv][cap][D],
 //           3 proj (gate), 4 pos, 5 out f32 [T][Hq*D]; qn_pc_attn_prefill. D a multiple of 32, <= 256.
-// Dispatch: ceil(T * G / 64) groups (qn_vk_grid) times Hkv in z; WG 256 (fixed).
+// Spec:     0 QN_WG workgroup size, 256 (the layout above; a kernel made with another size writes nothing)
+//           1 QN_PF (default false): each K / V tile's loads issued before the previous step's multiplies (V during
+//           S = Q K^T, the next K during O += P V), 8 vec4 registers more per invocation
+// Dispatch: ceil(T * G / 64) groups (qn_vk_grid) times Hkv in z.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 #ifdef QN_CM
@@ -39,7 +42,9 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
-layout(local_size_x = 256) in;
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint QN_WG = 256;   // must be 256 (8 warps of 32); other sizes write nothing
+layout(constant_id = 1) const bool QN_PF = false; // fetch the next K / V tile into registers before the multiplies
 #include "pc.h"
 #include "types.glsl"
 #include "grid.glsl"
@@ -80,15 +85,25 @@ uvec4 f16x8(vec4 a, vec4 b)
     return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
 }
 
-// BC rows of the K (or V) cache from key k0 into kvs as f16; rows nk.. zero (never read garbage: P is 0 there,
-// but 0 * NaN is not)
-void load_kv(uint kvb, uint k0, uint nk, uint L, uint U, bool values)
+// A K (or V) tile in two steps: fetch_kv loads this invocation's share of BC cache rows from key k0 into
+// registers (rows nk.. as zeros: never garbage, P is 0 there but 0 * NaN is not), store_kv writes it to kvs as f16.
+// With QN_PF the next tile's fetch is issued before the current tile's multiplies (its latency hidden behind them).
+const uint KVN = BC * (DMAX / 8u) / WG; // 8-element units per invocation at D = DMAX
+vec4 kvr[2u * KVN];
+void fetch_kv(uint kvb, uint k0, uint nk, uint L, uint U, bool values)
 {
-    for (uint i = gl_LocalInvocationIndex; i < BC * U; i += WG) {
-        uint kk = i / U, u = i % U, src = kvb + (k0 + kk) * L + 2u * u;
-        uvec4 h = uvec4(0u);
-        if (kk < nk) h = values ? f16x8(v_at(src), v_at(src + 1u)) : f16x8(k_at(src), k_at(src + 1u));
-        kvs[kk * SK4 + u] = h;
+    [[unroll]] for (uint e = 0u; e < KVN; e++) {
+        uint i = gl_LocalInvocationIndex + e * WG, kk = i / U, src = kvb + (k0 + kk) * L + 2u * (i % U);
+        bool ok = i < BC * U && kk < nk;
+        kvr[2u * e] = !ok ? vec4(0.0) : values ? v_at(src) : k_at(src);
+        kvr[2u * e + 1u] = !ok ? vec4(0.0) : values ? v_at(src + 1u) : k_at(src + 1u);
+    }
+}
+void store_kv(uint U)
+{
+    [[unroll]] for (uint e = 0u; e < KVN; e++) {
+        uint i = gl_LocalInvocationIndex + e * WG;
+        if (i < BC * U) kvs[(i / U) * SK4 + i % U] = f16x8(kvr[2u * e], kvr[2u * e + 1u]);
     }
 }
 
@@ -107,7 +122,7 @@ float p_half(uint base, uint e) { return h16(ps[base + e / 8u][(e % 8u) / 2u], e
 
 void main()
 {
-    if (pc.Hkv == 0u || pc.Hq % pc.Hkv != 0u || pc.D % 32u != 0u || pc.D > DMAX) return;
+    if (QN_WG != WG || pc.Hkv == 0u || pc.Hq % pc.Hkv != 0u || pc.D % 32u != 0u || pc.D > DMAX) return;
     uint G = pc.Hq / pc.Hkv, nrows = pc.T * G, nblk = (nrows + BR - 1u) / BR;
     uint g = qn_group_id(), j = gl_WorkGroupID.z;
     if (g >= nblk || j >= pc.Hkv) return; // uniform over the workgroup
@@ -162,10 +177,13 @@ void main()
         [[unroll]] for (int i = 0; i < NE; i++) o[f][i] = 0.0;
 #endif
 
+    if (QN_PF) fetch_kv(kvb, 0u, min(BC, nkb), L, U, false);
     for (uint k0 = 0u; k0 < nkb; k0 += BC) {
         uint nk = min(BC, nkb - k0);
-        load_kv(kvb, k0, nk, L, U, false);
+        if (!QN_PF) fetch_kv(kvb, k0, nk, L, U, false);
+        store_kv(U);
         barrier();
+        if (QN_PF) fetch_kv(kvb, k0, nk, L, U, true);
         // ---- S block: rows 16 rg .., keys 16 hh .. of the tile ----
 #ifdef QN_CM
         {
@@ -195,7 +213,8 @@ void main()
 #endif
         barrier();
         // ---- V tile; online softmax of row sr over keys 8 sp .. 8 sp + 7 ----
-        load_kv(kvb, k0, nk, L, U, true);
+        if (!QN_PF) fetch_kv(kvb, k0, nk, L, U, true);
+        store_kv(U);
         {
             float sv[8], mx = mrun;
             [[unroll]] for (uint c = 0u; c < 8u; c++) {
@@ -219,6 +238,7 @@ void main()
             if (sp == 0u) cs[sr] = cf;
         }
         barrier();
+        if (QN_PF && k0 + BC < nkb) fetch_kv(kvb, k0 + BC, min(BC, nkb - k0 - BC), L, U, false);
         // ---- O = O * factor + P V: rows 16 rg .., dims hh D/2 .. ----
         {
             float cv[NE];
