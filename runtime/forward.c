@@ -285,6 +285,7 @@ static bool norm_parts(struct rec *r, const qn_wt *W, const qn_buf *y)
     uint32_t sig = qn_fwd_parts_sig(W), k = 0, groups = 0, row0[4] = { 0 }, rows[4] = { 0 };
     while (sig && k < 8 && r->f->mv_parts[k] && qn_pipe_spec(r->f->mv_parts[k], 6) != sig) k++;
     const qn_pipe *p = sig && k < 8 ? r->f->mv_parts[k] : NULL;
+    if (p && r->f->mv_parts_i8[k] && W->cols % 32 == 0) p = r->f->mv_parts_i8[k]; /* QNEXT_MV_PARTS_I8=1 */
     if (!p || r->T != 1 || W->cols % 16 || W->cols > 4 * qn_pipe_spec(p, 5)) return false;
     struct qn_bind b[4];
     for (uint32_t i = 0; i < 4; i++) {
@@ -1084,7 +1085,10 @@ static int alloc_acts(qn_fwd *f)
     f->splits = qn_attn_decode_splits(f->cap);
     int rc = 0;
 #define B(kind, bytes, name, out) do { if (!rc) rc = buf(f, (kind), (bytes), (name), (out)); } while (0)
-    B(QN_MEM_UPLOAD, 4, "position", &f->pos);
+    /* env QNEXT_POS_VRAM=1 (A/B, inproj): the position word in device-local host-visible memory (BAR), so the attention
+     * kernels' first read is not a PCIe round trip to system memory; fails where the device has no such memory type */
+    const char *pv = getenv("QNEXT_POS_VRAM");
+    B(pv && !strcmp(pv, "1") ? QN_MEM_DEVICE_MAPPED : QN_MEM_UPLOAD, 4, "position", &f->pos);
     B(QN_MEM_UPLOAD, T * w[AW_TOK] * 4, "token ids", &f->tok);
     B(QN_MEM_DEVICE, T * w[AW_X] * F32, "x", &f->x);
     B(QN_MEM_DEVICE, T * w[AW_XN] * F32, "xn", &f->xn);

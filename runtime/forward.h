@@ -78,6 +78,8 @@ typedef struct qn_fwd {
     qn_pipe *mv_parts[8];   /* mv_parts.comp: a GGUF mixed-type weight's parts under one RMSNorm in one decode dispatch,
                                one pipeline per parts signature (spec 6, qn_fwd_parts_sig) the model has (env
                                QNEXT_MV_PARTS=1); NULL: one matvec_norm dispatch per part (the default) */
+    qn_pipe *mv_parts_i8[8]; /* ... int8 x for the block parts (QN_I8), same signatures and layout; env QNEXT_MV_PARTS_I8=1
+                                on a device with shaderIntegerDotProduct; norm_parts() takes it in mv_parts' place */
     qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *moe_qdnx[5];   /* ... their down split over the experts (default; NULL with QNEXT_MOEQ_DN=rows) */

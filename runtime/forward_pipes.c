@@ -760,9 +760,12 @@ uint32_t qn_fwd_parts_sig(const qn_wt *W)
  * in projections (GDN in_proj, attention qkv), when the device has subgroup arithmetic and H is a multiple of 32 up
  * to 4096 (x staged: XSH = H / 4). Layout route_mixed's (WG 512, f32 rows 8, block rows 16, unrolls 8 / 2: one
  * subgroup per block row, each lane one batch of loads at H = 2048), 256,8,16,16,4 below 512 invocations;
- * QNEXT_MV_PARTS_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL another. */
+ * QNEXT_MV_PARTS_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL another. QNEXT_MV_PARTS_I8=1 (off by default until an H100
+ * A/B; needs shaderIntegerDotProduct and H % 32 == 0): also the int8-x twins (f->mv_parts_i8, same layout), which
+ * norm_parts() takes instead. */
 static int make_mv_parts_pipes(qn_fwd *f)
 {
+    const char *ei = getenv("QNEXT_MV_PARTS_I8");
     const char *e = getenv("QNEXT_MV_PARTS"), *el = getenv("QNEXT_MV_PARTS_LAYOUT");
     const struct qn_caps *caps = qn_vk_caps(f->v);
     uint32_t H = (uint32_t)f->m->c.hidden_size, s[7] = { 512, 8, 16, 8, 2, H / 4, 0 }, n = 0;
@@ -778,6 +781,10 @@ static int make_mv_parts_pipes(qn_fwd *f)
     uint32_t sgmin = caps->subgroup_max > caps->subgroup_size ? caps->subgroup_max : caps->subgroup_size;
     if (s[0] > caps->max_wg_invocations || s[0] < sgmin || (qn_kernel_infos[QN_K_MV_PARTS].features & ~caps->features))
         return 0; /* (a workgroup needs one full subgroup at least: its teams are the full subgroups) */
+    bool i8 = ei && !strcmp(ei, "1") && !(qn_kernel_infos[QN_K_MV_PARTS_I8].features & ~caps->features);
+    if (ei && strcmp(ei, "0") && !i8)
+        QN_WARN("QNEXT_MV_PARTS_I8=%s: %s; mv_parts keeps f32 x", ei, strcmp(ei, "1") ? "not 0 or 1"
+                : "the device has no shaderIntegerDotProduct");
     int rc;
     for (int l = 0; l < f->m->c.num_layers; l++) {
         const qn_wt *w[2] = { &f->m->L[l].w_in, &f->m->L[l].w_qkv };
@@ -786,8 +793,9 @@ static int make_mv_parts_pipes(qn_fwd *f)
             while (k < n && qn_pipe_spec(f->mv_parts[k], 6) != sig) k++;
             if (!sig || k < n || n == 8) continue;
             s[6] = sig;
+            if (i8 && (rc = pipe(f, QN_K_MV_PARTS_I8, &f->mv_parts_i8[n], 7, s))) return rc;
             if ((rc = pipe(f, QN_K_MV_PARTS, &f->mv_parts[n++], 7, s))) return rc;
-            QN_DEBUG("mv_parts: parts signature %#x (layer %d)", sig, l);
+            QN_DEBUG("mv_parts%s: parts signature %#x (layer %d)", i8 ? " + int8" : "", sig, l);
         }
     }
     return 0;

@@ -28,6 +28,11 @@
 // adds row r's np partials in a fixed order (y is the same bit for bit in every run). Each lane issues its first
 // batch of weight loads before x is staged (x · (nw + w_add): plain vec4 order for f32 parts, quant.glsl's slots
 // with the 16-float run sums for block parts); the sum of squares is taken in the same pass, qn_nr at the store.
+// Variant QN_I8 (mv_parts_i8, env QNEXT_MV_PARTS_I8, needs shaderIntegerDotProduct): a block part's workgroups quantize
+// x · (nw + w_add) to int8 per 32 elements while staging (common/quant_i8.glsl's runs, the slot swizzle of the part's
+// type) and dot on packed 4x8-bit OpSDot, as qmatvec_i8.comp (y = W · dq(x) up to f32 rounding); f32 parts keep f32 x.
+// Both stage x per 32-element block, so every workgroup sums the squares in the same order (the same qn_nr bits).
+// cols must be a multiple of 32 (the host checks).
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 #extension GL_EXT_control_flow_attributes : require
@@ -57,6 +62,12 @@ layout(binding = 2, std430) writeonly buffer Y { float y[]; };
 layout(binding = 3, std430) readonly buffer NW4 { vec4 nw4[]; };
 layout(binding = 4, std430) writeonly buffer XN4 { vec4 xn4[]; };
 #include "quant.glsl"
+#ifdef QN_I8
+#include "quant_i8.glsl"
+shared uvec4 qn_i8x[QN_XSH / 4u + 1u]; // int8 x runs of 16 (slot order qn_i8_slot_sw(r, qn_mp_sw))
+shared vec2 qn_i8s[QN_XSH / 4u + 1u];  // (dx, dx * sum q) of each run slot
+uint qn_mp_sw;                         // the slot swizzle of this workgroup's part type
+#endif
 
 const uint QN_MP_RMAX = QN_FROWS > QN_QROWS ? QN_FROWS : QN_QROWS;
 const uint QN_MP_TMAX = QN_WG / 4u + 1u; // teams: full subgroups of >= 4 invocations
@@ -81,12 +92,21 @@ void qn_mp_stage(bool q, uint xb4)
     uint lid = gl_LocalInvocationIndex;
     qn_mp_ss = 0.0;
 #define QN_MP_XT(i) qn_mp_x(xb4, i)
+#ifdef QN_I8
+    if (q) {
+        QN_I8_STAGE_SW(qn_i8x, qn_i8s, QN_MP_XT, lid, pc.cols / 32u, QN_WG, qn_mp_sw)
+    } else {
+        for (uint r = lid; r < pc.cols / 32u; r += QN_WG)
+            [[unroll]] for (uint k = 0u; k < 8u; k++) qn_xs[8u * r + k] = QN_MP_XT(8u * r + k);
+    }
+#else
     if (q) {
         QN_QX_STAGE(qn_xs, qn_xsum, QN_MP_XT, lid, pc.cols / 16u, QN_WG)
     } else {
         for (uint r = lid; r < pc.cols / 16u; r += QN_WG)
             [[unroll]] for (uint k = 0u; k < 4u; k++) qn_xs[4u * r + k] = QN_MP_XT(4u * r + k);
     }
+#endif
     float v = subgroupAdd(qn_mp_ss);
     if (subgroupElect()) qn_red[gl_SubgroupID] = v;
     barrier();
@@ -128,6 +148,24 @@ void NAME(uint r0, uint nr, uint team, uint P, uint lane, uint lanes, uint xb4) 
     }                                                                                             \
 }
 
+// acc += unit k (weights RAW) times the x runs at elements ea, eb of the token: f32 x (quant.glsl's DOT) or int8 x
+#ifdef QN_I8
+#define QN_MP_QDOT(acc, RAW, DOT, ea, eb, k)                                                      \
+    {                                                                                             \
+        uint ra_ = qn_i8_slot_sw((ea) / 16u, qn_mp_sw), rb_ = qn_i8_slot_sw((eb) / 16u, qn_mp_sw);   \
+        acc += qn_i8_dot(RAW, k, qn_i8x[ra_], qn_i8x[rb_], qn_i8s[ra_], qn_i8s[rb_]);             \
+    }
+#else
+#define QN_MP_QDOT(acc, RAW, DOT, ea, eb, k)                                                      \
+    {                                                                                             \
+        vec4 xa_[4], xb_[4];                                                                      \
+        float sa_, sb_;                                                                           \
+        QN_QX_RUN_S(qn_xs, qn_xsum, (ea) / 4u, xa_, sa_);                                         \
+        QN_QX_RUN_S(qn_xs, qn_xsum, (eb) / 4u, xb_, sb_);                                         \
+        acc += DOT(RAW, k, xa_, xb_, sa_, sb_);                                                   \
+    }
+#endif
+
 // Block part of format F (quant.glsl's qn_F_u, QN_F_LOAD, qn_F_dot, qn_F_xrun; QK elements and QBB bytes per
 // block) over bindings (P4, P1): rows r0 .. r0 + nr of the part, units of 32 weights.
 #define QN_MP_Q(NAME, P4, P1, U, LOAD, DOT, XRUN, QK, QBB)                                        \
@@ -159,11 +197,7 @@ void NAME(uint r0, uint nr, uint team, uint P, uint lane, uint lanes, uint xb4) 
                 if (vu < nu) {                                                                    \
                     uint b = vu / upb, k = vu % upb, e0, e1;                                      \
                     XRUN(k, e0, e1);                                                              \
-                    vec4 xa[4], xb[4];                                                            \
-                    float sa, sb;                                                                 \
-                    QN_QX_RUN_S(qn_xs, qn_xsum, (b * (QK) + e0) / 4u, xa, sa);                     \
-                    QN_QX_RUN_S(qn_xs, qn_xsum, (b * (QK) + e1) / 4u, xb, sb);                     \
-                    acc += DOT(raw[u], k, xa, xb, sa, sb);                                        \
+                    QN_MP_QDOT(acc, raw[u], DOT, b * (QK) + e0, b * (QK) + e1, k)                  \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
@@ -213,6 +247,9 @@ void main()
         g0 += n;
     }
     if (part >= pc.nparts) return; // a count that does not match the parts (the host checks)
+#ifdef QN_I8
+    qn_mp_sw = qn_i8_sw_of(ty);
+#endif
     uint r0 = (g - g0) * rpw, nr = min(rpw, qn_mp_rows(part) - r0);
     uint P = max(1u, QN_WG / gl_SubgroupSize), team = gl_SubgroupID < P ? gl_SubgroupID : ~0u;
     uint lane = gl_SubgroupInvocationID, lanes = gl_SubgroupSize;

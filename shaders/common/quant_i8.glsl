@@ -42,20 +42,19 @@ uint qn_i8_pack(ivec4 q)
     return u.x | (u.y << 8u) | (u.z << 16u) | (u.w << 24u);
 }
 
-#if defined(QN_Q8_0)
+// One overload per block format (quant.glsl's unit structs are distinct types), all always defined: a kernel of one
+// format (QN_Q4_K, ...) calls its own, mv_parts.comp (QN_I8) every format the pipeline's parts have.
 float qn_i8_dot(qn_q8_0_u u, uint k, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
 {
     vec2 r = qn_i8_runs(u.a, u.b, xa, xb, sa, sb); // Q8_0 quants are signed bytes already
     return u.d * (r.x + r.y);
 }
-#elif defined(QN_Q4_0)
 float qn_i8_dot(qn_q4_0_u u, uint k, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
 {
     const uint M = 0x0f0f0f0fu;
     vec2 r = qn_i8_runs(u.q & M, (u.q >> 4u) & M, xa, xb, sa, sb);
     return u.d * ((r.x + r.y) - 8.0 * (sa.y + sb.y));
 }
-#elif defined(QN_Q4_K) || defined(QN_Q5_K)
 float qn_i8_qk(uvec4 h, uint k, uvec4 qa, uvec4 qb, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
 {
     vec2 d = unpackHalf2x16(h.x); // (d, dmin)
@@ -63,13 +62,11 @@ float qn_i8_qk(uvec4 h, uint k, uvec4 qa, uvec4 qb, uvec4 xa, uvec4 xb, vec2 sa,
     vec2 r = qn_i8_runs(qa, qb, xa, xb, sa, sb);
     return d.x * (s.x * r.x + s.y * r.y) - d.y * (s.z * sa.y + s.w * sb.y);
 }
-#if defined(QN_Q4_K)
 float qn_i8_dot(qn_q4_k_u u, uint k, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
 {
     const uint M = 0x0f0f0f0fu;
     return qn_i8_qk(u.h, k, u.q & M, (u.q >> 4u) & M, xa, xb, sa, sb);
 }
-#else
 float qn_i8_dot(qn_q5_k_u u, uint k, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
 {
     const uint M = 0x0f0f0f0fu, B = 0x01010101u;
@@ -78,8 +75,6 @@ float qn_i8_dot(qn_q5_k_u u, uint k, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
     uvec4 qb = ((u.q >> 4u) & M) | (((u.qh >> (c2 + 1u)) & B) << 4u);
     return qn_i8_qk(u.h, k, qa, qb, xa, xb, sa, sb);
 }
-#endif
-#elif defined(QN_Q6_K)
 float qn_i8_dot(qn_q6_k_u w, uint u, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
 {
     const uint M = 0x0f0f0f0fu, B = 0x03030303u;
@@ -89,13 +84,14 @@ float qn_i8_dot(qn_q6_k_u w, uint u, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
     vec2 r = qn_i8_runs(qa, qb, xa, xb, sa, sb);
     return w.da * (r.x - 32.0 * sa.y) + w.db * (r.y - 32.0 * sb.y);
 }
-#endif
 
 // Staging: quantize the 32-element blocks b = first, first + stride, .. < nblk of x (X4AT(i) = vec4 i of the
 // token's x) into the run slots XQ[] (uvec4 of bytes) and XS[] (vec2(dx, dx * sum q)), qn_i8_slot order. Per block:
 // amax = max |x|, q = roundEven(x * (127 / amax)) (0 for an all-zero block), dx = amax / 127. The caller puts a
 // barrier after it.
-#define QN_I8_STAGE(XQ, XS, X4AT, first, nblk, stride)                                            \
+#define QN_I8_STAGE(XQ, XS, X4AT, first, nblk, stride) QN_I8_STAGE_SW(XQ, XS, X4AT, first, nblk, stride, QN_I8_SW)
+// ... with the slot swizzle SW given (qn_i8_slot_sw; mv_parts.comp: per part type, qn_i8_sw_of)
+#define QN_I8_STAGE_SW(XQ, XS, X4AT, first, nblk, stride, SW)                                     \
     for (uint b_ = (first); b_ < (nblk); b_ += (stride)) {                                        \
         vec4 v_[8];                                                                               \
         [[unroll]] for (uint i_ = 0u; i_ < 8u; i_++) v_[i_] = X4AT(8u * b_ + i_);                 \
@@ -107,7 +103,7 @@ float qn_i8_dot(qn_q6_k_u w, uint u, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
             ivec4 q0_ = ivec4(roundEven(v_[4u * h_] * id_)), q1_ = ivec4(roundEven(v_[4u * h_ + 1u] * id_)); \
             ivec4 q2_ = ivec4(roundEven(v_[4u * h_ + 2u] * id_)), q3_ = ivec4(roundEven(v_[4u * h_ + 3u] * id_)); \
             ivec4 s4_ = (q0_ + q1_) + (q2_ + q3_);                                                \
-            uint sl_ = qn_i8_slot(2u * b_ + h_);                                                  \
+            uint sl_ = qn_i8_slot_sw(2u * b_ + h_, SW);                                           \
             XQ[sl_] = uvec4(qn_i8_pack(q0_), qn_i8_pack(q1_), qn_i8_pack(q2_), qn_i8_pack(q3_));  \
             XS[sl_] = vec2(dx_, dx_ * float((s4_.x + s4_.y) + (s4_.z + s4_.w)));                  \
         }                                                                                         \
@@ -123,6 +119,9 @@ const uint QN_I8_SW = 4u; // runs 0-3, 8-11 (+4)
 #else
 const uint QN_I8_SW = 2u; // runs 0, 1, 4, 5, 8, 9, 12, 13 (+2)
 #endif
-uint qn_i8_slot(uint r) { return r ^ (((r >> 3u) & 1u) * QN_I8_SW); }
+uint qn_i8_slot_sw(uint r, uint sw) { return r ^ (((r >> 3u) & 1u) * sw); }
+uint qn_i8_slot(uint r) { return qn_i8_slot_sw(r, QN_I8_SW); }
+// the swizzle of a block type by mv_parts.comp's type code (1 Q8_0, 2 Q4_0, 3 Q4_K, 4 Q5_K, 5 Q6_K), as QN_I8_SW
+uint qn_i8_sw_of(uint code) { return code <= 2u ? 1u : code == 5u ? 4u : 2u; }
 
 #endif
