@@ -545,6 +545,14 @@ static void attn_decode_prep(struct rec *r, int l)
     qn_pc_attn_decode pd = { .Hq = Hq, .Hkv = Hkv, .D = D, .cap = f->cap, .n_keys = 1, .splits = f->splits,
                              .flags = QN_ATTN_POS_DEVICE, .gate_off = Hq * D, .scale = pq.scale };
     mark(r, "attn.core");
+    if (f->dec_comb) { /* QNEXT_ATTN_COMB=1: the combine folded in (the last split of each kv head), one dispatch */
+        qn_cmd_dispatch_nz(r->c, f->dec_comb, QN_BINDS(QN_BIND(f->proj), QN_BIND(st->kc), QN_BIND(st->vc), QN_BIND(f->pos),
+                                                       QN_BIND(f->part), wb(&L->q_norm), wb(&L->k_norm), wb(&f->m->inv_freq),
+                                                       QN_BIND(f->o), QN_BIND(f->acnt)),
+                           &pq, sizeof pq, f->splits, Hkv);
+        barrier(r);
+        return;
+    }
     qn_cmd_dispatch_nz(r->c, f->dec_prep, QN_BINDS(QN_BIND(f->proj), QN_BIND(st->kc), QN_BIND(st->vc), QN_BIND(f->pos),
                                                    QN_BIND(f->part), wb(&L->q_norm), wb(&L->k_norm), wb(&f->m->inv_freq)),
                        &pq, sizeof pq, f->splits, Hkv);
@@ -1197,6 +1205,8 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = qn_buf_fill(f->v, f->rcnt, 0, f->rcnt->size, 0);
     if (!rc) rc = alloc_dxs(f);
     if (!rc && f->gdn_dec) rc = alloc_gscr(f);
+    if (!rc && f->dec_comb) rc = buf(f, QN_MEM_DEVICE, (uint64_t)f->m->c.num_kv_heads * 4, "attention counters", &f->acnt);
+    if (!rc && f->dec_comb) rc = qn_buf_fill(f->v, f->acnt, 0, f->acnt->size, 0);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
     if (!rc && f->tune.guess_next) rc = alloc_guess(f);
     if (!rc) rc = qn_fwd_reset(f);
@@ -1213,6 +1223,7 @@ void qn_fwd_free(qn_fwd *f)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) qn_buf_destroy(f->v, all[i]);
     qn_buf_destroy(f->v, &f->rcnt);
     qn_buf_destroy(f->v, &f->gscr);
+    qn_buf_destroy(f->v, &f->acnt);
     qn_buf_destroy(f->v, &f->dxs);
     for (int l = 0; f->st && l < f->m->c.num_layers; l++) {
         qn_buf_destroy(f->v, &f->st[l].kc);

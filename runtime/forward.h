@@ -197,6 +197,10 @@ int qn_fwd_record_seg(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call, enum
 /* Run the tensor-core matmul pipeline p (a matmul_cm_f32 variant) on a case whose exact result is known
  * (cm_check.c): 0 if every output matches, else a negative code with a message naming the first wrong one. */
 int qn_cm_selfcheck(qn_vk *v, const qn_pipe *p);
+/* Run the tensor-core prefill attention cm (attn_prefill_cm or its emulated twin) and attn_prefill fma on one random
+ * case of head shape Hq, Hkv, D (attn_cm_check.c): 0 if they agree within the f16 rounding, else a negative code
+ * with a message naming the first output that does not. */
+int qn_attn_cm_selfcheck(qn_vk *v, const qn_pipe *cm, const qn_pipe *fma, uint32_t Hq, uint32_t Hkv, uint32_t D);
 /* The same for the grouped-expert tensor-core kernels (moe_qgrouped_cm.comp, Q8_0 variants, the layout
  * qn_cm_moe_spec picks, fragment width cn). */
 int qn_cm_moe_selfcheck(qn_vk *v, uint32_t cn);

@@ -424,7 +424,8 @@ static uint32_t gdn_fuse(void)
  * q, k, v and the probabilities rounded to f16, f32 accumulation) where the device has VK_NV_cooperative_matrix with
  * the f16 16x16x16 shape and 32-wide subgroups (else a warning and attn_prefill); emu its twin with the fragment
  * operations emulated (any device, slow: for testing the graph on lavapipe); unset or 0 attn_prefill (the default
- * until the H100 A/B). Needs a head dim that is a multiple of 32, at most 256. QNEXT_ATTN_CM_PF=1: its spec QN_PF
+ * until the H100 A/B). Needs a head dim that is a multiple of 32, at most 256, and a self-check against attn_prefill
+ * at setup to pass (attn_cm_check.c). QNEXT_ATTN_CM_PF=1: its spec QN_PF
  * (each K / V tile fetched into registers before the previous step's multiplies). */
 static int make_attn_cm_pipe(qn_fwd *f)
 {
@@ -450,7 +451,12 @@ static int make_attn_cm_pipe(qn_fwd *f)
     const char *pe = getenv("QNEXT_ATTN_CM_PF"); /* 1: spec QN_PF, the next K / V tile's loads before the multiplies */
     uint32_t pf = pe && !strcmp(pe, "1") ? 1 : 0;
     PIPE(k, &f->pre_cm, 256, pf);
-    QN_INFO("prefill attention: %s (QNEXT_ATTN_CM=%s, QN_PF %u)", qn_kernel_infos[k].name, e, pf);
+    if (qn_attn_cm_selfcheck(f->v, f->pre_cm, f->pre, (uint32_t)f->m->c.num_heads, (uint32_t)f->m->c.num_kv_heads, D)) {
+        QN_WARN("QNEXT_ATTN_CM=%s: %s; attn_prefill runs", e, qn_errmsg());
+        f->pre_cm = NULL;
+        return 0;
+    }
+    QN_INFO("prefill attention: %s (QNEXT_ATTN_CM=%s, QN_PF %u; self-check passed)", qn_kernel_infos[k].name, e, pf);
     return 0;
 }
 
