@@ -111,6 +111,8 @@ typedef struct qn_fwd {
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *pre_cm;        /* attn_prefill_cm (flash attention on tensor cores) or its emulated twin in attn_prefill's
                                place (env QNEXT_ATTN_CM=1 | emu, forward_pipes.c make_attn_cm_pipe); NULL: attn_prefill */
+    qn_pipe *dec_comb;      /* attn_decode_prep_comb: dec_prep with the combine folded in (last split per kv head; env
+                               QNEXT_ATTN_COMB=1, inproj); counters f->acnt */
     qn_pipe *dec_prep;      /* attn_decode_prep: the decode step's attn_prep folded into the split pass (env
                                QNEXT_ATTN_FOLD=1); NULL: attn_prep + attn_decode (the default) */
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;
@@ -140,6 +142,7 @@ typedef struct qn_fwd {
     qn_buf *part;           /* attention decode partials */
     qn_buf *mm;             /* f32 [tmax, E + 2 Is + 1] MoE dense product */
     qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
+    qn_buf *acnt;           /* attn_decode_prep_comb's counters, one per kv head (zero between calls); NULL without */
     qn_buf *gscr;           /* gdn_decode's counters (zero between calls) and per-block sums; NULL without gdn_dec */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
     qn_buf *dxs;            /* split down (moe_qdnx): f32 partials [dxs_t, K + 1, H], then uint32 row-block counters

@@ -496,6 +496,9 @@ static int make_layer_pipes(qn_fwd *f)
     const char *af = getenv("QNEXT_ATTN_FOLD"); /* default 1: the decode step's attn_prep inside attn_decode; 0 apart */
     if (!af || strcmp(af, "0"))
         PIPE(QN_K_ATTN_DECODE_PREP, &f->dec_prep, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
+    const char *ac = getenv("QNEXT_ATTN_COMB"); /* 1: the combine folded into attn_decode_prep too (A/B; inproj) */
+    if (f->dec_prep && ac && !strcmp(ac, "1"))
+        PIPE(QN_K_ATTN_DECODE_PREP_COMB, &f->dec_comb, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
     PIPE(QN_K_ATTN_PREFILL, &f->pre, dmax / 4 > 256 ? dmax / 4 : 256, dmax);
     if ((rc = make_attn_cm_pipe(f))) return rc;
     PIPE(QN_K_MOE_ROUTER, &f->router, 256);
