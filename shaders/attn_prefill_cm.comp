@@ -162,10 +162,8 @@ void main()
         }
         barrier();
         if ((rg >> 1u) == pass)
-            [[unroll]] for (uint d = 0u; d < DMAX / 16u; d++) {
-                if (d >= NQ) break;
-                coopMatLoadNV(qa[d], kvs, ((rg & 1u) * 16u) * SK4 + 2u * d, SK4, false);
-            }
+            [[unroll]] for (uint d = 0u; d < DMAX / 16u; d++)
+                if (d < NQ) coopMatLoadNV(qa[d], kvs, ((rg & 1u) * 16u) * SK4 + 2u * d, SK4, false);
         barrier();
     }
     CMC o[DMAX / 32u];
@@ -187,15 +185,15 @@ void main()
         // ---- S block: rows 16 rg .., keys 16 hh .. of the tile ----
 #ifdef QN_CM
         {
-            CMC sacc[4];
-            [[unroll]] for (uint a = 0u; a < 4u; a++) sacc[a] = CMC(0.0);
-            [[unroll]] for (uint d = 0u; d < DMAX / 16u; d++) {
-                if (d >= NQ) break;
-                CMA kb;
-                coopMatLoadNV(kb, kvs, (hh * 16u) * SK4 + 2u * d, SK4, true);
-                sacc[d & 3u] = coopMatMulAddNV(qa[d], kb, sacc[d & 3u]);
-            }
-            sacc[0] = (sacc[0] + sacc[1]) + (sacc[2] + sacc[3]);
+            CMC sacc[2]; // two chains of multiply-adds (even / odd 16 of d), added at the end
+            sacc[0] = CMC(0.0), sacc[1] = CMC(0.0);
+            [[unroll]] for (uint d = 0u; d < DMAX / 16u; d++)
+                if (d < NQ) {
+                    CMA kb;
+                    coopMatLoadNV(kb, kvs, (hh * 16u) * SK4 + 2u * d, SK4, true);
+                    sacc[d & 1u] = coopMatMulAddNV(qa[d], kb, sacc[d & 1u]);
+                }
+            sacc[0] = sacc[0] + sacc[1];
             coopMatStoreNV(sacc[0], ss, (rg * 16u) * SS + hh * 16u, SS, false);
         }
 #else
@@ -243,20 +241,19 @@ void main()
         {
             float cv[NE];
             [[unroll]] for (int i = 0; i < NE; i++) cv[i] = cs[rg * 16u + rmap[i]];
-            [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++) {
-                if (f >= NF) break;
-                [[unroll]] for (int i = 0; i < NE; i++) o[f][i] *= cv[i];
-            }
+            [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++)
+                if (f < NF)
+                    [[unroll]] for (int i = 0; i < NE; i++) o[f][i] *= cv[i];
 #ifdef QN_CM
             [[unroll]] for (uint kk = 0u; kk < BC / 16u; kk++) {
                 CMA pa;
                 coopMatLoadNV(pa, ps, (rg * 16u) * PS4 + 2u * kk, PS4, false);
-                [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++) {
-                    if (f >= NF) break;
-                    CMA vb;
-                    coopMatLoadNV(vb, kvs, (kk * 16u) * SK4 + (hh * HD + 16u * f) / 8u, SK4, false);
-                    o[f] = coopMatMulAddNV(pa, vb, o[f]);
-                }
+                [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++)
+                    if (f < NF) {
+                        CMA vb;
+                        coopMatLoadNV(vb, kvs, (kk * 16u) * SK4 + (hh * HD + 16u * f) / 8u, SK4, false);
+                        o[f] = coopMatMulAddNV(pa, vb, o[f]);
+                    }
             }
 #else
             for (uint f = 0u; f < NF; f++)
@@ -275,7 +272,8 @@ void main()
     if (sp == 0u) lsum[sr] = lrun;
     barrier();
     uint blk = w * 256u;
-    for (uint f = 0u; f < NF; f++) {
+    [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++) { // unrolled: fragment f is a constant index
+        if (f >= NF) break;                                 // uniform over the workgroup
 #ifdef QN_CM
         coopMatStoreNV(o[f], ss, blk, 16u, false);
 #else
