@@ -484,6 +484,32 @@ static bool gdn_fused(struct rec *r, int l, bool *normed)
     return true;
 }
 
+/* The delta rule of a prefill call in two passes per segment of wy_seg chunks (64 tokens each): gdn_chunk_wy, the
+ * per-chunk factors of all the segment's chunks in parallel (O_intra to o, the rest to wy_scr), then
+ * gdn_chunk_state, the walk over the chunks carrying S (o += Q' S0). */
+static void gdn_wy(struct rec *r, int l)
+{
+    qn_fwd *f = r->f;
+    const qn_config *c = r->cfg;
+    const struct qn_mlayer *L = &f->m->L[l];
+    struct qn_fwd_layer_state *st = &f->st[l];
+    uint32_t T = r->T, Hk = (uint32_t)c->lin_k_heads, Hv = (uint32_t)c->lin_v_heads;
+    uint32_t dk = (uint32_t)c->lin_k_dim, dv = (uint32_t)c->lin_v_dim, KD = Hk * dk, VD = Hv * dv;
+    uint32_t nch = cdiv(T, 64), nc = nch < f->wy_seg ? nch : f->wy_seg;
+    for (uint32_t ch = 0; ch < nch; ch += nc) {
+        qn_pc_gdn_wy pc = { .T = T, .t0 = ch * 64, .nc = nc, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv,
+                            .qkv_stride = 2 * KD + VD, .q_off = 0, .k_off = KD, .v_off = 2 * KD,
+                            .proj_stride = L->w_in.rows, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv };
+        qn_cmd_dispatch_n(r->c, f->wy_a, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
+                                                  QN_BIND(f->wy_scr), QN_BIND(f->o)),
+                          &pc, sizeof pc, (uint64_t)nc * Hv);
+        barrier(r);
+        qn_cmd_dispatch_n(r->c, f->wy_b, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->wy_scr), QN_BIND(st->S), QN_BIND(f->o)),
+                          &pc, sizeof pc, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(f->wy_b, 1)));
+        barrier(r);
+    }
+}
+
 static void gdn_block(struct rec *r, int l)
 {
     qn_fwd *f = r->f;
@@ -506,13 +532,17 @@ static void gdn_block(struct rec *r, int l)
                           &pcc, sizeof pcc, cdiv(CD, qn_pipe_spec(cv, 0) / qn_pipe_spec(cv, 1)));
         barrier(r);
         mark(r, "gdn.rule");                    /* o[T, Hv, dv] = delta rule over q, k, v, b, a; state S */
-        const qn_pipe *rule = T >= 16 ? f->rule_chunk : f->rule_rec;
-        qn_pc_gdn pcg = { .T = T, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .qkv_stride = CD, .q_off = 0, .k_off = KD,
-                          .v_off = 2 * KD, .proj_stride = P, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv };
-        qn_cmd_dispatch_n(r->c, rule, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
-                                               QN_BIND(st->S), QN_BIND(f->o)),
-                          &pcg, sizeof pcg, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(rule, 1)));
-        barrier(r);
+        if (T >= 16 && f->wy_a) gdn_wy(r, l);   /* two passes per segment (QNEXT_GDN_WY=1) */
+        else {
+            const qn_pipe *rule = T >= 16 ? f->rule_chunk : f->rule_rec;
+            qn_pc_gdn pcg = { .T = T, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .qkv_stride = CD, .q_off = 0,
+                              .k_off = KD, .v_off = 2 * KD, .proj_stride = P, .b_off = 2 * KD + 2 * VD,
+                              .a_off = 2 * KD + 2 * VD + Hv };
+            qn_cmd_dispatch_n(r->c, rule, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log),
+                                                   wb(&L->dt_bias), QN_BIND(st->S), QN_BIND(f->o)),
+                              &pcg, sizeof pcg, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(rule, 1)));
+            barrier(r);
+        }
     }
     if (!normed) {
         mark(r, "gdn.norm");                    /* o = gated RMSNorm(o, z) per (token, head), in place */
@@ -1141,6 +1171,16 @@ static int alloc_gscr(qn_fwd *f)
     return rc ? rc : qn_buf_fill(f->v, f->gscr, 0, f->gscr->size, 0);
 }
 
+/* gdn_chunk_wy's scratch: one record (pc_gdn.h) per (chunk, value head) of a segment of wy_seg chunks (fewer when
+ * tmax is shorter) */
+static uint64_t wy_bytes(const qn_fwd *f)
+{
+    const qn_config *c = &f->m->c;
+    uint64_t dk = (uint64_t)c->lin_k_dim, dv = (uint64_t)c->lin_v_dim, nc = cdiv(f->tmax, 64);
+    if (nc > f->wy_seg) nc = f->wy_seg;
+    return (2 * 64 * dk + 64 * dv + 68) * (uint64_t)c->lin_v_heads * nc * 4;
+}
+
 /* The guess node's buffers (tune.guess_next); the logits' spare words stay 0 (the router reads one past a row
  * as the shared gate, which goes to scratch). */
 static int alloc_guess(qn_fwd *f)
@@ -1205,6 +1245,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = qn_buf_fill(f->v, f->rcnt, 0, f->rcnt->size, 0);
     if (!rc) rc = alloc_dxs(f);
     if (!rc && f->gdn_dec) rc = alloc_gscr(f);
+    if (!rc && f->wy_a) rc = buf(f, QN_MEM_DEVICE, wy_bytes(f), "gdn_chunk_wy records", &f->wy_scr);
     if (!rc && f->dec_comb) rc = buf(f, QN_MEM_DEVICE, (uint64_t)f->m->c.num_kv_heads * 4, "attention counters", &f->acnt);
     if (!rc && f->dec_comb) rc = qn_buf_fill(f->v, f->acnt, 0, f->acnt->size, 0);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
@@ -1223,6 +1264,7 @@ void qn_fwd_free(qn_fwd *f)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) qn_buf_destroy(f->v, all[i]);
     qn_buf_destroy(f->v, &f->rcnt);
     qn_buf_destroy(f->v, &f->gscr);
+    qn_buf_destroy(f->v, &f->wy_scr);
     qn_buf_destroy(f->v, &f->acnt);
     qn_buf_destroy(f->v, &f->dxs);
     for (int l = 0; f->st && l < f->m->c.num_layers; l++) {

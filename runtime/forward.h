@@ -108,6 +108,10 @@ typedef struct qn_fwd {
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *gdn_dec;       /* gdn_decode.comp: a decode token's conv + delta rule (+ gated norm when its spec 4 is 1)
                                in one dispatch (env QNEXT_GDN_FUSE=1|2); NULL: three dispatches (0, the default) */
+    qn_pipe *wy_a, *wy_b;   /* the two-pass chunked delta rule for prefill (gdn_chunk_wy: per-chunk factors of all
+                               chunks at once, gdn_chunk_state: the walk over the chunks; env QNEXT_GDN_WY=1); NULL:
+                               gdn_chunked */
+    uint32_t wy_seg;        /* chunks per segment of the two passes (env QNEXT_GDN_WY_SEG; the scratch holds one) */
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *pre_cm;        /* attn_prefill_cm (flash attention on tensor cores) or its emulated twin in attn_prefill's
                                place (env QNEXT_ATTN_CM=1 | emu, forward_pipes.c make_attn_cm_pipe); NULL: attn_prefill */
@@ -144,6 +148,7 @@ typedef struct qn_fwd {
     qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
     qn_buf *acnt;           /* attn_decode_prep_comb's counters, one per kv head (zero between calls); NULL without */
     qn_buf *gscr;           /* gdn_decode's counters (zero between calls) and per-block sums; NULL without gdn_dec */
+    qn_buf *wy_scr;         /* gdn_chunk_wy's records of one segment (pc_gdn.h); NULL without wy_a */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
     qn_buf *dxs;            /* split down (moe_qdnx): f32 partials [dxs_t, K + 1, H], then uint32 row-block counters
                              * at the end of the buffer (zero between calls); NULL without moe_qdnx */

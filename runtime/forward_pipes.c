@@ -420,6 +420,39 @@ static uint32_t gdn_fuse(void)
     return 2;
 }
 
+/* env QNEXT_GDN_WY=1: the prefill delta rule in two passes (gdn_chunk_wy + gdn_chunk_state) instead of gdn_chunked;
+ * QNEXT_GDN_WY_LAYOUT=WG,BV of the second pass (default 256,16; WG / BV must divide 32 and WG be at most 1024),
+ * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default 16: the scratch holds 2 MB per chunk at the 80B's
+ * shape). Not taken (a warning) when dk or dv is not a multiple of 4 or the layout's shared memory does not fit. */
+static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
+{
+    const qn_config *c = &f->m->c;
+    const char *e = getenv("QNEXT_GDN_WY");
+    if (!e || !strcmp(e, "0")) return 0;
+    uint32_t lay[2] = { 256, 16 }, seg = 16;
+    const char *el = getenv("QNEXT_GDN_WY_LAYOUT"), *es = getenv("QNEXT_GDN_WY_SEG");
+    if (el && (sscanf(el, "%u,%u", &lay[0], &lay[1]) != 2 || !lay[1] || lay[0] % lay[1] || lay[0] > 1024 ||
+               32 % (lay[0] / lay[1]))) {
+        QN_WARN("QNEXT_GDN_WY_LAYOUT=%s is not WG,BV (WG / BV dividing 32, WG at most 1024); using 256,16", el);
+        lay[0] = 256, lay[1] = 16;
+    }
+    if (es && (sscanf(es, "%u", &seg) != 1 || !seg)) {
+        QN_WARN("QNEXT_GDN_WY_SEG=%s is not a positive chunk count; using 16", es);
+        seg = 16;
+    }
+    uint32_t shared = 4 * (dkmax * lay[1] + 64 * lay[1] + 2 * 64 * 36); /* gdn_chunk_state.comp */
+    if (c->lin_k_dim % 4 || c->lin_v_dim % 4 || shared > qn_vk_caps(f->v)->max_shared) {
+        QN_WARN("QNEXT_GDN_WY: dk %d / dv %d not multiples of 4, or %u bytes of shared memory (device: %u); using "
+                "gdn_chunked", c->lin_k_dim, c->lin_v_dim, shared, qn_vk_caps(f->v)->max_shared);
+        return 0;
+    }
+    int rc;
+    PIPE0(QN_K_GDN_CHUNK_WY, &f->wy_a);
+    PIPE(QN_K_GDN_CHUNK_STATE, &f->wy_b, lay[0], lay[1], dkmax);
+    f->wy_seg = seg;
+    return 0;
+}
+
 /* env QNEXT_ATTN_CM: 1 runs the causal prefill attention as flash attention on tensor cores (attn_prefill_cm.comp:
  * q, k, v and the probabilities rounded to f16, f32 accumulation) where the device has VK_NV_cooperative_matrix with
  * the f16 16x16x16 shape and 32-wide subgroups (else a warning and attn_prefill); emu its twin with the fragment
@@ -482,6 +515,7 @@ static int make_layer_pipes(qn_fwd *f)
     PIPE(QN_K_GDN_CONV, &f->conv_pre, 128, 4, K);
     PIPE(QN_K_GDN_RECURRENT, &f->rule_rec, 128, 16, dkmax);
     PIPE(QN_K_GDN_CHUNKED, &f->rule_chunk, 256, 16, dkmax, 64);
+    if ((rc = make_wy_pipes(f, dkmax))) return rc;
     PIPE(QN_K_GATED_RMSNORM, &f->gnorm, 128);
     uint32_t gf = gdn_fuse(), gl[2] = { 256, 16 };
     const char *el = getenv("QNEXT_GDN_FUSE_LAYOUT"); /* WG,BV of gdn_decode (timing experiments) */

@@ -37,6 +37,28 @@ QN_STRUCT(qn_pc_gdn)
     QN_U32 a_off;
 QN_STRUCT_END(qn_pc_gdn)
 
+/* gdn_chunk_wy / gdn_chunk_state (the two-pass chunked delta rule, chunk 64): the fields of qn_pc_gdn (same
+ * meaning) plus the segment: a call of T tokens runs as segments of nc chunks; this dispatch covers the chunks
+ * starting at token t0 (t0 a multiple of 64), chunk cl of the segment = tokens t0 + 64 cl .. (at most T).
+ * Scratch record (cl * Hv + h) of RS = 2*64*dk + 64*dv + 68 floats: W [64][dk], Q' [64][dk], U [64][dv],
+ * kf [64], e^G_last, 3 pad (gdn_chunk_wy.comp). */
+QN_STRUCT(qn_pc_gdn_wy)
+    QN_U32 T;
+    QN_U32 t0;
+    QN_U32 nc;
+    QN_U32 Hk;
+    QN_U32 Hv;
+    QN_U32 dk;
+    QN_U32 dv;
+    QN_U32 qkv_stride;
+    QN_U32 q_off;
+    QN_U32 k_off;
+    QN_U32 v_off;
+    QN_U32 proj_stride;
+    QN_U32 b_off;
+    QN_U32 a_off;
+QN_STRUCT_END(qn_pc_gdn_wy)
+
 /* gated_rmsnorm: for each of `rows` = T*Hv rows (row = t*heads + h) of dim f32:
  *   y[row*dim + j] = w[j] * o[row*dim + j] * rsqrt(mean(o_row^2) + eps) * silu(z),
  *   z = proj[t*proj_stride + z_off + h*dim + j]. Plain weight w (not 1 + w). */

@@ -240,6 +240,124 @@ static void long_case(struct shape s, uint32_t T, uint32_t split, const uint32_t
     qn_h_reset(&H);
 }
 
+/* ---- the two-pass chunked delta rule: gdn_chunk_wy (per-chunk factors, all chunks at once) + gdn_chunk_state ---- */
+
+#define WY_C 64 /* chunk of both passes */
+
+/* floats of one scratch record (pc_gdn.h) */
+static uint64_t wy_rec(struct shape s) { return 2ull * WY_C * s.dk + (uint64_t)WY_C * s.dv + WY_C + 4; }
+
+/* Both passes over tokens [t0, t0 + T) of `in` (bound as a sub-range, as run_delta) in segments of `seg` chunks
+ * (0: one segment); pass 2 with pipeline `pb` (spec WG, BV, DK_MAX); scratch `scr` (NULL: a new one). ms[0] / ms[1]
+ * (if not NULL): GPU ms of all pass-1 / pass-2 dispatches. */
+static void run_wy(const qn_pipe *pb, const struct gdn_in *in, uint32_t t0, uint32_t T, qn_buf *S, qn_buf *o,
+                   uint32_t seg, qn_buf *scr, double *ms)
+{
+    struct shape s = in->s;
+    uint32_t nch = (T + WY_C - 1) / WY_C, nc = seg && seg < nch ? seg : nch, bv = qn_pipe_spec(pb, 1);
+    const qn_pipe *pa = qn_h_pipe_default(&H, QN_K_GDN_CHUNK_WY);
+    if (!scr) scr = qn_h_buffer(&H, "wy scratch", (size_t)wy_rec(s) * s.Hv * nc * 4);
+    uint64_t qo = (uint64_t)t0 * conv_dim(s) * 4, po = (uint64_t)t0 * proj_stride(s) * 4;
+    if (qo % 16 || po % 16) {
+        fprintf(stderr, "test_gdn: unaligned token offset %u\n", t0);
+        H.failures++;
+        return;
+    }
+    struct qn_bind Q = QN_BIND_RANGE(in->qkv_b, qo, (uint64_t)T * conv_dim(s) * 4);
+    struct qn_bind P = QN_BIND_RANGE(in->proj_b, po, (uint64_t)T * proj_stride(s) * 4);
+    if (ms) ms[0] = ms[1] = 0;
+    for (uint32_t c = 0; c < nch; c += nc) {
+        qn_pc_gdn_wy pc = {
+            .T = T, .t0 = c * WY_C, .nc = nc, .Hk = s.Hk, .Hv = s.Hv, .dk = s.dk, .dv = s.dv,
+            .qkv_stride = conv_dim(s), .q_off = 0, .k_off = s.Hk * s.dk, .v_off = 2 * s.Hk * s.dk,
+            .proj_stride = proj_stride(s), .b_off = b_off(s), .a_off = a_off(s),
+        };
+        double a = qn_h_run(&H, pa, QN_BINDS(Q, P, QN_BIND(in->alog_b), QN_BIND(in->dtb_b), QN_BIND(scr), QN_BIND(o)),
+                            &pc, sizeof pc, (uint64_t)nc * s.Hv);
+        double b = qn_h_run(&H, pb, QN_BINDS(Q, QN_BIND(scr), QN_BIND(S), QN_BIND(o)), &pc, sizeof pc,
+                            (uint64_t)s.Hv * ((s.dv + bv - 1) / bv));
+        if (ms) ms[0] += a, ms[1] += b;
+    }
+}
+
+/* Bytes of shared memory of gdn_chunk_state with spec (WG, BV, DK_MAX) (its header) */
+static uint32_t wy_shared(const uint32_t sp[3]) { return 4 * (sp[2] * sp[1] + WY_C * sp[1] + 2 * WY_C * 36); }
+
+static qn_pipe *wy_pipe(const uint32_t *spec) { return qn_h_pipe_spec(&H, QN_K_GDN_CHUNK_STATE, spec, spec ? 3 : 0); }
+
+/* One prefill of T tokens (from a zero or a random state) in segments of seg chunks vs the reference; then, from
+ * the state it left, a second call of T2 tokens (0: none) against the reference continued. */
+static void wy_case(const uint32_t *spec, struct shape s, uint32_t T, bool zero_state, uint32_t seg, uint32_t T2)
+{
+    static const uint32_t dflt[3] = { 256, 16, 128 };
+    uint32_t need = wy_shared(spec ? spec : dflt), have = qn_vk_caps(H.v)->max_shared;
+    if (need > have) { /* e.g. BV 32 on lavapipe's 32 KiB: the GPU runs it */
+        printf("skip gdn_chunk_state(%u,%u,%u): %u bytes of shared memory, the device has %u\n", (spec ? spec : dflt)[0],
+               (spec ? spec : dflt)[1], (spec ? spec : dflt)[2], need, have);
+        return;
+    }
+    qn_pipe *pb = wy_pipe(spec);
+    struct gdn_in in = make_in(s, T + T2);
+    float *S0 = zero_state ? qn_h_alloc(&H, state_n(s)) : normal(state_n(s), 0, 0.5f);
+    qn_buf *S = qn_h_upload(&H, "S", S0, state_n(s) * 4), *o = qn_h_output(&H, "o", out_n(s, T + T2));
+    run_wy(pb, &in, 0, T, S, o, seg, NULL, NULL);
+    float *got = qn_h_alloc(&H, out_n(s, T + T2));
+    memcpy(got, qn_h_read(&H, o, out_n(s, T)), out_n(s, T) * 4);
+    if (T2) {
+        run_wy(pb, &in, T, T2, S, o, seg, NULL, NULL);
+        memcpy(got + out_n(s, T), qn_h_read(&H, o, out_n(s, T2)), out_n(s, T2) * 4);
+    }
+    float *ref = qn_h_alloc(&H, out_n(s, T + T2));
+    ref_delta(&in, 0, T + T2, S0, ref);
+    char what[200], sp[64];
+    snprintf(what, sizeof what, "gdn_chunk_wy + %s Hk=%u Hv=%u dk=%u dv=%u T=%u%s%.0u seg %u, %s state: o",
+             spec_str(pb, sp, sizeof sp), s.Hk, s.Hv, s.dk, s.dv, T, T2 ? "+" : "", T2, seg, zero_state ? "zero" : "random");
+    check_rel(what, got, ref, out_n(s, T + T2), TOL_CHUNKED);
+    memcpy(what + strlen(what) - 1, "S", 2);
+    check_rel(what, qn_h_read(&H, S, state_n(s)), S0, state_n(s), TOL_CHUNKED);
+    qn_h_reset(&H);
+}
+
+/* Pass 2 with QN_DK_MAX below dk must say so (NaN output) and leave the state alone. */
+static void wy_dk_max_case(void)
+{
+    static const uint32_t sp[] = { 256, 16, 16 }; /* dk = 20 > 16 */
+    qn_pipe *pb = wy_pipe(sp);
+    struct gdn_in in = make_in(TINY, 5);
+    float *S0 = normal(state_n(TINY), 0, 0.5f);
+    qn_buf *S = qn_h_upload(&H, "S", S0, state_n(TINY) * 4), *o = qn_h_output(&H, "o", out_n(TINY, 5));
+    run_wy(pb, &in, 0, 5, S, o, 0, NULL, NULL);
+    float *got = qn_h_read(&H, o, out_n(TINY, 5));
+    size_t nan = 0;
+    for (size_t i = 0; i < out_n(TINY, 5); i++) nan += isnan(got[i]) ? 1 : 0;
+    H.checks++;
+    bool ok = nan == out_n(TINY, 5);
+    H.failures += !ok;
+    char what[64];
+    printf("%-4s %s with dk=20 > QN_DK_MAX: %zu of %zu outputs NaN\n", ok ? "ok" : "FAIL", spec_str(pb, what, sizeof what),
+           nan, out_n(TINY, 5));
+    qn_h_check(&H, "... and the state is left alone", S, S0, state_n(TINY), 0, 0);
+    qn_h_reset(&H);
+}
+
+static void wy_tests(void)
+{
+    static const uint32_t Ts[] = { 1, 3, 63, 64, 65, 150, 300 };
+    /* pass-2 layouts (WG, BV, DK_MAX) */
+    static const uint32_t sp[][3] = { { 256, 16, 128 }, { 128, 32, 32 }, { 256, 8, 128 }, { 128, 8, 32 }, { 64, 4, 32 } };
+    static const uint32_t bv32[3] = { 256, 32, 128 }; /* 43,008 bytes of shared memory: not on lavapipe */
+    for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++)
+        for (int z = 0; z < 2; z++) wy_case(sp[(i + z) % 5], ODD, Ts[i], z, (uint32_t)(i % 3), 0);
+    wy_case(sp[3], TINY, 70, false, 1, 0);
+    wy_case(NULL, REAL, 65, false, 0, 0);
+    wy_case(bv32, REAL, 130, false, 1, 0);
+    wy_case(sp[2], REAL, 130, false, 1, 0);
+    wy_case(sp[2], REAL_SOME, 200, false, 2, 77); /* a second call from the state the first left */
+    wy_case(sp[0], REAL_FEW, 1000, false, 4, 0);
+    wy_case(sp[4], ODD, 1000, false, 0, 100);
+    wy_dk_max_case();
+}
+
 /* ---- conv ---- */
 
 /* A sequence of calls with lengths Ts[] carrying the conv state, channels C, kernel K, layout (wg, ts). */
@@ -543,6 +661,52 @@ static void bench_delta(const struct gdn_in *in, uint32_t T, bool chunked, const
     printf("\n");
 }
 
+/* The two passes at T tokens: per pass-2 layout and segment length, the best of `reps` of pass 1 + pass 2 (each the
+ * sum over the segments); *best: the fastest total. */
+static void bench_wy(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, qn_buf *scr, double *best)
+{
+    static const uint32_t sp[][3] = { { 256, 16, 128 }, { 256, 32, 128 }, { 256, 8, 128 }, { 128, 8, 128 },
+                                      { 512, 32, 128 }, { 128, 4, 128 } };
+    static const uint32_t segs[] = { 16, 0, 4 };
+    *best = INFINITY;
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
+        if (wy_shared(sp[i]) > qn_vk_caps(H.v)->max_shared) continue;
+        qn_pipe *pb = wy_pipe(sp[i]);
+        for (size_t k = 0; k < sizeof segs / sizeof segs[0]; k++) {
+            if (k && i) continue; /* other segment lengths with the first layout only */
+            double ba = INFINITY, bb = INFINITY, ms[2];
+            for (int r = 0; r < (T > 1024 ? 3 : 10); r++) {
+                run_wy(pb, in, 0, T, S, o, segs[k], scr, ms);
+                if (ms[0] + ms[1] < ba + bb) ba = ms[0], bb = ms[1];
+            }
+            char sps[64];
+            printf("bench gdn_chunk_wy + %-22s seg %2u T=%-5u %9.4f ms (pass 1 %.4f + pass 2 %.4f)\n",
+                   spec_str(pb, sps, sizeof sps), segs[k], T, ba + bb, ba, bb);
+            *best = ba + bb < *best ? ba + bb : *best;
+        }
+    }
+}
+
+/* QNEXT_BENCH_WARM_MS (default 300) ms of gdn_chunked at T back to back first: an idle GPU clocks down and reads
+ * 2-4x slow */
+static void bench_warm(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o)
+{
+    const char *e = getenv("QNEXT_BENCH_WARM_MS");
+    double want = e ? atof(e) : 300, spent = 0;
+    qn_pipe *p = delta_pipe(true, NULL, 0);
+    while (spent < want) {
+        double ms = qn_h_run(&H, p, QN_BINDS(QN_BIND(in->qkv_b), QN_BIND(in->proj_b), QN_BIND(in->alog_b),
+                                             QN_BIND(in->dtb_b), QN_BIND(S), QN_BIND(o)),
+                             &(qn_pc_gdn){ .T = T, .Hk = in->s.Hk, .Hv = in->s.Hv, .dk = in->s.dk, .dv = in->s.dv,
+                                           .qkv_stride = conv_dim(in->s), .k_off = in->s.Hk * in->s.dk,
+                                           .v_off = 2 * in->s.Hk * in->s.dk, .proj_stride = proj_stride(in->s),
+                                           .b_off = b_off(in->s), .a_off = a_off(in->s) },
+                             sizeof(qn_pc_gdn), (uint64_t)in->s.Hv * (in->s.dv / 16));
+        if (!(ms > 0)) break; /* no timestamps */
+        spent += ms;
+    }
+}
+
 static void bench(uint32_t Tmax)
 {
     struct shape s = REAL;
@@ -555,8 +719,12 @@ static void bench(uint32_t Tmax)
     static const uint32_t cspec[][4] = { { 256, 16, 128, 64 }, { 256, 32, 128, 64 }, { 512, 32, 128, 64 },
                                          { 128, 8, 128, 64 } };
     double ms;
+    qn_buf *scr = qn_h_buffer(&H, "wy scratch", (size_t)wy_rec(s) * s.Hv * ((Tmax + WY_C - 1) / WY_C) * 4);
+    bench_warm(&in, Tmax, S, o);
     for (size_t i = 0; i < sizeof rspec / sizeof rspec[0]; i++) bench_delta(&in, 1, false, rspec[i], 3, S, o, &ms);
     for (uint32_t T = 16; T <= Tmax; T *= 4) {
+        double wms;
+        bench_wy(&in, T, S, o, scr, &wms);
         double rms_ = 0, cms = INFINITY;
         bench_delta(&in, T, false, NULL, 0, S, o, &rms_);
         for (size_t i = 0; i < sizeof cspec / sizeof cspec[0]; i++) {
@@ -566,7 +734,8 @@ static void bench(uint32_t Tmax)
             bench_delta(&in, T, true, cspec[i], 4, S, o, &ms);
             cms = ms < cms ? ms : cms;
         }
-        printf("bench T=%u: best chunked %.3f ms vs recurrent %.3f ms (%.1fx)\n", T, cms, rms_, rms_ / cms);
+        printf("bench T=%u: best chunked %.3f ms vs recurrent %.3f ms (%.1fx); best two-pass %.3f ms (%.2fx chunked)\n",
+               T, cms, rms_, rms_ / cms, wms, cms / wms);
     }
     /* chunked == recurrent on this device at the longest T (both from S0) */
     qn_h_ok(&H, qn_buf_write(H.v, S, 0, S0, state_n(s) * 4), "S");
@@ -574,6 +743,10 @@ static void bench(uint32_t Tmax)
     run_delta(delta_pipe(false, NULL, 0), &in, 0, Tmax, S2, o2);
     char what[96];
     snprintf(what, sizeof what, "bench T=%u chunked vs recurrent on this device: o", Tmax);
+    check_rel(what, qn_h_read(&H, o, out_n(s, Tmax)), qn_h_read(&H, o2, out_n(s, Tmax)), out_n(s, Tmax), TOL_CHUNKED);
+    qn_h_ok(&H, qn_buf_write(H.v, S, 0, S0, state_n(s) * 4), "S");
+    run_wy(wy_pipe(NULL), &in, 0, Tmax, S, o, 16, scr, NULL);
+    snprintf(what, sizeof what, "bench T=%u two-pass (seg 16) vs recurrent on this device: o", Tmax);
     check_rel(what, qn_h_read(&H, o, out_n(s, Tmax)), qn_h_read(&H, o2, out_n(s, Tmax)), out_n(s, Tmax), TOL_CHUNKED);
     /* conv and gated norm */
     uint32_t cd = conv_dim(s), ps = proj_stride(s);
@@ -604,10 +777,14 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--bench")) {
             bench(i + 1 < argc ? (uint32_t)atoi(argv[i + 1]) : 4096);
             return qn_h_close(&H);
+        } else if (!strcmp(argv[i], "--wy")) { /* the two-pass kernels' cases only */
+            wy_tests();
+            return qn_h_close(&H);
         }
     conv_tests();
     norm_tests();
     delta_tests();
+    wy_tests();
     fused_tests();
     return qn_h_close(&H);
 }

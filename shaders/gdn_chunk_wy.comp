@@ -1,0 +1,215 @@
+#version 450
+// gdn_chunk_wy.comp — pass 1 of the two-pass chunked delta rule (pass 2: gdn_chunk_state.comp): everything of a
+// chunk that does not depend on the state, for all chunks of a segment in parallel.
+//
+// Per chunk of n <= 64 tokens and value head h (q^, k^, g, beta, G as in gdn_chunked.comp; S0 the state at the
+// chunk start):
+//   L[t][s] = beta_t (k^_t . k^_s) e^(G_t - G_s)  s < t,    B[t][s] = (q^_t . k^_s) e^(G_t - G_s)  s <= t
+//   T       = (I + L)^-1
+//   W  = T diag(beta e^G) k^   [64][dk]    U = T diag(beta) V   [64][dv]    (Vnew = U - W S0)
+//   Q' = diag(e^G) q^ - B W     [64][dk]    O_intra = B U        [64][dv]    (O = O_intra + Q' S0)
+//   kf_t = e^(G_last - G_t) / |k_t|, e^G_last                               (S_next = e^G_last S0 + (kf k)^T Vnew)
+// O_intra goes to o (pass 2 adds Q' S0); W, Q', U, kf, e^G_last to the scratch record (cl * Hv + h), layout in
+// pc_gdn.h. Pass 2 then walks the chunks in order with three 64 x dk x BV products per chunk.
+//
+// A workgroup (256 invocations) owns one (chunk, value head):
+//  1. the raw grid k.k (below the diagonal) and k.q (on and above), as gdn_chunked: one 4x4 block of the 16x16
+//     token-quad grid per invocation, dk walked in tiles of 16 dims staged as vec4s of 4 tokens; the diagonal
+//     blocks' strictly-lower k.k pairs by 96 fix-up invocations; sums of squares of k and q by 32 invocations;
+//  2. gates and the compensated prefix sum G (gdn_chunked.comp says why), the scaled M = L below / B^T on and
+//     above the diagonal in shared memory;
+//  3. one column of [diag(beta e^G rk) k | diag(beta) v] per invocation (dk + dv columns, 256 for the real
+//     shape): its 64 values in registers, forward substitution (I + L) x = r, x written (W or U), then y = B x in
+//     place (descending rows), written as Q' = e^G rq q - y or O_intra. Both loops fully unrolled (64 registers,
+//     M read as broadcasts).
+//
+// Bindings: 0 qkv f32, 1 proj f32, 2 A_log [Hv], 3 dt_bias [Hv] (as gdn_chunked), 4 scratch f32 (records),
+//           5 o f32 [T][Hv][dv] (O_intra of the segment's tokens)
+// Push:     qn_pc_gdn_wy (pc_gdn.h)
+// Dispatch: nc * Hv groups (qn_vk_grid); group = cl * Hv + h.
+#extension GL_GOOGLE_include_directive : require
+#include "ext.glsl"
+#extension GL_EXT_control_flow_attributes : require
+layout(local_size_x = 256) in;
+#include "pc.h"
+#include "types.glsl"
+#include "grid.glsl"
+
+layout(push_constant) uniform PC { qn_pc_gdn_wy pc; };
+layout(binding = 0, std430) readonly buffer Qkv { float qkv[]; };
+layout(binding = 1, std430) readonly buffer Proj { float proj[]; };
+layout(binding = 2, std430) readonly buffer Alog { float a_log[]; };
+layout(binding = 3, std430) readonly buffer Dtb { float dt_bias[]; };
+layout(binding = 4, std430) writeonly buffer Scr { float wy[]; };
+layout(binding = 5, std430) writeonly buffer Out { float o[]; };
+
+#include "gdn.glsl"
+
+const uint WG = 256u;
+const uint C = 64u;          // chunk
+const uint C4 = 16u;         // token quads
+const uint DT = 16u;         // dims per staged tile
+const uint KQ = DT * C4;     // vec4s per part of a tile
+
+shared vec4 kq4[2u * KQ];    // one tile of raw k (part 0) and q (part 1), [ii][token quad]
+shared float M[C * C];       // [t][s]: L for s < t, B[s][t] for s >= t
+shared float gc[C], gl[C];   // G as an unevaluated sum gc + gl
+shared float bt[C], rk[C], rq[C], fk[C], eq[C];
+
+uint lid, h, hk, c0, n;
+
+// G_a - G_b
+float gdiff(uint a, uint b) { return (gc[a] - gc[b]) + (gl[a] - gl[b]); }
+
+void stage(uint d0)
+{
+    for (uint e = lid; e < 2u * KQ; e += WG) {
+        uint part = e / KQ, r = e % KQ, ii = r % DT, t4 = r / DT, i = d0 + ii;
+        uint off = (part == 0u ? pc.k_off : pc.q_off) + hk * pc.dk + i;
+        vec4 v = vec4(0.0);
+        for (uint u = 0u; u < 4u; u++) {
+            uint t = 4u * t4 + u;
+            if (t < n && i < pc.dk) v[u] = qkv[(c0 + t) * pc.qkv_stride + off];
+        }
+        kq4[part * KQ + ii * C4 + t4] = v;
+    }
+}
+
+// fix-up pair f < 96: (t, s) = (4d + a, 4d + b), b < a, inside diagonal block d
+uvec2 fxpair(uint f)
+{
+    uint p = f % 6u, d = f / 6u, a = p < 1u ? 1u : p < 3u ? 2u : 3u, b = p - (a * (a - 1u)) / 2u;
+    return uvec2(4u * d + a, 4u * d + b);
+}
+
+// Steps 1 and 2: M, the gates and the per-token factors in shared memory.
+void build_m()
+{
+    uint tb = lid / C4, sb = lid % C4, sbase = (sb < tb ? 0u : KQ) + sb;
+    uvec2 fp = fxpair(lid < 96u ? lid : 0u);
+    vec4 acc[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0)), ss = vec4(0.0);
+    float fx = 0.0;
+    for (uint d0 = 0u; d0 < pc.dk; d0 += DT) {
+        barrier();
+        stage(d0);
+        barrier();
+        for (uint ii = 0u; ii < DT; ii++) {
+            uint row = ii * C4;
+            vec4 kt = kq4[row + tb], os = kq4[sbase + row];
+            acc[0] += kt.x * os;
+            acc[1] += kt.y * os;
+            acc[2] += kt.z * os;
+            acc[3] += kt.w * os;
+            if (lid < 96u) fx += kq4[row + fp.x / 4u][fp.x % 4u] * kq4[row + fp.y / 4u][fp.y % 4u];
+            if (lid < 2u * C4) {
+                vec4 v = kq4[(lid / C4) * KQ + row + lid % C4];
+                ss += v * v;
+            }
+        }
+    }
+    for (uint u = 0u; u < 4u; u++) {
+        float r = inversesqrt(ss[u] + 1e-6);
+        if (lid < C4) rk[4u * lid + u] = r;
+        else if (lid < 2u * C4) rq[4u * (lid - C4) + u] = r * inversesqrt(float(pc.dk));
+    }
+    if (lid < C) {
+        vec2 gb = lid < n ? qn_gdn_gate(c0 + lid, h) : vec2(0.0);
+        gc[lid] = gb.x;
+        bt[lid] = gb.y;
+    }
+    barrier();
+    if (lid == 0u) { // compensated (TwoSum) prefix sum
+        precise float G = 0.0, lo = 0.0;
+        for (uint t = 0u; t < C; t++) {
+            precise float x = gc[t], s = G + x, bp = s - G;
+            lo += (G - (s - bp)) + (x - bp);
+            G = s;
+            gc[t] = G;
+            gl[t] = lo;
+        }
+    }
+    barrier();
+    for (uint a = 0u; a < 4u; a++)
+        for (uint c = 0u; c < 4u; c++) {
+            uint t = 4u * tb + a, s = 4u * sb + c;
+            if (s < t && tb != sb) M[t * C + s] = bt[t] * rk[t] * rk[s] * acc[a][c] * exp(gdiff(t, s));
+            else if (s >= t) M[t * C + s] = rq[s] * rk[t] * acc[a][c] * exp(gdiff(s, t));
+        }
+    if (lid < 96u) M[fp.x * C + fp.y] = bt[fp.x] * rk[fp.x] * rk[fp.y] * fx * exp(gdiff(fp.x, fp.y));
+    if (lid < C) {
+        float eg = exp(gc[lid] + gl[lid]);
+        fk[lid] = bt[lid] * eg * rk[lid];
+        eq[lid] = eg * rq[lid];
+    }
+    barrier();
+}
+
+void main()
+{
+    lid = gl_LocalInvocationIndex;
+    uint grp = qn_group_id();
+    if (grp >= pc.nc * pc.Hv) return; // uniform over the workgroup
+    uint cl = grp / pc.Hv;
+    h = grp % pc.Hv;
+    hk = h / (pc.Hv / pc.Hk);
+    c0 = pc.t0 + C * cl;
+    if (c0 >= pc.T) return;
+    n = min(C, pc.T - c0);
+    build_m();
+
+    uint dk = pc.dk, dv = pc.dv, rec = (cl * pc.Hv + h) * (2u * C * dk + C * dv + C + 4u);
+    uint krec = rec + 2u * C * dk + C * dv;
+    if (lid < C) wy[krec + lid] = rk[lid] * exp(gdiff(C - 1u, lid)); // padding rows: g = 0, so G[C-1] = G[n-1]
+    if (lid == 0u) wy[krec + C] = exp(gc[C - 1u] + gl[C - 1u]);
+
+    for (uint col = lid; col < dk + dv; col += WG) {
+        bool isk = col < dk;
+        uint src = isk ? pc.k_off + hk * dk + col : pc.v_off + h * dv + (col - dk);
+        float x[C];
+        [[unroll]] for (uint t = 0u; t < C; t++) {
+            float r = t < n ? qkv[(c0 + t) * pc.qkv_stride + src] : 0.0;
+            x[t] = r * (isk ? fk[t] : bt[t]);
+        }
+        // (I + L) x = r: forward substitution, four partial sums per row
+        [[unroll]] for (uint t = 1u; t < C; t++) {
+            float a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+            uint s = 0u;
+            [[unroll]] for (; s + 4u <= t; s += 4u) {
+                a0 += M[t * C + s] * x[s];
+                a1 += M[t * C + s + 1u] * x[s + 1u];
+                a2 += M[t * C + s + 2u] * x[s + 2u];
+                a3 += M[t * C + s + 3u] * x[s + 3u];
+            }
+            [[unroll]] for (; s < t; s++) a0 += M[t * C + s] * x[s];
+            x[t] -= (a0 + a1) + (a2 + a3);
+        }
+        uint wo = isk ? rec + col : rec + 2u * C * dk + (col - dk);
+        uint ws = isk ? dk : dv;
+        [[unroll]] for (uint t = 0u; t < C; t++) wy[wo + t * ws] = x[t];
+        // y = B x in place, last row first (row t reads x[s <= t])
+        [[unroll]] for (int ti = int(C) - 1; ti >= 0; ti--) {
+            uint t = uint(ti);
+            float a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+            uint s = 0u;
+            [[unroll]] for (; s + 4u <= t + 1u; s += 4u) {
+                a0 += M[s * C + t] * x[s];
+                a1 += M[(s + 1u) * C + t] * x[s + 1u];
+                a2 += M[(s + 2u) * C + t] * x[s + 2u];
+                a3 += M[(s + 3u) * C + t] * x[s + 3u];
+            }
+            [[unroll]] for (; s <= t; s++) a0 += M[s * C + t] * x[s];
+            x[t] = (a0 + a1) + (a2 + a3);
+        }
+        if (isk) {
+            uint qs = pc.q_off + hk * dk + col, qo = rec + C * dk + col;
+            [[unroll]] for (uint t = 0u; t < C; t++) {
+                float q = t < n ? qkv[(c0 + t) * pc.qkv_stride + qs] : 0.0;
+                wy[qo + t * dk] = eq[t] * q - x[t];
+            }
+        } else {
+            uint oo = h * dv + (col - dk);
+            [[unroll]] for (uint t = 0u; t < C; t++)
+                if (t < n) o[(c0 + t) * pc.Hv * dv + oo] = x[t];
+        }
+    }
+}
