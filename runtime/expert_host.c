@@ -10,6 +10,7 @@
 #include "expert_usage.h"
 #include "experts.h"
 #include "model_stream.h"
+#include "qn_env.h"
 #include "qn_err.h"
 #include "qn_log.h"
 
@@ -39,6 +40,7 @@ struct qn_eh {
     uint32_t admit_t, admit_max, start;
     uint32_t stage_pool, gather_g;   /* gather: the staging pool's index (0: no gather), workgroups per id */
     uint32_t n_stage;       /* staging slots: K, or L K (QNEXT_HOST_GATHER=2: per layer, admissions from VRAM) */
+    uint32_t n_hot;         /* pinned hot set (--expert-hot N --expert-hot-from FILE): VRAM slots [0, n_hot) */
     bool gathered;          /* a gather may have redirected table entries to staging slots since the last write */
     uint64_t seq;
     bool changed;           /* cache state changed since the table was last derived */
@@ -47,9 +49,13 @@ struct qn_eh {
 
 int qn_eh_check(const struct qn_model_params *p)
 {
-    if (p->experts_host && (p->expert_trace || p->expert_hot))
-        return qn_fail(-EINVAL, "--experts host keeps every routed expert in system memory; --expert-hot and "
-                       "--expert-trace belong to streaming from the model file and do not combine with it");
+    if (p->experts_host && p->expert_trace)
+        return qn_fail(-EINVAL, "--experts host keeps every routed expert in system memory; --expert-trace belongs to "
+                       "streaming from the model file and does not combine with it");
+    if (p->experts_host && (p->expert_hot || p->expert_hot_from) && !p->expert_cache)
+        return qn_fail(-EINVAL, "--experts host: %s pins experts in the VRAM cache in front of the host tier; give it "
+                       "one with --expert-cache SIZE (top-k + the hot set's slots at least)",
+                       p->expert_hot ? "--expert-hot" : "--expert-hot-from");
     if (p->experts_host && p->prefetch)
         QN_WARN("--experts host: --prefetch %d has nothing to read ahead (every expert is in memory); ignored",
                 p->prefetch);
@@ -116,23 +122,24 @@ void qn_eh_fill_begin(qn_model *m)
 
 void qn_eh_fill_end(qn_model *m)
 {
-    (void)m;
     for (uint32_t i = 0; i < g_nfill; i++) g_fill[i].b->map = g_fill[i].map;
     free(g_fill);
     g_fill = NULL;
     g_nfill = 0;
+    (void)m;
 }
 
 /* ---- allocation ---------------------------------------------------------------------------------- */
 
-static uint32_t env_u32(const char *name, uint32_t def)
+/* Numeric knobs (qn_env.h: a malformed or out-of-range value warns and gives the default). */
+static uint32_t env_u32(const char *name, uint32_t def, uint32_t hi)
 {
-    const char *e = getenv(name);
-    return e && *e ? (uint32_t)strtoul(e, NULL, 10) : def;
+    return (uint32_t)qn_env_u64(name, def, 0, hi);
 }
 
-/* Slots per pool for both sets (one number: host slot 7 * spp + e lands on binding 7 for both). */
-static int plan(const qn_model *m, const struct qn_model_params *p, uint32_t *spp, uint32_t *nv)
+/* Slots per pool for both sets (one number: host slot 7 * spp + e lands on binding 7 for both); gather: the decode
+ * gather's staging pool takes one of the 7 VRAM pool bindings. */
+static int plan(const qn_model *m, const struct qn_model_params *p, uint32_t gather, uint32_t *spp, uint32_t *nv)
 {
     const qn_config *c = &m->c;
     uint64_t sb = m->slot_bytes, db = m->d_slot_bytes, cap = qn_model_pool_cap(m), per = cap / sb;
@@ -144,7 +151,7 @@ static int plan(const qn_model *m, const struct qn_model_params *p, uint32_t *sp
                        "fit one pool binding, at most %.1f MiB on '%s'", (unsigned long long)E,
                        MIB(E * (sb > db ? sb : db)), MIB(cap), qn_vk_caps(m->v)->name);
     uint64_t n = p->expert_cache / (sb + db);
-    uint64_t pools = HOST_POOL - (env_u32("QNEXT_HOST_GATHER", 1) ? 1u : 0u);   /* the gather's staging pool */
+    uint64_t pools = HOST_POOL - (gather ? 1u : 0u);   /* the gather's staging pool */
     if (n > pools * per) n = pools * per;
     if (n > all) n = all;
     if (n && n < (uint64_t)c->top_k)
@@ -199,13 +206,20 @@ static int alloc_table(qn_model *m, struct qn_eh *h)
 
 static int alloc_cache(qn_model *m, struct qn_eh *h, const struct qn_model_params *p)
 {
-    if (!h->n_vram) return 0;
-    const struct qn_exp_policy *pol;
-    int rc = qn_eu_policy(p->expert_policy, &pol);
-    if (rc) return rc;
+    struct qn_eu_cache_opts o;   /* --expert-policy; --expert-hot N --expert-hot-from FILE (expert_usage.h) */
+    int rc = h->n_vram ? qn_eu_cache_opts(p, (int)h->L, (int)h->E, &o) : 0;
+    if (rc || !h->n_vram) return rc;
+    if (o.n_hot && h->n_vram < (uint32_t)o.n_hot + h->K)
+        rc = qn_fail(-ENOSPC, "--experts host --expert-cache %.2f MiB holds %u VRAM slots; the pinned hot set of %d "
+                     "experts (--expert-hot) needs top-k %u more beside it: at least %u slots (%.2f MiB)",
+                     MIB(p->expert_cache), h->n_vram, o.n_hot, h->K, o.n_hot + h->K,
+                     MIB((double)(o.n_hot + h->K) * (double)(h->sb + h->db)));
     struct qn_exp_params ep = { .n_layers = (int)h->L, .n_experts = (int)h->E, .top_k = (int)h->K,
-                                .expert_bytes = h->sb + h->db, .n_slots = (int)h->n_vram, .policy = pol };
-    rc = qn_exp_create(&h->cache, &ep);
+                                .expert_bytes = h->sb + h->db, .n_slots = (int)h->n_vram, .policy = o.policy,
+                                .hot = o.hot, .n_hot = o.n_hot };
+    h->n_hot = (uint32_t)o.n_hot;
+    if (!rc) rc = qn_exp_create(&h->cache, &ep);
+    free(o.hot);
     if (!rc) rc = qn_timeline_create(m->v, "host tier copies", &h->tx);
     for (int i = 0; !rc && i < NBATCH; i++) {
         /* copies from per-layer staging run on the compute queue before the next call (which waits for them) */
@@ -215,15 +229,11 @@ static int alloc_cache(qn_model *m, struct qn_eh *h, const struct qn_model_param
     return rc;
 }
 
-bool qn_eh_wanted(const struct qn_model_params *p)
-{
-    return p->experts_host && (p->expert_cache || env_u32("QNEXT_HOST_GATHER", 1));
-}
-
 int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
 {
-    uint32_t spp = 0, nv = 0;
-    int rc = plan(m, p, &spp, &nv);
+    uint32_t spp = 0, nv = 0, gather = env_u32("QNEXT_HOST_GATHER", 1, 2);   /* read once, here */
+    if (!p->experts_host || (!p->expert_cache && !gather)) return 0;        /* step 1: the loader's host pools */
+    int rc = plan(m, p, gather, &spp, &nv);
     if (rc) return rc;
     struct qn_eh *h = calloc(1, sizeof *h);
     if (!h) return qn_fail(-ENOMEM, "out of memory");
@@ -235,13 +245,13 @@ int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
     h->n_vram = nv;
     h->sb = m->slot_bytes;
     h->db = m->d_slot_bytes;
-    h->admit_t = env_u32("QNEXT_HOST_ADMIT_T", 4);
-    h->admit_max = env_u32("QNEXT_HOST_ADMIT", 64);
-    h->gather_g = env_u32("QNEXT_HOST_GATHER", 1) ? env_u32("QNEXT_HOST_GATHER_G", 64) : 0;
-    if (h->gather_g > 65535) h->gather_g = 65535;
+    h->admit_t = env_u32("QNEXT_HOST_ADMIT_T", 4, UINT32_MAX);
+    h->admit_max = env_u32("QNEXT_HOST_ADMIT", 64, UINT32_MAX);   /* 0: no cap */
+    h->gather_g = gather ? env_u32("QNEXT_HOST_GATHER_G", 64, 65535) : 0;
+    if (gather && !h->gather_g) h->gather_g = 64;   /* 0 workgroups per id: the default */
     /* QNEXT_HOST_GATHER=2: a layer's K staging slots of its own (they still hold the token's gathered experts after
      * the call), admissions copied from them VRAM -> VRAM on the compute queue after 1-token calls */
-    h->n_stage = h->gather_g && env_u32("QNEXT_HOST_GATHER", 1) == 2 && spp >= h->L * h->K ? h->L * h->K : h->K;
+    h->n_stage = gather == 2 && spp >= h->L * h->K ? h->L * h->K : h->K;
     if (h->n_stage > h->K) h->admit_t = 1;
     h->host = calloc(h->L, sizeof *h->host);
     h->dhost = calloc(h->L, sizeof *h->dhost);
@@ -295,6 +305,25 @@ const qn_buf *qn_eh_binding(const qn_model *m, int l, uint32_t i, bool down)
     const struct qn_eh *h = m->host_tier;
     if (i < m->n_pools) return down && h->db ? m->dpools[i] : m->pools[i];
     return down && h->db ? h->dhost[l] : h->host[l];
+}
+
+static void copy_from_host(const qn_model *m, const struct qn_eh *h, qn_cmd *cmd, const struct qn_exp_fill *f);
+
+int qn_eh_loaded(const qn_model *m)
+{
+    struct qn_eh *h = m->host_tier;
+    if (!h || !h->n_hot) return 0;
+    struct qn_exp_fill *f = malloc(sizeof *f * h->n_hot);
+    if (!f) return qn_fail(-ENOMEM, "out of memory");
+    int n = qn_exp_hot_fills(h->cache, f, (int)h->n_hot), rc = qn_cmd_begin(h->b[0].cmd);
+    for (int i = 0; !rc && i < n; i++) copy_from_host(m, h, h->b[0].cmd, &f[i]);
+    if (!rc) rc = qn_cmd_end(h->b[0].cmd);
+    if (!rc) rc = qn_cmd_run(h->b[0].cmd);
+    for (int i = 0; !rc && i < n; i++) rc = qn_exp_fill_done(h->cache, f[i].slot);
+    free(f);
+    h->changed = true;   /* the first call's table points the hot experts at their VRAM slots */
+    QN_INFO("host tier: %d pinned hot experts copied into VRAM slots [0, %d)", n, n);
+    return rc;
 }
 
 /* ---- between calls ------------------------------------------------------------------------------- */
@@ -373,6 +402,15 @@ static void count(const qn_model *m, struct qn_eh *h, const int32_t *ids, uint32
             }
 }
 
+/* Record the copy host slab -> VRAM slot of one fill. */
+static void copy_from_host(const qn_model *m, const struct qn_eh *h, qn_cmd *cmd, const struct qn_exp_fill *f)
+{
+    uint32_t s = (uint32_t)f->slot, p = s / h->spp;
+    uint64_t at = (uint64_t)(s % h->spp);
+    qn_cmd_copy(cmd, h->host[f->layer], (uint64_t)f->expert * h->sb, m->pools[p], at * h->sb, h->sb);
+    if (h->db) qn_cmd_copy(cmd, h->dhost[f->layer], (uint64_t)f->expert * h->db, h->dpools[p], at * h->db, h->db);
+}
+
 /* Record the copies host slab -> VRAM slot of one lookup's fills into b. */
 static void record_fills(const qn_model *m, struct qn_eh *h, struct batch *b, const struct qn_exp_result *res,
                          const int32_t *ids)
@@ -387,9 +425,7 @@ static void record_fills(const qn_model *m, struct qn_eh *h, struct batch *b, co
             qn_cmd_copy(b->cmd, m->pools[h->stage_pool], st * h->sb, m->pools[p], at * h->sb, h->sb);
             if (h->db) qn_cmd_copy(b->cmd, h->dpools[h->stage_pool], st * h->db, h->dpools[p], at * h->db, h->db);
         } else {
-            qn_cmd_copy(b->cmd, h->host[f->layer], (uint64_t)f->expert * h->sb, m->pools[p], at * h->sb, h->sb);
-            if (h->db)
-                qn_cmd_copy(b->cmd, h->dhost[f->layer], (uint64_t)f->expert * h->db, h->dpools[p], at * h->db, h->db);
+            copy_from_host(m, h, b->cmd, f);
         }
         b->slots[b->n++] = f->slot;
         h->st.fills++;

@@ -28,7 +28,8 @@
 
 struct qn_eh;
 
-/* Option combinations the host tier refuses (--expert-trace, --expert-hot: streaming only): 0 or -EINVAL; a
+/* Option combinations the host tier refuses: 0 or -EINVAL. --expert-trace (streaming only); --expert-hot /
+ * --expert-hot-from without --expert-cache (the hot set is pinned in the VRAM cache in front of the host tier); a
  * --prefetch is ignored with a warning (so a streaming command line runs as is with --experts host added). */
 int qn_eh_check(const struct qn_model_params *p);
 /* One line (no newline) saying where the experts live: host tier with its bytes, pools and memory type, the VRAM
@@ -41,13 +42,17 @@ void qn_eh_describe(const qn_model *m, char *buf, size_t n);
  * of uncached memory, against 15.9 s for a resident load through staging). */
 void qn_eh_fill_begin(qn_model *m);
 void qn_eh_fill_end(qn_model *m);
+/* After the fill has completed (the upload closed): a pinned hot set (--expert-hot N --expert-hot-from FILE, VRAM
+ * cache only) is copied from the host slabs into VRAM slots [0, N), where it stays (never a victim). */
+int qn_eh_loaded(const qn_model *m);
 
 /* ---- step 2: the VRAM cache in front of the host tier (p->experts_host && p->expert_cache) -------------- */
 
-/* The step-2 layout (qn_eh_alloc) is used: --experts host with --expert-cache, or with env QNEXT_HOST_GATHER=1 (the
- * gather needs its staging pool; no --expert-cache = no cache slots). */
-bool qn_eh_wanted(const struct qn_model_params *p);
-/* After m->slot_bytes / d_slot_bytes are known (model load, instead of the resident pools): VRAM pools for
+/* After m->slot_bytes / d_slot_bytes are known (model load, instead of the resident pools), with --experts host:
+ * the step-2 layout when there is an --expert-cache or the decode gather is on (env QNEXT_HOST_GATHER, read here
+ * once: 0 off, 1 (default) K staging slots, 2 per-layer staging; the gather needs its staging pool; no
+ * --expert-cache = no cache slots); otherwise 0 with m->host_tier NULL (step 1: the loader allocates the host
+ * pools). The step-2 layout: VRAM pools for
  * p->expert_cache bytes of slots, one host slab (and down slab) per layer, the slot table (every expert at its
  * host slot), the slot cache and the transfer queue's command buffers; sets m->host_tier, m->pools / dpools,
  * slots_per_pool, n_pools, n_slots, m->table. Errors name the bytes asked. */

@@ -471,7 +471,7 @@ static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes, const s
     }
     for (int i = 0; i < p->n; i++) p->d[i].dst->buf = m->arenas[(uintptr_t)p->d[i].dst->buf - 1];
     if (c->tie_word_embeddings) m->lm_head = m->embed;
-    if (qn_eh_wanted(prm)) return qn_eh_alloc(m, prm);   /* VRAM cache / gather + host tier */
+    if ((rc = qn_eh_alloc(m, prm)) || m->host_tier) return rc;   /* host tier's VRAM cache / gather (expert_host.h) */
     /* expert pools */
     const struct qn_caps *caps = qn_vk_caps(m->v);
     uint64_t cap = qn_model_pool_cap(m);
@@ -595,6 +595,7 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     if (!rc) rc = upload_rope(m);
     if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = open_stream(m, st, prm);
     if (!rc && !gguf) rc = upload_all(m, st, &p, prm);
+    if (!rc) rc = qn_eh_loaded(m);   /* host tier: the pinned hot set into its VRAM slots */
     if (!rc && !m->stream && prm->expert_trace)
         rc = qn_fail(-EINVAL, "--expert-trace counts the experts a streaming run routes to, but every routed expert "
                      "of %s is resident here (an --expert-cache below %.1f MiB streams them)", path,

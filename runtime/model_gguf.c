@@ -707,8 +707,7 @@ static int load_experts(struct gl *g, const struct qn_model_params *p)
     slot_sizes(m, q, maxb);
     if ((rc = plan_slots(g, p))) return rc;
     double t0 = qn_now_s(), t1 = t0;
-    if (qn_eh_wanted(p)) {   /* VRAM cache / gather in front of the host tier (expert_host.h) */
-        rc = qn_eh_alloc(m, p);
+    if ((rc = qn_eh_alloc(m, p)) || m->host_tier) {   /* VRAM cache / gather in front of the host tier */
         t1 = qn_now_s();
         return rc ? rc : host_fill(g, q, t0, t1);
     }

@@ -12,6 +12,7 @@
 #include "expert_store.h"
 #include "expert_usage.h"
 #include "experts.h"
+#include "qn_env.h"
 #include "qn_err.h"
 #include "qn_log.h"
 #include "qn_time.h"
@@ -226,19 +227,16 @@ static int add_files(struct qn_mst *s)
     return 0;
 }
 
-/* A knob from the environment: a whole number in [lo, hi], else `def` (unset, empty, not a number or out of range).
- * Each caller states what 0 means through lo: lo 1 for sizes and counts (0 gives the default), lo 0 for switches
- * and modes (0 is a value: off). */
-static uint64_t env_knob(const char *name, uint64_t def, uint64_t lo, uint64_t hi)
+/* Knobs from the environment (qn_env.h: unset or empty gives the default; a malformed or out-of-range value gives
+ * the default with a warning). Each caller states what 0 means: sizes and counts take 0 as "the default" (silently),
+ * switches and modes take 0 as a value (off). */
+static uint64_t env_count(const char *name, uint64_t def)
 {
-    const char *e = getenv(name);
-    char *end;
-    if (!e || !*e) return def;
-    unsigned long long v = strtoull(e, &end, 0);
-    return !*end && v >= lo && v <= hi ? (uint64_t)v : def;
+    uint64_t v = qn_env_u64(name, def, 0, UINT64_MAX);
+    return v ? v : def;
 }
-#define ENV_COUNT(name, def) env_knob(name, def, 1, UINT64_MAX)    /* sizes, counts: > 0; 0 gives def */
-#define ENV_MODE(name, def) (int)env_knob(name, def, 0, 1u << 20) /* switches, modes: 0 .. 2^20; 0 = off */
+#define ENV_COUNT(name, def) env_count(name, def)                     /* sizes, counts: > 0; 0 gives def */
+#define ENV_MODE(name, def) (int)qn_env_u64(name, def, 0, 1u << 20) /* switches, modes: 0 .. 2^20; 0 = off */
 
 /* ---- pieces: a part is read in pieces that end at file offsets that are multiples of `piece` ---------- */
 

@@ -314,6 +314,49 @@ static void test_truncated(qn_vk *v, const char *dir, const qn_model *res, const
     rmdir(tmp);
 }
 
+/* --experts host --expert-hot: the hot set pinned in the VRAM cache in front of the host tier (no gather, then the
+ * gather): identical logits token by token, the hot slots still hold the top experts after the run and their table
+ * entries point at them; a cache below top_k + hot slots, and a hot set without --expert-cache, are refused. */
+static void host_run(const qn_model *m, const qn_model *res, const int32_t *ids, int T, const char *what, int n);
+
+static void hot_host(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T, const int32_t *top,
+                     int nh)
+{
+    const char *he = getenv("QNEXT_TEST_STREAM_HOST");   /* 0: the larger fixtures skip the host tier */
+    if (he && !strcmp(he, "0")) return;
+    int K = res->c.top_k, E = res->c.num_experts;
+    uint64_t slot = qn_mst_slot_bytes(res);
+    qn_model *m;
+    extra.experts_host = true;
+    for (int g = 0; g < 2; g++) {
+        setenv("QNEXT_HOST_GATHER", g ? "1" : "0", 1);
+        if (load(v, dir, (uint64_t)(K + nh) * slot, &m)) DIE("--experts host load with %d hot experts", nh);
+        char what[200];
+        snprintf(what, sizeof what, "--experts host, %d pinned experts in %d VRAM slots%s", nh, K + nh,
+                 g ? " QNEXT_HOST_GATHER=1" : "");
+        host_run(m, res, ids, T, what, 1);
+        int moved = 0;
+        for (int i = 0; i < nh; i++)
+            moved += m->table[(size_t)top[2 * i] * (size_t)E + (size_t)top[2 * i + 1]] != i;
+        struct qn_eh_stats st;
+        qn_eh_get_stats(m, &st);
+        snprintf(what, sizeof what, "  every pinned expert's table entry points at its VRAM slot; %llu of %llu expert "
+                 "reads from VRAM", (unsigned long long)st.vram_hits, (unsigned long long)st.accesses);
+        ok_if(!moved && st.vram_hits > 0, what, NULL);
+        qn_model_free(&m);
+    }
+    int rc = load(v, dir, (uint64_t)(K + nh) * slot - 1, &m);
+    ok_if(rc == -ENOSPC && strstr(qn_errmsg(), "hot set"), "--experts host: a cache below top_k + hot slots is refused",
+          qn_errmsg());
+    qn_model_free(&m);
+    rc = load(v, dir, 0, &m);
+    ok_if(rc == -EINVAL && strstr(qn_errmsg(), "--expert-cache"), "--experts host: a hot set without --expert-cache is "
+          "refused", qn_errmsg());
+    qn_model_free(&m);
+    unsetenv("QNEXT_HOST_GATHER");
+    extra.experts_host = false;
+}
+
 /* --expert-trace then --expert-hot: a streaming run writes its usage file (every routed choice counted: tokens x
  * top_k x layers); a run that pins the most used experts (LFU for the rest) at the minimum budget top_k + hot is
  * bit-identical, its hot slots still hold those experts after the run; one byte less is refused naming the hot
@@ -373,6 +416,7 @@ static void test_hot(qn_vk *v, const char *dir, const qn_model *res, const int32
     rc = load(v, dir, (uint64_t)(K + nh) * qn_mst_slot_bytes(res) - 1, &m);
     ok_if(rc == -ENOSPC && strstr(qn_errmsg(), "hot"), "a budget below top_k + hot slots is refused", qn_errmsg());
     qn_model_free(&m);
+    hot_host(v, dir, res, ids, T, top, nh);
     FILE *f = fopen(bad, "w");
     if (!f || fprintf(f, "qnext-expert-usage 1\nlayers %d experts %d\n0 1\n", L, E) < 0 || fclose(f)) DIE("writing %s", bad);
     extra.expert_hot_from = bad;
