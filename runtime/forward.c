@@ -801,6 +801,7 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     pd.slots_per_pool = m->d_slots_per_pool;
     struct qn_bind sd = shared_down_bind(L, &pd.flags);
     const qn_pipe *dnx = f->moe_qdnx[qn_fwd_q_index(L->exp_qtype[2])];
+    if (f->moe_qdnx_i8[qn_fwd_q_index(L->exp_qtype[2])]) dnx = f->moe_qdnx_i8[qn_fwd_q_index(L->exp_qtype[2])]; /* QNEXT_MOEQ_DN_I8 */
     if (dnx && r->T <= f->dxs_t) {
         qn_cmd_dispatch_nz(r->c, dnx, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
                                                QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m), QN_BIND(f->dxs)),

@@ -131,6 +131,7 @@ typedef struct qn_fwd {
      * mv_pick() takes in their place; all NULL when off or when a dense block weight has more columns than they stage */
     qn_pipe *qmv_i8[4][5];
     qn_pipe *moe_qgu_i8[5]; /* QNEXT_IDOT=2: also the routed gate_up's twins (moe_q_i8.comp, moe_qgu's layout) */
+    qn_pipe *moe_qdnx_i8[5]; /* QNEXT_MOEQ_DN_I8=1|2: the split down on int8 act (moe_q.comp QN_DNX_I8, moe_qdnx's layout) */
 
     /* per-sequence state (zeroed by qn_fwd_reset) */
     struct qn_fwd_layer_state *st;  /* [num_layers] */

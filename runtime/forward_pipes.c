@@ -749,6 +749,29 @@ static int make_i8_gu_pipes(qn_fwd *f)
     return 0;
 }
 
+/* Env QNEXT_MOEQ_DN_I8=1 (or 2: without the weight prefetch, spec 7 QN_PRE 0): f->moe_qdnx_i8, the split down with the
+ * act rows quantized to int8 per 32 (moe_q.comp QN_DNX_I8) in moe_qdnx's layout (spec 0, 3-5, so f->dxs fits), act
+ * stage spec 6 = max(I, Is) / 4. Off by default until an in-model A/B; needs shaderIntegerDotProduct (QNEXT_IDOT on). */
+static int make_i8_dn_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel kd[5] = { QN_K_MOE_Q_DNX_I8_Q8_0, QN_K_MOE_Q_DNX_I8_Q4_0, QN_K_MOE_Q_DNX_I8_Q4_K,
+                                          QN_K_MOE_Q_DNX_I8_Q5_K, QN_K_MOE_Q_DNX_I8_Q6_K };
+    const char *e = getenv("QNEXT_MOEQ_DN_I8");
+    if (!e || (strcmp(e, "1") && strcmp(e, "2"))) return 0;
+    uint32_t I = (uint32_t)f->m->c.moe_inter, Is = (uint32_t)f->m->c.shared_inter;
+    uint32_t n = I > Is ? I : Is;
+    int rc;
+    for (int i = 0; i < 5; i++) {
+        const qn_pipe *p = f->moe_qdnx[i];
+        if (!p) continue;
+        uint32_t s[8] = { qn_pipe_spec(p, 0), 0, 0, qn_pipe_spec(p, 3), qn_pipe_spec(p, 4), qn_pipe_spec(p, 5),
+                          (n + 3) / 4, strcmp(e, "2") ? 1 : 0 };
+        if ((rc = pipe(f, kd[i], &f->moe_qdnx_i8[i], 8, s))) return rc;
+    }
+    QN_DEBUG("QNEXT_MOEQ_DN_I8=%s: the split expert down on int8 act", e);
+    return 0;
+}
+
 /* Env QNEXT_IDOT=1: f->qmv_i8, the int8-dot twins of the decode block matvecs (qmatvec, qmatvec_s, qmatvec_norm,
  * qmatvec_norm_s after the env layouts) with their spec 0-3 and PRE, x staged for the model's widest block weight
  * (spec 4; up to 8192 columns, shared memory). None, with a warning, on a device without shaderIntegerDotProduct or
@@ -783,7 +806,8 @@ static int make_i8_pipes(qn_fwd *f)
             if ((rc = pipe(f, k < 2 ? ki[i] : kn[i], &f->qmv_i8[k][i], 6, s))) return rc;
         }
     QN_DEBUG("QNEXT_IDOT=%s: int8-dot decode block matvecs, x staged up to %u columns", e, (cols + 31) / 32 * 32);
-    return strcmp(e, "2") ? 0 : make_i8_gu_pipes(f);
+    if (!strcmp(e, "2") && (rc = make_i8_gu_pipes(f))) return rc;
+    return make_i8_dn_pipes(f);
 }
 
 uint32_t qn_fwd_parts_sig(const qn_wt *W)

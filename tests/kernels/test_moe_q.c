@@ -19,13 +19,14 @@
  * (as test_qmatvec.c; for act: S_gate |u| + S_up |silu(g)|; for y: sum_k |w_k| S_k + |sg| S_s). Bound
  * 1e-6 + 5e-7 * S; the measured worst |err| / S is printed at the end.
  *
- * --bench [--sweep] [--layers N] [--tokens N] [--reps N] [--experts N]: decode T = 1 at the 80B Q4_K_M shapes on
+ * --bench [--quick] [--sweep] [--layers N] [--tokens N] [--reps N] [--experts N]: decode T = 1 at the 80B Q4_K_M shapes on
  * memory laid out as the model lays it out: all E = 512 experts of N layers (default 48: the full model, 50 GB in
  * 7 + 5 pools of <= 4 GiB; 1000x the H100's L2, and as many pages as the model for the TLBs), slot l E + e for
  * expert e of layer l, Q6_K / Q4_K down by the Q4_K_M rule, each of N tokens (default 4) visiting the layers in
  * turn with its own random top-10 per layer, gate_up -> barrier -> down (+ the shared expert's down, GGUF blocks
  * or f32) -> barrier as forward.c records them.
- * Prints µs per layer and GB/s of expert bytes read for the default layout and, with --sweep, ranked lists over
+ * Prints µs per layer and GB/s of expert bytes read for the int8 pairs (where the device has the packed dot; --quick:
+ * only those), the default layout and, with --sweep, ranked lists over
  * the QNEXT_MOEQ_LAYOUT space (gate_up and down separately).
  * Run on a GPU, not on lavapipe.
  * --small: Q4_0 and Q6_K cases only, without the real-shape ones (the meson variants other than the first). */
@@ -48,19 +49,24 @@ static const enum qn_kernel k_dn[NFMTS] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4
                                             QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
 static const enum qn_kernel k_dnx[NFMTS] = { QN_K_MOE_Q_DNX_Q8_0, QN_K_MOE_Q_DNX_Q4_0, QN_K_MOE_Q_DNX_Q4_K,
                                              QN_K_MOE_Q_DNX_Q5_K, QN_K_MOE_Q_DNX_Q6_K };
+static const enum qn_kernel k_dnxi8[NFMTS] = { QN_K_MOE_Q_DNX_I8_Q8_0, QN_K_MOE_Q_DNX_I8_Q4_0, QN_K_MOE_Q_DNX_I8_Q4_K,
+                                               QN_K_MOE_Q_DNX_I8_Q5_K, QN_K_MOE_Q_DNX_I8_Q6_K };
+static const enum qn_kernel k_gui8[NFMTS] = { QN_K_MOE_Q_GU_I8_Q8_0, QN_K_MOE_Q_GU_I8_Q4_0, QN_K_MOE_Q_GU_I8_Q4_K,
+                                              QN_K_MOE_Q_GU_I8_Q5_K, QN_K_MOE_Q_GU_I8_Q6_K };
 
 /* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and 7:
  * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit; xsplit: the down split over the experts (moe_q_dnx_*,
  * which reads wg, rows, sgrows, unroll, and xsh as its spec 7 QN_WIMAX: weight rows staged for I <= xsh, and
- * the act row with them: spec 6 = xsh / 4) */
-struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit, xsplit; };
+ * the act row with them: spec 6 = xsh / 4); i8: the int8-act twins (gate_up moe_q_gu_i8_*, x stage xsh or H / 4;
+ * down: the split down moe_q_dnx_i8_* (xsplit implied), act stage xsh elements (0: the kernel's 512), QN_PRE = !nopre) */
+struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit, xsplit, i8; };
 static const struct qlayout layouts[] = {
-    { 0, 0, 0, 0, 0, 0, 0, 0 },     /* the defaults (the model's decode layout) */
-    { 64, 4, 1, 1, 1024, 0, 0, 0 }, /* small groups, one row per team / lane, everything staged */
-    { 128, 7, 3, 3, 0, 1, 0, 0 },   /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
-    { 2, 3, 2, 2, 64, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
-    { 64, 5, 1, 2, 1024, 0, 1, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
-    { 128, 16, 2, 1, 512, 0, 0, 0 },/* (split down only) its defaults with the weight rows staged (QN_WIMAX 512) */
+    { 0, 0, 0, 0, 0, 0, 0, 0, 0 },     /* the defaults (the model's decode layout) */
+    { 64, 4, 1, 1, 1024, 0, 0, 0, 0 }, /* small groups, one row per team / lane, everything staged */
+    { 128, 7, 3, 3, 0, 1, 0, 0, 0 },   /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
+    { 2, 3, 2, 2, 64, 0, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
+    { 64, 5, 1, 2, 1024, 0, 1, 0, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
+    { 128, 16, 2, 1, 512, 0, 0, 0, 0 },/* (split down only) its defaults with the weight rows staged (QN_WIMAX 512) */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -71,9 +77,21 @@ struct mcase {
     int absent;                 /* expert whose slot is -1 (or -1 for none) */
     bool shq;                   /* down_s in blocks of the down type (QN_MOE_SHARED_Q; Is a multiple of its block) */
     bool xsplit;                /* the down split over the experts (moe_q_dnx_*) in the case's layout */
+    bool i8;                    /* ... on int8 act (moe_q_dnx_i8_*; the reference on the quantized act rows) */
 };
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
+
+/* x[0, n) as the int8 kernels see it (quant_i8.glsl): per 32, dx = amax / 127, x = dx * roundEven(x * (127 / amax)) */
+static void quant_row(float *x, uint32_t n)
+{
+    for (uint32_t b = 0; b < n / 32; b++) {
+        float amax = 0;
+        for (uint32_t i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[32 * b + i]));
+        float id = amax > 0 ? 127.0f / amax : 0.0f, d = amax / 127.0f;
+        for (uint32_t i = 0; i < 32; i++) x[32 * b + i] = d * rintf(x[32 * b + i] * id);
+    }
+}
 
 /* sum w x in double; *s = its error scale: sum |w x| + sum |x| * (range of w's 32-block) */
 static double dot_s(const float *w, const float *x, uint32_t n, double *s)
@@ -169,11 +187,11 @@ static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *
 {
     const struct qn_kernel_info *ki = &qn_kernel_infos[k];
     bool gu = !strncmp(ki->name, "moe_q_gu", 8);
-    bool dnx = !strncmp(ki->name, "moe_q_dnx", 9);
+    bool dnx = !strncmp(ki->name, "moe_q_dnx", 9), i8 = strstr(ki->name, "_i8_") != NULL;
     uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, dnx ? l->xsh / 4 : l->xsh,
-                      gu ? !l->nopre : dnx ? l->xsh : l->ksplit };
+                      gu || (dnx && i8) ? !l->nopre : dnx ? l->xsh : l->ksplit };
     for (uint32_t i = 0; i < 7; i++)
-        if (i != 1 && i != 2 && !v[i] && !(i == 6 && l->wg)) v[i] = ki->spec_default[i];
+        if (i != 1 && i != 2 && !v[i] && !(i == 6 && l->wg && !i8)) v[i] = ki->spec_default[i]; /* i8: always staged */
     return qn_h_pipe_spec(h, k, v, 8);
 }
 
@@ -181,8 +199,8 @@ static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *
 static struct kpair pair_new(struct qn_h *h, uint32_t fgu, uint32_t fdn, const struct qlayout *lg,
                              const struct qlayout *ld, uint32_t up_off)
 {
-    struct kpair kp = { pipe_of(h, k_gu[fgu], lg, up_off), pipe_of(h, (ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0,
-                        ld->xsplit };
+    struct kpair kp = { pipe_of(h, (lg->i8 ? k_gui8 : k_gu)[fgu], lg, up_off),
+                        pipe_of(h, (ld->i8 ? k_dnxi8 : ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0, ld->xsplit || ld->i8 };
     kp.gr = qn_pipe_spec(kp.gu, 3), kp.dr = qn_pipe_spec(kp.dn, 3);
     return kp;
 }
@@ -228,7 +246,17 @@ static void run_case(struct qn_h *h, struct mcase c)
     qn_pc_moe pc = { .T = T, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 1, .n_slots = E + 1,
                      .slots_per_pool = X.spp, .slot_bytes = X.slot_b, .act_stride = as };
     struct qlayout l = layouts[c.layout], ld = l;
-    ld.xsplit = c.xsplit;
+    ld.xsplit = c.xsplit, ld.i8 = c.i8;
+    if (c.i8) ld.xsh = 0; /* the act stage at the kernel's default (512 elements) */
+    /* i8: the down reference reads the act rows as the kernel quantizes them (per 32: routed rows, a block shared row) */
+    float *ar = a_h;
+    if (c.i8) {
+        ar = qn_h_alloc(h, (size_t)T * (K + 1) * as);
+        memcpy(ar, a_h, (size_t)T * (K + 1) * as * sizeof(float));
+        for (uint32_t t = 0; t < T; t++)
+            for (uint32_t k = 0; k <= K; k++)
+                if (k < K || c.shq) quant_row(ar + ((size_t)t * (K + 1) + k) * as, k < K ? I : Is);
+    }
     struct kpair kp = pair_new(h, c.fgu, c.fdn, &l, &ld, X.up_off);
     qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
     record_pair(h, &X, &kp, &pc, x, QN_BIND(idb), act, w, sg, ds, y, ain, c.shq ? QN_MOE_SHARED_Q : 0, false);
@@ -248,10 +276,10 @@ static void run_case(struct qn_h *h, struct mcase c)
         for (uint32_t hh = 0; hh < H; hh++) {
             double s, acc = 0, st = 0;
             for (uint32_t k = 0; k < K; k++) {
-                double v = dot_s(dd + ((size_t)ids[t * K + k] * H + hh) * I, a_h + ((size_t)t * (K + 1) + k) * as, I, &s);
+                double v = dot_s(dd + ((size_t)ids[t * K + k] * H + hh) * I, ar + ((size_t)t * (K + 1) + k) * as, I, &s);
                 acc += w_h[t * K + k] * v, st += fabs(w_h[t * K + k]) * s;
             }
-            acc += sg_h[t] * dot_s(ds_h + (size_t)hh * Is, a_h + ((size_t)t * (K + 1) + K) * as, Is, &s);
+            acc += sg_h[t] * dot_s(ds_h + (size_t)hh * Is, ar + ((size_t)t * (K + 1) + K) * as, Is, &s);
             st += fabs(sg_h[t]) * s;
             ry[t * H + hh] = (float)(y0[t * H + hh] + acc), sy[t * H + hh] = st + fabs(y0[t * H + hh]);
             nan_y[t * H + hh] = tok_absent;
@@ -277,7 +305,7 @@ static void run_case(struct qn_h *h, struct mcase c)
     check(h, w2, qn_h_read(h, act, na), ra, sa, na, nan_a);
     snprintf(w2, sizeof w2, "down %s", what);
     check(h, w2, qn_h_read(h, y, ny), ry, sy, ny, nan_y);
-    if (c.xsplit) { /* every row block's counter back at 0 for the next call */
+    if (c.xsplit || c.i8) { /* every row block's counter back at 0 for the next call */
         size_t nx = (size_t)T * (K + 1) * H + (size_t)T * H;
         const uint32_t *cnt = (const uint32_t *)qn_h_read(h, X.xs, nx);
         uint32_t left = 0;
@@ -493,17 +521,17 @@ static uint32_t sweep_space(bool dn, struct qlayout *out)
                 for (uint32_t u = 0; u < 3; u++)
                     for (uint32_t x = 0; x < 2; x++) {
                         uint32_t teams = wgs[a] / 32, rows = teams * sg * m * (dn ? 2 : 1); /* down: 2 row groups per team at I 512 */
-                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0, 0, 0 };
+                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0, 0, 0, 0 };
                     }
     for (uint32_t a = 0; dn && a < 3; a++)
         for (uint32_t m = 1; m <= 4; m *= 2)
             for (uint32_t u = 3; u <= 6; u += 3)
                 for (uint32_t x = 0; x < 2; x++)
-                    out[n++] = (struct qlayout){ wgs[a], wgs[a] / 32 * m, 1, u, xs_dn[x], 0, 1, 0 };
+                    out[n++] = (struct qlayout){ wgs[a], wgs[a] / 32 * m, 1, u, xs_dn[x], 0, 1, 0, 0 };
     for (uint32_t a = 1; dn && a < 4; a++) /* the split over the experts: 8-64 rows per workgroup, 1-4 rows per lane */
         for (uint32_t rows = 8; rows <= 64; rows *= 2)
             for (uint32_t sg = 1; sg <= 4; sg *= 2)
-                out[n++] = (struct qlayout){ wgs[a], rows, sg, 1, 0, 0, 0, 1 };
+                out[n++] = (struct qlayout){ wgs[a], rows, sg, 1, 0, 0, 0, 1, 0 };
     return n;
 }
 
@@ -542,7 +570,25 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
            d.wg, d.rows, d.sgrows, d.unroll, d.xsh, d.ksplit ? ",1" : "");
 }
 
-static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps, bool sweep)
+/* the int8 pairs (the model's gate_up since H100 run 23; moe_q_dnx_i8: QNEXT_MOEQ_DN_I8) */
+static void bench_i8(struct qn_h *h, const struct bmodel *B, int reps)
+{
+    static const struct qlayout g = { .i8 = 1 }, g8 = { 256, 8, 1, 2, 0, 0, 0, 0, 1 }, g4 = { 128, 4, 1, 2, 0, 0, 0, 0, 1 },
+                                xs = { .xsplit = 1 }, d = { .i8 = 1 }, dnp = { .i8 = 1, .nopre = 1 },
+                                d8 = { 64, 8, 2, 1, 0, 0, 0, 1, 1 }, d32 = { 128, 32, 4, 1, 0, 0, 0, 1, 1 },
+                                d16 = { 128, 16, 1, 1, 0, 0, 0, 1, 1 };
+    bench_line(B, "i8 gate_up + split down (the model's default)", bench_layout(h, B, &g, &xs, true, reps, false), true);
+    bench_line(B, "i8 gate_up + i8 split down (QNEXT_MOEQ_DN_I8=1)", bench_layout(h, B, &g, &d, true, reps, false), true);
+    bench_line(B, "i8 gate_up + i8 split down, no prefetch (=2)", bench_layout(h, B, &g, &dnp, true, reps, false), true);
+    bench_line(B, "i8 gate_up + i8 split down, shared f32", bench_layout(h, B, &g, &d, false, reps, false), false);
+    bench_line(B, "i8 gate_up + i8 split down 64,8,2,1", bench_layout(h, B, &g, &d8, true, reps, false), true);
+    bench_line(B, "i8 gate_up + i8 split down 128,32,4,1", bench_layout(h, B, &g, &d32, true, reps, false), true);
+    bench_line(B, "i8 gate_up + i8 split down 128,16,1,1", bench_layout(h, B, &g, &d16, true, reps, false), true);
+    bench_line(B, "i8 gate_up 256,8,1,2 + i8 split down", bench_layout(h, B, &g8, &d, true, reps, false), true);
+    bench_line(B, "i8 gate_up 128,4,1,2 + i8 split down", bench_layout(h, B, &g4, &d, true, reps, false), true);
+}
+
+static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps, bool sweep, bool quick)
 {
     struct bmodel B = { .L = L, .NT = NT, .H = 2048, .I = 512, .Is = 512, .K = 10, .E = E };
     bench_build(h, &B);
@@ -554,13 +600,18 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
            B.I, B.Is, B.K, L, B.E, B.X.npools, B.dnpools, gb, NT, reps);
     printf("  per layer: gate_up %.2f MB, down %.2f MB + shared down %.2f MB (blocks) / %.2f MB (f32)\n", B.mb_gu,
            bench_mb_dn(&B, false) - B.mb_dsf, bench_mb_dn(&B, true) - bench_mb_dn(&B, false) + B.mb_dsf, B.mb_dsf);
-    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0, 0 },
-                                ksplit = { 32, 1, 1, 6, 0, 0, 1, 0 }, g32 = { 32, 1, 1, 2, 0, 0, 0, 0 },
-                                run9d = { 128, 16, 2, 5, 0, 0, 0, 0 }, xs = { .xsplit = 1 },
-                                xs32 = { 128, 32, 4, 1, 0, 0, 0, 1 }, xs8 = { 64, 8, 2, 1, 0, 0, 0, 1 },
-                                xs64 = { 256, 64, 4, 1, 0, 0, 0, 1 }, ks512 = { 512, 16, 1, 6, 0, 0, 1, 0 },
-                                xsw = { 128, 16, 2, 1, 512, 0, 0, 1 }, xsw32 = { 128, 32, 4, 1, 512, 0, 0, 1 },
-                                xsw8 = { 64, 8, 2, 1, 512, 0, 0, 1 };
+    if (qn_vk_caps(h->v)->features & QN_FEAT_INT_DOT) bench_i8(h, &B, reps);
+    if (quick) { /* --quick: the int8 lines only */
+        qn_h_reset(h);
+        return;
+    }
+    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0, 0, 0 },
+                                ksplit = { 32, 1, 1, 6, 0, 0, 1, 0, 0 }, g32 = { 32, 1, 1, 2, 0, 0, 0, 0, 0 },
+                                run9d = { 128, 16, 2, 5, 0, 0, 0, 0, 0 }, xs = { .xsplit = 1 },
+                                xs32 = { 128, 32, 4, 1, 0, 0, 0, 1, 0 }, xs8 = { 64, 8, 2, 1, 0, 0, 0, 1, 0 },
+                                xs64 = { 256, 64, 4, 1, 0, 0, 0, 1, 0 }, ks512 = { 512, 16, 1, 6, 0, 0, 1, 0, 0 },
+                                xsw = { 128, 16, 2, 1, 512, 0, 0, 1, 0 }, xsw32 = { 128, 32, 4, 1, 512, 0, 0, 1, 0 },
+                                xsw8 = { 64, 8, 2, 1, 512, 0, 0, 1, 0 };
     bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, reps, false), false);
@@ -583,11 +634,13 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
 
 int main(int argc, char **argv)
 {
-    bool do_bench = false, small = false, sweep = false; /* --small: fewer cases (the meson variants but the first) */
+    bool do_bench = false, small = false, sweep = false, quick = false; /* --small: fewer cases (the meson variants but
+                                                                         * the first); --quick: --bench's int8 lines only */
     uint32_t L = 48, NT = 4, E = 512;
     int reps = 10;
     for (int i = 1; i < argc; i++) {
         do_bench |= !strcmp(argv[i], "--bench"), small |= !strcmp(argv[i], "--small"), sweep |= !strcmp(argv[i], "--sweep");
+        quick |= !strcmp(argv[i], "--quick");
         if (i + 1 < argc && !strcmp(argv[i], "--layers")) L = (uint32_t)atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--tokens")) NT = (uint32_t)atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
@@ -596,13 +649,15 @@ int main(int argc, char **argv)
     }
     struct qn_h h;
     qn_h_open(&h, "moe_q", argc, argv);
+    bool idot = (qn_vk_caps(h.v)->features & QN_FEAT_INT_DOT) != 0; /* the int8 kernels need shaderIntegerDotProduct */
+    if (!idot) printf("NOTE: no shaderIntegerDotProduct on this device: the int8 split down cases are not run\n");
     if (do_bench) {
         if (L < 1 || L > BL_MAX || NT < 1 || NT * L * 2 > 2000 || reps < 1 || E < 10 || E > QN_MOE_MAX_E) {
             fprintf(stderr, "test_moe_q --bench: --layers 1..%u, --tokens >= 1 with tokens x layers <= 1000, --reps >= 1, "
                     "--experts 10..%u\n", BL_MAX, QN_MOE_MAX_E);
             return 2;
         }
-        bench(&h, L, NT, E, reps, sweep);
+        bench(&h, L, NT, E, reps, sweep, quick);
         return qn_h_close(&h);
     }
     /* every format with the default layout and a mixed pair with an absent expert; the other layouts (each
@@ -629,6 +684,14 @@ int main(int argc, char **argv)
          * 7 rows (not dividing H) with 3 rows per lane and 3 units in flight, a workgroup below a subgroup, the
          * weight rows staged in shared memory (QN_WIMAX; staged where a group's rows are 16-byte aligned, so
          * 4 rows of 64 and 3 rows of 36 bytes mix staged and unstaged groups) */
+        /* the int8 split down (moe_q_dnx_i8_*): the shared down in blocks, f32 in vec4s with an absent expert, f32 in
+         * floats with 7 rows, 3 rows per lane, 3 units in flight and no weight prefetch; a workgroup below a subgroup */
+        for (uint32_t l = 0; l < 4 && idot; l++)
+            if (l < 2 || ((f == 1 || f == 4) && (!small || l == 3)))
+                run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 3, .H = HH, .I = II,
+                                             .Is = l == 1 ? 40 : l == 2 ? 37 : 2 * qk, .E = 7, .K = 3,
+                                             .layout = l == 2 ? 2 : l == 3 ? 3 : 0, .absent = l == 1 ? 4 : -1,
+                                             .shq = l == 0 || l == 3, .xsplit = true, .i8 = true });
         for (uint32_t l = 0; l < 5; l++)
             if (l == 0 || l == 4 || ((f == 1 || f == 4) && (!small || l == 2))) { /* --small: 0, 4 and WG 2 */
                 uint32_t ll = l == 0 ? 0 : l == 1 ? 2 : l == 2 ? 3 : l == 3 ? 1 : 5;
@@ -637,12 +700,14 @@ int main(int argc, char **argv)
                                              .absent = l == 1 ? 4 : -1, .shq = l == 0 || l == 2, .xsplit = true });
             }
     }
-    /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets, QN_KSPLIT, split */
+    /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets, QN_KSPLIT, split, split
+     * with the weights staged, the int8 split */
     if (!small)
-        for (int v = 0; v < 4; v++) /* row sets, QN_KSPLIT, split, split with the weights staged */
-            run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
-                                         .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
-                                         .xsplit = v >= 2 });
+        for (int v = 0; v < 5; v++)
+            if (v < 4 || idot)
+                run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
+                                             .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
+                                             .xsplit = v >= 2, .i8 = v == 4 });
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
 }
