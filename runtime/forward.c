@@ -12,6 +12,7 @@
 #include "expert_host.h"
 #include "forward_pipes.h"
 #include "qn_log.h"
+#include "qn_num.h"
 
 #define F32 4u
 
@@ -377,16 +378,27 @@ static bool route_one(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
         r0[i] = s->row0, rn[i] = s->rows, qmask |= s->qtype ? 1u << i : 0;
         groups += cdiv(s->rows, s->qtype ? qr : fr);
     }
+    qn_buf *rb16 = pm->layer < (uint32_t)r->cfg->num_layers ? f->st[pm->layer].router_b16 : NULL;
+    if (rb16 && !W->sub[0].qtype) b[0] = QN_BIND(rb16); /* QNEXT_ROUTER_BF16W=1: part 0 in bf16 (pc.bmask) */
     qn_pc_route_one pc = { .m_rows = W->rows, .cols = W->cols, .flags = QN_MATVEC_WRITE_XN, .eps = r->cfg->rms_norm_eps,
                            .w_add = 1, .E = pm->E, .K = pm->K, .Is = pm->Is, .act_stride = pm->act_stride,
                            .rflags = pm->flags & (QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16), .groups = groups,
                            .nparts = W->nsub, .qmask = qmask, .row0_0 = r0[0], .rows_0 = rn[0], .row0_1 = r0[1],
-                           .rows_1 = rn[1], .row0_2 = r0[2], .rows_2 = rn[2], .row0_3 = r0[3], .rows_3 = rn[3] };
+                           .rows_1 = rn[1], .row0_2 = r0[2], .rows_2 = rn[2], .row0_3 = r0[3], .rows_3 = rn[3],
+                           .bmask = rb16 && !W->sub[0].qtype ? 1 : 0 };
+    pc.flags |= f->route_flags;
     qn_cmd_dispatch_n(r->c, p, QN_BINDS(b[0], QN_BIND(r->nx), QN_BIND(f->mm), wb(r->nw), QN_BIND(f->xn), QN_BIND(f->ids),
                                         QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->act), QN_BIND(f->rcnt), b[1], b[2],
                                         b[3]),
                       &pc, sizeof pc, groups);
     r->nw = NULL;
+    if (f->route_flags & QN_ROUTE_NO_COUNT) { /* QNEXT_ROUTE_SPLIT=1: the tail as its own dispatch */
+        barrier(r);
+        mark(r, "moe.route");
+        qn_cmd_dispatch_n(r->c, f->router, QN_BINDS(QN_BIND(f->mm), QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg),
+                                                    QN_BIND(f->act)),
+                          pm, sizeof *pm, 1);
+    }
     return true;
 }
 
@@ -1057,6 +1069,41 @@ static int buf(qn_fwd *f, enum qn_mem kind, uint64_t bytes, const char *name, qn
     return qn_buf_create(f->v, kind, bytes ? (bytes + 15) / 16 * 16 : 16, name, out);
 }
 
+/* Env QNEXT_ROUTER_BF16W=1 (an A/B; default off): each layer's f32 router part of a mixed-type W_moe (its first part,
+ * E rows) also as bf16 (round to nearest even) in st[l].router_b16, which route_mixed reads at decode (pc.bmask): half
+ * the router's 4 MB per layer at the 80B shapes. Lossless where the router weights are bf16 values (a checkpoint
+ * converted from bf16, as Qwen3-Next's), else the logits move by the rounding: the log says how many weights changed.
+ * Prefill keeps the f32 part. */
+static int alloc_router_b16(qn_fwd *f)
+{
+    const char *e = getenv("QNEXT_ROUTER_BF16W");
+    const qn_model *m = f->m;
+    uint64_t E = (uint64_t)m->c.num_experts, n = E * (uint64_t)m->c.hidden_size, changed = 0;
+    if (!e || strcmp(e, "1") || !n) return 0;
+    float *w = malloc(n * 4);
+    uint16_t *b = malloc(n * 2);
+    int rc = w && b ? 0 : qn_fail(-ENOMEM, "out of memory (QNEXT_ROUTER_BF16W: %llu weights)", (unsigned long long)n);
+    int layers = 0;
+    for (int l = 0; !rc && l < m->c.num_layers; l++) {
+        const qn_wt *W = &m->L[l].w_moe;
+        if (!W->nsub || W->sub[0].qtype || W->sub[0].row0 || W->sub[0].rows != E || W->sub[0].bytes < n * 4) continue;
+        rc = qn_buf_read(f->v, W->sub[0].buf, 0, w, n * 4);
+        for (uint64_t i = 0; !rc && i < n; i++) {
+            b[i] = qn_f32_to_bf16(w[i]);
+            changed += qn_bf16_to_f32(b[i]) != w[i];
+        }
+        if (!rc) rc = buf(f, QN_MEM_DEVICE, n * 2, "router bf16", &f->st[l].router_b16);
+        if (!rc) rc = qn_buf_write(f->v, f->st[l].router_b16, 0, b, n * 2);
+        layers += !rc;
+    }
+    if (!rc && layers)
+        QN_INFO("QNEXT_ROUTER_BF16W=1: the routers of %d layers as bf16 for decode (%llu of %llu weights rounded)", layers,
+                (unsigned long long)changed, (unsigned long long)(n * (uint64_t)layers));
+    free(w);
+    free(b);
+    return rc;
+}
+
 /* f->dxs for the split down (moe_qdnx): partials for the calls that run the per-token expert kernels (up to
  * moe_token_t(f) tokens), then one counter per (token, row block) at the end, zeroed once (the last group of a row
  * block sets its counter back to 0). Nothing without moe_qdnx. */
@@ -1245,6 +1292,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = buf(f, QN_MEM_DEVICE, (uint64_t)tmax * 4, "router counters", &f->rcnt);
     if (!rc) rc = qn_buf_fill(f->v, f->rcnt, 0, f->rcnt->size, 0);
     if (!rc) rc = alloc_dxs(f);
+    if (!rc) rc = alloc_router_b16(f);
     if (!rc && f->gdn_dec) rc = alloc_gscr(f);
     if (!rc && f->wy_a) rc = buf(f, QN_MEM_DEVICE, wy_bytes(f), "gdn_chunk_wy records", &f->wy_scr);
     if (!rc && f->dec_comb) rc = buf(f, QN_MEM_DEVICE, (uint64_t)f->m->c.num_kv_heads * 4, "attention counters", &f->acnt);
@@ -1273,6 +1321,7 @@ void qn_fwd_free(qn_fwd *f)
         qn_buf_destroy(f->v, &f->st[l].vc);
         qn_buf_destroy(f->v, &f->st[l].conv);
         qn_buf_destroy(f->v, &f->st[l].S);
+        qn_buf_destroy(f->v, &f->st[l].router_b16);
     }
     free(f->st);
     memset(f, 0, sizeof *f);

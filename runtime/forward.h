@@ -61,6 +61,7 @@ struct qn_fwd_call {
 struct qn_fwd_layer_state {
     qn_buf *kc, *vc;        /* attention: f32 [Hkv][cap][D] */
     qn_buf *conv, *S;       /* Gated DeltaNet: f32 [CD][K-1], f32 [Hv][dk][dv] */
+    qn_buf *router_b16;     /* env QNEXT_ROUTER_BF16W=1: W_moe's f32 router part as bf16 [E, H] for route_mixed; else NULL */
 };
 
 typedef struct qn_fwd {
@@ -81,6 +82,8 @@ typedef struct qn_fwd {
     qn_pipe *mv_parts_i8[8]; /* ... int8 x for the block parts (QN_I8), same signatures and layout; env QNEXT_MV_PARTS_I8=1
                                 on a device with shaderIntegerDotProduct; norm_parts() takes it in mv_parts' place */
     qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
+    uint32_t route_flags;   /* route_mixed's QN_ROUTE_* flags (pc_route.h): env QNEXT_ROUTE_SPLIT=1 NO_COUNT (the tail as a
+                               moe_router dispatch after a barrier), QNEXT_ROUTE_FENCE=1 FENCE_STORE */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *moe_qdnx[5];   /* ... their down split over the experts (default; NULL with QNEXT_MOEQ_DN=rows) */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */

@@ -17,7 +17,7 @@
 //           3 sg  f32 [T]
 //           4 act f32 [T, K + 1, act_stride]  (only rows K are written)
 // Push:     qn_pc_moe (T, E, K, Is, m_stride, act_stride, flags)
-// Spec:     0 QN_WG workgroup size (default 256)
+// Spec:     0 QN_WG workgroup size (default 256), 1 QN_RT_DEBUG (above)
 // Dispatch: T groups (qn_vk_grid), one token each. Limits: K <= E <= QN_MOE_MAX_E (1024),
 //           K <= QN_MOE_MAX_K (64); outside them the token gets ids -1 and NaN weights.
 // Ranking: an expert's rank is the number of experts that beat it (larger key, or equal key and lower id),
@@ -30,6 +30,10 @@
 #include "ext.glsl"
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint QN_WG = 256;
+// 1 QN_RT_DEBUG: bench only (test_mv_norm --bench-route: the tail's phases), default 0: bit 0 skips the shared
+//   expert's sg / act, bit 1 the top-K selection (ids 0 .. K-1)
+layout(constant_id = 1) const uint QN_RT_DEBUG = 0;
+#define QN_RT_DEBUG_SPEC
 #include "pc.h"
 #include "types.glsl"
 #include "reduce.glsl"

@@ -8,12 +8,16 @@
 //     m[t, row0_i + r] = qn_nr · sum_c W_i[r, c] · x[t, c] · (nw[c] + w_add),  qn_nr = rsqrt(mean(x[t]^2) + eps)
 //
 // Variants (defines): QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K: the block type of the parts with bit i
-//   of pc.qmask set (common/quant.glsl); the other parts are f32. Subgroup arithmetic is required (no _nosg).
-// Bindings: 0 W part 0, 10 W part 1, 11 W part 2, 12 W part 3: f32 row-major [rows_i, cols] or raw blocks
+//   of pc.qmask set (common/quant.glsl); the other parts are f32, except part 0 with pc.bmask bit 0: bf16 (the
+//   router converted at load, env QNEXT_ROUTER_BF16W=1; QN_FROWS rows per workgroup as f32). Subgroup
+//   arithmetic is required (no _nosg).
+// Bindings: 0 W part 0, 10 W part 1, 11 W part 2, 12 W part 3: f32 (bf16) row-major [rows_i, cols] or raw blocks
 //             (range rounded up to 4 bytes); a part not used (i >= nparts) may bind any buffer
 //           1 x f32 [T, cols], 2 m f32 [T, m_rows], 3 nw f32 [cols], 4 xn f32 [T, cols] (QN_MATVEC_WRITE_XN),
 //           5-9 ids, w, sg, act, cnt as mv_route.glsl (cnt[t] zero before, zero again after)
-// Push:     qn_pc_route_one (pc_route.h)
+// Push:     qn_pc_route_one (pc_route.h); flags QN_ROUTE_NO_COUNT: m and xn only (bindings 5-9 untouched; a
+//           moe_router dispatch routes after a barrier), QN_ROUTE_FENCE_STORE: only the invocations that stored
+//           rows of m fence before the count
 // Spec:     0 QN_WG      workgroup size (default 256; a multiple of the subgroup size)
 //           1 QN_FROWS   f32 rows per workgroup (default 4)
 //           2 QN_QROWS   block-type rows per workgroup (default 8)
@@ -121,11 +125,12 @@ void qn_rt_store(uint mrow0, uint nr, uint np, uint t)
 }
 
 // A team's work items i = team, team + P, ... < nr * np: row i % nr of the workgroup, chunk range i / nr of np.
-// F32 part over binding WB (uvec4 view): rows r0 .. r0 + nr of the part.
-#define QN_RT_F32(NAME, WB)                                                                       \
+// Dense part over binding WB (uvec4 view): rows r0 .. r0 + nr of the part; CPV weights per 16-byte chunk (f32 4,
+// bf16 8) and DOT(w, c) the chunk's dot with the staged x (chunk c of the row).
+#define QN_RT_DENSE(NAME, WB, CPV, DOT)                                                           \
 void NAME(uint r0, uint nr, uint team, uint P, uint lane, uint lanes, uint xb4)                   \
 {                                                                                                 \
-    uint np = max(1u, P / nr), nit = nr * np, nch = pc.cols / 4u;                                 \
+    uint np = max(1u, P / nr), nit = nr * np, nch = pc.cols / CPV;                                \
     uvec4 wv[QN_FUNROLL];                                                                         \
     bool pre = team < nit && (team / nr) * lanes + lane < nch;                                    \
     if (pre) {                                                                                    \
@@ -146,13 +151,23 @@ void NAME(uint r0, uint nr, uint team, uint P, uint lane, uint lanes, uint xb4) 
             }                                                                                     \
             pre = false;                                                                          \
             [[unroll]] for (uint u = 0u; u < QN_FUNROLL; u++)                                     \
-                if (c + u * step < nch) acc += dot(uintBitsToFloat(wv[u]), qn_xs[c + u * step]);  \
+                if (c + u * step < nch) acc += DOT(wv[u], c + u * step);                          \
         }                                                                                         \
         pre = false;                                                                              \
         acc = subgroupAdd(acc);                                                                   \
         if (subgroupElect()) qn_part[i] = acc; /* i = (i / nr) * nr + i % nr: [part][row] */        \
     }                                                                                             \
 }
+
+#define QN_RT_DOT_F32(w, c) dot(uintBitsToFloat(w), qn_xs[c])
+// bf16 pairs, low half first: chunk c holds x elements 8c .. 8c + 7 (staged vec4s 2c, 2c + 1)
+float qn_rt_dot_b16(uvec4 w, uint c)
+{
+    vec4 lo = uintBitsToFloat(uvec4(w.x << 16, w.x & 0xffff0000u, w.y << 16, w.y & 0xffff0000u));
+    vec4 hi = uintBitsToFloat(uvec4(w.z << 16, w.z & 0xffff0000u, w.w << 16, w.w & 0xffff0000u));
+    return dot(lo, qn_xs[2u * c]) + dot(hi, qn_xs[2u * c + 1u]);
+}
+#define QN_RT_F32(NAME, WB) QN_RT_DENSE(NAME, WB, 4u, QN_RT_DOT_F32)
 
 // Block part over bindings (P4, P1): rows r0 .. r0 + nr of the part, units of 32 weights (quant.glsl)
 #define QN_RT_Q(NAME, P4, P1)                                                                     \
@@ -201,6 +216,7 @@ QN_RT_F32(qn_rt_f32_0, wa4)
 QN_RT_F32(qn_rt_f32_1, wb4)
 QN_RT_F32(qn_rt_f32_2, wc4)
 QN_RT_F32(qn_rt_f32_3, wd4)
+QN_RT_DENSE(qn_rt_b16_0, wa4, 8u, qn_rt_dot_b16) // bf16: part 0 only (the router, pc.bmask bit 0)
 QN_RT_Q(qn_rt_q_0, wa4, wa1)
 QN_RT_Q(qn_rt_q_1, wb4, wb1)
 QN_RT_Q(qn_rt_q_2, wc4, wc1)
@@ -222,7 +238,7 @@ void main()
         g0 += n;
     }
     if (part >= pc.nparts) return; // a count that does not match the parts: nobody routes (the host checks)
-    bool q = (pc.qmask & (1u << part)) != 0u;
+    bool q = (pc.qmask & (1u << part)) != 0u, b16 = part == 0u && (pc.bmask & 1u) != 0u;
     uint r0 = (g - g0) * rpw, nr = min(rpw, qn_rt_rows(part) - r0);
     uint P = max(1u, QN_WG / gl_SubgroupSize), team = gl_SubgroupID < P ? gl_SubgroupID : ~0u;
     uint lane = gl_SubgroupInvocationID, lanes = gl_SubgroupSize;
@@ -231,6 +247,8 @@ void main()
         else if (part == 1u) qn_rt_q_1(r0, nr, team, P, lane, lanes, xb4);
         else if (part == 2u) qn_rt_q_2(r0, nr, team, P, lane, lanes, xb4);
         else qn_rt_q_3(r0, nr, team, P, lane, lanes, xb4);
+    } else if (b16) {
+        qn_rt_b16_0(r0, nr, team, P, lane, lanes, xb4);
     } else {
         if (part == 0u) qn_rt_f32_0(r0, nr, team, P, lane, lanes, xb4);
         else if (part == 1u) qn_rt_f32_1(r0, nr, team, P, lane, lanes, xb4);
@@ -238,5 +256,6 @@ void main()
         else qn_rt_f32_3(r0, nr, team, P, lane, lanes, xb4);
     }
     qn_rt_store(qn_rt_row0(part) + r0, nr, max(1u, P / nr), t);
-    qn_rt_count(t);
+    if ((pc.flags & QN_ROUTE_NO_COUNT) != 0u) return; // m and xn only (uniform)
+    qn_rt_count_f(t, (pc.flags & QN_ROUTE_FENCE_STORE) == 0u || gl_LocalInvocationIndex < nr);
 }

@@ -14,6 +14,9 @@
 #define QN_MOE_ROUTE_GLSL
 
 #include "types.glsl" // qn_sigmoid, qn_silu
+#ifndef QN_RT_DEBUG_SPEC
+const uint QN_RT_DEBUG = 0u; // moe_router.comp's bench-only phase switches (0: everything)
+#endif
 
 shared float s_l[QN_MOE_MAX_E];   // the (rounded) logits
 shared int s_sel[QN_MOE_MAX_K];   // expert of rank j
@@ -162,7 +165,7 @@ void qn_route(uint t, uint lid, uint E, uint K, uint Is, uint act_stride, uint f
     // the logits' loads first (EPT · QN_WG >= QN_MOE_MAX_E >= E), in flight with the shared expert's
     for (uint j = 0u; j < EPT; j++) lk[j] = ok && lid + j * QN_WG < E ? qn_rt_m(t, lid + j * QN_WG) : 0.0;
 #endif
-    shared_expert(t, lid, E, K, Is, act_stride);
+    if ((QN_RT_DEBUG & 1u) == 0u) shared_expert(t, lid, E, K, Is, act_stride);
     if (!ok) {
         for (uint j = lid; j < K; j += QN_WG) {
             ids[t * K + j] = -1;
@@ -184,7 +187,8 @@ void qn_route(uint t, uint lid, uint E, uint K, uint Is, uint act_stride, uint f
         s_l[e] = rb ? round_bf16(l) : l;
     }
 #endif
-    select_topk(lid, E, K, lk);
+    if ((QN_RT_DEBUG & 2u) == 0u) select_topk(lid, E, K, lk);
+    else for (uint j = lid; j < K; j += QN_WG) s_sel[j] = int(j);
     barrier();
     float mx = s_l[s_sel[0]];
     if ((flags & QN_MOE_NORM_TOPK) != 0u) {

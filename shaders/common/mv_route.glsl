@@ -27,11 +27,12 @@ float qn_rt_m(uint t, uint i) { return y[t * pc.m_rows + i]; }
 shared bool qn_rt_last;
 
 // This workgroup's stores of token t's rows of m are done: count it; the last of pc.groups routes the token.
-// Every invocation calls it (barriers inside).
-void qn_rt_count(uint t)
+// Every invocation calls it (barriers inside). fence: whether this invocation stored rows of m (it fences them
+// before the count; every invocation passes true unless the includer knows which ones stored).
+void qn_rt_count_f(uint t, bool fence)
 {
     uint lid = gl_LocalInvocationIndex;
-    memoryBarrierBuffer(); // this invocation's rows of m before the count
+    if (fence) memoryBarrierBuffer(); // this invocation's rows of m before the count
     barrier();
     if (lid == 0u) qn_rt_last = atomicAdd(cnt[t], 1u) == pc.groups - 1u;
     barrier();
@@ -40,6 +41,7 @@ void qn_rt_count(uint t)
     if (lid == 0u) cnt[t] = 0u; // ready for the next use
     qn_route(t, lid, pc.E, pc.K, pc.Is, pc.act_stride, pc.rflags);
 }
+void qn_rt_count(uint t) { qn_rt_count_f(t, true); }
 
 #ifdef QN_MV_EPILOGUE
 void main()

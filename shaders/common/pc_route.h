@@ -6,10 +6,16 @@
 #ifndef QN_PC_ROUTE_H
 #define QN_PC_ROUTE_H
 
+/* route_mixed's own flags (pc.flags, beside QN_MATVEC_WRITE_XN = 2) */
+QN_CONST(QN_ROUTE_NO_COUNT, 4u)    /* m and xn only: no count, no routing (a moe_router dispatch follows: env
+                                      QNEXT_ROUTE_SPLIT=1) */
+QN_CONST(QN_ROUTE_FENCE_STORE, 8u) /* before the count only the invocations that stored rows of m fence (the
+                                      others have nothing to publish; env QNEXT_ROUTE_FENCE=1) */
+
 QN_STRUCT(qn_pc_route_one)
     QN_U32 m_rows;     /* rows of m (E + 2 Is + 1), its row stride; the parts cover [0, m_rows) */
     QN_U32 cols;       /* H: a multiple of 16 and of the block size, at most 4 * spec QN_XSH */
-    QN_U32 flags;      /* QN_MATVEC_WRITE_XN: workgroup 0 of each token also writes xn */
+    QN_U32 flags;      /* QN_MATVEC_WRITE_XN: workgroup 0 of each token also writes xn; QN_ROUTE_* */
     QN_F32 eps;
     QN_F32 w_add;
     QN_U32 E;
@@ -28,6 +34,7 @@ QN_STRUCT(qn_pc_route_one)
     QN_U32 rows_2;
     QN_U32 row0_3;
     QN_U32 rows_3;
+    QN_U32 bmask;      /* bit 0: part 0 is bf16 (two per 32-bit word, low half first; not with qmask bit 0) */
 QN_STRUCT_END(qn_pc_route_one)
 
 #endif

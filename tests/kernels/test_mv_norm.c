@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "qn_num.h"
 #include "quant.h"
 #include "ref_ops.h"
 #include "route_check.h"
@@ -321,27 +322,59 @@ static qn_pc_route_one route_one_pc(const struct rparts *P, const qn_pipe *p, ui
 }
 
 /* The same parts in ONE route_mixed dispatch (rk: its kernel for qtype; spec[6] WG, FROWS, QROWS, FUNROLL, QUNROLL,
- * XSH), tokens in z, run twice (the counters must come back to zero). */
-static void route_one_case(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, uint32_t T, uint32_t E, uint32_t K,
-                           uint32_t Is, uint32_t cols, const uint32_t spec[6], bool four, uint32_t rflags)
+ * XSH), tokens in z, run twice (the counters must come back to zero). xflags: QN_ROUTE_FENCE_STORE, or
+ * QN_ROUTE_NO_COUNT (then a moe_router dispatch routes m after a barrier, as forward.c's QNEXT_ROUTE_SPLIT=1), and
+ * RT_PART0_B16: part 0 (f32) rounded to bf16 and uploaded as bf16 (pc.bmask; forward.c's QNEXT_ROUTER_BF16W=1; the
+ * reference takes the rounded values, so the bounds stay). */
+#define RT_PART0_B16 (1u << 31)
+static void route_one_case_x(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, uint32_t T, uint32_t E, uint32_t K,
+                             uint32_t Is, uint32_t cols, const uint32_t spec[6], bool four, uint32_t rflags,
+                             uint32_t xflags)
 {
     struct rparts P = rparts_make(h, qtype, E, Is, cols, four);
     struct route_bufs b = route_bufs(h, T, cols, P.rows, K, Is);
-    qn_pipe *p = qn_h_pipe_spec(h, rk, spec, 6);
+    qn_pipe *p = qn_h_pipe_spec(h, rk, spec, 6), *rt = qn_h_pipe(h, QN_K_MOE_ROUTER, 256);
     qn_pc_route_one pc = route_one_pc(&P, p, E, K, Is, rflags);
-    char what[200];
+    qn_pc_moe pm = { .T = T, .E = E, .K = K, .Is = Is, .m_stride = P.rows, .act_stride = Is, .flags = rflags };
+    pc.flags |= xflags & ~RT_PART0_B16;
+    if ((xflags & RT_PART0_B16) && !P.pt[0].q) {
+        size_t n0 = (size_t)P.pt[0].n * cols;
+        uint16_t *b = qn_h_alloc_bytes(h, n0 * 2 + 16);
+        for (size_t i = 0; i < n0; i++) {
+            b[i] = qn_f32_to_bf16(P.w_h[i]);
+            P.w_h[i] = qn_bf16_to_f32(b[i]);
+        }
+        P.W[0] = qn_h_upload(h, "W part 0 bf16", b, (n0 * 2 + 15) / 16 * 16);
+        pc.bmask = 1;
+    }
+    char what[240];
     snprintf(what, sizeof what, "one dispatch: %u parts f32 + %s E=%u K=%u Is=%u H=%u T=%u (%s %u,%u,%u,%u,%u,%u; %u "
-             "workgroups)%s", P.np, qn_ggml_type(qtype)->name, E, K, Is, cols, T, qn_pipe_info(p)->name, spec[0], spec[1],
-             spec[2], spec[3], spec[4], spec[5], pc.groups, rflags & QN_MOE_ROUND_BF16 ? " bf16 logits" : "");
+             "workgroups)%s%s%s", P.np, qn_ggml_type(qtype)->name, E, K, Is, cols, T, qn_pipe_info(p)->name, spec[0],
+             spec[1], spec[2], spec[3], spec[4], spec[5], pc.groups, rflags & QN_MOE_ROUND_BF16 ? " bf16 logits" : "",
+             xflags & QN_ROUTE_NO_COUNT ? " + moe_router (split)" : "", xflags & QN_ROUTE_FENCE_STORE ? " fence-store" :
+             xflags & RT_PART0_B16 ? " bf16 part 0" : "");
     qn_buf *W3 = P.np > 2 ? P.W[3] : P.W[0], *W2 = P.np > 2 ? P.W[2] : P.W[0];
     for (int run = 0; run < 2; run++) {
-        qn_h_run_z(h, p, QN_BINDS(QN_BIND(P.W[0]), QN_BIND(b.x), QN_BIND(b.m), QN_BIND(b.nw), QN_BIND(b.xn),
-                                  QN_BIND(b.ids), QN_BIND(b.w), QN_BIND(b.sg), QN_BIND(b.act), QN_BIND(b.cnt),
-                                  QN_BIND(P.W[1]), QN_BIND(W2), QN_BIND(W3)),
-                   &pc, sizeof pc, pc.groups, T);
+        qn_h_ok(h, qn_cmd_begin(h->cmd), what);
+        qn_cmd_dispatch_nz(h->cmd, p, QN_BINDS(QN_BIND(P.W[0]), QN_BIND(b.x), QN_BIND(b.m), QN_BIND(b.nw), QN_BIND(b.xn),
+                                               QN_BIND(b.ids), QN_BIND(b.w), QN_BIND(b.sg), QN_BIND(b.act),
+                                               QN_BIND(b.cnt), QN_BIND(P.W[1]), QN_BIND(W2), QN_BIND(W3)),
+                           &pc, sizeof pc, pc.groups, T);
+        if (xflags & QN_ROUTE_NO_COUNT) {
+            qn_cmd_barrier(h->cmd);
+            qn_cmd_dispatch_n(h->cmd, rt, QN_BINDS(QN_BIND(b.m), QN_BIND(b.ids), QN_BIND(b.w), QN_BIND(b.sg),
+                                                   QN_BIND(b.act)), &pm, sizeof pm, T);
+        }
+        qn_h_ok(h, qn_cmd_end(h->cmd), what);
+        qn_h_ok(h, qn_cmd_run(h->cmd), what);
         check_counters(h, b.cnt, T, what, run);
     }
     rparts_check(h, what, &P, &b, T, E, K, Is, rflags);
+}
+static void route_one_case(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, uint32_t T, uint32_t E, uint32_t K,
+                           uint32_t Is, uint32_t cols, const uint32_t spec[6], bool four, uint32_t rflags)
+{
+    route_one_case_x(h, qtype, rk, T, E, K, Is, cols, spec, four, rflags, 0);
 }
 
 /* ---- quantized weights (qmatvec.comp with QN_NORM) ----------------------------------------------------------- */
@@ -772,6 +805,137 @@ static void bench_route_stage(struct qn_h *h, uint32_t mb)
     qn_h_reset(h);
 }
 
+/* ---- --bench-route: where the route stage's time goes ------------------------------------------------------- */
+
+/* The 80B route stage (rstage's shapes) with a random f32 router (realistic logits for the top-K), weights rotated
+ * over nw copies; each mode records one layer, then a barrier. */
+struct rbench {
+    uint32_t nw, reps, groups[3]; /* route_mixed workgroups: all parts, the router part alone, the block parts alone */
+    qn_buf *W[64][4], *Wb[64], *x, *nwt, *xn, *m, *mr, *ids, *w, *sg, *act, *cnt, *cnt2; /* Wb: the router in bf16 */
+    qn_pipe *one, *router;
+};
+enum rb_mode {
+    RB_FULL, RB_NOTAIL, RB_NOCOUNT, RB_SPLIT, RB_FENCE, RB_B16, RB_B16_NOCOUNT, RB_ROUTER, RB_EMPTY, RB_F32, RB_Q, RB_N
+};
+static const char *const rb_what[RB_N] = {
+    "route_mixed as the graph records it (count + last-workgroup tail)",
+    "route_mixed, count but never last (no tail)",
+    "route_mixed, QN_ROUTE_NO_COUNT (m and xn only)",
+    "route_mixed NO_COUNT + barrier + moe_router (QNEXT_ROUTE_SPLIT=1)",
+    "route_mixed, QN_ROUTE_FENCE_STORE (QNEXT_ROUTE_FENCE=1)",
+    "route_mixed, the router in bf16 (QNEXT_ROUTER_BF16W=1)",
+    "route_mixed NO_COUNT, the router in bf16",
+    "moe_router alone on random logits (the tail as its own dispatch)",
+    "moe_router with T = 0 (an empty dispatch: the floor)",
+    "route_mixed NO_COUNT, the f32 router part alone (4 MB)",
+    "route_mixed NO_COUNT, the two Q4_K parts alone (1.2 MB)",
+};
+
+static void rb_rec(struct qn_h *h, const struct rbench *S, uint32_t r, enum rb_mode mode)
+{
+    qn_buf *const *W = S->W[r % S->nw];
+    qn_pc_moe pm = { .T = mode == RB_EMPTY ? 0 : 1, .E = RS_E, .K = RS_K, .Is = RS_IS, .m_stride = RS_ROWS,
+                     .act_stride = RS_IS, .flags = QN_MOE_NORM_TOPK };
+    if (mode == RB_ROUTER || mode == RB_EMPTY) {
+        qn_cmd_dispatch_n(h->cmd, S->router, QN_BINDS(QN_BIND(S->mr), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
+                                                      QN_BIND(S->act)), &pm, sizeof pm, 1);
+        qn_cmd_barrier(h->cmd);
+        return;
+    }
+    qn_pc_route_one pc = { .m_rows = RS_ROWS, .cols = RS_H, .flags = QN_MATVEC_WRITE_XN, .eps = 1e-6f, .w_add = 1,
+                           .E = RS_E, .K = RS_K, .Is = RS_IS, .act_stride = RS_IS, .rflags = QN_MOE_NORM_TOPK,
+                           .groups = S->groups[0], .nparts = 4, .qmask = 6, .row0_0 = rs_p0[0], .rows_0 = rs_pr[0],
+                           .row0_1 = rs_p0[1], .rows_1 = rs_pr[1], .row0_2 = rs_p0[2], .rows_2 = rs_pr[2],
+                           .row0_3 = rs_p0[3], .rows_3 = rs_pr[3] };
+    qn_buf *b0 = W[0], *b1 = W[1], *b2 = W[2], *b3 = W[3], *cnt = S->cnt;
+    uint32_t groups = S->groups[0];
+    if (mode == RB_NOTAIL) pc.groups = 1u << 30, cnt = S->cnt2; /* the count never reaches it */
+    if (mode == RB_NOCOUNT || mode == RB_SPLIT || mode == RB_F32 || mode == RB_Q || mode == RB_B16_NOCOUNT)
+        pc.flags |= QN_ROUTE_NO_COUNT;
+    if (mode == RB_B16 || mode == RB_B16_NOCOUNT) b0 = S->Wb[r % S->nw], pc.bmask = 1;
+    if (mode == RB_FENCE) pc.flags |= QN_ROUTE_FENCE_STORE;
+    if (mode == RB_F32) pc.nparts = 1, pc.qmask = 0, groups = S->groups[1];
+    if (mode == RB_Q) {
+        pc.nparts = 2, pc.qmask = 3, pc.row0_0 = rs_p0[1], pc.rows_0 = rs_pr[1], pc.row0_1 = rs_p0[2];
+        pc.rows_1 = rs_pr[2], b0 = W[1], b1 = W[2], groups = S->groups[2];
+    }
+    qn_cmd_dispatch_n(h->cmd, S->one, QN_BINDS(QN_BIND(b0), QN_BIND(S->x), QN_BIND(S->m), QN_BIND(S->nwt),
+                                               QN_BIND(S->xn), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
+                                               QN_BIND(S->act), QN_BIND(cnt), QN_BIND(b1), QN_BIND(b2), QN_BIND(b3)),
+                      &pc, sizeof pc, groups);
+    qn_cmd_barrier(h->cmd);
+    if (mode != RB_SPLIT) return;
+    qn_cmd_dispatch_n(h->cmd, S->router, QN_BINDS(QN_BIND(S->m), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
+                                                  QN_BIND(S->act)), &pm, sizeof pm, 1);
+    qn_cmd_barrier(h->cmd);
+}
+
+/* us per layer of one mode: best of 5 timed runs after a probe that sizes the warm-up (QNEXT_BENCH_WARM_MS) */
+static double rb_time(struct qn_h *h, const struct rbench *S, enum rb_mode mode)
+{
+    double best = INFINITY;
+    uint32_t warm = 0;
+    for (int it = 0; it < (bench_quick ? 1 : 6); it++) {
+        qn_h_ok(h, qn_cmd_begin(h->cmd), "bench-route");
+        for (int part = warm ? 0 : 1; part < 2; part++) {
+            qn_cmd_mark(h->cmd, part ? "timed" : "warm-up");
+            for (uint32_t r = 0; r < (part ? S->reps : warm); r++) rb_rec(h, S, r, mode);
+        }
+        qn_h_ok(h, qn_cmd_end(h->cmd), "bench-route");
+        qn_h_ok(h, qn_cmd_run(h->cmd), "bench-route");
+        double ms = qn_cmd_region(h->cmd, warm ? 1 : 0, NULL);
+        if (it == 0 && !bench_quick) warm = warm_count(ms, S->reps);
+        else best = fmin(best, ms);
+    }
+    return best * 1e3 / S->reps;
+}
+
+/* The route stage's parts one by one (rb_what), route_mixed in the graph's layout (or QNEXT_ROUTE_ONE_LAYOUT),
+ * then the tail's phases (moe_router's QN_RT_DEBUG) at router widths 256 (the graph's) and 512. */
+static void bench_route_parts(struct qn_h *h, uint32_t mb)
+{
+    uint64_t rbq;
+    qn_h_ok(h, qn_ggml_row_bytes(QN_GGML_Q4_K, RS_H, &rbq), "row bytes");
+    const uint64_t by[4] = { (uint64_t)RS_E * RS_H * 4, RS_IS * rbq, RS_IS * rbq, RS_H * 4 };
+    static struct rbench S;
+    bench_quick = mb < 16;
+    S.nw = ncopies(by[0] + by[1] + by[2] + by[3], mb);
+    float *wr;
+    S.W[0][0] = qn_h_input_f32(h, "W router", (size_t)RS_E * RS_H, -0.05f, 0.05f, &wr);
+    uint16_t *wb = qn_h_alloc_bytes(h, by[0] / 2);
+    for (size_t i = 0; i < (size_t)RS_E * RS_H; i++) wb[i] = qn_f32_to_bf16(wr[i]);
+    for (uint32_t i = 0; i < S.nw; i++) {
+        for (int j = 0; j < 4; j++)
+            S.W[i][j] = j == 0 ? (i ? qn_h_upload(h, "W router", wr, by[0]) : S.W[0][0])
+                               : filled(h, "W", by[j], j == 1 || j == 2 ? 0x3c003c00u : 0x3a000000u + i);
+        S.Wb[i] = qn_h_upload(h, "W router bf16", wb, by[0] / 2);
+    }
+    S.x = qn_h_input_f32(h, "x", RS_H, -3, 3, NULL), S.nwt = qn_h_input_f32(h, "norm w", RS_H, -0.5f, 0.5f, NULL);
+    S.mr = qn_h_input_f32(h, "m (random logits)", RS_ROWS, -3, 3, NULL);
+    S.xn = qn_h_buffer(h, "xn", RS_H * 4), S.m = qn_h_buffer(h, "m", RS_ROWS * 4), S.ids = qn_h_buffer(h, "ids", RS_K * 4);
+    S.w = qn_h_buffer(h, "w", RS_K * 4), S.sg = qn_h_buffer(h, "sg", 4), S.act = qn_h_buffer(h, "act", (RS_K + 1) * RS_IS * 4);
+    S.cnt = filled(h, "count", 16, 0), S.cnt2 = filled(h, "count (never last)", 16, 0);
+    S.reps = bench_quick ? S.nw : S.nw < 48 ? 48 : S.nw;
+    uint32_t sp[6] = { 512, 8, 16, 8, 2, RS_H / 4 };
+    const char *el = getenv("QNEXT_ROUTE_ONE_LAYOUT");
+    if (el && sscanf(el, "%u,%u,%u,%u,%u", &sp[0], &sp[1], &sp[2], &sp[3], &sp[4]) != 5) sp[0] = 512;
+    S.one = qn_h_pipe_spec(h, QN_K_ROUTE_MIXED_Q4_K, sp, 6);
+    S.groups[1] = (RS_E + sp[1] - 1) / sp[1], S.groups[2] = 2 * ((RS_IS + sp[2] - 1) / sp[2]);
+    S.groups[0] = S.groups[1] + S.groups[2] + 1;
+    S.router = qn_h_pipe(h, QN_K_MOE_ROUTER, 256);
+    printf("bench-route: route_mixed_q4_k %u,%u,%u,%u,%u (%u workgroups), %u weight copies, %u layers per run\n", sp[0],
+           sp[1], sp[2], sp[3], sp[4], S.groups[0], S.nw, S.reps);
+    for (int mode = 0; mode < RB_N; mode++)
+        printf("bench-route %7.2f us  %s\n", rb_time(h, &S, (enum rb_mode)mode), rb_what[mode]);
+    static const char *const dbg[4] = { "everything", "no shared expert", "no top-K selection", "neither" };
+    for (uint32_t wg = 256; wg <= 512; wg *= 2)
+        for (uint32_t d = 0; d < 4; d++) {
+            S.router = qn_h_pipe(h, QN_K_MOE_ROUTER, wg, d);
+            printf("bench-route %7.2f us  moe_router WG %u, QN_RT_DEBUG %u (%s)\n", rb_time(h, &S, RB_ROUTER), wg, d, dbg[d]);
+        }
+    qn_h_reset(h);
+}
+
 /* The decode shapes of a Qwen3-Next-80B Q4_K_M file that matter (docs/perf.md run 12), weights replicated over
  * >= mb MiB (default 256) so that they come from DRAM. */
 static void bench_small(struct qn_h *h, uint32_t mb)
@@ -834,6 +998,20 @@ static void route_one_tests(struct qn_h *h)
     route_one_case(h, QN_GGML_Q4_0, QN_K_ROUTE_MIXED_Q4_0, 1, 64, 4, 40, 256, o_wide, false, QN_MOE_NORM_TOPK);
     route_one_case(h, QN_GGML_Q5_K, QN_K_ROUTE_MIXED_Q5_K, 2, 100, 7, 33, 256, o_many, false, QN_MOE_NORM_TOPK);
     route_one_case(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 1, 64, 4, 40, 256, o_small, true, QN_MOE_NORM_TOPK);
+    /* the A/B flags (forward.c's QNEXT_ROUTE_FENCE / QNEXT_ROUTE_SPLIT): the 80B shape and a small one with T > 1 */
+    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true, QN_MOE_NORM_TOPK,
+                     QN_ROUTE_FENCE_STORE);
+    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true, QN_MOE_NORM_TOPK,
+                     QN_ROUTE_NO_COUNT);
+    route_one_case_x(h, QN_GGML_Q8_0, QN_K_ROUTE_MIXED_Q8_0, 2, 61, 5, 37, 512, o_small, true, 0, QN_ROUTE_FENCE_STORE);
+    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 3, 100, 7, 33, 512, o_many, true,
+                     QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16, QN_ROUTE_NO_COUNT);
+    /* the router in bf16 (QNEXT_ROUTER_BF16W): the 80B shape, odd layouts with two and four parts, T > 1 */
+    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true, QN_MOE_NORM_TOPK,
+                     RT_PART0_B16);
+    route_one_case_x(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 2, 100, 7, 33, 256, o_many, false, QN_MOE_NORM_TOPK,
+                     RT_PART0_B16);
+    route_one_case_x(h, QN_GGML_Q8_0, QN_K_ROUTE_MIXED_Q8_0, 3, 61, 5, 37, 512, o_small, true, 0, RT_PART0_B16);
 }
 
 int main(int argc, char **argv)
@@ -849,6 +1027,10 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--route") || !strcmp(argv[i], "--route-one")) { /* only the router epilogue cases */
             if (!strcmp(argv[i], "--route")) route_tests(&h);
             route_one_tests(&h);
+            return qn_h_close(&h);
+        }
+        if (!strcmp(argv[i], "--bench-route")) { /* [MiB of weight copies]: the route stage's parts */
+            bench_route_parts(&h, i + 1 < argc ? (uint32_t)strtoul(argv[i + 1], NULL, 10) : 64);
             return qn_h_close(&h);
         }
         if (!strcmp(argv[i], "--bench-small")) { /* [MiB of weight copies [shape name part]] */
