@@ -3,14 +3,15 @@
 // a segment's chunks in order, carrying the state. Per chunk (scratch record of gdn_chunk_wy, S0 the state):
 //   Vnew = U - W S0            [64][BV]
 //   o   += Q' S0               (o holds O_intra from pass 1)
-//   S    = e^G_last S0 + (kf k)^T Vnew     (k: the raw keys of the chunk from qkv)
+//   S    = e^G_last S0 + k^T (kf Vnew)     (k: the raw keys of the chunk from qkv)
 // Columns of S evolve independently: a workgroup owns (value head h, a block of BV value columns); the block's
 // state lives in shared memory for the whole segment (read at the start, written at the end).
 //
 // Layout: invocation (rg, j) = (lid / BV, lid % BV), NRG = WG / BV row groups. The 64 x BV products: rows
 // t = rg + NRG m (CM = 64 / NRG each) of column j, dk walked in tiles of 32 dims (W and Q' tiles staged with
 // coalesced vec4 loads, read as vec4s, S0 read from the shared state). The state update: state rows
-// i = d0 + rg + NRG m of column j over tiles of 64 dims of kf k staged transposed ([dim][token], vec4 over tokens).
+// i = d0 + rg + NRG m of column j over tiles of 64 dims of k staged transposed ([dim][token], vec4 over tokens), kf
+// folded into Vnew as it is stored.
 // Bindings: 0 qkv f32 (k), 1 scratch (records, read as vec4s), 2 S f32 [Hv][dk][dv], 3 o f32 [T][Hv][dv]
 // Push:     qn_pc_gdn_wy (pc_gdn.h); dk and dv multiples of 4
 // Spec:     0 QN_WG (256), 1 QN_BV (16; NRG = WG / BV must divide 32), 2 QN_DK_MAX (128; a larger pc.dk writes NaN
@@ -38,13 +39,14 @@ const uint NRG = QN_WG / QN_BV;
 const uint CM = C / NRG;          // chunk rows per invocation
 const uint DT = 32u;              // dims per W / Q' tile
 const uint DP = DT + 4u;          // padded tile row (floats)
-const uint KT = 64u;              // dims per kf k tile
-const uint KP = C + 4u;           // padded kf k row (floats)
+const uint KT = 64u;              // dims per k tile
+const uint KP = C + 4u;           // padded k row (floats)
+const uint KR = KT / NRG;         // state rows per invocation per k tile
 const uint TILE = 2u * C * DP;    // floats of the tile region (>= KT * KP)
 
 shared float sS[QN_DK_MAX * QN_BV]; // the state block, [i][j]
-shared float sV[C * QN_BV];         // Vnew, [t][j]
-shared vec4 tile4[TILE / 4u];       // W | Q' tiles [t][DP], or kf k [dim][KP]
+shared float sV[C * QN_BV];         // kf_t Vnew, [t][j]
+shared vec4 tile4[TILE / 4u];       // W | Q' tiles [t][DP], or k [dim][KP]
 
 uint lid, rg, j;
 
@@ -81,9 +83,10 @@ void products(uint rec, uint c0, uint n, uint h, uint col, bool cv)
             }
         }
     }
+    uint krec = rec + 2u * C * dk + C * dv;
     for (uint m = 0u; m < CM; m++) {
         uint t = rg + NRG * m;
-        sV[t * QN_BV + j] = av[m];
+        sV[t * QN_BV + j] = av[m] * rec_at(krec + t); // kf_t Vnew: the update reads raw k
         if (t < n && cv) {
             uint oi = ((c0 + t) * pc.Hv + h) * dv + col;
             o[oi] += ao[m];
@@ -91,28 +94,32 @@ void products(uint rec, uint c0, uint n, uint h, uint col, bool cv)
     }
 }
 
-// S = e^G_last S + (kf k)^T Vnew for chunk record `rec` (sV holds Vnew).
+// S = e^G_last S + k^T (kf Vnew) for chunk record `rec` (sV holds kf Vnew).
 void update(uint rec, uint c0, uint n, uint hk)
 {
-    uint dk = pc.dk, krec = rec + 2u * C * dk + C * pc.dv;
-    float eL = rec_at(krec + C);
+    uint dk = pc.dk;
+    float eL = rec_at(rec + 2u * C * dk + C * pc.dv + C);
     for (uint d0 = 0u; d0 < dk; d0 += KT) {
         barrier(); // sV is written; previous readers of the tile region are done
         for (uint e = lid; e < KT * C; e += QN_WG) {
             uint t = e / KT, ii = e % KT, i = d0 + ii;
-            float kv = t < n && i < dk ? qkv[(c0 + t) * pc.qkv_stride + pc.k_off + hk * dk + i] * rec_at(krec + t) : 0.0;
+            float kv = t < n && i < dk ? qkv[(c0 + t) * pc.qkv_stride + pc.k_off + hk * dk + i] : 0.0;
             tile4[(ii * KP + t) / 4u][t % 4u] = kv;
         }
         barrier();
-        for (uint ii = rg; ii < KT && d0 + ii < dk; ii += NRG) {
-            uint i = d0 + ii;
-            float a = sS[i * QN_BV + j] * eL;
-            for (uint t4 = 0u; t4 < C / 4u; t4++) {
-                vec4 k4 = tile4[(ii * KP) / 4u + t4];
-                uint vb = 4u * t4 * QN_BV + j;
-                a += k4.x * sV[vb] + k4.y * sV[vb + QN_BV] + k4.z * sV[vb + 2u * QN_BV] + k4.w * sV[vb + 3u * QN_BV];
-            }
-            sS[i * QN_BV + j] = a; // own element only: no other invocation reads it in this pass
+        float a[KR];
+        for (uint r = 0u; r < KR; r++) {
+            uint i = d0 + rg + NRG * r;
+            a[r] = i < dk ? sS[i * QN_BV + j] * eL : 0.0;
+        }
+        for (uint t4 = 0u; t4 < C / 4u; t4++) {
+            uint vb = 4u * t4 * QN_BV + j;
+            vec4 v = vec4(sV[vb], sV[vb + QN_BV], sV[vb + 2u * QN_BV], sV[vb + 3u * QN_BV]);
+            for (uint r = 0u; r < KR; r++) a[r] += dot(tile4[((rg + NRG * r) * KP) / 4u + t4], v);
+        }
+        for (uint r = 0u; r < KR; r++) { // own elements only: no other invocation reads them in this pass
+            uint i = d0 + rg + NRG * r;
+            if (i < dk) sS[i * QN_BV + j] = a[r];
         }
     }
 }
