@@ -458,8 +458,9 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
  * the f16 16x16x16 shape and 32-wide subgroups (else a warning and attn_prefill); emu its twin with the fragment
  * operations emulated (any device, slow: for testing the graph on lavapipe); unset or 0 attn_prefill (the default
  * until the H100 A/B). Needs a head dim that is a multiple of 32, at most 256, and a self-check against attn_prefill
- * at setup to pass (attn_cm_check.c). QNEXT_ATTN_CM_PF=1: its spec QN_PF
- * (each K / V tile fetched into registers before the previous step's multiplies). */
+ * at setup to pass (attn_cm_check.c). QNEXT_ATTN_CM_LAYOUT=PF,BC,KV2: its spec constants 1-3 (default 0,32,0): PF 1
+ * each K / V tile fetched into registers before the previous step's multiplies, BC 16 or 32 keys per tile, KV2 1 the
+ * K and V tiles in two buffers (3 barriers per tile instead of 4; 48640 bytes of shared memory at BC 32). */
 static int make_attn_cm_pipe(qn_fwd *f)
 {
     const char *e = getenv("QNEXT_ATTN_CM");
@@ -474,22 +475,29 @@ static int make_attn_cm_pipe(qn_fwd *f)
         QN_WARN("QNEXT_ATTN_CM=%s is not 0, 1 or emu; attn_prefill runs", e);
         return 0;
     }
-    if (D % 32 || D > 256 || c->max_shared < 32768 || (qn_kernel_infos[k].features & ~c->features) ||
+    unsigned lay[3] = { 0, 32, 0 }; /* PF, BC, KV2 */
+    const char *el = getenv("QNEXT_ATTN_CM_LAYOUT");
+    if (el && (sscanf(el, "%u,%u,%u", &lay[0], &lay[1], &lay[2]) != 3 || lay[0] > 1 || (lay[1] != 16 && lay[1] != 32) ||
+               lay[2] > 1)) {
+        QN_WARN("QNEXT_ATTN_CM_LAYOUT=%s is not PF,BC,KV2 (PF and KV2 0 or 1, BC 16 or 32); using 0,32,0", el);
+        lay[0] = 0, lay[1] = 32, lay[2] = 0;
+    }
+    uint32_t need = qn_attn_cm_shared_bytes(lay[1], (int)lay[2]);
+    if (D % 32 || D > 256 || c->max_shared < need || (qn_kernel_infos[k].features & ~c->features) ||
         (!emu && (c->coopmat_nv_n != 16 || c->subgroup_size != 32 || c->subgroup_min != 32 || c->subgroup_max != 32))) {
         QN_WARN("QNEXT_ATTN_CM=%s: '%s' lacks what %s needs (VK_NV_cooperative_matrix f16 16x16x16 and 32-wide "
-                "subgroups, 32 KiB of shared memory, head dim %u a multiple of 32 <= 256); attn_prefill runs", e, c->name,
-                qn_kernel_infos[k].name, D);
+                "subgroups, %u bytes of shared memory, head dim %u a multiple of 32 <= 256); attn_prefill runs", e, c->name,
+                qn_kernel_infos[k].name, need, D);
         return 0;
     }
-    const char *pe = getenv("QNEXT_ATTN_CM_PF"); /* 1: spec QN_PF, the next K / V tile's loads before the multiplies */
-    uint32_t pf = pe && !strcmp(pe, "1") ? 1 : 0;
-    PIPE(k, &f->pre_cm, 256, pf);
+    PIPE(k, &f->pre_cm, 256, lay[0], lay[1], lay[2]);
     if (qn_attn_cm_selfcheck(f->v, f->pre_cm, f->pre, (uint32_t)f->m->c.num_heads, (uint32_t)f->m->c.num_kv_heads, D)) {
         QN_WARN("QNEXT_ATTN_CM=%s: %s; attn_prefill runs", e, qn_errmsg());
         f->pre_cm = NULL;
         return 0;
     }
-    QN_INFO("prefill attention: %s (QNEXT_ATTN_CM=%s, QN_PF %u; self-check passed)", qn_kernel_infos[k].name, e, pf);
+    QN_INFO("prefill attention: %s (QNEXT_ATTN_CM=%s, layout %u,%u,%u; self-check passed)", qn_kernel_infos[k].name, e,
+            lay[0], lay[1], lay[2]);
     return 0;
 }
 

@@ -45,15 +45,21 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint QN_WG = 256;   // must be 256 (8 warps of 32); other sizes write nothing
 layout(constant_id = 1) const bool QN_PF = false; // fetch the next K / V tile into registers before the multiplies
+layout(constant_id = 2) const uint BC = 32;       // keys per tile: 32 or 16
+layout(constant_id = 3) const bool QN_KV2 = false; // K and V tiles in two buffers: 3 barriers per tile, loads overlapped
 #include "pc.h"
 #include "types.glsl"
 #include "grid.glsl"
 
-const uint WG = 256u, BR = 64u, BC = 32u, DMAX = 256u;
-const uint SK4 = (DMAX + 8u) / 8u; // uvec4 (8 halves) per K / V / staged Q row in shared memory (padded)
-const uint PS4 = (BC + 8u) / 8u;   // uvec4 per P row
-const uint SS = BC + 4u;           // floats per S row
-const float QN_NEG_BIG = -3.0e38;  // masked score / running max before the first key (finite)
+const uint WG = 256u, BR = 64u, DMAX = 256u;
+const uint SK4 = (DMAX + 8u) / 8u;        // uvec4 (8 halves) per K / V / staged Q row in shared memory (padded)
+const uint PS4 = (BC + 8u) / 8u;          // uvec4 per P row
+const uint SS = BC + 4u;                  // floats per S row
+const uint KPT = BC / 4u;                 // keys per softmax invocation (4 per row)
+const uint KVROWS = QN_KV2 ? 2u * BC : BC; // rows of kvs: the K tile (and the V tile after it with QN_KV2)
+const uint VOFF = QN_KV2 ? BC * SK4 : 0u; // the V tile's place in kvs
+const uint SSN = BR * SS > 2048u ? BR * SS : 2048u; // ss also holds the warps' 16 x 16 blocks
+const float QN_NEG_BIG = -3.0e38;         // masked score / running max before the first key (finite)
 
 layout(push_constant) uniform PC { qn_pc_attn_prefill pc; };
 layout(binding = 0, std430) readonly buffer Q { vec4 q4[]; };
@@ -63,9 +69,9 @@ layout(binding = 3, std430) readonly buffer Proj { float proj[]; };
 layout(binding = 4, std430) readonly buffer Pos { uint posbuf[]; };
 layout(binding = 5, std430) writeonly buffer Out { float outv[]; };
 
-shared uvec4 kvs[BC * SK4];     // K tile, then V tile, f16 [key][d]; first the staged Q (32 rows at a time)
+shared uvec4 kvs[KVROWS * SK4]; // K tile (then the V tile, or V after it with QN_KV2), f16 [key][d]; first the staged Q
 shared uvec4 ps[BR * PS4];      // P f16 [row][key]
-shared float ss[BR * SS];       // S f32 [row][key]; the warps' 16 x 16 blocks (row map, epilogue)
+shared float ss[SSN];           // S f32 [row][key]; the warps' 16 x 16 blocks (row map, epilogue)
 shared float cs[BR], lsum[BR];  // per row: rescale factor of this tile; final sum
 
 #ifdef QN_CM
@@ -73,10 +79,18 @@ shared float cs[BR], lsum[BR];  // per row: rescale factor of this tile; final s
 #define CMC fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
 const int NE = 8; // elements of a 16 x 16 f32 fragment per invocation of a 32-wide subgroup (256 / 32)
 #define WARP_SYNC() subgroupMemoryBarrierShared(); subgroupBarrier()
+CMA qa[DMAX / 16u]; // Q rows 16 rg .., all of D
+CMC o[DMAX / 32u];  // O rows 16 rg .., dims hh D/2 ..
 #else
 const int NE = 8; // emulated fragment: element i of lane l is (row (8 l + i) / 16, col (8 l + i) % 16)
 #define WARP_SYNC() barrier()
+float o[DMAX / 32u][NE];
 #endif
+uint rmap[NE]; // row (0..15) of element i of this invocation's O fragments
+
+// the block and this invocation's roles (set once in main)
+uint g_r0, g_nq, g_G, g_j, g_L, g_U, g_kvb, g_rg, g_hh, g_lane, g_sr, g_sp, g_spos;
+float g_mrun = QN_NEG_BIG, g_lrun = 0.0;
 
 uvec4 f16x8(vec4 a, vec4 b)
 {
@@ -86,33 +100,34 @@ uvec4 f16x8(vec4 a, vec4 b)
 }
 
 // A K (or V) tile in two steps: fetch_kv loads this invocation's share of BC cache rows from key k0 into
-// registers (rows nk.. as zeros: never garbage, P is 0 there but 0 * NaN is not), store_kv writes it to kvs as f16.
-// With QN_PF the next tile's fetch is issued before the current tile's multiplies (its latency hidden behind them).
+// registers (rows past the visible keys as zeros: never garbage, P is 0 there but 0 * NaN is not), store_kv writes
+// it to kvs at uvec4 offset at as f16. With QN_PF / QN_KV2 the fetch is issued before multiplies (latency hidden).
 const uint KVN = BC * (DMAX / 8u) / WG; // 8-element units per invocation at D = DMAX
 vec4 kvr[2u * KVN];
-void fetch_kv(uint kvb, uint k0, uint nk, uint L, uint U, bool values)
+void fetch_kv(uint k0, uint nkb, bool values)
 {
+    uint nk = k0 < nkb ? min(BC, nkb - k0) : 0u;
     [[unroll]] for (uint e = 0u; e < KVN; e++) {
-        uint i = gl_LocalInvocationIndex + e * WG, kk = i / U, src = kvb + (k0 + kk) * L + 2u * (i % U);
-        bool ok = i < BC * U && kk < nk;
+        uint i = gl_LocalInvocationIndex + e * WG, kk = i / g_U, src = g_kvb + (k0 + kk) * g_L + 2u * (i % g_U);
+        bool ok = i < BC * g_U && kk < nk;
         kvr[2u * e] = !ok ? vec4(0.0) : values ? v_at(src) : k_at(src);
         kvr[2u * e + 1u] = !ok ? vec4(0.0) : values ? v_at(src + 1u) : k_at(src + 1u);
     }
 }
-void store_kv(uint U)
+void store_kv(uint at)
 {
     [[unroll]] for (uint e = 0u; e < KVN; e++) {
         uint i = gl_LocalInvocationIndex + e * WG;
-        if (i < BC * U) kvs[(i / U) * SK4 + i % U] = f16x8(kvr[2u * e], kvr[2u * e + 1u]);
+        if (i < BC * g_U) kvs[at + (i / g_U) * SK4 + i % g_U] = f16x8(kvr[2u * e], kvr[2u * e + 1u]);
     }
 }
 
-// q row (r0 + rr) of kv head j as vec4 index, or ~0u past the block's rows
-uint q_row(uint r0, uint rr, uint nq, uint G, uint j, uint L)
+// q row (g_r0 + rr) as vec4 index, or ~0u past the block's rows
+uint q_row(uint rr)
 {
-    if (rr >= nq) return ~0u;
-    uint r = r0 + rr, t = r / G;
-    return (t * pc.Hq + j * G + r % G) * L;
+    if (rr >= g_nq) return ~0u;
+    uint r = g_r0 + rr, t = r / g_G;
+    return (t * pc.Hq + g_j * g_G + r % g_G) * g_L;
 }
 
 float h16(uint u, uint k) { return unpackHalf2x16(u)[k]; }
@@ -120,173 +135,230 @@ float h16(uint u, uint k) { return unpackHalf2x16(u)[k]; }
 float kv_half(uint base, uint e) { return h16(kvs[base + e / 8u][(e % 8u) / 2u], e % 2u); }
 float p_half(uint base, uint e) { return h16(ps[base + e / 8u][(e % 8u) / 2u], e % 2u); }
 
-void main()
+// the rows of the O fragment elements; the Q fragments (staged through kvs, KVROWS rows at a time)
+void init_frags(uint w)
 {
-    if (QN_WG != WG || pc.Hkv == 0u || pc.Hq % pc.Hkv != 0u || pc.D % 32u != 0u || pc.D > DMAX) return;
-    uint G = pc.Hq / pc.Hkv, nrows = pc.T * G, nblk = (nrows + BR - 1u) / BR;
-    uint g = qn_group_id(), j = gl_WorkGroupID.z;
-    if (g >= nblk || j >= pc.Hkv) return; // uniform over the workgroup
-    uint b = nblk - 1u - g;               // longest rows first
-    uint r0 = b * BR, nq = min(BR, nrows - r0);
-    uint base = (pc.flags & QN_ATTN_POS_DEVICE) != 0u ? posbuf[0] : 0u;
-    uint p0 = base + pc.pos0;
-    uint nkb = min(p0 + (r0 + nq - 1u) / G + 1u, pc.cap); // keys the block sees
-    uint tid = gl_LocalInvocationIndex;
 #ifdef QN_CM
-    uint w = gl_SubgroupID, lane = gl_SubgroupInvocationID;
-#else
-    uint w = tid / 32u, lane = tid % 32u;
-#endif
-    uint rg = w & 3u, hh = w >> 2u;                 // warp: rows 16 rg.., S keys 16 hh.., O dims hh D/2..
-    uint L = pc.D / 4u, U = pc.D / 8u, NF = pc.D / 32u, NQ = pc.D / 16u, HD = pc.D / 2u;
-    uint kvb = j * pc.cap * L;
-    uint sr = tid / 4u, sp = tid % 4u;              // softmax: row sr, keys 8 sp .. 8 sp + 7 of the tile
-    uint spos = p0 + (r0 + sr) / G;                 // position of row sr's token
-    float mrun = QN_NEG_BIG, lrun = 0.0;
-
-    // ---- the rows of each element this lane holds in an O fragment; Q fragments ----
-    uint rmap[NE];
-#ifdef QN_CM
-    for (uint e = lane; e < 256u; e += 32u) ss[w * 256u + e] = float(e / 16u);
+    for (uint e = g_lane; e < 256u; e += 32u) ss[w * 256u + e] = float(e / 16u);
     WARP_SYNC();
-    {
-        CMC rm;
-        coopMatLoadNV(rm, ss, w * 256u, 16u, false);
-        [[unroll]] for (int i = 0; i < NE; i++) rmap[i] = uint(rm[i]);
-    }
-    CMA qa[DMAX / 16u];
-    [[unroll]] for (uint pass = 0u; pass < 2u; pass++) {
-        for (uint i = tid; i < 32u * U; i += WG) {
-            uint rr = i / U, u = i % U, qb = q_row(r0, pass * 32u + rr, nq, G, j, L);
+    CMC rm;
+    coopMatLoadNV(rm, ss, w * 256u, 16u, false);
+    [[unroll]] for (int i = 0; i < NE; i++) rmap[i] = uint(rm[i]);
+    for (uint q0 = 0u; q0 < BR; q0 += KVROWS) {
+        for (uint i = gl_LocalInvocationIndex; i < KVROWS * g_U; i += WG) {
+            uint rr = i / g_U, u = i % g_U, qb = q_row(q0 + rr);
             kvs[rr * SK4 + u] = qb == ~0u ? uvec4(0u) : f16x8(q4[qb + 2u * u], q4[qb + 2u * u + 1u]);
         }
         barrier();
-        if ((rg >> 1u) == pass)
+        if (g_rg * 16u >= q0 && g_rg * 16u < q0 + KVROWS)
             [[unroll]] for (uint d = 0u; d < DMAX / 16u; d++)
-                if (d < NQ) coopMatLoadNV(qa[d], kvs, ((rg & 1u) * 16u) * SK4 + 2u * d, SK4, false);
+                if (d < pc.D / 16u) coopMatLoadNV(qa[d], kvs, (g_rg * 16u - q0) * SK4 + 2u * d, SK4, false);
         barrier();
     }
-    CMC o[DMAX / 32u];
     [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++) o[f] = CMC(0.0);
 #else
-    [[unroll]] for (int i = 0; i < NE; i++) rmap[i] = (8u * lane + i) / 16u;
-    float o[DMAX / 32u][NE];
+    [[unroll]] for (int i = 0; i < NE; i++) rmap[i] = (8u * g_lane + i) / 16u;
     [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++)
         [[unroll]] for (int i = 0; i < NE; i++) o[f][i] = 0.0;
 #endif
+}
 
-    if (QN_PF) fetch_kv(kvb, 0u, min(BC, nkb), L, U, false);
-    for (uint k0 = 0u; k0 < nkb; k0 += BC) {
-        uint nk = min(BC, nkb - k0);
-        if (!QN_PF) fetch_kv(kvb, k0, nk, L, U, false);
-        store_kv(U);
-        barrier();
-        if (QN_PF) fetch_kv(kvb, k0, nk, L, U, true);
-        // ---- S block: rows 16 rg .., keys 16 hh .. of the tile ----
+// S block of this warp: rows 16 rg .., keys 16 hh .. of the tile (K at kvs[0..]); warps past the tile's keys idle
+void s_block()
+{
+    if (g_hh * 16u >= BC) return;
 #ifdef QN_CM
-        {
-            CMC sacc[2]; // two chains of multiply-adds (even / odd 16 of d), added at the end
-            sacc[0] = CMC(0.0), sacc[1] = CMC(0.0);
-            [[unroll]] for (uint d = 0u; d < DMAX / 16u; d++)
-                if (d < NQ) {
-                    CMA kb;
-                    coopMatLoadNV(kb, kvs, (hh * 16u) * SK4 + 2u * d, SK4, true);
-                    sacc[d & 1u] = coopMatMulAddNV(qa[d], kb, sacc[d & 1u]);
-                }
-            sacc[0] = sacc[0] + sacc[1];
-            coopMatStoreNV(sacc[0], ss, (rg * 16u) * SS + hh * 16u, SS, false);
+    CMC sacc[2]; // two chains of multiply-adds (even / odd 16 of d), added at the end
+    sacc[0] = CMC(0.0), sacc[1] = CMC(0.0);
+    [[unroll]] for (uint d = 0u; d < DMAX / 16u; d++)
+        if (d < pc.D / 16u) {
+            CMA kb;
+            coopMatLoadNV(kb, kvs, (g_hh * 16u) * SK4 + 2u * d, SK4, true);
+            sacc[d & 1u] = coopMatMulAddNV(qa[d], kb, sacc[d & 1u]);
         }
+    sacc[0] = sacc[0] + sacc[1];
+    coopMatStoreNV(sacc[0], ss, (g_rg * 16u) * SS + g_hh * 16u, SS, false);
 #else
-        for (int i = 0; i < NE; i++) {
-            uint e = 8u * lane + i, row = e / 16u, key = hh * 16u + e % 16u;
-            uint qb = q_row(r0, rg * 16u + row, nq, G, j, L);
-            float acc = 0.0;
-            for (uint l = 0u; qb != ~0u && l < L; l++) {
-                vec4 qv = q4[qb + l];
-                qv = vec4(unpackHalf2x16(f16x8(qv, qv).x), unpackHalf2x16(f16x8(qv, qv).y)); // as staged: f16
-                for (uint c = 0u; c < 4u; c++) acc += qv[c] * kv_half(key * SK4, 4u * l + c);
-            }
-            ss[(rg * 16u + row) * SS + key] = acc;
+    for (int i = 0; i < NE; i++) {
+        uint e = 8u * g_lane + i, row = e / 16u, key = g_hh * 16u + e % 16u;
+        uint qb = q_row(g_rg * 16u + row);
+        float acc = 0.0;
+        for (uint l = 0u; qb != ~0u && l < g_L; l++) {
+            vec4 qv = q4[qb + l];
+            qv = vec4(unpackHalf2x16(f16x8(qv, qv).x), unpackHalf2x16(f16x8(qv, qv).y)); // as staged: f16
+            for (uint c = 0u; c < 4u; c++) acc += qv[c] * kv_half(key * SK4, 4u * l + c);
         }
-#endif
-        barrier();
-        // ---- V tile; online softmax of row sr over keys 8 sp .. 8 sp + 7 ----
-        if (!QN_PF) fetch_kv(kvb, k0, nk, L, U, true);
-        store_kv(U);
-        {
-            float sv[8], mx = mrun;
-            [[unroll]] for (uint c = 0u; c < 8u; c++) {
-                uint kk = 8u * sp + c;
-                sv[c] = kk < nk && k0 + kk <= spos ? ss[sr * SS + kk] * pc.scale : QN_NEG_BIG;
-                mx = max(mx, sv[c]);
-            }
-            mx = max(mx, subgroupShuffleXor(mx, 1u));
-            mx = max(mx, subgroupShuffleXor(mx, 2u));
-            float sum = 0.0;
-            [[unroll]] for (uint c = 0u; c < 8u; c++) {
-                sv[c] = exp(sv[c] - mx);
-                sum += sv[c];
-            }
-            sum += subgroupShuffleXor(sum, 1u);
-            sum += subgroupShuffleXor(sum, 2u);
-            float cf = exp(mrun - mx);
-            lrun = lrun * cf + sum;
-            mrun = mx;
-            ps[sr * PS4 + sp] = f16x8(vec4(sv[0], sv[1], sv[2], sv[3]), vec4(sv[4], sv[5], sv[6], sv[7]));
-            if (sp == 0u) cs[sr] = cf;
-        }
-        barrier();
-        if (QN_PF && k0 + BC < nkb) fetch_kv(kvb, k0 + BC, min(BC, nkb - k0 - BC), L, U, false);
-        // ---- O = O * factor + P V: rows 16 rg .., dims hh D/2 .. ----
-        {
-            float cv[NE];
-            [[unroll]] for (int i = 0; i < NE; i++) cv[i] = cs[rg * 16u + rmap[i]];
-            [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++)
-                if (f < NF)
-                    [[unroll]] for (int i = 0; i < NE; i++) o[f][i] *= cv[i];
-#ifdef QN_CM
-            [[unroll]] for (uint kk = 0u; kk < BC / 16u; kk++) {
-                CMA pa;
-                coopMatLoadNV(pa, ps, (rg * 16u) * PS4 + 2u * kk, PS4, false);
-                [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++)
-                    if (f < NF) {
-                        CMA vb;
-                        coopMatLoadNV(vb, kvs, (kk * 16u) * SK4 + (hh * HD + 16u * f) / 8u, SK4, false);
-                        o[f] = coopMatMulAddNV(pa, vb, o[f]);
-                    }
-            }
-#else
-            for (uint f = 0u; f < NF; f++)
-                for (int i = 0; i < NE; i++) {
-                    uint e = 8u * lane + i, row = rg * 16u + e / 16u, d = hh * HD + 16u * f + e % 16u;
-                    float acc = 0.0;
-                    for (uint kk = 0u; kk < BC; kk++) acc += p_half(row * PS4, kk) * kv_half(kk * SK4, d);
-                    o[f][i] += acc;
-                }
-#endif
-        }
-        barrier(); // before the next K tile overwrites kvs
+        ss[(g_rg * 16u + row) * SS + key] = acc;
     }
+#endif
+}
 
-    // ---- epilogue: O / sum * sigmoid(gate), each fragment through the warp's 16 x 16 block ----
-    if (sp == 0u) lsum[sr] = lrun;
+// online softmax of row sr over keys KPT sp .. of the tile at k0 (nk visible): P as f16, the rescale factor
+void softmax(uint k0, uint nk)
+{
+    float sv[8], mx = g_mrun;
+    [[unroll]] for (uint c = 0u; c < 8u; c++) {
+        uint kk = KPT * g_sp + c;
+        sv[c] = c < KPT && kk < nk && k0 + kk <= g_spos ? ss[g_sr * SS + kk] * pc.scale : QN_NEG_BIG;
+        mx = max(mx, sv[c]);
+    }
+    mx = max(mx, subgroupShuffleXor(mx, 1u));
+    mx = max(mx, subgroupShuffleXor(mx, 2u));
+    float sum = 0.0;
+    [[unroll]] for (uint c = 0u; c < 8u; c++) {
+        sv[c] = c < KPT ? exp(sv[c] - mx) : 0.0;
+        sum += sv[c];
+    }
+    sum += subgroupShuffleXor(sum, 1u);
+    sum += subgroupShuffleXor(sum, 2u);
+    float cf = exp(g_mrun - mx);
+    g_lrun = g_lrun * cf + sum;
+    g_mrun = mx;
+    uvec4 pk = f16x8(vec4(sv[0], sv[1], sv[2], sv[3]), vec4(sv[4], sv[5], sv[6], sv[7]));
+    if (KPT == 8u) ps[g_sr * PS4 + g_sp] = pk;
+    else { // 4 keys each: two invocations make one uvec4
+        uvec2 nb = uvec2(subgroupShuffleXor(pk.x, 1u), subgroupShuffleXor(pk.y, 1u));
+        if ((g_sp & 1u) == 0u) ps[g_sr * PS4 + g_sp / 2u] = uvec4(pk.xy, nb);
+    }
+    if (g_sp == 0u) cs[g_sr] = cf;
+}
+
+// O = O * factor + P V for rows 16 rg .., dims hh D/2 .. (V at kvs[VOFF..])
+void o_update()
+{
+    uint NF = pc.D / 32u, HD = pc.D / 2u;
+    float cv[NE];
+    [[unroll]] for (int i = 0; i < NE; i++) cv[i] = cs[g_rg * 16u + rmap[i]];
+    [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++)
+        if (f < NF)
+            [[unroll]] for (int i = 0; i < NE; i++) o[f][i] *= cv[i];
+#ifdef QN_CM
+    [[unroll]] for (uint kk = 0u; kk < BC / 16u; kk++) {
+        CMA pa;
+        coopMatLoadNV(pa, ps, (g_rg * 16u) * PS4 + 2u * kk, PS4, false);
+        [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++)
+            if (f < NF) {
+                CMA vb;
+                coopMatLoadNV(vb, kvs, VOFF + (kk * 16u) * SK4 + (g_hh * HD + 16u * f) / 8u, SK4, false);
+                o[f] = coopMatMulAddNV(pa, vb, o[f]);
+            }
+    }
+#else
+    for (uint f = 0u; f < NF; f++)
+        for (int i = 0; i < NE; i++) {
+            uint e = 8u * g_lane + i, row = g_rg * 16u + e / 16u, d = g_hh * HD + 16u * f + e % 16u;
+            float acc = 0.0;
+            for (uint kk = 0u; kk < BC; kk++) acc += p_half(row * PS4, kk) * kv_half(VOFF + kk * SK4, d);
+            o[f][i] += acc;
+        }
+#endif
+}
+
+// O / sum * sigmoid(gate), each fragment through the warp's 16 x 16 block of ss
+void epilogue(uint w)
+{
+    if (g_sp == 0u) lsum[g_sr] = g_lrun;
     barrier();
-    uint blk = w * 256u;
+    uint blk = w * 256u, HD = pc.D / 2u;
     [[unroll]] for (uint f = 0u; f < DMAX / 32u; f++) { // unrolled: fragment f is a constant index
-        if (f >= NF) break;                                 // uniform over the workgroup
+        if (f >= pc.D / 32u) break;                       // uniform over the workgroup
 #ifdef QN_CM
         coopMatStoreNV(o[f], ss, blk, 16u, false);
 #else
-        for (int i = 0; i < NE; i++) ss[blk + 8u * lane + i] = o[f][i];
+        for (int i = 0; i < NE; i++) ss[blk + 8u * g_lane + i] = o[f][i];
 #endif
         WARP_SYNC();
-        for (uint e = lane; e < 256u; e += 32u) {
-            uint rr = rg * 16u + e / 16u;
-            if (rr >= nq) continue;
-            uint r = r0 + rr, t = r / G, h = j * G + r % G, d = hh * HD + 16u * f + e % 16u;
+        for (uint e = g_lane; e < 256u; e += 32u) {
+            uint rr = g_rg * 16u + e / 16u;
+            if (rr >= g_nq) continue;
+            uint r = g_r0 + rr, t = r / g_G, h = g_j * g_G + r % g_G, d = g_hh * HD + 16u * f + e % 16u;
             outv[t * pc.Hq * pc.D + h * pc.D + d] =
                 ss[blk + e] / lsum[rr] * qn_sigmoid(proj[t * pc.proj_stride + pc.gate_off + h * pc.D + d]);
         }
         WARP_SYNC();
     }
+}
+
+// one buffer for K then V: 4 barriers per tile (QN_PF: the V / next K fetch issued before the multiplies)
+void tiles_one(uint nkb)
+{
+    if (QN_PF) fetch_kv(0u, nkb, false);
+    for (uint k0 = 0u; k0 < nkb; k0 += BC) {
+        if (!QN_PF) fetch_kv(k0, nkb, false);
+        store_kv(0u);
+        barrier();
+        if (QN_PF) fetch_kv(k0, nkb, true);
+        s_block();
+        barrier();
+        if (!QN_PF) fetch_kv(k0, nkb, true);
+        store_kv(0u);
+        softmax(k0, min(BC, nkb - k0));
+        barrier();
+        if (QN_PF && k0 + BC < nkb) fetch_kv(k0 + BC, nkb, false);
+        o_update();
+        barrier(); // before the next K tile overwrites kvs
+    }
+}
+
+// QN_KV2: K and V in their own buffers, 3 barriers per tile: after S the next K tile is stored (fetched during the
+// previous P V) and the next V fetched; after P V that V is stored and the K after it fetched
+void tiles_two(uint nkb)
+{
+    fetch_kv(0u, nkb, false);
+    store_kv(0u);
+    fetch_kv(0u, nkb, true);
+    store_kv(VOFF);
+    barrier();
+    fetch_kv(BC, nkb, false);
+    for (uint k0 = 0u; k0 < nkb; k0 += BC) {
+        s_block();
+        barrier();
+        bool more = k0 + BC < nkb;
+        if (more) {
+            store_kv(0u);
+            fetch_kv(k0 + BC, nkb, true);
+        }
+        softmax(k0, min(BC, nkb - k0));
+        barrier();
+        o_update();
+        barrier();
+        if (more) {
+            store_kv(VOFF);
+            fetch_kv(k0 + 2u * BC, nkb, false);
+        }
+    }
+}
+
+void main()
+{
+    if (QN_WG != WG || (BC != 32u && BC != 16u) || pc.Hkv == 0u || pc.Hq % pc.Hkv != 0u || pc.D % 32u != 0u ||
+        pc.D > DMAX)
+        return;
+    g_G = pc.Hq / pc.Hkv;
+    uint nrows = pc.T * g_G, nblk = (nrows + BR - 1u) / BR;
+    uint g = qn_group_id();
+    g_j = gl_WorkGroupID.z;
+    if (g >= nblk || g_j >= pc.Hkv) return; // uniform over the workgroup
+    g_r0 = (nblk - 1u - g) * BR;            // longest rows first
+    g_nq = min(BR, nrows - g_r0);
+    uint base = (pc.flags & QN_ATTN_POS_DEVICE) != 0u ? posbuf[0] : 0u;
+    uint p0 = base + pc.pos0;
+    uint nkb = min(p0 + (g_r0 + g_nq - 1u) / g_G + 1u, pc.cap); // keys the block sees
+    uint tid = gl_LocalInvocationIndex;
+#ifdef QN_CM
+    uint w = gl_SubgroupID;
+    g_lane = gl_SubgroupInvocationID;
+#else
+    uint w = tid / 32u;
+    g_lane = tid % 32u;
+#endif
+    g_rg = w & 3u, g_hh = w >> 2u;    // warp: rows 16 rg.., S keys 16 hh.., O dims hh D/2..
+    g_L = pc.D / 4u, g_U = pc.D / 8u;
+    g_kvb = g_j * pc.cap * g_L;
+    g_sr = tid / 4u, g_sp = tid % 4u; // softmax: row sr, keys KPT sp .. of the tile
+    g_spos = p0 + (g_r0 + g_sr) / g_G; // position of row sr's token
+    init_frags(w);
+    if (QN_KV2) tiles_two(nkb);
+    else tiles_one(nkb);
+    epilogue(w);
 }

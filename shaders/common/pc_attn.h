@@ -98,6 +98,14 @@ static inline int qn_attn_shape_ok(uint32_t Hq, uint32_t Hkv, uint32_t D, uint32
     return Hkv > 0 && Hq % Hkv == 0 && Hq / Hkv <= gmax && D % 4 == 0 && D > 0 && D <= dmax && D <= 4 * wg &&
            rot % 2 == 0 && rot <= D;
 }
+/* Shared memory of attn_prefill_cm.comp with key tile bc (16 or 32) and K / V in one buffer or two (kv2): the tile
+ * buffer (bc or 2 bc rows of 264 halves), P (64 rows of bc + 8 halves), S (64 rows of bc + 4 floats, at least the
+ * 8 warps' 16 x 16 blocks), two floats per row. 31744 bytes at 32 / one buffer, 48640 at 32 / two. */
+static inline uint32_t qn_attn_cm_shared_bytes(uint32_t bc, int kv2)
+{
+    uint32_t s = 64u * (bc + 4u);
+    return (kv2 ? 2u : 1u) * bc * 33u * 16u + 64u * ((bc + 8u) / 8u) * 16u + (s > 2048u ? s : 2048u) * 4u + 512u;
+}
 /* Default key tile of attn_decode (spec constant 3, QN_TK); a split's chunk is a multiple of it. */
 #define QN_ATTN_DECODE_TK 16u
 /* Keys per split: ceil(n_keys / splits) rounded up to a multiple of tk (the decode kernel's QN_TK). */
