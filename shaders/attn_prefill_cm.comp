@@ -7,7 +7,8 @@
 // Query rows of kv head j are the T*G pairs (token t, head h = j*G + g), G = Hq/Hkv, row = t*G + g (as
 // attn_prefill), so the K/V tiles of a workgroup serve its G heads and BR/G tokens. Workgroup = BR = 64 rows x
 // 8 warps of 32 invocations; warp w owns rows 16 (w & 3) .. +15 and, for S, the keys 16 (w >> 2) .. +15 of each
-// BC = 32-key tile, for O the dims (w >> 2) D/2 .. + D/2. Per key tile (4 barriers):
+// BC-key tile (BC 32; with BC 16 the warps w >= 4 sit S out), for O the dims (w >> 2) D/2 .. + D/2. Per key tile
+// (4 barriers; QN_KV2: K and V in two buffers, 3 barriers, the next tile's K stored after S and its V after P V):
 //   1. the K tile (f32 or f16 cache -> f16 shared, rows past the visible keys zero)
 //   2. S block (16 x 16) = Q (16 x D, f16 fragments held in registers since the start) . K^T -> shared f32
 //   3. the V tile replaces the K tile; meanwhile 4 invocations per row do the online softmax of their row
@@ -22,7 +23,8 @@
 // (same type, same layout).
 //
 // Variants: QN_CM the tensor-core kernel (needs QN_FEAT_COOPMAT_NV with the f16 16x16x16 shape, shaderFloat16,
-//           subgroups of exactly 32, the host checks; 31.8 KB of shared memory); without it the same kernel with
+//           subgroups of exactly 32, the host checks; shared memory qn_attn_cm_shared_bytes(BC, KV2) (pc_attn.h):
+//           31744 bytes at BC 32, 48640 with QN_KV2); without it the same kernel with
 //           the fragment operations emulated per 32 invocations through shared memory (same tiles, masks,
 //           softmax, rescale and epilogue, any subgroup size >= 4: what lavapipe tests, slow).
 //           QN_KV_F16 (f16 KV cache; common/attn_kv.glsl).
@@ -31,6 +33,8 @@
 // Spec:     0 QN_WG workgroup size, 256 (the layout above; a kernel made with another size writes nothing)
 //           1 QN_PF (default false): each K / V tile's loads issued before the previous step's multiplies (V during
 //           S = Q K^T, the next K during O += P V), 8 vec4 registers more per invocation
+//           2 BC keys per tile, 32 (default) or 16
+//           3 QN_KV2 (default false): K and V tiles in two buffers (see above; always fetches a step ahead)
 // Dispatch: ceil(T * G / 64) groups (qn_vk_grid) times Hkv in z.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
