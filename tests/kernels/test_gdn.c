@@ -280,20 +280,20 @@ static void run_wy(const qn_pipe *pb, const struct gdn_in *in, uint32_t t0, uint
     }
 }
 
-/* Bytes of shared memory of gdn_chunk_state with spec (WG, BV, DK_MAX) (its header) */
-static uint32_t wy_shared(const uint32_t sp[3]) { return 4 * (sp[2] * sp[1] + WY_C * sp[1] + 2 * WY_C * 36); }
+/* Bytes of shared memory of gdn_chunk_state with spec (WG, BV, DK_MAX, PF) (its header) */
+static uint32_t wy_shared(const uint32_t sp[4]) { return 4 * (sp[2] * sp[1] + WY_C * sp[1] + 2 * WY_C * 36); }
 
-static qn_pipe *wy_pipe(const uint32_t *spec) { return qn_h_pipe_spec(&H, QN_K_GDN_CHUNK_STATE, spec, spec ? 3 : 0); }
+static qn_pipe *wy_pipe(const uint32_t *spec) { return qn_h_pipe_spec(&H, QN_K_GDN_CHUNK_STATE, spec, spec ? 4 : 0); }
 
 /* One prefill of T tokens (from a zero or a random state) in segments of seg chunks vs the reference; then, from
  * the state it left, a second call of T2 tokens (0: none) against the reference continued. */
 static void wy_case(const uint32_t *spec, struct shape s, uint32_t T, bool zero_state, uint32_t seg, uint32_t T2)
 {
-    static const uint32_t dflt[3] = { 256, 16, 128 };
+    static const uint32_t dflt[4] = { 256, 16, 128, 1 };
     uint32_t need = wy_shared(spec ? spec : dflt), have = qn_vk_caps(H.v)->max_shared;
     if (need > have) { /* e.g. BV 32 on lavapipe's 32 KiB: the GPU runs it */
-        printf("skip gdn_chunk_state(%u,%u,%u): %u bytes of shared memory, the device has %u\n", (spec ? spec : dflt)[0],
-               (spec ? spec : dflt)[1], (spec ? spec : dflt)[2], need, have);
+        printf("skip gdn_chunk_state(%u,%u,%u,%u): %u bytes of shared memory, the device has %u\n", (spec ? spec : dflt)[0],
+               (spec ? spec : dflt)[1], (spec ? spec : dflt)[2], (spec ? spec : dflt)[3], need, have);
         return;
     }
     qn_pipe *pb = wy_pipe(spec);
@@ -321,7 +321,7 @@ static void wy_case(const uint32_t *spec, struct shape s, uint32_t T, bool zero_
 /* Pass 2 with QN_DK_MAX below dk must say so (NaN output) and leave the state alone. */
 static void wy_dk_max_case(void)
 {
-    static const uint32_t sp[] = { 256, 16, 16 }; /* dk = 20 > 16 */
+    static const uint32_t sp[] = { 256, 16, 16, 1 }; /* dk = 20 > 16 */
     qn_pipe *pb = wy_pipe(sp);
     struct gdn_in in = make_in(TINY, 5);
     float *S0 = normal(state_n(TINY), 0, 0.5f);
@@ -343,9 +343,10 @@ static void wy_dk_max_case(void)
 static void wy_tests(void)
 {
     static const uint32_t Ts[] = { 1, 3, 63, 64, 65, 150, 300 };
-    /* pass-2 layouts (WG, BV, DK_MAX) */
-    static const uint32_t sp[][3] = { { 256, 16, 128 }, { 128, 32, 32 }, { 256, 8, 128 }, { 128, 8, 32 }, { 64, 4, 32 } };
-    static const uint32_t bv32[3] = { 256, 32, 128 }; /* 43,008 bytes of shared memory: not on lavapipe */
+    /* pass-2 layouts (WG, BV, DK_MAX, PF) */
+    static const uint32_t sp[][4] = { { 256, 16, 128, 1 }, { 128, 32, 32, 1 }, { 256, 8, 128, 0 }, { 128, 8, 32, 1 },
+                                      { 64, 4, 32, 0 } };
+    static const uint32_t bv32[4] = { 256, 32, 128, 1 }; /* 43,008 bytes of shared memory: not on lavapipe */
     for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++)
         for (int z = 0; z < 2; z++) wy_case(sp[(i + z) % 5], ODD, Ts[i], z, (uint32_t)(i % 3), 0);
     wy_case(sp[3], TINY, 70, false, 1, 0);
@@ -665,8 +666,8 @@ static void bench_delta(const struct gdn_in *in, uint32_t T, bool chunked, const
  * sum over the segments); *best: the fastest total. */
 static void bench_wy(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, qn_buf *scr, double *best)
 {
-    static const uint32_t sp[][3] = { { 256, 16, 128 }, { 256, 32, 128 }, { 256, 8, 128 }, { 128, 8, 128 },
-                                      { 512, 32, 128 }, { 128, 4, 128 } };
+    static const uint32_t sp[][4] = { { 256, 16, 128, 1 }, { 256, 16, 128, 0 }, { 256, 32, 128, 1 }, { 256, 8, 128, 1 },
+                                      { 128, 8, 128, 1 }, { 512, 32, 128, 1 }, { 128, 4, 128, 1 }, { 512, 16, 128, 1 } };
     static const uint32_t segs[] = { 16, 0, 4 };
     *best = INFINITY;
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
