@@ -10,9 +10,15 @@
  * does: amax, q = rint(x * (127 / amax)), dx = amax / 127, in f32) scaled by the norm, bound 1e-6 + 1e-6 * cols (f32
  * rounding of sums whose terms are at most |dq x| (|w| + block range) <= ~5; seen: 2e-5 at 2048 columns); loose against the unquantized reference, bound
  * the tight one plus the largest row's quantization bound rsqrt(..) * sum |w| dx / 2 (printed as a ratio). f32 parts
- * are exact f32 in both (checked at the tight bound). Skipped (printed) on a device without shaderIntegerDotProduct. */
+ * are exact f32 in both (checked at the tight bound). Skipped (printed) on a device without shaderIntegerDotProduct.
+ * `test_mv_parts --bench` (for a real GPU) times instead the 80B GDN in_proj (2048 columns: Q4_K 8192 + Q4_K 4096 +
+ * f32 64 rows, and the Q6_K-qkv mix) per dispatch, back to back with barriers over 8 weight copies (more than the L2),
+ * warmed (QNEXT_BENCH_WARM_MS, default 300 ms before the first timing, 50 before each later one): mv_parts f32 x and int8 x for each layout of QNEXT_BENCH_LAYOUTS
+ * ("WG,FROWS,QROWS,FUNROLL,QUNROLL;..."; default the forward_pipes.c layout and a few others), next to the single-type
+ * int8 norm matvec (matvec_norm_i8_q4_k 256,16,2,2) on the same bytes as one Q4_K weight. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -153,9 +159,108 @@ static void parts_case(const struct pspec *ps, uint32_t np, uint32_t cols, uint3
     qn_h_reset(&H);
 }
 
+/* ---- --bench ---------------------------------------------------------------------------------------------------- */
+
+#define BL 8 /* weight copies (layers) cycled through: 8 x ~15 MB, more than the H100's 50 MB L2 */
+
+/* us per dispatch of pipeline p (NB bindings, W parts at b[0] / b[5..7] replaced per layer by the caller's layers) */
+static double bench_time(qn_pipe *p, struct qn_bind b[BL][8], uint32_t nb, const void *pc, uint32_t pcs, uint32_t groups)
+{
+    const char *er = getenv("QNEXT_BENCH_REPS"); /* passes over the copies per timed run (default 20) */
+    const int reps = er && atoi(er) > 0 ? atoi(er) : 20;
+    qn_h_ok(&H, qn_cmd_begin(H.cmd), "begin");
+    qn_cmd_mark(H.cmd, "bench");
+    for (int r = 0; r < reps; r++)
+        for (int l = 0; l < BL; l++) {
+            qn_cmd_dispatch_nz(H.cmd, p, b[l], nb, pc, pcs, groups, 1);
+            qn_cmd_barrier(H.cmd);
+        }
+    qn_h_ok(&H, qn_cmd_end(H.cmd), "end");
+    const char *e = getenv("QNEXT_BENCH_WARM_MS");
+    static int calls; /* the GPU stays warm after the first call's warm-up: 50 ms before each later one */
+    double warm = e ? atof(e) : calls++ ? 50 : 300, t = 0, best = 1e30;
+    for (int i = 0; i < 2000 && t < warm; i++) {
+        qn_h_ok(&H, qn_cmd_run(H.cmd), "warm-up");
+        t += qn_cmd_region(H.cmd, 0, NULL);
+    }
+    for (int i = 0; i < (reps > 1 ? 5 : 1); i++) {
+        qn_h_ok(&H, qn_cmd_run(H.cmd), "bench run");
+        best = fmin(best, qn_cmd_region(H.cmd, 0, NULL) * 1e3 / (reps * BL));
+    }
+    return best;
+}
+
+static void bench_mix(uint32_t t0, const char *layouts)
+{
+    const uint32_t cols = 2048, rows[3] = { 8192, 4096, 64 }, types[3] = { t0, QN_GGML_Q4_K, 0 };
+    uint64_t bytes[3], total = 0;
+    for (int i = 0; i < 3; i++) {
+        uint64_t rb = (uint64_t)cols * 4;
+        if (types[i]) qn_h_ok(&H, qn_ggml_row_bytes(types[i], cols, &rb), "row bytes");
+        bytes[i] = (rows[i] * rb + 15) & ~(uint64_t)15, total += bytes[i];
+    }
+    qn_buf *W[BL][3];
+    for (int l = 0; l < BL; l++)
+        for (int i = 0; i < 3; i++) {
+            W[l][i] = qn_h_buffer(&H, "W", bytes[i]); /* f16 scales 1.0, quants 0: timing only */
+            qn_h_ok(&H, qn_buf_fill(H.v, W[l][i], 0, bytes[i], types[i] ? 0x3c003c00u : 0x3f800000u), "fill");
+        }
+    float *xh = qn_h_alloc(&H, cols);
+    qn_h_random(&H, xh, cols, -1, 1);
+    qn_buf *x = qn_h_upload(&H, "x", xh, cols * 4), *nw = qn_h_upload(&H, "nw", xh, cols * 4);
+    qn_buf *y = qn_h_output(&H, "y", 12352), *xn = qn_h_output(&H, "xn", cols);
+    struct qn_bind b[BL][8];
+    for (int l = 0; l < BL; l++) {
+        struct qn_bind bl[8] = { QN_BIND(W[l][0]), QN_BIND(x), QN_BIND(y), QN_BIND(nw), QN_BIND(xn), QN_BIND(W[l][1]),
+                                 QN_BIND(W[l][2]), QN_BIND(W[l][2]) };
+        memcpy(b[l], bl, sizeof bl);
+    }
+    uint32_t sig = type_code(t0) | type_code(QN_GGML_Q4_K) << 4 | 0u << 8 | 0xf000u;
+    printf("bench in_proj %s+Q4_K+f32 12352 x 2048 (%.2f MB per dispatch, %d copies):\n", qn_ggml_type(t0)->name,
+           total / 1e6, BL);
+    for (const char *q = layouts; q && *q;) {
+        unsigned v[5];
+        if (sscanf(q, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5) {
+            uint32_t groups = (8192 + v[2] - 1) / v[2] + (4096 + v[2] - 1) / v[2] + (64 + v[1] - 1) / v[1];
+            uint32_t sp[7] = { v[0], v[1], v[2], v[3], v[4], cols / 4, sig };
+            qn_pc_mv_parts pc = { .rows = 12352, .cols = cols, .eps = 1e-6f, .w_add = 1.0f, .groups = groups, .nparts = 3,
+                                  .row0_0 = 0, .rows_0 = 8192, .row0_1 = 8192, .rows_1 = 4096, .row0_2 = 12288, .rows_2 = 64 };
+            double tf = bench_time(qn_h_pipe_spec(&H, QN_K_MV_PARTS, sp, 7), b, 8, &pc, sizeof pc, groups);
+            double ti = qn_kernel_infos[QN_K_MV_PARTS_I8].features & ~qn_vk_caps(H.v)->features ? 0
+                        : bench_time(qn_h_pipe_spec(&H, QN_K_MV_PARTS_I8, sp, 7), b, 8, &pc, sizeof pc, groups);
+            printf("bench mv_parts %4u,%u,%2u,%2u,%u (%4u workgroups): f32 x %6.1f us %6.0f GB/s | int8 x %6.1f us %6.0f GB/s\n",
+                   v[0], v[1], v[2], v[3], v[4], groups, tf, total / tf / 1e3, ti, ti > 0 ? total / ti / 1e3 : 0.0);
+        }
+        q = strchr(q, ';');
+        q = q ? q + 1 : NULL;
+    }
+    if (t0 == QN_GGML_Q4_K && !(qn_kernel_infos[QN_K_MATVEC_NORM_I8_Q4_K].features & ~qn_vk_caps(H.v)->features)) {
+        /* the single-type int8 norm matvec on the two Q4_K parts as one weight (the f32 rows left out) */
+        qn_pc_mv_norm pn = { .rows = 12288, .cols = cols, .eps = 1e-6f, .w_add = 1.0f };
+        qn_pipe *p = qn_h_pipe(&H, QN_K_MATVEC_NORM_I8_Q4_K, 256, 16, 2, 2, cols / 4, 1);
+        for (int l = 0; l < BL; l++) {
+            qn_buf *w = qn_h_buffer(&H, "W single", bytes[0] + bytes[1]);
+            qn_h_ok(&H, qn_buf_fill(H.v, w, 0, w->size, 0x3c003c00u), "fill");
+            b[l][0] = QN_BIND(w);
+        }
+        double t = bench_time(p, b, 5, &pn, sizeof pn, 12288 / 16);
+        printf("bench matvec_norm_i8_q4_k 256,16,2,2 on 12288 rows (768 workgroups): %6.1f us %6.0f GB/s (of %.2f MB)\n", t,
+               (bytes[0] + bytes[1]) / t / 1e3, (bytes[0] + bytes[1]) / 1e6);
+    }
+    qn_h_reset(&H);
+}
+
 int main(int argc, char **argv)
 {
     qn_h_open(&H, "mv_parts", argc, argv);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--bench")) {
+            const char *e = getenv("QNEXT_BENCH_LAYOUTS");
+            const char *lay = e ? e : "512,8,16,8,2;256,8,8,8,2;1024,8,32,8,2;1024,8,16,8,4;256,8,16,16,4;128,8,4,8,2";
+            bench_mix(QN_GGML_Q4_K, lay);
+            bench_mix(QN_GGML_Q6_K, lay);
+            return qn_h_close(&H);
+        }
     if (qn_kernel_infos[QN_K_MV_PARTS].features & ~qn_vk_caps(H.v)->features) {
         printf("SKIP mv_parts: it needs subgroup arithmetic, which this device or QNEXT_NO_SUBGROUP lacks\n");
         qn_h_close(&H);
