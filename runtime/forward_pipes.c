@@ -421,7 +421,8 @@ static uint32_t gdn_fuse(void)
 }
 
 /* env QNEXT_GDN_WY=1: the prefill delta rule in two passes (gdn_chunk_wy + gdn_chunk_state) instead of gdn_chunked;
- * QNEXT_GDN_WY_LAYOUT=WG,BV of the second pass (default 256,16; WG / BV must divide 32 and WG be at most 1024),
+ * QNEXT_GDN_WY_LAYOUT=WG,BV[,PF] of the second pass (default 256,16,1; WG / BV must divide 32 and WG be at most 1024;
+ * PF 1: each stage's loads issued one stage ahead),
  * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default 16: the scratch holds 2 MB per chunk at the 80B's
  * shape). Not taken (a warning) when dk or dv is not a multiple of 4 or the layout's shared memory does not fit. */
 static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
@@ -429,12 +430,13 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
     const qn_config *c = &f->m->c;
     const char *e = getenv("QNEXT_GDN_WY");
     if (!e || !strcmp(e, "0")) return 0;
-    uint32_t lay[2] = { 256, 16 }, seg = 16;
+    uint32_t lay[3] = { 256, 16, 1 }, seg = 16;
     const char *el = getenv("QNEXT_GDN_WY_LAYOUT"), *es = getenv("QNEXT_GDN_WY_SEG");
-    if (el && (sscanf(el, "%u,%u", &lay[0], &lay[1]) != 2 || !lay[1] || lay[0] % lay[1] || lay[0] > 1024 ||
-               32 % (lay[0] / lay[1]))) {
-        QN_WARN("QNEXT_GDN_WY_LAYOUT=%s is not WG,BV (WG / BV dividing 32, WG at most 1024); using 256,16", el);
-        lay[0] = 256, lay[1] = 16;
+    if (el && (sscanf(el, "%u,%u,%u", &lay[0], &lay[1], &lay[2]) < 2 || !lay[1] || lay[0] % lay[1] || lay[0] > 1024 ||
+               32 % (lay[0] / lay[1]) || lay[2] > 1)) {
+        QN_WARN("QNEXT_GDN_WY_LAYOUT=%s is not WG,BV[,PF] (WG / BV dividing 32, WG at most 1024, PF 0 or 1); using "
+                "256,16,1", el);
+        lay[0] = 256, lay[1] = 16, lay[2] = 1;
     }
     if (es && (sscanf(es, "%u", &seg) != 1 || !seg)) {
         QN_WARN("QNEXT_GDN_WY_SEG=%s is not a positive chunk count; using 16", es);
@@ -448,7 +450,7 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
     }
     int rc;
     PIPE0(QN_K_GDN_CHUNK_WY, &f->wy_a);
-    PIPE(QN_K_GDN_CHUNK_STATE, &f->wy_b, lay[0], lay[1], dkmax);
+    PIPE(QN_K_GDN_CHUNK_STATE, &f->wy_b, lay[0], lay[1], dkmax, lay[2]);
     f->wy_seg = seg;
     return 0;
 }
@@ -520,7 +522,13 @@ static int make_layer_pipes(qn_fwd *f)
     PIPE(QN_K_ARGMAX, &f->argmax[1], 256, 1);
     PIPE(QN_K_TOPK_LOGITS, &f->topk, 256, 2048);
     PIPE(QN_K_GDN_CONV, &f->conv_dec, 128, 1, K);
-    PIPE(QN_K_GDN_CONV, &f->conv_pre, 128, 4, K);
+    uint32_t cvl[2] = { 128, 4 }; /* prefill conv layout WG,TS (env QNEXT_GDN_CONV_LAYOUT, timing experiments) */
+    const char *ec = getenv("QNEXT_GDN_CONV_LAYOUT");
+    if (ec && (sscanf(ec, "%u,%u", &cvl[0], &cvl[1]) != 2 || !cvl[1] || cvl[0] % cvl[1] || cvl[0] > 1024)) {
+        QN_WARN("QNEXT_GDN_CONV_LAYOUT=%s is not WG,TS (WG a multiple of TS, at most 1024); using 128,4", ec);
+        cvl[0] = 128, cvl[1] = 4;
+    }
+    PIPE(QN_K_GDN_CONV, &f->conv_pre, cvl[0], cvl[1], K);
     PIPE(QN_K_GDN_RECURRENT, &f->rule_rec, 128, 16, dkmax);
     PIPE(QN_K_GDN_CHUNKED, &f->rule_chunk, 256, 16, dkmax, 64);
     if ((rc = make_wy_pipes(f, dkmax))) return rc;

@@ -398,6 +398,7 @@ static void conv_tests(void)
     uint32_t cd = conv_dim(REAL), ps = proj_stride(REAL);
     conv_case(cd, ps, 4, 128, 1, seq, n);
     conv_case(cd, ps, 4, 256, 8, seq, n);
+    conv_case(cd, ps, 4, 1024, 32, seq, n); /* a wide prefill layout (QNEXT_GDN_CONV_LAYOUT) */
     cd = conv_dim(ODD), ps = proj_stride(ODD);
     conv_case(cd, ps, 4, 128, 1, seq, n);
     conv_case(cd, ps, 4, 96, 3, seq, n);
@@ -755,12 +756,18 @@ static void bench(uint32_t Tmax)
     qn_buf *cs = qn_h_upload(&H, "conv_state", normal((size_t)cd * 3, 0, 1), (size_t)cd * 12);
     qn_buf *w = qn_h_upload(&H, "w", normal(s.dv, 1, 0.2f), s.dv * 4);
     for (uint32_t T = 1; T <= Tmax; T *= Tmax) {
-        for (uint32_t ts = 1; ts <= 8; ts *= 8) {
-            qn_pipe *p = qn_h_pipe(&H, QN_K_GDN_CONV, 128, ts, 4);
+        /* (WG, TS) layouts: the model's decode (128,1) and prefill (128,4: QNEXT_GDN_CONV_LAYOUT) and wider ones */
+        static const uint32_t cl[][2] = { { 128, 1 }, { 128, 4 }, { 128, 8 }, { 256, 8 }, { 256, 16 }, { 512, 16 },
+                                          { 256, 32 }, { 1024, 32 } };
+        for (size_t i = 0; i < sizeof cl / sizeof cl[0]; i++) {
+            uint32_t wg = cl[i][0], ts = cl[i][1];
+            if (T == 1 && ts > 1) continue;
+            qn_pipe *p = qn_h_pipe(&H, QN_K_GDN_CONV, wg, ts, 4);
             qn_pc_gdn_conv pc = { .T = T, .channels = cd, .in_stride = ps, .out_stride = cd };
             ms = best_of(p, QN_BINDS(QN_BIND(in.proj_b), QN_BIND(cw), QN_BIND(cs), QN_BIND(in.qkv_b)), &pc, sizeof pc,
-                         (cd + 128 / ts - 1) / (128 / ts), 10);
-            printf("bench gdn_conv(128,%u,4)                T=%-5u %9.4f ms\n", ts, T, ms);
+                         (cd + wg / ts - 1) / (wg / ts), 10);
+            printf("bench gdn_conv(%u,%u,4)%*s T=%-5u %9.4f ms (%.0f GB/s)\n", wg, ts, wg >= 1000 ? 14 : 15, "", T, ms,
+                   2.0 * T * cd * 4 / (ms * 1e6));
         }
         qn_pipe *p = qn_h_pipe(&H, QN_K_GATED_RMSNORM, 128);
         qn_pc_gdn_norm pc = { .rows = T * s.Hv, .heads = s.Hv, .dim = s.dv, .proj_stride = ps, .z_off = z_off(s),
