@@ -789,6 +789,25 @@ static struct qn_bind shared_down_bind(const struct qn_mlayer *L, uint32_t *flag
     return wb(sd);
 }
 
+/* QNEXT_MOEQ_DPF: moe_dpf (an L2 prefetch of the layer's routed down slots and down_s) recorded right before the
+ * gate_up with no barrier between them, so the two run side by side and the split down reads L2; it writes only
+ * f->dxs's partials, which the split down overwrites. Not for the host tier (its down slots are host memory). */
+static void moe_q_dpf(struct rec *r, int l, const qn_pc_moe *pd, struct qn_bind sd)
+{
+    qn_fwd *f = r->f;
+    const qn_model *m = f->m;
+    uint32_t qt = m->L[l].exp_qtype[2];
+    const qn_pipe *p = f->moe_qdpf[qn_fwd_q_index(qt)];
+    uint64_t rb, sb = 4ull * pd->Is;
+    if (!p || m->host_tier || qn_ggml_row_bytes(qt, pd->I, &rb) ||
+        ((pd->flags & QN_MOE_SHARED_Q) && qn_ggml_row_bytes(qt, pd->Is, &sb)))
+        return;
+    uint64_t chunk = 32ull * qn_pipe_spec(p, 0) * qn_pipe_spec(p, 1), nchunk = cdiv((rb > sb ? rb : sb) * pd->H, chunk);
+    if (nchunk > pd->H) return; /* the scratch holds a float per group (never for model shapes) */
+    qn_cmd_dispatch_nz(r->c, p, QN_BINDS(QN_BIND(f->ids), QN_BIND(m->slot_table), sd, QN_BIND(f->dxs), DPOOLS(m)), pd,
+                       sizeof *pd, (pd->K + 1) * nchunk, r->T);
+}
+
 /* moe_experts() for GGUF block experts (moe_q.comp): gate|up slots in pools, down slots in dpools; the
  * per-token kernels with tokens in z up to tune.small_t tokens, the grouped kernels above. The down is split over
  * the experts (moe_qdnx: (K + 1) x H / rows groups, partials and counters in f->dxs) where chosen and T fits. */
@@ -804,16 +823,17 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
         moe_qg_experts(r, l, pc);
         return;
     }
-    qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
-                                          POOLS(m)),
-                       pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
-    barrier(r);
     qn_pc_moe pd = *pc;
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
     pd.slots_per_pool = m->d_slots_per_pool;
     struct qn_bind sd = shared_down_bind(L, &pd.flags);
     const qn_pipe *dnx = f->moe_qdnx[qn_fwd_q_index(L->exp_qtype[2])];
     if (f->moe_qdnx_i8[qn_fwd_q_index(L->exp_qtype[2])]) dnx = f->moe_qdnx_i8[qn_fwd_q_index(L->exp_qtype[2])]; /* QNEXT_MOEQ_DN_I8 */
+    if (dnx && r->T <= f->dxs_t) moe_q_dpf(r, l, &pd, sd); /* beside the gate_up (QNEXT_MOEQ_DPF) */
+    qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
+                                          POOLS(m)),
+                       pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
+    barrier(r);
     if (dnx && r->T <= f->dxs_t) {
         qn_cmd_dispatch_nz(r->c, dnx, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
                                                QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m), QN_BIND(f->dxs)),

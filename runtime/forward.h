@@ -135,6 +135,7 @@ typedef struct qn_fwd {
     qn_pipe *qmv_i8[4][5];
     qn_pipe *moe_qgu_i8[5]; /* QNEXT_IDOT=2: also the routed gate_up's twins (moe_q_i8.comp, moe_qgu's layout) */
     qn_pipe *moe_qdnx_i8[5]; /* QNEXT_MOEQ_DN_I8=1|2: the split down on int8 act (moe_q.comp QN_DNX_I8, moe_qdnx's layout) */
+    qn_pipe *moe_qdpf[5];   /* QNEXT_MOEQ_DPF: the L2 prefetch of a layer's down weights beside its gate_up (moe_dpf.comp) */
 
     /* per-sequence state (zeroed by qn_fwd_reset) */
     struct qn_fwd_layer_state *st;  /* [num_layers] */

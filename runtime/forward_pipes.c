@@ -103,6 +103,22 @@ static bool moeq_dn_split(uint32_t lay[5])
     return true;
 }
 
+/* env QNEXT_MOEQ_DPF=1 (or =WG,LOADS): moe_dpf.comp, the L2 prefetch of each decode layer's down weights beside its
+ * gate_up (forward.c moe_q_dpf), spec WG (256) and loads per lane (8) into lay[2]; off by default until an in-model
+ * A/B. */
+static bool moeq_dpf(uint32_t lay[2])
+{
+    const char *e = getenv("QNEXT_MOEQ_DPF");
+    unsigned v[2] = { 256, 8 };
+    if (!e || !strcmp(e, "0")) return false;
+    if (strcmp(e, "1") && (sscanf(e, "%u,%u", &v[0], &v[1]) != 2 || !v[0] || v[0] > 1024 || !v[1] || v[1] > 32)) {
+        QN_WARN("QNEXT_MOEQ_DPF=%s is not 1 or WG,LOADS (WG 1-1024, LOADS 1-32); using 256,8", e);
+        v[0] = 256, v[1] = 8;
+    }
+    lay[0] = v[0], lay[1] = v[1];
+    return true;
+}
+
 /* env QNEXT_MOEQ_PRE=0: moe_q.comp's gate_up loads its first batch of weights after the x staging (spec 7 QN_PRE 0;
  * default 1: before it), for an A/B on a device. */
 static uint32_t moeq_pre(void)
@@ -393,6 +409,9 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
         PIPE(qdnx[i], &f->moe_qdnx[i], xl[0] ? xl[0] : d[0], 0, 0, xl[1] ? xl[1] : d[3], xl[2] ? xl[2] : d[4],
              xl[3] ? xl[3] : d[5], xl[4] / 4, xl[4]); /* staged weights: the act row too (spec 6) */
     }
+    static const enum qn_kernel qdpf[5] = { QN_K_MOE_DPF_Q8_0, QN_K_MOE_DPF_Q4_0, QN_K_MOE_DPF_Q4_K, QN_K_MOE_DPF_Q5_K,
+                                            QN_K_MOE_DPF_Q6_K };
+    if (udn && f->moe_qdnx[i] && moeq_dpf(xl)) PIPE(qdpf[i], &f->moe_qdpf[i], xl[0], xl[1]); /* the down's L2 prefetch */
     if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4], moeq_pre());
         if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9], lay[10]);

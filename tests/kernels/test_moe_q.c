@@ -51,6 +51,8 @@ static const enum qn_kernel k_dnx[NFMTS] = { QN_K_MOE_Q_DNX_Q8_0, QN_K_MOE_Q_DNX
                                              QN_K_MOE_Q_DNX_Q5_K, QN_K_MOE_Q_DNX_Q6_K };
 static const enum qn_kernel k_dnxi8[NFMTS] = { QN_K_MOE_Q_DNX_I8_Q8_0, QN_K_MOE_Q_DNX_I8_Q4_0, QN_K_MOE_Q_DNX_I8_Q4_K,
                                                QN_K_MOE_Q_DNX_I8_Q5_K, QN_K_MOE_Q_DNX_I8_Q6_K };
+static const enum qn_kernel k_dpf[NFMTS] = { QN_K_MOE_DPF_Q8_0, QN_K_MOE_DPF_Q4_0, QN_K_MOE_DPF_Q4_K, QN_K_MOE_DPF_Q5_K,
+                                             QN_K_MOE_DPF_Q6_K };
 static const enum qn_kernel k_gui8[NFMTS] = { QN_K_MOE_Q_GU_I8_Q8_0, QN_K_MOE_Q_GU_I8_Q4_0, QN_K_MOE_Q_GU_I8_Q4_K,
                                               QN_K_MOE_Q_GU_I8_Q5_K, QN_K_MOE_Q_GU_I8_Q6_K };
 
@@ -78,6 +80,7 @@ struct mcase {
     bool shq;                   /* down_s in blocks of the down type (QN_MOE_SHARED_Q; Is a multiple of its block) */
     bool xsplit;                /* the down split over the experts (moe_q_dnx_*) in the case's layout */
     bool i8;                    /* ... on int8 act (moe_q_dnx_i8_*; the reference on the quantized act rows) */
+    bool dpf;                   /* the down's L2 prefetch (moe_dpf_*, WG 32, 2 loads per lane) before gate_up, no barrier */
 };
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
@@ -142,7 +145,8 @@ struct experts {
 
 /* a decode kernel pair and the rows each of its workgroups computes (the dispatch geometry); x: dn is split over
  * the experts (K + 1 groups per row block, binding 15 the scratch) */
-struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; };
+struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; qn_pipe *pf; uint32_t dq; }; /* pf: the down's prefetch,
+                                                                                 * dq: the down's ggml type */
 
 /* the split down's scratch for T tokens: f32 partials [T, K + 1, H], then a counter per (token, row block), zeroed */
 static qn_buf *xs_scratch(struct qn_h *h, uint32_t T, uint32_t K, uint32_t H)
@@ -173,12 +177,24 @@ static void record_pair(struct qn_h *h, const struct experts *X, const struct kp
     qn_pc_moe pd = *pc;
     pd.slot_bytes = X->dslot_b;
     pd.flags = dflags;
+    if (kp->pf) { /* as forward.c moe_q_dpf: right before gate_up, no barrier between; a barrier before the down */
+        uint64_t rb, sb = 4ull * pd.Is, chunk = 32ull * qn_pipe_spec(kp->pf, 0) * qn_pipe_spec(kp->pf, 1);
+        qn_h_ok(h, qn_ggml_row_bytes(kp->dq, pd.I, &rb), "dpf row bytes");
+        if (dflags & QN_MOE_SHARED_Q) qn_h_ok(h, qn_ggml_row_bytes(kp->dq, pd.Is, &sb), "dpf shared row bytes");
+        uint64_t nchunk = ((rb > sb ? rb : sb) * pd.H + chunk - 1) / chunk;
+        qn_cmd_dispatch_nz(cmd, kp->pf, QN_BINDS(ids, QN_BIND(X->table), QN_BIND(ds), QN_BIND(X->xs), QN_BIND(X->dpool[0]),
+                                                 QN_BIND(X->dpool[1]), QN_BIND(X->dpool[2]), QN_BIND(X->dpool[3]),
+                                                 QN_BIND(X->dpool[4]), QN_BIND(X->dpool[5]), QN_BIND(X->dpool[6]),
+                                                 QN_BIND(X->dpool[7])),
+                           &pd, sizeof pd, (pd.K + 1) * nchunk, pd.T);
+    }
     if (marks) qn_cmd_mark(cmd, "gate_up");
     qn_cmd_dispatch_nz(cmd, kp->gu, QN_BINDS(QN_BIND(x), ids, QN_BIND(X->table), QN_BIND(act), QN_BIND(X->pool[0]),
                                              QN_BIND(X->pool[1]), QN_BIND(X->pool[2]), QN_BIND(X->pool[3]),
                                              QN_BIND(X->pool[4]), QN_BIND(X->pool[5]), QN_BIND(X->pool[6]),
                                              QN_BIND(X->pool[7])),
                        pc, sizeof *pc, (uint64_t)pc->K * ((pc->I + kp->gr - 1) / kp->gr), pc->T);
+    if (kp->pf) qn_cmd_barrier(cmd);
     if (marks) qn_cmd_mark(cmd, "down");
     record_down(cmd, X, kp, &pd, ids, w, sg, ds, y, ain);
 }
@@ -200,7 +216,8 @@ static struct kpair pair_new(struct qn_h *h, uint32_t fgu, uint32_t fdn, const s
                              const struct qlayout *ld, uint32_t up_off)
 {
     struct kpair kp = { pipe_of(h, (lg->i8 ? k_gui8 : k_gu)[fgu], lg, up_off),
-                        pipe_of(h, (ld->i8 ? k_dnxi8 : ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0, ld->xsplit || ld->i8 };
+                        pipe_of(h, (ld->i8 ? k_dnxi8 : ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0, ld->xsplit || ld->i8,
+                        NULL, qtypes[fdn] };
     kp.gr = qn_pipe_spec(kp.gu, 3), kp.dr = qn_pipe_spec(kp.dn, 3);
     return kp;
 }
@@ -258,6 +275,7 @@ static void run_case(struct qn_h *h, struct mcase c)
                 if (k < K || c.shq) quant_row(ar + ((size_t)t * (K + 1) + k) * as, k < K ? I : Is);
     }
     struct kpair kp = pair_new(h, c.fgu, c.fdn, &l, &ld, X.up_off);
+    if (c.dpf) kp.pf = qn_h_pipe(h, k_dpf[c.fdn], 32, 2);
     qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
     record_pair(h, &X, &kp, &pc, x, QN_BIND(idb), act, w, sg, ds, y, ain, c.shq ? QN_MOE_SHARED_Q : 0, false);
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
@@ -300,7 +318,7 @@ static void run_case(struct qn_h *h, struct mcase c)
     char what[300], w2[340];
     snprintf(what, sizeof what, "%s gate/up (%s), %s down (%s): T %u H %u I %u Is %u%s E %u K %u layout %u%s",
              qn_ggml_type_name(tgu), qn_pipe_info(kp.gu)->name, qn_ggml_type_name(tdn), qn_pipe_info(kp.dn)->name, T, H,
-             I, Is, c.shq ? " (blocks)" : "", E, K, c.layout, c.absent >= 0 ? " absent expert" : "");
+             I, Is, c.shq ? " (blocks)" : "", E, K, c.layout, c.absent >= 0 ? " absent expert" : c.dpf ? " + prefetch" : "");
     snprintf(w2, sizeof w2, "gate_up %s", what);
     check(h, w2, qn_h_read(h, act, na), ra, sa, na, nan_a);
     snprintf(w2, sizeof w2, "down %s", what);
@@ -691,7 +709,8 @@ int main(int argc, char **argv)
                 run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 3, .H = HH, .I = II,
                                              .Is = l == 1 ? 40 : l == 2 ? 37 : 2 * qk, .E = 7, .K = 3,
                                              .layout = l == 2 ? 2 : l == 3 ? 3 : 0, .absent = l == 1 ? 4 : -1,
-                                             .shq = l == 0 || l == 3, .xsplit = true, .i8 = true });
+                                             .shq = l == 0 || l == 3, .xsplit = true, .i8 = true,
+                                             .dpf = l < 2 && (f == 1 || f == 4) });
         for (uint32_t l = 0; l < 5; l++)
             if (l == 0 || l == 4 || ((f == 1 || f == 4) && (!small || l == 2))) { /* --small: 0, 4 and WG 2 */
                 uint32_t ll = l == 0 ? 0 : l == 1 ? 2 : l == 2 ? 3 : l == 3 ? 1 : 5;
@@ -707,7 +726,7 @@ int main(int argc, char **argv)
             if (v < 4 || idot)
                 run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
                                              .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
-                                             .xsplit = v >= 2, .i8 = v == 4 });
+                                             .xsplit = v >= 2, .i8 = v == 4, .dpf = v == 4 });
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
 }
