@@ -101,6 +101,46 @@ uint pick_candidates(uint lid, uint E, uint K, float lk[EPT])
     return nsg * Q;
 }
 
+// ---- the top K by one subgroup (qn_route flag QN_MOE_RT_SEL1, pc_route.h; where E <= QN_RT_SEL1_EPL * subgroup
+// size; an A/B against the two stages above) ----
+const uint QN_RT_SEL1_EPL = 32u;        // keys per invocation in registers
+// Order-preserving key of a logit: a larger logit has a larger key; NaN ranks as -inf, -0 as +0 (beats() sees them
+// equal); every key is >= 1 (0: taken or none)
+uint sel1_key(float l)
+{
+    uint u = floatBitsToUint(rank_key(l));
+    if (u == 0x80000000u) u = 0u;
+    return (u & 0x80000000u) != 0u ? ~u : u | 0x80000000u;
+}
+
+// Subgroup 0 alone ranks the E logits of s_l: invocation `lane` owns experts lane + S j (keys in registers); each of K
+// rounds takes the subgroup's best key (subgroupMax) and, among equal keys, the lowest expert id (subgroupMin: the
+// order of beats()), lane 0 writes it to s_sel[round], and the winner's invocation takes its next best. No barriers,
+// no shared memory besides s_l; the caller's barriers publish s_l before and s_sel after.
+void select_one_sg(uint lane, uint E, uint K)
+{
+    uint S = gl_SubgroupSize, kr[QN_RT_SEL1_EPL], bk = 0u, bj = 0u;
+    for (uint j = 0u; j < QN_RT_SEL1_EPL; j++) {
+        uint e = lane + j * S;
+        kr[j] = e < E ? sel1_key(s_l[e]) : 0u;
+        if (kr[j] > bk) bk = kr[j], bj = j; // strict: the lowest j (expert) among this invocation's equal keys
+    }
+    for (uint r = 0u; r < K; r++) {
+        uint mk = subgroupMax(bk), me = lane + bj * S;
+        uint win = subgroupMin(bk == mk && bk != 0u ? me : ~0u);
+        if (lane == 0u) s_sel[r] = int(win);
+        if (me != win || bk != mk) continue;
+        bk = 0u;
+        for (uint j = 0u; j < QN_RT_SEL1_EPL; j++) { // constant trip counts: unrolled, registers
+            if (j == bj) kr[j] = 0u;
+        }
+        uint nb = 0u;
+        for (uint j = 0u; j < QN_RT_SEL1_EPL; j++)
+            if (kr[j] > bk) bk = kr[j], nb = j;
+        bj = nb;
+    }
+}
+
 // Stage 2: the global top K are among the candidates (an element in the top K has fewer than K elements
 // beating it, so it is in its subgroup's top Q), and every element beating a candidate in the top K is a
 // candidate too: ranking the candidates among themselves gives the global ranks. The first barrier also
@@ -187,8 +227,21 @@ void qn_route(uint t, uint lid, uint E, uint K, uint Is, uint act_stride, uint f
         s_l[e] = rb ? round_bf16(l) : l;
     }
 #endif
-    if ((QN_RT_DEBUG & 2u) == 0u) select_topk(lid, E, K, lk);
-    else for (uint j = lid; j < K; j += QN_WG) s_sel[j] = int(j);
+#ifdef QN_SUBGROUP
+    bool sel1 = (flags & QN_MOE_RT_SEL1) != 0u && E <= QN_RT_SEL1_EPL * gl_SubgroupSize && QN_WG >= gl_SubgroupSize;
+#else
+    bool sel1 = false;
+#endif
+    if ((QN_RT_DEBUG & 2u) != 0u) {
+        for (uint j = lid; j < K; j += QN_WG) s_sel[j] = int(j);
+    } else if (sel1) {
+#ifdef QN_SUBGROUP
+        barrier(); // s_l
+        if (gl_SubgroupID == 0u) select_one_sg(gl_SubgroupInvocationID, E, K);
+#endif
+    } else {
+        select_topk(lid, E, K, lk);
+    }
     barrier();
     float mx = s_l[s_sel[0]];
     if ((flags & QN_MOE_NORM_TOPK) != 0u) {

@@ -337,6 +337,7 @@ static void route_one_case_x(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, 
     qn_pc_route_one pc = route_one_pc(&P, p, E, K, Is, rflags);
     qn_pc_moe pm = { .T = T, .E = E, .K = K, .Is = Is, .m_stride = P.rows, .act_stride = Is, .flags = rflags };
     pc.flags |= xflags & ~RT_PART0_B16;
+    if (xflags & QN_ROUTE_SEL1) pm.flags |= QN_MOE_RT_SEL1; /* the split's moe_router too */
     if ((xflags & RT_PART0_B16) && !P.pt[0].q) {
         size_t n0 = (size_t)P.pt[0].n * cols;
         uint16_t *b = qn_h_alloc_bytes(h, n0 * 2 + 16);
@@ -352,7 +353,7 @@ static void route_one_case_x(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, 
              "workgroups)%s%s%s", P.np, qn_ggml_type(qtype)->name, E, K, Is, cols, T, qn_pipe_info(p)->name, spec[0],
              spec[1], spec[2], spec[3], spec[4], spec[5], pc.groups, rflags & QN_MOE_ROUND_BF16 ? " bf16 logits" : "",
              xflags & QN_ROUTE_NO_COUNT ? " + moe_router (split)" : "", xflags & QN_ROUTE_FENCE_STORE ? " fence-store" :
-             xflags & RT_PART0_B16 ? " bf16 part 0" : "");
+             xflags & RT_PART0_B16 ? " bf16 part 0" : xflags & QN_ROUTE_SEL1 ? " sel1" : "");
     qn_buf *W3 = P.np > 2 ? P.W[3] : P.W[0], *W2 = P.np > 2 ? P.W[2] : P.W[0];
     for (int run = 0; run < 2; run++) {
         qn_h_ok(h, qn_cmd_begin(h->cmd), what);
@@ -815,7 +816,8 @@ struct rbench {
     qn_pipe *one, *router;
 };
 enum rb_mode {
-    RB_FULL, RB_NOTAIL, RB_NOCOUNT, RB_SPLIT, RB_FENCE, RB_B16, RB_B16_NOCOUNT, RB_ROUTER, RB_EMPTY, RB_F32, RB_Q, RB_N
+    RB_FULL, RB_NOTAIL, RB_NOCOUNT, RB_SPLIT, RB_FENCE, RB_B16, RB_B16_NOCOUNT, RB_SEL1, RB_SPLIT_SEL1, RB_ROUTER,
+    RB_ROUTER_SEL1, RB_EMPTY, RB_F32, RB_Q, RB_N
 };
 static const char *const rb_what[RB_N] = {
     "route_mixed as the graph records it (count + last-workgroup tail)",
@@ -825,7 +827,10 @@ static const char *const rb_what[RB_N] = {
     "route_mixed, QN_ROUTE_FENCE_STORE (QNEXT_ROUTE_FENCE=1)",
     "route_mixed, the router in bf16 (QNEXT_ROUTER_BF16W=1)",
     "route_mixed NO_COUNT, the router in bf16",
+    "route_mixed, the tail's top K in one subgroup (QNEXT_ROUTE_SEL1=1)",
+    "route_mixed NO_COUNT + barrier + moe_router with the top K in one subgroup (SPLIT + SEL1)",
     "moe_router alone on random logits (the tail as its own dispatch)",
+    "moe_router alone, the top K in one subgroup",
     "moe_router with T = 0 (an empty dispatch: the floor)",
     "route_mixed NO_COUNT, the f32 router part alone (4 MB)",
     "route_mixed NO_COUNT, the two Q4_K parts alone (1.2 MB)",
@@ -836,7 +841,8 @@ static void rb_rec(struct qn_h *h, const struct rbench *S, uint32_t r, enum rb_m
     qn_buf *const *W = S->W[r % S->nw];
     qn_pc_moe pm = { .T = mode == RB_EMPTY ? 0 : 1, .E = RS_E, .K = RS_K, .Is = RS_IS, .m_stride = RS_ROWS,
                      .act_stride = RS_IS, .flags = QN_MOE_NORM_TOPK };
-    if (mode == RB_ROUTER || mode == RB_EMPTY) {
+    if (mode == RB_ROUTER_SEL1 || mode == RB_SPLIT_SEL1) pm.flags |= QN_MOE_RT_SEL1;
+    if (mode == RB_ROUTER || mode == RB_ROUTER_SEL1 || mode == RB_EMPTY) {
         qn_cmd_dispatch_n(h->cmd, S->router, QN_BINDS(QN_BIND(S->mr), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
                                                       QN_BIND(S->act)), &pm, sizeof pm, 1);
         qn_cmd_barrier(h->cmd);
@@ -850,8 +856,10 @@ static void rb_rec(struct qn_h *h, const struct rbench *S, uint32_t r, enum rb_m
     qn_buf *b0 = W[0], *b1 = W[1], *b2 = W[2], *b3 = W[3], *cnt = S->cnt;
     uint32_t groups = S->groups[0];
     if (mode == RB_NOTAIL) pc.groups = 1u << 30, cnt = S->cnt2; /* the count never reaches it */
-    if (mode == RB_NOCOUNT || mode == RB_SPLIT || mode == RB_F32 || mode == RB_Q || mode == RB_B16_NOCOUNT)
+    if (mode == RB_NOCOUNT || mode == RB_SPLIT || mode == RB_F32 || mode == RB_Q || mode == RB_B16_NOCOUNT ||
+        mode == RB_SPLIT_SEL1)
         pc.flags |= QN_ROUTE_NO_COUNT;
+    if (mode == RB_SEL1) pc.flags |= QN_ROUTE_SEL1;
     if (mode == RB_B16 || mode == RB_B16_NOCOUNT) b0 = S->Wb[r % S->nw], pc.bmask = 1;
     if (mode == RB_FENCE) pc.flags |= QN_ROUTE_FENCE_STORE;
     if (mode == RB_F32) pc.nparts = 1, pc.qmask = 0, groups = S->groups[1];
@@ -864,7 +872,7 @@ static void rb_rec(struct qn_h *h, const struct rbench *S, uint32_t r, enum rb_m
                                                QN_BIND(S->act), QN_BIND(cnt), QN_BIND(b1), QN_BIND(b2), QN_BIND(b3)),
                       &pc, sizeof pc, groups);
     qn_cmd_barrier(h->cmd);
-    if (mode != RB_SPLIT) return;
+    if (mode != RB_SPLIT && mode != RB_SPLIT_SEL1) return;
     qn_cmd_dispatch_n(h->cmd, S->router, QN_BINDS(QN_BIND(S->m), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
                                                   QN_BIND(S->act)), &pm, sizeof pm, 1);
     qn_cmd_barrier(h->cmd);
@@ -1012,6 +1020,14 @@ static void route_one_tests(struct qn_h *h)
     route_one_case_x(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 2, 100, 7, 33, 256, o_many, false, QN_MOE_NORM_TOPK,
                      RT_PART0_B16);
     route_one_case_x(h, QN_GGML_Q8_0, QN_K_ROUTE_MIXED_Q8_0, 3, 61, 5, 37, 512, o_small, true, 0, RT_PART0_B16);
+    /* the top K in one subgroup (QNEXT_ROUTE_SEL1), in the tail and in the split's moe_router; bf16-rounded logits
+     * (ties among the 512) */
+    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true,
+                     QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16, QN_ROUTE_SEL1);
+    route_one_case_x(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 1, 512, 10, 512, 2048, o_257, true, QN_MOE_NORM_TOPK,
+                     QN_ROUTE_SEL1 | QN_ROUTE_NO_COUNT);
+    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 3, 100, 7, 33, 512, o_many, true, QN_MOE_ROUND_BF16,
+                     QN_ROUTE_SEL1);
 }
 
 int main(int argc, char **argv)
