@@ -757,6 +757,14 @@ static int make_route_one_pipes(qn_fwd *f)
 
 /* ---- int8 dot-product twins of the block matvecs (qmatvec_i8.comp; env QNEXT_IDOT=1) ---------------------------- */
 
+/* env QNEXT_I8_STAGE4=1 (A/B, inproj; off by default): the int8 norm matvecs (qmatvec_i8 QN_PRE bit 8) and mv_parts_i8
+ * (spec 7) quantize x with 4 invocations per 32-element block (quant_i8.glsl QN_I8_STAGE4_SW; the same bytes) */
+static bool i8_stage4(void)
+{
+    const char *e = getenv("QNEXT_I8_STAGE4");
+    return e && !strcmp(e, "1");
+}
+
 /* The most columns of any dense block weight of m (or block part of a mixed-type fusion): what the twins stage. */
 static uint32_t model_q_max_cols(const qn_model *m)
 {
@@ -844,6 +852,7 @@ static int make_i8_pipes(qn_fwd *f)
             if (!p) continue;
             uint32_t pre = qn_pipe_spec(p, 5), s[6] = { qn_pipe_spec(p, 0), qn_pipe_spec(p, 1), qn_pipe_spec(p, 2),
                                                          qn_pipe_spec(p, 3), (cols + 31) / 32 * 8, (pre & 4) | (pre & 3 ? 1 : 0) };
+            if (i8_stage4() && s[0] % 4 == 0) s[5] |= 8; /* QNEXT_I8_STAGE4=1: x by 4 invocations per block */
             if ((rc = pipe(f, k < 2 ? ki[i] : kn[i], &f->qmv_i8[k][i], 6, s))) return rc;
         }
     QN_DEBUG("QNEXT_IDOT=%s: int8-dot decode block matvecs, x staged up to %u columns", e, (cols + 31) / 32 * 32);
@@ -901,7 +910,8 @@ static int make_mv_parts_pipes(qn_fwd *f)
             while (k < n && qn_pipe_spec(f->mv_parts[k], 6) != sig) k++;
             if (!sig || k < n || n == 8) continue;
             s[6] = sig;
-            if (i8 && (rc = pipe(f, QN_K_MV_PARTS_I8, &f->mv_parts_i8[n], 7, s))) return rc;
+            s[7] = i8_stage4() && s[0] % 4 == 0; /* QNEXT_I8_STAGE4=1: x quantized by 4 invocations per block */
+            if (i8 && (rc = pipe(f, QN_K_MV_PARTS_I8, &f->mv_parts_i8[n], 8, s))) return rc;
             if ((rc = pipe(f, QN_K_MV_PARTS, &f->mv_parts[n++], 7, s))) return rc;
             QN_DEBUG("mv_parts%s: parts signature %#x (layer %d)", i8 ? " + int8" : "", sig, l);
         }

@@ -20,6 +20,9 @@
 //           4 QN_QUNROLL block units (32 weights) per lane per batch (default 2)
 //           5 QN_XSH     x staging capacity in vec4 (default 512: cols <= 2048); the host checks cols <= 4 QN_XSH
 //           6 QN_TYPES   the parts' type codes, 4 bits each, part 0 lowest (default 0xff53: Q6_K, Q4_K, f32)
+//           7 QN_I8PAR   (QN_I8) 1: the staging by 4 invocations per 32-element block (quant_i8.glsl's QN_I8_STAGE4_SW,
+//                        the same bytes; f32 parts then stage 8 elements per invocation in the same order); needs
+//                        QN_WG a multiple of 4; default 0
 // (cols: a multiple of 16 and of every part's block size; the host checks)
 // Dispatch: pc.groups workgroups (qn_vk_grid) times T in z. Part i takes ceil(rows_i / ROWS) consecutive
 //           workgroups (ROWS = QN_QROWS for block parts, QN_FROWS for f32), parts in order.
@@ -44,6 +47,7 @@ layout(constant_id = 3) const uint QN_FUNROLL = 8;
 layout(constant_id = 4) const uint QN_QUNROLL = 2;
 layout(constant_id = 5) const uint QN_XSH = 512;
 layout(constant_id = 6) const uint QN_TYPES = 0xff53;
+layout(constant_id = 7) const uint QN_I8PAR = 0; // QN_I8: 1 = x quantized by 4 invocations per block (see below)
 #include "pc.h"
 #include "reduce.glsl"
 #include "grid.glsl"
@@ -67,6 +71,9 @@ layout(binding = 4, std430) writeonly buffer XN4 { vec4 xn4[]; };
 shared uvec4 qn_i8x[QN_XSH / 4u + 1u]; // int8 x runs of 16 (slot order qn_i8_slot_sw(r, qn_mp_sw))
 shared vec2 qn_i8s[QN_XSH / 4u + 1u];  // (dx, dx * sum q) of each run slot
 uint qn_mp_sw;                         // the slot swizzle of this workgroup's part type
+shared float qn_i8pm[QN_WG];           // QN_I8PAR: the quads' partial max |x| and run-half sums
+shared int qn_i8ps[QN_WG];
+const bool QN_MP_PAR = QN_I8PAR != 0u && QN_WG % 4u == 0u;
 #endif
 
 const uint QN_MP_RMAX = QN_FROWS > QN_QROWS ? QN_FROWS : QN_QROWS;
@@ -93,7 +100,11 @@ void qn_mp_stage(bool q, uint xb4)
     qn_mp_ss = 0.0;
 #define QN_MP_XT(i) qn_mp_x(xb4, i)
 #ifdef QN_I8
-    if (q) {
+    if (q && QN_MP_PAR) {
+        QN_I8_STAGE4_SW(qn_i8x, qn_i8s, QN_MP_XT, lid, pc.cols / 32u, QN_WG, qn_mp_sw, qn_i8pm, qn_i8ps)
+    } else if (QN_MP_PAR) { // f32 parts: the same 8 elements per invocation as the block parts' staging
+        for (uint i = lid; i < pc.cols / 8u; i += QN_WG) qn_xs[2u * i] = QN_MP_XT(2u * i), qn_xs[2u * i + 1u] = QN_MP_XT(2u * i + 1u);
+    } else if (q) {
         QN_I8_STAGE_SW(qn_i8x, qn_i8s, QN_MP_XT, lid, pc.cols / 32u, QN_WG, qn_mp_sw)
     } else {
         for (uint r = lid; r < pc.cols / 32u; r += QN_WG)

@@ -11,7 +11,8 @@
 // Spec:     0 QN_WG, 1 QN_ROWS, 2 QN_UNROLL, 3 QN_SGROWS as qmatvec.comp; 4 QN_XSH: x capacity in vec4s, REQUIRED
 //           >= cols / 4 (x is always staged: a call with cols > 4 * QN_XSH writes NaN, the caller must not make
 //           one); 5 QN_PRE: 1 (default) = the first batch of weights loaded before the staging, 0 = after; + 4: the
-//           norm's sum of squares taken while staging (QN_NORM)
+//           norm's sum of squares taken while staging (QN_NORM); + 8 (QN_WG a multiple of 4): x quantized by 4
+//           invocations per block (quant_i8.glsl's QN_I8_STAGE4_SW: the same bytes, a quarter of the serial work)
 // Prologue: each invocation quantizes whole 32-element blocks of x (strided over the workgroup): max |x| of the
 // block, q = roundEven(x * (127 / max |x|)) (0 for an all-zero block), dx = max |x| / 127, into shared memory as
 // 16-byte runs (quant_i8.glsl's slots) with vec2(dx, dx * sum q) per run, behind the staging barrier. Each unit
@@ -51,13 +52,19 @@ void qn_i8_stage(uint xb);
 const uint QN_I8_RUNS = QN_XSH / 4u; // 16-element runs the stage holds
 shared uvec4 qn_i8x[QN_I8_RUNS + 1u]; // run slots: 16 signed bytes
 shared vec2 qn_i8s[QN_I8_RUNS + 1u];  // (dx, dx * sum q) of each run slot
+shared float qn_i8pm[QN_WG];          // QN_PRE bit 8: the quads' partial max |x| and run-half sums
+shared int qn_i8ps[QN_WG];
 
 // quantize the token's x (from element xb) into the run slots (mv_sched.glsl calls it, then barrier())
 void qn_i8_stage(uint xb)
 {
     uint xb4 = xb / 4u;
 #define QN_I8_XIN(i) QN_MV_XIN(xb4, i)
-    QN_I8_STAGE(qn_i8x, qn_i8s, QN_I8_XIN, gl_LocalInvocationIndex, pc.cols / 32u, QN_WG)
+    if ((QN_PRE & 8u) != 0u && QN_WG % 4u == 0u) {
+        QN_I8_STAGE4_SW(qn_i8x, qn_i8s, QN_I8_XIN, gl_LocalInvocationIndex, pc.cols / 32u, QN_WG, QN_I8_SW, qn_i8pm, qn_i8ps)
+    } else {
+        QN_I8_STAGE(qn_i8x, qn_i8s, QN_I8_XIN, gl_LocalInvocationIndex, pc.cols / 32u, QN_WG)
+    }
 }
 
 // acc[j] += unit v of row j, RAW(j) its loaded data

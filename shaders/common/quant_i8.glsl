@@ -109,6 +109,33 @@ float qn_i8_dot(qn_q6_k_u w, uint u, uvec4 xa, uvec4 xb, vec2 sa, vec2 sb)
         }                                                                                         \
     }
 
+// The same staging with 4 invocations per 32-element block (QN_I8_STAGE4_SW; qmatvec_i8 QN_PRE bit 8, mv_parts_i8 spec
+// 7): invocation i of the workgroup's pass takes vec4s 2k, 2k + 1 (k = i % 4) of block i / 4, its partial max |x| and
+// integer run-half sums meet the quad's through shared memory (PM float[WG], PS int[WG]; two barriers per pass of WG
+// / 4 blocks). Every byte and scale equals QN_I8_STAGE's (the max and the integer sums do not depend on the order);
+// each invocation has a quarter of the serial work. EVERY invocation must run it (barriers), WG a multiple of 4; the
+// caller's staging barrier still follows.
+#define QN_I8_STAGE4_SW(XQ, XS, X4AT, lid, nblk, WG, SW, PM, PS)                                   \
+    for (uint p_ = 0u; p_ < 4u * (nblk); p_ += (WG)) {                                            \
+        uint i_ = p_ + (lid), b_ = i_ >> 2u, k_ = i_ & 3u;                                        \
+        bool on_ = i_ < 4u * (nblk);                                                              \
+        vec4 v0_ = vec4(0.0), v1_ = vec4(0.0);                                                    \
+        if (on_) v0_ = X4AT(8u * b_ + 2u * k_), v1_ = X4AT(8u * b_ + 2u * k_ + 1u);                \
+        vec4 m_ = max(abs(v0_), abs(v1_));                                                        \
+        PM[lid] = max(max(m_.x, m_.y), max(m_.z, m_.w));                                          \
+        barrier();                                                                                \
+        uint q_ = (lid) & ~3u;                                                                    \
+        float am_ = max(max(PM[q_], PM[q_ + 1u]), max(PM[q_ + 2u], PM[q_ + 3u]));                 \
+        float id_ = am_ > 0.0 ? 127.0 / am_ : 0.0, dx_ = am_ / 127.0;                              \
+        ivec4 q0_ = ivec4(roundEven(v0_ * id_)), q1_ = ivec4(roundEven(v1_ * id_)), s4_ = q0_ + q1_; \
+        uint sl_ = qn_i8_slot_sw(2u * b_ + (k_ >> 1u), SW);                                       \
+        if (on_ && (k_ & 1u) == 0u) XQ[sl_].xy = uvec2(qn_i8_pack(q0_), qn_i8_pack(q1_));         \
+        if (on_ && (k_ & 1u) != 0u) XQ[sl_].zw = uvec2(qn_i8_pack(q0_), qn_i8_pack(q1_));         \
+        PS[lid] = (s4_.x + s4_.y) + (s4_.z + s4_.w);                                              \
+        barrier();                                                                                \
+        if (on_ && (k_ & 1u) == 0u) XS[sl_] = vec2(dx_, dx_ * float(PS[lid] + PS[(lid) + 1u]));   \
+    }
+
 // Shared-memory slot of x run r: r XOR (bit 3 of r) * QN_I8_SW, a permutation within each aligned group of 16 runs
 // (cols / 16 is even, so a partial last group keeps its pairs). With it the 8 lanes of one K-quant block (or of 8
 // consecutive Q8_0 / Q4_0 blocks) read 8 runs whose 16-byte slots fall in 8 distinct bank groups.

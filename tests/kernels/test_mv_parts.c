@@ -41,6 +41,7 @@ static uint32_t type_code(uint32_t t)
 }
 
 static double worst_loose; /* int8 cases: max |y - unquantized ref| / quantization bound */
+static uint32_t i8par;     /* int8 cases: spec 7 QN_I8PAR (x quantized by 4 invocations per block) */
 
 /* xq[n] = x quantized as the int8 kernels do (per 32: amax, q = rint(x * (127 / amax)), dx = amax / 127); dx[n / 32] */
 static void quant_x8(const float *x, uint32_t n, float *xq, float *dx)
@@ -122,8 +123,9 @@ static void parts_case(const struct pspec *ps, uint32_t np, uint32_t cols, uint3
     }
     qn_buf *xb = qn_h_upload(&H, "x", x, (size_t)T * cols * 4), *nwb = qn_h_upload(&H, "nw", nw, cols * 4);
     qn_buf *y = qn_h_output(&H, "y", (size_t)T * rows), *xn = qn_h_output(&H, "xn", (size_t)T * cols);
-    uint32_t sp[7] = { spec[0], spec[1], spec[2], spec[3], spec[4], (cols + 3) / 4, types | (0xffffu << (4 * np) & 0xffffu) };
-    qn_pipe *p = qn_h_pipe_spec(&H, i8 ? QN_K_MV_PARTS_I8 : QN_K_MV_PARTS, sp, 7);
+    uint32_t sp[8] = { spec[0], spec[1], spec[2], spec[3], spec[4], (cols + 3) / 4, types | (0xffffu << (4 * np) & 0xffffu),
+                       i8par };
+    qn_pipe *p = qn_h_pipe_spec(&H, i8 ? QN_K_MV_PARTS_I8 : QN_K_MV_PARTS, sp, i8 ? 8 : 7);
     qn_pc_mv_parts pc = { .rows = rows, .cols = cols, .flags = xn_flag ? QN_MATVEC_WRITE_XN : 0, .eps = 1e-6f,
                           .w_add = 1.0f, .groups = groups, .nparts = np, .row0_0 = r0[0], .rows_0 = rn[0],
                           .row0_1 = r0[1], .rows_1 = rn[1], .row0_2 = r0[2], .rows_2 = rn[2], .row0_3 = r0[3],
@@ -135,7 +137,7 @@ static void parts_case(const struct pspec *ps, uint32_t np, uint32_t cols, uint3
     qn_h_ok(&H, qn_cmd_end(H.cmd), "end");
     qn_h_ok(&H, qn_cmd_run(H.cmd), "run");
     char what[240];
-    int k = snprintf(what, sizeof what, "mv_parts%s(%u,%u,%u,%u,%u) cols=%u T=%u parts", i8 ? "_i8" : "", spec[0], spec[1], spec[2],
+    int k = snprintf(what, sizeof what, "mv_parts%s%s(%u,%u,%u,%u,%u) cols=%u T=%u parts", i8 ? "_i8" : "", i8 && i8par ? " x4" : "", spec[0], spec[1], spec[2],
                      spec[3], spec[4], cols, T);
     for (uint32_t i = 0; i < np && k < (int)sizeof what; i++)
         k += snprintf(what + k, sizeof what - k, " %s:%u", ps[i].type ? qn_ggml_type(ps[i].type)->name : "f32", ps[i].rows);
@@ -283,6 +285,13 @@ int main(int argc, char **argv)
         parts_case(inproj4, 3, 2048, 2, lay[1], false, v);
         parts_case(one, 1, 768, 1, lay[2], true, v);
         parts_case(two, 2, 96, 2, lay[3], true, v);
+    }
+    if (i8) { /* x quantized by 4 invocations per block (spec 7): several passes at 64 invocations, f32 parts */
+        i8par = 1;
+        parts_case(inproj, 3, 2048, 1, lay[0], true, true);
+        parts_case(all4, 4, 256, 2, lay[3], true, true);
+        parts_case(two, 2, 96, 2, lay[2], true, true);
+        i8par = 0;
     }
     if (i8) printf("mv_parts_i8: worst |y - W.x| / quantization bound %.3f (must be < 1)\n", worst_loose);
     else printf("SKIP (part) mv_parts_i8: the device has no shaderIntegerDotProduct\n");

@@ -48,6 +48,8 @@ static const struct layout layouts[] = {
     { 32, 16, 4, 2, 1 },  /* few teams, several sets each */
     { 100, 5, 1, 3, 1 },  /* a partial subgroup, sets of 3 with a partial last one */
     { 128, 2, 1, 1, 5 },  /* split sets; QN_NORM: the sum of squares while staging */
+    { 256, 16, 2, 2, 9 }, /* x quantized by 4 invocations per block (QN_PRE bit 8, inproj) */
+    { 64, 8, 2, 4, 13 },  /* ... with the sum of squares while staging, several passes of 16 blocks */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -296,6 +298,7 @@ int main(int argc, char **argv)
         run_case(&h, (struct qcase){ f, 9, 2048, 6, 2, false, false, 0 });    /* T = 2, split sets */
         /* the RMSNorm prologue in other layouts (every one once over the formats) */
         run_case(&h, (struct qcase){ f, 37, 1024, 6, 1, false, true, 0 });
+        run_case(&h, (struct qcase){ f, 37, 1024, 7 + f % 2, 1, false, true, 0 }); /* x by 4 per block (inproj) */
         run_case(&h, (struct qcase){ f, 7, 3 * qk, (f + 2) % NLAYOUTS, 1, f == 1, true, 0 });
         run_misuse(&h, f);
         /* the gate_up twin: the real row length (H 2048) at T = 1 and 2, small odd shapes in the other layouts */
