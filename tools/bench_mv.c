@@ -526,7 +526,8 @@ static void sweep_report(struct sweep_res *res, uint32_t nres, const struct mv_p
         }
 }
 
-/* env QNEXT_SWEEP_LAYOUTS="WG,ROWS,UNROLL,SGROWS,XSH[,PRE];...": the sweep measures these layouts instead of the grid
+/* env QNEXT_SWEEP_LAYOUTS="WG,ROWS,UNROLL,SGROWS,XSH[,PRE];..." (PRE: spec 5, 0 / 1 plus bits 4 and 8 of
+ * qmatvec_i8.comp): the sweep measures these layouts instead of the grid
  * (a short list that fits a device run's time); up to `max` into out, their count (0: unset or none valid). */
 static uint32_t env_layouts(uint32_t (*out)[NSPEC], uint32_t max)
 {
@@ -535,7 +536,7 @@ static uint32_t env_layouts(uint32_t (*out)[NSPEC], uint32_t max)
     for (const char *p = e; p && *p && n < max;) {
         unsigned v[NSPEC] = { 0, 0, 0, 0, 0, 1 };
         if (sscanf(p, "%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) >= 5 && v[0] && v[1] && v[2] &&
-            v[3] && v[5] <= 5 && (v[5] & 3) <= 1) {
+            v[3] && (v[5] & ~12u) <= 1) { /* PRE: 0 / 1, + 4 the sum of squares while staging, + 8 (int8 twins) x by 4 */
             for (uint32_t k = 0; k < NSPEC; k++) out[n][k] = v[k];
             n++;
         }
