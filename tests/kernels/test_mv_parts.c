@@ -13,9 +13,10 @@
  * are exact f32 in both (checked at the tight bound). Skipped (printed) on a device without shaderIntegerDotProduct.
  * `test_mv_parts --bench` (for a real GPU) times instead the 80B GDN in_proj (2048 columns: Q4_K 8192 + Q4_K 4096 +
  * f32 64 rows, and the Q6_K-qkv mix) per dispatch, back to back with barriers over 8 weight copies (more than the L2),
- * warmed (QNEXT_BENCH_WARM_MS, default 300 ms before the first timing, 50 before each later one): mv_parts f32 x and int8 x for each layout of QNEXT_BENCH_LAYOUTS
+ * warmed (QNEXT_BENCH_WARM_MS, default 300 ms before the first timing, 50 before each later one): mv_parts f32 x,
+ * int8 x and int8 x staged by 4 invocations per block (spec 7) for each layout of QNEXT_BENCH_LAYOUTS
  * ("WG,FROWS,QROWS,FUNROLL,QUNROLL;..."; default the forward_pipes.c layout and a few others), next to the single-type
- * int8 norm matvec (matvec_norm_i8_q4_k 256,16,2,2) on the same bytes as one Q4_K weight. */
+ * int8 norm matvec (matvec_norm_i8_q4_k 256,16,2,2, pre 1 and 9) on the same bytes as one Q4_K weight. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,14 +225,17 @@ static void bench_mix(uint32_t t0, const char *layouts)
         unsigned v[5];
         if (sscanf(q, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5) {
             uint32_t groups = (8192 + v[2] - 1) / v[2] + (4096 + v[2] - 1) / v[2] + (64 + v[1] - 1) / v[1];
-            uint32_t sp[7] = { v[0], v[1], v[2], v[3], v[4], cols / 4, sig };
+            uint32_t sp[8] = { v[0], v[1], v[2], v[3], v[4], cols / 4, sig, 0 };
             qn_pc_mv_parts pc = { .rows = 12352, .cols = cols, .eps = 1e-6f, .w_add = 1.0f, .groups = groups, .nparts = 3,
                                   .row0_0 = 0, .rows_0 = 8192, .row0_1 = 8192, .rows_1 = 4096, .row0_2 = 12288, .rows_2 = 64 };
             double tf = bench_time(qn_h_pipe_spec(&H, QN_K_MV_PARTS, sp, 7), b, 8, &pc, sizeof pc, groups);
-            double ti = qn_kernel_infos[QN_K_MV_PARTS_I8].features & ~qn_vk_caps(H.v)->features ? 0
-                        : bench_time(qn_h_pipe_spec(&H, QN_K_MV_PARTS_I8, sp, 7), b, 8, &pc, sizeof pc, groups);
-            printf("bench mv_parts %4u,%u,%2u,%2u,%u (%4u workgroups): f32 x %6.1f us %6.0f GB/s | int8 x %6.1f us %6.0f GB/s\n",
-                   v[0], v[1], v[2], v[3], v[4], groups, tf, total / tf / 1e3, ti, ti > 0 ? total / ti / 1e3 : 0.0);
+            bool i8 = !(qn_kernel_infos[QN_K_MV_PARTS_I8].features & ~qn_vk_caps(H.v)->features);
+            double ti = i8 ? bench_time(qn_h_pipe_spec(&H, QN_K_MV_PARTS_I8, sp, 8), b, 8, &pc, sizeof pc, groups) : 0;
+            sp[7] = 1; /* QN_I8PAR: x quantized by 4 invocations per block */
+            double t4 = i8 ? bench_time(qn_h_pipe_spec(&H, QN_K_MV_PARTS_I8, sp, 8), b, 8, &pc, sizeof pc, groups) : 0;
+            printf("bench mv_parts %4u,%u,%2u,%2u,%u (%4u workgroups): f32 x %6.1f us %5.0f GB/s | int8 x %6.1f us %5.0f GB/s"
+                   " | int8 x4 %6.1f us %5.0f GB/s\n", v[0], v[1], v[2], v[3], v[4], groups, tf, total / tf / 1e3, ti,
+                   ti > 0 ? total / ti / 1e3 : 0.0, t4, t4 > 0 ? total / t4 / 1e3 : 0.0);
         }
         q = strchr(q, ';');
         q = q ? q + 1 : NULL;
@@ -239,15 +243,17 @@ static void bench_mix(uint32_t t0, const char *layouts)
     if (t0 == QN_GGML_Q4_K && !(qn_kernel_infos[QN_K_MATVEC_NORM_I8_Q4_K].features & ~qn_vk_caps(H.v)->features)) {
         /* the single-type int8 norm matvec on the two Q4_K parts as one weight (the f32 rows left out) */
         qn_pc_mv_norm pn = { .rows = 12288, .cols = cols, .eps = 1e-6f, .w_add = 1.0f };
-        qn_pipe *p = qn_h_pipe(&H, QN_K_MATVEC_NORM_I8_Q4_K, 256, 16, 2, 2, cols / 4, 1);
+        qn_pipe *p = qn_h_pipe(&H, QN_K_MATVEC_NORM_I8_Q4_K, 256, 16, 2, 2, cols / 4, 1), *p4 = qn_h_pipe(&H,
+                     QN_K_MATVEC_NORM_I8_Q4_K, 256, 16, 2, 2, cols / 4, 9);
         for (int l = 0; l < BL; l++) {
             qn_buf *w = qn_h_buffer(&H, "W single", bytes[0] + bytes[1]);
             qn_h_ok(&H, qn_buf_fill(H.v, w, 0, w->size, 0x3c003c00u), "fill");
             b[l][0] = QN_BIND(w);
         }
-        double t = bench_time(p, b, 5, &pn, sizeof pn, 12288 / 16);
-        printf("bench matvec_norm_i8_q4_k 256,16,2,2 on 12288 rows (768 workgroups): %6.1f us %6.0f GB/s (of %.2f MB)\n", t,
-               (bytes[0] + bytes[1]) / t / 1e3, (bytes[0] + bytes[1]) / 1e6);
+        double t = bench_time(p, b, 5, &pn, sizeof pn, 12288 / 16), t4 = bench_time(p4, b, 5, &pn, sizeof pn, 12288 / 16);
+        printf("bench matvec_norm_i8_q4_k 256,16,2,2 on 12288 rows (768 workgroups, %.2f MB): pre 1 %6.1f us %5.0f GB/s | "
+               "pre 9 (x by 4) %6.1f us %5.0f GB/s\n", (bytes[0] + bytes[1]) / 1e6, t, (bytes[0] + bytes[1]) / t / 1e3, t4,
+               (bytes[0] + bytes[1]) / t4 / 1e3);
     }
     qn_h_reset(&H);
 }
