@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "expert_usage.h"
+#include "expert_map.h"
 #include "experts.h"
 #include "model_stream.h"
 #include "qn_env.h"
@@ -39,8 +40,13 @@ struct qn_eh {
     int next;
     uint32_t admit_t, admit_max, start;
     uint32_t stage_pool, gather_g;   /* gather: the staging pool's index (0: no gather), workgroups per id */
-    uint32_t n_stage;       /* staging slots: K, or L K (QNEXT_HOST_GATHER=2: per layer, admissions from VRAM) */
+    uint32_t n_stage;       /* staging slots: K, or L K (QNEXT_HOST_GATHER=2: per layer, admissions from VRAM), or
+                               E (QNEXT_HOST_MMAP: prefill gathers a layer's union into staging slot e) */
+    bool per_layer;         /* QNEXT_HOST_GATHER=2's per-layer staging (n_stage = L K) */
     uint32_t n_hot;         /* pinned hot set (--expert-hot N --expert-hot-from FILE): VRAM slots [0, n_hot) */
+    bool mapped;            /* QNEXT_HOST_MMAP=1: the host memory is the model files' page cache (expert_map.h) */
+    struct qn_emap *map;    /* (mapped) the imports, after qn_eh_map */
+    qn_buf *flags;          /* (mapped) uint32 [E]: the prefill gather's union of a layer's routed experts */
     bool gathered;          /* a gather may have redirected table entries to staging slots since the last write */
     uint64_t seq;
     bool changed;           /* cache state changed since the table was last derived */
@@ -66,6 +72,16 @@ void qn_eh_describe(const qn_model *m, char *buf, size_t n)
 {
     if (n) buf[0] = 0;
     const struct qn_eh *h = m->host_tier;
+    if (h && h->map) {
+        struct qn_mem_stats ms;
+        qn_mem_stats(m->v, &ms);
+        snprintf(buf, n, "host tier on the page cache (QNEXT_HOST_MMAP): %u routed experts read from %.2f GiB of the "
+                 "model files' mapping, imported (no copy in system memory); %u VRAM cache slots, %u gather staging "
+                 "slots; VRAM in use %.2f GiB (dense weights %.2f GiB)", h->L * h->E,
+                 (double)qn_emap_bytes(h->map) / 1073741824.0, h->n_vram, h->n_stage, GIB(ms.device_used),
+                 GIB(m->dense_bytes));
+        return;
+    }
     const qn_buf *b = h ? h->host[0] : m->pools[0];
     if (!m->experts_host || !b) return;
     const struct qn_caps *c = qn_vk_caps(m->v);
@@ -185,8 +201,10 @@ static int alloc_pools(qn_model *m, struct qn_eh *h)
         if (!rc && h->db) rc = qn_buf_create(m->v, QN_MEM_DEVICE, ns * h->db, "expert cache (down)", &h->dpools[i]);
         m->dpools[i] = h->dpools[i];
     }
+    if (!rc && h->mapped)
+        rc = qn_buf_create(m->v, QN_MEM_DEVICE, sizeof(uint32_t) * h->E, "gather union", &h->flags);
     enum qn_mem hk = QN_MEM_HOST;
-    for (uint32_t l = 0; !rc && l < h->L; l++) {
+    for (uint32_t l = 0; !rc && !h->mapped && l < h->L; l++) {
         rc = qn_mst_pool_create(m->v, &hk, (uint64_t)h->E * h->sb, "host experts", &h->host[l]);
         if (!rc && h->db) rc = qn_mst_pool_create(m->v, &hk, (uint64_t)h->E * h->db, "host experts (down)", &h->dhost[l]);
     }
@@ -223,7 +241,7 @@ static int alloc_cache(qn_model *m, struct qn_eh *h, const struct qn_model_param
     if (!rc) rc = qn_timeline_create(m->v, "host tier copies", &h->tx);
     for (int i = 0; !rc && i < NBATCH; i++) {
         /* copies from per-layer staging run on the compute queue before the next call (which waits for them) */
-        rc = qn_cmd_create_on(m->v, h->n_stage > h->K ? QN_QUEUE_COMPUTE : QN_QUEUE_TRANSFER, &h->b[i].cmd);
+        rc = qn_cmd_create_on(m->v, h->per_layer ? QN_QUEUE_COMPUTE : QN_QUEUE_TRANSFER, &h->b[i].cmd);
         if (!rc && !(h->b[i].slots = malloc(sizeof(int32_t) * h->n_vram))) rc = qn_fail(-ENOMEM, "out of memory");
     }
     return rc;
@@ -232,6 +250,11 @@ static int alloc_cache(qn_model *m, struct qn_eh *h, const struct qn_model_param
 int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
 {
     uint32_t spp = 0, nv = 0, gather = env_u32("QNEXT_HOST_GATHER", 1, 2);   /* read once, here */
+    bool mapped = p->experts_host && env_u32("QNEXT_HOST_MMAP", 0, 1);
+    if (mapped && gather != 1) {   /* the expert kernels cannot read the files' layout: every call gathers */
+        QN_INFO("QNEXT_HOST_MMAP: the gather copies every routed expert out of the page cache (QNEXT_HOST_GATHER=1)");
+        gather = 1;
+    }
     if (!p->experts_host || (!p->expert_cache && !gather)) return 0;        /* step 1: the loader's host pools */
     int rc = plan(m, p, gather, &spp, &nv);
     if (rc) return rc;
@@ -251,8 +274,11 @@ int qn_eh_alloc(qn_model *m, const struct qn_model_params *p)
     if (gather && !h->gather_g) h->gather_g = 64;   /* 0 workgroups per id: the default */
     /* QNEXT_HOST_GATHER=2: a layer's K staging slots of its own (they still hold the token's gathered experts after
      * the call), admissions copied from them VRAM -> VRAM on the compute queue after 1-token calls */
-    h->n_stage = gather == 2 && spp >= h->L * h->K ? h->L * h->K : h->K;
-    if (h->n_stage > h->K) h->admit_t = 1;
+    h->per_layer = gather == 2 && spp >= h->L * h->K;
+    h->n_stage = h->per_layer ? h->L * h->K : h->K;
+    if (h->per_layer) h->admit_t = 1;
+    h->mapped = mapped;
+    if (mapped && h->E > h->n_stage) h->n_stage = h->E;   /* prefill: a layer's union into staging slot e */
     h->host = calloc(h->L, sizeof *h->host);
     h->dhost = calloc(h->L, sizeof *h->dhost);
     if (!h->host || !h->dhost) return qn_fail(-ENOMEM, "out of memory");
@@ -279,6 +305,8 @@ void qn_eh_close(qn_model *m)
     }
     qn_timeline_destroy(&h->tx);
     qn_exp_destroy(&h->cache);
+    qn_emap_close(&h->map, m->v);
+    qn_buf_destroy(m->v, &h->flags);
     for (uint32_t l = 0; l < h->L; l++) {
         if (h->host) qn_buf_destroy(m->v, &h->host[l]);
         if (h->dhost) qn_buf_destroy(m->v, &h->dhost[l]);
@@ -304,6 +332,7 @@ const qn_buf *qn_eh_binding(const qn_model *m, int l, uint32_t i, bool down)
 {
     const struct qn_eh *h = m->host_tier;
     if (i < m->n_pools) return down && h->db ? m->dpools[i] : m->pools[i];
+    if (h->mapped) return h->map ? qn_emap_layer(h->map, l) : m->pools[0];   /* never read: every call gathers */
     return down && h->db ? h->dhost[l] : h->host[l];
 }
 
@@ -376,13 +405,13 @@ int qn_eh_before(const qn_model *m, uint32_t T, struct qn_tl_point *wait)
         rc = qn_buf_write(m->v, m->slot_table, 0, m->table, sizeof *m->table * (uint64_t)h->L * h->E);
         h->gathered = false;
     }
-    h->gathered = h->gathered || (h->gather_g && T == 1);
+    h->gathered = h->gathered || (h->gather_g && (T == 1 || h->mapped));
     if (rc || !h->cache) return rc;
     rc = poll_batches(h);
     if (!rc && h->changed) rc = write_table(m, h);
     uint64_t done = 0;
     if (!rc) rc = qn_timeline_value(h->tx, &done);
-    if (h->n_stage > h->K) done = h->tx_next;   /* the next gather overwrites the staging they copy from */
+    if (h->per_layer) done = h->tx_next;   /* the next gather overwrites the staging they copy from */
     *wait = (struct qn_tl_point){ .tl = h->tx, .value = done };
     return rc;
 }
@@ -407,6 +436,15 @@ static void copy_from_host(const qn_model *m, const struct qn_eh *h, qn_cmd *cmd
 {
     uint32_t s = (uint32_t)f->slot, p = s / h->spp;
     uint64_t at = (uint64_t)(s % h->spp);
+    for (int j = 0; h->map && j < QN_ES_PARTS; j++) {   /* the page cache: each part from its file offset */
+        uint32_t words, sw;
+        bool down;
+        qn_emap_part(h->map, f->layer, j, &words, &sw, &down);
+        if (words)
+            qn_cmd_copy(cmd, qn_emap_layer(h->map, f->layer), 16ull * qn_emap_offset(h->map, f->layer, f->expert, j),
+                        down ? h->dpools[p] : m->pools[p], at * (down ? h->db : h->sb) + 16ull * sw, 16ull * words);
+    }
+    if (h->map) return;
     qn_cmd_copy(cmd, h->host[f->layer], (uint64_t)f->expert * h->sb, m->pools[p], at * h->sb, h->sb);
     if (h->db) qn_cmd_copy(cmd, h->dhost[f->layer], (uint64_t)f->expert * h->db, h->dpools[p], at * h->db, h->db);
 }
@@ -420,7 +458,7 @@ static void record_fills(const qn_model *m, struct qn_eh *h, struct batch *b, co
         uint32_t s = (uint32_t)f->slot, p = s / h->spp, k = 0;
         uint64_t at = (uint64_t)(s % h->spp);
         while (k + 1 < h->K && ids[k] != f->expert) k++;
-        if (h->n_stage > h->K) { /* per-layer staging: the call gathered it into VRAM slot l K + k (a miss was host) */
+        if (h->per_layer) { /* per-layer staging: the call gathered it into VRAM slot l K + k (a miss was host) */
             uint64_t st = (uint64_t)f->layer * h->K + k;
             qn_cmd_copy(b->cmd, m->pools[h->stage_pool], st * h->sb, m->pools[p], at * h->sb, h->sb);
             if (h->db) qn_cmd_copy(b->cmd, h->dpools[h->stage_pool], st * h->db, h->dpools[p], at * h->db, h->db);
@@ -483,6 +521,21 @@ int qn_eh_after(const qn_model *m, const int32_t *ids, uint32_t T, uint32_t t_st
     return rc;
 }
 
+bool qn_eh_mapped(const qn_model *m)
+{
+    return m->host_tier && m->host_tier->mapped;
+}
+
+int qn_eh_map(qn_model *m, const qn_es *es)
+{
+    struct qn_eh *h = m->host_tier;
+    if (!h || !h->mapped || h->map) return qn_fail(-EINVAL, "qn_eh_map: not a page-cache host tier, or mapped twice");
+    if (qn_es_n_layers(es) != (int)h->L || qn_es_n_experts(es) != (int)h->E)
+        return qn_fail(-EINVAL, "qn_eh_map: the expert store has %d x %d experts, the model %u x %u",
+                       qn_es_n_layers(es), qn_es_n_experts(es), h->L, h->E);
+    return qn_emap_open(&h->map, m->v, es);
+}
+
 bool qn_eh_gather_info(const qn_model *m, int l, struct qn_eh_gather *g)
 {
     const struct qn_eh *h = m->host_tier;
@@ -491,10 +544,22 @@ bool qn_eh_gather_info(const qn_model *m, int l, struct qn_eh_gather *g)
                                 .dsrc = h->db ? h->dhost[l] : h->host[l], .ddst = m->pools[h->stage_pool],
                                 .groups = h->gather_g };
     if (h->db) g->ddst = h->dpools[h->stage_pool];
-    uint32_t at = h->n_stage > h->K ? (uint32_t)l * h->K : 0;   /* per-layer staging slots */
+    uint32_t at = h->per_layer ? (uint32_t)l * h->K : 0;   /* per-layer staging slots */
     g->pc = (qn_pc_gather){ .layer = (uint32_t)l, .E = h->E, .n = h->K, .stage_base = h->stage_pool * h->spp + at,
                             .slot_words = (uint32_t)(h->sb / 16), .dslot_words = (uint32_t)(h->db / 16),
                             .stage_at = at };
+    g->offs = m->slot_table;   /* binding 6: read only when mapped */
+    if (!h->map) return true;
+    g->src = g->dsrc = qn_emap_layer(h->map, l);
+    g->offs = qn_emap_offsets(h->map);
+    g->flags = h->flags;
+    g->pc.mapped = 1;
+    uint32_t *pw[3] = { &g->pc.pw0, &g->pc.pw1, &g->pc.pw2 }, *pd[3] = { &g->pc.pd0, &g->pc.pd1, &g->pc.pd2 };
+    for (int j = 0; j < QN_ES_PARTS; j++) {
+        bool down;
+        qn_emap_part(h->map, l, j, pw[j], pd[j], &down);
+        g->pc.pset |= down ? 1u << j : 0u;
+    }
     return true;
 }
 

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "expert_store.h"
 #include "model.h"
 
 struct qn_eh;
@@ -79,11 +80,21 @@ int qn_eh_after(const qn_model *m, const int32_t *ids, uint32_t T, uint32_t t_st
  * qn_eh_gather_info: false when the model does not gather; else the buffers, push constants and workgroups per id
  * (QNEXT_HOST_GATHER_G, default 64) of layer l's dispatch. */
 struct qn_eh_gather {
-    const qn_buf *src, *dst, *dsrc, *ddst;
+    const qn_buf *src, *dst, *dsrc, *ddst, *offs;   /* offs: binding 6 (the page-cache offsets when mapped) */
+    const qn_buf *flags;   /* QNEXT_HOST_MMAP: uint32 [E], calls of T > 1 gather their union too; else NULL */
     qn_pc_gather pc;
     uint32_t groups;
 };
 bool qn_eh_gather_info(const qn_model *m, int l, struct qn_eh_gather *g);
+
+/* QNEXT_HOST_MMAP=1 (with --experts host; read once by qn_eh_alloc; docs/streaming.md): the host tier's memory is
+ * the model files' page cache, imported (expert_map.h) instead of pinned pools filled at load. The loaders call
+ * qn_eh_map with the model's expert store instead of the fill (qn_eh_mapped says so); the gather is forced on and
+ * also runs for calls of T > 1 (the union of a layer's routed experts into staging slot e: E staging slots), since
+ * the expert kernels cannot read the files' layout; VRAM cache admissions and the hot set copy each part from its
+ * file offset. */
+bool qn_eh_mapped(const qn_model *m);
+int qn_eh_map(qn_model *m, const qn_es *es);
 
 struct qn_eh_stats {
     uint32_t n_vram;               /* VRAM slots */

@@ -1012,14 +1012,31 @@ static void layer_route(struct rec *r, int l, const qn_pc_moe *pc)
 }
 
 /* The host tier's decode gather (expert_host.h, QNEXT_HOST_GATHER=1): layer l's routed experts that are not in a
- * VRAM cache slot copied from system memory into VRAM staging slots, their table entries pointed there. */
+ * VRAM cache slot copied from system memory into VRAM staging slots, their table entries pointed there. On the page
+ * cache (QNEXT_HOST_MMAP) calls of T > 1 gather too: the union of the call's routed experts (flags[e] marked by the
+ * gather's mode 1) into staging slot e (mode 2). */
 static void expert_gather(struct rec *r, int l)
 {
     struct qn_eh_gather g;
-    if (!r->f->gather || r->T != 1 || !qn_eh_gather_info(r->f->m, l, &g)) return;
+    if (!r->f->gather || !qn_eh_gather_info(r->f->m, l, &g) || (r->T != 1 && !g.flags)) return;
     mark(r, "moe.gather");
-    qn_cmd_dispatch(r->c, r->f->gather, QN_BINDS(QN_BIND(r->f->ids), QN_BIND(r->f->m->slot_table), QN_BIND(g.src),
-                                                QN_BIND(g.dst), QN_BIND(g.dsrc), QN_BIND(g.ddst)),
+    const qn_buf *ids = r->f->ids, *tab = r->f->m->slot_table;
+    if (r->T != 1) {
+        qn_pc_gather pc = g.pc;
+        pc.mode = 1;
+        pc.n = r->T * (uint32_t)r->cfg->top_k;
+        qn_cmd_fill(r->c, g.flags, 0, g.flags->size, 0);
+        barrier(r);
+        qn_cmd_dispatch(r->c, r->f->gather, QN_BINDS(QN_BIND(ids), QN_BIND(g.flags), QN_BIND(g.src), QN_BIND(g.dst),
+                                                    QN_BIND(g.dsrc), QN_BIND(g.ddst), QN_BIND(g.offs)),
+                        &pc, sizeof pc, (pc.n + 255) / 256, 1, 1);
+        barrier(r);
+        g.pc.mode = 2;
+        g.pc.n = g.pc.E;
+        ids = g.flags;
+    }
+    qn_cmd_dispatch(r->c, r->f->gather, QN_BINDS(QN_BIND(ids), QN_BIND(tab), QN_BIND(g.src), QN_BIND(g.dst),
+                                                QN_BIND(g.dsrc), QN_BIND(g.ddst), QN_BIND(g.offs)),
                     &g.pc, sizeof g.pc, g.groups, g.pc.n, 1);
     barrier(r);
 }

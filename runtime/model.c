@@ -458,6 +458,16 @@ static int open_stream(qn_model *m, const qn_st_store *st, const struct qn_model
     return rc ? rc : qn_mst_open(m, es, p);
 }
 
+/* QNEXT_HOST_MMAP: the host tier reads the experts out of the files' page cache (expert_host.h). */
+static int map_experts(qn_model *m, const qn_st_store *st)
+{
+    qn_es *es = NULL;
+    int rc = qn_es_from_st(&es, st, &m->c, m->exp_dtype, m->exp_part_bytes, m->slot_bytes);
+    if (!rc) rc = qn_eh_map(m, es);
+    qn_es_free(&es);
+    return rc;
+}
+
 static int alloc_all(qn_model *m, struct plan *p, const uint64_t *sizes, const struct qn_model_params *prm)
 {
     int rc;
@@ -513,7 +523,7 @@ static int upload_all(qn_model *m, const qn_st_store *st, struct plan *p, const 
     int rc = qn_upl_open(&u, m->v, m->dense_bytes + m->expert_bytes);
     for (int i = 0; !rc && i < p->n; i++) rc = upload_desc(&u, st, &m->c, &p->d[i], &s);
     qn_eh_fill_begin(m);   /* host tier: staged fill (expert_host.h) */
-    for (int l = 0; !rc && !m->stream && l < m->c.num_layers; l++)
+    for (int l = 0; !rc && !m->stream && !qn_eh_mapped(m) && l < m->c.num_layers; l++)   /* (page cache: no fill) */
         for (int e = 0; !rc && e < m->c.num_experts; e++) rc = upload_expert(&u, st, m, l, e, &s);
     qn_eh_fill_end(m);
     rc = qn_upl_close(&u, rc);
@@ -595,6 +605,7 @@ int qn_model_load(qn_model **out, qn_vk *v, const char *path, const struct qn_mo
     if (!rc) rc = upload_rope(m);
     if (!rc && !gguf && m->n_slots < n_experts_total(m)) rc = open_stream(m, st, prm);
     if (!rc && !gguf) rc = upload_all(m, st, &p, prm);
+    if (!rc && !gguf && qn_eh_mapped(m)) rc = map_experts(m, st);   /* host tier on the page cache */
     if (!rc) rc = qn_eh_loaded(m);   /* host tier: the pinned hot set into its VRAM slots */
     if (!rc && !m->stream && prm->expert_trace)
         rc = qn_fail(-EINVAL, "--expert-trace counts the experts a streaming run routes to, but every routed expert "

@@ -686,6 +686,14 @@ static int plan_slots(struct gl *g, const struct qn_model_params *p)
 /* The host tier's fill (expert_host.h: staged by default), timed: allocating the system memory took t1 - t0. */
 static int host_fill(struct gl *g, bool q, double t0, double t1)
 {
+    if (qn_eh_mapped(g->m)) {   /* QNEXT_HOST_MMAP: no fill, the page cache is imported */
+        qn_es *es = NULL;
+        qn_model *m = g->m;
+        int rc = qn_es_from_gguf(&es, m->path, g->q, &m->c, m->qexp_up_off, m->slot_bytes, m->d_slot_bytes);
+        if (!rc) rc = qn_eh_map(m, es);
+        qn_es_free(&es);
+        return rc;
+    }
     qn_eh_fill_begin(g->m);
     int rc = q ? upload_qexperts(g) : upload_f32_experts(g);
     qn_eh_fill_end(g->m);

@@ -16,5 +16,15 @@ QN_STRUCT(qn_pc_gather)
     QN_U32 slot_words;
     QN_U32 dslot_words;
     QN_U32 stage_at;      /* staging slot stage_base + i lies at slot stage_at + i of the staging buffers */
+    QN_U32 mode;          /* 0: ids[0..n) (decode); 1: mark flags[ids[j]] = 1, j < n (flags bound at 1);
+                             2: every expert e with flags[e] != 0 (flags bound at 0) into staging slot e */
+    QN_U32 mapped;        /* 0: host slabs in slot layout; 1: parts at offs[(layer E + e) 3 + p] of src */
+    QN_U32 pw0;           /* mapped: words of part p (gate, up, down) in this layer */
+    QN_U32 pw1;
+    QN_U32 pw2;
+    QN_U32 pd0;           /* mapped: word offset of part p inside its set's slot */
+    QN_U32 pd1;
+    QN_U32 pd2;
+    QN_U32 pset;          /* mapped: bit p set = part p goes to the down set (ddst) */
 QN_STRUCT_END(qn_pc_gather)
 #endif

@@ -481,6 +481,42 @@ static void host_run(const qn_model *m, const qn_model *res, const int32_t *ids,
     }
 }
 
+/* QNEXT_HOST_MMAP=1: the host tier on the model files' page cache (expert_map.h: each layer's experts imported
+ * from a read-only mapping, no fill, no system-memory pools; every call gathers, prefill the union of its routed
+ * experts): identical logits token by token and at a full chunk, with no VRAM cache and with top-k + 4 cache slots
+ * (admissions copied part by part from the import); less host-visible memory in use than the experts' bytes. */
+static void host_mmap(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
+{
+    if (!qn_buf_import_align(v)) {
+        printf("SKIP QNEXT_HOST_MMAP cases: the device lacks VK_EXT_external_memory_host\n");
+        return;
+    }
+    uint64_t slot = qn_mst_slot_bytes(res), budgets[2] = { 0, (uint64_t)(res->c.top_k + 4) * slot };
+    setenv("QNEXT_HOST_MMAP", "1", 1);
+    for (int b = 0; b < 2; b++) {
+        qn_model *m;
+        if (load(v, dir, budgets[b], &m)) DIE("load with --experts host QNEXT_HOST_MMAP=1");
+        struct qn_mem_stats ms;
+        qn_mem_stats(v, &ms);
+        struct qn_eh_stats st;
+        qn_eh_get_stats(m, &st);
+        char what[240];
+        snprintf(what, sizeof what, "QNEXT_HOST_MMAP=1 --expert-cache %.1f KiB: the page cache imported, %u VRAM slots, "
+                 "host-visible memory in use %.1f KiB < the experts' %.1f KiB", budgets[b] / 1024.0, st.n_vram,
+                 ms.host_used / 1024.0, res->expert_bytes / 1024.0);
+        ok_if(qn_eh_mapped(m) && ms.host_used < res->expert_bytes && (b == 0) == (st.n_vram == 0), what, NULL);
+        host_run(m, res, ids, T, b ? "  QNEXT_HOST_MMAP=1 with a VRAM cache" : "  QNEXT_HOST_MMAP=1", 2);
+        if (b) {
+            qn_eh_get_stats(m, &st);
+            snprintf(what, sizeof what, "  %llu admitted from the page cache, %llu of %llu reads from VRAM",
+                     (unsigned long long)st.fills, (unsigned long long)st.vram_hits, (unsigned long long)st.accesses);
+            ok_if(st.fills > 0 && st.vram_hits > 0, what, NULL);
+        }
+        qn_model_free(&m);
+    }
+    unsetenv("QNEXT_HOST_MMAP");
+}
+
 static void test_host(qn_vk *v, const char *dir, const qn_model *res, const int32_t *ids, int T)
 {
     uint32_t all = (uint32_t)(res->c.num_layers * res->c.num_experts), E = (uint32_t)res->c.num_experts;
@@ -535,6 +571,7 @@ static void test_host(qn_vk *v, const char *dir, const qn_model *res, const int3
         qn_model_free(&m);
     }
     unsetenv("QNEXT_HOST_GATHER");
+    host_mmap(v, dir, res, ids, T);
     extra.experts_host = false;
 }
 
