@@ -60,15 +60,16 @@ static const enum qn_kernel k_gui8[NFMTS] = { QN_K_MOE_Q_GU_I8_Q8_0, QN_K_MOE_Q_
  * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit; xsplit: the down split over the experts (moe_q_dnx_*,
  * which reads wg, rows, sgrows, unroll, and xsh as its spec 7 QN_WIMAX: weight rows staged for I <= xsh, and
  * the act row with them: spec 6 = xsh / 4); i8: the int8-act twins (gate_up moe_q_gu_i8_*, x stage xsh or H / 4;
- * down: the split down moe_q_dnx_i8_* (xsplit implied), act stage xsh elements (0: the kernel's 512), QN_PRE = !nopre) */
-struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit, xsplit, i8; };
+ * down: the split down moe_q_dnx_i8_* (xsplit implied), act stage xsh elements (0: the kernel's 512), QN_PRE = !nopre);
+ * dpf (down, --bench): the down's L2 prefetch (moe_dpf_*, 256,8) before gate_up */
+struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit, xsplit, i8, dpf; }; /* dpf: + the down's prefetch */
 static const struct qlayout layouts[] = {
-    { 0, 0, 0, 0, 0, 0, 0, 0, 0 },     /* the defaults (the model's decode layout) */
-    { 64, 4, 1, 1, 1024, 0, 0, 0, 0 }, /* small groups, one row per team / lane, everything staged */
-    { 128, 7, 3, 3, 0, 1, 0, 0, 0 },   /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
-    { 2, 3, 2, 2, 64, 0, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
-    { 64, 5, 1, 2, 1024, 0, 1, 0, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
-    { 128, 16, 2, 1, 512, 0, 0, 0, 0 },/* (split down only) its defaults with the weight rows staged (QN_WIMAX 512) */
+    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },     /* the defaults (the model's decode layout) */
+    { 64, 4, 1, 1, 1024, 0, 0, 0, 0, 0 }, /* small groups, one row per team / lane, everything staged */
+    { 128, 7, 3, 3, 0, 1, 0, 0, 0, 0 },   /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
+    { 2, 3, 2, 2, 64, 0, 0, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
+    { 64, 5, 1, 2, 1024, 0, 1, 0, 0, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
+    { 128, 16, 2, 1, 512, 0, 0, 0, 0, 0 },/* (split down only) its defaults with the weight rows staged (QN_WIMAX 512) */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -169,6 +170,23 @@ static void record_down(qn_cmd *cmd, const struct experts *X, const struct kpair
     qn_cmd_dispatch_nz(cmd, kp->dn, b, kp->x ? 16 : 15, pd, sizeof *pd, kp->x ? nb * (pd->K + 1) : nb, pd->T);
 }
 
+/* kp's down prefetch (moe_dpf_*), if any, as forward.c moe_q_dpf records it: right before gate_up, no barrier between;
+ * the caller puts a barrier before the down */
+static void record_dpf(struct qn_h *h, const struct experts *X, const struct kpair *kp, const qn_pc_moe *pd,
+                       struct qn_bind ids, qn_buf *ds)
+{
+    if (!kp->pf) return;
+    uint64_t rb, sb = 4ull * pd->Is, chunk = 32ull * qn_pipe_spec(kp->pf, 0) * qn_pipe_spec(kp->pf, 1);
+    qn_h_ok(h, qn_ggml_row_bytes(kp->dq, pd->I, &rb), "dpf row bytes");
+    if (pd->flags & QN_MOE_SHARED_Q) qn_h_ok(h, qn_ggml_row_bytes(kp->dq, pd->Is, &sb), "dpf shared row bytes");
+    uint64_t nchunk = ((rb > sb ? rb : sb) * pd->H + chunk - 1) / chunk;
+    qn_cmd_dispatch_nz(h->cmd, kp->pf, QN_BINDS(ids, QN_BIND(X->table), QN_BIND(ds), QN_BIND(X->xs), QN_BIND(X->dpool[0]),
+                                                QN_BIND(X->dpool[1]), QN_BIND(X->dpool[2]), QN_BIND(X->dpool[3]),
+                                                QN_BIND(X->dpool[4]), QN_BIND(X->dpool[5]), QN_BIND(X->dpool[6]),
+                                                QN_BIND(X->dpool[7])),
+                       pd, sizeof *pd, (pd->K + 1) * nchunk, pd->T);
+}
+
 static void record_pair(struct qn_h *h, const struct experts *X, const struct kpair *kp, const qn_pc_moe *pc,
                         qn_buf *x, struct qn_bind ids, qn_buf *act, qn_buf *w, qn_buf *sg, qn_buf *ds, qn_buf *y,
                         qn_buf *ain, uint32_t dflags, bool marks)
@@ -177,17 +195,7 @@ static void record_pair(struct qn_h *h, const struct experts *X, const struct kp
     qn_pc_moe pd = *pc;
     pd.slot_bytes = X->dslot_b;
     pd.flags = dflags;
-    if (kp->pf) { /* as forward.c moe_q_dpf: right before gate_up, no barrier between; a barrier before the down */
-        uint64_t rb, sb = 4ull * pd.Is, chunk = 32ull * qn_pipe_spec(kp->pf, 0) * qn_pipe_spec(kp->pf, 1);
-        qn_h_ok(h, qn_ggml_row_bytes(kp->dq, pd.I, &rb), "dpf row bytes");
-        if (dflags & QN_MOE_SHARED_Q) qn_h_ok(h, qn_ggml_row_bytes(kp->dq, pd.Is, &sb), "dpf shared row bytes");
-        uint64_t nchunk = ((rb > sb ? rb : sb) * pd.H + chunk - 1) / chunk;
-        qn_cmd_dispatch_nz(cmd, kp->pf, QN_BINDS(ids, QN_BIND(X->table), QN_BIND(ds), QN_BIND(X->xs), QN_BIND(X->dpool[0]),
-                                                 QN_BIND(X->dpool[1]), QN_BIND(X->dpool[2]), QN_BIND(X->dpool[3]),
-                                                 QN_BIND(X->dpool[4]), QN_BIND(X->dpool[5]), QN_BIND(X->dpool[6]),
-                                                 QN_BIND(X->dpool[7])),
-                           &pd, sizeof pd, (pd.K + 1) * nchunk, pd.T);
-    }
+    record_dpf(h, X, kp, &pd, ids, ds);
     if (marks) qn_cmd_mark(cmd, "gate_up");
     qn_cmd_dispatch_nz(cmd, kp->gu, QN_BINDS(QN_BIND(x), ids, QN_BIND(X->table), QN_BIND(act), QN_BIND(X->pool[0]),
                                              QN_BIND(X->pool[1]), QN_BIND(X->pool[2]), QN_BIND(X->pool[3]),
@@ -446,14 +454,15 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
         for (uint32_t l = 0; l < B->L; l++) {
             pc.layer = l;
             struct qn_bind ids = QN_BIND_RANGE(B->ids, (uint64_t)(t * B->L + l) * B->idst * 4, (uint64_t)B->K * 4);
+            qn_pc_moe pd = pc;
+            pd.slot_bytes = B->X.dslot_b, pd.slots_per_pool = B->dspp, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
+            record_dpf(h, &B->X, kp[l], &pd, ids, shq ? B->dsq[l] : B->dsf[l]);
             if (marks) qn_cmd_mark(h->cmd, "gate_up");
             qn_cmd_dispatch_nz(h->cmd, kp[l]->gu, QN_BINDS(QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act),
                                QN_BIND(B->X.pool[0]), QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
                                QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]), QN_BIND(B->X.pool[7])),
                                &pc, sizeof pc, (uint64_t)B->K * ((B->I + kp[l]->gr - 1) / kp[l]->gr), 1);
             qn_cmd_barrier(h->cmd);
-            qn_pc_moe pd = pc;
-            pd.slot_bytes = B->X.dslot_b, pd.slots_per_pool = B->dspp, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
             if (marks) qn_cmd_mark(h->cmd, "down");
             record_down(h->cmd, &B->X, kp[l], &pd, ids, B->w, B->sg, shq ? B->dsq[l] : B->dsf[l], B->y, B->act);
             qn_cmd_barrier(h->cmd);
@@ -501,6 +510,7 @@ static void bench_pairs(struct qn_h *h, const struct bmodel *B, const struct qla
         uint32_t f = B->fdn[l];
         if (!pairs[f].gu) {
             pairs[f] = pair_new(h, 2, f, lg, ld, B->X.up_off);
+            if (ld->dpf) pairs[f].pf = qn_h_pipe(h, k_dpf[f], 256, 8);
         }
         kp[l] = &pairs[f];
     }
@@ -539,17 +549,17 @@ static uint32_t sweep_space(bool dn, struct qlayout *out)
                 for (uint32_t u = 0; u < 3; u++)
                     for (uint32_t x = 0; x < 2; x++) {
                         uint32_t teams = wgs[a] / 32, rows = teams * sg * m * (dn ? 2 : 1); /* down: 2 row groups per team at I 512 */
-                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0, 0, 0, 0 };
+                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0, 0, 0, 0, 0 };
                     }
     for (uint32_t a = 0; dn && a < 3; a++)
         for (uint32_t m = 1; m <= 4; m *= 2)
             for (uint32_t u = 3; u <= 6; u += 3)
                 for (uint32_t x = 0; x < 2; x++)
-                    out[n++] = (struct qlayout){ wgs[a], wgs[a] / 32 * m, 1, u, xs_dn[x], 0, 1, 0, 0 };
+                    out[n++] = (struct qlayout){ wgs[a], wgs[a] / 32 * m, 1, u, xs_dn[x], 0, 1, 0, 0, 0 };
     for (uint32_t a = 1; dn && a < 4; a++) /* the split over the experts: 8-64 rows per workgroup, 1-4 rows per lane */
         for (uint32_t rows = 8; rows <= 64; rows *= 2)
             for (uint32_t sg = 1; sg <= 4; sg *= 2)
-                out[n++] = (struct qlayout){ wgs[a], rows, sg, 1, 0, 0, 0, 1, 0 };
+                out[n++] = (struct qlayout){ wgs[a], rows, sg, 1, 0, 0, 0, 1, 0, 0 };
     return n;
 }
 
@@ -591,10 +601,11 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
 /* the int8 pairs (the model's gate_up since H100 run 23; moe_q_dnx_i8: QNEXT_MOEQ_DN_I8) */
 static void bench_i8(struct qn_h *h, const struct bmodel *B, int reps)
 {
-    static const struct qlayout g = { .i8 = 1 }, g8 = { 256, 8, 1, 2, 0, 0, 0, 0, 1 }, g4 = { 128, 4, 1, 2, 0, 0, 0, 0, 1 },
+    static const struct qlayout g = { .i8 = 1 }, g8 = { 256, 8, 1, 2, 0, 0, 0, 0, 1, 0 }, g4 = { 128, 4, 1, 2, 0, 0, 0, 0, 1, 0 },
                                 xs = { .xsplit = 1 }, d = { .i8 = 1 }, dnp = { .i8 = 1, .nopre = 1 },
-                                d8 = { 64, 8, 2, 1, 0, 0, 0, 1, 1 }, d32 = { 128, 32, 4, 1, 0, 0, 0, 1, 1 },
-                                d16 = { 128, 16, 1, 1, 0, 0, 0, 1, 1 };
+                                d8 = { 64, 8, 2, 1, 0, 0, 0, 1, 1, 0 }, d32 = { 128, 32, 4, 1, 0, 0, 0, 1, 1, 0 },
+                                d16 = { 128, 16, 1, 1, 0, 0, 0, 1, 1, 0 }, xsp = { .xsplit = 1, .dpf = 1 },
+                                dp = { .i8 = 1, .dpf = 1 };
     bench_line(B, "i8 gate_up + split down (the model's default)", bench_layout(h, B, &g, &xs, true, reps, false), true);
     bench_line(B, "i8 gate_up + i8 split down (QNEXT_MOEQ_DN_I8=1)", bench_layout(h, B, &g, &d, true, reps, false), true);
     bench_line(B, "i8 gate_up + i8 split down, no prefetch (=2)", bench_layout(h, B, &g, &dnp, true, reps, false), true);
@@ -603,6 +614,8 @@ static void bench_i8(struct qn_h *h, const struct bmodel *B, int reps)
     bench_line(B, "i8 gate_up + i8 split down 128,32,4,1", bench_layout(h, B, &g, &d32, true, reps, false), true);
     bench_line(B, "i8 gate_up + i8 split down 128,16,1,1", bench_layout(h, B, &g, &d16, true, reps, false), true);
     bench_line(B, "i8 gate_up 256,8,1,2 + i8 split down", bench_layout(h, B, &g8, &d, true, reps, false), true);
+    bench_line(B, "i8 gate_up + split down, down prefetch", bench_layout(h, B, &g, &xsp, true, reps, false), true);
+    bench_line(B, "i8 gate_up + i8 split down, down prefetch", bench_layout(h, B, &g, &dp, true, reps, false), true);
     bench_line(B, "i8 gate_up 128,4,1,2 + i8 split down", bench_layout(h, B, &g4, &d, true, reps, false), true);
 }
 
@@ -623,13 +636,13 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
         qn_h_reset(h);
         return;
     }
-    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0, 0, 0 },
-                                ksplit = { 32, 1, 1, 6, 0, 0, 1, 0, 0 }, g32 = { 32, 1, 1, 2, 0, 0, 0, 0, 0 },
-                                run9d = { 128, 16, 2, 5, 0, 0, 0, 0, 0 }, xs = { .xsplit = 1 },
-                                xs32 = { 128, 32, 4, 1, 0, 0, 0, 1, 0 }, xs8 = { 64, 8, 2, 1, 0, 0, 0, 1, 0 },
-                                xs64 = { 256, 64, 4, 1, 0, 0, 0, 1, 0 }, ks512 = { 512, 16, 1, 6, 0, 0, 1, 0, 0 },
-                                xsw = { 128, 16, 2, 1, 512, 0, 0, 1, 0 }, xsw32 = { 128, 32, 4, 1, 512, 0, 0, 1, 0 },
-                                xsw8 = { 64, 8, 2, 1, 512, 0, 0, 1, 0 };
+    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0, 0, 0, 0 },
+                                ksplit = { 32, 1, 1, 6, 0, 0, 1, 0, 0, 0 }, g32 = { 32, 1, 1, 2, 0, 0, 0, 0, 0, 0 },
+                                run9d = { 128, 16, 2, 5, 0, 0, 0, 0, 0, 0 }, xs = { .xsplit = 1 },
+                                xs32 = { 128, 32, 4, 1, 0, 0, 0, 1, 0, 0 }, xs8 = { 64, 8, 2, 1, 0, 0, 0, 1, 0, 0 },
+                                xs64 = { 256, 64, 4, 1, 0, 0, 0, 1, 0, 0 }, ks512 = { 512, 16, 1, 6, 0, 0, 1, 0, 0, 0 },
+                                xsw = { 128, 16, 2, 1, 512, 0, 0, 1, 0, 0 }, xsw32 = { 128, 32, 4, 1, 512, 0, 0, 1, 0, 0 },
+                                xsw8 = { 64, 8, 2, 1, 512, 0, 0, 1, 0, 0 };
     bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, reps, false), false);
