@@ -1213,7 +1213,12 @@ static int alloc_acts(qn_fwd *f)
     /* env QNEXT_POS_VRAM=1 (A/B, inproj): the position word in device-local host-visible memory (BAR), so the attention
      * kernels' first read is not a PCIe round trip to system memory; fails where the device has no such memory type */
     const char *pv = getenv("QNEXT_POS_VRAM");
-    B(pv && !strcmp(pv, "1") ? QN_MEM_DEVICE_MAPPED : QN_MEM_UPLOAD, 4, "position", &f->pos);
+    bool vram = pv && !strcmp(pv, "1");
+    if (vram && buf(f, QN_MEM_DEVICE_MAPPED, 4, "position", &f->pos)) {
+        QN_WARN("QNEXT_POS_VRAM=1: %s; the position word stays in system memory", qn_errmsg());
+        vram = false;
+    }
+    if (!vram) B(QN_MEM_UPLOAD, 4, "position", &f->pos);
     B(QN_MEM_UPLOAD, T * w[AW_TOK] * 4, "token ids", &f->tok);
     B(QN_MEM_DEVICE, T * w[AW_X] * F32, "x", &f->x);
     B(QN_MEM_DEVICE, T * w[AW_XN] * F32, "xn", &f->xn);
