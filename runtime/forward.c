@@ -1211,7 +1211,7 @@ static int alloc_acts(qn_fwd *f)
     int rc = 0;
 #define B(kind, bytes, name, out) do { if (!rc) rc = buf(f, (kind), (bytes), (name), (out)); } while (0)
     /* env QNEXT_POS_VRAM=1 (A/B, inproj): the position word in device-local host-visible memory (BAR), so the attention
-     * kernels' first read is not a PCIe round trip to system memory; fails where the device has no such memory type */
+     * kernels' first read is not a PCIe round trip to system memory; system memory (a warning) where there is none */
     const char *pv = getenv("QNEXT_POS_VRAM");
     bool vram = pv && !strcmp(pv, "1");
     if (vram && buf(f, QN_MEM_DEVICE_MAPPED, 4, "position", &f->pos)) {
