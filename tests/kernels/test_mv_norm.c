@@ -1028,6 +1028,9 @@ static void route_one_tests(struct qn_h *h)
                      QN_ROUTE_SEL1 | QN_ROUTE_NO_COUNT);
     route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 3, 100, 7, 33, 512, o_many, true, QN_MOE_ROUND_BF16,
                      QN_ROUTE_SEL1);
+    /* E = 256 takes select_one_sg at subgroup 8 too (lavapipe; E = 512 needs 16): 256 bf16-rounded logits, K 10 */
+    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 2, 256, 10, 64, 512, o_def, true,
+                     QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16, QN_ROUTE_SEL1);
 }
 
 int main(int argc, char **argv)
