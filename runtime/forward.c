@@ -810,6 +810,26 @@ static void moe_q_dpf(struct rec *r, int l, const qn_pc_moe *pd, struct qn_bind 
                        sizeof *pd, (pd->K + 1) * nchunk, r->T);
 }
 
+/* QNEXT_NEXT_PF: l2pf over layer l + 1's input projection (the decode parts of w_in or w_qkv, or the tensor itself),
+ * recorded right before layer l's split down with no barrier between, so the next layer's first matvec reads L2. */
+static void next_pf(struct rec *r, int l)
+{
+    qn_fwd *f = r->f;
+    const qn_model *m = f->m;
+    if (!f->l2pf || !f->pfs || l + 1 >= m->c.num_layers) return;
+    const struct qn_mlayer *N = &m->L[l + 1];
+    const qn_wt *W = N->full ? &N->w_qkv : &N->w_in;
+    uint64_t chunk = 32ull * qn_pipe_spec(f->l2pf, 0) * qn_pipe_spec(f->l2pf, 1);
+    for (uint32_t i = 0; i < (W->nsub ? W->nsub : 1); i++) {
+        struct qn_bind b = W->nsub ? QN_BIND(W->sub[i].buf) : wb(W);
+        uint64_t n = (W->nsub ? W->sub[i].bytes : W->bytes) & ~3ull;
+        qn_pc_copy pc = { .n = (uint32_t)(n < UINT32_MAX ? n : UINT32_MAX & ~3u) };
+        if (pc.n >= 4)
+            qn_cmd_dispatch_n(r->c, f->l2pf, QN_BINDS(b, QN_BIND_RANGE(f->pfs, 1024ull * i, 1024)), &pc, sizeof pc,
+                              cdiv(pc.n, chunk)); /* each part its own quarter of the scratch (no write-after-write) */
+    }
+}
+
 /* moe_experts() for GGUF block experts (moe_q.comp): gate|up slots in pools, down slots in dpools; the
  * per-token kernels with tokens in z up to tune.small_t tokens, the grouped kernels above. The down is split over
  * the experts (moe_qdnx: (K + 1) x H / rows groups, partials and counters in f->dxs) where chosen and T fits. */
@@ -837,6 +857,7 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
                        pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
     barrier(r);
     if (dnx && r->T <= f->dxs_t) {
+        next_pf(r, l); /* beside the down (QNEXT_NEXT_PF) */
         qn_cmd_dispatch_nz(r->c, dnx, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
                                                QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m), QN_BIND(f->dxs)),
                            &pd, sizeof pd, (uint64_t)cdiv(pc->H, qn_pipe_spec(dnx, 3)) * (pc->K + 1), r->T);
@@ -1156,6 +1177,7 @@ static int alloc_dxs(qn_fwd *f)
     f->dxs_t = f->tmax < moe_token_t(f) ? f->tmax : moe_token_t(f);
     uint64_t n = (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows));
     int rc = buf(f, QN_MEM_DEVICE, n * 4, "split down partials", &f->dxs);
+    if (!rc && f->l2pf) rc = buf(f, QN_MEM_DEVICE, 4096, "l2pf scratch", &f->pfs); /* QNEXT_NEXT_PF */
     return rc ? rc : qn_buf_fill(f->v, f->dxs, 0, f->dxs->size, 0);
 }
 
@@ -1360,6 +1382,7 @@ void qn_fwd_free(qn_fwd *f)
     qn_buf_destroy(f->v, &f->wy_scr);
     qn_buf_destroy(f->v, &f->acnt);
     qn_buf_destroy(f->v, &f->dxs);
+    qn_buf_destroy(f->v, &f->pfs);
     for (int l = 0; f->st && l < f->m->c.num_layers; l++) {
         qn_buf_destroy(f->v, &f->st[l].kc);
         qn_buf_destroy(f->v, &f->st[l].vc);

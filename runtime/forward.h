@@ -137,6 +137,7 @@ typedef struct qn_fwd {
     qn_pipe *moe_qgu_i8[5]; /* QNEXT_IDOT=2: also the routed gate_up's twins (moe_q_i8.comp, moe_qgu's layout) */
     qn_pipe *moe_qdnx_i8[5]; /* QNEXT_MOEQ_DN_I8=1|2: the split down on int8 act (moe_q.comp QN_DNX_I8, moe_qdnx's layout) */
     qn_pipe *moe_qdpf[5];   /* QNEXT_MOEQ_DPF: the L2 prefetch of a layer's down weights beside its gate_up (moe_dpf.comp) */
+    qn_pipe *l2pf;          /* QNEXT_NEXT_PF: the next layer's input projection prefetched into L2 beside the split down */
 
     /* per-sequence state (zeroed by qn_fwd_reset) */
     struct qn_fwd_layer_state *st;  /* [num_layers] */
@@ -156,6 +157,7 @@ typedef struct qn_fwd {
     qn_buf *gscr;           /* gdn_decode's counters (zero between calls) and per-block sums; NULL without gdn_dec */
     qn_buf *wy_scr;         /* gdn_chunk_wy's records of one segment (pc_gdn.h); NULL without wy_a */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
+    qn_buf *pfs;            /* l2pf's scratch (a float per group; never read); NULL without l2pf */
     qn_buf *dxs;            /* split down (moe_qdnx): f32 partials [dxs_t, K + 1, H], then uint32 row-block counters
                              * at the end of the buffer (zero between calls); NULL without moe_qdnx */
     uint32_t dxs_t;         /* tokens dxs holds (larger calls on the per-token kernels use moe_qdn) */

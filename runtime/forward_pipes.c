@@ -411,7 +411,11 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     }
     static const enum qn_kernel qdpf[5] = { QN_K_MOE_DPF_Q8_0, QN_K_MOE_DPF_Q4_0, QN_K_MOE_DPF_Q4_K, QN_K_MOE_DPF_Q5_K,
                                             QN_K_MOE_DPF_Q6_K };
-    if (udn && f->moe_qdnx[i] && moeq_dpf(xl)) PIPE(qdpf[i], &f->moe_qdpf[i], xl[0], xl[1]); /* the down's L2 prefetch */
+    if (udn && f->moe_qdnx[i] && moeq_dpf(xl)) { /* the down's L2 prefetch */
+        PIPE(qdpf[i], &f->moe_qdpf[i], xl[0], xl[1]);
+        QN_DEBUG("QNEXT_MOEQ_DPF: the down weights' L2 prefetch beside the gate_up (%s, %u,%u)",
+                 qn_kernel_infos[qdpf[i]].name, xl[0], xl[1]);
+    }
     if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4], moeq_pre());
         if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9], lay[10]);
@@ -582,6 +586,25 @@ static int make_layer_pipes(qn_fwd *f)
     return 0;
 }
 
+/* env QNEXT_NEXT_PF=1 (or =WG,LOADS): f->l2pf (l2pf.comp), the next layer's input projection prefetched into L2 beside
+ * each decode layer's split expert down (forward.c next_pf), spec WG (256) and loads per lane (8); off by default until
+ * an in-model A/B. */
+static int make_pf_pipes(qn_fwd *f)
+{
+    const char *e = getenv("QNEXT_NEXT_PF");
+    unsigned v[2] = { 256, 8 };
+    if (!e || !strcmp(e, "0")) return 0;
+    if (strcmp(e, "1") && (sscanf(e, "%u,%u", &v[0], &v[1]) != 2 || !v[0] || v[0] > 1024 || !v[1] || v[1] > 32)) {
+        QN_WARN("QNEXT_NEXT_PF=%s is not 1 or WG,LOADS (WG 1-1024, LOADS 1-32); using 256,8", e);
+        v[0] = 256, v[1] = 8;
+    }
+    int rc;
+    PIPE(QN_K_L2PF, &f->l2pf, v[0], v[1]);
+    QN_DEBUG("QNEXT_NEXT_PF: the next layer's input projection prefetched into L2 beside the split down (%u,%u)", v[0],
+             v[1]);
+    return 0;
+}
+
 int qn_fwd_make_pipes(qn_fwd *f)
 {
     static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 };
@@ -594,6 +617,7 @@ int qn_fwd_make_pipes(qn_fwd *f)
     for (int i = 0; i < 5; i++)
         if ((rc = make_q_pipes(f, i, tile))) return rc;
     if ((rc = make_router_pipes(f))) return rc;
+    if ((rc = make_pf_pipes(f))) return rc;
     return make_layer_pipes(f);
 }
 

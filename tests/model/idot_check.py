@@ -14,6 +14,10 @@ kernels: each x element moves by up to 1/254 of its block's max. Tiny Q8_0 runs 
 Mode "2p" (helper inproj; the hidden-256 q4_k_m model, in place of "2", which the real-shape q4_k_m still runs):
 QNEXT_IDOT=2 plus QNEXT_MV_PARTS_I8=1, the mixed-type in projections' one mv_parts dispatch with int8 x for its block
 parts (mv_parts_i8); `-vv` must name it ("mv_parts + int8"), same bound vs QNEXT_IDOT=0.
+Mode "2d" (helper down; the hidden-256 q4_0 model, in place of "2"): QNEXT_IDOT=2 plus QNEXT_MOEQ_DN_I8=1 (the split
+expert down on int8 act, moe_q_dnx_i8), QNEXT_MOEQ_DPF=1 (the down weights' L2 prefetch beside the gate_up) and
+QNEXT_NEXT_PF=1 (the next layer's input projection prefetched beside the down); `-vv` must name all three, same bound
+vs QNEXT_IDOT=0.
 """
 import os
 import subprocess
@@ -34,11 +38,15 @@ def run(args, env=None):
 
 
 def logits(qnext, model, toks, out, idot):
-    env = dict(os.environ, QNEXT_IDOT=idot.rstrip("p"))
+    env = dict(os.environ, QNEXT_IDOT=idot.rstrip("pd"))
     if idot.endswith("p"):
         env["QNEXT_MV_PARTS_I8"] = "1"
+    if idot.endswith("d"):
+        env["QNEXT_MOEQ_DN_I8"], env["QNEXT_MOEQ_DPF"], env["QNEXT_NEXT_PF"] = "1", "1", "1"
     rc, err = run([qnext, "logits", "-m", model, "--tokens", toks, "--backend", "vulkan", "-vv", "-o", out], env)
     used = "int8-dot decode block matvecs" in err and (not idot.endswith("p") or "mv_parts + int8" in err)
+    used = used and (not idot.endswith("d") or ("split expert down on int8 act" in err and "L2 prefetch" in err and
+                                                "prefetched into L2" in err))
     return (read_npy(out)[1] if rc == 0 else None), used
 
 
@@ -83,7 +91,7 @@ def main():
             report(False, "synth %s: GGUF written" % typ)
             continue
         check(qnext, g, work, "synth-%s%s" % (typ, "-real" if "--vocab" in args else ""),
-              ("2p",) if typ == "q4_k_m" and "--vocab" not in args else ("2",))
+              ("2p",) if typ == "q4_k_m" and "--vocab" not in args else ("2d",) if typ == "q4_0" else ("2",))
     print("%d failure(s)" % testlib.failures)
     return 1 if testlib.failures else 0
 
