@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,6 +110,18 @@ static int import_layer(struct qn_emap *mp, qn_vk *v, const qn_es *es, int l, ui
     return 0;
 }
 
+/* A driver may count its pins of imported pages against RLIMIT_MEMLOCK (8 MiB by default): raise the soft limit to
+ * unlimited where permitted (root), else to the hard limit. */
+static void raise_memlock(void)
+{
+    struct rlimit rl, inf = { RLIM_INFINITY, RLIM_INFINITY };
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY || !setrlimit(RLIMIT_MEMLOCK, &inf)) return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur != RLIM_INFINITY)
+        QN_INFO("QNEXT_HOST_MMAP: RLIMIT_MEMLOCK is %lld bytes (not unlimited); a driver that counts its pins may "
+                "refuse the imports", (long long)rl.rlim_cur);
+}
+
 int qn_emap_open(struct qn_emap **out, qn_vk *v, const qn_es *es)
 {
     *out = NULL;
@@ -129,6 +142,7 @@ int qn_emap_open(struct qn_emap **out, qn_vk *v, const qn_es *es)
     for (int i = 0; i < mp->nf; i++) mp->f[i] = (struct fmap){ .resv = MAP_FAILED, .fd = -1 };
     double t0 = qn_now_s();
     int rc = 0;
+    raise_memlock();
     for (int i = 0; !rc && i < mp->nf; i++) rc = map_file(&mp->f[i], qn_es_path(es, i), al);
     for (int l = 0; !rc && l < mp->L; l++) rc = import_layer(mp, v, es, l, al);
     if (!rc) rc = qn_buf_create(v, QN_MEM_DEVICE, n * sizeof *mp->off, "page-cache expert offsets", &mp->offs);

@@ -195,50 +195,74 @@ uint64_t qn_buf_import_align(const qn_vk *v)
     return hp.minImportedHostPointerAlignment;
 }
 
-/* The buffer and memory of an import (b->buf, b->mem, b->type); see qn_buf_import_host. */
-static int import_bind(qn_vk *v, qn_buf *b, void *ptr, VkExternalMemoryHandleTypeFlagBits ht)
+uint32_t qn_buf_import_types(qn_vk *v, void *ptr, bool foreign)
 {
-    int rc = 0;
     VkMemoryHostPointerPropertiesEXT hpp = { .sType = VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT };
-    VkResult r = vkGetMemoryHostPointerPropertiesEXT(v->dev, ht, ptr, &hpp);
-    if (r < 0 || !hpp.memoryTypeBits)
-        return qn_fail(QN_E_UNSUPPORTED, "importing '%s': vkGetMemoryHostPointerPropertiesEXT refused the pointer "
-                       "(%s, memory types 0x%x)", b->name, qn_vk_result_name(r), hpp.memoryTypeBits);
+    VkExternalMemoryHandleTypeFlagBits ht = foreign ? VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_MAPPED_FOREIGN_MEMORY_BIT_EXT
+                                                    : VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+    if (!v->caps.external_memory_host || vkGetMemoryHostPointerPropertiesEXT(v->dev, ht, ptr, &hpp) < 0) return 0;
+    return hpp.memoryTypeBits;
+}
+
+/* One try: the memory of type t imported at ptr, bound to b->buf. A VkResult. */
+static VkResult import_try(qn_vk *v, qn_buf *b, void *ptr, VkExternalMemoryHandleTypeFlagBits ht, int t, bool dedicated)
+{
+    VkMemoryDedicatedAllocateInfo da = { .sType = VK_STRUCTURE_TYPE_MEMORY_DEDICATED_ALLOCATE_INFO, .buffer = b->buf };
+    VkImportMemoryHostPointerInfoEXT imp = { .sType = VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT,
+                                             .pNext = dedicated ? &da : NULL, .handleType = ht, .pHostPointer = ptr };
+    VkMemoryAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .pNext = &imp,
+                                .allocationSize = b->size, .memoryTypeIndex = (uint32_t)t };
+    VkResult r = vkAllocateMemory(v->dev, &ai, NULL, &b->mem);
+    if (r < 0) {
+        b->mem = VK_NULL_HANDLE;
+        return r;
+    }
+    b->type = (uint32_t)t;
+    b->heap = v->caps.types[t].heap;
+    return vkBindBufferMemory(v->dev, b->buf, b->mem, 0);
+}
+
+/* The buffer and memory of an import (b->buf, b->mem, b->type); see qn_buf_import_host_ex. Automatic type: the
+ * preferred one (host-visible coherent, not device-local) first, then every other the pointer allows. */
+static int import_bind(qn_vk *v, qn_buf *b, void *ptr, const struct qn_import_opts *o)
+{
+    VkExternalMemoryHandleTypeFlagBits ht = o->foreign ? VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_MAPPED_FOREIGN_MEMORY_BIT_EXT
+                                                       : VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+    uint32_t bits = qn_buf_import_types(v, ptr, o->foreign);
+    if (!bits)
+        return qn_fail(QN_E_UNSUPPORTED, "importing '%s': vkGetMemoryHostPointerPropertiesEXT refused the pointer %p "
+                       "(no memory type)", b->name, ptr);
     VkExternalMemoryBufferCreateInfo eb = { .sType = VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO,
                                             .handleTypes = (VkExternalMemoryHandleTypeFlags)ht };
     uint32_t fams[2];
     VkBufferCreateInfo bi = storage_buffer_info(v, b->size, fams);
     bi.pNext = &eb;
+    if (o->exclusive) bi.sharingMode = VK_SHARING_MODE_EXCLUSIVE, bi.queueFamilyIndexCount = 0;
+    int rc = 0;
     QN_VK_TRY(vkCreateBuffer(v->dev, &bi, NULL, &b->buf));
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(v->dev, b->buf, &req);
-    int t = choose_type(v, QN_MEM_IMPORTED, req.memoryTypeBits & hpp.memoryTypeBits);
-    if (t < 0 || req.size > b->size) {
-        rc = qn_fail(QN_E_UNSUPPORTED, "importing '%s': no memory type fits (buffer 0x%x, pointer 0x%x) or the "
-                     "buffer needs %llu bytes for %llu", b->name, req.memoryTypeBits, hpp.memoryTypeBits,
-                     (unsigned long long)req.size, (unsigned long long)b->size);
-        goto done;
+    uint32_t ok = req.memoryTypeBits & bits & (o->mem_type >= 0 ? 1u << o->mem_type : ~0u);
+    int first = choose_type(v, QN_MEM_IMPORTED, ok);
+    char tried[160] = "";
+    VkResult r = VK_ERROR_FEATURE_NOT_PRESENT;
+    for (int k = -1, t; r < 0 && k < (int)v->caps.ntypes; k++) {
+        if ((t = k < 0 ? first : k) < 0 || (k >= 0 && (k == first || !(ok & (1u << k))))) continue;
+        r = import_try(v, b, ptr, ht, t, o->dedicated);
+        size_t n = strlen(tried);
+        snprintf(tried + n, sizeof tried - n, "%s%d: %s", n ? ", " : "", t, qn_vk_result_name(r));
     }
-    b->type = (uint32_t)t;
-    b->heap = v->caps.types[t].heap;
-    VkImportMemoryHostPointerInfoEXT imp = { .sType = VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT,
-                                             .handleType = ht, .pHostPointer = ptr };
-    VkMemoryAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .pNext = &imp,
-                                .allocationSize = b->size, .memoryTypeIndex = b->type };
-    r = vkAllocateMemory(v->dev, &ai, NULL, &b->mem);
-    if (r < 0) {
-        b->mem = VK_NULL_HANDLE;
-        rc = qn_fail(r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY ? -ENOMEM
-                     : QN_E_UNSUPPORTED, "importing '%s' (%.1f MiB at %p, memory type %d): vkAllocateMemory: %s",
-                     b->name, MIB(b->size), ptr, t, qn_vk_result_name(r));
-        goto done;
-    }
-    QN_VK_TRY(vkBindBufferMemory(v->dev, b->buf, b->mem, 0));
+    if (r < 0 || req.size > b->size)
+        rc = qn_fail(r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY ? -ENOMEM : QN_E_UNSUPPORTED,
+                     "importing '%s' (%.1f MiB at %p): memory types 0x%x for the pointer, 0x%x for the buffer (needs %llu "
+                     "bytes); vkAllocateMemory per type: %s", b->name, MIB(b->size), ptr, bits, req.memoryTypeBits,
+                     (unsigned long long)req.size, tried[0] ? tried : "none tried");
 done:
     return rc;
 }
 
-int qn_buf_import_host(qn_vk *v, void *ptr, uint64_t size, bool foreign, const char *name, qn_buf **out)
+int qn_buf_import_host_ex(qn_vk *v, void *ptr, uint64_t size, const struct qn_import_opts *o, const char *name,
+                          qn_buf **out)
 {
     *out = NULL;
     name = name ? name : "(unnamed)";
@@ -252,8 +276,7 @@ int qn_buf_import_host(qn_vk *v, void *ptr, uint64_t size, bool foreign, const c
     snprintf(b->name, sizeof b->name, "%s", name);
     b->size = size;
     b->kind = QN_MEM_IMPORTED;
-    int rc = import_bind(v, b, ptr, foreign ? VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_MAPPED_FOREIGN_MEMORY_BIT_EXT
-                                            : VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT);
+    int rc = import_bind(v, b, ptr, o);
     if (rc < 0) {
         if (b->mem) vkFreeMemory(v->dev, b->mem, NULL);
         if (b->buf) vkDestroyBuffer(v->dev, b->buf, NULL);
@@ -264,6 +287,12 @@ int qn_buf_import_host(qn_vk *v, void *ptr, uint64_t size, bool foreign, const c
     v->nbuffers++;
     *out = b;
     return 0;
+}
+
+int qn_buf_import_host(qn_vk *v, void *ptr, uint64_t size, bool foreign, const char *name, qn_buf **out)
+{
+    struct qn_import_opts o = { .foreign = foreign, .mem_type = -1 };
+    return qn_buf_import_host_ex(v, ptr, size, &o, name, out);
 }
 
 static int check_range(const qn_buf *b, uint64_t off, uint64_t n, const char *what)

@@ -217,6 +217,13 @@ void qn_buf_destroy(qn_vk *v, qn_buf **b); /* safe on NULL; sets *b = NULL */
  * destroyed and every GPU use has finished. */
 int qn_buf_import_host(qn_vk *v, void *ptr, uint64_t size, bool foreign, const char *name, qn_buf **out);
 uint64_t qn_buf_import_align(const qn_vk *v); /* minImportedHostPointerAlignment; 0 without the extension */
+/* The probe's knobs (test_host_read --matrix): mem_type -1 tries the preferred type, then every other the pointer
+ * allows (qn_buf_import_host does); exclusive: VK_SHARING_MODE_EXCLUSIVE even with a transfer-only family;
+ * dedicated: VkMemoryDedicatedAllocateInfo. */
+struct qn_import_opts { bool foreign, exclusive, dedicated; int mem_type; };
+int qn_buf_import_host_ex(qn_vk *v, void *ptr, uint64_t size, const struct qn_import_opts *o, const char *name,
+                          qn_buf **out);
+uint32_t qn_buf_import_types(qn_vk *v, void *ptr, bool foreign);   /* memory types the driver allows; 0: refused */
 /* Synchronous host <-> buffer copies: memcpy when mapped, else through a staging buffer + GPU copy. */
 int qn_buf_write(qn_vk *v, qn_buf *b, uint64_t off, const void *src, uint64_t n);
 int qn_buf_read(qn_vk *v, const qn_buf *b, uint64_t off, void *dst, uint64_t n);

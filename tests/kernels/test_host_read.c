@@ -12,13 +12,17 @@
  * pread() of the file. Without arguments it probes a temporary file of random words (a failed control import or
  * any differing word fails); `--mmap FILE [--sizes MiB,..] [--ways abcd] [--bench]` probes FILE (e.g. the 80B GGUF, in the
  * page cache) and times the import (the driver pinning the pages) and the GPU's reads out of the mapping;
- * RssAnon / RssFile before and after tell whether the import pinned the page cache or made a private copy. */
+ * RssAnon / RssFile before and after tell whether the import pinned the page cache or made a private copy.
+ * `--mmap FILE --matrix`: which imports the driver takes at all — sources (aligned_alloc, anonymous mmap, the file
+ * mapped MAP_SHARED read-only, the same with MAP_POPULATE) x sizes 4 KiB .. 256 MiB x every memory type the pointer
+ * allows x concurrent / exclusive sharing x plain / dedicated allocation, one line per source and size. */
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -271,6 +275,81 @@ static void probe_file(struct qn_h *h, struct probe *pr, const uint64_t *sizes, 
         }
 }
 
+/* ---- the import matrix (--matrix) ------------------------------------------------------------------- */
+
+enum { SRC_MALLOC, SRC_ANON, SRC_FILE, SRC_FILE_POP, NSRC };
+static const char *const src_name[NSRC] = { "aligned_alloc", "anon mmap", "file MAP_SHARED RO", "file +POPULATE" };
+
+static void *matrix_src(int src, int fd, uint64_t n, uint64_t al)
+{
+    void *p = NULL;
+    if (src == SRC_MALLOC && (p = aligned_alloc((size_t)al, (size_t)n))) memset(p, 1, (size_t)n);
+    if (src == SRC_ANON) {
+        p = mmap(NULL, (size_t)n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) memset(p, 1, (size_t)n);
+    }
+    if (src >= SRC_FILE) p = mmap(NULL, (size_t)n, PROT_READ, MAP_SHARED | (src == SRC_FILE_POP ? MAP_POPULATE : 0), fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void matrix_line(struct qn_h *h, int src, void *p, uint64_t n)
+{
+    uint32_t bits = qn_buf_import_types(h->v, p, false);
+    char line[1024], first[400] = "";
+    int at = snprintf(line, sizeof line, "%-18s %8.0f KiB: types 0x%x", src_name[src], n / 1024.0, bits);
+    for (int t = -1; t < (int)qn_vk_caps(h->v)->ntypes; t++) {
+        if (t >= 0 && !(bits & (1u << t))) continue;
+        VkMemoryPropertyFlags f = t >= 0 ? qn_vk_caps(h->v)->types[t].flags : 0;
+        at += snprintf(line + at, sizeof line - (size_t)at, " | %s%d%s%s%s:", t < 0 ? "auto" : "t", t < 0 ? 0 : t,
+                       f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT ? " DL" : "",
+                       f & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT ? " HC" : "",
+                       f & VK_MEMORY_PROPERTY_HOST_CACHED_BIT ? " CA" : "");
+        for (int k = 0; k < 4 && at < (int)sizeof line - 16; k++) {
+            struct qn_import_opts o = { .mem_type = t, .exclusive = k & 1, .dedicated = k >> 1 };
+            qn_buf *b = NULL;
+            int rc = qn_buf_import_host_ex(h->v, p, n, &o, "matrix", &b);
+            if (rc < 0 && !first[0]) snprintf(first, sizeof first, "%s", qn_errmsg());
+            at += snprintf(line + at, sizeof line - (size_t)at, " %s%s=%s", k & 1 ? "E" : "C", k >> 1 ? "D" : "",
+                           rc >= 0 ? "ok" : rc == -ENOMEM ? "oom" : "no");
+            qn_buf_destroy(h->v, &b);
+        }
+        if (t < 0 && !bits) break;
+    }
+    printf("%s\n", line);
+    if (first[0]) printf("     first failure: %s\n", first);
+}
+
+static void import_matrix(struct qn_h *h, const char *path)
+{
+    uint64_t al = qn_buf_import_align(h->v), sizes[5] = { 4096, 65536, 2u << 20, 64u << 20, 256u << 20 };
+    struct rlimit rl;
+    getrlimit(RLIMIT_MEMLOCK, &rl);
+    printf("import matrix: minImportedHostPointerAlignment %llu, RLIMIT_MEMLOCK %lld / %lld bytes, page %ld; C/E = "
+           "concurrent / exclusive sharing, D = dedicated allocation\n", (unsigned long long)al,
+           (long long)rl.rlim_cur, (long long)rl.rlim_max, sysconf(_SC_PAGESIZE));
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || !al) { perror(path); h->failures++; return; }
+    uint64_t fsize = (uint64_t)lseek(fd, 0, SEEK_END);
+    for (int pass = 0; pass < 2; pass++)   /* then with RLIMIT_MEMLOCK raised (a driver may account its pins) */
+        for (int src = 0; src < NSRC; src++)
+            for (int i = pass ? 2 : 0; i < 5; i++) {
+                if (pass && src == 0 && i == 2) {
+                    struct rlimit inf = { RLIM_INFINITY, RLIM_INFINITY };
+                    int r = setrlimit(RLIMIT_MEMLOCK, &inf);
+                    getrlimit(RLIMIT_MEMLOCK, &rl);
+                    if (src == 0) printf("RLIMIT_MEMLOCK raised to unlimited: %s (now %lld)\n", r ? "refused" : "ok",
+                                         (long long)rl.rlim_cur);
+                }
+                uint64_t n = sizes[i] < fsize ? sizes[i] / al * al : fsize / al * al;
+                void *p = n ? matrix_src(src, fd, n, al) : NULL;
+                if (!p) { printf("%s %llu bytes: no memory\n", src_name[src], (unsigned long long)n); continue; }
+                matrix_line(h, src, p, n);
+                if (src == SRC_MALLOC) free(p);
+                else munmap(p, (size_t)n);
+            }
+    close(fd);
+}
+
 /* Without --mmap: a temporary file of random words (not a multiple of the chunk size), every way probed. */
 static void probe_selftest(struct qn_h *h)
 {
@@ -301,6 +380,7 @@ int main(int argc, char **argv)
     bool bench = false;
     long mib = 8, iters = 5;
     const char *file = NULL, *sizes_arg = "256,1024,4096,8192", *ways = "abcd";
+    bool matrix = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--bench")) {
             bench = true;
@@ -309,6 +389,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--mmap") && i + 1 < argc) file = argv[++i];
         else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) sizes_arg = argv[++i];
         else if (!strcmp(argv[i], "--ways") && i + 1 < argc) ways = argv[++i];
+        else if (!strcmp(argv[i], "--matrix")) matrix = true;
+    }
+    if (file && matrix) {
+        import_matrix(&h, file);
+        return qn_h_close(&h);
     }
     if (file) {   /* the import probe of a given file only */
         struct probe pr = { .path = file, .bench = bench, .ways = ways, .iters = (int)iters,
