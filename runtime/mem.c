@@ -79,7 +79,9 @@ static int choose_type(const qn_vk *v, enum qn_mem kind, uint32_t bits)
         t = pick_type(v, bits, HV | HC, cached ? CA : 0, cached ? DL : DL | CA);
         break;
     }
-    case QN_MEM_IMPORTED: t = pick_type(v, bits, 0, HV | HC, DL); break;
+    case QN_MEM_IMPORTED: /* host-cached first: a driver cannot remap the caller's pages write-combined */
+        t = pick_type(v, bits, 0, HV | HC | CA, DL);
+        break;
     }
     return t;
 }
