@@ -135,6 +135,16 @@ uint q_row(uint rr)
 }
 
 float h16(uint u, uint k) { return unpackHalf2x16(u)[k]; }
+#ifndef QN_CM
+// x rounded to f16's 11-bit significand, to nearest even, in integer math (an unpackHalf2x16(packHalf2x16(x)) round
+// trip can be folded away by a compiler: the NVIDIA driver did); exact for |x| in f16's normal range, which the
+// emulated kernel's q is (values below 2^-14 keep more bits than f16 subnormals would)
+vec4 f16_round(vec4 x)
+{
+    uvec4 u = floatBitsToUint(clamp(x, vec4(-65504.0), vec4(65504.0)));
+    return uintBitsToFloat((u + 0xfffu + ((u >> 13u) & 1u)) & ~0x1fffu);
+}
+#endif
 // half e of a shared f16 row starting at uvec4 index base
 float kv_half(uint base, uint e) { return h16(kvs[base + e / 8u][(e % 8u) / 2u], e % 2u); }
 float p_half(uint base, uint e) { return h16(ps[base + e / 8u][(e % 8u) / 2u], e % 2u); }
@@ -188,8 +198,7 @@ void s_block()
         uint qb = q_row(g_rg * 16u + row);
         float acc = 0.0;
         for (uint l = 0u; qb != ~0u && l < g_L; l++) {
-            vec4 qv = q4[qb + l];
-            qv = vec4(unpackHalf2x16(f16x8(qv, qv).x), unpackHalf2x16(f16x8(qv, qv).y)); // as staged: f16
+            vec4 qv = f16_round(q4[qb + l]); // as the tensor-core kernel stages it
             for (uint c = 0u; c < 4u; c++) acc += qv[c] * kv_half(key * SK4, 4u * l + c);
         }
         ss[(g_rg * 16u + row) * SS + key] = acc;
