@@ -184,8 +184,15 @@ void qn_prep(uint j, uint G, uint D, uint pos, bool own)
 
 #ifdef QN_ATTN_COMB
 // The workgroup has stored its partials of kv head j: count it on cnt[j]; the last of the `used` splits resets the
-// counter and combines heads hb .. hb + G - 1 (attn_decode_combine's arithmetic, splits in order 0, 1, ...).
+// counter and combines heads hb .. hb + G - 1 (attn_decode_combine's arithmetic, splits in order 0, 1, ...): up to
+// QN_CB_SMAX used splits, invocation g first takes head g's max, weights e^(m_s - M) and sum into shared memory (the
+// same values the combine computes per element), so each output element then costs `used` independent loads; more
+// splits: every element recomputes them, as the combine does.
+const uint QN_CB_FIT = (QN_GMAX + 1u) * QN_WG / QN_GMAX; // red holds (QN_GMAX + 1) * QN_WG floats
+const uint QN_CB_SMAX = QN_CB_FIT < 32u ? QN_CB_FIT : 32u;
 shared bool cb_last;
+#define cb_w red  // e^(m_s - M) per (head, split): the prep's sums of squares array, free by now
+#define cb_sum ss // sum_s l_s e^(m_s - M) per head: the tiles' scores, free by now
 void qn_comb(uint j, uint used, uint hb, uint G, uint S)
 {
     uint tid = gl_LocalInvocationIndex, D = pc.D;
@@ -196,15 +203,35 @@ void qn_comb(uint j, uint used, uint hb, uint G, uint S)
     if (!cb_last) return; // uniform
     memoryBarrierBuffer();
     if (tid == 0u) cnt[j] = 0u;
+    bool fast = used <= QN_CB_SMAX; // the per-head weights fit in shared memory (uniform)
+    if (fast) { // invocation g < G: head hb + g's max, weights and sum in attn_decode_combine's order
+        if (tid < G) {
+            uint mlb = pc.Hq * S * D + (hb + tid) * S * 2u;
+            float M = QN_NEG_BIG, sum = 0.0;
+            for (uint s = 0u; s < used; s++) M = max(M, part1[mlb + s * 2u]);
+            for (uint s = 0u; s < used; s++) {
+                float w = exp(part1[mlb + s * 2u] - M);
+                sum += part1[mlb + s * 2u + 1u] * w;
+                cb_w[tid * QN_CB_SMAX + s] = w;
+            }
+            cb_sum[tid] = sum;
+        }
+        barrier();
+    }
     for (uint e = tid; e < G * D; e += QN_WG) {
-        uint h = hb + e / D, d = e % D, mlb = pc.Hq * S * D + h * S * 2u;
-        float M = QN_NEG_BIG;
-        for (uint s = 0u; s < used; s++) M = max(M, part1[mlb + s * 2u]);
+        uint g = e / D, h = hb + g, d = e % D, mlb = pc.Hq * S * D + h * S * 2u;
         float sum = 0.0, o = 0.0;
-        for (uint s = 0u; s < used; s++) {
-            float w = exp(part1[mlb + s * 2u] - M);
-            sum += part1[mlb + s * 2u + 1u] * w;
-            o += part1[(h * S + s) * D + d] * w;
+        if (fast) {
+            sum = cb_sum[g];
+            for (uint s = 0u; s < used; s++) o += part1[(h * S + s) * D + d] * cb_w[g * QN_CB_SMAX + s];
+        } else {
+            float M = QN_NEG_BIG;
+            for (uint s = 0u; s < used; s++) M = max(M, part1[mlb + s * 2u]);
+            for (uint s = 0u; s < used; s++) {
+                float w = exp(part1[mlb + s * 2u] - M);
+                sum += part1[mlb + s * 2u + 1u] * w;
+                o += part1[(h * S + s) * D + d] * w;
+            }
         }
         float a = sum > 0.0 ? o / sum : 0.0;
         outv[h * D + d] = a * qn_sigmoid(proj[pc.gate_off + h * D + d]);

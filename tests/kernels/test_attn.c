@@ -500,10 +500,11 @@ static void test_pipeline(struct qn_h *h)
     fused_spec = wg96;
     pipeline_case(h, ODD[2], 9, 20, 1);
     pipeline_case(h, ODD[3], 33, 1, 0);
-    /* ... and the combine folded in: several used splits (N = 64: 2 of 2; 79: 3 of 3; 101: 4 of 4) */
+    /* ... and the combine folded in: several used splits (N = 64: 2 of 2; 79: 3 of 3; 101: 4 of 4; 1101: 35) */
     fused_comb = true, fused_spec = NULL;
     pipeline_case(h, REAL, 40, 23, 1);
     pipeline_case(h, ODD[0], 47, 31, 0);
+    pipeline_case(h, ODD[0], 600, 500, 1); /* 35 used splits: more than the shared weights hold (32) */
     fused_spec = wg96;
     pipeline_case(h, ODD[2], 9, 91, 1);
     fused_prep = false, fused_comb = false, fused_spec = NULL;
