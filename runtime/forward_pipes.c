@@ -481,9 +481,11 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
 /* env QNEXT_ATTN_CM: 1 runs the causal prefill attention as flash attention on tensor cores (attn_prefill_cm.comp:
  * q, k, v and the probabilities rounded to f16, f32 accumulation) where the device has VK_NV_cooperative_matrix with
  * the f16 16x16x16 shape and 32-wide subgroups (else a warning and attn_prefill); emu its twin with the fragment
- * operations emulated (any device, slow: for testing the graph on lavapipe); unset or 0 attn_prefill (the default
- * until the H100 A/B). Needs a head dim that is a multiple of 32, at most 256, and a self-check against attn_prefill
- * at setup to pass (attn_cm_check.c). QNEXT_ATTN_CM_LAYOUT=PF,BC,KV2: its spec constants 1-3 (default 0,32,0): PF 1
+ * operations emulated (any device, slow: for testing the graph on lavapipe); 0 attn_prefill. Unset: as 1 where the
+ * device has it (quietly attn_prefill elsewhere) unless the tensor cores are off (QNEXT_COOPMAT=0 or the board's
+ * policy): the default since H100 run 28 (prefill-ab, full 80B Q4_K_M: 4845 vs 3642 tok/s at 4096 tokens, 2318 vs
+ * 2222 at 512; the kernel 9.5x attn_prefill at T 4096). Needs a head dim that is a multiple of 32, at most 256, and a
+ * self-check against attn_prefill at setup to pass (attn_cm_check.c). QNEXT_ATTN_CM_LAYOUT=PF,BC,KV2: its spec constants 1-3 (default 0,32,0): PF 1
  * each K / V tile fetched into registers before the previous step's multiplies, BC 16 or 32 keys per tile, KV2 1 the
  * K and V tiles in two buffers (3 barriers per tile instead of 4; 48640 bytes of shared memory at BC 32). */
 static int make_attn_cm_pipe(qn_fwd *f)
@@ -493,7 +495,11 @@ static int make_attn_cm_pipe(qn_fwd *f)
     uint32_t D = (uint32_t)f->m->c.head_dim;
     int rc;
     f->pre_cm = NULL;
-    if (!e || !*e || !strcmp(e, "0")) return 0;
+    const char *ce = getenv("QNEXT_COOPMAT");
+    bool quiet = !e || !*e; /* the default: on where the device has it and the tensor cores are not turned off */
+    if (quiet && (ce ? !strcmp(ce, "0") : f->tune.coopmat == QN_FWD_CM_OFF)) return 0;
+    if (quiet) e = "1";
+    if (!strcmp(e, "0")) return 0;
     bool emu = !strcmp(e, "emu");
     enum qn_kernel k = emu ? QN_K_ATTN_PREFILL_CM_EMU : QN_K_ATTN_PREFILL_CM;
     if (!emu && strcmp(e, "1")) {
@@ -510,6 +516,7 @@ static int make_attn_cm_pipe(qn_fwd *f)
     uint32_t need = qn_attn_cm_shared_bytes(lay[1], (int)lay[2]);
     if (D % 32 || D > 256 || c->max_shared < need || (qn_kernel_infos[k].features & ~c->features) ||
         (!emu && (c->coopmat_nv_n != 16 || c->subgroup_size != 32 || c->subgroup_min != 32 || c->subgroup_max != 32))) {
+        if (quiet) return 0;
         QN_WARN("QNEXT_ATTN_CM=%s: '%s' lacks what %s needs (VK_NV_cooperative_matrix f16 16x16x16 and 32-wide "
                 "subgroups, %u bytes of shared memory, head dim %u a multiple of 32 <= 256); attn_prefill runs", e, c->name,
                 qn_kernel_infos[k].name, need, D);
