@@ -546,7 +546,7 @@ static void gdn_block(struct rec *r, int l)
                           &pcc, sizeof pcc, cdiv(CD, qn_pipe_spec(cv, 0) / qn_pipe_spec(cv, 1)));
         barrier(r);
         mark(r, "gdn.rule");                    /* o[T, Hv, dv] = delta rule over q, k, v, b, a; state S */
-        if (T >= 16 && f->wy_a) gdn_wy(r, l);   /* two passes per segment (QNEXT_GDN_WY=1) */
+        if (f->wy_a && T >= f->wy_min_t) gdn_wy(r, l);   /* two passes per segment (QNEXT_GDN_WY) */
         else {
             const qn_pipe *rule = T >= 16 ? f->rule_chunk : f->rule_rec;
             qn_pc_gdn pcg = { .T = T, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .qkv_stride = CD, .q_off = 0,

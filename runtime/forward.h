@@ -116,6 +116,7 @@ typedef struct qn_fwd {
                                chunks at once, gdn_chunk_state: the walk over the chunks; env QNEXT_GDN_WY=1); NULL:
                                gdn_chunked */
     uint32_t wy_seg;        /* chunks per segment of the two passes (env QNEXT_GDN_WY_SEG; the scratch holds one) */
+    uint32_t wy_min_t;      /* the two passes for prefill calls of at least this many tokens (env QNEXT_GDN_WY) */
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *pre_cm;        /* attn_prefill_cm (flash attention on tensor cores) or its emulated twin in attn_prefill's
                                place (env QNEXT_ATTN_CM=1 | emu, forward_pipes.c make_attn_cm_pipe); NULL: attn_prefill */
