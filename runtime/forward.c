@@ -501,25 +501,22 @@ static bool gdn_fused(struct rec *r, int l, bool *normed)
 /* The delta rule of a prefill call in two passes per segment of wy_seg chunks (64 tokens each): gdn_chunk_wy, the
  * per-chunk factors of all the segment's chunks in parallel (O_intra to o, the rest to wy_scr), then
  * gdn_chunk_state, the walk over the chunks carrying S (o += Q' S0). */
-static void gdn_wy(struct rec *r, int l)
+static void gdn_wy(struct rec *r, int l, const qn_pc_gdn *g)
 {
     qn_fwd *f = r->f;
-    const qn_config *c = r->cfg;
     const struct qn_mlayer *L = &f->m->L[l];
     struct qn_fwd_layer_state *st = &f->st[l];
-    uint32_t T = r->T, Hk = (uint32_t)c->lin_k_heads, Hv = (uint32_t)c->lin_v_heads;
-    uint32_t dk = (uint32_t)c->lin_k_dim, dv = (uint32_t)c->lin_v_dim, KD = Hk * dk, VD = Hv * dv;
-    uint32_t nch = cdiv(T, 64), nc = nch < f->wy_seg ? nch : f->wy_seg;
+    uint32_t nch = cdiv(g->T, 64), nc = nch < f->wy_seg ? nch : f->wy_seg;
     for (uint32_t ch = 0; ch < nch; ch += nc) {
-        qn_pc_gdn_wy pc = { .T = T, .t0 = ch * 64, .nc = nc, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv,
-                            .qkv_stride = 2 * KD + VD, .q_off = 0, .k_off = KD, .v_off = 2 * KD,
-                            .proj_stride = L->w_in.rows, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv };
+        qn_pc_gdn_wy pc = { .T = g->T, .t0 = ch * 64, .nc = nc, .Hk = g->Hk, .Hv = g->Hv, .dk = g->dk, .dv = g->dv,
+                            .qkv_stride = g->qkv_stride, .q_off = g->q_off, .k_off = g->k_off, .v_off = g->v_off,
+                            .proj_stride = g->proj_stride, .b_off = g->b_off, .a_off = g->a_off };
         qn_cmd_dispatch_n(r->c, f->wy_a, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
                                                   QN_BIND(f->wy_scr), QN_BIND(f->o)),
-                          &pc, sizeof pc, (uint64_t)nc * Hv);
+                          &pc, sizeof pc, (uint64_t)nc * g->Hv);
         barrier(r);
         qn_cmd_dispatch_n(r->c, f->wy_b, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->wy_scr), QN_BIND(st->S), QN_BIND(f->o)),
-                          &pc, sizeof pc, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(f->wy_b, 1)));
+                          &pc, sizeof pc, (uint64_t)g->Hv * cdiv(g->dv, qn_pipe_spec(f->wy_b, 1)));
         barrier(r);
     }
 }
@@ -546,12 +543,11 @@ static void gdn_block(struct rec *r, int l)
                           &pcc, sizeof pcc, cdiv(CD, qn_pipe_spec(cv, 0) / qn_pipe_spec(cv, 1)));
         barrier(r);
         mark(r, "gdn.rule");                    /* o[T, Hv, dv] = delta rule over q, k, v, b, a; state S */
-        if (f->wy_a && T >= f->wy_min_t) gdn_wy(r, l);   /* two passes per segment (QNEXT_GDN_WY) */
+        qn_pc_gdn pcg = { .T = T, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .qkv_stride = CD, .q_off = 0, .k_off = KD,
+                          .v_off = 2 * KD, .proj_stride = P, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv };
+        if (f->wy_a && T >= f->wy_min_t) gdn_wy(r, l, &pcg);   /* two passes per segment (QNEXT_GDN_WY) */
         else {
             const qn_pipe *rule = T >= 16 ? f->rule_chunk : f->rule_rec;
-            qn_pc_gdn pcg = { .T = T, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .qkv_stride = CD, .q_off = 0,
-                              .k_off = KD, .v_off = 2 * KD, .proj_stride = P, .b_off = 2 * KD + 2 * VD,
-                              .a_off = 2 * KD + 2 * VD + Hv };
             qn_cmd_dispatch_n(r->c, rule, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log),
                                                    wb(&L->dt_bias), QN_BIND(st->S), QN_BIND(f->o)),
                               &pcg, sizeof pcg, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(rule, 1)));
