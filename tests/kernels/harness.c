@@ -94,6 +94,17 @@ void qn_h_random(struct qn_h *h, float *x, size_t n, float lo, float hi)
     }
 }
 
+void qn_h_quant_i8(const float *x, uint32_t n, float *xq, float *dx)
+{
+    for (uint32_t b = 0; b < n / 32; b++) {
+        float amax = 0;
+        for (uint32_t i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[32 * b + i]));
+        float id = amax > 0 ? 127.0f / amax : 0.0f, d = amax / 127.0f;
+        if (dx) dx[b] = d;
+        for (uint32_t i = 0; i < 32; i++) xq[32 * b + i] = d * rintf(x[32 * b + i] * id);
+    }
+}
+
 qn_buf *qn_h_buffer(struct qn_h *h, const char *name, size_t bytes)
 {
     if (h->nbufs == QN_H_MAX_OBJS) die(h, "too many buffers (call qn_h_reset between cases)", -ENOSPC);

@@ -64,6 +64,9 @@ float *qn_h_alloc(struct qn_h *h, size_t n);
 void *qn_h_alloc_bytes(struct qn_h *h, size_t bytes);
 /* n uniform values in [lo, hi), none of them exactly zero. */
 void qn_h_random(struct qn_h *h, float *x, size_t n, float lo, float hi);
+/* x[0, n) as the int8 kernels see it (quant_i8.glsl): per 32 values dx = amax / 127 and xq = dx * rint(x * (127 /
+ * amax)); xq may be x (in place); dx[n / 32] receives the scales unless NULL. */
+void qn_h_quant_i8(const float *x, uint32_t n, float *xq, float *dx);
 
 /* Device buffers with random contents (never zeros). *host (if not NULL) receives the values as the
  * kernel sees them, in f32 (after rounding to bf16/f16 for those dtypes). */

@@ -86,17 +86,6 @@ struct mcase {
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
 
-/* x[0, n) as the int8 kernels see it (quant_i8.glsl): per 32, dx = amax / 127, x = dx * roundEven(x * (127 / amax)) */
-static void quant_row(float *x, uint32_t n)
-{
-    for (uint32_t b = 0; b < n / 32; b++) {
-        float amax = 0;
-        for (uint32_t i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[32 * b + i]));
-        float id = amax > 0 ? 127.0f / amax : 0.0f, d = amax / 127.0f;
-        for (uint32_t i = 0; i < 32; i++) x[32 * b + i] = d * rintf(x[32 * b + i] * id);
-    }
-}
-
 /* sum w x in double; *s = its error scale: sum |w x| + sum |x| * (range of w's 32-block) */
 static double dot_s(const float *w, const float *x, uint32_t n, double *s)
 {
@@ -279,8 +268,10 @@ static void run_case(struct qn_h *h, struct mcase c)
         ar = qn_h_alloc(h, (size_t)T * (K + 1) * as);
         memcpy(ar, a_h, (size_t)T * (K + 1) * as * sizeof(float));
         for (uint32_t t = 0; t < T; t++)
-            for (uint32_t k = 0; k <= K; k++)
-                if (k < K || c.shq) quant_row(ar + ((size_t)t * (K + 1) + k) * as, k < K ? I : Is);
+            for (uint32_t k = 0; k <= K; k++) {
+                float *row = ar + ((size_t)t * (K + 1) + k) * as;
+                if (k < K || c.shq) qn_h_quant_i8(row, k < K ? I : Is, row, NULL);
+            }
     }
     struct kpair kp = pair_new(h, c.fgu, c.fdn, &l, &ld, X.up_off);
     if (c.dpf) kp.pf = qn_h_pipe(h, k_dpf[c.fdn], 32, 2);

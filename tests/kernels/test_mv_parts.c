@@ -44,18 +44,6 @@ static uint32_t type_code(uint32_t t)
 static double worst_loose; /* int8 cases: max |y - unquantized ref| / quantization bound */
 static uint32_t i8par;     /* int8 cases: spec 7 QN_I8PAR (x quantized by 4 invocations per block) */
 
-/* xq[n] = x quantized as the int8 kernels do (per 32: amax, q = rint(x * (127 / amax)), dx = amax / 127); dx[n / 32] */
-static void quant_x8(const float *x, uint32_t n, float *xq, float *dx)
-{
-    for (uint32_t b = 0; b < n / 32; b++) {
-        float amax = 0;
-        for (uint32_t i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[32 * b + i]));
-        float id = amax > 0 ? 127.0f / amax : 0.0f, d = amax / 127.0f;
-        dx[b] = d;
-        for (uint32_t i = 0; i < 32; i++) xq[32 * b + i] = d * rintf(x[32 * b + i] * id);
-    }
-}
-
 /* int8 references for token t: tight[r] = n * (row r . dq(x (nw + 1))) for block parts (f32 parts: unquantized), and
  * the largest n * sum |w| dx / 2 over the block rows (returned) */
 static double ref_i8(const struct pspec *ps, uint32_t np, uint32_t cols, const float *x, const float *nw, double n,
@@ -63,7 +51,7 @@ static double ref_i8(const struct pspec *ps, uint32_t np, uint32_t cols, const f
 {
     float *xw = qn_h_alloc(&H, cols), *xq = qn_h_alloc(&H, cols), *dx = qn_h_alloc(&H, cols / 32);
     for (uint32_t c = 0; c < cols; c++) xw[c] = x[c] * (nw[c] + 1.0f);
-    quant_x8(xw, cols, xq, dx);
+    qn_h_quant_i8(xw, cols, xq, dx);
     double qmax = 0;
     for (uint32_t i = 0, r = 0; i < np; i++)
         for (uint32_t k = 0; k < ps[i].rows; k++, r++) {

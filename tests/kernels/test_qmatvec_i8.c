@@ -64,18 +64,6 @@ struct qcase {
     uint32_t xsh; /* spec 4 (vec4s of x staged); 0: cols / 4 */
 };
 
-/* xq[n] = x quantized as the kernel does (per 32: amax, q = rint(x * (127 / amax)), dx = amax / 127); dx[n / 32] */
-static void quant_x(const float *x, uint32_t n, float *xq, float *dx)
-{
-    for (uint32_t b = 0; b < n / 32; b++) {
-        float amax = 0;
-        for (uint32_t i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[32 * b + i]));
-        float id = amax > 0 ? 127.0f / amax : 0.0f, d = amax / 127.0f;
-        dx[b] = d;
-        for (uint32_t i = 0; i < 32; i++) xq[32 * b + i] = d * rintf(x[32 * b + i] * id);
-    }
-}
-
 /* a row of format f (dequantized deq[cols]): S (the f32 error scale over xq) and Q = sum |w| dx / 2 (the
  * quantization error bound) */
 static void row_bounds(uint32_t f, uint32_t cols, const float *deq, const float *xq, const float *dx, double *s, double *q)
@@ -139,7 +127,7 @@ static void run_case(struct qn_h *h, struct qcase c)
             ss += (double)xt[k] * xt[k];
         }
         if (c.norm) nr = 1.0 / sqrt(ss / c.cols + 1e-6);
-        quant_x(xs, c.cols, xq, dx);
+        qn_h_quant_i8(xs, c.cols, xq, dx);
         qn_h_ok(h, qn_matvec_ref(fmts[c.f].type, raw, c.rows, c.cols, xq, ref + (size_t)t * c.rows), "reference");
         qn_h_ok(h, qn_matvec_ref(fmts[c.f].type, raw, c.rows, c.cols, xs, reff + (size_t)t * c.rows), "reference");
         for (uint32_t r = 0; r < c.rows; r++) {
@@ -240,7 +228,7 @@ static void run_gu(struct qn_h *h, struct gucase c)
     double et = 0, el = 0;
     for (uint32_t t = 0; t < c.T; t++) {
         const float *xt = x_h + (size_t)t * c.H;
-        quant_x(xt, c.H, xq, dx);
+        qn_h_quant_i8(xt, c.H, xq, dx);
         for (uint32_t k = 0; k < c.K; k++)
             for (uint32_t i = 0; i < c.I; i++, n++) {
                 const float *wg = Q.dg + ((size_t)ids[t * c.K + k] * c.I + i) * c.H, *wu = Q.du + ((size_t)ids[t * c.K + k] * c.I + i) * c.H;
