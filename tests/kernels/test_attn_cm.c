@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_check.h"
 #include "harness.h"
 #include "qn_num.h"
 #include "ref_ops.h"
@@ -54,19 +55,11 @@ static bool has_cm(const struct qn_h *h)
            c->subgroup_size == 32 && c->subgroup_min == 32 && c->subgroup_max == 32 && c->max_shared >= 32768;
 }
 
-/* Reference attention of T queries at positions pos0.. (query t sees cache rows 0..pos0+t), gated. */
+/* Reference attention of T queries at positions pos0.., gated (attn_check.h). */
 static void ref_attn(struct shape s, const float *q, const float *kc, const float *vc, const float *proj, uint32_t T,
                      uint32_t pos0, uint32_t cap, float *out)
 {
-    uint32_t HD = s.Hq * s.D;
-    float *scratch = malloc(sizeof(float) * (pos0 + T));
-    for (uint32_t t = 0; t < T; t++) {
-        float *o = out + (size_t)t * HD;
-        qn_ref_attn_decode(o, q + (size_t)t * HD, kc, vc, (int)(pos0 + t + 1), (int)cap, (int)s.Hq, (int)s.Hkv,
-                           (int)s.D, 1.0f / sqrtf((float)s.D), scratch);
-        qn_ref_mul_sigmoid(o, proj + (size_t)t * stride_of(s) + HD, (int)HD);
-    }
-    free(scratch);
+    attn_ref_gated(s.Hq, s.Hkv, s.D, stride_of(s), q, kc, vc, proj, T, pos0, cap, out);
 }
 
 static float *rounded(struct qn_h *h, const float *x, size_t n)
