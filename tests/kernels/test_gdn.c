@@ -318,6 +318,23 @@ static void wy_case(const uint32_t *spec, struct shape s, uint32_t T, bool zero_
     qn_h_reset(&H);
 }
 
+/* After a delta-rule dispatch of 5 TINY tokens with dk above the kernel's QN_DK_MAX: every output NaN and the state
+ * S (uploaded from S0) left alone; resets the harness. */
+static void check_dk_refused(const qn_pipe *p, const qn_buf *o, const qn_buf *S, const float *S0)
+{
+    float *got = qn_h_read(&H, o, out_n(TINY, 5));
+    size_t nan = 0;
+    for (size_t i = 0; i < out_n(TINY, 5); i++) nan += isnan(got[i]) ? 1 : 0;
+    H.checks++;
+    bool ok = nan == out_n(TINY, 5);
+    H.failures += !ok;
+    char sp[64];
+    printf("%-4s %s with dk=20 > QN_DK_MAX: %zu of %zu outputs NaN\n", ok ? "ok" : "FAIL", spec_str(p, sp, sizeof sp),
+           nan, out_n(TINY, 5));
+    qn_h_check(&H, "... and the state is left alone", S, S0, state_n(TINY), 0, 0);
+    qn_h_reset(&H);
+}
+
 /* Pass 2 with QN_DK_MAX below dk must say so (NaN output) and leave the state alone. */
 static void wy_dk_max_case(void)
 {
@@ -327,17 +344,7 @@ static void wy_dk_max_case(void)
     float *S0 = normal(state_n(TINY), 0, 0.5f);
     qn_buf *S = qn_h_upload(&H, "S", S0, state_n(TINY) * 4), *o = qn_h_output(&H, "o", out_n(TINY, 5));
     run_wy(pb, &in, 0, 5, S, o, 0, NULL, NULL);
-    float *got = qn_h_read(&H, o, out_n(TINY, 5));
-    size_t nan = 0;
-    for (size_t i = 0; i < out_n(TINY, 5); i++) nan += isnan(got[i]) ? 1 : 0;
-    H.checks++;
-    bool ok = nan == out_n(TINY, 5);
-    H.failures += !ok;
-    char what[64];
-    printf("%-4s %s with dk=20 > QN_DK_MAX: %zu of %zu outputs NaN\n", ok ? "ok" : "FAIL", spec_str(pb, what, sizeof what),
-           nan, out_n(TINY, 5));
-    qn_h_check(&H, "... and the state is left alone", S, S0, state_n(TINY), 0, 0);
-    qn_h_reset(&H);
+    check_dk_refused(pb, o, S, S0);
 }
 
 static void wy_tests(void)
@@ -585,17 +592,7 @@ static void dk_max_case(bool chunked)
     qn_buf *S = qn_h_upload(&H, "S", S0, state_n(TINY) * 4), *o = qn_h_output(&H, "o", out_n(TINY, 5));
     qn_h_ok(&H, qn_buf_fill(H.v, o, 0, o->size, 0), "o");
     run_delta(p, &in, 0, 5, S, o);
-    float *got = qn_h_read(&H, o, out_n(TINY, 5));
-    size_t nan = 0;
-    for (size_t i = 0; i < out_n(TINY, 5); i++) nan += isnan(got[i]) ? 1 : 0;
-    H.checks++;
-    bool ok = nan == out_n(TINY, 5);
-    H.failures += !ok;
-    char sp[64];
-    printf("%-4s %s with dk=20 > QN_DK_MAX: %zu of %zu outputs NaN\n", ok ? "ok" : "FAIL", spec_str(p, sp, sizeof sp),
-           nan, out_n(TINY, 5));
-    qn_h_check(&H, "... and the state is left alone", S, S0, state_n(TINY), 0, 0);
-    qn_h_reset(&H);
+    check_dk_refused(p, o, S, S0);
 }
 
 /* ---- delta rule ---- */
