@@ -450,7 +450,8 @@ static uint32_t gdn_fuse(void)
  * QNEXT_GDN_WY_LAYOUT=WG,BV[,PF] of the second pass (default 256,16,1; WG / BV must divide 32 and WG be at most 1024;
  * PF 1: each stage's loads issued one stage ahead),
  * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default 16: the scratch holds 2 MB per chunk at the 80B's
- * shape). Not taken (a warning) when dk or dv is not a multiple of 4 or the layout's shared memory does not fit. */
+ * shape). Not taken when dk or dv is not a multiple of 4 or the layout's shared memory does not fit: a warning when
+ * QNEXT_GDN_WY or its layout was asked for, an info line (-v) for the default. */
 static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
 {
     const qn_config *c = &f->m->c;
@@ -471,8 +472,9 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
     }
     uint32_t shared = 4 * (dkmax * lay[1] + 64 * lay[1] + 2 * 64 * 36); /* gdn_chunk_state.comp */
     if (c->lin_k_dim % 4 || c->lin_v_dim % 4 || shared > qn_vk_caps(f->v)->max_shared) {
-        QN_WARN("QNEXT_GDN_WY: dk %d / dv %d not multiples of 4, or %u bytes of shared memory (device: %u); using "
-                "gdn_chunked", c->lin_k_dim, c->lin_v_dim, shared, qn_vk_caps(f->v)->max_shared);
+        qn_log(e || el ? QN_LOG_WARN : QN_LOG_INFO, "QNEXT_GDN_WY: dk %d / dv %d not multiples of 4, or %u bytes of "
+               "shared memory (device: %u); using gdn_chunked", c->lin_k_dim, c->lin_v_dim, shared,
+               qn_vk_caps(f->v)->max_shared);
         return 0;
     }
     int rc;
