@@ -10,47 +10,13 @@
 #include <string.h>
 
 #include "expert_host.h"
+#include "forward_gdn.h"
 #include "forward_pipes.h"
+#include "forward_rec.h"
 #include "qn_log.h"
 #include "qn_num.h"
 
 #define F32 4u
-
-/* ---- small helpers ---------------------------------------------------------------------------------- */
-
-static uint32_t cdiv(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
-
-/* A weight tensor as a binding (rounded up to whole 16-byte words; arenas are padded to 256 bytes). */
-static struct qn_bind wb(const qn_wt *w)
-{
-    uint64_t n = (w->bytes + 15) / 16 * 16;
-    if (n > w->buf->size - w->off) n = w->buf->size - w->off;
-    return QN_BIND_RANGE(w->buf, w->off, n);
-}
-
-struct rec {
-    qn_fwd *f;
-    qn_cmd *c;
-    const struct qn_fwd_call *call;
-    const qn_config *cfg;
-    uint32_t T;
-    const char *label;  /* open profile region */
-    int nmarks;
-    const qn_buf *nx;   /* a pending RMSNorm of nx with weight nw (norm()), folded into the next norm_linear() */
-    const qn_wt *nw;
-    bool nxn;           /* ... which must also write xn (later kernels read it) */
-};
-
-/* Open a profile region for an op family (consecutive ops of one family share a region). */
-static void mark(struct rec *r, const char *label)
-{
-    if (!r->call->profile || (r->label && !strcmp(r->label, label)) || r->nmarks >= 480) return;
-    qn_cmd_mark(r->c, label);
-    r->label = label;
-    r->nmarks++;
-}
-
-static void barrier(struct rec *r) { qn_cmd_barrier(r->c); }
 
 /* Largest binding of a weight: the device limit, or the (smaller) test override. */
 static uint64_t bind_limit(const qn_fwd *f)
@@ -472,98 +438,18 @@ static void embed(struct rec *r)
     }
 }
 
-/* ---- Gated DeltaNet (spec §2-§4) ----------------------------------------------------------------- */
-
-/* A decode token's conv + delta rule (o[Hv, dv], both states updated) in one gdn_decode dispatch, *normed: the
- * gated RMSNorm is folded in too (the pipeline's spec 4). False: not this call (T > 1, or env QNEXT_GDN_FUSE unset). */
-static bool gdn_fused(struct rec *r, int l, bool *normed)
-{
-    qn_fwd *f = r->f;
-    const qn_config *c = r->cfg;
-    const struct qn_mlayer *L = &f->m->L[l];
-    struct qn_fwd_layer_state *st = &f->st[l];
-    if (r->T != 1 || !f->gdn_dec) return false;
-    uint32_t Hk = (uint32_t)c->lin_k_heads, Hv = (uint32_t)c->lin_v_heads, dk = (uint32_t)c->lin_k_dim;
-    uint32_t dv = (uint32_t)c->lin_v_dim, KD = Hk * dk, VD = Hv * dv;
-    qn_pc_gdn_dec pc = { .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .proj_stride = L->w_in.rows, .k_off = KD,
-                         .v_off = 2 * KD, .z_off = 2 * KD + VD, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv,
-                         .eps = c->rms_norm_eps };
-    mark(r, "gdn.fused");
-    qn_cmd_dispatch_n(r->c, f->gdn_dec, QN_BINDS(QN_BIND(f->proj), wb(&L->conv_w), QN_BIND(st->conv), wb(&L->A_log),
-                                                 wb(&L->dt_bias), QN_BIND(st->S), QN_BIND(f->o), wb(&L->gnorm),
-                                                 QN_BIND(f->gscr)),
-                      &pc, sizeof pc, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(f->gdn_dec, 1)));
-    barrier(r);
-    *normed = qn_pipe_spec(f->gdn_dec, 4) != 0;
-    return true;
-}
-
-/* The delta rule of a prefill call in two passes per segment of wy_seg chunks (64 tokens each): gdn_chunk_wy, the
- * per-chunk factors of all the segment's chunks in parallel (O_intra to o, the rest to wy_scr), then
- * gdn_chunk_state, the walk over the chunks carrying S (o += Q' S0). */
-static void gdn_wy(struct rec *r, int l, const qn_pc_gdn *g)
-{
-    qn_fwd *f = r->f;
-    const struct qn_mlayer *L = &f->m->L[l];
-    struct qn_fwd_layer_state *st = &f->st[l];
-    uint32_t nch = cdiv(g->T, 64), nc = nch < f->wy_seg ? nch : f->wy_seg;
-    for (uint32_t ch = 0; ch < nch; ch += nc) {
-        qn_pc_gdn_wy pc = { .T = g->T, .t0 = ch * 64, .nc = nc, .Hk = g->Hk, .Hv = g->Hv, .dk = g->dk, .dv = g->dv,
-                            .qkv_stride = g->qkv_stride, .q_off = g->q_off, .k_off = g->k_off, .v_off = g->v_off,
-                            .proj_stride = g->proj_stride, .b_off = g->b_off, .a_off = g->a_off };
-        qn_cmd_dispatch_n(r->c, f->wy_a, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
-                                                  QN_BIND(f->wy_scr), QN_BIND(f->o)),
-                          &pc, sizeof pc, (uint64_t)nc * g->Hv);
-        barrier(r);
-        qn_cmd_dispatch_n(r->c, f->wy_b, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->wy_scr), QN_BIND(st->S), QN_BIND(f->o)),
-                          &pc, sizeof pc, (uint64_t)g->Hv * cdiv(g->dv, qn_pipe_spec(f->wy_b, 1)));
-        barrier(r);
-    }
-}
+/* ---- Gated DeltaNet (spec §2-§4; the conv, delta rule and gated norm in forward_gdn.c) ------------- */
 
 static void gdn_block(struct rec *r, int l)
 {
     qn_fwd *f = r->f;
-    const qn_config *c = r->cfg;
     const struct qn_mlayer *L = &f->m->L[l];
-    struct qn_fwd_layer_state *st = &f->st[l];
-    uint32_t T = r->T, Hk = (uint32_t)c->lin_k_heads, Hv = (uint32_t)c->lin_v_heads;
-    uint32_t dk = (uint32_t)c->lin_k_dim, dv = (uint32_t)c->lin_v_dim, KD = Hk * dk, VD = Hv * dv;
-    uint32_t CD = 2 * KD + VD, P = L->w_in.rows; /* P = 2KD + 2VD + 2Hv */
-
     mark(r, "linear");                          /* proj[T, P] = [q | k | v | z | b | a] = W_in · xn */
-    norm_linear(r, &L->w_in, f->xn, f->proj, T);
+    norm_linear(r, &L->w_in, f->xn, f->proj, r->T);
     barrier(r);
-    bool normed = false;
-    if (!gdn_fused(r, l, &normed)) {            /* a decode token: one gdn_decode dispatch (QNEXT_GDN_FUSE) */
-        mark(r, "gdn.conv");                    /* qkv[T, CD] = silu(causal conv(proj[:, :CD])), conv state */
-        const qn_pipe *cv = T == 1 ? f->conv_dec : f->conv_pre;
-        qn_pc_gdn_conv pcc = { .T = T, .channels = CD, .in_stride = P, .out_stride = CD };
-        qn_cmd_dispatch_n(r->c, cv, QN_BINDS(QN_BIND(f->proj), wb(&L->conv_w), QN_BIND(st->conv), QN_BIND(f->qkv)),
-                          &pcc, sizeof pcc, cdiv(CD, qn_pipe_spec(cv, 0) / qn_pipe_spec(cv, 1)));
-        barrier(r);
-        mark(r, "gdn.rule");                    /* o[T, Hv, dv] = delta rule over q, k, v, b, a; state S */
-        qn_pc_gdn pcg = { .T = T, .Hk = Hk, .Hv = Hv, .dk = dk, .dv = dv, .qkv_stride = CD, .q_off = 0, .k_off = KD,
-                          .v_off = 2 * KD, .proj_stride = P, .b_off = 2 * KD + 2 * VD, .a_off = 2 * KD + 2 * VD + Hv };
-        if (f->wy_a && T >= f->wy_min_t) gdn_wy(r, l, &pcg);   /* two passes per segment (QNEXT_GDN_WY) */
-        else {
-            const qn_pipe *rule = T >= 16 ? f->rule_chunk : f->rule_rec;
-            qn_cmd_dispatch_n(r->c, rule, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log),
-                                                   wb(&L->dt_bias), QN_BIND(st->S), QN_BIND(f->o)),
-                              &pcg, sizeof pcg, (uint64_t)Hv * cdiv(dv, qn_pipe_spec(rule, 1)));
-            barrier(r);
-        }
-    }
-    if (!normed) {
-        mark(r, "gdn.norm");                    /* o = gated RMSNorm(o, z) per (token, head), in place */
-        qn_pc_gdn_norm pcn = { .rows = T * Hv, .heads = Hv, .dim = dv, .proj_stride = P, .z_off = 2 * KD + VD,
-                               .eps = c->rms_norm_eps };
-        qn_cmd_dispatch_n(r->c, f->gnorm, QN_BINDS(QN_BIND(f->o), QN_BIND(f->proj), wb(&L->gnorm), QN_BIND(f->o)),
-                          &pcn, sizeof pcn, (uint64_t)T * Hv);
-        barrier(r);
-    }
+    qn_fwd_gdn(r, l);                           /* o[T, Hv, dv] = gated RMSNorm(delta rule(conv(proj)), z) */
     mark(r, "linear");                          /* x[T, H] += W_out · o */
-    linear(r, &L->w_out, f->o, f->x, T, true);
+    linear(r, &L->w_out, f->o, f->x, r->T, true);
     barrier(r);
 }
 

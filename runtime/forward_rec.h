@@ -1,0 +1,48 @@
+/* forward_rec.h — internal to the forward graph's recording files (forward.c, forward_gdn.c): the state of one
+ * recording (struct rec) and the small helpers every block's recorder uses. */
+#ifndef QN_FORWARD_REC_H
+#define QN_FORWARD_REC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "forward.h"
+
+/* ---- small helpers ---------------------------------------------------------------------------------- */
+
+static inline uint32_t cdiv(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
+
+/* A weight tensor as a binding (rounded up to whole 16-byte words; arenas are padded to 256 bytes). */
+static inline struct qn_bind wb(const qn_wt *w)
+{
+    uint64_t n = (w->bytes + 15) / 16 * 16;
+    if (n > w->buf->size - w->off) n = w->buf->size - w->off;
+    return QN_BIND_RANGE(w->buf, w->off, n);
+}
+
+struct rec {
+    qn_fwd *f;
+    qn_cmd *c;
+    const struct qn_fwd_call *call;
+    const qn_config *cfg;
+    uint32_t T;
+    const char *label;  /* open profile region */
+    int nmarks;
+    const qn_buf *nx;   /* a pending RMSNorm of nx with weight nw (norm()), folded into the next norm_linear() */
+    const qn_wt *nw;
+    bool nxn;           /* ... which must also write xn (later kernels read it) */
+};
+
+/* Open a profile region for an op family (consecutive ops of one family share a region). */
+static inline void mark(struct rec *r, const char *label)
+{
+    if (!r->call->profile || (r->label && !strcmp(r->label, label)) || r->nmarks >= 480) return;
+    qn_cmd_mark(r->c, label);
+    r->label = label;
+    r->nmarks++;
+}
+
+static inline void barrier(struct rec *r) { qn_cmd_barrier(r->c); }
+
+#endif
