@@ -245,14 +245,13 @@ static void norm(struct rec *r, const char *label, const qn_buf *x, const qn_wt 
 
 /* The parts of a GGUF mixed-type W (at most 4: f32 or block types) under the pending norm in ONE mv_parts dispatch
  * at T = 1 (y and, when asked, xn as the per-part dispatches give them). False: not possible here or no mv_parts
- * pipeline (env QNEXT_MV_PARTS unset), nothing recorded. */
+ * pipeline (forward_pipes.c make_mv_parts_pipes), nothing recorded. */
 static struct qn_bind sub_bind(const struct qn_wsub *s);
 static bool norm_parts(struct rec *r, const qn_wt *W, const qn_buf *y)
 {
     uint32_t sig = qn_fwd_parts_sig(W), k = 0, groups = 0, row0[4] = { 0 }, rows[4] = { 0 };
     while (sig && k < 8 && r->f->mv_parts[k] && qn_pipe_spec(r->f->mv_parts[k], 6) != sig) k++;
     const qn_pipe *p = sig && k < 8 ? r->f->mv_parts[k] : NULL;
-    if (p && r->f->mv_parts_i8[k] && W->cols % 32 == 0) p = r->f->mv_parts_i8[k]; /* QNEXT_MV_PARTS_I8=1 */
     if (!p || r->T != 1 || W->cols % 16 || W->cols > 4 * qn_pipe_spec(p, 5)) return false;
     struct qn_bind b[4];
     for (uint32_t i = 0; i < 4; i++) {

@@ -78,9 +78,8 @@ typedef struct qn_fwd {
     qn_pipe *qmatvec_norm_route[5]; /* ... and the router epilogue (parts of a GGUF W_moe) */
     qn_pipe *mv_parts[8];   /* mv_parts.comp: a GGUF mixed-type weight's parts under one RMSNorm in one decode dispatch,
                                one pipeline per parts signature (spec 6, qn_fwd_parts_sig) the model has (env
-                               QNEXT_MV_PARTS=1); NULL: one matvec_norm dispatch per part (the default) */
-    qn_pipe *mv_parts_i8[8]; /* ... int8 x for the block parts (QN_I8), same signatures and layout; env QNEXT_MV_PARTS_I8=1
-                                on a device with shaderIntegerDotProduct; norm_parts() takes it in mv_parts' place */
+                               QNEXT_MV_PARTS=1; the default without the int8-dot matvecs); NULL: one matvec_norm
+                               dispatch per part (the default with them) */
     qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
     uint32_t route_flags;   /* route_mixed's QN_ROUTE_* flags (pc_route.h): env QNEXT_ROUTE_SPLIT=1 NO_COUNT (the tail as a
                                moe_router dispatch after a barrier), QNEXT_ROUTE_FENCE=1 FENCE_STORE, QNEXT_ROUTE_SEL1=1

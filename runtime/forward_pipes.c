@@ -794,8 +794,8 @@ static int make_route_one_pipes(qn_fwd *f)
 
 /* ---- int8 dot-product twins of the block matvecs (qmatvec_i8.comp; env QNEXT_IDOT=1) ---------------------------- */
 
-/* env QNEXT_I8_STAGE4=1 (A/B, inproj; off by default): the int8 norm matvecs (qmatvec_i8 QN_PRE bit 8) and mv_parts_i8
- * (spec 7) quantize x with 4 invocations per 32-element block (quant_i8.glsl QN_I8_STAGE4_SW; the same bytes) */
+/* env QNEXT_I8_STAGE4=1 (A/B, inproj; off by default): the int8 matvecs (qmatvec_i8 QN_PRE bit 8) quantize x with 4
+ * invocations per 32-element block (quant_i8.glsl QN_I8_STAGE4_SW; the same bytes) */
 static bool i8_stage4(void)
 {
     const char *e = getenv("QNEXT_I8_STAGE4");
@@ -910,21 +910,27 @@ uint32_t qn_fwd_parts_sig(const qn_wt *W)
 }
 
 /* mv_parts (a GGUF mixed-type weight's parts, f32 or any block type, under one RMSNorm in one decode dispatch; the
- * default, H100 run 22), env QNEXT_MV_PARTS=0: one matvec_norm dispatch per part: a pipeline per parts signature among the layers'
+ * default where the int8-dot matvecs are off, H100 run 22; with them on, one int8 matvec_norm dispatch per part is the
+ * default: H100 runs 25 / 30, 183.6 / 184.0 against 178.0 / 179.5 tok/s), env QNEXT_MV_PARTS=1 asks for it there too,
+ * QNEXT_MV_PARTS=0 never (one matvec_norm dispatch per part): a pipeline per parts signature among the layers'
  * in projections (GDN in_proj, attention qkv), when the device has subgroup arithmetic and H is a multiple of 32 up
  * to 4096 (x staged: XSH = H / 4). Layout route_mixed's (WG 512, f32 rows 8, block rows 16, unrolls 8 / 2: one
  * subgroup per block row, each lane one batch of loads at H = 2048), 256,8,16,16,4 below 512 invocations;
- * QNEXT_MV_PARTS_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL another. QNEXT_MV_PARTS_I8=1 (off by default until an H100
- * A/B; needs shaderIntegerDotProduct and H % 32 == 0): also the int8-x twins (f->mv_parts_i8, same layout), which
- * norm_parts() takes instead. */
+ * QNEXT_MV_PARTS_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL another. */
 static int make_mv_parts_pipes(qn_fwd *f)
 {
-    const char *ei = getenv("QNEXT_MV_PARTS_I8");
     const char *e = getenv("QNEXT_MV_PARTS"), *el = getenv("QNEXT_MV_PARTS_LAYOUT");
     const struct qn_caps *caps = qn_vk_caps(f->v);
-    uint32_t H = (uint32_t)f->m->c.hidden_size, s[8] = { 512, 8, 16, 8, 2, H / 4, 0, 0 }, n = 0;
+    uint32_t H = (uint32_t)f->m->c.hidden_size, s[7] = { 512, 8, 16, 8, 2, H / 4, 0 }, n = 0;
     unsigned v[5];
     if ((e && !strcmp(e, "0")) || H % 32 || H > 4096) return 0;
+    bool i8on = false; /* the int8-dot norm matvecs are made (make_i8_pipes ran first) */
+    for (int i = 0; i < 5; i++) i8on |= f->qmv_i8[2][i] != NULL;
+    if (i8on && !(e && !strcmp(e, "1"))) {
+        QN_DEBUG("mv_parts: off under the int8-dot matvecs (one int8 dispatch per in-projection part; QNEXT_MV_PARTS=1 "
+                 "takes mv_parts)");
+        return 0;
+    }
     if (caps->max_wg_invocations < 512) s[0] = 256, s[3] = 16, s[4] = 4;
     if (el && sscanf(el, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5 && v[0] >= 32 && v[0] <= 1024 &&
         v[0] % 32 == 0 && v[1] && v[1] <= 64 && v[2] && v[2] <= 64 && v[3] && v[3] <= 32 && v[4] && v[4] <= 16)
@@ -935,10 +941,6 @@ static int make_mv_parts_pipes(qn_fwd *f)
     uint32_t sgmin = caps->subgroup_max > caps->subgroup_size ? caps->subgroup_max : caps->subgroup_size;
     if (s[0] > caps->max_wg_invocations || s[0] < sgmin || (qn_kernel_infos[QN_K_MV_PARTS].features & ~caps->features))
         return 0; /* (a workgroup needs one full subgroup at least: its teams are the full subgroups) */
-    bool i8 = ei && !strcmp(ei, "1") && !(qn_kernel_infos[QN_K_MV_PARTS_I8].features & ~caps->features);
-    if (ei && strcmp(ei, "0") && !i8)
-        QN_WARN("QNEXT_MV_PARTS_I8=%s: %s; mv_parts keeps f32 x", ei, strcmp(ei, "1") ? "not 0 or 1"
-                : "the device has no shaderIntegerDotProduct");
     int rc;
     for (int l = 0; l < f->m->c.num_layers; l++) {
         const qn_wt *w[2] = { &f->m->L[l].w_in, &f->m->L[l].w_qkv };
@@ -947,10 +949,8 @@ static int make_mv_parts_pipes(qn_fwd *f)
             while (k < n && qn_pipe_spec(f->mv_parts[k], 6) != sig) k++;
             if (!sig || k < n || n == 8) continue;
             s[6] = sig;
-            s[7] = i8_stage4() && s[0] % 4 == 0; /* QNEXT_I8_STAGE4=1: x quantized by 4 invocations per block */
-            if (i8 && (rc = pipe(f, QN_K_MV_PARTS_I8, &f->mv_parts_i8[n], 8, s))) return rc;
             if ((rc = pipe(f, QN_K_MV_PARTS, &f->mv_parts[n++], 7, s))) return rc;
-            QN_DEBUG("mv_parts%s: parts signature %#x (layer %d)", i8 ? " + int8" : "", sig, l);
+            QN_DEBUG("mv_parts: parts signature %#x (layer %d)", sig, l);
         }
     }
     return 0;
@@ -978,8 +978,8 @@ int qn_fwd_make_norm_pipes(qn_fwd *f)
                    qn_pipe_spec(q, 3), xsh);
     }
     if ((rc = make_route_one_pipes(f))) return rc;
-    if ((rc = make_mv_parts_pipes(f))) return rc;
     if ((rc = make_mv_small_pipes(f))) return rc;
     if ((rc = make_mv_env_pipes(f))) return rc;
-    return make_i8_pipes(f);
+    if ((rc = make_i8_pipes(f))) return rc;
+    return make_mv_parts_pipes(f); /* after the int8 twins: off under them unless asked for */
 }

@@ -20,9 +20,6 @@
 //           4 QN_QUNROLL block units (32 weights) per lane per batch (default 2)
 //           5 QN_XSH     x staging capacity in vec4 (default 512: cols <= 2048); the host checks cols <= 4 QN_XSH
 //           6 QN_TYPES   the parts' type codes, 4 bits each, part 0 lowest (default 0xff53: Q6_K, Q4_K, f32)
-//           7 QN_I8PAR   (QN_I8) 1: the staging by 4 invocations per 32-element block (quant_i8.glsl's QN_I8_STAGE4_SW,
-//                        the same bytes; f32 parts then stage 8 elements per invocation in the same order); needs
-//                        QN_WG a multiple of 4; default 0
 // (cols: a multiple of 16 and of every part's block size; the host checks)
 // Dispatch: pc.groups workgroups (qn_vk_grid) times T in z. Part i takes ceil(rows_i / ROWS) consecutive
 //           workgroups (ROWS = QN_QROWS for block parts, QN_FROWS for f32), parts in order.
@@ -31,11 +28,8 @@
 // adds row r's np partials in a fixed order (y is the same bit for bit in every run). Each lane issues its first
 // batch of weight loads before x is staged (x · (nw + w_add): plain vec4 order for f32 parts, quant.glsl's slots
 // with the 16-float run sums for block parts); the sum of squares is taken in the same pass, qn_nr at the store.
-// Variant QN_I8 (mv_parts_i8, env QNEXT_MV_PARTS_I8, needs shaderIntegerDotProduct): a block part's workgroups quantize
-// x · (nw + w_add) to int8 per 32 elements while staging (common/quant_i8.glsl's runs, the slot swizzle of the part's
-// type) and dot on packed 4x8-bit OpSDot, as qmatvec_i8.comp (y = W · dq(x) up to f32 rounding); f32 parts keep f32 x.
-// Both stage x per 32-element block, so every workgroup sums the squares in the same order (the same qn_nr bits).
-// cols must be a multiple of 32 (the host checks).
+// (Its int8-x twin, mv_parts_i8, lost its H100 A/Bs: with the int8 dot on, one qmatvec_i8 norm dispatch per part is
+// the default instead.)
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 #extension GL_EXT_control_flow_attributes : require
@@ -47,7 +41,6 @@ layout(constant_id = 3) const uint QN_FUNROLL = 8;
 layout(constant_id = 4) const uint QN_QUNROLL = 2;
 layout(constant_id = 5) const uint QN_XSH = 512;
 layout(constant_id = 6) const uint QN_TYPES = 0xff53;
-layout(constant_id = 7) const uint QN_I8PAR = 0; // QN_I8: 1 = x quantized by 4 invocations per block (see below)
 #include "pc.h"
 #include "reduce.glsl"
 #include "grid.glsl"
@@ -66,15 +59,6 @@ layout(binding = 2, std430) writeonly buffer Y { float y[]; };
 layout(binding = 3, std430) readonly buffer NW4 { vec4 nw4[]; };
 layout(binding = 4, std430) writeonly buffer XN4 { vec4 xn4[]; };
 #include "quant.glsl"
-#ifdef QN_I8
-#include "quant_i8.glsl"
-shared uvec4 qn_i8x[QN_XSH / 4u + 1u]; // int8 x runs of 16 (slot order qn_i8_slot_sw(r, qn_mp_sw))
-shared vec2 qn_i8s[QN_XSH / 4u + 1u];  // (dx, dx * sum q) of each run slot
-uint qn_mp_sw;                         // the slot swizzle of this workgroup's part type
-shared float qn_i8pm[QN_WG];           // QN_I8PAR: the quads' partial max |x| and run-half sums
-shared int qn_i8ps[QN_WG];
-const bool QN_MP_PAR = QN_I8PAR != 0u && QN_WG % 4u == 0u;
-#endif
 
 const uint QN_MP_RMAX = QN_FROWS > QN_QROWS ? QN_FROWS : QN_QROWS;
 const uint QN_MP_TMAX = QN_WG / 4u + 1u; // teams: full subgroups of >= 4 invocations
@@ -99,25 +83,12 @@ void qn_mp_stage(bool q, uint xb4)
     uint lid = gl_LocalInvocationIndex;
     qn_mp_ss = 0.0;
 #define QN_MP_XT(i) qn_mp_x(xb4, i)
-#ifdef QN_I8
-    if (q && QN_MP_PAR) {
-        QN_I8_STAGE4_SW(qn_i8x, qn_i8s, QN_MP_XT, lid, pc.cols / 32u, QN_WG, qn_mp_sw, qn_i8pm, qn_i8ps)
-    } else if (QN_MP_PAR) { // f32 parts: the same 8 elements per invocation as the block parts' staging
-        for (uint i = lid; i < pc.cols / 8u; i += QN_WG) qn_xs[2u * i] = QN_MP_XT(2u * i), qn_xs[2u * i + 1u] = QN_MP_XT(2u * i + 1u);
-    } else if (q) {
-        QN_I8_STAGE_SW(qn_i8x, qn_i8s, QN_MP_XT, lid, pc.cols / 32u, QN_WG, qn_mp_sw)
-    } else {
-        for (uint r = lid; r < pc.cols / 32u; r += QN_WG)
-            [[unroll]] for (uint k = 0u; k < 8u; k++) qn_xs[8u * r + k] = QN_MP_XT(8u * r + k);
-    }
-#else
     if (q) {
         QN_QX_STAGE(qn_xs, qn_xsum, QN_MP_XT, lid, pc.cols / 16u, QN_WG)
     } else {
         for (uint r = lid; r < pc.cols / 16u; r += QN_WG)
             [[unroll]] for (uint k = 0u; k < 4u; k++) qn_xs[4u * r + k] = QN_MP_XT(4u * r + k);
     }
-#endif
     float v = subgroupAdd(qn_mp_ss);
     if (subgroupElect()) qn_red[gl_SubgroupID] = v;
     barrier();
@@ -159,14 +130,7 @@ void NAME(uint r0, uint nr, uint team, uint P, uint lane, uint lanes, uint xb4) 
     }                                                                                             \
 }
 
-// acc += unit k (weights RAW) times the x runs at elements ea, eb of the token: f32 x (quant.glsl's DOT) or int8 x
-#ifdef QN_I8
-#define QN_MP_QDOT(acc, RAW, DOT, ea, eb, k)                                                      \
-    {                                                                                             \
-        uint ra_ = qn_i8_slot_sw((ea) / 16u, qn_mp_sw), rb_ = qn_i8_slot_sw((eb) / 16u, qn_mp_sw);   \
-        acc += qn_i8_dot(RAW, k, qn_i8x[ra_], qn_i8x[rb_], qn_i8s[ra_], qn_i8s[rb_]);             \
-    }
-#else
+// acc += unit k (weights RAW) times the x runs at elements ea, eb of the token (quant.glsl's DOT)
 #define QN_MP_QDOT(acc, RAW, DOT, ea, eb, k)                                                      \
     {                                                                                             \
         vec4 xa_[4], xb_[4];                                                                      \
@@ -175,7 +139,6 @@ void NAME(uint r0, uint nr, uint team, uint P, uint lane, uint lanes, uint xb4) 
         QN_QX_RUN_S(qn_xs, qn_xsum, (eb) / 4u, xb_, sb_);                                         \
         acc += DOT(RAW, k, xa_, xb_, sa_, sb_);                                                   \
     }
-#endif
 
 // Block part of format F (quant.glsl's qn_F_u, QN_F_LOAD, qn_F_dot, qn_F_xrun; QK elements and QBB bytes per
 // block) over bindings (P4, P1): rows r0 .. r0 + nr of the part, units of 32 weights.
@@ -258,9 +221,6 @@ void main()
         g0 += n;
     }
     if (part >= pc.nparts) return; // a count that does not match the parts (the host checks)
-#ifdef QN_I8
-    qn_mp_sw = qn_i8_sw_of(ty);
-#endif
     uint r0 = (g - g0) * rpw, nr = min(rpw, qn_mp_rows(part) - r0);
     uint P = max(1u, QN_WG / gl_SubgroupSize), team = gl_SubgroupID < P ? gl_SubgroupID : ~0u;
     uint lane = gl_SubgroupInvocationID, lanes = gl_SubgroupSize;

@@ -148,7 +148,5 @@ const uint QN_I8_SW = 2u; // runs 0, 1, 4, 5, 8, 9, 12, 13 (+2)
 #endif
 uint qn_i8_slot_sw(uint r, uint sw) { return r ^ (((r >> 3u) & 1u) * sw); }
 uint qn_i8_slot(uint r) { return qn_i8_slot_sw(r, QN_I8_SW); }
-// the swizzle of a block type by mv_parts.comp's type code (1 Q8_0, 2 Q4_0, 3 Q4_K, 4 Q5_K, 5 Q6_K), as QN_I8_SW
-uint qn_i8_sw_of(uint code) { return code <= 2u ? 1u : code == 5u ? 4u : 2u; }
 
 #endif

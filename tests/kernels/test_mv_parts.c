@@ -5,16 +5,10 @@
  * forward_pipes.c's two defaults and smaller ones where rows split over teams (np > 1) or teams take several rows.
  * Tolerance: |err| <= 1e-6 + 5e-7 * 3 * cols absolute (|xn| <= ~3, |w| <= 1: f32 sums over cols terms), 1e-5
  * relative, as test_mv_norm's route-stage parts.
- * The int8 variant (mv_parts_i8, QN_I8: block parts dot int8 x quantized per 32 elements of x * (nw + 1)) is checked
- * twice, as test_qmatvec_i8.c does: tight against the rows times dq(x * (nw + 1)) (x quantized here as the kernel
- * does: amax, q = rint(x * (127 / amax)), dx = amax / 127, in f32) scaled by the norm, bound 1e-6 + 1e-6 * cols (f32
- * rounding of sums whose terms are at most |dq x| (|w| + block range) <= ~5; seen: 2e-5 at 2048 columns); loose against the unquantized reference, bound
- * the tight one plus the largest row's quantization bound rsqrt(..) * sum |w| dx / 2 (printed as a ratio). f32 parts
- * are exact f32 in both (checked at the tight bound). Skipped (printed) on a device without shaderIntegerDotProduct.
  * `test_mv_parts --bench` (for a real GPU) times instead the 80B GDN in_proj (2048 columns: Q4_K 8192 + Q4_K 4096 +
  * f32 64 rows, and the Q6_K-qkv mix) per dispatch, back to back with barriers over 8 weight copies (more than the L2),
- * warmed (QNEXT_BENCH_WARM_MS, default 300 ms before the first timing, 50 before each later one): mv_parts f32 x,
- * int8 x and int8 x staged by 4 invocations per block (spec 7) for each layout of QNEXT_BENCH_LAYOUTS
+ * warmed (QNEXT_BENCH_WARM_MS, default 300 ms before the first timing, 50 before each later one): mv_parts for each
+ * layout of QNEXT_BENCH_LAYOUTS
  * ("WG,FROWS,QROWS,FUNROLL,QUNROLL;..."; default the forward_pipes.c layout and a few others), next to the single-type
  * int8 norm matvec (matvec_norm_i8_q4_k 256,16,2,2, pre 1 and 9) on the same bytes as one Q4_K weight. */
 #include <math.h>
@@ -41,31 +35,7 @@ static uint32_t type_code(uint32_t t)
     return 0;
 }
 
-static double worst_loose; /* int8 cases: max |y - unquantized ref| / quantization bound */
-static uint32_t i8par;     /* int8 cases: spec 7 QN_I8PAR (x quantized by 4 invocations per block) */
-
-/* int8 references for token t: tight[r] = n * (row r . dq(x (nw + 1))) for block parts (f32 parts: unquantized), and
- * the largest n * sum |w| dx / 2 over the block rows (returned) */
-static double ref_i8(const struct pspec *ps, uint32_t np, uint32_t cols, const float *x, const float *nw, double n,
-                     const float *deq, float *tight)
-{
-    float *xw = qn_h_alloc(&H, cols), *xq = qn_h_alloc(&H, cols), *dx = qn_h_alloc(&H, cols / 32);
-    for (uint32_t c = 0; c < cols; c++) xw[c] = x[c] * (nw[c] + 1.0f);
-    qn_h_quant_i8(xw, cols, xq, dx);
-    double qmax = 0;
-    for (uint32_t i = 0, r = 0; i < np; i++)
-        for (uint32_t k = 0; k < ps[i].rows; k++, r++) {
-            const float *w = deq + (size_t)r * cols, *xs = ps[i].type ? xq : xw;
-            double a = 0, q = 0;
-            for (uint32_t c = 0; c < cols; c++) a += (double)w[c] * xs[c], q += fabs((double)w[c]) * dx[c / 32] * 0.5;
-            tight[r] = (float)(a * n);
-            if (ps[i].type && q * n > qmax) qmax = q * n;
-        }
-    return qmax;
-}
-
-static void parts_case(const struct pspec *ps, uint32_t np, uint32_t cols, uint32_t T, const uint32_t spec[5], bool xn_flag,
-                       bool i8)
+static void parts_case(const struct pspec *ps, uint32_t np, uint32_t cols, uint32_t T, const uint32_t spec[5], bool xn_flag)
 {
     uint32_t rows = 0, groups = 0, types = 0, r0[4] = { 0 }, rn[4] = { 0 };
     qn_buf *W[4];
@@ -93,8 +63,6 @@ static void parts_case(const struct pspec *ps, uint32_t np, uint32_t cols, uint3
     for (uint32_t i = np; i < 4; i++) W[i] = W[0];
     /* reference: xr = x * rsqrt(mean(x^2) + eps) * (nw + 1), y = deq · xr */
     float *xr = qn_h_alloc(&H, (size_t)T * cols), *ref = qn_h_alloc(&H, (size_t)T * rows);
-    float *tight = i8 ? qn_h_alloc(&H, (size_t)T * rows) : NULL;
-    double qb = 0;
     for (uint32_t t = 0; t < T; t++) {
         double ss = 0;
         for (uint32_t c = 0; c < cols; c++) ss += (double)x[t * cols + c] * x[t * cols + c];
@@ -105,16 +73,11 @@ static void parts_case(const struct pspec *ps, uint32_t np, uint32_t cols, uint3
             for (uint32_t c = 0; c < cols; c++) a += (double)deq[(size_t)r * cols + c] * xr[t * cols + c];
             ref[(size_t)t * rows + r] = (float)a;
         }
-        if (i8) {
-            double q = ref_i8(ps, np, cols, x + (size_t)t * cols, nw, n, deq, tight + (size_t)t * rows);
-            qb = q > qb ? q : qb;
-        }
     }
     qn_buf *xb = qn_h_upload(&H, "x", x, (size_t)T * cols * 4), *nwb = qn_h_upload(&H, "nw", nw, cols * 4);
     qn_buf *y = qn_h_output(&H, "y", (size_t)T * rows), *xn = qn_h_output(&H, "xn", (size_t)T * cols);
-    uint32_t sp[8] = { spec[0], spec[1], spec[2], spec[3], spec[4], (cols + 3) / 4, types | (0xffffu << (4 * np) & 0xffffu),
-                       i8par };
-    qn_pipe *p = qn_h_pipe_spec(&H, i8 ? QN_K_MV_PARTS_I8 : QN_K_MV_PARTS, sp, i8 ? 8 : 7);
+    uint32_t sp[7] = { spec[0], spec[1], spec[2], spec[3], spec[4], (cols + 3) / 4, types | (0xffffu << (4 * np) & 0xffffu) };
+    qn_pipe *p = qn_h_pipe_spec(&H, QN_K_MV_PARTS, sp, 7);
     qn_pc_mv_parts pc = { .rows = rows, .cols = cols, .flags = xn_flag ? QN_MATVEC_WRITE_XN : 0, .eps = 1e-6f,
                           .w_add = 1.0f, .groups = groups, .nparts = np, .row0_0 = r0[0], .rows_0 = rn[0],
                           .row0_1 = r0[1], .rows_1 = rn[1], .row0_2 = r0[2], .rows_2 = rn[2], .row0_3 = r0[3],
@@ -126,23 +89,12 @@ static void parts_case(const struct pspec *ps, uint32_t np, uint32_t cols, uint3
     qn_h_ok(&H, qn_cmd_end(H.cmd), "end");
     qn_h_ok(&H, qn_cmd_run(H.cmd), "run");
     char what[240];
-    int k = snprintf(what, sizeof what, "mv_parts%s%s(%u,%u,%u,%u,%u) cols=%u T=%u parts", i8 ? "_i8" : "", i8 && i8par ? " x4" : "", spec[0], spec[1], spec[2],
-                     spec[3], spec[4], cols, T);
+    int k = snprintf(what, sizeof what, "mv_parts(%u,%u,%u,%u,%u) cols=%u T=%u parts", spec[0], spec[1], spec[2], spec[3],
+                     spec[4], cols, T);
     for (uint32_t i = 0; i < np && k < (int)sizeof what; i++)
         k += snprintf(what + k, sizeof what - k, " %s:%u", ps[i].type ? qn_ggml_type(ps[i].type)->name : "f32", ps[i].rows);
     snprintf(what + k, sizeof what - k, " (%u workgroups): y", groups);
-    if (i8) {
-        double tb = 1e-6 + 1e-6 * cols;
-        qn_h_check(&H, what, y, tight, (size_t)T * rows, tb, 0);
-        float *got = qn_h_read(&H, y, (size_t)T * rows);
-        double worst = 0;
-        for (size_t i = 0; i < (size_t)T * rows; i++) worst = fmax(worst, fabs((double)got[i] - ref[i]));
-        strcat(what, " vs W.x (unquantized)");
-        qn_h_check_host(&H, what, got, ref, (size_t)T * rows, tb + qb, 0);
-        worst_loose = fmax(worst_loose, worst / qb);
-    } else {
-        qn_h_check(&H, what, y, ref, (size_t)T * rows, 1e-6 + 5e-7 * 3.0 * cols, 1e-5);
-    }
+    qn_h_check(&H, what, y, ref, (size_t)T * rows, 1e-6 + 5e-7 * 3.0 * cols, 1e-5);
     if (xn_flag) {
         snprintf(strstr(what, "): y") + 3, 8, "xn");
         qn_h_check(&H, what, xn, xr, (size_t)T * cols, 2e-6, 2e-6);
@@ -213,17 +165,12 @@ static void bench_mix(uint32_t t0, const char *layouts)
         unsigned v[5];
         if (sscanf(q, "%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5) {
             uint32_t groups = (8192 + v[2] - 1) / v[2] + (4096 + v[2] - 1) / v[2] + (64 + v[1] - 1) / v[1];
-            uint32_t sp[8] = { v[0], v[1], v[2], v[3], v[4], cols / 4, sig, 0 };
+            uint32_t sp[7] = { v[0], v[1], v[2], v[3], v[4], cols / 4, sig };
             qn_pc_mv_parts pc = { .rows = 12352, .cols = cols, .eps = 1e-6f, .w_add = 1.0f, .groups = groups, .nparts = 3,
                                   .row0_0 = 0, .rows_0 = 8192, .row0_1 = 8192, .rows_1 = 4096, .row0_2 = 12288, .rows_2 = 64 };
             double tf = bench_time(qn_h_pipe_spec(&H, QN_K_MV_PARTS, sp, 7), b, 8, &pc, sizeof pc, groups);
-            bool i8 = !(qn_kernel_infos[QN_K_MV_PARTS_I8].features & ~qn_vk_caps(H.v)->features);
-            double ti = i8 ? bench_time(qn_h_pipe_spec(&H, QN_K_MV_PARTS_I8, sp, 8), b, 8, &pc, sizeof pc, groups) : 0;
-            sp[7] = 1; /* QN_I8PAR: x quantized by 4 invocations per block */
-            double t4 = i8 ? bench_time(qn_h_pipe_spec(&H, QN_K_MV_PARTS_I8, sp, 8), b, 8, &pc, sizeof pc, groups) : 0;
-            printf("bench mv_parts %4u,%u,%2u,%2u,%u (%4u workgroups): f32 x %6.1f us %5.0f GB/s | int8 x %6.1f us %5.0f GB/s"
-                   " | int8 x4 %6.1f us %5.0f GB/s\n", v[0], v[1], v[2], v[3], v[4], groups, tf, total / tf / 1e3, ti,
-                   ti > 0 ? total / ti / 1e3 : 0.0, t4, t4 > 0 ? total / t4 / 1e3 : 0.0);
+            printf("bench mv_parts %4u,%u,%2u,%2u,%u (%4u workgroups): %6.1f us %5.0f GB/s\n", v[0], v[1], v[2], v[3], v[4],
+                   groups, tf, total / tf / 1e3);
         }
         q = strchr(q, ';');
         q = q ? q + 1 : NULL;
@@ -269,25 +216,13 @@ int main(int argc, char **argv)
     const struct pspec inproj4[3] = { { QN_GGML_Q4_K, 192 }, { QN_GGML_Q4_K, 128 }, { 0, 16 } };
     const struct pspec all4[4] = { { 0, 7 }, { QN_GGML_Q8_0, 33 }, { QN_GGML_Q4_0, 65 }, { QN_GGML_Q5_K, 40 } };
     const struct pspec one[1] = { { QN_GGML_Q6_K, 17 } }, two[2] = { { QN_GGML_Q8_0, 50 }, { 0, 3 } };
-    bool i8 = !(qn_kernel_infos[QN_K_MV_PARTS_I8].features & ~qn_vk_caps(H.v)->features);
-    for (int v = 0; v < (i8 ? 2 : 1); v++) {
-        for (int l = 0; l < 4; l++) {
-            parts_case(inproj, 3, 512, 1, lay[l], l % 2 == 0, v);
-            parts_case(all4, 4, 256, l % 2 ? 2 : 1, lay[l], true, v);
-        }
-        parts_case(inproj, 3, 2048, 1, lay[0], true, v);
-        parts_case(inproj4, 3, 2048, 2, lay[1], false, v);
-        parts_case(one, 1, 768, 1, lay[2], true, v);
-        parts_case(two, 2, 96, 2, lay[3], true, v);
+    for (int l = 0; l < 4; l++) {
+        parts_case(inproj, 3, 512, 1, lay[l], l % 2 == 0);
+        parts_case(all4, 4, 256, l % 2 ? 2 : 1, lay[l], true);
     }
-    if (i8) { /* x quantized by 4 invocations per block (spec 7): several passes at 64 invocations, f32 parts */
-        i8par = 1;
-        parts_case(inproj, 3, 2048, 1, lay[0], true, true);
-        parts_case(all4, 4, 256, 2, lay[3], true, true);
-        parts_case(two, 2, 96, 2, lay[2], true, true);
-        i8par = 0;
-    }
-    if (i8) printf("mv_parts_i8: worst |y - W.x| / quantization bound %.3f (must be < 1)\n", worst_loose);
-    else printf("SKIP (part) mv_parts_i8: the device has no shaderIntegerDotProduct\n");
+    parts_case(inproj, 3, 2048, 1, lay[0], true);
+    parts_case(inproj4, 3, 2048, 2, lay[1], false);
+    parts_case(one, 1, 768, 1, lay[2], true);
+    parts_case(two, 2, 96, 2, lay[3], true);
     return qn_h_close(&H);
 }

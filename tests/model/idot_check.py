@@ -11,9 +11,9 @@ kernels: each x element moves by up to 1/254 of its block's max. Tiny Q8_0 runs 
       q4_k_m (Q4_K / Q6_K / Q8_0 dense), q5_k_s (Q5_K) and q4_0, and q4_k_m with the real 80B layer shapes
       (hidden 2048, out projections of 4096 columns; 2 layers)
   tiny Q8_0 vs HF's expected logits: < 8e-2, gguf_check.py's bound for the Q8_0 weights alone
-Mode "2p" (helper inproj; the hidden-256 q4_k_m model, in place of "2", which the real-shape q4_k_m still runs):
-QNEXT_IDOT=2 plus QNEXT_MV_PARTS_I8=1, the mixed-type in projections' one mv_parts dispatch with int8 x for its block
-parts (mv_parts_i8); `-vv` must name it ("mv_parts + int8"), same bound vs QNEXT_IDOT=0.
+Mode "2p" (the hidden-256 q4_k_m model, in place of "2", which the real-shape q4_k_m still runs): QNEXT_IDOT=2 plus
+QNEXT_MV_PARTS=1, the mixed-type in projections in one mv_parts dispatch (f32 x) beside the int8 matvecs (whose
+default is one int8 dispatch per part); `-vv` must name it ("mv_parts: parts signature"), same bound vs QNEXT_IDOT=0.
 Mode "2d" (helper down; the hidden-256 q4_0 model, in place of "2"): QNEXT_IDOT=2 plus QNEXT_MOEQ_DN_I8=1 (the split
 expert down on int8 act, moe_q_dnx_i8), QNEXT_MOEQ_DPF=1 (the down weights' L2 prefetch beside the gate_up) and
 QNEXT_NEXT_PF=1 (the next layer's input projection prefetched beside the down); `-vv` must name all three, same bound
@@ -40,11 +40,11 @@ def run(args, env=None):
 def logits(qnext, model, toks, out, idot):
     env = dict(os.environ, QNEXT_IDOT=idot.rstrip("pd"))
     if idot.endswith("p"):
-        env["QNEXT_MV_PARTS_I8"] = "1"
+        env["QNEXT_MV_PARTS"] = "1"
     if idot.endswith("d"):
         env["QNEXT_MOEQ_DN_I8"], env["QNEXT_MOEQ_DPF"], env["QNEXT_NEXT_PF"] = "1", "1", "1"
     rc, err = run([qnext, "logits", "-m", model, "--tokens", toks, "--backend", "vulkan", "-vv", "-o", out], env)
-    used = "int8-dot decode block matvecs" in err and (not idot.endswith("p") or "mv_parts + int8" in err)
+    used = "int8-dot decode block matvecs" in err and (not idot.endswith("p") or "mv_parts: parts signature" in err)
     used = used and (not idot.endswith("d") or ("split expert down on int8 act" in err and "L2 prefetch" in err and
                                                 "prefetched into L2" in err))
     return (read_npy(out)[1] if rc == 0 else None), used
