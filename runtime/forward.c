@@ -357,15 +357,6 @@ static bool route_one(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
                                         b[3]),
                       &pc, sizeof pc, groups);
     r->nw = NULL;
-    if (f->route_flags & QN_ROUTE_NO_COUNT) { /* QNEXT_ROUTE_SPLIT=1: the tail as its own dispatch */
-        qn_pc_moe pr = *pm;
-        pr.flags |= f->route_flags & QN_ROUTE_SEL1 ? QN_MOE_RT_SEL1 : 0;
-        barrier(r);
-        mark(r, "moe.route");
-        qn_cmd_dispatch_n(r->c, f->router, QN_BINDS(QN_BIND(f->mm), QN_BIND(f->ids), QN_BIND(f->w), QN_BIND(f->sg),
-                                                    QN_BIND(f->act)),
-                          &pr, sizeof pr, 1);
-    }
     return true;
 }
 

@@ -81,9 +81,8 @@ typedef struct qn_fwd {
                                QNEXT_MV_PARTS=1; the default without the int8-dot matvecs); NULL: one matvec_norm
                                dispatch per part (the default with them) */
     qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
-    uint32_t route_flags;   /* route_mixed's QN_ROUTE_* flags (pc_route.h): env QNEXT_ROUTE_SPLIT=1 NO_COUNT (the tail as a
-                               moe_router dispatch after a barrier), QNEXT_ROUTE_FENCE=1 FENCE_STORE, QNEXT_ROUTE_SEL1=1
-                               SEL1 (the top K in one subgroup) */
+    uint32_t route_flags;   /* route_mixed's QN_ROUTE_* flags (pc_route.h): env QNEXT_ROUTE_BOUND=1 BOUND (the tail's
+                               top K through a bound) */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *moe_qdnx[5];   /* ... their down split over the experts (default; NULL with QNEXT_MOEQ_DN=rows) */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */

@@ -755,10 +755,8 @@ static int make_mv_env_pipes(qn_fwd *f)
  * workgroups 146.3 / 147.2, 128,2,4,8,2 513 129.0, 64,1,2,8,2 1025 117.9), 256,8,16,16,4 (129 of 8 subgroups)
  * 151.9, 256,8,16,8,2 (two batches per lane) 140.3. Devices with fewer than 512 invocations per workgroup get
  * 256,8,16,16,4. Env QNEXT_ROUTE_ONE_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL another; QNEXT_ROUTE_ONE=0: none
- * (forward.c records one matvec_norm_route dispatch per part instead). A/B switches (f->route_flags): QNEXT_ROUTE_SPLIT=1
- * route_mixed writes m and xn only and the moe_router dispatch routes after a barrier (no count, no last-workgroup
- * tail); QNEXT_ROUTE_FENCE=1 only the invocations that stored rows of m fence before the count; QNEXT_ROUTE_SEL1=1 the
- * tail (or the split's moe_router) ranks the top K in one subgroup (moe_route.glsl select_one_sg). */
+ * (forward.c records one matvec_norm_route dispatch per part instead). A/B switch (f->route_flags): QNEXT_ROUTE_BOUND=1
+ * the tail takes the top K through a bound (moe_route.glsl select_bound: a few serial steps instead of rounds). */
 static int make_route_one_pipes(qn_fwd *f)
 {
     static const enum qn_kernel rk[5] = { QN_K_ROUTE_MIXED_Q8_0, QN_K_ROUTE_MIXED_Q4_0, QN_K_ROUTE_MIXED_Q4_K,
@@ -767,9 +765,8 @@ static int make_route_one_pipes(qn_fwd *f)
     const struct qn_caps *caps = qn_vk_caps(f->v);
     uint32_t H = (uint32_t)f->m->c.hidden_size, s[6] = { 512, 8, 16, 8, 2, H / 4 };
     if ((e && !strcmp(e, "0")) || H % 32 || H > 4096) return 0;
-    const char *es = getenv("QNEXT_ROUTE_SPLIT"), *ef = getenv("QNEXT_ROUTE_FENCE"), *e1 = getenv("QNEXT_ROUTE_SEL1");
-    f->route_flags = (es && !strcmp(es, "1") ? QN_ROUTE_NO_COUNT : 0) | (ef && !strcmp(ef, "1") ? QN_ROUTE_FENCE_STORE : 0) |
-                     (e1 && !strcmp(e1, "1") ? QN_ROUTE_SEL1 : 0); /* A/B switches (default off) */
+    const char *eb = getenv("QNEXT_ROUTE_BOUND");
+    f->route_flags = eb && !strcmp(eb, "1") ? QN_ROUTE_BOUND : 0; /* A/B switch (default off) */
     if (caps->max_wg_invocations < 512) s[0] = 256, s[3] = 16, s[4] = 4; /* 256,8,16,16,4 */
     if (el && *el) {
         unsigned v[5];

@@ -18,8 +18,8 @@
 //           4 act f32 [T, K + 1, act_stride]  (only rows K are written)
 // Push:     qn_pc_moe (T, E, K, Is, m_stride, act_stride, flags)
 // Spec:     0 QN_WG workgroup size (default 256), 1 QN_RT_DEBUG (above)
-// Flags:    pc.flags QN_MOE_NORM_TOPK, QN_MOE_ROUND_BF16, QN_MOE_RT_SEL1 (pc_route.h: the top K ranked by one
-//           subgroup, where E <= 32 x the subgroup size; else the two stages below)
+// Flags:    pc.flags QN_MOE_NORM_TOPK, QN_MOE_ROUND_BF16, QN_MOE_RT_BOUND (pc_route.h: the top K through a bound,
+//           moe_route.glsl select_bound; else the two stages below)
 // Dispatch: T groups (qn_vk_grid), one token each. Limits: K <= E <= QN_MOE_MAX_E (1024),
 //           K <= QN_MOE_MAX_K (64); outside them the token gets ids -1 and NaN weights.
 // Ranking: an expert's rank is the number of experts that beat it (larger key, or equal key and lower id),

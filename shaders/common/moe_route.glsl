@@ -101,43 +101,64 @@ uint pick_candidates(uint lid, uint E, uint K, float lk[EPT])
     return nsg * Q;
 }
 
-// ---- the top K by one subgroup (qn_route flag QN_MOE_RT_SEL1, pc_route.h; where E <= QN_RT_SEL1_EPL * subgroup
-// size; an A/B against the two stages above) ----
-const uint QN_RT_SEL1_EPL = 32u;        // keys per invocation in registers
-// Order-preserving key of a logit: a larger logit has a larger key; NaN ranks as -inf, -0 as +0 (beats() sees them
-// equal); every key is >= 1 (0: taken or none)
-uint sel1_key(float l)
+// ---- the top K through a bound (qn_route flag QN_MOE_RT_BOUND, pc_route.h; an A/B against the stages above) ----
+// Order-preserving key of a rank key (rank_key: no NaN): a larger float has a larger key, -0 the same key as +0 (beats()
+// sees them equal); every key is >= 1 (0: none)
+uint order_key(float k)
 {
-    uint u = floatBitsToUint(rank_key(l));
+    uint u = floatBitsToUint(k);
     if (u == 0x80000000u) u = 0u;
     return (u & 0x80000000u) != 0u ? ~u : u | 0x80000000u;
 }
 
-// Subgroup 0 alone ranks the E logits of s_l: invocation `lane` owns experts lane + S j (keys in registers); each of K
-// rounds takes the subgroup's best key (subgroupMax) and, among equal keys, the lowest expert id (subgroupMin: the
-// order of beats()), lane 0 writes it to s_sel[round], and the winner's invocation takes its next best. No barriers,
-// no shared memory besides s_l; the caller's barriers publish s_l before and s_sel after.
-void select_one_sg(uint lane, uint E, uint K)
+shared uint s_bnd[QN_WG / 4u + 1u + QN_MOE_MAX_K]; // each subgroup's R best keys (subgroups of >= 4 invocations)
+shared uint s_nc;                                  // candidates in s_cand / s_ckey
+
+// Few serial steps instead of rounds: (1) each subgroup's R = ceil(K / subgroups) best keys (R = 1 where there are at
+// least K subgroups: one subgroupMax), (2) B = the K-th largest of those keys: at least K elements have a key >= B, so
+// no element with a smaller key is in the top K (every subgroup computes B itself from shared memory), (3) the
+// elements with a key >= B (typically K and a few) are the candidates (a shared counter: their order does not
+// matter), (4) each candidate's rank among the candidates is its global rank (every element beating a candidate is
+// one too). Needs CMAX >= E (the caller checks). Barriers inside (every invocation calls it).
+void select_bound(uint lid, uint E, uint K, float lk[EPT])
 {
-    uint S = gl_SubgroupSize, kr[QN_RT_SEL1_EPL], bk = 0u, bj = 0u;
-    for (uint j = 0u; j < QN_RT_SEL1_EPL; j++) {
-        uint e = lane + j * S;
-        kr[j] = e < E ? sel1_key(s_l[e]) : 0u;
-        if (kr[j] > bk) bk = kr[j], bj = j; // strict: the lowest j (expert) among this invocation's equal keys
+    uint S = gl_SubgroupSize, lane = gl_SubgroupInvocationID, nsg = (QN_WG + S - 1u) / S, R = (K + nsg - 1u) / nsg;
+    uint kr[EPT], taken = 0u;
+    for (uint j = 0u; j < EPT; j++) kr[j] = lid + j * QN_WG < E ? order_key(lk[j]) : 0u;
+    if (lid == 0u) s_nc = 0u;
+    for (uint r = 0u; r < R; r++) { // (1): one key per round; the lowest invocation holding it drops it
+        uint bk = 0u, bj = 0u;
+        for (uint j = 0u; j < EPT; j++)
+            if ((taken & (1u << j)) == 0u && kr[j] > bk) bk = kr[j], bj = j;
+        uint mk = subgroupMax(bk);
+        if (mk != 0u && subgroupMin(bk == mk ? lane : ~0u) == lane) taken |= 1u << bj;
+        if (subgroupElect()) s_bnd[gl_SubgroupID * R + r] = mk;
     }
-    for (uint r = 0u; r < K; r++) {
-        uint mk = subgroupMax(bk), me = lane + bj * S;
-        uint win = subgroupMin(bk == mk && bk != 0u ? me : ~0u);
-        if (lane == 0u) s_sel[r] = int(win);
-        if (me != win || bk != mk) continue;
-        bk = 0u;
-        for (uint j = 0u; j < QN_RT_SEL1_EPL; j++) { // constant trip counts: unrolled, registers
-            if (j == bj) kr[j] = 0u;
+    barrier();
+    uint nb = nsg * R, B = 0u; // (2): 0 where fewer than K keys are known: every element is a candidate
+    for (uint i0 = 0u; i0 < nb; i0 += S) {
+        uint i = i0 + lane, v = i < nb ? s_bnd[i] : 0u, gt = 0u, ge = 0u;
+        for (uint j = 0u; j < nb; j++) {
+            uint u = s_bnd[j];
+            gt += u > v ? 1u : 0u;
+            ge += u >= v ? 1u : 0u;
         }
-        uint nb = 0u;
-        for (uint j = 0u; j < QN_RT_SEL1_EPL; j++)
-            if (kr[j] > bk) bk = kr[j], nb = j;
-        bj = nb;
+        if (i < nb && gt < K && ge >= K) B = max(B, v);
+    }
+    B = subgroupMax(B);
+    for (uint j = 0u; j < EPT; j++) { // (3)
+        if (kr[j] == 0u || kr[j] < B) continue;
+        uint c = atomicAdd(s_nc, 1u);
+        s_cand[c] = lid + j * QN_WG;
+        s_ckey[c] = lk[j];
+    }
+    barrier();
+    uint n = s_nc;
+    for (uint c = lid; c < n; c += QN_WG) { // (4)
+        uint e = s_cand[c], r = 0u;
+        float k = s_ckey[c];
+        for (uint j = 0u; j < n; j++) r += beats(s_ckey[j], s_cand[j], k, e) ? 1u : 0u;
+        if (r < K) s_sel[r] = int(e);
     }
 }
 
@@ -228,16 +249,15 @@ void qn_route(uint t, uint lid, uint E, uint K, uint Is, uint act_stride, uint f
     }
 #endif
 #ifdef QN_SUBGROUP
-    bool sel1 = (flags & QN_MOE_RT_SEL1) != 0u && E <= QN_RT_SEL1_EPL * gl_SubgroupSize && QN_WG >= gl_SubgroupSize;
+    bool bound = (flags & QN_MOE_RT_BOUND) != 0u && E <= CMAX;
 #else
-    bool sel1 = false;
+    bool bound = false;
 #endif
     if ((QN_RT_DEBUG & 2u) != 0u) {
         for (uint j = lid; j < K; j += QN_WG) s_sel[j] = int(j);
-    } else if (sel1) {
+    } else if (bound) {
 #ifdef QN_SUBGROUP
-        barrier(); // s_l
-        if (gl_SubgroupID == 0u) select_one_sg(gl_SubgroupInvocationID, E, K);
+        select_bound(lid, E, K, lk); // its first barrier publishes s_l too
 #endif
     } else {
         select_topk(lid, E, K, lk);

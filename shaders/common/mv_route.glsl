@@ -27,13 +27,11 @@ float qn_rt_m(uint t, uint i) { return y[t * pc.m_rows + i]; }
 shared bool qn_rt_last;
 
 // This workgroup's stores of token t's rows of m are done: count it; the last of pc.groups routes the token.
-// Every invocation calls it (barriers inside). fence: whether this invocation stored rows of m (it fences them
-// before the count; every invocation passes true unless the includer knows which ones stored); xf: flags for the
-// routing besides pc.rflags (QN_MOE_RT_SEL1).
-void qn_rt_count_f(uint t, bool fence, uint xf)
+// Every invocation calls it (barriers inside). xf: flags for the routing besides pc.rflags (QN_MOE_RT_BOUND).
+void qn_rt_count_f(uint t, uint xf)
 {
     uint lid = gl_LocalInvocationIndex;
-    if (fence) memoryBarrierBuffer(); // this invocation's rows of m before the count
+    memoryBarrierBuffer(); // this invocation's rows of m before the count
     barrier();
     if (lid == 0u) qn_rt_last = atomicAdd(cnt[t], 1u) == pc.groups - 1u;
     barrier();
@@ -42,7 +40,7 @@ void qn_rt_count_f(uint t, bool fence, uint xf)
     if (lid == 0u) cnt[t] = 0u; // ready for the next use
     qn_route(t, lid, pc.E, pc.K, pc.Is, pc.act_stride, pc.rflags | xf);
 }
-void qn_rt_count(uint t) { qn_rt_count_f(t, true, 0u); }
+void qn_rt_count(uint t) { qn_rt_count_f(t, 0u); }
 
 #ifdef QN_MV_EPILOGUE
 void main()
