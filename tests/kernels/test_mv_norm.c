@@ -1072,6 +1072,10 @@ int main(int argc, char **argv)
             router_tests(&h);
             return qn_h_close(&h);
         }
+        if (!strcmp(argv[i], "--router")) { /* only moe_router on crafted logits (both selections) */
+            router_tests(&h);
+            return qn_h_close(&h);
+        }
         if (!strcmp(argv[i], "--bench-route")) { /* [MiB of weight copies]: the route stage's parts */
             bench_route_parts(&h, i + 1 < argc ? (uint32_t)strtoul(argv[i + 1], NULL, 10) : 64);
             return qn_h_close(&h);
