@@ -14,5 +14,8 @@ echo "test_mv_norm --route-one rc=$? $(grep -c '^ok' /tmp/r_one.txt) ok, $(grep 
 grep -E "^FAIL" /tmp/r_one.txt | head -5
 echo "#### route: test_mv_norm --bench-route 64 (us per layer incl. a barrier, warmed)"
 QNEXT_BENCH_WARM_MS=30 timeout 22 $B/test_mv_norm --bench-route 64 2>&1 | grep -E "^bench-route|rror"
+echo "#### route: decode profile with QNEXT_ROUTE_BOUND=1 (route_mixed's row; default: the lead's profile)"
+QNEXT_ROUTE_BOUND=1 QNEXT_PROFILE_DISPATCH=1 timeout 25 $B/qnext bench -m $M --prompt 16 --decode 32 --profile 2>&1 | \
+  grep -E "route_mixed|moe_q_gu|total|dispatches per|rror"
 echo "route fragment: $(( $(date +%s) - r_t0 )) s"
 } >> $OUT/route.txt 2>&1
