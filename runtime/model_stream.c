@@ -36,7 +36,9 @@ struct job {
     bool need;                 /* the layer being prepared waits for it */
     bool in_batch;             /* has copies in the open transfer batch */
     bool retried;              /* a failed prefetch read that a lookup needed was read again once */
-    bool ccopy;                /* QNEXT_STREAM_DSTAGE: a demand miss staged, its copies on the compute queue */
+    bool ccopy;                /* QNEXT_STREAM_DSTAGE: a demand miss staged (or, =2, a needed guess's pieces still
+                                  being read), its copies on the compute queue */
+    uint64_t x_last;           /* the last copy batch holding copies of its pieces (0: none) */
     bool live;                 /* in use (not on the free list) */
     char msg[240];
 };
@@ -123,6 +125,8 @@ struct qn_mst {
      * by the CPU) and copied into their slots by a command buffer on the compute queue submitted right before the
      * layer's experts segment (queue order, no cross-queue wait); guesses stay on the transfer queue */
     bool dstage;
+    bool dstage_pf;           /* QNEXT_STREAM_DSTAGE=2: also the pieces of a guess the lookup needs that are still
+                                 being read (their copies are then not in a transfer batch the experts must wait for) */
     qn_cmd *ccmd[NXCMD];      /* the compute-queue copy buffers in rotation */
     int ccur;
     bool copen;               /* ccmd[ccur] is recording */
@@ -459,6 +463,7 @@ static int batch_submit(struct qn_mst *s)
             jb->status = rc;
             snprintf(jb->msg, sizeof jb->msg, "%s", qn_errmsg());
         }
+        if (!rc) jb->x_last = s->x_val;
         if (!jb->left) job_finish(s, s->bjobs[i], rc ? 0 : s->x_val);
     }
     s->n_bjobs = 0;
@@ -530,12 +535,13 @@ static void job_finish(struct qn_mst *s, int j, uint64_t x)
     if (jb->status && jb->need) set_err(s, jb->status, jb->msg);
     if (jb->need) s->n_need--;
     if (!jb->prefetch) s->t_last_miss = qn_now_ns();
+    x = x > jb->x_last ? x : jb->x_last;   /* (a guess turned compute-copied: its earlier pieces' batches) */
+    if (x > s->slot_x[jb->slot]) s->slot_x[jb->slot] = x;
+    if (jb->entry >= 0 && x > s->ring_x[jb->entry]) s->ring_x[jb->entry] = x;
     if (jb->ccopy && !jb->status) {   /* filled once its compute-queue copies are submitted (ccmd_submit) */
         s->cjobs[s->n_cjobs++] = j;
         return;
     }
-    if (!jb->status && x > s->slot_x[jb->slot]) s->slot_x[jb->slot] = x;
-    if (jb->entry >= 0 && x > s->ring_x[jb->entry]) s->ring_x[jb->entry] = x;
     job_release(s, j, !jb->status);
 }
 
@@ -824,9 +830,15 @@ static int lookup(struct qn_mst *s, int layer, const int32_t *ids, int k)
             s->todo[s->n_todo++] = s->pf_todo[q];
             s->pf_todo[q] = s->pf_todo[--s->n_pf_todo];
         } else if (r.kind[i] == QN_EXP_PENDING && !s->job[j].need) {
-            s->job[j].need = true;
+            struct job *jb = &s->job[j];
+            jb->need = true;
             s->n_need++;
-            if (s->job[j].left) s->t.pf_inflight++;
+            if (jb->left) s->t.pf_inflight++;
+            if (s->dstage_pf && jb->left && jb->entry >= 0 && !jb->ccopy && s->n_cheld < s->n_ring / 2) {
+                jb->ccopy = true;   /* QNEXT_STREAM_DSTAGE=2: its pieces still to come are copied on the compute queue */
+                s->n_cheld++;
+                s->t.c_fills++;
+            }
         }
     }
     memcpy(s->todo + s->n_todo, r.fill, sizeof *r.fill * (size_t)r.n_fill);
@@ -1198,7 +1210,9 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     if (!rc && p->expert_trace) rc = qn_eu_create(&s->usage, (int)L, (int)E);
     if (rc || (rc = init_slots(s))) return rc;
     /* QNEXT_STREAM_DSTAGE=1 (after the hot set's fills, which go through the copy batches) */
-    s->dstage = s->n_ring > 0 && ENV_MODE("QNEXT_STREAM_DSTAGE", 0) == 1;
+    int ds = s->n_ring > 0 ? ENV_MODE("QNEXT_STREAM_DSTAGE", 0) : 0;
+    s->dstage = ds == 1 || ds == 2;
+    s->dstage_pf = ds == 2;
     for (int i = 0; s->dstage && !rc && i < NXCMD; i++) rc = qn_cmd_create(m->v, &s->ccmd[i]);
     if (rc) return rc;
     if (o.n_hot || o.policy)
@@ -1324,8 +1338,9 @@ static void print_times(const struct qn_mst *s, double tk, FILE *out)
             "meanwhile %s%.3f + host wake-up / queue latency (rest) %.3f%s\n", route / tk, tail / tk,
             t->gpu_calls ? "" : "(no timestamps) ", gpu / tk, (route - tail - gpu) / tk, s->spin ? " (spinning)" : "");
     if (s->dstage)
-        fprintf(out, "  demand misses staged + copied on the compute queue: %.1f per token (of %.1f)\n",
-                (double)t->c_fills / tk, (double)t->miss_fills / tk);
+        fprintf(out, "  fills copied on the compute queue (QNEXT_STREAM_DSTAGE=%d): %.1f per token (demand misses %.1f, guesses "
+                "needed while reading %.1f)\n", s->dstage + s->dstage_pf, (double)t->c_fills / tk,
+                (double)t->miss_fills / tk, (double)t->pf_inflight / tk);
     if (s->batches)
         fprintf(out, "  copies %.2f MiB per token, outstanding %.3f ms per token: %.2f GB/s while outstanding (%d copy "
                 "stream%s on %u transfer queue%s)\n", (double)s->copy_bytes / 1048576.0 / tk,
@@ -1365,7 +1380,7 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
     fprintf(out, "  pipeline: tuned %d, spin %d, urgent misses %d, skip seen copies %d, drop unused guesses %d, "
             "every Nth guess direct %d, every Nth miss staged %d, misses staged + copied on the compute queue %d, %d copy "
             "stream(s), pieces %llu KiB (misses %llu)\n",
-            s->tuned, s->spin_io ? 2 : s->spin, s->urgent, s->skip_done, s->pf_drop, s->pf_split, s->split, s->dstage, s->n_txq,
+            s->tuned, s->spin_io ? 2 : s->spin, s->urgent, s->skip_done, s->pf_drop, s->pf_split, s->split, s->dstage + s->dstage_pf, s->n_txq,
             (unsigned long long)(s->piece >> 10), (unsigned long long)(s->dpiece >> 10));
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
             (unsigned long long)es.hits, (unsigned long long)es.misses, (unsigned long long)es.evictions);
