@@ -368,6 +368,16 @@ static int entry_get(struct qn_mst *s)
     return -1;
 }
 
+/* qn_cmd_submit_tl, its host time counted (--stats: host time in vkQueueSubmit per token) */
+static int submit(struct qn_mst *s, qn_cmd *c, const struct qn_tl_point *w, uint32_t nw, const struct qn_tl_point *sig)
+{
+    uint64_t t0 = qn_now_ns();
+    int rc = qn_cmd_submit_tl(c, w, nw, sig);
+    s->t.submit_ns += qn_now_ns() - t0;
+    s->t.submits++;
+    return rc;
+}
+
 /* ---- QNEXT_STREAM_DSTAGE: demand misses copied on the compute queue ----------------------------------- */
 
 /* Record a copy ring[src, +n) -> dst[off, +n) into the open compute-queue copy buffer (begun on first use). */
@@ -408,7 +418,7 @@ static int ccmd_submit(struct qn_mst *s, const struct qn_tl_point *w, uint32_t n
     s->ccur = (s->ccur + 1) % NXCMD;
     qn_cmd_barrier(cmd);   /* the copies before the expert kernels (queue order) */
     int rc = qn_cmd_end(cmd);
-    if (!rc) rc = qn_cmd_submit_tl(cmd, w, nw, NULL);
+    if (!rc) rc = submit(s, cmd, w, nw, NULL);
     if (!rc) s->batches++;
     cjobs_done(s, !rc, c);
     return rc;
@@ -449,7 +459,7 @@ static int batch_submit(struct qn_mst *s)
     struct qn_tl_point w = { s->tc, s->c_done }, sig = { s->tx[q], s->x_val + 1 };
     /* (QNEXT_STREAM_SKIP_DONE=1: no wait; the host saw those readers complete before this submit, which orders
      * their reads before these writes) */
-    if (!rc) rc = qn_cmd_submit_tl(c, &w, s->c_done && !s->skip_done ? 1 : 0, &sig);
+    if (!rc) rc = submit(s, c, &w, s->c_done && !s->skip_done ? 1 : 0, &sig);
     if (!rc && s->x_done >= s->x_val) s->t_x0 = qn_now_ns();   /* copies outstanding from now */
     s->xopen = false;
     s->xcur[q] = (s->xcur[q] + 1) % NXCMD;
@@ -1007,7 +1017,7 @@ int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer)
         if (last && !(s->skip_done && last <= s->x_done)) w[nw++] = (struct qn_tl_point){ s->tx[q], last };
     }
     int rc = experts_layer >= 0 ? ccmd_submit(s, w, nw, s->c_val + 1) : 0;   /* QNEXT_STREAM_DSTAGE's copies */
-    if (!rc) rc = qn_cmd_submit_tl(seg, w, nw, &sig);
+    if (!rc) rc = submit(s, seg, w, nw, &sig);
     if (!rc) s->c_val++;
     if (!rc && experts_layer >= 0) s->exp_sub_ns = qn_now_ns(), s->exp_x = s->need_x;
     return rc;
@@ -1341,6 +1351,8 @@ static void print_times(const struct qn_mst *s, double tk, FILE *out)
         fprintf(out, "  fills copied on the compute queue (QNEXT_STREAM_DSTAGE=%d): %.1f per token (demand misses %.1f, guesses "
                 "needed while reading %.1f)\n", s->dstage + s->dstage_pf, (double)t->c_fills / tk,
                 (double)t->miss_fills / tk, (double)t->pf_inflight / tk);
+    fprintf(out, "  host time in vkQueueSubmit %.3f ms per token (%.1f submits per token)\n",
+            (double)t->submit_ns / 1e6 / tk, (double)t->submits / tk);
     if (s->batches)
         fprintf(out, "  copies %.2f MiB per token, outstanding %.3f ms per token: %.2f GB/s while outstanding (%d copy "
                 "stream%s on %u transfer queue%s)\n", (double)s->copy_bytes / 1048576.0 / tk,
