@@ -443,12 +443,40 @@ static uint32_t gdn_fuse(void)
     return 2;
 }
 
+/* Bytes of shared memory of gdn_chunk_state with BV value columns per workgroup, and of gdn_chunk_wy_inv with CB
+ * columns per block (their headers) */
+static uint32_t wy_state_shared(uint32_t dkmax, uint32_t bv) { return 4 * (dkmax * bv + 64 * bv + 2 * 64 * 36); }
+static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2048 + 64 * cb + 7 * 64); }
+
+/* env QNEXT_GDN_WY_INV: pass 1 as products with (I + L)^-1 (gdn_chunk_wy_inv) instead of the per-column substitution
+ * of gdn_chunk_wy: 1 with the widest column block CB of 64, 32, 16 whose shared memory fits the device; 16, 32 or 64
+ * that block (if it fits); unset or 0: gdn_chunk_wy. Returns CB, 0 for gdn_chunk_wy. */
+static uint32_t wy_inv_cb(const qn_fwd *f)
+{
+    const char *e = getenv("QNEXT_GDN_WY_INV");
+    uint32_t have = qn_vk_caps(f->v)->max_shared, cb = 0;
+    if (!e || !strcmp(e, "0")) return 0;
+    if (!strcmp(e, "1")) {
+        for (cb = 64; cb >= 16 && wy_inv_shared(cb) > have; cb /= 2) {}
+    } else if (sscanf(e, "%u", &cb) != 1 || (cb != 16 && cb != 32 && cb != 64)) {
+        QN_WARN("QNEXT_GDN_WY_INV=%s is not 0, 1, 16, 32 or 64; using gdn_chunk_wy", e);
+        return 0;
+    }
+    if (cb < 16 || wy_inv_shared(cb) > have) {
+        QN_WARN("QNEXT_GDN_WY_INV=%s: %u bytes of shared memory (device: %u); using gdn_chunk_wy", e,
+                wy_inv_shared(cb < 16 ? 16 : cb), have);
+        return 0;
+    }
+    return cb;
+}
+
 /* env QNEXT_GDN_WY: the prefill delta rule in two passes (gdn_chunk_wy + gdn_chunk_state) instead of gdn_chunked.
  * Unset: the default, for calls of 256 tokens or more (H100 run 28, full 80B Q4_K_M: 4116 vs 3638 tok/s at 4096
  * tokens, 2393 vs 2220 at 512; the kernel loses to gdn_chunked at 64 tokens); 1: for every call of 16 tokens or more;
- * 0: never;
- * QNEXT_GDN_WY_LAYOUT=WG,BV[,PF] of the second pass (default 256,16,1; WG / BV must divide 32 and WG be at most 1024;
- * PF 1: each stage's loads issued one stage ahead),
+ * N > 1: for calls of at least N (and 16) tokens; 0: never;
+ * QNEXT_GDN_WY_LAYOUT=WG,BV[,PF] of the second pass (default 256,32,1 where its 43 KB of shared memory fit (H100 run
+ * 30: +1% at 512 tokens, +4% at 4096 with the conv's 1024,32), else 256,16,1; WG / BV must divide 32 and WG be at
+ * most 1024; PF 1: each stage's loads issued one stage ahead),
  * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default 16: the scratch holds 2 MB per chunk at the 80B's
  * shape). Not taken when dk or dv is not a multiple of 4 or the layout's shared memory does not fit: a warning when
  * QNEXT_GDN_WY or its layout was asked for, an info line (-v) for the default. */
@@ -456,21 +484,23 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
 {
     const qn_config *c = &f->m->c;
     const char *e = getenv("QNEXT_GDN_WY");
+    unsigned mt = 0;
     if (e && !strcmp(e, "0")) return 0;
-    f->wy_min_t = e && !strcmp(e, "1") ? 16 : 256;
-    uint32_t lay[3] = { 256, 16, 1 }, seg = 16;
+    f->wy_min_t = e && !strcmp(e, "1") ? 16 : e && sscanf(e, "%u", &mt) == 1 && mt > 1 ? (mt > 16 ? mt : 16) : 256;
+    uint32_t bv = wy_state_shared(dkmax, 32) <= qn_vk_caps(f->v)->max_shared ? 32 : 16;
+    uint32_t lay[3] = { 256, bv, 1 }, seg = 16;
     const char *el = getenv("QNEXT_GDN_WY_LAYOUT"), *es = getenv("QNEXT_GDN_WY_SEG");
     if (el && (sscanf(el, "%u,%u,%u", &lay[0], &lay[1], &lay[2]) < 2 || !lay[1] || lay[0] % lay[1] || lay[0] > 1024 ||
                32 % (lay[0] / lay[1]) || lay[2] > 1)) {
         QN_WARN("QNEXT_GDN_WY_LAYOUT=%s is not WG,BV[,PF] (WG / BV dividing 32, WG at most 1024, PF 0 or 1); using "
-                "256,16,1", el);
-        lay[0] = 256, lay[1] = 16, lay[2] = 1;
+                "256,%u,1", el, bv);
+        lay[0] = 256, lay[1] = bv, lay[2] = 1;
     }
     if (es && (sscanf(es, "%u", &seg) != 1 || !seg)) {
         QN_WARN("QNEXT_GDN_WY_SEG=%s is not a positive chunk count; using 16", es);
         seg = 16;
     }
-    uint32_t shared = 4 * (dkmax * lay[1] + 64 * lay[1] + 2 * 64 * 36); /* gdn_chunk_state.comp */
+    uint32_t shared = wy_state_shared(dkmax, lay[1]);
     if (c->lin_k_dim % 4 || c->lin_v_dim % 4 || shared > qn_vk_caps(f->v)->max_shared) {
         qn_log(e || el ? QN_LOG_WARN : QN_LOG_INFO, "QNEXT_GDN_WY: dk %d / dv %d not multiples of 4, or %u bytes of "
                "shared memory (device: %u); using gdn_chunked", c->lin_k_dim, c->lin_v_dim, shared,
@@ -478,8 +508,12 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
         return 0;
     }
     int rc;
-    PIPE0(QN_K_GDN_CHUNK_WY, &f->wy_a);
+    uint32_t cb = wy_inv_cb(f);
+    if (cb) PIPE(QN_K_GDN_CHUNK_WY_INV, &f->wy_a, cb);
+    else PIPE0(QN_K_GDN_CHUNK_WY, &f->wy_a);
     PIPE(QN_K_GDN_CHUNK_STATE, &f->wy_b, lay[0], lay[1], dkmax, lay[2]);
+    QN_DEBUG("QNEXT_GDN_WY: %s + gdn_chunk_state(%u,%u,%u,%u), segments of %u chunks, calls of %u+ tokens",
+             cb ? "gdn_chunk_wy_inv" : "gdn_chunk_wy", lay[0], lay[1], dkmax, lay[2], seg, f->wy_min_t);
     f->wy_seg = seg;
     return 0;
 }
@@ -558,7 +592,12 @@ static int make_layer_pipes(qn_fwd *f)
     PIPE(QN_K_ARGMAX, &f->argmax[1], 256, 1);
     PIPE(QN_K_TOPK_LOGITS, &f->topk, 256, 2048);
     PIPE(QN_K_GDN_CONV, &f->conv_dec, 128, 1, K);
-    uint32_t cvl[2] = { 128, 4 }; /* prefill conv layout WG,TS (env QNEXT_GDN_CONV_LAYOUT, timing experiments) */
+    /* prefill conv layout WG,TS: 1024,32 where the device runs 1024 invocations (H100 run 30: with the delta rule's
+     * 256,32 +4% at 4096 tokens; run 28's kernel bench 0.12 vs 0.50 ms at 128,4), else 128,4; env
+     * QNEXT_GDN_CONV_LAYOUT (timing experiments) */
+    const struct qn_caps *cc = qn_vk_caps(f->v);
+    bool wide = cc->max_wg_invocations >= 1024 && cc->max_wg_size[0] >= 1024;
+    uint32_t cvl[2] = { wide ? 1024 : 128, wide ? 32 : 4 };
     const char *ec = getenv("QNEXT_GDN_CONV_LAYOUT");
     if (ec && (sscanf(ec, "%u,%u", &cvl[0], &cvl[1]) != 2 || !cvl[1] || cvl[0] % cvl[1] || cvl[0] > 1024)) {
         QN_WARN("QNEXT_GDN_CONV_LAYOUT=%s is not WG,TS (WG a multiple of TS, at most 1024); using 128,4", ec);

@@ -23,6 +23,16 @@
 //     place (descending rows), written as Q' = e^G rq q - y or O_intra. Both loops fully unrolled (64 registers,
 //     M read as broadcasts).
 //
+// QN_WY_INV (gdn_chunk_wy_inv, env QNEXT_GDN_WY_INV): step 3 as products instead of 256 columns of serial
+// substitution (which ran latency-bound at one workgroup per SM on the H100: ~130 us per (chunk, head)):
+//  3a. T = (I + L)^-1 explicitly: the four 16x16 diagonal blocks by substitution (64 invocations, one column each),
+//      then block row i = 1..3: T_ij = -T_ii sum_k L_ik T_kj (two small products, four barriers), T's strictly lower
+//      part packed in the staging area kq4 (2016 floats);
+//  3b. P = B T (lower; its diagonal is B's), over L in M's strictly lower part (L is dead, B^T above is read);
+//  3c. per block of CB columns of R = [diag(beta e^G rk) k | diag(beta) v] staged in shared memory, X = T R (W or U)
+//      and Y = P R (giving Q' = e^G rq q - Y or O_intra) with a 4-row x CB/16-column tile of both per invocation.
+// Spec (QN_WY_INV): 0 CB (16, 32 or 64; shared memory 30 / 34 / 42 KB).
+//
 // Bindings: 0 qkv f32, 1 proj f32, 2 A_log [Hv], 3 dt_bias [Hv] (as gdn_chunked), 4 scratch f32 (records),
 //           5 o f32 [T][Hv][dv] (O_intra of the segment's tokens)
 // Push:     qn_pc_gdn_wy (pc_gdn.h)
@@ -51,7 +61,12 @@ const uint C4 = 16u;         // token quads
 const uint DT = 16u;         // dims per staged tile
 const uint KQ = DT * C4;     // vec4s per part of a tile
 
-shared vec4 kq4[2u * KQ];    // one tile of raw k (part 0) and q (part 1), [ii][token quad]
+#ifdef QN_WY_INV
+layout(constant_id = 0) const uint QN_CB = 64;
+const uint CT = QN_CB / 16u; // columns of a tile
+shared vec4 rs4[16u * QN_CB]; // R's block [64][CB] (3c); before it the products Z of 3a (768 floats)
+#endif
+shared vec4 kq4[2u * KQ];    // one tile of raw k (part 0) and q (part 1), [ii][token quad]; QN_WY_INV: then T packed
 shared float M[C * C];       // [t][s]: L for s < t, B[s][t] for s >= t
 shared float gc[C], gl[C];   // G as an unevaluated sum gc + gl
 shared float bt[C], rk[C], rq[C], fk[C], eq[C];
@@ -144,6 +159,14 @@ void build_m()
     barrier();
 }
 
+// The per-chunk gate factors of pass 2: kf and e^G_last (the record's tail).
+void write_kf(uint krec)
+{
+    if (lid < C) wy[krec + lid] = rk[lid] * exp(gdiff(C - 1u, lid)); // padding rows: g = 0, so G[C-1] = G[n-1]
+    if (lid == 0u) wy[krec + C] = exp(gc[C - 1u] + gl[C - 1u]);
+}
+
+#ifndef QN_WY_INV
 void main()
 {
     lid = gl_LocalInvocationIndex;
@@ -158,10 +181,7 @@ void main()
     build_m();
 
     uint dk = pc.dk, dv = pc.dv, rec = (cl * pc.Hv + h) * (2u * C * dk + C * dv + C + 4u);
-    uint krec = rec + 2u * C * dk + C * dv;
-    if (lid < C) wy[krec + lid] = rk[lid] * exp(gdiff(C - 1u, lid)); // padding rows: g = 0, so G[C-1] = G[n-1]
-    if (lid == 0u) wy[krec + C] = exp(gc[C - 1u] + gl[C - 1u]);
-
+    write_kf(rec + 2u * C * dk + C * dv);
     for (uint col = lid; col < dk + dv; col += WG) {
         bool isk = col < dk;
         uint src = isk ? pc.k_off + hk * dk + col : pc.v_off + h * dv + (col - dk);
@@ -213,3 +233,130 @@ void main()
         }
     }
 }
+#else
+
+// T (unit lower triangular, packed strictly lower part in kq4) and the scratch Z (in rs4), as floats
+float tget(uint t, uint s) { return s < t ? kq4[(t * (t - 1u) / 2u + s) >> 2][(t * (t - 1u) / 2u + s) & 3u] : s == t ? 1.0 : 0.0; }
+void tset(uint t, uint s, float v) { uint i = t * (t - 1u) / 2u + s; kq4[i >> 2][i & 3u] = v; }
+float zget(uint i) { return rs4[i >> 2][i & 3u]; }
+
+// 3a: T = (I + L)^-1 (L in M's strictly lower part)
+void invert_l()
+{
+    if (lid < C) { // diagonal block b, column c: (I + L_bb) x = e_c
+        uint b = lid / 16u, c = lid % 16u, r0 = 16u * b;
+        float x[16];
+        [[unroll]] for (uint u = 0u; u < 16u; u++) {
+            float acc = 0.0;
+            [[unroll]] for (uint v = 0u; v < u; v++) acc += M[(r0 + u) * C + r0 + v] * x[v];
+            x[u] = u == c ? 1.0 : -acc;
+        }
+        [[unroll]] for (uint u = 1u; u < 16u; u++)
+            if (u > c) tset(r0 + u, r0 + c, x[u]);
+    }
+    barrier();
+    for (uint i = 1u; i < 4u; i++) { // block row i: Z_j = sum_{k=j}^{i-1} L_ik T_kj, then T_ij = -T_ii Z_j
+        for (uint e = lid; e < i * 256u; e += WG) {
+            uint j = e / 256u, r = (e / 16u) % 16u, c = e % 16u, t = 16u * i + r, s = 16u * j + c;
+            float z = 0.0;
+            for (uint u = s; u < 16u * i; u++) z += M[t * C + u] * tget(u, s);
+            rs4[e >> 2][e & 3u] = z;
+        }
+        barrier();
+        for (uint e = lid; e < i * 256u; e += WG) {
+            uint j = e / 256u, r = (e / 16u) % 16u, c = e % 16u, t = 16u * i + r;
+            float y = 0.0;
+            for (uint m = 0u; m <= r; m++) y += tget(t, 16u * i + m) * zget(j * 256u + m * 16u + c);
+            tset(t, 16u * j + c, -y);
+        }
+        barrier();
+    }
+}
+
+// 3b: P[t][s] = sum_{u=s}^{t} B[t][u] T[u][s] for s < t, over L (B[t][u] = M[u][t]); P[t][t] = B[t][t] stays
+void make_p()
+{
+    for (uint e = lid; e < C * C; e += WG) {
+        uint t = e / C, s = e % C;
+        if (s >= t) continue;
+        float p = M[s * C + t];
+        for (uint u = s + 1u; u <= t; u++) p += M[u * C + t] * tget(u, s);
+        M[t * C + s] = p;
+    }
+    barrier();
+}
+
+// R[s][col]: qkv's k (col < dk) or v column scaled by fk or beta; 0 past the chunk or the columns
+float r_at(uint s, uint col)
+{
+    if (s >= n || col >= pc.dk + pc.dv) return 0.0;
+    bool isk = col < pc.dk;
+    uint src = isk ? pc.k_off + hk * pc.dk + col : pc.v_off + h * pc.dv + (col - pc.dk);
+    return qkv[(c0 + s) * pc.qkv_stride + src] * (isk ? fk[s] : bt[s]);
+}
+
+void main()
+{
+    lid = gl_LocalInvocationIndex;
+    uint grp = qn_group_id();
+    if (grp >= pc.nc * pc.Hv) return; // uniform over the workgroup
+    uint cl = grp / pc.Hv;
+    h = grp % pc.Hv;
+    hk = h / (pc.Hv / pc.Hk);
+    c0 = pc.t0 + C * cl;
+    if (c0 >= pc.T) return;
+    n = min(C, pc.T - c0);
+    build_m();
+
+    uint dk = pc.dk, dv = pc.dv, rec = (cl * pc.Hv + h) * (2u * C * dk + C * dv + C + 4u);
+    write_kf(rec + 2u * C * dk + C * dv);
+    invert_l();
+    make_p();
+
+    uint cg = lid % 16u, t0 = 4u * (lid / 16u);
+    uint tb[4];
+    [[unroll]] for (uint i = 0u; i < 4u; i++) tb[i] = (t0 + i) * (t0 + i - 1u) / 2u; // packed row starts of T
+    for (uint b0 = 0u; b0 < dk + dv; b0 += QN_CB) {
+        barrier();
+        for (uint e = lid; e < C * QN_CB; e += WG) rs4[e >> 2][e & 3u] = r_at(e / QN_CB, b0 + e % QN_CB);
+        barrier();
+        float X[4][CT], Y[4][CT];
+        [[unroll]] for (uint i = 0u; i < 4u; i++)
+            [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] = 0.0, Y[i][j] = 0.0;
+        for (uint s = 0u; s < t0 + 4u; s++) {
+            float r[CT];
+            uint ri = s * QN_CB + cg * CT;
+            if (CT == 4u) {
+                vec4 v = rs4[ri >> 2];
+                r[0] = v.x, r[1 % CT] = v.y, r[2 % CT] = v.z, r[3 % CT] = v.w;
+            } else {
+                [[unroll]] for (uint j = 0u; j < CT; j++) r[j] = rs4[(ri + j) >> 2][(ri + j) & 3u];
+            }
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                uint t = t0 + i;
+                float a = s < t ? kq4[(tb[i] + s) >> 2][(tb[i] + s) & 3u] : s == t ? 1.0 : 0.0;
+                float p = s <= t ? M[t * C + s] : 0.0;
+                [[unroll]] for (uint j = 0u; j < CT; j++) {
+                    X[i][j] += a * r[j];
+                    Y[i][j] += p * r[j];
+                }
+            }
+        }
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            uint t = t0 + i;
+            [[unroll]] for (uint j = 0u; j < CT; j++) {
+                uint col = b0 + cg * CT + j;
+                if (col >= dk + dv) continue;
+                if (col < dk) {
+                    float q = t < n ? qkv[(c0 + t) * pc.qkv_stride + pc.q_off + hk * dk + col] : 0.0;
+                    wy[rec + t * dk + col] = X[i][j];
+                    wy[rec + C * dk + t * dk + col] = eq[t] * q - Y[i][j];
+                } else {
+                    wy[rec + 2u * C * dk + t * dv + (col - dk)] = X[i][j];
+                    if (t < n) o[(c0 + t) * pc.Hv * dv + h * dv + (col - dk)] = Y[i][j];
+                }
+            }
+        }
+    }
+}
+#endif

@@ -244,6 +244,12 @@ static void long_case(struct shape s, uint32_t T, uint32_t split, const uint32_t
 
 #define WY_C 64 /* chunk of both passes */
 
+/* pass 1: gdn_chunk_wy (NULL) or the pipeline set here (gdn_chunk_wy_inv and its CB) */
+static const qn_pipe *wy_pa;
+
+/* Bytes of shared memory of gdn_chunk_wy_inv with CB columns per block (gdn_chunk_wy.comp) */
+static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2048 + 64 * cb + 7 * 64); }
+
 /* floats of one scratch record (pc_gdn.h) */
 static uint64_t wy_rec(struct shape s) { return 2ull * WY_C * s.dk + (uint64_t)WY_C * s.dv + WY_C + 4; }
 
@@ -255,7 +261,7 @@ static void run_wy(const qn_pipe *pb, const struct gdn_in *in, uint32_t t0, uint
 {
     struct shape s = in->s;
     uint32_t nch = (T + WY_C - 1) / WY_C, nc = seg && seg < nch ? seg : nch, bv = qn_pipe_spec(pb, 1);
-    const qn_pipe *pa = qn_h_pipe_default(&H, QN_K_GDN_CHUNK_WY);
+    const qn_pipe *pa = wy_pa ? wy_pa : qn_h_pipe_default(&H, QN_K_GDN_CHUNK_WY);
     if (!scr) scr = qn_h_buffer(&H, "wy scratch", (size_t)wy_rec(s) * s.Hv * nc * 4);
     uint64_t qo = (uint64_t)t0 * conv_dim(s) * 4, po = (uint64_t)t0 * proj_stride(s) * 4;
     if (qo % 16 || po % 16) {
@@ -309,9 +315,9 @@ static void wy_case(const uint32_t *spec, struct shape s, uint32_t T, bool zero_
     }
     float *ref = qn_h_alloc(&H, out_n(s, T + T2));
     ref_delta(&in, 0, T + T2, S0, ref);
-    char what[200], sp[64];
-    snprintf(what, sizeof what, "gdn_chunk_wy + %s Hk=%u Hv=%u dk=%u dv=%u T=%u%s%.0u seg %u, %s state: o",
-             spec_str(pb, sp, sizeof sp), s.Hk, s.Hv, s.dk, s.dv, T, T2 ? "+" : "", T2, seg, zero_state ? "zero" : "random");
+    char what[240], sp[64], spa[64];
+    snprintf(what, sizeof what, "%s + %s Hk=%u Hv=%u dk=%u dv=%u T=%u%s%.0u seg %u, %s state: o",
+             wy_pa ? spec_str(wy_pa, spa, sizeof spa) : "gdn_chunk_wy", spec_str(pb, sp, sizeof sp), s.Hk, s.Hv, s.dk, s.dv, T, T2 ? "+" : "", T2, seg, zero_state ? "zero" : "random");
     check_rel(what, got, ref, out_n(s, T + T2), TOL_CHUNKED);
     memcpy(what + strlen(what) - 1, "S", 2);
     check_rel(what, qn_h_read(&H, S, state_n(s)), S0, state_n(s), TOL_CHUNKED);
@@ -364,6 +370,21 @@ static void wy_tests(void)
     wy_case(sp[0], REAL_FEW, 1000, false, 4, 0);
     wy_case(sp[4], ODD, 1000, false, 0, 100);
     wy_dk_max_case();
+    /* pass 1 by products with (I + L)^-1 (gdn_chunk_wy_inv) per column block CB that fits the device */
+    for (uint32_t cb = 16; cb <= 64; cb *= 2) {
+        if (wy_inv_shared(cb) > qn_vk_caps(H.v)->max_shared) {
+            printf("skip gdn_chunk_wy_inv(%u): %u bytes of shared memory, the device has %u\n", cb, wy_inv_shared(cb),
+                   qn_vk_caps(H.v)->max_shared);
+            continue;
+        }
+        wy_pa = qn_h_pipe(&H, QN_K_GDN_CHUNK_WY_INV, cb);
+        for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) wy_case(sp[i % 5], ODD, Ts[i], i % 2, (uint32_t)(i % 3), 0);
+        wy_case(sp[3], TINY, 70, false, 1, 0);
+        wy_case(NULL, REAL, 65, false, 0, 0);
+        wy_case(sp[2], REAL_SOME, 200, false, 2, 77);
+        wy_case(sp[0], REAL_FEW, 1000, false, 4, 0);
+        wy_pa = NULL;
+    }
 }
 
 /* ---- conv ---- */
@@ -664,7 +685,7 @@ static void bench_delta(const struct gdn_in *in, uint32_t T, bool chunked, const
  * sum over the segments); *best: the fastest total. */
 static void bench_wy(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, qn_buf *scr, double *best)
 {
-    static const uint32_t sp[][4] = { { 256, 16, 128, 1 }, { 256, 16, 128, 0 }, { 256, 32, 128, 1 }, { 256, 8, 128, 1 },
+    static const uint32_t sp[][4] = { { 256, 32, 128, 1 }, { 256, 16, 128, 1 }, { 256, 16, 128, 0 }, { 256, 8, 128, 1 },
                                       { 128, 8, 128, 1 }, { 512, 32, 128, 1 }, { 128, 4, 128, 1 }, { 512, 16, 128, 1 } };
     static const uint32_t segs[] = { 16, 0, 4 };
     *best = INFINITY;
@@ -678,11 +699,26 @@ static void bench_wy(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, 
                 run_wy(pb, in, 0, T, S, o, segs[k], scr, ms);
                 if (ms[0] + ms[1] < ba + bb) ba = ms[0], bb = ms[1];
             }
-            char sps[64];
-            printf("bench gdn_chunk_wy + %-22s seg %2u T=%-5u %9.4f ms (pass 1 %.4f + pass 2 %.4f)\n",
-                   spec_str(pb, sps, sizeof sps), segs[k], T, ba + bb, ba, bb);
+            char sps[64], spa[64];
+            printf("bench %s + %-22s seg %2u T=%-5u %9.4f ms (pass 1 %.4f + pass 2 %.4f)\n",
+                   wy_pa ? spec_str(wy_pa, spa, sizeof spa) : "gdn_chunk_wy", spec_str(pb, sps, sizeof sps), segs[k], T,
+                   ba + bb, ba, bb);
             *best = ba + bb < *best ? ba + bb : *best;
         }
+        if (wy_pa) break; /* gdn_chunk_wy_inv: the first layout only */
+    }
+}
+
+/* bench_wy with pass 1 as gdn_chunk_wy_inv, per column block CB that fits (pass 2 at 256,32 where it fits) */
+static void bench_wy_inv(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, qn_buf *scr, double *best)
+{
+    for (uint32_t cb = 16; cb <= 64; cb *= 2) {
+        if (wy_inv_shared(cb) > qn_vk_caps(H.v)->max_shared) continue;
+        double b;
+        wy_pa = qn_h_pipe(&H, QN_K_GDN_CHUNK_WY_INV, cb);
+        bench_wy(in, T, S, o, scr, &b);
+        wy_pa = NULL;
+        *best = b < *best ? b : *best;
     }
 }
 
@@ -724,6 +760,7 @@ static void bench(uint32_t Tmax)
     for (uint32_t T = 16; T <= Tmax; T *= 4) {
         double wms;
         bench_wy(&in, T, S, o, scr, &wms);
+        bench_wy_inv(&in, T, S, o, scr, &wms);
         double rms_ = 0, cms = INFINITY;
         bench_delta(&in, T, false, NULL, 0, S, o, &rms_);
         for (size_t i = 0; i < sizeof cspec / sizeof cspec[0]; i++) {
@@ -740,13 +777,23 @@ static void bench(uint32_t Tmax)
     qn_h_ok(&H, qn_buf_write(H.v, S, 0, S0, state_n(s) * 4), "S");
     run_delta(delta_pipe(true, NULL, 0), &in, 0, Tmax, S, o);
     run_delta(delta_pipe(false, NULL, 0), &in, 0, Tmax, S2, o2);
-    char what[96];
+    char what[128];
     snprintf(what, sizeof what, "bench T=%u chunked vs recurrent on this device: o", Tmax);
     check_rel(what, qn_h_read(&H, o, out_n(s, Tmax)), qn_h_read(&H, o2, out_n(s, Tmax)), out_n(s, Tmax), TOL_CHUNKED);
     qn_h_ok(&H, qn_buf_write(H.v, S, 0, S0, state_n(s) * 4), "S");
     run_wy(wy_pipe(NULL), &in, 0, Tmax, S, o, 16, scr, NULL);
     snprintf(what, sizeof what, "bench T=%u two-pass (seg 16) vs recurrent on this device: o", Tmax);
     check_rel(what, qn_h_read(&H, o, out_n(s, Tmax)), qn_h_read(&H, o2, out_n(s, Tmax)), out_n(s, Tmax), TOL_CHUNKED);
+    for (uint32_t cb = 16; cb <= 64; cb *= 2) {
+        if (wy_inv_shared(cb) > qn_vk_caps(H.v)->max_shared) continue;
+        qn_h_ok(&H, qn_buf_write(H.v, S, 0, S0, state_n(s) * 4), "S");
+        wy_pa = qn_h_pipe(&H, QN_K_GDN_CHUNK_WY_INV, cb);
+        run_wy(wy_pipe(NULL), &in, 0, Tmax, S, o, 16, scr, NULL);
+        wy_pa = NULL;
+        snprintf(what, sizeof what, "bench T=%u two-pass, pass 1 gdn_chunk_wy_inv(%u), vs recurrent on this device: o",
+                 Tmax, cb);
+        check_rel(what, qn_h_read(&H, o, out_n(s, Tmax)), qn_h_read(&H, o2, out_n(s, Tmax)), out_n(s, Tmax), TOL_CHUNKED);
+    }
     /* conv and gated norm */
     uint32_t cd = conv_dim(s), ps = proj_stride(s);
     qn_buf *cw = qn_h_upload(&H, "conv_w", normal((size_t)cd * 4, 0, 0.5f), (size_t)cd * 16);
