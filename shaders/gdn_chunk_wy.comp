@@ -295,6 +295,17 @@ float r_at(uint s, uint col)
     return qkv[(c0 + s) * pc.qkv_stride + src] * (isk ? fk[s] : bt[s]);
 }
 
+// CT consecutive values of the staged R block from float index ri (a multiple of CT)
+void r_row(uint ri, out float r[CT])
+{
+    if (CT == 4u) {
+        vec4 v = rs4[ri >> 2];
+        r[0] = v.x, r[1 % CT] = v.y, r[2 % CT] = v.z, r[3 % CT] = v.w;
+    } else {
+        [[unroll]] for (uint j = 0u; j < CT; j++) r[j] = rs4[(ri + j) >> 2][(ri + j) & 3u];
+    }
+}
+
 void main()
 {
     lid = gl_LocalInvocationIndex;
@@ -323,23 +334,24 @@ void main()
         float X[4][CT], Y[4][CT];
         [[unroll]] for (uint i = 0u; i < 4u; i++)
             [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] = 0.0, Y[i][j] = 0.0;
-        for (uint s = 0u; s < t0 + 4u; s++) {
-            float r[CT];
-            uint ri = s * QN_CB + cg * CT;
-            if (CT == 4u) {
-                vec4 v = rs4[ri >> 2];
-                r[0] = v.x, r[1 % CT] = v.y, r[2 % CT] = v.z, r[3 % CT] = v.w;
-            } else {
-                [[unroll]] for (uint j = 0u; j < CT; j++) r[j] = rs4[(ri + j) >> 2][(ri + j) & 3u];
-            }
-            [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                uint t = t0 + i;
-                float a = s < t ? kq4[(tb[i] + s) >> 2][(tb[i] + s) & 3u] : s == t ? 1.0 : 0.0;
-                float p = s <= t ? M[t * C + s] : 0.0;
-                [[unroll]] for (uint j = 0u; j < CT; j++) {
-                    X[i][j] += a * r[j];
-                    Y[i][j] += p * r[j];
+        for (uint s0 = 0u; s0 < t0; s0 += 4u) // below the tile's rows: T and P in full, 4 columns s a step
+            [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                uint s = s0 + u;
+                float r[CT];
+                r_row(s * QN_CB + cg * CT, r);
+                [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                    float a = kq4[(tb[i] + s) >> 2][(tb[i] + s) & 3u], p = M[(t0 + i) * C + s];
+                    [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a * r[j], Y[i][j] += p * r[j];
                 }
+            }
+        [[unroll]] for (uint u = 0u; u < 4u; u++) { // the tile's own 4 x 4 triangle
+            uint s = t0 + u;
+            float r[CT];
+            r_row(s * QN_CB + cg * CT, r);
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                float a = u < i ? kq4[(tb[i] + s) >> 2][(tb[i] + s) & 3u] : u == i ? 1.0 : 0.0;
+                float p = u <= i ? M[(t0 + i) * C + s] : 0.0;
+                [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a * r[j], Y[i][j] += p * r[j];
             }
         }
         [[unroll]] for (uint i = 0u; i < 4u; i++) {
