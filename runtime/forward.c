@@ -1164,7 +1164,8 @@ static uint64_t wy_bytes(const qn_fwd *f)
     const qn_config *c = &f->m->c;
     uint64_t dk = (uint64_t)c->lin_k_dim, dv = (uint64_t)c->lin_v_dim, nc = cdiv(f->tmax, 64);
     if (nc > f->wy_seg) nc = f->wy_seg;
-    return (2 * 64 * dk + 64 * dv + 68) * (uint64_t)c->lin_v_heads * nc * 4;
+    /* + 256: with wy_overlap the second half of the scratch starts aligned */
+    return (2 * 64 * dk + 64 * dv + 68) * (uint64_t)c->lin_v_heads * nc * 4 + 256;
 }
 
 /* The guess node's buffers (tune.guess_next); the logits' spare words stay 0 (the router reads one past a row

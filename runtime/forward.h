@@ -115,6 +115,8 @@ typedef struct qn_fwd {
                                gdn_chunked */
     uint32_t wy_seg;        /* chunks per segment of the two passes (env QNEXT_GDN_WY_SEG; the scratch holds one) */
     uint32_t wy_min_t;      /* the two passes for prefill calls of at least this many tokens (env QNEXT_GDN_WY) */
+    bool wy_overlap;        /* env QNEXT_GDN_WY_OVERLAP=1: segments of half the scratch each, pass 1 of segment k + 1
+                               recorded beside pass 2 of segment k (no barrier between them; forward_gdn.c) */
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *pre_cm;        /* attn_prefill_cm (flash attention on tensor cores) or its emulated twin in attn_prefill's
                                place (env QNEXT_ATTN_CM=1 | emu, forward_pipes.c make_attn_cm_pipe); NULL: attn_prefill */

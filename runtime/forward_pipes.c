@@ -515,6 +515,8 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
     QN_DEBUG("QNEXT_GDN_WY: %s + gdn_chunk_state(%u,%u,%u,%u), segments of %u chunks, calls of %u+ tokens",
              cb ? "gdn_chunk_wy_inv" : "gdn_chunk_wy", lay[0], lay[1], dkmax, lay[2], seg, f->wy_min_t);
     f->wy_seg = seg;
+    const char *eo = getenv("QNEXT_GDN_WY_OVERLAP"); /* 1: pass 1 of segment k + 1 beside pass 2 of k (forward_gdn.c) */
+    f->wy_overlap = eo && !strcmp(eo, "1");
     return 0;
 }
 
