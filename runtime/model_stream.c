@@ -131,6 +131,12 @@ struct qn_mst {
     int ccur;
     bool copen;               /* ccmd[ccur] is recording */
     int *cjobs, n_cjobs;      /* demand jobs whose reads are in and whose copies are in ccmd[ccur] */
+    uint64_t cbatch;          /* QNEXT_STREAM_CBATCH (default 1 MiB; 0: never): an open compute-queue copy buffer
+                                 holding this much is submitted at once (the GPU, idle while the host waits for the
+                                 layer's misses, copies them meanwhile); the rest goes with the experts segment */
+    uint64_t cbytes, cwait_x; /* the open buffer's bytes; the copy batches it must wait for (older copies into its
+                                 slots) */
+    int cflushed[NXCMD / 2], n_cflushed;   /* buffers submitted early since the last experts segment */
     int n_cheld;              /* ring entries held by such jobs (at most half the ring: the rest keeps the copy
                                  batches going, whose entries do not wait for the experts segment's submission) */
 };
@@ -389,7 +395,33 @@ static int ccopy(struct qn_mst *s, uint64_t src, const qn_buf *dst, uint64_t off
         s->copen = true;
     }
     s->copy_bytes += n;
+    s->cbytes += n;
     return qn_cmd_copy(s->ccmd[s->ccur], s->up, src, dst, off, n);
+}
+
+/* The open compute-queue copy buffer submitted now (QNEXT_STREAM_CBATCH), waiting on the GPU for the copy batches
+ * that wrote its slots before (the layer's experts segment follows it in queue order). */
+static int ccmd_flush(struct qn_mst *s)
+{
+    struct qn_tl_point w[QN_MAX_XQUEUES];
+    uint32_t nw = 0;
+    uint64_t xv;
+    if (!s->copen || s->n_cflushed >= NXCMD / 2) return 0;
+    if (s->skip_done && s->cwait_x > s->x_done && !tx_value(s, &xv)) x_seen(s, xv);
+    for (int q = 0; s->cwait_x && q < s->n_txq; q++) {
+        uint64_t last = xq_last(s, q, s->cwait_x);
+        if (last && !(s->skip_done && last <= s->x_done)) w[nw++] = (struct qn_tl_point){ s->tx[q], last };
+    }
+    qn_cmd *cmd = s->ccmd[s->ccur];
+    s->cflushed[s->n_cflushed++] = s->ccur;
+    s->copen = false;
+    s->ccur = (s->ccur + 1) % NXCMD;
+    s->cbytes = s->cwait_x = 0;
+    qn_cmd_barrier(cmd);
+    int rc = qn_cmd_end(cmd);
+    if (!rc) rc = submit(s, cmd, w, nw, NULL);
+    if (!rc) s->batches++;
+    return rc;
 }
 
 static void job_release(struct qn_mst *s, int j, bool filled);
@@ -416,6 +448,8 @@ static int ccmd_submit(struct qn_mst *s, const struct qn_tl_point *w, uint32_t n
     qn_cmd *cmd = s->ccmd[s->ccur];
     s->copen = false;
     s->ccur = (s->ccur + 1) % NXCMD;
+    s->cbytes = s->cwait_x = 0;
+    s->n_cflushed = 0;
     qn_cmd_barrier(cmd);   /* the copies before the expert kernels (queue order) */
     int rc = qn_cmd_end(cmd);
     if (!rc) rc = submit(s, cmd, w, nw, NULL);
@@ -429,6 +463,9 @@ static void ccmd_abort(struct qn_mst *s)
 {
     if (s->copen) qn_cmd_end(s->ccmd[s->ccur]);
     s->copen = false;
+    s->cbytes = s->cwait_x = 0;
+    for (int i = 0; i < s->n_cflushed; i++) qn_cmd_wait(s->ccmd[s->cflushed[i]]);   /* no copy lands in a freed slot */
+    s->n_cflushed = 0;
     cjobs_done(s, false, 0);
 }
 
@@ -588,6 +625,8 @@ static void on_piece(struct qn_mst *s, const struct qn_io_cqe *c)
         }
         uint64_t off, src = (uint64_t)jb->entry * s->entry + qn_es_entry_off(s->es, (int)pt[p].set) + pt[p].slot_off + at;
         qn_buf *dst = slot_dst(s->m, pt[p].set, (uint32_t)jb->slot, &off);
+        uint64_t wx = s->slot_x[jb->slot] > jb->x_last ? s->slot_x[jb->slot] : jb->x_last;
+        if (jb->ccopy && wx > s->cwait_x) s->cwait_x = wx;   /* older copies into this slot land first */
         int rc = jb->ccopy ? ccopy(s, src, dst, off + pt[p].slot_off + at, len)
                            : batch_copy(s, src, dst, off + pt[p].slot_off + at, len);
         if (rc) {
@@ -633,6 +672,7 @@ static int service(struct qn_mst *s, int64_t timeout_ns)
     if (s->xopen && (s->xbytes >= s->batch_bytes || (k == 0 && timeout_ns > 0) || !qn_io_pending(s->io) ||
                      (s->n_need && !need_reads(s))))
         rc = batch_submit(s);
+    if (!rc && s->copen && s->cbatch && s->cbytes >= s->cbatch) rc = ccmd_flush(s);   /* QNEXT_STREAM_CBATCH */
     return rc || (!s->n_todo && !s->n_pf_todo) ? rc : issue_todo(s);
 }
 
@@ -1223,6 +1263,7 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     int ds = s->n_ring > 0 ? ENV_MODE("QNEXT_STREAM_DSTAGE", 0) : 0;
     s->dstage = ds == 1 || ds == 2;
     s->dstage_pf = ds == 2;
+    s->cbatch = qn_env_u64("QNEXT_STREAM_CBATCH", 1u << 20, 0, UINT64_MAX);
     for (int i = 0; s->dstage && !rc && i < NXCMD; i++) rc = qn_cmd_create(m->v, &s->ccmd[i]);
     if (rc) return rc;
     if (o.n_hot || o.policy)
@@ -1348,9 +1389,10 @@ static void print_times(const struct qn_mst *s, double tk, FILE *out)
             "meanwhile %s%.3f + host wake-up / queue latency (rest) %.3f%s\n", route / tk, tail / tk,
             t->gpu_calls ? "" : "(no timestamps) ", gpu / tk, (route - tail - gpu) / tk, s->spin ? " (spinning)" : "");
     if (s->dstage)
-        fprintf(out, "  fills copied on the compute queue (QNEXT_STREAM_DSTAGE=%d): %.1f per token (demand misses %.1f, guesses "
-                "needed while reading %.1f)\n", s->dstage + s->dstage_pf, (double)t->c_fills / tk,
-                (double)t->miss_fills / tk, (double)t->pf_inflight / tk);
+        fprintf(out, "  fills copied on the compute queue (QNEXT_STREAM_DSTAGE=%d, submitted early from %llu KiB): %.1f per "
+                "token (demand misses %.1f, guesses needed while reading %.1f)\n", s->dstage + s->dstage_pf,
+                (unsigned long long)(s->cbatch >> 10), (double)t->c_fills / tk, (double)t->miss_fills / tk,
+                (double)t->pf_inflight / tk);
     fprintf(out, "  host time in vkQueueSubmit %.3f ms per token (%.1f submits per token)\n",
             (double)t->submit_ns / 1e6 / tk, (double)t->submits / tk);
     if (s->batches)
