@@ -441,6 +441,7 @@ static void cjobs_done(struct qn_mst *s, bool ok, uint64_t c)
 /* Before the experts segment that will signal c: the compute-queue copies (waiting for the same copy batches). */
 static int ccmd_submit(struct qn_mst *s, const struct qn_tl_point *w, uint32_t nw, uint64_t c)
 {
+    s->n_cflushed = 0;   /* the early buffers are before this experts segment in queue order */
     if (!s->copen) {
         cjobs_done(s, true, c);
         return 0;
@@ -449,7 +450,6 @@ static int ccmd_submit(struct qn_mst *s, const struct qn_tl_point *w, uint32_t n
     s->copen = false;
     s->ccur = (s->ccur + 1) % NXCMD;
     s->cbytes = s->cwait_x = 0;
-    s->n_cflushed = 0;
     qn_cmd_barrier(cmd);   /* the copies before the expert kernels (queue order) */
     int rc = qn_cmd_end(cmd);
     if (!rc) rc = submit(s, cmd, w, nw, NULL);
