@@ -491,8 +491,8 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
     uint32_t lay[3] = { 256, bv, 1 }, seg = 16;
     const char *el = getenv("QNEXT_GDN_WY_LAYOUT"), *es = getenv("QNEXT_GDN_WY_SEG");
     if (el && (sscanf(el, "%u,%u,%u", &lay[0], &lay[1], &lay[2]) < 2 || !lay[1] || lay[0] % lay[1] || lay[0] > 1024 ||
-               32 % (lay[0] / lay[1]) || lay[2] > 1)) {
-        QN_WARN("QNEXT_GDN_WY_LAYOUT=%s is not WG,BV[,PF] (WG / BV dividing 32, WG at most 1024, PF 0 or 1); using "
+               32 % (lay[0] / lay[1]) || lay[2] > 2)) {
+        QN_WARN("QNEXT_GDN_WY_LAYOUT=%s is not WG,BV[,PF] (WG / BV dividing 32, WG at most 1024, PF 0, 1 or 2); using "
                 "256,%u,1", el, bv);
         lay[0] = 256, lay[1] = bv, lay[2] = 1;
     }

@@ -357,14 +357,17 @@ static void wy_tests(void)
 {
     static const uint32_t Ts[] = { 1, 3, 63, 64, 65, 150, 300 };
     /* pass-2 layouts (WG, BV, DK_MAX, PF) */
-    static const uint32_t sp[][4] = { { 256, 16, 128, 1 }, { 128, 32, 32, 1 }, { 256, 8, 128, 0 }, { 128, 8, 32, 1 },
-                                      { 64, 4, 32, 0 } };
+    static const uint32_t sp[][4] = { { 256, 16, 128, 1 }, { 128, 32, 32, 2 }, { 256, 8, 128, 0 }, { 128, 8, 32, 1 },
+                                      { 64, 4, 32, 2 } };
     static const uint32_t bv32[4] = { 256, 32, 128, 1 }; /* 43,008 bytes of shared memory: not on lavapipe */
     for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++)
         for (int z = 0; z < 2; z++) wy_case(sp[(i + z) % 5], ODD, Ts[i], z, (uint32_t)(i % 3), 0);
     wy_case(sp[3], TINY, 70, false, 1, 0);
     wy_case(NULL, REAL, 65, false, 0, 0);
     wy_case(bv32, REAL, 130, false, 1, 0);
+    wy_case((const uint32_t[4]){ 256, 32, 128, 2 }, REAL, 200, false, 0, 0);
+    wy_case((const uint32_t[4]){ 256, 16, 128, 2 }, REAL_FEW, 300, false, 2, 70); /* pass 2 two stages ahead */
+    wy_case((const uint32_t[4]){ 128, 8, 128, 2 }, (struct shape){ 1, 2, 96, 16 }, 200, false, 0, 0); /* 5 stages */
     wy_case(sp[2], REAL, 130, false, 1, 0);
     wy_case(sp[2], REAL_SOME, 200, false, 2, 77); /* a second call from the state the first left */
     wy_case(sp[0], REAL_FEW, 1000, false, 4, 0);
@@ -685,8 +688,8 @@ static void bench_delta(const struct gdn_in *in, uint32_t T, bool chunked, const
  * sum over the segments); *best: the fastest total. */
 static void bench_wy(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, qn_buf *scr, double *best)
 {
-    static const uint32_t sp[][4] = { { 256, 32, 128, 1 }, { 256, 16, 128, 1 }, { 256, 16, 128, 0 }, { 256, 8, 128, 1 },
-                                      { 128, 8, 128, 1 }, { 512, 32, 128, 1 }, { 128, 4, 128, 1 }, { 512, 16, 128, 1 } };
+    static const uint32_t sp[][4] = { { 256, 32, 128, 1 }, { 256, 32, 128, 2 }, { 256, 16, 128, 2 }, { 256, 16, 128, 1 },
+                                      { 512, 32, 128, 2 }, { 512, 32, 128, 1 }, { 128, 8, 128, 2 }, { 512, 16, 128, 1 } };
     static const uint32_t segs[] = { 16, 0, 4 };
     *best = INFINITY;
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
