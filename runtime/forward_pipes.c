@@ -446,7 +446,7 @@ static uint32_t gdn_fuse(void)
 /* Bytes of shared memory of gdn_chunk_state with BV value columns per workgroup, and of gdn_chunk_wy_inv with CB
  * columns per block (their headers) */
 static uint32_t wy_state_shared(uint32_t dkmax, uint32_t bv) { return 4 * (dkmax * bv + 64 * bv + 2 * 64 * 36); }
-static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2048 + 64 * cb + 7 * 64); }
+static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2112 + 64 * cb + 7 * 64); }
 
 /* env QNEXT_GDN_WY_INV: pass 1 as products with (I + L)^-1 (gdn_chunk_wy_inv) instead of the per-column substitution
  * of gdn_chunk_wy: 1 with the widest column block CB of 64, 32, 16 whose shared memory fits the device; 16, 32 or 64

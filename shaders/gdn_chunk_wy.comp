@@ -27,11 +27,11 @@
 // substitution (which ran latency-bound at one workgroup per SM on the H100: ~130 us per (chunk, head)):
 //  3a. T = (I + L)^-1 explicitly: the four 16x16 diagonal blocks by substitution (64 invocations, one column each),
 //      then block row i = 1..3: T_ij = -T_ii sum_k L_ik T_kj (two small products, four barriers), T's strictly lower
-//      part packed in the staging area kq4 (2016 floats);
+//      part packed by rows padded to whole vec4s (row t at trow(t), 2112 floats) over the staging area kq4;
 //  3b. P = B T (lower; its diagonal is B's), over L in M's strictly lower part (L is dead, B^T above is read);
 //  3c. per block of CB columns of R = [diag(beta e^G rk) k | diag(beta) v] staged in shared memory, X = T R (W or U)
 //      and Y = P R (giving Q' = e^G rq q - Y or O_intra) with a 4-row x CB/16-column tile of both per invocation.
-// Spec (QN_WY_INV): 0 CB (16, 32 or 64; shared memory 30 / 34 / 42 KB).
+// Spec (QN_WY_INV): 0 CB (16, 32 or 64; shared memory 4 * (6656 + 64 CB) bytes: 30,720 / 34,816 / 43,008).
 //
 // Bindings: 0 qkv f32, 1 proj f32, 2 A_log [Hv], 3 dt_bias [Hv] (as gdn_chunked), 4 scratch f32 (records),
 //           5 o f32 [T][Hv][dv] (O_intra of the segment's tokens)
@@ -66,7 +66,11 @@ layout(constant_id = 0) const uint QN_CB = 64;
 const uint CT = QN_CB / 16u; // columns of a tile
 shared vec4 rs4[16u * QN_CB]; // R's block [64][CB] (3c); before it the products Z of 3a (768 floats)
 #endif
-shared vec4 kq4[2u * KQ];    // one tile of raw k (part 0) and q (part 1), [ii][token quad]; QN_WY_INV: then T packed
+#ifdef QN_WY_INV
+shared vec4 kq4[528];        // one tile of raw k (part 0) and q (part 1), [ii][token quad]; then T's rows (2112 floats)
+#else
+shared vec4 kq4[2u * KQ];    // one tile of raw k (part 0) and q (part 1), [ii][token quad]
+#endif
 shared float M[C * C];       // [t][s]: L for s < t, B[s][t] for s >= t
 shared float gc[C], gl[C];   // G as an unevaluated sum gc + gl
 shared float bt[C], rk[C], rq[C], fk[C], eq[C];
@@ -235,9 +239,16 @@ void main()
 }
 #else
 
-// T (unit lower triangular, packed strictly lower part in kq4) and the scratch Z (in rs4), as floats
-float tget(uint t, uint s) { return s < t ? kq4[(t * (t - 1u) / 2u + s) >> 2][(t * (t - 1u) / 2u + s) & 3u] : s == t ? 1.0 : 0.0; }
-void tset(uint t, uint s, float v) { uint i = t * (t - 1u) / 2u + s; kq4[i >> 2][i & 3u] = v; }
+// T (unit lower triangular): its strictly lower rows in kq4, row t (t floats) at trow(t), padded to whole vec4s
+// (sum over r < t of 4 ceil(r / 4)); the scratch Z (in rs4), as floats
+uint trow(uint t)
+{
+    uint a = t / 4u, b = t % 4u;
+    return 4u * (2u * a * (a - (a > 0u ? 1u : 0u)) + 3u * a + a * b + (b > 0u ? b - 1u : 0u));
+}
+float tpk(uint i) { return kq4[i >> 2][i & 3u]; }
+float tget(uint t, uint s) { return s < t ? tpk(trow(t) + s) : s == t ? 1.0 : 0.0; }
+void tset(uint t, uint s, float v) { uint i = trow(t) + s; kq4[i >> 2][i & 3u] = v; }
 float zget(uint i) { return rs4[i >> 2][i & 3u]; }
 
 // 3a: T = (I + L)^-1 (L in M's strictly lower part)
@@ -280,7 +291,7 @@ void make_p()
         uint t = e / C, s = e % C;
         if (s >= t) continue;
         float p = M[s * C + t];
-        for (uint u = s + 1u; u <= t; u++) p += M[u * C + t] * tget(u, s);
+        for (uint u = s + 1u; u <= t; u++) p += M[u * C + t] * tpk(trow(u) + s);
         M[t * C + s] = p;
     }
     barrier();
@@ -326,7 +337,7 @@ void main()
 
     uint cg = lid % 16u, t0 = 4u * (lid / 16u);
     uint tb[4];
-    [[unroll]] for (uint i = 0u; i < 4u; i++) tb[i] = (t0 + i) * (t0 + i - 1u) / 2u; // packed row starts of T
+    [[unroll]] for (uint i = 0u; i < 4u; i++) tb[i] = trow(t0 + i); // T's rows (multiples of 4)
     for (uint b0 = 0u; b0 < dk + dv; b0 += QN_CB) {
         barrier();
         for (uint e = lid; e < C * QN_CB; e += WG) rs4[e >> 2][e & 3u] = r_at(e / QN_CB, b0 + e % QN_CB);
@@ -334,22 +345,26 @@ void main()
         float X[4][CT], Y[4][CT];
         [[unroll]] for (uint i = 0u; i < 4u; i++)
             [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] = 0.0, Y[i][j] = 0.0;
-        for (uint s0 = 0u; s0 < t0; s0 += 4u) // below the tile's rows: T and P in full, 4 columns s a step
-            [[unroll]] for (uint u = 0u; u < 4u; u++) {
-                uint s = s0 + u;
-                float r[CT];
-                r_row(s * QN_CB + cg * CT, r);
-                [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                    float a = kq4[(tb[i] + s) >> 2][(tb[i] + s) & 3u], p = M[(t0 + i) * C + s];
-                    [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a * r[j], Y[i][j] += p * r[j];
-                }
+        for (uint s0 = 0u; s0 < t0; s0 += 4u) { // below the tile's rows: T and P in full, 4 columns s a step
+            vec4 a4[4], p4[4];
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                uint mb = (t0 + i) * C + s0;
+                a4[i] = kq4[(tb[i] + s0) >> 2];
+                p4[i] = vec4(M[mb], M[mb + 1u], M[mb + 2u], M[mb + 3u]);
             }
+            [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                float r[CT];
+                r_row((s0 + u) * QN_CB + cg * CT, r);
+                [[unroll]] for (uint i = 0u; i < 4u; i++)
+                    [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a4[i][u] * r[j], Y[i][j] += p4[i][u] * r[j];
+            }
+        }
         [[unroll]] for (uint u = 0u; u < 4u; u++) { // the tile's own 4 x 4 triangle
             uint s = t0 + u;
             float r[CT];
             r_row(s * QN_CB + cg * CT, r);
             [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                float a = u < i ? kq4[(tb[i] + s) >> 2][(tb[i] + s) & 3u] : u == i ? 1.0 : 0.0;
+                float a = u < i ? tpk(tb[i] + s) : u == i ? 1.0 : 0.0;
                 float p = u <= i ? M[(t0 + i) * C + s] : 0.0;
                 [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a * r[j], Y[i][j] += p * r[j];
             }

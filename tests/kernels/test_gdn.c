@@ -248,7 +248,7 @@ static void long_case(struct shape s, uint32_t T, uint32_t split, const uint32_t
 static const qn_pipe *wy_pa;
 
 /* Bytes of shared memory of gdn_chunk_wy_inv with CB columns per block (gdn_chunk_wy.comp) */
-static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2048 + 64 * cb + 7 * 64); }
+static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2112 + 64 * cb + 7 * 64); }
 
 /* floats of one scratch record (pc_gdn.h) */
 static uint64_t wy_rec(struct shape s) { return 2ull * WY_C * s.dk + (uint64_t)WY_C * s.dv + WY_C + 4; }
