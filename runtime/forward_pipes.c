@@ -356,27 +356,37 @@ static int make_qsmall_pipes(qn_fwd *f, int i, bool ugu, bool udn)
 }
 
 /* Prefill experts of block type i on the multi-token grouped matvec (moe_qmt.comp), made only when
- * QNEXT_MOE_MT_PAIRS lets some call take it and the device has the kernels' features (else NULL: not taken). */
+ * QNEXT_MOE_MT_PAIRS lets some call take it and the device has the kernels' features (else NULL: not taken).
+ * QNEXT_MOE_MT_I8=1: its int8 twins (moe_q_*_mt_i8_*: same bindings and dispatch) where the device has them. */
 static int make_qmt_pipes(qn_fwd *f, int i, bool ugu, bool udn)
 {
-    static const enum qn_kernel mgu[5] = { QN_K_MOE_Q_GU_MT_Q8_0, QN_K_MOE_Q_GU_MT_Q4_0, QN_K_MOE_Q_GU_MT_Q4_K,
-                                           QN_K_MOE_Q_GU_MT_Q5_K, QN_K_MOE_Q_GU_MT_Q6_K };
-    static const enum qn_kernel mdn[5] = { QN_K_MOE_Q_DN_MT_Q8_0, QN_K_MOE_Q_DN_MT_Q4_0, QN_K_MOE_Q_DN_MT_Q4_K,
-                                           QN_K_MOE_Q_DN_MT_Q5_K, QN_K_MOE_Q_DN_MT_Q6_K };
+    static const enum qn_kernel mgu[2][5] = {
+        { QN_K_MOE_Q_GU_MT_Q8_0, QN_K_MOE_Q_GU_MT_Q4_0, QN_K_MOE_Q_GU_MT_Q4_K, QN_K_MOE_Q_GU_MT_Q5_K, QN_K_MOE_Q_GU_MT_Q6_K },
+        { QN_K_MOE_Q_GU_MT_I8_Q8_0, QN_K_MOE_Q_GU_MT_I8_Q4_0, QN_K_MOE_Q_GU_MT_I8_Q4_K, QN_K_MOE_Q_GU_MT_I8_Q5_K,
+          QN_K_MOE_Q_GU_MT_I8_Q6_K } };
+    static const enum qn_kernel mdn[2][5] = {
+        { QN_K_MOE_Q_DN_MT_Q8_0, QN_K_MOE_Q_DN_MT_Q4_0, QN_K_MOE_Q_DN_MT_Q4_K, QN_K_MOE_Q_DN_MT_Q5_K, QN_K_MOE_Q_DN_MT_Q6_K },
+        { QN_K_MOE_Q_DN_MT_I8_Q8_0, QN_K_MOE_Q_DN_MT_I8_Q4_0, QN_K_MOE_Q_DN_MT_I8_Q4_K, QN_K_MOE_Q_DN_MT_I8_Q5_K,
+          QN_K_MOE_Q_DN_MT_I8_Q6_K } };
     const struct qn_caps *caps = qn_vk_caps(f->v);
     uint32_t sp[QN_MOE_MT_NSPEC];
-    int rc = 0;
-    if (!qn_moe_mt_enabled() || (qn_kernel_infos[mgu[i]].features & ~caps->features) ||
-        (qn_kernel_infos[mdn[i]].features & ~caps->features))
+    int rc = 0, q = qn_moe_mt_i8();
+    if (q && ((qn_kernel_infos[mgu[1][i]].features | qn_kernel_infos[mdn[1][i]].features) & ~caps->features)) {
+        QN_INFO("QNEXT_MOE_MT_I8=1: the device lacks the integer dot product; moe_qmt stays f32");
+        q = 0;
+    }
+    if (!qn_moe_mt_enabled() || (qn_kernel_infos[mgu[q][i]].features & ~caps->features) ||
+        (qn_kernel_infos[mdn[q][i]].features & ~caps->features))
         return 0;
     if (ugu) {
-        qn_moe_mt_spec(caps, true, f->m->qexp_up_off, sp);
-        rc = pipe(f, mgu[i], &f->moe_qgu_mt[i], QN_MOE_MT_NSPEC, sp);
+        (q ? qn_moe_mt_spec_i8 : qn_moe_mt_spec)(caps, true, f->m->qexp_up_off, sp);
+        rc = pipe(f, mgu[q][i], &f->moe_qgu_mt[i], QN_MOE_MT_NSPEC, sp);
     }
     if (!rc && udn) {
-        qn_moe_mt_spec(caps, false, 0, sp);
-        rc = pipe(f, mdn[i], &f->moe_qdn_mt[i], QN_MOE_MT_NSPEC, sp);
+        (q ? qn_moe_mt_spec_i8 : qn_moe_mt_spec)(caps, false, 0, sp);
+        rc = pipe(f, mdn[q][i], &f->moe_qdn_mt[i], QN_MOE_MT_NSPEC, sp);
     }
+    if (!rc && q) QN_DEBUG("QNEXT_MOE_MT_I8=1: prefill experts (%s) on moe_qmt's int8 twins", qn_kernel_infos[mgu[q][i]].name);
     return rc;
 }
 

@@ -134,15 +134,20 @@ static bool mt_env_layout(int part, uint32_t lay[5])
     return true;
 }
 
-void qn_moe_mt_spec(const struct qn_caps *c, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC])
+uint64_t qn_moe_mt_shared(bool i8, bool gate_up, uint32_t nt, uint32_t ck)
+{
+    uint64_t f32 = 16ull * (nt * ck / 4 + 1), q8 = 24ull * nt * ck / 16;
+    return (!i8 ? f32 : gate_up ? q8 : f32 + q8) + 8ull * nt;
+}
+
+static void mt_spec(const struct qn_caps *c, bool i8, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC])
 {
     uint32_t lay[5] = { 256, 16, 2, 4, 256 };
     const char *pf = getenv("QNEXT_MOE_MT_PF");
     mt_env_layout(gate_up ? 0 : 1, lay);
     uint32_t sgmin = c->subgroup_min ? c->subgroup_min : c->subgroup_size;
     while (lay[3] > 1 && lay[3] > sgmin) lay[3] /= 2;
-    /* shared memory: 16 (NT CK / 4 + 1) + 8 NT bytes */
-    while (lay[1] > 4 && 16ull * (lay[1] * lay[4] / 4 + 1) + 8ull * lay[1] > c->max_shared) lay[1] /= 2;
+    while (lay[1] > 4 && qn_moe_mt_shared(i8, gate_up, lay[1], lay[4]) > c->max_shared) lay[1] /= 2;
     spec[0] = lay[0];
     spec[1] = lay[1];
     spec[2] = lay[2];
@@ -150,6 +155,22 @@ void qn_moe_mt_spec(const struct qn_caps *c, bool gate_up, uint32_t part_off, ui
     spec[4] = part_off;
     spec[5] = lay[4];
     spec[6] = pf && !strcmp(pf, "1") ? 1 : 0;
+}
+
+void qn_moe_mt_spec(const struct qn_caps *c, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC])
+{
+    mt_spec(c, false, gate_up, part_off, spec);
+}
+
+void qn_moe_mt_spec_i8(const struct qn_caps *c, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC])
+{
+    mt_spec(c, true, gate_up, part_off, spec);
+}
+
+bool qn_moe_mt_i8(void)
+{
+    const char *e = getenv("QNEXT_MOE_MT_I8");
+    return e && !strcmp(e, "1");
 }
 
 uint32_t qn_moe_mt_rows(const qn_pipe *p) { return qn_pipe_spec(p, 0) / qn_pipe_spec(p, 3) * qn_pipe_spec(p, 2); }

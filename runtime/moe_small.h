@@ -61,6 +61,13 @@ bool qn_moe_mt_enabled(void);
  * clamped to the device's smallest subgroup, NT to what fits in shared memory (at least 4; moe_sort's tiles of
  * qn_moe_mt_tile never hold fewer). */
 void qn_moe_mt_spec(const struct qn_caps *c, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC]);
+/* ... for the int8 twins (moe_q_{gu,dn}_mt_i8_*: QN_I8), whose token slots fit another shared-memory size */
+void qn_moe_mt_spec_i8(const struct qn_caps *c, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC]);
+/* Shared memory of a moe_qmt pipeline (i8: the QN_I8 twin) with nt token slots and chunks of ck elements. */
+uint64_t qn_moe_mt_shared(bool i8, bool gate_up, uint32_t nt, uint32_t ck);
+/* Env QNEXT_MOE_MT_I8=1: moe_qmt's int8 twins (inputs quantized per 32, packed 4x8-bit dots) where the device has
+ * the integer dot product; off by default until the H100 A/B. */
+bool qn_moe_mt_i8(void);
 /* Output rows per workgroup of a moe_qmt pipeline (WG / LK * NR: the dispatch is max_tiles x ceil(rows / this)). */
 uint32_t qn_moe_mt_rows(const qn_pipe *p);
 /* moe_sort's tile width for a gate_up / down pair of moe_qmt pipelines: the smaller NT, so each tile is one pass. */

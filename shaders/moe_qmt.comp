@@ -21,6 +21,10 @@
 // resident bit for bit).
 // Variants: QN_MOE_GATE_UP | QN_MOE_DOWN; QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K; always QN_SUBGROUP
 //           (the butterfly; no _nosg variant: forward_pipes.c makes it only where the device has the features).
+//           QN_I8 (moe_q_{gu,dn}_mt_i8_*; env QNEXT_MOE_MT_I8=1): the staged inputs are quantized to int8 per 32
+//           elements (quant_i8.glsl's runs: dx = amax / 127, q = roundEven(x / dx)) and each unit costs 8 packed
+//           4x8-bit OpSDot per (weight row, token) instead of 32 fmas: out = the dot with the dequantized input
+//           dx q. The shared expert's f32 down_s (down) keeps the f32 staging and fmas (exact act).
 // Bindings (QN_MOE_GATE_UP): 0 x f32 [T, H], 1 list, 2 tiles, 3 table, 4 act f32 [T, K + 1, act_stride], 5..12 pools
 // Bindings (QN_MOE_DOWN):    0 act, 1 list, 2 tiles, 3 table, 4 d f32 [T, K + 1, H], 5 down_s f32 [H, Is], 6..13 dpools
 // Push:     qn_pc_moe; a tile of more than QN_NT pairs is done in passes of QN_NT (each decodes the weights again).
@@ -32,7 +36,8 @@
 //           4 QN_PART_OFF byte offset of up in a gate|up slot (gate_up) / of down in a dpools slot (down)
 //           5 QN_CK       input elements staged per chunk (a multiple of 256; default 256)
 //           6 QN_UPF      1: each lane's next weight unit is loaded before the current one is computed (default 0)
-//           Rows per workgroup: QN_WG / QN_LK · QN_NR. Shared memory: 16 (QN_NT · QN_CK / 4 + 1) + 8 QN_NT bytes.
+//           Rows per workgroup: QN_WG / QN_LK · QN_NR. Shared memory: 16 (QN_NT · QN_CK / 4 + 1) + 8 QN_NT bytes;
+//           QN_I8: gate_up 24 QN_NT · QN_CK / 16 + 8 QN_NT, down that + the f32 stage (qn_moe_mt_spec_i8).
 // Dispatch: G · nb groups (qn_vk_grid), G = tile_groups (0: max_tiles), nb = ceil(rows / rows per workgroup);
 //           group g: tile g / nb (then + G, ...), rows (g % nb) · rows per workgroup.
 #extension GL_GOOGLE_include_directive : require
@@ -78,13 +83,23 @@ const uint QN_NW = 1u;
 #include "moe_w.glsl"
 #include "quant.glsl"
 #include "qunit.glsl"
+#ifdef QN_I8
+#include "quant_i8.glsl"
+#endif
 
 const uint CK4 = QN_CK / 4u;          // staged vec4 per token slot and chunk
 const uint NG = QN_WG / QN_LK;        // lane groups (each QN_NR rows)
 const uint RWG = NG * QN_NR;          // output rows per workgroup
 const uint NWR = QN_NW * QN_NR;       // weight rows per lane
 const uint NV = QN_NT * NWR;          // sums per lane: (t, j) at t · NWR + j
+#if !defined(QN_I8) || defined(QN_MOE_DOWN)
 shared vec4 s_x[QN_NT * CK4 + 1u];    // slot t's chunk at vec4 t · CK4 + qn_qxs_slot(s)
+#endif
+#ifdef QN_I8
+const uint CKR = QN_CK / 16u;         // int8 runs of 16 per slot and chunk
+shared uvec4 s_xq[QN_NT * CKR];       // slot t's run r at t · CKR + qn_i8_slot(r): 16 signed bytes
+shared vec2 s_xs[QN_NT * CKR];        // ... and its (dx, dx · sum q)
+#endif
 shared uint s_row[QN_NT];             // element offset of each slot's input row
 shared int s_q[QN_NT];                // its pair, -1 = none
 
@@ -106,6 +121,7 @@ void set_slots(uint first, uint n, uint lid)
     barrier();
 }
 
+#if !defined(QN_I8) || defined(QN_MOE_DOWN)
 // Stage elements [c0, c0 + CK) of the n slots' input rows (len elements; zeros past len).
 void stage(uint c0, uint len, uint n, uint lid)
 {
@@ -119,6 +135,7 @@ void stage(uint c0, uint len, uint n, uint lid)
     }
     barrier();
 }
+#endif
 
 // loads of unit v (block b = v / QUPB, unit k = v % QUPB) of the lane's weight rows (row j at byte wb[j]; gate_up:
 // up at + QN_PART_OFF) into raw[]
@@ -133,6 +150,7 @@ void load_unit(uint p, uint wb[QN_NR], uint v, out qn_qu raw[NWR])
     QN_POOL_SWITCH(p, QN_MT_LOADS)
 }
 
+#ifndef QN_I8
 // acc[t, j] += this lane's units of chunk [c0, c0 + clen) of its weight rows times slot t's staged input. QN_UPF:
 // the lane's next unit is loaded before this one is computed (its loads in flight during the fmas).
 void chunk_q(uint p, uint wb[QN_NR], uint c0, uint clen, uint ul, uint n)
@@ -165,6 +183,65 @@ void chunk_q(uint p, uint wb[QN_NR], uint c0, uint clen, uint ul, uint n)
         }
     }
 }
+#endif
+
+#ifdef QN_I8
+// Stage elements [c0, c0 + CK) of the n slots' input rows quantized to int8 runs (len a multiple of 32: whole
+// blocks are in or past it; past it zeros). The flat block i = t · CK / 32 + b of the stage is slot t's block b.
+#define QN_MT_X4(j) mt_x4(j, c0, len)
+vec4 mt_x4(uint j, uint c0, uint len)
+{
+    uint t = j / CK4, e = c0 + 4u * (j % CK4);
+    return e < len ? x4[(s_row[t] + e) / 4u] : vec4(0.0);
+}
+void stage_i8(uint c0, uint len, uint n, uint lid)
+{
+    barrier(); // the previous chunk is done
+    QN_I8_STAGE(s_xq, s_xs, QN_MT_X4, lid, n * (QN_CK / 32u), QN_WG)
+    barrier();
+}
+
+// the unit's two runs as signed bytes and their (A_a, B_a, A_b, B_b): weight = byte · A + B
+void unit_i8(qn_qu u, uint k, out uvec4 qa, out uvec4 qb, out vec4 ab)
+{
+#if defined(QN_Q8_0)
+    qa = u.a; qb = u.b; // signed bytes already
+    ab = vec4(u.d, 0.0, u.d, 0.0);
+#else
+    qn_unit_q(u, k, qa, qb, ab); // quants 0 .. 63: valid signed bytes
+#endif
+}
+
+// chunk_q on int8 inputs: per (unit, token) the two runs' OpSDot sums of each weight row, scaled in a fixed order
+void chunk_q_i8(uint p, uint wb[QN_NR], uint c0, uint clen, uint ul, uint n)
+{
+    uint vend = (c0 + clen) / 32u;
+    qn_qu raw[NWR], nxt[NWR];
+    if (QN_UPF != 0u && c0 / 32u + ul < vend) load_unit(p, wb, c0 / 32u + ul, nxt);
+    for (uint v = c0 / 32u + ul; v < vend; v += QN_LK) {
+        uint b = v / QN_QUPB, k = v % QN_QUPB, e0, e1;
+        qn_q_xrun(k, e0, e1);
+        if (QN_UPF != 0u) {
+            [[unroll]] for (uint j = 0u; j < NWR; j++) raw[j] = nxt[j];
+            if (v + QN_LK < vend) load_unit(p, wb, v + QN_LK, nxt);
+        } else load_unit(p, wb, v, raw);
+        uvec4 qa[NWR], qb[NWR];
+        vec4 ab[NWR];
+        [[unroll]] for (uint j = 0u; j < NWR; j++) unit_i8(raw[j], k, qa[j], qb[j], ab[j]);
+        uint eb = b * QN_QK - c0, ra = qn_i8_slot((eb + e0) / 16u), rb = qn_i8_slot((eb + e1) / 16u);
+        [[unroll]] for (uint t = 0u; t < QN_NT; t++) {
+            if (t < n) { // uniform
+                uvec4 xa = s_xq[t * CKR + ra], xb = s_xq[t * CKR + rb];
+                vec2 sa = s_xs[t * CKR + ra], sb = s_xs[t * CKR + rb];
+                [[unroll]] for (uint j = 0u; j < NWR; j++) {
+                    vec2 r = qn_i8_runs(qa[j], qb[j], xa, xb, sa, sb);
+                    acc[t * NWR + j] += fma(ab[j].x, r.x, fma(ab[j].z, r.y, fma(ab[j].y, sa.y, ab[j].w * sb.y)));
+                }
+            }
+        }
+    }
+}
+#endif
 
 #if defined(QN_MOE_DOWN)
 // the shared expert's f32 rows (row j: hr[j]) of length Is, chunk [c0, c0 + clen): lanes on vec4 positions
@@ -225,12 +302,24 @@ void pass(int e, uint first, uint n, uint r0, uint lid)
     [[unroll]] for (uint i = 0u; i < NV; i++) acc[i] = 0.0;
     for (uint c0 = 0u; c0 < len; c0 += QN_CK) { // uniform
         uint clen = min(QN_CK, len - c0);
+#if defined(QN_I8)
+#if defined(QN_MOE_DOWN)
+        if (dense) { // uniform
+            stage(c0, len, n, lid);
+            chunk_dense(hr, c0, clen, ul, n);
+            continue;
+        }
+#endif
+        stage_i8(c0, len, n, lid);
+        chunk_q_i8(p, wb, c0, clen, ul, n);
+#else
         stage(c0, len, n, lid);
 #if defined(QN_MOE_DOWN)
         if (dense) chunk_dense(hr, c0, clen, ul, n);
         else
 #endif
             chunk_q(p, wb, c0, clen, ul, n);
+#endif
     }
     lane_sum();
     if (ul != 0u) return; // (no barrier or subgroup operation follows in this pass)

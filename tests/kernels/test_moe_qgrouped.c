@@ -56,16 +56,23 @@ struct mcase {
 
 /* ---- mt: moe_qmt.comp (the multi-token grouped matvec) in the same cases: wg, nt, nr, lk, ck (0: qn_moe_mt_spec's
  * defaults), for gate_up and down alike ---- */
-struct mt_cfg { uint32_t wg, nt, nr, lk, ck, upf; };
+struct mt_cfg { uint32_t wg, nt, nr, lk, ck, upf; bool i8; }; /* i8: the int8 twins (moe_q_*_mt_i8_*) */
 static const enum qn_kernel k_gu_mt[NFMTS] = { QN_K_MOE_Q_GU_MT_Q8_0, QN_K_MOE_Q_GU_MT_Q4_0, QN_K_MOE_Q_GU_MT_Q4_K,
                                                QN_K_MOE_Q_GU_MT_Q5_K, QN_K_MOE_Q_GU_MT_Q6_K };
 static const enum qn_kernel k_dn_mt[NFMTS] = { QN_K_MOE_Q_DN_MT_Q8_0, QN_K_MOE_Q_DN_MT_Q4_0, QN_K_MOE_Q_DN_MT_Q4_K,
                                                QN_K_MOE_Q_DN_MT_Q5_K, QN_K_MOE_Q_DN_MT_Q6_K };
+static const enum qn_kernel k_gu_mt8[NFMTS] = { QN_K_MOE_Q_GU_MT_I8_Q8_0, QN_K_MOE_Q_GU_MT_I8_Q4_0,
+                                                QN_K_MOE_Q_GU_MT_I8_Q4_K, QN_K_MOE_Q_GU_MT_I8_Q5_K,
+                                                QN_K_MOE_Q_GU_MT_I8_Q6_K };
+static const enum qn_kernel k_dn_mt8[NFMTS] = { QN_K_MOE_Q_DN_MT_I8_Q8_0, QN_K_MOE_Q_DN_MT_I8_Q4_0,
+                                                QN_K_MOE_Q_DN_MT_I8_Q4_K, QN_K_MOE_Q_DN_MT_I8_Q5_K,
+                                                QN_K_MOE_Q_DN_MT_I8_Q6_K };
+static double worst_i8;
 
 static qn_pipe *mt_pipe(struct qn_h *h, enum qn_kernel k, bool gate_up, const struct mt_cfg *c, uint32_t part_off)
 {
     uint32_t s[QN_MOE_MT_NSPEC];
-    qn_moe_mt_spec(qn_vk_caps(h->v), gate_up, part_off, s);
+    (c->i8 ? qn_moe_mt_spec_i8 : qn_moe_mt_spec)(qn_vk_caps(h->v), gate_up, part_off, s);
     if (c->wg) s[0] = c->wg;
     if (c->nt) s[1] = c->nt;
     if (c->nr) s[2] = c->nr;
@@ -210,11 +217,11 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
                (double)T * K / E, qn_moe_small_nt(T, E, K) ? "moe_qsmall" : "the tiled kernels");
     }
     if (c.mt) { /* mt */
-        gu = mt_pipe(h, k_gu_mt[c.fgu], true, c.mt, up_off);
-        dn = mt_pipe(h, k_dn_mt[c.fdn], false, c.mt, 0);
+        gu = mt_pipe(h, (c.mt->i8 ? k_gu_mt8 : k_gu_mt)[c.fgu], true, c.mt, up_off);
+        dn = mt_pipe(h, (c.mt->i8 ? k_dn_mt8 : k_dn_mt)[c.fdn], false, c.mt, 0);
         bn_gu = qn_moe_mt_rows(gu), bn_dn = qn_moe_mt_rows(dn);
-        printf("     (next: moe_qmt WG %u, NT %u, %u rows per lane group, %u lanes per row, chunks of %u%s; rows per "
-               "workgroup %u / %u; T K / E = %.2f%s)\n", qn_pipe_spec(gu, 0), qn_pipe_spec(gu, 1), qn_pipe_spec(gu, 2),
+        printf("     (next: moe_qmt%s WG %u, NT %u, %u rows per lane group, %u lanes per row, chunks of %u%s; rows per "
+               "workgroup %u / %u; T K / E = %.2f%s)\n", c.mt->i8 ? " int8" : "", qn_pipe_spec(gu, 0), qn_pipe_spec(gu, 1), qn_pipe_spec(gu, 2),
                qn_pipe_spec(gu, 3), qn_pipe_spec(gu, 5), qn_pipe_spec(gu, 6) ? ", unit prefetch" : "", bn_gu, bn_dn,
                (double)T * K / E,
                c.skew ? "; experts with 0, 1 and T tokens" : "");
@@ -238,9 +245,16 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
     qn_h_ok(h, qn_cmd_end(cmd), "end");
     qn_h_ok(h, qn_cmd_run(cmd), "run");
     float *got_a = qn_h_read(h, act, na_(T, K, as)), *got_d = qn_h_read(h, d, (size_t)T * (K + 1) * H);
+    bool i8 = c.mt && c.mt->i8;
+    if (i8) { /* the int8 twins: the reference on x and the routed act rows as the kernels quantize them */
+        for (uint32_t t = 0; t < T; t++) {
+            qn_h_quant_i8(x_h + (size_t)t * H, H, x_h + (size_t)t * H, NULL);
+            for (uint32_t k = 0; k < K; k++) qn_h_quant_i8(a_h + ((size_t)t * (K + 1) + k) * as, I, a_h + ((size_t)t * (K + 1) + k) * as, NULL);
+        }
+    }
     for (int pass = 0; pass < (cm ? 2 : 1); pass++) { /* cm: f16-rounded reference, then the exact one */
     g_r16 = cm && pass == 0;
-    double rel = cm && pass == 1 ? 1e-3 : 1e-6;
+    double rel = cm && pass == 1 ? 1e-3 : i8 ? 5e-6 : 1e-6;
     size_t na = (size_t)T * (K + 1) * as, nd = (size_t)T * (K + 1) * H;
     float *ra = qn_h_alloc(h, na), *rd = qn_h_alloc(h, nd);
     double *sa = qn_h_alloc_bytes(h, na * sizeof(double)), *sd = qn_h_alloc_bytes(h, nd * sizeof(double));
@@ -269,11 +283,12 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
             }
         }
     char what[200];
-    snprintf(what, sizeof what, "%s gate/up, %s down: T %u H %u I %u Is %u E %u K %u tile_t %u groups %u%s%s",
+    snprintf(what, sizeof what, "%s gate/up, %s down: T %u H %u I %u Is %u E %u K %u tile_t %u groups %u%s%s%s",
              qn_ggml_type_name(tgu), qn_ggml_type_name(tdn), T, H, I, c.Is, E, K, tile_t, c.tile_groups,
-             c.absent >= 0 ? " absent expert" : "", !cm ? "" : pass ? " [coopmat vs exact]" : " [coopmat vs f16-rounded]");
+             c.absent >= 0 ? " absent expert" : "", !cm ? "" : pass ? " [coopmat vs exact]" : " [coopmat vs f16-rounded]",
+             i8 ? " [int8 vs int8-quantized inputs]" : "");
     char w2[240];
-    double *wr = !cm ? &worst : pass ? &worst_cm_exact : &worst_cm16;
+    double *wr = i8 ? &worst_i8 : !cm ? &worst : pass ? &worst_cm_exact : &worst_cm16;
     snprintf(w2, sizeof w2, "gate_up %s", what);
     *wr = fmax(*wr, check(h, w2, got_a, ra, sa, na, nan_a, rel));
     snprintf(w2, sizeof w2, "down %s", what);
@@ -630,35 +645,45 @@ static void sb_pools(struct qn_h *h, struct sb_ctx *b, uint32_t E)
 }
 
 /* bench_small's moe_qmt.comp rows: the layout qn_moe_mt_spec picks (env QNEXT_MOE_MT_LAYOUT), then a few others
- * (WG, NT, NR, LK, CK for both parts), each checked against the FMA tiles' act and d */
+ * (WG, NT, NR, LK, CK for both parts), each checked against the FMA tiles' act and d; each layout also as the int8
+ * twins (moe_q_*_mt_i8_*, "mt i8", where the device has the integer dot product; "WRONG" past 3e-2: the inputs'
+ * int8 quantization). Env QNEXT_BENCH_MT_I8=1: of the f32 kernels only the first row. */
 static void bench_mt(struct qn_h *h, struct sb_ctx *b, uint32_t T, double gb, const float *ref_a, const float *ref_d,
                      int iters)
 {
     static const uint32_t lays[][6] = { { 0 }, { 256, 16, 2, 4, 256, 1 }, { 512, 16, 2, 4, 256, 0 },
                                         { 512, 16, 2, 4, 256, 1 }, { 256, 16, 1, 4, 256, 0 }, { 256, 16, 1, 4, 256, 1 },
-                                        { 256, 8, 2, 4, 512, 1 }, { 256, 16, 2, 2, 256, 0 }, { 128, 16, 2, 4, 256, 0 } };
+                                        { 256, 8, 2, 4, 512, 1 }, { 256, 16, 2, 2, 256, 0 }, { 128, 16, 2, 4, 256, 0 },
+                                        { 256, 32, 1, 4, 256, 0 }, { 256, 16, 2, 8, 256, 0 }, { 256, 16, 4, 4, 256, 0 },
+                                        { 128, 16, 2, 4, 512, 0 } };
     const uint32_t K = b->pc.K, H = b->pc.H, as = b->pc.act_stride;
     const struct qn_caps *caps = qn_vk_caps(h->v);
+    bool i8only = getenv("QNEXT_BENCH_MT_I8") != NULL;
     if (qn_kernel_infos[QN_K_MOE_Q_GU_MT_Q4_K].features & ~caps->features) return;
-    for (size_t li = 0; li < sizeof lays / sizeof lays[0]; li++) {
-        uint32_t sg[QN_MOE_MT_NSPEC], sd[QN_MOE_MT_NSPEC];
-        qn_moe_mt_spec(caps, true, b->up_off, sg);
-        qn_moe_mt_spec(caps, false, 0, sd);
-        if (lays[li][0])
-            for (int i = 0; i < 4; i++) sg[i] = sd[i] = lays[li][i];
-        if (lays[li][0]) sg[5] = sd[5] = lays[li][4], sg[6] = sd[6] = lays[li][5];
-        if (16ull * (sg[1] * sg[5] / 4 + 1) + 8ull * sg[1] > caps->max_shared) continue;
-        qn_pipe *gu = qn_h_pipe_spec(h, QN_K_MOE_Q_GU_MT_Q4_K, sg, QN_MOE_MT_NSPEC);
-        qn_pipe *dn = qn_h_pipe_spec(h, QN_K_MOE_Q_DN_MT_Q6_K, sd, QN_MOE_MT_NSPEC);
-        double t[3];
-        sb_run(h, b, qn_moe_mt_tile(gu, dn), gu, dn, qn_moe_mt_rows(gu), qn_moe_mt_rows(dn), iters, t);
-        double da = sb_diff(qn_h_read(h, b->aout, (size_t)T * (K + 1) * as), ref_a, (size_t)T * (K + 1) * as);
-        double dd = sb_diff(qn_h_read(h, b->d, (size_t)T * (K + 1) * H), ref_d, (size_t)T * (K + 1) * H);
-        printf("bench small T=%-5u new mt %-18s:  sort %.3f + gate_up %.3f + down %.3f ms = %.3f ms (%.0f GB/s) "
-               "[%u,%u,%u,%u,%u%s] diff %.1e / %.1e%s\n", T, li ? "" : "(env or default)", t[0], t[1], t[2],
-               t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3), sg[0], sg[1], sg[2], sg[3], sg[5], sg[6] ? " pf" : "", da, dd,
-               da > 1e-4 || dd > 1e-4 ? " WRONG" : "");
-    }
+    bool has8 = !((qn_kernel_infos[QN_K_MOE_Q_GU_MT_I8_Q4_K].features | qn_kernel_infos[QN_K_MOE_Q_DN_MT_I8_Q6_K].features) &
+                  ~caps->features);
+    for (size_t li = 0; li < sizeof lays / sizeof lays[0]; li++)
+        for (int q = 0; q < 2; q++) {
+            if ((q && !has8) || (!q && i8only && li)) continue;
+            uint32_t sg[QN_MOE_MT_NSPEC], sd[QN_MOE_MT_NSPEC];
+            (q ? qn_moe_mt_spec_i8 : qn_moe_mt_spec)(caps, true, b->up_off, sg);
+            (q ? qn_moe_mt_spec_i8 : qn_moe_mt_spec)(caps, false, 0, sd);
+            if (lays[li][0])
+                for (int i = 0; i < 4; i++) sg[i] = sd[i] = lays[li][i];
+            if (lays[li][0]) sg[5] = sd[5] = lays[li][4], sg[6] = sd[6] = lays[li][5];
+            if (qn_moe_mt_shared(q, false, sd[1], sd[5]) > caps->max_shared) continue;
+            qn_pipe *gu = qn_h_pipe_spec(h, q ? QN_K_MOE_Q_GU_MT_I8_Q4_K : QN_K_MOE_Q_GU_MT_Q4_K, sg, QN_MOE_MT_NSPEC);
+            qn_pipe *dn = qn_h_pipe_spec(h, q ? QN_K_MOE_Q_DN_MT_I8_Q6_K : QN_K_MOE_Q_DN_MT_Q6_K, sd, QN_MOE_MT_NSPEC);
+            double t[3];
+            sb_run(h, b, qn_moe_mt_tile(gu, dn), gu, dn, qn_moe_mt_rows(gu), qn_moe_mt_rows(dn), iters, t);
+            double da = sb_diff(qn_h_read(h, b->aout, (size_t)T * (K + 1) * as), ref_a, (size_t)T * (K + 1) * as);
+            double dd = sb_diff(qn_h_read(h, b->d, (size_t)T * (K + 1) * H), ref_d, (size_t)T * (K + 1) * H);
+            double lim = q ? 3e-2 : 1e-4;
+            printf("bench small T=%-5u new mt%s %-18s:  sort %.3f + gate_up %.3f + down %.3f ms = %.3f ms (%.0f GB/s) "
+                   "[%u,%u,%u,%u,%u%s] diff %.1e / %.1e%s\n", T, q ? " i8" : "   ", li ? "" : "(env or default)", t[0], t[1],
+                   t[2], t[0] + t[1] + t[2], gb / ((t[1] + t[2]) * 1e-3), sg[0], sg[1], sg[2], sg[3], sg[5],
+                   sg[6] ? " pf" : "", da, dd, da > lim || dd > lim ? " WRONG" : "");
+        }
 }
 
 static void bench_small(struct qn_h *h, int iters)
@@ -805,6 +830,40 @@ static void mt_cases(struct qn_h *h)
                                 .tile_t = 16, .tile_groups = 40, .absent = -1, .mt = &dpf }, false);
 }
 
+/* mt_i8: the int8 twins (QN_I8) in the same kinds of cases, against the reference on int8-quantized x / act (the
+ * shared expert's f32 down on the exact act): every format as gate/up and as down, 1 / 2 / 8 lanes per row, several
+ * passes per tile, an absent expert, skewed routings, Is not a multiple of 4, rows of several chunks (CK 256 and
+ * 512), and the Q4_K_M mix at the real row lengths. Bound 1e-6 + 5e-6 * S (the integer sums are exact; the per-run
+ * scale products and the K-quant offsets' terms, which can exceed S a few times, are rounded in f32). */
+static bool mt_i8_cases(struct qn_h *h)
+{
+    static const struct mt_cfg d = { .i8 = true }, a = { .wg = 64, .nt = 8, .nr = 1, .lk = 1, .i8 = true },
+                               b = { .wg = 32, .nt = 4, .nr = 3, .lk = 2, .upf = 1, .i8 = true },
+                               c8 = { .wg = 128, .nt = 16, .nr = 1, .lk = 8, .upf = 1, .i8 = true },
+                               big = { .nt = 8, .ck = 512, .upf = 1, .i8 = true }, dpf = { .upf = 1, .i8 = true };
+    if ((qn_kernel_infos[QN_K_MOE_Q_GU_MT_I8_Q4_K].features | qn_kernel_infos[QN_K_MOE_Q_DN_MT_I8_Q6_K].features) &
+        ~qn_vk_caps(h->v)->features) {
+        printf("SKIP moe_qmt int8: device '%s' lacks the integer dot product: moe_q_*_mt_i8_* NOT tested here\n",
+               qn_vk_caps(h->v)->name);
+        return false;
+    }
+    run_case(h, (struct mcase){ .fgu = 0, .fdn = 1, .T = 37, .H = 96, .I = 64, .Is = 40, .E = 12, .K = 3, .tile_t = 8,
+                                .absent = -1, .mt = &a }, false);
+    run_case(h, (struct mcase){ .fgu = 1, .fdn = 0, .T = 13, .H = 96, .I = 96, .Is = 37, .E = 5, .K = 4, .tile_t = 7,
+                                .tile_groups = 3, .absent = 2, .mt = &b }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 3, .T = 21, .H = 512, .I = 256, .Is = 48, .E = 16, .K = 4, .tile_t = 12,
+                                .absent = 9, .mt = &c8, .skew = true }, false);
+    run_case(h, (struct mcase){ .fgu = 3, .fdn = 4, .T = 37, .H = 256, .I = 256, .Is = 40, .E = 12, .K = 3, .tile_t = 16,
+                                .absent = -1, .mt = &d }, false);
+    run_case(h, (struct mcase){ .fgu = 4, .fdn = 2, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4, .tile_t = 20,
+                                .tile_groups = 3, .absent = 2, .mt = &dpf }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 40, .H = 768, .I = 256, .Is = 300, .E = 6, .K = 2, .tile_t = 32,
+                                .absent = -1, .mt = &big, .skew = true }, false);
+    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 24, .H = 2048, .I = 512, .Is = 512, .E = 64, .K = 10,
+                                .tile_t = 16, .absent = -1, .mt = &d, .skew = true }, false);
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
@@ -847,6 +906,15 @@ int main(int argc, char **argv)
             }
             mt_cases(&h);
             printf("moe_qmt: worst max err / S = %.3g\n", worst);
+            return qn_h_close(&h);
+        }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--mt-i8")) { /* the int8 twins' cases only */
+            if (!mt_i8_cases(&h)) {
+                qn_h_close(&h);
+                return 77;
+            }
+            printf("moe_qmt int8: worst max err / S = %.3g (bound 5e-6)\n", worst_i8);
             return qn_h_close(&h);
         }
     for (int i = 1; i < argc; i++)
