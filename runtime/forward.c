@@ -724,6 +724,19 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     const qn_pipe *dnx = f->moe_qdnx[qn_fwd_q_index(L->exp_qtype[2])];
     if (f->moe_qdnx_i8[qn_fwd_q_index(L->exp_qtype[2])]) dnx = f->moe_qdnx_i8[qn_fwd_q_index(L->exp_qtype[2])]; /* QNEXT_MOEQ_DN_I8 */
     if (dnx && r->T <= f->dxs_t) moe_q_dpf(r, l, &pd, sd); /* beside the gate_up (QNEXT_MOEQ_DPF) */
+    const qn_pipe *guf = f->moe_qgu_flow[qn_fwd_q_index(L->exp_qtype[0])], *dnf = f->moe_qdnx_flow[qn_fwd_q_index(L->exp_qtype[2])];
+    if (guf && dnf && dnx && r->T <= f->dxs_t && qn_pipe_spec(dnf, 3) == qn_pipe_spec(dnx, 3)) {
+        /* QNEXT_MOEQ_FLOW=1: no barrier between the two; each down group waits for its expert's act row (the flow
+         * words at the end of f->dxs) */
+        qn_cmd_dispatch_nz(r->c, guf, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
+                                               POOLS(m), QN_BIND(f->dxs)),
+                           pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(guf, 3)), r->T);
+        qn_cmd_dispatch_nz(r->c, dnf, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
+                                               QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m), QN_BIND(f->dxs)),
+                           &pd, sizeof pd, (uint64_t)cdiv(pc->H, qn_pipe_spec(dnf, 3)) * (pc->K + 1), r->T);
+        barrier(r);
+        return;
+    }
     qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
                                           POOLS(m)),
                        pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
@@ -1047,7 +1060,9 @@ static int alloc_dxs(qn_fwd *f)
     if (!rows) return 0;
     uint64_t H = (uint64_t)f->m->c.hidden_size, K = (uint64_t)f->m->c.top_k;
     f->dxs_t = f->tmax < moe_token_t(f) ? f->tmax : moe_token_t(f);
-    uint64_t n = (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows));
+    bool flow = false; /* QNEXT_MOEQ_FLOW: 3 flow words per (token, expert) at the end, the counters below them */
+    for (int i = 0; i < 5; i++) flow |= f->moe_qdnx_flow[i] != NULL;
+    uint64_t n = (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows) + (flow ? 3 * K : 0));
     int rc = buf(f, QN_MEM_DEVICE, n * 4, "split down partials", &f->dxs);
     if (!rc && f->l2pf) rc = buf(f, QN_MEM_DEVICE, 4096, "l2pf scratch", &f->pfs); /* QNEXT_NEXT_PF */
     return rc ? rc : qn_buf_fill(f->v, f->dxs, 0, f->dxs->size, 0);

@@ -136,6 +136,9 @@ typedef struct qn_fwd {
      * mv_pick() takes in their place; all NULL when off or when a dense block weight has more columns than they stage */
     qn_pipe *qmv_i8[4][5];
     qn_pipe *moe_qgu_i8[5]; /* QNEXT_IDOT=2: also the routed gate_up's twins (moe_q_i8.comp, moe_qgu's layout) */
+    qn_pipe *moe_qgu_flow[5], *moe_qdnx_flow[5]; /* QNEXT_MOEQ_FLOW=1: that gate_up and the split down with no barrier
+                               between them, the down waiting per expert (common/moe_flow.glsl: 3 words per token
+                               and expert at the end of dxs); NULL otherwise */
     qn_pipe *moe_qdnx_i8[5]; /* QNEXT_MOEQ_DN_I8=1|2: the split down on int8 act (moe_q.comp QN_DNX_I8, moe_qdnx's layout) */
     qn_pipe *moe_qdpf[5];   /* QNEXT_MOEQ_DPF: the L2 prefetch of a layer's down weights beside its gate_up (moe_dpf.comp) */
     qn_pipe *l2pf;          /* QNEXT_NEXT_PF: the next layer's input projection prefetched into L2 beside the split down */

@@ -883,6 +883,41 @@ static int make_i8_gu_pipes(qn_fwd *f)
     return 0;
 }
 
+/* Env QNEXT_MOEQ_FLOW=1 (A/B, off by default; needs QNEXT_IDOT=2's gate_up twins and subgroups): f->moe_qgu_flow and
+ * f->moe_qdnx_flow, the int8 gate_up and the split down that forward.c records with NO barrier between them, the
+ * down's groups waiting per expert on the flow words (common/moe_flow.glsl, the end of f->dxs). The gate_up keeps moe_qgu_i8's
+ * spec; the down moe_qdnx's with the act row staged (spec 6 = max(I, Is) / 4) and no weight staging (spec 7 0). */
+static int make_flow_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel kg[5] = { QN_K_MOE_Q_GU_I8F_Q8_0, QN_K_MOE_Q_GU_I8F_Q4_0, QN_K_MOE_Q_GU_I8F_Q4_K,
+                                          QN_K_MOE_Q_GU_I8F_Q5_K, QN_K_MOE_Q_GU_I8F_Q6_K };
+    static const enum qn_kernel kd[5] = { QN_K_MOE_Q_DNXF_Q8_0, QN_K_MOE_Q_DNXF_Q4_0, QN_K_MOE_Q_DNXF_Q4_K,
+                                          QN_K_MOE_Q_DNXF_Q5_K, QN_K_MOE_Q_DNXF_Q6_K };
+    const char *e = getenv("QNEXT_MOEQ_FLOW");
+    const struct qn_caps *caps = qn_vk_caps(f->v);
+    uint32_t I = (uint32_t)f->m->c.moe_inter, Is = (uint32_t)f->m->c.shared_inter, n = I > Is ? I : Is;
+    int rc;
+    if (!e || strcmp(e, "1")) return 0;
+    for (int i = 0; i < 5; i++) {
+        const qn_pipe *g = f->moe_qgu_i8[i];
+        if (!g || (qn_kernel_infos[kg[i]].features & ~caps->features)) continue;
+        uint32_t s[8];
+        for (uint32_t j = 0; j < 8; j++) s[j] = qn_pipe_spec(g, j);
+        if ((rc = pipe(f, kg[i], &f->moe_qgu_flow[i], 8, s))) return rc;
+    }
+    for (int i = 0; i < 5; i++) {
+        const qn_pipe *d = f->moe_qdnx[i];
+        if (!d || (qn_kernel_infos[kd[i]].features & ~caps->features)) continue;
+        uint32_t s[8];
+        for (uint32_t j = 0; j < 8; j++) s[j] = qn_pipe_spec(d, j);
+        s[6] = (n + 3) / 4, s[7] = 0;
+        if ((rc = pipe(f, kd[i], &f->moe_qdnx_flow[i], 8, s))) return rc;
+        qn_vk_sync_exempt(qn_pipe_vk(f->moe_qdnx_flow[i])); /* no barrier after the gate_up, by design */
+    }
+    QN_DEBUG("QNEXT_MOEQ_FLOW=1: the routed gate_up and split down with no barrier between them (per-expert waits)");
+    return 0;
+}
+
 /* Env QNEXT_MOEQ_DN_I8=1 (or 2: without the weight prefetch, spec 7 QN_PRE 0): f->moe_qdnx_i8, the split down with the
  * act rows quantized to int8 per 32 (moe_q.comp QN_DNX_I8) in moe_qdnx's layout (spec 0, 3-5, so f->dxs fits), act
  * stage spec 6 = max(I, Is) / 4. Off by default until an in-model A/B; needs shaderIntegerDotProduct (QNEXT_IDOT on). */
@@ -941,7 +976,7 @@ static int make_i8_pipes(qn_fwd *f)
             if ((rc = pipe(f, k < 2 ? ki[i] : kn[i], &f->qmv_i8[k][i], 6, s))) return rc;
         }
     QN_DEBUG("QNEXT_IDOT=%s: int8-dot decode block matvecs, x staged up to %u columns", e, (cols + 31) / 32 * 32);
-    if (!strcmp(e, "2") && (rc = make_i8_gu_pipes(f))) return rc;
+    if (!strcmp(e, "2") && ((rc = make_i8_gu_pipes(f)) || (rc = make_flow_pipes(f)))) return rc;
     return make_i8_dn_pipes(f);
 }
 

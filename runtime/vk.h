@@ -168,6 +168,10 @@ bool qn_vk_push_descriptors(const qn_vk *v); /* dispatches push their descriptor
 /* Validation ERROR + WARNING messages (VALIDATION/PERFORMANCE types) seen by this process so far,
  * including those raised while closing. Tests fail when this is non-zero. */
 uint32_t qn_vk_validation_count(void);
+/* A pipeline recorded on purpose with no barrier after the dispatch it reads from (it waits on flow words in memory
+ * instead: QNEXT_MOEQ_FLOW's split down): sync validation's hazard reports (SYNC-HAZARD-*) that name it are logged at
+ * debug level and not counted. Up to 16 pipelines per process; more are ignored (their reports count). */
+void qn_vk_sync_exempt(VkPipeline p);
 
 /* Probe every device without opening one (for 'qnext devices'): *out is malloc'd (free() it). */
 int qn_vk_enumerate(struct qn_caps **out, uint32_t *n);
