@@ -134,6 +134,7 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
         int qi = s->qtype ? qn_fwd_q_index(s->qtype) : -1;
         const qn_pipe *p = qi < 0 ? (!router && f->matmul_cm[2] && W->cols % 8 == 0 ? f->matmul_cm[2] : f->matmul[2])
                          : (!router || f->router_cm) && f->qmatmul_cm[qi] ? f->qmatmul_cm[qi] : f->qmatmul[qi];
+        if (p == f->matmul[2] && f->matmul_sk) p = f->matmul_sk; /* QNEXT_MM_F32_TILE */
         struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
                                                             ? (s->bytes + 15) / 16 * 16 : s->buf->size);
         qn_pc_matmul pm = { .M = T, .N = s->rows, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,

@@ -283,6 +283,30 @@ static void make_cm_pipes(qn_fwd *f)
     }
 }
 
+/* Env QNEXT_MM_F32_TILE=WG,BM,BN,BK,TM,TN[,PF] (A/B, off by default): f->matmul_sk, matmul_f32 in this tile for the
+ * f32 parts of GGUF mixed-type fusions in prefill (sub_matmul: the router's 512 rows, the shared-expert gate's 1, the
+ * GDN ba's 64: H100 run 30 at 512 tokens, 64 and 8 workgroups of the default 64 x 64 tile, 0.030 ms per token);
+ * smaller tiles give more workgroups, PF 1 the register prefetch (one k-step's loads in flight). */
+static int make_f32_part_pipe(qn_fwd *f)
+{
+    const char *e = getenv("QNEXT_MM_F32_TILE");
+    unsigned v[7] = { 0 };
+    if (!e || !*e) return 0;
+    int n = sscanf(e, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]);
+    uint64_t sh = 4ull * v[3] * (v[1] + 4 + v[2] + 4);
+    if (n < 6 || !v[4] || !v[5] || v[4] % 4 || v[5] % 4 || !v[3] || v[3] % 8 || v[1] % v[4] || v[2] % v[5] ||
+        (v[1] / v[4]) * (v[2] / v[5]) != v[0] || v[0] > qn_vk_caps(f->v)->max_wg_invocations ||
+        sh > qn_vk_caps(f->v)->max_shared) {
+        QN_WARN("QNEXT_MM_F32_TILE=%s is not WG,BM,BN,BK,TM,TN[,PF] (TM, TN multiples of 4, BK of 8, WG = BM / TM * BN "
+                "/ TN, shared memory within the device's); ignored", e);
+        return 0;
+    }
+    int rc;
+    PIPE(QN_K_MATMUL_F32, &f->matmul_sk, v[0], v[1], v[2], v[3], v[4], v[5], v[6] ? 1 : 0);
+    QN_DEBUG("QNEXT_MM_F32_TILE=%s: the f32 parts of mixed-type fusions in prefill", e);
+    return 0;
+}
+
 /* The dense matvec / matmul pipelines of the three dtypes; tile[6] gets the matmul's WG, BM, BN, BK, TM, TN
  * (checked), which the block-format matmuls share. */
 static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
@@ -300,6 +324,7 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
         else PIPE(mm[i], &f->matmul[i], d[0], d[1], d[2], d[3], d[4], d[5], pf);
     }
     for (uint32_t k = 0; k < 6; k++) tile[k] = qn_pipe_spec(f->matmul[0], k);
+    if ((rc = make_f32_part_pipe(f))) return rc;
     uint32_t wg = tile[0], bm = tile[1], bn = tile[2], bk = tile[3], tm = tile[4], tn = tile[5];
     if (!tm || !tn || tm % 4 || tn % 4 || bk % 8 || bm % tm || bn % tn || (bm / tm) * (bn / tn) != wg)
         return qn_fail(-EINVAL, "matmul tile WG %u, BM %u, BN %u, BK %u, TM %u, TN %u: need TM, TN multiples of 4, BK of 8, "

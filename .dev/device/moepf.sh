@@ -1,14 +1,16 @@
 # .dev/device/moepf.sh — helper "moepf" (wave 8), sourced by the lead's H100 run script ($B, $M, $OUT). ~90 s.
 # moe_qmt.comp's int8 twins (QN_I8: x / act quantized per 32 in the staging, packed 4x8-bit OpSDot per unit and token
 # instead of 32 fmas), env QNEXT_MOE_MT_I8=1; taken where moe_qmt is (QNEXT_MOE_MT_PAIRS, default <= 12 pairs per
-# expert: the 512-token prompt). Summary to stdout and $OUT/moepf.txt, full logs to $OUT/moepf_full.txt.
+# expert: the 512-token prompt). QNEXT_MM_F32_TILE=WG,BM,BN,BK,TM,TN[,PF]: the f32 parts of mixed-type fusions in
+# prefill (router 512 rows, shared-expert gate 1, GDN ba 64) in a smaller matmul_f32 tile (more workgroups). Summary to stdout and $OUT/moepf.txt, full logs to $OUT/moepf_full.txt.
 mp_t0=$(date +%s)
 # 1. decisive in-model A/B first (baseline at both ends); 1024 tokens = 20 pairs per expert: PAIRS=24 lets moe_qmt take it
 timeout 62 $B/qnext prefill-ab -m $M --prompts 256,512,1024 --reps 1 --decode 16 \
   --variant "-" \
   --variant "QNEXT_MOE_MT_I8=1" \
   --variant "QNEXT_MOE_MT_I8=1 QNEXT_MOE_MT_PAIRS=24" \
-  --variant "QNEXT_MOE_MT_I8=1 QNEXT_MOE_MT_LAYOUT=256,16,2,2,256:256,16,2,2,256" \
+  --variant "QNEXT_MM_F32_TILE=64,32,32,32,4,4,1" \
+  --variant "QNEXT_MOE_MT_I8=1 QNEXT_MM_F32_TILE=64,32,32,32,4,4,1" \
   --variant "PROFILE=512 QNEXT_PROFILE_DISPATCH=1 QNEXT_MOE_MT_I8=1" \
   --variant "-" > /tmp/mp_ab.txt 2>&1
 echo "prefill-ab rc=$?" >> /tmp/mp_ab.txt

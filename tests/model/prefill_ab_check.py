@@ -12,6 +12,9 @@ parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above sm
     QNEXT_MOE_TOKEN_T=0 QNEXT_MOE_MT_PAIRS=1000 (+ QNEXT_MOE_MT_LAYOUT=...)  routed experts on the multi-token grouped
                               matvec (moe_qmt.comp) in its default layout and in one of 1 / 2 lanes per row
     QNEXT_MATMUL_PF=1         matmul.comp's register prefetch (the router's f32 parts): same sums, so rel L2 0
+    QNEXT_MM_F32_TILE=...     the f32 parts of mixed-type fusions in another matmul tile: same sums, so rel L2 0
+  each rounding variant vs the default path                 rel L2 < its tolerance
+    QNEXT_MOE_MT_I8=1 (+ MT_PAIRS=1000, TOKEN_T=0)  moe_qmt's int8 twins: x / act quantized to int8 per 32 (2e-2)
   the default Vulkan path vs the CPU reference on the same GGUF  rel L2 < 1e-4
   `qnext prefill-ab` with two variants: a result line per (variant, prompt), the same next token for both.
 (The tensor-core variants QNEXT_CM_MOE_TILE_SMALL / QNEXT_ROUTER_CM need VK_NV_cooperative_matrix: lavapipe has none.)
@@ -31,6 +34,11 @@ VARIANTS = [
     {"QNEXT_MOE_TOKEN_T": "0", "QNEXT_MOE_MT_PAIRS": "1000"},
     {"QNEXT_MOE_TOKEN_T": "0", "QNEXT_MOE_MT_PAIRS": "1000", "QNEXT_MOE_MT_LAYOUT": "64,8,1,1,256:32,4,3,2,512"},
     {"QNEXT_MATMUL_PF": "1"},
+    {"QNEXT_MM_F32_TILE": "64,32,32,32,4,4,1"},
+]
+# variants that round differently: (env, rel L2 tolerance vs the default)
+VARIANTS_Q = [
+    ({"QNEXT_MOE_TOKEN_T": "0", "QNEXT_MOE_MT_PAIRS": "1000", "QNEXT_MOE_MT_I8": "1"}, 2e-2),
 ]
 
 
@@ -70,6 +78,12 @@ def main():
             continue
         e = rel_l2(a, base)
         report(e < 1e-5 and all(x == x for x in a), "%s vs the default: rel L2 %.3e (tolerance 1e-5)" % (name, e))
+    for v, tol in VARIANTS_Q:
+        name = " ".join("%s=%s" % kv for kv in v.items())
+        a = logits(qnext, g, "vulkan", toks, os.path.join(work, "variant.npy"), v)
+        e = rel_l2(a, base) if a is not None else float("nan")
+        report(a is not None and e < tol and all(x == x for x in a),
+               "%s vs the default: rel L2 %.3e (tolerance %g)" % (name, e, tol))
     rc, out = run([qnext, "prefill-ab", "-m", g, "--prompts", "7,40", "--reps", "1", "--variant", "-",
                    "--variant", "QNEXT_MOE_TOKEN_T=0"])
     lines = [x for x in out.splitlines() if x.startswith("prefill-ab [") and " prompt " in x]
