@@ -462,14 +462,6 @@ static void attn_decode_prep(struct rec *r, int l)
     qn_pc_attn_decode pd = { .Hq = Hq, .Hkv = Hkv, .D = D, .cap = f->cap, .n_keys = 1, .splits = f->splits,
                              .flags = QN_ATTN_POS_DEVICE, .gate_off = Hq * D, .scale = pq.scale };
     mark(r, "attn.core");
-    if (f->dec_comb) { /* QNEXT_ATTN_COMB=1: the combine folded in (the last split of each kv head), one dispatch */
-        qn_cmd_dispatch_nz(r->c, f->dec_comb, QN_BINDS(QN_BIND(f->proj), QN_BIND(st->kc), QN_BIND(st->vc), QN_BIND(f->pos),
-                                                       QN_BIND(f->part), wb(&L->q_norm), wb(&L->k_norm), wb(&f->m->inv_freq),
-                                                       QN_BIND(f->o), QN_BIND(f->acnt)),
-                           &pq, sizeof pq, f->splits, Hkv);
-        barrier(r);
-        return;
-    }
     qn_cmd_dispatch_nz(r->c, f->dec_prep, QN_BINDS(QN_BIND(f->proj), QN_BIND(st->kc), QN_BIND(st->vc), QN_BIND(f->pos),
                                                    QN_BIND(f->part), wb(&L->q_norm), wb(&L->k_norm), wb(&f->m->inv_freq)),
                        &pq, sizeof pq, f->splits, Hkv);
@@ -664,45 +656,6 @@ static struct qn_bind shared_down_bind(const struct qn_mlayer *L, uint32_t *flag
     return wb(sd);
 }
 
-/* QNEXT_MOEQ_DPF: moe_dpf (an L2 prefetch of the layer's routed down slots and down_s) recorded right before the
- * gate_up with no barrier between them, so the two run side by side and the split down reads L2; it writes only
- * f->dxs's partials, which the split down overwrites. Not for the host tier (its down slots are host memory). */
-static void moe_q_dpf(struct rec *r, int l, const qn_pc_moe *pd, struct qn_bind sd)
-{
-    qn_fwd *f = r->f;
-    const qn_model *m = f->m;
-    uint32_t qt = m->L[l].exp_qtype[2];
-    const qn_pipe *p = f->moe_qdpf[qn_fwd_q_index(qt)];
-    uint64_t rb, sb = 4ull * pd->Is;
-    if (!p || m->host_tier || qn_ggml_row_bytes(qt, pd->I, &rb) ||
-        ((pd->flags & QN_MOE_SHARED_Q) && qn_ggml_row_bytes(qt, pd->Is, &sb)))
-        return;
-    uint64_t chunk = 32ull * qn_pipe_spec(p, 0) * qn_pipe_spec(p, 1), nchunk = cdiv((rb > sb ? rb : sb) * pd->H, chunk);
-    if (nchunk > pd->H) return; /* the scratch holds a float per group (never for model shapes) */
-    qn_cmd_dispatch_nz(r->c, p, QN_BINDS(QN_BIND(f->ids), QN_BIND(m->slot_table), sd, QN_BIND(f->dxs), DPOOLS(m)), pd,
-                       sizeof *pd, (pd->K + 1) * nchunk, r->T);
-}
-
-/* QNEXT_NEXT_PF: l2pf over layer l + 1's input projection (the decode parts of w_in or w_qkv, or the tensor itself),
- * recorded right before layer l's split down with no barrier between, so the next layer's first matvec reads L2. */
-static void next_pf(struct rec *r, int l)
-{
-    qn_fwd *f = r->f;
-    const qn_model *m = f->m;
-    if (!f->l2pf || !f->pfs || l + 1 >= m->c.num_layers) return;
-    const struct qn_mlayer *N = &m->L[l + 1];
-    const qn_wt *W = N->full ? &N->w_qkv : &N->w_in;
-    uint64_t chunk = 32ull * qn_pipe_spec(f->l2pf, 0) * qn_pipe_spec(f->l2pf, 1);
-    for (uint32_t i = 0; i < (W->nsub ? W->nsub : 1); i++) {
-        struct qn_bind b = W->nsub ? QN_BIND(W->sub[i].buf) : wb(W);
-        uint64_t n = (W->nsub ? W->sub[i].bytes : W->bytes) & ~3ull;
-        qn_pc_copy pc = { .n = (uint32_t)(n < UINT32_MAX ? n : UINT32_MAX & ~3u) };
-        if (pc.n >= 4)
-            qn_cmd_dispatch_n(r->c, f->l2pf, QN_BINDS(b, QN_BIND_RANGE(f->pfs, 1024ull * i, 1024)), &pc, sizeof pc,
-                              cdiv(pc.n, chunk)); /* each part its own quarter of the scratch (no write-after-write) */
-    }
-}
-
 /* moe_experts() for GGUF block experts (moe_q.comp): gate|up slots in pools, down slots in dpools; the
  * per-token kernels with tokens in z up to tune.small_t tokens, the grouped kernels above. The down is split over
  * the experts (moe_qdnx: (K + 1) x H / rows groups, partials and counters in f->dxs) where chosen and T fits. */
@@ -723,8 +676,6 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     pd.slots_per_pool = m->d_slots_per_pool;
     struct qn_bind sd = shared_down_bind(L, &pd.flags);
     const qn_pipe *dnx = f->moe_qdnx[qn_fwd_q_index(L->exp_qtype[2])];
-    if (f->moe_qdnx_i8[qn_fwd_q_index(L->exp_qtype[2])]) dnx = f->moe_qdnx_i8[qn_fwd_q_index(L->exp_qtype[2])]; /* QNEXT_MOEQ_DN_I8 */
-    if (dnx && r->T <= f->dxs_t) moe_q_dpf(r, l, &pd, sd); /* beside the gate_up (QNEXT_MOEQ_DPF) */
     const qn_pipe *guf = f->moe_qgu_flow[qn_fwd_q_index(L->exp_qtype[0])], *dnf = f->moe_qdnx_flow[qn_fwd_q_index(L->exp_qtype[2])];
     if (guf && dnf && dnx && r->T <= f->dxs_t && qn_pipe_spec(dnf, 3) == qn_pipe_spec(dnx, 3)) {
         /* QNEXT_MOEQ_FLOW=1: no barrier between the two; each down group waits for its expert's act row (the flow
@@ -743,7 +694,6 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
                        pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
     barrier(r);
     if (dnx && r->T <= f->dxs_t) {
-        next_pf(r, l); /* beside the down (QNEXT_NEXT_PF) */
         qn_cmd_dispatch_nz(r->c, dnx, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
                                                QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m), QN_BIND(f->dxs)),
                            &pd, sizeof pd, (uint64_t)cdiv(pc->H, qn_pipe_spec(dnx, 3)) * (pc->K + 1), r->T);
@@ -1065,7 +1015,6 @@ static int alloc_dxs(qn_fwd *f)
     for (int i = 0; i < 5; i++) flow |= f->moe_qdnx_flow[i] != NULL;
     uint64_t n = (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows) + (flow ? 3 * K : 0));
     int rc = buf(f, QN_MEM_DEVICE, n * 4, "split down partials", &f->dxs);
-    if (!rc && f->l2pf) rc = buf(f, QN_MEM_DEVICE, 4096, "l2pf scratch", &f->pfs); /* QNEXT_NEXT_PF */
     return rc ? rc : qn_buf_fill(f->v, f->dxs, 0, f->dxs->size, 0);
 }
 
@@ -1120,15 +1069,7 @@ static int alloc_acts(qn_fwd *f)
     f->splits = qn_attn_decode_splits(f->cap);
     int rc = 0;
 #define B(kind, bytes, name, out) do { if (!rc) rc = buf(f, (kind), (bytes), (name), (out)); } while (0)
-    /* env QNEXT_POS_VRAM=1 (A/B, inproj): the position word in device-local host-visible memory (BAR), so the attention
-     * kernels' first read is not a PCIe round trip to system memory; system memory (a warning) where there is none */
-    const char *pv = getenv("QNEXT_POS_VRAM");
-    bool vram = pv && !strcmp(pv, "1");
-    if (vram && buf(f, QN_MEM_DEVICE_MAPPED, 4, "position", &f->pos)) {
-        QN_WARN("QNEXT_POS_VRAM=1: %s; the position word stays in system memory", qn_errmsg());
-        vram = false;
-    }
-    if (!vram) B(QN_MEM_UPLOAD, 4, "position", &f->pos);
+    B(QN_MEM_UPLOAD, 4, "position", &f->pos);
     B(QN_MEM_UPLOAD, T * w[AW_TOK] * 4, "token ids", &f->tok);
     B(QN_MEM_DEVICE, T * w[AW_X] * F32, "x", &f->x);
     B(QN_MEM_DEVICE, T * w[AW_XN] * F32, "xn", &f->xn);
@@ -1250,8 +1191,6 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = alloc_router_b16(f);
     if (!rc && f->gdn_dec) rc = alloc_gscr(f);
     if (!rc && f->wy_a) rc = buf(f, QN_MEM_DEVICE, wy_bytes(f), "gdn_chunk_wy records", &f->wy_scr);
-    if (!rc && f->dec_comb) rc = buf(f, QN_MEM_DEVICE, (uint64_t)f->m->c.num_kv_heads * 4, "attention counters", &f->acnt);
-    if (!rc && f->dec_comb) rc = qn_buf_fill(f->v, f->acnt, 0, f->acnt->size, 0);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
     if (!rc && f->tune.guess_next) rc = alloc_guess(f);
     if (!rc) rc = qn_fwd_reset(f);
@@ -1269,9 +1208,7 @@ void qn_fwd_free(qn_fwd *f)
     qn_buf_destroy(f->v, &f->rcnt);
     qn_buf_destroy(f->v, &f->gscr);
     qn_buf_destroy(f->v, &f->wy_scr);
-    qn_buf_destroy(f->v, &f->acnt);
     qn_buf_destroy(f->v, &f->dxs);
-    qn_buf_destroy(f->v, &f->pfs);
     for (int l = 0; f->st && l < f->m->c.num_layers; l++) {
         qn_buf_destroy(f->v, &f->st[l].kc);
         qn_buf_destroy(f->v, &f->st[l].vc);

@@ -122,8 +122,6 @@ typedef struct qn_fwd {
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *pre_cm;        /* attn_prefill_cm (flash attention on tensor cores) or its emulated twin in attn_prefill's
                                place (env QNEXT_ATTN_CM=1 | emu, forward_pipes.c make_attn_cm_pipe); NULL: attn_prefill */
-    qn_pipe *dec_comb;      /* attn_decode_prep_comb: dec_prep with the combine folded in (last split per kv head; env
-                               QNEXT_ATTN_COMB=1, inproj); counters f->acnt */
     qn_pipe *dec_prep;      /* attn_decode_prep: the decode step's attn_prep folded into the split pass (env
                                QNEXT_ATTN_FOLD=1); NULL: attn_prep + attn_decode (the default) */
     qn_pipe *router, *gate_up, *down, *sort, *gate_up_g, *down_g, *combine;
@@ -141,9 +139,6 @@ typedef struct qn_fwd {
     qn_pipe *moe_qgu_flow[5], *moe_qdnx_flow[5]; /* QNEXT_MOEQ_FLOW=1: that gate_up and the split down with no barrier
                                between them, the down waiting per expert (common/moe_flow.glsl: 3 words per token
                                and expert at the end of dxs); NULL otherwise */
-    qn_pipe *moe_qdnx_i8[5]; /* QNEXT_MOEQ_DN_I8=1|2: the split down on int8 act (moe_q.comp QN_DNX_I8, moe_qdnx's layout) */
-    qn_pipe *moe_qdpf[5];   /* QNEXT_MOEQ_DPF: the L2 prefetch of a layer's down weights beside its gate_up (moe_dpf.comp) */
-    qn_pipe *l2pf;          /* QNEXT_NEXT_PF: the next layer's input projection prefetched into L2 beside the split down */
 
     /* per-sequence state (zeroed by qn_fwd_reset) */
     struct qn_fwd_layer_state *st;  /* [num_layers] */
@@ -159,11 +154,9 @@ typedef struct qn_fwd {
     qn_buf *part;           /* attention decode partials */
     qn_buf *mm;             /* f32 [tmax, E + 2 Is + 1] MoE dense product */
     qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
-    qn_buf *acnt;           /* attn_decode_prep_comb's counters, one per kv head (zero between calls); NULL without */
     qn_buf *gscr;           /* gdn_decode's counters (zero between calls) and per-block sums; NULL without gdn_dec */
     qn_buf *wy_scr;         /* gdn_chunk_wy's records of one segment (pc_gdn.h); NULL without wy_a */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
-    qn_buf *pfs;            /* l2pf's scratch (a float per group; never read); NULL without l2pf */
     qn_buf *dxs;            /* split down (moe_qdnx): f32 partials [dxs_t, K + 1, H], then uint32 row-block counters
                              * at the end of the buffer (zero between calls); NULL without moe_qdnx */
     uint32_t dxs_t;         /* tokens dxs holds (larger calls on the per-token kernels use moe_qdn) */

@@ -103,22 +103,6 @@ static bool moeq_dn_split(uint32_t lay[5])
     return true;
 }
 
-/* env QNEXT_MOEQ_DPF=1 (or =WG,LOADS): moe_dpf.comp, the L2 prefetch of each decode layer's down weights beside its
- * gate_up (forward.c moe_q_dpf), spec WG (256) and loads per lane (8) into lay[2]; off by default until an in-model
- * A/B. */
-static bool moeq_dpf(uint32_t lay[2])
-{
-    const char *e = getenv("QNEXT_MOEQ_DPF");
-    unsigned v[2] = { 256, 8 };
-    if (!e || !strcmp(e, "0")) return false;
-    if (strcmp(e, "1") && (sscanf(e, "%u,%u", &v[0], &v[1]) != 2 || !v[0] || v[0] > 1024 || !v[1] || v[1] > 32)) {
-        QN_WARN("QNEXT_MOEQ_DPF=%s is not 1 or WG,LOADS (WG 1-1024, LOADS 1-32); using 256,8", e);
-        v[0] = 256, v[1] = 8;
-    }
-    lay[0] = v[0], lay[1] = v[1];
-    return true;
-}
-
 /* env QNEXT_MOEQ_PRE=0: moe_q.comp's gate_up loads its first batch of weights after the x staging (spec 7 QN_PRE 0;
  * default 1: before it), for an A/B on a device. */
 static uint32_t moeq_pre(void)
@@ -444,13 +428,6 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
         PIPE(qdnx[i], &f->moe_qdnx[i], xl[0] ? xl[0] : d[0], 0, 0, xl[1] ? xl[1] : d[3], xl[2] ? xl[2] : d[4],
              xl[3] ? xl[3] : d[5], xl[4] / 4, xl[4]); /* staged weights: the act row too (spec 6) */
     }
-    static const enum qn_kernel qdpf[5] = { QN_K_MOE_DPF_Q8_0, QN_K_MOE_DPF_Q4_0, QN_K_MOE_DPF_Q4_K, QN_K_MOE_DPF_Q5_K,
-                                            QN_K_MOE_DPF_Q6_K };
-    if (udn && f->moe_qdnx[i] && moeq_dpf(xl)) { /* the down's L2 prefetch */
-        PIPE(qdpf[i], &f->moe_qdpf[i], xl[0], xl[1]);
-        QN_DEBUG("QNEXT_MOEQ_DPF: the down weights' L2 prefetch beside the gate_up (%s, %u,%u)",
-                 qn_kernel_infos[qdpf[i]].name, xl[0], xl[1]);
-    }
     if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4], moeq_pre());
         if (udn) PIPE(qdn[i], &f->moe_qdn[i], lay[5], 0, 0, lay[6], lay[7], lay[8], lay[9], lay[10]);
@@ -658,9 +635,6 @@ static int make_layer_pipes(qn_fwd *f)
     const char *af = getenv("QNEXT_ATTN_FOLD"); /* default 1: the decode step's attn_prep inside attn_decode; 0 apart */
     if (!af || strcmp(af, "0"))
         PIPE(QN_K_ATTN_DECODE_PREP, &f->dec_prep, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
-    const char *ac = getenv("QNEXT_ATTN_COMB"); /* 1: the combine folded into attn_decode_prep too (A/B; inproj) */
-    if (f->dec_prep && ac && !strcmp(ac, "1"))
-        PIPE(QN_K_ATTN_DECODE_PREP_COMB, &f->dec_comb, dmax / 4 > 128 ? dmax / 4 : 128, dmax, gmax, QN_ATTN_DECODE_TK);
     PIPE(QN_K_ATTN_PREFILL, &f->pre, dmax / 4 > 256 ? dmax / 4 : 256, dmax);
     if ((rc = make_attn_cm_pipe(f))) return rc;
     PIPE(QN_K_MOE_ROUTER, &f->router, 256);
@@ -672,25 +646,6 @@ static int make_layer_pipes(qn_fwd *f)
     PIPE(QN_K_MOE_COMBINE, &f->combine, 256);
     /* the grouped kernels' token tile: 4 * WG / GN */
     f->tile_t = 4 * qn_pipe_spec(f->gate_up_g, 0) / qn_pipe_spec(f->gate_up_g, 1);
-    return 0;
-}
-
-/* env QNEXT_NEXT_PF=1 (or =WG,LOADS): f->l2pf (l2pf.comp), the next layer's input projection prefetched into L2 beside
- * each decode layer's split expert down (forward.c next_pf), spec WG (256) and loads per lane (8); off by default until
- * an in-model A/B. */
-static int make_pf_pipes(qn_fwd *f)
-{
-    const char *e = getenv("QNEXT_NEXT_PF");
-    unsigned v[2] = { 256, 8 };
-    if (!e || !strcmp(e, "0")) return 0;
-    if (strcmp(e, "1") && (sscanf(e, "%u,%u", &v[0], &v[1]) != 2 || !v[0] || v[0] > 1024 || !v[1] || v[1] > 32)) {
-        QN_WARN("QNEXT_NEXT_PF=%s is not 1 or WG,LOADS (WG 1-1024, LOADS 1-32); using 256,8", e);
-        v[0] = 256, v[1] = 8;
-    }
-    int rc;
-    PIPE(QN_K_L2PF, &f->l2pf, v[0], v[1]);
-    QN_DEBUG("QNEXT_NEXT_PF: the next layer's input projection prefetched into L2 beside the split down (%u,%u)", v[0],
-             v[1]);
     return 0;
 }
 
@@ -706,7 +661,6 @@ int qn_fwd_make_pipes(qn_fwd *f)
     for (int i = 0; i < 5; i++)
         if ((rc = make_q_pipes(f, i, tile))) return rc;
     if ((rc = make_router_pipes(f))) return rc;
-    if ((rc = make_pf_pipes(f))) return rc;
     return make_layer_pipes(f);
 }
 
@@ -943,29 +897,6 @@ static int make_flow_pipes(qn_fwd *f)
     return 0;
 }
 
-/* Env QNEXT_MOEQ_DN_I8=1 (or 2: without the weight prefetch, spec 7 QN_PRE 0): f->moe_qdnx_i8, the split down with the
- * act rows quantized to int8 per 32 (moe_q.comp QN_DNX_I8) in moe_qdnx's layout (spec 0, 3-5, so f->dxs fits), act
- * stage spec 6 = max(I, Is) / 4. Off by default until an in-model A/B; needs shaderIntegerDotProduct (QNEXT_IDOT on). */
-static int make_i8_dn_pipes(qn_fwd *f)
-{
-    static const enum qn_kernel kd[5] = { QN_K_MOE_Q_DNX_I8_Q8_0, QN_K_MOE_Q_DNX_I8_Q4_0, QN_K_MOE_Q_DNX_I8_Q4_K,
-                                          QN_K_MOE_Q_DNX_I8_Q5_K, QN_K_MOE_Q_DNX_I8_Q6_K };
-    const char *e = getenv("QNEXT_MOEQ_DN_I8");
-    if (!e || (strcmp(e, "1") && strcmp(e, "2"))) return 0;
-    uint32_t I = (uint32_t)f->m->c.moe_inter, Is = (uint32_t)f->m->c.shared_inter;
-    uint32_t n = I > Is ? I : Is;
-    int rc;
-    for (int i = 0; i < 5; i++) {
-        const qn_pipe *p = f->moe_qdnx[i];
-        if (!p) continue;
-        uint32_t s[8] = { qn_pipe_spec(p, 0), 0, 0, qn_pipe_spec(p, 3), qn_pipe_spec(p, 4), qn_pipe_spec(p, 5),
-                          (n + 3) / 4, strcmp(e, "2") ? 1 : 0 };
-        if ((rc = pipe(f, kd[i], &f->moe_qdnx_i8[i], 8, s))) return rc;
-    }
-    QN_DEBUG("QNEXT_MOEQ_DN_I8=%s: the split expert down on int8 act", e);
-    return 0;
-}
-
 /* Env QNEXT_IDOT=1: f->qmv_i8, the int8-dot twins of the decode block matvecs (qmatvec, qmatvec_s, qmatvec_norm,
  * qmatvec_norm_s after the env layouts) with their spec 0-3 and PRE, x staged for the model's widest block weight
  * (spec 4; up to 8192 columns, shared memory). None, with a warning, on a device without shaderIntegerDotProduct or
@@ -1002,7 +933,7 @@ static int make_i8_pipes(qn_fwd *f)
         }
     QN_DEBUG("QNEXT_IDOT=%s: int8-dot decode block matvecs, x staged up to %u columns", e, (cols + 31) / 32 * 32);
     if (!strcmp(e, "2") && ((rc = make_i8_gu_pipes(f)) || (rc = make_flow_pipes(f)))) return rc;
-    return make_i8_dn_pipes(f);
+    return 0;
 }
 
 uint32_t qn_fwd_parts_sig(const qn_wt *W)

@@ -23,11 +23,7 @@
 //   memory; the split whose keys hold the new position writes its kv head's k and v there first), so the decode
 //   step needs no attn_prep dispatch. Bindings 0 proj, 1 / 2 kcache / vcache (read and written), 3 pos, 4 part,
 //   5 q_norm, 6 k_norm, 7 inv_freq; push qn_pc_attn_dprep (pc_attn.h; the combine takes its qn_pc_attn_decode head).
-//   QN_ATTN_COMB (with QN_ATTN_PREP; attn_decode_prep_comb, env QNEXT_ATTN_COMB=1): the combine folded in too. Each
-//   used split of kv head j counts itself on counter cnt[j] (binding 9, integer atomicAdd after its partials are
-//   stored; the gdn_decode / route last-workgroup pattern) and the last one combines the G heads of j exactly as
-//   attn_decode_combine does (same order, same bits) into out (binding 8) and resets the counter, so the decode
-//   step's attention is ONE dispatch. The counters must be zero before the first call (each call leaves them zero).
+//   (Its twin with the combine folded in, QN_ATTN_COMB / QNEXT_ATTN_COMB, lost its H100 A/Bs and is gone.)
 // Bindings (attn_decode):          0 q      f32 [Hq][D]           (attn_prep output, T = 1)
 //                                  1 kcache f32 (f16 with QN_KV_F16) [Hkv][cap][D]
 //                                  2 vcache f32 (f16 with QN_KV_F16) [Hkv][cap][D]
@@ -90,17 +86,9 @@ layout(binding = 0, std430) readonly buffer Q { vec4 q4[]; };
 #endif
 #include "attn_kv.glsl"
 layout(binding = 3, std430) readonly buffer Pos { uint posbuf[]; };
-#ifdef QN_ATTN_COMB
-layout(binding = 4, std430) coherent buffer Part4 { vec4 part4[]; }; // the last split reads the others' partials
-layout(binding = 4, std430) coherent buffer Part1 { float part1[]; };
-layout(binding = 4, std430) coherent buffer PartU { uint partu[]; };
-layout(binding = 8, std430) writeonly buffer Out { float outv[]; };
-layout(binding = 9, std430) coherent buffer Cnt { uint cnt[]; };
-#else
 layout(binding = 4, std430) writeonly buffer Part4 { vec4 part4[]; };
 layout(binding = 4, std430) writeonly buffer Part1 { float part1[]; };
 layout(binding = 4, std430) writeonly buffer PartU { uint partu[]; };
-#endif
 
 shared vec4 ks[KS_ROWS * QN_DMAX / 4u]; // K tile [QN_TK][L] (swizzled), then the row reduction [G][L]
 shared float ss[QN_GMAX * QN_TK];       // scores [g][key]
@@ -179,63 +167,6 @@ void qn_prep(uint j, uint G, uint D, uint pos, bool own)
     }
     memoryBarrierBuffer();
     barrier();
-}
-#endif
-
-#ifdef QN_ATTN_COMB
-// The workgroup has stored its partials of kv head j: count it on cnt[j]; the last of the `used` splits resets the
-// counter and combines heads hb .. hb + G - 1 (attn_decode_combine's arithmetic, splits in order 0, 1, ...): up to
-// QN_CB_SMAX used splits, invocation g first takes head g's max, weights e^(m_s - M) and sum into shared memory (the
-// same values the combine computes per element), so each output element then costs `used` independent loads; more
-// splits: every element recomputes them, as the combine does.
-const uint QN_CB_FIT = (QN_GMAX + 1u) * QN_WG / QN_GMAX; // red holds (QN_GMAX + 1) * QN_WG floats
-const uint QN_CB_SMAX = QN_CB_FIT < 32u ? QN_CB_FIT : 32u;
-shared bool cb_last;
-#define cb_w red  // e^(m_s - M) per (head, split): the prep's sums of squares array, free by now
-#define cb_sum ss // sum_s l_s e^(m_s - M) per head: the tiles' scores, free by now
-void qn_comb(uint j, uint used, uint hb, uint G, uint S)
-{
-    uint tid = gl_LocalInvocationIndex, D = pc.D;
-    memoryBarrierBuffer();
-    barrier();
-    if (tid == 0u) cb_last = atomicAdd(cnt[j], 1u) == used - 1u;
-    barrier();
-    if (!cb_last) return; // uniform
-    memoryBarrierBuffer();
-    if (tid == 0u) cnt[j] = 0u;
-    bool fast = used <= QN_CB_SMAX; // the per-head weights fit in shared memory (uniform)
-    if (fast) { // invocation g < G: head hb + g's max, weights and sum in attn_decode_combine's order
-        if (tid < G) {
-            uint mlb = pc.Hq * S * D + (hb + tid) * S * 2u;
-            float M = QN_NEG_BIG, sum = 0.0;
-            for (uint s = 0u; s < used; s++) M = max(M, part1[mlb + s * 2u]);
-            for (uint s = 0u; s < used; s++) {
-                float w = exp(part1[mlb + s * 2u] - M);
-                sum += part1[mlb + s * 2u + 1u] * w;
-                cb_w[tid * QN_CB_SMAX + s] = w;
-            }
-            cb_sum[tid] = sum;
-        }
-        barrier();
-    }
-    for (uint e = tid; e < G * D; e += QN_WG) {
-        uint g = e / D, h = hb + g, d = e % D, mlb = pc.Hq * S * D + h * S * 2u;
-        float sum = 0.0, o = 0.0;
-        if (fast) {
-            sum = cb_sum[g];
-            for (uint s = 0u; s < used; s++) o += part1[(h * S + s) * D + d] * cb_w[g * QN_CB_SMAX + s];
-        } else {
-            float M = QN_NEG_BIG;
-            for (uint s = 0u; s < used; s++) M = max(M, part1[mlb + s * 2u]);
-            for (uint s = 0u; s < used; s++) {
-                float w = exp(part1[mlb + s * 2u] - M);
-                sum += part1[mlb + s * 2u + 1u] * w;
-                o += part1[(h * S + s) * D + d] * w;
-            }
-        }
-        float a = sum > 0.0 ? o / sum : 0.0;
-        outv[h * D + d] = a * qn_sigmoid(proj[pc.gate_off + h * D + d]);
-    }
 }
 #endif
 
@@ -366,9 +297,6 @@ void main()
             part1[mi + 1u] = lrun[e];
         }
     }
-#ifdef QN_ATTN_COMB
-    qn_comb(j, (n_keys + chunk - 1u) / chunk, hb, G, S);
-#endif
 }
 
 #else // QN_ATTN_COMBINE

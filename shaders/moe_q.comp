@@ -11,9 +11,8 @@
 // when its type is the routed down's: 0.86 MB instead of 4.2 MB per layer for the 80B Q4_K_M).
 // QN_DN_XSPLIT (with QN_MOE_DN; kernels moe_q_dnx_*, the model's default): the down split over the experts,
 // one group per (row block, expert or the shared one), partials combined by the last group of each row block
-// (see "QN_DN_XSPLIT" below). QN_DNX_I8 (with QN_DN_XSPLIT; kernels moe_q_dnx_i8_*, env QNEXT_MOEQ_DN_I8=1): the
-// same split with the act rows quantized to int8 per 32 and packed 4x8-bit dots (see "QN_DNX_I8" below; spec 6 is
-// then the act stage in vec4s, default 128, and spec 7 QN_PRE, default 1).
+// (see "QN_DN_XSPLIT" below). (Its int8-act twin QN_DNX_I8, env QNEXT_MOEQ_DN_I8, was neutral in two H100 A/Bs
+// and is gone.)
 // QN_FLOW (with QN_DN_XSPLIT; kernels moe_q_dnxf_*, env QNEXT_MOEQ_FLOW=1): the split down recorded right after the
 // int8 gate_up (moe_q_i8.comp QN_FLOW) with NO barrier between them: each routed group loads its first batch of
 // weights, then waits until its expert's act row is ready (common/moe_flow.glsl: the flow words at the end of the
@@ -70,7 +69,7 @@ layout(local_size_x_id = 0) in;
 #if defined(QN_MOE_GU)
 #define QN_XSH_DEF 512
 #define QN_WG_DEF 128
-#elif defined(QN_DNX_I8) || defined(QN_FLOW)
+#elif defined(QN_FLOW)
 #define QN_XSH_DEF 128
 #define QN_WG_DEF 128
 #else
@@ -99,9 +98,6 @@ layout(constant_id = 5) const uint QN_UNROLL = 5; // K = 10: two batches
 layout(constant_id = 6) const uint QN_XSH = QN_XSH_DEF;
 #if defined(QN_MOE_GU)
 layout(constant_id = 7) const uint QN_PRE = 1;
-#elif defined(QN_DN_XSPLIT) && defined(QN_DNX_I8)
-layout(constant_id = 7) const uint QN_PRE = 1; // 1: the team's first batch of weights in flight before the act staging
-const uint QN_WIMAX = 0u;
 #elif defined(QN_DN_XSPLIT)
 layout(constant_id = 7) const uint QN_WIMAX = 0; // stage the group's weight rows in shared memory for I <= this
 #else
@@ -146,9 +142,6 @@ layout(binding = 15, std430) coherent buffer PartCnt { uint pcnt[]; }; // the co
 #define QN_W_F32 // moe_w.glsl's element helpers are unused here; only its pools and slot table
 #include "moe_w.glsl"
 #include "quant.glsl"
-#if defined(QN_DNX_I8)
-#include "quant_i8.glsl"
-#endif
 #if defined(QN_FLOW)
 #define QN_FLOW_BIND 15
 #include "moe_flow.glsl"
@@ -688,7 +681,7 @@ void main()
                 else dnx_rows(true, false, vec_s, false, s, h0, h0 + st * rows_set + grp, G, ul, lpr, nun, xa))
     dnx_finish(t, h0, rbk, nblk, lid);
 }
-#elif !defined(QN_DNX_I8)
+#else
 void main()
 {
     uint g = qn_group_id(), K1 = pc.K + 1u, nblk = (pc.H + QN_ROWS - 1u) / QN_ROWS;
@@ -715,76 +708,6 @@ void main()
     QN_DNX_SETS(dnx_rows(sh, shq, vec_s, ws, s, h0, h0 + st * rows_set + grp, G, ul, lpr, nun, xa))
     dnx_finish(t, h0, rbk, nblk, lid);
 }
-#else // QN_DNX_I8
-// ---- QN_DNX_I8 (kernels moe_q_dnx_i8_*): the split down with the act row quantized to int8 per 32 elements
-// (common/quant_i8.glsl: the routed experts' rows and a block shared row on packed 4x8-bit OpSDot, as moe_q_i8.comp
-// does for gate_up). Each group quantizes its own act row into shared memory (QN_XSH >= I / 4 vec4s, and >= Is / 4
-// for a block shared row; a row that does not fit gives NaN); with QN_PRE its team's first batch of weights is
-// loaded before that staging, so the DRAM latency overlaps it. An f32 shared row stays f32 (dnx_rows). Same
-// bindings, push block, dispatch, lane layout, partials and last-group combine as above.
-const uint QN_I8_RUNS = QN_XSH / 4u; // 16-element runs the stage holds
-shared uvec4 qn_i8x[QN_I8_RUNS + 1u];
-shared vec2 qn_i8s[QN_I8_RUNS + 1u];
-
-// accx[j] += the int8 dots of the batch qn_rx (units u + e lpr < nun) with the staged act row
-void dnx_use_i8(uint u, uint lpr, uint nun)
-{
-    [[unroll]] for (uint e = 0u; e < QN_UNROLL; e++) {
-        uint uu = u + e * lpr;
-        if (uu < nun) {
-            uint b = uu / QN_QUPB, kq = uu % QN_QUPB, e0, e1;
-            qn_q_xrun(kq, e0, e1);
-            uint ra = qn_i8_slot((b * QN_QK + e0) / 16u), rc = qn_i8_slot((b * QN_QK + e1) / 16u);
-            uvec4 xa = qn_i8x[ra], xb = qn_i8x[rc];
-            vec2 sa = qn_i8s[ra], sb = qn_i8s[rc];
-            [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) accx[j] += qn_i8_dot(qn_rx[e * QN_SGROWS + j], kq, xa, xb, sa, sb);
-        }
-    }
-}
-
-// accx[j] = this lane's part of rows hb + j G on the int8 path; pre: the first batch is in qn_rx already
-void dnx_rows_i8(bool sh, int s, uint hb, uint G, uint ul, uint lpr, uint nun, bool pre)
-{
-    uint rb[QN_SGROWS];
-    dnx_rb(sh, s, hb, G, rb);
-    for (uint u = ul; u < nun; u += QN_UNROLL * lpr) {
-        if (!pre) dnx_load(sh, s, rb, u, lpr, nun);
-        pre = false;
-        dnx_use_i8(u, lpr, nun);
-    }
-}
-
-void main()
-{
-    uint g = qn_group_id(), K1 = pc.K + 1u, nblk = (pc.H + QN_ROWS - 1u) / QN_ROWS;
-    uint rbk = g / K1, k = g % K1, h0 = rbk * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
-    if (rbk >= nblk) return; // grid padding (uniform; not counted)
-    bool sh = k == pc.K, shq = (pc.flags & QN_MOE_SHARED_Q) != 0u, blk = !sh || shq; // blk: the int8 path
-    bool vec_s = pc.Is % 4u == 0u && pc.act_stride % 4u == 0u;
-    int s = sh ? 0 : qn_moe_slot(ids[t * pc.K + k]);
-    uint n = sh ? pc.Is : pc.I; // act elements of this group's row
-    bool absent = s < 0 || (blk && n > 4u * QN_XSH); // uniform: NaN partials (an absent slot, or a row past the stage)
-    uint nun = blk ? n / 32u : vec_s ? pc.Is / 4u : pc.Is;
-    uint xa = (t * K1 + k) * pc.act_stride, pb = (t * K1 + k) * pc.H;
-    qn_xsh = false;
-    qn_team tm = qn_get_team();
-    uint lpr = min(tm.lanes, max(nun, 1u)), G = tm.lanes / lpr, grp = tm.lane / lpr, ul = tm.lane % lpr;
-    uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
-    // QN_PRE: the team's first batch of its first set in flight before the staging
-    bool pre = QN_PRE != 0u && blk && !absent && grp < G && tm.id < tm.n;
-    if (pre) {
-        uint rb[QN_SGROWS];
-        dnx_rb(sh, s, h0 + min(tm.id, sets - 1u) * rows_set + grp, G, rb);
-        dnx_load(sh, s, rb, ul, lpr, nun);
-    }
-#define QN_DNX_XG(i) x4[xa / 4u + (i)]
-    if (blk && !absent) QN_I8_STAGE(qn_i8x, qn_i8s, QN_DNX_XG, lid, n / 32u, QN_WG)
-    barrier();
-    // teams past the last set redo it without storing (no team leaves early)
-    QN_DNX_SETS(if (blk) dnx_rows_i8(sh, s, h0 + st * rows_set + grp, G, ul, lpr, nun, pre && st0 == tm.id);
-                else dnx_rows(true, false, vec_s, false, s, h0, h0 + st * rows_set + grp, G, ul, lpr, nun, xa))
-    dnx_finish(t, h0, rbk, nblk, lid);
-}
-#endif // QN_DNX_I8
+#endif // QN_FLOW
 #endif // QN_DN_XSPLIT
 #endif

@@ -50,10 +50,6 @@ static const enum qn_kernel k_dn[NFMTS] = { QN_K_MOE_Q_DN_Q8_0, QN_K_MOE_Q_DN_Q4
                                             QN_K_MOE_Q_DN_Q5_K, QN_K_MOE_Q_DN_Q6_K };
 static const enum qn_kernel k_dnx[NFMTS] = { QN_K_MOE_Q_DNX_Q8_0, QN_K_MOE_Q_DNX_Q4_0, QN_K_MOE_Q_DNX_Q4_K,
                                              QN_K_MOE_Q_DNX_Q5_K, QN_K_MOE_Q_DNX_Q6_K };
-static const enum qn_kernel k_dnxi8[NFMTS] = { QN_K_MOE_Q_DNX_I8_Q8_0, QN_K_MOE_Q_DNX_I8_Q4_0, QN_K_MOE_Q_DNX_I8_Q4_K,
-                                               QN_K_MOE_Q_DNX_I8_Q5_K, QN_K_MOE_Q_DNX_I8_Q6_K };
-static const enum qn_kernel k_dpf[NFMTS] = { QN_K_MOE_DPF_Q8_0, QN_K_MOE_DPF_Q4_0, QN_K_MOE_DPF_Q4_K, QN_K_MOE_DPF_Q5_K,
-                                             QN_K_MOE_DPF_Q6_K };
 static const enum qn_kernel k_gui8[NFMTS] = { QN_K_MOE_Q_GU_I8_Q8_0, QN_K_MOE_Q_GU_I8_Q4_0, QN_K_MOE_Q_GU_I8_Q4_K,
                                               QN_K_MOE_Q_GU_I8_Q5_K, QN_K_MOE_Q_GU_I8_Q6_K };
 static const enum qn_kernel k_guf[NFMTS] = { QN_K_MOE_Q_GU_I8F_Q8_0, QN_K_MOE_Q_GU_I8F_Q4_0, QN_K_MOE_Q_GU_I8F_Q4_K,
@@ -64,17 +60,15 @@ static const enum qn_kernel k_dnxf[NFMTS] = { QN_K_MOE_Q_DNXF_Q8_0, QN_K_MOE_Q_D
 /* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and 7:
  * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit; xsplit: the down split over the experts (moe_q_dnx_*,
  * which reads wg, rows, sgrows, unroll, and xsh as its spec 7 QN_WIMAX: weight rows staged for I <= xsh, and
- * the act row with them: spec 6 = xsh / 4); i8: the int8-act twins (gate_up moe_q_gu_i8_*, x stage xsh or H / 4;
- * down: the split down moe_q_dnx_i8_* (xsplit implied), act stage xsh elements (0: the kernel's 512), QN_PRE = !nopre);
- * dpf (down, --bench): the down's L2 prefetch (moe_dpf_*, 256,8) before gate_up */
-struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit, xsplit, i8, dpf; }; /* dpf: + the down's prefetch */
+ * the act row with them: spec 6 = xsh / 4); i8 (gate_up): the int8-x twin moe_q_gu_i8_*, x stage xsh or H / 4 */
+struct qlayout { uint32_t wg, rows, sgrows, unroll, xsh, nopre, ksplit, xsplit, i8; };
 static const struct qlayout layouts[] = {
-    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },     /* the defaults (the model's decode layout) */
-    { 64, 4, 1, 1, 1024, 0, 0, 0, 0, 0 }, /* small groups, one row per team / lane, everything staged */
-    { 128, 7, 3, 3, 0, 1, 0, 0, 0, 0 },   /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
-    { 2, 3, 2, 2, 64, 0, 0, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
-    { 64, 5, 1, 2, 1024, 0, 1, 0, 0, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
-    { 128, 16, 2, 1, 512, 0, 0, 0, 0, 0 },/* (split down only) its defaults with the weight rows staged (QN_WIMAX 512) */
+    { 0, 0, 0, 0, 0, 0, 0, 0, 0 },     /* the defaults (the model's decode layout) */
+    { 64, 4, 1, 1, 1024, 0, 0, 0, 0 }, /* small groups, one row per team / lane, everything staged */
+    { 128, 7, 3, 3, 0, 1, 0, 0, 0 },   /* odd rows, 3 rows per set, nothing staged, no weight prefetch */
+    { 2, 3, 2, 2, 64, 0, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
+    { 64, 5, 1, 2, 1024, 0, 1, 0, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
+    { 128, 16, 2, 1, 512, 0, 0, 0, 0 },/* (split down only) its defaults with the weight rows staged (QN_WIMAX 512) */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -85,8 +79,6 @@ struct mcase {
     int absent;                 /* expert whose slot is -1 (or -1 for none) */
     bool shq;                   /* down_s in blocks of the down type (QN_MOE_SHARED_Q; Is a multiple of its block) */
     bool xsplit;                /* the down split over the experts (moe_q_dnx_*) in the case's layout */
-    bool i8;                    /* ... on int8 act (moe_q_dnx_i8_*; the reference on the quantized act rows) */
-    bool dpf;                   /* the down's L2 prefetch (moe_dpf_*, WG 32, 2 loads per lane) before gate_up, no barrier */
 };
 
 static uint64_t al16(uint64_t x) { return (x + 15) / 16 * 16; }
@@ -140,8 +132,7 @@ struct experts {
 
 /* a decode kernel pair and the rows each of its workgroups computes (the dispatch geometry); x: dn is split over
  * the experts (K + 1 groups per row block, binding 15 the scratch) */
-struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; qn_pipe *pf; uint32_t dq; }; /* pf: the down's prefetch,
-                                                                                 * dq: the down's ggml type */
+struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; };
 
 /* the split down's scratch for T tokens: f32 partials [T, K + 1, H], then a counter per (token, row block), zeroed */
 static qn_buf *xs_scratch(struct qn_h *h, uint32_t T, uint32_t K, uint32_t H)
@@ -164,23 +155,6 @@ static void record_down(qn_cmd *cmd, const struct experts *X, const struct kpair
     qn_cmd_dispatch_nz(cmd, kp->dn, b, kp->x ? 16 : 15, pd, sizeof *pd, kp->x ? nb * (pd->K + 1) : nb, pd->T);
 }
 
-/* kp's down prefetch (moe_dpf_*), if any, as forward.c moe_q_dpf records it: right before gate_up, no barrier between;
- * the caller puts a barrier before the down */
-static void record_dpf(struct qn_h *h, const struct experts *X, const struct kpair *kp, const qn_pc_moe *pd,
-                       struct qn_bind ids, qn_buf *ds)
-{
-    if (!kp->pf) return;
-    uint64_t rb, sb = 4ull * pd->Is, chunk = 32ull * qn_pipe_spec(kp->pf, 0) * qn_pipe_spec(kp->pf, 1);
-    qn_h_ok(h, qn_ggml_row_bytes(kp->dq, pd->I, &rb), "dpf row bytes");
-    if (pd->flags & QN_MOE_SHARED_Q) qn_h_ok(h, qn_ggml_row_bytes(kp->dq, pd->Is, &sb), "dpf shared row bytes");
-    uint64_t nchunk = ((rb > sb ? rb : sb) * pd->H + chunk - 1) / chunk;
-    qn_cmd_dispatch_nz(h->cmd, kp->pf, QN_BINDS(ids, QN_BIND(X->table), QN_BIND(ds), QN_BIND(X->xs), QN_BIND(X->dpool[0]),
-                                                QN_BIND(X->dpool[1]), QN_BIND(X->dpool[2]), QN_BIND(X->dpool[3]),
-                                                QN_BIND(X->dpool[4]), QN_BIND(X->dpool[5]), QN_BIND(X->dpool[6]),
-                                                QN_BIND(X->dpool[7])),
-                       pd, sizeof *pd, (pd->K + 1) * nchunk, pd->T);
-}
-
 static void record_pair(struct qn_h *h, const struct experts *X, const struct kpair *kp, const qn_pc_moe *pc,
                         qn_buf *x, struct qn_bind ids, qn_buf *act, qn_buf *w, qn_buf *sg, qn_buf *ds, qn_buf *y,
                         qn_buf *ain, uint32_t dflags, bool marks)
@@ -189,14 +163,12 @@ static void record_pair(struct qn_h *h, const struct experts *X, const struct kp
     qn_pc_moe pd = *pc;
     pd.slot_bytes = X->dslot_b;
     pd.flags = dflags;
-    record_dpf(h, X, kp, &pd, ids, ds);
     if (marks) qn_cmd_mark(cmd, "gate_up");
     qn_cmd_dispatch_nz(cmd, kp->gu, QN_BINDS(QN_BIND(x), ids, QN_BIND(X->table), QN_BIND(act), QN_BIND(X->pool[0]),
                                              QN_BIND(X->pool[1]), QN_BIND(X->pool[2]), QN_BIND(X->pool[3]),
                                              QN_BIND(X->pool[4]), QN_BIND(X->pool[5]), QN_BIND(X->pool[6]),
                                              QN_BIND(X->pool[7])),
                        pc, sizeof *pc, (uint64_t)pc->K * ((pc->I + kp->gr - 1) / kp->gr), pc->T);
-    if (kp->pf) qn_cmd_barrier(cmd);
     if (marks) qn_cmd_mark(cmd, "down");
     record_down(cmd, X, kp, &pd, ids, w, sg, ds, y, ain);
 }
@@ -207,7 +179,7 @@ static qn_pipe *pipe_of(struct qn_h *h, enum qn_kernel k, const struct qlayout *
     bool gu = !strncmp(ki->name, "moe_q_gu", 8);
     bool dnx = !strncmp(ki->name, "moe_q_dnx", 9), i8 = strstr(ki->name, "_i8_") != NULL;
     uint32_t v[8] = { l->wg, up_off, 0, l->rows, l->sgrows, l->unroll, dnx ? l->xsh / 4 : l->xsh,
-                      gu || (dnx && i8) ? !l->nopre : dnx ? l->xsh : l->ksplit };
+                      gu ? !l->nopre : dnx ? l->xsh : l->ksplit };
     for (uint32_t i = 0; i < 7; i++)
         if (i != 1 && i != 2 && !v[i] && !(i == 6 && l->wg && !i8)) v[i] = ki->spec_default[i]; /* i8: always staged */
     return qn_h_pipe_spec(h, k, v, 8);
@@ -218,8 +190,7 @@ static struct kpair pair_new(struct qn_h *h, uint32_t fgu, uint32_t fdn, const s
                              const struct qlayout *ld, uint32_t up_off)
 {
     struct kpair kp = { pipe_of(h, (lg->i8 ? k_gui8 : k_gu)[fgu], lg, up_off),
-                        pipe_of(h, (ld->i8 ? k_dnxi8 : ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0, ld->xsplit || ld->i8,
-                        NULL, qtypes[fdn] };
+                        pipe_of(h, (ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0, ld->xsplit != 0 };
     kp.gr = qn_pipe_spec(kp.gu, 3), kp.dr = qn_pipe_spec(kp.dn, 3);
     return kp;
 }
@@ -273,21 +244,9 @@ static void run_case(struct qn_h *h, struct mcase c)
     qn_pc_moe pc = { .T = T, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 1, .n_slots = E + 1,
                      .slots_per_pool = X.spp, .slot_bytes = X.slot_b, .act_stride = as };
     struct qlayout l = layouts[c.layout], ld = l;
-    ld.xsplit = c.xsplit, ld.i8 = c.i8;
-    if (c.i8) ld.xsh = 0; /* the act stage at the kernel's default (512 elements) */
-    /* i8: the down reference reads the act rows as the kernel quantizes them (per 32: routed rows, a block shared row) */
-    float *ar = a_h;
-    if (c.i8) {
-        ar = qn_h_alloc(h, (size_t)T * (K + 1) * as);
-        memcpy(ar, a_h, (size_t)T * (K + 1) * as * sizeof(float));
-        for (uint32_t t = 0; t < T; t++)
-            for (uint32_t k = 0; k <= K; k++) {
-                float *row = ar + ((size_t)t * (K + 1) + k) * as;
-                if (k < K || c.shq) qn_h_quant_i8(row, k < K ? I : Is, row, NULL);
-            }
-    }
+    ld.xsplit = c.xsplit;
+    const float *ar = a_h;
     struct kpair kp = pair_new(h, c.fgu, c.fdn, &l, &ld, X.up_off);
-    if (c.dpf) kp.pf = qn_h_pipe(h, k_dpf[c.fdn], 32, 2);
     qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
     record_pair(h, &X, &kp, &pc, x, QN_BIND(idb), act, w, sg, ds, y, ain, c.shq ? QN_MOE_SHARED_Q : 0, false);
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
@@ -330,12 +289,12 @@ static void run_case(struct qn_h *h, struct mcase c)
     char what[300], w2[340];
     snprintf(what, sizeof what, "%s gate/up (%s), %s down (%s): T %u H %u I %u Is %u%s E %u K %u layout %u%s",
              qn_ggml_type_name(tgu), qn_pipe_info(kp.gu)->name, qn_ggml_type_name(tdn), qn_pipe_info(kp.dn)->name, T, H,
-             I, Is, c.shq ? " (blocks)" : "", E, K, c.layout, c.absent >= 0 ? " absent expert" : c.dpf ? " + prefetch" : "");
+             I, Is, c.shq ? " (blocks)" : "", E, K, c.layout, c.absent >= 0 ? " absent expert" : "");
     snprintf(w2, sizeof w2, "gate_up %s", what);
     check(h, w2, qn_h_read(h, act, na), ra, sa, na, nan_a);
     snprintf(w2, sizeof w2, "down %s", what);
     check(h, w2, qn_h_read(h, y, ny), ry, sy, ny, nan_y);
-    if (c.xsplit || c.i8) { /* every row block's counter back at 0 for the next call */
+    if (c.xsplit) { /* every row block's counter back at 0 for the next call */
         size_t nx = (size_t)T * (K + 1) * H + (size_t)T * H;
         const uint32_t *cnt = (const uint32_t *)qn_h_read(h, X.xs, nx);
         uint32_t left = 0;
@@ -359,7 +318,8 @@ static bool all_zero(struct qn_h *h, qn_buf *b, size_t from, size_t n)
 /* QNEXT_MOEQ_FLOW: the int8 gate_up and the split down recorded with NO barrier between them (moe_q_gu_i8f_* /
  * moe_q_dnxf_*: the down's groups wait per expert on the flow words, then stage the act row), the down reading the
  * gate_up's act rows (row K, the shared expert's, random as from the route stage); against the int8 gate_up, a
- * barrier and the split down (moe_q_gu_i8_* / moe_q_dnx_*, which the cases above check against the C reference) on
+ * barrier and the split down (moe_q_gu_i8_*, checked against its reference in test_qmatvec_i8, and moe_q_dnx_*,
+ * checked above) on
  * the same data and pipelines' layout: act and y must be the same bits. Both sequences run twice within one command
  * buffer (y accumulates), so the flow words and the split counters must be back at 0 in between and after. */
 static void flow_case(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, uint32_t H, uint32_t I, uint32_t Is,
@@ -545,7 +505,6 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
             struct qn_bind ids = QN_BIND_RANGE(B->ids, (uint64_t)(t * B->L + l) * B->idst * 4, (uint64_t)B->K * 4);
             qn_pc_moe pd = pc;
             pd.slot_bytes = B->X.dslot_b, pd.slots_per_pool = B->dspp, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
-            record_dpf(h, &B->X, kp[l], &pd, ids, shq ? B->dsq[l] : B->dsf[l]);
             if (marks) qn_cmd_mark(h->cmd, "gate_up");
             qn_cmd_dispatch_nz(h->cmd, kp[l]->gu, QN_BINDS(QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act),
                                QN_BIND(B->X.pool[0]), QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
@@ -597,10 +556,7 @@ static void bench_pairs(struct qn_h *h, const struct bmodel *B, const struct qla
 {
     for (uint32_t l = 0; l < B->L; l++) {
         uint32_t f = B->fdn[l];
-        if (!pairs[f].gu) {
-            pairs[f] = pair_new(h, 2, f, lg, ld, B->X.up_off);
-            if (ld->dpf) pairs[f].pf = qn_h_pipe(h, k_dpf[f], 256, 8);
-        }
+        if (!pairs[f].gu) pairs[f] = pair_new(h, 2, f, lg, ld, B->X.up_off);
         kp[l] = &pairs[f];
     }
 }
@@ -687,25 +643,17 @@ static void bench_sweep(struct qn_h *h, const struct bmodel *B, int reps)
            d.wg, d.rows, d.sgrows, d.unroll, d.xsh, d.ksplit ? ",1" : "");
 }
 
-/* the int8 pairs (the model's gate_up since H100 run 23; moe_q_dnx_i8: QNEXT_MOEQ_DN_I8) */
+/* the int8 gate_up (the model's since H100 run 23) with the split down */
 static void bench_i8(struct qn_h *h, const struct bmodel *B, int reps)
 {
-    static const struct qlayout g = { .i8 = 1 }, g8 = { 256, 8, 1, 2, 0, 0, 0, 0, 1, 0 }, g4 = { 128, 4, 1, 2, 0, 0, 0, 0, 1, 0 },
-                                xs = { .xsplit = 1 }, d = { .i8 = 1 }, dnp = { .i8 = 1, .nopre = 1 },
-                                d8 = { 64, 8, 2, 1, 0, 0, 0, 1, 1, 0 }, d32 = { 128, 32, 4, 1, 0, 0, 0, 1, 1, 0 },
-                                d16 = { 128, 16, 1, 1, 0, 0, 0, 1, 1, 0 }, xsp = { .xsplit = 1, .dpf = 1 },
-                                dp = { .i8 = 1, .dpf = 1 };
+    static const struct qlayout g = { .i8 = 1 }, g8 = { 256, 8, 1, 2, 0, 0, 0, 0, 1 }, g4 = { 128, 4, 1, 2, 0, 0, 0, 0, 1 },
+                                xs = { .xsplit = 1 }, x8 = { 64, 8, 2, 1, 0, 0, 0, 1, 0 }, x32 = { 128, 32, 4, 1, 0, 0, 0, 1, 0 };
     bench_line(B, "i8 gate_up + split down (the model's default)", bench_layout(h, B, &g, &xs, true, reps, false), true);
-    bench_line(B, "i8 gate_up + i8 split down (QNEXT_MOEQ_DN_I8=1)", bench_layout(h, B, &g, &d, true, reps, false), true);
-    bench_line(B, "i8 gate_up + i8 split down, no prefetch (=2)", bench_layout(h, B, &g, &dnp, true, reps, false), true);
-    bench_line(B, "i8 gate_up + i8 split down, shared f32", bench_layout(h, B, &g, &d, false, reps, false), false);
-    bench_line(B, "i8 gate_up + i8 split down 64,8,2,1", bench_layout(h, B, &g, &d8, true, reps, false), true);
-    bench_line(B, "i8 gate_up + i8 split down 128,32,4,1", bench_layout(h, B, &g, &d32, true, reps, false), true);
-    bench_line(B, "i8 gate_up + i8 split down 128,16,1,1", bench_layout(h, B, &g, &d16, true, reps, false), true);
-    bench_line(B, "i8 gate_up 256,8,1,2 + i8 split down", bench_layout(h, B, &g8, &d, true, reps, false), true);
-    bench_line(B, "i8 gate_up + split down, down prefetch", bench_layout(h, B, &g, &xsp, true, reps, false), true);
-    bench_line(B, "i8 gate_up + i8 split down, down prefetch", bench_layout(h, B, &g, &dp, true, reps, false), true);
-    bench_line(B, "i8 gate_up 128,4,1,2 + i8 split down", bench_layout(h, B, &g4, &d, true, reps, false), true);
+    bench_line(B, "i8 gate_up + split down, shared f32", bench_layout(h, B, &g, &xs, false, reps, false), false);
+    bench_line(B, "i8 gate_up + split down 64,8,2,1", bench_layout(h, B, &g, &x8, true, reps, false), true);
+    bench_line(B, "i8 gate_up + split down 128,32,4,1", bench_layout(h, B, &g, &x32, true, reps, false), true);
+    bench_line(B, "i8 gate_up 256,8,1,2 + split down", bench_layout(h, B, &g8, &xs, true, reps, false), true);
+    bench_line(B, "i8 gate_up 128,4,1,2 + split down", bench_layout(h, B, &g4, &xs, true, reps, false), true);
 }
 
 static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps, bool sweep, bool quick)
@@ -771,7 +719,6 @@ int main(int argc, char **argv)
     struct qn_h h;
     qn_h_open(&h, "moe_q", argc, argv);
     bool idot = (qn_vk_caps(h.v)->features & QN_FEAT_INT_DOT) != 0; /* the int8 kernels need shaderIntegerDotProduct */
-    if (!idot) printf("NOTE: no shaderIntegerDotProduct on this device: the int8 split down cases are not run\n");
     if (do_bench) {
         if (L < 1 || L > BL_MAX || NT < 1 || NT * L * 2 > 2000 || reps < 1 || E < 10 || E > QN_MOE_MAX_E) {
             fprintf(stderr, "test_moe_q --bench: --layers 1..%u, --tokens >= 1 with tokens x layers <= 1000, --reps >= 1, "
@@ -805,15 +752,6 @@ int main(int argc, char **argv)
          * 7 rows (not dividing H) with 3 rows per lane and 3 units in flight, a workgroup below a subgroup, the
          * weight rows staged in shared memory (QN_WIMAX; staged where a group's rows are 16-byte aligned, so
          * 4 rows of 64 and 3 rows of 36 bytes mix staged and unstaged groups) */
-        /* the int8 split down (moe_q_dnx_i8_*): the shared down in blocks, f32 in vec4s with an absent expert, f32 in
-         * floats with 7 rows, 3 rows per lane, 3 units in flight and no weight prefetch; a workgroup below a subgroup */
-        for (uint32_t l = 0; l < 4 && idot; l++)
-            if (l < 2 || ((f == 1 || f == 4) && (!small || l == 3)))
-                run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 3, .H = HH, .I = II,
-                                             .Is = l == 1 ? 40 : l == 2 ? 37 : 2 * qk, .E = 7, .K = 3,
-                                             .layout = l == 2 ? 2 : l == 3 ? 3 : 0, .absent = l == 1 ? 4 : -1,
-                                             .shq = l == 0 || l == 3, .xsplit = true, .i8 = true,
-                                             .dpf = l < 2 && (f == 1 || f == 4) });
         for (uint32_t l = 0; l < 5; l++)
             if (l == 0 || l == 4 || ((f == 1 || f == 4) && (!small || l == 2))) { /* --small: 0, 4 and WG 2 */
                 uint32_t ll = l == 0 ? 0 : l == 1 ? 2 : l == 2 ? 3 : l == 3 ? 1 : 5;
@@ -823,13 +761,12 @@ int main(int argc, char **argv)
             }
     }
     /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets, QN_KSPLIT, split, split
-     * with the weights staged, the int8 split */
+     * with the weights staged */
     if (!small && !flow_only)
-        for (int v = 0; v < 5; v++)
-            if (v < 4 || idot)
-                run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
-                                             .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
-                                             .xsplit = v >= 2, .i8 = v == 4, .dpf = v == 4 });
+        for (int v = 0; v < 4; v++)
+            run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
+                                         .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
+                                         .xsplit = v >= 2 });
     /* QNEXT_MOEQ_FLOW (int8 gate_up + split down, no barrier): the Q4_K_M mix at the real row lengths; Q4_0 / Q6_K
      * with an absent expert, the f32 shared down, a small layout and a workgroup below a subgroup */
     bool flow = idot && !(qn_kernel_infos[QN_K_MOE_Q_DNXF_Q4_K].features & ~qn_vk_caps(h.v)->features);

@@ -17,10 +17,6 @@ default is one int8 dispatch per part); `-vv` must name it ("mv_parts: parts sig
 Mode "2f" (the real-shape q4_k_m, beside "2"): QNEXT_IDOT=2 plus QNEXT_MOEQ_FLOW=1, the routed gate_up and split down
 with no barrier between them (moe_q_gu_i8f / moe_q_dnxf, the down waiting per expert on flow words); `-vv` must name
 it, same bound vs QNEXT_IDOT=0, and the logits must equal mode 2's bit for bit.
-Mode "2d" (helper down; the hidden-256 q4_0 model, in place of "2"): QNEXT_IDOT=2 plus QNEXT_MOEQ_DN_I8=1 (the split
-expert down on int8 act, moe_q_dnx_i8), QNEXT_MOEQ_DPF=1 (the down weights' L2 prefetch beside the gate_up) and
-QNEXT_NEXT_PF=1 (the next layer's input projection prefetched beside the down); `-vv` must name all three, same bound
-vs QNEXT_IDOT=0.
 """
 import os
 import subprocess
@@ -41,18 +37,14 @@ def run(args, env=None):
 
 
 def logits(qnext, model, toks, out, idot):
-    env = dict(os.environ, QNEXT_IDOT=idot.rstrip("pdf"))
+    env = dict(os.environ, QNEXT_IDOT=idot.rstrip("pf"))
     if idot.endswith("f"):
         env["QNEXT_MOEQ_FLOW"] = "1"
     if idot.endswith("p"):
         env["QNEXT_MV_PARTS"] = "1"
-    if idot.endswith("d"):
-        env["QNEXT_MOEQ_DN_I8"], env["QNEXT_MOEQ_DPF"], env["QNEXT_NEXT_PF"] = "1", "1", "1"
     rc, err = run([qnext, "logits", "-m", model, "--tokens", toks, "--backend", "vulkan", "-vv", "-o", out], env)
     used = "int8-dot decode block matvecs" in err and (not idot.endswith("p") or "mv_parts: parts signature" in err)
     used = used and (not idot.endswith("f") or "QNEXT_MOEQ_FLOW=1: the routed gate_up" in err)
-    used = used and (not idot.endswith("d") or ("split expert down on int8 act" in err and "L2 prefetch" in err and
-                                                "prefetched into L2" in err))
     return (read_npy(out)[1] if rc == 0 else None), used
 
 
@@ -101,7 +93,7 @@ def main():
             report(False, "synth %s: GGUF written" % typ)
             continue
         check(qnext, g, work, "synth-%s%s" % (typ, "-real" if "--vocab" in args else ""),
-              ("2p",) if typ == "q4_k_m" and "--vocab" not in args else ("2d",) if typ == "q4_0" else
+              ("2p",) if typ == "q4_k_m" and "--vocab" not in args else
               ("2", "2f") if "--vocab" in args else ("2",))
     print("%d failure(s)" % testlib.failures)
     return 1 if testlib.failures else 0
