@@ -594,17 +594,17 @@ static uint32_t sweep_space(bool dn, struct qlayout *out)
                 for (uint32_t u = 0; u < 3; u++)
                     for (uint32_t x = 0; x < 2; x++) {
                         uint32_t teams = wgs[a] / 32, rows = teams * sg * m * (dn ? 2 : 1); /* down: 2 row groups per team at I 512 */
-                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0, 0, 0, 0, 0 };
+                        out[n++] = (struct qlayout){ wgs[a], rows, sg, dn ? un_dn[u] : un_gu[u], dn ? xs_dn[x] : xs_gu[x], 0, 0, 0, 0 };
                     }
     for (uint32_t a = 0; dn && a < 3; a++)
         for (uint32_t m = 1; m <= 4; m *= 2)
             for (uint32_t u = 3; u <= 6; u += 3)
                 for (uint32_t x = 0; x < 2; x++)
-                    out[n++] = (struct qlayout){ wgs[a], wgs[a] / 32 * m, 1, u, xs_dn[x], 0, 1, 0, 0, 0 };
+                    out[n++] = (struct qlayout){ wgs[a], wgs[a] / 32 * m, 1, u, xs_dn[x], 0, 1, 0, 0 };
     for (uint32_t a = 1; dn && a < 4; a++) /* the split over the experts: 8-64 rows per workgroup, 1-4 rows per lane */
         for (uint32_t rows = 8; rows <= 64; rows *= 2)
             for (uint32_t sg = 1; sg <= 4; sg *= 2)
-                out[n++] = (struct qlayout){ wgs[a], rows, sg, 1, 0, 0, 0, 1, 0, 0 };
+                out[n++] = (struct qlayout){ wgs[a], rows, sg, 1, 0, 0, 0, 1, 0 };
     return n;
 }
 
@@ -673,13 +673,13 @@ static void bench(struct qn_h *h, uint32_t L, uint32_t NT, uint32_t E, int reps,
         qn_h_reset(h);
         return;
     }
-    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0, 0, 0, 0 },
-                                ksplit = { 32, 1, 1, 6, 0, 0, 1, 0, 0, 0 }, g32 = { 32, 1, 1, 2, 0, 0, 0, 0, 0, 0 },
-                                run9d = { 128, 16, 2, 5, 0, 0, 0, 0, 0, 0 }, xs = { .xsplit = 1 },
-                                xs32 = { 128, 32, 4, 1, 0, 0, 0, 1, 0, 0 }, xs8 = { 64, 8, 2, 1, 0, 0, 0, 1, 0, 0 },
-                                xs64 = { 256, 64, 4, 1, 0, 0, 0, 1, 0, 0 }, ks512 = { 512, 16, 1, 6, 0, 0, 1, 0, 0, 0 },
-                                xsw = { 128, 16, 2, 1, 512, 0, 0, 1, 0, 0 }, xsw32 = { 128, 32, 4, 1, 512, 0, 0, 1, 0, 0 },
-                                xsw8 = { 64, 8, 2, 1, 512, 0, 0, 1, 0, 0 };
+    static const struct qlayout def = { 0 }, nopre = { .nopre = 1 }, run9 = { 256, 16, 2, 2, 512, 0, 0, 0, 0 },
+                                ksplit = { 32, 1, 1, 6, 0, 0, 1, 0, 0 }, g32 = { 32, 1, 1, 2, 0, 0, 0, 0, 0 },
+                                run9d = { 128, 16, 2, 5, 0, 0, 0, 0, 0 }, xs = { .xsplit = 1 },
+                                xs32 = { 128, 32, 4, 1, 0, 0, 0, 1, 0 }, xs8 = { 64, 8, 2, 1, 0, 0, 0, 1, 0 },
+                                xs64 = { 256, 64, 4, 1, 0, 0, 0, 1, 0 }, ks512 = { 512, 16, 1, 6, 0, 0, 1, 0, 0 },
+                                xsw = { 128, 16, 2, 1, 512, 0, 0, 1, 0 }, xsw32 = { 128, 32, 4, 1, 512, 0, 0, 1, 0 },
+                                xsw8 = { 64, 8, 2, 1, 512, 0, 0, 1, 0 };
     bench_line(&B, "moe_q defaults, shared down in blocks", bench_layout(h, &B, &def, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, gate_up without QN_PRE", bench_layout(h, &B, &nopre, &def, true, reps, false), true);
     bench_line(&B, "moe_q defaults, shared down f32", bench_layout(h, &B, &def, &def, false, reps, false), false);
