@@ -17,5 +17,10 @@ timeout 80 $B/qnext prefill-ab -m $M --prompts 16 --reps 1 --decode 128 --varian
   --variant - > /tmp/d_ab.txt 2>&1
 echo "prefill-ab rc=$?"; grep -E "decode|rror|FAIL" /tmp/d_ab.txt | head -20
 cat /tmp/d_flow.txt /tmp/d_ab.txt > $OUT/decode_full.txt
+if [ $(( $(date +%s) - d_t0 )) -lt 70 ]; then # the kernel bench: gate_up + split down with and without the barrier
+  echo "#### decode: test_moe_q --bench --quick --layers 8 (us per layer; warmed)"
+  timeout 25 $B/test_moe_q --bench --quick --layers 8 --tokens 4 --reps 3 > /tmp/d_bench.txt 2>&1
+  echo "bench rc=$?"; grep -E "i8 gate_up|per layer" /tmp/d_bench.txt | cut -c1-200; cat /tmp/d_bench.txt >> $OUT/decode_full.txt
+fi
 echo "== decode fragment $(( $(date +%s) - d_t0 )) s"
 } 2>&1 | tee -a $OUT/decode.txt

@@ -132,7 +132,8 @@ struct experts {
 
 /* a decode kernel pair and the rows each of its workgroups computes (the dispatch geometry); x: dn is split over
  * the experts (K + 1 groups per row block, binding 15 the scratch) */
-struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; };
+struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; qn_pipe *guf, *dnf; }; /* guf, dnf: the flow pair
+                                                                                  * (bench, QNEXT_MOEQ_FLOW) */
 
 /* the split down's scratch for T tokens: f32 partials [T, K + 1, H], then a counter per (token, row block), zeroed */
 static qn_buf *xs_scratch(struct qn_h *h, uint32_t T, uint32_t K, uint32_t H)
@@ -190,7 +191,7 @@ static struct kpair pair_new(struct qn_h *h, uint32_t fgu, uint32_t fdn, const s
                              const struct qlayout *ld, uint32_t up_off)
 {
     struct kpair kp = { pipe_of(h, (lg->i8 ? k_gui8 : k_gu)[fgu], lg, up_off),
-                        pipe_of(h, (ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0, ld->xsplit != 0 };
+                        pipe_of(h, (ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0, ld->xsplit != 0, NULL, NULL };
     kp.gr = qn_pipe_spec(kp.gu, 3), kp.dr = qn_pipe_spec(kp.dn, 3);
     return kp;
 }
@@ -505,14 +506,19 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
             struct qn_bind ids = QN_BIND_RANGE(B->ids, (uint64_t)(t * B->L + l) * B->idst * 4, (uint64_t)B->K * 4);
             qn_pc_moe pd = pc;
             pd.slot_bytes = B->X.dslot_b, pd.slots_per_pool = B->dspp, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
+            bool fl = kp[l]->guf && kp[l]->dnf && !marks; /* the flow pair: no barrier (and no timestamps) between */
+            struct kpair kd = *kp[l];
+            if (fl) kd.dn = kd.dnf;
             if (marks) qn_cmd_mark(h->cmd, "gate_up");
-            qn_cmd_dispatch_nz(h->cmd, kp[l]->gu, QN_BINDS(QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act),
-                               QN_BIND(B->X.pool[0]), QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
-                               QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]), QN_BIND(B->X.pool[7])),
-                               &pc, sizeof pc, (uint64_t)B->K * ((B->I + kp[l]->gr - 1) / kp[l]->gr), 1);
-            qn_cmd_barrier(h->cmd);
+            const struct qn_bind gb[13] = { QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act), QN_BIND(B->X.pool[0]),
+                                            QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
+                                            QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]),
+                                            QN_BIND(B->X.pool[7]), QN_BIND(B->X.xs) };
+            qn_cmd_dispatch_nz(h->cmd, fl ? kp[l]->guf : kp[l]->gu, gb, fl ? 13 : 12, &pc, sizeof pc,
+                               (uint64_t)B->K * ((B->I + kp[l]->gr - 1) / kp[l]->gr), 1);
+            if (!fl) qn_cmd_barrier(h->cmd);
             if (marks) qn_cmd_mark(h->cmd, "down");
-            record_down(h->cmd, &B->X, kp[l], &pd, ids, B->w, B->sg, shq ? B->dsq[l] : B->dsf[l], B->y, B->act);
+            record_down(h->cmd, &B->X, &kd, &pd, ids, B->w, B->sg, shq ? B->dsq[l] : B->dsf[l], B->y, B->act);
             qn_cmd_barrier(h->cmd);
         }
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
@@ -649,6 +655,21 @@ static void bench_i8(struct qn_h *h, const struct bmodel *B, int reps)
     static const struct qlayout g = { .i8 = 1 }, g8 = { 256, 8, 1, 2, 0, 0, 0, 0, 1 }, g4 = { 128, 4, 1, 2, 0, 0, 0, 0, 1 },
                                 xs = { .xsplit = 1 }, x8 = { 64, 8, 2, 1, 0, 0, 0, 1, 0 }, x32 = { 128, 32, 4, 1, 0, 0, 0, 1, 0 };
     bench_line(B, "i8 gate_up + split down (the model's default)", bench_layout(h, B, &g, &xs, true, reps, false), true);
+    { /* QNEXT_MOEQ_FLOW: the same pair with no barrier between (timed as a whole only) */
+        struct kpair pairs[NFMTS] = { 0 }, *kp[BL_MAX];
+        bench_pairs(h, B, &g, &xs, pairs, kp);
+        for (uint32_t f = 0; f < NFMTS; f++) {
+            if (!pairs[f].gu) continue;
+            uint32_t sg_[8], sd_[8];
+            for (uint32_t j = 0; j < 8; j++) sg_[j] = qn_pipe_spec(pairs[f].gu, j), sd_[j] = qn_pipe_spec(pairs[f].dn, j);
+            sd_[6] = ((B->I > B->Is ? B->I : B->Is) + 3) / 4, sd_[7] = 0;
+            pairs[f].guf = qn_h_pipe_spec(h, k_guf[2], sg_, 8), pairs[f].dnf = qn_h_pipe_spec(h, k_dnxf[f], sd_, 8);
+            qn_vk_sync_exempt(qn_pipe_vk(pairs[f].dnf));
+        }
+        struct bres a = bench_run(h, B, kp, true, reps, false);
+        printf("  %-44s layer (no timestamps) %6.1f us %6.0f GB/s\n", "i8 gate_up + split down, FLOW (no barrier)", a.all,
+               (B->mb_gu + bench_mb_dn(B, true)) / a.all * 1e3);
+    }
     bench_line(B, "i8 gate_up + split down, shared f32", bench_layout(h, B, &g, &xs, false, reps, false), false);
     bench_line(B, "i8 gate_up + split down 64,8,2,1", bench_layout(h, B, &g, &x8, true, reps, false), true);
     bench_line(B, "i8 gate_up + split down 128,32,4,1", bench_layout(h, B, &g, &x32, true, reps, false), true);
