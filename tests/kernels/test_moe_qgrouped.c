@@ -655,7 +655,8 @@ static void bench_mt(struct qn_h *h, struct sb_ctx *b, uint32_t T, double gb, co
                                         { 512, 16, 2, 4, 256, 1 }, { 256, 16, 1, 4, 256, 0 }, { 256, 16, 1, 4, 256, 1 },
                                         { 256, 8, 2, 4, 512, 1 }, { 256, 16, 2, 2, 256, 0 }, { 128, 16, 2, 4, 256, 0 },
                                         { 256, 32, 1, 4, 256, 0 }, { 256, 16, 2, 8, 256, 0 }, { 256, 16, 4, 4, 256, 0 },
-                                        { 128, 16, 2, 4, 512, 0 } };
+                                        { 128, 16, 2, 4, 512, 0 }, { 256, 16, 2, 4, 1024, 0 }, { 256, 16, 2, 4, 1024, 1 },
+                                        { 256, 8, 2, 4, 2048, 1 } };
     const uint32_t K = b->pc.K, H = b->pc.H, as = b->pc.act_stride;
     const struct qn_caps *caps = qn_vk_caps(h->v);
     bool i8only = getenv("QNEXT_BENCH_MT_I8") != NULL;
