@@ -833,15 +833,16 @@ static void mt_cases(struct qn_h *h)
 
 /* mt_i8: the int8 twins (QN_I8) in the same kinds of cases, against the reference on int8-quantized x / act (the
  * shared expert's f32 down on the exact act): every format as gate/up and as down, 1 / 2 / 8 lanes per row, several
- * passes per tile, an absent expert, skewed routings, Is not a multiple of 4, rows of several chunks (CK 256 and
- * 512), and the Q4_K_M mix at the real row lengths. Bound 1e-6 + 5e-6 * S (the integer sums are exact; the per-run
- * scale products and the K-quant offsets' terms, which can exceed S a few times, are rounded in f32). */
+ * passes per tile, an absent expert, skewed routings, Is not a multiple of 4, rows of several chunks (CK 256) and
+ * rows shorter than one chunk (CK 1024 over H 768, I 256), and the Q4_K_M mix at the real row lengths. Bound
+ * 1e-6 + 5e-6 * S (the integer sums are exact; the per-run scale products and the K-quant offsets' terms, which can
+ * exceed S a few times, are rounded in f32). */
 static bool mt_i8_cases(struct qn_h *h)
 {
     static const struct mt_cfg d = { .i8 = true }, a = { .wg = 64, .nt = 8, .nr = 1, .lk = 1, .i8 = true },
                                b = { .wg = 32, .nt = 4, .nr = 3, .lk = 2, .upf = 1, .i8 = true },
                                c8 = { .wg = 128, .nt = 16, .nr = 1, .lk = 8, .upf = 1, .i8 = true },
-                               big = { .nt = 8, .ck = 512, .upf = 1, .i8 = true }, dpf = { .upf = 1, .i8 = true };
+                               big = { .nt = 4, .ck = 1024, .upf = 1, .i8 = true }, dpf = { .upf = 1, .i8 = true };
     if ((qn_kernel_infos[QN_K_MOE_Q_GU_MT_I8_Q4_K].features | qn_kernel_infos[QN_K_MOE_Q_DN_MT_I8_Q6_K].features) &
         ~qn_vk_caps(h->v)->features) {
         printf("SKIP moe_qmt int8: device '%s' lacks the integer dot product: moe_q_*_mt_i8_* NOT tested here\n",
