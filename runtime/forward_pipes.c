@@ -488,7 +488,7 @@ static uint32_t wy_inv_cb(const qn_fwd *f)
  * N > 1: for calls of at least N (and 16) tokens; 0: never;
  * QNEXT_GDN_WY_LAYOUT=WG,BV[,PF] of the second pass (default 256,32,1 where its 43 KB of shared memory fit (H100 run
  * 30: +1% at 512 tokens, +4% at 4096 with the conv's 1024,32), else 256,16,1; WG / BV must divide 32 and WG be at
- * most 1024; PF 1: each stage's loads issued one stage ahead),
+ * most 1024; PF 1: each stage's loads issued one stage ahead, 2: two stages ahead),
  * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default 16: the scratch holds 2 MB per chunk at the 80B's
  * shape). Not taken when dk or dv is not a multiple of 4 or the layout's shared memory does not fit: a warning when
  * QNEXT_GDN_WY or its layout was asked for, an info line (-v) for the default. */
