@@ -203,7 +203,7 @@ static void run_gu(struct qn_h *h, struct gucase c)
 {
     struct qn_h_qexp Q;
     qn_h_qexp_make(h, fmts[c.f].type, QN_GGML_Q8_0, c.H, c.I, c.E, -1, &Q);
-    qn_buf *pool[8];
+    qn_buf *pool[8] = {0};
     for (uint32_t p = 0; p < 8; p++)
         pool[p] = p < Q.npools ? qn_h_upload(h, "pool", Q.pools + (size_t)p * Q.spp * Q.slot_b, (size_t)Q.spp * Q.slot_b)
                                : pool[0];
