@@ -352,7 +352,6 @@ static bool route_one(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
                            .nparts = W->nsub, .qmask = qmask, .row0_0 = r0[0], .rows_0 = rn[0], .row0_1 = r0[1],
                            .rows_1 = rn[1], .row0_2 = r0[2], .rows_2 = rn[2], .row0_3 = r0[3], .rows_3 = rn[3],
                            .bmask = rb16 && !W->sub[0].qtype ? 1 : 0 };
-    pc.flags |= f->route_flags;
     qn_cmd_dispatch_n(r->c, p, QN_BINDS(b[0], QN_BIND(r->nx), QN_BIND(f->mm), wb(r->nw), QN_BIND(f->xn), QN_BIND(f->ids),
                                         QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->act), QN_BIND(f->rcnt), b[1], b[2],
                                         b[3]),
@@ -607,7 +606,7 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     int si = nt ? qn_moe_small_nt_index(nt) : -1;
     bool small = si >= 0 && f->moe_qgu_s[si][gi] && f->moe_qdn_s[si][di];
     /* the multi-token grouped matvec (QNEXT_MOE_MT_PAIRS) */
-    bool mt = !small && f->moe_qgu_mt[gi] && f->moe_qdn_mt[di] && qn_moe_mt_take(pc0->T, pc0->E, pc0->K);
+    bool mt = !small && f->moe_qgu_mt[gi] && f->moe_qdn_mt[di] && qn_moe_mt_take(pc0->T, pc0->E, pc0->K, f->moe_mt_i8);
     qn_pc_moe pcs = *pc0;
     if (small) pcs.tile_t = nt, pcs.max_tiles = QN_MOE_MAX_TILES(pcs.T, pcs.E, pcs.K, nt); /* moe_sort cuts NT */
     if (mt) nt = qn_moe_mt_tile(f->moe_qgu_mt[gi], f->moe_qdn_mt[di]),

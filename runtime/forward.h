@@ -81,8 +81,6 @@ typedef struct qn_fwd {
                                QNEXT_MV_PARTS=1; the default without the int8-dot matvecs); NULL: one matvec_norm
                                dispatch per part (the default with them) */
     qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
-    uint32_t route_flags;   /* route_mixed's QN_ROUTE_* flags (pc_route.h): env QNEXT_ROUTE_BOUND=1 BOUND (the tail's
-                               top K through a bound) */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *moe_qdnx[5];   /* ... their down split over the experts (default; NULL with QNEXT_MOEQ_DN=rows) */
     qn_pipe *qmatvec[5];    /* GGUF block weights (qn_wt.qtype): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; NULL when unused */
@@ -107,6 +105,7 @@ typedef struct qn_fwd {
     /* ... and the multi-token grouped matvec (moe_qmt.comp; qn_moe_mt_take: env QNEXT_MOE_MT_PAIRS), by q_index; NULL
      * when off or where the device lacks its subgroup features */
     qn_pipe *moe_qgu_mt[5], *moe_qdn_mt[5];
+    bool moe_mt_i8;         /* ... which are the int8 twins (their own QNEXT_MOE_MT_PAIRS default) */
     int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */
     qn_pipe *qmatmul_cmb[5], *matmul_cmb[3]; /* the same with the 128 x 128 tile, for calls with many tiles */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;

@@ -267,15 +267,17 @@ static void make_cm_pipes(qn_fwd *f)
     }
 }
 
-/* Env QNEXT_MM_F32_TILE=WG,BM,BN,BK,TM,TN[,PF] (A/B, off by default): f->matmul_sk, matmul_f32 in this tile for the
- * f32 parts of GGUF mixed-type fusions in prefill (sub_matmul: the router's 512 rows, the shared-expert gate's 1, the
- * GDN ba's 64: H100 run 30 at 512 tokens, 64 and 8 workgroups of the default 64 x 64 tile, 0.030 ms per token);
- * smaller tiles give more workgroups, PF 1 the register prefetch (one k-step's loads in flight). */
+/* f->matmul_sk: matmul_f32 in a smaller tile for the f32 parts of GGUF mixed-type fusions in prefill (sub_matmul:
+ * the router's 512 rows, the shared-expert gate's 1, the GDN ba's 64: 64 and 8 workgroups of the default 64 x 64
+ * tile, 0.030 ms per token at 512 tokens in H100 run 30). Default 64,32,32,32,4,4,1 (more workgroups, the register
+ * prefetch: run 31, 512 tokens 2529 / 3778 tok/s vs 2470-2495 / 3714-3745 without it, f32 / int8 experts); env
+ * QNEXT_MM_F32_TILE=WG,BM,BN,BK,TM,TN[,PF] another tile, 0 the dense matmul's. */
 static int make_f32_part_pipe(qn_fwd *f)
 {
     const char *e = getenv("QNEXT_MM_F32_TILE");
     unsigned v[7] = { 0 };
-    if (!e || !*e) return 0;
+    if (e && !strcmp(e, "0")) return 0;
+    if (!e || !*e) e = "64,32,32,32,4,4,1";
     int n = sscanf(e, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]);
     uint64_t sh = 4ull * v[3] * (v[1] + 4 + v[2] + 4);
     if (n < 6 || !v[4] || !v[5] || v[4] % 4 || v[5] % 4 || !v[3] || v[3] % 8 || v[1] % v[4] || v[2] % v[5] ||
@@ -287,7 +289,7 @@ static int make_f32_part_pipe(qn_fwd *f)
     }
     int rc;
     PIPE(QN_K_MATMUL_F32, &f->matmul_sk, v[0], v[1], v[2], v[3], v[4], v[5], v[6] ? 1 : 0);
-    QN_DEBUG("QNEXT_MM_F32_TILE=%s: the f32 parts of mixed-type fusions in prefill", e);
+    QN_DEBUG("the f32 parts of mixed-type fusions in prefill in matmul_f32 tile %s", e);
     return 0;
 }
 
@@ -381,7 +383,7 @@ static int make_qmt_pipes(qn_fwd *f, int i, bool ugu, bool udn)
     uint32_t sp[QN_MOE_MT_NSPEC];
     int rc = 0, q = qn_moe_mt_i8();
     if (q && ((qn_kernel_infos[mgu[1][i]].features | qn_kernel_infos[mdn[1][i]].features) & ~caps->features)) {
-        QN_INFO("QNEXT_MOE_MT_I8=1: the device lacks the integer dot product; moe_qmt stays f32");
+        QN_DEBUG("the device lacks the integer dot product: moe_qmt in f32");
         q = 0;
     }
     if (!qn_moe_mt_enabled() || (qn_kernel_infos[mgu[q][i]].features & ~caps->features) ||
@@ -395,7 +397,8 @@ static int make_qmt_pipes(qn_fwd *f, int i, bool ugu, bool udn)
         (q ? qn_moe_mt_spec_i8 : qn_moe_mt_spec)(caps, false, 0, sp);
         rc = pipe(f, mdn[q][i], &f->moe_qdn_mt[i], QN_MOE_MT_NSPEC, sp);
     }
-    if (!rc && q) QN_DEBUG("QNEXT_MOE_MT_I8=1: prefill experts (%s) on moe_qmt's int8 twins", qn_kernel_infos[mgu[q][i]].name);
+    if (!rc) f->moe_mt_i8 = q;
+    if (!rc && q) QN_DEBUG("prefill experts (%s) on moe_qmt's int8 twins", qn_kernel_infos[mgu[q][i]].name);
     return rc;
 }
 
@@ -785,8 +788,7 @@ static int make_mv_env_pipes(qn_fwd *f)
  * workgroups 146.3 / 147.2, 128,2,4,8,2 513 129.0, 64,1,2,8,2 1025 117.9), 256,8,16,16,4 (129 of 8 subgroups)
  * 151.9, 256,8,16,8,2 (two batches per lane) 140.3. Devices with fewer than 512 invocations per workgroup get
  * 256,8,16,16,4. Env QNEXT_ROUTE_ONE_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL another; QNEXT_ROUTE_ONE=0: none
- * (forward.c records one matvec_norm_route dispatch per part instead). A/B switch (f->route_flags): QNEXT_ROUTE_BOUND=1
- * the tail takes the top K through a bound (moe_route.glsl select_bound: a few serial steps instead of rounds). */
+ * (forward.c records one matvec_norm_route dispatch per part instead). */
 static int make_route_one_pipes(qn_fwd *f)
 {
     static const enum qn_kernel rk[5] = { QN_K_ROUTE_MIXED_Q8_0, QN_K_ROUTE_MIXED_Q4_0, QN_K_ROUTE_MIXED_Q4_K,
@@ -795,8 +797,6 @@ static int make_route_one_pipes(qn_fwd *f)
     const struct qn_caps *caps = qn_vk_caps(f->v);
     uint32_t H = (uint32_t)f->m->c.hidden_size, s[6] = { 512, 8, 16, 8, 2, H / 4 };
     if ((e && !strcmp(e, "0")) || H % 32 || H > 4096) return 0;
-    const char *eb = getenv("QNEXT_ROUTE_BOUND");
-    f->route_flags = eb && !strcmp(eb, "1") ? QN_ROUTE_BOUND : 0; /* A/B switch (default off) */
     if (caps->max_wg_invocations < 512) s[0] = 256, s[3] = 16, s[4] = 4; /* 256,8,16,16,4 */
     if (el && *el) {
         unsigned v[5];
@@ -821,12 +821,13 @@ static int make_route_one_pipes(qn_fwd *f)
 
 /* ---- int8 dot-product twins of the block matvecs (qmatvec_i8.comp; env QNEXT_IDOT=1) ---------------------------- */
 
-/* env QNEXT_I8_STAGE4=1 (A/B, inproj; off by default): the int8 matvecs (qmatvec_i8 QN_PRE bit 8) quantize x with 4
- * invocations per 32-element block (quant_i8.glsl QN_I8_STAGE4_SW; the same bytes) */
+/* The int8 matvecs (qmatvec_i8 QN_PRE bit 8) quantize x with 4 invocations per 32-element block (quant_i8.glsl
+ * QN_I8_STAGE4_SW; the same bytes): the default (H100 run 31 decode 187.7-189.9 tok/s vs 183.7-184.1 with one
+ * invocation per block); env QNEXT_I8_STAGE4=0 gives one */
 static bool i8_stage4(void)
 {
     const char *e = getenv("QNEXT_I8_STAGE4");
-    return e && !strcmp(e, "1");
+    return !e || strcmp(e, "0");
 }
 
 /* The most columns of any dense block weight of m (or block part of a mixed-type fusion): what the twins stage. */

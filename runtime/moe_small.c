@@ -80,14 +80,14 @@ uint32_t qn_moe_small_rows(const qn_pipe *p) { return qn_pipe_spec(p, 2); }
 
 /* ---- moe_qmt.comp ---------------------------------------------------------------------------------------------- */
 
-/* QNEXT_MOE_MT_PAIRS: "HI" or "LO,HI" -> lo, hi; unset or empty: 0, 12 (H100 run 23, full 80B Q4_K_M, prefill-ab
- * tok/s with 24: 256 tokens 1591-1633 vs 1245-1256, 512 2243-2270 vs 2106-2128, 1024 (20 pairs) 2491 vs 3053-3072);
- * false when "0" or malformed (warned) */
-static bool mt_pairs(double *lo, double *hi)
+/* QNEXT_MOE_MT_PAIRS: "HI" or "LO,HI" -> lo, hi; unset or empty: 0, QN_MOE_MT_PAIRS_I8 for the int8 twins, else 0,
+ * 12 (f32, H100 run 23, full 80B Q4_K_M, prefill-ab tok/s with 24: 256 tokens 1591-1633 vs 1245-1256, 512 2243-2270
+ * vs 2106-2128, 1024 (20 pairs) 2491 vs 3053-3072); false when "0" or malformed (warned) */
+static bool mt_pairs(bool i8, double *lo, double *hi)
 {
     const char *e = getenv("QNEXT_MOE_MT_PAIRS");
     if (!e || !*e) {
-        *lo = 0, *hi = 12;
+        *lo = 0, *hi = i8 ? QN_MOE_MT_PAIRS_I8 : 12;
         return true;
     }
     if (!strcmp(e, "0")) return false;
@@ -105,13 +105,13 @@ static bool mt_pairs(double *lo, double *hi)
 bool qn_moe_mt_enabled(void)
 {
     double lo, hi;
-    return mt_pairs(&lo, &hi);
+    return mt_pairs(false, &lo, &hi);
 }
 
-bool qn_moe_mt_take(uint32_t T, uint32_t E, uint32_t K)
+bool qn_moe_mt_take(uint32_t T, uint32_t E, uint32_t K, bool i8)
 {
     double lo, hi, m = E ? (double)T * K / E : 1e30;
-    return mt_pairs(&lo, &hi) && m >= lo && m <= hi;
+    return mt_pairs(i8, &lo, &hi) && m >= lo && m <= hi;
 }
 
 /* QNEXT_MOE_MT_LAYOUT's gate_up (part 0) or down (part 1) half: WG, NT, NR, LK, CK */
@@ -170,7 +170,7 @@ void qn_moe_mt_spec_i8(const struct qn_caps *c, bool gate_up, uint32_t part_off,
 bool qn_moe_mt_i8(void)
 {
     const char *e = getenv("QNEXT_MOE_MT_I8");
-    return e && !strcmp(e, "1");
+    return !e || strcmp(e, "0");
 }
 
 uint32_t qn_moe_mt_rows(const qn_pipe *p) { return qn_pipe_spec(p, 0) / qn_pipe_spec(p, 3) * qn_pipe_spec(p, 2); }

@@ -45,11 +45,13 @@ uint32_t qn_moe_small_rows(const qn_pipe *p);
 /* ---- moe_qmt.comp: the multi-token grouped matvec for a few to some dozens of pairs per expert ---------------- */
 #define QN_MOE_MT_NSPEC 7 /* moe_qmt.comp: WG, NT, NR, LK, PART_OFF, CK, UPF */
 
-/* Does a prefill call of T tokens over E experts, K per token, take moe_qmt.comp? Env QNEXT_MOE_MT_PAIRS="HI" or
- * "LO,HI": when LO <= T K / E <= HI (LO default 0); unset: 0,12 (H100 run 23: +28% at 256 tokens, +6% at 512, -19%
- * at 1024 = 20 pairs per expert); "0": never. The per-token kernels still take calls up to QNEXT_MOE_TOKEN_T tokens
+/* Does a prefill call of T tokens over E experts, K per token, take moe_qmt.comp (i8: its int8 twins)? Env
+ * QNEXT_MOE_MT_PAIRS="HI" or "LO,HI": when LO <= T K / E <= HI (LO default 0); unset: the int8 twins up to
+ * QN_MOE_MT_PAIRS_I8 pairs per expert (H100 run 31: 1024 tokens = 20 pairs 4431 tok/s vs 3694 at 12), the f32
+ * kernels up to 12 (H100 run 23: +28% at 256 tokens, +6% at 512, -19% at 1024); "0": never. The per-token kernels still take calls up to QNEXT_MOE_TOKEN_T tokens
  * (run 23: moe_qmt at 128 tokens with QNEXT_MOE_TOKEN_T=0 gave 1007 tok/s against their 935). */
-bool qn_moe_mt_take(uint32_t T, uint32_t E, uint32_t K);
+enum { QN_MOE_MT_PAIRS_I8 = 24 };
+bool qn_moe_mt_take(uint32_t T, uint32_t E, uint32_t K, bool i8);
 /* Is QNEXT_MOE_MT_PAIRS set so that some call may take it (its pipelines are made only then)? */
 bool qn_moe_mt_enabled(void);
 
@@ -65,8 +67,9 @@ void qn_moe_mt_spec(const struct qn_caps *c, bool gate_up, uint32_t part_off, ui
 void qn_moe_mt_spec_i8(const struct qn_caps *c, bool gate_up, uint32_t part_off, uint32_t spec[QN_MOE_MT_NSPEC]);
 /* Shared memory of a moe_qmt pipeline (i8: the QN_I8 twin) with nt token slots and chunks of ck elements. */
 uint64_t qn_moe_mt_shared(bool i8, bool gate_up, uint32_t nt, uint32_t ck);
-/* Env QNEXT_MOE_MT_I8=1: moe_qmt's int8 twins (inputs quantized per 32, packed 4x8-bit dots) where the device has
- * the integer dot product; off by default until the H100 A/B. */
+/* moe_qmt's int8 twins (inputs quantized per 32, packed 4x8-bit dots) where the device has the integer dot product:
+ * the default (H100 run 31, full 80B Q4_K_M: 512 tokens 3714-3778 tok/s vs 2470-2495 with the f32 kernels); env
+ * QNEXT_MOE_MT_I8=0 keeps the f32 ones. */
 bool qn_moe_mt_i8(void);
 /* Output rows per workgroup of a moe_qmt pipeline (WG / LK * NR: the dispatch is max_tiles x ceil(rows / this)). */
 uint32_t qn_moe_mt_rows(const qn_pipe *p);

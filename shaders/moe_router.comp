@@ -9,7 +9,7 @@
 //   sg[t]   = sigmoid(m[t, E + 2 Is])
 //   act[t, K, i] = silu(m[t, E + i]) * m[t, E + Is + i], i < Is   (the shared expert's row of act)
 //
-// Variants (defines): QN_SUBGROUP (top-K in two stages with subgroupMax/Min, subgroupAdd for the softmax
+// Variants (defines): QN_SUBGROUP (top-K through a bound with subgroupMax, subgroupAdd for the softmax
 //   denominator; needs QN_WG >= 32), else the exact rank of every expert and a shared-memory tree.
 // Bindings: 0 m   f32 [T, m_stride]
 //           1 ids int32 [T, K]   (may be a host-visible buffer: streaming mode reads it on the host)
@@ -18,14 +18,13 @@
 //           4 act f32 [T, K + 1, act_stride]  (only rows K are written)
 // Push:     qn_pc_moe (T, E, K, Is, m_stride, act_stride, flags)
 // Spec:     0 QN_WG workgroup size (default 256), 1 QN_RT_DEBUG (above)
-// Flags:    pc.flags QN_MOE_NORM_TOPK, QN_MOE_ROUND_BF16, QN_MOE_RT_BOUND (pc_route.h: the top K through a bound,
-//           moe_route.glsl select_bound; else the two stages below)
+// Flags:    pc.flags QN_MOE_NORM_TOPK, QN_MOE_ROUND_BF16
 // Dispatch: T groups (qn_vk_grid), one token each. Limits: K <= E <= QN_MOE_MAX_E (1024),
 //           K <= QN_MOE_MAX_K (64); outside them the token gets ids -1 and NaN weights.
 // Ranking: an expert's rank is the number of experts that beat it (larger key, or equal key and lower id),
-// an exact total order independent of the workgroup and subgroup sizes. The subgroup variant first keeps
-// each subgroup's local top K (K rounds of subgroup max, no barriers), then ranks only those candidates
-// (~(QN_WG / subgroup size) · K of them): O(K + candidates) steps per invocation instead of O(E^2 / QN_WG).
+// an exact total order independent of the workgroup and subgroup sizes. The subgroup variant takes each subgroup's
+// best key (ceil(K / subgroups) of them), the K-th best of those as a bound, and ranks only the elements with a key
+// at or above it (typically K and a few; moe_route.glsl select_topk) instead of every expert.
 // The routing itself is common/moe_route.glsl, shared with matvec.comp's QN_ROUTE variant (decode folds the
 // router into the W_moe matvec).
 #extension GL_GOOGLE_include_directive : require

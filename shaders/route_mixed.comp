@@ -16,7 +16,7 @@
 //           1 x f32 [T, cols], 2 m f32 [T, m_rows], 3 nw f32 [cols], 4 xn f32 [T, cols] (QN_MATVEC_WRITE_XN),
 //           5-9 ids, w, sg, act, cnt as mv_route.glsl (cnt[t] zero before, zero again after)
 // Push:     qn_pc_route_one (pc_route.h); flags QN_ROUTE_NO_COUNT: m and xn only (bindings 5-9 untouched; the
-//           bench's share of the matvec), QN_ROUTE_BOUND: the tail's top K through a bound (moe_route.glsl)
+//           bench's share of the matvec)
 // Spec:     0 QN_WG      workgroup size (default 256; a multiple of the subgroup size)
 //           1 QN_FROWS   f32 rows per workgroup (default 4)
 //           2 QN_QROWS   block-type rows per workgroup (default 8)
@@ -256,5 +256,5 @@ void main()
     }
     qn_rt_store(qn_rt_row0(part) + r0, nr, max(1u, P / nr), t);
     if ((pc.flags & QN_ROUTE_NO_COUNT) != 0u) return; // m and xn only (uniform)
-    qn_rt_count_f(t, (pc.flags & QN_ROUTE_BOUND) != 0u ? QN_MOE_RT_BOUND : 0u);
+    qn_rt_count(t);
 }

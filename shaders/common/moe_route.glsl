@@ -37,71 +37,10 @@ bool beats(float a, uint ia, float b, uint ib) { return a > b || (a == b && ia <
 
 #ifdef QN_SUBGROUP
 const uint EPT = (QN_MOE_MAX_E + QN_WG - 1u) / QN_WG; // most elements per invocation (needs QN_WG >= 32)
-// candidate slots: subgroups (at most QN_WG / 4 + 1 of at least 4 invocations, together < QN_WG + 128) times
-// min(K <= 64, subgroup size · EPT)
-const uint CA = 16u * QN_WG + 64u, CB = (QN_WG + 128u) * EPT;
-const uint CMAX = CA < CB ? CA : CB;
-shared uint s_cand[CMAX];  // expert ids of the candidates (~0u: none)
-shared float s_ckey[CMAX]; // their keys
+shared uint s_cand[QN_MOE_MAX_E];  // expert ids of the candidates
+shared float s_ckey[QN_MOE_MAX_E]; // their keys
 
-// One round of a subgroup's selection: the best of its not yet taken elements (subgroupMax of the keys, ties to
-// the lower expert id by subgroupMin) into candidate slot `slot`, marked taken by its owner. Returns its expert
-// id (~0u: none left) and key in bk (uniform over the subgroup).
-uint sg_round(uint lid, uint E, float lk[EPT], inout uint taken, uint slot, out float bk)
-{
-    float k0 = uintBitsToFloat(0xff800000u);
-    uint bi = ~0u;
-    for (uint j = 0u; j < EPT; j++) {
-        uint e = lid + j * QN_WG;
-        if (e < E && (taken & (1u << j)) == 0u && (bi == ~0u || beats(lk[j], e, k0, bi))) { k0 = lk[j]; bi = e; }
-    }
-    bk = subgroupMax(k0);
-    uint win = subgroupMin(k0 == bk ? bi : ~0u);
-    if (subgroupElect()) { s_cand[slot] = win; s_ckey[slot] = bk; }
-    if (bi != ~0u && win == bi) taken |= 1u << ((bi - lid) / QN_WG);
-    return win;
-}
-
-shared uint s_nused[QN_WG / 4u + 1u]; // candidate slots each subgroup wrote (the rest of its Q: unused)
-shared float s_bkey; // the bound: the K-th best of the first R rounds' candidates (s_bid ~0u: none)
-shared uint s_bid;
-
-// Stage 1: each subgroup picks its own top Q = min(K, S·EPT) among the elements e = lid + j·QN_WG of its
-// invocations (their keys in registers: lk[j]) into candidate slots [sg·Q, sg·Q + Q), one element per round of
-// subgroupMax / subgroupMin. After the first R = ceil(K / subgroups) rounds (at least K candidates in all) the K-th
-// best of those candidates is a bound: at least K elements are not worse than it, so no element worse than it is
-// in the top K, and a subgroup stops at its first round whose winner is worse (the rest of its slots: none).
-// Typically 2-4 rounds per subgroup instead of K. Returns the number of candidate slots; barriers inside (every
-// invocation calls it).
-uint pick_candidates(uint lid, uint E, uint K, float lk[EPT])
-{
-    uint nsg = (QN_WG + gl_SubgroupSize - 1u) / gl_SubgroupSize;
-    uint Q = min(K, gl_SubgroupSize * EPT), base = gl_SubgroupID * Q, taken = 0u, R = min(Q, (K + nsg - 1u) / nsg);
-    float bk;
-    if (lid == 0u) s_bid = ~0u;
-    for (uint r = 0u; r < R; r++) sg_round(lid, E, lk, taken, base + r, bk);
-    barrier();
-    for (uint c = lid; c < nsg * R; c += QN_WG) { // the first rounds' candidates ranked among themselves
-        uint sl = (c / R) * Q + c % R, e = s_cand[sl], n = 0u;
-        float k = s_ckey[sl];
-        for (uint j = 0u; j < nsg * R && e != ~0u; j++) {
-            uint sj = (j / R) * Q + j % R;
-            n += s_cand[sj] != ~0u && beats(s_ckey[sj], s_cand[sj], k, e) ? 1u : 0u;
-        }
-        if (e != ~0u && n == K - 1u) { s_bkey = k; s_bid = e; }
-    }
-    barrier();
-    float lkey = s_bkey;
-    uint lb = s_bid, r = R;
-    for (; r < Q; r++) {
-        uint win = sg_round(lid, E, lk, taken, base + r, bk);
-        if (win == ~0u || (lb != ~0u && beats(lkey, lb, bk, win))) break; // uniform over the subgroup
-    }
-    if (subgroupElect()) s_nused[gl_SubgroupID] = min(r + 1u, Q); // slots written (the stopping one included)
-    return nsg * Q;
-}
-
-// ---- the top K through a bound (qn_route flag QN_MOE_RT_BOUND, pc_route.h; an A/B against the stages above) ----
+// ---- the top K through a bound ----
 // Order-preserving key of a rank key (rank_key: no NaN): a larger float has a larger key, -0 the same key as +0 (beats()
 // sees them equal); every key is >= 1 (0: none)
 uint order_key(float k)
@@ -119,8 +58,9 @@ shared uint s_nc;                                  // candidates in s_cand / s_c
 // no element with a smaller key is in the top K (every subgroup computes B itself from shared memory), (3) the
 // elements with a key >= B (typically K and a few) are the candidates (a shared counter: their order does not
 // matter), (4) each candidate's rank among the candidates is its global rank (every element beating a candidate is
-// one too). Needs CMAX >= E (the caller checks). Barriers inside (every invocation calls it).
-void select_bound(uint lid, uint E, uint K, float lk[EPT])
+// one too). Barriers inside (every invocation calls it); the first one also publishes s_l (written by qn_route just
+// before). H100 run 31: ~ us per layer less than the two stages of subgroup rounds it replaced.
+void select_topk(uint lid, uint E, uint K, float lk[EPT])
 {
     uint S = gl_SubgroupSize, lane = gl_SubgroupInvocationID, nsg = (QN_WG + S - 1u) / S, R = (K + nsg - 1u) / nsg;
     uint kr[EPT], taken = 0u;
@@ -162,25 +102,6 @@ void select_bound(uint lid, uint E, uint K, float lk[EPT])
     }
 }
 
-// Stage 2: the global top K are among the candidates (an element in the top K has fewer than K elements
-// beating it, so it is in its subgroup's top Q), and every element beating a candidate in the top K is a
-// candidate too: ranking the candidates among themselves gives the global ranks. The first barrier also
-// publishes s_l (written by qn_route just before).
-void select_topk(uint lid, uint E, uint K, float lk[EPT])
-{
-    uint C = pick_candidates(lid, E, K, lk), nsg = (QN_WG + gl_SubgroupSize - 1u) / gl_SubgroupSize, Q = C / nsg;
-    barrier();
-    for (uint c = lid; c < C; c += QN_WG) {
-        uint e = s_cand[c];
-        if (c % Q >= s_nused[c / Q] || e == ~0u) continue;
-        float k = s_ckey[c];
-        uint r = 0u;
-        for (uint sg = 0u; sg < nsg; sg++)
-            for (uint j = sg * Q, je = j + s_nused[sg]; j < je; j++)
-                r += (s_cand[j] != ~0u && beats(s_ckey[j], s_cand[j], k, e)) ? 1u : 0u;
-        if (r < K) s_sel[r] = int(e);
-    }
-}
 #else
 const uint EPT = 1u; // (unused here)
 // the rank of each expert = the number of experts beating it: O(E^2 / QN_WG) shared reads
@@ -248,17 +169,8 @@ void qn_route(uint t, uint lid, uint E, uint K, uint Is, uint act_stride, uint f
         s_l[e] = rb ? round_bf16(l) : l;
     }
 #endif
-#ifdef QN_SUBGROUP
-    bool bound = (flags & QN_MOE_RT_BOUND) != 0u && E <= CMAX;
-#else
-    bool bound = false;
-#endif
     if ((QN_RT_DEBUG & 2u) != 0u) {
         for (uint j = lid; j < K; j += QN_WG) s_sel[j] = int(j);
-    } else if (bound) {
-#ifdef QN_SUBGROUP
-        select_bound(lid, E, K, lk); // its first barrier publishes s_l too
-#endif
     } else {
         select_topk(lid, E, K, lk);
     }

@@ -27,8 +27,8 @@ float qn_rt_m(uint t, uint i) { return y[t * pc.m_rows + i]; }
 shared bool qn_rt_last;
 
 // This workgroup's stores of token t's rows of m are done: count it; the last of pc.groups routes the token.
-// Every invocation calls it (barriers inside). xf: flags for the routing besides pc.rflags (QN_MOE_RT_BOUND).
-void qn_rt_count_f(uint t, uint xf)
+// Every invocation calls it (barriers inside).
+void qn_rt_count(uint t)
 {
     uint lid = gl_LocalInvocationIndex;
     memoryBarrierBuffer(); // this invocation's rows of m before the count
@@ -38,9 +38,8 @@ void qn_rt_count_f(uint t, uint xf)
     if (!qn_rt_last) return; // uniform
     memoryBarrierBuffer();
     if (lid == 0u) cnt[t] = 0u; // ready for the next use
-    qn_route(t, lid, pc.E, pc.K, pc.Is, pc.act_stride, pc.rflags | xf);
+    qn_route(t, lid, pc.E, pc.K, pc.Is, pc.act_stride, pc.rflags);
 }
-void qn_rt_count(uint t) { qn_rt_count_f(t, 0u); }
 
 #ifdef QN_MV_EPILOGUE
 void main()

@@ -9,10 +9,6 @@
 /* route_mixed's own flags (pc.flags, beside QN_MATVEC_WRITE_XN = 2) */
 QN_CONST(QN_ROUTE_NO_COUNT, 4u)    /* m and xn only: no count, no routing (test_mv_norm --bench-route: the matvec's
                                       share of the stage) */
-QN_CONST(QN_ROUTE_BOUND, 16u)      /* the routing tail takes the top K through a bound (moe_route.glsl select_bound;
-                                      env QNEXT_ROUTE_BOUND=1) */
-/* moe_router.comp's flag (qn_pc_moe.flags, beside QN_MOE_*; the routing tail's too): the top K through a bound */
-QN_CONST(QN_MOE_RT_BOUND, 0x80000000u)
 
 QN_STRUCT(qn_pc_route_one)
     QN_U32 m_rows;     /* rows of m (E + 2 Is + 1), its row stride; the parts cover [0, m_rows) */

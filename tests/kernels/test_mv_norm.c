@@ -322,8 +322,7 @@ static qn_pc_route_one route_one_pc(const struct rparts *P, const qn_pipe *p, ui
 }
 
 /* The same parts in ONE route_mixed dispatch (rk: its kernel for qtype; spec[6] WG, FROWS, QROWS, FUNROLL, QUNROLL,
- * XSH), tokens in z, run twice (the counters must come back to zero). xflags: QN_ROUTE_BOUND (forward.c's
- * QNEXT_ROUTE_BOUND=1), and RT_PART0_B16: part 0 (f32) rounded to bf16 and uploaded as bf16 (pc.bmask; forward.c's QNEXT_ROUTER_BF16W=1; the
+ * XSH), tokens in z, run twice (the counters must come back to zero). xflags: RT_PART0_B16: part 0 (f32) rounded to bf16 and uploaded as bf16 (pc.bmask; forward.c's QNEXT_ROUTER_BF16W=1; the
  * reference takes the rounded values, so the bounds stay). */
 #define RT_PART0_B16 (1u << 31)
 static void route_one_case_x(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, uint32_t T, uint32_t E, uint32_t K,
@@ -349,7 +348,7 @@ static void route_one_case_x(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, 
     snprintf(what, sizeof what, "one dispatch: %u parts f32 + %s E=%u K=%u Is=%u H=%u T=%u (%s %u,%u,%u,%u,%u,%u; %u "
              "workgroups)%s%s%s", P.np, qn_ggml_type(qtype)->name, E, K, Is, cols, T, qn_pipe_info(p)->name, spec[0],
              spec[1], spec[2], spec[3], spec[4], spec[5], pc.groups, rflags & QN_MOE_ROUND_BF16 ? " bf16 logits" : "",
-             xflags & RT_PART0_B16 ? " bf16 part 0" : "", xflags & QN_ROUTE_BOUND ? " top K through a bound" : "");
+             xflags & RT_PART0_B16 ? " bf16 part 0" : "", "");
     qn_buf *W3 = P.np > 2 ? P.W[3] : P.W[0], *W2 = P.np > 2 ? P.W[2] : P.W[0];
     for (int run = 0; run < 2; run++) {
         qn_h_ok(h, qn_cmd_begin(h->cmd), what);
@@ -807,18 +806,15 @@ struct rbench {
     qn_pipe *one, *router;
 };
 enum rb_mode {
-    RB_FULL, RB_NOTAIL, RB_NOCOUNT, RB_BOUND, RB_B16, RB_B16_NOCOUNT, RB_ROUTER, RB_ROUTER_BOUND, RB_EMPTY, RB_F32, RB_Q,
-    RB_N
+    RB_FULL, RB_NOTAIL, RB_NOCOUNT, RB_B16, RB_B16_NOCOUNT, RB_ROUTER, RB_EMPTY, RB_F32, RB_Q, RB_N
 };
 static const char *const rb_what[RB_N] = {
     "route_mixed as the graph records it (count + last-workgroup tail)",
     "route_mixed, count but never last (no tail)",
     "route_mixed, QN_ROUTE_NO_COUNT (m and xn only)",
-    "route_mixed, the tail's top K through a bound (QNEXT_ROUTE_BOUND=1)",
     "route_mixed, the router in bf16 (QNEXT_ROUTER_BF16W=1)",
     "route_mixed NO_COUNT, the router in bf16",
     "moe_router alone on random logits (the tail as its own dispatch)",
-    "moe_router alone, the top K through a bound",
     "moe_router with T = 0 (an empty dispatch: the floor)",
     "route_mixed NO_COUNT, the f32 router part alone (4 MB)",
     "route_mixed NO_COUNT, the two Q4_K parts alone (1.2 MB)",
@@ -829,8 +825,7 @@ static void rb_rec(struct qn_h *h, const struct rbench *S, uint32_t r, enum rb_m
     qn_buf *const *W = S->W[r % S->nw];
     qn_pc_moe pm = { .T = mode == RB_EMPTY ? 0 : 1, .E = RS_E, .K = RS_K, .Is = RS_IS, .m_stride = RS_ROWS,
                      .act_stride = RS_IS, .flags = QN_MOE_NORM_TOPK };
-    if (mode == RB_ROUTER_BOUND) pm.flags |= QN_MOE_RT_BOUND;
-    if (mode == RB_ROUTER || mode == RB_ROUTER_BOUND || mode == RB_EMPTY) {
+    if (mode == RB_ROUTER || mode == RB_EMPTY) {
         qn_cmd_dispatch_n(h->cmd, S->router, QN_BINDS(QN_BIND(S->mr), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
                                                       QN_BIND(S->act)), &pm, sizeof pm, 1);
         qn_cmd_barrier(h->cmd);
@@ -845,7 +840,6 @@ static void rb_rec(struct qn_h *h, const struct rbench *S, uint32_t r, enum rb_m
     uint32_t groups = S->groups[0];
     if (mode == RB_NOTAIL) pc.groups = 1u << 30, cnt = S->cnt2; /* the count never reaches it */
     if (mode == RB_NOCOUNT || mode == RB_F32 || mode == RB_Q || mode == RB_B16_NOCOUNT) pc.flags |= QN_ROUTE_NO_COUNT;
-    if (mode == RB_BOUND) pc.flags |= QN_ROUTE_BOUND;
     if (mode == RB_B16 || mode == RB_B16_NOCOUNT) b0 = S->Wb[r % S->nw], pc.bmask = 1;
     if (mode == RB_F32) pc.nparts = 1, pc.qmask = 0, groups = S->groups[1];
     if (mode == RB_Q) {
@@ -921,9 +915,6 @@ static void bench_route_parts(struct qn_h *h, uint32_t mb)
         for (uint32_t d = 0; d < 4; d++) {
             S.router = qn_h_pipe(h, QN_K_MOE_ROUTER, wg, d);
             printf("bench-route %7.2f us  moe_router WG %u, QN_RT_DEBUG %u (%s)\n", rb_time(h, &S, RB_ROUTER), wg, d, dbg[d]);
-            if (d < 2)
-                printf("bench-route %7.2f us  moe_router WG %u, QN_RT_DEBUG %u (%s), the top K through a bound\n",
-                       rb_time(h, &S, RB_ROUTER_BOUND), wg, d, dbg[d]);
         }
     qn_h_reset(h);
 }
@@ -996,20 +987,13 @@ static void route_one_tests(struct qn_h *h)
     route_one_case_x(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 2, 100, 7, 33, 256, o_many, false, QN_MOE_NORM_TOPK,
                      RT_PART0_B16);
     route_one_case_x(h, QN_GGML_Q8_0, QN_K_ROUTE_MIXED_Q8_0, 3, 61, 5, 37, 512, o_small, true, 0, RT_PART0_B16);
-    /* the tail's top K through a bound (QNEXT_ROUTE_BOUND): the 80B shape, bf16-rounded logits (ties among the 512),
-     * fewer subgroups than K (WG 64 at subgroup 8: several keys per subgroup for the bound), T > 1 */
-    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true, QN_MOE_NORM_TOPK,
-                     QN_ROUTE_BOUND);
-    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true,
-                     QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16, QN_ROUTE_BOUND);
-    route_one_case_x(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 2, 512, 10, 512, 2048, o_257, true, QN_MOE_ROUND_BF16,
-                     QN_ROUTE_BOUND);
-    route_one_case_x(h, QN_GGML_Q8_0, QN_K_ROUTE_MIXED_Q8_0, 2, 61, 5, 37, 512, o_small, true, 0, QN_ROUTE_BOUND);
-    route_one_case_x(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 3, 100, 7, 33, 512, o_many, true,
-                     QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16, QN_ROUTE_BOUND);
+    /* the 80B shape with bf16-rounded logits (ties among the 512) in the default layout and T 2 in the 257 one */
+    route_one_case(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 1, 512, 10, 512, 2048, o_def, true,
+                   QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16);
+    route_one_case(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 2, 512, 10, 512, 2048, o_257, true, QN_MOE_ROUND_BF16);
 }
 
-/* moe_router on crafted logits, the two-stage top K and the bound (QN_MOE_RT_BOUND) against qn_ref_router: kind 0
+/* moe_router on crafted logits against qn_ref_router: kind 0
  * random, 1 heavy ties (8 values, -0 and +0), 2 all equal (every expert a candidate),
  * 3 the top K in one subgroup's invocations (the bound from several keys per subgroup), at WG 64 / 256 / 512 */
 static void router_case(struct qn_h *h, uint32_t wg, uint32_t T, uint32_t E, uint32_t K, int kind, uint32_t flags)
@@ -1037,23 +1021,22 @@ static void router_case(struct qn_h *h, uint32_t wg, uint32_t T, uint32_t E, uin
     qn_h_run(h, p, QN_BINDS(QN_BIND(m), QN_BIND(ids), QN_BIND(w), QN_BIND(sg), QN_BIND(act)), &pm, sizeof pm, T);
     char what[160];
     static const char *const kn[4] = { "random", "ties, -0 and +0", "all equal", "top K in one subgroup" };
-    snprintf(what, sizeof what, "moe_router WG %u E=%u K=%u T=%u %s%s%s", wg, E, K, T, kn[kind],
-             flags & QN_MOE_ROUND_BF16 ? " bf16 logits" : "", flags & QN_MOE_RT_BOUND ? " (bound)" : "");
-    check_route(h, what, m_h, T, E, K, Is, Is, flags & ~QN_MOE_RT_BOUND, ids, w, sg, act);
+    snprintf(what, sizeof what, "moe_router WG %u E=%u K=%u T=%u %s%s", wg, E, K, T, kn[kind],
+             flags & QN_MOE_ROUND_BF16 ? " bf16 logits" : "");
+    check_route(h, what, m_h, T, E, K, Is, Is, flags, ids, w, sg, act);
     qn_h_reset(h);
 }
 
 static void router_tests(struct qn_h *h)
 {
     static const uint32_t wgs[3] = { 64, 256, 512 };
-    for (uint32_t b = 0; b < 2; b++)
-        for (int kind = 0; kind < 4; kind++)
-            for (int i = 0; i < 3; i++) {
-                uint32_t f = QN_MOE_NORM_TOPK | (b ? QN_MOE_RT_BOUND : 0) | (kind == 0 && i == 1 ? QN_MOE_ROUND_BF16 : 0);
-                router_case(h, wgs[i], 2, i == 0 ? 61 : 512, i == 0 ? 5 : 10, kind, f);
-            }
-    router_case(h, 256, 1, 20, 10, 0, QN_MOE_RT_BOUND); /* few elements per subgroup: the bound falls back to all */
-    router_case(h, 512, 3, 1024, 64, 1, QN_MOE_RT_BOUND | QN_MOE_NORM_TOPK); /* the limits */
+    for (int kind = 0; kind < 4; kind++)
+        for (int i = 0; i < 3; i++) {
+            uint32_t f = QN_MOE_NORM_TOPK | (kind == 0 && i == 1 ? QN_MOE_ROUND_BF16 : 0);
+            router_case(h, wgs[i], 2, i == 0 ? 61 : 512, i == 0 ? 5 : 10, kind, f);
+        }
+    router_case(h, 256, 1, 20, 10, 0, 0); /* few elements per subgroup: the bound falls back to all */
+    router_case(h, 512, 3, 1024, 64, 1, QN_MOE_NORM_TOPK); /* the limits */
 }
 
 int main(int argc, char **argv)
@@ -1072,7 +1055,7 @@ int main(int argc, char **argv)
             router_tests(&h);
             return qn_h_close(&h);
         }
-        if (!strcmp(argv[i], "--router")) { /* only moe_router on crafted logits (both selections) */
+        if (!strcmp(argv[i], "--router")) { /* only moe_router on crafted logits */
             router_tests(&h);
             return qn_h_close(&h);
         }
