@@ -4,8 +4,8 @@
 A `qnext synth` Q4_K_M GGUF of the golden tiny config with hidden 256 (K-quants fit; Q4_K / Q6_K experts and dense
 parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above small_t), logits of every position:
   each env variant vs the default Vulkan path          rel L2 < 1e-5 (other but fixed f32 summation orders)
-    QNEXT_MOE_TOKEN_T=0       routed experts on the grouped kernels (the default runs 40 tokens on the per-token
-                              decode kernels, tokens in z: QNEXT_MOE_TOKEN_T defaults to 160)
+    QNEXT_MOE_TOKEN_T=0 QNEXT_MOE_MT_I8=0  routed experts on the grouped kernels in f32 (the default runs 40 tokens
+                              on the per-token decode kernels, tokens in z: QNEXT_MOE_TOKEN_T defaults to 160)
     QNEXT_MOEQ_DN=rows        the per-token kernels' down as row sets (moe_q_dn_*) instead of the default split over
                               the experts (moe_q_dnx_*, last-workgroup combine)
     QNEXT_CHUNK=16            the prompt in three calls
@@ -30,7 +30,7 @@ import testlib  # noqa: E402
 from testlib import read_npy, rel_l2, report  # noqa: E402
 
 VARIANTS = [
-    {"QNEXT_MOE_TOKEN_T": "0"},
+    {"QNEXT_MOE_TOKEN_T": "0", "QNEXT_MOE_MT_I8": "0"},
     {"QNEXT_MOEQ_DN": "rows"},
     {"QNEXT_CHUNK": "16"},
     {"QNEXT_MOE_TOKEN_T": "0", "QNEXT_MOE_MT_PAIRS": "1000", "QNEXT_MOE_MT_I8": "0"},
