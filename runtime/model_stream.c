@@ -36,9 +36,8 @@ struct job {
     bool need;                 /* the layer being prepared waits for it */
     bool in_batch;             /* has copies in the open transfer batch */
     bool retried;              /* a failed prefetch read that a lookup needed was read again once */
-    bool ccopy;                /* QNEXT_STREAM_DSTAGE: a demand miss staged (or, =2, a needed guess's pieces still
-                                  being read), its copies on the compute queue */
-    uint64_t x_last;           /* the last copy batch holding copies of its pieces (0: none) */
+    uint64_t x_last;           /* the last copy batch holding copies of its pieces (0: none; a job whose last piece
+                                  failed finishes with x 0 while its earlier pieces' copies may still be in flight) */
     bool live;                 /* in use (not on the free list) */
     char msg[240];
 };
@@ -63,7 +62,6 @@ struct qn_mst {
     uint64_t row_at;
     int n_ring, ring_next;
     uint64_t *ring_x;         /* [n_ring] transfer value of the last copy that read the entry */
-    uint64_t *ring_c;         /* [n_ring] compute value after which its compute-queue copies have run (dstage) */
     bool *ring_busy;          /* [n_ring] a job owns it */
     /* jobs */
     struct job *job;
@@ -121,24 +119,6 @@ struct qn_mst {
     char *trace;
     unsigned char *seen;      /* [E] */
     int n_prefetch;
-    /* QNEXT_STREAM_DSTAGE=1: demand misses are read into ring entries (page cache -> pinned memory, no PCIe writes
-     * by the CPU) and copied into their slots by a command buffer on the compute queue submitted right before the
-     * layer's experts segment (queue order, no cross-queue wait); guesses stay on the transfer queue */
-    bool dstage;
-    bool dstage_pf;           /* QNEXT_STREAM_DSTAGE=2: also the pieces of a guess the lookup needs that are still
-                                 being read (their copies are then not in a transfer batch the experts must wait for) */
-    qn_cmd *ccmd[NXCMD];      /* the compute-queue copy buffers in rotation */
-    int ccur;
-    bool copen;               /* ccmd[ccur] is recording */
-    int *cjobs, n_cjobs;      /* demand jobs whose reads are in and whose copies are in ccmd[ccur] */
-    uint64_t cbatch;          /* QNEXT_STREAM_CBATCH (default 1 MiB; 0: never): an open compute-queue copy buffer
-                                 holding this much is submitted at once (the GPU, idle while the host waits for the
-                                 layer's misses, copies them meanwhile); the rest goes with the experts segment */
-    uint64_t cbytes, cwait_x; /* the open buffer's bytes; the copy batches it must wait for (older copies into its
-                                 slots) */
-    int cflushed[NXCMD / 2], n_cflushed;   /* buffers submitted early since the last experts segment */
-    int n_cheld;              /* ring entries held by such jobs (at most half the ring: the rest keeps the copy
-                                 batches going, whose entries do not wait for the experts segment's submission) */
 };
 
 uint64_t qn_mst_slot_bytes(const qn_model *m) { return m->slot_bytes + m->d_slot_bytes; }
@@ -360,16 +340,15 @@ static int entry_get(struct qn_mst *s)
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < s->n_ring; i++) {
             int e = (s->ring_next + i) % s->n_ring;
-            if (!s->ring_busy[e] && s->ring_x[e] <= s->x_done && s->ring_c[e] <= s->c_done) {
+            if (!s->ring_busy[e] && s->ring_x[e] <= s->x_done) {
                 s->ring_busy[e] = true;
                 s->ring_next = (e + 1) % s->n_ring;
                 return e;
             }
         }
-        uint64_t v, c;
+        uint64_t v;
         if (pass == 0 && tx_value(s, &v)) return -1;
         if (pass == 0) x_seen(s, v);
-        if (pass == 0 && s->dstage && !qn_timeline_value(s->tc, &c) && c > s->c_done) s->c_done = c;
     }
     return -1;
 }
@@ -382,91 +361,6 @@ static int submit(struct qn_mst *s, qn_cmd *c, const struct qn_tl_point *w, uint
     s->t.submit_ns += qn_now_ns() - t0;
     s->t.submits++;
     return rc;
-}
-
-/* ---- QNEXT_STREAM_DSTAGE: demand misses copied on the compute queue ----------------------------------- */
-
-/* Record a copy ring[src, +n) -> dst[off, +n) into the open compute-queue copy buffer (begun on first use). */
-static int ccopy(struct qn_mst *s, uint64_t src, const qn_buf *dst, uint64_t off, uint64_t n)
-{
-    if (!s->copen) {
-        int rc = qn_cmd_begin(s->ccmd[s->ccur]);   /* waits for its submit NXCMD layers ago */
-        if (rc) return rc;
-        s->copen = true;
-    }
-    s->copy_bytes += n;
-    s->cbytes += n;
-    return qn_cmd_copy(s->ccmd[s->ccur], s->up, src, dst, off, n);
-}
-
-/* The open compute-queue copy buffer submitted now (QNEXT_STREAM_CBATCH), waiting on the GPU for the copy batches
- * that wrote its slots before (the layer's experts segment follows it in queue order). */
-static int ccmd_flush(struct qn_mst *s)
-{
-    struct qn_tl_point w[QN_MAX_XQUEUES];
-    uint32_t nw = 0;
-    uint64_t xv;
-    if (!s->copen || s->n_cflushed >= NXCMD / 2) return 0;
-    if (s->skip_done && s->cwait_x > s->x_done && !tx_value(s, &xv)) x_seen(s, xv);
-    for (int q = 0; s->cwait_x && q < s->n_txq; q++) {
-        uint64_t last = xq_last(s, q, s->cwait_x);
-        if (last && !(s->skip_done && last <= s->x_done)) w[nw++] = (struct qn_tl_point){ s->tx[q], last };
-    }
-    qn_cmd *cmd = s->ccmd[s->ccur];
-    s->cflushed[s->n_cflushed++] = s->ccur;
-    s->copen = false;
-    s->ccur = (s->ccur + 1) % NXCMD;
-    s->cbytes = s->cwait_x = 0;
-    qn_cmd_barrier(cmd);
-    int rc = qn_cmd_end(cmd);
-    if (!rc) rc = submit(s, cmd, w, nw, NULL);
-    if (!rc) s->batches++;
-    return rc;
-}
-
-static void job_release(struct qn_mst *s, int j, bool filled);
-
-/* The demand jobs copied by the compute-queue buffer: their slots filled (submitted: ok) or freed, their ring entries
- * free once the compute timeline passes `c` (the experts segment submitted right after the copies). */
-static void cjobs_done(struct qn_mst *s, bool ok, uint64_t c)
-{
-    for (int i = 0; i < s->n_cjobs; i++) {
-        struct job *jb = &s->job[s->cjobs[i]];
-        if (jb->entry >= 0 && c > s->ring_c[jb->entry]) s->ring_c[jb->entry] = c;
-        job_release(s, s->cjobs[i], ok && !jb->status);
-    }
-    s->n_cjobs = 0;
-}
-
-/* Before the experts segment that will signal c: the compute-queue copies (waiting for the same copy batches). */
-static int ccmd_submit(struct qn_mst *s, const struct qn_tl_point *w, uint32_t nw, uint64_t c)
-{
-    s->n_cflushed = 0;   /* the early buffers are before this experts segment in queue order */
-    if (!s->copen) {
-        cjobs_done(s, true, c);
-        return 0;
-    }
-    qn_cmd *cmd = s->ccmd[s->ccur];
-    s->copen = false;
-    s->ccur = (s->ccur + 1) % NXCMD;
-    s->cbytes = s->cwait_x = 0;
-    qn_cmd_barrier(cmd);   /* the copies before the expert kernels (queue order) */
-    int rc = qn_cmd_end(cmd);
-    if (!rc) rc = submit(s, cmd, w, nw, NULL);
-    if (!rc) s->batches++;
-    cjobs_done(s, !rc, c);
-    return rc;
-}
-
-/* A layer failed: the recorded compute-queue copies are dropped, their slots freed. */
-static void ccmd_abort(struct qn_mst *s)
-{
-    if (s->copen) qn_cmd_end(s->ccmd[s->ccur]);
-    s->copen = false;
-    s->cbytes = s->cwait_x = 0;
-    for (int i = 0; i < s->n_cflushed; i++) qn_cmd_wait(s->ccmd[s->cflushed[i]]);   /* no copy lands in a freed slot */
-    s->n_cflushed = 0;
-    cjobs_done(s, false, 0);
 }
 
 /* Record a copy up[src, +n) -> dst[off, +n) into the open transfer batch (begun on first use). */
@@ -550,10 +444,7 @@ static int job_start(struct qn_mst *s, const struct qn_exp_fill *f, int entry, b
     if (!s->n_free) return qn_fail(-EFAULT, "streaming: no job left for expert %d of layer %d", f->expert, f->layer);
     int j = s->free_jobs[--s->n_free];
     s->job[j] = (struct job){ .layer = f->layer, .expert = f->expert, .slot = f->slot, .entry = entry,
-                              .prefetch = prefetch, .need = !prefetch, .live = true,
-                              .ccopy = s->dstage && !prefetch && entry >= 0 && s->n_cheld < s->n_ring / 2 };
-    s->n_cheld += s->job[j].ccopy;
-    s->t.c_fills += s->job[j].ccopy;
+                              .prefetch = prefetch, .need = !prefetch, .live = true };
     s->job_of_slot[f->slot] = j;
     if (!prefetch) s->n_need++, s->t.miss_fills++;
     int rc = job_reads(s, j);
@@ -582,24 +473,12 @@ static void job_finish(struct qn_mst *s, int j, uint64_t x)
     if (jb->status && jb->need) set_err(s, jb->status, jb->msg);
     if (jb->need) s->n_need--;
     if (!jb->prefetch) s->t_last_miss = qn_now_ns();
-    x = x > jb->x_last ? x : jb->x_last;   /* (a guess turned compute-copied: its earlier pieces' batches) */
+    x = x > jb->x_last ? x : jb->x_last;   /* (a failed last piece: the batches of its earlier pieces) */
     if (x > s->slot_x[jb->slot]) s->slot_x[jb->slot] = x;
     if (jb->entry >= 0 && x > s->ring_x[jb->entry]) s->ring_x[jb->entry] = x;
-    if (jb->ccopy && !jb->status) {   /* filled once its compute-queue copies are submitted (ccmd_submit) */
-        s->cjobs[s->n_cjobs++] = j;
-        return;
-    }
-    job_release(s, j, !jb->status);
-}
-
-/* The slot of job j filled (or freed), its ring entry and the job itself free. */
-static void job_release(struct qn_mst *s, int j, bool filled)
-{
-    struct job *jb = &s->job[j];
-    if (filled) qn_exp_fill_done(s->cache, jb->slot);
+    if (!jb->status) qn_exp_fill_done(s->cache, jb->slot);
     else qn_exp_fill_failed(s->cache, jb->slot);
     if (jb->entry >= 0) s->ring_busy[jb->entry] = false;
-    s->n_cheld -= jb->ccopy;
     s->job_of_slot[jb->slot] = -1;
     jb->live = false;
     s->free_jobs[s->n_free++] = j;
@@ -625,15 +504,12 @@ static void on_piece(struct qn_mst *s, const struct qn_io_cqe *c)
         }
         uint64_t off, src = (uint64_t)jb->entry * s->entry + qn_es_entry_off(s->es, (int)pt[p].set) + pt[p].slot_off + at;
         qn_buf *dst = slot_dst(s->m, pt[p].set, (uint32_t)jb->slot, &off);
-        uint64_t wx = s->slot_x[jb->slot] > jb->x_last ? s->slot_x[jb->slot] : jb->x_last;
-        if (jb->ccopy && wx > s->cwait_x) s->cwait_x = wx;   /* older copies into this slot land first */
-        int rc = jb->ccopy ? ccopy(s, src, dst, off + pt[p].slot_off + at, len)
-                           : batch_copy(s, src, dst, off + pt[p].slot_off + at, len);
+        int rc = batch_copy(s, src, dst, off + pt[p].slot_off + at, len);
         if (rc) {
             jb->status = rc;
             snprintf(jb->msg, sizeof jb->msg, "%s", qn_errmsg());
         }
-        if (!jb->in_batch && !jb->ccopy) {   /* also after a failed record: the batch may hold its earlier copies */
+        if (!jb->in_batch) {   /* also after a failed record: the batch may hold its earlier copies */
             jb->in_batch = true;
             s->bjobs[s->n_bjobs++] = j;
         }
@@ -672,7 +548,6 @@ static int service(struct qn_mst *s, int64_t timeout_ns)
     if (s->xopen && (s->xbytes >= s->batch_bytes || (k == 0 && timeout_ns > 0) || !qn_io_pending(s->io) ||
                      (s->n_need && !need_reads(s))))
         rc = batch_submit(s);
-    if (!rc && s->copen && s->cbatch && s->cbytes >= s->cbatch) rc = ccmd_flush(s);   /* QNEXT_STREAM_CBATCH */
     return rc || (!s->n_todo && !s->n_pf_todo) ? rc : issue_todo(s);
 }
 
@@ -768,7 +643,7 @@ static int slot_copied(struct qn_mst *s, int32_t slot)
  * QNEXT_STREAM_SPLIT-th miss. */
 static bool want_entry(struct qn_mst *s, bool prefetch)
 {
-    if (!s->direct || (s->dstage && !prefetch)) return true;
+    if (!s->direct) return true;
     if (!s->hybrid) return false;
     if (prefetch) return !(s->pf_split && s->n_pf++ % (unsigned)s->pf_split == 0);
     return s->split && s->n_miss++ % (unsigned)s->split == 0;
@@ -880,15 +755,9 @@ static int lookup(struct qn_mst *s, int layer, const int32_t *ids, int k)
             s->todo[s->n_todo++] = s->pf_todo[q];
             s->pf_todo[q] = s->pf_todo[--s->n_pf_todo];
         } else if (r.kind[i] == QN_EXP_PENDING && !s->job[j].need) {
-            struct job *jb = &s->job[j];
-            jb->need = true;
+            s->job[j].need = true;
             s->n_need++;
-            if (jb->left) s->t.pf_inflight++;
-            if (s->dstage_pf && jb->left && jb->entry >= 0 && !jb->ccopy && s->n_cheld < s->n_ring / 2) {
-                jb->ccopy = true;   /* QNEXT_STREAM_DSTAGE=2: its pieces still to come are copied on the compute queue */
-                s->n_cheld++;
-                s->t.c_fills++;
-            }
+            if (s->job[j].left) s->t.pf_inflight++;
         }
     }
     memcpy(s->todo + s->n_todo, r.fill, sizeof *r.fill * (size_t)r.n_fill);
@@ -937,7 +806,6 @@ static void abort_layer(struct qn_mst *s)
 {
     qn_io_cancel(s->io, IO_TIMEOUT_NS);
     drain(s);
-    ccmd_abort(s);
     for (int i = 0; i < s->n_todo; i++) qn_exp_fill_failed(s->cache, s->todo[i].slot);
     s->n_todo = 0;
     pf_cancel(s, -1);
@@ -1056,8 +924,7 @@ int qn_mst_submit(const qn_model *m, qn_cmd *seg, int experts_layer)
         uint64_t last = xq_last(s, q, s->need_x);
         if (last && !(s->skip_done && last <= s->x_done)) w[nw++] = (struct qn_tl_point){ s->tx[q], last };
     }
-    int rc = experts_layer >= 0 ? ccmd_submit(s, w, nw, s->c_val + 1) : 0;   /* QNEXT_STREAM_DSTAGE's copies */
-    if (!rc) rc = submit(s, seg, w, nw, &sig);
+    int rc = submit(s, seg, w, nw, &sig);
     if (!rc) s->c_val++;
     if (!rc && experts_layer >= 0) s->exp_sub_ns = qn_now_ns(), s->exp_x = s->need_x;
     return rc;
@@ -1106,8 +973,6 @@ static int alloc_pipeline(struct qn_mst *s)
     s->n_jobs = s->direct ? (int)E + 2 * QN_EXP_MAX_K : s->n_ring;
     if ((s->max_pieces = max_pieces(s)) < 0) return qn_fail(-EINVAL, "streaming: an expert of over a million pieces");
     s->ring_x = calloc((size_t)s->n_ring + 1, sizeof *s->ring_x);
-    s->ring_c = calloc((size_t)s->n_ring + 1, sizeof *s->ring_c);
-    s->cjobs = malloc(sizeof *s->cjobs * (size_t)s->n_jobs);
     s->ring_busy = calloc((size_t)s->n_ring + 1, sizeof *s->ring_busy);
     s->job = calloc((size_t)s->n_jobs, sizeof *s->job);
     s->free_jobs = malloc(sizeof *s->free_jobs * (size_t)s->n_jobs);
@@ -1119,7 +984,7 @@ static int alloc_pipeline(struct qn_mst *s)
     s->uni = malloc(sizeof *s->uni * E);
     s->gids = malloc(sizeof *s->gids * E);
     s->seen = malloc(E);
-    if (!s->ring_x || !s->ring_c || !s->cjobs || !s->ring_busy || !s->job || !s->free_jobs || !s->bjobs || !s->job_of_slot || !s->slot_x ||
+    if (!s->ring_x || !s->ring_busy || !s->job || !s->free_jobs || !s->bjobs || !s->job_of_slot || !s->slot_x ||
         !s->req || !s->todo || !s->uni || !s->gids || !s->seen)
         return qn_fail(-ENOMEM, "out of memory");
     for (int j = 0; j < s->n_jobs; j++) s->free_jobs[s->n_free++] = s->n_jobs - 1 - j;
@@ -1132,8 +997,7 @@ static int alloc_pipeline(struct qn_mst *s)
         if (rc) QN_WARN("QNEXT_STREAM_RING_MEM=bar: %s; the staging ring stays in host memory", qn_errmsg());
         s->ring_bar = !rc;
     }
-    enum qn_mem host = rm && !strcmp(rm, "cached") ? QN_MEM_READBACK : QN_MEM_UPLOAD;   /* cached: host-cached */
-    if (rc && (rc = qn_buf_create(m->v, host, s->row_at + L * E * 4, "expert staging", &s->up))) return rc;
+    if (rc && (rc = qn_buf_create(m->v, QN_MEM_UPLOAD, s->row_at + L * E * 4, "expert staging", &s->up))) return rc;
     s->stage = s->up->map;
     memset(s->stage, 0, (size_t)s->up->size);
     if ((rc = qn_timeline_create(m->v, "streaming compute", &s->tc))) return rc;
@@ -1259,13 +1123,6 @@ int qn_mst_open(qn_model *m, qn_es *es, const struct qn_model_params *p)
     if (!rc && p->expert_trace && !(s->trace = strdup(p->expert_trace))) rc = qn_fail(-ENOMEM, "out of memory");
     if (!rc && p->expert_trace) rc = qn_eu_create(&s->usage, (int)L, (int)E);
     if (rc || (rc = init_slots(s))) return rc;
-    /* QNEXT_STREAM_DSTAGE=1 (after the hot set's fills, which go through the copy batches) */
-    int ds = s->n_ring > 0 ? ENV_MODE("QNEXT_STREAM_DSTAGE", 0) : 0;
-    s->dstage = ds == 1 || ds == 2;
-    s->dstage_pf = ds == 2;
-    s->cbatch = qn_env_u64("QNEXT_STREAM_CBATCH", 1u << 20, 0, UINT64_MAX);
-    for (int i = 0; s->dstage && !rc && i < NXCMD; i++) rc = qn_cmd_create(m->v, &s->ccmd[i]);
-    if (rc) return rc;
     if (o.n_hot || o.policy)
         QN_INFO("expert cache: policy %s, %d pinned experts (the most used of %s)", o.policy ? o.policy->name : "lru",
                 o.n_hot, o.n_hot ? p->expert_hot_from : "-");
@@ -1299,14 +1156,12 @@ void qn_mst_close(struct qn_mst **ps)
     }
     for (int q = 0; q < s->n_txq; q++)
         for (int i = 0; i < NXCMD; i++) qn_cmd_destroy(&s->xcmd[q][i]);
-    if (s->cache) ccmd_abort(s);
-    for (int i = 0; i < NXCMD; i++) qn_cmd_destroy(&s->ccmd[i]);
     qn_timeline_destroy(&s->tc);
     for (int q = 0; q < s->n_txq; q++) qn_timeline_destroy(&s->tx[q]);
     qn_buf_destroy(s->v, &s->up);
     qn_exp_destroy(&s->cache);
     qn_es_free(&s->es);
-    void *arrays[] = { s->iofile, s->ring_x, s->ring_c, s->cjobs, s->ring_busy, s->job, s->free_jobs, s->bjobs, s->job_of_slot,
+    void *arrays[] = { s->iofile, s->ring_x, s->ring_busy, s->job, s->free_jobs, s->bjobs, s->job_of_slot,
                        s->slot_x, s->req, s->todo, s->uni, s->gids, s->seen, s->gtop };
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
     free(s);
@@ -1388,11 +1243,6 @@ static void print_times(const struct qn_mst *s, double tk, FILE *out)
     fprintf(out, "  route wait %.3f ms per token = copies after the experts segment's submit (tx tail) %.3f + GPU "
             "meanwhile %s%.3f + host wake-up / queue latency (rest) %.3f%s\n", route / tk, tail / tk,
             t->gpu_calls ? "" : "(no timestamps) ", gpu / tk, (route - tail - gpu) / tk, s->spin ? " (spinning)" : "");
-    if (s->dstage)
-        fprintf(out, "  fills copied on the compute queue (QNEXT_STREAM_DSTAGE=%d, submitted early from %llu KiB): %.1f per "
-                "token (demand misses %.1f, guesses needed while reading %.1f)\n", s->dstage + s->dstage_pf,
-                (unsigned long long)(s->cbatch >> 10), (double)t->c_fills / tk, (double)t->miss_fills / tk,
-                (double)t->pf_inflight / tk);
     fprintf(out, "  host time in vkQueueSubmit %.3f ms per token (%.1f submits per token)\n",
             (double)t->submit_ns / 1e6 / tk, (double)t->submits / tk);
     if (s->batches)
@@ -1432,9 +1282,8 @@ void qn_mst_print_stats(const qn_model *m, uint64_t tokens, FILE *out)
                 qn_vk_transfer_queue(m->v) ? "transfer" : "compute", why);
     }
     fprintf(out, "  pipeline: tuned %d, spin %d, urgent misses %d, skip seen copies %d, drop unused guesses %d, "
-            "every Nth guess direct %d, every Nth miss staged %d, misses staged + copied on the compute queue %d, %d copy "
-            "stream(s), pieces %llu KiB (misses %llu)\n",
-            s->tuned, s->spin_io ? 2 : s->spin, s->urgent, s->skip_done, s->pf_drop, s->pf_split, s->split, s->dstage + s->dstage_pf, s->n_txq,
+            "every Nth guess direct %d, every Nth miss staged %d, %d copy stream(s), pieces %llu KiB (misses %llu)\n",
+            s->tuned, s->spin_io ? 2 : s->spin, s->urgent, s->skip_done, s->pf_drop, s->pf_split, s->split, s->n_txq,
             (unsigned long long)(s->piece >> 10), (unsigned long long)(s->dpiece >> 10));
     fprintf(out, "  expert hit rate %.4f (%llu hits, %llu misses, %llu evictions)\n", qn_exp_hit_rate(&es),
             (unsigned long long)es.hits, (unsigned long long)es.misses, (unsigned long long)es.evictions);

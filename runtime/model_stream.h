@@ -102,8 +102,7 @@ struct qn_mst_times {
     uint64_t miss_fills;        /* demand misses started */
     uint64_t pf_inflight;       /* guesses a lookup needed while their reads were still in flight */
     uint64_t pf_dropped;        /* unused guesses whose reads were dropped (QNEXT_STREAM_PF_DROP=1) */
-    uint64_t c_fills;           /* demand misses staged and copied on the compute queue (QNEXT_STREAM_DSTAGE=1) */
-    uint64_t submit_ns, submits;   /* host time in vkQueueSubmit (segments, copy batches, compute-queue copies) */
+    uint64_t submit_ns, submits;   /* host time in vkQueueSubmit (segments, copy batches) */
 };
 int qn_mst_times(const qn_model *m, struct qn_mst_times *t);   /* -EINVAL when m is not streaming */
 /* How misses reach the slots: "uma", "bar", "bar+bounce" (O_DIRECT through bounce buffers), "bar+hybrid" /

@@ -1,12 +1,8 @@
-# .dev/device/stream.sh — helper "stream" (wave 8: demand misses through pinned staging), sourced by the lead's H100
+# .dev/device/stream.sh — helper "stream" (the default streaming pipeline, cold then warm), sourced by the lead's H100
 # script ($B, $M in the page cache, $OUT). Up to STREAM_CAP (default 250) s; put it FIRST in a fresh machine (its
 # first bench also pays the cold pipeline compile, stamped so that cost shows).
 # Each row: bench --expert-cache 4G --io buffered --prefetch 10 --prompt 16 --decode 32 --reps 2 --stats.
-#   QNEXT_STREAM_DSTAGE=1|2      demand misses (2: and needed guesses' pieces still being read) read into the pinned
-#                                staging ring and copied on the compute queue with the experts segment
-#   QNEXT_STREAM_RING_MEM=cached the staging ring in host-cached memory (the BAR slots are write-combined: CPU
-#                                writes ~2 GB/s per thread were 20.8 of the 22 ms stall)
-#   QNEXT_STREAM_CBATCH=0        copies only with the experts segment
+# (Wave 8's staged-miss variants lost in run 31 and were removed in wave 9: docs/streaming.md.)
 s_t0=$(date +%s)
 s_run() {   # s_run NAME [ENV=VALUE ...]
   local name=$1; shift
@@ -24,9 +20,5 @@ s_run() {   # s_run NAME [ENV=VALUE ...]
     "$(grep -E 'exit|error|warn' /tmp/s_run.txt | head -2 | cut -c1-160)" | tee -a $OUT/stream.txt
 }
 s_run cold_default
-s_run dstage2 QNEXT_STREAM_DSTAGE=2
-s_run dstage2_cached QNEXT_STREAM_DSTAGE=2 QNEXT_STREAM_RING_MEM=cached
 s_run warm_default
-s_run dstage1_cached QNEXT_STREAM_DSTAGE=1 QNEXT_STREAM_RING_MEM=cached
-s_run dstage2_cached_cb0 QNEXT_STREAM_DSTAGE=2 QNEXT_STREAM_RING_MEM=cached QNEXT_STREAM_CBATCH=0
 echo "== stream: $(( $(date +%s) - s_t0 )) s" | tee -a $OUT/stream.txt
