@@ -16,32 +16,6 @@ static atomic_uint qn_validation_msgs;
 
 uint32_t qn_vk_validation_count(void) { return atomic_load(&qn_validation_msgs); }
 
-static _Atomic uint64_t qn_sync_exempt[16]; /* qn_vk_sync_exempt's pipelines (0: a free entry) */
-static atomic_uint qn_sync_exempt_n;
-
-void qn_vk_sync_exempt(VkPipeline p)
-{
-    uint64_t h = (uint64_t)p;
-    uint32_t n = atomic_load(&qn_sync_exempt_n);
-    for (uint32_t i = 0; i < n && i < 16; i++)
-        if (atomic_load(&qn_sync_exempt[i]) == h) return;
-    uint32_t i = atomic_fetch_add(&qn_sync_exempt_n, 1);
-    if (i < 16) atomic_store(&qn_sync_exempt[i], h);
-}
-
-/* a sync validation hazard report that names one of qn_vk_sync_exempt's pipelines ("VkPipeline 0x<handle>[") */
-static bool sync_exempt(const VkDebugUtilsMessengerCallbackDataEXT *d, const char *msg)
-{
-    if (!d || !d->pMessageIdName || strncmp(d->pMessageIdName, "SYNC-HAZARD", 11)) return false;
-    uint32_t n = atomic_load(&qn_sync_exempt_n);
-    for (uint32_t i = 0; i < n && i < 16; i++) {
-        char name[48];
-        snprintf(name, sizeof name, "VkPipeline 0x%llx[", (unsigned long long)atomic_load(&qn_sync_exempt[i]));
-        if (strstr(msg, name)) return true;
-    }
-    return false;
-}
-
 const char *qn_vk_result_name(VkResult r)
 {
     switch (r) {
@@ -78,16 +52,13 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlag
     bool err = sev >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
     bool warn = sev >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT;
     const char *msg = d && d->pMessage ? d->pMessage : "(no message)";
-    bool exempt = counts && warn && sync_exempt(d, msg);
-    if (exempt) {
-        qn_log(QN_LOG_DEBUG, "vulkan validation (an exempt barrier-free pipeline): %s", msg);
-    } else if (counts && warn) {
+    if (counts && warn) {
         atomic_fetch_add(&qn_validation_msgs, 1);
         qn_log(err ? QN_LOG_ERROR : QN_LOG_WARN, "vulkan validation %s: %s", err ? "ERROR" : "WARNING", msg);
     } else {
         qn_log(QN_LOG_DEBUG, "vulkan: %s", msg); /* the loader's GENERAL notices */
     }
-    return (skip_calls && *skip_calls && counts && err && !exempt) ? VK_TRUE : VK_FALSE;
+    return (skip_calls && *skip_calls && counts && err) ? VK_TRUE : VK_FALSE;
 }
 
 static bool env_is(const char *name, const char *val)

@@ -1,5 +1,5 @@
 /* forward_gdn.c — the Gated DeltaNet mixer's kernels in the forward graph (spec §2-§4): per layer the causal conv,
- * the delta rule (a decode token's fused gdn_decode; prefill's two-pass gdn_chunk_wy + gdn_chunk_state, or the
+ * the delta rule (a decode token's fused gdn_decode; prefill's two-pass gdn_chunk_wy_inv + gdn_chunk_state, or the
  * one-pass gdn_chunked / gdn_recurrent) and the gated RMSNorm, between the input and output projections that
  * forward.c records. */
 #include "forward_gdn.h"
@@ -28,54 +28,26 @@ static bool gdn_fused(struct rec *r, int l, bool *normed)
     return true;
 }
 
-/* Pass 1 (gdn_chunk_wy) and pass 2 (gdn_chunk_state) of one segment, with the segment's scratch records at byte
- * offset off (size bytes). */
-static void wy_pass(struct rec *r, int l, const qn_pc_gdn_wy *pc, int pass, uint64_t off, uint64_t size)
-{
-    qn_fwd *f = r->f;
-    const struct qn_mlayer *L = &f->m->L[l];
-    struct qn_bind scr = QN_BIND_RANGE(f->wy_scr, off, size);
-    if (pass == 1)
-        qn_cmd_dispatch_n(r->c, f->wy_a, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
-                                                  scr, QN_BIND(f->o)),
-                          pc, sizeof *pc, (uint64_t)pc->nc * pc->Hv);
-    else
-        qn_cmd_dispatch_n(r->c, f->wy_b, QN_BINDS(QN_BIND(f->qkv), scr, QN_BIND(f->st[l].S), QN_BIND(f->o)),
-                          pc, sizeof *pc, (uint64_t)pc->Hv * cdiv(pc->dv, qn_pipe_spec(f->wy_b, 1)));
-}
-
-/* The delta rule of a prefill call in two passes per segment of wy_seg chunks (64 tokens each): gdn_chunk_wy, the
- * per-chunk factors of all the segment's chunks in parallel (O_intra to o, the rest to wy_scr), then
- * gdn_chunk_state, the walk over the chunks carrying S (o += Q' S0). wy_overlap: segments of half the scratch,
- * alternating halves, pass 1 of segment k + 1 beside pass 2 of segment k (they touch different scratch halves and
- * different rows of o; pass 2's few workgroups wait on latency, pass 1's fill the GPU around them). */
+/* The delta rule of a prefill call in two passes per segment of wy_seg chunks (64 tokens each): gdn_chunk_wy_inv,
+ * the per-chunk factors of all the segment's chunks in parallel (O_intra to o, the rest to wy_scr), then
+ * gdn_chunk_state, the walk over the chunks carrying S (o += Q' S0). */
 static void gdn_wy(struct rec *r, int l, const qn_pc_gdn *g)
 {
     qn_fwd *f = r->f;
-    uint32_t nch = cdiv(g->T, 64), cap = cdiv(f->tmax, 64) < f->wy_seg ? cdiv(f->tmax, 64) : f->wy_seg;
-    bool ov = f->wy_overlap && cap >= 2 && nch > cap / 2;
-    uint32_t nc = ov ? cap / 2 : nch < cap ? nch : cap;
-    uint64_t rbytes = (2ull * 64 * g->dk + 64ull * g->dv + 68) * 4 * g->Hv * nc; /* a segment's records (pc_gdn.h) */
+    const struct qn_mlayer *L = &f->m->L[l];
+    uint32_t nch = cdiv(g->T, 64), nc = nch < f->wy_seg ? nch : f->wy_seg;
     qn_pc_gdn_wy pc = { .T = g->T, .t0 = 0, .nc = nc, .Hk = g->Hk, .Hv = g->Hv, .dk = g->dk, .dv = g->dv,
                         .qkv_stride = g->qkv_stride, .q_off = g->q_off, .k_off = g->k_off, .v_off = g->v_off,
                         .proj_stride = g->proj_stride, .b_off = g->b_off, .a_off = g->a_off };
-    uint64_t al = qn_vk_caps(f->v)->min_storage_align, half = al ? (rbytes + al - 1) / al * al : rbytes;
-    if (ov) {
-        wy_pass(r, l, &pc, 1, 0, rbytes);
-        barrier(r);
-    }
-    for (uint32_t ch = 0, k = 0; ch < nch; ch += nc, k++) {
+    for (uint32_t ch = 0; ch < nch; ch += nc) {
         pc.t0 = ch * 64;
-        if (!ov) {
-            wy_pass(r, l, &pc, 1, 0, rbytes);
-            barrier(r);
-        }
-        wy_pass(r, l, &pc, 2, ov ? (k % 2) * half : 0, rbytes);
-        if (ov && ch + nc < nch) {
-            qn_pc_gdn_wy pn = pc;
-            pn.t0 = (ch + nc) * 64;
-            wy_pass(r, l, &pn, 1, ((k + 1) % 2) * half, rbytes);
-        }
+        qn_cmd_dispatch_n(r->c, f->wy_a, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
+                                                  QN_BIND(f->wy_scr), QN_BIND(f->o)),
+                          &pc, sizeof pc, (uint64_t)nc * pc.Hv);
+        barrier(r);
+        qn_cmd_dispatch_n(r->c, f->wy_b, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->wy_scr), QN_BIND(f->st[l].S),
+                                                  QN_BIND(f->o)),
+                          &pc, sizeof pc, (uint64_t)pc.Hv * cdiv(pc.dv, qn_pipe_spec(f->wy_b, 1)));
         barrier(r);
     }
 }

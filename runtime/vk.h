@@ -168,10 +168,6 @@ bool qn_vk_push_descriptors(const qn_vk *v); /* dispatches push their descriptor
 /* Validation ERROR + WARNING messages (VALIDATION/PERFORMANCE types) seen by this process so far,
  * including those raised while closing. Tests fail when this is non-zero. */
 uint32_t qn_vk_validation_count(void);
-/* A pipeline recorded on purpose with no barrier after the dispatch it reads from (it waits on flow words in memory
- * instead: QNEXT_MOEQ_FLOW's split down): sync validation's hazard reports (SYNC-HAZARD-*) that name it are logged at
- * debug level and not counted. Up to 16 pipelines per process; more are ignored (their reports count). */
-void qn_vk_sync_exempt(VkPipeline p);
 
 /* Probe every device without opening one (for 'qnext devices'): *out is malloc'd (free() it). */
 int qn_vk_enumerate(struct qn_caps **out, uint32_t *n);
@@ -256,6 +252,26 @@ uint32_t qn_pipe_spec(const qn_pipe *p, uint32_t id); /* effective value of spec
 enum qn_kernel qn_pipe_kernel(const qn_pipe *p);      /* the kernel actually used (maybe a fallback) */
 const struct qn_kernel_info *qn_pipe_info(const qn_pipe *p);
 VkPipeline qn_pipe_vk(const qn_pipe *p); /* raw handle (planted-error tests) */
+
+/* Pipelines created by this qn_vk so far, how many of them the driver found in the pipeline cache (counted where
+ * Vulkan 1.3 creation feedback says so, else 0), the time spent creating them (summed over the compile threads),
+ * and the cache file's bytes as loaded or last saved (0: empty, or the cache is off). */
+struct qn_pipe_stats {
+    uint32_t made, hits;
+    double ms;
+    size_t cache_bytes;
+    bool cache_on;
+};
+void qn_pipe_stats(const qn_vk *v, struct qn_pipe_stats *s);
+/* Between these two, qn_pipe_get returns pipelines that compile on min(cores, 8) threads (env QNEXT_PIPE_THREADS;
+ * 0 or 1: none) while the caller goes on; a dispatch or qn_pipe_vk waits for its pipeline. Kernels that need
+ * VK_NV_cooperative_matrix still compile at once (their callers fall back when that fails). _end waits for all and
+ * returns the first creation error. qn_vk_close ends it too. */
+int qn_pipe_async_begin(qn_vk *v);
+int qn_pipe_async_end(qn_vk *v);
+/* Write the pipeline cache file now if the cache grew since it was loaded or last saved (temp file + rename:
+ * a concurrent or killed process never leaves a torn file). qn_vk_close calls it too. */
+void qn_pipe_cache_save(qn_vk *v);
 
 /* ---- command recording (cmd.c) ------------------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 #version 450
 // gdn_chunk_state.comp — pass 2 of the two-pass chunked delta rule (pass 1: gdn_chunk_wy.comp): the walk over
-// a segment's chunks in order, carrying the state. Per chunk (scratch record of gdn_chunk_wy, S0 the state):
+// a segment's chunks in order, carrying the state. Per chunk (scratch record of gdn_chunk_wy_inv, S0 the state):
 //   Vnew = U - W S0            [64][BV]
 //   o   += Q' S0               (o holds O_intra from pass 1)
 //   S    = e^G_last S0 + k^T (kf Vnew)     (k: the raw keys of the chunk from qkv)
@@ -15,13 +15,12 @@
 //     i = d0 + rg + NRG r of column j (KR = 64 / NRG each) take e^G_last S0 + k^T (kf Vnew).
 // Nothing a stage loads depends on the state, so with PF = 1 every stage's global loads (and the next chunk's U,
 // kf and O_intra) are issued into registers before the previous stage computes: the walk waits on barriers and
-// math, not on memory latency. PF = 2: two stages ahead (two register buffers, the stages walked as one sequence
-// over the segment's chunks): twice the loads in flight, for a walk whose stages wait on load latency (H100: 128
-// workgroups, ~2.8 us per stage at PF 1).
+// math, not on memory latency. (Two stages ahead from two register buffers measured no better: H100 run 31, 3.37 vs
+// 3.25 ms for both passes at 4096 tokens, neutral in the model.)
 // Bindings: 0 qkv f32 (k), 1 scratch (records, read as vec4s), 2 S f32 [Hv][dk][dv], 3 o f32 [T][Hv][dv]
 // Push:     qn_pc_gdn_wy (pc_gdn.h); dk and dv multiples of 4
 // Spec:     0 QN_WG (256), 1 QN_BV (16; NRG = WG / BV must divide 32), 2 QN_DK_MAX (128; a larger pc.dk writes NaN
-//           to o and leaves S alone), 3 QN_PF (1: prefetch one stage ahead; 2: two stages ahead; 0: load at the stage)
+//           to o and leaves S alone), 3 QN_PF (1: prefetch one stage ahead; 0: load at the stage)
 //           Shared memory: 4 * (DK_MAX BV + 64 BV + 2 * 64 * 36) bytes (30,720 at BV 16, 43,008 at BV 32).
 // Dispatch: Hv * ceil(dv / BV) groups (qn_vk_grid); group = h * ceil(dv / BV) + block.
 #extension GL_GOOGLE_include_directive : require
@@ -156,33 +155,6 @@ void chunk_vals(uint cl, out float u[CM], out float kf[CM], out float oi[CM], ou
     eL = live ? rec_at(krec + C) : 0.0;
 }
 
-// PF 2: the chunk's running values (module scope: step() below works on them)
-float av2[CM], ao2[CM], kc2[CM], u2[CM], kf2[CM], oi2[CM], cL2, eL2;
-
-// Stage s of the walk's global sequence g = cl * nst + s, its tile in buf; then buf refilled with stage g + 2's loads.
-void step(uint g, inout vec4 buf[NB])
-{
-    uint cl = g / nst, s = g % nst, c0 = pc.t0 + C * cl, n = min(C, pc.T - c0);
-    if (s == 0u) {
-        for (uint m = 0u; m < CM; m++) av2[m] = u2[m], ao2[m] = oi2[m], kc2[m] = kf2[m];
-        cL2 = eL2;
-        chunk_vals(cl + 1u, u2, kf2, oi2, eL2); // the next chunk's, in flight during this one
-    }
-    barrier(); // the previous stage's readers of the tile region (and of sS / sV) are done
-    put(s, buf);
-    barrier();
-    fetch((g + 2u) / nst, (g + 2u) % nst, buf);
-    if (s < npt) {
-        products(s * DT, av2, ao2);
-        if (s + 1u == npt)
-            for (uint m = 0u; m < CM; m++) {
-                uint t = rg + NRG * m;
-                sV[t * QN_BV + j] = av2[m] * kc2[m]; // read after the next stage's barriers
-                if (t < n && cv) o[((c0 + t) * pc.Hv + h) * dv + col] = ao2[m];
-            }
-    } else update((s - npt) * KT, cL2);
-}
-
 void main()
 {
     lid = gl_LocalInvocationIndex;
@@ -208,21 +180,6 @@ void main()
     nst = npt + (dk + KT - 1u) / KT;
     for (uint i = rg; i < QN_DK_MAX; i += NRG) sS[i * QN_BV + j] = cv && i < dk ? S[sbase + i * dv] : 0.0;
 
-    if (QN_PF == 2u) { // two buffers, the stages as one sequence over the live chunks, two a round
-        uint nl = min(pc.nc, (pc.T - pc.t0 + C - 1u) / C), ns = nl * nst;
-        vec4 ba[NB], bb[NB];
-        chunk_vals(0u, u2, kf2, oi2, eL2);
-        fetch(0u, 0u, ba);
-        fetch(1u / nst, 1u % nst, bb);
-        for (uint g = 0u; g < ns; g += 2u) {
-            step(g, ba);
-            if (g + 1u < ns) step(g + 1u, bb);
-        }
-        barrier();
-        for (uint i = rg; i < dk; i += NRG)
-            if (cv) S[sbase + i * dv] = sS[i * QN_BV + j];
-        return;
-    }
     vec4 buf[NB];
     float u[CM], kf[CM], oi[CM], eL;
     chunk_vals(0u, u, kf, oi, eL);

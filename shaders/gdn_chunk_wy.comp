@@ -18,20 +18,16 @@
 //     blocks' strictly-lower k.k pairs by 96 fix-up invocations; sums of squares of k and q by 32 invocations;
 //  2. gates and the compensated prefix sum G (gdn_chunked.comp says why), the scaled M = L below / B^T on and
 //     above the diagonal in shared memory;
-//  3. one column of [diag(beta e^G rk) k | diag(beta) v] per invocation (dk + dv columns, 256 for the real
-//     shape): its 64 values in registers, forward substitution (I + L) x = r, x written (W or U), then y = B x in
-//     place (descending rows), written as Q' = e^G rq q - y or O_intra. Both loops fully unrolled (64 registers,
-//     M read as broadcasts).
-//
-// QN_WY_INV (gdn_chunk_wy_inv, env QNEXT_GDN_WY_INV): step 3 as products instead of 256 columns of serial
-// substitution (which ran latency-bound at one workgroup per SM on the H100: ~130 us per (chunk, head)):
+//  3. products with (I + L)^-1 (they replaced 256 columns of serial forward substitution, one per invocation,
+//     which ran latency-bound at one workgroup per SM on the H100, ~130 us per (chunk, head); H100 run 31,
+//     test_gdn --bench at 4096 tokens, both passes, segments of 16 chunks: 3.13 ms at CB 64 vs 3.25 ms):
 //  3a. T = (I + L)^-1 explicitly: the four 16x16 diagonal blocks by substitution (64 invocations, one column each),
 //      then block row i = 1..3: T_ij = -T_ii sum_k L_ik T_kj (two small products, four barriers), T's strictly lower
 //      part packed by rows padded to whole vec4s (row t at trow(t), 2112 floats) over the staging area kq4;
 //  3b. P = B T (lower; its diagonal is B's), over L in M's strictly lower part (L is dead, B^T above is read);
 //  3c. per block of CB columns of R = [diag(beta e^G rk) k | diag(beta) v] staged in shared memory, X = T R (W or U)
 //      and Y = P R (giving Q' = e^G rq q - Y or O_intra) with a 4-row x CB/16-column tile of both per invocation.
-// Spec (QN_WY_INV): 0 CB (16, 32 or 64; shared memory 4 * (6656 + 64 CB) bytes: 30,720 / 34,816 / 43,008).
+// Spec: 0 CB (16, 32 or 64; shared memory 4 * (6656 + 64 CB) bytes: 30,720 / 34,816 / 43,008).
 //
 // Bindings: 0 qkv f32, 1 proj f32, 2 A_log [Hv], 3 dt_bias [Hv] (as gdn_chunked), 4 scratch f32 (records),
 //           5 o f32 [T][Hv][dv] (O_intra of the segment's tokens)
@@ -61,16 +57,10 @@ const uint C4 = 16u;         // token quads
 const uint DT = 16u;         // dims per staged tile
 const uint KQ = DT * C4;     // vec4s per part of a tile
 
-#ifdef QN_WY_INV
 layout(constant_id = 0) const uint QN_CB = 64;
 const uint CT = QN_CB / 16u; // columns of a tile
 shared vec4 rs4[16u * QN_CB]; // R's block [64][CB] (3c); before it the products Z of 3a (768 floats)
-#endif
-#ifdef QN_WY_INV
 shared vec4 kq4[528];        // one tile of raw k (part 0) and q (part 1), [ii][token quad]; then T's rows (2112 floats)
-#else
-shared vec4 kq4[2u * KQ];    // one tile of raw k (part 0) and q (part 1), [ii][token quad]
-#endif
 shared float M[C * C];       // [t][s]: L for s < t, B[s][t] for s >= t
 shared float gc[C], gl[C];   // G as an unevaluated sum gc + gl
 shared float bt[C], rk[C], rq[C], fk[C], eq[C];
@@ -170,74 +160,6 @@ void write_kf(uint krec)
     if (lid == 0u) wy[krec + C] = exp(gc[C - 1u] + gl[C - 1u]);
 }
 
-#ifndef QN_WY_INV
-void main()
-{
-    lid = gl_LocalInvocationIndex;
-    uint grp = qn_group_id();
-    if (grp >= pc.nc * pc.Hv) return; // uniform over the workgroup
-    uint cl = grp / pc.Hv;
-    h = grp % pc.Hv;
-    hk = h / (pc.Hv / pc.Hk);
-    c0 = pc.t0 + C * cl;
-    if (c0 >= pc.T) return;
-    n = min(C, pc.T - c0);
-    build_m();
-
-    uint dk = pc.dk, dv = pc.dv, rec = (cl * pc.Hv + h) * (2u * C * dk + C * dv + C + 4u);
-    write_kf(rec + 2u * C * dk + C * dv);
-    for (uint col = lid; col < dk + dv; col += WG) {
-        bool isk = col < dk;
-        uint src = isk ? pc.k_off + hk * dk + col : pc.v_off + h * dv + (col - dk);
-        float x[C];
-        [[unroll]] for (uint t = 0u; t < C; t++) {
-            float r = t < n ? qkv[(c0 + t) * pc.qkv_stride + src] : 0.0;
-            x[t] = r * (isk ? fk[t] : bt[t]);
-        }
-        // (I + L) x = r: forward substitution, four partial sums per row
-        [[unroll]] for (uint t = 1u; t < C; t++) {
-            float a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
-            uint s = 0u;
-            [[unroll]] for (; s + 4u <= t; s += 4u) {
-                a0 += M[t * C + s] * x[s];
-                a1 += M[t * C + s + 1u] * x[s + 1u];
-                a2 += M[t * C + s + 2u] * x[s + 2u];
-                a3 += M[t * C + s + 3u] * x[s + 3u];
-            }
-            [[unroll]] for (; s < t; s++) a0 += M[t * C + s] * x[s];
-            x[t] -= (a0 + a1) + (a2 + a3);
-        }
-        uint wo = isk ? rec + col : rec + 2u * C * dk + (col - dk);
-        uint ws = isk ? dk : dv;
-        [[unroll]] for (uint t = 0u; t < C; t++) wy[wo + t * ws] = x[t];
-        // y = B x in place, last row first (row t reads x[s <= t])
-        [[unroll]] for (int ti = int(C) - 1; ti >= 0; ti--) {
-            uint t = uint(ti);
-            float a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
-            uint s = 0u;
-            [[unroll]] for (; s + 4u <= t + 1u; s += 4u) {
-                a0 += M[s * C + t] * x[s];
-                a1 += M[(s + 1u) * C + t] * x[s + 1u];
-                a2 += M[(s + 2u) * C + t] * x[s + 2u];
-                a3 += M[(s + 3u) * C + t] * x[s + 3u];
-            }
-            [[unroll]] for (; s <= t; s++) a0 += M[s * C + t] * x[s];
-            x[t] = (a0 + a1) + (a2 + a3);
-        }
-        if (isk) {
-            uint qs = pc.q_off + hk * dk + col, qo = rec + C * dk + col;
-            [[unroll]] for (uint t = 0u; t < C; t++) {
-                float q = t < n ? qkv[(c0 + t) * pc.qkv_stride + qs] : 0.0;
-                wy[qo + t * dk] = eq[t] * q - x[t];
-            }
-        } else {
-            uint oo = h * dv + (col - dk);
-            [[unroll]] for (uint t = 0u; t < C; t++)
-                if (t < n) o[(c0 + t) * pc.Hv * dv + oo] = x[t];
-        }
-    }
-}
-#else
 
 // T (unit lower triangular): its strictly lower rows in kq4, row t (t floats) at trow(t), padded to whole vec4s
 // (sum over r < t of 4 ceil(r / 4)); the scratch Z (in rs4), as floats
@@ -386,4 +308,3 @@ void main()
         }
     }
 }
-#endif

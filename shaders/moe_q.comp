@@ -13,12 +13,6 @@
 // one group per (row block, expert or the shared one), partials combined by the last group of each row block
 // (see "QN_DN_XSPLIT" below). (Its int8-act twin QN_DNX_I8, env QNEXT_MOEQ_DN_I8, was neutral in two H100 A/Bs
 // and is gone.)
-// QN_FLOW (with QN_DN_XSPLIT; kernels moe_q_dnxf_*, env QNEXT_MOEQ_FLOW=1): the split down recorded right after the
-// int8 gate_up (moe_q_i8.comp QN_FLOW) with NO barrier between them: each routed group loads its first batch of
-// weights, then waits until its expert's act row is ready (common/moe_flow.glsl: the flow words at the end of the
-// scratch, binding 15, with the row-block counters 3 T K words further down), stages that row in
-// shared memory (spec 6 QN_XSH >= max(I, Is) / 4, else NaN) and goes on; the shared expert's groups do not wait (its
-// act row comes from the route stage, before the barrier). Same sums in the same order: the same bits as moe_q_dnx.
 // QN_SUBGROUP: subgroup teams reduced with subgroupAdd; else the workgroup is one team (qn_wg_sum).
 // Bindings GU: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools
 //          DN: 0 act, 1 ids, 2 table, 3 w f32 [T, K], 4 sg f32 [T], 5 down_s f32 [H, Is], 6 y f32 [T, H],
@@ -69,9 +63,6 @@ layout(local_size_x_id = 0) in;
 #if defined(QN_MOE_GU)
 #define QN_XSH_DEF 512
 #define QN_WG_DEF 128
-#elif defined(QN_FLOW)
-#define QN_XSH_DEF 128
-#define QN_WG_DEF 128
 #else
 #define QN_XSH_DEF 0
 #define QN_WG_DEF 128
@@ -115,12 +106,7 @@ layout(binding = 3, std430) writeonly buffer Act { float act[]; };
 #define QN_TABLE_BIND 2
 #define QN_POOL_BIND 4
 #elif defined(QN_MOE_DN)
-#ifdef QN_FLOW
-#define QN_ACT_Q coherent // the act rows come from a dispatch still running (no barrier): read past incoherent caches
-#else
-#define QN_ACT_Q
-#endif
-layout(binding = 0, std430) QN_ACT_Q readonly buffer X4 { vec4 x4[]; }; // act
+layout(binding = 0, std430) readonly buffer X4 { vec4 x4[]; }; // act
 layout(binding = 1, std430) readonly buffer Ids { int ids[]; };
 layout(binding = 3, std430) readonly buffer Wt { float w[]; };
 layout(binding = 4, std430) readonly buffer Sg { float sg[]; };
@@ -129,7 +115,7 @@ layout(binding = 5, std430) readonly buffer Ds { float down_s[]; };
 layout(binding = 5, std430) readonly buffer DsQ4 { uvec4 dsq4[]; }; // QN_MOE_SHARED_Q: the same binding as blocks
 layout(binding = 5, std430) readonly buffer DsQ1 { uint dsq1[]; };
 layout(binding = 6, std430) buffer Y { float y[]; };
-layout(binding = 0, std430) QN_ACT_Q readonly buffer A1 { float a1[]; };
+layout(binding = 0, std430) readonly buffer A1 { float a1[]; };
 #if defined(QN_DN_XSPLIT)
 layout(binding = 15, std430) coherent buffer Part { float part[]; };  // the last group reads the others' partials
 layout(binding = 15, std430) coherent buffer PartCnt { uint pcnt[]; }; // the counters: at the end of the buffer
@@ -142,13 +128,6 @@ layout(binding = 15, std430) coherent buffer PartCnt { uint pcnt[]; }; // the co
 #define QN_W_F32 // moe_w.glsl's element helpers are unused here; only its pools and slot table
 #include "moe_w.glsl"
 #include "quant.glsl"
-#if defined(QN_FLOW)
-#define QN_FLOW_BIND 15
-#include "moe_flow.glsl"
-#define QN_DNX_CNT_OFF QN_FLOW_CNT_OFF // the row-block counters below the flow words
-#else
-#define QN_DNX_CNT_OFF 0u
-#endif
 
 shared vec4 qn_xs[QN_XSH + 1u];
 shared float qn_xsum[QN_XSH / 4u + 1u];
@@ -591,7 +570,7 @@ void dnx_finish(uint t, uint h0, uint rbk, uint nblk, uint lid)
 {
     memoryBarrierBuffer(); // this group's partials before the count
     barrier();
-    uint ci = uint(pcnt.length()) - 1u - QN_DNX_CNT_OFF - (t * nblk + rbk); // counters from the end of the buffer
+    uint ci = uint(pcnt.length()) - 1u - (t * nblk + rbk); // counters from the end of the buffer
     if (lid == 0u) qn_last = atomicAdd(pcnt[ci], 1u) == pc.K;
     barrier();
     if (!qn_last) return; // uniform
@@ -618,70 +597,6 @@ void dnx_finish(uint t, uint h0, uint rbk, uint nblk, uint lid)
         }                                                                                         \
     }
 
-// the loads of QN_UNROLL units from u of the rows rb[j]: the block shared row (sh) or routed slot s
-void dnx_load(bool sh, int s, uint rb[QN_SGROWS], uint u, uint lpr, uint nun)
-{
-    if (sh) {
-        QN_DNX_LOADS(dsq4, dsq1)
-    } else {
-        QN_POOL_SWITCH(qn_slot_pool(s), QN_DNX_LOADS)
-    }
-}
-
-// first weight bytes rb[j] of the lane's rows hb + j G (clamped to H) of the block shared row (sh) or slot s
-void dnx_rb(bool sh, int s, uint hb, uint G, out uint rb[QN_SGROWS])
-{
-    uint rowb = (sh ? pc.Is : pc.I) / QN_QK * QN_QBB, base = sh ? 0u : qn_slot_byte(s) + QN_DN_OFF;
-    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rb[j] = base + min(hb + j * G, pc.H - 1u) * rowb;
-}
-
-#if defined(QN_FLOW)
-// accx[j] = this lane's part of rows hb + j G of the block shared row (sh) or slot s with the staged act row; pre: the
-// first batch is in qn_rx already
-void dnx_rows_pre(bool sh, int s, uint hb, uint G, uint ul, uint lpr, uint nun, bool pre)
-{
-    uint rb[QN_SGROWS];
-    dnx_rb(sh, s, hb, G, rb);
-    for (uint u = ul; u < nun; u += QN_UNROLL * lpr) {
-        if (!pre) dnx_load(sh, s, rb, u, lpr, nun);
-        pre = false;
-        dnx_use(u, lpr, nun, 0u);
-    }
-}
-
-void main()
-{
-    uint g = qn_group_id(), K1 = pc.K + 1u, nblk = (pc.H + QN_ROWS - 1u) / QN_ROWS;
-    uint rbk = g / K1, k = g % K1, h0 = rbk * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
-    if (rbk >= nblk) return; // grid padding (uniform; not counted)
-    bool sh = k == pc.K, shq = (pc.flags & QN_MOE_SHARED_Q) != 0u, blk = !sh || shq; // blk: staged act, weights preloaded
-    bool vec_s = pc.Is % 4u == 0u && pc.act_stride % 4u == 0u;
-    int s = sh ? 0 : qn_moe_slot(ids[t * pc.K + k]);
-    uint n = sh ? pc.Is : pc.I; // act elements of this group's row
-    bool absent = s < 0 || (blk && n > 4u * QN_XSH); // uniform: NaN partials (an absent slot, or a row past the stage)
-    uint nun = blk ? n / 32u : vec_s ? pc.Is / 4u : pc.Is;
-    uint xa = (t * K1 + k) * pc.act_stride, pb = (t * K1 + k) * pc.H;
-    qn_team tm = qn_get_team();
-    uint lpr = min(tm.lanes, max(nun, 1u)), G = tm.lanes / lpr, grp = tm.lane / lpr, ul = tm.lane % lpr;
-    uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
-    // the team's first batch of its first set in flight before the wait: the DRAM reads overlap the gate_up's tail
-    bool pre = blk && !absent && grp < G && tm.id < tm.n;
-    if (pre) {
-        uint rb[QN_SGROWS];
-        dnx_rb(sh, s, h0 + min(tm.id, sets - 1u) * rows_set + grp, G, rb);
-        dnx_load(sh, s, rb, ul, lpr, nun);
-    }
-    if (!sh && !qn_flow_wait(t * pc.K + k, nblk)) absent = true; // (uniform) every routed group counts itself, even absent
-    qn_xsh = blk && !absent;
-    uint xb4 = xa / 4u; // QN_X4AT's base
-    if (qn_xsh) QN_QX_STAGE(qn_xs, qn_xsum, QN_X4AT, lid, n / 16u, QN_WG)
-    barrier();
-    // teams past the last set redo it without storing (no team leaves early)
-    QN_DNX_SETS(if (blk) dnx_rows_pre(sh, s, h0 + st * rows_set + grp, G, ul, lpr, nun, pre && st0 == tm.id);
-                else dnx_rows(true, false, vec_s, false, s, h0, h0 + st * rows_set + grp, G, ul, lpr, nun, xa))
-    dnx_finish(t, h0, rbk, nblk, lid);
-}
-#else
 void main()
 {
     uint g = qn_group_id(), K1 = pc.K + 1u, nblk = (pc.H + QN_ROWS - 1u) / QN_ROWS;
@@ -708,6 +623,5 @@ void main()
     QN_DNX_SETS(dnx_rows(sh, shq, vec_s, ws, s, h0, h0 + st * rows_set + grp, G, ul, lpr, nun, xa))
     dnx_finish(t, h0, rbk, nblk, lid);
 }
-#endif // QN_FLOW
 #endif // QN_DN_XSPLIT
 #endif

@@ -13,10 +13,6 @@
 // Layout as moe_q.comp's GU: each team (subgroup, or the workgroup) takes sets of QN_SGROWS rows i, its lanes on
 // consecutive units of the set's gate and up rows, one x run pair per unit for all of them. An absent slot (table -1,
 // bad id) gives NaN rows. Each output is one fixed-order sum: streaming == resident bit for bit.
-// Variant QN_FLOW (moe_q_gu_i8f_*, env QNEXT_MOEQ_FLOW=1): binding 12 the split down's scratch, whose last words are
-// the flow words (common/moe_flow.glsl), zero between calls: after its act rows each group counts itself on its (token, expert)'s counter; the last of the
-// expert's ceil(I / QN_ROWS) groups sets the expert's ready word, which the split down (moe_q.comp QN_FLOW), recorded
-// right after with NO barrier between them, waits on. Same act values.
 #extension GL_GOOGLE_include_directive : require
 #include "ext.glsl"
 #extension GL_EXT_control_flow_attributes : require
@@ -43,10 +39,6 @@ layout(binding = 3, std430) writeonly buffer Act { float act[]; };
 #include "moe_w.glsl"
 #include "quant.glsl"
 #include "quant_i8.glsl"
-#ifdef QN_FLOW
-#define QN_FLOW_BIND 12
-#include "moe_flow.glsl"
-#endif
 
 const uint QN_I8_RUNS = QN_XSH / 4u; // 16-element runs the stage holds
 shared uvec4 qn_i8x[QN_I8_RUNS + 1u];
@@ -137,9 +129,6 @@ void main()
     if (s < 0 || pc.H > 4u * QN_XSH) { // uniform: an absent slot, or x does not fit the stage
         for (uint r = lid; r < QN_ROWS; r += QN_WG)
             if (i0 + r < pc.I) act[ab + i0 + r] = uintBitsToFloat(0x7fc00000u);
-#ifdef QN_FLOW
-        qn_flow_signal(t * pc.K + k, nblk);
-#endif
         return;
     }
     uint p = qn_slot_pool(s), sb = qn_slot_byte(s), rowb = pc.H / QN_QK * QN_QBB;
@@ -167,7 +156,4 @@ void main()
             if (store && r < QN_ROWS && i0 + r < pc.I) act[ab + i0 + r] = qn_silu(gs) * us;
         }
     }
-#ifdef QN_FLOW
-    qn_flow_signal(t * pc.K + k, nblk);
-#endif
 }

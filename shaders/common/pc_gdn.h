@@ -37,7 +37,7 @@ QN_STRUCT(qn_pc_gdn)
     QN_U32 a_off;
 QN_STRUCT_END(qn_pc_gdn)
 
-/* gdn_chunk_wy / gdn_chunk_state (the two-pass chunked delta rule, chunk 64): the fields of qn_pc_gdn (same
+/* gdn_chunk_wy_inv / gdn_chunk_state (the two-pass chunked delta rule, chunk 64): the fields of qn_pc_gdn (same
  * meaning) plus the segment: a call of T tokens runs as segments of nc chunks; this dispatch covers the chunks
  * starting at token t0 (t0 a multiple of 64), chunk cl of the segment = tokens t0 + 64 cl .. (at most T).
  * Scratch record (cl * Hv + h) of RS = 2*64*dk + 64*dv + 68 floats: W [64][dk], Q' [64][dk], U [64][dv],

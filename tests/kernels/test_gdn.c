@@ -240,15 +240,28 @@ static void long_case(struct shape s, uint32_t T, uint32_t split, const uint32_t
     qn_h_reset(&H);
 }
 
-/* ---- the two-pass chunked delta rule: gdn_chunk_wy (per-chunk factors, all chunks at once) + gdn_chunk_state ---- */
+/* ---- the two-pass chunked delta rule: gdn_chunk_wy_inv (per-chunk factors of all chunks), gdn_chunk_state ---- */
 
 #define WY_C 64 /* chunk of both passes */
 
-/* pass 1: gdn_chunk_wy (NULL) or the pipeline set here (gdn_chunk_wy_inv and its CB) */
+/* pass 1: gdn_chunk_wy_inv at the column block CB that wy_set_cb chose */
 static const qn_pipe *wy_pa;
 
 /* Bytes of shared memory of gdn_chunk_wy_inv with CB columns per block (gdn_chunk_wy.comp) */
 static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2112 + 64 * cb + 7 * 64); }
+
+/* Pass 1 at column block cb (16, 32, 64) into wy_pa; false (and a skip line when `say`) where its shared memory does
+ * not fit the device (lavapipe's 32 KiB hold CB 16 only) */
+static bool wy_set_cb(uint32_t cb, bool say)
+{
+    uint32_t need = wy_inv_shared(cb), have = qn_vk_caps(H.v)->max_shared;
+    if (need > have) {
+        if (say) printf("skip gdn_chunk_wy_inv(%u): %u bytes of shared memory, the device has %u\n", cb, need, have);
+        return false;
+    }
+    wy_pa = qn_h_pipe(&H, QN_K_GDN_CHUNK_WY_INV, cb);
+    return true;
+}
 
 /* floats of one scratch record (pc_gdn.h) */
 static uint64_t wy_rec(struct shape s) { return 2ull * WY_C * s.dk + (uint64_t)WY_C * s.dv + WY_C + 4; }
@@ -261,7 +274,6 @@ static void run_wy(const qn_pipe *pb, const struct gdn_in *in, uint32_t t0, uint
 {
     struct shape s = in->s;
     uint32_t nch = (T + WY_C - 1) / WY_C, nc = seg && seg < nch ? seg : nch, bv = qn_pipe_spec(pb, 1);
-    const qn_pipe *pa = wy_pa ? wy_pa : qn_h_pipe_default(&H, QN_K_GDN_CHUNK_WY);
     if (!scr) scr = qn_h_buffer(&H, "wy scratch", (size_t)wy_rec(s) * s.Hv * nc * 4);
     uint64_t qo = (uint64_t)t0 * conv_dim(s) * 4, po = (uint64_t)t0 * proj_stride(s) * 4;
     if (qo % 16 || po % 16) {
@@ -278,8 +290,9 @@ static void run_wy(const qn_pipe *pb, const struct gdn_in *in, uint32_t t0, uint
             .qkv_stride = conv_dim(s), .q_off = 0, .k_off = s.Hk * s.dk, .v_off = 2 * s.Hk * s.dk,
             .proj_stride = proj_stride(s), .b_off = b_off(s), .a_off = a_off(s),
         };
-        double a = qn_h_run(&H, pa, QN_BINDS(Q, P, QN_BIND(in->alog_b), QN_BIND(in->dtb_b), QN_BIND(scr), QN_BIND(o)),
-                            &pc, sizeof pc, (uint64_t)nc * s.Hv);
+        double a = qn_h_run(&H, wy_pa,
+                            QN_BINDS(Q, P, QN_BIND(in->alog_b), QN_BIND(in->dtb_b), QN_BIND(scr), QN_BIND(o)), &pc,
+                            sizeof pc, (uint64_t)nc * s.Hv);
         double b = qn_h_run(&H, pb, QN_BINDS(Q, QN_BIND(scr), QN_BIND(S), QN_BIND(o)), &pc, sizeof pc,
                             (uint64_t)s.Hv * ((s.dv + bv - 1) / bv));
         if (ms) ms[0] += a, ms[1] += b;
@@ -317,7 +330,7 @@ static void wy_case(const uint32_t *spec, struct shape s, uint32_t T, bool zero_
     ref_delta(&in, 0, T + T2, S0, ref);
     char what[240], sp[64], spa[64];
     snprintf(what, sizeof what, "%s + %s Hk=%u Hv=%u dk=%u dv=%u T=%u%s%.0u seg %u, %s state: o",
-             wy_pa ? spec_str(wy_pa, spa, sizeof spa) : "gdn_chunk_wy", spec_str(pb, sp, sizeof sp), s.Hk, s.Hv, s.dk, s.dv, T, T2 ? "+" : "", T2, seg, zero_state ? "zero" : "random");
+             spec_str(wy_pa, spa, sizeof spa), spec_str(pb, sp, sizeof sp), s.Hk, s.Hv, s.dk, s.dv, T, T2 ? "+" : "", T2, seg, zero_state ? "zero" : "random");
     check_rel(what, got, ref, out_n(s, T + T2), TOL_CHUNKED);
     memcpy(what + strlen(what) - 1, "S", 2);
     check_rel(what, qn_h_read(&H, S, state_n(s)), S0, state_n(s), TOL_CHUNKED);
@@ -353,40 +366,29 @@ static void wy_dk_max_case(void)
     check_dk_refused(pb, o, S, S0);
 }
 
+/* Every case below per column block CB of pass 1 that fits the device, against the reference */
 static void wy_tests(void)
 {
     static const uint32_t Ts[] = { 1, 3, 63, 64, 65, 150, 300 };
     /* pass-2 layouts (WG, BV, DK_MAX, PF) */
-    static const uint32_t sp[][4] = { { 256, 16, 128, 1 }, { 128, 32, 32, 2 }, { 256, 8, 128, 0 }, { 128, 8, 32, 1 },
-                                      { 64, 4, 32, 2 } };
+    static const uint32_t sp[][4] = { { 256, 16, 128, 1 }, { 128, 32, 32, 1 }, { 256, 8, 128, 0 }, { 128, 8, 32, 1 },
+                                      { 64, 4, 32, 0 } };
     static const uint32_t bv32[4] = { 256, 32, 128, 1 }; /* 43,008 bytes of shared memory: not on lavapipe */
-    for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++)
-        for (int z = 0; z < 2; z++) wy_case(sp[(i + z) % 5], ODD, Ts[i], z, (uint32_t)(i % 3), 0);
-    wy_case(sp[3], TINY, 70, false, 1, 0);
-    wy_case(NULL, REAL, 65, false, 0, 0);
-    wy_case(bv32, REAL, 130, false, 1, 0);
-    wy_case((const uint32_t[4]){ 256, 32, 128, 2 }, REAL, 200, false, 0, 0);
-    wy_case((const uint32_t[4]){ 256, 16, 128, 2 }, REAL_FEW, 300, false, 2, 70); /* pass 2 two stages ahead */
-    wy_case((const uint32_t[4]){ 128, 8, 128, 2 }, (struct shape){ 1, 2, 96, 16 }, 200, false, 0, 0); /* 5 stages */
-    wy_case(sp[2], REAL, 130, false, 1, 0);
-    wy_case(sp[2], REAL_SOME, 200, false, 2, 77); /* a second call from the state the first left */
-    wy_case(sp[0], REAL_FEW, 1000, false, 4, 0);
-    wy_case(sp[4], ODD, 1000, false, 0, 100);
-    wy_dk_max_case();
-    /* pass 1 by products with (I + L)^-1 (gdn_chunk_wy_inv) per column block CB that fits the device */
     for (uint32_t cb = 16; cb <= 64; cb *= 2) {
-        if (wy_inv_shared(cb) > qn_vk_caps(H.v)->max_shared) {
-            printf("skip gdn_chunk_wy_inv(%u): %u bytes of shared memory, the device has %u\n", cb, wy_inv_shared(cb),
-                   qn_vk_caps(H.v)->max_shared);
-            continue;
-        }
-        wy_pa = qn_h_pipe(&H, QN_K_GDN_CHUNK_WY_INV, cb);
-        for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) wy_case(sp[i % 5], ODD, Ts[i], i % 2, (uint32_t)(i % 3), 0);
+        if (!wy_set_cb(cb, true)) continue;
+        for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++)
+            for (int z = 0; z < 2; z++) wy_case(sp[(i + z) % 5], ODD, Ts[i], z, (uint32_t)(i % 3), 0);
         wy_case(sp[3], TINY, 70, false, 1, 0);
         wy_case(NULL, REAL, 65, false, 0, 0);
-        wy_case(sp[2], REAL_SOME, 200, false, 2, 77);
+        wy_case(bv32, REAL, 130, false, 1, 0);
+        wy_case((const uint32_t[4]){ 256, 32, 128, 0 }, REAL, 200, false, 0, 0);
+        wy_case((const uint32_t[4]){ 256, 16, 128, 0 }, REAL_FEW, 300, false, 2, 70);
+        wy_case((const uint32_t[4]){ 128, 8, 128, 1 }, (struct shape){ 1, 2, 96, 16 }, 200, false, 0, 0); /* 5 stages */
+        wy_case(sp[2], REAL, 130, false, 1, 0);
+        wy_case(sp[2], REAL_SOME, 200, false, 2, 77); /* a second call from the state the first left */
         wy_case(sp[0], REAL_FEW, 1000, false, 4, 0);
-        wy_pa = NULL;
+        wy_case(sp[4], ODD, 1000, false, 0, 100);
+        wy_dk_max_case();
     }
 }
 
@@ -684,12 +686,13 @@ static void bench_delta(const struct gdn_in *in, uint32_t T, bool chunked, const
     printf("\n");
 }
 
-/* The two passes at T tokens: per pass-2 layout and segment length, the best of `reps` of pass 1 + pass 2 (each the
- * sum over the segments); *best: the fastest total. */
-static void bench_wy(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, qn_buf *scr, double *best)
+/* The two passes at T tokens with pass 1 at wy_pa: per pass-2 layout (the first only unless `layouts`) and segment
+ * length, the best of `reps` of pass 1 + pass 2 (each the sum over the segments); *best: the fastest total. */
+static void bench_wy(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, qn_buf *scr, bool layouts,
+                     double *best)
 {
-    static const uint32_t sp[][4] = { { 256, 32, 128, 1 }, { 256, 32, 128, 2 }, { 256, 16, 128, 2 }, { 256, 16, 128, 1 },
-                                      { 512, 32, 128, 2 }, { 512, 32, 128, 1 }, { 128, 8, 128, 2 }, { 512, 16, 128, 1 } };
+    static const uint32_t sp[][4] = { { 256, 32, 128, 1 }, { 256, 16, 128, 1 }, { 512, 32, 128, 1 }, { 128, 8, 128, 1 },
+                                      { 512, 16, 128, 1 }, { 256, 32, 128, 0 } };
     static const uint32_t segs[] = { 16, 0, 4 };
     *best = INFINITY;
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
@@ -704,23 +707,23 @@ static void bench_wy(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, 
             }
             char sps[64], spa[64];
             printf("bench %s + %-22s seg %2u T=%-5u %9.4f ms (pass 1 %.4f + pass 2 %.4f)\n",
-                   wy_pa ? spec_str(wy_pa, spa, sizeof spa) : "gdn_chunk_wy", spec_str(pb, sps, sizeof sps), segs[k], T,
-                   ba + bb, ba, bb);
+                   spec_str(wy_pa, spa, sizeof spa), spec_str(pb, sps, sizeof sps), segs[k], T, ba + bb, ba, bb);
             *best = ba + bb < *best ? ba + bb : *best;
         }
-        if (wy_pa) break; /* gdn_chunk_wy_inv: the first layout only */
+        if (!layouts) break;
     }
 }
 
-/* bench_wy with pass 1 as gdn_chunk_wy_inv, per column block CB that fits (pass 2 at 256,32 where it fits) */
-static void bench_wy_inv(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, qn_buf *scr, double *best)
+/* bench_wy per column block CB of pass 1 that fits, the widest (the model's) with every pass-2 layout, the others with
+ * the first (256,32 where it fits) */
+static void bench_wy_cbs(const struct gdn_in *in, uint32_t T, qn_buf *S, qn_buf *o, qn_buf *scr, double *best)
 {
-    for (uint32_t cb = 16; cb <= 64; cb *= 2) {
-        if (wy_inv_shared(cb) > qn_vk_caps(H.v)->max_shared) continue;
+    *best = INFINITY;
+    for (uint32_t cb = 64, widest = 1; cb >= 16; cb /= 2) {
+        if (!wy_set_cb(cb, false)) continue;
         double b;
-        wy_pa = qn_h_pipe(&H, QN_K_GDN_CHUNK_WY_INV, cb);
-        bench_wy(in, T, S, o, scr, &b);
-        wy_pa = NULL;
+        bench_wy(in, T, S, o, scr, widest, &b);
+        widest = 0;
         *best = b < *best ? b : *best;
     }
 }
@@ -762,8 +765,7 @@ static void bench(uint32_t Tmax)
     for (size_t i = 0; i < sizeof rspec / sizeof rspec[0]; i++) bench_delta(&in, 1, false, rspec[i], 3, S, o, &ms);
     for (uint32_t T = 16; T <= Tmax; T *= 4) {
         double wms;
-        bench_wy(&in, T, S, o, scr, &wms);
-        bench_wy_inv(&in, T, S, o, scr, &wms);
+        bench_wy_cbs(&in, T, S, o, scr, &wms);
         double rms_ = 0, cms = INFINITY;
         bench_delta(&in, T, false, NULL, 0, S, o, &rms_);
         for (size_t i = 0; i < sizeof cspec / sizeof cspec[0]; i++) {
@@ -783,18 +785,12 @@ static void bench(uint32_t Tmax)
     char what[128];
     snprintf(what, sizeof what, "bench T=%u chunked vs recurrent on this device: o", Tmax);
     check_rel(what, qn_h_read(&H, o, out_n(s, Tmax)), qn_h_read(&H, o2, out_n(s, Tmax)), out_n(s, Tmax), TOL_CHUNKED);
-    qn_h_ok(&H, qn_buf_write(H.v, S, 0, S0, state_n(s) * 4), "S");
-    run_wy(wy_pipe(NULL), &in, 0, Tmax, S, o, 16, scr, NULL);
-    snprintf(what, sizeof what, "bench T=%u two-pass (seg 16) vs recurrent on this device: o", Tmax);
-    check_rel(what, qn_h_read(&H, o, out_n(s, Tmax)), qn_h_read(&H, o2, out_n(s, Tmax)), out_n(s, Tmax), TOL_CHUNKED);
     for (uint32_t cb = 16; cb <= 64; cb *= 2) {
-        if (wy_inv_shared(cb) > qn_vk_caps(H.v)->max_shared) continue;
+        if (!wy_set_cb(cb, false)) continue;
         qn_h_ok(&H, qn_buf_write(H.v, S, 0, S0, state_n(s) * 4), "S");
-        wy_pa = qn_h_pipe(&H, QN_K_GDN_CHUNK_WY_INV, cb);
         run_wy(wy_pipe(NULL), &in, 0, Tmax, S, o, 16, scr, NULL);
-        wy_pa = NULL;
-        snprintf(what, sizeof what, "bench T=%u two-pass, pass 1 gdn_chunk_wy_inv(%u), vs recurrent on this device: o",
-                 Tmax, cb);
+        snprintf(what, sizeof what, "bench T=%u two-pass (seg 16), pass 1 gdn_chunk_wy_inv(%u), vs recurrent on this "
+                 "device: o", Tmax, cb);
         check_rel(what, qn_h_read(&H, o, out_n(s, Tmax)), qn_h_read(&H, o2, out_n(s, Tmax)), out_n(s, Tmax), TOL_CHUNKED);
     }
     /* conv and gated norm */

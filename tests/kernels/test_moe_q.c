@@ -29,8 +29,7 @@
  * only those), the default layout and, with --sweep, ranked lists over
  * the QNEXT_MOEQ_LAYOUT space (gate_up and down separately).
  * Run on a GPU, not on lavapipe.
- * --small: Q4_0 and Q6_K cases only, without the real-shape ones (the meson variants other than the first).
- * --flow: only the QNEXT_MOEQ_FLOW cases (flow_case: the int8 gate_up and split down with no barrier between them). */
+ * --small: Q4_0 and Q6_K cases only, without the real-shape ones (the meson variants other than the first). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,10 +51,6 @@ static const enum qn_kernel k_dnx[NFMTS] = { QN_K_MOE_Q_DNX_Q8_0, QN_K_MOE_Q_DNX
                                              QN_K_MOE_Q_DNX_Q5_K, QN_K_MOE_Q_DNX_Q6_K };
 static const enum qn_kernel k_gui8[NFMTS] = { QN_K_MOE_Q_GU_I8_Q8_0, QN_K_MOE_Q_GU_I8_Q4_0, QN_K_MOE_Q_GU_I8_Q4_K,
                                               QN_K_MOE_Q_GU_I8_Q5_K, QN_K_MOE_Q_GU_I8_Q6_K };
-static const enum qn_kernel k_guf[NFMTS] = { QN_K_MOE_Q_GU_I8F_Q8_0, QN_K_MOE_Q_GU_I8F_Q4_0, QN_K_MOE_Q_GU_I8F_Q4_K,
-                                             QN_K_MOE_Q_GU_I8F_Q5_K, QN_K_MOE_Q_GU_I8F_Q6_K };
-static const enum qn_kernel k_dnxf[NFMTS] = { QN_K_MOE_Q_DNXF_Q8_0, QN_K_MOE_Q_DNXF_Q4_0, QN_K_MOE_Q_DNXF_Q4_K,
-                                              QN_K_MOE_Q_DNXF_Q5_K, QN_K_MOE_Q_DNXF_Q6_K };
 
 /* spec constants 0 and 3..6 of both kernels: wg, rows, sgrows, unroll, xsh (0 = the kernel's default), and 7:
  * gate_up's QN_PRE = !nopre, down's QN_KSPLIT = ksplit; xsplit: the down split over the experts (moe_q_dnx_*,
@@ -132,8 +127,7 @@ struct experts {
 
 /* a decode kernel pair and the rows each of its workgroups computes (the dispatch geometry); x: dn is split over
  * the experts (K + 1 groups per row block, binding 15 the scratch) */
-struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; qn_pipe *guf, *dnf; }; /* guf, dnf: the flow pair
-                                                                                  * (bench, QNEXT_MOEQ_FLOW) */
+struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; };
 
 /* the split down's scratch for T tokens: f32 partials [T, K + 1, H], then a counter per (token, row block), zeroed */
 static qn_buf *xs_scratch(struct qn_h *h, uint32_t T, uint32_t K, uint32_t H)
@@ -191,7 +185,7 @@ static struct kpair pair_new(struct qn_h *h, uint32_t fgu, uint32_t fdn, const s
                              const struct qlayout *ld, uint32_t up_off)
 {
     struct kpair kp = { pipe_of(h, (lg->i8 ? k_gui8 : k_gu)[fgu], lg, up_off),
-                        pipe_of(h, (ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0, ld->xsplit != 0, NULL, NULL };
+                        pipe_of(h, (ld->xsplit ? k_dnx : k_dn)[fdn], ld, 0), 0, 0, ld->xsplit != 0 };
     kp.gr = qn_pipe_spec(kp.gu, 3), kp.dr = qn_pipe_spec(kp.dn, 3);
     return kp;
 }
@@ -307,93 +301,6 @@ static void run_case(struct qn_h *h, struct mcase c)
     qn_h_reset(h);
 }
 
-/* true when the n uint32 of b from index `from` are all 0 */
-static bool all_zero(struct qn_h *h, qn_buf *b, size_t from, size_t n)
-{
-    const uint32_t *v = (const uint32_t *)qn_h_read(h, b, from + n);
-    for (size_t i = from; i < from + n; i++)
-        if (v[i]) return false;
-    return true;
-}
-
-/* QNEXT_MOEQ_FLOW: the int8 gate_up and the split down recorded with NO barrier between them (moe_q_gu_i8f_* /
- * moe_q_dnxf_*: the down's groups wait per expert on the flow words, then stage the act row), the down reading the
- * gate_up's act rows (row K, the shared expert's, random as from the route stage); against the int8 gate_up, a
- * barrier and the split down (moe_q_gu_i8_*, checked against its reference in test_qmatvec_i8, and moe_q_dnx_*,
- * checked above) on
- * the same data and pipelines' layout: act and y must be the same bits. Both sequences run twice within one command
- * buffer (y accumulates), so the flow words and the split counters must be back at 0 in between and after. */
-static void flow_case(struct qn_h *h, uint32_t fgu, uint32_t fdn, uint32_t T, uint32_t H, uint32_t I, uint32_t Is,
-                      uint32_t K, uint32_t layout, int absent, bool shq)
-{
-    const uint32_t E = K + 3;
-    struct qn_h_qexp Q;
-    qn_h_qexp_make(h, qtypes[fgu], qtypes[fdn], H, I, E, absent, &Q);
-    struct experts X = experts_upload(h, &Q, E, T, K, H), Xf = X;
-    Xf.xs = xs_scratch(h, T, K, H);
-    int32_t *ids = qn_h_alloc_bytes(h, (size_t)T * K * 4);
-    qn_h_random_ids(h, ids, T, K, E, K);
-    uint32_t as = (I > Is ? I : Is + 3) / 4 * 4 + 4;
-    float *a_h, *y_h, *ds_h;
-    qn_buf *x = qn_h_input_f32(h, "x", (size_t)T * H, -1, 1, NULL), *ds = shared_down(h, shq, qtypes[fdn], H, Is, &ds_h);
-    qn_buf *act = qn_h_input_f32(h, "act", (size_t)T * (K + 1) * as, -1, 1, &a_h);
-    qn_buf *actf = qn_h_upload(h, "act (flow)", a_h, (size_t)T * (K + 1) * as * 4);
-    qn_buf *y = qn_h_input_f32(h, "y", (size_t)T * H, -1, 1, &y_h), *yf = qn_h_upload(h, "y (flow)", y_h, (size_t)T * H * 4);
-    qn_buf *w = qn_h_input_f32(h, "w", (size_t)T * K, 0, 0.5f, NULL), *sg = qn_h_input_f32(h, "sg", T, 0, 1, NULL);
-    qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)T * K * 4);
-    struct qlayout lg = layouts[layout], ld = layouts[layout];
-    lg.i8 = 1, ld.xsplit = 1;
-    struct kpair kp = pair_new(h, fgu, fdn, &lg, &ld, X.up_off), kf = kp;
-    uint32_t sg_[8], sd_[8];
-    for (uint32_t j = 0; j < 8; j++) sg_[j] = qn_pipe_spec(kp.gu, j), sd_[j] = qn_pipe_spec(kp.dn, j);
-    sd_[6] = ((I > Is ? I : Is) + 3) / 4, sd_[7] = 0; /* as forward_pipes.c make_flow_pipes */
-    kf.gu = qn_h_pipe_spec(h, k_guf[fgu], sg_, 8), kf.dn = qn_h_pipe_spec(h, k_dnxf[fdn], sd_, 8);
-    qn_vk_sync_exempt(qn_pipe_vk(kf.dn)); /* sync validation: no barrier after the gate_up, by design */
-    qn_pc_moe pc = { .T = T, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 1, .n_slots = E + 1,
-                     .slots_per_pool = X.spp, .slot_bytes = X.slot_b, .act_stride = as };
-    qn_pc_moe pd = pc;
-    pd.slot_bytes = X.dslot_b, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
-    uint64_t ngu = (uint64_t)K * ((I + kp.gr - 1) / kp.gr), ndn = (uint64_t)(H + kp.dr - 1) / kp.dr * (K + 1);
-    qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
-    for (int rep = 0; rep < 2; rep++) {
-        for (int fl = 0; fl < 2; fl++) {
-            const struct experts *P = fl ? &Xf : &X;
-            qn_buf *a = fl ? actf : act;
-            struct qn_bind g[13] = { QN_BIND(x), QN_BIND(idb), QN_BIND(P->table), QN_BIND(a), QN_BIND(P->pool[0]),
-                                     QN_BIND(P->pool[1]), QN_BIND(P->pool[2]), QN_BIND(P->pool[3]), QN_BIND(P->pool[4]),
-                                     QN_BIND(P->pool[5]), QN_BIND(P->pool[6]), QN_BIND(P->pool[7]), QN_BIND(P->xs) };
-            struct qn_bind d[16] = { QN_BIND(a), QN_BIND(idb), QN_BIND(P->table), QN_BIND(w), QN_BIND(sg), QN_BIND(ds),
-                                     QN_BIND(fl ? yf : y), QN_BIND(P->dpool[0]), QN_BIND(P->dpool[1]), QN_BIND(P->dpool[2]),
-                                     QN_BIND(P->dpool[3]), QN_BIND(P->dpool[4]), QN_BIND(P->dpool[5]),
-                                     QN_BIND(P->dpool[6]), QN_BIND(P->dpool[7]), QN_BIND(P->xs) };
-            qn_cmd_dispatch_nz(h->cmd, fl ? kf.gu : kp.gu, g, fl ? 13 : 12, &pc, sizeof pc, ngu, T);
-            if (!fl) qn_cmd_barrier(h->cmd); /* the flow pair: none */
-            qn_cmd_dispatch_nz(h->cmd, fl ? kf.dn : kp.dn, d, 16, &pd, sizeof pd, ndn, T);
-        }
-        qn_cmd_barrier(h->cmd);
-    }
-    qn_h_ok(h, qn_cmd_end(h->cmd), "end");
-    qn_h_ok(h, qn_cmd_run(h->cmd), "run");
-    size_t na = (size_t)T * (K + 1) * as, ny = (size_t)T * H;
-    const float *ga = qn_h_read(h, act, na), *gaf = qn_h_read(h, actf, na), *gy = qn_h_read(h, y, ny), *gyf = qn_h_read(h, yf, ny);
-    size_t bad_a = 0, bad_y = 0, nan_y = 0;
-    for (size_t i = 0; i < na; i++) bad_a += memcmp(ga + i, gaf + i, 4) != 0;
-    for (size_t i = 0; i < ny; i++) bad_y += memcmp(gy + i, gyf + i, 4) != 0, nan_y += isnan(gyf[i]);
-    /* the flow words (the last 3 T K words of the scratch) and the row-block counters below them */
-    size_t nx = (size_t)T * (K + 1) * H + (size_t)T * H;
-    bool z0 = all_zero(h, Xf.xs, nx - (size_t)T * K * 3, (size_t)T * K * 3);
-    bool z1 = all_zero(h, Xf.xs, (size_t)T * (K + 1) * H, (size_t)T * H - (size_t)T * K * 3);
-    bool ok = !bad_a && !bad_y && z0 && z1 && (absent >= 0 || !nan_y);
-    h->checks++;
-    if (!ok) h->failures++;
-    printf("%-4s flow %s gate/up (%s) + %s down (%s), no barrier, twice: T %u H %u I %u Is %u%s K %u layout %u%s: "
-           "act %zu / y %zu values differ from the barrier pair (%zu NaN y), flow words %s, split counters %s\n",
-           ok ? "ok" : "FAIL", qn_ggml_type_name(qtypes[fgu]), qn_pipe_info(kf.gu)->name, qn_ggml_type_name(qtypes[fdn]),
-           qn_pipe_info(kf.dn)->name, T, H, I, Is, shq ? " (blocks)" : "", K, layout,
-           absent >= 0 ? " absent expert" : "", bad_a, bad_y, nan_y, z0 ? "0" : "NOT 0", z1 ? "0" : "NOT 0");
-    qn_h_reset(h);
-}
-
 /* ---- --bench: the model's decode MoE on model-like memory ---------------------------------------- */
 
 #define BL_MAX 48u /* layers (the 80B's 48) */
@@ -506,19 +413,14 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
             struct qn_bind ids = QN_BIND_RANGE(B->ids, (uint64_t)(t * B->L + l) * B->idst * 4, (uint64_t)B->K * 4);
             qn_pc_moe pd = pc;
             pd.slot_bytes = B->X.dslot_b, pd.slots_per_pool = B->dspp, pd.flags = shq ? QN_MOE_SHARED_Q : 0;
-            bool fl = kp[l]->guf && kp[l]->dnf && !marks; /* the flow pair: no barrier (and no timestamps) between */
-            struct kpair kd = *kp[l];
-            if (fl) kd.dn = kd.dnf;
             if (marks) qn_cmd_mark(h->cmd, "gate_up");
-            const struct qn_bind gb[13] = { QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act), QN_BIND(B->X.pool[0]),
-                                            QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
-                                            QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]),
-                                            QN_BIND(B->X.pool[7]), QN_BIND(B->X.xs) };
-            qn_cmd_dispatch_nz(h->cmd, fl ? kp[l]->guf : kp[l]->gu, gb, fl ? 13 : 12, &pc, sizeof pc,
-                               (uint64_t)B->K * ((B->I + kp[l]->gr - 1) / kp[l]->gr), 1);
-            if (!fl) qn_cmd_barrier(h->cmd);
+            qn_cmd_dispatch_nz(h->cmd, kp[l]->gu, QN_BINDS(QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act),
+                               QN_BIND(B->X.pool[0]), QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
+                               QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]), QN_BIND(B->X.pool[7])),
+                               &pc, sizeof pc, (uint64_t)B->K * ((B->I + kp[l]->gr - 1) / kp[l]->gr), 1);
+            qn_cmd_barrier(h->cmd);
             if (marks) qn_cmd_mark(h->cmd, "down");
-            record_down(h->cmd, &B->X, &kd, &pd, ids, B->w, B->sg, shq ? B->dsq[l] : B->dsf[l], B->y, B->act);
+            record_down(h->cmd, &B->X, kp[l], &pd, ids, B->w, B->sg, shq ? B->dsq[l] : B->dsf[l], B->y, B->act);
             qn_cmd_barrier(h->cmd);
         }
     qn_h_ok(h, qn_cmd_end(h->cmd), "end");
@@ -655,21 +557,6 @@ static void bench_i8(struct qn_h *h, const struct bmodel *B, int reps)
     static const struct qlayout g = { .i8 = 1 }, g8 = { 256, 8, 1, 2, 0, 0, 0, 0, 1 }, g4 = { 128, 4, 1, 2, 0, 0, 0, 0, 1 },
                                 xs = { .xsplit = 1 }, x8 = { 64, 8, 2, 1, 0, 0, 0, 1, 0 }, x32 = { 128, 32, 4, 1, 0, 0, 0, 1, 0 };
     bench_line(B, "i8 gate_up + split down (the model's default)", bench_layout(h, B, &g, &xs, true, reps, false), true);
-    { /* QNEXT_MOEQ_FLOW: the same pair with no barrier between (timed as a whole only) */
-        struct kpair pairs[NFMTS] = { 0 }, *kp[BL_MAX];
-        bench_pairs(h, B, &g, &xs, pairs, kp);
-        for (uint32_t f = 0; f < NFMTS; f++) {
-            if (!pairs[f].gu) continue;
-            uint32_t sg_[8], sd_[8];
-            for (uint32_t j = 0; j < 8; j++) sg_[j] = qn_pipe_spec(pairs[f].gu, j), sd_[j] = qn_pipe_spec(pairs[f].dn, j);
-            sd_[6] = ((B->I > B->Is ? B->I : B->Is) + 3) / 4, sd_[7] = 0;
-            pairs[f].guf = qn_h_pipe_spec(h, k_guf[2], sg_, 8), pairs[f].dnf = qn_h_pipe_spec(h, k_dnxf[f], sd_, 8);
-            qn_vk_sync_exempt(qn_pipe_vk(pairs[f].dnf));
-        }
-        struct bres a = bench_run(h, B, kp, true, reps, false);
-        printf("  %-44s layer (no timestamps) %6.1f us %6.0f GB/s\n", "i8 gate_up + split down, FLOW (no barrier)", a.all,
-               (B->mb_gu + bench_mb_dn(B, true)) / a.all * 1e3);
-    }
     bench_line(B, "i8 gate_up + split down, shared f32", bench_layout(h, B, &g, &xs, false, reps, false), false);
     bench_line(B, "i8 gate_up + split down 64,8,2,1", bench_layout(h, B, &g, &x8, true, reps, false), true);
     bench_line(B, "i8 gate_up + split down 128,32,4,1", bench_layout(h, B, &g, &x32, true, reps, false), true);
@@ -725,12 +612,11 @@ int main(int argc, char **argv)
 {
     bool do_bench = false, small = false, sweep = false, quick = false; /* --small: fewer cases (the meson variants but
                                                                          * the first); --quick: --bench's int8 lines only */
-    bool flow_only = false; /* --flow: the QNEXT_MOEQ_FLOW cases only (a quick check on a real GPU) */
     uint32_t L = 48, NT = 4, E = 512;
     int reps = 10;
     for (int i = 1; i < argc; i++) {
         do_bench |= !strcmp(argv[i], "--bench"), small |= !strcmp(argv[i], "--small"), sweep |= !strcmp(argv[i], "--sweep");
-        quick |= !strcmp(argv[i], "--quick"), flow_only |= !strcmp(argv[i], "--flow");
+        quick |= !strcmp(argv[i], "--quick");
         if (i + 1 < argc && !strcmp(argv[i], "--layers")) L = (uint32_t)atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--tokens")) NT = (uint32_t)atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
@@ -739,7 +625,6 @@ int main(int argc, char **argv)
     }
     struct qn_h h;
     qn_h_open(&h, "moe_q", argc, argv);
-    bool idot = (qn_vk_caps(h.v)->features & QN_FEAT_INT_DOT) != 0; /* the int8 kernels need shaderIntegerDotProduct */
     if (do_bench) {
         if (L < 1 || L > BL_MAX || NT < 1 || NT * L * 2 > 2000 || reps < 1 || E < 10 || E > QN_MOE_MAX_E) {
             fprintf(stderr, "test_moe_q --bench: --layers 1..%u, --tokens >= 1 with tokens x layers <= 1000, --reps >= 1, "
@@ -752,7 +637,7 @@ int main(int argc, char **argv)
     /* every format with the default layout and a mixed pair with an absent expert; the other layouts (each
      * one more pipeline to compile: slow on lavapipe) on a 32-element and a 256-element format; the shared down
      * in blocks (QN_MOE_SHARED_Q) */
-    for (uint32_t f = 0; f < NFMTS && !flow_only; f++) {
+    for (uint32_t f = 0; f < NFMTS; f++) {
         if (small && f != 1 && f != 4) continue; /* --small: Q4_0 and Q6_K only */
         uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
         for (uint32_t l = 0; l < NLAYOUTS; l++)
@@ -783,21 +668,11 @@ int main(int argc, char **argv)
     }
     /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets, QN_KSPLIT, split, split
      * with the weights staged */
-    if (!small && !flow_only)
+    if (!small)
         for (int v = 0; v < 4; v++)
             run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
                                          .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
                                          .xsplit = v >= 2 });
-    /* QNEXT_MOEQ_FLOW (int8 gate_up + split down, no barrier): the Q4_K_M mix at the real row lengths; Q4_0 / Q6_K
-     * with an absent expert, the f32 shared down, a small layout and a workgroup below a subgroup */
-    bool flow = idot && !(qn_kernel_infos[QN_K_MOE_Q_DNXF_Q4_K].features & ~qn_vk_caps(h.v)->features);
-    if (!flow) printf("NOTE: no int8 dot or no subgroups on this device: the flow cases are not run\n");
-    if (flow && !small) flow_case(&h, 2, 4, 1, 2048, 512, 512, 10, 0, -1, true);
-    if (flow) {
-        flow_case(&h, 1, 1, 3, 96, 64, 64, 3, 0, 2, true);
-        flow_case(&h, 4, 4, 2, 256, 256, 37, 4, 1, -1, false);
-        flow_case(&h, 4, 1, 2, 256, 256, 64, 3, 3, 1, true);
-    }
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
 }
