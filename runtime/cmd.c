@@ -201,6 +201,7 @@ int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32
     if (!c->recording) return rec_fail(c, -EINVAL, "qn_cmd_dispatch: not recording (call qn_cmd_begin first)");
     if (!p) return rec_fail(c, -EINVAL, "qn_cmd_dispatch: no pipeline");
     if (c->xfer_only) return rec_fail(c, -EINVAL, "qn_cmd_dispatch: a transfer-queue command buffer runs no dispatches");
+    if ((rc = qn_pipe_wait(p)) < 0) return rec_fail(c, rc, "%s", qn_errmsg());
     const struct qn_kernel_info *ki = qn_pipe_info(p);
     const struct qn_caps *caps = &c->v->caps;
     if (push_size != ki->push_size || (push_size && !push))

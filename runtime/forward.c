@@ -15,6 +15,7 @@
 #include "forward_rec.h"
 #include "qn_log.h"
 #include "qn_num.h"
+#include "qn_time.h"
 
 #define F32 4u
 
@@ -282,7 +283,7 @@ static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn
         linear(r, W, x, y, T, false);
         return;
     }
-    if (norm_parts(r, W, y)) return; /* the parts in one dispatch (QNEXT_MV_PARTS) */
+    if (norm_parts(r, W, y)) return; /* the parts in one dispatch (mv_parts: without the int8-dot matvecs) */
     qn_pc_mv_norm pc = { .rows = W->rows, .cols = W->cols, .flags = r->nxn ? QN_MATVEC_WRITE_XN : 0,
                          .eps = r->cfg->rms_norm_eps, .w_add = 1 };
     if (W->nsub && T == 1) {
@@ -675,19 +676,6 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     pd.slots_per_pool = m->d_slots_per_pool;
     struct qn_bind sd = shared_down_bind(L, &pd.flags);
     const qn_pipe *dnx = f->moe_qdnx[qn_fwd_q_index(L->exp_qtype[2])];
-    const qn_pipe *guf = f->moe_qgu_flow[qn_fwd_q_index(L->exp_qtype[0])], *dnf = f->moe_qdnx_flow[qn_fwd_q_index(L->exp_qtype[2])];
-    if (guf && dnf && dnx && r->T <= f->dxs_t && qn_pipe_spec(dnf, 3) == qn_pipe_spec(dnx, 3)) {
-        /* QNEXT_MOEQ_FLOW=1: no barrier between the two; each down group waits for its expert's act row (the flow
-         * words at the end of f->dxs) */
-        qn_cmd_dispatch_nz(r->c, guf, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
-                                               POOLS(m), QN_BIND(f->dxs)),
-                           pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(guf, 3)), r->T);
-        qn_cmd_dispatch_nz(r->c, dnf, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
-                                               QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m), QN_BIND(f->dxs)),
-                           &pd, sizeof pd, (uint64_t)cdiv(pc->H, qn_pipe_spec(dnf, 3)) * (pc->K + 1), r->T);
-        barrier(r);
-        return;
-    }
     qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
                                           POOLS(m)),
                        pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
@@ -1010,9 +998,7 @@ static int alloc_dxs(qn_fwd *f)
     if (!rows) return 0;
     uint64_t H = (uint64_t)f->m->c.hidden_size, K = (uint64_t)f->m->c.top_k;
     f->dxs_t = f->tmax < moe_token_t(f) ? f->tmax : moe_token_t(f);
-    bool flow = false; /* QNEXT_MOEQ_FLOW: 3 flow words per (token, expert) at the end, the counters below them */
-    for (int i = 0; i < 5; i++) flow |= f->moe_qdnx_flow[i] != NULL;
-    uint64_t n = (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows) + (flow ? 3 * K : 0));
+    uint64_t n = (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows));
     int rc = buf(f, QN_MEM_DEVICE, n * 4, "split down partials", &f->dxs);
     return rc ? rc : qn_buf_fill(f->v, f->dxs, 0, f->dxs->size, 0);
 }
@@ -1113,15 +1099,14 @@ static int alloc_gscr(qn_fwd *f)
     return rc ? rc : qn_buf_fill(f->v, f->gscr, 0, f->gscr->size, 0);
 }
 
-/* gdn_chunk_wy's scratch: one record (pc_gdn.h) per (chunk, value head) of a segment of wy_seg chunks (fewer when
+/* gdn_chunk_wy_inv's scratch: one record (pc_gdn.h) per (chunk, value head) of a segment of wy_seg chunks (fewer when
  * tmax is shorter) */
 static uint64_t wy_bytes(const qn_fwd *f)
 {
     const qn_config *c = &f->m->c;
     uint64_t dk = (uint64_t)c->lin_k_dim, dv = (uint64_t)c->lin_v_dim, nc = cdiv(f->tmax, 64);
     if (nc > f->wy_seg) nc = f->wy_seg;
-    /* + 256: with wy_overlap the second half of the scratch starts aligned */
-    return (2 * 64 * dk + 64 * dv + 68) * (uint64_t)c->lin_v_heads * nc * 4 + 256;
+    return (2 * 64 * dk + 64 * dv + 68) * (uint64_t)c->lin_v_heads * nc * 4;
 }
 
 /* The guess node's buffers (tune.guess_next); the logits' spare words stay 0 (the router reads one past a row
@@ -1166,6 +1151,30 @@ int qn_fwd_outputs(qn_fwd *f, uint32_t rows, uint32_t k, bool hidden)
     return changed;
 }
 
+/* The forward pass's pipelines, compiled on the pipeline pool's threads and timed; the pipeline cache is saved once
+ * they exist (a run killed later keeps them). H100 (580 driver, its shader disk cache off), golden small: 40
+ * pipelines in 8.2 s on one thread, 2.1 s on 8, 13-49 ms from the cache. Lavapipe (Mesa 22.3) caches nothing (its
+ * cache data is the 32-byte header): 39 pipelines, 1 s quiet, every run. */
+static int make_pipes(qn_fwd *f)
+{
+    struct qn_pipe_stats a, b;
+    qn_pipe_stats(f->v, &a);
+    if (a.cache_on && !a.cache_bytes)
+        QN_WARN("pipeline cache empty: compiling the forward pass's pipelines (first run on this device and driver; "
+                "cached afterwards)");
+    double t0 = qn_now_s();
+    int rc = qn_pipe_async_begin(f->v);
+    if (!rc) rc = qn_fwd_make_pipes(f);
+    if (!rc) rc = qn_fwd_make_norm_pipes(f);
+    int rc2 = qn_pipe_async_end(f->v); /* the first error wins */
+    if (!rc) rc = rc2;
+    if (!rc) qn_pipe_cache_save(f->v);
+    qn_pipe_stats(f->v, &b); /* the line comes after the save (tests/model/pcache_check.py waits for it) */
+    QN_INFO("pipelines: %u created in %.0f ms (%.0f ms of compiles; %u cache hits)", b.made - a.made,
+            (qn_now_s() - t0) * 1e3, b.ms - a.ms, b.hits - a.hits);
+    return rc;
+}
+
 int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, uint32_t tmax, uint32_t cap)
 {
     memset(f, 0, sizeof *f);
@@ -1180,8 +1189,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     f->cap = cap;
     f->st = calloc((size_t)m->c.num_layers, sizeof *f->st);
     if (!f->st) return qn_fail(-ENOMEM, "out of memory");
-    int rc = qn_fwd_make_pipes(f);
-    if (!rc) rc = qn_fwd_make_norm_pipes(f);
+    int rc = make_pipes(f);
     if (!rc) rc = alloc_state(f);
     if (!rc) rc = alloc_acts(f);
     if (!rc) rc = buf(f, QN_MEM_DEVICE, (uint64_t)tmax * 4, "router counters", &f->rcnt);
@@ -1189,7 +1197,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = alloc_dxs(f);
     if (!rc) rc = alloc_router_b16(f);
     if (!rc && f->gdn_dec) rc = alloc_gscr(f);
-    if (!rc && f->wy_a) rc = buf(f, QN_MEM_DEVICE, wy_bytes(f), "gdn_chunk_wy records", &f->wy_scr);
+    if (!rc && f->wy_a) rc = buf(f, QN_MEM_DEVICE, wy_bytes(f), "gdn_chunk_wy_inv records", &f->wy_scr);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
     if (!rc && f->tune.guess_next) rc = alloc_guess(f);
     if (!rc) rc = qn_fwd_reset(f);

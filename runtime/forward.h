@@ -77,9 +77,9 @@ typedef struct qn_fwd {
     qn_pipe *qmatvec_norm[5]; /* qmatvec with the RMSNorm prologue, by q_index; NULL where qmatvec[i] is */
     qn_pipe *qmatvec_norm_route[5]; /* ... and the router epilogue (parts of a GGUF W_moe) */
     qn_pipe *mv_parts[8];   /* mv_parts.comp: a GGUF mixed-type weight's parts under one RMSNorm in one decode dispatch,
-                               one pipeline per parts signature (spec 6, qn_fwd_parts_sig) the model has (env
-                               QNEXT_MV_PARTS=1; the default without the int8-dot matvecs); NULL: one matvec_norm
-                               dispatch per part (the default with them) */
+                               one pipeline per parts signature (spec 6, qn_fwd_parts_sig) the model has, made
+                               only without the int8-dot matvecs; NULL: one matvec_norm dispatch per part (always
+                               with them; env QNEXT_MV_PARTS=0 without them too) */
     qn_pipe *route_one[5];  /* route_mixed: a GGUF W_moe's f32 parts + parts of block type i, one dispatch; NULL if none */
     qn_pipe *moe_qgu[5], *moe_qdn[5]; /* GGUF block experts (qn_mlayer.exp_qtype), by q_index; NULL when unused */
     qn_pipe *moe_qdnx[5];   /* ... their down split over the experts (default; NULL with QNEXT_MOEQ_DN=rows) */
@@ -111,13 +111,11 @@ typedef struct qn_fwd {
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *gdn_dec;       /* gdn_decode.comp: a decode token's conv + delta rule (+ gated norm when its spec 4 is 1)
                                in one dispatch (env QNEXT_GDN_FUSE=1|2); NULL: three dispatches (0, the default) */
-    qn_pipe *wy_a, *wy_b;   /* the two-pass chunked delta rule for prefill (gdn_chunk_wy: per-chunk factors of all
-                               chunks at once, gdn_chunk_state: the walk over the chunks; env QNEXT_GDN_WY=1); NULL:
+    qn_pipe *wy_a, *wy_b;   /* the two-pass chunked delta rule for prefill (gdn_chunk_wy_inv: per-chunk factors of
+                               all chunks at once, gdn_chunk_state: the walk over the chunks; env QNEXT_GDN_WY); NULL:
                                gdn_chunked */
     uint32_t wy_seg;        /* chunks per segment of the two passes (env QNEXT_GDN_WY_SEG; the scratch holds one) */
     uint32_t wy_min_t;      /* the two passes for prefill calls of at least this many tokens (env QNEXT_GDN_WY) */
-    bool wy_overlap;        /* env QNEXT_GDN_WY_OVERLAP=1: segments of half the scratch each, pass 1 of segment k + 1
-                               recorded beside pass 2 of segment k (no barrier between them; forward_gdn.c) */
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *pre_cm;        /* attn_prefill_cm (flash attention on tensor cores) or its emulated twin in attn_prefill's
                                place (env QNEXT_ATTN_CM=1 | emu, forward_pipes.c make_attn_cm_pipe); NULL: attn_prefill */
@@ -135,9 +133,6 @@ typedef struct qn_fwd {
      * mv_pick() takes in their place; all NULL when off or when a dense block weight has more columns than they stage */
     qn_pipe *qmv_i8[4][5];
     qn_pipe *moe_qgu_i8[5]; /* QNEXT_IDOT=2: also the routed gate_up's twins (moe_q_i8.comp, moe_qgu's layout) */
-    qn_pipe *moe_qgu_flow[5], *moe_qdnx_flow[5]; /* QNEXT_MOEQ_FLOW=1: that gate_up and the split down with no barrier
-                               between them, the down waiting per expert (common/moe_flow.glsl: 3 words per token
-                               and expert at the end of dxs); NULL otherwise */
 
     /* per-sequence state (zeroed by qn_fwd_reset) */
     struct qn_fwd_layer_state *st;  /* [num_layers] */
@@ -154,7 +149,7 @@ typedef struct qn_fwd {
     qn_buf *mm;             /* f32 [tmax, E + 2 Is + 1] MoE dense product */
     qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
     qn_buf *gscr;           /* gdn_decode's counters (zero between calls) and per-block sums; NULL without gdn_dec */
-    qn_buf *wy_scr;         /* gdn_chunk_wy's records of one segment (pc_gdn.h); NULL without wy_a */
+    qn_buf *wy_scr;         /* gdn_chunk_wy_inv's records of one segment (pc_gdn.h); NULL without wy_a */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
     qn_buf *dxs;            /* split down (moe_qdnx): f32 partials [dxs_t, K + 1, H], then uint32 row-block counters
                              * at the end of the buffer (zero between calls); NULL without moe_qdnx */

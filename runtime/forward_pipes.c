@@ -463,38 +463,38 @@ static uint32_t gdn_fuse(void)
 static uint32_t wy_state_shared(uint32_t dkmax, uint32_t bv) { return 4 * (dkmax * bv + 64 * bv + 2 * 64 * 36); }
 static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2112 + 64 * cb + 7 * 64); }
 
-/* env QNEXT_GDN_WY_INV: pass 1 as products with (I + L)^-1 (gdn_chunk_wy_inv) instead of the per-column substitution
- * of gdn_chunk_wy: 1 with the widest column block CB of 64, 32, 16 whose shared memory fits the device; 16, 32 or 64
- * that block (if it fits); unset or 0: gdn_chunk_wy. Returns CB, 0 for gdn_chunk_wy. */
+/* The column block CB of pass 1 (gdn_chunk_wy_inv: products with (I + L)^-1): the widest of 64, 32, 16 whose shared
+ * memory fits the device (H100 run 31, test_gdn --bench, both passes at 4096 tokens in segments of 16 chunks: 3.13 /
+ * 3.23 / 3.43 ms at CB 64 / 32 / 16, against 3.25 ms for the per-column substitution pass 1 it replaced); env
+ * QNEXT_GDN_WY_INV=16|32|64 that block for A/B (a warning and the widest that fits for another value or a block that
+ * does not fit). Returns CB, 0 where not even CB 16 fits. */
 static uint32_t wy_inv_cb(const qn_fwd *f)
 {
     const char *e = getenv("QNEXT_GDN_WY_INV");
-    uint32_t have = qn_vk_caps(f->v)->max_shared, cb = 0;
-    if (!e || !strcmp(e, "0")) return 0;
-    if (!strcmp(e, "1")) {
-        for (cb = 64; cb >= 16 && wy_inv_shared(cb) > have; cb /= 2) {}
-    } else if (sscanf(e, "%u", &cb) != 1 || (cb != 16 && cb != 32 && cb != 64)) {
-        QN_WARN("QNEXT_GDN_WY_INV=%s is not 0, 1, 16, 32 or 64; using gdn_chunk_wy", e);
-        return 0;
-    }
-    if (cb < 16 || wy_inv_shared(cb) > have) {
-        QN_WARN("QNEXT_GDN_WY_INV=%s: %u bytes of shared memory (device: %u); using gdn_chunk_wy", e,
-                wy_inv_shared(cb < 16 ? 16 : cb), have);
-        return 0;
-    }
-    return cb;
+    uint32_t have = qn_vk_caps(f->v)->max_shared, fit = 64, cb;
+    for (; fit >= 16 && wy_inv_shared(fit) > have; fit /= 2) {}
+    if (fit < 16) fit = 0;
+    if (!e || !fit) return fit;
+    cb = !strcmp(e, "16") ? 16 : !strcmp(e, "32") ? 32 : !strcmp(e, "64") ? 64 : 0;
+    if (!cb) QN_WARN("QNEXT_GDN_WY_INV=%s is not 16, 32 or 64; using CB %u", e, fit);
+    else if (wy_inv_shared(cb) > have)
+        QN_WARN("QNEXT_GDN_WY_INV=%s: %u bytes of shared memory (device: %u); using CB %u", e, wy_inv_shared(cb), have,
+                fit);
+    else return cb;
+    return fit;
 }
 
-/* env QNEXT_GDN_WY: the prefill delta rule in two passes (gdn_chunk_wy + gdn_chunk_state) instead of gdn_chunked.
+/* env QNEXT_GDN_WY: the prefill delta rule in two passes (gdn_chunk_wy_inv + gdn_chunk_state) instead of gdn_chunked.
  * Unset: the default, for calls of 256 tokens or more (H100 run 28, full 80B Q4_K_M: 4116 vs 3638 tok/s at 4096
  * tokens, 2393 vs 2220 at 512; the kernel loses to gdn_chunked at 64 tokens); 1: for every call of 16 tokens or more;
  * N > 1: for calls of at least N (and 16) tokens; 0: never;
  * QNEXT_GDN_WY_LAYOUT=WG,BV[,PF] of the second pass (default 256,32,1 where its 43 KB of shared memory fit (H100 run
  * 30: +1% at 512 tokens, +4% at 4096 with the conv's 1024,32), else 256,16,1; WG / BV must divide 32 and WG be at
- * most 1024; PF 1: each stage's loads issued one stage ahead, 2: two stages ahead),
+ * most 1024; PF 1: each stage's loads issued one stage ahead, 0: at the stage),
  * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default 16: the scratch holds 2 MB per chunk at the 80B's
- * shape). Not taken when dk or dv is not a multiple of 4 or the layout's shared memory does not fit: a warning when
- * QNEXT_GDN_WY or its layout was asked for, an info line (-v) for the default. */
+ * shape), QNEXT_GDN_WY_INV=16|32|64 pass 1's column block (wy_inv_cb). Not taken when dk or dv is not a multiple
+ * of 4, the layout's shared memory does not fit or not even pass 1's CB 16 does: a warning when QNEXT_GDN_WY, its
+ * layout or CB was asked for, an info line (-v) for the default. */
 static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
 {
     const qn_config *c = &f->m->c;
@@ -506,8 +506,8 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
     uint32_t lay[3] = { 256, bv, 1 }, seg = 16;
     const char *el = getenv("QNEXT_GDN_WY_LAYOUT"), *es = getenv("QNEXT_GDN_WY_SEG");
     if (el && (sscanf(el, "%u,%u,%u", &lay[0], &lay[1], &lay[2]) < 2 || !lay[1] || lay[0] % lay[1] || lay[0] > 1024 ||
-               32 % (lay[0] / lay[1]) || lay[2] > 2)) {
-        QN_WARN("QNEXT_GDN_WY_LAYOUT=%s is not WG,BV[,PF] (WG / BV dividing 32, WG at most 1024, PF 0, 1 or 2); using "
+               32 % (lay[0] / lay[1]) || lay[2] > 1)) {
+        QN_WARN("QNEXT_GDN_WY_LAYOUT=%s is not WG,BV[,PF] (WG / BV dividing 32, WG at most 1024, PF 0 or 1); using "
                 "256,%u,1", el, bv);
         lay[0] = 256, lay[1] = bv, lay[2] = 1;
     }
@@ -515,23 +515,19 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
         QN_WARN("QNEXT_GDN_WY_SEG=%s is not a positive chunk count; using 16", es);
         seg = 16;
     }
-    uint32_t shared = wy_state_shared(dkmax, lay[1]);
-    if (c->lin_k_dim % 4 || c->lin_v_dim % 4 || shared > qn_vk_caps(f->v)->max_shared) {
-        qn_log(e || el ? QN_LOG_WARN : QN_LOG_INFO, "QNEXT_GDN_WY: dk %d / dv %d not multiples of 4, or %u bytes of "
-               "shared memory (device: %u); using gdn_chunked", c->lin_k_dim, c->lin_v_dim, shared,
-               qn_vk_caps(f->v)->max_shared);
+    uint32_t shared = wy_state_shared(dkmax, lay[1]), cb = wy_inv_cb(f);
+    if (c->lin_k_dim % 4 || c->lin_v_dim % 4 || shared > qn_vk_caps(f->v)->max_shared || !cb) {
+        qn_log(e || el || getenv("QNEXT_GDN_WY_INV") ? QN_LOG_WARN : QN_LOG_INFO, "QNEXT_GDN_WY: dk %d / dv %d not "
+               "multiples of 4, or %u bytes of shared memory for pass 2 or %u for pass 1 (device: %u); using "
+               "gdn_chunked", c->lin_k_dim, c->lin_v_dim, shared, wy_inv_shared(16), qn_vk_caps(f->v)->max_shared);
         return 0;
     }
     int rc;
-    uint32_t cb = wy_inv_cb(f);
-    if (cb) PIPE(QN_K_GDN_CHUNK_WY_INV, &f->wy_a, cb);
-    else PIPE0(QN_K_GDN_CHUNK_WY, &f->wy_a);
+    PIPE(QN_K_GDN_CHUNK_WY_INV, &f->wy_a, cb);
     PIPE(QN_K_GDN_CHUNK_STATE, &f->wy_b, lay[0], lay[1], dkmax, lay[2]);
-    QN_DEBUG("QNEXT_GDN_WY: %s + gdn_chunk_state(%u,%u,%u,%u), segments of %u chunks, calls of %u+ tokens",
-             cb ? "gdn_chunk_wy_inv" : "gdn_chunk_wy", lay[0], lay[1], dkmax, lay[2], seg, f->wy_min_t);
+    QN_DEBUG("QNEXT_GDN_WY: gdn_chunk_wy_inv(%u) + gdn_chunk_state(%u,%u,%u,%u), segments of %u chunks, calls of %u+ "
+             "tokens", cb, lay[0], lay[1], dkmax, lay[2], seg, f->wy_min_t);
     f->wy_seg = seg;
-    const char *eo = getenv("QNEXT_GDN_WY_OVERLAP"); /* 1: pass 1 of segment k + 1 beside pass 2 of k (forward_gdn.c) */
-    f->wy_overlap = eo && !strcmp(eo, "1");
     return 0;
 }
 
@@ -863,41 +859,6 @@ static int make_i8_gu_pipes(qn_fwd *f)
     return 0;
 }
 
-/* Env QNEXT_MOEQ_FLOW=1 (A/B, off by default; needs QNEXT_IDOT=2's gate_up twins and subgroups): f->moe_qgu_flow and
- * f->moe_qdnx_flow, the int8 gate_up and the split down that forward.c records with NO barrier between them, the
- * down's groups waiting per expert on the flow words (common/moe_flow.glsl, the end of f->dxs). The gate_up keeps moe_qgu_i8's
- * spec; the down moe_qdnx's with the act row staged (spec 6 = max(I, Is) / 4) and no weight staging (spec 7 0). */
-static int make_flow_pipes(qn_fwd *f)
-{
-    static const enum qn_kernel kg[5] = { QN_K_MOE_Q_GU_I8F_Q8_0, QN_K_MOE_Q_GU_I8F_Q4_0, QN_K_MOE_Q_GU_I8F_Q4_K,
-                                          QN_K_MOE_Q_GU_I8F_Q5_K, QN_K_MOE_Q_GU_I8F_Q6_K };
-    static const enum qn_kernel kd[5] = { QN_K_MOE_Q_DNXF_Q8_0, QN_K_MOE_Q_DNXF_Q4_0, QN_K_MOE_Q_DNXF_Q4_K,
-                                          QN_K_MOE_Q_DNXF_Q5_K, QN_K_MOE_Q_DNXF_Q6_K };
-    const char *e = getenv("QNEXT_MOEQ_FLOW");
-    const struct qn_caps *caps = qn_vk_caps(f->v);
-    uint32_t I = (uint32_t)f->m->c.moe_inter, Is = (uint32_t)f->m->c.shared_inter, n = I > Is ? I : Is;
-    int rc;
-    if (!e || strcmp(e, "1")) return 0;
-    for (int i = 0; i < 5; i++) {
-        const qn_pipe *g = f->moe_qgu_i8[i];
-        if (!g || (qn_kernel_infos[kg[i]].features & ~caps->features)) continue;
-        uint32_t s[8];
-        for (uint32_t j = 0; j < 8; j++) s[j] = qn_pipe_spec(g, j);
-        if ((rc = pipe(f, kg[i], &f->moe_qgu_flow[i], 8, s))) return rc;
-    }
-    for (int i = 0; i < 5; i++) {
-        const qn_pipe *d = f->moe_qdnx[i];
-        if (!d || (qn_kernel_infos[kd[i]].features & ~caps->features)) continue;
-        uint32_t s[8];
-        for (uint32_t j = 0; j < 8; j++) s[j] = qn_pipe_spec(d, j);
-        s[6] = (n + 3) / 4, s[7] = 0;
-        if ((rc = pipe(f, kd[i], &f->moe_qdnx_flow[i], 8, s))) return rc;
-        qn_vk_sync_exempt(qn_pipe_vk(f->moe_qdnx_flow[i])); /* no barrier after the gate_up, by design */
-    }
-    QN_DEBUG("QNEXT_MOEQ_FLOW=1: the routed gate_up and split down with no barrier between them (per-expert waits)");
-    return 0;
-}
-
 /* Env QNEXT_IDOT=1: f->qmv_i8, the int8-dot twins of the decode block matvecs (qmatvec, qmatvec_s, qmatvec_norm,
  * qmatvec_norm_s after the env layouts) with their spec 0-3 and PRE, x staged for the model's widest block weight
  * (spec 4; up to 8192 columns, shared memory). None, with a warning, on a device without shaderIntegerDotProduct or
@@ -933,8 +894,7 @@ static int make_i8_pipes(qn_fwd *f)
             if ((rc = pipe(f, k < 2 ? ki[i] : kn[i], &f->qmv_i8[k][i], 6, s))) return rc;
         }
     QN_DEBUG("QNEXT_IDOT=%s: int8-dot decode block matvecs, x staged up to %u columns", e, (cols + 31) / 32 * 32);
-    if (!strcmp(e, "2") && ((rc = make_i8_gu_pipes(f)) || (rc = make_flow_pipes(f)))) return rc;
-    return 0;
+    return strcmp(e, "2") ? 0 : make_i8_gu_pipes(f);
 }
 
 uint32_t qn_fwd_parts_sig(const qn_wt *W)
@@ -949,10 +909,10 @@ uint32_t qn_fwd_parts_sig(const qn_wt *W)
     return sig;
 }
 
-/* mv_parts (a GGUF mixed-type weight's parts, f32 or any block type, under one RMSNorm in one decode dispatch; the
- * default where the int8-dot matvecs are off, H100 run 22; with them on, one int8 matvec_norm dispatch per part is the
- * default: H100 runs 25 / 30, 183.6 / 184.0 against 178.0 / 179.5 tok/s), env QNEXT_MV_PARTS=1 asks for it there too,
- * QNEXT_MV_PARTS=0 never (one matvec_norm dispatch per part): a pipeline per parts signature among the layers'
+/* mv_parts (a GGUF mixed-type weight's parts, f32 or any block type, under one RMSNorm in one decode dispatch; H100
+ * run 22) where the int8-dot matvecs are off; with them on, never (one int8 matvec_norm dispatch per part: H100 runs
+ * 25 / 30 / 32, 183.6 / 184.0 / 184 against mv_parts' 178.0 / 179.5 / 178.1 tok/s); env QNEXT_MV_PARTS=0 never
+ * (one matvec_norm dispatch per part): a pipeline per parts signature among the layers'
  * in projections (GDN in_proj, attention qkv), when the device has subgroup arithmetic and H is a multiple of 32 up
  * to 4096 (x staged: XSH = H / 4). Layout route_mixed's (WG 512, f32 rows 8, block rows 16, unrolls 8 / 2: one
  * subgroup per block row, each lane one batch of loads at H = 2048), 256,8,16,16,4 below 512 invocations;
@@ -966,9 +926,8 @@ static int make_mv_parts_pipes(qn_fwd *f)
     if ((e && !strcmp(e, "0")) || H % 32 || H > 4096) return 0;
     bool i8on = false; /* the int8-dot norm matvecs are made (make_i8_pipes ran first) */
     for (int i = 0; i < 5; i++) i8on |= f->qmv_i8[2][i] != NULL;
-    if (i8on && !(e && !strcmp(e, "1"))) {
-        QN_DEBUG("mv_parts: off under the int8-dot matvecs (one int8 dispatch per in-projection part; QNEXT_MV_PARTS=1 "
-                 "takes mv_parts)");
+    if (i8on) {
+        QN_DEBUG("mv_parts: off under the int8-dot matvecs (one int8 dispatch per in-projection part)");
         return 0;
     }
     if (caps->max_wg_invocations < 512) s[0] = 256, s[3] = 16, s[4] = 4;
@@ -1021,5 +980,5 @@ int qn_fwd_make_norm_pipes(qn_fwd *f)
     if ((rc = make_mv_small_pipes(f))) return rc;
     if ((rc = make_mv_env_pipes(f))) return rc;
     if ((rc = make_i8_pipes(f))) return rc;
-    return make_mv_parts_pipes(f); /* after the int8 twins: off under them unless asked for */
+    return make_mv_parts_pipes(f); /* after the int8 twins: off under them */
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "qn_log.h"
+#include "qn_time.h"
 #include "vk_internal.h"
 
 /* ---- on-disk pipeline cache -------------------------------------------------------------------- */
@@ -89,21 +90,21 @@ int qn_pipe_cache_open(qn_vk *v, int enabled, const char *dir_param)
         r = vkCreatePipelineCache(v->dev, &ci, NULL, &v->pcache);
     }
     QN_VK_TRY(r);
-    v->pcache_loaded = size;
+    v->pcache_disk = size;
     if (size) QN_DEBUG("pipeline cache: loaded %zu bytes from %s", size, v->pcache_path);
 done:
     free(data);
     return rc;
 }
 
-static void write_cache(const char *path, const void *data, size_t n)
+static int write_cache(const char *path, const void *data, size_t n)
 {
     char dir[1024], tmp[1100];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0;
     int e = mkdir_p(dir);
-    if (e < 0) { QN_WARN("pipeline cache: cannot create %s: %s; not saved", dir, strerror(-e)); return; }
+    if (e < 0) { QN_WARN("pipeline cache: cannot create %s: %s; not saved", dir, strerror(-e)); return -1; }
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     bool ok = f && fwrite(data, 1, n, f) == n;
@@ -111,20 +112,27 @@ static void write_cache(const char *path, const void *data, size_t n)
     if (!ok || rename(tmp, path) != 0) {
         QN_WARN("pipeline cache: cannot write %s: %s; not saved", path, strerror(errno));
         remove(tmp);
-        return;
+        return -1;
     }
     QN_DEBUG("pipeline cache: saved %zu bytes to %s", n, path);
+    return 0;
+}
+
+void qn_pipe_cache_save(qn_vk *v)
+{
+    size_t n = 0;
+    void *data = NULL;
+    if (v->pcache && v->pcache_path[0] && vkGetPipelineCacheData(v->dev, v->pcache, &n, NULL) >= 0 && n &&
+        n != v->pcache_disk && (data = malloc(n)) && vkGetPipelineCacheData(v->dev, v->pcache, &n, data) >= 0 &&
+        write_cache(v->pcache_path, data, n) == 0)
+        v->pcache_disk = n;
+    free(data);
 }
 
 void qn_pipe_cache_close(qn_vk *v)
 {
     if (!v->pcache) return;
-    size_t n = 0;
-    void *data = NULL;
-    if (v->pcache_path[0] && vkGetPipelineCacheData(v->dev, v->pcache, &n, NULL) >= 0 && n && n != v->pcache_loaded &&
-        (data = malloc(n)) && vkGetPipelineCacheData(v->dev, v->pcache, &n, data) >= 0)
-        write_cache(v->pcache_path, data, n);
-    free(data);
+    qn_pipe_cache_save(v);
     vkDestroyPipelineCache(v->dev, v->pcache, NULL);
     v->pcache = VK_NULL_HANDLE;
 }
@@ -187,38 +195,65 @@ static int check_spec(const qn_vk *v, const struct qn_kernel_info *ki, const uin
     return 0;
 }
 
+void qn_pipe_compile(struct qn_pipe_job *j)
+{
+    qn_vk *v = j->v;
+    uint64_t t0 = qn_now_ns();
+    j->p->res = vkCreateComputePipelines(v->dev, v->pcache, 1, &j->ci, NULL, &j->p->pipeline);
+    atomic_fetch_add(&v->pipes_ns, qn_now_ns() - t0);
+    if (j->p->res < 0) return;
+    atomic_fetch_add(&v->pipes_made, 1);
+    if ((j->fb.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT) &&
+        (j->fb.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT))
+        atomic_fetch_add(&v->pipes_hit, 1);
+}
+
 static int create_pipe(qn_vk *v, enum qn_kernel kk, const uint32_t *spec, qn_pipe **out)
 {
     int rc = 0;
     const struct qn_kernel_info *ki = &qn_kernel_infos[kk];
     struct qn_kernel_slot *s = &v->kern[kk];
     qn_pipe *p = calloc(1, sizeof *p);
-    if (!p) return qn_fail(-ENOMEM, "out of memory");
+    struct qn_pipe_job *j = calloc(1, sizeof *j);
+    if (!p || !j) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
     QN_TRY(ensure_slot(v, kk));
     memcpy(p->spec, spec, sizeof p->spec);
     p->kernel = kk;
     p->layout = s->layout;
     p->dsl = s->dsl;
-    VkSpecializationMapEntry me[QN_MAX_SPEC];
-    for (uint32_t i = 0; i < ki->nspec; i++) me[i] = (VkSpecializationMapEntry){ i, i * 4, 4 };
-    VkSpecializationInfo si = { .mapEntryCount = ki->nspec, .pMapEntries = me, .dataSize = ki->nspec * 4,
-                                .pData = p->spec };
-    VkComputePipelineCreateInfo ci = {
+    p->v = v;
+    j->v = v;
+    j->p = p;
+    for (uint32_t i = 0; i < ki->nspec; i++) j->me[i] = (VkSpecializationMapEntry){ i, i * 4, 4 };
+    j->si = (VkSpecializationInfo){ .mapEntryCount = ki->nspec, .pMapEntries = j->me, .dataSize = ki->nspec * 4,
+                                    .pData = p->spec };
+    j->fci = (VkPipelineCreationFeedbackCreateInfo){ .sType = VK_STRUCTURE_TYPE_PIPELINE_CREATION_FEEDBACK_CREATE_INFO,
+                                                     .pPipelineCreationFeedback = &j->fb,
+                                                     .pipelineStageCreationFeedbackCount = 1,
+                                                     .pPipelineStageCreationFeedbacks = &j->fbs };
+    j->ci = (VkComputePipelineCreateInfo){
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .pNext = v->caps.api_version >= VK_API_VERSION_1_3 ? &j->fci : NULL,
         .stage = { .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                   .module = s->module, .pName = "main", .pSpecializationInfo = ki->nspec ? &si : NULL },
+                   .module = s->module, .pName = "main", .pSpecializationInfo = ki->nspec ? &j->si : NULL },
         .layout = s->layout,
     };
-    VkResult r = vkCreateComputePipelines(v->dev, v->pcache, 1, &ci, NULL, &p->pipeline);
-    if (r < 0) {
-        rc = qn_fail(QN_E_VULKAN, "creating pipeline for kernel '%s' (workgroup %u): %s", ki->name,
-                     ki->nspec ? spec[0] : 0, qn_vk_result_name(r));
-        goto done;
+    /* the tensor-core kernels compile at once: their callers fall back to other kernels when that fails */
+    if (!(ki->features & QN_FEAT_COOPMAT_NV) && qn_pipe_submit(v, j)) {
+        j = NULL; /* the pool's now */
+    } else {
+        qn_pipe_compile(j);
+        if (p->res < 0) {
+            rc = qn_fail(QN_E_VULKAN, "creating pipeline for kernel '%s' (workgroup %u): %s", ki->name,
+                         ki->nspec ? spec[0] : 0, qn_vk_result_name(p->res));
+            goto done;
+        }
     }
     p->next = s->pipes;
     s->pipes = p;
     *out = p;
 done:
+    free(j);
     if (rc < 0) free(p);
     return rc;
 }
@@ -237,7 +272,11 @@ int qn_pipe_get(qn_vk *v, enum qn_kernel k, const uint32_t *spec, uint32_t nspec
     for (uint32_t i = 0; i < ki->nspec; i++) vals[i] = i < nspec ? spec[i] : ki->spec_default[i];
     QN_TRY(check_spec(v, ki, vals));
     for (qn_pipe *p = v->kern[kk].pipes; p; p = p->next)
-        if (!memcmp(p->spec, vals, sizeof vals)) { *out = p; return 0; }
+        if (!memcmp(p->spec, vals, sizeof vals)) {
+            if (!atomic_load(&p->pending) && p->res < 0) QN_TRY(qn_pipe_wait(p)); /* failed on a pool thread */
+            *out = p;
+            return 0;
+        }
     QN_TRY(create_pipe(v, kk, vals, out));
 done:
     return rc;
@@ -246,10 +285,21 @@ done:
 uint32_t qn_pipe_spec(const qn_pipe *p, uint32_t id) { return id < QN_MAX_SPEC ? p->spec[id] : 0; }
 enum qn_kernel qn_pipe_kernel(const qn_pipe *p) { return p->kernel; }
 const struct qn_kernel_info *qn_pipe_info(const qn_pipe *p) { return &qn_kernel_infos[p->kernel]; }
-VkPipeline qn_pipe_vk(const qn_pipe *p) { return p->pipeline; }
+VkPipeline qn_pipe_vk(const qn_pipe *p)
+{
+    qn_pipe_wait(p); /* a creation error comes back from qn_pipe_async_end */
+    return p->pipeline;
+}
+
+void qn_pipe_stats(const qn_vk *v, struct qn_pipe_stats *s)
+{
+    *s = (struct qn_pipe_stats){ .made = v->pipes_made, .hits = v->pipes_hit, .ms = (double)v->pipes_ns * 1e-6,
+                                 .cache_bytes = v->pcache_disk, .cache_on = v->pcache_path[0] != 0 };
+}
 
 void qn_pipe_destroy_all(qn_vk *v)
 {
+    qn_pipe_async_end(v);
     for (int k = 0; k < QN_K_COUNT; k++) {
         struct qn_kernel_slot *s = &v->kern[k];
         for (qn_pipe *p = s->pipes, *next; p; p = next) {

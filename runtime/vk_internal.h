@@ -3,6 +3,8 @@
 #ifndef QN_VK_INTERNAL_H
 #define QN_VK_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "vk.h"
 
 struct qn_pipe {
@@ -12,7 +14,24 @@ struct qn_pipe {
     VkPipeline pipeline;
     VkPipelineLayout layout;       /* shared per kernel */
     VkDescriptorSetLayout dsl;     /* shared per kernel */
+    qn_vk *v;
+    _Atomic int pending;           /* 1 while a pool thread compiles it (pipeline_pool.c) */
+    VkResult res;                  /* its vkCreateComputePipelines result (< 0: pipeline is VK_NULL_HANDLE) */
 };
+
+/* One pipeline to compile: the create info and everything it points to (pipeline.c fills it, qn_pipe_compile runs
+ * it on the caller's thread or a pool thread). */
+struct qn_pipe_job {
+    struct qn_pipe_job *next;
+    qn_vk *v;
+    qn_pipe *p;
+    VkSpecializationMapEntry me[QN_MAX_SPEC];
+    VkSpecializationInfo si;
+    VkPipelineCreationFeedback fb, fbs;
+    VkPipelineCreationFeedbackCreateInfo fci;
+    VkComputePipelineCreateInfo ci;
+};
+#define QN_PIPE_MAX_THREADS 8
 
 struct qn_kernel_slot {            /* per enum qn_kernel */
     VkDescriptorSetLayout dsl;
@@ -42,7 +61,10 @@ struct qn_vk {
     /* pipelines (pipeline.c) */
     VkPipelineCache pcache;
     char pcache_path[1024];
-    size_t pcache_loaded;
+    size_t pcache_disk;            /* bytes of the cache file as loaded or last saved (0: none) */
+    _Atomic uint32_t pipes_made, pipes_hit; /* pipelines created; of them, found in the cache (creation feedback) */
+    _Atomic uint64_t pipes_ns;     /* time spent in vkCreateComputePipelines, summed over threads */
+    struct qn_pipe_pool *ppool;    /* compile threads between qn_pipe_async_begin and _end (pipeline_pool.c) */
     struct qn_kernel_slot kern[QN_K_COUNT];
 
     /* one-shot transfers for qn_buf_write/read/fill (mem.c) */
@@ -55,6 +77,10 @@ bool qn_caps_has_ext(VkPhysicalDevice pd, const char *name);
 int qn_pipe_cache_open(qn_vk *v, int enabled, const char *dir);
 void qn_pipe_cache_close(qn_vk *v);
 void qn_pipe_destroy_all(qn_vk *v);
+void qn_pipe_compile(struct qn_pipe_job *j); /* vkCreateComputePipelines for j->p, counted in the stats */
+/* pipeline_pool.c */
+bool qn_pipe_submit(qn_vk *v, struct qn_pipe_job *j); /* false: no pool, compile here (j stays the caller's) */
+int qn_pipe_wait(const qn_pipe *p);                   /* until p is compiled; its creation error, if any */
 /* mem.c */
 void qn_mem_init(qn_vk *v);
 /* cmd.c */
