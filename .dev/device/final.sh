@@ -6,7 +6,8 @@ f_t0=$(date +%s)
 echo "#### final: cold start (empty QNEXT_CACHE_DIR) then warm, bench --prompt 16 --decode 16 --reps 1"
 for k in cold warm; do
   s=$EPOCHREALTIME
-  QNEXT_CACHE_DIR=/tmp/pc_final timeout 90 $B/qnext bench -m $M --prompt 16 --decode 16 --reps 1 -v > /tmp/f_$k.txt 2>&1
+  G=1; [ $k = cold ] && G=0   # cold: the driver's own shader disk cache off too
+  __GL_SHADER_DISK_CACHE=$G QNEXT_CACHE_DIR=/tmp/pc_final timeout 90 $B/qnext bench -m $M --prompt 16 --decode 16 --reps 1 -v > /tmp/f_$k.txt 2>&1
   echo "$k: rc=$? $(echo "$EPOCHREALTIME $s" | awk '{printf "%.1f", $1-$2}') s | $(grep -iE "pipeline" /tmp/f_$k.txt | head -3 | tr '\n' ' ' | cut -c1-300)"
 done
 echo "#### final: test_gdn --wy on the driver"
