@@ -370,8 +370,7 @@ static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm
     qn_fwd *f = r->f;
     bool parts = W->nsub && r->T == 1;
     uint32_t n = parts ? W->nsub : 1, groups = 0;
-    const char *e = getenv("QNEXT_ROUTE_FOLD"); /* 0: the router as its own dispatch after a barrier (an A/B) */
-    if (e && !strcmp(e, "0")) return false;
+    if (f->tune.no_route_fold) return false;
     if (!r->nw || !r->nxn || pm->E > QN_MOE_MAX_E || pm->K > QN_MOE_MAX_K || pm->K > pm->E ||
         pm->m_stride != W->rows || W->rows != pm->E + 2 * pm->Is + 1)
         return false;
@@ -1185,6 +1184,8 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!f->tune.small_t) f->tune.small_t = 1;
     const char *nf = getenv("QNEXT_NORM_FUSE");
     if (nf && !strcmp(nf, "0")) f->tune.no_norm_fuse = true;
+    const char *rf = getenv("QNEXT_ROUTE_FOLD"); /* read once per session, not per recorded layer */
+    if (rf && !strcmp(rf, "0")) f->tune.no_route_fold = true;
     f->tmax = tmax;
     f->cap = cap;
     f->st = calloc((size_t)m->c.num_layers, sizeof *f->st);
