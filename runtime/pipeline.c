@@ -243,11 +243,7 @@ static int create_pipe(qn_vk *v, enum qn_kernel kk, const uint32_t *spec, qn_pip
         j = NULL; /* the pool's now */
     } else {
         qn_pipe_compile(j);
-        if (p->res < 0) {
-            rc = qn_fail(QN_E_VULKAN, "creating pipeline for kernel '%s' (workgroup %u): %s", ki->name,
-                         ki->nspec ? spec[0] : 0, qn_vk_result_name(p->res));
-            goto done;
-        }
+        QN_TRY(qn_pipe_wait(p)); /* not pending: only its creation error, worded in one place */
     }
     p->next = s->pipes;
     s->pipes = p;
