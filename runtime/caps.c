@@ -230,7 +230,8 @@ static void query_queues(VkPhysicalDevice pd, struct qn_caps *c)
     for (uint32_t i = 0; i < n; i++) {
         VkQueueFlags f = q[i].queueFlags;
         if ((f & VK_QUEUE_COMPUTE_BIT) && compute < 0) compute = (int)i;
-        if ((f & VK_QUEUE_COMPUTE_BIT) && !(f & VK_QUEUE_GRAPHICS_BIT) && compute_only < 0) compute_only = (int)i;
+        if ((f & VK_QUEUE_COMPUTE_BIT) && !(f & VK_QUEUE_GRAPHICS_BIT) && q[i].queueCount && compute_only < 0)
+            compute_only = (int)i;
         if ((f & VK_QUEUE_TRANSFER_BIT) && !(f & (VK_QUEUE_COMPUTE_BIT | VK_QUEUE_GRAPHICS_BIT)) && !c->transfer_queue) {
             c->transfer_queue = true;
             c->transfer_family = i;
@@ -238,7 +239,8 @@ static void query_queues(VkPhysicalDevice pd, struct qn_caps *c)
     }
     /* the graphics+compute family is the "main" queue everywhere; it also has timestamps most reliably */
     c->compute_family = compute >= 0 ? (uint32_t)compute : 0;
-    (void)compute_only;
+    c->async_compute = compute_only >= 0 && (uint32_t)compute_only != c->compute_family;
+    c->async_family = c->async_compute ? (uint32_t)compute_only : c->compute_family;
     c->timestamp_bits = n ? q[c->compute_family].timestampValidBits : 0;
     c->timestamps = c->timestamp_bits > 0 && c->timestamp_period > 0;
     free(q);

@@ -50,9 +50,11 @@ static void print_device(const struct qn_caps *c, const struct qn_board *b)
     for (uint32_t i = 0; i < c->nheaps; i++)
         printf("    heap %u: %.2f GiB%s, budget %.2f GiB\n", i, gib(c->heaps[i].size),
                (c->heaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) ? " device-local" : "", gib(c->heaps[i].budget));
-    printf("  queues: compute family %u, dedicated transfer queue %s; timestamps %s (%u bits, %.3g ns/tick)\n",
-           c->compute_family, c->transfer_queue ? "yes" : "no", c->timestamps ? "yes" : "no", c->timestamp_bits,
-           c->timestamp_period);
+    char asyncq[32] = "no";
+    if (c->async_compute) snprintf(asyncq, sizeof asyncq, "family %u", c->async_family);
+    printf("  queues: compute family %u, dedicated transfer queue %s, async compute %s; timestamps %s (%u bits, %.3g "
+           "ns/tick)\n", c->compute_family, c->transfer_queue ? "yes" : "no", asyncq, c->timestamps ? "yes" : "no",
+           c->timestamp_bits, c->timestamp_period);
     printf("  kernel features: %s\n", feats);
     for (uint32_t q = 1; q; q <<= 1)
         if (c->quirks & q) printf("  quirk %s: %s\n", qn_quirk_name(q), qn_quirk_why(q));

@@ -189,8 +189,9 @@ static void test_budget(qn_vk *v, const char *dir, const qn_model *res, int n_sl
     /* GGUF experts may differ in size per layer (Q6_K down in some Q4_K_M layers): bytes_read counts the largest;
      * QNEXT_STREAM_PF_DROP=1 drops the reads of unused guesses (the cache still counts them as prefetch fills; the
      * pieces already in are counted by the IO engine, and again when a later lookup needs the guess: read again) */
-    const char *pfd = getenv("QNEXT_STREAM_PF_DROP");
-    bool drop = pfd && !strcmp(pfd, "1");
+    const char *pfd = getenv("QNEXT_STREAM_PF_DROP"), *tun = getenv("QNEXT_STREAM_TUNED");
+    bool tuned = tun && *tun ? !strcmp(tun, "1") : !qn_vk_caps(v)->uma; /* model_stream.c: tuned (PF_DROP on) off UMA */
+    bool drop = pfd && *pfd ? !strcmp(pfd, "1") : tuned;
     ok_if(es.misses > 0 && (drop ? is.bytes > 0 : gguf ? is.bytes <= es.bytes_read && is.bytes > 0 : is.bytes == es.bytes_read) &&
           (n_slots == total - 1 || es.evictions > 0) &&
           (!prefetch || es.pf_guessed > 0), "  experts were streamed", det);
