@@ -318,17 +318,16 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
     return 0;
 }
 
-/* Prefill of the router fusion W_moe (forward.c sub_matmul): env QNEXT_ROUTER_CM=1 puts its block-type parts (the
- * shared expert's gate / up: not router rows) on the tensor cores like every other block weight (default: the whole
- * fusion on the f32-FMA kernels, as before); its f32 parts (the 512-row router, the 1-row shared_expert_gate) stay
- * on matmul_f32's 64 x 64 tile. H100 run 18a (80B Q4_K_M, one call per prompt): ROUTER_CM 1657 / 3454 / 3729 tok/s
- * at 512 / 2048 / 4096 tokens against 1653 / 3418 / 3650 (within noise at 512; the next token of the random-weight
- * model changed at 512 and 2048): it stays off. (Other FMA tiles for the f32 parts lost in run 18a and were
- * removed.) Also QNEXT_MOE_TOKEN_T (the per-token expert kernels up to that many tokens). */
+/* Prefill of the router fusion W_moe (forward.c sub_matmul): its block-type parts (the shared expert's gate / up: not
+ * router rows) on the tensor cores like every other block weight; env QNEXT_ROUTER_CM=0 keeps the whole fusion on the
+ * f32-FMA kernels. Its f32 parts (the 512-row router, the 1-row shared_expert_gate) stay on matmul_f32 (f->matmul_sk).
+ * H100 run 37 (80B Q4_K_M, prefill-ab --reps 2): 4038 / 4671 / 6312 tok/s at 512 / 1024 / 4096 tokens against 3975 /
+ * 4569 / 6129 and 3961 / 4589 / 6134 with =0 (run 18a, when the rest was slower: within noise). Also QNEXT_MOE_TOKEN_T
+ * (the per-token expert kernels up to that many tokens). */
 static int make_router_pipes(qn_fwd *f)
 {
     const char *c = getenv("QNEXT_ROUTER_CM"), *tt = getenv("QNEXT_MOE_TOKEN_T");
-    f->router_cm = c && !strcmp(c, "1");
+    f->router_cm = !(c && !strcmp(c, "0"));
     /* forward.h; not a pipeline, but read here too. Default 160: H100 full 80B Q4_K_M, one call per prompt, the
      * per-token kernels against the grouped tensor-core ones, tok/s: run 18a 32 tokens 538 vs 239, 128 tokens 913 vs
      * 550; run 18c 128 tokens 928 vs 597, 192 tokens 969 vs 996 (grouped in the 256,32,64,1,1,2 layout), 256 1034 vs

@@ -806,13 +806,18 @@ static void small_cases(struct qn_h *h)
  * row blocks that do not divide the rows, tiles of tile_t vs NT slots (equal, more: several passes, fewer), an absent
  * expert, skewed routings (experts with 0, 1 and T tokens), Is not a multiple of 4 (the dense shared down's scalar
  * path) and rows longer than one staged chunk; then the Q4_K_M mix at the real row lengths (H 2048 = 8 chunks,
- * I 512) at T K / E = 3.75 and 20 (passes of NT 16 over tiles of 16) */
-static void mt_cases(struct qn_h *h)
+ * I 512) at T K / E = 3.75 and (f32 only) 20 (passes of NT 16 over tiles of 16).
+ * i8: the int8 twins (QN_I8) in the same cases, against the reference on int8-quantized x / act (the shared
+ * expert's f32 down on the exact act), with rows shorter than one chunk (CK 1024 over H 768, I 256) where the f32
+ * kernels take CK 512. Bound 1e-6 + 5e-6 * S (the integer sums are exact; the per-run scale products and the K-quant
+ * offsets' terms, which can exceed S a few times, are rounded in f32). */
+static void mt_list(struct qn_h *h, bool i8)
 {
-    static const struct mt_cfg d = { 0 }, a = { .wg = 64, .nt = 8, .nr = 1, .lk = 1 },
-                               b = { .wg = 32, .nt = 4, .nr = 3, .lk = 2, .upf = 1 },
-                               c8 = { .wg = 128, .nt = 16, .nr = 1, .lk = 8, .upf = 1 }, big = { .nt = 8, .ck = 512, .upf = 1 },
-                               dpf = { .upf = 1 };
+    const struct mt_cfg d = { .i8 = i8 }, a = { .wg = 64, .nt = 8, .nr = 1, .lk = 1, .i8 = i8 },
+                        b = { .wg = 32, .nt = 4, .nr = 3, .lk = 2, .upf = 1, .i8 = i8 },
+                        c8 = { .wg = 128, .nt = 16, .nr = 1, .lk = 8, .upf = 1, .i8 = i8 },
+                        big = { .nt = i8 ? 4 : 8, .ck = i8 ? 1024 : 512, .upf = 1, .i8 = i8 },
+                        dpf = { .upf = 1, .i8 = i8 };
     run_case(h, (struct mcase){ .fgu = 0, .fdn = 1, .T = 37, .H = 96, .I = 64, .Is = 40, .E = 12, .K = 3, .tile_t = 8,
                                 .absent = -1, .mt = &a }, false);
     run_case(h, (struct mcase){ .fgu = 1, .fdn = 0, .T = 13, .H = 96, .I = 96, .Is = 37, .E = 5, .K = 4, .tile_t = 7,
@@ -827,42 +832,23 @@ static void mt_cases(struct qn_h *h)
                                 .absent = -1, .mt = &big, .skew = true }, false);
     run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 24, .H = 2048, .I = 512, .Is = 512, .E = 64, .K = 10,
                                 .tile_t = 16, .absent = -1, .mt = &d, .skew = true }, false);
-    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 64, .H = 2048, .I = 512, .Is = 512, .E = 32, .K = 10,
-                                .tile_t = 16, .tile_groups = 40, .absent = -1, .mt = &dpf }, false);
+    if (!i8)
+        run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 64, .H = 2048, .I = 512, .Is = 512, .E = 32, .K = 10,
+                                    .tile_t = 16, .tile_groups = 40, .absent = -1, .mt = &dpf }, false);
 }
 
-/* mt_i8: the int8 twins (QN_I8) in the same kinds of cases, against the reference on int8-quantized x / act (the
- * shared expert's f32 down on the exact act): every format as gate/up and as down, 1 / 2 / 8 lanes per row, several
- * passes per tile, an absent expert, skewed routings, Is not a multiple of 4, rows of several chunks (CK 256) and
- * rows shorter than one chunk (CK 1024 over H 768, I 256), and the Q4_K_M mix at the real row lengths. Bound
- * 1e-6 + 5e-6 * S (the integer sums are exact; the per-run scale products and the K-quant offsets' terms, which can
- * exceed S a few times, are rounded in f32). */
+static void mt_cases(struct qn_h *h) { mt_list(h, false); }
+
+/* mt_i8: mt_list's int8 cases where the device has the integer dot product (false: skipped, said so) */
 static bool mt_i8_cases(struct qn_h *h)
 {
-    static const struct mt_cfg d = { .i8 = true }, a = { .wg = 64, .nt = 8, .nr = 1, .lk = 1, .i8 = true },
-                               b = { .wg = 32, .nt = 4, .nr = 3, .lk = 2, .upf = 1, .i8 = true },
-                               c8 = { .wg = 128, .nt = 16, .nr = 1, .lk = 8, .upf = 1, .i8 = true },
-                               big = { .nt = 4, .ck = 1024, .upf = 1, .i8 = true }, dpf = { .upf = 1, .i8 = true };
     if ((qn_kernel_infos[QN_K_MOE_Q_GU_MT_I8_Q4_K].features | qn_kernel_infos[QN_K_MOE_Q_DN_MT_I8_Q6_K].features) &
         ~qn_vk_caps(h->v)->features) {
         printf("SKIP moe_qmt int8: device '%s' lacks the integer dot product: moe_q_*_mt_i8_* NOT tested here\n",
                qn_vk_caps(h->v)->name);
         return false;
     }
-    run_case(h, (struct mcase){ .fgu = 0, .fdn = 1, .T = 37, .H = 96, .I = 64, .Is = 40, .E = 12, .K = 3, .tile_t = 8,
-                                .absent = -1, .mt = &a }, false);
-    run_case(h, (struct mcase){ .fgu = 1, .fdn = 0, .T = 13, .H = 96, .I = 96, .Is = 37, .E = 5, .K = 4, .tile_t = 7,
-                                .tile_groups = 3, .absent = 2, .mt = &b }, false);
-    run_case(h, (struct mcase){ .fgu = 2, .fdn = 3, .T = 21, .H = 512, .I = 256, .Is = 48, .E = 16, .K = 4, .tile_t = 12,
-                                .absent = 9, .mt = &c8, .skew = true }, false);
-    run_case(h, (struct mcase){ .fgu = 3, .fdn = 4, .T = 37, .H = 256, .I = 256, .Is = 40, .E = 12, .K = 3, .tile_t = 16,
-                                .absent = -1, .mt = &d }, false);
-    run_case(h, (struct mcase){ .fgu = 4, .fdn = 2, .T = 13, .H = 256, .I = 256, .Is = 37, .E = 5, .K = 4, .tile_t = 20,
-                                .tile_groups = 3, .absent = 2, .mt = &dpf }, false);
-    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 40, .H = 768, .I = 256, .Is = 300, .E = 6, .K = 2, .tile_t = 32,
-                                .absent = -1, .mt = &big, .skew = true }, false);
-    run_case(h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 24, .H = 2048, .I = 512, .Is = 512, .E = 64, .K = 10,
-                                .tile_t = 16, .absent = -1, .mt = &d, .skew = true }, false);
+    mt_list(h, true);
     return true;
 }
 
