@@ -127,17 +127,35 @@ static void coopmat_nv(VkPhysicalDevice pd, struct qn_caps *c)
             VkCooperativeMatrixPropertiesNV *p = calloc(n, sizeof *p);
             for (uint32_t i = 0; p && i < n; i++) p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
             if (p && vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, p) >= 0)
-                for (uint32_t i = 0; i < n; i++)
+                for (uint32_t i = 0; i < n; i++) {
+                    if (p[i].scope == VK_SCOPE_SUBGROUP_NV && c->n_cm_shapes < 32 && p[i].MSize < 256 &&
+                        p[i].NSize < 256 && p[i].KSize < 256)
+                        c->cm_shapes[c->n_cm_shapes++] = (struct qn_cm_shape){
+                            (uint8_t)p[i].MSize, (uint8_t)p[i].NSize, (uint8_t)p[i].KSize, (uint8_t)p[i].AType,
+                            (uint8_t)p[i].BType, (uint8_t)p[i].CType, (uint8_t)p[i].DType };
                     if (p[i].MSize == 16 && (p[i].NSize == 16 || p[i].NSize == 8) && p[i].KSize == 16 &&
                         p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
                         p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
                         p[i].scope == VK_SCOPE_SUBGROUP_NV && p[i].NSize > shape)
                         shape = p[i].NSize;
+                }
             free(p);
         }
     }
     c->coopmat_nv = c->coopmat_nv && cf.cooperativeMatrix && shape;
     c->coopmat_nv_n = c->coopmat_nv ? shape : 0;
+}
+
+const char *qn_cm_type_name(uint32_t t)
+{
+    static const char *names[] = { "f16", "f32", "f64", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64" };
+    return t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+void qn_cm_shape_str(const struct qn_cm_shape *sh, char *buf, size_t n)
+{
+    snprintf(buf, n, "%ux%ux%u %s*%s+%s->%s", sh->m, sh->n, sh->k, qn_cm_type_name(sh->a), qn_cm_type_name(sh->b),
+             qn_cm_type_name(sh->c), qn_cm_type_name(sh->d));
 }
 
 static void query_properties(VkPhysicalDevice pd, struct qn_caps *c)

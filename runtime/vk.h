@@ -71,6 +71,8 @@ struct qn_caps {
                                        its cooperativeMatrix feature and an f16 x f16 + f32 -> f32 subgroup shape
                                        M 16 K 16, N 16 or 8 (QN_FEAT_COOPMAT_NV; enabled at device creation) */
     uint32_t coopmat_nv_n;          /* that shape's N: 16 when listed, else 8 (the kernels' spec constant CN) */
+    uint32_t n_cm_shapes;           /* every subgroup-scope shape VK_NV_cooperative_matrix lists (qnext devices) */
+    struct qn_cm_shape { uint8_t m, n, k, a, b, c, d; } cm_shapes[32];   /* sizes, VkComponentTypeNV of A B C D */
     bool float_atomic_add;          /* VK_EXT_shader_atomic_float shaderBufferFloat32AtomicAdd */
     bool int64_atomics, bda, memory_model, timeline;
 
@@ -117,6 +119,8 @@ void qn_caps_board_device(const struct qn_caps *c, struct qn_board_device *d);
 /* Fill `c` for one physical device (instance-level functions must be loaded). */
 int qn_caps_query(VkPhysicalDevice pd, uint32_t index, struct qn_caps *c);
 const char *qn_caps_type_name(VkPhysicalDeviceType t); /* "discrete", "integrated", "virtual", "cpu", "other" */
+const char *qn_cm_type_name(uint32_t t);   /* a VkComponentTypeNV: "f16", "f32", "s8", ... ("?" past u64) */
+void qn_cm_shape_str(const struct qn_cm_shape *sh, char *buf, size_t n);   /* "16x16x16 f16*f16+f32->f32" */
 /* "ARITH SHUFFLE ..." into buf */
 void qn_caps_subgroup_ops_str(VkSubgroupFeatureFlags ops, char *buf, size_t n);
 /* names of QN_FEAT_* bits set in `feats`, space-separated, into buf */

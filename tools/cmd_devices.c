@@ -38,6 +38,14 @@ static void print_device(const struct qn_caps *c, const struct qn_board *b)
            "cooperative matrix %d\n", c->fp16, c->bf16, c->int8, c->int16, c->int64, c->storage16, c->storage8,
            c->int_dot, c->int_dot_accel ? " (4x8 packed signed accelerated)" : "",
            c->int_dot_mixed_accel ? " (4x8 packed mixed accelerated)" : "", c->coopmat);
+    printf("  cooperative matrix shapes (VK_NV_cooperative_matrix, subgroup scope):%s", c->n_cm_shapes ? "" : " none");
+    for (uint32_t i = 0; i < c->n_cm_shapes; i++) {
+        char sh[64];
+        qn_cm_shape_str(&c->cm_shapes[i], sh, sizeof sh);
+        printf("%s %s", i ? "," : "", sh);
+    }
+    if (c->coopmat_nv) printf("; qnext's tensor-core kernels use 16x%ux16 f16*f16+f32->f32", c->coopmat_nv_n);
+    printf("\n");
     printf("  subgroups: size %u (%u..%u), size control %d, full subgroups %d, compute %s; ops: %s\n",
            c->subgroup_size, c->subgroup_min, c->subgroup_max, c->subgroup_size_control, c->full_subgroups,
            (c->subgroup_stages & VK_SHADER_STAGE_COMPUTE_BIT) ? "yes" : "no", ops);
@@ -88,6 +96,12 @@ static cJSON *device_json(const struct qn_caps *c, const struct qn_board *b)
     cJSON_AddBoolToObject(o, "int_dot_accelerated", c->int_dot_accel);
     cJSON_AddBoolToObject(o, "int_dot_mixed_accelerated", c->int_dot_mixed_accel);
     cJSON_AddBoolToObject(o, "cooperative_matrix", c->coopmat);
+    cJSON *shapes = cJSON_AddArrayToObject(o, "cooperative_matrix_shapes");
+    for (uint32_t i = 0; shapes && i < c->n_cm_shapes; i++) {
+        char sh[64];
+        qn_cm_shape_str(&c->cm_shapes[i], sh, sizeof sh);
+        cJSON_AddItemToArray(shapes, cJSON_CreateString(sh));
+    }
     cJSON_AddNumberToObject(o, "subgroup_size", c->subgroup_size);
     cJSON_AddNumberToObject(o, "subgroup_min", c->subgroup_min);
     cJSON_AddNumberToObject(o, "subgroup_max", c->subgroup_max);

@@ -15,6 +15,7 @@ MALFORMED = '{ "name": "broken", "match": {}, "memory": { "weights_fraction": 0.
 CASES = {
     'devices': (['devices'], {}, 0, 'board: lavapipe', None),
     'devices_json': (['devices', '--json'], {}, 0, '"board"', 'json'),
+    'devices_cm_shapes': (['devices'], {}, 0, 'cooperative matrix shapes (VK_NV_cooperative_matrix, subgroup scope): none', None),
     'devices_help': (['devices', '--help'], {}, 0, 'usage: qnext devices', None),
     'devices_extra_arg': (['devices', 'what'], {}, 2, "unexpected argument 'what'", None),
     'devices_no_driver': (['devices'], {'VK_DRIVER_FILES': '/nonexistent/icd.json',

@@ -228,10 +228,28 @@ static void second_device(struct qn_h *h)
     expect_err(h, "device name that matches nothing", qn_vk_open(&v, &p), "no Vulkan device name contains");
 }
 
+/* qnext devices' cooperative-matrix shape list: the wording of a shape, and every listed shape has sizes */
+static void cm_shapes(struct qn_h *h)
+{
+    char buf[64];
+    qn_cm_shape_str(&(struct qn_cm_shape){ 16, 8, 32, 3, 3, 5, 5 }, buf, sizeof buf);
+    expect(h, "cooperative-matrix shape wording (16x8x32 s8*s8+s32->s32)", !strcmp(buf, "16x8x32 s8*s8+s32->s32"));
+    qn_cm_shape_str(&(struct qn_cm_shape){ 16, 16, 16, 0, 0, 1, 1 }, buf, sizeof buf);
+    expect(h, "cooperative-matrix shape wording (16x16x16 f16*f16+f32->f32)", !strcmp(buf, "16x16x16 f16*f16+f32->f32"));
+    expect(h, "an unknown component type is '?'", !strcmp(qn_cm_type_name(99), "?"));
+    const struct qn_caps *c = qn_vk_caps(h->v);
+    bool sized = c->n_cm_shapes <= 32;
+    for (uint32_t i = 0; i < c->n_cm_shapes && i < 32; i++)
+        sized = sized && c->cm_shapes[i].m && c->cm_shapes[i].n && c->cm_shapes[i].k;
+    expect(h, "the device's listed cooperative-matrix shapes have sizes", sized);
+    expect(h, "the tensor-core kernels' shape is among them", !c->coopmat_nv || c->n_cm_shapes > 0);
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
     qn_h_open(&h, "vk_core", argc, argv);
+    cm_shapes(&h);
     resubmit_and_ranges(&h);
     record_errors(&h);
     budget(&h);
