@@ -1180,6 +1180,7 @@ uint32_t qn_mst_max_tokens(const qn_model *m)
 }
 
 bool qn_mst_wants_guess(const qn_model *m) { return m->stream && m->stream->n_prefetch > 0; }
+bool qn_mst_drops_unused(const qn_model *m) { return m->stream && m->stream->pf_drop; }
 
 int qn_mst_guess_width(const qn_model *m)
 {

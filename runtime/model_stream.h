@@ -74,6 +74,9 @@ struct qn_mst_guess {
 int qn_mst_layer(const qn_model *m, int layer, const int32_t *ids, int n, const struct qn_mst_guess *g);
 /* The streaming model takes guesses (prefetch on): the session records the guess node. */
 bool qn_mst_wants_guess(const qn_model *m);
+/* Reads of guesses no lookup used are dropped (QNEXT_STREAM_PF_DROP, on by default where the tuned pipeline is:
+ * discrete GPUs): the IO engine's bytes then differ from the cache's fills. */
+bool qn_mst_drops_unused(const qn_model *m);
 /* Guesses per token wider than the router's top-k: --prefetch P > top_k takes the top P of layer L + 1's router
  * logits (the guess node's [T, E] product, which the session copies to the host: qn_mst_guess.logits) instead
  * of its top-k ids; 0 when the top-k ids are used (prefetch off or P <= top_k). */

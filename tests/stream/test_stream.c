@@ -187,11 +187,10 @@ static void test_budget(qn_vk *v, const char *dir, const qn_model *res, int n_sl
              (unsigned long long)es.evictions, (unsigned long long)is.bytes, (unsigned long long)es.pf_fills,
              (unsigned long long)es.pf_fills_used, qn_exp_precision(&es), qn_exp_recall(&es));
     /* GGUF experts may differ in size per layer (Q6_K down in some Q4_K_M layers): bytes_read counts the largest;
-     * QNEXT_STREAM_PF_DROP=1 drops the reads of unused guesses (the cache still counts them as prefetch fills; the
-     * pieces already in are counted by the IO engine, and again when a later lookup needs the guess: read again) */
-    const char *pfd = getenv("QNEXT_STREAM_PF_DROP"), *tun = getenv("QNEXT_STREAM_TUNED");
-    bool tuned = tun && *tun ? !strcmp(tun, "1") : !qn_vk_caps(v)->uma; /* model_stream.c: tuned (PF_DROP on) off UMA */
-    bool drop = pfd && *pfd ? !strcmp(pfd, "1") : tuned;
+     * with unused guesses' reads dropped (qn_mst_drops_unused: QNEXT_STREAM_PF_DROP, on by default off UMA) the cache
+     * still counts them as prefetch fills, while the IO engine counts the pieces already in, and again when a later
+     * lookup needs the guess (read again) */
+    bool drop = qn_mst_drops_unused(m);
     ok_if(es.misses > 0 && (drop ? is.bytes > 0 : gguf ? is.bytes <= es.bytes_read && is.bytes > 0 : is.bytes == es.bytes_read) &&
           (n_slots == total - 1 || es.evictions > 0) &&
           (!prefetch || es.pf_guessed > 0), "  experts were streamed", det);
