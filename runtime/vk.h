@@ -332,6 +332,7 @@ int qn_cmd_run(qn_cmd *c);    /* submit + wait */
 /* Timestamp regions of the last completed submit: count, then label and milliseconds of region i. */
 uint32_t qn_cmd_nregions(const qn_cmd *c);
 uint32_t qn_cmd_ndispatch(const qn_cmd *c); /* dispatches recorded since qn_cmd_begin */
+uint64_t qn_cmd_spin_us(const qn_cmd *c);   /* how long a wait polls the fence before blocking (QNEXT_WAIT_SPIN_US) */
 double qn_cmd_region(const qn_cmd *c, uint32_t i, const char **label);
 VkCommandBuffer qn_cmd_vk(const qn_cmd *c); /* raw handle (planted-error tests) */
 

@@ -245,12 +245,55 @@ static void cm_shapes(struct qn_h *h)
     expect(h, "the tensor-core kernels' shape is among them", !c->coopmat_nv || c->n_cm_shapes > 0);
 }
 
+/* QNEXT_WAIT_SPIN_US: a compute command buffer polls its fence up to that long, then blocks; the default polls 20 ms
+ * on discrete GPUs only; transfer-queue waits never poll. Results are the same either way (y = Wx run 3 times). */
+static void spin_wait(struct qn_h *h)
+{
+    const uint32_t rows = 32, cols = 128;
+    float *w_h, *x_h, *y_h;
+    qn_buf *w = qn_h_input_f32(h, "W", (size_t)rows * cols, -1, 1, &w_h);
+    qn_buf *x = qn_h_input_f32(h, "x", cols, -1, 1, &x_h);
+    qn_buf *y = qn_h_input_f32(h, "y", rows, -1, 1, &y_h);
+    qn_pipe *p = qn_h_pipe(h, QN_K_MATVEC_F32, 64, 2);
+    qn_pc_matvec pc = { .rows = rows, .cols = cols };
+    float *ref = qn_h_alloc(h, rows);
+    for (uint32_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (uint32_t k = 0; k < cols; k++) s += (double)w_h[(size_t)r * cols + k] * x_h[k];
+        ref[r] = (float)s;
+    }
+    const char *env[3] = { "1000000", "0", NULL };
+    uint64_t want[3] = { 1000000, 0, qn_vk_caps(h->v)->type == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU ? 20000 : 0 };
+    for (int i = 0; i < 3; i++) {
+        if (env[i]) setenv("QNEXT_WAIT_SPIN_US", env[i], 1);
+        else unsetenv("QNEXT_WAIT_SPIN_US");
+        qn_cmd *c = NULL, *xc = NULL;
+        qn_h_ok(h, qn_cmd_create(h->v, &c), "create");
+        qn_h_ok(h, qn_cmd_create_on(h->v, QN_QUEUE_TRANSFER, &xc), "create on the transfer queue");
+        char what[160];
+        snprintf(what, sizeof what, "QNEXT_WAIT_SPIN_US=%s: compute waits poll %llu us (want %llu), transfer waits 0",
+                 env[i] ? env[i] : "(unset)", (unsigned long long)qn_cmd_spin_us(c), (unsigned long long)want[i]);
+        expect(h, what, qn_cmd_spin_us(c) == want[i] && qn_cmd_spin_us(xc) == 0);
+        qn_h_ok(h, qn_cmd_begin(c), "begin");
+        qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, rows / 2);
+        qn_h_ok(h, qn_cmd_end(c), "end");
+        for (int r = 0; r < 3; r++) qn_h_ok(h, qn_cmd_run(c), "run");
+        snprintf(what, sizeof what, "y = Wx submitted 3x with QNEXT_WAIT_SPIN_US=%s", env[i] ? env[i] : "(unset)");
+        qn_h_check(h, what, y, ref, rows, 5e-5, 1e-5);
+        qn_cmd_destroy(&c);
+        qn_cmd_destroy(&xc);
+    }
+    unsetenv("QNEXT_WAIT_SPIN_US");
+    qn_h_reset(h);
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
     qn_h_open(&h, "vk_core", argc, argv);
     cm_shapes(&h);
     resubmit_and_ranges(&h);
+    spin_wait(&h);
     record_errors(&h);
     budget(&h);
     pipelines(&h);

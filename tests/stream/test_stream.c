@@ -32,24 +32,14 @@
 #include "qn_err.h"
 #include "qn_log.h"
 #include "session.h"
+#include "../testutil.h"
 
 #define NDEC 6
-
-static int failures;
-
-#define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, ": %s\n", qn_errmsg()); exit(1); } while (0)
 
 static void ok_if(bool ok, const char *what, const char *detail)
 {
     printf("%-4s %s%s%.200s\n", ok ? "ok" : "FAIL", what, detail ? ": " : "", detail ? detail : "");
     if (!ok) failures++;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = calloc(1, n ? n : 1);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
-    return p;
 }
 
 /* What one run produces: prefill logits [T, V], then NDEC greedy steps (ids and last-token logits). */
@@ -76,14 +66,6 @@ static int load(qn_vk *v, const char *dir, uint64_t budget, qn_model **m)
     return qn_model_load(m, v, dir, &mp);
 }
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 /* Prefill + NDEC decode steps; 0 or the first error. */
 static int run(const qn_model *m, uint32_t chunk, const int32_t *ids, int T, struct result *r)
 {
@@ -99,10 +81,10 @@ static int run(const qn_model *m, uint32_t chunk, const int32_t *ids, int T, str
     r->pre = xmalloc((size_t)T * V * 4);
     r->dec = xmalloc(NDEC * V * 4);
     rc = qn_session_forward(s, ids, T, r->pre, 1, NULL);
-    int32_t t = argmax(r->pre + (size_t)(T - 1) * V, (int)V);
+    int32_t t = argmax_f32(r->pre + (size_t)(T - 1) * V, (int)V);
     for (int i = 0; !rc && i < NDEC; i++) {
         rc = qn_session_forward(s, &t, 1, r->dec + (size_t)i * V, 0, NULL);
-        r->tok[i] = t = argmax(r->dec + (size_t)i * V, (int)V);
+        r->tok[i] = t = argmax_f32(r->dec + (size_t)i * V, (int)V);
     }
     if (!rc && m->stream) { /* the --stats text: every line present, numbers from this run */
         char *text = NULL;
@@ -132,7 +114,7 @@ static void result_free(struct result *r)
 
 static void compare(const char *what, const struct result *a, const struct result *b, size_t TV, size_t V)
 {
-    char msg[160];
+    char msg[400];
     bool pre = !memcmp(a->pre, b->pre, TV * 4);
     bool tok = !memcmp(a->tok, b->tok, sizeof a->tok), dec = !memcmp(a->dec, b->dec, NDEC * V * 4);
     snprintf(msg, sizeof msg, "%s: prefill logits %s, decode ids %s, decode logits %s", what,
@@ -331,7 +313,7 @@ static void hot_host(qn_vk *v, const char *dir, const qn_model *res, const int32
     for (int g = 0; g < 2; g++) {
         setenv("QNEXT_HOST_GATHER", g ? "1" : "0", 1);
         if (load(v, dir, (uint64_t)(K + nh) * slot, &m)) DIE("--experts host load with %d hot experts", nh);
-        char what[200];
+        char what[320];
         snprintf(what, sizeof what, "--experts host, %d pinned experts in %d VRAM slots%s", nh, K + nh,
                  g ? " QNEXT_HOST_GATHER=1" : "");
         host_run(m, res, ids, T, what, 1);
@@ -581,6 +563,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
         return 2;
     }
+    qn_test_crash_report();
     const char *dir = argc > 2 ? argv[2] : argv[1];
     gguf = qn_model_path_is_gguf(dir);
     if (gguf) model_file = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
