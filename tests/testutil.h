@@ -3,14 +3,12 @@
 #ifndef QN_TESTUTIL_H
 #define QN_TESTUTIL_H
 
-#include <execinfo.h>
 #include <math.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+
+#include "crash_report.h"
 
 #include "qn_err.h"
 
@@ -26,30 +24,6 @@ static int failures;
             fputc('\n', stderr);                                           \
         }                                                                  \
     } while (0)
-
-/* On SIGSEGV / SIGBUS / SIGFPE / SIGILL / SIGABRT: "crashed on signal N" and the backtrace on stderr, then the
- * default action (the exit status still says which signal). */
-static inline void qn_test_crash_handler(int sig)
-{
-    void *bt[64];
-    char msg[64];
-    int n = snprintf(msg, sizeof msg, "\ncrashed on signal %d (%s); backtrace:\n", sig, strsignal(sig));
-    if (write(STDERR_FILENO, msg, (size_t)n) < 0) {}
-    backtrace_symbols_fd(bt, backtrace(bt, 64), STDERR_FILENO);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* For tests whose stdout is a pipe (meson): lines reach the log as they are printed, so a crash does not swallow
- * the buffered ones before it, and a crash prints where it happened. */
-static inline void qn_test_crash_report(void)
-{
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    void *bt[1];
-    backtrace(bt, 1); /* loads libgcc now, not inside the handler */
-    const int sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) signal(sigs[i], qn_test_crash_handler);
-}
 
 /* Abort the test with the qnext error message (infrastructure failures, not checks). */
 #define DIE(...) do { fprintf(stderr, __VA_ARGS__); fprintf(stderr, ": %s\n", qn_errmsg()); exit(1); } while (0)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../crash_report.h"
 #include "qn_log.h"
 #include "qn_num.h"
 
@@ -24,6 +25,7 @@ void qn_h_ok(struct qn_h *h, int rc, const char *what)
 
 void qn_h_open(struct qn_h *h, const char *name, int argc, char **argv)
 {
+    qn_test_crash_report();
     memset(h, 0, sizeof *h);
     h->name = name;
     struct qn_vk_params p;

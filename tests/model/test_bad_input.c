@@ -346,6 +346,7 @@ static void test_configs(void)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc != 3) {
         fprintf(stderr, "usage: %s FIXTURE_DIR QNEXT\n", argv[0]);
         return 2;

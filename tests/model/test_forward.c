@@ -334,6 +334,7 @@ static void remove_checkpoint(const char *tmp)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc < 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR [--device SEL] [--dtype f16|f32] [--max-bind BYTES]\n", argv[0]);
         return 2;

@@ -126,6 +126,7 @@ static void link_config(const char *fixture, const char *dir)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
         return 2;

@@ -122,6 +122,7 @@ static void test_greedy(const qn_ref_model *m, const qn_st_store *e)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
         return 2;

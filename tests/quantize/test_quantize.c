@@ -298,6 +298,7 @@ static void all_types(const char *dir)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc < 2) { fprintf(stderr, "usage: test_quantize <golden fixture folder>...\n"); return 2; }
     snprintf(tmp, sizeof tmp, "/tmp/qn_quantize_XXXXXX");
     if (!mkdtemp(tmp)) return 2;

@@ -90,6 +90,7 @@ static long read_with(const char *path, const unsigned char *data, int threads, 
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc < 2) {
         fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
         return 2;

@@ -23,6 +23,7 @@
 
 int main(void)
 {
+    qn_test_crash_report();
     qn_log_set(NULL, NULL, QN_LOG_WARN);
     qn_vk *v;
     int rc = qn_vk_open(&v, NULL);

@@ -190,6 +190,7 @@ static void test_pinned(void)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc < 2) {
         fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
         return 2;

@@ -497,6 +497,7 @@ static void test_failures(void)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc < 2) {
         fprintf(stderr, "usage: test_synth <golden/tiny> [tokenizer.json]\n");
         return 2;

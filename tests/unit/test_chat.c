@@ -145,6 +145,7 @@ static void bad_input(void)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     qn_tok *tok = NULL;
     struct stat st;
     if (argc > 1 && !stat(argv[1], &st)) {

@@ -177,6 +177,7 @@ static void bad_fields(void)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc != 2) {
         fprintf(stderr, "usage: %s GOLDEN_DIR\n", argv[0]);
         return 2;

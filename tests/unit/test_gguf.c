@@ -462,6 +462,7 @@ static void test_vocab(void)
 
 int main(void)
 {
+    qn_test_crash_report();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/qn_gguf_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_good_and_truncations();

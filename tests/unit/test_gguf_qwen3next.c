@@ -592,6 +592,7 @@ static int tool_main(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     if (argc < 2) { fprintf(stderr, "usage: %s <golden/tiny folder> [--write-gguf OUT [f32|f16|q8_0|q4_0|q4_k|q5_k|q6_k] | --synth-hf DIR | "
                                     "--gguf-to-hf GGUF DIR]\n", argv[0]); return 2; }
     if ((argc >= 4 && !strcmp(argv[2], "--synth-hf")) || (argc >= 5 && !strcmp(argv[2], "--gguf-to-hf")))

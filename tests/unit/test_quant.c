@@ -279,6 +279,7 @@ static void test_errors(void)
 
 int main(void)
 {
+    qn_test_crash_report();
     test_f16_bf16();
     test_q8_0_q4_0();
     test_q4_K_q5_K();

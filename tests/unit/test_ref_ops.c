@@ -296,6 +296,7 @@ static void expert_tests(void)
 
 int main(void)
 {
+    qn_test_crash_report();
     qn_rng_seed(&rng, 20240611);
     gdn_step_formula();
     gdn_case(1, 2, 4, 16, 16, 64);

@@ -177,6 +177,7 @@ static void writer_accounting(void)
 
 int main(void)
 {
+    qn_test_crash_report();
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;

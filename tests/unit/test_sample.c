@@ -311,6 +311,7 @@ static void bad_input(void)
 
 int main(void)
 {
+    qn_test_crash_report();
     distributions();
     ties();
     greedy_and_penalty();

@@ -485,6 +485,7 @@ static int run_real(const char *tok_path, const char *golden, const char *hard)
 
 int main(int argc, char **argv)
 {
+    qn_test_crash_report();
     snprintf(tmpdir, sizeof tmpdir, "%s/qn_test_tok_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
