@@ -38,6 +38,8 @@ struct qn_cmd {
     bool region_open;
     bool per_dispatch;         /* QNEXT_PROFILE_DISPATCH=1: one region per dispatch while profiling */
     uint64_t spin_ns;          /* QNEXT_WAIT_SPIN_US: poll the fence this long before blocking on it */
+    bool spin_env;             /* spin_ns came from QNEXT_WAIT_SPIN_US */
+    bool compute;              /* made for the compute queue (waits may poll) */
     char labels[QN_CMD_MAX_STAMPS][48]; /* labels[i]: region starting at stamp i ("" = none) */
     uint32_t nregions;
     uint32_t ndispatch;        /* dispatches recorded since begin */
@@ -78,9 +80,11 @@ int qn_cmd_create_on(qn_vk *v, enum qn_queue q, qn_cmd **out)
      * the GPU is done: H100 run 44, decode +1.3%, a 16-token prefill +6%); not on integrated GPUs, whose CPU cores
      * share the power budget. Env QNEXT_WAIT_SPIN_US: the poll's cap in microseconds (0: block at once). */
     const char *sp = getenv("QNEXT_WAIT_SPIN_US");
-    if (q == QN_QUEUE_COMPUTE)
-        c->spin_ns = sp && *sp ? strtoull(sp, NULL, 10) * 1000ull
-                               : v->caps.type == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU ? 20000000ull : 0;
+    c->compute = q == QN_QUEUE_COMPUTE;
+    c->spin_env = c->compute && sp && *sp;
+    if (c->compute)
+        c->spin_ns = c->spin_env ? strtoull(sp, NULL, 10) * 1000ull
+                                 : v->caps.type == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU ? 20000000ull : 0;
     c->stages = c->xfer_only ? VK_PIPELINE_STAGE_TRANSFER_BIT
                              : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
     VkCommandPoolCreateInfo pi = { .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
@@ -432,6 +436,11 @@ int qn_cmd_run(qn_cmd *c)
 uint32_t qn_cmd_nregions(const qn_cmd *c) { return c->nregions; }
 uint32_t qn_cmd_ndispatch(const qn_cmd *c) { return c->ndispatch; }
 uint64_t qn_cmd_spin_us(const qn_cmd *c) { return c->spin_ns / 1000u; }
+
+void qn_cmd_set_spin_default(qn_cmd *c, uint64_t us)
+{
+    if (c->compute && !c->spin_env) c->spin_ns = us * 1000u;
+}
 
 double qn_cmd_region(const qn_cmd *c, uint32_t i, const char **label)
 {

@@ -246,7 +246,8 @@ static void cm_shapes(struct qn_h *h)
 }
 
 /* QNEXT_WAIT_SPIN_US: a compute command buffer polls its fence up to that long, then blocks; the default polls 20 ms
- * on discrete GPUs only; transfer-queue waits never poll. Results are the same either way (y = Wx run 3 times). */
+ * on discrete GPUs only, a caller may change that default (qn_cmd_set_spin_default: streaming segments 0) but not
+ * the env; transfer-queue waits never poll. Results are the same either way (y = Wx run 3 times). */
 static void spin_wait(struct qn_h *h)
 {
     const uint32_t rows = 32, cols = 128;
@@ -274,6 +275,12 @@ static void spin_wait(struct qn_h *h)
         snprintf(what, sizeof what, "QNEXT_WAIT_SPIN_US=%s: compute waits poll %llu us (want %llu), transfer waits 0",
                  env[i] ? env[i] : "(unset)", (unsigned long long)qn_cmd_spin_us(c), (unsigned long long)want[i]);
         expect(h, what, qn_cmd_spin_us(c) == want[i] && qn_cmd_spin_us(xc) == 0);
+        qn_cmd_set_spin_default(c, 7);
+        qn_cmd_set_spin_default(xc, 7);
+        snprintf(what, sizeof what, "  a caller's default of 7 us (the env wins over it): compute %llu (want %llu), transfer %llu",
+                 (unsigned long long)qn_cmd_spin_us(c), (unsigned long long)(env[i] ? want[i] : 7),
+                 (unsigned long long)qn_cmd_spin_us(xc));
+        expect(h, what, qn_cmd_spin_us(c) == (env[i] ? want[i] : 7) && qn_cmd_spin_us(xc) == 0);
         qn_h_ok(h, qn_cmd_begin(c), "begin");
         qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, rows / 2);
         qn_h_ok(h, qn_cmd_end(c), "end");
