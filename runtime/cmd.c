@@ -40,6 +40,9 @@ struct qn_cmd {
     uint64_t spin_ns;          /* QNEXT_WAIT_SPIN_US: poll the fence this long before blocking on it */
     bool spin_env;             /* spin_ns came from QNEXT_WAIT_SPIN_US */
     bool compute;              /* made for the compute queue (waits may poll) */
+    uint64_t submit_ns;        /* when the pending submission went in */
+    uint64_t last_ns;          /* submit to signal of the previous one (0: none yet): the next wait sleeps until
+                                * shortly before that, then polls */
     char labels[QN_CMD_MAX_STAMPS][48]; /* labels[i]: region starting at stamp i ("" = none) */
     uint32_t nregions;
     uint32_t ndispatch;        /* dispatches recorded since begin */
@@ -77,8 +80,11 @@ int qn_cmd_create_on(qn_vk *v, enum qn_queue q, qn_cmd **out)
     const char *pd = getenv("QNEXT_PROFILE_DISPATCH");
     c->per_dispatch = pd && *pd && strcmp(pd, "0");
     /* Compute-queue waits poll the fence first on discrete GPUs (a blocked waiter wakes tens of microseconds after
-     * the GPU is done: H100 run 44, decode +1.3%, a 16-token prefill +6%); not on integrated GPUs, whose CPU cores
-     * share the power budget. Env QNEXT_WAIT_SPIN_US: the poll's cap in microseconds (0: block at once). */
+     * the GPU is done: H100 run 44, decode +1.3%, a 16-token prefill +6%, measured polling from the submit); not on
+     * integrated GPUs, whose CPU cores share the power budget. Since then a wait sleeps (a timed fence wait) until
+     * 0.3 ms before the previous run's time and polls from there, so long calls do not burn a core: never slower
+     * than the blocking wait, not yet timed on the H100. Env QNEXT_WAIT_SPIN_US: the poll's cap in microseconds
+     * (0: block at once). */
     const char *sp = getenv("QNEXT_WAIT_SPIN_US");
     c->compute = q == QN_QUEUE_COMPUTE;
     c->spin_env = c->compute && sp && *sp;
@@ -386,6 +392,7 @@ int qn_cmd_submit_tl(qn_cmd *c, const struct qn_tl_point *wait, uint32_t nwait, 
                         .signalSemaphoreCount = signal ? 1 : 0, .pSignalSemaphores = &ss };
     QN_VK_TRY(vkQueueSubmit(c->queue, 1, &si, c->fence));
     c->pending = true;
+    c->submit_ns = qn_now_ns();
 done:
     return rc;
 }
@@ -414,13 +421,19 @@ int qn_cmd_wait(qn_cmd *c)
 {
     int rc = 0;
     if (!c->pending) return 0;
-    if (c->spin_ns) { /* poll first (qn_cmd_create_on) */
-        uint64_t t0 = qn_now_ns();
-        VkResult r;
-        while ((r = vkGetFenceStatus(c->v->dev, c->fence)) == VK_NOT_READY && qn_now_ns() - t0 < c->spin_ns) {}
-        if (r != VK_SUCCESS && r != VK_NOT_READY) QN_VK_TRY(r);
+    if (c->spin_ns) { /* sleep until shortly before the last run's time, then poll (qn_cmd_create_on) */
+        const uint64_t margin = 300000; /* a timed sleep's oversleep and the run-to-run spread */
+        uint64_t t0 = qn_now_ns(), el = t0 - c->submit_ns;
+        VkResult r = VK_NOT_READY;
+        if (c->last_ns > el + margin) QN_VK_TRY(r = vkWaitForFences(c->v->dev, 1, &c->fence, VK_TRUE, c->last_ns - el - margin));
+        if (r != VK_SUCCESS) {
+            t0 = qn_now_ns();
+            while ((r = vkGetFenceStatus(c->v->dev, c->fence)) == VK_NOT_READY && qn_now_ns() - t0 < c->spin_ns) {}
+            if (r < 0) QN_VK_TRY(r);
+        }
     }
     QN_VK_TRY(vkWaitForFences(c->v->dev, 1, &c->fence, VK_TRUE, UINT64_MAX));
+    c->last_ns = qn_now_ns() - c->submit_ns;
     c->pending = false;
     QN_TRY(read_stamps(c));
 done:
@@ -436,6 +449,7 @@ int qn_cmd_run(qn_cmd *c)
 uint32_t qn_cmd_nregions(const qn_cmd *c) { return c->nregions; }
 uint32_t qn_cmd_ndispatch(const qn_cmd *c) { return c->ndispatch; }
 uint64_t qn_cmd_spin_us(const qn_cmd *c) { return c->spin_ns / 1000u; }
+uint64_t qn_cmd_last_run_us(const qn_cmd *c) { return c->last_ns / 1000u; }
 
 void qn_cmd_set_spin_default(qn_cmd *c, uint64_t us)
 {

@@ -334,6 +334,8 @@ uint32_t qn_cmd_nregions(const qn_cmd *c);
 uint32_t qn_cmd_ndispatch(const qn_cmd *c); /* dispatches recorded since qn_cmd_begin */
 uint64_t qn_cmd_spin_us(const qn_cmd *c);   /* how long a wait polls the fence before blocking (QNEXT_WAIT_SPIN_US) */
 void qn_cmd_set_spin_default(qn_cmd *c, uint64_t us); /* that poll's cap where QNEXT_WAIT_SPIN_US is unset (compute) */
+uint64_t qn_cmd_last_run_us(const qn_cmd *c); /* submit to signal of the last waited submission (0: none): a wait
+                                               * that polls first sleeps until 0.3 ms before the last run's time */
 double qn_cmd_region(const qn_cmd *c, uint32_t i, const char **label);
 VkCommandBuffer qn_cmd_vk(const qn_cmd *c); /* raw handle (planted-error tests) */
 

@@ -247,10 +247,12 @@ static void cm_shapes(struct qn_h *h)
 
 /* QNEXT_WAIT_SPIN_US: a compute command buffer polls its fence up to that long, then blocks; the default polls 20 ms
  * on discrete GPUs only, a caller may change that default (qn_cmd_set_spin_default: streaming segments 0) but not
- * the env; transfer-queue waits never poll. Results are the same either way (y = Wx run 3 times). */
+ * the env; transfer-queue waits never poll. A polling wait after the first sleeps until 0.3 ms before the last run's
+ * time (a run of ~1 ms or more here, so runs 2 and 3 take that path). Results are the same either way (y = Wx run
+ * 3 times). */
 static void spin_wait(struct qn_h *h)
 {
-    const uint32_t rows = 32, cols = 128;
+    const uint32_t rows = 1024, cols = 1024; /* a run of a millisecond or more on lavapipe: later waits sleep first */
     float *w_h, *x_h, *y_h;
     qn_buf *w = qn_h_input_f32(h, "W", (size_t)rows * cols, -1, 1, &w_h);
     qn_buf *x = qn_h_input_f32(h, "x", cols, -1, 1, &x_h);
@@ -285,8 +287,10 @@ static void spin_wait(struct qn_h *h)
         qn_cmd_dispatch_n(c, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, rows / 2);
         qn_h_ok(h, qn_cmd_end(c), "end");
         for (int r = 0; r < 3; r++) qn_h_ok(h, qn_cmd_run(c), "run");
-        snprintf(what, sizeof what, "y = Wx submitted 3x with QNEXT_WAIT_SPIN_US=%s", env[i] ? env[i] : "(unset)");
+        snprintf(what, sizeof what, "y = Wx submitted 3x with QNEXT_WAIT_SPIN_US=%s (last run %llu us)",
+                 env[i] ? env[i] : "(unset)", (unsigned long long)qn_cmd_last_run_us(c));
         qn_h_check(h, what, y, ref, rows, 5e-5, 1e-5);
+        expect(h, "  the last run's time is recorded", qn_cmd_last_run_us(c) > 0);
         qn_cmd_destroy(&c);
         qn_cmd_destroy(&xc);
     }
