@@ -425,7 +425,8 @@ int qn_cmd_wait(qn_cmd *c)
         const uint64_t margin = 300000; /* a timed sleep's oversleep and the run-to-run spread */
         uint64_t t0 = qn_now_ns(), el = t0 - c->submit_ns;
         VkResult r = VK_NOT_READY;
-        if (c->last_ns > el + margin) QN_VK_TRY(r = vkWaitForFences(c->v->dev, 1, &c->fence, VK_TRUE, c->last_ns - el - margin));
+        if (c->last_ns > el + margin)
+            QN_VK_TRY(r = vkWaitForFences(c->v->dev, 1, &c->fence, VK_TRUE, c->last_ns - el - margin));
         if (r != VK_SUCCESS) {
             t0 = qn_now_ns();
             while ((r = vkGetFenceStatus(c->v->dev, c->fence)) == VK_NOT_READY && qn_now_ns() - t0 < c->spin_ns) {}

@@ -279,7 +279,8 @@ static void spin_wait(struct qn_h *h)
         expect(h, what, qn_cmd_spin_us(c) == want[i] && qn_cmd_spin_us(xc) == 0);
         qn_cmd_set_spin_default(c, 7);
         qn_cmd_set_spin_default(xc, 7);
-        snprintf(what, sizeof what, "  a caller's default of 7 us (the env wins over it): compute %llu (want %llu), transfer %llu",
+        snprintf(what, sizeof what,
+                 "  a caller's default of 7 us (the env wins over it): compute %llu (want %llu), transfer %llu",
                  (unsigned long long)qn_cmd_spin_us(c), (unsigned long long)(env[i] ? want[i] : 7),
                  (unsigned long long)qn_cmd_spin_us(xc));
         expect(h, what, qn_cmd_spin_us(c) == (env[i] ? want[i] : 7) && qn_cmd_spin_us(xc) == 0);
