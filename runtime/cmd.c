@@ -4,6 +4,7 @@
  * Descriptors: pushed into the command buffer with VK_KHR_push_descriptor when present, else sets from
  * per-recording pools (reset at qn_cmd_begin), written at record time. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +365,8 @@ int qn_cmd_submit(qn_cmd *c) { return qn_cmd_submit_tl(c, NULL, 0, NULL); }
 
 #define QN_MAX_WAITS 8
 
+static void timeline_signals(const qn_timeline *t, uint64_t value);
+
 int qn_cmd_submit_tl(qn_cmd *c, const struct qn_tl_point *wait, uint32_t nwait, const struct qn_tl_point *signal)
 {
     int rc = 0;
@@ -381,6 +384,7 @@ int qn_cmd_submit_tl(qn_cmd *c, const struct qn_tl_point *wait, uint32_t nwait, 
         ss = qn_timeline_vk(signal->tl);
         sv = signal->value;
     }
+    if (signal) timeline_signals(signal->tl, sv);
     if (c->pending) QN_TRY(qn_cmd_wait(c));
     QN_VK_TRY(vkResetFences(c->v->dev, 1, &c->fence));
     VkTimelineSemaphoreSubmitInfo ti = { .sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
@@ -475,6 +479,7 @@ struct qn_timeline {
     qn_vk *v;
     VkSemaphore sem;
     char name[48];
+    _Atomic uint64_t signaled;   /* the highest value a submission signals (qn_cmd_submit_tl) */
 };
 
 int qn_timeline_create(qn_vk *v, const char *name, qn_timeline **out)
@@ -496,10 +501,26 @@ done:
     return rc;
 }
 
+/* A submission signals t to value: remember the highest for qn_timeline_destroy (a bookkeeping field; timelines are
+ * const to the submit's callers). */
+static void timeline_signals(const qn_timeline *t, uint64_t value)
+{
+    _Atomic uint64_t *hi = &((qn_timeline *)t)->signaled;
+    uint64_t cur = atomic_load(hi);
+    while (cur < value && !atomic_compare_exchange_weak(hi, &cur, value)) {}
+}
+
 void qn_timeline_destroy(qn_timeline **pt)
 {
     qn_timeline *t = pt ? *pt : NULL;
     if (!t) return;
+    /* Every signal submitted must have landed before the destroy, on the semaphore itself: lavapipe (Mesa 22.3)
+     * signals a batch's fence before its queue thread has finished broadcasting the timeline's new value, so a
+     * destroy right after the fence wait freed the condition variable under that thread (ThreadSanitizer in
+     * test_stream's host-tier cases; CI saw a SIGSEGV there). */
+    uint64_t hi = atomic_load(&t->signaled);
+    if (hi && qn_timeline_wait(t, hi, 10ll * 1000000000ll) < 0)
+        QN_WARN("destroying timeline '%s': %s", t->name, qn_errmsg());
     vkDestroySemaphore(t->v->dev, t->sem, NULL);
     free(t);
     *pt = NULL;

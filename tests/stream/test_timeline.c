@@ -6,7 +6,8 @@
  * new random data to a different offset). Also: a wait for a value never signalled times out with -ETIMEDOUT
  * naming the timeline; counter values read back; dispatches are refused on a transfer-only queue; which queue the
  * copies use is printed (lavapipe has one queue family: the compute queue); a QN_MEM_DEVICE_MAPPED buffer (the
- * pools of QNEXT_STREAM_BAR=1) is mapped or refused with QN_E_UNSUPPORTED. Runs under validation (lvp_env): any
+ * pools of QNEXT_STREAM_BAR=1) is mapped or refused with QN_E_UNSUPPORTED; a timeline destroyed right after a
+ * submission that signals it waits for that signal first. Runs under validation (lvp_env): any
  * validation message fails. */
 #include <errno.h>
 #include <stdio.h>
@@ -88,6 +89,19 @@ int main(void)
         CHECK(rc == -EINVAL && strstr(qn_errmsg(), "transfer"), "dispatch on the transfer queue: rc %d", rc);
         qn_cmd_end(xc[0]);
     }
+    /* a timeline destroyed right after a submission that signals it (no wait in between): the destroy waits for
+     * the signal (a destroy of a semaphore in use is a validation error; lavapipe's queue thread was still
+     * broadcasting on it after the batch's fence: a use after free under ThreadSanitizer) */
+    for (int r = 0; r < 8; r++) {
+        qn_timeline *td;
+        if (qn_timeline_create(v, "destroyed early", &td)) DIE("timeline");
+        if (qn_cmd_begin(cc[r]) || qn_cmd_copy(cc[r], up, 0, rb, 0, 4 * CHUNK)) DIE("recording a copy");
+        if (qn_cmd_end(cc[r])) DIE("ending it");
+        if (qn_cmd_submit_tl(cc[r], NULL, 0, &(struct qn_tl_point){ td, 7 })) DIE("submitting it");
+        qn_timeline_destroy(&td);
+        if (qn_cmd_wait(cc[r])) DIE("waiting for it");
+    }
+    printf("8 timelines destroyed right after the submissions that signal them\n");
     qn_buf *bar = NULL;
     rc = qn_buf_create(v, QN_MEM_DEVICE_MAPPED, CHUNK, "device-local mapped", &bar);
     CHECK((!rc && bar && bar->map) || rc == QN_E_UNSUPPORTED, "QN_MEM_DEVICE_MAPPED: rc %d, map %p: %s", rc,
