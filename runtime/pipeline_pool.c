@@ -39,20 +39,17 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Threads: env QNEXT_PIPE_THREADS (0 or 1: none, pipelines compile one by one), else min(cores, 8), except on CPU
- * devices: lavapipe (Mesa 22.3) only translates SPIR-V at pipeline creation (LLVM compiles at the first dispatch, on
- * its queue thread) and does it on one gallium context shared by every caller, so threads gain nothing there and
- * only add a race on that context. */
-static uint32_t pool_threads(const qn_vk *v)
+/* Threads: env QNEXT_PIPE_THREADS (0 or 1: none, pipelines compile one by one), else min(cores, 8). */
+static uint32_t pool_threads(void)
 {
     const char *e = getenv("QNEXT_PIPE_THREADS");
-    long n = e && *e ? atol(e) : v->caps.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 0 : sysconf(_SC_NPROCESSORS_ONLN);
+    long n = e && *e ? atol(e) : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 2 ? 0 : n > QN_PIPE_MAX_THREADS ? QN_PIPE_MAX_THREADS : (uint32_t)n;
 }
 
 int qn_pipe_async_begin(qn_vk *v)
 {
-    uint32_t n = pool_threads(v);
+    uint32_t n = pool_threads();
     if (v->ppool || !n) return 0;
     struct qn_pipe_pool *pl = calloc(1, sizeof *pl);
     if (!pl) return qn_fail(-ENOMEM, "out of memory");
