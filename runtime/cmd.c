@@ -384,7 +384,6 @@ int qn_cmd_submit_tl(qn_cmd *c, const struct qn_tl_point *wait, uint32_t nwait, 
         ss = qn_timeline_vk(signal->tl);
         sv = signal->value;
     }
-    if (signal) timeline_signals(signal->tl, sv);
     if (c->pending) QN_TRY(qn_cmd_wait(c));
     QN_VK_TRY(vkResetFences(c->v->dev, 1, &c->fence));
     VkTimelineSemaphoreSubmitInfo ti = { .sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
@@ -397,6 +396,7 @@ int qn_cmd_submit_tl(qn_cmd *c, const struct qn_tl_point *wait, uint32_t nwait, 
     QN_VK_TRY(vkQueueSubmit(c->queue, 1, &si, c->fence));
     c->pending = true;
     c->submit_ns = qn_now_ns();
+    if (signal) timeline_signals(signal->tl, sv); /* only a submission that went in will signal */
 done:
     return rc;
 }

@@ -232,8 +232,10 @@ static int record_segs(qn_session *s, const struct qn_fwd_call *call)
     for (int i = 0; !rc && i < 2 + 2 * L; i++) {
         enum qn_fwd_seg seg = i == 0 ? QN_FWD_SEG_EMBED : i == 1 + 2 * L ? QN_FWD_SEG_HEAD
                               : (i - 1) % 2 == 0 ? QN_FWD_SEG_ROUTE : QN_FWD_SEG_EXPERTS;
-        if (!s->seg[i] && (rc = qn_cmd_create(s->m->v, &s->seg[i]))) break;
-        qn_cmd_set_spin_default(s->seg[i], 0); /* streaming: the reader threads need the cores (no A/B of a poll yet) */
+        if (!s->seg[i]) {
+            if ((rc = qn_cmd_create(s->m->v, &s->seg[i]))) break;
+            qn_cmd_set_spin_default(s->seg[i], 0); /* streaming: the reader threads need the cores (no poll A/B yet) */
+        }
         if ((rc = qn_cmd_begin(s->seg[i]))) break;
         if (s->seg_times) /* GPU busy per segment kind for the stats (read back in seg_times) */
             qn_cmd_mark(s->seg[i], seg == QN_FWD_SEG_ROUTE ? "stream.route" : seg == QN_FWD_SEG_EXPERTS ? "stream.experts"
