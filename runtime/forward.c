@@ -121,9 +121,10 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
     }
 }
 
-/* linear() above tune.small_t tokens for a GGUF mixed-type fusion: one prefill matmul per part in its own block
- * type (or f32), into Y columns row0 .. of the fused output, instead of the fusion's f32 copy (4-8x the bytes,
- * and no tensor cores for block weights). Returns false (nothing recorded) if a part has no matmul kernel. */
+/* linear() above one token for a GGUF mixed-type fusion: one prefill matmul per part in its own block type (or
+ * f32), into Y columns row0 .. of the fused output. The loader keeps no f32 copy of such a fusion (model_gguf.c;
+ * env QNEXT_GGUF_F32_FUSED=1 does, and W->buf is then the fallback). Returns false (nothing recorded) if a part
+ * has no matmul kernel. */
 static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
@@ -150,7 +151,7 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
 static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
-    if (W->nsub && T > f->tune.small_t && sub_matmul(r, W, x, y, T, acc)) return;
+    if (W->nsub && T > 1 && (T > f->tune.small_t || !W->buf) && sub_matmul(r, W, x, y, T, acc)) return;
     if (W->nsub && T == 1) { /* GGUF mixed-type fusion: each part in its own block type, y rows row0.. */
         for (uint32_t i = 0; i < W->nsub; i++) {
             const struct qn_wsub *s = &W->sub[i];
@@ -227,7 +228,7 @@ static bool norm_fusable(const struct rec *r, const qn_wt *W, const qn_wt *nw, u
             if (!norm_pipe(f, W->sub[i].qtype, QN_DT_F32, W->sub[i].rows)) return false;
         return true;
     }
-    return W->bytes <= bind_limit(f) && norm_pipe(f, W->qtype, W->dtype, W->rows);
+    return W->buf && W->bytes <= bind_limit(f) && norm_pipe(f, W->qtype, W->dtype, W->rows);
 }
 
 /* xn[T, H] = RMSNorm(x) with weight nw, for the projection W that reads it next: left pending for
@@ -370,7 +371,7 @@ static bool norm_linear_route(struct rec *r, const qn_wt *W, const qn_pc_moe *pm
     qn_fwd *f = r->f;
     bool parts = W->nsub && r->T == 1;
     uint32_t n = parts ? W->nsub : 1, groups = 0;
-    if (f->tune.no_route_fold) return false;
+    if (f->tune.no_route_fold || (!parts && !W->buf)) return false; /* a mixed-type fusion at T > 1: no f32 copy */
     if (!r->nw || !r->nxn || pm->E > QN_MOE_MAX_E || pm->K > QN_MOE_MAX_K || pm->K > pm->E ||
         pm->m_stride != W->rows || W->rows != pm->E + 2 * pm->Is + 1)
         return false;
@@ -647,12 +648,11 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
  * they are the layer's routed down type (flag QN_MOE_SHARED_Q), else the f32 tensor. */
 static struct qn_bind shared_down_bind(const struct qn_mlayer *L, uint32_t *flags)
 {
-    const qn_wt *sd = &L->shared_down;
-    if (sd->nsub == 1 && sd->sub[0].qtype == L->exp_qtype[2] && sd->sub[0].row0 == 0 && sd->sub[0].rows == sd->rows) {
+    if (qn_model_shared_down_q(L)) {
         *flags |= QN_MOE_SHARED_Q;
-        return QN_BIND(sd->sub[0].buf);
+        return QN_BIND(L->shared_down.sub[0].buf);
     }
-    return wb(sd);
+    return wb(&L->shared_down);
 }
 
 /* moe_experts() for GGUF block experts (moe_q.comp): gate|up slots in pools, down slots in dpools; the

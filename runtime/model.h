@@ -137,6 +137,13 @@ int qn_model_plan_bytes(const qn_config *c, const qn_st_store *st, uint64_t *den
  * 1 (in_proj_ba); returns the source row. Exposed for tests. */
 int qn_model_gdn_src_row(const qn_config *c, int r, int *which);
 
+/* Bytes of weights one decoded token reads with its experts resident (model_bytes.c): the embedding row, the
+ * final norm and head, every layer's tensors as the decode kernels bind them (a GGUF mixed-type fusion's parts,
+ * the shared down's blocks where qn_model_shared_down_q) and top_k routed experts of the layer's own types. */
+uint64_t qn_model_decode_bytes(const qn_model *m);
+/* Does the decode read layer L's shared-expert down in its GGUF blocks (its sub, in the routed down's type)? */
+bool qn_model_shared_down_q(const struct qn_mlayer *L);
+
 /* Bytes one expert pool buffer may hold: the device's binding and allocation limits, 32-bit offsets (the MoE
  * kernels address a pool with them) and qn_model_params.pool_bytes_max. */
 uint64_t qn_model_pool_cap(const qn_model *m);

@@ -351,8 +351,17 @@ static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts,
         }
         uint32_t qt = raw_type(g, nparts, s);
         if (qt) return fuse_raw(g, dst, perm, nparts, s, qt);
-        int rc = fuse(g, dst, perm, layer, nparts, fmts, false); /* f32 for prefill, subs for decode */
-        return rc ? rc : make_subs(g, dst, perm, nparts, s);
+        /* A mixed-type fusion: its parts in their own types only (decode matvecs per part or mv_parts / route_mixed,
+         * prefill matmuls per part: forward.c sub_matmul); an f32 copy only when the parts cannot be subs, or with
+         * env QNEXT_GGUF_F32_FUSED=1 (the old layout, kept for A/Bs: 3.3 GiB more VRAM on the 80B Q4_K_M) */
+        const char *keep = getenv("QNEXT_GGUF_F32_FUSED");
+        qn_wt w = { .dtype = QN_DT_F32, .cols = (uint32_t)(s[0].shape[1] * (s[0].ndim > 2 ? s[0].shape[2] : 1)) };
+        int rc = keep && !strcmp(keep, "1") ? fuse(g, &w, perm, layer, nparts, fmts, false) : 0;
+        if (!rc) rc = make_subs(g, &w, perm, nparts, s);
+        if (rc || (!w.nsub && !w.buf)) return rc ? rc : fuse(g, dst, perm, layer, nparts, fmts, false);
+        for (int i = 0; !w.buf && i < nparts; i++) w.rows += (uint32_t)s[i].shape[0];
+        *dst = w;
+        return 0;
     }
     if (nparts == 1 && perm == PERM_NONE) {
         char name[160];
@@ -806,7 +815,7 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
              g.nthreads, t1 - t0, t2 - t1, t3 - t2, qn_now_s() - t3);
     if (!rc)
         QN_INFO("%s: %u dense matrices in GGUF blocks (%.1f MiB), dense f32 %.1f MiB (embedding, vectors, shared down, "
-                "prefill copies of mixed-type fusions); "
+                "mixed-type fusions without parts); "
                 "routed experts %s (%.1f MiB%s)", m->path, g.nq, (double)g.qbytes / 1048576.0,
                 (double)(m->dense_bytes - g.qbytes) / 1048576.0,
                 m->L[0].exp_qtype[0] ? "in GGUF blocks" : "as f32", (double)m->expert_bytes / 1048576.0,

@@ -136,16 +136,6 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
     return 0;
 }
 
-/* Weight bytes one decode step reads: every dense matrix once (the embedding: one row), the top-k experts of
- * every layer. */
-static double decode_bytes(const qn_model *m)
-{
-    const qn_config *c = &m->c;
-    double b = (double)m->dense_bytes - (double)m->embed.bytes + (double)m->embed.bytes / m->embed.rows;
-    if (c->tie_word_embeddings) b += (double)m->embed.bytes;
-    return b + (double)c->num_layers * c->top_k * (double)(m->slot_bytes + m->d_slot_bytes); /* + GGUF down */
-}
-
 /* Device (--device), board profile (--board: memory reserve, kernel tuning), the model and one session. */
 static int open_all(const struct bench_opts *o, struct qn_vk_stack *st)
 {
@@ -384,7 +374,7 @@ static void view_of(const struct bench_opts *o, const qn_model *m, const struct 
     memset(w, 0, sizeof *w);
     w->prefill_tps = (double)o->prompt / r->best_prefill_s;
     w->decode_tps = o->decode ? (double)o->decode / r->best_decode_s : 0;
-    w->wbytes = decode_bytes(m);
+    w->wbytes = (double)qn_model_decode_bytes(m);
     w->wgbps = w->wbytes * w->decode_tps / 1e9;
     w->streaming = m->stream != NULL;
     if (!w->streaming || !r->dec_tokens) return;
@@ -533,7 +523,7 @@ static void report_header(const struct bench_opts *o, qn_vk *v, const qn_model *
     const qn_config *c = &m->c;
     fprintf(out, "device '%s' (%s), board %s, validation %s\n", caps->name, caps->driver_info, b->name,
             qn_vk_validating(v) ? "ON" : "off");
-    fprintf(out, "model %s: %d layers, hidden %d, %d experts top-%d, vocab %d; %.2f GiB dense (%s), %u expert slots "
+    fprintf(out, "model %s: %d layers, hidden %d, %d experts top-%d, vocab %d; %.2f GiB dense (embedding %s), %u expert slots "
             "x %.2f MiB (%s); loaded in %.1f s (%.2f GB/s)\n", o->c.model, c->num_layers, c->hidden_size,
             c->num_experts, c->top_k, c->vocab_size, (double)m->dense_bytes / 1073741824.0,
             qn_dtype_name(m->embed.dtype), m->n_slots, (double)(m->slot_bytes + m->d_slot_bytes) / 1048576.0,
