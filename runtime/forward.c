@@ -416,14 +416,14 @@ static void embed(struct rec *r)
     qn_fwd *f = r->f;
     const qn_wt *E = &f->m->embed;
     uint32_t H = E->cols, wg = qn_pipe_spec(f->embed, 0);
-    uint64_t range = bind_limit(f), rowb = (uint64_t)H * qn_dtype_size(E->dtype);
+    uint64_t range = bind_limit(f), rowb = E->bytes / E->rows; /* dtype or GGUF block rows */
     uint32_t prow = E->bytes > range ? (uint32_t)(range / rowb / 256u * 256u) : E->rows;
     if (prow == 0) prow = 256;
     for (uint32_t r0 = 0; r0 < E->rows; r0 += prow) {
         uint32_t n = E->rows - r0 < prow ? E->rows - r0 : prow;
         qn_pc_embed pc = { .T = r->T, .H = H, .row0 = r0, .rows = n };
-        struct qn_bind tb = n == E->rows ? wb(E)
-                          : QN_BIND_RANGE(E->buf, E->off + r0 * rowb, ((uint64_t)n * rowb + 15) / 16 * 16);
+        uint64_t pb = ((uint64_t)n * rowb + 15) / 16 * 16, left = E->buf->size - E->off - r0 * rowb;
+        struct qn_bind tb = n == E->rows ? wb(E) : QN_BIND_RANGE(E->buf, E->off + r0 * rowb, pb < left ? pb : left);
         qn_cmd_dispatch_nz(r->c, f->embed, QN_BINDS(tb, QN_BIND(f->tok), QN_BIND(f->x)), &pc, sizeof pc,
                            cdiv(H, wg), r->T);
     }

@@ -649,10 +649,15 @@ static int make_layer_pipes(qn_fwd *f)
 
 int qn_fwd_make_pipes(qn_fwd *f)
 {
-    static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 };
+    static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 },
+                                eq[5] = { QN_K_EMBED_Q8_0, QN_K_EMBED_Q4_0, QN_K_EMBED_Q4_K, QN_K_EMBED_Q5_K,
+                                          QN_K_EMBED_Q6_K };
     uint32_t nwg = f->tune.norm_wg ? f->tune.norm_wg : 256, tile[6];
-    int rc;
-    PIPE(emb[qn_fwd_dt_index(f->m->embed.dtype)], &f->embed, 256);
+    int rc, qi = f->m->embed.qtype ? qn_fwd_q_index(f->m->embed.qtype) : -1;
+    if (f->m->embed.qtype && qi < 0)
+        return qn_fail(QN_E_UNSUPPORTED, "the embedding table's GGUF type %s has no embed kernel",
+                       qn_ggml_type_name(f->m->embed.qtype));
+    PIPE(qi >= 0 ? eq[qi] : emb[qn_fwd_dt_index(f->m->embed.dtype)], &f->embed, 256);
     PIPE(QN_K_RMSNORM, &f->rmsnorm, nwg);
     if ((rc = make_dense_pipes(f, tile))) return rc;
     make_cm_pipes(f);

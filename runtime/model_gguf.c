@@ -356,7 +356,8 @@ static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts,
          * env QNEXT_GGUF_F32_FUSED=1 (the old layout, kept for A/Bs: 3.3 GiB more VRAM on the 80B Q4_K_M) */
         const char *keep = getenv("QNEXT_GGUF_F32_FUSED");
         qn_wt w = { .dtype = QN_DT_F32, .cols = (uint32_t)(s[0].shape[1] * (s[0].ndim > 2 ? s[0].shape[2] : 1)) };
-        int rc = keep && !strcmp(keep, "1") ? fuse(g, &w, perm, layer, nparts, fmts, false) : 0;
+        bool copy = nparts == 1 || (keep && !strcmp(keep, "1")); /* one part (e.g. an F32 file's): f32 + its sub */
+        int rc = copy ? fuse(g, &w, perm, layer, nparts, fmts, false) : 0;
         if (!rc) rc = make_subs(g, &w, perm, nparts, s);
         if (rc || (!w.nsub && !w.buf)) return rc ? rc : fuse(g, dst, perm, layer, nparts, fmts, false);
         for (int i = 0; !w.buf && i < nparts; i++) w.rows += (uint32_t)s[i].shape[0];
@@ -399,6 +400,17 @@ static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts,
     for (int i = 0; i < nparts; i++) free(pt[i]);
     free(out);
     return rc;
+}
+
+/* The token-embedding table: in its GGUF blocks when it is a kernel block type (embed.comp dequantizes the rows it
+ * gathers; 175 MB instead of 1.24 GB of f32 for the 80B Q4_K_M), else dequantized to f32. */
+static int embed_table(struct gl *g, qn_wt *dst, const char *const *name)
+{
+    qn_q3n_src s;
+    int rc = qn_q3n_find(g->q, name[0], &s);
+    if (rc) return qn_fail(rc, "GGUF: no tensor for '%s'", name[0]);
+    uint32_t qt = raw_type(g, 1, &s);
+    return qt ? fuse_raw(g, dst, PERM_NONE, 1, &s, qt) : fuse(g, dst, PERM_NONE, 0, 1, name, false);
 }
 
 #define FUSE(dst, perm, layer, ...) FUSEQ(dst, perm, false, layer, __VA_ARGS__)
@@ -801,7 +813,7 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
     static const char *const embed[] = { "model.embed_tokens.weight" }, *const norm[] = { "model.norm.weight" },
                              *const head[] = { "lm_head.weight" };
     double t0 = qn_now_s();
-    if (!rc) rc = fuse(&g, &m->embed, PERM_NONE, 0, 1, embed, false);
+    if (!rc) rc = embed_table(&g, &m->embed, embed);
     double t1 = qn_now_s();
     if (!rc) rc = fuse(&g, &m->norm, PERM_NONE, 0, 1, norm, false);
     if (!rc && m->c.tie_word_embeddings) m->lm_head = m->embed;
@@ -814,8 +826,8 @@ int qn_model_gguf_load(qn_model *m, const struct qn_model_params *p)
     QN_DEBUG("GGUF load (%d threads): embedding %.2f s, norm + lm_head %.2f s, layers %.2f s, experts %.2f s",
              g.nthreads, t1 - t0, t2 - t1, t3 - t2, qn_now_s() - t3);
     if (!rc)
-        QN_INFO("%s: %u dense matrices in GGUF blocks (%.1f MiB), dense f32 %.1f MiB (embedding, vectors, shared down, "
-                "mixed-type fusions without parts); "
+        QN_INFO("%s: %u dense matrices in GGUF blocks (%.1f MiB), dense f32 %.1f MiB (vectors, shared down; tensors of "
+                "types without kernels); "
                 "routed experts %s (%.1f MiB%s)", m->path, g.nq, (double)g.qbytes / 1048576.0,
                 (double)(m->dense_bytes - g.qbytes) / 1048576.0,
                 m->L[0].exp_qtype[0] ? "in GGUF blocks" : "as f32", (double)m->expert_bytes / 1048576.0,

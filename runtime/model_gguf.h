@@ -9,10 +9,13 @@
  *   - dense matrices of one such block type (o_proj, out_proj, lm_head, ... and fusions whose parts agree):
  *     kept in blocks (qn_wt.qtype), matvec_q* for every T (prefill with tokens in z: correct, not fast);
  *   - fusions whose parts differ in type (llama.cpp's Q4_K_M mixes them: Q6_K attn_qkv + Q4_K attn_gate, F32
- *     router + Q4_K shared experts): f32 fusion for T > 1 plus per-part sub-tensors in their own types for
- *     T = 1 (qn_wt.sub);
- *   - embedding table, norms (v - 1 applied), A_log (log(-ssm_a)), conv1d, dt_bias, shared_expert down: f32.
- * QNEXT_GGUF_F32=1 dequantizes everything to f32 (debugging). --expert-cache (streaming) is refused for now. */
+ *     router + Q4_K shared experts): only the per-part sub-tensors in their own types (qn_wt.sub; no buffer of
+ *     the whole: decode reads them per part or in one mv_parts / route_mixed dispatch, prefill runs one matmul per
+ *     part); an f32 fusion only when the parts cannot be subs, or with env QNEXT_GGUF_F32_FUSED=1 (A/Bs);
+ *   - the embedding table in its blocks when it is one of those types (embed.comp's block variants), else f32;
+ *   - norms (v - 1 applied), A_log (log(-ssm_a)), conv1d, dt_bias: f32; the shared expert's down: f32 (prefill)
+ *     plus its blocks as a sub (decode).
+ * QNEXT_GGUF_F32=1 dequantizes everything to f32 (debugging). */
 #ifndef QN_MODEL_GGUF_H
 #define QN_MODEL_GGUF_H
 

@@ -25,6 +25,7 @@
 #include "model_stream.h"
 #include "qn_err.h"
 #include "qn_rng.h"
+#include "quant.h"
 #include "session.h"
 #include "stream.h"
 #include "vk_stack.h"
@@ -526,7 +527,7 @@ static void report_header(const struct bench_opts *o, qn_vk *v, const qn_model *
     fprintf(out, "model %s: %d layers, hidden %d, %d experts top-%d, vocab %d; %.2f GiB dense (embedding %s), %u expert slots "
             "x %.2f MiB (%s); loaded in %.1f s (%.2f GB/s)\n", o->c.model, c->num_layers, c->hidden_size,
             c->num_experts, c->top_k, c->vocab_size, (double)m->dense_bytes / 1073741824.0,
-            qn_dtype_name(m->embed.dtype), m->n_slots, (double)(m->slot_bytes + m->d_slot_bytes) / 1048576.0,
+            m->embed.qtype ? qn_ggml_type_name(m->embed.qtype) : qn_dtype_name(m->embed.dtype), m->n_slots, (double)(m->slot_bytes + m->d_slot_bytes) / 1048576.0,
             m->L && m->L[0].exp_qtype[0] ? "GGUF blocks" : qn_dtype_name(m->exp_dtype),
             load_s, (double)(m->dense_bytes + m->expert_bytes) / load_s / 1e9);
 }

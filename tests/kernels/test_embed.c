@@ -1,9 +1,14 @@
 /* test_embed.c — embedding gather (bf16 / f16 / f32 table -> f32 rows) for odd and real widths, repeated and
- * extreme ids, and a table bound in two pieces (each dispatch writes only the tokens whose row it holds). */
+ * extreme ids, and a table bound in two pieces (each dispatch writes only the tokens whose row it holds); and
+ * the GGUF block tables (Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K rows dequantized as they are gathered) against the C
+ * reference's dequantized rows (loader/quant.c), bit for bit. */
 #include <stdio.h>
+#include <string.h>
 
 #include "harness.h"
+#include "qblocks.h"
 #include "qn_num.h"
+#include "quant.h"
 
 static const struct { enum qn_kernel k; const char *name; int kind, esize; } dtypes[] = {
     { QN_K_EMBED_BF16, "bf16", 0, 2 }, { QN_K_EMBED_F16, "f16", 1, 2 }, { QN_K_EMBED_F32, "f32", 2, 4 },
@@ -44,6 +49,49 @@ static void run_case(struct qn_h *h, int d, uint32_t V, uint32_t H, uint32_t T, 
     qn_h_reset(h);
 }
 
+static const struct { enum qn_kernel k; uint32_t type; } qtypes[] = {
+    { QN_K_EMBED_Q8_0, QN_GGML_Q8_0 }, { QN_K_EMBED_Q4_0, QN_GGML_Q4_0 }, { QN_K_EMBED_Q4_K, QN_GGML_Q4_K },
+    { QN_K_EMBED_Q5_K, QN_GGML_Q5_K }, { QN_K_EMBED_Q6_K, QN_GGML_Q6_K },
+};
+
+/* V rows of H values in block type qtypes[q] (random blocks of varied scales and offsets: qblocks.h), T ids,
+ * bound in two pieces at row `split` when split > 0 (its byte offset must meet the device's alignment). */
+static void run_q(struct qn_h *h, int q, uint32_t V, uint32_t H, uint32_t T, uint32_t split, uint32_t wg)
+{
+    uint64_t rb;
+    qn_h_ok(h, qn_ggml_row_bytes(qtypes[q].type, H, &rb), "row bytes");
+    size_t bytes = (size_t)rb * V, padded = (bytes + 3) & ~(size_t)3;
+    uint8_t *raw = qn_h_alloc_bytes(h, padded);
+    memset(raw, 0, padded);
+    float *deq = qn_h_alloc(h, (size_t)V * H);
+    qn_h_quant_matrix(h, qtypes[q].type, V, H, raw, deq);
+    qn_buf *tab = qn_h_upload(h, "table", raw, padded);
+    int32_t *ids = qn_h_alloc_bytes(h, sizeof *ids * T);
+    for (uint32_t t = 0; t < T; t++) ids[t] = (int32_t)(qn_rng_u64(&h->rng) % V);
+    ids[0] = 0;
+    if (T > 1) ids[T - 1] = (int32_t)V - 1;
+    qn_buf *idb = qn_h_upload(h, "ids", ids, sizeof *ids * T);
+    qn_buf *x = qn_h_output(h, "x", (size_t)T * H);
+    qn_pipe *p = qn_h_pipe(h, qtypes[q].k, wg);
+    uint32_t cut[3] = { 0, split ? split : V, V };
+    qn_h_ok(h, qn_cmd_begin(h->cmd), "begin");
+    for (int i = 0; i < (split ? 2 : 1); i++) {
+        uint64_t off = (uint64_t)cut[i] * rb, n = i == (split ? 1 : 0) ? padded - off : (uint64_t)(cut[1] - cut[0]) * rb;
+        qn_pc_embed pc = { .T = T, .H = H, .row0 = cut[i], .rows = cut[i + 1] - cut[i] };
+        qn_cmd_dispatch_nz(h->cmd, p, QN_BINDS(QN_BIND_RANGE(tab, off, (n + 3) / 4 * 4), QN_BIND(idb), QN_BIND(x)),
+                           &pc, sizeof pc, (H + wg - 1) / wg, T);
+    }
+    qn_h_ok(h, qn_cmd_end(h->cmd), "recording");
+    qn_h_ok(h, qn_cmd_run(h->cmd), "running");
+    float *ref = qn_h_alloc(h, (size_t)T * H);
+    for (uint32_t t = 0; t < T; t++) memcpy(ref + (size_t)t * H, deq + (size_t)ids[t] * H, sizeof(float) * H);
+    char what[128];
+    snprintf(what, sizeof what, "%s V%u H%u T%u wg %u%s", qn_ggml_type_name(qtypes[q].type), V, H, T, wg,
+             split ? " two pieces" : "");
+    qn_h_check(h, what, x, ref, (size_t)T * H, 0, 0); /* the reference's operations: exact */
+    qn_h_reset(h);
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
@@ -55,6 +103,13 @@ int main(int argc, char **argv)
         run_case(&h, d, 384, 96, 33, 0, 32);
         run_case(&h, d, 1000, 2048, 7, 0, 256); /* real hidden size */
         run_case(&h, d, 300, 64, 40, 123, 64);  /* split table */
+    }
+    for (int q = 0; q < 5; q++) {
+        uint32_t qk = qtypes[q].type == QN_GGML_Q8_0 || qtypes[q].type == QN_GGML_Q4_0 ? 32 : 256;
+        run_q(&h, q, 1, qk, 1, 0, 64);            /* one block */
+        run_q(&h, q, 37, 3 * qk, 20, 0, 64);      /* odd rows, a partial workgroup */
+        run_q(&h, q, 300, 2048, 9, 0, 256);       /* the 80B's width */
+        run_q(&h, q, 64, 2 * qk, 17, 32, 128);    /* split table: rows 32.. at byte 32 row bytes */
     }
     return qn_h_close(&h);
 }
