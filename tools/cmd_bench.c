@@ -368,6 +368,7 @@ struct bench_view {
     bool streaming;
     double hit_rate, read_per_tok, io_gbps, stall_ms, pf_prec, pf_rec, ceil_tps, ratio;
     bool have_pf, have_ceil;
+    struct qn_mem_stats mem; /* device memory at the end of the runs: weights, KV cache, state, activations */
 };
 
 static void view_of(const struct bench_opts *o, const qn_model *m, const struct bench_result *r, struct bench_view *w)
@@ -378,6 +379,7 @@ static void view_of(const struct bench_opts *o, const qn_model *m, const struct 
     w->wbytes = (double)qn_model_decode_bytes(m);
     w->wgbps = w->wbytes * w->decode_tps / 1e9;
     w->streaming = m->stream != NULL;
+    qn_mem_stats(m->v, &w->mem);
     if (!w->streaming || !r->dec_tokens) return;
     const struct bench_stream *d = &r->dec;
     double tok = (double)r->dec_tokens;
@@ -404,6 +406,9 @@ static void report_text(const struct bench_opts *o, const qn_model *m, const str
                1e3 / w->decode_tps, w->decode_tps, w->wbytes / 1e9, w->wgbps);
     else
         printf("no decode\n");
+    printf("device memory: %.2f GiB in use of a %.2f GiB budget (dense weights %.2f GiB; the rest: expert slots in "
+           "device memory, KV cache, recurrent state, activations)\n", w->mem.device_used / 1073741824.0,
+           w->mem.device_budget / 1073741824.0, m->dense_bytes / 1073741824.0);
     if (!w->streaming) { printf("experts: every one resident (%u slots), no streaming\n", m->n_slots); return; }
     printf("streaming %u slots of %.2f MiB: decode hit rate %.4f, read %.2f MB per token at %.3f GB/s, "
            "stall %.3f ms per token", m->n_slots, (double)(m->slot_bytes + m->d_slot_bytes) / 1048576.0, w->hit_rate,
@@ -477,6 +482,8 @@ static void report_json(const struct bench_opts *o, qn_vk *v, const qn_model *m,
     cJSON_AddNumberToObject(j, "top_k", m->c.top_k);
     cJSON_AddNumberToObject(j, "dense_bytes", (double)m->dense_bytes);
     cJSON_AddNumberToObject(j, "expert_device_bytes", (double)m->expert_bytes);
+    cJSON_AddNumberToObject(j, "device_bytes_used", (double)w->mem.device_used);
+    cJSON_AddNumberToObject(j, "device_bytes_budget", (double)w->mem.device_budget);
     cJSON_AddNumberToObject(j, "load_s", r->load_s);
     cJSON_AddNumberToObject(j, "prompt_tokens", (double)o->prompt);
     cJSON_AddNumberToObject(j, "decode_tokens", (double)o->decode);

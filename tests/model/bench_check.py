@@ -30,8 +30,10 @@ def need(j, key, what, test):
 def main():
     qnext, golden = sys.argv[1], sys.argv[2]
     j = bench(qnext, '-m', f'{golden}/tiny', '--prompt', '20', '--decode', '4', '--reps', '1')
-    for k in ('prefill_tok_s', 'decode_tok_s', 'weight_bytes_per_token', 'weight_gb_s', 'load_s'):
+    for k in ('prefill_tok_s', 'decode_tok_s', 'weight_bytes_per_token', 'weight_gb_s', 'load_s', 'dense_bytes'):
         need(j, k, 'a positive number', lambda v: v > 0)
+    used = need(j, 'device_bytes_used', 'more than the dense weights', lambda v: v > j['dense_bytes'])
+    need(j, 'device_bytes_budget', 'at least the bytes in use', lambda v: v >= used)
     if j.get('streaming') is not False or 'io_ceiling_tok_s' in j or j.get('prompt_tokens') != 20:
         sys.exit(f'FAIL: tiny resident: streaming must be false, no ceiling fields, 20 prompt tokens\n{j}')
     print(f"tiny: prefill {j['prefill_tok_s']:.1f} tok/s, decode {j['decode_tok_s']:.1f} tok/s")
