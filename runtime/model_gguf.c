@@ -353,7 +353,7 @@ static int fuse(struct gl *g, qn_wt *dst, enum perm perm, int layer, int nparts,
         if (qt) return fuse_raw(g, dst, perm, nparts, s, qt);
         /* A mixed-type fusion: its parts in their own types only (decode matvecs per part or mv_parts / route_mixed,
          * prefill matmuls per part: forward.c sub_matmul); an f32 copy only when the parts cannot be subs, or with
-         * env QNEXT_GGUF_F32_FUSED=1 (the old layout, kept for A/Bs: 3.3 GiB more VRAM on the 80B Q4_K_M) */
+         * env QNEXT_GGUF_F32_FUSED=1 (the old layout, kept for A/Bs: 2.7 GiB more VRAM on the 80B Q4_K_M) */
         const char *keep = getenv("QNEXT_GGUF_F32_FUSED");
         qn_wt w = { .dtype = QN_DT_F32, .cols = (uint32_t)(s[0].shape[1] * (s[0].ndim > 2 ? s[0].shape[2] : 1)) };
         bool copy = nparts == 1 || (keep && !strcmp(keep, "1")); /* one part (e.g. an F32 file's): f32 + its sub */
