@@ -5,13 +5,14 @@ fields are there and the IO ceiling is computed (ceiling tok/s = ceiling GB/s / 
 --help and a bad option."""
 import json
 import math
+import os
 import subprocess
 import sys
 
 
-def bench(qnext, *args):
+def bench(qnext, *args, env=None):
     cmd = [qnext, 'bench', *args, '--json']
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     if p.returncode != 0:
         sys.exit(f'FAIL: {" ".join(cmd)} exited {p.returncode}\n{p.stderr}')
     try:
@@ -37,6 +38,18 @@ def main():
     if j.get('streaming') is not False or 'io_ceiling_tok_s' in j or j.get('prompt_tokens') != 20:
         sys.exit(f'FAIL: tiny resident: streaming must be false, no ceiling fields, 20 prompt tokens\n{j}')
     print(f"tiny: prefill {j['prefill_tok_s']:.1f} tok/s, decode {j['decode_tok_s']:.1f} tok/s")
+
+    # QNEXT_VRAM_BUDGET: the device budget every plan uses (a GPU shared with a desktop, or a smaller GPU's)
+    env = dict(os.environ, QNEXT_VRAM_BUDGET='768M')
+    j = bench(qnext, '-m', f'{golden}/tiny', '--prompt', '4', '--decode', '2', '--reps', '1', env=env)
+    if j.get('device_bytes_budget') != 768 * 1048576:
+        sys.exit(f"FAIL: QNEXT_VRAM_BUDGET=768M: device_bytes_budget {j.get('device_bytes_budget')}, want {768 << 20}")
+    env['QNEXT_VRAM_BUDGET'] = '8 gigs'
+    p = subprocess.run([qnext, 'bench', '-m', f'{golden}/tiny', '--prompt', '4', '--decode', '2', '--reps', '1'],
+                       capture_output=True, text=True, timeout=120, env=env)
+    if p.returncode == 0 or 'QNEXT_VRAM_BUDGET' not in p.stderr:
+        sys.exit(f'FAIL: a malformed QNEXT_VRAM_BUDGET must fail naming it (exit {p.returncode}): {p.stderr}')
+    print("QNEXT_VRAM_BUDGET: 768M budget reported, '8 gigs' refused")
 
     j = bench(qnext, '-m', f'{golden}/small', '--prompt', '20', '--decode', '4', '--reps', '1',
               '--expert-cache', '300K', '--stats')
