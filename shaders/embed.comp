@@ -29,22 +29,12 @@ layout(binding = 2, std430) writeonly buffer X { float x[]; };
 
 #if defined(QN_Q8_0) || defined(QN_Q4_0) || defined(QN_Q4_K) || defined(QN_Q5_K) || defined(QN_Q6_K)
 #define QN_EMBED_BLOCKS
-uint qn_byte(uint off) { return (tab[off >> 2u] >> (8u * (off & 3u))) & 0xffu; }
+#include "quant.glsl" // QN_QBYTE / QN_QF16 (byte, f16 at a byte offset), QN_QK / QN_QBB (the variant's block)
+uint qn_byte(uint off) { return QN_QBYTE(tab, off); }
 int qn_sbyte(uint off) { return int(qn_byte(off) << 24u) >> 24; }
-float qn_half(uint off) { return unpackHalf2x16(tab[off >> 2u] >> (8u * (off & 2u))).x; } // off even
-#if defined(QN_Q8_0)
-const uint QK = 32u, QBB = 34u;
-#elif defined(QN_Q4_0)
-const uint QK = 32u, QBB = 18u;
-#elif defined(QN_Q4_K)
-const uint QK = 256u, QBB = 144u;
-#elif defined(QN_Q5_K)
-const uint QK = 256u, QBB = 176u;
-#else
-const uint QK = 256u, QBB = 210u;
-#endif
+float qn_half(uint off) { return QN_QF16(tab, off); } // off even
 
-// element j (< QK) of the block at byte offset b
+// element j (< QN_QK) of the block at byte offset b
 float qn_deq(uint b, uint j)
 {
 #if defined(QN_Q8_0)
@@ -89,18 +79,16 @@ void main()
     int id = ids[t];
     if (id < int(pc.row0) || uint(id) - pc.row0 >= pc.rows) return; // another piece holds this row
 #if defined(QN_EMBED_BLOCKS)
-    uint rowb = pc.H / QK * QBB;
-    float v = qn_deq((uint(id) - pc.row0) * rowb + i / QK * QBB, i % QK);
+    float v = qn_deq((uint(id) - pc.row0) * (pc.H / QN_QK * QN_QBB) + i / QN_QK * QN_QBB, i % QN_QK);
 #else
     uint e = (uint(id) - pc.row0) * pc.H + i;
-#endif
-#if defined(QN_EMBED_BLOCKS)
-#elif defined(QN_W_F32)
+#if defined(QN_W_F32)
     float v = uintBitsToFloat(tab[e]);
 #elif defined(QN_W_BF16)
     float v = qn_bf16_at(tab[e >> 1], e);
 #else
     float v = qn_f16_at(tab[e >> 1], e);
+#endif
 #endif
     x[t * pc.H + i] = v;
 }

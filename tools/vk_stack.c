@@ -38,7 +38,8 @@ int qn_vk_stack_open(struct qn_vk_stack *st, const struct qn_cli_common *o, stru
     int rc = qn_vk_open(&st->v, &vp);
     const char *vb = getenv("QNEXT_VRAM_BUDGET"); /* e.g. 8G: plan as if the device had that much (shared GPUs) */
     uint64_t budget = 0;
-    if (!rc && vb && *vb && !(rc = qn_cli_size("", "QNEXT_VRAM_BUDGET", vb, &budget))) rc = qn_mem_set_budget(st->v, budget);
+    if (!rc && vb && *vb && !(rc = qn_cli_size("", "QNEXT_VRAM_BUDGET", vb, &budget)))
+        rc = qn_mem_set_budget(st->v, budget);
     if (!rc) {
         struct qn_board_device dev;
         qn_caps_board_device(qn_vk_caps(st->v), &dev);
