@@ -20,6 +20,16 @@
 #define F32 4u
 
 /* Largest binding of a weight: the device limit, or the (smaller) test override. */
+bool qn_fwd_diag_nobar(char cls)
+{
+    static bool warned; /* read at every recording: prefill-ab's variants set it between recordings */
+    const char *e = getenv("QNEXT_DIAG_NO_BARRIER");
+    if (!e || !*e) return false;
+    if (!warned) QN_WARN("QNEXT_DIAG_NO_BARRIER=%s: decode barriers dropped, results are WRONG (timing only)", e);
+    warned = true;
+    return !strcmp(e, "all") || (cls != '*' && strchr(e, cls));
+}
+
 static uint64_t bind_limit(const qn_fwd *f)
 {
     uint64_t range = qn_vk_caps(f->v)->max_storage_range;
@@ -322,6 +332,23 @@ static struct qn_bind sub_bind(const struct qn_wsub *s)
     return QN_BIND_RANGE(s->buf, 0, wn <= s->buf->size ? wn : s->buf->size);
 }
 
+/* The decode MoE chain's words (common/moe_chain.glsl): the first QN_MOE_CHAIN_WORDS of the split down's scratch; a
+ * kernel that does not use them (flags off) still binds a buffer there. */
+static struct qn_bind chain_bind(const qn_fwd *f) { return QN_BIND(f->dxs ? f->dxs : f->rcnt); }
+
+/* Whether layer l's route -> gate_up boundary of this decode step can be a chain link (no barrier; the gate_up waits
+ * for the route's mark): the chain is on, the whole step is in this recording (not streaming segments: the host
+ * works between route and experts there), nothing runs between the two (the host tier's id copies and gathers, the
+ * streaming guesses), and the experts are GGUF blocks on the per-token kernels with the split down (its scratch
+ * holds the chain's words). */
+static bool chain_route_ok(const struct rec *r, int l)
+{
+    const qn_fwd *f = r->f;
+    const struct qn_mlayer *L = &f->m->L[l];
+    return f->chain_route && r->whole && r->T == 1 && f->dxs && !f->rb_lids && !f->rb_guess && !f->m->host_tier &&
+           L->exp_qtype[0] && f->moe_qdnx[qn_fwd_q_index(L->exp_qtype[2])];
+}
+
 /* The whole route stage of a GGUF mixed-type W_moe at T = 1 (f32 parts and parts of ONE block type, at most 4) in
  * one route_mixed dispatch: mm, xn and the routing as the per-part dispatches below give them. False: not possible
  * here, or no route_mixed pipeline (env QNEXT_ROUTE_ONE=0: forward_pipes.c makes none), nothing recorded. */
@@ -350,15 +377,17 @@ static bool route_one(struct rec *r, const qn_wt *W, const qn_pc_moe *pm)
     if (rb16 && !W->sub[0].qtype) b[0] = QN_BIND(rb16); /* QNEXT_ROUTER_BF16W=1: part 0 in bf16 (pc.bmask) */
     qn_pc_route_one pc = { .m_rows = W->rows, .cols = W->cols, .flags = QN_MATVEC_WRITE_XN, .eps = r->cfg->rms_norm_eps,
                            .w_add = 1, .E = pm->E, .K = pm->K, .Is = pm->Is, .act_stride = pm->act_stride,
-                           .rflags = pm->flags & (QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16), .groups = groups,
+                           .rflags = (pm->flags & (QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16)) |
+                                     (r->chain_route ? QN_MOE_CHAIN_OUT : 0), .groups = groups,
                            .nparts = W->nsub, .qmask = qmask, .row0_0 = r0[0], .rows_0 = rn[0], .row0_1 = r0[1],
                            .rows_1 = rn[1], .row0_2 = r0[2], .rows_2 = rn[2], .row0_3 = r0[3], .rows_3 = rn[3],
                            .bmask = rb16 && !W->sub[0].qtype ? 1 : 0 };
     qn_cmd_dispatch_n(r->c, p, QN_BINDS(b[0], QN_BIND(r->nx), QN_BIND(f->mm), wb(r->nw), QN_BIND(f->xn), QN_BIND(f->ids),
                                         QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->act), QN_BIND(f->rcnt), b[1], b[2],
-                                        b[3]),
+                                        b[3], chain_bind(f)),
                       &pc, sizeof pc, groups);
     r->nw = NULL;
+    r->chained = r->chain_route;
     return true;
 }
 
@@ -553,6 +582,8 @@ static void moe_route(struct rec *r, int l, const qn_pc_moe *pc)
 {
     qn_fwd *f = r->f;
     mark(r, "linear");
+    r->chain_route = chain_route_ok(r, l);
+    r->chained = false;
     if (!norm_linear_route(r, &f->m->L[l].w_moe, pc)) { /* decode: matvec + router in one dispatch */
         norm_linear(r, &f->m->L[l].w_moe, f->xn, f->mm, r->T);
         barrier(r);
@@ -561,7 +592,8 @@ static void moe_route(struct rec *r, int l, const qn_pc_moe *pc)
                                                     QN_BIND(f->act)),
                           pc, sizeof *pc, r->T);
     }
-    barrier(r);
+    r->chain_route = false;
+    if (!r->chained) barrier_k(r, 'r'); /* chained: the gate_up waits for the route's mark instead */
     if (f->rb_lids) /* host tier's VRAM cache: layer l's ids -> rb_lids [L, tmax, K] for admission after the call */
         qn_cmd_copy(r->c, f->ids, 0, f->rb_lids, (uint64_t)l * (f->rb_lids->size / (uint64_t)r->cfg->num_layers),
                     (uint64_t)r->T * (uint64_t)r->cfg->top_k * 4u);
@@ -675,10 +707,18 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     pd.slots_per_pool = m->d_slots_per_pool;
     struct qn_bind sd = shared_down_bind(L, &pd.flags);
     const qn_pipe *dnx = f->moe_qdnx[qn_fwd_q_index(L->exp_qtype[2])];
+    /* the decode chain (common/moe_chain.glsl): the gate_up waits for the route's mark when the route made one, and
+     * the split down for the gate_up's count, with no barrier before either */
+    bool link = f->chain && r->T == 1 && dnx && r->T <= f->dxs_t;
+    uint32_t ngu = pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3));
+    qn_pc_moe pg = *pc;
+    pg.flags |= (r->chained ? QN_MOE_CHAIN_IN : 0) | (link ? QN_MOE_CHAIN_OUT : 0);
+    r->chained = false;
     qn_cmd_dispatch_nz(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->act),
-                                          POOLS(m)),
-                       pc, sizeof *pc, (uint64_t)pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3)), r->T);
-    barrier(r);
+                                          POOLS(m), chain_bind(f)),
+                       &pg, sizeof pg, ngu, r->T);
+    if (link) pd.flags |= QN_MOE_CHAIN_IN, pd.chain_n = ngu; /* no barrier: the down waits for ngu gate_up groups */
+    else barrier_k(r, 'm');
     if (dnx && r->T <= f->dxs_t) {
         qn_cmd_dispatch_nz(r->c, dnx, QN_BINDS(QN_BIND(f->act), QN_BIND(f->ids), QN_BIND(m->slot_table), QN_BIND(f->w),
                                                QN_BIND(f->sg), sd, QN_BIND(f->x), DPOOLS(m), QN_BIND(f->dxs)),
@@ -920,7 +960,7 @@ int qn_fwd_record(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call)
     const qn_config *cfg = &f->m->c;
     int rc = check_call(f, call);
     if (rc) return rc;
-    struct rec r = { .f = f, .c = c, .call = call, .cfg = cfg, .T = call->T };
+    struct rec r = { .f = f, .c = c, .call = call, .cfg = cfg, .T = call->T, .whole = true };
 
     mark(&r, "embed");                          /* x[T, H] = embed_tokens[tok] */
     embed(&r);
@@ -986,7 +1026,8 @@ static int alloc_router_b16(qn_fwd *f)
     return rc;
 }
 
-/* f->dxs for the split down (moe_qdnx): partials for the calls that run the per-token expert kernels (up to
+/* f->dxs for the split down (moe_qdnx): the decode chain's words (QN_MOE_CHAIN_WORDS), partials for the calls that
+ * run the per-token expert kernels (up to
  * moe_token_t(f) tokens), then one counter per (token, row block) at the end, zeroed once (the last group of a row
  * block sets its counter back to 0). Nothing without moe_qdnx. */
 static int alloc_dxs(qn_fwd *f)
@@ -997,7 +1038,7 @@ static int alloc_dxs(qn_fwd *f)
     if (!rows) return 0;
     uint64_t H = (uint64_t)f->m->c.hidden_size, K = (uint64_t)f->m->c.top_k;
     f->dxs_t = f->tmax < moe_token_t(f) ? f->tmax : moe_token_t(f);
-    uint64_t n = (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows));
+    uint64_t n = QN_MOE_CHAIN_WORDS + (uint64_t)f->dxs_t * ((K + 1) * H + cdiv(H, rows));
     int rc = buf(f, QN_MEM_DEVICE, n * 4, "split down partials", &f->dxs);
     return rc ? rc : qn_buf_fill(f->v, f->dxs, 0, f->dxs->size, 0);
 }
@@ -1174,6 +1215,19 @@ static int make_pipes(qn_fwd *f)
     return rc;
 }
 
+/* The decode MoE chain (common/moe_chain.glsl) unless env QNEXT_MOE_CHAIN=0 (=1: on any device; =2: on any device,
+ * the gate_up -> down link only): on by default where
+ * it was measured (NVIDIA: H100 run 56). It relies on the GPU launching a dispatch's workgroups only after every
+ * workgroup of the dispatches before it, which Vulkan does not promise. (On lavapipe, which runs dispatches one after
+ * another, its waits are always met: the tests turn it on there with QNEXT_MOE_CHAIN=1.) */
+static bool chain_default(const qn_fwd *f)
+{
+    const char *e = getenv("QNEXT_MOE_CHAIN");
+    if (e && *e) return strcmp(e, "0") != 0;
+    const struct qn_caps *c = qn_vk_caps(f->v);
+    return c->vendor_id == 0x10de;
+}
+
 int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, uint32_t tmax, uint32_t cap)
 {
     memset(f, 0, sizeof *f);
@@ -1186,6 +1240,13 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (nf && !strcmp(nf, "0")) f->tune.no_norm_fuse = true;
     const char *rf = getenv("QNEXT_ROUTE_FOLD"); /* read once per session, not per recorded layer */
     if (rf && !strcmp(rf, "0")) f->tune.no_route_fold = true;
+    f->chain = chain_default(f);
+    const char *ce = getenv("QNEXT_MOE_CHAIN");
+    f->chain_route = f->chain && !(ce && !strcmp(ce, "2")); /* =2: the gate_up -> down link only (an A/B) */
+    if (f->chain) {
+        qn_vk_expect_chain_hazards(); /* sync validation cannot see its shader-side waits (device.c) */
+        QN_INFO("decode MoE chain on: route -> gate_up -> split down with no barriers between (QNEXT_MOE_CHAIN=0: off)");
+    }
     f->tmax = tmax;
     f->cap = cap;
     f->st = calloc((size_t)m->c.num_layers, sizeof *f->st);

@@ -107,6 +107,9 @@ typedef struct qn_fwd {
      * when off or where the device lacks its subgroup features */
     qn_pipe *moe_qgu_mt[5], *moe_qdn_mt[5];
     bool moe_mt_i8;         /* ... which are the int8 twins (their own QNEXT_MOE_MT_PAIRS default) */
+    bool chain;             /* decode MoE chain (common/moe_chain.glsl): route -> gate_up -> down without barriers,
+                               env QNEXT_MOE_CHAIN (default: forward.c chain_default) */
+    bool chain_route;       /* ... with the route -> gate_up link too (QNEXT_MOE_CHAIN=2: without) */
     int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */
     qn_pipe *qmatmul_cmb[5], *matmul_cmb[3]; /* the same with the 128 x 128 tile, for calls with many tiles */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
@@ -152,7 +155,8 @@ typedef struct qn_fwd {
     qn_buf *gscr;           /* gdn_decode's counters (zero between calls) and per-block sums; NULL without gdn_dec */
     qn_buf *wy_scr;         /* gdn_chunk_wy_inv's records of one segment (pc_gdn.h); NULL without wy_a */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
-    qn_buf *dxs;            /* split down (moe_qdnx): f32 partials [dxs_t, K + 1, H], then uint32 row-block counters
+    qn_buf *dxs;            /* split down (moe_qdnx): QN_MOE_CHAIN_WORDS uint32 chain words (the decode chain's),
+                               f32 partials [dxs_t, K + 1, H], then uint32 row-block counters
                              * at the end of the buffer (zero between calls); NULL without moe_qdnx */
     uint32_t dxs_t;         /* tokens dxs holds (larger calls on the per-token kernels use moe_qdn) */
     qn_buf *act;            /* f32 [tmax, K + 1, act_stride] */

@@ -32,6 +32,9 @@ struct rec {
     const qn_buf *nx;   /* a pending RMSNorm of nx with weight nw (norm()), folded into the next norm_linear() */
     const qn_wt *nw;
     bool nxn;           /* ... which must also write xn (later kernels read it) */
+    bool whole;         /* the whole call in this recording (qn_fwd_record, not a streaming segment) */
+    bool chain_route;   /* moe_route asks route_one to mark the token routed (QN_MOE_CHAIN_OUT) */
+    bool chained;       /* ... which it did: no barrier after the route, the gate_up waits (QN_MOE_CHAIN_IN) */
 };
 
 /* Open a profile region for an op family (consecutive ops of one family share a region). */
@@ -43,6 +46,14 @@ static inline void mark(struct rec *r, const char *label)
     r->nmarks++;
 }
 
-static inline void barrier(struct rec *r) { qn_cmd_barrier(r->c); }
+/* QNEXT_DIAG_NO_BARRIER (timing only, wrong results): drop the decode step's barriers of the stage classes it names
+ * ("all", or letters: r = route -> experts, m = expert gate_up -> down), to measure what the stage boundaries cost. */
+bool qn_fwd_diag_nobar(char cls);
+static inline void barrier_k(struct rec *r, char cls)
+{
+    if (r->T == 1 && qn_fwd_diag_nobar(cls)) return;
+    qn_cmd_barrier(r->c);
+}
+static inline void barrier(struct rec *r) { barrier_k(r, '*'); }
 
 #endif

@@ -202,6 +202,13 @@ void qn_pipe_compile(struct qn_pipe_job *j)
     j->p->res = vkCreateComputePipelines(v->dev, v->pcache, 1, &j->ci, NULL, &j->p->pipeline);
     atomic_fetch_add(&v->pipes_ns, qn_now_ns() - t0);
     if (j->p->res < 0) return;
+    if (v->messenger) { /* validation messages name the kernel (device.c's filter for the decode chain reads it) */
+        VkDebugUtilsObjectNameInfoEXT ni = { .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_OBJECT_NAME_INFO_EXT,
+                                             .objectType = VK_OBJECT_TYPE_PIPELINE,
+                                             .objectHandle = (uint64_t)j->p->pipeline,
+                                             .pObjectName = qn_kernel_infos[j->p->kernel].name };
+        vkSetDebugUtilsObjectNameEXT(v->dev, &ni);
+    }
     atomic_fetch_add(&v->pipes_made, 1);
     if ((j->fb.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT) &&
         (j->fb.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT))

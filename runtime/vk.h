@@ -175,6 +175,10 @@ bool qn_vk_push_descriptors(const qn_vk *v); /* dispatches push their descriptor
 /* Validation ERROR + WARNING messages (VALIDATION/PERFORMANCE types) seen by this process so far,
  * including those raised while closing. Tests fail when this is non-zero. */
 uint32_t qn_vk_validation_count(void);
+/* The decode MoE chain (common/moe_chain.glsl) is in use: from now on sync validation's hazards at its consumer
+ * kernels' dispatches are expected (device.c) and counted here instead of as validation messages. */
+void qn_vk_expect_chain_hazards(void);
+uint32_t qn_vk_chain_hazard_count(void);
 
 /* Probe every device without opening one (for 'qnext devices'): *out is malloc'd (free() it). */
 int qn_vk_enumerate(struct qn_caps **out, uint32_t *n);

@@ -14,10 +14,13 @@
 // (see "QN_DN_XSPLIT" below). (Its int8-act twin QN_DNX_I8, env QNEXT_MOEQ_DN_I8, was neutral in two H100 A/Bs
 // and is gone.)
 // QN_SUBGROUP: subgroup teams reduced with subgroupAdd; else the workgroup is one team (qn_wg_sum).
-// Bindings GU: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools
+// Bindings GU: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools,
+//              12 chain uint32 (common/moe_chain.glsl: QN_MOE_CHAIN_IN / QN_MOE_CHAIN_OUT in pc.flags)
 //          DN: 0 act, 1 ids, 2 table, 3 w f32 [T, K], 4 sg f32 [T], 5 down_s f32 [H, Is], 6 y f32 [T, H],
-//              7..14 pools; QN_DN_XSPLIT also 15 scratch: f32 partials [T, K + 1, H] from the start, one uint32
-//              counter per (token, row block) at the end (index length - 1 - (t nblk + block); zero between calls)
+//              7..14 pools; QN_DN_XSPLIT also 15 scratch: f32 partials [T, K + 1, H] from word QN_MOE_CHAIN_WORDS, one uint32
+//              counter per (token, row block) at the end (index length - 1 - (t nblk + block); zero between calls),
+//              its first QN_MOE_CHAIN_WORDS words are the decode chain's (common/moe_chain.glsl: QN_MOE_CHAIN_IN waits
+//              for pc.chain_n gate_up workgroups), the partials after them
 // Push:    qn_pc_moe (act_stride a multiple of 4; H, I (and Is with QN_MOE_SHARED_Q) multiples of the block size)
 // Spec:    0 QN_WG       workgroup size (default 128; teams past the last set of rows only repeat it)
 //          1 QN_UP_OFF   byte offset of the up part in a slot (= gate bytes; a multiple of 16)
@@ -128,6 +131,13 @@ layout(binding = 15, std430) coherent buffer PartCnt { uint pcnt[]; }; // the co
 #define QN_W_F32 // moe_w.glsl's element helpers are unused here; only its pools and slot table
 #include "moe_w.glsl"
 #include "quant.glsl"
+#if defined(QN_MOE_GU)
+#define QN_CHAIN_BIND 12
+#include "moe_chain.glsl"
+#elif defined(QN_DN_XSPLIT)
+#define QN_CHAIN_BIND 15 // the scratch's first QN_MOE_CHAIN_WORDS words
+#include "moe_chain.glsl"
+#endif
 
 shared vec4 qn_xs[QN_XSH + 1u];
 shared float qn_xsum[QN_XSH / 4u + 1u];
@@ -223,11 +233,9 @@ void gu_rows(uint sb, uint i0, uint st, uint rowb, out uint gb[QN_SGROWS])
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) gb[j] = sb + min(i0 + st * QN_SGROWS + j, pc.I - 1u) * rowb;
 }
 
-void main()
+void gu_main(uint nblk, uint g, uint k, uint t)
 {
-    uint nblk = (pc.I + QN_ROWS - 1u) / QN_ROWS;
-    uint g = qn_group_id(), k = g / nblk, i0 = (g % nblk) * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
-    if (k >= pc.K) return; // uniform over the workgroup
+    uint i0 = (g % nblk) * QN_ROWS, lid = gl_LocalInvocationIndex;
     uint ab = (t * (pc.K + 1u) + k) * pc.act_stride, xb4 = t * pc.H / 4u;
     int s = qn_moe_slot(ids[t * pc.K + k]);
     if (s < 0) { // uniform
@@ -265,6 +273,15 @@ void main()
             if (store && r < QN_ROWS && i0 + r < pc.I) act[ab + i0 + r] = qn_silu(gs) * us;
         }
     }
+}
+
+void main()
+{
+    uint nblk = (pc.I + QN_ROWS - 1u) / QN_ROWS, g = qn_group_id(), k = g / nblk, t = gl_WorkGroupID.z;
+    if (k >= pc.K) return; // grid padding (uniform; not counted)
+    if ((pc.flags & QN_MOE_CHAIN_IN) != 0u) qn_chain_wait(3u * t, 1u); // the route's ids, xn, shared act row
+    gu_main(nblk, g, k, t);
+    qn_chain_gu_done(pc.K * nblk, t, pc.flags);
 }
 
 #else // QN_MOE_DN
@@ -518,7 +535,7 @@ void dnx_use(uint u, uint lpr, uint nun, uint xr4)
 // when shq, else f32; ws: the slot's rows from h0 on are staged) with the act row starting at float xa; nun units
 // (f32: vec4s or floats) per row
 void dnx_rows(bool sh, bool shq, bool vec_s, bool ws, int s, uint h0, uint hb, uint G, uint ul, uint lpr, uint nun,
-              uint xa)
+              uint xa, bool pre)
 {
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) accx[j] = 0.0;
     uint hr[QN_SGROWS];
@@ -539,14 +556,30 @@ void dnx_rows(bool sh, bool shq, bool vec_s, bool ws, int s, uint h0, uint hb, u
     uint rowb = (sh ? pc.Is : pc.I) / QN_QK * QN_QBB, base = sh ? 0u : qn_slot_byte(s) + QN_DN_OFF, rb[QN_SGROWS];
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rb[j] = ws ? (hr[j] - h0) * rowb : base + hr[j] * rowb;
     for (uint u = ul; u < nun; u += QN_UNROLL * lpr) {
-        if (sh) {
+        if (pre) { // the first batch is in qn_rx already (dnx_preload)
+        } else if (sh) {
             QN_DNX_LOADS(dsq4, dsq1)
         } else if (ws) {
             QN_DNX_LOADS(qn_ws4, qn_ws1)
         } else {
             QN_POOL_SWITCH(qn_slot_pool(s), QN_DNX_LOADS)
         }
+        pre = false;
         dnx_use(u, lpr, nun, xa / 4u);
+    }
+}
+
+// The decode chain: dnx_rows' first batch of weight loads (block rows: routed, or the shared ones with shq) issued
+// before the wait for the gate_up's act rows, so the down's DRAM reads overlap the gate_up's tail
+void dnx_preload(bool sh, int s, uint hb, uint G, uint ul, uint lpr, uint nun)
+{
+    uint hr[QN_SGROWS], rb[QN_SGROWS], u = ul;
+    uint rowb = (sh ? pc.Is : pc.I) / QN_QK * QN_QBB, base = sh ? 0u : qn_slot_byte(s) + QN_DN_OFF;
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) hr[j] = min(hb + j * G, pc.H - 1u), rb[j] = base + hr[j] * rowb;
+    if (sh) {
+        QN_DNX_LOADS(dsq4, dsq1)
+    } else {
+        QN_POOL_SWITCH(qn_slot_pool(s), QN_DNX_LOADS)
     }
 }
 
@@ -558,8 +591,8 @@ void dnx_combine(uint t, uint h0, uint lid)
         uint h = h0 + r;
         if (h < pc.H) {
             float v = 0.0;
-            for (uint k = 0u; k < pc.K; k++) v += w[t * pc.K + k] * part[(t * K1 + k) * pc.H + h];
-            v += sg[t] * part[(t * K1 + pc.K) * pc.H + h];
+            for (uint k = 0u; k < pc.K; k++) v += w[t * pc.K + k] * part[QN_MOE_CHAIN_WORDS + (t * K1 + k) * pc.H + h];
+            v += sg[t] * part[QN_MOE_CHAIN_WORDS + (t * K1 + pc.K) * pc.H + h];
             y[t * pc.H + h] += v;
         }
     }
@@ -602,26 +635,34 @@ void main()
     uint g = qn_group_id(), K1 = pc.K + 1u, nblk = (pc.H + QN_ROWS - 1u) / QN_ROWS;
     uint rbk = g / K1, k = g % K1, h0 = rbk * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
     if (rbk >= nblk) return; // grid padding (uniform; not counted)
+    // the decode chain: the route's ids first (its mark, or a gate_up's count: the last gate_up clears the mark), then
+    // this group's first weights in flight, then the gate_up's act rows (pc.chain_n groups counted)
+    bool chained = (pc.flags & QN_MOE_CHAIN_IN) != 0u;
+    if (chained) qn_chain_wait_any(3u * t, 3u * t + 1u);
     bool sh = k == pc.K, shq = (pc.flags & QN_MOE_SHARED_Q) != 0u;
     bool vec_s = pc.Is % 4u == 0u && pc.act_stride % 4u == 0u;
     int s = sh ? 0 : qn_moe_slot(ids[t * pc.K + k]);
     bool absent = s < 0; // uniform: NaN partials, so the token's y rows become NaN
     uint nun = !sh ? pc.I / 32u : shq ? pc.Is / 32u : vec_s ? pc.Is / 4u : pc.Is;
-    uint xa = (t * K1 + k) * pc.act_stride, pb = (t * K1 + k) * pc.H;
+    uint xa = (t * K1 + k) * pc.act_stride, pb = QN_MOE_CHAIN_WORDS + (t * K1 + k) * pc.H;
     // QN_WIMAX: a routed expert's rows h0 .. h0 + nr staged first (uniform: the slot's rows 16-byte aligned there)
     uint rowb = pc.I / QN_QK * QN_QBB, wb = sh || absent ? 0u : qn_slot_byte(s) + QN_DN_OFF + h0 * rowb;
     bool ws = QN_WIMAX > 0u && !sh && !absent && pc.I <= QN_WIMAX && wb % 16u == 0u;
     qn_xsh = ws && pc.I <= 4u * QN_XSH; // the act row staged with the weights (QN_XSH, spec 6)
+    qn_team tm = qn_get_team();
+    uint lpr = min(tm.lanes, max(nun, 1u)), G = tm.lanes / lpr, grp = tm.lane / lpr, ul = tm.lane % lpr;
+    uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
+    bool pre = chained && !ws && !absent && (!sh || shq) && tm.id < tm.n && grp < G;
+    if (pre) dnx_preload(sh, s, h0 + min(tm.id, sets - 1u) * rows_set + grp, G, ul, lpr, nun);
+    if (chained && !sh) qn_chain_wait(3u * t + 1u, pc.chain_n); // the shared expert's act row is the route's
     if (ws) {
         dnx_stage(s, wb, (min(QN_ROWS, pc.H - h0) * rowb + 15u) / 16u, lid, xa / 4u);
         barrier();
     }
-    qn_team tm = qn_get_team();
-    uint lpr = min(tm.lanes, max(nun, 1u)), G = tm.lanes / lpr, grp = tm.lane / lpr, ul = tm.lane % lpr;
-    uint rows_set = G * QN_SGROWS, sets = (QN_ROWS + rows_set - 1u) / rows_set;
     // teams past the last set redo it without storing (no team leaves early)
-    QN_DNX_SETS(dnx_rows(sh, shq, vec_s, ws, s, h0, h0 + st * rows_set + grp, G, ul, lpr, nun, xa))
+    QN_DNX_SETS(dnx_rows(sh, shq, vec_s, ws, s, h0, h0 + st * rows_set + grp, G, ul, lpr, nun, xa, pre && st0 == tm.id))
     dnx_finish(t, h0, rbk, nblk, lid);
+    if (chained) qn_chain_dn_done(K1 * nblk, t);
 }
 #endif // QN_DN_XSPLIT
 #endif

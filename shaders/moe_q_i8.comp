@@ -4,7 +4,8 @@
 // with x_t quantized to int8 per 32 elements in the prologue (dq: the int8 round trip; common/quant_i8.glsl) and each
 // 32-weight unit on 8 packed 4x8-bit OpSDot. Env QNEXT_IDOT=2 (forward_pipes.c), for an in-model A/B.
 // Same bindings, push block, spec constants and dispatch as moe_q.comp's GU (the same layout):
-// Bindings: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools
+// Bindings: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools,
+//           12 chain uint32 (common/moe_chain.glsl; used only with QN_MOE_CHAIN_IN / QN_MOE_CHAIN_OUT in pc.flags)
 // Push:     qn_pc_moe
 // Spec:     0 QN_WG (128), 1 QN_UP_OFF, 2 unused, 3 QN_ROWS (8), 4 QN_SGROWS (1), 5 QN_UNROLL (2), 6 QN_XSH: x capacity
 //           in vec4s, REQUIRED >= H / 4 (x is always staged; a smaller one gives NaN), 7 QN_PRE (1: each team's first
@@ -39,6 +40,8 @@ layout(binding = 3, std430) writeonly buffer Act { float act[]; };
 #include "moe_w.glsl"
 #include "quant.glsl"
 #include "quant_i8.glsl"
+#define QN_CHAIN_BIND 12
+#include "moe_chain.glsl"
 
 const uint QN_I8_RUNS = QN_XSH / 4u; // 16-element runs the stage holds
 shared uvec4 qn_i8x[QN_I8_RUNS + 1u];
@@ -119,11 +122,9 @@ void gu_rows(uint sb, uint i0, uint st, uint rowb, out uint gb[QN_SGROWS])
     [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) gb[j] = sb + min(i0 + st * QN_SGROWS + j, pc.I - 1u) * rowb;
 }
 
-void main()
+void gu_main(uint nblk, uint g, uint k, uint t)
 {
-    uint nblk = (pc.I + QN_ROWS - 1u) / QN_ROWS;
-    uint g = qn_group_id(), k = g / nblk, i0 = (g % nblk) * QN_ROWS, t = gl_WorkGroupID.z, lid = gl_LocalInvocationIndex;
-    if (k >= pc.K) return; // uniform over the workgroup
+    uint i0 = (g % nblk) * QN_ROWS, lid = gl_LocalInvocationIndex;
     uint ab = (t * (pc.K + 1u) + k) * pc.act_stride, xb4 = t * pc.H / 4u;
     int s = qn_moe_slot(ids[t * pc.K + k]);
     if (s < 0 || pc.H > 4u * QN_XSH) { // uniform: an absent slot, or x does not fit the stage
@@ -156,4 +157,13 @@ void main()
             if (store && r < QN_ROWS && i0 + r < pc.I) act[ab + i0 + r] = qn_silu(gs) * us;
         }
     }
+}
+
+void main()
+{
+    uint nblk = (pc.I + QN_ROWS - 1u) / QN_ROWS, g = qn_group_id(), k = g / nblk, t = gl_WorkGroupID.z;
+    if (k >= pc.K) return; // grid padding (uniform; not counted)
+    if ((pc.flags & QN_MOE_CHAIN_IN) != 0u) qn_chain_wait(3u * t, 1u); // the route's ids, xn, shared act row
+    gu_main(nblk, g, k, t);
+    qn_chain_gu_done(pc.K * nblk, t, pc.flags);
 }

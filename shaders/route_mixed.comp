@@ -15,6 +15,7 @@
 //             (range rounded up to 4 bytes); a part not used (i >= nparts) may bind any buffer
 //           1 x f32 [T, cols], 2 m f32 [T, m_rows], 3 nw f32 [cols], 4 xn f32 [T, cols] (QN_MATVEC_WRITE_XN),
 //           5-9 ids, w, sg, act, cnt as mv_route.glsl (cnt[t] zero before, zero again after)
+//           13 chain uint32 (common/moe_chain.glsl; written only with QN_MOE_CHAIN_OUT in pc.rflags)
 // Push:     qn_pc_route_one (pc_route.h); flags QN_ROUTE_NO_COUNT: m and xn only (bindings 5-9 untouched; the
 //           bench's share of the matvec)
 // Spec:     0 QN_WG      workgroup size (default 256; a multiple of the subgroup size)
@@ -61,6 +62,7 @@ layout(binding = 2, std430) coherent buffer Y { float y[]; }; // m: the routing 
 layout(binding = 3, std430) readonly buffer NW4 { vec4 nw4[]; };
 layout(binding = 4, std430) writeonly buffer XN4 { vec4 xn4[]; };
 #include "quant.glsl"
+#define QN_CHAIN_BIND 13
 #include "mv_route.glsl"
 
 const uint QN_RT_RMAX = QN_FROWS > QN_QROWS ? QN_FROWS : QN_QROWS;

@@ -13,6 +13,8 @@
 // other workgroups wrote). The matvec kernels (matvec.comp / qmatvec.comp: qn_pc_mv_route) define, before
 // including mv_sched.glsl, QN_MV_EPILOGUE, QN_Y_QUAL coherent and QN_MV_YB(z) ((z) * pc.m_rows + pc.row0),
 // and get main() from here; other includers call qn_rt_count(t) from every invocation after their stores of m.
+// An includer that defines QN_CHAIN_BIND (route_mixed.comp) has the decode chain (common/moe_chain.glsl): with
+// QN_MOE_CHAIN_OUT in pc.rflags the routing workgroup then marks the token routed for the gate_up's workgroups.
 #ifndef QN_MV_ROUTE_GLSL
 #define QN_MV_ROUTE_GLSL
 
@@ -22,6 +24,9 @@ layout(binding = 7, std430) writeonly buffer Sg { float sg[]; };
 layout(binding = 8, std430) writeonly buffer Act { float act[]; };
 layout(binding = 9, std430) coherent buffer Cnt { uint cnt[]; };
 float qn_rt_m(uint t, uint i) { return y[t * pc.m_rows + i]; }
+#ifdef QN_CHAIN_BIND
+#include "moe_chain.glsl"
+#endif
 #include "moe_route.glsl"
 
 shared bool qn_rt_last;
@@ -39,6 +44,9 @@ void qn_rt_count(uint t)
     memoryBarrierBuffer();
     if (lid == 0u) cnt[t] = 0u; // ready for the next use
     qn_route(t, lid, pc.E, pc.K, pc.Is, pc.act_stride, pc.rflags);
+#ifdef QN_CHAIN_BIND
+    if ((pc.rflags & QN_MOE_CHAIN_OUT) != 0u) qn_chain_count(3u * t); // route done: the gate_up may start
+#endif
 }
 
 #ifdef QN_MV_EPILOGUE

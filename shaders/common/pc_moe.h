@@ -26,6 +26,10 @@
 QN_CONST(QN_MOE_NORM_TOPK, 1u)   /* router: renormalise the K weights to sum 1 (norm_topk_prob) */
 QN_CONST(QN_MOE_ROUND_BF16, 2u)  /* router: round the logits to bf16 before softmax / top-k (HF bf16 Linear) */
 QN_CONST(QN_MOE_SHARED_Q, 4u)    /* decode down (moe_q*.comp): down_s holds GGUF blocks of the kernel's down type */
+QN_CONST(QN_MOE_CHAIN_IN, 8u)    /* decode chain (common/moe_chain.glsl): wait for the producer's count, no barrier */
+QN_CONST(QN_MOE_CHAIN_OUT, 16u)  /* decode chain: count this dispatch's workgroups for the consumer */
+QN_CONST(QN_MOE_CHAIN_WORDS, 64u) /* the split down's scratch starts with the chain's uint32 words (3 per token), its
+                                     partials after them */
 QN_CONST(QN_MOE_MAX_POOLS, 8u)   /* pool bindings per kernel */
 QN_CONST(QN_MOE_MAX_E, 1024u)    /* router / sort limit on E */
 QN_CONST(QN_MOE_MAX_K, 64u)      /* router limit on K */
@@ -47,6 +51,7 @@ QN_STRUCT(qn_pc_moe)
     QN_U32 tile_t;         /* grouped: tokens per tile (= the grouped kernels' token tile) */
     QN_U32 max_tiles;      /* grouped: entries of the tile list */
     QN_U32 tile_groups;    /* grouped: workgroups along the tile list (0 = max_tiles, one tile each) */
+    QN_U32 chain_n;        /* decode chain (QN_MOE_CHAIN_IN on the down): the gate_up workgroups it waits for */
 QN_STRUCT_END(qn_pc_moe)
 
 /* An upper bound on the tiles of a grouped call: sum_e ceil(cnt_e / tile_t) over the routed experts plus

@@ -20,7 +20,7 @@ QN_STRUCT(qn_pc_route_one)
     QN_U32 K;
     QN_U32 Is;
     QN_U32 act_stride;
-    QN_U32 rflags;     /* QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16 */
+    QN_U32 rflags;     /* QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16 | QN_MOE_CHAIN_OUT (route_mixed: binding 13) */
     QN_U32 groups;     /* workgroups per token: sum over the parts of ceil(rows_i / rows per workgroup of its kind) */
     QN_U32 nparts;     /* 1 .. 4 */
     QN_U32 qmask;      /* bit i: part i is in the variant's block type (else f32) */

@@ -525,6 +525,46 @@ static void bench(struct qn_h *h)
                2.0 * cb / 1e6, 2.0 * cb / (ms * 1e-3) / 1e9);
         qn_h_reset(h);
     }
+    /* a decode step at short contexts as the model records it (splits for a 4096-token capacity, the position on the
+     * device): attn_decode_prep alone (prep folded in; the model's default), attn_decode, the combine */
+    static const uint32_t sks[] = { 16, 128, 1024 };
+    for (size_t i = 0; i < sizeof sks / sizeof sks[0]; i++) {
+        uint32_t n = sks[i], cap = 4096, S = qn_attn_decode_splits(cap), Sn = qn_attn_decode_splits(n);
+        uint64_t cb = (uint64_t)s.Hkv * cap * D * 4;
+        struct bufs b = { 0 };
+        b.proj = filled(h, "proj", stride_of(s) * 4, 0.5f), b.q = filled(h, "q", HD * 4, 0.01f);
+        b.qnw = filled(h, "q_norm", D * 4, 0.1f), b.knw = filled(h, "k_norm", D * 4, 0.1f);
+        b.invf = filled(h, "inv_freq", s.R / 2 * 4, 0.001f);
+        b.kc = filled(h, "kcache", cb, 0.02f), b.vc = filled(h, "vcache", cb, 0.03f);
+        b.pos = pos_buf(h, n - 1), b.out = qn_h_output(h, "out", HD);
+        b.part = qn_h_buffer(h, "partials", qn_attn_decode_partials_bytes(s.Hq, D, S));
+        qn_pc_attn_dprep pq = { .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .n_keys = 1, .splits = S,
+                                .flags = QN_ATTN_POS_DEVICE, .gate_off = HD, .scale = 1.0f / sqrtf((float)D),
+                                .rot = s.R, .eps = EPS, .attn_factor = 1.0f };
+        qn_pc_attn_decode pd = { .Hq = s.Hq, .Hkv = s.Hkv, .D = D, .cap = cap, .n_keys = 1, .splits = S,
+                                 .flags = QN_ATTN_POS_DEVICE, .gate_off = HD, .scale = pq.scale };
+        double tp[21], td[21], tdn[21], tc[21];
+        for (int r = 0; r < 21; r++) {
+            tp[r] = qn_h_run_z(h, qn_h_pipe_default(h, QN_K_ATTN_DECODE_PREP),
+                               QN_BINDS(QN_BIND(b.proj), QN_BIND(b.kc), QN_BIND(b.vc), QN_BIND(b.pos), QN_BIND(b.part),
+                                        QN_BIND(b.qnw), QN_BIND(b.knw), QN_BIND(b.invf)), &pq, sizeof pq, S, s.Hkv);
+            td[r] = qn_h_run_z(h, qn_h_pipe_default(h, kv_kernel(QN_K_ATTN_DECODE)),
+                               QN_BINDS(QN_BIND(b.q), QN_BIND(b.kc), QN_BIND(b.vc), QN_BIND(b.pos), QN_BIND(b.part)),
+                               &pd, sizeof pd, S, s.Hkv);
+            tc[r] = qn_h_run(h, qn_h_pipe(h, QN_K_ATTN_DECODE_COMBINE, 64),
+                             QN_BINDS(QN_BIND(b.part), QN_BIND(b.proj), QN_BIND(b.out)), &pd, sizeof pd,
+                             (uint64_t)s.Hq * ((D + 63) / 64));
+            qn_pc_attn_decode pn = pd;
+            pn.splits = Sn;
+            tdn[r] = qn_h_run_z(h, qn_h_pipe_default(h, kv_kernel(QN_K_ATTN_DECODE)),
+                                QN_BINDS(QN_BIND(b.q), QN_BIND(b.kc), QN_BIND(b.vc), QN_BIND(b.pos), QN_BIND(b.part)),
+                                &pn, sizeof pn, Sn, s.Hkv);
+        }
+        printf("bench decode step n_keys %5u (splits %u of cap %u): attn_decode_prep %6.1f us, attn_decode %6.1f us "
+               "(splits %u: %6.1f us), combine %5.1f us\n", n, S, cap, median_ms(tp, 21) * 1e3, median_ms(td, 21) * 1e3,
+               Sn, median_ms(tdn, 21) * 1e3, median_ms(tc, 21) * 1e3);
+        qn_h_reset(h);
+    }
     static const uint32_t Ts[] = { 512, 2048, 8192 };
     for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
         uint32_t T = Ts[i];

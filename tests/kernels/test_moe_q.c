@@ -129,10 +129,12 @@ struct experts {
  * the experts (K + 1 groups per row block, binding 15 the scratch) */
 struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; };
 
-/* the split down's scratch for T tokens: f32 partials [T, K + 1, H], then a counter per (token, row block), zeroed */
+/* the split down's scratch for T tokens: the decode chain's words, f32 partials [T, K + 1, H], then a counter per
+ * (token, row block), zeroed */
+static size_t xs_words(uint32_t T, uint32_t K, uint32_t H) { return QN_MOE_CHAIN_WORDS + (size_t)T * (K + 1) * H + (size_t)T * H; }
 static qn_buf *xs_scratch(struct qn_h *h, uint32_t T, uint32_t K, uint32_t H)
 {
-    size_t n = (size_t)T * (K + 1) * H + (size_t)T * H;
+    size_t n = xs_words(T, K, H);
     void *z = qn_h_alloc_bytes(h, n * 4);
     memset(z, 0, n * 4);
     return qn_h_upload(h, "split down scratch", z, n * 4);
@@ -162,7 +164,7 @@ static void record_pair(struct qn_h *h, const struct experts *X, const struct kp
     qn_cmd_dispatch_nz(cmd, kp->gu, QN_BINDS(QN_BIND(x), ids, QN_BIND(X->table), QN_BIND(act), QN_BIND(X->pool[0]),
                                              QN_BIND(X->pool[1]), QN_BIND(X->pool[2]), QN_BIND(X->pool[3]),
                                              QN_BIND(X->pool[4]), QN_BIND(X->pool[5]), QN_BIND(X->pool[6]),
-                                             QN_BIND(X->pool[7])),
+                                             QN_BIND(X->pool[7]), QN_BIND(X->xs)),
                        pc, sizeof *pc, (uint64_t)pc->K * ((pc->I + kp->gr - 1) / kp->gr), pc->T);
     if (marks) qn_cmd_mark(cmd, "down");
     record_down(cmd, X, kp, &pd, ids, w, sg, ds, y, ain);
@@ -290,14 +292,83 @@ static void run_case(struct qn_h *h, struct mcase c)
     snprintf(w2, sizeof w2, "down %s", what);
     check(h, w2, qn_h_read(h, y, ny), ry, sy, ny, nan_y);
     if (c.xsplit) { /* every row block's counter back at 0 for the next call */
-        size_t nx = (size_t)T * (K + 1) * H + (size_t)T * H;
+        size_t nx = xs_words(T, K, H);
         const uint32_t *cnt = (const uint32_t *)qn_h_read(h, X.xs, nx);
         uint32_t left = 0;
-        for (size_t i = (size_t)T * (K + 1) * H; i < nx; i++) left += cnt[i] != 0;
+        for (size_t i = nx - (size_t)T * H; i < nx; i++) left += cnt[i] != 0;
         h->checks++;
         if (left) h->failures++;
         printf("%-4s split down counters all 0 after the run (%u not)\n", left ? "FAIL" : "ok", left);
     }
+    qn_h_reset(h);
+}
+
+/* ---- the decode chain (common/moe_chain.glsl): gate_up -> split down with no barrier ------------------------ */
+
+/* A decode step's expert pair (T = 1, the split down reading the gate_up's act) recorded three ways: with a barrier
+ * (flags off), as a chain link from a route's mark (the scratch's word 0 set to 1 as route_mixed leaves it; gate_up
+ * QN_MOE_CHAIN_IN | OUT, down QN_MOE_CHAIN_IN), and as a link without the route's mark (gate_up OUT only). The
+ * outputs must be the same bit for bit and every chain word back at 0 (the next step's waits start from 0). A GPU
+ * that runs the dispatches at once exercises the waits; one that runs them one after another (lavapipe) the counts
+ * and resets. */
+static void chain_case(struct qn_h *h, uint32_t fgu, uint32_t fdn, bool i8, uint32_t H, uint32_t I, uint32_t Is,
+                       uint32_t E, uint32_t K)
+{
+    struct qn_h_qexp Q;
+    qn_h_qexp_make(h, qtypes[fgu], qtypes[fdn], H, I, E, -1, &Q);
+    struct experts X = experts_upload(h, &Q, E, 1, K, H);
+    int32_t *ids = qn_h_alloc_bytes(h, (size_t)K * 4);
+    qn_h_random_ids(h, ids, 1, K, E, K);
+    uint32_t as = (I > Is ? I : Is) / 4 * 4 + 4;
+    float *x_h, *ds_h, *w_h, *sg_h, *y0, *a0;
+    qn_buf *x = qn_h_input_f32(h, "x", H, -1, 1, &x_h), *ds = shared_down(h, true, qtypes[fdn], H, Is, &ds_h);
+    qn_buf *w = qn_h_input_f32(h, "w", K, 0, 0.5f, &w_h), *sg = qn_h_input_f32(h, "sg", 1, 0, 1, &sg_h);
+    y0 = qn_h_alloc(h, H), a0 = qn_h_alloc(h, (size_t)(K + 1) * as); /* y and act (row K: the shared expert's) */
+    for (uint32_t i = 0; i < H; i++) y0[i] = (float)((i * 37u) % 101u) / 50.0f - 1.0f;
+    for (uint32_t i = 0; i < (K + 1) * as; i++) a0[i] = (float)((i * 53u) % 97u) / 48.0f - 1.0f;
+    qn_buf *idb = qn_h_upload(h, "ids", ids, (size_t)K * 4);
+    struct qlayout l = layouts[0], ld = l;
+    l.i8 = i8, ld.xsplit = 1;
+    struct kpair kp = pair_new(h, fgu, fdn, &l, &ld, X.up_off);
+    qn_pc_moe pc = { .T = 1, .H = H, .I = I, .Is = Is, .E = E, .K = K, .layer = 1, .n_slots = E + 1,
+                     .slots_per_pool = X.spp, .slot_bytes = X.slot_b, .act_stride = as };
+    uint32_t ngu = K * ((I + kp.gr - 1) / kp.gr);
+    float *got[3];
+    size_t nx = xs_words(1, K, H);
+    qn_vk_expect_chain_hazards(); /* sync validation's hazards at the links (device.c), counted apart */
+    for (int mode = 0; mode < 3; mode++) {
+        uint32_t *z = qn_h_alloc_bytes(h, nx * 4);
+        memset(z, 0, nx * 4);
+        z[0] = mode == 1; /* the route's mark */
+        X.xs = qn_h_upload(h, "split down scratch", z, nx * 4);
+        qn_buf *y = qn_h_upload(h, "y", y0, (size_t)H * 4), *act = qn_h_upload(h, "act", a0, (size_t)(K + 1) * as * 4);
+        qn_pc_moe pg = pc, pd = pc;
+        pg.flags = mode == 0 ? 0 : mode == 1 ? QN_MOE_CHAIN_IN | QN_MOE_CHAIN_OUT : QN_MOE_CHAIN_OUT;
+        pd.slot_bytes = X.dslot_b, pd.flags = QN_MOE_SHARED_Q | (mode ? QN_MOE_CHAIN_IN : 0), pd.chain_n = ngu;
+        qn_h_ok(h, qn_cmd_begin(h->cmd), "chain");
+        qn_cmd_dispatch_nz(h->cmd, kp.gu, QN_BINDS(QN_BIND(x), QN_BIND(idb), QN_BIND(X.table), QN_BIND(act),
+                                                   QN_BIND(X.pool[0]), QN_BIND(X.pool[1]), QN_BIND(X.pool[2]),
+                                                   QN_BIND(X.pool[3]), QN_BIND(X.pool[4]), QN_BIND(X.pool[5]),
+                                                   QN_BIND(X.pool[6]), QN_BIND(X.pool[7]), QN_BIND(X.xs)),
+                           &pg, sizeof pg, ngu, 1);
+        if (!mode) qn_cmd_barrier(h->cmd);
+        record_down(h->cmd, &X, &kp, &pd, QN_BIND(idb), w, sg, ds, y, act);
+        qn_h_ok(h, qn_cmd_end(h->cmd), "chain");
+        qn_h_ok(h, qn_cmd_run(h->cmd), "chain");
+        got[mode] = qn_h_read(h, y, H);
+        const uint32_t *zw = (const uint32_t *)qn_h_read(h, X.xs, 3);
+        uint32_t left = (zw[0] != 0) + (zw[1] != 0) + (zw[2] != 0), diff = 0;
+        for (uint32_t i = 0; mode && i < H; i++) diff += memcmp(&got[mode][i], &got[0][i], 4) != 0;
+        h->checks++;
+        if (left || diff) h->failures++;
+        printf("%-4s chain %s: %s gate/up (%s) -> %s down (%s), H %u I %u E %u K %u: %u of %u outputs differ from the "
+               "barrier's, %u chain words not 0\n", left || diff ? "FAIL" : "ok",
+               mode == 0 ? "off (barrier)" : mode == 1 ? "route mark -> gate_up -> down" : "gate_up -> down",
+               qn_ggml_type_name(qtypes[fgu]), qn_pipe_info(kp.gu)->name, qn_ggml_type_name(qtypes[fdn]),
+               qn_pipe_info(kp.dn)->name, H, I, E, K, diff, H, left);
+    }
+    printf("note chain: %u sync-validation hazards at the chain's links so far (expected: the waits are in memory)\n",
+           qn_vk_chain_hazard_count());
     qn_h_reset(h);
 }
 
@@ -416,7 +487,8 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
             if (marks) qn_cmd_mark(h->cmd, "gate_up");
             qn_cmd_dispatch_nz(h->cmd, kp[l]->gu, QN_BINDS(QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act),
                                QN_BIND(B->X.pool[0]), QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
-                               QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]), QN_BIND(B->X.pool[7])),
+                               QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]), QN_BIND(B->X.pool[7]),
+                               QN_BIND(B->X.xs)),
                                &pc, sizeof pc, (uint64_t)B->K * ((B->I + kp[l]->gr - 1) / kp[l]->gr), 1);
             qn_cmd_barrier(h->cmd);
             if (marks) qn_cmd_mark(h->cmd, "down");
@@ -673,6 +745,10 @@ int main(int argc, char **argv)
             run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
                                          .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
                                          .xsplit = v >= 2 });
+    /* the decode chain: the 80B's Q4_K_M pair at its shapes (both gate_up kernels), and a 32-element mix */
+    chain_case(&h, 2, 4, true, 2048, 512, 512, 12, 10);
+    chain_case(&h, 2, 4, false, 2048, 512, 512, 12, 10);
+    chain_case(&h, 1, 0, false, 256, 64, 64, 9, 3);
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);
 }

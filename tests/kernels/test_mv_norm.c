@@ -144,7 +144,7 @@ static void check_counters(struct qn_h *h, qn_buf *cnt, uint32_t T, const char *
 /* The buffers of one route-fold run besides W: x and the norm weight (random; host copies out), the outputs m, xn,
  * ids, w, sg, act (K + 1 rows of act_stride as) and the per-token counters (zero). */
 struct route_bufs {
-    qn_buf *x, *nw, *xn, *m, *ids, *w, *sg, *act, *cnt;
+    qn_buf *x, *nw, *xn, *m, *ids, *w, *sg, *act, *cnt, *chain;
     float *x_h, *nw_h;
 };
 static struct route_bufs route_bufs(struct qn_h *h, uint32_t T, uint32_t cols, uint32_t rows, uint32_t K, uint32_t as)
@@ -157,6 +157,8 @@ static struct route_bufs route_bufs(struct qn_h *h, uint32_t T, uint32_t cols, u
     b.ids = qn_h_buffer(h, "ids", (size_t)T * K * 4), b.w = qn_h_output(h, "w", (size_t)T * K);
     b.sg = qn_h_output(h, "sg", T), b.act = qn_h_output(h, "act", (size_t)T * (K + 1) * as);
     b.cnt = qn_h_upload(h, "count", zero, sizeof zero);
+    static const uint32_t zch[QN_MOE_CHAIN_WORDS] = { 0 }; /* route_mixed's decode-chain marks: 3 words a token */
+    b.chain = qn_h_upload(h, "chain words", zch, sizeof zch);
     return b;
 }
 
@@ -354,13 +356,21 @@ static void route_one_case_x(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, 
         qn_h_ok(h, qn_cmd_begin(h->cmd), what);
         qn_cmd_dispatch_nz(h->cmd, p, QN_BINDS(QN_BIND(P.W[0]), QN_BIND(b.x), QN_BIND(b.m), QN_BIND(b.nw), QN_BIND(b.xn),
                                                QN_BIND(b.ids), QN_BIND(b.w), QN_BIND(b.sg), QN_BIND(b.act),
-                                               QN_BIND(b.cnt), QN_BIND(P.W[1]), QN_BIND(W2), QN_BIND(W3)),
+                                               QN_BIND(b.cnt), QN_BIND(P.W[1]), QN_BIND(W2), QN_BIND(W3), QN_BIND(b.chain)),
                            &pc, sizeof pc, pc.groups, T);
         qn_h_ok(h, qn_cmd_end(h->cmd), what);
         qn_h_ok(h, qn_cmd_run(h->cmd), what);
         check_counters(h, b.cnt, T, what, run);
+        /* the decode chain's mark (common/moe_chain.glsl): each run's routing workgroup adds 1 to word 3 t with
+         * QN_MOE_CHAIN_OUT (a gate_up would reset it), and touches nothing without it */
+        const uint32_t *ch = (const uint32_t *)qn_h_read(h, b.chain, 3u * T);
+        uint32_t want = (rflags & QN_MOE_CHAIN_OUT) ? (uint32_t)run + 1 : 0, bad = 0;
+        for (uint32_t i = 0; i < 3u * T; i++) bad += ch[i] != (i % 3 == 0 ? want : 0u);
+        h->checks++;
+        if (bad) h->failures++;
+        printf("%-4s %s: run %d chain words as expected (%u not)\n", bad ? "FAIL" : "ok", what, run, bad);
     }
-    rparts_check(h, what, &P, &b, T, E, K, Is, rflags);
+    rparts_check(h, what, &P, &b, T, E, K, Is, rflags & ~QN_MOE_CHAIN_OUT);
 }
 static void route_one_case(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, uint32_t T, uint32_t E, uint32_t K,
                            uint32_t Is, uint32_t cols, const uint32_t spec[6], bool four, uint32_t rflags)
@@ -710,7 +720,7 @@ static void rstage_rec(struct qn_h *h, const struct rstage *S, uint32_t r)
         qn_cmd_dispatch_n(h->cmd, S->one, QN_BINDS(QN_BIND(W[0]), QN_BIND(S->x), QN_BIND(S->m), QN_BIND(S->nwt),
                                                    QN_BIND(S->xn), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
                                                    QN_BIND(S->act), QN_BIND(S->cnt), QN_BIND(W[1]), QN_BIND(W[2]),
-                                                   QN_BIND(W[3])),
+                                                   QN_BIND(W[3]), QN_BIND(S->cnt)),
                           &pc, sizeof pc, S->groups);
     }
     for (int j = 0; j < 4 && !S->one; j++) {
@@ -848,7 +858,8 @@ static void rb_rec(struct qn_h *h, const struct rbench *S, uint32_t r, enum rb_m
     }
     qn_cmd_dispatch_n(h->cmd, S->one, QN_BINDS(QN_BIND(b0), QN_BIND(S->x), QN_BIND(S->m), QN_BIND(S->nwt),
                                                QN_BIND(S->xn), QN_BIND(S->ids), QN_BIND(S->w), QN_BIND(S->sg),
-                                               QN_BIND(S->act), QN_BIND(cnt), QN_BIND(b1), QN_BIND(b2), QN_BIND(b3)),
+                                               QN_BIND(S->act), QN_BIND(cnt), QN_BIND(b1), QN_BIND(b2), QN_BIND(b3),
+                                               QN_BIND(cnt)),
                       &pc, sizeof pc, groups);
     qn_cmd_barrier(h->cmd);
 }
@@ -977,6 +988,8 @@ static void route_one_tests(struct qn_h *h)
     route_one_case(h, QN_GGML_Q6_K, QN_K_ROUTE_MIXED_Q6_K, 1, 512, 10, 512, 2048, o_257, true,
                    QN_MOE_NORM_TOPK | QN_MOE_ROUND_BF16);
     route_one_case(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 3, 100, 7, 33, 512, o_many, true, QN_MOE_NORM_TOPK);
+    route_one_case(h, QN_GGML_Q4_K, QN_K_ROUTE_MIXED_Q4_K, 2, 100, 7, 33, 512, o_many, true,
+                   QN_MOE_NORM_TOPK | QN_MOE_CHAIN_OUT); /* the decode chain's mark */
     route_one_case(h, QN_GGML_Q8_0, QN_K_ROUTE_MIXED_Q8_0, 2, 61, 5, 37, 512, o_small, true, 0);
     route_one_case(h, QN_GGML_Q4_0, QN_K_ROUTE_MIXED_Q4_0, 1, 64, 4, 40, 256, o_wide, false, QN_MOE_NORM_TOPK);
     route_one_case(h, QN_GGML_Q5_K, QN_K_ROUTE_MIXED_Q5_K, 2, 100, 7, 33, 256, o_many, false, QN_MOE_NORM_TOPK);

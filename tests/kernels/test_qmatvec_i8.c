@@ -221,7 +221,7 @@ static void run_gu(struct qn_h *h, struct gucase c)
                      .slots_per_pool = Q.spp, .slot_bytes = Q.slot_b, .act_stride = as };
     qn_h_run_z(h, p, QN_BINDS(QN_BIND(x), QN_BIND(idb), QN_BIND(table), QN_BIND(act), QN_BIND(pool[0]), QN_BIND(pool[1]),
                               QN_BIND(pool[2]), QN_BIND(pool[3]), QN_BIND(pool[4]), QN_BIND(pool[5]), QN_BIND(pool[6]),
-                              QN_BIND(pool[7])),
+                              QN_BIND(pool[7]), QN_BIND(idb)), /* chain words: unused without QN_MOE_CHAIN_* */
                &pc, sizeof pc, (uint64_t)c.K * ((c.I + l->rows - 1) / l->rows), c.T);
     float *got = qn_h_read(h, act, na), *xq = qn_h_alloc(h, c.H), *dx = qn_h_alloc(h, c.H / 32);
     uint32_t bad_t = 0, bad_l = 0, n = 0;
