@@ -709,7 +709,7 @@ static void moe_q_experts(struct rec *r, int l, const qn_pc_moe *pc)
     const qn_pipe *dnx = f->moe_qdnx[qn_fwd_q_index(L->exp_qtype[2])];
     /* the decode chain (common/moe_chain.glsl): the gate_up waits for the route's mark when the route made one, and
      * the split down for the gate_up's count, with no barrier before either */
-    bool link = f->chain && r->T == 1 && dnx && r->T <= f->dxs_t;
+    bool link = f->chain_down && r->T == 1 && dnx && r->T <= f->dxs_t;
     uint32_t ngu = pc->K * cdiv(pc->I, qn_pipe_spec(gu, 3));
     qn_pc_moe pg = *pc;
     pg.flags |= (r->chained ? QN_MOE_CHAIN_IN : 0) | (link ? QN_MOE_CHAIN_OUT : 0);
@@ -1243,6 +1243,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     f->chain = chain_default(f);
     const char *ce = getenv("QNEXT_MOE_CHAIN");
     f->chain_route = f->chain && !(ce && !strcmp(ce, "2")); /* =2: the gate_up -> down link only (an A/B) */
+    f->chain_down = f->chain && !(ce && !strcmp(ce, "3"));  /* =3: the route -> gate_up link only (an A/B) */
     if (f->chain) {
         qn_vk_expect_chain_hazards(); /* sync validation cannot see its shader-side waits (device.c) */
         QN_INFO("decode MoE chain on: route -> gate_up -> split down with no barriers between (QNEXT_MOE_CHAIN=0: off)");

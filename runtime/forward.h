@@ -109,7 +109,8 @@ typedef struct qn_fwd {
     bool moe_mt_i8;         /* ... which are the int8 twins (their own QNEXT_MOE_MT_PAIRS default) */
     bool chain;             /* decode MoE chain (common/moe_chain.glsl): route -> gate_up -> down without barriers,
                                env QNEXT_MOE_CHAIN (default: forward.c chain_default) */
-    bool chain_route;       /* ... with the route -> gate_up link too (QNEXT_MOE_CHAIN=2: without) */
+    bool chain_route;       /* ... with the route -> gate_up link (QNEXT_MOE_CHAIN=2: without) */
+    bool chain_down;        /* ... with the gate_up -> split down link (QNEXT_MOE_CHAIN=3: without) */
     int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */
     qn_pipe *qmatmul_cmb[5], *matmul_cmb[3]; /* the same with the 128 x 128 tile, for calls with many tiles */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;

@@ -17,8 +17,9 @@
 // Bindings GU: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools,
 //              12 chain uint32 (common/moe_chain.glsl: QN_MOE_CHAIN_IN / QN_MOE_CHAIN_OUT in pc.flags)
 //          DN: 0 act, 1 ids, 2 table, 3 w f32 [T, K], 4 sg f32 [T], 5 down_s f32 [H, Is], 6 y f32 [T, H],
-//              7..14 pools; QN_DN_XSPLIT also 15 scratch: f32 partials [T, K + 1, H] from word QN_MOE_CHAIN_WORDS, one uint32
-//              counter per (token, row block) at the end (index length - 1 - (t nblk + block); zero between calls),
+//              7..14 pools; QN_DN_XSPLIT also 15 scratch: f32 partials [T, K + 1, H] from word QN_MOE_CHAIN_WORDS,
+//              one uint32 counter per (token, row block) at the end (index length - 1 - (t nblk + block); zero
+//              between calls),
 //              its first QN_MOE_CHAIN_WORDS words are the decode chain's (common/moe_chain.glsl: QN_MOE_CHAIN_IN waits
 //              for pc.chain_n gate_up workgroups), the partials after them
 // Push:    qn_pc_moe (act_stride a multiple of 4; H, I (and Is with QN_MOE_SHARED_Q) multiples of the block size)

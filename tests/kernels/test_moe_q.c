@@ -131,7 +131,10 @@ struct kpair { qn_pipe *gu, *dn; uint32_t gr, dr; bool x; };
 
 /* the split down's scratch for T tokens: the decode chain's words, f32 partials [T, K + 1, H], then a counter per
  * (token, row block), zeroed */
-static size_t xs_words(uint32_t T, uint32_t K, uint32_t H) { return QN_MOE_CHAIN_WORDS + (size_t)T * (K + 1) * H + (size_t)T * H; }
+static size_t xs_words(uint32_t T, uint32_t K, uint32_t H)
+{
+    return QN_MOE_CHAIN_WORDS + (size_t)T * (K + 1) * H + (size_t)T * H;
+}
 static qn_buf *xs_scratch(struct qn_h *h, uint32_t T, uint32_t K, uint32_t H)
 {
     size_t n = xs_words(T, K, H);
@@ -487,8 +490,8 @@ static struct bres bench_run(struct qn_h *h, const struct bmodel *B, struct kpai
             if (marks) qn_cmd_mark(h->cmd, "gate_up");
             qn_cmd_dispatch_nz(h->cmd, kp[l]->gu, QN_BINDS(QN_BIND(B->x), ids, QN_BIND(B->X.table), QN_BIND(B->act),
                                QN_BIND(B->X.pool[0]), QN_BIND(B->X.pool[1]), QN_BIND(B->X.pool[2]), QN_BIND(B->X.pool[3]),
-                               QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]), QN_BIND(B->X.pool[7]),
-                               QN_BIND(B->X.xs)),
+                               QN_BIND(B->X.pool[4]), QN_BIND(B->X.pool[5]), QN_BIND(B->X.pool[6]),
+                               QN_BIND(B->X.pool[7]), QN_BIND(B->X.xs)),
                                &pc, sizeof pc, (uint64_t)B->K * ((B->I + kp[l]->gr - 1) / kp[l]->gr), 1);
             qn_cmd_barrier(h->cmd);
             if (marks) qn_cmd_mark(h->cmd, "down");
@@ -745,9 +748,10 @@ int main(int argc, char **argv)
             run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
                                          .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
                                          .xsplit = v >= 2 });
-    /* the decode chain: the 80B's Q4_K_M pair at its shapes (both gate_up kernels), and a 32-element mix */
-    chain_case(&h, 2, 4, true, 2048, 512, 512, 12, 10);
-    chain_case(&h, 2, 4, false, 2048, 512, 512, 12, 10);
+    /* the decode chain: the Q4_K_M pair (both gate_up kernels; two superblocks per down row as the 80B's), and a
+     * 32-element mix (--small: that one only) */
+    if (!small) chain_case(&h, 2, 4, true, 256, 512, 256, 9, 4);
+    if (!small) chain_case(&h, 2, 4, false, 256, 512, 256, 9, 4);
     chain_case(&h, 1, 0, false, 256, 64, 64, 9, 3);
     printf("moe_q: worst max err / S = %.3g (bound 5e-7)\n", worst);
     return qn_h_close(&h);

@@ -356,7 +356,8 @@ static void route_one_case_x(struct qn_h *h, uint32_t qtype, enum qn_kernel rk, 
         qn_h_ok(h, qn_cmd_begin(h->cmd), what);
         qn_cmd_dispatch_nz(h->cmd, p, QN_BINDS(QN_BIND(P.W[0]), QN_BIND(b.x), QN_BIND(b.m), QN_BIND(b.nw), QN_BIND(b.xn),
                                                QN_BIND(b.ids), QN_BIND(b.w), QN_BIND(b.sg), QN_BIND(b.act),
-                                               QN_BIND(b.cnt), QN_BIND(P.W[1]), QN_BIND(W2), QN_BIND(W3), QN_BIND(b.chain)),
+                                               QN_BIND(b.cnt), QN_BIND(P.W[1]), QN_BIND(W2), QN_BIND(W3),
+                                               QN_BIND(b.chain)),
                            &pc, sizeof pc, pc.groups, T);
         qn_h_ok(h, qn_cmd_end(h->cmd), what);
         qn_h_ok(h, qn_cmd_run(h->cmd), what);
