@@ -20,16 +20,18 @@ uint32_t qn_vk_chain_hazard_count(void) { return atomic_load(&qn_chain_hazards);
 
 /* A synchronization-validation hazard the decode MoE chain causes by design (common/moe_chain.glsl): once a forward
  * pass uses the chain (qn_vk_expect_chain_hazards), a SYNC-HAZARD message at a dispatch of a chain consumer kernel
- * (moe_q_gu*, moe_q_dnx*: the gate_up after the route, the split down after the gate_up), recorded with no barrier
- * before it because its workgroups wait for the producer's count in memory, which sync validation does not see.
- * Any other message, and these before the chain is on, count as validation failures. */
+ * (moe_q_gu_{fmt}, moe_q_gu_i8_{fmt}, moe_q_dnx_{fmt}: the decode gate_up after the route, the split down after the
+ * gate_up; not the prefill kernels), recorded with no barrier before it because its workgroups wait for the
+ * producer's count in memory, which sync validation does not see. Any other message, and these before the chain is
+ * on, count as validation failures. */
 static bool chain_hazard(const VkDebugUtilsMessengerCallbackDataEXT *d)
 {
     if (!atomic_load(&qn_chain_on) || !d || !d->pMessageIdName || strncmp(d->pMessageIdName, "SYNC-HAZARD-", 12))
         return false;
     /* the layer names the dispatch's pipeline in the text ("VkPipeline 0x...[name]"; pipeline.c names them) */
     const char *p = d->pMessage ? strstr(d->pMessage, "VkPipeline 0x") : NULL, *n = p ? strchr(p, '[') : NULL;
-    return n && (!strncmp(n + 1, "moe_q_gu", 8) || !strncmp(n + 1, "moe_q_dnx", 9));
+    return n && (!strncmp(n + 1, "moe_q_gu_q", 10) || !strncmp(n + 1, "moe_q_gu_i8_q", 13) ||
+                 !strncmp(n + 1, "moe_q_dnx_q", 11));
 }
 
 const char *qn_vk_result_name(VkResult r)
