@@ -11,6 +11,8 @@ kernels: each x element moves by up to 1/254 of its block's max. Tiny Q8_0 runs 
       q4_k_m (Q4_K / Q6_K / Q8_0 dense), q5_k_s (Q5_K) and q4_0, and q4_k_m with the real 80B layer shapes
       (hidden 2048, out projections of 4096 columns; 2 layers)
   tiny Q8_0 vs HF's expected logits: < 8e-2, gguf_check.py's bound for the Q8_0 weights alone
+  the decode MoE chain (QNEXT_MOE_CHAIN=1; the int8-dot gate_up) == QNEXT_MOE_CHAIN=0 bit for bit on the q4_k_m
+      models (1 token: the decode path)
 """
 import os
 import subprocess
@@ -59,6 +61,25 @@ def check(qnext, gguf, work, name, modes, exp=None):
                    "(tolerance 8e-2)" % (name, e1, mode, e0))
 
 
+def chain_check(qnext, gguf, work, name):
+    """The decode MoE chain (QNEXT_MOE_CHAIN=1: route -> gate_up -> split down without barriers; here with the int8-dot
+    gate_up) gives the barrier path's logits bit for bit, 1 token (decode)."""
+    out = {}
+    for mode in ("1", "0"):
+        env = dict(os.environ, QNEXT_IDOT="2", QNEXT_MOE_CHAIN=mode)
+        f = os.path.join(work, "%s_chain%s.npy" % (name, mode))
+        rc, err = run([qnext, "logits", "-m", gguf, "--tokens", "5", "--backend", "vulkan", "-vv", "-o", f], env)
+        out[mode] = (read_npy(f)[1] if rc == 0 else None, "decode MoE chain on" in err)
+    a, on = out["1"]
+    b, off = out["0"]
+    report(a is not None and b is not None and on and not off,
+           "%s: QNEXT_MOE_CHAIN=1 / 0 logits computed, the chain on / off as asked" % name)
+    if a is not None and b is not None:
+        diff = sum(1 for x, y in zip(a, b) if x != y)
+        report(len(a) == len(b) and diff == 0, "%s: chain vs barriers: %d of %d logits differ (bit for bit)" %
+               (name, diff, len(a)))
+
+
 def main():
     qnext, conv, fixture, work = sys.argv[1:5]
     os.makedirs(work, exist_ok=True)
@@ -77,6 +98,8 @@ def main():
             report(False, "synth %s: GGUF written" % typ)
             continue
         check(qnext, g, work, "synth-%s%s" % (typ, "-real" if "--vocab" in args else ""), ("2",))
+        if typ == "q4_k_m":
+            chain_check(qnext, g, work, "synth-%s%s" % (typ, "-real" if "--vocab" in args else ""))
     print("%d failure(s)" % testlib.failures)
     return 1 if testlib.failures else 0
 
