@@ -19,7 +19,6 @@
 
 #define F32 4u
 
-/* Largest binding of a weight: the device limit, or the (smaller) test override. */
 bool qn_fwd_diag_nobar(char cls)
 {
     static bool warned; /* read at every recording: prefill-ab's variants set it between recordings */
@@ -30,6 +29,7 @@ bool qn_fwd_diag_nobar(char cls)
     return !strcmp(e, "all") || (cls != '*' && strchr(e, cls));
 }
 
+/* Largest binding of a weight: the device limit, or the (smaller) test override. */
 static uint64_t bind_limit(const qn_fwd *f)
 {
     uint64_t range = qn_vk_caps(f->v)->max_storage_range;
@@ -1027,9 +1027,8 @@ static int alloc_router_b16(qn_fwd *f)
 }
 
 /* f->dxs for the split down (moe_qdnx): the decode chain's words (QN_MOE_CHAIN_WORDS), partials for the calls that
- * run the per-token expert kernels (up to
- * moe_token_t(f) tokens), then one counter per (token, row block) at the end, zeroed once (the last group of a row
- * block sets its counter back to 0). Nothing without moe_qdnx. */
+ * run the per-token expert kernels (up to moe_token_t(f) tokens), then one counter per (token, row block) at the end,
+ * zeroed once (the last group of a row block sets its counter back to 0). Nothing without moe_qdnx. */
 static int alloc_dxs(qn_fwd *f)
 {
     uint32_t rows = 0;
@@ -1215,17 +1214,17 @@ static int make_pipes(qn_fwd *f)
     return rc;
 }
 
-/* The decode MoE chain (common/moe_chain.glsl) unless env QNEXT_MOE_CHAIN=0 (=1: on any device; =2: on any device,
- * the gate_up -> down link only): on by default where
- * it was measured (NVIDIA: H100 run 56). It relies on the GPU launching a dispatch's workgroups only after every
+/* The decode MoE chain (common/moe_chain.glsl) and its two links from env QNEXT_MOE_CHAIN: 0 off, 1 on any device,
+ * 2 / 3 on any device with the gate_up -> down / the route -> gate_up link only (A/Bs); unset: on where it was
+ * measured (NVIDIA: H100 runs 56-59). It relies on the GPU launching a dispatch's workgroups only after every
  * workgroup of the dispatches before it, which Vulkan does not promise. (On lavapipe, which runs dispatches one after
  * another, its waits are always met: the tests turn it on there with QNEXT_MOE_CHAIN=1.) */
-static bool chain_default(const qn_fwd *f)
+static void chain_env(qn_fwd *f)
 {
     const char *e = getenv("QNEXT_MOE_CHAIN");
-    if (e && *e) return strcmp(e, "0") != 0;
-    const struct qn_caps *c = qn_vk_caps(f->v);
-    return c->vendor_id == 0x10de;
+    f->chain = e && *e ? strcmp(e, "0") != 0 : qn_vk_caps(f->v)->vendor_id == 0x10de;
+    f->chain_route = f->chain && !(e && !strcmp(e, "2"));
+    f->chain_down = f->chain && !(e && !strcmp(e, "3"));
 }
 
 int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, uint32_t tmax, uint32_t cap)
@@ -1240,10 +1239,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (nf && !strcmp(nf, "0")) f->tune.no_norm_fuse = true;
     const char *rf = getenv("QNEXT_ROUTE_FOLD"); /* read once per session, not per recorded layer */
     if (rf && !strcmp(rf, "0")) f->tune.no_route_fold = true;
-    f->chain = chain_default(f);
-    const char *ce = getenv("QNEXT_MOE_CHAIN");
-    f->chain_route = f->chain && !(ce && !strcmp(ce, "2")); /* =2: the gate_up -> down link only (an A/B) */
-    f->chain_down = f->chain && !(ce && !strcmp(ce, "3"));  /* =3: the route -> gate_up link only (an A/B) */
+    chain_env(f);
     if (f->chain) {
         qn_vk_expect_chain_hazards(); /* sync validation cannot see its shader-side waits (device.c) */
         QN_INFO("decode MoE chain on: route -> gate_up -> split down with no barriers between (QNEXT_MOE_CHAIN=0: off)");

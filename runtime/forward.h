@@ -108,7 +108,7 @@ typedef struct qn_fwd {
     qn_pipe *moe_qgu_mt[5], *moe_qdn_mt[5];
     bool moe_mt_i8;         /* ... which are the int8 twins (their own QNEXT_MOE_MT_PAIRS default) */
     bool chain;             /* decode MoE chain (common/moe_chain.glsl): route -> gate_up -> down without barriers,
-                               env QNEXT_MOE_CHAIN (default: forward.c chain_default) */
+                               env QNEXT_MOE_CHAIN (forward.c chain_env) */
     bool chain_route;       /* ... with the route -> gate_up link (QNEXT_MOE_CHAIN=2: without) */
     bool chain_down;        /* ... with the gate_up -> split down link (QNEXT_MOE_CHAIN=3: without) */
     int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */

@@ -17,11 +17,10 @@
 // Bindings GU: 0 x f32 [T, H], 1 ids int32 [T, K], 2 table, 3 act f32 [T, K + 1, act_stride], 4..11 pools,
 //              12 chain uint32 (common/moe_chain.glsl: QN_MOE_CHAIN_IN / QN_MOE_CHAIN_OUT in pc.flags)
 //          DN: 0 act, 1 ids, 2 table, 3 w f32 [T, K], 4 sg f32 [T], 5 down_s f32 [H, Is], 6 y f32 [T, H],
-//              7..14 pools; QN_DN_XSPLIT also 15 scratch: f32 partials [T, K + 1, H] from word QN_MOE_CHAIN_WORDS,
-//              one uint32 counter per (token, row block) at the end (index length - 1 - (t nblk + block); zero
-//              between calls),
-//              its first QN_MOE_CHAIN_WORDS words are the decode chain's (common/moe_chain.glsl: QN_MOE_CHAIN_IN waits
-//              for pc.chain_n gate_up workgroups), the partials after them
+//              7..14 pools; QN_DN_XSPLIT also 15 scratch: the decode chain's QN_MOE_CHAIN_WORDS uint32 words
+//              (common/moe_chain.glsl: QN_MOE_CHAIN_IN waits for pc.chain_n gate_up workgroups), then f32 partials
+//              [T, K + 1, H], one uint32 counter per (token, row block) at the end (index length - 1 - (t nblk +
+//              block); zero between calls)
 // Push:    qn_pc_moe (act_stride a multiple of 4; H, I (and Is with QN_MOE_SHARED_Q) multiples of the block size)
 // Spec:    0 QN_WG       workgroup size (default 128; teams past the last set of rows only repeat it)
 //          1 QN_UP_OFF   byte offset of the up part in a slot (= gate bytes; a multiple of 16)
@@ -276,14 +275,7 @@ void gu_main(uint nblk, uint g, uint k, uint t)
     }
 }
 
-void main()
-{
-    uint nblk = (pc.I + QN_ROWS - 1u) / QN_ROWS, g = qn_group_id(), k = g / nblk, t = gl_WorkGroupID.z;
-    if (k >= pc.K) return; // grid padding (uniform; not counted)
-    if ((pc.flags & QN_MOE_CHAIN_IN) != 0u) qn_chain_wait(3u * t, 1u); // the route's ids, xn, shared act row
-    gu_main(nblk, g, k, t);
-    qn_chain_gu_done(pc.K * nblk, t, pc.flags);
-}
+QN_CHAIN_GU_MAIN
 
 #else // QN_MOE_DN
 
@@ -532,6 +524,17 @@ void dnx_use(uint u, uint lpr, uint nun, uint xr4)
     }
 }
 
+// first bytes rb[j] of the block rows hb + j G (clamped to H) of expert slot s (sh: the shared expert's rows in down_s;
+// ws: of the slot's rows staged from row h0 on)
+void dnx_row_starts(bool sh, bool ws, int s, uint h0, uint hb, uint G, out uint rb[QN_SGROWS])
+{
+    uint rowb = (sh ? pc.Is : pc.I) / QN_QK * QN_QBB, base = sh ? 0u : qn_slot_byte(s) + QN_DN_OFF;
+    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) {
+        uint hr = min(hb + j * G, pc.H - 1u);
+        rb[j] = ws ? (hr - h0) * rowb : base + hr * rowb;
+    }
+}
+
 // accx[j] = this lane's part of row hb + j G (clamped to H) of expert slot s (sh: the shared expert's rows: blocks
 // when shq, else f32; ws: the slot's rows from h0 on are staged) with the act row starting at float xa; nun units
 // (f32: vec4s or floats) per row
@@ -554,8 +557,8 @@ void dnx_rows(bool sh, bool shq, bool vec_s, bool ws, int s, uint h0, uint hb, u
             }
         return;
     }
-    uint rowb = (sh ? pc.Is : pc.I) / QN_QK * QN_QBB, base = sh ? 0u : qn_slot_byte(s) + QN_DN_OFF, rb[QN_SGROWS];
-    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) rb[j] = ws ? (hr[j] - h0) * rowb : base + hr[j] * rowb;
+    uint rb[QN_SGROWS];
+    dnx_row_starts(sh, ws, s, h0, hb, G, rb);
     for (uint u = ul; u < nun; u += QN_UNROLL * lpr) {
         if (pre) { // the first batch is in qn_rx already (dnx_preload)
         } else if (sh) {
@@ -574,9 +577,8 @@ void dnx_rows(bool sh, bool shq, bool vec_s, bool ws, int s, uint h0, uint hb, u
 // before the wait for the gate_up's act rows, so the down's DRAM reads overlap the gate_up's tail
 void dnx_preload(bool sh, int s, uint hb, uint G, uint ul, uint lpr, uint nun)
 {
-    uint hr[QN_SGROWS], rb[QN_SGROWS], u = ul;
-    uint rowb = (sh ? pc.Is : pc.I) / QN_QK * QN_QBB, base = sh ? 0u : qn_slot_byte(s) + QN_DN_OFF;
-    [[unroll]] for (uint j = 0u; j < QN_SGROWS; j++) hr[j] = min(hb + j * G, pc.H - 1u), rb[j] = base + hr[j] * rowb;
+    uint rb[QN_SGROWS], u = ul;
+    dnx_row_starts(sh, false, s, 0u, hb, G, rb);
     if (sh) {
         QN_DNX_LOADS(dsq4, dsq1)
     } else {

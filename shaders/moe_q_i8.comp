@@ -159,11 +159,4 @@ void gu_main(uint nblk, uint g, uint k, uint t)
     }
 }
 
-void main()
-{
-    uint nblk = (pc.I + QN_ROWS - 1u) / QN_ROWS, g = qn_group_id(), k = g / nblk, t = gl_WorkGroupID.z;
-    if (k >= pc.K) return; // grid padding (uniform; not counted)
-    if ((pc.flags & QN_MOE_CHAIN_IN) != 0u) qn_chain_wait(3u * t, 1u); // the route's ids, xn, shared act row
-    gu_main(nblk, g, k, t);
-    qn_chain_gu_done(pc.K * nblk, t, pc.flags);
-}
+QN_CHAIN_GU_MAIN

@@ -1,7 +1,8 @@
 // moe_chain.glsl — the decode MoE chain: route -> expert gate_up -> expert down recorded with NO pipeline barrier
 // between the three dispatches. A consumer's workgroups wait (one invocation polls) for their producer's count in
 // the chain buffer instead, so each dispatch starts while the one before it drains, not after the GPU idles at a
-// barrier (H100, full 80B Q4_K_M: the two barriers per layer cost ~25% of the decode step; docs/perf.md run 55).
+// barrier, and the down's first weight reads overlap the gate_up (H100, full 80B Q4_K_M: +3% decode, docs/perf.md
+// runs 56-59; dropping those two barriers outright, wrong results, ran 27% faster: run 55).
 //
 // Chain buffer (uint32, zero between uses; token t's words at 3 t):
 //   [3 t + 0] route done: 1, set by the routing workgroup after ids, w, sg and the shared act row (and every
@@ -78,5 +79,18 @@ void qn_chain_dn_done(uint ngroups, uint t)
     chain[3u * t + 1u] = 0u;
     chain[3u * t + 2u] = 0u;
 }
+
+// main() of the decode gate_up kernels (moe_q.comp's QN_MOE_GU, moe_q_i8.comp): workgroup g of K ceil(I / QN_ROWS)
+// (grid padding past them neither waits nor counts) waits for the route's mark when chained in, runs the includer's
+// gu_main(nblk, g, k, t), and counts itself
+#define QN_CHAIN_GU_MAIN                                                                          \
+    void main()                                                                                   \
+    {                                                                                             \
+        uint nblk = (pc.I + QN_ROWS - 1u) / QN_ROWS, g = qn_group_id(), k = g / nblk, t = gl_WorkGroupID.z; \
+        if (k >= pc.K) return;                                                                    \
+        if ((pc.flags & QN_MOE_CHAIN_IN) != 0u) qn_chain_wait(3u * t, 1u);                        \
+        gu_main(nblk, g, k, t);                                                                   \
+        qn_chain_gu_done(pc.K * nblk, t, pc.flags);                                               \
+    }
 
 #endif
