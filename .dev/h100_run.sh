@@ -12,11 +12,12 @@ export B=/tmp/qb M=/tmp/q.gguf
 mkdir -p $B && tar -xJf .dev/bin.tar.xz -C $B
 { echo "#### machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
   $B/qnext devices 2>&1 | head -4; } | tee -a $OUT/machine.txt
-if [ ! -s $M ]; then
+if [ -n "${NO_MODEL:-}" ]; then echo "no model (NO_MODEL)" | tee -a $OUT/machine.txt
+elif [ ! -s $M ]; then
   s=$(date +%s); $B/qnext synth -o $M --type q4_k_m --no-sync --no-progress > /tmp/synth.txt 2>&1
   echo "synth rc=$? in $(( $(date +%s) - s )) s: $(tail -1 /tmp/synth.txt)" | tee -a $OUT/machine.txt
 else echo "model already at $M" | tee -a $OUT/machine.txt; fi
-s=$(date +%s); cat $M > /dev/null; echo "page cache warm in $(( $(date +%s) - s )) s" | tee -a $OUT/machine.txt
+[ -n "${NO_MODEL:-}" ] || { s=$(date +%s); cat $M > /dev/null; echo "page cache warm in $(( $(date +%s) - s )) s" | tee -a $OUT/machine.txt; }
 for frag in "$@"; do
   left=$(( ${BUDGET:-585} - ($(date +%s) - T0) ))
   if [ $left -lt ${FRAG_CAP:-110} ]; then echo "== $frag skipped: $left s left" | tee -a $OUT/machine.txt; continue; fi

@@ -158,9 +158,59 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
     return true;
 }
 
+/* The f16 path (forward.h mm_h) for a prefill projection of T >= f->h_min_t tokens whose weight is in blocks (or a
+ * mixed-type fusion of block and f32 parts) and fits hw in one binding: X converted into hx, the weight (each part at
+ * its rows) decoded into hw, then one f16 matmul over all rows. Barriers before (an earlier call's matmul may still
+ * read hw / hx) and after the conversions. Returns false (nothing recorded) for a weight it does not take. */
+static bool h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
+{
+    qn_fwd *f = r->f;
+    if (!f->mm_h || T < f->h_min_t || W->cols % 8 || (uint64_t)W->rows * W->cols > f->hw_elems || has_router(f, W))
+        return false;
+    const qn_pipe *dec[4];
+    struct qn_bind src[4];
+    uint32_t row0[4], rows[4], n = W->nsub ? W->nsub : 1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t qt = W->nsub ? W->sub[i].qtype : W->qtype;
+        int qi = qt ? qn_fwd_q_index(qt) : -1;
+        if (W->nsub) {
+            const struct qn_wsub *s = &W->sub[i];
+            dec[i] = qi >= 0 ? f->to_f16[qi] : f->to_f16_x;
+            src[i] = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size ? (s->bytes + 15) / 16 * 16
+                                                                                        : s->buf->size);
+            row0[i] = s->row0, rows[i] = s->rows;
+        } else {
+            if (!W->qtype || W->bytes > bind_limit(f)) return false;
+            dec[i] = qi >= 0 ? f->to_f16[qi] : NULL;
+            src[i] = wb(W), row0[i] = 0, rows[i] = W->rows;
+        }
+        if (!dec[i]) return false;
+    }
+    barrier(r);
+    if (f->mm_h_x) {
+        qn_pc_to_f16 px = { .rows = T, .cols = W->cols, .ld = W->cols };
+        qn_cmd_dispatch_n(r->c, f->to_f16_x, QN_BINDS(QN_BIND(x), QN_BIND(f->hx)), &px, sizeof px,
+                          cdiv((uint64_t)T * W->cols / 8, 256));
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        qn_pc_to_f16 pw = { .rows = rows[i], .cols = W->cols, .ld = W->cols, .out8 = row0[i] * (W->cols / 8) };
+        qn_cmd_dispatch_n(r->c, dec[i], QN_BINDS(src[i], QN_BIND(f->hw)), &pw, sizeof pw,
+                          cdiv((uint64_t)rows[i] * W->cols / 8, 256));
+    }
+    barrier(r);
+    const qn_pipe *mp = f->mm_hb && (uint64_t)cdiv(T, 128) * cdiv(W->rows, 128) >= 256 ? f->mm_hb : f->mm_h;
+    qn_pc_matmul pm = { .M = T, .N = W->rows, .K = W->cols, .ldx = W->cols, .ldy = W->rows,
+                        .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
+    uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(mp, 1)) * cdiv(W->rows, qn_pipe_spec(mp, 2));
+    qn_cmd_dispatch_n(r->c, mp, QN_BINDS(QN_BIND(f->hw), QN_BIND(f->mm_h_x ? f->hx : x), QN_BIND(y)), &pm, sizeof pm,
+                      groups);
+    return true;
+}
+
 static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
+    if (T > 1 && h_linear(r, W, x, y, T, acc)) return;
     if (W->nsub && T > 1 && (T > f->tune.small_t || !W->buf) && sub_matmul(r, W, x, y, T, acc)) return;
     if (W->nsub && T == 1) { /* GGUF mixed-type fusion: each part in its own block type, y rows row0.. */
         for (uint32_t i = 0; i < W->nsub; i++) {
@@ -1120,12 +1170,36 @@ static int alloc_acts(qn_fwd *f)
 
 /* Device bytes per token of tmax (the [tmax, ...] activations of act_words and the router counters; the moe tiles
  * taken at one per tile of 64 pairs): what a prefill chunk costs besides the fixed buffers. */
+/* The widest input of a layer projection (hidden, GDN value or attention query width): hx's row */
+static uint64_t h_cols(const qn_config *c)
+{
+    uint64_t H = (uint64_t)c->hidden_size, VD = (uint64_t)qn_cfg_value_dim(c), QD = (uint64_t)qn_cfg_q_dim(c);
+    return H > VD ? H > QD ? H : QD : VD > QD ? VD : QD;
+}
+
 uint64_t qn_fwd_token_bytes(const qn_model *m)
 {
     uint64_t w[AW_N], words = 1, K = (uint64_t)m->c.top_k; /* 1: the router counters (f->rcnt) */
     act_words(&m->c, w);
     for (int i = 0; i < AW_N; i++) words += w[i];
-    return words * 4 + (K + 1) * 16 / 64 + 16;
+    return words * 4 + (K + 1) * 16 / 64 + 16 + h_cols(&m->c) * 2; /* the last: the f16 path's hx */
+}
+
+/* The f16 path's scratch (forward.h mm_h): hw for the largest layer projection (~50 MB at the 80B shapes), hx for
+ * tmax rows of the widest projection input in f16 (counted in qn_fwd_token_bytes) */
+static int alloc_h(qn_fwd *f)
+{
+    const qn_config *c = &f->m->c;
+    f->hw_elems = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        const struct qn_mlayer *L = &f->m->L[l];
+        const qn_wt *w[5] = { &L->w_in, &L->w_out, &L->w_qkv, &L->w_o, &L->shared_down };
+        for (int k = 0; k < 5; k++)
+            if ((uint64_t)w[k]->rows * w[k]->cols > f->hw_elems) f->hw_elems = (uint64_t)w[k]->rows * w[k]->cols;
+    }
+    int rc = buf(f, QN_MEM_DEVICE, f->hw_elems * 2, "f16 weight scratch", &f->hw);
+    if (!rc) rc = buf(f, QN_MEM_DEVICE, f->mm_h_x ? (uint64_t)f->tmax * h_cols(c) * 2 : 16, "f16 input scratch", &f->hx);
+    return rc;
 }
 
 /* gdn_decode's scratch: Hk + Hv counters, zeroed once (each call leaves them zero), and Hv * dv block sums (at
@@ -1257,6 +1331,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = alloc_router_b16(f);
     if (!rc && f->gdn_dec) rc = alloc_gscr(f);
     if (!rc && f->wy_a) rc = buf(f, QN_MEM_DEVICE, wy_bytes(f), "gdn_chunk_wy_inv records", &f->wy_scr);
+    if (!rc && f->mm_h) rc = alloc_h(f);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
     if (!rc && f->tune.guess_next) rc = alloc_guess(f);
     if (!rc) rc = qn_fwd_reset(f);
@@ -1275,6 +1350,8 @@ void qn_fwd_free(qn_fwd *f)
     qn_buf_destroy(f->v, &f->gscr);
     qn_buf_destroy(f->v, &f->wy_scr);
     qn_buf_destroy(f->v, &f->dxs);
+    qn_buf_destroy(f->v, &f->hw);
+    qn_buf_destroy(f->v, &f->hx);
     for (int l = 0; f->st && l < f->m->c.num_layers; l++) {
         qn_buf_destroy(f->v, &f->st[l].kc);
         qn_buf_destroy(f->v, &f->st[l].vc);

@@ -113,6 +113,16 @@ typedef struct qn_fwd {
     bool chain_down;        /* ... with the gate_up -> split down link (QNEXT_MOE_CHAIN=3: without) */
     int coopmat;            /* the tensor-core policy in use (QN_FWD_CM_*) */
     qn_pipe *qmatmul_cmb[5], *matmul_cmb[3]; /* the same with the 128 x 128 tile, for calls with many tiles */
+    /* the f16 path of prefill projections (forward.c h_linear; env QNEXT_MM_H): the weight decoded into hw and X
+     * converted into hx by to_f16.comp, then matmul_cm_h.comp, whose k loop only moves f16 chunks */
+    qn_pipe *to_f16[5];     /* by q_index: blocks -> f16 */
+    qn_pipe *to_f16_x;      /* f32 -> f16 (X, and a fusion's f32 parts) */
+    qn_pipe *mm_h, *mm_hb;  /* matmul_cm_h at 128 x 64 and 128 x 128 tiles; QNEXT_MM_H=2: the f32-FMA matmul_f16 on
+                             * hw and f32 X (any device: tests the decode and its barriers); NULL: path off */
+    bool mm_h_x;            /* mm_h takes f16 X (hx); false: f32 X as is (QNEXT_MM_H=2) */
+    uint32_t h_min_t;       /* calls of at least this many tokens take it (env QNEXT_MM_H_MIN_T, default 256) */
+    uint64_t hw_elems;      /* hw holds the largest projection (rows x cols halves) */
+    qn_buf *hw, *hx;        /* f16 scratch: [rows, cols] of one weight, [tmax, max cols] of X */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *gdn_dec;       /* gdn_decode.comp: a decode token's conv + delta rule (+ gated norm when its spec 4 is 1)
                                in one dispatch (env QNEXT_GDN_FUSE=1|2); NULL: three dispatches (0, the default) */

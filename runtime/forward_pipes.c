@@ -647,6 +647,33 @@ static int make_layer_pipes(qn_fwd *f)
     return 0;
 }
 
+/* The f16 path of prefill projections (forward.h mm_h; forward.c h_linear): env QNEXT_MM_H unset or 1: on where the
+ * tensor-core matmuls are (f->coopmat), 0: off, 2: the decode into f16 and the f32-FMA matmul_f16 on it (any device,
+ * for tests); QNEXT_MM_H_MIN_T: the smallest call it takes (default 256 tokens). H100 run 63 (test_qmatmul --bench):
+ * 128-132 TFLOP/s at M 512-4096 x N 12352 x K 2048 against 85 for qmatmul_cm_q4_k (its weight decode in the k loop). */
+static int make_h_pipes(qn_fwd *f)
+{
+    static const enum qn_kernel tk[5] = { QN_K_TO_F16_Q8_0, QN_K_TO_F16_Q4_0, QN_K_TO_F16_Q4_K, QN_K_TO_F16_Q5_K,
+                                          QN_K_TO_F16_Q6_K };
+    const char *e = getenv("QNEXT_MM_H"), *t = getenv("QNEXT_MM_H_MIN_T");
+    int mode = e ? atoi(e) : 1, rc = 0;
+    f->h_min_t = t && atoi(t) > 1 ? (uint32_t)atoi(t) : 256;
+    if (mode == 0 || (mode == 1 && !f->coopmat) || f->tmax < f->h_min_t) return 0;
+    for (int i = 0; i < 5; i++)
+        if (model_uses_q(f->m, i)) PIPE(tk[i], &f->to_f16[i], 256);
+    PIPE(QN_K_TO_F16_F32, &f->to_f16_x, 256);
+    if (mode == 2) {
+        PIPE0(QN_K_MATMUL_F16, &f->mm_h);
+    } else {
+        PIPE(QN_K_MATMUL_CM_H, &f->mm_h, 256, 128, 64, 32, 32, 32);
+        PIPE(QN_K_MATMUL_CM_H, &f->mm_hb, 256, 128, 128, 32, 64, 32);
+        f->mm_h_x = true;
+    }
+    QN_INFO("prefill projections of %u+ tokens through f16 copies (%s)", f->h_min_t,
+            mode == 2 ? "QNEXT_MM_H=2: matmul_f16" : "matmul_cm_h");
+    return 0;
+}
+
 int qn_fwd_make_pipes(qn_fwd *f)
 {
     static const enum qn_kernel emb[3] = { QN_K_EMBED_BF16, QN_K_EMBED_F16, QN_K_EMBED_F32 },
@@ -661,6 +688,7 @@ int qn_fwd_make_pipes(qn_fwd *f)
     PIPE(QN_K_RMSNORM, &f->rmsnorm, nwg);
     if ((rc = make_dense_pipes(f, tile))) return rc;
     make_cm_pipes(f);
+    if ((rc = make_h_pipes(f))) return rc;
     for (int i = 0; i < 5; i++)
         if ((rc = make_q_pipes(f, i, tile))) return rc;
     if ((rc = make_router_pipes(f))) return rc;

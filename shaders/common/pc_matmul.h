@@ -18,4 +18,15 @@ QN_STRUCT(qn_pc_matmul)
     QN_U32 flags;
 QN_STRUCT_END(qn_pc_matmul)
 
+/* to_f16: rows x cols values into f16 [rows][cols] (cols a multiple of 8) from output chunk out8 (8 halves a
+ * chunk) on, read from a weight in its ggml blocks (rows of whole blocks, the binding at row 0) or from f32 at
+ * x[off + r * ld + c] (values clamped to +-65504); matmul_cm_h.comp multiplies the results. */
+QN_STRUCT(qn_pc_to_f16)
+    QN_U32 rows;
+    QN_U32 cols;
+    QN_U32 ld;
+    QN_U32 off;
+    QN_U32 out8;
+QN_STRUCT_END(qn_pc_to_f16)
+
 #endif

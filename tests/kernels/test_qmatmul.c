@@ -222,6 +222,119 @@ static void cm_tests(struct qn_h *h)
            qn_vk_caps(h->v)->coopmat_nv_n, cm_worst16, cm_worst_exact);
 }
 
+/* ---- to_f16.comp: matmul_cm_h's operands (any device) ---- */
+
+static const enum qn_kernel tof16_k[NFMTS] = { QN_K_TO_F16_Q8_0, QN_K_TO_F16_Q4_0, QN_K_TO_F16_Q4_K,
+                                               QN_K_TO_F16_Q5_K, QN_K_TO_F16_Q6_K };
+
+/* got: n halves read back from out; each must be ref rounded to f16 (one f16 rounding: the kernel's f32 value
+ * may differ from the C one by an f32 rounding, so within 1e-3 relative) */
+static void check_halves(struct qn_h *h, const char *what, const qn_buf *out, const float *ref, size_t n)
+{
+    const uint16_t *hv = (const uint16_t *)qn_h_read(h, out, n / 2);
+    float *got = qn_h_alloc(h, n), *want = qn_h_alloc(h, n);
+    for (size_t i = 0; i < n; i++) {
+        got[i] = qn_f16_to_f32(hv[i]);
+        want[i] = f16r(fminf(fmaxf(ref[i], -65504.0f), 65504.0f));
+    }
+    qn_h_check_host(h, what, got, want, n, 1e-7, 1e-3);
+}
+
+static void tof16_tests(struct qn_h *h)
+{
+    static const uint32_t shapes[][2] = { { 1, 1 }, { 3, 2 }, { 37, 8 }, { 130, 8 } }; /* rows, blocks */
+    for (uint32_t f = 0; f < NFMTS; f++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            uint32_t qk = qn_ggml_type(fmts[f].type)->blck, N = shapes[s][0], K = shapes[s][1] * qk;
+            size_t wbytes;
+            float *deq;
+            uint8_t *raw = make_weights(h, fmts[f].type, N, K, &deq, &wbytes);
+            qn_buf *w = qn_h_upload(h, "W", raw, wbytes), *o = qn_h_buffer(h, "O", (size_t)N * K * 2);
+            qn_pc_to_f16 pc = { .rows = N, .cols = K };
+            qn_h_run(h, qn_h_pipe_default(h, tof16_k[f]), QN_BINDS(QN_BIND(w), QN_BIND(o)), &pc, sizeof pc,
+                     ((uint64_t)N * K / 8 + 255) / 256);
+            char what[120];
+            snprintf(what, sizeof what, "to_f16 %s rows %u cols %u", qn_ggml_type_name(fmts[f].type), N, K);
+            check_halves(h, what, o, deq, (size_t)N * K);
+            qn_h_reset(h);
+        }
+    /* f32 rows with a stride and an offset, a few values beyond the f16 range (clamped) */
+    uint32_t rows = 70, cols = 136, ld = 141, off = 5;
+    float *x_h = qn_h_alloc(h, off + (size_t)rows * ld);
+    qn_h_random(h, x_h, off + (size_t)rows * ld, -1, 1);
+    for (uint32_t i = 0; i < 5; i++) x_h[off + i * 997] = (i & 1 ? -1 : 1) * 1e5f * (float)(i + 1);
+    qn_buf *xb = qn_h_upload(h, "X", x_h, (off + (size_t)rows * ld) * sizeof(float));
+    qn_buf *o = qn_h_buffer(h, "O", (size_t)rows * cols * 2);
+    qn_pc_to_f16 pc = { .rows = rows, .cols = cols, .ld = ld, .off = off };
+    qn_h_run(h, qn_h_pipe_default(h, QN_K_TO_F16_F32), QN_BINDS(QN_BIND(xb), QN_BIND(o)), &pc, sizeof pc,
+             ((uint64_t)rows * cols / 8 + 255) / 256);
+    float *ref = qn_h_alloc(h, (size_t)rows * cols);
+    for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t c = 0; c < cols; c++) ref[(size_t)r * cols + c] = x_h[off + (size_t)r * ld + c];
+    check_halves(h, "to_f16 f32 rows 70 cols 136 ld 141 off 5 (5 values beyond +-65504)", o, ref, (size_t)rows * cols);
+    qn_h_reset(h);
+}
+
+/* ---- matmul_cm_h.comp: f16 X and W, no decode in the k loop ---- */
+
+/* { WG, BM, BN, BK, WTM, WTN }: the first two are the model's (forward_pipes.c make_h_pipes) */
+static const uint32_t cmh_layouts[][6] = {
+    { 256, 128, 128, 32, 64, 32 }, { 256, 128, 64, 32, 32, 32 }, { 256, 128, 128, 32, 32, 64 },
+    { 128, 128, 128, 32, 64, 64 }, { 128, 64, 64, 32, 32, 32 },  { 128, 64, 64, 64, 32, 32 },
+    { 128, 64, 128, 32, 32, 64 },  { 128, 64, 64, 16, 32, 32 },
+};
+#define NCMH (sizeof cmh_layouts / sizeof cmh_layouts[0])
+
+static qn_pipe *cmh_pipe(struct qn_h *h, uint32_t l)
+{
+    const uint32_t *L = cmh_layouts[l];
+    return qn_h_pipe(h, QN_K_MATMUL_CM_H, L[0], L[1], L[2], L[3], L[4], L[5]);
+}
+
+static uint64_t cmh_groups(uint32_t l, uint32_t M, uint32_t N)
+{
+    return (uint64_t)((M + cmh_layouts[l][1] - 1) / cmh_layouts[l][1]) * ((N + cmh_layouts[l][2] - 1) / cmh_layouts[l][2]);
+}
+
+static void cmh_case(struct qn_h *h, uint32_t l, uint32_t M, uint32_t N, uint32_t K, bool acc)
+{
+    size_t nx = (size_t)M * K, ny = (size_t)M * N, nw = (size_t)N * K;
+    float *w_h, *x_h, *y0_h;
+    qn_buf *w = qn_h_input_f16(h, "W", nw, -2, 2, &w_h), *x = qn_h_input_f16(h, "X", nx, -1, 1, &x_h);
+    qn_buf *y = qn_h_input_f32(h, "Y", ny, -2, 2, &y0_h);
+    qn_pc_matmul pc = { .M = M, .N = N, .K = K, .ldx = K, .ldy = N, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
+    qn_h_run(h, cmh_pipe(h, l), QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cmh_groups(l, M, N));
+    float *got = qn_h_read(h, y, ny), *ref = qn_h_alloc(h, ny);
+    double max_s = 0;
+    for (uint32_t m = 0; m < M; m++)
+        for (uint32_t n = 0; n < N; n++) {
+            double sum = 0, sa = 0;
+            for (uint32_t k = 0; k < K; k++) {
+                double p = (double)w_h[(size_t)n * K + k] * x_h[(size_t)m * K + k];
+                sum += p;
+                sa += fabs(p);
+            }
+            ref[(size_t)m * N + n] = (float)(sum + (acc ? y0_h[(size_t)m * N + n] : 0.0));
+            max_s = fmax(max_s, sa);
+        }
+    const uint32_t *L = cmh_layouts[l];
+    char what[200];
+    snprintf(what, sizeof what, "matmul_cm_h M%u N%u K%u tile %ux%ux%u sub %ux%u%s", M, N, K, L[1], L[2], L[3],
+             L[4], L[5], acc ? " accumulate" : "");
+    qn_h_check_host(h, what, got, ref, ny, 1e-6 + 1e-6 * max_s, 0);
+    qn_h_reset(h);
+}
+
+static void cmh_tests(struct qn_h *h)
+{
+    if (!has_coopmat(h)) return; /* cm_tests printed the SKIP */
+    for (uint32_t l = 0; l < NCMH; l++) {
+        cmh_case(h, l, 1, 40, 64, false);
+        cmh_case(h, l, 100, 129, 96, l % 2 == 0);
+        cmh_case(h, l, 130, 257, 512, l % 2 == 1);
+    }
+}
+
 /* ---- --bench: GPU time at the real prefill shapes (for a real GPU; not part of the test) ---- */
 
 static double time_min(struct qn_h *h, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *pc,
@@ -240,6 +353,7 @@ static void bench(struct qn_h *h, int iters)
     /* (M tokens, N outputs, K inputs): GDN in_proj, out_proj, attention qkv, MoE dense part, lm_head slice */
     static const uint32_t shapes[][3] = {
         { 512, 12352, 2048 }, { 512, 2048, 4096 }, { 512, 9216, 2048 }, { 512, 1537, 2048 }, { 2048, 2048, 4096 },
+        { 4096, 12352, 2048 },
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         uint32_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
@@ -258,6 +372,15 @@ static void bench(struct qn_h *h, int iters)
             ms = time_min(h, c, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cg, iters);
             printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u,%u (QNEXT_CM_TILE)\n",
                    "matmul_cm_bf16", M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3], L[4]);
+        }
+        qn_buf *wh = qn_h_input_f16(h, "Wh", (size_t)N * K, -1, 1, NULL);
+        qn_buf *xh = qn_h_input_f16(h, "Xh", (size_t)M * K, -1, 1, NULL);
+        for (uint32_t l = 0; has_coopmat(h) && l < NCMH; l++) {
+            const uint32_t *L = cmh_layouts[l];
+            ms = time_min(h, cmh_pipe(h, l), QN_BINDS(QN_BIND(wh), QN_BIND(xh), QN_BIND(y)), &pc, sizeof pc,
+                          cmh_groups(l, M, N), iters);
+            printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u sub %ux%u\n",
+                   "matmul_cm_h", M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3], L[4], L[5]);
         }
         for (uint32_t f = 0; f < NFMTS; f++) {
             uint64_t rb;
@@ -327,6 +450,8 @@ int main(int argc, char **argv)
     h.failures += (rc1 != 0) + (rc2 == 0);
     printf("%-4s self-check on matmul_f32 passes (rc %d)\n%-4s self-check on a wrong kernel fails (rc %d)\n",
            rc1 ? "FAIL" : "ok", rc1, rc2 ? "ok" : "FAIL", rc2);
+    tof16_tests(&h);
     cm_tests(&h);
+    cmh_tests(&h);
     return qn_h_close(&h);
 }
