@@ -131,6 +131,64 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
     }
 }
 
+/* The f16 path (forward.h mm_h) for a prefill projection of T >= f->h_min_t tokens whose weight is in blocks, or for
+ * the parts of a mixed-type fusion in `mask` (bit i: part i; block or f32 parts, contiguous rows; a router's f32
+ * parts are never taken) when it fits hw in one binding: X converted into hx, the weight (each part at its rows)
+ * decoded into hw, then one f16 matmul over those rows. Barriers before (an earlier call's matmul may still read
+ * hw / hx) and after the conversions. Returns the mask of parts it recorded (1 for a weight without parts; 0:
+ * nothing recorded). */
+static uint32_t h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc,
+                         uint32_t mask)
+{
+    qn_fwd *f = r->f;
+    if (!f->mm_h || T < f->h_min_t || W->cols % 8) return 0;
+    const qn_pipe *dec[4];
+    struct qn_bind src[4];
+    uint32_t row0[4], rows[4], n = 0, first = 0, total = 0, done = 0;
+    bool router = has_router(f, W);
+    for (uint32_t i = 0; i < (W->nsub ? W->nsub : 1); i++) {
+        if (W->nsub && !(mask >> i & 1)) continue;
+        uint32_t qt = W->nsub ? W->sub[i].qtype : W->qtype;
+        int qi = qt ? qn_fwd_q_index(qt) : -1;
+        if (W->nsub) {
+            const struct qn_wsub *s = &W->sub[i];
+            if ((router && !qt) || (n && s->row0 != first + total)) return 0;
+            dec[n] = qi >= 0 ? f->to_f16[qi] : f->to_f16_x;
+            src[n] = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size ? (s->bytes + 15) / 16 * 16
+                                                                                        : s->buf->size);
+            row0[n] = s->row0, rows[n] = s->rows;
+        } else {
+            if (router || !W->qtype || W->bytes > bind_limit(f)) return 0;
+            dec[n] = qi >= 0 ? f->to_f16[qi] : NULL;
+            src[n] = wb(W), row0[n] = 0, rows[n] = W->rows;
+        }
+        if (!dec[n]) return 0;
+        if (!n) first = row0[n];
+        total += rows[n++];
+        done |= 1u << i;
+    }
+    if (!n || (uint64_t)total * W->cols > f->hw_elems) return 0;
+    barrier(r);
+    if (f->mm_h_x) {
+        qn_pc_to_f16 px = { .rows = T, .cols = W->cols, .ld = W->cols };
+        qn_cmd_dispatch_n(r->c, f->to_f16_x, QN_BINDS(QN_BIND(x), QN_BIND(f->hx)), &px, sizeof px,
+                          cdiv((uint64_t)T * W->cols / 8, 256));
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        qn_pc_to_f16 pw = { .rows = rows[i], .cols = W->cols, .ld = W->cols, .out8 = (row0[i] - first) * (W->cols / 8) };
+        qn_cmd_dispatch_n(r->c, dec[i], QN_BINDS(src[i], QN_BIND(f->hw)), &pw, sizeof pw,
+                          cdiv((uint64_t)rows[i] * W->cols / 8, 256));
+    }
+    barrier(r);
+    const qn_pipe *mp = f->mm_hb && (uint64_t)cdiv(T, 128) * cdiv(total, 128) >= 256 ? f->mm_hb : f->mm_h;
+    qn_pc_matmul pm = { .M = T, .N = total, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .y_off = first,
+                        .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
+    uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(mp, 1)) * cdiv(total, qn_pipe_spec(mp, 2));
+    qn_cmd_dispatch_n(r->c, mp, QN_BINDS(QN_BIND(f->hw), QN_BIND(f->mm_h_x ? f->hx : x), QN_BIND(y)), &pm, sizeof pm,
+                      groups);
+    return done;
+}
+
 /* linear() above one token for a GGUF mixed-type fusion: one prefill matmul per part in its own block type (or
  * f32), into Y columns row0 .. of the fused output. The loader keeps no f32 copy of such a fusion (model_gguf.c;
  * env QNEXT_GGUF_F32_FUSED=1 does, and W->buf is then the fallback). Returns false (nothing recorded) if a part
@@ -141,7 +199,11 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
     for (uint32_t i = 0; i < W->nsub; i++)
         if (W->sub[i].qtype && (qn_fwd_q_index(W->sub[i].qtype) < 0 || !f->qmatmul[qn_fwd_q_index(W->sub[i].qtype)])) return false;
     bool router = has_router(f, W); /* its f32 parts stay on the f32 kernels; its block parts too unless router_cm */
+    uint32_t blocks = 0, done = 0; /* a router fusion's block parts (W_moe's shared gate / up) on the f16 path */
+    for (uint32_t i = 0; i < W->nsub; i++) blocks |= W->sub[i].qtype ? 1u << i : 0;
+    if (router && f->router_cm) done = h_linear(r, W, x, y, T, acc, blocks);
     for (uint32_t i = 0; i < W->nsub; i++) {
+        if (done >> i & 1) continue;
         const struct qn_wsub *s = &W->sub[i];
         int qi = s->qtype ? qn_fwd_q_index(s->qtype) : -1;
         const qn_pipe *p = qi < 0 ? (!router && f->matmul_cm[2] && W->cols % 8 == 0 ? f->matmul_cm[2] : f->matmul[2])
@@ -158,59 +220,10 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
     return true;
 }
 
-/* The f16 path (forward.h mm_h) for a prefill projection of T >= f->h_min_t tokens whose weight is in blocks (or a
- * mixed-type fusion of block and f32 parts) and fits hw in one binding: X converted into hx, the weight (each part at
- * its rows) decoded into hw, then one f16 matmul over all rows. Barriers before (an earlier call's matmul may still
- * read hw / hx) and after the conversions. Returns false (nothing recorded) for a weight it does not take. */
-static bool h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
-{
-    qn_fwd *f = r->f;
-    if (!f->mm_h || T < f->h_min_t || W->cols % 8 || (uint64_t)W->rows * W->cols > f->hw_elems || has_router(f, W))
-        return false;
-    const qn_pipe *dec[4];
-    struct qn_bind src[4];
-    uint32_t row0[4], rows[4], n = W->nsub ? W->nsub : 1;
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t qt = W->nsub ? W->sub[i].qtype : W->qtype;
-        int qi = qt ? qn_fwd_q_index(qt) : -1;
-        if (W->nsub) {
-            const struct qn_wsub *s = &W->sub[i];
-            dec[i] = qi >= 0 ? f->to_f16[qi] : f->to_f16_x;
-            src[i] = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size ? (s->bytes + 15) / 16 * 16
-                                                                                        : s->buf->size);
-            row0[i] = s->row0, rows[i] = s->rows;
-        } else {
-            if (!W->qtype || W->bytes > bind_limit(f)) return false;
-            dec[i] = qi >= 0 ? f->to_f16[qi] : NULL;
-            src[i] = wb(W), row0[i] = 0, rows[i] = W->rows;
-        }
-        if (!dec[i]) return false;
-    }
-    barrier(r);
-    if (f->mm_h_x) {
-        qn_pc_to_f16 px = { .rows = T, .cols = W->cols, .ld = W->cols };
-        qn_cmd_dispatch_n(r->c, f->to_f16_x, QN_BINDS(QN_BIND(x), QN_BIND(f->hx)), &px, sizeof px,
-                          cdiv((uint64_t)T * W->cols / 8, 256));
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        qn_pc_to_f16 pw = { .rows = rows[i], .cols = W->cols, .ld = W->cols, .out8 = row0[i] * (W->cols / 8) };
-        qn_cmd_dispatch_n(r->c, dec[i], QN_BINDS(src[i], QN_BIND(f->hw)), &pw, sizeof pw,
-                          cdiv((uint64_t)rows[i] * W->cols / 8, 256));
-    }
-    barrier(r);
-    const qn_pipe *mp = f->mm_hb && (uint64_t)cdiv(T, 128) * cdiv(W->rows, 128) >= 256 ? f->mm_hb : f->mm_h;
-    qn_pc_matmul pm = { .M = T, .N = W->rows, .K = W->cols, .ldx = W->cols, .ldy = W->rows,
-                        .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
-    uint64_t groups = (uint64_t)cdiv(T, qn_pipe_spec(mp, 1)) * cdiv(W->rows, qn_pipe_spec(mp, 2));
-    qn_cmd_dispatch_n(r->c, mp, QN_BINDS(QN_BIND(f->hw), QN_BIND(f->mm_h_x ? f->hx : x), QN_BIND(y)), &pm, sizeof pm,
-                      groups);
-    return true;
-}
-
 static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf *y, uint32_t T, bool acc)
 {
     qn_fwd *f = r->f;
-    if (T > 1 && h_linear(r, W, x, y, T, acc)) return;
+    if (T > 1 && h_linear(r, W, x, y, T, acc, ~0u)) return;
     if (W->nsub && T > 1 && (T > f->tune.small_t || !W->buf) && sub_matmul(r, W, x, y, T, acc)) return;
     if (W->nsub && T == 1) { /* GGUF mixed-type fusion: each part in its own block type, y rows row0.. */
         for (uint32_t i = 0; i < W->nsub; i++) {
