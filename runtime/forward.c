@@ -714,6 +714,14 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
                (uint64_t)pc->T * pc->K < (uint64_t)f->cm_moe_big_pairs * pc->E;
     const qn_pipe *gu = small ? f->moe_qgu_s[si][gi] : mt ? f->moe_qgu_mt[gi] : cm2 ? f->moe_qgu_gcm2[gi] :
                         cm ? f->moe_qgu_gcm[gi] : f->moe_qgu_g[gi];
+    /* the f16 path's twin (forward.h moe_qgu_gcm_h): xn converted into hx once, the tiles move f16 rows */
+    const qn_pipe *guh = cm && !cm2 && pc->T >= f->h_min_t ? f->moe_qgu_gcm_h[gi] : NULL;
+    if (guh) {
+        qn_pc_to_f16 px = { .rows = pc->T, .cols = pc->H, .ld = pc->H };
+        qn_cmd_dispatch_n(r->c, f->to_f16_x, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->hx)), &px, sizeof px,
+                          cdiv((uint64_t)pc->T * pc->H / 8, 256));
+        gu = guh;
+    }
     const qn_pipe *dn = small ? f->moe_qdn_s[si][di] : mt ? f->moe_qdn_mt[di] : cm2 ? f->moe_qdn_gcm2[di] :
                         cm ? f->moe_qdn_gcm[di] : f->moe_qdn_g[di];
     qn_cmd_dispatch_n(r->c, f->sort, QN_BINDS(QN_BIND(f->ids), QN_BIND(f->list), QN_BIND(f->tiles)), pc, sizeof *pc,
@@ -721,7 +729,7 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     barrier(r);                                 /* act[t, k, I] = silu(gate_e · xn) * (up_e · xn) */
     uint32_t bn = small ? qn_moe_small_rows(gu) : mt ? qn_moe_mt_rows(gu) : cm ? qn_pipe_spec(gu, 0) / 2 :
                   2 * qn_pipe_spec(gu, 1); /* 2 GN */
-    qn_cmd_dispatch_n(r->c, gu, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
+    qn_cmd_dispatch_n(r->c, gu, QN_BINDS(QN_BIND(guh ? f->hx : f->xn), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
                                          QN_BIND(f->act), POOLS(m)),
                       pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(pc->I, bn));
     barrier(r);                                 /* d[T, K + 1, H] = down_e · act (unweighted) */

@@ -7,7 +7,9 @@
 // with the expert's weight tile decoded to f16 in shared memory (common/qtile.glsl), the tile's token rows
 // converted to f16, and 16x16x16 f16 fragments multiplied into f32 accumulators.
 //
-// Variants (defines): QN_MOE_GATE_UP | QN_MOE_DOWN; QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K.
+// Variants (defines): QN_MOE_GATE_UP | QN_MOE_DOWN; QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K; QN_X_F16 (gate_up
+//   only: x given in f16 (to_f16.comp's, [T][H] halves, H a multiple of 8): its tile rows are moved into shared memory
+//   16 bytes at a time, no conversion in the k loop; the same act bit for bit where the conversions agree).
 // Needs: QN_FEAT_COOPMAT_NV, shaderFloat16, vulkanMemoryModel, subgroups of 32 (the host checks).
 // Bindings, push constants: as moe_qgrouped.comp.
 // Spec:     0 QN_WG workgroup width, a multiple of 32 (default 128)
@@ -59,6 +61,7 @@ layout(constant_id = 7) const uint TS = 1;    // token splits (workgroup height)
 layout(push_constant) uniform PC { qn_pc_moe pc; };
 layout(binding = 0, std430) readonly buffer X { float xin[]; };
 layout(binding = 0, std430) readonly buffer X4 { vec4 xin4[]; };
+layout(binding = 0, std430) readonly buffer XH { uvec4 xh8[]; }; // QN_X_F16: 8 halves
 layout(binding = 1, std430) readonly buffer List { int list[]; };
 layout(binding = 2, std430) readonly buffer Tiles { int tiles[]; };
 #define QN_TABLE_BIND 3
@@ -70,6 +73,9 @@ layout(binding = 5, std430) readonly buffer DS { float ds[]; };
 #define QN_POOL_BIND 6
 #else
 #error "moe_qgrouped_cm.comp: define QN_MOE_GATE_UP or QN_MOE_DOWN"
+#endif
+#if defined(QN_X_F16) && !defined(QN_MOE_GATE_UP)
+#error "moe_qgrouped_cm.comp: QN_X_F16 is for the gate_up"
 #endif
 #define QN_W_F32 // moe_w.glsl's element helpers are unused here; only its pools and slot table
 #include "moe_w.glsl"
@@ -131,9 +137,17 @@ void row_of(uint p, uint r0, out uint part, out uint row)
 const uint GR = QN_BK / 8u;                          // 8-element groups per row and k-step
 const uint XPT = (BT * GR + NTH - 1u) / NTH;
 const uint WPT = (NR * GR + NTH - 1u) / NTH;
+#if defined(QN_X_F16)
+uvec4 xr[XPT]; // the loads fetch() issues (set A) ...
+#else
 vec4 xr[XPT][2]; // the loads fetch() issues (set A) ...
+#endif
 qt_raw wr[WPT];
+#if defined(QN_X_F16)
+uvec4 xs[XPT]; // ... and the set store() decodes (set B = A once A's loads are needed)
+#else
 vec4 xs[XPT][2]; // ... and the set store() decodes (set B = A once A's loads are needed)
+#endif
 qt_raw ws[WPT];
 bool x_vec;
 
@@ -163,8 +177,12 @@ void fetch(uint k0, uint r0, uint lid) // global memory -> registers (loads only
     for (uint i = 0u; i < XPT; i++) {
         uint idx = lid + i * NTH, tt = idx / GR, col = k0 + (idx % GR) * 8u;
         uint xb = idx < BT * GR ? s_xrow[tt] : ~0u;
+#if defined(QN_X_F16)
+        xr[i] = xb != ~0u && col < w_kd ? xh8[(xb + col) / 8u] : uvec4(0u);
+#else
         xr[i][0] = xb != ~0u && col < w_kd ? x_load4(xb, col) : vec4(0.0);
         xr[i][1] = xb != ~0u && col + 4u < w_kd ? x_load4(xb, col + 4u) : vec4(0.0);
+#endif
     }
     uvec4 ia[WPT], ib[WPT];
     for (uint i = 0u; i < WPT; i++) {
@@ -207,8 +225,12 @@ void store(uint k0, uint r0, uint lid, uint buf) // registers -> f16 shared tile
     for (uint i = 0u; i < XPT; i++) {
         uint idx = lid + i * NTH, tt = idx / GR, kc = idx % GR;
         if (idx >= BT * GR) break;
+#if defined(QN_X_F16)
+        s_x[(buf * BT + tt) * SK4 + kc] = xs[i];
+#else
         vec4 lo = clamp(xs[i][0], vec4(-65504.0), vec4(65504.0)), hi = clamp(xs[i][1], vec4(-65504.0), vec4(65504.0));
         s_x[(buf * BT + tt) * SK4 + kc] = f16x8(lo, hi);
+#endif
     }
     for (uint i = 0u; i < WPT; i++) {
         uint idx = lid + i * NTH, p, kc, rb;

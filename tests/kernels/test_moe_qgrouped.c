@@ -153,6 +153,9 @@ static double check(struct qn_h *h, const char *what, const float *got, const fl
 static const enum qn_kernel k_gu_cm[NFMTS] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_Q4_0,
                                                QN_K_MOE_Q_GU_GROUPED_CM_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_Q5_K,
                                                QN_K_MOE_Q_GU_GROUPED_CM_Q6_K };
+static const enum qn_kernel k_gu_cmh[NFMTS] = { QN_K_MOE_Q_GU_GROUPED_CM_H_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_H_Q4_0,
+                                                QN_K_MOE_Q_GU_GROUPED_CM_H_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_H_Q5_K,
+                                                QN_K_MOE_Q_GU_GROUPED_CM_H_Q6_K };
 static const enum qn_kernel k_dn_cm[NFMTS] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
                                                QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
                                                QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
@@ -245,6 +248,24 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
     qn_h_ok(h, qn_cmd_end(cmd), "end");
     qn_h_ok(h, qn_cmd_run(cmd), "run");
     float *got_a = qn_h_read(h, act, na_(T, K, as)), *got_d = qn_h_read(h, d, (size_t)T * (K + 1) * H);
+    if (cm && !c.small && !c.mt && H % 8 == 0) { /* the f16-input twin (QN_X_F16) on x in f16: the same act, bit for bit */
+        uint16_t *x16 = qn_h_alloc_bytes(h, (size_t)T * H * 2);
+        for (size_t i = 0; i < (size_t)T * H; i++) x16[i] = qn_f32_to_f16(fminf(fmaxf(x_h[i], -65504.0f), 65504.0f));
+        qn_buf *xb16 = qn_h_upload(h, "x f16", x16, (size_t)T * H * 2), *act2 = qn_h_output(h, "act f16 x", na_(T, K, as));
+        qn_h_run(h, cm_pipe(h, k_gu_cmh[c.fgu], up_off),
+                 QN_BINDS(QN_BIND(xb16), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(act2), QN_BIND(pb[0]),
+                          QN_BIND(pb[1]), QN_BIND(pb[2]), QN_BIND(pb[0]), QN_BIND(pb[0]), QN_BIND(pb[0]), QN_BIND(pb[0]),
+                          QN_BIND(pb[0])),
+                 &pc, sizeof pc, (uint64_t)G * ((I + bn_gu - 1) / bn_gu));
+        const float *a2 = qn_h_read(h, act2, na_(T, K, as));
+        size_t nbad = 0;
+        for (size_t i = 0; i < na_(T, K, as); i++) nbad += memcmp(&a2[i], &got_a[i], 4) != 0;
+        h->checks++;
+        h->failures += nbad != 0;
+        printf("%-4s gate_up with x in f16 (moe_q_gu_grouped_cm_h_%s) == with x in f32: %zu of %zu act words differ "
+               "(T %u H %u I %u E %u K %u)\n", nbad ? "FAIL" : "ok", qn_ggml_type_name(tgu), nbad, na_(T, K, as), T, H, I,
+               E, K);
+    }
     bool i8 = c.mt && c.mt->i8;
     if (i8) { /* the int8 twins: the reference on x and the routed act rows as the kernels quantize them */
         for (uint32_t t = 0; t < T; t++) {
