@@ -131,6 +131,13 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
     }
 }
 
+/* The experts' act row in f16 for the down's twin (moe_qdn_gcm_h): max(I, Is) rounded up to 8 halves */
+static uint32_t h_act_cols(const qn_config *c)
+{
+    uint32_t I = (uint32_t)c->moe_inter, Is = (uint32_t)c->shared_inter;
+    return ((I > Is ? I : Is) + 7u) / 8u * 8u;
+}
+
 /* The f16 path (forward.h mm_h) for a prefill projection of T >= f->h_min_t tokens whose weight is in blocks, or for
  * the parts of a mixed-type fusion in `mask` (bit i: part i; block or f32 parts, contiguous rows; a router's f32
  * parts are never taken) when it fits hw in one binding: X converted into hx, the weight (each part at its rows)
@@ -736,10 +743,19 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     qn_pc_moe pd = *pc;
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
     pd.slots_per_pool = m->d_slots_per_pool;
+    const qn_pipe *dnh = guh ? f->moe_qdn_gcm_h[di] : NULL; /* act rows converted into hx (its gate_up is done) */
+    if (dnh) {
+        qn_pc_to_f16 pa = { .rows = pc->T * (pc->K + 1), .cols = h_act_cols(&m->c), .ld = pc->act_stride };
+        qn_cmd_dispatch_n(r->c, f->to_f16_x, QN_BINDS(QN_BIND(f->act), QN_BIND(f->hx)), &pa, sizeof pa,
+                          cdiv((uint64_t)pa.rows * pa.cols / 8, 256));
+        barrier(r);
+        pd.act_stride = pa.cols;
+        dn = dnh;
+    }
     bn = small ? qn_moe_small_rows(dn) : mt ? qn_moe_mt_rows(dn) : cm ? qn_pipe_spec(dn, 0) :
          4 * qn_pipe_spec(dn, 1); /* 4 * GN (down) */
-    qn_cmd_dispatch_n(r->c, dn, QN_BINDS(QN_BIND(f->act), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
-                                         QN_BIND(f->d), wb(&L->shared_down), DPOOLS(m)),
+    qn_cmd_dispatch_n(r->c, dn, QN_BINDS(QN_BIND(dnh ? f->hx : f->act), QN_BIND(f->list), QN_BIND(f->tiles),
+                                         QN_BIND(m->slot_table), QN_BIND(f->d), wb(&L->shared_down), DPOOLS(m)),
                       &pd, sizeof pd, (uint64_t)pc->max_tiles * cdiv(pc->H, bn));
     barrier(r);                                 /* x += sum_k w d_k + sg d_K, fixed order */
     qn_cmd_dispatch_n(r->c, f->combine, QN_BINDS(QN_BIND(f->d), QN_BIND(f->w), QN_BIND(f->sg), QN_BIND(f->x)),
@@ -1191,11 +1207,13 @@ static int alloc_acts(qn_fwd *f)
 
 /* Device bytes per token of tmax (the [tmax, ...] activations of act_words and the router counters; the moe tiles
  * taken at one per tile of 64 pairs): what a prefill chunk costs besides the fixed buffers. */
-/* The widest input of a layer projection (hidden, GDN value or attention query width): hx's row */
-static uint64_t h_cols(const qn_config *c)
+/* hx's halves per token: the widest input of a layer projection (hidden, GDN value or attention query width) or the
+ * token's K + 1 act rows (h_act_cols) */
+static uint64_t h_x_halves(const qn_config *c)
 {
     uint64_t H = (uint64_t)c->hidden_size, VD = (uint64_t)qn_cfg_value_dim(c), QD = (uint64_t)qn_cfg_q_dim(c);
-    return H > VD ? H > QD ? H : QD : VD > QD ? VD : QD;
+    uint64_t w = H > VD ? H > QD ? H : QD : VD > QD ? VD : QD, a = ((uint64_t)c->top_k + 1) * h_act_cols(c);
+    return w > a ? w : a;
 }
 
 uint64_t qn_fwd_token_bytes(const qn_model *m)
@@ -1203,7 +1221,7 @@ uint64_t qn_fwd_token_bytes(const qn_model *m)
     uint64_t w[AW_N], words = 1, K = (uint64_t)m->c.top_k; /* 1: the router counters (f->rcnt) */
     act_words(&m->c, w);
     for (int i = 0; i < AW_N; i++) words += w[i];
-    return words * 4 + (K + 1) * 16 / 64 + 16 + h_cols(&m->c) * 2; /* the last: the f16 path's hx */
+    return words * 4 + (K + 1) * 16 / 64 + 16 + h_x_halves(&m->c) * 2; /* the last: the f16 path's hx */
 }
 
 /* The f16 path's scratch (forward.h mm_h): hw for the largest layer projection (~50 MB at the 80B shapes), hx for
@@ -1219,7 +1237,7 @@ static int alloc_h(qn_fwd *f)
             if ((uint64_t)w[k]->rows * w[k]->cols > f->hw_elems) f->hw_elems = (uint64_t)w[k]->rows * w[k]->cols;
     }
     int rc = buf(f, QN_MEM_DEVICE, f->hw_elems * 2, "f16 weight scratch", &f->hw);
-    if (!rc) rc = buf(f, QN_MEM_DEVICE, f->mm_h_x ? (uint64_t)f->tmax * h_cols(c) * 2 : 16, "f16 input scratch", &f->hx);
+    if (!rc) rc = buf(f, QN_MEM_DEVICE, f->mm_h_x ? (uint64_t)f->tmax * h_x_halves(c) * 2 : 16, "f16 input scratch", &f->hx);
     return rc;
 }
 

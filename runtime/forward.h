@@ -122,9 +122,11 @@ typedef struct qn_fwd {
     bool mm_h_x;            /* mm_h takes f16 X (hx); false: f32 X as is (QNEXT_MM_H=2) */
     uint32_t h_min_t;       /* calls of at least this many tokens take it (env QNEXT_MM_H_MIN_T, default 256) */
     uint64_t hw_elems;      /* hw holds the largest projection (rows x cols halves) */
-    qn_pipe *moe_qgu_gcm_h[5]; /* the grouped gate_up's twin reading x from hx in f16 (QN_X_F16; moe_qgu_gcm's layout,
-                                  not the small-call one: neutral there, H100 run 66), with mm_h_x */
-    qn_buf *hw, *hx;        /* f16 scratch: [rows, cols] of one weight, [tmax, max cols] of X */
+    qn_pipe *moe_qgu_gcm_h[5], *moe_qdn_gcm_h[5]; /* the grouped gate_up's / down's twins reading x / act from hx in
+                                  f16 (QN_X_F16; moe_q*_gcm's layout, not the small-call one: neutral there, H100 run
+                                  66), with mm_h_x */
+    qn_buf *hw, *hx;        /* f16 scratch: [rows, cols] of one weight; [tmax, max cols] of X or the experts' act
+                             * rows (forward.c h_x_halves) */
     qn_pipe *conv_dec, *conv_pre, *rule_rec, *rule_chunk, *gnorm;
     qn_pipe *gdn_dec;       /* gdn_decode.comp: a decode token's conv + delta rule (+ gated norm when its spec 4 is 1)
                                in one dispatch (env QNEXT_GDN_FUSE=1|2); NULL: three dispatches (0, the default) */

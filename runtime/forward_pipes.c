@@ -667,17 +667,26 @@ static int make_h_pipes(qn_fwd *f)
     } else {
         static const enum qn_kernel gh[5] = { QN_K_MOE_Q_GU_GROUPED_CM_H_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_H_Q4_0,
                                               QN_K_MOE_Q_GU_GROUPED_CM_H_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_H_Q5_K,
-                                              QN_K_MOE_Q_GU_GROUPED_CM_H_Q6_K };
+                                              QN_K_MOE_Q_GU_GROUPED_CM_H_Q6_K },
+                                    dh[5] = { QN_K_MOE_Q_DN_GROUPED_CM_H_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_H_Q4_0,
+                                              QN_K_MOE_Q_DN_GROUPED_CM_H_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_H_Q5_K,
+                                              QN_K_MOE_Q_DN_GROUPED_CM_H_Q6_K };
         PIPE(QN_K_MATMUL_CM_H, &f->mm_h, 256, 128, 64, 32, 32, 32);
         PIPE(QN_K_MATMUL_CM_H, &f->mm_hb, 256, 128, 128, 32, 64, 32);
         f->mm_h_x = true;
-        /* the grouped gate_up's x in f16 (QNEXT_MOE_XH=0: f32 x as before; H100 run 66: +4% at 4096 tokens) */
+        /* the grouped gate_up's x and down's act in f16 (QNEXT_MOE_XH=0: f32 as before, 1: the gate_up's x only;
+         * H100 run 66: the gate_up's +4% at 4096 tokens) */
         const char *g = getenv("QNEXT_MOE_XH");
         for (int i = 0; i < 5 && !(g && !strcmp(g, "0")) && f->m->c.hidden_size % 8 == 0; i++) {
-            if (!f->moe_qgu_gcm[i]) continue;
-            uint32_t sp[QN_CM_MOE_NSPEC];
-            for (uint32_t j = 0; j < QN_CM_MOE_NSPEC; j++) sp[j] = qn_pipe_spec(f->moe_qgu_gcm[i], j);
-            if ((rc = pipe(f, gh[i], &f->moe_qgu_gcm_h[i], QN_CM_MOE_NSPEC, sp))) return rc;
+            bool dn = !(g && !strcmp(g, "1")) && f->m->c.moe_inter % 8 == 0 && f->m->c.shared_inter % 8 == 0;
+            qn_pipe *const src[2] = { f->moe_qgu_gcm[i], dn ? f->moe_qdn_gcm[i] : NULL }; /* rows of whole chunks */
+            qn_pipe **dst[2] = { &f->moe_qgu_gcm_h[i], &f->moe_qdn_gcm_h[i] };
+            for (int k = 0; k < 2; k++) {
+                if (!src[k]) continue;
+                uint32_t sp[QN_CM_MOE_NSPEC];
+                for (uint32_t j = 0; j < QN_CM_MOE_NSPEC; j++) sp[j] = qn_pipe_spec(src[k], j);
+                if ((rc = pipe(f, (k ? dh : gh)[i], dst[k], QN_CM_MOE_NSPEC, sp))) return rc;
+            }
         }
     }
     QN_INFO("prefill projections of %u+ tokens through f16 copies (%s)", f->h_min_t,

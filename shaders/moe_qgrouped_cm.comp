@@ -7,9 +7,10 @@
 // with the expert's weight tile decoded to f16 in shared memory (common/qtile.glsl), the tile's token rows
 // converted to f16, and 16x16x16 f16 fragments multiplied into f32 accumulators.
 //
-// Variants (defines): QN_MOE_GATE_UP | QN_MOE_DOWN; QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K; QN_X_F16 (gate_up
-//   only: x given in f16 (to_f16.comp's, [T][H] halves, H a multiple of 8): its tile rows are moved into shared memory
-//   16 bytes at a time, no conversion in the k loop; the same act bit for bit where the conversions agree).
+// Variants (defines): QN_MOE_GATE_UP | QN_MOE_DOWN; QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K; QN_X_F16: the
+//   input given in f16 (to_f16.comp's; gate_up: x [T][H] halves, H a multiple of 8; down: act rows of act_stride
+//   halves, a multiple of 8): its tile rows are moved into shared memory 16 bytes at a time, no conversion in the k
+//   loop; the same outputs bit for bit where the conversions agree.
 // Needs: QN_FEAT_COOPMAT_NV, shaderFloat16, vulkanMemoryModel, subgroups of 32 (the host checks).
 // Bindings, push constants: as moe_qgrouped.comp.
 // Spec:     0 QN_WG workgroup width, a multiple of 32 (default 128)
@@ -73,9 +74,6 @@ layout(binding = 5, std430) readonly buffer DS { float ds[]; };
 #define QN_POOL_BIND 6
 #else
 #error "moe_qgrouped_cm.comp: define QN_MOE_GATE_UP or QN_MOE_DOWN"
-#endif
-#if defined(QN_X_F16) && !defined(QN_MOE_GATE_UP)
-#error "moe_qgrouped_cm.comp: QN_X_F16 is for the gate_up"
 #endif
 #define QN_W_F32 // moe_w.glsl's element helpers are unused here; only its pools and slot table
 #include "moe_w.glsl"

@@ -156,6 +156,9 @@ static const enum qn_kernel k_gu_cm[NFMTS] = { QN_K_MOE_Q_GU_GROUPED_CM_Q8_0, QN
 static const enum qn_kernel k_gu_cmh[NFMTS] = { QN_K_MOE_Q_GU_GROUPED_CM_H_Q8_0, QN_K_MOE_Q_GU_GROUPED_CM_H_Q4_0,
                                                 QN_K_MOE_Q_GU_GROUPED_CM_H_Q4_K, QN_K_MOE_Q_GU_GROUPED_CM_H_Q5_K,
                                                 QN_K_MOE_Q_GU_GROUPED_CM_H_Q6_K };
+static const enum qn_kernel k_dn_cmh[NFMTS] = { QN_K_MOE_Q_DN_GROUPED_CM_H_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_H_Q4_0,
+                                                QN_K_MOE_Q_DN_GROUPED_CM_H_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_H_Q5_K,
+                                                QN_K_MOE_Q_DN_GROUPED_CM_H_Q6_K };
 static const enum qn_kernel k_dn_cm[NFMTS] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_Q4_0,
                                                QN_K_MOE_Q_DN_GROUPED_CM_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_Q5_K,
                                                QN_K_MOE_Q_DN_GROUPED_CM_Q6_K };
@@ -265,6 +268,29 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
         printf("%-4s gate_up with x in f16 (moe_q_gu_grouped_cm_h_%s) == with x in f32: %zu of %zu act words differ "
                "(T %u H %u I %u E %u K %u)\n", nbad ? "FAIL" : "ok", qn_ggml_type_name(tgu), nbad, na_(T, K, as), T, H, I,
                E, K);
+        /* the down's twin on the act rows in f16, rows of max(I, Is) rounded up to 8 halves: the same d, bit for bit */
+        uint32_t as8 = ((I > c.Is ? I : c.Is) + 7) / 8 * 8;
+        size_t nq = (size_t)T * (K + 1), nd = nq * H;
+        uint16_t *a16 = qn_h_alloc_bytes(h, nq * as8 * 2);
+        for (size_t q = 0; q < nq; q++)
+            for (uint32_t i = 0; i < as8; i++)
+                a16[q * as8 + i] = i < as ? qn_f32_to_f16(fminf(fmaxf(a_h[q * as + i], -65504.0f), 65504.0f)) : 0;
+        qn_buf *ab16 = qn_h_upload(h, "act f16", a16, nq * as8 * 2), *d2 = qn_h_output(h, "d f16 act", nd);
+        qn_pc_moe pd2 = pc;
+        pd2.slot_bytes = dslot_b;
+        pd2.act_stride = as8;
+        qn_h_run(h, cm_pipe(h, k_dn_cmh[c.fdn], 0),
+                 QN_BINDS(QN_BIND(ab16), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(d2), QN_BIND(dsb),
+                          QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]), QN_BIND(dpb[0]),
+                          QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),
+                 &pd2, sizeof pd2, (uint64_t)G * ((H + bn_dn - 1) / bn_dn));
+        const float *d2h = qn_h_read(h, d2, nd);
+        nbad = 0;
+        for (size_t i = 0; i < nd; i++) nbad += memcmp(&d2h[i], &got_d[i], 4) != 0;
+        h->checks++;
+        h->failures += nbad != 0;
+        printf("%-4s down with act in f16 (moe_q_dn_grouped_cm_h_%s) == with act in f32: %zu of %zu d words differ\n",
+               nbad ? "FAIL" : "ok", qn_ggml_type_name(tdn), nbad, nd);
     }
     bool i8 = c.mt && c.mt->i8;
     if (i8) { /* the int8 twins: the reference on x and the routed act rows as the kernels quantize them */
@@ -952,7 +978,9 @@ int main(int argc, char **argv)
         printf("SKIP coopmat: device '%s' has no VK_NV_cooperative_matrix with an f16 16x16x16 / 16x8x16 subgroup shape (or "
                "subgroups are not 32 wide): the tensor-core variants moe_q_*_grouped_cm_* are NOT tested here\n",
                qn_vk_caps(h.v)->name);
-    for (int cm = 0; cm <= (cmv ? 1 : 0); cm++) {
+    bool cm_only = false; /* --cm-only: the tensor-core cases alone (a device run's short form) */
+    for (int i = 1; i < argc; i++) cm_only = cm_only || !strcmp(argv[i], "--cm-only");
+    for (int cm = cm_only ? 1 : 0; cm <= (cmv ? 1 : 0); cm++) {
         for (uint32_t f = 0; f < NFMTS; f++) {
             uint32_t qk = qn_ggml_type(qtypes[f])->blck, HH = qk == 32 ? 96 : 256, II = qk == 32 ? 64 : 256;
             run_case(&h, (struct mcase){ .fgu = f, .fdn = f, .T = 37, .H = HH, .I = II, .Is = 40, .E = 12, .K = 3,
@@ -964,7 +992,7 @@ int main(int argc, char **argv)
         run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 48, .H = 2048, .I = 512, .Is = 512, .E = 8, .K = 8,
                                      .absent = -1 }, cm);
     }
-    small_cases(&h);
+    if (!cm_only) small_cases(&h);
     printf("moe_qgrouped: worst max err / S = %.3g", worst);
     if (cmv) printf("; coopmat: %.3g vs the f16-rounded reference, %.3g vs the exact one", worst_cm16, worst_cm_exact);
     printf("\n");
