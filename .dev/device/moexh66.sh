@@ -7,15 +7,7 @@ timeout 200 $B/qnext prefill-ab -m $M --prompts 256,512,1024,4096 --reps 2 --var
   --variant QNEXT_MM_H=0 --variant "PROFILE=4096 QNEXT_PROFILE_DISPATCH=1" --variant - > /tmp/h_ab.txt 2>&1
 echo "prefill-ab rc=$?"; grep -E "rror|warn" /tmp/h_ab.txt | head -5; sed -n '/^prefill-ab table/,$p' /tmp/h_ab.txt | head -7
 sed -n '/GPU ms per token/,/prefill-ab \[/p' /tmp/h_ab.txt | sort -k4 -g -r | head -8
-toks=$(seq -s, 1 700)
-for v in 0 1; do QNEXT_MM_H=$v timeout 60 $B/qnext logits -m $M --tokens $toks -o /tmp/lg$v.npy > /tmp/h_l$v.txt 2>&1; echo "logits MM_H=$v rc=$?"; done
-python3 - <<'PY'
-import numpy as np
-a, b = np.load("/tmp/lg0.npy"), np.load("/tmp/lg1.npy")
-print("logits", a.shape, "rel L2 on vs off %.3e" % (np.linalg.norm(a - b) / np.linalg.norm(a)),
-      "argmax equal %d / %d" % ((a.argmax(-1) == b.argmax(-1)).sum(), a.reshape(-1, a.shape[-1]).shape[0]),
-      "bit-identical", bool((a == b).all()))
-PY
+. .dev/device/lib_logits_ab.sh; logits_ab QNEXT_MM_H 700
 echo "== moexh66: $(( $(date +%s) - h_t0 )) s"
 } 2>&1 | tee -a $OUT/moexh66.txt
 cp /tmp/h_*.txt $OUT/ 2>/dev/null
