@@ -29,7 +29,8 @@
 //             rows of row group s % (QN_WG / 32) and the pairs [(s / (QN_WG / 32)) BT / TS, .. + BT / TS) of the
 //             pass (BT a multiple of 16 TS): the same rows per workgroup, TS times the invocations to decode them
 //           The host's qn_cm_moe_spec() (runtime/cm_check.c) picks 0-6 (env QNEXT_CM_MOE_TILE) and checks
-//           the shared memory: 2 NBUF (BT + QN_WG) (QN_BK + 8) + 40 QN_WG TS + 8 BT bytes.
+//           the shared memory: 2 NBUF (BT + QN_WG) (QN_BK + 8) + 40 QN_WG TS + 8 BT bytes, the 40 QN_WG TS of the
+//           epilogue's staging only where it does not fit in s_w (CS_IN_W).
 // Layout: a pass takes up to BT pairs of a tile (BT / 16 row fragments of A, BT / 16 / TS per subgroup); row
 //   group w of the workgroup owns 32 weight rows of the shared tile (32 / CN fragments of B): gate_up: gate rows
 //   r0 + 16w .. +16 and the same up rows (its 16 outputs); down: rows r0 + 32w .. +32. Output rows per workgroup
@@ -103,7 +104,10 @@ const uint SK4 = SK / 8u;             // uvec4 per shared row
 const uint SC = 20u;                  // floats per staging row
 shared uvec4 s_x[NBUF * BT * SK4];    // [buffer][pair slot][k] as f16
 shared uvec4 s_w[NBUF * NR * SK4];    // [buffer][tile row p][k] as f16
-shared float s_c[NSG * TS * 16u * SC]; // per subgroup one 16 x 16 staging block
+// the epilogue's staging (per subgroup one 16 x 16 block) lives in s_w when that is large enough (the k loop is done
+// with it then): NBUF (QN_BK + 8) >= 20 TS, e.g. NBUF 2 at BK 32 up to TS 4; else in s_c
+const bool CS_IN_W = NBUF * (QN_BK + 8u) >= 20u * TS;
+shared float s_c[CS_IN_W ? 1u : NSG * TS * 16u * SC];
 shared int s_q[BT];                   // pair of each slot, -1 = none
 shared uint s_xrow[BT];               // its input row's element offset, ~0u = none
 
@@ -266,11 +270,19 @@ bool set_source(int e)
 // the subgroup's staging block cb
 void stage(CMC f0, CMC f1, uint cb, uint lane, out float v[8])
 {
-    coopMatStoreNV(f0, s_c, cb, SC, false);
-    if (NB == 4u) coopMatStoreNV(f1, s_c, cb + CN, SC, false);
+    if (CS_IN_W) { // cb and SC are multiples of 4: whole uvec4 of s_w
+        coopMatStoreNV(f0, s_w, cb / 4u, SC / 4u, false);
+        if (NB == 4u) coopMatStoreNV(f1, s_w, (cb + CN) / 4u, SC / 4u, false);
+    } else {
+        coopMatStoreNV(f0, s_c, cb, SC, false);
+        if (NB == 4u) coopMatStoreNV(f1, s_c, cb + CN, SC, false);
+    }
     subgroupMemoryBarrierShared();
     subgroupBarrier();
-    [[unroll]] for (uint r = 0u; r < 8u; r++) v[r] = s_c[cb + (lane / 16u + 2u * r) * SC + lane % 16u];
+    [[unroll]] for (uint r = 0u; r < 8u; r++) {
+        uint i = cb + (lane / 16u + 2u * r) * SC + lane % 16u;
+        v[r] = CS_IN_W ? uintBitsToFloat(s_w[i / 4u][i % 4u]) : s_c[i];
+    }
     subgroupBarrier(); // the block is rewritten next
 }
 

@@ -166,7 +166,7 @@ static double worst_cm16, worst_cm_exact;
 static size_t na_(uint32_t T, uint32_t K, uint32_t as) { return (size_t)T * (K + 1) * as; }
 
 /* The tensor-core kernel k in the layout qn_cm_moe_spec picks (env QNEXT_CM_MOE_TILE=WG,BK,BT,NBUF[,PSW[,TS]];
- * default 128,32,64,2,1,1), up (gate_up) or down (down) at byte part_off of its slot */
+ * default 128,32,128,2,1,4), up (gate_up) or down (down) at byte part_off of its slot */
 static qn_pipe *cm_pipe(struct qn_h *h, enum qn_kernel k, uint32_t part_off)
 {
     uint32_t s[QN_CM_MOE_NSPEC];
@@ -436,7 +436,7 @@ static void bench(struct qn_h *h, int iters)
 static const char *cm_layouts[] = { "128,32,64,2", "128,32,64,2,0", "128,32,32,1,0", "128,32,64,1", "128,16,64,2",
                                     "128,64,64,1", "64,32,64,2", "256,32,64,1", "256,16,64,2", "128,32,128,1",
                                     "128,32,64,2,1,2", "128,32,128,1,1,2", "64,32,128,2,1,2", "128,16,128,2,1,2",
-                                    "256,32,64,1,1,2", "128,32,64,1,1,2", "128,32,64,1,1,4", "128,32,128,1,1,4",
+                                    "256,32,64,1,1,2", "128,32,64,1,1,2", "128,32,64,1,1,4", "128,32,128,1,1,4", "128,32,128,2,1,4",
                                     "64,32,64,2,1,4" };
 
 struct cm_bench {
