@@ -1205,8 +1205,6 @@ static int alloc_acts(qn_fwd *f)
     return rc;
 }
 
-/* Device bytes per token of tmax (the [tmax, ...] activations of act_words and the router counters; the moe tiles
- * taken at one per tile of 64 pairs): what a prefill chunk costs besides the fixed buffers. */
 /* hx's halves per token: the widest input of a layer projection (hidden, GDN value or attention query width) or the
  * token's K + 1 act rows (h_act_cols) */
 static uint64_t h_x_halves(const qn_config *c)
@@ -1216,6 +1214,8 @@ static uint64_t h_x_halves(const qn_config *c)
     return w > a ? w : a;
 }
 
+/* Device bytes per token of tmax (the [tmax, ...] activations of act_words and the router counters; the moe tiles
+ * taken at one per tile of 64 pairs): what a prefill chunk costs besides the fixed buffers. */
 uint64_t qn_fwd_token_bytes(const qn_model *m)
 {
     uint64_t w[AW_N], words = 1, K = (uint64_t)m->c.top_k; /* 1: the router counters (f->rcnt) */
@@ -1225,7 +1225,7 @@ uint64_t qn_fwd_token_bytes(const qn_model *m)
 }
 
 /* The f16 path's scratch (forward.h mm_h): hw for the largest layer projection (~50 MB at the 80B shapes), hx for
- * tmax rows of the widest projection input in f16 (counted in qn_fwd_token_bytes) */
+ * tmax tokens of h_x_halves (a projection's input or the experts' act rows in f16; counted in qn_fwd_token_bytes) */
 static int alloc_h(qn_fwd *f)
 {
     const qn_config *c = &f->m->c;
