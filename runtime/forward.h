@@ -238,10 +238,15 @@ int qn_cm_moe_selfcheck(qn_vk *v, uint32_t cn);
 int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64_t gu_groups, uint64_t dn_groups);
 /* moe_qgrouped_cm.comp's spec constants {WG, BK, PART_OFF, CN, BT, NBUF, PSW, TS} (WG x TS invocations; output rows
  * per workgroup: WG / 2 for gate_up, WG for down): qn_cm_moe_parse reads "WG,BK,BT,NBUF[,PSW[,TS]]" (PSW 0 or 1;
- * s NULL: 128,32,128,1,1,4) and checks it
+ * s NULL: 128,32,128,2,1,4) and checks it
  * against the device (-EINVAL with a message); qn_cm_moe_spec takes env QNEXT_CM_MOE_TILE (a warning and the
  * defaults when it is wrong); qn_cm_moe_shared: the variant's shared memory in bytes. */
 enum { QN_CM_MOE_NSPEC = 8 };
+
+/* matmul_cm_h's two layouts in the f16 path (spec WG, BM, BN, BK, WTM, WTN): [0] 128 x 64 tiles of 32 x 32 subgroup
+ * tiles, [1] 128 x 128 of 64 x 32 for calls with >= 256 of those (H100 run 63); test_qmatmul checks both */
+enum { QN_MM_H_NSPEC = 6 };
+extern const uint32_t qn_mm_h_spec[2][QN_MM_H_NSPEC];
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC]);

@@ -651,6 +651,8 @@ static int make_layer_pipes(qn_fwd *f)
  * tensor-core matmuls are (f->coopmat), 0: off, 2: the decode into f16 and the f32-FMA matmul_f16 on it (any device,
  * for tests); QNEXT_MM_H_MIN_T: the smallest call it takes (default 256 tokens). H100 run 63 (test_qmatmul --bench):
  * 128-132 TFLOP/s at M 512-4096 x N 12352 x K 2048 against 85 for qmatmul_cm_q4_k (its weight decode in the k loop). */
+const uint32_t qn_mm_h_spec[2][QN_MM_H_NSPEC] = { { 256, 128, 64, 32, 32, 32 }, { 256, 128, 128, 32, 64, 32 } };
+
 static int make_h_pipes(qn_fwd *f)
 {
     static const enum qn_kernel tk[5] = { QN_K_TO_F16_Q8_0, QN_K_TO_F16_Q4_0, QN_K_TO_F16_Q4_K, QN_K_TO_F16_Q5_K,
@@ -671,8 +673,9 @@ static int make_h_pipes(qn_fwd *f)
                                     dh[5] = { QN_K_MOE_Q_DN_GROUPED_CM_H_Q8_0, QN_K_MOE_Q_DN_GROUPED_CM_H_Q4_0,
                                               QN_K_MOE_Q_DN_GROUPED_CM_H_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_H_Q5_K,
                                               QN_K_MOE_Q_DN_GROUPED_CM_H_Q6_K };
-        PIPE(QN_K_MATMUL_CM_H, &f->mm_h, 256, 128, 64, 32, 32, 32);
-        PIPE(QN_K_MATMUL_CM_H, &f->mm_hb, 256, 128, 128, 32, 64, 32);
+        if ((rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_h, QN_MM_H_NSPEC, qn_mm_h_spec[0])) ||
+            (rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_hb, QN_MM_H_NSPEC, qn_mm_h_spec[1])))
+            return rc;
         f->mm_h_x = true;
         /* the grouped gate_up's x and down's act in f16 (QNEXT_MOE_XH=0: f32 as before, 1: the gate_up's x only;
          * H100 run 66: the gate_up's +4% at 4096 tokens) */

@@ -277,23 +277,23 @@ static void tof16_tests(struct qn_h *h)
 
 /* ---- matmul_cm_h.comp: f16 X and W, no decode in the k loop ---- */
 
-/* { WG, BM, BN, BK, WTM, WTN }: the first two are the model's (forward_pipes.c make_h_pipes) */
-static const uint32_t cmh_layouts[][6] = {
-    { 256, 128, 128, 32, 64, 32 }, { 256, 128, 64, 32, 32, 32 }, { 256, 128, 128, 32, 32, 64 },
-    { 128, 128, 128, 32, 64, 64 }, { 128, 64, 64, 32, 32, 32 },  { 128, 64, 64, 64, 32, 32 },
-    { 128, 64, 128, 32, 32, 64 },  { 128, 64, 64, 16, 32, 32 },
+/* { WG, BM, BN, BK, WTM, WTN }: the model's two (forward.h qn_mm_h_spec), then other layouts for the bench */
+static const uint32_t cmh_extra[][6] = {
+    { 256, 128, 128, 32, 32, 64 }, { 128, 128, 128, 32, 64, 64 }, { 128, 64, 64, 32, 32, 32 },
+    { 128, 64, 64, 64, 32, 32 },   { 128, 64, 128, 32, 32, 64 },  { 128, 64, 64, 16, 32, 32 },
 };
-#define NCMH (sizeof cmh_layouts / sizeof cmh_layouts[0])
+#define NCMH (2 + sizeof cmh_extra / sizeof cmh_extra[0])
+static const uint32_t *cmh_layout(uint32_t l) { return l < 2 ? qn_mm_h_spec[l] : cmh_extra[l - 2]; }
 
 static qn_pipe *cmh_pipe(struct qn_h *h, uint32_t l)
 {
-    const uint32_t *L = cmh_layouts[l];
+    const uint32_t *L = cmh_layout(l);
     return qn_h_pipe(h, QN_K_MATMUL_CM_H, L[0], L[1], L[2], L[3], L[4], L[5]);
 }
 
 static uint64_t cmh_groups(uint32_t l, uint32_t M, uint32_t N)
 {
-    return (uint64_t)((M + cmh_layouts[l][1] - 1) / cmh_layouts[l][1]) * ((N + cmh_layouts[l][2] - 1) / cmh_layouts[l][2]);
+    return (uint64_t)((M + cmh_layout(l)[1] - 1) / cmh_layout(l)[1]) * ((N + cmh_layout(l)[2] - 1) / cmh_layout(l)[2]);
 }
 
 static void cmh_case(struct qn_h *h, uint32_t l, uint32_t M, uint32_t N, uint32_t K, bool acc)
@@ -317,7 +317,7 @@ static void cmh_case(struct qn_h *h, uint32_t l, uint32_t M, uint32_t N, uint32_
             ref[(size_t)m * N + n] = (float)(sum + (acc ? y0_h[(size_t)m * N + n] : 0.0));
             max_s = fmax(max_s, sa);
         }
-    const uint32_t *L = cmh_layouts[l];
+    const uint32_t *L = cmh_layout(l);
     char what[200];
     snprintf(what, sizeof what, "matmul_cm_h M%u N%u K%u tile %ux%ux%u sub %ux%u%s", M, N, K, L[1], L[2], L[3],
              L[4], L[5], acc ? " accumulate" : "");
@@ -376,7 +376,7 @@ static void bench(struct qn_h *h, int iters)
         qn_buf *wh = qn_h_input_f16(h, "Wh", (size_t)N * K, -1, 1, NULL);
         qn_buf *xh = qn_h_input_f16(h, "Xh", (size_t)M * K, -1, 1, NULL);
         for (uint32_t l = 0; has_coopmat(h) && l < NCMH; l++) {
-            const uint32_t *L = cmh_layouts[l];
+            const uint32_t *L = cmh_layout(l);
             ms = time_min(h, cmh_pipe(h, l), QN_BINDS(QN_BIND(wh), QN_BIND(xh), QN_BIND(y)), &pc, sizeof pc,
                           cmh_groups(l, M, N), iters);
             printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u sub %ux%u\n",
@@ -451,6 +451,18 @@ int main(int argc, char **argv)
     printf("%-4s self-check on matmul_f32 passes (rc %d)\n%-4s self-check on a wrong kernel fails (rc %d)\n",
            rc1 ? "FAIL" : "ok", rc1, rc2 ? "ok" : "FAIL", rc2);
     tof16_tests(&h);
+    /* the f16 path's layouts fit the kernel (any device: a spec list of the wrong length fails only at pipeline creation,
+     * which needs tensor cores), and the same for the MoE twins the path copies its layouts into */
+    h.checks += 2;
+    h.failures += (qn_kernel_infos[QN_K_MATMUL_CM_H].nspec != QN_MM_H_NSPEC) +
+                  (qn_kernel_infos[QN_K_MOE_Q_GU_GROUPED_CM_H_Q4_K].nspec != QN_CM_MOE_NSPEC);
+    printf("%-4s matmul_cm_h takes %u spec constants, the model gives %u; moe_q_gu_grouped_cm_h %u, the model %u\n",
+           qn_kernel_infos[QN_K_MATMUL_CM_H].nspec == QN_MM_H_NSPEC &&
+                   qn_kernel_infos[QN_K_MOE_Q_GU_GROUPED_CM_H_Q4_K].nspec == QN_CM_MOE_NSPEC
+               ? "ok"
+               : "FAIL",
+           qn_kernel_infos[QN_K_MATMUL_CM_H].nspec, (unsigned)QN_MM_H_NSPEC,
+           qn_kernel_infos[QN_K_MOE_Q_GU_GROUPED_CM_H_Q4_K].nspec, (unsigned)QN_CM_MOE_NSPEC);
     cm_tests(&h);
     cmh_tests(&h);
     return qn_h_close(&h);
