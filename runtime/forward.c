@@ -138,6 +138,16 @@ static uint32_t h_act_cols(const qn_config *c)
     return ((I > Is ? I : Is) + 7u) / 8u * 8u;
 }
 
+/* to_f16.comp's dispatch: rows x cols values of src (pipeline p: a weight's blocks, or f32 rows ld apart) into f16 rows
+ * of dst from its 8-half chunk out8 on (the f16 path) */
+static void dispatch_to_f16(struct rec *r, const qn_pipe *p, struct qn_bind src, const qn_buf *dst, uint32_t rows,
+                            uint32_t cols, uint32_t ld, uint32_t out8)
+{
+    qn_pc_to_f16 pc = { .rows = rows, .cols = cols, .ld = ld, .out8 = out8 };
+    qn_cmd_dispatch_n(r->c, p, QN_BINDS(src, QN_BIND(dst)), &pc, sizeof pc,
+                      cdiv((uint64_t)rows * cols / 8, qn_pipe_spec(p, 0)));
+}
+
 /* The f16 path (forward.h mm_h) for a prefill projection of T >= f->h_min_t tokens whose weight is in blocks, or for
  * the parts of a mixed-type fusion in `mask` (bit i: part i; block or f32 parts, contiguous rows; a router's f32
  * parts are never taken) when it fits hw in one binding: X converted into hx, the weight (each part at its rows)
@@ -161,8 +171,7 @@ static uint32_t h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const q
             const struct qn_wsub *s = &W->sub[i];
             if ((router && !qt) || (n && s->row0 != first + total)) return 0;
             dec[n] = qi >= 0 ? f->to_f16[qi] : f->to_f16_x;
-            src[n] = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size ? (s->bytes + 15) / 16 * 16
-                                                                                        : s->buf->size);
+            src[n] = sub_bind(s);
             row0[n] = s->row0, rows[n] = s->rows;
         } else {
             if (router || !W->qtype || W->bytes > bind_limit(f)) return 0;
@@ -176,16 +185,9 @@ static uint32_t h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const q
     }
     if (!n || (uint64_t)total * W->cols > f->hw_elems) return 0;
     barrier(r);
-    if (f->mm_h_x) {
-        qn_pc_to_f16 px = { .rows = T, .cols = W->cols, .ld = W->cols };
-        qn_cmd_dispatch_n(r->c, f->to_f16_x, QN_BINDS(QN_BIND(x), QN_BIND(f->hx)), &px, sizeof px,
-                          cdiv((uint64_t)T * W->cols / 8, 256));
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        qn_pc_to_f16 pw = { .rows = rows[i], .cols = W->cols, .ld = W->cols, .out8 = (row0[i] - first) * (W->cols / 8) };
-        qn_cmd_dispatch_n(r->c, dec[i], QN_BINDS(src[i], QN_BIND(f->hw)), &pw, sizeof pw,
-                          cdiv((uint64_t)rows[i] * W->cols / 8, 256));
-    }
+    if (f->mm_h_x) dispatch_to_f16(r, f->to_f16_x, QN_BIND(x), f->hx, T, W->cols, W->cols, 0);
+    for (uint32_t i = 0; i < n; i++)
+        dispatch_to_f16(r, dec[i], src[i], f->hw, rows[i], W->cols, W->cols, (row0[i] - first) * (W->cols / 8));
     barrier(r);
     const qn_pipe *mp = f->mm_hb && (uint64_t)cdiv(T, 128) * cdiv(total, 128) >= 256 ? f->mm_hb : f->mm_h;
     qn_pc_matmul pm = { .M = T, .N = total, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .y_off = first,
@@ -216,8 +218,7 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
         const qn_pipe *p = qi < 0 ? (!router && f->matmul_cm[2] && W->cols % 8 == 0 ? f->matmul_cm[2] : f->matmul[2])
                          : (!router || f->router_cm) && f->qmatmul_cm[qi] ? f->qmatmul_cm[qi] : f->qmatmul[qi];
         if (p == f->matmul[2] && f->matmul_sk) p = f->matmul_sk; /* QNEXT_MM_F32_TILE */
-        struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
-                                                            ? (s->bytes + 15) / 16 * 16 : s->buf->size);
+        struct qn_bind wbind = sub_bind(s);
         qn_pc_matmul pm = { .M = T, .N = s->rows, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
                             .y_off = s->row0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
         p = cm_tile(f, p, T, s->rows);
@@ -239,8 +240,7 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
             const qn_pipe *p = qi >= 0 ? mv_pick(f, f->qmatvec[qi], f->qmatvec_s[qi], s->rows)
                                        : mv_pick(f, f->matvec[di], f->matvec_s[di], s->rows);
             qn_pc_matvec pc = { .rows = s->rows, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
-            struct qn_bind wbind = QN_BIND_RANGE(s->buf, 0, (s->bytes + 15) / 16 * 16 <= s->buf->size
-                                                                ? (s->bytes + 15) / 16 * 16 : s->buf->size);
+            struct qn_bind wbind = sub_bind(s);
             struct qn_bind yb = QN_BIND_RANGE(y, (uint64_t)s->row0 * F32, (uint64_t)s->rows * F32);
             qn_cmd_dispatch_nz(r->c, p, QN_BINDS(wbind, QN_BIND(x), yb), &pc, sizeof pc,
                                cdiv(s->rows, qn_pipe_spec(p, 1)), 1);
@@ -329,7 +329,6 @@ static void norm(struct rec *r, const char *label, const qn_buf *x, const qn_wt 
 /* The parts of a GGUF mixed-type W (at most 4: f32 or block types) under the pending norm in ONE mv_parts dispatch
  * at T = 1 (y and, when asked, xn as the per-part dispatches give them). False: not possible here or no mv_parts
  * pipeline (forward_pipes.c make_mv_parts_pipes), nothing recorded. */
-static struct qn_bind sub_bind(const struct qn_wsub *s);
 static bool norm_parts(struct rec *r, const qn_wt *W, const qn_buf *y)
 {
     uint32_t sig = qn_fwd_parts_sig(W), k = 0, groups = 0, row0[4] = { 0 }, rows[4] = { 0 };
@@ -371,9 +370,8 @@ static void norm_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn
         for (uint32_t i = 0; i < W->nsub; i++, pc.flags = 0) {
             const struct qn_wsub *s = &W->sub[i];
             const qn_pipe *p = norm_pipe(f, s->qtype, QN_DT_F32, s->rows);
-            uint64_t wn = (s->bytes + 15) / 16 * 16;
             pc.rows = s->rows;
-            qn_cmd_dispatch_nz(r->c, p, QN_BINDS(QN_BIND_RANGE(s->buf, 0, wn <= s->buf->size ? wn : s->buf->size),
+            qn_cmd_dispatch_nz(r->c, p, QN_BINDS(sub_bind(s),
                                                  QN_BIND(r->nx), QN_BIND_RANGE(y, (uint64_t)s->row0 * F32, (uint64_t)s->rows * F32),
                                                  wb(r->nw), QN_BIND(f->xn)),
                                &pc, sizeof pc, cdiv(s->rows, qn_pipe_spec(p, 1)), 1);
@@ -393,13 +391,6 @@ static const qn_pipe *route_pipe(const qn_fwd *f, uint32_t qtype, qn_dtype dt, u
     int i = qtype ? qn_fwd_q_index(qtype) : qn_fwd_dt_index(dt);
     if (!qtype) return mv_pick(f, f->matvec_norm_route[i], f->matvec_norm_route_s[i], rows);
     return i < 0 ? NULL : mv_pick(f, f->qmatvec_norm_route[i], f->qmatvec_norm_route_s[i], rows);
-}
-
-/* A decode sub-tensor as a binding (its bytes rounded up to whole 16-byte words, within the buffer). */
-static struct qn_bind sub_bind(const struct qn_wsub *s)
-{
-    uint64_t wn = (s->bytes + 15) / 16 * 16;
-    return QN_BIND_RANGE(s->buf, 0, wn <= s->buf->size ? wn : s->buf->size);
 }
 
 /* The decode MoE chain's words (common/moe_chain.glsl): the first QN_MOE_CHAIN_WORDS of the split down's scratch; a
@@ -724,9 +715,7 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     /* the f16 path's twin (forward.h moe_qgu_gcm_h): xn converted into hx once, the tiles move f16 rows */
     const qn_pipe *guh = cm && !cm2 && pc->T >= f->h_min_t ? f->moe_qgu_gcm_h[gi] : NULL;
     if (guh) {
-        qn_pc_to_f16 px = { .rows = pc->T, .cols = pc->H, .ld = pc->H };
-        qn_cmd_dispatch_n(r->c, f->to_f16_x, QN_BINDS(QN_BIND(f->xn), QN_BIND(f->hx)), &px, sizeof px,
-                          cdiv((uint64_t)pc->T * pc->H / 8, 256));
+        dispatch_to_f16(r, f->to_f16_x, QN_BIND(f->xn), f->hx, pc->T, pc->H, pc->H, 0);
         gu = guh;
     }
     const qn_pipe *dn = small ? f->moe_qdn_s[si][di] : mt ? f->moe_qdn_mt[di] : cm2 ? f->moe_qdn_gcm2[di] :
@@ -745,11 +734,9 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     pd.slots_per_pool = m->d_slots_per_pool;
     const qn_pipe *dnh = guh ? f->moe_qdn_gcm_h[di] : NULL; /* act rows converted into hx (its gate_up is done) */
     if (dnh) {
-        qn_pc_to_f16 pa = { .rows = pc->T * (pc->K + 1), .cols = h_act_cols(&m->c), .ld = pc->act_stride };
-        qn_cmd_dispatch_n(r->c, f->to_f16_x, QN_BINDS(QN_BIND(f->act), QN_BIND(f->hx)), &pa, sizeof pa,
-                          cdiv((uint64_t)pa.rows * pa.cols / 8, 256));
+        pd.act_stride = h_act_cols(&m->c);
+        dispatch_to_f16(r, f->to_f16_x, QN_BIND(f->act), f->hx, pc->T * (pc->K + 1), pd.act_stride, pc->act_stride, 0);
         barrier(r);
-        pd.act_stride = pa.cols;
         dn = dnh;
     }
     bn = small ? qn_moe_small_rows(dn) : mt ? qn_moe_mt_rows(dn) : cm ? qn_pipe_spec(dn, 0) :

@@ -680,9 +680,11 @@ static int make_h_pipes(qn_fwd *f)
         /* the grouped gate_up's x and down's act in f16 (QNEXT_MOE_XH=0: f32 as before, 1: the gate_up's x only;
          * H100 run 66: the gate_up's +4% at 4096 tokens) */
         const char *g = getenv("QNEXT_MOE_XH");
-        for (int i = 0; i < 5 && !(g && !strcmp(g, "0")) && f->m->c.hidden_size % 8 == 0; i++) {
-            bool dn = !(g && !strcmp(g, "1")) && f->m->c.moe_inter % 8 == 0 && f->m->c.shared_inter % 8 == 0;
-            qn_pipe *const src[2] = { f->moe_qgu_gcm[i], dn ? f->moe_qdn_gcm[i] : NULL }; /* rows of whole chunks */
+        const qn_config *c = &f->m->c; /* rows of whole 8-half chunks */
+        bool gu = !(g && !strcmp(g, "0")) && c->hidden_size % 8 == 0;
+        bool dn = gu && !(g && !strcmp(g, "1")) && c->moe_inter % 8 == 0 && c->shared_inter % 8 == 0;
+        for (int i = 0; i < 5 && gu; i++) {
+            qn_pipe *const src[2] = { f->moe_qgu_gcm[i], dn ? f->moe_qdn_gcm[i] : NULL };
             qn_pipe **dst[2] = { &f->moe_qgu_gcm_h[i], &f->moe_qdn_gcm_h[i] };
             for (int k = 0; k < 2; k++) {
                 if (!src[k]) continue;

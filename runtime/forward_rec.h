@@ -21,6 +21,14 @@ static inline struct qn_bind wb(const qn_wt *w)
     return QN_BIND_RANGE(w->buf, w->off, n);
 }
 
+/* A part of a GGUF mixed-type fusion (qn_wt.sub) as a binding: its buffer from 0, its bytes rounded up to whole 16-byte
+ * words, within the buffer. */
+static inline struct qn_bind sub_bind(const struct qn_wsub *s)
+{
+    uint64_t n = (s->bytes + 15) / 16 * 16;
+    return QN_BIND_RANGE(s->buf, 0, n <= s->buf->size ? n : s->buf->size);
+}
+
 struct rec {
     qn_fwd *f;
     qn_cmd *c;
