@@ -98,9 +98,7 @@ float g_mrun = QN_NEG_BIG, g_lrun = 0.0;
 
 uvec4 f16x8(vec4 a, vec4 b)
 {
-    a = clamp(a, vec4(-65504.0), vec4(65504.0));
-    b = clamp(b, vec4(-65504.0), vec4(65504.0));
-    return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+    return qn_pack_f16x8(clamp(a, vec4(-65504.0), vec4(65504.0)), clamp(b, vec4(-65504.0), vec4(65504.0)));
 }
 
 // A K (or V) tile in two steps: fetch_kv loads this invocation's share of BC cache rows from key k0 into

@@ -10,7 +10,7 @@
 // Variants (defines): QN_MOE_GATE_UP | QN_MOE_DOWN; QN_Q8_0 | QN_Q4_0 | QN_Q4_K | QN_Q5_K | QN_Q6_K; QN_X_F16: the
 //   input given in f16 (to_f16.comp's; gate_up: x [T][H] halves, H a multiple of 8; down: act rows of act_stride
 //   halves, a multiple of 8): its tile rows are moved into shared memory 16 bytes at a time, no conversion in the k
-//   loop; the same outputs bit for bit where the conversions agree.
+//   loop; the same outputs bit for bit (both round through types.glsl qn_pack_f16x8).
 // Needs: QN_FEAT_COOPMAT_NV, shaderFloat16, vulkanMemoryModel, subgroups of 32 (the host checks).
 // Bindings, push constants: as moe_qgrouped.comp.
 // Spec:     0 QN_WG workgroup width, a multiple of 32 (default 128)
@@ -215,13 +215,6 @@ void take_loads() // set B = set A (waits for A's loads)
     [[unroll]] for (uint i = 0u; i < WPT; i++) ws[i] = wr[i];
 }
 
-// 8 values as 8 halves (the same f32 -> f16 conversion as a float16_t() of each)
-uvec4 f16x8(vec4 a, vec4 b)
-{
-    return uvec4(packFloat2x16(f16vec2(a.xy)), packFloat2x16(f16vec2(a.zw)), packFloat2x16(f16vec2(b.xy)),
-                 packFloat2x16(f16vec2(b.zw)));
-}
-
 void store(uint k0, uint r0, uint lid, uint buf) // registers -> f16 shared tiles of buffer buf
 {
     for (uint i = 0u; i < XPT; i++) {
@@ -231,7 +224,7 @@ void store(uint k0, uint r0, uint lid, uint buf) // registers -> f16 shared tile
         s_x[(buf * BT + tt) * SK4 + kc] = xs[i];
 #else
         vec4 lo = clamp(xs[i][0], vec4(-65504.0), vec4(65504.0)), hi = clamp(xs[i][1], vec4(-65504.0), vec4(65504.0));
-        s_x[(buf * BT + tt) * SK4 + kc] = f16x8(lo, hi);
+        s_x[(buf * BT + tt) * SK4 + kc] = qn_pack_f16x8(lo, hi);
 #endif
     }
     for (uint i = 0u; i < WPT; i++) {
@@ -242,7 +235,7 @@ void store(uint k0, uint r0, uint lid, uint buf) // registers -> f16 shared tile
             if (w_dense) { a = uintBitsToFloat(ws[i].a); b = uintBitsToFloat(ws[i].b); }
             else qt_decode(ws[i], rb, k0 + kc, a, b);
         }
-        s_w[(buf * NR + p) * SK4 + kc / 8u] = f16x8(a, b);
+        s_w[(buf * NR + p) * SK4 + kc / 8u] = qn_pack_f16x8(a, b);
     }
 }
 

@@ -47,6 +47,7 @@ layout(constant_id = 4) const uint CN = 16; // fragment width along the outputs:
 layout(constant_id = 5) const uint NBUF = 1; // shared tile buffers (1 or 2)
 #include "pc.h"
 #include "grid.glsl"
+#include "types.glsl"
 
 layout(push_constant) uniform PC { qn_pc_matmul pc; };
 layout(binding = 0, std430) readonly buffer W4 { uvec4 w4[]; };
@@ -63,7 +64,6 @@ const uint QT_ESZ = 4u;
 qt_raw qt_fetch(uint rb, uint e) { uint i = (rb + 4u * e) / 16u; return qt_raw(w4[i], w4[i + 1u]); }
 void qt_decode(qt_raw r, uint rb, uint e, out vec4 a, out vec4 b) { a = uintBitsToFloat(r.a); b = uintBitsToFloat(r.b); }
 #else
-#include "types.glsl"
 const uint QT_ESZ = 2u;
 qt_raw qt_fetch(uint rb, uint e) { return qt_raw(w4[(rb + 2u * e) / 16u], uvec4(0u)); }
 #if defined(QN_W_BF16)
@@ -125,19 +125,12 @@ void fetch(uint k0, uint lid) // global memory -> registers (loads only)
     }
 }
 
-// 8 values as 8 halves (the same f32 -> f16 conversion as a float16_t() of each)
-uvec4 f16x8(vec4 a, vec4 b)
-{
-    return uvec4(packFloat2x16(f16vec2(a.xy)), packFloat2x16(f16vec2(a.zw)), packFloat2x16(f16vec2(b.xy)),
-                 packFloat2x16(f16vec2(b.zw)));
-}
-
 void store(uint k0, uint lid, uint buf) // registers -> f16 shared tiles of buffer buf
 {
     for (uint i = 0u; i < XPT; i++) {
         uint idx = lid + i * QN_WG, m = idx / XR;
         if (idx >= BM * XR) break;
-        Xs[(buf * BM + m) * SK4 + idx % XR] = f16x8(clamp(xr[i][0], vec4(-65504.0), vec4(65504.0)),
+        Xs[(buf * BM + m) * SK4 + idx % XR] = qn_pack_f16x8(clamp(xr[i][0], vec4(-65504.0), vec4(65504.0)),
                                                     clamp(xr[i][1], vec4(-65504.0), vec4(65504.0)));
     }
     for (uint i = 0u; i < WPT; i++) {
@@ -145,7 +138,7 @@ void store(uint k0, uint lid, uint buf) // registers -> f16 shared tiles of buff
         if (idx >= BN * WR) break;
         vec4 a = vec4(0.0), b = vec4(0.0);
         if (g_n0 + n < pc.N && k0 + kc < pc.K) qt_decode(wr[i], (g_n0 + n) * g_rowb, k0 + kc, a, b);
-        Ws[(buf * BN + n) * SK4 + idx % WR] = f16x8(a, b);
+        Ws[(buf * BN + n) * SK4 + idx % WR] = qn_pack_f16x8(a, b);
     }
 }
 

@@ -12,6 +12,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint QN_WG = 256;
 #include "pc.h"
 #include "grid.glsl"
+#include "types.glsl"
 
 layout(push_constant) uniform PC { qn_pc_to_f16 pc; };
 layout(binding = 0, std430) readonly buffer S4 { uvec4 s4[]; };
@@ -23,11 +24,6 @@ layout(binding = 1, std430) writeonly buffer O { uvec4 o4[]; };
 #define QN_QW4(i) s4[i]
 #include "qtile.glsl"
 #endif
-
-uvec4 f16x8(vec4 a, vec4 b)
-{
-    return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
-}
 
 void main()
 {
@@ -47,5 +43,5 @@ void main()
     uint rb = r * (pc.cols / QT_QK) * QT_BB;
     qt_decode(qt_fetch(rb, c), rb, c, a, b);
 #endif
-    o4[pc.out8 + i] = f16x8(a, b);
+    o4[pc.out8 + i] = qn_pack_f16x8(a, b);
 }

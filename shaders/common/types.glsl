@@ -1,4 +1,4 @@
-// types.glsl — unpacking 16-bit float formats stored in 32-bit words (no 16-bit storage feature needed).
+// types.glsl — unpacking 16-bit float formats stored in 32-bit words (no 16-bit storage feature needed), and packing f16.
 // A uint holds two elements: element 2k in the low half, 2k+1 in the high half (little-endian files).
 #ifndef QN_TYPES_GLSL
 #define QN_TYPES_GLSL
@@ -20,6 +20,14 @@ void qn_f16x8(uvec4 u, out vec4 a, out vec4 b)
 {
     a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
     b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+}
+
+// two vec4 (elements 0..3, 4..7) as 8 f16 in a uvec4: the one f32 -> f16 conversion of the tensor-core tiles and of
+// to_f16.comp's copies (so the f16 path rounds exactly as the in-loop conversions do); callers clamp to +-65504 first
+// where the values may exceed f16's range
+uvec4 qn_pack_f16x8(vec4 a, vec4 b)
+{
+    return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
 }
 
 // Element i of a packed 16-bit array viewed as uint[] (any i, also odd row starts).
