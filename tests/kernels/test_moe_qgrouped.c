@@ -165,6 +165,18 @@ static const enum qn_kernel k_dn_cm[NFMTS] = { QN_K_MOE_Q_DN_GROUPED_CM_Q8_0, QN
 static double worst_cm16, worst_cm_exact;
 static size_t na_(uint32_t T, uint32_t K, uint32_t as) { return (size_t)T * (K + 1) * as; }
 
+/* the f16-input twins' checks: x clamped to f16's range and rounded as to_f16.comp does; the words of a and b that
+ * differ bit for bit, counted as one check that fails when there are any */
+static uint16_t f16_sat(float x) { return qn_f32_to_f16(fminf(fmaxf(x, -65504.0f), 65504.0f)); }
+static size_t words_differ(struct qn_h *h, const float *a, const float *b, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += memcmp(&a[i], &b[i], 4) != 0;
+    h->checks++;
+    h->failures += bad != 0;
+    return bad;
+}
+
 /* The tensor-core kernel k in the layout qn_cm_moe_spec picks (env QNEXT_CM_MOE_TILE=WG,BK,BT,NBUF[,PSW[,TS]];
  * default 128,32,128,2,1,4), up (gate_up) or down (down) at byte part_off of its slot */
 static qn_pipe *cm_pipe(struct qn_h *h, enum qn_kernel k, uint32_t part_off)
@@ -253,18 +265,14 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
     float *got_a = qn_h_read(h, act, na_(T, K, as)), *got_d = qn_h_read(h, d, (size_t)T * (K + 1) * H);
     if (cm && !c.small && !c.mt && H % 8 == 0) { /* the f16-input twin (QN_X_F16) on x in f16: the same act, bit for bit */
         uint16_t *x16 = qn_h_alloc_bytes(h, (size_t)T * H * 2);
-        for (size_t i = 0; i < (size_t)T * H; i++) x16[i] = qn_f32_to_f16(fminf(fmaxf(x_h[i], -65504.0f), 65504.0f));
+        for (size_t i = 0; i < (size_t)T * H; i++) x16[i] = f16_sat(x_h[i]);
         qn_buf *xb16 = qn_h_upload(h, "x f16", x16, (size_t)T * H * 2), *act2 = qn_h_output(h, "act f16 x", na_(T, K, as));
         qn_h_run(h, cm_pipe(h, k_gu_cmh[c.fgu], up_off),
                  QN_BINDS(QN_BIND(xb16), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(act2), QN_BIND(pb[0]),
                           QN_BIND(pb[1]), QN_BIND(pb[2]), QN_BIND(pb[0]), QN_BIND(pb[0]), QN_BIND(pb[0]), QN_BIND(pb[0]),
                           QN_BIND(pb[0])),
                  &pc, sizeof pc, (uint64_t)G * ((I + bn_gu - 1) / bn_gu));
-        const float *a2 = qn_h_read(h, act2, na_(T, K, as));
-        size_t nbad = 0;
-        for (size_t i = 0; i < na_(T, K, as); i++) nbad += memcmp(&a2[i], &got_a[i], 4) != 0;
-        h->checks++;
-        h->failures += nbad != 0;
+        size_t nbad = words_differ(h, qn_h_read(h, act2, na_(T, K, as)), got_a, na_(T, K, as));
         printf("%-4s gate_up with x in f16 (moe_q_gu_grouped_cm_h_%s) == with x in f32: %zu of %zu act words differ "
                "(T %u H %u I %u E %u K %u)\n", nbad ? "FAIL" : "ok", qn_ggml_type_name(tgu), nbad, na_(T, K, as), T, H, I,
                E, K);
@@ -274,7 +282,7 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
         uint16_t *a16 = qn_h_alloc_bytes(h, nq * as8 * 2);
         for (size_t q = 0; q < nq; q++)
             for (uint32_t i = 0; i < as8; i++)
-                a16[q * as8 + i] = i < as ? qn_f32_to_f16(fminf(fmaxf(a_h[q * as + i], -65504.0f), 65504.0f)) : 0;
+                a16[q * as8 + i] = i < as ? f16_sat(a_h[q * as + i]) : 0;
         qn_buf *ab16 = qn_h_upload(h, "act f16", a16, nq * as8 * 2), *d2 = qn_h_output(h, "d f16 act", nd);
         qn_pc_moe pd2 = pc;
         pd2.slot_bytes = dslot_b;
@@ -284,11 +292,7 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
                           QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]), QN_BIND(dpb[0]),
                           QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),
                  &pd2, sizeof pd2, (uint64_t)G * ((H + bn_dn - 1) / bn_dn));
-        const float *d2h = qn_h_read(h, d2, nd);
-        nbad = 0;
-        for (size_t i = 0; i < nd; i++) nbad += memcmp(&d2h[i], &got_d[i], 4) != 0;
-        h->checks++;
-        h->failures += nbad != 0;
+        nbad = words_differ(h, qn_h_read(h, d2, nd), got_d, nd);
         printf("%-4s down with act in f16 (moe_q_dn_grouped_cm_h_%s) == with act in f32: %zu of %zu d words differ\n",
                nbad ? "FAIL" : "ok", qn_ggml_type_name(tdn), nbad, nd);
     }
