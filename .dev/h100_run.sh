@@ -10,6 +10,7 @@ export LD_LIBRARY_PATH=$PWD/.gl/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export B=/tmp/qb M=/tmp/q.gguf
 mkdir -p $B && tar -xJf .dev/bin.tar.xz -C $B
+[ -f .dev/probe.tar.xz ] && tar -xJf .dev/probe.tar.xz -C $B
 { echo "#### machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
   $B/qnext devices 2>&1 | head -4; } | tee -a $OUT/machine.txt
 if [ -n "${NO_MODEL:-}" ]; then echo "no model (NO_MODEL)" | tee -a $OUT/machine.txt

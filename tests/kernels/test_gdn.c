@@ -290,10 +290,11 @@ static void run_wy(const qn_pipe *pb, const struct gdn_in *in, uint32_t t0, uint
             .qkv_stride = conv_dim(s), .q_off = 0, .k_off = s.Hk * s.dk, .v_off = 2 * s.Hk * s.dk,
             .proj_stride = proj_stride(s), .b_off = b_off(s), .a_off = a_off(s),
         };
-        double a = qn_h_run(&H, wy_pa,
-                            QN_BINDS(Q, P, QN_BIND(in->alog_b), QN_BIND(in->dtb_b), QN_BIND(scr), QN_BIND(o)), &pc,
+        uint64_t row = (uint64_t)s.Hv * s.dv * 4, tn = T - c * WY_C < nc * WY_C ? T - c * WY_C : nc * WY_C;
+        struct qn_bind O = QN_BIND_RANGE(o, c * WY_C * row, tn * row); /* the segment's tokens, as the model binds */
+        double a = qn_h_run(&H, wy_pa, QN_BINDS(Q, P, QN_BIND(in->alog_b), QN_BIND(in->dtb_b), QN_BIND(scr), O), &pc,
                             sizeof pc, (uint64_t)nc * s.Hv);
-        double b = qn_h_run(&H, pb, QN_BINDS(Q, QN_BIND(scr), QN_BIND(S), QN_BIND(o)), &pc, sizeof pc,
+        double b = qn_h_run(&H, pb, QN_BINDS(Q, QN_BIND(scr), QN_BIND(S), O), &pc, sizeof pc,
                             (uint64_t)s.Hv * ((s.dv + bv - 1) / bv));
         if (ms) ms[0] += a, ms[1] += b;
     }
@@ -821,12 +822,31 @@ static void bench(uint32_t Tmax)
     qn_h_reset(&H);
 }
 
+/* --bench-wy T: the two passes alone at T tokens (pass 1 at the widest column block, the default pass 2 layout,
+ * segments of 16 chunks / one / 4), pass 1's and pass 2's GPU ms apart: a quick probe of pass 1 */
+static void bench_wy_only(uint32_t T)
+{
+    struct shape s = REAL;
+    struct gdn_in in = make_in(s, T);
+    qn_buf *S = qn_h_upload(&H, "S", normal(state_n(s), 0, 0.5f), state_n(s) * 4);
+    qn_buf *o = qn_h_output(&H, "o", out_n(s, T));
+    qn_buf *scr = qn_h_buffer(&H, "wy scratch", (size_t)wy_rec(s) * s.Hv * ((T + WY_C - 1) / WY_C) * 4);
+    double best;
+    for (uint32_t cb = 64; cb >= 16 && !wy_set_cb(cb, false); cb /= 2) {}
+    bench_warm(&in, T, S, o);
+    bench_wy(&in, T, S, o, scr, false, &best);
+    qn_h_reset(&H);
+}
+
 int main(int argc, char **argv)
 {
     qn_h_open(&H, "gdn", argc, argv);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--bench")) {
             bench(i + 1 < argc ? (uint32_t)atoi(argv[i + 1]) : 4096);
+            return qn_h_close(&H);
+        } else if (!strcmp(argv[i], "--bench-wy")) {
+            bench_wy_only(i + 1 < argc ? (uint32_t)atoi(argv[i + 1]) : 4096);
             return qn_h_close(&H);
         } else if (!strcmp(argv[i], "--wy")) { /* the two-pass kernels' cases only */
             wy_tests();
