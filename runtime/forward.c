@@ -1238,15 +1238,14 @@ static int alloc_gscr(qn_fwd *f)
     return rc ? rc : qn_buf_fill(f->v, f->gscr, 0, f->gscr->size, 0);
 }
 
-/* A half of gdn_chunk_wy_inv's scratch: one record (pc_gdn.h) per (chunk, value head) of a segment of wy_seg chunks
- * (fewer when tmax is shorter), in whole 256 bytes (a binding offset); the segments alternate halves */
-static uint64_t wy_half_bytes(const qn_fwd *f)
+/* gdn_chunk_wy_inv's scratch: one record (pc_gdn.h) per (chunk, value head) of a segment of wy_seg chunks (fewer when
+ * tmax is shorter) */
+static uint64_t wy_bytes(const qn_fwd *f)
 {
     const qn_config *c = &f->m->c;
     uint64_t dk = (uint64_t)c->lin_k_dim, dv = (uint64_t)c->lin_v_dim, nc = cdiv(f->tmax, 64);
     if (nc > f->wy_seg) nc = f->wy_seg;
-    uint64_t half = (2 * 64 * dk + 64 * dv + 68) * (uint64_t)c->lin_v_heads * nc * 4;
-    return (half + 255) / 256 * 256;
+    return (2 * 64 * dk + 64 * dv + 68) * (uint64_t)c->lin_v_heads * nc * 4;
 }
 
 /* The guess node's buffers (tune.guess_next); the logits' spare words stay 0 (the router reads one past a row
@@ -1357,10 +1356,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = alloc_dxs(f);
     if (!rc) rc = alloc_router_b16(f);
     if (!rc && f->gdn_dec) rc = alloc_gscr(f);
-    if (!rc && f->wy_a) {
-        f->wy_half = wy_half_bytes(f);
-        rc = buf(f, QN_MEM_DEVICE, 2 * f->wy_half, "gdn_chunk_wy_inv records", &f->wy_scr);
-    }
+    if (!rc && f->wy_a) rc = buf(f, QN_MEM_DEVICE, wy_bytes(f), "gdn_chunk_wy_inv records", &f->wy_scr);
     if (!rc && f->mm_h) rc = alloc_h(f);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
     if (!rc && f->tune.guess_next) rc = alloc_guess(f);

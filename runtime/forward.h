@@ -133,10 +133,8 @@ typedef struct qn_fwd {
     qn_pipe *wy_a, *wy_b;   /* the two-pass chunked delta rule for prefill (gdn_chunk_wy_inv: per-chunk factors of
                                all chunks at once, gdn_chunk_state: the walk over the chunks; env QNEXT_GDN_WY); NULL:
                                gdn_chunked */
-    uint32_t wy_seg;        /* chunks per segment of the two passes (env QNEXT_GDN_WY_SEG; the scratch holds two) */
+    uint32_t wy_seg;        /* chunks per segment of the two passes (env QNEXT_GDN_WY_SEG; the scratch holds one) */
     uint32_t wy_min_t;      /* the two passes for prefill calls of at least this many tokens (env QNEXT_GDN_WY) */
-    bool wy_overlap;        /* a segment's pass 1 beside the previous one's pass 2, no barrier between (env
-                             * QNEXT_GDN_WY_OVERLAP=0: a barrier) */
     qn_pipe *prep, *dec, *comb, *pre;
     qn_pipe *pre_cm;        /* attn_prefill_cm (flash attention on tensor cores) or its emulated twin in attn_prefill's
                                place (env QNEXT_ATTN_CM=1 | emu, forward_pipes.c make_attn_cm_pipe); NULL: attn_prefill */
@@ -170,9 +168,7 @@ typedef struct qn_fwd {
     qn_buf *mm;             /* f32 [tmax, E + 2 Is + 1] MoE dense product */
     qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
     qn_buf *gscr;           /* gdn_decode's counters (zero between calls) and per-block sums; NULL without gdn_dec */
-    qn_buf *wy_scr;         /* gdn_chunk_wy_inv's records of two segments (pc_gdn.h), wy_half bytes each; NULL
-                             * without wy_a */
-    uint64_t wy_half;
+    qn_buf *wy_scr;         /* gdn_chunk_wy_inv's records of one segment (pc_gdn.h); NULL without wy_a */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
     qn_buf *dxs;            /* split down (moe_qdnx): QN_MOE_CHAIN_WORDS uint32 chain words (the decode chain's),
                                f32 partials [dxs_t, K + 1, H], then uint32 row-block counters

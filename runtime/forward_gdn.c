@@ -29,30 +29,8 @@ static bool gdn_fused(struct rec *r, int l, bool *normed)
 }
 
 /* The delta rule of a prefill call in two passes per segment of wy_seg chunks (64 tokens each): gdn_chunk_wy_inv,
- * the per-chunk factors of all the segment's chunks in parallel (O_intra to o, the rest to a half of wy_scr), then
- * gdn_chunk_state, the walk over the chunks carrying S (o += Q' S0). Pass 1 of segment s + 1 needs nothing of
- * segment s, so it is recorded right after pass 2 of segment s with no barrier between them (f->wy_overlap): the
- * walk's few workgroups (Hv dv / BV, latency-bound) share the GPU with the next segment's many. They touch disjoint
- * memory: the scratch halves alternate, and each binds o at its own segment's tokens only. */
-/* Bindings of segment i (first token pc->t0) of the two passes: its half of the scratch, o at its tokens */
-static struct qn_bind wy_scr_half(const qn_fwd *f, uint32_t i)
-{
-    return QN_BIND_RANGE(f->wy_scr, (i % 2) * f->wy_half, f->wy_half);
-}
-static struct qn_bind wy_o(const qn_fwd *f, const qn_pc_gdn_wy *pc)
-{
-    uint64_t row = (uint64_t)pc->Hv * pc->dv * 4, tn = pc->T - pc->t0 < pc->nc * 64 ? pc->T - pc->t0 : pc->nc * 64;
-    return QN_BIND_RANGE(f->o, pc->t0 * row, tn * row);
-}
-
-static void wy_pass1(struct rec *r, const struct qn_mlayer *L, const qn_pc_gdn_wy *pc, uint32_t i)
-{
-    qn_fwd *f = r->f;
-    qn_cmd_dispatch_n(r->c, f->wy_a, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
-                                              wy_scr_half(f, i), wy_o(f, pc)),
-                      pc, sizeof *pc, (uint64_t)pc->nc * pc->Hv);
-}
-
+ * the per-chunk factors of all the segment's chunks in parallel (O_intra to o, the rest to wy_scr), then
+ * gdn_chunk_state, the walk over the chunks carrying S (o += Q' S0). */
 static void gdn_wy(struct rec *r, int l, const qn_pc_gdn *g)
 {
     qn_fwd *f = r->f;
@@ -61,19 +39,15 @@ static void gdn_wy(struct rec *r, int l, const qn_pc_gdn *g)
     qn_pc_gdn_wy pc = { .T = g->T, .t0 = 0, .nc = nc, .Hk = g->Hk, .Hv = g->Hv, .dk = g->dk, .dv = g->dv,
                         .qkv_stride = g->qkv_stride, .q_off = g->q_off, .k_off = g->k_off, .v_off = g->v_off,
                         .proj_stride = g->proj_stride, .b_off = g->b_off, .a_off = g->a_off };
-    wy_pass1(r, L, &pc, 0);
-    barrier(r);
-    for (uint32_t ch = 0, i = 0; ch < nch; ch += nc, i++) {
+    for (uint32_t ch = 0; ch < nch; ch += nc) {
         pc.t0 = ch * 64;
-        qn_cmd_dispatch_n(r->c, f->wy_b, QN_BINDS(QN_BIND(f->qkv), wy_scr_half(f, i), QN_BIND(f->st[l].S),
-                                                  wy_o(f, &pc)),
+        qn_cmd_dispatch_n(r->c, f->wy_a, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
+                                                  QN_BIND(f->wy_scr), QN_BIND(f->o)),
+                          &pc, sizeof pc, (uint64_t)nc * pc.Hv);
+        barrier(r);
+        qn_cmd_dispatch_n(r->c, f->wy_b, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->wy_scr), QN_BIND(f->st[l].S),
+                                                  QN_BIND(f->o)),
                           &pc, sizeof pc, (uint64_t)pc.Hv * cdiv(pc.dv, qn_pipe_spec(f->wy_b, 1)));
-        if (ch + nc < nch) { /* the next segment's pass 1, beside this pass 2 (or after it: QNEXT_GDN_WY_OVERLAP=0) */
-            qn_pc_gdn_wy pn = pc;
-            pn.t0 = pc.t0 + nc * 64;
-            if (!f->wy_overlap) barrier(r);
-            wy_pass1(r, L, &pn, i + 1);
-        }
         barrier(r);
     }
 }

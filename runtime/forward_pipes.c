@@ -490,11 +490,10 @@ static uint32_t wy_inv_cb(const qn_fwd *f)
  * QNEXT_GDN_WY_LAYOUT=WG,BV[,PF] of the second pass (default 256,32,1 where its 43 KB of shared memory fit (H100 run
  * 30: +1% at 512 tokens, +4% at 4096 with the conv's 1024,32), else 256,16,1; WG / BV must divide 32 and WG be at
  * most 1024; PF 1: each stage's loads issued one stage ahead, 0: at the stage),
- * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default 16: the scratch holds two segments, 2 MB per chunk at
- * the 80B's shape), QNEXT_GDN_WY_INV=16|32|64 pass 1's column block (wy_inv_cb), QNEXT_GDN_WY_OVERLAP=0 a barrier
- * between a segment's pass 2 and the next segment's pass 1 (default: none, they run side by side). Not taken when dk
- * or dv is not a multiple of 4, the layout's shared memory does not fit or not even pass 1's CB 16 does: a warning
- * when QNEXT_GDN_WY, its layout or CB was asked for, an info line (-v) for the default. */
+ * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default 16: the scratch holds 2 MB per chunk at the 80B's
+ * shape), QNEXT_GDN_WY_INV=16|32|64 pass 1's column block (wy_inv_cb). Not taken when dk or dv is not a multiple
+ * of 4, the layout's shared memory does not fit or not even pass 1's CB 16 does: a warning when QNEXT_GDN_WY, its
+ * layout or CB was asked for, an info line (-v) for the default. */
 static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
 {
     const qn_config *c = &f->m->c;
@@ -528,8 +527,6 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
     QN_DEBUG("QNEXT_GDN_WY: gdn_chunk_wy_inv(%u) + gdn_chunk_state(%u,%u,%u,%u), segments of %u chunks, calls of %u+ "
              "tokens", cb, lay[0], lay[1], dkmax, lay[2], seg, f->wy_min_t);
     f->wy_seg = seg;
-    const char *eo = getenv("QNEXT_GDN_WY_OVERLAP");
-    f->wy_overlap = !(eo && !strcmp(eo, "0"));
     return 0;
 }
 

@@ -30,7 +30,7 @@
 // Spec: 0 CB (16, 32 or 64; shared memory 4 * (6656 + 64 CB) bytes: 30,720 / 34,816 / 43,008).
 //
 // Bindings: 0 qkv f32, 1 proj f32, 2 A_log [Hv], 3 dt_bias [Hv] (as gdn_chunked), 4 scratch f32 (records),
-//           5 o f32 [nc * 64][Hv][dv] bound at the segment's first token pc.t0 (O_intra of its tokens)
+//           5 o f32 [T][Hv][dv] (O_intra of the segment's tokens)
 // Push:     qn_pc_gdn_wy (pc_gdn.h)
 // Dispatch: nc * Hv groups (qn_vk_grid); group = cl * Hv + h.
 #extension GL_GOOGLE_include_directive : require
@@ -302,7 +302,7 @@ void main()
                     wy[rec + C * dk + t * dk + col] = eq[t] * q - Y[i][j];
                 } else {
                     wy[rec + 2u * C * dk + t * dv + (col - dk)] = X[i][j];
-                    if (t < n) o[(c0 - pc.t0 + t) * pc.Hv * dv + h * dv + (col - dk)] = Y[i][j];
+                    if (t < n) o[(c0 + t) * pc.Hv * dv + h * dv + (col - dk)] = Y[i][j];
                 }
             }
         }
