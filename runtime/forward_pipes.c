@@ -460,7 +460,7 @@ static uint32_t gdn_fuse(void)
 /* Bytes of shared memory of gdn_chunk_state with BV value columns per workgroup, and of gdn_chunk_wy_inv with CB
  * columns per block (their headers) */
 static uint32_t wy_state_shared(uint32_t dkmax, uint32_t bv) { return 4 * (dkmax * bv + 64 * bv + 2 * 64 * 36); }
-static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2112 + 64 * cb + 7 * 64); }
+static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2048 + 64 * cb + 7 * 64); }
 
 /* The column block CB of pass 1 (gdn_chunk_wy_inv: products with (I + L)^-1): the widest of 64, 32, 16 whose shared
  * memory fits the device (H100 run 31, test_gdn --bench, both passes at 4096 tokens in segments of 16 chunks: 3.13 /

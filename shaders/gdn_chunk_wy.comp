@@ -21,13 +21,15 @@
 //  3. products with (I + L)^-1 (they replaced 256 columns of serial forward substitution, one per invocation,
 //     which ran latency-bound at one workgroup per SM on the H100, ~130 us per (chunk, head); H100 run 31,
 //     test_gdn --bench at 4096 tokens, both passes, segments of 16 chunks: 3.13 ms at CB 64 vs 3.25 ms):
-//  3a. T = (I + L)^-1 explicitly: the four 16x16 diagonal blocks by substitution (64 invocations, one column each),
-//      then block row i = 1..3: T_ij = -T_ii sum_k L_ik T_kj (two small products, four barriers), T's strictly lower
-//      part packed by rows padded to whole vec4s (row t at trow(t), 2112 floats) over the staging area kq4;
-//  3b. P = B T (lower; its diagonal is B's), over L in M's strictly lower part (L is dead, B^T above is read);
-//  3c. per block of CB columns of R = [diag(beta e^G rk) k | diag(beta) v] staged in shared memory, X = T R (W or U)
-//      and Y = P R (giving Q' = e^G rq q - Y or O_intra) with a 4-row x CB/16-column tile of both per invocation.
-// Spec: 0 CB (16, 32 or 64; shared memory 4 * (6656 + 64 CB) bytes: 30,720 / 34,816 / 43,008).
+//  3a. T = (I + L)^-1 explicitly, in place of L in M's strictly lower part (its unit diagonal implied): the four
+//      16x16 diagonal blocks by substitution (64 invocations, one column each), then block row i = 1..3:
+//      T_ij = -T_ii sum_k L_ik T_kj (two small products, four barriers);
+//  3b. per block of CB columns of R = [diag(beta e^G rk) k | diag(beta) v] staged in shared memory, X = T R (W or
+//      U), X staged over R, then Y = B X (= (B T) R: Q' = e^G rq q - Y or O_intra), a 4-row x CB/16-column tile of
+//      each per invocation. (Until H100 run 75 P = B T was formed first, one element per invocation over a packed
+//      T, and Y = P R taken beside X: 0.60 of pass 1's 2.01 ms per layer at 4096 tokens went to forming P, 0.34 to
+//      the packed T's index arithmetic in 3a.)
+// Spec: 0 CB (16, 32 or 64; shared memory 4 * (6592 + 64 CB) bytes: 30,464 / 34,560 / 42,752).
 //
 // Bindings: 0 qkv f32, 1 proj f32, 2 A_log [Hv], 3 dt_bias [Hv] (as gdn_chunked), 4 scratch f32 (records),
 //           5 o f32 [T][Hv][dv] (O_intra of the segment's tokens)
@@ -59,9 +61,9 @@ const uint KQ = DT * C4;     // vec4s per part of a tile
 
 layout(constant_id = 0) const uint QN_CB = 64;
 const uint CT = QN_CB / 16u; // columns of a tile
-shared vec4 rs4[16u * QN_CB]; // R's block [64][CB] (3c); before it the products Z of 3a (768 floats)
-shared vec4 kq4[528];        // one tile of raw k (part 0) and q (part 1), [ii][token quad]; then T's rows (2112 floats)
-shared float M[C * C];       // [t][s]: L for s < t, B[s][t] for s >= t
+shared vec4 rs4[16u * QN_CB]; // R's block [64][CB], then X's (3b); before them the products Z of 3a (768 floats)
+shared vec4 kq4[2u * KQ];    // one tile of raw k (part 0) and q (part 1), [ii][token quad]
+shared float M[C * C];       // [t][s]: L (then T) for s < t, B[s][t] for s >= t
 shared float gc[C], gl[C];   // G as an unevaluated sum gc + gl
 shared float bt[C], rk[C], rq[C], fk[C], eq[C];
 
@@ -161,62 +163,42 @@ void write_kf(uint krec)
 }
 
 
-// T (unit lower triangular): its strictly lower rows in kq4, row t (t floats) at trow(t), padded to whole vec4s
-// (sum over r < t of 4 ceil(r / 4)); the scratch Z (in rs4), as floats
-uint trow(uint t)
-{
-    uint a = t / 4u, b = t % 4u;
-    return 4u * (2u * a * (a - (a > 0u ? 1u : 0u)) + 3u * a + a * b + (b > 0u ? b - 1u : 0u));
-}
-float tpk(uint i) { return kq4[i >> 2][i & 3u]; }
-float tget(uint t, uint s) { return s < t ? tpk(trow(t) + s) : s == t ? 1.0 : 0.0; }
-void tset(uint t, uint s, float v) { uint i = trow(t) + s; kq4[i >> 2][i & 3u] = v; }
 float zget(uint i) { return rs4[i >> 2][i & 3u]; }
+void zset(uint i, float v) { rs4[i >> 2][i & 3u] = v; }
 
-// 3a: T = (I + L)^-1 (L in M's strictly lower part)
+// 3a: T = (I + L)^-1 over L in M's strictly lower part
 void invert_l()
 {
+    uint b = lid / 16u, c = lid % 16u, r0 = 16u * b;
+    float x[16];
     if (lid < C) { // diagonal block b, column c: (I + L_bb) x = e_c
-        uint b = lid / 16u, c = lid % 16u, r0 = 16u * b;
-        float x[16];
         [[unroll]] for (uint u = 0u; u < 16u; u++) {
             float acc = 0.0;
             [[unroll]] for (uint v = 0u; v < u; v++) acc += M[(r0 + u) * C + r0 + v] * x[v];
             x[u] = u == c ? 1.0 : -acc;
         }
-        [[unroll]] for (uint u = 1u; u < 16u; u++)
-            if (u > c) tset(r0 + u, r0 + c, x[u]);
     }
+    barrier(); // every column solved before L_bb is overwritten
+    if (lid < C)
+        [[unroll]] for (uint u = 1u; u < 16u; u++)
+            if (u > c) M[(r0 + u) * C + r0 + c] = x[u];
     barrier();
     for (uint i = 1u; i < 4u; i++) { // block row i: Z_j = sum_{k=j}^{i-1} L_ik T_kj, then T_ij = -T_ii Z_j
         for (uint e = lid; e < i * 256u; e += WG) {
-            uint j = e / 256u, r = (e / 16u) % 16u, c = e % 16u, t = 16u * i + r, s = 16u * j + c;
-            float z = 0.0;
-            for (uint u = s; u < 16u * i; u++) z += M[t * C + u] * tget(u, s);
-            rs4[e >> 2][e & 3u] = z;
+            uint j = e / 256u, r = (e / 16u) % 16u, cc = e % 16u, t = 16u * i + r, s = 16u * j + cc;
+            float z = M[t * C + s]; // u = s: T_ss = 1
+            for (uint u = s + 1u; u < 16u * i; u++) z += M[t * C + u] * M[u * C + s];
+            zset(e, z);
         }
-        barrier();
+        barrier(); // row i's L read by every Z before it is overwritten
         for (uint e = lid; e < i * 256u; e += WG) {
-            uint j = e / 256u, r = (e / 16u) % 16u, c = e % 16u, t = 16u * i + r;
-            float y = 0.0;
-            for (uint m = 0u; m <= r; m++) y += tget(t, 16u * i + m) * zget(j * 256u + m * 16u + c);
-            tset(t, 16u * j + c, -y);
+            uint j = e / 256u, r = (e / 16u) % 16u, cc = e % 16u, t = 16u * i + r, zb = j * 256u + cc;
+            float y = zget(zb + r * 16u);
+            for (uint m = 0u; m < r; m++) y += M[t * C + 16u * i + m] * zget(zb + m * 16u);
+            M[t * C + 16u * j + cc] = -y;
         }
         barrier();
     }
-}
-
-// 3b: P[t][s] = sum_{u=s}^{t} B[t][u] T[u][s] for s < t, over L (B[t][u] = M[u][t]); P[t][t] = B[t][t] stays
-void make_p()
-{
-    for (uint e = lid; e < C * C; e += WG) {
-        uint t = e / C, s = e % C;
-        if (s >= t) continue;
-        float p = M[s * C + t];
-        for (uint u = s + 1u; u <= t; u++) p += M[u * C + t] * tpk(trow(u) + s);
-        M[t * C + s] = p;
-    }
-    barrier();
 }
 
 // R[s][col]: qkv's k (col < dk) or v column scaled by fk or beta; 0 past the chunk or the columns
@@ -255,40 +237,56 @@ void main()
     uint dk = pc.dk, dv = pc.dv, rec = (cl * pc.Hv + h) * (2u * C * dk + C * dv + C + 4u);
     write_kf(rec + 2u * C * dk + C * dv);
     invert_l();
-    make_p();
 
     uint cg = lid % 16u, t0 = 4u * (lid / 16u);
-    uint tb[4];
-    [[unroll]] for (uint i = 0u; i < 4u; i++) tb[i] = trow(t0 + i); // T's rows (multiples of 4)
     for (uint b0 = 0u; b0 < dk + dv; b0 += QN_CB) {
         barrier();
-        for (uint e = lid; e < C * QN_CB; e += WG) rs4[e >> 2][e & 3u] = r_at(e / QN_CB, b0 + e % QN_CB);
+        for (uint e = lid; e < C * QN_CB; e += WG) zset(e, r_at(e / QN_CB, b0 + e % QN_CB));
         barrier();
         float X[4][CT], Y[4][CT];
         [[unroll]] for (uint i = 0u; i < 4u; i++)
             [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] = 0.0, Y[i][j] = 0.0;
-        for (uint s0 = 0u; s0 < t0; s0 += 4u) { // below the tile's rows: T and P in full, 4 columns s a step
-            vec4 a4[4], p4[4];
+        for (uint s0 = 0u; s0 < t0; s0 += 4u) { // X = T R: below the tile's rows, 4 columns s a step
+            vec4 a4[4];
             [[unroll]] for (uint i = 0u; i < 4u; i++) {
                 uint mb = (t0 + i) * C + s0;
-                a4[i] = kq4[(tb[i] + s0) >> 2];
-                p4[i] = vec4(M[mb], M[mb + 1u], M[mb + 2u], M[mb + 3u]);
+                a4[i] = vec4(M[mb], M[mb + 1u], M[mb + 2u], M[mb + 3u]);
             }
             [[unroll]] for (uint u = 0u; u < 4u; u++) {
                 float r[CT];
                 r_row((s0 + u) * QN_CB + cg * CT, r);
                 [[unroll]] for (uint i = 0u; i < 4u; i++)
-                    [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a4[i][u] * r[j], Y[i][j] += p4[i][u] * r[j];
+                    [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a4[i][u] * r[j];
             }
         }
-        [[unroll]] for (uint u = 0u; u < 4u; u++) { // the tile's own 4 x 4 triangle
-            uint s = t0 + u;
+        [[unroll]] for (uint u = 0u; u < 4u; u++) { // the tile's own 4 x 4 triangle of T
             float r[CT];
-            r_row(s * QN_CB + cg * CT, r);
+            r_row((t0 + u) * QN_CB + cg * CT, r);
             [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                float a = u < i ? tpk(tb[i] + s) : u == i ? 1.0 : 0.0;
-                float p = u <= i ? M[(t0 + i) * C + s] : 0.0;
-                [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a * r[j], Y[i][j] += p * r[j];
+                float a = u < i ? M[(t0 + i) * C + t0 + u] : u == i ? 1.0 : 0.0;
+                [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a * r[j];
+            }
+        }
+        barrier(); // R read by all
+        [[unroll]] for (uint i = 0u; i < 4u; i++)
+            [[unroll]] for (uint j = 0u; j < CT; j++) zset((t0 + i) * QN_CB + cg * CT + j, X[i][j]);
+        barrier();
+        for (uint u0 = 0u; u0 < t0; u0 += 4u) { // Y = B X: B[t][u] = M[u][t] (u <= t), 4 rows u a step
+            [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                uint mb = (u0 + u) * C + t0;
+                vec4 b4 = vec4(M[mb], M[mb + 1u], M[mb + 2u], M[mb + 3u]);
+                float x[CT];
+                r_row((u0 + u) * QN_CB + cg * CT, x);
+                [[unroll]] for (uint i = 0u; i < 4u; i++)
+                    [[unroll]] for (uint j = 0u; j < CT; j++) Y[i][j] += b4[i] * x[j];
+            }
+        }
+        [[unroll]] for (uint u = 0u; u < 4u; u++) { // the tile's own triangle of B (its diagonal included)
+            float x[CT];
+            r_row((t0 + u) * QN_CB + cg * CT, x);
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                float bb = u <= i ? M[(t0 + u) * C + t0 + i] : 0.0;
+                [[unroll]] for (uint j = 0u; j < CT; j++) Y[i][j] += bb * x[j];
             }
         }
         [[unroll]] for (uint i = 0u; i < 4u; i++) {

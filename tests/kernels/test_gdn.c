@@ -248,7 +248,7 @@ static void long_case(struct shape s, uint32_t T, uint32_t split, const uint32_t
 static const qn_pipe *wy_pa;
 
 /* Bytes of shared memory of gdn_chunk_wy_inv with CB columns per block (gdn_chunk_wy.comp) */
-static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2112 + 64 * cb + 7 * 64); }
+static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2048 + 64 * cb + 7 * 64); }
 
 /* Pass 1 at column block cb (16, 32, 64) into wy_pa; false (and a skip line when `say`) where its shared memory does
  * not fit the device (lavapipe's 32 KiB hold CB 16 only) */
