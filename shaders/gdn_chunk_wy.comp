@@ -14,8 +14,9 @@
 //
 // A workgroup (256 invocations) owns one (chunk, value head):
 //  1. the raw grid k.k (below the diagonal) and k.q (on and above), as gdn_chunked: one 4x4 block of the 16x16
-//     token-quad grid per invocation, dk walked in tiles of 16 dims staged as vec4s of 4 tokens; the diagonal
-//     blocks' strictly-lower k.k pairs by 96 fix-up invocations; sums of squares of k and q by 32 invocations;
+//     token-quad grid per invocation, dk walked in tiles of 16 dims staged as vec4s of 4 tokens (each tile's loads
+//     issued into registers during the previous tile's products); the diagonal blocks' strictly-lower k.k pairs by
+//     96 fix-up invocations; sums of squares of k and q by 32 invocations;
 //  2. gates and the compensated prefix sum G (gdn_chunked.comp says why), the scaled M = L below / B^T on and
 //     above the diagonal in shared memory;
 //  3. products with (I + L)^-1 (they replaced 256 columns of serial forward substitution, one per invocation,
@@ -24,9 +25,9 @@
 //  3a. T = (I + L)^-1 explicitly, in place of L in M's strictly lower part (its unit diagonal implied): the four
 //      16x16 diagonal blocks by substitution (64 invocations, one column each), then block row i = 1..3:
 //      T_ij = -T_ii sum_k L_ik T_kj (two small products, four barriers);
-//  3b. per block of CB columns of R = [diag(beta e^G rk) k | diag(beta) v] staged in shared memory, X = T R (W or
-//      U), X staged over R, then Y = B X (= (B T) R: Q' = e^G rq q - Y or O_intra), a 4-row x CB/16-column tile of
-//      each per invocation. (Until H100 run 75 P = B T was formed first, one element per invocation over a packed
+//  3b. per block of CB columns of R = [diag(beta e^G rk) k | diag(beta) v] staged in shared memory (its loads issued
+//      a block ahead), X = T R (W or U), X staged over R, then Y = B X (= (B T) R: Q' = e^G rq q - Y or O_intra),
+//      a 4-row x CB/16-column tile of each per invocation. (Until H100 run 75 P = B T was formed first, one element per invocation over a packed
 //      T, and Y = P R taken beside X: 0.60 of pass 1's 2.01 ms per layer at 4096 tokens went to forming P, 0.34 to
 //      the packed T's index arithmetic in 3a.)
 // Spec: 0 CB (16, 32 or 64; shared memory 4 * (6592 + 64 CB) bytes: 30,464 / 34,560 / 42,752).
@@ -72,17 +73,28 @@ uint lid, h, hk, c0, n;
 // G_a - G_b
 float gdiff(uint a, uint b) { return (gc[a] - gc[b]) + (gl[a] - gl[b]); }
 
-void stage(uint d0)
+const uint NPF = (2u * KQ + WG - 1u) / WG; // staged vec4s per invocation and tile
+
+// tile d0 of raw k (part 0) and q (part 1) into registers (the loads only; put() stores them)
+void fetch(uint d0, out vec4 pf[NPF])
 {
-    for (uint e = lid; e < 2u * KQ; e += WG) {
-        uint part = e / KQ, r = e % KQ, ii = r % DT, t4 = r / DT, i = d0 + ii;
+    [[unroll]] for (uint m = 0u; m < NPF; m++) {
+        uint e = lid + m * WG, part = e / KQ, r = e % KQ, ii = r % DT, t4 = r / DT, i = d0 + ii;
         uint off = (part == 0u ? pc.k_off : pc.q_off) + hk * pc.dk + i;
         vec4 v = vec4(0.0);
         for (uint u = 0u; u < 4u; u++) {
             uint t = 4u * t4 + u;
-            if (t < n && i < pc.dk) v[u] = qkv[(c0 + t) * pc.qkv_stride + off];
+            if (e < 2u * KQ && t < n && i < pc.dk) v[u] = qkv[(c0 + t) * pc.qkv_stride + off];
         }
-        kq4[part * KQ + ii * C4 + t4] = v;
+        pf[m] = v;
+    }
+}
+
+void put(vec4 pf[NPF])
+{
+    [[unroll]] for (uint m = 0u; m < NPF; m++) {
+        uint e = lid + m * WG, part = e / KQ, r = e % KQ;
+        if (e < 2u * KQ) kq4[part * KQ + (r % DT) * C4 + r / DT] = pf[m];
     }
 }
 
@@ -100,10 +112,14 @@ void build_m()
     uvec2 fp = fxpair(lid < 96u ? lid : 0u);
     vec4 acc[4] = vec4[4](vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0)), ss = vec4(0.0);
     float fx = 0.0;
+    vec2 gb = lid < n ? qn_gdn_gate(c0 + lid, h) : vec2(0.0); // its loads in flight during the grid
+    vec4 pf[NPF];
+    fetch(0u, pf);
     for (uint d0 = 0u; d0 < pc.dk; d0 += DT) {
         barrier();
-        stage(d0);
+        put(pf);
         barrier();
+        if (d0 + DT < pc.dk) fetch(d0 + DT, pf); // the next tile's loads, in flight during this one's products
         for (uint ii = 0u; ii < DT; ii++) {
             uint row = ii * C4;
             vec4 kt = kq4[row + tb], os = kq4[sbase + row];
@@ -124,7 +140,6 @@ void build_m()
         else if (lid < 2u * C4) rq[4u * (lid - C4) + u] = r * inversesqrt(float(pc.dk));
     }
     if (lid < C) {
-        vec2 gb = lid < n ? qn_gdn_gate(c0 + lid, h) : vec2(0.0);
         gc[lid] = gb.x;
         bt[lid] = gb.y;
     }
@@ -221,6 +236,17 @@ void r_row(uint ri, out float r[CT])
     }
 }
 
+const uint RPT = C * QN_CB / WG; // R values per invocation and block
+
+// R's block of columns b0 .. + CB into registers (issued a block ahead: their loads are in flight meanwhile)
+void fetch_r(uint b0, out float rp[RPT])
+{
+    [[unroll]] for (uint m = 0u; m < RPT; m++) {
+        uint e = lid + m * WG;
+        rp[m] = r_at(e / QN_CB, b0 + e % QN_CB);
+    }
+}
+
 void main()
 {
     lid = gl_LocalInvocationIndex;
@@ -236,12 +262,14 @@ void main()
 
     uint dk = pc.dk, dv = pc.dv, rec = (cl * pc.Hv + h) * (2u * C * dk + C * dv + C + 4u);
     write_kf(rec + 2u * C * dk + C * dv);
+    float rp[RPT];
+    fetch_r(0u, rp); // in flight during the inversion
     invert_l();
 
     uint cg = lid % 16u, t0 = 4u * (lid / 16u);
     for (uint b0 = 0u; b0 < dk + dv; b0 += QN_CB) {
         barrier();
-        for (uint e = lid; e < C * QN_CB; e += WG) zset(e, r_at(e / QN_CB, b0 + e % QN_CB));
+        [[unroll]] for (uint m = 0u; m < RPT; m++) zset(lid + m * WG, rp[m]);
         barrier();
         float X[4][CT], Y[4][CT];
         [[unroll]] for (uint i = 0u; i < 4u; i++)
@@ -271,6 +299,7 @@ void main()
         [[unroll]] for (uint i = 0u; i < 4u; i++)
             [[unroll]] for (uint j = 0u; j < CT; j++) zset((t0 + i) * QN_CB + cg * CT + j, X[i][j]);
         barrier();
+        if (b0 + QN_CB < dk + dv) fetch_r(b0 + QN_CB, rp);
         for (uint u0 = 0u; u0 < t0; u0 += 4u) { // Y = B X: B[t][u] = M[u][t] (u <= t), 4 rows u a step
             [[unroll]] for (uint u = 0u; u < 4u; u++) {
                 uint mb = (u0 + u) * C + t0;
