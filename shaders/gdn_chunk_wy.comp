@@ -64,12 +64,9 @@ layout(constant_id = 0) const uint QN_CB = 64;
 const uint CT = QN_CB / 16u; // columns of a tile
 shared vec4 rs4[16u * QN_CB]; // R's block [64][CB], then X's (3b); before them the products Z of 3a (768 floats)
 shared vec4 kq4[2u * KQ];    // one tile of raw k (part 0) and q (part 1), [ii][token quad]
-shared vec4 M4[C * C / 4u];  // M [t][s] as floats (mg / ms): L (then T) for s < t, B[s][t] for s >= t
+shared float M[C * C];       // [t][s]: L (then T) for s < t, B[s][t] for s >= t
 shared float gc[C], gl[C];   // G as an unevaluated sum gc + gl
 shared float bt[C], rk[C], rq[C], fk[C], eq[C];
-
-float mg(uint i) { return M4[i >> 2][i & 3u]; }
-void ms(uint i, float v) { M4[i >> 2][i & 3u] = v; }
 
 uint lid, h, hk, c0, n;
 
@@ -161,10 +158,10 @@ void build_m()
     for (uint a = 0u; a < 4u; a++)
         for (uint c = 0u; c < 4u; c++) {
             uint t = 4u * tb + a, s = 4u * sb + c;
-            if (s < t && tb != sb) ms(t * C + s, bt[t] * rk[t] * rk[s] * acc[a][c] * exp(gdiff(t, s)));
-            else if (s >= t) ms(t * C + s, rq[s] * rk[t] * acc[a][c] * exp(gdiff(s, t)));
+            if (s < t && tb != sb) M[t * C + s] = bt[t] * rk[t] * rk[s] * acc[a][c] * exp(gdiff(t, s));
+            else if (s >= t) M[t * C + s] = rq[s] * rk[t] * acc[a][c] * exp(gdiff(s, t));
         }
-    if (lid < 96u) ms(fp.x * C + fp.y, bt[fp.x] * rk[fp.x] * rk[fp.y] * fx * exp(gdiff(fp.x, fp.y)));
+    if (lid < 96u) M[fp.x * C + fp.y] = bt[fp.x] * rk[fp.x] * rk[fp.y] * fx * exp(gdiff(fp.x, fp.y));
     if (lid < C) {
         float eg = exp(gc[lid] + gl[lid]);
         fk[lid] = bt[lid] * eg * rk[lid];
@@ -192,28 +189,28 @@ void invert_l()
     if (lid < C) { // diagonal block b, column c: (I + L_bb) x = e_c
         [[unroll]] for (uint u = 0u; u < 16u; u++) {
             float acc = 0.0;
-            [[unroll]] for (uint v = 0u; v < u; v++) acc += mg((r0 + u) * C + r0 + v) * x[v];
+            [[unroll]] for (uint v = 0u; v < u; v++) acc += M[(r0 + u) * C + r0 + v] * x[v];
             x[u] = u == c ? 1.0 : -acc;
         }
     }
     barrier(); // every column solved before L_bb is overwritten
     if (lid < C)
         [[unroll]] for (uint u = 1u; u < 16u; u++)
-            if (u > c) ms((r0 + u) * C + r0 + c, x[u]);
+            if (u > c) M[(r0 + u) * C + r0 + c] = x[u];
     barrier();
     for (uint i = 1u; i < 4u; i++) { // block row i: Z_j = sum_{k=j}^{i-1} L_ik T_kj, then T_ij = -T_ii Z_j
         for (uint e = lid; e < i * 256u; e += WG) {
             uint j = e / 256u, r = (e / 16u) % 16u, cc = e % 16u, t = 16u * i + r, s = 16u * j + cc;
-            float z = mg(t * C + s); // u = s: T_ss = 1
-            for (uint u = s + 1u; u < 16u * i; u++) z += mg(t * C + u) * mg(u * C + s);
+            float z = M[t * C + s]; // u = s: T_ss = 1
+            for (uint u = s + 1u; u < 16u * i; u++) z += M[t * C + u] * M[u * C + s];
             zset(e, z);
         }
         barrier(); // row i's L read by every Z before it is overwritten
         for (uint e = lid; e < i * 256u; e += WG) {
             uint j = e / 256u, r = (e / 16u) % 16u, cc = e % 16u, t = 16u * i + r, zb = j * 256u + cc;
             float y = zget(zb + r * 16u);
-            for (uint m = 0u; m < r; m++) y += mg(t * C + 16u * i + m) * zget(zb + m * 16u);
-            ms(t * C + 16u * j + cc, -y);
+            for (uint m = 0u; m < r; m++) y += M[t * C + 16u * i + m] * zget(zb + m * 16u);
+            M[t * C + 16u * j + cc] = -y;
         }
         barrier();
     }
@@ -281,7 +278,7 @@ void main()
             vec4 a4[4];
             [[unroll]] for (uint i = 0u; i < 4u; i++) {
                 uint mb = (t0 + i) * C + s0;
-                a4[i] = M4[mb >> 2];
+                a4[i] = vec4(M[mb], M[mb + 1u], M[mb + 2u], M[mb + 3u]);
             }
             [[unroll]] for (uint u = 0u; u < 4u; u++) {
                 float r[CT];
@@ -294,7 +291,7 @@ void main()
             float r[CT];
             r_row((t0 + u) * QN_CB + cg * CT, r);
             [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                float a = u < i ? mg((t0 + i) * C + t0 + u) : u == i ? 1.0 : 0.0;
+                float a = u < i ? M[(t0 + i) * C + t0 + u] : u == i ? 1.0 : 0.0;
                 [[unroll]] for (uint j = 0u; j < CT; j++) X[i][j] += a * r[j];
             }
         }
@@ -306,7 +303,7 @@ void main()
         for (uint u0 = 0u; u0 < t0; u0 += 4u) { // Y = B X: B[t][u] = M[u][t] (u <= t), 4 rows u a step
             [[unroll]] for (uint u = 0u; u < 4u; u++) {
                 uint mb = (u0 + u) * C + t0;
-                vec4 b4 = M4[mb >> 2];
+                vec4 b4 = vec4(M[mb], M[mb + 1u], M[mb + 2u], M[mb + 3u]);
                 float x[CT];
                 r_row((u0 + u) * QN_CB + cg * CT, x);
                 [[unroll]] for (uint i = 0u; i < 4u; i++)
@@ -317,7 +314,7 @@ void main()
             float x[CT];
             r_row((t0 + u) * QN_CB + cg * CT, x);
             [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                float bb = u <= i ? mg((t0 + u) * C + t0 + i) : 0.0;
+                float bb = u <= i ? M[(t0 + u) * C + t0 + i] : 0.0;
                 [[unroll]] for (uint j = 0u; j < CT; j++) Y[i][j] += bb * x[j];
             }
         }
