@@ -150,11 +150,11 @@ int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, u
     unsigned wg = 128, bk = 32, bt = 128, nbuf = 2, psw = 1, ts = 4;
     int n = s ? sscanf(s, "%u,%u,%u,%u,%u,%u", &wg, &bk, &bt, &nbuf, &psw, &ts) : 6;
     if (n < 4 || !wg || wg % 32 || !bk || bk % 16 || bk > 256 || !ts || !bt || bt % (16 * ts) || bt > 128 ||
-        (nbuf != 1 && nbuf != 2) || psw > 3 || (psw > 1 && nbuf != 2) || wg * ts > c->max_wg_invocations ||
-        wg > c->max_wg_size[0] || ts > c->max_wg_size[1])
+        (nbuf != 1 && nbuf != 2) || psw > 1 || wg * ts > c->max_wg_invocations || wg > c->max_wg_size[0] ||
+        ts > c->max_wg_size[1])
         return qn_fail(-EINVAL, "grouped-expert tensor-core layout '%s': want WG,BK,BT,NBUF[,PSW[,TS]] with WG a multiple "
-                       "of 32 (WG * TS <= %u), BK of 16, BT of 16 TS up to 128, NBUF 1 or 2, PSW 0-3 (2, 3: NBUF 2)",
-                       s ? s : "(default)", c->max_wg_invocations);
+                       "of 32 (WG * TS <= %u), BK of 16, BT of 16 TS up to 128, NBUF 1 or 2, PSW 0 or 1", s ? s : "(default)",
+                       c->max_wg_invocations);
     uint32_t v[QN_CM_MOE_NSPEC] = { wg, bk, part_off, c->coopmat_nv_n ? c->coopmat_nv_n : 16, bt, nbuf, psw, ts };
     if (qn_cm_moe_shared(v) > c->max_shared)
         return qn_fail(-EINVAL, "grouped-expert tensor-core layout %u,%u,%u,%u,%u,%u needs %u bytes of shared memory "

@@ -23,9 +23,8 @@
 //             j % R == 0; the workgroups of the others return)
 //           5 NBUF shared tile buffers: 1 (two barriers per k-step) or 2 (default: the next step is decoded
 //             into the other buffer after the multiplies; one barrier per k-step)
-//           6 PSW bit 0, weight loads of a k-step: 1 (default) all inside one switch over the 8 pool bindings
-//             (qtile.glsl's qt_addr / QT_FETCH_FROM in QN_POOL_SWITCH), 0 each load its own switch (qt_fetch);
-//             bit 1 (with NBUF 2): each k-step's loads issued two steps ahead into two register sets (else one)
+//           6 PSW weight loads of a k-step: 1 (default) all inside one switch over the 8 pool bindings
+//             (qtile.glsl's qt_addr / QT_FETCH_FROM in QN_POOL_SWITCH), 0 each load its own switch (qt_fetch)
 //           7 TS token splits (workgroup height; default 1): QN_WG x TS invocations, subgroup s takes the weight
 //             rows of row group s % (QN_WG / 32) and the pairs [(s / (QN_WG / 32)) BT / TS, .. + BT / TS) of the
 //             pass (BT a multiple of 16 TS): the same rows per workgroup, TS times the invocations to decode them
@@ -56,7 +55,7 @@ layout(constant_id = 2) const uint QN_PART_OFF = 0;
 layout(constant_id = 3) const uint CN = 16; // fragment width along the weight rows: 16 (16x16x16) or 8 (16x8x16)
 layout(constant_id = 4) const uint BT = 64;   // pairs per pass (a multiple of 16, <= 128)
 layout(constant_id = 5) const uint NBUF = 2;  // shared tile buffers (1 or 2)
-layout(constant_id = 6) const uint PSW = 1;   // bit 0: one pool switch per k-step (else one per load); bit 1: PF2
+layout(constant_id = 6) const uint PSW = 1;   // 1: one pool switch per k-step (else one per load)
 layout(constant_id = 7) const uint TS = 1;    // token splits (workgroup height)
 #include "pc.h"
 #include "grid.glsl"
@@ -137,17 +136,15 @@ void row_of(uint p, uint r0, out uint part, out uint row)
 #endif
 }
 
-const bool PF2 = (PSW & 2u) != 0u && NBUF == 2u;    // loads two k-steps ahead (sets A and A2)
-const bool SW1 = (PSW & 1u) != 0u;                   // one pool switch per k-step
 const uint GR = QN_BK / 8u;                          // 8-element groups per row and k-step
 const uint XPT = (BT * GR + NTH - 1u) / NTH;
 const uint WPT = (NR * GR + NTH - 1u) / NTH;
 #if defined(QN_X_F16)
-uvec4 xr[XPT], xr2[XPT]; // the loads fetch() issues (set A; fetch2(): set A2) ...
+uvec4 xr[XPT]; // the loads fetch() issues (set A) ...
 #else
-vec4 xr[XPT][2], xr2[XPT][2]; // the loads fetch() issues (set A; fetch2(): set A2) ...
+vec4 xr[XPT][2]; // the loads fetch() issues (set A) ...
 #endif
-qt_raw wr[WPT], wr2[WPT];
+qt_raw wr[WPT];
 #if defined(QN_X_F16)
 uvec4 xs[XPT]; // ... and the set store() decodes (set B = A once A's loads are needed)
 #else
@@ -176,61 +173,46 @@ vec4 x_load4(uint xb, uint col) // x[xb + col .. +4), zeros past the row
 
 #define CM_W_LOADS(P4, P1) \
     [[unroll]] for (uint i = 0u; i < WPT; i++) wr[i] = QT_FETCH_FROM(P4, P1, ia[i], ib[i]);
-#define CM_W_LOADS2(P4, P1) \
-    [[unroll]] for (uint i = 0u; i < WPT; i++) wr2[i] = QT_FETCH_FROM(P4, P1, ia[i], ib[i]);
 
-// global memory -> registers (loads only) of the k-step at k0 into set XR / WR (the pool switch's body WLOADS)
+void fetch(uint k0, uint r0, uint lid) // global memory -> registers (loads only)
+{
+    for (uint i = 0u; i < XPT; i++) {
+        uint idx = lid + i * NTH, tt = idx / GR, col = k0 + (idx % GR) * 8u;
+        uint xb = idx < BT * GR ? s_xrow[tt] : ~0u;
 #if defined(QN_X_F16)
-#define CM_X_LOAD(XR) XR[i] = xb != ~0u && col < w_kd ? xh8[(xb + col) / 8u] : uvec4(0u);
+        xr[i] = xb != ~0u && col < w_kd ? xh8[(xb + col) / 8u] : uvec4(0u);
 #else
-#define CM_X_LOAD(XR)                                                                 \
-        XR[i][0] = xb != ~0u && col < w_kd ? x_load4(xb, col) : vec4(0.0);              \
-        XR[i][1] = xb != ~0u && col + 4u < w_kd ? x_load4(xb, col + 4u) : vec4(0.0);
+        xr[i][0] = xb != ~0u && col < w_kd ? x_load4(xb, col) : vec4(0.0);
+        xr[i][1] = xb != ~0u && col + 4u < w_kd ? x_load4(xb, col + 4u) : vec4(0.0);
 #endif
-#if defined(QN_MOE_DOWN)
-#define CM_W_DENSE(WR)                                                                \
-        if (w_dense) { /* f32 row of down_s: rb is its element offset */                \
-            uint e = rb + k0 + kc, n = min(8u, w_kd - k0 - kc);                         \
-            for (uint j = 0u; j < 8u; j++) {                                            \
-                uint v = j < n ? floatBitsToUint(ds[e + j]) : 0u;                       \
-                if (j < 4u) WR[i].a[j] = v; else WR[i].b[j - 4u] = v;                   \
-            }                                                                           \
-            continue;                                                                   \
-        }
-#else
-#define CM_W_DENSE(WR)
-#endif
-#define CM_FETCH(XR, WR, WLOADS)                                                      \
-    for (uint i = 0u; i < XPT; i++) {                                                 \
-        uint idx = lid + i * NTH, tt = idx / GR, col = k0 + (idx % GR) * 8u;            \
-        uint xb = idx < BT * GR ? s_xrow[tt] : ~0u;                                     \
-        CM_X_LOAD(XR)                                                                   \
-    }                                                                                   \
-    uvec4 ia[WPT], ib[WPT];                                                             \
-    for (uint i = 0u; i < WPT; i++) {                                                   \
-        uint idx = lid + i * NTH, p, kc, rb;                                            \
-        ia[i] = ib[i] = uvec4(0u);                                                      \
-        if (!w_at(idx, k0, r0, p, kc, rb)) continue;                                    \
-        CM_W_DENSE(WR)                                                                  \
-        if (!SW1) WR[i] = qt_fetch(rb, k0 + kc);                                        \
-        else qt_addr(rb, k0 + kc, ia[i], ib[i]);                                        \
-    }                                                                                   \
-    if (SW1 && !w_dense) { /* one uniform switch around all the loads (in-range words: index 0 where unused) */ \
-        QN_POOL_SWITCH(w_pool, WLOADS)                                                  \
     }
-
-void fetch(uint k0, uint r0, uint lid) { CM_FETCH(xr, wr, CM_W_LOADS) }   // into set A
-void fetch2(uint k0, uint r0, uint lid) { CM_FETCH(xr2, wr2, CM_W_LOADS2) } // into set A2 (PF2)
+    uvec4 ia[WPT], ib[WPT];
+    for (uint i = 0u; i < WPT; i++) {
+        uint idx = lid + i * NTH, p, kc, rb;
+        ia[i] = ib[i] = uvec4(0u);
+        if (!w_at(idx, k0, r0, p, kc, rb)) continue;
+#if defined(QN_MOE_DOWN)
+        if (w_dense) { // f32 row of down_s: rb is its element offset
+            uint e = rb + k0 + kc, n = min(8u, w_kd - k0 - kc);
+            for (uint j = 0u; j < 8u; j++) {
+                uint v = j < n ? floatBitsToUint(ds[e + j]) : 0u;
+                if (j < 4u) wr[i].a[j] = v; else wr[i].b[j - 4u] = v;
+            }
+            continue;
+        }
+#endif
+        if (PSW == 0u) wr[i] = qt_fetch(rb, k0 + kc);
+        else qt_addr(rb, k0 + kc, ia[i], ib[i]);
+    }
+    if (PSW != 0u && !w_dense) { // one uniform switch around all the loads (in-range words: index 0 where unused)
+        QN_POOL_SWITCH(w_pool, CM_W_LOADS)
+    }
+}
 
 void take_loads() // set B = set A (waits for A's loads)
 {
     [[unroll]] for (uint i = 0u; i < XPT; i++) xs[i] = xr[i];
     [[unroll]] for (uint i = 0u; i < WPT; i++) ws[i] = wr[i];
-}
-void take_loads2() // set B = set A2
-{
-    [[unroll]] for (uint i = 0u; i < XPT; i++) xs[i] = xr2[i];
-    [[unroll]] for (uint i = 0u; i < WPT; i++) ws[i] = wr2[i];
 }
 
 void store(uint k0, uint r0, uint lid, uint buf) // registers -> f16 shared tiles of buffer buf
@@ -310,68 +292,38 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     CMC acc[32]; // acc[4a + j]: pairs pb + 16a .., tile rows wr0 + CN j .. (a < NA, j < NB)
     [[unroll]] for (uint i = 0u; i < 32u; i++) acc[i] = CMC(0.0);
     uint nk = present ? (w_kd + QN_BK - 1u) / QN_BK : 0u;
-// the multiplies of one k-step from shared buffer CUR
-#define CM_MMA(CUR)                                                                                           \
-        [[unroll]] for (uint kk = 0u; kk < QN_BK; kk += 16u) { /* the fragments of this k-step */            \
-            CMB b[4];                                                                                          \
-            [[unroll]] for (uint j = 0u; j < 4u; j++) {                                                        \
-                if (j >= NB) break; /* specialization constant */                                              \
-                coopMatLoadNV(b[j], s_w, ((CUR) * NR + wr0 + CN * j) * SK4 + kk / 8u, SK4, true);              \
-            }                                                                                                  \
-            [[unroll]] for (uint a = 0u; a < 8u; a++) {                                                        \
-                if (a >= NA || pb + 16u * a >= n) break; /* uniform over the subgroup: fragments holding pairs */ \
-                CMA fa;                                                                                        \
-                coopMatLoadNV(fa, s_x, ((CUR) * BT + pb + 16u * a) * SK4 + kk / 8u, SK4, false);               \
-                [[unroll]] for (uint j = 0u; j < 4u; j++) {                                                    \
-                    if (j >= NB) break;                                                                        \
-                    acc[4u * a + j] = coopMatMulAddNV(fa, b[j], acc[4u * a + j]);                              \
-                }                                                                                              \
-            }                                                                                                  \
+    if (nk > 0u) {
+        fetch(0u, r0, lid);
+        take_loads();
+        store(0u, r0, lid, 0u);
+    }
+    barrier();
+    for (uint st = 0u; st < nk; st++) {
+        uint cur = NBUF == 2u ? st & 1u : 0u;
+        bool more = st + 1u < nk;
+        if (more) fetch((st + 1u) * QN_BK, r0, lid); // in flight during the multiplies below
+        [[unroll]] for (uint kk = 0u; kk < QN_BK; kk += 16u) { // the fragments of this k-step
+            CMB b[4];
+            [[unroll]] for (uint j = 0u; j < 4u; j++) {
+                if (j >= NB) break; // specialization constant
+                coopMatLoadNV(b[j], s_w, (cur * NR + wr0 + CN * j) * SK4 + kk / 8u, SK4, true);
+            }
+            [[unroll]] for (uint a = 0u; a < 8u; a++) {
+                if (a >= NA || pb + 16u * a >= n) break; // uniform over the subgroup: fragments holding pairs
+                CMA fa;
+                coopMatLoadNV(fa, s_x, (cur * BT + pb + 16u * a) * SK4 + kk / 8u, SK4, false);
+                [[unroll]] for (uint j = 0u; j < 4u; j++) {
+                    if (j >= NB) break;
+                    acc[4u * a + j] = coopMatMulAddNV(fa, b[j], acc[4u * a + j]);
+                }
+            }
         }
-    if (PF2) { // two k-steps in flight: even steps use buffer 0 and refill set A, odd steps buffer 1 and set A2
-        if (nk > 0u) fetch(0u, r0, lid);
-        if (nk > 1u) fetch2(QN_BK, r0, lid);
-        if (nk > 0u) {
+        if (NBUF == 1u) barrier(); // everyone is done with the buffer before it is rewritten
+        if (more) {
             take_loads();
-            store(0u, r0, lid, 0u);
+            store((st + 1u) * QN_BK, r0, lid, NBUF == 2u ? 1u - cur : 0u);
         }
         barrier();
-        for (uint st = 0u; st < nk; st += 2u) {
-            if (st + 2u < nk) fetch((st + 2u) * QN_BK, r0, lid);
-            CM_MMA(0u)
-            if (st + 1u < nk) {
-                take_loads2();
-                store((st + 1u) * QN_BK, r0, lid, 1u);
-            }
-            barrier();
-            if (st + 1u >= nk) break;
-            if (st + 3u < nk) fetch2((st + 3u) * QN_BK, r0, lid);
-            CM_MMA(1u)
-            if (st + 2u < nk) {
-                take_loads();
-                store((st + 2u) * QN_BK, r0, lid, 0u);
-            }
-            barrier();
-        }
-    } else {
-        if (nk > 0u) {
-            fetch(0u, r0, lid);
-            take_loads();
-            store(0u, r0, lid, 0u);
-        }
-        barrier();
-        for (uint st = 0u; st < nk; st++) {
-            uint cur = NBUF == 2u ? st & 1u : 0u;
-            bool more = st + 1u < nk;
-            if (more) fetch((st + 1u) * QN_BK, r0, lid); // in flight during the multiplies below
-            CM_MMA(cur)
-            if (NBUF == 1u) barrier(); // everyone is done with the buffer before it is rewritten
-            if (more) {
-                take_loads();
-                store((st + 1u) * QN_BK, r0, lid, NBUF == 2u ? 1u - cur : 0u);
-            }
-            barrier();
-        }
     }
     // epilogue through the subgroup's staging block, 16 x 16 outputs at a time
     uint cb = sg * 16u * SC, lane = gl_SubgroupInvocationID;
