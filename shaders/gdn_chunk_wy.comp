@@ -27,9 +27,9 @@
 //      T_ij = -T_ii sum_k L_ik T_kj (two small products, four barriers);
 //  3b. per block of CB columns of R = [diag(beta e^G rk) k | diag(beta) v] staged in shared memory (its loads issued
 //      a block ahead), X = T R (W or U), X staged over R, then Y = B X (= (B T) R: Q' = e^G rq q - Y or O_intra),
-//      a 4-row x CB/16-column tile of each per invocation. (Until H100 run 75 P = B T was formed first, one element per invocation over a packed
-//      T, and Y = P R taken beside X: 0.60 of pass 1's 2.01 ms per layer at 4096 tokens went to forming P, 0.34 to
-//      the packed T's index arithmetic in 3a.)
+//      a 4-row x CB/16-column tile of each per invocation. (Until H100 run 75 P = B T was formed first, one
+//      element per invocation over a packed T, and Y = P R taken beside X: 0.60 of pass 1's 2.01 ms per layer at
+//      4096 tokens went to forming P, 0.34 to the packed T's index arithmetic in 3a.)
 // Spec: 0 CB (16, 32 or 64; shared memory 4 * (6592 + 64 CB) bytes: 30,464 / 34,560 / 42,752).
 //
 // Bindings: 0 qkv f32, 1 proj f32, 2 A_log [Hv], 3 dt_bias [Hv] (as gdn_chunked), 4 scratch f32 (records),
