@@ -250,6 +250,10 @@ extern const uint32_t qn_mm_h_spec[2][QN_MM_H_NSPEC];
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC]);
+/* Bytes of shared memory of gdn_chunk_state with BV value columns per workgroup (DK_MAX dkmax), and of
+ * gdn_chunk_wy_inv with CB columns per block (their headers) */
+uint32_t qn_gdn_wy_state_shared(uint32_t dkmax, uint32_t bv);
+uint32_t qn_gdn_wy_inv_shared(uint32_t cb);
 /* The second grouped-expert layout for calls of few (token, expert) pairs per expert: false when there is none (env
  * QNEXT_CM_MOE_TILE_SMALL=WG,BK,BT,NBUF[,PSW[,TS]], default 256,32,64,1,1,2; "0": none); qn_cm_moe_big_pairs: the pairs per expert (T K / E) at
  * and above which the default layout runs instead (env QNEXT_CM_MOE_BIG_PAIRS, default 60); qn_cm_moe_selfcheck_spec:

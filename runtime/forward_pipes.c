@@ -457,10 +457,8 @@ static uint32_t gdn_fuse(void)
     return 2;
 }
 
-/* Bytes of shared memory of gdn_chunk_state with BV value columns per workgroup, and of gdn_chunk_wy_inv with CB
- * columns per block (their headers) */
-static uint32_t wy_state_shared(uint32_t dkmax, uint32_t bv) { return 4 * (dkmax * bv + 64 * bv + 2 * 64 * 36); }
-static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2048 + 64 * cb + 7 * 64); }
+uint32_t qn_gdn_wy_state_shared(uint32_t dkmax, uint32_t bv) { return 4 * (dkmax * bv + 64 * bv + 2 * 64 * 36); }
+uint32_t qn_gdn_wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2048 + 64 * cb + 7 * 64); }
 
 /* The column block CB of pass 1 (gdn_chunk_wy_inv: products with (I + L)^-1): the widest of 64, 32, 16 whose shared
  * memory fits the device (H100 run 31, test_gdn --bench, both passes at 4096 tokens in segments of 16 chunks: 3.13 /
@@ -471,14 +469,14 @@ static uint32_t wy_inv_cb(const qn_fwd *f)
 {
     const char *e = getenv("QNEXT_GDN_WY_INV");
     uint32_t have = qn_vk_caps(f->v)->max_shared, fit = 64, cb;
-    for (; fit >= 16 && wy_inv_shared(fit) > have; fit /= 2) {}
+    for (; fit >= 16 && qn_gdn_wy_inv_shared(fit) > have; fit /= 2) {}
     if (fit < 16) fit = 0;
     if (!e || !fit) return fit;
     cb = !strcmp(e, "16") ? 16 : !strcmp(e, "32") ? 32 : !strcmp(e, "64") ? 64 : 0;
     if (!cb) QN_WARN("QNEXT_GDN_WY_INV=%s is not 16, 32 or 64; using CB %u", e, fit);
-    else if (wy_inv_shared(cb) > have)
-        QN_WARN("QNEXT_GDN_WY_INV=%s: %u bytes of shared memory (device: %u); using CB %u", e, wy_inv_shared(cb), have,
-                fit);
+    else if (qn_gdn_wy_inv_shared(cb) > have)
+        QN_WARN("QNEXT_GDN_WY_INV=%s: %u bytes of shared memory (device: %u); using CB %u", e,
+                qn_gdn_wy_inv_shared(cb), have, fit);
     else return cb;
     return fit;
 }
@@ -501,7 +499,7 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
     unsigned mt = 0;
     if (e && !strcmp(e, "0")) return 0;
     f->wy_min_t = e && !strcmp(e, "1") ? 16 : e && sscanf(e, "%u", &mt) == 1 && mt > 1 ? (mt > 16 ? mt : 16) : 256;
-    uint32_t bv = wy_state_shared(dkmax, 32) <= qn_vk_caps(f->v)->max_shared ? 32 : 16;
+    uint32_t bv = qn_gdn_wy_state_shared(dkmax, 32) <= qn_vk_caps(f->v)->max_shared ? 32 : 16;
     uint32_t lay[3] = { 256, bv, 1 }, seg = 16;
     const char *el = getenv("QNEXT_GDN_WY_LAYOUT"), *es = getenv("QNEXT_GDN_WY_SEG");
     if (el && (sscanf(el, "%u,%u,%u", &lay[0], &lay[1], &lay[2]) < 2 || !lay[1] || lay[0] % lay[1] || lay[0] > 1024 ||
@@ -514,11 +512,12 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
         QN_WARN("QNEXT_GDN_WY_SEG=%s is not a positive chunk count; using 16", es);
         seg = 16;
     }
-    uint32_t shared = wy_state_shared(dkmax, lay[1]), cb = wy_inv_cb(f);
+    uint32_t shared = qn_gdn_wy_state_shared(dkmax, lay[1]), cb = wy_inv_cb(f);
     if (c->lin_k_dim % 4 || c->lin_v_dim % 4 || shared > qn_vk_caps(f->v)->max_shared || !cb) {
         qn_log(e || el || getenv("QNEXT_GDN_WY_INV") ? QN_LOG_WARN : QN_LOG_INFO, "QNEXT_GDN_WY: dk %d / dv %d not "
                "multiples of 4, or %u bytes of shared memory for pass 2 or %u for pass 1 (device: %u); using "
-               "gdn_chunked", c->lin_k_dim, c->lin_v_dim, shared, wy_inv_shared(16), qn_vk_caps(f->v)->max_shared);
+               "gdn_chunked", c->lin_k_dim, c->lin_v_dim, shared, qn_gdn_wy_inv_shared(16),
+               qn_vk_caps(f->v)->max_shared);
         return 0;
     }
     int rc;

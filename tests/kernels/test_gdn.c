@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward.h"
 #include "harness.h"
 #include "ref_ops.h"
 
@@ -247,14 +248,11 @@ static void long_case(struct shape s, uint32_t T, uint32_t split, const uint32_t
 /* pass 1: gdn_chunk_wy_inv at the column block CB that wy_set_cb chose */
 static const qn_pipe *wy_pa;
 
-/* Bytes of shared memory of gdn_chunk_wy_inv with CB columns per block (gdn_chunk_wy.comp) */
-static uint32_t wy_inv_shared(uint32_t cb) { return 4 * (64 * 64 + 2048 + 64 * cb + 7 * 64); }
-
 /* Pass 1 at column block cb (16, 32, 64) into wy_pa; false (and a skip line when `say`) where its shared memory does
  * not fit the device (lavapipe's 32 KiB hold CB 16 only) */
 static bool wy_set_cb(uint32_t cb, bool say)
 {
-    uint32_t need = wy_inv_shared(cb), have = qn_vk_caps(H.v)->max_shared;
+    uint32_t need = qn_gdn_wy_inv_shared(cb), have = qn_vk_caps(H.v)->max_shared;
     if (need > have) {
         if (say) printf("skip gdn_chunk_wy_inv(%u): %u bytes of shared memory, the device has %u\n", cb, need, have);
         return false;
@@ -299,8 +297,8 @@ static void run_wy(const qn_pipe *pb, const struct gdn_in *in, uint32_t t0, uint
     }
 }
 
-/* Bytes of shared memory of gdn_chunk_state with spec (WG, BV, DK_MAX, PF) (its header) */
-static uint32_t wy_shared(const uint32_t sp[4]) { return 4 * (sp[2] * sp[1] + WY_C * sp[1] + 2 * WY_C * 36); }
+/* Bytes of shared memory of gdn_chunk_state with spec (WG, BV, DK_MAX, PF) */
+static uint32_t wy_shared(const uint32_t sp[4]) { return qn_gdn_wy_state_shared(sp[2], sp[1]); }
 
 static qn_pipe *wy_pipe(const uint32_t *spec) { return qn_h_pipe_spec(&H, QN_K_GDN_CHUNK_STATE, spec, spec ? 4 : 0); }
 
