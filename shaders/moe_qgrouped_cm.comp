@@ -289,8 +289,9 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     }
     barrier();
     uint sg = gl_SubgroupID, rg = sg % NSG, wr0 = 32u * rg, pb = (sg / NSG) * PT; // tile rows wr0 .., pairs pb ..
-    CMC acc[32]; // acc[4a + j]: pairs pb + 16a .., tile rows wr0 + CN j .. (a < NA, j < NB)
-    [[unroll]] for (uint i = 0u; i < 32u; i++) acc[i] = CMC(0.0);
+    // sized by the spec constants (a fixed array of 32 with only NA NB used: H100 run 82, prefill -1%)
+    CMC acc[NA * NB]; // acc[NB a + j]: pairs pb + 16a .., tile rows wr0 + CN j .. (a < NA, j < NB)
+    [[unroll]] for (uint i = 0u; i < NA * NB; i++) acc[i] = CMC(0.0);
     uint nk = present ? (w_kd + QN_BK - 1u) / QN_BK : 0u;
     if (nk > 0u) {
         fetch(0u, r0, lid);
@@ -303,18 +304,16 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
         bool more = st + 1u < nk;
         if (more) fetch((st + 1u) * QN_BK, r0, lid); // in flight during the multiplies below
         [[unroll]] for (uint kk = 0u; kk < QN_BK; kk += 16u) { // the fragments of this k-step
-            CMB b[4];
-            [[unroll]] for (uint j = 0u; j < 4u; j++) {
-                if (j >= NB) break; // specialization constant
+            CMB b[NB];
+            [[unroll]] for (uint j = 0u; j < NB; j++) {
                 coopMatLoadNV(b[j], s_w, (cur * NR + wr0 + CN * j) * SK4 + kk / 8u, SK4, true);
             }
             [[unroll]] for (uint a = 0u; a < 8u; a++) {
                 if (a >= NA || pb + 16u * a >= n) break; // uniform over the subgroup: fragments holding pairs
                 CMA fa;
                 coopMatLoadNV(fa, s_x, (cur * BT + pb + 16u * a) * SK4 + kk / 8u, SK4, false);
-                [[unroll]] for (uint j = 0u; j < 4u; j++) {
-                    if (j >= NB) break;
-                    acc[4u * a + j] = coopMatMulAddNV(fa, b[j], acc[4u * a + j]);
+                [[unroll]] for (uint j = 0u; j < NB; j++) {
+                    acc[NB * a + j] = coopMatMulAddNV(fa, b[j], acc[NB * a + j]);
                 }
             }
         }
@@ -331,9 +330,9 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     [[unroll]] for (uint a = 0u; a < 8u; a++) {
         if (a >= NA || pb + 16u * a >= n) break; // uniform over the subgroup
         float v0[8], v1[8];
-        uint h1 = 4u * a + NB / 2u;
-        stage(acc[4u * a], acc[4u * a + 1u], cb, lane, v0); // gate (or down rows wr0 ..)
-        stage(acc[h1], acc[h1 + 1u], cb, lane, v1);         // up (or down rows wr0 + 16 ..)
+        uint h0 = NB * a, h1 = h0 + NB / 2u, last = NA * NB - 1u; // (the second fragment is used at CN 8 only)
+        stage(acc[h0], acc[h0 + 1u], cb, lane, v0);             // gate (or down rows wr0 ..)
+        stage(acc[h1], acc[min(h1 + 1u, last)], cb, lane, v1); // up (or down rows wr0 + 16 ..)
         [[unroll]] for (uint r = 0u; r < 8u; r++) {
             int q = s_q[pb + 16u * a + lane / 16u + 2u * r];
             if (q < 0) continue;
