@@ -144,7 +144,7 @@ uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC])
 
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
 {
-    /* default: H100 run 14, full 80B Q4_K_M, 4096-token prompt in one chunk: 3644 tok/s (128,32,64,2,1,1: 3108); run 68:
+    /* s NULL (the fallback default; fields left out of s): H100 run 14, full 80B Q4_K_M, 4096-token prompt in one chunk: 3644 tok/s (128,32,64,2,1,1: 3108); run 68:
      * NBUF 2 once the epilogue's staging moved into the weight tile (CS_IN_W; the same 41,984 bytes): the kernel 5.55
      * vs 6.04 ms per layer at T 4096, prefill 7565 vs 7366 tok/s at 4096 tokens */
     unsigned wg = 128, bk = 32, bt = 128, nbuf = 2, psw = 1, ts = 4;
@@ -163,6 +163,12 @@ int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, u
     return 0;
 }
 
+/* The default layout where it fits (512 invocations, 31,760 bytes of shared memory), else qn_cm_moe_parse's. H100 runs
+ * 85-87, full 80B Q4_K_M: 256 weight rows per workgroup (twice the x tile's reuse; one buffer, so the staging fits)
+ * takes the kernel from 5.45 to 4.59 ms per layer at T 4096 and prefill from 7953-8001 to 8522-8571 tok/s (7317-7320
+ * to 7808-7821 at 3072), logits bit-identical; half the rows per workgroup (WG 64) instead: 9.48 ms. */
+static const char *const cm_moe_default = "256,32,128,1,1,2";
+
 void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
 {
     const char *e = getenv("QNEXT_CM_MOE_TILE");
@@ -170,7 +176,7 @@ void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN
         QN_WARN("QNEXT_CM_MOE_TILE: %s; using the defaults", qn_errmsg());
         e = NULL;
     }
-    if (!e) qn_cm_moe_parse(c, NULL, part_off, spec);
+    if (!e && qn_cm_moe_parse(c, cm_moe_default, part_off, spec)) qn_cm_moe_parse(c, NULL, part_off, spec);
 }
 
 /* The small-call layout (forward.h's moe_qgu_gcm2): env QNEXT_CM_MOE_TILE_SMALL ("0" or "": none), else 256,32,64,1,1,2
@@ -204,7 +210,8 @@ bool qn_cm_moe_spec_small(const struct qn_caps *c, uint32_t part_off, uint32_t s
 uint32_t qn_cm_moe_big_pairs(void)
 {
     const char *e = getenv("QNEXT_CM_MOE_BIG_PAIRS"); /* T K / E at and above which the default layout runs */
-    long v = e && *e ? strtol(e, NULL, 10) : 60;     /* 80B (K 10, E 512): T >= 3072 */
+    long v = e && *e ? strtol(e, NULL, 10) : 30;     /* 80B (K 10, E 512): T >= 1536 (run 87: 60 before; at 2048
+                                                        tokens the default layout 6676 tok/s, the small one 6510) */
     return v < 0 ? 0 : v > 1000000 ? 1000000 : (uint32_t)v;
 }
 

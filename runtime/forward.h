@@ -238,9 +238,9 @@ int qn_cm_moe_selfcheck(qn_vk *v, uint32_t cn);
 int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64_t gu_groups, uint64_t dn_groups);
 /* moe_qgrouped_cm.comp's spec constants {WG, BK, PART_OFF, CN, BT, NBUF, PSW, TS} (WG x TS invocations; output rows
  * per workgroup: WG / 2 for gate_up, WG for down): qn_cm_moe_parse reads "WG,BK,BT,NBUF[,PSW[,TS]]" (PSW 0 or 1;
- * s NULL: 128,32,128,2,1,4) and checks it
- * against the device (-EINVAL with a message); qn_cm_moe_spec takes env QNEXT_CM_MOE_TILE (a warning and the
- * defaults when it is wrong); qn_cm_moe_shared: the variant's shared memory in bytes. */
+ * fields left out and s NULL: 128,32,128,2,1,4) and checks it against the device (-EINVAL with a message);
+ * qn_cm_moe_spec takes env QNEXT_CM_MOE_TILE (a warning and the defaults when it is wrong), by default
+ * 256,32,128,1,1,2 where the device fits it, else 128,32,128,2,1,4; qn_cm_moe_shared: the variant's shared memory in bytes. */
 enum { QN_CM_MOE_NSPEC = 8 };
 
 /* matmul_cm_h's two layouts in the f16 path (spec WG, BM, BN, BK, WTM, WTN): [0] 128 x 64 tiles of 32 x 32 subgroup

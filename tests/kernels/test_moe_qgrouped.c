@@ -178,7 +178,7 @@ static size_t words_differ(struct qn_h *h, const float *a, const float *b, size_
 }
 
 /* The tensor-core kernel k in the layout qn_cm_moe_spec picks (env QNEXT_CM_MOE_TILE=WG,BK,BT,NBUF[,PSW[,TS]];
- * default 128,32,128,2,1,4), up (gate_up) or down (down) at byte part_off of its slot */
+ * default 256,32,128,1,1,2 where it fits, else 128,32,128,2,1,4), up (gate_up) or down (down) at byte part_off of its slot */
 static qn_pipe *cm_pipe(struct qn_h *h, enum qn_kernel k, uint32_t part_off)
 {
     uint32_t s[QN_CM_MOE_NSPEC];
