@@ -245,7 +245,7 @@ enum { QN_CM_MOE_NSPEC = 8 };
 
 /* matmul_cm_h's two layouts in the f16 path (spec WG, BM, BN, BK, WTM, WTN): [0] 128 x 64 tiles of 32 x 32 subgroup
  * tiles, [1] 128 x 128 of 64 x 32 for calls with >= 256 of those (H100 run 63); test_qmatmul checks both */
-enum { QN_MM_H_NSPEC = 6 };
+enum { QN_MM_H_NSPEC = 7 };
 extern const uint32_t qn_mm_h_spec[2][QN_MM_H_NSPEC];
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);

@@ -650,7 +650,26 @@ static int make_layer_pipes(qn_fwd *f)
  * tensor-core matmuls are (f->coopmat), 0: off, 2: the decode into f16 and the f32-FMA matmul_f16 on it (any device,
  * for tests); QNEXT_MM_H_MIN_T: the smallest call it takes (default 256 tokens). H100 run 63 (test_qmatmul --bench):
  * 128-132 TFLOP/s at M 512-4096 x N 12352 x K 2048 against 85 for qmatmul_cm_q4_k (its weight decode in the k loop). */
-const uint32_t qn_mm_h_spec[2][QN_MM_H_NSPEC] = { { 256, 128, 64, 32, 32, 32 }, { 256, 128, 128, 32, 64, 32 } };
+const uint32_t qn_mm_h_spec[2][QN_MM_H_NSPEC] = { { 256, 128, 64, 32, 32, 32, 2 }, { 256, 128, 128, 32, 64, 32, 2 } };
+
+/* The large layout, or env QNEXT_MM_H_LAYOUT=WG,BM,BN,BK,WTM,WTN,NBUF (an A/B; checked against the device's limits) */
+static const uint32_t *mm_hb_spec(const qn_fwd *f, uint32_t buf[QN_MM_H_NSPEC])
+{
+    const char *e = getenv("QNEXT_MM_H_LAYOUT");
+    if (!e) return qn_mm_h_spec[1];
+    const struct qn_caps *c = qn_vk_caps(f->v);
+    unsigned v[QN_MM_H_NSPEC];
+    if (sscanf(e, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) == 7 && v[4] && v[5] &&
+        v[1] % v[4] == 0 && v[2] % v[5] == 0 && v[4] % 16 == 0 && v[5] % 16 == 0 && v[3] % 16 == 0 && v[3] &&
+        (v[6] == 1 || v[6] == 2) && v[0] == 32 * (v[1] / v[4]) * (v[2] / v[5]) && v[0] <= c->max_wg_invocations &&
+        (uint64_t)v[6] * (v[1] + v[2]) * (v[3] / 8 + 1) * 16 + (uint64_t)v[0] / 32 * 1024 <= c->max_shared) {
+        for (int i = 0; i < QN_MM_H_NSPEC; i++) buf[i] = v[i];
+        return buf;
+    }
+    QN_WARN("QNEXT_MM_H_LAYOUT=%s: want WG,BM,BN,BK,WTM,WTN,NBUF (WG = 32 (BM / WTM) (BN / WTN), within the device's "
+            "limits); using the default", e);
+    return qn_mm_h_spec[1];
+}
 
 static int make_h_pipes(qn_fwd *f)
 {
@@ -673,7 +692,7 @@ static int make_h_pipes(qn_fwd *f)
                                               QN_K_MOE_Q_DN_GROUPED_CM_H_Q4_K, QN_K_MOE_Q_DN_GROUPED_CM_H_Q5_K,
                                               QN_K_MOE_Q_DN_GROUPED_CM_H_Q6_K };
         if ((rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_h, QN_MM_H_NSPEC, qn_mm_h_spec[0])) ||
-            (rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_hb, QN_MM_H_NSPEC, qn_mm_h_spec[1])))
+            (rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_hb, QN_MM_H_NSPEC, mm_hb_spec(f, (uint32_t[QN_MM_H_NSPEC]){ 0 }))))
             return rc;
         f->mm_h_x = true;
         /* the grouped gate_up's x and down's act in f16 (QNEXT_MOE_XH=0: f32 as before, 1: the gate_up's x only;

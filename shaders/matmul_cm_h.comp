@@ -9,8 +9,11 @@
 // Spec:     0 QN_WG = 32 (BM / WTM) (BN / WTN)
 //           1 BM tile rows of X (tokens), 2 BN tile rows of W (outputs), 3 BK k per step (a multiple of 16)
 //           4 WTM, 5 WTN: the subgroup's tile (multiples of 16): WTM / 16 x WTN / 16 f32 accumulators
+//           6 NBUF shared tile buffers: 2 (default) or 1 (a second barrier per step; half the shared memory, so
+//             larger tiles fit)
 // Tiles are staged in shared memory, double-buffered: the next step's chunks are loaded into registers during the
-// multiplies and stored into the other buffer after them, one barrier a step. (H100 run 63: loading the fragments
+// multiplies and stored into the other buffer after them, one barrier a step (NBUF 1: stored after a barrier into
+// the one buffer). (H100 run 63: loading the fragments
 // straight from the storage buffers, no shared tiles, reached only 22-65 TFLOP/s against 98-132.)
 // Dispatch: ceil(M / BM) * ceil(N / BN) groups, tile (g / nbn, g % nbn).
 // Summation order per output: the k order of the fragments, independent of the dispatch.
@@ -27,6 +30,7 @@ layout(constant_id = 2) const uint BN = 128;
 layout(constant_id = 3) const uint BK = 32;
 layout(constant_id = 4) const uint WTM = 64;
 layout(constant_id = 5) const uint WTN = 32;
+layout(constant_id = 6) const uint NBUF = 2;
 #include "pc.h"
 #include "grid.glsl"
 
@@ -40,8 +44,8 @@ layout(binding = 2, std430) buffer Y { float y[]; };
 #define CMC fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
 const uint FM = WTM / 16u, FN = WTN / 16u;
 const uint SK4 = BK / 8u + 1u;               // uvec4 per shared row (one pad chunk)
-shared uvec4 Xs[2u * BM * SK4];
-shared uvec4 Ws[2u * BN * SK4];
+shared uvec4 Xs[NBUF * BM * SK4];
+shared uvec4 Ws[NBUF * BN * SK4];
 shared float Cs[QN_WG / 32u * 256u];         // per subgroup a 16 x 16 block for the edge fragments
 
 const uint CR = BK / 8u;                     // 16-byte chunks per tile row and step
@@ -89,7 +93,7 @@ void main()
     store(lid, 0u);
     barrier();
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        uint cur = (k0 / BK) & 1u;
+        uint cur = NBUF == 2u ? (k0 / BK) & 1u : 0u;
         bool more = k0 + BK < pc.K;
         if (more) fetch(k0 + BK, lid);
         [[unroll]] for (uint kk = 0u; kk < BK; kk += 16u) {
@@ -102,7 +106,8 @@ void main()
                 [[unroll]] for (uint i = 0u; i < FM; i++) acc[i * FN + j] = coopMatMulAddNV(a[i], b, acc[i * FN + j]);
             }
         }
-        if (more) store(lid, 1u - cur);
+        if (NBUF == 1u) barrier(); // everyone is done with the buffer before it is rewritten
+        if (more) store(lid, NBUF == 2u ? 1u - cur : 0u);
         barrier();
     }
     bool accumulate = (pc.flags & QN_MATMUL_ACCUMULATE) != 0u;

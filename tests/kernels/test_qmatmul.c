@@ -278,9 +278,10 @@ static void tof16_tests(struct qn_h *h)
 /* ---- matmul_cm_h.comp: f16 X and W, no decode in the k loop ---- */
 
 /* { WG, BM, BN, BK, WTM, WTN }: the model's two (forward.h qn_mm_h_spec), then other layouts for the bench */
-static const uint32_t cmh_extra[][6] = {
-    { 256, 128, 128, 32, 32, 64 }, { 128, 128, 128, 32, 64, 64 }, { 128, 64, 64, 32, 32, 32 },
-    { 128, 64, 64, 64, 32, 32 },   { 128, 64, 128, 32, 32, 64 },  { 128, 64, 64, 16, 32, 32 },
+static const uint32_t cmh_extra[][QN_MM_H_NSPEC] = {
+    { 256, 128, 128, 32, 32, 64, 2 }, { 128, 128, 128, 32, 64, 64, 2 }, { 128, 64, 64, 32, 32, 32, 2 },
+    { 128, 64, 64, 64, 32, 32, 2 },   { 128, 64, 128, 32, 32, 64, 2 },  { 128, 64, 64, 16, 32, 32, 2 },
+    { 512, 128, 256, 32, 64, 32, 1 }, { 256, 128, 128, 32, 64, 32, 1 }, { 512, 256, 128, 32, 64, 32, 1 },
 };
 #define NCMH (2 + sizeof cmh_extra / sizeof cmh_extra[0])
 static const uint32_t *cmh_layout(uint32_t l) { return l < 2 ? qn_mm_h_spec[l] : cmh_extra[l - 2]; }
@@ -288,7 +289,7 @@ static const uint32_t *cmh_layout(uint32_t l) { return l < 2 ? qn_mm_h_spec[l] :
 static qn_pipe *cmh_pipe(struct qn_h *h, uint32_t l)
 {
     const uint32_t *L = cmh_layout(l);
-    return qn_h_pipe(h, QN_K_MATMUL_CM_H, L[0], L[1], L[2], L[3], L[4], L[5]);
+    return qn_h_pipe(h, QN_K_MATMUL_CM_H, L[0], L[1], L[2], L[3], L[4], L[5], L[6]);
 }
 
 static uint64_t cmh_groups(uint32_t l, uint32_t M, uint32_t N)
@@ -319,8 +320,8 @@ static void cmh_case(struct qn_h *h, uint32_t l, uint32_t M, uint32_t N, uint32_
         }
     const uint32_t *L = cmh_layout(l);
     char what[200];
-    snprintf(what, sizeof what, "matmul_cm_h M%u N%u K%u tile %ux%ux%u sub %ux%u%s", M, N, K, L[1], L[2], L[3],
-             L[4], L[5], acc ? " accumulate" : "");
+    snprintf(what, sizeof what, "matmul_cm_h M%u N%u K%u tile %ux%ux%u sub %ux%u nbuf %u%s", M, N, K, L[1], L[2], L[3],
+             L[4], L[5], L[6], acc ? " accumulate" : "");
     qn_h_check_host(h, what, got, ref, ny, 1e-6 + 1e-6 * max_s, 0);
     qn_h_reset(h);
 }
@@ -379,8 +380,8 @@ static void bench(struct qn_h *h, int iters)
             const uint32_t *L = cmh_layout(l);
             ms = time_min(h, cmh_pipe(h, l), QN_BINDS(QN_BIND(wh), QN_BIND(xh), QN_BIND(y)), &pc, sizeof pc,
                           cmh_groups(l, M, N), iters);
-            printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u sub %ux%u\n",
-                   "matmul_cm_h", M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3], L[4], L[5]);
+            printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u sub %ux%u nbuf %u\n",
+                   "matmul_cm_h", M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3], L[4], L[5], L[6]);
         }
         for (uint32_t f = 0; f < NFMTS; f++) {
             uint64_t rb;
