@@ -650,25 +650,34 @@ static int make_layer_pipes(qn_fwd *f)
  * tensor-core matmuls are (f->coopmat), 0: off, 2: the decode into f16 and the f32-FMA matmul_f16 on it (any device,
  * for tests); QNEXT_MM_H_MIN_T: the smallest call it takes (default 256 tokens). H100 run 63 (test_qmatmul --bench):
  * 128-132 TFLOP/s at M 512-4096 x N 12352 x K 2048 against 85 for qmatmul_cm_q4_k (its weight decode in the k loop). */
-const uint32_t qn_mm_h_spec[2][QN_MM_H_NSPEC] = { { 256, 128, 64, 32, 32, 32, 2 }, { 256, 128, 128, 32, 64, 32, 2 } };
+/* [0] the small layout (calls of fewer than 256 large tiles), [1] the large one where the device fits it (512
+ * invocations, 47,104 bytes of shared memory: one tile buffer), else [2]. H100 run 90: at M 4096 N 12352 K 2048 [1]
+ * 169 TFLOP/s against [2]'s 131 (128 x 256 at NBUF 1: 166), prefill 8930 against 8633-8636 tok/s at 4096 tokens. */
+const uint32_t qn_mm_h_spec[3][QN_MM_H_NSPEC] = { { 256, 128, 64, 32, 32, 32, 2 }, { 512, 256, 128, 32, 64, 32, 1 },
+                                                  { 256, 128, 128, 32, 64, 32, 2 } };
 
-/* The large layout, or env QNEXT_MM_H_LAYOUT=WG,BM,BN,BK,WTM,WTN,NBUF (an A/B; checked against the device's limits) */
+/* A layout's fit: WG = 32 (BM / WTM) (BN / WTN), multiples of 16, within the device's invocations and shared memory */
+static bool mm_h_fits(const struct qn_caps *c, const uint32_t *v)
+{
+    return v[4] && v[5] && v[1] % v[4] == 0 && v[2] % v[5] == 0 && v[4] % 16 == 0 && v[5] % 16 == 0 && v[3] &&
+           v[3] % 16 == 0 && (v[6] == 1 || v[6] == 2) && v[0] == 32 * (v[1] / v[4]) * (v[2] / v[5]) &&
+           v[0] <= c->max_wg_invocations && v[0] <= c->max_wg_size[0] &&
+           (uint64_t)v[6] * (v[1] + v[2]) * (v[3] / 8 + 1) * 16 + (uint64_t)v[0] / 32 * 1024 <= c->max_shared;
+}
+
+/* The large layout (qn_mm_h_spec [1], else [2]), or env QNEXT_MM_H_LAYOUT=WG,BM,BN,BK,WTM,WTN,NBUF (an A/B) */
 static const uint32_t *mm_hb_spec(const qn_fwd *f, uint32_t buf[QN_MM_H_NSPEC])
 {
-    const char *e = getenv("QNEXT_MM_H_LAYOUT");
-    if (!e) return qn_mm_h_spec[1];
     const struct qn_caps *c = qn_vk_caps(f->v);
+    const char *e = getenv("QNEXT_MM_H_LAYOUT");
     unsigned v[QN_MM_H_NSPEC];
-    if (sscanf(e, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) == 7 && v[4] && v[5] &&
-        v[1] % v[4] == 0 && v[2] % v[5] == 0 && v[4] % 16 == 0 && v[5] % 16 == 0 && v[3] % 16 == 0 && v[3] &&
-        (v[6] == 1 || v[6] == 2) && v[0] == 32 * (v[1] / v[4]) * (v[2] / v[5]) && v[0] <= c->max_wg_invocations &&
-        (uint64_t)v[6] * (v[1] + v[2]) * (v[3] / 8 + 1) * 16 + (uint64_t)v[0] / 32 * 1024 <= c->max_shared) {
+    if (e && sscanf(e, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) == 7) {
         for (int i = 0; i < QN_MM_H_NSPEC; i++) buf[i] = v[i];
-        return buf;
+        if (mm_h_fits(c, buf)) return buf;
     }
-    QN_WARN("QNEXT_MM_H_LAYOUT=%s: want WG,BM,BN,BK,WTM,WTN,NBUF (WG = 32 (BM / WTM) (BN / WTN), within the device's "
-            "limits); using the default", e);
-    return qn_mm_h_spec[1];
+    if (e) QN_WARN("QNEXT_MM_H_LAYOUT=%s: want WG,BM,BN,BK,WTM,WTN,NBUF (WG = 32 (BM / WTM) (BN / WTN), within the "
+                   "device's limits); using the default", e);
+    return mm_h_fits(c, qn_mm_h_spec[1]) ? qn_mm_h_spec[1] : qn_mm_h_spec[2];
 }
 
 static int make_h_pipes(qn_fwd *f)

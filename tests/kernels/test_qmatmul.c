@@ -277,14 +277,14 @@ static void tof16_tests(struct qn_h *h)
 
 /* ---- matmul_cm_h.comp: f16 X and W, no decode in the k loop ---- */
 
-/* { WG, BM, BN, BK, WTM, WTN }: the model's two (forward.h qn_mm_h_spec), then other layouts for the bench */
+/* { WG, BM, BN, BK, WTM, WTN, NBUF }: the model's three (forward.h qn_mm_h_spec), then other layouts for the bench */
 static const uint32_t cmh_extra[][QN_MM_H_NSPEC] = {
     { 256, 128, 128, 32, 32, 64, 2 }, { 128, 128, 128, 32, 64, 64, 2 }, { 128, 64, 64, 32, 32, 32, 2 },
     { 128, 64, 64, 64, 32, 32, 2 },   { 128, 64, 128, 32, 32, 64, 2 },  { 128, 64, 64, 16, 32, 32, 2 },
-    { 512, 128, 256, 32, 64, 32, 1 }, { 256, 128, 128, 32, 64, 32, 1 }, { 512, 256, 128, 32, 64, 32, 1 },
+    { 512, 128, 256, 32, 64, 32, 1 }, { 256, 128, 128, 32, 64, 32, 1 },
 };
-#define NCMH (2 + sizeof cmh_extra / sizeof cmh_extra[0])
-static const uint32_t *cmh_layout(uint32_t l) { return l < 2 ? qn_mm_h_spec[l] : cmh_extra[l - 2]; }
+#define NCMH (3 + sizeof cmh_extra / sizeof cmh_extra[0])
+static const uint32_t *cmh_layout(uint32_t l) { return l < 3 ? qn_mm_h_spec[l] : cmh_extra[l - 3]; }
 
 static qn_pipe *cmh_pipe(struct qn_h *h, uint32_t l)
 {
