@@ -703,6 +703,8 @@ static int make_h_pipes(qn_fwd *f)
         if ((rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_h, QN_MM_H_NSPEC, qn_mm_h_spec[0])) ||
             (rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_hb, QN_MM_H_NSPEC, mm_hb_spec(f, (uint32_t[QN_MM_H_NSPEC]){ 0 }))))
             return rc;
+        if (qn_pipe_spec(f->mm_hb, 1) != qn_mm_h_spec[2][1] || qn_pipe_spec(f->mm_hb, 2) != qn_mm_h_spec[2][2])
+            if ((rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_hm, QN_MM_H_NSPEC, qn_mm_h_spec[2]))) return rc;
         f->mm_h_x = true;
         /* the grouped gate_up's x and down's act in f16 (QNEXT_MOE_XH=0: f32 as before, 1: the gate_up's x only;
          * H100 run 66: the gate_up's +4% at 4096 tokens) */
