@@ -144,9 +144,9 @@ uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC])
 
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
 {
-    /* s NULL (the fallback default; fields left out of s): H100 run 14, full 80B Q4_K_M, 4096-token prompt in one chunk: 3644 tok/s (128,32,64,2,1,1: 3108); run 68:
-     * NBUF 2 once the epilogue's staging moved into the weight tile (CS_IN_W; the same 41,984 bytes): the kernel 5.55
-     * vs 6.04 ms per layer at T 4096, prefill 7565 vs 7366 tok/s at 4096 tokens */
+    /* s NULL (the fallback default) and the fields left out of s: H100 run 14, full 80B Q4_K_M, 4096-token prompt in
+     * one chunk: 3644 tok/s (128,32,64,2,1,1: 3108); run 68: NBUF 2 once the epilogue's staging moved into the weight
+     * tile (CS_IN_W; the same 41,984 bytes): the kernel 5.55 vs 6.04 ms per layer at T 4096, prefill 7565 vs 7366 */
     unsigned wg = 128, bk = 32, bt = 128, nbuf = 2, psw = 1, ts = 4;
     int n = s ? sscanf(s, "%u,%u,%u,%u,%u,%u", &wg, &bk, &bt, &nbuf, &psw, &ts) : 6;
     if (n < 4 || !wg || wg % 32 || !bk || bk % 16 || bk > 256 || !ts || !bt || bt % (16 * ts) || bt > 128 ||
