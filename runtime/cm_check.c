@@ -179,8 +179,8 @@ void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN
     if (!e && qn_cm_moe_parse(c, cm_moe_default, part_off, spec)) qn_cm_moe_parse(c, NULL, part_off, spec);
 }
 
-/* The small-call layout (forward.h's moe_qgu_gcm2): env QNEXT_CM_MOE_TILE_SMALL ("0" or "": none), else 256,32,64,1,1,2
- * (46.6 KB of shared memory), or 128,32,64,1,1,4 where that does not fit. Fields left out of a layout string take the
+/* The small-call layout (forward.h's moe_qgu_gcm2): env QNEXT_CM_MOE_TILE_SMALL ("0" or "": none), else 256,32,32,1,1,1,
+ * or 128,32,64,1,1,4 where that does not fit. Fields left out of a layout string take the
  * default layout's (TS 4: "128,32,64,1" is 128,32,64,1,1,4). H100, full 80B Q4_K_M, one call per prompt, tok/s:
  *   run 18a: 128,32,64,1,1,4 below 60 pairs per expert: 1770 / 3519 at 512 / 2048 tokens against 1653 / 3418 with the
  *            default layout only; with two k-steps of loads in flight (PSW 3, since removed) 1721 / 3463;
@@ -188,8 +188,12 @@ void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN
  *            1029 / 1418 / 1773 / 3522 (128,32,64,1,1,4) and 747 / 952 / 1319 / 1653 / 3418 (none); 64,32,64,1,1,4
  *            884 / 1123 / 1532 / 1901 / 3645; at 4096 tokens (80 pairs per expert) it equals the default layout
  *            (3655 vs 3651), so the switch stays at 60. The warmed bench agrees (T 2048: 3.71 ms per layer against
- *            4.74 and 5.28). */
-static const char *const cm_moe_small_default[2] = { "256,32,64,1,1,2", "128,32,64,1,1,4" };
+ *            4.74 and 5.28).
+ *   run 93 (warmed bench, ms per layer at T 512 / 1024 / 1536): 256,32,32,1,1,1 2.26 / 2.38 / 3.19 against 3.30 / 3.44 /
+ *            3.56 (256,32,64,1,1,2) and 3.44 / 3.64 / 3.79 (the default layout); run 94 in the model: 512 / 1024
+ *            unchanged (4613-4638 / 5534-5560 against 4590-4645 / 5499-5558), 1536 tokens (30 pairs per expert) 5951
+ *            against 5716 with the default layout, 2048 (40 pairs) 6460 against 6864: the switch at 32. */
+static const char *const cm_moe_small_default[2] = { "256,32,32,1,1,1", "128,32,64,1,1,4" };
 
 bool qn_cm_moe_spec_small(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC])
 {
@@ -210,8 +214,9 @@ bool qn_cm_moe_spec_small(const struct qn_caps *c, uint32_t part_off, uint32_t s
 uint32_t qn_cm_moe_big_pairs(void)
 {
     const char *e = getenv("QNEXT_CM_MOE_BIG_PAIRS"); /* T K / E at and above which the default layout runs */
-    long v = e && *e ? strtol(e, NULL, 10) : 30;     /* 80B (K 10, E 512): T >= 1536 (run 87: 60 before; at 2048
-                                                        tokens the default layout 6676 tok/s, the small one 6510) */
+    long v = e && *e ? strtol(e, NULL, 10) : 32;     /* 80B (K 10, E 512): T >= 1639 (run 87: 60 before; at 2048
+                                                        tokens the default layout 6676 tok/s, the small one 6510;
+                                                        run 94: 30 with the small layout above) */
     return v < 0 ? 0 : v > 1000000 ? 1000000 : (uint32_t)v;
 }
 

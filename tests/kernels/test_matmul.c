@@ -1,7 +1,13 @@
 /* test_matmul.c — prefill matmul Y[M, N] = X[M, K] · W[N, K]^T (bf16 / f16 / f32 weights, f32 accumulate)
  * against a double-precision C reference: odd and real shapes, several tile layouts, strided/offset X and Y
- * (element-load paths), the accumulate flag. */
+ * (element-load paths), the accumulate flag.
+ *
+ * `test_matmul --bench [ITERS [WG,BM,BN,BK,TM,TN,PF ...]]` (a real GPU; not part of the test): GPU time and TFLOP/s of
+ * matmul_f32 at the shapes of W_moe's f32 parts in prefill (the 512 router rows, the GDN ba's 64, the 1-row
+ * shared_expert_gate; K 2048) in the tiles given (default: the table below). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "harness.h"
 
@@ -64,10 +70,48 @@ static void run_case(struct qn_h *h, int d, struct shape s, int lay, bool acc, u
     qn_h_reset(h);
 }
 
+/* ---- --bench (see the top) ---- */
+static void bench(struct qn_h *h, int iters, int ntiles, char **tiles)
+{
+    static const uint32_t shapes_b[][3] = { { 4096, 512, 2048 }, { 4096, 64, 2048 }, { 4096, 1, 2048 },
+                                            { 2048, 512, 2048 }, { 512, 512, 2048 } };
+    for (size_t s = 0; s < sizeof shapes_b / sizeof shapes_b[0]; s++) {
+        uint32_t M = shapes_b[s][0], N = shapes_b[s][1], K = shapes_b[s][2];
+        qn_buf *w = qn_h_input_f32(h, "W", (size_t)N * K, -1, 1, NULL), *x = qn_h_input_f32(h, "X", (size_t)M * K, -1, 1, NULL);
+        qn_buf *y = qn_h_output(h, "Y", (size_t)M * N);
+        qn_pc_matmul pc = { .M = M, .N = N, .K = K, .ldx = K, .ldy = N };
+        for (int t = 0; t < (ntiles ? ntiles : NLAY); t++) {
+            uint32_t L[7] = { 0 };
+            if (ntiles && sscanf(tiles[t], "%u,%u,%u,%u,%u,%u,%u", &L[0], &L[1], &L[2], &L[3], &L[4], &L[5], &L[6]) < 6) {
+                fprintf(stderr, "test_matmul --bench: tile '%s' is not WG,BM,BN,BK,TM,TN[,PF]\n", tiles[t]);
+                exit(2);
+            }
+            if (!ntiles) memcpy(L, layouts[t], sizeof L);
+            qn_pipe *p = qn_h_pipe(h, QN_K_MATMUL_F32, L[0], L[1], L[2], L[3], L[4], L[5], L[6]);
+            uint64_t groups = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
+            double best = 1e30;
+            for (int i = 0; i < iters; i++) {
+                double ms = qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups);
+                if (ms < best) best = ms;
+            }
+            printf("bench matmul_f32 M%-5u N%-4u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u,%u,%u,%u,%u\n", M, N, K,
+                   best, 2.0 * M * N * K / best * 1e-9, L[0], L[1], L[2], L[3], L[4], L[5], L[6]);
+        }
+        qn_h_reset(h);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct qn_h h;
     qn_h_open(&h, "matmul", argc, argv);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--bench")) {
+            int iters = i + 1 < argc && atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 10;
+            int first = i + 1 < argc && atoi(argv[i + 1]) > 0 ? i + 2 : i + 1;
+            bench(&h, iters, argc - first, argv + first);
+            return qn_h_close(&h);
+        }
     size_t ns = sizeof shapes / sizeof shapes[0];
     for (int d = 0; d < 3; d++)
         for (size_t s = 0; s < ns; s++)
