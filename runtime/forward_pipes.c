@@ -267,30 +267,45 @@ static void make_cm_pipes(qn_fwd *f)
     }
 }
 
-/* f->matmul_sk: matmul_f32 in a smaller tile for the f32 parts of GGUF mixed-type fusions in prefill (sub_matmul:
- * the router's 512 rows, the shared-expert gate's 1, the GDN ba's 64: 64 and 8 workgroups of the default 64 x 64
- * tile, 0.030 ms per token at 512 tokens in H100 run 30). Default 64,32,32,32,4,4,1 (more workgroups, the register
- * prefetch: run 31, 512 tokens 2529 / 3778 tok/s vs 2470-2495 / 3714-3745 without it, f32 / int8 experts); env
- * QNEXT_MM_F32_TILE=WG,BM,BN,BK,TM,TN[,PF] another tile, 0 the dense matmul's. */
-static int make_f32_part_pipe(qn_fwd *f)
+/* A matmul_f32 pipeline in the tile `e` names (WG,BM,BN,BK,TM,TN[,PF]) into *out; a bad string: a warning naming
+ * `env`, *out stays NULL. */
+static int f32_tile_pipe(qn_fwd *f, const char *env, const char *e, qn_pipe **out)
 {
-    const char *e = getenv("QNEXT_MM_F32_TILE");
     unsigned v[7] = { 0 };
-    if (e && !strcmp(e, "0")) return 0;
-    if (!e || !*e) e = "64,32,32,32,4,4,1";
     int n = sscanf(e, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]);
     uint64_t sh = 4ull * v[3] * (v[1] + 4 + v[2] + 4);
     if (n < 6 || !v[4] || !v[5] || v[4] % 4 || v[5] % 4 || !v[3] || v[3] % 8 || v[1] % v[4] || v[2] % v[5] ||
         (v[1] / v[4]) * (v[2] / v[5]) != v[0] || v[0] > qn_vk_caps(f->v)->max_wg_invocations ||
         sh > qn_vk_caps(f->v)->max_shared) {
-        QN_WARN("QNEXT_MM_F32_TILE=%s is not WG,BM,BN,BK,TM,TN[,PF] (TM, TN multiples of 4, BK of 8, WG = BM / TM * BN "
-                "/ TN, shared memory within the device's); ignored", e);
+        QN_WARN("%s=%s is not WG,BM,BN,BK,TM,TN[,PF] (TM, TN multiples of 4, BK of 8, WG = BM / TM * BN / TN, shared "
+                "memory within the device's); ignored", env, e);
         return 0;
     }
     int rc;
-    PIPE(QN_K_MATMUL_F32, &f->matmul_sk, v[0], v[1], v[2], v[3], v[4], v[5], v[6] ? 1 : 0);
-    QN_DEBUG("the f32 parts of mixed-type fusions in prefill in matmul_f32 tile %s", e);
+    PIPE(QN_K_MATMUL_F32, out, v[0], v[1], v[2], v[3], v[4], v[5], v[6] ? 1 : 0);
+    QN_DEBUG("%s: matmul_f32 tile %s", env, e);
     return 0;
+}
+
+/* f->matmul_sk: matmul_f32 in a smaller tile for the f32 parts of GGUF mixed-type fusions in prefill (sub_matmul:
+ * the router's 512 rows, the shared-expert gate's 1: 64 and 8 workgroups of the default 64 x 64 tile, 0.030 ms per
+ * token at 512 tokens in H100 run 30). Default 64,32,32,32,4,4,1 (more workgroups, the register prefetch: run 31,
+ * 512 tokens 2529 / 3778 tok/s vs 2470-2495 / 3714-3745 without it, f32 / int8 experts); env
+ * QNEXT_MM_F32_TILE=WG,BM,BN,BK,TM,TN[,PF] another tile, 0 the dense matmul's.
+ * f->matmul_sl: the same parts' calls of at least 256 of its tiles (the router from 2048 tokens) in a larger tile,
+ * default 128,64,64,16,8,4,1; env QNEXT_MM_F32_TILE_LARGE, 0 none; QNEXT_MM_F32_LARGE_MIN another count than 256. H100 run 95 (test_matmul --bench, ms at M 4096 /
+ * 2048 / 512, N 512, K 2048): 0.283 / 0.162 / 0.105 against 0.457 / 0.242 / 0.076 for 64,32,32; same k order, so
+ * bit-identical outputs. */
+static int make_f32_part_pipes(qn_fwd *f)
+{
+    const char *e = getenv("QNEXT_MM_F32_TILE"), *l = getenv("QNEXT_MM_F32_TILE_LARGE");
+    int rc = 0;
+    if (!(e && !strcmp(e, "0"))) rc = f32_tile_pipe(f, "QNEXT_MM_F32_TILE", e && *e ? e : "64,32,32,32,4,4,1", &f->matmul_sk);
+    if (!rc && !(l && !strcmp(l, "0")))
+        rc = f32_tile_pipe(f, "QNEXT_MM_F32_TILE_LARGE", l && *l ? l : "128,64,64,16,8,4,1", &f->matmul_sl);
+    const char *m = getenv("QNEXT_MM_F32_LARGE_MIN"); /* the tile count from which it runs (tests: 1) */
+    f->mm_f32_large_min = m && *m ? (uint32_t)strtoul(m, NULL, 10) : 256;
+    return rc;
 }
 
 /* The dense matvec / matmul pipelines of the three dtypes; tile[6] gets the matmul's WG, BM, BN, BK, TM, TN
@@ -310,7 +325,7 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
         else PIPE(mm[i], &f->matmul[i], d[0], d[1], d[2], d[3], d[4], d[5], pf);
     }
     for (uint32_t k = 0; k < 6; k++) tile[k] = qn_pipe_spec(f->matmul[0], k);
-    if ((rc = make_f32_part_pipe(f))) return rc;
+    if ((rc = make_f32_part_pipes(f))) return rc;
     uint32_t wg = tile[0], bm = tile[1], bn = tile[2], bk = tile[3], tm = tile[4], tn = tile[5];
     if (!tm || !tn || tm % 4 || tn % 4 || bk % 8 || bm % tm || bn % tn || (bm / tm) * (bn / tn) != wg)
         return qn_fail(-EINVAL, "matmul tile WG %u, BM %u, BN %u, BK %u, TM %u, TN %u: need TM, TN multiples of 4, BK of 8, "

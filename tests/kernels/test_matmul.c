@@ -24,6 +24,8 @@ static const uint32_t layouts[][7] = {
     { 256, 64, 64, 32, 4, 4, 0 } /* the default (forward_pipes.c's f32 matmul, W_moe's f32 parts) */,
     { 256, 128, 128, 16, 8, 8, 0 }, { 64, 32, 32, 8, 4, 4, 0 }, { 128, 64, 32, 16, 4, 4, 0 },
     { 256, 64, 64, 32, 4, 4, 1 }, { 64, 32, 32, 8, 4, 4, 1 }, { 128, 64, 32, 16, 4, 4, 1 },
+    { 128, 64, 64, 16, 8, 4, 1 } /* the large tile of W_moe's f32 parts (QNEXT_MM_F32_TILE_LARGE) */,
+    { 256, 128, 128, 16, 8, 8, 1 },
 };
 #define NLAY (int)(sizeof layouts / sizeof layouts[0])
 static const struct { enum qn_kernel k; const char *name; int kind; } dtypes[] = {

@@ -14,6 +14,8 @@ parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above sm
                               1 / 2 lanes per row
     QNEXT_MATMUL_PF=1         matmul.comp's register prefetch (the router's f32 parts): same sums, so rel L2 0
     QNEXT_MM_F32_TILE=0       the f32 parts of mixed-type fusions in the dense matmul's tile: same sums, so rel L2 0
+    QNEXT_MM_F32_LARGE_MIN=1  ... in the large tile (QNEXT_MM_F32_TILE_LARGE, default 128,64,64,16,8,4,1; the model
+                              takes it for calls of >= 256 such tiles): same sums, so rel L2 0
   each rounding variant vs the default path                 rel L2 < its tolerance
     QNEXT_MOE_MT_PAIRS=1000 QNEXT_MOE_TOKEN_T=0  moe_qmt's int8 twins (the default where moe_qmt is taken): x / act
                               quantized to int8 per 32 (2e-2)
@@ -38,6 +40,7 @@ VARIANTS = [
      "QNEXT_MOE_MT_LAYOUT": "64,8,1,1,256:32,4,3,2,512"},
     {"QNEXT_MATMUL_PF": "1"},
     {"QNEXT_MM_F32_TILE": "0"},
+    {"QNEXT_MM_F32_LARGE_MIN": "1"},
 ]
 # variants that round differently: (env, rel L2 tolerance vs the default)
 VARIANTS_Q = [
