@@ -223,7 +223,7 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
         const qn_pipe *p = qi < 0 ? (!router && f->matmul_cm[2] && W->cols % 8 == 0 ? f->matmul_cm[2] : f->matmul[2])
                          : (!router || f->router_cm) && f->qmatmul_cm[qi] ? f->qmatmul_cm[qi] : f->qmatmul[qi];
         if (p == f->matmul[2] && f->matmul_sk) p = f->matmul_sk; /* QNEXT_MM_F32_TILE */
-        if (p == f->matmul_sk && f->matmul_sl && /* QNEXT_MM_F32_TILE_LARGE, for calls with >= 256 of its tiles */
+        if (p == f->matmul_sk && f->matmul_sl && /* QNEXT_MM_F32_TILE_LARGE, for calls with >= 512 of its tiles */
             (uint64_t)cdiv(T, qn_pipe_spec(f->matmul_sl, 1)) * cdiv(s->rows, qn_pipe_spec(f->matmul_sl, 2)) >=
                 f->mm_f32_large_min)
             p = f->matmul_sl;

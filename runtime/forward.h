@@ -88,7 +88,7 @@ typedef struct qn_fwd {
     qn_pipe *qmatmul[5];    /* their prefill matmuls (qmatmul.comp), same index; NULL when unused */
     qn_pipe *matmul_sk;     /* the f32 parts of mixed-type fusions in prefill (router, shared-expert gate, GDN ba) in
                                another matmul_f32 tile (env QNEXT_MM_F32_TILE; NULL: f->matmul[2]) */
-    qn_pipe *matmul_sl;     /* ... and those calls with >= mm_f32_large_min (256) of its larger tiles
+    qn_pipe *matmul_sl;     /* ... and those calls with >= mm_f32_large_min (512) of its larger tiles
                                (QNEXT_MM_F32_TILE_LARGE, QNEXT_MM_F32_LARGE_MIN; NULL: none) */
     uint32_t mm_f32_large_min;
     qn_pipe *moe_qgu_g[5], *moe_qdn_g[5]; /* grouped prefill over GGUF block experts (moe_qgrouped.comp) */

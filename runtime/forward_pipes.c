@@ -292,10 +292,12 @@ static int f32_tile_pipe(qn_fwd *f, const char *env, const char *e, qn_pipe **ou
  * token at 512 tokens in H100 run 30). Default 64,32,32,32,4,4,1 (more workgroups, the register prefetch: run 31,
  * 512 tokens 2529 / 3778 tok/s vs 2470-2495 / 3714-3745 without it, f32 / int8 experts); env
  * QNEXT_MM_F32_TILE=WG,BM,BN,BK,TM,TN[,PF] another tile, 0 the dense matmul's.
- * f->matmul_sl: the same parts' calls of at least 256 of its tiles (the router from 2048 tokens) in a larger tile,
- * default 128,64,64,16,8,4,1; env QNEXT_MM_F32_TILE_LARGE, 0 none; QNEXT_MM_F32_LARGE_MIN another count than 256. H100 run 95 (test_matmul --bench, ms at M 4096 /
- * 2048 / 512, N 512, K 2048): 0.283 / 0.162 / 0.105 against 0.457 / 0.242 / 0.076 for 64,32,32; same k order, so
- * bit-identical outputs. */
+ * f->matmul_sl: the same parts' calls of at least 512 of its tiles (the router from 4096 tokens) in a larger tile,
+ * default 128,64,64,16,8,4,1; env QNEXT_MM_F32_TILE_LARGE, 0 none; QNEXT_MM_F32_LARGE_MIN another count than 512.
+ * H100 runs 95-96 (test_matmul --bench, ms at M 4096 / 2048 / 512, N 512, K 2048): 0.283-0.300 / 0.162 / 0.105
+ * against 0.457 / 0.242 / 0.076 for 64,32,32; in the model 9115 vs 8993 tok/s at 4096 tokens, but 6811 vs 6893 at
+ * 2048 (256 tiles; the small tile's 2048 workgroups fill the GPU beside the shared expert's matmul better). Same k
+ * order: bit-identical outputs (logits of 3500 tokens). Tiles with TN 8 ran 10-50x slower on the driver. */
 static int make_f32_part_pipes(qn_fwd *f)
 {
     const char *e = getenv("QNEXT_MM_F32_TILE"), *l = getenv("QNEXT_MM_F32_TILE_LARGE");
@@ -304,7 +306,7 @@ static int make_f32_part_pipes(qn_fwd *f)
     if (!rc && !(l && !strcmp(l, "0")))
         rc = f32_tile_pipe(f, "QNEXT_MM_F32_TILE_LARGE", l && *l ? l : "128,64,64,16,8,4,1", &f->matmul_sl);
     const char *m = getenv("QNEXT_MM_F32_LARGE_MIN"); /* the tile count from which it runs (tests: 1) */
-    f->mm_f32_large_min = m && *m ? (uint32_t)strtoul(m, NULL, 10) : 256;
+    f->mm_f32_large_min = m && *m ? (uint32_t)strtoul(m, NULL, 10) : 512;
     return rc;
 }
 

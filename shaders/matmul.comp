@@ -200,8 +200,8 @@ void main()
         barrier();
     }
     bool accumulate = (pc.flags & QN_MATMUL_ACCUMULATE) != 0u;
-    // constant trip counts (no break): the loops unroll and acc stays in registers (H100 run 95: with breaks, TN 8
-    // tiles ran 10-50x slower)
+    // constant trip counts, no break (H100 runs 95-96, 64x32x32 tile at M 4096 N 64: 0.089 ms against 0.361 with
+    // breaks; TN 8 tiles stay 10-50x slower either way)
     for (uint i = 0u; i < TM; i++) {
         uint m = m0 + ty * TM + i;
         for (uint j = 0u; j < TN; j++) {

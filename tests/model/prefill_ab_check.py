@@ -15,7 +15,7 @@ parts, f32 router) and 8 experts, a 40-token prompt (the prefill graph: above sm
     QNEXT_MATMUL_PF=1         matmul.comp's register prefetch (the router's f32 parts): same sums, so rel L2 0
     QNEXT_MM_F32_TILE=0       the f32 parts of mixed-type fusions in the dense matmul's tile: same sums, so rel L2 0
     QNEXT_MM_F32_LARGE_MIN=1  ... in the large tile (QNEXT_MM_F32_TILE_LARGE, default 128,64,64,16,8,4,1; the model
-                              takes it for calls of >= 256 such tiles): same sums, so rel L2 0
+                              takes it for calls of >= 512 such tiles): same sums, so rel L2 0
   each rounding variant vs the default path                 rel L2 < its tolerance
     QNEXT_MOE_MT_PAIRS=1000 QNEXT_MOE_TOKEN_T=0  moe_qmt's int8 twins (the default where moe_qmt is taken): x / act
                               quantized to int8 per 32 (2e-2)
