@@ -185,7 +185,10 @@ static uint32_t h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const q
     }
     if (!n || (uint64_t)total * W->cols > f->hw_elems) return 0;
     barrier(r);
-    if (f->mm_h_x) dispatch_to_f16(r, f->to_f16_x, QN_BIND(x), f->hx, T, W->cols, W->cols, 0);
+    if (f->mm_h_x && !(x == f->xn && r->hx_src == x)) { /* unless hx holds xn already (rmsnorm_hx, or before) */
+        dispatch_to_f16(r, f->to_f16_x, QN_BIND(x), f->hx, T, W->cols, W->cols, 0);
+        r->hx_src = x == f->xn && r->whole ? x : NULL;
+    }
     for (uint32_t i = 0; i < n; i++)
         dispatch_to_f16(r, dec[i], src[i], f->hw, rows[i], W->cols, W->cols, (row0[i] - first) * (W->cols / 8));
     barrier(r);
@@ -290,7 +293,18 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
 static void rmsnorm(struct rec *r, const qn_buf *x, const qn_wt *w, const qn_buf *y, uint32_t rows)
 {
     qn_pc_rmsnorm pc = { .rows = rows, .dim = (uint32_t)r->cfg->hidden_size, .eps = r->cfg->rms_norm_eps, .w_add = 1 };
+    if (y == r->f->xn) r->hx_src = NULL;
     qn_cmd_dispatch_n(r->c, r->f->rmsnorm, QN_BINDS(QN_BIND(x), wb(w), QN_BIND(y)), &pc, sizeof pc, rows);
+}
+
+/* xn[rows, H] = the same RMSNorm, and its f16 copy into hx (rmsnorm_hx: the f16 matmuls after it take hx as is) */
+static void rmsnorm_hx(struct rec *r, const qn_buf *x, const qn_wt *w, uint32_t rows)
+{
+    qn_fwd *f = r->f;
+    qn_pc_rmsnorm pc = { .rows = rows, .dim = (uint32_t)r->cfg->hidden_size, .eps = r->cfg->rms_norm_eps, .w_add = 1 };
+    qn_cmd_dispatch_n(r->c, f->rmsnorm_hx, QN_BINDS(QN_BIND(x), wb(w), QN_BIND(f->xn), QN_BIND(f->hx)), &pc, sizeof pc,
+                      rows);
+    r->hx_src = f->xn;
 }
 
 /* ---- RMSNorm folded into the next matvec (decode) --------------------------------------------------- */
@@ -328,10 +342,12 @@ static void norm(struct rec *r, const char *label, const qn_buf *x, const qn_wt 
 {
     if (norm_fusable(r, W, nw, T)) {
         r->nx = x, r->nw = nw, r->nxn = xn_used;
+        r->hx_src = NULL; /* xn is rewritten */
         return;
     }
     mark(r, label);
-    rmsnorm(r, x, nw, r->f->xn, T);
+    if (r->f->rmsnorm_hx && r->whole && T >= r->f->h_min_t) rmsnorm_hx(r, x, nw, T); /* the f16 prefill path next */
+    else rmsnorm(r, x, nw, r->f->xn, T);
     barrier(r);
 }
 
@@ -724,7 +740,10 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     /* the f16 path's twin (forward.h moe_qgu_gcm_h): xn converted into hx once, the tiles move f16 rows */
     const qn_pipe *guh = cm && !cm2 && pc->T >= f->h_min_t ? f->moe_qgu_gcm_h[gi] : NULL;
     if (guh) {
-        dispatch_to_f16(r, f->to_f16_x, QN_BIND(f->xn), f->hx, pc->T, pc->H, pc->H, 0);
+        if (r->hx_src != f->xn) { /* not there from rmsnorm_hx or W_moe's f16 matmul */
+            dispatch_to_f16(r, f->to_f16_x, QN_BIND(f->xn), f->hx, pc->T, pc->H, pc->H, 0);
+            r->hx_src = r->whole ? f->xn : NULL;
+        }
         gu = guh;
     }
     const qn_pipe *dn = small ? f->moe_qdn_s[si][di] : mt ? f->moe_qdn_mt[di] : cm2 ? f->moe_qdn_gcm2[di] :
@@ -745,6 +764,7 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     if (dnh) {
         pd.act_stride = h_act_cols(&m->c);
         dispatch_to_f16(r, f->to_f16_x, QN_BIND(f->act), f->hx, pc->T * (pc->K + 1), pd.act_stride, pc->act_stride, 0);
+        r->hx_src = NULL;
         barrier(r);
         dn = dnh;
     }

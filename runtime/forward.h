@@ -124,6 +124,8 @@ typedef struct qn_fwd {
                              * 128 x 128 tiles, each for calls with >= 256 of its tiles; QNEXT_MM_H=2: the f32-FMA matmul_f16 on
                              * hw and f32 X (any device: tests the decode and its barriers); NULL: path off */
     bool mm_h_x;            /* mm_h takes f16 X (hx); false: f32 X as is (QNEXT_MM_H=2) */
+    qn_pipe *rmsnorm_hx;    /* with mm_h_x: the prefill RMSNorm writing xn's f16 copy into hx too, so the f16 matmuls
+                               and the grouped MoE after it skip their to_f16 of xn (env QNEXT_NORM_HX=0: none) */
     uint32_t h_min_t;       /* calls of at least this many tokens take it (env QNEXT_MM_H_MIN_T, default 256) */
     uint64_t hw_elems;      /* hw holds the largest projection (rows x cols halves) */
     qn_pipe *moe_qgu_gcm_h[5], *moe_qdn_gcm_h[5]; /* the grouped gate_up's / down's twins reading x / act from hx in

@@ -723,6 +723,10 @@ static int make_h_pipes(qn_fwd *f)
         if (qn_pipe_spec(f->mm_hb, 1) != qn_mm_h_spec[2][1] || qn_pipe_spec(f->mm_hb, 2) != qn_mm_h_spec[2][2])
             if ((rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_hm, QN_MM_H_NSPEC, qn_mm_h_spec[2]))) return rc;
         f->mm_h_x = true;
+        const char *nh = getenv("QNEXT_NORM_HX");
+        if (!(nh && !strcmp(nh, "0")) && f->m->c.hidden_size % 8 == 0 && (rc = pipe(f, QN_K_RMSNORM_HX, &f->rmsnorm_hx, 1,
+                                                                                   (uint32_t[]){ 256 })))
+            return rc;
         /* the grouped gate_up's x and down's act in f16 (QNEXT_MOE_XH=0: f32 as before, 1: the gate_up's x only;
          * H100 run 66: the gate_up's +4% at 4096 tokens) */
         const char *g = getenv("QNEXT_MOE_XH");
