@@ -169,7 +169,8 @@ static uint32_t h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const q
         int qi = qt ? qn_fwd_q_index(qt) : -1;
         if (W->nsub) {
             const struct qn_wsub *s = &W->sub[i];
-            if ((router && !qt) || (n && s->row0 != first + total)) return 0;
+            /* a router's own rows (0 .. E) stay f32: top-k ties must not move */
+            if ((router && !qt && s->row0 < (uint32_t)f->m->c.num_experts) || (n && s->row0 != first + total)) return 0;
             dec[n] = qi >= 0 ? f->to_f16[qi] : f->to_f16_x;
             src[n] = sub_bind(s);
             row0[n] = s->row0, rows[n] = s->rows;
@@ -216,8 +217,10 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
     for (uint32_t i = 0; i < W->nsub; i++)
         if (W->sub[i].qtype && (qn_fwd_q_index(W->sub[i].qtype) < 0 || !f->qmatmul[qn_fwd_q_index(W->sub[i].qtype)])) return false;
     bool router = has_router(f, W); /* its f32 parts stay on the f32 kernels; its block parts too unless router_cm */
-    uint32_t blocks = 0, done = 0; /* a router fusion's block parts (W_moe's shared gate / up) on the f16 path */
-    for (uint32_t i = 0; i < W->nsub; i++) blocks |= W->sub[i].qtype ? 1u << i : 0;
+    uint32_t blocks = 0, done = 0; /* a router fusion's block parts (W_moe's shared gate / up) on the f16 path, and
+                                      with sg_h its f32 shared_expert_gate row after them */
+    for (uint32_t i = 0; i < W->nsub; i++)
+        blocks |= W->sub[i].qtype || (f->sg_h && W->sub[i].row0 >= (uint32_t)f->m->c.num_experts) ? 1u << i : 0;
     if (router && f->router_cm) done = h_linear(r, W, x, y, T, acc, blocks);
     for (uint32_t i = 0; i < W->nsub; i++) {
         if (done >> i & 1) continue;

@@ -101,6 +101,8 @@ typedef struct qn_fwd {
     /* prefill of a router fusion (W_moe): its block-type parts (the shared expert's gate / up) on the tensor cores
      * (router_cm, env QNEXT_ROUTER_CM); its f32 parts (router, shared_expert_gate) on the f32-FMA matmul */
     bool router_cm;
+    bool sg_h;              /* ... the shared_expert_gate's row on the f16 path with the shared gate / up (one row more
+                               in that matmul instead of a 1-row f32 matmul; env QNEXT_SG_H=0: f32) */
     uint32_t moe_token_t;   /* GGUF block experts of calls up to max(this, tune.small_t) tokens run on the per-token
                                decode kernels (moe_q.comp, tokens in z) in prefill too (env QNEXT_MOE_TOKEN_T; 160) */
     /* prefill over GGUF block experts with few tokens per expert (moe_qsmall.comp), by token-slot width

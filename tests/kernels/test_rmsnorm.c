@@ -76,6 +76,7 @@ int main(int argc, char **argv)
     run_case(&h, 4, 512, 128, 1.0f, true);
     run_hx(&h, 3, 2048, 256, false);
     run_hx(&h, 5, 136, 32, false);
+    run_hx(&h, 2, 12, 32, false);
     run_hx(&h, 4, 512, 128, true);
     return qn_h_close(&h);
 }
