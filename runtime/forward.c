@@ -169,8 +169,7 @@ static uint32_t h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const q
         int qi = qt ? qn_fwd_q_index(qt) : -1;
         if (W->nsub) {
             const struct qn_wsub *s = &W->sub[i];
-            /* a router's own rows (0 .. E) stay f32: top-k ties must not move */
-            if ((router && !qt && s->row0 < (uint32_t)f->m->c.num_experts) || (n && s->row0 != first + total)) return 0;
+            if ((router && !qt) || (n && s->row0 != first + total)) return 0;
             dec[n] = qi >= 0 ? f->to_f16[qi] : f->to_f16_x;
             src[n] = sub_bind(s);
             row0[n] = s->row0, rows[n] = s->rows;
@@ -186,10 +185,7 @@ static uint32_t h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const q
     }
     if (!n || (uint64_t)total * W->cols > f->hw_elems) return 0;
     barrier(r);
-    if (f->mm_h_x && !(x == f->xn && r->hx_src == x)) { /* unless hx holds xn already (rmsnorm_hx, or before) */
-        dispatch_to_f16(r, f->to_f16_x, QN_BIND(x), f->hx, T, W->cols, W->cols, 0);
-        r->hx_src = x == f->xn && r->whole ? x : NULL;
-    }
+    if (f->mm_h_x) dispatch_to_f16(r, f->to_f16_x, QN_BIND(x), f->hx, T, W->cols, W->cols, 0);
     for (uint32_t i = 0; i < n; i++)
         dispatch_to_f16(r, dec[i], src[i], f->hw, rows[i], W->cols, W->cols, (row0[i] - first) * (W->cols / 8));
     barrier(r);
@@ -217,10 +213,8 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
     for (uint32_t i = 0; i < W->nsub; i++)
         if (W->sub[i].qtype && (qn_fwd_q_index(W->sub[i].qtype) < 0 || !f->qmatmul[qn_fwd_q_index(W->sub[i].qtype)])) return false;
     bool router = has_router(f, W); /* its f32 parts stay on the f32 kernels; its block parts too unless router_cm */
-    uint32_t blocks = 0, done = 0; /* a router fusion's block parts (W_moe's shared gate / up) on the f16 path, and
-                                      with sg_h its f32 shared_expert_gate row after them */
-    for (uint32_t i = 0; i < W->nsub; i++)
-        blocks |= W->sub[i].qtype || (f->sg_h && W->sub[i].row0 >= (uint32_t)f->m->c.num_experts) ? 1u << i : 0;
+    uint32_t blocks = 0, done = 0; /* a router fusion's block parts (W_moe's shared gate / up) on the f16 path */
+    for (uint32_t i = 0; i < W->nsub; i++) blocks |= W->sub[i].qtype ? 1u << i : 0;
     if (router && f->router_cm) done = h_linear(r, W, x, y, T, acc, blocks);
     for (uint32_t i = 0; i < W->nsub; i++) {
         if (done >> i & 1) continue;
@@ -296,18 +290,7 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
 static void rmsnorm(struct rec *r, const qn_buf *x, const qn_wt *w, const qn_buf *y, uint32_t rows)
 {
     qn_pc_rmsnorm pc = { .rows = rows, .dim = (uint32_t)r->cfg->hidden_size, .eps = r->cfg->rms_norm_eps, .w_add = 1 };
-    if (y == r->f->xn) r->hx_src = NULL;
     qn_cmd_dispatch_n(r->c, r->f->rmsnorm, QN_BINDS(QN_BIND(x), wb(w), QN_BIND(y)), &pc, sizeof pc, rows);
-}
-
-/* xn[rows, H] = the same RMSNorm, and its f16 copy into hx (rmsnorm_hx: the f16 matmuls after it take hx as is) */
-static void rmsnorm_hx(struct rec *r, const qn_buf *x, const qn_wt *w, uint32_t rows)
-{
-    qn_fwd *f = r->f;
-    qn_pc_rmsnorm pc = { .rows = rows, .dim = (uint32_t)r->cfg->hidden_size, .eps = r->cfg->rms_norm_eps, .w_add = 1 };
-    qn_cmd_dispatch_n(r->c, f->rmsnorm_hx, QN_BINDS(QN_BIND(x), wb(w), QN_BIND(f->xn), QN_BIND(f->hx)), &pc, sizeof pc,
-                      rows);
-    r->hx_src = f->xn;
 }
 
 /* ---- RMSNorm folded into the next matvec (decode) --------------------------------------------------- */
@@ -345,12 +328,10 @@ static void norm(struct rec *r, const char *label, const qn_buf *x, const qn_wt 
 {
     if (norm_fusable(r, W, nw, T)) {
         r->nx = x, r->nw = nw, r->nxn = xn_used;
-        r->hx_src = NULL; /* xn is rewritten */
         return;
     }
     mark(r, label);
-    if (r->f->rmsnorm_hx && r->whole && T >= r->f->h_min_t) rmsnorm_hx(r, x, nw, T); /* the f16 prefill path next */
-    else rmsnorm(r, x, nw, r->f->xn, T);
+    rmsnorm(r, x, nw, r->f->xn, T);
     barrier(r);
 }
 
@@ -743,10 +724,7 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     /* the f16 path's twin (forward.h moe_qgu_gcm_h): xn converted into hx once, the tiles move f16 rows */
     const qn_pipe *guh = cm && !cm2 && pc->T >= f->h_min_t ? f->moe_qgu_gcm_h[gi] : NULL;
     if (guh) {
-        if (r->hx_src != f->xn) { /* not there from rmsnorm_hx or W_moe's f16 matmul */
-            dispatch_to_f16(r, f->to_f16_x, QN_BIND(f->xn), f->hx, pc->T, pc->H, pc->H, 0);
-            r->hx_src = r->whole ? f->xn : NULL;
-        }
+        dispatch_to_f16(r, f->to_f16_x, QN_BIND(f->xn), f->hx, pc->T, pc->H, pc->H, 0);
         gu = guh;
     }
     const qn_pipe *dn = small ? f->moe_qdn_s[si][di] : mt ? f->moe_qdn_mt[di] : cm2 ? f->moe_qdn_gcm2[di] :
@@ -767,7 +745,6 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     if (dnh) {
         pd.act_stride = h_act_cols(&m->c);
         dispatch_to_f16(r, f->to_f16_x, QN_BIND(f->act), f->hx, pc->T * (pc->K + 1), pd.act_stride, pc->act_stride, 0);
-        r->hx_src = NULL;
         barrier(r);
         dn = dnh;
     }

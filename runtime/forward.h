@@ -101,8 +101,6 @@ typedef struct qn_fwd {
     /* prefill of a router fusion (W_moe): its block-type parts (the shared expert's gate / up) on the tensor cores
      * (router_cm, env QNEXT_ROUTER_CM); its f32 parts (router, shared_expert_gate) on the f32-FMA matmul */
     bool router_cm;
-    bool sg_h;              /* ... the shared_expert_gate's row on the f16 path with the shared gate / up (one row more
-                               in that matmul instead of a 1-row f32 matmul; env QNEXT_SG_H=0: f32) */
     uint32_t moe_token_t;   /* GGUF block experts of calls up to max(this, tune.small_t) tokens run on the per-token
                                decode kernels (moe_q.comp, tokens in z) in prefill too (env QNEXT_MOE_TOKEN_T; 160) */
     /* prefill over GGUF block experts with few tokens per expert (moe_qsmall.comp), by token-slot width
@@ -126,8 +124,6 @@ typedef struct qn_fwd {
                              * 128 x 128 tiles, each for calls with >= 256 of its tiles; QNEXT_MM_H=2: the f32-FMA matmul_f16 on
                              * hw and f32 X (any device: tests the decode and its barriers); NULL: path off */
     bool mm_h_x;            /* mm_h takes f16 X (hx); false: f32 X as is (QNEXT_MM_H=2) */
-    qn_pipe *rmsnorm_hx;    /* with mm_h_x: the prefill RMSNorm writing xn's f16 copy into hx too, so the f16 matmuls
-                               and the grouped MoE after it skip their to_f16 of xn (env QNEXT_NORM_HX=0: none) */
     uint32_t h_min_t;       /* calls of at least this many tokens take it (env QNEXT_MM_H_MIN_T, default 256) */
     uint64_t hw_elems;      /* hw holds the largest projection (rows x cols halves) */
     qn_pipe *moe_qgu_gcm_h[5], *moe_qdn_gcm_h[5]; /* the grouped gate_up's / down's twins reading x / act from hx in

@@ -337,9 +337,7 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
 
 /* Prefill of the router fusion W_moe (forward.c sub_matmul): its block-type parts (the shared expert's gate / up: not
  * router rows) on the tensor cores like every other block weight; env QNEXT_ROUTER_CM=0 keeps the whole fusion on the
- * f32-FMA kernels. Its 512 router rows stay on matmul_f32 (f->matmul_sk / matmul_sl); its 1-row shared_expert_gate
- * joins the shared gate / up's f16 matmul (f->sg_h; env QNEXT_SG_H=0: on matmul_f32 as well, 0.0011 ms per token at
- * 4096 tokens, H100 run 97).
+ * f32-FMA kernels. Its f32 parts (the 512-row router, the 1-row shared_expert_gate) stay on matmul_f32 (f->matmul_sk).
  * H100 run 37 (80B Q4_K_M, prefill-ab --reps 2): 4038 / 4671 / 6312 tok/s at 512 / 1024 / 4096 tokens against 3975 /
  * 4569 / 6129 and 3961 / 4589 / 6134 with =0 (run 18a, when the rest was slower: within noise). Also QNEXT_MOE_TOKEN_T
  * (the per-token expert kernels up to that many tokens). */
@@ -347,8 +345,6 @@ static int make_router_pipes(qn_fwd *f)
 {
     const char *c = getenv("QNEXT_ROUTER_CM"), *tt = getenv("QNEXT_MOE_TOKEN_T");
     f->router_cm = !(c && !strcmp(c, "0"));
-    const char *sg = getenv("QNEXT_SG_H");
-    f->sg_h = f->router_cm && !(sg && !strcmp(sg, "0"));
     /* forward.h; not a pipeline, but read here too. Default 160: H100 full 80B Q4_K_M, one call per prompt, the
      * per-token kernels against the grouped tensor-core ones, tok/s: run 18a 32 tokens 538 vs 239, 128 tokens 913 vs
      * 550; run 18c 128 tokens 928 vs 597, 192 tokens 969 vs 996 (grouped in the 256,32,64,1,1,2 layout), 256 1034 vs
@@ -727,10 +723,6 @@ static int make_h_pipes(qn_fwd *f)
         if (qn_pipe_spec(f->mm_hb, 1) != qn_mm_h_spec[2][1] || qn_pipe_spec(f->mm_hb, 2) != qn_mm_h_spec[2][2])
             if ((rc = pipe(f, QN_K_MATMUL_CM_H, &f->mm_hm, QN_MM_H_NSPEC, qn_mm_h_spec[2]))) return rc;
         f->mm_h_x = true;
-        const char *nh = getenv("QNEXT_NORM_HX");
-        if (!(nh && !strcmp(nh, "0")) && f->m->c.hidden_size % 4 == 0 && (rc = pipe(f, QN_K_RMSNORM_HX, &f->rmsnorm_hx, 1,
-                                                                                   (uint32_t[]){ 256 })))
-            return rc;
         /* the grouped gate_up's x and down's act in f16 (QNEXT_MOE_XH=0: f32 as before, 1: the gate_up's x only;
          * H100 run 66: the gate_up's +4% at 4096 tokens) */
         const char *g = getenv("QNEXT_MOE_XH");

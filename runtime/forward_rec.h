@@ -43,8 +43,6 @@ struct rec {
     bool whole;         /* the whole call in this recording (qn_fwd_record, not a streaming segment) */
     bool chain_route;   /* moe_route asks route_one to mark the token routed (QN_MOE_CHAIN_OUT) */
     bool chained;       /* ... which it did: no barrier after the route, the gate_up waits (QN_MOE_CHAIN_IN) */
-    const qn_buf *hx_src; /* f->xn when f->hx holds its f16 copy (rmsnorm_hx, or converted once), whole recordings
-                             only; NULL otherwise (every other write to hx or xn clears it) */
 };
 
 /* Open a profile region for an op family (consecutive ops of one family share a region). */
