@@ -89,6 +89,11 @@ static void bench(struct qn_h *h, int iters, int ntiles, char **tiles)
                 exit(2);
             }
             if (!ntiles) memcpy(L, layouts[t], sizeof L);
+            if (!L[4] || !L[5] || L[4] % 4 || L[5] % 4 || L[1] % L[4] || L[2] % L[5] || (L[1] / L[4]) * (L[2] / L[5]) != L[0]) {
+                fprintf(stderr, "test_matmul --bench: tile %s: need TM, TN multiples of 4 and WG = BM / TM * BN / TN\n",
+                        ntiles ? tiles[t] : "(table)");
+                exit(2);
+            }
             qn_pipe *p = qn_h_pipe(h, QN_K_MATMUL_F32, L[0], L[1], L[2], L[3], L[4], L[5], L[6]);
             uint64_t groups = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
             double best = 1e30;
