@@ -1257,18 +1257,6 @@ static uint64_t wy_bytes(const qn_fwd *f)
     return (2 * 64 * dk + 64 * dv + 68) * (uint64_t)c->lin_v_heads * nc * 4;
 }
 
-/* wy_scr: one segment's records, or two (each at a multiple of 256 bytes) where a call can have several segments and
- * env QNEXT_GDN_WY_OVERLAP is not 0: pass 1 of the next segment then runs beside pass 2 of this one (forward_gdn.c) */
-static int alloc_wy(qn_fwd *f)
-{
-    const char *e = getenv("QNEXT_GDN_WY_OVERLAP");
-    f->wy_half = 0;
-    if (f->tmax > 64 * f->wy_seg && !(e && !strcmp(e, "0"))) f->wy_half = (wy_bytes(f) + 255) & ~(uint64_t)255;
-    if (f->wy_half) QN_DEBUG("delta rule: two record buffers of %llu bytes (pass 1 of a segment beside pass 2 of the one "
-                             "before)", (unsigned long long)f->wy_half);
-    return buf(f, QN_MEM_DEVICE, f->wy_half ? 2 * f->wy_half : wy_bytes(f), "gdn_chunk_wy_inv records", &f->wy_scr);
-}
-
 /* The guess node's buffers (tune.guess_next); the logits' spare words stay 0 (the router reads one past a row
  * as the shared gate, which goes to scratch). */
 static int alloc_guess(qn_fwd *f)
@@ -1377,7 +1365,7 @@ int qn_fwd_init(qn_fwd *f, const qn_model *m, const struct qn_fwd_tune *tune, ui
     if (!rc) rc = alloc_dxs(f);
     if (!rc) rc = alloc_router_b16(f);
     if (!rc && f->gdn_dec) rc = alloc_gscr(f);
-    if (!rc && f->wy_a) rc = alloc_wy(f);
+    if (!rc && f->wy_a) rc = buf(f, QN_MEM_DEVICE, wy_bytes(f), "gdn_chunk_wy_inv records", &f->wy_scr);
     if (!rc && f->mm_h) rc = alloc_h(f);
     if (!rc) rc = qn_fwd_outputs(f, 1, 0, false) < 0 ? -1 : 0;
     if (!rc && f->tune.guess_next) rc = alloc_guess(f);

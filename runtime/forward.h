@@ -172,9 +172,7 @@ typedef struct qn_fwd {
     qn_buf *mm;             /* f32 [tmax, E + 2 Is + 1] MoE dense product */
     qn_buf *ids, *w, *sg;   /* int32 [tmax, K], f32 [tmax, K], f32 [tmax] */
     qn_buf *gscr;           /* gdn_decode's counters (zero between calls) and per-block sums; NULL without gdn_dec */
-    qn_buf *wy_scr;         /* gdn_chunk_wy_inv's records of one segment (pc_gdn.h), or of two at 0 and wy_half
-                               (wy_half > 0: segments alternate, forward_gdn.c gdn_wy); NULL without wy_a */
-    uint64_t wy_half;
+    qn_buf *wy_scr;         /* gdn_chunk_wy_inv's records of one segment (pc_gdn.h); NULL without wy_a */
     qn_buf *rcnt;           /* uint32 [tmax] finished-workgroup counts of matvec_norm_route (zero between calls) */
     qn_buf *dxs;            /* split down (moe_qdnx): QN_MOE_CHAIN_WORDS uint32 chain words (the decode chain's),
                                f32 partials [dxs_t, K + 1, H], then uint32 row-block counters

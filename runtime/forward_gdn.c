@@ -28,53 +28,26 @@ static bool gdn_fused(struct rec *r, int l, bool *normed)
     return true;
 }
 
-/* the record buffer b (0 / 1) of wy_scr; o's rows of the segment at pc->t0 (both passes index o from there) */
-static struct qn_bind wy_records(const qn_fwd *f, uint32_t b)
-{
-    return f->wy_half ? QN_BIND_RANGE(f->wy_scr, b * f->wy_half, f->wy_half) : QN_BIND(f->wy_scr);
-}
-static struct qn_bind wy_rows(const qn_fwd *f, const qn_pc_gdn_wy *pc)
-{
-    uint64_t row = (uint64_t)pc->Hv * pc->dv * 4, n = pc->T - pc->t0 < pc->nc * 64 ? pc->T - pc->t0 : pc->nc * 64;
-    return QN_BIND_RANGE(f->o, pc->t0 * row, n * row);
-}
-
-static void wy_pass1(struct rec *r, int l, const qn_pc_gdn_wy *pc, uint32_t b)
-{
-    qn_fwd *f = r->f;
-    const struct qn_mlayer *L = &f->m->L[l];
-    qn_cmd_dispatch_n(r->c, f->wy_a, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
-                                              wy_records(f, b), wy_rows(f, pc)),
-                      pc, sizeof *pc, (uint64_t)pc->nc * pc->Hv);
-}
-
 /* The delta rule of a prefill call in two passes per segment of wy_seg chunks (64 tokens each): gdn_chunk_wy_inv,
  * the per-chunk factors of all the segment's chunks in parallel (O_intra to o, the rest to wy_scr), then
- * gdn_chunk_state, the walk over the chunks carrying S (o += Q' S0). With two record buffers (f->wy_half) pass 1 of
- * segment s + 1 is recorded right after pass 2 of segment s, no barrier between: they touch other rows of o and
- * other records, and pass 2's few workgroups (one per value head and column block) leave the GPU mostly idle. */
+ * gdn_chunk_state, the walk over the chunks carrying S (o += Q' S0). */
 static void gdn_wy(struct rec *r, int l, const qn_pc_gdn *g)
 {
     qn_fwd *f = r->f;
-    uint32_t nch = cdiv(g->T, 64), nc = nch < f->wy_seg ? nch : f->wy_seg, nseg = cdiv(nch, nc);
+    const struct qn_mlayer *L = &f->m->L[l];
+    uint32_t nch = cdiv(g->T, 64), nc = nch < f->wy_seg ? nch : f->wy_seg;
     qn_pc_gdn_wy pc = { .T = g->T, .t0 = 0, .nc = nc, .Hk = g->Hk, .Hv = g->Hv, .dk = g->dk, .dv = g->dv,
                         .qkv_stride = g->qkv_stride, .q_off = g->q_off, .k_off = g->k_off, .v_off = g->v_off,
                         .proj_stride = g->proj_stride, .b_off = g->b_off, .a_off = g->a_off };
-    bool two = f->wy_half && nseg > 1;
-    for (uint32_t s = 0; s < nseg; s++) {
-        pc.t0 = s * nc * 64;
-        if (s == 0 || !two) { /* pass 1 of this segment (with two buffers: recorded in the previous iteration) */
-            wy_pass1(r, l, &pc, two ? s & 1 : 0);
-            barrier(r);
-        }
-        qn_cmd_dispatch_n(r->c, f->wy_b, QN_BINDS(QN_BIND(f->qkv), wy_records(f, two ? s & 1 : 0),
-                                                  QN_BIND(f->st[l].S), wy_rows(f, &pc)),
+    for (uint32_t ch = 0; ch < nch; ch += nc) {
+        pc.t0 = ch * 64;
+        qn_cmd_dispatch_n(r->c, f->wy_a, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->proj), wb(&L->A_log), wb(&L->dt_bias),
+                                                  QN_BIND(f->wy_scr), QN_BIND(f->o)),
+                          &pc, sizeof pc, (uint64_t)nc * pc.Hv);
+        barrier(r);
+        qn_cmd_dispatch_n(r->c, f->wy_b, QN_BINDS(QN_BIND(f->qkv), QN_BIND(f->wy_scr), QN_BIND(f->st[l].S),
+                                                  QN_BIND(f->o)),
                           &pc, sizeof pc, (uint64_t)pc.Hv * cdiv(pc.dv, qn_pipe_spec(f->wy_b, 1)));
-        if (two && s + 1 < nseg) { /* the next segment's pass 1 beside this pass 2 */
-            qn_pc_gdn_wy pn = pc;
-            pn.t0 = (s + 1) * nc * 64;
-            wy_pass1(r, l, &pn, (s + 1) & 1);
-        }
         barrier(r);
     }
 }

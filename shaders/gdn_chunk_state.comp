@@ -17,8 +17,7 @@
 // kf and O_intra) are issued into registers before the previous stage computes: the walk waits on barriers and
 // math, not on memory latency. (Two stages ahead from two register buffers measured no better: H100 run 31, 3.37 vs
 // 3.25 ms for both passes at 4096 tokens, neutral in the model.)
-// Bindings: 0 qkv f32 (k), 1 scratch (records, read as vec4s), 2 S f32 [Hv][dk][dv], 3 o f32 [tokens t0 ..][Hv][dv]
-//           (bound at the segment's first token, as gdn_chunk_wy.comp's)
+// Bindings: 0 qkv f32 (k), 1 scratch (records, read as vec4s), 2 S f32 [Hv][dk][dv], 3 o f32 [T][Hv][dv]
 // Push:     qn_pc_gdn_wy (pc_gdn.h); dk and dv multiples of 4
 // Spec:     0 QN_WG (256), 1 QN_BV (16; NRG = WG / BV must divide 32), 2 QN_DK_MAX (128; a larger pc.dk writes NaN
 //           to o and leaves S alone), 3 QN_PF (1: prefetch one stage ahead; 0: load at the stage)
@@ -151,7 +150,7 @@ void chunk_vals(uint cl, out float u[CM], out float kf[CM], out float oi[CM], ou
         uint t = rg + NRG * m;
         u[m] = live && cv ? rec_at(rec + 2u * C * dk + t * dv + col) : 0.0;
         kf[m] = live ? rec_at(krec + t) : 0.0;
-        oi[m] = t < n && cv ? o[((c0 - pc.t0 + t) * pc.Hv + h) * dv + col] : 0.0;
+        oi[m] = t < n && cv ? o[((c0 + t) * pc.Hv + h) * dv + col] : 0.0;
     }
     eL = live ? rec_at(krec + C) : 0.0;
 }
@@ -173,7 +172,7 @@ void main()
     uint sbase = h * dk * dv + col;
     if (dk > QN_DK_MAX) { // this pipeline's QN_DK_MAX is too small: make the misuse visible (NaN output)
         for (uint t = pc.t0 + rg; t < min(pc.T, pc.t0 + C * pc.nc); t += NRG)
-            if (cv) o[((t - pc.t0) * pc.Hv + h) * dv + col] = uintBitsToFloat(0x7fc00000u);
+            if (cv) o[(t * pc.Hv + h) * dv + col] = uintBitsToFloat(0x7fc00000u);
         return;
     }
     rs = 2u * C * dk + C * dv + C + 4u;
@@ -209,7 +208,7 @@ void main()
                     for (uint m = 0u; m < CM; m++) {
                         uint t = rg + NRG * m;
                         sV[t * QN_BV + j] = av[m] * kc[m]; // read after the next stage's barriers
-                        if (t < n && cv) o[((c0 - pc.t0 + t) * pc.Hv + h) * dv + col] = ao[m];
+                        if (t < n && cv) o[((c0 + t) * pc.Hv + h) * dv + col] = ao[m];
                     }
             } else update((s - npt) * KT, cL);
         }

@@ -33,8 +33,7 @@
 // Spec: 0 CB (16, 32 or 64; shared memory 4 * (6592 + 64 CB) bytes: 30,464 / 34,560 / 42,752).
 //
 // Bindings: 0 qkv f32, 1 proj f32, 2 A_log [Hv], 3 dt_bias [Hv] (as gdn_chunked), 4 scratch f32 (records),
-//           5 o f32 [tokens t0 ..][Hv][dv]: bound at the segment's first token (O_intra of its tokens; so pass 1 of
-//             the next segment and pass 2 of this one touch disjoint ranges and may run together)
+//           5 o f32 [T][Hv][dv] (O_intra of the segment's tokens)
 // Push:     qn_pc_gdn_wy (pc_gdn.h)
 // Dispatch: nc * Hv groups (qn_vk_grid); group = cl * Hv + h.
 #extension GL_GOOGLE_include_directive : require
@@ -330,7 +329,7 @@ void main()
                     wy[rec + C * dk + t * dk + col] = eq[t] * q - Y[i][j];
                 } else {
                     wy[rec + 2u * C * dk + t * dv + (col - dk)] = X[i][j];
-                    if (t < n) o[(c0 - pc.t0 + t) * pc.Hv * dv + h * dv + (col - dk)] = Y[i][j];
+                    if (t < n) o[(c0 + t) * pc.Hv * dv + h * dv + (col - dk)] = Y[i][j];
                 }
             }
         }

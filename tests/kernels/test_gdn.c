@@ -288,11 +288,10 @@ static void run_wy(const qn_pipe *pb, const struct gdn_in *in, uint32_t t0, uint
             .qkv_stride = conv_dim(s), .q_off = 0, .k_off = s.Hk * s.dk, .v_off = 2 * s.Hk * s.dk,
             .proj_stride = proj_stride(s), .b_off = b_off(s), .a_off = a_off(s),
         };
-        uint64_t vrow = (uint64_t)s.Hv * s.dv * 4, nt = T - c * WY_C < nc * WY_C ? T - c * WY_C : nc * WY_C;
-        struct qn_bind O = QN_BIND_RANGE(o, c * WY_C * vrow, nt * vrow); /* o at the segment's first token */
-        double a = qn_h_run(&H, wy_pa, QN_BINDS(Q, P, QN_BIND(in->alog_b), QN_BIND(in->dtb_b), QN_BIND(scr), O), &pc,
+        double a = qn_h_run(&H, wy_pa,
+                            QN_BINDS(Q, P, QN_BIND(in->alog_b), QN_BIND(in->dtb_b), QN_BIND(scr), QN_BIND(o)), &pc,
                             sizeof pc, (uint64_t)nc * s.Hv);
-        double b = qn_h_run(&H, pb, QN_BINDS(Q, QN_BIND(scr), QN_BIND(S), O), &pc, sizeof pc,
+        double b = qn_h_run(&H, pb, QN_BINDS(Q, QN_BIND(scr), QN_BIND(S), QN_BIND(o)), &pc, sizeof pc,
                             (uint64_t)s.Hv * ((s.dv + bv - 1) / bv));
         if (ms) ms[0] += a, ms[1] += b;
     }
