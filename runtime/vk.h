@@ -100,7 +100,7 @@ struct qn_caps {
     bool transfer_queue;            /* a transfer-only family exists (DMA engine) */
     uint32_t transfer_family;
     bool async_compute;             /* a compute family without graphics besides compute_family (qnext devices shows it;
-                                       slot copies there lost on the H100, run 35: docs/perf.md) */
+                                       slot copies there lost on the H100, run 35: docs/perf-runs-07-45.md) */
     uint32_t async_family;
     bool timestamps;                /* compute family has timestampValidBits > 0 */
     uint32_t timestamp_bits;

@@ -931,7 +931,7 @@ static void bench_route_parts(struct qn_h *h, uint32_t mb)
     qn_h_reset(h);
 }
 
-/* The decode shapes of a Qwen3-Next-80B Q4_K_M file that matter (docs/perf.md run 12), weights replicated over
+/* The decode shapes of a Qwen3-Next-80B Q4_K_M file that matter (docs/perf-runs-07-45.md run 12), weights replicated over
  * >= mb MiB (default 256) so that they come from DRAM. */
 static void bench_small(struct qn_h *h, uint32_t mb)
 {
