@@ -35,8 +35,7 @@ static int run_check(qn_vk *v, const qn_pipe *p, const float *x, const float *w,
     qn_buf *bx = NULL, *bw = NULL, *by = NULL;
     qn_cmd *c = NULL;
     qn_pc_matmul pc = { .M = CM_M, .N = CM_N, .K = CM_K, .ldx = CM_K, .ldy = CM_N };
-    uint64_t groups = (uint64_t)((CM_M + qn_pipe_spec(p, 1) - 1) / qn_pipe_spec(p, 1)) *
-                      ((CM_N + qn_pipe_spec(p, 2) - 1) / qn_pipe_spec(p, 2));
+    uint64_t groups = qn_mm_tiles(p, CM_M, CM_N);
     int rc = qn_buf_create(v, QN_MEM_DEVICE, sizeof(float) * CM_M * CM_K, "cm check x", &bx);
     if (!rc) rc = qn_buf_create(v, QN_MEM_DEVICE, sizeof(float) * CM_N * CM_K, "cm check w", &bw);
     if (!rc) rc = qn_buf_create(v, QN_MEM_DEVICE, sizeof(float) * CM_M * CM_N, "cm check y", &by);

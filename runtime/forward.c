@@ -60,12 +60,6 @@ static const qn_pipe *mm_pipe(const qn_fwd *f, const qn_wt *W)
     return cm && f->matmul_cm[d] ? f->matmul_cm[d] : f->matmul[d];
 }
 
-/* Workgroups (tiles) of a matmul pipeline (spec 1 BM, 2 BN) for a T x n output */
-static uint64_t mm_tiles(const qn_pipe *p, uint32_t T, uint32_t n)
-{
-    return (uint64_t)cdiv(T, qn_pipe_spec(p, 1)) * cdiv(n, qn_pipe_spec(p, 2));
-}
-
 /* The tensor-core matmul p with its 128 x 128 tile instead of 64 x 64 when a [T, n] output has enough of those
  * tiles to fill the GPU twice over (~256; half the staging work per product), else p itself. */
 static const qn_pipe *cm_tile(const qn_fwd *f, const qn_pipe *p, uint32_t T, uint32_t n)
@@ -118,7 +112,7 @@ static void qlinear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf
             qn_pc_matmul pm = { .M = T, .N = n, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
                                 .y_off = r0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
             const qn_pipe *mp = cm_tile(f, mm, T, n);
-            qn_cmd_dispatch_n(r->c, mp, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pm, sizeof pm, mm_tiles(mp, T, n));
+            qn_cmd_dispatch_n(r->c, mp, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pm, sizeof pm, qn_mm_tiles(mp, T, n));
             continue;
         }
         qn_pc_matvec pc = { .rows = n, .cols = W->cols, .flags = acc ? QN_MATVEC_ACCUMULATE : 0 };
@@ -197,14 +191,14 @@ static uint32_t h_linear(struct rec *r, const qn_wt *W, const qn_buf *x, const q
     /* the largest tile of which the call has at least 256 (H100 run 91: 128 x 64 in place of 128 x 128 lost 4% at 512) */
     const qn_pipe *mp = f->mm_h, *const larger[2] = { f->mm_hb, f->mm_hm };
     for (int i = 0; i < 2; i++)
-        if (larger[i] && mm_tiles(larger[i], T, total) >= 256) {
+        if (larger[i] && qn_mm_tiles(larger[i], T, total) >= 256) {
             mp = larger[i];
             break;
         }
     qn_pc_matmul pm = { .M = T, .N = total, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .y_off = first,
                         .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
     qn_cmd_dispatch_n(r->c, mp, QN_BINDS(QN_BIND(f->hw), QN_BIND(f->mm_h_x ? f->hx : x), QN_BIND(y)), &pm, sizeof pm,
-                      mm_tiles(mp, T, total));
+                      qn_mm_tiles(mp, T, total));
     return done;
 }
 
@@ -228,13 +222,13 @@ static bool sub_matmul(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_
         const qn_pipe *p = qi < 0 ? (!router && f->matmul_cm[2] && W->cols % 8 == 0 ? f->matmul_cm[2] : f->matmul[2])
                          : (!router || f->router_cm) && f->qmatmul_cm[qi] ? f->qmatmul_cm[qi] : f->qmatmul[qi];
         if (p == f->matmul[2] && f->matmul_sk) p = f->matmul_sk; /* QNEXT_MM_F32_TILE */
-        if (p == f->matmul_sk && f->matmul_sl && mm_tiles(f->matmul_sl, T, s->rows) >= f->mm_f32_large_min)
+        if (p == f->matmul_sk && f->matmul_sl && qn_mm_tiles(f->matmul_sl, T, s->rows) >= f->mm_f32_large_min)
             p = f->matmul_sl; /* QNEXT_MM_F32_TILE_LARGE, for calls with >= 512 of its tiles */
         struct qn_bind wbind = sub_bind(s);
         qn_pc_matmul pm = { .M = T, .N = s->rows, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
                             .y_off = s->row0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
         p = cm_tile(f, p, T, s->rows);
-        qn_cmd_dispatch_n(r->c, p, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pm, sizeof pm, mm_tiles(p, T, s->rows));
+        qn_cmd_dispatch_n(r->c, p, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pm, sizeof pm, qn_mm_tiles(p, T, s->rows));
     }
     return true;
 }
@@ -282,7 +276,7 @@ static void linear(struct rec *r, const qn_wt *W, const qn_buf *x, const qn_buf 
             const qn_pipe *p = cm_tile(f, mm_pipe(f, W), T, n);
             qn_pc_matmul pc = { .M = T, .N = n, .K = W->cols, .ldx = W->cols, .ldy = W->rows, .x_off = 0,
                                 .y_off = r0, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
-            qn_cmd_dispatch_n(r->c, p, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, mm_tiles(p, T, n));
+            qn_cmd_dispatch_n(r->c, p, QN_BINDS(wbind, QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, qn_mm_tiles(p, T, n));
         }
     }
 }

@@ -227,6 +227,12 @@ enum qn_fwd_seg {
 };
 int qn_fwd_record_seg(qn_fwd *f, qn_cmd *c, const struct qn_fwd_call *call, enum qn_fwd_seg seg, int layer);
 
+/* Workgroups (tiles) of a matmul pipeline (spec 1 BM, 2 BN: matmul.comp and its tensor-core twins) for an M x N output */
+static inline uint64_t qn_mm_tiles(const qn_pipe *p, uint32_t M, uint32_t N)
+{
+    uint32_t bm = qn_pipe_spec(p, 1), bn = qn_pipe_spec(p, 2);
+    return (uint64_t)((M + bm - 1) / bm) * ((N + bn - 1) / bn);
+}
 /* Run the tensor-core matmul pipeline p (a matmul_cm_f32 variant) on a case whose exact result is known
  * (cm_check.c): 0 if every output matches, else a negative code with a message naming the first wrong one. */
 int qn_cm_selfcheck(qn_vk *v, const qn_pipe *p);

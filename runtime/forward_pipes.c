@@ -267,13 +267,6 @@ static void make_cm_pipes(qn_fwd *f)
     }
 }
 
-/* matmul.comp's tile rule for { WG, BM, BN, BK, TM, TN }: TM, TN multiples of 4, BK of 8, WG = BM / TM * BN / TN */
-static bool mm_tile_ok(const uint32_t v[6])
-{
-    return v[4] && v[5] && v[4] % 4 == 0 && v[5] % 4 == 0 && v[3] && v[3] % 8 == 0 && v[1] % v[4] == 0 &&
-           v[2] % v[5] == 0 && (v[1] / v[4]) * (v[2] / v[5]) == v[0];
-}
-
 /* A matmul_f32 pipeline in the tile `e` names (WG,BM,BN,BK,TM,TN[,PF]) into *out; a bad string: a warning naming
  * `env`, *out stays NULL. */
 static int f32_tile_pipe(qn_fwd *f, const char *env, const char *e, qn_pipe **out)
@@ -281,7 +274,7 @@ static int f32_tile_pipe(qn_fwd *f, const char *env, const char *e, qn_pipe **ou
     uint32_t v[7] = { 0 };
     int n = sscanf(e, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]);
     uint64_t sh = 4ull * v[3] * (v[1] + 4 + v[2] + 4);
-    if (n < 6 || !mm_tile_ok(v) || v[0] > qn_vk_caps(f->v)->max_wg_invocations || sh > qn_vk_caps(f->v)->max_shared) {
+    if (n < 6 || !qn_matmul_tile_ok(v) || v[0] > qn_vk_caps(f->v)->max_wg_invocations || sh > qn_vk_caps(f->v)->max_shared) {
         QN_WARN("%s=%s is not WG,BM,BN,BK,TM,TN[,PF] (TM, TN multiples of 4, BK of 8, WG = BM / TM * BN / TN, shared "
                 "memory within the device's); ignored", env, e);
         return 0;
@@ -334,7 +327,7 @@ static int make_dense_pipes(qn_fwd *f, uint32_t tile[6])
     for (uint32_t k = 0; k < 6; k++) tile[k] = qn_pipe_spec(f->matmul[0], k);
     if ((rc = make_f32_part_pipes(f))) return rc;
     uint32_t wg = tile[0], bm = tile[1], bn = tile[2], bk = tile[3], tm = tile[4], tn = tile[5];
-    if (!mm_tile_ok(tile))
+    if (!qn_matmul_tile_ok(tile))
         return qn_fail(-EINVAL, "matmul tile WG %u, BM %u, BN %u, BK %u, TM %u, TN %u: need TM, TN multiples of 4, BK of 8, "
                        "and (BM / TM) * (BN / TN) = WG", wg, bm, bn, bk, tm, tn);
     return 0;

@@ -17,6 +17,15 @@ QN_STRUCT(qn_pc_matmul)
     QN_U32 y_off;
     QN_U32 flags;
 QN_STRUCT_END(qn_pc_matmul)
+#if defined(__STDC__) || defined(__cplusplus)
+/* matmul.comp's tile rule for spec constants { WG, BM, BN, BK, TM, TN }: TM, TN multiples of 4, BK of 8,
+ * WG = BM / TM * BN / TN */
+static inline int qn_matmul_tile_ok(const uint32_t v[6])
+{
+    return v[4] && v[5] && v[4] % 4 == 0 && v[5] % 4 == 0 && v[3] && v[3] % 8 == 0 && v[1] % v[4] == 0 &&
+           v[2] % v[5] == 0 && (v[1] / v[4]) * (v[2] / v[5]) == v[0];
+}
+#endif
 
 /* to_f16: rows x cols values into f16 [rows][cols] (cols a multiple of 8) from output chunk out8 (8 halves a
  * chunk) on, read from a weight in its ggml blocks (rows of whole blocks, the binding at row 0) or from f32 at

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward.h"
 #include "harness.h"
 
 struct shape { uint32_t M, N, K; };
@@ -49,8 +50,7 @@ static void run_case(struct qn_h *h, int d, struct shape s, int lay, bool acc, u
     qn_pipe *p = qn_h_pipe(h, dtypes[d].k, L[0], L[1], L[2], L[3], L[4], L[5], L[6]);
     qn_pc_matmul pc = { .M = s.M, .N = s.N, .K = s.K, .ldx = ldx, .ldy = ldy, .x_off = x_off, .y_off = y_off,
                         .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
-    uint64_t groups = (uint64_t)((s.M + L[1] - 1) / L[1]) * ((s.N + L[2] - 1) / L[2]);
-    qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups);
+    qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, qn_mm_tiles(p, s.M, s.N));
     float *ref = qn_h_alloc(h, ny);
     for (size_t i = 0; i < ny; i++) ref[i] = y0_h[i];
     for (uint32_t m = 0; m < s.M; m++)
@@ -89,13 +89,13 @@ static void bench(struct qn_h *h, int iters, int ntiles, char **tiles)
                 exit(2);
             }
             if (!ntiles) memcpy(L, layouts[t], sizeof L);
-            if (!L[4] || !L[5] || L[4] % 4 || L[5] % 4 || L[1] % L[4] || L[2] % L[5] || (L[1] / L[4]) * (L[2] / L[5]) != L[0]) {
-                fprintf(stderr, "test_matmul --bench: tile %s: need TM, TN multiples of 4 and WG = BM / TM * BN / TN\n",
+            if (!qn_matmul_tile_ok(L)) {
+                fprintf(stderr, "test_matmul --bench: tile %s: need TM, TN multiples of 4, BK of 8 and WG = BM / TM * BN / TN\n",
                         ntiles ? tiles[t] : "(table)");
                 exit(2);
             }
             qn_pipe *p = qn_h_pipe(h, QN_K_MATMUL_F32, L[0], L[1], L[2], L[3], L[4], L[5], L[6]);
-            uint64_t groups = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
+            uint64_t groups = qn_mm_tiles(p, M, N);
             double best = 1e30;
             for (int i = 0; i < iters; i++) {
                 double ms = qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups);
