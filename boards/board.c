@@ -152,7 +152,7 @@ static int parse_tuning(const cJSON *t, const char *origin, struct qn_board *b)
 {
     static const char *const keys[] = { "matvec_wg", "matvec_rows", "norm_wg", "eltwise_wg", "subgroup", "comment",
                                         "matvec_unroll", "matvec_sgrows", "matvec_xsh", "qmatvec_wg", "qmatvec_rows",
-                                        "qmatvec_unroll", "qmatvec_sgrows", "qmatvec_xsh", NULL };
+                                        "qmatvec_unroll", "qmatvec_sgrows", "qmatvec_xsh", "gdn_wy_seg", NULL };
     int rc;
     if ((rc = check_keys(t, "tuning", origin, keys)) < 0 ||
         (rc = get_uint(t, "tuning", "matvec_wg", 1, 1024, origin, &b->tune.matvec_wg)) < 0 ||
@@ -164,6 +164,9 @@ static int parse_tuning(const cJSON *t, const char *origin, struct qn_board *b)
     if (!cJSON_IsString(sg) || (strcmp(sg->valuestring, "prefer") && strcmp(sg->valuestring, "avoid")))
         return BAD("board %s: tuning.subgroup must be \"prefer\" or \"avoid\"", origin);
     b->tune.prefer_subgroup = !strcmp(sg->valuestring, "prefer");
+    if (cJSON_GetObjectItemCaseSensitive(t, "gdn_wy_seg") &&
+        (rc = get_uint(t, "tuning", "gdn_wy_seg", 1, 256, origin, &b->tune.gdn_wy_seg)) < 0)
+        return rc;
     return parse_mv_spec(t, origin, b);
 }
 

@@ -42,6 +42,10 @@ struct qn_board {
          * From the optional keys matvec_unroll/sgrows/xsh and qmatvec_wg/rows/unroll/sgrows/xsh; keys left
          * out take matvec_wg / matvec_rows and the shaders' defaults (unroll 4 / 2, sgrows 1, xsh 0). */
         uint32_t mv_spec[2][5];
+        /* chunks of 64 tokens per segment of the prefill delta rule's two passes (optional key gdn_wy_seg, 1..256;
+         * 0 = the runtime's default, 16): the scratch holds one segment (2 MB per chunk at the 80B's shape), so
+         * boards with memory to spare take longer segments (fewer pass-1 dispatches) */
+        uint32_t gdn_wy_seg;
     } tune;
 };
 

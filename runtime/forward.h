@@ -47,6 +47,8 @@ struct qn_fwd_tune {
     bool no_norm_fuse;      /* keep the separate rmsnorm dispatches in decode (default: folded into the next
                                matvec; also set by QNEXT_NORM_FUSE=0) */
     bool no_route_fold;     /* the router as its own dispatch after a barrier (also set by QNEXT_ROUTE_FOLD=0) */
+    uint32_t wy_seg;        /* chunks of 64 tokens per segment of the prefill delta rule's two passes (board profile
+                               value; 0 = 16; env QNEXT_GDN_WY_SEG overrides); the scratch holds one segment */
 };
 enum { QN_FWD_CM_OFF = 0, QN_FWD_CM_BLOCKS = 1, QN_FWD_CM_ALL = 2 };
 void qn_fwd_default_tune(struct qn_fwd_tune *t);

@@ -503,8 +503,8 @@ static uint32_t wy_inv_cb(const qn_fwd *f)
  * QNEXT_GDN_WY_LAYOUT=WG,BV[,PF] of the second pass (default 256,32,1 where its 43 KB of shared memory fit (H100 run
  * 30: +1% at 512 tokens, +4% at 4096 with the conv's 1024,32), else 256,16,1; WG / BV must divide 32 and WG be at
  * most 1024; PF 1: each stage's loads issued one stage ahead, 0: at the stage),
- * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default 16: the scratch holds 2 MB per chunk at the 80B's
- * shape), QNEXT_GDN_WY_INV=16|32|64 pass 1's column block (wy_inv_cb). Not taken when dk or dv is not a multiple
+ * QNEXT_GDN_WY_SEG=n chunks of 64 tokens per segment (default the board's tune.wy_seg, else 16: the scratch holds 2 MB
+ * per chunk at the 80B's shape; nvidia-h100 64: H100 runs 100-110, +0.7-0.8% at 4096 tokens), QNEXT_GDN_WY_INV=16|32|64 pass 1's column block (wy_inv_cb). Not taken when dk or dv is not a multiple
  * of 4, the layout's shared memory does not fit or not even pass 1's CB 16 does: a warning when QNEXT_GDN_WY, its
  * layout or CB was asked for, an info line (-v) for the default. */
 static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
@@ -515,7 +515,7 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
     if (e && !strcmp(e, "0")) return 0;
     f->wy_min_t = e && !strcmp(e, "1") ? 16 : e && sscanf(e, "%u", &mt) == 1 && mt > 1 ? (mt > 16 ? mt : 16) : 256;
     uint32_t bv = qn_gdn_wy_state_shared(dkmax, 32) <= qn_vk_caps(f->v)->max_shared ? 32 : 16;
-    uint32_t lay[3] = { 256, bv, 1 }, seg = 16;
+    uint32_t lay[3] = { 256, bv, 1 }, seg = f->tune.wy_seg ? f->tune.wy_seg : 16;
     const char *el = getenv("QNEXT_GDN_WY_LAYOUT"), *es = getenv("QNEXT_GDN_WY_SEG");
     if (el && (sscanf(el, "%u,%u,%u", &lay[0], &lay[1], &lay[2]) < 2 || !lay[1] || lay[0] % lay[1] || lay[0] > 1024 ||
                32 % (lay[0] / lay[1]) || lay[2] > 1)) {
@@ -524,8 +524,8 @@ static int make_wy_pipes(qn_fwd *f, uint32_t dkmax)
         lay[0] = 256, lay[1] = bv, lay[2] = 1;
     }
     if (es && (sscanf(es, "%u", &seg) != 1 || !seg)) {
-        QN_WARN("QNEXT_GDN_WY_SEG=%s is not a positive chunk count; using 16", es);
-        seg = 16;
+        seg = f->tune.wy_seg ? f->tune.wy_seg : 16;
+        QN_WARN("QNEXT_GDN_WY_SEG=%s is not a positive chunk count; using %u", es, seg);
     }
     uint32_t shared = qn_gdn_wy_state_shared(dkmax, lay[1]), cb = wy_inv_cb(f);
     if (c->lin_k_dim % 4 || c->lin_v_dim % 4 || shared > qn_vk_caps(f->v)->max_shared || !cb) {

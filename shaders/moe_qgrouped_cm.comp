@@ -26,8 +26,10 @@
 //           6 PSW weight loads of a k-step: 1 (default) all inside one switch over the 8 pool bindings
 //             (qtile.glsl's qt_addr / QT_FETCH_FROM in QN_POOL_SWITCH), 0 each load its own switch (qt_fetch)
 //           7 TS token splits (workgroup height; default 1): QN_WG x TS invocations, subgroup s takes the weight
-//             rows of row group s % (QN_WG / 32) and the pairs [(s / (QN_WG / 32)) BT / TS, .. + BT / TS) of the
-//             pass (BT a multiple of 16 TS): the same rows per workgroup, TS times the invocations to decode them
+//             rows of row group s % (QN_WG / 32) and the pair fragments j TS + s / (QN_WG / 32) of the pass (16 pairs
+//             each, j < BT / 16 / TS; BT a multiple of 16 TS): the same rows per workgroup, TS times the invocations
+//             to decode them; the splits' fragments interleave so that a pass of fewer than BT pairs keeps them
+//             equally busy (a split owning a contiguous block of BT / TS pairs idled at the barriers instead)
 //           The host's qn_cm_moe_spec() (runtime/cm_check.c) picks 0-6 (env QNEXT_CM_MOE_TILE) and checks
 //           the shared memory: 2 NBUF (BT + QN_WG) (QN_BK + 8) + 40 QN_WG TS + 8 BT bytes, the 40 QN_WG TS of the
 //           epilogue's staging only where it does not fit in s_w (CS_IN_W).
@@ -288,9 +290,9 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
         s_xrow[tt] = q >= 0 ? x_row(q) : ~0u;
     }
     barrier();
-    uint sg = gl_SubgroupID, rg = sg % NSG, wr0 = 32u * rg, pb = (sg / NSG) * PT; // tile rows wr0 .., pairs pb ..
+    uint sg = gl_SubgroupID, rg = sg % NSG, wr0 = 32u * rg, ts = sg / NSG; // tile rows wr0 .., token split ts
     // sized by the spec constants (a fixed array of 32 with only NA NB used: H100 run 82, prefill -1%)
-    CMC acc[NA * NB]; // acc[NB a + j]: pairs pb + 16a .., tile rows wr0 + CN j .. (a < NA, j < NB)
+    CMC acc[NA * NB]; // acc[NB a + j]: pairs 16 (a TS + ts) .., tile rows wr0 + CN j .. (a < NA, j < NB)
     [[unroll]] for (uint i = 0u; i < NA * NB; i++) acc[i] = CMC(0.0);
     uint nk = present ? (w_kd + QN_BK - 1u) / QN_BK : 0u;
     if (nk > 0u) {
@@ -309,9 +311,9 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
                 coopMatLoadNV(b[j], s_w, (cur * NR + wr0 + CN * j) * SK4 + kk / 8u, SK4, true);
             }
             [[unroll]] for (uint a = 0u; a < 8u; a++) {
-                if (a >= NA || pb + 16u * a >= n) break; // uniform over the subgroup: fragments holding pairs
+                if (a >= NA || 16u * (a * TS + ts) >= n) break; // uniform over the subgroup: fragments holding pairs
                 CMA fa;
-                coopMatLoadNV(fa, s_x, (cur * BT + pb + 16u * a) * SK4 + kk / 8u, SK4, false);
+                coopMatLoadNV(fa, s_x, (cur * BT + 16u * (a * TS + ts)) * SK4 + kk / 8u, SK4, false);
                 [[unroll]] for (uint j = 0u; j < NB; j++) {
                     acc[NB * a + j] = coopMatMulAddNV(fa, b[j], acc[NB * a + j]);
                 }
@@ -328,13 +330,14 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     uint cb = sg * 16u * SC, lane = gl_SubgroupInvocationID;
     float nan = uintBitsToFloat(0x7fc00000u);
     [[unroll]] for (uint a = 0u; a < 8u; a++) {
-        if (a >= NA || pb + 16u * a >= n) break; // uniform over the subgroup
+        uint pa = 16u * (a * TS + ts); // the fragment's first pair slot
+        if (a >= NA || pa >= n) break; // uniform over the subgroup
         float v0[8], v1[8];
         uint h0 = NB * a, h1 = h0 + NB / 2u, last = NA * NB - 1u; // (the second fragment is used at CN 8 only)
         stage(acc[h0], acc[h0 + 1u], cb, lane, v0);             // gate (or down rows wr0 ..)
         stage(acc[h1], acc[min(h1 + 1u, last)], cb, lane, v1); // up (or down rows wr0 + 16 ..)
         [[unroll]] for (uint r = 0u; r < 8u; r++) {
-            int q = s_q[pb + 16u * a + lane / 16u + 2u * r];
+            int q = s_q[pa + lane / 16u + 2u * r];
             if (q < 0) continue;
 #if defined(QN_MOE_GATE_UP)
             uint row = r0 + 16u * rg + lane % 16u;

@@ -151,9 +151,7 @@ static int run_variant(const struct pfab_opts *o, const struct qn_vk_stack *st, 
     struct qn_session_params sp;
     qn_session_default_params(&sp);
     sp.chunk = (uint32_t)o->chunk;
-    sp.tune.matvec_wg = st->board.tune.matvec_wg;
-    sp.tune.matvec_rows = st->board.tune.matvec_rows;
-    sp.tune.norm_wg = st->board.tune.norm_wg;
+    qn_vk_stack_tune(&st->board, &sp.tune);
     for (int i = 0; i < o->nprompts; i++)
         if ((uint64_t)o->prompts[i] + (uint64_t)o->decode > sp.ctx) sp.ctx = (uint32_t)(o->prompts[i] + o->decode);
     qn_session *s = NULL;

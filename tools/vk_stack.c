@@ -47,14 +47,20 @@ int qn_vk_stack_open(struct qn_vk_stack *st, const struct qn_cli_common *o, stru
     }
     if (!rc) rc = open_model(st, o);
     if (!rc) {
-        sp.tune.matvec_wg = st->board.tune.matvec_wg;
-        sp.tune.matvec_rows = st->board.tune.matvec_rows;
-        sp.tune.norm_wg = st->board.tune.norm_wg;
+        qn_vk_stack_tune(&st->board, &sp.tune);
         sp.profile = o->profile;
         rc = qn_session_new(&st->s, st->m, &sp);
     }
     if (rc) qn_vk_stack_close(st);
     return rc;
+}
+
+void qn_vk_stack_tune(const struct qn_board *b, struct qn_fwd_tune *t)
+{
+    t->matvec_wg = b->tune.matvec_wg;
+    t->matvec_rows = b->tune.matvec_rows;
+    t->norm_wg = b->tune.norm_wg;
+    t->wy_seg = b->tune.gdn_wy_seg;
 }
 
 void qn_vk_stack_close(struct qn_vk_stack *st)

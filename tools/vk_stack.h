@@ -20,5 +20,7 @@ struct qn_vk_stack {
  * --profile. On failure everything opened is closed again. */
 int qn_vk_stack_open(struct qn_vk_stack *st, const struct qn_cli_common *o, struct qn_session_params sp);
 void qn_vk_stack_close(struct qn_vk_stack *st); /* safe on a zeroed or partly opened stack */
+/* The board's kernel tuning into a session's forward tune (matvec / norm workgroups, the delta rule's segments). */
+void qn_vk_stack_tune(const struct qn_board *b, struct qn_fwd_tune *t);
 
 #endif

@@ -114,9 +114,16 @@ int main(int argc, char **argv)
               "\"norm_wg\": 64, \"eltwise_wg\": 64, \"subgroup\": \"prefer\"}}", "not an integer");
     malformed("{\"name\": \"x\", " GOOD_MATCH ", " GOOD_MEM ", \"tuning\": {\"matvec_wg\": 64, \"matvec_rows\": 2, "
               "\"norm_wg\": 64, \"eltwise_wg\": 64, \"subgroup\": \"maybe\"}}", "tuning.subgroup");
+    malformed("{\"name\": \"x\", " GOOD_MATCH ", " GOOD_MEM ", \"tuning\": {\"matvec_wg\": 64, \"matvec_rows\": 2, "
+              "\"norm_wg\": 64, \"eltwise_wg\": 64, \"subgroup\": \"prefer\", \"gdn_wy_seg\": 0}}", "tuning.gdn_wy_seg: 0");
     malformed("{\"name\": \"x\", \"match\": {\"device_type\": \"gpu\"}, " GOOD_MEM ", " GOOD_TUNE "}", "device_type");
     malformed("{\"name\": \"x\", \"match\": {\"vendor_id\": \"zz\"}, " GOOD_MEM ", " GOOD_TUNE "}", "match.vendor_id");
     malformed("{\"name\": \"x\", \"match\": {\"name_contains\": 5}, " GOOD_MEM ", " GOOD_TUNE "}", "name_contains");
+
+    rc = qn_board_parse("{\"name\": \"ok\", " GOOD_MATCH ", " GOOD_MEM ", " GOOD_TUNE "}", "test.json", &b);
+    expect(rc == 0 && b.tune.gdn_wy_seg == 0, "gdn_wy_seg left out: 0 (the runtime's default)", NULL);
+    rc = qn_board_select(NULL, &h100, &b);
+    expect(rc == 0 && b.tune.gdn_wy_seg == 64, "nvidia-h100: the delta rule in segments of 64 chunks", NULL);
 
     struct qn_board_split s;
     rc = qn_board_parse("{\"name\": \"ok\", " GOOD_MATCH ", " GOOD_MEM ", " GOOD_TUNE "}", "test.json", &b);
