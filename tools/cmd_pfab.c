@@ -199,6 +199,7 @@ static int warm_up(const struct qn_vk_stack *st, const int32_t *ids, long maxp)
     double until = qn_now_s() + (e && *e ? atof(e) : 2000.0) / 1000.0;
     struct qn_session_params sp;
     qn_session_default_params(&sp);
+    qn_vk_stack_tune(&st->board, &sp.tune);
     qn_session *s = NULL;
     int n = maxp < 512 ? (int)maxp : 512, rc = qn_session_new(&s, st->m, &sp);
     do {
