@@ -732,11 +732,20 @@ static void moe_qg_experts(struct rec *r, int l, const qn_pc_moe *pc0)
     qn_cmd_dispatch_n(r->c, gu, QN_BINDS(QN_BIND(guh ? f->hx : f->xn), QN_BIND(f->list), QN_BIND(f->tiles), QN_BIND(m->slot_table),
                                          QN_BIND(f->act), POOLS(m)),
                       pc, sizeof *pc, (uint64_t)pc->max_tiles * cdiv(pc->I, bn));
-    barrier(r);                                 /* d[T, K + 1, H] = down_e · act (unweighted) */
     qn_pc_moe pd = *pc;
     pd.slot_bytes = (uint32_t)m->d_slot_bytes;
     pd.slots_per_pool = m->d_slots_per_pool;
     const qn_pipe *dnh = guh ? f->moe_qdn_gcm_h[di] : NULL; /* act rows converted into hx (its gate_up is done) */
+    if (dnh && f->moe_sh_early) { /* d[t, K, :] = down_s · act[t, K, :] beside the gate_up (same outputs bit for bit) */
+        qn_pc_moe ps = pd;
+        ps.flags |= QN_MOE_SHARED_ONLY;
+        ps.tile_groups = cdiv(pc->T, pc->tile_t);
+        pd.flags |= QN_MOE_SKIP_SHARED;
+        qn_cmd_dispatch_n(r->c, f->moe_qdn_gcm[di], QN_BINDS(QN_BIND(f->act), QN_BIND(f->list), QN_BIND(f->tiles),
+                                                             QN_BIND(m->slot_table), QN_BIND(f->d), wb(&L->shared_down), DPOOLS(m)),
+                          &ps, sizeof ps, (uint64_t)ps.tile_groups * cdiv(pc->H, qn_pipe_spec(f->moe_qdn_gcm[di], 0)));
+    }
+    barrier(r);                                 /* d[T, K + 1, H] = down_e · act (unweighted) */
     if (dnh) {
         pd.act_stride = h_act_cols(&m->c);
         dispatch_to_f16(r, f->to_f16_x, QN_BIND(f->act), f->hx, pc->T * (pc->K + 1), pd.act_stride, pc->act_stride, 0);

@@ -100,6 +100,9 @@ typedef struct qn_fwd {
      * per expert (T K < cm_moe_big_pairs E; qn_cm_moe_spec_small: env QNEXT_CM_MOE_TILE_SMALL); NULL when off */
     qn_pipe *moe_qgu_gcm2[5], *moe_qdn_gcm2[5];
     uint32_t cm_moe_big_pairs;
+    bool moe_sh_early;      /* the grouped down of the shared expert (f32 act rows: the router's) recorded beside the
+                               routed gate_up in the default layout's f16 path, the other tiles' down after it (env
+                               QNEXT_MOE_SHARED_EARLY=0: off); it runs in the gate_up's last wave */
     /* prefill of a router fusion (W_moe): its block-type parts (the shared expert's gate / up) on the tensor cores
      * (router_cm, env QNEXT_ROUTER_CM); its f32 parts (router, shared_expert_gate) on the f32-FMA matmul */
     bool router_cm;
@@ -122,8 +125,8 @@ typedef struct qn_fwd {
      * converted into hx by to_f16.comp, then matmul_cm_h.comp, whose k loop only moves f16 chunks */
     qn_pipe *to_f16[5];     /* by q_index: blocks -> f16 */
     qn_pipe *to_f16_x;      /* f32 -> f16 (X, and a fusion's f32 parts) */
-    qn_pipe *mm_h, *mm_hb, *mm_hm; /* matmul_cm_h at 128 x 64, the large and (where the large is qn_mm_h_spec[1]) the
-                             * 128 x 128 tiles, each for calls with >= 256 of its tiles; QNEXT_MM_H=2: the f32-FMA matmul_f16 on
+    qn_pipe *mm_h, *mm_hb, *mm_hm; /* matmul_cm_h at 128 x 64, the large and (where the large has other tile sizes than
+                             * qn_mm_h_spec[2], e.g. QNEXT_MM_H_LAYOUT's) the 128 x 128 tiles, each for calls with >= 256 of its tiles; QNEXT_MM_H=2: the f32-FMA matmul_f16 on
                              * hw and f32 X (any device: tests the decode and its barriers); NULL: path off */
     bool mm_h_x;            /* mm_h takes f16 X (hx); false: f32 X as is (QNEXT_MM_H=2) */
     uint32_t h_min_t;       /* calls of at least this many tokens take it (env QNEXT_MM_H_MIN_T, default 256) */
@@ -256,9 +259,9 @@ int qn_cm_moe_check_pipes(qn_vk *v, const qn_pipe *gu, const qn_pipe *dn, uint64
 enum { QN_CM_MOE_NSPEC = 8 };
 
 /* matmul_cm_h's layouts in the f16 path (spec WG, BM, BN, BK, WTM, WTN, NBUF): [0] 128 x 64 tiles of 32 x 32 subgroup
- * tiles; for calls of >= 256 large tiles [1] 256 x 128 of 64 x 32 in one tile buffer where the device fits it (H100
- * run 90), else [2] 128 x 128 of 64 x 32 double-buffered (run 63), which beside [1] takes the calls with >= 256 of its
- * own tiles but fewer large ones (run 91: 512 tokens); test_qmatmul checks all three */
+ * tiles; for calls of >= 256 large tiles [1] 128 x 128 of 64 x 32 at BK 64 in one tile buffer where the device fits
+ * it (H100 run 113), else [2] 128 x 128 of 64 x 32 at BK 32 double-buffered (run 63), which would beside a larger [1]
+ * take the calls with >= 256 of its own tiles but fewer large ones (run 91: 512 tokens); test_qmatmul checks all three */
 enum { QN_MM_H_NSPEC = 7 };
 extern const uint32_t qn_mm_h_spec[3][QN_MM_H_NSPEC];
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);

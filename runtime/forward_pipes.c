@@ -665,10 +665,12 @@ static int make_layer_pipes(qn_fwd *f)
  * tensor-core matmuls are (f->coopmat), 0: off, 2: the decode into f16 and the f32-FMA matmul_f16 on it (any device,
  * for tests); QNEXT_MM_H_MIN_T: the smallest call it takes (default 256 tokens). H100 run 63 (test_qmatmul --bench):
  * 128-132 TFLOP/s at M 512-4096 x N 12352 x K 2048 against 85 for qmatmul_cm_q4_k (its weight decode in the k loop). */
-/* [0] the small layout (calls of fewer than 256 large tiles), [1] the large one where the device fits it (512
- * invocations, 47,104 bytes of shared memory: one tile buffer), else [2]. H100 run 90: at M 4096 N 12352 K 2048 [1]
- * 169 TFLOP/s against [2]'s 131 (128 x 256 at NBUF 1: 166), prefill 8930 against 8633-8636 tok/s at 4096 tokens. */
-const uint32_t qn_mm_h_spec[3][QN_MM_H_NSPEC] = { { 256, 128, 64, 32, 32, 32, 2 }, { 512, 256, 128, 32, 64, 32, 1 },
+/* [0] the small layout (calls of fewer than 256 large tiles), [1] the large one where the device fits it (128 x 128
+ * at BK 64 in one tile buffer: 45,056 bytes of shared memory), else [2] (BK 32, two buffers). H100 run 113: [1] 163 /
+ * 178 TFLOP/s at M 512 N 12352 K 2048 / M 2048 N 2048 K 4096 against 122 / 172 for run 90's 256 x 128 at BK 32
+ * (512 invocations, one buffer) and 126 / 146 for [2]; prefill 5576-5588 / 7134-7135 / 9364-9370 against 5535-5538 /
+ * 7035-7037 / 9243-9275 tok/s at 1024 / 2048 / 4096 tokens (half the barriers per multiply). */
+const uint32_t qn_mm_h_spec[3][QN_MM_H_NSPEC] = { { 256, 128, 64, 32, 32, 32, 2 }, { 256, 128, 128, 64, 64, 32, 1 },
                                                   { 256, 128, 128, 32, 64, 32, 2 } };
 
 /* A layout's fit: WG = 32 (BM / WTM) (BN / WTN), multiples of 16, within the device's invocations and shared memory */
@@ -723,7 +725,8 @@ static int make_h_pipes(qn_fwd *f)
         f->mm_h_x = true;
         /* the grouped gate_up's x and down's act in f16 (QNEXT_MOE_XH=0: f32 as before, 1: the gate_up's x only;
          * H100 run 66: the gate_up's +4% at 4096 tokens) */
-        const char *g = getenv("QNEXT_MOE_XH");
+        const char *g = getenv("QNEXT_MOE_XH"), *se = getenv("QNEXT_MOE_SHARED_EARLY");
+        f->moe_sh_early = !(se && !strcmp(se, "0"));
         const qn_config *c = &f->m->c; /* rows of whole 8-half chunks */
         bool gu = !(g && !strcmp(g, "0")) && c->hidden_size % 8 == 0;
         bool dn = gu && !(g && !strcmp(g, "1")) && c->moe_inter % 8 == 0 && c->shared_inter % 8 == 0;

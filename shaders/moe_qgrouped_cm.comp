@@ -40,7 +40,10 @@
 //   several passes.
 //   Shared tiles are uvec4 arrays (8 halves per store; the fragments load from them in uvec4 units).
 // Dispatch: G · nb groups (qn_vk_grid), G = tile_groups (0: max_tiles), nb = ceil(I / BN) (gate_up) or
-//   ceil(H / BN) (down); group g takes row block g % nb of the tiles g / nb, g / nb + G, ...
+//   ceil(H / BN) (down); group g takes row block g % nb of the tiles g / nb, g / nb + G, ... Down with
+//   pc.flags QN_MOE_SHARED_ONLY: only the shared pseudo-expert E's tiles, counted from its first one (G = its
+//   tile count), so its down can run beside the gate_up (its act rows are the router's); QN_MOE_SKIP_SHARED: the
+//   other tiles only.
 // Accuracy as qmatmul_cm.comp: f16 operands (|x| clamped to 65504), f32 products and sums; each output depends
 // only on its token, the expert and QN_BK (not on the tile, slot, BT, NBUF or other tokens). Absent slot: NaN
 // outputs.
@@ -352,13 +355,15 @@ void tile_pass(uint first, uint n, uint r0, bool present, uint lid)
     barrier(); // s_q, s_xrow are rewritten by the next pass
 }
 
-// the first tile of expert e at or before tile (the tile list is sorted by expert up to the unused tail)
+// the first tile of expert e at or before tile (the tile list is sorted by expert up to the unused tail, whose
+// entries are negative)
 uint first_tile(uint tile, int e)
 {
     uint lo = 0u, hi = tile;
     while (lo < hi) {
         uint mid = (lo + hi) / 2u;
-        if (tiles[4u * mid] < e) lo = mid + 1u; else hi = mid;
+        int te = tiles[4u * mid];
+        if (te >= 0 && te < e) lo = mid + 1u; else hi = mid;
     }
     return lo;
 }
@@ -375,11 +380,15 @@ void main()
     uint G = pc.tile_groups == 0u ? pc.max_tiles : pc.tile_groups;
     uint R = max(1u, BT / max(pc.tile_t, 1u)); // sort tiles per pass
     uint g = qn_group_id(), r0 = (g % nb) * BN, lid = gl_LocalInvocationIndex;
-    for (uint tile = g / nb; tile < pc.max_tiles; tile += G) { // uniform over the workgroup
+    bool only_sh = (pc.flags & QN_MOE_SHARED_ONLY) != 0u, skip_sh = (pc.flags & QN_MOE_SKIP_SHARED) != 0u;
+    uint t0 = only_sh ? first_tile(pc.max_tiles, int(pc.E)) : 0u;
+    for (uint tile = t0 + g / nb; tile < pc.max_tiles; tile += G) { // uniform over the workgroup
         int e = tiles[4u * tile];
-        if (e < 0 || uint(e) > pc.E) break;
+        if (e < 0 || uint(e) > pc.E || (only_sh && uint(e) != pc.E)) break;
 #if defined(QN_MOE_GATE_UP)
         if (uint(e) == pc.E) continue;
+#else
+        if (skip_sh && uint(e) == pc.E) continue;
 #endif
         if (R > 1u && (tile - first_tile(tile, e)) % R != 0u) continue; // merged into an earlier tile's pass
         uint start = uint(tiles[4u * tile + 1u]), n = uint(tiles[4u * tile + 2u]);

@@ -295,6 +295,25 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
         nbad = words_differ(h, qn_h_read(h, d2, nd), got_d, nd);
         printf("%-4s down with act in f16 (moe_q_dn_grouped_cm_h_%s) == with act in f32: %zu of %zu d words differ\n",
                nbad ? "FAIL" : "ok", qn_ggml_type_name(tdn), nbad, nd);
+        /* the model's split (forward.c moe_sh_early): the shared expert's tiles alone on the f32 act (QN_MOE_SHARED_ONLY,
+         * grid of its tiles only), then the f16 twin on every other tile (QN_MOE_SKIP_SHARED): the same d, bit for bit */
+        qn_buf *d3 = qn_h_output(h, "d split", nd);
+        qn_pc_moe ps = pd;
+        ps.flags |= QN_MOE_SHARED_ONLY;
+        ps.tile_groups = (T + tile_t - 1) / tile_t;
+        qn_h_run(h, dn, QN_BINDS(QN_BIND(ain), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(d3), QN_BIND(dsb),
+                                 QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]), QN_BIND(dpb[0]),
+                                 QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),
+                 &ps, sizeof ps, (uint64_t)ps.tile_groups * ((H + bn_dn - 1) / bn_dn));
+        pd2.flags |= QN_MOE_SKIP_SHARED;
+        qn_h_run(h, cm_pipe(h, k_dn_cmh[c.fdn], 0),
+                 QN_BINDS(QN_BIND(ab16), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(d3), QN_BIND(dsb),
+                          QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]), QN_BIND(dpb[0]),
+                          QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),
+                 &pd2, sizeof pd2, (uint64_t)G * ((H + bn_dn - 1) / bn_dn));
+        nbad = words_differ(h, qn_h_read(h, d3, nd), got_d, nd);
+        printf("%-4s down split: the shared expert's tiles alone, then the others (f16 act): %zu of %zu d words differ\n",
+               nbad ? "FAIL" : "ok", nbad, nd);
     }
     bool i8 = c.mt && c.mt->i8;
     if (i8) { /* the int8 twins: the reference on x and the routed act rows as the kernels quantize them */
