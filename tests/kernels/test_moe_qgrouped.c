@@ -287,11 +287,13 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
         qn_pc_moe pd2 = pc;
         pd2.slot_bytes = dslot_b;
         pd2.act_stride = as8;
-        qn_h_run(h, cm_pipe(h, k_dn_cmh[c.fdn], 0),
-                 QN_BINDS(QN_BIND(ab16), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(d2), QN_BIND(dsb),
-                          QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]), QN_BIND(dpb[0]),
-                          QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),
-                 &pd2, sizeof pd2, (uint64_t)G * ((H + bn_dn - 1) / bn_dn));
+        /* a down kernel P on the act rows A (pc PC, NG workgroups) into D, the case's other bindings */
+#define DOWN_RUN(P, A, D, PC, NG)                                                                              \
+    qn_h_run(h, P, QN_BINDS(QN_BIND(A), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(D), QN_BIND(dsb),        \
+                            QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]), QN_BIND(dpb[0]),    \
+                            QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),                                     \
+             &(PC), sizeof(PC), NG)
+        DOWN_RUN(cm_pipe(h, k_dn_cmh[c.fdn], 0), ab16, d2, pd2, (uint64_t)G * ((H + bn_dn - 1) / bn_dn));
         nbad = words_differ(h, qn_h_read(h, d2, nd), got_d, nd);
         printf("%-4s down with act in f16 (moe_q_dn_grouped_cm_h_%s) == with act in f32: %zu of %zu d words differ\n",
                nbad ? "FAIL" : "ok", qn_ggml_type_name(tdn), nbad, nd);
@@ -301,16 +303,10 @@ static void run_case(struct qn_h *h, struct mcase c, bool cm)
         qn_pc_moe ps = pd;
         ps.flags |= QN_MOE_SHARED_ONLY;
         ps.tile_groups = (T + tile_t - 1) / tile_t;
-        qn_h_run(h, dn, QN_BINDS(QN_BIND(ain), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(d3), QN_BIND(dsb),
-                                 QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]), QN_BIND(dpb[0]),
-                                 QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),
-                 &ps, sizeof ps, (uint64_t)ps.tile_groups * ((H + bn_dn - 1) / bn_dn));
+        DOWN_RUN(dn, ain, d3, ps, (uint64_t)ps.tile_groups * ((H + bn_dn - 1) / bn_dn));
         pd2.flags |= QN_MOE_SKIP_SHARED;
-        qn_h_run(h, cm_pipe(h, k_dn_cmh[c.fdn], 0),
-                 QN_BINDS(QN_BIND(ab16), QN_BIND(list), QN_BIND(tiles), QN_BIND(tb), QN_BIND(d3), QN_BIND(dsb),
-                          QN_BIND(dpb[0]), QN_BIND(dpb[1]), QN_BIND(dpb[2]), QN_BIND(dpb[0]), QN_BIND(dpb[0]),
-                          QN_BIND(dpb[0]), QN_BIND(dpb[0]), QN_BIND(dpb[0])),
-                 &pd2, sizeof pd2, (uint64_t)G * ((H + bn_dn - 1) / bn_dn));
+        DOWN_RUN(cm_pipe(h, k_dn_cmh[c.fdn], 0), ab16, d3, pd2, (uint64_t)G * ((H + bn_dn - 1) / bn_dn));
+#undef DOWN_RUN
         nbad = words_differ(h, qn_h_read(h, d3, nd), got_d, nd);
         printf("%-4s down split: the shared expert's tiles alone, then the others (f16 act): %zu of %zu d words differ\n",
                nbad ? "FAIL" : "ok", nbad, nd);
