@@ -264,6 +264,8 @@ enum { QN_CM_MOE_NSPEC = 8 };
  * take the calls with >= 256 of its own tiles but fewer large ones (run 91: 512 tokens); test_qmatmul checks all three */
 enum { QN_MM_H_NSPEC = 7 };
 extern const uint32_t qn_mm_h_spec[3][QN_MM_H_NSPEC];
+/* Does layout spec fit device c (WG = 32 (BM / WTM) (BN / WTN), multiples of 16, invocations, shared memory)? */
+bool qn_mm_h_fits(const struct qn_caps *c, const uint32_t *spec);
 int qn_cm_moe_parse(const struct qn_caps *c, const char *s, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 void qn_cm_moe_spec(const struct qn_caps *c, uint32_t part_off, uint32_t spec[QN_CM_MOE_NSPEC]);
 uint32_t qn_cm_moe_shared(const uint32_t spec[QN_CM_MOE_NSPEC]);

@@ -674,7 +674,7 @@ const uint32_t qn_mm_h_spec[3][QN_MM_H_NSPEC] = { { 256, 128, 64, 32, 32, 32, 2 
                                                   { 256, 128, 128, 32, 64, 32, 2 } };
 
 /* A layout's fit: WG = 32 (BM / WTM) (BN / WTN), multiples of 16, within the device's invocations and shared memory */
-static bool mm_h_fits(const struct qn_caps *c, const uint32_t *v)
+bool qn_mm_h_fits(const struct qn_caps *c, const uint32_t *v)
 {
     return v[4] && v[5] && v[1] % v[4] == 0 && v[2] % v[5] == 0 && v[4] % 16 == 0 && v[5] % 16 == 0 && v[3] &&
            v[3] % 16 == 0 && (v[6] == 1 || v[6] == 2) && v[0] == 32 * (v[1] / v[4]) * (v[2] / v[5]) &&
@@ -690,11 +690,11 @@ static const uint32_t *mm_hb_spec(const qn_fwd *f, uint32_t buf[QN_MM_H_NSPEC])
     unsigned v[QN_MM_H_NSPEC];
     if (e && sscanf(e, "%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) == 7) {
         for (int i = 0; i < QN_MM_H_NSPEC; i++) buf[i] = v[i];
-        if (mm_h_fits(c, buf)) return buf;
+        if (qn_mm_h_fits(c, buf)) return buf;
     }
     if (e) QN_WARN("QNEXT_MM_H_LAYOUT=%s: want WG,BM,BN,BK,WTM,WTN,NBUF (WG = 32 (BM / WTM) (BN / WTN), within the "
                    "device's limits); using the default", e);
-    return mm_h_fits(c, qn_mm_h_spec[1]) ? qn_mm_h_spec[1] : qn_mm_h_spec[2];
+    return qn_mm_h_fits(c, qn_mm_h_spec[1]) ? qn_mm_h_spec[1] : qn_mm_h_spec[2];
 }
 
 static int make_h_pipes(qn_fwd *f)
