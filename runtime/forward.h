@@ -125,9 +125,10 @@ typedef struct qn_fwd {
      * converted into hx by to_f16.comp, then matmul_cm_h.comp, whose k loop only moves f16 chunks */
     qn_pipe *to_f16[5];     /* by q_index: blocks -> f16 */
     qn_pipe *to_f16_x;      /* f32 -> f16 (X, and a fusion's f32 parts) */
-    qn_pipe *mm_h, *mm_hb, *mm_hm; /* matmul_cm_h at 128 x 64, the large and (where the large has other tile sizes than
-                             * qn_mm_h_spec[2], e.g. QNEXT_MM_H_LAYOUT's) the 128 x 128 tiles, each for calls with >= 256 of its tiles; QNEXT_MM_H=2: the f32-FMA matmul_f16 on
-                             * hw and f32 X (any device: tests the decode and its barriers); NULL: path off */
+    qn_pipe *mm_h, *mm_hb, *mm_hm; /* matmul_cm_h at 128 x 64, the large and (where the large has other tile sizes
+                             * than qn_mm_h_spec[2], e.g. QNEXT_MM_H_LAYOUT's) the 128 x 128 tiles, each for calls with
+                             * >= 256 of its tiles; QNEXT_MM_H=2: the f32-FMA matmul_f16 on hw and f32 X (any device:
+                             * tests the decode and its barriers); NULL: path off */
     bool mm_h_x;            /* mm_h takes f16 X (hx); false: f32 X as is (QNEXT_MM_H=2) */
     uint32_t h_min_t;       /* calls of at least this many tokens take it (env QNEXT_MM_H_MIN_T, default 256) */
     uint64_t hw_elems;      /* hw holds the largest projection (rows x cols halves) */
@@ -261,7 +262,8 @@ enum { QN_CM_MOE_NSPEC = 8 };
 /* matmul_cm_h's layouts in the f16 path (spec WG, BM, BN, BK, WTM, WTN, NBUF): [0] 128 x 64 tiles of 32 x 32 subgroup
  * tiles; for calls of >= 256 large tiles [1] 128 x 128 of 64 x 32 at BK 64 in one tile buffer where the device fits
  * it (H100 run 113), else [2] 128 x 128 of 64 x 32 at BK 32 double-buffered (run 63), which would beside a larger [1]
- * take the calls with >= 256 of its own tiles but fewer large ones (run 91: 512 tokens); test_qmatmul checks all three */
+ * take the calls with >= 256 of its own tiles but fewer large ones (run 91: 512 tokens); test_qmatmul checks all
+ * three */
 enum { QN_MM_H_NSPEC = 7 };
 extern const uint32_t qn_mm_h_spec[3][QN_MM_H_NSPEC];
 /* Does layout spec fit device c (WG = 32 (BM / WTM) (BN / WTN), multiples of 16, invocations, shared memory)? */

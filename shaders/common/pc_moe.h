@@ -30,8 +30,8 @@ QN_CONST(QN_MOE_CHAIN_IN, 8u)    /* decode chain (common/moe_chain.glsl): wait f
 QN_CONST(QN_MOE_CHAIN_OUT, 16u)  /* decode chain: count this dispatch's workgroups for the consumer */
 QN_CONST(QN_MOE_CHAIN_WORDS, 64u) /* the split down's scratch starts with the chain's uint32 words (3 per token), its
                                      partials after them */
-QN_CONST(QN_MOE_SHARED_ONLY, 32u) /* grouped down (moe_qgrouped_cm.comp): only the shared pseudo-expert E's tiles (workgroups
-                                     from its first tile on: tile_groups = its tile count) */
+QN_CONST(QN_MOE_SHARED_ONLY, 32u) /* grouped down (moe_qgrouped_cm.comp): only the shared pseudo-expert E's tiles
+                                     (workgroups from its first tile on: tile_groups = its tile count) */
 QN_CONST(QN_MOE_SKIP_SHARED, 64u) /* grouped down: every tile but expert E's (a QN_MOE_SHARED_ONLY dispatch did them) */
 QN_CONST(QN_MOE_MAX_POOLS, 8u)   /* pool bindings per kernel */
 QN_CONST(QN_MOE_MAX_E, 1024u)    /* router / sort limit on E */

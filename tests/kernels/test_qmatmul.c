@@ -84,8 +84,7 @@ static void run_case(struct qn_h *h, struct qcase c)
     qn_pipe *p = qn_h_pipe(h, fmts[c.f].k, L[0], L[1], L[2], L[3], L[4], L[5]);
     qn_pc_matmul pc = { .M = c.M, .N = c.N, .K = c.K, .ldx = ldx, .ldy = ldy, .x_off = c.x_off, .y_off = c.y_off,
                         .flags = c.acc ? QN_MATMUL_ACCUMULATE : 0 };
-    uint64_t groups = (uint64_t)((c.M + L[1] - 1) / L[1]) * ((c.N + L[2] - 1) / L[2]);
-    qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups);
+    qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, qn_mm_tiles(p, c.M, c.N));
     float *got = qn_h_read(h, y, ny), *ref = qn_h_alloc(h, ny);
     memcpy(ref, y0_h, ny * sizeof *ref);
     double max_s = 0, ratio = 0;
@@ -154,8 +153,7 @@ static void cm_case(struct qn_h *h, struct qcase c)
     qn_pipe *p = qn_h_pipe(h, cm_k[c.f], L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n, L[4]);
     qn_pc_matmul pc = { .M = c.M, .N = c.N, .K = c.K, .ldx = ldx, .ldy = ldy, .x_off = c.x_off, .y_off = c.y_off,
                         .flags = c.acc ? QN_MATMUL_ACCUMULATE : 0 };
-    uint64_t groups = (uint64_t)((c.M + L[1] - 1) / L[1]) * ((c.N + L[2] - 1) / L[2]);
-    qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, groups);
+    qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, qn_mm_tiles(p, c.M, c.N));
     float *got = qn_h_read(h, y, ny), *ref = qn_h_alloc(h, ny), *ref16 = qn_h_alloc(h, ny);
     memcpy(ref, y0_h, ny * sizeof *ref);
     memcpy(ref16, y0_h, ny * sizeof *ref16);
@@ -293,10 +291,6 @@ static qn_pipe *cmh_pipe(struct qn_h *h, uint32_t l)
     return qn_h_pipe(h, QN_K_MATMUL_CM_H, L[0], L[1], L[2], L[3], L[4], L[5], L[6]);
 }
 
-static uint64_t cmh_groups(uint32_t l, uint32_t M, uint32_t N)
-{
-    return (uint64_t)((M + cmh_layout(l)[1] - 1) / cmh_layout(l)[1]) * ((N + cmh_layout(l)[2] - 1) / cmh_layout(l)[2]);
-}
 
 static void cmh_case(struct qn_h *h, uint32_t l, uint32_t M, uint32_t N, uint32_t K, bool acc)
 {
@@ -305,7 +299,8 @@ static void cmh_case(struct qn_h *h, uint32_t l, uint32_t M, uint32_t N, uint32_
     qn_buf *w = qn_h_input_f16(h, "W", nw, -2, 2, &w_h), *x = qn_h_input_f16(h, "X", nx, -1, 1, &x_h);
     qn_buf *y = qn_h_input_f32(h, "Y", ny, -2, 2, &y0_h);
     qn_pc_matmul pc = { .M = M, .N = N, .K = K, .ldx = K, .ldy = N, .flags = acc ? QN_MATMUL_ACCUMULATE : 0 };
-    qn_h_run(h, cmh_pipe(h, l), QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cmh_groups(l, M, N));
+    qn_pipe *p = cmh_pipe(h, l);
+    qn_h_run(h, p, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, qn_mm_tiles(p, M, N));
     float *got = qn_h_read(h, y, ny), *ref = qn_h_alloc(h, ny);
     double max_s = 0;
     for (uint32_t m = 0; m < M; m++)
@@ -376,8 +371,7 @@ static void bench(struct qn_h *h, int iters)
         for (uint32_t l = 0; has_coopmat(h) && l < NCML; l++) {
             const uint32_t *L = cm_layouts[l];
             qn_pipe *c = qn_h_pipe(h, QN_K_MATMUL_CM_BF16, L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n, L[4]);
-            uint64_t cg = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
-            ms = time_min(h, c, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cg, iters);
+            ms = time_min(h, c, QN_BINDS(QN_BIND(wb), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, qn_mm_tiles(c, M, N), iters);
             printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u,%u (QNEXT_CM_TILE)\n",
                    "matmul_cm_bf16", M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3], L[4]);
         }
@@ -386,8 +380,9 @@ static void bench(struct qn_h *h, int iters)
         for (uint32_t l = 0; has_coopmat(h) && l < NCMH; l++) {
             const uint32_t *L = cmh_layout(l);
             if (!qn_mm_h_fits(qn_vk_caps(h->v), L)) continue;
-            ms = time_min(h, cmh_pipe(h, l), QN_BINDS(QN_BIND(wh), QN_BIND(xh), QN_BIND(y)), &pc, sizeof pc,
-                          cmh_groups(l, M, N), iters);
+            qn_pipe *hp = cmh_pipe(h, l);
+            ms = time_min(h, hp, QN_BINDS(QN_BIND(wh), QN_BIND(xh), QN_BIND(y)), &pc, sizeof pc, qn_mm_tiles(hp, M, N),
+                          iters);
             printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u sub %ux%u nbuf %u\n",
                    "matmul_cm_h", M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3], L[4], L[5], L[6]);
         }
@@ -410,8 +405,8 @@ static void bench(struct qn_h *h, int iters)
             for (uint32_t l = 0; has_coopmat(h) && l < NCML; l++) {
                 const uint32_t *L = cm_layouts[l];
                 qn_pipe *c = qn_h_pipe(h, cm_k[f], L[0], L[1], L[2], L[3], qn_vk_caps(h->v)->coopmat_nv_n, L[4]);
-                uint64_t cg = (uint64_t)((M + L[1] - 1) / L[1]) * ((N + L[2] - 1) / L[2]);
-                ms = time_min(h, c, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, cg, iters);
+                ms = time_min(h, c, QN_BINDS(QN_BIND(w), QN_BIND(x), QN_BIND(y)), &pc, sizeof pc, qn_mm_tiles(c, M, N),
+                              iters);
                 printf("bench %-16s M%-5u N%-6u K%-5u %8.4f ms %6.2f TFLOP/s  tile %u,%u,%u,%u (QNEXT_CM_TILE)\n",
                        qn_pipe_info(c)->name, M, N, K, ms, flop / ms * 1e-9, L[1], L[2], L[3], L[4]);
             }
