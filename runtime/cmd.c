@@ -47,6 +47,7 @@ struct qn_cmd {
     char labels[QN_CMD_MAX_STAMPS][48]; /* labels[i]: region starting at stamp i ("" = none) */
     uint32_t nregions;
     uint32_t ndispatch;        /* dispatches recorded since begin */
+    char skip[256];            /* QNEXT_DIAG_SKIP at begin: kernels whose names contain a listed part are not recorded */
     uint32_t region_stamp[QN_CMD_MAX_STAMPS];
     double region_ms[QN_CMD_MAX_STAMPS];
 };
@@ -148,6 +149,8 @@ int qn_cmd_begin(qn_cmd *c)
     c->nstamps = 0;
     c->nregions = 0;
     c->ndispatch = 0;
+    const char *sk = getenv("QNEXT_DIAG_SKIP"); /* read per recording: prefill-ab's variants set it in between */
+    snprintf(c->skip, sizeof c->skip, "%s", sk ? sk : "");
     c->region_open = false;
     c->recorded = false;
     VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
@@ -214,6 +217,21 @@ static int check_binds(qn_cmd *c, const struct qn_kernel_info *ki, const struct 
     return 0;
 }
 
+/* QNEXT_DIAG_SKIP=PART[,PART...] (timing only, results are WRONG): does kernel `name` contain one of the parts? What
+ * a stage costs inside the whole step is the step's time with and without it (docs/perf.md run 119). */
+static bool diag_skip(qn_cmd *c, const char *name)
+{
+    static bool warned;
+    if (!c->skip[0]) return false;
+    if (!warned) QN_WARN("QNEXT_DIAG_SKIP=%s: those kernels are not recorded, results are WRONG (timing only)", c->skip);
+    warned = true;
+    char list[256], *save = NULL;
+    snprintf(list, sizeof list, "%s", c->skip);
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (*t && strstr(name, t)) return true;
+    return false;
+}
+
 int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32_t nb, const void *push,
                     uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz)
 {
@@ -235,7 +253,7 @@ int qn_cmd_dispatch(qn_cmd *c, const qn_pipe *p, const struct qn_bind *b, uint32
     VkWriteDescriptorSet w[QN_MAX_BIND];
     VkDescriptorSet set = VK_NULL_HANDLE;
     if ((rc = check_binds(c, ki, b, nb, bi)) < 0) return rc;
-    if (!gx || !gy || !gz) return 0;
+    if (!gx || !gy || !gz || diag_skip(c, ki->name)) return 0;
     bool pushd = c->v->push_desc;
     if (nb && !pushd && (rc = alloc_set(c, p->dsl, &set)) < 0) return rc;
     for (uint32_t i = 0; i < nb; i++)

@@ -224,6 +224,12 @@ static int create_pipe(qn_vk *v, enum qn_kernel kk, const uint32_t *spec, qn_pip
     struct qn_pipe_job *j = calloc(1, sizeof *j);
     if (!p || !j) { rc = qn_fail(-ENOMEM, "out of memory"); goto done; }
     QN_TRY(ensure_slot(v, kk));
+    if (qn_log_level() >= QN_LOG_DEBUG) { /* in bench_pstats' KERNEL:S0,S1,... syntax */
+        char sl[QN_MAX_SPEC * 11 + 1] = "";
+        for (uint32_t i = 0, o = 0; i < ki->nspec && o < sizeof sl; i++)
+            o += (uint32_t)snprintf(sl + o, sizeof sl - o, "%s%u", i ? "," : "", spec[i]);
+        QN_DEBUG("pipeline %s%s%s", ki->name, ki->nspec ? ":" : "", sl);
+    }
     memcpy(p->spec, spec, sizeof p->spec);
     p->kernel = kk;
     p->layout = s->layout;

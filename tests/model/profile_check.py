@@ -3,7 +3,9 @@
 decode step are all there with positive GPU time, and with QNEXT_PROFILE_DISPATCH=1 every dispatch gets its own row
 (kernel name and grid): the decode rows name the kernels of each layer kind, one per layer and token. Both for the
 default decode graph (the GDN core in one gdn_decode, attn_prep inside attn_decode_prep) and the unfused one
-(QNEXT_GDN_FUSE=0 QNEXT_ATTN_FOLD=0: gdn_conv, gdn_recurrent, gated_rmsnorm, attn_prep, attn_decode)."""
+(QNEXT_GDN_FUSE=0 QNEXT_ATTN_FOLD=0: gdn_conv, gdn_recurrent, gated_rmsnorm, attn_prep, attn_decode). And the two
+diagnostics beside the profile: QNEXT_DIAG_SKIP leaves the named kernels out of the recording (with a warning), and -vv
+lists every pipeline made as KERNEL:SPEC,... (bench_pstats' syntax)."""
 import os
 import re
 import subprocess
@@ -12,10 +14,13 @@ import sys
 ROW = re.compile(r'^  (\S.*?)\s+(-?[0-9.]+)\s+(-?[0-9.]+)\s+([0-9.]+)$')
 
 
-def profile(qnext, golden, per_dispatch, extra):
+def profile(qnext, golden, per_dispatch, extra, verbose=False, err=None):
     env = dict(os.environ, QNEXT_PROFILE_DISPATCH='1' if per_dispatch else '0', **extra)
     cmd = [qnext, 'bench', '-m', f'{golden}/tiny', '--prompt', '20', '--decode', '4', '--reps', '1', '--profile']
+    cmd += ['-vv'] if verbose else []
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    if err is not None:
+        err.append(p.stderr)
     if p.returncode != 0:
         sys.exit(f'FAIL: {" ".join(cmd)} exited {p.returncode}\n{p.stderr}')
     rows = {}
@@ -61,10 +66,28 @@ def check(qnext, golden, extra, fams, kernels):
           f'per decode token')
 
 
+def check_diag(qnext, golden):
+    skip = 'gdn_decode,attn_decode'
+    err = []
+    per = profile(qnext, golden, True, {'QNEXT_DIAG_SKIP': skip}, verbose=True, err=err)
+    left = [k for k in per if k.startswith(('gdn_decode', 'attn_decode'))]
+    if left:
+        sys.exit(f'FAIL (QNEXT_DIAG_SKIP={skip}): rows of skipped kernels: {left}')
+    if not any(k.startswith('moe_') for k in per):
+        sys.exit(f'FAIL (QNEXT_DIAG_SKIP={skip}): the other kernels are gone too: {sorted(per)}')
+    if f'QNEXT_DIAG_SKIP={skip}' not in err[0] or 'WRONG' not in err[0]:
+        sys.exit(f'FAIL (QNEXT_DIAG_SKIP={skip}): no warning on stderr:\n{err[0][-2000:]}')
+    pipes = re.findall(r'debug: pipeline ([a-z0-9_]+)(:[0-9]+(?:,[0-9]+)*)?$', err[0], re.M)
+    if not any(n == 'gdn_decode' and sp for n, sp in pipes):
+        sys.exit(f'FAIL (-vv): no "pipeline gdn_decode:SPEC" line among {len(pipes)} pipeline lines')
+    print(f'QNEXT_DIAG_SKIP={skip}: {len(per)} rows, none of those kernels; -vv: {len(pipes)} pipelines listed')
+
+
 def main():
     qnext, golden = sys.argv[1], sys.argv[2]
     for extra, fams, kernels in GRAPHS:
         check(qnext, golden, extra, fams, kernels)
+    check_diag(qnext, golden)
 
 
 if __name__ == '__main__':
