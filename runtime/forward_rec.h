@@ -64,4 +64,27 @@ static inline void barrier_k(struct rec *r, char cls)
 }
 static inline void barrier(struct rec *r) { barrier_k(r, '*'); }
 
+/* ---- helpers shared by forward.c and forward_moe.c ---------------------------------------------------- */
+
+/* The decode MoE chain's words (common/moe_chain.glsl): the first QN_MOE_CHAIN_WORDS of the split down's scratch; a
+ * kernel that does not use them (flags off) still binds a buffer there. */
+static inline struct qn_bind qn_fwd_chain_bind(const qn_fwd *f) { return QN_BIND(f->dxs ? f->dxs : f->rcnt); }
+
+/* The experts' act row in f16 for the down's twin (moe_qdn_gcm_h): max(I, Is) rounded up to 8 halves */
+static inline uint32_t qn_fwd_h_act_cols(const qn_config *c)
+{
+    uint32_t I = (uint32_t)c->moe_inter, Is = (uint32_t)c->shared_inter;
+    return ((I > Is ? I : Is) + 7u) / 8u * 8u;
+}
+
+/* to_f16.comp's dispatch: rows x cols values of src (pipeline p: a weight's blocks, or f32 rows ld apart) into f16 rows
+ * of dst from its 8-half chunk out8 on (the f16 path) */
+static inline void qn_fwd_to_f16(struct rec *r, const qn_pipe *p, struct qn_bind src, const qn_buf *dst, uint32_t rows,
+                                 uint32_t cols, uint32_t ld, uint32_t out8)
+{
+    qn_pc_to_f16 pc = { .rows = rows, .cols = cols, .ld = ld, .out8 = out8 };
+    qn_cmd_dispatch_n(r->c, p, QN_BINDS(src, QN_BIND(dst)), &pc, sizeof pc,
+                      cdiv((uint64_t)rows * cols / 8, qn_pipe_spec(p, 0)));
+}
+
 #endif
