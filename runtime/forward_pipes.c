@@ -871,9 +871,13 @@ static int mv_env_layouts(qn_fwd *f, const char *name, const char *dflt, const e
 
 static int make_mv_env_pipes(qn_fwd *f)
 {
-    /* defaults from in-model A/B runs on 32-wide subgroups (NULL: the kernel's own, 256,16,2,2,1024,1); an empty
-     * QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT keeps the kernel's own */
-    static const char *const qmv_default = NULL, *const qmvn_default = NULL;
+    /* defaults from in-model A/B runs on 32-wide subgroups (the kernel's own: 256,16,2,2,1024,1); an empty
+     * QNEXT_QMV_LAYOUT / QNEXT_QMVN_LAYOUT keeps the kernel's own. Fewer registers per lane: H100 runs 121-124 (full 80B
+     * Q4_K_M, the int8 twins copy these): the norm matvecs (in-projections, lm_head) at one unit and one row per lane
+     * take 45 registers instead of 93-98 (3 groups of 256 per SM instead of 2: the GDN in-projection's 772 groups in
+     * 2 waves, not 3), decode 218.9-219.4 vs 207.1-207.4 tok/s; the out projections at one unit per lane (60
+     * registers) another +1% on top (221.7); two rows per lane (256,16,1,2) and 256,8,1,1 were within 1% */
+    static const char *const qmv_default = "256,16,1,2,1024", *const qmvn_default = "256,16,1,1,1024";
     int rc = mv_env_layouts(f, "QNEXT_QMV_LAYOUT", qmv_default, k_qmatvec, f->qmatvec);
     return rc ? rc : mv_env_layouts(f, "QNEXT_QMVN_LAYOUT", qmvn_default, k_qmatvec_norm, f->qmatvec_norm);
 }
@@ -881,9 +885,11 @@ static int make_mv_env_pipes(qn_fwd *f)
 /* route_mixed (the decode route stage of a GGUF mixed-type W_moe in one dispatch): for each block type the model's
  * dense weights use (none: Q8_0's, for all-f32 parts), when the device has subgroup arithmetic and H is a
  * multiple of 32 up to 4096 (x staged: XSH = H / 4; forward.c checks H against the block size). Layout
- * WG 512, f32 rows 8, block rows 16, f32 unroll 8, block unroll 2: in the 80B Q4_K_M file 64 + 2 x 32 + 1 = 129
- * workgroups of 16 subgroups (f32 rows split over 2 subgroups, one block row per subgroup), every lane one batch
- * of loads. H100 run 18b (prefill-ab, 128 decode steps): 154.6 tok/s against 149.6 / 150.7 for the per-part
+ * WG 512, f32 rows 8, block rows 16, f32 unroll 2, block unroll 1: in the 80B Q4_K_M file 64 + 2 x 32 + 1 = 129
+ * workgroups of 16 subgroups (f32 rows split over 2 subgroups, one block row per subgroup), each lane two batches
+ * of block loads and four of f32 (66 registers instead of 86; H100 runs 123-125 on the leaner matvec layouts: unrolls
+ * 2 / 1 227.0, 224.4, 224.6 tok/s against 4 / 1 222.9-224.9 and 223.2-223.8, 8 / 1 220.3 and 221.2, the old 8 / 2
+ * 219-220). Until then unrolls 8 / 2, every lane one batch of loads: H100 run 18b (prefill-ab, 128 decode steps): 154.6 tok/s against 149.6 / 150.7 for the per-part
  * dispatches (QNEXT_ROUTE_ONE=0); layouts with more workgroups lost in step with their count (256,4,8,8,2 257
  * workgroups 146.3 / 147.2, 128,2,4,8,2 513 129.0, 64,1,2,8,2 1025 117.9), 256,8,16,16,4 (129 of 8 subgroups)
  * 151.9, 256,8,16,8,2 (two batches per lane) 140.3. Devices with fewer than 512 invocations per workgroup get
@@ -895,7 +901,7 @@ static int make_route_one_pipes(qn_fwd *f)
                                           QN_K_ROUTE_MIXED_Q5_K, QN_K_ROUTE_MIXED_Q6_K };
     const char *e = getenv("QNEXT_ROUTE_ONE"), *el = getenv("QNEXT_ROUTE_ONE_LAYOUT");
     const struct qn_caps *caps = qn_vk_caps(f->v);
-    uint32_t H = (uint32_t)f->m->c.hidden_size, s[6] = { 512, 8, 16, 8, 2, H / 4 };
+    uint32_t H = (uint32_t)f->m->c.hidden_size, s[6] = { 512, 8, 16, 2, 1, H / 4 };
     if ((e && !strcmp(e, "0")) || H % 32 || H > 4096) return 0;
     if (caps->max_wg_invocations < 512) s[0] = 256, s[3] = 16, s[4] = 4; /* 256,8,16,16,4 */
     if (el && *el) {
@@ -958,6 +964,9 @@ static int make_i8_gu_pipes(qn_fwd *f)
         uint32_t s[8];
         for (uint32_t j = 0; j < 8; j++) s[j] = qn_pipe_spec(p, j);
         if (s[6] < H / 4) s[6] = H / 4;
+        /* one unit per lane in flight on 32-wide subgroups, unless QNEXT_MOEQ_LAYOUT chose (64 registers instead of
+         * 88: H100 run 124, decode 225.4 / 226.2 vs 222.9 / 224.9 tok/s) */
+        if (qn_vk_caps(f->v)->subgroup_size == 32 && !getenv("QNEXT_MOEQ_LAYOUT")) s[5] = 1;
         if ((rc = pipe(f, kg[i], &f->moe_qgu_i8[i], 8, s))) return rc;
     }
     return 0;

@@ -49,6 +49,8 @@ static const struct layout layouts[] = {
     { 100, 5, 1, 3, 1 },  /* a partial subgroup, sets of 3 with a partial last one */
     { 128, 2, 1, 1, 5 },  /* split sets; QN_NORM: the sum of squares while staging */
     { 256, 16, 2, 2, 9 }, /* x quantized by 4 invocations per block (QN_PRE bit 8, inproj) */
+    { 256, 16, 1, 1, 9 }, /* the model's norm matvecs on 32-wide subgroups: one unit, one row per lane (H100 run 124) */
+    { 256, 16, 1, 2, 9 }, /* ... and its out projections: two rows per lane */
     { 64, 8, 2, 4, 13 },  /* ... with the sum of squares while staging, several passes of 16 blocks */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
@@ -193,6 +195,7 @@ static const struct gulayout gulayouts[] = {
     { 64, 4, 2, 1, 0, 0 },    /* two rows per team, no prefetch */
     { 256, 16, 2, 2, 1024, 1 }, /* a larger stage than needed, teams with several sets */
     { 100, 3, 1, 3, 0, 1 },   /* a partial subgroup, I not a multiple of the rows */
+    { 128, 8, 1, 1, 0, 1 },   /* the defaults with one unit in flight per lane (the twin's on 32-wide subgroups) */
 };
 
 struct gucase { uint32_t f, T, H, I, E, K, layout; };
@@ -294,6 +297,7 @@ int main(int argc, char **argv)
         run_gu(&h, (struct gucase){ f, 2, 2048, 64, 4, 2, 1 });
         run_gu(&h, (struct gucase){ f, 1, 2 * (qk > 32 ? qk : 128), 64, 5, 2, 2 });
         run_gu(&h, (struct gucase){ f, 2, qk > 32 ? qk : 96, 32, 4, 3, 3 });
+        run_gu(&h, (struct gucase){ f, 1, 2 * (qk > 32 ? qk : 128), 64, 5, 2, 4 });
     }
     printf("qmatvec_i8: worst err / tight bound %.3g, worst err / quantization bound %.3g\n", worst_tight, worst_loose);
     return qn_h_close(&h);
