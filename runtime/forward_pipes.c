@@ -442,7 +442,10 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     uint32_t lay[11], xl[5];
     if (udn && moeq_dn_split(xl)) { /* the split down unless QNEXT_MOEQ_DN=rows; 0 = the shader's default */
         const uint32_t *d = qn_kernel_infos[qdnx[i]].spec_default;
-        PIPE(qdnx[i], &f->moe_qdnx[i], xl[0] ? xl[0] : d[0], 0, 0, xl[1] ? xl[1] : d[3], xl[2] ? xl[2] : d[4],
+        /* 32 rows per group on 32-wide subgroups (each subgroup two sets of 4 rows; 704 groups instead of 1408): H100
+         * run 127, decode 231.2-231.4 vs 225.5-225.6 tok/s, greedy ids identical; 48 / 64 rows or one row per lane lost */
+        uint32_t rows = qn_vk_caps(f->v)->subgroup_size == 32 ? 32 : d[3];
+        PIPE(qdnx[i], &f->moe_qdnx[i], xl[0] ? xl[0] : d[0], 0, 0, xl[1] ? xl[1] : rows, xl[2] ? xl[2] : d[4],
              xl[3] ? xl[3] : d[5], xl[4] / 4, xl[4]); /* staged weights: the act row too (spec 6) */
     }
     if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
@@ -964,9 +967,10 @@ static int make_i8_gu_pipes(qn_fwd *f)
         uint32_t s[8];
         for (uint32_t j = 0; j < 8; j++) s[j] = qn_pipe_spec(p, j);
         if (s[6] < H / 4) s[6] = H / 4;
-        /* one unit per lane in flight on 32-wide subgroups, unless QNEXT_MOEQ_LAYOUT chose (64 registers instead of
-         * 88: H100 run 124, decode 225.4 / 226.2 vs 222.9 / 224.9 tok/s) */
-        if (qn_vk_caps(f->v)->subgroup_size == 32 && !getenv("QNEXT_MOEQ_LAYOUT")) s[5] = 1;
+        /* on 32-wide subgroups, unless QNEXT_MOEQ_LAYOUT chose: 8 subgroups of one row (16 rows per group) and one
+         * unit per lane in flight, 68 registers instead of 88 (H100 runs 124, 127: 128,8,1,1 +1%, 256,16,1,1 +0.5-1%
+         * more; greedy ids identical) */
+        if (qn_vk_caps(f->v)->subgroup_size == 32 && !getenv("QNEXT_MOEQ_LAYOUT")) s[0] = 256, s[3] = 16, s[4] = 1, s[5] = 1;
         if ((rc = pipe(f, kg[i], &f->moe_qgu_i8[i], 8, s))) return rc;
     }
     return 0;

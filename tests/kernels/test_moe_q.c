@@ -64,6 +64,7 @@ static const struct qlayout layouts[] = {
     { 2, 3, 2, 2, 64, 0, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
     { 64, 5, 1, 2, 1024, 0, 1, 0, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
     { 128, 16, 2, 1, 512, 0, 0, 0, 0 },/* (split down only) its defaults with the weight rows staged (QN_WIMAX 512) */
+    { 128, 32, 2, 1, 0, 0, 0, 0, 0 }, /* (split down only) the model's on 32-wide subgroups: two sets per team */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
@@ -742,11 +743,11 @@ int main(int argc, char **argv)
             }
     }
     /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets, QN_KSPLIT, split, split
-     * with the weights staged */
+     * with the weights staged, split at 32 rows per group */
     if (!small)
-        for (int v = 0; v < 4; v++)
+        for (int v = 0; v < 5; v++)
             run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,
-                                         .layout = v == 1 ? 4 : v == 3 ? 5 : 0, .absent = -1, .shq = true,
+                                         .layout = v == 1 ? 4 : v == 3 ? 5 : v == 4 ? 6 : 0, .absent = -1, .shq = true,
                                          .xsplit = v >= 2 });
     /* the decode chain: the Q4_K_M pair (both gate_up kernels; two superblocks per down row as the 80B's), and a
      * 32-element mix (--small: that one only) */

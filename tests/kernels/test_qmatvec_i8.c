@@ -195,7 +195,7 @@ static const struct gulayout gulayouts[] = {
     { 64, 4, 2, 1, 0, 0 },    /* two rows per team, no prefetch */
     { 256, 16, 2, 2, 1024, 1 }, /* a larger stage than needed, teams with several sets */
     { 100, 3, 1, 3, 0, 1 },   /* a partial subgroup, I not a multiple of the rows */
-    { 128, 8, 1, 1, 0, 1 },   /* the defaults with one unit in flight per lane (the twin's on 32-wide subgroups) */
+    { 256, 16, 1, 1, 0, 1 },  /* the twin's on 32-wide subgroups: one row per subgroup, one unit in flight per lane */
 };
 
 struct gucase { uint32_t f, T, H, I, E, K, layout; };
