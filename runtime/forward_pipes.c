@@ -879,8 +879,10 @@ static int make_mv_env_pipes(qn_fwd *f)
      * Q4_K_M, the int8 twins copy these): the norm matvecs (in-projections, lm_head) at one unit and one row per lane
      * take 45 registers instead of 93-98 (3 groups of 256 per SM instead of 2: the GDN in-projection's 772 groups in
      * 2 waves, not 3), decode 218.9-219.4 vs 207.1-207.4 tok/s; the out projections at one unit per lane (60
-     * registers) another +1% on top (221.7); two rows per lane (256,16,1,2) and 256,8,1,1 were within 1% */
-    static const char *const qmv_default = "256,16,1,2,1024", *const qmvn_default = "256,16,1,1,1024";
+     * registers) another +1% on top (221.7); two rows per lane (256,16,1,2) and 256,8,1,1 were within 1%. With the
+     * MoE layouts of run 127, 32 rows per group for the norm matvecs (each subgroup two sets: 386 groups for the GDN
+     * in-projection): run 129, 238.1-238.4 vs 235.1-235.4 tok/s alternated three times; 512,32,1,1 and 128,8,1,1 lost */
+    static const char *const qmv_default = "256,16,1,2,1024", *const qmvn_default = "256,32,1,1,1024";
     int rc = mv_env_layouts(f, "QNEXT_QMV_LAYOUT", qmv_default, k_qmatvec, f->qmatvec);
     return rc ? rc : mv_env_layouts(f, "QNEXT_QMVN_LAYOUT", qmvn_default, k_qmatvec_norm, f->qmatvec_norm);
 }

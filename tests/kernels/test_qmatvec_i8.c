@@ -49,7 +49,7 @@ static const struct layout layouts[] = {
     { 100, 5, 1, 3, 1 },  /* a partial subgroup, sets of 3 with a partial last one */
     { 128, 2, 1, 1, 5 },  /* split sets; QN_NORM: the sum of squares while staging */
     { 256, 16, 2, 2, 9 }, /* x quantized by 4 invocations per block (QN_PRE bit 8, inproj) */
-    { 256, 16, 1, 1, 9 }, /* the model's norm matvecs on 32-wide subgroups: one unit, one row per lane (H100 run 124) */
+    { 256, 32, 1, 1, 9 }, /* the model's norm matvecs on 32-wide subgroups: one unit, one row per lane, 2 sets (run 129) */
     { 256, 16, 1, 2, 9 }, /* ... and its out projections: two rows per lane */
     { 64, 8, 2, 4, 13 },  /* ... with the sum of squares while staging, several passes of 16 blocks */
 };
