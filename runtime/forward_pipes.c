@@ -442,11 +442,13 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
     uint32_t lay[11], xl[5];
     if (udn && moeq_dn_split(xl)) { /* the split down unless QNEXT_MOEQ_DN=rows; 0 = the shader's default */
         const uint32_t *d = qn_kernel_infos[qdnx[i]].spec_default;
-        /* 32 rows per group on 32-wide subgroups (each subgroup two sets of 4 rows; 704 groups instead of 1408): H100
-         * run 127, decode 231.2-231.4 vs 225.5-225.6 tok/s, greedy ids identical; 48 / 64 rows or one row per lane lost */
-        uint32_t rows = qn_vk_caps(f->v)->subgroup_size == 32 ? 32 : d[3];
-        PIPE(qdnx[i], &f->moe_qdnx[i], xl[0] ? xl[0] : d[0], 0, 0, xl[1] ? xl[1] : rows, xl[2] ? xl[2] : d[4],
-             xl[3] ? xl[3] : d[5], xl[4] / 4, xl[4]); /* staged weights: the act row too (spec 6) */
+        /* on 32-wide subgroups 8 subgroups and 64 rows per group, each subgroup two sets of 4 rows: 352 groups instead
+         * of 1408 (H100 run 127: 128 x 32 rows 231.2-231.4 vs 225.5-225.6 tok/s; run 131: 256 x 64 rows 243.4-244.8
+         * vs 236.7-237.6 alternated three times, 72-74 registers; 256 x 32, 256 x 128, 512 x 128 and one row per lane
+         * lost; greedy ids identical) */
+        bool sg32 = qn_vk_caps(f->v)->subgroup_size == 32;
+        PIPE(qdnx[i], &f->moe_qdnx[i], xl[0] ? xl[0] : sg32 ? 256 : d[0], 0, 0, xl[1] ? xl[1] : sg32 ? 64 : d[3],
+             xl[2] ? xl[2] : d[4], xl[3] ? xl[3] : d[5], xl[4] / 4, xl[4]); /* staged weights: the act row too (spec 6) */
     }
     if (moeq_layout(lay)) { /* QNEXT_MOEQ_LAYOUT (timing experiments) */
         if (ugu) PIPE(qgu[i], &f->moe_qgu[i], lay[0], m->qexp_up_off, 0, lay[1], lay[2], lay[3], lay[4], moeq_pre());

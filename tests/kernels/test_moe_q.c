@@ -64,7 +64,7 @@ static const struct qlayout layouts[] = {
     { 2, 3, 2, 2, 64, 0, 0, 0, 0 },    /* a workgroup smaller than a subgroup (the team is the workgroup) */
     { 64, 5, 1, 2, 1024, 0, 1, 0, 0 }, /* down: experts split over the lanes (QN_KSPLIT), rows past the teams, staged */
     { 128, 16, 2, 1, 512, 0, 0, 0, 0 },/* (split down only) its defaults with the weight rows staged (QN_WIMAX 512) */
-    { 128, 32, 2, 1, 0, 0, 0, 0, 0 }, /* (split down only) the model's on 32-wide subgroups: two sets per team */
+    { 256, 64, 2, 1, 0, 0, 0, 0, 0 }, /* (split down only) the model's on 32-wide subgroups: two sets per team */
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
