@@ -896,9 +896,9 @@ static int make_mv_env_pipes(qn_fwd *f)
  * workgroups of 16 subgroups (f32 rows split over 2 subgroups, one block row per subgroup), each lane two batches
  * of block loads and four of f32 (66 registers instead of 86; H100 runs 123-125 on the leaner matvec layouts: unrolls
  * 2 / 1 227.0, 224.4, 224.6 tok/s against 4 / 1 222.9-224.9 and 223.2-223.8, 8 / 1 220.3 and 221.2, the old 8 / 2
- * 219-220). Until then unrolls 8 / 2, every lane one batch of loads: H100 run 18b (prefill-ab, 128 decode steps): 154.6 tok/s against 149.6 / 150.7 for the per-part
- * dispatches (QNEXT_ROUTE_ONE=0); layouts with more workgroups lost in step with their count (256,4,8,8,2 257
- * workgroups 146.3 / 147.2, 128,2,4,8,2 513 129.0, 64,1,2,8,2 1025 117.9), 256,8,16,16,4 (129 of 8 subgroups)
+ * 219-220). Until then unrolls 8 / 2, every lane one batch of loads: H100 run 18b (prefill-ab, 128 decode steps):
+ * 154.6 tok/s against 149.6 / 150.7 for the per-part dispatches (QNEXT_ROUTE_ONE=0); layouts with more
+ * workgroups lost in step with their count (256,4,8,8,2 257 workgroups 146.3 / 147.2, 128,2,4,8,2 513 129.0, 64,1,2,8,2 1025 117.9), 256,8,16,16,4 (129 of 8 subgroups)
  * 151.9, 256,8,16,8,2 (two batches per lane) 140.3. Devices with fewer than 512 invocations per workgroup get
  * 256,8,16,16,4. Env QNEXT_ROUTE_ONE_LAYOUT=WG,FROWS,QROWS,FUNROLL,QUNROLL another; QNEXT_ROUTE_ONE=0: none
  * (forward.c records one matvec_norm_route dispatch per part instead). */
@@ -974,7 +974,8 @@ static int make_i8_gu_pipes(qn_fwd *f)
         /* on 32-wide subgroups, unless QNEXT_MOEQ_LAYOUT chose: 8 subgroups of one row (16 rows per group) and one
          * unit per lane in flight, 68 registers instead of 88 (H100 runs 124, 127: 128,8,1,1 +1%, 256,16,1,1 +0.5-1%
          * more; greedy ids identical) */
-        if (qn_vk_caps(f->v)->subgroup_size == 32 && !getenv("QNEXT_MOEQ_LAYOUT")) s[0] = 256, s[3] = 16, s[4] = 1, s[5] = 1;
+        if (qn_vk_caps(f->v)->subgroup_size == 32 && !getenv("QNEXT_MOEQ_LAYOUT"))
+            s[0] = 256, s[3] = 16, s[4] = 1, s[5] = 1;
         if ((rc = pipe(f, kg[i], &f->moe_qgu_i8[i], 8, s))) return rc;
     }
     return 0;
