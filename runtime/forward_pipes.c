@@ -82,6 +82,10 @@ static bool moeq_layout(uint32_t lay[11])
     return true;
 }
 
+/* The decode layouts measured in the model on 32-wide subgroups (the H100: forward-kernels.md, docs/perf.md runs
+ * 121-131) apply: the device's subgroups are 32 wide. */
+static bool sg32_layouts(const qn_fwd *f) { return qn_vk_caps(f->v)->subgroup_size == 32; }
+
 /* The decode expert down split over the experts (moe_q.comp QN_DN_XSPLIT: (K + 1) x H / ROWS workgroups, the last
  * of each row block sums the partials), the default since H100 run 18a (148.4 vs 141.3 tok/s for the row sets);
  * QNEXT_MOEQ_DN=rows selects the row sets, QNEXT_MOEQ_DN=split:WG,ROWS,SGROWS,UNROLL[,WIMAX] another layout (spec 0,
@@ -446,7 +450,7 @@ static int make_q_pipes(qn_fwd *f, int i, const uint32_t tile[6])
          * of 1408 (H100 run 127: 128 x 32 rows 231.2-231.4 vs 225.5-225.6 tok/s; run 131: 256 x 64 rows 243.4-244.8
          * vs 236.7-237.6 alternated three times, 72-74 registers; 256 x 32, 256 x 128, 512 x 128 and one row per lane
          * lost; greedy ids identical) */
-        bool sg32 = qn_vk_caps(f->v)->subgroup_size == 32;
+        bool sg32 = sg32_layouts(f);
         PIPE(qdnx[i], &f->moe_qdnx[i], xl[0] ? xl[0] : sg32 ? 256 : d[0], 0, 0, xl[1] ? xl[1] : sg32 ? 64 : d[3],
              xl[2] ? xl[2] : d[4], xl[3] ? xl[3] : d[5], xl[4] / 4, xl[4]); /* staged weights: the act row too (spec 6) */
     }
@@ -852,7 +856,7 @@ static int mv_env_layouts(qn_fwd *f, const char *name, const char *dflt, const e
     static const char *const tn[5] = { "q8_0", "q4_0", "q4_k", "q5_k", "q6_k" };
     const char *e = getenv(name);
     int rc;
-    if (!e && qn_vk_caps(f->v)->subgroup_size == 32) e = dflt; /* unset: the measured default (32-wide subgroups) */
+    if (!e && sg32_layouts(f)) e = dflt; /* unset: the measured default (32-wide subgroups) */
     for (const char *p = e; p && *p;) {
         size_t n = strcspn(p, ";");
         char ent[96];
@@ -974,7 +978,7 @@ static int make_i8_gu_pipes(qn_fwd *f)
         /* on 32-wide subgroups, unless QNEXT_MOEQ_LAYOUT chose: 8 subgroups of one row (16 rows per group) and one
          * unit per lane in flight, 68 registers instead of 88 (H100 runs 124, 127: 128,8,1,1 +1%, 256,16,1,1 +0.5-1%
          * more; greedy ids identical) */
-        if (qn_vk_caps(f->v)->subgroup_size == 32 && !getenv("QNEXT_MOEQ_LAYOUT"))
+        if (sg32_layouts(f) && !getenv("QNEXT_MOEQ_LAYOUT"))
             s[0] = 256, s[3] = 16, s[4] = 1, s[5] = 1;
         if ((rc = pipe(f, kg[i], &f->moe_qgu_i8[i], 8, s))) return rc;
     }

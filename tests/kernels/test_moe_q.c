@@ -743,7 +743,7 @@ int main(int argc, char **argv)
             }
     }
     /* the Q4_K_M mix at the real row lengths, T = 2, the shared down in blocks: row sets, QN_KSPLIT, split, split
-     * with the weights staged, split at 32 rows per group */
+     * with the weights staged, split in the model's layout on 32-wide subgroups (256 x 64 rows) */
     if (!small)
         for (int v = 0; v < 5; v++)
             run_case(&h, (struct mcase){ .fgu = 2, .fdn = 4, .T = 2, .H = 2048, .I = 512, .Is = 512, .E = 10, .K = 10,

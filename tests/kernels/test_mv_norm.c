@@ -975,10 +975,9 @@ static void route_tests(struct qn_h *h)
 static void route_one_tests(struct qn_h *h)
 {
     /* route_mixed: the parts in one dispatch. The default layout (forward_pipes.c; two batches per lane since H100 run
-     * 124) and run 18b's first one at the 80B
-     * file's shape, then
-     * layouts with rows past the teams (several rows per team), several batches per lane (small unrolls), a
-     * workgroup of 64 / 128, partial workgroups in every part, two parts, T in z, bf16-rounded logits */
+     * 124) and run 18b's first one at the 80B file's shape, then layouts with rows past the teams (several rows per
+     * team), several batches per lane (small unrolls), a workgroup of 64 / 128, partial workgroups in every part, two
+     * parts, T in z, bf16-rounded logits */
     if (qn_kernel_infos[QN_K_ROUTE_MIXED_Q4_K].features & ~qn_vk_caps(h->v)->features) {
         printf("route_mixed: skipped (it needs subgroup arithmetic, which this device or QNEXT_NO_SUBGROUP lacks)\n");
         return;
